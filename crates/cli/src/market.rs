@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use gridledger_market::clearing::{clear as clear_market, clear_with, network_for, Algorithm as Alg, Clearing};
+use gridledger_market::clearing::{
+    clear as clear_market, clear_with, network_for, network_size, Algorithm as Alg, Clearing, NetworkSize,
+};
 use gridledger_market::framework::run_interval;
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::Market;
@@ -51,9 +53,11 @@ pub struct ClearArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Clearing algorithm. ALADIN runs up to 100 × 100 (buyers × sellers
-    /// ≤ 10 000, the work budget); primal-dual up to buyers × sellers ×
-    /// iteration cap ≤ 2·10⁹ (100 × 100 at the default cap; more with a
-    /// lower --max-iter). Larger is refused with exit 2.
+    /// ≤ 10 000, the work budget) on networks of up to 40 000 row pairs ×
+    /// buses (200-bus feeders); primal-dual up to buyers × sellers (or a
+    /// twentieth of the network's row pairs × buses, if larger) × iteration
+    /// cap ≤ 2·10⁹ (100 × 100 at the default cap; more with a lower
+    /// --max-iter). Larger is refused with exit 2.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
     /// Iteration cap of the distributed algorithm (default: its own,
@@ -125,13 +129,67 @@ pub const MAX_FRAMEWORK_TRADES: u64 = 10_000;
 /// (the algorithm's own, [`gridledger_market::primal_dual::PdParams::for_market`]).
 pub const PRIMAL_DUAL_DEFAULT_MAX_ITER: u64 = 200_000;
 
+/// Largest network ALADIN runs on in `market clear`, row pairs × buses of
+/// the case's model ([`NetworkSize::entries`], counted before the model is
+/// built): the coordinator QP of every iteration (and the grid block's,
+/// where a row binds) holds each network row as a dense row over the
+/// buses, and Clarabel's factorisation of them grows about cubically with
+/// the buses. Measured (test build, 4 × 4 market, unrated chain feeders, 4
+/// iterations): 100 buses 3 s, 200 buses 24 s, 300 buses 47 s (and 100 ×
+/// 100 on the 200-bus feeder 77 s, case33bw's 30 s); a 2 000-bus
+/// feeder (4·10⁶ entries, inside the model's own limit) would run for
+/// hours before any bound applied. 40 000 admits 200 buses unrated and 141
+/// with every line rated (so MATPOWER's case141 feeder, not its 533-bus
+/// one), and case33bw's 1 056 entries many times over.
+pub const MAX_ALADIN_NETWORK_ENTRIES: u64 = 40_000;
+/// Network rows' share of the primal-dual work budget: each iteration
+/// evaluates every row (a dot product over the buses) besides updating
+/// every trade, so a run costs about max(trades, entries / this) ×
+/// iterations in trade updates, within a factor two
+/// ([`MAX_PRIMAL_DUAL_WORK`]). Measured (test build): about 30 ns per
+/// entry and iteration (a 300-bus feeder, 89 700 entries, 2.8 ms an
+/// iteration) against about 0.6 µs per trade (case30 30 × 30).
+pub const NETWORK_ENTRIES_PER_TRADE: u64 = 20;
+
 /// Why `market clear` refuses a size before any setup (exit 2).
 #[derive(Debug, PartialEq, Eq)]
 pub enum MarketBudgetError {
-    Aladin { trades: u64, limit: u64 },
-    Enclaves { tees: u64, work: u64, limit: u64 },
-    PrimalDual { trades: u64, max_iter: u64, work: u64, limit: u64 },
-    Framework { trades: u64, limit: u64 },
+    Aladin {
+        trades: u64,
+        limit: u64,
+    },
+    Enclaves {
+        tees: u64,
+        work: u64,
+        limit: u64,
+    },
+    PrimalDual {
+        trades: u64,
+        max_iter: u64,
+        work: u64,
+        limit: u64,
+    },
+    Framework {
+        trades: u64,
+        limit: u64,
+    },
+    /// ALADIN over a network model larger than [`MAX_ALADIN_NETWORK_ENTRIES`].
+    AladinNetwork {
+        model: &'static str,
+        row_pairs: u64,
+        buses: u64,
+        entries: u64,
+        limit: u64,
+    },
+    /// Primal-dual over the trades and the network rows beyond [`MAX_PRIMAL_DUAL_WORK`].
+    PrimalDualNetwork {
+        model: &'static str,
+        trades: u64,
+        entries: u64,
+        max_iter: u64,
+        work: u64,
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for MarketBudgetError {
@@ -157,6 +215,19 @@ impl std::fmt::Display for MarketBudgetError {
                 f,
                 "work budget exceeded: --byzantine runs the framework on --buyers × --sellers = {trades} \
                  trades, over the limit of {limit} (use fewer --buyers or --sellers)"
+            ),
+            Self::AladinNetwork { model, row_pairs, buses, entries, limit } => write!(
+                f,
+                "work budget exceeded: --algorithm aladin on the case's {model} model of {row_pairs} row pairs × \
+                 {buses} buses = {entries} entries, over the limit of {limit} (use a smaller --case, or \
+                 --algorithm primal-dual)"
+            ),
+            Self::PrimalDualNetwork { model, trades, entries, max_iter, work, limit } => write!(
+                f,
+                "work budget exceeded: primal-dual on the case's {model} model of {entries} row entries (each \
+                 1/{NETWORK_ENTRIES_PER_TRADE} of a trade update, beside --buyers × --sellers = {trades} trades) × \
+                 {max_iter} iterations (--max-iter) = {work} trade updates, over the limit of {limit} (use a \
+                 smaller --case, fewer --buyers or --sellers, or a lower --max-iter)"
             ),
         }
     }
@@ -197,6 +268,52 @@ pub fn check_work_budget(a: &ClearArgs) -> Result<(), MarketBudgetError> {
     Ok(())
 }
 
+/// Checks the work budget of `a` on the case's network model (`size`,
+/// from [`network_size`], before the model is built): ALADIN's rows
+/// ([`MAX_ALADIN_NETWORK_ENTRIES`]) and primal-dual's trades and rows
+/// together ([`MAX_PRIMAL_DUAL_WORK`], the rows weighted by
+/// [`NETWORK_ENTRIES_PER_TRADE`]); the framework (`--byzantine`) runs
+/// primal-dual under its default cap. [`check_work_budget`] covers what
+/// does not depend on the case.
+pub fn check_network_budget(a: &ClearArgs, size: &NetworkSize) -> Result<(), MarketBudgetError> {
+    let entries = size.entries();
+    if a.algorithm == Algorithm::Aladin && entries > MAX_ALADIN_NETWORK_ENTRIES {
+        return Err(MarketBudgetError::AladinNetwork {
+            model: size.model,
+            row_pairs: size.row_pairs as u64,
+            buses: size.buses as u64,
+            entries,
+            limit: MAX_ALADIN_NETWORK_ENTRIES,
+        });
+    }
+    let trades = (a.buyers as u64).saturating_mul(a.sellers as u64);
+    let mut caps = Vec::new();
+    if a.algorithm == Algorithm::PrimalDual {
+        caps.push(a.max_iter.unwrap_or(PRIMAL_DUAL_DEFAULT_MAX_ITER));
+    }
+    if a.byzantine.is_some() {
+        caps.push(PRIMAL_DUAL_DEFAULT_MAX_ITER);
+    }
+    if let Some(max_iter) = caps.into_iter().max() {
+        // the larger of the two parts: within twice the sum, and the trades'
+        // budget unchanged where the rows are the smaller part (100 × 100 on
+        // case30 or case33bw at the default cap)
+        let per_iteration = trades.max(entries.div_ceil(NETWORK_ENTRIES_PER_TRADE));
+        let work = per_iteration.saturating_mul(max_iter);
+        if work > MAX_PRIMAL_DUAL_WORK {
+            return Err(MarketBudgetError::PrimalDualNetwork {
+                model: size.model,
+                trades,
+                entries,
+                max_iter,
+                work,
+                limit: MAX_PRIMAL_DUAL_WORK,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn clear(a: ClearArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.buyers > 0 && a.sellers > 0, "--buyers and --sellers must be at least 1");
     anyhow::ensure!(a.buyers <= 1000 && a.sellers <= 1000, "at most 1000 buyers and 1000 sellers");
@@ -206,6 +323,12 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
         std::process::exit(2);
     }
     let case = crate::grid::load_case(&a.case)?;
+    // the case's rows, counted before the model is built (O(buses + branches))
+    let size = network_size(&case).context("sizing the network model")?;
+    if let Err(e) = check_network_budget(&a, &size) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let net = network_for(&case, a.limit_scale).context("building the network model")?;
     let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
     let alg = match a.algorithm {
@@ -522,5 +645,74 @@ mod tests {
         assert!(e.to_string().contains("--tees"), "{e}");
         // --tees without --byzantine runs no enclave
         assert_eq!(check_work_budget(&args(&["--tees", "200"])), Ok(()));
+    }
+    fn shipped(name: &str) -> NetworkSize {
+        network_size(&crate::grid::load_case(std::path::Path::new(name)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_network_budget_counts_the_case_rows_for_aladin_and_primal_dual() {
+        // the shipped cases: case33bw's 32 voltage pairs (no rated line) ×
+        // 33 buses, case30's 41 rated lines × 30 buses
+        let bw = shipped("case33bw");
+        assert_eq!(bw, NetworkSize { model: "distflow", row_pairs: 32, buses: 33 });
+        let c30 = shipped("case30");
+        assert_eq!(c30, NetworkSize { model: "ptdf", row_pairs: 41, buses: 30 });
+        // the issue's sizes on both still run, with every algorithm
+        for alg in ["aladin", "primal-dual", "central"] {
+            let a = args(&["--algorithm", alg, "--buyers", "100", "--sellers", "100"]);
+            assert_eq!(check_network_budget(&a, &bw), Ok(()), "{alg}");
+            assert_eq!(check_network_budget(&a, &c30), Ok(()), "{alg}");
+        }
+        let byz = args(&["--byzantine", "0.3", "--buyers", "100", "--sellers", "100"]);
+        assert_eq!(check_network_budget(&byz, &bw), Ok(()));
+        // a 2 000-bus feeder: 1 999 pairs × 2 000 buses
+        let big = NetworkSize { model: "distflow", row_pairs: 1_999, buses: 2_000 };
+        let e = check_network_budget(&args(&["--algorithm", "aladin", "--buyers", "2", "--sellers", "2"]), &big)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            MarketBudgetError::AladinNetwork {
+                model: "distflow",
+                row_pairs: 1_999,
+                buses: 2_000,
+                entries: 3_998_000,
+                limit: MAX_ALADIN_NETWORK_ENTRIES
+            }
+        );
+        assert!(e.to_string().contains("work budget exceeded") && e.to_string().contains("--case"), "{e}");
+        // ALADIN's limit itself: 200 buses unrated, not 201
+        let at = |n: usize| NetworkSize { model: "distflow", row_pairs: n - 1, buses: n };
+        let aladin = args(&["--algorithm", "aladin", "--buyers", "2", "--sellers", "2"]);
+        assert_eq!(check_network_budget(&aladin, &at(200)), Ok(()));
+        assert!(matches!(check_network_budget(&aladin, &at(201)), Err(MarketBudgetError::AladinNetwork { .. })));
+        // primal-dual: a twentieth of the entries beside the trades, × the cap
+        let e = check_network_budget(&args(&["--buyers", "2", "--sellers", "2"]), &big).unwrap_err();
+        assert_eq!(
+            e,
+            MarketBudgetError::PrimalDualNetwork {
+                model: "distflow",
+                trades: 4,
+                entries: 3_998_000,
+                max_iter: PRIMAL_DUAL_DEFAULT_MAX_ITER,
+                work: 199_900 * PRIMAL_DUAL_DEFAULT_MAX_ITER,
+                limit: MAX_PRIMAL_DUAL_WORK
+            }
+        );
+        assert!(e.to_string().contains("--max-iter"), "{e}");
+        // ... which a lower --max-iter admits (199 900 × 10 005 ≤ 2·10⁹)
+        let capped = args(&["--buyers", "2", "--sellers", "2", "--max-iter", "10005"]);
+        assert_eq!(check_network_budget(&capped, &big), Ok(()));
+        let over = args(&["--buyers", "2", "--sellers", "2", "--max-iter", "10006"]);
+        assert!(check_network_budget(&over, &big).is_err());
+        // --byzantine runs primal-dual under its default cap, whatever --algorithm says
+        let byz = args(&["--byzantine", "0", "--algorithm", "central", "--buyers", "2", "--sellers", "2"]);
+        assert!(matches!(
+            check_network_budget(&byz, &big),
+            Err(MarketBudgetError::PrimalDualNetwork { max_iter: PRIMAL_DUAL_DEFAULT_MAX_ITER, .. })
+        ));
+        // the central reference alone is not budgeted here
+        let central = args(&["--algorithm", "central", "--buyers", "2", "--sellers", "2"]);
+        assert_eq!(check_network_budget(&central, &big), Ok(()));
     }
 }

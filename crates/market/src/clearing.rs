@@ -122,6 +122,56 @@ pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, Clear
     }
 }
 
+/// The size of the network rows [`network_for`] builds for a case, known
+/// before it builds them ([`network_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NetworkSize {
+    /// `"distflow"` (radial) or `"ptdf"` (meshed), as [`MarketNetwork::model`].
+    pub model: &'static str,
+    /// Row pairs: LinDistFlow's V max / V min pair per non-root bus and
+    /// thermal pair per rated parent line, or one PTDF pair per rated
+    /// in-service line. Each row is dense over the buses.
+    pub row_pairs: usize,
+    /// Buses of the model (non-isolated).
+    pub buses: usize,
+}
+
+impl NetworkSize {
+    /// Row pairs × buses: the entries of one row of every pair (what
+    /// [`ModelError::TooLargeDistFlow`] and [`ModelError::TooLargePtdf`]
+    /// count), half the market rows' entries.
+    pub fn entries(&self) -> u64 {
+        (self.row_pairs as u64).saturating_mul(self.buses as u64)
+    }
+}
+
+/// The size of the rows [`network_for`] builds for `case`, in O(buses +
+/// branches) and without anything n²-sized: a caller can refuse a model
+/// (or an algorithm's work over its rows) before building it. Refuses what
+/// the models refuse on the bus count; the entry limits
+/// ([`crate::MAX_DISTFLOW_ENTRIES`], [`crate::MAX_PTDF_ENTRIES`]) stay with
+/// the models.
+pub fn network_size(case: &Case) -> Result<NetworkSize, ModelError> {
+    if case.is_radial() {
+        let (row_pairs, buses) = crate::distflow::row_pairs(case)?;
+        return Ok(NetworkSize { model: "distflow", row_pairs, buses });
+    }
+    use crate::case::BusType;
+    let live: std::collections::HashSet<u32> =
+        case.buses.iter().filter(|b| b.kind != BusType::Isolated).map(|b| b.id).collect();
+    if live.len() > crate::MAX_MODEL_BUSES {
+        return Err(ModelError::TooLarge { buses: live.len(), max: crate::MAX_MODEL_BUSES });
+    }
+    // `MarketNetwork::ptdf`: a pair per in-service line between live buses
+    // with a rating
+    let row_pairs = case
+        .branches
+        .iter()
+        .filter(|b| b.in_service && b.rate_a > 0.0 && live.contains(&b.from) && live.contains(&b.to))
+        .count();
+    Ok(NetworkSize { model: "ptdf", row_pairs, buses: live.len() })
+}
+
 /// One bilateral trade of the result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trade {

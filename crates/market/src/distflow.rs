@@ -42,55 +42,18 @@ pub struct DistFlow {
 impl DistFlow {
     /// Builds the model; refuses meshed networks.
     pub fn new(case: &Case) -> Result<DistFlow, ModelError> {
-        if !case.is_radial() {
-            return Err(ModelError::NotRadial);
-        }
-        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
-        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
-        let n = bus_ids.len();
-        if n > MAX_MODEL_BUSES {
-            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
-        }
-        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let pos = |id: u32| at.get(&id).copied();
-        let root_bus = &case.buses[case.ref_index()];
-        let root = pos(root_bus.id).ok_or(ModelError::NoReference)?;
-        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
-        for (k, br) in case.branches.iter().enumerate().filter(|(_, b)| b.in_service) {
-            let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
-            adj[f].push((t, k));
-            adj[t].push((f, k));
-        }
-        let mut parent = vec![None; n];
-        let mut parent_branch = vec![None; n];
-        let mut order = vec![root];
-        let mut seen = vec![false; n];
-        seen[root] = true;
-        let mut head = 0;
-        while head < order.len() {
-            let u = order[head];
-            head += 1;
-            for &(v, k) in &adj[u] {
-                if !seen[v] {
-                    seen[v] = true;
-                    parent[v] = Some(u);
-                    parent_branch[v] = Some(k);
-                    order.push(v);
-                }
-            }
-        }
-        if order.len() != n {
-            return Err(ModelError::NotRadial);
-        }
+        let tree = Tree::new(case)?;
+        let n = tree.bus_ids.len();
         // The market's rows (`MarketNetwork::distflow`): a V max / V min pair
         // per non-root bus and a forward / reverse pair per rated parent
         // line, each a dense row over the buses — bounded like the PTDF.
-        let rated = (0..n).filter(|&j| parent_branch[j].is_some_and(|b| case.branches[b].rate_a > 0.0)).count();
-        let rows = n.saturating_sub(1) + rated;
+        let rows = tree.row_pairs(case);
         let entries = rows.saturating_mul(n);
         if entries > MAX_DISTFLOW_ENTRIES {
             return Err(ModelError::TooLargeDistFlow { rows, buses: n, entries, max: MAX_DISTFLOW_ENTRIES });
         }
+        let Tree { live, bus_ids, root, parent, parent_branch, order } = tree;
+        let root_bus = &case.buses[case.ref_index()];
         // R_jk = resistance from the root to the lowest common ancestor of
         // j and k. Row by row in BFS order: R_jk = rr_j when k lies in j's
         // subtree, else R_{parent(j),k} — O(n²) with an Euler tour.
@@ -190,5 +153,82 @@ impl DistFlow {
             }
         }
         flow
+    }
+}
+
+/// The size of the market rows [`DistFlow::new`] would build for `case`
+/// ([`crate::network::MarketNetwork::distflow`]): `(row pairs, buses)`, one
+/// V max / V min pair per non-root bus and a forward / reverse pair per
+/// rated parent line, each a dense row over the buses. Costs O(buses +
+/// branches) and allocates nothing n²-sized, so a caller can budget the
+/// model (and what an algorithm does with its rows) before building it.
+/// Refuses meshed networks and more than [`MAX_MODEL_BUSES`] buses as
+/// [`DistFlow::new`] does; does not apply [`MAX_DISTFLOW_ENTRIES`].
+pub fn row_pairs(case: &Case) -> Result<(usize, usize), ModelError> {
+    let tree = Tree::new(case)?;
+    Ok((tree.row_pairs(case), tree.bus_ids.len()))
+}
+
+/// The feeder's spanning tree from the reference bus (breadth first).
+struct Tree {
+    /// Case indices of the non-isolated buses, model order.
+    live: Vec<usize>,
+    bus_ids: Vec<u32>,
+    root: usize,
+    parent: Vec<Option<usize>>,
+    parent_branch: Vec<Option<usize>>,
+    /// Breadth-first order from the root.
+    order: Vec<usize>,
+}
+
+impl Tree {
+    /// The tree (the bus limit checked first; nothing n²-sized).
+    fn new(case: &Case) -> Result<Tree, ModelError> {
+        if !case.is_radial() {
+            return Err(ModelError::NotRadial);
+        }
+        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
+        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
+        let n = bus_ids.len();
+        if n > MAX_MODEL_BUSES {
+            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
+        }
+        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let pos = |id: u32| at.get(&id).copied();
+        let root = pos(case.buses[case.ref_index()].id).ok_or(ModelError::NoReference)?;
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+        for (k, br) in case.branches.iter().enumerate().filter(|(_, b)| b.in_service) {
+            let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
+            adj[f].push((t, k));
+            adj[t].push((f, k));
+        }
+        let mut parent = vec![None; n];
+        let mut parent_branch = vec![None; n];
+        let mut order = vec![root];
+        let mut seen = vec![false; n];
+        seen[root] = true;
+        let mut head = 0;
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            for &(v, k) in &adj[u] {
+                if !seen[v] {
+                    seen[v] = true;
+                    parent[v] = Some(u);
+                    parent_branch[v] = Some(k);
+                    order.push(v);
+                }
+            }
+        }
+        if order.len() != n {
+            return Err(ModelError::NotRadial);
+        }
+        Ok(Tree { live, bus_ids, root, parent, parent_branch, order })
+    }
+
+    /// Row pairs of the market rows (see [`row_pairs`]).
+    fn row_pairs(&self, case: &Case) -> usize {
+        let rated = self.parent_branch.iter().filter(|b| b.is_some_and(|b| case.branches[b].rate_a > 0.0)).count();
+        self.bus_ids.len().saturating_sub(1) + rated
     }
 }

@@ -334,24 +334,36 @@ fn interval_with(
 
 /// Relieves minima that cannot be met jointly, in place, by rules that
 /// splitting, reordering or inflating requests cannot steer onto others,
-/// in three stages (each only while the market is still infeasible):
+/// in three stages (each only while the market is still infeasible).
 ///
-/// 1. **Each minimum alone.** A positive `e_min` that is infeasible even
-///    with every other minimum at zero (a buyer behind a line allotted
-///    less, a minimum above what the other side can deliver to its bus) is
-///    capped at the largest value found feasible alone (bisection,
+/// The unit of relief is a **bus group**: the minima of one side at one
+/// bus, taken together. A group is relieved by its aggregate minimum (the
+/// sum of its members'), and what it keeps is shared among its members by
+/// water-filling (`min(e_min, ℓ)` with one level `ℓ` in the group). So a
+/// party that splits a minimum into many requests at a bus changes nothing
+/// for the requests at other buses: fifty sybil buyers of 0.2 kWh behind a
+/// congested line are relieved as one 10 kWh request at their bus would be
+/// (per request, each one passed the first stage, and the common level of
+/// the last fell to 0.2 kWh for every honest minimum of the interval).
+/// Within a bus, requests share by water-filling, so splitting there can
+/// still take from a co-located request's share of that bus's allotment.
+///
+/// 1. **Each group alone.** A group whose minima are infeasible even with
+///    every other minimum at zero (buyers behind a line allotted less, a
+///    minimum above what the other side can deliver to its bus) is
+///    water-filled to the largest level found feasible alone (bisection,
 ///    [`MINIMA_BISECTIONS`] central solves; 0 when nothing is). Such a
-///    request cannot make anyone else's minimum smaller than it would be
-///    had it filed what the network lets it take.
+///    group cannot make anyone else's minimum smaller than it would be had
+///    it filed what the network lets it take.
 /// 2. **Water-filling on the over-demanding side** (the side whose minima
-///    exceed the other side's total maximum): every minimum of that side
-///    becomes `min(e_min, c)` with one level `c` for all, the largest that
-///    fits the other side's total (just below it). Filing more than the
-///    level gains nothing, so inflating one's own minimum cannot cut an
-///    honest one that is below the level.
+///    exceed the other side's total maximum): every group of that side
+///    keeps `min(M_g, c)` of its aggregate `M_g`, with one level `c` for
+///    all groups, the largest that fits the other side's total (just below
+///    it). Filing more than the level gains nothing, so inflating one's own
+///    minimum cannot cut an honest group that is below the level.
 /// 3. **Water-filling on both sides** when the network is what remains
-///    infeasible: one level `c` over every minimum, the largest found
-///    feasible by bisection.
+///    infeasible: one level `c` over every group's aggregate, the largest
+///    found feasible by bisection.
 ///
 /// Round 4's rule scaled every minimum by one factor set by the worst
 /// request (one minimum behind a congested line scaled everyone's to ~1%,
@@ -382,25 +394,26 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
         none.validate(&net.bus_ids)?;
         crate::central::solve(&none, net)?;
     }
+    let groups = bus_groups(&original);
     let mut m = original.clone();
     let mut stages = Vec::new();
-    // 1: each minimum alone, every other minimum at zero
-    let count = m.buyers.len() + m.sellers.len();
+    // 1: each bus group alone, every other minimum at zero
     let mut capped = 0;
-    for i in 0..count {
-        let e = party(&original, i).e_min;
-        if e <= 0.0 || crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
+    for g in &groups {
+        let e = group_minima(&original, g);
+        let top = e.iter().copied().fold(0.0, f64::max);
+        if top <= 0.0 || crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
             continue;
         }
         let alone = |x: f64| {
             let mut t = none.clone();
-            party_mut(&mut t, i).e_min = x;
+            set_group(&mut t, g, &e.iter().map(|v| v.min(x)).collect::<Vec<_>>());
             t
         };
-        if feasible(&alone(e)) {
+        if feasible(&alone(top)) {
             continue;
         }
-        let (mut lo, mut up) = (0.0, e);
+        let (mut lo, mut up) = (0.0, top);
         for _ in 0..MINIMA_BISECTIONS {
             let mid = 0.5 * (lo + up);
             if feasible(&alone(mid)) {
@@ -409,13 +422,13 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
                 up = mid;
             }
         }
-        party_mut(&mut m, i).e_min = lo;
+        set_group(&mut m, g, &e.iter().map(|v| v.min(lo)).collect::<Vec<_>>());
         capped += 1;
     }
     if capped > 0 {
-        stages.push(format!("{capped} minimum(s) infeasible alone capped"));
+        stages.push(format!("{capped} bus group(s) of minima infeasible alone capped"));
     }
-    // 2: water-filling on the over-demanding side
+    // 2: water-filling over the bus groups of the over-demanding side
     if !feasible(&m) {
         let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
         let (bmin, bmax) = (sum(&m.buyers, |p| p.e_min), sum(&m.buyers, |p| p.e_max));
@@ -429,24 +442,28 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
             None
         };
         if let Some((side, total)) = over {
-            let v = if side == Side::Buyer { &mut m.buyers } else { &mut m.sellers };
-            let c = water_level(&v.iter().map(|p| p.e_min).collect::<Vec<_>>(), total);
-            for p in v.iter_mut() {
-                p.e_min = p.e_min.min(c);
+            let side_groups: Vec<&Vec<usize>> = groups.iter().filter(|g| party(&m, g[0]).side == side).collect();
+            let aggregates: Vec<f64> = side_groups.iter().map(|g| group_minima(&m, g).iter().sum()).collect();
+            let c = water_level(&aggregates, total);
+            for (g, agg) in side_groups.iter().zip(&aggregates) {
+                let kept = fill(&group_minima(&m, g), agg.min(c));
+                set_group(&mut m, g, &kept);
             }
-            stages.push(format!("the {side:?}s' minima capped at a common {c:.6} kWh"));
+            stages.push(format!("the {side:?}s' bus groups of minima capped at a common {c:.6} kWh"));
         }
     }
-    // 3: water-filling on both sides for what the network still refuses
+    // 3: water-filling over every bus group for what the network still refuses
     if !feasible(&m) {
+        let aggregates: Vec<f64> = groups.iter().map(|g| group_minima(&m, g).iter().sum()).collect();
         let levelled = |c: f64| {
             let mut t = m.clone();
-            for p in t.buyers.iter_mut().chain(t.sellers.iter_mut()) {
-                p.e_min = p.e_min.min(c);
+            for (g, agg) in groups.iter().zip(&aggregates) {
+                let kept = fill(&group_minima(&m, g), agg.min(c));
+                set_group(&mut t, g, &kept);
             }
             t
         };
-        let top = m.buyers.iter().chain(m.sellers.iter()).map(|p| p.e_min).fold(0.0, f64::max);
+        let top = aggregates.iter().copied().fold(0.0, f64::max);
         let (mut lo, mut up) = (0.0, top);
         for _ in 0..MINIMA_BISECTIONS {
             let mid = 0.5 * (lo + up);
@@ -457,7 +474,7 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
             }
         }
         m = levelled(lo);
-        stages.push(format!("every minimum capped at a common {lo:.6} kWh"));
+        stages.push(format!("every bus group of minima capped at a common {lo:.6} kWh"));
     }
     // which side(s) changed, and the fraction of their filed minima kept
     let changed = |a: &[Prosumer], b: &[Prosumer]| a.iter().zip(b).any(|(x, y)| x.e_min != y.e_min);
@@ -479,6 +496,51 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
         stages.join(", ")
     );
     Ok(Some(MinimaScaling { side, factor, reason }))
+}
+
+/// The bus groups of [`relieve_minima`]: the requests (indices as in
+/// [`party`], buyers first) of one side at one bus, in order of first
+/// appearance.
+fn bus_groups(m: &Market) -> Vec<Vec<usize>> {
+    let count = m.buyers.len() + m.sellers.len();
+    if crate::mutants::active(crate::mutants::Mutation::MinimaRelievedPerRequest) {
+        return (0..count).map(|i| vec![i]).collect();
+    }
+    let mut keys: Vec<(Side, u32)> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..count {
+        let p = party(m, i);
+        match keys.iter().position(|k| *k == (p.side, p.bus)) {
+            Some(g) => groups[g].push(i),
+            None => {
+                keys.push((p.side, p.bus));
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
+/// The minima of group `g` in `m`.
+fn group_minima(m: &Market, g: &[usize]) -> Vec<f64> {
+    g.iter().map(|&i| party(m, i).e_min).collect()
+}
+
+/// Sets the minima of group `g` in `m` to `e`.
+fn set_group(m: &mut Market, g: &[usize], e: &[f64]) {
+    for (&i, v) in g.iter().zip(e) {
+        party_mut(m, i).e_min = *v;
+    }
+}
+
+/// `e` water-filled to a total of at most `allot`: unchanged when it fits,
+/// else `min(e_i, ℓ)` with the level `ℓ` of [`water_level`].
+fn fill(e: &[f64], allot: f64) -> Vec<f64> {
+    if e.iter().sum::<f64>() <= allot {
+        return e.to_vec();
+    }
+    let level = water_level(e, allot);
+    e.iter().map(|v| v.min(level)).collect()
 }
 
 /// The `i`-th request of `m`, buyers first.

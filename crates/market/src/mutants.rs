@@ -24,6 +24,10 @@ pub enum Mutation {
     /// infeasible on its own): one huge minimum behind a congested line
     /// then sets the common level for everyone.
     MinimaNotRelievedAlone,
+    /// Minima relief works on each request alone instead of each bus
+    /// group: many small sybil minima behind a congested line then set the
+    /// common level for every minimum of the interval.
+    MinimaRelievedPerRequest,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

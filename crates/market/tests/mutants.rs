@@ -106,12 +106,26 @@ fn a_huge_minimum_behind_a_line_leaves_honest_minima() -> bool {
     relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
 }
 
-const SCENARIOS: [Scenario; 5] = [
+/// Fifty sybil minima of 0.2 kWh behind a congested line, each feasible
+/// alone, do not cut the honest minima at another bus (relief per bus
+/// group: the sybils' bus is capped on its own first).
+fn sybil_minima_behind_a_line_leave_honest_minima() -> bool {
+    let net = MarketNetwork::ptdf(&case30(), 1e-4).unwrap();
+    let p = |side, bus, b, e_min, e_max| Prosumer { side, bus, a: 0.02, b, e_min, e_max };
+    let mut buyers = vec![p(Side::Buyer, 2, 0.3, 5.0, 8.0)];
+    buyers.extend((0..50).map(|_| p(Side::Buyer, 11, 0.3, 0.2, 0.2)));
+    let mut m =
+        Market { buyers, sellers: vec![p(Side::Seller, 2, 0.1, 0.0, 20_000.0), p(Side::Seller, 2, 0.1, 2.0, 10.0)] };
+    relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
+}
+
+const SCENARIOS: [Scenario; 6] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
     ("primal-dual respects line limits", primal_dual_respects_line_limits),
     ("a huge minimum behind a line leaves honest minima", a_huge_minimum_behind_a_line_leaves_honest_minima),
+    ("sybil minima behind a line leave honest minima", sybil_minima_behind_a_line_leave_honest_minima),
 ];
 
 gridledger_core::mutation_check! {
@@ -122,4 +136,5 @@ gridledger_core::mutation_check! {
     wrong_price_update_is_caught: Mutation::WrongPriceUpdate => "primal-dual reaches the uncongested optimum",
     ignored_line_limits_are_caught: Mutation::LineLimitsIgnored => "primal-dual respects line limits",
     skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a huge minimum behind a line leaves honest minima",
+    per_request_minima_relief_is_caught: Mutation::MinimaRelievedPerRequest => "sybil minima behind a line leave honest minima",
 }
