@@ -410,7 +410,8 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
 
 /// Keeps, in the auction's order, the pairs both parties can cover, and
 /// skips the rest: an AT locks `EP × EM + D_s` of the buyer's IOR balance
-/// and `D_s` of the seller's (`SC_EXE_AT` Step 3), so a pair either cannot
+/// and `seller_lock` of the seller's (`SC_EXE_AT` Step 3: `D_s` and the
+/// undo reserve, [`IorParams::seller_lock`]), so a pair either cannot
 /// cover would only be refused on chain and cost its buyer α of reputation.
 /// `budget[i]` is what participant `i` holds free for the slot; it is
 /// reduced by each kept pair. The energy of a skipped pair goes untraded
@@ -420,6 +421,7 @@ pub fn affordable_pairs(
     pairs: Vec<(usize, usize, u64, u128)>,
     budget: &mut [u128],
     ds: Amount,
+    seller_lock: Amount,
 ) -> Vec<(usize, usize, u64, u128)> {
     pairs
         .into_iter()
@@ -429,11 +431,11 @@ pub fn affordable_pairs(
             let (Some(need_b), Some(&have_b), Some(&have_s)) = (need_b, budget.get(b), budget.get(s)) else {
                 return false;
             };
-            if have_b < need_b || have_s < ds.0 {
+            if have_b < need_b || have_s < seller_lock.0 {
                 return false;
             }
             budget[b] = have_b - need_b;
-            budget[s] = have_s - ds.0;
+            budget[s] = have_s - seller_lock.0;
             true
         })
         .collect()
@@ -1001,17 +1003,19 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
             let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
             // Free IOR balance once the STs above settle as agreed (each
-            // returns both deposits and pays the seller): the ATs' batch is
+            // returns both deposits, the seller's undo reserve, and pays
+            // the seller): the ATs' batch is
             // executed after theirs.
             let mut budget: Vec<u128> =
                 specs.iter().map(|p| d.participant(&p.address).map(|x| x.balance.0)).collect::<Result<_, _>>()?;
             for ti in settling.drain(..) {
                 let t: &Trade = &trades[ti];
                 budget[t.buyer - 1] = budget[t.buyer - 1].saturating_add(params.ds.0);
-                budget[t.seller - 1] = budget[t.seller - 1].saturating_add(params.ds.0).saturating_add(t.payment);
+                budget[t.seller - 1] =
+                    budget[t.seller - 1].saturating_add(params.seller_lock().0).saturating_add(t.payment);
             }
             let cleared = clear_slot_market(&specs, &net, &market);
-            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds) {
+            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds, params.seller_lock()) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -1451,8 +1455,9 @@ mod tests {
             csv.push_str(&format!("{h},{},-150,-120,-130\n", sun - 50));
         }
         let metered = parse_meter_csv(&csv).unwrap();
-        // D_s = 1 coin: with 2 coins the seller covers two deposits, not
-        // the three buyers the auction matches it to in a sunny slot.
+        // An AT locks 1.5 coin of its seller (D_s = 1 coin and the undo
+        // reserve): with 2 coins the seller covers one deposit, not the
+        // three buyers the auction matches it to in a sunny slot.
         let cfg =
             DayConfig { prosumers: 1, consumers: 3, funding_coins: 2, metered: Some(metered), ..DayConfig::default() };
         let r = run_day(cfg).unwrap();
@@ -1467,7 +1472,7 @@ mod tests {
         }
         // The pure rule: a buyer with too little is skipped, the next served.
         let mut budget = vec![coins(1).0, coins(5).0, coins(2).0];
-        let kept = affordable_pairs(vec![(0, 2, 500, 200_000), (1, 2, 500, 200_000)], &mut budget, coins(1));
+        let kept = affordable_pairs(vec![(0, 2, 500, 200_000), (1, 2, 500, 200_000)], &mut budget, coins(1), coins(1));
         assert_eq!(kept, vec![(1, 2, 500, 200_000)]);
         assert_eq!(budget, vec![coins(1).0, coins(5).0 - coins(1).0 - 100_000, coins(1).0]);
     }
