@@ -157,6 +157,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         no_report: true,
         rpc: None,
         secondary_rpc: None,
+        journal: None,
         from: None,
         password: crate::ops::PasswordArgs { password_file: None },
         gas_price: None,

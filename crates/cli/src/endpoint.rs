@@ -34,6 +34,38 @@ pub fn parse_rpc(s: &str) -> Result<String, String> {
     Err(format!("{s:?} is neither a URL (http://HOST:PORT), HOST:PORT, nor an existing chain directory or node.toml"))
 }
 
+/// An `--rpc` value that also remembers the chain directory it named, if
+/// it named one (`ior day --rpc` keeps its journal there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcTarget {
+    /// The node's URL, as [`parse_rpc`] returns it.
+    pub url: String,
+    /// The chain directory given (a `node.toml`'s directory), if any.
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Display for RpcTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// clap value parser for an `--rpc` whose chain directory matters:
+/// [`parse_rpc`], keeping the directory.
+pub fn parse_rpc_target(s: &str) -> Result<RpcTarget, String> {
+    let url = parse_rpc(s)?;
+    let t = s.trim();
+    let p = Path::new(t);
+    let dir = if t.starts_with("http://") || t.starts_with("https://") || !p.exists() {
+        None
+    } else if p.is_dir() {
+        Some(p.to_path_buf())
+    } else {
+        Some(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf())
+    };
+    Ok(RpcTarget { url, dir })
+}
+
 fn looks_like_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok(),

@@ -113,9 +113,20 @@ pub struct DayArgs {
     /// in-process chains: a URL, HOST:PORT, or a chain directory. Its
     /// clock cannot be moved, so slots last --slot-ms of real time. Needs
     /// --from. The IOR contracts of a chain are initialised once: run each
-    /// day on a fresh chain.
-    #[arg(long, value_parser = crate::endpoint::parse_rpc, conflicts_with = "pbft", requires = "from", value_name = "URL")]
-    pub rpc: Option<String>,
+    /// day on a fresh chain. The run keeps a journal (its configuration and
+    /// each slot's start; `ior-day.json` in the chain directory, or
+    /// --journal): if it is stopped part way (killed, crashed), the same
+    /// command run again resumes the day: it settles every batch the
+    /// stopped run recorded and every agreement it left open, then ends
+    /// (no further slot is traded). A rerun with another configuration, or
+    /// after the day finished, is refused and sends nothing.
+    #[arg(long, value_parser = crate::endpoint::parse_rpc_target, conflicts_with = "pbft", requires = "from", value_name = "URL")]
+    pub rpc: Option<crate::endpoint::RpcTarget>,
+    /// With --rpc: the day's journal file (default: `ior-day.json` in the
+    /// chain directory --rpc names; with a URL and no --journal the day
+    /// keeps none and cannot be resumed).
+    #[arg(long, value_name = "FILE", requires = "rpc")]
+    pub journal: Option<std::path::PathBuf>,
     /// The secondary chain's node, with --rpc (default: the --rpc node,
     /// which runs both chains' contracts).
     #[arg(long, value_parser = crate::endpoint::parse_rpc, requires = "rpc", value_name = "URL")]
@@ -233,7 +244,18 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
         Ok(())
     };
     if a.days == 1 {
-        let r = run_one(&a, config_for(first)?)?;
+        let cfg = config_for(first)?;
+        if let Some(r) = resume_rpc_day(&a, &cfg)? {
+            print_resumed(&a, &r)?;
+            anyhow::ensure!(
+                r.open_agreements == 0 && r.batches.1 >= r.batches.0,
+                "the resumed day left {} agreements open and {} batches unsettled: run the command again",
+                r.open_agreements,
+                r.batches.0.saturating_sub(r.batches.1)
+            );
+            return Ok(());
+        }
+        let r = run_one(&a, cfg)?;
         write_statements(std::slice::from_ref(&r))?;
         let path = write_day_report(&a, &r, "report.html")?;
         print_day(&a, &r)?;
@@ -384,9 +406,10 @@ fn print_report_paths(a: &DayArgs, paths: &[std::path::PathBuf]) {
 }
 
 pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
-    if let (Some(url), Some(from)) = (&a.rpc, &a.from) {
-        let secondary = a.secondary_rpc.as_deref().unwrap_or(url);
-        return rpc_day(url, secondary, from, &a.password, a.gas_price, cfg, a.json);
+    if let (Some(rpc), Some(from)) = (&a.rpc, &a.from) {
+        let secondary = a.secondary_rpc.as_deref().unwrap_or(&rpc.url);
+        let journal = journal_path(a);
+        return rpc_day(&rpc.url, secondary, from, &a.password, a.gas_price, cfg, a.json, journal.as_deref());
     }
     Ok(if a.pbft == 0 {
         run_day(cfg)?
@@ -492,11 +515,179 @@ fn fund_day(
     c.seal().map_err(|e| err(&e))
 }
 
+/// Where `ior day --rpc` keeps its journal: --journal, else `ior-day.json`
+/// in the chain directory --rpc names; none for a bare URL.
+fn journal_path(a: &DayArgs) -> Option<std::path::PathBuf> {
+    a.journal.clone().or_else(|| a.rpc.as_ref()?.dir.as_ref().map(|d| d.join("ior-day.json")))
+}
+
+/// The journal of an `ior day --rpc` run: what a rerun needs to resume the
+/// day on the same chain (issue 11, attack r8 [4]). Written before
+/// anything is sent, rewritten as each slot starts, marked finished when
+/// the day ends.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct DayJournal {
+    /// The primary chain's id.
+    chain_id: gridledger_core::ChainId,
+    /// The day's configuration ([`journal_config`]).
+    config: serde_json::Value,
+    /// `(slot, start)`: each slot's index and its start (block time, ms).
+    slot_starts: Vec<(usize, u64)>,
+    /// The day ended (nothing left to resume).
+    finished: bool,
+}
+
+/// The part of a day's configuration a resumed run must share: all of it
+/// but the start time, which every run takes from the clock.
+fn journal_config(cfg: &DayConfig) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(cfg)?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("start_ms");
+    }
+    Ok(v)
+}
+
+/// Writes `j` to `path` whole (a temporary file renamed over it).
+fn write_journal(path: &std::path::Path, j: &DayJournal) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(j)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The settings that differ between two journal configurations, named.
+fn config_diff(was: &serde_json::Value, now: &serde_json::Value) -> String {
+    let short = |v: Option<&serde_json::Value>| {
+        let s = v.map_or("(none)".to_string(), |v| v.to_string());
+        if s.len() > 60 {
+            format!("{}…", &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)])
+        } else {
+            s
+        }
+    };
+    let keys: std::collections::BTreeSet<&String> =
+        was.as_object().into_iter().chain(now.as_object()).flat_map(|m| m.keys()).collect();
+    keys.into_iter()
+        .filter(|k| was.get(k.as_str()) != now.get(k.as_str()))
+        .map(|k| format!("{k}: {} then, {} now", short(was.get(k.as_str())), short(now.get(k.as_str()))))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `ior day --rpc` on a chain whose IOR contracts are already initialised:
+/// resumes the day its journal describes when this run's configuration is
+/// the same ([`gridledger_rollup::demo::resume_day`]), else refuses with
+/// the reason (nothing sent). `None`: not `--rpc`, or a fresh chain (the
+/// day runs as usual).
+fn resume_rpc_day(a: &DayArgs, cfg: &DayConfig) -> anyhow::Result<Option<gridledger_rollup::demo::ResumeReport>> {
+    use anyhow::Context;
+    use gridledger_ledger::ChainClient;
+    use gridledger_node::client::RpcChain;
+    let (Some(rpc), Some(from)) = (&a.rpc, &a.from) else { return Ok(None) };
+    let url = rpc.url.as_str();
+    let view = serde_json::json!([gridledger_rollup::IOR_PRIMARY_ID, "config", ""]);
+    if gridledger_node::RpcClient::new(url).call("gl_callView", view).is_err() {
+        return Ok(None);
+    }
+    let used = format!("the IOR contracts of the chain at {url} (--rpc) were initialised by an earlier day");
+    let Some(path) = journal_path(a) else {
+        anyhow::bail!(
+            "{used}, and --rpc names a URL without --journal, so no journal of that day is known: rerun with the \
+             --journal it kept, or start a fresh chain (`gridledger init`) for a new day (nothing was sent)"
+        );
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{used}, which left no journal at {}: a chain runs one day; start a fresh chain (`gridledger init`) \
+             for this one (nothing was sent)",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let j: DayJournal = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if j.finished {
+        anyhow::bail!(
+            "{used}, which finished (journal {}): a chain runs one day; start a fresh chain (`gridledger init`) for \
+             this one (nothing was sent)",
+            path.display()
+        );
+    }
+    let primary = RpcChain::connect(url).with_context(|| format!("no gridledger node at {url}"))?;
+    anyhow::ensure!(
+        primary.chain_id() == j.chain_id,
+        "{used}, but the journal {} is of chain {} and this is chain {}: give the journal of this chain (--journal) \
+         (nothing was sent)",
+        path.display(),
+        j.chain_id,
+        primary.chain_id()
+    );
+    let want = journal_config(cfg)?;
+    if j.config != want {
+        anyhow::bail!(
+            "{used} with another configuration ({}): rerun the day with the options it was started with to resume \
+             it (journal {}), or start a fresh chain (`gridledger init`) for this one (nothing was sent)",
+            config_diff(&j.config, &want),
+            path.display()
+        );
+    }
+    // The same day, stopped part way: resume it.
+    let funder = crate::ops::read_key_with(from, &a.password).with_context(|| format!("--from {}", from.display()))?;
+    let secondary = a.secondary_rpc.as_deref().unwrap_or(url);
+    let mut prices = Vec::new();
+    for u in [url, secondary] {
+        let info = crate::endpoint::connect(u)?.call("gl_chainInfo", serde_json::json!([]))?;
+        prices.push(crate::ops::checked_gas_price(a.gas_price, &info, u)?);
+    }
+    if !a.json {
+        eprintln!("resuming the day this chain's journal ({}) describes", path.display());
+    }
+    let slot_starts: std::collections::BTreeMap<u64, usize> = j.slot_starts.iter().map(|&(k, t)| (t, k)).collect();
+    let attach = |mut dcfg: gridledger_rollup::driver::DriverConfig| {
+        use gridledger_rollup::demo::DemoError;
+        let connect =
+            |u: &str| RpcChain::connect(u).map_err(|e| DemoError::Config(format!("no gridledger node at {u}: {e}")));
+        let (primary, second) = (connect(url)?, connect(secondary)?);
+        let limit = primary.max_tx_bytes().min(second.max_tx_bytes());
+        dcfg.params.max_batch = batch_bound(limit, dcfg.params.max_batch);
+        // Gas for the settling calls (the traders' IOR funding is in the
+        // contract already).
+        fund_day(url, &funder, prices[0], &day_needs(&dcfg, 0, true))?;
+        if secondary != url {
+            fund_day(secondary, &funder, prices[1], &day_needs(&dcfg, 0, false))?;
+        }
+        Ok(gridledger_rollup::driver::DualChain::attach(primary, second, dcfg)?)
+    };
+    let r = gridledger_rollup::demo::resume_day(cfg, &slot_starts, attach)
+        .with_context(|| format!("resuming the IOR day on the node at {url} (--rpc)"))?;
+    write_journal(&path, &DayJournal { finished: r.open_agreements == 0 && r.batches.0 <= r.batches.1, ..j })?;
+    Ok(Some(r))
+}
+
+/// Prints what a resumed day did.
+fn print_resumed(a: &DayArgs, r: &gridledger_rollup::demo::ResumeReport) -> anyhow::Result<()> {
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    println!("resumed the IOR day on {}", primary_label(a));
+    println!("  batches settled now:     {}", r.batches_settled);
+    println!("  agreements settled now:  {}", r.agreements_settled);
+    for (o, n) in &r.outcomes {
+        println!("    {n} × {o}");
+    }
+    println!("  batches settled / recorded: {} / {}", r.batches.1, r.batches.0);
+    println!("  agreements still open:   {}", r.open_agreements);
+    println!("  IOR balances (coin):     {}", coins_string(r.ior_total_end));
+    Ok(())
+}
+
 /// `ior day --rpc`: the day over running nodes through [`RpcChain`]
 /// (primary at `url`, secondary at `secondary`), the day's accounts funded
 /// from `from` first; batches bounded by the node's `max_tx_bytes`.
 ///
 /// [`RpcChain`]: gridledger_node::client::RpcChain
+#[allow(clippy::too_many_arguments)]
 fn rpc_day(
     url: &str,
     secondary: &str,
@@ -505,8 +696,10 @@ fn rpc_day(
     gas_price: Option<u128>,
     cfg: DayConfig,
     json: bool,
+    journal: Option<&std::path::Path>,
 ) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     use anyhow::Context;
+    use gridledger_ledger::ChainClient;
     use gridledger_node::client::RpcChain;
     use gridledger_rollup::demo::DemoError;
     let funder = crate::ops::read_key_with(from, password).with_context(|| format!("--from {}", from.display()))?;
@@ -536,12 +729,33 @@ fn rpc_day(
         "the IOR contracts of the chain at {url} (--rpc) were initialised by an earlier day, and a chain runs one \
          day: start a fresh chain (`gridledger init`) for this one (nothing was sent)"
     );
+    // The journal a rerun resumes from, written before anything is sent.
+    let mut record = match journal {
+        Some(path) => {
+            let chain_id = RpcChain::connect(url).with_context(|| format!("no gridledger node at {url}"))?.chain_id();
+            let j = DayJournal { chain_id, config: journal_config(&cfg)?, slot_starts: vec![], finished: false };
+            write_journal(path, &j)?;
+            Some((path, j))
+        }
+        None => {
+            if !json {
+                eprintln!("note: --rpc names a URL and no --journal was given: a stopped run cannot be resumed");
+            }
+            None
+        }
+    };
     let funding = cfg.funding_coins.saturating_mul(1_000_000);
     // Minutes of real time: a bar of the slots on a terminal.
     let (first, end) = cfg.slots;
     let mut progress = crate::progress::Steps::new("ior day", (end - first + 2) as u64, json);
     progress.step("funding the day's accounts, initialising the IOR contracts");
-    let mut on_slot = |k: usize| {
+    let mut on_slot = |k: usize, t0: u64| {
+        if let Some((path, j)) = record.as_mut() {
+            j.slot_starts.push((k, t0));
+            if let Err(e) = write_journal(path, j) {
+                eprintln!("warning: the day's journal: {e:#}");
+            }
+        }
         let (h, m) = (k / 2, if k.is_multiple_of(2) { "00" } else { "30" });
         progress.step(&if k < end { format!("slot {k} ({h}:{m})") } else { "settling the last slot".into() });
     };
@@ -559,7 +773,11 @@ fn rpc_day(
     };
     let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot);
     drop(progress);
-    r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))
+    let r = r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))?;
+    if let Some((path, j)) = record {
+        write_journal(path, &DayJournal { finished: true, ..j })?;
+    }
+    Ok(r)
 }
 
 pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> anyhow::Result<()> {

@@ -20,8 +20,13 @@ use std::time::{Duration, Instant};
 /// deposits stay in the contract (withdrawing needs a settled batch and a
 /// proof no command builds). A crash of the driver should be resumable:
 /// the same command run again settles every batch the killed run recorded.
+///
+/// Fixed: the run keeps a journal beside the chain (`ior-day.json`: its
+/// configuration and each slot's start); the same command run again on the
+/// initialised chain attaches to the IOR contracts (`DualChain::attach`),
+/// settles the recorded batches and the agreements left open
+/// (`demo::resume_day`), and ends.
 #[test]
-#[ignore = "attack r8 [4]: kill -9 of `ior day --rpc` with a batch pending strands the day's coin; rerunning is refused"]
 fn a_killed_ior_day_can_be_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -68,6 +73,17 @@ fn a_killed_ior_day_can_be_resumed() {
     let contract = gridledger_ledger::contract_address(gridledger_rollup::IOR_PRIMARY_ID);
     let c = gridledger_node::RpcClient::new(&url);
     let held = gridledger_node::channel::chainlink::balance(&c, &contract).unwrap();
+    // Another configuration is refused, naming what differs, and sends
+    // nothing to the IOR contract.
+    let before = reader.progress().unwrap();
+    let mut other = day.to_vec();
+    let w = other.iter().position(|a| *a == "--window-ms").unwrap();
+    other[w + 1] = "2000";
+    let o = gl(&other);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("another configuration") && err.contains("window_ms"), "{err}");
+    assert_eq!(reader.progress().unwrap(), before, "the refused rerun recorded nothing");
+    assert_eq!(gridledger_node::channel::chainlink::balance(&c, &contract).unwrap(), held, "nor moved coin");
     // The same command again resumes the day.
     let o = gl(&day);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -80,4 +96,15 @@ fn a_killed_ior_day_can_be_resumed() {
         pending.0,
         o.status
     );
+    // It settled every batch and every agreement the killed run left open.
+    assert_eq!(fin, next, "nothing pending after the resume");
+    assert!(reader.settled_state().unwrap().agreements.is_empty(), "no agreement left open");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("killed with batches {}..{} pending; the rerun: {report}", pending.1, pending.0);
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(report["open_agreements"], 0, "{report}");
+    // The day is over: a further run is refused.
+    let o = gl(&day);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("which finished"), "{err}");
 }

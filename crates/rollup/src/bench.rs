@@ -158,9 +158,9 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
     let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
     let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
-    let per_seller = (n / sellers + 2) as u128;
+    let per_seller = seller_funding(n, sellers);
     let mut funds: Vec<(KeyPair, Amount)> = buyers.iter().map(|k| (k.clone(), coins(2))).collect();
-    funds.extend(sells.iter().map(|k| (k.clone(), coins(per_seller))));
+    funds.extend(sells.iter().map(|k| (k.clone(), per_seller)));
     d.fund_many(&funds)?;
     d.set_time(T0 - 60_000);
     let mut ats = Vec::with_capacity(n);
@@ -280,7 +280,7 @@ pub fn single_chain_on<C: ChainClient>(c: &mut C, n: usize, sellers: usize) -> R
     }
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
     let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
-    let per_seller = (n / sellers + 2) as u128;
+    let per_seller = seller_funding(n, sellers);
     let block = |c: &mut C, txs: Vec<(KeyPair, &str, Vec<u8>, Amount)>| -> Result<(u64, usize), DemoError> {
         let (mut gas, mut ok) = (0, 0);
         for chunk in txs.chunks(300) {
@@ -302,7 +302,7 @@ pub fn single_chain_on<C: ChainClient>(c: &mut C, n: usize, sellers: usize) -> R
     };
     let mut funds: Vec<(KeyPair, &str, Vec<u8>, Amount)> =
         buyers.iter().map(|k| (k.clone(), "fund", vec![], coins(2))).collect();
-    funds.extend(sells.iter().map(|k| (k.clone(), "fund", vec![], coins(per_seller))));
+    funds.extend(sells.iter().map(|k| (k.clone(), "fund", vec![], per_seller)));
     block(c, funds)?;
     c.set_now(T0 - 60_000);
     let mut ats = Vec::new();
@@ -327,6 +327,14 @@ pub fn single_chain_on<C: ChainClient>(c: &mut C, n: usize, sellers: usize) -> R
     }))
 }
 
+/// What each of `sellers` sellers moves into IOR for its share of `n` ATs:
+/// what each AT locks of it (`D_s` and the undo reserve,
+/// [`IorParams::seller_lock`]) and 2 coin to spare.
+fn seller_funding(n: usize, sellers: usize) -> Amount {
+    let per = IorParams::case_study().seller_lock().0.saturating_mul((n / sellers.max(1)) as u128);
+    Amount(per.saturating_add(coins(2).0))
+}
+
 /// Thesis Fig 3-5, IOR side: wall-clock time to record `n` ATs
 /// (`SC_DS_AT`, submitted at once, 300 per batch) on the primary chain of
 /// `d`, whatever its consensus, until all are committed.
@@ -339,7 +347,7 @@ pub fn record_ats_on<P: ChainClient, S: ChainClient>(
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
     let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
     let mut funds: Vec<(KeyPair, Amount)> = buyers.iter().map(|k| (k.clone(), coins(2))).collect();
-    funds.extend(sells.iter().map(|k| (k.clone(), coins((n / sellers + 2) as u128))));
+    funds.extend(sells.iter().map(|k| (k.clone(), seller_funding(n, sellers))));
     d.fund_many(&funds)?;
     d.set_time(T0 - 60_000);
     let ats: Vec<(KeyPair, IorTx)> = buyers

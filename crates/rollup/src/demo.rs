@@ -410,7 +410,8 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
 
 /// Keeps, in the auction's order, the pairs both parties can cover, and
 /// skips the rest: an AT locks `EP × EM + D_s` of the buyer's IOR balance
-/// and `D_s` of the seller's (`SC_EXE_AT` Step 3), so a pair either cannot
+/// and `seller_lock` of the seller's (`SC_EXE_AT` Step 3: `D_s` and the
+/// undo reserve, [`IorParams::seller_lock`]), so a pair either cannot
 /// cover would only be refused on chain and cost its buyer α of reputation.
 /// `budget[i]` is what participant `i` holds free for the slot; it is
 /// reduced by each kept pair. The energy of a skipped pair goes untraded
@@ -420,6 +421,7 @@ pub fn affordable_pairs(
     pairs: Vec<(usize, usize, u64, u128)>,
     budget: &mut [u128],
     ds: Amount,
+    seller_lock: Amount,
 ) -> Vec<(usize, usize, u64, u128)> {
     pairs
         .into_iter()
@@ -429,11 +431,11 @@ pub fn affordable_pairs(
             let (Some(need_b), Some(&have_b), Some(&have_s)) = (need_b, budget.get(b), budget.get(s)) else {
                 return false;
             };
-            if have_b < need_b || have_s < ds.0 {
+            if have_b < need_b || have_s < seller_lock.0 {
                 return false;
             }
             budget[b] = have_b - need_b;
-            budget[s] = have_s - ds.0;
+            budget[s] = have_s - seller_lock.0;
             true
         })
         .collect()
@@ -838,17 +840,177 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     cfg: DayConfig,
     open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
 ) -> Result<DayReport, DemoError> {
-    run_day_with_progress(cfg, open, &mut |_| {})
+    run_day_with_progress(cfg, open, &mut |_, _| {})
 }
 
-/// [`run_day_on`], calling `on_slot(k)` as slot `k` (of the traded
-/// [`DayConfig::slots`], then `end` for the last settlement) starts: a
-/// day on a running node takes minutes of real time.
-pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
-    cfg: DayConfig,
-    open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
-    on_slot: &mut dyn FnMut(usize),
-) -> Result<DayReport, DemoError> {
+/// The interval of the day's meter readings (s): five minutes on the
+/// simulated clock, one compressed slot on a real one.
+fn meter_step_s(cfg: &DayConfig) -> u32 {
+    if cfg.start_ms.is_some() {
+        u32::try_from(cfg.slot_ms / 1000).unwrap_or(u32::MAX)
+    } else {
+        METER_STEP_S
+    }
+}
+
+/// The meter's readings of a slot's net export `surplus` (Wh): on the
+/// simulated clock six 5-minute readings of its mean power (Wh × 2 = W
+/// over half an hour); on a compressed slot one reading over the slot,
+/// rounded up to the watt so it covers `surplus`.
+fn slot_readings(cfg: &DayConfig, surplus: i64) -> Vec<i64> {
+    if cfg.start_ms.is_some() {
+        let step_s = u64::from(meter_step_s(cfg)).max(1);
+        vec![i64::try_from((surplus.unsigned_abs() * 3600).div_ceil(step_s)).unwrap_or(i64::MAX)]
+    } else {
+        vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize]
+    }
+}
+
+/// The ST the day's seller `seller` sends for `terms`: its meter's signed
+/// `readings` at `step_s`, and the buyer's signature agreeing (`O_b = 1`).
+fn agreed_st(
+    p: &IorParams,
+    terms: AgreementTerms,
+    now: Timestamp,
+    step_s: u32,
+    readings: Vec<i64>,
+    buyer: &KeyPair,
+    seller: &KeyPair,
+) -> SettlementTx {
+    SettlementTx { terms, stmp: now, buyer_sig: None, ob: true, dt_step_s: step_s, ps: readings, meter_sig: None }
+        .sign_readings_in(&p.domain, &meter_key(&seller.address()))
+        .sign_as_buyer_in(&p.domain, buyer)
+}
+
+/// What [`resume_day`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResumeReport {
+    pub resumed: bool,
+    /// Batches of the earlier run (and of this one) settled here.
+    pub batches_settled: usize,
+    /// Agreements the earlier run left open, settled here: an ST by the
+    /// seller with its meter's readings of the agreement's slot and the
+    /// buyer's `O_b = 1`, as the day sends them, or, where the ST's time
+    /// has passed, the buyer's expiry.
+    pub agreements_settled: usize,
+    /// The settlement outcomes of those agreements (`Debug` text, counted).
+    pub outcomes: BTreeMap<String, usize>,
+    /// Batches recorded and settled on the chain, `(next, finalized)`:
+    /// equal once nothing is pending.
+    pub batches: (u64, u64),
+    /// Open agreements left (none after a successful resume).
+    pub open_agreements: usize,
+    /// The participants' IOR balances, summed, after the resume.
+    pub ior_total_end: u128,
+}
+
+/// Finishes a day an earlier run started on the chains `attach` returns
+/// (connected to the IOR contracts that run initialised, given the same
+/// configuration, [`DualChain::attach`]) and was stopped in: executes,
+/// validates and finalizes every batch it recorded ([`DualChain::process`]
+/// reads all it needs from the chains), then settles every agreement
+/// still open as the day would have (the seller's ST with its meter's
+/// readings of the agreement's slot, the buyer agreeing), so no deposit or
+/// payment stays locked. `slot_starts` maps each slot's start (block time,
+/// the `t0` [`run_day_with_progress`] passed to `on_slot`) to its index in
+/// the day: an open agreement's readings are its seller's net export in
+/// that slot. No new slot is traded.
+pub fn resume_day<P: ChainClient, S: ChainClient>(
+    cfg: &DayConfig,
+    slot_starts: &BTreeMap<Timestamp, usize>,
+    attach: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+) -> Result<ResumeReport, DemoError> {
+    let DaySetup { specs, profiles, params, dcfg, .. } = day_setup(cfg)?;
+    let keys: Vec<KeyPair> = (0..specs.len()).map(dev_key).collect();
+    let index: BTreeMap<Address, usize> = specs.iter().enumerate().map(|(i, p)| (p.address, i)).collect();
+    let mut d = attach(dcfg)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x2e_50_4e);
+    let mut batches_settled = d.process(&mut rng)?.len();
+    // Agreements left open: each needs its slot and both parties' keys.
+    let mut left = Vec::new();
+    for ag in d.settled_state()?.agreements.into_values() {
+        let t = ag.terms;
+        let (Some(&b), Some(&s)) = (index.get(&t.buyer), index.get(&t.seller)) else {
+            return Err(DemoError::Config(format!(
+                "an open agreement of {} with {} names an account that is not one of the day's participants",
+                t.buyer, t.seller
+            )));
+        };
+        let Some(&slot) = slot_starts.get(&t.dt_start) else {
+            return Err(DemoError::Config(format!(
+                "an open agreement delivering from {} ms starts no slot the earlier run recorded",
+                t.dt_start
+            )));
+        };
+        left.push((t, b, s, slot));
+    }
+    let keys_of: std::collections::BTreeSet<AgreementKey> = left.iter().map(|(t, ..)| t.key()).collect();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(end) = left.iter().map(|(t, ..)| t.dt_end).max() {
+        // Every delivery period must be over before its ST.
+        d.set_time(end.max(d.now()));
+        let step_s = meter_step_s(cfg);
+        // An ST recorded after `DL + expiry` is refused: past (or about to
+        // pass) that, the buyer expires the agreement instead.
+        const MARGIN_MS: u64 = 60_000;
+        let now = d.now();
+        let mut txs = Vec::new();
+        let mut expire_from = 0;
+        for (t, b, s, slot) in left {
+            let from = t.dl.saturating_add(params.expiry_ms);
+            if now.saturating_add(MARGIN_MS) >= from {
+                expire_from = expire_from.max(from.saturating_add(1));
+                txs.push((keys[b].clone(), IorTx::Expire(t)));
+            } else {
+                let surplus = (profiles[s].generation_wh[slot] as i64 - profiles[s].load_wh[slot] as i64).max(0);
+                let st = agreed_st(&d.cfg.params, t, now, step_s, slot_readings(cfg, surplus), &keys[b], &keys[s]);
+                txs.push((keys[s].clone(), IorTx::St(st)));
+            }
+        }
+        if expire_from > 0 {
+            d.set_time(expire_from.max(d.now()));
+        }
+        for chunk in txs.chunks((d.cfg.params.max_batch as usize).max(1)) {
+            d.submit_block(chunk)?;
+        }
+        for sb in d.process(&mut rng)? {
+            batches_settled += 1;
+            let input = d.batch_input(sb.batch)?;
+            for (e, o) in input.entries.iter().zip(&sb.outcomes) {
+                if keys_of.contains(&e.tx.terms().key()) {
+                    *outcomes.entry(format!("{o:?}")).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    let state = d.settled_state()?;
+    let mut ior_total_end = 0u128;
+    for p in &specs {
+        ior_total_end = ior_total_end.saturating_add(d.participant(&p.address)?.balance.0);
+    }
+    Ok(ResumeReport {
+        resumed: true,
+        batches_settled,
+        agreements_settled: outcomes.values().sum(),
+        outcomes,
+        batches: d.reader().progress()?,
+        open_agreements: state.agreements.len(),
+        ior_total_end,
+    })
+}
+
+/// What a day derives from its configuration before anything is sent.
+struct DaySetup {
+    specs: Vec<ParticipantSpec>,
+    profiles: Vec<Profile>,
+    params: IorParams,
+    dcfg: DriverConfig,
+    funding: Amount,
+}
+
+/// Checks `cfg` and derives the participants, their profiles and the
+/// driver's configuration ([`run_day_with_progress`], [`resume_day`]).
+fn day_setup(cfg: &DayConfig) -> Result<DaySetup, DemoError> {
     if !(1..=365).contains(&cfg.day) {
         return Err(DemoError::Config(format!("day {} is not in 1..=365", cfg.day)));
     }
@@ -866,7 +1028,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     }
     let weather = data::weather_day(&data::parse_weather(data::WEATHER_CSV)?, cfg.day)?;
     let loads = data::parse_loads(data::LOAD_CSV)?;
-    let specs = participants(&cfg);
+    let specs = participants(cfg);
     let profiles = match &cfg.metered {
         None => specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?,
         Some(m) => {
@@ -889,8 +1051,6 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         }
     };
     let n = specs.len();
-    let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
-
     let mut params = IorParams::case_study();
     // A compressed real-clock slot is one metering interval: its single
     // reading covers the slot, and slots start on that grid.
@@ -921,6 +1081,23 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         challenge_bond: coins(10),
         delegation_fee: Amount(10_000),
     };
+    Ok(DaySetup { specs, profiles, params, dcfg, funding })
+}
+
+/// [`run_day_on`], calling `on_slot(k, t0)` as slot `k` (of the traded
+/// [`DayConfig::slots`], then `end` for the last settlement) starts at
+/// block time `t0`, before anything of the slot is sent: a day on a
+/// running node takes minutes of real time, and a caller that records the
+/// slots' start times can resume a day killed part way ([`resume_day`]).
+pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
+    cfg: DayConfig,
+    open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+    on_slot: &mut dyn FnMut(usize, Timestamp),
+) -> Result<DayReport, DemoError> {
+    let DaySetup { specs, profiles, params, dcfg, funding } = day_setup(&cfg)?;
+    let (first_slot, end_slot) = cfg.slots;
+    let n = specs.len();
+    let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
     let accounts = n + cfg.executors + cfg.validators;
     let mut d = open(dcfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x10_5e_ed);
@@ -956,7 +1133,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
             Some(t) => t.max(d.now()).div_ceil(slot_len) * slot_len,
         };
         next_t0 = next_t0.map(|_| t0 + slot_len);
-        on_slot(slot);
+        on_slot(slot, t0);
         d.set_time(t0);
         // STs of the slot that just ended, by the sellers, then in a later
         // block (the batch order is the block order, and a buyer's ST must
@@ -965,14 +1142,8 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         // the simulated clock six 5-minute readings of its mean power (Wh ×
         // 2 = W over half an hour); on a compressed slot one reading over
         // the slot, rounded up to the watt so it covers `surplus`.
-        let step_s = if cfg.start_ms.is_some() { (slot_len / 1000) as u32 } else { METER_STEP_S };
-        let readings = |surplus: i64| -> Vec<i64> {
-            if cfg.start_ms.is_some() {
-                vec![i64::try_from((surplus.unsigned_abs() * 3600).div_ceil(u64::from(step_s))).unwrap_or(i64::MAX)]
-            } else {
-                vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize]
-            }
-        };
+        let step_s = meter_step_s(&cfg);
+        let readings = |surplus: i64| slot_readings(&cfg, surplus);
         let mut sts: Vec<(KeyPair, IorTx)> = Vec::new();
         let mut ats: Vec<(KeyPair, IorTx)> = Vec::new();
         let mut settling: Vec<usize> = Vec::new();
@@ -982,17 +1153,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
             }
             let (b, s) = (trades[ti].buyer - 1, trades[ti].seller - 1);
             let surplus = net_by_slot[trades[ti].slot][s].max(0);
-            let st = SettlementTx {
-                terms: terms.clone(),
-                stmp: d.now(),
-                buyer_sig: None,
-                ob: true,
-                dt_step_s: step_s,
-                ps: readings(surplus),
-                meter_sig: None,
-            }
-            .sign_readings_in(&d.cfg.params.domain, &meter_key(&keys[s].address()))
-            .sign_as_buyer_in(&d.cfg.params.domain, &keys[b]);
+            let st = agreed_st(&d.cfg.params, terms, d.now(), step_s, readings(surplus), &keys[b], &keys[s]);
             sts.push((keys[s].clone(), IorTx::St(st)));
         }
         // ATs of the coming slot, by the buyers.
@@ -1001,17 +1162,19 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
             let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
             // Free IOR balance once the STs above settle as agreed (each
-            // returns both deposits and pays the seller): the ATs' batch is
+            // returns both deposits, the seller's undo reserve, and pays
+            // the seller): the ATs' batch is
             // executed after theirs.
             let mut budget: Vec<u128> =
                 specs.iter().map(|p| d.participant(&p.address).map(|x| x.balance.0)).collect::<Result<_, _>>()?;
             for ti in settling.drain(..) {
                 let t: &Trade = &trades[ti];
                 budget[t.buyer - 1] = budget[t.buyer - 1].saturating_add(params.ds.0);
-                budget[t.seller - 1] = budget[t.seller - 1].saturating_add(params.ds.0).saturating_add(t.payment);
+                budget[t.seller - 1] =
+                    budget[t.seller - 1].saturating_add(params.seller_lock().0).saturating_add(t.payment);
             }
             let cleared = clear_slot_market(&specs, &net, &market);
-            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds) {
+            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds, params.seller_lock()) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -1451,8 +1614,9 @@ mod tests {
             csv.push_str(&format!("{h},{},-150,-120,-130\n", sun - 50));
         }
         let metered = parse_meter_csv(&csv).unwrap();
-        // D_s = 1 coin: with 2 coins the seller covers two deposits, not
-        // the three buyers the auction matches it to in a sunny slot.
+        // An AT locks 1.5 coin of its seller (D_s = 1 coin and the undo
+        // reserve): with 2 coins the seller covers one deposit, not the
+        // three buyers the auction matches it to in a sunny slot.
         let cfg =
             DayConfig { prosumers: 1, consumers: 3, funding_coins: 2, metered: Some(metered), ..DayConfig::default() };
         let r = run_day(cfg).unwrap();
@@ -1467,7 +1631,7 @@ mod tests {
         }
         // The pure rule: a buyer with too little is skipped, the next served.
         let mut budget = vec![coins(1).0, coins(5).0, coins(2).0];
-        let kept = affordable_pairs(vec![(0, 2, 500, 200_000), (1, 2, 500, 200_000)], &mut budget, coins(1));
+        let kept = affordable_pairs(vec![(0, 2, 500, 200_000), (1, 2, 500, 200_000)], &mut budget, coins(1), coins(1));
         assert_eq!(kept, vec![(1, 2, 500, 200_000)]);
         assert_eq!(budget, vec![coins(1).0, coins(5).0 - coins(1).0 - 100_000, coins(1).0]);
     }

@@ -60,6 +60,29 @@ pub enum DriverError {
     /// recorded, or a block not yet available).
     #[error("batch {batch}: block {height} does not hold its recorded data ({reason})")]
     BatchData { batch: u64, height: u64, reason: String },
+    /// [`DualChain::attach`]: the chain's IOR contracts were initialised
+    /// with another configuration.
+    #[error("configuration mismatch: {0}")]
+    Mismatch(String),
+}
+
+/// The leaves where two JSON values differ, as `path: was, now` (objects
+/// compared key by key).
+fn json_diff(path: &str, was: &serde_json::Value, now: &serde_json::Value) -> Vec<String> {
+    match (was.as_object(), now.as_object()) {
+        (Some(a), Some(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let null = serde_json::Value::Null;
+                    json_diff(&p, a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null))
+                })
+                .collect()
+        }
+        _ if was == now => vec![],
+        _ => vec![format!("{path}: {was} then, {now} now")],
+    }
 }
 
 /// The entries of a batch, read back from the block that recorded them
@@ -466,7 +489,117 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// Runs over the given chains, which must fund the development keys of
     /// the participants, executors and validators ([`dev_key`] `0..n`) and
     /// deploy [`primary_registry`] and [`secondary_registry`] respectively.
-    pub fn on_chains(primary: P, secondary: S, mut cfg: DriverConfig) -> Result<Self, DriverError> {
+    pub fn on_chains(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
+        let mut d = Self::roles(primary, secondary, cfg);
+        let admin = dev_key(d.cfg.participants);
+        let r = d.primary_call(&admin, "init", args(&d.primary_config()), Amount::ZERO)?;
+        ok(&r, "init")?;
+        let sc = crate::secondary::SecondaryConfig { params: d.cfg.params.clone(), authority: d.authority.public() };
+        let r = d.secondary_call(&admin, "init", args(&sc))?;
+        ok(&r, "init")?;
+        d.register_nodes(&BTreeSet::new(), &BTreeSet::new())?;
+        Ok(d)
+    }
+
+    /// Runs over chains whose IOR contracts an earlier driver with the same
+    /// configuration initialised (a day killed part way, resumed): nothing
+    /// is initialised again; the primary contract's configuration must be
+    /// the one `cfg` gives ([`DriverError::Mismatch`] otherwise), and the
+    /// nodes the earlier driver had not registered yet are registered now.
+    /// Batches the earlier driver recorded are then executed, validated and
+    /// finalized by [`Self::process`], which reads everything it needs from
+    /// the chains.
+    pub fn attach(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
+        let mut d = Self::roles(primary, secondary, cfg);
+        let want = d.primary_config();
+        let have = primary_config(&d.primary)?;
+        if have != want {
+            let (have, want) =
+                (serde_json::to_value(&have).unwrap_or_default(), serde_json::to_value(&want).unwrap_or_default());
+            return Err(DriverError::Mismatch(format!(
+                "the IOR contract was initialised with another configuration ({})",
+                json_diff("", &have, &want).join("; ")
+            )));
+        }
+        // The earlier driver may have been stopped between the two chains'
+        // set-up calls: initialising the secondary contract again is
+        // refused, and registering an executor there again is a no-op.
+        let admin = dev_key(d.cfg.participants);
+        let sc = crate::secondary::SecondaryConfig { params: d.cfg.params.clone(), authority: d.authority.public() };
+        let r = d.secondary_call(&admin, "init", args(&sc))?;
+        if let TxStatus::Reverted(why) = &r.status {
+            if !why.contains("already initialised") {
+                return Err(DriverError::Setup { method: "init".into(), reason: why.clone() });
+            }
+        }
+        let nodes = d.reader().view_json("nodes", vec![])?;
+        let listed = |role: &str| -> BTreeSet<Address> {
+            nodes[role]
+                .as_array()
+                .map(|v| v.iter().filter_map(|a| serde_json::from_value(a.clone()).ok()).collect())
+                .unwrap_or_default()
+        };
+        let (executors, validators) = (listed("executors"), listed("validators"));
+        d.register_nodes(&executors, &validators)?;
+        Ok(d)
+    }
+
+    /// The primary contract's configuration this driver initialises.
+    fn primary_config(&self) -> PrimaryConfig {
+        PrimaryConfig {
+            params: self.cfg.params.clone(),
+            authority: self.authority.public(),
+            node_deposit: self.cfg.node_deposit,
+            bonus_permille: self.cfg.bonus_permille,
+            window_ms: self.cfg.window_ms(),
+            challenge_bond: self.cfg.challenge_bond,
+            delegation_fee: self.cfg.delegation_fee,
+        }
+    }
+
+    /// Registers on the primary chain the executors and validators not
+    /// already listed in `executors` / `validators` (with certificates and
+    /// deposits), and every executor on the secondary chain.
+    fn register_nodes(
+        &mut self,
+        executors: &BTreeSet<Address>,
+        validators: &BTreeSet<Address>,
+    ) -> Result<(), DriverError> {
+        let nodes: Vec<(KeyPair, NodeRole)> = self
+            .executors
+            .iter()
+            .filter(|(k, _)| !executors.contains(&k.address()))
+            .map(|(k, _)| (k.clone(), NodeRole::Executor))
+            .chain(
+                self.validators
+                    .iter()
+                    .filter(|(k, _)| !validators.contains(&k.address()))
+                    .map(|(k, _)| (k.clone(), NodeRole::Validator)),
+            )
+            .collect();
+        for (k, role) in nodes {
+            let cert = self.authority.sign(&node_cert_digest(&self.cfg.params.domain, &k.address(), role));
+            let dep = self.cfg.node_deposit;
+            let r = self.primary_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
+            ok(&r, "register_node")?;
+        }
+        // Every executor on the secondary chain too (again for one listed
+        // on the primary chain: a driver may have been stopped between the
+        // two calls; registering twice there is a no-op).
+        let keys: Vec<KeyPair> = self.executors.iter().map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            let cert =
+                self.authority.sign(&node_cert_digest(&self.cfg.params.domain, &k.address(), NodeRole::Executor));
+            let reg = crate::secondary::RegisterExecutor { cert };
+            let r = self.secondary_call(&k, "register_executor", args(&reg))?;
+            ok(&r, "register_executor")?;
+        }
+        Ok(())
+    }
+
+    /// The driver's roles and keys over `primary` and `secondary`, nothing
+    /// sent yet.
+    fn roles(primary: P, secondary: S, mut cfg: DriverConfig) -> Self {
         // Every IOR signature is bound to the primary chain it runs on.
         cfg.params.domain = crate::types::SigDomain { chain_id: primary.chain_id(), contract: IOR_PRIMARY_ID };
         let authority = KeyPair::from_seed("gridledger-ior-authority");
@@ -514,39 +647,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
-        let admin = dev_key(d.cfg.participants);
-        let pc = PrimaryConfig {
-            params: d.cfg.params.clone(),
-            authority: d.authority.public(),
-            node_deposit: d.cfg.node_deposit,
-            bonus_permille: d.cfg.bonus_permille,
-            window_ms: d.cfg.window_ms(),
-            challenge_bond: d.cfg.challenge_bond,
-            delegation_fee: d.cfg.delegation_fee,
-        };
-        let r = d.primary_call(&admin, "init", args(&pc), Amount::ZERO)?;
-        ok(&r, "init")?;
-        let sc = crate::secondary::SecondaryConfig { params: d.cfg.params.clone(), authority: d.authority.public() };
-        let r = d.secondary_call(&admin, "init", args(&sc))?;
-        ok(&r, "init")?;
-        let nodes: Vec<(KeyPair, NodeRole)> = d
-            .executors
-            .iter()
-            .map(|(k, _)| (k.clone(), NodeRole::Executor))
-            .chain(d.validators.iter().map(|(k, _)| (k.clone(), NodeRole::Validator)))
-            .collect();
-        for (k, role) in nodes {
-            let cert = d.authority.sign(&node_cert_digest(&d.cfg.params.domain, &k.address(), role));
-            let dep = d.cfg.node_deposit;
-            let r = d.primary_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
-            ok(&r, "register_node")?;
-            if role == NodeRole::Executor {
-                let reg = crate::secondary::RegisterExecutor { cert };
-                let r = d.secondary_call(&k, "register_executor", args(&reg))?;
-                ok(&r, "register_executor")?;
-            }
-        }
-        Ok(d)
+        d
     }
 
     /// Reads the primary chain's IOR data ([`PrimaryReader`]).

@@ -570,14 +570,20 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
     // Computed lazily: a refused AT may carry terms whose payment overflows.
     let pay = || t.payment();
     let (ds, pen, burn) = (p.ds, p.penalty(), p.burn());
+    // The seller's undo reserve ([`IorParams::undo_reserve`]): locked by
+    // the AT, paid back to the seller by every settlement (before the
+    // sale's placement, which may take the undo's fine out of it).
+    let reserve = p.undo_reserve();
     let to_buyer = |pay_to: Address, other: Address| -> Option<Vec<Effect>> {
         let pay = pay()?;
-        Some(vec![
-            Effect::Pay { to: pay_to, amount: pay.checked_add(ds)?.checked_add(pen)? },
-            Effect::Burn(burn),
-            Effect::Reputation { who: other, by: p.alpha },
-            Effect::Close,
-        ])
+        let won = pay.checked_add(ds)?.checked_add(pen)?;
+        let mut v = if pay_to == t.seller {
+            vec![Effect::Pay { to: pay_to, amount: won.checked_add(reserve)? }]
+        } else {
+            vec![Effect::Pay { to: pay_to, amount: won }, Effect::Pay { to: t.seller, amount: reserve }]
+        };
+        v.extend([Effect::Burn(burn), Effect::Reputation { who: other, by: p.alpha }, Effect::Close]);
+        Some(v)
     };
     // A sale paid without arbitration (issue 11, attack r7): `refund` is
     // what the settlement paid the seller, given back if the sale turns
@@ -596,7 +602,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::At(_), Outcome::AtAccepted) => Some(vec![
             Effect::Open(t.clone()),
             Effect::Lock { who: t.buyer, amount: pay()?.checked_add(ds)? },
-            Effect::Lock { who: t.seller, amount: ds },
+            Effect::Lock { who: t.seller, amount: ds.checked_add(reserve)? },
         ]),
         // The party at fault pays: a buyer is not penalised because its
         // seller's deposit is missing or its seller is barred (and vice
@@ -618,7 +624,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             // them (`SC_EXE_ST` refuses a meter signature that is not its
             // certified meter's): issue 11, attack r7 [1].
             StSettlement::Agreed => Some(vec![
-                Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
+                Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)?.checked_add(reserve)? },
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
                 paid(s.claim_split(p.meter_step_s)?, s.meter_sig.is_some(), pay()?.checked_add(ds)?)?,
@@ -648,7 +654,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         // readings: the sale is placed on export certified earlier, else
         // recorded over its whole period ([`place_paid`]).
         (IorTx::Expire(_), Outcome::StSettled(StSettlement::Agreed)) => Some(vec![
-            Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
+            Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)?.checked_add(reserve)? },
             Effect::Pay { to: t.buyer, amount: ds },
             Effect::Close,
             paid(
@@ -799,8 +805,14 @@ pub enum Placement {
 /// it ends when the agreed sale settles first (B's arbitration then loses:
 /// the seller loses `D_s`). Here it gets nothing for A, its `D_s` of A
 /// goes to A with A's payment, and a further `F_p × D_s` (the penalty B's
-/// lost arbitration paid it) goes to A as far as its free balance holds
-/// it; it also loses `α`. Coin only moves between the sale's buyer and
+/// lost arbitration paid it) goes to A; it also loses `α`. That fine comes
+/// out of the undo reserve A's AT locked from the seller and this
+/// settlement's `Pay` effects just paid back ([`IorParams::undo_reserve`]),
+/// so the seller's balance holds it here whatever the seller did with its
+/// free balance meanwhile (issue 11, attack r8 [3]: a fine taken "as far
+/// as the free balance holds it" was escaped by withdrawing, or locking
+/// the balance in other agreements, before the undone sale settled). The
+/// bound below never binds unless the reserve is missing. Coin only moves between the sale's buyer and
 /// seller (no burn: a batch's burned total is fixed by its leaves'
 /// `Burn` effects, [`crate::primary::posted_burn`]).
 ///
@@ -1062,7 +1074,9 @@ fn execute_at(
             return reject(AtRejection::ReputationTooLow { who, score, beta: p.beta });
         }
     }
-    for (who, needed) in [(t.buyer, need), (t.seller, p.ds)] {
+    // The seller locks its `D_s` and the undo reserve (`F_p × D_s`,
+    // [`IorParams::seller_lock`]).
+    for (who, needed) in [(t.buyer, need), (t.seller, p.seller_lock())] {
         let available = st.participant(p, &who).balance;
         if available < needed {
             return reject(AtRejection::InsufficientBalance { who, needed, available });

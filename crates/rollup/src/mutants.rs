@@ -69,6 +69,12 @@ pub enum Mutation {
     /// instead of fixing the slot's smallest claims: tiny sales of
     /// distinct periods make an honest covered claim fail (attack r8 [2]).
     PeriodsNotSpilled,
+    /// An accepted AT locks only the seller's `D_s`, not the undo reserve
+    /// ([`crate::types::IorParams::undo_reserve`]): a seller that empties
+    /// its free balance before its undone sale settles pays none of the
+    /// undo's fine, and settling the disputed sale first earns `F_p × D_s`
+    /// (attack r8 [3]).
+    UndoReserveSkipped,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

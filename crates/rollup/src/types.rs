@@ -396,6 +396,27 @@ impl IorParams {
         self.ds.saturating_sub(self.penalty())
     }
 
+    /// The seller's *undo reserve*, `F_p × D_s`, locked with its `D_s` by
+    /// every accepted AT ([`IorParams::seller_lock`]) and paid back to the
+    /// seller by every settlement of the agreement: the fine a sale paid
+    /// without arbitration pays when it settles after a won claim holds
+    /// its export and is undone ([`crate::exec::place_paid`]). Held in the
+    /// agreement's pool, it is coin the seller cannot withdraw or lock in
+    /// other agreements while the sale is open, so the fine is never
+    /// escaped by emptying the free balance (issue 11, attack r8 [3]).
+    pub fn undo_reserve(&self) -> Amount {
+        if crate::mutants::active(crate::mutants::Mutation::UndoReserveSkipped) {
+            return Amount::ZERO;
+        }
+        self.penalty()
+    }
+
+    /// What an accepted AT locks from its seller: `D_s` and the undo
+    /// reserve ([`IorParams::undo_reserve`]), `(1 + F_p) × D_s`.
+    pub fn seller_lock(&self) -> Amount {
+        Amount(self.ds.0.saturating_add(self.undo_reserve().0))
+    }
+
     /// May a trader with this score trade?
     pub fn may_trade(&self, reputation: u32) -> bool {
         reputation > self.beta
@@ -830,9 +851,11 @@ pub enum Effect {
     /// - else the seller sold export a won claim already holds (one export
     ///   sold twice by settling the disputed sale first, attack r7 [2]):
     ///   the sale is undone at the seller's cost. The seller gives back
-    ///   `refund` (what the settlement's `Pay` effects paid it) to the
-    ///   buyer and a further `fine` (`F_p × D_s`, as far as its free balance
-    ///   holds it), and loses `α`. Nothing is recorded as sold.
+    ///   `refund` (what the settlement's `Pay` effects paid it for the
+    ///   sale) to the buyer and a further `fine` (`F_p × D_s`, out of the
+    ///   undo reserve the same settlement just paid back to it,
+    ///   [`IorParams::undo_reserve`]), and loses `α`. Nothing is recorded
+    ///   as sold.
     ClaimPaid { slots: Vec<(SlotKey, i128)>, certified: bool, ws: u128, reach: u32, refund: Amount, fine: Amount },
 }
 

@@ -199,7 +199,7 @@ fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
 fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(3));
-    e.d.fund(&s, e.d.cfg.params.ds).unwrap();
+    e.d.fund(&s, e.d.cfg.params.seller_lock()).unwrap();
     settle_funding(&mut e);
     let rs = e.d.cfg.params.rs;
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);

@@ -12,8 +12,7 @@ use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
-use gridledger_rollup::driver::meter_key;
-use gridledger_rollup::types::{AgreementTerms, BuyerOpinion, IorTx, Outcome, SettlementTx, StSettlement};
+use gridledger_rollup::types::{coins, AgreementTerms, BuyerOpinion, IorTx, Outcome, StSettlement};
 
 /// Four traders and five nodes (two executors, three validators).
 const ACCOUNTS: usize = 4 + 2 + 3;
@@ -95,14 +94,6 @@ fn tc_pool(e: &Env, t: &AgreementTerms) -> u128 {
     }
 }
 
-/// An ST of `t` with the seller's certified readings `ps` (one every 5
-/// minutes) and its buyer's signature over `ob`.
-fn certified_st(t: &AgreementTerms, buyer: &KeyPair, ob: bool, ps: Vec<i64>) -> SettlementTx {
-    SettlementTx { terms: t.clone(), stmp: t.dt_end + MIN, buyer_sig: None, ob, dt_step_s: 300, ps, meter_sig: None }
-        .sign_readings(&meter_key(&t.seller))
-        .sign_as_buyer(buyer)
-}
-
 /// [2] setup: an honest seller (trader 1) with a certified meter exports
 /// nothing before 08:00 and 1,200 W from 08:00 to 09:00 (100 Wh in every
 /// 5-minute slot, 1,200 Wh in all). The attacker (buyer trader 0) buys
@@ -129,6 +120,9 @@ fn eight_tiny_periods_then_c() -> (Env, KeyPair, KeyPair, AgreementTerms) {
     let mut tc = terms(&c, &s, Amount(200_000), 500, 8 * HOUR);
     tc.dt_end = 9 * HOUR;
     tc.dl = 9 * HOUR + 15 * MIN;
+    // Nine ATs lock 9 × 1.5 coin of the seller (D_s and the undo reserve).
+    assert_eq!(e.d.fund(&s, coins(5)).unwrap().status, TxStatus::Success);
+    settle_funding(&mut e);
     let mut ats: Vec<(&KeyPair, &AgreementTerms)> = tiny.iter().map(|t| (&a, t)).collect();
     ats.push((&c, &tc));
     agreed(&mut e, &s, &ats);
@@ -167,11 +161,13 @@ fn an_honest_sellers_agreed_sale_is_not_undone_by_eight_tiny_periods() {
     assert_eq!(run(&mut e, &s, tx), vec![Outcome::StSettled(StSettlement::Agreed)]);
     let pay = tc.payment().unwrap();
     let ds = e.d.cfg.params.ds;
+    // The AT locked the seller's D_s and undo reserve; both come back.
+    let lock = e.d.cfg.params.seller_lock();
     let (seller1, c1) = (e.d.participant(&s.address()).unwrap(), e.d.participant(&c.address()).unwrap());
     assert_eq!(c1.balance, c0.balance.checked_add(ds).unwrap(), "C got back its deposit only, it paid {pay:?}");
     assert_eq!(
         seller1.balance,
-        seller0.balance.checked_add(pay).unwrap().checked_add(ds).unwrap(),
+        seller0.balance.checked_add(pay).unwrap().checked_add(lock).unwrap(),
         "the honest seller is paid for the 500 Wh it delivered (got {:?} from {:?})",
         seller1.balance,
         seller0.balance
@@ -199,41 +195,6 @@ fn an_honest_seller_wins_a_covered_dispute_beside_eight_tiny_periods() {
     assert_eq!(e.d.participant(&s.address()).unwrap().reputation, rep, "the honest seller is not penalised");
 }
 
-/// [3] setup: the seller sells one export (500 Wh over 08:05–08:30) twice,
-/// to A (agreed, 08:00–08:30) and B (disputed, 08:05–08:35), as in attack
-/// r7 [2]. With `b_first` it settles B's arbitration first (won on the
-/// whole export), then, idle again, withdraws its whole free balance and
-/// lets a bridge batch apply the debit, and only then sends A's agreed ST:
-/// A's sale is undone, but the fine is "`F_p × D_s` as far as its free
-/// balance holds it", and the free balance is now empty. Otherwise it
-/// settles A first (B's arbitration then loses) and withdraws the same
-/// way. Returns the seller's IOR balance plus what it withdrew.
-fn seller_wealth_after_both_sales(b_first: bool) -> u128 {
-    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
-    e.d.set_time(tb.dt_end + MIN);
-    let a_st = IorTx::St(certified_st(&ta, &a, true, vec![0, 1200, 1200, 1200, 1200, 1200]));
-    let b_st = IorTx::St(certified_st(&tb, &b, false, vec![1200, 1200, 1200, 1200, 1200, 0]));
-    let mut withdrawn = 0u128;
-    let mut empty = |e: &mut Env| {
-        let held = e.d.participant(&s.address()).unwrap().balance;
-        assert_eq!(e.d.withdraw(&s, held).unwrap().status, TxStatus::Success);
-        assert_eq!(e.d.flush(&trader(3)).unwrap().status, TxStatus::Success);
-        e.d.process(&mut rng(0)).unwrap();
-        withdrawn += held.0;
-    };
-    if b_first {
-        assert_eq!(run(&mut e, &s, b_st), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
-        empty(&mut e);
-        assert_eq!(run(&mut e, &s, a_st), vec![Outcome::StSettled(StSettlement::Agreed)]);
-    } else {
-        assert_eq!(run(&mut e, &s, a_st), vec![Outcome::StSettled(StSettlement::Agreed)]);
-        assert_eq!(run(&mut e, &s, b_st), vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
-        empty(&mut e);
-    }
-    assert!(e.d.settled_state().unwrap().agreements.is_empty(), "both sales settled");
-    e.d.participant(&s.address()).unwrap().balance.0 + withdrawn
-}
-
 /// [3] The undo's fine is optional: a seller that empties its free balance
 /// (withdraw, or deposits locked in other open agreements) before the
 /// undone sale settles pays none of it, so selling one export twice and
@@ -241,10 +202,13 @@ fn seller_wealth_after_both_sales(b_first: bool) -> u128 {
 /// the deadline order — the invariant attack r7's fix states ("whichever
 /// order, … ends where it ends when the agreed sale settles first") does
 /// not hold.
+///
+/// Fixed: an accepted AT locks the seller's undo reserve (`F_p × D_s`,
+/// `IorParams::undo_reserve`) with its `D_s`, and every settlement pays it
+/// back before the sale is placed, so the undo's fine is always there.
 #[test]
-#[ignore = "attack r8 [3]: a seller with an empty free balance escapes the undo's fine; settling the disputed sale first pays F_p x D_s"]
 fn the_undos_fine_is_not_escaped_by_an_empty_free_balance() {
-    let a_first = seller_wealth_after_both_sales(false);
-    let b_first = seller_wealth_after_both_sales(true);
+    let a_first = seller_wealth_after_both_sales(false).expect("A settles as agreed, B loses, the seller withdraws");
+    let b_first = seller_wealth_after_both_sales(true).expect("B wins, the seller withdraws, A is undone");
     assert_eq!(b_first, a_first, "the disputed sale settled first, free balance emptied before the undo");
 }

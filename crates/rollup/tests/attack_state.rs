@@ -152,7 +152,7 @@ fn day_ahead_state(households: usize) -> (gridledger_rollup::exec::PreState, Key
         s.participants.insert(buyer.address(), Participant { balance: coins(5), reputation: p.rs });
         for slot in 0..48u64 {
             let t = terms(&buyer, &seller, Amount(200_000), 500, 24 * HOUR + slot * 30 * MIN);
-            let pool = Amount(t.payment().unwrap().0 + 2 * p.ds.0);
+            let pool = Amount(t.payment().unwrap().0 + p.ds.0 + p.seller_lock().0);
             s.agreements.insert(t.key(), Agreement { terms: t.clone(), pool, buyer_opinion: None });
             if h == 7 && slot == 3 {
                 disputed = Some((buyer.clone(), t));

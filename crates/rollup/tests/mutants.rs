@@ -282,8 +282,8 @@ fn a_sale_settled_after_a_dispute_on_its_export_is_undone() -> bool {
     let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
     let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
     tb.dl = ta.dl + 2 * HOUR;
-    agreed(&mut e, &s, &[(&a, &ta), (&b, &tb)]);
     let before = e.d.participant(&s.address()).unwrap().balance;
+    agreed(&mut e, &s, &[(&a, &ta), (&b, &tb)]);
     e.d.submit(&a, &IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })).unwrap();
     e.d.process(&mut rng(0)).unwrap();
     e.d.submit(&s, &IorTx::St(metered_st(&tb, &b, 300, vec![1200, 1200, 1200, 1200, 1200, 0]))).unwrap();
@@ -292,9 +292,21 @@ fn a_sale_settled_after_a_dispute_on_its_export_is_undone() -> bool {
     e.d.submit(&a, &IorTx::Expire(ta.clone())).unwrap();
     e.d.process(&mut rng(0)).unwrap();
     let p = &e.d.cfg.params;
-    // B: paid, its deposit back and B's penalty; A: nothing, and the fine.
-    let b_paid = before.0 + tb.payment().unwrap().0 + p.ds.0 + p.penalty().0;
-    e.d.participant(&s.address()).unwrap().balance.0 == b_paid - p.penalty().0
+    // B: paid, its deposit back and B's penalty; A: nothing, its deposit
+    // and the fine (out of A's undo reserve, returned with B's): as when A
+    // settles first and B's arbitration loses, paid for one sale, one D_s
+    // lost.
+    let b_paid = before.0 + tb.payment().unwrap().0 + p.penalty().0;
+    e.d.participant(&s.address()).unwrap().balance.0 == b_paid - p.penalty().0 - p.ds.0
+}
+
+/// Attack r8 [3]: the seller settles B's dispute first, withdraws its whole
+/// free balance, then settles A as agreed: A's undo still takes its fine
+/// (the undo reserve A's AT locked), so the seller ends where it ends when
+/// A settles first.
+fn the_undos_fine_is_not_escaped_by_an_empty_free_balance() -> bool {
+    let a_first = seller_wealth_after_both_sales(false);
+    a_first.is_some() && seller_wealth_after_both_sales(true) == a_first
 }
 
 /// A buyer's expiry after `O_b = 1` may undo the sale and fine its seller
@@ -331,7 +343,7 @@ fn a_ninth_period_on_a_slot_is_covered() -> bool {
     realloc(&st, &[(k, 1_000)], &[], 500).is_some()
 }
 
-const SCENARIOS: [Scenario; 14] = [
+const SCENARIOS: [Scenario; 15] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -346,6 +358,7 @@ const SCENARIOS: [Scenario; 14] = [
     ("a sale settled after a dispute on its export is undone", a_sale_settled_after_a_dispute_on_its_export_is_undone),
     ("a seller waits for its buyer's expiry", a_seller_waits_for_its_buyers_expiry),
     ("a ninth period on a slot is covered", a_ninth_period_on_a_slot_is_covered),
+    ("the undo's fine is not escaped by an empty free balance", the_undos_fine_is_not_escaped_by_an_empty_free_balance),
 ];
 
 gridledger_core::mutation_check! {
@@ -366,4 +379,5 @@ gridledger_core::mutation_check! {
     unchecked_paid_sale_is_caught: Mutation::PaidUnchecked => "a sale settled after a dispute on its export is undone",
     free_expiry_seller_is_caught: Mutation::ExpirySellerFree => "a seller waits for its buyer's expiry",
     unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period on a slot is covered",
+    skipped_undo_reserve_is_caught: Mutation::UndoReserveSkipped => "the undo's fine is not escaped by an empty free balance",
 }

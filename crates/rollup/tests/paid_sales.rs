@@ -55,10 +55,11 @@ fn a_late_signed_sale_on_export_a_won_arbitration_holds_is_undone() {
         .sign_readings(&gridledger_rollup::driver::meter_key(&s.address()));
     assert_eq!(run(&mut e, &s, IorTx::St(a_st)), vec![Outcome::StSettled(StSettlement::LateBuyerSignature)]);
     let p = e.d.cfg.params.clone();
-    let (pay, ds, pen) = (ta.payment().unwrap().0, p.ds.0, p.penalty().0);
+    let (pay, ds, pen, r) = (ta.payment().unwrap().0, p.ds.0, p.penalty().0, p.undo_reserve().0);
     let (s1, a1) = (e.d.participant(&s.address()).unwrap(), e.d.participant(&a.address()).unwrap());
-    // B's sale: paid, deposit back, B's penalty. A's: nothing, less the fine.
-    assert_eq!(s1.balance.0, s0.balance.0 + pay + ds + pen - pen);
+    // B's sale: paid, deposit and undo reserve back, B's penalty. A's:
+    // nothing but its undo reserve back, less the fine (taken out of it).
+    assert_eq!(s1.balance.0, s0.balance.0 + (pay + ds + pen + r) + (r - pen));
     assert_eq!(s1.reputation, s0.reputation - p.alpha, "the seller is penalised for A, not for B");
     // A: its payment and deposit back, the seller's deposit and the fine.
     assert_eq!(a1.balance.0, a0.balance.0 + pay + ds + pen + pen);

@@ -248,7 +248,7 @@ fn realloc_gas_at_the_record_budget_bound() {
     for a in [b.address(), s.address()] {
         pre.participants.insert(a, Participant { balance: Amount(1_000_000_000), reputation: 100 });
     }
-    let pool = t.payment().unwrap().checked_add(p.ds).unwrap().checked_add(p.ds).unwrap();
+    let pool = t.payment().unwrap().checked_add(p.ds).unwrap().checked_add(p.seller_lock()).unwrap();
     pre.agreements.insert(t.key(), Agreement { terms: t.clone(), pool, buyer_opinion: None });
     pre.meters.insert(s.address(), MeterRecord { key: meter_key(&s.address()).address(), step_s: 300 });
     // Long periods over the whole window, one over the reach only, and

@@ -86,7 +86,7 @@ fn invalid_agreement_transactions_are_refused() {
         }),
         Some(poor.address()),
     );
-    // Step 3: the seller cannot cover D_s.
+    // Step 3: the seller cannot cover D_s and the undo reserve F_p × D_s.
     let t_poor_seller = terms(&b, &poor, Amount(200_000), 500, 8 * HOUR);
     refused(
         &mut e,
@@ -94,7 +94,7 @@ fn invalid_agreement_transactions_are_refused() {
         at(&t_poor_seller, &poor),
         Outcome::AtRejected(AtRejection::InsufficientBalance {
             who: poor.address(),
-            needed: coins(1),
+            needed: Amount(1_500_000),
             available: Amount::ZERO,
         }),
         // The party at fault pays: the seller without its deposit, not the buyer.
@@ -330,7 +330,8 @@ fn false_dispute_forfeits_the_disputer() {
     assert_eq!(black_hole(&e.d), coins(100));
     assert_eq!(primary_total(&e.d, 9), total0);
     e.d.process(&mut rng(0)).unwrap();
-    assert_eq!(internal_total(&e.d, 9) + 1_100_000 + 1_000_000, contract_balance(&e.d).0, "open agreement pool");
+    let seller_lock = e.d.cfg.params.seller_lock().0;
+    assert_eq!(internal_total(&e.d, 9) + 1_100_000 + seller_lock, contract_balance(&e.d).0, "open agreement pool");
 }
 
 /// Step 3's validity checks, one row each: refused with the named reason,

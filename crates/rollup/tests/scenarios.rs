@@ -34,9 +34,10 @@ fn honest_run_settles_within_seconds_and_conserves_coin() {
     assert_eq!(settled[0].outcomes, vec![Outcome::AtAccepted]);
     assert!(!settled[0].disputed);
     assert!(settled[0].latency_ms <= 10_000, "IOR settles in seconds: {}", settled[0].latency_ms);
-    // Deposits locked: buyer D_s + EP×EM, seller D_s.
+    // Deposits locked: buyer D_s + EP×EM, seller D_s and the undo reserve
+    // F_p × D_s.
     assert_eq!(e.d.participant(&b.address()).unwrap().balance, coins(10).checked_sub(Amount(1_100_000)).unwrap());
-    assert_eq!(e.d.participant(&s.address()).unwrap().balance, coins(9));
+    assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(8_500_000));
 
     e.d.set_time(t.dt_end + 5 * MIN);
     e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();

@@ -197,7 +197,8 @@ fn a_bonded_challenge_of_correct_tcrs_pays_the_executor() {
     assert_eq!(e.d.batch_input(0).unwrap().header.state, BatchState::Open);
     assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
     e.d.process(&mut rng(0)).unwrap();
-    assert_eq!(internal_total(&e.d, ACCOUNTS) + 1_100_000 + 1_000_000, contract_balance(&e.d).0);
+    let seller_lock = e.d.cfg.params.seller_lock().0;
+    assert_eq!(internal_total(&e.d, ACCOUNTS) + 1_100_000 + seller_lock, contract_balance(&e.d).0);
 }
 
 /// Item 3: the buyer records `O_b` itself before `DL`; a seller that

@@ -64,8 +64,10 @@ fn refused(e: &mut Env, k: &KeyPair, a: WithdrawArgs, why: WithdrawError) {
 #[test]
 fn finalize_is_constant_and_the_state_is_rebuilt_from_chain_data() {
     let mut e = funded();
-    settle_funding(&mut e);
     let (b, s) = (trader(0), trader(1));
+    // Seven ATs lock 7 × 1.5 coin of the seller (D_s and the undo reserve).
+    assert_eq!(e.d.fund(&s, coins(1)).unwrap().status, TxStatus::Success);
+    settle_funding(&mut e);
     e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
     e.d.process(&mut rng(0)).unwrap();
     let six: Vec<(KeyPair, IorTx)> =
@@ -89,7 +91,7 @@ fn finalize_is_constant_and_the_state_is_rebuilt_from_chain_data() {
     assert_eq!(state_root(&rebuilt).to_string(), settled_root(&e));
     assert_eq!(rebuilt.agreements.len(), 7);
     assert_eq!(rebuilt.participants[&b.address()].balance, Amount(10_000_000 - 7 * 1_100_000));
-    assert_eq!(rebuilt.participants[&s.address()].balance, Amount(11_000_000 - 7 * 1_000_000));
+    assert_eq!(rebuilt.participants[&s.address()].balance, Amount(12_000_000 - 7 * 1_500_000));
 }
 
 /// Item B: `withdraw` pays against a Merkle proof of the caller's record

@@ -779,3 +779,55 @@ pub fn reserve_race(e: &mut Env) -> (Vec<(KeyPair, IorTx)>, usize, usize, Agreem
     txs.push((b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
     (txs, sizes.len(), sybils.len(), t, at)
 }
+
+/// An ST of `t` with the seller's certified readings `ps` (one every 5
+/// minutes) and its buyer's signature over `ob`.
+pub fn certified_st(t: &AgreementTerms, buyer: &KeyPair, ob: bool, ps: Vec<i64>) -> SettlementTx {
+    SettlementTx { terms: t.clone(), stmp: t.dt_end + MIN, buyer_sig: None, ob, dt_step_s: 300, ps, meter_sig: None }
+        .sign_readings(&meter_key(&t.seller))
+        .sign_as_buyer(buyer)
+}
+
+/// Attack r8 [3]: the seller sells one export (500 Wh over 08:05–08:30)
+/// twice, to A (agreed, 08:00–08:30) and B (disputed, 08:05–08:35), as in
+/// attack r7 [2]. With `b_first` it settles B's arbitration first (won on
+/// the whole export), then, idle again, withdraws its whole free balance
+/// and lets a bridge batch apply the debit, and only then sends A's agreed
+/// ST: A's sale is undone, and the undo's fine must still be paid (before
+/// the undo reserve, it was "`F_p × D_s` as far as its free balance holds
+/// it", and the free balance was empty). Otherwise it settles A first (B's
+/// arbitration then loses) and withdraws the same way. Returns the
+/// seller's IOR balance plus what it withdrew; `None` when a step went
+/// otherwise than described (a verdict, a refused withdrawal, an open
+/// agreement left), so a mutation check can run it under any planted bug.
+pub fn seller_wealth_after_both_sales(b_first: bool) -> Option<u128> {
+    use gridledger_rollup::types::StSettlement;
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
+    e.d.set_time(tb.dt_end + MIN);
+    let a_st = IorTx::St(certified_st(&ta, &a, true, vec![0, 1200, 1200, 1200, 1200, 1200]));
+    let b_st = IorTx::St(certified_st(&tb, &b, false, vec![1200, 1200, 1200, 1200, 1200, 0]));
+    let settle = |e: &mut Env, tx: IorTx, want: StSettlement| -> Option<()> {
+        e.d.submit(&s, &tx).ok()?;
+        let got: Vec<Outcome> = e.d.process(&mut rng(0)).ok()?.into_iter().flat_map(|b| b.outcomes).collect();
+        (got == vec![Outcome::StSettled(want)]).then_some(())
+    };
+    let empty = |e: &mut Env| -> Option<u128> {
+        let held = e.d.participant(&s.address()).ok()?.balance;
+        (e.d.withdraw(&s, held).ok()?.status == TxStatus::Success).then_some(())?;
+        (e.d.flush(&trader(3)).ok()?.status == TxStatus::Success).then_some(())?;
+        e.d.process(&mut rng(0)).ok()?;
+        Some(held.0)
+    };
+    let withdrawn = if b_first {
+        settle(&mut e, b_st, StSettlement::SellerDelivered)?;
+        let w = empty(&mut e)?;
+        settle(&mut e, a_st, StSettlement::Agreed)?;
+        w
+    } else {
+        settle(&mut e, a_st, StSettlement::Agreed)?;
+        settle(&mut e, b_st, StSettlement::SellerShortfall)?;
+        empty(&mut e)?
+    };
+    e.d.settled_state().ok()?.agreements.is_empty().then_some(())?;
+    e.d.participant(&s.address()).ok()?.balance.0.checked_add(withdrawn)
+}
