@@ -243,7 +243,6 @@ fn an_on_grid_expiry_without_agreement_is_refused_at_recording() {
 /// block per node: hours of CPU and gigabytes of memory from a one-line
 /// file. Expected: a typed `DemoError::Config` naming the bound.
 #[test]
-#[ignore = "attack r9 [4]: ior day --config with executors/validators = i64::MAX overflows (panics in debug); large counts run for hours"]
 fn a_community_file_with_absurd_node_counts_is_refused() {
     let text = "executors = 9223372036854775807\nvalidators = 9223372036854775807\n\
                 [[participant]]\nload_profile = \"H0-A\"\nask = 150000\nbid = 240000\n\
@@ -258,6 +257,36 @@ fn a_community_file_with_absurd_node_counts_is_refused() {
         Ok(other) => panic!("expected a typed configuration error, got {other:?}"),
         Err(_) => panic!("ior day --config panicked on a community file's node counts"),
     }
+}
+
+/// [4], the bounds: `MAX_EXECUTORS` and `MAX_VALIDATORS` are accepted by
+/// the community file's checks, one more is refused (`DemoError::Config`),
+/// and `DualChain::open` refuses such a driver configuration
+/// (`DriverError::Config`) before touching a chain.
+#[test]
+fn node_counts_are_bounded_at_every_entry_point() {
+    use gridledger_rollup::demo::{run_day, Community, DayConfig, DemoError};
+    use gridledger_rollup::driver::{DriverConfig, DriverError, DualChain, Mode, MAX_EXECUTORS, MAX_VALIDATORS};
+    let community = |e: usize, v: usize| -> Community {
+        toml::from_str(&format!("executors = {e}\nvalidators = {v}\n")).expect("the file parses")
+    };
+    assert!(community(MAX_EXECUTORS, MAX_VALIDATORS).day_config(106).is_ok());
+    for (e, v) in [(MAX_EXECUTORS + 1, 3), (2, MAX_VALIDATORS + 1), (0, 3)] {
+        let r = community(e, v).day_config(106);
+        assert!(matches!(r, Err(DemoError::Config(_))), "{e} executors, {v} validators: {r:?}");
+        let r = run_day(DayConfig { executors: e, validators: v, ..DayConfig::default() });
+        assert!(matches!(r, Err(DemoError::Config(_))), "{e} executors, {v} validators: {:?}", r.map(|_| ()));
+    }
+    let nowhere = std::path::Path::new("not-created");
+    for cfg in [
+        DriverConfig { executors: MAX_EXECUTORS + 1, ..config(Mode::Ior, 4, 2, 3) },
+        DriverConfig { validators: usize::MAX, ..config(Mode::Ior, 4, 2, 3) },
+        DriverConfig { participants: usize::MAX, ..config(Mode::Ior, 4, MAX_EXECUTORS, MAX_VALIDATORS) },
+    ] {
+        let r = DualChain::open(nowhere, nowhere, cfg);
+        assert!(matches!(r, Err(DriverError::Config(_))), "{:?}", r.map(|_| ()));
+    }
+    assert!(!nowhere.exists(), "nothing was created");
 }
 
 fn outcomes(e: &mut Env) -> Vec<Outcome> {
