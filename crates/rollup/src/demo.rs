@@ -551,6 +551,25 @@ fn per_mille() -> u32 {
     1000
 }
 
+/// Whether a run's node counts are usable: at least one executor and one
+/// validator, at most [`crate::driver::MAX_EXECUTORS`] and
+/// [`crate::driver::MAX_VALIDATORS`] (each is a genesis account and a
+/// registration; issue 11, attack r9 [4]: a community file's counts were
+/// taken unchecked, and `i64::MAX` of each overflowed the account count).
+fn node_counts(executors: usize, validators: usize) -> Result<(), DemoError> {
+    use crate::driver::{MAX_EXECUTORS, MAX_VALIDATORS};
+    if executors == 0 || validators == 0 {
+        return Err(DemoError::Config("need two traders, an executor and a validator".into()));
+    }
+    if executors > MAX_EXECUTORS || validators > MAX_VALIDATORS {
+        return Err(DemoError::Config(format!(
+            "{executors} executors and {validators} validators: at most {MAX_EXECUTORS} executors and \
+             {MAX_VALIDATORS} validators"
+        )));
+    }
+    Ok(())
+}
+
 /// An energy community as a TOML file describes it (`gridledger ior day
 /// --config community.toml`): the market terms, the chain sizes and the
 /// participants with their load and generation and prices. Meters are the
@@ -572,8 +591,10 @@ pub struct Community {
     /// Minor units per kWh.
     #[serde(default)]
     pub feed_in_tariff: u128,
+    /// 1..=[`crate::driver::MAX_EXECUTORS`].
     #[serde(default = "two")]
     pub executors: usize,
+    /// 1..=[`crate::driver::MAX_VALIDATORS`].
     #[serde(default = "three")]
     pub validators: usize,
     #[serde(default = "fifty")]
@@ -614,6 +635,7 @@ impl Community {
             ..DayConfig::default()
         };
         funding_of(self.funding_coins)?;
+        node_counts(self.executors, self.validators)?;
         if self.participant.is_empty() {
             return Ok(cfg);
         }
@@ -1014,7 +1036,8 @@ fn day_setup(cfg: &DayConfig) -> Result<DaySetup, DemoError> {
     if !(1..=365).contains(&cfg.day) {
         return Err(DemoError::Config(format!("day {} is not in 1..=365", cfg.day)));
     }
-    if cfg.consumers + cfg.prosumers < 2 || cfg.executors == 0 || cfg.validators == 0 {
+    node_counts(cfg.executors, cfg.validators)?;
+    if cfg.consumers.saturating_add(cfg.prosumers) < 2 {
         return Err(DemoError::Config("need two traders, an executor and a validator".into()));
     }
     let (first_slot, end_slot) = cfg.slots;
@@ -1098,7 +1121,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     let (first_slot, end_slot) = cfg.slots;
     let n = specs.len();
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
-    let accounts = n + cfg.executors + cfg.validators;
+    let accounts = dcfg.accounts()?;
     let mut d = open(dcfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x10_5e_ed);
     let total_before = chain_total(&d, accounts);

@@ -64,6 +64,10 @@ pub enum DriverError {
     /// with another configuration.
     #[error("configuration mismatch: {0}")]
     Mismatch(String),
+    /// A run's sizes refused before any chain is touched
+    /// ([`DriverConfig::accounts`]).
+    #[error("driver configuration: {0}")]
+    Config(String),
 }
 
 /// The leaves where two JSON values differ, as `path: was, now` (objects
@@ -313,7 +317,34 @@ pub struct DriverConfig {
     pub delegation_fee: Amount,
 }
 
+/// Most executors a run may have ([`DriverConfig::executors`]): each is a
+/// development account in both chains' genesis and registers as a node
+/// with its own transaction, so the count bounds the work of opening a
+/// run (issue 11, attack r9 [4]: a community file's node count was taken
+/// unchecked; the thesis' case study has one or two).
+pub const MAX_EXECUTORS: usize = 64;
+
+/// Most validators a run may have ([`DriverConfig::validators`]), for the
+/// same reason as [`MAX_EXECUTORS`] (the case study has three).
+pub const MAX_VALIDATORS: usize = 64;
+
 impl DriverConfig {
+    /// The development accounts the run needs (traders, executors and
+    /// validators, [`dev_key`] `0..accounts`), or why the node counts are
+    /// refused: above [`MAX_EXECUTORS`] or [`MAX_VALIDATORS`], or a sum
+    /// that does not fit.
+    pub fn accounts(&self) -> Result<usize, DriverError> {
+        if self.executors > MAX_EXECUTORS || self.validators > MAX_VALIDATORS {
+            return Err(DriverError::Config(format!(
+                "{} executors and {} validators: at most {MAX_EXECUTORS} and {MAX_VALIDATORS}",
+                self.executors, self.validators
+            )));
+        }
+        self.participants
+            .checked_add(self.executors + self.validators)
+            .ok_or_else(|| DriverError::Config(format!("{} participants is too many", self.participants)))
+    }
+
     pub fn window_ms(&self) -> u64 {
         match self.mode {
             Mode::Ior => self.ior_window_ms,
@@ -478,7 +509,7 @@ impl DualChain {
         secondary_dir: &std::path::Path,
         cfg: DriverConfig,
     ) -> Result<Self, DriverError> {
-        let accounts = cfg.participants + cfg.executors + cfg.validators;
+        let accounts = cfg.accounts()?;
         let primary = dev_chain(primary_dir, accounts, cfg.wallet, primary_registry())?;
         let secondary = dev_chain(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
         DualChain::on_chains(primary, secondary, cfg)
@@ -490,6 +521,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// the participants, executors and validators ([`dev_key`] `0..n`) and
     /// deploy [`primary_registry`] and [`secondary_registry`] respectively.
     pub fn on_chains(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
+        cfg.accounts()?;
         let mut d = Self::roles(primary, secondary, cfg);
         let admin = dev_key(d.cfg.participants);
         let r = d.primary_call(&admin, "init", args(&d.primary_config()), Amount::ZERO)?;
@@ -510,6 +542,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// finalized by [`Self::process`], which reads everything it needs from
     /// the chains.
     pub fn attach(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
+        cfg.accounts()?;
         let mut d = Self::roles(primary, secondary, cfg);
         let want = d.primary_config();
         let have = primary_config(&d.primary)?;

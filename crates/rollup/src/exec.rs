@@ -143,13 +143,31 @@ pub fn claim_alloc(
 /// per-entry and per-batch gas budgets (`crate::primary::MAX_ENTRY_GAS`, `MAX_BATCH_GAS`) bound what a batch actually reads.
 pub const MAX_REACH_SLOTS: u32 = 2016;
 
-/// Most won arbitrations over distinct delivery periods one slot record
-/// holds ([`SlotAlloc::by_period`]): bounds a record's size and the work of
-/// a re-allocation. Where an allocation would put more on a slot, the
-/// slot's smallest claims are kept there as fixed claimed energy instead
-/// (counted as before, no longer moved by later claims): a claim the
-/// export covers is never refused for the number of periods (attack r8
-/// [2]).
+/// Most movable claims (won arbitrations and placed paid sales) over
+/// distinct delivery periods one slot record holds
+/// ([`SlotAlloc::by_period`]): bounds a record's size and the work of a
+/// re-allocation ([`realloc`]: `O(window · MAX_PERIODS_PER_SLOT)` claims).
+///
+/// **The rule** (issue 11, attack r8 [2] and r9 [5]). The re-allocation's
+/// earliest-deadline-first sweep lets each slot serve at most this many
+/// periods: a further claim is *spilled*, it takes from a later slot of its
+/// period in the window instead, so claims that may go elsewhere do not
+/// crowd a slot, and a later claim that needs the slot's whole export
+/// moves them aside (they stay movable). A claim whose last slot in the
+/// window this is (its period ends there, or the window does) is served
+/// there whatever the count. Only where that bounded sweep leaves a slot
+/// with more than this many periods (more than this many claims had it as
+/// their last slot) or places nothing (the sweep then runs without the
+/// bound; the bounded one is greedy and can miss a bounded placement,
+/// e.g. when a full slot's cap was what a skipped claim needed and its
+/// later slots have none) are the slot's smallest claims kept there as
+/// fixed claimed energy (counted as before, no longer moved by later
+/// claims). So a claim the export covers is never refused for the number
+/// of periods, and a claim is pinned only where more than this many of
+/// the seller's sale periods compete for one slot's export in one window:
+/// tiny sales whose periods reach later slots with export (attack r9 [5])
+/// no longer pin anything, and the honest seller's covered sale that
+/// needs the slot's whole export is placed.
 pub const MAX_PERIODS_PER_SLOT: usize = 8;
 
 /// The `n` grid slots (of `last`'s length) that follow `last`, at most
@@ -256,8 +274,9 @@ pub struct Realloc {
 /// **Cost.** `O((|window| + claims) · log claims)` exact integer steps,
 /// the window at most the period plus [`MAX_REACH_SLOTS`] and each slot
 /// holding at most [`MAX_PERIODS_PER_SLOT`] won claims and as many sold
-/// periods ([`record_sold`]); deterministic (ties by
-/// period, the new claim last).
+/// periods ([`record_sold`]), at most twice (the sweep bounded by
+/// [`MAX_PERIODS_PER_SLOT`], then unbounded where that places nothing);
+/// deterministic (ties by period, the new claim last).
 pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
     let split: Vec<(SlotKey, Option<i128>)> = split.iter().map(|(k, m)| (*k, Some(*m))).collect();
     realloc_at(st, &split, reach, ws)
@@ -325,6 +344,8 @@ pub fn realloc_at(st: &PreState, split: &[(SlotKey, Option<i128>)], reach: &[Slo
     const SOLD: u8 = 1;
     const NEW: u8 = 2;
     type Id = (usize, usize, u8, (u64, u64));
+    // Per window slot, the won claims' amounts by period, and the new claim's amounts.
+    type Sweep = (Vec<BTreeMap<(u64, u64), u128>>, Vec<u128>);
     let mut starts: Vec<(Id, u128)> = Vec::with_capacity(held.len() + sold.len() + 1);
     for (p, a) in &held {
         let (lo, hi) = span(*p)?;
@@ -336,41 +357,79 @@ pub fn realloc_at(st: &PreState, split: &[(SlotKey, Option<i128>)], reach: &[Slo
     }
     starts.push(((n - 1, 0, NEW, own), ws.checked_add(deficit)?));
     starts.sort_by_key(|((_, lo, _, _), _)| *lo);
-    let mut next = 0;
-    let mut open: BTreeMap<Id, u128> = BTreeMap::new();
-    let mut got: Vec<BTreeMap<(u64, u64), u128>> = vec![BTreeMap::new(); window.len()];
-    let mut mine: Vec<u128> = vec![0; window.len()];
-    for i in 0..window.len() {
-        while let Some((id, a)) = starts.get(next).filter(|(id, _)| id.1 == i) {
-            if *a > 0 {
-                open.insert(*id, *a);
+    // Earliest deadline first, each slot serving at most
+    // `MAX_PERIODS_PER_SLOT` recorded periods (won and new claims; sold
+    // periods are not recorded per slot): a further claim spills to a later
+    // slot of its period, unless this is its last slot in the window. Only
+    // where that finds no placement does the sweep run unbounded, and the
+    // slot's smallest claims are pinned below (attack r9 [5]).
+    let spill = !crate::mutants::active(crate::mutants::Mutation::PeriodsNotSpilled);
+    let sweep = |bounded: bool| -> Option<Sweep> {
+        let mut next = 0;
+        // Open claims by (deadline, start, kind, period): recorded ones
+        // (won, new) and sold periods apart, so a full slot still serves
+        // sold periods without scanning the claims it may not take.
+        let mut open: BTreeMap<Id, u128> = BTreeMap::new();
+        let mut open_sold: BTreeMap<Id, u128> = BTreeMap::new();
+        let mut got: Vec<BTreeMap<(u64, u64), u128>> = vec![BTreeMap::new(); window.len()];
+        let mut mine: Vec<u128> = vec![0; window.len()];
+        for i in 0..window.len() {
+            while let Some((id, a)) = starts.get(next).filter(|(id, _)| id.1 == i) {
+                if *a > 0 {
+                    if id.2 == SOLD {
+                        open_sold.insert(*id, *a);
+                    } else {
+                        open.insert(*id, *a);
+                    }
+                }
+                next += 1;
             }
-            next += 1;
-        }
-        let mut cap = caps[i];
-        while cap > 0 {
-            let Some(mut entry) = open.first_entry() else { break };
-            let id = *entry.key();
-            let take = cap.min(*entry.get());
-            *entry.get_mut() -= take;
-            cap -= take;
-            if *entry.get() == 0 {
-                entry.remove();
+            let mut cap = caps[i];
+            // Distinct periods recorded on this slot so far (a new claim of
+            // a won claim's period shares its record).
+            let mut periods: Vec<(u64, u64)> = Vec::new();
+            while cap > 0 {
+                let full = bounded && periods.len() >= MAX_PERIODS_PER_SLOT;
+                let rec = open
+                    .first_key_value()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !full || id.0 <= i || periods.contains(&id.3));
+                let sold = open_sold.first_key_value().map(|(id, _)| *id);
+                let (id, map) = match (rec, sold) {
+                    (Some(r), Some(s)) if s < r => (s, &mut open_sold),
+                    (Some(r), _) => (r, &mut open),
+                    (None, Some(s)) => (s, &mut open_sold),
+                    (None, None) => break,
+                };
+                let rem = map.get_mut(&id)?;
+                let take = cap.min(*rem);
+                *rem -= take;
+                cap -= take;
+                if *rem == 0 {
+                    map.remove(&id);
+                }
+                if id.2 != SOLD && !periods.contains(&id.3) {
+                    periods.push(id.3);
+                }
+                if id.2 == NEW {
+                    mine[i] = take;
+                } else if id.2 == WON {
+                    let g = got[i].entry(id.3).or_insert(0);
+                    *g = g.checked_add(take)?;
+                }
             }
-            if id.2 == NEW {
-                mine[i] = take;
-            } else if id.2 == WON {
-                let g = got[i].entry(id.3).or_insert(0);
-                *g = g.checked_add(take)?;
+            let due = |m: &BTreeMap<Id, u128>| m.first_key_value().is_some_and(|(id, _)| id.0 <= i);
+            if due(&open) || due(&open_sold) {
+                return None;
             }
         }
-        if open.first_key_value().is_some_and(|(id, _)| id.0 <= i) {
-            return None;
-        }
-    }
-    if !open.is_empty() || next < starts.len() {
-        return None;
-    }
+        (open.is_empty() && open_sold.is_empty() && next >= starts.len()).then_some((got, mine))
+    };
+    let (mut got, mine) = match sweep(spill) {
+        Some(placed) => placed,
+        None if spill => sweep(false)?,
+        None => return None,
+    };
     // The new claim records `ws` of what it got, earliest first.
     let mut need = ws;
     let mut out = Vec::with_capacity(window.len());
@@ -391,7 +450,7 @@ pub fn realloc_at(st: &PreState, split: &[(SlotKey, Option<i128>)], reach: &[Slo
         // attack r8 [2]: tiny sales of distinct periods must not make an
         // honest covered claim fail).
         while by_period.len() > MAX_PERIODS_PER_SLOT {
-            if crate::mutants::active(crate::mutants::Mutation::PeriodsNotSpilled) {
+            if crate::mutants::active(crate::mutants::Mutation::PeriodsRefused) {
                 return None;
             }
             let smallest = by_period.iter().min_by_key(|(p, v)| (**v, **p)).map(|(p, v)| (*p, *v))?;

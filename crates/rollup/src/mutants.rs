@@ -68,6 +68,12 @@ pub enum Mutation {
     /// [`crate::exec::MAX_PERIODS_PER_SLOT`] periods on a slot fails
     /// instead of fixing the slot's smallest claims: tiny sales of
     /// distinct periods make an honest covered claim fail (attack r8 [2]).
+    PeriodsRefused,
+    /// The re-allocation's sweep does not move a claim beyond a slot's
+    /// [`crate::exec::MAX_PERIODS_PER_SLOT`] periods to a later slot of its
+    /// period: it places as many as fit and pins the slot's smallest claims
+    /// there for good, so a later covered claim that needs the slot's whole
+    /// export fails (attack r9 [5]).
     PeriodsNotSpilled,
     /// An accepted AT locks only the seller's `D_s`, not the undo reserve
     /// ([`crate::types::IorParams::undo_reserve`]): a seller that empties

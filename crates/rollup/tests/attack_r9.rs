@@ -243,7 +243,6 @@ fn an_on_grid_expiry_without_agreement_is_refused_at_recording() {
 /// block per node: hours of CPU and gigabytes of memory from a one-line
 /// file. Expected: a typed `DemoError::Config` naming the bound.
 #[test]
-#[ignore = "attack r9 [4]: ior day --config with executors/validators = i64::MAX overflows (panics in debug); large counts run for hours"]
 fn a_community_file_with_absurd_node_counts_is_refused() {
     let text = "executors = 9223372036854775807\nvalidators = 9223372036854775807\n\
                 [[participant]]\nload_profile = \"H0-A\"\nask = 150000\nbid = 240000\n\
@@ -258,6 +257,36 @@ fn a_community_file_with_absurd_node_counts_is_refused() {
         Ok(other) => panic!("expected a typed configuration error, got {other:?}"),
         Err(_) => panic!("ior day --config panicked on a community file's node counts"),
     }
+}
+
+/// [4], the bounds: `MAX_EXECUTORS` and `MAX_VALIDATORS` are accepted by
+/// the community file's checks, one more is refused (`DemoError::Config`),
+/// and `DualChain::open` refuses such a driver configuration
+/// (`DriverError::Config`) before touching a chain.
+#[test]
+fn node_counts_are_bounded_at_every_entry_point() {
+    use gridledger_rollup::demo::{run_day, Community, DayConfig, DemoError};
+    use gridledger_rollup::driver::{DriverConfig, DriverError, DualChain, Mode, MAX_EXECUTORS, MAX_VALIDATORS};
+    let community = |e: usize, v: usize| -> Community {
+        toml::from_str(&format!("executors = {e}\nvalidators = {v}\n")).expect("the file parses")
+    };
+    assert!(community(MAX_EXECUTORS, MAX_VALIDATORS).day_config(106).is_ok());
+    for (e, v) in [(MAX_EXECUTORS + 1, 3), (2, MAX_VALIDATORS + 1), (0, 3)] {
+        let r = community(e, v).day_config(106);
+        assert!(matches!(r, Err(DemoError::Config(_))), "{e} executors, {v} validators: {r:?}");
+        let r = run_day(DayConfig { executors: e, validators: v, ..DayConfig::default() });
+        assert!(matches!(r, Err(DemoError::Config(_))), "{e} executors, {v} validators: {:?}", r.map(|_| ()));
+    }
+    let nowhere = std::path::Path::new("not-created");
+    for cfg in [
+        DriverConfig { executors: MAX_EXECUTORS + 1, ..config(Mode::Ior, 4, 2, 3) },
+        DriverConfig { validators: usize::MAX, ..config(Mode::Ior, 4, 2, 3) },
+        DriverConfig { participants: usize::MAX, ..config(Mode::Ior, 4, MAX_EXECUTORS, MAX_VALIDATORS) },
+    ] {
+        let r = DualChain::open(nowhere, nowhere, cfg);
+        assert!(matches!(r, Err(DriverError::Config(_))), "{:?}", r.map(|_| ()));
+    }
+    assert!(!nowhere.exists(), "nothing was created");
 }
 
 fn outcomes(e: &mut Env) -> Vec<Outcome> {
@@ -319,7 +348,20 @@ fn whole_slot_sale_beside_tiny_claims(tiny: u64, ob: bool) -> (Outcome, i128) {
     let st = e.d.settled_state().unwrap();
     let held = st.slots.get(&slot0).map_or(0, |x| x.by_period.len());
     assert_eq!(held as u64, tiny.min(MAX_PERIODS_PER_SLOT as u64), "the tiny claims sit on the 08:00 slot");
-    assert_eq!(st.claimed.get(&slot0).copied(), Some(u128::from(tiny) * 3600));
+    // Every tiny claim is counted on the slots of 08:00–08:30 (since the fix
+    // of [5], a claim beyond `MAX_PERIODS_PER_SLOT` takes from 08:05).
+    let claimed: u128 = (0..6u64)
+        .map(|i| {
+            let k = SlotKey {
+                seller: s.address(),
+                dt_start: slot0.dt_start + i * 5 * MIN,
+                dt_end: slot0.dt_end + i * 5 * MIN,
+            };
+            st.claimed.get(&k).copied().unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(claimed, u128::from(tiny) * 3600);
+    assert_eq!(st.claimed.get(&slot0).copied(), Some(u128::from(tiny.min(MAX_PERIODS_PER_SLOT as u64)) * 3600));
     // C records its opinion; the honest seller sends its certified reading of 08:00.
     e.d.submit(&c, &IorTx::Opinion(BuyerOpinion { terms: tc.clone(), ob })).unwrap();
     assert_eq!(outcomes(&mut e), vec![Outcome::OpinionRecorded]);
@@ -360,7 +402,6 @@ fn eight_tiny_claims_move_aside_for_a_whole_slot_sale() {
 /// (any sale that needs the pinned slot's whole export). With eight tiny
 /// claims (the test above) the same dispute is won.
 #[test]
-#[ignore = "attack r9 [5]: a ninth 1 Wh period pins a movable claim on a slot; the honest seller loses the covered arbitration of the slot's whole export"]
 fn a_ninth_tiny_claim_does_not_make_an_honest_seller_lose_a_covered_dispute() {
     let (verdict, _) = whole_slot_sale_beside_tiny_claims(9, false);
     assert_eq!(verdict, Outcome::StSettled(StSettlement::SellerDelivered));
@@ -373,7 +414,6 @@ fn a_ninth_tiny_claim_does_not_make_an_honest_seller_lose_a_covered_dispute() {
 /// back plus the seller's fine `F_p × D_s`; the seller, owed
 /// `EP × EM + D_s` for 100 Wh it delivered, ends poorer than before.
 #[test]
-#[ignore = "attack r9 [5]: a ninth 1 Wh period pins a movable claim; the honest seller's agreed whole-slot sale is undone and fined"]
 fn a_ninth_tiny_claim_does_not_undo_an_honest_sellers_agreed_sale() {
     assert_eq!(whole_slot_sale_beside_tiny_claims(9, true), (Outcome::StSettled(StSettlement::Agreed), owed()));
 }

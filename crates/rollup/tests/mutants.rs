@@ -343,6 +343,31 @@ fn a_ninth_period_on_a_slot_is_covered() -> bool {
     realloc(&st, &[(k, 1_000)], &[], 500).is_some()
 }
 
+/// A ninth tiny claim of a distinct period that may take from either of
+/// two slots moves to the second rather than being pinned on the first,
+/// so a later claim of the first slot's whole export is covered (attack
+/// r9 [5]).
+fn a_ninth_period_moves_aside() -> bool {
+    use gridledger_rollup::exec::{realloc, PreState, SlotAlloc, MAX_PERIODS_PER_SLOT};
+    use gridledger_rollup::types::SlotKey;
+    let s = trader(1).address();
+    let k0 = SlotKey { seller: s, dt_start: 8 * HOUR, dt_end: 8 * HOUR + 5 * MIN };
+    let k1 = SlotKey { seller: s, dt_start: k0.dt_end, dt_end: k0.dt_end + 5 * MIN };
+    let mut st = PreState::default();
+    let mut a = SlotAlloc { export: Some(1_000), ..Default::default() };
+    for j in 0..MAX_PERIODS_PER_SLOT as u64 {
+        a.by_period.insert((k0.dt_start - (j + 1) * 5 * MIN, k1.dt_end), 1);
+    }
+    st.claimed.insert(k0, MAX_PERIODS_PER_SLOT as u128);
+    st.slots.insert(k0, a);
+    let Some(ninth) = realloc(&st, &[(k0, 1_000), (k1, 1_000)], &[], 1) else { return false };
+    for (k, total, alloc) in ninth.slots {
+        st.claimed.insert(k, total);
+        st.slots.insert(k, alloc);
+    }
+    realloc(&st, &[(k0, 1_000)], &[k1], 1_000).is_some()
+}
+
 const SCENARIOS: [Scenario; 15] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
@@ -359,6 +384,7 @@ const SCENARIOS: [Scenario; 15] = [
     ("a seller waits for its buyer's expiry", a_seller_waits_for_its_buyers_expiry),
     ("a ninth period on a slot is covered", a_ninth_period_on_a_slot_is_covered),
     ("the undo's fine is not escaped by an empty free balance", the_undos_fine_is_not_escaped_by_an_empty_free_balance),
+    ("a ninth period moves aside", a_ninth_period_moves_aside),
 ];
 
 gridledger_core::mutation_check! {
@@ -378,6 +404,7 @@ gridledger_core::mutation_check! {
     reserve_for_any_opinion_is_caught: Mutation::ReserveForAnyOpinion => "an owed opinion finds the reserve",
     unchecked_paid_sale_is_caught: Mutation::PaidUnchecked => "a sale settled after a dispute on its export is undone",
     free_expiry_seller_is_caught: Mutation::ExpirySellerFree => "a seller waits for its buyer's expiry",
-    unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period on a slot is covered",
     skipped_undo_reserve_is_caught: Mutation::UndoReserveSkipped => "the undo's fine is not escaped by an empty free balance",
+    refused_periods_are_caught: Mutation::PeriodsRefused => "a ninth period on a slot is covered",
+    unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period moves aside",
 }

@@ -199,6 +199,44 @@ fn a_slot_over_max_periods_fixes_its_smallest_claim() {
     assert!(realloc(&after, &[(slot(s, 0), export)], &[], rest).is_some(), "the rest of the export is free");
 }
 
+/// The rule of attack r9 [5]: a claim that would be a ninth period on a
+/// slot but may take from a later slot of its period spills there instead
+/// of pinning the slot's smallest claim, so nothing becomes fixed; a later
+/// claim of the first slot's whole export then moves every tiny claim off
+/// it.
+#[test]
+fn a_ninth_period_spills_to_a_later_slot_of_its_period() {
+    let s = Address([7; 20]);
+    let (k0, k1) = (slot(s, 0), slot(s, 1));
+    let export: i128 = 1_000;
+    let mut st = PreState::default();
+    let mut a = SlotAlloc { export: Some(export), ..Default::default() };
+    for j in 0..MAX_PERIODS_PER_SLOT as u64 {
+        a.by_period.insert((k0.dt_start - (j + 1) * SLOT, k1.dt_end), 10 + j as u128);
+    }
+    let held: u128 = a.by_period.values().sum();
+    st.claimed.insert(k0, held);
+    st.slots.insert(k0, a);
+    let plan = realloc(&st, &[(k0, export), (k1, export)], &[], 5).expect("covered");
+    let records: BTreeMap<SlotKey, (u128, SlotAlloc)> = plan.slots.into_iter().map(|(k, t, a)| (k, (t, a))).collect();
+    for (k, (total, alloc)) in &records {
+        assert!(alloc.by_period.len() <= MAX_PERIODS_PER_SLOT, "{k:?}: {alloc:?}");
+        assert_eq!(*total, alloc.by_period.values().sum::<u128>(), "nothing fixed on {k:?}: {records:?}");
+    }
+    assert_eq!(records[&k0].0 + records[&k1].0, held + 5, "every claim counted once: {records:?}");
+    assert_eq!(records[&k1].1.by_period.len(), 1, "one period spilled to the later slot: {records:?}");
+    for (k, (total, alloc)) in records {
+        st.claimed.insert(k, total);
+        st.slots.insert(k, alloc);
+    }
+    let whole = realloc(&st, &[(k0, export)], &[k1], export as u128).expect("the whole first slot is free to claim");
+    let first = &whole.slots[0];
+    assert_eq!((first.1, first.2.by_period.len()), (export as u128, 1), "only the new claim stays: {whole:?}");
+    // The nine tiny periods all end with the second slot: they must all be
+    // there now, so that slot is over the bound and pins its smallest.
+    assert_eq!(whole.slots[1].1, held + 5, "every tiny claim is counted on the second slot: {whole:?}");
+}
+
 /// Off-chain recovery, gas counted as on chain.
 struct Counting(u64);
 
