@@ -317,6 +317,9 @@ fn certified_st(t: &AgreementTerms, buyer: &KeyPair, ob: bool, ps: Vec<i64>) -> 
 fn whole_slot_sale_beside_tiny_claims(tiny: u64, ob: bool) -> (Outcome, i128) {
     let mut e = funded();
     let (a, s, c) = (trader(0), trader(1), trader(2));
+    // Each accepted AT locks D_s and the undo's reserve from the seller:
+    // ten sales need more than the 10 coin every trader is funded with.
+    e.d.fund(&s, coins(10)).unwrap();
     let tinies: Vec<AgreementTerms> = (0..tiny)
         .map(|j| {
             let mut t = terms(&a, &s, Amount(200_000), 1, 8 * HOUR - j * 5 * MIN);
@@ -375,10 +378,12 @@ fn whole_slot_sale_beside_tiny_claims(tiny: u64, ob: bool) -> (Outcome, i128) {
     (out[0].clone(), after as i128 - before as i128)
 }
 
-/// What the honest seller is owed for C's sale: its payment and deposit.
+/// What the honest seller is owed for C's sale: its payment, its deposit
+/// and the undo's reserve its AT locked.
 fn owed() -> i128 {
     let t = terms(&trader(2), &trader(1), Amount(200_000), 100, 8 * HOUR);
-    (t.payment().unwrap().0 + IorParams::case_study().ds.0) as i128
+    let p = IorParams::case_study();
+    (t.payment().unwrap().0 + p.seller_lock().0) as i128
 }
 
 /// [5] Held: with `MAX_PERIODS_PER_SLOT` tiny claims on the slot, they

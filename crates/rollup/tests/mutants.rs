@@ -368,7 +368,7 @@ fn a_ninth_period_moves_aside() -> bool {
     realloc(&st, &[(k0, 1_000)], &[k1], 1_000).is_some()
 }
 
-const SCENARIOS: [Scenario; 15] = [
+const SCENARIOS: [Scenario; 16] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
