@@ -69,6 +69,11 @@ pub enum Mutation {
     /// instead of fixing the slot's smallest claims: tiny sales of
     /// distinct periods make an honest covered claim fail (attack r8 [2]).
     PeriodsNotSpilled,
+    /// A buyer's expiry after the period lists its seller among the
+    /// pending parties without checking that an AT of its terms was
+    /// recorded (the key's mark): a stranger's expiry naming a trader as
+    /// its seller freezes that trader's withdrawals (attack r9 [1]).
+    ExpiryMarkUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.
