@@ -331,7 +331,30 @@ fn a_ninth_period_on_a_slot_is_covered() -> bool {
     realloc(&st, &[(k, 1_000)], &[], 500).is_some()
 }
 
-const SCENARIOS: [Scenario; 14] = [
+/// Attack r9 [1]: a stranger records an expiry naming a trader as its
+/// seller, for a period off the metering grid (no claim slots, so no
+/// agreement mark is needed to record it). No AT of those terms was
+/// recorded, so the trader withdraws in the next block all the same.
+fn a_strangers_expiry_freezes_no_one() -> bool {
+    use gridledger_core::Energy;
+    use gridledger_rollup::types::AgreementTerms;
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (mallory, victim) = (trader(3), trader(1));
+    let t = AgreementTerms {
+        ep: Amount(200_000),
+        em: Energy(1),
+        buyer: mallory.address(),
+        seller: victim.address(),
+        dt_start: 1,
+        dt_end: 2,
+        dl: 2,
+    };
+    let recorded = e.d.submit(&mallory, &IorTx::Expire(t)).unwrap().status == TxStatus::Success;
+    recorded && e.d.withdraw(&victim, Amount(1)).unwrap().status == TxStatus::Success
+}
+
+const SCENARIOS: [Scenario; 15] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -346,6 +369,7 @@ const SCENARIOS: [Scenario; 14] = [
     ("a sale settled after a dispute on its export is undone", a_sale_settled_after_a_dispute_on_its_export_is_undone),
     ("a seller waits for its buyer's expiry", a_seller_waits_for_its_buyers_expiry),
     ("a ninth period on a slot is covered", a_ninth_period_on_a_slot_is_covered),
+    ("a stranger's expiry freezes no one", a_strangers_expiry_freezes_no_one),
 ];
 
 gridledger_core::mutation_check! {
@@ -366,4 +390,5 @@ gridledger_core::mutation_check! {
     unchecked_paid_sale_is_caught: Mutation::PaidUnchecked => "a sale settled after a dispute on its export is undone",
     free_expiry_seller_is_caught: Mutation::ExpirySellerFree => "a seller waits for its buyer's expiry",
     unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period on a slot is covered",
+    unchecked_expiry_mark_is_caught: Mutation::ExpiryMarkUnchecked => "a stranger's expiry freezes no one",
 }
