@@ -212,6 +212,7 @@ impl<C: ChainClient> PrimaryReader<'_, C> {
             .map_err(|e| bad(format!("entries do not execute: {e}")))?;
         post.meters.clear();
         post.closed_in_batch.clear();
+        post.penalised_in_batch.clear();
         if Some(crate::state::state_root(&post)) != h.post_root {
             return Err(bad("neither the posted effects nor re-execution reach the settled root".into()));
         }
@@ -893,6 +894,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             s = post;
             s.meters.clear();
             s.closed_in_batch.clear();
+            s.penalised_in_batch.clear();
         }
         Ok(s)
     }

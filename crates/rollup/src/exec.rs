@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::crypto::recover;
 use gridledger_core::{Address, Amount, Hash32, RecoverableSignature};
 use gridledger_ledger::{gas, CallContext, ContractError};
@@ -535,6 +536,15 @@ pub struct PreState {
     /// Empty in a batch's pre-state; set in the per-entry slices of TCR
     /// leaves so one entry re-executes exactly as in its batch.
     pub closed_in_batch: BTreeSet<AgreementKey>,
+    /// The hashes ([`at_hash`]) of the ATs an earlier entry of the same
+    /// batch refused for their seller's reputation or balance, penalising
+    /// the seller (issue 11, attack r9 [3]): a replay of such an AT in the batch is refused
+    /// [`AtRejection::SellerPenalised`], so one seller signature costs its
+    /// signer at most one α (a later batch cannot record it again,
+    /// `crate::primary`'s `AtRecordRefusal::Recorded`). Scratch like
+    /// `closed_in_batch`: empty in a batch's pre-state, set in the
+    /// per-entry slices of TCR leaves.
+    pub penalised_in_batch: BTreeSet<Hash32>,
 }
 
 impl PreState {
@@ -928,14 +938,39 @@ pub fn slice(st: &PreState, e: &Entry, grid_s: u32) -> PreState {
         claimed: claimed_of(st, e, grid_s),
         slots: slots_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
+        penalised_in_batch: penalised_of(st, e),
+    }
+}
+
+/// Domain of [`at_hash`].
+pub const TAG_AT_HASH: Tag = Tag("gridledger/ior/at-hash/v1");
+
+/// The hash an AT is known by in [`PreState::penalised_in_batch`]: the
+/// hash of the terms its seller signed, so every copy of one seller
+/// signature has the same hash.
+pub fn at_hash(t: &AgreementTerms) -> Hash32 {
+    hash_tagged(TAG_AT_HASH, t)
+}
+
+/// The part of `st.penalised_in_batch` entry `e` reads: its AT's
+/// [`at_hash`], if an earlier entry of the batch penalised the seller for
+/// it.
+fn penalised_of(st: &PreState, e: &Entry) -> BTreeSet<Hash32> {
+    match &e.tx {
+        IorTx::At(at) if !st.penalised_in_batch.is_empty() => {
+            let h = at_hash(&at.terms);
+            st.penalised_in_batch.iter().filter(|d| **d == h).copied().collect()
+        }
+        _ => BTreeSet::new(),
     }
 }
 
 /// A TCR leaf's inputs (issue 11): the part of `st` that the verdict
 /// `outcome` on entry `e` read, and nothing more. Its sender's record; an
 /// AT's seller only when the AT got past steps 1 and 2 (sent by its buyer,
-/// validly signed by its seller: then the seller's reputation and balance
-/// are read); the agreement; the seller's certified meter only for an ST
+/// validly signed by its seller) and its terms are not refused as such
+/// ([`terms_refusal`]): then the seller's reputation and balance may be
+/// read; the agreement; the seller's certified meter only for an ST
 /// sent by that seller; the claimed energy of an ST's grid slots; the
 /// seller of a buyer's expiry settled as agreed ([`expiry_reads_seller`]:
 /// undoing the sale fines the seller's free balance, [`place_paid`]).
@@ -958,7 +993,17 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
     let t = e.tx.terms();
     let key = t.key();
     let seller_read = matches!(e.tx, IorTx::At(_))
-        && !matches!(outcome, Outcome::AtRejected(AtRejection::WrongSender { .. } | AtRejection::NotSignedBySeller));
+        && !matches!(
+            outcome,
+            Outcome::AtRejected(
+                AtRejection::WrongSender { .. }
+                    | AtRejection::NotSignedBySeller
+                    | AtRejection::InvalidTerms(_)
+                    | AtRejection::OffGrid { .. }
+                    | AtRejection::PeriodTooLong { .. }
+                    | AtRejection::DeadlineTooLate { .. }
+            )
+        );
     let meter_read = e.tx.settlement().is_some() && e.sender == t.seller;
     // An expiry settled as agreed may undo the sale at the seller's cost
     // ([`place_paid`] reads its free balance for the fine).
@@ -972,6 +1017,7 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
         claimed: claimed_of(st, e, grid_s),
         slots: slots_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
+        penalised_in_batch: penalised_of(st, e),
     }
 }
 
@@ -1032,9 +1078,27 @@ pub fn execute_leaves(
         } else {
             st.closed_in_batch.remove(&key);
         }
+        if let Some(h) = penalised_seller(e, &outcome) {
+            st.penalised_in_batch.insert(h);
+        }
         out.push(TcrLeaf { pre: before, tcr: Tcr { index: i as u32, outcome, effects }, post_root: Hash32::ZERO });
     }
     Ok(out)
+}
+
+/// The [`at_hash`] of `e`'s AT when the verdict `outcome` penalised its
+/// seller (refused for the seller's reputation or balance, sent by the
+/// buyer: [`expected_effects`]); a replay of it later in the batch is
+/// refused [`AtRejection::SellerPenalised`] (issue 11, attack r9 [3]).
+pub fn penalised_seller(e: &Entry, outcome: &Outcome) -> Option<Hash32> {
+    let IorTx::At(at) = &e.tx else { return None };
+    let t = &at.terms;
+    let seller_fault = matches!(
+        outcome,
+        Outcome::AtRejected(AtRejection::InsufficientBalance { who, .. } | AtRejection::ReputationTooLow { who, .. })
+            if *who == t.seller
+    );
+    (seller_fault && e.sender == t.buyer && t.seller != t.buyer).then(|| at_hash(t))
 }
 
 /// Executes a batch and returns the state after it as well.
@@ -1083,27 +1147,8 @@ fn execute_at(
     // Step 3: validity, reputation and balances.
     env.charge(STEP_GAS)?;
     let invalid = |s: &str| reject(AtRejection::InvalidTerms(s.into()));
-    if t.buyer == t.seller {
-        return invalid("buyer and seller are the same account");
-    }
-    if t.em.is_zero() || t.ep.is_zero() {
-        return invalid("EP and EM must be positive");
-    }
-    if t.dt_start >= t.dt_end {
-        return invalid("empty delivery period DT");
-    }
-    let grid_ms = u64::from(p.meter_step_s) * 1000;
-    if grid_ms == 0 || !t.dt_start.is_multiple_of(grid_ms) || !t.dt_end.is_multiple_of(grid_ms) {
-        return reject(AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms });
-    }
-    if t.dt_end - t.dt_start > p.max_dl_ms {
-        return reject(AtRejection::PeriodTooLong { dt_start: t.dt_start, dt_end: t.dt_end, max_ms: p.max_dl_ms });
-    }
-    if t.dl < t.dt_end {
-        return invalid("deadline DL precedes the end of DT");
-    }
-    if t.dl - t.dt_end > p.max_dl_ms {
-        return reject(AtRejection::DeadlineTooLate { dl: t.dl, dt_end: t.dt_end, max_ms: p.max_dl_ms });
+    if let Some(why) = terms_refusal(t, p.meter_step_s, p.max_dl_ms) {
+        return reject(why);
     }
     // A seller-signed AT stays valid forever; recorded after its delivery
     // period it is a replay (or stale) and would make the buyer pay twice.
@@ -1127,10 +1172,22 @@ fn execute_at(
     if t.payment().and_then(|pay| pay.checked_add(p.ds)?.checked_add(p.penalty())).is_none() {
         return invalid("D_s + EP × EM overflows");
     }
+    // One seller signature costs its signer at most one α (attack r9
+    // [3]): a replay in the batch of an AT already refused for its
+    // seller's reputation or balance is refused without penalising the
+    // seller again (its sender, the buyer, pays for the replay).
+    let seller_fault = |why: AtRejection| {
+        if st.penalised_in_batch.contains(&at_hash(t)) {
+            reject(AtRejection::SellerPenalised { seller: t.seller })
+        } else {
+            reject(why)
+        }
+    };
     for who in [t.buyer, t.seller] {
         let score = st.participant(p, &who).reputation;
         if !p.may_trade(score) {
-            return reject(AtRejection::ReputationTooLow { who, score, beta: p.beta });
+            let why = AtRejection::ReputationTooLow { who, score, beta: p.beta };
+            return if who == t.seller { seller_fault(why) } else { reject(why) };
         }
     }
     // The seller locks its `D_s` and the undo reserve (`F_p × D_s`,
@@ -1138,11 +1195,45 @@ fn execute_at(
     for (who, needed) in [(t.buyer, need), (t.seller, p.seller_lock())] {
         let available = st.participant(p, &who).balance;
         if available < needed {
-            return reject(AtRejection::InsufficientBalance { who, needed, available });
+            let why = AtRejection::InsufficientBalance { who, needed, available };
+            return if who == t.seller { seller_fault(why) } else { reject(why) };
         }
     }
     // Steps 4 and 5.
     Ok(Outcome::AtAccepted)
+}
+
+/// The first refusal of `SC_EXE_AT` Step 3 that follows from the terms
+/// alone (metering grid `grid_s`, bound `max_dl_ms`), before anything of
+/// the state is read. `SC_DS_AT` checks it too: an AT it refuses never
+/// reads, and so never makes pending, its seller (issue 11, attack r9).
+/// The overflow of `D_s + EP × EM` is checked by execution later, after
+/// the agreement's key.
+pub fn terms_refusal(t: &AgreementTerms, grid_s: u32, max_dl_ms: u64) -> Option<AtRejection> {
+    let invalid = |s: &str| Some(AtRejection::InvalidTerms(s.into()));
+    if t.buyer == t.seller {
+        return invalid("buyer and seller are the same account");
+    }
+    if t.em.is_zero() || t.ep.is_zero() {
+        return invalid("EP and EM must be positive");
+    }
+    if t.dt_start >= t.dt_end {
+        return invalid("empty delivery period DT");
+    }
+    let grid_ms = u64::from(grid_s) * 1000;
+    if grid_ms == 0 || !t.dt_start.is_multiple_of(grid_ms) || !t.dt_end.is_multiple_of(grid_ms) {
+        return Some(AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms });
+    }
+    if t.dt_end - t.dt_start > max_dl_ms {
+        return Some(AtRejection::PeriodTooLong { dt_start: t.dt_start, dt_end: t.dt_end, max_ms: max_dl_ms });
+    }
+    if t.dl < t.dt_end {
+        return invalid("deadline DL precedes the end of DT");
+    }
+    if t.dl - t.dt_end > max_dl_ms {
+        return Some(AtRejection::DeadlineTooLate { dl: t.dl, dt_end: t.dt_end, max_ms: max_dl_ms });
+    }
+    None
 }
 
 /// The open agreement an ST, opinion or expiry refers to, or why not.

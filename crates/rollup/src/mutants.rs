@@ -81,6 +81,11 @@ pub enum Mutation {
     /// undo's fine, and settling the disputed sale first earns `F_p × D_s`
     /// (attack r8 [3]).
     UndoReserveSkipped,
+    /// A buyer's expiry after the period lists its seller among the
+    /// pending parties without checking that an AT of its terms was
+    /// recorded (the key's mark): a stranger's expiry naming a trader as
+    /// its seller freezes that trader's withdrawals (attack r9 [1]).
+    ExpiryMarkUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -187,9 +187,24 @@
 //!   costs its sender the fee and occupies no slot record. Only the
 //!   opinion and expiry owed to a marked agreement's buyer use
 //!   [`RESERVED_GAS`]. An AT that execution refuses still marks its key (the
-//!   contract does not see the verdict), so a sybil pair pays one AT for
+//!   contract does not see the verdict; only terms refused as such,
+//!   [`crate::exec::terms_refusal`], mark nothing), so a sybil pair pays one AT for
 //!   up to four heavy STs; proving the open agreement against the settled
 //!   root at recording would close that, and is not built.
+//! - **Who an entry makes pending** (issue 11, attack r9). An AT locks its
+//!   seller's account only when it can read the seller's record (sent by
+//!   its buyer, signed by its seller, terms not refused as such:
+//!   [`crate::exec::terms_refusal`]; only such an AT marks its key), so
+//!   `SC_DS_AT` refuses those ATs that execution would refuse before that
+//!   read, or that could freeze the seller for long
+//!   ([`AtRecordRefusal`]): one recorded after its delivery period
+//!   ended, one whose period starts more than [`MAX_AT_LEAD_MS`] ahead,
+//!   one for an agreement key marked with other terms, and a replay of
+//!   the marked AT in a later batch than the one that recorded it (its
+//!   agreement is open, or the AT was refused once and stays refused).
+//!   A buyer's expiry locks its seller only when the key's mark was set
+//!   by an AT of exactly its terms: an entry merely naming a trader does
+//!   not lock that trader's account.
 //! - **Gas per batch is bounded** ([`MAX_BATCH_GAS`]): `SC_DS_*` weighs
 //!   each entry by what its re-execution costs ([`entry_gas`]: its bytes
 //!   and the settlement records it touches) and refuses an entry past the
@@ -768,6 +783,8 @@ struct RecordParams {
     domain: crate::types::SigDomain,
     meter_step_s: u32,
     expiry_ms: u64,
+    /// [`IorParams::max_dl_ms`], for [`crate::exec::terms_refusal`].
+    max_dl_ms: u64,
 }
 
 impl RecordParams {
@@ -780,6 +797,7 @@ impl RecordParams {
             domain: p.domain,
             meter_step_s: p.meter_step_s,
             expiry_ms: p.expiry_ms,
+            max_dl_ms: p.max_dl_ms,
         }
     }
 }
@@ -855,8 +873,15 @@ fn agkey(k: &crate::types::AgreementKey) -> Vec<u8> {
 /// only it can be owed its parties have recorded since. Written once per
 /// agreement key by `SC_DS_AT`; read and counted by the STs, opinions and
 /// expiries naming the key ([`record`]).
-#[derive(Clone, Copy, Debug, Default, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Copy, Debug, BorshSerialize, BorshDeserialize)]
 struct AgreementMark {
+    /// The seller's digest ([`AgreementTerms::seller_digest`]) of the AT
+    /// that set the mark: the only terms that may open an agreement under
+    /// the key ([`AtRecordRefusal::OtherTerms`]).
+    terms: Hash32,
+    /// The batch that recorded that AT: only that batch may record it
+    /// again ([`AtRecordRefusal::Recorded`]).
+    batch: u64,
     /// Entries of the seller that count claim slots (its STs after the
     /// period), at most [`MAX_SLOT_ENTRIES_PER_PARTY`].
     seller_slot_entries: u8,
@@ -895,6 +920,45 @@ pub enum EntryRecordError {
     /// counting this agreement's claim slots.
     #[error("{who} already recorded {n} entries reading this agreement's claim slots (at most {MAX_SLOT_ENTRIES_PER_PARTY})")]
     SlotEntriesSpent { who: Address, n: u8 },
+}
+
+/// How far ahead of its recording an AT's delivery period may start (issue
+/// 11, attack r9 [2]): two days, a day-ahead market's horizon with a day
+/// to spare. A seller-signed AT stays valid until its period ends; the
+/// batch that records it makes the seller pending, and an accepted one
+/// holds the seller's `D_s` until it settles. With this bound a buyer can
+/// record a signature it was given at most two days before the period,
+/// not a year ahead ([`AtRecordRefusal::TooFarAhead`]).
+pub const MAX_AT_LEAD_MS: u64 = 2 * 24 * 3_600_000;
+
+/// Why `SC_DS_AT` refuses an AT that its buyer sends with its seller's
+/// valid signature and terms execution does not refuse as such
+/// ([`crate::exec::terms_refusal`]) (issue 11, attack r9 [2]). Such an AT
+/// makes the seller pending (its `withdraw` and `register_meter` wait for
+/// the batch), so the contract refuses the ones execution would refuse before reading
+/// the seller's record, or that would keep the seller pending for long.
+/// A refused AT reverts: its sender pays the fee and no one is marked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AtRecordRefusal {
+    /// Recorded at or after the end of its delivery period: execution
+    /// refuses it ([`crate::types::AtRejection::DeliveryPassed`]), a stale
+    /// or replayed AT (issue 11 item 6).
+    #[error("the delivery period ended at {dt_end}; an AT recorded at {now} is stale or replayed")]
+    DeliveryPassed { dt_end: Timestamp, now: Timestamp },
+    /// The delivery period starts more than [`MAX_AT_LEAD_MS`] after the
+    /// AT's recording.
+    #[error("the delivery period starts at {dt_start}, more than {max_ms} ms after {now}")]
+    TooFarAhead { dt_start: Timestamp, now: Timestamp, max_ms: u64 },
+    /// An AT of other terms was recorded for this agreement key (buyer,
+    /// seller, delivery start): execution would find its agreement open,
+    /// or the key taken by terms the seller signed first.
+    #[error("an AT of other terms was recorded for buyer {buyer}, seller {seller} and the period from {dt_start}")]
+    OtherTerms { buyer: Address, seller: Address, dt_start: Timestamp },
+    /// This AT was recorded in an earlier batch: its agreement is open
+    /// (execution would refuse it `AgreementOpen`), or execution refused it
+    /// there and a seller-signed AT is executed in one batch only.
+    #[error("this AT was recorded in batch {batch}; a replay in a later batch is refused")]
+    Recorded { batch: u64 },
 }
 
 fn tkey(id: u64, at: bool) -> Vec<u8> {
@@ -1121,25 +1185,35 @@ struct Latest {
 /// The traders whose IOR state the verdict on `e` reads, and so whose
 /// `fund`/`withdraw`/`register_meter` wait for it: the ledger-authenticated
 /// sender, and for an AT the seller too, but only when the sender is the
-/// buyer and the seller's signature is valid (otherwise the AT is refused
-/// before any balance is read), and for a buyer's expiry after the period
-/// its seller ([`crate::exec::expiry_reads_seller`]: an expiry settled as
+/// buyer, the terms are not refused as such
+/// ([`crate::exec::terms_refusal`]) and the seller's signature is valid
+/// (otherwise the AT is refused before any balance is read), and for a
+/// buyer's expiry after the period its seller ([`crate::exec::expiry_reads_seller`]: an expiry settled as
 /// agreed may undo the sale and fine the seller's free balance, attack r8
-/// [1]). An entry merely naming a trader does not
-/// lock that trader's account. This is exactly the set of participant
+/// [1]), but only when `mark`, the key's [`AgreementMark`] read at
+/// recording, was set by an AT of exactly the expiry's terms (attack r9
+/// [1]: otherwise no agreement of those terms can be open, the expiry is
+/// refused before the seller's record is read, and a stranger's expiry
+/// naming a trader would freeze it). An entry merely naming a trader does
+/// not lock that trader's account. This is exactly the set of participant
 /// records (and, for an ST's sender, the meter) a TCR leaf's inputs hold
 /// ([`crate::exec::leaf_inputs`]), so no leaf's inputs change between
 /// `SC_CR` and settlement and a whole-batch `dispute`, which re-executes
 /// from the current settled state, reproduces an honest root.
 fn pending_parties(
     ctx: &mut CallContext<'_, '_>,
-    domain: &crate::types::SigDomain,
+    p: &RecordParams,
     e: &Entry,
+    mark: Option<&AgreementMark>,
 ) -> Result<Vec<Address>, ContractError> {
+    let domain = &p.domain;
     let mut v = vec![e.sender];
     if let IorTx::At(at) = &e.tx {
         let t = &at.terms;
-        if e.sender == t.buyer && t.seller != t.buyer {
+        if e.sender == t.buyer
+            && t.seller != t.buyer
+            && crate::exec::terms_refusal(t, p.meter_step_s, p.max_dl_ms).is_none()
+        {
             if let Some(sig) = &at.seller_sig {
                 if ctx.recover_signer(&t.seller_digest(domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
                     v.push(t.seller);
@@ -1151,8 +1225,16 @@ fn pending_parties(
     // and undoing that sale fines the seller's free balance
     // ([`crate::exec::place_paid`]; issue 11, attack r8 [1]): the seller's
     // record is read, so its withdrawals wait for the batch too.
+    // Only an agreement of exactly these terms can be settled as agreed
+    // by the expiry, and only an AT of these terms recorded by the buyer
+    // with the seller's signature can have opened it: that AT set the
+    // key's mark (attack r9 [1]).
     if let IorTx::Expire(t) = &e.tx {
-        if crate::exec::expiry_reads_seller(e, t) && !crate::mutants::active(crate::mutants::Mutation::ExpirySellerFree)
+        let agreed = mark.is_some_and(|m| m.terms == t.seller_digest(domain))
+            || crate::mutants::active(crate::mutants::Mutation::ExpiryMarkUnchecked);
+        if crate::exec::expiry_reads_seller(e, t)
+            && agreed
+            && !crate::mutants::active(crate::mutants::Mutation::ExpirySellerFree)
         {
             v.push(t.seller);
         }
@@ -1422,15 +1504,21 @@ pub fn largest_st_fits(
     Ok((size, gas))
 }
 
-/// What recording `entry` does to its agreement's [`AgreementMark`] (issue
-/// 11, attack r6 [4]): the mark's key, the mark to write (`None`: leave it
-/// as it is) and whether the entry may use the batch's
-/// [`RESERVED_GAS`]. `parties` are the entry's [`pending_parties`];
-/// `counts_slots`: the entry counts claim-slot records.
+/// What recording `entry` into batch `batch` does to its agreement's
+/// [`AgreementMark`] (issue 11, attack r6 [4]): the mark to write
+/// (`None`: leave `stored`, the key's mark, as it is) and whether the
+/// entry may use the batch's [`RESERVED_GAS`]. `parties` are the entry's
+/// [`pending_parties`]; `counts_slots`: the entry counts claim-slot
+/// records.
 ///
-/// - An AT its buyer sent, whose seller's signature holds and whose
-///   period has not ended, marks its agreement key (once): only such an
-///   AT can open an agreement.
+/// - An AT its buyer sent, whose seller's signature holds, marks its
+///   agreement key with its terms and batch (once): only such an AT can
+///   open an agreement. It makes its seller pending, so it is refused
+///   ([`AtRecordRefusal`], attack r9 [2]) when its period has ended or
+///   starts more than [`MAX_AT_LEAD_MS`] ahead, when the key is marked
+///   with other terms, or when a later batch than the mark's replays it;
+///   the marking batch may record it again (execution penalises the
+///   seller for it at most once, [`crate::types::AtRejection::SellerPenalised`]).
 /// - An entry that counts claim slots (an ST its seller sends after the
 ///   period, an expiry its buyer sends after it) needs the mark, and each
 ///   party records at most [`MAX_SLOT_ENTRIES_PER_PARTY`] of them:
@@ -1441,19 +1529,47 @@ pub fn largest_st_fits(
 ///   `DL + expiry_ms` of a marked agreement may use the reserve: at most
 ///   one of each per agreement.
 fn agreement_mark(
-    ctx: &mut CallContext<'_, '_>,
     p: &RecordParams,
+    batch: u64,
     entry: &Entry,
     parties: &[Address],
+    stored: Option<AgreementMark>,
     counts_slots: bool,
-) -> Result<(Vec<u8>, Option<AgreementMark>, bool), ContractError> {
+) -> Result<(Option<AgreementMark>, bool), ContractError> {
     let t = entry.tx.terms();
-    let key = agkey(&t.key());
-    let stored = ctx.read_typed::<AgreementMark>(&key)?;
     if let IorTx::At(_) = &entry.tx {
-        let opens = entry.sender == t.buyer && parties.contains(&t.seller) && entry.recorded_at < t.dt_end;
-        let mark = (opens && stored.is_none()).then(AgreementMark::default);
-        return Ok((key, mark, false));
+        // Any other AT is refused by execution before the seller's record
+        // is read, and makes no one but its sender pending.
+        if entry.sender != t.buyer || !parties.contains(&t.seller) {
+            return Ok((None, false));
+        }
+        let now = entry.recorded_at;
+        let refuse = |why: AtRecordRefusal| revert(why.to_string());
+        if now >= t.dt_end {
+            return refuse(AtRecordRefusal::DeliveryPassed { dt_end: t.dt_end, now });
+        }
+        if t.dt_start.saturating_sub(now) > MAX_AT_LEAD_MS {
+            return refuse(AtRecordRefusal::TooFarAhead { dt_start: t.dt_start, now, max_ms: MAX_AT_LEAD_MS });
+        }
+        let terms = t.seller_digest(&p.domain);
+        return match stored {
+            None => Ok((
+                Some(AgreementMark {
+                    terms,
+                    batch,
+                    seller_slot_entries: 0,
+                    buyer_slot_entries: 0,
+                    opinion: false,
+                    expiry: false,
+                }),
+                false,
+            )),
+            Some(m) if m.terms != terms => {
+                refuse(AtRecordRefusal::OtherTerms { buyer: t.buyer, seller: t.seller, dt_start: t.dt_start })
+            }
+            Some(m) if m.batch != batch => refuse(AtRecordRefusal::Recorded { batch: m.batch }),
+            Some(_) => Ok((None, false)),
+        };
     }
     let mut changed = false;
     let mut mark = stored;
@@ -1487,7 +1603,7 @@ fn agreement_mark(
     let reserved = owed
         || (crate::mutants::active(crate::mutants::Mutation::ReserveForAnyOpinion)
             && matches!(entry.tx, IorTx::Opinion(_) | IorTx::Expire(_)));
-    Ok((key, mark.filter(|_| changed || owed), reserved))
+    Ok((mark.filter(|_| changed || owed), reserved))
 }
 
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
@@ -1549,8 +1665,10 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             h.id
         ));
     }
-    let parties = pending_parties(ctx, &p.domain, &entry)?;
-    let (mark_key, mark, reserved) = agreement_mark(ctx, &p, &entry, &parties, weighed.1 > 0)?;
+    let mark_key = agkey(&entry.tx.terms().key());
+    let stored = ctx.read_typed::<AgreementMark>(&mark_key)?;
+    let parties = pending_parties(ctx, &p, &entry, stored.as_ref())?;
+    let (mark, reserved) = agreement_mark(&p, h.id, &entry, &parties, stored, weighed.1 > 0)?;
     // ATs and STs leave `RESERVED_GAS` of the budget to the opinions and
     // expiries their buyers are owed, so a buyer's `O_b` and expiry
     // always find room; any other opinion or expiry (not its buyer's, no
@@ -1810,6 +1928,7 @@ fn reexecute(
     let mut leaves = execute_leaves(&mut OnChain(ctx), &c.params, &state, es)?;
     state.meters.clear();
     state.closed_in_batch.clear();
+    state.penalised_in_batch.clear();
     let mut burned = Amount::ZERO;
     let mut post_root = tree.root(ctx)?;
     // One root per entry, each one path of hashes per record the entry

@@ -290,8 +290,8 @@ impl Validator {
         }
         let batch = input.header.id;
         let prefix = &input.entries[..i];
-        let pre = match crate::exec::execute_and_apply(&mut OffChain, &self.params, &input.prestate, prefix) {
-            Ok((_, st)) => st,
+        let (done, pre) = match crate::exec::execute_and_apply(&mut OffChain, &self.params, &input.prestate, prefix) {
+            Ok(x) => x,
             Err(e) => {
                 step.faults.push(Fault::ExecutionFailed { batch, observer: self.address, reason: e.to_string() });
                 return step;
@@ -302,6 +302,13 @@ impl Validator {
         let key = entry.tx.terms().key();
         if input.prestate.agreements.contains_key(&key) && !pre.agreements.contains_key(&key) {
             prestate.closed_in_batch.insert(key);
+        }
+        // The entry's AT, if an earlier entry of the batch penalised its seller for it.
+        if let crate::types::IorTx::At(at) = &entry.tx {
+            let h = crate::exec::at_hash(&at.terms);
+            if prefix.iter().zip(&done).any(|(e, t)| crate::exec::penalised_seller(e, &t.outcome) == Some(h)) {
+                prestate.penalised_in_batch.insert(h);
+            }
         }
         let single = Tcr { index: 0, ..theirs.clone() };
         let mine = crate::exec::execute_batch(&mut OffChain, &self.params, &prestate, std::slice::from_ref(entry));

@@ -136,8 +136,9 @@ impl RecordKey {
 }
 
 /// The committed records of `s` in key order (meters and
-/// `closed_in_batch` are not part of the settled state: meters are the
-/// primary chain's registry, `closed_in_batch` is per-batch scratch).
+/// `closed_in_batch` and `penalised_in_batch` are not part of the settled
+/// state: meters are the primary chain's registry, the other two per-batch
+/// scratch).
 pub fn records(s: &PreState) -> Vec<StateRecord> {
     let mut v = Vec::with_capacity(s.participants.len() + s.agreements.len() + s.claimed.len());
     v.extend(s.participants.iter().map(|(a, p)| StateRecord::Participant(*a, *p)));
@@ -422,6 +423,7 @@ pub fn slice_for(full: &PreState, entries: &[crate::types::Entry], grid_s: u32) 
         claimed: full.claimed.iter().filter(|(k, _)| slots.contains(k)).map(|(k, c)| (*k, *c)).collect(),
         slots: full.slots.iter().filter(|(k, _)| slots.contains(k)).map(|(k, a)| (*k, a.clone())).collect(),
         closed_in_batch: Default::default(),
+        penalised_in_batch: Default::default(),
     }
 }
 
@@ -442,6 +444,7 @@ pub fn post_state(
         burned = burned.checked_add(b).ok_or(crate::exec::ApplyError::Overflow)?;
     }
     s.closed_in_batch.clear();
+    s.penalised_in_batch.clear();
     s.meters.clear();
     Ok((s, burned))
 }
@@ -459,6 +462,7 @@ pub fn entry_roots(
     let mut s = full.clone();
     s.meters.clear();
     s.closed_in_batch.clear();
+    s.penalised_in_batch.clear();
     let mut t = tree(&s);
     let mut out = Vec::with_capacity(tcrs.len());
     for tcr in tcrs {
@@ -481,6 +485,7 @@ pub fn fill_post_roots(
     let mut s = full.clone();
     s.meters.clear();
     s.closed_in_batch.clear();
+    s.penalised_in_batch.clear();
     let mut t = tree(&s);
     for l in leaves.iter_mut() {
         let Some(e) = entries.get(l.tcr.index as usize) else { return };

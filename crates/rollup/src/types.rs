@@ -679,6 +679,13 @@ pub enum AtRejection {
     /// records could never be pruned).
     #[error("delivery period {dt_start}..{dt_end} is longer than {max_ms} ms")]
     PeriodTooLong { dt_start: Timestamp, dt_end: Timestamp, max_ms: u64 },
+    /// A replay, in the same batch, of an AT already refused there for its
+    /// seller's reputation or balance (issue 11, attack r9 [3]): one
+    /// seller signature costs its signer at most one α, so the replay
+    /// penalises its sender, not the seller again
+    /// ([`crate::exec::PreState::penalised_in_batch`]).
+    #[error("seller {seller} was already penalised for this AT in this batch")]
+    SellerPenalised { seller: Address },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.

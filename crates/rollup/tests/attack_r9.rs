@@ -54,7 +54,6 @@ fn unsigned_off_grid(buyer: &KeyPair, victim: &KeyPair) -> AgreementTerms {
 /// opposite: "an entry merely naming a trader does not lock that trader's
 /// account".
 #[test]
-#[ignore = "attack r9 [1]: anyone freezes any trader's withdrawals with an off-grid Expire naming it as seller, one per batch"]
 fn a_stranger_cannot_freeze_a_sellers_withdrawals_with_expiries() {
     let mut e = funded();
     settle_funding(&mut e);
@@ -94,7 +93,6 @@ fn settle_withdrawal(e: &mut Env) {
 /// keep a competitor out of the disputed market for as long as it pays
 /// one entry's gas per batch.
 #[test]
-#[ignore = "attack r9 [1]: an off-grid Expire naming a newcomer as seller blocks its register_meter"]
 fn a_stranger_cannot_block_a_newcomers_meter_registration() {
     let mut e = funded();
     let newcomer = fee_wallets(&mut e, 1, 40).remove(0);
@@ -113,7 +111,6 @@ fn a_stranger_cannot_block_a_newcomers_meter_registration() {
 /// from the victim replays that old AT once per batch, forever: each
 /// replay costs it α and gas, and the seller can never withdraw.
 #[test]
-#[ignore = "attack r9 [2]: a former buyer freezes its seller's withdrawals by replaying a settled AT after DT_end, one per batch"]
 fn a_former_buyer_cannot_freeze_its_sellers_withdrawals_by_replaying_an_old_at() {
     let mut e = funded();
     settle_funding(&mut e);
@@ -147,14 +144,18 @@ fn a_former_buyer_cannot_freeze_its_sellers_withdrawals_by_replaying_an_old_at()
 /// an AT's period may start (only its length and its deadline), so an
 /// AT for a period next year keeps a seller frozen all year even where
 /// stale (`DeliveryPassed`) replays no longer would.
+///
+/// Since the fix a period may start at most `MAX_AT_LEAD_MS` (two days)
+/// ahead (`a_year_ahead_at_is_refused_at_recording`), so the sale here
+/// is a day ahead: its replays in later batches are refused at
+/// recording and freeze nobody.
 #[test]
-#[ignore = "attack r9 [2]: replays of an open AT (AgreementOpen) freeze its seller's withdrawals until the period ends, unbounded ahead"]
 fn a_buyer_cannot_freeze_its_seller_by_replaying_an_open_at() {
     let mut e = funded();
     settle_funding(&mut e);
     let (b, s) = (trader(0), trader(1));
-    // A sale for a half hour about a year ahead.
-    let t = terms(&b, &s, Amount(200_000), 100, 365 * 24 * HOUR);
+    // A sale for a half hour about a day ahead.
+    let t = terms(&b, &s, Amount(200_000), 100, 31 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
     assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted]);
     for round in 0..3 {
@@ -175,6 +176,30 @@ fn a_buyer_cannot_freeze_its_seller_by_replaying_an_open_at() {
     }
 }
 
+/// [2], the bound: a seller-signed AT whose period starts more than
+/// `MAX_AT_LEAD_MS` after its recording is refused at recording with a
+/// typed reason, so it makes its seller pending for no batch; one just
+/// within the bound is recorded and accepted.
+#[test]
+fn a_year_ahead_at_is_refused_at_recording() {
+    use gridledger_rollup::primary::{AtRecordRefusal, MAX_AT_LEAD_MS};
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let now = e.d.now();
+    let t = terms(&b, &s, Amount(200_000), 100, 365 * 24 * HOUR);
+    let r = e.d.submit(&b, &at(&t, &s)).unwrap();
+    // The refusal names the recording time, the block's.
+    let why = AtRecordRefusal::TooFarAhead { dt_start: t.dt_start, now: 0, max_ms: MAX_AT_LEAD_MS }.to_string();
+    let why = why.split(" after ").next().unwrap();
+    assert!(matches!(&r.status, TxStatus::Reverted(w) if w.contains(why)), "{:?}", r.status);
+    assert_eq!(e.d.withdraw(&s, Amount(1)).unwrap().status, TxStatus::Success, "the seller is not pending");
+    settle_withdrawal(&mut e);
+    let within = terms(&b, &s, Amount(200_000), 100, (now + MAX_AT_LEAD_MS) / (30 * MIN) * (30 * MIN));
+    e.d.submit(&b, &at(&within, &s)).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted]);
+}
+
 /// [3] One seller signature, many penalties. `SC_EXE_AT` penalises the
 /// *seller* when its free balance is below `D_s` (`InsufficientBalance {
 /// who: seller }`, "the party at fault pays"), and the agreement is not
@@ -189,7 +214,6 @@ fn a_buyer_cannot_freeze_its_seller_by_replaying_an_open_at() {
 /// rise, so the seller is barred for good. Expected: one signature costs
 /// its signer at most one α (or the replays penalise their sender).
 #[test]
-#[ignore = "attack r9 [3]: replaying a seller-signed AT refused for the seller's balance costs the seller alpha each time; one buyer bars it for good"]
 fn one_signed_at_costs_its_seller_at_most_one_alpha() {
     let mut e = funded();
     settle_funding(&mut e);

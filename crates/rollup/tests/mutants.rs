@@ -368,7 +368,30 @@ fn a_ninth_period_moves_aside() -> bool {
     realloc(&st, &[(k0, 1_000)], &[k1], 1_000).is_some()
 }
 
-const SCENARIOS: [Scenario; 16] = [
+/// Attack r9 [1]: a stranger records an expiry naming a trader as its
+/// seller, for a period off the metering grid (no claim slots, so no
+/// agreement mark is needed to record it). No AT of those terms was
+/// recorded, so the trader withdraws in the next block all the same.
+fn a_strangers_expiry_freezes_no_one() -> bool {
+    use gridledger_core::Energy;
+    use gridledger_rollup::types::AgreementTerms;
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (mallory, victim) = (trader(3), trader(1));
+    let t = AgreementTerms {
+        ep: Amount(200_000),
+        em: Energy(1),
+        buyer: mallory.address(),
+        seller: victim.address(),
+        dt_start: 1,
+        dt_end: 2,
+        dl: 2,
+    };
+    let recorded = e.d.submit(&mallory, &IorTx::Expire(t)).unwrap().status == TxStatus::Success;
+    recorded && e.d.withdraw(&victim, Amount(1)).unwrap().status == TxStatus::Success
+}
+
+const SCENARIOS: [Scenario; 17] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -385,6 +408,7 @@ const SCENARIOS: [Scenario; 16] = [
     ("a ninth period on a slot is covered", a_ninth_period_on_a_slot_is_covered),
     ("the undo's fine is not escaped by an empty free balance", the_undos_fine_is_not_escaped_by_an_empty_free_balance),
     ("a ninth period moves aside", a_ninth_period_moves_aside),
+    ("a stranger's expiry freezes no one", a_strangers_expiry_freezes_no_one),
 ];
 
 gridledger_core::mutation_check! {
@@ -407,4 +431,5 @@ gridledger_core::mutation_check! {
     skipped_undo_reserve_is_caught: Mutation::UndoReserveSkipped => "the undo's fine is not escaped by an empty free balance",
     refused_periods_are_caught: Mutation::PeriodsRefused => "a ninth period on a slot is covered",
     unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period moves aside",
+    unchecked_expiry_mark_is_caught: Mutation::ExpiryMarkUnchecked => "a stranger's expiry freezes no one",
 }

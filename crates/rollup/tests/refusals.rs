@@ -100,11 +100,23 @@ fn invalid_agreement_transactions_are_refused() {
         // The party at fault pays: the seller without its deposit, not the buyer.
         Some(poor.address()),
     );
-    // Step 4: one open agreement per (ADDR_b, ADDR_s, DT).
-    e.d.submit(&b, &at(&t, &s)).unwrap();
-    e.d.process(&mut rng(0)).unwrap();
+    // Step 4: one open agreement per (ADDR_b, ADDR_s, DT). The same AT
+    // recorded twice in its batch: the second finds the first's agreement
+    // open and penalises its sender.
+    let before = snapshot(&e);
+    let r = e.d.submit_block(&[(b.clone(), at(&t, &s)), (b.clone(), at(&t, &s))]).unwrap();
+    assert!(r.iter().all(|r| r.status == TxStatus::Success), "{r:?}");
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(out, vec![Outcome::AtAccepted, Outcome::AtRejected(AtRejection::AgreementOpen(b.address()))]);
+    assert_eq!(snapshot(&e)[0].reputation, before[0].reputation - 10, "the buyer pays for its replay");
+    assert_eq!(snapshot(&e)[1].reputation, before[1].reputation, "not the seller");
+    // Other terms for the open key, or the same AT in a later batch, are
+    // refused at recording (attack r9 [2]): they make no one pending.
     let t2 = terms(&b, &s, Amount(300_000), 400, 8 * HOUR);
-    refused(&mut e, &b, at(&t2, &s), Outcome::AtRejected(AtRejection::AgreementOpen(b.address())), Some(b.address()));
+    for tx in [at(&t2, &s), at(&t, &s)] {
+        let r = e.d.submit(&b, &tx).unwrap();
+        assert!(matches!(&r.status, TxStatus::Reverted(w) if w.contains("recorded")), "{:?}", r.status);
+    }
     // Insufficient reputation (Step 3) is exercised by the case study.
 }
 

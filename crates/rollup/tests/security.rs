@@ -430,12 +430,11 @@ fn a_replayed_agreement_is_refused() {
     let paid = (part(&e, &b).balance, part(&e, &s).balance);
     assert_eq!(paid, (Amount(9_900_000), Amount(10_100_000)));
     e.d.set_time(20 * HOUR);
-    e.d.submit(&b, &signed).unwrap();
-    let out = e.d.process(&mut rng(0)).unwrap();
-    assert!(
-        matches!(out[0].outcomes[..], [Outcome::AtRejected(AtRejection::DeliveryPassed { dt_end, now })] if dt_end == t.dt_end && now >= 20 * HOUR),
-        "{out:?}"
-    );
+    // Refused at recording (attack r9 [2]): execution would refuse it
+    // `DeliveryPassed`, and recording it would make the seller pending.
+    let r = e.d.submit(&b, &signed).unwrap();
+    let why = format!("the delivery period ended at {}", t.dt_end);
+    assert!(matches!(&r.status, TxStatus::Reverted(w) if w.contains(&why)), "{:?}", r.status);
     e.d.submit(&s, &early).unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
     assert_eq!(out[0].outcomes, vec![Outcome::StRejected(StRejection::NoAgreement(b.address()))]);
