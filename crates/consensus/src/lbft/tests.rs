@@ -295,10 +295,19 @@ fn a_restarted_replica_votes_again_as_it_voted_before() {
         disk.apply(op);
     }
     let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
-    let _ = r.start();
-    // Three other agreements decide 1 (by Terms): the ACS rule inputs 0 to
-    // proposer 2's, but the replica keeps its recorded estimate.
-    let mut bvals = Vec::new();
+    // It says its recorded vote again at its start, with no certificate and
+    // no input; then three other agreements decide 1 (by Terms): the ACS
+    // rule inputs 0 to proposer 2's, but the replica keeps its recorded
+    // estimate.
+    let mut bvals: Vec<bool> = r
+        .start()
+        .messages
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Aba { instance: 2, round: 0, vote: AbaVote::BVal(b), .. } => Some(b),
+            _ => None,
+        })
+        .collect();
     for inst in [0u32, 1, 3] {
         for from in [1u32, 3] {
             let s =
