@@ -563,13 +563,13 @@ pub struct Replica<C: ThresholdCrypto> {
     sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
     /// Highest epoch we already sent each peer as catch-up help.
     helped: BTreeMap<u32, u64>,
-    /// Delivered-epoch records sent to each peer in sync answers since the
-    /// last tick (at most [`Config::sync_batch`], whatever epochs it asks
-    /// for), and `(peer, epoch, proposer)` fetches answered since the last
-    /// tick (each at most once): a peer that is still stuck asks again on
-    /// its own tick, so a stream of small requests draws no stream of
-    /// whole epochs.
-    answered_syncs: BTreeMap<u32, usize>,
+    /// The delivered epochs sent to each peer in sync answers since the
+    /// last tick (each at most once per peer and tick, whatever epochs it
+    /// asks for: at most the retained log per peer and tick), and
+    /// `(peer, epoch, proposer)` fetches answered since the last tick (each
+    /// at most once): a peer that is still stuck asks again on its own
+    /// tick, so a stream of small requests draws no stream of whole epochs.
+    answered_syncs: BTreeMap<u32, BTreeSet<u64>>,
     answered_fetches: BTreeSet<(u32, u64, u32)>,
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
@@ -1362,20 +1362,29 @@ impl<C: ThresholdCrypto> Replica<C> {
         // exist yet (we alone delivered it, and a restarted replica only
         // observes the epochs it voted in — with overlapped epochs, more
         // of them). Resent each time the peer asks (every tick it is
-        // stuck), but within one answer's worth per peer and tick: at most
-        // `sync_batch` delivered records in all, whichever epochs it asks
-        // for (asking for `next = 0, 1, 2, …` draws no more than asking
-        // once). A request for an epoch we have not delivered draws nothing.
+        // stuck), but each delivered record at most once per peer and tick:
+        // asking for `next = 0, 1, 2, …` draws each epoch once, not up to
+        // `sync_batch` times, and all the asking a peer does within one
+        // tick draws at most the retained log — what one honest catch-up
+        // takes (it asks for the next records as soon as it adopted the
+        // last ones, so a per-tick budget of one answer would cap its
+        // catch-up at `sync_batch` epochs per tick). A request for an
+        // epoch we have not delivered draws nothing.
         if next >= self.epoch {
             return;
         }
-        let sent = self.answered_syncs.get(&from).copied().unwrap_or(0);
-        let budget = self.cfg.sync_batch.saturating_sub(sent);
-        let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(budget).cloned().collect();
+        let sent = self.answered_syncs.entry(from).or_default();
+        let records: Vec<_> = self
+            .log
+            .iter()
+            .filter(|d| d.epoch >= next)
+            .take(self.cfg.sync_batch)
+            .filter(|d| sent.insert(d.epoch))
+            .cloned()
+            .collect();
         if records.is_empty() {
             return;
         }
-        self.answered_syncs.insert(from, sent + records.len());
         self.send_terms(from, next, step);
         if let Some(last) = records.last() {
             self.helped.insert(from, last.epoch);
