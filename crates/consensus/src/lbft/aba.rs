@@ -24,11 +24,12 @@ const fn bit(b: bool) -> u8 {
 
 /// What this replica said in one round of one agreement: the `BVal`
 /// values (as a two-bit set), its `Aux` and its `Conf`. Durable: a
-/// restarted replica that replays the agreement says the same again (its
-/// estimate for the round is one of the recorded `BVal` values, its `Aux`
-/// and `Conf` wait until the recorded ones are valid again), so it takes
-/// part at once instead of only observing, and never says two different
-/// things in one slot.
+/// restarted replica that replays the agreement says the same again
+/// ([`Aba::replay`]: every recorded `BVal` value at once, input or not;
+/// its estimate for the round is one of them; its `Aux` and `Conf` wait
+/// until the recorded ones are valid again), so it takes part at once
+/// instead of only observing, and never says two different things in one
+/// slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct Said {
     pub bval: u8,
@@ -146,6 +147,11 @@ pub struct Aba<S> {
     round: u32,
     est: Option<bool>,
     input_given: bool,
+    /// The recorded `BVal` values ([`Aba::with_prior`]) were said again.
+    replayed: bool,
+    /// Takes an input in any round (mutation testing only, see
+    /// [`Aba::accept_late_input`]).
+    late_input: bool,
     decided: Option<bool>,
     term_sent: bool,
     terms: [BTreeSet<u32>; 2],
@@ -171,6 +177,8 @@ impl<S: Clone + PartialEq> Aba<S> {
             round: 0,
             est: None,
             input_given: false,
+            replayed: false,
+            late_input: false,
             decided: None,
             term_sent: false,
             terms: [BTreeSet::new(), BTreeSet::new()],
@@ -201,6 +209,22 @@ impl<S: Clone + PartialEq> Aba<S> {
     pub fn weaken_quorums(&mut self) {
         self.quorum = self.quorum.saturating_sub(1).max(1);
         self.accept = self.accept.saturating_sub(1).max(1);
+    }
+
+    /// Takes an input in any round, beside the estimate (mutation testing
+    /// only: the bug [`Aba::input`] refuses).
+    pub fn accept_late_input(&mut self) {
+        self.late_input = true;
+    }
+
+    /// Whether an input is still taken: only in round 0 before any
+    /// estimate (HoneyBadgerBFT's `can_propose`). From round 1 on a
+    /// correct replica's `BVal` is its estimate or a relay of `f + 1`;
+    /// a value decided in round `r` is every correct replica's estimate in
+    /// round `r + 1`, so the other value never gets more than `f` backers
+    /// there — unless a late input adds it.
+    pub fn can_input(&self) -> bool {
+        self.decided.is_none() && !self.input_given && (self.late_input || (self.round == 0 && self.est.is_none()))
     }
 
     pub fn decided(&self) -> Option<bool> {
@@ -244,10 +268,14 @@ impl<S: Clone + PartialEq> Aba<S> {
         )
     }
 
-    /// Proposes `value` (once).
+    /// Proposes `value`: once, and only while [`Aba::can_input`] (in
+    /// round 0, before any estimate); later inputs are ignored. Says the
+    /// recorded statements again first ([`Aba::replay`]).
     pub fn input(&mut self, value: bool, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
         let mut step = AbaStep::default();
-        if self.input_given || self.decided.is_some() {
+        self.replay_into(&mut step);
+        if !self.can_input() {
+            self.progress(coin, &mut step);
             return step;
         }
         self.input_given = true;
@@ -259,12 +287,45 @@ impl<S: Clone + PartialEq> Aba<S> {
         step
     }
 
+    /// Says again, once, every `BVal` value this replica recorded before a
+    /// restart ([`Aba::with_prior`]), in every recorded round — not only
+    /// the one its new input or estimate picks: the others may need each
+    /// of them to bring the value into `bin_values` again (where a
+    /// recorded `Aux` waits for it), and after `f + 1` or all replicas
+    /// restart nobody else says them. The recorded `Aux` and `Conf` follow
+    /// once valid again (never a different one). Needs no input: a
+    /// restarted replica without a certificate or an ACS input takes part
+    /// at once.
+    pub fn replay(&mut self, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
+        let mut step = AbaStep::default();
+        self.replay_into(&mut step);
+        self.progress(coin, &mut step);
+        step
+    }
+
+    fn replay_into(&mut self, step: &mut AbaStep<S>) {
+        if self.replayed || self.decided.is_some() {
+            return;
+        }
+        self.replayed = true;
+        let recorded: Vec<(u32, u8)> =
+            self.prior.iter().filter(|(r, _)| **r >= self.round).map(|(r, s)| (*r, s.bval)).collect();
+        for (round, bits) in recorded {
+            for b in [false, true] {
+                if bits & bit(b) != 0 {
+                    self.send_bval(round, b, step);
+                }
+            }
+        }
+    }
+
     /// A vote from `from` (not this replica).
     pub fn handle(&mut self, from: u32, round: u32, vote: AbaVote<S>, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
         let mut step = AbaStep::default();
         if from as usize >= self.n || from == self.me {
             return step;
         }
+        self.replay_into(&mut step);
         if let AbaVote::Term(b) = vote {
             self.terms[b as usize].insert(from);
             if self.decided.is_none() && self.terms[b as usize].len() > self.f {

@@ -6,9 +6,10 @@
 //! shares combined), and a HoneyBadger-style asynchronous common subset
 //! orders the certified batches: one binary agreement per proposer, input
 //! 1 on holding its certificate, input 0 to the rest once `n − f`
-//! agreements decided 1. The epoch delivers the accepted batches in
-//! proposer order, keeping the earliest occurrence of a duplicated
-//! transaction.
+//! agreements decided 1 — each only while its agreement is still in round
+//! 0 without an estimate ([`Aba::can_input`]; a later input is dropped).
+//! The epoch delivers the accepted batches in proposer order, keeping the
+//! earliest occurrence of a duplicated transaction.
 //!
 //! Why ACS and not a Dumbo MVBA: the certificate already makes each
 //! accepted batch available and unique (two certificates for one slot need
@@ -26,9 +27,12 @@
 //! ([`PersistOp::Echoed`]) and, per agreement round, its `BVal` values,
 //! `Aux` and `Conf` ([`PersistOp::Voted`], see [`Said`]). A restarted
 //! replica replays them: it echoes the same digest again and no other,
-//! takes one of its recorded `BVal` values as its estimate of a round, and
-//! sends its recorded `Aux` and `Conf` again once they are valid in the
-//! round again — so it takes part at once (a mute restarted replica
+//! says every recorded `BVal` value again at its start (input or not:
+//! after `f + 1` or all replicas restart, those values may be needed to
+//! make a recorded `Aux` valid again, and a certificate or ACS input may
+//! never come), takes one of them as its estimate of a round, and sends
+//! its recorded `Aux` and `Conf` again once they are valid in the round
+//! again — so it takes part at once (a mute restarted replica
 //! stalled the agreements once `f + 1` of them were mute in one epoch)
 //! and never says two different things in one slot. Coin shares are
 //! deterministic and `Term`s follow the agreement's decision. Its own
@@ -138,6 +142,10 @@ pub enum Mutation {
     /// With overlapped epochs, a later epoch whose agreements finished
     /// first is delivered before the current one (which is skipped).
     PipelineOutOfOrder,
+    /// An agreement takes an input after it left round 0 (or has an
+    /// estimate), and says `BVal(input)` beside its estimate: the late
+    /// input [`super::aba::Aba::can_input`] refuses.
+    AcceptLateInput,
     /// The statements this replica makes (its echoes,
     /// [`PersistOp::Echoed`], and its agreement votes,
     /// [`PersistOp::Voted`]) are never written: a restarted replica echoes
@@ -555,11 +563,13 @@ pub struct Replica<C: ThresholdCrypto> {
     sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
     /// Highest epoch we already sent each peer as catch-up help.
     helped: BTreeMap<u32, u64>,
-    /// `(peer, next)` sync requests and `(peer, epoch, proposer)` fetches
-    /// answered since the last tick: each is answered at most once per
-    /// tick (a peer that is still stuck asks again on its own tick), so a
-    /// stream of small requests draws no stream of whole epochs.
-    answered_syncs: BTreeSet<(u32, u64)>,
+    /// The delivered epochs sent to each peer in sync answers since the
+    /// last tick (each at most once per peer and tick, whatever epochs it
+    /// asks for: at most the retained log per peer and tick), and
+    /// `(peer, epoch, proposer)` fetches answered since the last tick (each
+    /// at most once): a peer that is still stuck asks again on its own
+    /// tick, so a stream of small requests draws no stream of whole epochs.
+    answered_syncs: BTreeMap<u32, BTreeSet<u64>>,
     answered_fetches: BTreeSet<(u32, u64, u32)>,
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
@@ -594,7 +604,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             dedup_order: VecDeque::new(),
             sync_votes: BTreeMap::new(),
             helped: BTreeMap::new(),
-            answered_syncs: BTreeSet::new(),
+            answered_syncs: BTreeMap::new(),
             answered_fetches: BTreeSet::new(),
             need_batch_asked: None,
             epoch_at_last_tick: epoch,
@@ -671,6 +681,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::CoinNotThreshold) => m == "coin",
             Some(Mutation::PipelineOutOfOrder) => m == "order",
             Some(Mutation::StatementsNotPersisted) => m == "forget-said",
+            Some(Mutation::AcceptLateInput) => m == "late-input",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -685,8 +696,40 @@ impl<C: ThresholdCrypto> Replica<C> {
     pub fn start(&mut self) -> StepOf<C> {
         let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
         self.send(&mut step, Target::All, Message::SyncRequest { next: self.epoch }, None);
+        self.replay_said(&mut step);
         self.enter_epoch(&mut step);
         step
+    }
+
+    /// Says again what this replica recorded in the agreements of the
+    /// epochs not yet delivered ([`Aba::replay`]), without waiting for a
+    /// certificate or an ACS input: after `f + 1` or all replicas restart,
+    /// their recorded votes may be what the agreement needs, and a
+    /// restarted replica may never get an input again (the certificate is
+    /// not durable; the ACS rule needs `n − f` agreements decided 1).
+    fn replay_said(&mut self, step: &mut StepOf<C>) {
+        let recorded: BTreeSet<(u64, u32)> =
+            self.said.keys().filter(|(e, _, _)| *e >= self.epoch).map(|(e, i, _)| (*e, *i)).collect();
+        for (epoch, instance) in recorded {
+            if epoch < self.epoch || epoch >= self.epoch + self.cfg.window || instance as usize >= self.cfg.n {
+                continue;
+            }
+            self.epoch_state(epoch);
+            let mut coin = Coin {
+                crypto: &self.crypto,
+                instance: &self.cfg.instance,
+                epoch,
+                aba: instance,
+                local_coin: self.mutation_is("coin"),
+                fixed: self.cfg.fixed_coins,
+                flipped: self.coins.as_mut(),
+            };
+            let Some(aba) = self.epochs.get_mut(&epoch).and_then(|st| st.abas.get_mut(instance as usize)) else {
+                continue;
+            };
+            let s = aba.replay(&mut coin);
+            self.after_aba(epoch, instance, s, step);
+        }
     }
 
     /// This replica's batch for `epoch` (ignored unless it is the current
@@ -730,6 +773,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         let (n, me) = (self.cfg.n, self.cfg.me);
         let mute = self.mute_through.is_some_and(|m| epoch <= m);
         let weaken = self.mutation_is("quorum");
+        let late_input = self.mutation_is("late-input");
         let said = &self.said;
         self.epochs.entry(epoch).or_insert_with(|| {
             // What this replica said in the epoch's agreements before a
@@ -741,9 +785,12 @@ impl<C: ThresholdCrypto> Replica<C> {
                 }
             }
             let mut st = EpochState::new(n, me, mute, priors);
-            if weaken {
-                for a in &mut st.abas {
+            for a in &mut st.abas {
+                if weaken {
                     a.weaken_quorums();
+                }
+                if late_input {
+                    a.accept_late_input();
                 }
             }
             st
@@ -1040,7 +1087,9 @@ impl<C: ThresholdCrypto> Replica<C> {
         let Some(aba) = st.abas.get_mut(instance as usize) else {
             return;
         };
-        if aba.input_given() {
+        if !aba.can_input() {
+            // Given one already, decided, or past round 0: a late input
+            // would add a second value beside the estimate.
             return;
         }
         let s = aba.input(value, &mut coin);
@@ -1113,9 +1162,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         if ones < quorum {
             return;
         }
-        let pending: Vec<u32> = (0..n as u32)
-            .filter(|&i| !st.abas[i as usize].input_given() && st.abas[i as usize].decided().is_none())
-            .collect();
+        let pending: Vec<u32> = (0..n as u32).filter(|&i| st.abas[i as usize].can_input()).collect();
         for i in pending {
             self.aba_input(epoch, i, false, step);
         }
@@ -1315,19 +1362,30 @@ impl<C: ThresholdCrypto> Replica<C> {
         // exist yet (we alone delivered it, and a restarted replica only
         // observes the epochs it voted in — with overlapped epochs, more
         // of them). Resent each time the peer asks (every tick it is
-        // stuck), but at most once per tick for one `(peer, next)`.
-        // Keyed by the first epoch it draws (a request for an epoch we have
-        // not delivered draws nothing), so the set stays within `retain`
-        // keys per peer between ticks.
+        // stuck), but each delivered record at most once per peer and tick:
+        // asking for `next = 0, 1, 2, …` draws each epoch once, not up to
+        // `sync_batch` times, and all the asking a peer does within one
+        // tick draws at most the retained log — what one honest catch-up
+        // takes (it asks for the next records as soon as it adopted the
+        // last ones, so a per-tick budget of one answer would cap its
+        // catch-up at `sync_batch` epochs per tick). A request for an
+        // epoch we have not delivered draws nothing.
         if next >= self.epoch {
             return;
         }
-        let first = self.log.front().map_or(next, |d| next.max(d.epoch));
-        if !self.answered_syncs.insert((from, first)) {
+        let sent = self.answered_syncs.entry(from).or_default();
+        let records: Vec<_> = self
+            .log
+            .iter()
+            .filter(|d| d.epoch >= next)
+            .take(self.cfg.sync_batch)
+            .filter(|d| sent.insert(d.epoch))
+            .cloned()
+            .collect();
+        if records.is_empty() {
             return;
         }
         self.send_terms(from, next, step);
-        let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {
             self.helped.insert(from, last.epoch);
         }

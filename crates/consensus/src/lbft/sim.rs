@@ -56,15 +56,41 @@ pub struct LbftNode<C: ThresholdCrypto> {
 
 /// A slot in which a correct replica says one thing only, ever: its batch
 /// of an epoch, its echo of a proposer's batch, its `Aux` and `Conf` of an
-/// agreement round, its `Term` of an agreement. (`BVal` may carry both
-/// values in one round; coin shares are deterministic.)
+/// agreement round, its `Term` of an agreement — and, from round 1 on, its
+/// `BVal` beyond a relay ([`Slot::BVal`]). Coin shares are deterministic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Slot {
-    Val { epoch: u64 },
-    Echo { epoch: u64, proposer: u32 },
-    Aux { epoch: u64, instance: u32, round: u32 },
-    Conf { epoch: u64, instance: u32, round: u32 },
-    Term { epoch: u64, instance: u32 },
+    Val {
+        epoch: u64,
+    },
+    Echo {
+        epoch: u64,
+        proposer: u32,
+    },
+    Aux {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+    },
+    Conf {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+    },
+    Term {
+        epoch: u64,
+        instance: u32,
+    },
+    /// A second `BVal` value in round `round ≥ 1` that fewer than `f + 1`
+    /// others had said to this replica (in `BVal` of that round or a
+    /// `Term`): from round 1 on a correct replica's first `BVal` is its
+    /// estimate and any other one a relay of `f + 1` — a late input adding
+    /// a value beside the estimate breaks agreement.
+    BVal {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+    },
 }
 
 /// What each replica said in each [`Slot`], kept across crashes (a
@@ -73,13 +99,72 @@ pub enum Slot {
 #[derive(Debug, Default)]
 pub struct SaidLog {
     said: BTreeMap<(u32, Slot), Hash32>,
+    /// `f`, for the relay rule of [`Slot::BVal`].
+    f: usize,
+    /// `BVal` values said per `(replica, epoch, agreement, round)`, as a
+    /// two-bit set.
+    bvals: BTreeMap<(u32, u64, u32, u32), u8>,
+    /// Senders of `BVal(value)` in a round that reached a replica:
+    /// `(replica, epoch, agreement, round, value)` → senders.
+    heard: BTreeMap<(u32, u64, u32, u32, bool), BTreeSet<u32>>,
+    /// Senders of `Term(value)` that reached a replica (they count as
+    /// `BVal(value)` in every round): `(replica, epoch, agreement, value)`.
+    heard_terms: BTreeMap<(u32, u64, u32, bool), BTreeSet<u32>>,
     /// `(replica, slot)` said twice differently.
     pub twice: Vec<(u32, Slot)>,
 }
 
 impl SaidLog {
+    /// A log for `n` replicas.
+    pub fn new(n: usize) -> Self {
+        Self { f: n.saturating_sub(1) / 3, ..Self::default() }
+    }
+
+    /// Records `m`, from replica `from`, reaching replica `me` (for the
+    /// relay rule of [`Slot::BVal`]; kept across `me`'s restarts, which
+    /// only makes the rule more lenient).
+    pub fn received<S, G>(&mut self, me: u32, from: u32, m: &Message<S, G>) {
+        if let Message::Aba { epoch, instance, round, vote } = m {
+            match vote {
+                AbaVote::BVal(b) => {
+                    self.heard.entry((me, *epoch, *instance, *round, *b)).or_default().insert(from);
+                }
+                AbaVote::Term(b) => {
+                    self.heard_terms.entry((me, *epoch, *instance, *b)).or_default().insert(from);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A `BVal(b)` of replica `me` in `round ≥ 1`: a second value needs
+    /// `f + 1` others behind it.
+    fn record_bval(&mut self, me: u32, epoch: u64, instance: u32, round: u32, b: bool) {
+        let bits = self.bvals.entry((me, epoch, instance, round)).or_default();
+        let this = if b { 2 } else { 1 };
+        let first = *bits == 0;
+        if *bits & this != 0 {
+            return;
+        }
+        *bits |= this;
+        if first || round == 0 {
+            // Round 0: an input may follow a relay (both are allowed).
+            return;
+        }
+        let mut backers: BTreeSet<u32> = self.heard.get(&(me, epoch, instance, round, b)).cloned().unwrap_or_default();
+        backers.extend(self.heard_terms.get(&(me, epoch, instance, b)).into_iter().flatten().copied());
+        backers.remove(&me);
+        if backers.len() <= self.f {
+            self.twice.push((me, Slot::BVal { epoch, instance, round }));
+        }
+    }
+
     /// Records `m`, sent by replica `me`.
     pub fn record<S, G>(&mut self, me: u32, m: &Message<S, G>) {
+        if let Message::Aba { epoch, instance, round, vote: AbaVote::BVal(b) } = m {
+            self.record_bval(me, *epoch, *instance, *round, *b);
+            return;
+        }
         let (slot, value) = match m {
             Message::Val { epoch, batch } => (Slot::Val { epoch: *epoch }, batch.digest(&INSTANCE, *epoch, me)),
             Message::Echo { epoch, proposer, digest, .. } => {
@@ -199,6 +284,10 @@ impl<C: ThresholdCrypto> Protocol for LbftNode<C> {
     }
 
     fn handle_message(&mut self, from: NodeId, message: Self::Message) -> Effects<Self> {
+        if let Some(log) = &self.said {
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            log.received(self.replica.config().me, from, &message);
+        }
         let s = self.replica.handle_message(from, message);
         self.absorb(s)
     }
@@ -541,7 +630,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
 ) -> RunResult {
     let plan = s.clone();
     let cs = cryptos.clone();
-    let said = Arc::new(Mutex::new(SaidLog::default()));
+    let said = Arc::new(Mutex::new(SaidLog::new(s.n)));
     let log = said.clone();
     let factory = move |id: NodeId, disk: Option<Durable<C::Sig>>| {
         // Planted bugs live in correct replicas only.
@@ -594,7 +683,8 @@ fn run_with<C: ThresholdCrypto + 'static>(
 }
 
 /// Checks agreement, total order, integrity, that no correct replica said
-/// two different things in one slot ([`SaidLog`]) and (where the scenario
+/// two different things in one slot nor an unbacked second `BVal` value
+/// ([`SaidLog`]) and (where the scenario
 /// promises it) liveness and validity on the correct replicas.
 pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
     let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
@@ -643,6 +733,9 @@ pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
     // A correct replica never says two different things in one slot, even
     // across its crashes (what it echoed and voted survives a restart).
     if let Some((i, slot)) = r.said_twice.iter().find(|(i, _)| correct.contains(i)) {
+        if let Slot::BVal { .. } = slot {
+            return Err(format!("node {i} said a second BVal value beside its estimate, unbacked, in {slot:?}"));
+        }
         return Err(format!("node {i} said two different things in {slot:?}"));
     }
     // The threshold coin is common: every correct replica that flipped the

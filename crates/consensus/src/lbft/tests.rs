@@ -295,10 +295,19 @@ fn a_restarted_replica_votes_again_as_it_voted_before() {
         disk.apply(op);
     }
     let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
-    let _ = r.start();
-    // Three other agreements decide 1 (by Terms): the ACS rule inputs 0 to
-    // proposer 2's, but the replica keeps its recorded estimate.
-    let mut bvals = Vec::new();
+    // It says its recorded vote again at its start, with no certificate and
+    // no input; then three other agreements decide 1 (by Terms): the ACS
+    // rule inputs 0 to proposer 2's, but the replica keeps its recorded
+    // estimate.
+    let mut bvals: Vec<bool> = r
+        .start()
+        .messages
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Aba { instance: 2, round: 0, vote: AbaVote::BVal(b), .. } => Some(b),
+            _ => None,
+        })
+        .collect();
     for inst in [0u32, 1, 3] {
         for from in [1u32, 3] {
             let s =
@@ -868,4 +877,42 @@ fn with_the_fixed_coin_schedule_agreeing_replicas_decide_without_a_coin_share() 
     assert_eq!(fixed.delivered[0], threshold.delivered[0]);
     assert_eq!(fixed.coin_votes, 0);
     assert!(threshold.coin_votes > 0);
+}
+
+#[test]
+fn sync_answers_send_each_record_once_per_peer_and_tick_and_keep_up_with_catch_up() {
+    use super::crypto::SimSig;
+    let n = 4;
+    let delivered: Vec<DeliveredEpoch<SimSig>> = (0..24u64)
+        .map(|e| {
+            let batch = Batch::new(vec![vec![e as u8; 100]]);
+            let digest = batch.digest(&INST, e, 1);
+            DeliveredEpoch {
+                epoch: e,
+                batches: vec![CertifiedBatch { proposer: 1, digest, sig: SimSig { tag: digest }, batch }],
+            }
+        })
+        .collect();
+    let mut r =
+        Replica::new(Config::new(n, 0, INST), SimCrypto::new(1, n, 0), Durable { delivered, ..Durable::default() });
+    let synced = |s: &Step<SimSig, SimSig>| -> Vec<u64> {
+        s.messages
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Message::Sync { delivered } => Some(delivered.epoch),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(synced(&r.handle_message(1, Message::SyncRequest { next: 0 })), (0..8).collect::<Vec<_>>());
+    // Asking again, or for epochs inside what it got, draws nothing new.
+    assert!(synced(&r.handle_message(1, Message::SyncRequest { next: 0 })).is_empty());
+    assert_eq!(synced(&r.handle_message(1, Message::SyncRequest { next: 3 })), vec![8, 9, 10]);
+    // An honest catch-up asks for the next records at once: answered.
+    assert_eq!(synced(&r.handle_message(1, Message::SyncRequest { next: 11 })), (11..19).collect::<Vec<_>>());
+    // Another peer is answered on its own.
+    assert_eq!(synced(&r.handle_message(2, Message::SyncRequest { next: 0 })), (0..8).collect::<Vec<_>>());
+    // After a tick, the same request is answered again.
+    let _ = r.handle_tick();
+    assert_eq!(synced(&r.handle_message(1, Message::SyncRequest { next: 0 })), (0..8).collect::<Vec<_>>());
 }

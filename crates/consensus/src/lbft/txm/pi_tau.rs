@@ -36,6 +36,16 @@
 //!   ([`PiTauConfig::max_pending`]) and are re-examined when the local epoch
 //!   advances (line 18) or a block delivers their client's last transaction
 //!   (line 17); the signature is verified once, on arrival.
+//! - Branch (a) takes the κ window of Situation 1: a transaction whose
+//!   `DN_c` is one ahead with `e_c ≥ e_n + κ` is invalid
+//!   ([`Invalid::EpochTooFarAhead`]) as it would be once its predecessor is
+//!   delivered, not held for any `e_c`.
+//! - One client holds at most `κ + 1` undecided transactions
+//!   ([`PiTau::max_pending_per_client`], [`Rejection::ClientPendingFull`]),
+//!   whatever their epochs: Rule-2 allows it one transaction per epoch,
+//!   Situation 1 holds those of the `κ − 1` epochs ahead and branch (a)
+//!   the one after its last, so one key cannot fill the undecided area
+//!   with transactions for distinct epochs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -122,6 +132,10 @@ pub enum Rejection {
     /// undecided area holds one per `(client, DN_c, e_c)`.
     #[error("another transaction of this client for this epoch and delivery number is undecided")]
     ClientPending,
+    /// This client already holds [`PiTau::max_pending_per_client`]
+    /// undecided transactions here (for other epochs or delivery numbers).
+    #[error("this client already holds {max} undecided transactions")]
+    ClientPendingFull { max: usize },
     #[error("undecided area full ({max})")]
     PendingFull { max: usize },
     #[error("block hash of epoch {epoch} no longer known here")]
@@ -185,6 +199,8 @@ pub struct PiTau {
     pending: BTreeMap<Hash32, (Arc<LbftTx>, Undecided)>,
     /// The undecided transaction held per `(client, DN_c, e_c)`.
     pending_by_client: HashMap<(PublicKey, u64, u64), Hash32>,
+    /// Undecided transactions held per client, whatever their epoch.
+    pending_per_client: HashMap<PublicKey, usize>,
     buckets: TbgBatcher<Admitted>,
     stats: PiTauStats,
 }
@@ -211,6 +227,7 @@ impl PiTau {
             block_hashes,
             pending: BTreeMap::new(),
             pending_by_client: HashMap::new(),
+            pending_per_client: HashMap::new(),
             buckets,
             stats: PiTauStats::default(),
         })
@@ -233,6 +250,13 @@ impl PiTau {
     /// Undecided transactions held.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// How many undecided transactions one client may hold here: `κ + 1`
+    /// (the `κ − 1` epochs of Situation 1 ahead, branch (a)'s next one, and
+    /// one to spare).
+    pub fn max_pending_per_client(&self) -> usize {
+        self.cfg.tbg.kappa as usize + 1
     }
 
     /// Whether `id` sits in a bucket.
@@ -296,6 +320,12 @@ impl PiTau {
         // Line 03 (a): tx_c^last not ABC-delivered here yet. Rule-4 depends
         // only on the key and e_c: checked before the transaction is held.
         if dn == known + 1 {
+            // Situation 1's window applies here too: such an e_c is invalid
+            // once tx_c^last is delivered, so it is not held for it.
+            let (e_n, kappa) = (self.local_epoch, u64::from(self.cfg.tbg.kappa));
+            if tx.epoch > e_n && tx.epoch - e_n >= kappa {
+                return self.invalid(Invalid::EpochTooFarAhead { epoch: tx.epoch, local: e_n });
+            }
             if !eligible() {
                 return self.invalid(Invalid::NotEligible { epoch: tx.epoch });
             }
@@ -374,10 +404,16 @@ impl PiTau {
             if self.pending_by_client.get(&key).is_some_and(|held| *held != id) {
                 return Outcome::Rejected(Rejection::ClientPending);
             }
+            let held = self.pending_per_client.get(&tx.client).copied().unwrap_or(0);
+            let max = self.max_pending_per_client();
+            if held >= max {
+                return Outcome::Rejected(Rejection::ClientPendingFull { max });
+            }
             if self.pending.len() >= self.cfg.max_pending {
                 return Outcome::Rejected(Rejection::PendingFull { max: self.cfg.max_pending });
             }
             self.pending_by_client.insert(key, id);
+            self.pending_per_client.insert(tx.client, held + 1);
             self.pending.insert(id, (tx, why));
         }
         out
@@ -387,6 +423,7 @@ impl PiTau {
     fn revisit(&mut self) -> Vec<(Hash32, Outcome)> {
         let waiting = std::mem::take(&mut self.pending);
         self.pending_by_client.clear();
+        self.pending_per_client.clear();
         let mut out = Vec::new();
         for (id, (tx, _)) in waiting {
             let o = self.classify(&tx, id);
@@ -406,6 +443,12 @@ impl PiTau {
             self.buckets.delivered(&id);
             if self.pending.remove(&id).is_some() {
                 self.pending_by_client.remove(&(tx.client, tx.delivery_number, tx.epoch));
+                if let Some(held) = self.pending_per_client.get_mut(&tx.client) {
+                    *held = held.saturating_sub(1);
+                    if *held == 0 {
+                        self.pending_per_client.remove(&tx.client);
+                    }
+                }
             }
             let c = self.clients.entry(tx.client).or_default();
             if tx.delivery_number == c.delivered && tx.epoch >= c.last_next_epoch {

@@ -323,6 +323,50 @@ fn the_undecided_area_is_bounded() {
 }
 
 #[test]
+fn line_03a_takes_situation_1s_kappa_window() {
+    // κ = 2, e_n = 1: a DN + 1 transaction for e_c = 2 waits; for
+    // e_c = 3 = e_n + κ it is invalid, as it would be once its predecessor
+    // is delivered.
+    let k = client("b");
+    let mut p = PiTau::new(cfg(0)).unwrap();
+    assert_eq!(
+        p.receive(LbftTx::sign(&k, 2, b"two".to_vec(), 1, 3)),
+        Outcome::Pending(Undecided::AwaitingLastDelivery)
+    );
+    let o = p.receive(LbftTx::sign(&k, 3, b"three".to_vec(), 1, 4));
+    assert_eq!(invalid(o), Invalid::EpochTooFarAhead { epoch: 3, local: 1 });
+    unchanged(&p, 0, 1);
+}
+
+#[test]
+fn one_client_holds_at_most_kappa_plus_one_undecided() {
+    // e_n = 21: a client whose DN 0 is not delivered here sends DN 1 for
+    // each of the past epochs 1..=20 (no κ window below e_n). It holds κ + 1
+    // of them; the rest are refused with a typed reason, and another
+    // client still gets its transaction held.
+    let mut p = PiTau::new(PiTauConfig { max_pending: 64, ..cfg(0) }).unwrap();
+    for e in 1..=20 {
+        deliver(&mut p, e, &[]);
+    }
+    let max = p.max_pending_per_client();
+    assert_eq!(max, 3, "κ + 1");
+    let m = client("flooder");
+    let outs: Vec<Outcome> = (1..=20u64).map(|e| p.receive(LbftTx::sign(&m, e, b"x".to_vec(), 1, e + 1))).collect();
+    let held = outs.iter().filter(|o| matches!(o, Outcome::Pending(Undecided::AwaitingLastDelivery))).count();
+    assert_eq!(held, max, "{outs:?}");
+    assert!(outs[max..].iter().all(|o| *o == Outcome::Rejected(Rejection::ClientPendingFull { max })), "{outs:?}");
+    assert_eq!(p.pending(), max);
+    // Re-examined on the next block: still at most κ + 1.
+    deliver(&mut p, 21, &[]);
+    assert_eq!(p.pending(), max);
+    let honest = client("honest");
+    assert_eq!(
+        p.receive(LbftTx::sign(&honest, 23, b"pay".to_vec(), 0, 24)),
+        Outcome::Pending(Undecided::AwaitingEpoch)
+    );
+}
+
+#[test]
 fn bad_configurations_are_refused() {
     let mut c = cfg(N);
     assert!(matches!(PiTau::new(c), Err(PiTauConfigError::Me { .. })));
