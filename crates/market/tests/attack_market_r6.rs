@@ -56,7 +56,6 @@ fn two_behind_a_line(lie: f64) -> Market {
 // non-zero coefficient in a row of the infeasibility certificate), leave
 // every other minimum as filed.
 #[test]
-#[ignore = "attack r6: stage 3 of relieve_minima levels every minimum, also ones behind no binding line"]
 fn a_congested_pair_does_not_cut_an_unrelated_minimum() {
     let net = case30_net(1e-4);
     let mut fair = two_behind_a_line(4.4);
@@ -91,7 +90,6 @@ fn a_congested_pair_does_not_cut_an_unrelated_minimum() {
 // statistics of the minima (finding the interval between two of them
 // first, then solving the level exactly).
 #[test]
-#[ignore = "attack r6: a huge minimum feasible alone sets stage 3's bisection scale and every minimum ends at 0"]
 fn a_huge_minimum_feasible_alone_does_not_zero_every_minimum() {
     let net = case30_net(1e-4);
     let mut m = two_behind_a_line(6.4);
@@ -298,7 +296,6 @@ fn with_one_more_buyer(b: f64, e_max: f64) -> (Market, gridledger_market::networ
 // record; or exclude, one at a time, a request whose presence alone makes
 // the solver fail.
 #[test]
-#[ignore = "attack r6: one hidden request with b = 1e12 $/kWh vetoes the framework interval (DualInfeasible)"]
 fn a_huge_hidden_utility_does_not_veto_the_interval() {
     for (b, e_max) in [(1e12, 5.0), (0.3, 1e12)] {
         let (m, net) = with_one_more_buyer(b, e_max);
@@ -326,7 +323,6 @@ fn a_huge_hidden_utility_does_not_veto_the_interval() {
 // the admitted market: `central::solve`, then `reference_excess`,
 // `bound_excess`, `row_excess`) before reporting it, and/or bound `b`.
 #[test]
-#[ignore = "attack r6: the framework reports a clearing with an honest total off the reference (clear refuses it)"]
 fn the_framework_does_not_report_a_clearing_clear_refuses() {
     let (m, net) = with_one_more_buyer(1e6, 5.0);
     let refused = clear(&m, &net, Algorithm::PrimalDual);
@@ -367,7 +363,6 @@ fn the_framework_does_not_report_a_clearing_clear_refuses() {
 // minima at 0: an LP, not a bisection), or bound the solves per interval
 // and exclude the requests beyond it with a record.
 #[test]
-#[ignore = "attack r6: 40 hidden minima infeasible alone cost relieve_minima ~11 central solves each (minutes)"]
 fn many_minima_infeasible_alone_are_relieved_in_bounded_work() {
     let net = case30_net(1e-4);
     let mut m = Market::generate(7, 50, 50, &net.bus_ids);
