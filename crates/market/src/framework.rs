@@ -151,8 +151,10 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
-    /// Admitted requests the enclaves excluded (invalid, or a hidden
-    /// minimum above the other side's total maximum).
+    /// Admitted requests the enclaves excluded (invalid, above the
+    /// admission limits [`MAX_REQUEST_PRICE`] / [`MAX_REQUEST_KWH`], a
+    /// hidden minimum above the other side's total maximum, or the request
+    /// farthest from the medians when the central solver failed).
     pub excluded: Vec<Excluded>,
     /// Hidden minima that could not be met jointly, capped
     /// ([`relieve_minima`]); `None` when the admitted minima were feasible.
@@ -332,19 +334,49 @@ fn interval_with(
     // hidden minima that cannot be met *jointly* (two buyers each below the
     // sellers' total but together above it, or a minimum behind a line
     // allotted less) must not veto everyone's interval, and no set of
-    // requests may choose whom that hurts: a minimum infeasible on its own
-    // is capped at what the network lets it take, then the minima still
-    // binding are water-filled to one common level, nobody excluded
-    // ([`relieve_minima`]). Only when no minimum at all is feasible is the
-    // interval refused.
-    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-    for (_, p, _) in &valid {
-        match p.side {
-            Side::Buyer => market.buyers.push(p.clone()),
-            Side::Seller => market.sellers.push(p.clone()),
+    // requests may choose whom that hurts: a group infeasible on its own
+    // is capped at what the network lets it take, then the groups loading
+    // what is still violated are water-filled to one common level, nobody
+    // excluded ([`relieve_minima`]). Only when no minimum at all is
+    // feasible is the interval refused. The central reference is solved
+    // here too (the result is checked against it below); should the
+    // solver fail rather than answer (not "infeasible": no answer at all),
+    // the request whose numbers lie farthest from the interval's is
+    // excluded with a record and the solves are repeated, at most
+    // [`MAX_SOLVER_EXCLUSIONS`] times, so one request cannot halt it.
+    let mut solver_exclusions = 0;
+    let (market, minima_scaled, reference) = loop {
+        let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+        for (_, p, _) in &valid {
+            match p.side {
+                Side::Buyer => market.buyers.push(p.clone()),
+                Side::Seller => market.sellers.push(p.clone()),
+            }
         }
-    }
-    let minima_scaled = relieve_minima(&mut market, net)?;
+        let solved =
+            relieve_minima(&mut market, net).and_then(|scaled| Ok((scaled, crate::central::solve(&market, net)?)));
+        match solved {
+            Ok((scaled, reference)) => break (market, scaled, reference),
+            Err(FrameworkError::Infeasible(crate::central::ClearError::Solver(why)))
+                if solver_exclusions < MAX_SOLVER_EXCLUSIONS =>
+            {
+                let prosumers: Vec<&Prosumer> = valid.iter().map(|(_, p, _)| p).collect();
+                let Some(k) = farthest_from_median(&prosumers) else {
+                    return Err(crate::central::ClearError::Solver(why).into());
+                };
+                let (index, p, _) = valid.remove(k);
+                let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
+                let reason = format!(
+                    "the central solver failed on the admitted market ({why}); this request's numbers (a {}, b {}, \
+                     e_max {}) lie farthest from the interval's medians",
+                    p.a, p.b, p.e_max
+                );
+                excluded.push(Excluded { index, id, reason });
+                solver_exclusions += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     excluded.sort_by_key(|e| e.index);
     let mut digest_input = Vec::new();
     for (_, _, ct) in &valid {
@@ -361,7 +393,6 @@ fn interval_with(
     // admitted market and report only a clearing `clear` would accept
     // (bounds, network rows, welfare and every prosumer's total against
     // the central reference), refused with the same typed error otherwise
-    let reference = crate::central::solve(&market, net)?;
     crate::clearing::check_against_reference(
         &market,
         net,
@@ -682,6 +713,37 @@ fn water_level(e: &[f64], total: f64) -> f64 {
     sorted.last().copied().unwrap_or(0.0)
 }
 
+/// How many requests the framework excludes, one at a time, when the
+/// central solver fails on the admitted market (no answer, not
+/// "infeasible"): the request farthest from the interval's medians each
+/// time, with a record; after that the failure is the interval's error.
+pub const MAX_SOLVER_EXCLUSIONS: usize = 3;
+
+/// The request whose `a`, `b` or `e_max` lies farthest from the median of
+/// the same number over `ps`, on a log scale (the first such on ties);
+/// `None` for no requests.
+fn farthest_from_median(ps: &[&Prosumer]) -> Option<usize> {
+    let log = |x: f64| x.max(1e-12).ln();
+    let fields: [fn(&Prosumer) -> f64; 3] = [|p| p.a, |p| p.b, |p| p.e_max];
+    let medians: Vec<f64> = fields
+        .iter()
+        .map(|f| {
+            let mut v: Vec<f64> = ps.iter().map(|p| log(f(p))).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        })
+        .collect();
+    let score = |p: &Prosumer| fields.iter().zip(&medians).map(|(f, m)| (log(f(p)) - m).abs()).fold(0.0, f64::max);
+    let mut best: Option<(usize, f64)> = None;
+    for (i, p) in ps.iter().enumerate() {
+        let s = score(p);
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((i, s));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 /// Relative margin by which [`relieve_minima`] keeps an exact LP bound
 /// (a group's total alone, the common level) inside the feasible set, so
 /// the clearing's own solve does not meet it on the boundary.
@@ -704,7 +766,20 @@ pub const MAX_RELIEF_SOLVES: usize = 7 + 14;
 
 #[cfg(test)]
 mod tests {
-    use super::water_level;
+    use super::{farthest_from_median, water_level};
+    use crate::problem::{Prosumer, Side};
+
+    #[test]
+    fn the_request_farthest_from_the_medians_is_the_one_with_extreme_numbers() {
+        let p = |a: f64, b: f64, e_max: f64| Prosumer { side: Side::Buyer, bus: 1, a, b, e_min: 0.0, e_max };
+        let honest = [p(0.02, 0.3, 5.0), p(0.01, 0.25, 3.0), p(0.03, 0.35, 1.0), p(0.02, 0.1, 4.0)];
+        for (odd, at) in [(p(0.02, 9.9, 5.0), 2), (p(1e-9, 0.3, 5.0), 0), (p(0.02, 0.3, 9_999.0), 4)] {
+            let mut v: Vec<&Prosumer> = honest.iter().collect();
+            v.insert(at, &odd);
+            assert_eq!(farthest_from_median(&v), Some(at), "{odd:?}");
+        }
+        assert_eq!(farthest_from_median(&[]), None);
+    }
 
     #[test]
     fn the_water_level_caps_only_what_is_above_it() {
