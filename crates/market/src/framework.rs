@@ -439,9 +439,11 @@ fn interval_with(
 /// 1. **Each group alone.** A group whose aggregate minimum exceeds the
 ///    largest total it can take with every other minimum at zero (buyers
 ///    behind a line allotted less, a minimum above what the other side can
-///    deliver to its bus) is water-filled to that total. The totals of all
-///    groups come from **one** LP (an independent copy of the aggregated
-///    market per group, each maximising its own group). Such a group
+///    deliver to its bus) is water-filled to that total. One LP finds a
+///    dispatch meeting as much of every group's minimum as it can (a group
+///    met there is feasible alone); the totals alone of the groups it does
+///    not meet come from **one** more LP (an independent copy of the
+///    aggregated market per such group, each maximising its own group). Such a group
 ///    cannot make anyone else's minimum smaller than it would be had it
 ///    filed what the network lets it take.
 /// 2. **Water-filling on the over-demanding side** (the side whose minima
@@ -522,9 +524,24 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
     let filed = sums(&original);
     let targets: Vec<usize> = (0..groups.len()).filter(|&g| filed[g] > 0.0).collect();
     if !targets.is_empty() && !crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
+        // a group met in full by one dispatch meeting as much as it can is
+        // feasible alone; only the others get a copy in the LP of totals alone
+        let zero_err = || crate::central::ClearError::Infeasible("even with every minimum at zero".into());
         solves.set(solves.get() + 1);
-        let alone = relief::max_alone(net, &agg, &targets)?
-            .ok_or_else(|| crate::central::ClearError::Infeasible("even with every minimum at zero".into()))?;
+        let want: Vec<f64> = targets.iter().map(|&g| filed[g]).collect();
+        let met = relief::met_together(net, &agg, &targets, &want)?.ok_or_else(zero_err)?;
+        let targets: Vec<usize> = targets
+            .iter()
+            .zip(met)
+            .filter(|(&g, met)| filed[g] - met > 1e-7 * filed[g].max(1.0))
+            .map(|(&g, _)| g)
+            .collect();
+        let alone = if targets.is_empty() {
+            Vec::new()
+        } else {
+            solves.set(solves.get() + 1);
+            relief::max_alone(net, &agg, &targets)?.ok_or_else(zero_err)?
+        };
         let mut capped = 0;
         for (&g, v) in targets.iter().zip(alone) {
             if filed[g] > v * (1.0 + LEVEL_MARGIN) + 1e-9 {
@@ -756,13 +773,14 @@ pub const LOADING_TOL: f64 = 1e-6;
 
 /// The most solves [`relieve_minima`] makes in one interval: one central
 /// solve to see whether relief is needed, one LP with every minimum at zero,
-/// one for the groups alone, one feasibility test of the network stage,
+/// one dispatch meeting as much of every group's minimum as it can, one for
+/// the groups it does not meet in full alone, one feasibility test of the network stage,
 /// one for the loading duals, one with the loading groups at zero,
 /// ⌈log₂(2 × [`crate::MAX_MODEL_BUSES`])⌉ = 14 for the search over the
 /// distinct group aggregates (at most two groups per bus), and one for the
 /// exact level (a market infeasible even without minima costs one more
 /// central solve, for its typed error).
-pub const MAX_RELIEF_SOLVES: usize = 7 + 14;
+pub const MAX_RELIEF_SOLVES: usize = 8 + 14;
 
 #[cfg(test)]
 mod tests {

@@ -130,6 +130,28 @@ pub(crate) fn max_alone(
     Ok(lp.solve()?.map(|s| targets.iter().enumerate().map(|(q, t)| s.x[q * n + t].clamp(0.0, groups[*t].hi)).collect()))
 }
 
+/// One dispatch meeting as much of the groups' minima as it can: for each
+/// group in `targets` with minimum `want`, its total `min(x_g, want)` in a
+/// dispatch (every minimum at zero) maximising the sum of these. A target
+/// met in full there is feasible alone; only the others need
+/// [`max_alone`]. `None` when the market is infeasible even without minima.
+pub(crate) fn met_together(
+    net: &MarketNetwork,
+    groups: &[Group],
+    targets: &[usize],
+    want: &[f64],
+) -> Result<Option<Vec<f64>>, ClearError> {
+    let n = groups.len();
+    let mut lp = Lp::new(n + targets.len());
+    lp.copy(net, groups, &vec![0.0; n], 0);
+    for (q, (&t, w)) in targets.iter().zip(want).enumerate() {
+        lp.le.push((vec![(n + q, 1.0)], *w));
+        lp.le.push((vec![(n + q, 1.0), (t, -1.0)], 0.0));
+        lp.c[n + q] = -1.0;
+    }
+    Ok(lp.solve()?.map(|s| (0..targets.len()).map(|q| s.x[n + q]).collect()))
+}
+
 /// How much each group's minimum loads the rows the minima `lo` violate:
 /// the duals of the minima in the LP that minimises the rows' summed
 /// violation (each row scaled to unit largest coefficient). A group whose
