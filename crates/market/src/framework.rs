@@ -19,6 +19,7 @@ use crate::contract::{
 };
 use crate::network::MarketNetwork;
 use crate::problem::{Market, Prosumer, Side};
+use crate::relief::{self, Group};
 use crate::teardo::{Deployed, TearDoConfig, TearDoError, TearDoReport};
 use crate::tee::{encrypt_request_for, request_binding, sha, Enclave};
 
@@ -38,8 +39,39 @@ pub fn encode_request(p: &Prosumer) -> Vec<u8> {
     v
 }
 
+/// Largest linear coefficient `b` ($/kWh) of a request the enclaves admit
+/// to an interval: a buyer's marginal utility at zero, a seller's marginal
+/// cost at zero. 10 $/kWh (10 000 $/MWh) is of the order of the price caps
+/// of wholesale electricity markets and some 30 times the seeded buyers'
+/// largest (0.35). Nothing else bounds a hidden `b`: one request with
+/// `b = 10¹²` made the interval's solves fail (`DualInfeasible`) after
+/// admission, and `b = 10⁶` made TEAR-DO's welfare-relative stopping rule
+/// stop with honest totals off the optimum.
+pub const MAX_REQUEST_PRICE: f64 = 10.0;
+/// Largest `e_max` (kWh per interval, so also the largest `e_min`) of a
+/// request the enclaves admit: 10 MWh, a large industrial site or a
+/// feeder's aggregator for one hour, some 2 000 times the seeded
+/// prosumers' largest (5 kWh). `e_max = 10¹²` made the interval's solves
+/// fail like a huge `b`. (`a` is bounded by
+/// [`crate::problem::MAX_CURVATURE`] for every clearing.)
+pub const MAX_REQUEST_KWH: f64 = 10_000.0;
+
+/// Checks a decrypted request's numbers against the framework's admission
+/// limits ([`MAX_REQUEST_PRICE`], [`MAX_REQUEST_KWH`]); its own validity
+/// ([`Prosumer::check`]) is checked beside it.
+pub fn check_request_limits(p: &Prosumer) -> Result<(), RequestError> {
+    for (field, value, limit) in
+        [("b", p.b, MAX_REQUEST_PRICE), ("e_max", p.e_max, MAX_REQUEST_KWH), ("e_min", p.e_min, MAX_REQUEST_KWH)]
+    {
+        if value > limit {
+            return Err(RequestError::AboveLimit { field, value, limit });
+        }
+    }
+    Ok(())
+}
+
 /// Why a decrypted request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
     #[error("request of {0} bytes (want {REQUEST_BYTES})")]
     Length(usize),
@@ -47,6 +79,8 @@ pub enum RequestError {
     Side(u8),
     #[error("the encrypted request does not match its public fields ({0})")]
     PublicFields(&'static str),
+    #[error("{field} = {value} is above the admission limit of {limit}")]
+    AboveLimit { field: &'static str, value: f64, limit: f64 },
 }
 
 /// Parses a request's plaintext (numbers are checked by [`Market::validate`]).
@@ -83,6 +117,8 @@ pub enum FrameworkError {
     Infeasible(#[from] crate::central::ClearError),
     #[error("TEAR-DO did not converge in {0} iterations")]
     NoConvergence(usize),
+    #[error("the interval's clearing is refused: {0}")]
+    Refused(#[from] crate::clearing::ClearingError),
 }
 
 /// An admitted request the enclaves excluded from the clearing, and why.
@@ -103,6 +139,8 @@ pub struct MinimaScaling {
     pub side: Option<Side>,
     pub factor: f64,
     pub reason: String,
+    /// Solves the relief took (at most [`MAX_RELIEF_SOLVES`]).
+    pub solves: usize,
 }
 
 /// What one interval did.
@@ -113,8 +151,10 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
-    /// Admitted requests the enclaves excluded (invalid, or a hidden
-    /// minimum above the other side's total maximum).
+    /// Admitted requests the enclaves excluded (invalid, above the
+    /// admission limits [`MAX_REQUEST_PRICE`] / [`MAX_REQUEST_KWH`], a
+    /// hidden minimum above the other side's total maximum, or the request
+    /// farthest from the medians when the central solver failed).
     pub excluded: Vec<Excluded>,
     /// Hidden minima that could not be met jointly, capped
     /// ([`relieve_minima`]); `None` when the admitted minima were feasible.
@@ -267,6 +307,7 @@ fn interval_with(
                     return Err(RequestError::PublicFields("e_max").to_string());
                 }
                 p.check(p.side, index, &net.bus_ids).map_err(|e| e.to_string())?;
+                check_request_limits(&p).map_err(|e| e.to_string())?;
                 Ok(p)
             });
         match checked {
@@ -293,19 +334,49 @@ fn interval_with(
     // hidden minima that cannot be met *jointly* (two buyers each below the
     // sellers' total but together above it, or a minimum behind a line
     // allotted less) must not veto everyone's interval, and no set of
-    // requests may choose whom that hurts: a minimum infeasible on its own
-    // is capped at what the network lets it take, then the minima still
-    // binding are water-filled to one common level, nobody excluded
-    // ([`relieve_minima`]). Only when no minimum at all is feasible is the
-    // interval refused.
-    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-    for (_, p, _) in &valid {
-        match p.side {
-            Side::Buyer => market.buyers.push(p.clone()),
-            Side::Seller => market.sellers.push(p.clone()),
+    // requests may choose whom that hurts: a group infeasible on its own
+    // is capped at what the network lets it take, then the groups loading
+    // what is still violated are water-filled to one common level, nobody
+    // excluded ([`relieve_minima`]). Only when no minimum at all is
+    // feasible is the interval refused. The central reference is solved
+    // here too (the result is checked against it below); should the
+    // solver fail rather than answer (not "infeasible": no answer at all),
+    // the request whose numbers lie farthest from the interval's is
+    // excluded with a record and the solves are repeated, at most
+    // [`MAX_SOLVER_EXCLUSIONS`] times, so one request cannot halt it.
+    let mut solver_exclusions = 0;
+    let (market, minima_scaled, reference) = loop {
+        let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+        for (_, p, _) in &valid {
+            match p.side {
+                Side::Buyer => market.buyers.push(p.clone()),
+                Side::Seller => market.sellers.push(p.clone()),
+            }
         }
-    }
-    let minima_scaled = relieve_minima(&mut market, net)?;
+        let solved =
+            relieve_minima(&mut market, net).and_then(|scaled| Ok((scaled, crate::central::solve(&market, net)?)));
+        match solved {
+            Ok((scaled, reference)) => break (market, scaled, reference),
+            Err(FrameworkError::Infeasible(crate::central::ClearError::Solver(why)))
+                if solver_exclusions < MAX_SOLVER_EXCLUSIONS =>
+            {
+                let prosumers: Vec<&Prosumer> = valid.iter().map(|(_, p, _)| p).collect();
+                let Some(k) = farthest_from_median(&prosumers) else {
+                    return Err(crate::central::ClearError::Solver(why).into());
+                };
+                let (index, p, _) = valid.remove(k);
+                let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
+                let reason = format!(
+                    "the central solver failed on the admitted market ({why}); this request's numbers (a {}, b {}, \
+                     e_max {}) lie farthest from the interval's medians",
+                    p.a, p.b, p.e_max
+                );
+                excluded.push(Excluded { index, id, reason });
+                solver_exclusions += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     excluded.sort_by_key(|e| e.index);
     let mut digest_input = Vec::new();
     for (_, _, ct) in &valid {
@@ -318,6 +389,18 @@ fn interval_with(
         return Err(FrameworkError::NoConvergence(teardo.iterations));
     }
     let trades = tear.pd.settled();
+    // TEAR-DO's stopping rule is no certificate: the enclaves hold the
+    // admitted market and report only a clearing `clear` would accept
+    // (bounds, network rows, welfare and every prosumer's total against
+    // the central reference), refused with the same typed error otherwise
+    crate::clearing::check_against_reference(
+        &market,
+        net,
+        &reference,
+        crate::clearing::Algorithm::PrimalDual,
+        teardo.iterations,
+        &trades,
+    )?;
     Ok(IntervalOutcome {
         submitted: prosumers.len(),
         admitted: admitted_hex,
@@ -348,31 +431,57 @@ fn interval_with(
 /// Within a bus, requests share by water-filling, so splitting there can
 /// still take from a co-located request's share of that bus's allotment.
 ///
-/// 1. **Each group alone.** A group whose minima are infeasible even with
-///    every other minimum at zero (buyers behind a line allotted less, a
-///    minimum above what the other side can deliver to its bus) is
-///    water-filled to the largest level found feasible alone (bisection,
-///    [`MINIMA_BISECTIONS`] central solves; 0 when nothing is). Such a
-///    group cannot make anyone else's minimum smaller than it would be had
-///    it filed what the network lets it take.
+/// Feasibility depends only on the groups' aggregate bounds (the network
+/// rows see bus injections), so every test below is a linear program over
+/// the groups (the crate's `relief` module: at most two variables per bus, no
+/// request's utility in it), solved exactly rather than bisected:
+///
+/// 1. **Each group alone.** A group whose aggregate minimum exceeds the
+///    largest total it can take with every other minimum at zero (buyers
+///    behind a line allotted less, a minimum above what the other side can
+///    deliver to its bus) is water-filled to that total. One LP finds a
+///    dispatch meeting as much of every group's minimum as it can (a group
+///    met there is feasible alone); the totals alone of the groups it does
+///    not meet come from **one** more LP (an independent copy of the
+///    aggregated market per such group, each maximising its own group). Such a group
+///    cannot make anyone else's minimum smaller than it would be had it
+///    filed what the network lets it take.
 /// 2. **Water-filling on the over-demanding side** (the side whose minima
-///    exceed the other side's total maximum): every group of that side
-///    keeps `min(M_g, c)` of its aggregate `M_g`, with one level `c` for
-///    all groups, the largest that fits the other side's total (just below
-///    it). Filing more than the level gains nothing, so inflating one's own
-///    minimum cannot cut an honest group that is below the level.
-/// 3. **Water-filling on both sides** when the network is what remains
-///    infeasible: one level `c` over every group's aggregate, the largest
-///    found feasible by bisection.
+///    exceed the other side's total maximum; no solve): every group of
+///    that side keeps `min(M_g, c)` of its aggregate `M_g`, with one level
+///    `c` for all groups, the largest that fits the other side's total
+///    (just below it). Filing more than the level gains nothing, so
+///    inflating one's own minimum cannot cut an honest group that is below
+///    the level.
+/// 3. **Water-filling over the groups that load the violated rows** when
+///    the network is what remains infeasible. The groups relieved are
+///    those whose minimum has a positive dual in the LP minimising the
+///    rows' summed violation (lowering it would relieve a violated row); a
+///    group whose energy crosses no violated row keeps its minimum as
+///    filed. (Should levelling those groups to zero still be infeasible,
+///    every group with a minimum is levelled.) The common level `c` is
+///    found on the groups' own aggregates, not on a fixed grid: a search
+///    over the sorted distinct aggregates finds the two consecutive ones
+///    it lies between, and one LP then gives the largest feasible `c`
+///    there exactly. A feasible positive level is therefore never rounded
+///    down to zero, whatever one group's aggregate.
+///
+/// Work: at most [`MAX_RELIEF_SOLVES`] solves per interval (the first
+/// feasibility test and the LPs above; the search takes ⌈log₂ D⌉ for D ≤
+/// 2 × buses distinct aggregates), independent of how many requests are
+/// relieved and of their numbers; the count is in the returned reason.
 ///
 /// Round 4's rule scaled every minimum by one factor set by the worst
 /// request (one minimum behind a congested line scaled everyone's to ~1%,
 /// or to 0), and scaled only one side when the totals were infeasible (a
-/// seller's network-infeasible minimum then vetoed the interval). The
-/// returned [`MinimaScaling`] names the side(s) changed and the fraction
-/// of their filed minima kept. Returns `None` when the market is already
-/// feasible; an error when it is infeasible even with no minimum at all,
-/// or for any other reason.
+/// seller's network-infeasible minimum then vetoed the interval). Round 6
+/// found that the last stage levelled every minimum of the interval (also
+/// behind no congested line), that its bisection on a grid relative to
+/// the largest minimum could end at 0, and that the first stage cost 11
+/// central solves per request. The returned [`MinimaScaling`] names the
+/// side(s) changed and the fraction of their filed minima kept. Returns
+/// `None` when the market is already feasible; an error when it is
+/// infeasible even with no minimum at all, or for any other reason.
 pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option<MinimaScaling>, FrameworkError> {
     let why = match market.validate(&net.bus_ids) {
         Err(e @ crate::problem::MarketError::InfeasibleTotals { .. }) => e.to_string(),
@@ -383,98 +492,140 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
             Err(e) => return Err(e.into()),
         },
     };
-    let feasible = |m: &Market| m.validate(&net.bus_ids).is_ok() && crate::central::solve(m, net).is_ok();
+    let solves = std::cell::Cell::new(1usize);
     let original = market.clone();
-    let mut none = original.clone();
-    for p in none.buyers.iter_mut().chain(none.sellers.iter_mut()) {
-        p.e_min = 0.0;
-    }
-    if !feasible(&none) {
+    let groups = bus_groups(&original);
+    let pos = |bus: u32| net.bus_ids.iter().position(|b| *b == bus).unwrap_or(0);
+    let agg: Vec<Group> = groups
+        .iter()
+        .map(|g| {
+            let p = party(&original, g[0]);
+            Group { side: p.side, bus: pos(p.bus), hi: g.iter().map(|&i| party(&original, i).e_max).sum() }
+        })
+        .collect();
+    let sums = |m: &Market| groups.iter().map(|g| group_minima(m, g).iter().sum::<f64>()).collect::<Vec<f64>>();
+    let feasible = |lo: &[f64]| {
+        solves.set(solves.get() + 1);
+        relief::feasible(net, &agg, lo)
+    };
+    if !feasible(&vec![0.0; groups.len()])? {
         // infeasible even without the minima: the interval itself is
+        let mut none = original.clone();
+        for p in none.buyers.iter_mut().chain(none.sellers.iter_mut()) {
+            p.e_min = 0.0;
+        }
         none.validate(&net.bus_ids)?;
         crate::central::solve(&none, net)?;
+        return Err(crate::central::ClearError::Infeasible("even with every minimum at zero".into()).into());
     }
-    let groups = bus_groups(&original);
     let mut m = original.clone();
     let mut stages = Vec::new();
-    // 1: each bus group alone, every other minimum at zero
-    let mut capped = 0;
-    for g in &groups {
-        let e = group_minima(&original, g);
-        let top = e.iter().copied().fold(0.0, f64::max);
-        if top <= 0.0 || crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
-            continue;
-        }
-        let alone = |x: f64| {
-            let mut t = none.clone();
-            set_group(&mut t, g, &e.iter().map(|v| v.min(x)).collect::<Vec<_>>());
-            t
+    // 1: each bus group alone, every other minimum at zero (one LP for all)
+    let filed = sums(&original);
+    let targets: Vec<usize> = (0..groups.len()).filter(|&g| filed[g] > 0.0).collect();
+    if !targets.is_empty() && !crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
+        // a group met in full by one dispatch meeting as much as it can is
+        // feasible alone; only the others get a copy in the LP of totals alone
+        let zero_err = || crate::central::ClearError::Infeasible("even with every minimum at zero".into());
+        solves.set(solves.get() + 1);
+        let want: Vec<f64> = targets.iter().map(|&g| filed[g]).collect();
+        let met = relief::met_together(net, &agg, &targets, &want)?.ok_or_else(zero_err)?;
+        let targets: Vec<usize> = targets
+            .iter()
+            .zip(met)
+            .filter(|(&g, met)| filed[g] - met > 1e-7 * filed[g].max(1.0))
+            .map(|(&g, _)| g)
+            .collect();
+        let alone = if targets.is_empty() {
+            Vec::new()
+        } else {
+            solves.set(solves.get() + 1);
+            relief::max_alone(net, &agg, &targets)?.ok_or_else(zero_err)?
         };
-        if feasible(&alone(top)) {
-            continue;
-        }
-        let (mut lo, mut up) = (0.0, top);
-        for _ in 0..MINIMA_BISECTIONS {
-            let mid = 0.5 * (lo + up);
-            if feasible(&alone(mid)) {
-                lo = mid;
-            } else {
-                up = mid;
+        let mut capped = 0;
+        for (&g, v) in targets.iter().zip(alone) {
+            if filed[g] > v * (1.0 + LEVEL_MARGIN) + 1e-9 {
+                set_group(&mut m, &groups[g], &fill(&group_minima(&original, &groups[g]), v * (1.0 - LEVEL_MARGIN)));
+                capped += 1;
             }
         }
-        set_group(&mut m, g, &e.iter().map(|v| v.min(lo)).collect::<Vec<_>>());
-        capped += 1;
-    }
-    if capped > 0 {
-        stages.push(format!("{capped} bus group(s) of minima infeasible alone capped"));
+        if capped > 0 {
+            stages.push(format!("{capped} bus group(s) of minima infeasible alone capped"));
+        }
     }
     // 2: water-filling over the bus groups of the over-demanding side
-    if !feasible(&m) {
-        let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
-        let (bmin, bmax) = (sum(&m.buyers, |p| p.e_min), sum(&m.buyers, |p| p.e_max));
-        let (smin, smax) = (sum(&m.sellers, |p| p.e_min), sum(&m.sellers, |p| p.e_max));
-        // just below the totals' bound, so rounding in the sums cannot refuse it
-        let over = if bmin > smax {
-            Some((Side::Buyer, smax * (1.0 - 1e-9)))
-        } else if smin > bmax {
-            Some((Side::Seller, bmax * (1.0 - 1e-9)))
-        } else {
-            None
-        };
-        if let Some((side, total)) = over {
-            let side_groups: Vec<&Vec<usize>> = groups.iter().filter(|g| party(&m, g[0]).side == side).collect();
-            let aggregates: Vec<f64> = side_groups.iter().map(|g| group_minima(&m, g).iter().sum()).collect();
-            let c = water_level(&aggregates, total);
-            for (g, agg) in side_groups.iter().zip(&aggregates) {
-                let kept = fill(&group_minima(&m, g), agg.min(c));
-                set_group(&mut m, g, &kept);
-            }
-            stages.push(format!("the {side:?}s' bus groups of minima capped at a common {c:.6} kWh"));
+    let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
+    let (bmin, bmax) = (sum(&m.buyers, |p| p.e_min), sum(&m.buyers, |p| p.e_max));
+    let (smin, smax) = (sum(&m.sellers, |p| p.e_min), sum(&m.sellers, |p| p.e_max));
+    // just below the totals' bound, so rounding in the sums cannot refuse it
+    let over = if bmin > smax {
+        Some((Side::Buyer, smax * (1.0 - 1e-9)))
+    } else if smin > bmax {
+        Some((Side::Seller, bmax * (1.0 - 1e-9)))
+    } else {
+        None
+    };
+    if let Some((side, total)) = over {
+        let side_groups: Vec<&Vec<usize>> = groups.iter().filter(|g| party(&m, g[0]).side == side).collect();
+        let aggregates: Vec<f64> = side_groups.iter().map(|g| group_minima(&m, g).iter().sum()).collect();
+        let c = water_level(&aggregates, total);
+        for (g, agg) in side_groups.iter().zip(&aggregates) {
+            let kept = fill(&group_minima(&m, g), agg.min(c));
+            set_group(&mut m, g, &kept);
         }
+        stages.push(format!("the {side:?}s' bus groups of minima capped at a common {c:.6} kWh"));
     }
-    // 3: water-filling over every bus group for what the network still refuses
-    if !feasible(&m) {
-        let aggregates: Vec<f64> = groups.iter().map(|g| group_minima(&m, g).iter().sum()).collect();
-        let levelled = |c: f64| {
-            let mut t = m.clone();
-            for (g, agg) in groups.iter().zip(&aggregates) {
-                let kept = fill(&group_minima(&m, g), agg.min(c));
-                set_group(&mut t, g, &kept);
+    // 3: water-filling over the groups loading what the network still refuses
+    let lo = sums(&m);
+    if !feasible(&lo)? {
+        let positive: Vec<bool> = lo.iter().map(|v| *v > 0.0).collect();
+        solves.set(solves.get() + 1);
+        let mut relieved: Vec<bool> = match relief::loading(net, &agg, &lo)? {
+            Some(d) => {
+                let top = d.iter().zip(&positive).filter(|(_, p)| **p).map(|(d, _)| *d).fold(0.0, f64::max);
+                d.iter().zip(&positive).map(|(d, p)| *p && top > 0.0 && *d > LOADING_TOL * top).collect()
             }
-            t
+            None => positive.clone(),
         };
-        let top = aggregates.iter().copied().fold(0.0, f64::max);
-        let (mut lo, mut up) = (0.0, top);
-        for _ in 0..MINIMA_BISECTIONS {
-            let mid = 0.5 * (lo + up);
-            if feasible(&levelled(mid)) {
-                lo = mid;
+        if crate::mutants::active(crate::mutants::Mutation::MinimaLevelledEverywhere) {
+            relieved = positive.clone();
+        }
+        let at = |c: f64, which: &[bool]| -> Vec<f64> {
+            lo.iter().zip(which).map(|(v, x)| if *x { v.min(c) } else { *v }).collect()
+        };
+        if relieved != positive && (!relieved.contains(&true) || !feasible(&at(0.0, &relieved))?) {
+            relieved = positive.clone();
+        }
+        let mut levels: Vec<f64> = lo.iter().zip(&relieved).filter(|(_, x)| **x).map(|(v, _)| *v).collect();
+        levels.sort_by(f64::total_cmp);
+        levels.dedup();
+        // feasible at level `levels[a]` (a = -1: level 0), infeasible at `levels[b]`
+        let (mut a, mut b) = (-1isize, levels.len() as isize - 1);
+        while b - a > 1 {
+            let mid = (a + b).div_euclid(2);
+            if feasible(&at(levels[mid as usize], &relieved))? {
+                a = mid;
             } else {
-                up = mid;
+                b = mid;
             }
         }
-        m = levelled(lo);
-        stages.push(format!("every bus group of minima capped at a common {lo:.6} kWh"));
+        let c_lo = if a < 0 { 0.0 } else { levels[a as usize] };
+        let c_hi = levels.get(b.max(0) as usize).copied().unwrap_or(0.0);
+        let capped: Vec<bool> = lo.iter().zip(&relieved).map(|(v, x)| *x && *v >= c_hi).collect();
+        solves.set(solves.get() + 1);
+        let best = relief::max_level(net, &agg, &lo, &capped, c_lo, c_hi)?.unwrap_or(c_lo);
+        let c = (best * (1.0 - LEVEL_MARGIN)).max(c_lo);
+        let mut count = 0;
+        for (g, x) in relieved.iter().enumerate() {
+            if *x && lo[g] > c {
+                let kept = fill(&group_minima(&m, &groups[g]), c);
+                set_group(&mut m, &groups[g], &kept);
+                count += 1;
+            }
+        }
+        stages.push(format!(
+            "{count} bus group(s) of minima loading the violated network rows capped at a common {c:.6} kWh"
+        ));
     }
     // which side(s) changed, and the fraction of their filed minima kept
     let changed = |a: &[Prosumer], b: &[Prosumer]| a.iter().zip(b).any(|(x, y)| x.e_min != y.e_min);
@@ -492,10 +643,11 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
     let factor = if filed > 0.0 { (mins(&m) / filed).clamp(0.0, 1.0) } else { 0.0 };
     *market = m;
     let reason = format!(
-        "the admitted minima cannot be met jointly ({why}); {}; {factor:.6} of the filed minima kept",
-        stages.join(", ")
+        "the admitted minima cannot be met jointly ({why}); {}; {factor:.6} of the filed minima kept ({} solves)",
+        stages.join(", "),
+        solves.get()
     );
-    Ok(Some(MinimaScaling { side, factor, reason }))
+    Ok(Some(MinimaScaling { side, factor, reason, solves: solves.get() }))
 }
 
 /// The bus groups of [`relieve_minima`]: the requests (indices as in
@@ -578,14 +730,74 @@ fn water_level(e: &[f64], total: f64) -> f64 {
     sorted.last().copied().unwrap_or(0.0)
 }
 
-/// Bisection steps of [`relieve_minima`] (each one central solve) for a
-/// minimum infeasible alone (to within 2⁻¹⁰ of it) and for the common
-/// level of the last stage (to within 2⁻¹⁰ of the largest minimum).
-pub const MINIMA_BISECTIONS: usize = 10;
+/// How many requests the framework excludes, one at a time, when the
+/// central solver fails on the admitted market (no answer, not
+/// "infeasible"): the request farthest from the interval's medians each
+/// time, with a record; after that the failure is the interval's error.
+pub const MAX_SOLVER_EXCLUSIONS: usize = 3;
+
+/// The request whose `a`, `b` or `e_max` lies farthest from the median of
+/// the same number over `ps`, on a log scale (the first such on ties);
+/// `None` for no requests.
+fn farthest_from_median(ps: &[&Prosumer]) -> Option<usize> {
+    let log = |x: f64| x.max(1e-12).ln();
+    let fields: [fn(&Prosumer) -> f64; 3] = [|p| p.a, |p| p.b, |p| p.e_max];
+    let medians: Vec<f64> = fields
+        .iter()
+        .map(|f| {
+            let mut v: Vec<f64> = ps.iter().map(|p| log(f(p))).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        })
+        .collect();
+    let score = |p: &Prosumer| fields.iter().zip(&medians).map(|(f, m)| (log(f(p)) - m).abs()).fold(0.0, f64::max);
+    let mut best: Option<(usize, f64)> = None;
+    for (i, p) in ps.iter().enumerate() {
+        let s = score(p);
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((i, s));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Relative margin by which [`relieve_minima`] keeps an exact LP bound
+/// (a group's total alone, the common level) inside the feasible set, so
+/// the clearing's own solve does not meet it on the boundary.
+pub const LEVEL_MARGIN: f64 = 1e-9;
+
+/// A group's minimum "loads" the violated rows when its dual in
+/// the violation LP of the network stage exceeds this fraction of the largest one
+/// (the interior-point duals of an exactly zero sensitivity are ~1e-9 of it).
+pub const LOADING_TOL: f64 = 1e-6;
+
+/// The most solves [`relieve_minima`] makes in one interval: one central
+/// solve to see whether relief is needed, one LP with every minimum at zero,
+/// one dispatch meeting as much of every group's minimum as it can, one for
+/// the groups it does not meet in full alone, one feasibility test of the network stage,
+/// one for the loading duals, one with the loading groups at zero,
+/// ⌈log₂(2 × [`crate::MAX_MODEL_BUSES`])⌉ = 14 for the search over the
+/// distinct group aggregates (at most two groups per bus), and one for the
+/// exact level (a market infeasible even without minima costs one more
+/// central solve, for its typed error).
+pub const MAX_RELIEF_SOLVES: usize = 8 + 14;
 
 #[cfg(test)]
 mod tests {
-    use super::water_level;
+    use super::{farthest_from_median, water_level};
+    use crate::problem::{Prosumer, Side};
+
+    #[test]
+    fn the_request_farthest_from_the_medians_is_the_one_with_extreme_numbers() {
+        let p = |a: f64, b: f64, e_max: f64| Prosumer { side: Side::Buyer, bus: 1, a, b, e_min: 0.0, e_max };
+        let honest = [p(0.02, 0.3, 5.0), p(0.01, 0.25, 3.0), p(0.03, 0.35, 1.0), p(0.02, 0.1, 4.0)];
+        for (odd, at) in [(p(0.02, 9.9, 5.0), 2), (p(1e-9, 0.3, 5.0), 0), (p(0.02, 0.3, 9_999.0), 4)] {
+            let mut v: Vec<&Prosumer> = honest.iter().collect();
+            v.insert(at, &odd);
+            assert_eq!(farthest_from_median(&v), Some(at), "{odd:?}");
+        }
+        assert_eq!(farthest_from_median(&[]), None);
+    }
 
     #[test]
     fn the_water_level_caps_only_what_is_above_it() {

@@ -43,6 +43,7 @@ pub mod mutants;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;
+mod relief;
 pub mod sss;
 pub mod teardo;
 pub mod tee;

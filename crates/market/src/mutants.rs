@@ -20,14 +20,18 @@ pub enum Mutation {
     /// The operator prices no network row (`μ̂ = 0`, `μ` never moves):
     /// line limits are ignored.
     LineLimitsIgnored,
-    /// Minima relief skips its first stage (capping each minimum that is
-    /// infeasible on its own): one huge minimum behind a congested line
-    /// then sets the common level for everyone.
+    /// Minima relief skips its first stage (capping each bus group that is
+    /// infeasible on its own): a huge minimum behind its own congested line
+    /// then sets the common level of every group loading a row with it.
     MinimaNotRelievedAlone,
     /// Minima relief works on each request alone instead of each bus
-    /// group: many small sybil minima behind a congested line then set the
-    /// common level for every minimum of the interval.
+    /// group: many small sybil minima at one bus then pull the common level
+    /// of the over-demanding side down for every other bus.
     MinimaRelievedPerRequest,
+    /// Minima relief's network stage levels every bus group with a
+    /// minimum, not only those loading the violated rows: a congested
+    /// pair then cuts minima behind no congested line.
+    MinimaLevelledEverywhere,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -106,6 +106,56 @@ fn a_huge_minimum_behind_a_line_leaves_honest_minima() -> bool {
     relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
 }
 
+/// A minimum the network cannot carry even alone is capped at what it
+/// can before any other is levelled beside it: on rows of their own (a
+/// line of 1 kW into bus 2 alone, 10 kW into buses 2 and 3 together), a
+/// 100 kWh minimum at bus 2 is capped at 1 kWh and the honest 5 kWh at
+/// bus 3 fits beside it; levelled together without the first stage, the
+/// common level is bus 2's 1 kWh for both.
+fn a_minimum_infeasible_alone_is_capped_before_levelling() -> bool {
+    let mut net = MarketNetwork::unconstrained(vec![1, 2, 3]);
+    net.g = vec![vec![0.0, -1.0, 0.0], vec![0.0, -1.0, -1.0]];
+    net.h = vec![1.0, 10.0];
+    net.labels = vec!["into 2".into(), "into 2 and 3".into()];
+    let p = |side, bus, b, e_min, e_max| Prosumer { side, bus, a: 0.02, b, e_min, e_max };
+    let mut m = Market {
+        buyers: vec![p(Side::Buyer, 2, 0.3, 100.0, 100.0), p(Side::Buyer, 3, 0.3, 5.0, 8.0)],
+        sellers: vec![p(Side::Seller, 1, 0.1, 0.0, 200.0)],
+    };
+    relieve_minima(&mut m, &net).is_ok() && m.buyers[1].e_min == 5.0 && m.buyers[0].e_min <= 1.0 + 1e-6
+}
+
+/// Two minima behind case30's lines into buses 25 and 26 that cannot be
+/// met together are levelled between themselves; an unrelated buyer at
+/// bus 2, served at its own bus, keeps its 10 kWh.
+fn a_congested_pair_leaves_an_unrelated_minimum() -> bool {
+    let net = MarketNetwork::ptdf(&case30(), 1e-4).unwrap();
+    let p = |side, bus, b, e_min, e_max| Prosumer { side, bus, a: 0.02, b, e_min, e_max };
+    let mut m = Market {
+        buyers: vec![
+            p(Side::Buyer, 2, 0.3, 10.0, 12.0),
+            p(Side::Buyer, 25, 0.3, 2.5, 3.0),
+            p(Side::Buyer, 26, 0.3, 1.5, 2.0),
+        ],
+        sellers: vec![p(Side::Seller, 2, 0.05, 0.0, 20_000.0)],
+    };
+    let r = relieve_minima(&mut m, &net);
+    matches!(r, Ok(Some(_))) && m.buyers[0].e_min == 10.0 && m.buyers[1].e_min < 2.5
+}
+
+/// Fifty sybil minima of 0.2 kWh at bus 11 facing 8 kWh of sellers beside
+/// an honest 5 kWh buyer at bus 2 (the over-demanding side): per bus
+/// group, bus 11's 10 kWh and bus 2's 5 kWh share the 8 kWh at one level
+/// (4 kWh each); per request the honest buyer kept 8/51 kWh.
+fn sybil_minima_on_the_over_demanding_side_are_levelled_per_bus() -> bool {
+    let net = MarketNetwork::ptdf(&case30(), 1.0).unwrap();
+    let p = |side, bus, b, e_min, e_max| Prosumer { side, bus, a: 0.02, b, e_min, e_max };
+    let mut buyers = vec![p(Side::Buyer, 2, 0.3, 5.0, 8.0)];
+    buyers.extend((0..50).map(|_| p(Side::Buyer, 11, 0.3, 0.2, 0.2)));
+    let mut m = Market { buyers, sellers: vec![p(Side::Seller, 2, 0.1, 0.0, 8.0)] };
+    relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min > 3.99
+}
+
 /// Fifty sybil minima of 0.2 kWh behind a congested line, each feasible
 /// alone, do not cut the honest minima at another bus (relief per bus
 /// group: the sybils' bus is capped on its own first).
@@ -119,13 +169,19 @@ fn sybil_minima_behind_a_line_leave_honest_minima() -> bool {
     relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
 }
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 9] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
     ("primal-dual respects line limits", primal_dual_respects_line_limits),
     ("a huge minimum behind a line leaves honest minima", a_huge_minimum_behind_a_line_leaves_honest_minima),
     ("sybil minima behind a line leave honest minima", sybil_minima_behind_a_line_leave_honest_minima),
+    ("a minimum infeasible alone is capped before levelling", a_minimum_infeasible_alone_is_capped_before_levelling),
+    ("a congested pair leaves an unrelated minimum", a_congested_pair_leaves_an_unrelated_minimum),
+    (
+        "sybil minima on the over-demanding side are levelled per bus",
+        sybil_minima_on_the_over_demanding_side_are_levelled_per_bus,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -135,6 +191,7 @@ gridledger_core::mutation_check! {
     skipped_recompute_is_caught: Mutation::RecomputeSkipped => "TEAR-DO clears exactly under faults",
     wrong_price_update_is_caught: Mutation::WrongPriceUpdate => "primal-dual reaches the uncongested optimum",
     ignored_line_limits_are_caught: Mutation::LineLimitsIgnored => "primal-dual respects line limits",
-    skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a huge minimum behind a line leaves honest minima",
-    per_request_minima_relief_is_caught: Mutation::MinimaRelievedPerRequest => "sybil minima behind a line leave honest minima",
+    skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a minimum infeasible alone is capped before levelling",
+    per_request_minima_relief_is_caught: Mutation::MinimaRelievedPerRequest => "sybil minima on the over-demanding side are levelled per bus",
+    minima_levelled_everywhere_is_caught: Mutation::MinimaLevelledEverywhere => "a congested pair leaves an unrelated minimum",
 }
