@@ -62,14 +62,22 @@ const REDB_MAGIC_LEN: usize = 9;
 /// Where redb's header keeps the page size (a little-endian `u32` after the
 /// magic number, the god byte and two bytes of padding).
 const REDB_PAGE_SIZE_AT: usize = 12;
+/// redb's header: 64 bytes, then two commit slots of 128 bytes each.
+const REDB_HEADER_LEN: usize = 320;
+/// In each commit slot, the byte saying the slot's user root (the tables)
+/// is set: zero in both slots while no table was ever committed.
+const REDB_USER_ROOT_SET_AT: [usize; 2] = [64 + 1, 64 + 128 + 1];
 
 /// Whether `path` is a non-empty file whose creation never completed: its
 /// first [`REDB_MAGIC_LEN`] bytes (redb's magic number) are zero, and it
 /// is either all zero bytes (read until the first other byte) or starts
-/// with redb's header — a page size that is a power of two, at least 512 —
-/// without the magic number. An initialised database starts with the magic
-/// number, so it is never taken for one; a file of other data is not
-/// either (its "page size" would have to look like redb's).
+/// with redb's header without the magic number — a page size that is a
+/// power of two, at least 512 — whose commit slots never held a table.
+/// An initialised database starts with the magic number, so it is never
+/// taken for one; a file of other data is not either (its "page size"
+/// would have to look like redb's); and a database that ever held our
+/// tables ([`Store::open`] commits them at once) is not, even if its first
+/// bytes were lost: redb refuses it and it stays where it is.
 ///
 /// Decision (attacks R8-4 and R9-5): `redb::Database::create` on a new
 /// file writes the header without the magic number, flushes it, and only
@@ -90,8 +98,8 @@ fn never_initialised(path: &Path) -> Result<bool, StoreError> {
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0usize;
-    // The header's first bytes: up to the page size, or the whole file.
-    while len < REDB_PAGE_SIZE_AT + 4 {
+    // The header, or the whole file if it is shorter.
+    while len < REDB_HEADER_LEN {
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
@@ -102,11 +110,11 @@ fn never_initialised(path: &Path) -> Result<bool, StoreError> {
     if len == 0 || buf[..REDB_MAGIC_LEN.min(len)].iter().any(|b| *b != 0) {
         return Ok(false);
     }
-    if len >= REDB_PAGE_SIZE_AT + 4 {
+    if len >= REDB_HEADER_LEN {
         let at = REDB_PAGE_SIZE_AT;
         let page = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
         if page >= 512 && page.is_power_of_two() {
-            return Ok(true);
+            return Ok(REDB_USER_ROOT_SET_AT.iter().all(|at| buf[*at] == 0));
         }
     }
     // Otherwise only a file of zeros.

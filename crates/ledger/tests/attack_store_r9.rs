@@ -109,3 +109,20 @@ fn two_opens_at_once_never_move_a_file_being_created() {
         Store::open(&path).unwrap();
     }
 }
+
+/// The fix of [5] never moves a database that held data: a `Store`'s file
+/// (its tables committed when it was opened) whose magic number
+/// was lost is refused as redb refuses it and left where it is, so no
+/// chain is silently replaced by an empty one.
+#[test]
+fn a_store_that_held_data_is_never_moved_aside_without_its_magic_number() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("chain.redb");
+    drop(Store::open(&path).unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..MAGIC_LEN].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(Store::open(&path).is_err(), "redb refuses a file without its magic number");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file is untouched");
+    assert!(!d.path().join("chain.redb.uninitialised").exists(), "nothing was moved aside");
+}
