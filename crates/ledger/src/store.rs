@@ -55,13 +55,36 @@ pub struct Store {
 /// Named auxiliary records written with a block (see [`Store::commit_with_aux`]).
 pub type AuxRecord<'a> = (&'a str, &'a [u8]);
 
-/// Whether `path` is a non-empty file whose creation never got as far as
-/// writing redb's header: it holds only zero bytes (read until the first
-/// other byte, so a file with any data — an initialised database starts
-/// with redb's magic number — is never taken for one).
+/// redb's magic number: the first bytes of every database file, written
+/// last when the file is created (after the header is on disk) and never
+/// cleared afterwards.
+const REDB_MAGIC_LEN: usize = 9;
+/// Where redb's header keeps the page size (a little-endian `u32` after the
+/// magic number, the god byte and two bytes of padding).
+const REDB_PAGE_SIZE_AT: usize = 12;
+/// redb's header: 64 bytes, then two commit slots of 128 bytes each.
+const REDB_HEADER_LEN: usize = 320;
+/// In each commit slot, the byte saying the slot's user root (the tables)
+/// is set: zero in both slots while no table was ever committed.
+const REDB_USER_ROOT_SET_AT: [usize; 2] = [64 + 1, 64 + 128 + 1];
+
+/// Whether `path` is a non-empty file whose creation never completed: its
+/// first [`REDB_MAGIC_LEN`] bytes (redb's magic number) are zero, and it
+/// is either all zero bytes (read until the first other byte) or starts
+/// with redb's header without the magic number — a page size that is a
+/// power of two, at least 512 — whose commit slots never held a table.
+/// An initialised database starts with the magic number, so it is never
+/// taken for one; a file of other data is not either (its "page size"
+/// would have to look like redb's); and a database that ever held our
+/// tables ([`Store::open`] commits them at once) is not, even if its first
+/// bytes were lost: redb refuses it and it stays where it is.
 ///
-/// Decision (attack R8-4): a `kill -9` inside `redb::Database::create`
-/// left such a file, and no command could open the deployment again.
+/// Decision (attacks R8-4 and R9-5): `redb::Database::create` on a new
+/// file writes the header without the magic number, flushes it, and only
+/// then writes the magic number and flushes again; redb commits nothing
+/// before that. A `kill -9` anywhere before the second flush left a file
+/// (all zeros, or a header with no magic number) that redb refuses for
+/// ever, and no command could open the deployment again.
 fn never_initialised(path: &Path) -> Result<bool, StoreError> {
     use std::io::Read;
     let io = |e: std::io::Error| StoreError::Db(format!("reading {}: {e}", path.display()));
@@ -74,39 +97,84 @@ fn never_initialised(path: &Path) -> Result<bool, StoreError> {
         return Ok(false);
     }
     let mut buf = vec![0u8; 64 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(n) => n,
+    let mut len = 0usize;
+    // The header, or the whole file if it is shorter.
+    while len < REDB_HEADER_LEN {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io(e)),
-        };
-        if n == 0 {
-            return Ok(len > 0);
         }
+    }
+    if len == 0 || buf[..REDB_MAGIC_LEN.min(len)].iter().any(|b| *b != 0) {
+        return Ok(false);
+    }
+    if len >= REDB_HEADER_LEN {
+        let at = REDB_PAGE_SIZE_AT;
+        let page = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        if page >= 512 && page.is_power_of_two() {
+            return Ok(REDB_USER_ROOT_SET_AT.iter().all(|at| buf[*at] == 0));
+        }
+    }
+    // Otherwise only a file of zeros.
+    let mut n = len;
+    loop {
         if buf[..n].iter().any(|b| *b != 0) {
             return Ok(false);
         }
-        len += n as u64;
+        n = match f.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(io(e)),
+        };
     }
+}
+
+/// An exclusive lock on `<path>.open-lock`, held by [`Store::open`] from
+/// the check of the file until the database is created: a file another
+/// process is creating (its header flushed, its magic number not yet
+/// written) is never taken for uninitialised and moved aside under it.
+/// `None` if the lock file cannot be opened or locked (a read-only
+/// directory): then nothing is moved aside.
+fn open_lock(path: &Path) -> Option<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".open-lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(name))
+        .ok()?;
+    f.lock().ok()?;
+    Some(f)
 }
 
 impl Store {
     /// Opens (or creates) the database file at `path`.
     ///
-    /// A file there that was never initialised — no redb header, and not
-    /// one byte other than zero, what a process killed inside the file's
-    /// creation leaves — holds nothing: it is moved aside (to
-    /// `<path>.uninitialised`) and the database created afresh. Any other
-    /// file is opened as it is (and refused by redb if it is not one).
+    /// A file there that was never initialised — redb's magic number
+    /// zero, and nothing but zero bytes or redb's header after it, what a
+    /// process killed inside the file's creation leaves — holds nothing:
+    /// it is moved aside (to `<path>.uninitialised`) and the database
+    /// created afresh. Any other file is opened as it is (and refused by
+    /// redb if it is not one).
+    ///
+    /// The check, the move and the creation run under an exclusive lock
+    /// on `<path>.open-lock` (kept beside the database, empty), so two
+    /// opens at once never move aside a file one of them is creating.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if never_initialised(path)? {
+        let lock = open_lock(path);
+        if lock.is_some() && never_initialised(path)? {
             let aside = path.with_extension("redb.uninitialised");
             std::fs::rename(path, &aside)
                 .map_err(|e| StoreError::Db(format!("moving the uninitialised {} aside: {e}", path.display())))?;
         }
         let path = path.to_path_buf();
-        Self::with_opener(Arc::new(move || Ok(Database::create(&path)?)))
+        let store = Self::with_opener(Arc::new(move || Ok(Database::create(&path)?)));
+        drop(lock);
+        store
     }
 
     /// Opens a database on a custom storage backend (e.g. the

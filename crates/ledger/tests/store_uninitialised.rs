@@ -1,6 +1,7 @@
 //! A database file whose creation was killed before redb wrote its header
 //! (only zero bytes) is moved aside and created afresh; a file with any
-//! data is never touched (attack R8-4).
+//! other data is never touched (attack R8-4; a header without its magic
+//! number, attack R9-5, is in `attack_store_r9.rs`).
 
 use gridledger_ledger::store::Store;
 

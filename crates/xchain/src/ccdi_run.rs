@@ -333,8 +333,14 @@ impl BobMbs {
             let settlement = ccdi::settlement(self.bob.chain_id(), chain, process, vec![(late.lock, late.data)]);
             let signature = self.sign_settlement(&settlement, 0)?;
             let tx = self.sc_bg_call(chain, &relayer, "settle", &Settle { settlement, signature })?;
-            let h = self.external_mut(chain)?.submit(&tx)?;
-            keep.push((process, chain, lock, Some(h)));
+            // A refusal (a full mempool there) is sent again next tick (attack R9-4).
+            match self.external_mut(chain)?.submit(&tx) {
+                Ok(h) => keep.push((process, chain, lock, Some(h))),
+                Err(e) => {
+                    self.own_refusal(e)?;
+                    keep.push((process, chain, lock, None));
+                }
+            }
         }
         self.late_locks = keep;
         // Find the stranded locks.
@@ -403,7 +409,10 @@ impl BobMbs {
                         Amount::ZERO,
                     )
                 };
-                self.bob.submit(&late)?;
+                if self.submit_own(&late)?.is_none() {
+                    // Still stranded: found and sent again next tick.
+                    continue;
+                }
                 self.late_locks.push((rec.process, chain, lock, None));
             }
         }

@@ -51,6 +51,18 @@ pub const SINK: Address = Address([0xEE; 20]);
 pub const BOB_TX_GAS: u64 = 20_000_000;
 /// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
 pub const CLOSING_PER_TICK: usize = 128;
+/// Most `prove`s the driver's BoB node's forwarding duty sends in one tick
+/// (attack R9-3); the rest wait for later ticks, served in turn.
+pub const FORWARDING_PER_TICK: usize = 128;
+/// The forwarding duty sends no `prove` while this many of the BoB node's
+/// own transactions already wait in the BoB's mempool (fewer than a BoB
+/// block takes, 300): its relays never queue behind its own backlog.
+pub const NODE_QUEUE_MAX: u64 = 256;
+/// Gas price of the transactions [`BobMbs::tick`] sends for the BoB node
+/// (relays, closing CCT_Vs, forwarding `prove`s, CCDI late locks): above
+/// the BoB's minimum, so in a full mempool each takes the place of the
+/// cheapest pending calls of other senders (attack R9-4).
+pub const NODE_GAS_PRICE: Amount = Amount(2);
 /// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
 /// x_j / 10` on every chain, a tenth of its 1:1 genesis price
 /// ([`REFERENCE_BALANCE`] for every token, near-equal weights).
@@ -429,6 +441,16 @@ pub struct BobMbs {
     /// in sub-situation 2, and the first epoch it may send it again
     /// ([`FORWARD_MAX_SENDS`], [`FORWARD_FIRST_BACKOFF`]).
     pub(crate) forward_sends: BTreeMap<Hash32, ForwardSends>,
+    /// `(CCT, side)`s whose posted NT's nonce is spent on its chain by a
+    /// transfer that cannot prove the side: the forwarding duty looks for
+    /// a re-send of the payment ([`BobMbs::landed_proof`]) once.
+    pub(crate) forward_spent: std::collections::BTreeSet<(Hash32, u8)>,
+    /// The last CCT the forwarding duty served in full in its last tick:
+    /// the next tick starts after it ([`FORWARDING_PER_TICK`]).
+    pub(crate) forward_cursor: Option<Hash32>,
+    /// The BoB node's own submissions a mempool refused ([`BobMbs::tick`]
+    /// skips them and sends them again at a later tick).
+    pub own_refused: u64,
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
@@ -891,6 +913,9 @@ impl BobMbs {
             lock_txs: BTreeMap::new(),
             forward_proves: BTreeMap::new(),
             forward_sends: BTreeMap::new(),
+            forward_spent: Default::default(),
+            forward_cursor: None,
+            own_refused: 0,
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
             wallet: crate::wallet::TermsRegistry::open(&dir.join(WALLET_DIR))?,
@@ -1052,18 +1077,31 @@ impl BobMbs {
     /// The relayer is a BoB node: it also sends the second-stage CCT_V of
     /// every CCT whose forwarding deadline passed (sub-situation 2 closed;
     /// [`WatchedCctV`] records each in [`BobMbs::watch`]).
+    ///
+    /// Decision (attack R9-4): a mempool's refusal of one of the node's own
+    /// transactions returned from here before the BoB sealed its block,
+    /// so a full mempool (any user's cheap calls) froze the BoB for good.
+    /// Now a refused own submission is skipped ([`BobMbs::own_refused`]),
+    /// its duty runs again at the next tick, and the block is sealed, which
+    /// drains the mempool; the node's transactions pay [`NODE_GAS_PRICE`],
+    /// so they take the place of the cheapest calls in a full one. Only
+    /// errors of the node itself (a chain that cannot commit or read its
+    /// blocks) stop the tick.
     pub fn tick(&mut self) -> Result<(), MbsError> {
         for c in self.externals.values_mut() {
             c.tick()?;
         }
         for tx in self.relay_txs()? {
-            self.bob.submit(&tx)?;
+            if self.submit_own(&tx)?.is_none() {
+                // The later relays follow its nonce: they wait with it.
+                break;
+            }
         }
         // One scan of the forwarding slots serves both duties: the BoB's
         // state changes only at its own tick below.
         let open = self.forwarding();
         for (cct, tx) in self.closing_txs(&open) {
-            let h = self.bob.submit(&tx)?;
+            let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
         self.forwarding_duties(&open)?;
@@ -1072,6 +1110,33 @@ impl BobMbs {
         }
         self.bob.tick()?;
         self.epoch += 1;
+        Ok(())
+    }
+
+    /// Submits one of the BoB node's own transactions to the BoB, signed
+    /// again at [`NODE_GAS_PRICE`] (same nonce and call). A refusal by the
+    /// mempool is counted in [`BobMbs::own_refused`] and gives `None`: the
+    /// caller's duty runs again at a later tick. Only
+    /// [`SubmitError::Unavailable`] (this node cannot commit blocks) is an
+    /// error.
+    pub(crate) fn submit_own(&mut self, tx: &SignedTransaction) -> Result<Option<Hash32>, MbsError> {
+        let mut body = tx.tx.clone();
+        body.gas_price = NODE_GAS_PRICE;
+        let tx = body.sign_in(&self.relayer, Some(&self.bob.domain()));
+        match self.bob.submit(&tx) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) => self.own_refusal(e).map(|()| None),
+        }
+    }
+
+    /// A refusal of one of the BoB node's own submissions (to the BoB or to
+    /// an external chain): counted, or the error if it means the node
+    /// itself is broken ([`SubmitError::Unavailable`]).
+    pub(crate) fn own_refusal(&mut self, e: SubmitError) -> Result<(), MbsError> {
+        if matches!(e, SubmitError::Unavailable { .. }) {
+            return Err(e.into());
+        }
+        self.own_refused += 1;
         Ok(())
     }
 
@@ -1094,9 +1159,30 @@ impl BobMbs {
     /// epoch work for every such NT. Now it is sent at once, then again
     /// after a back-off that doubles (1, 2, 4, 8 epochs), at most
     /// [`FORWARD_MAX_SENDS`] times ([`forward_send`](Self::forward_send)).
+    ///
+    /// Decisions (attack round 9):
+    /// - a posted NT whose nonce was spent by a fee-bumped re-send of the
+    ///   same payment is proved by that re-send ([`landed_proof`](Self::landed_proof));
+    /// - a `prove` SC_MPV would refuse for good (`TooEarly`, `BeforeCct`,
+    ///   `NtAlreadyUsed`, `NtPostedForOtherCct`: [`provable`](Self::provable))
+    ///   is not sent at all, so never again either;
+    /// - at most [`FORWARDING_PER_TICK`] `prove`s a tick, none while
+    ///   [`NODE_QUEUE_MAX`] of the node's transactions wait in the mempool;
+    ///   the next tick starts after the last CCT served in full, so every
+    ///   CCT is served in turn.
     fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
         let k = self.spec.finality.confirmations() as u64;
-        for &id in open {
+        // Bookkeeping of CCTs that left sub-situation 2 is dropped.
+        let is_open = |id: &Hash32| open.binary_search(id).is_ok();
+        self.forward_proves.retain(|(id, _), _| is_open(id));
+        self.forward_spent.retain(|(id, _)| is_open(id));
+        let relayer = self.relayer.address();
+        let queued = self.bob.next_nonce(&relayer).saturating_sub(self.bob.chain().state().account(&relayer).nonce);
+        let mut budget = FORWARDING_PER_TICK.min(NODE_QUEUE_MAX.saturating_sub(queued) as usize);
+        let start = self.forward_cursor.map_or(0, |c| open.partition_point(|id| *id <= c));
+        // Once a due `prove` could not be sent, the cursor stays before it.
+        let mut stalled = false;
+        for &id in open[start..].iter().chain(&open[..start]) {
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
@@ -1107,12 +1193,12 @@ impl BobMbs {
                 }
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
-                let Some(pt) = self.proof_for(id, side, &nt)? else {
+                let Some(pt) = self.forwarded_proof(id, &rec, side, &nt)? else {
                     self.forward_send(&nt)?;
                     continue;
                 };
                 self.forward_sends.remove(&nt.hash());
-                if self.bob_tip(chain) < pt.height + k {
+                if !self.provable(&rec, side, &pt) || self.bob_tip(chain) < pt.height + k {
                     continue;
                 }
                 let waiting = self
@@ -1122,9 +1208,25 @@ impl BobMbs {
                 if waiting {
                     continue;
                 }
-                let Ok(tx) = self.prove_call(&self.relayer, &pt) else { continue };
-                let h = self.bob.submit(&tx)?;
+                if budget == 0 {
+                    // Served first at a later tick.
+                    stalled = true;
+                    continue;
+                }
+                // It runs after this tick's relays: built for the tip they leave.
+                let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kappa);
+                let cap = bob::relay_per_block(kappa, self.spec.finality.confirmations());
+                let upto = self.external(chain)?.height().min(self.bob_tip(chain).saturating_add(cap));
+                let Ok(tx) = self.prove_call_upto(&self.relayer, &pt, upto) else { continue };
+                let Some(h) = self.submit_own(&tx)? else {
+                    (budget, stalled) = (0, true);
+                    continue;
+                };
                 self.forward_proves.insert((id, side as u8), h);
+                budget -= 1;
+            }
+            if !stalled {
+                self.forward_cursor = Some(id);
             }
         }
         Ok(())
@@ -1141,13 +1243,88 @@ impl BobMbs {
         }
         e.next_epoch = epoch.saturating_add(FORWARD_FIRST_BACKOFF << e.sent.min(32));
         e.sent += 1;
-        let _ = self.external_mut(nt.tx.chain_id)?.submit(nt);
+        // A refusal counts as a send; only a chain that cannot commit
+        // blocks stops the node's tick.
+        if let Err(e) = self.external_mut(nt.tx.chain_id)?.submit(nt) {
+            if matches!(e, SubmitError::Unavailable { .. }) {
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
     /// This BoB node's sends of the posted `nt` so far (sub-situation 2).
     pub fn forward_sends(&self, nt: &Hash32) -> ForwardSends {
         self.forward_sends.get(nt).copied().unwrap_or_default()
+    }
+
+    /// [`landed_proof`](Self::landed_proof) for the forwarding duty: a
+    /// posted NT whose nonce another transfer that cannot prove the side
+    /// spent is looked up once ([`BobMbs::forward_spent`]).
+    fn forwarded_proof(
+        &mut self,
+        id: Hash32,
+        rec: &CctRecord,
+        side: Side,
+        nt: &SignedTransaction,
+    ) -> Result<Option<ProofTx>, MbsError> {
+        if let Some(pt) = self.proof_for(id, side, nt)? {
+            return Ok(Some(pt));
+        }
+        let key = (id, side as u8);
+        if self.forward_spent.contains(&key) {
+            return Ok(None);
+        }
+        let found = self.landed_proof(id, rec, side, nt)?;
+        if found.is_none() && self.external(nt.tx.chain_id)?.account(&nt.sender()).nonce > nt.tx.nonce {
+            self.forward_spent.insert(key);
+        }
+        Ok(found)
+    }
+
+    /// A proof for `side` of CCT `id` (record `rec`) paid by `nt`: `nt`
+    /// itself once it is on its chain; while it is not, the transfer on
+    /// the chain with `nt`'s payer and nonce, in a block after `e_* + κ̄`,
+    /// if it pays the side's instruction and SC_MPV may still take it
+    /// ([`CctRecord::pays_instruction`]) — the payer's wallet re-signed the
+    /// same payment with a higher fee and that copy landed (attack R9-1:
+    /// the posted one can then never land, its nonce is spent, and no
+    /// fraud can be proved against the payer).
+    pub fn landed_proof(
+        &self,
+        id: Hash32,
+        rec: &CctRecord,
+        side: Side,
+        nt: &SignedTransaction,
+    ) -> Result<Option<ProofTx>, MbsError> {
+        if let Some(pt) = self.proof_for(id, side, nt)? {
+            return Ok(Some(pt));
+        }
+        let c = self.external(nt.tx.chain_id)?;
+        // Nothing with that nonce executed yet: nothing to look for.
+        if c.account(&nt.sender()).nonce <= nt.tx.nonce {
+            return Ok(None);
+        }
+        let from = rec.epoch(side).saturating_add(self.config.kappa_bar).saturating_add(1);
+        let Some(other) = c.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
+        if other.hash() == nt.hash() || !rec.pays_instruction(side, &other) || !self.may_prove(rec, &other) {
+            return Ok(None);
+        }
+        self.proof_for(id, side, &other)
+    }
+
+    /// Whether SC_MPV can still take `pt` for `side` of `rec` as far as
+    /// lasting reasons go: the NT pays the side's instruction at or above
+    /// its nonce floor (not `BeforeCct`), landed after `e_* + κ̄` (not
+    /// `TooEarly`), is not used by any CCT and not posted for another one
+    /// (not `NtAlreadyUsed`, `NtPostedForOtherCct`). A `prove` refused for
+    /// one of these reasons would be refused again in every block (attack
+    /// R9-2); one refused for a passing reason (a header path a relay made
+    /// stale) is sent again.
+    pub fn provable(&self, rec: &CctRecord, side: Side, pt: &ProofTx) -> bool {
+        pt.height > rec.epoch(side).saturating_add(self.config.kappa_bar)
+            && rec.pays_instruction(side, &pt.nt)
+            && self.may_prove(rec, &pt.nt)
     }
 
     pub fn ticks(&mut self, n: u64) -> Result<(), MbsError> {
@@ -1225,6 +1402,18 @@ impl BobMbs {
     /// NT's header, else `prove_relayed` with the header's path in the
     /// accumulator of relayed headers as it stands now (attack R5-2).
     pub fn prove_call(&self, key: &KeyPair, pt: &ProofTx) -> Result<SignedTransaction, MbsError> {
+        self.prove_call_upto(key, pt, self.bob_tip(pt.nt.tx.chain_id))
+    }
+
+    /// [`Self::prove_call`] for a transaction that runs once the BoB's
+    /// stored tip of the NT's chain is `upto` (after relays sent before it
+    /// in the same block): the header kept then, or the path then.
+    pub(crate) fn prove_call_upto(
+        &self,
+        key: &KeyPair,
+        pt: &ProofTx,
+        upto: Height,
+    ) -> Result<SignedTransaction, MbsError> {
         let chain = pt.nt.tx.chain_id;
         let reg = self
             .config
@@ -1232,10 +1421,10 @@ impl BobMbs {
             .iter()
             .find(|r| r.chain_id == chain)
             .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
-        if pt.height + reg.kappa as u64 > self.bob_tip(chain) {
+        if pt.height + reg.kappa as u64 > upto {
             return Ok(self.bob_call(key, "prove", pt, Amount::ZERO));
         }
-        let (header, header_proof) = self.header_path(chain, pt.height)?;
+        let (header, header_proof) = self.header_path_upto(chain, pt.height, upto)?;
         Ok(self.bob_call(
             key,
             "prove_relayed",
@@ -1686,7 +1875,8 @@ impl BobMbs {
             let mut included = 0;
             let mut sent = false;
             for (side, nt) in nts.values() {
-                let Some(pt) = self.proof_for(id, *side, nt)? else { continue };
+                // The NT, or a fee-bumped re-send of it that landed (attack R9-1).
+                let Some(pt) = self.landed_proof(id, &rec, *side, nt)? else { continue };
                 included += 1;
                 let k = self.spec.finality.confirmations() as u64;
                 if rec.state(*side) != SideState::Pending || self.bob_tip(nt.tx.chain_id) < pt.height + k {

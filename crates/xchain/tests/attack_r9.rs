@@ -3,9 +3,11 @@
 //! BoB node forwarding and proving posted NTs each tick, one scan of the
 //! forwarding slots per tick) and the paths around them.
 //!
-//! Every test marked `#[ignore = "attack r9 [k]: ..."]` is a finding: it
-//! asserts what a careful user would expect and fails on the code it was
-//! written against. The others held up.
+//! Findings [1]–[4] asserted what a careful user would expect and failed
+//! on the code they were written against; they are fixed (the BoB node's
+//! `BobMbs::tick`: own refusals skipped, forwarding capped per tick and
+//! served in turn, proves refused for good never sent, fee-bumped re-sends
+//! proved). The tests after them pin the fixes down.
 
 mod common;
 
@@ -14,7 +16,7 @@ use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_ledger::{SignedTransaction, TxKind, TxStatus};
 use gridledger_xchain::bob::{CctV, PostNt, ProofTx};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, FORWARDING_PER_TICK};
 use gridledger_xchain::{Side, SideState};
 
 /// The relayer's `prove`/`prove_relayed` calls for `id` in BoB blocks
@@ -73,7 +75,6 @@ fn relayer_queue(m: &BobMbs) -> u64 {
 /// its chain, look for a transfer that pays the side's instruction with
 /// the posted NT's nonce (or `find_payment`) and prove that one.
 #[test]
-#[ignore = "attack r9 [1]: the BoB node never proves a fee-bumped re-send of a posted NT; the paid sender is penalised"]
 fn the_bob_node_proves_a_fee_bumped_resend_of_the_posted_nt() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -131,7 +132,6 @@ fn the_bob_node_proves_a_fee_bumped_resend_of_the_posted_nt() {
 /// (or the node checks them before sending): at most a couple per side.
 /// Observed: one reverted `prove` a block until the CCT closes.
 #[test]
-#[ignore = "attack r9 [2]: the BoB node re-sends a prove SC_MPV refused for good (TooEarly) every block until the CCT closes"]
 fn the_bob_node_does_not_resend_a_prove_refused_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -185,7 +185,6 @@ fn the_bob_node_does_not_resend_a_prove_refused_for_good() {
 /// CCT_Vs are), so its relays keep getting into the next block.
 /// Observed: 400+ of the relayer's transactions wait in the mempool.
 #[test]
-#[ignore = "attack r9 [3]: the forwarding duty queues a prove for every open side in one tick, uncapped (4096: tick fails for ever)"]
 fn the_forwarding_duty_is_capped_per_tick() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec { kappa: 32, ..MbsSpec::default() });
@@ -199,9 +198,11 @@ fn the_forwarding_duty_is_capped_per_tick() {
     for k in 0..N {
         let mut t = m.try_terms(&request_between(ci, cj, x_j, 9_000 + k)).unwrap();
         t.expires_at += 64;
+        // The sender pays each CCT with its own nonce (the terms name it exactly).
+        t.nonce_i += k;
         terms.push(t);
     }
-    let (fi, fj) = (terms[0].nonce_floor_i, terms[0].nonce_floor_j);
+    let (fi, fj) = (terms[0].nonce_i, terms[0].nonce_floor_j);
     // Both sides pay every CCT at once, before the CCTs execute (TooEarly for good).
     let mut nts: Vec<(SignedTransaction, SignedTransaction)> = Vec::new();
     for k in 0..N {
@@ -299,7 +300,6 @@ fn the_forwarding_duty_is_capped_per_tick() {
 /// drain the attacker's calls.
 /// Observed: `tick` fails with `MempoolFull` and the BoB's height stops.
 #[test]
-#[ignore = "attack r9 [4]: a full BoB mempool makes BobMbs::tick fail before the BoB's block, for ever (zero-cost freeze)"]
 fn a_full_mempool_does_not_freeze_the_bob() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -340,4 +340,133 @@ fn a_full_mempool_does_not_freeze_the_bob() {
         failures.first(),
         m.bob.height()
     );
+}
+
+// ------------------------------------------------------- fixes, pinned
+
+/// Fills the BoB's mempool with cheap calls of four users, as finding [4]
+/// does: large ones first, then ever smaller ones until none fits.
+fn flood(m: &mut BobMbs) -> usize {
+    let senders = [dev_key(2), dev_key(3), dev_key(4), dev_key(5)];
+    let mut queued = 0usize;
+    for size in [60_000usize, 16_000, 4_000, 1_000, 250, 1] {
+        let junk = vec![0u8; size];
+        'size: loop {
+            for k in &senders {
+                let tx = m.bob_call(k, "deposit", &junk, Amount(1));
+                match m.bob.submit(&tx) {
+                    Ok(_) => {
+                        queued += 1;
+                        continue 'size;
+                    }
+                    Err(gridledger_ledger::SubmitError::SenderQueueFull { .. }) => continue,
+                    Err(gridledger_ledger::SubmitError::MempoolFull { .. }) => break 'size,
+                    Err(e) => panic!("unexpected refusal: {e}"),
+                }
+            }
+            panic!("every sender's queue is full");
+        }
+    }
+    queued
+}
+
+/// Fix of [4], the priority half: in a mempool full of calls at the
+/// minimum gas price the node's relays (at `NODE_GAS_PRICE`) take the
+/// place of the cheapest ones, so the BoB's view of every chain follows
+/// in the same tick: no own submission is refused.
+#[test]
+fn the_nodes_relays_take_the_place_of_cheap_calls_in_a_full_mempool() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    assert!(flood(&mut m) > 4_000);
+    let chains = m.chain_ids();
+    let before: Vec<u64> = chains.iter().map(|c| m.bob_tip(*c)).collect();
+    m.tick().unwrap();
+    assert_eq!(m.own_refused, 0, "the node's relays were refused");
+    for (c, b) in chains.iter().zip(before) {
+        assert!(m.bob_tip(*c) > b, "the BoB's view of chain {c} stayed at {b}");
+    }
+}
+
+/// Fix of [3], the cap itself: 300 CCTs whose receivers' NTs landed in
+/// the window are in sub-situation 2 at once (the senders withheld), so
+/// 300 proves fall due in one tick. The node sends at most
+/// `FORWARDING_PER_TICK` (128) a tick plus its relays, half a BoB block,
+/// and, served in turn, every receiver ends `Proved` within a few ticks.
+#[test]
+fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec { kappa: 32, ..MbsSpec::default() });
+    let [ci, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    const N: u64 = 300;
+    let mut terms = Vec::new();
+    for k in 0..N {
+        let mut t = m.try_terms(&request_between(ci, cj, 10, 20_000 + k)).unwrap();
+        t.expires_at += 64;
+        terms.push(t);
+    }
+    let fj = terms[0].nonce_floor_j;
+    for t in &terms {
+        m.bob.submit(&m.cct_tx(&s, &r, t.clone())).unwrap();
+    }
+    while terms.iter().any(|t| m.cct(&t.id()).is_none()) {
+        m.tick().unwrap();
+    }
+    let recs: Vec<_> = terms.iter().map(|t| m.cct(&t.id()).unwrap()).collect();
+    for rec in &recs {
+        m.wait_native_window(rec).unwrap();
+    }
+    // Each receiver pays on chain j inside the window and posts its NT.
+    let mut nts = Vec::new();
+    for (k, t) in terms.iter().enumerate() {
+        let nt = m.external(cj).unwrap().sign(&r, transfer(&r, cj, fj + k as u64, t.sender_j, Amount(10), Amount(1)));
+        m.external_mut(cj).unwrap().submit(&nt).unwrap();
+        let post =
+            m.bob_call(&r, "post_nt", &PostNt { cct: t.id(), side: Side::Receiver, nt: nt.clone() }, Amount::ZERO);
+        m.bob.submit(&post).unwrap();
+        nts.push(nt);
+    }
+    let posted = |m: &BobMbs, t: &gridledger_xchain::bob::CctTerms| {
+        m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&t.id(), Side::Receiver)).is_some()
+    };
+    while !terms.iter().all(|t| posted(&m, t))
+        || nts.iter().any(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().is_none())
+    {
+        m.tick().unwrap();
+    }
+    for (rec, nt) in recs.iter().zip(&nts) {
+        let (h, _) = m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+        assert!(h > rec.e_j + m.config.kappa_bar && h < rec.deadline_j, "NT inside the window");
+    }
+    // The deadlines pass; CCT_V opens sub-situation 2 for every receiver.
+    let last = recs.iter().map(|r| r.deadline_i.max(r.deadline_j)).max().unwrap();
+    while m.bob_tip(ci) < last || m.bob_tip(cj) < last {
+        m.tick().unwrap();
+    }
+    let a = dev_key(2);
+    for t in &terms {
+        m.bob.submit(&m.bob_call(&a, "cct_v", &CctV { cct: t.id() }, Amount::ZERO)).unwrap();
+    }
+    m.bob.tick().unwrap();
+    assert!(terms.iter().all(|t| m.cct(&t.id()).unwrap().verified), "every CCT in sub-situation 2");
+    let mut most = 0;
+    for _ in 0..8 {
+        let before = m.bob.next_nonce(&m.relayer.address());
+        m.tick().unwrap();
+        most = most.max(m.bob.next_nonce(&m.relayer.address()) - before);
+    }
+    assert!(most > 64, "the proves fell due together (the node sent at most {most} in a tick)");
+    assert!(
+        most <= 150,
+        "the node sent {most} transactions in one tick (cap {FORWARDING_PER_TICK} proves; a BoB block takes 300)"
+    );
+    for t in &terms {
+        let rec = m.cct(&t.id()).unwrap();
+        assert!(
+            matches!(rec.receiver, SideState::Proved { .. }),
+            "a receiver not served within 8 ticks: {:?}",
+            rec.receiver
+        );
+    }
 }
