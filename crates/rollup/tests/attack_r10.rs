@@ -68,3 +68,43 @@ fn a_refused_at_does_not_lock_the_pair_out_of_its_period() {
         again.status
     );
 }
+
+/// [2] `resume_day` indexes the day's profiles with the slot index the
+/// journal names for an open agreement's start, unchecked. `ior day --rpc`
+/// reads that index from its journal file (`slot_starts: [[slot, start]]`)
+/// and passes it on, so a damaged or edited journal (or one whose slot
+/// index is out of the day's range) panics the resuming run (index out of
+/// bounds) instead of giving a typed error. Expected:
+/// `DemoError::Config` naming the slot.
+#[test]
+#[ignore = "attack r10: resume_day panics on a journal slot index beyond the day (index out of bounds)"]
+fn a_journal_slot_index_beyond_the_day_is_refused_not_a_panic() {
+    use gridledger_rollup::demo::{resume_day, DayConfig, DemoError};
+    use gridledger_rollup::driver::DualChain;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = DayConfig::default();
+    let (b, s) = (trader(0), trader(1));
+    let start = 9 * HOUR;
+    let t = terms(&b, &s, Amount(200_000), 100, start);
+    let slot_starts = std::collections::BTreeMap::from([(start, 1_000_000usize)]);
+    let run = std::panic::catch_unwind(|| {
+        resume_day(&cfg, &slot_starts, |dcfg| {
+            let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+            d.register_meters(&[b.clone(), s.clone()])?;
+            for k in [&b, &s] {
+                d.fund(k, coins(10))?;
+            }
+            d.set_time(7 * HOUR);
+            d.submit(&b, &at(&t, &s))?;
+            let out: Vec<Outcome> = d.process(&mut rng(0))?.into_iter().flat_map(|x| x.outcomes).collect();
+            assert_eq!(out, vec![Outcome::AtAccepted], "the open agreement resume_day must settle");
+            Ok(d)
+        })
+        .map(|_| ())
+    });
+    match run {
+        Ok(Err(DemoError::Config(why))) => eprintln!("refused: {why}"),
+        Ok(other) => panic!("expected a typed configuration error, got {other:?}"),
+        Err(_) => panic!("resume_day panicked on a journal's slot index"),
+    }
+}
