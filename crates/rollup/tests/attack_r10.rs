@@ -108,3 +108,44 @@ fn a_journal_slot_index_beyond_the_day_is_refused_not_a_panic() {
         Err(_) => panic!("resume_day panicked on a journal's slot index"),
     }
 }
+
+/// Held: the undo reserve (`F_p × D_s` beside `D_s`) comes back to the
+/// seller whichever way its agreements close: agreed, expired by a silent
+/// seller, lost in arbitration. The seller ends with its payment less one
+/// `D_s` per agreement it failed, and the contract's coin equals the IOR
+/// balances plus node deposits once nothing is open.
+#[test]
+fn the_undo_reserve_comes_back_on_every_close() {
+    let mut e = funded();
+    settle_funding(&mut e);
+    let p = e.d.cfg.params.clone();
+    let (b, c, s) = (trader(0), trader(2), trader(1));
+    let start = e.d.participant(&s.address()).unwrap().balance.0;
+    let ta = terms(&b, &s, Amount(200_000), 100, 8 * HOUR);
+    let tb = terms(&c, &s, Amount(200_000), 100, 8 * HOUR + 30 * MIN);
+    let tc = terms(&b, &s, Amount(200_000), 100, 9 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&ta, &s)), (c.clone(), at(&tb, &s)), (b.clone(), at(&tc, &s))]).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted; 3]);
+    let locked = e.d.participant(&s.address()).unwrap().balance.0;
+    assert_eq!(start - locked, 3 * p.seller_lock().0, "each AT locks D_s and the reserve");
+    // A: agreed.
+    e.d.set_time(ta.dt_end + 5 * MIN);
+    e.d.submit(&s, &IorTx::St(st(&ta, 200, true, Some(&b)))).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    // C: the buyer disputes, the seller's readings show nothing delivered.
+    e.d.set_time(tc.dt_end + MIN);
+    e.d.submit(&b, &IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: tc.clone(), ob: false }))
+        .unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::OpinionRecorded]);
+    e.d.set_time(tc.dl + MIN);
+    e.d.submit(&s, &IorTx::St(st(&tc, 0, false, None))).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
+    // B: the seller stays silent; the buyer expires it.
+    e.d.set_time(tb.dl + p.expiry_ms + MIN);
+    e.d.submit(&c, &IorTx::Expire(tb.clone())).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::Expired]);
+    assert!(e.d.settled_state().unwrap().agreements.is_empty());
+    let end = e.d.participant(&s.address()).unwrap().balance.0;
+    assert_eq!(end, start + ta.payment().unwrap().0 - 2 * p.ds.0, "the seller's reserve came back three times");
+    assert_eq!(internal_total(&e.d, 9), contract_balance(&e.d).0, "coin conserved");
+}
