@@ -55,11 +55,8 @@ fn a_refused_at_does_not_lock_the_pair_out_of_its_period() {
     // The seller signs fresh terms for the same half hour (another price).
     let fresh = AgreementTerms { ep: Amount(210_000), ..t.clone() };
     let again = e.d.submit(&b, &at(&fresh, &s)).unwrap();
-    let out = if same.status == TxStatus::Success || again.status == TxStatus::Success {
-        outcomes(&mut e)
-    } else {
-        vec![]
-    };
+    let out =
+        if same.status == TxStatus::Success || again.status == TxStatus::Success { outcomes(&mut e) } else { vec![] };
     assert!(
         out.contains(&Outcome::AtAccepted),
         "a funded seller and its buyer cannot trade the 12:00 half hour any more: same AT {:?}, fresh terms {:?}, \
@@ -134,8 +131,7 @@ fn the_undo_reserve_comes_back_on_every_close() {
     assert_eq!(outcomes(&mut e), vec![Outcome::StSettled(StSettlement::Agreed)]);
     // C: the buyer disputes, the seller's readings show nothing delivered.
     e.d.set_time(tc.dt_end + MIN);
-    e.d.submit(&b, &IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: tc.clone(), ob: false }))
-        .unwrap();
+    e.d.submit(&b, &IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: tc.clone(), ob: false })).unwrap();
     assert_eq!(outcomes(&mut e), vec![Outcome::OpinionRecorded]);
     e.d.set_time(tc.dl + MIN);
     e.d.submit(&s, &IorTx::St(st(&tc, 0, false, None))).unwrap();
