@@ -1,0 +1,251 @@
+//! Tenth attack round on the cross-chain protocols (issue 14): the
+//! sender's exact nonce with the receiver's wallet registry (attack R8-5)
+//! and the bounded forwarding re-sends of sub-situation 2.
+//!
+//! Every finding here asserts what a careful user would expect and fails
+//! on the code it was written against; each is marked
+//! `#[ignore = "attack r10 [k]: ..."]` until it is fixed. Tests without the
+//! mark held up.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::SignedTransaction;
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
+use gridledger_xchain::{Side, SideState};
+
+/// A second BoB deployment following the same external chains (as in
+/// attack R8-5: two BoBs over one public chain), run beside a `BobMbs`.
+struct SecondBob {
+    chain: gridledger_xchain::EmbeddedChain,
+    config: gridledger_xchain::BobConfig,
+}
+
+impl SecondBob {
+    fn open(dir: &std::path::Path, m: &BobMbs) -> Self {
+        use gridledger_ledger::{Allocation, ContractRegistry, Genesis};
+        let keys: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
+        let funded = [dev_key(0), dev_key(1), dev_key(7), m.relayer.clone()];
+        let genesis = Genesis {
+            chain_id: m.bob.chain_id(),
+            timestamp: m.bob.chain().genesis().timestamp + 1,
+            state_buckets_log2: 10,
+            allocations: funded
+                .iter()
+                .map(|k| Allocation { address: k.address(), balance: Amount(1_000_000_000_000) })
+                .collect(),
+            validators: keys.iter().map(|k| k.public()).collect(),
+        };
+        let config = gridledger_xchain::BobConfig { deployment: genesis.hash(), ..m.config.clone() };
+        let mut registry = ContractRegistry::new();
+        let contract = gridledger_xchain::BobContract::new(config.clone()).unwrap();
+        registry.register(gridledger_xchain::BOB_CONTRACT_ID, std::sync::Arc::new(contract));
+        let chain = gridledger_xchain::EmbeddedChain::open(
+            dir,
+            genesis,
+            registry,
+            keys,
+            gridledger_xchain::Finality::Deterministic,
+        )
+        .unwrap();
+        Self { chain, config }
+    }
+
+    fn record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
+        use gridledger_ledger::StateRead;
+        let k = gridledger_ledger::state::contract_key(gridledger_xchain::BOB_CONTRACT_ID, key);
+        self.chain.chain().state().get(&k).and_then(|v| borsh::from_slice(&v).ok())
+    }
+
+    fn call<A: borsh::BorshSerialize>(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) -> gridledger_ledger::Receipt {
+        let nonce = self.chain.next_nonce(&key.address());
+        let tx = gridledger_xchain::mbs::bob_call_signed(
+            key,
+            self.chain.chain_id(),
+            &self.chain.domain(),
+            nonce,
+            method,
+            args,
+            Amount(value),
+        );
+        let h = self.chain.submit(&tx).unwrap();
+        self.chain.tick().unwrap();
+        self.chain.receipt(&h).unwrap().expect("included")
+    }
+
+    fn ok<A: borsh::BorshSerialize>(&mut self, key: &KeyPair, method: &str, args: &A, value: u128) {
+        let r = self.call(key, method, args, value);
+        assert_eq!(r.status, gridledger_ledger::TxStatus::Success, "second BoB refused {method}");
+    }
+
+    fn catch_up(&mut self, m: &BobMbs) {
+        use gridledger_xchain::bob::{keys, Relay};
+        for c in m.chain_ids() {
+            loop {
+                let tip = self.record::<(u64, gridledger_core::Hash32)>(&keys::tip(c)).map_or(0, |t| t.0);
+                let top = m.external(c).unwrap().height().min(tip + 8);
+                if top <= tip {
+                    break;
+                }
+                let headers =
+                    (tip + 1..=top).map(|h| m.external(c).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+                let relayer = m.relayer.clone();
+                self.ok(&relayer, "relay", &Relay { chain: c, headers }, 0);
+            }
+        }
+    }
+
+    /// The second BoB's pool (Π_CCTC claims on its own TPK_Addr_i) and the
+    /// two parties' deposits.
+    fn fund(&mut self, m: &mut BobMbs) {
+        use gridledger_xchain::bob::{Claim, Provide};
+        let (s, r, p) = (sender(), receiver(), provider());
+        let mut amounts = Vec::new();
+        for c in m.chain_ids() {
+            let tpk = self.config.tpk_address(c);
+            let nt = m.native_transfer(c, &p, tpk, 10_000).unwrap();
+            m.external_mut(c).unwrap().submit(&nt).unwrap();
+            m.tick().unwrap();
+            let (height, proof) = m.external(c).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+            self.catch_up(m);
+            self.ok(&p, "claim", &Claim { chain: c, height, nt, proof }, 0);
+            amounts.push((c, 10_000u128));
+        }
+        amounts.push((m.bob.chain_id(), 20_000));
+        self.ok(&p, "provide", &Provide { amounts }, 20_000);
+        self.ok(&s, "deposit", &(), 100_000);
+        self.ok(&r, "deposit", &(), 100_000);
+    }
+}
+
+fn proved_by(st: SideState) -> Option<gridledger_core::Hash32> {
+    match st {
+        SideState::Proved { nt, .. } => Some(nt),
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------------- [1]
+
+/// The mirror of attack R8-5, still open: one native payment of the
+/// *receiver* proves the receiver's side of two CCTs on two BoB
+/// deployments that follow the same chains. The honest sender pays `x_i`
+/// twice (one NT_s per CCT, each with its terms' exact nonce) and is paid
+/// `x_j` once.
+///
+/// The receiver's side keeps a nonce *floor* (`nonce_floor_j`), and two
+/// deployments do not share SC_MPV's used-transfer marks. A receiver that
+/// trades with the same sender on two deployments agrees two exchanges of
+/// the same size at once, one on each BoB. The sender's driver draws up
+/// both terms the way `BobMbs::try_terms` does — the receiver's next
+/// nonce `m` on chain j as its floor (it has not paid yet), its own
+/// successive nonces `n` and `n + 1` for its two payments — and both pass
+/// the sender's `check_floors`; nothing on the sender's side (no registry,
+/// unlike the receiver's wallet) refuses the second. The receiver pays
+/// one transfer (nonce `m`) and proves it on both BoBs.
+///
+/// Expected: the receiver is never paid twice for one payment: the second
+/// deployment does not count, for its CCT, the receiver's transfer already
+/// proved elsewhere (or the sender's side refuses to agree the second set
+/// of terms naming the same receiver floor on the same chain).
+/// Observed: both CCTs record the receiver's side proved by the same
+/// transfer; the sender paid `x_i` on chain i twice.
+///
+/// Suggested fix: make the receiver's nonce exact as well (`nonce_j`) with
+/// a sender-side registry of (receiver, chain, nonce) triples shared by
+/// every deployment the sender trades on, as the receiver's wallet does
+/// for `nonce_i`.
+#[test]
+#[ignore = "attack r10 [1]: one receiver payment proves the receiver's side of CCTs on two BoB deployments"]
+fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
+    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, ProofTx};
+    use gridledger_xchain::wallet::TermsRegistry;
+    use gridledger_xchain::CctRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut d2 = SecondBob::open(dir2.path(), &m);
+    let [ci, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    let bob = m.bob.chain_id();
+    d2.fund(&mut m);
+    // One receiver wallet for both deployments (it guards nonce_i only).
+    let wallet = TermsRegistry::open(wdir.path()).unwrap();
+    m.use_wallet(wallet.clone());
+    let terms_a = m.try_terms(&request_between(ci, cj, 1_000, 1)).unwrap();
+    m.check_floors(&terms_a).unwrap();
+    m.bob_ok(&m.wallet_cct_tx(&s, &r, terms_a.clone()).unwrap()).unwrap();
+    let rec_a = m.cct(&terms_a.id()).unwrap();
+    m.wait_native_window(&rec_a).unwrap();
+    // The honest sender pays A with its exact nonce n.
+    let nt_s_a = m.native_tx(&rec_a, Side::Sender, &s).unwrap();
+    let got_before = m.external(ci).unwrap().account(&r.address()).balance.0;
+    m.external_mut(ci).unwrap().submit(&nt_s_a).unwrap();
+    // Exchange B on the second deployment, drawn up as `try_terms` does:
+    // the sender's next nonce (n + 1), the receiver's floor as its wallet
+    // shows it (unchanged: the receiver has not paid A yet).
+    let terms_b = CctTerms {
+        deployment: d2.config.deployment,
+        expires_at: d2.chain.height() + 16,
+        ..m.try_terms(&request_between(ci, cj, 1_000, 2)).unwrap()
+    };
+    assert_eq!((terms_b.nonce_i, terms_b.nonce_floor_j), (terms_a.nonce_i + 1, terms_a.nonce_floor_j));
+    m.check_floors(&terms_b).unwrap();
+    let sig_b = wallet.sign(&r, &terms_b, bob).expect("the receiver's wallet signs B (another sender nonce)");
+    d2.catch_up(&m);
+    d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);
+    let (id_a, id_b) = (terms_a.id(), terms_b.id());
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    assert_eq!(rec_a.instruction(Side::Receiver), rec_b.instruction(Side::Receiver));
+    while m.external(ci).unwrap().height() < rec_b.e_i + 2 || m.external(cj).unwrap().height() < rec_b.e_j + 2 {
+        m.tick().unwrap();
+    }
+    // ... and B with n + 1.
+    let nt_s_b = m.native_tx(&rec_b, Side::Sender, &s).unwrap();
+    assert_eq!(nt_s_b.tx.nonce, nt_s_a.tx.nonce + 1);
+    m.external_mut(ci).unwrap().submit(&nt_s_b).unwrap();
+    // The receiver pays once.
+    let nt_r = m.native_tx(&rec_a, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
+    m.tick().unwrap();
+    m.tick().unwrap();
+    let pt =
+        |m: &BobMbs, side, nt: &SignedTransaction| -> ProofTx { m.proof_for(id_a, side, nt).unwrap().expect("landed") };
+    let (pt_s_a, pt_s_b, pt_r) =
+        (pt(&m, Side::Sender, &nt_s_a), pt(&m, Side::Sender, &nt_s_b), pt(&m, Side::Receiver, &nt_r));
+    m.wait_final(ci, pt_s_b.height).unwrap();
+    m.wait_final(cj, pt_r.height).unwrap();
+    let got = m.external(ci).unwrap().account(&r.address()).balance.0 - got_before;
+    // The first deployment: both sides proved (A complete).
+    m.bob_ok(&m.prove_call(&s, &pt_s_a).unwrap()).unwrap();
+    m.bob_ok(&m.prove_call(&r, &pt_r).unwrap()).unwrap();
+    // The second: the sender proves its own second payment; the receiver,
+    // the transfer it already proved on the first.
+    d2.catch_up(&m);
+    d2.ok(&s, "prove", &ProofTx { cct: id_b, ..pt_s_b.clone() }, 0);
+    let second = d2.call(&r, "prove", &ProofTx { cct: id_b, ..pt_r.clone() }, 0);
+    let rec_a = m.cct(&id_a).unwrap();
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    assert_eq!(proved_by(rec_a.sender), Some(nt_s_a.hash()));
+    assert_eq!(proved_by(rec_b.sender), Some(nt_s_b.hash()));
+    assert!(
+        !(proved_by(rec_a.receiver) == Some(nt_r.hash()) && proved_by(rec_b.receiver) == Some(nt_r.hash())),
+        "one transfer of {} on chain j proved the receiver's side on both deployments (second prove: {:?}, \
+         B complete: {}); the receiver got {got} on chain i for the two exchanges (x_i {} + {})",
+        rec_a.terms.x_j,
+        second.status,
+        rec_b.complete,
+        rec_a.x_i,
+        rec_b.x_i
+    );
+}
