@@ -14,6 +14,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::SignedTransaction;
+use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::{Side, SideState};
 
@@ -247,5 +248,111 @@ fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
         rec_b.complete,
         rec_a.x_i,
         rec_b.x_i
+    );
+}
+
+// ------------------------------------------------------------------- [2]
+
+/// One scenario of [2]: the sender's earlier payment (nonce `n`, made
+/// before the exchange, so the terms name `nonce_i = n + 1` as its wallet
+/// knows it) is held back by a censoring chain i for `delay` epochs; the
+/// sender signs NT_s with `n + 1`, posts it to the BoB and goes offline
+/// (chain i refuses the copy it sends: a nonce gap while `n` is held).
+/// From then on only the BoB node acts, and `resend_every_epoch` plays a
+/// BoB node that sends the posted NT to chain i at every epoch, as before
+/// the bounded back-off. Returns the CCT at its end, the height `n`
+/// landed at, the forwarding deadline and the chain-i heights of the
+/// node's sends.
+fn censored_predecessor(
+    delay: u64,
+    resend_every_epoch: bool,
+) -> (gridledger_xchain::CctRecord, Option<u64>, u64, Vec<u64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    let pre = m.native_transfer(ci, &s, dev_key(4).address(), 5).unwrap();
+    m.external_mut(ci).unwrap().censor(pre.clone(), delay);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 41));
+    assert_eq!(rec.terms.nonce_i, pre.tx.nonce + 1, "the terms name the nonce after the in-flight payment");
+    m.check_floors(&rec.terms).unwrap();
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    assert!(m.external_mut(ci).unwrap().submit(&nt_s).is_err(), "a nonce gap while the earlier payment is held");
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let mut end = m.cct(&id).unwrap();
+    let mut sends = Vec::new();
+    for _ in 0..200 {
+        end = m.cct(&id).unwrap();
+        if end.complete {
+            break;
+        }
+        if resend_every_epoch && end.verified && m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().is_none() {
+            let _ = m.external_mut(ci).unwrap().submit(&nt_s);
+        }
+        let before = m.forward_sends(&nt_s.hash()).sent;
+        end = settle_within(&mut m, id, 1);
+        if m.forward_sends(&nt_s.hash()).sent > before {
+            sends.push(m.external(ci).unwrap().height());
+        }
+    }
+    let landed = m.external(ci).unwrap().tx_proof(&pre.hash()).unwrap().map(|(h, _)| h);
+    let deadline = end.forward_i;
+    (end, landed, deadline, sends)
+}
+
+/// The bounded forwarding back-off (commit "forwarding re-sends bounded")
+/// lets an honest sender be penalised at the forwarding deadline although
+/// one more send of its posted NT would have landed and been proved in
+/// time.
+///
+/// The sender's NT must carry the terms' exact nonce `nonce_i`, which is
+/// its wallet's next nonce *with payments in flight* (`try_terms`). Its
+/// earlier payment (nonce `n`) is delayed by a censoring chain (issue
+/// item 6) past the ln-08 deadline; the sender posts NT_s (nonce `n + 1`)
+/// to the BoB, as sub-situation 2 lets it, and relies on the BoB nodes.
+/// The node sends NT_s at once after CCT_V and after 1, 2, 4 and 8 epochs
+/// (chain-i heights 27, 28, 30, 34 and 42 here, forwarding deadline 43):
+/// each send while `n` is held is refused by chain i's mempool (a nonce
+/// gap) and counts, and the fifth comes one block before the deadline,
+/// too late to land and be proved. The censored payment reaches chain i
+/// at height 38 — any height from 35 to 41 does the same — so NT_s is
+/// never sent in time again, and the closing CCT_V penalises the sender
+/// (`unproved_penalty`, x_B of its deposit to the receiver) though its
+/// payment was never withheld. A node that sends at every epoch (the
+/// control here, as before the back-off) lands and proves it.
+///
+/// Expected: a posted NT that becomes executable inside the forwarding
+/// window is forwarded and proved; the sender ends `Proved`.
+/// Observed: `Penalised`, with the NT refused 5 times and never sent after
+/// its predecessor landed.
+///
+/// Suggested fix: count only sends the chain admitted (a refused one — a
+/// nonce gap, a full mempool — is retried at the next epoch), or always
+/// send again once the payer's nonce on the chain reaches the NT's; keep
+/// the bound for NTs the chain can never take (below-minimum gas price).
+#[test]
+#[ignore = "attack r10 [2]: bounded forwarding back-off penalises a sender whose posted NT becomes executable late"]
+fn a_posted_nt_that_becomes_executable_inside_the_window_is_forwarded() {
+    // The censored payment lands at chain-i height 38, five blocks before
+    // the forwarding deadline (43); the node's sends are at 27, 28, 30, 34
+    // and 42 (the last one too late to land and be proved by 43).
+    let delay = 30;
+    let (ctl, ctl_landed, ctl_deadline, _) = censored_predecessor(delay, true);
+    assert!(
+        matches!(ctl.sender, SideState::Proved { .. }),
+        "control: sent every epoch, the NT lands and is proved (predecessor at {ctl_landed:?}, deadline \
+         {ctl_deadline}), ended {:?}",
+        ctl.sender
+    );
+    let (end, landed, deadline, sent) = censored_predecessor(delay, false);
+    assert!(end.complete);
+    assert!(
+        matches!(end.sender, SideState::Proved { .. }),
+        "the node sent the sender's posted NT at chain-i heights {sent:?}; its predecessor landed at \
+         {landed:?}, the forwarding deadline was {deadline}; the sender ended {:?}",
+        end.sender
     );
 }
