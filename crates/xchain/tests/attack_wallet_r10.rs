@@ -356,3 +356,58 @@ fn a_posted_nt_that_becomes_executable_inside_the_window_is_forwarded() {
         end.sender
     );
 }
+
+// ------------------------------------------------------------------- [3]
+
+/// The receiver's wallet gives a sender nonce back only once the CCT of the
+/// terms it signed is *complete*; terms whose CCT was never stored hold the
+/// nonce for ever. Here the receiver signs terms A through its wallet, the
+/// BoB is slow and A's `cct` lands after `expires_at` (`CctExpired`: SC_T
+/// can never store A now, so no proof can ever count for it). The parties
+/// try again with fresh terms B: `BobMbs::swap` draws them up with the
+/// sender's nonce `n`, still unspent, and the wallet refuses
+/// (`NonceAlreadyAgreed`, naming A). Every later exchange of this sender
+/// with this receiver on chain i is refused the same way until the sender
+/// spends `n` on something else; the same holds after a driver killed
+/// between the wallet's signature and the `cct` (`xchain swap
+/// --processes`, whose terms' `expires_at` moves with the BoB's height),
+/// or a CCT refused for a price that moved.
+///
+/// Expected: once terms can never be stored (their `expires_at` is past
+/// and no CCT record exists), the wallet lets the receiver sign other terms
+/// naming the same nonce; the retry completes.
+/// Observed: `Wallet(NonceAlreadyAgreed { other: Some(A) })`.
+///
+/// Suggested fix: `TermsRegistry::release` (or `agree`) also frees a
+/// triple whose terms expired without a CCT record on their deployment —
+/// the wallet stores `expires_at` and the deployment beside the id, and
+/// the driver checks the record before re-signing.
+#[test]
+#[ignore = "attack r10 [3]: terms whose CCT expired unstored hold the sender's nonce in the receiver's wallet for ever"]
+fn terms_that_expired_unstored_give_the_sender_nonce_back() {
+    use gridledger_xchain::mbs::Behaviour;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    let terms_a = m.try_terms(&request_between(ci, cj, 500, 51)).unwrap();
+    m.check_floors(&terms_a).unwrap();
+    let cct_a = m.wallet_cct_tx(&s, &r, terms_a.clone()).unwrap();
+    // The BoB is slow: A's cct lands after its terms expired.
+    while m.bob.height() <= terms_a.expires_at {
+        m.tick().unwrap();
+    }
+    let late = m.bob_exec(&cct_a).unwrap();
+    let refusal = XchainError::CctExpired { expires_at: terms_a.expires_at, now: m.bob.height() };
+    assert_eq!(late.status, gridledger_ledger::TxStatus::Reverted(refusal.as_revert()));
+    assert!(m.cct(&terms_a.id()).is_none(), "A is not stored and never can be");
+    // The retry: fresh terms with the sender's nonce, which is still unspent.
+    let retry = m.swap(&request_between(ci, cj, 500, 52), Behaviour::Honest);
+    assert!(
+        retry.is_ok(),
+        "the retry after terms that expired unstored was refused: {:?} (A's nonce {})",
+        retry.err(),
+        terms_a.nonce_i
+    );
+}
