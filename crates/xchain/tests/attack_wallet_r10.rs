@@ -554,3 +554,66 @@ fn racing_signatures_of_the_same_terms_all_succeed() {
         &failures[..failures.len().min(3)]
     );
 }
+
+/// Probe (held up): a sender nonce given back by the receiver's wallet
+/// after a CCT completed with the sender's side withheld (its nonce still
+/// unspent) pays one set of terms only. A completes on the first
+/// deployment (the sender never paid: penalised); the wallet releases `n`
+/// and signs B on the second deployment naming `n` again; the sender's one
+/// transfer with `n` proves B and is refused for A (`AlreadyComplete`).
+#[test]
+fn a_released_nonce_pays_one_set_of_terms_only() {
+    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, ProofTx};
+    use gridledger_xchain::wallet::TermsRegistry;
+    use gridledger_xchain::{CctRecord, XchainError};
+    let dir = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut d2 = SecondBob::open(dir2.path(), &m);
+    let [ci, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    let bob = m.bob.chain_id();
+    d2.fund(&mut m);
+    let wallet = TermsRegistry::open(wdir.path()).unwrap();
+    m.use_wallet(wallet.clone());
+    let terms_a = m.try_terms(&request_between(ci, cj, 1_000, 61)).unwrap();
+    m.bob_ok(&m.wallet_cct_tx(&s, &r, terms_a.clone()).unwrap()).unwrap();
+    let id_a = terms_a.id();
+    let rec_a = m.cct(&id_a).unwrap();
+    m.wait_native_window(&rec_a).unwrap();
+    receiver_pays_and_proves(&mut m, id_a, &rec_a);
+    let end_a = settle_within(&mut m, id_a, 200);
+    assert!(end_a.complete && end_a.sender == SideState::Penalised);
+    assert!(wallet.release(&terms_a).unwrap());
+    // B on the second deployment names the same, still unspent, nonce.
+    let n = terms_a.nonce_i;
+    let terms_b = CctTerms {
+        deployment: d2.config.deployment,
+        expires_at: d2.chain.height() + 16,
+        ..m.try_terms(&request_between(ci, cj, 1_000, 62)).unwrap()
+    };
+    assert_eq!(terms_b.nonce_i, n);
+    m.check_floors(&terms_b).unwrap();
+    let sig_b = wallet.sign(&r, &terms_b, bob).unwrap();
+    d2.catch_up(&m);
+    d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);
+    let id_b = terms_b.id();
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    while m.external(ci).unwrap().height() < rec_b.e_i + 2 {
+        m.tick().unwrap();
+    }
+    let nt_s = m.native_tx(&rec_b, Side::Sender, &s).unwrap();
+    assert_eq!(nt_s.tx.nonce, n);
+    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
+    m.tick().unwrap();
+    let pt: ProofTx = m.proof_for(id_a, Side::Sender, &nt_s).unwrap().expect("landed");
+    m.wait_final(ci, pt.height).unwrap();
+    let on_a = m.bob_exec(&m.prove_call(&s, &pt).unwrap()).unwrap();
+    assert_eq!(on_a.status, gridledger_ledger::TxStatus::Reverted(XchainError::AlreadyComplete.as_revert()));
+    d2.catch_up(&m);
+    d2.ok(&s, "prove", &ProofTx { cct: id_b, ..pt }, 0);
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    assert_eq!(proved_by(rec_b.sender), Some(nt_s.hash()));
+    assert_eq!(m.cct(&id_a).unwrap().sender, SideState::Penalised);
+}
