@@ -412,6 +412,81 @@ fn terms_that_expired_unstored_give_the_sender_nonce_back() {
     );
 }
 
+// ------------------------------------------------------------------- [5]
+
+/// The sender's exact nonce (attack R8-5) against the same party's payment
+/// as a *receiver* in another open exchange on the same chain. Party P is
+/// the sender of A (pays on chain i, `nonce_i = n`) and the receiver of C
+/// (pays on chain i as well, floor `nonce_floor_j = n`: both terms drawn up
+/// before either payment, each honestly). P's driver for C pays first, with
+/// `BobMbs::native_tx` — the payer's next nonce, `n` — which is a valid
+/// NT_r for C (paid and posted, as the driver does). A's NT_s must carry
+/// `n` itself, now spent: chain i refuses it (nonce too low), the BoB
+/// takes it at `post_nt`, it can never land, and P's side of A ends
+/// penalised (x_B of its deposit to Q) although P paid both exchanges in
+/// full and in time. (Had A's driver posted first, the first post would
+/// also have bound nonce `n` to A — attack R5-4 — and C's valid payment
+/// would no longer prove C: penalised on both.) With the earlier nonce floor, NT_s with
+/// `n + 1` proved A. The operations notes tell a sender with two open
+/// exchanges to pay them in the order of their nonces; nothing keeps the
+/// receiver-side payment (whose nonce is free above its floor) off a nonce
+/// the same party reserved as a sender, and `check_floors` accepts C's
+/// floor `n` though A reserves `n`.
+///
+/// Expected: P, paying both exchanges with the drivers' own NTs, ends
+/// `Proved` on both — e.g. the receiver-side NT takes the payer's next
+/// nonce not named by one of its open CCTs as `nonce_i`.
+/// Observed: A's sender side `Penalised`.
+#[test]
+#[ignore = "attack r10 [5]: a party's receiver-side payment takes the nonce it reserved as sender in another CCT"]
+fn a_receiver_side_payment_does_not_spend_a_nonce_reserved_as_sender() {
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (p, q) = (sender(), receiver());
+    // A: P sends on chain i, Q pays on chain j.
+    let (id_a, rec_a) = open_cct(&mut m, &request_between(ci, cj, 400, 71));
+    // C: Q sends on chain j, P pays on chain i (roles swapped).
+    let req_c = SwapRequest { sender: q.clone(), receiver: p.clone(), chain_i: cj, chain_j: ci, x_j: 300, salt: 72 };
+    let terms_c = m.try_terms(&req_c).unwrap();
+    m.check_floors(&terms_c).unwrap();
+    m.bob_ok(&m.cct_tx(&q, &p, terms_c.clone())).unwrap();
+    let id_c = terms_c.id();
+    let rec_c = m.cct(&id_c).unwrap();
+    assert_eq!((rec_a.terms.nonce_i, rec_c.terms.nonce_floor_j), (rec_a.terms.nonce_i, rec_a.terms.nonce_i));
+    m.wait_native_window(&rec_a).unwrap();
+    m.wait_native_window(&rec_c).unwrap();
+    // P's driver for C pays (and posts) first; then P's driver for A.
+    let p_for_c = m.native_tx(&rec_c, Side::Receiver, &p).unwrap();
+    m.external_mut(ci).unwrap().submit(&p_for_c).unwrap();
+    let post_c =
+        m.bob_call(&p, "post_nt", &PostNt { cct: id_c, side: Side::Receiver, nt: p_for_c.clone() }, Amount::ZERO);
+    m.bob_ok(&post_c).unwrap();
+    m.tick().unwrap();
+    let p_for_a = m.native_tx(&rec_a, Side::Sender, &p).unwrap();
+    let sent_a = m.external_mut(ci).unwrap().submit(&p_for_a);
+    let post = m.bob_call(&p, "post_nt", &PostNt { cct: id_a, side: Side::Sender, nt: p_for_a.clone() }, Amount::ZERO);
+    let posted = m.bob_exec(&post).unwrap().status;
+    // Q pays A honestly and proves it; P proves C's side.
+    receiver_pays_and_proves(&mut m, id_a, &rec_a);
+    let pt_c = m.proof_for(id_c, Side::Receiver, &p_for_c).unwrap().expect("landed");
+    m.wait_final(ci, pt_c.height).unwrap();
+    m.bob_ok(&m.prove_call(&p, &pt_c).unwrap()).unwrap();
+    let end_a = settle_within(&mut m, id_a, 300);
+    assert!(
+        matches!(end_a.sender, SideState::Proved { .. }),
+        "P paid A's x_i with nonce {} (chain i: {:?}; post_nt: {:?}) after paying C with nonce {}; \
+         A's sender side ended {:?} (complete {})",
+        p_for_a.tx.nonce,
+        sent_a.map(|_| ()),
+        posted,
+        p_for_c.tx.nonce,
+        end_a.sender,
+        end_a.complete
+    );
+}
+
 // ------------------------------------------------------------ held up
 
 fn wallet_terms(m: &BobMbs, salt: u64) -> gridledger_xchain::bob::CctTerms {
