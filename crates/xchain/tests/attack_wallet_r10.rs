@@ -424,9 +424,9 @@ fn terms_that_expired_unstored_give_the_sender_nonce_back() {
 /// `n` itself, now spent: chain i refuses it (nonce too low), the BoB
 /// takes it at `post_nt`, it can never land, and P's side of A ends
 /// penalised (x_B of its deposit to Q) although P paid both exchanges in
-/// full and in time. (Had A's driver posted first, the first post would
-/// also have bound nonce `n` to A — attack R5-4 — and C's valid payment
-/// would no longer prove C: penalised on both.) With the earlier nonce floor, NT_s with
+/// full and in time. (In a variant where A's driver posts before C's, the
+/// first post binds nonce `n` to A — attack R5-4 — and C's valid, landed
+/// payment is refused for C as well: `NtPostedForOtherCct`.) With the earlier nonce floor, NT_s with
 /// `n + 1` proved A. The operations notes tell a sender with two open
 /// exchanges to pay them in the order of their nonces; nothing keeps the
 /// receiver-side payment (whose nonce is free above its floor) off a nonce
