@@ -514,7 +514,6 @@ fn two_sides_of_a_line() -> Market {
 // so that no trade runs against the congestion (from a dearer to a
 // cheaper bus).
 #[test]
-#[ignore = "attack r6: a buyer is charged above its bid b (16 c for 9.8 c of utility) for a trade across a congested line"]
 fn no_buyer_pays_more_than_its_bid_across_a_congested_line() {
     let net = case30_net(1e-4);
     let m = two_sides_of_a_line();
