@@ -153,7 +153,6 @@ fn chain(n: usize) -> String {
 // O(n) non-zeros), or a bus limit for the AC power flow sized for the
 // dense algorithm (a few hundred buses) refused with `ModelError::TooLarge`.
 #[test]
-#[ignore = "attack r6: the dense AC power flow of a 3 000-bus case runs for many minutes (O(n^3), GBs at 5 000)"]
 fn a_3000_bus_power_flow_finishes_or_is_refused() {
     let text = chain(3_000);
     assert!(text.len() < 300_000);
@@ -186,7 +185,6 @@ fn ring(n: usize) -> String {
 // with a sparse (or banded) factorisation, or bound buses² as well as
 // lines × buses.
 #[test]
-#[ignore = "attack r6: DcModel::new is O(n^3) (X = B^-1 column by column): a 2 000-bus ring takes minutes"]
 fn a_2000_bus_ring_builds_its_dc_model_quickly_or_is_refused() {
     let case = Case::parse(&ring(2_000)).unwrap();
     assert!(!case.is_radial());
