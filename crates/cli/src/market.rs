@@ -330,6 +330,9 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
         std::process::exit(2);
     }
     let net = network_for(&case, a.limit_scale).context("building the network model")?;
+    // a meshed case with no rated line: no network constraint at all (also
+    // refused by the clearing itself; here before the framework too)
+    net.check_constrained().context("building the network model")?;
     let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
     let alg = match a.algorithm {
         Algorithm::PrimalDual => Alg::PrimalDual,

@@ -140,7 +140,9 @@ pub fn within_gap(optimum: f64, w: f64) -> bool {
 }
 
 /// The network rows the market of `case` clears under: LinDistFlow for a
-/// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
+/// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise. A
+/// meshed case with no rated line gets a PTDF model with no row, which
+/// [`clear`] refuses ([`MarketNetwork::check_constrained`]).
 pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, ClearingError> {
     // refused for every case, also where LinDistFlow has no line ratings to scale
     if !limit_scale.is_finite() || limit_scale <= 0.0 {
@@ -267,6 +269,9 @@ pub fn clear_with(
     algorithm: Algorithm,
     max_iter: Option<usize>,
 ) -> Result<Clearing, ClearingError> {
+    // a PTDF model with no row (a meshed case with no rated line) would
+    // clear with no network constraint at all: refused
+    net.check_constrained()?;
     let reference = central::solve(market, net)?;
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
     let t0 = Instant::now();

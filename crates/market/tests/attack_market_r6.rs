@@ -237,7 +237,6 @@ fn min_vm_after(case: &Case, kwh: f64) -> f64 {
 // voltage limits (`NetworkError`), or at least report in `Clearing` that
 // the network imposed nothing.
 #[test]
-#[ignore = "attack r6: a meshed feeder (case33bw, tie 18-33 closed) clears with 0 network rows, AC Vmin 0.869 < 0.9"]
 fn a_meshed_feeder_is_not_cleared_without_its_voltage_limits() {
     let radial = Case::parse(CASE33BW).unwrap();
     let r = clear(&far_end_market(), &network_for(&radial, 1.0).unwrap(), Algorithm::Central).unwrap();
