@@ -448,7 +448,6 @@ fn reconfigured_feeders_clear_alike_with_all_three_algorithms() {
 // replay into another interval or chain already fails to decrypt), or
 // drop it and let the binding do the work.
 #[test]
-#[ignore = "attack r6: a copied ciphertext filed first locks the victim's own request out (chain-wide dedup)"]
 fn a_front_run_copy_does_not_lock_the_victim_out() {
     use gridledger_core::Amount;
     use gridledger_ledger::devnet::{dev_key, DevChain};
