@@ -552,7 +552,6 @@ fn no_buyer_pays_more_than_its_bid_across_a_congested_line() {
 // treat lines between a `%{` line and its `%}` line as comments (MATLAB
 // nests them), or refuse a file with `%{` (`UnsupportedCode`).
 #[test]
-#[ignore = "attack r6: a MATLAB block comment (%{ ... %}) around the unit conversion is read as code"]
 fn a_block_commented_conversion_is_not_applied() {
     let start = "Vbase = mpc.bus(1, BASE_KV) * 1e3;";
     let end = "mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;";

@@ -346,3 +346,20 @@ fn the_ac_power_flow_refuses_a_case_beyond_its_work_budget() {
     assert!(r.max_mismatch_pu <= 1e-8 && r.min_vm < 1.0 && r.min_vm > 0.9, "{r:?}");
     assert_eq!(r.buses.len(), n);
 }
+
+/// MATLAB block comments: the lines between a `%{` line and its `%}` line
+/// are skipped, nested as MATLAB nests them (a second `mpc.bus` inside one
+/// is no duplicate), and a `%{` inside a line is an ordinary comment.
+#[test]
+fn block_comments_are_skipped() {
+    let text = CASE30.replacen(
+        "mpc.bus = [",
+        "%{\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n];\n  %{\nnested\n  %}\nstill a comment\n%}\nx = 1; %{ not a block\nmpc.bus = [",
+        1,
+    );
+    let text = text.replace("x = 1; %{ not a block\n", "% %{ not a block either\n");
+    let c = Case::parse(&text).unwrap();
+    assert_eq!(c.buses.len(), case30().buses.len());
+    // and an unclosed block comments out the rest (here: the data)
+    assert!(Case::parse(&format!("{}\n%{{\n", &CASE30[..CASE30.find("mpc.bus = [").unwrap()])).is_err());
+}
