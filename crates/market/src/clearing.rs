@@ -309,6 +309,10 @@ pub fn clear_with(
             (al.settled(), al.iterations, converged, pr)
         }
     };
+    let mut prices: Vec<Vec<(f64, f64)>> = prices;
+    if crate::mutants::active(crate::mutants::Mutation::SellerPricedTrades) {
+        prices.iter_mut().flatten().for_each(|(pb, ps)| *pb = *ps);
+    }
     if !converged {
         // a result that did not reach the stopping criterion is no clearing
         return Err(ClearingError::NoConvergence { algorithm, iterations });

@@ -179,6 +179,9 @@ impl NativeContract for MarketContract {
                 // owner's account (`tee::request_binding`), and the enclaves
                 // exclude it ("does not decrypt")
                 let mut ct_body = ctx.caller().0.to_vec();
+                if crate::mutants::active(crate::mutants::Mutation::CiphertextDedupChainWide) {
+                    ct_body.clear();
+                }
                 ct_body.extend(&a.ciphertext);
                 let ct_hash = ctx.hash(CIPHERTEXT_TAG, &ct_body)?;
                 let mut ct_key = b"ct/".to_vec();

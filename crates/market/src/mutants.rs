@@ -28,6 +28,14 @@ pub enum Mutation {
     /// group: many small sybil minima behind a congested line then set the
     /// common level for every minimum of the interval.
     MinimaRelievedPerRequest,
+    /// The settlement charges each buyer the seller's price of every trade
+    /// (the rule before nodal prices): a buyer matched across a congested
+    /// line pays the dearer bus's price, above its own bid.
+    SellerPricedTrades,
+    /// The contract's once-only ciphertext record is chain-wide (keyed by
+    /// the ciphertext alone): a copy filed first by another account locks
+    /// the owner's own request out.
+    CiphertextDedupChainWide,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.
