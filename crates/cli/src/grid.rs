@@ -9,7 +9,9 @@ use gridledger_market::{run_pf, Case, PfOptions};
 #[derive(Subcommand)]
 pub enum GridCmd {
     /// AC power flow (Newton–Raphson, like MATPOWER's runpf): bus voltages,
-    /// the minimum voltage and its bus, total losses.
+    /// the minimum voltage and its bus, total losses. Up to 5 000 buses,
+    /// each step a banded LU (a radial feeder: milliseconds); a case whose
+    /// step would exceed 2·10⁹ multiply-adds is refused.
     Pf(PfArgs),
 }
 

@@ -330,6 +330,9 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
         std::process::exit(2);
     }
     let net = network_for(&case, a.limit_scale).context("building the network model")?;
+    // a meshed case with no rated line: no network constraint at all (also
+    // refused by the clearing itself; here before the framework too)
+    net.check_constrained().context("building the network model")?;
     let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
     let alg = match a.algorithm {
         Algorithm::PrimalDual => Alg::PrimalDual,
@@ -376,7 +379,10 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     println!("welfare          ${:.4}", r.welfare);
     println!("optimum          ${:.4} (Clarabel)", r.optimum);
     println!("relative gap     {:.2e}", r.relative_gap);
-    println!("mean trade price ${:.4}/kWh", r.mean_trade_price);
+    println!(
+        "mean trade price ${:.4}/kWh paid by buyers, ${:.4}/kWh received by sellers (nodal prices)",
+        r.mean_trade_price, r.mean_seller_price
+    );
     println!("energy traded    {:.3} kWh", r.energy_kwh);
     println!("network          max violation {:.2e} kW; binding at the optimum: {}", r.violation_kw, {
         if r.binding.is_empty() {
@@ -390,24 +396,26 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
     let st = &r.settlement;
     println!(
-        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; each prosumer's Wh and net payment rounded once)",
+        "settlement       {} Wh in {} trades; buyers pay {}, sellers receive {}, congestion rent to the operator {} minor units (1/{} $; each prosumer's Wh and net payment rounded once, at its bus's nodal price)",
         st.energy_wh,
         st.trades.len(),
         st.buyer_pays.iter().sum::<i64>(),
         st.seller_receives.iter().sum::<i64>(),
+        st.operator_minor,
         st.minor_per_major
     );
     let mut trades = r.trades.clone();
     trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
     for t in trades.iter().take(a.show_trades) {
         let settled = st.trades.iter().find(|x| x.buyer == t.buyer && x.seller == t.seller);
-        let (wh, value) = settled.map_or((0, 0), |x| (x.wh, x.value_milli));
+        let (wh, value, seller_value) = settled.map_or((0, 0, 0), |x| (x.wh, x.value_milli, x.seller_value_milli));
         println!(
-            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, worth {:.3} minor units",
+            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, buyer pays {:.3}, seller receives {:.3} minor units",
             t.buyer,
             t.seller,
             t.kwh,
-            value as f64 / 1000.0
+            value as f64 / 1000.0,
+            seller_value as f64 / 1000.0
         );
     }
     if trades.len() > a.show_trades {

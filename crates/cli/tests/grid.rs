@@ -58,19 +58,22 @@ fn market_clear_json_is_within_0_1_percent_of_the_optimum() {
         assert!(r["relative_gap"].as_f64().unwrap().abs() < 1e-3, "{args:?}: {v}");
         assert!(r["iterations"].as_u64().unwrap() > 0);
         assert!(!r["trades"].as_array().unwrap().is_empty());
-        // the settlement in integers: Σ payments = Σ receipts = total, Wh per trade
+        // the settlement in integers: Σ payments = total = Σ receipts + the
+        // operator's congestion rent (nodal prices), Wh per trade
         let st = &r["settlement"];
         let sum = |k: &str| st[k].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).sum::<i64>();
         let total = st["total_minor"].as_i64().unwrap();
-        assert!(total > 0, "{args:?}: {st}");
-        assert_eq!((sum("buyer_pays"), sum("seller_receives")), (total, total), "{args:?}: {st}");
+        let rent = st["operator_minor"].as_i64().unwrap();
+        assert!(total > 0 && rent >= 0, "{args:?}: {st}");
+        assert_eq!((sum("buyer_pays"), sum("seller_receives") + rent), (total, total), "{args:?}: {st}");
         let wh: u64 = st["trades"].as_array().unwrap().iter().map(|t| t["wh"].as_u64().unwrap()).sum();
         assert_eq!(wh, st["energy_wh"].as_u64().unwrap());
         assert!((wh as f64 - 1000.0 * r["energy_kwh"].as_f64().unwrap()).abs() <= 1.0 * 12.0 * 12.0);
     }
-    // congestion binds lines at the optimum
+    // congestion binds lines at the optimum, and its rent is the operator's
     let v = run(&["--buyers", "12", "--sellers", "12", "--limit-scale", "1e-4"]);
     assert!(!v["result"]["binding"].as_array().unwrap().is_empty());
+    assert!(v["result"]["settlement"]["operator_minor"].as_i64().unwrap() > 0, "{v}");
     let out = Command::new(BIN).args(["market", "clear", "--buyers", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
@@ -100,5 +103,29 @@ fn market_clear_byzantine_detects_the_bad_hosts_and_keeps_the_welfare() {
             .unwrap();
         assert!(matches!(out.status.code(), Some(1) | Some(2)), "{bad}: refused with a usage or run error");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
+
+/// A meshed case none of whose lines is rated (case33bw with its tie switch
+/// 18-33 closed) is refused by `market clear`, not cleared with no network
+/// constraint (it cleared 1 111 kWh to the far end and left it at 0.869 p.u.).
+#[test]
+fn market_clear_refuses_a_meshed_case_with_no_rated_line() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/grid/case33bw.m")).unwrap();
+    let open = "\t18\t33\t0.5000\t0.5000\t0\t0\t0\t0\t0\t0\t0";
+    assert!(text.contains(open));
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("case33bw_tie_closed.m");
+    std::fs::write(&f, text.replace(open, "\t18\t33\t0.5000\t0.5000\t0\t0\t0\t0\t0\t0\t1")).unwrap();
+    for extra in [&[][..], &["--byzantine", "0.3"]] {
+        let out = Command::new(BIN)
+            .args(["market", "clear", "--buyers", "4", "--sellers", "4", "--case"])
+            .arg(&f)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("has a rating") && !err.contains("panicked"), "{err}");
     }
 }

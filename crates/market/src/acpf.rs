@@ -4,11 +4,20 @@
 //! π model with series admittance `1/(r + jx)`, total line charging `b`,
 //! off-nominal tap τ and phase shift θ at the from end; bus shunts
 //! `(Gs + jBs)/baseMVA`.
+//!
+//! Sizes: the bus admittance matrix is sparse and the Newton system is
+//! solved by a banded LU with partial pivoting ([`BandLu`]) in reverse
+//! Cuthill–McKee bus order, the two unknowns of a bus side by side, so a
+//! step costs `O(n β²)` for bus bandwidth `β` (a radial feeder: `β` of a few
+//! buses) instead of the dense `O(n³)`. Up to [`MAX_MODEL_BUSES`] buses are
+//! accepted, and a case whose step would need more than [`MAX_AC_PF_WORK`]
+//! multiply-adds (a large, densely meshed network) is refused with
+//! [`ModelError::TooMuchAcWork`] before anything of its size is built.
 
 use serde::Serialize;
 
 use crate::case::{BusType, Case};
-use crate::linalg::{Lu, C64};
+use crate::linalg::{BandLu, C64};
 use crate::{ModelError, MAX_MODEL_BUSES};
 
 /// Options of the Newton–Raphson solve.
@@ -55,13 +64,21 @@ pub struct PfResult {
     pub ref_q_mvar: f64,
 }
 
+/// The bus admittance matrix, sparse: per bus its `(bus, Y)` entries,
+/// the diagonal first.
 struct Ybus {
-    n: usize,
-    y: Vec<C64>,
+    rows: Vec<Vec<(usize, C64)>>,
 }
 
 fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
-    let mut y = vec![C64::ZERO; n * n];
+    let mut rows: Vec<Vec<(usize, C64)>> = (0..n).map(|i| vec![(i, C64::ZERO)]).collect();
+    let mut add = |i: usize, j: usize, v: C64| {
+        let row = &mut rows[i];
+        match row.iter_mut().find(|(k, _)| *k == j) {
+            Some(e) => e.1 = e.1 + v,
+            None => row.push((j, v)),
+        }
+    };
     for br in case.live_branches() {
         let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
         let ys = C64::new(br.r, br.x).inv();
@@ -71,23 +88,71 @@ fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
         let yff = ytt.scale(1.0 / (br.tap * br.tap));
         let yft = -(ys * tap.conj().inv());
         let ytf = -(ys * tap.inv());
-        y[f * n + f] = y[f * n + f] + yff;
-        y[t * n + t] = y[t * n + t] + ytt;
-        y[f * n + t] = y[f * n + t] + yft;
-        y[t * n + f] = y[t * n + f] + ytf;
+        add(f, f, yff);
+        add(t, t, ytt);
+        add(f, t, yft);
+        add(t, f, ytf);
     }
     for b in &case.buses {
         if let Some(i) = pos(b.id) {
-            y[i * n + i] = y[i * n + i] + C64::new(b.gs, b.bs).scale(1.0 / case.base_mva);
+            add(i, i, C64::new(b.gs, b.bs).scale(1.0 / case.base_mva));
         }
     }
-    Ybus { n, y }
+    Ybus { rows }
 }
 
 impl Ybus {
     fn current(&self, v: &[C64]) -> Vec<C64> {
-        (0..self.n).map(|i| (0..self.n).fold(C64::ZERO, |acc, j| acc + self.y[i * self.n + j] * v[j])).collect()
+        self.rows.iter().map(|row| row.iter().fold(C64::ZERO, |acc, (j, y)| acc + *y * v[*j])).collect()
     }
+}
+
+/// Most multiply-adds one Newton step's banded LU may take
+/// ([`BandLu::work`] of the Jacobian in reverse Cuthill–McKee order):
+/// 2·10⁹, of the order of seconds per step in a release build (ten steps
+/// at most). A radial feeder of the 5 000 buses [`MAX_MODEL_BUSES`] allows
+/// needs about 2·10⁵; a meshed case of `n` buses and ordered bandwidth `β`
+/// about `16 n β²` (3 000 buses: `β` up to about 200). What needs more is
+/// refused ([`ModelError::TooMuchAcWork`]) before anything of its size is
+/// built.
+pub const MAX_AC_PF_WORK: u64 = 2_000_000_000;
+
+/// Reverse Cuthill–McKee order of the buses (`order[s]` = the bus at
+/// position `s`), from each component's lowest-degree bus, and the
+/// bandwidth `max |pos(f) − pos(t)|` over the branches in that order.
+fn rcm(n: usize, adj: &[Vec<usize>]) -> (Vec<usize>, usize) {
+    let mut order = Vec::with_capacity(n);
+    let mut seen = vec![false; n];
+    let mut starts: Vec<usize> = (0..n).collect();
+    starts.sort_by_key(|&i| (adj[i].len(), i));
+    for s in starts {
+        if seen[s] {
+            continue;
+        }
+        seen[s] = true;
+        let mut head = order.len();
+        order.push(s);
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            let mut next: Vec<usize> = adj[u].iter().copied().filter(|v| !seen[*v]).collect();
+            next.sort_by_key(|&v| (adj[v].len(), v));
+            next.dedup();
+            for v in next {
+                if !seen[v] {
+                    seen[v] = true;
+                    order.push(v);
+                }
+            }
+        }
+    }
+    order.reverse();
+    let mut pos = vec![0; n];
+    for (s, &i) in order.iter().enumerate() {
+        pos[i] = s;
+    }
+    let band = (0..n).flat_map(|i| adj[i].iter().map(move |&j| (i, j))).map(|(i, j)| pos[i].abs_diff(pos[j])).max();
+    (order, band.unwrap_or(0))
 }
 
 /// Runs the AC power flow of a case as given (generator set-points and loads).
@@ -100,6 +165,28 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     }
     let at: std::collections::HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let pos = |id: u32| at.get(&id).copied();
+    // the Newton system's size, before anything of it is built: two
+    // unknowns per bus interleaved in reverse Cuthill–McKee order, so the
+    // Jacobian is banded (bus bandwidth β: 2β + 1 sub- and super-diagonals)
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for br in case.live_branches() {
+        if let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) {
+            if f != t {
+                adj[f].push(t);
+                adj[t].push(f);
+            }
+        }
+    }
+    let (order, beta) = rcm(n, &adj);
+    let (dim, bw) = (2 * n, 2 * beta + 1);
+    let work = BandLu::work(dim, bw, bw);
+    if work > MAX_AC_PF_WORK {
+        return Err(ModelError::TooMuchAcWork { buses: n, bandwidth: beta, work, max: MAX_AC_PF_WORK });
+    }
+    let mut slot = vec![0; n];
+    for (s, &i) in order.iter().enumerate() {
+        slot[i] = s;
+    }
     let yb = ybus(case, &pos, n);
 
     // specified injections and initial voltages
@@ -130,18 +217,26 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             kind[k] = BusType::Pq;
         }
     }
-    let pvpq: Vec<usize> = (0..n).filter(|&k| kind[k] != BusType::Ref).collect();
-    let pq: Vec<usize> = (0..n).filter(|&k| kind[k] == BusType::Pq).collect();
-    let (npv, npq) = (pvpq.len(), pq.len());
-    let dim = npv + npq;
+    // unknowns: bus k's angle at 2·slot[k] (not at the reference) and its
+    // magnitude at 2·slot[k] + 1 (PQ buses only); equations: its P mismatch
+    // and Q mismatch in the same places. A fixed unknown keeps an identity
+    // row (its step is 0), so the system is MATPOWER's reduced one.
+    let free_va: Vec<bool> = (0..n).map(|k| kind[k] != BusType::Ref).collect();
+    let free_vm: Vec<bool> = (0..n).map(|k| kind[k] == BusType::Pq).collect();
 
     let mut v: Vec<C64> = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
     let mismatch = |v: &[C64]| -> (Vec<C64>, Vec<f64>, f64) {
         let ib = yb.current(v);
-        let mis: Vec<C64> = (0..n).map(|k| v[k] * ib[k].conj() - sbus[k]).collect();
-        let mut f = Vec::with_capacity(dim);
-        f.extend(pvpq.iter().map(|&k| mis[k].re));
-        f.extend(pq.iter().map(|&k| mis[k].im));
+        let mut f = vec![0.0; dim];
+        for k in 0..n {
+            let mis = v[k] * ib[k].conj() - sbus[k];
+            if free_va[k] {
+                f[2 * slot[k]] = mis.re;
+            }
+            if free_vm[k] {
+                f[2 * slot[k] + 1] = mis.im;
+            }
+        }
         let norm = f.iter().fold(0.0f64, |m, x| m.max(x.abs()));
         (ib, f, norm)
     };
@@ -152,51 +247,52 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             return Err(ModelError::NoConvergence { iterations: it, mismatch: norm });
         }
         it += 1;
-        // dS/dVa and dS/dVm (dense)
+        // the Jacobian from dS/dVa and dS/dVm, entry by entry of Ybus:
+        // dS_dVm = diag(V) conj(Y diag(Vn)) + conj(diag(I)) diag(Vn),
+        // dS_dVa = j diag(V) conj(diag(I) − Y diag(V))
         let vn: Vec<C64> = v.iter().map(|x| x.scale(1.0 / x.abs())).collect();
-        let mut ds_dva = vec![C64::ZERO; n * n];
-        let mut ds_dvm = vec![C64::ZERO; n * n];
+        let mut jac = BandLu::zeros(dim, bw, bw);
         for i in 0..n {
-            for j in 0..n {
-                let y = yb.y[i * n + j];
-                // dS_dVm = diag(V) conj(Y diag(Vn)) + conj(diag(I)) diag(Vn)
+            let (rp, rq) = (2 * slot[i], 2 * slot[i] + 1);
+            for &(j, y) in &yb.rows[i] {
                 let mut dm = v[i] * (y * vn[j]).conj();
-                // dS_dVa = j diag(V) conj(diag(I) - Y diag(V))
                 let mut inner = -(y * v[j]);
                 if i == j {
                     dm = dm + ib[i].conj() * vn[i];
                     inner = inner + ib[i];
                 }
                 let da = C64::new(0.0, 1.0) * v[i] * inner.conj();
-                ds_dvm[i * n + j] = dm;
-                ds_dva[i * n + j] = da;
+                let (ca, cm) = (2 * slot[j], 2 * slot[j] + 1);
+                if free_va[i] && free_va[j] {
+                    jac.add(rp, ca, da.re);
+                }
+                if free_va[i] && free_vm[j] {
+                    jac.add(rp, cm, dm.re);
+                }
+                if free_vm[i] && free_va[j] {
+                    jac.add(rq, ca, da.im);
+                }
+                if free_vm[i] && free_vm[j] {
+                    jac.add(rq, cm, dm.im);
+                }
+            }
+            if !free_va[i] {
+                jac.add(rp, rp, 1.0);
+            }
+            if !free_vm[i] {
+                jac.add(rq, rq, 1.0);
             }
         }
-        let mut jac = vec![0.0; dim * dim];
-        for (r, &i) in pvpq.iter().enumerate() {
-            for (c, &j) in pvpq.iter().enumerate() {
-                jac[r * dim + c] = ds_dva[i * n + j].re;
-            }
-            for (c, &j) in pq.iter().enumerate() {
-                jac[r * dim + npv + c] = ds_dvm[i * n + j].re;
-            }
-        }
-        for (r, &i) in pq.iter().enumerate() {
-            for (c, &j) in pvpq.iter().enumerate() {
-                jac[(npv + r) * dim + c] = ds_dva[i * n + j].im;
-            }
-            for (c, &j) in pq.iter().enumerate() {
-                jac[(npv + r) * dim + npv + c] = ds_dvm[i * n + j].im;
-            }
-        }
-        let lu = Lu::new(dim, jac)?;
+        let lu = jac.factor()?;
         let neg: Vec<f64> = f.iter().map(|x| -x).collect();
         let dx = lu.solve(&neg);
-        for (c, &k) in pvpq.iter().enumerate() {
-            va[k] += dx[c];
-        }
-        for (c, &k) in pq.iter().enumerate() {
-            vm[k] += dx[npv + c];
+        for k in 0..n {
+            if free_va[k] {
+                va[k] += dx[2 * slot[k]];
+            }
+            if free_vm[k] {
+                vm[k] += dx[2 * slot[k] + 1];
+            }
         }
         v = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
         (ib, f, norm) = mismatch(&v);

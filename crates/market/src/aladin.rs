@@ -332,6 +332,25 @@ impl Aladin {
         (0..self.buyers).map(|m| (0..n).map(|j| self.lam_eq[m * n + j] - self.lam_b[self.bn[j]]).collect()).collect()
     }
 
+    /// Nodal prices of each trade `[m][n]`: `(buyer's, seller's)`, $/kWh.
+    /// The buyer's step minimises `−U + wᵀe` with `w = λ^eq − λ^b(bus m)`,
+    /// so at its optimum its marginal utility is `λ^eq_mn − λ^b(bus m)`:
+    /// that is its bus price; the seller's is [`Aladin::trade_prices`]'s
+    /// `λ^eq_mn − λ^b(bus n)` ([`crate::clearing`]'s settlement).
+    pub fn nodal_trade_prices(&self) -> Vec<Vec<(f64, f64)>> {
+        let n = self.sellers;
+        (0..self.buyers)
+            .map(|m| {
+                (0..n)
+                    .map(|j| {
+                        let l = self.lam_eq[m * n + j];
+                        (l - self.lam_b[self.bm[m]], l - self.lam_b[self.bn[j]])
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// One iteration (step 1 for every block, then the coordinator).
     pub fn step(&mut self, market: &Market, net: &MarketNetwork) -> Result<AladinReport, AladinError> {
         let (mm, nn) = (self.buyers, self.sellers);

@@ -196,6 +196,31 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// Every line of `text` without its comments, line numbers kept: a `%`
+/// comment to the end of its line ([`strip_comment`]), and MATLAB's block
+/// comments — the lines from a `%{` line to its `%}` line, each marker
+/// alone on its line (whitespace aside), nested as MATLAB nests them — are
+/// empty. (Read as code before, a block-commented unit conversion of
+/// case33bw was applied although MATLAB skips it.) An unclosed block
+/// comments out the rest of the file, as in MATLAB.
+fn strip_comments(text: &str) -> Vec<&str> {
+    let mut depth = 0usize;
+    text.lines()
+        .map(|line| match line.trim() {
+            "%{" => {
+                depth += 1;
+                ""
+            }
+            "%}" if depth > 0 => {
+                depth -= 1;
+                ""
+            }
+            _ if depth > 0 => "",
+            _ => strip_comment(line),
+        })
+        .collect()
+}
+
 fn squash(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace() && *c != ',').collect()
 }
@@ -259,7 +284,7 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
     }
     let mut raw =
         Raw { version: None, base_mva: None, matrices: BTreeMap::new(), convert_r_x: false, convert_kw: false };
-    let lines: Vec<&str> = text.lines().map(strip_comment).collect();
+    let lines = strip_comments(text);
     let mut bases: Vec<BaseDef> = Vec::new();
     let mut i = 0;
     while i < lines.len() {

@@ -1,6 +1,38 @@
 //! One clearing interval end to end: the network rows of a case, the
 //! centralised reference, and the chosen algorithm's result beside it (what
 //! `gridledger market clear`, the demo and the experiments print).
+//!
+//! **Settlement prices (nodal).** Only the prosumers' totals are unique at
+//! the optimum, not the bilateral trade matrix (any matrix with the same
+//! margins has the same welfare and the same network flows), so a trade's
+//! price must not depend on which seller a buyer happens to be matched
+//! with. Every buyer pays its own bus's nodal price on all its energy and
+//! every seller receives its own bus's nodal price; across a congested
+//! line the two differ and the difference, the congestion rent `Σ_r μ_r
+//! h_r ≥ 0` at the optimum, is the network operator's
+//! ([`crate::units::Settlement::operator_minor`]; a trade against the
+//! congestion carries a negative share of it). The nodal price of bus `k`
+//! is `π_k = λ₀ − Σ_r μ_r G_rk` (the balance dual less the network rows'
+//! duals), and each algorithm settles on its own duals:
+//!
+//! - **Central**: Clarabel's duals, buyer `π_bus(m)`, seller `π_bus(n)`;
+//! - **primal–dual**: seller `λ_mn` (its reciprocity price), buyer
+//!   `λ_mn + Σ_r μ_r (G_r,bus(n) − G_r,bus(m))` (the line price of the
+//!   trade it was charged while iterating, with the converged `μ`);
+//! - **ALADIN**: seller `λ^eq_mn − λ^b_bus(n)`, buyer `λ^eq_mn − λ^b_bus(m)`
+//!   (the coordinator's reciprocity and bus-balance multipliers).
+//!
+//! At each algorithm's fixed point these are the prices every prosumer's
+//! own first-order condition sets, so the three agree up to their
+//! convergence tolerances, and whatever the trade matrix, a buyer's
+//! payment is its total times its bus price. Hence: a buyer whose total is
+//! interior or at its `e_max` pays at most its marginal utility `b − a t`
+//! per kWh (so at most its bid `b`, and less than its utility of the
+//! energy), and a seller so placed receives at least its marginal cost. A
+//! prosumer held at a positive `e_min` it filed is the exception by its
+//! own request: its minimum settles at the bus price too, which may be
+//! beyond its marginal valuation there (every prosumer at a bus faces one
+//! price).
 
 use std::time::Instant;
 
@@ -13,7 +45,7 @@ use crate::distflow::DistFlow;
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, Side};
-use crate::units::{cap_wh, settle, Settlement, SettlementError};
+use crate::units::{cap_wh, settle_nodal, Settlement, SettlementError};
 use crate::ModelError;
 
 /// Which algorithm clears the market.
@@ -108,7 +140,9 @@ pub fn within_gap(optimum: f64, w: f64) -> bool {
 }
 
 /// The network rows the market of `case` clears under: LinDistFlow for a
-/// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
+/// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise. A
+/// meshed case with no rated line gets a PTDF model with no row, which
+/// [`clear`] refuses ([`MarketNetwork::check_constrained`]).
 pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, ClearingError> {
     // refused for every case, also where LinDistFlow has no line ratings to scale
     if !limit_scale.is_finite() || limit_scale <= 0.0 {
@@ -178,8 +212,11 @@ pub struct Trade {
     pub buyer: usize,
     pub seller: usize,
     pub kwh: f64,
-    /// The trade's price, $/kWh (as in `mean_trade_price`).
+    /// The buyer's price of the trade, $/kWh: its bus's nodal price (the
+    /// module docs).
     pub price: f64,
+    /// The seller's price of the trade, $/kWh: its own bus's nodal price.
+    pub seller_price: f64,
 }
 
 /// The result of one interval.
@@ -199,10 +236,11 @@ pub struct Clearing {
     pub seconds: f64,
     /// Nodal prices of the optimum, $/kWh: `(bus, price)`.
     pub bus_prices: Vec<(u32, f64)>,
-    /// Volume-weighted mean bilateral price of the settled trades, $/kWh
-    /// (the sellers' reciprocity duals for the distributed algorithms, the
-    /// nodal price at the seller's bus for the reference).
+    /// Volume-weighted mean price the buyers pay on the settled trades,
+    /// $/kWh (their nodal prices, the module docs).
     pub mean_trade_price: f64,
+    /// Volume-weighted mean price the sellers receive, $/kWh.
+    pub mean_seller_price: f64,
     pub energy_kwh: f64,
     /// Trades above 1 mWh (the settlement counts every trade, however small).
     pub trades: Vec<Trade>,
@@ -231,13 +269,17 @@ pub fn clear_with(
     algorithm: Algorithm,
     max_iter: Option<usize>,
 ) -> Result<Clearing, ClearingError> {
+    // a PTDF model with no row (a meshed case with no rated line) would
+    // clear with no network constraint at all: refused
+    net.check_constrained()?;
     let reference = central::solve(market, net)?;
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
     let t0 = Instant::now();
+    // per trade: (buyer's price, seller's price), the module docs
     let (trades, iterations, converged, prices) = match algorithm {
         Algorithm::Central => {
-            let bp: Vec<f64> = bn.iter().map(|k| reference.bus_prices[*k]).collect();
-            let pr = (0..market.buyers.len()).map(|_| bp.clone()).collect();
+            let pi = &reference.bus_prices;
+            let pr = bm.iter().map(|km| bn.iter().map(|kn| (pi[*km], pi[*kn])).collect()).collect();
             (reference.trades(), reference.iterations as usize, true, pr)
         }
         Algorithm::PrimalDual => {
@@ -245,8 +287,17 @@ pub fn clear_with(
             prm.max_iter = max_iter.unwrap_or(prm.max_iter);
             let mut pd = PrimalDual::new(market, net, prm).map_err(ClearError::from)?;
             let converged = pd.run(market).is_some();
-            let n = pd.sellers;
-            let pr = (0..pd.buyers).map(|m| (0..n).map(|j| pd.lambda_at(m, j)).collect()).collect();
+            let line = pd.line_prices();
+            let pr = (0..pd.buyers)
+                .map(|m| {
+                    (0..pd.sellers)
+                        .map(|j| {
+                            let l = pd.lambda_at(m, j);
+                            (l + line[bn[j]] - line[bm[m]], l)
+                        })
+                        .collect()
+                })
+                .collect();
             (pd.settled(), pd.iterations, converged, pr)
         }
         Algorithm::Aladin => {
@@ -254,10 +305,14 @@ pub fn clear_with(
             prm.max_iter = max_iter.unwrap_or(prm.max_iter);
             let mut al = crate::aladin::Aladin::new(market, net, prm).map_err(ClearError::from)?;
             let converged = al.run(market, net).is_some();
-            let pr = al.trade_prices();
+            let pr = al.nodal_trade_prices();
             (al.settled(), al.iterations, converged, pr)
         }
     };
+    let mut prices: Vec<Vec<(f64, f64)>> = prices;
+    if crate::mutants::active(crate::mutants::Mutation::SellerPricedTrades) {
+        prices.iter_mut().flatten().for_each(|(pb, ps)| *pb = *ps);
+    }
     if !converged {
         // a result that did not reach the stopping criterion is no clearing
         return Err(ClearingError::NoConvergence { algorithm, iterations });
@@ -316,7 +371,7 @@ fn summarise(
     reference: &CentralSolution,
     algorithm: Algorithm,
     trades: Vec<Vec<f64>>,
-    prices: Vec<Vec<f64>>,
+    prices: Vec<Vec<(f64, f64)>>,
     iterations: usize,
     converged: bool,
     seconds: f64,
@@ -328,27 +383,29 @@ fn summarise(
     let violation_kw = net.violation(&net.injections(bm, bn, &t, &s));
     let energy_kwh: f64 = t.iter().sum();
     let mut volume = 0.0;
-    let mut paid = 0.0;
+    let (mut paid, mut received) = (0.0, 0.0);
     let mut list = Vec::new();
     let mut all = Vec::new();
     for (m, row) in trades.iter().enumerate() {
         for (n, e) in row.iter().enumerate() {
+            let (pb, ps) = prices[m][n];
             volume += e;
-            paid += e * prices[m][n];
+            paid += e * pb;
+            received += e * ps;
             // solver noise below zero is no trade; a real negative trade is
             // refused by the settlement (and by the bound check)
             let e = if *e < 0.0 && *e > -1e-6 { 0.0 } else { *e };
             if e != 0.0 {
-                all.push((m, n, e, prices[m][n]));
+                all.push((m, n, e, pb, ps));
             }
             if e > 1e-6 {
-                list.push(Trade { buyer: m, seller: n, kwh: e, price: prices[m][n] });
+                list.push(Trade { buyer: m, seller: n, kwh: e, price: pb, seller_price: ps });
             }
         }
     }
     let caps = |ps: &[crate::problem::Prosumer]| ps.iter().map(|p| cap_wh(p.e_max)).collect::<Vec<_>>();
     // every trade, however small: the settlement rounds per prosumer
-    let settlement = settle(&all, &caps(&market.buyers), &caps(&market.sellers), MINOR_PER_MAJOR)?;
+    let settlement = settle_nodal(&all, &caps(&market.buyers), &caps(&market.sellers), MINOR_PER_MAJOR)?;
     Ok(Clearing {
         algorithm,
         network: net.model,
@@ -360,6 +417,7 @@ fn summarise(
         seconds,
         bus_prices: net.bus_ids.iter().copied().zip(reference.bus_prices.iter().copied()).collect(),
         mean_trade_price: if volume > 0.0 { paid / volume } else { 0.0 },
+        mean_seller_price: if volume > 0.0 { received / volume } else { 0.0 },
         energy_kwh,
         trades: list,
         binding: reference.binding.iter().map(|r| net.labels[*r].clone()).collect(),

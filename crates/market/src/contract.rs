@@ -41,8 +41,8 @@ pub const MAX_REQUESTS_PER_ACCOUNT: usize = 256;
 /// admission in batches (each id costs a storage write), `admit_part` for
 /// all but the last, `admit` for the last, which seals the record.
 pub const MAX_ADMIT_BATCH: usize = 16;
-/// Domain tag of the once-per-chain ciphertext record.
-pub const CIPHERTEXT_TAG: Tag = Tag("gridledger/market/ciphertext/v1");
+/// Domain tag of the once-per-chain record of a (submitter, ciphertext) pair.
+pub const CIPHERTEXT_TAG: Tag = Tag("gridledger/market/ciphertext/v2");
 
 /// `request` arguments.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
@@ -170,9 +170,20 @@ impl NativeContract for MarketContract {
                 if ctx.read(&key("open/", a.interval))?.is_some() {
                     return revert(format!("interval {} is closed: admission under way or recorded", a.interval));
                 }
-                // a ciphertext is usable once on this chain: a copy filed by
-                // another account, or replayed into another interval, is refused
-                let ct_hash = ctx.hash(CIPHERTEXT_TAG, &a.ciphertext)?;
+                // a ciphertext is usable once per submitter on this chain: a
+                // replay into another interval is refused. Keyed by
+                // (submitter, ciphertext), not by the ciphertext alone: a copy
+                // filed first by another account (a relaying peer, the
+                // ordering primary) must not lock its owner out; the copy is
+                // stored but never opens, the ciphertext being bound to its
+                // owner's account (`tee::request_binding`), and the enclaves
+                // exclude it ("does not decrypt")
+                let mut ct_body = ctx.caller().0.to_vec();
+                if crate::mutants::active(crate::mutants::Mutation::CiphertextDedupChainWide) {
+                    ct_body.clear();
+                }
+                ct_body.extend(&a.ciphertext);
+                let ct_hash = ctx.hash(CIPHERTEXT_TAG, &ct_body)?;
                 let mut ct_key = b"ct/".to_vec();
                 ct_key.extend(ct_hash.0);
                 if ctx.read(&ct_key)?.is_some() {

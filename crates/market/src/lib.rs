@@ -83,12 +83,22 @@ pub enum ModelError {
          of {max}"
     )]
     TooLargeDistFlow { rows: usize, buses: usize, entries: usize, max: usize },
+    #[error(
+        "the AC power flow of {buses} buses (bandwidth {bandwidth} in reverse Cuthill–McKee order) needs {work} \
+         multiply-adds per Newton step, over the limit of {max}"
+    )]
+    TooMuchAcWork { buses: usize, bandwidth: usize, work: u64, max: u64 },
     #[error("numerical failure: {what} is not finite")]
     Numerical { what: &'static str },
 }
 
-/// Most (non-isolated) buses the dense models (DC/PTDF, LinDistFlow, AC
-/// power flow) accept: their matrices are n² (5,000 buses: 200 MB each).
+/// Most (non-isolated) buses the network models (DC/PTDF, LinDistFlow, AC
+/// power flow) accept. The PTDF and LinDistFlow rows are dense (lines ×
+/// buses, bounded by [`MAX_PTDF_ENTRIES`] and [`MAX_DISTFLOW_ENTRIES`]);
+/// the DC model is factorised sparse ([`DcModel::new`]: one sparse LDLᵀ,
+/// one solve per line) and the AC power flow's Newton steps are banded
+/// ([`acpf::MAX_AC_PF_WORK`]), so a 5 000-bus feeder or a meshed case of a
+/// few thousand buses builds in seconds.
 pub const MAX_MODEL_BUSES: usize = 5_000;
 
 /// Most entries (in-service lines × buses) of the dense PTDF the DC model

@@ -32,6 +32,14 @@ pub enum Mutation {
     /// minimum, not only those loading the violated rows: a congested
     /// pair then cuts minima behind no congested line.
     MinimaLevelledEverywhere,
+    /// The settlement charges each buyer the seller's price of every trade
+    /// (the rule before nodal prices): a buyer matched across a congested
+    /// line pays the dearer bus's price, above its own bid.
+    SellerPricedTrades,
+    /// The contract's once-only ciphertext record is chain-wide (keyed by
+    /// the ciphertext alone): a copy filed first by another account locks
+    /// the owner's own request out.
+    CiphertextDedupChainWide,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

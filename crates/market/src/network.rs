@@ -10,7 +10,12 @@
 //!   flows are its *incremental* flows; the limit is the line's rating
 //!   `rate_a × limit_scale`, i.e. the share of each line the operator allots
 //!   to the market for the interval (the seed is silent; this is the dynamic
-//!   operating envelope reading of §6.3.3). Unrated lines give no row.
+//!   operating envelope reading of §6.3.3). Unrated lines give no row, and
+//!   the DC model has no voltages: a meshed case is cleared under its line
+//!   ratings only. [`crate::clearing::network_for`] refuses a meshed case
+//!   with no rated line ([`NetworkError::NoRatedLines`]) rather than clear
+//!   it with no network constraint at all (a feeder with a tie switch
+//!   closed is meshed, unrated, and bound by its voltage limits).
 //! - **LinDistFlow** (radial, Eqs 6.3a–d): the case's loads are the
 //!   background; `v = v_base + 2 R p / (1000 · baseMVA)` with
 //!   `(V^min)² ≤ v ≤ (V^max)²` (6.3d), and for rated lines, with `Q_ij` fixed
@@ -53,12 +58,34 @@ pub enum NetworkError {
     BadScale(f64),
     #[error("the case's own loads already violate {0} (no market dispatch is feasible)")]
     BaseInfeasible(String),
+    #[error(
+        "the case is meshed and none of its in-service lines has a rating (rate_a): its PTDF model would \
+         constrain nothing, and its bus voltage limits are not modelled on a meshed network; rate the lines, or \
+         open a tie switch so that the feeder is radial (LinDistFlow keeps its voltage limits)"
+    )]
+    NoRatedLines,
 }
 
 impl MarketNetwork {
     /// No network constraints on the given buses.
     pub fn unconstrained(bus_ids: Vec<u32>) -> MarketNetwork {
         MarketNetwork { model: "none", bus_ids, g: Vec::new(), h: Vec::new(), labels: Vec::new() }
+    }
+
+    /// Refuses a PTDF model with no row ([`NetworkError::NoRatedLines`]):
+    /// a meshed case none of whose lines is rated, whose market would
+    /// otherwise clear with no network constraint at all and its voltage
+    /// limits dropped without a word (case33bw with a tie switch closed:
+    /// 1 111 kWh to the far end instead of LinDistFlow's 210, the AC voltage
+    /// there 0.869 p.u. against its 0.90 limit). Called by
+    /// [`crate::clearing::clear`] and by `gridledger market clear` before
+    /// the framework; an explicitly [`MarketNetwork::unconstrained`] network
+    /// (model `"none"`) passes.
+    pub fn check_constrained(&self) -> Result<(), NetworkError> {
+        if self.model == "ptdf" && self.g.is_empty() {
+            return Err(NetworkError::NoRatedLines);
+        }
+        Ok(())
     }
 
     /// PTDF line limits (Eq 6.2) with ratings scaled by `limit_scale`.

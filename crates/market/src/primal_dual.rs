@@ -584,6 +584,25 @@ impl PrimalDual {
         &self.bus_price
     }
 
+    /// The network rows' price at each bus, `ℓ_k = Σ_r μ_r G_rk` ($/kWh,
+    /// model bus order), with the current multipliers `μ`: the nodal price
+    /// of bus `k` is `λ₀ − ℓ_k`, so a trade from seller `n` to buyer `m`
+    /// costs the buyer `λ_mn + ℓ_bus(n) − ℓ_bus(m)` (what its step is
+    /// charged) while the seller receives `λ_mn`
+    /// ([`crate::clearing`]'s settlement).
+    pub fn line_prices(&self) -> Vec<f64> {
+        let k = self.buses;
+        let mut out = vec![0.0; k];
+        for (r, mu) in self.mu.iter().enumerate() {
+            if *mu > 0.0 {
+                for (o, gv) in out.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
+                    *o += mu * gv;
+                }
+            }
+        }
+        out
+    }
+
     /// Buyer `m`'s copy of its trade with seller `n`.
     pub fn x_at(&self, m: usize, n: usize) -> f64 {
         self.x[n * self.buyers + m]

@@ -60,12 +60,18 @@ pub struct SettledTrade {
     pub seller: usize,
     /// Energy, whole Wh (this trade's share of its parties' rounded totals).
     pub wh: u64,
-    /// The trade's price, minor units per MWh (integer).
+    /// The buyer's price of the trade, minor units per MWh (integer).
     pub price_minor_per_mwh: i64,
-    /// The trade's value in thousandths of a minor unit:
+    /// The trade's value to the buyer in thousandths of a minor unit:
     /// `wh · price_minor_per_mwh / 10³`, ties to even. Payments are rounded
     /// per party, not per trade ([`Settlement`]).
     pub value_milli: i64,
+    /// The seller's price of the trade, minor units per MWh: the buyer's
+    /// where both settle at one price ([`settle`]), its own nodal price
+    /// otherwise ([`settle_nodal`]).
+    pub seller_price_minor_per_mwh: i64,
+    /// The trade's value to the seller, thousandths of a minor unit.
+    pub seller_value_milli: i64,
 }
 
 /// An interval's settlement: every trade, and each prosumer's net position.
@@ -95,18 +101,26 @@ pub struct SettledTrade {
 ///   rounded to whole minor units per MWh). Each party's NET is rounded to
 ///   minor units once: the total value is rounded to the nearest minor unit
 ///   (ties to even) and apportioned over the buyers' totals, and separately
-///   over the sellers', by largest remainder (ties to the lower index). So
-///   `Σ buyer_pays = Σ seller_receives = total_minor` exactly, each party is
-///   within one minor unit of its trades' value, and a seller delivering
-///   energy worth at least one minor unit receives at least one.
+///   over the sellers', by largest remainder (ties to the lower index). Each
+///   side's values are on its own prices: the buyers' on the prices they
+///   pay, the sellers' on the prices they receive; where the two differ
+///   (nodal prices across a congested network, [`settle_nodal`]) the
+///   buyers' and the sellers' totals are rounded separately and their
+///   difference is the network operator's, [`Settlement::operator_minor`].
+///   So `Σ buyer_pays = total_minor` and `Σ seller_receives = total_minor −
+///   operator_minor` exactly (with one price per trade, [`settle`],
+///   `operator_minor = 0`), each party is within one minor unit of its
+///   trades' value, and a seller delivering energy worth at least one minor
+///   unit receives at least one.
 ///
 /// A pair listed more than once is one trade: its energy is summed and its
 /// value is the settled Wh at the lots' energy-weighted price (Σ mWh ·
 /// price over the lots), its price that average rounded to whole minor
 /// units per MWh.
 ///
-/// Prices are the algorithm's bilateral prices (the network's congestion
-/// rent, if any, is the operator's and not settled here).
+/// Prices are the caller's: [`crate::clearing::clear`] settles every buyer
+/// at its own bus's nodal price and every seller at its own
+/// ([`crate::clearing`]'s module docs), the congestion rent to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Settlement {
     /// Minor units per major unit (100: cents).
@@ -120,8 +134,12 @@ pub struct Settlement {
     /// Per buyer and per seller: energy, Wh.
     pub buyer_wh: Vec<u64>,
     pub seller_wh: Vec<u64>,
-    /// Σ payments (= Σ receipts), minor units.
+    /// Σ payments, minor units (= Σ receipts + `operator_minor`).
     pub total_minor: i64,
+    /// The network operator's share: Σ payments − Σ receipts, minor units
+    /// (the congestion rent of nodal prices; negative where the operator
+    /// pays; 0 where every trade has one price).
+    pub operator_minor: i64,
     /// Σ energy, Wh.
     pub energy_wh: u64,
 }
@@ -330,29 +348,84 @@ fn feasible_flow(nodes: usize, edges: &[(usize, usize, i128, i128)]) -> Option<V
     Some(edges.iter().zip(ids).map(|(e, id)| e.2 + g.flow(id)).collect())
 }
 
-/// One pair's lots in [`settle`]: mWh, the price (minor units per MWh) if
-/// every lot had the same one, and Σ mWh · price over the lots.
-type Cell = (i128, Option<i64>, i128);
+/// One side's price of a pair's lots in [`settle_nodal`]: the price
+/// (minor units per MWh) if every lot had the same one, and Σ mWh · price
+/// over the lots.
+#[derive(Debug, Clone, Copy)]
+struct Lots {
+    same: Option<i64>,
+    sum: i128,
+}
+
+impl Lots {
+    fn new(price: i64) -> Lots {
+        Lots { same: Some(price), sum: 0 }
+    }
+
+    fn add(&mut self, mwh: i128, price: i64) -> Result<(), SettlementError> {
+        if self.same != Some(price) {
+            self.same = None;
+        }
+        let lot = mwh.checked_mul(i128::from(price)).ok_or(SettlementError::Overflow)?;
+        self.sum = self.sum.checked_add(lot).ok_or(SettlementError::Overflow)?;
+        Ok(())
+    }
+
+    /// The value of `wh` settled Wh of a pair of `mwh` cleared mWh, in
+    /// thousandths of a minor unit, and the price it is settled at.
+    fn value(&self, wh: i128, mwh: i128) -> Result<(i128, i64), SettlementError> {
+        let to_i64 = |v: i128| i64::try_from(v).map_err(|_| SettlementError::Overflow);
+        Ok(match self.same {
+            // one price: wh · price / 10³
+            Some(p) => (div_round_ties_even(wh.checked_mul(i128::from(p)).ok_or(SettlementError::Overflow)?, 1000), p),
+            // lots at several prices: the Wh at their energy-weighted price,
+            // wh · Σ(mWh · price) / (mWh · 10³)
+            None => {
+                let num = wh.checked_mul(self.sum).ok_or(SettlementError::Overflow)?;
+                let den = mwh.checked_mul(1000).ok_or(SettlementError::Overflow)?;
+                (div_round_ties_even(num, den), to_i64(div_round_ties_even(self.sum, mwh))?)
+            }
+        })
+    }
+}
+
+/// One pair's lots in [`settle_nodal`]: mWh, and the buyer's and the
+/// seller's prices of the lots.
+type Cell = (i128, Lots, Lots);
 
 /// Settles `(buyer, seller, kWh, price $/kWh)` trades of a market whose
 /// prosumers may settle at most `buyer_cap_wh[m]` / `seller_cap_wh[n]` Wh
 /// ([`cap_wh`] of their `e_max`), in integer Wh and minor units (see
-/// [`Settlement`] for the rounding rule). Pass every trade the clearing
-/// made, however small: the energy is rounded per prosumer, so no trade is
-/// too small to count. A pair may appear more than once (summed).
+/// [`Settlement`] for the rounding rule), each trade at one price for both
+/// its parties (so [`Settlement::operator_minor`] is 0). Pass every trade
+/// the clearing made, however small: the energy is rounded per prosumer, so
+/// no trade is too small to count. A pair may appear more than once (summed).
 pub fn settle(
     trades: &[(usize, usize, f64, f64)],
     buyer_cap_wh: &[u64],
     seller_cap_wh: &[u64],
     minor_per_major: u32,
 ) -> Result<Settlement, SettlementError> {
+    let both: Vec<(usize, usize, f64, f64, f64)> = trades.iter().map(|&(m, n, e, p)| (m, n, e, p, p)).collect();
+    settle_nodal(&both, buyer_cap_wh, seller_cap_wh, minor_per_major)
+}
+
+/// [`settle`] with two prices per trade: `(buyer, seller, kWh, buyer's
+/// price, seller's price)`, $/kWh. The buyer pays its price on the trade's
+/// Wh, the seller receives its own; the difference over all trades is the
+/// network operator's ([`Settlement::operator_minor`]). The energy is
+/// rounded as in [`settle`], each side's money on its own prices.
+pub fn settle_nodal(
+    trades: &[(usize, usize, f64, f64, f64)],
+    buyer_cap_wh: &[u64],
+    seller_cap_wh: &[u64],
+    minor_per_major: u32,
+) -> Result<Settlement, SettlementError> {
     let (buyers, sellers) = (buyer_cap_wh.len(), seller_cap_wh.len());
-    // each pair's energy in the finer unit, mWh (10⁻³ Wh, integer), and its price
+    // each pair's energy in the finer unit, mWh (10⁻³ Wh, integer), and its prices
     const SUB: i128 = 1000;
-    // per pair: mWh, the price if every lot had the same one, and
-    // Σ mWh · price over the lots (a pair listed twice keeps both values)
     let mut cells: std::collections::BTreeMap<(usize, usize), Cell> = std::collections::BTreeMap::new();
-    for (index, &(buyer, seller, kwh, price)) in trades.iter().enumerate() {
+    for (index, &(buyer, seller, kwh, buyer_price, seller_price)) in trades.iter().enumerate() {
         if buyer >= buyers || seller >= sellers {
             return Err(SettlementError::UnknownParty { index, buyer, seller, buyers, sellers });
         }
@@ -361,15 +434,14 @@ pub fn settle(
             UnitError::NotFinite(_) => UnitError::NotFinite(kwh),
             UnitError::OutOfRange(_) => UnitError::OutOfRange(kwh),
         })?;
+        let mwh = i128::from(mwh);
         // $/kWh × 1000 = $/MWh, in minor units
-        let price_minor_per_mwh = to_minor_units(price * 1000.0, minor_per_major)?;
-        let c = cells.entry((buyer, seller)).or_insert((0, Some(price_minor_per_mwh), 0));
-        c.0 += i128::from(mwh);
-        if c.1 != Some(price_minor_per_mwh) {
-            c.1 = None;
-        }
-        let lot = i128::from(mwh).checked_mul(i128::from(price_minor_per_mwh)).ok_or(SettlementError::Overflow)?;
-        c.2 = c.2.checked_add(lot).ok_or(SettlementError::Overflow)?;
+        let pb = to_minor_units(buyer_price * 1000.0, minor_per_major)?;
+        let ps = to_minor_units(seller_price * 1000.0, minor_per_major)?;
+        let c = cells.entry((buyer, seller)).or_insert((0, Lots::new(pb), Lots::new(ps)));
+        c.0 += mwh;
+        c.1.add(mwh, pb)?;
+        c.2.add(mwh, ps)?;
     }
     let cells: Vec<((usize, usize), Cell)> = cells.into_iter().filter(|(_, (e, _, _))| *e > 0).collect();
     // ---- energy: per-prosumer totals, rounded once
@@ -445,7 +517,8 @@ pub fn settle(
             ids[..cells.len()].iter().map(|id| g.flow(*id)).collect()
         }
     };
-    // ---- money: each trade's value in 10⁻³ minor units, each party's net rounded once
+    // ---- money: each trade's value in 10⁻³ minor units, each side's
+    // prices on its own, each party's net rounded once
     let mut st = Settlement {
         minor_per_major,
         trades: Vec::new(),
@@ -454,30 +527,21 @@ pub fn settle(
         buyer_wh: vec![0; buyers],
         seller_wh: vec![0; sellers],
         total_minor: 0,
+        operator_minor: 0,
         energy_wh: 0,
     };
     let mut bv = vec![0i128; buyers];
     let mut sv = vec![0i128; sellers];
     let to_u64 = |v: i128| u64::try_from(v).map_err(|_| SettlementError::Overflow);
     let to_i64 = |v: i128| i64::try_from(v).map_err(|_| SettlementError::Overflow);
-    for (k, ((m, n), (e, same, lots))) in cells.iter().enumerate() {
+    for (k, ((m, n), (e, buyer_lots, seller_lots))) in cells.iter().enumerate() {
         if wh[k] <= 0 {
             continue;
         }
-        // one price: wh · price / 10³; lots at several prices: the Wh at
-        // their energy-weighted price, wh · Σ(mWh · price) / (mWh · 10³)
-        let (value, price) = match same {
-            Some(p) => {
-                (div_round_ties_even(wh[k].checked_mul(i128::from(*p)).ok_or(SettlementError::Overflow)?, 1000), *p)
-            }
-            None => {
-                let num = wh[k].checked_mul(*lots).ok_or(SettlementError::Overflow)?;
-                let den = e.checked_mul(1000).ok_or(SettlementError::Overflow)?;
-                (div_round_ties_even(num, den), to_i64(div_round_ties_even(*lots, *e))?)
-            }
-        };
+        let (value, price) = buyer_lots.value(wh[k], *e)?;
+        let (seller_value, seller_price) = seller_lots.value(wh[k], *e)?;
         bv[*m] += value;
-        sv[*n] += value;
+        sv[*n] += seller_value;
         st.buyer_wh[*m] = to_u64(i128::from(st.buyer_wh[*m]) + wh[k])?;
         st.seller_wh[*n] = to_u64(i128::from(st.seller_wh[*n]) + wh[k])?;
         st.trades.push(SettledTrade {
@@ -486,21 +550,25 @@ pub fn settle(
             wh: to_u64(wh[k])?,
             price_minor_per_mwh: price,
             value_milli: to_i64(value)?,
+            seller_price_minor_per_mwh: seller_price,
+            seller_value_milli: to_i64(seller_value)?,
         });
     }
     st.energy_wh = to_u64(wh.iter().sum::<i128>())?;
-    let vtotal: i128 = bv.iter().sum();
-    let mtotal = div_round_ties_even(vtotal, 1000);
-    st.total_minor = to_i64(mtotal)?;
-    // apportion the rounded total over each side by largest remainder; a
-    // negative value (a negative price) rounds the same way (Euclidean)
+    // each side's total rounded to the nearest minor unit, apportioned over
+    // that side by largest remainder; a negative value (a negative price)
+    // rounds the same way (Euclidean)
     let unc = |n: usize| vec![u64::MAX; n];
-    for (dst, src) in [(&mut st.buyer_pays, &bv), (&mut st.seller_receives, &sv)] {
-        let a = apportion(src, 1000, &unc(src.len()), mtotal);
+    let mut totals = [0i128; 2];
+    for (t, (dst, src)) in totals.iter_mut().zip([(&mut st.buyer_pays, &bv), (&mut st.seller_receives, &sv)]) {
+        *t = div_round_ties_even(src.iter().sum::<i128>(), 1000);
+        let a = apportion(src, 1000, &unc(src.len()), *t);
         for (d, v) in dst.iter_mut().zip(a) {
             *d = to_i64(v)?;
         }
     }
+    st.total_minor = to_i64(totals[0])?;
+    st.operator_minor = to_i64(totals[0] - totals[1])?;
     Ok(st)
 }
 

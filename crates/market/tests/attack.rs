@@ -21,7 +21,7 @@ use gridledger_ledger::{ContractRegistry, TxStatus};
 use gridledger_market::case::CaseError;
 use gridledger_market::central::{self, ClearError};
 use gridledger_market::clearing::{clear, network_for, Algorithm, ClearingError};
-use gridledger_market::contract::{IntervalArg, MarketContract, RequestArgs, MARKET_ID};
+use gridledger_market::contract::{MarketContract, RequestArgs, MARKET_ID};
 use gridledger_market::framework::{encode_request, run_interval};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::{Market, Prosumer, Side};
@@ -373,20 +373,29 @@ fn a_network_infeasible_market_is_refused_before_teardo() {
 
 // Expected: a request ciphertext is bound to its submitter and interval
 // (and chain): a copy submitted by another account, or replayed into a later
-// interval, is refused by the contract or by the enclaves. Observed: the
-// ECIES associated data is the constant "gridledger/market/request" and the
-// plaintext names no submitter, interval or chain; the contract's id hashes
-// the caller, so a copy from another account is a "new" request and is
-// stored, admitted and decrypted as a second copy of the victim's bid.
+// interval, is refused by the contract or by the enclaves. Observed (round
+// 1): the ECIES associated data was the constant "gridledger/market/request"
+// and the plaintext named no submitter, interval or chain; the contract's id
+// hashes the caller, so a copy from another account was a "new" request and
+// was stored, admitted and decrypted as a second copy of the victim's bid.
+// Now the ciphertext is bound to (chain, interval, submitter): a replay by
+// its owner is refused by the contract (once per submitter and ciphertext),
+// and a copy filed by another account is stored but never opens for it (the
+// enclaves exclude it). Round 6: the contract no longer refuses the copy,
+// or a copy filed first would lock the owner out
+// (`attack_market_r6::a_front_run_copy_does_not_lock_the_victim_out`).
 #[test]
 fn a_copied_request_ciphertext_is_refused() {
+    use gridledger_market::tee::{encrypt_request_for, request_binding};
     let dep = Deployed::deploy(cfg(5)).unwrap();
     let victim = Prosumer { side: Side::Buyer, bus: 7, a: 0.02, b: 0.3, e_min: 0.0, e_max: 3.0 };
-    let ct = encrypt_request(&dep.keys, &encode_request(&victim), &mut rand::rng());
     let dir = tempfile::tempdir().unwrap();
     let mut reg = ContractRegistry::new();
     reg.register(MARKET_ID, Arc::new(MarketContract { operator: dev_key(0).address() }));
     let mut chain = DevChain::open(dir.path(), 4, Amount(1_000_000_000_000), reg).unwrap();
+    let chain_id = chain.chain.genesis().chain_id;
+    let binding = |who: usize, interval: u64| request_binding(chain_id, interval, &dev_key(who).address().0);
+    let ct = encrypt_request_for(&dep.keys, &encode_request(&victim), &binding(1, 1), &mut rand::rng());
     let mut submit = |who: usize, interval: u64| {
         let a = RequestArgs { interval, bus: 7, e_max_wh: 3000, ciphertext: ct.clone() };
         chain.call(&dev_key(who), MARKET_ID, "request", borsh::to_vec(&a).unwrap(), Amount(0)).unwrap().status
@@ -394,15 +403,13 @@ fn a_copied_request_ciphertext_is_refused() {
     assert_eq!(submit(1, 1), TxStatus::Success, "the victim's own request");
     let copy = submit(2, 1);
     let replay = submit(1, 2);
-    let listed =
-        chain.chain.view(MARKET_ID, "requests", &borsh::to_vec(&IntervalArg { interval: 1 }).unwrap()).unwrap();
-    let n = listed["requests"].as_array().map_or(0, |v| v.len());
-    // the enclave would open the copy exactly like the original
     let reader = dep.selected[0];
-    assert!(dep.enclaves[reader].open_request(&ct).is_ok());
+    // the owner's request opens; the copy, opened for its submitter, does not
+    assert!(dep.enclaves[reader].open_request_for(&ct, &binding(1, 1)).is_ok());
+    let copy_opens = dep.enclaves[reader].open_request_for(&ct, &binding(2, 1)).is_ok();
     assert!(
-        matches!(copy, TxStatus::Reverted(_)) && matches!(replay, TxStatus::Reverted(_)),
-        "observed: copy by another account {copy:?} ({n} requests in interval 1), replay into interval 2 {replay:?}"
+        (matches!(copy, TxStatus::Reverted(_)) || !copy_opens) && matches!(replay, TxStatus::Reverted(_)),
+        "observed: copy by another account {copy:?} (opens for it: {copy_opens}), replay into interval 2 {replay:?}"
     );
 }
 

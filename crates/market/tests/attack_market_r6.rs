@@ -159,7 +159,6 @@ fn chain(n: usize) -> String {
 // O(n) non-zeros), or a bus limit for the AC power flow sized for the
 // dense algorithm (a few hundred buses) refused with `ModelError::TooLarge`.
 #[test]
-#[ignore = "attack r6: the dense AC power flow of a 3 000-bus case runs for many minutes (O(n^3), GBs at 5 000)"]
 fn a_3000_bus_power_flow_finishes_or_is_refused() {
     let text = chain(3_000);
     assert!(text.len() < 300_000);
@@ -192,7 +191,6 @@ fn ring(n: usize) -> String {
 // with a sparse (or banded) factorisation, or bound buses² as well as
 // lines × buses.
 #[test]
-#[ignore = "attack r6: DcModel::new is O(n^3) (X = B^-1 column by column): a 2 000-bus ring takes minutes"]
 fn a_2000_bus_ring_builds_its_dc_model_quickly_or_is_refused() {
     let case = Case::parse(&ring(2_000)).unwrap();
     assert!(!case.is_radial());
@@ -245,7 +243,6 @@ fn min_vm_after(case: &Case, kwh: f64) -> f64 {
 // voltage limits (`NetworkError`), or at least report in `Clearing` that
 // the network imposed nothing.
 #[test]
-#[ignore = "attack r6: a meshed feeder (case33bw, tie 18-33 closed) clears with 0 network rows, AC Vmin 0.869 < 0.9"]
 fn a_meshed_feeder_is_not_cleared_without_its_voltage_limits() {
     let radial = Case::parse(CASE33BW).unwrap();
     let r = clear(&far_end_market(), &network_for(&radial, 1.0).unwrap(), Algorithm::Central).unwrap();
@@ -469,7 +466,6 @@ fn reconfigured_feeders_clear_alike_with_all_three_algorithms() {
 // replay into another interval or chain already fails to decrypt), or
 // drop it and let the binding do the work.
 #[test]
-#[ignore = "attack r6: a copied ciphertext filed first locks the victim's own request out (chain-wide dedup)"]
 fn a_front_run_copy_does_not_lock_the_victim_out() {
     use gridledger_core::Amount;
     use gridledger_ledger::devnet::{dev_key, DevChain};
@@ -532,7 +528,6 @@ fn two_sides_of_a_line() -> Market {
 // so that no trade runs against the congestion (from a dearer to a
 // cheaper bus).
 #[test]
-#[ignore = "attack r6: a buyer is charged above its bid b (16 c for 9.8 c of utility) for a trade across a congested line"]
 fn no_buyer_pays_more_than_its_bid_across_a_congested_line() {
     let net = case30_net(1e-4);
     let m = two_sides_of_a_line();
@@ -575,7 +570,6 @@ fn no_buyer_pays_more_than_its_bid_across_a_congested_line() {
 // treat lines between a `%{` line and its `%}` line as comments (MATLAB
 // nests them), or refuse a file with `%{` (`UnsupportedCode`).
 #[test]
-#[ignore = "attack r6: a MATLAB block comment (%{ ... %}) around the unit conversion is read as code"]
 fn a_block_commented_conversion_is_not_applied() {
     let start = "Vbase = mpc.bus(1, BASE_KV) * 1e3;";
     let end = "mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;";

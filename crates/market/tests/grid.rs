@@ -265,3 +265,101 @@ fn a_case_with_too_many_branches_for_the_dense_ptdf_is_refused() {
     // a small mesh of the same shape still builds
     assert!(DcModel::new(&mesh(20, 100)).is_ok());
 }
+
+/// The sparse DC model (one LDLᵀ of B, one solve per line) gives the PTDF
+/// of the definition, `b_l (X_f· − X_t·)` with `X = B_red⁻¹` formed densely
+/// here column by column, on case30 (meshed, parallel paths, taps).
+#[test]
+fn sparse_ptdf_equals_the_dense_inverse_on_case30() {
+    use gridledger_market::linalg::Lu;
+    let case = case30();
+    let dc = DcModel::new(&case).unwrap();
+    let n = dc.bus_ids.len();
+    let red: Vec<usize> = (0..n).filter(|&i| i != dc.ref_idx).collect();
+    let m = red.len();
+    let at = |i: usize| red.iter().position(|&r| r == i);
+    let mut b = vec![0.0; m * m];
+    for &(f, t, bl, _) in &dc.lines {
+        for (i, j, s) in [(f, f, bl), (t, t, bl), (f, t, -bl), (t, f, -bl)] {
+            if let (Some(i), Some(j)) = (at(i), at(j)) {
+                b[i * m + j] += s;
+            }
+        }
+    }
+    let lu = Lu::new(m, b).unwrap();
+    let mut x = vec![vec![0.0; n]; n];
+    for (c, &j) in red.iter().enumerate() {
+        let mut e = vec![0.0; m];
+        e[c] = 1.0;
+        for (r, v) in lu.solve(&e).into_iter().enumerate() {
+            x[red[r]][j] = v;
+        }
+    }
+    for (l, &(f, t, bl, _)) in dc.lines.iter().enumerate() {
+        for (k, (xf, xt)) in x[f].iter().zip(&x[t]).enumerate() {
+            let want = bl * (xf - xt);
+            assert!((dc.ptdf[l][k] - want).abs() <= 1e-10, "line {l} bus {k}: {} vs {want}", dc.ptdf[l][k]);
+        }
+    }
+}
+
+/// A meshed case whose Newton step would need more than
+/// `MAX_AC_PF_WORK` multiply-adds (random branches: no ordering gives it a
+/// narrow band) is refused by its size, before anything of it is built;
+/// a long feeder of the same bus count is solved (its band is narrow).
+#[test]
+fn the_ac_power_flow_refuses_a_case_beyond_its_work_budget() {
+    let head = |n: usize| {
+        let mut s =
+            String::from("mpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n");
+        for k in 2..=n {
+            s.push_str(&format!(" {k} 1 0.01 0.005 0 0 1 1 0 135 1 1.1 0.9;\n"));
+        }
+        s.push_str("];\nmpc.gen = [\n 1 0 0 100 -100 1 100 1 200 0;\n];\nmpc.branch = [\n");
+        s
+    };
+    let n = 1_500;
+    let mut mesh = head(n);
+    let mut feeder = head(n);
+    let mut state = 12_345u64;
+    for k in 2..=n {
+        mesh.push_str(&format!(" {} {k} 0.0001 0.0002 0 0 0 0 0 0 1;\n", k - 1));
+        feeder.push_str(&format!(" {} {k} 0.0001 0.0002 0 0 0 0 0 0 1;\n", k - 1));
+        for _ in 0..2 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let other = 1 + (state >> 33) as usize % n;
+            if other != k {
+                mesh.push_str(&format!(" {k} {other} 0.0001 0.0002 0 0 0 0 0 0 1;\n"));
+            }
+        }
+    }
+    mesh.push_str("];\n");
+    feeder.push_str("];\n");
+    match run_pf(&Case::parse(&mesh).unwrap(), PfOptions::default()) {
+        Err(ModelError::TooMuchAcWork { buses, work, max, .. }) => {
+            assert_eq!(buses, n);
+            assert!(work > max && max == gridledger_market::acpf::MAX_AC_PF_WORK);
+        }
+        other => panic!("expected TooMuchAcWork, got {:?}", other.map(|r| r.iterations)),
+    }
+    let r = run_pf(&Case::parse(&feeder).unwrap(), PfOptions::default()).unwrap();
+    assert!(r.max_mismatch_pu <= 1e-8 && r.min_vm < 1.0 && r.min_vm > 0.9, "{r:?}");
+    assert_eq!(r.buses.len(), n);
+}
+
+/// MATLAB block comments: the lines between a `%{` line and its `%}` line
+/// are skipped, nested as MATLAB nests them (a second `mpc.bus` inside one
+/// is no duplicate), and a `%{` inside a line is an ordinary comment.
+#[test]
+fn block_comments_are_skipped() {
+    let text = CASE30.replacen(
+        "mpc.bus = [",
+        "%{\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n];\n  %{\nnested\n  %}\nstill a comment\n%}\nx = 1; %{ not a block\nmpc.bus = [",
+        1,
+    );
+    let text = text.replace("x = 1; %{ not a block\n", "% %{ not a block either\n");
+    let c = Case::parse(&text).unwrap();
+    assert_eq!(c.buses.len(), case30().buses.len());
+    // and an unclosed block comments out the rest (here: the data)
+    assert!(Case::parse(&format!("{}\n%{{\n", &CASE30[..CASE30.find("mpc.bus = [").unwrap()])).is_err());
+}

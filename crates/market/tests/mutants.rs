@@ -169,7 +169,48 @@ fn sybil_minima_behind_a_line_leave_honest_minima() -> bool {
     relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
 }
 
-const SCENARIOS: [Scenario; 9] = [
+/// A buyer at the cheap end of a congested line (bid 0.20 $/kWh) is
+/// charged its own bus's price, never the dearer bus's across the line
+/// (the reference's proportional plan matches it with both sellers).
+fn no_buyer_pays_above_its_bid_across_a_congested_line() -> bool {
+    use gridledger_market::clearing::{clear, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 1e-4).unwrap();
+    let p = |side, bus, b| Prosumer {
+        side,
+        bus,
+        a: 0.02,
+        b,
+        e_min: 0.0,
+        e_max: if side == Side::Buyer { 10.0 } else { 50.0 },
+    };
+    let m = Market {
+        buyers: vec![p(Side::Buyer, 11, 0.2), p(Side::Buyer, 2, 0.5)],
+        sellers: vec![p(Side::Seller, 11, 0.05), p(Side::Seller, 2, 0.25)],
+    };
+    let Ok(c) = clear(&m, &net, Algorithm::Central) else { return false };
+    c.trades.iter().all(|t| t.price <= m.buyers[t.buyer].b + 1e-6)
+}
+
+/// A copy of a prosumer's request filed first by another account does not
+/// revert the owner's own.
+fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
+    use gridledger_core::Amount;
+    use gridledger_ledger::devnet::{dev_key, DevChain};
+    use gridledger_ledger::{ContractRegistry, TxStatus};
+    use gridledger_market::contract::{MarketContract, RequestArgs, MARKET_ID};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = ContractRegistry::new();
+    reg.register(MARKET_ID, Arc::new(MarketContract { operator: dev_key(0).address() }));
+    let mut chain = DevChain::open(dir.path(), 4, Amount(1_000_000_000_000), reg).unwrap();
+    // the contract stores ciphertexts opaquely: any bytes do
+    let args = borsh::to_vec(&RequestArgs { interval: 1, bus: 7, e_max_wh: 3000, ciphertext: vec![7; 100] }).unwrap();
+    let _copy = chain.call(&dev_key(2), MARKET_ID, "request", args.clone(), Amount(0)).unwrap();
+    let own = chain.call(&dev_key(1), MARKET_ID, "request", args, Amount(0)).unwrap().status;
+    own == TxStatus::Success
+}
+
+const SCENARIOS: [Scenario; 11] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -182,6 +223,8 @@ const SCENARIOS: [Scenario; 9] = [
         "sybil minima on the over-demanding side are levelled per bus",
         sybil_minima_on_the_over_demanding_side_are_levelled_per_bus,
     ),
+    ("no buyer pays above its bid across a congested line", no_buyer_pays_above_its_bid_across_a_congested_line),
+    ("a front-run copy does not lock the owner out", a_front_run_copy_does_not_lock_the_owner_out),
 ];
 
 gridledger_core::mutation_check! {
@@ -194,4 +237,6 @@ gridledger_core::mutation_check! {
     skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a minimum infeasible alone is capped before levelling",
     per_request_minima_relief_is_caught: Mutation::MinimaRelievedPerRequest => "sybil minima on the over-demanding side are levelled per bus",
     minima_levelled_everywhere_is_caught: Mutation::MinimaLevelledEverywhere => "a congested pair leaves an unrelated minimum",
+    seller_priced_trades_are_caught: Mutation::SellerPricedTrades => "no buyer pays above its bid across a congested line",
+    chain_wide_ciphertext_dedup_is_caught: Mutation::CiphertextDedupChainWide => "a front-run copy does not lock the owner out",
 }
