@@ -170,6 +170,18 @@ pub const MAX_FRAGMENT_PARAMS: u64 = 1 << 20;
 /// up front (exit 2) above it.
 pub const MAX_SETUP_BYTES: u64 = 4 << 30;
 
+/// Most bytes of activations one training or evaluation step may hold
+/// (decision): the TCN's causal padding doubles with every level whatever
+/// the window, and candle keeps every padded input of the forward pass for
+/// the backward one, so a step holds about `batch × Σ_i (c_in + hidden) ×
+/// (window + (kernel − 1)·2^i) × 4` bytes and a gradient for each
+/// (`FederatedConfig::step_activation_bytes`: the training batch twice,
+/// or the evaluation chunk of 256 windows). `--levels 16 --batch 4096`
+/// needs over 100 GB a step at `--hidden 16`; the defaults (TCN 64 × 8,
+/// batch 16, 30 validation days) about 230 MB. 2 GiB, beside
+/// [`MAX_SETUP_BYTES`]; refused up front (exit 2) above it.
+pub const MAX_ACTIVATION_BYTES: u64 = 2 << 30;
+
 /// A size combination over the work budget ([`MAX_ROUND_WORK`], [`MAX_TOTAL_WORK`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkBudgetError {
@@ -179,6 +191,7 @@ pub enum WorkBudgetError {
     TrainingTotal { work: u64, rounds: u64, total: u64, limit: u64 },
     Fragment { params: u64, chains: u64, per_chain: u64, limit: u64 },
     SetUp { chains: u64, bytes: u64, limit: u64 },
+    Activations { bytes: u64, limit: u64 },
 }
 
 impl std::fmt::Display for WorkBudgetError {
@@ -221,6 +234,14 @@ impl std::fmt::Display for WorkBudgetError {
                 *bytes as f64 / 1e9,
                 *limit as f64 / 1e9
             ),
+            Self::Activations { bytes, limit } => write!(
+                f,
+                "work budget exceeded: one training step holds about {:.1} GB of activations (the TCN's padded \
+                 inputs grow with 2^levels, times --batch and --hidden), over the limit of {:.1} GB (use fewer \
+                 --levels, a smaller --batch or --hidden)",
+                *bytes as f64 / 1e9,
+                *limit as f64 / 1e9
+            ),
         }
     }
 }
@@ -260,6 +281,10 @@ pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
     if total > MAX_TOTAL_TRAINING {
         return Err(WorkBudgetError::TrainingTotal { work: training, rounds, total, limit: MAX_TOTAL_TRAINING });
     }
+    let bytes = config(a).step_activation_bytes();
+    if bytes > MAX_ACTIVATION_BYTES {
+        return Err(WorkBudgetError::Activations { bytes, limit: MAX_ACTIVATION_BYTES });
+    }
     Ok(())
 }
 
@@ -284,7 +309,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if !a.json {
         println!(
             "CTP-FL training: {} clients ({} Byzantine), {} chains × {} nodes ({} Byzantine per chain), \
-             TCN {}×{} ({} parameters, {} per fragment), {} aggregation",
+             TCN {}×{} ({} parameters, up to {} per fragment), {} aggregation",
             cfg.clients,
             cfg.byzantine_clients(),
             cfg.chains,
@@ -610,6 +635,27 @@ mod tests {
         }
         assert_eq!(check_work_budget(&args(&[])), Ok(()));
         assert!(config(&args(&[])).setup_bytes() < 300_000_000);
+    }
+
+    /// The activations of one step are budgeted: round 6's `--hidden 16
+    /// --levels 16 --batch 4096` over 330 days (within every other term)
+    /// is refused; the same with the seed's 8 levels, or 16 levels at the
+    /// default batch and a short validation, is accepted.
+    #[test]
+    fn the_activations_of_a_step_are_budgeted() {
+        let base = ["--clients", "4", "--chains", "1", "--rounds", "1", "--hidden", "16", "--validation-days", "1"];
+        let with = |extra: &[&str]| args(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+        let deep = with(&["--levels", "16", "--batch", "4096", "--train-days", "330"]);
+        match check_work_budget(&deep) {
+            Err(e @ WorkBudgetError::Activations { bytes, .. }) => {
+                assert!(bytes > 30_000_000_000, "{bytes}");
+                assert!(e.to_string().contains("work budget exceeded"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(check_work_budget(&with(&["--levels", "8", "--batch", "4096", "--train-days", "330"])), Ok(()));
+        assert_eq!(check_work_budget(&with(&["--levels", "16", "--train-days", "2"])), Ok(()));
+        assert!(config(&args(&[])).step_activation_bytes() < 300_000_000);
     }
 
     /// The clients' C2C exchange is budgeted: 1,000 clients on one chain of

@@ -71,8 +71,8 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
 /// that for the backward pass — beside the multiply-adds (or cap
 /// `(kernel − 1)·2^(levels−1)` at the window: a receptive field past the
 /// window only convolves zeros).
+/// Fixed by the former: `MAX_ACTIVATION_BYTES` in `fl train`'s work budget.
 #[test]
-#[ignore = "attack r6: fl train --levels 16 --batch 4096 passes the work budget, then needs ~34 GB per step"]
 fn fl_train_budget_covers_the_padded_activations() {
     let args = [
         "fl",

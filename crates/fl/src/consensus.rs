@@ -122,6 +122,38 @@
 //!   federation's global coder decodes from any `f+1` subfragments
 //!   ([`GlobalCoder::for_chain`]; a coder needing more loses committed
 //!   rounds to such a leader).
+//! - **Re-proposed roots** (a block is judged by what it decides). A
+//!   replica accepts a [`RootBlock`] `{view: v, root, clients}` when it
+//!   verified the proposal of view `v` with that root and clients, *or*
+//!   verified an attested proposal of any other aggregation view with the
+//!   same root and exactly the same clients. Why: PBFT must re-propose
+//!   the highest prepared block in every later PBFT view, and a Byzantine
+//!   aggregation leader can prepare its (honest) block with its `f`
+//!   Byzantine peers and `f + 1` honest nodes while skipping `f` honest
+//!   ones; if the Byzantine nodes then withhold their commit votes, the
+//!   skipped nodes — which never receive view `v`'s proposal, and stop
+//!   checking it once the aggregation has moved on — could never validate
+//!   the block, and the chain halted for good (`f + 1 + f` commits at most,
+//!   short of `2f + 1` for `f ≥ 2`). With this rule they validate it as
+//!   soon as an honest later leader's proposal of the same aggregate
+//!   reaches them (the root does not depend on the view: the leaves bind
+//!   the chain instance, not the view). Why it is sound: what the block
+//!   decides is the root and the clients; the view only names the
+//!   proposal it came from. A node accepts only a `(root, clients)` it
+//!   checked in full itself — an enclave attestation of that very root
+//!   and client list by the leader of the view it came in, the omission
+//!   rule (a client set that passes it under one view's carried
+//!   pre-vectors leaves out no honest client, whichever `≥ K − f`
+//!   vectors were carried) and its own subfragment's Merkle proof under
+//!   the root — so a commit certificate still means `2f + 1` nodes checked
+//!   their own subfragment under the committed root, and its mini-fragments
+//!   (which depend on the root and the node only) are served whichever
+//!   view delivered them. The alternative, fetching view `v`'s proposal
+//!   from the nodes that prepared it, cannot give a skipped node its own
+//!   subfragment (only the leader sends each node its own) without
+//!   decoding the global fragment from `f + 1` others' and recoding it.
+//!   A block whose own view this node refused or never saw and whose
+//!   `(root, clients)` it verified nowhere still waits or is refused.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -856,6 +888,11 @@ impl<A: Attester> ChainNode<A> {
                 } else {
                     Some(Err("clients differ from the attested aggregate".to_string()))
                 }
+            } else if verified_in_another_view(&self.verified, &b.root, &b.clients) {
+                // The block decides a root and its clients, which this node
+                // checked in full under another view's attested proposal
+                // (see "Re-proposed roots" in the module docs).
+                Some(Ok(()))
             } else if self.rejected.contains(&b.view) || self.checked_in.contains(&b.view) {
                 Some(Err("root not verified here".to_string()))
             } else {
@@ -903,9 +940,9 @@ impl<A: Attester> ChainNode<A> {
         // pre-vectors it holds) but that `2f+1` nodes verified and PBFT
         // committed: its own subfragment checked under the root, it serves.
         let minis = if mutants::active(Mutation::RefusedNodeSilent) {
-            self.minis.get(&key)
+            minis_for(&self.minis, key)
         } else {
-            self.minis.get(&key).or_else(|| self.standby.get(&key))
+            minis_for(&self.minis, key).or_else(|| minis_for(&self.standby, key))
         };
         if let Some(minis) = minis {
             self.disseminated = true;
@@ -1548,6 +1585,26 @@ impl<A: Attester> ChainNode<A> {
             step.timers.push((Timer::View(view), self.timing.view + self.timing.aggregate));
         }
     }
+}
+
+/// Whether `verified` (a node's verified aggregates: `(view, root)` →
+/// clients) holds `root` with exactly `clients` in some aggregation view
+/// (attestation of that view's leader, omission rule, the node's own
+/// subfragment's Merkle proof under `root`). See "Re-proposed roots" in
+/// the module docs.
+fn verified_in_another_view(verified: &BTreeMap<(u32, Hash32), Vec<u32>>, root: &Hash32, clients: &[u32]) -> bool {
+    if mutants::active(Mutation::ReproposalViewBound) {
+        return false;
+    }
+    verified.iter().any(|((_, r), c)| r == root && c == clients)
+}
+
+/// The mini-fragments held in `m` for the committed `(view, root)`: those
+/// of that view, else those of another view with the same root (they
+/// depend on the root and the node's position only, not on the view that
+/// delivered the subfragment; see "Re-proposed roots" in the module docs).
+fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32)) -> Option<&Vec<MiniFragment>> {
+    m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
 }
 
 #[cfg(test)]

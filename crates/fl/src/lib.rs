@@ -16,7 +16,11 @@
 //! - [`aggregate`]: trimmed mean (Eqs 7.19–7.20) and FedAvg;
 //! - [`consensus`]: the dual consensus of one chain (§7.4), sans-IO, with
 //!   its omission rule (a client every node named is left out only with
-//!   [`consensus::Exclusion`] evidence that it is faulty);
+//!   [`consensus::Exclusion`] evidence that it is faulty) and its
+//!   root agreement judging a PBFT block by the root and clients it decides
+//!   (a node validates a block re-proposed from a view it never saw by the
+//!   same aggregate it verified under another view's proposal, so leaders
+//!   that skip `f` nodes cannot halt a chain);
 //! - [`round`]: a chain's nodes and clients in the seeded simulator;
 //! - [`byzantine`]: Byzantine node behaviours for those runs;
 //! - [`mutants`]: planted bugs for the mutation-sensitivity check;

@@ -42,6 +42,12 @@ pub enum Mutation {
     /// The chain instance leaves the run id out, so an earlier run's
     /// attested pre-vectors verify in this one.
     RunUnbound,
+    /// A replica validates a PBFT root block only by the proposal of the
+    /// block's own aggregation view: a root and client list it verified
+    /// under another view's proposal do not count, so nodes a Byzantine
+    /// leader skipped never validate the prepared block PBFT must
+    /// re-propose.
+    ReproposalViewBound,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

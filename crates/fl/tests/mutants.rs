@@ -201,8 +201,19 @@ fn earlier_run_pre_vectors_refused() -> Result<(), String> {
     (view != Some(0)).then_some(()).ok_or_else(|| "the earlier run's pre-vectors carried view 0".into())
 }
 
+/// K = 7: Byzantine leaders 0 and 1 skip nodes 5 and 6 with their
+/// proposals and withhold their PBFT commit votes: view 0's block is
+/// prepared but never committed by `2f + 1`; the skipped nodes validate
+/// its re-proposal by the same root and clients verified under an honest
+/// later leader's proposal, and the round commits.
+fn skipped_nodes_validate_a_reproposed_root() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = skipping_leaders_withholding_commits(3);
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 10] = [
+const SCENARIOS: [Scenario; 11] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -213,6 +224,7 @@ const SCENARIOS: [Scenario; 10] = [
     ("refused nodes serve a committed root", refused_nodes_serve_a_committed_root),
     ("retried upload aggregated", retried_upload_aggregated),
     ("earlier-run pre-vectors refused", earlier_run_pre_vectors_refused),
+    ("skipped nodes validate a re-proposed root", skipped_nodes_validate_a_reproposed_root),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -278,4 +290,9 @@ fn a_random_nonce_that_makes_a_retry_a_second_record_is_caught() {
 #[test]
 fn an_instance_without_the_run_id_is_caught() {
     caught(Mutation::RunUnbound, "earlier-run pre-vectors refused");
+}
+
+#[test]
+fn a_block_validated_only_by_its_own_view_is_caught() {
+    caught(Mutation::ReproposalViewBound, "skipped nodes validate a re-proposed root");
 }

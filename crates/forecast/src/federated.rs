@@ -25,7 +25,7 @@
 
 use crate::profiles::household_wh;
 use crate::series::{input, Scaler, Windows, HOUR_CHANNELS};
-use crate::tcn::{Tcn, TcnConfig};
+use crate::tcn::{Tcn, TcnConfig, EVAL_CHUNK};
 use crate::ForecastError;
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
@@ -103,6 +103,26 @@ impl FederatedConfig {
             return u64::MAX;
         };
         Kzg::bytes_for(size).saturating_add(CellProver::table_bytes_for(l, k)).saturating_mul(chains)
+    }
+
+    /// Bytes of activations one training or evaluation step holds at its
+    /// peak, computed without building anything (saturating): the
+    /// per-sample activations of the forward pass
+    /// ([`TcnConfig::activation_floats_per_sample`], `f32`) times the
+    /// larger of twice the training batch (`min(batch, training
+    /// windows)`; the backward pass allocates a gradient for each kept
+    /// tensor, at most as much again) and the evaluation chunk
+    /// (`min(`[`EVAL_CHUNK`]`, validation windows)`, no backward pass).
+    /// What a caller budgets beside [`Self::setup_bytes`].
+    pub fn step_activation_bytes(&self) -> u64 {
+        let train_windows = (self.train_days as u64 * 24).saturating_sub(self.window as u64).max(1);
+        let val_windows = (self.validation_days as u64 * 24).max(1);
+        let train_batch = (self.batch as u64).min(train_windows);
+        let eval_batch = (EVAL_CHUNK as u64).min(val_windows);
+        self.tcn()
+            .activation_floats_per_sample(self.window)
+            .saturating_mul(4)
+            .saturating_mul(train_batch.saturating_mul(2).max(eval_batch))
     }
 
     /// The seed's topology of `gridledger fl train` with a small network
@@ -245,7 +265,8 @@ pub struct Federation {
     data: Vec<ClientData>,
     worker: Tcn,
     global: Vec<f32>,
-    /// `(start, len)` of each chain's fragment in the parameter vector.
+    /// `(start, len)` of each chain's fragment in the parameter vector
+    /// ([`split_fragments`]).
     fragments: Vec<(usize, usize)>,
     coders: Vec<(Arc<FragmentCoder>, Arc<GlobalCoder>)>,
     round: u32,
@@ -291,6 +312,28 @@ fn enclave(k: usize) -> SoftwareAttester {
     SoftwareAttester::new(k, b"ctp-fl enclave v1", seed)
 }
 
+/// `(start, len)` of each of `chains` fragments of a `params`-long
+/// parameter vector, in order (decision): the first `params mod chains`
+/// fragments hold `⌈params/chains⌉` parameters and the rest
+/// `⌊params/chains⌋`, so no fragment is empty while `chains ≤ params`
+/// and no two differ by more than one (the largest is what
+/// [`FederatedConfig::setup_bytes`] prices per chain). With more chains
+/// than parameters the last fragments are empty (refused by
+/// [`Federation::new`]).
+pub fn split_fragments(params: usize, chains: usize) -> Vec<(usize, usize)> {
+    let chains = chains.max(1);
+    let (floor, extra) = (params / chains, params % chains);
+    let mut start = 0;
+    (0..chains)
+        .map(|b| {
+            let len = floor + usize::from(b < extra);
+            let at = start;
+            start += len;
+            (at, len)
+        })
+        .collect()
+}
+
 fn fl(e: gridledger_fl::FlError) -> ForecastError {
     ForecastError::Protocol(e.to_string())
 }
@@ -323,9 +366,7 @@ impl Federation {
         }
         let worker = Tcn::new(cfg.tcn(), cfg.seed)?;
         let global = worker.params()?;
-        let per = global.len().div_ceil(cfg.chains);
-        let fragments: Vec<(usize, usize)> =
-            (0..cfg.chains).map(|b| (b * per, per.min(global.len().saturating_sub(b * per)))).collect();
+        let fragments = split_fragments(global.len(), cfg.chains);
         if fragments.iter().any(|&(_, l)| l == 0) {
             return Err(ForecastError::Config("more chains than model parameters".into()));
         }
@@ -629,7 +670,7 @@ mod tests {
 
     /// `setup_bytes` (what `fl train` budgets before a set-up) is what the
     /// federation's coders hold once built: exactly for one chain, an upper
-    /// bound for several (the last fragment may be shorter).
+    /// bound for several (later fragments may be one parameter shorter).
     #[test]
     fn setup_estimate_matches_the_built_coders() {
         for chains in [1, 3] {
@@ -640,6 +681,68 @@ mod tests {
             assert!(built > 0 && built <= estimate, "chains {chains}: built {built}, estimate {estimate}");
             if chains == 1 {
                 assert_eq!(built, estimate);
+            }
+        }
+    }
+
+    /// The step's activations grow with the padding (`2^levels`) and the
+    /// batch: round 6's `--hidden 16 --levels 16 --batch 4096` over 330
+    /// days needs well over 30 GB a step (it aborted at 4 GiB), the
+    /// seed's network at the defaults a few hundred MB; one level more
+    /// roughly doubles a deep network's padding term.
+    #[test]
+    fn step_activations_count_the_padding_and_the_batch() {
+        let seed = FederatedConfig {
+            tcn: TcnConfig::default(),
+            batch: 16,
+            window: 24,
+            train_days: 90,
+            validation_days: 30,
+            ..FederatedConfig::quick()
+        };
+        let bytes = seed.step_activation_bytes();
+        assert!((50_000_000..500_000_000).contains(&bytes), "{bytes}");
+        let deep = FederatedConfig {
+            tcn: TcnConfig { hidden: 16, levels: 16, ..TcnConfig::default() },
+            batch: 4096,
+            train_days: 330,
+            validation_days: 1,
+            ..seed
+        };
+        assert!(deep.step_activation_bytes() > 30_000_000_000, "{}", deep.step_activation_bytes());
+        // Padding of block i: (k − 1)·2^i per channel; hidden 1, inputs 1,
+        // kernel 3, window 4, one level: (1 + 1)·(4 + 2) + 11·4 = 56.
+        let one = TcnConfig { inputs: 1, hidden: 1, levels: 1, kernel: 3, ..TcnConfig::default() };
+        assert_eq!(one.activation_floats_per_sample(4), 56);
+        // Two levels: + (1 + 1)·(4 + 4) + 44 = 60 more.
+        assert_eq!(TcnConfig { levels: 2, ..one }.activation_floats_per_sample(4), 116);
+        // A batch past the training windows is the windows.
+        let few = FederatedConfig { batch: 4096, train_days: 2, validation_days: 1, ..seed };
+        let per = few.tcn().activation_floats_per_sample(24) * 4;
+        assert_eq!(few.step_activation_bytes(), per * 48);
+        assert_eq!(TcnConfig { levels: 64, ..one }.activation_floats_per_sample(4), u64::MAX);
+    }
+
+    /// The split: `P mod B` fragments of `⌈P/B⌉` first, then `⌊P/B⌋`,
+    /// contiguous and covering the vector; none empty while `B ≤ P`.
+    #[test]
+    fn fragments_split_evenly_and_none_is_empty_up_to_one_chain_a_parameter() {
+        assert_eq!(split_fragments(10, 6), vec![(0, 2), (2, 2), (4, 2), (6, 2), (8, 1), (9, 1)]);
+        assert_eq!(split_fragments(10, 4), vec![(0, 3), (3, 3), (6, 2), (8, 2)]);
+        assert_eq!(split_fragments(12, 4), vec![(0, 3), (3, 3), (6, 3), (9, 3)]);
+        assert_eq!(split_fragments(3, 5), vec![(0, 1), (1, 1), (2, 1), (3, 0), (3, 0)]);
+        for p in 1..40 {
+            for b in 1..=p {
+                let f = split_fragments(p, b);
+                assert_eq!(f.len(), b);
+                assert!(f.iter().all(|&(_, l)| l == p / b || l == p.div_ceil(b)), "{p}/{b}: {f:?}");
+                assert_eq!(f.iter().filter(|&&(_, l)| l == p.div_ceil(b)).count(), if p % b == 0 { b } else { p % b });
+                let mut next = 0;
+                for &(s, l) in &f {
+                    assert_eq!(s, next);
+                    next += l;
+                }
+                assert_eq!(next, p);
             }
         }
     }

@@ -57,6 +57,34 @@ impl TcnConfig {
     }
 }
 
+/// Windows [`Tcn::evaluate`] runs through the network at once.
+pub const EVAL_CHUNK: usize = 256;
+
+impl TcnConfig {
+    /// `f32` values one sample of `window` hours keeps alive through a
+    /// forward pass of [`Tcn::features`] (saturating): per block `i`, the
+    /// two left-padded convolution inputs, `(c_in + hidden) × (window +
+    /// (kernel − 1)·2^i)` (block 0's `c_in` is `inputs`, later ones'
+    /// `hidden`), and eleven `hidden × window` tensors (two convolution
+    /// outputs, their ReLUs, dropout masks and products, the residual
+    /// path, the sum and its ReLU). candle keeps them all for the backward
+    /// pass, so the padding — which doubles with every level, whatever the
+    /// window — dominates deep networks.
+    pub fn activation_floats_per_sample(&self, window: usize) -> u64 {
+        let (i, h, k, w) = (self.inputs as u64, self.hidden as u64, self.kernel as u64, window as u64);
+        let mut total = 0u64;
+        for level in 0..self.levels {
+            let c_in = if level == 0 { i } else { h };
+            let dilation = 1u64.checked_shl(level.min(63) as u32).unwrap_or(u64::MAX);
+            let padded = w.saturating_add(k.saturating_sub(1).saturating_mul(dilation));
+            let block =
+                c_in.saturating_add(h).saturating_mul(padded).saturating_add(h.saturating_mul(w).saturating_mul(11));
+            total = total.saturating_add(block);
+        }
+        total
+    }
+}
+
 struct Block {
     conv1: Conv1d,
     conv2: Conv1d,
@@ -222,7 +250,7 @@ impl Tcn {
         let mut se = 0.0f64;
         let mut ae = 0.0f64;
         let all: Vec<usize> = (0..data.len()).collect();
-        for idx in all.chunks(256) {
+        for idx in all.chunks(EVAL_CHUNK) {
             let (x, y) = self.batch(data, idx)?;
             let d = (self.forward(&x, false)? - y)?;
             se += d.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;

@@ -20,8 +20,8 @@ use gridledger_forecast::tcn::TcnConfig;
 /// `Err(Config("more chains than model parameters"))`.
 /// Suggested fix: give the first `P mod B` fragments `⌈P/B⌉` parameters
 /// and the rest `⌊P/B⌋`.
+/// Fixed so (`federated::split_fragments`).
 #[test]
-#[ignore = "attack r6: six chains refused for a ten-parameter model as 'more chains than model parameters'"]
 fn as_many_chains_as_parameters_or_fewer_are_accepted() {
     use gridledger_forecast::federated::{FederatedConfig, Federation};
     let tcn = TcnConfig { hidden: 1, levels: 1, ..FederatedConfig::quick().tcn };

@@ -519,3 +519,44 @@ impl Adversary<P> for CarryEarlierPreVectors {
             .collect()
     }
 }
+
+/// A Byzantine node that runs the honest code but sends its aggregation
+/// proposal to every node except `skip`, and never sends a PBFT commit
+/// vote or catch-up answer (it prepares, view-changes and everything else
+/// as the code does).
+pub struct SkipProposalWithholdCommits {
+    pub skip: Vec<u32>,
+}
+
+impl Adversary<P> for SkipProposalWithholdCommits {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_consensus::pbft;
+        sends
+            .into_iter()
+            .filter(|(d, m)| match m {
+                Message::Proposal { .. } => !self.skip.iter().any(|&n| *d == Dest::One(n)),
+                Message::Pbft(b) => !matches!(**b, pbft::Message::Commit(_) | pbft::Message::CatchUpResponse { .. }),
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// K = 7 (f = 2), four honest clients: Byzantine nodes 0 and 1 (the first
+/// two aggregation leaders) send their proposals to all but nodes 5 and 6
+/// and withhold their PBFT commit votes and catch-up answers, so view 0's
+/// block is prepared by `2f + 1` but committed by `f + 1` only, and PBFT
+/// must re-propose it to the skipped nodes (attack round 6, finding 3).
+pub fn skipping_leaders_withholding_commits(seed: u64) -> Run {
+    let honest = [0usize, 1, 2, 3];
+    run(
+        seed,
+        7,
+        vec![ClientBehaviour::Honest; 4],
+        vec![
+            (0, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+            (1, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+        ],
+        &honest,
+    )
+}
