@@ -74,7 +74,6 @@ fn a_refused_at_does_not_lock_the_pair_out_of_its_period() {
 /// bounds) instead of giving a typed error. Expected:
 /// `DemoError::Config` naming the slot.
 #[test]
-#[ignore = "attack r10: resume_day panics on a journal slot index beyond the day (index out of bounds)"]
 fn a_journal_slot_index_beyond_the_day_is_refused_not_a_panic() {
     use gridledger_rollup::demo::{resume_day, DayConfig, DemoError};
     use gridledger_rollup::driver::DualChain;
