@@ -33,7 +33,6 @@ fn outcomes(e: &mut Env) -> Vec<Outcome> {
 /// at least to the same seller-signed AT once its refusal's cause is
 /// gone).
 #[test]
-#[ignore = "attack r10: one execution-refused AT bars its buyer and seller from that delivery period for good"]
 fn a_refused_at_does_not_lock_the_pair_out_of_its_period() {
     let mut e = funded();
     settle_funding(&mut e);
@@ -155,7 +154,6 @@ fn the_undo_reserve_comes_back_on_every_close() {
 /// α), and from then on neither the same AT nor fresh terms for that
 /// half hour can be recorded, though the seller's coin is there.
 #[test]
-#[ignore = "attack r10: a fund/AT ordering race in one block bars an honest pair from its period for good"]
 fn a_fund_race_in_one_block_does_not_bar_the_pair() {
     use gridledger_ledger::devnet::call;
     use gridledger_ledger::ChainClient;
