@@ -414,7 +414,7 @@ pub fn bench_ior_with_progress(cfg: &IorBenchConfig, step: &mut dyn FnMut(&str))
     // `finalize`, which accepts the posted state root: balances and
     // agreements live off the primary chain), and the thesis' (N nodes run
     // SC_DS + SC_CR; SC_EXE's state lives with the 1 + k secondary nodes).
-    let ds_cr: u64 = ["primary/sc_ds_at", "primary/sc_ds_st", "primary/sc_cr"]
+    let ds_cr: u64 = ["primary/sc_ds_at", "primary/sc_ds_at_reopen", "primary/sc_ds_st", "primary/sc_cr"]
         .iter()
         .map(|k| all.by_method.get(*k).map_or(0, |m| m.gas))
         .sum();

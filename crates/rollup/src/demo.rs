@@ -884,7 +884,7 @@ fn slot_readings(cfg: &DayConfig, surplus: i64) -> Vec<i64> {
         let step_s = u64::from(meter_step_s(cfg)).max(1);
         vec![i64::try_from((surplus.unsigned_abs() * 3600).div_ceil(step_s)).unwrap_or(i64::MAX)]
     } else {
-        vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize]
+        vec![surplus.saturating_mul(2); (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize]
     }
 }
 
@@ -964,6 +964,17 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
                 t.dt_start
             )));
         };
+        // The slot index comes from the caller's journal (outside input):
+        // one beyond the day's profiles is refused, not indexed.
+        let in_day = |pr: &Profile| slot < pr.generation_wh.len() && slot < pr.load_wh.len();
+        if !in_day(&profiles[s]) {
+            return Err(DemoError::Config(format!(
+                "the journal names slot {slot} for the open agreement delivering from {} ms, but the day has {} \
+                 slots",
+                t.dt_start,
+                profiles[s].generation_wh.len().min(profiles[s].load_wh.len())
+            )));
+        }
         left.push((t, b, s, slot));
     }
     let keys_of: std::collections::BTreeSet<AgreementKey> = left.iter().map(|(t, ..)| t.key()).collect();
@@ -984,7 +995,8 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
                 expire_from = expire_from.max(from.saturating_add(1));
                 txs.push((keys[b].clone(), IorTx::Expire(t)));
             } else {
-                let surplus = (profiles[s].generation_wh[slot] as i64 - profiles[s].load_wh[slot] as i64).max(0);
+                let (g, l) = (profiles[s].generation_wh[slot], profiles[s].load_wh[slot]);
+                let surplus = i64::try_from(g.saturating_sub(l)).unwrap_or(i64::MAX);
                 let st = agreed_st(&d.cfg.params, t, now, step_s, slot_readings(cfg, surplus), &keys[b], &keys[s]);
                 txs.push((keys[s].clone(), IorTx::St(st)));
             }

@@ -105,6 +105,9 @@ pub fn batch_entries<C: ChainClient>(c: &C, h: &BatchHeader) -> Result<Vec<Entry
         }
         let decoded = match method.as_str() {
             "sc_ds_at" => gridledger_ledger::decode_args(args).map(IorTx::At),
+            "sc_ds_at_reopen" => {
+                gridledger_ledger::decode_args::<crate::primary::ReopenAt>(args).map(|a| IorTx::At(a.at))
+            }
             "sc_ds_st" => gridledger_ledger::decode_args(args).map(IorTx::St),
             "sc_ds_st_reach" => gridledger_ledger::decode_args(args).map(|(s, r)| IorTx::StReach(s, r)),
             "sc_ds_ob" => gridledger_ledger::decode_args(args).map(IorTx::Opinion),
@@ -229,6 +232,12 @@ impl<C: ChainClient> PrimaryReader<'_, C> {
     /// A batch's header.
     pub fn batch_header(&self, batch: u64) -> Result<BatchHeader, DriverError> {
         self.view_borsh("batch_header", args(&BatchId { batch }))
+    }
+
+    /// The mark `SC_DS_AT` keeps for an agreement key: the seller digest
+    /// of the terms that marked it and the batch that recorded them.
+    pub fn agreement_mark(&self, k: &AgreementKey) -> Result<Option<(Hash32, u64)>, DriverError> {
+        self.view_borsh("agreement_mark", args(k))
     }
 
     pub fn progress(&self) -> Result<(u64, u64), DriverError> {
@@ -757,8 +766,34 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// Submits one AT (`SC_DS_AT`), ST (`SC_DS_ST`), buyer opinion or
     /// expiry in its own block.
     pub fn submit(&mut self, key: &KeyPair, tx: &IorTx) -> Result<Receipt, DriverError> {
-        let (method, a) = record_call(tx);
+        let (method, a) = self.record_call_for(&key.address(), tx)?;
         self.primary_call(key, method, a, Amount::ZERO)
+    }
+
+    /// [`record_call`] for `tx` sent by `sender`, except for an AT its
+    /// buyer sends for an agreement key that an AT of other terms marked
+    /// in a settled batch while the settled state holds no agreement for
+    /// the key (execution refused the marking AT): that AT reopens the key
+    /// (`sc_ds_at_reopen`, [`crate::primary::ReopenAt`], issue 11, attack
+    /// r10 [1]) with a witness of the key's absence from the settled state.
+    pub fn record_call_for(&self, sender: &Address, tx: &IorTx) -> Result<(&'static str, Vec<u8>), DriverError> {
+        let IorTx::At(at) = tx else { return Ok(record_call(tx)) };
+        let t = &at.terms;
+        if *sender != t.buyer {
+            return Ok(record_call(tx));
+        }
+        let reader = self.reader();
+        let Some((terms, batch)) = reader.agreement_mark(&t.key())? else { return Ok(record_call(tx)) };
+        if terms == t.seller_digest(&self.cfg.params.domain) || batch >= reader.progress()?.1 {
+            return Ok(record_call(tx));
+        }
+        let settled = self.settled_state()?;
+        if settled.agreements.contains_key(&t.key()) {
+            return Ok(record_call(tx));
+        }
+        let keys = BTreeSet::from([crate::state::RecordKey::Agreement(t.key())]);
+        let witness = crate::state::witness(&settled, &keys);
+        Ok(("sc_ds_at_reopen", args(&crate::primary::ReopenAt { at: at.clone(), witness })))
     }
 
     /// Registers each trader's development meter key ([`meter_key`]),
@@ -805,7 +840,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     pub fn submit_block(&mut self, txs: &[(KeyPair, IorTx)]) -> Result<Vec<Receipt>, DriverError> {
         let mut hashes = Vec::new();
         for (key, tx) in txs {
-            let (method, a) = record_call(tx);
+            let (method, a) = self.record_call_for(&key.address(), tx)?;
             let n = self.primary.next_nonce(&key.address());
             let chain_id = self.primary.chain_id();
             let stx = call(key, chain_id, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);

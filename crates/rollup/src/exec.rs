@@ -159,16 +159,35 @@ pub const MAX_REACH_SLOTS: u32 = 2016;
 /// there whatever the count. Only where that bounded sweep leaves a slot
 /// with more than this many periods (more than this many claims had it as
 /// their last slot) or places nothing (the sweep then runs without the
-/// bound; the bounded one is greedy and can miss a bounded placement,
-/// e.g. when a full slot's cap was what a skipped claim needed and its
-/// later slots have none) are the slot's smallest claims kept there as
-/// fixed claimed energy (counted as before, no longer moved by later
-/// claims). So a claim the export covers is never refused for the number
-/// of periods, and a claim is pinned only where more than this many of
-/// the seller's sale periods compete for one slot's export in one window:
-/// tiny sales whose periods reach later slots with export (attack r9 [5])
-/// no longer pin anything, and the honest seller's covered sale that
-/// needs the slot's whole export is placed.
+/// bound) are the slot's smallest claims kept there as fixed claimed
+/// energy (counted as before, no longer moved by later claims). So a claim
+/// the export covers is never refused for the number of periods.
+///
+/// **When a claim can still be pinned** (issue 11, attack r10 [3]). Exactly
+/// in these two cases of one re-allocation:
+/// 1. the bounded sweep succeeds but more than this many recorded claims
+///    (won claims and the new claim, of distinct periods) have the same
+///    slot as their last slot in the window and take from it (they are
+///    served there first, whatever the count): that slot's smallest are
+///    pinned;
+/// 2. the bounded sweep places nothing and the unbounded one succeeds:
+///    every slot where the unbounded sweep served more than this many
+///    periods pins its smallest claims. The bounded sweep is greedy
+///    (earliest deadline first, a full slot skipping later-deadline
+///    claims), so this case includes windows where a placement within the
+///    bound exists: a full slot's cap was what a skipped claim needed and
+///    its later slots have too little, while an earlier-deadline claim
+///    served there could have moved to a later slot (attack r10 [3]:
+///    eight 1 ws claims and a 3 ws claim over slots exporting 10, 1, 0).
+///
+/// Both need more than this many recorded claims of distinct periods whose
+/// in-window spans share one slot (a slot is skipped only when it already
+/// serves this many periods and a further one could take from it); with
+/// at most this many, nothing is pinned. Finding a placement within the
+/// bound whenever one exists is not attempted: with per-slot caps on the
+/// number of claims served and claims split across slots it is bin
+/// packing with splittable items and cardinality constraints, NP-hard in
+/// general, beyond the per-entry work bound (`O(window · claims)`).
 pub const MAX_PERIODS_PER_SLOT: usize = 8;
 
 /// The `n` grid slots (of `last`'s length) that follow `last`, at most

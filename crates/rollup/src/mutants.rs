@@ -86,6 +86,11 @@ pub enum Mutation {
     /// recorded (the key's mark): a stranger's expiry naming a trader as
     /// its seller freezes that trader's withdrawals (attack r9 [1]).
     ExpiryMarkUnchecked,
+    /// `sc_ds_at_reopen` does not check that the witness proves the key's
+    /// agreement absent: a buyer reopens the key of an open agreement with
+    /// other terms its seller signed, and the seller is made pending by an
+    /// AT that execution refuses `AgreementOpen` (attack r10 [1]).
+    ReopenOpenAgreement,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

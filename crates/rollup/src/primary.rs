@@ -202,6 +202,13 @@
 //!   one for an agreement key marked with other terms, and a replay of
 //!   the marked AT in a later batch than the one that recorded it (its
 //!   agreement is open, or the AT was refused once and stays refused).
+//!   A key whose marking AT execution refused is not barred for good
+//!   (attack r10 [1]): once the marking batch settled, an AT of other
+//!   terms the seller signed afresh reopens it (`sc_ds_at_reopen`,
+//!   [`ReopenAt`]) with a witness proving the key's agreement absent from
+//!   the settled state; terms that marked the key before stay refused, so
+//!   one seller signature still costs its seller at most one α
+//!   (`reopen_check`).
 //!   A buyer's expiry locks its seller only when the key's mark was set
 //!   by an AT of exactly its terms: an entry merely naming a trader does
 //!   not lock that trader's account.
@@ -590,6 +597,24 @@ pub struct PruneClaims {
     pub witness: StateWitness,
 }
 
+/// `sc_ds_at_reopen` arguments (issue 11, attack r10 [1]): an AT its buyer
+/// records for an agreement key that an AT of other terms marked in an
+/// earlier, settled batch, with a witness proving the key's agreement
+/// absent from the latest settled state, i.e. execution refused the
+/// marking AT. The entry recorded is the AT alone ([`IorTx::At`]); the
+/// witness is checked at recording and is no part of the batch.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ReopenAt {
+    pub at: AgreementTx,
+    pub witness: StateWitness,
+}
+
+/// Most times one agreement key may be reopened by an AT of other terms
+/// after execution refused the AT that marked it ([`ReopenAt`]); each
+/// reopening needs a new seller signature, and the terms it replaces are
+/// kept so that none of them can be recorded again.
+pub const MAX_REOPENS_PER_KEY: usize = 4;
+
 /// Why `prune_claims` refuses. A refused call reverts and queues nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PruneError {
@@ -866,6 +891,12 @@ struct DcRecord {
 fn agkey(k: &crate::types::AgreementKey) -> Vec<u8> {
     [b"ag/".as_slice(), &bytes(k)].concat()
 }
+/// `agr/BUYER/SELLER/DT_START`: the seller digests of the terms whose ATs
+/// marked the key before it was reopened ([`ReopenAt`]); written only by a
+/// reopening, at most [`MAX_REOPENS_PER_KEY`] of them.
+fn agrkey(k: &crate::types::AgreementKey) -> Vec<u8> {
+    [b"agr/".as_slice(), &bytes(k)].concat()
+}
 /// What `SC_DS_*` knows of an agreement without the settlement state
 /// (issue 11, attack r6 [4]): an AT naming it was recorded by its buyer
 /// with its seller's valid signature before its delivery period ended —
@@ -956,9 +987,26 @@ pub enum AtRecordRefusal {
     OtherTerms { buyer: Address, seller: Address, dt_start: Timestamp },
     /// This AT was recorded in an earlier batch: its agreement is open
     /// (execution would refuse it `AgreementOpen`), or execution refused it
-    /// there and a seller-signed AT is executed in one batch only.
+    /// there and a seller-signed AT is executed in one batch only (terms
+    /// the seller signs afresh may reopen the key then, [`ReopenAt`]).
     #[error("this AT was recorded in batch {batch}; a replay in a later batch is refused")]
     Recorded { batch: u64 },
+    /// A reopening ([`ReopenAt`]) while the batch whose AT marked the key
+    /// has not settled: its verdict is not known yet.
+    #[error("the AT that marked this agreement key was recorded in batch {batch}, which has not settled")]
+    MarkUnsettled { batch: u64 },
+    /// A reopening whose witness does not prove the key's agreement absent
+    /// from the latest settled state (it is open, or the proof is wrong).
+    #[error("the settled state is not proved to hold no agreement for this key: {why}")]
+    NotProvedClosed { why: String },
+    /// A reopening with terms an AT already marked the key with: a seller
+    /// signature is executed in one batch only (its refusal costs the
+    /// seller at most one α, attack r9 [3]); the seller signs new terms.
+    #[error("these terms already marked this agreement key; a seller signature is executed in one batch only")]
+    TermsUsed,
+    /// The key was reopened [`MAX_REOPENS_PER_KEY`] times.
+    #[error("this agreement key was reopened {max} times already")]
+    ReopensSpent { max: usize },
 }
 
 fn tkey(id: u64, at: bool) -> Vec<u8> {
@@ -1535,6 +1583,7 @@ fn agreement_mark(
     parties: &[Address],
     stored: Option<AgreementMark>,
     counts_slots: bool,
+    reopen: bool,
 ) -> Result<(Option<AgreementMark>, bool), ContractError> {
     let t = entry.tx.terms();
     if let IorTx::At(_) = &entry.tx {
@@ -1552,6 +1601,9 @@ fn agreement_mark(
             return refuse(AtRecordRefusal::TooFarAhead { dt_start: t.dt_start, now, max_ms: MAX_AT_LEAD_MS });
         }
         let terms = t.seller_digest(&p.domain);
+        // A reopening ([`ReopenAt`], checked by [`reopen_check`]) marks
+        // the key afresh, as a first AT does.
+        let stored = stored.filter(|_| !reopen);
         return match stored {
             None => Ok((
                 Some(AgreementMark {
@@ -1606,8 +1658,69 @@ fn agreement_mark(
     Ok((mark.filter(|_| changed || owed), reserved))
 }
 
+/// Whether AT `entry` (its buyer's, with its seller's valid signature)
+/// may reopen the agreement key that `m` marks (issue 11, attack r10 [1]):
+/// `Ok(Some(used))`, the terms digests to keep as used for the key
+/// (`agr/KEY`), or a revert with an [`AtRecordRefusal`].
+///
+/// `SC_DS_AT` marks a key with the first seller-signed AT whatever
+/// execution decides; an AT that execution refused (the seller's balance
+/// short at that instant, a `fund` still queued) would otherwise bar the
+/// pair from the period for good. The AT may reopen the key when:
+/// - its terms differ from the mark's and from every terms that marked the
+///   key before ([`AtRecordRefusal::TermsUsed`]): a seller signature is
+///   executed in one batch only, so one signature still costs its seller
+///   at most one α (attack r9 [3]), and the AT is a new agreement the
+///   seller signed, not a replay;
+/// - the batch that recorded the marking AT has settled
+///   ([`AtRecordRefusal::MarkUnsettled`]); no later batch can hold an AT
+///   of the key (the mark refuses them);
+/// - the witness proves the key's agreement absent from the latest settled
+///   state ([`AtRecordRefusal::NotProvedClosed`]). Agreements close only at
+///   or after `DT_end`, and the AT is recorded before `DT_end`
+///   ([`agreement_mark`] refuses it otherwise), so an absent agreement was
+///   never opened: every AT that marked the key was refused;
+/// - the key was reopened fewer than [`MAX_REOPENS_PER_KEY`] times.
+fn reopen_check(
+    ctx: &mut CallContext<'_, '_>,
+    p: &RecordParams,
+    entry: &Entry,
+    m: &AgreementMark,
+    w: &StateWitness,
+) -> Result<Option<Vec<Hash32>>, ContractError> {
+    let t = entry.tx.terms();
+    let refuse = |why: AtRecordRefusal| revert(why.to_string());
+    let terms = t.seller_digest(&p.domain);
+    let mut used = ctx.read_typed::<Vec<Hash32>>(&agrkey(&t.key()))?.unwrap_or_default();
+    if m.terms == terms || used.contains(&terms) {
+        return refuse(AtRecordRefusal::TermsUsed);
+    }
+    if used.len() >= MAX_REOPENS_PER_KEY {
+        return refuse(AtRecordRefusal::ReopensSpent { max: MAX_REOPENS_PER_KEY });
+    }
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if m.batch >= fin {
+        return refuse(AtRecordRefusal::MarkUnsettled { batch: m.batch });
+    }
+    let key = RecordKey::Agreement(t.key());
+    let root = settled_root(ctx)?;
+    let open_unchecked = crate::mutants::active(crate::mutants::Mutation::ReopenOpenAgreement);
+    match open_priced(ctx, &std::collections::BTreeSet::from([key]), w, &root)? {
+        Ok((state, _)) if open_unchecked || !state.agreements.contains_key(&t.key()) => {}
+        Ok(_) => return refuse(AtRecordRefusal::NotProvedClosed { why: "its agreement is open".into() }),
+        Err(why) => return refuse(AtRecordRefusal::NotProvedClosed { why }),
+    }
+    used.push(m.terms);
+    Ok(Some(used))
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
-fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
+fn record(
+    ctx: &mut CallContext<'_, '_>,
+    tx: IorTx,
+    latest: Latest,
+    reopen: Option<StateWitness>,
+) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
     let Latest { next, header: latest } = latest;
     let current = latest.filter(|h| h.height == ctx.height());
@@ -1668,7 +1781,13 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     let mark_key = agkey(&entry.tx.terms().key());
     let stored = ctx.read_typed::<AgreementMark>(&mark_key)?;
     let parties = pending_parties(ctx, &p, &entry, stored.as_ref())?;
-    let (mark, reserved) = agreement_mark(&p, h.id, &entry, &parties, stored, weighed.1 > 0)?;
+    let reopened = match (&reopen, &stored) {
+        (Some(w), Some(m)) if entry.sender == entry.tx.terms().buyer && parties.contains(&entry.tx.terms().seller) => {
+            reopen_check(ctx, &p, &entry, m, w)?
+        }
+        _ => None,
+    };
+    let (mark, reserved) = agreement_mark(&p, h.id, &entry, &parties, stored, weighed.1 > 0, reopened.is_some())?;
     // ATs and STs leave `RESERVED_GAS` of the budget to the opinions and
     // expiries their buyers are owed, so a buyer's `O_b` and expiry
     // always find room; any other opinion or expiry (not its buyer's, no
@@ -1706,6 +1825,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     }
     if let Some(m) = mark {
         ctx.write_typed(&mark_key, &m)?;
+    }
+    if let Some(used) = reopened {
+        ctx.write_typed(&agrkey(&entry.tx.terms().key()), &used)?;
     }
     ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1, gas: sent_gas.saturating_add(gas) })?;
     for party in others {
@@ -2864,25 +2986,31 @@ impl NativeContract for IorPrimaryContract {
             }
             "sc_ds_at" => {
                 let at: AgreementTx = decode_args(args)?;
-                record(ctx, IorTx::At(at), latest)
+                record(ctx, IorTx::At(at), latest, None)
+            }
+            // An AT reopening a key whose marking AT execution refused
+            // ([`ReopenAt`], attack r10 [1]).
+            "sc_ds_at_reopen" => {
+                let a: ReopenAt = decode_args(args)?;
+                record(ctx, IorTx::At(a.at), latest, Some(a.witness))
             }
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
-                record(ctx, IorTx::St(st), latest)
+                record(ctx, IorTx::St(st), latest, None)
             }
             // An ST whose won arbitration re-allocates over `reach` grid
             // slots after its period too (`IorTx::StReach`).
             "sc_ds_st_reach" => {
                 let (st, reach): (SettlementTx, u32) = decode_args(args)?;
-                record(ctx, IorTx::StReach(st, reach), latest)
+                record(ctx, IorTx::StReach(st, reach), latest, None)
             }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;
-                record(ctx, IorTx::Opinion(o), latest)
+                record(ctx, IorTx::Opinion(o), latest, None)
             }
             "sc_ds_expire" => {
                 let t: AgreementTerms = decode_args(args)?;
-                record(ctx, IorTx::Expire(t), latest)
+                record(ctx, IorTx::Expire(t), latest, None)
             }
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
             "dispute" => dispute(ctx, decode_args(args)?, args),
@@ -2936,6 +3064,14 @@ impl NativeContract for IorPrimaryContract {
                 let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
                 let t = ctx.read_typed::<Touch>(&ptkey(&who))?;
                 Ok(json!(u32::from(t.is_some_and(|t| t.batch >= fin))))
+            }
+            // The mark of an agreement key (borsh `AgreementKey`): borsh of
+            // `Option<(Hash32, u64)>`, the seller digest of the terms that
+            // marked it and the batch that recorded them.
+            "agreement_mark" => {
+                let k: crate::types::AgreementKey = decode_args(args)?;
+                let m = ctx.read_typed::<AgreementMark>(&agkey(&k))?.map(|m| (m.terms, m.batch));
+                Ok(json!({ "borsh": hex::encode(bytes(&m)) }))
             }
             "progress" => Ok(json!({
                 "next_batch": ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0),

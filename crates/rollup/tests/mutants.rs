@@ -391,7 +391,28 @@ fn a_strangers_expiry_freezes_no_one() -> bool {
     recorded && e.d.withdraw(&victim, Amount(1)).unwrap().status == TxStatus::Success
 }
 
-const SCENARIOS: [Scenario; 17] = [
+/// A buyer reopens the key of its open agreement with other terms its
+/// seller signed (`sc_ds_at_reopen`, attack r10 [1]), bringing the settled
+/// record of the agreement as its witness: refused at recording.
+fn an_open_agreements_key_is_not_reopened() -> bool {
+    use gridledger_rollup::primary::ReopenAt;
+    use gridledger_rollup::state::{witness, RecordKey};
+    use gridledger_rollup::types::{AgreementTerms, AgreementTx};
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let x = terms(&b, &s, Amount(200_000), 100, 12 * HOUR);
+    e.d.submit(&b, &at(&x, &s)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let y = AgreementTerms { ep: Amount(210_000), ..x.clone() };
+    let settled = e.d.settled_state().unwrap();
+    let w = witness(&settled, &std::collections::BTreeSet::from([RecordKey::Agreement(y.key())]));
+    let a = args(&ReopenAt { at: AgreementTx::signed(y, &s), witness: w });
+    let r = e.d.primary_call(&b, "sc_ds_at_reopen", a, Amount::ZERO).unwrap();
+    out == vec![Outcome::AtAccepted] && r.status != TxStatus::Success
+}
+
+const SCENARIOS: [Scenario; 18] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -409,6 +430,7 @@ const SCENARIOS: [Scenario; 17] = [
     ("the undo's fine is not escaped by an empty free balance", the_undos_fine_is_not_escaped_by_an_empty_free_balance),
     ("a ninth period moves aside", a_ninth_period_moves_aside),
     ("a stranger's expiry freezes no one", a_strangers_expiry_freezes_no_one),
+    ("an open agreement's key is not reopened", an_open_agreements_key_is_not_reopened),
 ];
 
 gridledger_core::mutation_check! {
@@ -432,4 +454,5 @@ gridledger_core::mutation_check! {
     refused_periods_are_caught: Mutation::PeriodsRefused => "a ninth period on a slot is covered",
     unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period moves aside",
     unchecked_expiry_mark_is_caught: Mutation::ExpiryMarkUnchecked => "a stranger's expiry freezes no one",
+    reopened_open_agreement_is_caught: Mutation::ReopenOpenAgreement => "an open agreement's key is not reopened",
 }
