@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{case30_net, p};
+use common::{case30_net, feeder, p};
 use gridledger_market::central;
 use gridledger_market::clearing::{clear, Algorithm};
 use gridledger_market::framework::{run_interval_insecure_seeded, MAX_REQUEST_KWH, MAX_REQUEST_PRICE};
@@ -79,5 +79,30 @@ fn a_near_linear_pair_within_the_limits_does_not_halt_the_interval() {
     match run_interval_insecure_seeded(dir.path(), &m, &net, cfg, None) {
         Ok(out) => assert!(out.teardo.converged),
         Err(e) => panic!("observed: two admissible requests halt the interval: {e}"),
+    }
+}
+
+// Expected: ALADIN on the radial feeder clears what the central reference
+// solves (issue 15: "ALADIN on 100×100 in < 80 iterations"). Observed: the
+// same kind of pair, here with a = 1e-6 (not even a degenerate curvature),
+// on case33bw's bus 3 beside a seeded 3 × 3 market: Clarabel solves it, but
+// `clear(.., Aladin)` runs its 200 iterations and returns `NoConvergence`
+// (~27 s in a debug build); with the seller at 9 $/kWh instead of 9.99 it
+// converges in 6. `gridledger market clear --case case33bw.m --algorithm
+// aladin` then fails for every prosumer of the interval. Fix: as for
+// primal-dual, a bound the rules state that keeps every admissible market
+// within the iteration cap, or exclusion with a record.
+#[test]
+#[ignore = "attack r7: a buyer/seller pair 1 c/kWh apart with 10 MWh each makes ALADIN reach max_iter on case33bw"]
+fn a_narrow_margin_pair_does_not_stop_aladin_on_the_feeder() {
+    let net = feeder();
+    let mut m = Market::generate(5, 3, 3, &net.bus_ids);
+    m.buyers.push(p(Side::Buyer, net.bus_ids[2], 1e-6, MAX_REQUEST_PRICE, 0.0, MAX_REQUEST_KWH));
+    m.sellers.push(p(Side::Seller, net.bus_ids[2], 1e-6, MAX_REQUEST_PRICE - 0.01, 0.0, MAX_REQUEST_KWH));
+    let reference = central::solve(&m, &net).expect("the central reference solves the market");
+    assert!(reference.welfare.is_finite());
+    match clear(&m, &net, Algorithm::Aladin) {
+        Ok(c) => assert!(c.converged),
+        Err(e) => panic!("observed: two admissible requests stop ALADIN for the whole market: {e}"),
     }
 }
