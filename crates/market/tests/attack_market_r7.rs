@@ -75,7 +75,8 @@ fn a_near_linear_pair_within_the_limits_does_not_stop_primal_dual() {
 fn a_near_linear_pair_within_the_limits_does_not_halt_the_interval() {
     let (m, net) = with_slow_pair(1, 1);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TearDoConfig { enclaves: 4, kappa: 2, byzantine: Default::default(), strategy: Strategy::Always, seed: 4 };
+    let cfg =
+        TearDoConfig { enclaves: 4, kappa: 2, byzantine: Default::default(), strategy: Strategy::Always, seed: 4 };
     match run_interval_insecure_seeded(dir.path(), &m, &net, cfg, None) {
         Ok(out) => assert!(out.teardo.converged),
         Err(e) => panic!("observed: two admissible requests halt the interval: {e}"),
