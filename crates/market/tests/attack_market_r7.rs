@@ -69,7 +69,8 @@ fn a_near_linear_pair_within_the_limits_does_not_stop_primal_dual() {
 }
 
 // The same pair through the framework: TEAR-DO runs its 200 000 iterations
-// (minutes in a debug build) and the interval fails with NoConvergence.
+// (about 580 s in a debug build, 1 × 1 seeded market beside the pair) and
+// the interval fails with "TEAR-DO did not converge in 200000 iterations".
 #[test]
 #[ignore = "attack r7: the same pair halts the framework interval (TEAR-DO NoConvergence after 200 000 iterations; slow)"]
 fn a_near_linear_pair_within_the_limits_does_not_halt_the_interval() {
