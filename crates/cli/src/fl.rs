@@ -182,6 +182,15 @@ pub const MAX_SETUP_BYTES: u64 = 4 << 30;
 /// [`MAX_SETUP_BYTES`]; refused up front (exit 2) above it.
 pub const MAX_ACTIVATION_BYTES: u64 = 2 << 30;
 
+/// Most bytes of the clients' windowed data (decision): the federation
+/// materialises every client's training and validation windows before the
+/// first round (`FederatedConfig::window_data_bytes`: clients × windows ×
+/// window × inputs × 4), which no other term prices — a network of 20
+/// parameters over 249 clients and 720-hour windows with hour features
+/// needs about 17 GB. The defaults need about 15 MB. 4 GiB, beside
+/// [`MAX_ACTIVATION_BYTES`]; refused up front (exit 2) above it.
+pub const MAX_WINDOW_DATA_BYTES: u64 = 4 << 30;
+
 /// A size combination over the work budget ([`MAX_ROUND_WORK`], [`MAX_TOTAL_WORK`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkBudgetError {
@@ -192,6 +201,7 @@ pub enum WorkBudgetError {
     Fragment { params: u64, chains: u64, per_chain: u64, limit: u64 },
     SetUp { chains: u64, bytes: u64, limit: u64 },
     Activations { bytes: u64, limit: u64 },
+    WindowData { bytes: u64, limit: u64 },
 }
 
 impl std::fmt::Display for WorkBudgetError {
@@ -242,6 +252,14 @@ impl std::fmt::Display for WorkBudgetError {
                 *bytes as f64 / 1e9,
                 *limit as f64 / 1e9
             ),
+            Self::WindowData { bytes, limit } => write!(
+                f,
+                "work budget exceeded: the clients' training and validation windows take about {:.1} GB \
+                 (--clients x hours of data x --window, x3 with --hour-features), over the limit of {:.1} GB \
+                 (use fewer --clients, a shorter --window or fewer --train-days/--validation-days)",
+                *bytes as f64 / 1e9,
+                *limit as f64 / 1e9
+            ),
         }
     }
 }
@@ -284,6 +302,10 @@ pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
     let bytes = config(a).step_activation_bytes();
     if bytes > MAX_ACTIVATION_BYTES {
         return Err(WorkBudgetError::Activations { bytes, limit: MAX_ACTIVATION_BYTES });
+    }
+    let bytes = config(a).window_data_bytes();
+    if bytes > MAX_WINDOW_DATA_BYTES {
+        return Err(WorkBudgetError::WindowData { bytes, limit: MAX_WINDOW_DATA_BYTES });
     }
     Ok(())
 }
@@ -656,6 +678,28 @@ mod tests {
         assert_eq!(check_work_budget(&with(&["--levels", "8", "--batch", "4096", "--train-days", "330"])), Ok(()));
         assert_eq!(check_work_budget(&with(&["--levels", "16", "--train-days", "2"])), Ok(()));
         assert!(config(&args(&[])).step_activation_bytes() < 300_000_000);
+    }
+
+    /// The clients' windowed data is budgeted (attack r7): 249 clients
+    /// with 720-hour windows and hour features over 365 days (~17 GB) are
+    /// refused although every other term passes; the same with 24-hour
+    /// windows, and the defaults, are accepted.
+    #[test]
+    fn the_clients_windowed_data_is_budgeted() {
+        let base =
+            ["--clients", "249", "--chains", "1", "--nodes", "4", "--rounds", "1", "--hidden", "1", "--levels", "1"];
+        let with = |extra: &[&str]| args(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+        let days = ["--train-days", "330", "--validation-days", "35", "--hour-features"];
+        let long = with(&[&["--window", "720"][..], &days[..]].concat());
+        match check_work_budget(&long) {
+            Err(e @ WorkBudgetError::WindowData { bytes, .. }) => {
+                assert!(bytes > 16_000_000_000, "{bytes}");
+                assert!(e.to_string().contains("work budget exceeded"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(check_work_budget(&with(&[&["--window", "24"][..], &days[..]].concat())), Ok(()));
+        assert!(config(&args(&[])).window_data_bytes() < 100_000_000);
     }
 
     /// The clients' C2C exchange is budgeted: 1,000 clients on one chain of

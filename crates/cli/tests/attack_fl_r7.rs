@@ -1,6 +1,6 @@
 //! Attack round 7 on `gridledger fl train` (issue 16). Each finding here
-//! is `#[ignore]`d until fixed:
-//! `cargo test -p gridledger-cli --test attack_fl_r7 -- --include-ignored`.
+//! was `#[ignore]`d until fixed; the one finding is fixed and runs with
+//! the suite.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,8 +63,10 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
 /// run passes the budget and aborts while building the clients' windows
 /// (a failed allocation, SIGABRT, no exit code); without the limit it
 /// takes about 17 GB of the machine before its first round.
+/// Fixed: `check_work_budget` prices the windowed data
+/// (`FederatedConfig::window_data_bytes`) and refuses above
+/// `MAX_WINDOW_DATA_BYTES` (4 GiB) with exit 2.
 #[test]
-#[ignore = "attack r7: fl train's budget does not price the clients' windowed data (~17 GB accepted)"]
 fn fl_train_budget_covers_the_clients_windowed_data() {
     let args = [
         "fl",

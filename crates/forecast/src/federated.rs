@@ -125,6 +125,23 @@ impl FederatedConfig {
             .saturating_mul(train_batch.saturating_mul(2).max(eval_batch))
     }
 
+    /// Bytes of the clients' windowed data the federation builds before
+    /// its first round, computed without building anything (saturating):
+    /// every client's training and validation windows are materialised
+    /// in full (`window × inputs` `f32`s each, though consecutive windows
+    /// overlap), so `clients × (training + validation windows) × window ×
+    /// inputs × 4`. What a caller budgets beside
+    /// [`Self::step_activation_bytes`].
+    pub fn window_data_bytes(&self) -> u64 {
+        let train_windows = (self.train_days as u64 * 24).saturating_sub(self.window as u64).max(1);
+        let val_windows = (self.validation_days as u64 * 24).max(1);
+        (self.clients as u64)
+            .saturating_mul(train_windows.saturating_add(val_windows))
+            .saturating_mul(self.window as u64)
+            .saturating_mul(self.tcn().inputs as u64)
+            .saturating_mul(4)
+    }
+
     /// The seed's topology of `gridledger fl train` with a small network
     /// and two training weeks: seconds per round in a debug build.
     pub fn quick() -> Self {
