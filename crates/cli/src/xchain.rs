@@ -476,6 +476,10 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     use std::collections::BTreeMap;
     anyhow::ensure!(a.shape.dir.is_some(), "xchain resume needs --dir (the deployment whose CCTs to close)");
     let (mut m, _tmp) = open(&a.shape)?;
+    // Terms agreed by a driver that never got their CCT stored, and that
+    // can never be stored now (expired, or refused): their nonces are
+    // given back in the wallet registry (attack R10-3).
+    let released_terms = m.release_unstored_terms()?;
     let ids = open_ccts(&m)?;
     // The parties' keys: the dev account with the address the terms name.
     let users = m.spec.users;
@@ -703,7 +707,7 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     if a.shape.json {
         println!(
             "{}",
-            json!({ "closed": closed, "open": still_open, "skipped": skipped, "penalised_paid": robbed, "epochs": epochs })
+            json!({ "closed": closed, "open": still_open, "skipped": skipped, "penalised_paid": robbed, "epochs": epochs, "released_wallet_entries": released_terms })
         );
     } else if closed.is_empty() && still_open.is_empty() && skipped.is_empty() {
         println!("no open CCT in this deployment");

@@ -401,8 +401,12 @@ pub struct CctTerms {
     /// of terms per (payer, chain, nonce) across every deployment it trades
     /// on ([`crate::wallet::TermsRegistry`]).
     pub nonce_i: u64,
-    /// The first nonce of `receiver_j` on `chain_j` that may pay NT_r.
-    pub nonce_floor_j: u64,
+    /// The nonce of `receiver_j` on `chain_j` that pays NT_r — exactly this
+    /// one as well (attack R10-1, the mirror of R8-5): one transfer of the
+    /// receiver pays one set of terms. The sender keeps the same registry
+    /// as the receiver ([`crate::wallet::TermsRegistry`]), so neither party
+    /// agrees two sets of terms naming one (payer, chain, nonce).
+    pub nonce_j: u64,
 }
 
 impl CctTerms {
@@ -567,9 +571,8 @@ impl CctRecord {
     /// IN_s / IN_r (lns 06–07): chain, payer, payee and amount of a side's
     /// native transfer.
     /// Whether `tx` pays `side`'s instruction: the instruction's chain,
-    /// payer, payee and amount, with the terms' nonce for the sender's side
-    /// (exactly `nonce_i`) and a nonce at or above the floor for the
-    /// receiver's. Fee and gas limit are the payer's wallet's business (a
+    /// payer, payee and amount, with exactly the terms' nonce of the side
+    /// (`nonce_i` / `nonce_j`). Fee and gas limit are the payer's wallet's business (a
     /// fee-bumped re-send of the payment pays it as well).
     pub fn pays_instruction(&self, side: Side, tx: &SignedTransaction) -> bool {
         BobContract::check_instruction(self, side, tx).is_ok() && BobContract::check_floor(self, side, tx).is_ok()
@@ -599,12 +602,12 @@ impl CctRecord {
         }
     }
 
-    /// The first nonce the side's payer may pay its NT with: the sender's
-    /// exact `nonce_i` (also the only one), the receiver's floor.
-    pub fn nonce_floor(&self, side: Side) -> u64 {
+    /// The nonce the side's payer pays its NT with: the terms' exact
+    /// `nonce_i` (sender) or `nonce_j` (receiver).
+    pub fn agreed_nonce(&self, side: Side) -> u64 {
         match side {
             Side::Sender => self.terms.nonce_i,
-            Side::Receiver => self.terms.nonce_floor_j,
+            Side::Receiver => self.terms.nonce_j,
         }
     }
 
@@ -1470,14 +1473,14 @@ impl BobContract {
     }
 
     /// ln 16 (ii) "the NT came after the CCT": its nonce is at or above the
-    /// side's floor in the terms, else `BeforeCct`; and for the sender's
-    /// side exactly the terms' `nonce_i`, else `NonceNotAgreed`.
+    /// side's nonce in the terms, else `BeforeCct`; and exactly that nonce
+    /// (`nonce_i` / `nonce_j`), else `NonceNotAgreed`.
     ///
     /// Decision (attack R2-4, replacing a block-time check): "after the
     /// CCT" is judged by the payer's nonce, never by block times, which one
     /// proposer of a probabilistic chain may stamp as it likes (parent + 1
     /// ms). The terms bind each payer's next nonce on its chain when the
-    /// exchange was agreed ([`CctTerms::nonce_i`] / `nonce_floor_j`). Every
+    /// exchange was agreed ([`CctTerms::nonce_i`] / `nonce_j`). Every
     /// transaction the payer had already made then has a lower nonce, so an
     /// old payment never counts (attack round 1, findings 4 and 5: refused
     /// at `post_nt` as well, so a withholder cannot shelter behind it),
@@ -1501,23 +1504,27 @@ impl BobContract {
     /// transfer (nothing is added to it). The sender must pay with exactly
     /// that nonce: if it sends anything else first, its NT can no longer
     /// count and its side ends withheld at the deadline (Situation 2, the
-    /// sender at fault: it chose the nonce). The receiver's side keeps its
-    /// floor: the mirror case (one NT_r proving the receiver's side on two
-    /// deployments) harms the sender, who submits every CCT itself and so
-    /// never agrees two open exchanges with one receiver floor on one chain
-    /// unknowingly — not enforced here (see the operations notes).
+    /// sender at fault: it chose the nonce).
+    ///
+    /// Decision (attack R10-1): the receiver's side takes exactly the
+    /// terms' `nonce_j` as well. With a floor, one NT_r proved the
+    /// receiver's side of a CCT on each of two deployments and the sender
+    /// paid twice for one payment; the sender's wallet now keeps the same
+    /// registry as the receiver's and agrees one set of terms per
+    /// (payer, chain, nonce).
     fn check_floor(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         Self::check_nonce(rec, side, nt, false)
     }
 
-    /// [`Self::check_floor`]; `floor_only` takes the sender's `nonce_i` as a
-    /// floor as well (the planted bug `NonceFloor`, never in a release build).
+    /// [`Self::check_floor`]; `floor_only` takes the side's nonce as a floor
+    /// (the planted bugs `NonceFloor` and `ReceiverNonceFloor`, never in a
+    /// release build).
     fn check_nonce(rec: &CctRecord, side: Side, nt: &SignedTransaction, floor_only: bool) -> Result<(), XchainError> {
-        let floor = rec.nonce_floor(side);
+        let floor = rec.agreed_nonce(side);
         if nt.tx.nonce < floor {
             return Err(XchainError::BeforeCct { chain: nt.tx.chain_id, nonce: nt.tx.nonce, floor });
         }
-        if side == Side::Sender && nt.tx.nonce != floor && !floor_only {
+        if nt.tx.nonce != floor && !floor_only {
             return Err(XchainError::NonceNotAgreed { chain: nt.tx.chain_id, nonce: nt.tx.nonce, agreed: floor });
         }
         Ok(())
@@ -1526,7 +1533,10 @@ impl BobContract {
     /// SC_MPV's and `post_nt`'s nonce check ([`Self::check_floor`]).
     fn check_nt_nonce(&self, rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         #[cfg(feature = "mutants")]
-        let floor_only = self.mutation == Some(crate::ccdi::Mutation::NonceFloor);
+        let floor_only = match side {
+            Side::Sender => self.mutation == Some(crate::ccdi::Mutation::NonceFloor),
+            Side::Receiver => self.mutation == Some(crate::ccdi::Mutation::ReceiverNonceFloor),
+        };
         #[cfg(not(feature = "mutants"))]
         let floor_only = false;
         Self::check_nonce(rec, side, nt, floor_only)

@@ -259,6 +259,10 @@ pub enum Mutation {
     /// SC_MPV (and `post_nt`) take the sender's `nonce_i` as a floor, so a
     /// transfer with a later nonce pays the sender's side (attack R8-5).
     NonceFloor,
+    /// SC_MPV (and `post_nt`) take the receiver's `nonce_j` as a floor, so
+    /// a transfer with a later nonce pays the receiver's side (attack
+    /// R10-1).
+    ReceiverNonceFloor,
 }
 
 impl BobContract {

@@ -86,10 +86,9 @@ pub enum XchainError {
     #[error("the native transaction's nonce {nonce} on chain {chain} is below the floor {floor} the CCT's terms bind: it was signed before the exchange was agreed")]
     BeforeCct { chain: ChainId, nonce: u64, floor: u64 },
     /// The sender's native transaction must carry exactly the nonce its
-    /// terms name (attack R8-5): one transfer pays one set of terms.
-    #[error(
-        "the sender's native transaction on chain {chain} has nonce {nonce}, not the nonce {agreed} its terms name"
-    )]
+    /// terms name (attack R8-5; the receiver's too, R10-1): one transfer
+    /// pays one set of terms.
+    #[error("the native transaction on chain {chain} has nonce {nonce}, not the nonce {agreed} its terms name")]
     NonceNotAgreed { chain: ChainId, nonce: u64, agreed: u64 },
     #[error("the cross-chain transaction is already complete")]
     AlreadyComplete,

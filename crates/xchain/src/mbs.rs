@@ -477,8 +477,16 @@ pub const FORWARD_FIRST_BACKOFF: u64 = 1;
 /// A BoB node's sends of one posted NT (see [`FORWARD_MAX_SENDS`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ForwardSends {
-    /// Sends so far.
+    /// Sends so far, refused ones included.
     pub sent: u32,
+    /// Sends the chain took into its mempool (at most [`FORWARD_MAX_SENDS`]).
+    pub accepted: u32,
+    /// Sends the chain refused (after [`FORWARD_MAX_SENDS`] of them, only
+    /// one that became executable is sent again).
+    pub refused: u32,
+    /// Whether the NT was executable (the payer's nonce on the chain equal
+    /// to its own) at a send.
+    pub executable_sent: bool,
     /// The first epoch ([`BobMbs::epoch`]) of the next send.
     pub next_epoch: u64,
 }
@@ -1159,6 +1167,10 @@ impl BobMbs {
     /// epoch work for every such NT. Now it is sent at once, then again
     /// after a back-off that doubles (1, 2, 4, 8 epochs), at most
     /// [`FORWARD_MAX_SENDS`] times ([`forward_send`](Self::forward_send)).
+    /// Decision (attack R10-2): only sends the chain takes count against
+    /// that bound (refusals have their own), and an NT is sent at once when
+    /// its payer's nonce on the chain reaches its own (it became
+    /// executable), whatever the back-off.
     ///
     /// Decisions (attack round 9):
     /// - a posted NT whose nonce was spent by a fee-bumped re-send of the
@@ -1232,22 +1244,38 @@ impl BobMbs {
         Ok(())
     }
 
-    /// Sends the posted `nt` to its chain for sub-situation 2 if its
-    /// back-off has passed and it was sent fewer than
-    /// [`FORWARD_MAX_SENDS`] times; a send the chain refuses counts too.
+    /// Sends the posted `nt` to its chain for sub-situation 2: once its
+    /// back-off has passed, while the chain took it fewer than
+    /// [`FORWARD_MAX_SENDS`] times and refused it fewer than
+    /// [`FORWARD_MAX_SENDS`] times; and, whatever the back-off and the
+    /// refusals, at once when it became executable — the payer's nonce on
+    /// the chain reached the NT's — since the last send (attack R10-2: an
+    /// NT held behind its payer's earlier, censored payment, refused as a
+    /// nonce gap until then, is sent as soon as it can land). An NT the
+    /// chain can never take (a gas price below its minimum) is refused at
+    /// most `FORWARD_MAX_SENDS + 1` times.
     pub fn forward_send(&mut self, nt: &SignedTransaction) -> Result<(), MbsError> {
         let epoch = self.epoch;
+        let executable = self.external(nt.tx.chain_id)?.account(&nt.sender()).nonce == nt.tx.nonce;
         let e = self.forward_sends.entry(nt.hash()).or_default();
-        if e.sent >= FORWARD_MAX_SENDS || epoch < e.next_epoch {
+        let newly_executable = executable && !e.executable_sent;
+        if e.accepted >= FORWARD_MAX_SENDS {
+            return Ok(());
+        }
+        if !newly_executable && (e.refused >= FORWARD_MAX_SENDS || epoch < e.next_epoch) {
             return Ok(());
         }
         e.next_epoch = epoch.saturating_add(FORWARD_FIRST_BACKOFF << e.sent.min(32));
         e.sent += 1;
-        // A refusal counts as a send; only a chain that cannot commit
-        // blocks stops the node's tick.
-        if let Err(e) = self.external_mut(nt.tx.chain_id)?.submit(nt) {
-            if matches!(e, SubmitError::Unavailable { .. }) {
-                return Err(e.into());
+        e.executable_sent |= executable;
+        // Only a chain that cannot commit blocks stops the node's tick.
+        match self.external_mut(nt.tx.chain_id)?.submit(nt) {
+            Ok(_) => self.forward_sends.entry(nt.hash()).or_default().accepted += 1,
+            Err(err) => {
+                self.forward_sends.entry(nt.hash()).or_default().refused += 1;
+                if matches!(err, SubmitError::Unavailable { .. }) {
+                    return Err(err.into());
+                }
             }
         }
         Ok(())
@@ -1594,12 +1622,32 @@ impl BobMbs {
     /// receiver never signs a rate it was not shown.
     pub fn try_terms(&self, req: &SwapRequest) -> Result<CctTerms, MbsError> {
         let bounds = self.x_i_bounds(req).map_err(|e| MbsError::NoQuote(e.to_string()))?;
-        Ok(self.build_terms(req, bounds))
+        self.build_terms(req, bounds)
     }
 
-    fn build_terms(&self, req: &SwapRequest, (min_x_i, max_x_i): (u128, u128)) -> CctTerms {
+    /// `payer`'s nonce on `chain` for the next terms it agrees: its next
+    /// nonce as its own wallet knows it (payments in flight included; 0
+    /// for a chain this MBS does not run: the BoB refuses such terms as
+    /// UnknownChain), skipping every nonce its wallet registry holds for
+    /// other open terms, in either role (attack R10-5): concurrent
+    /// exchanges get successive nonces.
+    pub fn next_agreeable_nonce(&self, chain: ChainId, payer: &Address) -> Result<u64, MbsError> {
+        let Ok(c) = self.external(chain) else { return Ok(0) };
+        Ok(self.wallet.next_free(chain, payer, c.wallet_next_nonce(payer))?)
+    }
+
+    /// Gives back the wallet's triples held by terms of this deployment
+    /// that can never be stored any more (expired without a CCT record,
+    /// attack R10-3).
+    pub fn release_unstored_terms(&self) -> Result<usize, MbsError> {
+        let stored = |id: &Hash32| self.cct(id).is_some();
+        Ok(self.wallet.release_unstored(self.config.deployment, self.bob.height(), stored)?)
+    }
+
+    fn build_terms(&self, req: &SwapRequest, (min_x_i, max_x_i): (u128, u128)) -> Result<CctTerms, MbsError> {
         let min_x_b = self.x_b_floor(req);
-        CctTerms {
+        self.release_unstored_terms()?;
+        Ok(CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
             chain_j: req.chain_j,
@@ -1615,17 +1663,13 @@ impl BobMbs {
             min_x_b,
             expires_at: self.bob.height() + bob::PRICE_WINDOW,
             salt: req.salt,
-            // Each payer's next nonce on its chain now as the payer's own
-            // wallet knows it, payments still in flight included (0 for a
-            // chain this MBS does not run: the BoB refuses such terms as
-            // UnknownChain). The sender's is the exact nonce of its NT
-            // (attack R8-5). See `check_floors`.
-            nonce_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
-            nonce_floor_j: self
-                .external(req.chain_j)
-                .map(|c| c.wallet_next_nonce(&req.receiver.address()))
-                .unwrap_or(0),
-        }
+            // Each payer's next nonce on its chain not held by other open
+            // terms ([`next_agreeable_nonce`](Self::next_agreeable_nonce)):
+            // the exact nonce of its NT (attacks R8-5, R10-1). See
+            // `check_floors`.
+            nonce_i: self.next_agreeable_nonce(req.chain_i, &req.sender.address())?,
+            nonce_j: self.next_agreeable_nonce(req.chain_j, &req.receiver.address())?,
+        })
     }
 
     /// What each party checks before agreeing to `terms` (the receiver
@@ -1663,14 +1707,16 @@ impl BobMbs {
     /// could not pay it in order.
     pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
         for (chain, payer, floor) in
-            [(terms.chain_i, terms.sender_i, terms.nonce_i), (terms.chain_j, terms.receiver_j, terms.nonce_floor_j)]
+            [(terms.chain_i, terms.sender_i, terms.nonce_i), (terms.chain_j, terms.receiver_j, terms.nonce_j)]
         {
             let c = self.external(chain)?;
             let next = c.next_nonce(&payer);
             if floor < next {
                 return Err(MbsError::StaleFloor { chain, floor, next });
             }
-            let next = c.wallet_next_nonce(&payer);
+            // Above it only nonces other open terms hold (successive
+            // exchanges, attack R10-5).
+            let next = self.wallet.next_free(chain, &payer, c.wallet_next_nonce(&payer))?;
             if floor > next {
                 return Err(MbsError::FloorAhead { chain, floor, next });
             }
@@ -1744,16 +1790,15 @@ impl BobMbs {
     }
 
     /// The native transaction of one side: an ordinary transfer
-    /// (fungibility). The sender's carries the terms' `nonce_i` (the only
-    /// nonce SC_MPV takes for it, attack R8-5), the receiver's its next
-    /// nonce.
+    /// (fungibility) carrying the terms' nonce of the side, `nonce_i` or
+    /// `nonce_j` (the only nonce SC_MPV takes for it, attacks R8-5 and
+    /// R10-1). A party with several open exchanges on one chain pays them
+    /// in the order of their nonces (a later one is refused by the chain's
+    /// mempool until the earlier ones are in).
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
-        if side == Side::Sender {
-            let c = self.external(chain)?;
-            return Ok(c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount(1))));
-        }
-        self.native_transfer(chain, key, to, amount)
+        let c = self.external(chain)?;
+        Ok(c.sign(key, transfer(key, chain, rec.agreed_nonce(side), to, Amount(amount), Amount(1))))
     }
 
     /// Ticks until both chains are past `e_* + κ̄`, so native transactions
@@ -1777,11 +1822,14 @@ impl BobMbs {
         // counted in the exchange's epochs).
         self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
-        if behaviour == Behaviour::Underfund(Side::Sender) {
-            // The sender's NT carries the terms' exact nonce, so nothing of
-            // the sender's can come between the terms and it: the sender
-            // agrees while its account is being emptied.
-            let (chain, key) = (req.chain_i, &req.sender);
+        if let Behaviour::Underfund(side) = behaviour {
+            // Each NT carries the terms' exact nonce, so nothing of the
+            // payer's can come between the terms and it: the payer agrees
+            // while its account is being emptied.
+            let (chain, key) = match side {
+                Side::Sender => (req.chain_i, &req.sender),
+                Side::Receiver => (req.chain_j, &req.receiver),
+            };
             let c = self.external(chain)?;
             let all = c.account(&key.address()).balance.0.saturating_sub(crate::mbs::TRANSFER_FEE);
             let n = c.wallet_next_nonce(&key.address());
@@ -1791,9 +1839,22 @@ impl BobMbs {
         let terms = self.try_terms(req)?;
         self.check_floors(&terms)?;
         self.check_view(&[req.chain_i, req.chain_j])?;
+        // The receiver signs through its wallet, the sender agrees through
+        // its own before submitting (attack R10-1; one registry here).
         let cct = self.wallet_cct_tx(&req.sender, &req.receiver, terms.clone())?;
+        self.wallet.agree(&terms)?;
         bytes.cct = cct.to_bytes().len();
-        let r = self.bob_ok(&cct)?;
+        let r = match self.bob_ok(&cct) {
+            Ok(r) => r,
+            Err(e) => {
+                // Refused (or never executed): stored never, its nonces are
+                // free again once it can no longer be (attack R10-3).
+                if self.cct(&terms.id()).is_none() {
+                    self.wallet.release(&terms)?;
+                }
+                return Err(e);
+            }
+        };
         *gas.entry("cct".into()).or_default() += r.gas_used;
         let id = terms.id();
         let rec = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
@@ -1804,34 +1865,23 @@ impl BobMbs {
             if behaviour == Behaviour::Withhold(side) {
                 continue;
             }
-            let (chain, payer, to, amount) = rec.instruction(side);
+            let (chain, _payer, to, amount) = rec.instruction(side);
             let nt = match behaviour {
                 // Emptied before the terms (above).
-                Behaviour::Underfund(Side::Sender) if side == Side::Sender => self.native_tx(&rec, side, key)?,
-                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                Behaviour::Underfund(s) if s == side => self.native_tx(&rec, side, key)?,
+                Behaviour::DoubleSpend(s) if s == side => {
                     let c = self.external(chain)?;
-                    let n = if side == Side::Sender { rec.terms.nonce_i } else { c.next_nonce(&payer) };
-                    let fee = crate::mbs::TRANSFER_FEE;
-                    let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
-                        let all = c.account(&payer).balance.0.saturating_sub(fee);
-                        (c.sign(key, transfer(key, chain, n, SINK, Amount(all), Amount(1))), n + 1)
-                    } else {
-                        (c.sign(key, transfer(key, chain, n, SINK, Amount(1), Amount(1))), n)
-                    };
-                    let nt = c.sign(key, transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1)));
+                    let n = rec.agreed_nonce(side);
+                    let drain = c.sign(key, transfer(key, chain, n, SINK, Amount(1), Amount(1)));
+                    let nt = c.sign(key, transfer(key, chain, n, to, Amount(amount), Amount(1)));
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
                 }
-                // The sender's NT must carry the terms' nonce (a gap is
-                // refused at `post_nt`): a gas price no chain accepts.
-                Behaviour::PostUnlandable(Side::Sender) if side == Side::Sender => {
-                    let c = self.external(chain)?;
-                    c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO))
-                }
+                // The NT must carry the terms' nonce (a gap is refused at
+                // `post_nt`): a gas price no chain accepts.
                 Behaviour::PostUnlandable(s) if s == side => {
                     let c = self.external(chain)?;
-                    let gap = c.next_nonce(&payer) + 1_000;
-                    c.sign(key, transfer(key, chain, gap, to, Amount(amount), Amount(1)))
+                    c.sign(key, transfer(key, chain, rec.agreed_nonce(side), to, Amount(amount), Amount::ZERO))
                 }
                 _ => self.native_tx(&rec, side, key)?,
             };

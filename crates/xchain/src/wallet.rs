@@ -1,37 +1,55 @@
-//! A receiver's wallet record of the terms it signed (attack R8-5).
+//! A party's wallet record of the terms it agreed (attacks R8-5, R10).
 //!
-//! SC_MPV takes as the sender's payment exactly the nonce its terms name
-//! ([`CctTerms::nonce_i`]), and a nonce is spent once on its chain, so one
-//! transfer of the sender pays one set of terms. Two BoB deployments that
-//! follow the same chain cannot see each other's records, though: had the
-//! receiver signed two sets of terms naming the same (payer, chain, nonce)
-//! — one per deployment — one transfer would prove the sender's side on
-//! both and the receiver would be paid once for two exchanges. The
-//! receiver's wallet therefore keeps, durably and across every deployment
-//! it trades on, the (payer, chain, nonce) of every set of terms it signed,
-//! and refuses to sign a second set with the same triple
-//! ([`WalletError::NonceAlreadyAgreed`]). Signing the same terms again (a
-//! driver that restarted) is allowed.
+//! SC_MPV takes as each side's payment exactly the nonce its terms name
+//! ([`CctTerms::nonce_i`], [`CctTerms::nonce_j`]), and a nonce is spent
+//! once on its chain, so one transfer pays one set of terms. Two BoB
+//! deployments that follow the same chain cannot see each other's records,
+//! though: had a party agreed two sets of terms naming the same
+//! (payer, chain, nonce) — one per deployment — one transfer would prove
+//! that side on both and the payee would be paid once for two exchanges
+//! (R8-5 on the sender's side, R10-1 on the receiver's). Had a party
+//! agreed two sets naming its *own* nonce (once as sender, once as
+//! receiver: R10-5), it could pay only one of them.
+//!
+//! Each party's wallet therefore keeps, durably and across every
+//! deployment it trades on, both (payer, chain, nonce) triples of every set
+//! of terms it agreed — the sender's payment (`sender_i`, `chain_i`,
+//! `nonce_i`) and the receiver's (`receiver_j`, `chain_j`, `nonce_j`) —
+//! and refuses a second set of terms naming a triple already held
+//! ([`WalletError::NonceAlreadyAgreed`]), whichever role it plays in
+//! either. The receiver records them when it signs
+//! ([`TermsRegistry::sign`]), the sender before it submits the CCT
+//! ([`TermsRegistry::agree`]). Agreeing to the same terms again (a driver
+//! that restarted, or two at once) is allowed. The terms builder
+//! ([`crate::mbs::BobMbs::try_terms`]) names each payer's next nonce not
+//! already held ([`TermsRegistry::next_free`]), so a party with several
+//! open exchanges on one chain gets successive nonces and pays them in
+//! nonce order.
 //!
 //! A triple is given back ([`TermsRegistry::release`]) once the CCT of the
-//! terms it was signed for can never be proved any more: the CCT is
-//! complete on its deployment (SC_MPV refuses every proof then). A payment
-//! with that nonce can then pay one other set of terms; one that was
-//! already made has spent the nonce, and the receiver's own nonce check
+//! terms it was agreed for can never be proved any more: the CCT is
+//! complete on its deployment (SC_MPV refuses every proof then), or it can
+//! never be stored — its `expires_at` passed without a record, or SC_T
+//! refused it ([`TermsRegistry::release_unstored`]). A payment with that
+//! nonce can then pay one other set of terms; one that was already made
+//! has spent the nonce, and the payee's own nonce check
 //! ([`crate::mbs::BobMbs::check_floors`], `StaleFloor`) refuses terms
 //! naming it.
 //!
 //! One file per triple, `<dir>/<chain>-<payer>-<nonce>`, holding the id of
-//! the terms (which commits to their deployment). An entry is written to a
-//! temporary file, `fsync`ed and hard-linked into place (which fails if the
-//! triple is taken: the check and the record are one step), then the
-//! directory is `fsync`ed; a crash never leaves a torn entry.
+//! the terms (which commits to their deployment), their deployment and
+//! their `expires_at`. An entry is written to a temporary file whose name
+//! is unique per call (process id and a counter), `fsync`ed and
+//! hard-linked into place (which fails if the triple is taken: the check
+//! and the record are one step), then the directory is `fsync`ed; a crash
+//! never leaves a torn entry, and no entry is ever rewritten in place.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, ChainId, Hash32, Signature};
+use gridledger_core::{Address, ChainId, Hash32, Height, Signature};
 
 use crate::bob::CctTerms;
 
@@ -40,26 +58,70 @@ use crate::bob::CctTerms;
 pub enum WalletError {
     #[error("wallet registry {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    /// The wallet already signed other terms naming this payer's nonce on
-    /// this chain (`other`: their id, `None` if the entry does not read):
-    /// one transfer would pay both.
-    #[error("the wallet already signed terms {other:?} that name payer {payer}'s nonce {nonce} on chain {chain}")]
+    /// The wallet already agreed to other terms naming this payer's nonce
+    /// on this chain (`other`: their id, `None` if the entry does not
+    /// read): one transfer would pay both.
+    #[error("the wallet already agreed to terms {other:?} that name payer {payer}'s nonce {nonce} on chain {chain}")]
     NonceAlreadyAgreed { chain: ChainId, payer: Address, nonce: u64, other: Option<Hash32> },
     /// The key asked to sign is not the terms' receiver.
     #[error("the signing key is not the terms' receiver")]
     NotReceiver,
 }
 
-/// The receiver's durable registry of (payer, chain, nonce) triples it
-/// signed terms for. Share one directory between every deployment the
-/// receiver trades on.
+/// A party's durable registry of the (payer, chain, nonce) triples of the
+/// terms it agreed. Share one directory between every deployment the
+/// party trades on.
 #[derive(Clone, Debug)]
 pub struct TermsRegistry {
     dir: PathBuf,
 }
 
+/// What an entry holds: the terms' id, deployment and `expires_at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub id: Hash32,
+    pub deployment: Hash32,
+    pub expires_at: Height,
+}
+
+const ENTRY_LEN: usize = 72;
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Temporary files of this process, numbered (attack R10-4).
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn encode(terms: &CctTerms) -> [u8; ENTRY_LEN] {
+    let mut b = [0u8; ENTRY_LEN];
+    b[..32].copy_from_slice(&terms.id().0);
+    b[32..64].copy_from_slice(&terms.deployment.0);
+    b[64..].copy_from_slice(&terms.expires_at.to_le_bytes());
+    b
+}
+
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    let b: &[u8; ENTRY_LEN] = bytes.try_into().ok()?;
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&b[..32]);
+    let mut deployment = [0u8; 32];
+    deployment.copy_from_slice(&b[32..64]);
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&b[64..]);
+    Some(Entry { id: Hash32(id), deployment: Hash32(deployment), expires_at: Height::from_le_bytes(e) })
+}
+
+/// The (payer, chain, nonce) triples `terms` name, each once.
+fn triples(terms: &CctTerms) -> Vec<(ChainId, Address, u64)> {
+    let s = (terms.chain_i, terms.sender_i, terms.nonce_i);
+    let r = (terms.chain_j, terms.receiver_j, terms.nonce_j);
+    if s == r {
+        vec![s]
+    } else {
+        vec![s, r]
+    }
 }
 
 impl TermsRegistry {
@@ -73,8 +135,8 @@ impl TermsRegistry {
         &self.dir
     }
 
-    fn entry(&self, terms: &CctTerms) -> PathBuf {
-        self.dir.join(format!("{}-{}-{}", terms.chain_i, hex(&terms.sender_i.0), terms.nonce_i))
+    fn path(&self, (chain, payer, nonce): (ChainId, Address, u64)) -> PathBuf {
+        self.dir.join(format!("{chain}-{}-{nonce}", hex(&payer.0)))
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError {
@@ -82,43 +144,100 @@ impl TermsRegistry {
         move |source| WalletError::Io { path, source }
     }
 
-    /// Records that the receiver agrees to `terms`: refused if it already
-    /// agreed to other terms naming the same sender nonce on the same chain.
+    fn sync_dir(&self) -> Result<(), WalletError> {
+        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(Self::io(&self.dir))
+    }
+
+    /// Records that the party agrees to `terms`: refused if it already
+    /// agreed to other terms naming the sender's or the receiver's nonce
+    /// (payer, chain, nonce) — in either role. All or nothing: a refusal
+    /// leaves no entry of `terms` behind.
     pub fn agree(&self, terms: &CctTerms) -> Result<(), WalletError> {
-        let path = self.entry(terms);
         let id = terms.id();
-        let tmp = self.dir.join(format!(".tmp-{}", id.to_hex()));
+        let bytes = encode(terms);
+        let tmp = self.dir.join(format!(
+            "{TMP_PREFIX}{}-{}-{}",
+            id.to_hex(),
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         {
-            let mut f = std::fs::File::create(&tmp).map_err(Self::io(&tmp))?;
-            f.write_all(&id.0).map_err(Self::io(&tmp))?;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(Self::io(&tmp))?;
+            f.write_all(&bytes).map_err(Self::io(&tmp))?;
             f.sync_all().map_err(Self::io(&tmp))?;
         }
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(Self::io(&self.dir))?;
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let other = self.holder(&path)?;
-                if other == Some(id) {
-                    return Ok(());
+        let mut created = Vec::new();
+        let mut refusal = None;
+        for t in triples(terms) {
+            let path = self.path(t);
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => created.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let other = self.holder(&path)?;
+                    if other != Some(id) {
+                        let (chain, payer, nonce) = t;
+                        refusal = Some(WalletError::NonceAlreadyAgreed { chain, payer, nonce, other });
+                        break;
+                    }
                 }
-                Err(WalletError::NonceAlreadyAgreed {
-                    chain: terms.chain_i,
-                    payer: terms.sender_i,
-                    nonce: terms.nonce_i,
-                    other,
-                })
+                Err(source) => {
+                    refusal = Some(WalletError::Io { path, source });
+                    break;
+                }
             }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        if let Some(e) = refusal {
+            for path in &created {
+                let _ = std::fs::remove_file(path);
+            }
+            // An entry that does not read is named as such (`other: None`).
+            if let WalletError::NonceAlreadyAgreed { other: Some(_), .. } = e {
+                for t in triples(terms) {
+                    if matches!(std::fs::read(self.path(t)), Ok(b) if decode(&b).is_none()) {
+                        let (chain, payer, nonce) = t;
+                        return Err(WalletError::NonceAlreadyAgreed { chain, payer, nonce, other: None });
+                    }
+                }
+            }
+            return Err(e);
+        }
+        self.sync_dir()
+    }
+
+    fn holder(&self, path: &Path) -> Result<Option<Hash32>, WalletError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(decode(&bytes).map(|e| e.id)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(WalletError::Io { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// The entry holding `payer`'s `nonce` on `chain`, if any (`Ok(None)`
+    /// also for an entry that does not read).
+    pub fn entry(&self, chain: ChainId, payer: &Address, nonce: u64) -> Result<Option<Entry>, WalletError> {
+        let path = self.path((chain, *payer, nonce));
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(decode(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(WalletError::Io { path, source }),
         }
     }
 
-    fn holder(&self, path: &Path) -> Result<Option<Hash32>, WalletError> {
-        let bytes = std::fs::read(path).map_err(Self::io(path))?;
-        Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok().map(Hash32))
+    /// `payer`'s first nonce on `chain` at or above `from` that no agreed
+    /// terms hold: the nonce the terms builder names for its next exchange.
+    pub fn next_free(&self, chain: ChainId, payer: &Address, from: u64) -> Result<u64, WalletError> {
+        let mut n = from;
+        loop {
+            match std::fs::symlink_metadata(self.path((chain, *payer, n))) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(n),
+                Err(source) => return Err(WalletError::Io { path: self.path((chain, *payer, n)), source }),
+                Ok(_) => n = n.saturating_add(1),
+            }
+            if n == u64::MAX {
+                return Ok(n);
+            }
+        }
     }
 
     /// The receiver's signature on `terms` for the BoB chain `bob_chain`,
@@ -131,20 +250,63 @@ impl TermsRegistry {
         Ok(receiver.sign(&terms.digest(bob_chain)))
     }
 
-    /// Gives back the triple `terms` hold, if they hold it. Call only once
-    /// their CCT is complete on its deployment (no proof can count for it
-    /// any more). Returns whether an entry was removed.
+    /// Gives back the triples `terms` hold, if they hold every one of them
+    /// (an entry that does not read is never removed). Call only once
+    /// their CCT can never be proved: complete on its deployment, or never
+    /// stored and never storable any more. Returns whether entries were
+    /// removed.
     pub fn release(&self, terms: &CctTerms) -> Result<bool, WalletError> {
-        let path = self.entry(terms);
-        match std::fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(source) => return Err(WalletError::Io { path, source }),
-            Ok(b) if b != terms.id().0 => return Ok(false),
-            Ok(_) => {}
+        let id = terms.id();
+        let paths: Vec<PathBuf> = triples(terms).into_iter().map(|t| self.path(t)).collect();
+        for path in &paths {
+            if self.holder(path)? != Some(id) {
+                return Ok(false);
+            }
         }
-        std::fs::remove_file(&path).map_err(Self::io(&path))?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(Self::io(&self.dir))?;
+        for path in &paths {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(WalletError::Io { path: path.clone(), source: e })
+                }
+                _ => {}
+            }
+        }
+        self.sync_dir()?;
         Ok(true)
+    }
+
+    /// Gives back every triple held by terms of `deployment` that can never
+    /// be stored there any more: their `expires_at` is at or below the
+    /// deployment's `height` (SC_T executes a CCT at `expires_at` at the
+    /// latest) and `stored(id)` says no CCT record of them exists (attack
+    /// R10-3). Returns how many entries were removed.
+    pub fn release_unstored(
+        &self,
+        deployment: Hash32,
+        height: Height,
+        stored: impl Fn(&Hash32) -> bool,
+    ) -> Result<usize, WalletError> {
+        let mut removed = 0;
+        let dir = std::fs::read_dir(&self.dir).map_err(Self::io(&self.dir))?;
+        for item in dir {
+            let item = item.map_err(Self::io(&self.dir))?;
+            if item.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                continue;
+            }
+            let path = item.path();
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Some(e) = decode(&bytes) else { continue };
+            if e.deployment != deployment || e.expires_at > height || stored(&e.id) {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.sync_dir()?;
+        }
+        Ok(removed)
     }
 }
 
@@ -154,6 +316,7 @@ mod tests {
     use gridledger_ledger::devnet::dev_key;
 
     fn terms(salt: u64, nonce_i: u64) -> CctTerms {
+        let nonce_j = nonce_i + 100;
         let (s, r) = (dev_key(0), dev_key(1));
         CctTerms {
             deployment: Hash32([7; 32]),
@@ -172,7 +335,7 @@ mod tests {
             expires_at: 20,
             salt,
             nonce_i,
-            nonce_floor_j: 0,
+            nonce_j,
         }
     }
 
@@ -196,6 +359,6 @@ mod tests {
         assert!(w.release(&a).unwrap());
         w.agree(&b).unwrap();
         assert!(matches!(w.sign(&dev_key(2), &b, 1), Err(WalletError::NotReceiver)));
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2, "no temporary file left");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 4, "two triples each, no temporary file left");
     }
 }

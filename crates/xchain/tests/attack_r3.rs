@@ -19,10 +19,10 @@ use gridledger_xchain::replica::Replica;
 use gridledger_xchain::{SealedHeader, Side, XchainError};
 
 /// Floor too HIGH, set by the counterparty. The sender draws up the terms
-/// and so chooses `nonce_floor_j`, the floor of the *receiver's* payment.
+/// and so chooses `nonce_j`, the floor of the *receiver's* payment.
 /// `BobMbs::check_floors` — documented as what each party checks before
 /// agreeing (the receiver runs it before signing) — only refuses a floor
-/// *below* the payer's next nonce. A sender who sets `nonce_floor_j` one
+/// *below* the payer's next nonce. A sender who sets `nonce_j` one
 /// above the receiver's next nonce passes that check; the receiver signs,
 /// pays its NT honestly (`native_tx`: its next nonce) on chain j, and the
 /// BoB refuses the NT as `BeforeCct`: the payee got x_j natively while the
@@ -42,9 +42,9 @@ fn a_floor_above_the_payers_next_nonce_is_accepted_and_traps_the_honest_payer() 
     let req = request(700, 3301);
     let mut terms = m.terms(&req).unwrap();
     let next_j = m.external(J).unwrap().next_nonce(&r.address());
-    assert_eq!(terms.nonce_floor_j, next_j);
+    assert_eq!(terms.nonce_j, next_j);
     // The sender raises the receiver's floor by one.
-    terms.nonce_floor_j = next_j + 1;
+    terms.nonce_j = next_j + 1;
     let agreed = m.check_floors(&terms);
     // The receiver signs (its check passed), the sender submits.
     let cct = m.cct_tx(&s, &r, terms.clone());
@@ -53,7 +53,9 @@ fn a_floor_above_the_payers_next_nonce_is_accepted_and_traps_the_honest_payer() 
     let rec = m.cct(&id).unwrap();
     m.wait_native_window(&rec).unwrap();
     // The receiver pays honestly on chain j and posts its NT.
-    let nt_r = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    // (Its next nonce: `native_tx` now takes the terms' exact `nonce_j`.)
+    let (_, _, to, amount) = rec.instruction(Side::Receiver);
+    let nt_r = m.native_transfer(J, &r, to, amount).unwrap();
     assert_eq!(nt_r.tx.nonce, next_j, "the honest NT uses the payer's next nonce");
     m.external_mut(J).unwrap().submit(&nt_r).unwrap();
     let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);

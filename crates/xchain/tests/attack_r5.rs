@@ -329,7 +329,12 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     // The sender's NTs carry the terms' exact nonces (attack R8-5): two
     // open exchanges name successive ones.
     let terms_a = m.terms(&req_a).unwrap();
-    let terms_b = gridledger_xchain::CctTerms { nonce_i: terms_a.nonce_i + 1, ..m.terms(&req_b).unwrap() };
+    // (The receiver's too, attack R10-1.)
+    let terms_b = gridledger_xchain::CctTerms {
+        nonce_i: terms_a.nonce_i + 1,
+        nonce_j: terms_a.nonce_j + 1,
+        ..m.terms(&req_b).unwrap()
+    };
     let (tx_a, tx_b) = (m.cct_tx(&s, &r, terms_a.clone()), {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
@@ -362,9 +367,13 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a.clone(), height: h, proof };
     let steal = m.bob_call(&s, "prove", &steal, Amount::ZERO);
     assert_refused(&mut m, &steal, gridledger_xchain::XchainError::NtPostedForOtherCct { nt: nt_r_a.hash(), cct: a });
-    // Nor can the sender post the receiver's payment for another CCT.
+    // Nor can the sender post the receiver's payment for another CCT (B
+    // names the receiver's next nonce exactly since attack R10-1, a check
+    // `post_nt` makes before the payer's).
+    let (chain, nonce) = (nt_r_a.tx.chain_id, nt_r_a.tx.nonce);
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: b, side: Side::Receiver, nt: nt_r_a }, Amount::ZERO);
-    assert_refused(&mut m, &post, gridledger_xchain::XchainError::NotPayer);
+    let floor = rec_b.terms.nonce_j;
+    assert_refused(&mut m, &post, gridledger_xchain::XchainError::BeforeCct { chain, nonce, floor });
     // Every party proves its own posted NT for its own CCT.
     for (id, side, key, nt) in nts {
         let (h, proof) = landed(&mut m, &nt);

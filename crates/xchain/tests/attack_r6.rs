@@ -147,7 +147,10 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
         for s in k..k + n {
             let req =
                 SwapRequest { sender: a.clone(), receiver: b.clone(), chain_i: I, chain_j: J, x_j: 1, salt: 1_000 + s };
-            let terms = m.terms(&req).unwrap();
+            // The receiver's NT carries the terms' exact nonce (attack
+            // R10-1): each names one far above b's next, never landable.
+            let mut terms = m.terms(&req).unwrap();
+            terms.nonce_j += 10_000 + (ids.len() + chunk.len()) as u64;
             let receiver_sig = b.sign(&terms.digest(m.bob.chain_id()));
             chunk.push(terms.id());
             txs.push(call_n(&m, &a, na, "cct", &CctArgs { terms, receiver_sig }));
@@ -158,7 +161,7 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
         for id in &chunk {
             let rec = m.cct(id).expect("the attacker's CCT is stored");
             let c = m.external(J).unwrap();
-            let nonce = rec.terms.nonce_floor_j + 10_000 + recs.len() as u64;
+            let nonce = rec.terms.nonce_j;
             let nt = c.sign(&b, transfer(&b, J, nonce, rec.terms.sender_j, Amount(1), Amount(1)));
             posts.push(call_n(&m, &b, nb, "post_nt", &PostNt { cct: *id, side: Side::Receiver, nt }));
             nb += 1;

@@ -283,7 +283,7 @@ fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
             expires_at: m.bob.height() + gridledger_xchain::bob::PRICE_WINDOW,
             salt: 1,
             nonce_i: m.external(ci).unwrap().wallet_next_nonce(&s.address()),
-            nonce_floor_j: m.external(cj).unwrap().wallet_next_nonce(&receiver().address()),
+            nonce_j: m.external(cj).unwrap().wallet_next_nonce(&receiver().address()),
         },
         got => panic!("terms without a quote: {got:?}"),
     };

@@ -54,8 +54,8 @@ fn find_payment_skips_a_transfer_another_cct_already_used() {
     let req_a = request_between(ci, cj, 1_000, 1);
     let req_b = request_between(ci, cj, 1_000, 2);
     let terms_a = m.try_terms(&req_a).unwrap();
-    let terms_b = m.try_terms(&req_b).unwrap();
-    assert_eq!(terms_a.nonce_floor_j, terms_b.nonce_floor_j);
+    // The receiver's nonce is exact (attack R10-1): B names the next one.
+    let terms_b = gridledger_xchain::CctTerms { nonce_j: terms_a.nonce_j + 1, ..m.try_terms(&req_b).unwrap() };
     m.bob_ok(&m.cct_tx(&s, &r, terms_a.clone())).unwrap();
     m.bob_ok(&m.cct_tx(&s, &r, terms_b.clone())).unwrap();
     let (id_a, id_b) = (terms_a.id(), terms_b.id());
@@ -405,7 +405,8 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
         got => panic!("the wallet signed a second set of terms naming nonce {n}: {got:?}"),
     }
     // Exchange B names the sender's next nonce but one; the wallet signs it.
-    let terms_b = CctTerms { nonce_i: n + 1, ..same };
+    // (And the receiver's next nonce: both are exact, attack R10-1.)
+    let terms_b = CctTerms { nonce_i: n + 1, nonce_j: same.nonce_j + 1, ..same };
     let sig_b = wallet.sign(&r, &terms_b, bob).unwrap();
     d2.catch_up(&m);
     d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);

@@ -198,11 +198,12 @@ fn the_forwarding_duty_is_capped_per_tick() {
     for k in 0..N {
         let mut t = m.try_terms(&request_between(ci, cj, x_j, 9_000 + k)).unwrap();
         t.expires_at += 64;
-        // The sender pays each CCT with its own nonce (the terms name it exactly).
+        // Each side pays each CCT with its own nonce (the terms name both exactly).
         t.nonce_i += k;
+        t.nonce_j += k;
         terms.push(t);
     }
-    let (fi, fj) = (terms[0].nonce_i, terms[0].nonce_floor_j);
+    let (fi, fj) = (terms[0].nonce_i, terms[0].nonce_j);
     // Both sides pay every CCT at once, before the CCTs execute (TooEarly for good).
     let mut nts: Vec<(SignedTransaction, SignedTransaction)> = Vec::new();
     for k in 0..N {
@@ -404,9 +405,11 @@ fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
     for k in 0..N {
         let mut t = m.try_terms(&request_between(ci, cj, 10, 20_000 + k)).unwrap();
         t.expires_at += 64;
+        // The receiver pays each CCT with its own nonce (the terms name it exactly).
+        t.nonce_j += k;
         terms.push(t);
     }
-    let fj = terms[0].nonce_floor_j;
+    let fj = terms[0].nonce_j;
     for t in &terms {
         m.bob.submit(&m.cct_tx(&s, &r, t.clone())).unwrap();
     }

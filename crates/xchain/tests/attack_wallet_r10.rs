@@ -143,7 +143,7 @@ fn proved_by(st: SideState) -> Option<gridledger_core::Hash32> {
 /// twice (one NT_s per CCT, each with its terms' exact nonce) and is paid
 /// `x_j` once.
 ///
-/// The receiver's side keeps a nonce *floor* (`nonce_floor_j`), and two
+/// The receiver's side keeps a nonce *floor* (`nonce_j`), and two
 /// deployments do not share SC_MPV's used-transfer marks. A receiver that
 /// trades with the same sender on two deployments agrees two exchanges of
 /// the same size at once, one on each BoB. The sender's driver draws up
@@ -166,7 +166,6 @@ fn proved_by(st: SideState) -> Option<gridledger_core::Hash32> {
 /// every deployment the sender trades on, as the receiver's wallet does
 /// for `nonce_i`.
 #[test]
-#[ignore = "attack r10 [1]: one receiver payment proves the receiver's side of CCTs on two BoB deployments"]
 fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
     use gridledger_xchain::bob::{keys, CctArgs, CctTerms, ProofTx};
     use gridledger_xchain::wallet::TermsRegistry;
@@ -200,7 +199,18 @@ fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
         expires_at: d2.chain.height() + 16,
         ..m.try_terms(&request_between(ci, cj, 1_000, 2)).unwrap()
     };
-    assert_eq!((terms_b.nonce_i, terms_b.nonce_floor_j), (terms_a.nonce_i + 1, terms_a.nonce_floor_j));
+    // Fixed: the receiver's nonce is exact as well, and the terms builder
+    // skips the receiver nonce A holds in the parties' registry; terms B
+    // naming it are refused by the registry (the sender's side keeps one
+    // too), whatever the deployment.
+    assert_eq!((terms_b.nonce_i, terms_b.nonce_j), (terms_a.nonce_i + 1, terms_a.nonce_j + 1));
+    let same_j = CctTerms { nonce_j: terms_a.nonce_j, ..terms_b.clone() };
+    match wallet.agree(&same_j) {
+        Err(gridledger_xchain::wallet::WalletError::NonceAlreadyAgreed { nonce, other, .. }) => {
+            assert_eq!((nonce, other), (terms_a.nonce_j, Some(terms_a.id())))
+        }
+        got => panic!("terms naming the receiver nonce A holds were agreed: {got:?}"),
+    }
     m.check_floors(&terms_b).unwrap();
     let sig_b = wallet.sign(&r, &terms_b, bob).expect("the receiver's wallet signs B (another sender nonce)");
     d2.catch_up(&m);
@@ -334,7 +344,6 @@ fn censored_predecessor(
 /// send again once the payer's nonce on the chain reaches the NT's; keep
 /// the bound for NTs the chain can never take (below-minimum gas price).
 #[test]
-#[ignore = "attack r10 [2]: bounded forwarding back-off penalises a sender whose posted NT becomes executable late"]
 fn a_posted_nt_that_becomes_executable_inside_the_window_is_forwarded() {
     // The censored payment lands at chain-i height 38, five blocks before
     // the forwarding deadline (43); the node's sends are at 27, 28, 30, 34
@@ -383,7 +392,6 @@ fn a_posted_nt_that_becomes_executable_inside_the_window_is_forwarded() {
 /// the wallet stores `expires_at` and the deployment beside the id, and
 /// the driver checks the record before re-signing.
 #[test]
-#[ignore = "attack r10 [3]: terms whose CCT expired unstored hold the sender's nonce in the receiver's wallet for ever"]
 fn terms_that_expired_unstored_give_the_sender_nonce_back() {
     use gridledger_xchain::mbs::Behaviour;
     use gridledger_xchain::XchainError;
@@ -417,7 +425,7 @@ fn terms_that_expired_unstored_give_the_sender_nonce_back() {
 /// The sender's exact nonce (attack R8-5) against the same party's payment
 /// as a *receiver* in another open exchange on the same chain. Party P is
 /// the sender of A (pays on chain i, `nonce_i = n`) and the receiver of C
-/// (pays on chain i as well, floor `nonce_floor_j = n`: both terms drawn up
+/// (pays on chain i as well, floor `nonce_j = n`: both terms drawn up
 /// before either payment, each honestly). P's driver for C pays first, with
 /// `BobMbs::native_tx` — the payer's next nonce, `n` — which is a valid
 /// NT_r for C (paid and posted, as the driver does). A's NT_s must carry
@@ -437,8 +445,15 @@ fn terms_that_expired_unstored_give_the_sender_nonce_back() {
 /// `Proved` on both — e.g. the receiver-side NT takes the payer's next
 /// nonce not named by one of its open CCTs as `nonce_i`.
 /// Observed: A's sender side `Penalised`.
+///
+/// Fixed: both nonces are exact, the parties' registry holds both triples
+/// of every set of terms agreed (here through `open_cct`, which agrees
+/// through the wallet as the drivers do) and refuses one nonce of P's in
+/// two roles; the terms builder names P's next nonce A does not hold
+/// (`n + 1`) for C. P pays its open exchanges on chain i in nonce order:
+/// C's payment sent first is refused by the chain (a nonce gap), sent again
+/// once A's is in, and both end `Proved`.
 #[test]
-#[ignore = "attack r10 [5]: a party's receiver-side payment takes the nonce it reserved as sender in another CCT"]
 fn a_receiver_side_payment_does_not_spend_a_nonce_reserved_as_sender() {
     use gridledger_xchain::mbs::SwapRequest;
     let dir = tempfile::tempdir().unwrap();
@@ -451,15 +466,22 @@ fn a_receiver_side_payment_does_not_spend_a_nonce_reserved_as_sender() {
     let req_c = SwapRequest { sender: q.clone(), receiver: p.clone(), chain_i: cj, chain_j: ci, x_j: 300, salt: 72 };
     let terms_c = m.try_terms(&req_c).unwrap();
     m.check_floors(&terms_c).unwrap();
-    m.bob_ok(&m.cct_tx(&q, &p, terms_c.clone())).unwrap();
+    // C naming the nonce A reserves for P is refused by the registry.
+    let same = gridledger_xchain::bob::CctTerms { nonce_j: rec_a.terms.nonce_i, ..terms_c.clone() };
+    assert!(matches!(
+        m.wallet.agree(&same),
+        Err(gridledger_xchain::wallet::WalletError::NonceAlreadyAgreed { other: Some(o), .. }) if o == id_a
+    ));
+    m.bob_ok(&m.wallet_cct_tx(&q, &p, terms_c.clone()).unwrap()).unwrap();
     let id_c = terms_c.id();
     let rec_c = m.cct(&id_c).unwrap();
-    assert_eq!((rec_a.terms.nonce_i, rec_c.terms.nonce_floor_j), (rec_a.terms.nonce_i, rec_a.terms.nonce_i));
+    assert_eq!(rec_c.terms.nonce_j, rec_a.terms.nonce_i + 1, "C names P's next nonce A does not hold");
     m.wait_native_window(&rec_a).unwrap();
     m.wait_native_window(&rec_c).unwrap();
-    // P's driver for C pays (and posts) first; then P's driver for A.
+    // P's driver for C pays (and posts) first: refused by the chain (a
+    // nonce gap) until A's payment is in; then P's driver for A.
     let p_for_c = m.native_tx(&rec_c, Side::Receiver, &p).unwrap();
-    m.external_mut(ci).unwrap().submit(&p_for_c).unwrap();
+    assert!(m.external_mut(ci).unwrap().submit(&p_for_c).is_err(), "a nonce gap while A's payment is not in");
     let post_c =
         m.bob_call(&p, "post_nt", &PostNt { cct: id_c, side: Side::Receiver, nt: p_for_c.clone() }, Amount::ZERO);
     m.bob_ok(&post_c).unwrap();
@@ -468,6 +490,8 @@ fn a_receiver_side_payment_does_not_spend_a_nonce_reserved_as_sender() {
     let sent_a = m.external_mut(ci).unwrap().submit(&p_for_a);
     let post = m.bob_call(&p, "post_nt", &PostNt { cct: id_a, side: Side::Sender, nt: p_for_a.clone() }, Amount::ZERO);
     let posted = m.bob_exec(&post).unwrap().status;
+    // In nonce order: C's payment again.
+    m.external_mut(ci).unwrap().submit(&p_for_c).unwrap();
     // Q pays A honestly and proves it; P proves C's side.
     receiver_pays_and_proves(&mut m, id_a, &rec_a);
     let pt_c = m.proof_for(id_c, Side::Receiver, &p_for_c).unwrap().expect("landed");
@@ -595,7 +619,6 @@ fn crash_leftovers_in_the_wallet_registry() {
 /// Suggested fix: a temporary name unique per call (process id and a
 /// counter, or `tempfile::NamedTempFile::new_in`).
 #[test]
-#[ignore = "attack r10 [4]: two drivers signing the same terms at once race on one temporary file in the wallet"]
 fn racing_signatures_of_the_same_terms_all_succeed() {
     use gridledger_xchain::wallet::TermsRegistry;
     let dir = tempfile::tempdir().unwrap();

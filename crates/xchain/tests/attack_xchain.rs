@@ -57,7 +57,15 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let [ci, cj] = chains2(&m);
     let s = sender();
     let (id_a, rec_a) = open_cct(&mut m, &request_between(ci, cj, 1_000, 101));
-    let (id_b, rec_b) = open_cct(&mut m, &request_between(ci, cj, 1_000, 102));
+    // B names the sender's nonce A names (signed by hand: the wallet would
+    // refuse it), the receiver's next one (exact since attack R10-1).
+    let terms_b = gridledger_xchain::CctTerms {
+        nonce_i: rec_a.terms.nonce_i,
+        ..m.terms(&request_between(ci, cj, 1_000, 102)).unwrap()
+    };
+    m.bob_ok(&m.cct_tx(&s, &receiver(), terms_b.clone())).unwrap();
+    let id_b = terms_b.id();
+    let rec_b = m.cct(&id_b).unwrap();
     assert_eq!(rec_a.instruction(Side::Sender), rec_b.instruction(Side::Sender));
     m.wait_native_window(&rec_a).unwrap();
     m.wait_native_window(&rec_b).unwrap();

@@ -1,7 +1,7 @@
 //! Mutation sensitivity of the CCDI checks: each bug planted behind the
 //! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
 //! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature,
-//! SC_MPV takes the sender's agreed nonce as a floor)
+//! SC_MPV takes the sender's or the receiver's agreed nonce as a floor)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -36,6 +36,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("forget-claims") => Some(Mutation::ForgetClaims),
             Some("skip-signature") => Some(Mutation::SkipSignature),
             Some("nonce-floor") => Some(Mutation::NonceFloor),
+            Some("receiver-nonce-floor") => Some(Mutation::ReceiverNonceFloor),
             _ => None,
         };
     }
@@ -159,6 +160,31 @@ fn later_sender_nonce_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
+/// The mirror (attack R10-1): SC_MPV takes as the receiver's payment only
+/// the nonce its terms name; a transfer paying the receiver's instruction
+/// with a later nonce is refused.
+fn later_receiver_nonce_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [_, cb] = chains2(m);
+    let r = dev_key(1);
+    let (id, rec) = open_ccte(m)?;
+    let filler = m.native_transfer(cb, &r, dev_key(7).address(), 1).map_err(|e| e.to_string())?;
+    if filler.tx.nonce != rec.terms.nonce_j {
+        return Err(format!("the filler has nonce {}, the terms {}", filler.tx.nonce, rec.terms.nonce_j));
+    }
+    m.external_mut(cb).unwrap().submit(&filler).map_err(|e| e.to_string())?;
+    m.ticks(1).map_err(|e| e.to_string())?;
+    let (_, _, to, amount) = rec.instruction(Side::Receiver);
+    let late = m.native_transfer(cb, &r, to, amount).map_err(|e| e.to_string())?;
+    m.external_mut(cb).unwrap().submit(&late).map_err(|e| e.to_string())?;
+    m.ticks(2).map_err(|e| e.to_string())?;
+    let pt = m.proof_for(id, Side::Receiver, &late).map_err(|e| e.to_string())?.ok_or("late transfer included")?;
+    let tx = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Reverted(_) => Ok(()),
+        st => Err(format!("SC_MPV took nonce {} for the terms' {}: {st:?}", late.tx.nonce, rec.terms.nonce_j)),
+    }
+}
+
 /// A CCT that arrives after the deadline (before anyone finished the
 /// process) is stored for unlocking only, not in SC_F.
 fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
@@ -211,10 +237,11 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 6] = [
+const CHECKS: [(&str, Check); 7] = [
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
     ("later sender nonce", later_sender_nonce_refused),
+    ("later receiver nonce", later_receiver_nonce_refused),
     ("late CCT unlock-only", late_cct_is_unlock_only),
     ("double claim", double_claim_refused),
     ("forged settlement", forged_settlement_refused),
@@ -247,6 +274,7 @@ fn each_planted_bug_is_caught() {
         ("forget-claims", vec!["double claim"]),
         ("skip-signature", vec!["forged settlement"]),
         ("nonce-floor", vec!["later sender nonce"]),
+        ("receiver-nonce-floor", vec!["later receiver nonce"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

@@ -1018,10 +1018,14 @@ fn the_wallet_gives_a_sender_nonce_back_once_its_cct_completes() {
     // An open CCT signed through the wallet holds the sender's next nonce.
     let terms = m.try_terms(&request_between(ci, cj, 300, 42)).unwrap();
     m.bob_ok(&m.wallet_cct_tx(&sender(), &receiver(), terms.clone()).unwrap()).unwrap();
-    match m.swap(&request_between(ci, cj, 300, 43), Behaviour::Honest) {
+    // The terms builder skips it (attack R10-5); terms naming it are refused.
+    let next = m.try_terms(&request_between(ci, cj, 300, 43)).unwrap();
+    assert_eq!(next.nonce_i, terms.nonce_i + 1, "the builder names the sender's next nonce not held");
+    let same = gridledger_xchain::CctTerms { nonce_i: terms.nonce_i, ..next };
+    match m.wallet_cct_tx(&sender(), &receiver(), same) {
         Err(MbsError::Wallet(WalletError::NonceAlreadyAgreed { nonce, other, .. })) => {
             assert_eq!((nonce, other), (terms.nonce_i, Some(terms.id())));
         }
-        got => panic!("a second set of terms on nonce {}: {:?}", terms.nonce_i, got.map(|r| r.record)),
+        got => panic!("a second set of terms on nonce {}: {:?}", terms.nonce_i, got.map(|_| ())),
     }
 }

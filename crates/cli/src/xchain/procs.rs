@@ -1070,6 +1070,13 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let (min_x_i, max_x_i) = slippage_bounds(quote, a.slippage_bps);
         (min_x_i, max_x_i, min_x_b)
     };
+    // The parties' wallet registry (one directory for both here): each
+    // payer's nonce is its next one not held by other open terms, and
+    // neither party agrees two sets of terms naming one (payer, chain,
+    // nonce) (attacks R8-5, R10-1, R10-5).
+    let wallet = gridledger_xchain::wallet::TermsRegistry::open(&net.root.join(gridledger_xchain::mbs::WALLET_DIR))?;
+    let nonce_i = wallet.next_free(chain_i, &sender.address(), net.nonce(chain_i, &sender.address())?)?;
+    let nonce_j = wallet.next_free(chain_j, &receiver.address(), net.nonce(chain_j, &receiver.address())?)?;
     let terms = CctTerms {
         deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
@@ -1086,18 +1093,23 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         min_x_b,
         expires_at: net.height(bob_chain)? + bob::PRICE_WINDOW,
         salt: 1,
-        // The exact nonce of the sender's NT (attack R8-5).
-        nonce_i: net.nonce(chain_i, &sender.address())?,
-        nonce_floor_j: net.nonce(chain_j, &receiver.address())?,
+        // The exact nonces of the two NTs (attacks R8-5, R10-1).
+        nonce_i,
+        nonce_j,
     };
-    // The receiver signs through its wallet registry: never two sets of
-    // terms naming one sender nonce (attack R8-5).
-    let wallet = gridledger_xchain::wallet::TermsRegistry::open(&net.root.join(gridledger_xchain::mbs::WALLET_DIR))?;
+    // The receiver signs through its wallet, the sender agrees through its own.
     let receiver_sig = wallet.sign(&receiver, &terms, bob_chain)?;
+    wallet.agree(&terms)?;
     let signed_terms = terms.clone();
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
-    net.bob_ok(&cct)?;
+    if let Err(e) = net.bob_ok(&cct) {
+        // Refused: never stored, so its nonces are free again (attack R10-3).
+        if net.record::<CctRecord>(&bob::keys::cct(&id))?.is_none() {
+            wallet.release(&signed_terms)?;
+        }
+        return Err(e);
+    }
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     let kb = spec.kappa_bar;
     net.until("the native window", |net| {
@@ -1107,11 +1119,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let mut nts = Vec::new();
     for (side, key) in [(Side::Sender, &sender), (Side::Receiver, &receiver)] {
         let (chain, _payer, to, amount) = rec.instruction(side);
-        // The sender pays with exactly the terms' nonce, the receiver with its next.
-        let nonce = match side {
-            Side::Sender => rec.terms.nonce_i,
-            Side::Receiver => net.nonce(chain, &key.address())?,
-        };
+        // Each side pays with exactly the terms' nonce.
+        let nonce = rec.agreed_nonce(side);
         let nt = transfer(key, chain, nonce, to, Amount(amount), Amount(1));
         // Signed in the chain's signing domain (its genesis hash), as every transfer there.
         let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
@@ -1166,7 +1175,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     );
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     if rec.complete {
-        // No proof counts for it any more: the sender's nonce is free again.
+        // No proof counts for it any more: its nonces are free again.
         wallet.release(&signed_terms)?;
     }
     let after = [

@@ -53,9 +53,11 @@ pub fn request(x_j: u128, salt: u64) -> SwapRequest {
     SwapRequest { sender: sender(), receiver: receiver(), chain_i: I, chain_j: J, x_j, salt }
 }
 
-/// Phase 1 only: the CCT executed on the BoB.
+/// Phase 1 only: the CCT executed on the BoB, its terms agreed through the
+/// parties' wallet registry as their drivers do (attack R10-5).
 pub fn open_cct(m: &mut BobMbs, req: &SwapRequest) -> (Hash32, CctRecord) {
     let terms = m.terms(req).unwrap();
+    m.wallet.agree(&terms).expect("the wallet agrees");
     let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     m.bob_ok(&tx).expect("cct");
     let id = terms.id();
