@@ -2,40 +2,9 @@
 //! was `#[ignore]`d until fixed; the one finding is fixed and runs with
 //! the suite.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-
-/// Runs `gridledger` with `args` under a 4 GiB address-space limit (so a
-/// run that tries to take tens of GB fails fast instead of taking the
-/// machine down); `Some(exit code, stderr)` if it exits within `secs`,
-/// `None` if it had to be killed.
-fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 4194304; exec \"$0\" \"$@\"")
-        .arg(BIN)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            return Some((s.code(), err));
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::bounded::run_for;
 
 /// FINDING 1 (resource: the work budget leaves out the clients' windowed
 /// data, `clients × windows × window × channels × 4` bytes, held for the

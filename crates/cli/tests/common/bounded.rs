@@ -39,3 +39,19 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> (Option<ExitStatus>, St
     }
     (status, err)
 }
+
+/// `gridledger` with `args` (each passed as one argument, no shell word
+/// splitting) under a 4 GiB address-space limit, so a run that tries to
+/// take tens of GB fails fast instead of taking the machine down.
+pub fn under_4gib(args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg("ulimit -v 4194304; exec \"$0\" \"$@\"").arg(BIN).args(args);
+    c
+}
+
+/// [`run_within`] of [`under_4gib`]: `Some((exit code, stderr))` if it
+/// exits within `secs`, `None` if it had to be killed.
+pub fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
+    let (status, err) = run_within(&mut under_4gib(args), Duration::from_secs(secs));
+    status.map(|s| (s.code(), err))
+}
