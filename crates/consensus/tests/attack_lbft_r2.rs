@@ -19,7 +19,11 @@
 //! bounded per peer and tick; π^τ bounds undecided transactions per
 //! client and applies Situation 1's κ window to branch (a)).
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::late_input;
 
 use gridledger_consensus::lbft::aba::{Aba, AbaStep, CoinOracle};
 use gridledger_consensus::lbft::crypto::SimSig;
@@ -313,94 +317,6 @@ fn a_late_certificate_adds_no_second_value_in_a_later_round() {
     );
 }
 
-/// Three correct replicas (0, 1, 2) of `n = 4` run by hand; replica 3 is
-/// Byzantine and its messages are written by the test. Every message a
-/// correct replica sends waits in `queue` until the test delivers it.
-struct Lab {
-    reps: Vec<Replica<SimCrypto>>,
-    queue: Vec<(u32, u32, Message<SimSig, SimSig>)>,
-    delivered: Vec<Vec<gridledger_consensus::lbft::Delivery>>,
-}
-
-const LAB: Hash32 = Hash32([0x3c; 32]);
-
-impl Lab {
-    fn new() -> Self {
-        let reps = (0..3u32).map(|i| Replica::new(Config::new(4, i, LAB), SimCrypto::new(1, 4, i), Durable::default()));
-        Self { reps: reps.collect(), queue: Vec::new(), delivered: vec![Vec::new(); 3] }
-    }
-
-    fn absorb(&mut self, from: u32, s: gridledger_consensus::lbft::Step<SimSig, SimSig>) {
-        for (t, m) in s.messages {
-            match t {
-                gridledger_consensus::lbft::Target::All => {
-                    for to in (0..4u32).filter(|&to| to != from) {
-                        self.queue.push((from, to, m.clone()));
-                    }
-                }
-                gridledger_consensus::lbft::Target::One(to) => self.queue.push((from, to, m)),
-            }
-        }
-        self.delivered[from as usize].extend(s.delivered);
-    }
-
-    /// `m` from `from` reaches correct replica `to`.
-    fn hand(&mut self, from: u32, to: u32, m: Message<SimSig, SimSig>) {
-        let s = self.reps[to as usize].handle_message(from, m);
-        self.absorb(to, s);
-    }
-
-    /// Delivers queued messages to the correct replicas that `pass`
-    /// selects, until none is left.
-    fn pump(&mut self, pass: impl Fn(u32, u32, &Message<SimSig, SimSig>) -> bool) {
-        while let Some(i) = self.queue.iter().position(|(f, t, m)| *t != 3 && pass(*f, *t, m)) {
-            let (from, to, m) = self.queue.remove(i);
-            self.hand(from, to, m);
-        }
-    }
-
-    /// Delivers the first queued message of `from` to `to` in agreement 3
-    /// with this round and vote kind.
-    fn one(&mut self, from: u32, to: u32, round: u32, pass: impl Fn(&AbaVote<SimSig>) -> bool) {
-        let i = self
-            .queue
-            .iter()
-            .position(|(f, t, m)| {
-                *f == from
-                    && *t == to
-                    && matches!(m, Message::Aba { instance: 3, round: r, vote, .. } if *r == round && pass(vote))
-            })
-            .unwrap_or_else(|| panic!("no such message from {from} to {to} in round {round}"));
-        let (from, to, m) = self.queue.remove(i);
-        self.hand(from, to, m);
-    }
-
-    /// As [`Lab::one`], if such a message was sent (a replica that refuses
-    /// the attack's step does not send it); `true` if one was delivered.
-    fn maybe(&mut self, from: u32, to: u32, round: u32, pass: impl Fn(&AbaVote<SimSig>) -> bool) -> bool {
-        let found = self.queue.iter().position(|(f, t, m)| {
-            *f == from
-                && *t == to
-                && matches!(m, Message::Aba { instance: 3, round: r, vote, .. } if *r == round && pass(vote))
-        });
-        let Some(i) = found else {
-            return false;
-        };
-        let (from, to, m) = self.queue.remove(i);
-        self.hand(from, to, m);
-        true
-    }
-
-    /// A vote of the Byzantine replica 3 in its own agreement (3) to `to`.
-    fn z(&mut self, to: u32, round: u32, vote: AbaVote<SimSig>) {
-        self.hand(3, to, Message::Aba { epoch: 0, instance: 3, round, vote });
-    }
-}
-
-fn inst3(m: &Message<SimSig, SimSig>) -> bool {
-    matches!(m, Message::Aba { instance: 3, .. })
-}
-
 /// [1c] Finding [1] end to end with the replica: three correct replicas
 /// and a Byzantine proposer 3 (which echoes, votes and certifies only
 /// where it likes, as a Byzantine replica may). Replica 0 gets proposer
@@ -413,87 +329,14 @@ fn inst3(m: &Message<SimSig, SimSig>) -> bool {
 /// sequence among correct replicas with one Byzantine replica of four.
 #[test]
 fn a_late_acs_input_cannot_fork_the_delivered_sequence() {
-    let (a, b, c) = (0u32, 1u32, 2u32);
-    let mut lab = Lab::new();
-    for i in 0..3u32 {
-        let s = lab.reps[i as usize].start();
-        lab.absorb(i, s);
-        let s = lab.reps[i as usize].propose(0, vec![format!("tx of {i}").into_bytes()]);
-        lab.absorb(i, s);
-    }
-    // The Byzantine proposer's batch reaches replicas 0 and 1; with their
-    // echo shares and its own it forms a certificate and sends it to
-    // replica 0 only.
-    let zb = Batch::new(vec![b"tx of 3".to_vec()]);
-    let digest = zb.digest(&LAB, 0, 3);
-    lab.hand(3, a, Message::Val { epoch: 0, batch: zb.clone() });
-    lab.hand(3, b, Message::Val { epoch: 0, batch: zb });
-    let stmt = echo_statement(&LAB, 0, 3, &digest);
-    let mut shares: Vec<(u32, SimSig)> = lab
-        .queue
-        .iter()
-        .filter_map(|(f, t, m)| match m {
-            Message::Echo { proposer: 3, share, .. } if *t == 3 => Some((*f, share.clone())),
-            _ => None,
-        })
-        .collect();
-    shares.push((3, SimCrypto::new(1, 4, 3).sign_share(KeyUse::Cert, &stmt)));
-    let sig = SimCrypto::new(1, 4, 3).combine(KeyUse::Cert, &stmt, &shares).expect("three shares");
-    lab.hand(3, a, Message::Cert { epoch: 0, proposer: 3, digest, sig });
-    // The other three agreements run among the correct replicas; replica
-    // 1's last votes there (the others' Conf and Term) are delayed.
-    let held_for_b = |to: u32, m: &Message<SimSig, SimSig>| {
-        to == 1 && matches!(m, Message::Aba { instance: 0..=2, vote: AbaVote::Conf(_) | AbaVote::Term(_), .. })
-    };
-    lab.pump(|_, t, m| !inst3(m) && !held_for_b(t, m));
-    // Proposer 3's agreement, as in [1].
-    lab.z(b, 0, AbaVote::BVal(true));
-    lab.z(b, 0, AbaVote::BVal(false));
-    lab.one(a, b, 0, |v| *v == AbaVote::BVal(true));
-    lab.z(a, 0, AbaVote::BVal(true));
-    lab.one(b, a, 0, |v| *v == AbaVote::BVal(true));
-    lab.z(a, 0, AbaVote::Aux(true));
-    lab.one(b, a, 0, |v| matches!(v, AbaVote::Aux(_)));
-    lab.z(b, 0, AbaVote::Aux(true));
-    lab.one(a, b, 0, |v| matches!(v, AbaVote::Aux(_)));
-    lab.z(a, 0, AbaVote::Conf(2));
-    lab.one(b, a, 0, |v| matches!(v, AbaVote::Conf(_)));
-    lab.one(c, b, 0, |v| *v == AbaVote::BVal(false));
-    lab.z(c, 0, AbaVote::BVal(true));
-    lab.one(a, c, 0, |v| *v == AbaVote::BVal(true));
-    lab.z(c, 0, AbaVote::BVal(false));
-    lab.one(b, c, 0, |v| *v == AbaVote::BVal(false));
-    lab.one(a, c, 0, |v| matches!(v, AbaVote::Aux(_)));
-    lab.one(b, c, 0, |v| matches!(v, AbaVote::Aux(_)));
-    lab.one(a, c, 0, |v| matches!(v, AbaVote::Conf(_)));
-    lab.one(b, c, 0, |v| matches!(v, AbaVote::Conf(_)));
-    lab.one(c, b, 0, |v| matches!(v, AbaVote::Conf(_)));
-    lab.z(b, 0, AbaVote::Conf(3));
-    // Replica 1's delayed votes arrive: the ACS rule gives input 0 to
-    // proposer 3's agreement, which is in round 1 here.
-    lab.pump(|_, t, m| held_for_b(t, m));
-    lab.z(b, 1, AbaVote::BVal(false));
-    lab.z(c, 1, AbaVote::BVal(false));
-    // (A replica that refuses the late input sends no BVal(0) here: what
-    // was not sent cannot be delivered.)
-    lab.maybe(b, c, 1, |v| *v == AbaVote::BVal(false));
-    lab.maybe(c, b, 1, |v| *v == AbaVote::BVal(false));
-    lab.z(b, 1, AbaVote::Aux(false));
-    lab.z(c, 1, AbaVote::Aux(false));
-    lab.maybe(c, b, 1, |v| matches!(v, AbaVote::Aux(_)));
-    lab.maybe(b, c, 1, |v| matches!(v, AbaVote::Aux(_)));
-    lab.z(c, 1, AbaVote::Conf(1));
-    lab.maybe(b, c, 1, |v| matches!(v, AbaVote::Conf(_)));
-    // From here the network is fair (replica 3 falls silent): every
-    // correct replica delivers epoch 0.
-    lab.pump(|_, _, _| true);
-    let decisions: Vec<Option<Vec<(u32, Hash32)>>> =
-        lab.delivered.iter().map(|d| d.iter().find(|x| x.epoch == 0).map(|x| x.decision.clone())).collect();
-    let made: Vec<&Vec<(u32, Hash32)>> = decisions.iter().flatten().collect();
+    // The schedule lives in tests/common/late_input.rs (the mutation check
+    // runs it with the late input accepted and sees this fork).
+    let lab = late_input::schedule(|_| {});
+    let decisions = lab.epoch0();
+    let made: Vec<&Vec<u32>> = decisions.iter().flatten().collect();
     assert!(
         made.len() == 3 && made.windows(2).all(|w| w[0] == w[1]),
-        "correct replicas delivered epoch 0 with different batches (or, on a fair network, not at all): {:?}",
-        decisions.iter().map(|d| d.as_ref().map(|v| v.iter().map(|(p, _)| *p).collect::<Vec<_>>())).collect::<Vec<_>>()
+        "correct replicas delivered epoch 0 with different batches (or, on a fair network, not at all): {decisions:?}"
     );
 }
 
