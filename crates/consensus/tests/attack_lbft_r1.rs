@@ -5,12 +5,14 @@
 //! Run the findings with
 //! `cargo test -p gridledger-consensus --test attack_lbft_r1 -- --ignored`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use gridledger_consensus::lbft::sim::{check, run, Scenario, SchemeKind, SimTx};
-use gridledger_consensus::lbft::{
-    Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Message, Replica, SimCrypto, Target,
-};
+use common::lbft::{loaded_replica, pi_tau, sync_bytes};
+
+use gridledger_consensus::lbft::sim::{check, run, Scenario, SchemeKind};
+use gridledger_consensus::lbft::{Config, Durable, Message, Replica, SimCrypto};
 use gridledger_core::Hash32;
 use gridledger_sim::{Crash, Delay, NetConfig, Time};
 
@@ -116,50 +118,6 @@ fn control_no_crash_is_live() {
 
 // ---- [2] catch-up amplification ------------------------------------------------
 
-/// A replica holding `epochs` delivered epochs, each with one batch of
-/// `txs` transactions of `bytes` bytes per proposer.
-fn loaded_replica(epochs: u64, txs: usize, bytes: usize) -> Replica<SimCrypto> {
-    let n = 4;
-    let instance = Hash32([0x1b; 32]);
-    let mut delivered = Vec::new();
-    for e in 0..epochs {
-        let mut batches = Vec::new();
-        for p in 0..n as u32 {
-            let txs: Vec<Vec<u8>> = (0..txs)
-                .map(|c| {
-                    let mut t = SimTx { origin: p, counter: e << 32 | c as u64 }.bytes();
-                    t.resize(bytes, 0xab);
-                    t
-                })
-                .collect();
-            let batch = Batch::new(txs);
-            let digest = batch.digest(&instance, e, p);
-            // The replica restores its log without checking certificates
-            // (its own store vouches for them); any signature does here.
-            let sig = gridledger_consensus::lbft::crypto::SimSig { tag: digest };
-            batches.push(CertifiedBatch { proposer: p, digest, sig, batch });
-        }
-        delivered.push(DeliveredEpoch { epoch: e, batches });
-    }
-    let cfg = Config::new(n, 0, instance);
-    let durable = Durable { delivered, ..Durable::default() };
-    Replica::new(cfg, SimCrypto::new(1, n, 0), durable)
-}
-
-fn sync_bytes(
-    msgs: &[(
-        Target,
-        Message<gridledger_consensus::lbft::crypto::SimSig, gridledger_consensus::lbft::crypto::SimSig>,
-    )],
-) -> usize {
-    msgs.iter()
-        .filter_map(|(_, m)| match m {
-            Message::Sync { delivered } => Some(delivered.batches.iter().map(|b| b.batch.bytes()).sum::<usize>()),
-            _ => None,
-        })
-        .sum()
-}
-
 /// [2] A `SyncRequest` is a few bytes; the replica answers each one, from
 /// any peer, as often as it comes, with up to `sync_batch` whole delivered
 /// epochs (every accepted batch) plus `n` `Term` votes — no limit per peer
@@ -213,14 +171,8 @@ fn repeated_fetches_are_not_answered_in_full_each_time() {
 // ---- [3] π^τ's undecided area ---------------------------------------------------
 
 use gridledger_consensus::lbft::crypto::SimSig;
-use gridledger_consensus::lbft::txm::{LbftTx, Outcome, PiTau, PiTauConfig, Rejection, TbgConfig, Theta, Undecided};
+use gridledger_consensus::lbft::txm::{LbftTx, Outcome, Rejection, Theta, Undecided};
 use gridledger_core::ed25519::EdKeyPair;
-
-fn pi_tau(theta: Theta, max_pending: usize) -> PiTau {
-    let tbg = TbgConfig { tau: 4, groups: 2, kappa: 2, batch: 100, max_stored: 1_000 };
-    PiTau::new(PiTauConfig { replicas: 10, me: 0, theta, genesis: Hash32([7; 32]), max_pending, tbg })
-        .expect("valid configuration")
-}
 
 /// [3a] Rule-2 lets a client send one transaction per epoch, yet the
 /// undecided area (Situation 1: `e_n < e_c < e_n + κ`) takes any number of

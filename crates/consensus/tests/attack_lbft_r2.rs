@@ -24,12 +24,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::late_input;
+use common::lbft::{loaded_replica, pi_tau, sync_bytes};
 
 use gridledger_consensus::lbft::aba::{Aba, AbaStep, CoinOracle};
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
-    echo_statement, AbaVote, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, Said,
-    SimCrypto, ThresholdCrypto,
+    echo_statement, AbaVote, Batch, Config, Durable, KeyUse, Message, Replica, Said, SimCrypto, ThresholdCrypto,
 };
 use gridledger_core::Hash32;
 
@@ -436,37 +436,6 @@ fn f_plus_one_restarts_in_a_split_round_still_decide() {
 
 // ---- [3] sync answers: one per (peer, first epoch), any number of first epochs --------
 
-/// A replica holding `epochs` delivered epochs, each with one batch of
-/// `txs` transactions of `bytes` bytes per proposer (as in round 1).
-fn loaded_replica(epochs: u64, txs: usize, bytes: usize) -> Replica<SimCrypto> {
-    let n = 4;
-    let instance = Hash32([0x1b; 32]);
-    let mut delivered = Vec::new();
-    for e in 0..epochs {
-        let mut batches = Vec::new();
-        for p in 0..n as u32 {
-            let txs: Vec<Vec<u8>> = (0..txs).map(|c| [p as u8, e as u8, c as u8].repeat(bytes / 3)).collect();
-            let batch = Batch::new(txs);
-            let digest = batch.digest(&instance, e, p);
-            let sig = SimSig { tag: digest };
-            batches.push(CertifiedBatch { proposer: p, digest, sig, batch });
-        }
-        delivered.push(DeliveredEpoch { epoch: e, batches });
-    }
-    let durable = Durable { delivered, ..Durable::default() };
-    Replica::new(Config::new(n, 0, instance), SimCrypto::new(1, n, 0), durable)
-}
-
-fn sync_bytes(s: &gridledger_consensus::lbft::Step<SimSig, SimSig>) -> usize {
-    s.messages
-        .iter()
-        .filter_map(|(_, m)| match m {
-            Message::Sync { delivered } => Some(delivered.batches.iter().map(|b| b.batch.bytes()).sum::<usize>()),
-            _ => None,
-        })
-        .sum()
-}
-
 /// [3] Round 1's fix answers each `(peer, first epoch)` once per tick, so
 /// one peer repeating one `SyncRequest` draws one answer. But the key is
 /// the requested epoch: the same peer asking for `next = 0, 1, 2, …` (a
@@ -477,11 +446,11 @@ fn sync_bytes(s: &gridledger_consensus::lbft::Step<SimSig, SimSig>) -> usize {
 #[test]
 fn sync_requests_for_distinct_epochs_are_not_each_answered_in_full() {
     let mut r = loaded_replica(16, 64, 300);
-    let once = sync_bytes(&r.handle_message(1, Message::SyncRequest { next: 0 }));
+    let once = sync_bytes(&r.handle_message(1, Message::SyncRequest { next: 0 }).messages);
     assert!(once > 0, "the first request is answered");
     let mut total = once;
     for next in 1..16 {
-        total += sync_bytes(&r.handle_message(1, Message::SyncRequest { next }));
+        total += sync_bytes(&r.handle_message(1, Message::SyncRequest { next }).messages);
     }
     // The log holds 16 epochs, two answers' worth; round 1 bounded a
     // stream of requests to a few answers per tick.
@@ -554,14 +523,8 @@ fn fair_agreements_decide_alike_with_and_without_a_restart() {
 
 // ---- [4] π^τ's undecided area: one client, one DN, many epochs ------------------------
 
-use gridledger_consensus::lbft::txm::{LbftTx, Outcome, PiTau, PiTauConfig, TbgConfig, Theta, Undecided};
+use gridledger_consensus::lbft::txm::{LbftTx, Outcome, Theta, Undecided};
 use gridledger_core::ed25519::EdKeyPair;
-
-fn pi_tau(theta: Theta, max_pending: usize) -> PiTau {
-    let tbg = TbgConfig { tau: 4, groups: 2, kappa: 2, batch: 100, max_stored: 1_000 };
-    PiTau::new(PiTauConfig { replicas: 10, me: 0, theta, genesis: Hash32([7; 32]), max_pending, tbg })
-        .expect("valid configuration")
-}
 
 /// [4] Round 1's fix holds one undecided transaction per
 /// `(client, DN_c, e_c)`. But a transaction whose `DN_c` is one ahead of

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod late_input;
+pub mod lbft;
