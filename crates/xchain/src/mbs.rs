@@ -1296,12 +1296,10 @@ impl BobMbs {
         side: Side,
         nt: &SignedTransaction,
     ) -> Result<Option<ProofTx>, MbsError> {
-        if let Some(pt) = self.proof_for(id, side, nt)? {
-            return Ok(Some(pt));
-        }
         let key = (id, side as u8);
         if self.forward_spent.contains(&key) {
-            return Ok(None);
+            // Only `nt` itself may still prove the side.
+            return self.proof_for(id, side, nt);
         }
         let found = self.landed_proof(id, rec, side, nt)?;
         if found.is_none() && self.external(nt.tx.chain_id)?.account(&nt.sender()).nonce > nt.tx.nonce {

@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::second_bob::SecondBob;
 use common::*;
 use gridledger_core::Amount;
 use gridledger_xchain::bob::PostNt;
@@ -233,106 +234,6 @@ fn lp_joins_and_withdrawals_around_ccts_conserve_tokens_and_keep_the_price() {
 
 // ------------------------------------------------------------------- [5]
 
-/// A second BoB deployment following the same external chains (the
-/// setting of attack R4-7: a committee reusing its group key, or simply
-/// two BoBs over one public chain), run here beside a `BobMbs` on its
-/// chains' registrations.
-struct SecondBob {
-    chain: gridledger_xchain::EmbeddedChain,
-    config: gridledger_xchain::BobConfig,
-}
-
-impl SecondBob {
-    fn open(dir: &std::path::Path, m: &gridledger_xchain::mbs::BobMbs) -> Self {
-        use gridledger_core::crypto::KeyPair;
-        use gridledger_ledger::devnet::dev_key;
-        use gridledger_ledger::{Allocation, ContractRegistry, Genesis};
-        let keys: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
-        let funded = [dev_key(0), dev_key(1), dev_key(7), m.relayer.clone()];
-        let genesis = Genesis {
-            chain_id: m.bob.chain_id(),
-            timestamp: m.bob.chain().genesis().timestamp + 1,
-            state_buckets_log2: 10,
-            allocations: funded
-                .iter()
-                .map(|k| Allocation { address: k.address(), balance: Amount(1_000_000_000_000) })
-                .collect(),
-            validators: keys.iter().map(|k| k.public()).collect(),
-        };
-        let config = gridledger_xchain::BobConfig { deployment: genesis.hash(), ..m.config.clone() };
-        let mut registry = ContractRegistry::new();
-        let contract = gridledger_xchain::BobContract::new(config.clone()).unwrap();
-        registry.register(gridledger_xchain::BOB_CONTRACT_ID, std::sync::Arc::new(contract));
-        let chain = gridledger_xchain::EmbeddedChain::open(
-            dir,
-            genesis,
-            registry,
-            keys,
-            gridledger_xchain::Finality::Deterministic,
-        )
-        .unwrap();
-        Self { chain, config }
-    }
-
-    fn record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
-        use gridledger_ledger::StateRead;
-        let k = gridledger_ledger::state::contract_key(gridledger_xchain::BOB_CONTRACT_ID, key);
-        self.chain.chain().state().get(&k).and_then(|v| borsh::from_slice(&v).ok())
-    }
-
-    /// One BoB block holding `key`'s call; its receipt.
-    fn call<A: borsh::BorshSerialize>(
-        &mut self,
-        key: &gridledger_core::crypto::KeyPair,
-        method: &str,
-        args: &A,
-        value: u128,
-    ) -> gridledger_ledger::Receipt {
-        let nonce = self.chain.next_nonce(&key.address());
-        let tx = gridledger_xchain::mbs::bob_call_signed(
-            key,
-            self.chain.chain_id(),
-            &self.chain.domain(),
-            nonce,
-            method,
-            args,
-            Amount(value),
-        );
-        let h = self.chain.submit(&tx).unwrap();
-        self.chain.tick().unwrap();
-        self.chain.receipt(&h).unwrap().expect("included")
-    }
-
-    fn ok<A: borsh::BorshSerialize>(
-        &mut self,
-        key: &gridledger_core::crypto::KeyPair,
-        method: &str,
-        args: &A,
-        value: u128,
-    ) {
-        let r = self.call(key, method, args, value);
-        assert_eq!(r.status, gridledger_ledger::TxStatus::Success, "second BoB refused {method}");
-    }
-
-    /// Relays every header of `m`'s external chains this BoB lacks.
-    fn catch_up(&mut self, m: &gridledger_xchain::mbs::BobMbs) {
-        use gridledger_xchain::bob::{keys, Relay};
-        for c in m.chain_ids() {
-            loop {
-                let tip = self.record::<(u64, gridledger_core::Hash32)>(&keys::tip(c)).map_or(0, |t| t.0);
-                let top = m.external(c).unwrap().height().min(tip + 8);
-                if top <= tip {
-                    break;
-                }
-                let headers =
-                    (tip + 1..=top).map(|h| m.external(c).unwrap().sealed_header(h).unwrap().unwrap()).collect();
-                let relayer = m.relayer.clone();
-                self.ok(&relayer, "relay", &Relay { chain: c, headers }, 0);
-            }
-        }
-    }
-}
-
 /// One native payment proves the sender's side of two CCTs on two BoB
 /// deployments that follow the same chain: the sender pays `x_i` once and
 /// is paid `x_j` twice.
@@ -358,7 +259,7 @@ impl SecondBob {
 /// refused for A (`NonceNotAgreed`): never both.
 #[test]
 fn one_payment_does_not_prove_ccts_on_two_deployments() {
-    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, Claim, ProofTx, Provide};
+    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, ProofTx};
     use gridledger_xchain::wallet::{TermsRegistry, WalletError};
     use gridledger_xchain::{CctRecord, XchainError};
     let dir = tempfile::tempdir().unwrap();
@@ -369,23 +270,11 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     let [ci, cj] = chains2(&m);
     let (s, r, p) = (sender(), receiver(), provider());
     let bob = m.bob.chain_id();
-    // The second BoB's pool (Π_CCTC claims on its own TPK_Addr_i) and deposits.
-    let mut amounts = Vec::new();
     for c in m.chain_ids() {
-        let tpk = d2.config.tpk_address(c);
-        assert_ne!(tpk, m.config.tpk_address(c), "R4-7: each deployment has its own TPK_Addr_i");
-        let nt = m.native_transfer(c, &p, tpk, 10_000).unwrap();
-        m.external_mut(c).unwrap().submit(&nt).unwrap();
-        m.tick().unwrap();
-        let (height, proof) = m.external(c).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
-        d2.catch_up(&m);
-        d2.ok(&p, "claim", &Claim { chain: c, height, nt, proof }, 0);
-        amounts.push((c, 10_000u128));
+        assert_ne!(d2.config.tpk_address(c), m.config.tpk_address(c), "R4-7: each deployment has its own TPK_Addr_i");
     }
-    amounts.push((bob, 20_000));
-    d2.ok(&p, "provide", &Provide { amounts }, 20_000);
-    d2.ok(&s, "deposit", &(), 100_000);
-    d2.ok(&r, "deposit", &(), 100_000);
+    // The second BoB's pool (Π_CCTC claims on its own TPK_Addr_i) and deposits.
+    d2.fund(&mut m);
     // The receiver's one wallet for both deployments.
     let wallet = TermsRegistry::open(wdir.path()).unwrap();
     m.use_wallet(wallet.clone());

@@ -15,9 +15,9 @@ use common::*;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_ledger::{SignedTransaction, TxKind, TxStatus};
-use gridledger_xchain::bob::{CctV, PostNt, ProofTx};
+use gridledger_xchain::bob::{CctTerms, CctV, PostNt, ProofTx};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec, FORWARDING_PER_TICK};
-use gridledger_xchain::{Side, SideState};
+use gridledger_xchain::{CctRecord, Side, SideState};
 
 /// The relayer's `prove`/`prove_relayed` calls for `id` in BoB blocks
 /// `from..=tip`, with their receipts' status.
@@ -51,6 +51,63 @@ fn relayer_queue(m: &BobMbs) -> u64 {
     use gridledger_ledger::state::StateRead;
     let a = m.relayer.address();
     m.bob.next_nonce(&a) - m.bob.chain().state().account(&a).nonce
+}
+
+/// `n` exchanges of `x_j` agreed at once between the sender and the
+/// receiver (salts `salt..salt + n`), expiring 64 blocks later than
+/// usual; exchange `k` names the receiver's nonce `nonce_j + k` and, if
+/// `sender_too`, the sender's `nonce_i + k` (the terms name both exactly,
+/// so each side pays each CCT with its own nonce).
+fn many_terms(m: &BobMbs, n: u64, x_j: u128, salt: u64, sender_too: bool) -> Vec<CctTerms> {
+    let [ci, cj] = chains2(m);
+    (0..n)
+        .map(|k| {
+            let mut t = m.try_terms(&request_between(ci, cj, x_j, salt + k)).unwrap();
+            t.expires_at += 64;
+            t.nonce_j += k;
+            if sender_too {
+                t.nonce_i += k;
+            }
+            t
+        })
+        .collect()
+}
+
+/// Stores every CCT of `terms` on the BoB; their records.
+fn store_all(m: &mut BobMbs, terms: &[CctTerms]) -> Vec<CctRecord> {
+    let (s, r) = (sender(), receiver());
+    for t in terms {
+        m.bob.submit(&m.cct_tx(&s, &r, t.clone())).unwrap();
+    }
+    while terms.iter().any(|t| m.cct(&t.id()).is_none()) {
+        m.tick().unwrap();
+    }
+    terms.iter().map(|t| m.cct(&t.id()).expect("CCT executed")).collect()
+}
+
+/// Ticks until every side in `sides` of every CCT of `terms` has its NT
+/// posted on the BoB.
+fn wait_posted(m: &mut BobMbs, terms: &[CctTerms], sides: &[Side]) {
+    let posted = |m: &BobMbs, t: &CctTerms, side: Side| {
+        m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&t.id(), side)).is_some()
+    };
+    while !terms.iter().all(|t| sides.iter().all(|&side| posted(m, t, side))) {
+        m.tick().unwrap();
+    }
+}
+
+/// Lets both deadlines of every record pass; a stranger then sends every
+/// CCT's CCT_V (sub-situation 2 for every side not proved).
+fn cct_v_after_deadlines(m: &mut BobMbs, recs: &[CctRecord], terms: &[CctTerms]) {
+    let [ci, cj] = chains2(m);
+    let last = recs.iter().map(|r| r.deadline_i.max(r.deadline_j)).max().unwrap();
+    while m.bob_tip(ci) < last || m.bob_tip(cj) < last {
+        m.tick().unwrap();
+    }
+    let a = dev_key(2);
+    for t in terms {
+        m.bob.submit(&m.bob_call(&a, "cct_v", &CctV { cct: t.id() }, Amount::ZERO)).unwrap();
+    }
 }
 
 // ------------------------------------------------------------------- [1]
@@ -194,15 +251,7 @@ fn the_forwarding_duty_is_capped_per_tick() {
     let x_j = 10u128;
     let x_i = m.quote(x_j, ci, cj).unwrap();
     // N exchanges agreed at once between the attacker's two accounts.
-    let mut terms = Vec::new();
-    for k in 0..N {
-        let mut t = m.try_terms(&request_between(ci, cj, x_j, 9_000 + k)).unwrap();
-        t.expires_at += 64;
-        // Each side pays each CCT with its own nonce (the terms name both exactly).
-        t.nonce_i += k;
-        t.nonce_j += k;
-        terms.push(t);
-    }
+    let terms = many_terms(&m, N, x_j, 9_000, true);
     let (fi, fj) = (terms[0].nonce_i, terms[0].nonce_j);
     // Both sides pay every CCT at once, before the CCTs execute (TooEarly for good).
     let mut nts: Vec<(SignedTransaction, SignedTransaction)> = Vec::new();
@@ -220,13 +269,7 @@ fn the_forwarding_duty_is_capped_per_tick() {
     }) {
         m.tick().unwrap();
     }
-    for t in &terms {
-        m.bob.submit(&m.cct_tx(&s, &r, t.clone())).unwrap();
-    }
-    while terms.iter().any(|t| m.cct(&t.id()).is_none()) {
-        m.tick().unwrap();
-    }
-    let recs: Vec<_> = terms.iter().map(|t| m.cct(&t.id()).expect("CCT executed")).collect();
+    let recs = store_all(&mut m, &terms);
     assert!(recs.iter().all(|r| r.x_i == x_i));
     for (k, t) in terms.iter().enumerate() {
         let id = t.id();
@@ -243,21 +286,9 @@ fn the_forwarding_duty_is_capped_per_tick() {
             ))
             .unwrap();
     }
-    let posted = |m: &BobMbs, t: &gridledger_xchain::bob::CctTerms, side| {
-        m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&t.id(), side)).is_some()
-    };
-    while !terms.iter().all(|t| posted(&m, t, Side::Sender) && posted(&m, t, Side::Receiver)) {
-        m.tick().unwrap();
-    }
+    wait_posted(&mut m, &terms, &[Side::Sender, Side::Receiver]);
     // Both deadlines pass; the attacker sends every CCT_V itself.
-    let last = recs.iter().map(|r| r.deadline_i.max(r.deadline_j)).max().unwrap();
-    while m.bob_tip(ci) < last || m.bob_tip(cj) < last {
-        m.tick().unwrap();
-    }
-    let a = dev_key(2);
-    for t in &terms {
-        m.bob.submit(&m.bob_call(&a, "cct_v", &CctV { cct: t.id() }, Amount::ZERO)).unwrap();
-    }
+    cct_v_after_deadlines(&mut m, &recs, &terms);
     // Each tick: how many transactions the node sends, and how many wait after its block.
     let (mut most_sent, mut most_queued, mut lag) = (0, 0, 0);
     for _ in 0..6 {
@@ -398,25 +429,13 @@ fn the_nodes_relays_take_the_place_of_cheap_calls_in_a_full_mempool() {
 fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec { kappa: 32, ..MbsSpec::default() });
-    let [ci, cj] = chains2(&m);
-    let (s, r) = (sender(), receiver());
+    let [_, cj] = chains2(&m);
+    let r = receiver();
     const N: u64 = 300;
-    let mut terms = Vec::new();
-    for k in 0..N {
-        let mut t = m.try_terms(&request_between(ci, cj, 10, 20_000 + k)).unwrap();
-        t.expires_at += 64;
-        // The receiver pays each CCT with its own nonce (the terms name it exactly).
-        t.nonce_j += k;
-        terms.push(t);
-    }
+    // The receiver pays each CCT with its own nonce (the terms name it exactly).
+    let terms = many_terms(&m, N, 10, 20_000, false);
     let fj = terms[0].nonce_j;
-    for t in &terms {
-        m.bob.submit(&m.cct_tx(&s, &r, t.clone())).unwrap();
-    }
-    while terms.iter().any(|t| m.cct(&t.id()).is_none()) {
-        m.tick().unwrap();
-    }
-    let recs: Vec<_> = terms.iter().map(|t| m.cct(&t.id()).unwrap()).collect();
+    let recs = store_all(&mut m, &terms);
     for rec in &recs {
         m.wait_native_window(rec).unwrap();
     }
@@ -430,12 +449,8 @@ fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
         m.bob.submit(&post).unwrap();
         nts.push(nt);
     }
-    let posted = |m: &BobMbs, t: &gridledger_xchain::bob::CctTerms| {
-        m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&t.id(), Side::Receiver)).is_some()
-    };
-    while !terms.iter().all(|t| posted(&m, t))
-        || nts.iter().any(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().is_none())
-    {
+    wait_posted(&mut m, &terms, &[Side::Receiver]);
+    while nts.iter().any(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().is_none()) {
         m.tick().unwrap();
     }
     for (rec, nt) in recs.iter().zip(&nts) {
@@ -443,14 +458,7 @@ fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
         assert!(h > rec.e_j + m.config.kappa_bar && h < rec.deadline_j, "NT inside the window");
     }
     // The deadlines pass; CCT_V opens sub-situation 2 for every receiver.
-    let last = recs.iter().map(|r| r.deadline_i.max(r.deadline_j)).max().unwrap();
-    while m.bob_tip(ci) < last || m.bob_tip(cj) < last {
-        m.tick().unwrap();
-    }
-    let a = dev_key(2);
-    for t in &terms {
-        m.bob.submit(&m.bob_call(&a, "cct_v", &CctV { cct: t.id() }, Amount::ZERO)).unwrap();
-    }
+    cct_v_after_deadlines(&mut m, &recs, &terms);
     m.bob.tick().unwrap();
     assert!(terms.iter().all(|t| m.cct(&t.id()).unwrap().verified), "every CCT in sub-situation 2");
     let mut most = 0;

@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod second_bob;
+
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::dev_key;
