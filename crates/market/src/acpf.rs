@@ -9,7 +9,7 @@
 //! solved by a banded LU with partial pivoting ([`BandLu`]) in reverse
 //! Cuthill–McKee bus order, the two unknowns of a bus side by side, so a
 //! step costs `O(n β²)` for bus bandwidth `β` (a radial feeder: `β` of a few
-//! buses) instead of the dense `O(n³)`. Up to [`MAX_MODEL_BUSES`] buses are
+//! buses) instead of the dense `O(n³)`. Up to [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) buses are
 //! accepted, and a case whose step would need more than [`MAX_AC_PF_WORK`]
 //! multiply-adds (a large, densely meshed network) is refused with
 //! [`ModelError::TooMuchAcWork`] before anything of its size is built.
@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::case::{BusType, Case};
 use crate::linalg::{BandLu, C64};
-use crate::{ModelError, MAX_MODEL_BUSES};
+use crate::ModelError;
 
 /// Options of the Newton–Raphson solve.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +110,7 @@ impl Ybus {
 /// Most multiply-adds one Newton step's banded LU may take
 /// ([`BandLu::work`] of the Jacobian in reverse Cuthill–McKee order):
 /// 2·10⁹, of the order of seconds per step in a release build (ten steps
-/// at most). A radial feeder of the 5 000 buses [`MAX_MODEL_BUSES`] allows
+/// at most). A radial feeder of the 5 000 buses [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) allows
 /// needs about 2·10⁵; a meshed case of `n` buses and ordered bandwidth `β`
 /// about `16 n β²` (3 000 buses: `β` up to about 200). What needs more is
 /// refused ([`ModelError::TooMuchAcWork`]) before anything of its size is
@@ -157,14 +157,10 @@ fn rcm(n: usize, adj: &[Vec<usize>]) -> (Vec<usize>, usize) {
 
 /// Runs the AC power flow of a case as given (generator set-points and loads).
 pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
-    let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
-    let ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
+    let buses = case.live_buses()?;
+    let (live, ids) = (&buses.live, &buses.ids);
+    let pos = |id: u32| buses.pos(id);
     let n = ids.len();
-    if n > MAX_MODEL_BUSES {
-        return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
-    }
-    let at: std::collections::HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-    let pos = |id: u32| at.get(&id).copied();
     // the Newton system's size, before anything of it is built: two
     // unknowns per bus interleaved in reverse Cuthill–McKee order, so the
     // Jacobian is banded (bus bandwidth β: 2β + 1 sub- and super-diagonals)

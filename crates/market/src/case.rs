@@ -166,6 +166,18 @@ impl Case {
         self.branches.iter().filter(|b| b.in_service)
     }
 
+    /// The buses a network model covers ([`LiveBuses`]); refuses more than
+    /// [`crate::MAX_MODEL_BUSES`] before anything of their size is built.
+    pub(crate) fn live_buses(&self) -> Result<LiveBuses, crate::ModelError> {
+        let live: Vec<usize> = (0..self.buses.len()).filter(|&i| self.buses[i].kind != BusType::Isolated).collect();
+        if live.len() > crate::MAX_MODEL_BUSES {
+            return Err(crate::ModelError::TooLarge { buses: live.len(), max: crate::MAX_MODEL_BUSES });
+        }
+        let ids: Vec<u32> = live.iter().map(|&i| self.buses[i].id).collect();
+        let index = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+        Ok(LiveBuses { live, ids, index })
+    }
+
     /// True when the in-service branches form a tree over the non-isolated
     /// buses (a branch to an isolated bus is in no model, so it does not
     /// count).
@@ -725,4 +737,26 @@ fn check_connected(case: &Case) -> Result<(), CaseError> {
         }
     }
     Ok(())
+}
+
+/// Every bus of a case that is not isolated, in file order: the buses of
+/// the DC, DistFlow and AC models, model index `k` for `ids[k]`.
+pub(crate) struct LiveBuses {
+    /// Their indices in [`Case::buses`].
+    pub live: Vec<usize>,
+    /// Their bus ids.
+    pub ids: Vec<u32>,
+    index: std::collections::HashMap<u32, usize>,
+}
+
+impl LiveBuses {
+    /// The model index of bus `id` (`None`: no such live bus).
+    pub fn pos(&self, id: u32) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// The model index of the case's reference bus.
+    pub fn reference(&self, case: &Case) -> Result<usize, crate::ModelError> {
+        self.pos(case.buses[case.ref_index()].id).ok_or(crate::ModelError::NoReference)
+    }
 }

@@ -8,9 +8,9 @@
 //! shift angles are not modelled (none of the shipped cases has one).
 //! All quantities are per unit on the case's `baseMVA`.
 
-use crate::case::{BusType, Case};
+use crate::case::Case;
 use crate::linalg::LinalgError;
-use crate::{ModelError, MAX_MODEL_BUSES, MAX_PTDF_ENTRIES};
+use crate::{ModelError, MAX_PTDF_ENTRIES};
 use clarabel::algebra::CscMatrix;
 use clarabel::qdldl::{QDLDLFactorisation, QDLDLSettingsBuilder};
 
@@ -64,15 +64,10 @@ pub struct DcFlow {
 
 impl DcModel {
     pub fn new(case: &Case) -> Result<DcModel, ModelError> {
-        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
-        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
-        let n = bus_ids.len();
-        if n > MAX_MODEL_BUSES {
-            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
-        }
-        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let pos = |id: u32| at.get(&id).copied();
-        let ref_idx = pos(case.buses[case.ref_index()].id).ok_or(ModelError::NoReference)?;
+        let buses = case.live_buses()?;
+        let pos = |id: u32| buses.pos(id);
+        let ref_idx = buses.reference(case)?;
+        let n = buses.ids.len();
         let mut lines = Vec::new();
         let mut limits = Vec::new();
         for (k, br) in case.branches.iter().enumerate() {
@@ -140,7 +135,7 @@ impl DcModel {
             }
             ptdf.push(row);
         }
-        Ok(DcModel { base_mva: case.base_mva, bus_ids, ref_idx, lines, limits, ptdf })
+        Ok(DcModel { base_mva: case.base_mva, bus_ids: buses.ids, ref_idx, lines, limits, ptdf })
     }
 
     /// Net injections of the case's in-service generators minus loads and

@@ -10,8 +10,8 @@
 //! the root paths of `j` and `k` (and `X` the same with `x`).
 //! All quantities are per unit on the case's `baseMVA`.
 
-use crate::case::{BusType, Case};
-use crate::{ModelError, MAX_DISTFLOW_ENTRIES, MAX_MODEL_BUSES};
+use crate::case::Case;
+use crate::{ModelError, MAX_DISTFLOW_ENTRIES};
 
 /// A radial feeder's LinDistFlow model.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ impl DistFlow {
 /// rated parent line, each a dense row over the buses. Costs O(buses +
 /// branches) and allocates nothing n²-sized, so a caller can budget the
 /// model (and what an algorithm does with its rows) before building it.
-/// Refuses meshed networks and more than [`MAX_MODEL_BUSES`] buses as
+/// Refuses meshed networks and more than [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) buses as
 /// [`DistFlow::new`] does; does not apply [`MAX_DISTFLOW_ENTRIES`].
 pub fn row_pairs(case: &Case) -> Result<(usize, usize), ModelError> {
     let tree = Tree::new(case)?;
@@ -187,15 +187,10 @@ impl Tree {
         if !case.is_radial() {
             return Err(ModelError::NotRadial);
         }
-        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
-        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
-        let n = bus_ids.len();
-        if n > MAX_MODEL_BUSES {
-            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
-        }
-        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let pos = |id: u32| at.get(&id).copied();
-        let root = pos(case.buses[case.ref_index()].id).ok_or(ModelError::NoReference)?;
+        let buses = case.live_buses()?;
+        let pos = |id: u32| buses.pos(id);
+        let root = buses.reference(case)?;
+        let n = buses.ids.len();
         let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
         for (k, br) in case.branches.iter().enumerate().filter(|(_, b)| b.in_service) {
             let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
@@ -223,7 +218,7 @@ impl Tree {
         if order.len() != n {
             return Err(ModelError::NotRadial);
         }
-        Ok(Tree { live, bus_ids, root, parent, parent_branch, order })
+        Ok(Tree { live: buses.live, bus_ids: buses.ids, root, parent, parent_branch, order })
     }
 
     /// Row pairs of the market rows (see [`row_pairs`]).
