@@ -9,8 +9,8 @@
 
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
-    echo_statement, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Fault, KeyUse, Message, PersistOp,
-    Replica, SimCrypto, ThresholdCrypto,
+    echo_statement, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Fault, KeyUse, Message, PersistOp, Replica,
+    SimCrypto, ThresholdCrypto,
 };
 use gridledger_core::Hash32;
 
@@ -134,4 +134,93 @@ fn synced_record_from_correct_sender_first_is_sound() {
         })
         .expect("adopted");
     assert!(d.batches.iter().all(|b| cert_ok(0, b)));
+}
+
+// ---- [2] π^τ: undecided transactions that can never be batched are held for good -----
+
+use gridledger_consensus::lbft::txm::{LbftTx, Outcome, PiTau, PiTauConfig, Rejection, TbgConfig, Theta, Undecided};
+use gridledger_core::ed25519::EdKeyPair;
+
+fn pi_tau(max_pending: usize) -> PiTau {
+    let tbg = TbgConfig { tau: 4, groups: 2, kappa: 2, batch: 100, max_stored: 1_000 };
+    PiTau::new(PiTauConfig { replicas: 10, me: 0, theta: Theta::ALWAYS, genesis: Hash32([7; 32]), max_pending, tbg })
+        .expect("valid configuration")
+}
+
+/// Delivers empty blocks for epochs `from..to`.
+fn pass_epochs(p: &mut PiTau, from: u64, to: u64) {
+    for e in from..to {
+        let _ = p.on_block(e, Hash32([(e % 251) as u8; 32]), &[]);
+    }
+}
+
+/// [2] Round 2 bounded one client to `κ + 1` undecided transactions and
+/// put branch (a) (`DN_c = known + 1`, `AwaitingLastDelivery`) under
+/// Situation 1's κ window — but only for `e_c` ahead of the local epoch.
+/// An `e_c` long in the *past* is held too, and held for ever: nothing
+/// ever expires an undecided transaction, and re-examination on each
+/// block holds it again while its client's `DN_c = 0` never comes. Such a
+/// transaction can never be batched either (its TBG bucket was consulted
+/// long ago: `StoreError::Stale`). So `⌈max_pending / (κ + 1)⌉` throw-away
+/// keys (free to make), each signing `κ + 1` transactions with `DN_c = 1`
+/// for old epochs, once, fill every replica's undecided area for good —
+/// each replica they are sent to — and every honest client's undecided
+/// transaction (one sent for the next epoch, or before its previous one
+/// is delivered) is refused with `PendingFull` from then on, epochs later.
+///
+/// What should happen: an undecided transaction that can no longer be
+/// batched (an `e_c` older than the TBG window) is refused, and held ones
+/// expire once their epoch falls out of it.
+#[test]
+#[ignore = "attack r3: pi-tau holds DN+1 transactions for long-past epochs for ever; throw-away keys fill the undecided area"]
+fn stale_undecided_transactions_do_not_hold_the_area_for_ever() {
+    let max_pending = 64;
+    let mut p = pi_tau(max_pending);
+    pass_epochs(&mut p, 1, 50);
+    let per_key = p.max_pending_per_client() as u64;
+    let mut held = 0;
+    for k in 0..(max_pending as u64).div_ceil(per_key) {
+        let key = EdKeyPair::from_seed(&format!("throw-away-{k}"));
+        for e in 10..10 + per_key {
+            if let Outcome::Pending(_) = p.receive(LbftTx::sign(&key, e, b"x".to_vec(), 1, e + 1)) {
+                held += 1;
+            }
+        }
+    }
+    assert_eq!(held, max_pending, "transactions with DN_c = 1 for epochs 10.. at local epoch 50 are held");
+    // A thousand epochs later they are still there.
+    pass_epochs(&mut p, 50, 1_050);
+    let honest = EdKeyPair::from_seed("honest");
+    let e_n = p.local_epoch();
+    let out = p.receive(LbftTx::sign(&honest, e_n + 1, b"pay 5 Wh".to_vec(), 0, e_n + 2));
+    assert_eq!(
+        out,
+        Outcome::Pending(Undecided::AwaitingEpoch),
+        "at local epoch {e_n}, {} undecided transactions signed for epochs 10..13 still hold the area",
+        p.pending()
+    );
+}
+
+/// Held up: one key alone holds at most `κ + 1` undecided transactions,
+/// whatever epochs and delivery numbers it signs.
+#[test]
+fn one_key_holds_at_most_kappa_plus_one() {
+    let mut p = pi_tau(64);
+    pass_epochs(&mut p, 1, 50);
+    let key = EdKeyPair::from_seed("greedy");
+    let mut held = 0;
+    for e in 0..200u64 {
+        if let Outcome::Pending(_) = p.receive(LbftTx::sign(&key, e, b"x".to_vec(), 1, e + 1)) {
+            held += 1;
+        }
+    }
+    assert_eq!(held, p.max_pending_per_client());
+    let out = p.receive(LbftTx::sign(&key, 51, b"y".to_vec(), 1, 52));
+    assert!(
+        matches!(
+            out,
+            Outcome::Rejected(Rejection::ClientPendingFull { .. }) | Outcome::Rejected(Rejection::ClientPending)
+        ),
+        "{out:?}"
+    );
 }
