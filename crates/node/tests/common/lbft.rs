@@ -81,6 +81,12 @@ impl Net {
         }
     }
 
+    /// Delivers `bytes` to validator `to` as if validator `from` had sent
+    /// them (a Byzantine peer speaking in `from`'s place).
+    pub fn inject(&self, to: usize, from: u32, bytes: Vec<u8>) {
+        let _ = self.inboxes[to].lock().unwrap().send(Input::Peer { from, bytes });
+    }
+
     /// Starts validator `i` on `disk`.
     pub fn start(&self, i: usize, disk: Arc<SimDisk>) -> Validator {
         let home = self.dir.join(format!("validator-{i}"));
