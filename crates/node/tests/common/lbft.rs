@@ -87,6 +87,14 @@ impl Net {
         let _ = self.inboxes[to].lock().unwrap().send(Input::Peer { from, bytes });
     }
 
+    /// Drops what was sent to validator `i` while it was never started (a
+    /// validator that was down gets nothing it missed from its links).
+    pub fn drop_queued(&self, i: usize) {
+        if let Some(inbox) = self.first[i].lock().unwrap().as_ref() {
+            while inbox.try_recv().is_ok() {}
+        }
+    }
+
     /// Starts validator `i` on `disk`.
     pub fn start(&self, i: usize, disk: Arc<SimDisk>) -> Validator {
         let home = self.dir.join(format!("validator-{i}"));
