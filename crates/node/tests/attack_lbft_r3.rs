@@ -170,3 +170,54 @@ fn forged_sync_record_does_not_brick_a_catching_up_validator() {
         adopted == forged
     );
 }
+
+/// [5] Round 2 bounded the replica's sync answers to each delivered
+/// record once per peer and tick, so that a stream of tiny requests
+/// draws no stream of whole epochs. The node answers a `SyncRequest`
+/// below the replica's in-memory log (`retain_epochs`, 64) from its store
+/// instead, and there only a token bucket (16 at once, one more every
+/// 50 ms) limits it: a Byzantine validator that repeats
+/// `SyncRequest { next: 0 }` gets the same `sync_batch` (8) stored epochs
+/// — whole epochs, every accepted batch — 16 times at once and 20 times a
+/// second after that, for ever, from every correct validator.
+///
+/// What should happen: the store path keeps the replica's rule (each
+/// record at most once per peer and tick).
+#[test]
+#[ignore = "attack r3: sync requests below the retained log are answered from the store again and again"]
+fn stored_epochs_are_served_once_per_peer_and_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let byz = net.take_inbox(3).expect("validator 3 never starts");
+    let vs: Vec<Validator> = (0..3).map(|i| net.start(i, SimDisk::new())).collect();
+    // More delivered epochs than the in-memory log keeps.
+    let mut nonce = 0;
+    while stored_epoch(&vs[0], 70).is_none() {
+        let h = submit(&vs[0], 0, nonce, 1).remove(0).expect("admitted");
+        nonce += 1;
+        assert!(within(60, || committed(&vs[0], &h)), "transfer {nonce} commits");
+        assert!(nonce < 1_000, "70 epochs within 1,000 transfers");
+    }
+    while byz.try_recv().is_ok() {}
+    for _ in 0..64 {
+        net.inject(0, 3, wire(&Msg::SyncRequest { next: 0 }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut copies = 0;
+    while let Ok(input) = byz.try_recv() {
+        if let gridledger_node::validator::Input::Peer { from: 0, bytes } = input {
+            if let Some((&WIRE_LBFT, body)) = bytes.split_first() {
+                if let Ok(Msg::Sync { delivered }) = decode::<Msg>(body, usize::MAX) {
+                    copies += usize::from(delivered.epoch == 0);
+                }
+            }
+        }
+    }
+    for v in vs {
+        v.node.shutdown();
+    }
+    assert!(
+        copies <= 4,
+        "64 requests of a few bytes drew {copies} copies of stored epoch 0 within 300 ms (tick 100 ms)"
+    );
+}

@@ -95,6 +95,12 @@ impl Net {
         }
     }
 
+    /// The inbox of validator `i` if it was never started: a test reads
+    /// what the others send it (speaking as a Byzantine validator `i`).
+    pub fn take_inbox(&self, i: usize) -> Option<Receiver<Input>> {
+        self.first[i].lock().unwrap().take()
+    }
+
     /// Starts validator `i` on `disk`.
     pub fn start(&self, i: usize, disk: Arc<SimDisk>) -> Validator {
         let home = self.dir.join(format!("validator-{i}"));
