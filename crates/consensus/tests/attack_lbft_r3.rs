@@ -4,6 +4,19 @@
 //! Each finding is a test that fails on the code it was written against,
 //! ignored so the suite stays green; what held up passes.
 //!
+//! - [1]: a sync record's certificates are never checked, and the adopted
+//!   copy is the lowest sender's: a Byzantine replica's forged
+//!   certificates enter a correct replica's delivered log (the node then
+//!   cannot open its store again: `gridledger-node`'s `attack_lbft_r3`);
+//! - [2]: π^τ holds `DN_c + 1` transactions for long-past epochs for
+//!   ever (they can never be batched): throw-away keys fill the undecided
+//!   area of every replica for good;
+//! - [4]: a restarted replica rebuilds its duplicate window with the
+//!   suppressed duplicates listed too, and delivers a repeated transaction
+//!   in another epoch than the replicas that ran through.
+//!
+//! ([3] and [5] are the node's, in `gridledger-node`'s `attack_lbft_r3`.)
+//!
 //! Run the findings with
 //! `cargo test -p gridledger-consensus --test attack_lbft_r3 -- --ignored`.
 

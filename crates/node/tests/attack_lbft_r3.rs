@@ -2,6 +2,15 @@
 //! in-process validators on fault-injecting disks, links in memory, and a
 //! Byzantine validator speaking through [`Net::inject`].
 //!
+//! - [1]: a validator that catches up adopts a sync record with forged
+//!   certificates (consensus finding [1]), stores it, and can never open
+//!   its store again;
+//! - [3]: one message for a far-future epoch makes an idle network run
+//!   empty epochs back to back for ever (a store record each);
+//! - [5]: sync requests below the retained log are answered from the store
+//!   again and again (the replica's once-per-record-and-tick rule does not
+//!   apply there).
+//!
 //! Run the findings with
 //! `cargo test -p gridledger-node --test attack_lbft_r3 -- --ignored`.
 
@@ -137,10 +146,10 @@ fn forged_sync_record_does_not_brick_a_catching_up_validator() {
     let genuine = stored_epoch(vs[1].as_ref().unwrap(), 0).expect("epoch 0 is stored");
     assert!(genuine.batches.len() >= 2, "epoch 0 accepted {} batches", genuine.batches.len());
     let mut forged = genuine.clone();
-    let first = forged.batches[0].sig.clone();
+    let first = forged.batches[0].sig;
     let k = forged.batches.len();
     for i in 0..k - 1 {
-        forged.batches[i].sig = forged.batches[i + 1].sig.clone();
+        forged.batches[i].sig = forged.batches[i + 1].sig;
     }
     forged.batches[k - 1].sig = first;
     assert_ne!(forged, genuine);
