@@ -81,6 +81,26 @@ impl Net {
         }
     }
 
+    /// Delivers `bytes` to validator `to` as if validator `from` had sent
+    /// them (a Byzantine peer speaking in `from`'s place).
+    pub fn inject(&self, to: usize, from: u32, bytes: Vec<u8>) {
+        let _ = self.inboxes[to].lock().unwrap().send(Input::Peer { from, bytes });
+    }
+
+    /// Drops what was sent to validator `i` while it was never started (a
+    /// validator that was down gets nothing it missed from its links).
+    pub fn drop_queued(&self, i: usize) {
+        if let Some(inbox) = self.first[i].lock().unwrap().as_ref() {
+            while inbox.try_recv().is_ok() {}
+        }
+    }
+
+    /// The inbox of validator `i` if it was never started: a test reads
+    /// what the others send it (speaking as a Byzantine validator `i`).
+    pub fn take_inbox(&self, i: usize) -> Option<Receiver<Input>> {
+        self.first[i].lock().unwrap().take()
+    }
+
     /// Starts validator `i` on `disk`.
     pub fn start(&self, i: usize, disk: Arc<SimDisk>) -> Validator {
         let home = self.dir.join(format!("validator-{i}"));
