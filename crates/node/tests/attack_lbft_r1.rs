@@ -5,22 +5,9 @@
 //! `cargo test -p gridledger-node --test attack_lbft_r1 -- --ignored`.
 
 mod common;
-use common::lbft::{committed, submit, Net, Validator, N};
+use common::lbft::{committed, submit, within, Net, Validator, N};
 use gridledger_core::Hash32;
 use gridledger_ledger::fault::SimDisk;
-use std::time::{Duration, Instant};
-
-/// Whether `cond` holds within `secs` seconds.
-fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while !cond() {
-        if t.elapsed() > Duration::from_secs(secs) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
 
 /// Commits a few transfers, stops the validators in `restart` (their
 /// durable images kept, as after a power loss) while the others keep

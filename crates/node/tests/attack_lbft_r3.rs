@@ -15,7 +15,7 @@
 //! `cargo test -p gridledger-node --test attack_lbft_r3 -- --ignored`.
 
 mod common;
-use common::lbft::{committed, submit, Net, Validator, N};
+use common::lbft::{committed, submit, within, Net, Validator, N};
 use gridledger_consensus::lbft::{DeliveredEpoch, Message};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::Hash32;
@@ -25,18 +25,6 @@ use gridledger_node::lbft::{epoch_key, WIRE_LBFT};
 use std::time::{Duration, Instant};
 
 type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
-
-/// Whether `cond` holds within `secs` seconds.
-fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while !cond() {
-        if t.elapsed() > Duration::from_secs(secs) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
 
 fn wire(m: &Msg) -> Vec<u8> {
     let mut bytes = vec![WIRE_LBFT];

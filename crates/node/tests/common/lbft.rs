@@ -151,3 +151,15 @@ pub fn submit(v: &Validator, from: usize, nonce: u64, count: u64) -> Vec<Result<
 pub fn committed(v: &Validator, h: &Hash32) -> bool {
     super::committed(&v.node, h)
 }
+
+/// Whether `cond` holds within `secs` seconds.
+pub fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while !cond() {
+        if t.elapsed() > std::time::Duration::from_secs(secs) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
