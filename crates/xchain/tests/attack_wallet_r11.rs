@@ -14,7 +14,9 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{ChainConfig, SignedTransaction, Transaction, TxKind};
+use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec};
+use gridledger_xchain::Side;
 
 /// A plain BoB transfer from `key` whose gas limit is the whole block's:
 /// an ordinary (if greedy) transaction any funded account may send.
@@ -94,4 +96,81 @@ fn a_cct_stored_one_block_late_keeps_its_nonces_in_the_wallet() {
     assert_eq!(held.map(|e| e.id), Some(terms_a.id()), "the wallet released the nonce of a stored CCT");
     assert_ne!(terms_b.nonce_i, terms_a.nonce_i, "two sets of terms name one sender nonce");
     assert!(!stored_b, "a second CCT on the same sender nonce was stored");
+}
+
+// ------------------------------------------------------------------- [2]
+
+/// `side`'s payer of `rec` pays its NT (the driver's own, `native_tx`),
+/// sends it to its chain (a refusal is ignored: the BoB nodes forward it)
+/// and posts it to the BoB.
+fn pay_and_post(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &gridledger_xchain::CctRecord, side: Side, key: &KeyPair) -> (SignedTransaction, bool) {
+    let nt = m.native_tx(rec, side, key).unwrap();
+    let chain = rec.instruction(side).0;
+    let taken = m.external_mut(chain).unwrap().submit(&nt).is_ok();
+    let post = m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    (nt, taken)
+}
+
+/// A counterparty that has the receiver sign terms and never submits the
+/// CCT holds the receiver's nonce on chain j hostage, and the receiver's
+/// next exchange is paid with the nonce after it — a gap nothing fills.
+///
+/// Mallory draws up terms A with R as receiver (R's `nonce_j = m`), R signs
+/// them through its wallet (its registry now holds (chain j, R, m)), and
+/// Mallory never submits A's CCT. An honest sender S then agrees B with R
+/// while A is open: the terms builder skips the held `m` and names
+/// `nonce_j = m + 1`. B is stored; S pays and proves; R pays its NT with
+/// `m + 1` exactly as its driver does — chain j refuses it (nonce `m` was
+/// never spent) and keeps refusing it after A's terms expired and were
+/// released (`release_unstored_terms`, as the terms builder and `xchain
+/// resume` do): releasing gives the registry entry back but spends nothing
+/// on the chain. The BoB nodes forward R's posted NT, the chain never
+/// takes it, and at the forwarding deadline R's honest side is penalised
+/// (x_B of its deposit to S).
+///
+/// Expected: R, paying B in full and in time, ends `Proved` (a nonce held
+/// only by terms not stored yet is not skipped for good, or the driver
+/// fills the gap once they are released).
+/// Observed: R's side of B `Penalised`; Mallory spent nothing.
+#[test]
+#[ignore = "attack r11 [2]: terms signed and never stored leave a nonce gap that freezes the receiver's next exchange into a penalty"]
+fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
+    use gridledger_xchain::mbs::SwapRequest;
+    use gridledger_xchain::SideState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (s, r, mallory) = (sender(), receiver(), dev_key(2));
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req_a = SwapRequest { sender: mallory.clone(), ..request_between(ci, cj, 500, 1201) };
+    let terms_a = m.try_terms(&req_a).unwrap();
+    m.check_floors(&terms_a).unwrap();
+    // R signs; Mallory walks away with the signature.
+    let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1202));
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    m.wait_native_window(&rec).unwrap();
+    let (nt_s, _) = pay_and_post(&mut m, id, &rec, Side::Sender, &s);
+    let (_nt_r, taken) = pay_and_post(&mut m, id, &rec, Side::Receiver, &r);
+    // The sender proves its side once final.
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Sender, &nt_s).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    m.wait_final(ci, pt.height).unwrap();
+    m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    // A expires unstored; its nonces go back to the wallet.
+    while m.bob.height() <= terms_a.expires_at {
+        m.tick().unwrap();
+    }
+    let released = m.release_unstored_terms().unwrap();
+    let end = settle_within(&mut m, id, 400);
+    eprintln!(
+        "R's NT taken by chain j at once: {taken}; A's entries released: {released}; B complete {}, sender {:?}, receiver {:?}",
+        end.complete, end.sender, end.receiver
+    );
+    assert!(matches!(end.receiver, SideState::Proved { .. }), "R paid B in full and in time: {:?}", end.receiver);
 }
