@@ -133,13 +133,12 @@ fn pay_and_post(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &gridledger_xc
 /// only by terms not stored yet is not skipped for good, or the driver
 /// fills the gap once they are released).
 /// Observed: R's side of B `Penalised`; Mallory spent nothing.
-#[test]
-#[ignore = "attack r11 [2]: terms signed and never stored leave a nonce gap that freezes the receiver's next exchange into a penalty"]
-fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
+/// Finding [2]'s run: A signed by R and never stored, B agreed while A
+/// was open and settled. Returns the deployment, B's id, B's record at its
+/// end and R's NT for B.
+fn gap_scenario(dir: &std::path::Path) -> (BobMbs, gridledger_core::Hash32, gridledger_xchain::CctRecord, SignedTransaction) {
     use gridledger_xchain::mbs::SwapRequest;
-    use gridledger_xchain::SideState;
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir, MbsSpec::default());
     let [ci, cj] = chains2(&m);
     let (s, r, mallory) = (sender(), receiver(), dev_key(2));
     m.wait_caught_up(&[ci, cj]).unwrap();
@@ -152,7 +151,7 @@ fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
     assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
     m.wait_native_window(&rec).unwrap();
     let (nt_s, _) = pay_and_post(&mut m, id, &rec, Side::Sender, &s);
-    let (_nt_r, taken) = pay_and_post(&mut m, id, &rec, Side::Receiver, &r);
+    let (nt_r, taken) = pay_and_post(&mut m, id, &rec, Side::Receiver, &r);
     // The sender proves its side once final.
     let pt = loop {
         if let Some(pt) = m.proof_for(id, Side::Sender, &nt_s).unwrap() {
@@ -172,5 +171,62 @@ fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
         "R's NT taken by chain j at once: {taken}; A's entries released: {released}; B complete {}, sender {:?}, receiver {:?}",
         end.complete, end.sender, end.receiver
     );
+    (m, id, end, nt_r)
+}
+
+#[test]
+#[ignore = "attack r11 [2]: terms signed and never stored leave a nonce gap that freezes the receiver's next exchange into a penalty"]
+fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
+    use gridledger_xchain::SideState;
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, _id, end, _) = gap_scenario(dir.path());
     assert!(matches!(end.receiver, SideState::Proved { .. }), "R paid B in full and in time: {:?}", end.receiver);
+}
+
+// ------------------------------------------------------------------- [3]
+
+/// A CCT that completed with a party penalised releases that party's
+/// nonce (`TermsRegistry::release` once complete: "a transfer already made
+/// has spent the nonce") — but the party's NT for it was signed, posted to
+/// the BoB for anyone to read, and never landed: it is still a valid
+/// transfer for that nonce. Once the party's account reaches that nonce
+/// again, the old payee lands it and is paid a second time.
+///
+/// From finding [2]'s run: R's side of B is penalised (x_B of R's deposit
+/// to S); B's wallet triples are released as `swap` does at completion.
+/// R's next exchange C (with S again, an honest one) names R's next nonce
+/// `m` (A's, released), R pays it and its account moves to `m + 1` — the
+/// nonce of R's old, posted NT for B. S sends that NT to chain j: it lands
+/// and pays S `x_j` of R's for B, for which S already took the penalty.
+///
+/// Expected: R pays for B once at most (the penalty, or the NT).
+/// Observed: chain j takes R's stale NT for B after R paid C; S gets both.
+#[test]
+#[ignore = "attack r11 [3]: a penalised party's posted NT stays valid; its released nonce comes round again and the payee lands it for a second payment"]
+fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
+    use gridledger_xchain::SideState;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, _id, end, nt_r_b) = gap_scenario(dir.path());
+    assert_eq!(end.receiver, SideState::Penalised, "R's side of B was penalised (finding [2])");
+    // Complete: the driver gives B's nonces back (as `swap` does).
+    assert!(m.wallet.release(&end.terms).unwrap());
+    let [ci, cj] = chains2(&m);
+    let r = receiver();
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let (id_c, rec_c) = open_cct(&mut m, &request_between(ci, cj, 500, 1301));
+    assert_eq!(rec_c.terms.nonce_j + 1, nt_r_b.tx.nonce, "C names R's nonce just below its stale NT's");
+    m.wait_native_window(&rec_c).unwrap();
+    let (nt_r_c, taken) = pay_and_post(&mut m, id_c, &rec_c, Side::Receiver, &r);
+    assert!(taken, "R pays C");
+    while m.external(cj).unwrap().tx_proof(&nt_r_c.hash()).unwrap().is_none() {
+        m.tick().unwrap();
+    }
+    // S lands R's old NT for B.
+    let s_before = m.external(cj).unwrap().account(&sender().address()).balance;
+    let replay = m.external_mut(cj).unwrap().submit(&nt_r_b);
+    m.ticks(2).unwrap();
+    let landed = m.external(cj).unwrap().tx_proof(&nt_r_b.hash()).unwrap();
+    let s_after = m.external(cj).unwrap().account(&sender().address()).balance;
+    eprintln!("replay of R's NT for B: {replay:?}; landed {:?}; S on chain j {s_before:?} -> {s_after:?}", landed.as_ref().map(|l| l.0));
+    assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
 }
