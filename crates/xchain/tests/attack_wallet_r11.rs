@@ -230,3 +230,42 @@ fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
     eprintln!("replay of R's NT for B: {replay:?}; landed {:?}; S on chain j {s_before:?} -> {s_after:?}", landed.as_ref().map(|l| l.0));
     assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
 }
+
+// ------------------------------------------------------------------- [5]
+
+/// Finding [2] made permanent: the terms' `expires_at` is the counterparty's
+/// to choose (the one who draws them up), SC_T bounds it from one side only
+/// (`height > expires_at` is refused, nothing is "too far ahead"), and
+/// neither `TermsRegistry::sign` nor `check_floors` looks at it. Terms with
+/// `expires_at = u64::MAX` that the counterparty never submits hold the
+/// receiver's nonce for ever: `release_unstored` waits for the BoB to pass
+/// `expires_at`, and `release` is only called by a driver that stored or
+/// completed them. Every later exchange of the receiver on that chain is
+/// named the nonce after the held one, which its chain never takes.
+///
+/// Expected: a nonce held by terms that were never stored comes back
+/// within a bounded time (e.g. the wallet refuses terms expiring more than
+/// `PRICE_WINDOW` blocks ahead).
+/// Observed: after 100 BoB blocks and `release_unstored_terms`, the
+/// receiver's next agreeable nonce still skips the held one.
+#[test]
+#[ignore = "attack r11 [5]: terms with a far expires_at, signed and never stored, hold the receiver's nonce for ever"]
+fn terms_with_a_far_expiry_do_not_hold_a_nonce_for_ever() {
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (r, mallory) = (receiver(), dev_key(2));
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req = SwapRequest { sender: mallory, ..request_between(ci, cj, 500, 1501) };
+    let mut terms = m.try_terms(&req).unwrap();
+    terms.expires_at = u64::MAX;
+    m.check_floors(&terms).unwrap();
+    let signed = m.wallet.sign(&r, &terms, m.bob.chain_id()).is_ok();
+    m.ticks(100).unwrap();
+    let released = m.release_unstored_terms().unwrap();
+    let next = m.next_agreeable_nonce(cj, &r.address()).unwrap();
+    let chain_next = m.external(cj).unwrap().next_nonce(&r.address());
+    eprintln!("signed {signed}; released {released}; next agreeable {next}; chain's next {chain_next}");
+    assert_eq!(next, chain_next, "the receiver's nonce {} is held by terms never stored", terms.nonce_j);
+}
