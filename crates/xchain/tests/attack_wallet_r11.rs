@@ -103,7 +103,13 @@ fn a_cct_stored_one_block_late_keeps_its_nonces_in_the_wallet() {
 /// `side`'s payer of `rec` pays its NT (the driver's own, `native_tx`),
 /// sends it to its chain (a refusal is ignored: the BoB nodes forward it)
 /// and posts it to the BoB.
-fn pay_and_post(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &gridledger_xchain::CctRecord, side: Side, key: &KeyPair) -> (SignedTransaction, bool) {
+fn pay_and_post(
+    m: &mut BobMbs,
+    id: gridledger_core::Hash32,
+    rec: &gridledger_xchain::CctRecord,
+    side: Side,
+    key: &KeyPair,
+) -> (SignedTransaction, bool) {
     let nt = m.native_tx(rec, side, key).unwrap();
     let chain = rec.instruction(side).0;
     let taken = m.external_mut(chain).unwrap().submit(&nt).is_ok();
@@ -136,7 +142,9 @@ fn pay_and_post(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &gridledger_xc
 /// Finding [2]'s run: A signed by R and never stored, B agreed while A
 /// was open and settled. Returns the deployment, B's id, B's record at its
 /// end and R's NT for B.
-fn gap_scenario(dir: &std::path::Path) -> (BobMbs, gridledger_core::Hash32, gridledger_xchain::CctRecord, SignedTransaction) {
+fn gap_scenario(
+    dir: &std::path::Path,
+) -> (BobMbs, gridledger_core::Hash32, gridledger_xchain::CctRecord, SignedTransaction) {
     use gridledger_xchain::mbs::SwapRequest;
     let mut m = setup(dir, MbsSpec::default());
     let [ci, cj] = chains2(&m);
@@ -227,7 +235,10 @@ fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
     m.ticks(2).unwrap();
     let landed = m.external(cj).unwrap().tx_proof(&nt_r_b.hash()).unwrap();
     let s_after = m.external(cj).unwrap().account(&sender().address()).balance;
-    eprintln!("replay of R's NT for B: {replay:?}; landed {:?}; S on chain j {s_before:?} -> {s_after:?}", landed.as_ref().map(|l| l.0));
+    eprintln!(
+        "replay of R's NT for B: {replay:?}; landed {:?}; S on chain j {s_before:?} -> {s_after:?}",
+        landed.as_ref().map(|l| l.0)
+    );
     assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
 }
 
