@@ -109,3 +109,61 @@ fn resume_gives_back_the_nonces_of_the_ccts_it_closes() {
          {next}, chain's next nonce {chain_next}; the next honest swap: {outcome:?}"
     );
 }
+
+/// Held up: a `kill -9` of `xchain up --dir D` while it runs (its
+/// databases open, their `.open-lock` files beside them) leaves a
+/// deployment the next `xchain up` opens: the lock files are advisory
+/// locks the kernel drops with the process, never a "stale lock" refusal.
+#[test]
+fn a_killed_deployment_with_its_lock_files_left_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shape = ["--chains", "2", "--validators", "4"];
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--epochs", "1"])
+        .args(shape)
+        .arg("--dir")
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let mut child = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--epochs", "1000000"])
+        .args(shape)
+        .arg("--dir")
+        .arg(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it has committed blocks past the first run's (the BoB's
+    // database grows; at most 5 s, redb may have the room already), then
+    // kill it mid-run.
+    let db = d.join("bob").join("chain.redb");
+    let size0 = std::fs::metadata(&db).unwrap().len();
+    for _ in 0..100 {
+        if std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) > size0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let locks = std::fs::read_dir(d.join("bob"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".open-lock"))
+        .count();
+    let again = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--epochs", "1"])
+        .args(shape)
+        .arg("--dir")
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "after kill -9 ({locks} lock files left in bob/) the deployment does not open: {}",
+        String::from_utf8_lossy(&again.stderr).trim()
+    );
+}
