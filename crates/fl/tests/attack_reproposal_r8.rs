@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use gridledger_consensus::pbft;
+use gridledger_core::enclave::Attester;
 use gridledger_fl::consensus::Message;
 use gridledger_fl::round::ClientBehaviour;
 use gridledger_sim::{Adversary, Dest, Time};
@@ -106,4 +107,132 @@ fn skipped_nodes_commit_a_reproposed_root_a_later_leader_reproduces() {
     let r = equivocating_client_and_skipping_leaders(3, true);
     r.debug_trace();
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+}
+
+/// A Byzantine view-0 leader (node 0) whose host feeds its enclave only
+/// the attested pre-vectors of nodes `0..K − f` (all genuine, a legal
+/// carried set) and the cells of `extra`, a client those vectors protect
+/// but the full set does not: its enclave attests the trimmed mean of
+/// `clients` (the honest four and `extra`), which every node's omission
+/// check accepts. Like `SkipWithholdNoForward`, it skips nodes 5 and 6
+/// with the proposal and withholds its commit votes; its host, whose
+/// honest code still holds the aggregate it would have made, signs PBFT
+/// prepare votes for view 0's block with its own PBFT key (one per PBFT
+/// view `0..8`, once).
+struct NarrowCarriedSetLeader {
+    cfg: std::sync::Arc<gridledger_fl::consensus::ChainConfig>,
+    clients: Vec<u32>,
+    beta: usize,
+    voted: bool,
+}
+
+impl Adversary<P> for NarrowCarriedSetLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
+        let models: Vec<Vec<f32>> = self.clients.iter().map(|&c| model(c as usize)).collect();
+        let global = trimmed_mean(&models, self.beta).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&global)).unwrap();
+        let keep = self.cfg.nodes - self.cfg.f();
+        let mut votes = Vec::new();
+        if !self.voted && sends.iter().any(|(_, m)| matches!(m, Message::Proposal { view: 0, .. })) {
+            use gridledger_consensus::pbft::Payload;
+            self.voted = true;
+            let block = gridledger_fl::consensus::RootBlock {
+                chain: self.cfg.chain,
+                round: self.cfg.round,
+                view: 0,
+                root: rel.root,
+                clients: self.clients.clone(),
+            };
+            let key = gridledger_fl::round::sim_node_key(0);
+            for pview in 0..8 {
+                let v = pbft::Vote::sign(
+                    &key,
+                    pbft::VoteKind::Prepare,
+                    &self.cfg.instance(),
+                    pview,
+                    gridledger_fl::consensus::ROOT_HEIGHT,
+                    block.digest(),
+                );
+                for k in 1..self.cfg.nodes as u32 {
+                    votes.push((Dest::One(k), Message::Pbft(Box::new(pbft::Message::Prepare(v.clone())))));
+                }
+            }
+        }
+        let out: Vec<(Dest, Message)> = sends
+            .into_iter()
+            .filter(|(d, m)| match m {
+                Message::Proposal { .. } => ![5u32, 6].iter().any(|&n| *d == Dest::One(n)),
+                Message::Pbft(b) => !matches!(**b, pbft::Message::Commit(_) | pbft::Message::CatchUpResponse { .. }),
+                _ => true,
+            })
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, pre_vectors, excluded, .. } => {
+                    let pre_vectors: Vec<_> = pre_vectors.into_iter().filter(|v| v.node < keep).collect();
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let msg = Message::Proposal {
+                        view: 0,
+                        root: rel.root,
+                        clients: self.clients.clone(),
+                        ra,
+                        sf,
+                        excluded,
+                        pre_vectors,
+                    };
+                    (d, msg)
+                }
+                other => (d, other),
+            })
+            .collect();
+        out.into_iter().chain(votes).collect()
+    }
+}
+
+/// FINDING 1, without a Byzantine client: `f` Byzantine nodes and one
+/// honest client whose upload reached only nodes 0–3 (it crashed
+/// mid-upload) halt the round.
+///
+/// Client 4 is named by the pre-vectors of nodes 0–3 only: 4 of 7, under
+/// the `m − f = 5` an honest leader (carrying all seven) needs to protect
+/// it, and under the deter-vectors' `2f + 1`, so honest leaders leave it
+/// out. The Byzantine view-0 leader carries the genuine pre-vectors of
+/// nodes 0–4 only (`K − f` of them, as allowed), under which client 4 is
+/// named by 4 ≥ `5 − 2` and so protected, and aggregates it (it holds its
+/// cells from nodes 0–3, `≥ T`). Every node's checks pass, view 0's block
+/// is prepared by nodes 0–4, and no later honest leader reproduces
+/// `(r0, L0)`: nodes 5 and 6 never validate it, nodes 0 and 1 withhold
+/// their commits, and nothing commits.
+/// Expected: the round commits and every honest client decodes.
+/// Observed: no honest client decodes within 5 000 ticks.
+#[test]
+#[ignore = "attack r8: a Byzantine leader's legal narrow carried set makes a prepared aggregate no honest leader reproduces; the chain halts"]
+fn a_leader_aggregating_a_partly_uploaded_client_cannot_halt_the_round() {
+    let honest = [0usize, 1, 2, 3];
+    let nodes = 7;
+    // Client 4 is honest; its upload reached nodes 0–3 only.
+    let behaviours = vec![ClientBehaviour::Honest; 5];
+    let cfg = config(nodes, 5, 5 / 3);
+    let r = run(
+        3,
+        nodes,
+        behaviours,
+        vec![
+            (
+                0,
+                Box::new(NarrowCarriedSetLeader {
+                    cfg: cfg.clone(),
+                    clients: vec![0, 1, 2, 3, 4],
+                    beta: 5 / 3,
+                    voted: false,
+                }),
+            ),
+            (1, Box::new(SkipWithholdNoForward { skip: vec![5, 6], forward: true })),
+            (nodes + 4, Box::new(DropToNodes(vec![4, 5, 6]))),
+        ],
+        &honest,
+    );
+    r.debug_trace();
+    let decoded: Vec<usize> = honest.iter().copied().filter(|&c| r.global_of(c).is_some()).collect();
+    assert_eq!(decoded, honest, "committed: {:?}; aggregated: {:?}", r.committed(), r.aggregated());
 }
