@@ -236,3 +236,75 @@ fn a_leader_aggregating_a_partly_uploaded_client_cannot_halt_the_round() {
     let decoded: Vec<usize> = honest.iter().copied().filter(|&c| r.global_of(c).is_some()).collect();
     assert_eq!(decoded, honest, "committed: {:?}; aggregated: {:?}", r.committed(), r.aggregated());
 }
+
+/// A Byzantine PBFT leader that relabels the block it proposes: the same
+/// root and clients, but `view: relabel` (an aggregation view no leader
+/// ever reached), re-signed with its own PBFT key.
+struct RelabelBlockView {
+    cfg: std::sync::Arc<gridledger_fl::consensus::ChainConfig>,
+    me: usize,
+    relabel: u32,
+}
+
+impl Adversary<P> for RelabelBlockView {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let key = gridledger_fl::round::sim_node_key(self.me);
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Pbft(b) => match *b {
+                    pbft::Message::PrePrepare(pp) => {
+                        let mut payload = pp.payload.clone();
+                        payload.view = self.relabel;
+                        let pp = pbft::PrePrepare::sign(&key, &self.cfg.instance(), pp.view, pp.height, payload);
+                        (d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))))
+                    }
+                    other => (d, Message::Pbft(Box::new(other))),
+                },
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// FINDING 2 (low: the committed block's aggregation view is not
+/// authenticated; reports and certificates can name a view that never
+/// existed).
+///
+/// Since the re-proposal rule, a replica accepts a block
+/// `{view: v, root, clients}` when it verified `(root, clients)` under
+/// *any* view, whatever `v` says — even a view no leader ever reached or
+/// proposed in. K = 4: the Byzantine node 2, which leads the round's first
+/// PBFT proposal, relabels view 0's honest block as aggregation view `u32::MAX`; the
+/// honest nodes validate it by the root they verified in view 0, commit
+/// it, and output `Committed { view: 4294967295 }` (what `fl train`
+/// reports as the round's `committed_view`, and what the commit
+/// certificate carries). A committed node also stops checking any
+/// proposal but that of the committed view (`on_proposal`'s `wanted`),
+/// which never comes.
+/// Expected: a block is accepted only for a view whose attested proposal
+/// with that root and clients this node verified, or at least for a view
+/// it has reached (`view ≤` the node's aggregation view), so the committed
+/// view names a real attested proposal.
+/// Observed: every honest node commits `view: u32::MAX`.
+#[test]
+#[ignore = "attack r8: a Byzantine PBFT leader relabels the block's aggregation view (u32::MAX) and honest nodes commit it"]
+fn a_committed_block_names_an_aggregation_view_that_was_proposed() {
+    let honest = [0usize, 1, 2, 3];
+    let nodes = 4;
+    let cfg = config(nodes, 4, 4 / 3);
+    let r = run(
+        3,
+        nodes,
+        vec![ClientBehaviour::Honest; 4],
+        vec![(2, Box::new(RelabelBlockView { cfg, me: 2, relabel: u32::MAX }))],
+        &honest,
+    );
+    r.debug_trace();
+    let aggregated: Vec<u32> = r.aggregated().iter().map(|(v, _)| *v).collect();
+    let committed = r.committed();
+    assert!(!committed.is_empty(), "nothing committed");
+    for (node, view, _) in &committed {
+        assert!(aggregated.contains(view), "node {node} committed view {view}; views aggregated: {aggregated:?}");
+    }
+}
