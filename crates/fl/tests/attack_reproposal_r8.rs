@@ -346,3 +346,41 @@ fn altered_mini_fragments_of_a_reproposed_root_are_dropped() {
     r.debug_trace();
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
+
+/// Holds (finding 1 needs `f ≥ 2`): at the default topology of `fl
+/// train` (K = 4, f = 1) one Byzantine node and one Byzantine client do
+/// not halt the round.
+///
+/// Client 4 equivocates (record A to nodes 0–1, record B to 2–3) with its
+/// send to node 1 dropped: A reaches Byzantine node 0 only, B the honest
+/// nodes 2 and 3. Node 0, the view-0 leader, excludes the client with
+/// valid equivocation evidence, skips node 3 with its proposal, never
+/// forwards record A and withholds its commit votes; view 0's block is
+/// prepared by nodes 0–2 but committed by nodes 1 and 2 only. The one
+/// skipped node leads PBFT view 2 and re-proposes the prepared block as
+/// its own — the PBFT replica takes its own new-view proposal as validated
+/// without asking the node (`accept_pre_prepare(.., own: true, ..)`), so
+/// node 3 commits a root it never verified (it serves no mini-fragment),
+/// and nodes 1–3 make the quorum. The clients decode from nodes 1 and 2
+/// (`f + 1` honest verifiers, as the prepared certificate guarantees).
+/// With `f ≥ 2` skipped nodes only one of them leads a PBFT view at a
+/// time, which is finding 1.
+#[test]
+fn one_byzantine_node_and_one_byzantine_client_cannot_halt_a_four_node_chain() {
+    let honest = [0usize, 1, 2, 3];
+    let nodes = 4;
+    let mut behaviours = vec![ClientBehaviour::Honest; 4];
+    behaviours.push(ClientBehaviour::Equivocate);
+    let r = run(
+        3,
+        nodes,
+        behaviours,
+        vec![
+            (0, Box::new(SkipWithholdNoForward { skip: vec![3], forward: false })),
+            (nodes + 4, Box::new(DropToNodes(vec![1]))),
+        ],
+        &honest,
+    );
+    r.debug_trace();
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+}
