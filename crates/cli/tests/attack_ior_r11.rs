@@ -210,7 +210,7 @@ fn an_rpc_day_of_four_slots_runs_to_its_end() {
 /// a day another live process is running (a lock held by the running
 /// process), and the live run ends its day.
 #[test]
-#[ignore = "attack r11: a second ior day --rpc resumes a live day; the live run dies (duplicate transactions)"]
+#[ignore = "attack r11: a second ior day --rpc resumes a live day; the live run's STs then cost an honest seller its reputation"]
 fn a_second_run_does_not_resume_a_live_day() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -273,5 +273,29 @@ fn a_day_killed_at_other_instants_is_resumed() {
         assert!(o.status.success(), "killed at +{at} blocks; the rerun: {}", stderr(&o));
         assert_eq!((a.fin, a.open), (a.next, 0), "killed at +{at} blocks: something left pending or open");
         assert!(a.reputations.iter().all(|r| *r == a.rs), "killed at +{at}: {:?}", a.reputations);
+    }
+}
+
+/// Held up: the resuming run killed in turn (after 0.6 s, 3 s) is resumed
+/// by the same command again; nothing is left pending or open and no one
+/// is penalised.
+#[test]
+fn a_killed_resume_is_resumed_again() {
+    for ms in [600, 3000] {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _node, url) = own_chain(dir.path(), 2);
+        let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
+        let day = day_args(&c, &f, "24..27");
+        let mut run = spawn(&day);
+        kill_when_pending(&mut run, &url);
+        let mut resume = spawn(&day);
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = resume.kill();
+        let _ = resume.wait();
+        let o = gl(&day);
+        let a = after(&url);
+        assert!(o.status.success(), "resume killed after {ms} ms; again: {}", stderr(&o));
+        assert_eq!((a.fin, a.open), (a.next, 0), "resume killed after {ms} ms: something left pending or open");
+        assert!(a.reputations.iter().all(|r| *r == a.rs), "resume killed after {ms} ms: {:?}", a.reputations);
     }
 }

@@ -36,7 +36,7 @@ fn agreed_st(t: &AgreementTerms, watts: i64, buyer: &KeyPair) -> IorTx {
     IorTx::St(st)
 }
 
-/// [1] `sc_ds_at_reopen` reopens a key whose agreement was opened and
+/// [4] `sc_ds_at_reopen` reopens a key whose agreement was opened and
 /// settled. The rule assumes that an agreement absent from the settled
 /// state was never opened ("agreements close only at or after DT_end, and
 /// the reopening AT is recorded before DT_end") — but the DT_end that
@@ -88,4 +88,46 @@ fn a_key_whose_agreement_settled_is_not_reopened() {
         paid_x.0,
         buyer_after.0
     );
+}
+
+/// Held up: a stranger that copies the seller-signed terms a buyer will
+/// reopen its key with, and sends them first as a reopening of its own,
+/// neither reopens the key nor uses up those terms or a reopening: the
+/// entry is not the buyer's, so it marks nothing (execution refuses it
+/// `WrongSender` and penalises the stranger), and the buyer's reopening
+/// with the same terms is recorded and accepted once the seller is funded.
+#[test]
+fn a_stranger_cannot_reopen_or_spend_a_pairs_key() {
+    use gridledger_rollup::args;
+    use gridledger_rollup::primary::ReopenAt;
+    use gridledger_rollup::state::{witness, RecordKey};
+    use gridledger_rollup::types::{AgreementTx, AtRejection};
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s, stranger) = (trader(0), trader(3), trader(2));
+    let x = terms(&b, &s, Amount(200_000), 100, 12 * HOUR);
+    e.d.submit(&b, &at(&x, &s)).unwrap();
+    let out = outcomes(&mut e);
+    assert!(
+        matches!(out[..], [Outcome::AtRejected(AtRejection::InsufficientBalance { who, .. })] if who == s.address())
+    );
+    let mark = e.d.reader().agreement_mark(&x.key()).unwrap();
+    let y = AgreementTerms { ep: Amount(210_000), ..x.clone() };
+    let settled = e.d.settled_state().unwrap();
+    let w = witness(&settled, &std::collections::BTreeSet::from([RecordKey::Agreement(y.key())]));
+    let a = args(&ReopenAt { at: AgreementTx::signed(y.clone(), &s), witness: w });
+    let rep = e.d.participant(&stranger.address()).unwrap().reputation;
+    let r = e.d.primary_call(&stranger, "sc_ds_at_reopen", a, Amount::ZERO).unwrap();
+    if r.status == TxStatus::Success {
+        let out = outcomes(&mut e);
+        assert!(matches!(out[..], [Outcome::AtRejected(AtRejection::WrongSender { .. })]), "{out:?}");
+        assert!(e.d.participant(&stranger.address()).unwrap().reputation < rep, "the stranger pays");
+    }
+    assert_eq!(e.d.reader().agreement_mark(&x.key()).unwrap(), mark, "the key's mark is untouched");
+    // The seller funds; the buyer reopens with the same fresh terms.
+    e.d.fund(&s, gridledger_rollup::types::coins(5)).unwrap();
+    settle_funding(&mut e);
+    let r = e.d.submit(&b, &at(&y, &s)).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted]);
 }
