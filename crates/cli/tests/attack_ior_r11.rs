@@ -60,6 +60,16 @@ fn after(url: &str) -> After {
     }
 }
 
+/// The resumed day's IOR balances add up to the traders' funding: the
+/// default day's 15 traders with 50 coin each (honest sales only move
+/// coin between them; deposits and reserves came back), or nothing when
+/// the run was killed before it funded them.
+fn assert_traders_coin_conserved(o: &std::process::Output) {
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let total = r["ior_total_end"].as_u64().unwrap();
+    assert!(total == 15 * 50 * 1_000_000 || total == 0, "{r}");
+}
+
 /// Kills `run` (SIGKILL) once the primary chain's tip is `at` blocks past
 /// the first block at which the IOR contracts were seen initialised;
 /// `false` if the day ended first.
@@ -271,6 +281,7 @@ fn a_day_killed_at_other_instants_is_resumed() {
         let o = gl(&day);
         let a = after(&url);
         assert!(o.status.success(), "killed at +{at} blocks; the rerun: {}", stderr(&o));
+        assert_traders_coin_conserved(&o);
         assert_eq!((a.fin, a.open), (a.next, 0), "killed at +{at} blocks: something left pending or open");
         assert!(a.reputations.iter().all(|r| *r == a.rs), "killed at +{at}: {:?}", a.reputations);
     }
@@ -295,6 +306,7 @@ fn a_killed_resume_is_resumed_again() {
         let o = gl(&day);
         let a = after(&url);
         assert!(o.status.success(), "resume killed after {ms} ms; again: {}", stderr(&o));
+        assert_traders_coin_conserved(&o);
         assert_eq!((a.fin, a.open), (a.next, 0), "resume killed after {ms} ms: something left pending or open");
         assert!(a.reputations.iter().all(|r| *r == a.rs), "resume killed after {ms} ms: {:?}", a.reputations);
     }
