@@ -178,10 +178,10 @@ fn another_chains_day_does_not_take_over_a_killed_days_journal() {
 /// 2853…" part way, with batches and agreements left to a resume (which
 /// trades no further slot). `day_needs` gives each trader gas for four
 /// record calls (`4 × RECORD_GAS_LIMIT`) once, before the day, and the
-/// node requires the gas limits of a sender's pending calls to be covered:
-/// a buyer that has spent about a million gas cannot send the three ATs
-/// of its next slot in one block. `--slots 24..27` passes; the default
-/// (the whole day) cannot. Expected: the day's funding covers the gas of
+/// node requires the gas limits of a sender's pending calls to be covered
+/// (the account left short is a trader's: each trader is left with about
+/// 2.6 to 3.8 M, the nodes with about 300 M). `--slots 24..27` passes;
+/// the default `0..48` trades more slots than that. Expected: the day's funding covers the gas of
 /// the slots it trades (or tops the accounts up per slot), and the day
 /// runs to its end.
 #[test]
