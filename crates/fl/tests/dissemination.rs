@@ -207,9 +207,6 @@ fn a_node_rebuilds_its_own_subfragment_from_f_plus_one_others() {
     );
     let mut altered = others.to_vec();
     altered[1].values[0] += Scalar::ONE;
-    assert!(matches!(
-        c.recover_subfragment(&rel.root, &altered, 6),
-        Err(FlError::MerkleProofFailed { node: 3, .. })
-    ));
+    assert!(matches!(c.recover_subfragment(&rel.root, &altered, 6), Err(FlError::MerkleProofFailed { node: 3, .. })));
     assert!(c.recover_subfragment(&Hash32([1; 32]), others, 6).is_err());
 }
