@@ -23,7 +23,9 @@
 //!    a node whose proposal checks (attestation, Merkle proof) records the
 //!    root as verified; the PBFT leader proposes a [`RootBlock`] (view,
 //!    root, clients aggregated) it verified, and each replica's validation
-//!    accepts the block only once it verified that root itself, so a commit
+//!    accepts the block only once it verified that view's proposal itself
+//!    (received from the leader, or fetched from its peers with its own
+//!    subfragment rebuilt: "Re-proposed roots" below), so a commit
 //!    certificate (`2f+1` signed commits) means `2f+1` nodes checked their
 //!    own subfragment under the root. On commit every node sends its
 //!    mini-fragments to the clients (B2C) with the committed root. A
@@ -122,38 +124,54 @@
 //!   federation's global coder decodes from any `f+1` subfragments
 //!   ([`GlobalCoder::for_chain`]; a coder needing more loses committed
 //!   rounds to such a leader).
-//! - **Re-proposed roots** (a block is judged by what it decides). A
-//!   replica accepts a [`RootBlock`] `{view: v, root, clients}` when it
-//!   verified the proposal of view `v` with that root and clients, *or*
-//!   verified an attested proposal of any other aggregation view with the
-//!   same root and exactly the same clients. Why: PBFT must re-propose
-//!   the highest prepared block in every later PBFT view, and a Byzantine
-//!   aggregation leader can prepare its (honest) block with its `f`
-//!   Byzantine peers and `f + 1` honest nodes while skipping `f` honest
-//!   ones; if the Byzantine nodes then withhold their commit votes, the
-//!   skipped nodes — which never receive view `v`'s proposal, and stop
-//!   checking it once the aggregation has moved on — could never validate
-//!   the block, and the chain halted for good (`f + 1 + f` commits at most,
-//!   short of `2f + 1` for `f ≥ 2`). With this rule they validate it as
-//!   soon as an honest later leader's proposal of the same aggregate
-//!   reaches them (the root does not depend on the view: the leaves bind
-//!   the chain instance, not the view). Why it is sound: what the block
-//!   decides is the root and the clients; the view only names the
-//!   proposal it came from. A node accepts only a `(root, clients)` it
-//!   checked in full itself — an enclave attestation of that very root
-//!   and client list by the leader of the view it came in, the omission
-//!   rule (a client set that passes it under one view's carried
-//!   pre-vectors leaves out no honest client, whichever `≥ K − f`
-//!   vectors were carried) and its own subfragment's Merkle proof under
-//!   the root — so a commit certificate still means `2f + 1` nodes checked
-//!   their own subfragment under the committed root, and its mini-fragments
-//!   (which depend on the root and the node only) are served whichever
-//!   view delivered them. The alternative, fetching view `v`'s proposal
-//!   from the nodes that prepared it, cannot give a skipped node its own
-//!   subfragment (only the leader sends each node its own) without
-//!   decoding the global fragment from `f + 1` others' and recoding it.
-//!   A block whose own view this node refused or never saw and whose
-//!   `(root, clients)` it verified nowhere still waits or is refused.
+//! - **Re-proposed roots** (fetching a proposal a node never received). A
+//!   replica accepts a [`RootBlock`] `{view: v, root, clients}` only when
+//!   it verified the attested proposal of aggregation view `v` with that
+//!   root and exactly those clients — received from `v`'s leader, or
+//!   fetched from its peers as follows; a block naming clients outside the
+//!   round, or a view beyond the `K` views ahead a node checks proposals
+//!   of, is refused at once, and waiting requests of PBFT views the
+//!   replica has left are dropped. Why fetching: PBFT must re-propose the
+//!   highest prepared block in every later PBFT view, and a Byzantine
+//!   aggregation leader can prepare its block with its `f` Byzantine peers
+//!   and `f + 1` honest nodes while skipping `f` honest ones; if the
+//!   Byzantine nodes then withhold their commit votes, the skipped nodes —
+//!   which never receive view `v`'s proposal — must validate the block, or
+//!   the chain halts for good (`f + 1 + f` commits at most, short of
+//!   `2f + 1` for `f ≥ 2`). Waiting for a later honest leader to reproduce
+//!   the same aggregate is not enough: the leader of `v` may legally have
+//!   aggregated what no honest leader does (a client excluded by
+//!   equivocation evidence only it held, or protected by a narrower legal
+//!   carried pre-vector set). So a node asked to validate a block of a view
+//!   it has left without checking that view's proposal sends
+//!   [`Message::FetchProposal`] to its peers; each peer that verified that
+//!   `(view, root)` answers once with a [`Message::Relay`]: the proposal as
+//!   its leader sent it (client list, attestation, exclusion evidence,
+//!   carried pre-vectors) with the relayer's own subfragment. The node
+//!   takes a relayed proposal only if it passes exactly the checks of one
+//!   received from the leader (the attestation of `(view, root, clients)`
+//!   by `leader(view)`'s enclave, the exclusion evidence, the omission rule
+//!   under the carried pre-vectors) — a relayer cannot vouch for anything
+//!   — and counts a relayed subfragment only if its Merkle proof verifies
+//!   under the root. From the subfragments of `f + 1` nodes (what the
+//!   global coder decodes from, [`GlobalCoder::for_chain`]) it decodes the
+//!   global fragment, recodes it, checks that the recoding gives the root
+//!   again, and takes its own subfragment from it
+//!   ([`GlobalCoder::recover_subfragment`]); only then is the proposal
+//!   verified here, and its mini-fragments are served like a received
+//!   one's. Why it completes: a prepared block has `2f + 1` prepare votes,
+//!   at least `f + 1` of them honest, and an honest node votes only for a
+//!   proposal it verified (received or fetched), holding its own
+//!   subfragment under the root; so `f + 1` honest relayers exist however
+//!   the Byzantine nodes relay. A node that commits a root without holding
+//!   its subfragment (a PBFT leader's own re-proposal, which its replica
+//!   does not ask it to validate) fetches it the same way. So a commit
+//!   certificate (`2f + 1` signed commits) still means `2f + 1` nodes
+//!   verified the leader's attested proposal of the committed view and
+//!   checked their own subfragment under the committed root, and the view
+//!   a committed block names is one whose attested proposal they verified.
+//!   Each node holds at most `K` fetches and relays each proposal to each
+//!   peer once.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -486,6 +504,23 @@ pub enum Message {
     Pbft(Box<pbft::Message<RootBlock>>),
     /// Ask to replace the leader: move to `view`.
     ViewChange { node: usize, view: u32 },
+    /// Node `node` asks its peers for the attested proposal of aggregation
+    /// view `view` with root `root`, which PBFT asks it to validate and it
+    /// never received (see "Re-proposed roots" in the module docs).
+    FetchProposal { node: usize, view: u32, root: Hash32 },
+    /// Node `node`'s answer to a [`Message::FetchProposal`]: the proposal
+    /// of `view` it verified, as the leader sent it, but with its own
+    /// subfragment (`sf.node == node`).
+    Relay {
+        node: usize,
+        view: u32,
+        root: Hash32,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+        sf: GlobalSubfragment,
+        excluded: Vec<Exclusion>,
+        pre_vectors: Vec<AttestedVector>,
+    },
     /// B2C/C2C: a mini-fragment (`from_node` true when sent by its node).
     Mini { from_node: bool, mf: MiniFragment },
     /// A node tells the clients the committed root.
@@ -649,7 +684,8 @@ pub struct Timing {
     pub view: u64,
 }
 
-/// The fields of [`Message::Proposal`].
+/// The fields of [`Message::Proposal`] (and of a [`Message::Relay`]).
+#[derive(Clone)]
 struct Proposal {
     view: u32,
     root: Hash32,
@@ -666,6 +702,19 @@ pub struct AttestedVector {
     pub node: usize,
     pub clients: Vec<u32>,
     pub ra: EvidenceAttestation,
+}
+
+/// A proposal this node is fetching from its peers (a block PBFT asks it
+/// to validate, of an aggregation view whose proposal it never received):
+/// the relayed subfragments that verify under the root, by node.
+#[derive(Default)]
+struct Fetch {
+    /// Peers whose relay was checked: each gets one (a Byzantine peer
+    /// cannot make this node check relay after relay).
+    tried: BTreeSet<usize>,
+    subs: BTreeMap<usize, GlobalSubfragment>,
+    /// The relayed proposal, once one passed every check.
+    proposal: Option<Proposal>,
 }
 
 /// A record and the cells of it the node holds, by cell index.
@@ -723,8 +772,16 @@ pub struct ChainNode<A: Attester> {
     pbft: Result<Replica<RootBlock>, pbft::ConfigError>,
     /// PBFT asked this node to propose at `(height, view)`.
     need_proposal: Option<(u64, u64)>,
-    /// PBFT blocks waiting until this node has checked their root.
+    /// PBFT blocks waiting until this node has checked their root (only
+    /// those of the replica's current PBFT view are kept).
     pending: Vec<ValidateRequest<RootBlock>>,
+    /// Proposals this node verified, by `(view, root)`, with its own
+    /// subfragment: what it relays to a peer that fetches them.
+    proposals: BTreeMap<(u32, Hash32), Proposal>,
+    /// Proposals this node is fetching (at most `K` at a time).
+    fetches: BTreeMap<(u32, Hash32), Fetch>,
+    /// `(peer, view, root)` relayed already: each peer gets each proposal once.
+    relayed: BTreeSet<(usize, u32, Hash32)>,
     /// The round's deter-vector committee (Eqs 7.16–7.17), ascending:
     /// computed once (`K` hashes), not per deter-vector received.
     committee: Vec<usize>,
@@ -778,6 +835,9 @@ impl<A: Attester> ChainNode<A> {
             pbft,
             need_proposal: None,
             pending: Vec::new(),
+            proposals: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            relayed: BTreeSet::new(),
         }
     }
 
@@ -878,24 +938,39 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         let mut waiting = Vec::new();
-        for req in std::mem::take(&mut self.pending) {
+        let mut fetch = Vec::new();
+        // A request of a PBFT view the replica has left is answered by no
+        // one (the replica ignores verdicts of other views): dropped.
+        let pview = replica.view();
+        for req in std::mem::take(&mut self.pending).into_iter().filter(|r| r.view >= pview) {
             let b = &req.payload;
             let verdict = if b.chain != self.cfg.chain || b.round != self.cfg.round {
                 Some(Err("block of another chain or round".to_string()))
+            } else if b.clients.last().is_some_and(|&c| c as usize >= self.cfg.clients) {
+                // Increasing ids (well-formedness) below `C`: at most `C` of them.
+                Some(Err("block names clients outside the round".to_string()))
+            } else if b.view > self.view.saturating_add(self.cfg.nodes as u32) {
+                // No proposal this far ahead is checked here (`on_proposal`).
+                Some(Err("block of an aggregation view beyond this node's reach".to_string()))
             } else if let Some(clients) = self.verified.get(&(b.view, b.root)) {
+                // Only the proposal of the block's own view counts: the one
+                // this node received from that view's leader or fetched
+                // from its peers and checked in full (see "Re-proposed
+                // roots" in the module docs).
                 if *clients == b.clients {
                     Some(Ok(()))
                 } else {
                     Some(Err("clients differ from the attested aggregate".to_string()))
                 }
-            } else if verified_in_another_view(&self.verified, &b.root, &b.clients) {
-                // The block decides a root and its clients, which this node
-                // checked in full under another view's attested proposal
-                // (see "Re-proposed roots" in the module docs).
-                Some(Ok(()))
             } else if self.rejected.contains(&b.view) || self.checked_in.contains(&b.view) {
                 Some(Err("root not verified here".to_string()))
             } else {
+                // A view this node has left without its proposal (its leader
+                // skipped it): fetch the proposal from the peers that
+                // verified it.
+                if b.view < self.view && !mutants::active(Mutation::ReproposalViewBound) {
+                    fetch.push((b.view, b.root));
+                }
                 None
             };
             match verdict {
@@ -904,8 +979,152 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         self.pending = waiting;
+        for key in fetch {
+            self.start_fetch(key, step);
+        }
         if next != pbft::Step::default() {
             self.absorb(next, step);
+        }
+    }
+
+    /// Asks every peer for the proposal of `(view, root)` (once per fetch).
+    /// At most `K` fetches are held: past that, those no waiting block
+    /// names are dropped, and a new one waits until there is room.
+    fn start_fetch(&mut self, key: (u32, Hash32), step: &mut Step) {
+        if self.fetches.contains_key(&key) {
+            return;
+        }
+        if self.fetches.len() >= self.cfg.nodes {
+            let pending = &self.pending;
+            self.fetches.retain(|k, _| pending.iter().any(|r| (r.payload.view, r.payload.root) == *k));
+            if self.fetches.len() >= self.cfg.nodes {
+                return;
+            }
+        }
+        self.fetches.insert(key, Fetch::default());
+        let (view, root) = key;
+        self.to_nodes(step, Message::FetchProposal { node: self.me, view, root });
+    }
+
+    /// A peer asks for a proposal: relayed (once per peer) if this node
+    /// verified it.
+    fn on_fetch(&mut self, node: usize, view: u32, root: Hash32, step: &mut Step) {
+        let Some(p) = self.proposals.get(&(view, root)) else {
+            return;
+        };
+        if node == self.me || !self.relayed.insert((node, view, root)) {
+            return;
+        }
+        let p = p.clone();
+        step.sends.push((
+            To::Node(node),
+            Message::Relay {
+                node: self.me,
+                view,
+                root,
+                clients: p.clients,
+                ra: p.ra,
+                sf: p.sf,
+                excluded: p.excluded,
+                pre_vectors: p.pre_vectors,
+            },
+        ));
+    }
+
+    /// A peer's relayed proposal of a view this node is fetching. Its
+    /// subfragment counts once it verifies under the root; its proposal
+    /// once it passes exactly the checks of a proposal received from the
+    /// view's leader (the leader's attestation of `(view, root, clients)`,
+    /// the context, the exclusion evidence and the omission rule under the
+    /// carried pre-vectors). With both, and subfragments of
+    /// [`GlobalCoder::subfragments_needed`] nodes, this node rebuilds its
+    /// own subfragment, checks it under the root and takes the proposal as
+    /// verified.
+    fn on_relay(&mut self, from: usize, p: Proposal, step: &mut Step) {
+        let key = (p.view, p.root);
+        if p.sf.node != from || self.verified.contains_key(&key) {
+            return;
+        }
+        let Some(fetch) = self.fetches.get_mut(&key) else {
+            return;
+        };
+        if !fetch.tried.insert(from) {
+            return;
+        }
+        let fetch = &self.fetches[&key];
+        let bad = |error: String| Fault::BadProposal { view: p.view, error };
+        let own_context = p.sf.ctx.chain == self.cfg.chain
+            && p.sf.ctx.round == self.cfg.round
+            && p.sf.ctx.instance == self.cfg.instance();
+        let sub_ok = match self.cfg.global.mini_fragments(from, &p.root, &p.sf) {
+            Ok(_) if own_context => true,
+            Ok(_) => {
+                step.faults.push(bad("relayed subfragment of another chain, round or chain history".into()));
+                false
+            }
+            Err(e) => {
+                step.faults.push(bad(format!("relayed subfragment: {e}")));
+                false
+            }
+        };
+        let proposal_ok = fetch.proposal.is_none()
+            && (mutants::active(Mutation::RelayUnchecked) || {
+                let leader = self.cfg.leader(p.view);
+                let ev = self.cfg.aggregate_evidence(p.view, &p.root, &p.clients);
+                let checked = self
+                    .cfg
+                    .check_attestation(leader, &p.ra, &ev)
+                    .map_err(|f| bad(format!("relayed proposal: {f:?}")))
+                    .and_then(|()| self.check_omissions(p.view, &p.clients, &p.excluded, &p.pre_vectors));
+                match checked {
+                    Ok(()) => true,
+                    Err(f) => {
+                        step.faults.push(f);
+                        false
+                    }
+                }
+            });
+        let Some(fetch) = self.fetches.get_mut(&key) else {
+            return;
+        };
+        if sub_ok {
+            fetch.subs.insert(from, p.sf.clone());
+        }
+        if proposal_ok {
+            fetch.proposal = Some(p);
+        }
+        let Some(proposal) = fetch.proposal.as_ref() else {
+            return;
+        };
+        if fetch.subs.len() < self.cfg.global.subfragments_needed() {
+            return;
+        }
+        let subs: Vec<GlobalSubfragment> = fetch.subs.values().cloned().collect();
+        let own = self
+            .cfg
+            .global
+            .recover_subfragment(&key.1, &subs, self.me)
+            .and_then(|sf| self.cfg.global.mini_fragments(self.me, &key.1, &sf).map(|minis| (sf, minis)));
+        match own {
+            Ok((sf, minis)) => {
+                let mut proposal = proposal.clone();
+                proposal.sf = sf;
+                self.fetches.remove(&key);
+                self.checked_in.insert(key.0);
+                self.minis.insert(key, minis);
+                self.verified.insert(key, proposal.clients.clone());
+                self.proposals.insert(key, proposal);
+                self.disseminate(step);
+                self.drive_pbft(step);
+            }
+            Err(e) => {
+                // Cannot happen under an attested root (the enclave coded
+                // it, and each subfragment verified under it): recorded,
+                // and the fetch is given up.
+                step.faults
+                    .push(Fault::BadProposal { view: key.0, error: format!("own subfragment not rebuilt: {e}") });
+                self.fetches.remove(&key);
+            }
         }
     }
 
@@ -925,6 +1144,14 @@ impl<A: Attester> ChainNode<A> {
             step.sends.push((To::Client(c), Message::Committed { node: self.me, view, root }));
         }
         self.disseminate(step);
+        let key = (view, root);
+        let holds = minis_for(&self.minis, key).is_some() || minis_for(&self.standby, key).is_some();
+        if !holds && !mutants::active(Mutation::ReproposalViewBound) {
+            // Committed without its subfragment (e.g. a PBFT leader's own
+            // re-proposal, which its replica does not ask it to validate):
+            // fetched, so this node serves its mini-fragments too.
+            self.start_fetch(key, step);
+        }
     }
 
     /// B2C: once the root is committed and this node checked its
@@ -1027,6 +1254,20 @@ impl<A: Attester> ChainNode<A> {
                     return step;
                 }
                 self.on_view_change(node, view, &mut step);
+            }
+            Message::FetchProposal { node, view, root } => {
+                if from_node != Some(node) || node >= self.cfg.nodes {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                self.on_fetch(node, view, root, &mut step);
+            }
+            Message::Relay { node, view, root, clients, ra, sf, excluded, pre_vectors } => {
+                if from_node != Some(node) || node >= self.cfg.nodes {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                self.on_relay(node, Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
             Message::Mini { .. } | Message::Committed { .. } => {}
         }
@@ -1428,6 +1669,7 @@ impl<A: Attester> ChainNode<A> {
     }
 
     fn on_proposal(&mut self, p: Proposal, step: &mut Step) {
+        let kept = p.clone();
         let Proposal { view, root, clients, ra, sf, excluded, pre_vectors } = p;
         // A committed node still checks the committed view's proposal: it
         // needs its subfragment to serve its mini-fragments.
@@ -1472,6 +1714,8 @@ impl<A: Attester> ChainNode<A> {
             Ok(minis) => {
                 self.minis.insert((view, root), minis);
                 self.verified.insert((view, root), clients);
+                self.proposals.insert((view, root), kept);
+                self.fetches.remove(&(view, root));
                 self.disseminate(step);
             }
             Err(fault) => {
@@ -1583,26 +1827,17 @@ impl<A: Attester> ChainNode<A> {
             }
             step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));
             step.timers.push((Timer::View(view), self.timing.view + self.timing.aggregate));
+            // Blocks of views this node has now left without their proposal
+            // are fetched.
+            self.drive_pbft(step);
         }
     }
-}
-
-/// Whether `verified` (a node's verified aggregates: `(view, root)` →
-/// clients) holds `root` with exactly `clients` in some aggregation view
-/// (attestation of that view's leader, omission rule, the node's own
-/// subfragment's Merkle proof under `root`). See "Re-proposed roots" in
-/// the module docs.
-fn verified_in_another_view(verified: &BTreeMap<(u32, Hash32), Vec<u32>>, root: &Hash32, clients: &[u32]) -> bool {
-    if mutants::active(Mutation::ReproposalViewBound) {
-        return false;
-    }
-    verified.iter().any(|((_, r), c)| r == root && c == clients)
 }
 
 /// The mini-fragments held in `m` for the committed `(view, root)`: those
 /// of that view, else those of another view with the same root (they
 /// depend on the root and the node's position only, not on the view that
-/// delivered the subfragment; see "Re-proposed roots" in the module docs).
+/// delivered the subfragment).
 fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32)) -> Option<&Vec<MiniFragment>> {
     m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
 }

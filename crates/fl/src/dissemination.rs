@@ -283,8 +283,58 @@ impl GlobalCoder {
             .collect()
     }
 
-    /// Anyone: does `mf` belong to the fragment under `root`?
-    pub fn verify_mini(&self, root: &Hash32, mf: &MiniFragment) -> Result<(), FlError> {
+    /// Node `node`'s own subfragment under `root`, rebuilt from others'
+    /// (a node that never received its own from the leader; see
+    /// "Re-proposed roots" in `consensus`): each of `subs` must verify
+    /// under `root` (length, context and Merkle proof), at least
+    /// [`Self::subfragments_needed`] of distinct nodes decode the global
+    /// fragment, and its recoding must give `root` again — so the result
+    /// is exactly the subfragment the leader's release holds for `node`,
+    /// with its Merkle proof.
+    pub fn recover_subfragment(
+        &self,
+        root: &Hash32,
+        subs: &[GlobalSubfragment],
+        node: usize,
+    ) -> Result<GlobalSubfragment, FlError> {
+        if node >= self.nodes {
+            return Err(FlError::PositionOutOfRange { index: node, len: self.nodes });
+        }
+        let mut ctx: Option<GlobalContext> = None;
+        let mut cells: BTreeMap<usize, &[Scalar]> = BTreeMap::new();
+        for sf in subs {
+            self.mini_fragments(sf.node, root, sf)?;
+            if ctx.is_some_and(|c| c != sf.ctx) {
+                return Err(FlError::Malformed("subfragments of one root in two contexts"));
+            }
+            ctx = Some(sf.ctx);
+            cells.insert(sf.node, &sf.values);
+        }
+        let need = self.subfragments_needed();
+        let Some(ctx) = ctx.filter(|_| cells.len() >= need) else {
+            return Err(FlError::Undecodable { need, have: cells.len() });
+        };
+        let cells: Vec<(usize, &[Scalar])> = cells.into_iter().collect();
+        let coeffs = self.first.decode(&cells)?;
+        let len = ctx.byte_len as usize;
+        let used = len.div_ceil(BYTES_PER_ELEMENT);
+        if coeffs.len() < used || coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
+            return Err(FlError::Malformed("coefficients beyond the fragment length"));
+        }
+        let bytes = scalars_to_bytes(&coeffs[..used], len)?;
+        let release = self.release(ctx.instance, ctx.chain, ctx.round, &bytes)?;
+        if release.root != *root {
+            return Err(FlError::MerkleProofFailed { node, client: None });
+        }
+        release.subfragments.into_iter().nth(node).ok_or(FlError::PositionOutOfRange { index: node, len: self.nodes })
+    }
+
+    /// Anyone, before the root is known: can `mf` be a mini-fragment of
+    /// this coder at all — an existing node and client, one second-code
+    /// cell of values, and Merkle paths no longer than the mini-tree
+    /// (`C` leaves) and the subfragment tree (`K` leaves) have? A client
+    /// holds only such mini-fragments until the root arrives.
+    pub fn check_mini_shape(&self, mf: &MiniFragment) -> Result<(), FlError> {
         let fault = FlError::MerkleProofFailed { node: mf.node, client: Some(mf.client) };
         if mf.node >= self.nodes || mf.client >= self.clients {
             return Err(fault);
@@ -292,6 +342,17 @@ impl GlobalCoder {
         if mf.values.len() != self.second.cell_size() {
             return Err(FlError::WrongLength { expected: self.second.cell_size(), got: mf.values.len() });
         }
+        let depth = |leaves: usize| (usize::BITS - leaves.saturating_sub(1).leading_zeros()) as usize;
+        if mf.mini_proof.siblings.len() > depth(self.clients) || mf.sub_proof.siblings.len() > depth(self.nodes) {
+            return Err(fault);
+        }
+        Ok(())
+    }
+
+    /// Anyone: does `mf` belong to the fragment under `root`?
+    pub fn verify_mini(&self, root: &Hash32, mf: &MiniFragment) -> Result<(), FlError> {
+        let fault = FlError::MerkleProofFailed { node: mf.node, client: Some(mf.client) };
+        self.check_mini_shape(mf)?;
         let ok = mf.mini_proof.index == mf.client as u64
             && mf.mini_proof.leaf_count == self.clients as u64
             && mf.mini_proof.verify(&mini_leaf(&mf.ctx, mf.node, mf.client, &mf.values), &mf.mini_root)
@@ -409,6 +470,10 @@ impl ClientAssembler {
             };
             if index >= len {
                 step.faults.push(FlError::PositionOutOfRange { index, len });
+            } else if let Err(e) = coder.check_mini_shape(&mf) {
+                // Refused on arrival: nothing that cannot be a
+                // mini-fragment of this chain waits for the root.
+                step.faults.push(e);
             } else if st.pending.iter().filter(|(s, _)| *s == src).count() < coder.nodes() {
                 st.pending.push((src, mf));
             } else {

@@ -17,10 +17,11 @@
 //! - [`consensus`]: the dual consensus of one chain (§7.4), sans-IO, with
 //!   its omission rule (a client every node named is left out only with
 //!   [`consensus::Exclusion`] evidence that it is faulty) and its
-//!   root agreement judging a PBFT block by the root and clients it decides
-//!   (a node validates a block re-proposed from a view it never saw by the
-//!   same aggregate it verified under another view's proposal, so leaders
-//!   that skip `f` nodes cannot halt a chain);
+//!   root agreement accepting a PBFT block only for an aggregation view
+//!   whose attested proposal the node verified (a node asked to validate a
+//!   block of a view it never saw fetches that proposal from its peers,
+//!   checks it in full and rebuilds its own subfragment from `f + 1`
+//!   others', so leaders that skip `f` nodes cannot halt a chain);
 //! - [`round`]: a chain's nodes and clients in the seeded simulator;
 //! - [`byzantine`]: Byzantine node behaviours for those runs;
 //! - [`mutants`]: planted bugs for the mutation-sensitivity check;

@@ -42,12 +42,16 @@ pub enum Mutation {
     /// The chain instance leaves the run id out, so an earlier run's
     /// attested pre-vectors verify in this one.
     RunUnbound,
-    /// A replica validates a PBFT root block only by the proposal of the
-    /// block's own aggregation view: a root and client list it verified
-    /// under another view's proposal do not count, so nodes a Byzantine
-    /// leader skipped never validate the prepared block PBFT must
-    /// re-propose.
+    /// A replica validates a PBFT root block only by a proposal it
+    /// received from the block's aggregation leader itself: it never
+    /// fetches the proposal of a view it left without one from its peers,
+    /// so nodes a Byzantine leader skipped never validate the prepared
+    /// block PBFT must re-propose.
     ReproposalViewBound,
+    /// A node takes a proposal relayed by a peer on the relayer's word (no
+    /// attestation, exclusion evidence or omission check), so a Byzantine
+    /// relayer's client list becomes what the node validates a block by.
+    RelayUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -31,8 +31,10 @@ fn coder() -> GlobalCoder {
 /// for this chain's coder is refused on arrival (a typed fault), so the
 /// queue holds at most `K` well-sized entries per sender.
 /// Observed: all seven are queued without a fault.
+/// Fixed: `GlobalCoder::check_mini_shape` (node and client in range, one
+/// second-code cell of values, Merkle paths no longer than the trees'
+/// depths) runs on arrival, before the root; a failure is a typed fault.
 #[test]
-#[ignore = "attack r8: oversized mini-fragments before the root are queued (K per sender, any size) instead of refused"]
 fn oversized_mini_fragments_before_the_root_are_refused() {
     let c = coder();
     let rel = c.release(Hash32::ZERO, 0, 3, &[7u8; 600]).unwrap();

@@ -99,10 +99,13 @@ fn derived_nonces_never_repeat_across_clients_fragments_rounds_histories_or_runs
 /// accept a block whose root and clients it verified in another
 /// aggregation view (the attestation binds the view, but the root and
 /// clients are what the block decides).
-/// Fixed by the latter: a replica accepts a block whose root and client
-/// list it verified under another aggregation view's attested proposal
-/// ("Re-proposed roots" in the `consensus` module docs; planted bug
-/// `ReproposalViewBound`).
+/// Fixed first by the latter (attack round 8 showed a later honest leader
+/// need not reproduce the prepared aggregate), now by the former: a node
+/// asked to validate a block of a view it never received fetches that
+/// view's attested proposal from the peers that verified it, checks it in
+/// full and rebuilds its own subfragment ("Re-proposed roots" in the
+/// `consensus` module docs; planted bugs `ReproposalViewBound` and
+/// `RelayUnchecked`).
 #[test]
 fn leaders_skipping_f_nodes_and_withholding_commits_cannot_halt_the_round() {
     let honest = [0usize, 1, 2, 3];

@@ -1,8 +1,9 @@
-//! Attack round 8 on CTP-FL (issue 16): the root agreement's rule that a
-//! replica validates a PBFT block re-proposed from an aggregation view it
-//! never saw by the same `(root, clients)` verified under another view
-//! ("Re-proposed roots" in `consensus`), driven in the simulator by
-//! Byzantine leaders. Findings are `#[ignore]`d until fixed:
+//! Attack round 8 on CTP-FL (issue 16): the root agreement's rule (as of
+//! round 6's fix) that a replica validates a PBFT block re-proposed from an
+//! aggregation view it never saw by the same `(root, clients)` verified
+//! under another view, driven in the simulator by Byzantine leaders; now
+//! replaced by fetching the view's proposal ("Re-proposed roots" in
+//! `consensus`). Findings are `#[ignore]`d until fixed:
 //! `cargo test -p gridledger-fl --test attack_reproposal_r8 -- --include-ignored`.
 
 mod common;
@@ -88,8 +89,13 @@ fn equivocating_client_and_skipping_leaders(seed: u64, forward: bool) -> Run {
 /// Observed: no honest node commits within 5 000 ticks (nor within the
 /// 20 000 of a `fl train` round, 82 aggregation views later); only the
 /// Byzantine nodes 0 and 1 hold view 0's commit certificate.
+/// Fixed: a node asked to validate a block of an aggregation view it left
+/// without that view's proposal fetches the proposal from its peers
+/// (`FetchProposal`/`Relay`), checks it as if the leader had sent it and
+/// rebuilds its own subfragment from `f + 1` relayed ones ("Re-proposed
+/// roots" in `consensus`; planted bugs `ReproposalViewBound`,
+/// `RelayUnchecked`).
 #[test]
-#[ignore = "attack r8: a prepared re-proposed root whose (root, clients) no later honest leader reproduces halts the chain"]
 fn skipped_nodes_commit_a_reproposed_root_no_later_leader_reproduces() {
     let honest = [0usize, 1, 2, 3];
     let r = equivocating_client_and_skipping_leaders(3, false);
@@ -207,8 +213,13 @@ impl Adversary<P> for NarrowCarriedSetLeader {
 /// their commits, and nothing commits.
 /// Expected: the round commits and every honest client decodes.
 /// Observed: no honest client decodes within 5 000 ticks.
+/// Fixed: a node asked to validate a block of an aggregation view it left
+/// without that view's proposal fetches the proposal from its peers
+/// (`FetchProposal`/`Relay`), checks it as if the leader had sent it and
+/// rebuilds its own subfragment from `f + 1` relayed ones ("Re-proposed
+/// roots" in `consensus`; planted bugs `ReproposalViewBound`,
+/// `RelayUnchecked`).
 #[test]
-#[ignore = "attack r8: a Byzantine leader's legal narrow carried set makes a prepared aggregate no honest leader reproduces; the chain halts"]
 fn a_leader_aggregating_a_partly_uploaded_client_cannot_halt_the_round() {
     let honest = [0usize, 1, 2, 3];
     let nodes = 7;
@@ -289,8 +300,10 @@ impl Adversary<P> for RelabelBlockView {
 /// it has reached (`view ≤` the node's aggregation view), so the committed
 /// view names a real attested proposal.
 /// Observed: every honest node commits `view: u32::MAX`.
+/// Fixed: a block is accepted only for an aggregation view whose attested
+/// proposal (with that root and clients) the node verified, received or
+/// fetched; a view beyond the `K` views ahead a node checks is refused.
 #[test]
-#[ignore = "attack r8: a Byzantine PBFT leader relabels the block's aggregation view (u32::MAX) and honest nodes commit it"]
 fn a_committed_block_names_an_aggregation_view_that_was_proposed() {
     let honest = [0usize, 1, 2, 3];
     let nodes = 4;

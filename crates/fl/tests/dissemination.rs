@@ -186,3 +186,27 @@ fn a_client_forwards_every_own_mini_fragment_even_before_the_root_and_after_deco
     assert_eq!(step.forward, vec![own.clone()]);
     assert!(late.on_mini(Source::Node(6), own).forward.is_empty(), "forwarded once");
 }
+
+/// A node without its own subfragment rebuilds exactly the leader's (values
+/// and Merkle proof) from `f + 1` others that verify under the root; fewer
+/// do not decode, and one that fails its proof (or a root the recoding
+/// does not give) is refused.
+#[test]
+fn a_node_rebuilds_its_own_subfragment_from_f_plus_one_others() {
+    let c = GlobalCoder::for_chain(600, NODES, CLIENTS).unwrap();
+    let bytes = fragment(457, 5);
+    let rel = c.release(Hash32([9; 32]), 1, 3, &bytes).unwrap();
+    assert_eq!(c.subfragments_needed(), 3);
+    let others = &rel.subfragments[2..5];
+    let own = c.recover_subfragment(&rel.root, others, 6).unwrap();
+    assert_eq!(own, rel.subfragments[6]);
+    assert!(c.mini_fragments(6, &rel.root, &own).is_ok());
+    assert_eq!(
+        c.recover_subfragment(&rel.root, &rel.subfragments[2..4], 6),
+        Err(FlError::Undecodable { need: 3, have: 2 })
+    );
+    let mut altered = others.to_vec();
+    altered[1].values[0] += Scalar::ONE;
+    assert!(matches!(c.recover_subfragment(&rel.root, &altered, 6), Err(FlError::MerkleProofFailed { node: 3, .. })));
+    assert!(c.recover_subfragment(&Hash32([1; 32]), others, 6).is_err());
+}

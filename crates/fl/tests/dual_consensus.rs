@@ -300,3 +300,49 @@ fn far_ahead_view_requests_are_kept_and_need_f_plus_one_to_join() {
     let step = n1.handle(Some(0), Message::ViewChange { node: 0, view: 4 });
     assert!(step.sends.is_empty() && step.outputs.is_empty());
 }
+
+/// Attack round 8, finding 1, with Byzantine nodes that relay nothing:
+/// nodes 5 and 6, skipped by the Byzantine leaders of views 0 and 1, never
+/// receive view 0's proposal, and no later honest leader reproduces its
+/// aggregate (it excluded an equivocating client with evidence only node 0
+/// holds). They fetch view 0's proposal from the nodes that verified it
+/// (2, 3 and 4: `f + 1`, all a prepared certificate guarantees), check it
+/// as if the leader had sent it, rebuild their own subfragment from those
+/// three, validate the re-proposed block and commit it; every honest
+/// client decodes view 0's aggregate.
+#[test]
+fn skipped_nodes_fetch_a_prepared_root_the_byzantine_nodes_do_not_relay() {
+    let honest = [0usize, 1, 2, 3];
+    let r = skipping_leaders_and_an_equivocating_client(3, RelayMode::Drop);
+    r.debug_trace();
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+    let committed = r.committed();
+    assert_eq!(committed[0].1, 0, "{committed:?}");
+    for node in [5u32, 6] {
+        assert!(committed.iter().any(|(n, ..)| *n == node), "skipped node {node} did not commit: {committed:?}");
+    }
+}
+
+/// The same, with Byzantine nodes that relay view 0's proposal with a
+/// client left out and their subfragment altered (and send that forgery
+/// unasked, ahead of every honest relay): the skipped nodes refuse both
+/// parts (the attestation does not cover the client list, the subfragment
+/// fails its Merkle proof) as typed faults, and still commit view 0's
+/// root from the honest relays.
+#[test]
+fn forged_relays_are_refused_and_the_skipped_nodes_still_commit() {
+    let honest = [0usize, 1, 2, 3];
+    let r = skipping_leaders_and_an_equivocating_client(3, RelayMode::Alter);
+    r.debug_trace();
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+    let refused = |what: &str| {
+        r.sim.faults.iter().any(|(_, n, f)| {
+            (*n == 5 || *n == 6) && matches!(f, Fault::BadProposal { view: 0, error } if error.contains(what))
+        })
+    };
+    assert!(refused("relayed proposal"), "no forged relayed proposal refused");
+    assert!(refused("relayed subfragment"), "no altered relayed subfragment refused");
+    for node in [5u32, 6] {
+        assert!(r.committed().iter().any(|(n, ..)| *n == node), "skipped node {node} did not commit");
+    }
+}

@@ -203,17 +203,30 @@ fn earlier_run_pre_vectors_refused() -> Result<(), String> {
 
 /// K = 7: Byzantine leaders 0 and 1 skip nodes 5 and 6 with their
 /// proposals and withhold their PBFT commit votes: view 0's block is
-/// prepared but never committed by `2f + 1`; the skipped nodes validate
-/// its re-proposal by the same root and clients verified under an honest
-/// later leader's proposal, and the round commits.
+/// prepared but never committed by `2f + 1`; the skipped nodes fetch view
+/// 0's proposal from the nodes that verified it, rebuild their own
+/// subfragment, validate its re-proposal, and the round commits.
 fn skipped_nodes_validate_a_reproposed_root() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
     let r = skipping_leaders_withholding_commits(3);
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
+/// K = 7 (attack round 8, finding 1): Byzantine leaders 0 and 1 skip
+/// nodes 5 and 6, withhold their commit votes and exclude an equivocating
+/// client with evidence no later honest leader holds, so no later
+/// aggregate equals view 0's prepared one; they relay view 0's proposal
+/// to the skipped nodes' fetches with a client left out and an altered
+/// subfragment. The skipped nodes refuse those relays, rebuild their
+/// subfragment from nodes 2–4's, and the round commits.
+fn skipped_nodes_fetch_a_prepared_root() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = skipping_leaders_and_an_equivocating_client(3, RelayMode::Alter);
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 11] = [
+const SCENARIOS: [Scenario; 12] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -225,6 +238,7 @@ const SCENARIOS: [Scenario; 11] = [
     ("retried upload aggregated", retried_upload_aggregated),
     ("earlier-run pre-vectors refused", earlier_run_pre_vectors_refused),
     ("skipped nodes validate a re-proposed root", skipped_nodes_validate_a_reproposed_root),
+    ("skipped nodes fetch a prepared root", skipped_nodes_fetch_a_prepared_root),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -295,4 +309,14 @@ fn an_instance_without_the_run_id_is_caught() {
 #[test]
 fn a_block_validated_only_by_its_own_view_is_caught() {
     caught(Mutation::ReproposalViewBound, "skipped nodes validate a re-proposed root");
+}
+
+#[test]
+fn a_block_never_fetched_when_no_later_leader_reproduces_it_is_caught() {
+    caught(Mutation::ReproposalViewBound, "skipped nodes fetch a prepared root");
+}
+
+#[test]
+fn a_relayed_proposal_taken_unchecked_is_caught() {
+    caught(Mutation::RelayUnchecked, "skipped nodes fetch a prepared root");
 }

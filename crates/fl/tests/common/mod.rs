@@ -560,3 +560,104 @@ pub fn skipping_leaders_withholding_commits(seed: u64) -> Run {
         &honest,
     )
 }
+
+/// What a Byzantine node does with the proposals its peers fetch from it
+/// (`Message::Relay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayMode {
+    /// Relays as the code does.
+    Honest,
+    /// Relays nothing.
+    Drop,
+    /// Relays its proposal with the last aggregated client left out and
+    /// its subfragment's first value altered.
+    Alter,
+}
+
+/// Attack round 8's skipping leader `me`: as
+/// [`SkipProposalWithholdCommits`], and it forwards no client message to
+/// later leaders, and treats the proposals its peers fetch from it as
+/// `relay` says. With [`RelayMode::Alter`] it also sends, unasked, with
+/// every message it sends after its first proposal, a forged relay of that
+/// proposal (the last client left out, the leader's attestation kept) to
+/// the nodes it skipped, so a forgery reaches them before any honest
+/// relay does.
+pub struct SkipWithholdRelay {
+    pub me: usize,
+    pub skip: Vec<u32>,
+    pub relay: RelayMode,
+    forged: Option<Message>,
+}
+
+impl SkipWithholdRelay {
+    pub fn new(me: usize, skip: Vec<u32>, relay: RelayMode) -> Self {
+        Self { me, skip, relay, forged: None }
+    }
+}
+
+/// A relay or proposal turned into node `me`'s relay, altered as
+/// [`RelayMode::Alter`] says.
+fn alter_relay(me: usize, m: Message) -> Message {
+    use ff::Field;
+    match m {
+        Message::Relay { view, root, mut clients, ra, mut sf, excluded, pre_vectors, .. }
+        | Message::Proposal { view, root, mut clients, ra, mut sf, excluded, pre_vectors } => {
+            clients.pop();
+            sf.node = me;
+            sf.values[0] += blstrs::Scalar::ONE;
+            Message::Relay { node: me, view, root, clients, ra, sf, excluded, pre_vectors }
+        }
+        other => other,
+    }
+}
+
+impl Adversary<P> for SkipWithholdRelay {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let (me, relay) = (self.me, self.relay);
+        let sends = SkipProposalWithholdCommits { skip: self.skip.clone() }.tamper(now, sends, rng);
+        let mut out: Vec<(Dest, Message)> = Vec::new();
+        for (d, m) in sends {
+            match m {
+                Message::Forward { .. } => {}
+                Message::Relay { .. } if relay == RelayMode::Drop => {}
+                Message::Relay { .. } if relay == RelayMode::Alter => out.push((d, alter_relay(me, m))),
+                Message::Proposal { .. } if relay == RelayMode::Alter && self.forged.is_none() => {
+                    self.forged = Some(alter_relay(me, m.clone()));
+                    out.push((d, m));
+                }
+                other => out.push((d, other)),
+            }
+        }
+        if let Some(forged) = &self.forged {
+            out.extend(self.skip.iter().map(|&n| (Dest::One(n), forged.clone())));
+        }
+        out
+    }
+}
+
+/// K = 7 (f = 2): attack round 8's finding 1. Four honest clients and
+/// client 4, which equivocates (record A to nodes 0–2, record B to 3–6)
+/// with its sends to nodes 1 and 2 dropped: record A reaches Byzantine
+/// node 0 only. Byzantine nodes 0 and 1 (the first two aggregation
+/// leaders) skip nodes 5 and 6 with their proposals, withhold their PBFT
+/// commit votes, forward no client message and relay as `relay` says.
+/// View 0 excludes client 4 with equivocation evidence, which no later
+/// honest leader holds, so no later aggregate equals view 0's prepared
+/// one: the skipped nodes must fetch view 0's proposal from nodes 2–4.
+pub fn skipping_leaders_and_an_equivocating_client(seed: u64, relay: RelayMode) -> Run {
+    let honest = [0usize, 1, 2, 3];
+    let nodes = 7;
+    let mut behaviours = vec![ClientBehaviour::Honest; 4];
+    behaviours.push(ClientBehaviour::Equivocate);
+    run(
+        seed,
+        nodes,
+        behaviours,
+        vec![
+            (0, Box::new(SkipWithholdRelay::new(0, vec![5, 6], relay))),
+            (1, Box::new(SkipWithholdRelay::new(1, vec![5, 6], relay))),
+            (nodes + 4, Box::new(DropToNodes(vec![1, 2]))),
+        ],
+        &honest,
+    )
+}
