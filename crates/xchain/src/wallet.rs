@@ -30,10 +30,11 @@
 //! used (attack R11):
 //! - terms whose CCT was never stored: once it can never be — the
 //!   deployment's BoB passed their `expires_at` without a record of them
-//!   ([`TermsRegistry::release_unstored`]). Not on a refusal or a missing
-//!   receipt: a CCT transaction not included in the next block may be
-//!   included later (R11-1), and a refused one may be sent again, signed
-//!   terms and all, until `expires_at`;
+//!   ([`TermsRegistry::release_unstored`]). Not on a missing receipt: a
+//!   CCT transaction not included in the next block may be included later
+//!   (R11-1). On a refusal (a reverted receipt) only by a driver that is
+//!   the terms' sender ([`crate::mbs::BobMbs::swap`]): anyone else's
+//!   counterparty may send the same signed terms again until `expires_at`;
 //! - terms whose CCT was stored: once it is complete *and* the payer's
 //!   nonce is spent on its chain — its committed next nonce is past it
 //!   ([`TermsRegistry::release_spent`]). A side that ended penalised
