@@ -433,6 +433,10 @@ fn open_ccts(m: &BobMbs) -> anyhow::Result<Vec<gridledger_core::Hash32>> {
     Ok(ids)
 }
 
+/// Most epochs `resume` runs after closing its CCTs for the voids of
+/// unspent nonces to land ([`BobMbs::settle_wallet`]).
+const WALLET_SETTLE_EPOCHS: u64 = 4;
+
 /// Reverted `prove` calls of one side after which `resume` stops sending
 /// it and leaves the side to CCT_V (a `prove` that reverted did not act).
 const MAX_PROVE_REVERTS: u32 = 2;
@@ -684,6 +688,13 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // The wallet triples of the CCTs closed here are given back under the
+    // wallet's rule (attack R11-4): a nonce its payment spent at once; one
+    // left unspent (a side penalised without paying) is voided by its
+    // payer first, and given back once the void is on its chain — epochs
+    // run for that (a void left in a mempool this process drops would be
+    // lost; the next driver sends it again otherwise).
+    let released_terms = released_terms + m.settle_wallet(WALLET_SETTLE_EPOCHS)?;
     let mut closed = Vec::new();
     let mut still_open = Vec::new();
     for id in &ours {

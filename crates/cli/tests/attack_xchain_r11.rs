@@ -34,10 +34,10 @@ fn spec() -> MbsSpec {
 /// Expected: after resume closed the CCT, the next honest swap of the same
 /// parties completes with both sides `Proved` (resume releases the terms of
 /// the CCTs it completes, as `swap` does at completion).
-/// Observed: the registry still holds the closed CCT's sender nonce; the
-/// next swap's sender NT carries `n + 1` and cannot land.
+/// Observed (before the fix): the registry still held the closed CCT's
+/// sender nonce; the next swap's sender NT carried `n + 1` and could not
+/// land. Now resume voids the unspent nonce and gives it back once spent.
 #[test]
-#[ignore = "attack r11 [4]: xchain resume never releases the wallet triples of the CCTs it closes; an unpaid nonce stays held and freezes the party's later swaps"]
 fn resume_gives_back_the_nonces_of_the_ccts_it_closes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

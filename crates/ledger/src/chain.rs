@@ -393,13 +393,22 @@ impl Chain {
         let body = {
             let mut b =
                 BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit).with_block_hashes(&recent);
+            let mut waiting = BTreeSet::new();
             for tx in candidates.into_iter().filter(|t| !exclude.contains(&t.hash())) {
                 if b.len() >= max {
                     break;
                 }
+                if waiting.contains(&tx.sender()) {
+                    continue;
+                }
+                let sender = tx.sender();
                 match b.push(tx) {
                     Ok(_) => {}
-                    Err(crate::executor::TxRejected::BlockFull) => break,
+                    // Skipped, not the end of the block (see
+                    // `execute_candidates`).
+                    Err(crate::executor::TxRejected::BlockFull) => {
+                        waiting.insert(sender);
+                    }
                     // Left in the mempool: the next build on committed
                     // state evicts what can no longer execute.
                     Err(_) => {}
@@ -422,11 +431,25 @@ impl Chain {
         let body = {
             let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit)
                 .with_block_hashes(&self.recent);
+            // A candidate whose gas limit no longer fits what is left of
+            // the block is skipped, and so are its sender's later ones (they
+            // wait for it, in nonce order, and stay in the mempool); the
+            // other senders' candidates still go in. Stopping at it instead
+            // let one heavy transaction queued behind another sender's
+            // cheap one shut every later sender out of every block. The
+            // walk is over the mempool's bounded, deterministic candidate
+            // list, once.
+            let mut waiting = BTreeSet::new();
             for tx in candidates {
-                let h = tx.hash();
+                let (h, sender) = (tx.hash(), tx.sender());
+                if waiting.contains(&sender) {
+                    continue;
+                }
                 match b.push(tx) {
                     Ok(_) => {}
-                    Err(crate::executor::TxRejected::BlockFull) => break,
+                    Err(crate::executor::TxRejected::BlockFull) => {
+                        waiting.insert(sender);
+                    }
                     Err(e) => dropped.push((h, e.to_string())),
                 }
             }

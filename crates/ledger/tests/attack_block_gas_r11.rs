@@ -29,7 +29,6 @@ const BAL: Amount = Amount(1_000_000_000_000);
 /// Observed: after 20 blocks it is still not included; each block held
 /// only X's transfer.
 #[test]
-#[ignore = "attack r11 [6]: a block-sized gas limit queued behind another sender's transfer halts every later sender"]
 fn a_heavy_transaction_behind_another_does_not_halt_later_senders() {
     let d = tempfile::tempdir().unwrap();
     let mut dc = DevChain::open(d.path(), 8, BAL, ContractRegistry::new()).unwrap();

@@ -674,6 +674,24 @@ fn wrapped_key(token: ChainId, a: &Address) -> Vec<u8> {
 /// (`PenaltyOutOfBounds`) and changes nothing.
 pub const PRICE_WINDOW: u64 = 16;
 
+/// The furthest ahead of the BoB's height terms may expire (attack
+/// R11-5): SC_T refuses a CCT whose `expires_at` lies more than this many
+/// blocks after the block it executes in (`ExpiryTooFar`), and a party's
+/// wallet refuses to agree such terms
+/// ([`crate::wallet::TermsRegistry::observe`]).
+///
+/// Decision: terms the counterparty draws up and never submits hold the
+/// payers' nonces in their wallets until `expires_at` passes; unbounded,
+/// that was for ever. The terms builder gives [`PRICE_WINDOW`] blocks, and
+/// so does the bound. While the held nonce is out, a later exchange of
+/// the payer on that chain names the nonce above it, and the payer's
+/// driver fills the nonce given back with a void transfer once the terms
+/// expired ([`crate::mbs::BobMbs::wallet_duties`]); that later exchange's
+/// payment lands in time as long as its window — κ̄ + κ_j blocks to the
+/// deadline, as many again for the BoB nodes' forwarding — is longer than
+/// this bound (the default deployment: 2 · (2 + 16) = 36 > 16).
+pub const MAX_TERMS_AHEAD: u64 = PRICE_WINDOW;
+
 /// The pool's [`amm::PriceRef`]: what SC_AMM prices from (attack R5-5).
 fn price_ref_key(token: ChainId) -> Vec<u8> {
     [b"pr/".as_slice(), &token.to_be_bytes()].concat()
@@ -1353,6 +1371,13 @@ impl BobContract {
         }
         if ctx.height() > t.expires_at {
             return fail(XchainError::CctExpired { expires_at: t.expires_at, now: ctx.height() });
+        }
+        if t.expires_at > ctx.height().saturating_add(MAX_TERMS_AHEAD) {
+            return fail(XchainError::ExpiryTooFar {
+                expires_at: t.expires_at,
+                now: ctx.height(),
+                max: MAX_TERMS_AHEAD,
+            });
         }
         if t.chain_i == t.chain_j {
             return fail(XchainError::BadTerms("the two chains must differ".into()));

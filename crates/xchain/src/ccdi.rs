@@ -263,6 +263,11 @@ pub enum Mutation {
     /// a transfer with a later nonce pays the receiver's side (attack
     /// R10-1).
     ReceiverNonceFloor,
+    /// The parties' driver gives a closed CCT's wallet triples back whether
+    /// or not the payments spent their nonces (the rule before attack
+    /// R11-3): a penalised party's posted NT stays valid while its nonce is
+    /// named again.
+    ReleaseBeforeSpent,
 }
 
 impl BobContract {

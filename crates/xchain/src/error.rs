@@ -67,6 +67,10 @@ pub enum XchainError {
     NotSender,
     #[error("the cross-chain transaction expired at BoB height {expires_at}, now {now}")]
     CctExpired { expires_at: Height, now: Height },
+    /// Terms expiring more than [`crate::bob::MAX_TERMS_AHEAD`] blocks
+    /// after the height their CCT executes at (attack R11-5).
+    #[error("the terms expire at BoB height {expires_at}, more than {max} blocks after now ({now})")]
+    ExpiryTooFar { expires_at: Height, now: Height, max: u64 },
     #[error("insufficient deposit: {who} needs more than {needed} free Token_B, has {free}")]
     InsufficientDeposit { who: &'static str, needed: u128, free: u128 },
     #[error("proof for epoch {height} is not after the CCT's epoch {after} (+κ̄)")]

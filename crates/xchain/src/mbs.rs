@@ -462,6 +462,24 @@ pub struct BobMbs {
     /// `<dir>/wallet` by default; a receiver trading on several
     /// deployments gives each the same one ([`BobMbs::use_wallet`]).
     pub wallet: crate::wallet::TermsRegistry,
+    /// The parties this MBS drives (its development accounts, as for every
+    /// `xchain` command): [`BobMbs::wallet_duties`] voids and fills their
+    /// nonces as their own drivers would.
+    pub(crate) parties: BTreeMap<Address, KeyPair>,
+}
+
+/// What one run of [`BobMbs::wallet_duties`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalletDuties {
+    /// Wallet entries given back (never-stored terms expired, or a closed
+    /// CCT's nonce spent).
+    pub released: usize,
+    /// Void transfers sent (a closed CCT's unspent nonce, or a nonce given
+    /// back below a payment still owed).
+    pub voids: usize,
+    /// Entries of closed CCTs of this deployment still held: their nonce
+    /// is not spent yet (a void on its way, or one the payer cannot pay).
+    pub reserved: usize,
 }
 
 /// Most times a BoB node sends one posted NT to its chain in sub-situation
@@ -908,6 +926,7 @@ impl BobMbs {
             c.share_clock(clock.clone());
         }
         let Plan { relayer, committee, .. } = plan;
+        let parties = (0..spec.users).map(dev_key).map(|k| (k.address(), k)).collect();
         let mut m = Self {
             bob,
             externals,
@@ -927,8 +946,10 @@ impl BobMbs {
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
             wallet: crate::wallet::TermsRegistry::open(&dir.join(WALLET_DIR))?,
+            parties,
         };
         m.epoch = m.bob.height();
+        m.wallet.observe(m.config.deployment, m.bob.height());
         Ok(m)
     }
 
@@ -1118,7 +1139,136 @@ impl BobMbs {
         }
         self.bob.tick()?;
         self.epoch += 1;
+        self.wallet.observe(self.config.deployment, self.bob.height());
+        self.wallet_duties()?;
         Ok(())
+    }
+
+    /// The parties' wallet duties of an epoch (see [`crate::wallet`],
+    /// attack R11), for every party this MBS drives:
+    /// - gives back the triples of terms never stored that can no longer
+    ///   be (their `expires_at` passed without a record), and those of
+    ///   closed CCTs whose nonce its payment (or a void) spent;
+    /// - voids each closed CCT's nonce that is still unspent, once the
+    ///   payer's account reaches it: a transfer of nothing to itself at
+    ///   that nonce, so the side's posted NT can never land after its
+    ///   penalty (R11-3);
+    /// - fills, with voids as well, each nonce given back by never-stored
+    ///   terms that lies below a payment the party still owes for a stored
+    ///   CCT, so that payment can land (R11-2).
+    ///
+    /// A void the chain refuses (the payer cannot pay its fee) is sent
+    /// again at a later epoch.
+    pub fn wallet_duties(&mut self) -> Result<WalletDuties, MbsError> {
+        let mut done = WalletDuties {
+            released: self.release_unstored_terms()? + self.release_settled_terms()?,
+            ..Default::default()
+        };
+        let held = self.wallet.held()?;
+        let pairs: std::collections::BTreeSet<(ChainId, Address)> = held
+            .iter()
+            .filter(|h| h.entry.deployment == self.config.deployment && self.parties.contains_key(&h.payer))
+            .map(|h| (h.chain, h.payer))
+            .collect();
+        for (chain, payer) in pairs {
+            let Some(key) = self.parties.get(&payer).cloned() else { continue };
+            done.voids += self.void_nonces(chain, &key, &held)?;
+        }
+        done.reserved = held.iter().filter(|h| self.closed(&h.entry)).count();
+        Ok(done)
+    }
+
+    /// Whether a wallet entry is terms of this deployment whose CCT is
+    /// complete (an entry still held: its nonce is not spent yet).
+    fn closed(&self, e: &crate::wallet::Entry) -> bool {
+        e.deployment == self.config.deployment && self.cct(&e.id).is_some_and(|r| r.complete)
+    }
+
+    /// Whether a wallet entry is terms of this deployment whose CCT is
+    /// stored: its payment is owed (or, complete, its nonce is to be voided).
+    fn owed(&self, e: &crate::wallet::Entry) -> bool {
+        e.deployment == self.config.deployment && self.cct(&e.id).is_some()
+    }
+
+    /// Sends `key`'s voids on `chain` ([`wallet_duties`](Self::wallet_duties)):
+    /// from its next nonce as its wallet knows it, each nonce held by a
+    /// closed CCT of this deployment, and each free one below a nonce held
+    /// by a stored CCT; it stops at a nonce held otherwise (terms not
+    /// stored yet, another deployment's, an open CCT's: that payment is
+    /// its driver's) or with nothing owed above. Returns how many the
+    /// chain took.
+    fn void_nonces(&mut self, chain: ChainId, key: &KeyPair, held: &[crate::wallet::Held]) -> Result<usize, MbsError> {
+        let Ok(c) = self.external(chain) else { return Ok(0) };
+        let payer = key.address();
+        let mine: BTreeMap<u64, crate::wallet::Entry> =
+            held.iter().filter(|h| h.chain == chain && h.payer == payer).map(|h| (h.nonce, h.entry)).collect();
+        let mut p = c.wallet_next_nonce(&payer);
+        let mut sent = 0;
+        while p < u64::MAX {
+            let void = match mine.get(&p) {
+                None => mine.range(p + 1..).any(|(_, e)| self.owed(e)),
+                Some(e) => self.closed(e),
+            };
+            if !void {
+                break;
+            }
+            let c = self.external(chain)?;
+            let tx = c.sign(key, transfer(key, chain, p, payer, Amount::ZERO, Amount(1)));
+            match self.external_mut(chain)?.submit(&tx) {
+                Ok(_) => sent += 1,
+                Err(e @ SubmitError::Unavailable { .. }) => return Err(e.into()),
+                Err(_) => break,
+            }
+            p += 1;
+        }
+        Ok(sent)
+    }
+
+    /// [`void_nonces`](Self::void_nonces) for one party whose key is given
+    /// (a driver paying: the nonces below its payment are filled first).
+    pub fn fill_nonces(&mut self, chain: ChainId, key: &KeyPair) -> Result<usize, MbsError> {
+        let held = self.wallet.held()?;
+        self.void_nonces(chain, key, &held)
+    }
+
+    /// Gives back the wallet triples of closed CCTs of this deployment
+    /// whose nonce is spent on its chain: the payer's committed next nonce
+    /// is past it (see [`crate::wallet`], attack R11-3). Returns how many.
+    pub fn release_settled_terms(&self) -> Result<usize, MbsError> {
+        let mut removed = 0;
+        for h in self.wallet.held()? {
+            if !self.closed(&h.entry) {
+                continue;
+            }
+            let spent = self.external(h.chain).is_ok_and(|c| c.account(&h.payer).nonce > h.nonce);
+            #[cfg(feature = "mutants")]
+            let spent = spent || self.spec.mutation == Some(crate::ccdi::Mutation::ReleaseBeforeSpent);
+            if spent && self.wallet.release_one(h.chain, &h.payer, h.nonce, &h.entry.id)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs the wallet duties, and epochs while a closed CCT's nonce waits
+    /// for its void to land, at most `max_epochs` of them (`xchain resume`
+    /// before it exits: a void in a mempool it drops would be lost).
+    /// Returns how many entries were given back.
+    pub fn settle_wallet(&mut self, max_epochs: u64) -> Result<usize, MbsError> {
+        let mut released = 0;
+        let mut d = self.wallet_duties()?;
+        released += d.released;
+        for _ in 0..max_epochs {
+            if d.reserved == 0 {
+                break;
+            }
+            let before = self.wallet.held()?.len();
+            self.tick()?;
+            released += before.saturating_sub(self.wallet.held()?.len());
+            d = self.wallet_duties()?;
+            released += d.released;
+        }
+        Ok(released)
     }
 
     /// Submits one of the BoB node's own transactions to the BoB, signed
@@ -1644,7 +1794,10 @@ impl BobMbs {
 
     fn build_terms(&self, req: &SwapRequest, (min_x_i, max_x_i): (u128, u128)) -> Result<CctTerms, MbsError> {
         let min_x_b = self.x_b_floor(req);
+        // The wallet bounds the terms' expiry from the BoB's height (R11-5).
+        self.wallet.observe(self.config.deployment, self.bob.height());
         self.release_unstored_terms()?;
+        self.release_settled_terms()?;
         Ok(CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
@@ -1785,6 +1938,7 @@ impl BobMbs {
     /// shared by every deployment the receiver trades on).
     pub fn use_wallet(&mut self, wallet: crate::wallet::TermsRegistry) {
         self.wallet = wallet;
+        self.wallet.observe(self.config.deployment, self.bob.height());
     }
 
     /// The native transaction of one side: an ordinary transfer
@@ -1845,9 +1999,13 @@ impl BobMbs {
         let r = match self.bob_ok(&cct) {
             Ok(r) => r,
             Err(e) => {
-                // Refused (or never executed): stored never, its nonces are
-                // free again once it can no longer be (attack R10-3).
-                if self.cct(&terms.id()).is_none() {
+                // Refused by SC_T (a reverted receipt): never stored, and
+                // this driver — the sender — never sends these terms
+                // again, so their nonces are free. Not included yet (no
+                // receipt): the transaction may still execute until
+                // `expires_at` (attack R11-1), so they stay held until the
+                // wallet duties find it passed without a record (R10-3).
+                if matches!(e, MbsError::Refused { .. }) && self.cct(&terms.id()).is_none() {
                     self.wallet.release(&terms)?;
                 }
                 return Err(e);
@@ -1864,6 +2022,9 @@ impl BobMbs {
                 continue;
             }
             let (chain, _payer, to, amount) = rec.instruction(side);
+            // Nonces below the NT's given back by never-stored terms, or
+            // of closed CCTs, are voided first: the NT lands (R11-2).
+            self.fill_nonces(chain, key)?;
             let nt = match behaviour {
                 // Emptied before the terms (above).
                 Behaviour::Underfund(s) if s == side => self.native_tx(&rec, side, key)?,
@@ -2011,9 +2172,14 @@ impl BobMbs {
             + u32::from(extra_phase_fraud)
             + u32::from(extra_phase_closed);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
-        // Complete: no proof counts for it any more, so the receiver's
-        // wallet gives the sender's nonce back (see `crate::wallet`).
-        self.wallet.release(&terms)?;
+        // Complete: no proof counts for it any more. Each nonce its payment
+        // spent is given back; one not spent (a side penalised without its
+        // payment landing) stays reserved, and its payer voids it now, so
+        // its NT can never land after the penalty (see `crate::wallet`,
+        // attack R11-3); it is given back once the void is on the chain.
+        self.release_settled_terms()?;
+        self.fill_nonces(req.chain_i, &req.sender)?;
+        self.fill_nonces(req.chain_j, &req.receiver)?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {
                 *gas.entry("prove".into()).or_default() += r.gas_used;

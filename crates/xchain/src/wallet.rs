@@ -26,15 +26,40 @@
 //! open exchanges on one chain gets successive nonces and pays them in
 //! nonce order.
 //!
-//! A triple is given back ([`TermsRegistry::release`]) once the CCT of the
-//! terms it was agreed for can never be proved any more: the CCT is
-//! complete on its deployment (SC_MPV refuses every proof then), or it can
-//! never be stored — its `expires_at` passed without a record, or SC_T
-//! refused it ([`TermsRegistry::release_unstored`]). A payment with that
-//! nonce can then pay one other set of terms; one that was already made
-//! has spent the nonce, and the payee's own nonce check
-//! ([`crate::mbs::BobMbs::check_floors`], `StaleFloor`) refuses terms
-//! naming it.
+//! A triple is given back only once no transaction naming it can still be
+//! used (attack R11):
+//! - terms whose CCT was never stored: once it can never be — the
+//!   deployment's BoB passed their `expires_at` without a record of them
+//!   ([`TermsRegistry::release_unstored`]). Not on a missing receipt: a
+//!   CCT transaction not included in the next block may be included later
+//!   (R11-1). On a refusal (a reverted receipt) only by a driver that is
+//!   the terms' sender ([`crate::mbs::BobMbs::swap`]): anyone else's
+//!   counterparty may send the same signed terms again until `expires_at`;
+//! - terms whose CCT was stored: once it is complete *and* the payer's
+//!   nonce is spent on its chain — its committed next nonce is past it
+//!   ([`TermsRegistry::release_spent`]). A side that ended penalised
+//!   without its payment landing leaves its nonce reserved: its native
+//!   transaction, posted to the BoB for anyone to read, is still a valid
+//!   transfer for that nonce, and the party must never sign a different
+//!   payment with it (R11-3).
+//!
+//! Decision (R11-3, R11-2): a reserved nonce is not kept for ever — that
+//! would leave a gap no later payment of the party crosses. The party's
+//! driver spends it with a *void*: a transfer of nothing to itself at that
+//! nonce ([`crate::mbs::BobMbs::wallet_duties`]), sent as soon as the
+//! party's account reaches the nonce. The old native transaction can then
+//! never land, so the party pays for that exchange once (the penalty); the
+//! nonce is given back once the void is on the chain. The same duty fills
+//! a nonce given back by never-stored terms when a payment the party still
+//! owes lies above it (a counterparty that withheld terms the party
+//! signed, R11-2), so that payment lands. A void costs its fee.
+//!
+//! Terms expiring far ahead would hold a nonce as long as they like
+//! (R11-5): the wallet refuses terms whose `expires_at` lies more than
+//! [`crate::bob::MAX_TERMS_AHEAD`] blocks past the deployment's BoB height
+//! as the wallet last saw it ([`TermsRegistry::observe`]; SC_T refuses
+//! them as well), and terms of a deployment whose height it was never
+//! told.
 //!
 //! One file per triple, `<dir>/<chain>-<payer>-<nonce>`, holding the id of
 //! the terms (which commits to their deployment), their deployment and
@@ -44,9 +69,11 @@
 //! and the record are one step), then the directory is `fsync`ed; a crash
 //! never leaves a torn entry, and no entry is ever rewritten in place.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, ChainId, Hash32, Height, Signature};
@@ -66,6 +93,15 @@ pub enum WalletError {
     /// The key asked to sign is not the terms' receiver.
     #[error("the signing key is not the terms' receiver")]
     NotReceiver,
+    /// The terms expire more than [`crate::bob::MAX_TERMS_AHEAD`] blocks
+    /// after the deployment's BoB height as the wallet last saw it: they
+    /// could hold the payers' nonces that long (attack R11-5).
+    #[error("the terms expire at BoB height {expires_at}, more than {max} blocks after its height {height}")]
+    ExpiryTooFar { expires_at: Height, height: Height, max: u64 },
+    /// The wallet was never told the BoB height of the terms' deployment
+    /// ([`TermsRegistry::observe`]), so it cannot bound their expiry.
+    #[error("the wallet does not know the BoB height of deployment {0}")]
+    UnknownDeployment(Hash32),
 }
 
 /// A party's durable registry of the (payer, chain, nonce) triples of the
@@ -74,6 +110,17 @@ pub enum WalletError {
 #[derive(Clone, Debug)]
 pub struct TermsRegistry {
     dir: PathBuf,
+    /// The highest BoB height seen per deployment (shared by clones).
+    heights: Arc<Mutex<BTreeMap<Hash32, Height>>>,
+}
+
+/// One triple of the registry and what its entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub chain: ChainId,
+    pub payer: Address,
+    pub nonce: u64,
+    pub entry: Entry,
 }
 
 /// What an entry holds: the terms' id, deployment and `expires_at`.
@@ -113,6 +160,18 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
     Some(Entry { id: Hash32(id), deployment: Hash32(deployment), expires_at: Height::from_le_bytes(e) })
 }
 
+/// The triple an entry's file name stands for (`<chain>-<payer>-<nonce>`).
+fn parse_name(name: &str) -> Option<(ChainId, Address, u64)> {
+    let mut parts = name.split('-');
+    let chain = parts.next()?.parse().ok()?;
+    let payer = Address::from_hex(parts.next()?).ok()?;
+    let nonce = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((chain, payer, nonce))
+}
+
 /// The (payer, chain, nonce) triples `terms` name, each once.
 fn triples(terms: &CctTerms) -> Vec<(ChainId, Address, u64)> {
     let s = (terms.chain_i, terms.sender_i, terms.nonce_i);
@@ -128,7 +187,33 @@ impl TermsRegistry {
     /// Opens (creating it if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<Self, WalletError> {
         std::fs::create_dir_all(dir).map_err(|source| WalletError::Io { path: dir.to_path_buf(), source })?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self { dir: dir.to_path_buf(), heights: Arc::default() })
+    }
+
+    /// Tells the wallet that `deployment`'s BoB reached `height` (a lower
+    /// height than one seen before changes nothing): terms of it expiring
+    /// more than [`crate::bob::MAX_TERMS_AHEAD`] blocks later are refused.
+    /// A driver tells it at every epoch ([`crate::mbs::BobMbs`] does).
+    pub fn observe(&self, deployment: Hash32, height: Height) {
+        let mut h = self.heights.lock().unwrap_or_else(|p| p.into_inner());
+        let e = h.entry(deployment).or_insert(height);
+        *e = (*e).max(height);
+    }
+
+    /// The highest BoB height of `deployment` this wallet was told.
+    pub fn observed(&self, deployment: &Hash32) -> Option<Height> {
+        self.heights.lock().unwrap_or_else(|p| p.into_inner()).get(deployment).copied()
+    }
+
+    /// Refuses terms expiring too far ahead, or of a deployment the wallet
+    /// was never told the height of (attack R11-5).
+    fn check_expiry(&self, terms: &CctTerms) -> Result<(), WalletError> {
+        let height = self.observed(&terms.deployment).ok_or(WalletError::UnknownDeployment(terms.deployment))?;
+        let max = crate::bob::MAX_TERMS_AHEAD;
+        if terms.expires_at > height.saturating_add(max) {
+            return Err(WalletError::ExpiryTooFar { expires_at: terms.expires_at, height, max });
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -153,6 +238,7 @@ impl TermsRegistry {
     /// (payer, chain, nonce) — in either role. All or nothing: a refusal
     /// leaves no entry of `terms` behind.
     pub fn agree(&self, terms: &CctTerms) -> Result<(), WalletError> {
+        self.check_expiry(terms)?;
         let id = terms.id();
         let bytes = encode(terms);
         let tmp = self.dir.join(format!(
@@ -251,10 +337,13 @@ impl TermsRegistry {
     }
 
     /// Gives back the triples `terms` hold, if they hold every one of them
-    /// (an entry that does not read is never removed). Call only once
-    /// their CCT can never be proved: complete on its deployment, or never
-    /// stored and never storable any more. Returns whether entries were
-    /// removed.
+    /// (an entry that does not read is never removed). The primitive under
+    /// the rules of this module: call it only once no transaction naming
+    /// the triples can still be used — their CCT never stored and never
+    /// storable any more ([`release_unstored`](Self::release_unstored)),
+    /// or complete with both payments spent on their chains
+    /// ([`release_spent`](Self::release_spent)). Returns whether entries
+    /// were removed.
     pub fn release(&self, terms: &CctTerms) -> Result<bool, WalletError> {
         let id = terms.id();
         let paths: Vec<PathBuf> = triples(terms).into_iter().map(|t| self.path(t)).collect();
@@ -273,6 +362,58 @@ impl TermsRegistry {
         }
         self.sync_dir()?;
         Ok(true)
+    }
+
+    /// Gives back each triple held by `terms` whose payment nonce is spent
+    /// on its chain (`spent(chain, payer, nonce)`: the payer's committed
+    /// next nonce there is past it). Call once their CCT is complete (no
+    /// proof counts for it any more); a triple whose nonce is not spent
+    /// stays reserved (see the module: its payer voids it). Returns how
+    /// many entries were removed.
+    pub fn release_spent(
+        &self,
+        terms: &CctTerms,
+        spent: impl Fn(ChainId, &Address, u64) -> bool,
+    ) -> Result<usize, WalletError> {
+        let id = terms.id();
+        let mut removed = 0;
+        for (chain, payer, nonce) in triples(terms) {
+            if spent(chain, &payer, nonce) && self.release_one(chain, &payer, nonce, &id)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the entry of one triple if it holds `id`.
+    pub fn release_one(&self, chain: ChainId, payer: &Address, nonce: u64, id: &Hash32) -> Result<bool, WalletError> {
+        let path = self.path((chain, *payer, nonce));
+        if self.holder(&path)? != Some(*id) {
+            return Ok(false);
+        }
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(WalletError::Io { path, source: e }),
+            _ => {}
+        }
+        self.sync_dir()?;
+        Ok(true)
+    }
+
+    /// Every triple the registry holds with an entry that reads, in file
+    /// name order (temporary files and foreign names skipped).
+    pub fn held(&self) -> Result<Vec<Held>, WalletError> {
+        let mut out = Vec::new();
+        let dir = std::fs::read_dir(&self.dir).map_err(Self::io(&self.dir))?;
+        for item in dir {
+            let item = item.map_err(Self::io(&self.dir))?;
+            let name = item.file_name();
+            let Some((chain, payer, nonce)) = parse_name(&name.to_string_lossy()) else { continue };
+            let Ok(bytes) = std::fs::read(item.path()) else { continue };
+            let Some(entry) = decode(&bytes) else { continue };
+            out.push(Held { chain, payer, nonce, entry });
+        }
+        out.sort_by_key(|h| (h.chain, h.payer, h.nonce));
+        Ok(out)
     }
 
     /// Gives back every triple held by terms of `deployment` that can never
@@ -345,10 +486,13 @@ mod tests {
         let w = TermsRegistry::open(d.path()).unwrap();
         let (a, b) = (terms(1, 5), terms(2, 5));
         let r = dev_key(1);
+        assert!(matches!(w.sign(&r, &a, 1), Err(WalletError::UnknownDeployment(_))));
+        w.observe(a.deployment, 10);
         w.sign(&r, &a, 1).unwrap();
         w.sign(&r, &a, 1).unwrap();
         // Durable: a wallet reopened on the same directory still refuses.
         let w = TermsRegistry::open(d.path()).unwrap();
+        w.observe(a.deployment, 10);
         match w.sign(&r, &b, 1) {
             Err(WalletError::NonceAlreadyAgreed { chain: 11, nonce: 5, other, .. }) => assert_eq!(other, Some(a.id())),
             got => panic!("second terms on nonce 5: {got:?}"),
@@ -360,5 +504,34 @@ mod tests {
         w.agree(&b).unwrap();
         assert!(matches!(w.sign(&dev_key(2), &b, 1), Err(WalletError::NotReceiver)));
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 4, "two triples each, no temporary file left");
+        let held: Vec<_> = w.held().unwrap().into_iter().map(|h| (h.chain, h.nonce, h.entry.id)).collect();
+        assert_eq!(
+            held,
+            vec![(11, 5, b.id()), (11, 6, terms(3, 6).id()), (12, 105, b.id()), (12, 106, terms(3, 6).id())]
+        );
+    }
+
+    #[test]
+    fn terms_expiring_too_far_ahead_are_refused_and_spent_triples_released_one_by_one() {
+        let d = tempfile::tempdir().unwrap();
+        let w = TermsRegistry::open(d.path()).unwrap();
+        let max = crate::bob::MAX_TERMS_AHEAD;
+        w.observe(Hash32([7; 32]), 4);
+        w.observe(Hash32([7; 32]), 3);
+        assert_eq!(w.observed(&Hash32([7; 32])), Some(4), "a lower height changes nothing");
+        let far = CctTerms { expires_at: 4 + max + 1, ..terms(1, 5) };
+        match w.agree(&far) {
+            Err(WalletError::ExpiryTooFar { expires_at, height: 4, .. }) => assert_eq!(expires_at, 4 + max + 1),
+            got => panic!("{got:?}"),
+        }
+        assert!(w.held().unwrap().is_empty(), "a refusal leaves nothing");
+        let t = CctTerms { expires_at: 4 + max, ..terms(1, 5) };
+        w.agree(&t).unwrap();
+        // Only the sender's nonce is spent: the receiver's stays reserved.
+        assert_eq!(w.release_spent(&t, |chain, _, _| chain == 11).unwrap(), 1);
+        assert!(w.entry(11, &t.sender_i, 5).unwrap().is_none());
+        assert_eq!(w.entry(12, &t.receiver_j, 105).unwrap().map(|e| e.id), Some(t.id()));
+        assert_eq!(w.release_spent(&t, |_, _, _| true).unwrap(), 1);
+        assert!(w.held().unwrap().is_empty());
     }
 }

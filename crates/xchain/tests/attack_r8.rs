@@ -287,6 +287,8 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     let same = CctTerms { deployment: d2.config.deployment, expires_at: d2.chain.height() + 16, ..terms_a.clone() };
     m.check_floors(&same).unwrap();
     let n = terms_a.nonce_i;
+    // The receiver's driver on the second deployment tells the wallet its height.
+    wallet.observe(d2.config.deployment, d2.chain.height());
     match wallet.sign(&r, &same, bob) {
         Err(WalletError::NonceAlreadyAgreed { chain, payer, nonce, other }) => {
             assert_eq!((chain, payer, nonce, other), (ci, s.address(), n, Some(terms_a.id())));

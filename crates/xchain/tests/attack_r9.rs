@@ -62,8 +62,9 @@ fn many_terms(m: &BobMbs, n: u64, x_j: u128, salt: u64, sender_too: bool) -> Vec
     let [ci, cj] = chains2(m);
     (0..n)
         .map(|k| {
+            // Expiring `PRICE_WINDOW` blocks ahead, the most SC_T takes
+            // (attack R11-5): they are stored within a few blocks.
             let mut t = m.try_terms(&request_between(ci, cj, x_j, salt + k)).unwrap();
-            t.expires_at += 64;
             t.nonce_j += k;
             if sender_too {
                 t.nonce_i += k;

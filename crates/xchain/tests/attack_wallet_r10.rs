@@ -95,6 +95,8 @@ fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
     // too), whatever the deployment.
     assert_eq!((terms_b.nonce_i, terms_b.nonce_j), (terms_a.nonce_i + 1, terms_a.nonce_j + 1));
     let same_j = CctTerms { nonce_j: terms_a.nonce_j, ..terms_b.clone() };
+    // The receiver's driver on the second deployment tells the wallet its height.
+    wallet.observe(d2.config.deployment, d2.chain.height());
     match wallet.agree(&same_j) {
         Err(gridledger_xchain::wallet::WalletError::NonceAlreadyAgreed { nonce, other, .. }) => {
             assert_eq!((nonce, other), (terms_a.nonce_j, Some(terms_a.id())))
@@ -418,6 +420,7 @@ fn racing_agreements_on_one_nonce_leave_exactly_one() {
     let m = setup(dir.path(), MbsSpec::default());
     let wdir = tempfile::tempdir().unwrap();
     let wallet = TermsRegistry::open(wdir.path()).unwrap();
+    wallet.observe(m.config.deployment, m.bob.height());
     let all: Vec<_> = (0..8).map(|k| wallet_terms(&m, 100 + k)).collect();
     assert!(all.iter().all(|t| t.nonce_i == all[0].nonce_i && t.sender_i == all[0].sender_i));
     let results: Vec<_> = std::thread::scope(|sc| {
@@ -460,6 +463,7 @@ fn crash_leftovers_in_the_wallet_registry() {
     let m = setup(dir.path(), MbsSpec::default());
     let wdir = tempfile::tempdir().unwrap();
     let wallet = TermsRegistry::open(wdir.path()).unwrap();
+    wallet.observe(m.config.deployment, m.bob.height());
     let (a, b) = (wallet_terms(&m, 200), wallet_terms(&m, 201));
     // Killed after writing A's temporary file, before the link.
     std::fs::write(wdir.path().join(format!(".tmp-{}", a.id().to_hex())), [1u8; 5]).unwrap();
@@ -518,6 +522,7 @@ fn racing_signatures_of_the_same_terms_all_succeed() {
     for round in 0..200 {
         let wdir = tempfile::tempdir().unwrap();
         let wallet = TermsRegistry::open(wdir.path()).unwrap();
+        wallet.observe(m.config.deployment, m.bob.height());
         let results: Vec<_> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
@@ -543,17 +548,20 @@ fn racing_signatures_of_the_same_terms_all_succeed() {
     );
 }
 
-/// Probe (held up): a sender nonce given back by the receiver's wallet
-/// after a CCT completed with the sender's side withheld (its nonce still
-/// unspent) pays one set of terms only. A completes on the first
-/// deployment (the sender never paid: penalised); the wallet releases `n`
-/// and signs B on the second deployment naming `n` again; the sender's one
-/// transfer with `n` proves B and is refused for A (`AlreadyComplete`).
+/// Probe (held up; revised for attack R11-3): a sender nonce left unspent
+/// by a CCT that completed with the sender's side withheld is never given
+/// back unspent. A completes on the first deployment (the sender never
+/// paid: penalised); the wallet keeps `n` reserved, the sender's driver
+/// spends it with a void, and only then is it given back — so terms on
+/// the second deployment naming `n` again are refused (`StaleFloor`), and
+/// no transfer with `n` is left to prove anything. (Before R11-3 the
+/// wallet released `n` unspent, B named it again and one transfer with
+/// `n` proved B, refused for A as `AlreadyComplete`.)
 #[test]
 fn a_released_nonce_pays_one_set_of_terms_only() {
-    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, ProofTx};
+    use gridledger_xchain::bob::CctTerms;
+    use gridledger_xchain::mbs::MbsError;
     use gridledger_xchain::wallet::TermsRegistry;
-    use gridledger_xchain::{CctRecord, XchainError};
     let dir = tempfile::tempdir().unwrap();
     let dir2 = tempfile::tempdir().unwrap();
     let wdir = tempfile::tempdir().unwrap();
@@ -561,7 +569,6 @@ fn a_released_nonce_pays_one_set_of_terms_only() {
     let mut d2 = SecondBob::open(dir2.path(), &m);
     let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
-    let bob = m.bob.chain_id();
     d2.fund(&mut m);
     let wallet = TermsRegistry::open(wdir.path()).unwrap();
     m.use_wallet(wallet.clone());
@@ -573,35 +580,23 @@ fn a_released_nonce_pays_one_set_of_terms_only() {
     receiver_pays_and_proves(&mut m, id_a, &rec_a);
     let end_a = settle_within(&mut m, id_a, 200);
     assert!(end_a.complete && end_a.sender == SideState::Penalised);
-    assert!(wallet.release(&terms_a).unwrap());
-    // B on the second deployment names the same, still unspent, nonce.
     let n = terms_a.nonce_i;
+    let spent = |m: &BobMbs| m.external(ci).unwrap().account(&s.address()).nonce > n;
+    let held = wallet.entry(ci, &s.address(), n).unwrap().map(|e| e.id);
+    assert!(held == Some(id_a) || spent(&m), "n given back unspent");
+    m.ticks(2).unwrap();
+    assert!(spent(&m), "the sender's driver voided n");
+    assert!(wallet.entry(ci, &s.address(), n).unwrap().is_none(), "spent: given back");
+    // B on the second deployment naming `n` again is refused.
     let terms_b = CctTerms {
         deployment: d2.config.deployment,
         expires_at: d2.chain.height() + 16,
+        nonce_i: n,
         ..m.try_terms(&request_between(ci, cj, 1_000, 62)).unwrap()
     };
-    assert_eq!(terms_b.nonce_i, n);
-    m.check_floors(&terms_b).unwrap();
-    let sig_b = wallet.sign(&r, &terms_b, bob).unwrap();
-    d2.catch_up(&m);
-    d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);
-    let id_b = terms_b.id();
-    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
-    while m.external(ci).unwrap().height() < rec_b.e_i + 2 {
-        m.tick().unwrap();
+    match m.check_floors(&terms_b) {
+        Err(MbsError::StaleFloor { chain, floor, .. }) => assert_eq!((chain, floor), (ci, n)),
+        got => panic!("terms naming the voided nonce {n}: {got:?}"),
     }
-    let nt_s = m.native_tx(&rec_b, Side::Sender, &s).unwrap();
-    assert_eq!(nt_s.tx.nonce, n);
-    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
-    m.tick().unwrap();
-    let pt: ProofTx = m.proof_for(id_a, Side::Sender, &nt_s).unwrap().expect("landed");
-    m.wait_final(ci, pt.height).unwrap();
-    let on_a = m.bob_exec(&m.prove_call(&s, &pt).unwrap()).unwrap();
-    assert_eq!(on_a.status, gridledger_ledger::TxStatus::Reverted(XchainError::AlreadyComplete.as_revert()));
-    d2.catch_up(&m);
-    d2.ok(&s, "prove", &ProofTx { cct: id_b, ..pt }, 0);
-    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
-    assert_eq!(proved_by(rec_b.sender), Some(nt_s.hash()));
     assert_eq!(m.cct(&id_a).unwrap().sender, SideState::Penalised);
 }

@@ -3,9 +3,10 @@
 //! releases, and the BoB's block building under one heavy transaction.
 //!
 //! Every finding here asserts what a careful user would expect and fails
-//! on the code it was written against; each is marked
-//! `#[ignore = "attack r11 [k]: ..."]` until it is fixed. Tests without the
-//! mark held up.
+//! on the code it was written against; each was marked
+//! `#[ignore = "attack r11 [k]: ..."]` until it was fixed (all are now:
+//! [1] and [3] reach their finding another way, as their triggers [6] and
+//! [2] are fixed). Tests without a finding number held up.
 
 mod common;
 
@@ -35,14 +36,11 @@ fn heavy_bob_tx(m: &BobMbs, key: &KeyPair, nonce: u64) -> SignedTransaction {
 // ------------------------------------------------------------------- [1]
 
 /// `BobMbs::swap` (and `xchain swap --processes`, whose `bob_ok` is the
-/// same: submit, one epoch, read the receipt) takes "no receipt after one
-/// BoB block" for "refused": it releases the terms' wallet triples
-/// (`TermsRegistry::release`) because no CCT record exists *yet* — while
-/// the CCT transaction still sits in the BoB's mempool, valid until
-/// `expires_at`. One transaction of another user that arrived first and
-/// fills the block (here an ordinary transfer with the block's whole gas
-/// limit, behind one ordinary transaction: the builder stops at the first
-/// transaction that does not fit) is enough. The CCT is stored one block later with nothing in
+/// same: submit, one epoch, read the receipt) took "no receipt after one
+/// BoB block" for "refused": it released the terms' wallet triples
+/// (`TermsRegistry::release`) because no CCT record existed *yet* — while
+/// the CCT transaction still sat in the BoB's mempool, valid until
+/// `expires_at`. The CCT is stored one block later with nothing in
 /// either party's registry: the next terms the builder draws up name the
 /// same sender nonce (and the same receiver nonce), the wallet signs them,
 /// and the BoB stores a second CCT on the very nonces of the first. One
@@ -50,28 +48,38 @@ fn heavy_bob_tx(m: &BobMbs, key: &KeyPair, nonce: u64) -> SignedTransaction {
 /// sender can pay only one of them and is penalised on the other; on two
 /// deployments sharing the wallet one NT proves both (R8-5/R10-1 again).
 ///
+/// The round found it with another user's heavy transaction queued behind
+/// an ordinary one (the block builder stopped there, finding [6], fixed:
+/// see the test below); here the sender's own earlier BoB transactions fill
+/// the next block (at most `max_block_txs` a block), so the CCT executes
+/// one block late.
+///
 /// Expected: terms whose CCT transaction may still execute keep their
 /// triples (release only once `expires_at` passed without a record, as
 /// `release_unstored` does), so the second terms name the next nonces.
-/// Observed: the registry holds nothing for a stored CCT, and a second CCT
-/// naming the same `nonce_i` and `nonce_j` is stored.
+/// Observed (before the fix): the registry held nothing for a stored CCT,
+/// and a second CCT naming the same `nonce_i` and `nonce_j` was stored.
 #[test]
-#[ignore = "attack r11 [1]: a CCT not included in the next BoB block has its wallet nonces released, yet is stored later"]
 fn a_cct_stored_one_block_late_keeps_its_nonces_in_the_wallet() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
     let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
     m.wait_caught_up(&[ci, cj]).unwrap();
-    // Two other BoB users' transactions arrive first: an ordinary one,
-    // then a heavy one (round-robin by arrival: the block builder stops at
-    // the heavy one, which no longer fits behind the first).
-    let (first, other) = (dev_key(3), dev_key(4));
-    let plain = heavy_bob_tx(&m, &first, m.bob.next_nonce(&first.address()));
-    let plain = Transaction { gas_limit: 21_000, ..plain.tx }.sign_in(&first, Some(&m.bob.domain()));
-    m.bob.submit(&plain).unwrap();
-    let heavy = heavy_bob_tx(&m, &other, m.bob.next_nonce(&other.address()));
-    m.bob.submit(&heavy).unwrap();
+    // A block's worth of the sender's own BoB transfers, queued first.
+    let first = m.bob.next_nonce(&s.address());
+    for k in 0..ChainConfig::default().max_block_txs as u64 {
+        let t = Transaction {
+            chain_id: m.bob.chain_id(),
+            sender: s.public(),
+            nonce: first + k,
+            gas_limit: gridledger_ledger::devnet::TRANSFER_GAS,
+            gas_price: Amount(1),
+            kind: TxKind::Transfer { to: s.address(), amount: Amount(1) },
+        }
+        .sign_in(&s, Some(&m.bob.domain()));
+        m.bob.submit(&t).unwrap();
+    }
     let req_a = request_between(ci, cj, 500, 1101);
     let terms_a = m.try_terms(&req_a).unwrap();
     let got = m.swap(&req_a, Behaviour::Honest);
@@ -81,6 +89,7 @@ fn a_cct_stored_one_block_late_keeps_its_nonces_in_the_wallet() {
     let rec_a = m.cct(&terms_a.id());
     assert!(rec_a.is_some(), "A's CCT was stored one block late");
     let held = m.wallet.entry(ci, &s.address(), terms_a.nonce_i).unwrap();
+    let held_j = m.wallet.entry(cj, &r.address(), terms_a.nonce_j).unwrap();
     let terms_b = m.try_terms(&request_between(ci, cj, 500, 1102)).unwrap();
     let signed_b = m.wallet.sign(&r, &terms_b, m.bob.chain_id()).is_ok();
     let mut stored_b = false;
@@ -93,9 +102,33 @@ fn a_cct_stored_one_block_late_keeps_its_nonces_in_the_wallet() {
         "A nonce_i {} nonce_j {}; wallet entry {:?}; B nonce_i {} nonce_j {}; B signed {signed_b}, stored {stored_b}",
         terms_a.nonce_i, terms_a.nonce_j, held, terms_b.nonce_i, terms_b.nonce_j
     );
-    assert_eq!(held.map(|e| e.id), Some(terms_a.id()), "the wallet released the nonce of a stored CCT");
+    assert_eq!(held.map(|e| e.id), Some(terms_a.id()), "the wallet released the sender nonce of a stored CCT");
+    assert_eq!(held_j.map(|e| e.id), Some(terms_a.id()), "the wallet released the receiver nonce of a stored CCT");
     assert_ne!(terms_b.nonce_i, terms_a.nonce_i, "two sets of terms name one sender nonce");
-    assert!(!stored_b, "a second CCT on the same sender nonce was stored");
+    assert_ne!(terms_b.nonce_j, terms_a.nonce_j, "two sets of terms name one receiver nonce");
+    assert!(stored_b, "B, on the next nonces, is an ordinary exchange");
+}
+
+/// Held up (finding [6] fixed in the ledger): another BoB user's ordinary
+/// transaction followed by a transfer whose gas limit is the whole block's
+/// no longer delays a CCT — the block builder skips the heavy one and goes
+/// on — and the swap settles.
+#[test]
+fn a_heavy_bob_transaction_does_not_delay_a_cct() {
+    use gridledger_xchain::SideState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let (first, other) = (dev_key(3), dev_key(4));
+    let plain = heavy_bob_tx(&m, &first, m.bob.next_nonce(&first.address()));
+    let plain = Transaction { gas_limit: 21_000, ..plain.tx }.sign_in(&first, Some(&m.bob.domain()));
+    m.bob.submit(&plain).unwrap();
+    let heavy = heavy_bob_tx(&m, &other, m.bob.next_nonce(&other.address()));
+    m.bob.submit(&heavy).unwrap();
+    let rep = m.swap(&request_between(ci, cj, 500, 1103), Behaviour::Honest).unwrap();
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
 }
 
 // ------------------------------------------------------------------- [2]
@@ -138,7 +171,10 @@ fn pay_and_post(
 /// Expected: R, paying B in full and in time, ends `Proved` (a nonce held
 /// only by terms not stored yet is not skipped for good, or the driver
 /// fills the gap once they are released).
-/// Observed: R's side of B `Penalised`; Mallory spent nothing.
+/// Observed (before the fix): R's side of B `Penalised`; Mallory spent
+/// nothing. Now A's terms expire within `MAX_TERMS_AHEAD` blocks, and R's
+/// driver fills the nonce they gave back with a void once they did
+/// (`BobMbs::wallet_duties`), so R's NT for B lands and is proved.
 /// Finding [2]'s run: A signed by R and never stored, B agreed while A
 /// was open and settled. Returns the deployment, B's id, B's record at its
 /// end and R's NT for B.
@@ -183,7 +219,6 @@ fn gap_scenario(
 }
 
 #[test]
-#[ignore = "attack r11 [2]: terms signed and never stored leave a nonce gap that freezes the receiver's next exchange into a penalty"]
 fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
     use gridledger_xchain::SideState;
     let dir = tempfile::tempdir().unwrap();
@@ -193,53 +228,66 @@ fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
 
 // ------------------------------------------------------------------- [3]
 
-/// A CCT that completed with a party penalised releases that party's
+/// A CCT that completed with a party penalised released that party's
 /// nonce (`TermsRegistry::release` once complete: "a transfer already made
 /// has spent the nonce") — but the party's NT for it was signed, posted to
 /// the BoB for anyone to read, and never landed: it is still a valid
-/// transfer for that nonce. Once the party's account reaches that nonce
-/// again, the old payee lands it and is paid a second time.
+/// transfer for that nonce. Once the party's account can pay it again
+/// (its nonce comes round, or its balance does), the old payee lands it
+/// and is paid a second time. The round found it through finding [2]'s
+/// gap (fixed: R's side of B is proved there now); here R's NT for B could
+/// not land for want of funds (`Behaviour::Underfund`: R empties its
+/// account on chain j while agreeing B; the BoB nodes prove it, R is
+/// penalised).
 ///
-/// From finding [2]'s run: R's side of B is penalised (x_B of R's deposit
-/// to S); B's wallet triples are released as `swap` does at completion.
-/// R's next exchange C (with S again, an honest one) names R's next nonce
-/// `m` (A's, released), R pays it and its account moves to `m + 1` — the
-/// nonce of R's old, posted NT for B. S sends that NT to chain j: it lands
-/// and pays S `x_j` of R's for B, for which S already took the penalty.
-///
-/// Expected: R pays for B once at most (the penalty, or the NT).
-/// Observed: chain j takes R's stale NT for B after R paid C; S gets both.
+/// Expected: R pays for B once at most (the penalty, or the NT): B's nonce
+/// stays reserved in R's wallet while it is unspent, R's driver spends it
+/// with a void as soon as R's account can pay one, and S cannot land R's
+/// old NT after R is paid on chain j; R's next exchange names the nonce
+/// after and settles.
+/// Observed (before the fix): the wallet released B's nonce at once, and
+/// once R was paid on chain j, S landed R's NT for B and was paid again.
 #[test]
-#[ignore = "attack r11 [3]: a penalised party's posted NT stays valid; its released nonce comes round again and the payee lands it for a second payment"]
 fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
+    use gridledger_xchain::bob::keys;
     use gridledger_xchain::SideState;
     let dir = tempfile::tempdir().unwrap();
-    let (mut m, _id, end, nt_r_b) = gap_scenario(dir.path());
-    assert_eq!(end.receiver, SideState::Penalised, "R's side of B was penalised (finding [2])");
-    // Complete: the driver gives B's nonces back (as `swap` does).
-    assert!(m.wallet.release(&end.terms).unwrap());
+    let mut m = setup(dir.path(), MbsSpec::default());
     let [ci, cj] = chains2(&m);
-    let r = receiver();
+    let (s, r) = (sender(), receiver());
     m.wait_caught_up(&[ci, cj]).unwrap();
-    let (id_c, rec_c) = open_cct(&mut m, &request_between(ci, cj, 500, 1301));
-    assert_eq!(rec_c.terms.nonce_j + 1, nt_r_b.tx.nonce, "C names R's nonce just below its stale NT's");
-    m.wait_native_window(&rec_c).unwrap();
-    let (nt_r_c, taken) = pay_and_post(&mut m, id_c, &rec_c, Side::Receiver, &r);
-    assert!(taken, "R pays C");
-    while m.external(cj).unwrap().tx_proof(&nt_r_c.hash()).unwrap().is_none() {
-        m.tick().unwrap();
-    }
-    // S lands R's old NT for B.
-    let s_before = m.external(cj).unwrap().account(&sender().address()).balance;
+    let b = m.swap(&request_between(ci, cj, 500, 1301), Behaviour::Underfund(Side::Receiver)).unwrap();
+    assert_eq!(b.record.receiver, SideState::Penalised, "R could not pay B");
+    let n = b.record.terms.nonce_j;
+    // R's NT for B, as anyone reads it from the BoB.
+    let nt_r_b: SignedTransaction = m.bob_record(&keys::posted(&b.cct, Side::Receiver)).expect("R posted its NT for B");
+    assert_eq!(nt_r_b.tx.nonce, n);
+    // The nonce stays reserved for B while it is unspent.
+    assert_eq!(m.wallet.entry(cj, &r.address(), n).unwrap().map(|e| e.id), Some(b.cct), "B's nonce given back unspent");
+    assert!(m.next_agreeable_nonce(cj, &r.address()).unwrap() > n, "R's next terms name B's nonce again");
+    // R is paid on chain j: its old NT for B could pay now.
+    let fund = m.native_transfer(cj, &provider(), r.address(), 100_000).unwrap();
+    m.external_mut(cj).unwrap().submit(&fund).unwrap();
+    m.tick().unwrap();
+    // S lands R's old NT for B at once.
+    let s_before = m.external(cj).unwrap().account(&s.address()).balance;
     let replay = m.external_mut(cj).unwrap().submit(&nt_r_b);
     m.ticks(2).unwrap();
     let landed = m.external(cj).unwrap().tx_proof(&nt_r_b.hash()).unwrap();
-    let s_after = m.external(cj).unwrap().account(&sender().address()).balance;
+    let s_after = m.external(cj).unwrap().account(&s.address()).balance;
     eprintln!(
         "replay of R's NT for B: {replay:?}; landed {:?}; S on chain j {s_before:?} -> {s_after:?}",
         landed.as_ref().map(|l| l.0)
     );
     assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
+    assert_eq!(s_after, s_before);
+    // R's void spent the nonce: given back, and R's next exchange settles.
+    assert!(m.external(cj).unwrap().account(&r.address()).nonce > n);
+    assert!(m.wallet.entry(cj, &r.address(), n).unwrap().is_none(), "the spent nonce is given back");
+    let c = m.swap(&request_between(ci, cj, 500, 1302), Behaviour::Honest).unwrap();
+    assert_eq!(c.record.terms.nonce_j, n + 1);
+    assert!(matches!(c.record.receiver, SideState::Proved { .. }), "{:?}", c.record.receiver);
+    assert!(matches!(c.record.sender, SideState::Proved { .. }), "{:?}", c.record.sender);
 }
 
 // ------------------------------------------------------------------- [5]
@@ -257,10 +305,11 @@ fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
 /// Expected: a nonce held by terms that were never stored comes back
 /// within a bounded time (e.g. the wallet refuses terms expiring more than
 /// `PRICE_WINDOW` blocks ahead).
-/// Observed: after 100 BoB blocks and `release_unstored_terms`, the
-/// receiver's next agreeable nonce still skips the held one.
+/// Observed (before the fix): after 100 BoB blocks and
+/// `release_unstored_terms`, the receiver's next agreeable nonce still
+/// skipped the held one. Now the wallet refuses to sign them
+/// (`ExpiryTooFar`), and SC_T refuses to store them.
 #[test]
-#[ignore = "attack r11 [5]: terms with a far expires_at, signed and never stored, hold the receiver's nonce for ever"]
 fn terms_with_a_far_expiry_do_not_hold_a_nonce_for_ever() {
     use gridledger_xchain::mbs::SwapRequest;
     let dir = tempfile::tempdir().unwrap();
@@ -279,4 +328,20 @@ fn terms_with_a_far_expiry_do_not_hold_a_nonce_for_ever() {
     let chain_next = m.external(cj).unwrap().next_nonce(&r.address());
     eprintln!("signed {signed}; released {released}; next agreeable {next}; chain's next {chain_next}");
     assert_eq!(next, chain_next, "the receiver's nonce {} is held by terms never stored", terms.nonce_j);
+    assert!(!signed, "the wallet signed terms expiring at {}", terms.expires_at);
+    // SC_T refuses such terms as well (signed without the wallet), and
+    // changes nothing.
+    use gridledger_xchain::bob::MAX_TERMS_AHEAD;
+    let mut far = m.try_terms(&request_between(ci, cj, 500, 1502)).unwrap();
+    let now = m.bob.height() + 1;
+    far.expires_at = now + MAX_TERMS_AHEAD + 1;
+    let tx = m.cct_tx(&sender(), &r, far.clone());
+    let err = gridledger_xchain::XchainError::ExpiryTooFar { expires_at: far.expires_at, now, max: MAX_TERMS_AHEAD };
+    assert_refused(&mut m, &tx, err);
+    // At the bound it is stored.
+    let mut edge = m.try_terms(&request_between(ci, cj, 500, 1503)).unwrap();
+    edge.expires_at = m.bob.height() + 1 + MAX_TERMS_AHEAD;
+    let tx = m.cct_tx(&sender(), &r, edge.clone());
+    m.bob_ok(&tx).unwrap();
+    assert!(m.cct(&edge.id()).is_some());
 }

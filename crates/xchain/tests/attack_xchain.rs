@@ -156,12 +156,17 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     let relayer = m.relayer.clone();
     m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
     // The BoB node forwards the posted NT (sub-situation 2) for a long while.
+    // No fraud evidence shows while it is open (once the forwarding
+    // deadline closed it, the sender's driver voids the nonce: attack R11-3).
     for _ in 0..30 {
         let _ = m.external_mut(chain).unwrap().submit(&nt);
         m.tick().unwrap();
+        let now = m.cct(&id).unwrap();
+        if !now.complete {
+            assert!(m.fraud_evidence(id, &now, Side::Sender, &nt).unwrap().is_none());
+        }
     }
     assert!(m.external(chain).unwrap().tx_proof(&nt.hash()).unwrap().is_none(), "NT_s never lands");
-    assert!(m.fraud_evidence(id, &m.cct(&id).unwrap(), Side::Sender, &nt).unwrap().is_none());
     let f = balance_fraud(&m, id, Side::Sender, &s, ci);
     m.wait_final(ci, f.height).unwrap();
     let r = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();

@@ -1,7 +1,8 @@
 //! Mutation sensitivity of the CCDI checks: each bug planted behind the
 //! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
 //! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature,
-//! SC_MPV takes the sender's or the receiver's agreed nonce as a floor)
+//! SC_MPV takes the sender's or the receiver's agreed nonce as a floor, the
+//! parties' driver gives a closed CCT's wallet nonces back unspent)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -37,6 +38,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("skip-signature") => Some(Mutation::SkipSignature),
             Some("nonce-floor") => Some(Mutation::NonceFloor),
             Some("receiver-nonce-floor") => Some(Mutation::ReceiverNonceFloor),
+            Some("release-before-spent") => Some(Mutation::ReleaseBeforeSpent),
             _ => None,
         };
     }
@@ -185,6 +187,45 @@ fn later_receiver_nonce_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
+/// The parties' driver gives a closed CCT's wallet triples back only once
+/// their nonces are spent on their chains (attack R11-3): a CCTE agreed
+/// through the wallet in which neither side pays closes with both
+/// penalised, and each payer's nonce is then still held, or spent (its
+/// driver's void landed) — never free while a transfer with it could
+/// still land.
+fn closed_unpaid_nonce_stays_reserved(m: &mut BobMbs) -> Result<(), String> {
+    let (id, rec) = open_ccte(m)?;
+    m.wallet.agree(&rec.terms).map_err(|e| e.to_string())?;
+    let relayer = m.relayer.clone();
+    for _ in 0..200 {
+        let now = m.cct(&id).ok_or("record")?;
+        if now.complete {
+            break;
+        }
+        if !now.verified
+            && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
+            && m.bob_tip(rec.terms.chain_j) >= rec.deadline_j
+        {
+            let tx = m.bob_call(&relayer, "cct_v", &gridledger_xchain::bob::CctV { cct: id }, Amount::ZERO);
+            m.bob_exec(&tx).map_err(|e| e.to_string())?;
+        } else {
+            m.tick().map_err(|e| e.to_string())?;
+        }
+    }
+    if !m.cct(&id).is_some_and(|r| r.complete) {
+        return Err("the CCTE did not close".into());
+    }
+    let t = &rec.terms;
+    for (chain, payer, nonce) in [(t.chain_i, t.sender_i, t.nonce_i), (t.chain_j, t.receiver_j, t.nonce_j)] {
+        let held = m.wallet.entry(chain, &payer, nonce).map_err(|e| e.to_string())?.is_some_and(|e| e.id == id);
+        let spent = m.external(chain).map_err(|e| e.to_string())?.account(&payer).nonce > nonce;
+        if !held && !spent {
+            return Err(format!("nonce {nonce} of {payer} on chain {chain} given back unspent"));
+        }
+    }
+    Ok(())
+}
+
 /// A CCT that arrives after the deadline (before anyone finished the
 /// process) is stored for unlocking only, not in SC_F.
 fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
@@ -237,7 +278,8 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 7] = [
+const CHECKS: [(&str, Check); 8] = [
+    ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
     ("later sender nonce", later_sender_nonce_refused),
@@ -275,6 +317,7 @@ fn each_planted_bug_is_caught() {
         ("skip-signature", vec!["forged settlement"]),
         ("nonce-floor", vec!["later sender nonce"]),
         ("receiver-nonce-floor", vec!["later receiver nonce"]),
+        ("release-before-spent", vec!["closed nonce reserved"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

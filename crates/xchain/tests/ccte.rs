@@ -999,10 +999,12 @@ fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
 }
 
 /// The receiver's wallet signs one set of terms per sender nonce (attack
-/// R8-5) and gives the nonce back once their CCT is complete: after an
-/// exchange whose sender withheld (its nonce unspent), the next exchange
-/// naming the same nonce is signed and settles; while an open CCT holds
-/// the nonce, `swap` is refused by the wallet.
+/// R8-5) and gives the nonce back once their CCT is complete and the nonce
+/// spent (attack R11-3): after an exchange whose sender withheld, the
+/// sender's driver spends the unspent nonce with a void, the next exchange
+/// names the nonce after it and settles, and the withheld one is given
+/// back once the void landed; while an open CCT holds the nonce, `swap` is
+/// refused by the wallet.
 #[test]
 fn the_wallet_gives_a_sender_nonce_back_once_its_cct_completes() {
     use gridledger_xchain::wallet::WalletError;
@@ -1011,8 +1013,10 @@ fn the_wallet_gives_a_sender_nonce_back_once_its_cct_completes() {
     let [ci, cj] = chains2(&m);
     let first = m.swap(&request_between(ci, cj, 300, 40), Behaviour::Withhold(Side::Sender)).unwrap();
     assert_eq!(first.record.sender, SideState::Penalised);
+    let n = first.record.terms.nonce_i;
     let second = m.swap(&request_between(ci, cj, 300, 41), Behaviour::Honest).unwrap();
-    assert_eq!(second.record.terms.nonce_i, first.record.terms.nonce_i, "the withheld nonce was never spent");
+    assert_eq!(second.record.terms.nonce_i, n + 1, "the withheld nonce is voided, never named again");
+    assert!(m.wallet.entry(ci, &sender().address(), n).unwrap().is_none(), "the void spent it: given back");
     assert!(matches!(second.record.sender, SideState::Proved { .. }));
     assert!(matches!(second.record.receiver, SideState::Proved { .. }));
     // An open CCT signed through the wallet holds the sender's next nonce.

@@ -1075,6 +1075,23 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     // neither party agrees two sets of terms naming one (payer, chain,
     // nonce) (attacks R8-5, R10-1, R10-5).
     let wallet = gridledger_xchain::wallet::TermsRegistry::open(&net.root.join(gridledger_xchain::mbs::WALLET_DIR))?;
+    // The wallet bounds the terms' expiry from the BoB's height (attack
+    // R11-5), and gives back the triples of terms never stored that can no
+    // longer be (their `expires_at` passed without a record, R10-3).
+    let deployment = gridledger_xchain::mbs::deployment(&spec);
+    let bob_height = net.height(bob_chain)?;
+    wallet.observe(deployment, bob_height);
+    let mut stored = std::collections::BTreeSet::new();
+    for h in wallet.held()? {
+        let e = h.entry;
+        if e.deployment == deployment
+            && e.expires_at <= bob_height
+            && net.record::<CctRecord>(&bob::keys::cct(&e.id))?.is_some()
+        {
+            stored.insert(e.id);
+        }
+    }
+    wallet.release_unstored(deployment, bob_height, |id| stored.contains(id))?;
     let nonce_i = wallet.next_free(chain_i, &sender.address(), net.nonce(chain_i, &sender.address())?)?;
     let nonce_j = wallet.next_free(chain_j, &receiver.address(), net.nonce(chain_j, &receiver.address())?)?;
     let terms = CctTerms {
@@ -1104,8 +1121,13 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
     if let Err(e) = net.bob_ok(&cct) {
-        // Refused: never stored, so its nonces are free again (attack R10-3).
-        if net.record::<CctRecord>(&bob::keys::cct(&id))?.is_none() {
+        // Refused by SC_T (a reverted receipt): never stored, and this
+        // driver — the sender — never sends these terms again, so their
+        // nonces are free. Not included yet: the transaction may still
+        // execute until `expires_at` (attack R11-1); the triples stay held
+        // until a later run finds it passed without a record.
+        let reverted = net.receipt(bob_chain, &cct.hash())?.is_some_and(|r| matches!(r.status, TxStatus::Reverted(_)));
+        if reverted && net.record::<CctRecord>(&bob::keys::cct(&id))?.is_none() {
             wallet.release(&signed_terms)?;
         }
         return Err(e);
@@ -1175,8 +1197,11 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     );
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     if rec.complete {
-        // No proof counts for it any more: its nonces are free again.
-        wallet.release(&signed_terms)?;
+        // No proof counts for it any more: each nonce its payment spent is
+        // free again (attack R11-3; both sides proved here, so both are).
+        let spent_i = net.nonce(chain_i, &sender.address())? > signed_terms.nonce_i;
+        let spent_j = net.nonce(chain_j, &receiver.address())? > signed_terms.nonce_j;
+        wallet.release_spent(&signed_terms, |chain, _, _| if chain == chain_i { spent_i } else { spent_j })?;
     }
     let after = [
         net.balance(chain_i, &sender.address())?,
