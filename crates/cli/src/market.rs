@@ -502,6 +502,9 @@ fn framework(a: &ClearArgs, p: f64, market: &Market, net: &MarketNetwork, centra
         rep.recomputed_subproblems
     );
     println!("welfare          ${:.4} (optimum ${:.4}, gap {:.2e})", out.welfare, central.optimum, gap);
+    if let Some(f) = &out.fallback {
+        println!("fallback         {}", f.reason);
+    }
     let (lo, hi) =
         central.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh");

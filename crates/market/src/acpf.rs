@@ -6,10 +6,11 @@
 //! `(Gs + jBs)/baseMVA`.
 //!
 //! Sizes: the bus admittance matrix is sparse and the Newton system is
-//! solved by a banded LU with partial pivoting ([`BandLu`]) in reverse
-//! Cuthill–McKee bus order, the two unknowns of a bus side by side, so a
-//! step costs `O(n β²)` for bus bandwidth `β` (a radial feeder: `β` of a few
-//! buses) instead of the dense `O(n³)`. Up to [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) buses are
+//! solved by a sparse LU with partial pivoting (`rsparse`'s CSparse port,
+//! [`SparseLu`]) in reverse Cuthill–McKee bus order, the two unknowns of a
+//! bus side by side and the columns kept in that order, so the fill stays
+//! within the band and a step costs at most `O(n β²)` for bus bandwidth `β`
+//! (a radial feeder: `β` of a few buses) instead of the dense `O(n³)`. Up to [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) buses are
 //! accepted, and a case whose step would need more than [`MAX_AC_PF_WORK`]
 //! multiply-adds (a large, densely meshed network) is refused with
 //! [`ModelError::TooMuchAcWork`] before anything of its size is built.
@@ -17,7 +18,7 @@
 use serde::Serialize;
 
 use crate::case::{BusType, Case};
-use crate::linalg::{BandLu, C64};
+use crate::linalg::{band_lu_work, SparseLu, C64};
 use crate::ModelError;
 
 /// Options of the Newton–Raphson solve.
@@ -107,8 +108,8 @@ impl Ybus {
     }
 }
 
-/// Most multiply-adds one Newton step's banded LU may take
-/// ([`BandLu::work`] of the Jacobian in reverse Cuthill–McKee order):
+/// Most multiply-adds one Newton step's LU may take, by the banded bound
+/// ([`band_lu_work`] of the Jacobian in reverse Cuthill–McKee order):
 /// 2·10⁹, of the order of seconds per step in a release build (ten steps
 /// at most). A radial feeder of the 5 000 buses [`MAX_MODEL_BUSES`](crate::MAX_MODEL_BUSES) allows
 /// needs about 2·10⁵; a meshed case of `n` buses and ordered bandwidth `β`
@@ -175,7 +176,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     }
     let (order, beta) = rcm(n, &adj);
     let (dim, bw) = (2 * n, 2 * beta + 1);
-    let work = BandLu::work(dim, bw, bw);
+    let work = band_lu_work(dim, bw, bw);
     if work > MAX_AC_PF_WORK {
         return Err(ModelError::TooMuchAcWork { buses: n, bandwidth: beta, work, max: MAX_AC_PF_WORK });
     }
@@ -247,7 +248,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         // dS_dVm = diag(V) conj(Y diag(Vn)) + conj(diag(I)) diag(Vn),
         // dS_dVa = j diag(V) conj(diag(I) − Y diag(V))
         let vn: Vec<C64> = v.iter().map(|x| x.scale(1.0 / x.abs())).collect();
-        let mut jac = BandLu::zeros(dim, bw, bw);
+        let mut jac = SparseLu::zeros(dim);
         for i in 0..n {
             let (rp, rq) = (2 * slot[i], 2 * slot[i] + 1);
             for &(j, y) in &yb.rows[i] {

@@ -143,6 +143,17 @@ pub struct MinimaScaling {
     pub solves: usize,
 }
 
+/// An interval whose distributed run reached its iteration cap
+/// unconverged, or stopped with a result [`crate::clearing::clear`] would
+/// refuse, and was cleared at the enclaves' central reference instead
+/// ([`run_interval`]).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Fallback {
+    /// TEAR-DO's iterations when it stopped (its cap).
+    pub iterations: usize,
+    pub reason: String,
+}
+
 /// What one interval did.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntervalOutcome {
@@ -159,6 +170,12 @@ pub struct IntervalOutcome {
     /// Hidden minima that could not be met jointly, capped
     /// ([`relieve_minima`]); `None` when the admitted minima were feasible.
     pub minima_scaled: Option<MinimaScaling>,
+    /// `Some` when TEAR-DO reached its iteration cap unconverged (or its
+    /// result was refused against the reference) and the interval was
+    /// cleared at the central reference the enclaves solved
+    /// (`trades` and `welfare` are then the reference's); `None` when the
+    /// trades are TEAR-DO's.
+    pub fallback: Option<Fallback>,
     /// Chain height after the admission record.
     pub height: u64,
     pub teardo: TearDoReport,
@@ -185,7 +202,7 @@ pub fn run_interval(
     bus_cap_wh: Option<u64>,
 ) -> Result<IntervalOutcome, FrameworkError> {
     let deployed = Deployed::deploy(config)?;
-    interval_with(dir, requests, net, deployed, ChaCha20Rng::from_os_rng(), bus_cap_wh)
+    interval_with(dir, requests, net, deployed, ChaCha20Rng::from_os_rng(), bus_cap_wh, None)
 }
 
 /// INSECURE, for tests and reproducible benchmarks only: [`run_interval`]
@@ -198,9 +215,24 @@ pub fn run_interval_insecure_seeded(
     config: TearDoConfig,
     bus_cap_wh: Option<u64>,
 ) -> Result<IntervalOutcome, FrameworkError> {
+    run_interval_insecure_seeded_capped(dir, requests, net, config, bus_cap_wh, None)
+}
+
+/// INSECURE, for tests only: [`run_interval_insecure_seeded`] with
+/// TEAR-DO's iteration cap set to `max_iter` (`None`: the algorithm's own,
+/// [`crate::primal_dual::PdParams::for_market`]), to exercise the
+/// fallback of an unconverged run ([`IntervalOutcome::fallback`]).
+pub fn run_interval_insecure_seeded_capped(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    config: TearDoConfig,
+    bus_cap_wh: Option<u64>,
+    max_iter: Option<usize>,
+) -> Result<IntervalOutcome, FrameworkError> {
     let rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
     let deployed = Deployed::deploy_insecure_seeded(config)?;
-    interval_with(dir, requests, net, deployed, rng, bus_cap_wh)
+    interval_with(dir, requests, net, deployed, rng, bus_cap_wh, max_iter)
 }
 
 fn interval_with(
@@ -210,6 +242,7 @@ fn interval_with(
     deployed: Deployed,
     mut rng: ChaCha20Rng,
     bus_cap_wh: Option<u64>,
+    max_iter: Option<usize>,
 ) -> Result<IntervalOutcome, FrameworkError> {
     let prosumers: Vec<&Prosumer> = requests.buyers.iter().chain(&requests.sellers).collect();
     let operator = dev_key(0);
@@ -384,29 +417,57 @@ fn interval_with(
     }
     let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
     let mut tear = deployed.start(&market, net, digest)?;
-    let teardo = tear.run(&market);
-    if !teardo.converged {
-        return Err(FrameworkError::NoConvergence(teardo.iterations));
+    if let Some(cap) = max_iter {
+        tear.pd.params.max_iter = cap;
     }
-    let trades = tear.pd.settled();
-    // TEAR-DO's stopping rule is no certificate: the enclaves hold the
-    // admitted market and report only a clearing `clear` would accept
-    // (bounds, network rows, welfare and every prosumer's total against
-    // the central reference), refused with the same typed error otherwise
-    crate::clearing::check_against_reference(
-        &market,
-        net,
-        &reference,
-        crate::clearing::Algorithm::PrimalDual,
-        teardo.iterations,
-        &trades,
-    )?;
+    let teardo = tear.run(&market);
+    // a run that reached its iteration cap unconverged must not halt the
+    // interval for everyone (round 7: a near-linear 10 MWh pair 1 c/kWh
+    // apart, within every admission limit, held primal-dual at the cap
+    // before the per-party steps): the interval clears at the central
+    // reference the enclaves already solved and check every distributed
+    // result against, with a record. Not by excluding requests: a
+    // non-converged run names no culprit (the slow trades may be honest
+    // ones) and a rerun costs another cap of encrypted rounds. A run that
+    // stopped short of its cap (every selected executor Byzantine) stays
+    // an error: no honest enclave computed anything.
+    let (trades, fallback) = if teardo.converged {
+        let trades = tear.pd.settled();
+        // TEAR-DO's stopping rule is no certificate: the enclaves hold the
+        // admitted market and report only a clearing `clear` would accept
+        // (bounds, network rows, welfare and every prosumer's total against
+        // the central reference); a result `clear` would refuse (its typed
+        // error in the record) is replaced by the reference, as above
+        match crate::clearing::check_against_reference(
+            &market,
+            net,
+            &reference,
+            crate::clearing::Algorithm::PrimalDual,
+            teardo.iterations,
+            &trades,
+        ) {
+            Ok(()) => (trades, None),
+            Err(e) => {
+                let reason = format!("TEAR-DO's result was refused ({e}); cleared at the enclaves' central reference");
+                (reference.trades(), Some(Fallback { iterations: teardo.iterations, reason }))
+            }
+        }
+    } else if teardo.iterations >= tear.pd.params.max_iter {
+        let reason = format!(
+            "TEAR-DO did not converge in {} iterations; cleared at the enclaves' central reference",
+            teardo.iterations
+        );
+        (reference.trades(), Some(Fallback { iterations: teardo.iterations, reason }))
+    } else {
+        return Err(FrameworkError::NoConvergence(teardo.iterations));
+    };
     Ok(IntervalOutcome {
         submitted: prosumers.len(),
         admitted: admitted_hex,
         deferred,
         excluded,
         minima_scaled,
+        fallback,
         height,
         teardo,
         welfare: market.welfare(&trades),

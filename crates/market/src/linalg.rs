@@ -1,5 +1,5 @@
 //! Small dense linear algebra for the network models (tens of buses), and
-//! a banded LU for the AC power flow's Newton steps.
+//! a sparse LU (a maintained crate's) for the AC power flow's Newton steps.
 
 use std::ops::{Add, Mul, Neg, Sub};
 
@@ -69,115 +69,95 @@ impl Lu {
     }
 }
 
-/// LU factorisation with partial pivoting of a banded square matrix
-/// (LAPACK's `gbtrf` scheme): `p` sub- and `q` super-diagonals, so the
-/// multipliers stay within `p` rows of the diagonal and the upper factor
-/// within `p + q` columns. Storage `n (2p + q + 1)`, work `O(n p (p + q))`,
-/// against `n²` and `n³ / 3` dense.
-pub struct BandLu {
-    n: usize,
-    p: usize,
-    /// Row `i` holds columns `i − p ..= i + p + q` (offset `j + p − i`).
-    w: usize,
-    a: Vec<f64>,
-    /// The multipliers of step `k`, rows `k + 1 ..= k + p`.
-    l: Vec<f64>,
-    /// The row swapped into position `k` at step `k`.
-    piv: Vec<usize>,
+/// Multiply-adds of an LU factorisation with partial pivoting of an
+/// `n × n` matrix with `p` sub- and `q` super-diagonals, an upper bound
+/// (LAPACK's `gbtrf` scheme: the multipliers stay within `p` rows of the
+/// diagonal, the upper factor within `p + q` columns): `n p (p + q)`. It
+/// bounds [`SparseLu`] on such a matrix as well, which keeps the column
+/// order it is given (so its fill stays within the same band).
+pub fn band_lu_work(n: usize, p: usize, q: usize) -> u64 {
+    (n as u64).saturating_mul(p as u64).saturating_mul((p + q) as u64)
 }
 
-impl BandLu {
-    /// Entries a `n × n` matrix of bandwidths `p`, `q` is stored in.
-    pub fn storage(n: usize, p: usize, q: usize) -> usize {
-        n.saturating_mul(2 * p + q + 1)
+/// Sparse LU factorisation with partial pivoting of a square matrix, by a
+/// maintained crate (`rsparse`, a port of Davis's CSparse `cs_lu`): the
+/// columns in the order given (no fill-reducing reordering: the caller's
+/// order, reverse Cuthill–McKee for the AC power flow, bounds the work by
+/// [`band_lu_work`]) and the largest candidate of each column as its
+/// pivot. Entries are summed into place with [`SparseLu::add`] (the
+/// crate's factorisation takes one entry per position).
+pub struct SparseLu {
+    n: usize,
+    /// Per column: `(row, value)`, one per row.
+    cols: Vec<Vec<(usize, f64)>>,
+}
+
+/// The factors of [`SparseLu::factor`].
+pub struct SparseLuFactors {
+    n: usize,
+    num: rsparse::data::Nmrc<f64>,
+}
+
+impl SparseLu {
+    /// An empty `n × n` matrix.
+    pub fn zeros(n: usize) -> SparseLu {
+        SparseLu { n, cols: vec![Vec::new(); n] }
     }
 
-    /// Multiply-adds of the factorisation (an upper bound).
-    pub fn work(n: usize, p: usize, q: usize) -> u64 {
-        (n as u64).saturating_mul(p as u64).saturating_mul((p + q) as u64)
-    }
-
-    /// An empty `n × n` matrix of bandwidths `p`, `q`, to [`BandLu::add`]
-    /// entries to and then [`BandLu::factor`].
-    pub fn zeros(n: usize, p: usize, q: usize) -> BandLu {
-        let w = 2 * p + q + 1;
-        BandLu { n, p, w, a: vec![0.0; n * w], l: vec![0.0; n * p], piv: vec![0; n] }
-    }
-
-    fn at(&self, i: usize, j: usize) -> usize {
-        i * self.w + (j + self.p - i)
-    }
-
-    /// Adds `v` to entry `(i, j)`, which must lie within the bands
-    /// (`j + p ≥ i`, `j ≤ i + q`).
+    /// Adds `v` to entry `(i, j)`.
     pub fn add(&mut self, i: usize, j: usize, v: f64) {
-        let k = self.at(i, j);
-        self.a[k] += v;
+        let col = &mut self.cols[j];
+        match col.iter_mut().find(|(r, _)| *r == i) {
+            Some((_, x)) => *x += v,
+            None => col.push((i, v)),
+        }
     }
 
-    /// Factorises in place; a pivot at or below `10⁻¹³` of the largest entry
-    /// is [`LinalgError::Singular`] (as [`Lu`]).
-    pub fn factor(mut self) -> Result<BandLu, LinalgError> {
-        let (n, p) = (self.n, self.p);
-        let reach = self.w - p - 1; // p + q: the upper factor's bandwidth
-        let scale = self.a.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
-        for k in 0..n {
-            let last = (k + p).min(n - 1);
-            let (mut r, mut best) = (k, -1.0);
-            for i in k..=last {
-                let v = self.a[self.at(i, k)].abs();
-                if v > best {
-                    (r, best) = (i, v);
-                }
-            }
-            if best <= 1e-13 * scale {
-                return Err(LinalgError::Singular { col: k, pivot: best.max(0.0) });
-            }
-            self.piv[k] = r;
-            let end = (k + reach).min(n - 1);
-            if r != k {
-                for j in k..=end {
-                    let (x, y) = (self.at(k, j), self.at(r, j));
-                    self.a.swap(x, y);
-                }
-            }
-            let d = self.a[self.at(k, k)];
-            for i in k + 1..=last {
-                let ik = self.at(i, k);
-                let f = self.a[ik] / d;
-                self.a[ik] = 0.0;
-                self.l[k * p + (i - k - 1)] = f;
-                if f != 0.0 {
-                    for j in k + 1..=end {
-                        let u = self.a[self.at(k, j)];
-                        let ij = self.at(i, j);
-                        self.a[ij] -= f * u;
-                    }
-                }
+    /// Factorises; a pivot at or below `10⁻¹³` of the largest entry is
+    /// [`LinalgError::Singular`] (as [`Lu`]).
+    pub fn factor(self) -> Result<SparseLuFactors, LinalgError> {
+        let n = self.n;
+        let scale = self.cols.iter().flatten().fold(0.0f64, |m, (_, v)| m.max(v.abs())).max(f64::MIN_POSITIVE);
+        let mut t = rsparse::data::Trpl::new();
+        for (j, col) in self.cols.iter().enumerate() {
+            for (i, v) in col {
+                t.append(*i, j, *v);
             }
         }
-        Ok(self)
+        // an all-zero last row or column must not shrink the matrix
+        t.m = n;
+        t.n = n;
+        let a = t.to_sprs();
+        // order −1: the columns as given
+        let mut sym = rsparse::sqr(&a, -1, false);
+        let num = rsparse::lu(&a, &mut sym, 1.0).map_err(|_| LinalgError::Singular { col: 0, pivot: 0.0 })?;
+        // U's diagonal is the last entry of each of its columns
+        for k in 0..n {
+            let end = num.u.p[k + 1];
+            let d = if end > num.u.p[k] { num.u.x[(end - 1) as usize].abs() } else { 0.0 };
+            if d.is_nan() || d <= 1e-13 * scale {
+                return Err(LinalgError::Singular { col: k, pivot: d });
+            }
+        }
+        Ok(SparseLuFactors { n, num })
     }
+}
 
-    /// Solves `A x = b` with the factors of [`BandLu::factor`].
+impl SparseLuFactors {
+    /// Solves `A x = b` (`x = U⁻¹ L⁻¹ P b`).
     pub fn solve(&self, b: &[f64]) -> Vec<f64> {
-        let (n, p) = (self.n, self.p);
-        let reach = self.w - p - 1;
-        let mut x = b.to_vec();
-        for k in 0..n {
-            x.swap(k, self.piv[k]);
-            let xk = x[k];
-            for i in k + 1..=(k + p).min(n.saturating_sub(1)) {
-                x[i] -= self.l[k * p + (i - k - 1)] * xk;
+        let n = self.n;
+        let mut x = vec![0.0; n];
+        match &self.num.pinv {
+            Some(pinv) => {
+                for (k, bk) in b.iter().enumerate().take(n) {
+                    x[pinv[k] as usize] = *bk;
+                }
             }
+            None => x.copy_from_slice(&b[..n]),
         }
-        for k in (0..n).rev() {
-            let mut s = x[k];
-            for j in k + 1..=(k + reach).min(n - 1) {
-                s -= self.a[self.at(k, j)] * x[j];
-            }
-            x[k] = s / self.a[self.at(k, k)];
-        }
+        rsparse::lsolve(&self.num.l, &mut x);
+        rsparse::usolve(&self.num.u, &mut x);
         x
     }
 }
@@ -256,21 +236,23 @@ mod tests {
     }
 
     #[test]
-    fn band_lu_agrees_with_dense_lu_and_refuses_singular() {
-        // a pentadiagonal-ish 7 × 7 (p = 2, q = 1) that needs pivoting
+    fn sparse_lu_agrees_with_dense_lu_and_refuses_singular() {
+        // a banded 7 × 7 (2 sub-, 1 super-diagonal) that needs pivoting,
+        // entries added in two halves (summed into place)
         let (n, p, q) = (7, 2, 1);
         let mut dense = vec![0.0; n * n];
-        let mut band = BandLu::zeros(n, p, q);
+        let mut sparse = SparseLu::zeros(n);
         for i in 0..n {
             for j in i.saturating_sub(p)..=(i + q).min(n - 1) {
                 let v = ((i * 7 + j * 3) % 5) as f64 - 1.5 + if i == j { 0.1 } else { 0.0 };
                 dense[i * n + j] = v;
-                band.add(i, j, v);
+                sparse.add(i, j, 0.5 * v);
+                sparse.add(i, j, 0.5 * v);
             }
         }
         let b: Vec<f64> = (0..n).map(|i| i as f64 - 2.0).collect();
         let want = Lu::new(n, dense.clone()).unwrap().solve(&b);
-        let got = band.factor().unwrap().solve(&b);
+        let got = sparse.factor().unwrap().solve(&b);
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-9 * (1.0 + w.abs()), "{got:?} vs {want:?}");
         }
@@ -279,10 +261,16 @@ mod tests {
             let r: f64 = (0..n).map(|j| dense[i * n + j] * got[j]).sum();
             assert!((r - b[i]).abs() < 1e-9);
         }
-        let mut sing = BandLu::zeros(2, 1, 1);
+        let mut sing = SparseLu::zeros(2);
         for (i, j, v) in [(0, 0, 1.0), (0, 1, 2.0), (1, 0, 2.0), (1, 1, 4.0)] {
             sing.add(i, j, v);
         }
         assert!(matches!(sing.factor(), Err(LinalgError::Singular { .. })));
+        // a zero column
+        let mut zero = SparseLu::zeros(3);
+        zero.add(0, 0, 1.0);
+        zero.add(2, 2, 1.0);
+        assert!(matches!(zero.factor(), Err(LinalgError::Singular { .. })));
+        assert_eq!(band_lu_work(10, 2, 1), 60);
     }
 }

@@ -86,7 +86,8 @@ pub enum MarketError {
 
 /// Largest quadratic coefficient `a` ($/kWh²) a request may carry
 /// (admission rule). The primal–dual step is `α = 1 / (a_max · max(M, N) + 2ρ)`
-/// for every party ([`crate::primal_dual::PdParams::for_market`]), so the
+/// for every party within the reference scale
+/// ([`crate::primal_dual::PdParams::party_steps`]), so the
 /// iteration count grows with the largest `a` of *any* request: one request
 /// with `a = 10⁶` held an honest 3 × 3 market at the 200 000-iteration cap.
 /// `1 $/kWh²` (a marginal cost rising by 1 $/kWh per kWh, about 30 times the

@@ -12,7 +12,8 @@ use gridledger_market::contract::{
     MAX_REQUESTS_PER_ACCOUNT,
 };
 use gridledger_market::framework::{
-    decode_request, encode_request, run_interval_insecure_seeded, RequestError, REQUEST_BYTES,
+    decode_request, encode_request, run_interval_insecure_seeded, run_interval_insecure_seeded_capped, RequestError,
+    REQUEST_BYTES,
 };
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
@@ -44,6 +45,31 @@ fn an_interval_clears_exactly_the_admitted_requests() {
     assert_eq!(out.trades, pd.settled(), "Byzantine hosts change nothing in the clearing");
     assert!(!out.teardo.detected.is_empty());
     assert!(out.teardo.detected.iter().all(|(n, _, _)| *n == 2 || *n == 5));
+}
+
+/// A distributed run that reaches its iteration cap unconverged does not
+/// halt the interval: it clears at the central reference the enclaves
+/// solved, and says so (attack round 7 held the interval for 200 000
+/// encrypted iterations and then failed it for everyone).
+#[test]
+fn an_unconverged_run_clears_at_the_central_reference_with_a_record() {
+    let (market, net) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded_capped(dir.path(), &market, &net, cfg(BTreeMap::new()), None, Some(3))
+        .expect("the interval clears");
+    assert!(!out.teardo.converged);
+    assert_eq!(out.teardo.iterations, 3);
+    let fallback = out.fallback.as_ref().expect("the fallback is recorded");
+    assert_eq!(fallback.iterations, 3);
+    assert!(fallback.reason.contains("central reference"), "{}", fallback.reason);
+    let reference = gridledger_market::central::solve(&market, &net).unwrap();
+    assert_eq!(out.trades, reference.trades(), "the trades are the reference's");
+    assert!((out.welfare - reference.welfare).abs() <= 1e-6 * reference.welfare.abs().max(1.0));
+    assert!(market.bound_excess(&out.trades).is_none());
+    // and a run within its cap reports no fallback
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(BTreeMap::new()), None).unwrap();
+    assert!(out.teardo.converged && out.fallback.is_none());
 }
 
 #[test]

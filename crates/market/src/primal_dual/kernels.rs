@@ -13,7 +13,7 @@
 //! so the compiler knows no output overlaps an input and vectorises the
 //! loops; inlined into a larger body it lost that and emitted scalar code.
 
-use super::{PdParams, Stats, L, LANES};
+use super::{Stats, L, LANES};
 
 /// The vector unit the kernels run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,19 +92,20 @@ macro_rules! multiversion {
     };
 }
 
-/// `x + α (U'_m − ρ x − q − π_mn)` with `q = λ − ρ y` and the line price
-/// `π_mn = bp_n − own_m` (seed's [232]; the same as
-/// `x + α (U' − λ − ρ (x − y) − π)`).
+/// `x + α_m (U'_m − ρ_mn x − q − π_mn)` with `q = λ − ρ_mn y` and the
+/// line price `π_mn = bp_n − own_m` (seed's [232]; the same as
+/// `x + α_m (U' − λ − ρ_mn (x − y) − π)`); `al` is the buyer's step
+/// `α_m`, `r` the trade's penalty `ρ_mn` ([`super::PartySteps`]).
 #[inline(always)]
-pub(super) fn buyer_value(x: f64, q: f64, g: f64, bp_n: f64, own: f64, prm: &PdParams) -> f64 {
-    x + prm.alpha * (g - prm.rho * x - q - (bp_n - own))
+pub(super) fn buyer_value(x: f64, q: f64, g: f64, bp_n: f64, own: f64, al: f64, r: f64) -> f64 {
+    x + al * (g - r * x - q - (bp_n - own))
 }
 
 /// Seller `n`'s gradient step on trade `(m, n)`:
-/// `y + α (−C'_n(Σ y) + λ + ρ (x − y))`, `g = −C'_n`.
+/// `y + α_n (−C'_n(Σ y) + λ + ρ_mn (x − y))`, `g = −C'_n`.
 #[inline(always)]
-fn seller_value(x: f64, y: f64, l: f64, g: f64, prm: &PdParams) -> f64 {
-    y + prm.alpha * (g + l + prm.rho * (x - y))
+fn seller_value(x: f64, y: f64, l: f64, g: f64, al: f64, r: f64) -> f64 {
+    y + al * (g + l + r * (x - y))
 }
 
 multiversion! {
@@ -117,8 +118,8 @@ multiversion! {
     /// vectorises; each buyer's statistics run over the sellers in order.
     fn buyer_column = buyer_column_body(
         x: &[f64], q: &[f64], v: &mut [f64], g: &[f64], own: &[f64], bp: f64,
+        al: &[f64], r: &[f64],
         cl: &mut [f64], ss: &mut [f64], cs: &mut [f64], mn: &mut [f64], mx: &mut [f64],
-        prm: &PdParams,
     );
 }
 
@@ -148,19 +149,20 @@ fn buyer_column_body(
     g: &[f64],
     own: &[f64],
     bp: f64,
+    al: &[f64],
+    r: &[f64],
     cl: &mut [f64],
     ss: &mut [f64],
     cs: &mut [f64],
     mn: &mut [f64],
     mx: &mut [f64],
-    prm: &PdParams,
 ) {
     let n = v.len();
-    let (x, q, g, own) = (&x[..n], &q[..n], &g[..n], &own[..n]);
+    let (x, q, g, own, al, r) = (&x[..n], &q[..n], &g[..n], &own[..n], &al[..n], &r[..n]);
     let (cl, ss, cs, mn, mx) = (&mut cl[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
     for k in 0..n {
         let old = x[k];
-        let val = buyer_value(old, q[k], g[k], bp, own[k], prm);
+        let val = buyer_value(old, q[k], g[k], bp, own[k], al[k], r[k]);
         v[k] = val;
         buyer_stat(old, val, &mut cl[k], &mut ss[k], &mut cs[k], &mut mn[k], &mut mx[k]);
     }
@@ -178,8 +180,8 @@ multiversion! {
     /// [`buyer_column`].
     fn buyer_block = buyer_block_body(
         x: &[f64], q: &[f64], v: &mut [f64], g: &[f64], own: &[f64], bp: &[f64],
+        al: &[f64], r: &[f64],
         cl: &mut [f64], ss: &mut [f64], cs: &mut [f64], mn: &mut [f64], mx: &mut [f64],
-        prm: &PdParams,
     );
 }
 
@@ -192,30 +194,32 @@ fn buyer_block_body(
     g: &[f64],
     own: &[f64],
     bp: &[f64],
+    al: &[f64],
+    r: &[f64],
     cl: &mut [f64],
     ss: &mut [f64],
     cs: &mut [f64],
     mn: &mut [f64],
     mx: &mut [f64],
-    prm: &PdParams,
 ) {
     let n = cl.len();
-    let (g, own, ss, cs, mn, mx) = (&g[..n], &own[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
+    let (g, own, al, ss, cs, mn, mx) =
+        (&g[..n], &own[..n], &al[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
     let (x0, x1, x2, x3) = (&x[..n], &x[n..2 * n], &x[2 * n..3 * n], &x[3 * n..4 * n]);
     let (q0, q1, q2, q3) = (&q[..n], &q[n..2 * n], &q[2 * n..3 * n], &q[3 * n..4 * n]);
+    let (r0, r1, r2, r3) = (&r[..n], &r[n..2 * n], &r[2 * n..3 * n], &r[3 * n..4 * n]);
     let (v0, rest) = v.split_at_mut(n);
     let (v1, rest) = rest.split_at_mut(n);
     let (v2, rest) = rest.split_at_mut(n);
     let v3 = &mut rest[..n];
     let bp = [bp[0], bp[1], bp[2], bp[3]];
     for k in 0..n {
-        let (gk, ok) = (g[k], own[k]);
+        let (gk, ok, ak) = (g[k], own[k], al[k]);
         let (mut a_cl, mut a_ss, mut a_cs, mut a_mn, mut a_mx) = (cl[k], ss[k], cs[k], mn[k], mx[k]);
-        for (j, (xj, qj, vj)) in
-            [(x0, q0, &mut *v0), (x1, q1, &mut *v1), (x2, q2, &mut *v2), (x3, q3, &mut *v3)].into_iter().enumerate()
-        {
+        let cols = [(x0, q0, r0, &mut *v0), (x1, q1, r1, &mut *v1), (x2, q2, r2, &mut *v2), (x3, q3, r3, &mut *v3)];
+        for (j, (xj, qj, rj, vj)) in cols.into_iter().enumerate() {
             let old = xj[k];
-            let val = buyer_value(old, qj[k], gk, bp[j], ok, prm);
+            let val = buyer_value(old, qj[k], gk, bp[j], ok, ak, rj[k]);
             vj[k] = val;
             buyer_stat(old, val, &mut a_cl, &mut a_ss, &mut a_cs, &mut a_mn, &mut a_mx);
         }
@@ -289,24 +293,37 @@ multiversion! {
     /// [`lane_sum`](super::lane_sum) forms it), and on it at once the
     /// seller's gradient step `out = seller_value(..)` with the seller's
     /// [`Stats`] against its old support `{y > 0}` (sums in [`L`] lanes).
-    /// Returns `(max |Δx|, Σ_m x_mn, stats)`.
+    /// `ia` holds each buyer's `1 / α_m`, `r` the column's `ρ_mn`, `al`
+    /// the seller's `α_n`. Returns `(max |Δx| / α_m, Σ_m x_mn, stats)`.
     fn column_pass = column_pass_body / avx::column_pass => (
-        v: &[f64], tau: &[f64], x: &mut [f64], totals: &mut [f64],
-        y: &[f64], lambda: &[f64], out: &mut [f64], g: f64, prm: &PdParams,
+        v: &[f64], tau: &[f64], ia: &[f64], x: &mut [f64], totals: &mut [f64],
+        y: &[f64], lambda: &[f64], r: &[f64], out: &mut [f64], g: f64, al: f64,
     ) -> (f64, f64, Stats);
 }
 
 /// One trade of [`column_pass`]: the buyer's new copy
 /// `max(0, v − τ)` replaces `x` and is added to the buyer's `total`;
-/// returns it, its change and the seller's step value on it.
+/// returns it, its change over the buyer's step (`ia = 1 / α_m`) and the
+/// seller's step value on it.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn trade(v: f64, tau: f64, x: &mut f64, total: &mut f64, y: f64, l: f64, g: f64, prm: &PdParams) -> (f64, f64, f64) {
+fn trade(
+    v: f64,
+    tau: f64,
+    ia: f64,
+    x: &mut f64,
+    total: &mut f64,
+    y: f64,
+    l: f64,
+    r: f64,
+    g: f64,
+    al: f64,
+) -> (f64, f64, f64) {
     let new = (v - tau).max(0.0);
-    let d = (new - *x).abs();
+    let d = (new - *x).abs() * ia;
     *x = new;
     *total += new;
-    (new, d, seller_value(new, y, l, g, prm))
+    (new, d, seller_value(new, y, l, g, al, r))
 }
 
 /// [`L`] trades of [`column_pass`] (`v`..`out` hold `L` values each),
@@ -316,21 +333,23 @@ fn trade(v: f64, tau: f64, x: &mut f64, total: &mut f64, y: f64, l: f64, g: f64,
 fn quad(
     v: &[f64],
     tau: &[f64],
+    ia: &[f64],
     x: &mut [f64],
     totals: &mut [f64],
     y: &[f64],
     lambda: &[f64],
+    r: &[f64],
     out: &mut [f64],
     xs: &mut [f64; L],
     chg: &mut [f64; L],
     lanes: &mut SellerLanes,
     g: f64,
-    prm: &PdParams,
+    al: f64,
 ) {
-    let (v, tau, x, totals, y, lambda, out) =
-        (&v[..L], &tau[..L], &mut x[..L], &mut totals[..L], &y[..L], &lambda[..L], &mut out[..L]);
+    let (v, tau, ia, x, totals, y, lambda, r, out) =
+        (&v[..L], &tau[..L], &ia[..L], &mut x[..L], &mut totals[..L], &y[..L], &lambda[..L], &r[..L], &mut out[..L]);
     for i in 0..L {
-        let (new, d, val) = trade(v[i], tau[i], &mut x[i], &mut totals[i], y[i], lambda[i], g, prm);
+        let (new, d, val) = trade(v[i], tau[i], ia[i], &mut x[i], &mut totals[i], y[i], lambda[i], r[i], g, al);
         xs[i] += new;
         chg[i] = if d > chg[i] { d } else { chg[i] };
         out[i] = val;
@@ -343,16 +362,19 @@ fn quad(
 fn column_pass_body(
     v: &[f64],
     tau: &[f64],
+    ia: &[f64],
     x: &mut [f64],
     totals: &mut [f64],
     y: &[f64],
     lambda: &[f64],
+    r: &[f64],
     out: &mut [f64],
     g: f64,
-    prm: &PdParams,
+    al: f64,
 ) -> (f64, f64, Stats) {
     let n = x.len();
-    let (v, tau, totals, y, lambda, out) = (&v[..n], &tau[..n], &mut totals[..n], &y[..n], &lambda[..n], &mut out[..n]);
+    let (v, tau, ia, totals, y, lambda, r, out) =
+        (&v[..n], &tau[..n], &ia[..n], &mut totals[..n], &y[..n], &lambda[..n], &r[..n], &mut out[..n]);
     let mut lanes = SellerLanes::new();
     let (mut xs_lo, mut xs_hi) = ([0.0f64; L], [0.0f64; L]);
     let (mut chg_lo, mut chg_hi) = ([0.0f64; L], [0.0f64; L]);
@@ -363,33 +385,37 @@ fn column_pass_body(
     let chunks = v[..head8]
         .chunks_exact(LANES)
         .zip(tau[..head8].chunks_exact(LANES))
+        .zip(ia[..head8].chunks_exact(LANES))
         .zip(x[..head8].chunks_exact_mut(LANES))
         .zip(totals[..head8].chunks_exact_mut(LANES))
         .zip(y[..head8].chunks_exact(LANES))
         .zip(lambda[..head8].chunks_exact(LANES))
+        .zip(r[..head8].chunks_exact(LANES))
         .zip(out[..head8].chunks_exact_mut(LANES));
-    for ((((((vc, tc), xc), sc), yc), lc), oc) in chunks {
+    for ((((((((vc, tc), ic), xc), sc), yc), lc), rc), oc) in chunks {
         let (v0, v1) = vc.split_at(L);
         let (t0, t1) = tc.split_at(L);
+        let (i0, i1) = ic.split_at(L);
         let (x0, x1) = xc.split_at_mut(L);
         let (s0, s1) = sc.split_at_mut(L);
         let (y0, y1) = yc.split_at(L);
         let (l0, l1) = lc.split_at(L);
+        let (r0, r1) = rc.split_at(L);
         let (o0, o1) = oc.split_at_mut(L);
-        quad(v0, t0, x0, s0, y0, l0, o0, &mut xs_lo, &mut chg_lo, &mut lanes, g, prm);
-        quad(v1, t1, x1, s1, y1, l1, o1, &mut xs_hi, &mut chg_hi, &mut lanes, g, prm);
+        quad(v0, t0, i0, x0, s0, y0, l0, r0, o0, &mut xs_lo, &mut chg_lo, &mut lanes, g, al);
+        quad(v1, t1, i1, x1, s1, y1, l1, r1, o1, &mut xs_hi, &mut chg_hi, &mut lanes, g, al);
     }
     // at most one chunk of L more in the seller's lanes, then the rest in
     // sequence; the column sum adds this remainder in sequence below
     for k in head8..head4 {
-        let (_, d, val) = trade(v[k], tau[k], &mut x[k], &mut totals[k], y[k], lambda[k], g, prm);
+        let (_, d, val) = trade(v[k], tau[k], ia[k], &mut x[k], &mut totals[k], y[k], lambda[k], r[k], g, al);
         chg_lo[0] = chg_lo[0].max(d);
         out[k] = val;
         lanes.add(k % L, val, y[k]);
     }
     let mut st = lanes.fold();
     for k in head4..n {
-        let (_, d, val) = trade(v[k], tau[k], &mut x[k], &mut totals[k], y[k], lambda[k], g, prm);
+        let (_, d, val) = trade(v[k], tau[k], ia[k], &mut x[k], &mut totals[k], y[k], lambda[k], r[k], g, al);
         chg_lo[0] = chg_lo[0].max(d);
         out[k] = val;
         stats_add(&mut st, val, y[k]);
@@ -406,31 +432,32 @@ multiversion! {
     /// `out = seller_value(..)` and the seller's [`Stats`], in the same
     /// lanes and order as [`column_pass`].
     fn seller_column = seller_column_body(
-        x: &[f64], y: &[f64], lambda: &[f64], out: &mut [f64], g: f64, prm: &PdParams,
+        x: &[f64], y: &[f64], lambda: &[f64], r: &[f64], out: &mut [f64], g: f64, al: f64,
     ) -> Stats;
 }
 
 #[inline(always)]
-fn seller_column_body(x: &[f64], y: &[f64], lambda: &[f64], out: &mut [f64], g: f64, prm: &PdParams) -> Stats {
+fn seller_column_body(x: &[f64], y: &[f64], lambda: &[f64], r: &[f64], out: &mut [f64], g: f64, al: f64) -> Stats {
     let n = y.len();
-    let (x, lambda, out) = (&x[..n], &lambda[..n], &mut out[..n]);
+    let (x, lambda, r, out) = (&x[..n], &lambda[..n], &r[..n], &mut out[..n]);
     let mut lanes = SellerLanes::new();
     let head4 = n - n % L;
     let chunks = x[..head4]
         .chunks_exact(L)
         .zip(y[..head4].chunks_exact(L))
         .zip(lambda[..head4].chunks_exact(L))
+        .zip(r[..head4].chunks_exact(L))
         .zip(out[..head4].chunks_exact_mut(L));
-    for (((xc, yc), lc), oc) in chunks {
+    for ((((xc, yc), lc), rc), oc) in chunks {
         for i in 0..L {
-            let val = seller_value(xc[i], yc[i], lc[i], g, prm);
+            let val = seller_value(xc[i], yc[i], lc[i], g, al, rc[i]);
             oc[i] = val;
             lanes.add(i, val, yc[i]);
         }
     }
     let mut st = lanes.fold();
     for k in head4..n {
-        let val = seller_value(x[k], y[k], lambda[k], g, prm);
+        let val = seller_value(x[k], y[k], lambda[k], g, al, r[k]);
         out[k] = val;
         stats_add(&mut st, val, y[k]);
     }
@@ -438,14 +465,14 @@ fn seller_column_body(x: &[f64], y: &[f64], lambda: &[f64], out: &mut [f64], g: 
 }
 
 multiversion! {
-    /// `y ← max(0, v − τ)`, `λ ← λ + ρ (x − y)` and `q ← λ − ρ y` in place
-    /// on seller `n`'s column; returns the reciprocity residual
-    /// `max |x − y|` and `Σ y` (the partial sums of
-    /// [`lane_sum`](super::lane_sum)). `rho` is the price step (the planted
-    /// `WrongPriceUpdate` flips it), `prm.rho` the one in `q`.
+    /// `y ← max(0, v − τ)`, `λ ← λ + ρ_mn (x − y)` and `q ← λ − ρ_mn y` in
+    /// place on seller `n`'s column (`r` its `ρ_mn`); returns the
+    /// reciprocity residual `max |x − y|` and `Σ y` (the partial sums of
+    /// [`lane_sum`](super::lane_sum)). `sign` multiplies the price step
+    /// (`1`; the planted `WrongPriceUpdate` flips it), not the one in `q`.
     fn seller_finish = seller_finish_body / avx::seller_finish => (
         v: &[f64], tau: f64, x: &[f64], y: &mut [f64], lambda: &mut [f64], q: &mut [f64],
-        rho: f64, prm: &PdParams,
+        r: &[f64], sign: f64,
     ) -> (f64, f64);
 }
 
@@ -458,25 +485,25 @@ fn seller_finish_body(
     y: &mut [f64],
     lambda: &mut [f64],
     q: &mut [f64],
-    rho: f64,
-    prm: &PdParams,
+    r: &[f64],
+    sign: f64,
 ) -> (f64, f64) {
     let n = y.len();
-    let (v, x, lambda, q) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n]);
-    let rq = prm.rho;
+    let (v, x, lambda, q, r) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n], &r[..n]);
     let (mut sum, mut res) = ([0.0f64; LANES], [0.0f64; LANES]);
     let chunks = v
         .chunks_exact(LANES)
         .zip(x.chunks_exact(LANES))
         .zip(y.chunks_exact_mut(LANES))
         .zip(lambda.chunks_exact_mut(LANES))
-        .zip(q.chunks_exact_mut(LANES));
-    for ((((vc, xc), yc), lc), qc) in chunks {
+        .zip(q.chunks_exact_mut(LANES))
+        .zip(r.chunks_exact(LANES));
+    for (((((vc, xc), yc), lc), qc), rc) in chunks {
         for i in 0..LANES {
             let new = (vc[i] - tau).max(0.0);
-            let l = lc[i] + rho * (xc[i] - new);
+            let l = lc[i] + (sign * rc[i]) * (xc[i] - new);
             lc[i] = l;
-            qc[i] = l - rq * new;
+            qc[i] = l - rc[i] * new;
             let d = (xc[i] - new).abs();
             res[i] = if d > res[i] { d } else { res[i] };
             yc[i] = new;
@@ -487,9 +514,9 @@ fn seller_finish_body(
     let mut residual = res.iter().fold(0.0f64, |m, d| m.max(*d));
     for k in n - n % LANES..n {
         let new = (v[k] - tau).max(0.0);
-        let l = lambda[k] + rho * (x[k] - new);
+        let l = lambda[k] + (sign * r[k]) * (x[k] - new);
         lambda[k] = l;
-        q[k] = l - rq * new;
+        q[k] = l - r[k] * new;
         residual = residual.max((x[k] - new).abs());
         y[k] = new;
         s += new;
@@ -507,7 +534,7 @@ fn seller_finish_body(
 /// division downstream can tell apart).
 #[cfg(target_arch = "x86_64")]
 mod avx {
-    use super::{stats_add, trade, PdParams, Stats, L, LANES};
+    use super::{stats_add, trade, Stats, L, LANES};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
@@ -562,30 +589,30 @@ mod avx {
     fn quad(
         v: &[f64; L],
         tau: &[f64; L],
+        ia: &[f64; L],
         x: &mut [f64; L],
         totals: &mut [f64; L],
         y: &[f64; L],
         lambda: &[f64; L],
+        r: &[f64; L],
         out: &mut [f64; L],
         chg: &mut __m256d,
         acc: &mut Acc,
         g: f64,
-        prm: &PdParams,
+        al: f64,
     ) -> __m256d {
         let zero = _mm256_setzero_pd();
         let inf = _mm256_set1_pd(f64::INFINITY);
         let new = pos(_mm256_sub_pd(ld(v), ld(tau)));
-        let d = abs(_mm256_sub_pd(new, ld(x)));
+        let d = _mm256_mul_pd(abs(_mm256_sub_pd(new, ld(x))), ld(ia));
         *chg = _mm256_max_pd(d, *chg);
         st(x, new);
         st(totals, _mm256_add_pd(ld(totals), new));
         let yv = ld(y);
-        // y + α (g + λ + ρ (x − y))
-        let inner = _mm256_add_pd(
-            _mm256_add_pd(_mm256_set1_pd(g), ld(lambda)),
-            _mm256_mul_pd(_mm256_set1_pd(prm.rho), _mm256_sub_pd(new, yv)),
-        );
-        let val = _mm256_add_pd(yv, _mm256_mul_pd(_mm256_set1_pd(prm.alpha), inner));
+        // y + α_n (g + λ + ρ_mn (x − y))
+        let inner =
+            _mm256_add_pd(_mm256_add_pd(_mm256_set1_pd(g), ld(lambda)), _mm256_mul_pd(ld(r), _mm256_sub_pd(new, yv)));
+        let val = _mm256_add_pd(yv, _mm256_mul_pd(_mm256_set1_pd(al), inner));
         st(out, val);
         let ins = _mm256_cmp_pd::<_CMP_GT_OQ>(yv, zero);
         let above = _mm256_cmp_pd::<_CMP_GT_OQ>(val, zero);
@@ -605,17 +632,19 @@ mod avx {
     pub(super) fn column_pass(
         v: &[f64],
         tau: &[f64],
+        ia: &[f64],
         x: &mut [f64],
         totals: &mut [f64],
         y: &[f64],
         lambda: &[f64],
+        r: &[f64],
         out: &mut [f64],
         g: f64,
-        prm: &PdParams,
+        al: f64,
     ) -> (f64, f64, Stats) {
         let n = x.len();
-        let (v, tau, totals, y, lambda, out) =
-            (&v[..n], &tau[..n], &mut totals[..n], &y[..n], &lambda[..n], &mut out[..n]);
+        let (v, tau, ia, totals, y, lambda, r, out) =
+            (&v[..n], &tau[..n], &ia[..n], &mut totals[..n], &y[..n], &lambda[..n], &r[..n], &mut out[..n]);
         let head4 = n - n % L;
         let head8 = n - n % LANES;
         let mut acc = Acc {
@@ -630,14 +659,16 @@ mod avx {
         {
             let (vc, _) = v[..head4].as_chunks::<L>();
             let (tc, _) = tau[..head4].as_chunks::<L>();
+            let (ic, _) = ia[..head4].as_chunks::<L>();
             let (xc, _) = x[..head4].as_chunks_mut::<L>();
             let (sc, _) = totals[..head4].as_chunks_mut::<L>();
             let (yc, _) = y[..head4].as_chunks::<L>();
             let (lc, _) = lambda[..head4].as_chunks::<L>();
+            let (rc, _) = r[..head4].as_chunks::<L>();
             let (oc, _) = out[..head4].as_chunks_mut::<L>();
-            let chunks = vc.iter().zip(tc).zip(xc).zip(sc).zip(yc).zip(lc).zip(oc).enumerate();
-            for (j, ((((((vq, tq), xq), sq), yq), lq), oq)) in chunks {
-                let new = quad(vq, tq, xq, sq, yq, lq, oq, &mut chg, &mut acc, g, prm);
+            let chunks = vc.iter().zip(tc).zip(ic).zip(xc).zip(sc).zip(yc).zip(lc).zip(rc).zip(oc).enumerate();
+            for (j, ((((((((vq, tq), iq), xq), sq), yq), lq), rq), oq)) in chunks {
+                let new = quad(vq, tq, iq, xq, sq, yq, lq, rq, oq, &mut chg, &mut acc, g, al);
                 // the column sum's LANES lanes: even chunks of L low, odd high;
                 // a last odd chunk of L is the remainder, added in sequence
                 if 4 * j < head8 {
@@ -661,7 +692,7 @@ mod avx {
         };
         let mut change = lanes(chg).iter().fold(0.0f64, |m, d| m.max(*d));
         for k in head4..n {
-            let (_, d, val) = trade(v[k], tau[k], &mut x[k], &mut totals[k], y[k], lambda[k], g, prm);
+            let (_, d, val) = trade(v[k], tau[k], ia[k], &mut x[k], &mut totals[k], y[k], lambda[k], r[k], g, al);
             change = change.max(d);
             out[k] = val;
             stats_add(&mut st, val, y[k]);
@@ -682,13 +713,13 @@ mod avx {
         y: &mut [f64],
         lambda: &mut [f64],
         q: &mut [f64],
-        rho: f64,
-        prm: &PdParams,
+        r: &[f64],
+        sign: f64,
     ) -> (f64, f64) {
         let n = y.len();
-        let (v, x, lambda, q) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n]);
+        let (v, x, lambda, q, r) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n], &r[..n]);
         let head8 = n - n % LANES;
-        let (tv, rv, rqv) = (_mm256_set1_pd(tau), _mm256_set1_pd(rho), _mm256_set1_pd(prm.rho));
+        let (tv, sv) = (_mm256_set1_pd(tau), _mm256_set1_pd(sign));
         let mut sum = [_mm256_setzero_pd(); 2];
         let mut res = _mm256_setzero_pd();
         {
@@ -697,12 +728,14 @@ mod avx {
             let (yc, _) = y[..head8].as_chunks_mut::<L>();
             let (lc, _) = lambda[..head8].as_chunks_mut::<L>();
             let (qc, _) = q[..head8].as_chunks_mut::<L>();
-            for (j, ((((vq, xq), yq), lq), qq)) in vc.iter().zip(xc).zip(yc).zip(lc).zip(qc).enumerate() {
+            let (rc, _) = r[..head8].as_chunks::<L>();
+            for (j, (((((vq, xq), yq), lq), qq), rq)) in vc.iter().zip(xc).zip(yc).zip(lc).zip(qc).zip(rc).enumerate() {
                 let new = pos(_mm256_sub_pd(ld(vq), tv));
                 let xv = ld(xq);
-                let l = _mm256_add_pd(ld(lq), _mm256_mul_pd(rv, _mm256_sub_pd(xv, new)));
+                let rv = ld(rq);
+                let l = _mm256_add_pd(ld(lq), _mm256_mul_pd(_mm256_mul_pd(sv, rv), _mm256_sub_pd(xv, new)));
                 st(lq, l);
-                st(qq, _mm256_sub_pd(l, _mm256_mul_pd(rqv, new)));
+                st(qq, _mm256_sub_pd(l, _mm256_mul_pd(rv, new)));
                 res = _mm256_max_pd(abs(_mm256_sub_pd(xv, new)), res);
                 st(yq, new);
                 sum[j % 2] = _mm256_add_pd(sum[j % 2], new);
@@ -713,9 +746,9 @@ mod avx {
         let mut residual = lanes(res).iter().fold(0.0f64, |m, d| m.max(*d));
         for k in head8..n {
             let new = (v[k] - tau).max(0.0);
-            let l = lambda[k] + rho * (x[k] - new);
+            let l = lambda[k] + (sign * r[k]) * (x[k] - new);
             lambda[k] = l;
-            q[k] = l - prm.rho * new;
+            q[k] = l - r[k] * new;
             residual = residual.max((x[k] - new).abs());
             y[k] = new;
             s += new;

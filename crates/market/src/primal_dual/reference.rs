@@ -6,16 +6,22 @@
 use super::*;
 
 /// `x ← max(0, v − τ)` for one seller's column of buyers (each buyer with
-/// its own `τ`), adding to the buyers' totals; returns `max |x_new − x_old|`.
-fn buyer_finish(v: &[f64], tau: &[f64], x: &mut [f64], totals: &mut [f64]) -> f64 {
+/// its own `τ`), adding to the buyers' totals; returns
+/// `max |x_new − x_old| / α_m` (`ia = 1 / α_m`).
+fn buyer_finish(v: &[f64], tau: &[f64], ia: &[f64], x: &mut [f64], totals: &mut [f64]) -> f64 {
     let n = x.len();
-    let (v, tau, totals) = (&v[..n], &tau[..n], &mut totals[..n]);
+    let (v, tau, ia, totals) = (&v[..n], &tau[..n], &ia[..n], &mut totals[..n]);
     let mut chg = [0.0f64; L];
-    let chunks = v.chunks_exact(L).zip(tau.chunks_exact(L)).zip(x.chunks_exact_mut(L)).zip(totals.chunks_exact_mut(L));
-    for (((vc, tc), xc), sc) in chunks {
+    let chunks = v
+        .chunks_exact(L)
+        .zip(tau.chunks_exact(L))
+        .zip(ia.chunks_exact(L))
+        .zip(x.chunks_exact_mut(L))
+        .zip(totals.chunks_exact_mut(L));
+    for ((((vc, tc), ic), xc), sc) in chunks {
         for i in 0..L {
             let new = (vc[i] - tc[i]).max(0.0);
-            let d = (new - xc[i]).abs();
+            let d = (new - xc[i]).abs() * ic[i];
             chg[i] = if d > chg[i] { d } else { chg[i] };
             xc[i] = new;
             sc[i] += new;
@@ -24,36 +30,42 @@ fn buyer_finish(v: &[f64], tau: &[f64], x: &mut [f64], totals: &mut [f64]) -> f6
     let mut change = chg.iter().fold(0.0f64, |m, d| m.max(*d));
     for k in n - n % L..n {
         let new = (v[k] - tau[k]).max(0.0);
-        change = change.max((new - x[k]).abs());
+        change = change.max((new - x[k]).abs() * ia[k]);
         x[k] = new;
         totals[k] += new;
     }
     change
 }
 
-/// Seller `n`'s gradient step `v = y + α (−C'(Σy) + λ + ρ (x − y))`
+/// Seller `n`'s gradient step `v = y + α_n (−C'(Σy) + λ + ρ_mn (x − y))`
 /// (`total = Σ y`, kept from the previous iteration); returns `Σ max(0, v)`
 /// and, over the support `S = {y > 0}` of the old column, `Σ_S v` and `|S|`
 /// (partial sums per lane).
+#[allow(clippy::too_many_arguments)]
 fn seller_update(
     p: &Prosumer,
     total: f64,
     x: &[f64],
     y: &[f64],
     lambda: &[f64],
-    prm: &PdParams,
+    r: &[f64],
+    alpha: f64,
     v: &mut [f64],
 ) -> (f64, f64, f64) {
     let n = y.len();
-    let (x, lambda, v) = (&x[..n], &lambda[..n], &mut v[..n]);
+    let (x, lambda, r, v) = (&x[..n], &lambda[..n], &r[..n], &mut v[..n]);
     let g = p.marginal(total);
-    let (alpha, rho) = (prm.alpha, prm.rho);
-    let value = |x: f64, y: f64, l: f64| y + alpha * (g + l + rho * (x - y));
+    let value = |x: f64, y: f64, l: f64, rho: f64| y + alpha * (g + l + rho * (x - y));
     let (mut cl, mut ss, mut cs) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
-    let chunks = x.chunks_exact(L).zip(y.chunks_exact(L)).zip(lambda.chunks_exact(L)).zip(v.chunks_exact_mut(L));
-    for (((xc, yc), lc), vc) in chunks {
+    let chunks = x
+        .chunks_exact(L)
+        .zip(y.chunks_exact(L))
+        .zip(lambda.chunks_exact(L))
+        .zip(r.chunks_exact(L))
+        .zip(v.chunks_exact_mut(L));
+    for ((((xc, yc), lc), rc), vc) in chunks {
         for i in 0..L {
-            let val = value(xc[i], yc[i], lc[i]);
+            let val = value(xc[i], yc[i], lc[i], rc[i]);
             vc[i] = val;
             let ins = yc[i] > 0.0;
             cl[i] += if val > 0.0 { val } else { 0.0 };
@@ -64,7 +76,7 @@ fn seller_update(
     let fold = |a: [f64; L]| a.iter().fold(0.0, |s, x| s + x);
     let (mut clamped, mut sum_s, mut cnt_s) = (fold(cl), fold(ss), fold(cs));
     for k in n - n % L..n {
-        let val = value(x[k], y[k], lambda[k]);
+        let val = value(x[k], y[k], lambda[k], r[k]);
         v[k] = val;
         clamped += if val > 0.0 { val } else { 0.0 };
         if y[k] > 0.0 {
@@ -110,7 +122,7 @@ fn seller_tau(v: &[f64], old: &[f64], lo: f64, hi: f64, (clamped, sum_s, cnt_s):
     capped_tau(v, lo, hi, clamped)
 }
 
-/// `y ← max(0, v − τ)`, `λ ← λ + ρ (x − y)` and `q ← λ − ρ y` in place;
+/// `y ← max(0, v − τ)`, `λ ← λ + ρ_mn (x − y)` and `q ← λ − ρ_mn y` in place;
 /// returns the reciprocity residual `max |x − y|` and `Σ y` (the partial
 /// sums of [`lane_sum`]).
 fn seller_finish(
@@ -120,25 +132,25 @@ fn seller_finish(
     y: &mut [f64],
     lambda: &mut [f64],
     q: &mut [f64],
-    prm: &PdParams,
+    r: &[f64],
 ) -> (f64, f64) {
     let n = y.len();
-    let (v, x, lambda, q) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n]);
-    let rho = if mutants::active(Mutation::WrongPriceUpdate) { -prm.rho } else { prm.rho };
-    let rq = prm.rho;
+    let (v, x, lambda, q, r) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n], &r[..n]);
+    let sign = if mutants::active(Mutation::WrongPriceUpdate) { -1.0 } else { 1.0 };
     let (mut sum, mut res) = ([0.0f64; LANES], [0.0f64; LANES]);
     let chunks = v
         .chunks_exact(LANES)
         .zip(x.chunks_exact(LANES))
         .zip(y.chunks_exact_mut(LANES))
         .zip(lambda.chunks_exact_mut(LANES))
-        .zip(q.chunks_exact_mut(LANES));
-    for ((((vc, xc), yc), lc), qc) in chunks {
+        .zip(q.chunks_exact_mut(LANES))
+        .zip(r.chunks_exact(LANES));
+    for (((((vc, xc), yc), lc), qc), rc) in chunks {
         for i in 0..LANES {
             let new = (vc[i] - tau).max(0.0);
-            let l = lc[i] + rho * (xc[i] - new);
+            let l = lc[i] + (sign * rc[i]) * (xc[i] - new);
             lc[i] = l;
-            qc[i] = l - rq * new;
+            qc[i] = l - rc[i] * new;
             let d = (xc[i] - new).abs();
             res[i] = if d > res[i] { d } else { res[i] };
             yc[i] = new;
@@ -149,9 +161,9 @@ fn seller_finish(
     let mut residual = res.iter().fold(0.0f64, |m, d| m.max(*d));
     for k in n - n % LANES..n {
         let new = (v[k] - tau).max(0.0);
-        let l = lambda[k] + rho * (x[k] - new);
+        let l = lambda[k] + (sign * r[k]) * (x[k] - new);
         lambda[k] = l;
-        q[k] = l - rq * new;
+        q[k] = l - r[k] * new;
         residual = residual.max((x[k] - new).abs());
         y[k] = new;
         s += new;
@@ -164,7 +176,6 @@ impl PrimalDual {
     /// check and seller finish over each column.
     pub(super) fn step_reference(&mut self, market: &Market) -> StepReport {
         let (mm, nn) = (self.buyers, self.sellers);
-        let prm = self.params;
         if !self.prices_ready {
             self.operator_prices();
         }
@@ -186,12 +197,13 @@ impl PrimalDual {
                 Isa::Base,
                 &self.x[c.clone()],
                 &self.q[c.clone()],
-                &mut self.v[c],
+                &mut self.v[c.clone()],
                 g,
                 own,
                 bp,
+                &self.alpha_b,
+                &self.rho_t[c],
                 &mut self.bstats,
-                &prm,
             );
         }
         for m in 0..mm {
@@ -204,7 +216,13 @@ impl PrimalDual {
         let (mut change, mut residual) = (0.0f64, 0.0f64);
         for n in 0..nn {
             let c = n * mm..(n + 1) * mm;
-            change = change.max(buyer_finish(&self.v[c.clone()], &self.tau, &mut self.x[c.clone()], &mut self.xt));
+            change = change.max(buyer_finish(
+                &self.v[c.clone()],
+                &self.tau,
+                &self.ia_b,
+                &mut self.x[c.clone()],
+                &mut self.xt,
+            ));
             let p = &market.sellers[n];
             let st = seller_update(
                 p,
@@ -212,7 +230,8 @@ impl PrimalDual {
                 &self.x[c.clone()],
                 &self.y[c.clone()],
                 &self.lambda[c.clone()],
-                &prm,
+                &self.rho_t[c.clone()],
+                self.alpha_s[n],
                 &mut self.col,
             );
             let tau = seller_tau(&self.col[..mm], &self.y[c.clone()], p.e_min, p.e_max, st);
@@ -223,7 +242,7 @@ impl PrimalDual {
                 &mut self.y[c.clone()],
                 &mut self.lambda[c.clone()],
                 &mut self.q[c.clone()],
-                &prm,
+                &self.rho_t[c.clone()],
             );
             residual = residual.max(res);
             self.yt[n] = total;
