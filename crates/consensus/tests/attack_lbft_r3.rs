@@ -17,8 +17,12 @@
 //!
 //! ([3] and [5] are the node's, in `gridledger-node`'s `attack_lbft_r3`.)
 //!
-//! Run the findings with
-//! `cargo test -p gridledger-consensus --test attack_lbft_r3 -- --ignored`.
+//! Fixed since, and no longer ignored: [1] (a sync record is adopted only
+//! in a copy whose certificates verify), [2] (π^τ refuses and expires
+//! undecided transactions outside the TBG window) and [4] (the duplicate
+//! window is rebuilt from the delivered transactions only).
+//!
+//! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r3`.
 
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
@@ -98,7 +102,6 @@ fn lagging(me: u32) -> Replica<SimCrypto> {
 /// What should happen: a sync record's certificates are checked (or the
 /// record of a sender whose certificates verify is the one kept).
 #[test]
-#[ignore = "attack r3: a lagging replica adopts and persists a sync record with forged certificates"]
 fn synced_record_with_forged_certificates_is_not_adopted() {
     let mut r = lagging(3);
     let _ = r.start();
@@ -106,6 +109,11 @@ fn synced_record_with_forged_certificates_is_not_adopted() {
     assert!(s0.delivered.is_empty(), "one record alone is not adopted");
     let s1 = r.handle_message(1, Message::Sync { delivered: genuine_epoch(0) });
     assert_eq!(s1.delivered.len(), 1, "f + 1 = 2 replicas reported the same decision: epoch 0 is adopted");
+    assert!(
+        s1.faults.iter().any(|f| matches!(f, Fault::BadCertificate { from: 0, epoch: 0, .. })),
+        "the forged record is its sender's fault: {:?}",
+        s1.faults
+    );
     let persisted: Vec<&DeliveredEpoch<SimSig>> = s1
         .persist
         .iter()
@@ -184,24 +192,40 @@ fn pass_epochs(p: &mut PiTau, from: u64, to: u64) {
 /// What should happen: an undecided transaction that can no longer be
 /// batched (an `e_c` older than the TBG window) is refused, and held ones
 /// expire once their epoch falls out of it.
+///
+/// (After the fix the attack's transactions for epochs 10.. are refused on
+/// arrival, [`Rejection::OutsideWindow`]; the area is filled instead with
+/// transactions for epochs still inside the window, 45.., which are held,
+/// and must expire once their epochs leave it.)
 #[test]
-#[ignore = "attack r3: pi-tau holds DN+1 transactions for long-past epochs for ever; throw-away keys fill the undecided area"]
 fn stale_undecided_transactions_do_not_hold_the_area_for_ever() {
     let max_pending = 64;
     let mut p = pi_tau(max_pending);
     pass_epochs(&mut p, 1, 50);
     let per_key = p.max_pending_per_client() as u64;
-    let mut held = 0;
-    for k in 0..(max_pending as u64).div_ceil(per_key) {
-        let key = EdKeyPair::from_seed(&format!("throw-away-{k}"));
+    let keys: Vec<EdKeyPair> =
+        (0..(max_pending as u64).div_ceil(per_key)).map(|k| EdKeyPair::from_seed(&format!("throw-away-{k}"))).collect();
+    for key in &keys {
         for e in 10..10 + per_key {
-            if let Outcome::Pending(_) = p.receive(LbftTx::sign(&key, e, b"x".to_vec(), 1, e + 1)) {
+            let out = p.receive(LbftTx::sign(key, e, b"x".to_vec(), 1, e + 1));
+            assert_eq!(
+                out,
+                Outcome::Rejected(Rejection::OutsideWindow { epoch: e, local: 50 }),
+                "DN_c = 1 for epoch {e} at local epoch 50 can never be batched"
+            );
+        }
+    }
+    assert_eq!(p.pending(), 0);
+    let mut held = 0;
+    for key in &keys {
+        for e in 45..45 + per_key {
+            if let Outcome::Pending(_) = p.receive(LbftTx::sign(key, e, b"x".to_vec(), 1, e + 1)) {
                 held += 1;
             }
         }
     }
-    assert_eq!(held, max_pending, "transactions with DN_c = 1 for epochs 10.. at local epoch 50 are held");
-    // A thousand epochs later they are still there.
+    assert_eq!(held, max_pending, "transactions with DN_c = 1 for epochs 45.. at local epoch 50 are held");
+    // A thousand epochs later they are gone.
     pass_epochs(&mut p, 50, 1_050);
     let honest = EdKeyPair::from_seed("honest");
     let e_n = p.local_epoch();
@@ -240,8 +264,8 @@ fn one_key_holds_at_most_kappa_plus_one() {
 
 // ---- [4] duplicate suppression after a restart ----------------------------------------
 
-/// Epoch `epoch` with one batch of `txs` from each of proposers 0..3
-/// (certificates not checked by the sync path; any signature does).
+/// Epoch `epoch` with one batch of `txs` from each of proposers 0..3, each
+/// with its genuine certificate (the sync path checks them).
 fn epoch_with(epoch: u64, txs: &[&[u8]]) -> DeliveredEpoch<SimSig> {
     let batches = (0..3u32)
         .map(|p| {
@@ -249,7 +273,7 @@ fn epoch_with(epoch: u64, txs: &[&[u8]]) -> DeliveredEpoch<SimSig> {
             v.push(format!("filler e{epoch} p{p}").into_bytes());
             let batch = Batch::new(v);
             let digest = batch.digest(&instance(), epoch, p);
-            CertifiedBatch { proposer: p, digest, sig: SimSig { tag: digest }, batch }
+            CertifiedBatch { proposer: p, digest, sig: certify(epoch, p, &digest), batch }
         })
         .collect();
     DeliveredEpoch { epoch, batches }
@@ -287,7 +311,6 @@ fn sync_in(r: &mut Replica<SimCrypto>, d: &DeliveredEpoch<SimSig>) -> Vec<Vec<u8
 /// in 6; the replica restored after epoch 4 suppresses it in 5 (epoch 1 is
 /// still in its window, holding `X`) and delivers it in 6.
 #[test]
-#[ignore = "attack r3: a restarted replica's duplicate window differs from the others'; it delivers a transaction they suppress"]
 fn restarted_replica_suppresses_duplicates_like_the_others() {
     let x: &[u8] = b"X: pay 5 Wh";
     let epochs: Vec<DeliveredEpoch<SimSig>> = vec![

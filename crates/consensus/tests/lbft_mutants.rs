@@ -22,6 +22,7 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::CoinNotThreshold => vec![Behaviour::FlipVotes],
         Mutation::StatementsNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
         Mutation::AcceptLateInput => vec![Behaviour::FlipVotes],
+        Mutation::SyncCertificatesUnchecked => vec![Behaviour::ForgeSyncCertificates],
         Mutation::LosePersistedState | Mutation::PipelineOutOfOrder => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
@@ -41,6 +42,20 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
             let at = 150 + 250 * k;
             s.net.crashes.push(gridledger_sim::Crash { node, at, restart_at: Some(at + 3 + seed % 20) });
         }
+    } else if m == Mutation::SyncCertificatesUnchecked {
+        // One Byzantine replica that answers sync requests with the true
+        // epochs under rotated certificates, and one correct replica that
+        // is down while the others deliver and then catches up through
+        // sync records (the Byzantine one's among them).
+        let byz = (seed % s.n as u64) as u32;
+        s.byzantine.clear();
+        s.byzantine.insert(byz, behaviours.clone());
+        let node = (byz + 1 + (seed / s.n as u64) as u32 % (s.n as u32 - 1)) % s.n as u32;
+        s.crashed.clear();
+        s.net.crashes.clear();
+        s.crashed.insert(node);
+        s.net.crashes.push(gridledger_sim::Crash { node, at: 20, restart_at: Some(1_500 + seed % 500) });
+        s.stop_epoch = s.stop_epoch.max(6);
     } else if m == Mutation::LosePersistedState {
         // Crash-restarts of correct replicas, nobody Byzantine.
         s.byzantine.clear();
@@ -126,6 +141,11 @@ fn coin_not_threshold_is_caught() {
 #[test]
 fn statements_not_persisted_is_caught() {
     assert_caught(Mutation::StatementsNotPersisted);
+}
+
+#[test]
+fn unchecked_sync_certificates_are_caught() {
+    assert_caught(Mutation::SyncCertificatesUnchecked);
 }
 
 #[test]

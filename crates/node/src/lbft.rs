@@ -33,14 +33,26 @@
 //! - `lbft/proposed`: this validator's own proposals not yet delivered;
 //! - `lbft/epoch/<epoch>`: each delivered epoch with its certified batches
 //!   (the threshold certificates), written in the same transaction as the
-//!   epoch's block.
+//!   epoch's block;
+//! - `lbft/suppressed/<epoch>`: the positions of the transactions the
+//!   epoch removed as duplicates, in the same transaction: a restarted
+//!   validator rebuilds the duplicate window from the delivered
+//!   transactions only, as the others hold it.
 //!
 //! A step that delivers several epochs (catch-up) writes one transaction
 //! per epoch, in order: a crash in between leaves a consistent prefix.
 //! Catch-up: a restarted or lagging validator asks for delivered epochs;
 //! the last `retain_epochs` are served from memory, older ones from the
-//! store, so a validator that was down for any number of epochs catches up;
-//! it adopts an epoch once `f + 1` validators sent the same decision.
+//! store (each stored epoch at most once per peer and tick, as the replica
+//! serves its own), so a validator that was down for any number of epochs
+//! catches up; it adopts an epoch once `f + 1` validators sent the same
+//! decision, in a copy whose certificates verify.
+//!
+//! Waking up: an idle validator proposes an empty batch only for an epoch
+//! a peer is in — one named by a message the replica takes up (inside its
+//! window), or one that `f + 1` validators vouch for ([`EpochClaims`]). A
+//! message for a far-future epoch from one Byzantine validator so neither
+//! wakes an idle network nor, as a sync record, stops a catch-up.
 //!
 //! Threshold keys: each validator's shares of the certificate key
 //! (`2f + 1`) and the coin key (`f + 1`) in `[lbft] key_shares` (an
@@ -83,6 +95,47 @@ pub const PROPOSED_KEY: &str = "lbft/proposed";
 /// The store record of delivered epoch `e` (zero-padded so the keys sort).
 pub fn epoch_key(e: u64) -> String {
     format!("lbft/epoch/{e:020}")
+}
+
+/// The store record of the duplicates delivered epoch `e` removed
+/// ([`Delivery::suppressed`]); absent in stores written before it was kept.
+pub fn suppressed_key(e: u64) -> String {
+    format!("lbft/suppressed/{e:020}")
+}
+
+/// The highest epoch each peer named, and the highest one `f + 1` of them
+/// vouch for: at least one correct validator named it (or a higher one),
+/// so `f` Byzantine validators cannot raise it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochClaims {
+    f: usize,
+    highest: BTreeMap<u32, u64>,
+}
+
+impl EpochClaims {
+    /// Claims among `n` validators.
+    pub fn new(n: usize) -> Self {
+        Self { f: n.saturating_sub(1) / 3, highest: BTreeMap::new() }
+    }
+
+    /// `from` named epoch `e`.
+    pub fn note(&mut self, from: u32, e: u64) {
+        let h = self.highest.entry(from).or_insert(e);
+        *h = (*h).max(e);
+    }
+
+    /// The `(f + 1)`-th highest epoch named, by distinct peers.
+    pub fn vouched(&self) -> Option<u64> {
+        let mut all: Vec<u64> = self.highest.values().copied().collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.get(self.f).copied()
+    }
+
+    /// Whether `now` is past the highest epoch `f + 1` peers named (no
+    /// such epoch: not past).
+    pub fn passed(&self, now: u64) -> bool {
+        self.vouched().is_some_and(|s| now > s)
+    }
 }
 
 type Share = gridledger_threshold::SignatureShare;
@@ -282,11 +335,19 @@ pub struct LbftEngine {
     tick_at: Option<u64>,
     /// The epoch the replica asked a batch for.
     need_batch: Option<u64>,
-    /// Highest epoch a peer spoke in: an empty proposal waits for it, so
-    /// an idle chain runs no epochs.
+    /// Highest epoch a peer is in: an empty proposal waits for it, so an
+    /// idle chain runs no epochs. Raised by a message the replica takes up
+    /// (inside its window) or by an epoch `f + 1` peers named
+    /// ([`EpochClaims`]), never by one far-future message.
     peers_epoch: Option<u64>,
-    /// Highest epoch received in a sync record (catch-up).
-    sync_seen: Option<u64>,
+    /// Epochs peers named in their messages.
+    claims: EpochClaims,
+    /// Epochs of the sync records each peer sent (catch-up): once the
+    /// replica passed the highest `f + 1` of them sent, it asks for more.
+    sync_seen: EpochClaims,
+    /// Stored epochs sent to each peer since the replica's last tick (each
+    /// at most once per peer and tick, as the replica serves its own).
+    store_served: BTreeMap<u32, std::collections::BTreeSet<u64>>,
     queue: FifoPolicy,
     state: StateRecord,
     proposed: BTreeMap<u64, Batch>,
@@ -341,7 +402,9 @@ impl LbftEngine {
             tick_at: None,
             need_batch: None,
             peers_epoch: None,
-            sync_seen: None,
+            claims: EpochClaims::new(n),
+            sync_seen: EpochClaims::new(n),
+            store_served: BTreeMap::new(),
             queue,
             verified,
             halted: None,
@@ -572,8 +635,11 @@ impl LbftEngine {
         let record = encode(d);
         let state = encode(&self.state);
         let proposed = encode(&self.proposed);
+        let suppressed = encode(&delivery.suppressed);
         let key = epoch_key(d.epoch);
-        let aux: Vec<(&str, &[u8])> = vec![(key.as_str(), &record), (STATE_KEY, &state), (PROPOSED_KEY, &proposed)];
+        let dups = suppressed_key(d.epoch);
+        let aux: Vec<(&str, &[u8])> =
+            vec![(key.as_str(), &record), (dups.as_str(), &suppressed), (STATE_KEY, &state), (PROPOSED_KEY, &proposed)];
         let mut chain = self.shared.chain();
         let block = execute(&chain, &self.validators, &self.verified, d, delivery)?;
         let notice = block.as_ref().map(|ex| (ex.block.clone(), ex.receipts.clone()));
@@ -589,14 +655,21 @@ impl LbftEngine {
     }
 
     /// Serves delivered epochs older than the replica keeps in memory from
-    /// the store (rate-limited per peer).
+    /// the store: each at most once per peer and tick (the replica's rule
+    /// for the epochs it keeps), and rate-limited per peer.
     fn serve_from_store(&mut self, from: u32, next: u64) {
         let Some(last) = self.state.delivered_through else { return };
-        if next > last || !self.sync_limiter.allow(from, Instant::now()) {
+        if next > last {
             return;
         }
-        let until = last.min(next + self.cfg.sync_batch as u64 - 1);
-        for e in next..=until {
+        let until = last.min(next.saturating_add(self.cfg.sync_batch as u64 - 1));
+        let served = self.store_served.entry(from).or_default();
+        let due: Vec<u64> = (next..=until).filter(|e| !served.contains(e)).collect();
+        if due.is_empty() || !self.sync_limiter.allow(from, Instant::now()) {
+            return;
+        }
+        for e in due {
+            self.store_served.entry(from).or_default().insert(e);
             match self.shared.store.get_aux(&epoch_key(e)) {
                 Ok(Some(bytes)) => match decode::<DeliveredEpoch<Sig>>(&bytes, MAX_FRAME) {
                     Ok(delivered) => self.send(Target::One(from), &Message::Sync { delivered }),
@@ -628,11 +701,20 @@ impl LbftEngine {
             Message::Sync { delivered } => Some(delivered.epoch),
             _ => None,
         };
-        if let Some(e) = m.epoch() {
-            self.peers_epoch = Some(self.peers_epoch.map_or(e, |p| p.max(e)));
+        let peer = (from as usize) < self.cfg.n && from != self.cfg.me;
+        if let Some(e) = m.epoch().filter(|_| peer) {
+            // A message the replica takes up (below its window's end) shows
+            // the peer in that epoch; a further one counts only once `f + 1`
+            // peers named it or a higher one.
+            self.claims.note(from, e);
+            let inside = (e < before.saturating_add(self.cfg.window)).then_some(e);
+            let woken = inside.max(self.claims.vouched());
+            if let Some(w) = woken {
+                self.peers_epoch = Some(self.peers_epoch.map_or(w, |p| p.max(w)));
+            }
         }
-        if let Some(e) = synced {
-            self.sync_seen = Some(self.sync_seen.map_or(e, |s| s.max(e)));
+        if let Some(e) = synced.filter(|_| peer) {
+            self.sync_seen.note(from, e);
         }
         let step = self.replica.handle_message(from, m);
         self.process(step);
@@ -644,7 +726,7 @@ impl LbftEngine {
         // Catching up: once every record received so far is adopted, ask
         // for the next ones (an idle network sends nothing that would).
         let now = self.replica.epoch();
-        if synced.is_some() && now > before && self.sync_seen.is_some_and(|s| now > s) {
+        if synced.is_some() && now > before && self.sync_seen.passed(now) {
             self.send(Target::All, &Message::SyncRequest { next: now });
         }
     }
@@ -668,6 +750,7 @@ fn restore(
         None => BTreeMap::new(),
     };
     let mut delivered = Vec::new();
+    let mut suppressed = BTreeMap::new();
     if let Some(last) = state.delivered_through {
         let from = (last + 1).saturating_sub(cfg.retain as u64);
         for e in from..=last {
@@ -688,6 +771,11 @@ fn restore(
                 );
             }
             delivered.push(d);
+            if let Some(bytes) = store.get_aux(&suppressed_key(e))? {
+                let removed: Vec<u32> =
+                    decode(&bytes, MAX_FRAME).map_err(|err| anyhow::anyhow!("stored LBFT duplicates of {e}: {err}"))?;
+                suppressed.insert(e, removed);
+            }
         }
     }
     let durable = Durable {
@@ -696,6 +784,7 @@ fn restore(
         proposed: proposed.clone(),
         voted_through: state.voted_through,
         said: state.said.clone(),
+        suppressed,
     };
     let mut replica = Replica::new(cfg.clone(), crypto.clone(), durable);
     replica.set_validity(validity(shared.clone(), verified.clone(), cfg.n, settings.max_clock_drift_ms));
@@ -858,6 +947,7 @@ impl crate::engine::ConsensusEngine for LbftEngine {
         }
         if self.tick_at.is_some_and(|t| t <= self.now_ms()) {
             self.tick_at = None;
+            self.store_served.clear();
             let step = self.replica.handle_tick();
             self.process(step);
         }
@@ -919,5 +1009,72 @@ mod state_record_tests {
         let new = StateRecord { echoed, voted_through: None, delivered_through: Some(2), said };
         assert_eq!(decode_state(&encode(&new)).expect("a current record decodes"), new);
         assert!(decode_state(&[1, 2, 3]).is_err(), "garbage is refused");
+    }
+}
+
+#[cfg(test)]
+mod epoch_claims_tests {
+    use super::*;
+    use gridledger_consensus::lbft::crypto::SimSig;
+    use gridledger_consensus::lbft::{echo_statement, CertifiedBatch, SimCrypto};
+
+    #[test]
+    fn one_peer_alone_cannot_raise_the_vouched_epoch() {
+        let mut c = EpochClaims::new(4);
+        assert_eq!(c.vouched(), None);
+        c.note(3, 1 << 40);
+        assert_eq!(c.vouched(), None, "one Byzantine claim vouches for nothing");
+        c.note(1, 5);
+        assert_eq!(c.vouched(), Some(5), "f + 1 = 2 peers named 5 or more");
+        c.note(2, 9);
+        c.note(1, 2);
+        assert_eq!(c.vouched(), Some(9), "per peer the highest epoch counts");
+    }
+
+    const INST: Hash32 = Hash32([0x5d; 32]);
+
+    fn record(epoch: u64) -> DeliveredEpoch<SimSig> {
+        let batches = (0..3u32)
+            .map(|p| {
+                let batch = Batch::new(vec![format!("tx e{epoch} p{p}").into_bytes()]);
+                let digest = batch.digest(&INST, epoch, p);
+                let msg = echo_statement(&INST, epoch, p, &digest);
+                let shares: Vec<(u32, SimSig)> =
+                    (0..3u32).map(|i| (i, SimCrypto::new(9, 4, i).sign_share(KeyUse::Cert, &msg))).collect();
+                let sig = SimCrypto::new(9, 4, 0).combine(KeyUse::Cert, &msg, &shares).expect("combines");
+                CertifiedBatch { proposer: p, digest, sig, batch }
+            })
+            .collect();
+        DeliveredEpoch { epoch, batches }
+    }
+
+    /// The catch-up chain (the engine asks for the next records once the
+    /// replica passed the sync records `f + 1` peers sent) survives a
+    /// Byzantine `Sync` record for epoch 2^40: before, the highest record
+    /// epoch from anyone was the bar, and `now > 2^40` never held again.
+    #[test]
+    fn a_far_future_sync_record_does_not_stop_the_catch_up_chain() {
+        let mut r: Replica<SimCrypto> =
+            Replica::new(Config::new(4, 0, INST), SimCrypto::new(9, 4, 0), Durable::default());
+        let _ = r.start();
+        let mut seen = EpochClaims::new(4);
+        let mut far = record(0);
+        far.epoch = 1 << 40;
+        seen.note(3, far.epoch);
+        let _ = r.handle_message(3, Message::Sync { delivered: far });
+        // Peers 1 and 2 answer with epochs 0..8 each, one answer after the other.
+        let mut asked = Vec::new();
+        for from in [1u32, 2] {
+            for e in 0..8 {
+                let before = r.epoch();
+                seen.note(from, e);
+                let _ = r.handle_message(from, Message::Sync { delivered: record(e) });
+                if r.epoch() > before && seen.passed(r.epoch()) {
+                    asked.push(r.epoch());
+                }
+            }
+        }
+        assert_eq!(r.epoch(), 8, "the eight records are adopted");
+        assert_eq!(asked, vec![8], "once every record received is adopted (and only then) the engine asks for more");
     }
 }

@@ -38,8 +38,9 @@
 //! deterministic and `Term`s follow the agreement's decision. Its own
 //! proposal is durable before its first echo, so it is the same batch
 //! after a restart. Lagging replicas catch up from delivered epochs that
-//! `f + 1` replicas report alike. (Logs of older versions hold a bound
-//! instead, [`PersistOp::VotedIn`]: epochs up to it are only observed.)
+//! `f + 1` replicas report alike, adopting a copy whose certificates
+//! verify. (Logs of older versions hold a bound instead,
+//! [`PersistOp::VotedIn`]: epochs up to it are only observed.)
 //!
 //! Writes: only a step that says something new writes (a new echo, a new
 //! value in an agreement round); a step that re-sends or only observes
@@ -137,6 +138,11 @@ pub enum Mutation {
     SkipCertificateCheck,
     /// A restarted replica forgets its delivered log.
     LosePersistedState,
+    /// A lagging replica adopts a sync record without checking its
+    /// certificates (the lowest agreeing sender's copy, whatever its
+    /// certificates): a Byzantine sender's forged certificates enter its
+    /// delivered log.
+    SyncCertificatesUnchecked,
     /// The coin is this replica's own share, not the threshold signature.
     CoinNotThreshold,
     /// With overlapped epochs, a later epoch whose agreements finished
@@ -238,6 +244,14 @@ pub struct Durable<G> {
     /// What this replica said per `(epoch, agreement, round)`
     /// ([`PersistOp::Voted`]).
     pub said: BTreeMap<(u64, u32, u32), Said>,
+    /// Per delivered epoch, the positions of the transactions removed as
+    /// duplicates at delivery ([`Delivery::suppressed`]), where the driver
+    /// keeps them. A restarted replica rebuilds its duplicate window from
+    /// the delivered transactions only: for an epoch listed here from
+    /// these positions, for the others by applying the rule again over
+    /// [`Durable::delivered`] in order (exact when that log reaches back to
+    /// the first epoch, as the simulator's does).
+    pub suppressed: BTreeMap<u64, Vec<u32>>,
 }
 
 impl<G> Default for Durable<G> {
@@ -248,6 +262,7 @@ impl<G> Default for Durable<G> {
             proposed: BTreeMap::new(),
             voted_through: None,
             said: BTreeMap::new(),
+            suppressed: BTreeMap::new(),
         }
     }
 }
@@ -299,7 +314,8 @@ pub enum Fault {
         from: u32,
         epoch: u64,
     },
-    /// A certificate (in `Cert` or `Certified`) that does not verify.
+    /// A certificate (in `Cert`, `Certified` or a `Sync` record) that does
+    /// not verify.
     BadCertificate {
         from: u32,
         epoch: u64,
@@ -347,6 +363,10 @@ pub struct Delivery {
     pub ids: Vec<Hash32>,
     /// Duplicates removed.
     pub duplicates: usize,
+    /// Their positions among the epoch's transactions (batches in delivery
+    /// order, each front to back): what a driver keeps so that a restarted
+    /// replica rebuilds the same duplicate window ([`Durable::suppressed`]).
+    pub suppressed: Vec<u32>,
 }
 
 impl Delivery {
@@ -614,13 +634,34 @@ impl<C: ThresholdCrypto> Replica<C> {
             cfg,
             crypto,
         };
-        let keep_from = durable.delivered.len().saturating_sub(r.cfg.retain.max(r.cfg.dedup_epochs as usize));
-        for d in durable.delivered.into_iter().skip(keep_from) {
-            let ids: Vec<Hash32> = d.batches.iter().flat_map(|b| b.batch.txs.iter().map(|t| tx_id(t))).collect();
-            r.remember(d.epoch, ids);
-            r.log.push_back(d);
-            if r.log.len() > r.cfg.retain {
-                r.log.pop_front();
+        // The duplicate window as the live replica left it: the ids
+        // *delivered* (duplicates removed) in the last `dedup_epochs`
+        // epochs. Which transactions an epoch delivered depends on the
+        // window before it, so without the recorded positions the rule is
+        // applied again from the start of the log; with them for every
+        // epoch of the window, the window's epochs suffice.
+        let window_from = epoch.saturating_sub(r.cfg.dedup_epochs);
+        let recorded = |e: u64| durable.suppressed.contains_key(&e);
+        let replay_from = if durable.delivered.iter().filter(|d| d.epoch >= window_from).all(|d| recorded(d.epoch)) {
+            durable.delivered.iter().position(|d| d.epoch >= window_from).unwrap_or(durable.delivered.len())
+        } else {
+            0
+        };
+        let keep_from = durable.delivered.len().saturating_sub(r.cfg.retain);
+        for (k, d) in durable.delivered.into_iter().enumerate() {
+            if k >= replay_from {
+                let ids = match durable.suppressed.get(&d.epoch) {
+                    Some(removed) => {
+                        let removed: HashSet<u32> = removed.iter().copied().collect();
+                        let all = d.batches.iter().flat_map(|b| b.batch.txs.iter());
+                        (0u32..).zip(all).filter(|(i, _)| !removed.contains(i)).map(|(_, t)| tx_id(t)).collect()
+                    }
+                    None => r.screen(&d).into_iter().map(|(_, id)| id).collect(),
+                };
+                r.remember(d.epoch, ids);
+            }
+            if k >= keep_from {
+                r.log.push_back(d);
             }
         }
         r
@@ -682,6 +723,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::PipelineOutOfOrder) => m == "order",
             Some(Mutation::StatementsNotPersisted) => m == "forget-said",
             Some(Mutation::AcceptLateInput) => m == "late-input",
+            Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -1245,26 +1287,38 @@ impl<C: ThresholdCrypto> Replica<C> {
         }
     }
 
+    /// The transactions epoch `d` delivers against the duplicate window,
+    /// each at its earliest occurrence: `(position, id)` in order, the
+    /// position among all of the epoch's transactions.
+    fn screen(&self, d: &DeliveredEpoch<C::Sig>) -> Vec<(u32, Hash32)> {
+        let mut seen_now = HashSet::new();
+        let all = d.batches.iter().flat_map(|b| b.batch.txs.iter());
+        (0u32..)
+            .zip(all)
+            .map(|(i, tx)| (i, tx_id(tx)))
+            .filter(|(_, id)| !self.dedup.contains(id) && seen_now.insert(*id))
+            .collect()
+    }
+
     fn deliver(&mut self, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {
         let e = d.epoch;
-        let mut txs = Vec::new();
-        let mut ids = Vec::new();
-        let mut seen_now = HashSet::new();
-        let mut duplicates = 0;
-        for b in &d.batches {
-            for tx in &b.batch.txs {
-                let id = tx_id(tx);
-                if self.dedup.contains(&id) || !seen_now.insert(id) {
-                    duplicates += 1;
-                    continue;
-                }
-                ids.push(id);
-                txs.push(tx.clone());
-            }
+        let kept = self.screen(&d);
+        let all: Vec<&Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter()).collect();
+        let mut txs = Vec::with_capacity(kept.len());
+        let mut ids = Vec::with_capacity(kept.len());
+        let mut suppressed = Vec::new();
+        let mut next = 0u32;
+        for (i, id) in kept {
+            suppressed.extend(next..i);
+            next = i + 1;
+            ids.push(id);
+            txs.push(all[i as usize].clone());
         }
+        suppressed.extend(next..all.len() as u32);
+        let duplicates = suppressed.len();
         self.remember(e, ids.clone());
         step.persist.push(PersistOp::Delivered(d.clone()));
-        step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, ids, duplicates });
+        step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, ids, duplicates, suppressed });
         self.log.push_back(d);
         while self.log.len() > self.cfg.retain {
             self.log.pop_front();
@@ -1432,10 +1486,56 @@ impl<C: ThresholdCrypto> Replica<C> {
             let Some((_, senders)) = tally.into_iter().find(|(_, s)| s.len() >= need) else {
                 return;
             };
-            let Some(record) = votes.get(&senders[0]).cloned() else {
-                return;
-            };
-            self.deliver(record, step);
+            // The decision is vouched for by `f + 1` senders, one of them
+            // correct; the record adopted — delivered, persisted and served
+            // to peers from then on — is the first of theirs whose
+            // certificates all verify (a correct sender's do). A record
+            // that fails is its sender's fault and is dropped.
+            let mut adopted = None;
+            let mut refused = Vec::new();
+            for from in senders {
+                let Some(record) = votes.get(&from) else {
+                    continue;
+                };
+                match self.forged_certificate(record) {
+                    None => {
+                        adopted = Some(record.clone());
+                        break;
+                    }
+                    Some(proposer) => refused.push((from, proposer)),
+                }
+            }
+            if let Some(votes) = self.sync_votes.get_mut(&e) {
+                for (from, proposer) in refused {
+                    votes.remove(&from);
+                    step.faults.push(Fault::BadCertificate { from, epoch: e, proposer });
+                }
+            }
+            match adopted {
+                Some(record) => self.deliver(record, step),
+                // Every agreeing copy was refused: tally what is left.
+                None => continue,
+            }
         }
+    }
+
+    /// The first proposer of a sync record whose certificate does not
+    /// verify, if any. A certificate this replica already verified for the
+    /// same batch (it holds it in the epoch's state) is not checked again.
+    fn forged_certificate(&self, d: &DeliveredEpoch<C::Sig>) -> Option<u32> {
+        if self.mutation_is("sync-cert") {
+            // Planted bug: a sync record's certificates are never checked.
+            return None;
+        }
+        let known = self.epochs.get(&d.epoch);
+        d.batches
+            .iter()
+            .find(|b| {
+                let held = known
+                    .and_then(|st| st.certs.get(&b.proposer))
+                    .is_some_and(|(digest, sig)| *digest == b.digest && *sig == b.sig);
+                !held && !self.cert_valid(d.epoch, b.proposer, &b.digest, &b.sig)
+            })
+            .map(|b| b.proposer)
     }
 }

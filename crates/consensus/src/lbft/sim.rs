@@ -230,6 +230,11 @@ impl<C: ThresholdCrypto> LbftNode<C> {
         &self.replica
     }
 
+    /// What this replica wrote to its disk.
+    pub fn durable(&self) -> &Durable<C::Sig> {
+        &self.disk
+    }
+
     fn absorb(&mut self, first: Step<C::Share, C::Sig>) -> Effects<Self> {
         let mut out = Effects::default();
         let mut pending = vec![first];
@@ -319,8 +324,18 @@ pub enum Behaviour {
     FlipVotes,
     /// Answers every sync request with a made-up delivered epoch.
     LieInSync,
+    /// Sends the true delivered epochs in its sync answers, with their
+    /// certificates rotated between the batches: the true decision and
+    /// batches, each certificate a valid signature on another statement.
+    /// A replica that adopts such a record unchecked stores and serves
+    /// certificates that do not verify.
+    ForgeSyncCertificates,
 }
 
+/// The behaviours a random scenario draws from (each with probability
+/// 0.4); [`Behaviour::ForgeSyncCertificates`] is drawn too, after every
+/// other draw of the scenario (so the other draws of a seed stay what they
+/// were).
 pub const ALL_BEHAVIOURS: [Behaviour; 5] =
     [Behaviour::Silent, Behaviour::Equivocate, Behaviour::BadShares, Behaviour::FlipVotes, Behaviour::LieInSync];
 
@@ -424,6 +439,17 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
                         out.push((Dest::One(p), Message::Aba { epoch, instance, round, vote: v }));
                     }
                 }
+                Message::Sync { mut delivered } if self.has(Behaviour::ForgeSyncCertificates) => {
+                    let k = delivered.batches.len();
+                    if k > 1 {
+                        let first = delivered.batches[0].sig.clone();
+                        for i in 0..k - 1 {
+                            delivered.batches[i].sig = delivered.batches[i + 1].sig.clone();
+                        }
+                        delivered.batches[k - 1].sig = first;
+                    }
+                    out.push((dest, Message::Sync { delivered }));
+                }
                 m => out.push((dest, m)),
             }
         }
@@ -504,6 +530,7 @@ pub fn scenario(seed: u64) -> Scenario {
         byzantine.insert(id, b);
     }
     let crashed: BTreeSet<u32> = ids.iter().skip(n_byz).take(n_crash).copied().collect();
+    let byz_ids: Vec<u32> = ids.iter().take(n_byz).copied().collect();
     let max_delay = rng.random_range(5..60);
     let mut links = vec![vec![Delay::Uniform { min: 1, max: max_delay }; n]; n];
     for row in links.iter_mut() {
@@ -538,18 +565,28 @@ pub fn scenario(seed: u64) -> Scenario {
         partitions,
         crashes,
     };
+    let stop_epoch = rng.random_range(4..8);
+    let txs_per_node = rng.random_range(0..6);
+    let batch_size = rng.random_range(1..4);
+    // Drawn last, so the other draws of a seed stay what they were.
+    let pipeline = rng.random_range(0..3);
+    let fixed_coins = rng.random_range(0..2) == 0;
+    for id in byz_ids {
+        if rng.random_bool(0.4) {
+            byzantine.entry(id).or_default().push(Behaviour::ForgeSyncCertificates);
+        }
+    }
     Scenario {
         seed,
         n,
         net,
         byzantine,
         crashed,
-        stop_epoch: rng.random_range(4..8),
-        txs_per_node: rng.random_range(0..6),
-        batch_size: rng.random_range(1..4),
-        // Drawn last, so the other draws of a seed stay what they were.
-        pipeline: rng.random_range(0..3),
-        fixed_coins: rng.random_range(0..2) == 0,
+        stop_epoch,
+        txs_per_node,
+        batch_size,
+        pipeline,
+        fixed_coins,
         tick: 200,
         expect_liveness,
         // Runs that may stall stop early; the others stop once done.
@@ -583,6 +620,10 @@ pub struct RunResult {
     pub coins: BTreeMap<u32, Vec<super::replica::CoinFlip>>,
     /// Slots in which a replica said two different things (see [`SaidLog`]).
     pub said_twice: Vec<(u32, Slot)>,
+    /// `(replica, epoch, proposer)`: a batch of a delivered epoch in a
+    /// replica's durable log whose certificate does not verify (a replica
+    /// stores, and serves, only certified batches).
+    pub bad_certificates: Vec<(u32, u64, u32)>,
 }
 
 fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
@@ -672,6 +713,18 @@ fn run_with<C: ThresholdCrypto + 'static>(
         deliveries.entry(*node).or_default().push(d.clone());
     }
     let said_twice = said.lock().unwrap_or_else(|p| p.into_inner()).twice.clone();
+    let mut bad_certificates = Vec::new();
+    for i in 0..s.n as u32 {
+        let Some(node) = sim.node(i) else { continue };
+        for d in &node.durable().delivered {
+            for b in &d.batches {
+                let stmt = echo_statement(&INSTANCE, d.epoch, b.proposer, &b.digest);
+                if !cryptos[i as usize].verify(KeyUse::Cert, &stmt, &b.sig) {
+                    bad_certificates.push((i, d.epoch, b.proposer));
+                }
+            }
+        }
+    }
     RunResult {
         deliveries,
         faults: sim.faults.len(),
@@ -679,6 +732,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
         end_time: sim.now(),
         coins,
         said_twice,
+        bad_certificates,
     }
 }
 
@@ -737,6 +791,12 @@ pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
             return Err(format!("node {i} said a second BVal value beside its estimate, unbacked, in {slot:?}"));
         }
         return Err(format!("node {i} said two different things in {slot:?}"));
+    }
+    // A correct replica's delivered log holds certified batches only: what
+    // it stores it serves to lagging peers, and a node that stored a record
+    // whose certificate does not hold cannot open its store again.
+    if let Some((i, e, p)) = r.bad_certificates.iter().find(|(i, _, _)| correct.contains(i)) {
+        return Err(format!("node {i} stored epoch {e} with a certificate of proposer {p} that does not verify"));
     }
     // The threshold coin is common: every correct replica that flipped the
     // coin of (epoch, agreement, round) got the same value.

@@ -450,13 +450,90 @@ fn bad_echo_shares_are_reported_and_good_ones_still_certify() {
     assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })));
 }
 
+/// A delivered epoch of one batch, with its genuine certificate (echo
+/// shares of replicas 0..3 combined; sync records are checked).
 fn delivered_epoch(e: u64, proposer: u32, txs: Vec<Tx>) -> DeliveredEpoch<SimSig> {
     let batch = Batch::new(txs);
     let digest = batch.digest(&INST, e, proposer);
-    DeliveredEpoch {
-        epoch: e,
-        batches: vec![CertifiedBatch { proposer, digest, sig: SimSig { tag: Hash32([0; 32]) }, batch }],
-    }
+    let stmt = echo_statement(&INST, e, proposer, &digest);
+    let shares: Vec<(u32, SimSig)> =
+        (0..3u32).map(|i| (i, SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt))).collect();
+    let sig = SimCrypto::new(1, 4, 0).combine(KeyUse::Cert, &stmt, &shares).expect("three shares combine");
+    DeliveredEpoch { epoch: e, batches: vec![CertifiedBatch { proposer, digest, sig, batch }] }
+}
+
+/// Adopts `d` from sync records of replicas 1 and 2 and returns its delivery.
+fn adopt(r: &mut Replica<SimCrypto>, d: &DeliveredEpoch<SimSig>) -> Delivery {
+    let _ = r.handle_message(1, Message::Sync { delivered: d.clone() });
+    let mut s = r.handle_message(2, Message::Sync { delivered: d.clone() });
+    assert_eq!(s.delivered.len(), 1, "epoch {} adopted", d.epoch);
+    s.delivered.remove(0)
+}
+
+#[test]
+fn a_restart_from_the_window_alone_uses_the_recorded_duplicates() {
+    // X delivered in epoch 0 and removed as a duplicate in epoch 1 (at
+    // position 0); a window of 4 epochs. The replica that ran through
+    // delivers X again in epoch 5 (epoch 0 left its window). A replica
+    // restarted from epochs 1..=4 only (as a node keeps them) and the
+    // positions each removed rebuilds the same window and does the same.
+    let cfg = || {
+        let mut c = Config::new(4, 0, INST);
+        c.dedup_epochs = 4;
+        c.retain = 4;
+        c
+    };
+    let x = tx("X");
+    let epochs: Vec<DeliveredEpoch<SimSig>> = (0..6u64)
+        .map(|e| match e {
+            0 | 5 => delivered_epoch(e, 1, vec![x.clone()]),
+            1 => delivered_epoch(e, 1, vec![x.clone(), tx("a")]),
+            _ => delivered_epoch(e, 1, vec![]),
+        })
+        .collect();
+    let mut live = Replica::new(cfg(), SimCrypto::new(1, 4, 0), Durable::default());
+    let _ = live.start();
+    let out: Vec<Delivery> = epochs.iter().map(|d| adopt(&mut live, d)).collect();
+    assert_eq!(out[1].suppressed, vec![0], "X removed at position 0 of epoch 1");
+    assert_eq!(out[1].txs, vec![tx("a")]);
+    assert_eq!(out[5].txs, vec![x.clone()], "X left the window: delivered again");
+    let durable = Durable {
+        delivered: epochs[1..5].to_vec(),
+        suppressed: out[1..5].iter().map(|d| (d.epoch, d.suppressed.clone())).collect(),
+        ..Durable::default()
+    };
+    let mut restarted = Replica::new(cfg(), SimCrypto::new(1, 4, 0), durable);
+    let _ = restarted.start();
+    assert_eq!(restarted.epoch(), 5);
+    assert_eq!(adopt(&mut restarted, &epochs[5]).txs, vec![x], "the same window: X delivered in epoch 5 here too");
+}
+
+#[test]
+fn a_sync_record_is_adopted_only_in_a_copy_whose_certificates_verify() {
+    let mut r = lone(0);
+    let d = delivered_epoch(0, 1, vec![tx("z")]);
+    let mut forged = d.clone();
+    forged.batches[0].sig = SimSig { tag: Hash32([0; 32]) };
+    // Two forged copies of the true decision: f + 1 agree, yet neither is
+    // adopted; each is its sender's fault and is dropped.
+    let _ = r.handle_message(1, Message::Sync { delivered: forged.clone() });
+    let s = r.handle_message(2, Message::Sync { delivered: forged });
+    assert!(s.delivered.is_empty() && s.persist.is_empty(), "{:?}", s.delivered);
+    assert_eq!(
+        s.faults,
+        vec![
+            Fault::BadCertificate { from: 1, epoch: 0, proposer: 1 },
+            Fault::BadCertificate { from: 2, epoch: 0, proposer: 1 }
+        ]
+    );
+    assert_eq!(r.epoch(), 0);
+    // One genuine copy is not enough alone (the forged ones were dropped)…
+    let s = r.handle_message(3, Message::Sync { delivered: d.clone() });
+    assert!(s.delivered.is_empty());
+    // …a second sender's genuine copy is.
+    let s = r.handle_message(1, Message::Sync { delivered: d.clone() });
+    assert_eq!(s.delivered.len(), 1);
+    assert!(matches!(s.persist.first(), Some(PersistOp::Delivered(x)) if *x == d));
 }
 
 #[test]

@@ -46,6 +46,13 @@
 //!   Situation 1 holds those of the `κ − 1` epochs ahead and branch (a)
 //!   the one after its last, so one key cannot fill the undecided area
 //!   with transactions for distinct epochs.
+//! - Branch (a) holds a transaction only while it could still be batched:
+//!   an `e_c` older than the TBG window (the last group of its bucket set
+//!   was consulted, `e_c + κ(2G − 1) < e_n`) is refused
+//!   ([`Rejection::OutsideWindow`]), and a held one expires the same way
+//!   once the local epoch moves past its window (re-examined on each
+//!   block), so transactions for long-past epochs cannot hold the
+//!   undecided area.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -138,6 +145,12 @@ pub enum Rejection {
     ClientPendingFull { max: usize },
     #[error("undecided area full ({max})")]
     PendingFull { max: usize },
+    /// Undecided (branch (a)) but `e_c` is older than the TBG window: even
+    /// the last group of its buckets was consulted before local epoch
+    /// `local`, so it could never be batched here. Not held (and a held one
+    /// expires with this reason).
+    #[error("e_c = {epoch} is older than the TBG window at local epoch {local}")]
+    OutsideWindow { epoch: u64, local: u64 },
     #[error("block hash of epoch {epoch} no longer known here")]
     UnknownBlockHash { epoch: u64 },
     #[error("bucket: {0}")]
@@ -259,6 +272,13 @@ impl PiTau {
         self.cfg.tbg.kappa as usize + 1
     }
 
+    /// Epochs from `e_c` to the last consultation of its buckets (that of
+    /// bucket `τ − 1`'s group, [`TbgConfig::consult_epoch`]): at most
+    /// `κ(2G − 1)`.
+    pub fn tbg_window(&self) -> u64 {
+        self.cfg.tbg.consult_epoch(0, self.cfg.tbg.tau.saturating_sub(1))
+    }
+
     /// Whether `id` sits in a bucket.
     pub fn holds(&self, id: &Hash32) -> bool {
         self.buckets.holds(id)
@@ -325,6 +345,11 @@ impl PiTau {
             let (e_n, kappa) = (self.local_epoch, u64::from(self.cfg.tbg.kappa));
             if tx.epoch > e_n && tx.epoch - e_n >= kappa {
                 return self.invalid(Invalid::EpochTooFarAhead { epoch: tx.epoch, local: e_n });
+            }
+            // Nor for an e_c whose buckets were all consulted: it could
+            // never be batched, and would be held for good.
+            if tx.epoch.saturating_add(self.tbg_window()) < e_n {
+                return Outcome::Rejected(Rejection::OutsideWindow { epoch: tx.epoch, local: e_n });
             }
             if !eligible() {
                 return self.invalid(Invalid::NotEligible { epoch: tx.epoch });

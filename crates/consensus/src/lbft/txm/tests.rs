@@ -341,27 +341,35 @@ fn line_03a_takes_situation_1s_kappa_window() {
 #[test]
 fn one_client_holds_at_most_kappa_plus_one_undecided() {
     // e_n = 21: a client whose DN 0 is not delivered here sends DN 1 for
-    // each of the past epochs 1..=20 (no κ window below e_n). It holds κ + 1
-    // of them; the rest are refused with a typed reason, and another
-    // client still gets its transaction held.
+    // each of the past epochs inside the TBG window, 15..=20 (no κ window
+    // below e_n). It holds κ + 1 of them; the rest are refused with a typed
+    // reason, and another client still gets its transaction held.
     let mut p = PiTau::new(PiTauConfig { max_pending: 64, ..cfg(0) }).unwrap();
     for e in 1..=20 {
         deliver(&mut p, e, &[]);
     }
     let max = p.max_pending_per_client();
     assert_eq!(max, 3, "κ + 1");
+    assert_eq!(p.tbg_window(), 6, "κ(2G − 1)");
     let m = client("flooder");
-    let outs: Vec<Outcome> = (1..=20u64).map(|e| p.receive(LbftTx::sign(&m, e, b"x".to_vec(), 1, e + 1))).collect();
+    // Older epochs can never be batched: refused, not held.
+    let o = p.receive(LbftTx::sign(&m, 14, b"x".to_vec(), 1, 15));
+    assert_eq!(o, Outcome::Rejected(Rejection::OutsideWindow { epoch: 14, local: 21 }));
+    let outs: Vec<Outcome> = (15..=20u64).map(|e| p.receive(LbftTx::sign(&m, e, b"x".to_vec(), 1, e + 1))).collect();
     let held = outs.iter().filter(|o| matches!(o, Outcome::Pending(Undecided::AwaitingLastDelivery))).count();
     assert_eq!(held, max, "{outs:?}");
     assert!(outs[max..].iter().all(|o| *o == Outcome::Rejected(Rejection::ClientPendingFull { max })), "{outs:?}");
     assert_eq!(p.pending(), max);
-    // Re-examined on the next block: still at most κ + 1.
+    // Re-examined on the next block: still at most κ + 1 (epoch 15 is
+    // now outside the window: that one expires).
     deliver(&mut p, 21, &[]);
-    assert_eq!(p.pending(), max);
+    assert_eq!(p.pending(), max - 1);
+    deliver(&mut p, 22, &[]);
+    deliver(&mut p, 23, &[]);
+    assert_eq!(p.pending(), 0, "all three expired once their epochs left the window");
     let honest = client("honest");
     assert_eq!(
-        p.receive(LbftTx::sign(&honest, 23, b"pay".to_vec(), 0, 24)),
+        p.receive(LbftTx::sign(&honest, 25, b"pay".to_vec(), 0, 26)),
         Outcome::Pending(Undecided::AwaitingEpoch)
     );
 }
