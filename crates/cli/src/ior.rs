@@ -699,8 +699,8 @@ fn lock_journal(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Writes `j` to `path` whole: a temporary file, flushed to the disk,
-/// renamed over it, and the directory flushed, so a crash or power loss
-/// leaves the old journal or the new one, never a torn one.
+/// renamed over it, and (on Unix) the directory flushed, so a crash or
+/// power loss leaves the old journal or the new one, never a torn one.
 fn write_journal(path: &std::path::Path, j: &DayJournal) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
@@ -710,13 +710,19 @@ fn write_journal(path: &std::path::Path, j: &DayJournal) -> anyhow::Result<()> {
     f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("flushing the directory {}", dir.display()))
+    // The rename itself is durable once the directory is flushed (a
+    // directory can be opened and flushed so on Unix).
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing the directory {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The settings that differ between two journal configurations, named.
