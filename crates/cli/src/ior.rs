@@ -118,8 +118,9 @@ pub struct DayArgs {
     /// --journal): if it is stopped part way (killed, crashed), the same
     /// command run again resumes the day: it settles every batch the
     /// stopped run recorded and every agreement it left open, then ends
-    /// (no further slot is traded). A rerun with another configuration, or
-    /// after the day finished, is refused and sends nothing.
+    /// (no further slot is traded). A rerun with another configuration,
+    /// after the day finished, or while the run is still live (it holds a
+    /// lock on the journal), is refused and sends nothing.
     #[arg(long, value_parser = crate::endpoint::parse_rpc_target, conflicts_with = "pbft", requires = "from", value_name = "URL")]
     pub rpc: Option<crate::endpoint::RpcTarget>,
     /// With --rpc: the day's journal file (default: `ior-day.json` in the
@@ -245,6 +246,12 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     };
     if a.days == 1 {
         let cfg = config_for(first)?;
+        // Held until this run ends (the kernel drops it if the process is
+        // killed): a second run of the day refuses while this one lives.
+        let _lock = match (&a.rpc, journal_path(&a)) {
+            (Some(_), Some(path)) => Some(lock_journal(&path)?),
+            _ => None,
+        };
         if let Some(r) = resume_rpc_day(&a, &cfg)? {
             print_resumed(&a, &r)?;
             anyhow::ensure!(
@@ -451,9 +458,11 @@ fn batch_bound(max_tx_bytes: usize, max_batch: u32) -> u32 {
     u32::try_from(fits).unwrap_or(u32::MAX).clamp(1, max_batch.max(1))
 }
 
-/// What each of the day's accounts needs on a chain: the traders their
-/// IOR funding, the executors and validators their node deposit and
-/// challenge bond, every account gas at the driver's limits (price 1).
+/// What each of the day's accounts needs on a chain before the day: the
+/// traders their IOR funding, the executors and validators their node
+/// deposit and challenge bond, every account gas at the driver's limits
+/// (price 1) for the calls before the first slot (a trader's `fund` and
+/// meter registration); [`top_up_gas`] tops the wallets up per slot.
 fn day_needs(d: &gridledger_rollup::driver::DriverConfig, funding: u128, primary: bool) -> Vec<(usize, u128)> {
     use gridledger_rollup::driver::{DRIVER_GAS_LIMIT, RECORD_GAS_LIMIT};
     let traders = (0..d.participants).map(|i| (i, funding + 4 * u128::from(RECORD_GAS_LIMIT)));
@@ -466,6 +475,33 @@ fn day_needs(d: &gridledger_rollup::driver::DriverConfig, funding: u128, primary
     } else {
         nodes.collect()
     }
+}
+
+/// Before a slot's (or a resume's) calls: tops each trader's wallet up to
+/// the gas of its calls (`needs`, from [`gridledger_rollup::demo::run_day_with_progress`])
+/// and each node's (account indices `first_node..end`) to the gas of three calls at
+/// the driver's limit, on the primary chain and (nodes) on the secondary,
+/// paid by `funder` at `prices` (primary, secondary). A node admits a
+/// sender's call only while its balance covers the gas limits of all its
+/// pending calls; funding the day's gas once, before it, left traders short
+/// after three slots (attack r11 [1]). Accounts that hold enough are not
+/// touched.
+fn top_up_gas(
+    url: &str,
+    secondary: &str,
+    funder: &gridledger_core::KeyPair,
+    prices: &[u128],
+    needs: &[(usize, u128)],
+    (first_node, end): (usize, usize),
+) -> Result<(), gridledger_rollup::demo::DemoError> {
+    use gridledger_rollup::driver::DRIVER_GAS_LIMIT;
+    let node_gas: Vec<(usize, u128)> = (first_node..end).map(|i| (i, 3 * u128::from(DRIVER_GAS_LIMIT))).collect();
+    let primary: Vec<(usize, u128)> = needs.iter().copied().chain(node_gas.iter().copied()).collect();
+    fund_day(url, funder, prices[0], &primary)?;
+    if secondary != url {
+        fund_day(secondary, funder, prices[1], &node_gas)?;
+    }
+    Ok(())
 }
 
 /// Tops the day's development accounts up to what they need on the chain
@@ -500,6 +536,9 @@ fn fund_day(
             crate::units::show(total)
         )));
     }
+    if todo.is_empty() {
+        return Ok(());
+    }
     let chain_id = c.chain_id();
     for (nonce, (to, amount)) in (c.next_nonce(&funder.address())..).zip(todo) {
         let tx = gridledger_ledger::devnet::transfer(
@@ -529,6 +568,12 @@ fn journal_path(a: &DayArgs) -> Option<std::path::PathBuf> {
 struct DayJournal {
     /// The primary chain's id.
     chain_id: gridledger_core::ChainId,
+    /// The hash of the primary chain's genesis block: what tells chains
+    /// apart (every chain `gridledger init` makes has chain id 1 unless
+    /// told otherwise, attack r11 [2]). Absent in a journal of an older
+    /// run, which is then told by its chain id alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    genesis: Option<gridledger_core::Hash32>,
     /// The day's configuration ([`journal_config`]).
     config: serde_json::Value,
     /// `(slot, start)`: each slot's index and its start (block time, ms).
@@ -547,12 +592,137 @@ fn journal_config(cfg: &DayConfig) -> anyhow::Result<serde_json::Value> {
     Ok(v)
 }
 
-/// Writes `j` to `path` whole (a temporary file renamed over it).
+impl DayJournal {
+    /// The chain the journal's day ran on.
+    fn chain(&self) -> ChainName {
+        ChainName { chain_id: self.chain_id, genesis: self.genesis.unwrap_or(gridledger_core::Hash32::ZERO) }
+    }
+}
+
+/// A chain as a journal names it: its id and its genesis block's hash
+/// (zero: unknown, a journal of an older run).
+#[derive(Clone, Copy, Debug)]
+struct ChainName {
+    chain_id: gridledger_core::ChainId,
+    genesis: gridledger_core::Hash32,
+}
+
+impl ChainName {
+    /// The chain the node at `url` serves.
+    fn of(url: &str) -> anyhow::Result<ChainName> {
+        use anyhow::Context;
+        use gridledger_ledger::ChainClient;
+        let c =
+            gridledger_node::client::RpcChain::connect(url).with_context(|| format!("no gridledger node at {url}"))?;
+        let genesis = c
+            .block(0)
+            .with_context(|| format!("reading the genesis block of the node at {url}"))?
+            .with_context(|| format!("the node at {url} serves no genesis block"))?
+            .hash();
+        Ok(ChainName { chain_id: c.chain_id(), genesis })
+    }
+
+    /// Whether `o` names the same chain: the same id, and the same genesis
+    /// where both are known.
+    fn is(&self, o: &ChainName) -> bool {
+        let unknown = gridledger_core::Hash32::ZERO;
+        self.chain_id == o.chain_id && (self.genesis == o.genesis || self.genesis == unknown || o.genesis == unknown)
+    }
+}
+
+impl std::fmt::Display for ChainName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.genesis == gridledger_core::Hash32::ZERO {
+            write!(f, "chain {} (genesis not recorded)", self.chain_id)
+        } else {
+            write!(f, "chain {} with genesis {}", self.chain_id, self.genesis)
+        }
+    }
+}
+
+/// A fresh day is about to write its journal at `path` for chain `here`:
+/// refuses (nothing sent) when the file holds an unfinished day of another
+/// chain, which only that chain's rerun may resume (attack r11 [2]), or
+/// is not a day journal at all. An unfinished journal of this chain (a run
+/// stopped before the IOR contracts were initialised) and a finished one
+/// are replaced.
+fn refuse_other_chains_day(path: &std::path::Path, here: &ChainName) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let j: DayJournal = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} exists and is not the journal of an `ior day --rpc` run: name another file with --journal \
+             (nothing was sent)",
+            path.display()
+        )
+    })?;
+    if !j.finished && !j.chain().is(here) {
+        anyhow::bail!(
+            "the journal {} holds an unfinished day of {}, and this run is on {here}: it is left for that chain's \
+             rerun to resume; give this day another --journal (nothing was sent)",
+            path.display(),
+            j.chain()
+        );
+    }
+    Ok(())
+}
+
+/// Takes the advisory lock of the journal at `path` (on `PATH.lock`
+/// beside it: the journal itself is replaced by a rename on every write),
+/// held for as long as the returned file is open; the kernel drops it
+/// when the process ends, killed or not. Refuses when another process
+/// holds it: a second run must not resume a day a live run is trading
+/// (attack r11 [3]).
+fn lock_journal(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    let lock = path.with_extension("json.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .with_context(|| format!("opening the journal's lock {}", lock.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `ior day` process is running the day of the journal {} (it holds {}): wait for it to end, or \
+             stop it, before running the day again (nothing was sent)",
+            path.display(),
+            lock.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", lock.display())),
+    }
+}
+
+/// Writes `j` to `path` whole: a temporary file, flushed to the disk,
+/// renamed over it, and (on Unix) the directory flushed, so a crash or
+/// power loss leaves the old journal or the new one, never a torn one.
 fn write_journal(path: &std::path::Path, j: &DayJournal) -> anyhow::Result<()> {
     use anyhow::Context;
+    use std::io::Write;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(j)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(j)?).with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    // The rename itself is durable once the directory is flushed (a
+    // directory can be opened and flushed so on Unix).
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing the directory {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The settings that differ between two journal configurations, named.
@@ -581,7 +751,6 @@ fn config_diff(was: &serde_json::Value, now: &serde_json::Value) -> String {
 /// day runs as usual).
 fn resume_rpc_day(a: &DayArgs, cfg: &DayConfig) -> anyhow::Result<Option<gridledger_rollup::demo::ResumeReport>> {
     use anyhow::Context;
-    use gridledger_ledger::ChainClient;
     use gridledger_node::client::RpcChain;
     let (Some(rpc), Some(from)) = (&a.rpc, &a.from) else { return Ok(None) };
     let url = rpc.url.as_str();
@@ -613,14 +782,13 @@ fn resume_rpc_day(a: &DayArgs, cfg: &DayConfig) -> anyhow::Result<Option<gridled
             path.display()
         );
     }
-    let primary = RpcChain::connect(url).with_context(|| format!("no gridledger node at {url}"))?;
+    let here = ChainName::of(url)?;
     anyhow::ensure!(
-        primary.chain_id() == j.chain_id,
-        "{used}, but the journal {} is of chain {} and this is chain {}: give the journal of this chain (--journal) \
-         (nothing was sent)",
+        j.chain().is(&here),
+        "{used}, but the journal {} is of {} and the node at {url} serves {here}: give the journal of this chain \
+         (--journal) (nothing was sent)",
         path.display(),
-        j.chain_id,
-        primary.chain_id()
+        j.chain(),
     );
     let want = journal_config(cfg)?;
     if j.config != want {
@@ -658,7 +826,13 @@ fn resume_rpc_day(a: &DayArgs, cfg: &DayConfig) -> anyhow::Result<Option<gridled
         }
         Ok(gridledger_rollup::driver::DualChain::attach(primary, second, dcfg)?)
     };
-    let r = gridledger_rollup::demo::resume_day(cfg, &slot_starts, attach)
+    let nodes = std::cell::Cell::new((0, 0));
+    let attach = |dcfg: gridledger_rollup::driver::DriverConfig| {
+        nodes.set((dcfg.participants, dcfg.accounts()?));
+        attach(dcfg)
+    };
+    let mut gas = |needs: &[(usize, u128)]| top_up_gas(url, secondary, &funder, &prices, needs, nodes.get());
+    let r = gridledger_rollup::demo::resume_day(cfg, &slot_starts, attach, &mut gas)
         .with_context(|| format!("resuming the IOR day on the node at {url} (--rpc)"))?;
     write_journal(&path, &DayJournal { finished: r.open_agreements == 0 && r.batches.0 <= r.batches.1, ..j })?;
     Ok(Some(r))
@@ -699,7 +873,6 @@ fn rpc_day(
     journal: Option<&std::path::Path>,
 ) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     use anyhow::Context;
-    use gridledger_ledger::ChainClient;
     use gridledger_node::client::RpcChain;
     use gridledger_rollup::demo::DemoError;
     let funder = crate::ops::read_key_with(from, password).with_context(|| format!("--from {}", from.display()))?;
@@ -732,8 +905,15 @@ fn rpc_day(
     // The journal a rerun resumes from, written before anything is sent.
     let mut record = match journal {
         Some(path) => {
-            let chain_id = RpcChain::connect(url).with_context(|| format!("no gridledger node at {url}"))?.chain_id();
-            let j = DayJournal { chain_id, config: journal_config(&cfg)?, slot_starts: vec![], finished: false };
+            let here = ChainName::of(url)?;
+            refuse_other_chains_day(path, &here)?;
+            let j = DayJournal {
+                chain_id: here.chain_id,
+                genesis: Some(here.genesis),
+                config: journal_config(&cfg)?,
+                slot_starts: vec![],
+                finished: false,
+            };
             write_journal(path, &j)?;
             Some((path, j))
         }
@@ -749,17 +929,30 @@ fn rpc_day(
     let (first, end) = cfg.slots;
     let mut progress = crate::progress::Steps::new("ior day", (end - first + 2) as u64, json);
     progress.step("funding the day's accounts, initialising the IOR contracts");
+    // A slot's start the journal cannot record stops the day before the
+    // slot sends anything (attack r11 [5]): the journal then names every
+    // slot whose agreements may be open, and a rerun settles them all.
     let mut on_slot = |k: usize, t0: u64| {
         if let Some((path, j)) = record.as_mut() {
             j.slot_starts.push((k, t0));
             if let Err(e) = write_journal(path, j) {
-                eprintln!("warning: the day's journal: {e:#}");
+                j.slot_starts.pop();
+                return Err(DemoError::Config(format!(
+                    "the day's journal could not record the start of slot {k} ({e:#}); the day stops before \
+                     sending anything of it: rerun the same command once the journal can be written, to settle \
+                     what was sent"
+                )));
             }
         }
         let (h, m) = (k / 2, if k.is_multiple_of(2) { "00" } else { "30" });
         progress.step(&if k < end { format!("slot {k} ({h}:{m})") } else { "settling the last slot".into() });
+        Ok(())
     };
+    let nodes = std::cell::Cell::new((0, 0));
+    let prices = [price, secondary_price];
+    let mut gas = |needs: &[(usize, u128)]| top_up_gas(url, secondary, &funder, &prices, needs, nodes.get());
     let open = |mut dcfg: gridledger_rollup::driver::DriverConfig| {
+        nodes.set((dcfg.participants, dcfg.accounts()?));
         let connect =
             |u: &str| RpcChain::connect(u).map_err(|e| DemoError::Config(format!("no gridledger node at {u}: {e}")));
         let (primary, second) = (connect(url)?, connect(secondary)?);
@@ -771,7 +964,7 @@ fn rpc_day(
         }
         Ok(gridledger_rollup::driver::DualChain::on_chains(primary, second, dcfg)?)
     };
-    let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot);
+    let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot, &mut gas);
     drop(progress);
     let r = r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))?;
     if let Some((path, j)) = record {

@@ -133,7 +133,6 @@ fn kill_when_pending(run: &mut Child, url: &str) {
 /// chain id) is neither resumed on nor overwritten by another chain's
 /// day; A's day can still be resumed.
 #[test]
-#[ignore = "attack r11: one chain's day overwrites (and finishes) another chain's unfinished journal; both have chain id 1"]
 fn another_chains_day_does_not_take_over_a_killed_days_journal() {
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
@@ -185,7 +184,6 @@ fn another_chains_day_does_not_take_over_a_killed_days_journal() {
 /// the slots it trades (or tops the accounts up per slot), and the day
 /// runs to its end.
 #[test]
-#[ignore = "attack r11: ior day --rpc of four slots dies with insufficient balance (traders funded with gas for four calls)"]
 fn an_rpc_day_of_four_slots_runs_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -220,7 +218,6 @@ fn an_rpc_day_of_four_slots_runs_to_its_end() {
 /// a day another live process is running (a lock held by the running
 /// process), and the live run ends its day.
 #[test]
-#[ignore = "attack r11: a second ior day --rpc resumes a live day; the live run's STs then cost an honest seller its reputation"]
 fn a_second_run_does_not_resume_a_live_day() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -312,18 +309,19 @@ fn a_killed_resume_is_resumed_again() {
     }
 }
 
-/// [5] A slot's start that the journal could not record is traded anyway:
-/// `ior day --rpc` writes the journal before each slot sends anything, but
-/// a failed write (disk full, the directory gone read-only; here the
-/// temporary file's name is taken) only prints a warning, and the slot's
-/// ATs are sent. Killed with that slot's agreements open, the day cannot be
-/// resumed: the resume finds an open agreement "delivering from … ms
-/// [that] starts no slot the earlier run recorded" and stops, so its
-/// deposits and payments stay locked. Expected: a run that cannot record a
-/// slot's start sends nothing for that slot (it stops, resumable), or the
-/// resume can settle every open agreement whatever the journal holds.
+/// [5] A slot's start that the journal could not record was traded
+/// anyway: `ior day --rpc` writes the journal before each slot sends
+/// anything, but a failed write (disk full, the directory gone read-only;
+/// here the temporary file's name is taken) only printed a warning, and
+/// the slot's ATs were sent. Killed with that slot's agreements open, the
+/// day could not be resumed: the resume found an open agreement
+/// "delivering from … ms [that] starts no slot the earlier run recorded"
+/// and stopped, so its deposits and payments stayed locked. Fixed by the
+/// first of the two ways out: a run that cannot record a slot's start
+/// stops there with an error naming the journal, before it sends anything
+/// of the slot (what was sent is what the journal names), and the same
+/// command run again settles every batch and agreement.
 #[test]
-#[ignore = "attack r11: a slot whose start the journal failed to record is traded; killed then, the day cannot be resumed"]
 fn a_slot_the_journal_did_not_record_is_not_traded() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -331,24 +329,60 @@ fn a_slot_the_journal_did_not_record_is_not_traded() {
     let day = day_args(&c, &f, "24..27");
     let journal = chain.join("ior-day.json");
     let tmp = chain.join("ior-day.json.tmp");
-    let mut run = spawn(&day);
+    let mut run = Command::new(BIN).args(&day).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Once the first slot's batch is recorded, every later journal write
+    // fails: its temporary file cannot be made.
+    let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
     let start = Instant::now();
-    while !journal.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no journal written");
-        std::thread::sleep(Duration::from_millis(1));
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(240), "no batch was recorded");
+        assert!(run.try_wait().unwrap().is_none(), "the day ended before a batch was seen pending");
+        let pending = primary_config(&rpc).is_ok_and(|cfg| {
+            let reader = PrimaryReader { c: &rpc, params: &cfg.params };
+            reader.progress().is_ok_and(|(next, fin)| {
+                next > fin && (fin..next).any(|b| reader.batch_header(b).is_ok_and(|h| !h.is_empty()))
+            })
+        });
+        if pending {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    // Every later journal write fails: its temporary file cannot be made.
-    while std::fs::create_dir(&tmp).is_err() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    kill_when_pending(&mut run, &url);
-    std::fs::remove_dir(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
     let written = std::fs::read_to_string(&journal).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&written).unwrap();
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let after_stop = after(&url);
+    std::fs::remove_dir(&tmp).unwrap();
+    // The run stopped by itself, naming the journal, and sent nothing of a
+    // slot the journal does not name: every agreement open at the stop
+    // starts a slot the journal recorded.
+    assert!(!out.status.success() && err.contains("journal"), "the run went on: {} ({err})", out.status);
+    let starts: Vec<u64> = recorded["slot_starts"].as_array().unwrap().iter().map(|p| p[1].as_u64().unwrap()).collect();
+    let cfg = primary_config(&rpc).unwrap();
+    let reader = PrimaryReader { c: &rpc, params: &cfg.params };
+    let mut at_starts = Vec::new();
+    for b in 0..after_stop.next {
+        let h = reader.batch_header(b).unwrap();
+        let entries = gridledger_rollup::driver::batch_entries(&rpc, &h).unwrap();
+        at_starts.extend(entries.iter().filter(|e| e.tx.is_at()).map(|e| e.tx.terms().dt_start));
+    }
+    assert!(
+        !at_starts.is_empty() && at_starts.iter().all(|t| starts.contains(t)),
+        "ATs were sent for slots starting at {at_starts:?}; the journal names {starts:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        written,
+        "the journal changed after the write failures began"
+    );
     let o = gl(&day);
     let a = after(&url);
     assert!(
         o.status.success() && a.fin == a.next && a.open == 0,
-        "journal at the kill: {}; the rerun: {} ({}); settled {}/{} batches, {} agreements open",
+        "journal at the stop: {}; the stopped run: {err}; the rerun: {} ({}); settled {}/{} batches, {} agreements \
+         open",
         written.replace('\n', " "),
         o.status,
         stderr(&o).trim(),
@@ -356,4 +390,5 @@ fn a_slot_the_journal_did_not_record_is_not_traded() {
         a.next,
         a.open
     );
+    assert!(a.reputations.iter().all(|r| *r == a.rs), "someone was penalised: {:?}", a.reputations);
 }

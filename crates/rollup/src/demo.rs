@@ -50,7 +50,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
-use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
+use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode, RECORD_GAS_LIMIT};
 use crate::roles::Target;
 use crate::types::{
     checked_coins, coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx,
@@ -862,7 +862,31 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     cfg: DayConfig,
     open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
 ) -> Result<DayReport, DemoError> {
-    run_day_with_progress(cfg, open, &mut |_, _| {})
+    run_day_with_progress(cfg, open, &mut |_, _| Ok(()), &mut |_| Ok(()))
+}
+
+/// A day's gas hook ([`run_day_with_progress`], [`resume_day`]): given what
+/// each trader's wallet must hold for the gas of the calls about to be
+/// sent (`(development account index, minor units)`, [`gas_needs`]), it
+/// tops the wallets up, or says why not (the day stops there).
+pub type GasTopUp<'a> = dyn FnMut(&[(usize, u128)]) -> Result<(), DemoError> + 'a;
+
+/// What the traders' calls of one slot (or of a resume) need of their
+/// wallets for gas: per sender, `(its development account index, minor
+/// units)` = its calls × [`RECORD_GAS_LIMIT`] at the driver's gas price 1.
+/// A node admits a sender's call only while its balance covers the gas
+/// limits of all its pending calls, and each block of the slot charges
+/// at most the limits, so a wallet holding this before the slot's first
+/// block can send all of the slot's calls. `keys[i]` is account `i`.
+fn gas_needs(keys: &[KeyPair], blocks: &[&[(KeyPair, IorTx)]]) -> Vec<(usize, u128)> {
+    let index: BTreeMap<Address, usize> = keys.iter().enumerate().map(|(i, k)| (k.address(), i)).collect();
+    let mut calls: BTreeMap<usize, u128> = BTreeMap::new();
+    for (k, _) in blocks.iter().flat_map(|b| b.iter()) {
+        if let Some(&i) = index.get(&k.address()) {
+            *calls.entry(i).or_insert(0) += 1;
+        }
+    }
+    calls.into_iter().map(|(i, n)| (i, n.saturating_mul(u128::from(RECORD_GAS_LIMIT)))).collect()
 }
 
 /// The interval of the day's meter readings (s): five minutes on the
@@ -936,11 +960,14 @@ pub struct ResumeReport {
 /// payment stays locked. `slot_starts` maps each slot's start (block time,
 /// the `t0` [`run_day_with_progress`] passed to `on_slot`) to its index in
 /// the day: an open agreement's readings are its seller's net export in
-/// that slot. No new slot is traded.
+/// that slot. No new slot is traded. `gas` is called before the settling
+/// calls are sent, with what each trader's wallet needs for their gas
+/// (as in [`run_day_with_progress`]).
 pub fn resume_day<P: ChainClient, S: ChainClient>(
     cfg: &DayConfig,
     slot_starts: &BTreeMap<Timestamp, usize>,
     attach: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+    gas: &mut GasTopUp<'_>,
 ) -> Result<ResumeReport, DemoError> {
     let DaySetup { specs, profiles, params, dcfg, .. } = day_setup(cfg)?;
     let keys: Vec<KeyPair> = (0..specs.len()).map(dev_key).collect();
@@ -1004,6 +1031,7 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
         if expire_from > 0 {
             d.set_time(expire_from.max(d.now()));
         }
+        gas(&gas_needs(&keys, &[&txs]))?;
         for chunk in txs.chunks((d.cfg.params.max_batch as usize).max(1)) {
             d.submit_block(chunk)?;
         }
@@ -1124,10 +1152,20 @@ fn day_setup(cfg: &DayConfig) -> Result<DaySetup, DemoError> {
 /// block time `t0`, before anything of the slot is sent: a day on a
 /// running node takes minutes of real time, and a caller that records the
 /// slots' start times can resume a day killed part way ([`resume_day`]).
+/// An error from `on_slot` (the caller could not record the slot's start)
+/// stops the day there, before anything of the slot is sent (attack r11
+/// [5]): what was sent is what the caller recorded.
+///
+/// `gas(needs)` is called once a slot's calls are known and before any is
+/// sent, with what each trader's wallet must hold for their gas limits
+/// (`(account index, minor units)`, [`gas_needs`]): a caller on a running
+/// node tops the wallets up, so a day of any length does not run out of
+/// gas part way (attack r11 [1]); an error stops the day there.
 pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     cfg: DayConfig,
     open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
-    on_slot: &mut dyn FnMut(usize, Timestamp),
+    on_slot: &mut dyn FnMut(usize, Timestamp) -> Result<(), DemoError>,
+    gas: &mut GasTopUp<'_>,
 ) -> Result<DayReport, DemoError> {
     let DaySetup { specs, profiles, params, dcfg, funding } = day_setup(&cfg)?;
     let (first_slot, end_slot) = cfg.slots;
@@ -1168,7 +1206,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
             Some(t) => t.max(d.now()).div_ceil(slot_len) * slot_len,
         };
         next_t0 = next_t0.map(|_| t0 + slot_len);
-        on_slot(slot, t0);
+        on_slot(slot, t0)?;
         d.set_time(t0);
         // STs of the slot that just ended, by the sellers, then in a later
         // block (the batch order is the block order, and a buyer's ST must
@@ -1237,6 +1275,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
             }
             net_by_slot.push(net);
         }
+        gas(&gas_needs(&keys, &[&sts, &ats]))?;
         for block in [sts, ats] {
             for chunk in block.chunks((d.cfg.params.max_batch as usize).max(1)) {
                 d.submit_block(chunk)?;

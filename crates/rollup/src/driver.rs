@@ -236,7 +236,10 @@ impl<C: ChainClient> PrimaryReader<'_, C> {
 
     /// The mark `SC_DS_AT` keeps for an agreement key: the seller digest
     /// of the terms that marked it and the batch that recorded them.
-    pub fn agreement_mark(&self, k: &AgreementKey) -> Result<Option<(Hash32, u64)>, DriverError> {
+    /// The mark of agreement key `k`: the seller digest of the terms that
+    /// marked it, the batch that recorded them and the end of their
+    /// delivery period.
+    pub fn agreement_mark(&self, k: &AgreementKey) -> Result<Option<(Hash32, u64, Timestamp)>, DriverError> {
         self.view_borsh("agreement_mark", args(k))
     }
 
@@ -776,6 +779,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// the key (execution refused the marking AT): that AT reopens the key
     /// (`sc_ds_at_reopen`, [`crate::primary::ReopenAt`], issue 11, attack
     /// r10 [1]) with a witness of the key's absence from the settled state.
+    /// The chain refuses the reopening once the marking AT's delivery
+    /// period has ended (attack r11 [4]: its agreement may have opened and
+    /// settled since).
     pub fn record_call_for(&self, sender: &Address, tx: &IorTx) -> Result<(&'static str, Vec<u8>), DriverError> {
         let IorTx::At(at) = tx else { return Ok(record_call(tx)) };
         let t = &at.terms;
@@ -783,7 +789,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return Ok(record_call(tx));
         }
         let reader = self.reader();
-        let Some((terms, batch)) = reader.agreement_mark(&t.key())? else { return Ok(record_call(tx)) };
+        let Some((terms, batch, _)) = reader.agreement_mark(&t.key())? else { return Ok(record_call(tx)) };
         if terms == t.seller_digest(&self.cfg.params.domain) || batch >= reader.progress()?.1 {
             return Ok(record_call(tx));
         }

@@ -91,6 +91,11 @@ pub enum Mutation {
     /// other terms its seller signed, and the seller is made pending by an
     /// AT that execution refuses `AgreementOpen` (attack r10 [1]).
     ReopenOpenAgreement,
+    /// `sc_ds_at_reopen` does not check that the marking AT's delivery
+    /// period is still running: a key whose agreement was opened and
+    /// settled reads as absent from the settled state and is reopened, and
+    /// a second agreement sells the same period again (attack r11 [4]).
+    ReopenSettledKey,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -203,7 +203,9 @@
 //!   the marked AT in a later batch than the one that recorded it (its
 //!   agreement is open, or the AT was refused once and stays refused).
 //!   A key whose marking AT execution refused is not barred for good
-//!   (attack r10 [1]): once the marking batch settled, an AT of other
+//!   (attack r10 [1]): once the marking batch settled, and before the
+//!   marking AT's delivery period ends (attack r11 [4]: later, its
+//!   agreement may have opened and settled), an AT of other
 //!   terms the seller signed afresh reopens it (`sc_ds_at_reopen`,
 //!   [`ReopenAt`]) with a witness proving the key's agreement absent from
 //!   the settled state; terms that marked the key before stay refused, so
@@ -913,6 +915,11 @@ struct AgreementMark {
     /// The batch that recorded that AT: only that batch may record it
     /// again ([`AtRecordRefusal::Recorded`]).
     batch: u64,
+    /// The end of that AT's delivery period (`DT_end`): an agreement its
+    /// terms opened closes only at or after it, so before it the key's
+    /// absence from the settled state proves that AT refused
+    /// ([`reopen_check`], attack r11 [4]).
+    dt_end: Timestamp,
     /// Entries of the seller that count claim slots (its STs after the
     /// period), at most [`MAX_SLOT_ENTRIES_PER_PARTY`].
     seller_slot_entries: u8,
@@ -1007,6 +1014,14 @@ pub enum AtRecordRefusal {
     /// The key was reopened [`MAX_REOPENS_PER_KEY`] times.
     #[error("this agreement key was reopened {max} times already")]
     ReopensSpent { max: usize },
+    /// A reopening at or after the end of the delivery period of the AT
+    /// that marked the key (attack r11 [4]): that AT's agreement may have
+    /// been opened and closed since (it closes at or after `DT_end`), so
+    /// the key's absence from the settled state no longer proves that
+    /// execution refused it, and a key an agreement was opened under stays
+    /// closed.
+    #[error("the AT that marked this agreement key delivers until {dt_end}; at {now} its agreement may have settled")]
+    MarkPeriodOver { dt_end: Timestamp, now: Timestamp },
 }
 
 fn tkey(id: u64, at: bool) -> Vec<u8> {
@@ -1609,6 +1624,7 @@ fn agreement_mark(
                 Some(AgreementMark {
                     terms,
                     batch,
+                    dt_end: t.dt_end,
                     seller_slot_entries: 0,
                     buyer_slot_entries: 0,
                     opinion: false,
@@ -1675,11 +1691,19 @@ fn agreement_mark(
 /// - the batch that recorded the marking AT has settled
 ///   ([`AtRecordRefusal::MarkUnsettled`]); no later batch can hold an AT
 ///   of the key (the mark refuses them);
-/// - the witness proves the key's agreement absent from the latest settled
-///   state ([`AtRecordRefusal::NotProvedClosed`]). Agreements close only at
-///   or after `DT_end`, and the AT is recorded before `DT_end`
-///   ([`agreement_mark`] refuses it otherwise), so an absent agreement was
-///   never opened: every AT that marked the key was refused;
+/// - it is recorded before the end of the delivery period of the AT that
+///   marked the key ([`AtRecordRefusal::MarkPeriodOver`], attack r11 [4]),
+///   and the witness proves the key's agreement absent from the latest
+///   settled state ([`AtRecordRefusal::NotProvedClosed`]). An agreement
+///   closes only by an entry of its own terms recorded at or after their
+///   `DT_end` (an ST, or an expiry after `DL + expiry`), and the marking
+///   AT's batch has settled, so an agreement the marking AT opened would
+///   still be in the settled state: an absent agreement was never opened.
+///   (The new AT's own `DT_end` bounds nothing here: a seller may sign
+///   terms of one start with several ends, and a key whose agreement was
+///   opened and settled stays closed.) Every AT that marked the key
+///   before was proved refused the same way when the key was reopened
+///   from it, and its terms stay refused;
 /// - the key was reopened fewer than [`MAX_REOPENS_PER_KEY`] times.
 fn reopen_check(
     ctx: &mut CallContext<'_, '_>,
@@ -1697,6 +1721,10 @@ fn reopen_check(
     }
     if used.len() >= MAX_REOPENS_PER_KEY {
         return refuse(AtRecordRefusal::ReopensSpent { max: MAX_REOPENS_PER_KEY });
+    }
+    let now = entry.recorded_at;
+    if now >= m.dt_end && !crate::mutants::active(crate::mutants::Mutation::ReopenSettledKey) {
+        return refuse(AtRecordRefusal::MarkPeriodOver { dt_end: m.dt_end, now });
     }
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if m.batch >= fin {
@@ -3066,11 +3094,12 @@ impl NativeContract for IorPrimaryContract {
                 Ok(json!(u32::from(t.is_some_and(|t| t.batch >= fin))))
             }
             // The mark of an agreement key (borsh `AgreementKey`): borsh of
-            // `Option<(Hash32, u64)>`, the seller digest of the terms that
-            // marked it and the batch that recorded them.
+            // `Option<(Hash32, u64, Timestamp)>`, the seller digest of the
+            // terms that marked it, the batch that recorded them and the
+            // end of their delivery period.
             "agreement_mark" => {
                 let k: crate::types::AgreementKey = decode_args(args)?;
-                let m = ctx.read_typed::<AgreementMark>(&agkey(&k))?.map(|m| (m.terms, m.batch));
+                let m = ctx.read_typed::<AgreementMark>(&agkey(&k))?.map(|m| (m.terms, m.batch, m.dt_end));
                 Ok(json!({ "borsh": hex::encode(bytes(&m)) }))
             }
             "progress" => Ok(json!({

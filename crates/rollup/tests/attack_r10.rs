@@ -83,18 +83,23 @@ fn a_journal_slot_index_beyond_the_day_is_refused_not_a_panic() {
     let t = terms(&b, &s, Amount(200_000), 100, start);
     let slot_starts = std::collections::BTreeMap::from([(start, 1_000_000usize)]);
     let run = std::panic::catch_unwind(|| {
-        resume_day(&cfg, &slot_starts, |dcfg| {
-            let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
-            d.register_meters(&[b.clone(), s.clone()])?;
-            for k in [&b, &s] {
-                d.fund(k, coins(10))?;
-            }
-            d.set_time(7 * HOUR);
-            d.submit(&b, &at(&t, &s))?;
-            let out: Vec<Outcome> = d.process(&mut rng(0))?.into_iter().flat_map(|x| x.outcomes).collect();
-            assert_eq!(out, vec![Outcome::AtAccepted], "the open agreement resume_day must settle");
-            Ok(d)
-        })
+        resume_day(
+            &cfg,
+            &slot_starts,
+            |dcfg| {
+                let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+                d.register_meters(&[b.clone(), s.clone()])?;
+                for k in [&b, &s] {
+                    d.fund(k, coins(10))?;
+                }
+                d.set_time(7 * HOUR);
+                d.submit(&b, &at(&t, &s))?;
+                let out: Vec<Outcome> = d.process(&mut rng(0))?.into_iter().flat_map(|x| x.outcomes).collect();
+                assert_eq!(out, vec![Outcome::AtAccepted], "the open agreement resume_day must settle");
+                Ok(d)
+            },
+            &mut |_| Ok(()),
+        )
         .map(|_| ())
     });
     match run {

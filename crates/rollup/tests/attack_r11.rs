@@ -54,7 +54,6 @@ fn agreed_st(t: &AgreementTerms, watts: i64, buyer: &KeyPair) -> IorTx {
 /// key whose marking AT was accepted (an agreement was opened under it) is
 /// not reopened; only a key all of whose ATs execution refused is.
 #[test]
-#[ignore = "attack r11: a reopening opens a second agreement under a key whose first agreement was accepted and closed"]
 fn a_key_whose_agreement_settled_is_not_reopened() {
     let mut e = funded();
     settle_funding(&mut e);
