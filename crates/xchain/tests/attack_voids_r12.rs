@@ -12,6 +12,7 @@ mod common;
 use common::*;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::SignedTransaction;
 use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::MbsSpec;
 use gridledger_xchain::{Side, SideState};
@@ -186,4 +187,100 @@ fn withheld_terms_do_not_penalise_the_next_exchange_on_the_default_deployment() 
     let (_, end, before, after) = withheld_terms_gap(16);
     assert!(matches!(end.receiver, SideState::Proved { .. }), "{:?}", end.receiver);
     assert_eq!(after, before);
+}
+
+// ------------------------------------------------------------------- [4]
+
+/// Attack R11-3's set-up: R could not pay B (`Behaviour::Underfund`: its
+/// account on chain j emptied while agreeing), its NT for B is posted on
+/// the BoB for anyone to read, and B closed with R penalised. Returns the
+/// deployment, R's NT for B and its nonce.
+fn penalised_with_posted_nt(dir: &std::path::Path) -> (gridledger_xchain::BobMbs, SignedTransaction, u64) {
+    use gridledger_xchain::bob::keys;
+    use gridledger_xchain::mbs::Behaviour;
+    let mut m = setup(dir, MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let b = m.swap(&request_between(ci, cj, 500, 1401), Behaviour::Underfund(Side::Receiver)).unwrap();
+    assert_eq!(b.record.receiver, SideState::Penalised, "R could not pay B");
+    let nt: SignedTransaction = m.bob_record(&keys::posted(&b.cct, Side::Receiver)).expect("R posted its NT for B");
+    assert_eq!(nt.tx.nonce, b.record.terms.nonce_j);
+    let n = nt.tx.nonce;
+    (m, nt, n)
+}
+
+/// The void that keeps a penalised party's posted NT from landing (R11-3)
+/// is a transaction in a mempool like any other: it protects the party
+/// only if it gets there before the payee's copy of the old NT, and the
+/// payee may send that copy as soon as the party's account can pay it.
+/// Here R's driver is killed (`kill -9`) during `xchain resume`'s
+/// `settle_wallet`, after R was paid on chain j and its void sent: an
+/// embedded deployment's mempools die with the driver. When the
+/// deployment is opened again, S — the payee, who reads R's NT for B from
+/// the BoB — sends it before the resumed driver's first wallet duty; the
+/// chain takes it (R's account can pay it now), `settle_wallet` sees the
+/// nonce taken and sends no void, and the NT lands: R paid B twice (x_B of
+/// its deposit, and x_j on chain j). The same happens without a kill
+/// whenever the payee's copy reaches chain j's mempool first after the
+/// block that funds R (see the next test): the driver sends the void only
+/// once R's account can pay a fee, and by then it can pay the NT too.
+///
+/// Expected: R pays for B once (the penalty): once penalised, R's unspent
+/// nonce cannot be spent by its old NT (e.g. voided before R's account can
+/// pay the NT — the void needs only its fee — or the penalty not final
+/// while a posted NT may still land).
+/// Observed: R's NT for B lands after the restart and S is paid x_j again.
+#[test]
+#[ignore = "attack r12 [4]: after a kill -9 during settle_wallet the payee lands a penalised party's old NT before the void"]
+fn a_penalised_partys_old_nt_does_not_land_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, nt, n) = penalised_with_posted_nt(dir.path());
+    let [_, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    let spec = m.spec.clone();
+    // R is paid on chain j; the wallet duties of that epoch send its void.
+    let fund = m.native_transfer(cj, &provider(), r.address(), 100_000).unwrap();
+    m.external_mut(cj).unwrap().submit(&fund).unwrap();
+    m.tick().unwrap();
+    let voided = m.external(cj).unwrap().next_nonce(&r.address()) > n;
+    // kill -9: the process and the embedded chains' mempools are gone.
+    drop(m);
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let s_before = m.external(cj).unwrap().account(&s.address()).balance;
+    let replay = m.external_mut(cj).unwrap().submit(&nt);
+    // `xchain resume`'s last step.
+    m.settle_wallet(4).unwrap();
+    m.ticks(2).unwrap();
+    let landed = m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().map(|(h, _)| h);
+    let s_after = m.external(cj).unwrap().account(&s.address()).balance;
+    eprintln!(
+        "void in the mempool before the kill: {voided}; S's replay after the restart: {replay:?}; \
+         landed {landed:?}; S on chain j {s_before:?} -> {s_after:?}"
+    );
+    assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
+    assert_eq!(s_after, s_before);
+}
+
+/// [4] without a kill: the payee's copy of the old NT reaches chain j's
+/// mempool in the block after the one that pays R, before R's driver runs
+/// its wallet duties (a faster link, or a driver one block late).
+#[test]
+#[ignore = "attack r12 [4]: the payee's copy of a penalised party's old NT beats the void to the mempool"]
+fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, nt, n) = penalised_with_posted_nt(dir.path());
+    let [_, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    let fund = m.native_transfer(cj, &provider(), r.address(), 100_000).unwrap();
+    m.external_mut(cj).unwrap().submit(&fund).unwrap();
+    // Chain j's block with R's funding; S sees it first.
+    m.external_mut(cj).unwrap().tick().unwrap();
+    let s_before = m.external(cj).unwrap().account(&s.address()).balance;
+    let replay = m.external_mut(cj).unwrap().submit(&nt);
+    m.ticks(3).unwrap();
+    let landed = m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().map(|(h, _)| h);
+    let s_after = m.external(cj).unwrap().account(&s.address()).balance;
+    eprintln!("nonce {n}; S's copy: {replay:?}; landed {landed:?}; S on chain j {s_before:?} -> {s_after:?}");
+    assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
+    assert_eq!(s_after, s_before);
 }
