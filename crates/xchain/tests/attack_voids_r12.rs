@@ -25,8 +25,15 @@ use gridledger_xchain::{Side, SideState};
 /// nodes. Returns the CCT at its end (and 30 epochs later), whether NT_s
 /// landed on chain i, and the sender's deposit before and after.
 fn late_predecessor(delay: u64) -> (gridledger_xchain::CctRecord, Option<u64>, Option<u64>, u128, u128) {
+    late_predecessor_in(MbsSpec::default(), delay)
+}
+
+fn late_predecessor_in(
+    spec: MbsSpec,
+    delay: u64,
+) -> (gridledger_xchain::CctRecord, Option<u64>, Option<u64>, u128, u128) {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), spec);
     let [ci, cj] = chains2(&m);
     let s = sender();
     let pre = m.native_transfer(ci, &s, dev_key(4).address(), 5).unwrap();
@@ -68,7 +75,10 @@ fn late_predecessor(delay: u64) -> (gridledger_xchain::CctRecord, Option<u64>, O
 ///   block, the CCT_V first (the relayer's lower nonce): `Penalised`;
 /// - delays 35, 36: NT_s is forwarded in the epoch of the closing CCT_V
 ///   (or the one before its block) and lands at 44, 45;
-/// - delays 37 and up hold: the void gets the nonce first.
+/// - delays 37 and up hold: the void gets the nonce first;
+/// - on probabilistic chains (k = 3, forwarding deadline 49) NT_s landing
+///   at any of 46..=49 — inside the window, but too late to be final at
+///   the BoB before it closes — is penalised as well (delay 31: at 46).
 ///
 /// Each time the sender paid x_i to the receiver on chain i *and* x_B of
 /// its deposit (400 of 1,000,000 here).
@@ -77,7 +87,8 @@ fn late_predecessor(delay: u64) -> (gridledger_xchain::CctRecord, Option<u64>, O
 /// 5.2): an NT that lands inside the window is proved before the window is
 /// closed, and one that can no longer be proved is not sent (so the void
 /// takes its nonce), or a landed NT is not penalised.
-/// Observed: delays 34, 35 and 36 each end `Penalised` with NT_s on chain i.
+/// Observed: delays 34, 35 and 36 (and k = 3, delay 31) each end
+/// `Penalised` with NT_s on chain i.
 #[test]
 #[ignore = "attack r12 [1]: a posted NT forwarded at the forwarding deadline lands and is penalised too (pays twice)"]
 fn a_payment_landing_at_the_forwarding_deadline_is_not_also_penalised() {
@@ -92,6 +103,18 @@ fn a_payment_landing_at_the_forwarding_deadline_is_not_also_penalised() {
         if end.sender == SideState::Penalised && landed.is_some() {
             twice.push((delay, landed, end.forward_i, before - after));
         }
+    }
+    // With probabilistic chains (k = 3) the window's last k + 1 blocks are
+    // lost the same way: NT_s lands at 46, three blocks before the
+    // forwarding deadline 49, and cannot be proved before it closes.
+    let spec = MbsSpec { finality: gridledger_xchain::Finality::Probabilistic { k: 3 }, ..MbsSpec::default() };
+    let (end, landed, pre_at, before, after) = late_predecessor_in(spec, 31);
+    eprintln!(
+        "k 3, delay 31: earlier payment at {pre_at:?}, NT_s at {landed:?}, forward_i {}, sender {:?}",
+        end.forward_i, end.sender
+    );
+    if end.sender == SideState::Penalised && landed.is_some() {
+        twice.push((31, landed, end.forward_i, before - after));
     }
     assert!(twice.is_empty(), "paid on chain i and penalised (delay, NT_s height, forward_i, x_B taken): {twice:?}");
 }
