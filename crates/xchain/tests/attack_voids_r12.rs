@@ -140,6 +140,15 @@ fn a_late_enough_or_early_enough_predecessor_costs_the_sender_once() {
 /// pay and post, S proves. Returns A's `expires_at`, B's deadlines and B's
 /// record at its end, and R's deposit before and after.
 fn withheld_terms_gap(kappa: u32) -> (u64, gridledger_xchain::CctRecord, u128, u128) {
+    withheld_terms_gap_on(kappa, None)
+}
+
+/// [`withheld_terms_gap`] with A's terms drawn up for another deployment
+/// `foreign` (one R's wallet saw the BoB height of) when given.
+fn withheld_terms_gap_on(
+    kappa: u32,
+    foreign: Option<gridledger_core::Hash32>,
+) -> (u64, gridledger_xchain::CctRecord, u128, u128) {
     use gridledger_xchain::mbs::SwapRequest;
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec { kappa, ..MbsSpec::default() });
@@ -147,8 +156,14 @@ fn withheld_terms_gap(kappa: u32) -> (u64, gridledger_xchain::CctRecord, u128, u
     let (s, r, mallory) = (sender(), receiver(), dev_key(2));
     m.wait_caught_up(&[ci, cj]).unwrap();
     let req_a = SwapRequest { sender: mallory, ..request_between(ci, cj, 500, 1201) };
-    let terms_a = m.try_terms(&req_a).unwrap();
+    let mut terms_a = m.try_terms(&req_a).unwrap();
     m.check_floors(&terms_a).unwrap();
+    if let Some(d) = foreign {
+        // R's driver on that deployment told its wallet the BoB's height
+        // there (it is as high as this one's).
+        m.wallet.observe(d, m.bob.height());
+        terms_a.deployment = d;
+    }
     let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
     let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1202));
     assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
@@ -306,4 +321,37 @@ fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
     eprintln!("nonce {n}; S's copy: {replay:?}; landed {landed:?}; S on chain j {s_before:?} -> {s_after:?}");
     assert!(landed.is_none(), "R's NT for B, already penalised, paid S a second time");
     assert_eq!(s_after, s_before);
+}
+
+// ------------------------------------------------------------------- [5]
+
+/// Finding R11-2 across deployments: Mallory's withheld terms are of
+/// *another* BoB deployment D2 (one that follows the same chain j; R points
+/// both at one wallet, as the docs ask). The wallet duties of this
+/// deployment release and fill only its own entries
+/// (`release_unstored_terms` and `void_nonces` stop at an entry of another
+/// deployment), and nothing here can tell that D2's terms expired: R's
+/// nonce stays held for as long as R runs no driver on D2 — R does not
+/// trade there; it signed one set of terms once. Every exchange R agrees
+/// here on chain j names the nonce after the held one, its NT is refused
+/// as a nonce gap, and R — paying in full and in time — is penalised x_B
+/// each time.
+///
+/// Expected: R's side of B ends `Proved` (a nonce held by another
+/// deployment's never-stored terms comes back once their `expires_at` can
+/// no longer be met, or terms are not named above a nonce this driver
+/// cannot release or fill).
+/// Observed: B's receiver side `Penalised`.
+#[test]
+#[ignore = "attack r12 [5]: another deployment's withheld terms hold the receiver's nonce; its exchanges here are penalised"]
+fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
+    let (a_expires, end, before, after) = withheld_terms_gap_on(16, Some(gridledger_core::Hash32([0xd2; 32])));
+    eprintln!(
+        "A (other deployment) expires at {a_expires}; B e_j {} deadline_j {} forward_j {}; receiver {:?}; \
+         R's deposit {before} -> {after}",
+        end.e_j, end.deadline_j, end.forward_j, end.receiver
+    );
+    assert!(end.complete);
+    assert!(matches!(end.receiver, SideState::Proved { .. }), "R paid B in full and in time: {:?}", end.receiver);
+    assert_eq!(after, before);
 }
