@@ -355,3 +355,67 @@ fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
     assert!(matches!(end.receiver, SideState::Proved { .. }), "R paid B in full and in time: {:?}", end.receiver);
     assert_eq!(after, before);
 }
+
+// ------------------------------------------------------------------- [6]
+
+/// The sender's driver (`BobMbs::swap`, and `xchain swap --processes`)
+/// gives both parties' triples back as soon as SC_T *refuses* the CCT
+/// (a reverted receipt), "since the driver is the sender and never sends
+/// it again". The receiver's wallet thus trusts the sender — yet the
+/// module's own rule says "a refused one may be sent again, signed terms
+/// and all, until `expires_at`", and the reverted transaction, with the
+/// terms and the receiver's signature, is public in the BoB's block.
+/// Mallory, as sender, lets her first `cct` fail (no deposit yet:
+/// `InsufficientDeposit`); the receiver R's triple (chain j, R, n) is given
+/// back; an honest S agrees B with R, which names n again; Mallory
+/// deposits and sends A's `cct` again, within `expires_at`, and SC_T
+/// stores it. Two stored CCTs now name R's one nonce n: R's one payment
+/// can pay only one of them and R is penalised on the other (R10-1/R11-1
+/// again).
+///
+/// Expected: terms whose CCT may still be stored keep their triples until
+/// `expires_at` passed without a record (`release_unstored`), refused or
+/// not — or SC_T refuses a second CCT naming a stored one's payer nonce.
+/// Observed: A stored after B, both naming R's nonce n on chain j.
+#[test]
+#[ignore = "attack r12 [6]: a refused CCT's triples are given back at once; its sender stores it later on the receiver's reused nonce"]
+fn a_refused_cct_sent_again_does_not_share_the_receivers_nonce() {
+    use gridledger_ledger::TxKind;
+    use gridledger_xchain::bob::CctArgs;
+    use gridledger_xchain::mbs::{Behaviour, MbsError, SwapRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let mallory = dev_key(2);
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req_a = SwapRequest { sender: mallory.clone(), ..request_between(ci, cj, 500, 1601) };
+    let got = m.swap(&req_a, Behaviour::Honest);
+    assert!(matches!(got, Err(MbsError::Refused { .. })), "Mallory's first CCT is refused: {got:?}");
+    // The reverted CCT transaction is in the BoB's last block for anyone.
+    let block = m.bob.chain().block(m.bob.height()).unwrap().expect("the BoB's last block");
+    let args: CctArgs = block
+        .txs
+        .iter()
+        .find_map(|t| match &t.tx.kind {
+            TxKind::Call { method, args, .. } if method == "cct" => borsh::from_slice(args).ok(),
+            _ => None,
+        })
+        .expect("A's reverted cct in the block");
+    let n = args.terms.nonce_j;
+    let held = m.wallet.entry(cj, &receiver().address(), n).unwrap();
+    // An honest sender agrees B with R.
+    let (_, rec_b) = open_cct(&mut m, &request_between(ci, cj, 500, 1602));
+    // Mallory deposits and sends A again, before `expires_at`.
+    m.deposit_token_b(&mallory, DEPOSIT).unwrap();
+    assert!(m.bob.height() < args.terms.expires_at);
+    let again = m.bob_call(&mallory, "cct", &args, Amount::ZERO);
+    let stored_a = m.bob_ok(&again).is_ok() && m.cct(&args.terms.id()).is_some();
+    eprintln!(
+        "R's entry for A's nonce {n} after the refusal: {held:?}; B names {}; A stored on the second send: {stored_a}",
+        rec_b.terms.nonce_j
+    );
+    assert!(
+        !(stored_a && rec_b.terms.nonce_j == n),
+        "two stored CCTs name R's nonce {n} on chain j: A (sent again) and B"
+    );
+}
