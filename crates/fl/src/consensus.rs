@@ -1250,10 +1250,13 @@ impl<A: Attester> ChainNode<A> {
             Message::PreVector { node, clients, ra } => {
                 match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
-                        self.pre_vectors.entry(node).or_insert((clients, ra));
                         // A leader that held fewer than `K − f` pre-vectors
-                        // when its timer fired retries with this one.
-                        self.retry_aggregate(&mut step);
+                        // when its timer fired retries with a new one (a
+                        // node's repeated pre-vector changes nothing).
+                        if let std::collections::btree_map::Entry::Vacant(e) = self.pre_vectors.entry(node) {
+                            e.insert((clients, ra));
+                            self.retry_aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
