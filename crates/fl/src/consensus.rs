@@ -96,10 +96,17 @@
 //!   and an honest leader, whose `m` include every honest node's vector
 //!   (timing), holds cells of every protected client from `≥ m − 2f ≥
 //!   K − 2f ≥ T` honest nodes, so it decodes it (or holds the evidence).
-//!   A proposal carrying no pre-vectors is checked against the node's own
-//!   (round 2's rule; no honest leader sends one) — that only protects more.
-//!   A proposal carrying fewer than `K − f`, or a vector that does not
-//!   verify, is refused.
+//!   A proposal carrying fewer than `K − f` pre-vectors (none included), or
+//!   a vector that does not verify, is refused by every honest node: the
+//!   verdict on a proposal depends on the proposal alone, never on the
+//!   pre-vectors the checking node happens to hold (checked against a
+//!   node's own, a proposal carrying none let a Byzantine node that sent
+//!   its pre-vector to some honest nodes only split their verdicts, so the
+//!   block of that view was prepared but refused by `f` honest nodes for
+//!   good). An honest leader whose [`Timer::Aggregate`] fires while it
+//!   holds fewer than `K − f` attested pre-vectors waits, and aggregates
+//!   as soon as enough arrive (every honest node sends its own at
+//!   [`Timer::PreVector`], well before).
 //! - **View changes** (aggregation views). A proposal that fails for the
 //!   node's *current* view makes it ask for the next; one for a later view
 //!   (a leader may send its view's proposal early) is recorded as a fault
@@ -142,12 +149,21 @@
 //!   the same aggregate is not enough: the leader of `v` may legally have
 //!   aggregated what no honest leader does (a client excluded by
 //!   equivocation evidence only it held, or protected by a narrower legal
-//!   carried pre-vector set). So a node asked to validate a block of a view
-//!   it has left without checking that view's proposal sends
-//!   [`Message::FetchProposal`] to its peers; each peer that verified that
-//!   `(view, root)` answers once with a [`Message::Relay`]: the proposal as
-//!   its leader sent it (client list, attestation, exclusion evidence,
-//!   carried pre-vectors) with the relayer's own subfragment. The node
+//!   carried pre-vector set). So a node asked to validate a block whose
+//!   `(view, root, clients)` it has not verified — of a view it has left
+//!   without that view's proposal, or whose copy it received and refused
+//!   (a Byzantine leader may send some nodes a junk copy, a bad
+//!   attestation say, instead of none; what counts is the attested
+//!   proposal PBFT prepared, not whether this node checked *a* copy of the
+//!   view) — sends [`Message::FetchProposal`] to its peers (a block of a
+//!   view whose copy it refused is refused in the current PBFT view and
+//!   validated on a later re-proposal, once fetched); each peer that
+//!   verified that `(view, root)` answers once with a [`Message::Relay`]:
+//!   the proposal as its leader sent it (client list, attestation,
+//!   exclusion evidence, carried pre-vectors) with the relayer's own
+//!   subfragment. A peer that has not verified it yet keeps the request
+//!   (one per peer per `(view, root)`, at most `K` per peer) and answers it
+//!   as soon as it verifies the proposal, received or fetched itself. The node
 //!   takes a relayed proposal only if it passes exactly the checks of one
 //!   received from the leader (the attestation of `(view, root, clients)`
 //!   by `leader(view)`'s enclave, the exclusion evidence, the omission rule
@@ -163,15 +179,17 @@
 //!   at least `f + 1` of them honest, and an honest node votes only for a
 //!   proposal it verified (received or fetched), holding its own
 //!   subfragment under the root; so `f + 1` honest relayers exist however
-//!   the Byzantine nodes relay. A node that commits a root without holding
+//!   the Byzantine nodes relay — and each answers every fetch that reached
+//!   it, also one that reached it before it verified (an honest voter that
+//!   verified by fetching itself, after the others' requests arrived). A node that commits a root without holding
 //!   its subfragment (a PBFT leader's own re-proposal, which its replica
 //!   does not ask it to validate) fetches it the same way. So a commit
 //!   certificate (`2f + 1` signed commits) still means `2f + 1` nodes
 //!   verified the leader's attested proposal of the committed view and
 //!   checked their own subfragment under the committed root, and the view
 //!   a committed block names is one whose attested proposal they verified.
-//!   Each node holds at most `K` fetches and relays each proposal to each
-//!   peer once.
+//!   Each node holds at most `K` fetches, keeps at most `K` unanswered
+//!   requests per peer, and relays each proposal to each peer once.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -496,8 +514,8 @@ pub enum Message {
         sf: GlobalSubfragment,
         excluded: Vec<Exclusion>,
         /// The attested pre-vectors the leader held (at least `K − f`, from
-        /// distinct nodes): the omission rule is checked against these.
-        /// Empty: each node checks it against the pre-vectors it holds.
+        /// distinct nodes): the omission rule is checked against these
+        /// only. A proposal carrying fewer is refused.
         pre_vectors: Vec<AttestedVector>,
     },
     /// The chain's PBFT deciding the round's [`RootBlock`].
@@ -782,6 +800,12 @@ pub struct ChainNode<A: Attester> {
     fetches: BTreeMap<(u32, Hash32), Fetch>,
     /// `(peer, view, root)` relayed already: each peer gets each proposal once.
     relayed: BTreeSet<(usize, u32, Hash32)>,
+    /// Fetch requests this node could not answer yet (it had not verified
+    /// that proposal), by peer, oldest first: answered once it verifies
+    /// the proposal. One per peer per `(view, root)`, at most `K` per peer
+    /// (the most fetches an honest peer holds; past that its oldest is
+    /// dropped), so a Byzantine peer fills only its own list.
+    asked: BTreeMap<usize, Vec<(u32, Hash32)>>,
     /// The round's deter-vector committee (Eqs 7.16–7.17), ascending:
     /// computed once (`K` hashes), not per deter-vector received.
     committee: Vec<usize>,
@@ -838,6 +862,7 @@ impl<A: Attester> ChainNode<A> {
             proposals: BTreeMap::new(),
             fetches: BTreeMap::new(),
             relayed: BTreeSet::new(),
+            asked: BTreeMap::new(),
         }
     }
 
@@ -962,16 +987,25 @@ impl<A: Attester> ChainNode<A> {
                 } else {
                     Some(Err("clients differ from the attested aggregate".to_string()))
                 }
-            } else if self.rejected.contains(&b.view) || self.checked_in.contains(&b.view) {
-                Some(Err("root not verified here".to_string()))
             } else {
-                // A view this node has left without its proposal (its leader
-                // skipped it): fetch the proposal from the peers that
-                // verified it.
-                if b.view < self.view && !mutants::active(Mutation::ReproposalViewBound) {
+                // Not verified here: what counts is the attested proposal
+                // of the block's `(view, root, clients)`, not whether this
+                // node checked *a* copy of that view — its own copy may
+                // have been junk (a bad attestation, a wrong subfragment)
+                // while the leader's genuine proposal, the one PBFT
+                // prepared, went to the others. So a block of a view this
+                // node has left, or whose copy it checked and did not
+                // verify, makes it fetch the proposal from the peers that
+                // verified it. A block of a checked view is refused now
+                // (it cannot be validated in this PBFT view); its
+                // re-proposal in a later PBFT view is validated once the
+                // fetch verified it. A block of a view not checked yet and
+                // not left waits for that view's proposal.
+                let checked = self.rejected.contains(&b.view) || self.checked_in.contains(&b.view);
+                if (checked || b.view < self.view) && !mutants::active(Mutation::ReproposalViewBound) {
                     fetch.push((b.view, b.root));
                 }
-                None
+                checked.then(|| Err("root not verified here (its attested proposal is fetched)".to_string()))
             };
             match verdict {
                 Some(v) => next.extend(replica.handle_validated(req.height, req.view, b.digest(), v)),
@@ -1007,14 +1041,26 @@ impl<A: Attester> ChainNode<A> {
     }
 
     /// A peer asks for a proposal: relayed (once per peer) if this node
-    /// verified it.
+    /// verified it; otherwise the request is kept and answered once this
+    /// node verifies that proposal (received, or fetched itself), so a
+    /// fetch that reached this node before it verified is not lost.
     fn on_fetch(&mut self, node: usize, view: u32, root: Hash32, step: &mut Step) {
-        let Some(p) = self.proposals.get(&(view, root)) else {
-            return;
-        };
-        if node == self.me || !self.relayed.insert((node, view, root)) {
+        if node == self.me || self.relayed.contains(&(node, view, root)) {
             return;
         }
+        let Some(p) = self.proposals.get(&(view, root)) else {
+            if !mutants::active(Mutation::FetchForgotten) {
+                let asked = self.asked.entry(node).or_default();
+                if !asked.contains(&(view, root)) {
+                    if asked.len() >= self.cfg.nodes {
+                        asked.remove(0);
+                    }
+                    asked.push((view, root));
+                }
+            }
+            return;
+        };
+        self.relayed.insert((node, view, root));
         let p = p.clone();
         step.sends.push((
             To::Node(node),
@@ -1029,6 +1075,22 @@ impl<A: Attester> ChainNode<A> {
                 pre_vectors: p.pre_vectors,
             },
         ));
+    }
+
+    /// This node verified the proposal of `key`: the peers that asked for
+    /// it before get it now.
+    fn answer_asked(&mut self, key: (u32, Hash32), step: &mut Step) {
+        let mut peers = Vec::new();
+        for (&peer, asked) in self.asked.iter_mut() {
+            if let Some(i) = asked.iter().position(|k| *k == key) {
+                asked.remove(i);
+                peers.push(peer);
+            }
+        }
+        self.asked.retain(|_, asked| !asked.is_empty());
+        for peer in peers {
+            self.on_fetch(peer, key.0, key.1, step);
+        }
     }
 
     /// A peer's relayed proposal of a view this node is fetching. Its
@@ -1114,6 +1176,7 @@ impl<A: Attester> ChainNode<A> {
                 self.minis.insert(key, minis);
                 self.verified.insert(key, proposal.clients.clone());
                 self.proposals.insert(key, proposal);
+                self.answer_asked(key, step);
                 self.disseminate(step);
                 self.drive_pbft(step);
             }
@@ -1187,7 +1250,13 @@ impl<A: Attester> ChainNode<A> {
             Message::PreVector { node, clients, ra } => {
                 match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
-                        self.pre_vectors.entry(node).or_insert((clients, ra));
+                        // A leader that held fewer than `K − f` pre-vectors
+                        // when its timer fired retries with a new one (a
+                        // node's repeated pre-vector changes nothing).
+                        if let std::collections::btree_map::Entry::Vacant(e) = self.pre_vectors.entry(node) {
+                            e.insert((clients, ra));
+                            self.retry_aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -1222,13 +1291,7 @@ impl<A: Attester> ChainNode<A> {
                         self.deter_vectors.entry(node).or_insert(clients);
                         // A leader that found nothing to aggregate when its
                         // timer fired retries with the late deter-vector.
-                        if self.is_leader()
-                            && self.committed.is_none()
-                            && self.aggregate_due.contains(&self.view)
-                            && !self.proposed_in.contains(&self.view)
-                        {
-                            self.aggregate(&mut step);
-                        }
+                        self.retry_aggregate(&mut step);
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -1272,6 +1335,18 @@ impl<A: Attester> ChainNode<A> {
             Message::Mini { .. } | Message::Committed { .. } => {}
         }
         step
+    }
+
+    /// A leader whose [`Timer::Aggregate`] fired without proposing (no
+    /// deter-vector, or fewer than `K − f` pre-vectors to carry) tries again.
+    fn retry_aggregate(&mut self, step: &mut Step) {
+        if self.is_leader()
+            && self.committed.is_none()
+            && self.aggregate_due.contains(&self.view)
+            && !self.proposed_in.contains(&self.view)
+        {
+            self.aggregate(step);
+        }
     }
 
     fn on_local(&mut self, m: LocalMessage, step: &mut Step) {
@@ -1393,8 +1468,9 @@ impl<A: Attester> ChainNode<A> {
     /// The clients an honest leader of this round always decodes, by the
     /// pre-vectors this node holds: those named by at least `K − f` of
     /// them (a count, not an intersection: one Byzantine pre-vector must
-    /// not veto a client's protection). Used for a proposal that carries
-    /// no pre-vectors. See the omission rule in the module docs.
+    /// not veto a client's protection). No longer a rule: only the planted
+    /// bug [`Mutation::FewCarriedPreVectors`] checks a proposal carrying no
+    /// pre-vectors against it. See the omission rule in the module docs.
     fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
         let namers = self.cfg.nodes - self.cfg.f();
         if !self.omission_rule_applies() || self.pre_vectors.len() < namers {
@@ -1578,6 +1654,12 @@ impl<A: Attester> ChainNode<A> {
             .iter()
             .map(|(&node, (clients, ra))| AttestedVector { node, clients: clients.clone(), ra: *ra })
             .collect();
+        // Every node refuses a proposal carrying fewer than `K − f`
+        // pre-vectors: the leader waits for them (it retries as each one
+        // arrives; every honest node sends one well before this timer).
+        if carried.len() < self.cfg.nodes - self.cfg.f() {
+            return;
+        }
         if !mutants::active(Mutation::LeaderDeterOnly) {
             agreed.extend(self.protected_by(carried.iter().map(|v| &v.clients[..])));
         }
@@ -1716,6 +1798,7 @@ impl<A: Attester> ChainNode<A> {
                 self.verified.insert((view, root), clients);
                 self.proposals.insert((view, root), kept);
                 self.fetches.remove(&(view, root));
+                self.answer_asked((view, root), step);
                 self.disseminate(step);
             }
             Err(fault) => {
@@ -1774,7 +1857,11 @@ impl<A: Attester> ChainNode<A> {
         if mutants::active(Mutation::OmissionUnchecked) {
             return Ok(());
         }
-        let protected = if carried.is_empty() {
+        // Every honest node checks a proposal against the same data, the
+        // pre-vectors it carries: one carrying none (or fewer than `K − f`)
+        // is refused by `check_carried` everywhere, never checked against
+        // the pre-vectors this node happens to hold.
+        let protected = if carried.is_empty() && mutants::active(Mutation::FewCarriedPreVectors) {
             self.decodable_by_every_honest_leader()
         } else {
             self.check_carried(view, carried)?;

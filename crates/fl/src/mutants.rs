@@ -52,6 +52,15 @@ pub enum Mutation {
     /// attestation, exclusion evidence or omission check), so a Byzantine
     /// relayer's client list becomes what the node validates a block by.
     RelayUnchecked,
+    /// A node forgets a fetch request it cannot answer yet (it has not
+    /// verified that proposal): a peer whose request reached it before it
+    /// verified never gets its relay, and the `f + 1` honest relayers a
+    /// prepared block guarantees may be short.
+    FetchForgotten,
+    /// A node checks a proposal carrying no pre-vectors against the
+    /// pre-vectors it holds itself (instead of refusing it), so honest
+    /// nodes' verdicts on one proposal differ with what they happen to hold.
+    FewCarriedPreVectors,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

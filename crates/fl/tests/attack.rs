@@ -6,8 +6,8 @@ mod common;
 
 use blstrs::Scalar;
 use common::{
-    config, deter_vector, enclave, model, pre_vector, upload, upload_signed, vector_evidence, DIMS, SIGN_SEED, SK,
-    TIMING,
+    carried, config, deter_vector, enclave, model, pre_vector, upload, upload_signed, vector_evidence, DIMS, SIGN_SEED,
+    SK, TIMING,
 };
 use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
@@ -246,7 +246,15 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let sf = rel.subfragments[1].clone();
     absorb(node.handle(
         Some(0),
-        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![], pre_vectors: vec![] },
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: vec![3],
+            ra,
+            sf,
+            excluded: vec![],
+            pre_vectors: carried(&cfg, &[(0, &all), (1, &all), (2, &all), (3, &all)]),
+        },
     ));
     // Control: the same proposal with another node's attestation is refused,
     // so the path that should refuse the omission is reachable.

@@ -72,8 +72,9 @@ fn proposal_with_evidence(
     let rel = cfg.release(&params_to_bytes(&global)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let sf = rel.subfragments[1].clone();
-    let msg =
-        Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors: vec![] };
+    // The leader carries the four attested pre-vectors (its own short one included).
+    let pre_vectors = carried(&cfg, &[(0, leader_names), (1, &all), (2, &all), (3, &all)]);
+    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors };
     let step = node.handle(Some(0), msg);
     (node, step)
 }

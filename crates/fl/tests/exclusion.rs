@@ -10,9 +10,10 @@ mod common;
 
 use common::*;
 use gridledger_core::enclave::Attester;
+use gridledger_core::Hash32;
 use gridledger_fl::aggregate::params_to_bytes;
 use gridledger_fl::coding::{client_key, CodedFragment};
-use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer};
+use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer, To};
 use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
@@ -85,6 +86,20 @@ fn proposal_to_node_1(
     clients: &[u32],
     excluded: Vec<Exclusion>,
 ) -> (ChainNode<gridledger_core::enclave::SoftwareAttester>, Step) {
+    proposal_to_node_1_carrying(clients, excluded, &[0, 1, 2, 3], |_, _| {})
+}
+
+type Node = ChainNode<gridledger_core::enclave::SoftwareAttester>;
+
+/// [`proposal_to_node_1`] with the pre-vectors of `carriers` (each naming
+/// every client) carried, and `before` run on the node (with the
+/// proposal's root) just before the proposal arrives.
+fn proposal_to_node_1_carrying(
+    clients: &[u32],
+    excluded: Vec<Exclusion>,
+    carriers: &[usize],
+    before: impl FnOnce(&mut Node, Hash32),
+) -> (Node, Step) {
     let cfg = config(4, 4, 1);
     let all = [0u32, 1, 2, 3];
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
@@ -107,10 +122,112 @@ fn proposal_to_node_1(
     let rel = cfg.release(&params_to_bytes(&global)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let sf = rel.subfragments[1].clone();
-    let msg =
-        Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors: vec![] };
+    let vectors: Vec<(usize, &[u32])> = carriers.iter().map(|&k| (k, &all[..])).collect();
+    let pre_vectors = carried(&cfg, &vectors);
+    before(&mut node, rel.root);
+    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors };
     let step = node.handle(Some(0), msg);
     (node, step)
+}
+
+/// Attack round 9, finding 3: the verdict on a proposal depends on the
+/// proposal alone. One carrying fewer than `K − f = 3` attested
+/// pre-vectors is refused (and the node asks for the next view) even
+/// though it aggregates every client and the node's own pre-vectors
+/// protect nothing it leaves out; one carrying exactly `K − f` passes.
+#[test]
+fn a_proposal_carrying_fewer_than_k_minus_f_pre_vectors_is_refused() {
+    let everyone = [0u32, 1, 2, 3];
+    for carriers in [&[][..], &[1, 2][..]] {
+        let (node, step) = proposal_to_node_1_carrying(&everyone, vec![], carriers, |_, _| {});
+        let error = "carries fewer than K − f or more than K pre-vectors".to_string();
+        assert_eq!(step.faults, vec![Fault::BadProposal { view: 0, error }], "carriers {carriers:?}");
+        assert!(asks_view_1(&step), "carriers {carriers:?}");
+        assert_eq!(node.committed(), None);
+    }
+    let (_, step) = proposal_to_node_1_carrying(&everyone, vec![], &[1, 2, 3], |_, _| {});
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
+    assert!(!asks_view_1(&step));
+}
+
+/// Attack round 9, finding 2: a fetch request that reaches a node before
+/// it verified the proposal is kept and answered (a relay with the node's
+/// own subfragment) once it verifies; at most `K` are kept per peer, the
+/// oldest dropped, and each peer is answered once.
+#[test]
+fn a_fetch_that_arrived_before_the_proposal_is_answered_once_verified() {
+    let fetch = |node: usize, root: Hash32| Message::FetchProposal { node, view: 0, root };
+    let (mut node, step) = proposal_to_node_1_carrying(&[0, 1, 2, 3], vec![], &[0, 1, 2, 3], |n, root| {
+        let s = n.handle(Some(3), fetch(3, root));
+        assert!(s.sends.is_empty() && s.faults.is_empty(), "nothing to relay yet: {:?}", s.sends);
+        // Node 2 asks for the root, then for `K` = 4 others: its first request is dropped.
+        n.handle(Some(2), fetch(2, root));
+        for junk in 0..4u8 {
+            n.handle(Some(2), fetch(2, Hash32([junk; 32])));
+        }
+    });
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
+    let relays: Vec<usize> = step
+        .sends
+        .iter()
+        .filter_map(|(to, m)| match (to, m) {
+            (To::Node(k), Message::Relay { node: 1, view: 0, sf, .. }) if sf.node == 1 => Some(*k),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relays, vec![3], "the kept request of node 3 is answered, node 2's oldest was dropped");
+    // Each peer gets the proposal once; node 2 asking again now gets it at once.
+    let (_, first) = step
+        .sends
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::Relay { view, root, .. } => Some((*view, *root)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(node.handle(Some(3), fetch(3, first)).sends.is_empty());
+    let again = node.handle(Some(2), fetch(2, first));
+    assert!(matches!(again.sends.as_slice(), [(To::Node(2), Message::Relay { node: 1, .. })]), "{:?}", again.sends);
+}
+
+/// Attack round 9, finding 3: an honest leader whose aggregation timer
+/// fires while it holds fewer than `K − f` attested pre-vectors does not
+/// propose (every node would refuse it); it proposes, carrying them, as
+/// soon as the `K − f`-th arrives.
+#[test]
+fn a_leader_holding_fewer_than_k_minus_f_pre_vectors_waits_for_them() {
+    let cfg = config(4, 4, 1);
+    let all = [0u32, 1, 2, 3];
+    let mut node = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
+    node.start();
+    for u in uploads() {
+        assert!(node.handle(None, Message::Local(u.message(0).unwrap())).faults.is_empty());
+        for k in [2usize, 3] {
+            let s = node.handle(Some(k), Message::Forward { node: k, msg: u.message(k).unwrap() });
+            assert!(s.faults.is_empty(), "{:?}", s.faults);
+        }
+    }
+    node.on_timer(Timer::PreVector);
+    node.handle(Some(2), pre_vector(&cfg, 2, &all));
+    node.on_timer(Timer::Tally);
+    for k in cfg.committee() {
+        if k != 0 {
+            node.handle(Some(k), deter_vector(&cfg, k, &all));
+        }
+    }
+    let proposals = |s: &Step| -> Vec<usize> {
+        s.sends
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Message::Proposal { pre_vectors, .. } => Some(pre_vectors.len()),
+                _ => None,
+            })
+            .collect()
+    };
+    let step = node.on_timer(Timer::Aggregate(0));
+    assert!(proposals(&step).is_empty(), "proposed with 2 of K − f = 3 pre-vectors");
+    let step = node.handle(Some(3), pre_vector(&cfg, 3, &all));
+    assert_eq!(proposals(&step), vec![3, 3, 3], "{:?}", step.faults);
 }
 
 fn asks_view_1(step: &Step) -> bool {

@@ -134,23 +134,25 @@ fn selective_pre_vector_commits() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
-/// Passes an honest node's sends through and counts its mini-fragments.
-struct CountMinis(Arc<AtomicUsize>);
+/// Passes an honest node's sends through, but for its fetch requests
+/// (lost), and counts its mini-fragments.
+struct CountMinisLoseFetches(Arc<AtomicUsize>);
 
-impl Adversary<P> for CountMinis {
+impl Adversary<P> for CountMinisLoseFetches {
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
         let minis = sends.iter().filter(|(_, m)| matches!(m, Message::Mini { .. })).count();
         self.0.fetch_add(minis, Ordering::Relaxed);
-        sends
+        sends.into_iter().filter(|(_, m)| !matches!(m, Message::FetchProposal { .. })).collect()
     }
 }
 
 /// K = 7: Byzantine leader 0 sends nodes 5 and 6 its proposal with a bad
 /// attestation (they refuse it), nodes 0–4 verify and PBFT commits; nodes
-/// 0 and 1 drop their mini-fragments. Every client decodes (the global
-/// code decodes from `f + 1` = 3 subfragments, which honest nodes 2–4
-/// serve), and refused nodes 5 and 6 serve theirs too once the root is
-/// committed (their subfragments verify under it).
+/// 0 and 1 drop their mini-fragments, and the fetch requests of nodes 5
+/// and 6 are lost, so they cannot fetch the proposal they refused. Every
+/// client decodes (the global code decodes from `f + 1` = 3 subfragments,
+/// which honest nodes 2–4 serve), and refused nodes 5 and 6 serve theirs
+/// too once the root is committed (their subfragments verify under it).
 fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
     let (five, six) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -161,8 +163,8 @@ fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
         vec![
             (0, Box::new(BadAttestationToDropMinis { me: 0, to: vec![5, 6] })),
             (1, Box::new(BadAttestationToDropMinis { me: 1, to: vec![] })),
-            (5, Box::new(CountMinis(five.clone()))),
-            (6, Box::new(CountMinis(six.clone()))),
+            (5, Box::new(CountMinisLoseFetches(five.clone()))),
+            (6, Box::new(CountMinisLoseFetches(six.clone()))),
         ],
         &honest,
     );
@@ -225,8 +227,37 @@ fn skipped_nodes_fetch_a_prepared_root() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
+/// K = 7, global fragments that need `f + 1 = 3` subfragments (attack
+/// round 9, finding 2): Byzantine leaders 0 and 1 skip nodes 4–6 (and 1
+/// also 2 and 3) and withhold their commit votes; they relay view 0's
+/// proposal to node 4 only, and only after nodes 5's and 6's fetches have
+/// reached node 4, which had not verified it yet. Node 4 answers those
+/// earlier requests once it verifies, and the round commits.
+fn early_fetches_answered_once_verified() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = run_wide(
+        3,
+        vec![
+            (0, Box::new(SkipRelayLate::new(vec![4, 5, 6], vec![4], vec![5, 6]))),
+            (1, Box::new(SkipRelayLate::new(vec![2, 3, 4, 5, 6], vec![4], vec![5, 6]))),
+        ],
+    );
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
+/// K = 7 (attack round 9, finding 3): Byzantine leader 0 proposes an
+/// aggregate that leaves out client 4 and carries no pre-vectors, having
+/// sent its own pre-vector to nodes 5 and 6 only; node 1 withholds its
+/// commit votes. Every honest node refuses the proposal alike (it carries
+/// fewer than `K − f`), and a later honest leader's aggregate commits.
+fn proposals_without_carried_pre_vectors_refused_alike() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = split_by_own_pre_vectors(false);
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 12] = [
+const SCENARIOS: [Scenario; 14] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -239,6 +270,8 @@ const SCENARIOS: [Scenario; 12] = [
     ("earlier-run pre-vectors refused", earlier_run_pre_vectors_refused),
     ("skipped nodes validate a re-proposed root", skipped_nodes_validate_a_reproposed_root),
     ("skipped nodes fetch a prepared root", skipped_nodes_fetch_a_prepared_root),
+    ("early fetches answered once verified", early_fetches_answered_once_verified),
+    ("proposals without carried pre-vectors refused alike", proposals_without_carried_pre_vectors_refused_alike),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -319,4 +352,14 @@ fn a_block_never_fetched_when_no_later_leader_reproduces_it_is_caught() {
 #[test]
 fn a_relayed_proposal_taken_unchecked_is_caught() {
     caught(Mutation::RelayUnchecked, "skipped nodes fetch a prepared root");
+}
+
+#[test]
+fn a_fetch_request_forgotten_before_the_proposal_is_verified_is_caught() {
+    caught(Mutation::FetchForgotten, "early fetches answered once verified");
+}
+
+#[test]
+fn a_proposal_without_carried_pre_vectors_checked_against_local_ones_is_caught() {
+    caught(Mutation::FewCarriedPreVectors, "proposals without carried pre-vectors refused alike");
 }

@@ -3,6 +3,7 @@
 //! and clients, Byzantine adversaries, and the round's success check.
 #![allow(dead_code)]
 
+use gridledger_consensus::pbft;
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
@@ -16,8 +17,9 @@ use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{
     sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
 };
-use gridledger_sim::{Adversary, Dest, NetConfig, Simulation, Time};
+use gridledger_sim::{Adversary, Dest, NetConfig, NodeId, Simulation, Time};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub const SK: [u8; 32] = [42; 32];
@@ -88,6 +90,18 @@ pub fn vector_evidence(cfg: &ChainConfig, tag: Tag, node: usize, clients: &[u32]
 pub fn pre_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
     let ra = enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients));
     Message::PreVector { node, clients: clients.to_vec(), ra }
+}
+
+/// The attested pre-vectors `(node, clients)` as a proposal carries them.
+pub fn carried(cfg: &ChainConfig, vectors: &[(usize, &[u32])]) -> Vec<gridledger_fl::consensus::AttestedVector> {
+    vectors
+        .iter()
+        .map(|&(node, clients)| gridledger_fl::consensus::AttestedVector {
+            node,
+            clients: clients.to_vec(),
+            ra: enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients)),
+        })
+        .collect()
 }
 
 pub fn deter_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
@@ -657,6 +671,244 @@ pub fn skipping_leaders_and_an_equivocating_client(seed: u64, relay: RelayMode) 
             (0, Box::new(SkipWithholdRelay::new(0, vec![5, 6], relay))),
             (1, Box::new(SkipWithholdRelay::new(1, vec![5, 6], relay))),
             (nodes + 4, Box::new(DropToNodes(vec![1, 2]))),
+        ],
+        &honest,
+    )
+}
+
+// ------------------------------- attack round 9 (fetching re-proposed roots)
+
+/// K = 7 (f = 2) with four honest clients, as `common::run`, but with a
+/// global coder whose fragments need exactly `f + 1 = 3` subfragments to
+/// decode (up to 186 bytes: six elements in cells of two), as
+/// `GlobalCoder::for_chain` promises in general (the common configuration's
+/// 112-byte fragments decode from two).
+pub fn run_wide(seed: u64, adversaries: Vec<(usize, Box<dyn Adversary<P>>)>) -> Run {
+    use gridledger_fl::consensus::ChainNode;
+    use gridledger_fl::consensus::ChainParams;
+    use gridledger_fl::dissemination::GlobalCoder;
+    use gridledger_fl::round::{sim_client_secrets, sim_node_key, FlClient, Participant, RoundOutput};
+    use gridledger_sim::{NetConfig, Simulation};
+    let (nodes, clients) = (7usize, 4usize);
+    let base = config(nodes, clients, clients / 3);
+    let global = GlobalCoder::for_chain(186, nodes, clients).unwrap();
+    assert_eq!(global.subfragments_needed(), 3, "the scenario needs f + 1 subfragments to decode");
+    let cfg = Arc::new(ChainConfig::new(ChainParams { global: Arc::new(global), ..base.params().clone() }));
+    let net = NetConfig::reliable(nodes + clients, 6);
+    let mut sim = Simulation::new(seed, net, move |id, _| {
+        let id = id as usize;
+        if id < nodes {
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
+        } else {
+            let c = id - nodes;
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                model(c),
+                ClientBehaviour::Honest,
+            )))
+        }
+    });
+    sim.set_restart_after(None);
+    for (id, a) in adversaries {
+        sim.set_adversary(id as u32, a);
+    }
+    sim.start();
+    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
+    sim.run_until(5_000, |s| {
+        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
+    });
+    Run { sim, nodes }
+}
+
+/// Whether `m` is a PBFT commit vote or catch-up answer (what the
+/// Byzantine nodes below withhold, so a prepared block needs `2f + 1`
+/// honest commits).
+pub fn commit_or_catch_up(m: &Message) -> bool {
+    matches!(m, Message::Pbft(b) if matches!(**b, pbft::Message::Commit(_) | pbft::Message::CatchUpResponse { .. }))
+}
+
+/// A Byzantine node that runs the honest code, sends its aggregation
+/// proposal only to nodes outside `skip`, withholds its commit votes and
+/// catch-up answers, and relays the proposals its peers fetch only to
+/// `relay_to` — and only once it has seen every node of `wait_for` fetch
+/// the same proposal, and 10 ticks more have passed (so the node it
+/// relays to completes its own fetch after the others' fetches reached it).
+pub struct SkipRelayLate {
+    skip: Vec<u32>,
+    relay_to: Vec<u32>,
+    wait_for: Vec<u32>,
+    /// Fetchers seen, by (view, root).
+    seen: BTreeSet<(u32, gridledger_core::Hash32, NodeId)>,
+    held: Vec<(Dest, Message)>,
+    release_at: Option<Time>,
+    now: Time,
+}
+
+impl SkipRelayLate {
+    pub fn new(skip: Vec<u32>, relay_to: Vec<u32>, wait_for: Vec<u32>) -> Self {
+        Self { skip, relay_to, wait_for, seen: BTreeSet::new(), held: Vec::new(), release_at: None, now: 0 }
+    }
+
+    fn ready(&self, m: &Message) -> bool {
+        match m {
+            Message::Relay { view, root, .. } => self.wait_for.iter().all(|&w| self.seen.contains(&(*view, *root, w))),
+            _ => true,
+        }
+    }
+
+    fn release(&mut self) -> Vec<(Dest, Message)> {
+        if self.release_at.is_none() && !self.held.is_empty() && self.held.iter().all(|(_, m)| self.ready(m)) {
+            self.release_at = Some(self.now + 10);
+        }
+        match self.release_at {
+            Some(t) if self.now >= t => std::mem::take(&mut self.held),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Adversary<P> for SkipRelayLate {
+    fn observe(&mut self, from: NodeId, m: &Message, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        if let Message::FetchProposal { view, root, .. } = m {
+            self.seen.insert((*view, *root, from));
+        }
+        self.release()
+    }
+
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        self.now = self.now.max(now);
+        let mut out = Vec::new();
+        for (d, m) in sends {
+            match m {
+                _ if commit_or_catch_up(&m) => {}
+                Message::Proposal { .. } if self.skip.iter().any(|&n| d == Dest::One(n)) => {}
+                Message::Relay { .. } if self.relay_to.iter().any(|&n| d == Dest::One(n)) => self.held.push((d, m)),
+                Message::Relay { .. } => {}
+                other => out.push((d, other)),
+            }
+        }
+        out.extend(self.release());
+        out
+    }
+}
+
+/// A Byzantine view-0 leader (node 0) whose host feeds its enclave the
+/// cells of `clients` only and sends the attested aggregate with *no*
+/// carried pre-vectors (each node then checks the omission rule against
+/// the pre-vectors it happens to hold), sends its own attested pre-vector
+/// only to `pre_to`, signs PBFT prepare votes for view 0's block with its
+/// own key (it holds the aggregate) and withholds its commit votes.
+pub struct EmptyCarriedLeader {
+    cfg: Arc<ChainConfig>,
+    clients: Vec<u32>,
+    beta: usize,
+    pre_to: Vec<u32>,
+    /// Carry the attested pre-vectors the honest code would (all it
+    /// holds) instead of none.
+    carry: bool,
+    voted: bool,
+}
+
+impl Adversary<P> for EmptyCarriedLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_consensus::pbft::Payload;
+        use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
+        let models: Vec<Vec<f32>> = self.clients.iter().map(|&c| model(c as usize)).collect();
+        let global = trimmed_mean(&models, self.beta).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&global)).unwrap();
+        let mut votes = Vec::new();
+        if !self.voted && sends.iter().any(|(_, m)| matches!(m, Message::Proposal { view: 0, .. })) {
+            self.voted = true;
+            let block = gridledger_fl::consensus::RootBlock {
+                chain: self.cfg.chain,
+                round: self.cfg.round,
+                view: 0,
+                root: rel.root,
+                clients: self.clients.clone(),
+            };
+            let key = gridledger_fl::round::sim_node_key(0);
+            for pview in 0..8 {
+                let v = pbft::Vote::sign(
+                    &key,
+                    pbft::VoteKind::Prepare,
+                    &self.cfg.instance(),
+                    pview,
+                    gridledger_fl::consensus::ROOT_HEIGHT,
+                    block.digest(),
+                );
+                for k in 1..self.cfg.nodes as u32 {
+                    votes.push((Dest::One(k), Message::Pbft(Box::new(pbft::Message::Prepare(v.clone())))));
+                }
+            }
+        }
+        let out: Vec<(Dest, Message)> = sends
+            .into_iter()
+            .filter(|(d, m)| match m {
+                Message::PreVector { .. } => self.pre_to.iter().any(|&t| *d == Dest::One(t)),
+                m => !commit_or_catch_up(m),
+            })
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, pre_vectors, .. } => {
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let msg = Message::Proposal {
+                        view: 0,
+                        root: rel.root,
+                        clients: self.clients.clone(),
+                        ra,
+                        sf,
+                        excluded: vec![],
+                        pre_vectors: if self.carry { pre_vectors } else { vec![] },
+                    };
+                    (d, msg)
+                }
+                other => (d, other),
+            })
+            .collect();
+        out.into_iter().chain(votes).collect()
+    }
+}
+
+/// Withholds its PBFT commit votes and catch-up answers.
+pub struct WithholdCommits;
+
+impl Adversary<P> for WithholdCommits {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(_, m)| !commit_or_catch_up(m)).collect()
+    }
+}
+
+/// Finding 3's run: K = 7, clients 0–3 honest, client 4's upload reaching
+/// nodes 0, 2, 3, 4 and 5 only; Byzantine node 0 (view 0's leader) sends
+/// its pre-vector to nodes 5 and 6 only and proposes the aggregate of
+/// clients 0–3, carrying its pre-vectors when `carry`, none otherwise;
+/// Byzantine node 1 withholds its commit votes.
+pub fn split_by_own_pre_vectors(carry: bool) -> Run {
+    let honest = [0usize, 1, 2, 3];
+    let nodes = 7;
+    let behaviours = vec![ClientBehaviour::Honest; 5];
+    let beta = 5 / 3;
+    let cfg = config(nodes, 5, beta);
+    run(
+        3,
+        nodes,
+        behaviours,
+        vec![
+            (
+                0,
+                Box::new(EmptyCarriedLeader {
+                    cfg: cfg.clone(),
+                    clients: vec![0, 1, 2, 3],
+                    beta,
+                    pre_to: vec![5, 6],
+                    carry,
+                    voted: false,
+                }),
+            ),
+            (1, Box::new(WithholdCommits)),
+            (nodes + 4, Box::new(DropToNodes(vec![1, 6]))),
         ],
         &honest,
     )
