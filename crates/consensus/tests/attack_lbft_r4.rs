@@ -12,6 +12,13 @@
 //!   if nothing came before it, and delivers a repeated transaction in
 //!   another epoch than the replicas that ran through.
 //!
+//! - [2]: a `Cert` message is verified (a threshold-signature check, two
+//!   pairings with BLS) every time it arrives until a certificate of that
+//!   proposer is accepted: one Byzantine replica streaming `Cert`s with
+//!   garbage signatures for a proposer of any epoch in the window makes a
+//!   correct replica verify one certificate per message, without bound;
+//!   a replayed genuine `Certified` is verified again each time too.
+//!
 //! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r4`.
 
 use gridledger_consensus::lbft::crypto::SimSig;
@@ -20,6 +27,8 @@ use gridledger_consensus::lbft::{
     ThresholdCrypto,
 };
 use gridledger_core::Hash32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const N: usize = 4;
 const SEED: u64 = 4;
@@ -184,4 +193,98 @@ fn forged_sync_copies_are_checked_at_most_once_per_epoch() {
     }
     assert_eq!(r.epoch(), 4);
     assert_eq!(forged, 4, "one refused forged copy per epoch");
+}
+
+// ---- [2] certificate checks per message, without bound ----------------------------
+
+/// [`SimCrypto`] counting the certificate (and coin) signatures verified.
+#[derive(Clone, Debug)]
+struct Counting {
+    inner: SimCrypto,
+    verified: Arc<AtomicUsize>,
+}
+
+impl ThresholdCrypto for Counting {
+    type Share = <SimCrypto as ThresholdCrypto>::Share;
+    type Sig = SimSig;
+    fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
+        self.inner.sign_share(key, msg)
+    }
+    fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
+        self.inner.verify_share(key, signer, msg, share)
+    }
+    fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
+        self.inner.combine(key, msg, shares)
+    }
+    fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
+        self.verified.fetch_add(1, Ordering::Relaxed);
+        self.inner.verify(key, msg, sig)
+    }
+    fn coin(&self, sig: &SimSig) -> u64 {
+        self.inner.coin(sig)
+    }
+    fn threshold(&self, key: KeyUse) -> usize {
+        self.inner.threshold(key)
+    }
+}
+
+fn counting_replica() -> (Replica<Counting>, Arc<AtomicUsize>) {
+    let verified = Arc::new(AtomicUsize::new(0));
+    let c = Counting { inner: crypto(3), verified: verified.clone() };
+    let mut r = Replica::new(Config::new(N, 3, instance()), c, Durable::default());
+    let _ = r.start();
+    (r, verified)
+}
+
+/// [2] `on_cert` skips a proposer whose certificate it holds, but checks
+/// every other `Cert` it receives — the same forged one again and again —
+/// and only records a `Fault::BadCertificate`. Replica 0, Byzantine, sends
+/// a correct replica 1,000 copies of `Cert { epoch: 1, proposer: 2 }`
+/// with a garbage signature (a hundred bytes each, nothing to compute on
+/// its side); the replica verifies 1,000 threshold signatures. Over the
+/// epochs of the window and the proposers without a certificate yet this
+/// runs for ever, one pairing check per message: a stream of small
+/// messages from one party saturates every correct replica's CPU (the
+/// node has no per-peer budget for consensus messages; the sync limiter
+/// covers the store path only).
+///
+/// What should happen: a bounded number of certificate checks per sender
+/// and `(epoch, proposer)` (e.g. a failed `(sender, epoch, proposer,
+/// digest)` is remembered, or a sender whose certificate failed is not
+/// heard on certificates for that epoch again).
+#[test]
+#[ignore = "attack r4: every forged Cert message costs a threshold-signature verification, without bound"]
+fn forged_cert_stream_costs_a_bounded_number_of_checks() {
+    let (mut r, verified) = counting_replica();
+    let digest = Hash32([0x42; 32]);
+    let before = verified.load(Ordering::Relaxed);
+    let mut faults = 0;
+    for _ in 0..1_000 {
+        let s = r.handle_message(
+            0,
+            Message::Cert { epoch: 1, proposer: 2, digest, sig: SimSig { tag: Hash32([0xee; 32]) } },
+        );
+        faults += s.faults.len();
+    }
+    let checks = verified.load(Ordering::Relaxed) - before;
+    assert!(faults >= 1, "the forged certificate is a fault");
+    assert!(checks <= N, "1,000 copies of one forged Cert from one sender cost {checks} certificate checks");
+}
+
+/// [2] The same for a genuine certificate replayed in `Certified`:
+/// `on_certified` verifies the certificate (and runs the batch validity)
+/// before it looks whether it already holds that proposer's certificate.
+#[test]
+#[ignore = "attack r4: a replayed genuine Certified is verified again on every copy"]
+fn replayed_certified_costs_one_check() {
+    let (mut r, verified) = counting_replica();
+    let batch = Batch::new(vec![b"tx".to_vec()]);
+    let digest = batch.digest(&instance(), 1, 2);
+    let cb = CertifiedBatch { proposer: 2, digest, sig: certify(1, 2, &digest), batch };
+    let before = verified.load(Ordering::Relaxed);
+    for _ in 0..1_000 {
+        let _ = r.handle_message(0, Message::Certified { epoch: 1, batch: cb.clone() });
+    }
+    let checks = verified.load(Ordering::Relaxed) - before;
+    assert!(checks <= N, "1,000 copies of one genuine Certified cost {checks} certificate checks");
 }
