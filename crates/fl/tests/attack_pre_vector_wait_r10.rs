@@ -38,6 +38,18 @@ fn run_net(
     net: impl FnOnce(usize) -> NetConfig,
     adversaries: Vec<(usize, Box<dyn Adversary<P>>)>,
 ) -> Run {
+    run_net_as(seed, nodes, net, adversaries, ClientBehaviour::Honest, 8_000)
+}
+
+/// [`run_net`] with every client behaving as `behaviour`, run until `until`.
+fn run_net_as(
+    seed: u64,
+    nodes: usize,
+    net: impl FnOnce(usize) -> NetConfig,
+    adversaries: Vec<(usize, Box<dyn Adversary<P>>)>,
+    behaviour: ClientBehaviour,
+    until: Time,
+) -> Run {
     let clients = 4usize;
     let cfg = config(nodes, clients, clients / 3);
     let net = net(nodes + clients);
@@ -52,7 +64,7 @@ fn run_net(
                 c,
                 sim_client_secrets(&SK, &SIGN_SEED, c as u32),
                 model(c),
-                ClientBehaviour::Honest,
+                behaviour,
             )))
         }
     });
@@ -62,7 +74,7 @@ fn run_net(
     }
     sim.start();
     let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
-    sim.run_until(8_000, |s| {
+    sim.run_until(until, |s| {
         want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
     });
     Run { sim, nodes }
@@ -241,4 +253,86 @@ fn exactly_k_minus_f_pre_vectors_some_slow_still_commit_k10() {
         ],
     );
     assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+}
+
+/// A committee member that runs the honest code and, from tick 125 on
+/// (after the leader's aggregation timer), re-sends its attested
+/// deter-vector `copies` times to every node each time it sends anything.
+struct RepeatDeterVector {
+    nodes: u32,
+    copies: usize,
+    deter: Option<Message>,
+}
+
+impl Adversary<P> for RepeatDeterVector {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        for (_, m) in &sends {
+            if matches!(m, Message::DeterVector { .. }) {
+                self.deter = Some(m.clone());
+            }
+        }
+        let mut out = sends;
+        if let (Some(d), true) = (&self.deter, now >= 125) {
+            for _ in 0..self.copies {
+                for k in 0..self.nodes {
+                    out.push((Dest::One(k), d.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// FINDING 2 (low: CPU amplification by one committee member; the
+/// pre-vector half was fixed in the last commit, the deter-vector half
+/// was not).
+///
+/// K = 7 (f = 2); all four clients upload a well-coded, signed model that
+/// is one parameter short (`MalformedModel`): an honest leader decodes
+/// and decrypts every one of them, finds nothing to aggregate and waits
+/// ("a leader that found nothing to aggregate retries with the late
+/// deter-vector"). The Byzantine committee member re-sends the *same*
+/// attested deter-vector 10 times to every node whenever it sends
+/// anything. Each copy makes the waiting leader re-run its whole
+/// aggregation — an RS decode and an AEAD open per client, recorded as one
+/// `Excluded` fault per client — although a repeated deter-vector changes
+/// nothing (`or_insert` keeps the first).
+/// Expected: a leader re-runs aggregation at most once per view plus once
+/// per committee member's first deter-vector: at most
+/// `4 clients × (1 + (f + 1)) × views` exclusions.
+/// Observed: exclusions grow with the number of repeated copies (2 932 over
+/// five views with 30 copies, against a bound of 80).
+#[test]
+#[ignore = "attack r10: a committee member's repeated deter-vector re-runs a waiting leader's full aggregation (decode+decrypt per client) each time"]
+fn a_repeated_deter_vector_does_not_rerun_the_leaders_aggregation() {
+    let nodes = 7usize;
+    let cfg = config(nodes, 4, 1);
+    let byz = cfg.committee()[0];
+    let r = run_net_as(
+        3,
+        nodes,
+        |n| NetConfig::reliable(n, 6),
+        vec![(byz, Box::new(RepeatDeterVector { nodes: nodes as u32, copies: 10, deter: None }))],
+        ClientBehaviour::MalformedModel,
+        1_000,
+    );
+    let views = r
+        .sim
+        .outputs
+        .iter()
+        .filter_map(|(_, _, o)| match o {
+            RoundOutput::Node(gridledger_fl::consensus::Output::NewView(view)) => Some(*view),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0) as usize
+        + 1;
+    let exclusions = r
+        .sim
+        .faults
+        .iter()
+        .filter(|(_, n, f)| *n as usize != byz && matches!(f, gridledger_fl::consensus::Fault::Excluded { .. }))
+        .count();
+    let bound = 4 * (1 + cfg.f() + 1) * views;
+    assert!(exclusions <= bound, "{exclusions} exclusions by honest leaders over {views} views (bound {bound})");
 }
