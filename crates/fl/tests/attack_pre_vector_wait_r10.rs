@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use gridledger_core::enclave::Attester;
 use gridledger_fl::consensus::{ChainNode, Message};
 use gridledger_fl::round::{sim_client_secrets, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
 use gridledger_sim::{Adversary, Delay, Dest, NetConfig, Partition, Simulation, Time};
@@ -335,4 +336,85 @@ fn a_repeated_deter_vector_does_not_rerun_the_leaders_aggregation() {
         .count();
     let bound = 4 * (1 + cfg.f() + 1) * views;
     assert!(exclusions <= bound, "{exclusions} exclusions by honest leaders over {views} views (bound {bound})");
+}
+
+/// A Byzantine aggregation leader (node 0, with Byzantine node 1) whose
+/// view-0 proposal is the attested aggregate of `keep` only, carrying
+/// exactly `K − f` pre-vectors of its choice: its own and node 1's, forged
+/// to name `keep` only (their enclaves attest whatever their hosts ask),
+/// and the first three honest ones it holds.
+struct ChooseCarriedSet {
+    cfg: std::sync::Arc<gridledger_fl::consensus::ChainConfig>,
+    keep: Vec<u32>,
+}
+
+impl Adversary<P> for ChooseCarriedSet {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
+        let models: Vec<Vec<f32>> = self.keep.iter().map(|&c| model(c as usize)).collect();
+        let global = trimmed_mean(&models, 1).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&global)).unwrap();
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, pre_vectors, .. } => {
+                    let mut chosen = carried(&self.cfg, &[(0, &self.keep[..]), (1, &self.keep[..])]);
+                    chosen.extend(pre_vectors.into_iter().filter(|v| v.node >= 2).take(self.cfg.nodes - 2 * self.cfg.f()));
+                    chosen.truncate(self.cfg.nodes - self.cfg.f());
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.keep));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let msg = Message::Proposal {
+                        view: 0,
+                        root: rel.root,
+                        clients: self.keep.clone(),
+                        ra,
+                        sf,
+                        excluded: vec![],
+                        pre_vectors: chosen,
+                    };
+                    (d, msg)
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// Holds (the carried-set-only omission rule): K = 7 (f = 2), four honest
+/// clients that uploaded to every node. Byzantine leader 0 proposes the
+/// attested aggregate of clients 0–2, leaving out client 3, and carries
+/// the `K − f = 5` pre-vectors most favourable to it: its own and node
+/// 1's (forged to omit client 3) and three honest ones. Client 3 is still
+/// named by the three honest carried vectors, `m − f = 3`: every honest
+/// node refuses view 0 (`UnprovenOmission`), and view 1's leader (node 1
+/// runs the honest code but for withholding its pre-vector) aggregates
+/// all four clients.
+#[test]
+fn a_leader_choosing_its_k_minus_f_carried_pre_vectors_cannot_omit_a_fully_uploaded_client() {
+    let nodes = 7usize;
+    let cfg = config(nodes, 4, 1);
+    let r = run_net(
+        3,
+        nodes,
+        |n| NetConfig::reliable(n, 6),
+        vec![
+            (0, Box::new(ChooseCarriedSet { cfg: cfg.clone(), keep: vec![0, 1, 2] }) as Box<dyn Adversary<P>>),
+            (1, Box::new(WithholdPreVector)),
+        ],
+    );
+    let refusals = r
+        .sim
+        .faults
+        .iter()
+        .filter(|(_, n, f)| {
+            *n >= 2
+                && (*n as usize) < nodes
+                && matches!(f, gridledger_fl::consensus::Fault::UnprovenOmission { view: 0, client: 3 })
+        })
+        .count();
+    assert!(refusals >= 5, "honest nodes refusing view 0's omission of client 3: {refusals}");
+    assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+    let committed_view = r.committed()[0].1;
+    let used = r.aggregated().into_iter().find(|(v, _)| *v == committed_view).unwrap().1;
+    assert_eq!(used, vec![0, 1, 2, 3]);
 }
