@@ -418,3 +418,32 @@ fn a_leader_choosing_its_k_minus_f_carried_pre_vectors_cannot_omit_a_fully_uploa
     let used = r.aggregated().into_iter().find(|(v, _)| *v == committed_view).unwrap().1;
     assert_eq!(used, vec![0, 1, 2, 3]);
 }
+
+/// Holds (a lagging node and "a block of a view beyond this node's
+/// reach"): K = 7, nodes 5 and 6 withhold their PBFT commit votes, so all
+/// five honest nodes must commit; honest node 4 is cut off from tick 60
+/// (after the pre-vectors) to tick 2 500, while the others' aggregation
+/// views move well past `K` ahead of it. Once healed it catches up and the
+/// round commits.
+#[test]
+fn a_node_cut_off_for_many_aggregation_views_catches_up_and_the_round_commits() {
+    let r = run_net(
+        3,
+        7,
+        healed_partition(vec![4], 60, 2_500),
+        vec![(5, Box::new(WithholdCommits) as Box<dyn Adversary<P>>), (6, Box::new(WithholdCommits))],
+    );
+    assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+    assert!(r.committed().iter().any(|(n, ..)| *n == 4), "node 4 did not commit: {:?}", r.committed());
+    let max_view = r
+        .sim
+        .outputs
+        .iter()
+        .filter_map(|(_, _, o)| match o {
+            RoundOutput::Node(gridledger_fl::consensus::Output::NewView(v)) => Some(*v),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(max_view > 7, "the others' views did not move K ahead of node 4 (highest {max_view})");
+}
