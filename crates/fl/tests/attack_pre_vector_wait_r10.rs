@@ -153,11 +153,7 @@ fn a_lost_honest_pre_vector_with_f_silent_nodes_cannot_halt_the_round_k10() {
         3,
         10,
         healed_partition(vec![6], 35, 50),
-        vec![
-            (7, Box::new(Silent) as Box<dyn Adversary<P>>),
-            (8, Box::new(Silent)),
-            (9, Box::new(Silent)),
-        ],
+        vec![(7, Box::new(Silent) as Box<dyn Adversary<P>>), (8, Box::new(Silent)), (9, Box::new(Silent))],
     );
     r.debug_trace();
     assert_eq!(
@@ -224,10 +220,7 @@ fn exactly_k_minus_f_pre_vectors_some_slow_still_commit_k7() {
             net.gst = 400;
             net
         },
-        vec![
-            (5, Box::new(WithholdPreVector) as Box<dyn Adversary<P>>),
-            (6, Box::new(WithholdPreVector)),
-        ],
+        vec![(5, Box::new(WithholdPreVector) as Box<dyn Adversary<P>>), (6, Box::new(WithholdPreVector))],
     );
     assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
 }
@@ -338,11 +331,11 @@ fn a_repeated_deter_vector_does_not_rerun_the_leaders_aggregation() {
     assert!(exclusions <= bound, "{exclusions} exclusions by honest leaders over {views} views (bound {bound})");
 }
 
-/// A Byzantine aggregation leader (node 0, with Byzantine node 1) whose
-/// view-0 proposal is the attested aggregate of `keep` only, carrying
-/// exactly `K − f` pre-vectors of its choice: its own and node 1's, forged
-/// to name `keep` only (their enclaves attest whatever their hosts ask),
-/// and the first three honest ones it holds.
+/// A Byzantine aggregation leader (node 0, with Byzantine nodes 1..f)
+/// whose view-0 proposal is the attested aggregate of `keep` only,
+/// carrying exactly `K − f` pre-vectors of its choice: those of nodes
+/// 0..f, forged to name `keep` only (their enclaves attest whatever their
+/// hosts ask), and the first `K − 2f` honest ones it holds.
 struct ChooseCarriedSet {
     cfg: std::sync::Arc<gridledger_fl::consensus::ChainConfig>,
     keep: Vec<u32>,
@@ -358,9 +351,10 @@ impl Adversary<P> for ChooseCarriedSet {
             .into_iter()
             .map(|(d, m)| match m {
                 Message::Proposal { view: 0, sf, pre_vectors, .. } => {
-                    let mut chosen = carried(&self.cfg, &[(0, &self.keep[..]), (1, &self.keep[..])]);
-                    chosen.extend(pre_vectors.into_iter().filter(|v| v.node >= 2).take(self.cfg.nodes - 2 * self.cfg.f()));
-                    chosen.truncate(self.cfg.nodes - self.cfg.f());
+                    let f = self.cfg.f();
+                    let forged: Vec<(usize, &[u32])> = (0..f).map(|k| (k, &self.keep[..])).collect();
+                    let mut chosen = carried(&self.cfg, &forged);
+                    chosen.extend(pre_vectors.into_iter().filter(|v| v.node >= f).take(self.cfg.nodes - 2 * f));
                     let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.keep));
                     let sf = rel.subfragments[sf.node].clone();
                     let msg = Message::Proposal {
@@ -391,28 +385,37 @@ impl Adversary<P> for ChooseCarriedSet {
 /// all four clients.
 #[test]
 fn a_leader_choosing_its_k_minus_f_carried_pre_vectors_cannot_omit_a_fully_uploaded_client() {
-    let nodes = 7usize;
+    carried_choice_cannot_omit(7);
+}
+
+/// Holds at K = 10 (f = 3): nodes 0–2 Byzantine, the leader carries its
+/// three forged vectors and four honest ones (`K − f = 7`); client 3 is
+/// named by four, `m − f`, and stays protected.
+#[test]
+fn a_leader_choosing_its_k_minus_f_carried_pre_vectors_cannot_omit_a_fully_uploaded_client_k10() {
+    carried_choice_cannot_omit(10);
+}
+
+fn carried_choice_cannot_omit(nodes: usize) {
     let cfg = config(nodes, 4, 1);
-    let r = run_net(
-        3,
-        nodes,
-        |n| NetConfig::reliable(n, 6),
-        vec![
-            (0, Box::new(ChooseCarriedSet { cfg: cfg.clone(), keep: vec![0, 1, 2] }) as Box<dyn Adversary<P>>),
-            (1, Box::new(WithholdPreVector)),
-        ],
-    );
+    let f = cfg.f();
+    let mut adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        vec![(0, Box::new(ChooseCarriedSet { cfg: cfg.clone(), keep: vec![0, 1, 2] }))];
+    for k in 1..f {
+        adversaries.push((k, Box::new(WithholdPreVector)));
+    }
+    let r = run_net(3, nodes, |n| NetConfig::reliable(n, 6), adversaries);
     let refusals = r
         .sim
         .faults
         .iter()
-        .filter(|(_, n, f)| {
-            *n >= 2
+        .filter(|(_, n, fault)| {
+            *n as usize >= f
                 && (*n as usize) < nodes
-                && matches!(f, gridledger_fl::consensus::Fault::UnprovenOmission { view: 0, client: 3 })
+                && matches!(fault, gridledger_fl::consensus::Fault::UnprovenOmission { view: 0, client: 3 })
         })
         .count();
-    assert!(refusals >= 5, "honest nodes refusing view 0's omission of client 3: {refusals}");
+    assert!(refusals >= nodes - f, "honest nodes refusing view 0's omission of client 3: {refusals}");
     assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
     let committed_view = r.committed()[0].1;
     let used = r.aggregated().into_iter().find(|(v, _)| *v == committed_view).unwrap().1;
