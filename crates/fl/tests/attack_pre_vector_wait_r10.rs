@@ -294,8 +294,8 @@ impl Adversary<P> for RepeatDeterVector {
 /// Expected: a leader re-runs aggregation at most once per view plus once
 /// per committee member's first deter-vector: at most
 /// `4 clients × (1 + (f + 1)) × views` exclusions.
-/// Observed: exclusions grow with the number of repeated copies (2 932 over
-/// five views with 30 copies, against a bound of 80).
+/// Observed: exclusions grow with the number of repeated copies: 804 over
+/// five views with 10 copies (2 932 with 30), against a bound of 80.
 #[test]
 #[ignore = "attack r10: a committee member's repeated deter-vector re-runs a waiting leader's full aggregation (decode+decrypt per client) each time"]
 fn a_repeated_deter_vector_does_not_rerun_the_leaders_aggregation() {
