@@ -450,3 +450,60 @@ fn a_node_cut_off_for_many_aggregation_views_catches_up_and_the_round_commits() 
         .unwrap_or(0);
     assert!(max_view > 7, "the others' views did not move K ahead of node 4 (highest {max_view})");
 }
+
+/// Passes everything its (honest) node sends, noting when it first sends
+/// a `FetchProposal` and whether it ever sends a client a mini-fragment.
+#[derive(Clone, Default)]
+struct Note {
+    first_fetch: std::sync::Arc<std::sync::Mutex<Option<Time>>>,
+    served: std::sync::Arc<std::sync::Mutex<bool>>,
+}
+
+impl Adversary<P> for Note {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        if sends.iter().any(|(_, m)| matches!(m, Message::FetchProposal { .. })) {
+            self.first_fetch.lock().unwrap().get_or_insert(now);
+        }
+        if sends.iter().any(|(_, m)| matches!(m, Message::Mini { from_node: true, .. })) {
+            *self.served.lock().unwrap() = true;
+        }
+        sends
+    }
+}
+
+/// Round 6's setting: K = 7 (f = 2), Byzantine nodes 0 and 1 (the first
+/// two aggregation leaders) send their proposals to all but nodes 5 and 6
+/// and withhold their PBFT commit votes; node 5 runs the honest code and
+/// is watched by `note`.
+fn skipping_leaders_over(net: impl FnOnce(usize) -> NetConfig, note: Note) -> Run {
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = vec![
+        (0, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+        (1, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+        (5, Box::new(note)),
+    ];
+    run_net(3, 7, net, adversaries)
+}
+
+/// Holds (a lost fetch request). A first, reliable run finds the tick at
+/// which honest node 5, a skipped node, sends its `FetchProposal` for
+/// view 0; the second run is the same but node 5 is cut off for that one
+/// tick, so the request is lost. `start_fetch` never re-sends a request
+/// for a fetch it still holds, yet the round commits with node 5 among the
+/// committers (it leads PBFT view 4 and re-proposes the prepared block
+/// itself) and node 5 still sends clients mini-fragments.
+#[test]
+fn a_lost_fetch_request_does_not_halt_the_round() {
+    let control_note = Note::default();
+    let control = skipping_leaders_over(|n| NetConfig::reliable(n, 6), control_note.clone());
+    assert_round_succeeded(&control, &[0, 1, 2, 3], |c| model(c as usize), 1);
+    assert!(*control_note.served.lock().unwrap(), "control: node 5 serves its mini-fragments");
+    let t = control_note.first_fetch.lock().unwrap().expect("node 5 fetched view 0's proposal");
+    let note = Note::default();
+    let r = skipping_leaders_over(healed_partition(vec![5], t, t + 1), note.clone());
+    assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+    assert!(r.committed().iter().any(|(n, ..)| *n == 5), "node 5 committed");
+    assert!(
+        *note.served.lock().unwrap(),
+        "node 5 (fetch request lost at tick {t}) committed but never served its mini-fragments"
+    );
+}
