@@ -151,3 +151,44 @@ fn an_all_byzantine_selection_is_an_error_not_a_fallback() {
         Err(e) => assert!(e.to_string().contains("converge"), "{e}"),
     }
 }
+
+const MINI: &str = "function mpc = mini\nmpc.version = '2';\nmpc.baseMVA = 100;\n\
+mpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n 2 1 50 10 0 0 1 1 0 135 1 1.1 0.9;\n 3 1 50 10 0 0 1 1 0 135 1 1.1 0.9;\n];\n\
+mpc.gen = [\n 1 0 0 100 -100 1 100 1 200 0;\n];\n\
+mpc.branch = [\n 1 2 0.01 0.1 0 0 0 0 0 0 1;\n 2 3 0.01 0.1 0 0 0 0 0 0 1;\n 1 3 0.01 0.1 0 0 0 0 0 0 1;\n];\n";
+
+// Held up: the sparse LU of `grid pf` on degenerate Newton systems the
+// parser lets through — an admittance of 10³⁰⁰ p.u. (x = 10⁻³⁰⁰, a tap of
+// 10⁻³⁰⁰), shunts and line charging of 10³⁰⁰, a load of 10³⁰⁰ MW — is a
+// typed error (singular, non-convergence, numerical), never a panic and
+// never an `Ok` with NaN or infinity in it; two parallel branches of
+// impedance z and −z (cancelling admittances) solve as the branch open.
+#[test]
+fn degenerate_newton_systems_are_typed_errors() {
+    use gridledger_market::{run_pf, Case, PfOptions};
+    let row = " 1 2 0.01 0.1 0 0 0 0 0 0 1;";
+    let bad = [
+        row.replace("0.01 0.1", "0 1e-300"),
+        row.replace("0.1 0 0 0 0 0 0 1", "0.1 0 0 0 0 1e-300 0 1"),
+        row.replace("0.1 0 0", "0.1 1e300 0"),
+    ];
+    let mut texts: Vec<String> = bad.iter().map(|r| MINI.replace(row, r)).collect();
+    texts.push(MINI.replace(" 2 1 50 10 0 0", " 2 1 50 10 0 1e300"));
+    texts.push(MINI.replace(" 2 1 50 10 0 0", " 2 1 50 10 1e300 0"));
+    texts.push(MINI.replace(" 2 1 50 10", " 2 1 1e300 10"));
+    for t in &texts {
+        let case = Case::parse(t).expect("the parser accepts it");
+        let r = std::panic::catch_unwind(|| run_pf(&case, PfOptions::default()));
+        match r {
+            Err(_) => panic!("run_pf panicked on {t}"),
+            Ok(Ok(pf)) => panic!("run_pf returned Ok (min vm {}, loss {}) on {t}", pf.min_vm, pf.loss_mw),
+            Ok(Err(_)) => {}
+        }
+    }
+    let open =
+        run_pf(&Case::parse(&MINI.replace(row, &row.replace("0.01 0.1", "0 1e300"))).unwrap(), PfOptions::default())
+            .unwrap();
+    let cancel_text = MINI.replace(row, &format!("{row}\n 1 2 -0.01 -0.1 0 0 0 0 0 0 1;"));
+    let cancel = run_pf(&Case::parse(&cancel_text).unwrap(), PfOptions::default()).unwrap();
+    assert!((open.min_vm - cancel.min_vm).abs() < 1e-9 && (open.loss_mw - cancel.loss_mw).abs() < 1e-6);
+}
