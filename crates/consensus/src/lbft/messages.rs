@@ -6,7 +6,6 @@ use std::sync::Arc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_tagged, Tag};
 use gridledger_core::Hash32;
-use sha2::{Digest, Sha256};
 
 use super::batch::Tx;
 
@@ -80,39 +79,12 @@ impl Batch {
 
     /// Binds the batch to its instance, epoch and proposer, so a batch (and
     /// its certificate) cannot be replayed in another slot.
-    ///
-    /// The same value as `hash_tagged` of that tuple's encoding, but the
-    /// encoding is streamed into the hash instead of built first: a batch
-    /// of thousands of transactions was copied whole into a fresh buffer
-    /// (megabytes, grown by doubling and page-faulted in) before every
-    /// digest, on the replica's one thread, once per batch received and
-    /// twice for its own.
     pub fn digest(&self, instance: &Hash32, epoch: u64, proposer: u32) -> Hash32 {
-        const TAG: Tag = Tag("gridledger/lbft/batch/v1");
-        let mut h = HashWriter(Sha256::new());
-        h.0.update([TAG.0.len() as u8]);
-        h.0.update(TAG.0.as_bytes());
-        // Writing into a hash cannot fail.
-        let _ = borsh::to_writer(&mut h, &(instance, epoch, proposer, &self.txs, self.time_ms));
-        Hash32(h.0.finalize().into())
+        hash_tagged(Tag("gridledger/lbft/batch/v1"), &(instance, epoch, proposer, &self.txs, self.time_ms))
     }
 
     pub fn bytes(&self) -> usize {
         self.txs.iter().map(|t| t.len()).sum()
-    }
-}
-
-/// Feeds what is written into a SHA-256 (see [`Batch::digest`]).
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -535,23 +535,6 @@ fn fifo_policy_forgets_delivered_ids_as_it_forgets_delivered_transactions() {
 }
 
 #[test]
-fn a_batch_digest_streamed_into_the_hash_equals_the_hash_of_its_encoding() {
-    use gridledger_core::codec::{hash_tagged, Tag};
-    let instance = Hash32([7; 32]);
-    let big: Vec<Tx> = (0..3_000u32).map(|i| vec![(i % 251) as u8; 1 + (i as usize % 300)]).collect();
-    for (txs, time_ms) in [(Vec::new(), 0u64), (vec![tx("a"), Vec::new(), tx("bb")], 7), (big, u64::MAX)] {
-        let batch = Batch { txs: txs.clone().into(), time_ms };
-        for (epoch, proposer) in [(0u64, 0u32), (9, 3)] {
-            let want = hash_tagged(Tag("gridledger/lbft/batch/v1"), &(&instance, epoch, proposer, &txs, time_ms));
-            assert_eq!(batch.digest(&instance, epoch, proposer), want);
-        }
-        // Bound to its slot: another epoch or proposer, another digest.
-        assert_ne!(batch.digest(&instance, 0, 0), batch.digest(&instance, 0, 1));
-        assert_ne!(batch.digest(&instance, 0, 0), batch.digest(&instance, 1, 0));
-    }
-}
-
-#[test]
 fn shared_batch_transactions_encode_and_digest_as_a_plain_list() {
     let txs = vec![tx("a"), tx("bb"), Vec::new()];
     let batch = Batch { txs: txs.clone().into(), time_ms: 7 };
