@@ -63,8 +63,8 @@ use gridledger_consensus::lbft::txm::{
     Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
 };
 use gridledger_consensus::lbft::{
-    tx_id, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, Message, PersistOp, Replica,
-    Step, Target, Tx,
+    tx_id, Admission, Backlog, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, Message,
+    PersistOp, Refused, Replica, Step, Target, Tx,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -131,6 +131,18 @@ pub struct LbftBenchArgs {
     /// `"crash_safe": false`.
     #[arg(long)]
     pub no_fsync: bool,
+    /// Admission control at the edge: at most this many of a replica's
+    /// clients' transactions in flight (submitted, not yet delivered);
+    /// offered load beyond it is refused and counted (`refused` in the
+    /// report) instead of queueing. Default: enough for the batch being
+    /// agreed on and the next ones (`--batch` × (2 + `--pipeline`) ÷ τ per
+    /// replica with `fifo`; `--batch` × (6 + `--pipeline`) ÷ τ with the
+    /// bucketed policies, whose batches may take a transaction up to 2κ
+    /// epochs later). `0`: no bound (the old behaviour: above capacity the
+    /// backlog grows, clients re-send after 4 s, and delivered
+    /// throughput collapses).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
 }
 
 /// One replica process (spawned by `bench lbft`).
@@ -165,6 +177,9 @@ struct ReplicaFile {
     pipeline: u64,
     /// Sync each log record (`false` only with `--no-fsync`).
     fsync: bool,
+    /// The edge's window of this replica's clients' transactions in
+    /// flight (0: unbounded).
+    max_in_flight: u64,
 }
 
 /// What a benchmark transaction's request carries (padded so the encoded
@@ -183,6 +198,8 @@ struct Request {
     pad: Vec<u8>,
 }
 
+/// TBG's waiting period κ (epochs) in the bench.
+const TBG_KAPPA: u32 = 2;
 /// The replicas' retransmission tick (ms).
 const TICK_MS: u64 = 2_000;
 const INSTANCE: Hash32 = Hash32([0x1b; 32]);
@@ -260,6 +277,12 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let f = (n - 1) / 3;
     let pipeline = a.pipeline;
     anyhow::ensure!(pipeline <= 4, "--pipeline {pipeline}: at most 4 epochs ahead");
+    let tau = a.tau.min(n as u32);
+    // The FIFO source proposes what waits at once: the batch being agreed
+    // on and the next one. π^τ/TBG (and the baselines' buckets) may hold a
+    // transaction until its bucket is cut, up to 2κ epochs later.
+    let depth = if policy == "fifo" { 2 } else { 2 + 2 * TBG_KAPPA as usize } + pipeline as usize;
+    let max_in_flight = a.max_in_flight.unwrap_or_else(|| Admission::window_for(a.batch, depth, tau as usize));
     let load_before = load_average();
     let mut rng = rand::rng();
     let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 2 * f + 1, &mut rng)?;
@@ -289,6 +312,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             groups: a.groups,
             pipeline,
             fsync: !a.no_fsync,
+            max_in_flight: max_in_flight as u64,
         };
         let path = dir.path().join(format!("replica-{i}.bin"));
         std::fs::write(&path, encode(&file))?;
@@ -320,6 +344,10 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let p99: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p99"].as_f64()).collect();
     let bytes: Vec<f64> = reports.iter().filter_map(|r| r["bytes_sent_per_delivered_tx"].as_f64()).collect();
     let flood: Vec<f64> = reports.iter().filter_map(|r| r["flood_delivered_per_s"].as_f64()).collect();
+    // Offered load the replicas' edges refused, by reason (summed).
+    let refused_sum = |k: &str| reports.iter().filter_map(|r| r["refused"][k].as_u64()).sum::<u64>();
+    let (refused_backlog, refused_no_client) = (refused_sum("backlog"), refused_sum("no_idle_client"));
+    let pool_refused_sum = |k: &str| reports.iter().filter_map(|r| r["pool_refused"][k].as_u64()).sum::<u64>();
     // Every pair of replicas agrees on every epoch both delivered.
     let seqs: Vec<Vec<String>> = reports
         .iter()
@@ -352,6 +380,18 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         "latency_ms": { "p50": p50.iter().copied().fold(0.0, f64::max), "p99": p99.iter().copied().fold(0.0, f64::max) },
         "bytes_sent_per_delivered_tx": bytes.iter().sum::<f64>() / bytes.len().max(1) as f64,
         "flood_delivered_per_s": flood.iter().copied().fold(0.0, f64::max),
+        // Admission control: each replica admits at most `max_in_flight`
+        // of its clients' transactions in flight; offered load beyond is
+        // refused at the edge (over the whole run, warm-up included).
+        "max_in_flight_per_replica": if max_in_flight == 0 { None } else { Some(max_in_flight) },
+        "refused": {
+            "total": refused_backlog + refused_no_client,
+            "per_s": (refused_backlog + refused_no_client) as f64 / (a.seconds + 1).max(1) as f64,
+            "backlog": refused_backlog,
+            "no_idle_client": refused_no_client,
+        },
+        // Arrivals a replica's batch source refused (bounded queue).
+        "pool_refused": { "queue_full": pool_refused_sum("queue_full"), "duplicate": pool_refused_sum("duplicate") },
         "verdicts_ready_at_decision": reports
             .iter()
             .filter_map(|r| r["verdicts_ready_at_decision"].as_f64())
@@ -489,21 +529,37 @@ impl Pool {
                 theta: Theta::ALWAYS,
                 genesis: INSTANCE,
                 max_pending: max,
-                tbg: TbgConfig { tau: file.tau, groups: file.groups, kappa: 2, batch: b, max_stored: max },
+                tbg: TbgConfig { tau: file.tau, groups: file.groups, kappa: TBG_KAPPA, batch: b, max_stored: max },
             })?)),
             "hsm" => Pool::Hsm(PolicySource::new(HsmBatcher::new(file.index, file.n, b, max, seed))),
             "random" => Pool::Random(PolicySource::new(RandomBatcher::new(b, max, seed))),
-            _ => Pool::Fifo(FifoPolicy::new(b, max)),
+            // Bounded by the edges' windows: each of the n replicas'
+            // clients has at most `max_in_flight` transactions in flight,
+            // each sent to τ recipients, so a recipient holds about
+            // τ·max_in_flight; twice that leaves room for an uneven spread.
+            // Beyond it arrivals are refused (`Refused::QueueFull`).
+            _ => Pool::Fifo(FifoPolicy::new(b, Self::fifo_cap(file))),
         })
     }
 
-    /// Admits `tx`, whose signature the verifier thread checked
-    /// (`sig_ok`; meaningless when `opaque`): not checked again here.
-    /// Whether the policy kept it.
-    fn admit(&mut self, tx: LbftTx, raw: &[u8], n: u32, opaque: bool, sig_ok: bool) -> bool {
-        let placed = |r: Result<(), Rejection>| r.is_ok();
+    /// The FIFO source's bound (the old 2^20 without an edge window).
+    fn fifo_cap(file: &ReplicaFile) -> usize {
+        match file.max_in_flight {
+            0 => 1 << 20,
+            w => (2 * u64::from(file.tau.max(1)) * w).max(u64::from(file.batch)).min(1 << 20) as usize,
+        }
+    }
+
+    /// Admits `c` (a client's transaction, whose signature the verifier
+    /// thread checked: `sig_ok`, meaningless when `opaque`; not checked
+    /// again here). `Ok(true)`: the policy kept it; `Ok(false)`: refused
+    /// by the policy's rules (signature, π^τ); `Err`: the FIFO source's
+    /// bounded queue refused it (back-pressure) or holds it already.
+    fn admit(&mut self, c: Checked, n: u32, opaque: bool) -> Result<bool, Refused> {
+        let placed = |r: Result<(), Rejection>| Ok(r.is_ok());
+        let Checked { tx, raw, id, sig_ok } = c;
         match self {
-            Pool::Tbg(p) => matches!(p.receive_checked(tx, sig_ok), Outcome::Stored { .. } | Outcome::Pending(_)),
+            Pool::Tbg(p) => Ok(matches!(p.receive_checked(tx, sig_ok), Outcome::Stored { .. } | Outcome::Pending(_))),
             Pool::Hsm(p) => {
                 let slot = hsm_space(&tx.client, tx.epoch, n);
                 let epoch = tx.epoch;
@@ -513,7 +569,9 @@ impl Pool {
                 let epoch = tx.epoch;
                 placed(p.admit_checked(tx, Placement { epoch, slot: 0 }, sig_ok))
             }
-            Pool::Fifo(p) => (opaque || sig_ok) && p.submit(raw.to_vec()),
+            // `id` is `tx_id(&raw)` (the verifier hashed it on arrival).
+            Pool::Fifo(p) if opaque || sig_ok => p.try_submit_with_id(id, raw).map(|()| true),
+            Pool::Fifo(_) => Ok(false),
         }
     }
 
@@ -545,6 +603,104 @@ impl Pool {
             Pool::Random(p) => p.policy().stored(),
             Pool::Fifo(p) => p.pending(),
         }
+    }
+}
+
+/// Why a replica's edge refused a transaction its clients offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeRefusal {
+    /// The window of transactions in flight is full: offered load above
+    /// what the replicas deliver.
+    Backlog(Backlog),
+    /// Every client of this replica has a transaction in flight.
+    NoIdleClient,
+}
+
+impl std::fmt::Display for EdgeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EdgeRefusal::Backlog(b) => b.fmt(f),
+            EdgeRefusal::NoIdleClient => f.write_str("every client has a transaction in flight"),
+        }
+    }
+}
+
+/// Where a replica's clients offer their load: an offered transaction is
+/// sent by an idle client within the window of transactions in flight
+/// ([`Admission`]), or refused with its reason and counted — never
+/// deferred, so a backlog cannot build up at the edge either (refused
+/// load is not made up for later in a burst).
+pub struct Edge {
+    idle: VecDeque<u32>,
+    /// `None`: no bound (`--max-in-flight 0`).
+    window: Option<Admission>,
+    /// Whether client `k` has a transaction in flight (and, with a
+    /// window, holds a slot of it).
+    busy: Vec<bool>,
+    pub refused_backlog: u64,
+    pub refused_no_idle_client: u64,
+}
+
+impl Edge {
+    /// `clients` idle clients; at most `max_in_flight` transactions in
+    /// flight (0: no bound).
+    pub fn new(clients: u32, max_in_flight: usize) -> Self {
+        Self {
+            idle: (0..clients).collect(),
+            window: (max_in_flight > 0).then(|| Admission::new(max_in_flight)),
+            busy: vec![false; clients as usize],
+            refused_backlog: 0,
+            refused_no_idle_client: 0,
+        }
+    }
+
+    /// One offered transaction: the client that sends it, or why it is
+    /// refused.
+    pub fn offer(&mut self) -> Result<u32, EdgeRefusal> {
+        if let Some(w) = self.window.as_mut() {
+            if w.in_flight() >= w.cap() {
+                self.refused_backlog += 1;
+                return Err(EdgeRefusal::Backlog(Backlog { in_flight: w.in_flight(), cap: w.cap() }));
+            }
+        }
+        let Some(k) = self.idle.pop_front() else {
+            self.refused_no_idle_client += 1;
+            return Err(EdgeRefusal::NoIdleClient);
+        };
+        if let Some(w) = self.window.as_mut() {
+            if let Err(b) = w.try_admit() {
+                // Checked above; kept for the type's sake.
+                self.idle.push_front(k);
+                self.refused_backlog += 1;
+                return Err(EdgeRefusal::Backlog(b));
+            }
+        }
+        if let Some(b) = self.busy.get_mut(k as usize) {
+            *b = true;
+        }
+        Ok(k)
+    }
+
+    /// Client `k`'s transaction was delivered: the client is idle again and
+    /// its slot in the window free (once: a second report, e.g. of a
+    /// re-sent copy, changes nothing).
+    pub fn delivered(&mut self, k: u32) {
+        if let Some(b) = self.busy.get_mut(k as usize) {
+            if std::mem::take(b) {
+                if let Some(w) = self.window.as_mut() {
+                    w.settle();
+                }
+                self.idle.push_back(k);
+            }
+        }
+    }
+
+    pub fn idle(&self) -> usize {
+        self.idle.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.window.as_ref().map_or(0, Admission::in_flight)
     }
 }
 
@@ -1145,7 +1301,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         pool.delivered(d.epoch, d.block_hash(), &txs, &ids);
         hashes.insert(d.epoch + 1, d.block_hash());
     }
-    let mut idle: VecDeque<u32> = (0..n_clients).collect();
+    let mut edge = Edge::new(n_clients, file.max_in_flight as usize);
     let mut replica = Replica::new(cfg, crypto, durable);
     // Signature verdicts the verifier thread handed back, by transaction id
     // (until the transaction is delivered).
@@ -1192,6 +1348,10 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut next_load = Instant::now();
     let mut next_retry_scan = Instant::now() + CLIENT_RETRY;
     let (mut issued, mut flooded, mut kept) = (0u64, 0u64, 0u64);
+    // Transactions offered by this replica's clients (issued or refused at
+    // the edge), and arrivals the batch source refused, by reason.
+    let mut offered = 0u64;
+    let (mut pool_full, mut pool_duplicate) = (0u64, 0u64);
     let load_start = Instant::now();
     let mut bytes_at_start = 0u64;
     let mut bytes_at_end = 0u64;
@@ -1347,7 +1507,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                                 c.dn += 1;
                                 c.last_next = t.next_epoch;
                                 c.sent_at = None;
-                                idle.push_back(r.client);
+                                edge.delivered(r.client);
                             }
                         }
                     }
@@ -1378,7 +1538,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                 elapsed,
                 replica.epoch(),
                 pool.held(),
-                idle.len()
+                edge.idle()
             );
             eprintln!("replica {me} state {}", replica.summary());
         }
@@ -1390,9 +1550,12 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             let us = load_start.elapsed().as_micros() as u64;
             // Only orders here (cheap); the signer thread signs and sends.
             let mut orders: Vec<Order> = Vec::new();
-            let due = (us * file.rate / 1_000_000).saturating_sub(issued);
+            let due = (us * file.rate / 1_000_000).saturating_sub(offered);
+            offered += due;
             for _ in 0..due {
-                let Some(k) = idle.pop_front() else { break };
+                // Admission control: refused (and counted) beyond the
+                // window, not deferred.
+                let Ok(k) = edge.offer() else { continue };
                 let c = &mut clients[k as usize];
                 c.sent_at = Some(now);
                 orders.push(Order { client: k, honest: true, dn: c.dn, e_c: e_c.max(c.last_next), prev });
@@ -1448,9 +1611,13 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             Err(mpsc::TryRecvError::Empty) => match txs_rx.try_recv() {
                 Ok(v) => {
                     for c in v.admit {
-                        kept += u64::from(pool.admit(c.tx, &c.raw, nn, file.opaque, c.sig_ok));
                         if !file.opaque {
                             verdicts.insert(c.id, c.sig_ok);
+                        }
+                        match pool.admit(c, nn, file.opaque) {
+                            Ok(k) => kept += u64::from(k),
+                            Err(Refused::QueueFull { .. }) => pool_full += 1,
+                            Err(Refused::Duplicate) => pool_duplicate += 1,
                         }
                     }
                     verdicts.extend(v.verdicts);
@@ -1569,7 +1736,14 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             "with_proposal_only": load(&fsync_stats.with_proposal),
             "echo_or_vote_only": load(&fsync_stats.echo_or_vote_only),
         },
+        "offered": offered,
         "issued": issued,
+        // Offered load this replica's edge refused, by reason (admission
+        // control: `backlog` = the window of transactions in flight was
+        // full).
+        "refused": { "backlog": edge.refused_backlog, "no_idle_client": edge.refused_no_idle_client },
+        "in_flight_at_end": edge.in_flight(),
+        "pool_refused": { "queue_full": pool_full, "duplicate": pool_duplicate },
         "flood_issued": flooded,
         // Arrivals (own clients' and peers') the policy kept.
         "admitted": kept,
@@ -1671,6 +1845,42 @@ mod tests {
         // The verdicts are remembered: the forgery stays refused, unchecked.
         assert!(!cache.check(&raws[bad..=bad])[0].2);
         assert_eq!(cache.checks, 1_000);
+    }
+
+    #[test]
+    fn the_edge_refuses_offered_load_beyond_its_window_with_the_reason_and_defers_nothing() {
+        let mut edge = Edge::new(10, 3);
+        let sent: Vec<u32> = (0..3).map(|_| edge.offer().expect("within the window")).collect();
+        assert_eq!(sent, vec![0, 1, 2]);
+        // Beyond the window: refused with the backlog, counted, not queued.
+        for _ in 0..5 {
+            assert_eq!(edge.offer(), Err(EdgeRefusal::Backlog(Backlog { in_flight: 3, cap: 3 })));
+        }
+        assert_eq!((edge.refused_backlog, edge.in_flight(), edge.idle()), (5, 3, 7));
+        assert!(edge.offer().unwrap_err().to_string().contains("backlog"));
+        // A delivery frees one slot, for one transaction: the refused ones
+        // are not made up for.
+        edge.delivered(1);
+        assert_eq!(edge.offer(), Ok(3));
+        assert!(edge.offer().is_err());
+        assert_eq!(edge.refused_backlog, 7);
+        // A client's second delivery report (a re-sent copy) frees nothing more.
+        edge.delivered(1);
+        assert_eq!((edge.in_flight(), edge.idle()), (3, 7));
+        assert_eq!(edge.offer(), Err(EdgeRefusal::Backlog(Backlog { in_flight: 3, cap: 3 })));
+    }
+
+    #[test]
+    fn without_a_window_the_edge_is_bounded_by_its_clients_only() {
+        let mut edge = Edge::new(2, 0);
+        assert_eq!(edge.offer(), Ok(0));
+        assert_eq!(edge.offer(), Ok(1));
+        assert_eq!(edge.offer(), Err(EdgeRefusal::NoIdleClient));
+        assert_eq!(edge.refused_no_idle_client, 1);
+        edge.delivered(0);
+        edge.delivered(0);
+        assert_eq!(edge.offer(), Ok(0));
+        assert_eq!(edge.offer(), Err(EdgeRefusal::NoIdleClient), "client 0 was made idle once");
     }
 
     #[test]

@@ -934,7 +934,13 @@ impl crate::engine::ConsensusEngine for LbftEngine {
         }
         // Transactions this node's clients submitted: proposed by it.
         for tx in self.shared.take_outbox() {
-            self.queue.submit(tx.to_bytes());
+            // The queue is bounded (the mempool's capacity): a transaction
+            // beyond it is refused here with its reason, never queued
+            // without bound; one queued already is not queued twice.
+            if let Err(e @ gridledger_consensus::lbft::Refused::QueueFull { .. }) = self.queue.try_submit(tx.to_bytes())
+            {
+                tracing::warn!("LBFT proposal queue refused a transaction: {e}");
+            }
         }
         if let Some(s) = self.take_proposal() {
             self.process(s);

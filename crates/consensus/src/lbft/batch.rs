@@ -19,6 +19,19 @@ pub fn tx_id(tx: &[u8]) -> Hash32 {
     hash_bytes(Tag("gridledger/lbft/tx/v1"), tx)
 }
 
+/// Why [`FifoPolicy`] refused a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Back-pressure: the queue already holds its bound of `cap`
+    /// transactions. The transaction is not queued (nothing waits without
+    /// bound); its sender may offer it again later.
+    #[error("queue full ({cap} transactions pending): offered load above what is being ordered")]
+    QueueFull { cap: usize },
+    /// The same transaction is queued already.
+    #[error("already queued")]
+    Duplicate,
+}
+
 /// First in, first out: up to `batch_size` of the oldest pending
 /// transactions each epoch. A transaction stays pending until an epoch
 /// delivers it (whoever proposed it), so a batch that lost the agreement is
@@ -51,21 +64,40 @@ impl FifoPolicy {
         }
     }
 
-    /// Queues `tx`; `false` when the queue is full or it is queued already.
+    /// Queues `tx`; `false` when the queue is full or it is queued already
+    /// ([`FifoPolicy::try_submit`] says which).
     pub fn submit(&mut self, tx: Tx) -> bool {
-        if self.pending.len() >= self.max_pending {
-            return false;
-        }
+        self.try_submit(tx).is_ok()
+    }
+
+    /// Queues `tx`, or says why not: the queue is bounded (`max_pending`),
+    /// so offered load beyond what the epochs take out is refused here,
+    /// at the edge, instead of waiting in an ever longer queue.
+    pub fn try_submit(&mut self, tx: Tx) -> Result<(), Refused> {
         let id = tx_id(&tx);
+        self.try_submit_with_id(id, tx)
+    }
+
+    /// [`FifoPolicy::try_submit`] with `id = tx_id(&tx)` already computed
+    /// (a driver that hashed it on arrival need not hash it again).
+    pub fn try_submit_with_id(&mut self, id: Hash32, tx: Tx) -> Result<(), Refused> {
+        if self.pending.len() >= self.max_pending {
+            return Err(Refused::QueueFull { cap: self.max_pending });
+        }
         if !self.queued.insert(id) {
-            return false;
+            return Err(Refused::Duplicate);
         }
         self.pending.push_back((id, tx));
-        true
+        Ok(())
     }
 
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The queue's bound.
+    pub fn capacity(&self) -> usize {
+        self.max_pending
     }
 
     /// [`BatchSource::delivered`] with the delivered transactions' ids

@@ -1,6 +1,8 @@
 //! Leaderless asynchronous BFT (thesis Ch.4, §4.2.1): the atomic broadcast
 //! P^ABC as a sans-IO state machine, in the style of [`crate::pbft`].
 //!
+//! - [`admission`]: admission control at the edge (a bound on the
+//!   transactions in flight, refusing offered load beyond it);
 //! - [`batch`]: where batches come from: the replica's driver asks a
 //!   [`BatchSource`] (FIFO here; π^τ with TBG, and the HSM and random
 //!   baselines, in [`txm`]) for one batch per epoch;
@@ -24,6 +26,7 @@
 //! batches per epoch come from correct replicas).
 
 pub mod aba;
+pub mod admission;
 pub mod batch;
 pub mod crypto;
 pub mod messages;
@@ -32,7 +35,8 @@ pub mod sim;
 pub mod txm;
 
 pub use aba::Said;
-pub use batch::{tx_id, FifoPolicy, Tx};
+pub use admission::{Admission, Backlog};
+pub use batch::{tx_id, FifoPolicy, Refused, Tx};
 pub use crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
 pub use messages::*;
 pub use replica::*;

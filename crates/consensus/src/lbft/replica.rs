@@ -808,7 +808,8 @@ impl<C: ThresholdCrypto> Replica<C> {
         let digest = batch.digest(&self.cfg.instance, epoch, self.cfg.me);
         self.epoch_state(epoch).own_digest = Some(digest);
         self.send(step, Target::All, Message::Val { epoch, batch: batch.clone() }, Some(epoch));
-        self.on_val(self.cfg.me, epoch, batch, step);
+        // Our own batch's digest is known: not hashed a second time.
+        self.on_val(self.cfg.me, epoch, batch, Some(digest), step);
     }
 
     fn epoch_state(&mut self, epoch: u64) -> &mut EpochState<C> {
@@ -917,7 +918,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             }
         }
         match msg {
-            Message::Val { epoch, batch } => self.on_val(from, epoch, batch, &mut step),
+            Message::Val { epoch, batch } => self.on_val(from, epoch, batch, None, &mut step),
             Message::Echo { epoch, proposer, digest, share } => {
                 self.on_echo(from, epoch, proposer, digest, share, &mut step)
             }
@@ -985,12 +986,14 @@ impl<C: ThresholdCrypto> Replica<C> {
         batch.txs.len() <= self.cfg.max_batch_txs && batch.txs.iter().all(|t| t.len() <= self.cfg.max_tx_bytes)
     }
 
-    fn on_val(&mut self, from: u32, epoch: u64, batch: Batch, step: &mut StepOf<C>) {
+    /// `digest`: the batch's digest when the caller computed it already
+    /// (our own proposal); `None` for a received batch.
+    fn on_val(&mut self, from: u32, epoch: u64, batch: Batch, digest: Option<Hash32>, step: &mut StepOf<C>) {
         if !self.batch_ok(&batch) {
             step.faults.push(Fault::Malformed { from, what: "batch beyond bounds" });
             return;
         }
-        let digest = batch.digest(&self.cfg.instance, epoch, from);
+        let digest = digest.unwrap_or_else(|| batch.digest(&self.cfg.instance, epoch, from));
         let st = self.epoch_state(epoch);
         match st.vals.get(&from) {
             Some((d, _)) if *d != digest => {
