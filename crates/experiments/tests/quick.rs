@@ -109,6 +109,17 @@ fn ior_tables_quick_grid() {
     for s in &r.ours {
         assert_eq!(s.points.len(), 2);
     }
+    // Every check of the run passes (`quick` asserts each), and among them
+    // one per row that both rollups settled every ST.
+    assert!(r.checks.iter().all(|c| c.ok), "{:?}", r.checks);
+    let settled: Vec<_> = r.checks.iter().filter(|c| c.name.contains("every ST settled by both rollups")).collect();
+    assert_eq!(settled.len(), 4, "one settlement check per row: {:?}", r.checks);
+    for n in [60, 120] {
+        for pm in [0, 50] {
+            let name = format!("{n} STs, {pm} ‰ disputed: every ST settled by both rollups");
+            assert!(settled.iter().any(|c| c.name == name && c.ok), "{name}: {settled:?}");
+        }
+    }
 }
 
 #[test]

@@ -88,7 +88,8 @@ impl Experiment for Tables34To36 {
          work IOR does (SC_VERIFY on the secondary chain) is small against recording the STs, while the thesis' \
          SC_VERIFY is 2.1 units per call. The challenge-window rollup settles after its window (a week) in both; \
          our driver finalises its batches one after another, each after its own week of block time, so the \
-         last of 14 batches (4,000 STs) settles 98 days in. Wall-clock times on two shared cores are noisy \
+         last of 17 batches (4,000 STs; a batch's gas budget takes about 238 half-hour STs) settles about 119 \
+         days in. Wall-clock times on two shared cores are noisy \
          (other load shows up as non-monotone settlement times); the gas figures are exact."
     }
 
