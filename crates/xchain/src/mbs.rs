@@ -1129,11 +1129,14 @@ impl BobMbs {
         // One scan of the forwarding slots serves both duties: the BoB's
         // state changes only at its own tick below.
         let open = self.forwarding();
+        // Decision (attack R12-1): the forwarding `prove`s go first, so a
+        // prove and the closing CCT_V of the same CCT that fall due in one
+        // epoch reach the BoB block in that order (the relayer's nonces).
+        self.forwarding_duties(&open)?;
         for (cct, tx) in self.closing_txs(&open) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
-        self.forwarding_duties(&open)?;
         if self.spec.ccdi {
             self.ccdi_late_lock_duties()?;
         }
@@ -1356,7 +1359,9 @@ impl BobMbs {
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
                 let Some(pt) = self.forwarded_proof(id, &rec, side, &nt)? else {
-                    self.forward_send(&nt)?;
+                    if self.still_provable(&rec, side)? {
+                        self.forward_send(&nt)?;
+                    }
                     continue;
                 };
                 self.forward_sends.remove(&nt.hash());
@@ -1392,6 +1397,27 @@ impl BobMbs {
             }
         }
         Ok(())
+    }
+
+    /// Whether a posted NT of `side` sent to its chain now can still be
+    /// proved before the closing CCT_V: it lands at the chain's next height
+    /// at the earliest, is final `k` blocks later, and the closing CCT_V
+    /// falls due once the BoB stores the forwarding deadline's header.
+    ///
+    /// Decision (attack R12-1): the node sent a posted NT "at once when it
+    /// became executable" up to (and past) the forwarding deadline, and
+    /// the void its payer's wallet sends for the closed CCT's nonce found
+    /// the nonce taken: the NT landed and its payer was penalised too —
+    /// paid twice. Now an NT that would land above `forward − k` is not
+    /// sent (by this duty or [`swap`](Self::swap)'s), so the void takes its
+    /// nonce; one landing at or below it is proved no later than the
+    /// epoch the CCT_V falls due, and that epoch's `prove` goes to the
+    /// BoB before the CCT_V ([`tick`](Self::tick)).
+    pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
+        let (chain, ..) = rec.instruction(side);
+        let k = self.spec.finality.confirmations() as u64;
+        let lands = self.external(chain)?.height().saturating_add(1);
+        Ok(lands.saturating_add(k) <= rec.forward_deadline(side))
     }
 
     /// Sends the posted `nt` to its chain for sub-situation 2: once its
@@ -2116,7 +2142,7 @@ impl BobMbs {
                     if self.external(chain)?.tx_proof(&nt.hash())?.is_some() {
                         continue;
                     }
-                    if rec.verified {
+                    if rec.verified && self.still_provable(&rec, *side)? {
                         self.forward_send(nt)?;
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {

@@ -90,7 +90,6 @@ fn late_predecessor_in(
 /// Observed: delays 34, 35 and 36 (and k = 3, delay 31) each end
 /// `Penalised` with NT_s on chain i.
 #[test]
-#[ignore = "attack r12 [1]: a posted NT forwarded at the forwarding deadline lands and is penalised too (pays twice)"]
 fn a_payment_landing_at_the_forwarding_deadline_is_not_also_penalised() {
     let mut twice = Vec::new();
     for delay in 34..=36 {
