@@ -2025,15 +2025,16 @@ impl BobMbs {
         let r = match self.bob_ok(&cct) {
             Ok(r) => r,
             Err(e) => {
-                // Refused by SC_T (a reverted receipt): never stored, and
-                // this driver — the sender — never sends these terms
-                // again, so their nonces are free. Not included yet (no
-                // receipt): the transaction may still execute until
-                // `expires_at` (attack R11-1), so they stay held until the
-                // wallet duties find it passed without a record (R10-3).
-                if matches!(e, MbsError::Refused { .. }) && self.cct(&terms.id()).is_none() {
-                    self.wallet.release(&terms)?;
-                }
+                // Refused by SC_T (a reverted receipt) or not included yet:
+                // the triples stay held until the wallet duties find
+                // `expires_at` passed without a record (R10-3, R11-1).
+                // Decision (attack R12-6): a refused CCT's triples were
+                // given back at once, "since this driver never sends the
+                // terms again" — but the reverted transaction, with the
+                // terms and the receiver's signature, is public in the
+                // BoB's block: its sender may send it again (after a
+                // deposit) until `expires_at`, and the receiver's wallet
+                // must not trust the sender's driver for that.
                 return Err(e);
             }
         };

@@ -32,9 +32,11 @@
 //!   deployment's BoB passed their `expires_at` without a record of them
 //!   ([`TermsRegistry::release_unstored`]). Not on a missing receipt: a
 //!   CCT transaction not included in the next block may be included later
-//!   (R11-1). On a refusal (a reverted receipt) only by a driver that is
-//!   the terms' sender ([`crate::mbs::BobMbs::swap`]): anyone else's
-//!   counterparty may send the same signed terms again until `expires_at`;
+//!   (R11-1). Not on a refusal (a reverted receipt) either, not even by a
+//!   driver that is the terms' sender: the reverted transaction, terms
+//!   and receiver's signature and all, is public in the BoB's block, and
+//!   its sender (or anyone holding it) may send it again until
+//!   `expires_at` (R12-6);
 //! - terms whose CCT was stored: once it is complete *and* the payer's
 //!   nonce is spent on its chain — its committed next nonce is past it
 //!   ([`TermsRegistry::release_spent`]). A side that ended penalised

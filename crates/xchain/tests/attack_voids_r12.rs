@@ -377,7 +377,6 @@ fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
 /// not — or SC_T refuses a second CCT naming a stored one's payer nonce.
 /// Observed: A stored after B, both naming R's nonce n on chain j.
 #[test]
-#[ignore = "attack r12 [6]: a refused CCT's triples are given back at once; its sender stores it later on the receiver's reused nonce"]
 fn a_refused_cct_sent_again_does_not_share_the_receivers_nonce() {
     use gridledger_ledger::TxKind;
     use gridledger_xchain::bob::CctArgs;

@@ -1121,15 +1121,11 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
     if let Err(e) = net.bob_ok(&cct) {
-        // Refused by SC_T (a reverted receipt): never stored, and this
-        // driver — the sender — never sends these terms again, so their
-        // nonces are free. Not included yet: the transaction may still
-        // execute until `expires_at` (attack R11-1); the triples stay held
-        // until a later run finds it passed without a record.
-        let reverted = net.receipt(bob_chain, &cct.hash())?.is_some_and(|r| matches!(r.status, TxStatus::Reverted(_)));
-        if reverted && net.record::<CctRecord>(&bob::keys::cct(&id))?.is_none() {
-            wallet.release(&signed_terms)?;
-        }
+        // Refused by SC_T (a reverted receipt) or not included yet: the
+        // triples stay held until a later run finds `expires_at` passed
+        // without a record (attacks R11-1, R12-6: the reverted transaction,
+        // terms and receiver's signature and all, is public in the BoB's
+        // block, and its sender may send it again until `expires_at`).
         return Err(e);
     }
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
