@@ -950,6 +950,7 @@ impl BobMbs {
         };
         m.epoch = m.bob.height();
         m.wallet.observe(m.config.deployment, m.bob.height());
+        m.wallet.observe_limit(m.config.deployment, m.config.max_terms_ahead());
         Ok(m)
     }
 
@@ -1822,6 +1823,7 @@ impl BobMbs {
         let min_x_b = self.x_b_floor(req);
         // The wallet bounds the terms' expiry from the BoB's height (R11-5).
         self.wallet.observe(self.config.deployment, self.bob.height());
+        self.wallet.observe_limit(self.config.deployment, self.config.max_terms_ahead());
         self.release_unstored_terms()?;
         self.release_settled_terms()?;
         Ok(CctTerms {
@@ -1838,7 +1840,7 @@ impl BobMbs {
             min_x_i,
             max_x_i,
             min_x_b,
-            expires_at: self.bob.height() + bob::PRICE_WINDOW,
+            expires_at: self.bob.height() + self.config.max_terms_ahead(),
             salt: req.salt,
             // Each payer's next nonce on its chain not held by other open
             // terms ([`next_agreeable_nonce`](Self::next_agreeable_nonce)):
@@ -1965,6 +1967,7 @@ impl BobMbs {
     pub fn use_wallet(&mut self, wallet: crate::wallet::TermsRegistry) {
         self.wallet = wallet;
         self.wallet.observe(self.config.deployment, self.bob.height());
+        self.wallet.observe_limit(self.config.deployment, self.config.max_terms_ahead());
     }
 
     /// The native transaction of one side: an ordinary transfer

@@ -114,6 +114,10 @@ pub struct TermsRegistry {
     dir: PathBuf,
     /// The highest BoB height seen per deployment (shared by clones).
     heights: Arc<Mutex<BTreeMap<Hash32, Height>>>,
+    /// Each deployment's bound on the terms' expiry, as its driver told it
+    /// ([`TermsRegistry::observe_limit`]); [`crate::bob::MAX_TERMS_AHEAD`]
+    /// when not told.
+    limits: Arc<Mutex<BTreeMap<Hash32, u64>>>,
 }
 
 /// One triple of the registry and what its entry holds.
@@ -189,7 +193,7 @@ impl TermsRegistry {
     /// Opens (creating it if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<Self, WalletError> {
         std::fs::create_dir_all(dir).map_err(|source| WalletError::Io { path: dir.to_path_buf(), source })?;
-        Ok(Self { dir: dir.to_path_buf(), heights: Arc::default() })
+        Ok(Self { dir: dir.to_path_buf(), heights: Arc::default(), limits: Arc::default() })
     }
 
     /// Tells the wallet that `deployment`'s BoB reached `height` (a lower
@@ -202,6 +206,15 @@ impl TermsRegistry {
         *e = (*e).max(height);
     }
 
+    /// Tells the wallet `deployment`'s bound on the terms' expiry
+    /// ([`crate::bob::BobConfig::max_terms_ahead`], attack R12-2): terms of
+    /// it expiring more than `max` blocks after its observed height are
+    /// refused (never more than [`crate::bob::MAX_TERMS_AHEAD`]).
+    pub fn observe_limit(&self, deployment: Hash32, max: u64) {
+        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        l.insert(deployment, max.min(crate::bob::MAX_TERMS_AHEAD));
+    }
+
     /// The highest BoB height of `deployment` this wallet was told.
     pub fn observed(&self, deployment: &Hash32) -> Option<Height> {
         self.heights.lock().unwrap_or_else(|p| p.into_inner()).get(deployment).copied()
@@ -211,7 +224,13 @@ impl TermsRegistry {
     /// was never told the height of (attack R11-5).
     fn check_expiry(&self, terms: &CctTerms) -> Result<(), WalletError> {
         let height = self.observed(&terms.deployment).ok_or(WalletError::UnknownDeployment(terms.deployment))?;
-        let max = crate::bob::MAX_TERMS_AHEAD;
+        let max = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&terms.deployment)
+            .copied()
+            .unwrap_or(crate::bob::MAX_TERMS_AHEAD);
         if terms.expires_at > height.saturating_add(max) {
             return Err(WalletError::ExpiryTooFar { expires_at: terms.expires_at, height, max });
         }

@@ -206,7 +206,6 @@ fn withheld_terms_gap_on(
 /// windows, or the spec refuses a κ whose window is shorter than it).
 /// Observed: with κ = 4, B's receiver side `Penalised`.
 #[test]
-#[ignore = "attack r12 [2]: with --kappa 4 withheld terms outlive the next exchange's window; the honest receiver is penalised"]
 fn withheld_terms_do_not_penalise_the_next_exchange_on_a_small_kappa_deployment() {
     let (a_expires, end, before, after) = withheld_terms_gap(4);
     eprintln!(

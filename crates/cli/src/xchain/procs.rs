@@ -1081,6 +1081,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let deployment = gridledger_xchain::mbs::deployment(&spec);
     let bob_height = net.height(bob_chain)?;
     wallet.observe(deployment, bob_height);
+    let terms_ahead = bob::terms_ahead(spec.kappa_bar, spec.kappa);
+    wallet.observe_limit(deployment, terms_ahead);
     let mut stored = std::collections::BTreeSet::new();
     for h in wallet.held()? {
         let e = h.entry;
@@ -1108,7 +1110,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         min_x_i,
         max_x_i,
         min_x_b,
-        expires_at: net.height(bob_chain)? + bob::PRICE_WINDOW,
+        expires_at: net.height(bob_chain)? + terms_ahead,
         salt: 1,
         // The exact nonces of the two NTs (attacks R8-5, R10-1).
         nonce_i,
