@@ -341,7 +341,6 @@ fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
 /// cannot release or fill).
 /// Observed: B's receiver side `Penalised`.
 #[test]
-#[ignore = "attack r12 [5]: another deployment's withheld terms hold the receiver's nonce; its exchanges here are penalised"]
 fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
     let (a_expires, end, before, after) = withheld_terms_gap_on(16, Some(gridledger_core::Hash32([0xd2; 32])));
     eprintln!(
