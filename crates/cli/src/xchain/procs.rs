@@ -1122,14 +1122,12 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let signed_terms = terms.clone();
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
-    if let Err(e) = net.bob_ok(&cct) {
-        // Refused by SC_T (a reverted receipt) or not included yet: the
-        // triples stay held until a later run finds `expires_at` passed
-        // without a record (attacks R11-1, R12-6: the reverted transaction,
-        // terms and receiver's signature and all, is public in the BoB's
-        // block, and its sender may send it again until `expires_at`).
-        return Err(e);
-    }
+    // Refused by SC_T (a reverted receipt) or not included yet: the triples
+    // stay held until a later run finds `expires_at` passed without a
+    // record (attacks R11-1, R12-6: the reverted transaction, terms and
+    // receiver's signature and all, is public in the BoB's block, and its
+    // sender may send it again until `expires_at`).
+    net.bob_ok(&cct)?;
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     let kb = spec.kappa_bar;
     net.until("the native window", |net| {
