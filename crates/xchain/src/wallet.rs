@@ -58,10 +58,14 @@
 //!
 //! Terms expiring far ahead would hold a nonce as long as they like
 //! (R11-5): the wallet refuses terms whose `expires_at` lies more than
-//! [`crate::bob::MAX_TERMS_AHEAD`] blocks past the deployment's BoB height
-//! as the wallet last saw it ([`TermsRegistry::observe`]; SC_T refuses
-//! them as well), and terms of a deployment whose height it was never
-//! told.
+//! the deployment's bound ([`crate::bob::BobConfig::max_terms_ahead`],
+//! at most [`crate::bob::MAX_TERMS_AHEAD`]: R12-2, [`TermsRegistry::observe_limit`])
+//! blocks past the deployment's BoB height as the wallet last saw it
+//! ([`TermsRegistry::observe`]; SC_T refuses them as well), and terms of
+//! a deployment whose height it was never told. Another deployment's
+//! terms whose driver stopped telling the wallet its height are given
+//! back by an epoch rule
+//! ([`crate::mbs::BobMbs::release_stale_foreign_terms`], R12-5).
 //!
 //! One file per triple, `<dir>/<chain>-<payer>-<nonce>`, holding the id of
 //! the terms (which commits to their deployment), their deployment and
