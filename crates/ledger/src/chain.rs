@@ -438,8 +438,14 @@ impl Chain {
             // let one heavy transaction queued behind another sender's
             // cheap one shut every later sender out of every block. The
             // walk is over the mempool's bounded, deterministic candidate
-            // list, once.
+            // list, once. Decision (attack r12 [3]): the skipped senders, in
+            // the order they were skipped, go to the front of the mempool's
+            // round-robin order, so a transaction whose gas limit fits an
+            // empty block is included within a bounded number of blocks
+            // (one sender queueing a heavy transaction ahead of it each
+            // block no longer keeps it out for ever).
             let mut waiting = BTreeSet::new();
+            let mut skipped = Vec::new();
             for tx in candidates {
                 let (h, sender) = (tx.hash(), tx.sender());
                 if waiting.contains(&sender) {
@@ -449,10 +455,12 @@ impl Chain {
                     Ok(_) => {}
                     Err(crate::executor::TxRejected::BlockFull) => {
                         waiting.insert(sender);
+                        skipped.push(sender);
                     }
                     Err(e) => dropped.push((h, e.to_string())),
                 }
             }
+            self.mempool.serve_first(&skipped);
             b.into_body()
         };
         for (h, _) in &dropped {

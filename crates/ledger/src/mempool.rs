@@ -230,6 +230,21 @@ impl Mempool {
         Ok(hash)
     }
 
+    /// Moves `senders` (those still queued), in the order given, to the
+    /// front of the round-robin order: a sender whose next transaction a
+    /// block skipped because its gas limit no longer fitted is served
+    /// first in the next one (attack r12 [3]: behind a sender that keeps
+    /// queueing a heavy transaction first, it was skipped for ever).
+    pub fn serve_first(&mut self, senders: &[Address]) {
+        for a in senders.iter().rev() {
+            if let Some(i) = self.order.iter().position(|o| o == a) {
+                if let Some(x) = self.order.remove(i) {
+                    self.order.push_front(x);
+                }
+            }
+        }
+    }
+
     /// Up to `max` transactions for the next block: round-robin over senders
     /// in arrival order, each sender's in nonce order.
     pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {

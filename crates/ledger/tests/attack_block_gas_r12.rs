@@ -47,7 +47,6 @@ fn self_transfer(key: &KeyPair, nonce: u64, gas_limit: u64) -> SignedTransaction
 /// Observed: after 30 blocks Y's transaction is still out; every block held
 /// two of Z's transactions.
 #[test]
-#[ignore = "attack r12 [3]: a sender alternating heavy and cheap transfers starves another's block-sized transaction for ever"]
 fn a_block_sized_transaction_is_not_starved_by_one_sender() {
     let d = tempfile::tempdir().unwrap();
     let mut dc = DevChain::open(d.path(), 8, BAL, ContractRegistry::new()).unwrap();

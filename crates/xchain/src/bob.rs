@@ -136,6 +136,13 @@ impl PenaltyFloor {
 }
 
 impl BobConfig {
+    /// This deployment's bound on the terms' expiry ([`terms_ahead`] for
+    /// its κ̄ and the least κ of its chains).
+    pub fn max_terms_ahead(&self) -> u64 {
+        let kappa = self.chains.iter().map(|c| c.kappa).min().unwrap_or(u32::MAX);
+        terms_ahead(self.kappa_bar, kappa)
+    }
+
     /// Checks the configuration before a chain is built on it.
     pub fn validate(&self) -> Result<(), String> {
         if self.kappa_bar < 2 {
@@ -690,7 +697,27 @@ pub const PRICE_WINDOW: u64 = 16;
 /// payment lands in time as long as its window — κ̄ + κ_j blocks to the
 /// deadline, as many again for the BoB nodes' forwarding — is longer than
 /// this bound (the default deployment: 2 · (2 + 16) = 36 > 16).
+///
+/// Decision (attack R12-2): one constant did not fit every deployment:
+/// with κ = 4 (`xchain up --kappa 4`, this crate's CCDI deployments) the
+/// later exchange's window is 2 · (2 + 4) = 12 < 16, withheld terms still
+/// held the nonce when it closed, and the honest payer was penalised. A
+/// deployment's bound is [`terms_ahead`] — this constant or κ̄ + κ of its
+/// shortest-windowed chain, whichever is less
+/// ([`BobConfig::max_terms_ahead`]); SC_T, the terms builders and the
+/// wallet ([`crate::wallet::TermsRegistry::observe_limit`]) use it.
 pub const MAX_TERMS_AHEAD: u64 = PRICE_WINDOW;
+
+/// The furthest ahead of the BoB's height terms may expire on a
+/// deployment with `kappa_bar` and whose chains keep at least `kappa`
+/// headers: [`MAX_TERMS_AHEAD`] or the ln-08 window κ̄ + κ, whichever is
+/// less. Withheld terms then expire (and their nonce is filled) within the
+/// first half of a later exchange's window `2 · (κ̄ + κ_j)`, leaving its
+/// payment the other half (k < κ_j confirmations and the fill's blocks
+/// included) to land and be proved (attack R12-2).
+pub fn terms_ahead(kappa_bar: u64, kappa: u32) -> u64 {
+    MAX_TERMS_AHEAD.min(kappa_bar.saturating_add(kappa as u64)).max(1)
+}
 
 /// The pool's [`amm::PriceRef`]: what SC_AMM prices from (attack R5-5).
 fn price_ref_key(token: ChainId) -> Vec<u8> {
@@ -1372,12 +1399,9 @@ impl BobContract {
         if ctx.height() > t.expires_at {
             return fail(XchainError::CctExpired { expires_at: t.expires_at, now: ctx.height() });
         }
-        if t.expires_at > ctx.height().saturating_add(MAX_TERMS_AHEAD) {
-            return fail(XchainError::ExpiryTooFar {
-                expires_at: t.expires_at,
-                now: ctx.height(),
-                max: MAX_TERMS_AHEAD,
-            });
+        let max = self.cfg.max_terms_ahead();
+        if t.expires_at > ctx.height().saturating_add(max) {
+            return fail(XchainError::ExpiryTooFar { expires_at: t.expires_at, now: ctx.height(), max });
         }
         if t.chain_i == t.chain_j {
             return fail(XchainError::BadTerms("the two chains must differ".into()));

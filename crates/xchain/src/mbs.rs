@@ -448,6 +448,10 @@ pub struct BobMbs {
     /// The last CCT the forwarding duty served in full in its last tick:
     /// the next tick starts after it ([`FORWARDING_PER_TICK`]).
     pub(crate) forward_cursor: Option<Hash32>,
+    /// Other deployments whose terms this MBS's parties' wallet holds: the
+    /// BoB height of it the wallet last saw, and this BoB's height when
+    /// that changed ([`BobMbs::release_stale_foreign_terms`]).
+    pub(crate) foreign_seen: BTreeMap<Hash32, (Height, Height)>,
     /// The BoB node's own submissions a mempool refused ([`BobMbs::tick`]
     /// skips them and sends them again at a later tick).
     pub own_refused: u64,
@@ -942,6 +946,7 @@ impl BobMbs {
             forward_sends: BTreeMap::new(),
             forward_spent: Default::default(),
             forward_cursor: None,
+            foreign_seen: BTreeMap::new(),
             own_refused: 0,
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
@@ -950,6 +955,7 @@ impl BobMbs {
         };
         m.epoch = m.bob.height();
         m.wallet.observe(m.config.deployment, m.bob.height());
+        m.wallet.observe_limit(m.config.deployment, m.config.max_terms_ahead());
         Ok(m)
     }
 
@@ -1129,11 +1135,14 @@ impl BobMbs {
         // One scan of the forwarding slots serves both duties: the BoB's
         // state changes only at its own tick below.
         let open = self.forwarding();
+        // Decision (attack R12-1): the forwarding `prove`s go first, so a
+        // prove and the closing CCT_V of the same CCT that fall due in one
+        // epoch reach the BoB block in that order (the relayer's nonces).
+        self.forwarding_duties(&open)?;
         for (cct, tx) in self.closing_txs(&open) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
-        self.forwarding_duties(&open)?;
         if self.spec.ccdi {
             self.ccdi_late_lock_duties()?;
         }
@@ -1161,7 +1170,9 @@ impl BobMbs {
     /// again at a later epoch.
     pub fn wallet_duties(&mut self) -> Result<WalletDuties, MbsError> {
         let mut done = WalletDuties {
-            released: self.release_unstored_terms()? + self.release_settled_terms()?,
+            released: self.release_unstored_terms()?
+                + self.release_settled_terms()?
+                + self.release_stale_foreign_terms()?,
             ..Default::default()
         };
         let held = self.wallet.held()?;
@@ -1222,6 +1233,53 @@ impl BobMbs {
             p += 1;
         }
         Ok(sent)
+    }
+
+    /// Gives back the wallet triples of *another* deployment's terms whose
+    /// driver is gone: the wallet's view of that deployment's BoB height
+    /// (`h`, below the terms' `expires_at`) has not moved while this BoB
+    /// sealed `2 · (expires_at − h)` blocks. Returns how many.
+    ///
+    /// Decision (attack R12-5): the wallet duties released and filled only
+    /// this deployment's entries, so terms a party signed once for another
+    /// deployment it runs no driver on, and that were never submitted
+    /// there, held its nonce for good: every later exchange here named the
+    /// nonce above it and the party, paying in time, was penalised. This
+    /// driver cannot read the other deployment's records, so it uses an
+    /// epoch rule: once that deployment's height stands still, its terms
+    /// are taken to have expired unstored after twice as many of this
+    /// BoB's blocks as they had left (the fill, a void, then lets the
+    /// payments here land). An entry whose deployment's observed height
+    /// reached its `expires_at` is left to that deployment's driver (it is
+    /// running, and knows whether the CCT was stored). Assumption,
+    /// documented in docs/operations.md: a deployment whose driver the
+    /// party stopped owes nothing there that this void could cut off — a
+    /// stored CCT there it still had to pay would need that driver anyway.
+    pub fn release_stale_foreign_terms(&mut self) -> Result<usize, MbsError> {
+        let now = self.bob.height();
+        let own = self.config.deployment;
+        let mut removed = 0;
+        for h in self.wallet.held()? {
+            let d = h.entry.deployment;
+            if d == own {
+                continue;
+            }
+            let Some(theirs) = self.wallet.observed(&d) else { continue };
+            let seen = self.foreign_seen.entry(d).or_insert((theirs, now));
+            if seen.0 != theirs {
+                *seen = (theirs, now);
+            }
+            if theirs >= h.entry.expires_at {
+                continue;
+            }
+            let left = h.entry.expires_at - theirs;
+            if now >= seen.1.saturating_add(left.saturating_mul(2))
+                && self.wallet.release_one(h.chain, &h.payer, h.nonce, &h.entry.id)?
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// [`void_nonces`](Self::void_nonces) for one party whose key is given
@@ -1356,7 +1414,9 @@ impl BobMbs {
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
                 let Some(pt) = self.forwarded_proof(id, &rec, side, &nt)? else {
-                    self.forward_send(&nt)?;
+                    if self.still_provable(&rec, side)? {
+                        self.forward_send(&nt)?;
+                    }
                     continue;
                 };
                 self.forward_sends.remove(&nt.hash());
@@ -1392,6 +1452,27 @@ impl BobMbs {
             }
         }
         Ok(())
+    }
+
+    /// Whether a posted NT of `side` sent to its chain now can still be
+    /// proved before the closing CCT_V: it lands at the chain's next height
+    /// at the earliest, is final `k` blocks later, and the closing CCT_V
+    /// falls due once the BoB stores the forwarding deadline's header.
+    ///
+    /// Decision (attack R12-1): the node sent a posted NT "at once when it
+    /// became executable" up to (and past) the forwarding deadline, and
+    /// the void its payer's wallet sends for the closed CCT's nonce found
+    /// the nonce taken: the NT landed and its payer was penalised too —
+    /// paid twice. Now an NT that would land above `forward − k` is not
+    /// sent (by this duty or [`swap`](Self::swap)'s), so the void takes its
+    /// nonce; one landing at or below it is proved no later than the
+    /// epoch the CCT_V falls due, and that epoch's `prove` goes to the
+    /// BoB before the CCT_V ([`tick`](Self::tick)).
+    pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
+        let (chain, ..) = rec.instruction(side);
+        let k = self.spec.finality.confirmations() as u64;
+        let lands = self.external(chain)?.height().saturating_add(1);
+        Ok(lands.saturating_add(k) <= rec.forward_deadline(side))
     }
 
     /// Sends the posted `nt` to its chain for sub-situation 2: once its
@@ -1796,6 +1877,7 @@ impl BobMbs {
         let min_x_b = self.x_b_floor(req);
         // The wallet bounds the terms' expiry from the BoB's height (R11-5).
         self.wallet.observe(self.config.deployment, self.bob.height());
+        self.wallet.observe_limit(self.config.deployment, self.config.max_terms_ahead());
         self.release_unstored_terms()?;
         self.release_settled_terms()?;
         Ok(CctTerms {
@@ -1812,7 +1894,7 @@ impl BobMbs {
             min_x_i,
             max_x_i,
             min_x_b,
-            expires_at: self.bob.height() + bob::PRICE_WINDOW,
+            expires_at: self.bob.height() + self.config.max_terms_ahead(),
             salt: req.salt,
             // Each payer's next nonce on its chain not held by other open
             // terms ([`next_agreeable_nonce`](Self::next_agreeable_nonce)):
@@ -1939,6 +2021,7 @@ impl BobMbs {
     pub fn use_wallet(&mut self, wallet: crate::wallet::TermsRegistry) {
         self.wallet = wallet;
         self.wallet.observe(self.config.deployment, self.bob.height());
+        self.wallet.observe_limit(self.config.deployment, self.config.max_terms_ahead());
     }
 
     /// The native transaction of one side: an ordinary transfer
@@ -1999,15 +2082,16 @@ impl BobMbs {
         let r = match self.bob_ok(&cct) {
             Ok(r) => r,
             Err(e) => {
-                // Refused by SC_T (a reverted receipt): never stored, and
-                // this driver — the sender — never sends these terms
-                // again, so their nonces are free. Not included yet (no
-                // receipt): the transaction may still execute until
-                // `expires_at` (attack R11-1), so they stay held until the
-                // wallet duties find it passed without a record (R10-3).
-                if matches!(e, MbsError::Refused { .. }) && self.cct(&terms.id()).is_none() {
-                    self.wallet.release(&terms)?;
-                }
+                // Refused by SC_T (a reverted receipt) or not included yet:
+                // the triples stay held until the wallet duties find
+                // `expires_at` passed without a record (R10-3, R11-1).
+                // Decision (attack R12-6): a refused CCT's triples were
+                // given back at once, "since this driver never sends the
+                // terms again" — but the reverted transaction, with the
+                // terms and the receiver's signature, is public in the
+                // BoB's block: its sender may send it again (after a
+                // deposit) until `expires_at`, and the receiver's wallet
+                // must not trust the sender's driver for that.
                 return Err(e);
             }
         };
@@ -2116,7 +2200,7 @@ impl BobMbs {
                     if self.external(chain)?.tx_proof(&nt.hash())?.is_some() {
                         continue;
                     }
-                    if rec.verified {
+                    if rec.verified && self.still_provable(&rec, *side)? {
                         self.forward_send(nt)?;
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {

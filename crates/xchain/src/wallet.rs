@@ -32,9 +32,11 @@
 //!   deployment's BoB passed their `expires_at` without a record of them
 //!   ([`TermsRegistry::release_unstored`]). Not on a missing receipt: a
 //!   CCT transaction not included in the next block may be included later
-//!   (R11-1). On a refusal (a reverted receipt) only by a driver that is
-//!   the terms' sender ([`crate::mbs::BobMbs::swap`]): anyone else's
-//!   counterparty may send the same signed terms again until `expires_at`;
+//!   (R11-1). Not on a refusal (a reverted receipt) either, not even by a
+//!   driver that is the terms' sender: the reverted transaction, terms
+//!   and receiver's signature and all, is public in the BoB's block, and
+//!   its sender (or anyone holding it) may send it again until
+//!   `expires_at` (R12-6);
 //! - terms whose CCT was stored: once it is complete *and* the payer's
 //!   nonce is spent on its chain — its committed next nonce is past it
 //!   ([`TermsRegistry::release_spent`]). A side that ended penalised
@@ -56,10 +58,14 @@
 //!
 //! Terms expiring far ahead would hold a nonce as long as they like
 //! (R11-5): the wallet refuses terms whose `expires_at` lies more than
-//! [`crate::bob::MAX_TERMS_AHEAD`] blocks past the deployment's BoB height
-//! as the wallet last saw it ([`TermsRegistry::observe`]; SC_T refuses
-//! them as well), and terms of a deployment whose height it was never
-//! told.
+//! the deployment's bound ([`crate::bob::BobConfig::max_terms_ahead`],
+//! at most [`crate::bob::MAX_TERMS_AHEAD`]: R12-2, [`TermsRegistry::observe_limit`])
+//! blocks past the deployment's BoB height as the wallet last saw it
+//! ([`TermsRegistry::observe`]; SC_T refuses them as well), and terms of
+//! a deployment whose height it was never told. Another deployment's
+//! terms whose driver stopped telling the wallet its height are given
+//! back by an epoch rule
+//! ([`crate::mbs::BobMbs::release_stale_foreign_terms`], R12-5).
 //!
 //! One file per triple, `<dir>/<chain>-<payer>-<nonce>`, holding the id of
 //! the terms (which commits to their deployment), their deployment and
@@ -112,6 +118,10 @@ pub struct TermsRegistry {
     dir: PathBuf,
     /// The highest BoB height seen per deployment (shared by clones).
     heights: Arc<Mutex<BTreeMap<Hash32, Height>>>,
+    /// Each deployment's bound on the terms' expiry, as its driver told it
+    /// ([`TermsRegistry::observe_limit`]); [`crate::bob::MAX_TERMS_AHEAD`]
+    /// when not told.
+    limits: Arc<Mutex<BTreeMap<Hash32, u64>>>,
 }
 
 /// One triple of the registry and what its entry holds.
@@ -187,7 +197,7 @@ impl TermsRegistry {
     /// Opens (creating it if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<Self, WalletError> {
         std::fs::create_dir_all(dir).map_err(|source| WalletError::Io { path: dir.to_path_buf(), source })?;
-        Ok(Self { dir: dir.to_path_buf(), heights: Arc::default() })
+        Ok(Self { dir: dir.to_path_buf(), heights: Arc::default(), limits: Arc::default() })
     }
 
     /// Tells the wallet that `deployment`'s BoB reached `height` (a lower
@@ -200,6 +210,15 @@ impl TermsRegistry {
         *e = (*e).max(height);
     }
 
+    /// Tells the wallet `deployment`'s bound on the terms' expiry
+    /// ([`crate::bob::BobConfig::max_terms_ahead`], attack R12-2): terms of
+    /// it expiring more than `max` blocks after its observed height are
+    /// refused (never more than [`crate::bob::MAX_TERMS_AHEAD`]).
+    pub fn observe_limit(&self, deployment: Hash32, max: u64) {
+        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        l.insert(deployment, max.min(crate::bob::MAX_TERMS_AHEAD));
+    }
+
     /// The highest BoB height of `deployment` this wallet was told.
     pub fn observed(&self, deployment: &Hash32) -> Option<Height> {
         self.heights.lock().unwrap_or_else(|p| p.into_inner()).get(deployment).copied()
@@ -209,7 +228,13 @@ impl TermsRegistry {
     /// was never told the height of (attack R11-5).
     fn check_expiry(&self, terms: &CctTerms) -> Result<(), WalletError> {
         let height = self.observed(&terms.deployment).ok_or(WalletError::UnknownDeployment(terms.deployment))?;
-        let max = crate::bob::MAX_TERMS_AHEAD;
+        let max = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&terms.deployment)
+            .copied()
+            .unwrap_or(crate::bob::MAX_TERMS_AHEAD);
         if terms.expires_at > height.saturating_add(max) {
             return Err(WalletError::ExpiryTooFar { expires_at: terms.expires_at, height, max });
         }

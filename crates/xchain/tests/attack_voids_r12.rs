@@ -90,7 +90,6 @@ fn late_predecessor_in(
 /// Observed: delays 34, 35 and 36 (and k = 3, delay 31) each end
 /// `Penalised` with NT_s on chain i.
 #[test]
-#[ignore = "attack r12 [1]: a posted NT forwarded at the forwarding deadline lands and is penalised too (pays twice)"]
 fn a_payment_landing_at_the_forwarding_deadline_is_not_also_penalised() {
     let mut twice = Vec::new();
     for delay in 34..=36 {
@@ -207,7 +206,6 @@ fn withheld_terms_gap_on(
 /// windows, or the spec refuses a κ whose window is shorter than it).
 /// Observed: with κ = 4, B's receiver side `Penalised`.
 #[test]
-#[ignore = "attack r12 [2]: with --kappa 4 withheld terms outlive the next exchange's window; the honest receiver is penalised"]
 fn withheld_terms_do_not_penalise_the_next_exchange_on_a_small_kappa_deployment() {
     let (a_expires, end, before, after) = withheld_terms_gap(4);
     eprintln!(
@@ -343,7 +341,6 @@ fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
 /// cannot release or fill).
 /// Observed: B's receiver side `Penalised`.
 #[test]
-#[ignore = "attack r12 [5]: another deployment's withheld terms hold the receiver's nonce; its exchanges here are penalised"]
 fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
     let (a_expires, end, before, after) = withheld_terms_gap_on(16, Some(gridledger_core::Hash32([0xd2; 32])));
     eprintln!(
@@ -378,7 +375,6 @@ fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
 /// not — or SC_T refuses a second CCT naming a stored one's payer nonce.
 /// Observed: A stored after B, both naming R's nonce n on chain j.
 #[test]
-#[ignore = "attack r12 [6]: a refused CCT's triples are given back at once; its sender stores it later on the receiver's reused nonce"]
 fn a_refused_cct_sent_again_does_not_share_the_receivers_nonce() {
     use gridledger_ledger::TxKind;
     use gridledger_xchain::bob::CctArgs;

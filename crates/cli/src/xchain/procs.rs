@@ -1081,6 +1081,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let deployment = gridledger_xchain::mbs::deployment(&spec);
     let bob_height = net.height(bob_chain)?;
     wallet.observe(deployment, bob_height);
+    let terms_ahead = bob::terms_ahead(spec.kappa_bar, spec.kappa);
+    wallet.observe_limit(deployment, terms_ahead);
     let mut stored = std::collections::BTreeSet::new();
     for h in wallet.held()? {
         let e = h.entry;
@@ -1108,7 +1110,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         min_x_i,
         max_x_i,
         min_x_b,
-        expires_at: net.height(bob_chain)? + bob::PRICE_WINDOW,
+        expires_at: net.height(bob_chain)? + terms_ahead,
         salt: 1,
         // The exact nonces of the two NTs (attacks R8-5, R10-1).
         nonce_i,
@@ -1120,18 +1122,12 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let signed_terms = terms.clone();
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
-    if let Err(e) = net.bob_ok(&cct) {
-        // Refused by SC_T (a reverted receipt): never stored, and this
-        // driver — the sender — never sends these terms again, so their
-        // nonces are free. Not included yet: the transaction may still
-        // execute until `expires_at` (attack R11-1); the triples stay held
-        // until a later run finds it passed without a record.
-        let reverted = net.receipt(bob_chain, &cct.hash())?.is_some_and(|r| matches!(r.status, TxStatus::Reverted(_)));
-        if reverted && net.record::<CctRecord>(&bob::keys::cct(&id))?.is_none() {
-            wallet.release(&signed_terms)?;
-        }
-        return Err(e);
-    }
+    // Refused by SC_T (a reverted receipt) or not included yet: the triples
+    // stay held until a later run finds `expires_at` passed without a
+    // record (attacks R11-1, R12-6: the reverted transaction, terms and
+    // receiver's signature and all, is public in the BoB's block, and its
+    // sender may send it again until `expires_at`).
+    net.bob_ok(&cct)?;
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     let kb = spec.kappa_bar;
     net.until("the native window", |net| {
