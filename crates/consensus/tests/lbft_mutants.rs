@@ -23,7 +23,7 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::StatementsNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
         Mutation::AcceptLateInput => vec![Behaviour::FlipVotes],
         Mutation::SyncCertificatesUnchecked => vec![Behaviour::ForgeSyncCertificates],
-        Mutation::LosePersistedState | Mutation::PipelineOutOfOrder => Vec::new(),
+        Mutation::LosePersistedState | Mutation::PipelineOutOfOrder | Mutation::CertFailuresForgotten => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -194,4 +194,71 @@ fn accepted_late_input_is_caught() {
     // and then leaves round 0 before its input arrives, and the safety
     // record reports the late BVal (about 3 seeds in 100).
     assert_caught(Mutation::AcceptLateInput);
+}
+
+// ---- forgotten certificate failures: a counting check -----------------------------
+
+/// [`Mutation::CertFailuresForgotten`] changes no delivered sequence, only
+/// what a stream of forged certificates costs: the catching check counts
+/// the certificate verifications a replica makes for 200 copies of one
+/// forged `Cert` from one sender (attack round 4's [2]). With the bug every
+/// copy is checked; without it (the control) one is.
+mod forgotten_cert_failures {
+    use gridledger_consensus::lbft::crypto::SimSig;
+    use gridledger_consensus::lbft::{Config, Durable, KeyUse, Message, Mutation, Replica, SimCrypto, ThresholdCrypto};
+    use gridledger_core::Hash32;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Clone, Debug)]
+    struct Counting {
+        inner: SimCrypto,
+        verified: Arc<AtomicUsize>,
+    }
+
+    impl ThresholdCrypto for Counting {
+        type Share = <SimCrypto as ThresholdCrypto>::Share;
+        type Sig = SimSig;
+        fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
+            self.inner.sign_share(key, msg)
+        }
+        fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
+            self.inner.verify_share(key, signer, msg, share)
+        }
+        fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
+            self.inner.combine(key, msg, shares)
+        }
+        fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
+            self.verified.fetch_add(1, Ordering::Relaxed);
+            self.inner.verify(key, msg, sig)
+        }
+        fn coin(&self, sig: &SimSig) -> u64 {
+            self.inner.coin(sig)
+        }
+        fn threshold(&self, key: KeyUse) -> usize {
+            self.inner.threshold(key)
+        }
+    }
+
+    /// Certificate checks for 200 copies of one forged `Cert`.
+    fn checks(mutation: Option<Mutation>) -> usize {
+        let verified = Arc::new(AtomicUsize::new(0));
+        let mut cfg = Config::new(4, 3, Hash32([0x4d; 32]));
+        cfg.mutation = mutation;
+        let c = Counting { inner: SimCrypto::new(4, 4, 3), verified: verified.clone() };
+        let mut r = Replica::new(cfg, c, Durable::default());
+        let _ = r.start();
+        let before = verified.load(Ordering::Relaxed);
+        for _ in 0..200 {
+            let sig = SimSig { tag: Hash32([0xee; 32]) };
+            let _ = r.handle_message(0, Message::Cert { epoch: 1, proposer: 2, digest: Hash32([0x42; 32]), sig });
+        }
+        verified.load(Ordering::Relaxed) - before
+    }
+
+    #[test]
+    fn forgotten_certificate_failures_are_caught() {
+        assert_eq!(checks(None), 1, "control: one check for the forged certificate");
+        assert_eq!(checks(Some(Mutation::CertFailuresForgotten)), 200, "the planted bug checks every copy");
+    }
 }

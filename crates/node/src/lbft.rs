@@ -37,7 +37,12 @@
 //! - `lbft/suppressed/<epoch>`: the positions of the transactions the
 //!   epoch removed as duplicates, in the same transaction: a restarted
 //!   validator rebuilds the duplicate window from the delivered
-//!   transactions only, as the others hold it.
+//!   transactions only, as the others hold it. Where the last
+//!   `retain_epochs` lack them (a store written before they were kept),
+//!   `restore` reads back further — to the latest `retain_epochs` recorded
+//!   epochs in a row, or to epoch 0 — so the rebuilt window is exact;
+//!   the replica refuses ([`gridledger_consensus::lbft::RestoreError`])
+//!   rather than guess.
 //!
 //! A step that delivers several epochs (catch-up) writes one transaction
 //! per epoch, in order: a crash in between leaves a consistent prefix.
@@ -752,7 +757,8 @@ fn restore(
     let mut delivered = Vec::new();
     let mut suppressed = BTreeMap::new();
     if let Some(last) = state.delivered_through {
-        let from = (last + 1).saturating_sub(cfg.retain as u64);
+        let retained = (last + 1).saturating_sub(cfg.retain as u64);
+        let from = retained.min(dedup_replay_start(store, cfg.dedup_epochs, last)?);
         for e in from..=last {
             let bytes = store
                 .get_aux(&epoch_key(e))?
@@ -760,8 +766,10 @@ fn restore(
             let d: DeliveredEpoch<Sig> =
                 decode(&bytes, MAX_FRAME).map_err(|err| anyhow::anyhow!("stored LBFT epoch {e}: {err}"))?;
             // Served to lagging peers: a record whose certificates do not
-            // hold (a damaged store) is refused here, not passed on.
-            for b in &d.batches {
+            // hold (a damaged store) is refused here, not passed on. (Older
+            // epochs, read only to rebuild the duplicate window, are not
+            // served.)
+            for b in d.batches.iter().filter(|_| e >= retained) {
                 let stmt = gridledger_consensus::lbft::echo_statement(&cfg.instance, e, b.proposer, &b.digest);
                 anyhow::ensure!(
                     b.batch.digest(&cfg.instance, e, b.proposer) == b.digest
@@ -786,9 +794,38 @@ fn restore(
         said: state.said.clone(),
         suppressed,
     };
-    let mut replica = Replica::new(cfg.clone(), crypto.clone(), durable);
+    let mut replica = Replica::try_new(cfg.clone(), crypto.clone(), durable)?;
     replica.set_validity(validity(shared.clone(), verified.clone(), cfg.n, settings.max_clock_drift_ms));
     Ok(Restored { replica, state, proposed })
+}
+
+/// The first stored epoch the duplicate window before `last + 1` is
+/// rebuilt from exactly ([`Replica::try_new`]): the start of the latest
+/// run of `dedup_epochs` epochs in a row with recorded duplicate positions
+/// (`lbft/suppressed/<e>`; the window after such a run is known), or epoch
+/// 0 where there is none — a store written before the positions were kept
+/// is read back to its first epoch once; the epochs delivered after the
+/// restart record theirs.
+fn dedup_replay_start(store: &gridledger_ledger::store::Store, dedup_epochs: u64, last: u64) -> anyhow::Result<u64> {
+    if dedup_epochs == 0 {
+        return Ok(last + 1);
+    }
+    let mut run = 0u64;
+    let mut e = last;
+    loop {
+        if store.get_aux(&suppressed_key(e))?.is_some() {
+            run += 1;
+            if run == dedup_epochs {
+                return Ok(e);
+            }
+        } else {
+            run = 0;
+        }
+        if e == 0 {
+            return Ok(0);
+        }
+        e -= 1;
+    }
 }
 
 /// The node's validity predicate over other validators' batches (see the
@@ -1082,5 +1119,41 @@ mod epoch_claims_tests {
         }
         assert_eq!(r.epoch(), 8, "the eight records are adopted");
         assert_eq!(asked, vec![8], "once every record received is adopted (and only then) the engine asks for more");
+    }
+}
+
+#[cfg(test)]
+mod dedup_restore_tests {
+    use super::*;
+    use gridledger_ledger::fault::SimDisk;
+    use gridledger_ledger::store::Store;
+
+    fn store_with_records(epochs: &[u64]) -> Store {
+        let disk = SimDisk::new();
+        let store = Store::open_backend(move || disk.backend()).expect("store opens");
+        for &e in epochs {
+            store.put_aux(&suppressed_key(e), &encode(&Vec::<u32>::new())).expect("written");
+        }
+        store
+    }
+
+    #[test]
+    fn replay_starts_where_the_duplicate_window_is_known() {
+        // Every epoch recorded: the last `dedup_epochs` suffice.
+        let all: Vec<u64> = (0..=20).collect();
+        assert_eq!(dedup_replay_start(&store_with_records(&all), 4, 20).unwrap(), 17);
+        // A store written before the positions were kept: back to epoch 0.
+        assert_eq!(dedup_replay_start(&store_with_records(&[]), 4, 20).unwrap(), 0);
+        // Positions kept since epoch 9 (an upgrade): the first run of 4
+        // recorded epochs from the end, 17..=20.
+        let since: Vec<u64> = (9..=20).collect();
+        assert_eq!(dedup_replay_start(&store_with_records(&since), 4, 20).unwrap(), 17);
+        // Only 3 recorded epochs after the upgrade: the window before them
+        // is unknown, so back to epoch 0.
+        let few: Vec<u64> = (18..=20).collect();
+        assert_eq!(dedup_replay_start(&store_with_records(&few), 4, 20).unwrap(), 0);
+        // A gap in the records: the run after it.
+        let gap: Vec<u64> = (5..=9).chain(11..=13).collect();
+        assert_eq!(dedup_replay_start(&store_with_records(&gap), 4, 13).unwrap(), 6);
     }
 }

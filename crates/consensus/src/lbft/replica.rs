@@ -157,6 +157,9 @@ pub enum Mutation {
     /// [`PersistOp::Voted`]) are never written: a restarted replica echoes
     /// and votes afresh in slots it spoke in before the crash.
     StatementsNotPersisted,
+    /// A sender whose certificate for `(epoch, proposer)` failed is heard
+    /// on it again: every repeated forged `Cert` costs another check.
+    CertFailuresForgotten,
 }
 
 impl Config {
@@ -249,8 +252,10 @@ pub struct Durable<G> {
     /// keeps them. A restarted replica rebuilds its duplicate window from
     /// the delivered transactions only: for an epoch listed here from
     /// these positions, for the others by applying the rule again over
-    /// [`Durable::delivered`] in order (exact when that log reaches back to
-    /// the first epoch, as the simulator's does).
+    /// [`Durable::delivered`] in order — exact when that log reaches back to
+    /// the first epoch (as the simulator's does) or to `dedup_epochs`
+    /// recorded epochs in a row; [`Replica::try_new`] refuses a log where
+    /// it is not.
     pub suppressed: BTreeMap<u64, Vec<u32>>,
 }
 
@@ -591,6 +596,14 @@ pub struct Replica<C: ThresholdCrypto> {
     /// tick, so a stream of small requests draws no stream of whole epochs.
     answered_syncs: BTreeMap<u32, BTreeSet<u64>>,
     answered_fetches: BTreeSet<(u32, u64, u32)>,
+    /// `(epoch, sender, proposer)` whose certificate (in `Cert` or
+    /// `Certified`) did not verify: that sender is not heard on that
+    /// proposer's certificate of that epoch again (a correct sender never
+    /// sends a certificate that fails), so a stream of forged certificates
+    /// costs one check per sender, epoch and proposer. Only epochs inside
+    /// the window are processed, and an epoch's entries go with its
+    /// delivery: at most `window · n²` entries.
+    cert_failures: BTreeSet<(u64, u32, u32)>,
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
@@ -602,8 +615,66 @@ type StepOf<C> = Step<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig
 /// A message with `C`'s share and signature types.
 pub type MessageOf<C> = Message<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
 
+/// Why [`Replica::try_new`] refuses a durable state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The duplicate window at `next` (the delivered ids of the
+    /// `dedup_epochs` epochs before it) cannot be rebuilt exactly: delivered
+    /// epoch `epoch`, inside it, has no recorded duplicate positions
+    /// ([`Durable::suppressed`]) and the window before it is not known
+    /// either (the log does not reach back to epoch 0 or to `dedup_epochs`
+    /// recorded epochs in a row). Guessing would deliver other duplicates
+    /// than the other replicas: give a longer log, or catch up from peers.
+    #[error(
+        "cannot rebuild the duplicate window before epoch {next}: delivered epoch {epoch} has no recorded \
+         duplicates and the window before it is not in the log"
+    )]
+    DuplicateWindowUnknown { next: u64, epoch: u64 },
+}
+
+/// Whether the duplicate window before `next` is exactly known from
+/// `durable`: `Err(epoch)` names the latest epoch inside it whose
+/// delivered transactions are not. An epoch's delivered transactions are
+/// known from its recorded positions, or from the delivered log if the
+/// window before it is known (epoch 0's is empty).
+fn window_known<G>(durable: &Durable<G>, dedup_epochs: u64, next: u64) -> Result<(), u64> {
+    // The latest epoch (missing from the log, or not known) so far.
+    let mut unknown: Option<u64> = None;
+    let mut prev: Option<u64> = None;
+    for d in &durable.delivered {
+        let k = d.epoch;
+        let expected = prev.map_or(0, |p| p + 1);
+        if k != expected {
+            unknown = Some(k.saturating_sub(1)).max(unknown);
+        }
+        let window_known = unknown.is_none_or(|j| j + dedup_epochs < k);
+        if !durable.suppressed.contains_key(&k) && !window_known {
+            unknown = Some(k);
+        }
+        prev = Some(k);
+    }
+    match unknown {
+        Some(j) if j + dedup_epochs >= next && next > 0 => Err(j),
+        _ => Ok(()),
+    }
+}
+
 impl<C: ThresholdCrypto> Replica<C> {
-    /// A replica from its durable state (`Durable::default()` for a new one).
+    /// A replica from its durable state (`Durable::default()` for a new
+    /// one) whose duplicate window is exactly known ([`RestoreError`]
+    /// otherwise): what a driver whose store keeps a truncated log uses.
+    pub fn try_new(cfg: Config, crypto: C, durable: Durable<C::Sig>) -> Result<Self, RestoreError> {
+        let next = durable.delivered.last().map_or(0, |d| d.epoch + 1);
+        window_known(&durable, cfg.dedup_epochs, next)
+            .map_err(|epoch| RestoreError::DuplicateWindowUnknown { next, epoch })?;
+        Ok(Self::new(cfg, crypto, durable))
+    }
+
+    /// A replica from its durable state (`Durable::default()` for a new
+    /// one). The duplicate window is rebuilt exactly when the log reaches
+    /// back to epoch 0 or carries recorded positions (the simulator's
+    /// does); a driver with a truncated log uses [`Replica::try_new`],
+    /// which refuses what this would have to guess.
     pub fn new(cfg: Config, crypto: C, durable: Durable<C::Sig>) -> Self {
         #[allow(unused_mut)]
         let mut durable = durable;
@@ -626,6 +697,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             helped: BTreeMap::new(),
             answered_syncs: BTreeMap::new(),
             answered_fetches: BTreeSet::new(),
+            cert_failures: BTreeSet::new(),
             need_batch_asked: None,
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
@@ -724,6 +796,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::StatementsNotPersisted) => m == "forget-said",
             Some(Mutation::AcceptLateInput) => m == "late-input",
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
+            Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -1096,14 +1169,26 @@ impl<C: ThresholdCrypto> Replica<C> {
             step.faults.push(Fault::Malformed { from, what: "certificate for a non-member" });
             return;
         }
-        if self.epochs.get(&epoch).is_some_and(|s| s.certs.contains_key(&proposer)) {
+        if self.epochs.get(&epoch).is_some_and(|s| s.certs.contains_key(&proposer))
+            || self.cert_failed_before(from, epoch, proposer)
+        {
             return;
         }
         if !self.cert_valid(epoch, proposer, &digest, &sig) {
-            step.faults.push(Fault::BadCertificate { from, epoch, proposer });
+            self.cert_failed(from, epoch, proposer, step);
             return;
         }
         self.accept_cert(epoch, proposer, digest, sig, step);
+    }
+
+    /// Whether `from`'s certificate for `(epoch, proposer)` failed before.
+    fn cert_failed_before(&self, from: u32, epoch: u64, proposer: u32) -> bool {
+        !self.mutation_is("forget-cert-failures") && self.cert_failures.contains(&(epoch, from, proposer))
+    }
+
+    fn cert_failed(&mut self, from: u32, epoch: u64, proposer: u32, step: &mut StepOf<C>) {
+        self.cert_failures.insert((epoch, from, proposer));
+        step.faults.push(Fault::BadCertificate { from, epoch, proposer });
     }
 
     fn accept_cert(&mut self, epoch: u64, proposer: u32, digest: Hash32, sig: C::Sig, step: &mut StepOf<C>) {
@@ -1331,6 +1416,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.echoed.retain(|(k, _), _| *k > e);
         self.said.retain(|(k, _, _), _| *k > e);
         self.sync_votes.retain(|k, _| *k > e);
+        self.cert_failures.retain(|(k, _, _)| *k > e);
         self.epoch = e + 1;
         self.max_seen_epoch = self.max_seen_epoch.max(self.epoch);
         self.enter_epoch(step);
@@ -1362,10 +1448,37 @@ impl<C: ThresholdCrypto> Replica<C> {
             step.faults.push(Fault::Malformed { from, what: "certified batch" });
             return;
         }
+        if self.cert_failed_before(from, epoch, cb.proposer) {
+            return;
+        }
+        // A proposer whose certificate we hold: only a batch with the held
+        // digest is of use (its digest is certified already), and it costs
+        // a hash, not a certificate check; any other is dropped (a second
+        // certificate for one slot needs a correct replica to echo twice).
+        let held = self.epochs.get(&epoch).and_then(|st| st.certs.get(&cb.proposer)).map(|(d, _)| *d);
+        if let Some(digest) = held {
+            let have = self.epochs.get(&epoch).is_some_and(|st| {
+                [st.vals.get(&cb.proposer), st.fetched.get(&cb.proposer)]
+                    .into_iter()
+                    .flatten()
+                    .any(|(d, _)| *d == digest)
+            });
+            if have || cb.digest != digest {
+                return;
+            }
+            if cb.batch.digest(&self.cfg.instance, epoch, cb.proposer) != digest {
+                self.cert_failed(from, epoch, cb.proposer, step);
+                return;
+            }
+            let st = self.epoch_state(epoch);
+            st.fetched.insert(cb.proposer, (digest, cb.batch));
+            self.try_deliver(step);
+            return;
+        }
         if cb.batch.digest(&self.cfg.instance, epoch, cb.proposer) != cb.digest
             || !self.cert_valid(epoch, cb.proposer, &cb.digest, &cb.sig)
         {
-            step.faults.push(Fault::BadCertificate { from, epoch, proposer: cb.proposer });
+            self.cert_failed(from, epoch, cb.proposer, step);
             return;
         }
         let st = self.epoch_state(epoch);

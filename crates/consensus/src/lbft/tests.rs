@@ -425,7 +425,12 @@ fn a_forged_certificate_is_refused_and_starts_no_agreement() {
     let shares: Vec<(u32, SimSig)> =
         (0..3).map(|i| (i, SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt))).collect();
     let sig = SimCrypto::new(1, 4, 0).combine(KeyUse::Cert, &stmt, &shares).unwrap();
-    let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig });
+    // Replica 1 sent a forged certificate for (0, proposer 2): it is not
+    // heard on that certificate again (a correct replica never sends a
+    // forged one), so a stream of forgeries costs one check.
+    let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig: sig.clone() });
+    assert!(s.faults.is_empty() && s.messages.is_empty(), "replica 1 is not heard on it again");
+    let s = r.handle_message(2, Message::Cert { epoch: 0, proposer: 2, digest, sig });
     assert!(s.faults.is_empty());
     assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { instance: 2, vote: AbaVote::BVal(true), .. })));
     assert!(s.persist.iter().any(|op| matches!(op, PersistOp::Voted { epoch: 0, instance: 2, round: 0, .. })));
