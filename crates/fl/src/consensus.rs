@@ -106,7 +106,10 @@
 //!   good). An honest leader whose [`Timer::Aggregate`] fires while it
 //!   holds fewer than `K − f` attested pre-vectors waits, and aggregates
 //!   as soon as enough arrive (every honest node sends its own at
-//!   [`Timer::PreVector`], well before).
+//!   [`Timer::PreVector`], well before, and again to the leader of each
+//!   aggregation view it moves to — one message per node per view — so a
+//!   pre-vector lost before GST, e.g. to a partition that healed, still
+//!   reaches a later honest leader and the round does not halt).
 //! - **View changes** (aggregation views). A proposal that fails for the
 //!   node's *current* view makes it ask for the next; one for a later view
 //!   (a leader may send its view's proposal early) is recorded as a fault
@@ -118,7 +121,9 @@
 //!   PBFT. [`Timer::View`] is re-armed while no root is committed: each
 //!   expiry asks for a later view, so nodes whose views split reconverge.
 //!   A leader with nothing to aggregate when its timer fires (no
-//!   deter-vector yet) retries when one arrives instead of burning its view.
+//!   deter-vector yet) retries when one arrives instead of burning its view
+//!   (on a member's first deter-vector or a node's first pre-vector only: a
+//!   repeated one changes nothing and re-runs no aggregation).
 //! - **A committed round stays decodable.** A node that refused a proposal
 //!   (for whatever reason) whose subfragment still verifies under the root
 //!   keeps its mini-fragments aside, and serves them once PBFT commits that
@@ -1288,10 +1293,13 @@ impl<A: Attester> ChainNode<A> {
                         step.faults.push(Fault::UnknownNode(node))
                     }
                     Ok(()) => {
-                        self.deter_vectors.entry(node).or_insert(clients);
                         // A leader that found nothing to aggregate when its
-                        // timer fired retries with the late deter-vector.
-                        self.retry_aggregate(&mut step);
+                        // timer fired retries with a late deter-vector (a
+                        // member's repeated deter-vector changes nothing).
+                        if let std::collections::btree_map::Entry::Vacant(e) = self.deter_vectors.entry(node) {
+                            e.insert(clients);
+                            self.retry_aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -1910,6 +1918,17 @@ impl<A: Attester> ChainNode<A> {
             if leader != self.me {
                 for m in self.accepted.values() {
                     step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
+                }
+                // The new leader gets this node's attested pre-vector again
+                // (one message per node per view): a pre-vector lost before
+                // GST (a partition around the pre-vector timer) reaches
+                // the leaders of later views, so an honest leader waiting
+                // for `K − f` of them is not stuck for ever.
+                if let Some((clients, ra)) = self.pre_vectors.get(&self.me) {
+                    if !mutants::active(Mutation::PreVectorOneShot) {
+                        let msg = Message::PreVector { node: self.me, clients: clients.clone(), ra: *ra };
+                        step.sends.push((To::Node(leader), msg));
+                    }
                 }
             }
             step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));

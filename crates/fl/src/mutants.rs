@@ -61,6 +61,11 @@ pub enum Mutation {
     /// pre-vectors it holds itself (instead of refusing it), so honest
     /// nodes' verdicts on one proposal differ with what they happen to hold.
     FewCarriedPreVectors,
+    /// A node sends its attested pre-vector once only (at
+    /// [`crate::consensus::Timer::PreVector`]), never again to a later
+    /// view's leader: one lost before GST can leave every leader short of
+    /// `K − f` and halt the round.
+    PreVectorOneShot,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -256,8 +256,58 @@ fn proposals_without_carried_pre_vectors_refused_alike() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
+/// A node that sends nothing at all (crashed, or Byzantine and silent).
+struct Silent;
+
+impl Adversary<P> for Silent {
+    fn tamper(&mut self, _: Time, _: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        Vec::new()
+    }
+}
+
+/// K = 7 (attack round 10, finding 1): nodes 5 and 6 are silent and
+/// honest node 4 is cut off from everyone during ticks [35, 50), around
+/// its pre-vector timer, so its one-shot pre-vector is lost and no honest
+/// node holds `K − f = 5`. Each node re-sends its pre-vector to every
+/// later view's leader, so once the partition healed a leader holds five
+/// and the round commits.
+fn lost_pre_vector_resent_after_a_healed_partition() -> Result<(), String> {
+    use gridledger_fl::consensus::ChainNode;
+    use gridledger_fl::round::{sim_client_secrets, sim_node_key, FlClient, Participant, RoundOutput};
+    use gridledger_sim::{NetConfig, Partition, Simulation};
+    let (nodes, clients) = (7usize, 4usize);
+    let cfg = config(nodes, clients, clients / 3);
+    let mut net = NetConfig::reliable(nodes + clients, 6);
+    net.partitions.push(Partition { from: 35, until: 50, side: vec![4] });
+    let mut sim = Simulation::new(3, net, move |id, _| {
+        let id = id as usize;
+        if id < nodes {
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
+        } else {
+            let c = id - nodes;
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                model(c),
+                ClientBehaviour::Honest,
+            )))
+        }
+    });
+    sim.set_restart_after(None);
+    sim.set_adversary(5, Box::new(Silent));
+    sim.set_adversary(6, Box::new(Silent));
+    sim.start();
+    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
+    sim.run_until(5_000, |s| {
+        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
+    });
+    let r = Run { sim, nodes };
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 14] = [
+const SCENARIOS: [Scenario; 15] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -272,6 +322,7 @@ const SCENARIOS: [Scenario; 14] = [
     ("skipped nodes fetch a prepared root", skipped_nodes_fetch_a_prepared_root),
     ("early fetches answered once verified", early_fetches_answered_once_verified),
     ("proposals without carried pre-vectors refused alike", proposals_without_carried_pre_vectors_refused_alike),
+    ("lost pre-vector re-sent after a healed partition", lost_pre_vector_resent_after_a_healed_partition),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -362,4 +413,9 @@ fn a_fetch_request_forgotten_before_the_proposal_is_verified_is_caught() {
 #[test]
 fn a_proposal_without_carried_pre_vectors_checked_against_local_ones_is_caught() {
     caught(Mutation::FewCarriedPreVectors, "proposals without carried pre-vectors refused alike");
+}
+
+#[test]
+fn a_pre_vector_sent_once_only_is_caught() {
+    caught(Mutation::PreVectorOneShot, "lost pre-vector re-sent after a healed partition");
 }
