@@ -193,8 +193,13 @@
 //!   verified the leader's attested proposal of the committed view and
 //!   checked their own subfragment under the committed root, and the view
 //!   a committed block names is one whose attested proposal they verified.
-//!   Each node holds at most `K` fetches, keeps at most `K` unanswered
-//!   requests per peer, and relays each proposal to each peer once.
+//!   A request or relay lost before GST does not leave a fetch unfinished
+//!   for good: on each new PBFT view of its replica a node asks again, for
+//!   every fetch it still holds, the peers whose relay it has not received,
+//!   and a peer relays a proposal to a peer again once per PBFT view of its
+//!   own replica. Each node holds at most `K` fetches, keeps at most `K`
+//!   unanswered requests per peer, and relays each proposal to each peer
+//!   at most once per PBFT view.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -803,8 +808,16 @@ pub struct ChainNode<A: Attester> {
     proposals: BTreeMap<(u32, Hash32), Proposal>,
     /// Proposals this node is fetching (at most `K` at a time).
     fetches: BTreeMap<(u32, Hash32), Fetch>,
-    /// `(peer, view, root)` relayed already: each peer gets each proposal once.
-    relayed: BTreeSet<(usize, u32, Hash32)>,
+    /// `(peer, view, root, PBFT view)` relayed already: each peer gets each
+    /// proposal once per PBFT view of this node's replica (a relay lost
+    /// before GST is sent again on the peer's re-sent request of a later
+    /// PBFT view, never more often).
+    relayed: BTreeSet<(usize, u32, Hash32, u64)>,
+    /// The PBFT view in which this node last asked its peers for the
+    /// proposals it is still fetching: on each later PBFT view it asks
+    /// again the peers whose relay it has not received (a request or relay
+    /// lost before GST does not leave the fetch unfinished for good).
+    fetch_pview: u64,
     /// Fetch requests this node could not answer yet (it had not verified
     /// that proposal), by peer, oldest first: answered once it verifies
     /// the proposal. One per peer per `(view, root)`, at most `K` per peer
@@ -867,6 +880,7 @@ impl<A: Attester> ChainNode<A> {
             proposals: BTreeMap::new(),
             fetches: BTreeMap::new(),
             relayed: BTreeSet::new(),
+            fetch_pview: 0,
             asked: BTreeMap::new(),
         }
     }
@@ -1018,6 +1032,7 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         self.pending = waiting;
+        self.refetch(pview, step);
         for key in fetch {
             self.start_fetch(key, step);
         }
@@ -1026,7 +1041,8 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
-    /// Asks every peer for the proposal of `(view, root)` (once per fetch).
+    /// Asks every peer for the proposal of `(view, root)` (again on each
+    /// later PBFT view while unfinished, [`Self::refetch`]).
     /// At most `K` fetches are held: past that, those no waiting block
     /// names are dropped, and a new one waits until there is room.
     fn start_fetch(&mut self, key: (u32, Hash32), step: &mut Step) {
@@ -1045,12 +1061,29 @@ impl<A: Attester> ChainNode<A> {
         self.to_nodes(step, Message::FetchProposal { node: self.me, view, root });
     }
 
-    /// A peer asks for a proposal: relayed (once per peer) if this node
+    /// On a new PBFT view, every fetch still unfinished asks again the
+    /// peers whose relay it has not received (once per PBFT view: at most
+    /// `K − 1` requests per fetch, `K` fetches).
+    fn refetch(&mut self, pview: u64, step: &mut Step) {
+        if pview <= self.fetch_pview || mutants::active(Mutation::FetchOneShot) {
+            return;
+        }
+        self.fetch_pview = pview;
+        for (&(view, root), fetch) in &self.fetches {
+            for k in (0..self.cfg.nodes).filter(|&k| k != self.me && !fetch.tried.contains(&k)) {
+                step.sends.push((To::Node(k), Message::FetchProposal { node: self.me, view, root }));
+            }
+        }
+    }
+
+    /// A peer asks for a proposal: relayed (once per peer per PBFT view of
+    /// this node's replica) if this node
     /// verified it; otherwise the request is kept and answered once this
     /// node verifies that proposal (received, or fetched itself), so a
     /// fetch that reached this node before it verified is not lost.
     fn on_fetch(&mut self, node: usize, view: u32, root: Hash32, step: &mut Step) {
-        if node == self.me || self.relayed.contains(&(node, view, root)) {
+        let pview = self.pbft.as_ref().map_or(0, |r| r.view());
+        if node == self.me || self.relayed.contains(&(node, view, root, pview)) {
             return;
         }
         let Some(p) = self.proposals.get(&(view, root)) else {
@@ -1065,7 +1098,7 @@ impl<A: Attester> ChainNode<A> {
             }
             return;
         };
-        self.relayed.insert((node, view, root));
+        self.relayed.insert((node, view, root, pview));
         let p = p.clone();
         step.sends.push((
             To::Node(node),

@@ -66,6 +66,9 @@ pub enum Mutation {
     /// view's leader: one lost before GST can leave every leader short of
     /// `K − f` and halt the round.
     PreVectorOneShot,
+    /// A node asks its peers for a proposal it fetches once only, never
+    /// again on a later PBFT view.
+    FetchOneShot,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

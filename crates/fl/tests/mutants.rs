@@ -232,17 +232,27 @@ fn skipped_nodes_fetch_a_prepared_root() -> Result<(), String> {
 /// also 2 and 3) and withhold their commit votes; they relay view 0's
 /// proposal to node 4 only, and only after nodes 5's and 6's fetches have
 /// reached node 4, which had not verified it yet. Node 4 answers those
-/// earlier requests once it verifies, and the round commits.
+/// earlier requests once it verifies, and the round commits; nodes 5 and
+/// 6 ask node 4 once each (a forgotten request would be answered only
+/// when they ask again on a later PBFT view).
 fn early_fetches_answered_once_verified() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
+    let asked: Vec<Arc<AtomicUsize>> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     let r = run_wide(
         3,
         vec![
             (0, Box::new(SkipRelayLate::new(vec![4, 5, 6], vec![4], vec![5, 6]))),
             (1, Box::new(SkipRelayLate::new(vec![2, 3, 4, 5, 6], vec![4], vec![5, 6]))),
+            (5, Box::new(CountFetchesTo { to: 4, count: asked[0].clone() })),
+            (6, Box::new(CountFetchesTo { to: 4, count: asked[1].clone() })),
         ],
     );
-    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
+    let asked: Vec<usize> = asked.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    if asked != [1, 1] {
+        return Err(format!("requests nodes 5 and 6 sent node 4: {asked:?} (each once: the first is answered)"));
+    }
+    Ok(())
 }
 
 /// K = 7 (attack round 9, finding 3): Byzantine leader 0 proposes an
@@ -306,8 +316,17 @@ fn lost_pre_vector_resent_after_a_healed_partition() -> Result<(), String> {
     round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
 }
 
+/// K = 7 (attack round 10, finding 1, the fetch half): the skipped nodes
+/// 5 and 6 of `skipping leaders withholding commits` lose every fetch
+/// request they send before tick 600; they ask again on each new PBFT
+/// view, so the round commits.
+fn lost_fetches_resent_on_a_new_pbft_view() -> Result<(), String> {
+    let r = skipped_nodes_losing_fetches(3, 600);
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 15] = [
+const SCENARIOS: [Scenario; 16] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -323,6 +342,7 @@ const SCENARIOS: [Scenario; 15] = [
     ("early fetches answered once verified", early_fetches_answered_once_verified),
     ("proposals without carried pre-vectors refused alike", proposals_without_carried_pre_vectors_refused_alike),
     ("lost pre-vector re-sent after a healed partition", lost_pre_vector_resent_after_a_healed_partition),
+    ("lost fetches re-sent on a new PBFT view", lost_fetches_resent_on_a_new_pbft_view),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -418,4 +438,9 @@ fn a_proposal_without_carried_pre_vectors_checked_against_local_ones_is_caught()
 #[test]
 fn a_pre_vector_sent_once_only_is_caught() {
     caught(Mutation::PreVectorOneShot, "lost pre-vector re-sent after a healed partition");
+}
+
+#[test]
+fn a_fetch_request_sent_once_only_is_caught() {
+    caught(Mutation::FetchOneShot, "lost fetches re-sent on a new PBFT view");
 }
