@@ -162,3 +162,60 @@ fn relays_lost_before_gst_are_sent_again_and_stay_bounded() {
         eprintln!("K = {k}: {relays} relays");
     }
 }
+
+/// On an honest node: every message of kind `pick` it sends before tick
+/// `until` is lost.
+struct LoseUntil {
+    until: Time,
+    pick: fn(&Message) -> bool,
+}
+
+impl Adversary<P> for LoseUntil {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(_, m)| now >= self.until || !(self.pick)(m)).collect()
+    }
+}
+
+fn is_pre_vector(m: &Message) -> bool {
+    matches!(m, Message::PreVector { .. })
+}
+
+fn is_commit_vote(m: &Message) -> bool {
+    use gridledger_consensus::pbft;
+    matches!(m, Message::Pbft(b) if matches!(**b, pbft::Message::Commit(_)))
+}
+
+/// K = 10 (f = 3), nodes 0–2 Byzantine and silent; every pre-vector an
+/// honest node sends before tick 1000 is lost (also those re-sent to the
+/// leaders of the views they move to before then), so every honest leader
+/// up to then holds its own pre-vector only, short of `K − f`. The
+/// re-sends to later views' leaders reach one after tick 1000 and the
+/// round commits (holds).
+#[test]
+fn every_pre_vector_lost_before_gst_with_f_silent_nodes_at_k10() {
+    let k = 10;
+    let mut adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = Vec::new();
+    for n in 0..3 {
+        adversaries.push((n, Box::new(Withhold)));
+    }
+    for n in 3..k {
+        adversaries.push((n, Box::new(LoseUntil { until: 1000, pick: is_pre_vector })));
+    }
+    let r = run(13, k, vec![gridledger_fl::round::ClientBehaviour::Honest; 4], adversaries, &[0, 1, 2, 3]);
+    r.debug_trace();
+    assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+}
+
+/// K = 7 (f = 2): every PBFT commit vote sent before tick 800 is lost.
+/// PBFT's view changes re-propose the prepared block and the round commits
+/// after tick 800 (holds).
+#[test]
+fn commit_votes_lost_before_gst_do_not_halt_the_round() {
+    let k = 7;
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = (0..k)
+        .map(|n| (n, Box::new(LoseUntil { until: 800, pick: is_commit_vote }) as Box<dyn Adversary<P>>))
+        .collect();
+    let r = run(17, k, vec![gridledger_fl::round::ClientBehaviour::Honest; 4], adversaries, &[0, 1, 2, 3]);
+    r.debug_trace();
+    assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+}
