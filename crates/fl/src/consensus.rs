@@ -124,6 +124,15 @@
 //!   deter-vector yet) retries when one arrives instead of burning its view
 //!   (on a member's first deter-vector or a node's first pre-vector only: a
 //!   repeated one changes nothing and re-runs no aggregation).
+//! - **Clients asking again.** A node sends its [`Message::Committed`]
+//!   report and mini-fragments to the clients once, at its commit. A client
+//!   that has not decoded sends every node a [`Message::Resync`] at the end
+//!   of each request period ([`Timer::Resync`], at most [`MAX_RESYNCS`]);
+//!   a node that committed answers it with its report and that client's
+//!   mini-fragments, once per request (increasing `seq`) and at most
+//!   [`MAX_RESYNCS`] times per client, so a report or mini-fragment lost
+//!   before GST does not cost an honest client the round, and the traffic
+//!   stays bounded.
 //! - **A committed round stays decodable.** A node that refused a proposal
 //!   (for whatever reason) whose subfragment still verifies under the root
 //!   keeps its mini-fragments aside, and serves them once PBFT commits that
@@ -553,7 +562,17 @@ pub enum Message {
     Mini { from_node: bool, mf: MiniFragment },
     /// A node tells the clients the committed root.
     Committed { node: usize, view: u32, root: Hash32 },
+    /// Client `client`, not decoded yet, asks the nodes again for their
+    /// [`Message::Committed`] report and its mini-fragments (its `seq`-th
+    /// request; see "Clients asking again" in the module docs). A node
+    /// answers each client's request once, for increasing `seq` only, and
+    /// at most [`MAX_RESYNCS`] times per client in a round.
+    Resync { client: u32, seq: u32 },
 }
+
+/// The most [`Message::Resync`] requests a client sends in a round, and a
+/// node answers per client.
+pub const MAX_RESYNCS: u32 = 32;
 
 /// Timers of a node's round.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -568,6 +587,9 @@ pub enum Timer {
     View(u32),
     /// The PBFT deadline of a `(height, view)`.
     Pbft(pbft::Timer),
+    /// A client's request period `n` ended: if it has not decoded, it asks
+    /// the nodes again ([`Message::Resync`]).
+    Resync(u32),
 }
 
 /// What a node observed that was wrong: the typed fault record.
@@ -789,6 +811,8 @@ pub struct ChainNode<A: Attester> {
     certificate: Option<CommittedEntry<RootBlock>>,
     /// Mini-fragments already sent to the clients.
     disseminated: bool,
+    /// The last [`Message::Resync`] answered, by client, and how many.
+    resyncs: BTreeMap<u32, (u32, u32)>,
     minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
     /// Mini-fragments of proposals this node refused whose subfragment
     /// still verified under the root (Merkle proof and context): served
@@ -872,6 +896,7 @@ impl<A: Attester> ChainNode<A> {
             committed: None,
             certificate: None,
             disseminated: false,
+            resyncs: BTreeMap::new(),
             minis: BTreeMap::new(),
             standby: BTreeMap::new(),
             pbft,
@@ -1373,9 +1398,41 @@ impl<A: Attester> ChainNode<A> {
                 }
                 self.on_relay(node, Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
+            Message::Resync { client, seq } => {
+                if from_node.is_none() {
+                    self.resync(client, seq, &mut step);
+                }
+            }
             Message::Mini { .. } | Message::Committed { .. } => {}
         }
         step
+    }
+
+    /// A client asks again: once the root is committed, it gets this node's
+    /// report and its mini-fragments again, once per request (`seq`
+    /// increasing) and at most [`MAX_RESYNCS`] times in the round.
+    fn resync(&mut self, client: u32, seq: u32, step: &mut Step) {
+        let Some((view, root)) = self.committed else {
+            return;
+        };
+        if client as usize >= self.cfg.clients {
+            return;
+        }
+        let (last, count) = self.resyncs.get(&client).copied().unwrap_or((0, 0));
+        if seq <= last || count >= MAX_RESYNCS {
+            return;
+        }
+        self.resyncs.insert(client, (seq, count + 1));
+        step.sends.push((To::Client(client as usize), Message::Committed { node: self.me, view, root }));
+        let key = (view, root);
+        let minis = if mutants::active(Mutation::RefusedNodeSilent) {
+            minis_for(&self.minis, key)
+        } else {
+            minis_for(&self.minis, key).or_else(|| minis_for(&self.standby, key))
+        };
+        for mf in minis.into_iter().flatten().filter(|mf| mf.client == client as usize) {
+            step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
+        }
     }
 
     /// A leader whose [`Timer::Aggregate`] fired without proposing (no
@@ -1633,6 +1690,7 @@ impl<A: Attester> ChainNode<A> {
                     self.absorb(p, &mut step);
                 }
             }
+            Timer::Resync(_) => {}
         }
         step
     }

@@ -69,6 +69,10 @@ pub enum Mutation {
     /// A node asks its peers for a proposal it fetches once only, never
     /// again on a later PBFT view.
     FetchOneShot,
+    /// A client that has not decoded never asks the nodes again
+    /// ([`crate::consensus::Message::Resync`]): a root report or
+    /// mini-fragments lost before GST cost it the round.
+    ClientOneShot,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

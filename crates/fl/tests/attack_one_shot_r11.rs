@@ -51,7 +51,6 @@ impl Adversary<P> for LoseDeterVectorsUntil {
 /// a message lost before GST must not cost an honest client the round
 /// (re-send the report and mini-fragments, or let the client ask again).
 #[test]
-#[ignore = "attack r11: a client whose link from the chain is down when the root commits never decodes (Committed and minis sent once)"]
 fn a_client_cut_off_from_the_chain_until_after_the_commit_still_decodes() {
     let k = 4;
     let to = (k + 3) as u32;

@@ -325,8 +325,34 @@ fn lost_fetches_resent_on_a_new_pbft_view() -> Result<(), String> {
     round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
 }
 
+/// On an honest node: everything it sends to participant `to` (a client)
+/// before tick `until` is lost; the rest is delivered.
+struct LoseToUntil {
+    to: u32,
+    until: Time,
+}
+
+impl Adversary<P> for LoseToUntil {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(d, _)| now >= self.until || *d != Dest::One(self.to)).collect()
+    }
+}
+
+/// K = 4 (attack round 11): client 3's link from every node is down until
+/// tick 1500, after the commit, so the root reports and mini-fragments the
+/// nodes send it at their commit are lost. A client that has not decoded
+/// asks the nodes again each request period, so it decodes too.
+fn cut_off_client_asks_again() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let to = (NODES + 3) as u32;
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        (0..NODES).map(|n| (n, Box::new(LoseToUntil { to, until: 1500 }) as Box<dyn Adversary<P>>)).collect();
+    let r = run(SEED + 20, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 16] = [
+const SCENARIOS: [Scenario; 17] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -343,6 +369,7 @@ const SCENARIOS: [Scenario; 16] = [
     ("proposals without carried pre-vectors refused alike", proposals_without_carried_pre_vectors_refused_alike),
     ("lost pre-vector re-sent after a healed partition", lost_pre_vector_resent_after_a_healed_partition),
     ("lost fetches re-sent on a new PBFT view", lost_fetches_resent_on_a_new_pbft_view),
+    ("cut-off client asks again", cut_off_client_asks_again),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -443,4 +470,9 @@ fn a_pre_vector_sent_once_only_is_caught() {
 #[test]
 fn a_fetch_request_sent_once_only_is_caught() {
     caught(Mutation::FetchOneShot, "lost fetches re-sent on a new PBFT view");
+}
+
+#[test]
+fn a_client_that_never_asks_again_is_caught() {
+    caught(Mutation::ClientOneShot, "cut-off client asks again");
 }
