@@ -106,7 +106,10 @@
 //!   good). An honest leader whose [`Timer::Aggregate`] fires while it
 //!   holds fewer than `K − f` attested pre-vectors waits, and aggregates
 //!   as soon as enough arrive (every honest node sends its own at
-//!   [`Timer::PreVector`], well before).
+//!   [`Timer::PreVector`], well before, and again to the leader of each
+//!   aggregation view it moves to — one message per node per view — so a
+//!   pre-vector lost before GST, e.g. to a partition that healed, still
+//!   reaches a later honest leader and the round does not halt).
 //! - **View changes** (aggregation views). A proposal that fails for the
 //!   node's *current* view makes it ask for the next; one for a later view
 //!   (a leader may send its view's proposal early) is recorded as a fault
@@ -118,7 +121,18 @@
 //!   PBFT. [`Timer::View`] is re-armed while no root is committed: each
 //!   expiry asks for a later view, so nodes whose views split reconverge.
 //!   A leader with nothing to aggregate when its timer fires (no
-//!   deter-vector yet) retries when one arrives instead of burning its view.
+//!   deter-vector yet) retries when one arrives instead of burning its view
+//!   (on a member's first deter-vector or a node's first pre-vector only: a
+//!   repeated one changes nothing and re-runs no aggregation).
+//! - **Clients asking again.** A node sends its [`Message::Committed`]
+//!   report and mini-fragments to the clients once, at its commit. A client
+//!   that has not decoded sends every node a [`Message::Resync`] at the end
+//!   of each request period ([`Timer::Resync`], at most [`MAX_RESYNCS`]);
+//!   a node that committed answers it with its report and that client's
+//!   mini-fragments, once per request (increasing `seq`) and at most
+//!   [`MAX_RESYNCS`] times per client, so a report or mini-fragment lost
+//!   before GST does not cost an honest client the round, and the traffic
+//!   stays bounded.
 //! - **A committed round stays decodable.** A node that refused a proposal
 //!   (for whatever reason) whose subfragment still verifies under the root
 //!   keeps its mini-fragments aside, and serves them once PBFT commits that
@@ -188,8 +202,13 @@
 //!   verified the leader's attested proposal of the committed view and
 //!   checked their own subfragment under the committed root, and the view
 //!   a committed block names is one whose attested proposal they verified.
-//!   Each node holds at most `K` fetches, keeps at most `K` unanswered
-//!   requests per peer, and relays each proposal to each peer once.
+//!   A request or relay lost before GST does not leave a fetch unfinished
+//!   for good: on each new PBFT view of its replica a node asks again, for
+//!   every fetch it still holds, the peers whose relay it has not received,
+//!   and a peer relays a proposal to a peer again once per PBFT view of its
+//!   own replica. Each node holds at most `K` fetches, keeps at most `K`
+//!   unanswered requests per peer, and relays each proposal to each peer
+//!   at most once per PBFT view.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -543,7 +562,17 @@ pub enum Message {
     Mini { from_node: bool, mf: MiniFragment },
     /// A node tells the clients the committed root.
     Committed { node: usize, view: u32, root: Hash32 },
+    /// Client `client`, not decoded yet, asks the nodes again for their
+    /// [`Message::Committed`] report and its mini-fragments (its `seq`-th
+    /// request; see "Clients asking again" in the module docs). A node
+    /// answers each client's request once, for increasing `seq` only, and
+    /// at most [`MAX_RESYNCS`] times per client in a round.
+    Resync { client: u32, seq: u32 },
 }
+
+/// The most [`Message::Resync`] requests a client sends in a round, and a
+/// node answers per client.
+pub const MAX_RESYNCS: u32 = 32;
 
 /// Timers of a node's round.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -558,6 +587,9 @@ pub enum Timer {
     View(u32),
     /// The PBFT deadline of a `(height, view)`.
     Pbft(pbft::Timer),
+    /// A client's request period `n` ended: if it has not decoded, it asks
+    /// the nodes again ([`Message::Resync`]).
+    Resync(u32),
 }
 
 /// What a node observed that was wrong: the typed fault record.
@@ -779,6 +811,8 @@ pub struct ChainNode<A: Attester> {
     certificate: Option<CommittedEntry<RootBlock>>,
     /// Mini-fragments already sent to the clients.
     disseminated: bool,
+    /// The last [`Message::Resync`] answered, by client, and how many.
+    resyncs: BTreeMap<u32, (u32, u32)>,
     minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
     /// Mini-fragments of proposals this node refused whose subfragment
     /// still verified under the root (Merkle proof and context): served
@@ -798,8 +832,16 @@ pub struct ChainNode<A: Attester> {
     proposals: BTreeMap<(u32, Hash32), Proposal>,
     /// Proposals this node is fetching (at most `K` at a time).
     fetches: BTreeMap<(u32, Hash32), Fetch>,
-    /// `(peer, view, root)` relayed already: each peer gets each proposal once.
-    relayed: BTreeSet<(usize, u32, Hash32)>,
+    /// `(peer, view, root, PBFT view)` relayed already: each peer gets each
+    /// proposal once per PBFT view of this node's replica (a relay lost
+    /// before GST is sent again on the peer's re-sent request of a later
+    /// PBFT view, never more often).
+    relayed: BTreeSet<(usize, u32, Hash32, u64)>,
+    /// The PBFT view in which this node last asked its peers for the
+    /// proposals it is still fetching: on each later PBFT view it asks
+    /// again the peers whose relay it has not received (a request or relay
+    /// lost before GST does not leave the fetch unfinished for good).
+    fetch_pview: u64,
     /// Fetch requests this node could not answer yet (it had not verified
     /// that proposal), by peer, oldest first: answered once it verifies
     /// the proposal. One per peer per `(view, root)`, at most `K` per peer
@@ -854,6 +896,7 @@ impl<A: Attester> ChainNode<A> {
             committed: None,
             certificate: None,
             disseminated: false,
+            resyncs: BTreeMap::new(),
             minis: BTreeMap::new(),
             standby: BTreeMap::new(),
             pbft,
@@ -862,6 +905,7 @@ impl<A: Attester> ChainNode<A> {
             proposals: BTreeMap::new(),
             fetches: BTreeMap::new(),
             relayed: BTreeSet::new(),
+            fetch_pview: 0,
             asked: BTreeMap::new(),
         }
     }
@@ -1013,6 +1057,7 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         self.pending = waiting;
+        self.refetch(pview, step);
         for key in fetch {
             self.start_fetch(key, step);
         }
@@ -1021,7 +1066,8 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
-    /// Asks every peer for the proposal of `(view, root)` (once per fetch).
+    /// Asks every peer for the proposal of `(view, root)` (again on each
+    /// later PBFT view while unfinished, [`Self::refetch`]).
     /// At most `K` fetches are held: past that, those no waiting block
     /// names are dropped, and a new one waits until there is room.
     fn start_fetch(&mut self, key: (u32, Hash32), step: &mut Step) {
@@ -1040,12 +1086,29 @@ impl<A: Attester> ChainNode<A> {
         self.to_nodes(step, Message::FetchProposal { node: self.me, view, root });
     }
 
-    /// A peer asks for a proposal: relayed (once per peer) if this node
+    /// On a new PBFT view, every fetch still unfinished asks again the
+    /// peers whose relay it has not received (once per PBFT view: at most
+    /// `K − 1` requests per fetch, `K` fetches).
+    fn refetch(&mut self, pview: u64, step: &mut Step) {
+        if pview <= self.fetch_pview || mutants::active(Mutation::FetchOneShot) {
+            return;
+        }
+        self.fetch_pview = pview;
+        for (&(view, root), fetch) in &self.fetches {
+            for k in (0..self.cfg.nodes).filter(|&k| k != self.me && !fetch.tried.contains(&k)) {
+                step.sends.push((To::Node(k), Message::FetchProposal { node: self.me, view, root }));
+            }
+        }
+    }
+
+    /// A peer asks for a proposal: relayed (once per peer per PBFT view of
+    /// this node's replica) if this node
     /// verified it; otherwise the request is kept and answered once this
     /// node verifies that proposal (received, or fetched itself), so a
     /// fetch that reached this node before it verified is not lost.
     fn on_fetch(&mut self, node: usize, view: u32, root: Hash32, step: &mut Step) {
-        if node == self.me || self.relayed.contains(&(node, view, root)) {
+        let pview = self.pbft.as_ref().map_or(0, |r| r.view());
+        if node == self.me || self.relayed.contains(&(node, view, root, pview)) {
             return;
         }
         let Some(p) = self.proposals.get(&(view, root)) else {
@@ -1060,7 +1123,7 @@ impl<A: Attester> ChainNode<A> {
             }
             return;
         };
-        self.relayed.insert((node, view, root));
+        self.relayed.insert((node, view, root, pview));
         let p = p.clone();
         step.sends.push((
             To::Node(node),
@@ -1288,10 +1351,13 @@ impl<A: Attester> ChainNode<A> {
                         step.faults.push(Fault::UnknownNode(node))
                     }
                     Ok(()) => {
-                        self.deter_vectors.entry(node).or_insert(clients);
                         // A leader that found nothing to aggregate when its
-                        // timer fired retries with the late deter-vector.
-                        self.retry_aggregate(&mut step);
+                        // timer fired retries with a late deter-vector (a
+                        // member's repeated deter-vector changes nothing).
+                        if let std::collections::btree_map::Entry::Vacant(e) = self.deter_vectors.entry(node) {
+                            e.insert(clients);
+                            self.retry_aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -1332,9 +1398,41 @@ impl<A: Attester> ChainNode<A> {
                 }
                 self.on_relay(node, Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
+            Message::Resync { client, seq } => {
+                if from_node.is_none() {
+                    self.resync(client, seq, &mut step);
+                }
+            }
             Message::Mini { .. } | Message::Committed { .. } => {}
         }
         step
+    }
+
+    /// A client asks again: once the root is committed, it gets this node's
+    /// report and its mini-fragments again, once per request (`seq`
+    /// increasing) and at most [`MAX_RESYNCS`] times in the round.
+    fn resync(&mut self, client: u32, seq: u32, step: &mut Step) {
+        let Some((view, root)) = self.committed else {
+            return;
+        };
+        if client as usize >= self.cfg.clients {
+            return;
+        }
+        let (last, count) = self.resyncs.get(&client).copied().unwrap_or((0, 0));
+        if seq <= last || count >= MAX_RESYNCS {
+            return;
+        }
+        self.resyncs.insert(client, (seq, count + 1));
+        step.sends.push((To::Client(client as usize), Message::Committed { node: self.me, view, root }));
+        let key = (view, root);
+        let minis = if mutants::active(Mutation::RefusedNodeSilent) {
+            minis_for(&self.minis, key)
+        } else {
+            minis_for(&self.minis, key).or_else(|| minis_for(&self.standby, key))
+        };
+        for mf in minis.into_iter().flatten().filter(|mf| mf.client == client as usize) {
+            step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
+        }
     }
 
     /// A leader whose [`Timer::Aggregate`] fired without proposing (no
@@ -1592,6 +1690,7 @@ impl<A: Attester> ChainNode<A> {
                     self.absorb(p, &mut step);
                 }
             }
+            Timer::Resync(_) => {}
         }
         step
     }
@@ -1910,6 +2009,17 @@ impl<A: Attester> ChainNode<A> {
             if leader != self.me {
                 for m in self.accepted.values() {
                     step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
+                }
+                // The new leader gets this node's attested pre-vector again
+                // (one message per node per view): a pre-vector lost before
+                // GST (a partition around the pre-vector timer) reaches
+                // the leaders of later views, so an honest leader waiting
+                // for `K − f` of them is not stuck for ever.
+                if let Some((clients, ra)) = self.pre_vectors.get(&self.me) {
+                    if !mutants::active(Mutation::PreVectorOneShot) {
+                        let msg = Message::PreVector { node: self.me, clients: clients.clone(), ra: *ra };
+                        step.sends.push((To::Node(leader), msg));
+                    }
                 }
             }
             step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));

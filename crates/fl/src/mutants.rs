@@ -61,6 +61,18 @@ pub enum Mutation {
     /// pre-vectors it holds itself (instead of refusing it), so honest
     /// nodes' verdicts on one proposal differ with what they happen to hold.
     FewCarriedPreVectors,
+    /// A node sends its attested pre-vector once only (at
+    /// [`crate::consensus::Timer::PreVector`]), never again to a later
+    /// view's leader: one lost before GST can leave every leader short of
+    /// `K − f` and halt the round.
+    PreVectorOneShot,
+    /// A node asks its peers for a proposal it fetches once only, never
+    /// again on a later PBFT view.
+    FetchOneShot,
+    /// A client that has not decoded never asks the nodes again
+    /// ([`crate::consensus::Message::Resync`]): a root report or
+    /// mini-fragments lost before GST cost it the round.
+    ClientOneShot,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -13,8 +13,9 @@
 
 use crate::aggregate::{params_from_bytes, params_to_bytes};
 use crate::coding::{client_key, ClientSecrets};
-use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To};
+use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To, MAX_RESYNCS};
 use crate::dissemination::{ClientAssembler, Source};
+use crate::mutants::{self, Mutation};
 use blstrs::Scalar;
 use ff::Field;
 use gridledger_core::enclave::Attester;
@@ -80,7 +81,15 @@ pub struct FlClient {
     reports: BTreeMap<usize, Hash32>,
     root_set: bool,
     global: Option<Vec<f32>>,
+    /// Ticks between two requests of a client that has not decoded.
+    resync_period: u64,
 }
+
+/// A timer to arm, and after how many ticks.
+pub type TimerSet = (Timer, u64);
+
+/// Default ticks between a client's [`Message::Resync`] requests.
+pub const RESYNC_PERIOD: u64 = 400;
 
 impl FlClient {
     pub fn new(
@@ -103,7 +112,38 @@ impl FlClient {
             reports: BTreeMap::new(),
             root_set: false,
             global: None,
+            resync_period: RESYNC_PERIOD,
         }
+    }
+
+    /// Set the ticks between two requests of this client while it has not
+    /// decoded (at least one).
+    pub fn with_resync_period(mut self, ticks: u64) -> Self {
+        self.resync_period = ticks.max(1);
+        self
+    }
+
+    /// The timer to arm when the client starts (none for a silent client).
+    pub fn first_timer(&self) -> Option<TimerSet> {
+        (self.behaviour != ClientBehaviour::Silent && !mutants::active(Mutation::ClientOneShot))
+            .then_some((Timer::Resync(1), self.resync_period))
+    }
+
+    /// Request period `n` ended: a client that has not decoded asks every
+    /// node again for its root report and this client's mini-fragments
+    /// (one lost before GST must not cost an honest client the round), and
+    /// re-arms, at most [`MAX_RESYNCS`] times.
+    pub fn on_timer(&mut self, t: Timer) -> (Vec<(To, Message)>, Option<TimerSet>) {
+        let Timer::Resync(n) = t else {
+            return (Vec::new(), None);
+        };
+        if self.global.is_some() || n == 0 || n > MAX_RESYNCS {
+            return (Vec::new(), None);
+        }
+        let msg = Message::Resync { client: self.me as u32, seq: n };
+        let sends = (0..self.cfg.nodes).map(|k| (To::Node(k), msg.clone())).collect();
+        let next = (n < MAX_RESYNCS).then_some((Timer::Resync(n + 1), self.resync_period));
+        (sends, next)
     }
 
     /// The global fragment, once decoded.
@@ -225,7 +265,7 @@ pub enum RoundOutput {
     Global(Vec<f32>),
 }
 
-/// Timers of either side (clients have none).
+/// Timers of either side (a client's is [`Timer::Resync`]).
 pub type RoundTimer = Timer;
 
 fn dest(nodes: usize, to: To) -> Dest {
@@ -270,9 +310,11 @@ impl<A: Attester> Protocol for Participant<A> {
             Participant::Client(c) => {
                 let nodes = c.cfg.nodes;
                 let (sends, faults) = c.start();
+                let timers = c.first_timer().map(|(timer, after)| TimerOp::Set { timer, after }).into_iter().collect();
                 Effects {
                     sends: sends.into_iter().map(|(to, m)| (dest(nodes, to), m)).collect(),
                     faults,
+                    timers,
                     ..Effects::default()
                 }
             }
@@ -284,6 +326,12 @@ impl<A: Attester> Protocol for Participant<A> {
         let from = from as usize;
         match self {
             Participant::Node(n) => {
+                // A client's request names the client that sent it.
+                if let Message::Resync { client, .. } = message {
+                    if from < nodes || client as usize != from - nodes {
+                        return Effects::default();
+                    }
+                }
                 let step = n.handle(if from < nodes { Some(from) } else { None }, message);
                 self.effects_of(step)
             }
@@ -311,7 +359,15 @@ impl<A: Attester> Protocol for Participant<A> {
                 let step = n.on_timer(timer);
                 self.effects_of(step)
             }
-            Participant::Client(_) => Effects::default(),
+            Participant::Client(c) => {
+                let nodes = c.cfg.nodes;
+                let (sends, next) = c.on_timer(timer);
+                Effects {
+                    sends: sends.into_iter().map(|(to, m)| (dest(nodes, to), m)).collect(),
+                    timers: next.map(|(timer, after)| TimerOp::Set { timer, after }).into_iter().collect(),
+                    ..Effects::default()
+                }
+            }
         }
     }
 

@@ -123,7 +123,6 @@ fn decoded(r: &Run) -> Vec<usize> {
 /// Not a regression of the wait itself: before it, a leader holding four
 /// carried them and every node refused the proposal just the same.
 #[test]
-#[ignore = "attack r10: f silent nodes + one honest pre-vector lost to a healed partition: no leader ever holds K - f, round halts"]
 fn a_lost_honest_pre_vector_with_f_silent_nodes_cannot_halt_the_round_k7() {
     let r = run_net(
         3,
@@ -147,7 +146,6 @@ fn a_lost_honest_pre_vector_with_f_silent_nodes_cannot_halt_the_round_k7() {
 /// off around its pre-vector timer; every honest node holds at most six
 /// pre-vectors (< K − f = 7) for ever.
 #[test]
-#[ignore = "attack r10: f silent nodes + one honest pre-vector lost to a healed partition (K = 10): round halts"]
 fn a_lost_honest_pre_vector_with_f_silent_nodes_cannot_halt_the_round_k10() {
     let r = run_net(
         3,
@@ -172,7 +170,6 @@ fn a_lost_honest_pre_vector_with_f_silent_nodes_cannot_halt_the_round_k10() {
 /// timer leaves each side with at most four pre-vectors; once it heals all
 /// seven nodes are honest and connected, and still nobody proposes.
 #[test]
-#[ignore = "attack r10: a healed minority partition around the pre-vector timer halts an all-honest K = 7 round"]
 fn a_healed_minority_partition_cannot_halt_an_all_honest_round() {
     let r = run_net(5, 7, healed_partition(vec![4, 5, 6], 35, 50), Vec::new());
     r.debug_trace();
@@ -297,7 +294,6 @@ impl Adversary<P> for RepeatDeterVector {
 /// Observed: exclusions grow with the number of repeated copies: 804 over
 /// five views with 10 copies (2 932 with 30), against a bound of 80.
 #[test]
-#[ignore = "attack r10: a committee member's repeated deter-vector re-runs a waiting leader's full aggregation (decode+decrypt per client) each time"]
 fn a_repeated_deter_vector_does_not_rerun_the_leaders_aggregation() {
     let nodes = 7usize;
     let cfg = config(nodes, 4, 1);

@@ -232,17 +232,27 @@ fn skipped_nodes_fetch_a_prepared_root() -> Result<(), String> {
 /// also 2 and 3) and withhold their commit votes; they relay view 0's
 /// proposal to node 4 only, and only after nodes 5's and 6's fetches have
 /// reached node 4, which had not verified it yet. Node 4 answers those
-/// earlier requests once it verifies, and the round commits.
+/// earlier requests once it verifies, and the round commits; nodes 5 and
+/// 6 ask node 4 once each (a forgotten request would be answered only
+/// when they ask again on a later PBFT view).
 fn early_fetches_answered_once_verified() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
+    let asked: Vec<Arc<AtomicUsize>> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     let r = run_wide(
         3,
         vec![
             (0, Box::new(SkipRelayLate::new(vec![4, 5, 6], vec![4], vec![5, 6]))),
             (1, Box::new(SkipRelayLate::new(vec![2, 3, 4, 5, 6], vec![4], vec![5, 6]))),
+            (5, Box::new(CountFetchesTo { to: 4, count: asked[0].clone() })),
+            (6, Box::new(CountFetchesTo { to: 4, count: asked[1].clone() })),
         ],
     );
-    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
+    let asked: Vec<usize> = asked.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    if asked != [1, 1] {
+        return Err(format!("requests nodes 5 and 6 sent node 4: {asked:?} (each once: the first is answered)"));
+    }
+    Ok(())
 }
 
 /// K = 7 (attack round 9, finding 3): Byzantine leader 0 proposes an
@@ -256,8 +266,93 @@ fn proposals_without_carried_pre_vectors_refused_alike() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
+/// A node that sends nothing at all (crashed, or Byzantine and silent).
+struct Silent;
+
+impl Adversary<P> for Silent {
+    fn tamper(&mut self, _: Time, _: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        Vec::new()
+    }
+}
+
+/// K = 7 (attack round 10, finding 1): nodes 5 and 6 are silent and
+/// honest node 4 is cut off from everyone during ticks [35, 50), around
+/// its pre-vector timer, so its one-shot pre-vector is lost and no honest
+/// node holds `K − f = 5`. Each node re-sends its pre-vector to every
+/// later view's leader, so once the partition healed a leader holds five
+/// and the round commits.
+fn lost_pre_vector_resent_after_a_healed_partition() -> Result<(), String> {
+    use gridledger_fl::consensus::ChainNode;
+    use gridledger_fl::round::{sim_client_secrets, sim_node_key, FlClient, Participant, RoundOutput};
+    use gridledger_sim::{NetConfig, Partition, Simulation};
+    let (nodes, clients) = (7usize, 4usize);
+    let cfg = config(nodes, clients, clients / 3);
+    let mut net = NetConfig::reliable(nodes + clients, 6);
+    net.partitions.push(Partition { from: 35, until: 50, side: vec![4] });
+    let mut sim = Simulation::new(3, net, move |id, _| {
+        let id = id as usize;
+        if id < nodes {
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
+        } else {
+            let c = id - nodes;
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                model(c),
+                ClientBehaviour::Honest,
+            )))
+        }
+    });
+    sim.set_restart_after(None);
+    sim.set_adversary(5, Box::new(Silent));
+    sim.set_adversary(6, Box::new(Silent));
+    sim.start();
+    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
+    sim.run_until(5_000, |s| {
+        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
+    });
+    let r = Run { sim, nodes };
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
+}
+
+/// K = 7 (attack round 10, finding 1, the fetch half): the skipped nodes
+/// 5 and 6 of `skipping leaders withholding commits` lose every fetch
+/// request they send before tick 600; they ask again on each new PBFT
+/// view, so the round commits.
+fn lost_fetches_resent_on_a_new_pbft_view() -> Result<(), String> {
+    let r = skipped_nodes_losing_fetches(3, 600);
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
+}
+
+/// On an honest node: everything it sends to participant `to` (a client)
+/// before tick `until` is lost; the rest is delivered.
+struct LoseToUntil {
+    to: u32,
+    until: Time,
+}
+
+impl Adversary<P> for LoseToUntil {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(d, _)| now >= self.until || *d != Dest::One(self.to)).collect()
+    }
+}
+
+/// K = 4 (attack round 11): client 3's link from every node is down until
+/// tick 1500, after the commit, so the root reports and mini-fragments the
+/// nodes send it at their commit are lost. A client that has not decoded
+/// asks the nodes again each request period, so it decodes too.
+fn cut_off_client_asks_again() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let to = (NODES + 3) as u32;
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        (0..NODES).map(|n| (n, Box::new(LoseToUntil { to, until: 1500 }) as Box<dyn Adversary<P>>)).collect();
+    let r = run(SEED + 20, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 14] = [
+const SCENARIOS: [Scenario; 17] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -272,6 +367,9 @@ const SCENARIOS: [Scenario; 14] = [
     ("skipped nodes fetch a prepared root", skipped_nodes_fetch_a_prepared_root),
     ("early fetches answered once verified", early_fetches_answered_once_verified),
     ("proposals without carried pre-vectors refused alike", proposals_without_carried_pre_vectors_refused_alike),
+    ("lost pre-vector re-sent after a healed partition", lost_pre_vector_resent_after_a_healed_partition),
+    ("lost fetches re-sent on a new PBFT view", lost_fetches_resent_on_a_new_pbft_view),
+    ("cut-off client asks again", cut_off_client_asks_again),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -362,4 +460,19 @@ fn a_fetch_request_forgotten_before_the_proposal_is_verified_is_caught() {
 #[test]
 fn a_proposal_without_carried_pre_vectors_checked_against_local_ones_is_caught() {
     caught(Mutation::FewCarriedPreVectors, "proposals without carried pre-vectors refused alike");
+}
+
+#[test]
+fn a_pre_vector_sent_once_only_is_caught() {
+    caught(Mutation::PreVectorOneShot, "lost pre-vector re-sent after a healed partition");
+}
+
+#[test]
+fn a_fetch_request_sent_once_only_is_caught() {
+    caught(Mutation::FetchOneShot, "lost fetches re-sent on a new PBFT view");
+}
+
+#[test]
+fn a_client_that_never_asks_again_is_caught() {
+    caught(Mutation::ClientOneShot, "cut-off client asks again");
 }

@@ -913,3 +913,51 @@ pub fn split_by_own_pre_vectors(carry: bool) -> Run {
         &honest,
     )
 }
+
+/// An honest node whose `FetchProposal` requests are lost before `until`
+/// (before GST); everything else it sends is delivered.
+pub struct LoseFetchesUntil(pub Time);
+
+impl Adversary<P> for LoseFetchesUntil {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(_, m)| now >= self.0 || !matches!(m, Message::FetchProposal { .. })).collect()
+    }
+}
+
+/// K = 7 (f = 2), four honest clients: Byzantine nodes 0 and 1 skip nodes
+/// 5 and 6 with their proposals and withhold their PBFT commit votes (as
+/// [`skipping_leaders_withholding_commits`]), so the skipped nodes must
+/// fetch view 0's proposal for the prepared block to commit; every fetch
+/// request they send before tick `until` is lost.
+pub fn skipped_nodes_losing_fetches(seed: u64, until: Time) -> Run {
+    run(
+        seed,
+        7,
+        vec![ClientBehaviour::Honest; 4],
+        vec![
+            (0, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+            (1, Box::new(SkipProposalWithholdCommits { skip: vec![5, 6] })),
+            (5, Box::new(LoseFetchesUntil(until))),
+            (6, Box::new(LoseFetchesUntil(until))),
+        ],
+        &[0, 1, 2, 3],
+    )
+}
+
+/// An honest node's sends, passed on; counts the `FetchProposal` requests
+/// it sends to node `to`.
+pub struct CountFetchesTo {
+    pub to: u32,
+    pub count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Adversary<P> for CountFetchesTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let n = sends
+            .iter()
+            .filter(|(d, m)| *d == Dest::One(self.to) && matches!(m, Message::FetchProposal { .. }))
+            .count();
+        self.count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        sends
+    }
+}
