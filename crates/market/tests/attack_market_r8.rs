@@ -61,6 +61,9 @@ fn behind_a_line(a: f64, e_max: f64) -> Market {
 // congested rows (the per-party steps and the per-trade penalties must
 // satisfy one joint stability bound with the line terms, not each its
 // own), and test the 0.1 % target on congested mixed markets.
+// Fixed: the line weights and multiplier steps scale by α / max_m α_m
+// (`PdParams::row_weights_for`), one joint bound over all binding rows;
+// congested mixed markets are tested in `congested_mixed.rs`.
 #[test]
 
 fn a_buyer_just_above_the_reference_scale_behind_a_congested_line_stops_primal_dual() {

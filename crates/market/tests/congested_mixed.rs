@@ -41,7 +41,7 @@ fn congested_mixed_markets_clear_by_primal_dual_within_the_target() {
             let bus = mix.pick(&net.bus_ids);
             let a = mix.pick(&[0.02, 1e-3, 4e-5]);
             let e = mix.pick(&[6.0, 50.0, 400.0]);
-            if mix.next() % 2 == 0 {
+            if mix.next().is_multiple_of(2) {
                 m.buyers.push(p(Side::Buyer, bus, a, 0.3, 0.0, e));
             } else {
                 m.sellers.push(p(Side::Seller, bus, a, 0.07, 0.0, e));
