@@ -113,3 +113,77 @@ fn flat_ten_mwh_sellers_behind_congested_rows_clear_and_settle() {
         }
     }
 }
+
+// The full cap, without lowering it: the seeded 12 × 12 market of seed 1 on
+// case30 with ratings × 10⁻⁴ (five rows binding) clears by primal-dual in
+// 659 iterations; with one flat 10 MWh buyer at bus 10 added it reaches
+// primal-dual's 200 000-iteration cap and `clear` returns `NoConvergence`
+// (seed 2: 1 392 → the cap). The common α is smaller in a 12 × 12 market
+// (≈ 2.5), so the scaling α / α* ≈ 1/180 is harsher: the larger the market,
+// the surer the DoS. (About 15 s in a test build before it fails.)
+#[test]
+#[ignore = "attack r9: one flat 10 MWh buyer drives a congested 12x12 interval to primal-dual's 200 000 cap"]
+fn one_flat_ten_mwh_buyer_drives_a_congested_twelve_by_twelve_to_the_cap() {
+    let net = case30_net(1e-4);
+    let base = Market::generate(1, 12, 12, &net.bus_ids);
+    let c = clear(&base, &net, Algorithm::PrimalDual).expect("the seeded market clears");
+    assert!(!c.binding.is_empty());
+    let mut m = base.clone();
+    m.buyers.push(flat_giant(10));
+    match clear(&m, &net, Algorithm::PrimalDual) {
+        Ok(c2) => assert!(c2.converged && c2.relative_gap.abs() <= 1e-3),
+        Err(e) => panic!("observed: {} iterations without the flat buyer; with it: {e}", c.iterations),
+    }
+}
+
+// Held up (correctness, not speed): several large buyers on different
+// lines (50 kWh at a = 0.02, 400 kWh at 10⁻³, 2 MWh at 10⁻⁴, 10 MWh at
+// 10⁻⁵, at buses 2, 10, 24, 30) and as many large sellers (buses 5, 12, 19,
+// 27) added to seeded 4 × 4 markets on case30 with ratings × 10⁻³ (two rows
+// binding) clear within 0.1 % of the optimum, and the settlement balances
+// to the minor unit. They take 7 800–8 400 iterations (the same finding's
+// scaling; at ratings × 10⁻⁴ 43 000–55 000).
+#[test]
+fn several_large_buyers_on_different_lines_clear_and_settle() {
+    let net = case30_net(1e-3);
+    for seed in [3u64, 7] {
+        let mut m = Market::generate(seed, 4, 4, &net.bus_ids);
+        for (k, bus) in [2u32, 10, 24, 30].iter().enumerate() {
+            let e = [50.0, 400.0, 2000.0, 10_000.0][k];
+            m.buyers.push(p(Side::Buyer, *bus, [0.02, 1e-3, 1e-4, 1e-5][k], 0.3, 0.0, e));
+            m.sellers.push(p(Side::Seller, [5u32, 12, 19, 27][k], 0.01, 0.07, 0.0, e));
+        }
+        let c = clear(&m, &net, Algorithm::PrimalDual).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(!c.binding.is_empty(), "seed {seed}: no row binds");
+        assert!(c.converged && c.relative_gap.abs() <= 1e-3, "seed {seed}: gap {}", c.relative_gap);
+        let s = &c.settlement;
+        assert_eq!(s.buyer_pays.iter().sum::<i64>(), s.total_minor);
+        assert_eq!(s.seller_receives.iter().sum::<i64>() + s.operator_minor, s.total_minor);
+    }
+}
+
+// The same for free: a flat 10 MWh buyer bidding b = 0.001 $/kWh (below
+// every seller's cost, so it buys nothing and pays 0 cents) still scales
+// every row's weight by α / α*: the seed-3 market of the first test needs
+// 37 299 iterations instead of 296, and its settlement charges the sender
+// nothing. Expected: a request that trades nothing does not change how
+// long the others' clearing takes by more than a small factor.
+#[test]
+#[ignore = "attack r9: a flat 10 MWh buyer that buys nothing (pays 0) still multiplies congested rounds ~125x"]
+fn a_flat_buyer_that_buys_nothing_still_slows_the_interval() {
+    let net = case30_net(1e-4);
+    let base = Market::generate(3, 5, 5, &net.bus_ids);
+    let c = clear(&base, &net, Algorithm::PrimalDual).expect("the seeded market clears");
+    let mut m = base.clone();
+    m.buyers.push(p(Side::Buyer, 10, 1e-6, 0.001, 0.0, 10_000.0));
+    let central = clear(&m, &net, Algorithm::Central).expect("the reference clears");
+    assert_eq!(
+        *central.settlement.buyer_pays.last().unwrap(),
+        0,
+        "the sender must pay nothing for this to mean anything"
+    );
+    match clear_with(&m, &net, Algorithm::PrimalDual, Some(20 * c.iterations)) {
+        Ok(c2) => assert!(c2.converged && c2.relative_gap.abs() <= 1e-3),
+        Err(e) => panic!("observed: {} iterations without the request; with it: {e}", c.iterations),
+    }
+}
