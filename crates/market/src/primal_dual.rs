@@ -72,7 +72,11 @@
 //! curvature in the steps' metric stays that of the common-step market
 //! over every set of binding rows at once ([`PdParams::row_weights_for`];
 //! bounding each row against the buyers' own steps let one 50 kWh buyer
-//! behind a dozen binding rows cycle, attack round 8). This shortens, but cannot
+//! behind a dozen binding rows cycle, attack round 8). Once a line is
+//! priced, the buyers' steps are capped at [`BUYER_STEP_CAP`]` · α` (and the
+//! row weights recomputed for the capped steps), so one flat request can
+//! scale the line weights by at most `1 / BUYER_STEP_CAP` (attack round 9:
+//! uncapped, one flat 10 MWh buyer scaled them by ~1/120). This shortens, but cannot
 //! bound, the iterations a margin needs: a margin tending to 0 with a
 //! welfare share above the tolerance still needs ever more of them, so the
 //! framework clears an interval whose run reaches the cap at the central
@@ -294,6 +298,34 @@ pub struct PdParams {
 /// market keeps the common step and penalty the tuning was made with.
 pub const SCALE_KWH: f64 = 5.0;
 
+/// The largest buyer step, in units of the common `α`, once a line is
+/// priced ([`PrimalDual`]'s congested mode): `α_m ≤ C α`.
+///
+/// The line price acts on the buyers' copies only, so
+/// [`PdParams::row_weights_for`] scales every row's weight and multiplier
+/// step by `α / max_m α_m`, keeping the line term's curvature in the steps'
+/// metric that of the common market over every set of binding rows at
+/// once. Uncapped, one flat 10 MWh buyer (`a = 10⁻⁶`, `α_m ≈ 446` against
+/// `α ≈ 3.6`) scaled every row by about 1/120 and multiplied the rounds of
+/// every congested interval by hundreds, up to the cap, whatever it bought
+/// (attack round 9). Capped, one request changes the line weights by at
+/// most `1 / C`. The rounds a congested interval needs grow about linearly
+/// in `C` with such a buyer (seed-3 5 × 5 market on case30 at ratings ×
+/// 10⁻⁴, flat buyer at bus 10: 296 rounds without it; with it 1 831 at
+/// `C = 2`, 3 739 at 4, 7 514 at 8, 113 119 uncapped), so `C = 2`: the
+/// round-8 buyer (`α_m ≈ 1.9 α`) keeps its own step. An uncongested market (no row ever priced) keeps each
+/// buyer's own step, which the near-linear pair of attack round 7 needs.
+///
+/// Why this is sound: the iteration's fixed points are the KKT points for
+/// ANY positive steps `α_m` and weights `c_r` (each projection is the
+/// party's own Euclidean one; at a fixed point the multiplier update gives
+/// `g_r ≤ 0` and `μ_r g_r = 0`, so `max(0, μ_r + c_r g_r) = μ_r` whatever
+/// `c_r > 0`), so switching them once, by a rule every executor evaluates
+/// on the same state, changes the path but not the point it converges to;
+/// the capped step is still within the party's own Lipschitz bound, and the
+/// switch is one-way, so it cannot cycle between modes.
+pub const BUYER_STEP_CAP: f64 = 2.0;
+
 /// Relative floor of [`scaled_gap`]'s test (a party so flat that its own
 /// bound asks for less is not certified by it: see [`scaled_gap`]).
 pub const SCALED_GAP_FLOOR: f64 = 1e-9;
@@ -491,6 +523,15 @@ impl PdParams {
     }
 }
 
+/// [`PrimalDual`]'s steps once a line is priced ([`BUYER_STEP_CAP`]).
+#[derive(Debug, Clone)]
+struct CongestedSteps {
+    alpha_b: Vec<f64>,
+    ia_b: Vec<f64>,
+    c_row: Vec<f64>,
+    gamma_row: Vec<f64>,
+}
+
 /// Lanes of the per-column reductions: independent partial results, so
 /// the compiler can keep them in vector registers.
 const L: usize = 4;
@@ -568,6 +609,10 @@ pub struct PrimalDual {
     alpha_b: Vec<f64>,
     ia_b: Vec<f64>,
     alpha_s: Vec<f64>,
+    /// The buyers' steps capped at [`BUYER_STEP_CAP`]` · α` and the row
+    /// weights and multiplier steps for them, installed the first time a
+    /// line is priced; `None` once installed or when the cap changes nothing.
+    congested: Option<Box<CongestedSteps>>,
     /// The largest duality gap, $, that still certifies every party beyond
     /// the reference scale to within its own tolerance ([`scaled_gap`]).
     scaled_gap: f64,
@@ -741,7 +786,17 @@ impl PrimalDual {
         let g = net.g.iter().flatten().copied().collect();
         let steps = params.party_steps(market);
         let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &steps.alpha_buyers);
+        let cap = BUYER_STEP_CAP * params.alpha;
+        let congested = if steps.alpha_buyers.iter().any(|a| *a > cap) && !net.h.is_empty() {
+            let alpha_b: Vec<f64> = steps.alpha_buyers.iter().map(|a| a.min(cap)).collect();
+            let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &alpha_b);
+            let ia_b = alpha_b.iter().map(|a| 1.0 / a).collect();
+            Some(Box::new(CongestedSteps { alpha_b, ia_b, c_row, gamma_row }))
+        } else {
+            None
+        };
         Ok(PrimalDual {
+            congested,
             c_row,
             gamma_row,
             rho_t: steps.rho,
@@ -1006,6 +1061,7 @@ impl PrimalDual {
         for r in 0..mu_rows {
             self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.excess[r]).max(0.0);
         }
+        self.enter_congested_mode();
         self.iterations += 1;
         self.report(market, residual, change, violation)
     }
@@ -1251,6 +1307,7 @@ impl PrimalDual {
         for r in 0..mu_rows {
             me.mu[r] = (me.mu[r] + me.gamma_row[r] * me.excess[r]).max(0.0);
         }
+        me.enter_congested_mode();
         me.operator_prices();
         (me.mu, me.bus_price)
     }
@@ -1265,6 +1322,7 @@ impl PrimalDual {
             self.excesses()
         };
         self.mu.copy_from_slice(mu);
+        self.enter_congested_mode();
         self.bus_price.copy_from_slice(bus_price);
         self.prices_ready = true;
         self.iterations += 1;
@@ -1276,6 +1334,21 @@ impl PrimalDual {
             change = change.max((self.x[i] - self.old[i]).abs() * self.ia_b[i % mm]);
         }
         self.report(market, residual, change, violation)
+    }
+
+    /// Installs the capped buyer steps and their row weights
+    /// ([`BUYER_STEP_CAP`]) the first time a line multiplier is positive.
+    /// Called right after every multiplier update, on every path
+    /// ([`PrimalDual::step`], [`PrimalDual::operator_task`],
+    /// [`PrimalDual::apply_operator`]), so each executor switches on the same
+    /// iteration and the paths agree bit for bit.
+    fn enter_congested_mode(&mut self) {
+        if self.congested.is_some() && self.mu.iter().any(|m| *m > 0.0) {
+            if let Some(c) = self.congested.take() {
+                let CongestedSteps { alpha_b, ia_b, c_row, gamma_row } = *c;
+                (self.alpha_b, self.ia_b, self.c_row, self.gamma_row) = (alpha_b, ia_b, c_row, gamma_row);
+            }
+        }
     }
 
     /// A digest of the iteration's inputs (trades, prices, multipliers):
