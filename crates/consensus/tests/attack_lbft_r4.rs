@@ -26,6 +26,9 @@ use gridledger_consensus::lbft::{
     echo_statement, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Fault, KeyUse, Message, Replica,
     RestoreError, SimCrypto, ThresholdCrypto,
 };
+mod common;
+
+use common::lbft::Counting;
 use gridledger_core::Hash32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -210,37 +213,6 @@ fn forged_sync_copies_are_checked_at_most_once_per_epoch() {
 }
 
 // ---- [2] certificate checks per message, without bound ----------------------------
-
-/// [`SimCrypto`] counting the certificate (and coin) signatures verified.
-#[derive(Clone, Debug)]
-struct Counting {
-    inner: SimCrypto,
-    verified: Arc<AtomicUsize>,
-}
-
-impl ThresholdCrypto for Counting {
-    type Share = <SimCrypto as ThresholdCrypto>::Share;
-    type Sig = SimSig;
-    fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
-        self.inner.sign_share(key, msg)
-    }
-    fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
-        self.inner.verify_share(key, signer, msg, share)
-    }
-    fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
-        self.inner.combine(key, msg, shares)
-    }
-    fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
-        self.verified.fetch_add(1, Ordering::Relaxed);
-        self.inner.verify(key, msg, sig)
-    }
-    fn coin(&self, sig: &SimSig) -> u64 {
-        self.inner.coin(sig)
-    }
-    fn threshold(&self, key: KeyUse) -> usize {
-        self.inner.threshold(key)
-    }
-}
 
 fn counting_replica() -> (Replica<Counting>, Arc<AtomicUsize>) {
     let verified = Arc::new(AtomicUsize::new(0));

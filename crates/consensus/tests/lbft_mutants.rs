@@ -205,40 +205,12 @@ fn accepted_late_input_is_caught() {
 /// copy is checked; without it (the control) one is.
 mod forgotten_cert_failures {
     use gridledger_consensus::lbft::crypto::SimSig;
-    use gridledger_consensus::lbft::{Config, Durable, KeyUse, Message, Mutation, Replica, SimCrypto, ThresholdCrypto};
+    use gridledger_consensus::lbft::{Config, Durable, Message, Mutation, Replica, SimCrypto};
     use gridledger_core::Hash32;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    #[derive(Clone, Debug)]
-    struct Counting {
-        inner: SimCrypto,
-        verified: Arc<AtomicUsize>,
-    }
-
-    impl ThresholdCrypto for Counting {
-        type Share = <SimCrypto as ThresholdCrypto>::Share;
-        type Sig = SimSig;
-        fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
-            self.inner.sign_share(key, msg)
-        }
-        fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
-            self.inner.verify_share(key, signer, msg, share)
-        }
-        fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
-            self.inner.combine(key, msg, shares)
-        }
-        fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
-            self.verified.fetch_add(1, Ordering::Relaxed);
-            self.inner.verify(key, msg, sig)
-        }
-        fn coin(&self, sig: &SimSig) -> u64 {
-            self.inner.coin(sig)
-        }
-        fn threshold(&self, key: KeyUse) -> usize {
-            self.inner.threshold(key)
-        }
-    }
+    use super::common::lbft::Counting;
 
     /// Certificate checks for 200 copies of one forged `Cert`.
     fn checks(mutation: Option<Mutation>) -> usize {

@@ -5,7 +5,8 @@ use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::sim::SimTx;
 use gridledger_consensus::lbft::txm::{PiTau, PiTauConfig, TbgConfig, Theta};
 use gridledger_consensus::lbft::{
-    Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Message, Replica, SimCrypto, Target,
+    Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, SimCrypto, Target,
+    ThresholdCrypto,
 };
 use gridledger_core::Hash32;
 
@@ -53,4 +54,35 @@ pub fn pi_tau(theta: Theta, max_pending: usize) -> PiTau {
     let tbg = TbgConfig { tau: 4, groups: 2, kappa: 2, batch: 100, max_stored: 1_000 };
     PiTau::new(PiTauConfig { replicas: 10, me: 0, theta, genesis: Hash32([7; 32]), max_pending, tbg })
         .expect("valid configuration")
+}
+
+/// [`SimCrypto`] counting the certificate (and coin) signatures verified.
+#[derive(Clone, Debug)]
+pub struct Counting {
+    pub inner: SimCrypto,
+    pub verified: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ThresholdCrypto for Counting {
+    type Share = <SimCrypto as ThresholdCrypto>::Share;
+    type Sig = SimSig;
+    fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
+        self.inner.sign_share(key, msg)
+    }
+    fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
+        self.inner.verify_share(key, signer, msg, share)
+    }
+    fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
+        self.inner.combine(key, msg, shares)
+    }
+    fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
+        self.verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.verify(key, msg, sig)
+    }
+    fn coin(&self, sig: &SimSig) -> u64 {
+        self.inner.coin(sig)
+    }
+    fn threshold(&self, key: KeyUse) -> usize {
+        self.inner.threshold(key)
+    }
 }
