@@ -9,9 +9,9 @@ mod common;
 
 use common::*;
 use gridledger_core::enclave::Attester;
-use gridledger_fl::consensus::{ChainNode, Message};
-use gridledger_fl::round::{sim_client_secrets, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
-use gridledger_sim::{Adversary, Delay, Dest, NetConfig, Partition, Simulation, Time};
+use gridledger_fl::consensus::Message;
+use gridledger_fl::round::{ClientBehaviour, RoundOutput};
+use gridledger_sim::{Adversary, Delay, Dest, NetConfig, Partition, Time};
 use rand_chacha::ChaCha8Rng;
 
 /// A node that sends nothing at all (crashed, or Byzantine and silent).
@@ -54,31 +54,7 @@ fn run_net_as(
     let clients = 4usize;
     let cfg = config(nodes, clients, clients / 3);
     let net = net(nodes + clients);
-    let mut sim = Simulation::new(seed, net, move |id, _| {
-        let id = id as usize;
-        if id < nodes {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
-        } else {
-            let c = id - nodes;
-            Participant::Client(Box::new(FlClient::new(
-                cfg.clone(),
-                c,
-                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
-                model(c),
-                behaviour,
-            )))
-        }
-    });
-    sim.set_restart_after(None);
-    for (id, a) in adversaries {
-        sim.set_adversary(id as u32, a);
-    }
-    sim.start();
-    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
-    sim.run_until(until, |s| {
-        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
-    });
-    Run { sim, nodes }
+    run_custom(seed, cfg, net, vec![behaviour; clients], adversaries, &[0, 1, 2, 3], until)
 }
 
 /// A reliable network on which `side` is cut off from everyone during

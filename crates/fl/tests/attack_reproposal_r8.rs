@@ -136,36 +136,12 @@ struct NarrowCarriedSetLeader {
 
 impl Adversary<P> for NarrowCarriedSetLeader {
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
-        let models: Vec<Vec<f32>> = self.clients.iter().map(|&c| model(c as usize)).collect();
-        let global = trimmed_mean(&models, self.beta).unwrap();
-        let rel = self.cfg.release(&params_to_bytes(&global)).unwrap();
+        let rel = release_of(&self.cfg, &self.clients, self.beta);
         let keep = self.cfg.nodes - self.cfg.f();
         let mut votes = Vec::new();
         if !self.voted && sends.iter().any(|(_, m)| matches!(m, Message::Proposal { view: 0, .. })) {
-            use gridledger_consensus::pbft::Payload;
             self.voted = true;
-            let block = gridledger_fl::consensus::RootBlock {
-                chain: self.cfg.chain,
-                round: self.cfg.round,
-                view: 0,
-                root: rel.root,
-                clients: self.clients.clone(),
-            };
-            let key = gridledger_fl::round::sim_node_key(0);
-            for pview in 0..8 {
-                let v = pbft::Vote::sign(
-                    &key,
-                    pbft::VoteKind::Prepare,
-                    &self.cfg.instance(),
-                    pview,
-                    gridledger_fl::consensus::ROOT_HEIGHT,
-                    block.digest(),
-                );
-                for k in 1..self.cfg.nodes as u32 {
-                    votes.push((Dest::One(k), Message::Pbft(Box::new(pbft::Message::Prepare(v.clone())))));
-                }
-            }
+            votes = node0_prepares(&self.cfg, &rel, &self.clients);
         }
         let out: Vec<(Dest, Message)> = sends
             .into_iter()

@@ -282,37 +282,13 @@ impl Adversary<P> for Silent {
 /// later view's leader, so once the partition healed a leader holds five
 /// and the round commits.
 fn lost_pre_vector_resent_after_a_healed_partition() -> Result<(), String> {
-    use gridledger_fl::consensus::ChainNode;
-    use gridledger_fl::round::{sim_client_secrets, sim_node_key, FlClient, Participant, RoundOutput};
-    use gridledger_sim::{NetConfig, Partition, Simulation};
+    use gridledger_sim::{NetConfig, Partition};
     let (nodes, clients) = (7usize, 4usize);
     let cfg = config(nodes, clients, clients / 3);
     let mut net = NetConfig::reliable(nodes + clients, 6);
     net.partitions.push(Partition { from: 35, until: 50, side: vec![4] });
-    let mut sim = Simulation::new(3, net, move |id, _| {
-        let id = id as usize;
-        if id < nodes {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
-        } else {
-            let c = id - nodes;
-            Participant::Client(Box::new(FlClient::new(
-                cfg.clone(),
-                c,
-                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
-                model(c),
-                ClientBehaviour::Honest,
-            )))
-        }
-    });
-    sim.set_restart_after(None);
-    sim.set_adversary(5, Box::new(Silent));
-    sim.set_adversary(6, Box::new(Silent));
-    sim.start();
-    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
-    sim.run_until(5_000, |s| {
-        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
-    });
-    let r = Run { sim, nodes };
+    let silent: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(5, Box::new(Silent)), (6, Box::new(Silent))];
+    let r = run_custom(3, cfg, net, vec![ClientBehaviour::Honest; clients], silent, &[0, 1, 2, 3], 5_000);
     round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
 }
 

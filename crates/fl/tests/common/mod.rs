@@ -146,6 +146,23 @@ pub fn run(
     let clients = behaviours.len();
     let cfg = config(nodes, clients, clients / 3);
     let net = NetConfig::reliable(nodes + clients, 6);
+    run_custom(seed, cfg, net, behaviours, adversaries, honest_clients, 5_000)
+}
+
+/// One round of the chain `cfg` (its nodes `0..cfg.nodes`, then one client
+/// per entry of `behaviours`) on `net`, nodes never restarted, `adversaries`
+/// on the nodes they name; run until every client of `honest_clients` has
+/// decoded the global model, or until tick `until`.
+pub fn run_custom(
+    seed: u64,
+    cfg: Arc<ChainConfig>,
+    net: NetConfig,
+    behaviours: Vec<ClientBehaviour>,
+    adversaries: Vec<(usize, Box<dyn Adversary<P>>)>,
+    honest_clients: &[usize],
+    until: Time,
+) -> Run {
+    let nodes = cfg.nodes;
     let mut sim = Simulation::new(seed, net, move |id, _| {
         let id = id as usize;
         if id < nodes {
@@ -167,7 +184,7 @@ pub fn run(
     }
     sim.start();
     let want: Vec<u32> = honest_clients.iter().map(|&c| (nodes + c) as u32).collect();
-    sim.run_until(5_000, |s| {
+    sim.run_until(until, |s| {
         want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
     });
     Run { sim, nodes }
@@ -684,42 +701,13 @@ pub fn skipping_leaders_and_an_equivocating_client(seed: u64, relay: RelayMode) 
 /// `GlobalCoder::for_chain` promises in general (the common configuration's
 /// 112-byte fragments decode from two).
 pub fn run_wide(seed: u64, adversaries: Vec<(usize, Box<dyn Adversary<P>>)>) -> Run {
-    use gridledger_fl::consensus::ChainNode;
-    use gridledger_fl::consensus::ChainParams;
-    use gridledger_fl::dissemination::GlobalCoder;
-    use gridledger_fl::round::{sim_client_secrets, sim_node_key, FlClient, Participant, RoundOutput};
-    use gridledger_sim::{NetConfig, Simulation};
     let (nodes, clients) = (7usize, 4usize);
     let base = config(nodes, clients, clients / 3);
     let global = GlobalCoder::for_chain(186, nodes, clients).unwrap();
     assert_eq!(global.subfragments_needed(), 3, "the scenario needs f + 1 subfragments to decode");
     let cfg = Arc::new(ChainConfig::new(ChainParams { global: Arc::new(global), ..base.params().clone() }));
     let net = NetConfig::reliable(nodes + clients, 6);
-    let mut sim = Simulation::new(seed, net, move |id, _| {
-        let id = id as usize;
-        if id < nodes {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
-        } else {
-            let c = id - nodes;
-            Participant::Client(Box::new(FlClient::new(
-                cfg.clone(),
-                c,
-                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
-                model(c),
-                ClientBehaviour::Honest,
-            )))
-        }
-    });
-    sim.set_restart_after(None);
-    for (id, a) in adversaries {
-        sim.set_adversary(id as u32, a);
-    }
-    sim.start();
-    let want: Vec<u32> = (0..clients).map(|c| (nodes + c) as u32).collect();
-    sim.run_until(5_000, |s| {
-        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
-    });
-    Run { sim, nodes }
+    run_custom(seed, cfg, net, vec![ClientBehaviour::Honest; clients], adversaries, &[0, 1, 2, 3], 5_000)
 }
 
 /// Whether `m` is a PBFT commit vote or catch-up answer (what the
@@ -811,37 +799,55 @@ pub struct EmptyCarriedLeader {
     voted: bool,
 }
 
+/// The global model the trimmed mean (trimming `beta`) of `clients`'
+/// models makes, released under `cfg`.
+pub fn release_of(cfg: &ChainConfig, clients: &[u32], beta: usize) -> gridledger_fl::dissemination::GlobalRelease {
+    let models: Vec<Vec<f32>> = clients.iter().map(|&c| model(c as usize)).collect();
+    let global = trimmed_mean(&models, beta).unwrap();
+    cfg.release(&params_to_bytes(&global)).unwrap()
+}
+
+/// What a Byzantine node 0 whose host holds `rel` signs with its own PBFT
+/// key: a prepare vote for view 0's root block of `(rel.root, clients)` in
+/// each PBFT view `0..8`, sent to every other node.
+pub fn node0_prepares(
+    cfg: &ChainConfig,
+    rel: &gridledger_fl::dissemination::GlobalRelease,
+    clients: &[u32],
+) -> Vec<(Dest, Message)> {
+    use gridledger_consensus::pbft::Payload;
+    let block = gridledger_fl::consensus::RootBlock {
+        chain: cfg.chain,
+        round: cfg.round,
+        view: 0,
+        root: rel.root,
+        clients: clients.to_vec(),
+    };
+    let key = sim_node_key(0);
+    let mut votes = Vec::new();
+    for pview in 0..8 {
+        let v = pbft::Vote::sign(
+            &key,
+            pbft::VoteKind::Prepare,
+            &cfg.instance(),
+            pview,
+            gridledger_fl::consensus::ROOT_HEIGHT,
+            block.digest(),
+        );
+        for k in 1..cfg.nodes as u32 {
+            votes.push((Dest::One(k), Message::Pbft(Box::new(pbft::Message::Prepare(v.clone())))));
+        }
+    }
+    votes
+}
+
 impl Adversary<P> for EmptyCarriedLeader {
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_consensus::pbft::Payload;
-        use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
-        let models: Vec<Vec<f32>> = self.clients.iter().map(|&c| model(c as usize)).collect();
-        let global = trimmed_mean(&models, self.beta).unwrap();
-        let rel = self.cfg.release(&params_to_bytes(&global)).unwrap();
+        let rel = release_of(&self.cfg, &self.clients, self.beta);
         let mut votes = Vec::new();
         if !self.voted && sends.iter().any(|(_, m)| matches!(m, Message::Proposal { view: 0, .. })) {
             self.voted = true;
-            let block = gridledger_fl::consensus::RootBlock {
-                chain: self.cfg.chain,
-                round: self.cfg.round,
-                view: 0,
-                root: rel.root,
-                clients: self.clients.clone(),
-            };
-            let key = gridledger_fl::round::sim_node_key(0);
-            for pview in 0..8 {
-                let v = pbft::Vote::sign(
-                    &key,
-                    pbft::VoteKind::Prepare,
-                    &self.cfg.instance(),
-                    pview,
-                    gridledger_fl::consensus::ROOT_HEIGHT,
-                    block.digest(),
-                );
-                for k in 1..self.cfg.nodes as u32 {
-                    votes.push((Dest::One(k), Message::Pbft(Box::new(pbft::Message::Prepare(v.clone())))));
-                }
-            }
+            votes = node0_prepares(&self.cfg, &rel, &self.clients);
         }
         let out: Vec<(Dest, Message)> = sends
             .into_iter()
