@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{case30_net, p};
+use common::{case30_net, p, Mix};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::problem::{Market, Side};
@@ -187,22 +187,6 @@ fn a_flat_buyer_that_buys_nothing_still_slows_the_interval() {
     match clear_with(&m, &net, Algorithm::PrimalDual, Some(20 * c.iterations)) {
         Ok(c2) => assert!(c2.converged && c2.relative_gap.abs() <= 1e-3),
         Err(e) => panic!("observed: {} iterations without the request; with it: {e}", c.iterations),
-    }
-}
-
-/// SplitMix64: a fixed stream for the fuzz's choices (no RNG crate needed).
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[(self.next() % v.len() as u64) as usize]
     }
 }
 

@@ -8,25 +8,9 @@
 
 mod common;
 
-use common::{case30_net, p};
+use common::{case30_net, p, Mix};
 use gridledger_market::clearing::{clear, Algorithm};
 use gridledger_market::problem::{Market, Side};
-
-/// SplitMix64: a fixed stream for the test's choices (no RNG crate needed).
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[(self.next() % v.len() as u64) as usize]
-    }
-}
 
 #[test]
 fn congested_mixed_markets_clear_by_primal_dual_within_the_target() {

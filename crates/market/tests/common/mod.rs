@@ -20,3 +20,19 @@ pub fn feeder() -> MarketNetwork {
 pub fn p(side: Side, bus: u32, a: f64, b: f64, e_min: f64, e_max: f64) -> Prosumer {
     Prosumer { side, bus, a, b, e_min, e_max }
 }
+
+/// SplitMix64: a fixed stream for the test's choices (no RNG crate needed).
+pub struct Mix(pub u64);
+
+impl Mix {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
