@@ -430,3 +430,110 @@ fn withheld_foreign_terms(kappa: u32, ahead: u64) -> (u64, gridledger_xchain::Cc
     let after = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
     (terms_a.expires_at, end, before, after)
 }
+
+// ------------------------------------------------------------------- [5]
+
+/// R12-5's epoch rule needs the other deployment's BoB height as the
+/// wallet last saw it (`TermsRegistry::observed`), and that view lives in
+/// memory only (`heights`, shared by clones of one registry). R12-5's
+/// scenario is a party that signed terms once for a deployment it runs no
+/// driver on any more; once R's driver here is restarted (a crash, an
+/// upgrade, `xchain resume`), the wallet has never been told that
+/// deployment's height, `release_stale_foreign_terms` skips the entry for
+/// good (`observed` is `None`), and every later exchange R agrees here on
+/// chain j names the nonce above the held one: R, paying in full and in
+/// time, is penalised each time — R12-5 again after one restart.
+///
+/// Expected: R's side of B ends `Proved` after a restart as before it.
+/// Observed: `Penalised`.
+#[test]
+#[ignore = "attack r13 [5]: the other deployment's height is known in memory only; after a restart its withheld terms hold the nonce for good and the honest receiver is penalised"]
+fn another_deployments_withheld_terms_do_not_penalise_after_a_restart() {
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut m = setup(dir.path(), spec.clone());
+    let [ci, cj] = chains2(&m);
+    let (s, r, mallory) = (sender(), receiver(), dev_key(2));
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let foreign = gridledger_core::Hash32([0xd5; 32]);
+    m.wallet.observe(foreign, m.bob.height());
+    let req_a = SwapRequest { sender: mallory, ..request_between(ci, cj, 500, 1351) };
+    let mut terms_a = m.try_terms(&req_a).unwrap();
+    terms_a.deployment = foreign;
+    let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
+    // R's driver here restarts; it runs none on the other deployment.
+    drop(m);
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1352));
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    m.wait_native_window(&rec).unwrap();
+    for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+        let nt = m.native_tx(&rec, side, key).unwrap();
+        let _ = m.external_mut(rec.instruction(side).0).unwrap().submit(&nt);
+        m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt }, Amount::ZERO)).unwrap();
+    }
+    let end = settle_within(&mut m, id, 400);
+    let after = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    let held = m.wallet.entry(cj, &r.address(), terms_a.nonce_j).unwrap().is_some();
+    eprintln!(
+        "A (other deployment) expires at {}; B forward_j {}; receiver {:?}; A's triple still held {held}; \
+         R's deposit {before} -> {after}",
+        terms_a.expires_at, end.forward_j, end.receiver
+    );
+    assert!(end.complete);
+    assert!(matches!(end.receiver, SideState::Proved { .. }), "R paid B in full and in time: {:?}", end.receiver);
+    assert_eq!(after, before);
+}
+
+// ------------------------------------------------------------------ held
+
+/// Attack R11-2's scenario (this deployment's withheld terms) on `spec`.
+fn withheld_own_terms(spec: MbsSpec) -> (u64, gridledger_xchain::CctRecord, u128, u128) {
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), spec);
+    let [ci, cj] = chains2(&m);
+    let (s, r, mallory) = (sender(), receiver(), dev_key(2));
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req_a = SwapRequest { sender: mallory, ..request_between(ci, cj, 500, 1341) };
+    let terms_a = m.try_terms(&req_a).unwrap();
+    let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1342));
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    m.wait_native_window(&rec).unwrap();
+    for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+        let nt = m.native_tx(&rec, side, key).unwrap();
+        let _ = m.external_mut(rec.instruction(side).0).unwrap().submit(&nt);
+        m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt }, Amount::ZERO)).unwrap();
+    }
+    let end = settle_within(&mut m, id, 400);
+    let after = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    (terms_a.expires_at, end, before, after)
+}
+
+/// Held up: this deployment's own withheld terms (R11-2, R12-2's bound)
+/// do not penalise the next exchange on small-κ and probabilistic
+/// deployments either (R's payment lands at `forward_j − k` at the latest
+/// here, so [1]'s race applies to it as well).
+#[test]
+fn own_withheld_terms_do_not_penalise_small_kappa_or_probabilistic_deployments() {
+    for (kappa, finality) in [
+        (4, Finality::Probabilistic { k: 3 }),
+        (2, Finality::Deterministic),
+        (3, Finality::Probabilistic { k: 2 }),
+        (2, Finality::Probabilistic { k: 1 }),
+    ] {
+        let spec = MbsSpec { kappa, finality, ..MbsSpec::default() };
+        let (a, end, before, after) = withheld_own_terms(spec);
+        eprintln!(
+            "κ {kappa} {finality:?}: A expires {a}; B forward_j {}; R {:?}; R {before} -> {after}",
+            end.forward_j, end.receiver
+        );
+        assert!(matches!(end.receiver, SideState::Proved { .. }), "κ {kappa} {finality:?}: {:?}", end.receiver);
+        assert_eq!(after, before);
+    }
+}
