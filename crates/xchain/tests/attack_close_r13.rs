@@ -490,6 +490,150 @@ fn another_deployments_withheld_terms_do_not_penalise_after_a_restart() {
 
 // ------------------------------------------------------------------ held
 
+/// What [`terms_stored_at_expiry`] saw: B's and A's records at their end,
+/// R's deposit before and after, and where R's payments landed.
+#[derive(Debug)]
+struct LastMoment {
+    a_stored_at: Option<u64>,
+    a_receiver: Option<SideState>,
+    b_forward_j: u64,
+    b_receiver: SideState,
+    r_paid_a_at: Option<u64>,
+    r_paid_b_at: Option<u64>,
+    r_deposit: (u128, u128),
+}
+
+/// Mallory has the receiver R sign terms A (R's nonce `n` on chain j) and
+/// holds them; an honest S agrees B with R meanwhile (R's nonce `n + 1`),
+/// both pay B in its window and post. Mallory sends A's `cct` so that it
+/// is stored in the BoB block at A's `expires_at` — the last one SC_T
+/// takes it in (R11-1, R12-6: the signed terms are Mallory's to send until
+/// then). R pays A honestly as soon as A's window opens (an NT landing at
+/// or below `e_j(A) + κ̄` proves nothing, `TooEarly`), and only then can
+/// R's payment for B (nonce `n + 1`) land.
+fn terms_stored_at_expiry(spec: MbsSpec) -> LastMoment {
+    use gridledger_xchain::bob::CctArgs;
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), spec);
+    let [ci, cj] = chains2(&m);
+    let (s, r, mallory) = (sender(), receiver(), dev_key(2));
+    m.deposit_token_b(&mallory, DEPOSIT).unwrap();
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req_a = SwapRequest { sender: mallory.clone(), ..request_between(ci, cj, 500, 1361) };
+    let terms_a = m.try_terms(&req_a).unwrap();
+    let sig_a = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
+    let id_a = terms_a.id();
+    let (id_b, rec_b) = open_cct(&mut m, &request_between(ci, cj, 500, 1362));
+    assert_eq!(rec_b.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    let kb = m.config.kappa_bar;
+    let (mut a_sent, mut b_paid, mut a_paid) = (false, false, false);
+    let mut a_stored_at = None;
+    let (mut nt_ra, mut nt_rb) = (None, None);
+    for _ in 0..600 {
+        let h = m.bob.height();
+        if !a_sent && h + 1 >= terms_a.expires_at {
+            let tx =
+                m.bob_call(&mallory, "cct", &CctArgs { terms: terms_a.clone(), receiver_sig: sig_a }, Amount::ZERO);
+            m.bob.submit(&tx).unwrap();
+            a_sent = true;
+        }
+        if a_stored_at.is_none() && m.cct(&id_a).is_some() {
+            a_stored_at = Some(h);
+        }
+        let window = |m: &gridledger_xchain::BobMbs, rec: &gridledger_xchain::CctRecord| {
+            m.external(ci).unwrap().height() >= rec.e_i + kb && m.external(cj).unwrap().height() >= rec.e_j + kb
+        };
+        if !b_paid && window(&m, &rec_b) {
+            for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+                let nt = m.native_tx(&rec_b, side, key).unwrap();
+                let _ = m.external_mut(rec_b.instruction(side).0).unwrap().submit(&nt);
+                m.bob
+                    .submit(&m.bob_call(key, "post_nt", &PostNt { cct: id_b, side, nt: nt.clone() }, Amount::ZERO))
+                    .unwrap();
+                if side == Side::Receiver {
+                    nt_rb = Some(nt);
+                }
+            }
+            b_paid = true;
+        }
+        if let Some(rec_a) = m.cct(&id_a) {
+            if !a_paid && window(&m, &rec_a) {
+                for (side, key) in [(Side::Sender, &mallory), (Side::Receiver, &r)] {
+                    let nt = m.native_tx(&rec_a, side, key).unwrap();
+                    let _ = m.external_mut(rec_a.instruction(side).0).unwrap().submit(&nt);
+                    m.bob
+                        .submit(&m.bob_call(key, "post_nt", &PostNt { cct: id_a, side, nt: nt.clone() }, Amount::ZERO))
+                        .unwrap();
+                    if side == Side::Receiver {
+                        nt_ra = Some(nt);
+                    }
+                }
+                a_paid = true;
+            }
+        }
+        let done = |m: &gridledger_xchain::BobMbs, id: &gridledger_core::Hash32| m.cct(id).is_some_and(|c| c.complete);
+        if done(&m, &id_b) && (done(&m, &id_a) || (a_sent && a_stored_at.is_none() && h > terms_a.expires_at)) {
+            break;
+        }
+        // An honest BoB node sends the first CCT_V of each once due.
+        for id in [id_a, id_b] {
+            if let Some(rec) = m.cct(&id) {
+                if !rec.verified && !rec.complete && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j
+                {
+                    let relayer = m.relayer.clone();
+                    m.bob.submit(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+                }
+            }
+        }
+        m.tick().unwrap();
+    }
+    let at = |m: &gridledger_xchain::BobMbs, nt: &Option<gridledger_ledger::SignedTransaction>| {
+        nt.as_ref().and_then(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().map(|(h, _)| h))
+    };
+    let end_b = m.cct(&id_b).unwrap();
+    LastMoment {
+        a_stored_at,
+        a_receiver: m.cct(&id_a).map(|c| c.receiver),
+        b_forward_j: end_b.forward_j,
+        b_receiver: end_b.receiver,
+        r_paid_a_at: at(&m, &nt_ra),
+        r_paid_b_at: at(&m, &nt_rb),
+        r_deposit: (before, m.deposit(&r.address()).free + m.deposit(&r.address()).locked),
+    }
+}
+
+/// Held up: terms a counterparty stores at their `expires_at` (the last
+/// block SC_T takes them in) do not push R's payment for a concurrent
+/// exchange B past B's window, on the default, small-κ and probabilistic
+/// deployments (R12-2's bound `κ̄ + κ`). On the probabilistic ones R's
+/// payment for B lands exactly at `forward_j − k`, where [1]'s race
+/// penalises it.
+#[test]
+fn terms_stored_at_their_expiry_do_not_penalise_a_concurrent_exchange() {
+    for (kappa, finality) in [
+        (16, Finality::Deterministic),
+        (4, Finality::Deterministic),
+        (4, Finality::Probabilistic { k: 3 }),
+        (3, Finality::Probabilistic { k: 2 }),
+        (2, Finality::Deterministic),
+        (2, Finality::Probabilistic { k: 1 }),
+    ] {
+        let k = finality.confirmations() as u64;
+        let got = terms_stored_at_expiry(MbsSpec { kappa, finality, ..MbsSpec::default() });
+        eprintln!("κ {kappa} {finality:?}: {got:?}");
+        assert!(got.a_stored_at.is_some(), "κ {kappa}: A stored at its expiry");
+        assert!(matches!(got.a_receiver, Some(SideState::Proved { .. })), "κ {kappa}: {got:?}");
+        assert!(got.r_paid_a_at.is_some(), "κ {kappa}: {got:?}");
+        assert!(matches!(got.b_receiver, SideState::Proved { .. }), "κ {kappa}: {got:?}");
+        assert!(got.r_paid_b_at.is_some_and(|h| h + k <= got.b_forward_j), "κ {kappa}: {got:?}");
+        assert_eq!(got.r_deposit.0, got.r_deposit.1, "κ {kappa}");
+    }
+}
+
+// ------------------------------------------------------------------ held
+
 /// Attack R11-2's scenario (this deployment's withheld terms) on `spec`.
 fn withheld_own_terms(spec: MbsSpec) -> (u64, gridledger_xchain::CctRecord, u128, u128) {
     use gridledger_xchain::mbs::SwapRequest;
