@@ -97,3 +97,58 @@ fn two_heavy_senders(pipelined: bool) -> (bool, Vec<usize>) {
     }
     (false, sizes)
 }
+
+/// A block holds `max_block_txs` (300) transactions, picked round-robin
+/// over senders in order of *arrival*, each sender's in nonce order; gas
+/// price plays no part in what goes in (only in which transaction a full
+/// mempool evicts). 300 accounts of one party that keep one cheap
+/// transfer each queued at all times — a standing queue keeps a sender's
+/// place — fill every block, and a later sender is never reached, whatever
+/// it pays: here Y offers 1,000 times the others' gas price and is still
+/// out after 10 blocks. The BoB node's own transactions (relays, proves,
+/// CCT_Vs) pay `NODE_GAS_PRICE` "so they take the place of the cheapest
+/// calls in a full one" (attack R9-4's decision), which this order makes
+/// moot: while the party's accounts fill the BoB's blocks and it relays
+/// and sends `cct_v` from them itself, no honest `prove` gets in and
+/// every pending posted side is penalised.
+///
+/// Expected: a transaction paying more than the cheapest one a full block
+/// holds is included within a bounded number of blocks (price-aware
+/// selection), or a sender's standing queue does not keep its place.
+/// Observed: Y out after 10 blocks of 300 transactions each.
+#[test]
+#[ignore = "attack r13 [7]: 300 senders with standing queues fill every block; a later sender paying 1000x is never included"]
+fn a_high_paying_late_sender_is_not_starved_by_standing_queues() {
+    let d = tempfile::tempdir().unwrap();
+    let senders = ChainConfig::default().max_block_txs;
+    let mut dc = DevChain::open(d.path(), senders + 2, BAL, ContractRegistry::new()).unwrap();
+    let id = DevChain::CHAIN_ID;
+    let keys: Vec<KeyPair> = (0..senders).map(dev_key).collect();
+    let y = dev_key(senders + 1);
+    let cheap = |k: &KeyPair, n: u64| gridledger_ledger::devnet::transfer(k, id, n, k.address(), Amount(1), Amount(1));
+    for k in &keys {
+        for n in 0..2 {
+            dc.chain.submit(&cheap(k, n).to_bytes()).unwrap();
+        }
+    }
+    let mut rich = cheap(&y, 0).tx;
+    rich.gas_price = Amount(1_000);
+    let h = dc.chain.submit(&rich.sign(&y).to_bytes()).unwrap();
+    let mut sizes = Vec::new();
+    for next in 2..12 {
+        let c = dc.seal().expect("a block");
+        sizes.push(c.block.txs.len());
+        if dc.chain.receipt(&h).unwrap().is_some() {
+            break;
+        }
+        // Each account tops its queue up by one.
+        for k in &keys {
+            dc.chain.submit(&cheap(k, next).to_bytes()).unwrap();
+        }
+    }
+    assert!(
+        dc.chain.receipt(&h).unwrap().is_some(),
+        "Y (1,000x the gas price) still out after {} blocks of {sizes:?}",
+        sizes.len()
+    );
+}
