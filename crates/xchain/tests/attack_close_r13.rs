@@ -1,6 +1,8 @@
 //! Thirteenth attack round on the cross-chain protocols (issue 14): the
 //! closing CCT_V against a payment the BoB node may still forward
-//! (`still_provable`, attack R12-1's fix), the per-deployment bound on the
+//! (`still_provable`, attack R12-1's fix) and one the payee forwards
+//! itself, refused CCTs and terms stored at their expiry (R12-6), the
+//! per-deployment bound on the
 //! terms' expiry (R12-2's fix) and the epoch rule for another
 //! deployment's terms (R12-5's fix).
 //!
