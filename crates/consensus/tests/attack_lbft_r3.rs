@@ -31,25 +31,14 @@ use gridledger_consensus::lbft::{
 };
 use gridledger_core::Hash32;
 
+mod common;
+
+use common::lbft::Keys;
+
 const N: usize = 4;
 const SEED: u64 = 3;
 
-fn instance() -> Hash32 {
-    Hash32([0x3c; 32])
-}
-
-fn crypto(me: u32) -> SimCrypto {
-    SimCrypto::new(SEED, N, me)
-}
-
-/// A genuine certificate: `2f + 1` echo shares of replicas 0..3 combined.
-fn certify(epoch: u64, proposer: u32, digest: &Hash32) -> SimSig {
-    let msg = echo_statement(&instance(), epoch, proposer, digest);
-    let shares: Vec<(u32, SimSig)> = (0..3u32).map(|i| (i, crypto(i).sign_share(KeyUse::Cert, &msg))).collect();
-    let sig = crypto(0).combine(KeyUse::Cert, &msg, &shares).expect("three shares combine");
-    assert!(crypto(0).verify(KeyUse::Cert, &msg, &sig), "the certificate verifies");
-    sig
-}
+const KEYS: Keys = Keys { seed: SEED, n: N, instance: Hash32([0x3c; 32]) };
 
 /// Epoch `epoch` as the correct replicas delivered it: proposers 0..3
 /// accepted, each batch with its genuine certificate.
@@ -57,8 +46,8 @@ fn genuine_epoch(epoch: u64) -> DeliveredEpoch<SimSig> {
     let batches = (0..3u32)
         .map(|p| {
             let batch = Batch::new(vec![format!("tx e{epoch} p{p}").into_bytes()]);
-            let digest = batch.digest(&instance(), epoch, p);
-            CertifiedBatch { proposer: p, digest, sig: certify(epoch, p, &digest), batch }
+            let digest = batch.digest(&KEYS.instance, epoch, p);
+            CertifiedBatch { proposer: p, digest, sig: KEYS.certify(epoch, p, &digest), batch }
         })
         .collect();
     DeliveredEpoch { epoch, batches }
@@ -75,11 +64,11 @@ fn forged_epoch(epoch: u64) -> DeliveredEpoch<SimSig> {
 }
 
 fn cert_ok(epoch: u64, b: &CertifiedBatch<SimSig>) -> bool {
-    crypto(0).verify(KeyUse::Cert, &echo_statement(&instance(), epoch, b.proposer, &b.digest), &b.sig)
+    KEYS.crypto(0).verify(KeyUse::Cert, &echo_statement(&KEYS.instance, epoch, b.proposer, &b.digest), &b.sig)
 }
 
 fn lagging(me: u32) -> Replica<SimCrypto> {
-    Replica::new(Config::new(N, me, instance()), crypto(me), Durable::default())
+    Replica::new(Config::new(N, me, KEYS.instance), KEYS.crypto(me), Durable::default())
 }
 
 // ---- [1] sync records adopted with forged certificates ---------------------------
@@ -272,8 +261,8 @@ fn epoch_with(epoch: u64, txs: &[&[u8]]) -> DeliveredEpoch<SimSig> {
             let mut v: Vec<Vec<u8>> = txs.iter().map(|t| t.to_vec()).collect();
             v.push(format!("filler e{epoch} p{p}").into_bytes());
             let batch = Batch::new(v);
-            let digest = batch.digest(&instance(), epoch, p);
-            CertifiedBatch { proposer: p, digest, sig: certify(epoch, p, &digest), batch }
+            let digest = batch.digest(&KEYS.instance, epoch, p);
+            CertifiedBatch { proposer: p, digest, sig: KEYS.certify(epoch, p, &digest), batch }
         })
         .collect();
     DeliveredEpoch { epoch, batches }
@@ -323,13 +312,13 @@ fn restarted_replica_suppresses_duplicates_like_the_others() {
         epoch_with(6, &[x]),
     ];
     let cfg = || {
-        let mut c = Config::new(N, 3, instance());
+        let mut c = Config::new(N, 3, KEYS.instance);
         c.dedup_epochs = 4;
         c.retain = 4;
         c
     };
     // Ran through every epoch.
-    let mut live = Replica::new(cfg(), crypto(3), Durable::default());
+    let mut live = Replica::new(cfg(), KEYS.crypto(3), Durable::default());
     let _ = live.start();
     let mut live_out = Vec::new();
     for d in &epochs {
@@ -337,7 +326,7 @@ fn restarted_replica_suppresses_duplicates_like_the_others() {
     }
     // Restarted after epoch 4, from its delivered log.
     let durable = Durable { delivered: epochs[..5].to_vec(), ..Durable::default() };
-    let mut restarted = Replica::new(cfg(), crypto(3), durable);
+    let mut restarted = Replica::new(cfg(), KEYS.crypto(3), durable);
     let _ = restarted.start();
     let r5 = sync_in(&mut restarted, &epochs[5]);
     let r6 = sync_in(&mut restarted, &epochs[6]);

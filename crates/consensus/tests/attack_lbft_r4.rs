@@ -23,12 +23,11 @@
 
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
-    echo_statement, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Fault, KeyUse, Message, Replica,
-    RestoreError, SimCrypto, ThresholdCrypto,
+    Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, Fault, Message, Replica, RestoreError, SimCrypto,
 };
 mod common;
 
-use common::lbft::Counting;
+use common::lbft::{Counting, Keys};
 use gridledger_core::Hash32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,20 +35,7 @@ use std::sync::Arc;
 const N: usize = 4;
 const SEED: u64 = 4;
 
-fn instance() -> Hash32 {
-    Hash32([0x4d; 32])
-}
-
-fn crypto(me: u32) -> SimCrypto {
-    SimCrypto::new(SEED, N, me)
-}
-
-/// A genuine certificate: `2f + 1` echo shares of replicas 0..3 combined.
-fn certify(epoch: u64, proposer: u32, digest: &Hash32) -> SimSig {
-    let msg = echo_statement(&instance(), epoch, proposer, digest);
-    let shares: Vec<(u32, SimSig)> = (0..3u32).map(|i| (i, crypto(i).sign_share(KeyUse::Cert, &msg))).collect();
-    crypto(0).combine(KeyUse::Cert, &msg, &shares).expect("three shares combine")
-}
+const KEYS: Keys = Keys { seed: SEED, n: N, instance: Hash32([0x4d; 32]) };
 
 /// Epoch `epoch` with one batch from each of proposers 0..3: `txs` plus a
 /// filler unique to the batch, each batch with its genuine certificate.
@@ -59,8 +45,8 @@ fn epoch_with(epoch: u64, txs: &[&[u8]]) -> DeliveredEpoch<SimSig> {
             let mut v: Vec<Vec<u8>> = txs.iter().map(|t| t.to_vec()).collect();
             v.push(format!("filler e{epoch} p{p}").into_bytes());
             let batch = Batch::new(v);
-            let digest = batch.digest(&instance(), epoch, p);
-            CertifiedBatch { proposer: p, digest, sig: certify(epoch, p, &digest), batch }
+            let digest = batch.digest(&KEYS.instance, epoch, p);
+            CertifiedBatch { proposer: p, digest, sig: KEYS.certify(epoch, p, &digest), batch }
         })
         .collect();
     DeliveredEpoch { epoch, batches }
@@ -78,7 +64,7 @@ fn sync_in(r: &mut Replica<SimCrypto>, d: &DeliveredEpoch<SimSig>) -> (Vec<Vec<u
 
 /// As a node configures it: the duplicate window is the retained log.
 fn cfg() -> Config {
-    let mut c = Config::new(N, 3, instance());
+    let mut c = Config::new(N, 3, KEYS.instance);
     c.dedup_epochs = 4;
     c.retain = 4;
     c
@@ -127,19 +113,19 @@ fn restart_from_store_without_suppressed_records_agrees_on_duplicates() {
         epoch_with(5, &[x]),
         epoch_with(6, &[x]),
     ];
-    let mut live = Replica::new(cfg(), crypto(3), Durable::default());
+    let mut live = Replica::new(cfg(), KEYS.crypto(3), Durable::default());
     let _ = live.start();
     let live_out: Vec<Vec<Vec<u8>>> = epochs.iter().map(|d| sync_in(&mut live, d).0).collect();
     // The last `retain` epochs, no recorded positions: refused, not guessed.
     let truncated = Durable { delivered: epochs[1..5].to_vec(), ..Durable::default() };
-    match Replica::try_new(cfg(), crypto(3), truncated) {
+    match Replica::try_new(cfg(), KEYS.crypto(3), truncated) {
         Err(RestoreError::DuplicateWindowUnknown { next: 5, epoch: 4 }) => {}
         Err(e) => panic!("refused for another reason: {e}"),
         Ok(_) => panic!("a duplicate window rebuilt from a truncated log without recorded positions"),
     }
     // A node's restore reads back as far as the rebuild needs: to epoch 0.
     let durable = Durable { delivered: epochs[..5].to_vec(), ..Durable::default() };
-    let mut restarted = match Replica::try_new(cfg(), crypto(3), durable) {
+    let mut restarted = match Replica::try_new(cfg(), KEYS.crypto(3), durable) {
         Ok(r) => r,
         Err(e) => panic!("the log from epoch 0 is enough: {e}"),
     };
@@ -162,14 +148,14 @@ fn restart_from_store_without_suppressed_records_agrees_on_duplicates() {
 fn restart_with_suppressed_records_agrees_on_duplicates() {
     let x: &[u8] = b"X: pay 5 Wh";
     let epochs: Vec<DeliveredEpoch<SimSig>> = (0..8).map(|e| epoch_with(e, &[x])).collect();
-    let mut live = Replica::new(cfg(), crypto(3), Durable::default());
+    let mut live = Replica::new(cfg(), KEYS.crypto(3), Durable::default());
     let _ = live.start();
     let live_out: Vec<(Vec<Vec<u8>>, Vec<u32>)> = epochs.iter().map(|d| sync_in(&mut live, d)).collect();
     let mut durable = Durable { delivered: epochs[2..6].to_vec(), ..Durable::default() };
     for (e, (_, removed)) in live_out.iter().enumerate().take(6).skip(2) {
         durable.suppressed.insert(e as u64, removed.clone());
     }
-    let mut restarted = Replica::new(cfg(), crypto(3), durable);
+    let mut restarted = Replica::new(cfg(), KEYS.crypto(3), durable);
     let _ = restarted.start();
     for (d, (txs, _)) in epochs.iter().zip(&live_out).skip(6) {
         assert_eq!(&sync_in(&mut restarted, d).0, txs, "epoch {} delivers the same transactions", d.epoch);
@@ -186,7 +172,7 @@ fn restart_with_suppressed_records_agrees_on_duplicates() {
 /// copies of the same epoch are outside the span.
 #[test]
 fn forged_sync_copies_are_checked_at_most_once_per_epoch() {
-    let mut r = Replica::new(Config::new(N, 3, instance()), crypto(3), Durable::default());
+    let mut r = Replica::new(Config::new(N, 3, KEYS.instance), KEYS.crypto(3), Durable::default());
     let _ = r.start();
     let mut forged = 0;
     for e in 0..4u64 {
@@ -216,8 +202,8 @@ fn forged_sync_copies_are_checked_at_most_once_per_epoch() {
 
 fn counting_replica() -> (Replica<Counting>, Arc<AtomicUsize>) {
     let verified = Arc::new(AtomicUsize::new(0));
-    let c = Counting { inner: crypto(3), verified: verified.clone() };
-    let mut r = Replica::new(Config::new(N, 3, instance()), c, Durable::default());
+    let c = Counting { inner: KEYS.crypto(3), verified: verified.clone() };
+    let mut r = Replica::new(Config::new(N, 3, KEYS.instance), c, Durable::default());
     let _ = r.start();
     (r, verified)
 }
@@ -263,8 +249,8 @@ fn forged_cert_stream_costs_a_bounded_number_of_checks() {
 fn replayed_certified_costs_one_check() {
     let (mut r, verified) = counting_replica();
     let batch = Batch::new(vec![b"tx".to_vec()]);
-    let digest = batch.digest(&instance(), 1, 2);
-    let cb = CertifiedBatch { proposer: 2, digest, sig: certify(1, 2, &digest), batch };
+    let digest = batch.digest(&KEYS.instance, 1, 2);
+    let cb = CertifiedBatch { proposer: 2, digest, sig: KEYS.certify(1, 2, &digest), batch };
     let before = verified.load(Ordering::Relaxed);
     for _ in 0..1_000 {
         let _ = r.handle_message(0, Message::Certified { epoch: 1, batch: cb.clone() });

@@ -13,10 +13,6 @@ use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::types::{coins, AgreementTerms, AtRejection, IorTx, Outcome, StSettlement};
 
-fn outcomes(e: &mut Env) -> Vec<Outcome> {
-    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
-}
-
 /// [1] One refused AT locks its pair out of its delivery period for good.
 /// `SC_DS_AT` marks the agreement key (buyer, seller, delivery start) with
 /// the terms and batch of the first AT its buyer records with the

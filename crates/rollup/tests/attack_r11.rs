@@ -8,33 +8,9 @@
 mod common;
 
 use common::*;
-use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
-use gridledger_rollup::driver::meter_key;
-use gridledger_rollup::types::{AgreementTerms, IorTx, Outcome, SettlementTx, StSettlement};
-
-fn outcomes(e: &mut Env) -> Vec<Outcome> {
-    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
-}
-
-/// The seller's agreed ST of `t` (one 5-minute reading per grid step of
-/// its period at `watts`), signed by its meter and by `buyer` with O_b = 1.
-fn agreed_st(t: &AgreementTerms, watts: i64, buyer: &KeyPair) -> IorTx {
-    let steps = ((t.dt_end - t.dt_start) / (5 * MIN)) as usize;
-    let st = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: true,
-        dt_step_s: 300,
-        ps: vec![watts; steps],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&t.seller))
-    .sign_as_buyer(buyer);
-    IorTx::St(st)
-}
+use gridledger_rollup::types::{AgreementTerms, Outcome};
 
 /// [4] `sc_ds_at_reopen` reopens a key whose agreement was opened and
 /// settled. The rule assumes that an agreement absent from the settled
@@ -56,23 +32,8 @@ fn agreed_st(t: &AgreementTerms, watts: i64, buyer: &KeyPair) -> IorTx {
 #[test]
 fn a_key_whose_agreement_settled_is_not_reopened() {
     let mut e = funded();
-    settle_funding(&mut e);
     let (b, s) = (trader(0), trader(1));
-    let y = terms(&b, &s, Amount(200_000), 100, 12 * HOUR);
-    let x = AgreementTerms {
-        dt_end: y.dt_start + 5 * MIN,
-        dl: y.dt_start + 20 * MIN,
-        em: gridledger_core::Energy(50),
-        ..y.clone()
-    };
-    e.d.set_time(12 * HOUR - 10 * MIN);
-    assert_eq!(e.d.submit(&b, &at(&x, &s)).unwrap().status, TxStatus::Success);
-    assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted]);
-    let paid_x = e.d.participant(&b.address()).unwrap().balance;
-    // X's delivery is over; the seller settles it as agreed.
-    e.d.set_time(x.dt_end + 2 * MIN);
-    assert_eq!(e.d.submit(&s, &agreed_st(&x, 1_000, &b)).unwrap().status, TxStatus::Success);
-    assert_eq!(outcomes(&mut e), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let (y, paid_x) = x_settled_then_y_quoted(&mut e, &b, &s).expect("X accepted and settled as agreed");
     assert!(e.d.settled_state().unwrap().agreements.is_empty());
     // Y, the other quote for the same key, before its own DT_end.
     assert!(e.d.now() < y.dt_end, "Y's period has not ended");

@@ -313,10 +313,6 @@ fn node_counts_are_bounded_at_every_entry_point() {
     assert!(!nowhere.exists(), "nothing was created");
 }
 
-fn outcomes(e: &mut Env) -> Vec<Outcome> {
-    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
-}
-
 /// An ST of `t` with the seller's certified readings `ps` (one every 5
 /// minutes) and its buyer's signature over `ob`.
 fn certified_st(t: &AgreementTerms, buyer: &KeyPair, ob: bool, ps: Vec<i64>) -> SettlementTx {

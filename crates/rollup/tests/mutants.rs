@@ -417,40 +417,12 @@ fn an_open_agreements_key_is_not_reopened() -> bool {
 /// 12:30), after X's period and before Y's end (attack r11 [4]): the key
 /// is not reopened, so no second agreement sells X's period again.
 fn a_settled_agreements_key_is_not_reopened() -> bool {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::{AgreementTerms, SettlementTx};
     let mut e = funded();
-    settle_funding(&mut e);
     let (b, s) = (trader(0), trader(1));
-    let y = terms(&b, &s, Amount(200_000), 100, 12 * HOUR);
-    let x = AgreementTerms {
-        dt_end: y.dt_start + 5 * MIN,
-        dl: y.dt_start + 20 * MIN,
-        em: gridledger_core::Energy(50),
-        ..y.clone()
-    };
-    let outcomes = |e: &mut Env| -> Vec<Outcome> {
-        e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
-    };
-    e.d.set_time(12 * HOUR - 10 * MIN);
-    e.d.submit(&b, &at(&x, &s)).unwrap();
-    let opened = outcomes(&mut e) == vec![Outcome::AtAccepted];
-    e.d.set_time(x.dt_end + 2 * MIN);
-    let st = SettlementTx {
-        terms: x.clone(),
-        stmp: x.dt_end + MIN,
-        buyer_sig: None,
-        ob: true,
-        dt_step_s: 300,
-        ps: vec![1_000],
-        meter_sig: None,
+    match x_settled_then_y_quoted(&mut e, &b, &s) {
+        Some((y, _)) => e.d.submit(&b, &at(&y, &s)).unwrap().status != TxStatus::Success,
+        None => false,
     }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
-    e.d.submit(&s, &IorTx::St(st)).unwrap();
-    let settled = outcomes(&mut e) == vec![Outcome::StSettled(StSettlement::Agreed)];
-    let r = e.d.submit(&b, &at(&y, &s)).unwrap();
-    opened && settled && r.status != TxStatus::Success
 }
 
 const SCENARIOS: [Scenario; 19] = [

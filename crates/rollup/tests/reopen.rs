@@ -16,10 +16,6 @@ use gridledger_rollup::primary::{AtRecordRefusal, ReopenAt, MAX_REOPENS_PER_KEY}
 use gridledger_rollup::state::{witness, RecordKey};
 use gridledger_rollup::types::{AgreementTerms, AgreementTx, AtRejection, Outcome};
 
-fn outcomes(e: &mut Env) -> Vec<Outcome> {
-    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
-}
-
 /// `sc_ds_at_reopen` for `t` signed by `seller`, with a witness of the
 /// key's record in the driver's settled state.
 fn reopen_args(e: &Env, t: &AgreementTerms, seller: &gridledger_core::crypto::KeyPair) -> Vec<u8> {

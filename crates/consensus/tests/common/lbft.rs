@@ -5,8 +5,8 @@ use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::sim::SimTx;
 use gridledger_consensus::lbft::txm::{PiTau, PiTauConfig, TbgConfig, Theta};
 use gridledger_consensus::lbft::{
-    Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, SimCrypto, Target,
-    ThresholdCrypto,
+    echo_statement, Batch, CertifiedBatch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, SimCrypto,
+    Target, ThresholdCrypto,
 };
 use gridledger_core::Hash32;
 
@@ -84,5 +84,29 @@ impl ThresholdCrypto for Counting {
     }
     fn threshold(&self, key: KeyUse) -> usize {
         self.inner.threshold(key)
+    }
+}
+
+/// The simulated threshold keys of `n` replicas (seed `seed`) and the
+/// instance whose batches they certify.
+pub struct Keys {
+    pub seed: u64,
+    pub n: usize,
+    pub instance: Hash32,
+}
+
+impl Keys {
+    /// Replica `me`'s keys.
+    pub fn crypto(&self, me: u32) -> SimCrypto {
+        SimCrypto::new(self.seed, self.n, me)
+    }
+
+    /// A genuine certificate: `2f + 1` echo shares of replicas 0..3 combined.
+    pub fn certify(&self, epoch: u64, proposer: u32, digest: &Hash32) -> SimSig {
+        let msg = echo_statement(&self.instance, epoch, proposer, digest);
+        let shares: Vec<(u32, SimSig)> = (0..3u32).map(|i| (i, self.crypto(i).sign_share(KeyUse::Cert, &msg))).collect();
+        let sig = self.crypto(0).combine(KeyUse::Cert, &msg, &shares).expect("three shares combine");
+        assert!(self.crypto(0).verify(KeyUse::Cert, &msg, &sig), "the certificate verifies");
+        sig
     }
 }

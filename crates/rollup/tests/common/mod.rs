@@ -11,8 +11,8 @@ use gridledger_rollup::primary::{Controversial, SubmitTcrs};
 use gridledger_rollup::roles::{Call, Target};
 use gridledger_rollup::state::{fill_post_roots, post_state, records, state_root};
 use gridledger_rollup::types::{
-    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx, Tcr,
-    TcrLeaf, BLACK_HOLE,
+    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx,
+    StSettlement, Tcr, TcrLeaf, BLACK_HOLE,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -876,4 +876,47 @@ pub fn seller_wealth_after_both_sales(b_first: bool) -> Option<u128> {
     };
     e.d.settled_state().ok()?.agreements.is_empty().then_some(())?;
     e.d.participant(&s.address()).ok()?.balance.0.checked_add(withdrawn)
+}
+
+/// The outcomes of processing everything pending.
+pub fn outcomes(e: &mut Env) -> Vec<Outcome> {
+    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
+}
+
+/// The seller's agreed ST of `t` (one 5-minute reading per grid step of
+/// its period at `watts`), signed by its meter and by `buyer` with O_b = 1.
+pub fn agreed_st(t: &AgreementTerms, watts: i64, buyer: &KeyPair) -> IorTx {
+    let steps = ((t.dt_end - t.dt_start) / (5 * MIN)) as usize;
+    let st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 300,
+        ps: vec![watts; steps],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&t.seller))
+    .sign_as_buyer(buyer);
+    IorTx::St(st)
+}
+
+/// Attack r11 [4]'s set-up on a funded `e`: seller `s` signed two quotes
+/// for the key (buyer `b`, `s`, 12:00): Y for 12:00 to 12:30 and X for
+/// 12:00 to 12:05. The buyer recorded X, it was accepted and settled as
+/// agreed at 12:07; the clock stands there. Returns Y and the buyer's free
+/// balance once X was paid, or `None` if X was not accepted and settled.
+pub fn x_settled_then_y_quoted(e: &mut Env, b: &KeyPair, s: &KeyPair) -> Option<(AgreementTerms, Amount)> {
+    settle_funding(e);
+    let y = terms(b, s, Amount(200_000), 100, 12 * HOUR);
+    let x = AgreementTerms { dt_end: y.dt_start + 5 * MIN, dl: y.dt_start + 20 * MIN, em: Energy(50), ..y.clone() };
+    e.d.set_time(12 * HOUR - 10 * MIN);
+    let recorded = e.d.submit(b, &at(&x, s)).unwrap().status == TxStatus::Success;
+    let opened = recorded && outcomes(e) == vec![Outcome::AtAccepted];
+    let paid_x = e.d.participant(&b.address()).unwrap().balance;
+    // X's delivery is over; the seller settles it as agreed.
+    e.d.set_time(x.dt_end + 2 * MIN);
+    let recorded = e.d.submit(s, &agreed_st(&x, 1_000, b)).unwrap().status == TxStatus::Success;
+    let settled = recorded && outcomes(e) == vec![Outcome::StSettled(StSettlement::Agreed)];
+    (opened && settled).then_some((y, paid_x))
 }
