@@ -4,21 +4,17 @@
 //! written against; each is marked `#[ignore = "attack r11 [k]: ..."]`
 //! until it is fixed.
 
+mod common;
+
 use std::process::Command;
 
+use common::xchain::{resume, spec, up, up_funded, up_with};
+use common::BIN;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_xchain::bob::PostNt;
-use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec, SwapRequest};
+use gridledger_xchain::mbs::{Behaviour, BobMbs, SwapRequest};
 use gridledger_xchain::{Side, SideState};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-
-/// The spec `xchain up --chains 2 --validators 4` runs (its genesis time
-/// comes from the directory).
-fn spec() -> MbsSpec {
-    MbsSpec { chains: 2, validators: 4, bob_validators: 4, ..MbsSpec::default() }
-}
 
 /// `xchain resume` closes the CCTs a killed driver left open but never
 /// gives back their wallet triples: it only calls `release_unstored_terms`,
@@ -41,24 +37,9 @@ fn spec() -> MbsSpec {
 fn resume_gives_back_the_nonces_of_the_ccts_it_closes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let shape = ["--chains", "2", "--validators", "4"];
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--epochs", "1"])
-        .args(shape)
-        .arg("--dir")
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+    let (s, r) = (dev_key(0), dev_key(1));
     let (id, ci, cj, nonce_i) = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
-        m.deposit_token_b(&s, 1_000_000).unwrap();
-        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let mut m = up_funded(d);
         let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
         m.wait_caught_up(&[ci, cj]).unwrap();
         let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 41 };
@@ -79,13 +60,7 @@ fn resume_gives_back_the_nonces_of_the_ccts_it_closes() {
         m.bob_ok(&post).unwrap();
         (id, ci, cj, terms.nonce_i)
     };
-    let out = Command::new(BIN)
-        .args(["xchain", "resume", "--json", "--max-epochs", "200"])
-        .args(shape)
-        .arg("--dir")
-        .arg(d)
-        .output()
-        .unwrap();
+    let out = resume(d, &["--max-epochs", "200"]);
     let mut m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
     assert!(
@@ -118,18 +93,9 @@ fn resume_gives_back_the_nonces_of_the_ccts_it_closes() {
 fn a_killed_deployment_with_its_lock_files_left_opens_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let shape = ["--chains", "2", "--validators", "4"];
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--epochs", "1"])
-        .args(shape)
-        .arg("--dir")
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    up(d);
     let mut child = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--epochs", "1000000"])
-        .args(shape)
+        .args(["xchain", "up", "--json", "--epochs", "1000000", "--chains", "2", "--validators", "4"])
         .arg("--dir")
         .arg(d)
         .stdout(std::process::Stdio::null())
@@ -154,13 +120,7 @@ fn a_killed_deployment_with_its_lock_files_left_opens_again() {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".open-lock"))
         .count();
-    let again = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--epochs", "1"])
-        .args(shape)
-        .arg("--dir")
-        .arg(d)
-        .output()
-        .unwrap();
+    let again = up_with(d, &["--epochs", "1"]);
     assert!(
         again.status.success(),
         "after kill -9 ({locks} lock files left in bob/) the deployment does not open: {}",
