@@ -1,0 +1,161 @@
+//! Attack round 10 on the market crate (issue 15) by someone who did not
+//! write it, after primal-dual started capping the buyers' steps at
+//! `BUYER_STEP_CAP · α` once a line is priced (`enter_congested_mode`, a
+//! second set of row weights installed the first time any `μ_r > 0`).
+//!
+//! Every `#[ignore]`d test here is a finding: it fails on the code as it
+//! stands. Run them with
+//! `cargo test -p gridledger-market --test attack_market_r10 -- --ignored`.
+//! The tests that are not ignored are attacks that held up.
+
+mod common;
+
+use common::{case30_net, p};
+use gridledger_market::clearing::{clear, clear_with, Algorithm};
+use gridledger_market::framework::run_interval_insecure_seeded_capped;
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PdParams, PrimalDual};
+use gridledger_market::problem::{Market, Side};
+use gridledger_market::teardo::{Strategy, TearDoConfig};
+
+/// The seeded 3 × 3 market of seed 5 plus a near-linear buyer and seller
+/// (curvature `a`, 10 MWh each, bids 10 and 9.99 $/kWh: every number within
+/// the admission limits) at the SAME bus, so their trade with each other
+/// loads no line at all.
+fn with_same_bus_pair(net: &MarketNetwork, a: f64) -> Market {
+    let mut m = Market::generate(5, 3, 3, &net.bus_ids);
+    let bus = net.bus_ids[2];
+    m.buyers.push(p(Side::Buyer, bus, a, 10.0, 0.0, 10_000.0));
+    m.sellers.push(p(Side::Seller, bus, a, 9.99, 0.0, 10_000.0));
+    m
+}
+
+// Expected: an interval where no line binds at the optimum clears in about
+// the rounds it needs on an unconstrained network — the module docs say an
+// uncongested market keeps each buyer's own step ("which the near-linear
+// pair of attack round 7 needs"). Observed: the congested mode is entered
+// the first time ANY multiplier is positive and never left. With case30's
+// ratings × 10⁻³ the flat buyer's own step (α_m ≫ α) makes its first
+// iterate trade thousands of kW with the seeded sellers across the grid, so
+// 31 rows are priced at iteration 0; every μ is back at 0 by iteration
+// ~300 and no row binds at the optimum (the central reference's binding
+// set is empty), but the buyer's step stays capped at 2 α for good. The
+// 1 c/kWh pair then crawls toward its optimum as in round 7: with a = 10⁻⁵
+// it clears in 2 759 iterations at ratings × 1 and does not clear in
+// 55 000 (20×) at ratings × 10⁻³ (a = 10⁻⁶: 13 762 at × 1, the full
+// 200 000-iteration cap and `NoConvergence` at × 10⁻³, the buyer still
+// 54 kWh off its 5 MWh optimum). The pair trade with each other at the
+// same bus, so the sender pays itself and no network charge: a free way
+// to push an interval to the cap (and, in the framework, to the central
+// fallback: next test). Fix idea: leave the congested mode when no row is
+// priced (the fixed-point argument holds for any switch rule every
+// executor evaluates alike), or enter it only on a row that stays priced,
+// or cap only the buyers with weight on the priced rows.
+#[test]
+#[ignore = "attack r10: a line priced once (then unpriced) caps a flat pair's steps for good; an interval with no binding line reaches the cap"]
+fn a_line_priced_once_keeps_a_flat_pair_capped_in_an_uncongested_interval() {
+    let a = 1e-5;
+    let free = case30_net(1.0);
+    let m = with_same_bus_pair(&free, a);
+    let c = clear(&m, &free, Algorithm::PrimalDual).expect("the pair clears on the unconstrained grid");
+    assert!(c.binding.is_empty());
+    let tight = case30_net(1e-3);
+    let m = with_same_bus_pair(&tight, a);
+    let central = clear(&m, &tight, Algorithm::Central).expect("the reference clears");
+    assert!(central.binding.is_empty(), "no row binds at the optimum: {:?}", central.binding);
+    match clear_with(&m, &tight, Algorithm::PrimalDual, Some(20 * c.iterations)) {
+        Ok(c2) => assert!(c2.converged && c2.relative_gap.abs() <= 1e-3),
+        Err(e) => panic!("observed: {} iterations on the unconstrained grid; at ratings x 1e-3: {e}", c.iterations),
+    }
+}
+
+fn teardo() -> TearDoConfig {
+    TearDoConfig { enclaves: 4, kappa: 2, byzantine: Default::default(), strategy: Strategy::Always, seed: 9 }
+}
+
+// The same in the framework, where a run at the cap clears at the central
+// reference: with a = 10⁻⁴ the pair clears by primal-dual in 537
+// iterations at ratings × 1 and in 7 044 at ratings × 10⁻³, where no row
+// binds at the optimum either; with TEAR-DO capped at 3 000 rounds (over
+// five times what the unconstrained interval needs) the first clears by
+// TEAR-DO and the second runs all 3 000 rounds and falls back.
+#[test]
+#[ignore = "attack r10: the one-way congested mode pushes an interval with no binding line to TEAR-DO's cap and the central fallback"]
+fn a_line_priced_once_forces_the_fallback_of_an_uncongested_interval() {
+    let a = 1e-4;
+    let free = case30_net(1.0);
+    let m = with_same_bus_pair(&free, a);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded_capped(dir.path(), &m, &free, teardo(), None, Some(3_000))
+        .expect("the interval clears");
+    assert!(out.fallback.is_none() && out.teardo.converged, "unconstrained: {:?}", out.fallback);
+    let tight = case30_net(1e-3);
+    let m = with_same_bus_pair(&tight, a);
+    let central = clear(&m, &tight, Algorithm::Central).expect("the reference clears");
+    assert!(central.binding.is_empty(), "no row binds at the optimum: {:?}", central.binding);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded_capped(dir.path(), &m, &tight, teardo(), None, Some(3_000))
+        .expect("the interval clears");
+    assert!(out.fallback.is_none(), "observed: fallback {:?} after {} rounds", out.fallback, out.teardo.iterations);
+}
+
+/// One iteration by the sans-IO tasks (what TEAR-DO's executors run) on `pd`.
+fn task_step(pd: &mut PrimalDual, m: &Market) -> gridledger_market::primal_dual::StepReport {
+    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
+    for (b, r) in rows.iter().enumerate() {
+        pd.apply_buyer(b, r);
+    }
+    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
+    let (mu, bp) = pd.operator_task();
+    for (s, (y, l)) in cols.iter().enumerate() {
+        pd.apply_seller(s, y, l);
+    }
+    pd.apply_operator(m, &mu, &bp)
+}
+
+// Expected (`apply_operator`'s doc: "the report is the same as
+// [`PrimalDual::step`]'s"): the fused step and the sans-IO tasks give the
+// same report every iteration, so an executor and the reference decide
+// convergence alike. Observed: on the iteration where the first line is
+// priced, `step` measures `change` (each buyer's |Δx| / α_m) with the
+// buyers' uncapped steps — it switches after the multiplier update, at the
+// end — while `apply_operator` switches first and measures it with the
+// capped ones: the flat buyer's change is reported as 234.7 by the tasks
+// against 5.6 by `step` (iteration 0 of the first test's market with a = 10⁻⁶).
+// The states agree bit for bit; only the stopping test
+// differs, on that one iteration (low: it can only matter when a run
+// would stop on the very iteration that a line is first priced).
+#[test]
+#[ignore = "attack r10: step and the sans-IO tasks report a different change on the iteration the congested mode is entered"]
+fn step_and_tasks_report_the_same_change_when_the_congested_mode_is_entered() {
+    let net = case30_net(1e-3);
+    let m = with_same_bus_pair(&net, 1e-6);
+    let prm = PdParams::for_market(&m);
+    let mut a = PrimalDual::new(&m, &net, prm).unwrap();
+    let mut t = a.clone();
+    for it in 0..5 {
+        let was = a.mu.iter().any(|v| *v > 0.0);
+        let ra = a.step(&m);
+        let rt = task_step(&mut t, &m);
+        // (the fused step forms the next bus prices lazily: compare the
+        // trades, the bilateral prices and the multipliers)
+        let bits = |pd: &PrimalDual| {
+            let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+            v.extend(
+                (0..pd.buyers)
+                    .flat_map(|b| (0..pd.sellers).map(move |s| (b, s)))
+                    .map(|(b, s)| pd.lambda_at(b, s).to_bits()),
+            );
+            v.extend(pd.mu.iter().map(|x| x.to_bits()));
+            v
+        };
+        assert_eq!(bits(&a), bits(&t), "states at iteration {it}");
+        assert_eq!(
+            ra.change.to_bits(),
+            rt.change.to_bits(),
+            "iteration {it} (line priced before: {was}): step's change {} vs the tasks' {}",
+            ra.change,
+            rt.change
+        );
+    }
+}
