@@ -104,7 +104,8 @@ impl Keys {
     /// A genuine certificate: `2f + 1` echo shares of replicas 0..3 combined.
     pub fn certify(&self, epoch: u64, proposer: u32, digest: &Hash32) -> SimSig {
         let msg = echo_statement(&self.instance, epoch, proposer, digest);
-        let shares: Vec<(u32, SimSig)> = (0..3u32).map(|i| (i, self.crypto(i).sign_share(KeyUse::Cert, &msg))).collect();
+        let shares: Vec<(u32, SimSig)> =
+            (0..3u32).map(|i| (i, self.crypto(i).sign_share(KeyUse::Cert, &msg))).collect();
         let sig = self.crypto(0).combine(KeyUse::Cert, &msg, &shares).expect("three shares combine");
         assert!(self.crypto(0).verify(KeyUse::Cert, &msg, &sig), "the certificate verifies");
         sig
