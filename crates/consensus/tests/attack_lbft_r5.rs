@@ -111,7 +111,8 @@ fn replayed_val_costs_a_bounded_number_of_share_signatures() {
     let mut echoes = 0;
     for _ in 0..1_000 {
         let s = c.r.handle_message(0, val.clone());
-        echoes += s.messages.iter().filter(|(to, m)| *to == Target::One(0) && matches!(m, Message::Echo { .. })).count();
+        echoes +=
+            s.messages.iter().filter(|(to, m)| *to == Target::One(0) && matches!(m, Message::Echo { .. })).count();
     }
     let signed = c.signed.load(Ordering::Relaxed) - before;
     assert!(echoes >= 1, "the first copy is echoed");

@@ -12,7 +12,13 @@
 //!   transaction of the sender enters the mempool behind it, is proposed,
 //!   delivered, skipped at execution (nonce gap) and gone: the account is
 //!   frozen at that validator, by its own honest client, with no fault
-//!   anywhere.
+//!   anywhere. The same loss from one Byzantine validator: it copies an
+//!   honest client's next nonce, alone, out of the honest validator's
+//!   `Val` into its own batch of the same epoch (delivered first); nonce
+//!   `k + 1` is delivered there and skipped, suppressed as a duplicate in
+//!   the honest batch, and stranded in the honest validator's mempool
+//!   (`a_copied_next_nonce_does_not_freeze_the_account`, with a passing
+//!   control where the same puppet proposes an empty batch).
 //!
 //! Findings fail on the code they were written against and are ignored so
 //! the suite stays green; run them with
@@ -20,10 +26,17 @@
 
 mod common;
 use common::lbft::{committed, within, Net, Validator, N};
+use gridledger_consensus::lbft::{Config, Durable, Message, Replica, Target};
+use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
+use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::{ChainConfig, SubmitError, Transaction, TxKind};
+use gridledger_node::lbft::{load_crypto, LbftSettings, WIRE_LBFT};
+use gridledger_node::validator::Input;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A transfer of one unit from dev account `from` with gas limit `gas`.
 fn tx(from: usize, nonce: u64, gas: u64) -> Vec<u8> {
@@ -80,7 +93,7 @@ fn a_gas_cut_batch_never_strands_a_senders_next_nonce() {
     assert!(within(30, || committed(&vs[0], &hashes[0]) && committed(&vs[0], &hashes[1])), "the heavy ones commit");
     let second_done = within(15, || committed(&vs[0], &hashes[2]));
     // The account's next transaction, sent afterwards, at the same validator.
-    let again = admit(&vs[0], &[second.clone()]);
+    let again = admit(&vs[0], std::slice::from_ref(&second));
     let third = admit(&vs[0], &[tx(0, 2, TRANSFER_GAS)]);
     let third_done = third[0].as_ref().ok().is_some_and(|h| within(15, || committed(&vs[0], h)));
     let nonce = nonce_of(&vs[0], 0);
@@ -93,4 +106,148 @@ fn a_gas_cut_batch_never_strands_a_senders_next_nonce() {
         "account 0's nonce 1 committed: {second_done}, its nonce 2 committed: {third_done}; account nonce {nonce}, \
          {pending} transactions stuck in the mempool; re-sending nonce 1: {again:?}"
     );
+}
+
+// ---- [1], Byzantine trigger: a copied next nonce ahead of its predecessor ---------
+
+type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
+
+fn wire(m: &Msg) -> Vec<u8> {
+    let mut bytes = vec![WIRE_LBFT];
+    bytes.extend(encode(m));
+    bytes
+}
+
+/// Validator 0 as a Byzantine puppet: a correct replica in every step but
+/// one — its batch for the epoch in which validator 1 proposes `victim`
+/// is `[victim]` alone (copied from validator 1's `Val`), proposed as soon
+/// as that `Val` arrives. Runs until `stop` is set.
+fn puppet(
+    dir: &std::path::Path,
+    net: Arc<Net>,
+    victim: Vec<u8>,
+    deviate: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let keys: Vec<_> = (0..N).map(dev_validator).collect();
+    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
+    let settings = LbftSettings {
+        key_shares: dir.join("validator-0").join("lbft.key"),
+        public_keys: dir.join("lbft-public.hex"),
+        ..LbftSettings::default()
+    };
+    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
+    let chain = ChainConfig::default();
+    let mut cfg = Config::new(N, 0, genesis.hash());
+    cfg.tick = 100;
+    cfg.retain = 64;
+    cfg.dedup_epochs = 64;
+    cfg.max_batch_txs = chain.max_block_txs / N;
+    cfg.max_tx_bytes = chain.max_tx_bytes;
+    let inbox = net.take_inbox(0).expect("validator 0 never started");
+    std::thread::spawn(move || {
+        let mut r = Replica::new(cfg, crypto, Durable::default());
+        let mut need: Option<u64> = None;
+        let mut copied = false;
+        let mut steps = vec![r.start()];
+        let mut next_tick = Instant::now() + Duration::from_millis(100);
+        while !stop.load(Ordering::Relaxed) {
+            for s in steps.drain(..) {
+                for (to, m) in &s.messages {
+                    let targets: Vec<usize> = match to {
+                        Target::All => (1..N).collect(),
+                        Target::One(i) => vec![*i as usize],
+                    };
+                    for t in targets {
+                        net.inject(t, 0, wire(m));
+                    }
+                }
+                if let Some(e) = s.need_batch {
+                    need = Some(e);
+                }
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_millis(100);
+                steps.push(r.handle_tick());
+                continue;
+            }
+            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
+            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
+            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
+            if let (1, Message::Val { epoch, batch }) = (from, &m) {
+                // The one deviation: validator 1's pending transaction,
+                // alone, in our batch of the same epoch (we come first).
+                if deviate && need == Some(*epoch) && batch.txs.contains(&victim) {
+                    need = None;
+                    copied = true;
+                    steps.push(r.propose_at(*epoch, vec![victim.clone()], now_ms()));
+                } else if need == Some(*epoch) {
+                    need = None;
+                    steps.push(r.propose_at(*epoch, Vec::new(), now_ms()));
+                }
+            }
+            steps.push(r.handle_message(from, m));
+        }
+        copied
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// [1] with one Byzantine validator instead of a gas cut: an honest client
+/// sends nonces 0 and 1 to validator 1, which proposes both. Validator 0
+/// copies nonce 1 alone into its own batch of the same epoch (validator
+/// 0's batch is delivered first): nonce 1 is delivered there, skipped at
+/// execution (nonce gap), and in validator 1's batch suppressed as a
+/// duplicate; nonce 0 commits. Validator 1's proposal queue counts nonce 1
+/// as delivered, its mempool keeps it for ever: the account is frozen at
+/// validator 1 — every later transaction of it is lost the same way.
+///
+/// What should happen: the client's nonce 1 (and its later ones) commit.
+#[test]
+#[ignore = "attack r5: a Byzantine validator copying an honest client's next nonce ahead of its predecessor freezes the account at its validator"]
+fn a_copied_next_nonce_does_not_freeze_the_account() {
+    let (copied, second_done, third_done, nonce) = copied_next_nonce(true);
+    assert!(copied, "the puppet saw validator 1's batch and copied nonce 1");
+    assert!(
+        second_done && third_done,
+        "account 0's nonce 1 committed: {second_done}, its nonce 2 committed: {third_done}; account nonce {nonce}"
+    );
+}
+
+/// Control for [1]'s Byzantine trigger: the same puppet proposing an empty
+/// batch instead of the copy — every transaction of the account commits.
+#[test]
+fn control_the_puppet_without_the_copy_freezes_nothing() {
+    let (copied, second_done, third_done, nonce) = copied_next_nonce(false);
+    assert!(!copied);
+    assert!(second_done && third_done && nonce == 3, "{second_done} {third_done} nonce {nonce}");
+}
+
+/// Runs the scenario of [1]'s Byzantine trigger; returns (copied, nonce 1
+/// committed, nonce 2 committed, account nonce).
+fn copied_next_nonce(deviate: bool) -> (bool, bool, bool, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::new(dir.path()));
+    let first = tx(0, 0, TRANSFER_GAS);
+    let second = tx(0, 1, TRANSFER_GAS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let byz = puppet(dir.path(), net.clone(), second.clone(), deviate, stop.clone());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let got = admit(&vs[0], &[first, second]);
+    assert!(got.iter().all(|r| r.is_ok()), "both admitted at validator 1: {got:?}");
+    let hashes: Vec<Hash32> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert!(within(30, || committed(&vs[0], &hashes[0])), "nonce 0 commits");
+    let second_done = within(15, || committed(&vs[0], &hashes[1]));
+    let third = admit(&vs[0], &[tx(0, 2, TRANSFER_GAS)]);
+    let third_done = third[0].as_ref().ok().is_some_and(|h| within(15, || committed(&vs[0], h)));
+    let nonce = nonce_of(&vs[0], 0);
+    stop.store(true, Ordering::Relaxed);
+    let copied = byz.join().expect("puppet runs");
+    for v in vs {
+        v.node.shutdown();
+    }
+    (copied, second_done, third_done, nonce)
 }
