@@ -18,7 +18,11 @@
 //!   `k + 1` is delivered there and skipped, suppressed as a duplicate in
 //!   the honest batch, and stranded in the honest validator's mempool
 //!   (`a_copied_next_nonce_does_not_freeze_the_account`, with a passing
-//!   control where the same puppet proposes an empty batch).
+//!   control where the same puppet proposes an empty batch). And with no
+//!   adversary and no gas cut: a transaction above the validator's gas
+//!   share is admitted, dropped from the proposal queue and kept in the
+//!   mempool; its sender cannot even replace it
+//!   (`a_transaction_above_the_gas_share_does_not_freeze_its_sender`).
 //!
 //! Findings fail on the code they were written against and are ignored so
 //! the suite stays green; run them with
@@ -250,4 +254,40 @@ fn copied_next_nonce(deviate: bool) -> (bool, bool, bool, u64) {
         v.node.shutdown();
     }
     (copied, second_done, third_done, nonce)
+}
+
+/// [1], third trigger, no adversary at all: a transaction whose gas limit
+/// is above the validator's share (`block_gas_limit / n`) but within the
+/// block gas limit is admitted (the client gets its hash), can never be
+/// proposed under LBFT and is dropped from the proposal queue — but the
+/// mempool keeps it, as the account's next nonce, for ever. The client's
+/// corrected transaction with the same nonce is refused (`NonceTooLow`:
+/// the pool counts the stranded one as pending), and every later nonce
+/// queues behind a transaction that will never commit.
+///
+/// What should happen: the heavy transaction is refused at submission
+/// with its reason, or leaves the mempool with the queue, so the client's
+/// corrected transaction commits.
+#[test]
+#[ignore = "attack r5: a transaction above the LBFT gas share is admitted, dropped from the proposal queue, kept in the mempool: its sender is frozen at that validator"]
+fn a_transaction_above_the_gas_share_does_not_freeze_its_sender() {
+    let share = ChainConfig::default().block_gas_limit / N as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let vs: Vec<Validator> = (0..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let heavy = admit(&vs[0], &[tx(0, 0, share + 1)]);
+    // Another account's transfer runs an epoch (the heavy one is dropped then).
+    let other = admit(&vs[0], &[tx(1, 0, TRANSFER_GAS)]);
+    let other_done = other[0].as_ref().ok().is_some_and(|h| within(30, || committed(&vs[0], h)));
+    let fixed = admit(&vs[0], &[tx(0, 0, TRANSFER_GAS)]);
+    let fixed_done = fixed[0].as_ref().ok().is_some_and(|h| within(15, || committed(&vs[0], h)));
+    let nonce = nonce_of(&vs[0], 0);
+    for v in vs {
+        v.node.shutdown();
+    }
+    assert!(other_done, "the chain runs");
+    assert!(
+        fixed_done,
+        "heavy nonce 0: {heavy:?}; the corrected nonce 0: {fixed:?}, committed: {fixed_done}; account nonce {nonce}"
+    );
 }
