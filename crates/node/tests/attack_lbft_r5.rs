@@ -23,6 +23,11 @@
 //!   share is admitted, dropped from the proposal queue and kept in the
 //!   mempool; its sender cannot even replace it
 //!   (`a_transaction_above_the_gas_share_does_not_freeze_its_sender`).
+//!   And behind a flooder: the proposal queue (bounded by the mempool's
+//!   capacity) still holds what the mempool evicted, so a transaction the
+//!   mempool admitted by outbidding is refused by the queue (`QueueFull`,
+//!   only logged) and stranded the same way
+//!   (`an_admitted_transaction_is_proposed_even_behind_a_full_queue`).
 //!
 //! Findings fail on the code they were written against and are ignored so
 //! the suite stays green; run them with
@@ -290,4 +295,133 @@ fn a_transaction_above_the_gas_share_does_not_freeze_its_sender() {
         fixed_done,
         "heavy nonce 0: {heavy:?}; the corrected nonce 0: {fixed:?}, committed: {fixed_done}; account nonce {nonce}"
     );
+}
+
+// ---- [1], fourth trigger: a full proposal queue behind a full mempool ---------------
+
+mod small_pool {
+    //! Four LBFT validators as `common::lbft::Net` starts them, on a chain
+    //! whose mempool (and so the LBFT proposal queue, bounded by the
+    //! mempool's capacity) holds 8 transactions: what 200,000 would show,
+    //! in a test that signs a dozen.
+    use super::*;
+    use gridledger_node::config::{write_key, ConsensusKind};
+    use gridledger_node::lbft::deal_keys;
+    use gridledger_node::validator::Transport;
+    use gridledger_node::{Node, NodeConfig, NodeHandle};
+    use rand::SeedableRng;
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::Mutex;
+
+    pub const CAPACITY: usize = 8;
+
+    struct Links {
+        me: u32,
+        inboxes: Arc<Vec<Mutex<Sender<Input>>>>,
+    }
+
+    impl Transport for Links {
+        fn send(&self, to: u32, bytes: Vec<u8>) {
+            if let Some(tx) = self.inboxes.get(to as usize) {
+                let _ = tx.lock().unwrap().send(Input::Peer { from: self.me, bytes });
+            }
+        }
+        fn broadcast(&self, bytes: Vec<u8>) {
+            for to in (0..N as u32).filter(|&i| i != self.me) {
+                self.send(to, bytes.clone());
+            }
+        }
+    }
+
+    pub fn network(dir: &std::path::Path) -> Vec<NodeHandle> {
+        let keys: Vec<_> = (0..N).map(dev_validator).collect();
+        let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
+        std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
+        let dealt = deal_keys(N, &mut rand_chacha::ChaCha20Rng::seed_from_u64(55)).unwrap();
+        std::fs::write(dir.join("lbft-public.hex"), &dealt.public).unwrap();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..N).map(|_| channel::<Input>()).unzip();
+        let inboxes = Arc::new(senders.into_iter().map(Mutex::new).collect::<Vec<_>>());
+        let mut nodes = Vec::new();
+        for (i, (key, inbox)) in keys.iter().zip(receivers).enumerate() {
+            let home = dir.join(format!("validator-{i}"));
+            std::fs::create_dir_all(&home).unwrap();
+            write_key(&home.join("validator.key"), key).unwrap();
+            std::fs::write(home.join("lbft.key"), &dealt.shares[i]).unwrap();
+            let cfg = NodeConfig {
+                data_dir: home.join("data"),
+                genesis: dir.join("genesis.toml"),
+                validator_key: home.join("validator.key"),
+                rpc_listen: "127.0.0.1:0".into(),
+                block_interval_ms: 20,
+                chain: ChainConfig { mempool_capacity: CAPACITY, ..ChainConfig::default() },
+                network: None,
+                pbft: Default::default(),
+                consensus: ConsensusKind::Lbft,
+                lbft: LbftSettings {
+                    key_shares: home.join("lbft.key"),
+                    public_keys: dir.join("lbft-public.hex"),
+                    tick_ms: 100,
+                    ..LbftSettings::default()
+                },
+            };
+            let disk = SimDisk::new();
+            let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
+            let tx = inboxes[i].lock().unwrap().clone();
+            let links = Links { me: i as u32, inboxes: inboxes.clone() };
+            let node = Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store))
+                .unwrap()
+                .spawn_lbft(Box::new(links), inbox, tx)
+                .unwrap();
+            nodes.push(node);
+        }
+        nodes
+    }
+}
+
+/// [1], fourth trigger: the proposal queue is bounded by the mempool's
+/// capacity, but it also holds transactions the mempool has evicted. A
+/// flooder (account 1) fills the pool at the minimum gas price; an honest
+/// client (account 0) outbids it: the pool evicts the flooder's last
+/// transaction and admits the honest one (the client gets its hash) — but
+/// the queue still holds all of the flooder's and refuses the honest one
+/// (`QueueFull`, logged). The flooder's transactions all commit, the
+/// honest one stays in the mempool, never proposed; its resubmission is
+/// refused as already known, and its sender is frozen at that validator.
+///
+/// What should happen: a transaction the mempool admitted is proposed
+/// (the queue and the pool agree on what is pending), or is refused at
+/// submission; the honest transfer commits.
+#[test]
+#[ignore = "attack r5: a mempool-admitted transaction refused by a full LBFT proposal queue is never proposed; its sender is frozen at that validator"]
+fn an_admitted_transaction_is_proposed_even_behind_a_full_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = small_pool::network(dir.path());
+    let price = |from: usize, nonce: u64, p: u128| {
+        Transaction {
+            chain_id: 1,
+            sender: dev_key(from).public(),
+            nonce,
+            gas_limit: TRANSFER_GAS,
+            gas_price: Amount(p),
+            kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
+        }
+        .sign(&dev_key(from))
+        .to_bytes()
+    };
+    let mut txs: Vec<Vec<u8>> = (0..small_pool::CAPACITY as u64).map(|k| price(1, k, 1)).collect();
+    txs.push(price(0, 0, 2));
+    let s = &vs[0].shared;
+    let got = s.admit(txs.iter().map(|t| s.rules.check(t)).collect());
+    assert!(got.iter().all(|r| r.is_ok()), "the pool admits all (the last one by eviction): {got:?}");
+    let honest = got.last().unwrap().clone().unwrap();
+    let flooder_last = got[small_pool::CAPACITY - 2].clone().unwrap();
+    let at = |h: &Hash32| vs[0].shared.store.tx_location(h).ok().flatten().is_some();
+    let flood_done = within(30, || at(&flooder_last));
+    let honest_done = within(15, || at(&honest));
+    let again = s.admit(vec![s.rules.check(txs.last().unwrap())]);
+    for v in vs {
+        v.shutdown();
+    }
+    assert!(flood_done, "the flooder's transactions commit");
+    assert!(honest_done, "the honest, higher-paying transfer committed: {honest_done}; resubmitting it: {again:?}");
 }
