@@ -685,6 +685,21 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// The clients' request schedule ([`gridledger_fl::round::resync_delay`])
+    /// outlasts a chain's round budget: a client cut off from the nodes
+    /// until a GST anywhere before `ROUND_TICKS` minus one capped request
+    /// period still gets a request out after GST within the round.
+    #[test]
+    fn client_requests_outlast_the_round_budget() {
+        use gridledger_fl::round::{resync_span, RESYNC_BACKOFF_MAX, RESYNC_PERIOD};
+        assert!(
+            resync_span(RESYNC_PERIOD) >= ROUND_TICKS,
+            "last request at tick {} of a {ROUND_TICKS}-tick round",
+            resync_span(RESYNC_PERIOD)
+        );
+        assert!(RESYNC_PERIOD * RESYNC_BACKOFF_MAX < ROUND_TICKS / 4);
+    }
+
     /// `setup_bytes` (what `fl train` budgets before a set-up) is what the
     /// federation's coders hold once built: exactly for one chain, an upper
     /// bound for several (later fragments may be one parameter shorter).
