@@ -125,14 +125,32 @@
 //!   (on a member's first deter-vector or a node's first pre-vector only: a
 //!   repeated one changes nothing and re-runs no aggregation).
 //! - **Clients asking again.** A node sends its [`Message::Committed`]
-//!   report and mini-fragments to the clients once, at its commit. A client
-//!   that has not decoded sends every node a [`Message::Resync`] at the end
-//!   of each request period ([`Timer::Resync`], at most [`MAX_RESYNCS`]);
-//!   a node that committed answers it with its report and that client's
-//!   mini-fragments, once per request (increasing `seq`) and at most
-//!   [`MAX_RESYNCS`] times per client, so a report or mini-fragment lost
-//!   before GST does not cost an honest client the round, and the traffic
-//!   stays bounded.
+//!   report and mini-fragments to the clients once, at its commit, and a
+//!   client forwards each of its own mini-fragments to the other clients
+//!   once (C2C). A client that has not decoded sends every node a
+//!   [`Message::Resync`] at the end of each request period
+//!   ([`Timer::Resync`]; the period backs off, see
+//!   [`crate::round::resync_delay`], and a client sends at most
+//!   [`MAX_RESYNCS`]). A node that committed answers it with its report and
+//!   enough mini-fragments of its subfragment to decode it alone
+//!   ([`GlobalCoder::minis_needed`], `t₂` of the `C`): the client's own and
+//!   the next `t₂ − 1` clients' (cyclically), all of which it holds. So
+//!   neither a report or mini-fragment of the node nor another client's
+//!   forward lost before GST (or withheld by a Byzantine client) costs an
+//!   honest client the round: after GST every honest node's answer decodes
+//!   that node's subfragment, and the client checks each mini-fragment
+//!   against the root that `f + 1` reports agree on, as any other.
+//!   *Bound:* a node answers once per request (increasing `seq`) and at
+//!   most [`MAX_RESYNCS`] times per client in a round, so however a client
+//!   floods it, a node sends one client in answers at most [`MAX_RESYNCS`]
+//!   reports and `MAX_RESYNCS · t₂` mini-fragments. A mini-fragment is one
+//!   second-code cell (`cell₂` elements) with its two Merkle paths
+//!   (`⌈log₂ C⌉ + ⌈log₂ K⌉` hashes), mini-root, context and indices: at
+//!   most `32 · (cell₂ + ⌈log₂ C⌉ + ⌈log₂ K⌉ + 4)` bytes, and `t₂ · cell₂`
+//!   is less than a subfragment plus one cell. So one answer is about one
+//!   subfragment with proofs, and a round's answers to one client at most
+//!   `MAX_RESYNCS · (80 + 32 · t₂ · (cell₂ + ⌈log₂ C⌉ + ⌈log₂ K⌉ + 4))`
+//!   bytes per node (before the encoding's framing).
 //! - **A committed round stays decodable.** A node that refused a proposal
 //!   (for whatever reason) whose subfragment still verifies under the root
 //!   keeps its mini-fragments aside, and serves them once PBFT commits that
@@ -563,10 +581,11 @@ pub enum Message {
     /// A node tells the clients the committed root.
     Committed { node: usize, view: u32, root: Hash32 },
     /// Client `client`, not decoded yet, asks the nodes again for their
-    /// [`Message::Committed`] report and its mini-fragments (its `seq`-th
-    /// request; see "Clients asking again" in the module docs). A node
-    /// answers each client's request once, for increasing `seq` only, and
-    /// at most [`MAX_RESYNCS`] times per client in a round.
+    /// [`Message::Committed`] report and enough mini-fragments to decode
+    /// their subfragment (its `seq`-th request; see "Clients asking again"
+    /// in the module docs). A node answers each client's request once, for
+    /// increasing `seq` only, and at most [`MAX_RESYNCS`] times per client
+    /// in a round.
     Resync { client: u32, seq: u32 },
 }
 
@@ -1409,8 +1428,11 @@ impl<A: Attester> ChainNode<A> {
     }
 
     /// A client asks again: once the root is committed, it gets this node's
-    /// report and its mini-fragments again, once per request (`seq`
-    /// increasing) and at most [`MAX_RESYNCS`] times in the round.
+    /// report and [`GlobalCoder::minis_needed`] mini-fragments of this
+    /// node's subfragment — its own and the next clients' in cyclic order,
+    /// enough to decode the subfragment without any other client's forward
+    /// — once per request (`seq` increasing) and at most [`MAX_RESYNCS`]
+    /// times in the round.
     fn resync(&mut self, client: u32, seq: u32, step: &mut Step) {
         let Some((view, root)) = self.committed else {
             return;
@@ -1430,8 +1452,13 @@ impl<A: Attester> ChainNode<A> {
         } else {
             minis_for(&self.minis, key).or_else(|| minis_for(&self.standby, key))
         };
-        for mf in minis.into_iter().flatten().filter(|mf| mf.client == client as usize) {
-            step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
+        let clients = self.cfg.clients;
+        let need = if mutants::active(Mutation::ResyncOwnMinis) { 1 } else { self.cfg.global.minis_needed() };
+        let client = client as usize;
+        // Clients `client, client + 1, …` (mod `C`): `need` distinct ones.
+        let wanted = |c: usize| (c + clients - client) % clients < need;
+        for mf in minis.into_iter().flatten().filter(|mf| mf.client < clients && wanted(mf.client)) {
+            step.sends.push((To::Client(client), Message::Mini { from_node: true, mf: mf.clone() }));
         }
     }
 

@@ -185,6 +185,13 @@ impl GlobalCoder {
         self.first.k().div_ceil(self.first.cell_size())
     }
 
+    /// How many mini-fragments decode a subfragment (the second code's
+    /// cells needed; at most `C − f_cli`, fewer where the cell size was
+    /// rounded up to a power of two).
+    pub fn minis_needed(&self) -> usize {
+        self.second.k().div_ceil(self.second.cell_size())
+    }
+
     /// A digest of both codes' parameters, bound into the chain instance
     /// (`ChainConfig::instance`).
     pub fn params_digest(&self) -> Hash32 {
@@ -460,13 +467,17 @@ impl ClientAssembler {
         let coder = &self.coders[b];
         let st = &mut self.chains[b];
         let Some(root) = st.root else {
-            // Per-sender quota: a node sends this client one mini-fragment
-            // and a client forwards at most one per node, so each sender
-            // holds at most `nodes` entries here; one Byzantine sender can
-            // fill only its own share, never crowd out an honest one.
-            let (index, len) = match src {
-                Source::Node(k) => (k, coder.nodes()),
-                Source::Client(c) => (c, coder.clients()),
+            // Per-sender quota: a node sends this client at most
+            // [`GlobalCoder::minis_needed`] distinct mini-fragments (one at
+            // its commit, that many in answer to a request) and a client
+            // forwards at most one per node, so each sender holds at most
+            // `max(nodes, minis_needed)` entries here; one Byzantine sender
+            // can fill only its own share, never crowd out an honest one.
+            // A node repeats its answer to each request: a copy it already
+            // holds from that node is not held twice.
+            let (index, len, quota) = match src {
+                Source::Node(k) => (k, coder.nodes(), coder.nodes().max(coder.minis_needed())),
+                Source::Client(c) => (c, coder.clients(), coder.nodes()),
             };
             if index >= len {
                 step.faults.push(FlError::PositionOutOfRange { index, len });
@@ -474,7 +485,9 @@ impl ClientAssembler {
                 // Refused on arrival: nothing that cannot be a
                 // mini-fragment of this chain waits for the root.
                 step.faults.push(e);
-            } else if st.pending.iter().filter(|(s, _)| *s == src).count() < coder.nodes() {
+            } else if matches!(src, Source::Node(_)) && st.pending.iter().any(|(s, m)| *s == src && *m == mf) {
+                // A repeated answer: held already.
+            } else if st.pending.iter().filter(|(s, _)| *s == src).count() < quota {
                 st.pending.push((src, mf));
             } else {
                 step.faults.push(FlError::Overloaded);
@@ -506,8 +519,7 @@ impl ClientAssembler {
         }
         let per_node = st.minis.entry(node).or_default();
         per_node.entry(mf.client).or_insert(mf.values);
-        let need = coder.second.k().div_ceil(coder.second.cell_size());
-        if per_node.len() < need {
+        if per_node.len() < coder.minis_needed() {
             return step;
         }
         let cells: Vec<(usize, &[Scalar])> = per_node.iter().map(|(c, v)| (*c, v.as_slice())).collect();

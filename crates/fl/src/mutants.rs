@@ -73,6 +73,15 @@ pub enum Mutation {
     /// ([`crate::consensus::Message::Resync`]): a root report or
     /// mini-fragments lost before GST cost it the round.
     ClientOneShot,
+    /// A node answers a client's request ([`crate::consensus::Message::Resync`])
+    /// with that client's own mini-fragment only, not enough to decode its
+    /// subfragment: another client's forward lost before GST (or withheld
+    /// by a Byzantine client) costs an honest client the round.
+    ResyncOwnMinis,
+    /// A client asks again every request period without backing off, so
+    /// its [`crate::consensus::MAX_RESYNCS`] requests run out long before
+    /// the driver's round budget ends.
+    ResyncNoBackoff,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -81,15 +81,44 @@ pub struct FlClient {
     reports: BTreeMap<usize, Hash32>,
     root_set: bool,
     global: Option<Vec<f32>>,
-    /// Ticks between two requests of a client that has not decoded.
+    /// Ticks of the first request period of a client that has not decoded.
     resync_period: u64,
 }
 
 /// A timer to arm, and after how many ticks.
 pub type TimerSet = (Timer, u64);
 
-/// Default ticks between a client's [`Message::Resync`] requests.
+/// Default ticks before a client's first [`Message::Resync`] request (its
+/// first request period).
 pub const RESYNC_PERIOD: u64 = 400;
+
+/// The request period doubles after each request up to this many times
+/// the first ([`resync_delay`]).
+pub const RESYNC_BACKOFF_MAX: u64 = 4;
+
+/// Ticks between a client's request `n` (from 1) and request `n + 1` with
+/// first request period `period`: `period · 2^n`, at most
+/// `period ·` [`RESYNC_BACKOFF_MAX`] (decision: back off exponentially to a
+/// capped period, with the same [`MAX_RESYNCS`] cap on the number of
+/// requests, rather than derive the period from a round budget the client
+/// does not know). The traffic stays bounded by the count, and the
+/// schedule lasts [`resync_span`] ticks (49 200 with the default period,
+/// well past the forecaster driver's round budget of 20 000), so a GST at
+/// any tick `t` before the last request is followed by a request by
+/// `t + period · RESYNC_BACKOFF_MAX`.
+pub fn resync_delay(period: u64, n: u32) -> u64 {
+    if mutants::active(Mutation::ResyncNoBackoff) {
+        return period;
+    }
+    let factor = (1u64 << n.min(62)).min(RESYNC_BACKOFF_MAX);
+    period.saturating_mul(factor)
+}
+
+/// Ticks from a client's start to its last ([`MAX_RESYNCS`]-th) request
+/// with first request period `period`.
+pub fn resync_span(period: u64) -> u64 {
+    (1..MAX_RESYNCS).fold(period, |t, n| t.saturating_add(resync_delay(period, n)))
+}
 
 impl FlClient {
     pub fn new(
@@ -116,8 +145,8 @@ impl FlClient {
         }
     }
 
-    /// Set the ticks between two requests of this client while it has not
-    /// decoded (at least one).
+    /// Set the ticks of this client's first request period (at least one;
+    /// later periods back off, [`resync_delay`]).
     pub fn with_resync_period(mut self, ticks: u64) -> Self {
         self.resync_period = ticks.max(1);
         self
@@ -130,9 +159,10 @@ impl FlClient {
     }
 
     /// Request period `n` ended: a client that has not decoded asks every
-    /// node again for its root report and this client's mini-fragments
-    /// (one lost before GST must not cost an honest client the round), and
-    /// re-arms, at most [`MAX_RESYNCS`] times.
+    /// node again for its root report and enough mini-fragments to decode
+    /// its subfragment (one lost before GST must not cost an honest client
+    /// the round), and re-arms after [`resync_delay`], at most
+    /// [`MAX_RESYNCS`] times.
     pub fn on_timer(&mut self, t: Timer) -> (Vec<(To, Message)>, Option<TimerSet>) {
         let Timer::Resync(n) = t else {
             return (Vec::new(), None);
@@ -142,7 +172,7 @@ impl FlClient {
         }
         let msg = Message::Resync { client: self.me as u32, seq: n };
         let sends = (0..self.cfg.nodes).map(|k| (To::Node(k), msg.clone())).collect();
-        let next = (n < MAX_RESYNCS).then_some((Timer::Resync(n + 1), self.resync_period));
+        let next = (n < MAX_RESYNCS).then(|| (Timer::Resync(n + 1), resync_delay(self.resync_period, n)));
         (sends, next)
     }
 

@@ -210,3 +210,35 @@ fn a_node_rebuilds_its_own_subfragment_from_f_plus_one_others() {
     assert!(matches!(c.recover_subfragment(&rel.root, &altered, 6), Err(FlError::MerkleProofFailed { node: 3, .. })));
     assert!(c.recover_subfragment(&Hash32([1; 32]), others, 6).is_err());
 }
+
+/// A node answers each of a client's requests with the same
+/// `minis_needed` mini-fragments of its subfragment (the client's own and
+/// the next clients'). Answers that arrive before the root are held once
+/// each (a repeat fills no quota and is no fault), and once the root is
+/// known they decode the fragment with no other client's forward; the
+/// client forwards its own mini-fragment of each node once.
+#[test]
+fn repeated_node_answers_before_the_root_are_held_once_and_decode_alone() {
+    let bytes = fragment(600, 9);
+    let (root, per_node) = b2c(0, &bytes, &[]);
+    let need = coder().minis_needed();
+    assert!(need > 1, "premise: a client's own mini-fragment does not decode a subfragment");
+    let mut me = ClientAssembler::new(0, 3, vec![coder()]);
+    for _ in 0..10 {
+        for minis in &per_node {
+            for mf in minis.iter().take(need) {
+                let step = me.on_mini(Source::Node(mf.node), mf.clone());
+                assert_eq!(step.faults, vec![], "node {} mini {}", mf.node, mf.client);
+            }
+        }
+    }
+    let step = me.set_root(0, root);
+    assert_eq!(step.faults, vec![]);
+    assert_eq!(step.decoded, vec![0]);
+    assert_eq!(me.fragment(0), Some(&bytes[..]));
+    let mut forwarded: Vec<usize> = step.forward.iter().map(|mf| mf.node).collect();
+    assert!(step.forward.iter().all(|mf| mf.client == 0));
+    forwarded.sort();
+    forwarded.dedup();
+    assert_eq!(forwarded.len(), step.forward.len(), "a node's mini-fragment forwarded twice");
+}

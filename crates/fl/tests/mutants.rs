@@ -327,8 +327,57 @@ fn cut_off_client_asks_again() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), BETA)
 }
 
+/// On a client: every mini-fragment it forwards to the other clients (C2C)
+/// before tick `until` is lost (`None`: always, a Byzantine client that
+/// never forwards).
+struct LoseForwards {
+    until: Option<Time>,
+}
+
+impl Adversary<P> for LoseForwards {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let lost = |now: Time| self.until.is_none_or(|u| now < u);
+        sends.into_iter().filter(|(_, m)| !(lost(now) && matches!(m, Message::Mini { from_node: false, .. }))).collect()
+    }
+}
+
+/// K = 4 (attack round 12): client 1 is Byzantine and never forwards a
+/// mini-fragment to the other clients; every forward of clients 2–6 before
+/// tick 1500 is lost. Client 0 hears the nodes on time (the root and its
+/// own mini-fragments) but no other client's mini-fragment reaches it,
+/// and a subfragment needs two here. A node answers a request with enough
+/// mini-fragments of its subfragment to decode it, so client 0 decodes by
+/// asking.
+fn lost_forwards_recovered_by_asking() -> Result<(), String> {
+    let honest: Vec<usize> = all_but(1);
+    let mut adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        vec![(NODES + 1, Box::new(LoseForwards { until: None }))];
+    for c in 2..CLIENTS {
+        adversaries.push((NODES + c, Box::new(LoseForwards { until: Some(1500) })));
+    }
+    let r = run(SEED + 21, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
+/// K = 4 (attack round 12): client 3's link from every node is down until
+/// tick 13 000, after a client asking every 400 ticks would have sent its
+/// last request (12 800); the run goes on to the forecaster driver's round
+/// budget of 20 000 ticks. Its requests back off to a capped period, so
+/// one goes out after GST and it decodes.
+fn requests_outlast_a_late_gst() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let to = (NODES + 3) as u32;
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        (0..NODES).map(|n| (n, Box::new(LoseToUntil { to, until: 13_000 }) as Box<dyn Adversary<P>>)).collect();
+    let cfg = config(NODES, CLIENTS, BETA);
+    let net = gridledger_sim::NetConfig::reliable(NODES + CLIENTS, 6);
+    let behaviours = vec![ClientBehaviour::Honest; CLIENTS];
+    let r = run_custom(SEED + 22, cfg, net, behaviours, adversaries, &honest, 20_000);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 17] = [
+const SCENARIOS: [Scenario; 19] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -346,6 +395,8 @@ const SCENARIOS: [Scenario; 17] = [
     ("lost pre-vector re-sent after a healed partition", lost_pre_vector_resent_after_a_healed_partition),
     ("lost fetches re-sent on a new PBFT view", lost_fetches_resent_on_a_new_pbft_view),
     ("cut-off client asks again", cut_off_client_asks_again),
+    ("lost forwards recovered by asking", lost_forwards_recovered_by_asking),
+    ("requests outlast a late GST", requests_outlast_a_late_gst),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -451,4 +502,14 @@ fn a_fetch_request_sent_once_only_is_caught() {
 #[test]
 fn a_client_that_never_asks_again_is_caught() {
     caught(Mutation::ClientOneShot, "cut-off client asks again");
+}
+
+#[test]
+fn answers_with_only_the_clients_own_mini_fragments_are_caught() {
+    caught(Mutation::ResyncOwnMinis, "lost forwards recovered by asking");
+}
+
+#[test]
+fn requests_without_back_off_are_caught() {
+    caught(Mutation::ResyncNoBackoff, "requests outlast a late GST");
 }

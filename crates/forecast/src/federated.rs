@@ -685,6 +685,21 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// The clients' request schedule ([`gridledger_fl::round::resync_delay`])
+    /// outlasts a chain's round budget, and its longest gap is a small part
+    /// of it: a client cut off from the nodes until a GST anywhere in the
+    /// first three quarters of the round still gets a request out after
+    /// GST within the round.
+    #[test]
+    fn client_requests_outlast_the_round_budget() {
+        use gridledger_fl::consensus::MAX_RESYNCS;
+        use gridledger_fl::round::{resync_delay, resync_span, RESYNC_PERIOD};
+        let span = resync_span(RESYNC_PERIOD);
+        assert!(span >= ROUND_TICKS, "last request at tick {span} of a {ROUND_TICKS}-tick round");
+        let gap = (1..MAX_RESYNCS).map(|n| resync_delay(RESYNC_PERIOD, n)).max().unwrap_or(0);
+        assert!(gap <= ROUND_TICKS / 4, "{gap} ticks between two requests");
+    }
+
     /// `setup_bytes` (what `fl train` budgets before a set-up) is what the
     /// federation's coders hold once built: exactly for one chain, an upper
     /// bound for several (later fragments may be one parameter shorter).
