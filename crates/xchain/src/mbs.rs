@@ -1071,7 +1071,19 @@ impl BobMbs {
     /// CCT_V is still waiting for a block: any number of CCTs may reach
     /// their deadlines together (attack R6-1 parks thousands there), and a
     /// BoB block holds a few hundred transactions.
-    fn closing_txs(&self, open: &[Hash32]) -> Vec<(Hash32, SignedTransaction)> {
+    ///
+    /// Decision (attack R13-1): due as SC_T judges it — each pending
+    /// side's forwarding deadline stored before the previous BoB block
+    /// began ([`Self::closing_due`]) — and never for a CCT whose `prove`
+    /// the forwarding duty put off this tick (`put_off`: its budget,
+    /// [`FORWARDING_PER_TICK`] / [`NODE_QUEUE_MAX`], or a full mempool):
+    /// the node's own CCT_V would otherwise penalise a payment it has the
+    /// proof of.
+    fn closing_txs(
+        &self,
+        open: &[Hash32],
+        put_off: &std::collections::BTreeSet<Hash32>,
+    ) -> Vec<(Hash32, SignedTransaction)> {
         let pending: std::collections::BTreeSet<Hash32> = self
             .watch
             .iter()
@@ -1086,24 +1098,36 @@ impl BobMbs {
             if out.len() >= CLOSING_PER_TICK {
                 break;
             }
-            if pending.contains(&id) {
+            if pending.contains(&id) || put_off.contains(&id) {
                 continue;
             }
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
             }
-            let due =
-                [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
-                    let (chain, ..) = rec.instruction(s);
-                    self.bob_tip(chain) >= rec.forward_deadline(s)
-                });
-            if due {
+            if self.closing_due(&rec) {
                 out.push((id, self.bob_call_nonce(&self.relayer, nonce, "cct_v", &CctV { cct: id }, Amount::ZERO)));
                 nonce += 1;
             }
         }
         out
+    }
+
+    /// Whether SC_T takes the closing CCT_V of `rec` in the BoB's next
+    /// block: every pending side's chain reached its forwarding deadline
+    /// before the block ahead of it began ([`bob::settled_tip`], attack
+    /// R13-1). The relays this tick sends ahead of it change nothing: they
+    /// land in that block, which the rule leaves out.
+    pub fn closing_due(&self, rec: &CctRecord) -> bool {
+        let next = self.bob.height().saturating_add(1);
+        [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
+            let (chain, ..) = rec.instruction(s);
+            let tip = self.bob_tip(chain);
+            let last = self.bob_record::<(Height, u64)>(&bob::keys::relayed(chain));
+            let prev = self.bob_record::<(Height, u64)>(&bob::keys::relayed_prev(chain));
+            let deadline = rec.forward_deadline(s);
+            tip >= deadline && bob::settled_tip(tip, last, prev, next) >= deadline
+        })
     }
 
     /// One epoch: every external chain seals a block, the relayer ships the
@@ -1138,8 +1162,8 @@ impl BobMbs {
         // Decision (attack R12-1): the forwarding `prove`s go first, so a
         // prove and the closing CCT_V of the same CCT that fall due in one
         // epoch reach the BoB block in that order (the relayer's nonces).
-        self.forwarding_duties(&open)?;
-        for (cct, tx) in self.closing_txs(&open) {
+        let put_off = self.forwarding_duties(&open)?;
+        for (cct, tx) in self.closing_txs(&open, &put_off) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
@@ -1390,7 +1414,12 @@ impl BobMbs {
     ///   [`NODE_QUEUE_MAX`] of the node's transactions wait in the mempool;
     ///   the next tick starts after the last CCT served in full, so every
     ///   CCT is served in turn.
-    fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
+    ///
+    /// Returns the CCTs whose due `prove` it put off (budget or a full
+    /// mempool): [`closing_txs`](Self::closing_txs) sends no CCT_V for
+    /// them this tick (attack R13-1).
+    fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<std::collections::BTreeSet<Hash32>, MbsError> {
+        let mut put_off = std::collections::BTreeSet::new();
         let k = self.spec.finality.confirmations() as u64;
         // Bookkeeping of CCTs that left sub-situation 2 is dropped.
         let is_open = |id: &Hash32| open.binary_search(id).is_ok();
@@ -1433,6 +1462,7 @@ impl BobMbs {
                 if budget == 0 {
                     // Served first at a later tick.
                     stalled = true;
+                    put_off.insert(id);
                     continue;
                 }
                 // It runs after this tick's relays: built for the tip they leave.
@@ -1442,6 +1472,7 @@ impl BobMbs {
                 let Ok(tx) = self.prove_call_upto(&self.relayer, &pt, upto) else { continue };
                 let Some(h) = self.submit_own(&tx)? else {
                     (budget, stalled) = (0, true);
+                    put_off.insert(id);
                     continue;
                 };
                 self.forward_proves.insert((id, side as u8), h);
@@ -1451,7 +1482,7 @@ impl BobMbs {
                 self.forward_cursor = Some(id);
             }
         }
-        Ok(())
+        Ok(put_off)
     }
 
     /// Whether a posted NT of `side` sent to its chain now can still be
@@ -1465,9 +1496,11 @@ impl BobMbs {
     /// the nonce taken: the NT landed and its payer was penalised too —
     /// paid twice. Now an NT that would land above `forward − k` is not
     /// sent (by this duty or [`swap`](Self::swap)'s), so the void takes its
-    /// nonce; one landing at or below it is proved no later than the
-    /// epoch the CCT_V falls due, and that epoch's `prove` goes to the
-    /// BoB before the CCT_V ([`tick`](Self::tick)).
+    /// nonce; one landing at or below it is final once the BoB stores the
+    /// forwarding deadline's header, and SC_T takes the closing CCT_V only
+    /// a whole BoB block after that (attack R13-1, [`bob::settled_tip`]):
+    /// the `prove` has that block, and the node's own goes before its
+    /// CCT_V ([`tick`](Self::tick), [`closing_txs`](Self::closing_txs)).
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;

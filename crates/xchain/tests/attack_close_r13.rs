@@ -135,7 +135,6 @@ fn paid_twice(c: &Closed) -> bool {
 /// forwarding one block earlier), or a landed NT is not penalised.
 /// Observed: the sender `Penalised` with NT_s on chain i, in both modes.
 #[test]
-#[ignore = "attack r13 [1]: the payee relays the deadline header and closes the CCT in one block; an NT final at it is penalised (pays twice)"]
 fn a_payment_final_at_the_forwarding_deadline_is_not_closed_out_by_the_payee() {
     let mut twice = Vec::new();
     for (spec, delay) in
@@ -167,7 +166,6 @@ fn a_payment_final_at_the_forwarding_deadline_is_not_closed_out_by_the_payee() {
 /// Expected: R's side of B `Proved` (or at least not penalised with its
 /// payment landed). Observed: `Penalised`, R's payment for B on chain j.
 #[test]
-#[ignore = "attack r13 [1]: terms stored at their expiry push R's payment to forward - k; the payee closes first and R pays twice"]
 fn a_payment_pushed_to_the_window_edge_by_late_stored_terms_is_not_closed_out() {
     let mut twice = Vec::new();
     for (kappa, finality) in [(4, Finality::Probabilistic { k: 3 }), (3, Finality::Probabilistic { k: 2 })] {
