@@ -448,10 +448,6 @@ pub struct BobMbs {
     /// The last CCT the forwarding duty served in full in its last tick:
     /// the next tick starts after it ([`FORWARDING_PER_TICK`]).
     pub(crate) forward_cursor: Option<Hash32>,
-    /// Other deployments whose terms this MBS's parties' wallet holds: the
-    /// BoB height of it the wallet last saw, and this BoB's height when
-    /// that changed ([`BobMbs::release_stale_foreign_terms`]).
-    pub(crate) foreign_seen: BTreeMap<Hash32, (Height, Height)>,
     /// The BoB node's own submissions a mempool refused ([`BobMbs::tick`]
     /// skips them and sends them again at a later tick).
     pub own_refused: u64,
@@ -946,7 +942,6 @@ impl BobMbs {
             forward_sends: BTreeMap::new(),
             forward_spent: Default::default(),
             forward_cursor: None,
-            foreign_seen: BTreeMap::new(),
             own_refused: 0,
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
@@ -1194,9 +1189,7 @@ impl BobMbs {
     /// again at a later epoch.
     pub fn wallet_duties(&mut self) -> Result<WalletDuties, MbsError> {
         let mut done = WalletDuties {
-            released: self.release_unstored_terms()?
-                + self.release_settled_terms()?
-                + self.release_stale_foreign_terms()?,
+            released: self.release_unstored_terms()? + self.release_settled_terms()?,
             ..Default::default()
         };
         let held = self.wallet.held()?;
@@ -1257,53 +1250,6 @@ impl BobMbs {
             p += 1;
         }
         Ok(sent)
-    }
-
-    /// Gives back the wallet triples of *another* deployment's terms whose
-    /// driver is gone: the wallet's view of that deployment's BoB height
-    /// (`h`, below the terms' `expires_at`) has not moved while this BoB
-    /// sealed `2 · (expires_at − h)` blocks. Returns how many.
-    ///
-    /// Decision (attack R12-5): the wallet duties released and filled only
-    /// this deployment's entries, so terms a party signed once for another
-    /// deployment it runs no driver on, and that were never submitted
-    /// there, held its nonce for good: every later exchange here named the
-    /// nonce above it and the party, paying in time, was penalised. This
-    /// driver cannot read the other deployment's records, so it uses an
-    /// epoch rule: once that deployment's height stands still, its terms
-    /// are taken to have expired unstored after twice as many of this
-    /// BoB's blocks as they had left (the fill, a void, then lets the
-    /// payments here land). An entry whose deployment's observed height
-    /// reached its `expires_at` is left to that deployment's driver (it is
-    /// running, and knows whether the CCT was stored). Assumption,
-    /// documented in docs/operations.md: a deployment whose driver the
-    /// party stopped owes nothing there that this void could cut off — a
-    /// stored CCT there it still had to pay would need that driver anyway.
-    pub fn release_stale_foreign_terms(&mut self) -> Result<usize, MbsError> {
-        let now = self.bob.height();
-        let own = self.config.deployment;
-        let mut removed = 0;
-        for h in self.wallet.held()? {
-            let d = h.entry.deployment;
-            if d == own {
-                continue;
-            }
-            let Some(theirs) = self.wallet.observed(&d) else { continue };
-            let seen = self.foreign_seen.entry(d).or_insert((theirs, now));
-            if seen.0 != theirs {
-                *seen = (theirs, now);
-            }
-            if theirs >= h.entry.expires_at {
-                continue;
-            }
-            let left = h.entry.expires_at - theirs;
-            if now >= seen.1.saturating_add(left.saturating_mul(2))
-                && self.wallet.release_one(h.chain, &h.payer, h.nonce, &h.entry.id)?
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// [`void_nonces`](Self::void_nonces) for one party whose key is given
@@ -1933,9 +1879,31 @@ impl BobMbs {
             // terms ([`next_agreeable_nonce`](Self::next_agreeable_nonce)):
             // the exact nonce of its NT (attacks R8-5, R10-1). See
             // `check_floors`.
-            nonce_i: self.next_agreeable_nonce(req.chain_i, &req.sender.address())?,
-            nonce_j: self.next_agreeable_nonce(req.chain_j, &req.receiver.address())?,
+            nonce_i: self.agreeable_nonce_here(req.chain_i, &req.sender.address())?,
+            nonce_j: self.agreeable_nonce_here(req.chain_j, &req.receiver.address())?,
         })
+    }
+
+    /// [`next_agreeable_nonce`](Self::next_agreeable_nonce), refused
+    /// (`Wallet(ForeignTermsBelow)`) if it lies above an unspent nonce
+    /// another deployment's terms hold (see [`crate::wallet`]).
+    ///
+    /// Decision (attacks R13-2/3/5): R12-5's epoch rule gave such a nonce
+    /// back after this BoB sealed twice the blocks the other deployment's
+    /// terms had left, and filled it with a void. A slower deployment then
+    /// stored the terms and their payer, its nonce voided, was penalised
+    /// there (R13-2); on a κ = 4 deployment the wait outlasted the later
+    /// exchange's window (R13-3); and the other deployment's height lived
+    /// in memory only, so after a restart the nonce was held for good
+    /// (R13-5). No rule on this deployment's clock can tell when another
+    /// deployment stores or expires terms, so this driver no longer gives
+    /// another deployment's entry back, and terms here are not named above
+    /// it: the exchange is refused instead of agreed and then penalised.
+    fn agreeable_nonce_here(&self, chain: ChainId, payer: &Address) -> Result<u64, MbsError> {
+        let named = self.next_agreeable_nonce(chain, payer)?;
+        let Ok(c) = self.external(chain) else { return Ok(named) };
+        self.wallet.check_foreign_below(self.config.deployment, chain, payer, c.wallet_next_nonce(payer), named)?;
+        Ok(named)
     }
 
     /// What each party checks before agreeing to `terms` (the receiver
