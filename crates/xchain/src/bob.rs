@@ -650,6 +650,30 @@ fn tip_key(chain: ChainId) -> Vec<u8> {
 fn relayed_key(chain: ChainId) -> Vec<u8> {
     [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
 }
+/// `(BoB height, headers relayed in that block)` of the block with relays
+/// of `chain` before the one [`relayed_key`] names (attack R13-1: with
+/// both, SC_T knows the stored tip as of the end of the block before the
+/// current one, [`settled_tip`]).
+fn relayed_prev_key(chain: ChainId) -> Vec<u8> {
+    [b"h/rp/".as_slice(), &chain.to_be_bytes()].concat()
+}
+/// The stored tip of a chain as of the end of BoB block `now − 2` (the
+/// start of block `now − 1`): `tip`, the stored tip now, less the headers
+/// relayed in blocks `now − 1` and `now`, from the chain's last two blocks
+/// with relays `last` and `prev` (`(BoB height, headers)`, as
+/// [`relayed_key`] and [`relayed_prev_key`] hold them). SC_T's closing
+/// CCT_V and the BoB nodes ([`crate::mbs::BobMbs`]) both judge the
+/// forwarding deadline by it (attack R13-1).
+pub fn settled_tip(tip: Height, last: Option<(Height, u64)>, prev: Option<(Height, u64)>, now: Height) -> Height {
+    let mut t = tip;
+    for (at, used) in [last, prev].into_iter().flatten() {
+        if at.saturating_add(1) < now {
+            break;
+        }
+        t = t.saturating_sub(used);
+    }
+    t
+}
 /// The accumulator of every header of `chain` relayed since its anchor.
 pub(crate) fn mmr_key(chain: ChainId) -> Vec<u8> {
     [b"h/m/".as_slice(), &chain.to_be_bytes()].concat()
@@ -957,6 +981,11 @@ impl BobContract {
         let advance = branch_tip.saturating_sub(old_tip);
         let height = ctx.height();
         let (at, used): (Height, u64) = ctx.read_typed(&relayed_key(a.chain))?.unwrap_or((height, 0));
+        if at != height && used > 0 {
+            // The first relay of this block: the last block with relays
+            // becomes the one before it ([`settled_tip`]).
+            ctx.write_typed(&relayed_prev_key(a.chain), &(at, used))?;
+        }
         let used = if at == height { used } else { 0 };
         if used + advance > cap {
             return fail(XchainError::RelayTooFast { chain: a.chain, max: cap, already: used });
@@ -1765,8 +1794,21 @@ impl BobContract {
     }
 
     /// CCT_V's second stage: once every pending side's chain reached its
-    /// forwarding deadline, each posted NT still unproved counts as
-    /// withheld (lns 24–25).
+    /// forwarding deadline a whole BoB block ago ([`settled_tip`]), each
+    /// posted NT still unproved counts as withheld (lns 24–25).
+    ///
+    /// Decision (attack R13-1): the stage ran as soon as the stored tip
+    /// reached the deadline. The header that makes an NT landed at
+    /// `forward − k` final (the last one the BoB nodes forward,
+    /// [`crate::mbs::BobMbs::still_provable`]) is the one that makes the
+    /// stage due, and anyone may relay it: the payee relayed it and sent
+    /// this CCT_V right behind it in one block, before any `prove` could
+    /// use the header, and the payer — whose payment landed inside the
+    /// window — was penalised as well (paid twice). Now the deadline's
+    /// header must have been stored before the previous BoB block began,
+    /// so every NT final at it has that whole block for its `prove`,
+    /// whatever order a block runs its transactions in and however many
+    /// headers one block relays (`ForwardingGrace` until then).
     fn cct_v_forwarding_closed(
         &self,
         ctx: &mut CallContext<'_, '_>,
@@ -1782,6 +1824,16 @@ impl BobContract {
             let (tip, _) = self.tip(ctx, chain)?;
             if tip < deadline {
                 return fail(XchainError::ForwardingOpen { chain, tip, deadline });
+            }
+            #[cfg(feature = "mutants")]
+            if self.mutation == Some(crate::ccdi::Mutation::CloseAtTip) {
+                continue;
+            }
+            let last = ctx.read_typed::<(Height, u64)>(&relayed_key(chain))?;
+            let prev = ctx.read_typed::<(Height, u64)>(&relayed_prev_key(chain))?;
+            let settled = settled_tip(tip, last, prev, ctx.height());
+            if settled < deadline {
+                return fail(XchainError::ForwardingGrace { chain, settled, deadline });
             }
         }
         for side in [Side::Sender, Side::Receiver] {
@@ -2042,6 +2094,14 @@ pub mod keys {
     }
     pub fn tip(chain: ChainId) -> Vec<u8> {
         tip_key(chain)
+    }
+    /// `(BoB height, headers)` of the chain's last BoB block with relays.
+    pub fn relayed(chain: ChainId) -> Vec<u8> {
+        relayed_key(chain)
+    }
+    /// `(BoB height, headers)` of the chain's block with relays before it.
+    pub fn relayed_prev(chain: ChainId) -> Vec<u8> {
+        relayed_prev_key(chain)
     }
     pub fn header(chain: ChainId, h: Height) -> Vec<u8> {
         header_key(chain, h)

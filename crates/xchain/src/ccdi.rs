@@ -268,6 +268,11 @@ pub enum Mutation {
     /// R11-3): a penalised party's posted NT stays valid while its nonce is
     /// named again.
     ReleaseBeforeSpent,
+    /// SC_T's closing CCT_V runs as soon as the stored tip reaches the
+    /// forwarding deadline, in the block that stored it (the rule before
+    /// attack R13-1): a `prove` of an NT final at that header has no block
+    /// to get in first.
+    CloseAtTip,
 }
 
 impl BobContract {

@@ -87,6 +87,11 @@ pub enum XchainError {
     DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
     #[error("the BoB nodes still forward posted native transactions (chain {chain} at {tip}, forwarding deadline {deadline})")]
     ForwardingOpen { chain: ChainId, tip: Height, deadline: Height },
+    /// The stored tip reached the forwarding deadline, but not yet a whole
+    /// BoB block ago: a `prove` of an NT the deadline's header made final
+    /// still has that block to get in (attack R13-1).
+    #[error("the forwarding deadline {deadline} of chain {chain} was stored less than a whole BoB block ago (tip {settled} as of the block before this one)")]
+    ForwardingGrace { chain: ChainId, settled: Height, deadline: Height },
     #[error("the native transaction's nonce {nonce} on chain {chain} is below the floor {floor} the CCT's terms bind: it was signed before the exchange was agreed")]
     BeforeCct { chain: ChainId, nonce: u64, floor: u64 },
     /// The sender's native transaction must carry exactly the nonce its

@@ -448,10 +448,6 @@ pub struct BobMbs {
     /// The last CCT the forwarding duty served in full in its last tick:
     /// the next tick starts after it ([`FORWARDING_PER_TICK`]).
     pub(crate) forward_cursor: Option<Hash32>,
-    /// Other deployments whose terms this MBS's parties' wallet holds: the
-    /// BoB height of it the wallet last saw, and this BoB's height when
-    /// that changed ([`BobMbs::release_stale_foreign_terms`]).
-    pub(crate) foreign_seen: BTreeMap<Hash32, (Height, Height)>,
     /// The BoB node's own submissions a mempool refused ([`BobMbs::tick`]
     /// skips them and sends them again at a later tick).
     pub own_refused: u64,
@@ -946,7 +942,6 @@ impl BobMbs {
             forward_sends: BTreeMap::new(),
             forward_spent: Default::default(),
             forward_cursor: None,
-            foreign_seen: BTreeMap::new(),
             own_refused: 0,
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
@@ -1071,7 +1066,19 @@ impl BobMbs {
     /// CCT_V is still waiting for a block: any number of CCTs may reach
     /// their deadlines together (attack R6-1 parks thousands there), and a
     /// BoB block holds a few hundred transactions.
-    fn closing_txs(&self, open: &[Hash32]) -> Vec<(Hash32, SignedTransaction)> {
+    ///
+    /// Decision (attack R13-1): due as SC_T judges it — each pending
+    /// side's forwarding deadline stored before the previous BoB block
+    /// began ([`Self::closing_due`]) — and never for a CCT whose `prove`
+    /// the forwarding duty put off this tick (`put_off`: its budget,
+    /// [`FORWARDING_PER_TICK`] / [`NODE_QUEUE_MAX`], or a full mempool):
+    /// the node's own CCT_V would otherwise penalise a payment it has the
+    /// proof of.
+    fn closing_txs(
+        &self,
+        open: &[Hash32],
+        put_off: &std::collections::BTreeSet<Hash32>,
+    ) -> Vec<(Hash32, SignedTransaction)> {
         let pending: std::collections::BTreeSet<Hash32> = self
             .watch
             .iter()
@@ -1086,24 +1093,36 @@ impl BobMbs {
             if out.len() >= CLOSING_PER_TICK {
                 break;
             }
-            if pending.contains(&id) {
+            if pending.contains(&id) || put_off.contains(&id) {
                 continue;
             }
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
             }
-            let due =
-                [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
-                    let (chain, ..) = rec.instruction(s);
-                    self.bob_tip(chain) >= rec.forward_deadline(s)
-                });
-            if due {
+            if self.closing_due(&rec) {
                 out.push((id, self.bob_call_nonce(&self.relayer, nonce, "cct_v", &CctV { cct: id }, Amount::ZERO)));
                 nonce += 1;
             }
         }
         out
+    }
+
+    /// Whether SC_T takes the closing CCT_V of `rec` in the BoB's next
+    /// block: every pending side's chain reached its forwarding deadline
+    /// before the block ahead of it began ([`bob::settled_tip`], attack
+    /// R13-1). The relays this tick sends ahead of it change nothing: they
+    /// land in that block, which the rule leaves out.
+    pub fn closing_due(&self, rec: &CctRecord) -> bool {
+        let next = self.bob.height().saturating_add(1);
+        [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
+            let (chain, ..) = rec.instruction(s);
+            let tip = self.bob_tip(chain);
+            let last = self.bob_record::<(Height, u64)>(&bob::keys::relayed(chain));
+            let prev = self.bob_record::<(Height, u64)>(&bob::keys::relayed_prev(chain));
+            let deadline = rec.forward_deadline(s);
+            tip >= deadline && bob::settled_tip(tip, last, prev, next) >= deadline
+        })
     }
 
     /// One epoch: every external chain seals a block, the relayer ships the
@@ -1138,8 +1157,8 @@ impl BobMbs {
         // Decision (attack R12-1): the forwarding `prove`s go first, so a
         // prove and the closing CCT_V of the same CCT that fall due in one
         // epoch reach the BoB block in that order (the relayer's nonces).
-        self.forwarding_duties(&open)?;
-        for (cct, tx) in self.closing_txs(&open) {
+        let put_off = self.forwarding_duties(&open)?;
+        for (cct, tx) in self.closing_txs(&open, &put_off) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
@@ -1170,9 +1189,7 @@ impl BobMbs {
     /// again at a later epoch.
     pub fn wallet_duties(&mut self) -> Result<WalletDuties, MbsError> {
         let mut done = WalletDuties {
-            released: self.release_unstored_terms()?
-                + self.release_settled_terms()?
-                + self.release_stale_foreign_terms()?,
+            released: self.release_unstored_terms()? + self.release_settled_terms()?,
             ..Default::default()
         };
         let held = self.wallet.held()?;
@@ -1233,53 +1250,6 @@ impl BobMbs {
             p += 1;
         }
         Ok(sent)
-    }
-
-    /// Gives back the wallet triples of *another* deployment's terms whose
-    /// driver is gone: the wallet's view of that deployment's BoB height
-    /// (`h`, below the terms' `expires_at`) has not moved while this BoB
-    /// sealed `2 · (expires_at − h)` blocks. Returns how many.
-    ///
-    /// Decision (attack R12-5): the wallet duties released and filled only
-    /// this deployment's entries, so terms a party signed once for another
-    /// deployment it runs no driver on, and that were never submitted
-    /// there, held its nonce for good: every later exchange here named the
-    /// nonce above it and the party, paying in time, was penalised. This
-    /// driver cannot read the other deployment's records, so it uses an
-    /// epoch rule: once that deployment's height stands still, its terms
-    /// are taken to have expired unstored after twice as many of this
-    /// BoB's blocks as they had left (the fill, a void, then lets the
-    /// payments here land). An entry whose deployment's observed height
-    /// reached its `expires_at` is left to that deployment's driver (it is
-    /// running, and knows whether the CCT was stored). Assumption,
-    /// documented in docs/operations.md: a deployment whose driver the
-    /// party stopped owes nothing there that this void could cut off — a
-    /// stored CCT there it still had to pay would need that driver anyway.
-    pub fn release_stale_foreign_terms(&mut self) -> Result<usize, MbsError> {
-        let now = self.bob.height();
-        let own = self.config.deployment;
-        let mut removed = 0;
-        for h in self.wallet.held()? {
-            let d = h.entry.deployment;
-            if d == own {
-                continue;
-            }
-            let Some(theirs) = self.wallet.observed(&d) else { continue };
-            let seen = self.foreign_seen.entry(d).or_insert((theirs, now));
-            if seen.0 != theirs {
-                *seen = (theirs, now);
-            }
-            if theirs >= h.entry.expires_at {
-                continue;
-            }
-            let left = h.entry.expires_at - theirs;
-            if now >= seen.1.saturating_add(left.saturating_mul(2))
-                && self.wallet.release_one(h.chain, &h.payer, h.nonce, &h.entry.id)?
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// [`void_nonces`](Self::void_nonces) for one party whose key is given
@@ -1390,7 +1360,12 @@ impl BobMbs {
     ///   [`NODE_QUEUE_MAX`] of the node's transactions wait in the mempool;
     ///   the next tick starts after the last CCT served in full, so every
     ///   CCT is served in turn.
-    fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
+    ///
+    /// Returns the CCTs whose due `prove` it put off (budget or a full
+    /// mempool): [`closing_txs`](Self::closing_txs) sends no CCT_V for
+    /// them this tick (attack R13-1).
+    fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<std::collections::BTreeSet<Hash32>, MbsError> {
+        let mut put_off = std::collections::BTreeSet::new();
         let k = self.spec.finality.confirmations() as u64;
         // Bookkeeping of CCTs that left sub-situation 2 is dropped.
         let is_open = |id: &Hash32| open.binary_search(id).is_ok();
@@ -1433,6 +1408,7 @@ impl BobMbs {
                 if budget == 0 {
                     // Served first at a later tick.
                     stalled = true;
+                    put_off.insert(id);
                     continue;
                 }
                 // It runs after this tick's relays: built for the tip they leave.
@@ -1442,6 +1418,7 @@ impl BobMbs {
                 let Ok(tx) = self.prove_call_upto(&self.relayer, &pt, upto) else { continue };
                 let Some(h) = self.submit_own(&tx)? else {
                     (budget, stalled) = (0, true);
+                    put_off.insert(id);
                     continue;
                 };
                 self.forward_proves.insert((id, side as u8), h);
@@ -1451,7 +1428,7 @@ impl BobMbs {
                 self.forward_cursor = Some(id);
             }
         }
-        Ok(())
+        Ok(put_off)
     }
 
     /// Whether a posted NT of `side` sent to its chain now can still be
@@ -1465,9 +1442,11 @@ impl BobMbs {
     /// the nonce taken: the NT landed and its payer was penalised too —
     /// paid twice. Now an NT that would land above `forward − k` is not
     /// sent (by this duty or [`swap`](Self::swap)'s), so the void takes its
-    /// nonce; one landing at or below it is proved no later than the
-    /// epoch the CCT_V falls due, and that epoch's `prove` goes to the
-    /// BoB before the CCT_V ([`tick`](Self::tick)).
+    /// nonce; one landing at or below it is final once the BoB stores the
+    /// forwarding deadline's header, and SC_T takes the closing CCT_V only
+    /// a whole BoB block after that (attack R13-1, [`bob::settled_tip`]):
+    /// the `prove` has that block, and the node's own goes before its
+    /// CCT_V ([`tick`](Self::tick), [`closing_txs`](Self::closing_txs)).
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;
@@ -1900,9 +1879,31 @@ impl BobMbs {
             // terms ([`next_agreeable_nonce`](Self::next_agreeable_nonce)):
             // the exact nonce of its NT (attacks R8-5, R10-1). See
             // `check_floors`.
-            nonce_i: self.next_agreeable_nonce(req.chain_i, &req.sender.address())?,
-            nonce_j: self.next_agreeable_nonce(req.chain_j, &req.receiver.address())?,
+            nonce_i: self.agreeable_nonce_here(req.chain_i, &req.sender.address())?,
+            nonce_j: self.agreeable_nonce_here(req.chain_j, &req.receiver.address())?,
         })
+    }
+
+    /// [`next_agreeable_nonce`](Self::next_agreeable_nonce), refused
+    /// (`Wallet(ForeignTermsBelow)`) if it lies above an unspent nonce
+    /// another deployment's terms hold (see [`crate::wallet`]).
+    ///
+    /// Decision (attacks R13-2/3/5): R12-5's epoch rule gave such a nonce
+    /// back after this BoB sealed twice the blocks the other deployment's
+    /// terms had left, and filled it with a void. A slower deployment then
+    /// stored the terms and their payer, its nonce voided, was penalised
+    /// there (R13-2); on a κ = 4 deployment the wait outlasted the later
+    /// exchange's window (R13-3); and the other deployment's height lived
+    /// in memory only, so after a restart the nonce was held for good
+    /// (R13-5). No rule on this deployment's clock can tell when another
+    /// deployment stores or expires terms, so this driver no longer gives
+    /// another deployment's entry back, and terms here are not named above
+    /// it: the exchange is refused instead of agreed and then penalised.
+    fn agreeable_nonce_here(&self, chain: ChainId, payer: &Address) -> Result<u64, MbsError> {
+        let named = self.next_agreeable_nonce(chain, payer)?;
+        let Ok(c) = self.external(chain) else { return Ok(named) };
+        self.wallet.check_foreign_below(self.config.deployment, chain, payer, c.wallet_next_nonce(payer), named)?;
+        Ok(named)
     }
 
     /// What each party checks before agreeing to `terms` (the receiver

@@ -62,10 +62,32 @@
 //! at most [`crate::bob::MAX_TERMS_AHEAD`]: R12-2, [`TermsRegistry::observe_limit`])
 //! blocks past the deployment's BoB height as the wallet last saw it
 //! ([`TermsRegistry::observe`]; SC_T refuses them as well), and terms of
-//! a deployment whose height it was never told. Another deployment's
-//! terms whose driver stopped telling the wallet its height are given
-//! back by an epoch rule
-//! ([`crate::mbs::BobMbs::release_stale_foreign_terms`], R12-5).
+//! a deployment whose height it was never told.
+//!
+//! Another deployment's terms (R12-5, R13-2/3/5). A driver reads only its
+//! own BoB's records, and BoB heights of two deployments are not on one
+//! clock: one may seal blocks more slowly, stall in a view change, or have
+//! no driver of the party running at all, and a stopped driver looks the
+//! same as a slow deployment. So:
+//! - a driver never gives back or voids another deployment's entry: only
+//!   that deployment's driver does, by the rules above, on its own BoB's
+//!   records (its height past `expires_at` without a record, or the CCT
+//!   complete and the nonce spent). An epoch rule on this deployment's
+//!   clock (R12-5's fix) voided a nonce a slower, live deployment then
+//!   stored terms for (R13-2), waited longer than a small-κ deployment's
+//!   window (R13-3) and depended on a height held in memory only (R13-5);
+//! - the terms builders do not name a payer's nonce above an unspent
+//!   nonce another deployment's entry holds on that chain
+//!   ([`TermsRegistry::check_foreign_below`], `ForeignTermsBelow`): a
+//!   payment there could land only once that nonce is spent, at a time
+//!   this deployment cannot bound. The exchange is refused rather than
+//!   agreed and penalised.
+//!
+//! Assumption: a party that signed terms for a deployment runs its driver
+//! there (`xchain resume` after a stop) until those terms are settled or
+//! expired there; until then it trades on that chain only through that
+//! deployment. Its exchanges elsewhere on other chains, and at nonces
+//! below the other deployment's entry, are unaffected.
 //!
 //! One file per triple, `<dir>/<chain>-<payer>-<nonce>`, holding the id of
 //! the terms (which commits to their deployment), their deployment and
@@ -108,6 +130,15 @@ pub enum WalletError {
     /// ([`TermsRegistry::observe`]), so it cannot bound their expiry.
     #[error("the wallet does not know the BoB height of deployment {0}")]
     UnknownDeployment(Hash32),
+    /// Terms of another deployment hold `payer`'s unspent nonce `held` on
+    /// `chain`, below the nonce `named` new terms would name there (attack
+    /// R13-2/3/5): this deployment cannot tell when the other one stores
+    /// or expires them, so a payment at `named` — which can land only
+    /// after `held` is spent — could be held past its window. Run the
+    /// driver of `deployment` until its terms are settled or expired
+    /// (their triple given back), then agree again.
+    #[error("terms {other} of deployment {deployment} hold payer {payer}'s nonce {held} on chain {chain}, below the nonce {named} new terms would name: settle them on that deployment first")]
+    ForeignTermsBelow { chain: ChainId, payer: Address, held: u64, named: u64, deployment: Hash32, other: Hash32 },
 }
 
 /// A party's durable registry of the (payer, chain, nonce) triples of the
@@ -351,6 +382,38 @@ impl TermsRegistry {
         }
     }
 
+    /// Refuses to name `payer`'s nonce `named` on `chain` in terms of
+    /// `deployment` while terms of *another* deployment hold one of its
+    /// nonces from `from` (its next nonce on the chain: lower ones are
+    /// spent) up to `named` (attack R13-2/3/5,
+    /// [`WalletError::ForeignTermsBelow`]). The terms builders call it for
+    /// both payers ([`crate::mbs::BobMbs::try_terms`], `xchain swap
+    /// --processes`).
+    pub fn check_foreign_below(
+        &self,
+        deployment: Hash32,
+        chain: ChainId,
+        payer: &Address,
+        from: u64,
+        named: u64,
+    ) -> Result<(), WalletError> {
+        for held in from..named {
+            if let Some(e) = self.entry(chain, payer, held)? {
+                if e.deployment != deployment {
+                    return Err(WalletError::ForeignTermsBelow {
+                        chain,
+                        payer: *payer,
+                        held,
+                        named,
+                        deployment: e.deployment,
+                        other: e.id,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The receiver's signature on `terms` for the BoB chain `bob_chain`,
     /// once [`agree`](Self::agree) recorded them.
     pub fn sign(&self, receiver: &KeyPair, terms: &CctTerms, bob_chain: ChainId) -> Result<Signature, WalletError> {
@@ -534,6 +597,40 @@ mod tests {
             held,
             vec![(11, 5, b.id()), (11, 6, terms(3, 6).id()), (12, 105, b.id()), (12, 106, terms(3, 6).id())]
         );
+    }
+
+    #[test]
+    fn no_nonce_is_named_above_an_unspent_nonce_another_deployment_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let w = TermsRegistry::open(d.path()).unwrap();
+        let (here, there) = (Hash32([7; 32]), Hash32([8; 32]));
+        w.observe(here, 10);
+        w.observe(there, 4);
+        let own = terms(1, 5);
+        w.agree(&own).unwrap();
+        let foreign = CctTerms { deployment: there, ..terms(2, 6) };
+        w.agree(&foreign).unwrap();
+        let payer = own.sender_i;
+        // This deployment's own entry below is its own driver's: no refusal.
+        w.check_foreign_below(here, 11, &payer, 5, 6).unwrap();
+        match w.check_foreign_below(here, 11, &payer, 5, 7) {
+            Err(WalletError::ForeignTermsBelow { chain: 11, held: 6, named: 7, deployment, other, .. }) => {
+                assert_eq!((deployment, other), (there, foreign.id()));
+            }
+            got => panic!("{got:?}"),
+        }
+        // Spent (below the payer's next nonce): it holds nothing back.
+        w.check_foreign_below(here, 11, &payer, 7, 8).unwrap();
+        // The same from the other deployment's side: this one's entry at 5
+        // is foreign there.
+        w.check_foreign_below(there, 11, &payer, 6, 7).unwrap();
+        assert!(matches!(
+            w.check_foreign_below(there, 11, &payer, 5, 7),
+            Err(WalletError::ForeignTermsBelow { held: 5, deployment, .. }) if deployment == here
+        ));
+        // Another chain or payer is unaffected.
+        w.check_foreign_below(here, 13, &payer, 5, 7).unwrap();
+        w.check_foreign_below(here, 11, &dev_key(3).address(), 5, 7).unwrap();
     }
 
     #[test]

@@ -135,7 +135,6 @@ fn paid_twice(c: &Closed) -> bool {
 /// forwarding one block earlier), or a landed NT is not penalised.
 /// Observed: the sender `Penalised` with NT_s on chain i, in both modes.
 #[test]
-#[ignore = "attack r13 [1]: the payee relays the deadline header and closes the CCT in one block; an NT final at it is penalised (pays twice)"]
 fn a_payment_final_at_the_forwarding_deadline_is_not_closed_out_by_the_payee() {
     let mut twice = Vec::new();
     for (spec, delay) in
@@ -167,7 +166,6 @@ fn a_payment_final_at_the_forwarding_deadline_is_not_closed_out_by_the_payee() {
 /// Expected: R's side of B `Proved` (or at least not penalised with its
 /// payment landed). Observed: `Penalised`, R's payment for B on chain j.
 #[test]
-#[ignore = "attack r13 [1]: terms stored at their expiry push R's payment to forward - k; the payee closes first and R pays twice"]
 fn a_payment_pushed_to_the_window_edge_by_late_stored_terms_is_not_closed_out() {
     let mut twice = Vec::new();
     for (kappa, finality) in [(4, Finality::Probabilistic { k: 3 }), (3, Finality::Probabilistic { k: 2 })] {
@@ -331,8 +329,10 @@ fn stale_rule_against_a_live_deployment(ahead: u64, d1_blocks: u64) -> Foreign {
     };
     let n = terms_a.nonce_j;
     let sig_a = m.wallet.sign(&r, &terms_a, bob).expect("R agrees A on D2");
-    let (_, rec_b) = open_cct(&mut m, &request_between(ci, cj, 1_000, 1322));
-    assert_eq!(rec_b.terms.nonce_j, n + 1, "B names R's nonce after A's");
+    // Fix of [2], [3], [5]: B would name R's nonce n + 1 above A's, which
+    // can land only once D2 stores or expires A — on D2's clock, not
+    // D1's: D1's terms builder refuses B instead.
+    refused_above_foreign(&m, &request_between(ci, cj, 1_000, 1322), cj, n, d2_id);
     for _ in 0..d1_blocks {
         m.tick().unwrap();
     }
@@ -422,8 +422,11 @@ fn stale_rule_against_a_live_deployment(ahead: u64, d1_blocks: u64) -> Foreign {
 /// height it cannot follow).
 /// Observed: R's nonce voided before A was stored (at D2 height
 /// `expires_at`), A's receiver side `Penalised`, R's D2 deposit down 1,000.
+///
+/// Fixed: D1's driver never gives another deployment's entry back, and
+/// D1's terms builder refuses B (`ForeignTermsBelow`) rather than name
+/// R's nonce above A's; A is stored on D2 and R's payment proves it.
 #[test]
-#[ignore = "attack r13 [2]: the epoch rule gives back and voids a live but slower deployment's nonce; its CCT is stored after and the honest receiver is penalised"]
 fn a_slower_deployments_terms_are_not_given_back_while_they_can_still_be_stored() {
     let f = stale_rule_against_a_live_deployment(1, 2);
     eprintln!("{f:?}");
@@ -447,6 +450,31 @@ fn a_slower_deployments_terms_held_while_the_rule_waits_are_paid() {
     assert_eq!(f.r_deposit.0, f.r_deposit.1, "R's deposit on D2");
 }
 
+/// The fix of [2], [3] and [5]: the terms builder refuses terms naming
+/// `held + 1` for the receiver on `chain` while another deployment's terms
+/// hold its nonce `held` (`ForeignTermsBelow`), and changes nothing.
+fn refused_above_foreign(
+    m: &gridledger_xchain::BobMbs,
+    req: &gridledger_xchain::mbs::SwapRequest,
+    chain_j: gridledger_core::ChainId,
+    held_nonce: u64,
+    other: gridledger_core::Hash32,
+) {
+    use gridledger_xchain::mbs::MbsError;
+    use gridledger_xchain::wallet::WalletError;
+    let before = m.wallet.held().unwrap();
+    match m.try_terms(req) {
+        Err(MbsError::Wallet(WalletError::ForeignTermsBelow { chain, payer, held, named, deployment, .. })) => {
+            assert_eq!(
+                (chain, payer, held, named, deployment),
+                (chain_j, req.receiver.address(), held_nonce, held_nonce + 1, other)
+            );
+        }
+        got => panic!("terms named R's nonce above another deployment's held one: {got:?}"),
+    }
+    assert_eq!(m.wallet.held().unwrap(), before, "a refusal holds nothing");
+}
+
 // ------------------------------------------------------------------- [3]
 
 /// R12-5's fix gives another deployment's triple back after this BoB
@@ -467,8 +495,13 @@ fn a_slower_deployments_terms_held_while_the_rule_waits_are_paid() {
 /// one run, whatever the lead of the other deployment's terms the wallet
 /// accepted.
 /// Observed: `Penalised` with leads 6 and 16.
+///
+/// Fixed: no rule on this deployment's clock gives the other deployment's
+/// entry back any more; B is refused (`ForeignTermsBelow`) while A holds
+/// R's nonce, and agreed — naming that nonce — once the other
+/// deployment's driver gave A back (its BoB passed `expires_at` without a
+/// record); R's side then ends `Proved`.
 #[test]
-#[ignore = "attack r13 [3]: another deployment's withheld terms are given back only after 2x their lead, past a kappa-4 deployment's window; the honest receiver is penalised"]
 fn another_deployments_withheld_terms_do_not_penalise_a_small_kappa_deployment() {
     let mut penalised = Vec::new();
     for ahead in [6, 16] {
@@ -513,8 +546,17 @@ fn withheld_foreign_terms(kappa: u32, ahead: u64) -> (u64, gridledger_xchain::Cc
     terms_a.deployment = foreign;
     terms_a.expires_at = m.bob.height() + ahead;
     let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1332));
-    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let req_b = request_between(ci, cj, 500, 1332);
+    for _ in 0..2 * ahead {
+        refused_above_foreign(&m, &req_b, cj, terms_a.nonce_j, foreign);
+        m.tick().unwrap();
+    }
+    assert!(m.wallet.entry(cj, &r.address(), terms_a.nonce_j).unwrap().is_some(), "this driver never gives A back");
+    // The other deployment's driver gives A back: its BoB passed A's
+    // `expires_at` without a record of A.
+    assert_eq!(m.wallet.release_unstored(foreign, terms_a.expires_at, |_| false).unwrap(), 2);
+    let (id, rec) = open_cct(&mut m, &req_b);
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j, "B names the nonce A gave back");
     let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
     m.wait_native_window(&rec).unwrap();
     for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
@@ -551,8 +593,12 @@ fn withheld_foreign_terms(kappa: u32, ahead: u64) -> (u64, gridledger_xchain::Cc
 ///
 /// Expected: R's side of B ends `Proved` after a restart as before it.
 /// Observed: `Penalised`.
+///
+/// Fixed: nothing here depends on the other deployment's height any more.
+/// After the restart B is refused (`ForeignTermsBelow`) while A holds R's
+/// nonce, and agreed once the other deployment's driver gave A back; R's
+/// side then ends `Proved`.
 #[test]
-#[ignore = "attack r13 [5]: the other deployment's height is known in memory only; after a restart its withheld terms hold the nonce for good and the honest receiver is penalised"]
 fn another_deployments_withheld_terms_do_not_penalise_after_a_restart() {
     use gridledger_xchain::mbs::SwapRequest;
     let dir = tempfile::tempdir().unwrap();
@@ -571,8 +617,16 @@ fn another_deployments_withheld_terms_do_not_penalise_after_a_restart() {
     drop(m);
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     m.wait_caught_up(&[ci, cj]).unwrap();
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1352));
-    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let req_b = request_between(ci, cj, 500, 1352);
+    for _ in 0..40 {
+        refused_above_foreign(&m, &req_b, cj, terms_a.nonce_j, foreign);
+        m.tick().unwrap();
+    }
+    // The other deployment's driver, run again, gives A back: its BoB
+    // passed A's `expires_at` without a record of A.
+    assert_eq!(m.wallet.release_unstored(foreign, terms_a.expires_at, |_| false).unwrap(), 2);
+    let (id, rec) = open_cct(&mut m, &req_b);
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j, "B names the nonce A gave back");
     let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
     m.wait_native_window(&rec).unwrap();
     for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
@@ -582,10 +636,8 @@ fn another_deployments_withheld_terms_do_not_penalise_after_a_restart() {
     }
     let end = settle_within(&mut m, id, 400);
     let after = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
-    let held = m.wallet.entry(cj, &r.address(), terms_a.nonce_j).unwrap().is_some();
     eprintln!(
-        "A (other deployment) expires at {}; B forward_j {}; receiver {:?}; A's triple still held {held}; \
-         R's deposit {before} -> {after}",
+        "A (other deployment) expires at {}; B forward_j {}; receiver {:?}; R's deposit {before} -> {after}",
         terms_a.expires_at, end.forward_j, end.receiver
     );
     assert!(end.complete);

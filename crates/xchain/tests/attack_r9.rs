@@ -482,3 +482,70 @@ fn the_forwarding_duty_serves_every_due_prove_within_its_cap() {
         );
     }
 }
+
+/// Attack R13-1, the node's side: a `prove` the forwarding duty puts off
+/// (its budget is spent while `NODE_QUEUE_MAX` of the node's own
+/// transactions wait: here 256 of its deposits queued before each tick)
+/// is not followed by the node's own closing CCT_V of that CCT. The
+/// receivers paid in their windows and posted; their senders withheld.
+/// While the node's queue stays full its budget stays 0 past every
+/// forwarding deadline; once it drains, every receiver ends `Proved` —
+/// none is penalised by the node's CCT_V for a payment it holds the proof
+/// of.
+#[test]
+fn the_node_sends_no_closing_cct_v_for_a_prove_it_put_off() {
+    use gridledger_xchain::mbs::NODE_QUEUE_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec { kappa: 32, ..MbsSpec::default() });
+    let [_, cj] = chains2(&m);
+    let r = receiver();
+    const N: u64 = 8;
+    let terms = many_terms(&m, N, 10, 31_000, false);
+    let fj = terms[0].nonce_j;
+    let recs = store_all(&mut m, &terms);
+    for rec in &recs {
+        m.wait_native_window(rec).unwrap();
+    }
+    let mut nts = Vec::new();
+    for (k, t) in terms.iter().enumerate() {
+        let nt = m.external(cj).unwrap().sign(&r, transfer(&r, cj, fj + k as u64, t.sender_j, Amount(10), Amount(1)));
+        m.external_mut(cj).unwrap().submit(&nt).unwrap();
+        let post =
+            m.bob_call(&r, "post_nt", &PostNt { cct: t.id(), side: Side::Receiver, nt: nt.clone() }, Amount::ZERO);
+        m.bob.submit(&post).unwrap();
+        nts.push(nt);
+    }
+    wait_posted(&mut m, &terms, &[Side::Receiver]);
+    while nts.iter().any(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().is_none()) {
+        m.tick().unwrap();
+    }
+    cct_v_after_deadlines(&mut m, &recs, &terms);
+    m.bob.tick().unwrap();
+    let verified: Vec<CctRecord> = terms.iter().map(|t| m.cct(&t.id()).unwrap()).collect();
+    assert!(verified.iter().all(|rec| rec.verified && rec.receiver == SideState::Pending));
+    let last = verified.iter().map(|rec| rec.forward_j).max().unwrap();
+    // The node's own deposits fill its queue before each tick, past every
+    // forwarding deadline and the block SC_T waits after it.
+    let relayer = m.relayer.clone();
+    let mut filled = 0;
+    while m.bob_tip(cj) < last + 3 {
+        for _ in 0..NODE_QUEUE_MAX {
+            m.bob.submit(&m.bob_call(&relayer, "deposit", &(), Amount(1))).unwrap();
+        }
+        m.tick().unwrap();
+        filled += 1;
+        assert!(filled < 100, "the BoB's view of chain j stalled at {}", m.bob_tip(cj));
+    }
+    assert!(
+        terms.iter().all(|t| m.cct(&t.id()).unwrap().receiver == SideState::Pending),
+        "a receiver settled while the node's queue was full"
+    );
+    for _ in 0..8 {
+        m.tick().unwrap();
+    }
+    for t in &terms {
+        let rec = m.cct(&t.id()).unwrap();
+        assert!(rec.complete);
+        assert!(matches!(rec.receiver, SideState::Proved { .. }), "paid in the window, then {:?}", rec.receiver);
+    }
+}

@@ -164,8 +164,29 @@ fn withheld_terms_gap_on(
         terms_a.deployment = d;
     }
     let _sig = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 1202));
-    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let req_b = request_between(ci, cj, 500, 1202);
+    if let Some(d) = foreign {
+        // Attack R13-2/3/5's fix: terms here are not named above a nonce
+        // another deployment's terms hold (this driver cannot tell when
+        // that deployment stores or expires them): B is refused until
+        // that deployment's driver gives A back (its BoB passed A's
+        // `expires_at` without a record of A); B then names that nonce.
+        use gridledger_xchain::mbs::MbsError;
+        use gridledger_xchain::wallet::WalletError;
+        for _ in 0..2 * (terms_a.expires_at - m.bob.height()) {
+            match m.try_terms(&req_b) {
+                Err(MbsError::Wallet(WalletError::ForeignTermsBelow { held, deployment, .. })) => {
+                    assert_eq!((held, deployment), (terms_a.nonce_j, d));
+                }
+                got => panic!("B named R's nonce above A's: {got:?}"),
+            }
+            m.tick().unwrap();
+        }
+        assert_eq!(m.wallet.release_unstored(d, terms_a.expires_at, |_| false).unwrap(), 2);
+    }
+    let (id, rec) = open_cct(&mut m, &req_b);
+    let after_a = if foreign.is_some() { 0 } else { 1 };
+    assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + after_a, "B names the nonce after A's (or A's, given back)");
     let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
     m.wait_native_window(&rec).unwrap();
     for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
@@ -340,6 +361,9 @@ fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
 /// no longer be met, or terms are not named above a nonce this driver
 /// cannot release or fill).
 /// Observed: B's receiver side `Penalised`.
+///
+/// Since attack R13-2/3/5: B is refused while A holds R's nonce and
+/// agreed once A's own deployment gave it back.
 #[test]
 fn withheld_terms_of_another_deployment_do_not_penalise_exchanges_here() {
     let (a_expires, end, before, after) = withheld_terms_gap_on(16, Some(gridledger_core::Hash32([0xd2; 32])));

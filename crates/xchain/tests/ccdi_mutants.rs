@@ -2,7 +2,8 @@
 //! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
 //! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature,
 //! SC_MPV takes the sender's or the receiver's agreed nonce as a floor, the
-//! parties' driver gives a closed CCT's wallet nonces back unspent)
+//! parties' driver gives a closed CCT's wallet nonces back unspent, SC_T
+//! closes sub-situation 2 in the block that stored its deadline's header)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -39,6 +40,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("nonce-floor") => Some(Mutation::NonceFloor),
             Some("receiver-nonce-floor") => Some(Mutation::ReceiverNonceFloor),
             Some("release-before-spent") => Some(Mutation::ReleaseBeforeSpent),
+            Some("close-at-tip") => Some(Mutation::CloseAtTip),
             _ => None,
         };
     }
@@ -226,6 +228,61 @@ fn closed_unpaid_nonce_stays_reserved(m: &mut BobMbs) -> Result<(), String> {
     Ok(())
 }
 
+/// SC_T takes the closing CCT_V of sub-situation 2 only a whole BoB block
+/// after the block that stored the forwarding deadline's header (attack
+/// R13-1): the payee relays that header and sends `cct_v` right behind it
+/// in one block — refused, and refused again in the next block (the one a
+/// `prove` of an NT final at the header has) — and the CCT_V is taken in
+/// the block after.
+fn closing_waits_a_block_after_the_deadline_header(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_xchain::bob::{CctV, PostNt, Relay};
+    let [ca, _] = chains2(m);
+    let (s, r) = (dev_key(0), dev_key(1));
+    let (id, rec) = open_ccte(m)?;
+    // The sender posts an NT its chain never takes (gas price 0), the
+    // receiver nothing: after the first CCT_V the sender's side waits in
+    // sub-situation 2 until chain A's forwarding deadline.
+    let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    let body = gridledger_ledger::devnet::transfer(&s, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO);
+    let nt = m.external(chain).map_err(|e| e.to_string())?.sign(&s, body);
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO))
+        .map_err(|e| e.to_string())?;
+    let [ci, cj] = [rec.terms.chain_i, rec.terms.chain_j];
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
+        m.tick().map_err(|e| e.to_string())?;
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).map_err(|e| e.to_string())?;
+    let forward = m.cct(&id).ok_or("record")?.forward_i;
+    while m.bob_tip(ca) + 1 < forward {
+        m.tick().map_err(|e| e.to_string())?;
+    }
+    let ext = m.external_mut(ca).map_err(|e| e.to_string())?;
+    while ext.height() < forward {
+        ext.tick().map_err(|e| e.to_string())?;
+    }
+    let mut headers = Vec::new();
+    for h in m.bob_tip(ca) + 1..=forward {
+        headers.push(m.external(ca).unwrap().sealed_header(h).map_err(|e| e.to_string())?.ok_or("header")?);
+    }
+    m.bob.submit(&m.bob_call(&r, "relay", &Relay { chain: ca, headers }, Amount::ZERO)).map_err(|e| e.to_string())?;
+    let close = m.bob_call(&r, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    let h = m.bob.submit(&close).map_err(|e| e.to_string())?;
+    m.bob.tick().map_err(|e| e.to_string())?;
+    let st = m.bob.receipt(&h).map_err(|e| e.to_string())?.ok_or("receipt")?.status;
+    if m.bob_tip(ca) != forward || st == TxStatus::Success {
+        return Err(format!("closed in the block that stored the deadline's header (tip {}): {st:?}", m.bob_tip(ca)));
+    }
+    let st = exec_bob(m, &m.bob_call(&r, "cct_v", &CctV { cct: id }, Amount::ZERO));
+    if st == TxStatus::Success {
+        return Err("closed in the block right after the one that stored the deadline's header".into());
+    }
+    match exec_bob(m, &m.bob_call(&r, "cct_v", &CctV { cct: id }, Amount::ZERO)) {
+        TxStatus::Success => Ok(()),
+        st => Err(format!("not closed a whole block after: {st:?}")),
+    }
+}
+
 /// A CCT that arrives after the deadline (before anyone finished the
 /// process) is stored for unlocking only, not in SC_F.
 fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
@@ -278,8 +335,9 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 8] = [
+const CHECKS: [(&str, Check); 9] = [
     ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
+    ("closing waits a block", closing_waits_a_block_after_the_deadline_header),
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
     ("later sender nonce", later_sender_nonce_refused),
@@ -318,6 +376,7 @@ fn each_planted_bug_is_caught() {
         ("nonce-floor", vec!["later sender nonce"]),
         ("receiver-nonce-floor", vec!["later receiver nonce"]),
         ("release-before-spent", vec!["closed nonce reserved"]),
+        ("close-at-tip", vec!["closing waits a block"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

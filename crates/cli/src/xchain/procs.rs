@@ -1094,8 +1094,13 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         }
     }
     wallet.release_unstored(deployment, bob_height, |id| stored.contains(id))?;
-    let nonce_i = wallet.next_free(chain_i, &sender.address(), net.nonce(chain_i, &sender.address())?)?;
-    let nonce_j = wallet.next_free(chain_j, &receiver.address(), net.nonce(chain_j, &receiver.address())?)?;
+    let from_i = net.nonce(chain_i, &sender.address())?;
+    let from_j = net.nonce(chain_j, &receiver.address())?;
+    let nonce_i = wallet.next_free(chain_i, &sender.address(), from_i)?;
+    let nonce_j = wallet.next_free(chain_j, &receiver.address(), from_j)?;
+    // Never above a nonce another deployment's terms hold (attack R13-2/3/5).
+    wallet.check_foreign_below(deployment, chain_i, &sender.address(), from_i, nonce_i)?;
+    wallet.check_foreign_below(deployment, chain_j, &receiver.address(), from_j, nonce_j)?;
     let terms = CctTerms {
         deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
