@@ -322,8 +322,7 @@ impl Mempool {
     /// transactions went.
     pub fn drop_expired(&mut self, next_height: u64) -> usize {
         let before = self.len;
-        let expired: Vec<Hash32> =
-            self.deadlines.range(..(next_height, Hash32([0; 32]))).map(|(_, h)| *h).collect();
+        let expired: Vec<Hash32> = self.deadlines.range(..(next_height, Hash32([0; 32]))).map(|(_, h)| *h).collect();
         for h in expired {
             self.evict(&h);
         }

@@ -151,7 +151,8 @@ fn a_pending_deadline_transfer_is_dropped_when_its_deadline_passes() {
 #[test]
 fn the_kinds_before_the_deadline_transfer_encode_as_before() {
     // Borsh tags by declaration order: the appended kind takes the next one.
-    let t = |kind| Transaction { chain_id: 1, sender: dev_key(1).public(), nonce: 0, gas_limit: 1, gas_price: PRICE, kind };
+    let t =
+        |kind| Transaction { chain_id: 1, sender: dev_key(1).public(), nonce: 0, gas_limit: 1, gas_price: PRICE, kind };
     let to = dev_key(3).address();
     let kinds = [
         (TxKind::Transfer { to, amount: Amount(5) }, 0u8),
