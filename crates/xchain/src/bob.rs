@@ -1900,12 +1900,7 @@ impl BobContract {
                 // until the deadline, so only a state at or after it shows
                 // that NT can never be paid; an earlier header (before a
                 // top-up) proves nothing.
-                // Decision (attack R12-4): against an NT with a deadline
-                // (`TransferUntil`) the evidence counts only from that
-                // deadline on: before it the payer may still be funded and
-                // the NT land, and a penalty already taken made it pay
-                // twice. From it on the NT can never land.
-                let deadline = rec.deadline(a.side).max(nt.tx.kind.valid_until().unwrap_or(0));
+                let deadline = rec.deadline(a.side);
                 if a.height < deadline {
                     return fail(XchainError::EvidenceBeforeDeadline { chain, height: a.height, deadline });
                 }
@@ -1934,6 +1929,14 @@ impl BobContract {
                         "the payer's balance {} covers NT's {need}",
                         acc.balance
                     )));
+                }
+                // Decision (attack R12-4): against an NT with a deadline
+                // (`TransferUntil`) the evidence counts only from that
+                // deadline on: before it the payer may still be funded and
+                // the NT land — after the penalty, so the payer paid twice.
+                // From it on the NT can never land.
+                if let Some(valid_until) = nt.tx.kind.valid_until().filter(|u| a.height < *u) {
+                    return fail(XchainError::EvidenceBeforeNtDeadline { chain, height: a.height, valid_until });
                 }
             }
             FraudEvidence::NonceTaken { other, proof } => {

@@ -384,6 +384,64 @@ fn a_deadline_nt_is_checked_against_the_instruction_like_a_plain_transfer() {
     assert_eq!(bob_only(&mut m, &post).status, gridledger_ledger::TxStatus::Success);
 }
 
+/// [4]'s fix, sub-situation 3: balance evidence against an underfunded
+/// deadline NT from after the ln-08 deadline but before the NT's own
+/// deadline is refused (`EvidenceBeforeNtDeadline`, nothing changes) — the
+/// payer may still be funded and the NT land — and an honest BoB node
+/// builds none; the side is penalised once the NT can no longer land, and
+/// it never lands.
+#[test]
+fn balance_evidence_before_the_nts_deadline_is_refused() {
+    use gridledger_ledger::state::{account_key, StateRead};
+    use gridledger_xchain::bob::{CctV, Fraud, FraudEvidence};
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    // The sender empties its account on chain i, then agrees.
+    let bal = m.external(ci).unwrap().account(&s.address()).balance.0;
+    let drain = m.native_transfer(ci, &s, dev_key(4).address(), bal - 21_000).unwrap();
+    m.external_mut(ci).unwrap().submit(&drain).unwrap();
+    m.tick().unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1403));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let valid_until = nt_s.tx.kind.valid_until().expect("a deadline NT");
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO))
+        .unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    // The sender's account at a header after the ln-08 deadline, before NT_s's own.
+    let key = account_key(&s.address());
+    let (height, proof) = m.external(ci).unwrap().state_proof(&key);
+    assert!(height >= rec.deadline_i && height < valid_until, "{height} in {}..{valid_until}", rec.deadline_i);
+    let raw = m.external(ci).unwrap().chain().state().get(&key).unwrap();
+    let account: gridledger_ledger::Account = borsh::from_slice(&raw).unwrap();
+    assert!(account.balance < nt_s.tx.max_cost().unwrap(), "NT_s cannot be paid now");
+    assert!(m.fraud_evidence(id, &m.cct(&id).unwrap(), Side::Sender, &nt_s).unwrap().is_none(), "an honest node waits");
+    m.wait_final(ci, height).unwrap();
+    let f = Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: FraudEvidence::Balance { account: Some(account), proof },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &f, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::EvidenceBeforeNtDeadline { chain: ci, height, valid_until });
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+    // Penalised once NT_s can no longer land; it never does.
+    let end = settle_within(&mut m, id, 200);
+    assert!(end.complete);
+    assert_eq!(end.sender, SideState::Penalised);
+    assert!(m.external(ci).unwrap().height() > valid_until);
+    assert!(m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().is_none());
+}
+
 /// [4] without a kill: the payee's copy of the old NT reaches chain j's
 /// mempool in the block after the one that pays R, before R's driver runs
 /// its wallet duties (a faster link, or a driver one block late).
