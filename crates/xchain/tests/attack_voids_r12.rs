@@ -377,7 +377,7 @@ fn a_deadline_nt_is_checked_against_the_instruction_like_a_plain_transfer() {
         let r = bob_only(&mut m, &post);
         let gridledger_ledger::TxStatus::Reverted(why) = &r.status else { panic!("a mismatching NT was posted") };
         let expect = XchainError::InstructionMismatch(String::new()).as_revert();
-        assert!(why.starts_with(expect.trim_end_matches(|ch: char| ch == ':' || ch == ' ')), "{why}");
+        assert!(why.starts_with(expect.trim_end_matches([':', ' '])), "{why}");
         assert_eq!(m.bob_contract_state(), before);
     }
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
