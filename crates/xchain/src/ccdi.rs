@@ -268,6 +268,10 @@ pub enum Mutation {
     /// R11-3): a penalised party's posted NT stays valid while its nonce is
     /// named again.
     ReleaseBeforeSpent,
+    /// The parties' driver signs NTs as plain transfers, without the
+    /// deadline (the rule before attack R12-4): a penalised party's posted
+    /// NT may land once its account is funded again.
+    NtWithoutDeadline,
 }
 
 impl BobContract {

@@ -2039,6 +2039,10 @@ impl BobMbs {
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
         let c = self.external(chain)?;
+        #[cfg(feature = "mutants")]
+        if self.spec.mutation == Some(crate::ccdi::Mutation::NtWithoutDeadline) {
+            return Ok(c.sign(key, transfer(key, chain, rec.agreed_nonce(side), to, Amount(amount), Amount(1))));
+        }
         let valid_until = self
             .config
             .nt_valid_until(rec, side)
