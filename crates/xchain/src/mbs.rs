@@ -1468,6 +1468,12 @@ impl BobMbs {
     /// nonce; one landing at or below it is proved no later than the
     /// epoch the CCT_V falls due, and that epoch's `prove` goes to the
     /// BoB before the CCT_V ([`tick`](Self::tick)).
+    ///
+    /// The bound is [`bob::last_provable_landing`], the rule the NT's own
+    /// deadline follows ([`BobConfig::nt_valid_until`], attack R12-4: for
+    /// the earliest forwarding deadline the CCT can get, so a deadline NT
+    /// is never forwarded past its deadline and the chain would refuse it
+    /// anyway).
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;
