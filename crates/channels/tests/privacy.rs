@@ -41,7 +41,7 @@ fn footprint(d: &Duo) -> Vec<(String, gridledger_core::Address, Vec<u8>, Vec<u8>
             r.serialize(&mut all).unwrap();
             let (method, args) = match &t.tx.kind {
                 TxKind::Call { method, args, .. } => (method.clone(), args.clone()),
-                TxKind::Transfer { .. } => ("transfer".into(), vec![]),
+                TxKind::Transfer { .. } | TxKind::TransferUntil { .. } => ("transfer".into(), vec![]),
             };
             out.push((method, t.tx.sender.address(), args, all));
         }

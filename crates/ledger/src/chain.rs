@@ -304,6 +304,10 @@ impl Chain {
         if self.store.tx_location(&v.hash).ok().flatten().is_some() {
             return Err(SubmitError::AlreadyKnown);
         }
+        let next_height = self.tip.height + 1;
+        if let Some(valid_until) = v.tx.tx.kind.valid_until().filter(|u| next_height > *u) {
+            return Err(SubmitError::Expired { valid_until, next_height });
+        }
         let acct = self.state.account(&v.sender);
         self.mempool.admit(v, &acct)
     }
@@ -560,6 +564,7 @@ impl Chain {
                 let _ = self.mempool.admit(v, &acct);
             }
         }
+        self.mempool.drop_expired(self.tip.height + 1);
     }
 
     /// Transactions waiting for a block: the mempool plus those of a failed
@@ -592,6 +597,8 @@ impl Chain {
         let state = &self.state;
         self.mempool.prune(senders, |a| state.account(a));
         self.tip = ex.block.header.clone();
+        // Deadline transfers that can no longer go into the next block.
+        self.mempool.drop_expired(self.tip.height + 1);
         slide_window(&mut self.recent, self.tip.height, self.tip.hash());
     }
 

@@ -51,6 +51,26 @@ pub fn transfer(
     .sign(key)
 }
 
+/// A signed native transfer valid only in blocks up to height
+/// `valid_until` ([`TxKind::TransferUntil`]).
+pub fn transfer_until(
+    key: &KeyPair,
+    chain_id: ChainId,
+    nonce: u64,
+    (to, amount, valid_until): (Address, Amount, u64),
+    gas_price: Amount,
+) -> SignedTransaction {
+    Transaction {
+        chain_id,
+        sender: key.public(),
+        nonce,
+        gas_limit: TRANSFER_GAS,
+        gas_price,
+        kind: TxKind::TransferUntil { to, amount, valid_until },
+    }
+    .sign(key)
+}
+
 /// A signed contract call.
 #[allow(clippy::too_many_arguments)]
 pub fn call(

@@ -29,6 +29,10 @@ pub enum SubmitError {
     NonceGap { expected: u64, got: u64 },
     #[error("insufficient balance: need {needed}, have {available}")]
     InsufficientBalance { needed: Amount, available: Amount },
+    /// The transaction's deadline ([`crate::TxKind::TransferUntil`]) is
+    /// below the chain's next height: it can never go into a block.
+    #[error("transaction valid until height {valid_until}, the chain's next height is {next_height}")]
+    Expired { valid_until: u64, next_height: u64 },
     #[error("transaction already known")]
     AlreadyKnown,
     #[error("mempool full ({capacity} transactions)")]
@@ -56,6 +60,7 @@ impl SubmitError {
             SubmitError::NonceTooLow { .. } => "nonce_too_low",
             SubmitError::NonceGap { .. } => "nonce_gap",
             SubmitError::InsufficientBalance { .. } => "insufficient_balance",
+            SubmitError::Expired { .. } => "expired",
             SubmitError::AlreadyKnown => "already_known",
             SubmitError::MempoolFull { .. } => "mempool_full",
             SubmitError::SenderQueueFull { .. } => "sender_queue_full",

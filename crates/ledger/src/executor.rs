@@ -26,6 +26,9 @@ pub enum TxRejected {
     BlockFull,
     #[error("cost overflow")]
     Overflow,
+    /// Its deadline ([`TxKind::TransferUntil`]) is below the block's height.
+    #[error("valid until height {valid_until}, the block is at {height}")]
+    Expired { valid_until: u64, height: u64 },
 }
 
 /// A block executed against a parent state, ready to be committed.
@@ -98,6 +101,9 @@ impl<'a> BlockBuilder<'a> {
     pub fn push(&mut self, stx: SignedTransaction) -> Result<&Receipt, TxRejected> {
         let tx = &stx.tx;
         let sender = stx.sender();
+        if let Some(valid_until) = tx.kind.valid_until().filter(|u| self.env.height > *u) {
+            return Err(TxRejected::Expired { valid_until, height: self.env.height });
+        }
         if self.gas_used.saturating_add(tx.gas_limit) > self.block_gas_limit {
             return Err(TxRejected::BlockFull);
         }
@@ -236,7 +242,7 @@ fn run_body(
     (env, block_hashes): (BlockEnv, Option<&crate::contract::BlockHashes>),
 ) -> Result<Vec<u8>, ContractError> {
     match kind {
-        TxKind::Transfer { to, amount } => {
+        TxKind::Transfer { to, amount } | TxKind::TransferUntil { to, amount, .. } => {
             move_coin(overlay, &sender, to, *amount)?;
             events.push(Event {
                 emitter: 0,

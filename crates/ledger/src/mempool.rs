@@ -74,6 +74,10 @@ pub struct Mempool {
     /// eviction candidates, cheapest first.
     tails: BTreeSet<(Amount, Address)>,
     evicted: u64,
+    /// The pending transactions with a deadline
+    /// ([`crate::TxKind::TransferUntil`]), by (last valid height, hash):
+    /// [`Mempool::drop_expired`] finds the expired ones without a scan.
+    deadlines: BTreeSet<(u64, Hash32)>,
 }
 
 impl Mempool {
@@ -89,6 +93,7 @@ impl Mempool {
             bytes: 0,
             tails: BTreeSet::new(),
             evicted: 0,
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -222,6 +227,9 @@ impl Mempool {
             }
             q.reserved = needed;
             q.count_in(&vtx);
+            if let Some(u) = vtx.tx.tx.kind.valid_until() {
+                me.deadlines.insert((u, hash));
+            }
             q.txs.insert(nonce, vtx);
             me.by_hash.insert(hash, (sender, nonce));
             me.len += 1;
@@ -294,6 +302,9 @@ impl Mempool {
             }
             for v in &removed {
                 q.count_out(v);
+                if let Some(u) = v.tx.tx.kind.valid_until() {
+                    self.deadlines.remove(&(u, v.hash));
+                }
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
                 self.bytes = self.bytes.saturating_sub(tx_size(v));
@@ -303,6 +314,19 @@ impl Mempool {
                 self.senders.remove(&s);
             }
         }
+    }
+
+    /// Drops every transaction whose deadline is below `next_height` (it
+    /// can never go into a block now) and, like [`Mempool::evict`], every
+    /// later one of its sender (they wait for its nonce). Returns how many
+    /// transactions went.
+    pub fn drop_expired(&mut self, next_height: u64) -> usize {
+        let before = self.len;
+        let expired: Vec<Hash32> = self.deadlines.range(..(next_height, Hash32([0; 32]))).map(|(_, h)| *h).collect();
+        for h in expired {
+            self.evict(&h);
+        }
+        before - self.len
     }
 
     /// Removes one transaction and every later one from the same sender
@@ -319,6 +343,9 @@ impl Mempool {
             let later = q.txs.split_off(&nonce);
             for v in later.values() {
                 q.count_out(v);
+                if let Some(u) = v.tx.tx.kind.valid_until() {
+                    self.deadlines.remove(&(u, v.hash));
+                }
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
                 self.bytes = self.bytes.saturating_sub(tx_size(v));

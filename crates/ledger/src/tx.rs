@@ -27,6 +27,42 @@ pub enum TxKind {
         args: Vec<u8>,
         value: Amount,
     },
+    /// A [`TxKind::Transfer`] with a deadline: valid only in a block at
+    /// height `valid_until` or below. A chain refuses it once its next
+    /// height is above (`SubmitError::Expired` on submission,
+    /// `TxRejected::Expired` in a block, so a block holding it is
+    /// invalid), and its mempool drops it then. Appended last, so the
+    /// encodings of the other kinds are unchanged.
+    ///
+    /// A payment that must not land after some point — a cross-chain
+    /// exchange's native transfer, whose landing is worth nothing (and
+    /// costs its payer twice) once it can no longer be proved — carries
+    /// one.
+    TransferUntil { to: Address, amount: Amount, valid_until: u64 },
+}
+
+impl TxKind {
+    /// The payee and amount of a native transfer, with or without a
+    /// deadline; `None` for a call.
+    pub fn transfer_parts(&self) -> Option<(Address, Amount)> {
+        match self {
+            TxKind::Transfer { to, amount } | TxKind::TransferUntil { to, amount, .. } => Some((*to, *amount)),
+            TxKind::Call { .. } => None,
+        }
+    }
+
+    /// The last block height the transaction is valid in, if it has a deadline.
+    pub fn valid_until(&self) -> Option<u64> {
+        match self {
+            TxKind::TransferUntil { valid_until, .. } => Some(*valid_until),
+            TxKind::Transfer { .. } | TxKind::Call { .. } => None,
+        }
+    }
+
+    /// Whether it can no longer go into a block at `height` (its deadline passed).
+    pub fn expired_at(&self, height: u64) -> bool {
+        self.valid_until().is_some_and(|u| height > u)
+    }
 }
 
 /// The signed body of a transaction.
@@ -85,7 +121,7 @@ impl Transaction {
     /// Gas charged before any execution: base cost plus calldata.
     pub fn intrinsic_gas(&self) -> u64 {
         match &self.kind {
-            TxKind::Transfer { .. } => gas::TX_BASE,
+            TxKind::Transfer { .. } | TxKind::TransferUntil { .. } => gas::TX_BASE,
             TxKind::Call { method, args, .. } => gas::TX_BASE + gas::calldata(method.as_bytes()) + gas::calldata(args),
         }
     }
@@ -94,7 +130,7 @@ impl Transaction {
     pub fn max_cost(&self) -> Option<Amount> {
         let fee = self.gas_price.0.checked_mul(self.gas_limit as u128)?;
         let value = match &self.kind {
-            TxKind::Transfer { amount, .. } => *amount,
+            TxKind::Transfer { amount, .. } | TxKind::TransferUntil { amount, .. } => *amount,
             TxKind::Call { value, .. } => *value,
         };
         Amount(fee).checked_add(value)

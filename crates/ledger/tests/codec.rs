@@ -13,6 +13,11 @@ fn arb_kind() -> impl Strategy<Value = TxKind> {
         (any::<[u8; 20]>(), any::<u128>()).prop_map(|(to, a)| TxKind::Transfer { to: Address(to), amount: Amount(a) }),
         (any::<u32>(), "[a-z_]{0,12}", proptest::collection::vec(any::<u8>(), 0..64), any::<u128>())
             .prop_map(|(contract, method, args, v)| TxKind::Call { contract, method, args, value: Amount(v) }),
+        (any::<[u8; 20]>(), any::<u128>(), any::<u64>()).prop_map(|(to, a, valid_until)| TxKind::TransferUntil {
+            to: Address(to),
+            amount: Amount(a),
+            valid_until
+        }),
     ]
 }
 

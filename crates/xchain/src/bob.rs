@@ -26,7 +26,7 @@ use gridledger_ledger::gas;
 use gridledger_ledger::state::account_key;
 use gridledger_ledger::{
     decode_args, revert, Account, BlockHeader, CallContext, ContractError, NativeContract, SignedTransaction,
-    StateProof, TxKind, ViewContext,
+    StateProof, ViewContext,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -135,7 +135,49 @@ impl PenaltyFloor {
     }
 }
 
+/// Sub-situation 2's forwarding deadline of a side's chain for a CCT_V
+/// that runs when the BoB's stored tip of that chain is `tip`:
+/// `t_* + κ̄ + κ_*` ([`CctRecord::forward_i`]).
+pub fn forward_deadline_from(tip: Height, kappa_bar: u64, kappa: u32) -> Height {
+    tip.saturating_add(kappa_bar).saturating_add(kappa as u64)
+}
+
+/// The last height of a chain with `k` confirmations at which a side's
+/// NT can land and still be proved before the closing CCT_V of a CCT whose
+/// forwarding deadline there is `forward`: it is final `k` blocks later,
+/// and the closing CCT_V falls due once the BoB stores `forward`'s header.
+/// One rule for the BoB nodes' forwarding cut-off
+/// ([`crate::mbs::BobMbs::still_provable`]) and the NT's own deadline
+/// ([`BobConfig::nt_valid_until`]).
+pub fn last_provable_landing(forward: Height, k: u64) -> Height {
+    forward.saturating_sub(k)
+}
+
 impl BobConfig {
+    /// The deadline (`valid_until`, [`gridledger_ledger::TxKind::TransferUntil`]) a side's NT
+    /// carries: [`last_provable_landing`] for the earliest forwarding
+    /// deadline the CCT can get — the first CCT_V runs once the stored tip
+    /// reached the ln-08 deadline, so it sets at least
+    /// `deadline + κ̄ + κ` ([`forward_deadline_from`]). `None` for a chain
+    /// this deployment does not follow.
+    ///
+    /// Decision (attack R12-4): a penalised party's NT, posted on the BoB
+    /// for anyone to read, could be sent by its payee once the party's
+    /// account could pay it again, and landed before the void of its
+    /// nonce (a race the void can only enter once the account can pay a
+    /// fee): the party paid twice, the penalty and the payment. With this
+    /// deadline an NT either lands while it can still be proved (and is
+    /// proved, its side not penalised) or can never land at all; the void
+    /// only fills the nonce afterwards. Sub-situation 3's balance evidence
+    /// against such an NT counts only from its deadline on (before, the
+    /// payer may still be funded and the NT land), see `fraud`.
+    pub fn nt_valid_until(&self, rec: &CctRecord, side: Side) -> Option<Height> {
+        let (chain, ..) = rec.instruction(side);
+        let reg = self.chains.iter().find(|c| c.chain_id == chain)?;
+        let forward = forward_deadline_from(rec.deadline(side), self.kappa_bar, reg.kappa);
+        Some(last_provable_landing(forward, reg.finality.confirmations() as u64))
+    }
+
     /// This deployment's bound on the terms' expiry ([`terms_ahead`] for
     /// its κ̄ and the least κ of its chains).
     pub fn max_terms_ahead(&self) -> u64 {
@@ -1082,10 +1124,11 @@ impl BobContract {
         relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
     ) -> Result<Vec<u8>, ContractError> {
         let tpk = self.cfg.tpk_address(a.chain);
-        let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
+        // A transfer, with a deadline or without (it landed either way).
+        let Some((to, amount)) = a.nt.tx.kind.transfer_parts() else {
             return fail(XchainError::InstructionMismatch("not a transfer".into()));
         };
-        if a.nt.tx.chain_id != a.chain || *to != tpk {
+        if a.nt.tx.chain_id != a.chain || to != tpk {
             return fail(XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{}", a.chain)));
         }
         if a.nt.sender() != ctx.caller() {
@@ -1139,10 +1182,11 @@ impl BobContract {
     fn refund_lock(&self, ctx: &mut CallContext<'_, '_>, a: RefundLock) -> Result<Vec<u8>, ContractError> {
         let reg = self.reg(a.chain)?.clone();
         let tpk = self.cfg.tpk_address(a.chain);
-        let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
+        // A transfer, with a deadline or without (it landed either way).
+        let Some((to, amount)) = a.nt.tx.kind.transfer_parts() else {
             return fail(XchainError::InstructionMismatch("not a transfer".into()));
         };
-        if a.nt.tx.chain_id != a.chain || *to != tpk {
+        if a.nt.tx.chain_id != a.chain || to != tpk {
             return fail(XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{}", a.chain)));
         }
         let locker = a.nt.sender();
@@ -1535,13 +1579,18 @@ impl BobContract {
     /// nonce is checked against the terms by [`Self::check_floor`].
     fn check_instruction(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         let (chain, from, to, amount) = rec.instruction(side);
-        let TxKind::Transfer { to: got_to, amount: got_amount } = &nt.tx.kind else {
+        // An ordinary transfer, or one with a deadline
+        // ([`BobConfig::nt_valid_until`]; NTs of terms agreed before
+        // deadlines existed have none). The deadline is the payer's own
+        // protection and is not checked here: a later one only exposes the
+        // payer (R12-4), an earlier one only keeps its NT from landing.
+        let Some((got_to, got_amount)) = nt.tx.kind.transfer_parts() else {
             return Err(XchainError::InstructionMismatch("not a native transfer".into()));
         };
         if nt.tx.chain_id != chain {
             return Err(XchainError::InstructionMismatch(format!("chain {} instead of {chain}", nt.tx.chain_id)));
         }
-        if nt.sender() != from || *got_to != to || got_amount.0 != amount {
+        if nt.sender() != from || got_to != to || got_amount.0 != amount {
             return Err(XchainError::InstructionMismatch(format!(
                 "expected {amount} from {from} to {to}, got {got_amount} from {} to {got_to}",
                 nt.sender()
@@ -1772,8 +1821,8 @@ impl BobContract {
         rec.verified = true;
         let (tip_i, _) = self.tip(ctx, rec.terms.chain_i)?;
         let (tip_j, _) = self.tip(ctx, rec.terms.chain_j)?;
-        rec.forward_i = tip_i + self.cfg.kappa_bar + self.reg(rec.terms.chain_i)?.kappa as u64;
-        rec.forward_j = tip_j + self.cfg.kappa_bar + self.reg(rec.terms.chain_j)?.kappa as u64;
+        rec.forward_i = forward_deadline_from(tip_i, self.cfg.kappa_bar, self.reg(rec.terms.chain_i)?.kappa);
+        rec.forward_j = forward_deadline_from(tip_j, self.cfg.kappa_bar, self.reg(rec.terms.chain_j)?.kappa);
         for side in [Side::Sender, Side::Receiver] {
             if rec.state(side) != SideState::Pending {
                 continue;
@@ -1932,6 +1981,14 @@ impl BobContract {
                         "the payer's balance {} covers NT's {need}",
                         acc.balance
                     )));
+                }
+                // Decision (attack R12-4): against an NT with a deadline
+                // (`TransferUntil`) the evidence counts only from that
+                // deadline on: before it the payer may still be funded and
+                // the NT land — after the penalty, so the payer paid twice.
+                // From it on the NT can never land.
+                if let Some(valid_until) = nt.tx.kind.valid_until().filter(|u| a.height < *u) {
+                    return fail(XchainError::EvidenceBeforeNtDeadline { chain, height: a.height, valid_until });
                 }
             }
             FraudEvidence::NonceTaken { other, proof } => {

@@ -273,6 +273,10 @@ pub enum Mutation {
     /// attack R13-1): a `prove` of an NT final at that header has no block
     /// to get in first.
     CloseAtTip,
+    /// The parties' driver signs NTs as plain transfers, without the
+    /// deadline (the rule before attack R12-4): a penalised party's posted
+    /// NT may land once its account is funded again.
+    NtWithoutDeadline,
 }
 
 impl BobContract {

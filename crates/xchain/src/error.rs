@@ -77,6 +77,11 @@ pub enum XchainError {
     TooEarly { height: Height, after: Height },
     #[error("balance evidence at header {height} of chain {chain} predates the deadline {deadline}: the payer may fund its account until then")]
     EvidenceBeforeDeadline { chain: ChainId, height: Height, deadline: Height },
+    /// Balance evidence against an NT with a deadline
+    /// (`TxKind::TransferUntil`) from before it: the payer may still be
+    /// funded and the NT land (attack R12-4).
+    #[error("balance evidence at header {height} of chain {chain} predates the NT's own deadline {valid_until}: it may still land")]
+    EvidenceBeforeNtDeadline { chain: ChainId, height: Height, valid_until: Height },
     #[error("side {0} of the exchange is already settled")]
     AlreadySettled(&'static str),
     #[error("the {0} native transaction is already posted to the BoB")]

@@ -24,7 +24,9 @@
 //! External chains are plain ledgers with no contracts at all: a CCTE's
 //! native transaction is an ordinary transfer (fungibility) checked only by
 //! its signature (script-minimum), and nothing about any other chain is
-//! stored on them (independence, §5.2.1).
+//! stored on them (independence, §5.2.1). It carries a deadline (a
+//! `TransferUntil`, [`bob::BobConfig::nt_valid_until`], attack R12-4): the
+//! chain refuses it once its landing could no longer be proved.
 //!
 //! Every chain of a deployment signs in its own signing domain, its genesis
 //! hash ([`embedded::EmbeddedChain::domain`]): a transaction's signature

@@ -10,7 +10,7 @@
 use borsh::BorshSerialize;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
-use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::devnet::{dev_key, transfer, transfer_until};
 use gridledger_ledger::state::{account_key, contract_key, StateRead};
 use gridledger_ledger::{
     Allocation, ChainError, ContractRegistry, Genesis, Receipt, SignedTransaction, SubmitError, Transaction, TxKind,
@@ -1447,11 +1447,17 @@ impl BobMbs {
     /// a whole BoB block after that (attack R13-1, [`bob::settled_tip`]):
     /// the `prove` has that block, and the node's own goes before its
     /// CCT_V ([`tick`](Self::tick), [`closing_txs`](Self::closing_txs)).
+    ///
+    /// The bound is [`bob::last_provable_landing`], the rule the NT's own
+    /// deadline follows ([`BobConfig::nt_valid_until`], attack R12-4: for
+    /// the earliest forwarding deadline the CCT can get, so a deadline NT
+    /// is never forwarded past its deadline and the chain would refuse it
+    /// anyway).
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;
         let lands = self.external(chain)?.height().saturating_add(1);
-        Ok(lands.saturating_add(k) <= rec.forward_deadline(side))
+        Ok(lands <= bob::last_provable_landing(rec.forward_deadline(side), k))
     }
 
     /// Sends the posted `nt` to its chain for sub-situation 2: once its
@@ -2031,10 +2037,27 @@ impl BobMbs {
     /// R10-1). A party with several open exchanges on one chain pays them
     /// in the order of their nonces (a later one is refused by the chain's
     /// mempool until the earlier ones are in).
+    ///
+    /// It carries a deadline (`TxKind::TransferUntil`,
+    /// [`BobConfig::nt_valid_until`], attack R12-4): the last height of its
+    /// chain at which its landing can still be proved before the closing
+    /// CCT_V. After it the chain refuses it, so a penalised party's posted
+    /// NT never lands later (paying twice).
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
         let c = self.external(chain)?;
-        Ok(c.sign(key, transfer(key, chain, rec.agreed_nonce(side), to, Amount(amount), Amount(1))))
+        #[cfg(feature = "mutants")]
+        if self.spec.mutation == Some(crate::ccdi::Mutation::NtWithoutDeadline) {
+            return Ok(c.sign(key, transfer(key, chain, rec.agreed_nonce(side), to, Amount(amount), Amount(1))));
+        }
+        let valid_until = self
+            .config
+            .nt_valid_until(rec, side)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} is not followed by this deployment")))?;
+        Ok(c.sign(
+            key,
+            transfer_until(key, chain, rec.agreed_nonce(side), (to, Amount(amount), valid_until), Amount(1)),
+        ))
     }
 
     /// Ticks until both chains are past `e_* + κ̄`, so native transactions
@@ -2304,6 +2327,11 @@ impl BobMbs {
             if acc.balance >= need || !rec.verified {
                 return Ok(None);
             }
+            // SC_MPV takes balance evidence against an NT with a deadline
+            // only from that deadline on (attack R12-4).
+            if nt.tx.kind.valid_until().is_some_and(|u| chain.height() < u) {
+                return Ok(None);
+            }
             let (height, proof) = chain.state_proof(&account_key(&payer));
             let raw = chain.chain().state().get(&account_key(&payer));
             let account = match raw {
@@ -2486,7 +2514,7 @@ fn party(req: &SwapRequest, side: Side) -> &KeyPair {
 pub(crate) fn method_of(tx: &SignedTransaction) -> String {
     match &tx.tx.kind {
         TxKind::Call { method, .. } => method.clone(),
-        TxKind::Transfer { .. } => "transfer".into(),
+        TxKind::Transfer { .. } | TxKind::TransferUntil { .. } => "transfer".into(),
     }
 }
 

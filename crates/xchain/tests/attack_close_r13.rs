@@ -213,8 +213,9 @@ fn without_the_race_a_payment_final_at_the_forwarding_deadline_is_proved() {
 /// after every NT that can still land in it could be proved).
 /// Observed: NT_s lands at `forward_i − k + 1` and the sender is
 /// `Penalised`, in both modes.
+/// Fixed by the NT's deadline (`TxKind::TransferUntil`, attack R12-4's
+/// fix): past `forward_i − k` the chain refuses the payee's copy.
 #[test]
-#[ignore = "attack r13 [6]: the payee itself sends a posted NT the node no longer forwards; it lands too late to prove and the payer pays twice"]
 fn a_posted_payment_the_payee_sends_late_is_not_also_penalised() {
     let mut twice = Vec::new();
     for (spec, delay) in

@@ -32,6 +32,16 @@ fn late_predecessor_in(
     spec: MbsSpec,
     delay: u64,
 ) -> (gridledger_xchain::CctRecord, Option<u64>, Option<u64>, u128, u128) {
+    let (end, landed, pre_at, before, after, _) = late_predecessor_nt(spec, delay);
+    (end, landed, pre_at, before, after)
+}
+
+/// [`late_predecessor_in`], with NT_s as well.
+#[allow(clippy::type_complexity)]
+fn late_predecessor_nt(
+    spec: MbsSpec,
+    delay: u64,
+) -> (gridledger_xchain::CctRecord, Option<u64>, Option<u64>, u128, u128, SignedTransaction) {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), spec);
     let [ci, cj] = chains2(&m);
@@ -54,7 +64,7 @@ fn late_predecessor_in(
     let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
     let landed = m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().map(|(h, _)| h);
     let pre_at = m.external(ci).unwrap().tx_proof(&pre.hash()).unwrap().map(|(h, _)| h);
-    (end, landed, pre_at, before, after)
+    (end, landed, pre_at, before, after, nt_s)
 }
 
 /// A posted payment that lands at, or just after, its forwarding
@@ -286,9 +296,13 @@ fn penalised_with_posted_nt(dir: &std::path::Path) -> (gridledger_xchain::BobMbs
 /// nonce cannot be spent by its old NT (e.g. voided before R's account can
 /// pay the NT — the void needs only its fee — or the penalty not final
 /// while a posted NT may still land).
-/// Observed: R's NT for B lands after the restart and S is paid x_j again.
+/// Observed (before the fix): R's NT for B lands after the restart and S
+/// is paid x_j again.
+/// Fixed: R's NT carries a deadline (`TxKind::TransferUntil`,
+/// `BobConfig::nt_valid_until`); balance evidence against it counts only
+/// from that deadline on, so R is penalised only once the NT can no
+/// longer land, and S's copy is refused (`SubmitError::Expired`).
 #[test]
-#[ignore = "attack r12 [4]: after a kill -9 during settle_wallet the payee lands a penalised party's old NT before the void"]
 fn a_penalised_partys_old_nt_does_not_land_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut m, nt, n) = penalised_with_posted_nt(dir.path());
@@ -318,11 +332,141 @@ fn a_penalised_partys_old_nt_does_not_land_after_a_restart() {
     assert_eq!(s_after, s_before);
 }
 
+/// [4]'s fix: an NT carries a deadline (`TxKind::TransferUntil`), the
+/// last height of its chain at which its landing can still be proved
+/// before the closing CCT_V (`BobConfig::nt_valid_until`, the rule of the
+/// BoB nodes' forwarding cut-off). One landing at exactly that height —
+/// NT_s held behind its payer's censored earlier payment until then — is
+/// proved, and its payer pays once (no penalty).
+#[test]
+fn an_nt_landing_at_exactly_its_deadline_is_proved_and_not_penalised() {
+    let mut at_deadline = Vec::new();
+    for delay in 32..=37 {
+        let (end, landed, _, before, after, nt_s) = late_predecessor_nt(MbsSpec::default(), delay);
+        let Some(valid_until) = nt_s.tx.kind.valid_until() else {
+            panic!("NT_s carries no deadline: {:?}", nt_s.tx.kind)
+        };
+        eprintln!("delay {delay}: NT_s valid until {valid_until}, landed {landed:?}, sender {:?}", end.sender);
+        assert!(landed.is_none_or(|h| h <= valid_until), "NT_s landed past its deadline");
+        if landed == Some(valid_until) {
+            assert!(
+                matches!(end.sender, SideState::Proved { nt, height } if nt == nt_s.hash() && height == valid_until),
+                "delay {delay}: {:?}",
+                end.sender
+            );
+            assert_eq!(after, before, "delay {delay}: the sender's deposit");
+            at_deadline.push(delay);
+        }
+    }
+    assert!(!at_deadline.is_empty(), "no delay of 32..=37 made NT_s land at its deadline");
+}
+
+/// The deadline NT is checked by `post_nt` (and SC_MPV, which shares the
+/// check) like a plain transfer: the chain, payer, payee and amount of the
+/// side's instruction; a mismatch of any is refused and changes nothing.
+/// Its deadline is the one `BobConfig::nt_valid_until` gives.
+#[test]
+fn a_deadline_nt_is_checked_against_the_instruction_like_a_plain_transfer() {
+    use gridledger_core::Address;
+    use gridledger_ledger::devnet::transfer_until;
+    use gridledger_ledger::TxKind;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1402));
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let valid_until = m.config.nt_valid_until(&rec, Side::Sender).unwrap();
+    let kb = m.config.kappa_bar;
+    let kappa = m.config.chains.iter().find(|c| c.chain_id == ci).unwrap().kappa as u64;
+    assert_eq!(valid_until, rec.deadline_i + kb + kappa, "deterministic chains: k = 0");
+    let TxKind::TransferUntil { to, amount, valid_until: v } = nt.tx.kind.clone() else {
+        panic!("NT_s is not a deadline transfer: {:?}", nt.tx.kind)
+    };
+    assert_eq!(v, valid_until);
+    let n = rec.terms.nonce_i;
+    let c = m.external(ci).unwrap();
+    let wrong = [
+        c.sign(&s, transfer_until(&s, ci, n, (to, Amount(amount.0 + 1), v), Amount(1))),
+        c.sign(&s, transfer_until(&s, ci, n, (Address([7; 20]), amount, v), Amount(1))),
+    ];
+    let other_chain = m.external(cj).unwrap().sign(&s, transfer_until(&s, cj, n, (to, amount, v), Amount(1)));
+    for bad in wrong.iter().chain([&other_chain]) {
+        let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: bad.clone() }, Amount::ZERO);
+        let before = m.bob_contract_state();
+        let r = bob_only(&mut m, &post);
+        let gridledger_ledger::TxStatus::Reverted(why) = &r.status else { panic!("a mismatching NT was posted") };
+        let expect = XchainError::InstructionMismatch(String::new()).as_revert();
+        assert!(why.starts_with(expect.trim_end_matches([':', ' '])), "{why}");
+        assert_eq!(m.bob_contract_state(), before);
+    }
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &post).status, gridledger_ledger::TxStatus::Success);
+}
+
+/// [4]'s fix, sub-situation 3: balance evidence against an underfunded
+/// deadline NT from after the ln-08 deadline but before the NT's own
+/// deadline is refused (`EvidenceBeforeNtDeadline`, nothing changes) — the
+/// payer may still be funded and the NT land — and an honest BoB node
+/// builds none; the side is penalised once the NT can no longer land, and
+/// it never lands.
+#[test]
+fn balance_evidence_before_the_nts_deadline_is_refused() {
+    use gridledger_ledger::state::{account_key, StateRead};
+    use gridledger_xchain::bob::{CctV, Fraud, FraudEvidence};
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    // The sender empties its account on chain i, then agrees.
+    let bal = m.external(ci).unwrap().account(&s.address()).balance.0;
+    let drain = m.native_transfer(ci, &s, dev_key(4).address(), bal - 21_000).unwrap();
+    m.external_mut(ci).unwrap().submit(&drain).unwrap();
+    m.tick().unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1403));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let valid_until = nt_s.tx.kind.valid_until().expect("a deadline NT");
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO))
+        .unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    // The sender's account at a header after the ln-08 deadline, before NT_s's own.
+    let key = account_key(&s.address());
+    let (height, proof) = m.external(ci).unwrap().state_proof(&key);
+    assert!(height >= rec.deadline_i && height < valid_until, "{height} in {}..{valid_until}", rec.deadline_i);
+    let raw = m.external(ci).unwrap().chain().state().get(&key).unwrap();
+    let account: gridledger_ledger::Account = borsh::from_slice(&raw).unwrap();
+    assert!(account.balance < nt_s.tx.max_cost().unwrap(), "NT_s cannot be paid now");
+    assert!(m.fraud_evidence(id, &m.cct(&id).unwrap(), Side::Sender, &nt_s).unwrap().is_none(), "an honest node waits");
+    m.wait_final(ci, height).unwrap();
+    let f = Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: FraudEvidence::Balance { account: Some(account), proof },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &f, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::EvidenceBeforeNtDeadline { chain: ci, height, valid_until });
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+    // Penalised once NT_s can no longer land; it never does.
+    let end = settle_within(&mut m, id, 200);
+    assert!(end.complete);
+    assert_eq!(end.sender, SideState::Penalised);
+    assert!(m.external(ci).unwrap().height() > valid_until);
+    assert!(m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().is_none());
+}
+
 /// [4] without a kill: the payee's copy of the old NT reaches chain j's
 /// mempool in the block after the one that pays R, before R's driver runs
 /// its wallet duties (a faster link, or a driver one block late).
 #[test]
-#[ignore = "attack r12 [4]: the payee's copy of a penalised party's old NT beats the void to the mempool"]
 fn a_penalised_partys_old_nt_does_not_win_the_race_with_its_void() {
     let dir = tempfile::tempdir().unwrap();
     let (mut m, nt, n) = penalised_with_posted_nt(dir.path());

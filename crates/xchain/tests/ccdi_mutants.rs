@@ -2,8 +2,9 @@
 //! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
 //! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature,
 //! SC_MPV takes the sender's or the receiver's agreed nonce as a floor, the
-//! parties' driver gives a closed CCT's wallet nonces back unspent, SC_T
-//! closes sub-situation 2 in the block that stored its deadline's header)
+//! parties' driver gives a closed CCT's wallet nonces back unspent or signs
+//! NTs without their deadline, SC_T closes sub-situation 2 in the block
+//! that stored its deadline's header)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -41,6 +42,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("receiver-nonce-floor") => Some(Mutation::ReceiverNonceFloor),
             Some("release-before-spent") => Some(Mutation::ReleaseBeforeSpent),
             Some("close-at-tip") => Some(Mutation::CloseAtTip),
+            Some("nt-without-deadline") => Some(Mutation::NtWithoutDeadline),
             _ => None,
         };
     }
@@ -283,6 +285,71 @@ fn closing_waits_a_block_after_the_deadline_header(m: &mut BobMbs) -> Result<(),
     }
 }
 
+/// A penalised party's posted NT never lands afterwards (attack R12-4):
+/// the receiver's account on B is empty when it agrees, its NT is posted
+/// and cannot land, the CCTE closes with the receiver penalised; then the
+/// receiver is paid on B and the payee sends the posted NT at once — the
+/// chain must refuse it (its deadline passed).
+fn penalised_nt_never_lands(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_xchain::bob::{CctV, PostNt};
+    let [ca, cb] = chains2(m);
+    let (p, s, r) = (dev_key(7), dev_key(0), dev_key(1));
+    for c in m.chain_ids() {
+        m.provide_liquidity(&p, c, 1_000_000).map_err(|e| e.to_string())?;
+    }
+    m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
+    let bal = m.external(cb).map_err(|e| e.to_string())?.account(&r.address()).balance.0;
+    let drain = m.native_transfer(cb, &r, dev_key(8).address(), bal - 21_000).map_err(|e| e.to_string())?;
+    m.external_mut(cb).unwrap().submit(&drain).map_err(|e| e.to_string())?;
+    m.ticks(1).map_err(|e| e.to_string())?;
+    let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ca, chain_j: cb, x_j: 100, salt: 2 };
+    let terms = m.terms(&req).map_err(|e| e.to_string())?;
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
+    m.bob_ok(&tx).map_err(|e| e.to_string())?;
+    let id = terms.id();
+    let rec = m.cct(&id).ok_or("record")?;
+    m.wait_native_window(&rec).map_err(|e| e.to_string())?;
+    let mut nt_r = None;
+    for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+        let nt = m.native_tx(&rec, side, key).map_err(|e| e.to_string())?;
+        let _ = m.external_mut(rec.instruction(side).0).unwrap().submit(&nt);
+        let post = m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO);
+        m.bob_ok(&post).map_err(|e| e.to_string())?;
+        nt_r = Some(nt);
+    }
+    let nt_r = nt_r.ok_or("NT_r")?;
+    let relayer = m.relayer.clone();
+    for _ in 0..300 {
+        let now = m.cct(&id).ok_or("record")?;
+        if now.complete {
+            break;
+        }
+        if !now.verified && m.bob_tip(ca) >= rec.deadline_i && m.bob_tip(cb) >= rec.deadline_j {
+            m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).map_err(|e| e.to_string())?;
+        } else {
+            m.tick().map_err(|e| e.to_string())?;
+        }
+    }
+    let end = m.cct(&id).ok_or("record")?;
+    if !end.complete || end.receiver != gridledger_xchain::SideState::Penalised {
+        return Err(format!("the CCTE did not close with the receiver penalised: {:?}", end.receiver));
+    }
+    // The receiver is paid on B; the payee sends the posted NT_r at once.
+    let fund = m.native_transfer(cb, &p, r.address(), 100_000).map_err(|e| e.to_string())?;
+    m.external_mut(cb).unwrap().submit(&fund).map_err(|e| e.to_string())?;
+    m.external_mut(cb).unwrap().tick().map_err(|e| e.to_string())?;
+    let _ = m.external_mut(cb).unwrap().submit(&nt_r);
+    for _ in 0..2 {
+        m.external_mut(cb).unwrap().tick().map_err(|e| e.to_string())?;
+    }
+    match m.external(cb).unwrap().tx_proof(&nt_r.hash()).map_err(|e| e.to_string())? {
+        Some((h, _)) => Err(format!("the penalised receiver's NT landed at {h}: it paid twice")),
+        None => Ok(()),
+    }
+}
+
 /// A CCT that arrives after the deadline (before anyone finished the
 /// process) is stored for unlocking only, not in SC_F.
 fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
@@ -335,9 +402,10 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 9] = [
+const CHECKS: [(&str, Check); 10] = [
     ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
     ("closing waits a block", closing_waits_a_block_after_the_deadline_header),
+    ("penalised NT never lands", penalised_nt_never_lands),
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
     ("later sender nonce", later_sender_nonce_refused),
@@ -377,6 +445,7 @@ fn each_planted_bug_is_caught() {
         ("receiver-nonce-floor", vec!["later receiver nonce"]),
         ("release-before-spent", vec!["closed nonce reserved"]),
         ("close-at-tip", vec!["closing waits a block"]),
+        ("nt-without-deadline", vec!["penalised NT never lands"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

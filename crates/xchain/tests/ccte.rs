@@ -154,8 +154,18 @@ fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
     let rep = m.swap(&request_between(ci, cj, 1_000, 8), Behaviour::Honest).unwrap();
     let block = m.external(ci).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
     let nt = block.txs.iter().find(|t| t.hash() == proved_nt(&rep.record.sender)).unwrap();
-    // An ordinary transfer of chain i: signed in its signing domain, as every transfer there is.
-    let ordinary = transfer(&sender(), ci, nt.tx.nonce, receiver().address(), Amount(rep.x_i), Amount(1));
+    // An ordinary transfer of chain i: signed in its signing domain, as every transfer there is,
+    // with the deadline any payment that must not land late may carry (attack R12-4: the last
+    // height at which its landing can still be proved, `BobConfig::nt_valid_until`).
+    let valid_until = m.config.nt_valid_until(&rep.record, Side::Sender).unwrap();
+    assert_eq!(nt.tx.kind.valid_until(), Some(valid_until));
+    let ordinary = gridledger_ledger::devnet::transfer_until(
+        &sender(),
+        ci,
+        nt.tx.nonce,
+        (receiver().address(), Amount(rep.x_i), valid_until),
+        Amount(1),
+    );
     let ordinary = m.external(ci).unwrap().sign(&sender(), ordinary);
     assert_eq!(nt.to_bytes(), ordinary.to_bytes());
     let receipt = m.external(ci).unwrap().receipt(&nt.hash()).unwrap().unwrap();

@@ -46,7 +46,7 @@ use anyhow::{anyhow, bail, Context};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::merkle::MerkleProof;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
-use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::devnet::{dev_key, transfer, transfer_until};
 use gridledger_ledger::state::{contract_key, StateRead};
 use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID};
@@ -1144,7 +1144,11 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let (chain, _payer, to, amount) = rec.instruction(side);
         // Each side pays with exactly the terms' nonce.
         let nonce = rec.agreed_nonce(side);
-        let nt = transfer(key, chain, nonce, to, Amount(amount), Amount(1));
+        // With the deadline the embedded driver's NTs carry: it cannot
+        // land once its landing could no longer be proved (attack R12-4).
+        let valid_until =
+            config.nt_valid_until(&rec, side).ok_or_else(|| anyhow!("chain {chain} is not followed by the BoB"))?;
+        let nt = transfer_until(key, chain, nonce, (to, Amount(amount), valid_until), Amount(1));
         // Signed in the chain's signing domain (its genesis hash), as every transfer there.
         let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
         // Journaled (fsync) before it leaves: killed between paying and

@@ -103,7 +103,7 @@ impl Experiment for Ccte {
     }
     fn why_differ(&self) -> &'static str {
         "Bytes: our transactions are complete signed ledger transactions (33-byte key, 64-byte signature, nonce, \
-         gas fields, chain id), so a native transfer is 170 bytes where the seed counts 50, and the CCT carries \
+         gas fields, chain id), so a native transfer is 178 bytes (170 without the 8-byte deadline it carries since attack R12-4) where the seed counts 50, and the CCT carries \
          both parties' addresses on three chains, the receiver's key and signature and the rate bounds (434 \
          bytes against 230). Our honest run also sends the NT copies to the BoB (Phase 2) and the two proof \
          transactions that release the deposits; the seed's 330 bytes count only the CCT and the two NTs, so \
