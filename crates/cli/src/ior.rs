@@ -119,8 +119,12 @@ pub struct DayArgs {
     /// command run again resumes the day: it settles every batch the
     /// stopped run recorded and every agreement it left open, then ends
     /// (no further slot is traded). A rerun with another configuration,
-    /// after the day finished, or while the run is still live (it holds a
-    /// lock on the journal), is refused and sends nothing.
+    /// after the day finished, or while the run is still live, is refused
+    /// and sends nothing: a live run holds a lock on its journal and one
+    /// on the chain's day (named by the chain's genesis, in this user's
+    /// lock directory), so a second run is refused whatever journal file
+    /// or node address it is given. These locks are of this host and
+    /// user: run a chain's day from one account on one host.
     #[arg(long, value_parser = crate::endpoint::parse_rpc_target, conflicts_with = "pbft", requires = "from", value_name = "URL")]
     pub rpc: Option<crate::endpoint::RpcTarget>,
     /// With --rpc: the day's journal file (default: `ior-day.json` in the
@@ -246,11 +250,12 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     };
     if a.days == 1 {
         let cfg = config_for(first)?;
-        // Held until this run ends (the kernel drops it if the process is
-        // killed): a second run of the day refuses while this one lives.
-        let _lock = match (&a.rpc, journal_path(&a)) {
-            (Some(_), Some(path)) => Some(lock_journal(&path)?),
-            _ => None,
+        // Held until this run ends (the kernel drops them if the process
+        // is killed): a second run of the day refuses while this one
+        // lives, whichever journal file or node address it is given.
+        let _locks = match &a.rpc {
+            Some(rpc) => Some(lock_day(journal_path(&a).as_deref(), &rpc.url)?),
+            None => None,
         };
         if let Some(r) = resume_rpc_day(&a, &cfg)? {
             print_resumed(&a, &r)?;
@@ -555,9 +560,31 @@ fn fund_day(
 }
 
 /// Where `ior day --rpc` keeps its journal: --journal, else `ior-day.json`
-/// in the chain directory --rpc names; none for a bare URL.
+/// in the chain directory --rpc names; none for a bare URL. Canonical
+/// ([`canonical_file`]): a journal reached through a symbolic link or
+/// another spelling of its directory is the file it names, read, written
+/// and locked there (attack r12 [1]).
 fn journal_path(a: &DayArgs) -> Option<std::path::PathBuf> {
-    a.journal.clone().or_else(|| a.rpc.as_ref()?.dir.as_ref().map(|d| d.join("ior-day.json")))
+    let path = a.journal.clone().or_else(|| a.rpc.as_ref()?.dir.as_ref().map(|d| d.join("ior-day.json")))?;
+    Some(canonical_file(&path))
+}
+
+/// `path` with its symbolic links and `.`/`..` resolved: the file it
+/// names, or, where that does not exist yet, the canonical directory it
+/// would be created in joined with its name; as given where neither
+/// resolves (the error comes when the file is opened).
+fn canonical_file(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The journal of an `ior day --rpc` run: what a rerun needs to resume the
@@ -671,30 +698,107 @@ fn refuse_other_chains_day(path: &std::path::Path, here: &ChainName) -> anyhow::
     Ok(())
 }
 
+/// Takes the locks of an `ior day --rpc` run on the node at `url` with
+/// the journal at `journal` (canonical, [`journal_path`]), held for as
+/// long as the returned files are open; the kernel drops them when the
+/// process ends, killed or not. A second run must not resume a day a live
+/// run is trading (attack r11 [3]), so both refuse while another process
+/// holds them:
+/// - the journal's lock ([`lock_journal`]), taken first, before the node
+///   is contacted;
+/// - the day's lock, named by the chain the node serves (its id and
+///   genesis hash, [`day_lock_path`]): a chain runs one day, so this names
+///   the day whatever file holds its journal (a copy, a link, none) and
+///   however the node is addressed (attack r12 [1], [2]).
+///
+/// The limit: both are advisory locks of this host, and the day's lock
+/// lives in a directory of this user. A run by another user account, or
+/// from another host that reaches the same node, does not see them: run
+/// a chain's day from one account on one host.
+fn lock_day(journal: Option<&std::path::Path>, url: &str) -> anyhow::Result<Vec<std::fs::File>> {
+    let mut locks = Vec::new();
+    if let Some(path) = journal {
+        locks.push(lock_journal(path)?);
+    }
+    let here = ChainName::of(url)?;
+    let lock = day_lock_path(&here)?;
+    locks.push(lock_file(&lock, &format!("the day of {here}"), "the day's lock")?);
+    Ok(locks)
+}
+
 /// Takes the advisory lock of the journal at `path` (on `PATH.lock`
-/// beside it: the journal itself is replaced by a rename on every write),
-/// held for as long as the returned file is open; the kernel drops it
-/// when the process ends, killed or not. Refuses when another process
-/// holds it: a second run must not resume a day a live run is trading
-/// (attack r11 [3]).
+/// beside it: the journal itself is replaced by a rename on every write).
 fn lock_journal(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    use anyhow::Context;
     let lock = path.with_extension("json.lock");
+    lock_file(&lock, &format!("the day of the journal {}", path.display()), "the journal's lock")
+}
+
+/// Opens (creating it) and locks `lock`, refusing when another process
+/// holds it; `what` names what it guards, `name` the lock, in errors.
+fn lock_file(lock: &std::path::Path, what: &str, name: &str) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock)
-        .with_context(|| format!("opening the journal's lock {}", lock.display()))?;
+        .open(lock)
+        .with_context(|| format!("opening {name} {}", lock.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another `ior day` process is running the day of the journal {} (it holds {}): wait for it to end, or \
-             stop it, before running the day again (nothing was sent)",
-            path.display(),
+            "another `ior day` process is running {what} (it holds {}): wait for it to end, or stop it, before \
+             running the day again (nothing was sent)",
             lock.display()
         ),
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", lock.display())),
+    }
+}
+
+/// The day's lock of chain `c` ([`lock_day`]): `ior-day-ID-GENESIS.lock`
+/// in this user's lock directory ([`lock_dir`]).
+fn day_lock_path(c: &ChainName) -> anyhow::Result<std::path::PathBuf> {
+    Ok(lock_dir()?.join(format!("ior-day-{}-{}.lock", c.chain_id, c.genesis)))
+}
+
+/// This user's directory for the locks of `ior day --rpc` runs:
+/// `$XDG_RUNTIME_DIR/gridledger` where that is set (a directory only its
+/// user reaches), else `gridledger-UID` in the temporary directory,
+/// created readable by this user alone and refused when it is a link or
+/// another user's.
+fn lock_dir() -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from) {
+        if run.is_absolute() && run.is_dir() {
+            let dir = run.join("gridledger");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating the lock directory {}", dir.display()))?;
+            return Ok(dir);
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("gridledger-{uid}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating the lock directory {}", dir.display())),
+        }
+        let m = std::fs::symlink_metadata(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        anyhow::ensure!(
+            m.is_dir() && m.uid() == uid,
+            "the lock directory {} is not a directory of this user: remove it, or set XDG_RUNTIME_DIR (nothing was \
+             sent)",
+            dir.display()
+        );
+        Ok(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        let dir = std::env::temp_dir().join("gridledger");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating the lock directory {}", dir.display()))?;
+        Ok(dir)
     }
 }
 
@@ -966,7 +1070,12 @@ fn rpc_day(
     };
     let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot, &mut gas);
     drop(progress);
-    let r = r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))?;
+    // A day that stopped (a refused record, agreements left open, a lost
+    // node) is not marked finished: the same command resumes it.
+    let resumable = record.as_ref().map_or(String::new(), |(path, _)| {
+        format!("; the journal {} is not marked finished: run the same command again to resume the day", path.display())
+    });
+    let r = r.with_context(|| format!("IOR day on the node at {url} (--rpc){resumable}"))?;
     if let Some((path, j)) = record {
         write_journal(path, &DayJournal { finished: true, ..j })?;
     }

@@ -68,7 +68,6 @@ fn wait_first_batch(url: &str) {
 /// journal's inode), so the second run is refused and sends nothing, and
 /// the live run ends its day with no one penalised.
 #[test]
-#[ignore = "attack r12: a journal reached through a symlink takes another lock; a second run resumes a live day"]
 fn a_second_run_through_a_linked_journal_does_not_resume_a_live_day() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -113,7 +112,6 @@ fn a_second_run_through_a_linked_journal_does_not_resume_a_live_day() {
 /// a lock keyed by the chain's genesis hash, or a lease the driver holds
 /// on the chain itself).
 #[test]
-#[ignore = "attack r12: a copy of a live day's journal resumes the live day (the lock guards the file, not the day)"]
 fn a_second_run_with_a_copy_of_the_journal_does_not_resume_a_live_day() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -144,6 +142,57 @@ fn a_second_run_with_a_copy_of_the_journal_does_not_resume_a_live_day() {
         second.status,
         stdout(&second).replace('\n', " "),
         stderr(&second).trim(),
+        first.status,
+        String::from_utf8_lossy(&first.stderr).trim(),
+    );
+}
+
+/// The fix of [1] and [2]: the day's lock is named by the chain, not by a
+/// journal file or the node's address. A second run given the node's URL
+/// (not the chain directory) and no journal, while the day is live, is
+/// refused by the lock `ior-day-ID-GENESIS.lock` in the user's lock
+/// directory (`$XDG_RUNTIME_DIR/gridledger`) and sends nothing; the live
+/// run then ends its day with nothing open and no one penalised.
+#[test]
+fn a_second_run_by_the_nodes_url_is_refused_by_the_days_lock() {
+    use gridledger_ledger::ChainClient;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let (chain, _node, url) = own_chain(dir.path(), 2);
+    let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
+    let day = day_args(&c, &f, "24..26");
+    let run = Command::new(BIN)
+        .args(&day)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut run = Procs(vec![run]);
+    wait_first_batch(&url);
+    let pid = run.0[0].id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let before = after(&url);
+    let by_url = day_args(&url, &f, "24..26");
+    let second = Command::new(BIN).args(&by_url).env("XDG_RUNTIME_DIR", &runtime).output().unwrap();
+    let during = after(&url);
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
+    let genesis = rpc.block(0).unwrap().unwrap().hash();
+    let lock = runtime.join("gridledger").join(format!("ior-day-{}-{genesis}.lock", rpc.chain_id()));
+    assert!(!second.status.success(), "the second run succeeded: {}", stdout(&second));
+    assert!(
+        stderr(&second).contains("is running the day of chain") && stderr(&second).contains(&d(&lock)),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(before, during, "the second run sent something");
+    let (next, fin, open, reputations, rs) = after(&url);
+    assert!(
+        first.status.success() && fin == next && open == 0 && reputations.iter().all(|r| *r == rs),
+        "the first run: {} ({}); settled {fin}/{next} batches, {open} agreements open; reputations {reputations:?}",
         first.status,
         String::from_utf8_lossy(&first.stderr).trim(),
     );
@@ -253,7 +302,6 @@ fn a_day_killed_at_random_instants_settles_each_account_exactly() {
 /// blocks), and a day that ends with agreements open is neither reported
 /// as a success nor marked finished.
 #[test]
-#[ignore = "attack r12: ior day --rpc leaves a 41-member community's 33rd+ sales per slot open, exits 0 and marks the day finished"]
 fn a_community_whose_plant_sells_to_forty_households_settles_every_sale() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);

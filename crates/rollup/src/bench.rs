@@ -29,11 +29,11 @@
 //!   price storage and signature recovery, not EVM opcodes, so absolute
 //!   units differ; compare ratios.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_core::{Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, TxStatus};
 use rand::seq::index::sample;
@@ -42,9 +42,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::demo::{DemoError, GasSummary, SLOT_MS};
+// The packing of ATs and STs into blocks is the day's driver's too.
+use crate::driver::record_blocks as blocks;
 use crate::driver::{DriverConfig, DriverError, DualChain, Mode, RECORD_GAS_LIMIT, WEEK_MS};
-use crate::primary::{entry_gas, MAX_BATCH_GAS, MAX_SENDER_GAS, RESERVED_GAS};
-use crate::types::{coins, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, SettlementTx};
+use crate::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx};
 use crate::{args, single_chain_registry, IOR_SINGLE_ID};
 
 /// 1 thesis gas unit (§3.5.2).
@@ -189,40 +190,6 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
     let at_gas = GasSummary::of(&d.gas[from..]);
     d.set_time(T0 + SLOT_MS + 60_000);
     Ok(Prepared { d, _dirs: dirs, sts, at_gas, at_record_ms, at_settle_ms })
-}
-
-/// Splits `txs` into the blocks `SC_DS_*` records whole, in order: each at
-/// most `max_batch` entries, the share of [`MAX_BATCH_GAS`] ATs and STs may
-/// fill (all of it but [`RESERVED_GAS`], by each entry's [`entry_gas`]),
-/// and per sender at most `max_entries_per_sender` entries and
-/// [`MAX_SENDER_GAS`]. (300 half-hour STs weigh more than a batch takes:
-/// about 238 of them record per block.)
-fn blocks<'a>(params: &IorParams, now: Timestamp, txs: &'a [(KeyPair, IorTx)]) -> Vec<&'a [(KeyPair, IorTx)]> {
-    let limit = MAX_BATCH_GAS - RESERVED_GAS;
-    let mut out = Vec::new();
-    let (mut start, mut gas) = (0, 0u64);
-    let mut senders: BTreeMap<Address, (u32, u64)> = BTreeMap::new();
-    for (i, (key, tx)) in txs.iter().enumerate() {
-        let sender = key.address();
-        let g = entry_gas(&Entry { sender, recorded_at: now, tx: tx.clone() }, params.meter_step_s);
-        let (sent, sent_gas) = senders.get(&sender).copied().unwrap_or((0, 0));
-        let full = i - start >= params.max_batch as usize
-            || gas.saturating_add(g) > limit
-            || sent >= params.max_entries_per_sender
-            || sent_gas.saturating_add(g) > MAX_SENDER_GAS;
-        if full && i > start {
-            out.push(&txs[start..i]);
-            (start, gas) = (i, 0);
-            senders.clear();
-        }
-        gas = gas.saturating_add(g);
-        let e = senders.entry(sender).or_default();
-        *e = (e.0 + 1, e.1.saturating_add(g));
-    }
-    if start < txs.len() {
-        out.push(&txs[start..]);
-    }
-    out
 }
 
 /// Records every one of `txs` ([`blocks`]); the benchmark's workload is

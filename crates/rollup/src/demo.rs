@@ -88,6 +88,14 @@ pub enum DemoError {
     Io(#[from] std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The day's last batch settled with some of the day's agreements
+    /// still open on chain (their deposits and payments locked) or a batch
+    /// unsettled: not a finished day (attack r12 [1]).
+    #[error(
+        "the day ended with {open} of its {recorded} agreements open and {pending} batches unsettled on chain: \
+         the day is not finished (resume it to settle them)"
+    )]
+    Unfinished { open: usize, recorded: usize, pending: u64 },
 }
 
 /// What to run.
@@ -1032,9 +1040,7 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
             d.set_time(expire_from.max(d.now()));
         }
         gas(&gas_needs(&keys, &[&txs]))?;
-        for chunk in txs.chunks((d.cfg.params.max_batch as usize).max(1)) {
-            d.submit_block(chunk)?;
-        }
+        d.record_packed(&txs)?;
         for sb in d.process(&mut rng)? {
             batches_settled += 1;
             let input = d.batch_input(sb.batch)?;
@@ -1276,10 +1282,11 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
             net_by_slot.push(net);
         }
         gas(&gas_needs(&keys, &[&sts, &ats]))?;
+        // Each over as many blocks as `SC_DS_*` records whole (per sender,
+        // per batch gas: a seller with 40 sales in a slot, attack r12
+        // [1]); a refused record stops the day ([`DriverError::Refused`]).
         for block in [sts, ats] {
-            for chunk in block.chunks((d.cfg.params.max_batch as usize).max(1)) {
-                d.submit_block(chunk)?;
-            }
+            d.record_packed(&block)?;
         }
         for sb in d.process(&mut rng)? {
             let input = d.batch_input(sb.batch)?;
@@ -1303,6 +1310,13 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         }
     }
     let processing_ms = started.elapsed().as_millis() as u64;
+    // Every agreement the day recorded closes by its last batch (each ST
+    // recorded, none refused): one still open is not a finished day.
+    let (next, fin) = d.reader().progress()?;
+    let open = d.settled_state()?.agreements.keys().filter(|k| by_key.contains_key(*k)).count();
+    if open > 0 || fin < next {
+        return Err(DemoError::Unfinished { open, recorded: by_key.len(), pending: next.saturating_sub(fin) });
+    }
 
     let settled: Vec<&Trade> = trades.iter().filter(|t| t.settled).collect();
     let energy_traded_wh = settled.iter().map(|t| t.em_wh).sum();

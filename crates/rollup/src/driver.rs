@@ -16,8 +16,8 @@ use rand::Rng;
 
 use crate::exec::PreState;
 use crate::primary::{
-    BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, FinalizeArgs, PrimaryConfig, RegisterMeter,
-    RegisterNode, SubmitTcrs, WithdrawArgs,
+    entry_gas, BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, FinalizeArgs, PrimaryConfig,
+    RegisterMeter, RegisterNode, SubmitTcrs, WithdrawArgs, MAX_BATCH_GAS, MAX_SENDER_GAS, RESERVED_GAS,
 };
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
 use crate::state::QueueItem;
@@ -37,6 +37,47 @@ pub const DRIVER_GAS_LIMIT: u64 = 100_000_000;
 /// 1 M; recording one AT/ST uses a fraction of it.
 pub const RECORD_GAS_LIMIT: u64 = 1_000_000;
 
+/// Splits `txs` into the blocks `SC_DS_*` records whole, in order: each at
+/// most `max_batch` entries, the share of [`MAX_BATCH_GAS`] ATs and STs may
+/// fill (all of it but [`RESERVED_GAS`], by each entry's [`entry_gas`]),
+/// and per sender at most `max_entries_per_sender` entries and
+/// [`MAX_SENDER_GAS`]. (300 half-hour STs weigh more than a batch takes:
+/// about 238 of them record per block; a seller with 40 sales in a slot
+/// sends its STs over two blocks.) `now` is the block time the entries
+/// record at. The one packing of the benchmark ([`crate::bench`]) and of
+/// the day's driver ([`DualChain::record_packed`]).
+pub fn record_blocks<'a>(
+    params: &IorParams,
+    now: Timestamp,
+    txs: &'a [(KeyPair, IorTx)],
+) -> Vec<&'a [(KeyPair, IorTx)]> {
+    let limit = MAX_BATCH_GAS - RESERVED_GAS;
+    let mut out = Vec::new();
+    let (mut start, mut gas) = (0, 0u64);
+    let mut senders: BTreeMap<Address, (u32, u64)> = BTreeMap::new();
+    for (i, (key, tx)) in txs.iter().enumerate() {
+        let sender = key.address();
+        let g = entry_gas(&Entry { sender, recorded_at: now, tx: tx.clone() }, params.meter_step_s);
+        let (sent, sent_gas) = senders.get(&sender).copied().unwrap_or((0, 0));
+        let full = i - start >= params.max_batch as usize
+            || gas.saturating_add(g) > limit
+            || sent >= params.max_entries_per_sender
+            || sent_gas.saturating_add(g) > MAX_SENDER_GAS;
+        if full && i > start {
+            out.push(&txs[start..i]);
+            (start, gas) = (i, 0);
+            senders.clear();
+        }
+        gas = gas.saturating_add(g);
+        let e = senders.entry(sender).or_default();
+        *e = (e.0 + 1, e.1.saturating_add(g));
+    }
+    if start < txs.len() {
+        out.push(&txs[start..]);
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error(transparent)]
@@ -55,6 +96,10 @@ pub enum DriverError {
     Stuck(u64),
     #[error("a submitted {0} transaction was not included in the next block")]
     NotIncluded(&'static str),
+    /// [`DualChain::record_packed`]: `SC_DS_*` refused an entry at
+    /// recording (it never reaches execution, so it never settles).
+    #[error("{method} of {sender} was refused at recording: {reason}")]
+    Refused { method: &'static str, sender: Address, reason: String },
     /// The entries read from a batch's block do not match its count or
     /// rolling commitment (a chain serving other block data than it
     /// recorded, or a block not yet available).
@@ -840,6 +885,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         Ok(())
+    }
+
+    /// Records every one of `txs`, in order, over as many blocks as the
+    /// contract's per-block bounds need ([`record_blocks`]), and checks
+    /// every receipt: a transaction left out of its block is
+    /// [`DriverError::NotIncluded`], one `SC_DS_*` refused is
+    /// [`DriverError::Refused`] (the blocks after it are not sent). Returns
+    /// the number of blocks sent.
+    pub fn record_packed(&mut self, txs: &[(KeyPair, IorTx)]) -> Result<usize, DriverError> {
+        let blocks = record_blocks(&self.cfg.params, self.now(), txs);
+        for block in &blocks {
+            let receipts = self.submit_block(block)?;
+            if receipts.len() != block.len() {
+                let missing = block.get(receipts.len()).map_or("sc_ds", |(_, tx)| record_call(tx).0);
+                return Err(DriverError::NotIncluded(missing));
+            }
+            for ((key, tx), r) in block.iter().zip(&receipts) {
+                if let TxStatus::Reverted(why) = &r.status {
+                    let method = self.record_call_for(&key.address(), tx).map_or(record_call(tx).0, |c| c.0);
+                    return Err(DriverError::Refused { method, sender: key.address(), reason: why.clone() });
+                }
+            }
+        }
+        Ok(blocks.len())
     }
 
     /// Submits many ATs/STs into one primary block (one batch).

@@ -77,7 +77,6 @@ fn the_reopening_bound_is_the_marking_ats_dt_end_exactly() {
 /// many blocks as the per-sender bound (and the batch gas budget) needs,
 /// as the bench now does, so every trade of the day settles.
 #[test]
-#[ignore = "attack r12: a seller with more than 32 sales in a slot has its 33rd+ STs refused at recording; they never settle"]
 fn a_seller_with_forty_sales_in_a_slot_settles_them_all() {
     use gridledger_rollup::data::SLOTS_PER_DAY;
     use gridledger_rollup::demo::{run_day, DayConfig};
@@ -110,7 +109,6 @@ fn a_seller_with_forty_sales_in_a_slot_settles_them_all() {
 /// 32 of them record (`max_entries_per_sender`). Expected: every cleared
 /// sale is recorded and settles.
 #[test]
-#[ignore = "attack r12: a buyer with more than 32 sellers in a slot has its 33rd+ ATs refused at recording"]
 fn a_buyer_with_forty_sellers_in_a_slot_records_and_settles_them_all() {
     use gridledger_rollup::data::SLOTS_PER_DAY;
     use gridledger_rollup::demo::{run_day, DayConfig};
@@ -142,7 +140,6 @@ fn a_buyer_with_forty_sellers_in_a_slot_records_and_settles_them_all() {
 /// recording and never settle. Expected: the driver packs a slot's
 /// entries into blocks the batch budget takes, as the bench does.
 #[test]
-#[ignore = "attack r12: a slot with more STs than one batch's gas budget takes has the rest refused at recording"]
 fn a_slot_with_more_sales_than_one_batch_takes_settles_them_all() {
     use gridledger_rollup::data::SLOTS_PER_DAY;
     use gridledger_rollup::demo::{run_day, DayConfig};
