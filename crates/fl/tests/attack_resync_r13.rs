@@ -9,7 +9,14 @@ use common::*;
 use gridledger_fl::consensus::{Fault, Message};
 use gridledger_fl::round::ClientBehaviour;
 use gridledger_fl::FlError;
-use gridledger_sim::{Adversary, Dest, NetConfig, Time};
+use gridledger_core::enclave::Attester;
+use gridledger_fl::coding::FragmentCoder;
+use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams};
+use gridledger_fl::dissemination::GlobalCoder;
+use gridledger_fl::kzg::Kzg;
+use gridledger_fl::round::{sim_client_secrets, sim_client_signing_key, sim_node_key, FlClient, Participant, RoundOutput};
+use gridledger_sim::{Adversary, Dest, NetConfig, Simulation, Time};
+use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 /// A Byzantine node: every mini-fragment it sends a client (at its commit
@@ -231,7 +238,7 @@ fn a_byzantine_nodes_bad_answers_are_blamed_on_it_not_on_the_node_they_name() {
 /// round's global fragment from the nodes' answers after it joins.
 #[test]
 fn a_client_joining_after_the_commit_still_decodes() {
-    for k in [4usize, 7] {
+    for k in [4usize, 7, 10] {
         let me = (k + 3) as u32;
         let mut adv: Vec<(usize, Box<dyn Adversary<P>>)> =
             (0..k + 3).map(|n| (n, Box::new(LoseToUntil { to: me, until: 3000 }) as Box<dyn Adversary<P>>)).collect();
@@ -313,5 +320,131 @@ fn uploads_to_half_the_nodes_lost_before_gst_do_not_halt_the_round() {
     assert!(!r.committed().is_empty(), "no node committed by tick {}", r.sim.now());
     for c in 0..4 {
         assert!(r.global_of(c).is_some(), "client {c} decoded nothing");
+    }
+}
+
+/// `common::config` with a model of `dims` parameters (so that at K = 10 a
+/// subfragment is more than one element and `t₂ > 1`).
+fn config_dims(nodes: usize, clients: usize, dims: usize) -> Arc<ChainConfig> {
+    let f = (nodes - 1) / 3;
+    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), dims * 4 + 16, nodes, nodes - 2 * f).unwrap();
+    let global = GlobalCoder::for_chain(dims * 4, nodes, clients).unwrap();
+    Arc::new(ChainConfig::new(ChainParams {
+        task: gridledger_core::Hash32([1; 32]),
+        run: RUN,
+        chain: 2,
+        round: 5,
+        nodes,
+        clients,
+        dims,
+        beta: (clients - 1) / 3,
+        measurement: enclave(0).measurement(),
+        node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
+        pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
+        client_keys: (0..clients as u32).map(|c| sim_client_signing_key(&SIGN_SEED, c).public()).collect(),
+        random_value: [7; 32],
+        prev_block: gridledger_core::Hash32([3; 32]),
+        coder: Arc::new(coder),
+        global: Arc::new(global),
+    }))
+}
+
+/// One round of `cfg` with honest clients' models of `cfg.dims`
+/// parameters; returns each client's decoded global fragment.
+fn run_dims(seed: u64, cfg: Arc<ChainConfig>, adversaries: Vec<(usize, Box<dyn Adversary<P>>)>) -> Vec<Option<Vec<f32>>> {
+    let (nodes, clients, dims) = (cfg.nodes, cfg.clients, cfg.dims);
+    let mut sim = Simulation::new(seed, NetConfig::reliable(nodes + clients, 6), move |id, _| {
+        let id = id as usize;
+        if id < nodes {
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
+        } else {
+            let c = id - nodes;
+            let m: Vec<f32> = (0..dims).map(|d| 1.0 + 0.01 * ((c * 7 + d * 3) % 11) as f32).collect();
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                m,
+                ClientBehaviour::Honest,
+            )))
+        }
+    });
+    sim.set_restart_after(None);
+    for (id, a) in adversaries {
+        sim.set_adversary(id as u32, a);
+    }
+    sim.start();
+    let decoded = |s: &Simulation<P>, c: usize| {
+        s.outputs.iter().find_map(|(_, n, o)| match o {
+            RoundOutput::Global(g) if *n as usize == nodes + c => Some(g.clone()),
+            _ => None,
+        })
+    };
+    sim.run_until(20_000, |s| (0..clients).all(|c| decoded(s, c).is_some()));
+    (0..clients).map(|c| decoded(&sim, c)).collect()
+}
+
+/// K = 10 (f = 3) with a 100-parameter model and 4 clients, so `t₂ = 2`:
+/// nodes 0–2 are Byzantine (wrong mini-fragments labelled as the next
+/// node's), client 3's links both ways are down until tick 3000 (it joins
+/// late), and every client's C2C forward to it is lost meanwhile. Every
+/// client decodes the same global fragment, client 3 from the honest
+/// nodes' answers alone.
+#[test]
+fn k_10_with_two_minis_per_answer_a_late_client_decodes_despite_f_wrong_answering_nodes() {
+    let (k, clients) = (10usize, 4usize);
+    let cfg = config_dims(k, clients, 100);
+    assert_eq!(cfg.global.minis_needed(), 2, "the set-up should need two mini-fragments per subfragment");
+    let me = (k + 3) as u32;
+    let mut adv: Vec<(usize, Box<dyn Adversary<P>>)> = Vec::new();
+    for n in 0..3 {
+        adv.push((n, Box::new(BadMinisAs { as_node: n + 1 })));
+    }
+    for n in 3..k + 3 {
+        adv.push((n, Box::new(LoseToUntil { to: me, until: 3000 })));
+    }
+    adv.push((k + 3, Box::new(LateJoiner { until: 3000 })));
+    let globals = run_dims(17, cfg, adv);
+    for (c, g) in globals.iter().enumerate() {
+        assert!(g.is_some(), "client {c} never decoded");
+        assert_eq!(g, &globals[0], "client {c}");
+    }
+}
+
+/// The documented bound on one answer ("Clients asking again" in the
+/// consensus docs): a mini-fragment takes at most
+/// `32 · (cell₂ + ⌈log₂ C⌉ + ⌈log₂ K⌉ + 4)` bytes (values, both Merkle
+/// paths, mini-root, context and indices, before framing), and
+/// `t₂ · cell₂` is less than a subfragment plus one cell. Checked on the
+/// mini-fragments the coder makes for several K and C.
+#[test]
+fn the_documented_bytes_bound_of_an_answer_holds() {
+    let log2 = |n: usize| n.next_power_of_two().trailing_zeros() as usize;
+    for k in [4usize, 7, 10, 13] {
+        for c in [4usize, 5, 7, 10, 16] {
+            let coder = GlobalCoder::for_chain(400, k, c).unwrap();
+            let bytes: Vec<u8> = (0..400u32).map(|i| (i * 13 + 5) as u8).collect();
+            let rel = coder.release(gridledger_core::Hash32([9; 32]), 0, 1, &bytes).unwrap();
+            for sf in &rel.subfragments {
+                let minis = coder.mini_fragments(sf.node, &rel.root, sf).unwrap();
+                let cell2 = minis[0].values.len();
+                assert!(
+                    coder.minis_needed() * cell2 < sf.values.len() + cell2,
+                    "K = {k}, C = {c}: t₂ · cell₂ = {} for a subfragment of {}",
+                    coder.minis_needed() * cell2,
+                    sf.values.len()
+                );
+                for mf in &minis {
+                    // ctx (instance, chain, round, byte_len), node, client,
+                    // mini-root, and each proof's index and leaf count.
+                    let fixed = 32 + 3 * 4 + 2 * 8 + 32 + 2 * 16;
+                    let size = 32 * mf.values.len()
+                        + 32 * (mf.mini_proof.siblings.len() + mf.sub_proof.siblings.len())
+                        + fixed;
+                    let bound = 32 * (cell2 + log2(c) + log2(k) + 4);
+                    assert!(size <= bound, "K = {k}, C = {c}: {size} bytes above the bound {bound}");
+                }
+            }
+        }
     }
 }
