@@ -235,6 +235,59 @@ fn a_byzantine_nodes_bad_answers_are_blamed_on_it_not_on_the_node_they_name() {
     );
 }
 
+/// A Byzantine client: every mini-fragment it forwards (C2C) has its first
+/// value altered and claims to be client `as_client`'s.
+struct BadForwardsAs {
+    as_client: usize,
+}
+
+impl Adversary<P> for BadForwardsAs {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Mini { from_node: false, mut mf } => {
+                    mf.client = self.as_client;
+                    if let Some(v) = mf.values.first_mut() {
+                        *v += blstrs::Scalar::from(1u64);
+                    }
+                    (d, Message::Mini { from_node: false, mf })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// K = 4, 4 clients; client 0 is Byzantine and forwards (C2C) wrong
+/// mini-fragments claiming to be client 2's. The other clients still
+/// decode; their fault records should name client 0, the sender.
+///
+/// What happens: every record is `MerkleProofFailed { node: k, client:
+/// Some(2) }` — the node and client the mini-fragment claims, both honest;
+/// nothing in the record names client 0 (the C2C twin of the finding
+/// above: a fault record carries what the message claims, not who sent it).
+#[test]
+#[ignore = "attack r13: a Byzantine client's bad C2C forwards are recorded against the honest node and client they claim, never the sender"]
+fn a_byzantine_clients_bad_forwards_are_not_blamed_on_the_client_they_name() {
+    let k = 4;
+    let adv: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(k, Box::new(BadForwardsAs { as_client: 2 }))];
+    let r = run(3, k, vec![ClientBehaviour::Honest; 4], adv, &[1, 2, 3]);
+    r.debug_trace();
+    for c in 1..4 {
+        assert!(r.global_of(c).is_some(), "client {c} decoded nothing");
+    }
+    let naming_2 = r
+        .faults()
+        .iter()
+        .filter(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { client: Some(2), .. })))
+        .count();
+    let all =
+        r.faults().iter().filter(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { .. }))).count();
+    assert!(all > 0, "no bad forward was refused");
+    assert_eq!(naming_2, 0, "{naming_2} of {all} fault records name honest client 2 for client 0's forwards");
+}
+
 /// K = 7 (f = 2) and 4 clients (t₂ = 2): client 3 joins late — nothing it
 /// sends, and nothing sent to it, gets through before tick 3000 (so its
 /// upload is lost and the chain commits without it). It still decodes the
