@@ -557,7 +557,7 @@ impl Adversary<P> for RandomLossButUploads {
         sends
             .into_iter()
             .filter(|(_, m)| {
-                now >= self.until || matches!(m, Message::Local(_)) || rng.gen_range(0..1000) >= self.per_mille
+                now >= self.until || matches!(m, Message::Local(_)) || rng.random_range(0..1000) >= self.per_mille
             })
             .collect()
     }
