@@ -338,9 +338,10 @@ fn uploads_lost_before_gst_do_not_halt_the_round() {
 }
 
 /// K = 4 (f = 1), 4 honest clients, nothing lost: before GST (tick 1000)
-/// the links from the clients to the nodes are slow (200–300 ticks), every
-/// other link fast (1–6 ticks), and every link fast from GST on. Every
-/// upload reaches every node by tick ~300. Run for the forecaster's round
+/// the links from the clients to the nodes (all four, or only nodes 2
+/// and 3) are slow (200–300 ticks), every other link fast (1–6 ticks), and
+/// every link fast from GST on. Every upload reaches every node by tick
+/// ~300. Run for the forecaster's round
 /// budget (20 000 ticks).
 ///
 /// What happens: no node commits. A node's pre-vector is a snapshot of the
@@ -356,19 +357,23 @@ fn uploads_lost_before_gst_do_not_halt_the_round() {
 #[ignore = "attack r13: uploads merely delayed before GST past the pre-vector timer: pre- and deter-vectors are one-shot snapshots, the chain never commits"]
 fn uploads_delayed_before_gst_do_not_halt_the_round() {
     let k = 4;
-    let cfg = config(k, 4, 1);
-    let mut net = NetConfig::reliable(k + 4, 6);
-    net.gst = 1000;
-    for c in 0..4 {
-        for n in 0..k {
-            net.links[k + c][n] = gridledger_sim::Delay::Uniform { min: 200, max: 300 };
+    // Slow links from every client to every node, or to nodes 2 and 3
+    // only (f + 1 of them): both halt.
+    for slow in [vec![2usize, 3], vec![0, 1, 2, 3]] {
+        let cfg = config(k, 4, 1);
+        let mut net = NetConfig::reliable(k + 4, 6);
+        net.gst = 1000;
+        for c in 0..4 {
+            for &n in &slow {
+                net.links[k + c][n] = gridledger_sim::Delay::Uniform { min: 200, max: 300 };
+            }
         }
-    }
-    let r = run_custom(7, cfg, net, vec![ClientBehaviour::Honest; 4], Vec::new(), &[0, 1, 2, 3], 20_000);
-    r.debug_trace();
-    assert!(!r.committed().is_empty(), "no node committed by tick {}", r.sim.now());
-    for c in 0..4 {
-        assert!(r.global_of(c).is_some(), "client {c} decoded nothing");
+        let r = run_custom(7, cfg, net, vec![ClientBehaviour::Honest; 4], Vec::new(), &[0, 1, 2, 3], 20_000);
+        r.debug_trace();
+        assert!(!r.committed().is_empty(), "slow to nodes {slow:?}: no node committed by tick {}", r.sim.now());
+        for c in 0..4 {
+            assert!(r.global_of(c).is_some(), "slow to nodes {slow:?}: client {c} decoded nothing");
+        }
     }
 }
 
