@@ -440,3 +440,80 @@ fn terms_the_counterparty_builds_above_a_foreign_entry_are_refused_by_the_receiv
         "R agreed terms above another deployment's entry and was penalised: {b:?}"
     );
 }
+
+// ------------------------------------------------------------------ held
+
+/// Held up: a payer that cannot pay names a far deadline in its posted NT
+/// (`valid_until = u64::MAX`, which neither `post_nt` nor SC_MPV checks)
+/// so that balance fraud is refused for good (`EvidenceBeforeNtDeadline`);
+/// it still does not escape: the closing CCT_V penalises its side x_B, to
+/// the honest receiver who paid.
+#[test]
+fn a_far_nt_deadline_does_not_let_an_underfunded_payer_escape_the_penalty() {
+    use gridledger_ledger::devnet::transfer_until;
+    use gridledger_xchain::mbs::SINK;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (s, r) = (sender(), receiver());
+    // S empties its account on chain i before agreeing.
+    let all = m.external(ci).unwrap().account(&s.address()).balance.0 - gridledger_xchain::mbs::TRANSFER_FEE;
+    let drain = m.native_transfer(ci, &s, SINK, all).unwrap();
+    m.external_mut(ci).unwrap().submit(&drain).unwrap();
+    m.tick().unwrap();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1441));
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    let (_, _, to, amount) = rec.instruction(Side::Sender);
+    let nt_s = m
+        .external(ci)
+        .unwrap()
+        .sign(&s, transfer_until(&s, ci, rec.agreed_nonce(Side::Sender), (to, Amount(amount), u64::MAX), Amount(1)));
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO))
+        .unwrap();
+    let r_before = m.deposit(&r.address()).free;
+    // After CCT_V, balance evidence against the far deadline is refused.
+    let mut refused = false;
+    for _ in 0..400 {
+        let rec = m.cct(&id).unwrap();
+        if rec.complete {
+            break;
+        }
+        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
+            let relayer = m.relayer.clone();
+            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+            continue;
+        }
+        if rec.verified && !refused {
+            // Evidence at a kept, final header at or past deadline_i.
+            let c = m.external(ci).unwrap();
+            let (height, proof) = c.state_proof(&gridledger_ledger::state::account_key(&s.address()));
+            if height >= rec.deadline_i {
+                m.wait_final(ci, height).unwrap();
+                let account = Some(m.external(ci).unwrap().account(&s.address()));
+                let f = gridledger_xchain::bob::Fraud {
+                    cct: id,
+                    side: Side::Sender,
+                    height,
+                    evidence: gridledger_xchain::bob::FraudEvidence::Balance { account, proof },
+                };
+                let tx = m.bob_call(&r, "fraud", &f, Amount::ZERO);
+                assert_refused(
+                    &mut m,
+                    &tx,
+                    XchainError::EvidenceBeforeNtDeadline { chain: ci, height, valid_until: u64::MAX },
+                );
+                refused = true;
+                continue;
+            }
+        }
+        m.tick().unwrap();
+    }
+    let end = m.cct(&id).unwrap();
+    assert!(refused, "balance fraud was tried");
+    assert!(end.complete, "{end:?}");
+    assert_eq!(end.sender, SideState::Penalised, "the closing CCT_V penalises the payer");
+    assert!(matches!(end.receiver, SideState::Proved { .. }));
+    assert_eq!(m.deposit(&r.address()).free, r_before + end.lock + end.x_b, "R's lock back and x_B of S's");
+}
