@@ -2,7 +2,9 @@
 //! NTs' own deadline (`TxKind::TransferUntil`, `BobConfig::nt_valid_until`,
 //! attack R12-4's fix) against sub-situation 2's forwarding window, which
 //! SC_T still counts from the chains' stored tips when the first CCT_V
-//! runs (`forward_*`).
+//! runs (`forward_*`) — [1], [2]; R13's `ForeignTermsBelow` against terms
+//! the counterparty builds — [3]; a far NT deadline against balance fraud
+//! (held).
 //!
 //! Every finding here asserts what a careful user would expect and fails
 //! on the code it was written against; each is marked
