@@ -296,7 +296,7 @@ pub struct PdParams {
     /// ([`PdParams::party_steps`]).
     pub scale_kwh: f64,
     /// The first wait of the congested mode's switch rule
-    /// ([`CONGESTED_QUIET`]; [`PrimalDual::update_mode`]).
+    /// ([`CONGESTED_QUIET`]; `PrimalDual::update_mode`).
     pub congested_quiet: u32,
     /// The most exits from the congested mode per run ([`CONGESTED_EXITS`]).
     pub congested_exits: u32,
@@ -326,7 +326,7 @@ pub const SCALE_KWH: f64 = 5.0;
 /// (no row priced) keeps each buyer's own step, which the near-linear pair
 /// of attack round 7 needs.
 ///
-/// The mode is two-way ([`PrimalDual::update_mode`]): entered the first
+/// The mode is two-way (`PrimalDual::update_mode`): entered the first
 /// time a row is priced; left once no row has been priced for
 /// [`CONGESTED_QUIET`] iterations in a row; after `k` exits, entered again
 /// only after a row has been priced for `Q · 2^(k−1)` iterations in a row
@@ -338,11 +338,13 @@ pub const SCALE_KWH: f64 = 5.0;
 /// optimum, and the pair crawled to the iteration cap (attack round 10:
 /// 2 759 rounds at ratings × 1, over 55 000 at × 10⁻³). Left after a quiet
 /// spell but entered again at once, the same markets cycled (seed 5's
-/// 3 × 3 with the pair at bus 10, ratings × 5·10⁻⁴: a switch every ~110
-/// iterations, 300 switches and no convergence in 20 000): the buyers' own
-/// steps make the flat buyer's cross-grid trades overshoot a line for a few
-/// dozen iterations after an exit, and that transient alone re-entered the
-/// mode. With the entry wait it clears in about 1 900 with two switches.
+/// 3 × 3 with such a pair, a = 10⁻⁴, at bus 10, ratings × 5·10⁻⁴: a switch
+/// every ~110 iterations, 337 switches and no convergence in 20 000): the
+/// buyers' own steps make the flat buyer's cross-grid trades overshoot a
+/// line for a few dozen iterations after an exit, and that transient alone
+/// re-entered the mode. With the entry wait it clears in 1 963 with two switches (the
+/// round-10 pair at ratings × 10⁻³: 3 184 with a = 10⁻⁵, 30 507 with
+/// a = 10⁻⁶, against 2 759 and 13 762 on the unconstrained grid).
 ///
 /// Why this is sound: the iteration's fixed points are the KKT points for
 /// ANY positive steps `α_m` and weights `c_r` (each projection is the
@@ -584,15 +586,16 @@ struct StepSet {
 }
 
 /// Which step set [`PrimalDual`] runs with, and what the switch rule
-/// ([`PrimalDual::update_mode`]) counts.
+/// (`PrimalDual::update_mode`) counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StepMode {
     /// The capped buyer steps are installed ([`BUYER_STEP_CAP`]).
     pub congested: bool,
     /// Consecutive iterations that ended with no network row priced
-    /// (every `μ_r = 0`), and that ended with some row priced (one of the
-    /// two is 0).
+    /// (every `μ_r = 0`).
     pub quiet: u32,
+    /// Consecutive iterations that ended with some row priced (`quiet` or
+    /// this is 0).
     pub priced: u32,
     /// Times the congested mode was left ([`PdParams::congested_exits`] at
     /// most).
@@ -684,7 +687,7 @@ pub struct PrimalDual {
     /// changes nothing (no buyer step above it, or no network row).
     other: Option<Box<StepSet>>,
     /// The congested mode and its switch rule's counters
-    /// ([`PrimalDual::update_mode`]).
+    /// (`PrimalDual::update_mode`).
     mode: StepMode,
     /// The largest duality gap, $, that still certifies every party beyond
     /// the reference scale to within its own tolerance ([`scaled_gap`]).
@@ -1483,7 +1486,7 @@ impl PrimalDual {
         q.saturating_mul(1u32.checked_shl(k).unwrap_or(u32::MAX)).max(1)
     }
 
-    /// The step mode and its counters ([`PrimalDual::update_mode`]).
+    /// The step mode and its counters (`PrimalDual::update_mode`).
     pub fn mode(&self) -> StepMode {
         self.mode
     }
