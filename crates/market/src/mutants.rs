@@ -40,6 +40,11 @@ pub enum Mutation {
     /// the ciphertext alone): a copy filed first by another account locks
     /// the owner's own request out.
     CiphertextDedupChainWide,
+    /// Primal-dual's congested mode (capped buyer steps) is never left
+    /// once entered: a line priced in the first iterations only keeps a
+    /// flat pair capped for the whole run of an interval where no row
+    /// binds.
+    CongestedModeNeverLeft,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

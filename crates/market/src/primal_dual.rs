@@ -76,7 +76,11 @@
 //! priced, the buyers' steps are capped at [`BUYER_STEP_CAP`]` · α` (and the
 //! row weights recomputed for the capped steps), so one flat request can
 //! scale the line weights by at most `1 / BUYER_STEP_CAP` (attack round 9:
-//! uncapped, one flat 10 MWh buyer scaled them by ~1/120). This shortens, but cannot
+//! uncapped, one flat 10 MWh buyer scaled them by ~1/120); once no line
+//! has been priced for [`CONGESTED_QUIET`] iterations the buyers' own
+//! steps come back, with doubling waits and a bounded number of times per
+//! run (attack round 10: a line priced in the first iterations only kept a
+//! flat pair capped for good). This shortens, but cannot
 //! bound, the iterations a margin needs: a margin tending to 0 with a
 //! welfare share above the tolerance still needs ever more of them, so the
 //! framework clears an interval whose run reaches the cap at the central
@@ -291,6 +295,11 @@ pub struct PdParams {
     /// Reference energy scale `E₀` of the per-trade penalties, kWh
     /// ([`PdParams::party_steps`]).
     pub scale_kwh: f64,
+    /// The first wait of the congested mode's switch rule
+    /// ([`CONGESTED_QUIET`]; `PrimalDual::update_mode`).
+    pub congested_quiet: u32,
+    /// The most exits from the congested mode per run ([`CONGESTED_EXITS`]).
+    pub congested_exits: u32,
 }
 
 /// The reference energy scale `E₀` of [`PdParams::party_steps`], kWh: the
@@ -313,18 +322,58 @@ pub const SCALE_KWH: f64 = 5.0;
 /// in `C` with such a buyer (seed-3 5 × 5 market on case30 at ratings ×
 /// 10⁻⁴, flat buyer at bus 10: 296 rounds without it; with it 1 831 at
 /// `C = 2`, 3 739 at 4, 7 514 at 8, 113 119 uncapped), so `C = 2`: the
-/// round-8 buyer (`α_m ≈ 1.9 α`) keeps its own step. An uncongested market (no row ever priced) keeps each
-/// buyer's own step, which the near-linear pair of attack round 7 needs.
+/// round-8 buyer (`α_m ≈ 1.9 α`) keeps its own step. An uncongested market
+/// (no row priced) keeps each buyer's own step, which the near-linear pair
+/// of attack round 7 needs.
+///
+/// The mode is two-way (`PrimalDual::update_mode`): entered the first
+/// time a row is priced; left once no row has been priced for
+/// [`CONGESTED_QUIET`] iterations in a row; after `k` exits, entered again
+/// only after a row has been priced for `Q · 2^(k−1)` iterations in a row
+/// and left only after `Q · 2^k` quiet ones (`Q` = [`CONGESTED_QUIET`]);
+/// never left more than [`CONGESTED_EXITS`] times. One-way (as first
+/// written), a row priced only in the first iterations — one flat buyer's
+/// first step trades thousands of kW across the grid — kept a flat pair
+/// capped for the whole run of an interval where no row binds at the
+/// optimum, and the pair crawled to the iteration cap (attack round 10:
+/// 2 759 rounds at ratings × 1, over 55 000 at × 10⁻³). Left after a quiet
+/// spell but entered again at once, the same markets cycled (seed 5's
+/// 3 × 3 with such a pair, a = 10⁻⁴, at bus 10, ratings × 5·10⁻⁴: a switch
+/// every ~110 iterations, 337 switches and no convergence in 20 000): the
+/// buyers' own steps make the flat buyer's cross-grid trades overshoot a
+/// line for a few dozen iterations after an exit, and that transient alone
+/// re-entered the mode. With the entry wait it clears in 1 963 with two switches (the
+/// round-10 pair at ratings × 10⁻³: 3 184 with a = 10⁻⁵, 30 507 with
+/// a = 10⁻⁶, against 2 759 and 13 762 on the unconstrained grid).
 ///
 /// Why this is sound: the iteration's fixed points are the KKT points for
 /// ANY positive steps `α_m` and weights `c_r` (each projection is the
 /// party's own Euclidean one; at a fixed point the multiplier update gives
 /// `g_r ≤ 0` and `μ_r g_r = 0`, so `max(0, μ_r + c_r g_r) = μ_r` whatever
-/// `c_r > 0`), so switching them once, by a rule every executor evaluates
-/// on the same state, changes the path but not the point it converges to;
-/// the capped step is still within the party's own Lipschitz bound, and the
-/// switch is one-way, so it cannot cycle between modes.
+/// `c_r > 0`), so switching them by a rule every executor evaluates on the
+/// same state (the mode and its counters are part of
+/// [`PrimalDual::state_digest`]) changes the path but not the point it
+/// converges to, and the capped step is still within the party's own
+/// Lipschitz bound. The rule cannot cycle: every exit is counted and none
+/// is taken after the [`CONGESTED_EXITS`]-th, and every entry but the
+/// first follows an exit, so a run switches at most
+/// `2 · CONGESTED_EXITS + 1` times, and from its last switch on it is the
+/// iteration of one fixed step set; the doubling waits besides make a line
+/// that oscillates with any fixed period switch the mode only a few times
+/// (about `2 log₂(period / Q)`), not once per period.
 pub const BUYER_STEP_CAP: f64 = 2.0;
+
+/// The first wait of the congested mode's switch rule ([`BUYER_STEP_CAP`]):
+/// iterations in a row with no network row priced before the mode is left
+/// the first time (the later waits double). A multiplier that is 0 for this
+/// long is not one a binding line needs; a much shorter wait spends the
+/// bounded exits ([`CONGESTED_EXITS`]) on a line price passing through 0.
+pub const CONGESTED_QUIET: u32 = 100;
+
+/// The most times one run leaves the congested mode ([`BUYER_STEP_CAP`]:
+/// what bounds the switches); the sixth exit already needs `32 Q` quiet
+/// iterations in a row.
+pub const CONGESTED_EXITS: u32 = 6;
 
 /// Relative floor of [`scaled_gap`]'s test (a party so flat that its own
 /// bound asks for less is not certified by it: see [`scaled_gap`]).
@@ -396,6 +445,8 @@ impl PdParams {
             gap_tol: 1e-4,
             max_iter: 200_000,
             scale_kwh: SCALE_KWH,
+            congested_quiet: CONGESTED_QUIET,
+            congested_exits: CONGESTED_EXITS,
         }
     }
 
@@ -523,13 +574,35 @@ impl PdParams {
     }
 }
 
-/// [`PrimalDual`]'s steps once a line is priced ([`BUYER_STEP_CAP`]).
+/// One set of buyer steps and the row weights and multiplier steps for
+/// them: the buyers' own ([`PdParams::party_steps`]) or the capped ones of
+/// the congested mode ([`BUYER_STEP_CAP`]).
 #[derive(Debug, Clone)]
-struct CongestedSteps {
+struct StepSet {
     alpha_b: Vec<f64>,
     ia_b: Vec<f64>,
     c_row: Vec<f64>,
     gamma_row: Vec<f64>,
+}
+
+/// Which step set [`PrimalDual`] runs with, and what the switch rule
+/// (`PrimalDual::update_mode`) counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StepMode {
+    /// The capped buyer steps are installed ([`BUYER_STEP_CAP`]).
+    pub congested: bool,
+    /// Consecutive iterations that ended with no network row priced
+    /// (every `μ_r = 0`).
+    pub quiet: u32,
+    /// Consecutive iterations that ended with some row priced (`quiet` or
+    /// this is 0).
+    pub priced: u32,
+    /// Times the congested mode was left ([`PdParams::congested_exits`] at
+    /// most).
+    pub exits: u32,
+    /// Mode switches so far (entries and exits): at most `2 E + 1` for
+    /// `E` = [`PdParams::congested_exits`].
+    pub switches: u32,
 }
 
 /// Lanes of the per-column reductions: independent partial results, so
@@ -609,10 +682,13 @@ pub struct PrimalDual {
     alpha_b: Vec<f64>,
     ia_b: Vec<f64>,
     alpha_s: Vec<f64>,
-    /// The buyers' steps capped at [`BUYER_STEP_CAP`]` · α` and the row
-    /// weights and multiplier steps for them, installed the first time a
-    /// line is priced; `None` once installed or when the cap changes nothing.
-    congested: Option<Box<CongestedSteps>>,
+    /// The step set not in use: the capped one ([`BUYER_STEP_CAP`]) outside
+    /// the congested mode, the buyers' own in it; `None` when the cap
+    /// changes nothing (no buyer step above it, or no network row).
+    other: Option<Box<StepSet>>,
+    /// The congested mode and its switch rule's counters
+    /// (`PrimalDual::update_mode`).
+    mode: StepMode,
     /// The largest duality gap, $, that still certifies every party beyond
     /// the reference scale to within its own tolerance ([`scaled_gap`]).
     scaled_gap: f64,
@@ -787,16 +863,17 @@ impl PrimalDual {
         let steps = params.party_steps(market);
         let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &steps.alpha_buyers);
         let cap = BUYER_STEP_CAP * params.alpha;
-        let congested = if steps.alpha_buyers.iter().any(|a| *a > cap) && !net.h.is_empty() {
+        let other = if steps.alpha_buyers.iter().any(|a| *a > cap) && !net.h.is_empty() {
             let alpha_b: Vec<f64> = steps.alpha_buyers.iter().map(|a| a.min(cap)).collect();
             let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &alpha_b);
             let ia_b = alpha_b.iter().map(|a| 1.0 / a).collect();
-            Some(Box::new(CongestedSteps { alpha_b, ia_b, c_row, gamma_row }))
+            Some(Box::new(StepSet { alpha_b, ia_b, c_row, gamma_row }))
         } else {
             None
         };
         Ok(PrimalDual {
-            congested,
+            other,
+            mode: StepMode::default(),
             c_row,
             gamma_row,
             rho_t: steps.rho,
@@ -1061,7 +1138,9 @@ impl PrimalDual {
         for r in 0..mu_rows {
             self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.excess[r]).max(0.0);
         }
-        self.enter_congested_mode();
+        // the switch after the iteration's measurements (`change` is over
+        // the steps the buyers took), as in [`PrimalDual::apply_operator`]
+        self.update_mode();
         self.iterations += 1;
         self.report(market, residual, change, violation)
     }
@@ -1307,7 +1386,7 @@ impl PrimalDual {
         for r in 0..mu_rows {
             me.mu[r] = (me.mu[r] + me.gamma_row[r] * me.excess[r]).max(0.0);
         }
-        me.enter_congested_mode();
+        me.update_mode();
         me.operator_prices();
         (me.mu, me.bus_price)
     }
@@ -1322,7 +1401,6 @@ impl PrimalDual {
             self.excesses()
         };
         self.mu.copy_from_slice(mu);
-        self.enter_congested_mode();
         self.bus_price.copy_from_slice(bus_price);
         self.prices_ready = true;
         self.iterations += 1;
@@ -1333,30 +1411,99 @@ impl PrimalDual {
             residual = residual.max((self.x[i] - self.y[i]).abs());
             change = change.max((self.x[i] - self.old[i]).abs() * self.ia_b[i % mm]);
         }
+        // `change` over the steps the buyers took: the switch after it, in
+        // the order of [`PrimalDual::step`] (attack round 10 found the
+        // capped steps measuring the uncapped move here)
+        self.update_mode();
         self.report(market, residual, change, violation)
     }
 
-    /// Installs the capped buyer steps and their row weights
-    /// ([`BUYER_STEP_CAP`]) the first time a line multiplier is positive.
-    /// Called right after every multiplier update, on every path
-    /// ([`PrimalDual::step`], [`PrimalDual::operator_task`],
-    /// [`PrimalDual::apply_operator`]), so each executor switches on the same
-    /// iteration and the paths agree bit for bit.
-    fn enter_congested_mode(&mut self) {
-        if self.congested.is_some() && self.mu.iter().any(|m| *m > 0.0) {
-            if let Some(c) = self.congested.take() {
-                let CongestedSteps { alpha_b, ia_b, c_row, gamma_row } = *c;
-                (self.alpha_b, self.ia_b, self.c_row, self.gamma_row) = (alpha_b, ia_b, c_row, gamma_row);
-            }
+    /// The congested mode's switch rule ([`BUYER_STEP_CAP`]), evaluated on
+    /// the new multipliers right after every multiplier update, on every
+    /// path ([`PrimalDual::step`], [`PrimalDual::operator_task`],
+    /// [`PrimalDual::apply_operator`], each after the iteration's own
+    /// measurements), so every executor switches on the same iteration and
+    /// the paths agree bit for bit. With `k` exits so far, `Q` =
+    /// [`PdParams::congested_quiet`] and `E` = [`PdParams::congested_exits`]:
+    ///
+    /// ```text
+    /// own steps:  a row priced for w_in(k) iterations in a row   → congested
+    /// congested:  no row priced for Q·2^k iterations in a row,
+    ///             and k < E                                       → own steps, k += 1
+    /// w_in(0) = 1,  w_in(k) = Q·2^(k−1)
+    /// ```
+    ///
+    /// No switch when the cap changes nothing (no step set to switch to).
+    fn update_mode(&mut self) {
+        if self.other.is_none() {
+            return;
+        }
+        let priced = self.mu.iter().any(|m| *m > 0.0);
+        let (q, e) = (self.params.congested_quiet, self.params.congested_exits);
+        let mode = &mut self.mode;
+        if priced {
+            mode.priced = mode.priced.saturating_add(1);
+            mode.quiet = 0;
+        } else {
+            mode.quiet = mode.quiet.saturating_add(1);
+            mode.priced = 0;
+        }
+        let k = mode.exits;
+        let switch = if !mode.congested {
+            mode.priced >= Self::entry_wait(q, k)
+        } else {
+            mode.quiet >= Self::exit_wait(q, k) && k < e && !mutants::active(Mutation::CongestedModeNeverLeft)
+        };
+        if !switch {
+            return;
+        }
+        if mode.congested {
+            mode.exits += 1;
+        }
+        mode.congested = !mode.congested;
+        mode.switches += 1;
+        if let Some(o) = self.other.as_deref_mut() {
+            std::mem::swap(&mut self.alpha_b, &mut o.alpha_b);
+            std::mem::swap(&mut self.ia_b, &mut o.ia_b);
+            std::mem::swap(&mut self.c_row, &mut o.c_row);
+            std::mem::swap(&mut self.gamma_row, &mut o.gamma_row);
         }
     }
 
-    /// A digest of the iteration's inputs (trades, prices, multipliers):
-    /// what every executor of the next round must have started from.
+    /// Iterations in a row with a row priced that enter the congested mode
+    /// after `k` exits: 1, then `Q`, `2Q`, `4Q`, …
+    fn entry_wait(q: u32, k: u32) -> u32 {
+        if k == 0 {
+            1
+        } else {
+            q.saturating_mul(1u32.checked_shl(k - 1).unwrap_or(u32::MAX)).max(1)
+        }
+    }
+
+    /// Iterations in a row with no row priced that leave the congested
+    /// mode after `k` exits: `Q`, `2Q`, `4Q`, …
+    fn exit_wait(q: u32, k: u32) -> u32 {
+        q.saturating_mul(1u32.checked_shl(k).unwrap_or(u32::MAX)).max(1)
+    }
+
+    /// The step mode and its counters (`PrimalDual::update_mode`).
+    pub fn mode(&self) -> StepMode {
+        self.mode
+    }
+
+    /// A digest of the iteration's inputs (trades, prices, multipliers, and
+    /// the step mode with its counters, which choose the steps and row
+    /// weights the next outputs are computed with): what every executor of
+    /// the next round must have started from.
     pub fn state_digest(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update((self.iterations as u64).to_le_bytes());
+        let StepMode { congested, quiet, priced, exits, switches } = self.mode;
+        h.update([u8::from(congested)]);
+        for v in [quiet, priced, exits, switches] {
+            h.update(v.to_le_bytes());
+        }
         for v in self.x.iter().chain(&self.y).chain(&self.lambda).chain(&self.mu).chain(&self.bus_price) {
             h.update(v.to_le_bytes());
         }
@@ -1402,4 +1549,41 @@ pub fn uncongested_optimum(market: &Market) -> (f64, f64, Vec<f64>, Vec<f64>) {
     let w = market.buyers.iter().zip(&d).map(|(q, e)| q.welfare(*e)).sum::<f64>()
         + market.sellers.iter().zip(&s).map(|(q, e)| q.welfare(*e)).sum::<f64>();
     (p, w, d, s)
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use super::*;
+    use crate::clearing::network_for;
+    use crate::problem::Side;
+    use crate::{Case, CASE30};
+
+    // Two executors with the same trades, prices and multipliers but in
+    // different step modes compute different outputs (the flat buyer's
+    // step differs), so the digest they sign their inputs by must differ
+    // too (attack round 10: it covered the iterates only).
+    #[test]
+    fn the_state_digest_covers_the_step_mode() {
+        let net = network_for(&Case::parse(CASE30).unwrap(), 1e-3).unwrap();
+        let mut m = Market::generate(5, 3, 3, &net.bus_ids);
+        let flat = Prosumer { side: Side::Buyer, bus: net.bus_ids[2], a: 1e-5, b: 10.0, e_min: 0.0, e_max: 10_000.0 };
+        m.buyers.push(flat);
+        // (the first iteration already prices a row here: compare fresh states)
+        let a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+        let mut b = a.clone();
+        b.mu[0] = 1.0;
+        b.update_mode();
+        b.mu[0] = 0.0;
+        assert!(b.mode().congested && !a.mode().congested);
+        let flat = m.buyers.len() - 1;
+        assert_ne!(a.buyer_task(&m, flat), b.buyer_task(&m, flat), "the modes must give different outputs");
+        assert_ne!(a.state_digest(), b.state_digest());
+        // and every counter of the rule is covered, not only the flag
+        let mut c = a.clone();
+        c.mode.quiet += 1;
+        assert_ne!(a.state_digest(), c.state_digest());
+        let mut c = a.clone();
+        c.mode.exits += 1;
+        assert_ne!(a.state_digest(), c.state_digest());
+    }
 }

@@ -191,6 +191,23 @@ fn no_buyer_pays_above_its_bid_across_a_congested_line() -> bool {
     c.trades.iter().all(|t| t.price <= m.buyers[t.buyer].b + 1e-6)
 }
 
+/// Primal-dual leaves its congested mode (capped buyer steps) once no line
+/// is priced: a near-linear 10 MWh pair at one bus, whose first steps price
+/// the tightened lines of case30 for a few hundred iterations only (no row
+/// binds at the optimum), clears within 3 000 iterations (about 1 000;
+/// capped for good, as attack round 10 found, it needs about 7 000).
+fn primal_dual_leaves_the_congested_mode_of_an_uncongested_interval() -> bool {
+    use gridledger_market::clearing::{clear_with, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 1e-3).unwrap();
+    let mut m = Market::generate(5, 3, 3, &net.bus_ids);
+    let bus = net.bus_ids[2];
+    let p = |side, b| Prosumer { side, bus, a: 1e-4, b, e_min: 0.0, e_max: 10_000.0 };
+    m.buyers.push(p(Side::Buyer, 10.0));
+    m.sellers.push(p(Side::Seller, 9.99));
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(3_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.is_empty())
+}
+
 /// A copy of a prosumer's request filed first by another account does not
 /// revert the owner's own.
 fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
@@ -210,7 +227,7 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
     own == TxStatus::Success
 }
 
-const SCENARIOS: [Scenario; 11] = [
+const SCENARIOS: [Scenario; 12] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -225,6 +242,10 @@ const SCENARIOS: [Scenario; 11] = [
     ),
     ("no buyer pays above its bid across a congested line", no_buyer_pays_above_its_bid_across_a_congested_line),
     ("a front-run copy does not lock the owner out", a_front_run_copy_does_not_lock_the_owner_out),
+    (
+        "primal-dual leaves the congested mode of an uncongested interval",
+        primal_dual_leaves_the_congested_mode_of_an_uncongested_interval,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -239,4 +260,5 @@ gridledger_core::mutation_check! {
     minima_levelled_everywhere_is_caught: Mutation::MinimaLevelledEverywhere => "a congested pair leaves an unrelated minimum",
     seller_priced_trades_are_caught: Mutation::SellerPricedTrades => "no buyer pays above its bid across a congested line",
     chain_wide_ciphertext_dedup_is_caught: Mutation::CiphertextDedupChainWide => "a front-run copy does not lock the owner out",
+    congested_mode_never_left_is_caught: Mutation::CongestedModeNeverLeft => "primal-dual leaves the congested mode of an uncongested interval",
 }

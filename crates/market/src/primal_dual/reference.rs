@@ -262,6 +262,7 @@ impl PrimalDual {
         for r in 0..mu_rows {
             self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.excess[r]).max(0.0);
         }
+        self.update_mode();
         self.iterations += 1;
         self.report(market, residual, change, violation)
     }
