@@ -262,6 +262,13 @@ impl Mempool {
         out
     }
 
+    /// Each pending sender's transactions in nonce order (no gaps, from its
+    /// committed nonce), senders in the round-robin order of
+    /// [`Mempool::candidates`]; nothing is copied.
+    pub fn queues(&self) -> impl Iterator<Item = impl Iterator<Item = &VerifiedTx>> {
+        self.order.iter().filter_map(|a| self.senders.get(a)).map(|q| q.txs.values())
+    }
+
     /// Drops what the committed state has made stale: every transaction whose
     /// nonce is below its sender's committed nonce, and all of a sender's
     /// transactions if the queue no longer starts at the committed nonce.
