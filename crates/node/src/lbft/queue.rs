@@ -112,42 +112,62 @@ impl ProposalQueue {
     pub fn cut(&mut self, epoch: u64, pool: &Mempool, max_txs: usize, budget: u64) -> Cut {
         let mut cut = Cut::default();
         let mut taken = Vec::new();
+        let mut txs = Vec::new();
         let mut gas = 0u64;
-        let mut queues: Vec<_> = pool.queues().collect();
         #[cfg(feature = "mutants")]
         let ignore_order = self.mutation == Some(QueueMutation::SenderOrderIgnored);
         #[cfg(not(feature = "mutants"))]
         let ignore_order = false;
-        while taken.len() < max_txs && !queues.is_empty() {
-            queues.retain_mut(|q| {
-                loop {
-                    if taken.len() >= max_txs {
-                        return false;
-                    }
-                    let Some(v) = q.next() else { return false };
-                    if self.in_flight.contains_key(&v.hash) || self.forgotten(&v.hash) {
-                        // Its successors wait until its epoch is delivered.
-                        return false;
-                    }
-                    let limit = v.tx.tx.gas_limit;
-                    if limit > budget || self.attempts.get(&v.hash).is_some_and(|a| *a >= self.max_attempts) {
-                        cut.give_up.push(v.hash);
-                        return false;
-                    }
-                    if gas.saturating_add(limit) > budget {
-                        if ignore_order {
-                            continue;
-                        }
-                        // The rest of this sender waits for a later batch.
-                        return false;
-                    }
-                    gas += limit;
-                    taken.push(v.hash);
-                    cut.txs.push(v.tx.to_bytes());
-                    return true;
+        // Takes the sender's next transaction if it may go: `Some(false)`
+        // when the rest of the sender waits (or it has no more), `None`
+        // when the batch is full.
+        let mut take_one = |q: &mut dyn Iterator<Item = &gridledger_ledger::VerifiedTx>| loop {
+            if taken.len() >= max_txs {
+                return None;
+            }
+            let Some(v) = q.next() else { return Some(false) };
+            if self.in_flight.contains_key(&v.hash) || self.forgotten(&v.hash) {
+                // Its successors wait until its epoch is delivered.
+                return Some(false);
+            }
+            let limit = v.tx.tx.gas_limit;
+            if limit > budget || self.attempts.get(&v.hash).is_some_and(|a| *a >= self.max_attempts) {
+                cut.give_up.push(v.hash);
+                return Some(false);
+            }
+            if gas.saturating_add(limit) > budget {
+                if ignore_order {
+                    continue;
                 }
+                // The rest of this sender waits for a later batch.
+                return Some(false);
+            }
+            gas += limit;
+            taken.push(v.hash);
+            txs.push(v.tx.to_bytes());
+            return Some(true);
+        };
+        // Round-robin: the first round visits senders only until the batch
+        // is full (a large pool is not walked whole every epoch).
+        let mut active = Vec::new();
+        for mut q in pool.queues() {
+            match take_one(&mut q) {
+                None => break,
+                Some(true) => active.push(q),
+                Some(false) => {}
+            }
+        }
+        let mut full = false;
+        while !full && !active.is_empty() {
+            active.retain_mut(|q| match take_one(q) {
+                None => {
+                    full = true;
+                    false
+                }
+                Some(more) => more,
             });
         }
+        cut.txs = txs;
         for h in taken {
             self.in_flight.insert(h, epoch);
             *self.attempts.entry(h).or_default() += 1;
