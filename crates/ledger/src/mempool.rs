@@ -455,6 +455,20 @@ mod tests {
     }
 
     #[test]
+    fn queues_give_each_senders_transactions_in_nonce_order_senders_in_arrival_order() {
+        let mut p = Mempool::new(10, 10);
+        let b0 = p.admit(vtx(2, 0, 1), &RICH).unwrap();
+        let a0 = p.admit(vtx(1, 0, 1), &RICH).unwrap();
+        let b1 = p.admit(vtx(2, 1, 1), &RICH).unwrap();
+        let a1 = p.admit(vtx(1, 1, 1), &RICH).unwrap();
+        let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
+        assert_eq!(got, vec![vec![b0, b1], vec![a0, a1]]);
+        p.evict(&b0);
+        let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
+        assert_eq!(got, vec![vec![a0, a1]], "an evicted sender's queue is gone");
+    }
+
+    #[test]
     fn the_default_minimum_gas_price_is_not_zero() {
         let rules = crate::chain::ChainConfig::default();
         assert!(rules.min_gas_price > Amount::ZERO);
