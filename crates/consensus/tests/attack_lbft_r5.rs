@@ -13,6 +13,9 @@
 //!   message, without bound — the cost round 4 [2] removed from `Cert`s,
 //!   on the signing side.
 //!
+//! [2] is fixed: the echo share given per `(epoch, proposer)` is kept and
+//! re-sent from memory.
+//!
 //! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r5`.
 
 use gridledger_consensus::lbft::crypto::SimSig;
@@ -103,7 +106,6 @@ fn certify(epoch: u64, proposer: u32, digest: &Hash32) -> SimSig {
 /// at most once per tick), so a stream of copies costs a bounded number of
 /// signatures.
 #[test]
-#[ignore = "attack r5: every replayed Val costs a fresh echo-share signature (unbounded signing from one Byzantine proposer)"]
 fn replayed_val_costs_a_bounded_number_of_share_signatures() {
     let mut c = counted();
     let val = Message::Val { epoch: 0, batch: Batch::new(Vec::new()) };

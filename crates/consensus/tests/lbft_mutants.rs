@@ -23,7 +23,10 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::StatementsNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
         Mutation::AcceptLateInput => vec![Behaviour::FlipVotes],
         Mutation::SyncCertificatesUnchecked => vec![Behaviour::ForgeSyncCertificates],
-        Mutation::LosePersistedState | Mutation::PipelineOutOfOrder | Mutation::CertFailuresForgotten => Vec::new(),
+        Mutation::LosePersistedState
+        | Mutation::PipelineOutOfOrder
+        | Mutation::CertFailuresForgotten
+        | Mutation::EchoShareResigned => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -232,5 +235,79 @@ mod forgotten_cert_failures {
     fn forgotten_certificate_failures_are_caught() {
         assert_eq!(checks(None), 1, "control: one check for the forged certificate");
         assert_eq!(checks(Some(Mutation::CertFailuresForgotten)), 200, "the planted bug checks every copy");
+    }
+}
+
+// ---- re-signed echo shares: a counting check -------------------------------------
+
+/// [`Mutation::EchoShareResigned`] changes no delivered sequence, only what
+/// a replayed `Val` costs: the catching check counts the share signatures
+/// a replica makes for 200 copies of one `Val` from one proposer (attack
+/// round 5's [2]). With the bug every copy is signed afresh; without it
+/// (the control) the echo share is signed once and re-sent from memory —
+/// each copy is still answered with the same echo.
+mod resigned_echo_shares {
+    use gridledger_consensus::lbft::crypto::SimSig;
+    use gridledger_consensus::lbft::{
+        Batch, Config, Durable, KeyUse, Message, Mutation, Replica, SimCrypto, Target, ThresholdCrypto,
+    };
+    use gridledger_core::Hash32;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// [`SimCrypto`] counting the shares it signs.
+    #[derive(Clone, Debug)]
+    struct Signing {
+        inner: SimCrypto,
+        signed: Arc<AtomicUsize>,
+    }
+
+    impl ThresholdCrypto for Signing {
+        type Share = <SimCrypto as ThresholdCrypto>::Share;
+        type Sig = SimSig;
+        fn sign_share(&self, key: KeyUse, msg: &[u8]) -> Self::Share {
+            self.signed.fetch_add(1, Ordering::Relaxed);
+            self.inner.sign_share(key, msg)
+        }
+        fn verify_share(&self, key: KeyUse, signer: u32, msg: &[u8], share: &Self::Share) -> bool {
+            self.inner.verify_share(key, signer, msg, share)
+        }
+        fn combine(&self, key: KeyUse, msg: &[u8], shares: &[(u32, Self::Share)]) -> Option<SimSig> {
+            self.inner.combine(key, msg, shares)
+        }
+        fn verify(&self, key: KeyUse, msg: &[u8], sig: &SimSig) -> bool {
+            self.inner.verify(key, msg, sig)
+        }
+        fn coin(&self, sig: &SimSig) -> u64 {
+            self.inner.coin(sig)
+        }
+        fn threshold(&self, key: KeyUse) -> usize {
+            self.inner.threshold(key)
+        }
+    }
+
+    /// Share signatures and echoes sent back for 200 copies of one `Val`.
+    fn signatures(mutation: Option<Mutation>) -> (usize, usize) {
+        let signed = Arc::new(AtomicUsize::new(0));
+        let mut cfg = Config::new(4, 3, Hash32([0x4e; 32]));
+        cfg.mutation = mutation;
+        let c = Signing { inner: SimCrypto::new(4, 4, 3), signed: signed.clone() };
+        let mut r = Replica::new(cfg, c, Durable::default());
+        let _ = r.start();
+        let before = signed.load(Ordering::Relaxed);
+        let val = Message::Val { epoch: 0, batch: Batch::new(vec![b"one tx".to_vec()]) };
+        let mut echoes = 0;
+        for _ in 0..200 {
+            let s = r.handle_message(0, val.clone());
+            echoes +=
+                s.messages.iter().filter(|(to, m)| *to == Target::One(0) && matches!(m, Message::Echo { .. })).count();
+        }
+        (signed.load(Ordering::Relaxed) - before, echoes)
+    }
+
+    #[test]
+    fn resigned_echo_shares_are_caught() {
+        assert_eq!(signatures(None), (1, 200), "control: one signature, every copy echoed from memory");
+        assert_eq!(signatures(Some(Mutation::EchoShareResigned)), (200, 200), "the planted bug signs every copy");
     }
 }

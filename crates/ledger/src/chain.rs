@@ -293,6 +293,13 @@ impl Chain {
         self.mempool.next_nonce(a, &self.state.account(a))
     }
 
+    /// Removes pending transaction `h` and every later one of its sender
+    /// (they could not execute before it) from the mempool; nothing if it
+    /// is not pending.
+    pub fn evict_pending(&mut self, h: &Hash32) {
+        self.mempool.evict(h);
+    }
+
     /// Decodes, verifies and admits one transaction.
     pub fn submit(&mut self, bytes: &[u8]) -> Result<Hash32, SubmitError> {
         let v = self.rules().check(bytes)?;

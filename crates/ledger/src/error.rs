@@ -19,6 +19,12 @@ pub enum SubmitError {
     GasLimitTooLow { limit: u64, intrinsic: u64 },
     #[error("gas limit {limit} above the block gas limit {max}")]
     GasLimitTooHigh { limit: u64, max: u64 },
+    /// Under the leaderless BFT every validator proposes its own batch
+    /// of at most its share of a block's gas (`block_gas_limit / n`): a
+    /// transaction above that share could never be proposed, so the
+    /// validator refuses it instead of holding it for ever.
+    #[error("gas limit {limit} above this validator's share of a block ({share})")]
+    GasLimitAboveShare { limit: u64, share: u64 },
     #[error("gas price {price} below the minimum {min}")]
     GasPriceTooLow { price: Amount, min: Amount },
     #[error("amount overflow")]
@@ -55,6 +61,7 @@ impl SubmitError {
             SubmitError::BadSignature => "bad_signature",
             SubmitError::GasLimitTooLow { .. } => "gas_limit_too_low",
             SubmitError::GasLimitTooHigh { .. } => "gas_limit_too_high",
+            SubmitError::GasLimitAboveShare { .. } => "gas_limit_above_share",
             SubmitError::GasPriceTooLow { .. } => "gas_price_too_low",
             SubmitError::Overflow => "overflow",
             SubmitError::NonceTooLow { .. } => "nonce_too_low",

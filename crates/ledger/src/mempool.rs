@@ -270,6 +270,13 @@ impl Mempool {
         out
     }
 
+    /// Each pending sender's transactions in nonce order (no gaps, from its
+    /// committed nonce), senders in the round-robin order of
+    /// [`Mempool::candidates`]; nothing is copied.
+    pub fn queues(&self) -> impl Iterator<Item = impl Iterator<Item = &VerifiedTx>> {
+        self.order.iter().filter_map(|a| self.senders.get(a)).map(|q| q.txs.values())
+    }
+
     /// Drops what the committed state has made stale: every transaction whose
     /// nonce is below its sender's committed nonce, and all of a sender's
     /// transactions if the queue no longer starts at the committed nonce.
@@ -472,6 +479,20 @@ mod tests {
         p.prune([dev_key(1).address()], |_| Account { balance: RICH.balance, nonce: 1 });
         assert_eq!(p.tails.iter().map(|t| t.0).collect::<Vec<_>>(), vec![Amount(3)]);
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn queues_give_each_senders_transactions_in_nonce_order_senders_in_arrival_order() {
+        let mut p = Mempool::new(10, 10);
+        let b0 = p.admit(vtx(2, 0, 1), &RICH).unwrap();
+        let a0 = p.admit(vtx(1, 0, 1), &RICH).unwrap();
+        let b1 = p.admit(vtx(2, 1, 1), &RICH).unwrap();
+        let a1 = p.admit(vtx(1, 1, 1), &RICH).unwrap();
+        let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
+        assert_eq!(got, vec![vec![b0, b1], vec![a0, a1]]);
+        p.evict(&b0);
+        let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
+        assert_eq!(got, vec![vec![a0, a1]], "an evicted sender's queue is gone");
     }
 
     #[test]

@@ -65,23 +65,37 @@
 //! validator shares in `[lbft] public_keys`; `gridledger testnet
 //! --consensus lbft` deals them (trusted dealer, as the thesis assumes).
 //!
+//! The proposal queue is the mempool ([`queue`]): **every transaction the
+//! mempool holds is in the proposal queue or in flight** (proposed for an
+//! epoch not delivered yet), so a transaction a client was told is
+//! admitted is proposed until it commits or leaves the mempool. A batch
+//! keeps each sender's nonce order; what an epoch delivered but did not
+//! execute is proposed again while the mempool holds it (bounded retries).
 //! A transaction whose gas limit exceeds `block_gas_limit / n` (one
-//! validator's share of a block) cannot be proposed under LBFT and is
-//! dropped from the proposal queue, as is one whose nonce was used meanwhile.
+//! validator's share of a block) could never be proposed under LBFT: it is
+//! refused at submission ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]).
+//!
+//! Execution keeps each sender's nonce order within an epoch: a delivered
+//! transaction whose nonce is ahead of its sender's waits for its
+//! predecessor later in the same epoch and runs right after it (a
+//! Byzantine validator copying a client's nonce `k + 1` into a batch
+//! delivered before the one carrying `k` no longer strands it). The rule
+//! is deterministic in the delivered sequence, so every validator builds
+//! the same block.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
-    tx_id, Batch, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, FifoPolicy, KeyUse,
-    Message, PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Validity,
+    tx_id, Batch, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, KeyUse, Message, PersistOp, Replica,
+    Said, Step, Target, ThresholdCrypto, Validity,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Hash32, PublicKey};
+use gridledger_core::{Address, Hash32, PublicKey};
 use gridledger_ledger::contract::BlockEnv;
 use gridledger_ledger::{BlockBuilder, ExecutedBlock, Seal, SignedTransaction};
 use gridledger_threshold::{KeyShare, PublicKeySet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::Receiver;
@@ -90,6 +104,17 @@ use std::time::Instant;
 
 use crate::service::Shared;
 use crate::validator::{Input, Transport, MAX_FRAME};
+
+pub mod queue;
+#[cfg(feature = "mutants")]
+pub use queue::QueueMutation;
+pub use queue::{Cut, ProposalQueue};
+
+/// Proposals of one transaction beyond the duplicate window
+/// (`retain_epochs`) before the proposal queue gives it up: a transaction
+/// delivered but not executed is suppressed as a duplicate for that window
+/// when proposed again, so the retries must outlast it.
+pub const RETRIES_BEYOND_DEDUP: u32 = 64;
 
 /// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
 pub const WIRE_LBFT: u8 = 2;
@@ -169,6 +194,22 @@ pub struct LbftSettings {
     pub retain_epochs: usize,
     /// A batch whose clock reading is further ahead of ours is not echoed.
     pub max_clock_drift_ms: u64,
+    /// A planted bug (test-only, behind the `mutants` feature).
+    #[cfg(feature = "mutants")]
+    #[serde(skip)]
+    pub mutation: Option<LbftMutation>,
+}
+
+/// Bugs planted in the LBFT engine (test-only, behind the `mutants`
+/// feature), caught by `tests/mutants.rs`.
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbftMutation {
+    /// Execution runs an epoch's transactions strictly in delivery order:
+    /// one delivered ahead of its sender's predecessor is skipped.
+    NoNonceDeferral,
+    /// A transaction above the validator's gas share is admitted.
+    ShareNotEnforced,
 }
 
 impl Default for LbftSettings {
@@ -180,6 +221,8 @@ impl Default for LbftSettings {
             max_batch_txs: 0,
             retain_epochs: 64,
             max_clock_drift_ms: 10_000,
+            #[cfg(feature = "mutants")]
+            mutation: None,
         }
     }
 }
@@ -353,7 +396,7 @@ pub struct LbftEngine {
     /// Stored epochs sent to each peer since the replica's last tick (each
     /// at most once per peer and tick, as the replica serves its own).
     store_served: BTreeMap<u32, std::collections::BTreeSet<u64>>,
-    queue: FifoPolicy,
+    queue: ProposalQueue,
     state: StateRecord,
     proposed: BTreeMap<u64, Batch>,
     verified: Arc<Mutex<HashSet<Hash32>>>,
@@ -392,7 +435,15 @@ impl LbftEngine {
         check_frame_bound(n, cfg.max_batch_txs, cfg.max_tx_bytes)?;
         let verified = Arc::new(Mutex::new(HashSet::new()));
         let r = restore(&shared, &cfg, &crypto, &settings, &verified)?;
-        let queue = FifoPolicy::new(cfg.max_batch_txs, shared.chain().config().mempool_capacity.max(1));
+        let queue = ProposalQueue::new(
+            u32::try_from(cfg.dedup_epochs).unwrap_or(u32::MAX).saturating_add(RETRIES_BEYOND_DEDUP),
+        );
+        // A transaction above this validator's share of a block could never
+        // be proposed: refused at submission.
+        let share = shared.chain().config().block_gas_limit / n.max(1) as u64;
+        #[cfg(feature = "mutants")]
+        let share = if settings.mutation == Some(LbftMutation::ShareNotEnforced) { u64::MAX } else { share };
+        shared.set_gas_share(Some(share));
         Ok(Self {
             replica: r.replica,
             state: r.state,
@@ -416,6 +467,16 @@ impl LbftEngine {
             sync_limiter: crate::p2p::CatchUpLimiter::new(16, std::time::Duration::from_millis(50)),
             fault_log: None,
         })
+    }
+
+    /// Whether execution runs a transaction delivered ahead of its
+    /// predecessor after it (the module docs' rule; off only for a planted bug).
+    fn defer_gaps(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.settings.mutation == Some(LbftMutation::NoNonceDeferral) {
+            return false;
+        }
+        true
     }
 
     /// The next epoch this validator delivers.
@@ -487,47 +548,29 @@ impl LbftEngine {
         if self.halted.is_some() {
             return None;
         }
-        if self.queue.pending() == 0 && self.peers_epoch.is_none_or(|p| p < e) {
+        let idle = self.peers_epoch.is_none_or(|p| p < e);
+        let txs = {
+            let mut chain = self.shared.chain();
+            if idle && !self.queue.may_have_work(chain.mempool()) {
+                return None;
+            }
+            let budget = chain.config().block_gas_limit / self.cfg.n.max(1) as u64;
+            let cut = self.queue.cut(e, chain.mempool(), self.cfg.max_batch_txs, budget);
+            if !cut.give_up.is_empty() {
+                tracing::warn!(count = cut.give_up.len(), "LBFT: giving up pending transactions (retried too often)");
+                for h in &cut.give_up {
+                    chain.evict_pending(h);
+                    self.queue.forget(h);
+                }
+            }
+            cut.txs
+        };
+        if txs.is_empty() && idle {
+            // Everything pending waits behind a transaction in flight.
             return None;
         }
         self.need_batch = None;
-        let txs = self.fit_batch(e);
         Some(self.replica.propose_at(e, txs, now_ms()))
-    }
-
-    /// The queue's next batch cut to what the other validators' validity
-    /// predicate accepts: gas limits within this validator's share of a
-    /// block; transactions that can never pass (a used nonce, more gas
-    /// than the share) leave the queue.
-    fn fit_batch(&mut self, e: u64) -> Vec<Vec<u8>> {
-        let txs = self.queue.next_batch(e);
-        let (mut out, mut dead) = (Vec::with_capacity(txs.len()), Vec::new());
-        {
-            let chain = self.shared.chain();
-            let budget = chain.config().block_gas_limit / self.cfg.n.max(1) as u64;
-            let mut gas = 0u64;
-            for raw in txs {
-                let Ok(stx) = SignedTransaction::from_bytes(&raw, self.shared.rules.max_tx_bytes) else {
-                    dead.push(raw);
-                    continue;
-                };
-                if stx.tx.gas_limit > budget || stx.tx.nonce < chain.account(&stx.sender()).nonce {
-                    dead.push(raw);
-                    continue;
-                }
-                if gas + stx.tx.gas_limit > budget {
-                    // Proposed again in a later epoch.
-                    continue;
-                }
-                gas += stx.tx.gas_limit;
-                out.push(raw);
-            }
-        }
-        if !dead.is_empty() {
-            tracing::debug!(count = dead.len(), "LBFT: dropping queued transactions that can no longer be proposed");
-            self.queue.delivered(e, Hash32::default(), &dead);
-        }
-        out
     }
 
     fn process(&mut self, step: LbftStep) {
@@ -561,7 +604,7 @@ impl LbftEngine {
                 self.need_batch = Some(e);
             }
             for d in &step.delivered {
-                self.queue.delivered(d.epoch, d.block_hash(), &d.txs);
+                self.queue.delivered(d.epoch, self.shared.chain().mempool());
                 let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
                 for t in &d.txs {
                     v.remove(&tx_id(t));
@@ -646,7 +689,7 @@ impl LbftEngine {
         let aux: Vec<(&str, &[u8])> =
             vec![(key.as_str(), &record), (dups.as_str(), &suppressed), (STATE_KEY, &state), (PROPOSED_KEY, &proposed)];
         let mut chain = self.shared.chain();
-        let block = execute(&chain, &self.validators, &self.verified, d, delivery)?;
+        let block = execute(&chain, &self.validators, &self.verified, d, delivery, self.defer_gaps())?;
         let notice = block.as_ref().map(|ex| (ex.block.clone(), ex.receipts.clone()));
         chain
             .commit_with_aux(block.into_iter().collect(), &aux)
@@ -890,6 +933,7 @@ fn execute(
     verified: &Mutex<HashSet<Hash32>>,
     d: &DeliveredEpoch<Sig>,
     delivery: &Delivery,
+    defer_gaps: bool,
 ) -> Result<Option<ExecutedBlock>, String> {
     if delivery.txs.is_empty() {
         return Ok(None);
@@ -917,6 +961,10 @@ fn execute(
     let mut b = BlockBuilder::new(chain.state(), chain.registry(), env, chain.config().block_gas_limit)
         .with_block_hashes(chain.block_hashes());
     let mut included = 0usize;
+    // Per sender, transactions delivered ahead of their predecessor in this
+    // epoch, by nonce: each runs right after its predecessor (see the
+    // module docs); what is still waiting at the end is skipped.
+    let mut waiting: HashMap<Address, BTreeMap<u64, SignedTransaction>> = HashMap::new();
     for raw in &delivery.txs {
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
         match chain.store().tx_location(&stx.hash()) {
@@ -927,8 +975,20 @@ fn execute(
         if !known.contains(&tx_id(raw)) && !chain.mempool().holds(&stx) && rules.check_decoded(stx.clone()).is_err() {
             continue;
         }
+        let sender = stx.sender();
+        if defer_gaps && stx.tx.nonce > b.state().account(&sender).nonce {
+            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert(stx);
+            continue;
+        }
         if b.push(stx).is_ok() {
             included += 1;
+            let Some(w) = waiting.get_mut(&sender) else { continue };
+            while let Some(next) = w.remove(&b.state().account(&sender).nonce) {
+                if b.push(next).is_err() {
+                    break;
+                }
+                included += 1;
+            }
         }
     }
     drop(known);
@@ -969,16 +1029,9 @@ impl crate::engine::ConsensusEngine for LbftEngine {
         if self.halted.is_some() {
             return;
         }
-        // Transactions this node's clients submitted: proposed by it.
-        for tx in self.shared.take_outbox() {
-            // The queue is bounded (the mempool's capacity): a transaction
-            // beyond it is refused here with its reason, never queued
-            // without bound; one queued already is not queued twice.
-            if let Err(e @ gridledger_consensus::lbft::Refused::QueueFull { .. }) = self.queue.try_submit(tx.to_bytes())
-            {
-                tracing::warn!("LBFT proposal queue refused a transaction: {e}");
-            }
-        }
+        // Transactions this node's clients submitted wait in the mempool,
+        // which is the proposal queue ([`queue`]); the outbox only woke us.
+        drop(self.shared.take_outbox());
         if let Some(s) = self.take_proposal() {
             self.process(s);
         }

@@ -77,6 +77,10 @@ pub struct Shared {
     /// Proposal validations under way; gossip verification waits for them
     /// ([`Shared::yield_to_validation`]).
     validating: (Mutex<usize>, Condvar),
+    /// The largest gas limit a submitted transaction may carry beyond the
+    /// chain's rules (`u64::MAX`: none): under LBFT this validator's share
+    /// of a block, the most its batch may carry.
+    gas_share: std::sync::atomic::AtomicU64,
 }
 
 /// Gossip verification waits at most this long for proposal validations
@@ -135,6 +139,7 @@ impl Shared {
             fault: Mutex::new(None),
             inbound_lanes: std::sync::OnceLock::new(),
             validating: (Mutex::new(0), Condvar::new()),
+            gas_share: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -193,6 +198,12 @@ impl Shared {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = reason;
     }
 
+    /// Sets (or lifts, `None`) the gas limit above which submitted
+    /// transactions are refused ([`SubmitError::GasLimitAboveShare`]).
+    pub fn set_gas_share(&self, share: Option<u64>) {
+        self.gas_share.store(share.unwrap_or(u64::MAX), Relaxed);
+    }
+
     /// Admits verified transactions submitted by clients; wakes the
     /// producer when a block is full, and queues them for gossip to the
     /// other validators.
@@ -204,6 +215,7 @@ impl Shared {
             return txs.iter().map(|_| Err(SubmitError::Unavailable { reason: reason.clone() })).collect();
         }
         let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let share = self.gas_share.load(Relaxed);
         let mut gossip = Vec::new();
         let (out, pending) = {
             let mut chain = self.chain();
@@ -211,6 +223,9 @@ impl Shared {
                 .into_iter()
                 .map(|r| {
                     r.and_then(|v| {
+                        if v.tx.tx.gas_limit > share {
+                            return Err(SubmitError::GasLimitAboveShare { limit: v.tx.tx.gas_limit, share });
+                        }
                         let tx = driver.as_ref().map(|_| v.tx.clone());
                         let h = chain.admit(v)?;
                         gossip.extend(tx);

@@ -29,48 +29,23 @@
 //!   only logged) and stranded the same way
 //!   (`an_admitted_transaction_is_proposed_even_behind_a_full_queue`).
 //!
-//! Findings fail on the code they were written against and are ignored so
-//! the suite stays green; run them with
-//! `cargo test -p gridledger-node --test attack_lbft_r5 -- --ignored`.
+//! Fixed: the proposal queue is the mempool (every transaction the mempool
+//! holds is in the queue or in flight; a batch keeps each sender's nonce
+//! order; what was delivered but not executed is proposed again while the
+//! mempool holds it), a transaction above the gas share is refused at
+//! submission (`SubmitError::GasLimitAboveShare`), and execution runs a
+//! transaction delivered ahead of its predecessor in the same epoch right
+//! after it. Run them with `cargo test -p gridledger-node --test attack_lbft_r5`.
 
 mod common;
-use common::lbft::{committed, within, Net, Validator, N};
-use gridledger_consensus::lbft::{Config, Durable, Message, Replica, Target};
-use gridledger_core::codec::{decode, encode};
+use common::lbft::{admit, committed, copied_next_nonce, nonce_of, tx, within, CopiedNonce, Net, Validator, N};
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::{ChainConfig, SubmitError, Transaction, TxKind};
-use gridledger_node::lbft::{load_crypto, LbftSettings, WIRE_LBFT};
+use gridledger_node::lbft::LbftSettings;
 use gridledger_node::validator::Input;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A transfer of one unit from dev account `from` with gas limit `gas`.
-fn tx(from: usize, nonce: u64, gas: u64) -> Vec<u8> {
-    Transaction {
-        chain_id: 1,
-        sender: dev_key(from).public(),
-        nonce,
-        gas_limit: gas,
-        gas_price: Amount(1),
-        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
-    }
-    .sign(&dev_key(from))
-    .to_bytes()
-}
-
-/// Admits `txs` at `v` in one call (so they reach its proposal queue
-/// together and are cut into one batch).
-fn admit(v: &Validator, txs: &[Vec<u8>]) -> Vec<Result<Hash32, SubmitError>> {
-    let s = &v.node.shared;
-    s.admit(txs.iter().map(|t| s.rules.check(t)).collect())
-}
-
-fn nonce_of(v: &Validator, from: usize) -> u64 {
-    v.node.shared.chain().account(&dev_key(from).address()).nonce
-}
 
 /// [1] One batch is cut by gas: account 1's heavy transfer (over half of
 /// the validator's share, `block_gas_limit / n`) fills it, account 0's
@@ -86,7 +61,6 @@ fn nonce_of(v: &Validator, from: usize) -> u64 {
 /// leaves out, or a delivered transaction that did not execute is
 /// proposed again while it is still pending).
 #[test]
-#[ignore = "attack r5: a gas-cut batch takes a sender's next nonce ahead of its predecessor; that transaction and every later one of the account are lost for good"]
 fn a_gas_cut_batch_never_strands_a_senders_next_nonce() {
     let share = ChainConfig::default().block_gas_limit / N as u64;
     let heavy = share / 2 + 1;
@@ -118,92 +92,8 @@ fn a_gas_cut_batch_never_strands_a_senders_next_nonce() {
 }
 
 // ---- [1], Byzantine trigger: a copied next nonce ahead of its predecessor ---------
-
-type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
-
-fn wire(m: &Msg) -> Vec<u8> {
-    let mut bytes = vec![WIRE_LBFT];
-    bytes.extend(encode(m));
-    bytes
-}
-
-/// Validator 0 as a Byzantine puppet: a correct replica in every step but
-/// one — its batch for the epoch in which validator 1 proposes `victim`
-/// is `[victim]` alone (copied from validator 1's `Val`), proposed as soon
-/// as that `Val` arrives. Runs until `stop` is set.
-fn puppet(
-    dir: &std::path::Path,
-    net: Arc<Net>,
-    victim: Vec<u8>,
-    deviate: bool,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<bool> {
-    let keys: Vec<_> = (0..N).map(dev_validator).collect();
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
-    let settings = LbftSettings {
-        key_shares: dir.join("validator-0").join("lbft.key"),
-        public_keys: dir.join("lbft-public.hex"),
-        ..LbftSettings::default()
-    };
-    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
-    let chain = ChainConfig::default();
-    let mut cfg = Config::new(N, 0, genesis.hash());
-    cfg.tick = 100;
-    cfg.retain = 64;
-    cfg.dedup_epochs = 64;
-    cfg.max_batch_txs = chain.max_block_txs / N;
-    cfg.max_tx_bytes = chain.max_tx_bytes;
-    let inbox = net.take_inbox(0).expect("validator 0 never started");
-    std::thread::spawn(move || {
-        let mut r = Replica::new(cfg, crypto, Durable::default());
-        let mut need: Option<u64> = None;
-        let mut copied = false;
-        let mut steps = vec![r.start()];
-        let mut next_tick = Instant::now() + Duration::from_millis(100);
-        while !stop.load(Ordering::Relaxed) {
-            for s in steps.drain(..) {
-                for (to, m) in &s.messages {
-                    let targets: Vec<usize> = match to {
-                        Target::All => (1..N).collect(),
-                        Target::One(i) => vec![*i as usize],
-                    };
-                    for t in targets {
-                        net.inject(t, 0, wire(m));
-                    }
-                }
-                if let Some(e) = s.need_batch {
-                    need = Some(e);
-                }
-            }
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + Duration::from_millis(100);
-                steps.push(r.handle_tick());
-                continue;
-            }
-            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
-            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
-            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
-            if let (1, Message::Val { epoch, batch }) = (from, &m) {
-                // The one deviation: validator 1's pending transaction,
-                // alone, in our batch of the same epoch (we come first).
-                if deviate && need == Some(*epoch) && batch.txs.contains(&victim) {
-                    need = None;
-                    copied = true;
-                    steps.push(r.propose_at(*epoch, vec![victim.clone()], now_ms()));
-                } else if need == Some(*epoch) {
-                    need = None;
-                    steps.push(r.propose_at(*epoch, Vec::new(), now_ms()));
-                }
-            }
-            steps.push(r.handle_message(from, m));
-        }
-        copied
-    })
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+// (The puppet and the scenario: `common::lbft::copied_next_nonce`, shared with
+// the LBFT scenarios of `mutants`.)
 
 /// [1] with one Byzantine validator instead of a gas cut: an honest client
 /// sends nonces 0 and 1 to validator 1, which proposes both. Validator 0
@@ -216,9 +106,8 @@ fn now_ms() -> u64 {
 ///
 /// What should happen: the client's nonce 1 (and its later ones) commit.
 #[test]
-#[ignore = "attack r5: a Byzantine validator copying an honest client's next nonce ahead of its predecessor freezes the account at its validator"]
 fn a_copied_next_nonce_does_not_freeze_the_account() {
-    let (copied, second_done, third_done, nonce) = copied_next_nonce(true);
+    let CopiedNonce { copied, second_done, third_done, nonce, .. } = copied_next_nonce(true, |_| {});
     assert!(copied, "the puppet saw validator 1's batch and copied nonce 1");
     assert!(
         second_done && third_done,
@@ -230,35 +119,9 @@ fn a_copied_next_nonce_does_not_freeze_the_account() {
 /// batch instead of the copy — every transaction of the account commits.
 #[test]
 fn control_the_puppet_without_the_copy_freezes_nothing() {
-    let (copied, second_done, third_done, nonce) = copied_next_nonce(false);
+    let CopiedNonce { copied, second_done, third_done, nonce, .. } = copied_next_nonce(false, |_| {});
     assert!(!copied);
     assert!(second_done && third_done && nonce == 3, "{second_done} {third_done} nonce {nonce}");
-}
-
-/// Runs the scenario of [1]'s Byzantine trigger; returns (copied, nonce 1
-/// committed, nonce 2 committed, account nonce).
-fn copied_next_nonce(deviate: bool) -> (bool, bool, bool, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let net = Arc::new(Net::new(dir.path()));
-    let first = tx(0, 0, TRANSFER_GAS);
-    let second = tx(0, 1, TRANSFER_GAS);
-    let stop = Arc::new(AtomicBool::new(false));
-    let byz = puppet(dir.path(), net.clone(), second.clone(), deviate, stop.clone());
-    let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
-    let got = admit(&vs[0], &[first, second]);
-    assert!(got.iter().all(|r| r.is_ok()), "both admitted at validator 1: {got:?}");
-    let hashes: Vec<Hash32> = got.into_iter().map(|r| r.unwrap()).collect();
-    assert!(within(30, || committed(&vs[0], &hashes[0])), "nonce 0 commits");
-    let second_done = within(15, || committed(&vs[0], &hashes[1]));
-    let third = admit(&vs[0], &[tx(0, 2, TRANSFER_GAS)]);
-    let third_done = third[0].as_ref().ok().is_some_and(|h| within(15, || committed(&vs[0], h)));
-    let nonce = nonce_of(&vs[0], 0);
-    stop.store(true, Ordering::Relaxed);
-    let copied = byz.join().expect("puppet runs");
-    for v in vs {
-        v.node.shutdown();
-    }
-    (copied, second_done, third_done, nonce)
 }
 
 /// [1], third trigger, no adversary at all: a transaction whose gas limit
@@ -274,7 +137,6 @@ fn copied_next_nonce(deviate: bool) -> (bool, bool, bool, u64) {
 /// with its reason, or leaves the mempool with the queue, so the client's
 /// corrected transaction commits.
 #[test]
-#[ignore = "attack r5: a transaction above the LBFT gas share is admitted, dropped from the proposal queue, kept in the mempool: its sender is frozen at that validator"]
 fn a_transaction_above_the_gas_share_does_not_freeze_its_sender() {
     let share = ChainConfig::default().block_gas_limit / N as u64;
     let dir = tempfile::tempdir().unwrap();
@@ -291,6 +153,10 @@ fn a_transaction_above_the_gas_share_does_not_freeze_its_sender() {
         v.node.shutdown();
     }
     assert!(other_done, "the chain runs");
+    assert!(
+        matches!(heavy[0], Err(SubmitError::GasLimitAboveShare { share: s, .. }) if s == share),
+        "the heavy transaction is refused at submission with its reason: {heavy:?}"
+    );
     assert!(
         fixed_done,
         "heavy nonce 0: {heavy:?}; the corrected nonce 0: {fixed:?}, committed: {fixed_done}; account nonce {nonce}"
@@ -392,7 +258,6 @@ mod small_pool {
 /// (the queue and the pool agree on what is pending), or is refused at
 /// submission; the honest transfer commits.
 #[test]
-#[ignore = "attack r5: a mempool-admitted transaction refused by a full LBFT proposal queue is never proposed; its sender is frozen at that validator"]
 fn an_admitted_transaction_is_proposed_even_behind_a_full_queue() {
     let dir = tempfile::tempdir().unwrap();
     let vs = small_pool::network(dir.path());

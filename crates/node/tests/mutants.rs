@@ -4,7 +4,13 @@
 //! driver and store, must report a violation within a bounded number of
 //! seeds. The same scenarios pass without the bug (the control).
 //!
+//! The LBFT engine's planted bugs ([`gridledger_node::lbft::LbftMutation`],
+//! [`gridledger_node::lbft::QueueMutation`]) are caught by the scenarios of
+//! the rules they break (module `lbft` below).
+//!
 //! Run with `cargo test -p gridledger-node --features mutants --test mutants`.
+
+mod common;
 
 use gridledger_consensus::pbft::sim::{Behaviour, DiskCrash, Scenario};
 use gridledger_node::sim::{run_driver, DriverSimOptions};
@@ -145,4 +151,119 @@ fn the_simulator_catches_every_planted_bug() {
 #[test]
 fn the_simulator_catches_the_replica_bugs_with_pipelining_off() {
     check(&[Mutation::NewViewSkipsHighestPrepared, Mutation::WrongQuorum], Some(false));
+}
+
+// ---- LBFT engine: the proposal queue, admission and execution (attack r5 [1]) ------
+
+/// The LBFT engine's planted bugs, each caught by the scenario of the rule
+/// it breaks; each scenario passes without the bug (the control).
+mod lbft {
+    use super::common::lbft::{admit, copied_next_nonce, tx, Net, N};
+    use gridledger_core::{Amount, Hash32};
+    use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
+    use gridledger_ledger::fault::SimDisk;
+    use gridledger_ledger::mempool::Mempool;
+    use gridledger_ledger::state::Account;
+    use gridledger_ledger::{ChainConfig, SignedTransaction, SubmitError, Transaction, TxKind, VerifiedTx};
+    use gridledger_node::lbft::{LbftMutation, ProposalQueue, QueueMutation};
+
+    const RICH: Account = Account { balance: Amount(1_000_000_000_000), nonce: 0 };
+
+    fn vtx(from: usize, nonce: u64, gas: u64) -> VerifiedTx {
+        Transaction {
+            chain_id: 1,
+            sender: dev_key(from).public(),
+            nonce,
+            gas_limit: gas,
+            gas_price: Amount(1),
+            kind: TxKind::Transfer { to: dev_key(9).address(), amount: Amount(1) },
+        }
+        .sign(&dev_key(from))
+        .check_stateless(1, u64::MAX)
+        .unwrap()
+    }
+
+    fn queue(m: Option<QueueMutation>) -> ProposalQueue {
+        let mut q = ProposalQueue::new(100);
+        q.mutation = m;
+        q
+    }
+
+    fn nonces(batch: &[Vec<u8>], from: usize) -> Vec<u64> {
+        batch
+            .iter()
+            .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+            .filter(|t| t.sender() == dev_key(from).address())
+            .map(|t| t.tx.nonce)
+            .collect()
+    }
+
+    /// [`QueueMutation::SenderOrderIgnored`]: a batch cut by gas (sender
+    /// 1's heavy transaction first, sender 0's heavy nonce 0 does not fit)
+    /// must not take sender 0's light nonce 1.
+    fn gas_cut_takes(m: Option<QueueMutation>) -> Vec<u64> {
+        let mut pool = Mempool::new(16, 16);
+        pool.admit(vtx(1, 0, 3 * TRANSFER_GAS), &RICH).unwrap();
+        pool.admit(vtx(0, 0, 3 * TRANSFER_GAS), &RICH).unwrap();
+        pool.admit(vtx(0, 1, TRANSFER_GAS), &RICH).unwrap();
+        nonces(&queue(m).cut(0, &pool, 10, 4 * TRANSFER_GAS).txs, 0)
+    }
+
+    #[test]
+    fn a_batch_breaking_a_senders_nonce_order_is_caught() {
+        assert_eq!(gas_cut_takes(None), Vec::<u64>::new(), "control: sender 0 waits whole");
+        assert_eq!(gas_cut_takes(Some(QueueMutation::SenderOrderIgnored)), vec![1], "the bug takes nonce 1 alone");
+    }
+
+    /// [`QueueMutation::DeliveredForgotten`]: a transaction whose epoch was
+    /// delivered while the mempool still holds it (it did not execute) must
+    /// be proposed again.
+    fn proposed_again(m: Option<QueueMutation>) -> bool {
+        let mut pool = Mempool::new(16, 16);
+        pool.admit(vtx(0, 0, TRANSFER_GAS), &RICH).unwrap();
+        let mut q = queue(m);
+        let first = q.cut(0, &pool, 10, 4 * TRANSFER_GAS).txs;
+        assert_eq!(first.len(), 1);
+        q.delivered(0, &pool);
+        q.cut(1, &pool, 10, 4 * TRANSFER_GAS).txs == first
+    }
+
+    #[test]
+    fn a_delivered_but_pending_transaction_forgotten_is_caught() {
+        assert!(proposed_again(None), "control: proposed again");
+        assert!(!proposed_again(Some(QueueMutation::DeliveredForgotten)), "the bug never proposes it again");
+    }
+
+    /// [`LbftMutation::ShareNotEnforced`]: a transaction above the
+    /// validator's gas share must be refused at submission.
+    fn heavy_refused(m: Option<LbftMutation>) -> Result<Hash32, SubmitError> {
+        let share = ChainConfig::default().block_gas_limit / N as u64;
+        let dir = tempfile::tempdir().unwrap();
+        let net = Net::new(dir.path());
+        let v = net.start_with(0, SimDisk::new(), |s| s.mutation = m);
+        let got = admit(&v, &[tx(0, 0, share + 1)]).remove(0);
+        v.node.shutdown();
+        got
+    }
+
+    #[test]
+    fn a_transaction_above_the_gas_share_admitted_is_caught() {
+        assert!(matches!(heavy_refused(None), Err(SubmitError::GasLimitAboveShare { .. })), "control: refused");
+        assert!(heavy_refused(Some(LbftMutation::ShareNotEnforced)).is_ok(), "the bug admits it");
+    }
+
+    /// [`LbftMutation::NoNonceDeferral`]: a Byzantine validator copies an
+    /// honest client's nonce 1 into its batch, delivered before the honest
+    /// batch carrying nonces 0 and 1; execution must run nonce 1 right
+    /// after nonce 0, in the same block. With the bug, nonce 1 is skipped
+    /// (and, suppressed as a duplicate for the window, commits much later
+    /// if at all).
+    #[test]
+    fn execution_in_delivery_order_only_is_caught() {
+        let control = copied_next_nonce(true, |_| {});
+        assert!(control.copied && control.same_block, "control: nonces 0 and 1 in one block");
+        let planted = copied_next_nonce(true, |s| s.mutation = Some(LbftMutation::NoNonceDeferral));
+        assert!(planted.copied, "the puppet copied nonce 1");
+        assert!(!planted.same_block, "the bug skips the copied nonce 1");
+    }
 }

@@ -160,6 +160,10 @@ pub enum Mutation {
     /// A sender whose certificate for `(epoch, proposer)` failed is heard
     /// on it again: every repeated forged `Cert` costs another check.
     CertFailuresForgotten,
+    /// A replayed `Val` is echoed with a freshly signed share each time
+    /// (not the share given before, from memory): every copy costs a
+    /// signature.
+    EchoShareResigned,
 }
 
 impl Config {
@@ -573,6 +577,11 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch: u64,
     proposed: BTreeMap<u64, Batch>,
     echoed: BTreeMap<(u64, u32), Hash32>,
+    /// The echo share given per `(epoch, proposer)`: a replayed `Val` gets
+    /// the same share back from memory, never a fresh signature (bounded
+    /// as `echoed` is: the window's epochs, one per proposer; an entry
+    /// leaves with its epoch).
+    echo_shares: BTreeMap<(u64, u32), C::Share>,
     /// What this replica said per `(epoch, agreement, round)`, written
     /// ([`PersistOp::Voted`]) in the step that says something new.
     said: BTreeMap<(u64, u32, u32), Said>,
@@ -687,6 +696,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             proposed: durable.proposed,
             echoed: durable.echoed,
+            echo_shares: BTreeMap::new(),
             said: durable.said,
             mute_through: durable.voted_through,
             epochs: BTreeMap::new(),
@@ -797,6 +807,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::AcceptLateInput) => m == "late-input",
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
+            Some(Mutation::EchoShareResigned) => m == "resign-echo",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -1119,7 +1130,17 @@ impl<C: ThresholdCrypto> Replica<C> {
                 }
             }
         }
-        let share = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
+        // One signature per echo given: a replayed `Val` gets the share
+        // from memory (attack r5 [2]: a Byzantine proposer replaying its
+        // `Val` cost a share signature per copy).
+        let share = match self.echo_shares.get(&key) {
+            Some(s) if !self.mutation_is("resign-echo") => s.clone(),
+            _ => {
+                let s = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
+                self.echo_shares.insert(key, s.clone());
+                s
+            }
+        };
         if from == self.cfg.me {
             self.on_echo(from, epoch, from, digest, share, step);
         } else {
@@ -1414,6 +1435,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.epochs.remove(&e);
         self.proposed.retain(|k, _| *k > e);
         self.echoed.retain(|(k, _), _| *k > e);
+        self.echo_shares.retain(|(k, _), _| *k > e);
         self.said.retain(|(k, _, _), _| *k > e);
         self.sync_votes.retain(|k, _| *k > e);
         self.cert_failures.retain(|(k, _, _)| *k > e);

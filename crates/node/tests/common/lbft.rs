@@ -1,21 +1,25 @@
 //! Four in-process LBFT validators (`consensus = "lbft"`), each store on a
-//! fault-injecting disk, links in memory: shared by `lbft_store_faults`
-//! and `attack_lbft_r1`.
+//! fault-injecting disk, links in memory: shared by `lbft_store_faults`,
+//! the `attack_lbft_r*` tests and the LBFT scenarios of `mutants`; with
+//! the Byzantine puppet of attack r5 [1] ([`copied_next_nonce`]).
 
+use gridledger_consensus::lbft::{Config, Durable, Message, Replica, Target};
+use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_genesis, dev_validator};
+use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::store::Store;
-use gridledger_ledger::{ChainConfig, SubmitError};
+use gridledger_ledger::{ChainConfig, SubmitError, Transaction, TxKind};
 use gridledger_node::config::{write_key, ConsensusKind};
-use gridledger_node::lbft::{deal_keys, LbftSettings};
+use gridledger_node::lbft::{deal_keys, load_crypto, LbftSettings, WIRE_LBFT};
 use gridledger_node::validator::{Input, Transport};
 use gridledger_node::{Node, NodeConfig, NodeHandle};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The validators of every network here.
 pub const N: usize = 4;
@@ -103,8 +107,13 @@ impl Net {
 
     /// Starts validator `i` on `disk`.
     pub fn start(&self, i: usize, disk: Arc<SimDisk>) -> Validator {
+        self.start_with(i, disk, |_| {})
+    }
+
+    /// Starts validator `i` on `disk` with its `[lbft]` settings changed by `tweak`.
+    pub fn start_with(&self, i: usize, disk: Arc<SimDisk>, tweak: impl FnOnce(&mut LbftSettings)) -> Validator {
         let home = self.dir.join(format!("validator-{i}"));
-        let cfg = NodeConfig {
+        let mut cfg = NodeConfig {
             data_dir: home.join("data"),
             genesis: self.dir.join("genesis.toml"),
             validator_key: home.join("validator.key"),
@@ -121,6 +130,7 @@ impl Net {
                 ..LbftSettings::default()
             },
         };
+        tweak(&mut cfg.lbft);
         let inbox = match self.first[i].lock().unwrap().take() {
             Some(inbox) => inbox,
             None => {
@@ -162,4 +172,159 @@ pub fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     true
+}
+
+// ---- A Byzantine validator copying a client's next nonce (attack r5 [1]) ----------
+
+/// A transfer of one unit from dev account `from` with gas limit `gas`.
+pub fn tx(from: usize, nonce: u64, gas: u64) -> Vec<u8> {
+    Transaction {
+        chain_id: 1,
+        sender: dev_key(from).public(),
+        nonce,
+        gas_limit: gas,
+        gas_price: Amount(1),
+        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
+    }
+    .sign(&dev_key(from))
+    .to_bytes()
+}
+
+/// Admits `txs` at `v` in one call (so they reach its proposal queue
+/// together and are cut into one batch).
+pub fn admit(v: &Validator, txs: &[Vec<u8>]) -> Vec<Result<Hash32, SubmitError>> {
+    let s = &v.node.shared;
+    s.admit(txs.iter().map(|t| s.rules.check(t)).collect())
+}
+
+pub fn nonce_of(v: &Validator, from: usize) -> u64 {
+    v.node.shared.chain().account(&dev_key(from).address()).nonce
+}
+
+pub type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
+
+pub fn wire(m: &Msg) -> Vec<u8> {
+    let mut bytes = vec![WIRE_LBFT];
+    bytes.extend(encode(m));
+    bytes
+}
+
+/// Validator 0 as a Byzantine puppet: a correct replica in every step but
+/// one — its batch for the epoch in which validator 1 proposes `victim`
+/// is `[victim]` alone (copied from validator 1's `Val`), proposed as soon
+/// as that `Val` arrives. Runs until `stop` is set.
+pub fn puppet(
+    dir: &std::path::Path,
+    net: Arc<Net>,
+    victim: Vec<u8>,
+    deviate: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let keys: Vec<_> = (0..N).map(dev_validator).collect();
+    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
+    let settings = LbftSettings {
+        key_shares: dir.join("validator-0").join("lbft.key"),
+        public_keys: dir.join("lbft-public.hex"),
+        ..LbftSettings::default()
+    };
+    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
+    let chain = ChainConfig::default();
+    let mut cfg = Config::new(N, 0, genesis.hash());
+    cfg.tick = 100;
+    cfg.retain = 64;
+    cfg.dedup_epochs = 64;
+    cfg.max_batch_txs = chain.max_block_txs / N;
+    cfg.max_tx_bytes = chain.max_tx_bytes;
+    let inbox = net.take_inbox(0).expect("validator 0 never started");
+    std::thread::spawn(move || {
+        let mut r = Replica::new(cfg, crypto, Durable::default());
+        let mut need: Option<u64> = None;
+        let mut copied = false;
+        let mut steps = vec![r.start()];
+        let mut next_tick = Instant::now() + Duration::from_millis(100);
+        while !stop.load(Ordering::Relaxed) {
+            for s in steps.drain(..) {
+                for (to, m) in &s.messages {
+                    let targets: Vec<usize> = match to {
+                        Target::All => (1..N).collect(),
+                        Target::One(i) => vec![*i as usize],
+                    };
+                    for t in targets {
+                        net.inject(t, 0, wire(m));
+                    }
+                }
+                if let Some(e) = s.need_batch {
+                    need = Some(e);
+                }
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_millis(100);
+                steps.push(r.handle_tick());
+                continue;
+            }
+            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
+            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
+            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
+            if let (1, Message::Val { epoch, batch }) = (from, &m) {
+                // The one deviation: validator 1's pending transaction,
+                // alone, in our batch of the same epoch (we come first).
+                if deviate && need == Some(*epoch) && batch.txs.contains(&victim) {
+                    need = None;
+                    copied = true;
+                    steps.push(r.propose_at(*epoch, vec![victim.clone()], now_ms()));
+                } else if need == Some(*epoch) {
+                    need = None;
+                    steps.push(r.propose_at(*epoch, Vec::new(), now_ms()));
+                }
+            }
+            steps.push(r.handle_message(from, m));
+        }
+        copied
+    })
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// What [`copied_next_nonce`] saw.
+pub struct CopiedNonce {
+    /// The puppet saw validator 1's batch and copied nonce 1.
+    pub copied: bool,
+    pub second_done: bool,
+    pub third_done: bool,
+    /// Account 0's nonce at validator 1 at the end.
+    pub nonce: u64,
+    /// Nonces 0 and 1 committed in one block at validator 1.
+    pub same_block: bool,
+}
+
+/// Runs the scenario of attack r5 [1]'s Byzantine trigger: validator 0 a
+/// [`puppet`] (copying nonce 1 if `deviate`), validators 1..4 honest with
+/// their `[lbft]` settings changed by `tweak`; an honest client sends
+/// nonces 0 and 1 to validator 1, then nonce 2.
+pub fn copied_next_nonce(deviate: bool, tweak: impl Fn(&mut LbftSettings)) -> CopiedNonce {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::new(dir.path()));
+    let first = tx(0, 0, TRANSFER_GAS);
+    let second = tx(0, 1, TRANSFER_GAS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let byz = puppet(dir.path(), net.clone(), second.clone(), deviate, stop.clone());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start_with(i, SimDisk::new(), &tweak)).collect();
+    let got = admit(&vs[0], &[first, second]);
+    assert!(got.iter().all(|r| r.is_ok()), "both admitted at validator 1: {got:?}");
+    let hashes: Vec<Hash32> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert!(within(30, || committed(&vs[0], &hashes[0])), "nonce 0 commits");
+    let second_done = within(15, || committed(&vs[0], &hashes[1]));
+    let at = |h: &Hash32| vs[0].node.shared.store.tx_location(h).ok().flatten().map(|(height, _)| height);
+    let same_block = second_done && at(&hashes[0]) == at(&hashes[1]);
+    let third = admit(&vs[0], &[tx(0, 2, TRANSFER_GAS)]);
+    let third_done = third[0].as_ref().ok().is_some_and(|h| within(15, || committed(&vs[0], h)));
+    let nonce = nonce_of(&vs[0], 0);
+    stop.store(true, Ordering::Relaxed);
+    let copied = byz.join().expect("puppet runs");
+    for v in vs {
+        v.node.shutdown();
+    }
+    CopiedNonce { copied, second_done, third_done, nonce, same_block }
 }

@@ -1,0 +1,354 @@
+//! The LBFT proposal queue: what this validator proposes, epoch after
+//! epoch, is its mempool (attack r5 [1]).
+//!
+//! **Invariant: every transaction the mempool holds is in the proposal
+//! queue or in flight.** The queue keeps no copy of its own: it is the
+//! mempool minus the transactions in flight (proposed for an epoch not
+//! delivered yet). So the two cannot disagree about what is pending:
+//!
+//! - admission is one decision — a transaction the mempool admits (by
+//!   eviction or not) is queued, one it evicts or refuses is not (there is
+//!   no second bound that could refuse what the mempool took);
+//! - an epoch's delivery ends the flight of everything proposed up to it:
+//!   what executed left the mempool with its block, and what is still held
+//!   (delivered but skipped at execution, suppressed as a duplicate of a
+//!   copy that was skipped, or in a batch that lost the agreement) is
+//!   proposed again;
+//! - retries are bounded: a transaction proposed more than `max_attempts`
+//!   times without leaving the mempool is given up — it leaves the mempool
+//!   too (with every later transaction of its sender, which could not
+//!   execute before it), and its sender may send again;
+//! - a batch keeps each sender's nonce order: it never takes a sender's
+//!   nonce `k + 1` without `k` — after a transaction of a sender that is in
+//!   flight or does not fit the gas share any more, the rest of that
+//!   sender waits for a later batch;
+//! - a transaction above the gas share is refused at submission
+//!   ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]); one found in
+//!   the mempool anyway is given up like an exhausted retry.
+//!
+//! Senders are served round-robin in their order of arrival (the
+//! mempool's [`Mempool::queues`]), each sender's transactions in nonce
+//! order.
+
+use gridledger_core::Hash32;
+use gridledger_ledger::mempool::Mempool;
+use std::collections::HashMap;
+
+/// Planted bugs of the proposal queue (test-only, behind the `mutants`
+/// feature), caught by `tests/mutants.rs`.
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueMutation {
+    /// A batch cut by gas skips the transaction that does not fit and
+    /// takes the same sender's later ones (nonce `k + 1` without `k`).
+    SenderOrderIgnored,
+    /// A transaction proposed once is never proposed again, even if its
+    /// epoch's delivery left it in the mempool (the rule before attack r5).
+    DeliveredForgotten,
+}
+
+/// One cut batch: the transactions (encoded) and those given up.
+#[derive(Debug, Default)]
+pub struct Cut {
+    pub txs: Vec<Vec<u8>>,
+    /// Mempool hashes of transactions to remove from the mempool (with the
+    /// later ones of their senders): retried too often, or above the share.
+    pub give_up: Vec<Hash32>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct ProposalQueue {
+    /// Mempool hash → the epoch it was last proposed for.
+    in_flight: HashMap<Hash32, u64>,
+    /// Mempool hash → proposals made so far.
+    attempts: HashMap<Hash32, u32>,
+    max_attempts: u32,
+    #[cfg(feature = "mutants")]
+    pub mutation: Option<QueueMutation>,
+    #[cfg(feature = "mutants")]
+    forgotten: std::collections::HashSet<Hash32>,
+}
+
+impl ProposalQueue {
+    /// A queue giving up a transaction after `max_attempts` proposals
+    /// (at least 1). Under duplicate suppression over `d` epochs, a
+    /// transaction delivered but not executed is suppressed for `d` epochs
+    /// when proposed again: `max_attempts` must exceed `d` for it to get
+    /// through.
+    pub fn new(max_attempts: u32) -> Self {
+        Self {
+            in_flight: HashMap::new(),
+            attempts: HashMap::new(),
+            max_attempts: max_attempts.max(1),
+            #[cfg(feature = "mutants")]
+            mutation: None,
+            #[cfg(feature = "mutants")]
+            forgotten: Default::default(),
+        }
+    }
+
+    /// Transactions proposed for epochs not delivered yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether `h` (a mempool hash) is in flight.
+    pub fn is_in_flight(&self, h: &Hash32) -> bool {
+        self.in_flight.contains_key(h)
+    }
+
+    /// Whether the mempool may hold something to propose: more
+    /// transactions than are in flight. (Cheap; a cut may still come out
+    /// empty when every sender waits behind a transaction in flight.)
+    pub fn may_have_work(&self, pool: &Mempool) -> bool {
+        pool.len() > self.in_flight.len()
+    }
+
+    /// The batch for epoch `epoch` from `pool`: at most `max_txs`
+    /// transactions, their gas limits summing to at most `budget`, each
+    /// sender's in nonce order without gaps; what it takes is in flight
+    /// from now on.
+    pub fn cut(&mut self, epoch: u64, pool: &Mempool, max_txs: usize, budget: u64) -> Cut {
+        let mut cut = Cut::default();
+        let mut taken = Vec::new();
+        let mut txs = Vec::new();
+        let mut gas = 0u64;
+        #[cfg(feature = "mutants")]
+        let ignore_order = self.mutation == Some(QueueMutation::SenderOrderIgnored);
+        #[cfg(not(feature = "mutants"))]
+        let ignore_order = false;
+        // Takes the sender's next transaction if it may go: `Some(false)`
+        // when the rest of the sender waits (or it has no more), `None`
+        // when the batch is full.
+        let mut take_one = |q: &mut dyn Iterator<Item = &gridledger_ledger::VerifiedTx>| loop {
+            if taken.len() >= max_txs {
+                return None;
+            }
+            let Some(v) = q.next() else { return Some(false) };
+            if self.in_flight.contains_key(&v.hash) || self.forgotten(&v.hash) {
+                // Its successors wait until its epoch is delivered.
+                return Some(false);
+            }
+            let limit = v.tx.tx.gas_limit;
+            if limit > budget || self.attempts.get(&v.hash).is_some_and(|a| *a >= self.max_attempts) {
+                cut.give_up.push(v.hash);
+                return Some(false);
+            }
+            if gas.saturating_add(limit) > budget {
+                if ignore_order {
+                    continue;
+                }
+                // The rest of this sender waits for a later batch.
+                return Some(false);
+            }
+            gas += limit;
+            taken.push(v.hash);
+            txs.push(v.tx.to_bytes());
+            return Some(true);
+        };
+        // Round-robin: the first round visits senders only until the batch
+        // is full (a large pool is not walked whole every epoch).
+        let mut active = Vec::new();
+        for mut q in pool.queues() {
+            match take_one(&mut q) {
+                None => break,
+                Some(true) => active.push(q),
+                Some(false) => {}
+            }
+        }
+        let mut full = false;
+        while !full && !active.is_empty() {
+            active.retain_mut(|q| match take_one(q) {
+                None => {
+                    full = true;
+                    false
+                }
+                Some(more) => more,
+            });
+        }
+        cut.txs = txs;
+        for h in taken {
+            self.in_flight.insert(h, epoch);
+            *self.attempts.entry(h).or_default() += 1;
+            #[cfg(feature = "mutants")]
+            if self.mutation == Some(QueueMutation::DeliveredForgotten) {
+                self.forgotten.insert(h);
+            }
+        }
+        cut
+    }
+
+    #[cfg(feature = "mutants")]
+    fn forgotten(&self, h: &Hash32) -> bool {
+        self.forgotten.contains(h)
+    }
+
+    #[cfg(not(feature = "mutants"))]
+    fn forgotten(&self, _h: &Hash32) -> bool {
+        false
+    }
+
+    /// Epoch `epoch` is delivered (and executed; `pool` is the mempool
+    /// after its block): everything proposed for it or earlier is out of
+    /// flight — proposed again if the mempool still holds it — and the
+    /// retry counts of transactions that left the mempool are dropped.
+    pub fn delivered(&mut self, epoch: u64, pool: &Mempool) {
+        self.in_flight.retain(|_, at| *at > epoch);
+        self.attempts.retain(|h, _| pool.contains(h));
+    }
+
+    /// Given-up transactions left the mempool: forget them.
+    pub fn forget(&mut self, h: &Hash32) {
+        self.in_flight.remove(h);
+        self.attempts.remove(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridledger_core::Amount;
+    use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
+    use gridledger_ledger::state::Account;
+    use gridledger_ledger::{SignedTransaction, Transaction, TxKind, VerifiedTx};
+
+    const RICH: Account = Account { balance: Amount(1_000_000_000_000), nonce: 0 };
+
+    fn vtx(from: usize, nonce: u64, gas: u64, price: u128) -> VerifiedTx {
+        Transaction {
+            chain_id: 1,
+            sender: dev_key(from).public(),
+            nonce,
+            gas_limit: gas,
+            gas_price: Amount(price),
+            kind: TxKind::Transfer { to: dev_key(9).address(), amount: Amount(1) },
+        }
+        .sign(&dev_key(from))
+        .check_stateless(1, u64::MAX)
+        .unwrap()
+    }
+
+    fn decode(raw: &[u8]) -> SignedTransaction {
+        SignedTransaction::from_bytes(raw, 1 << 16).unwrap()
+    }
+
+    /// Each sender's nonces in a batch follow on from its account's
+    /// nonce and its transactions in flight, without gaps.
+    fn keeps_sender_order(batch: &[Vec<u8>], next: &mut HashMap<gridledger_core::Address, u64>) -> bool {
+        batch.iter().map(|r| decode(r)).all(|t| {
+            let n = next.entry(t.sender()).or_insert(t.tx.nonce);
+            let ok = *n == t.tx.nonce;
+            *n += 1;
+            ok
+        })
+    }
+
+    /// The invariant, run as the engine runs the queue: every epoch cuts a
+    /// batch, is delivered and executes what follows on from its sender's
+    /// account nonce — except one delivery of `skip_once`, not executed
+    /// (as a copy delivered ahead of its predecessor is skipped). Between
+    /// epochs every transaction the mempool holds is in flight or
+    /// proposable; each batch keeps each sender's nonce order; everything
+    /// held — the heavy one a gas cut left behind with its successors, the
+    /// one admitted by eviction, the one skipped once — is proposed and
+    /// executed within a few epochs; the evicted one never is.
+    #[test]
+    fn every_transaction_the_mempool_holds_is_proposed() {
+        let budget = 4 * TRANSFER_GAS;
+        let mut pool = Mempool::new(8, 16);
+        // Sender 0: a heavy nonce 0 (3 units), then two light ones.
+        pool.admit(vtx(0, 0, 3 * TRANSFER_GAS, 2), &RICH).unwrap();
+        pool.admit(vtx(0, 1, TRANSFER_GAS, 2), &RICH).unwrap();
+        pool.admit(vtx(0, 2, TRANSFER_GAS, 2), &RICH).unwrap();
+        // Sender 1: one of 2 units; sender 2 fills the pool cheaply.
+        pool.admit(vtx(1, 0, 2 * TRANSFER_GAS, 2), &RICH).unwrap();
+        for k in 0..4 {
+            pool.admit(vtx(2, k, TRANSFER_GAS, 1), &RICH).unwrap();
+        }
+        // Sender 3 outbids sender 2: its last transaction is evicted.
+        let evicted = vtx(2, 3, TRANSFER_GAS, 1).hash;
+        let skip_once = pool.admit(vtx(3, 0, TRANSFER_GAS, 3), &RICH).unwrap();
+        assert!(!pool.contains(&evicted) && pool.contains(&skip_once));
+        let all: Vec<Hash32> = pool.queues().flatten().map(|v| v.hash).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let mut skipped = false;
+        let mut proposed = std::collections::HashSet::new();
+        for e in 0..12 {
+            let cut = q.cut(e, &pool, 3, budget);
+            assert!(cut.give_up.is_empty());
+            let txs: Vec<SignedTransaction> = cut.txs.iter().map(|r| decode(r)).collect();
+            let gas: u64 = txs.iter().map(|t| t.tx.gas_limit).sum();
+            assert!(gas <= budget && txs.len() <= 3, "epoch {e}: {gas} gas in {} txs", txs.len());
+            let mut next = HashMap::new();
+            assert!(keeps_sender_order(&cut.txs, &mut next), "epoch {e}: a batch keeps each sender's nonce order");
+            for t in &txs {
+                proposed.insert(t.hash());
+                if t.hash() == skip_once && !skipped {
+                    skipped = true;
+                    continue;
+                }
+                let n = accounts.entry(t.sender()).or_default();
+                if *n == t.tx.nonce {
+                    *n += 1;
+                }
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+            assert_eq!(q.in_flight(), 0, "delivery ends the flight");
+        }
+        assert!(skipped);
+        assert!(pool.is_empty(), "{} transactions still held", pool.len());
+        for h in &all {
+            assert!(proposed.contains(h), "{h} held by the mempool was never proposed");
+        }
+        assert!(!proposed.contains(&evicted), "the evicted transaction is not proposed");
+    }
+
+    /// A gas cut never takes a sender's nonce `k + 1` without `k`.
+    #[test]
+    fn a_gas_cut_leaves_the_rest_of_the_sender_for_later() {
+        let mut pool = Mempool::new(16, 16);
+        pool.admit(vtx(1, 0, 3 * TRANSFER_GAS, 1), &RICH).unwrap();
+        pool.admit(vtx(0, 0, 3 * TRANSFER_GAS, 1), &RICH).unwrap();
+        pool.admit(vtx(0, 1, TRANSFER_GAS, 1), &RICH).unwrap();
+        let mut q = ProposalQueue::new(10);
+        let cut = q.cut(0, &pool, 10, 4 * TRANSFER_GAS);
+        let got: Vec<(u64, u64)> =
+            cut.txs.iter().map(|r| decode(r)).map(|t| (t.tx.nonce, t.tx.gas_limit / TRANSFER_GAS)).collect();
+        assert_eq!(got, vec![(0, 3)], "sender 1's heavy one; sender 0 waits whole");
+        // Nothing more while the first batch is in flight for sender 1;
+        // sender 0 goes next, in order.
+        let cut = q.cut(1, &pool, 10, 4 * TRANSFER_GAS);
+        let got: Vec<u64> = cut.txs.iter().map(|r| decode(r).tx.nonce).collect();
+        assert_eq!(got, vec![0, 1]);
+    }
+
+    /// A transaction in flight holds back its sender's later ones; its
+    /// delivery without execution puts it back; retries are bounded, and a
+    /// transaction above the share is given up.
+    #[test]
+    fn delivery_puts_back_what_the_mempool_still_holds_and_retries_are_bounded() {
+        let mut pool = Mempool::new(16, 16);
+        let a0 = pool.admit(vtx(0, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        pool.admit(vtx(0, 1, TRANSFER_GAS, 1), &RICH).unwrap();
+        let mut q = ProposalQueue::new(3);
+        let first = q.cut(0, &pool, 1, 10 * TRANSFER_GAS);
+        assert_eq!(first.txs.len(), 1);
+        assert!(q.is_in_flight(&a0));
+        assert!(q.cut(1, &pool, 10, 10 * TRANSFER_GAS).txs.is_empty(), "nonce 1 waits behind nonce 0 in flight");
+        q.delivered(0, &pool);
+        for e in 1..3 {
+            let again = q.cut(e, &pool, 1, 10 * TRANSFER_GAS);
+            assert_eq!(again.txs, first.txs, "epoch {e}: still held, proposed again");
+            q.delivered(e, &pool);
+        }
+        let cut = q.cut(3, &pool, 1, 10 * TRANSFER_GAS);
+        assert!(cut.txs.is_empty());
+        assert_eq!(cut.give_up, vec![a0], "three attempts, then given up");
+        let heavy = pool.admit(vtx(1, 0, 11 * TRANSFER_GAS, 1), &RICH).unwrap();
+        assert_eq!(q.cut(4, &pool, 10, 10 * TRANSFER_GAS).give_up, vec![a0, heavy]);
+    }
+}
