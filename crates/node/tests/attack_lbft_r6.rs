@@ -275,3 +275,76 @@ fn staggered_early_copies_do_not_make_the_honest_validator_give_up_a_clients_tra
          {dropped:?}; first delivered: {firsts:?}"
     );
 }
+
+/// [3] The proposal queue's round-robin always starts from the mempool's
+/// oldest sender and its first pass stops once the batch is full: with as
+/// many senders queued ahead as a batch has room for (`max_batch_txs`, 75
+/// under the default chain), a sender that arrived later is never visited
+/// while those keep their queues non-empty. Here a batch of 3, three
+/// early senders with 10 transactions each, and a victim's single
+/// transaction that arrived after them: the victim waits 10 epochs, until
+/// the three queues are drained — one account-holder with `max_batch_txs`
+/// funded accounts starves every later sender of a validator for as long as
+/// it keeps them topped up.
+///
+/// What should happen: the round-robin goes on where the last batch
+/// stopped (or otherwise rotates), so a pending sender is proposed within
+/// ⌈senders / max_batch_txs⌉ epochs.
+#[test]
+#[ignore = "attack r6: the proposal queue's round-robin restarts at the oldest sender every batch, starving later senders"]
+fn the_proposal_queue_does_not_starve_a_sender_behind_a_full_first_pass() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_ledger::mempool::Mempool;
+    use gridledger_ledger::state::Account;
+    use gridledger_ledger::{Transaction, TxKind, VerifiedTx};
+    use gridledger_node::lbft::ProposalQueue;
+    use std::collections::HashMap;
+
+    fn vtx(from: usize, nonce: u64) -> VerifiedTx {
+        Transaction {
+            chain_id: 1,
+            sender: dev_key(from).public(),
+            nonce,
+            gas_limit: TRANSFER_GAS,
+            gas_price: Amount(1),
+            kind: TxKind::Transfer { to: dev_key(9).address(), amount: Amount(1) },
+        }
+        .sign(&dev_key(from))
+        .check_stateless(1, u64::MAX)
+        .unwrap()
+    }
+    let rich = |nonce| Account { balance: Amount(1_000_000_000_000), nonce };
+    let mut pool = Mempool::new(1_000, 100);
+    for from in 0..3 {
+        for n in 0..10 {
+            pool.admit(vtx(from, n), &rich(0)).unwrap();
+        }
+    }
+    let victim = pool.admit(vtx(5, 0), &rich(0)).unwrap();
+    let mut q = ProposalQueue::new(1_000);
+    let mut nonces: HashMap<gridledger_core::Address, u64> = HashMap::new();
+    let mut proposed_at = None;
+    for e in 0..12u64 {
+        let cut = q.cut(e, &pool, 3, u64::MAX);
+        let txs: Vec<_> = cut
+            .txs
+            .iter()
+            .map(|r| gridledger_ledger::SignedTransaction::from_bytes(r, 1 << 16).expect("decodes"))
+            .collect();
+        if proposed_at.is_none() && txs.iter().any(|t| t.hash() == victim) {
+            proposed_at = Some(e);
+        }
+        // Every proposed transaction executes in its epoch.
+        for t in &txs {
+            *nonces.entry(t.sender()).or_default() += 1;
+        }
+        let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+        pool.prune(senders, |a| rich(nonces.get(a).copied().unwrap_or(0)));
+        q.delivered(e, &pool);
+    }
+    assert!(
+        proposed_at.is_some_and(|e| e <= 1),
+        "four senders, three slots a batch: the victim is proposed by epoch 1; it was first proposed in epoch \
+         {proposed_at:?}"
+    );
+}
