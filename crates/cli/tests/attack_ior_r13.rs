@@ -269,3 +269,113 @@ fn the_fallback_lock_directory_is_private_and_keeps_a_second_run_off() {
         String::from_utf8_lossy(&first.stderr).trim()
     );
 }
+
+/// Each of the first `n` day accounts' IOR balance in the settled state of
+/// the chain at `url`, beside what the recorded ATs make it: `funding`,
+/// plus the payment of every agreement it sold, minus that of every one it
+/// bought (each agreement key counted once).
+fn balances_vs_trades(url: &str, n: usize, funding: u128) -> Vec<(String, u128, u128)> {
+    use gridledger_ledger::devnet::dev_key;
+    let rpc = gridledger_node::client::RpcChain::connect(url).unwrap();
+    let cfg = primary_config(&rpc).unwrap();
+    let reader = PrimaryReader { c: &rpc, params: &cfg.params };
+    let (next, _) = reader.progress().unwrap();
+    let mut want: std::collections::BTreeMap<gridledger_core::Address, i128> =
+        (0..n).map(|i| (dev_key(i).address(), funding as i128)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for b in 0..next {
+        let h = reader.batch_header(b).unwrap();
+        for e in gridledger_rollup::driver::batch_entries(&rpc, &h).unwrap() {
+            let t = e.tx.terms();
+            if e.tx.is_at() && seen.insert(t.key()) {
+                let pay = t.payment().unwrap().0 as i128;
+                *want.get_mut(&t.buyer).unwrap() -= pay;
+                *want.get_mut(&t.seller).unwrap() += pay;
+            }
+        }
+    }
+    let s = reader.settled_state().unwrap();
+    want.into_iter()
+        .map(|(a, w)| (a.to_string(), s.participants.get(&a).map_or(0, |p| p.balance.0), w as u128))
+        .collect()
+}
+
+/// Held up: the community of 40 households and one shared PV plant (the
+/// plant's 40 STs of a slot go over two blocks, 32 + 8) killed (SIGKILL)
+/// as soon as the first batch holding STs is recorded (part way through
+/// the packed recording of the slot's STs), or the first batch of ATs
+/// after it (the next slot's ATs), then resumed by the same command: the
+/// rerun resumes and succeeds, nothing is left pending or open, no one is
+/// penalised, and each account's balance is its funding plus what it sold
+/// minus what it bought, each agreement once.
+#[test]
+fn a_community_day_killed_during_its_packed_sts_resumes_to_exact_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40;
+    let mut toml = String::from(
+        "seed = 1\nday = 106\nclearing = \"midpoint\"\ngrid_fee = 0\nfeed_in_tariff = 0\nexecutors = 2\n\
+         validators = 3\nfunding_coins = 200\n",
+    );
+    for _ in 0..n {
+        toml.push_str("\n[[participant]]\nload_profile = \"H0-A\"\nask = 150000\nbid = 240000\n");
+    }
+    toml.push_str("\n[[participant]]\nload_profile = \"H0-G\"\npv_area_dm2 = 3000\nask = 120000\nbid = 230000\n");
+    let mut csv = format!("time,{}\n", (0..=n).map(|i| format!("m{i}")).collect::<Vec<_>>().join(","));
+    for h in 0..24 {
+        csv.push_str(&format!("{h:02}:00,{},80000\n", vec!["-1000"; n].join(",")));
+    }
+    let (toml_path, csv_path) = (dir.path().join("community.toml"), dir.path().join("meters.csv"));
+    std::fs::write(&toml_path, toml).unwrap();
+    std::fs::write(&csv_path, csv).unwrap();
+    let (tp, cp) = (d(&toml_path), d(&csv_path));
+    for (i, ats_after_sts) in [false, true].into_iter().enumerate() {
+        let root = dir.path().join(format!("run{i}"));
+        std::fs::create_dir(&root).unwrap();
+        community_killed_at(&root, &tp, &cp, ats_after_sts, n);
+    }
+}
+
+/// Runs the community's day, kills it at the first ST batch (or the first
+/// AT batch after one), resumes it and checks every account.
+fn community_killed_at(root: &std::path::Path, tp: &str, cp: &str, ats_after_sts: bool, n: usize) {
+    let (chain, _node, url) = own_chain(root, 2);
+    let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
+    let url = url.as_str();
+    let mut args = day_args(&c, &f, "24..26");
+    args.extend(["--config", tp, "--meter-csv", cp]);
+    let mut run = Command::new(BIN).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let rpc = gridledger_node::client::RpcChain::connect(url).unwrap();
+    let start = Instant::now();
+    let (mut seen, mut st_seen) = (0, false);
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(300), "no ST was recorded");
+        assert!(run.try_wait().unwrap().is_none(), "the day ended before any ST was recorded");
+        if let Ok(cfg) = primary_config(&rpc) {
+            let reader = PrimaryReader { c: &rpc, params: &cfg.params };
+            if let Ok((next, _)) = reader.progress() {
+                let mut hit = false;
+                for b in seen..next {
+                    let Ok(h) = reader.batch_header(b) else { continue };
+                    hit |= if ats_after_sts { st_seen && h.at_count > 0 } else { h.st_count > 0 };
+                    st_seen |= h.st_count > 0;
+                }
+                seen = next;
+                if hit {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = run.kill();
+    let _ = run.wait();
+    let o = gl(&args);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert!(o.status.success() && r["resumed"] == true, "the rerun: {} {}", stdout(&o), stderr(&o));
+    let (next, fin, open, reputations, rs) = after(url);
+    assert_eq!((fin, open), (next, 0), "something left pending or open");
+    assert!(reputations.iter().all(|r| *r == rs), "{reputations:?}");
+    for (a, have, want) in balances_vs_trades(url, n + 1, 200_000_000) {
+        assert_eq!(have, want, "account {a}");
+    }
+}

@@ -164,7 +164,10 @@ fn an_entry_too_heavy_for_any_block_gets_a_block_of_its_own() {
     assert_eq!(blocks.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
 }
 
-fn at_tx(t: &gridledger_rollup::types::AgreementTerms, seller: &gridledger_core::crypto::KeyPair) -> gridledger_rollup::types::AgreementTx {
+fn at_tx(
+    t: &gridledger_rollup::types::AgreementTerms,
+    seller: &gridledger_core::crypto::KeyPair,
+) -> gridledger_rollup::types::AgreementTx {
     match at(t, seller) {
         IorTx::At(a) => a,
         _ => unreachable!(),
