@@ -153,12 +153,64 @@ pub fn last_provable_landing(forward: Height, k: u64) -> Height {
     forward.saturating_sub(k)
 }
 
+/// The most blocks one chain of a deployment (the BoB and every external
+/// chain) seals while another seals one: the spread of block rates SC_T's
+/// NT deadlines cover ([`nt_deadline_bound`]). Chains whose rates differ by
+/// more get no promise for a posted NT the BoB nodes forward after the
+/// first CCT_V (it may have expired by then, and its side is penalised
+/// once it can no longer land).
+pub const MAX_RATE_RATIO: u64 = 4;
+
+/// The deadline an NT paying on a chain with `k` confirmations, ln-08
+/// deadline `deadline`, of a CCT whose chains' largest κ is `kappa_max`
+/// carries: `deadline + MAX_RATE_RATIO · (κ̄ + κ_max) − k`.
+///
+/// Decision (attack R14-1/2): the NT's deadline was the last landing
+/// provable for the *earliest* forwarding deadline the CCT can get
+/// (`deadline + κ̄ + κ − k`), while SC_T counted the forwarding window from
+/// the chain's stored tip when the first CCT_V ran — which waits for both
+/// chains. On a faster chain the NT had expired before sub-situation 2
+/// opened: the BoB nodes forwarded it, the chain refused it and the payer
+/// who posted in time was penalised (R14-1); and a payment held behind the
+/// payer's earlier nonce, named by terms stored at their expiry, could not
+/// land before it (R14-2). Now the deadline covers the first CCT_V on the
+/// slowest chain the deployment allows ([`MAX_RATE_RATIO`] times slower:
+/// the side's chain is then at most `deadline + MAX_RATE_RATIO · (κ̄ +
+/// κ_max)` less κ̄ + κ blocks) plus a forwarding window as long as ln 08's,
+/// and SC_T's window for a side whose posted NT carries a deadline closes
+/// exactly when that NT can no longer be proved, `min(valid_until,
+/// bound) + k` ([`forward_deadline_for`]) — one rule for the NT, SC_T and
+/// the BoB nodes ([`crate::mbs::BobMbs::still_provable`]).
+pub fn nt_deadline_bound(deadline: Height, kappa_bar: u64, kappa_max: u32, k: u64) -> Height {
+    let window = MAX_RATE_RATIO.saturating_mul(kappa_bar.saturating_add(kappa_max as u64));
+    deadline.saturating_add(window).saturating_sub(k)
+}
+
+/// Sub-situation 2's forwarding deadline of a side, set by the first
+/// CCT_V: for a posted NT with a deadline `valid_until`, the chain height
+/// at which its last provable landing is final, `min(valid_until, bound)
+/// + k` (`bound` = [`nt_deadline_bound`]; a later deadline only exposes
+/// its payer: the side closes at the bound); otherwise (a plain NT, or
+/// none posted) `t_* + κ̄ + κ_*` from the chain's stored tip `tip`
+/// ([`forward_deadline_from`]).
+pub fn forward_deadline_for(
+    valid_until: Option<Height>,
+    bound: Height,
+    k: u64,
+    tip: Height,
+    kappa_bar: u64,
+    kappa: u32,
+) -> Height {
+    match valid_until {
+        Some(u) => u.min(bound).saturating_add(k),
+        None => forward_deadline_from(tip, kappa_bar, kappa),
+    }
+}
+
 impl BobConfig {
     /// The deadline (`valid_until`, [`gridledger_ledger::TxKind::TransferUntil`]) a side's NT
-    /// carries: [`last_provable_landing`] for the earliest forwarding
-    /// deadline the CCT can get — the first CCT_V runs once the stored tip
-    /// reached the ln-08 deadline, so it sets at least
-    /// `deadline + κ̄ + κ` ([`forward_deadline_from`]). `None` for a chain
+    /// carries: [`nt_deadline_bound`], the last landing SC_T's forwarding
+    /// window for it proves ([`forward_deadline_for`]). `None` for a chain
     /// this deployment does not follow.
     ///
     /// Decision (attack R12-4): a penalised party's NT, posted on the BoB
@@ -174,8 +226,22 @@ impl BobConfig {
     pub fn nt_valid_until(&self, rec: &CctRecord, side: Side) -> Option<Height> {
         let (chain, ..) = rec.instruction(side);
         let reg = self.chains.iter().find(|c| c.chain_id == chain)?;
-        let forward = forward_deadline_from(rec.deadline(side), self.kappa_bar, reg.kappa);
-        Some(last_provable_landing(forward, reg.finality.confirmations() as u64))
+        Some(nt_deadline_bound(
+            rec.deadline(side),
+            self.kappa_bar,
+            self.kappa_max(rec),
+            reg.finality.confirmations() as u64,
+        ))
+    }
+
+    /// The larger κ of a CCT's two chains (0 for one not followed).
+    pub fn kappa_max(&self, rec: &CctRecord) -> u32 {
+        [rec.terms.chain_i, rec.terms.chain_j]
+            .iter()
+            .filter_map(|ch| self.chains.iter().find(|c| c.chain_id == *ch))
+            .map(|c| c.kappa)
+            .max()
+            .unwrap_or(0)
     }
 
     /// This deployment's bound on the terms' expiry ([`terms_ahead`] for
@@ -607,8 +673,10 @@ pub struct CctRecord {
     pub receiver: SideState,
     /// CCT_V has run (Situation 2).
     pub verified: bool,
-    /// Set by CCT_V: sub-situation 2's forwarding deadlines, `t_* + κ̄ + κ_*`
-    /// from the chains' stored tips `t_*` when CCT_V ran. A side still
+    /// Set by CCT_V: sub-situation 2's forwarding deadlines
+    /// ([`forward_deadline_for`]): a posted deadline NT's `valid_until +
+    /// k`, else `t_* + κ̄ + κ_*` from the chains' stored tips `t_*` when
+    /// CCT_V ran. A side still
     /// pending once its chain reaches it is resolved by a second CCT_V as
     /// withheld (see [`BobContract`]'s `cct_v`).
     pub forward_i: Height,
@@ -1795,8 +1863,10 @@ impl BobContract {
     /// every pending side whose NT never reached the BoB (sub-situation 1)
     /// and opens sub-situation 2 for the posted ones: BoB nodes forward
     /// them and prove them, or prove fraud (sub-situation 3), until the
-    /// forwarding deadline `t_* + κ̄ + κ_*` of the side's chain (`t_*` its
-    /// stored tip now).
+    /// side's forwarding deadline ([`forward_deadline_for`]): for a posted
+    /// NT with a deadline, that deadline plus `k` (attack R14-1: the NT
+    /// and the window follow one rule), else `t_* + κ̄ + κ_*` of the side's
+    /// chain (`t_*` its stored tip now).
     ///
     /// Decision (the thesis gives sub-situation 2 no end): a posted NT that
     /// is still unproved once its chain's stored tip reaches that deadline
@@ -1805,9 +1875,12 @@ impl BobContract {
     /// and confirms the CCT. This covers every NT that can be posted but
     /// never proved without fraud evidence: one NT posted for two CCTs, a
     /// nonce gap, a gas price the chain never accepts, an old payment
-    /// that executed before the CCT. The window is as long as the ln-08
-    /// one (κ̄ + κ_i epochs from CCT_V), so an NT the BoB nodes forward
-    /// lands, becomes final (k < κ_i) and is proved well within it.
+    /// that executed before the CCT. For a plain NT the window is as long
+    /// as the ln-08 one (κ̄ + κ_i epochs from CCT_V); a deadline NT's
+    /// deadline leaves at least that much after the first CCT_V on chains
+    /// within [`MAX_RATE_RATIO`] of each other ([`nt_deadline_bound`]), so
+    /// an NT the BoB nodes forward lands, becomes final (k < κ_i) and is
+    /// proved within it.
     fn cct_v(&self, ctx: &mut CallContext<'_, '_>, a: CctV) -> Result<Vec<u8>, ContractError> {
         let mut rec = self.load_cct(ctx, &a.cct)?;
         if rec.complete {
@@ -1821,8 +1894,8 @@ impl BobContract {
         rec.verified = true;
         let (tip_i, _) = self.tip(ctx, rec.terms.chain_i)?;
         let (tip_j, _) = self.tip(ctx, rec.terms.chain_j)?;
-        rec.forward_i = forward_deadline_from(tip_i, self.cfg.kappa_bar, self.reg(rec.terms.chain_i)?.kappa);
-        rec.forward_j = forward_deadline_from(tip_j, self.cfg.kappa_bar, self.reg(rec.terms.chain_j)?.kappa);
+        rec.forward_i = self.forward_deadline_at_cct_v(ctx, &a.cct, &rec, Side::Sender, tip_i)?;
+        rec.forward_j = self.forward_deadline_at_cct_v(ctx, &a.cct, &rec, Side::Receiver, tip_j)?;
         for side in [Side::Sender, Side::Receiver] {
             if rec.state(side) != SideState::Pending {
                 continue;
@@ -1840,6 +1913,31 @@ impl BobContract {
         }
         self.finish_if_settled(ctx, &a.cct, rec)?;
         Ok(Vec::new())
+    }
+
+    /// [`forward_deadline_for`] of a side at the first CCT_V, its chain's
+    /// stored tip being `tip` (attack R14-1/2: a posted NT's deadline and
+    /// the window are one rule).
+    fn forward_deadline_at_cct_v(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        rec: &CctRecord,
+        side: Side,
+        tip: Height,
+    ) -> Result<Height, ContractError> {
+        let (chain, ..) = rec.instruction(side);
+        let reg = self.reg(chain)?.clone();
+        let k = reg.finality.confirmations() as u64;
+        let posted = ctx.read_typed::<SignedTransaction>(&posted_key(id, side))?;
+        #[allow(unused_mut)]
+        let mut valid_until = posted.and_then(|nt| nt.tx.kind.valid_until());
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::ccdi::Mutation::WindowFromTip) {
+            valid_until = None;
+        }
+        let bound = nt_deadline_bound(rec.deadline(side), self.cfg.kappa_bar, self.cfg.kappa_max(rec), k);
+        Ok(forward_deadline_for(valid_until, bound, k, tip, self.cfg.kappa_bar, reg.kappa))
     }
 
     /// CCT_V's second stage: once every pending side's chain reached its

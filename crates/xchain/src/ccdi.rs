@@ -277,6 +277,11 @@ pub enum Mutation {
     /// deadline (the rule before attack R12-4): a penalised party's posted
     /// NT may land once its account is funded again.
     NtWithoutDeadline,
+    /// SC_T counts every side's forwarding window from the chain's stored
+    /// tip at the first CCT_V, whatever the posted NT's deadline (the rule
+    /// before attack R14-1): on a faster chain the window outlasts the NT,
+    /// which the chain refuses once forwarded, and its payer is penalised.
+    WindowFromTip,
 }
 
 impl BobContract {

@@ -1448,11 +1448,11 @@ impl BobMbs {
     /// the `prove` has that block, and the node's own goes before its
     /// CCT_V ([`tick`](Self::tick), [`closing_txs`](Self::closing_txs)).
     ///
-    /// The bound is [`bob::last_provable_landing`], the rule the NT's own
-    /// deadline follows ([`BobConfig::nt_valid_until`], attack R12-4: for
-    /// the earliest forwarding deadline the CCT can get, so a deadline NT
-    /// is never forwarded past its deadline and the chain would refuse it
-    /// anyway).
+    /// The bound is [`bob::last_provable_landing`] of the forwarding
+    /// deadline SC_T set at the first CCT_V, which for a posted NT with a
+    /// deadline is that deadline plus `k` ([`bob::forward_deadline_for`],
+    /// attack R14-1): one rule for the NT, SC_T's window and this cut-off,
+    /// so a deadline NT is forwarded exactly while it can still land.
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;
@@ -1945,6 +1945,13 @@ impl BobMbs {
     /// through). These checks are the same for it: below the sender's next
     /// nonce it is spent already, above its wallet's next nonce the sender
     /// could not pay it in order.
+    ///
+    /// Decision (attack R14-3): neither payer's nonce may lie above an
+    /// unspent nonce another deployment's terms hold
+    /// ([`crate::wallet::TermsRegistry::check_foreign_below`],
+    /// `Wallet(ForeignTermsBelow)`), the check the terms builders make: the
+    /// sender proposes the terms, so the receiver's own checks must refuse
+    /// such terms as well, not only this driver's builder.
     pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
         for (chain, payer, floor) in
             [(terms.chain_i, terms.sender_i, terms.nonce_i), (terms.chain_j, terms.receiver_j, terms.nonce_j)]
@@ -1960,6 +1967,10 @@ impl BobMbs {
             if floor > next {
                 return Err(MbsError::FloorAhead { chain, floor, next });
             }
+            // Nor above a nonce another deployment's terms hold (attack
+            // R14-3): the builder's check (`agreeable_nonce_here`) is the
+            // same, so terms the counterparty builds are refused as well.
+            self.wallet.check_foreign_below(terms.deployment, chain, &payer, c.wallet_next_nonce(&payer), floor)?;
         }
         Ok(())
     }
@@ -2041,8 +2052,9 @@ impl BobMbs {
     /// It carries a deadline (`TxKind::TransferUntil`,
     /// [`BobConfig::nt_valid_until`], attack R12-4): the last height of its
     /// chain at which its landing can still be proved before the closing
-    /// CCT_V. After it the chain refuses it, so a penalised party's posted
-    /// NT never lands later (paying twice).
+    /// CCT_V (SC_T's window for it closes at that deadline plus `k`,
+    /// attack R14-1). After it the chain refuses it, so a penalised
+    /// party's posted NT never lands later (paying twice).
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
         let c = self.external(chain)?;

@@ -341,7 +341,9 @@ fn a_penalised_partys_old_nt_does_not_land_after_a_restart() {
 #[test]
 fn an_nt_landing_at_exactly_its_deadline_is_proved_and_not_penalised() {
     let mut at_deadline = Vec::new();
-    for delay in 32..=37 {
+    // The deadline is `deadline_i + MAX_RATE_RATIO · (κ̄ + κ)` (attack
+    // R14-1): chain-i height 97 here.
+    for delay in 84..=93 {
         let (end, landed, _, before, after, nt_s) = late_predecessor_nt(MbsSpec::default(), delay);
         let Some(valid_until) = nt_s.tx.kind.valid_until() else {
             panic!("NT_s carries no deadline: {:?}", nt_s.tx.kind)
@@ -358,7 +360,7 @@ fn an_nt_landing_at_exactly_its_deadline_is_proved_and_not_penalised() {
             at_deadline.push(delay);
         }
     }
-    assert!(!at_deadline.is_empty(), "no delay of 32..=37 made NT_s land at its deadline");
+    assert!(!at_deadline.is_empty(), "no delay of 84..=93 made NT_s land at its deadline");
 }
 
 /// The deadline NT is checked by `post_nt` (and SC_MPV, which shares the
@@ -380,7 +382,10 @@ fn a_deadline_nt_is_checked_against_the_instruction_like_a_plain_transfer() {
     let valid_until = m.config.nt_valid_until(&rec, Side::Sender).unwrap();
     let kb = m.config.kappa_bar;
     let kappa = m.config.chains.iter().find(|c| c.chain_id == ci).unwrap().kappa as u64;
-    assert_eq!(valid_until, rec.deadline_i + kb + kappa, "deterministic chains: k = 0");
+    // Attack R14-1: the deadline covers the first CCT_V on chains up to
+    // `MAX_RATE_RATIO` times apart (both chains have this κ here).
+    let ratio = gridledger_xchain::bob::MAX_RATE_RATIO;
+    assert_eq!(valid_until, rec.deadline_i + ratio * (kb + kappa), "deterministic chains: k = 0");
     let TxKind::TransferUntil { to, amount, valid_until: v } = nt.tx.kind.clone() else {
         panic!("NT_s is not a deadline transfer: {:?}", nt.tx.kind)
     };

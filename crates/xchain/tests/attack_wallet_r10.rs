@@ -103,7 +103,17 @@ fn one_receiver_payment_does_not_prove_ccts_on_two_deployments() {
         }
         got => panic!("terms naming the receiver nonce A holds were agreed: {got:?}"),
     }
-    m.check_floors(&terms_b).unwrap();
+    // Since attack R14-3 the parties' own checks refuse B outright: it
+    // names the receiver's nonce above the one A, of another deployment,
+    // holds (`ForeignTermsBelow`). B is stored anyway below, signed by
+    // hand, to show one payment still proves one CCT only.
+    match m.check_floors(&terms_b) {
+        Err(gridledger_xchain::mbs::MbsError::Wallet(gridledger_xchain::wallet::WalletError::ForeignTermsBelow {
+            held,
+            ..
+        })) => assert_eq!(held, terms_a.nonce_j),
+        got => panic!("terms above another deployment's entry passed the checks: {got:?}"),
+    }
     let sig_b = wallet.sign(&r, &terms_b, bob).expect("the receiver's wallet signs B (another sender nonce)");
     d2.catch_up(&m);
     d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);

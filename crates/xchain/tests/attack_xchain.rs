@@ -99,7 +99,14 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let f = balance_fraud(&m, id_b, Side::Sender, &s, ci);
     m.wait_final(ci, f.height).unwrap();
     let _ = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();
-    m.ticks(40).unwrap();
+    // The forwarding window of a posted deadline NT ends at its deadline
+    // (`valid_until + k`, attack R14-1): tick until it closed.
+    for _ in 0..200 {
+        if m.cct(&id_b).unwrap().complete {
+            break;
+        }
+        m.tick().unwrap();
+    }
 
     let b = m.cct(&id_b).unwrap();
     // Observed: sender Pending, complete false, receiver's lock still held.

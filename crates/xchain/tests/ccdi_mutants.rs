@@ -4,7 +4,8 @@
 //! SC_MPV takes the sender's or the receiver's agreed nonce as a floor, the
 //! parties' driver gives a closed CCT's wallet nonces back unspent or signs
 //! NTs without their deadline, SC_T closes sub-situation 2 in the block
-//! that stored its deadline's header)
+//! that stored its deadline's header or counts a posted deadline NT's
+//! forwarding window from the chain's tip)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -43,6 +44,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("release-before-spent") => Some(Mutation::ReleaseBeforeSpent),
             Some("close-at-tip") => Some(Mutation::CloseAtTip),
             Some("nt-without-deadline") => Some(Mutation::NtWithoutDeadline),
+            Some("window-from-tip") => Some(Mutation::WindowFromTip),
             _ => None,
         };
     }
@@ -350,6 +352,55 @@ fn penalised_nt_never_lands(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
+/// SC_T's forwarding window for a posted NT with a deadline ends where its
+/// last landing is final, `valid_until + k` (attack R14-1; k = 0 here):
+/// chain A seals three blocks per BoB block, the sender posts its NT and
+/// goes offline before sending it, the receiver pays; the first CCT_V runs
+/// once both chains reached their deadlines (chain A far past its own),
+/// the BoB nodes forward the NT and the sender's side ends proved.
+fn posted_nt_window_is_its_deadline(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_xchain::bob::{CctV, PostNt};
+    let [ca, cb] = chains2(m);
+    let (s, r) = (dev_key(0), dev_key(1));
+    let (id, rec) = open_ccte(m)?;
+    let mut valid_until = None;
+    for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+        let nt = m.native_tx(&rec, side, key).map_err(|e| e.to_string())?;
+        if side == Side::Receiver {
+            m.external_mut(cb).unwrap().submit(&nt).map_err(|e| e.to_string())?;
+        } else {
+            valid_until = nt.tx.kind.valid_until();
+        }
+        let post = m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt }, Amount::ZERO);
+        m.bob_ok(&post).map_err(|e| e.to_string())?;
+    }
+    let valid_until = valid_until.ok_or("the sender's NT has a deadline")?;
+    let relayer = m.relayer.clone();
+    for _ in 0..300 {
+        let now = m.cct(&id).ok_or("record")?;
+        if now.complete {
+            break;
+        }
+        if !now.verified && m.bob_tip(ca) >= rec.deadline_i && m.bob_tip(cb) >= rec.deadline_j {
+            m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).map_err(|e| e.to_string())?;
+            let fwd = m.cct(&id).ok_or("record")?.forward_i;
+            if fwd != valid_until {
+                return Err(format!("forwarding deadline {fwd}, the NT's deadline {valid_until}"));
+            }
+            continue;
+        }
+        for _ in 0..2 {
+            m.external_mut(ca).unwrap().tick().map_err(|e| e.to_string())?;
+        }
+        m.tick().map_err(|e| e.to_string())?;
+    }
+    let end = m.cct(&id).ok_or("record")?;
+    match end.sender {
+        gridledger_xchain::SideState::Proved { .. } if end.complete => Ok(()),
+        st => Err(format!("the sender who posted in time ended {st:?}")),
+    }
+}
+
 /// A CCT that arrives after the deadline (before anyone finished the
 /// process) is stored for unlocking only, not in SC_F.
 fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
@@ -402,10 +453,11 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 10] = [
+const CHECKS: [(&str, Check); 11] = [
     ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
     ("closing waits a block", closing_waits_a_block_after_the_deadline_header),
     ("penalised NT never lands", penalised_nt_never_lands),
+    ("posted NT window is its deadline", posted_nt_window_is_its_deadline),
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
     ("later sender nonce", later_sender_nonce_refused),
@@ -445,7 +497,8 @@ fn each_planted_bug_is_caught() {
         ("receiver-nonce-floor", vec!["later receiver nonce"]),
         ("release-before-spent", vec!["closed nonce reserved"]),
         ("close-at-tip", vec!["closing waits a block"]),
-        ("nt-without-deadline", vec!["penalised NT never lands"]),
+        ("nt-without-deadline", vec!["penalised NT never lands", "posted NT window is its deadline"]),
+        ("window-from-tip", vec!["penalised NT never lands", "posted NT window is its deadline"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");
