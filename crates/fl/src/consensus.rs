@@ -153,6 +153,11 @@
 //!   that reached `2f + 1` nodes. *Bound:* a node attests at most one
 //!   pre-vector per client it accepts plus one per view it moves to (each
 //!   costing a view timeout), and a member at most `C + 1` deter-vectors.
+//!   A received pre-vector makes the node re-tally only when it names more
+//!   clients, and a waiting leader aggregate again only then or when it is
+//!   the node's first of the leader's view or later, so a Byzantine node
+//!   re-attesting the same list under ever higher numbers costs each node
+//!   one attestation check per message, never a decoding.
 //! - **View changes** (aggregation views). A proposal that fails for the
 //!   node's *current* view makes it ask for the next; one for a later view
 //!   (a leader may send its view's proposal early) is recorded as a fault
@@ -1421,17 +1426,27 @@ impl<A: Attester> ChainNode<A> {
                     Ok(()) => {
                         // Only a fresher vector counts (a repeated or older
                         // one changes nothing); one that drops a client
-                        // its node named before is refused. A leader that
-                        // held too few fresh pre-vectors (or nothing to
-                        // aggregate) retries with it, and the tally is
-                        // recomputed.
+                        // its node named before is refused. The tally is
+                        // recomputed when it names more clients, and a
+                        // leader that held too few fresh pre-vectors (or
+                        // nothing to aggregate) retries when it names more
+                        // or is the node's first of this view or later —
+                        // each at most once per client or view, so a
+                        // Byzantine node re-attesting the same list under
+                        // ever higher numbers makes no leader decode again.
                         match self.pre_vectors.get(&node) {
                             Some(held) if v.seq <= held.seq => {}
                             Some(held) if !v.follows(held) => step.faults.push(Fault::BadVector { node }),
-                            _ => {
+                            held => {
+                                let grew = held.is_none_or(|h| h.clients.len() < v.clients.len());
+                                let carriable = v.view >= self.view && held.is_none_or(|h| h.view < self.view);
                                 self.pre_vectors.insert(node, v);
-                                self.retally(&mut step);
-                                self.retry_aggregate(&mut step);
+                                if grew {
+                                    self.retally(&mut step);
+                                }
+                                if grew || carriable {
+                                    self.retry_aggregate(&mut step);
+                                }
                             }
                         }
                     }
@@ -1473,9 +1488,12 @@ impl<A: Attester> ChainNode<A> {
                         match self.deter_vectors.get(&node) {
                             Some(held) if v.seq <= held.seq => {}
                             Some(held) if !v.follows(held) => step.faults.push(Fault::BadVector { node }),
-                            _ => {
+                            held => {
+                                let grew = held.is_none_or(|h| h.clients.len() < v.clients.len());
                                 self.deter_vectors.insert(node, v);
-                                self.retry_aggregate(&mut step);
+                                if grew {
+                                    self.retry_aggregate(&mut step);
+                                }
                             }
                         }
                     }
@@ -1900,8 +1918,8 @@ impl<A: Attester> ChainNode<A> {
             let ra = self.enclave.attest_evidence(&ev);
             let v = AttestedVector { node: self.me, view, seq, clients: clients.clone(), ra };
             self.deter_vectors.insert(self.me, v);
+            // (A waiting leader's retry is its caller's: one per input.)
             self.to_nodes(step, Message::DeterVector { node: self.me, view, seq, clients: clients.clone(), ra });
-            self.retry_aggregate(step);
         }
         step.outputs.push(Output::DeterVector(clients));
     }

@@ -73,3 +73,28 @@ fn only_a_fresher_pre_vector_that_drops_no_client_replaces_a_nodes_last() {
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     assert_eq!(step.outputs, vec![Output::DeterVector(vec![0, 1, 2])]);
 }
+
+/// CPU bound of fresh pre-vectors: leader 0 of K = 4 waits at its
+/// aggregation timer with client 5 protected but undecodable (it holds no
+/// cells of it), so each retry decodes again and records it excluded.
+/// Node 3's first pre-vector makes it retry once; the same list
+/// re-attested under ever higher sequence numbers makes it retry never.
+#[test]
+fn re_attesting_the_same_list_makes_no_leader_aggregate_again() {
+    let cfg = config(4, 7, 2);
+    let mut n0 = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
+    n0.on_timer(Timer::PreVector);
+    n0.on_timer(Timer::Tally);
+    for k in [1usize, 2] {
+        assert!(n0.handle(Some(k), pre_vector_at(&cfg, k, 0, 0, &[5])).faults.is_empty());
+    }
+    let excluded = |faults: &[Fault]| faults.iter().filter(|f| matches!(f, Fault::Excluded { client: 5, .. })).count();
+    assert_eq!(excluded(&n0.on_timer(Timer::Aggregate(0)).faults), 1);
+    assert_eq!(excluded(&n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, 0, &[5])).faults), 1);
+    for seq in 1..=20 {
+        let step = n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, seq, &[5]));
+        assert!(step.faults.is_empty() && step.sends.is_empty(), "seq {seq}: {step:?}");
+    }
+    // A list that grows does make it try again.
+    assert_eq!(excluded(&n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, 21, &[4, 5])).faults), 1);
+}
