@@ -5,7 +5,8 @@
 //!    cell against its upload record (Eq 7.8 and the degree bound); when
 //!    [`Timer::PreVector`] fires, its enclave attests the pre-vector of
 //!    accepted clients (Eq 7.14), which goes to every node, and it forwards
-//!    the accepted messages to the leader.
+//!    the accepted messages to the leader (later uploads are accepted too,
+//!    and named in fresh pre-vectors: "Fresh pre-vectors" below).
 //! 2. *Vector agreement* (steps 4–5): on [`Timer::Tally`] it keeps the
 //!    pre-vectors whose attestations verify (Eq 7.15), puts each client
 //!    counted `≥ 2f+1` times into its deter-vector, and — if it is one of
@@ -106,10 +107,57 @@
 //!   good). An honest leader whose [`Timer::Aggregate`] fires while it
 //!   holds fewer than `K − f` attested pre-vectors waits, and aggregates
 //!   as soon as enough arrive (every honest node sends its own at
-//!   [`Timer::PreVector`], well before, and again to the leader of each
-//!   aggregation view it moves to — one message per node per view — so a
-//!   pre-vector lost before GST, e.g. to a partition that healed, still
-//!   reaches a later honest leader and the round does not halt).
+//!   [`Timer::PreVector`], well before, and a fresh one to every node on
+//!   each aggregation view it moves to — one per node per view — so a
+//!   pre-vector lost before GST, e.g. to a partition that healed, is
+//!   replaced by one that reaches a later honest leader and the round does
+//!   not halt).
+//! - **Fresh pre-vectors** (uploads delayed or lost before GST). A
+//!   pre-vector is not a one-shot snapshot: a node accepts an upload that
+//!   arrives after its [`Timer::PreVector`] as any other (forwarding it to
+//!   the current leader), and attests a fresh pre-vector naming every
+//!   client it accepted so far whenever that set grows, and on each
+//!   aggregation view it moves to. Each pre-vector is attested with the
+//!   node's aggregation view `view` when it was made and a per-node
+//!   sequence number `seq` (0, 1, …); an honest node's later vectors have
+//!   a higher `seq`, a view no earlier, and name every client its earlier
+//!   ones named (a node never drops a client it accepted).
+//!   *Which pre-vector of a node counts.* A node keeps, per node, the
+//!   freshest it received (highest `seq`) and refuses
+//!   ([`Fault::BadVector`]) one with a higher `seq` that goes back a view
+//!   or drops a client (no honest node sends that; it also bounds how
+//!   often a Byzantine node can change the tally). The tally is recomputed
+//!   over the freshest pre-vector of each node whenever one arrives (after
+//!   [`Timer::Tally`]); it only grows, and when it changes a committee
+//!   member attests it as its next deter-vector (view and `seq` likewise)
+//!   and sends it to every node; the leader unions the freshest
+//!   deter-vector of each member. *The omission rule* counts, for a
+//!   proposal of aggregation view `v`, only pre-vectors attested in view
+//!   `v` or later: the leader carries the freshest it holds of each node
+//!   with `view ≥ v` (and waits for `K − f` of them), and every node
+//!   refuses a proposal carrying one attested in an earlier view. Why a
+//!   node's two pre-vectors do not let a leader pick whichever excludes an
+//!   honest client: any pre-vector an honest node attests in view `w ≥ v`
+//!   was made after it entered `v`, so it names every client the node had
+//!   accepted by then; a leader of `v` can choose among such vectors only,
+//!   and each of them names those clients. So an honest client whose
+//!   upload every honest node accepted before moving to `v` is named by
+//!   every honest vector a proposal of `v` may carry — protected as in
+//!   round 2's argument above — however the leader picks, and a Byzantine
+//!   leader gains nothing from an honest node's older, shorter vectors
+//!   (before this rule a leader of a later view could carry the view-0
+//!   vectors attested before the delayed uploads arrived). Liveness: after
+//!   GST every honest node's upload-holding set stops growing, the nodes
+//!   move to a common view, each sends a fresh pre-vector for it naming
+//!   every upload it holds, and an honest leader aggregates every client
+//!   that reached `2f + 1` nodes. *Bound:* a node attests at most one
+//!   pre-vector per client it accepts plus one per view it moves to (each
+//!   costing a view timeout), and a member at most `C + 1` deter-vectors.
+//!   A received pre-vector makes the node re-tally only when it names more
+//!   clients, and a waiting leader aggregate again only then or when it is
+//!   the node's first of the leader's view or later, so a Byzantine node
+//!   re-attesting the same list under ever higher numbers costs each node
+//!   one attestation check per message, never a decoding.
 //! - **View changes** (aggregation views). A proposal that fails for the
 //!   node's *current* view makes it ask for the next; one for a later view
 //!   (a leader may send its view's proposal early) is recorded as a fault
@@ -131,7 +179,12 @@
 //!   [`Message::Resync`] at the end of each request period
 //!   ([`Timer::Resync`]; the period backs off, see
 //!   [`crate::round::resync_delay`], and a client sends at most
-//!   [`MAX_RESYNCS`]). A node that committed answers it with its report and
+//!   [`MAX_RESYNCS`]); while it knows no committed root (fewer than
+//!   `f + 1` reports) it re-sends its upload with each request — the very
+//!   messages it sent first, the same signed record, so no equivocation;
+//!   a node that accepted the record ignores the repeat — so an upload
+//!   lost before GST reaches the nodes after it (named in their fresh
+//!   pre-vectors, above). A node that committed answers it with its report and
 //!   enough mini-fragments of its subfragment to decode it alone
 //!   ([`GlobalCoder::minis_needed`], `t₂` of the `C`): the client's own and
 //!   the next `t₂ − 1` clients' (cyclically), all of which it holds. So
@@ -230,6 +283,12 @@
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
+//! - A client records a refused mini-fragment against its sender: a node
+//!   sends only its own mini-fragments and a client forwards only its own,
+//!   so one naming another node (or client) than its sender is refused
+//!   before any other check, and the fault names the sender
+//!   ([`FlError::MerkleProofFailed`]), never the honest node or client the
+//!   message claims.
 //! - Round state is not persisted, PBFT's durable vote state included: a
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
@@ -494,12 +553,19 @@ impl ChainConfig {
         self.global.release(self.instance(), self.chain, self.round, fragment)
     }
 
-    fn vector_evidence(&self, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
-        let mut b = Vec::with_capacity(48 + 4 * clients.len());
+    /// Evidence of a pre- or deter-vector (`tag`): chain instance, chain,
+    /// round, node, the aggregation view it was attested in, its sequence
+    /// number (the node's count of vectors of that kind, from 0) and the
+    /// clients (every field fixed-width before the list, so no two vectors
+    /// share bytes).
+    pub fn vector_evidence(&self, tag: Tag, node: usize, view: u32, seq: u32, clients: &[u32]) -> [u8; 32] {
+        let mut b = Vec::with_capacity(56 + 4 * clients.len());
         b.extend_from_slice(&self.instance().0);
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&(node as u64).to_le_bytes());
+        b.extend_from_slice(&view.to_le_bytes());
+        b.extend_from_slice(&seq.to_le_bytes());
         for c in clients {
             b.extend_from_slice(&c.to_le_bytes());
         }
@@ -535,12 +601,14 @@ impl ChainConfig {
 pub enum Message {
     /// C2B: `{e, c, VC, sf_k, π_k}`.
     Local(LocalMessage),
-    /// A node's attested pre-vector.
-    PreVector { node: usize, clients: Vec<u32>, ra: EvidenceAttestation },
+    /// A node's attested pre-vector: its `seq`-th, attested in aggregation
+    /// view `view` (see "Fresh pre-vectors" in the module docs).
+    PreVector { node: usize, view: u32, seq: u32, clients: Vec<u32>, ra: EvidenceAttestation },
     /// A node's accepted local message, for the leader.
     Forward { node: usize, msg: LocalMessage },
-    /// A committee member's attested deter-vector.
-    DeterVector { node: usize, clients: Vec<u32>, ra: EvidenceAttestation },
+    /// A committee member's attested deter-vector: its `seq`-th, attested
+    /// in aggregation view `view`.
+    DeterVector { node: usize, view: u32, seq: u32, clients: Vec<u32>, ra: EvidenceAttestation },
     /// `{e, sf^g_k, RA^A, rh^g, mp_k}` plus the clients aggregated and the
     /// exclusion evidence for agreed clients left out (see [`Exclusion`]).
     Proposal {
@@ -765,12 +833,27 @@ struct Proposal {
     pre_vectors: Vec<AttestedVector>,
 }
 
-/// A node's attested pre-vector, as a proposal carries it.
+/// A node's attested pre- or deter-vector (a proposal carries pre-vectors
+/// so): its `seq`-th of that kind, attested in aggregation view `view`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttestedVector {
     pub node: usize,
+    pub view: u32,
+    pub seq: u32,
     pub clients: Vec<u32>,
     pub ra: EvidenceAttestation,
+}
+
+impl AttestedVector {
+    /// Whether `self` may follow `held`, the freshest vector of its node
+    /// held: a later sequence number, a view no earlier, and every client
+    /// `held` named (an honest node's vectors only grow: it never drops a
+    /// client it accepted).
+    fn follows(&self, held: &AttestedVector) -> bool {
+        self.seq > held.seq
+            && self.view >= held.view
+            && held.clients.iter().all(|c| self.clients.binary_search(c).is_ok())
+    }
 }
 
 /// A proposal this node is fetching from its peers (a block PBFT asks it
@@ -801,10 +884,17 @@ pub struct ChainNode<A: Attester> {
     /// Accepted local messages, by client (first record wins).
     accepted: BTreeMap<u32, LocalMessage>,
     pre_sent: bool,
-    /// Attested pre-vectors held, by node (this node's own included).
-    pre_vectors: BTreeMap<usize, (Vec<u32>, EvidenceAttestation)>,
-    deter_sent: bool,
-    deter_vectors: BTreeMap<usize, Vec<u32>>,
+    /// The freshest attested pre-vector held, by node (this node's own
+    /// included).
+    pre_vectors: BTreeMap<usize, AttestedVector>,
+    /// [`Timer::Tally`] fired: the tally is recomputed whenever a fresher
+    /// pre-vector arrives.
+    tallied: bool,
+    /// The freshest attested deter-vector held, by committee member.
+    deter_vectors: BTreeMap<usize, AttestedVector>,
+    /// The clients of this node's last tally (a member sends a new
+    /// deter-vector only when they change).
+    last_tally: Option<Vec<u32>>,
     /// Leader side: cells received per client, grouped by record digest.
     held: BTreeMap<u32, BTreeMap<Hash32, HeldRecord>>,
     view: u32,
@@ -900,8 +990,9 @@ impl<A: Attester> ChainNode<A> {
             accepted: BTreeMap::new(),
             pre_sent: false,
             pre_vectors: BTreeMap::new(),
-            deter_sent: false,
+            tallied: false,
             deter_vectors: BTreeMap::new(),
+            last_tally: None,
             held: BTreeMap::new(),
             view: 0,
             proposed_in: BTreeSet::new(),
@@ -1329,15 +1420,34 @@ impl<A: Attester> ChainNode<A> {
         let mut step = Step::default();
         match msg {
             Message::Local(m) => self.on_local(m, &mut step),
-            Message::PreVector { node, clients, ra } => {
-                match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
+            Message::PreVector { node, view, seq, clients, ra } => {
+                let v = AttestedVector { node, view, seq, clients, ra };
+                match self.attested_vector(from_node, PRE_VECTOR, &v) {
                     Ok(()) => {
-                        // A leader that held fewer than `K − f` pre-vectors
-                        // when its timer fired retries with a new one (a
-                        // node's repeated pre-vector changes nothing).
-                        if let std::collections::btree_map::Entry::Vacant(e) = self.pre_vectors.entry(node) {
-                            e.insert((clients, ra));
-                            self.retry_aggregate(&mut step);
+                        // Only a fresher vector counts (a repeated or older
+                        // one changes nothing); one that drops a client
+                        // its node named before is refused. The tally is
+                        // recomputed when it names more clients, and a
+                        // leader that held too few fresh pre-vectors (or
+                        // nothing to aggregate) retries when it names more
+                        // or is the node's first of this view or later —
+                        // each at most once per client or view, so a
+                        // Byzantine node re-attesting the same list under
+                        // ever higher numbers makes no leader decode again.
+                        match self.pre_vectors.get(&node) {
+                            Some(held) if v.seq <= held.seq => {}
+                            Some(held) if !v.follows(held) => step.faults.push(Fault::BadVector { node }),
+                            held => {
+                                let grew = held.is_none_or(|h| h.clients.len() < v.clients.len());
+                                let carriable = v.view >= self.view && held.is_none_or(|h| h.view < self.view);
+                                self.pre_vectors.insert(node, v);
+                                if grew {
+                                    self.retally(&mut step);
+                                }
+                                if grew || carriable {
+                                    self.retry_aggregate(&mut step);
+                                }
+                            }
                         }
                     }
                     Err(f) => step.faults.push(f),
@@ -1362,8 +1472,9 @@ impl<A: Attester> ChainNode<A> {
                     step.faults.push(Fault::UnknownNode(node));
                 }
             }
-            Message::DeterVector { node, clients, ra } => {
-                match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
+            Message::DeterVector { node, view, seq, clients, ra } => {
+                let v = AttestedVector { node, view, seq, clients, ra };
+                match self.attested_vector(from_node, DETER_VECTOR, &v) {
                     // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
                     // deter-vectors; anyone else's is refused (not its role).
                     Ok(()) if self.committee.binary_search(&node).is_err() => {
@@ -1371,11 +1482,19 @@ impl<A: Attester> ChainNode<A> {
                     }
                     Ok(()) => {
                         // A leader that found nothing to aggregate when its
-                        // timer fired retries with a late deter-vector (a
-                        // member's repeated deter-vector changes nothing).
-                        if let std::collections::btree_map::Entry::Vacant(e) = self.deter_vectors.entry(node) {
-                            e.insert(clients);
-                            self.retry_aggregate(&mut step);
+                        // timer fired retries with a late or fresher
+                        // deter-vector (a member's repeated or older one
+                        // changes nothing; one dropping a client is refused).
+                        match self.deter_vectors.get(&node) {
+                            Some(held) if v.seq <= held.seq => {}
+                            Some(held) if !v.follows(held) => step.faults.push(Fault::BadVector { node }),
+                            held => {
+                                let grew = held.is_none_or(|h| h.clients.len() < v.clients.len());
+                                self.deter_vectors.insert(node, v);
+                                if grew {
+                                    self.retry_aggregate(&mut step);
+                                }
+                            }
                         }
                     }
                     Err(f) => step.faults.push(f),
@@ -1487,8 +1606,12 @@ impl<A: Attester> ChainNode<A> {
             });
             return;
         }
-        if self.pre_sent {
-            // Late: the pre-vector is out; the leader may still use the cell.
+        if self.pre_sent && mutants::active(Mutation::PreVectorSnapshot) {
+            return;
+        }
+        // A repeat of the record accepted (a client re-sending its upload):
+        // nothing to do.
+        if self.accepted.get(&client).is_some_and(|prev| prev.record == m.record) {
             return;
         }
         // Authenticate first: a record not signed by the client's
@@ -1497,16 +1620,24 @@ impl<A: Attester> ChainNode<A> {
             step.faults.push(Fault::Client { client, error });
             return;
         }
-        if let Some(prev) = self.accepted.get(&client) {
-            if prev.record != m.record {
-                step.faults.push(Fault::Equivocation { client });
-            }
+        if self.accepted.contains_key(&client) {
+            step.faults.push(Fault::Equivocation { client });
             return;
         }
         match self.verify_cell(self.me, &m) {
             Ok(()) => {
                 self.hold(m.clone());
-                self.accepted.insert(client, m);
+                self.accepted.insert(client, m.clone());
+                if self.pre_sent {
+                    // Late (after this node's first pre-vector): forwarded
+                    // to the current leader and named in a fresh
+                    // pre-vector ("Fresh pre-vectors" in the module docs).
+                    let leader = self.cfg.leader(self.view);
+                    if leader != self.me {
+                        step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m }));
+                    }
+                    self.attest_pre_vector(step);
+                }
             }
             Err(error) => step.faults.push(Fault::Client { client, error }),
         }
@@ -1602,9 +1733,9 @@ impl<A: Attester> ChainNode<A> {
             return BTreeSet::new();
         }
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for (v, _) in self.pre_vectors.values() {
+        for v in self.pre_vectors.values() {
             // A pre-vector is attested and sorted; count each client once.
-            let unique: BTreeSet<u32> = v.iter().copied().collect();
+            let unique: BTreeSet<u32> = v.clients.iter().copied().collect();
             for c in unique {
                 *count.entry(c).or_insert(0) += 1;
             }
@@ -1638,7 +1769,9 @@ impl<A: Attester> ChainNode<A> {
     }
 
     /// A proposal's carried pre-vectors: at least `K − f`, of distinct
-    /// nodes in increasing order, each well formed and attested by its node.
+    /// nodes in increasing order, each well formed, attested by its node
+    /// and attested in the proposal's view or later (see "Fresh
+    /// pre-vectors" in the module docs).
     fn check_carried(&self, view: u32, carried: &[AttestedVector]) -> Result<(), Fault> {
         let bad = |error: &str| Fault::BadProposal { view, error: error.to_string() };
         if carried.len() < self.cfg.nodes - self.cfg.f() || carried.len() > self.cfg.nodes {
@@ -1651,9 +1784,11 @@ impl<A: Attester> ChainNode<A> {
             if !self.well_formed(&v.clients) {
                 return Err(bad("a carried pre-vector is malformed"));
             }
-            self.cfg
-                .check_attestation(v.node, &v.ra, &self.cfg.vector_evidence(PRE_VECTOR, v.node, &v.clients))
-                .map_err(|f| bad(&format!("carried pre-vector: {f:?}")))?;
+            if v.view < view && !mutants::active(Mutation::StaleCarriedPreVectors) {
+                return Err(bad("a carried pre-vector was attested in an earlier view"));
+            }
+            let ev = self.cfg.vector_evidence(PRE_VECTOR, v.node, v.view, v.seq, &v.clients);
+            self.cfg.check_attestation(v.node, &v.ra, &ev).map_err(|f| bad(&format!("carried pre-vector: {f:?}")))?;
         }
         Ok(())
     }
@@ -1668,21 +1803,15 @@ impl<A: Attester> ChainNode<A> {
 
     /// Checks a pre- or deter-vector (`tag`) that node `node` sent: it
     /// comes from that node, is well formed and its attestation covers it.
-    fn attested_vector(
-        &self,
-        from_node: Option<usize>,
-        tag: Tag,
-        node: usize,
-        clients: &[u32],
-        ra: &EvidenceAttestation,
-    ) -> Result<(), Fault> {
+    fn attested_vector(&self, from_node: Option<usize>, tag: Tag, v: &AttestedVector) -> Result<(), Fault> {
+        let node = v.node;
         if from_node != Some(node) {
             return Err(Fault::UnknownNode(node));
         }
-        if !self.well_formed(clients) {
+        if !self.well_formed(&v.clients) {
             return Err(Fault::BadVector { node });
         }
-        self.cfg.check_attestation(node, ra, &self.cfg.vector_evidence(tag, node, clients))
+        self.cfg.check_attestation(node, &v.ra, &self.cfg.vector_evidence(tag, node, v.view, v.seq, &v.clients))
     }
 
     /// A client vector: strictly increasing ids of existing clients.
@@ -1722,43 +1851,75 @@ impl<A: Attester> ChainNode<A> {
         step
     }
 
+    /// [`Timer::PreVector`]: this node's first pre-vector, and its
+    /// accepted messages forwarded to the leader.
     fn send_pre_vector(&mut self, step: &mut Step) {
         if self.pre_sent {
             return;
         }
         self.pre_sent = true;
-        let clients: Vec<u32> = self.accepted.keys().copied().collect();
-        let ev = self.cfg.vector_evidence(PRE_VECTOR, self.me, &clients);
-        let ra = self.enclave.attest_evidence(&ev);
-        self.pre_vectors.insert(self.me, (clients.clone(), ra));
-        self.to_nodes(step, Message::PreVector { node: self.me, clients: clients.clone(), ra });
+        self.attest_pre_vector(step);
         let leader = self.cfg.leader(self.view);
         if leader != self.me {
             for m in self.accepted.values() {
                 step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
             }
         }
-        step.outputs.push(Output::PreVector(clients));
     }
 
+    /// A fresh pre-vector: every client accepted so far, attested with the
+    /// current aggregation view and the next sequence number, sent to
+    /// every node (see "Fresh pre-vectors" in the module docs).
+    fn attest_pre_vector(&mut self, step: &mut Step) {
+        let seq = self.pre_vectors.get(&self.me).map_or(0, |v| v.seq.saturating_add(1));
+        let (view, clients): (u32, Vec<u32>) = (self.view, self.accepted.keys().copied().collect());
+        let ra = self.enclave.attest_evidence(&self.cfg.vector_evidence(PRE_VECTOR, self.me, view, seq, &clients));
+        self.pre_vectors.insert(self.me, AttestedVector { node: self.me, view, seq, clients: clients.clone(), ra });
+        self.to_nodes(step, Message::PreVector { node: self.me, view, seq, clients: clients.clone(), ra });
+        step.outputs.push(Output::PreVector(clients));
+        self.retally(step);
+        self.retry_aggregate(step);
+    }
+
+    /// [`Timer::Tally`]: the first tally; from then on it is recomputed
+    /// whenever a fresher pre-vector arrives ([`Self::retally`]).
     fn tally(&mut self, step: &mut Step) {
-        if self.deter_sent {
+        if self.tallied {
             return;
         }
-        self.deter_sent = true;
+        self.tallied = true;
+        self.retally(step);
+    }
+
+    /// The tally over the freshest pre-vector of each node: the clients
+    /// counted `≥ 2f + 1` times. When it changed (it only grows: each
+    /// node's vectors only grow), a committee member attests it as its
+    /// next deter-vector and sends it to every node.
+    fn retally(&mut self, step: &mut Step) {
+        if !self.tallied {
+            return;
+        }
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for (v, _) in self.pre_vectors.values() {
-            for c in v.iter().collect::<BTreeSet<_>>() {
+        for v in self.pre_vectors.values() {
+            for c in v.clients.iter().collect::<BTreeSet<_>>() {
                 *count.entry(*c).or_default() += 1;
             }
         }
         let quorum = if mutants::active(Mutation::TallyShort) { self.cfg.quorum() - 1 } else { self.cfg.quorum() };
         let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= quorum).map(|(c, _)| c).collect();
-        let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, &clients);
-        let ra = self.enclave.attest_evidence(&ev);
+        if self.last_tally.as_ref() == Some(&clients) {
+            return;
+        }
+        self.last_tally = Some(clients.clone());
         if self.committee.binary_search(&self.me).is_ok() {
-            self.deter_vectors.insert(self.me, clients.clone());
-            self.to_nodes(step, Message::DeterVector { node: self.me, clients: clients.clone(), ra });
+            let seq = self.deter_vectors.get(&self.me).map_or(0, |v| v.seq.saturating_add(1));
+            let view = self.view;
+            let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, view, seq, &clients);
+            let ra = self.enclave.attest_evidence(&ev);
+            let v = AttestedVector { node: self.me, view, seq, clients: clients.clone(), ra };
+            self.deter_vectors.insert(self.me, v);
+            // (A waiting leader's retry is its caller's: one per input.)
+            self.to_nodes(step, Message::DeterVector { node: self.me, view, seq, clients: clients.clone(), ra });
         }
         step.outputs.push(Output::DeterVector(clients));
     }
@@ -1770,16 +1931,13 @@ impl<A: Attester> ChainNode<A> {
         if self.proposed_in.contains(&view) {
             return;
         }
-        let mut agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
-        // The proposal carries every attested pre-vector this node holds;
-        // each node checks the omission rule against exactly these, so the
-        // leader aggregates every client they protect (see the omission
-        // rule in the module docs).
-        let carried: Vec<AttestedVector> = self
-            .pre_vectors
-            .iter()
-            .map(|(&node, (clients, ra))| AttestedVector { node, clients: clients.clone(), ra: *ra })
-            .collect();
+        let mut agreed: BTreeSet<u32> = self.deter_vectors.values().flat_map(|v| v.clients.iter().copied()).collect();
+        // The proposal carries the freshest attested pre-vector of each
+        // node attested in this view or later; each node checks the
+        // omission rule against exactly these, so the leader aggregates
+        // every client they protect (see the omission rule and "Fresh
+        // pre-vectors" in the module docs).
+        let carried: Vec<AttestedVector> = self.pre_vectors.values().filter(|v| v.view >= view).cloned().collect();
         // Every node refuses a proposal carrying fewer than `K − f`
         // pre-vectors: the leader waits for them (it retries as each one
         // arrives; every honest node sends one well before this timer).
@@ -2037,17 +2195,15 @@ impl<A: Attester> ChainNode<A> {
                 for m in self.accepted.values() {
                     step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
                 }
-                // The new leader gets this node's attested pre-vector again
-                // (one message per node per view): a pre-vector lost before
-                // GST (a partition around the pre-vector timer) reaches
-                // the leaders of later views, so an honest leader waiting
-                // for `K − f` of them is not stuck for ever.
-                if let Some((clients, ra)) = self.pre_vectors.get(&self.me) {
-                    if !mutants::active(Mutation::PreVectorOneShot) {
-                        let msg = Message::PreVector { node: self.me, clients: clients.clone(), ra: *ra };
-                        step.sends.push((To::Node(leader), msg));
-                    }
-                }
+            }
+            // A fresh pre-vector for the new view, to every node (one per
+            // node per view): a pre-vector lost before GST (a partition
+            // around the pre-vector timer) is replaced by one that reaches
+            // the later leaders, so an honest leader waiting for `K − f`
+            // of them is not stuck for ever; and it names the uploads that
+            // arrived since ("Fresh pre-vectors" in the module docs).
+            if !mutants::active(Mutation::PreVectorOneShot) {
+                self.attest_pre_vector(step);
             }
             step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));
             step.timers.push((Timer::View(view), self.timing.view + self.timing.aggregate));

@@ -464,6 +464,22 @@ impl ClientAssembler {
             step.faults.push(FlError::WrongContext { chain: mf.ctx.chain, round: mf.ctx.round });
             return step;
         };
+        // The record names the sender, checked before anything else: a
+        // node sends only its own mini-fragments and a client forwards
+        // only its own (the ones its nodes sent it), so one that names
+        // another node or client is refused as the sender's fault — never
+        // recorded against the honest node or client it claims.
+        match src {
+            Source::Node(k) if k != mf.node => {
+                step.faults.push(FlError::MerkleProofFailed { node: k, client: Some(mf.client) });
+                return step;
+            }
+            Source::Client(c) if c != mf.client => {
+                step.faults.push(FlError::MerkleProofFailed { node: mf.node, client: Some(c) });
+                return step;
+            }
+            _ => {}
+        }
         let coder = &self.coders[b];
         let st = &mut self.chains[b];
         let Some(root) = st.root else {
@@ -494,15 +510,11 @@ impl ClientAssembler {
             }
             return step;
         };
+        // The sender is `mf.node` (from a node) or `mf.client` (a client's
+        // forward), checked above: the fault names it.
         if let Err(e) = coder.verify_mini(&root, &mf) {
             step.faults.push(e);
             return step;
-        }
-        if let Source::Node(k) = src {
-            if k != mf.node {
-                step.faults.push(FlError::MerkleProofFailed { node: k, client: Some(mf.client) });
-                return step;
-            }
         }
         // Forwarded even after this client decoded: the others may need it.
         if matches!(src, Source::Node(_)) && mf.client == self.me && st.forwarded.insert(mf.node) {

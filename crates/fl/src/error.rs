@@ -29,7 +29,11 @@ pub enum FlError {
     #[error("commitment not shown to have degree below {bound}")]
     DegreeTooHigh { bound: usize },
     /// A mini-fragment or global subfragment whose Merkle proofs do not lead
-    /// to the agreed root (`client` is `None` for a node's own subfragment).
+    /// to the agreed root (`client` is `None` for a node's own subfragment),
+    /// or a mini-fragment that names someone other than its sender. A
+    /// client's record names the sender: `node` when a node sent it, `client`
+    /// when a client forwarded it (a node sends, and a client forwards, only
+    /// its own mini-fragments).
     #[error("Merkle proof of node {node}'s (mini-)fragment (client {client:?}) does not reach the root")]
     MerkleProofFailed { node: usize, client: Option<usize> },
     /// A message for another chain or round.

@@ -61,11 +61,25 @@ pub enum Mutation {
     /// pre-vectors it holds itself (instead of refusing it), so honest
     /// nodes' verdicts on one proposal differ with what they happen to hold.
     FewCarriedPreVectors,
-    /// A node sends its attested pre-vector once only (at
-    /// [`crate::consensus::Timer::PreVector`]), never again to a later
-    /// view's leader: one lost before GST can leave every leader short of
-    /// `K − f` and halt the round.
+    /// A node attests its pre-vector at
+    /// [`crate::consensus::Timer::PreVector`] and on late uploads only,
+    /// never afresh for a later view: one lost before GST can leave every
+    /// leader short of `K − f` pre-vectors of its view and halt the round.
     PreVectorOneShot,
+    /// A node's pre-vector is a snapshot at
+    /// [`crate::consensus::Timer::PreVector`]: uploads arriving later are
+    /// ignored, never named, and the tally never counts them, so uploads
+    /// delayed before GST halt the round.
+    PreVectorSnapshot,
+    /// A node accepts a proposal carrying pre-vectors attested in an
+    /// earlier aggregation view than the proposal's, so a Byzantine leader
+    /// may carry an honest node's older, shorter pre-vector and leave out
+    /// a client its fresh one names.
+    StaleCarriedPreVectors,
+    /// A client sends its upload once only, at its start, never again
+    /// while no committed root is known: uploads lost before GST halt the
+    /// round.
+    UploadOneShot,
     /// A node asks its peers for a proposal it fetches once only, never
     /// again on a later PBFT view.
     FetchOneShot,

@@ -83,6 +83,9 @@ pub struct FlClient {
     global: Option<Vec<f32>>,
     /// Ticks of the first request period of a client that has not decoded.
     resync_period: u64,
+    /// The upload (C2B) this client sent at its start, re-sent unchanged
+    /// at each request while no committed root is known ([`Self::on_timer`]).
+    upload: Vec<(To, Message)>,
 }
 
 /// A timer to arm, and after how many ticks.
@@ -142,6 +145,7 @@ impl FlClient {
             root_set: false,
             global: None,
             resync_period: RESYNC_PERIOD,
+            upload: Vec::new(),
         }
     }
 
@@ -162,7 +166,14 @@ impl FlClient {
     /// node again for its root report and enough mini-fragments to decode
     /// its subfragment (one lost before GST must not cost an honest client
     /// the round), and re-arms after [`resync_delay`], at most
-    /// [`MAX_RESYNCS`] times.
+    /// [`MAX_RESYNCS`] times. While it knows no committed root (fewer than
+    /// `f + 1` nodes reported one) it also re-sends its upload, the very
+    /// messages it sent at its start (the same signed record, so no
+    /// equivocation; a node that accepted it treats the repeat as a no-op):
+    /// an upload lost before GST, or delayed past the pre-vector timer,
+    /// reaches the nodes after GST and is named in their fresh pre-vectors
+    /// (see "Fresh pre-vectors" in `consensus`). Bounded like the requests:
+    /// at most [`MAX_RESYNCS`] re-sends of one cell per node.
     pub fn on_timer(&mut self, t: Timer) -> (Vec<(To, Message)>, Option<TimerSet>) {
         let Timer::Resync(n) = t else {
             return (Vec::new(), None);
@@ -171,7 +182,10 @@ impl FlClient {
             return (Vec::new(), None);
         }
         let msg = Message::Resync { client: self.me as u32, seq: n };
-        let sends = (0..self.cfg.nodes).map(|k| (To::Node(k), msg.clone())).collect();
+        let mut sends: Vec<(To, Message)> = (0..self.cfg.nodes).map(|k| (To::Node(k), msg.clone())).collect();
+        if !self.root_set && !mutants::active(Mutation::UploadOneShot) {
+            sends.extend(self.upload.iter().cloned());
+        }
         let next = (n < MAX_RESYNCS).then(|| (Timer::Resync(n + 1), resync_delay(self.resync_period, n)));
         (sends, next)
     }
@@ -219,6 +233,7 @@ impl FlClient {
                 sends.push((To::Node(k), Message::Local(m)));
             }
         }
+        self.upload = sends.clone();
         (sends, Vec::new())
     }
 

@@ -359,7 +359,7 @@ fn held_replayed_foreign_and_duplicated_pre_vectors_do_not_count() {
     faults.extend(node.handle(Some(1), pre_vector(&other_round, 1, &[2])).faults);
     // Node 2's vector signed by node 3's enclave.
     let ra = enclave(3).attest_evidence(&vector_evidence(&cfg, PRE_VECTOR, 2, &[2]));
-    faults.extend(node.handle(Some(2), Message::PreVector { node: 2, clients: vec![2], ra }).faults);
+    faults.extend(node.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: vec![2], ra }).faults);
     // Node 3 twice (once genuine), and node 3 claiming to be node 1.
     faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);
     faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);

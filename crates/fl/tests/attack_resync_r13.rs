@@ -215,13 +215,13 @@ fn a_byzantine_node_flooding_the_pre_root_queue_crowds_out_no_honest_answer() {
 /// should name the node that sent them (node 0), not the node the
 /// mini-fragment claims (node 1, honest).
 ///
-/// What happens: `ClientAssembler::on_mini` verifies the mini-fragment
-/// against the root first and records `MerkleProofFailed { node: mf.node }`,
-/// the *claimed* node; the check that a node's mini-fragment names the
-/// sender (`k != mf.node`) runs only after the Merkle check passed. So
-/// every fault record of the run blames honest node 1, none node 0.
+/// What happened (fixed): `ClientAssembler::on_mini` verified the
+/// mini-fragment against the root first and recorded `MerkleProofFailed {
+/// node: mf.node }`, the *claimed* node; the check that a node's
+/// mini-fragment names the sender (`k != mf.node`) ran only after the
+/// Merkle check passed. So every fault record of the run blamed honest
+/// node 1, none node 0. Now the sender check comes first.
 #[test]
-#[ignore = "attack r13: a Byzantine node's bad mini-fragments relabelled as another node's are blamed on that honest node"]
 fn a_byzantine_nodes_bad_answers_are_blamed_on_it_not_on_the_node_they_name() {
     let k = 4;
     let adv: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(0, Box::new(BadMinisAs { as_node: 1 }))];
@@ -263,12 +263,13 @@ impl Adversary<P> for BadForwardsAs {
 /// mini-fragments claiming to be client 2's. The other clients still
 /// decode; their fault records should name client 0, the sender.
 ///
-/// What happens: every record is `MerkleProofFailed { node: k, client:
-/// Some(2) }` — the node and client the mini-fragment claims, both honest;
-/// nothing in the record names client 0 (the C2C twin of the finding
-/// above: a fault record carries what the message claims, not who sent it).
+/// What happened (fixed): every record was `MerkleProofFailed { node: k,
+/// client: Some(2) }` — the node and client the mini-fragment claims, both
+/// honest; nothing in the record named client 0 (the C2C twin of the
+/// finding above). Now a client's forward must be its own mini-fragment
+/// (`mf.client` is the sender), checked first, and the record names the
+/// sender.
 #[test]
-#[ignore = "attack r13: a Byzantine client's bad C2C forwards are recorded against the honest node and client they claim, never the sender"]
 fn a_byzantine_clients_bad_forwards_are_not_blamed_on_the_client_they_name() {
     let k = 4;
     let adv: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(k, Box::new(BadForwardsAs { as_client: 2 }))];
@@ -312,7 +313,7 @@ fn a_client_joining_after_the_commit_still_decodes() {
 /// delivered. The run goes on for the forecaster's whole round budget
 /// (20 000 ticks).
 ///
-/// What happens: no node commits and no client decodes. A client sends
+/// What happened (fixed): no node committed and no client decoded. A client sent
 /// its upload once, at its start, and never again; a node has no way to
 /// ask for it, and a client's request ([`Message::Resync`]) is answered
 /// only after a commit. With every upload lost the nodes' pre-vectors name
@@ -320,9 +321,10 @@ fn a_client_joining_after_the_commit_still_decodes() {
 /// although the network is reliable from tick 1000 on. What should happen:
 /// as for the other messages lost before GST, a client that has not decoded
 /// re-sends its upload (or the nodes ask for it), so the round commits
-/// after GST.
+/// after GST. Fixed so: a client that knows no committed root re-sends its
+/// upload (the same record) with each request, and a node accepts an
+/// upload after its pre-vector timer and names it in a fresh pre-vector.
 #[test]
-#[ignore = "attack r13: every client's upload lost before GST (C2B is one-shot): the chain never commits within the round budget"]
 fn uploads_lost_before_gst_do_not_halt_the_round() {
     let k = 4;
     let adv: Vec<(usize, Box<dyn Adversary<P>>)> =
@@ -344,7 +346,7 @@ fn uploads_lost_before_gst_do_not_halt_the_round() {
 /// ~300. Run for the forecaster's round
 /// budget (20 000 ticks).
 ///
-/// What happens: no node commits. A node's pre-vector is a snapshot of the
+/// What happened (fixed): no node committed. A node's pre-vector was a snapshot of the
 /// uploads it accepted by its [`Timer`](gridledger_fl::consensus::Timer)
 /// `PreVector` (tick 40 here), sent once (re-sent unchanged to later
 /// leaders); the tally is a snapshot too. Uploads that arrive later are
@@ -354,7 +356,6 @@ fn uploads_lost_before_gst_do_not_halt_the_round() {
 /// re-attests its pre-vector, and the committee its deter-vector, for a
 /// later aggregation view with the uploads it holds by then).
 #[test]
-#[ignore = "attack r13: uploads merely delayed before GST past the pre-vector timer: pre- and deter-vectors are one-shot snapshots, the chain never commits"]
 fn uploads_delayed_before_gst_do_not_halt_the_round() {
     let k = 4;
     // Slow links from every client to every node, or to nodes 2 and 3
@@ -396,14 +397,13 @@ fn one_upload_lost_before_gst_costs_only_that_clients_contribution() {
 /// else is delivered, and everything from tick 1000 on. Run for the
 /// forecaster's round budget.
 ///
-/// What happens: no node commits. Only two nodes hold each client's cells,
+/// What happened (fixed): no node committed. Only two nodes held each client's cells,
 /// fewer than the `2f + 1` votes a client needs in the tally, so no client
 /// is agreed; the uploads are never sent again, and the chain changes views
 /// until the budget ends. What should happen: the round commits after GST
 /// (a client re-sends its upload while it has not decoded, or a node asks
 /// for the cells it lacks).
 #[test]
-#[ignore = "attack r13: uploads to 2 of 4 nodes lost before GST (C2B one-shot): no client reaches the tally, the chain never commits"]
 fn uploads_to_half_the_nodes_lost_before_gst_do_not_halt_the_round() {
     let k = 4;
     let adv: Vec<(usize, Box<dyn Adversary<P>>)> = (0..4)

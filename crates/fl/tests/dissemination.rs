@@ -82,11 +82,13 @@ fn forged_or_misrouted_mini_fragments_are_dropped_with_faults() {
         me.on_mini(Source::Client(4), altered).faults,
         vec![FlError::MerkleProofFailed { node: 1, client: Some(4) }]
     );
+    // Client 4 forwarding a mini-fragment that claims client 5's: the
+    // record names the sender, client 4, not the client it claims.
     let mut moved = good.clone();
     moved.client = 5;
     assert_eq!(
         me.on_mini(Source::Client(4), moved).faults,
-        vec![FlError::MerkleProofFailed { node: 1, client: Some(5) }]
+        vec![FlError::MerkleProofFailed { node: 1, client: Some(4) }]
     );
     let mut short = good.clone();
     short.values.pop();
@@ -144,7 +146,8 @@ fn mini_fragments_before_the_root_wait_and_then_count() {
     assert_eq!(me.fragment(0), Some(&bytes[..]));
     // The buffer is bounded: beyond nodes × clients inputs, the rest are dropped.
     let mut full = ClientAssembler::new(0, 3, vec![coder()]);
-    let mf = per_node[0][0].clone();
+    // (Client 1's own mini-fragment: a client forwards only its own.)
+    let mf = per_node[0][1].clone();
     for _ in 0..NODES * CLIENTS {
         full.on_mini(Source::Client(1), mf.clone());
     }

@@ -94,17 +94,17 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     // Node 2's pre-vector attested by node 3's enclave.
     let clients = vec![0u32, 1];
     let ra = enclave(3).attest_evidence(&[0; 32]);
-    let step = n1.handle(Some(2), Message::PreVector { node: 2, clients: clients.clone(), ra });
+    let step = n1.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: clients.clone(), ra });
     assert_eq!(step.faults, vec![Fault::BadAttestation { node: 2 }]);
     // Unsorted, repeated or unknown client ids.
     for bad in [vec![1u32, 0], vec![2, 2], vec![0, 7]] {
-        let step = n1.handle(Some(2), Message::PreVector { node: 2, clients: bad.clone(), ra });
+        let step = n1.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: bad.clone(), ra });
         assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }], "{bad:?}");
-        let step = n1.handle(Some(2), Message::DeterVector { node: 2, clients: bad, ra });
+        let step = n1.handle(Some(2), Message::DeterVector { node: 2, view: 0, seq: 0, clients: bad, ra });
         assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }]);
     }
     // A pre-vector claiming another sender.
-    let step = n1.handle(Some(3), Message::PreVector { node: 2, clients, ra });
+    let step = n1.handle(Some(3), Message::PreVector { node: 2, view: 0, seq: 0, clients, ra });
     assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
     // A view-0 proposal from node 2 (leader is 0).
     let rel = cfg.release(&[0u8; 8]).unwrap();

@@ -376,8 +376,115 @@ fn requests_outlast_a_late_gst() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), BETA)
 }
 
+/// K = 4, 4 honest clients, the run of the forecaster's round budget
+/// (20 000 ticks): before GST (tick 1000) the links from every client to
+/// nodes 2 and 3 take `min..=max` ticks, every other link 1–6.
+fn slow_uploads_run(seed: u64, min: u64, max: u64, adversaries: Vec<(usize, Box<dyn Adversary<P>>)>) -> Run {
+    let k = 4;
+    let mut net = gridledger_sim::NetConfig::reliable(k + 4, 6);
+    net.gst = 1000;
+    for c in 0..4 {
+        for n in [2, 3] {
+            net.links[k + c][n] = gridledger_sim::Delay::Uniform { min, max };
+        }
+    }
+    run_custom(seed, config(k, 4, 1), net, vec![ClientBehaviour::Honest; 4], adversaries, &[0, 1, 2, 3], 20_000)
+}
+
+/// K = 4 (attack round 13): every upload reaches nodes 2 and 3 after their
+/// pre-vector timer (200–300 ticks), so no first pre-vector of theirs
+/// names a client and no client reaches the tally. The nodes accept the
+/// late uploads, name them in fresh pre-vectors, and the round commits.
+fn delayed_uploads_named_in_fresh_pre_vectors() -> Result<(), String> {
+    let r = slow_uploads_run(7, 200, 300, Vec::new());
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)
+}
+
+/// Byzantine node 1 (leader of aggregation view 1): as soon as it moves to
+/// view 1 it sends every other node a proposal of the aggregate of client
+/// 3's model ×(−20) alone, carrying the pre-vectors the nodes attested in
+/// view 0 (nodes 0 and 1 named every client, nodes 2 and 3 none: the
+/// uploads had not reached them), under which no client is protected; its
+/// own honest proposals are dropped.
+struct StaleCarryingLeader {
+    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
+    sent: bool,
+}
+
+impl Adversary<P> for StaleCarryingLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        let moved = sends.iter().any(|(_, m)| matches!(m, Message::PreVector { view: 1, .. }));
+        let mut out: Vec<(Dest, Message)> =
+            sends.into_iter().filter(|(_, m)| !matches!(m, Message::Proposal { .. })).collect();
+        if moved && !self.sent {
+            self.sent = true;
+            let poisoned: Vec<f32> = model(3).iter().map(|x| x * -20.0).collect();
+            let rel = self.cfg.release(&gridledger_fl::aggregate::params_to_bytes(&poisoned)).unwrap();
+            let clients = vec![3u32];
+            let ra = enclave(1).attest_evidence(&self.cfg.aggregate_evidence(1, &rel.root, &clients));
+            let (all, none): ([u32; 4], [u32; 0]) = ([0, 1, 2, 3], []);
+            let stale = carried(&self.cfg, &[(0, &all[..]), (1, &all[..]), (2, &none[..]), (3, &none[..])]);
+            for k in [0usize, 2, 3] {
+                let msg = Message::Proposal {
+                    view: 1,
+                    root: rel.root,
+                    clients: clients.clone(),
+                    ra,
+                    sf: rel.subfragments[k].clone(),
+                    excluded: vec![],
+                    pre_vectors: stale.clone(),
+                };
+                out.push((Dest::One(k as u32), msg));
+            }
+        }
+        out
+    }
+}
+
+/// K = 4 (attack round 13, the safety half of fresh pre-vectors): uploads
+/// reach nodes 2 and 3 after 400–500 ticks, so view 0 fails; Byzantine
+/// node 1, leader of view 1, proposes a poisoned single-client aggregate
+/// carrying the view-0 pre-vectors, whose nodes 2 and 3 named no one.
+/// Every honest node refuses it (a proposal of view `v` carries
+/// pre-vectors attested in `v` or later), and a later honest leader's
+/// aggregate commits.
+fn stale_carried_pre_vectors_refused() -> Result<(), String> {
+    let leader = StaleCarryingLeader { cfg: config(4, 4, 1), sent: false };
+    let r = slow_uploads_run(7, 400, 500, vec![(1, Box::new(leader))]);
+    round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1)?;
+    match r.committed().first() {
+        Some((_, v, _)) if *v != 1 => Ok(()),
+        other => Err(format!("the Byzantine leader's view committed: {other:?}")),
+    }
+}
+
+/// On a client: its upload ([`Message::Local`]) is lost before tick `.0`.
+struct LoseUploadUntil(Time);
+
+impl Adversary<P> for LoseUploadUntil {
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(_, m)| now >= self.0 || !matches!(m, Message::Local(_))).collect()
+    }
+}
+
+/// K = 4 (attack round 13): every client's upload is lost before tick
+/// 1000; the run lasts the forecaster's round budget. A client that knows
+/// no committed root re-sends its upload with each request, so the nodes
+/// accept the uploads after GST and the round commits.
+fn lost_uploads_re_sent() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        (0..CLIENTS).map(|c| (NODES + c, Box::new(LoseUploadUntil(1000)) as Box<dyn Adversary<P>>)).collect();
+    let cfg = config(NODES, CLIENTS, BETA);
+    let net = gridledger_sim::NetConfig::reliable(NODES + CLIENTS, 6);
+    let behaviours = vec![ClientBehaviour::Honest; CLIENTS];
+    let r = run_custom(SEED + 23, cfg, net, behaviours, adversaries, &honest, 20_000);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 19] = [
+const SCENARIOS: [Scenario; 22] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -397,6 +504,9 @@ const SCENARIOS: [Scenario; 19] = [
     ("cut-off client asks again", cut_off_client_asks_again),
     ("lost forwards recovered by asking", lost_forwards_recovered_by_asking),
     ("requests outlast a late GST", requests_outlast_a_late_gst),
+    ("delayed uploads named in fresh pre-vectors", delayed_uploads_named_in_fresh_pre_vectors),
+    ("stale carried pre-vectors refused", stale_carried_pre_vectors_refused),
+    ("lost uploads re-sent", lost_uploads_re_sent),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -512,4 +622,19 @@ fn answers_with_only_the_clients_own_mini_fragments_are_caught() {
 #[test]
 fn requests_without_back_off_are_caught() {
     caught(Mutation::ResyncNoBackoff, "requests outlast a late GST");
+}
+
+#[test]
+fn pre_vectors_that_ignore_late_uploads_are_caught() {
+    caught(Mutation::PreVectorSnapshot, "delayed uploads named in fresh pre-vectors");
+}
+
+#[test]
+fn carried_pre_vectors_of_an_earlier_view_accepted_are_caught() {
+    caught(Mutation::StaleCarriedPreVectors, "stale carried pre-vectors refused");
+}
+
+#[test]
+fn an_upload_sent_once_only_is_caught() {
+    caught(Mutation::UploadOneShot, "lost uploads re-sent");
 }

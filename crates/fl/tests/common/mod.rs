@@ -73,23 +73,35 @@ pub fn earlier_run(cfg: &ChainConfig) -> ChainConfig {
     ChainConfig::new(ChainParams { run: gridledger_fl::consensus::fresh_run_id(), ..cfg.params().clone() })
 }
 
-/// The evidence a node's enclave attests for a pre- or deter-vector (as
-/// `ChainConfig::vector_evidence`, which is private).
+/// The evidence a node's enclave attests for its first pre- or
+/// deter-vector (`tag`) of view 0 (`ChainConfig::vector_evidence` with view
+/// and sequence number 0), recomputed here byte by byte so the layout is
+/// checked too.
 pub fn vector_evidence(cfg: &ChainConfig, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
     let mut b = Vec::new();
     b.extend_from_slice(&cfg.instance().0);
     b.extend_from_slice(&cfg.chain.to_le_bytes());
     b.extend_from_slice(&cfg.round.to_le_bytes());
     b.extend_from_slice(&(node as u64).to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
     for c in clients {
         b.extend_from_slice(&c.to_le_bytes());
     }
-    hash_bytes(tag, &b).0
+    let ev = hash_bytes(tag, &b).0;
+    assert_eq!(ev, cfg.vector_evidence(tag, node, 0, 0, clients));
+    ev
 }
 
+/// Node `node`'s first pre-vector (view 0, sequence number 0).
 pub fn pre_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
-    let ra = enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients));
-    Message::PreVector { node, clients: clients.to_vec(), ra }
+    pre_vector_at(cfg, node, 0, 0, clients)
+}
+
+/// Node `node`'s `seq`-th pre-vector, attested in view `view`.
+pub fn pre_vector_at(cfg: &ChainConfig, node: usize, view: u32, seq: u32, clients: &[u32]) -> Message {
+    let ra = enclave(node).attest_evidence(&cfg.vector_evidence(PRE_VECTOR, node, view, seq, clients));
+    Message::PreVector { node, view, seq, clients: clients.to_vec(), ra }
 }
 
 /// The attested pre-vectors `(node, clients)` as a proposal carries them.
@@ -98,6 +110,8 @@ pub fn carried(cfg: &ChainConfig, vectors: &[(usize, &[u32])]) -> Vec<gridledger
         .iter()
         .map(|&(node, clients)| gridledger_fl::consensus::AttestedVector {
             node,
+            view: 0,
+            seq: 0,
             clients: clients.to_vec(),
             ra: enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients)),
         })
@@ -106,7 +120,7 @@ pub fn carried(cfg: &ChainConfig, vectors: &[(usize, &[u32])]) -> Vec<gridledger
 
 pub fn deter_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
     let ra = enclave(node).attest_evidence(&vector_evidence(cfg, DETER_VECTOR, node, clients));
-    Message::DeterVector { node, clients: clients.to_vec(), ra }
+    Message::DeterVector { node, view: 0, seq: 0, clients: clients.to_vec(), ra }
 }
 
 /// Client `c`'s honest coded upload (signed with its registered key).
@@ -509,6 +523,8 @@ pub fn attested_pre_vectors(
     (0..nodes)
         .map(|node| gridledger_fl::consensus::AttestedVector {
             node,
+            view: 0,
+            seq: 0,
             clients: clients.to_vec(),
             ra: enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients)),
         })
