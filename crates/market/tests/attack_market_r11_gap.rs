@@ -22,12 +22,34 @@
 //! 25-26 binds; a = 10⁻⁵ clears in 60 201 iterations (22× the
 //! unconstrained count), and none of a = 10⁻⁴..10⁻⁶ clears in 20 000. The
 //! mode is entered on iteration 0 and never left (`StepMode { congested:
-//! true, priced: 20000, exits: 0 }`). Fix idea (the last fixer's
-//! diagnosis): the cap bounds the line term's curvature, which only trades
-//! with a nonzero PTDF difference on a priced row feel; a step per trade
-//! (the cap only on those trades, each buyer's projection then in the
-//! metric of its steps, `x = max(0, v − α_mn τ)`, so fixed points stay KKT
-//! points) would let the pair's own trade keep the buyer's own step.
+//! true, priced: 20000, exits: 0 }`).
+//!
+//! Two slow modes, not one (measured on that market, a = 10⁻⁵):
+//!
+//! 1. The pair's own trade crawls with the capped step: the flat buyer's
+//!    copy of it is 4 599 kWh at iteration 2 000 and 643 at 18 000 (495 at
+//!    the optimum). The cap bounds the line term's curvature, which only
+//!    trades with a nonzero PTDF difference on some row feel; a step per
+//!    trade (the cap only on those, each buyer's projection in the metric
+//!    of its steps, `x = max(0, v − α_mn τ)`, so fixed points stay KKT
+//!    points) lets that trade keep the buyer's own step. A scratch
+//!    prototype of this (fused step only, not kept) settled it by
+//!    iteration 2 000 — but cleared only the ratings × 3·10⁻⁴ markets of
+//!    line 25-26 within 20 000 and the a = 10⁻⁶ ones within 60 000; the
+//!    others still fail, because of:
+//! 2. The line multiplier climbs at a fixed rate. The seeded sellers at
+//!    buses 28, 16 and 12 sit at their `e_max`; line 25-26 holds the flat
+//!    buyer's copies of their trades 0.129 kWh below the sellers' copies,
+//!    so the sellers' prices `λ_mn` of those trades fall by `ρ_mn · 0.129`
+//!    per iteration and `μ` of line 25-26 rises by as much (the buyer's
+//!    price `λ + π` of each trade stays put, and so do its copies): about
+//!    1.44·10⁻⁴ $/kWh per iteration, from 3.4 at iteration 2 000 to 5.8 at
+//!    18 000, with or without the prototype, against a nodal price
+//!    difference of 9.71 $/kWh at the optimum (≈ 45 000 iterations). The
+//!    rate is small because `ρ_mn = ρ √(f_m f_n)` is shrunk by the flat
+//!    buyer's scale (`f_m = √(E₀ / 10 MWh)`: `ρ_mn ≈ 1.1·10⁻³` against
+//!    `ρ = 0.05`). A fix must speed up this coupling too (e.g. per-trade
+//!    penalties and steps, the full `ρ` on trades with a small party).
 
 mod common;
 
