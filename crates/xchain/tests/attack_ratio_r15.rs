@@ -417,3 +417,46 @@ fn only_the_payer_posts_its_nt_and_only_once() {
     let again = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: tiny }, Amount::ZERO);
     assert_refused(&mut m, &again, XchainError::AlreadyPosted(Side::Sender.name()));
 }
+
+// ------------------------------------------------------------------- [3]
+
+/// R14's fix assumes chains up to `MAX_RATE_RATIO` (4) apart in block
+/// rate, "the BoB counted among them". But the relay is capped at
+/// `relay_per_block(κ, k) = max((κ − k) / 2, 1)` headers per BoB block:
+/// 2 on a κ = 4 deployment, 1 with κ − k < 4 (κ = 4 with k = 3, κ = 16
+/// with k = 15). An external chain faster than that — 3 blocks per BoB
+/// block on κ = 4, k = 0; 2 per BoB block on κ = 16, k = 15 — outruns the
+/// BoB's stored tip by one block or more every BoB block, for good. Once
+/// it lags `MAX_VIEW_LAG` (2) blocks, every exchange on that chain is
+/// refused (`BobLagging` from `check_view`, which `BobMbs::swap` checks
+/// before agreeing; its `wait_caught_up` never gets there), with no party misbehaving; nothing refuses the deployment at
+/// set-up either.
+///
+/// Expected: the BoB keeps up with a chain within `MAX_RATE_RATIO` of it
+/// (or such a deployment is refused at set-up). Observed: after 60 BoB
+/// blocks the stored tip lags 60 blocks and `check_view` refuses the
+/// chain (`BobLagging`).
+#[test]
+#[ignore = "attack r15 [3]: relay cap below MAX_RATE_RATIO; a chain 2-3x the BoB's rate freezes all exchanges on it"]
+fn the_bob_keeps_up_with_a_chain_within_max_rate_ratio() {
+    for (kappa, k, ratio) in [(4u32, 0u32, 3u64), (16, 15, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let finality = if k == 0 { Finality::Deterministic } else { Finality::Probabilistic { k } };
+        let mut m = setup(dir.path(), MbsSpec { kappa, finality, ..MbsSpec::default() });
+        let [ci, cj] = chains2(&m);
+        assert!(ratio <= gridledger_xchain::bob::MAX_RATE_RATIO);
+        for _ in 0..60 {
+            for _ in 1..ratio {
+                m.external_mut(ci).unwrap().tick().unwrap();
+            }
+            m.tick().unwrap();
+        }
+        let lag = m.external(ci).unwrap().height() - m.bob_tip(ci);
+        // The check an honest swap driver makes before agreeing (`swap`
+        // waits for it with `wait_caught_up`, which never returns Ok here).
+        let view = m.check_view(&[ci, cj]);
+        eprintln!("kappa {kappa} k {k} ratio {ratio}: lag {lag}, view {:?}", view.as_ref().err());
+        assert!(lag <= gridledger_xchain::BobMbs::MAX_VIEW_LAG, "kappa {kappa} k {k} ratio {ratio}: lag {lag}");
+        assert!(view.is_ok(), "kappa {kappa} k {k} ratio {ratio}: {:?}", view.err());
+    }
+}
