@@ -178,7 +178,12 @@ fn late_first_cct_v(plain: bool) -> Late {
 /// (`still_provable` is false from the start), the closing CCT_V follows
 /// at once and S — who posted in time and relied on the forwarding
 /// R8-3's decision promises — pays x_B to R. Chains of one speed, the
-/// default deployment: no rate assumption is broken.
+/// default deployment: no rate assumption is broken. (R14's fix only
+/// lengthened the wait: on the code before it the NT's deadline was
+/// `deadline + κ̄ + κ − k`; the deadline NT of R12-4 is what makes a late
+/// first CCT_V harmful, and R14's "penalised only once it can no longer
+/// land" does not cover an NT never forwarded because sub-situation 2
+/// opened after its deadline.)
 ///
 /// Expected: S's side ends `Proved` (or at least not `Penalised`) and S's
 /// deposit is untouched, as with a plain NT or with a timely first CCT_V.
