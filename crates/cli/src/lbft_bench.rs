@@ -50,7 +50,7 @@
 //! crash-safe, never the default, labelled so in the report — to compare
 //! with drivers that do not sync at all (the aleph-bft peer's).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -63,8 +63,8 @@ use gridledger_consensus::lbft::txm::{
     Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
 };
 use gridledger_consensus::lbft::{
-    tx_id, Admission, Backlog, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, Message,
-    PersistOp, Refused, Replica, Step, Target, Tx,
+    tx_id, Admission, Backlog, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, IdHasher,
+    IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -501,7 +501,10 @@ fn epoch_digest(d: &DeliveredEpoch<Sig>) -> String {
 }
 
 enum Input {
-    Peer(u32, Vec<u8>),
+    /// A peer's consensus message, decoded by the socket runtime's task
+    /// (which also hashes a batch's transaction ids as it decodes them:
+    /// that work is off the consensus loop).
+    Peer(u32, LbftMessage),
     /// The verifier handed verdicts back, or the persister made rounds
     /// durable: the loop blocks on this inbox alone (it used to poll both
     /// every millisecond, a thousand wake-ups a second per replica on a
@@ -1237,11 +1240,21 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         let signer = Signer { me, n: file.n, tau: file.tau, pad: pad_len(), opaque, client_keys, flooders };
         std::thread::Builder::new().name("lbft-signer".into()).spawn(move || signer.run(order_rx, &net, &own_txs))?;
     }
+    let debug_net = std::env::var_os("GRIDLEDGER_BENCH_DEBUG").is_some();
     rt.spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
             let sent = match bytes.first() {
                 Some(&WIRE_TXS) => txs_in.send(Work::Clients(bytes[1..].to_vec())).is_ok(),
-                _ => cons_in.send(Input::Peer(from, bytes.to_vec())).is_ok(),
+                Some(&WIRE_CONSENSUS) => match decode::<LbftMessage>(&bytes[1..], 64 << 20) {
+                    Ok(m) => cons_in.send(Input::Peer(from, m)).is_ok(),
+                    Err(e) => {
+                        if debug_net {
+                            eprintln!("replica {me}: undecodable from {from}: {e}");
+                        }
+                        true
+                    }
+                },
+                _ => true,
             };
             if !sent {
                 break;
@@ -1305,7 +1318,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut replica = Replica::new(cfg, crypto, durable);
     // Signature verdicts the verifier thread handed back, by transaction id
     // (until the transaction is delivered).
-    let mut verdicts: HashMap<Hash32, bool> = HashMap::new();
+    let mut verdicts: IdMap<bool> = IdMap::default();
     // Epochs the replica delivered whose transactions' verdicts are not all
     // back yet: applied in order once they are, while consensus goes on.
     // (delivery, ids, when the replica delivered it, verdicts asked for)
@@ -1338,8 +1351,9 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // idle and every earlier round already out).
     let mut sent_direct = 0u64;
     let mut flood_delivered = 0u64;
-    let mut seen: HashSet<(u32, u32, u64)> = HashSet::new();
-    let mut flood_seen: HashSet<Hash32> = HashSet::new();
+    // Keyed hashing as for transaction ids (see `IdHasher`).
+    let mut seen: HashSet<(u32, u32, u64), IdHasher> = HashSet::default();
+    let mut flood_seen: IdSet = IdSet::default();
     let mut bad_sigs = 0u64;
     let mut epochs = 0u64;
     let mut pending_batch: Option<u64> = None;
@@ -1637,45 +1651,31 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             },
         };
         match next {
-            Ok(Input::Peer(from, bytes)) => match bytes.split_first() {
-                Some((&WIRE_CONSENSUS, body)) => match decode::<Message<_, _>>(body, 64 << 20) {
-                    Ok(m) => {
-                        if debug {
-                            *kinds.entry(m.kind()).or_insert(0u64) += 1;
-                        }
-                        if !file.opaque {
-                            prefetch_batch(&prefetch, &m);
-                        }
-                        let s = replica.handle_message(from, m);
-                        if debug && !s.faults.is_empty() {
-                            eprintln!("replica {me} faults {:?}", s.faults);
-                        }
-                        steps.push(s);
-                        // Whatever else consensus has waiting joins this
-                        // round (one fsync for all of it).
-                        for input in cons_rx.try_iter().take(255) {
-                            let Input::Peer(from, bytes) = input else { continue };
-                            let Some((&WIRE_CONSENSUS, body)) = bytes.split_first() else { continue };
-                            if let Ok(m) = decode::<Message<_, _>>(body, 64 << 20) {
-                                if debug {
-                                    *kinds.entry(m.kind()).or_insert(0u64) += 1;
-                                }
-                                if !file.opaque {
-                                    prefetch_batch(&prefetch, &m);
-                                }
-                                steps.push(replica.handle_message(from, m));
-                            }
-                        }
+            Ok(Input::Peer(from, m)) => {
+                if debug {
+                    *kinds.entry(m.kind()).or_insert(0u64) += 1;
+                }
+                if !file.opaque {
+                    prefetch_batch(&prefetch, &m);
+                }
+                let s = replica.handle_message(from, m);
+                if debug && !s.faults.is_empty() {
+                    eprintln!("replica {me} faults {:?}", s.faults);
+                }
+                steps.push(s);
+                // Whatever else consensus has waiting joins this round
+                // (one fsync for all of it).
+                for input in cons_rx.try_iter().take(255) {
+                    let Input::Peer(from, m) = input else { continue };
+                    if debug {
+                        *kinds.entry(m.kind()).or_insert(0u64) += 1;
                     }
-                    Err(e) => {
-                        if debug {
-                            eprintln!("replica {me}: undecodable from {from}: {e}");
-                        }
-                        continue;
+                    if !file.opaque {
+                        prefetch_batch(&prefetch, &m);
                     }
-                },
-                _ => continue,
-            },
+                    steps.push(replica.handle_message(from, m));
+                }
+            }
             Ok(Input::Wake) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }

@@ -1,41 +1,76 @@
 //! What LBFT replicas say to each other (thesis §4.2.1, P^ABC), and the
 //! byte strings their threshold shares sign.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_tagged, Tag};
 use gridledger_core::Hash32;
 
-use super::batch::Tx;
+use super::batch::{tx_id, Tx};
 
 /// A batch's transactions, shared: a batch is held in several places at
 /// once (the proposal record, the `Val` message and its retransmission
 /// list, the proposer's and every receiver's epoch state, the delivered
 /// log and its record), and copying thousands of transactions into each
 /// cost more than ordering them. Read-only once built (it dereferences to
-/// the `Vec`); encoded exactly as a `Vec<Tx>`, so digests, messages and
-/// log records are unchanged.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Txs(Arc<Vec<Tx>>);
+/// the `Vec`); encoded exactly as a `Vec<Tx>`, so messages and log records
+/// are unchanged.
+///
+/// The transactions' ids ([`tx_id`]) travel with them, hashed once: when
+/// the list is decoded (where a driver decodes its peers' messages, off the
+/// consensus loop), or on first use for a list built locally. The batch
+/// digest and duplicate suppression read them instead of hashing every
+/// transaction again.
+#[derive(Clone, Default)]
+pub struct Txs(Arc<TxsInner>);
+
+#[derive(Clone, Default)]
+struct TxsInner {
+    txs: Vec<Tx>,
+    /// `ids[i] = tx_id(&txs[i])`, once computed.
+    ids: OnceLock<Vec<Hash32>>,
+}
 
 impl Txs {
-    /// The transactions for changing (copied first if shared).
+    /// The transactions for changing (copied first if shared; the cached
+    /// ids are dropped).
     pub fn make_mut(&mut self) -> &mut Vec<Tx> {
-        Arc::make_mut(&mut self.0)
+        let inner = Arc::make_mut(&mut self.0);
+        inner.ids = OnceLock::new();
+        &mut inner.txs
+    }
+
+    /// `tx_id` of each transaction, in order (hashed once per list).
+    pub fn ids(&self) -> &[Hash32] {
+        self.0.ids.get_or_init(|| self.0.txs.iter().map(|t| tx_id(t)).collect::<Vec<_>>())
+    }
+}
+
+impl PartialEq for Txs {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.txs == other.0.txs
+    }
+}
+
+impl Eq for Txs {}
+
+impl std::fmt::Debug for Txs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.txs.fmt(f)
     }
 }
 
 impl std::ops::Deref for Txs {
     type Target = Vec<Tx>;
     fn deref(&self) -> &Vec<Tx> {
-        &self.0
+        &self.0.txs
     }
 }
 
 impl From<Vec<Tx>> for Txs {
     fn from(txs: Vec<Tx>) -> Self {
-        Self(Arc::new(txs))
+        Self(Arc::new(TxsInner { txs, ids: OnceLock::new() }))
     }
 }
 
@@ -43,19 +78,23 @@ impl<'a> IntoIterator for &'a Txs {
     type Item = &'a Tx;
     type IntoIter = std::slice::Iter<'a, Tx>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.0.txs.iter()
     }
 }
 
 impl BorshSerialize for Txs {
     fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
-        self.0.as_slice().serialize(writer)
+        self.0.txs.as_slice().serialize(writer)
     }
 }
 
 impl BorshDeserialize for Txs {
+    /// Hashes the ids as it decodes: the thread that decodes a peer's
+    /// message pays for them, not the consensus loop.
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
-        Ok(Self(Arc::new(Vec::<Tx>::deserialize_reader(reader)?)))
+        let txs = Vec::<Tx>::deserialize_reader(reader)?;
+        let ids: Vec<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
+        Ok(Self(Arc::new(TxsInner { txs, ids: OnceLock::from(ids) })))
     }
 }
 
@@ -78,9 +117,16 @@ impl Batch {
     }
 
     /// Binds the batch to its instance, epoch and proposer, so a batch (and
-    /// its certificate) cannot be replayed in another slot.
+    /// its certificate) cannot be replayed in another slot. Version 2 hashes
+    /// the transactions' ids ([`Txs::ids`], each a SHA-256 of the whole
+    /// transaction) instead of the transactions: it binds the same contents
+    /// (a different batch with the same digest needs a SHA-256 collision,
+    /// in an id or in this hash), and every byte of a transaction is hashed
+    /// once per replica — for its id — instead of twice. (Version 1 hashed
+    /// `(instance, epoch, proposer, txs, time_ms)`; digests are not
+    /// compared across versions: every replica of an instance runs one.)
     pub fn digest(&self, instance: &Hash32, epoch: u64, proposer: u32) -> Hash32 {
-        hash_tagged(Tag("gridledger/lbft/batch/v1"), &(instance, epoch, proposer, &self.txs, self.time_ms))
+        hash_tagged(Tag("gridledger/lbft/batch/v2"), &(instance, epoch, proposer, self.txs.ids(), self.time_ms))
     }
 
     pub fn bytes(&self) -> usize {

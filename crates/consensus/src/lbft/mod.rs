@@ -36,7 +36,7 @@ pub mod txm;
 
 pub use aba::Said;
 pub use admission::{Admission, Backlog};
-pub use batch::{tx_id, FifoPolicy, Refused, Tx};
+pub use batch::{tx_id, FifoPolicy, IdHasher, IdMap, IdSet, Refused, Tx};
 pub use crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
 pub use messages::*;
 pub use replica::*;

@@ -78,7 +78,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use gridledger_core::Hash32;
 
 use super::aba::{Aba, AbaFault, AbaStep, CoinOracle, Said};
-use super::batch::{tx_id, Tx};
+use super::batch::{IdSet, Tx};
 use super::crypto::{KeyUse, ThresholdCrypto};
 use super::messages::*;
 
@@ -367,7 +367,7 @@ pub struct Delivery {
     pub decision: Vec<(u32, Hash32)>,
     /// Their transactions in order, each at its earliest occurrence.
     pub txs: Vec<Tx>,
-    /// `ids[i]` is [`tx_id`]`(&txs[i])`: computed once here for duplicate
+    /// `ids[i]` is [`tx_id`](super::tx_id)`(&txs[i])`: computed once here for duplicate
     /// suppression, so drivers need not hash every transaction again.
     pub ids: Vec<Hash32>,
     /// Duplicates removed.
@@ -591,7 +591,7 @@ pub struct Replica<C: ThresholdCrypto> {
     mute_through: Option<u64>,
     epochs: BTreeMap<u64, EpochState<C>>,
     log: VecDeque<DeliveredEpoch<C::Sig>>,
-    dedup: HashSet<Hash32>,
+    dedup: IdSet,
     dedup_order: VecDeque<(u64, Vec<Hash32>)>,
     /// Sync records per epoch and sender.
     sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
@@ -701,7 +701,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             mute_through: durable.voted_through,
             epochs: BTreeMap::new(),
             log: VecDeque::new(),
-            dedup: HashSet::new(),
+            dedup: IdSet::default(),
             dedup_order: VecDeque::new(),
             sync_votes: BTreeMap::new(),
             helped: BTreeMap::new(),
@@ -735,8 +735,8 @@ impl<C: ThresholdCrypto> Replica<C> {
                 let ids = match durable.suppressed.get(&d.epoch) {
                     Some(removed) => {
                         let removed: HashSet<u32> = removed.iter().copied().collect();
-                        let all = d.batches.iter().flat_map(|b| b.batch.txs.iter());
-                        (0u32..).zip(all).filter(|(i, _)| !removed.contains(i)).map(|(_, t)| tx_id(t)).collect()
+                        let all = d.batches.iter().flat_map(|b| b.batch.txs.ids().iter());
+                        (0u32..).zip(all).filter(|(i, _)| !removed.contains(i)).map(|(_, id)| *id).collect()
                     }
                     None => r.screen(&d).into_iter().map(|(_, id)| id).collect(),
                 };
@@ -1400,13 +1400,10 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// each at its earliest occurrence: `(position, id)` in order, the
     /// position among all of the epoch's transactions.
     fn screen(&self, d: &DeliveredEpoch<C::Sig>) -> Vec<(u32, Hash32)> {
-        let mut seen_now = HashSet::new();
-        let all = d.batches.iter().flat_map(|b| b.batch.txs.iter());
-        (0u32..)
-            .zip(all)
-            .map(|(i, tx)| (i, tx_id(tx)))
-            .filter(|(_, id)| !self.dedup.contains(id) && seen_now.insert(*id))
-            .collect()
+        let mut seen_now = IdSet::default();
+        // The ids the batches carry (hashed as they were decoded or built).
+        let all = d.batches.iter().flat_map(|b| b.batch.txs.ids().iter());
+        (0u32..).zip(all.copied()).filter(|(_, id)| !self.dedup.contains(id) && seen_now.insert(*id)).collect()
     }
 
     fn deliver(&mut self, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {

@@ -630,13 +630,26 @@ fn shared_batch_transactions_encode_and_digest_as_a_plain_list() {
     assert_eq!(batch.txs.len(), 3);
     assert_eq!(changed.txs.len(), 4);
     assert_ne!(changed.digest(&INST, 0, 0), batch.digest(&INST, 0, 0));
+    // Digest version 2: over the transactions' ids, which travel with the
+    // list (decoded, cloned or built), and are dropped when it changes.
+    let ids: Vec<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
+    assert_eq!(back.txs.ids(), &ids[..]);
+    assert_eq!(batch.txs.ids(), &ids[..]);
+    assert_eq!(changed.txs.ids().len(), 4);
+    assert_eq!(changed.txs.ids()[3], tx_id(&tx("c")));
     assert_eq!(
         batch.digest(&INST, 0, 0),
         gridledger_core::codec::hash_tagged(
-            gridledger_core::codec::Tag("gridledger/lbft/batch/v1"),
-            &(&INST, 0u64, 0u32, &txs, 7u64)
+            gridledger_core::codec::Tag("gridledger/lbft/batch/v2"),
+            &(&INST, 0u64, 0u32, &ids, 7u64)
         )
     );
+    // Every byte of every transaction is bound: changing one changes the digest.
+    let mut flipped = batch.clone();
+    flipped.txs.make_mut()[1][0] ^= 1;
+    assert_ne!(flipped.digest(&INST, 0, 0), batch.digest(&INST, 0, 0));
+    assert_ne!(batch.digest(&INST, 0, 0), batch.digest(&INST, 0, 1));
+    assert_ne!(batch.digest(&INST, 1, 0), batch.digest(&INST, 0, 0));
 }
 
 #[test]
