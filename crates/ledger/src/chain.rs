@@ -701,6 +701,9 @@ impl Chain {
     }
 }
 
+/// Transactions a block builder refused, with why.
+type Dropped = Vec<(Hash32, String)>;
+
 /// Fills a block from the mempool, in its block order
 /// ([`Mempool::walk`], leaving out `exclude`), until it holds `max`
 /// transactions: the one candidate-ordering function of plain and
@@ -724,7 +727,7 @@ pub(crate) fn fill_block(
     mempool: &Mempool,
     exclude: &BTreeSet<Hash32>,
     max: usize,
-) -> (Vec<(Address, u64)>, Vec<(Hash32, String)>) {
+) -> (Vec<(Address, u64)>, Dropped) {
     let mut skipped = Vec::new();
     let mut dropped = Vec::new();
     let mut walk = mempool.walk(exclude);
