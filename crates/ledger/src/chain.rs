@@ -361,11 +361,15 @@ impl Chain {
     /// spend what `parent` credited, and one that conflicts with `parent`
     /// (a double spend: the same sender and nonce) is left out. `parent`'s
     /// own transactions, still pending in the mempool until it commits, are
-    /// skipped. Nothing is evicted and nothing changes here: the block is
-    /// committed later like any other, after `parent`, and validators
-    /// re-execute it on their committed state once `parent` is committed.
+    /// skipped. Nothing is evicted here: the block is committed later like
+    /// any other, after `parent`, and validators re-execute it on their
+    /// committed state once `parent` is committed. The only change is the
+    /// one every build makes (attack r13 [4]): senders skipped for gas are
+    /// served first from now on ([`Mempool::serve_first`]); the pipelined
+    /// heights validators take under load fill blocks exactly as plain ones
+    /// (`fill_block`).
     pub fn build_block_on(
-        &self,
+        &mut self,
         parent: &ExecutedBlock,
         proposer: &PublicKey,
         timestamp: Timestamp,
@@ -378,7 +382,7 @@ impl Chain {
     /// and the transactions to skip given apart (a test can hand it a
     /// wrong view of the parent's state).
     pub fn build_block_over(
-        &self,
+        &mut self,
         parent: &BlockHeader,
         parent_changes: &Changes,
         exclude: &BTreeSet<Hash32>,
@@ -399,34 +403,15 @@ impl Chain {
         let mut recent = self.recent.clone();
         slide_window(&mut recent, parent.height, parent_hash);
         let env = self.env_after(parent, parent_hash, timestamp, proposer);
-        let max = self.config.max_block_txs;
-        let candidates = self.mempool.candidates(max.saturating_add(exclude.len()));
-        let body = {
+        let (body, skipped) = {
             let mut b =
                 BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit).with_block_hashes(&recent);
-            let mut waiting = BTreeSet::new();
-            for tx in candidates.into_iter().filter(|t| !exclude.contains(&t.hash())) {
-                if b.len() >= max {
-                    break;
-                }
-                if waiting.contains(&tx.sender()) {
-                    continue;
-                }
-                let sender = tx.sender();
-                match b.push(tx) {
-                    Ok(_) => {}
-                    // Skipped, not the end of the block (see
-                    // `execute_candidates`).
-                    Err(crate::executor::TxRejected::BlockFull) => {
-                        waiting.insert(sender);
-                    }
-                    // Left in the mempool: the next build on committed
-                    // state evicts what can no longer execute.
-                    Err(_) => {}
-                }
-            }
-            b.into_body()
+            // What cannot execute is left in the mempool: the next build on
+            // committed state evicts it.
+            let (skipped, _) = fill_block(&mut b, &self.mempool, exclude, self.config.max_block_txs);
+            (b.into_body(), skipped)
         };
+        self.mempool.serve_first(&skipped);
         let mut all = parent_changes.clone();
         all.extend(body.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
         let root = self.state.root_after(&all);
@@ -437,43 +422,13 @@ impl Chain {
     /// evicting those that can no longer execute.
     fn execute_candidates(&mut self, proposer: &PublicKey, timestamp: Timestamp) -> (BuiltBody, Vec<(Hash32, String)>) {
         let env = self.env(timestamp, proposer);
-        let candidates = self.mempool.candidates(self.config.max_block_txs);
-        let mut dropped = Vec::new();
-        let body = {
+        let (body, skipped, dropped) = {
             let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit)
                 .with_block_hashes(&self.recent);
-            // A candidate whose gas limit no longer fits what is left of
-            // the block is skipped, and so are its sender's later ones (they
-            // wait for it, in nonce order, and stay in the mempool); the
-            // other senders' candidates still go in. Stopping at it instead
-            // let one heavy transaction queued behind another sender's
-            // cheap one shut every later sender out of every block. The
-            // walk is over the mempool's bounded, deterministic candidate
-            // list, once. Decision (attack r12 [3]): the skipped senders, in
-            // the order they were skipped, go to the front of the mempool's
-            // round-robin order, so a transaction whose gas limit fits an
-            // empty block is included within a bounded number of blocks
-            // (one sender queueing a heavy transaction ahead of it each
-            // block no longer keeps it out for ever).
-            let mut waiting = BTreeSet::new();
-            let mut skipped = Vec::new();
-            for tx in candidates {
-                let (h, sender) = (tx.hash(), tx.sender());
-                if waiting.contains(&sender) {
-                    continue;
-                }
-                match b.push(tx) {
-                    Ok(_) => {}
-                    Err(crate::executor::TxRejected::BlockFull) => {
-                        waiting.insert(sender);
-                        skipped.push(sender);
-                    }
-                    Err(e) => dropped.push((h, e.to_string())),
-                }
-            }
-            self.mempool.serve_first(&skipped);
-            b.into_body()
+            let (skipped, dropped) = fill_block(&mut b, &self.mempool, &BTreeSet::new(), self.config.max_block_txs);
+            (b.into_body(), skipped, dropped)
         };
+        self.mempool.serve_first(&skipped);
         for (h, _) in &dropped {
             self.mempool.evict(h);
         }
@@ -758,6 +713,60 @@ impl Chain {
         };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
+}
+
+/// Transactions a block builder refused, with why.
+type Dropped = Vec<(Hash32, String)>;
+
+/// Fills a block from the mempool, in its block order
+/// ([`Mempool::walk`], leaving out `exclude`), until it holds `max`
+/// transactions: the one candidate-ordering function of plain and
+/// pipelined heights (attack r13 [4]: the pipelined path had its own walk,
+/// which never served skipped senders first). Returns the senders skipped
+/// for gas with the skipped nonces, for [`Mempool::serve_first`], and the
+/// transactions that cannot execute with why.
+///
+/// A candidate whose gas limit no longer fits what is left of the block is
+/// skipped, and so are its sender's later ones (they wait for it, in nonce
+/// order, and stay in the mempool); the other senders' candidates still go
+/// in. Stopping at it instead let one heavy transaction queued behind
+/// another sender's cheap one shut every later sender out of every block.
+/// A candidate that cannot execute otherwise holds its sender's later ones
+/// the same way. The walk is deterministic (two validators with the same mempool
+/// build the same block) and bounded: at most `max` transactions placed
+/// and `max` refused, each step `O(log n)` in the mempool's size, plus one
+/// per excluded transaction.
+pub(crate) fn fill_block(
+    b: &mut BlockBuilder<'_>,
+    mempool: &Mempool,
+    exclude: &BTreeSet<Hash32>,
+    max: usize,
+) -> (Vec<(Address, u64)>, Dropped) {
+    let mut skipped = Vec::new();
+    let mut dropped = Vec::new();
+    let mut walk = mempool.walk(exclude);
+    while b.len() < max && skipped.len().saturating_add(dropped.len()) < max {
+        let Some(tx) = walk.next() else { break };
+        let (h, sender, nonce) = (tx.hash(), tx.sender(), tx.tx.nonce);
+        match b.push(tx.clone()) {
+            Ok(_) => {}
+            Err(crate::executor::TxRejected::BlockFull) => {
+                walk.hold();
+                skipped.push((sender, nonce));
+            }
+            // A nonce the state has already passed (pipelined heights: the
+            // parent used it, a double spend) is left out; the sender's
+            // next one follows.
+            Err(e @ crate::executor::TxRejected::Nonce { expected, got }) if got < expected => {
+                dropped.push((h, e.to_string()));
+            }
+            Err(e) => {
+                walk.hold();
+                dropped.push((h, e.to_string()));
+            }
+        }
+    }
+    (skipped, dropped)
 }
 
 /// Makes `recent` the block-hash window once the block at `height` (hash

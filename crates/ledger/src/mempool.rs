@@ -5,22 +5,38 @@
 //! (`max_bytes`, [`DEFAULT_MEMPOOL_BYTES`] unless set): 200,000 transactions
 //! of 64 KiB would otherwise be 13 GB.
 //!
+//! Block order ([`Mempool::walk`], attack r13 [7]): the highest gas price
+//! first, each sender's transactions in nonce order (a sender's next
+//! transaction competes at its own price once the previous one is placed),
+//! and between equal prices the one that arrived first (every admitted
+//! transaction gets the next arrival number). Before, blocks were filled
+//! round-robin over senders in order of their first arrival: accounts that
+//! kept one transaction queued at all times kept their places and filled
+//! every block, and a later sender was never reached whatever it paid.
+//! Senders whose next transaction a block skipped because its gas limit no
+//! longer fitted ([`Mempool::serve_first`], attack r12 [3]) come before
+//! that order until that transaction is included.
+//!
 //! When the pool is full a transaction that pays a strictly higher gas price
 //! than the cheapest pending one of another sender takes its place. A
 //! sender's queue is priced by its *cheapest* transaction, and evicting it
 //! removes its cheapest *suffix*: the last transaction at that price and
 //! every later one (removing it alone would leave a nonce gap that strands
 //! the later ones; they cannot execute before it anyway). So a dear last
-//! transaction does not shield a queue of cheap ones. A sender of the
-//! incoming transaction is never a victim (that could remove its own
-//! predecessor). Between equally cheap senders the lowest address goes
-//! first, so eviction is deterministic across validators. As many suffixes
-//! go as are needed to fit the newcomer in count and bytes; if outbidding
-//! every cheaper sender is not enough, it is refused with
-//! [`SubmitError::MempoolFull`] and nothing changes.
+//! transaction does not shield a queue of cheap ones. This agrees with the
+//! block order: a suffix from the sender's cheapest transaction on cannot
+//! be placed before that transaction, so it is what the order reaches last
+//! among the sender's. A sender of the incoming transaction is never a
+//! victim (that could remove its own predecessor). Between equally cheap
+//! senders the one whose suffix arrived last goes first (the block order
+//! serves it last), then the lowest address, so eviction is deterministic
+//! across validators. As many suffixes go as are needed to fit the newcomer
+//! in count and bytes; if outbidding every cheaper sender is not enough, it
+//! is refused with [`SubmitError::MempoolFull`] and nothing changes.
 
 use gridledger_core::{Address, Amount, Hash32};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{btree_map, btree_set, BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use crate::error::SubmitError;
 use crate::state::Account;
@@ -29,28 +45,44 @@ use crate::tx::{SignedTransaction, VerifiedTx};
 /// Byte budget of a pool made by [`Mempool::new`].
 pub const DEFAULT_MEMPOOL_BYTES: usize = 256 << 20;
 
+/// A pending transaction and its arrival number.
+struct Queued {
+    v: VerifiedTx,
+    seq: u64,
+}
+
+/// Where a transaction stands in block order: highest gas price first,
+/// then earliest arrival (smaller keys first).
+type OrderKey = (Reverse<Amount>, u64);
+
+fn order_key(q: &Queued) -> OrderKey {
+    (Reverse(q.v.tx.tx.gas_price), q.seq)
+}
+
 #[derive(Default)]
 struct SenderQueue {
-    txs: BTreeMap<u64, VerifiedTx>,
+    txs: BTreeMap<u64, Queued>,
     /// Sum of the queued transactions' maximum costs.
     reserved: Amount,
-    /// How many queued transactions pay each gas price.
-    prices: BTreeMap<Amount, usize>,
+    /// (gas price, nonce) of every queued transaction.
+    prices: BTreeSet<(Amount, u64)>,
 }
 
 impl SenderQueue {
-    fn count_in(&mut self, v: &VerifiedTx) {
-        *self.prices.entry(v.tx.tx.gas_price).or_default() += 1;
+    fn insert(&mut self, nonce: u64, q: Queued) {
+        self.prices.insert((q.v.tx.tx.gas_price, nonce));
+        self.txs.insert(nonce, q);
     }
 
-    fn count_out(&mut self, v: &VerifiedTx) {
-        let p = v.tx.tx.gas_price;
-        if let Some(c) = self.prices.get_mut(&p) {
-            *c -= 1;
-            if *c == 0 {
-                self.prices.remove(&p);
-            }
-        }
+    fn count_out(&mut self, nonce: u64, v: &VerifiedTx) {
+        self.prices.remove(&(v.tx.tx.gas_price, nonce));
+    }
+
+    /// The cheapest price and the nonce of the last transaction at it: where
+    /// an eviction would cut.
+    fn cheapest_suffix(&self) -> Option<(Amount, u64)> {
+        let (p, _) = self.prices.first()?;
+        self.prices.range((*p, 0)..=(*p, u64::MAX)).next_back().copied()
     }
 }
 
@@ -59,26 +91,40 @@ fn tx_size(v: &VerifiedTx) -> usize {
     borsh::object_length(&v.tx).unwrap_or(usize::MAX)
 }
 
+/// Eviction candidates, first victim first: cheapest price, then the
+/// suffix that arrived last, then the lowest address.
+type TailKey = (Amount, Reverse<u64>, Address);
+
 /// Pending transactions.
 pub struct Mempool {
     capacity: usize,
     per_sender: usize,
     senders: HashMap<Address, SenderQueue>,
     by_hash: HashMap<Hash32, (Address, u64)>,
-    /// Senders in order of first arrival, for round-robin block filling.
-    order: VecDeque<Address>,
+    /// Each sender's next transaction in block order (its lowest nonce).
+    heads: BTreeSet<(OrderKey, Address)>,
+    /// Senders served before `heads`' order, by rank, with the nonce of the
+    /// transaction that was skipped for gas ([`Mempool::serve_first`]).
+    first: BTreeMap<u64, (Address, u64)>,
+    first_rank: HashMap<Address, u64>,
+    /// The next rank given at the front of `first` (counts down).
+    front: u64,
+    /// The next arrival number.
+    seq: u64,
     len: usize,
     max_bytes: usize,
     bytes: usize,
-    /// Each sender's cheapest pending gas price, by (price, sender): the
-    /// eviction candidates, cheapest first.
-    tails: BTreeSet<(Amount, Address)>,
+    /// Each sender's cheapest suffix, by [`TailKey`]: the eviction
+    /// candidates.
+    tails: BTreeSet<TailKey>,
     evicted: u64,
     /// The pending transactions with a deadline
     /// ([`crate::TxKind::TransferUntil`]), by (last valid height, hash):
     /// [`Mempool::drop_expired`] finds the expired ones without a scan.
     deadlines: BTreeSet<(u64, Hash32)>,
 }
+
+static NOTHING: BTreeSet<Hash32> = BTreeSet::new();
 
 impl Mempool {
     pub fn new(capacity: usize, per_sender: usize) -> Self {
@@ -87,7 +133,11 @@ impl Mempool {
             per_sender,
             senders: HashMap::new(),
             by_hash: HashMap::new(),
-            order: VecDeque::new(),
+            heads: BTreeSet::new(),
+            first: BTreeMap::new(),
+            first_rank: HashMap::new(),
+            front: u64::MAX,
+            seq: 0,
             len: 0,
             max_bytes: DEFAULT_MEMPOOL_BYTES,
             bytes: 0,
@@ -113,31 +163,55 @@ impl Mempool {
         self.evicted
     }
 
-    fn tail_key(&self, sender: &Address) -> Option<(Amount, Address)> {
-        self.senders.get(sender).and_then(|q| q.prices.keys().next()).map(|p| (*p, *sender))
+    fn tail_key(&self, sender: &Address) -> Option<TailKey> {
+        let q = self.senders.get(sender)?;
+        let (p, nonce) = q.cheapest_suffix()?;
+        let seq = q.txs.get(&nonce)?.seq;
+        Some((p, Reverse(seq), *sender))
     }
 
-    /// Runs `f` on the pool and keeps `sender`'s entry in `tails` current.
+    fn head_key(&self, sender: &Address) -> Option<(OrderKey, Address)> {
+        let (_, q) = self.senders.get(sender)?.txs.first_key_value()?;
+        Some((order_key(q), *sender))
+    }
+
+    /// Runs `f` on the pool and keeps `sender`'s entries in `tails` and
+    /// `heads` current, and its place in `first` while the transaction it
+    /// was skipped for is still queued.
     fn retail<R>(&mut self, sender: Address, f: impl FnOnce(&mut Self) -> R) -> R {
         if let Some(k) = self.tail_key(&sender) {
             self.tails.remove(&k);
         }
+        if let Some(k) = self.head_key(&sender) {
+            self.heads.remove(&k);
+        }
         let r = f(self);
         if let Some(k) = self.tail_key(&sender) {
             self.tails.insert(k);
+        }
+        if let Some(k) = self.head_key(&sender) {
+            self.heads.insert(k);
+        }
+        if let Some(rank) = self.first_rank.get(&sender).copied() {
+            let waiting = self.first.get(&rank).map(|(_, n)| *n);
+            let queued = self.senders.get(&sender).is_some_and(|q| waiting.is_some_and(|n| q.txs.contains_key(&n)));
+            if !queued {
+                self.first.remove(&rank);
+                self.first_rank.remove(&sender);
+            }
         }
         r
     }
 
     /// The suffixes (sender, first nonce) to evict so that one more
     /// transaction of `size` bytes fits, each of a sender other than
-    /// `sender` whose cheapest price `price` strictly outbids, cheapest
+    /// `sender` whose cheapest price `price` strictly outbids, first victim
     /// first; `None` if those are not enough.
     fn victims(&self, sender: &Address, price: Amount, size: usize) -> Option<Vec<(Address, u64, usize)>> {
         let mut need_n = (self.len + 1).saturating_sub(self.capacity);
         let mut need_b = self.bytes.saturating_add(size).saturating_sub(self.max_bytes);
         let mut out = Vec::new();
-        for (p, who) in &self.tails {
+        for (p, _, who) in &self.tails {
             if need_n == 0 && need_b == 0 {
                 break;
             }
@@ -148,9 +222,9 @@ impl Mempool {
                 continue;
             }
             let q = self.senders.get(who)?;
-            let (&from, _) = q.txs.iter().rev().find(|(_, v)| v.tx.tx.gas_price == *p)?;
+            let (_, from) = q.cheapest_suffix()?;
             let (n, b) =
-                q.txs.range(from..).fold((0usize, 0usize), |(n, b), (_, v)| (n + 1, b.saturating_add(tx_size(v))));
+                q.txs.range(from..).fold((0usize, 0usize), |(n, b), (_, e)| (n + 1, b.saturating_add(tx_size(&e.v))));
             need_n = need_n.saturating_sub(n);
             need_b = need_b.saturating_sub(b);
             out.push((*who, from, n));
@@ -177,7 +251,7 @@ impl Mempool {
         self.by_hash
             .get(&h)
             .and_then(|(s, n)| self.senders.get(s).and_then(|q| q.txs.get(n)))
-            .is_some_and(|v| v.tx == *tx)
+            .is_some_and(|e| e.v.tx == *tx)
     }
 
     /// The next nonce this sender may submit, given its committed account.
@@ -220,17 +294,15 @@ impl Mempool {
         }
         let hash = vtx.hash;
         let sender = vtx.sender;
+        let seq = self.seq;
+        self.seq += 1;
         self.retail(sender, |me| {
             let q = me.senders.entry(sender).or_default();
-            if q.txs.is_empty() {
-                me.order.push_back(sender);
-            }
             q.reserved = needed;
-            q.count_in(&vtx);
             if let Some(u) = vtx.tx.tx.kind.valid_until() {
                 me.deadlines.insert((u, hash));
             }
-            q.txs.insert(nonce, vtx);
+            q.insert(nonce, Queued { v: vtx, seq });
             me.by_hash.insert(hash, (sender, nonce));
             me.len += 1;
             me.bytes += size;
@@ -238,43 +310,68 @@ impl Mempool {
         Ok(hash)
     }
 
-    /// Moves `senders` (those still queued), in the order given, to the
-    /// front of the round-robin order: a sender whose next transaction a
-    /// block skipped because its gas limit no longer fitted is served
-    /// first in the next one (attack r12 [3]: behind a sender that keeps
-    /// queueing a heavy transaction first, it was skipped for ever).
-    pub fn serve_first(&mut self, senders: &[Address]) {
-        for a in senders.iter().rev() {
-            if let Some(i) = self.order.iter().position(|o| o == a) {
-                if let Some(x) = self.order.remove(i) {
-                    self.order.push_front(x);
+    /// Records that a block skipped each `(sender, nonce)` because the
+    /// transaction's gas limit no longer fitted: those senders, in the
+    /// order given, go to the front of the senders served before the price
+    /// order ([`Mempool::walk`]), and each stays there until that
+    /// transaction is included or leaves the pool (attack r12 [3]: behind
+    /// senders that keep queueing transactions ahead of it, a block-sized
+    /// transaction was skipped for ever). The first of them fits an empty
+    /// block, so at least one is included in each block and a sender's
+    /// place only moves forward: each waits a bounded number of blocks.
+    /// Senders no longer queued are ignored.
+    pub fn serve_first(&mut self, skipped: &[(Address, u64)]) {
+        for (a, n) in skipped.iter().rev() {
+            if !self.senders.get(a).is_some_and(|q| q.txs.contains_key(n)) {
+                continue;
+            }
+            if let Some(old) = self.first_rank.remove(a) {
+                self.first.remove(&old);
+            }
+            let rank = self.front;
+            self.front = self.front.saturating_sub(1);
+            self.first.insert(rank, (*a, *n));
+            self.first_rank.insert(*a, rank);
+        }
+    }
+
+    /// The pending transactions in block order (see the module
+    /// documentation), leaving out those in `exclude` (a later transaction
+    /// of their sender follows at its own place). Each step costs
+    /// `O(log n)`, plus one per excluded transaction.
+    pub fn walk<'a>(&'a self, exclude: &'a BTreeSet<Hash32>) -> Walk<'a> {
+        let mut w = Walk {
+            pool: self,
+            exclude,
+            first: self.first.values(),
+            heads: self.heads.iter(),
+            next: BinaryHeap::new(),
+            started: HashSet::new(),
+            last: None,
+        };
+        // A sender whose first transactions are excluded competes with its
+        // first one left, at that one's price.
+        for h in exclude {
+            if let Some((a, _)) = self.by_hash.get(h) {
+                if !self.first_rank.contains_key(a) && w.started.insert(*a) {
+                    w.push_from(*a, 0);
                 }
             }
         }
+        w
     }
 
-    /// Up to `max` transactions for the next block: round-robin over senders
-    /// in arrival order, each sender's in nonce order.
+    /// The first `max` transactions in block order.
     pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
-        let mut out = Vec::with_capacity(max.min(self.len));
-        let mut iters: Vec<_> = self.order.iter().filter_map(|a| self.senders.get(a)).map(|q| q.txs.values()).collect();
-        while out.len() < max && !iters.is_empty() {
-            iters.retain_mut(|it| match it.next() {
-                Some(v) if out.len() < max => {
-                    out.push(v.tx.clone());
-                    true
-                }
-                _ => false,
-            });
-        }
-        out
+        self.walk(&NOTHING).take(max).cloned().collect()
     }
 
     /// Each pending sender's transactions in nonce order (no gaps, from its
-    /// committed nonce), senders in the round-robin order of
-    /// [`Mempool::candidates`]; nothing is copied.
+    /// committed nonce), senders in the block order of their next
+    /// transaction (highest gas price, then earliest arrival; see
+    /// [`Mempool::walk`]); nothing is copied.
     pub fn queues(&self) -> impl Iterator<Item = impl Iterator<Item = &VerifiedTx>> {
-        self.order.iter().filter_map(|a| self.senders.get(a)).map(|q| q.txs.values())
+        self.heads.iter().filter_map(|(_, a)| self.senders.get(a)).map(|q| q.txs.values().map(|e| &e.v))
     }
 
     /// Drops what the committed state has made stale: every transaction whose
@@ -288,8 +385,6 @@ impl Mempool {
             let acct = account(&s);
             self.retail(s, |me| me.prune_one(s, &acct));
         }
-        let senders = &self.senders;
-        self.order.retain(|a| senders.contains_key(a));
     }
 
     fn prune_one(&mut self, s: Address, acct: &Account) {
@@ -300,15 +395,15 @@ impl Mempool {
             let stale: Vec<u64> = q.txs.range(..acct.nonce).map(|(n, _)| *n).collect();
             let mut removed = Vec::new();
             for n in stale {
-                if let Some(v) = q.txs.remove(&n) {
-                    removed.push(v);
+                if let Some(e) = q.txs.remove(&n) {
+                    removed.push((n, e.v));
                 }
             }
             if q.txs.keys().next().is_some_and(|n| *n != acct.nonce) {
-                removed.extend(std::mem::take(&mut q.txs).into_values());
+                removed.extend(std::mem::take(&mut q.txs).into_iter().map(|(n, e)| (n, e.v)));
             }
-            for v in &removed {
-                q.count_out(v);
+            for (n, v) in &removed {
+                q.count_out(*n, v);
                 if let Some(u) = v.tx.tx.kind.valid_until() {
                     self.deadlines.remove(&(u, v.hash));
                 }
@@ -316,7 +411,7 @@ impl Mempool {
                 self.len -= 1;
                 self.bytes = self.bytes.saturating_sub(tx_size(v));
             }
-            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
+            q.reserved = q.txs.values().fold(Amount::ZERO, |a, e| a.checked_add(e.v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
                 self.senders.remove(&s);
             }
@@ -348,21 +443,97 @@ impl Mempool {
     fn evict_from(&mut self, s: Address, nonce: u64) {
         if let Some(q) = self.senders.get_mut(&s) {
             let later = q.txs.split_off(&nonce);
-            for v in later.values() {
-                q.count_out(v);
-                if let Some(u) = v.tx.tx.kind.valid_until() {
-                    self.deadlines.remove(&(u, v.hash));
+            for (n, e) in &later {
+                q.count_out(*n, &e.v);
+                if let Some(u) = e.v.tx.tx.kind.valid_until() {
+                    self.deadlines.remove(&(u, e.v.hash));
                 }
-                self.by_hash.remove(&v.hash);
+                self.by_hash.remove(&e.v.hash);
                 self.len -= 1;
-                self.bytes = self.bytes.saturating_sub(tx_size(v));
+                self.bytes = self.bytes.saturating_sub(tx_size(&e.v));
             }
-            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
+            q.reserved = q.txs.values().fold(Amount::ZERO, |a, e| a.checked_add(e.v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
                 self.senders.remove(&s);
-                self.order.retain(|a| *a != s);
             }
         }
+    }
+}
+
+/// The mempool's pending transactions in block order ([`Mempool::walk`]).
+/// After a transaction is yielded its sender's next one joins the order,
+/// unless the caller calls [`Walk::hold`] first (the block skipped or
+/// rejected it: the sender's later ones wait for it, in nonce order).
+pub struct Walk<'a> {
+    pool: &'a Mempool,
+    exclude: &'a BTreeSet<Hash32>,
+    first: btree_map::Values<'a, u64, (Address, u64)>,
+    heads: btree_set::Iter<'a, (OrderKey, Address)>,
+    /// Senders' next transactions that left `heads`' order: after one of
+    /// theirs was yielded, or whose first ones are excluded.
+    next: BinaryHeap<Reverse<(OrderKey, Address, u64)>>,
+    /// Senders whose place `heads` no longer gives.
+    started: HashSet<Address>,
+    last: Option<(Address, u64)>,
+}
+
+impl<'a> Walk<'a> {
+    /// The sender of the transaction just yielded gets no further one.
+    pub fn hold(&mut self) {
+        self.last = None;
+    }
+
+    /// Queues `a`'s first transaction at nonce `from` or later that is not
+    /// excluded.
+    fn push_from(&mut self, a: Address, from: u64) {
+        if let Some((n, e)) = self.first_from(a, from) {
+            self.next.push(Reverse((order_key(e), a, n)));
+        }
+    }
+
+    fn first_from(&self, a: Address, from: u64) -> Option<(u64, &'a Queued)> {
+        let pool: &'a Mempool = self.pool;
+        let q = pool.senders.get(&a)?;
+        q.txs.range(from..).find(|(_, e)| !self.exclude.contains(&e.v.hash)).map(|(n, e)| (*n, e))
+    }
+
+    fn take(&mut self, a: Address, n: u64) -> Option<&'a SignedTransaction> {
+        let pool: &'a Mempool = self.pool;
+        let e = pool.senders.get(&a)?.txs.get(&n)?;
+        self.last = Some((a, n));
+        Some(&e.v.tx)
+    }
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = &'a SignedTransaction;
+
+    fn next(&mut self) -> Option<&'a SignedTransaction> {
+        if let Some((a, n)) = self.last.take() {
+            self.push_from(a, n.saturating_add(1));
+        }
+        while let Some(&(a, _)) = self.first.next() {
+            self.started.insert(a);
+            if let Some((n, _)) = self.first_from(a, 0) {
+                return self.take(a, n);
+            }
+        }
+        // Move heads into `next` until the best of `next` is no worse than
+        // the next head.
+        while let Some(&(key, a)) = self.heads.clone().next() {
+            if self.started.contains(&a) || self.pool.first_rank.contains_key(&a) {
+                self.heads.next();
+                continue;
+            }
+            if self.next.peek().is_some_and(|Reverse((best, _, _))| *best <= key) {
+                break;
+            }
+            self.heads.next();
+            self.started.insert(a);
+            self.push_from(a, 0);
+        }
+        let Reverse((_, a, n)) = self.next.pop()?;
+        self.take(a, n)
     }
 }
 
@@ -379,7 +550,7 @@ mod tests {
             .unwrap()
     }
 
-    fn snapshot(p: &Mempool) -> (usize, Vec<Hash32>, Vec<(Amount, Address)>) {
+    fn snapshot(p: &Mempool) -> (usize, Vec<Hash32>, Vec<TailKey>) {
         let mut h: Vec<_> = p.by_hash.keys().copied().collect();
         h.sort();
         (p.len(), h, p.tails.iter().copied().collect())
@@ -481,15 +652,100 @@ mod tests {
         assert_eq!(p.len(), 1);
     }
 
+    fn order(p: &Mempool, exclude: &BTreeSet<Hash32>) -> Vec<(Address, u64)> {
+        p.walk(exclude).map(|t| (t.sender(), t.tx.nonce)).collect()
+    }
+
     #[test]
-    fn queues_give_each_senders_transactions_in_nonce_order_senders_in_arrival_order() {
+    fn block_order_is_highest_price_first_then_arrival_keeping_nonce_order() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        // Sender 1 arrives first with two cheap ones, then sender 2 at the
+        // same price, sender 3 dear, and sender 1's third one dearer still.
+        p.admit(vtx(1, 0, 1), &RICH).unwrap();
+        p.admit(vtx(1, 1, 1), &RICH).unwrap();
+        p.admit(vtx(2, 0, 1), &RICH).unwrap();
+        p.admit(vtx(3, 0, 50), &RICH).unwrap();
+        p.admit(vtx(1, 2, 90), &RICH).unwrap();
+        p.admit(vtx(4, 0, 50), &RICH).unwrap();
+        // Sender 1's dear nonce 2 cannot pass its own nonces 0 and 1; once
+        // those are placed it competes at its own price.
+        let want = vec![(a(3), 0), (a(4), 0), (a(1), 0), (a(1), 1), (a(1), 2), (a(2), 0)];
+        assert_eq!(order(&p, &BTreeSet::new()), want);
+        assert_eq!(p.candidates(3).iter().map(|t| (t.sender(), t.tx.nonce)).collect::<Vec<_>>(), want[..3]);
+        // Holding a sender leaves its later ones out of this walk.
+        let mut w = p.walk(&NOTHING);
+        let mut got = Vec::new();
+        while let Some(t) = w.next() {
+            got.push((t.sender(), t.tx.nonce));
+            if t.sender() == a(1) {
+                w.hold();
+            }
+        }
+        assert_eq!(got, vec![(a(3), 0), (a(4), 0), (a(1), 0), (a(2), 0)]);
+    }
+
+    #[test]
+    fn excluded_transactions_are_left_out_and_the_senders_next_one_competes_at_its_own_price() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        let first = p.admit(vtx(1, 0, 1), &RICH).unwrap();
+        p.admit(vtx(1, 1, 60), &RICH).unwrap();
+        p.admit(vtx(2, 0, 5), &RICH).unwrap();
+        p.admit(vtx(3, 0, 70), &RICH).unwrap();
+        let exclude: BTreeSet<Hash32> = [first].into();
+        assert_eq!(order(&p, &exclude), vec![(a(3), 0), (a(1), 1), (a(2), 0)]);
+    }
+
+    #[test]
+    fn senders_skipped_for_gas_come_first_until_the_skipped_transaction_is_included() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        p.admit(vtx(1, 0, 9), &RICH).unwrap();
+        p.admit(vtx(2, 0, 1), &RICH).unwrap();
+        p.admit(vtx(2, 1, 1), &RICH).unwrap();
+        p.admit(vtx(3, 0, 1), &RICH).unwrap();
+        // Not queued: ignored.
+        p.serve_first(&[(a(3), 0), (a(2), 0), (a(7), 0), (a(3), 5)]);
+        assert_eq!(order(&p, &BTreeSet::new()), vec![(a(3), 0), (a(2), 0), (a(1), 0), (a(2), 1)]);
+        // Skipped again: to the front, in the order given.
+        p.serve_first(&[(a(2), 0)]);
+        assert_eq!(order(&p, &BTreeSet::new())[..2], [(a(2), 0), (a(3), 0)]);
+        // Sender 2's nonce 0 is included: it goes back to the price order,
+        // sender 3 stays first.
+        p.prune([a(2)], |_| Account { balance: RICH.balance, nonce: 1 });
+        assert_eq!(order(&p, &BTreeSet::new()), vec![(a(3), 0), (a(1), 0), (a(2), 1)]);
+        // Sender 3's transaction leaves the pool: so does its place.
+        p.evict(&vtx(3, 0, 1).hash);
+        p.admit(vtx(3, 0, 1), &RICH).unwrap();
+        assert_eq!(order(&p, &BTreeSet::new()), vec![(a(1), 0), (a(2), 1), (a(3), 0)]);
+    }
+
+    #[test]
+    fn between_equally_cheap_senders_the_suffix_that_arrived_last_is_evicted_first() {
+        let mut p = Mempool::new(3, 10);
+        let early = p.admit(vtx(5, 0, 2), &RICH).unwrap();
+        let late = p.admit(vtx(1, 0, 2), &RICH).unwrap();
+        let dear = p.admit(vtx(2, 0, 9), &RICH).unwrap();
+        // The block order serves sender 1 (same price, later) last: it goes.
+        p.admit(vtx(3, 0, 3), &RICH).unwrap();
+        assert!(p.contains(&early) && p.contains(&dear));
+        assert!(!p.contains(&late));
+        assert_eq!(order(&p, &BTreeSet::new()).last(), Some(&(dev_key(5).address(), 0)));
+    }
+
+    #[test]
+    fn queues_give_each_senders_transactions_in_nonce_order_senders_in_block_order() {
         let mut p = Mempool::new(10, 10);
         let b0 = p.admit(vtx(2, 0, 1), &RICH).unwrap();
         let a0 = p.admit(vtx(1, 0, 1), &RICH).unwrap();
         let b1 = p.admit(vtx(2, 1, 1), &RICH).unwrap();
         let a1 = p.admit(vtx(1, 1, 1), &RICH).unwrap();
+        // A dearer sender that arrived last comes first.
+        let c0 = p.admit(vtx(3, 0, 5), &RICH).unwrap();
         let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
-        assert_eq!(got, vec![vec![b0, b1], vec![a0, a1]]);
+        assert_eq!(got, vec![vec![c0], vec![b0, b1], vec![a0, a1]]);
+        p.evict(&c0);
         p.evict(&b0);
         let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
         assert_eq!(got, vec![vec![a0, a1]], "an evicted sender's queue is gone");

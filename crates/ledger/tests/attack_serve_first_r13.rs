@@ -40,18 +40,28 @@ fn self_transfer(key: &KeyPair, nonce: u64, gas_limit: u64) -> SignedTransaction
 /// blocks whichever way the proposer builds them.
 /// Observed: after 30 pipelined blocks Y's transfer is still out.
 #[test]
-#[ignore = "attack r13 [4]: on pipelined heights (build_block_on) a skipped sender is never served first; two accounts starve a block-sized transaction"]
 fn a_block_sized_transaction_is_not_starved_on_pipelined_heights() {
     let (included, sizes) = two_heavy_senders(true);
     assert!(included, "Y's block-sized transfer is still out after {} pipelined blocks of {sizes:?}", sizes.len());
+    assert!(sizes.len() <= 5, "served within three blocks of being skipped: {sizes:?}");
 }
 
 /// Held up: the same game on plain heights (`build_block`): Y is served.
+///
+/// The bound (fix of [4] and [7]): blocks are filled highest gas price
+/// first, then first come first served, so Z_a's and Z_b's next
+/// transfers, which arrived before Y's, go first at the same price. Y's is
+/// first skipped in the block after it arrived, behind those two (the
+/// skipped ones are served first, in the order they were skipped); one of
+/// the three is included each block, and a skipped sender's place only
+/// moves forward, so Y's is in by the third block after that one. (Under
+/// the round-robin order this was written against it was in one block
+/// earlier.)
 #[test]
 fn a_block_sized_transaction_is_served_on_plain_heights() {
     let (included, sizes) = two_heavy_senders(false);
     assert!(included, "Y's block-sized transfer is still out after {} blocks of {sizes:?}", sizes.len());
-    assert!(sizes.len() <= 4, "served after two Z blocks at most: {sizes:?}");
+    assert!(sizes.len() <= 5, "served within three blocks of being skipped: {sizes:?}");
 }
 
 /// Z_a and Z_b queue block-sized self-transfers (topped up one each a
@@ -117,7 +127,6 @@ fn two_heavy_senders(pipelined: bool) -> (bool, Vec<usize>) {
 /// selection), or a sender's standing queue does not keep its place.
 /// Observed: Y out after 10 blocks of 300 transactions each.
 #[test]
-#[ignore = "attack r13 [7]: 300 senders with standing queues fill every block; a later sender paying 1000x is never included"]
 fn a_high_paying_late_sender_is_not_starved_by_standing_queues() {
     let d = tempfile::tempdir().unwrap();
     let senders = ChainConfig::default().max_block_txs;

@@ -1147,7 +1147,7 @@ impl Driver {
         };
         let t = Instant::now();
         let built = {
-            let chain = self.shared.chain();
+            let mut chain = self.shared.chain();
             if chain.mempool().len() <= parent.block.txs.len() {
                 // Nothing pending beyond the parent's own transactions yet.
                 return;

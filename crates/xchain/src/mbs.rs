@@ -1731,9 +1731,31 @@ impl BobMbs {
         let (height, proof) =
             self.external(chain)?.tx_proof(&nt.hash())?.ok_or_else(|| MbsError::Missing("lock not included".into()))?;
         self.wait_final(chain, height)?;
-        let claim = self.bob_call(provider, "claim", &Claim { chain, height, nt, proof }, Amount::ZERO);
+        // The claim runs in the next BoB block after that tick's relays,
+        // which pay `NODE_GAS_PRICE` and so go first (blocks are filled
+        // highest gas price first): it is built for the tip they leave,
+        // against the header kept then or, if they push it out of the
+        // window, the accumulator of relayed headers.
+        let upto = self.tip_after_next_relays(chain)?;
+        let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kappa);
+        let claim = Claim { chain, height, nt, proof };
+        let claim = if height + kappa as u64 > upto {
+            self.bob_call(provider, "claim", &claim, Amount::ZERO)
+        } else {
+            let (header, header_proof) = self.header_path_upto(chain, height, upto)?;
+            self.bob_call(provider, "claim_relayed", &bob::ClaimRelayed { claim, header, header_proof }, Amount::ZERO)
+        };
         self.bob_ok(&claim)?;
         Ok(())
+    }
+
+    /// The BoB's stored tip of `chain` once the next [`Self::tick`] has
+    /// sealed the chain's next block and relayed what one BoB block takes
+    /// ([`relay_plan`]): what a user transaction sent now, which runs after
+    /// those relays, sees.
+    fn tip_after_next_relays(&self, chain: ChainId) -> Result<Height, MbsError> {
+        let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
+        Ok(self.external(chain)?.height().saturating_add(1).min(self.bob_tip(chain).saturating_add(cap)))
     }
 
     /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`

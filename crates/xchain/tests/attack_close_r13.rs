@@ -822,10 +822,19 @@ fn withheld_own_terms(spec: MbsSpec) -> (u64, gridledger_xchain::CctRecord, u128
     assert_eq!(rec.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
     let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
     m.wait_native_window(&rec).unwrap();
+    // Both post in the same epoch: the BoB node's relays of an epoch come
+    // first in its BoB block (they pay `NODE_GAS_PRICE`), and on κ = 2 the
+    // window left after `wait_native_window` holds one epoch of posts.
+    let mut posts = Vec::new();
     for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
         let nt = m.native_tx(&rec, side, key).unwrap();
         let _ = m.external_mut(rec.instruction(side).0).unwrap().submit(&nt);
-        m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt }, Amount::ZERO)).unwrap();
+        posts.push(m.bob.submit(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt }, Amount::ZERO)).unwrap());
+    }
+    m.tick().unwrap();
+    for h in posts {
+        let status = m.bob.receipt(&h).unwrap().map(|r| r.status);
+        assert_eq!(status, Some(gridledger_ledger::TxStatus::Success), "post_nt");
     }
     let end = settle_within(&mut m, id, 400);
     let after = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;

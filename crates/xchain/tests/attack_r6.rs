@@ -465,7 +465,13 @@ fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
     while m.bob_tip(ca) < at.height + m.spec.kappa as u64 {
         m.tick().unwrap();
     }
-    let late = m.ccdi_late_lock_tx(&other, pid, &lock_tx).unwrap();
+    // The BoB node's own duty sends the same lock in this tick at
+    // `NODE_GAS_PRICE`; the stranger pays more, so its call comes first in
+    // the block (blocks are filled highest gas price first) and runs on the
+    // accumulator as it stands now, before the tick's relays.
+    let mut late = m.ccdi_late_lock_tx(&other, pid, &lock_tx).unwrap();
+    late.tx.gas_price = Amount(gridledger_xchain::mbs::NODE_GAS_PRICE.0 + 1);
+    let late = m.bob.sign(&other, late);
     let h = m.bob.submit(&late).unwrap();
     m.tick().unwrap();
     let r = m.bob.receipt(&h).unwrap().expect("the ccdi_late_lock executed");
