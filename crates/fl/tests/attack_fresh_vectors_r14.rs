@@ -64,27 +64,37 @@ impl Adversary<P> for FloodVectors {
     }
 }
 
-/// Two of K = 7 (f = 2) nodes flood fresh pre- and deter-vectors (hundreds
-/// per vector, sequence numbers and views far ahead): the round still
-/// commits with every honest client, the same global model everywhere.
+/// f of K nodes flood fresh pre- and deter-vectors (hundreds per vector,
+/// sequence numbers up to `u32::MAX`, views far ahead): K = 7 (f = 2) and
+/// K = 10 (f = 3). The round still commits with every client, the same
+/// global model everywhere.
 #[test]
-fn two_nodes_flooding_fresh_vectors_of_k7_do_not_stop_the_round() {
-    let honest: Vec<usize> = (0..7).collect();
-    let cfg = config(7, 7, 2);
-    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = [5usize, 6]
-        .into_iter()
-        .map(|k| {
-            let a: Box<dyn Adversary<P>> =
-                Box::new(FloodVectors { cfg: cfg.clone(), me: k, copies: 200, next_seq: u32::MAX - 2_000 });
-            (k, a)
-        })
-        .collect();
-    let r =
-        run_custom(3, cfg, NetConfig::reliable(14, 6), vec![ClientBehaviour::Honest; 7], adversaries, &honest, 5_000);
-    r.debug_trace();
-    assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
-    let used = r.aggregated().into_iter().find(|(v, _)| *v == r.committed()[0].1).unwrap().1;
-    assert_eq!(used, (0..7).collect::<Vec<u32>>());
+fn f_nodes_flooding_fresh_vectors_do_not_stop_the_round() {
+    for nodes in [7usize, 10] {
+        let f = (nodes - 1) / 3;
+        let honest: Vec<usize> = (0..7).collect();
+        let cfg = config(nodes, 7, 2);
+        let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = (nodes - f..nodes)
+            .map(|k| {
+                let a: Box<dyn Adversary<P>> =
+                    Box::new(FloodVectors { cfg: cfg.clone(), me: k, copies: 200, next_seq: u32::MAX - 2_000 });
+                (k, a)
+            })
+            .collect();
+        let r = run_custom(
+            3,
+            cfg,
+            NetConfig::reliable(nodes + 7, 6),
+            vec![ClientBehaviour::Honest; 7],
+            adversaries,
+            &honest,
+            5_000,
+        );
+        r.debug_trace();
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        let used = r.aggregated().into_iter().find(|(v, _)| *v == r.committed()[0].1).unwrap().1;
+        assert_eq!(used, (0..7).collect::<Vec<u32>>(), "K = {nodes}");
+    }
 }
 
 /// On a client: its uploads to nodes outside `reach` are always lost, and
@@ -216,4 +226,56 @@ fn an_equivocating_client_re_sending_another_record_is_caught_and_the_round_comm
             assert!(!used.contains(&(c as u32)), "lose {lose:?}: the equivocating client was aggregated: {used:?}");
         }
     }
+}
+
+/// On a client: counts the uploads (C2B cells) it sends.
+struct CountUploads(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Adversary<P> for CountUploads {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let n = sends.iter().filter(|(_, m)| matches!(m, Message::Local(_))).count();
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        sends
+    }
+}
+
+/// On a node: its root reports to participant `to` are always lost.
+struct NoReportsTo(u32);
+
+impl Adversary<P> for NoReportsTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(d, m)| *d != Dest::One(self.0) || !matches!(m, Message::Committed { .. })).collect()
+    }
+}
+
+/// Bandwidth of re-sent uploads: a client that never learns the committed
+/// root (every node's report to it is lost) re-sends its upload with each
+/// request, and stops after `MAX_RESYNCS` of them: at most
+/// `K · (1 + MAX_RESYNCS)` cells in the whole round.
+#[test]
+fn a_client_that_never_learns_the_root_re_sends_its_upload_a_bounded_number_of_times() {
+    use gridledger_fl::consensus::MAX_RESYNCS;
+    use gridledger_fl::round::{resync_span, RESYNC_PERIOD};
+    let (nodes, clients, c) = (4usize, 4usize, 2usize);
+    let me = (nodes + c) as u32;
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        (0..nodes).map(|k| (k, Box::new(NoReportsTo(me)) as Box<dyn Adversary<P>>)).collect();
+    adversaries.push((nodes + c, Box::new(CountUploads(count.clone()))));
+    let mut r = run_custom(
+        5,
+        config(nodes, clients, 1),
+        NetConfig::reliable(nodes + clients, 6),
+        vec![ClientBehaviour::Honest; clients],
+        adversaries,
+        &[0, 1, 3],
+        5_000,
+    );
+    // Then on until well past the client's last request.
+    r.sim.run_until(resync_span(RESYNC_PERIOD) + 10 * RESYNC_PERIOD, |_| false);
+    r.debug_trace();
+    assert!(!r.committed().is_empty(), "the chain committed nothing");
+    let sent = count.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent > nodes, "no upload was re-sent ({sent} cells)");
+    assert!(sent <= nodes * (1 + MAX_RESYNCS as usize), "{sent} cells sent");
 }
