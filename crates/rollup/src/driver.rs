@@ -645,6 +645,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             window_ms: self.cfg.window_ms(),
             challenge_bond: self.cfg.challenge_bond,
             delegation_fee: self.cfg.delegation_fee,
+            pipelined: self.cfg.mode == Mode::ConventionalOr,
         }
     }
 
@@ -1307,6 +1308,40 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(v["time"].as_u64())
     }
 
+    /// [`Mode::ConventionalOr`]: the executors post the TCRs of every
+    /// recorded batch after `fin` now, each in a later block (a second
+    /// apart) and built on the state the batches before it leave, as a
+    /// conventional optimistic rollup posts its batches: each batch's
+    /// challenge window runs from its own posting, so the windows overlap
+    /// ([`crate::primary::PrimaryConfig::pipelined`]). Validators check
+    /// each batch when its turn to settle comes, inside its window. Stops
+    /// at the first batch whose executor posts nothing (the stand-in of
+    /// [`Self::process`] takes it when its turn comes).
+    fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
+        let (next, _) = self.progress()?;
+        for b in fin.saturating_add(1)..next {
+            let h = self.batch_header(b)?;
+            if h.overturned {
+                break;
+            }
+            if h.tcr_root.is_some() {
+                continue;
+            }
+            // A later block (which also closes a batch still recording).
+            let t = self.now() + 1_000;
+            self.set_time(t);
+            let input = self.batch_input(b)?;
+            let i = self.executor_for(&input.header.executor)?;
+            let step = self.executors[i].1.on_batch(&input);
+            let key = self.executors[i].0.clone();
+            self.run_step(&key, step)?;
+            if self.batch_header(b)?.tcr_root.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
     pub fn process(&mut self, rng: &mut impl Rng) -> Result<Vec<SettledBatch>, DriverError> {
         self.claim_held()?;
@@ -1348,6 +1383,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 if input.tcrs.is_none() {
                     return Err(DriverError::Stuck(fin));
                 }
+            }
+            if self.cfg.mode == Mode::ConventionalOr {
+                self.post_ahead(fin)?;
             }
             // Step 4–5: the assigned validator (in the conventional-OR
             // baseline a watcher that records nothing unless it challenges),

@@ -257,6 +257,18 @@ pub struct PrimaryConfig {
     /// to (§3.3.4), paid with `pay_delegation` once the batch has settled so
     /// the private choice of delegates stays private while it matters.
     pub delegation_fee: Amount,
+    /// The conventional optimistic rollup's posting (the §3.5.3 baseline,
+    /// [`crate::driver::Mode::ConventionalOr`]): an executor may post a
+    /// batch's TCRs while the batches before it still wait out their
+    /// windows, each built on the post-state root its predecessor posted,
+    /// so the windows of successive batches overlap and each batch is final
+    /// one window after its own posting. A dispute of such a batch is
+    /// checked against its predecessor's posted root, and a batch that
+    /// settles with another root than it posted (the chain executed it)
+    /// takes the TCRs posted after it back: those batches are posted
+    /// again on the state that settled. IOR (`false`) posts a batch's TCRs
+    /// only once the batch before it has settled.
+    pub pipelined: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -1897,11 +1909,20 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
         return revert(format!("batch {} is settled", h.id));
     }
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    let c = cfg(ctx)?;
     if fin != h.id {
-        return revert(format!("batch {fin} must settle before batch {}", h.id));
+        if !c.pipelined {
+            return revert(format!("batch {fin} must settle before batch {}", h.id));
+        }
+        // Pipelined: every batch before it has its TCRs posted and stands.
+        for id in fin..h.id {
+            let p = header(ctx, id)?;
+            if p.tcr_root.is_none() || p.overturned {
+                return revert(format!("batch {id} has no standing TCRs to build batch {} on", h.id));
+            }
+        }
     }
     let caller = ctx.caller();
-    let c = cfg(ctx)?;
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
     // Another active executor stands in for an assigned one that left or
     // forfeited, or that withheld its TCRs for a whole window after the
@@ -2189,11 +2210,42 @@ fn punish(
 /// Settles a batch with the chain's own run, storing its verdicts (only
 /// batches the chain executed keep verdicts in storage).
 fn settle_with_chain_tcrs(ctx: &mut CallContext<'_, '_>, h: BatchHeader, run: ChainRun) -> Result<(), ContractError> {
+    if h.post_root != Some(run.post_root) {
+        take_back_later_tcrs(ctx, h.id)?;
+    }
     let correct: Vec<Tcr> = run.leaves.into_iter().map(|l| l.tcr).collect();
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
     ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
     ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
     settle_batch(ctx, h, run.post_root, run.burned, true)
+}
+
+/// Batch `id` settles with another root than the one posted for it: the
+/// TCRs posted after it ([`PrimaryConfig::pipelined`]) were built on that
+/// posted root, so they are taken back and the executors post those
+/// batches again on the state that settled (a batch already overturned
+/// stays so and is executed on chain). Without pipelining no later batch
+/// has TCRs and nothing changes.
+fn take_back_later_tcrs(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<(), ContractError> {
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    for later in id.saturating_add(1)..next {
+        let mut h = header(ctx, later)?;
+        if h.tcr_root.is_none() || h.state != BatchState::Open {
+            break;
+        }
+        if h.overturned {
+            continue;
+        }
+        h.tcr_root = None;
+        h.tcr_height = None;
+        h.post_root = None;
+        h.burned = None;
+        h.posted_by = None;
+        h.complete_at = None;
+        ctx.write_typed(&bkey(h.id), &h)?;
+        ctx.emit("ior_tcrs_taken_back", vec![("batch".into(), h.id.to_string())])?;
+    }
+    Ok(())
 }
 
 /// Punishes the poster of wrong TCRs ([`punish`]) and settles the batch
@@ -2207,6 +2259,15 @@ fn overturn(
     rewardee: Reward,
 ) -> Result<(), ContractError> {
     punish(ctx, c, &h, discloser, rewardee)?;
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if h.id != fin {
+        // A pipelined batch after one still open: `finalize` executes it
+        // on chain once the batches before it have settled.
+        let mut h = h;
+        h.overturned = true;
+        ctx.write_typed(&bkey(h.id), &h)?;
+        return Ok(());
+    }
     settle_with_chain_tcrs(ctx, h, run)
 }
 
@@ -2314,8 +2375,23 @@ fn begin_dispute(
     if let Err(e) = window_open(ctx, &c, &h) {
         return Ok(Err(e));
     }
-    let pre_root = settled_root(ctx)?;
+    let Some(pre_root) = pre_root_of(ctx, h.id)? else {
+        return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
+    };
     Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new() }))
+}
+
+/// The root batch `id`'s TCRs build on: the settled root for the next
+/// batch to settle; for a later one (only [`PrimaryConfig::pipelined`]
+/// posts TCRs ahead) the post-state root its predecessor posted, or `None`
+/// while the predecessor has none standing (overturned or not posted).
+fn pre_root_of(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<Option<Hash32>, ContractError> {
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if id <= fin {
+        return settled_root(ctx).map(Some);
+    }
+    let p = header(ctx, id - 1)?;
+    Ok(p.post_root.filter(|_| p.tcr_root.is_some() && !p.overturned))
 }
 
 /// A successful claim of a batch's held reward ([`begin_dispute`]): the
@@ -2846,6 +2922,11 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
     else {
         return execute_on_chain(ctx, &c, h, a.entries, a.witness);
     };
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if fin != h.id {
+        // Batches settle in order (TCRs posted ahead, `pipelined`).
+        return revert(format!("batch {fin} must settle before batch {}", h.id));
+    }
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() < until {
         return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));

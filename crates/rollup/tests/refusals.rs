@@ -385,6 +385,7 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
         window_ms: 1,
         challenge_bond: coins(1),
         delegation_fee: Amount(1),
+        pipelined: false,
     };
     reverts(&mut e, &admin, "init", args(&cfg), Amount::ZERO, "already initialised");
     let v = e.d.validators[0].0.clone();

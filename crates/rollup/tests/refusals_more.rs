@@ -187,6 +187,7 @@ fn invalid_init_configuration_is_refused() {
         window_ms: 5_000,
         challenge_bond: coins(1),
         delegation_fee: Amount(1),
+        pipelined: false,
     };
     let fp = "F_p must lie in (0,1), max_batch and max_entries_per_sender be positive and ë at most 1";
     let mut rows: Vec<(PrimaryConfig, &str)> = Vec::new();

@@ -1,0 +1,147 @@
+//! The conventional optimistic rollup baseline ([`Mode::ConventionalOr`],
+//! `PrimaryConfig::pipelined`): batches are posted as soon as they are
+//! recorded, each on the root its predecessor posted, so their challenge
+//! windows overlap and each is final one window after its own posting;
+//! batches still settle in order; a dispute of a batch posted ahead is
+//! checked against its predecessor's posted root; a batch that settles
+//! with another root than it posted takes back the TCRs posted after it,
+//! which are posted again on the settled state.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::driver::{Mode, WEEK_MS};
+use gridledger_rollup::primary::BatchState;
+use gridledger_rollup::types::{coins, IorTx, Outcome};
+
+/// Four traders (0–2 funded, funding settled), two executors, three
+/// validators, a week's window; the clock past the funding's settlement.
+fn or_funded() -> Env {
+    let mut e = open(config(Mode::ConventionalOr, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    e
+}
+
+/// Records `n` batches of one AT each (trader 0 buys 500 Wh from trader 1
+/// for successive slots a day ahead), each in its own block. Returns the
+/// first batch's id.
+fn record_batches(e: &mut Env, n: u64) -> u64 {
+    let (b, s) = (trader(0), trader(1));
+    let (first, _) = e.d.reader().progress().unwrap();
+    let day = (e.d.now() / HOUR + 24) * HOUR;
+    for i in 0..n {
+        let t = terms(&b, &s, Amount(200_000), 500, day + i * HOUR);
+        let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&t, &s))];
+        e.d.submit_block(&txs).unwrap();
+    }
+    e.d.primary.seal();
+    first
+}
+
+#[test]
+fn batches_posted_ahead_settle_each_one_window_after_its_own_posting() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 3);
+    let settled = e.d.process(&mut rng(1)).unwrap();
+    assert_eq!(settled.len(), 3);
+    for s in &settled {
+        assert_eq!(s.outcomes, vec![Outcome::AtAccepted], "batch {}", s.batch);
+        assert!(!s.disputed);
+        // A window after its posting; settled one after another, the third
+        // would wait three windows.
+        assert!(s.latency_ms >= WEEK_MS && s.latency_ms < WEEK_MS + HOUR, "batch {}: {}", s.batch, s.latency_ms);
+    }
+    let h0 = e.d.batch_header(first).unwrap();
+    let h2 = e.d.batch_header(first + 2).unwrap();
+    let BatchState::Settled { at: settled0, .. } = h0.state else { panic!("{:?}", h0.state) };
+    // The last batch's window opened before the first one's closed.
+    assert!(h2.complete_at.unwrap() < settled0, "{h2:?} vs {settled0}");
+    assert!(h0.complete_at < h2.complete_at);
+}
+
+#[test]
+fn ior_does_not_post_ahead_and_the_baseline_settles_in_order() {
+    // IOR: the second batch's TCRs wait for the first to settle.
+    let mut e = funded();
+    settle_funding(&mut e);
+    let first = record_batches(&mut e, 2);
+    let (tcrs, exec) = honest_tcrs(&mut e, first + 1);
+    let r = record_tcrs(&mut e, &exec, first + 1, tcrs);
+    assert!(reverted(&r).contains(&format!("batch {first} must settle before batch {}", first + 1)), "{:?}", r.status);
+
+    // The baseline posts it ahead, but finalises it only after the first.
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (tcrs, exec) = honest_tcrs(&mut e, first + 1);
+    let r = record_tcrs(&mut e, &exec, first + 1, tcrs.clone());
+    assert!(reverted(&r).contains(&format!("batch {first} has no standing TCRs")), "{:?}", r.status);
+    let (t0, exec0) = honest_tcrs(&mut e, first);
+    assert_eq!(record_tcrs(&mut e, &exec0, first, t0).status, TxStatus::Success);
+    assert_eq!(record_tcrs(&mut e, &exec, first + 1, tcrs).status, TxStatus::Success);
+    let later = e.d.batch_header(first + 1).unwrap().complete_at.unwrap() + WEEK_MS;
+    e.d.set_time(later);
+    let r = e.d.primary_call(&exec, "finalize", e.d.finalize_args(first + 1).unwrap(), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains(&format!("batch {first} must settle before batch {}", first + 1)), "{:?}", r.status);
+    let settled = e.d.process(&mut rng(2)).unwrap();
+    assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first, first + 1]);
+}
+
+#[test]
+fn a_forged_batch_posted_ahead_is_disputed_on_its_predecessors_posted_root_and_settles_in_order() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (t0, exec0) = honest_tcrs(&mut e, first);
+    assert_eq!(record_tcrs(&mut e, &exec0, first, t0).status, TxStatus::Success);
+    // The second batch's executor forges its post-state root, posted while
+    // the first batch's window is open.
+    forge_last_root(&mut e, first + 1);
+    let forger = e.d.batch_header(first + 1).unwrap().posted_by.unwrap();
+    let (validator, calls) = validator_step(&mut e, first + 1);
+    for c in calls {
+        let r = e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
+    }
+    let h1 = e.d.batch_header(first + 1).unwrap();
+    assert!(h1.overturned && h1.state == BatchState::Open, "{h1:?}");
+    assert!(!node_active(&e, &forger), "the forger's deposit is forfeited");
+    assert_eq!(e.d.batch_header(first).unwrap().state, BatchState::Open, "the first batch still waits out its window");
+    let settled = e.d.process(&mut rng(3)).unwrap();
+    assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first, first + 1]);
+    assert!(!settled[0].disputed && settled[1].disputed);
+    assert_eq!(settled[1].outcomes, vec![Outcome::AtAccepted], "executed on chain, honestly");
+}
+
+#[test]
+fn a_batch_settling_with_another_root_takes_back_the_tcrs_posted_after_it() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    forge_last_root(&mut e, first);
+    let (t1, exec1) = honest_tcrs(&mut e, first + 1);
+    assert_eq!(record_tcrs(&mut e, &exec1, first + 1, t1).status, TxStatus::Success);
+    let posted1 = e.d.batch_header(first + 1).unwrap().complete_at.unwrap();
+    let (validator, calls) = validator_step(&mut e, first);
+    for c in calls {
+        let r = e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
+    }
+    // The first batch is overturned and executed on chain: its settled
+    // root is not the one the second batch's TCRs were posted on.
+    let exec = e.d.executors[0].0.clone();
+    let r = e.d.primary_call(&exec, "finalize", e.d.finalize_args(first).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let h1 = e.d.batch_header(first + 1).unwrap();
+    assert!(h1.tcr_root.is_none() && h1.posted_by.is_none() && h1.complete_at.is_none(), "{h1:?}");
+    // Posted again on the settled state, and final a window after that.
+    let settled = e.d.process(&mut rng(4)).unwrap();
+    assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first + 1]);
+    assert_eq!(settled[0].outcomes, vec![Outcome::AtAccepted]);
+    assert!(!settled[0].disputed);
+    assert!(e.d.batch_header(first + 1).unwrap().complete_at.unwrap() > posted1);
+}
