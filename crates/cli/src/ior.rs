@@ -122,7 +122,7 @@ pub struct DayArgs {
     /// after the day finished, or while the run is still live, is refused
     /// and sends nothing: a live run holds a lock on its journal and one
     /// on the chain's day (named by the chain's genesis, in this user's
-    /// lock directory), so a second run is refused whatever journal file
+    /// `~/.local/state/gridledger/locks`), so a second run is refused whatever journal file
     /// or node address it is given. These locks are of this host and
     /// user: run a chain's day from one account on one host.
     #[arg(long, value_parser = crate::endpoint::parse_rpc_target, conflicts_with = "pbft", requires = "from", value_name = "URL")]
@@ -712,9 +712,11 @@ fn refuse_other_chains_day(path: &std::path::Path, here: &ChainName) -> anyhow::
 ///   however the node is addressed (attack r12 [1], [2]).
 ///
 /// The limit: both are advisory locks of this host, and the day's lock
-/// lives in a directory of this user. A run by another user account, or
-/// from another host that reaches the same node, does not see them: run
-/// a chain's day from one account on one host.
+/// lives in a directory of this user, below the home the password
+/// database records ([`lock_dir`]), so every environment of the user
+/// finds it. A run by another user account, or from another host that
+/// reaches the same node, does not see them: run a chain's day from one
+/// account on one host.
 fn lock_day(journal: Option<&std::path::Path>, url: &str) -> anyhow::Result<Vec<std::fs::File>> {
     let mut locks = Vec::new();
     if let Some(path) = journal {
@@ -722,27 +724,52 @@ fn lock_day(journal: Option<&std::path::Path>, url: &str) -> anyhow::Result<Vec<
     }
     let here = ChainName::of(url)?;
     let lock = day_lock_path(&here)?;
-    locks.push(lock_file(&lock, &format!("the day of {here}"), "the day's lock")?);
+    locks.push(lock_file(&lock, &format!("the day of {here}"), "the day's lock", true)?);
     Ok(locks)
 }
 
 /// Takes the advisory lock of the journal at `path` (on `PATH.lock`
 /// beside it: the journal itself is replaced by a rename on every write).
 fn lock_journal(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let lock = path.with_extension("json.lock");
-    lock_file(&lock, &format!("the day of the journal {}", path.display()), "the journal's lock")
+    let lock = beside(path, "lock")?;
+    lock_file(&lock, &format!("the day of the journal {}", path.display()), "the journal's lock", false)
+}
+
+/// `PATH.SUFFIX`: the journal's lock (`lock`) or temporary file (`tmp`),
+/// named by the journal's whole file name, so journals that differ only
+/// in their extension (`run.a`, `run.b`) have their own (attack r13 [4];
+/// `ior-day.json` keeps `ior-day.json.lock` and `ior-day.json.tmp`). A
+/// journal named like another journal's lock or temporary file is
+/// refused.
+fn beside(path: &std::path::Path, suffix: &str) -> anyhow::Result<std::path::PathBuf> {
+    let name = path.file_name().ok_or_else(|| anyhow::anyhow!("the journal {} names no file", path.display()))?;
+    anyhow::ensure!(
+        [".lock", ".tmp"].iter().all(|x| !name.to_string_lossy().ends_with(x)),
+        "the journal {} is named like a journal's lock or temporary file (.lock, .tmp): give another --journal \
+         (nothing was sent)",
+        path.display()
+    );
+    let mut name = name.to_os_string();
+    name.push(".");
+    name.push(suffix);
+    Ok(path.with_file_name(name))
 }
 
 /// Opens (creating it) and locks `lock`, refusing when another process
 /// holds it; `what` names what it guards, `name` the lock, in errors.
-fn lock_file(lock: &std::path::Path, what: &str, name: &str) -> anyhow::Result<std::fs::File> {
+/// `no_follow`: a symbolic link at `lock` is refused, not followed.
+fn lock_file(lock: &std::path::Path, what: &str, name: &str, no_follow: bool) -> anyhow::Result<std::fs::File> {
     use anyhow::Context;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock)
-        .with_context(|| format!("opening {name} {}", lock.display()))?;
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    if no_follow {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    let _ = no_follow;
+    let f = o.open(lock).with_context(|| format!("opening {name} {}", lock.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
@@ -760,26 +787,95 @@ fn day_lock_path(c: &ChainName) -> anyhow::Result<std::path::PathBuf> {
     Ok(lock_dir()?.join(format!("ior-day-{}-{}.lock", c.chain_id, c.genesis)))
 }
 
+/// For tests only: a directory that stands in for this user's home
+/// directory as the root of the lock directory ([`lock_home`]), so a test
+/// suite does not write into the real home. A run with it set does not
+/// see the locks of a run without it (and the other way round): never set
+/// it for a real day.
+const LOCK_HOME_ENV: &str = "GRIDLEDGER_TEST_LOCK_HOME";
+
+/// The lock directory's place below [`lock_home`]; the components
+/// `gridledger` and `locks` are this program's own.
+const LOCK_SUBDIRS: [&str; 4] = [".local", "state", "gridledger", "locks"];
+
+/// The home directory the lock directory lives in: this user's home as
+/// the password database records it (`getpwuid`), never `$HOME`,
+/// `$XDG_RUNTIME_DIR` or `$TMPDIR`, so two runs of one user on one host
+/// find the same lock whatever their environment (an interactive shell,
+/// cron, `su`, a service: attack r13 [1]); [`LOCK_HOME_ENV`] where that is
+/// set (tests only).
+#[cfg(unix)]
+fn lock_home() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(h) = std::env::var_os(LOCK_HOME_ENV) {
+        let h = std::path::PathBuf::from(h);
+        anyhow::ensure!(h.is_absolute(), "{LOCK_HOME_ENV} {} is not an absolute path (nothing was sent)", h.display());
+        return Ok(h);
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    passwd_home(unsafe { libc::getuid() })
+}
+
+/// The home directory of user `uid` in the password database.
+#[cfg(unix)]
+fn passwd_home(uid: libc::uid_t) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero `passwd` is a valid value (null pointers and
+        // zero ids); getpwuid_r fills it in.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `pw`, `found` and `buf` (of `buf.len()` bytes) are valid
+        // for writes for the duration of the call.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        anyhow::ensure!(
+            rc == 0 && !found.is_null() && !pw.pw_dir.is_null(),
+            "user id {uid} has no home directory in the password database, where the day's lock of `ior day --rpc` \
+             lives (nothing was sent)"
+        );
+        // SAFETY: on success `pw_dir` points to a NUL-terminated string in
+        // `buf`, which lives until the end of this scope.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+        let home = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+        anyhow::ensure!(
+            home.is_absolute(),
+            "the home directory of user id {uid} in the password database, {:?}, is not an absolute path (nothing \
+             was sent)",
+            home
+        );
+        return Ok(home);
+    }
+}
+
 /// This user's directory for the locks of `ior day --rpc` runs:
-/// `$XDG_RUNTIME_DIR/gridledger` where that is set (a directory only its
-/// user reaches), else `gridledger-UID` in the temporary directory,
-/// created readable by this user alone and refused when it is a link or
-/// another user's.
+/// `.local/state/gridledger/locks` in [`lock_home`], each missing
+/// component created with mode 0700. Every component below the home is
+/// checked, created or found: it must be a directory, not a symbolic link
+/// (a link is never followed), and this user's; `gridledger` and `locks`
+/// must also have mode 0700. Anything else is refused before anything is
+/// sent. No directory others can write (`/tmp`, a shared
+/// `$XDG_RUNTIME_DIR`) is used, so another local user can neither point
+/// the lock elsewhere nor take its name first (attack r13 [2], [3]).
+#[cfg(unix)]
 fn lock_dir() -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context;
-    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from) {
-        if run.is_absolute() && run.is_dir() {
-            let dir = run.join("gridledger");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating the lock directory {}", dir.display()))?;
-            return Ok(dir);
-        }
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        let dir = std::env::temp_dir().join(format!("gridledger-{uid}"));
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut dir = lock_home()?;
+    let m = std::fs::metadata(&dir).with_context(|| format!("reading the home directory {}", dir.display()))?;
+    anyhow::ensure!(
+        m.is_dir() && m.uid() == uid,
+        "the home directory {} is not a directory of this user: the day's lock of `ior day --rpc` lives there \
+         (nothing was sent)",
+        dir.display()
+    );
+    for (i, part) in LOCK_SUBDIRS.iter().enumerate() {
+        dir.push(part);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -787,19 +883,27 @@ fn lock_dir() -> anyhow::Result<std::path::PathBuf> {
         }
         let m = std::fs::symlink_metadata(&dir).with_context(|| format!("reading {}", dir.display()))?;
         anyhow::ensure!(
-            m.is_dir() && m.uid() == uid,
-            "the lock directory {} is not a directory of this user: remove it, or set XDG_RUNTIME_DIR (nothing was \
-             sent)",
+            m.file_type().is_dir() && m.uid() == uid,
+            "{} is a symbolic link, not a directory, or another user's: the day's lock of `ior day --rpc` is \
+             taken below it, and it is not followed; remove it (nothing was sent)",
             dir.display()
         );
-        Ok(dir)
+        anyhow::ensure!(
+            i < 2 || m.mode() & 0o7777 == 0o700,
+            "the lock directory {} has mode {:o}, not 700: `chmod 700` it (nothing was sent)",
+            dir.display(),
+            m.mode() & 0o7777
+        );
     }
-    #[cfg(not(unix))]
-    {
-        let dir = std::env::temp_dir().join("gridledger");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating the lock directory {}", dir.display()))?;
-        Ok(dir)
-    }
+    Ok(dir)
+}
+
+#[cfg(not(unix))]
+fn lock_dir() -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let dir = std::env::temp_dir().join("gridledger");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the lock directory {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Writes `j` to `path` whole: a temporary file, flushed to the disk,
@@ -808,7 +912,7 @@ fn lock_dir() -> anyhow::Result<std::path::PathBuf> {
 fn write_journal(path: &std::path::Path, j: &DayJournal) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
+    let tmp = beside(path, "tmp")?;
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(&serde_json::to_vec_pretty(j)?).with_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
@@ -1182,4 +1286,65 @@ fn fig_3_5(
         "transactions": n,
         "rows": rows,
     }))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    /// Set in the child processes of
+    /// [`the_default_lock_directory_ignores_the_environment`].
+    const CHILD: &str = "GRIDLEDGER_LOCK_HOME_TEST_CHILD";
+
+    /// Attack r13 [1]: without [`super::LOCK_HOME_ENV`] the lock directory's
+    /// home is the password database's, the same whatever `HOME`,
+    /// `XDG_RUNTIME_DIR` and `TMPDIR` say; only that variable moves it.
+    /// Each environment is tried in a child process of this test binary
+    /// (the tests beside this one share its environment), which prints
+    /// [`super::lock_home`] and creates nothing.
+    #[test]
+    fn the_default_lock_directory_ignores_the_environment() {
+        if std::env::var_os(CHILD).is_some() {
+            println!("LOCK_HOME={}", super::lock_home().unwrap().display());
+            return;
+        }
+        let home_in = |set: &[(&str, &str)], unset: &[&str]| {
+            let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+            c.args(["--exact", "ior::tests::the_default_lock_directory_ignores_the_environment", "--nocapture"])
+                .env(CHILD, "1")
+                .env_remove(super::LOCK_HOME_ENV);
+            for (k, v) in set {
+                c.env(k, v);
+            }
+            for k in unset {
+                c.env_remove(k);
+            }
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.lines().find_map(|l| l.strip_prefix("LOCK_HOME=").map(str::to_string)).expect("the child's lock home")
+        };
+        let plain = home_in(&[], &[]);
+        let other = home_in(&[("HOME", "/elsewhere-a"), ("XDG_RUNTIME_DIR", "/run-b"), ("TMPDIR", "/tmp-c")], &[]);
+        let none = home_in(&[], &["HOME", "XDG_RUNTIME_DIR", "TMPDIR"]);
+        assert_eq!(plain, other, "HOME, XDG_RUNTIME_DIR or TMPDIR moved the lock directory");
+        assert_eq!(plain, none, "unsetting HOME, XDG_RUNTIME_DIR and TMPDIR moved the lock directory");
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let want = super::passwd_home(unsafe { libc::getuid() }).unwrap();
+        assert_eq!(std::path::PathBuf::from(&plain), want);
+        let moved = home_in(&[(super::LOCK_HOME_ENV, "/test-lock-home")], &[]);
+        assert_eq!(moved, "/test-lock-home", "{} does not move the lock directory", super::LOCK_HOME_ENV);
+    }
+
+    /// Attack r13 [4]: a journal's lock and temporary file are named by
+    /// its whole file name.
+    #[test]
+    fn a_journals_lock_and_temporary_file_keep_its_whole_name() {
+        let p = std::path::Path::new;
+        assert_eq!(super::beside(p("d/run.a"), "lock").unwrap(), p("d/run.a.lock"));
+        assert_eq!(super::beside(p("d/run.b"), "lock").unwrap(), p("d/run.b.lock"));
+        assert_eq!(super::beside(p("d/ior-day.json"), "lock").unwrap(), p("d/ior-day.json.lock"));
+        assert_eq!(super::beside(p("d/ior-day.json"), "tmp").unwrap(), p("d/ior-day.json.tmp"));
+        assert_eq!(super::beside(p("run"), "tmp").unwrap(), p("run.tmp"));
+        assert!(super::beside(p("d/run.lock"), "lock").is_err());
+        assert!(super::beside(p("d/run.tmp"), "lock").is_err());
+    }
 }

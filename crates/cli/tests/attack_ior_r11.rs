@@ -32,7 +32,7 @@ fn day_args<'a>(chain: &'a str, funder: &'a str, slots: &'a str) -> Vec<&'a str>
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    bin().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
 /// The IOR balances and reputations of the settled state and the IOR
@@ -223,7 +223,7 @@ fn a_second_run_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = Command::new(BIN).args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = bin().args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut run = Procs(vec![run]);
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
     let start = Instant::now();
@@ -329,7 +329,7 @@ fn a_slot_the_journal_did_not_record_is_not_traded() {
     let day = day_args(&c, &f, "24..27");
     let journal = chain.join("ior-day.json");
     let tmp = chain.join("ior-day.json.tmp");
-    let mut run = Command::new(BIN).args(&day).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut run = bin().args(&day).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // Once the first slot's batch is recorded, every later journal write
     // fails: its temporary file cannot be made.
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();

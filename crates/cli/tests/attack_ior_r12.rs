@@ -73,7 +73,7 @@ fn a_second_run_through_a_linked_journal_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = Command::new(BIN).args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = bin().args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut run = Procs(vec![run]);
     wait_first_batch(&url);
     let link = dir.path().join("current.json");
@@ -117,7 +117,7 @@ fn a_second_run_with_a_copy_of_the_journal_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = Command::new(BIN).args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = bin().args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut run = Procs(vec![run]);
     wait_first_batch(&url);
     let pid = run.0[0].id().to_string();
@@ -151,20 +151,21 @@ fn a_second_run_with_a_copy_of_the_journal_does_not_resume_a_live_day() {
 /// journal file or the node's address. A second run given the node's URL
 /// (not the chain directory) and no journal, while the day is live, is
 /// refused by the lock `ior-day-ID-GENESIS.lock` in the user's lock
-/// directory (`$XDG_RUNTIME_DIR/gridledger`) and sends nothing; the live
+/// directory (`~/.local/state/gridledger/locks`, the home here a test's
+/// own through `GRIDLEDGER_TEST_LOCK_HOME`) and sends nothing; the live
 /// run then ends its day with nothing open and no one penalised.
 #[test]
 fn a_second_run_by_the_nodes_url_is_refused_by_the_days_lock() {
     use gridledger_ledger::ChainClient;
     let dir = tempfile::tempdir().unwrap();
-    let runtime = dir.path().join("runtime");
-    std::fs::create_dir(&runtime).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..26");
-    let run = Command::new(BIN)
+    let run = bin()
         .args(&day)
-        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -175,13 +176,13 @@ fn a_second_run_by_the_nodes_url_is_refused_by_the_days_lock() {
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let before = after(&url);
     let by_url = day_args(&url, &f, "24..26");
-    let second = Command::new(BIN).args(&by_url).env("XDG_RUNTIME_DIR", &runtime).output().unwrap();
+    let second = bin().args(&by_url).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
     let during = after(&url);
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
     let first = run.0.pop().unwrap().wait_with_output().unwrap();
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
     let genesis = rpc.block(0).unwrap().unwrap().hash();
-    let lock = runtime.join("gridledger").join(format!("ior-day-{}-{genesis}.lock", rpc.chain_id()));
+    let lock = home.join(".local/state/gridledger/locks").join(format!("ior-day-{}-{genesis}.lock", rpc.chain_id()));
     assert!(!second.status.success(), "the second run succeeded: {}", stdout(&second));
     assert!(
         stderr(&second).contains("is running the day of chain") && stderr(&second).contains(&d(&lock)),
@@ -260,7 +261,7 @@ fn a_day_killed_at_random_instants_settles_each_account_exactly() {
         let (chain, _node, url) = own_chain(dir.path(), 2);
         let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
         let day = day_args(&c, &f, "24..27");
-        let mut run = Command::new(BIN).args(&day).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut run = bin().args(&day).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
         let start = Instant::now();
         while primary_config(&rpc).is_err() {

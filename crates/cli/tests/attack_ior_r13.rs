@@ -1,10 +1,13 @@
 //! Attack round 13 on the improved optimistic rollup (issue 11) through the
 //! CLI: the day's lock of `gridledger ior day --rpc` (named by the chain's
-//! id and genesis hash, in `$XDG_RUNTIME_DIR/gridledger` or
-//! `<tmp>/gridledger-UID`).
+//! id and genesis hash, then in `$XDG_RUNTIME_DIR/gridledger` or
+//! `<tmp>/gridledger-UID`; since the fix in
+//! `~/.local/state/gridledger/locks`, the home from the password database).
 //!
-//! Each ignored test reproduces a finding and fails on the code it was
-//! written against; the others held up.
+//! Each finding's test failed on the code it was written against and
+//! passes since the fix; the others held up. Every run here keeps its
+//! locks below a test's own home (`GRIDLEDGER_TEST_LOCK_HOME`, set by
+//! `common::bin` or the test), never in the real home directory.
 
 mod common;
 
@@ -55,38 +58,48 @@ fn wait_first_batch(url: &str) {
     }
 }
 
-/// This process's user id, as the lock directory names it.
+/// The lock directory of a run whose home is `home`.
+fn lock_dir_in(home: &std::path::Path) -> std::path::PathBuf {
+    home.join(".local").join("state").join("gridledger").join("locks")
+}
+
+/// This process's user id, as the old fallback directory named it.
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::metadata(dir.path()).unwrap().uid()
 }
 
-/// [1] The day's lock lives in a directory chosen from the environment
+/// [1] The day's lock lived in a directory chosen from the environment
 /// (`$XDG_RUNTIME_DIR/gridledger`, else `$TMPDIR/gridledger-UID`), so two
-/// runs of one user on one host lock different files whenever their
-/// environments differ: an interactive shell has `XDG_RUNTIME_DIR`, a
+/// runs of one user on one host locked different files whenever their
+/// environments differed: an interactive shell has `XDG_RUNTIME_DIR`, a
 /// cron job, a `su`/`sudo -u` shell or a system service usually has not
 /// (or another `TMPDIR`). The second run here (no `XDG_RUNTIME_DIR`, its
-/// own `TMPDIR`) is given a copy of the live day's journal, the exact
-/// case the day's lock was added for (attack r12 [2]): it takes the live
-/// day for a stopped one and "resumes" it, and the live run's own STs
-/// are then refused and cost honest sellers α, or its day fails.
+/// own `TMPDIR` and `HOME`) is given a copy of the live day's journal, the
+/// exact case the day's lock was added for (attack r12 [2]): it took the
+/// live day for a stopped one and "resumed" it, and the live run's own
+/// STs were then refused and cost honest sellers α, or its day failed.
 /// Expected: a second process of the same user on the same host does not
-/// trade a day a live process is trading, whatever its environment (e.g.
-/// a lock whose place does not depend on the environment, or one on the
-/// chain itself).
+/// trade a day a live process is trading, whatever its environment.
+///
+/// The fix: the lock directory is below the user's home as the password
+/// database records it. Both runs here have the tests' lock home
+/// (`GRIDLEDGER_TEST_LOCK_HOME`, so the test writes nothing into the real
+/// home); that two runs without it find the same directory whatever
+/// `HOME`, `XDG_RUNTIME_DIR` and `TMPDIR` say is the unit test
+/// `ior::tests::the_default_lock_directory_ignores_the_environment`.
 #[test]
-#[ignore = "attack r13: the day's lock directory follows XDG_RUNTIME_DIR/TMPDIR, so one user's second run with another environment and a copied journal resumes a live day"]
 fn a_second_run_with_another_environment_does_not_resume_a_live_day() {
     let dir = tempfile::tempdir().unwrap();
-    let (runtime, tmp) = (dir.path().join("runtime"), dir.path().join("tmp"));
-    std::fs::create_dir(&runtime).unwrap();
-    std::fs::create_dir(&tmp).unwrap();
+    let (runtime, tmp, home) = (dir.path().join("runtime"), dir.path().join("tmp"), dir.path().join("home"));
+    for p in [&runtime, &tmp, &home] {
+        std::fs::create_dir(p).unwrap();
+    }
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = Command::new(BIN)
+    let run = bin()
         .args(&day)
         .env("XDG_RUNTIME_DIR", &runtime)
         .stdout(Stdio::piped())
@@ -103,12 +116,13 @@ fn a_second_run_with_another_environment_does_not_resume_a_live_day() {
     let mut second_args = day.clone();
     second_args.extend(["--journal", &cp]);
     let second =
-        Command::new(BIN).args(&second_args).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).output().unwrap();
+        bin().args(&second_args).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).env("HOME", &home).output().unwrap();
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
     let first = run.0.pop().unwrap().wait_with_output().unwrap();
     let (next, fin, open, reputations, rs) = after(&url);
     assert!(
         !second.status.success()
+            && stderr(&second).contains("is running the day of chain")
             && first.status.success()
             && fin == next
             && open == 0
@@ -124,21 +138,25 @@ fn a_second_run_with_another_environment_does_not_resume_a_live_day() {
     );
 }
 
-/// [2] The fallback lock directory `<tmp>/gridledger-UID` is refused when
-/// it is a link or another user's, but `$XDG_RUNTIME_DIR/gridledger` is
-/// taken as found: `create_dir_all` follows a symbolic link planted there
-/// and the day's lock is created (and locked) in whatever directory the
-/// link names. An `XDG_RUNTIME_DIR` that others can write (a shared
-/// runtime directory, one set to `/tmp` by a container image or a
-/// wrapper) lets another local user point the lock into a directory they
-/// own, read the lock file and hold it (an advisory lock needs only a
-/// read descriptor): every run and resume of that chain's day is then
-/// refused as "another `ior day` process is running the day". Expected:
-/// the same checks as the fallback (not a link, this user's, mode 0700),
-/// the run refused before anything is sent.
+/// [2] The fallback lock directory `<tmp>/gridledger-UID` was refused
+/// when it was a link or another user's, but `$XDG_RUNTIME_DIR/gridledger`
+/// was taken as found: `create_dir_all` followed a symbolic link planted
+/// there and the day's lock was created (and locked) in whatever
+/// directory the link named. An `XDG_RUNTIME_DIR` that others can write
+/// let another local user point the lock into a directory they own, read
+/// the lock file and hold it: every run and resume of that chain's day
+/// was then refused. Expected: no link followed, the same checks on every
+/// directory of the lock's path (not a link, this user's, mode 0700), the
+/// run refused before anything is sent.
+///
+/// The fix: no `XDG_RUNTIME_DIR` is used (the planted link there is left
+/// alone and the run's lock is below its home); below the home, a link at
+/// any component of `.local/state/gridledger/locks`, or this program's own
+/// `gridledger` directory with a mode other than 0700, is refused before
+/// anything is sent, and nothing is created through the link.
 #[test]
-#[ignore = "attack r13: $XDG_RUNTIME_DIR/gridledger is used through a planted symbolic link (the fallback directory refuses links)"]
 fn a_linked_lock_directory_under_xdg_runtime_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let runtime = dir.path().join("runtime");
     let elsewhere = dir.path().join("elsewhere");
@@ -147,66 +165,80 @@ fn a_linked_lock_directory_under_xdg_runtime_dir_is_refused() {
     std::os::unix::fs::symlink(&elsewhere, runtime.join("gridledger")).unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
-    let run = Command::new(BIN)
-        .args(day_args(&c, &f, "24..25"))
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut run = Procs(vec![run]);
-    // Either the run ends (refused, or its day done) or its lock shows up
-    // through the link.
-    let start = Instant::now();
-    let through_link = loop {
-        if std::fs::read_dir(&elsewhere).unwrap().next().is_some() {
-            break true;
-        }
-        if run.0[0].try_wait().unwrap().is_some() {
-            break std::fs::read_dir(&elsewhere).unwrap().next().is_some();
-        }
-        assert!(start.elapsed() < Duration::from_secs(240), "the run neither ended nor locked");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = run.0[0].kill();
-    let o = run.0.pop().unwrap().wait_with_output().unwrap();
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
-    let listed: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(
-        !through_link && primary_config(&rpc).is_err(),
-        "the day's lock was taken through the link $XDG_RUNTIME_DIR/gridledger -> {}: {listed:?}; IOR contracts \
-         initialised: {}; the run: {}",
-        elsewhere.display(),
-        primary_config(&rpc).is_ok(),
-        String::from_utf8_lossy(&o.stderr).trim()
-    );
+    // Each run is refused before it sends anything, so one chain serves
+    // them all.
+    let parts = [".local", "state", "gridledger", "locks"];
+    for (i, linked) in parts.iter().enumerate() {
+        let home = dir.path().join(format!("home-{i}"));
+        let mut at = home.clone();
+        for p in &parts[..i] {
+            at.push(p);
+        }
+        std::fs::create_dir_all(&at).unwrap();
+        for p in [&home, &at] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        at.push(linked);
+        std::os::unix::fs::symlink(&elsewhere, &at).unwrap();
+        let o = bin()
+            .args(day_args(&c, &f, "24..25"))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
+            .output()
+            .unwrap();
+        let listed: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(
+            !o.status.success() && stderr(&o).contains("symbolic link") && listed.is_empty(),
+            "a link at {} -> {}: {} {}; in the link's target: {listed:?}",
+            at.display(),
+            elsewhere.display(),
+            o.status,
+            stderr(&o).trim()
+        );
+    }
+    // This program's own directory open to others: refused too.
+    let home = dir.path().join("home-open");
+    let open = home.join(".local").join("state").join("gridledger");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = bin().args(day_args(&c, &f, "24..25")).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("has mode 777"), "{} {}", o.status, stderr(&o).trim());
+    assert!(!open.join("locks").exists(), "a lock directory was made in a directory others can write");
+    assert!(primary_config(&rpc).is_err(), "a refused run initialised the IOR contracts");
 }
 
-/// [3] Without `XDG_RUNTIME_DIR` the day's lock lives in
+/// [3] Without `XDG_RUNTIME_DIR` the day's lock lived in
 /// `<tmp>/gridledger-UID`, a name any local user can predict and create
 /// first in the shared temporary directory (here: a link planted there).
-/// The run is then refused ("is not a directory of this user: remove it")
-/// before anything is sent, and so is the resume of a stopped day, whose
-/// deposits and payments stay locked on chain until the operator changes
-/// the environment; in a sticky `/tmp` the operator cannot remove another
-/// user's entry. Expected: a name another user cannot squat (a private
-/// directory such as one under the user's home or the chain directory,
-/// or a fresh name when the predictable one is taken), the day run.
+/// The run was then refused ("is not a directory of this user: remove
+/// it") before anything was sent, and so was the resume of a stopped day;
+/// in a sticky `/tmp` the operator cannot remove another user's entry.
+/// Expected: a name another user cannot squat, the day run.
+///
+/// The fix: the lock directory is below the user's own home (here the
+/// test's lock home), none in a shared directory: the squatted
+/// `<tmp>/gridledger-UID` is left alone, the day runs, and its lock is in
+/// `.local/state/gridledger/locks` below the home, each directory the run
+/// created with mode 0700.
 #[test]
-#[ignore = "attack r13: any local user squats <tmp>/gridledger-UID and every ior day --rpc of this user (and its resume) is refused"]
 fn a_squatted_fallback_lock_directory_does_not_stop_the_day() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
+    let (tmp, home) = (dir.path().join("tmp"), dir.path().join("home"));
     let squat = dir.path().join("squatter");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::create_dir(&squat).unwrap();
+    for p in [&tmp, &home, &squat] {
+        std::fs::create_dir(p).unwrap();
+    }
     std::os::unix::fs::symlink(&squat, tmp.join(format!("gridledger-{}", uid()))).unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
-    let o = Command::new(BIN)
+    let o = bin()
         .args(day_args(&c, &f, "24..25"))
         .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", &tmp)
+        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
         .output()
         .unwrap();
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
@@ -218,26 +250,40 @@ fn a_squatted_fallback_lock_directory_does_not_stop_the_day() {
     );
     let (next, fin, open, _, _) = after(&url);
     assert_eq!((fin, open), (next, 0));
+    assert_eq!(std::fs::read_dir(&squat).unwrap().count(), 0, "the run wrote through the squatted link");
+    let locks: Vec<_> = std::fs::read_dir(lock_dir_in(&home)).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        locks.len() == 1 && locks[0].to_string_lossy().starts_with("ior-day-"),
+        "the day's lock below the home: {locks:?}"
+    );
+    let mut p = home.clone();
+    for part in [".local", "state", "gridledger", "locks"] {
+        p.push(part);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} has mode {mode:o}", p.display());
+    }
 }
 
-/// Held up: the fallback directory `<tmp>/gridledger-UID`, created by the
-/// run, is readable by its user alone (mode 0700), and the day's lock in
-/// it keeps a second run off the live day whatever journal or address the
-/// second run is given (here: the node's URL and no journal, as the same
-/// user with the same `TMPDIR`).
+/// Held up (and still holds with the lock below the home): the lock
+/// directory, created by the run, is readable by its user alone (mode
+/// 0700), and the day's lock in it keeps a second run off the live day
+/// whatever journal or address the second run is given (here: the node's
+/// URL and no journal, as the same user with another `TMPDIR` and
+/// `XDG_RUNTIME_DIR`).
 #[test]
-fn the_fallback_lock_directory_is_private_and_keeps_a_second_run_off() {
+fn the_lock_directory_is_private_and_keeps_a_second_run_off() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
+    let (tmp, home) = (dir.path().join("tmp"), dir.path().join("home"));
+    for p in [&tmp, &home] {
+        std::fs::create_dir(p).unwrap();
+    }
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..26");
-    let run = Command::new(BIN)
+    let run = bin()
         .args(&day)
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", &tmp)
+        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -246,13 +292,14 @@ fn the_fallback_lock_directory_is_private_and_keeps_a_second_run_off() {
     wait_first_batch(&url);
     let pid = run.0[0].id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let lock_dir = tmp.join(format!("gridledger-{}", uid()));
+    let lock_dir = lock_dir_in(&home);
     let mode = std::fs::metadata(&lock_dir).unwrap().permissions().mode() & 0o777;
     let before = after(&url);
-    let second = Command::new(BIN)
+    let second = bin()
         .args(day_args(&url, &f, "24..26"))
         .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", &tmp)
+        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
         .output()
         .unwrap();
     let during = after(&url);
@@ -343,7 +390,7 @@ fn community_killed_at(root: &std::path::Path, tp: &str, cp: &str, ats_after_sts
     let url = url.as_str();
     let mut args = day_args(&c, &f, "24..26");
     args.extend(["--config", tp, "--meter-csv", cp]);
-    let mut run = Command::new(BIN).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut run = bin().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let rpc = gridledger_node::client::RpcChain::connect(url).unwrap();
     let start = Instant::now();
     let (mut seen, mut st_seen) = (0, false);
@@ -391,7 +438,6 @@ fn community_killed_at(root: &std::path::Path, tp: &str, cp: &str, ats_after_sts
 /// (and temporary file) named by the whole file name (`run.a.lock`), the
 /// second day run.
 #[test]
-#[ignore = "attack r13: journals differing only in extension (run.a, run.b) share run.json.lock: a day on another chain is refused as running"]
 fn journals_differing_in_extension_do_not_share_a_lock() {
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
@@ -406,7 +452,7 @@ fn journals_differing_in_extension_do_not_share_a_lock() {
     let fb = d(&chain_b.join("keys").join("account-0.key"));
     let mut a = day_args(&url_a, &fa, "24..26");
     a.extend(["--journal", &ja]);
-    let run = Command::new(BIN).args(&a).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = bin().args(&a).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut run = Procs(vec![run]);
     wait_first_batch(&url_a);
     let mut b = day_args(&url_b, &fb, "24..25");

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// [4] `ior day --rpc` is the only process that executes, validates and
@@ -47,7 +47,7 @@ fn a_killed_ior_day_can_be_resumed() {
         "--no-report",
         "--json",
     ];
-    let mut run = Command::new(BIN).args(day).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut run = bin().args(day).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
     // Kill it the first time a batch holding entries is recorded and not
     // settled.

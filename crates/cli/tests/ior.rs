@@ -4,14 +4,14 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn ior_day_runs_a_community_file_over_several_days() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../rollup/examples/community.toml");
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("statements.csv");
-    let out = Command::new(BIN)
+    let out = bin()
         .args(["ior", "day", "--no-report", "--config", file, "--days", "2", "--json", "--statements"])
         .arg(&csv)
         .output()
@@ -42,7 +42,7 @@ fn ior_day_runs_a_community_file_over_several_days() {
     // A bad file is an error naming the file, not a panic.
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "clearing = \"lowest\"\n").unwrap();
-    let out = Command::new(BIN).args(["ior", "day", "--config"]).arg(&bad).output().unwrap();
+    let out = bin().args(["ior", "day", "--config"]).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"), "{}", String::from_utf8_lossy(&out.stderr));
     // Metered data: one day, one column per participant.
@@ -53,7 +53,7 @@ fn ior_day_runs_a_community_file_over_several_days() {
         csv.push_str(&format!("{h},-200,-150,{},{},-60,-90\n", sun - 100, sun - 80));
     }
     std::fs::write(&meters, csv).unwrap();
-    let out = Command::new(BIN)
+    let out = bin()
         .args(["ior", "day", "--no-report", "--config", file, "--json", "--meter-csv"])
         .arg(&meters)
         .output()
@@ -63,11 +63,7 @@ fn ior_day_runs_a_community_file_over_several_days() {
     // 8 sunny hours: sellers export 400 + 420 Wh/h, buyers need 500 Wh/h.
     assert_eq!(v["bound_wh"], 8 * 500);
     assert_eq!(v["energy_traded_wh"], 8 * 500);
-    let out = Command::new(BIN)
-        .args(["ior", "day", "--config", file, "--days", "2", "--meter-csv"])
-        .arg(&meters)
-        .output()
-        .unwrap();
+    let out = bin().args(["ior", "day", "--config", file, "--days", "2", "--meter-csv"]).arg(&meters).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--days 1"));
 }

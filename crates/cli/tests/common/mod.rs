@@ -31,7 +31,23 @@ impl Drop for Procs {
 }
 
 pub fn gl(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run gridledger")
+    bin().args(args).output().expect("run gridledger")
+}
+
+/// The home the tests' `gridledger` processes keep their locks in
+/// (`GRIDLEDGER_TEST_LOCK_HOME`): the day's lock of `ior day --rpc` goes
+/// below it, never into the real home directory of the machine.
+pub fn lock_home() -> PathBuf {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lock-home");
+    std::fs::create_dir_all(&home).expect("create the tests' lock home");
+    home
+}
+
+/// `gridledger` with the tests' lock home ([`lock_home`]).
+pub fn bin() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("GRIDLEDGER_TEST_LOCK_HOME", lock_home());
+    c
 }
 
 /// Runs `gridledger`, asserts success, returns its stdout.
