@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
-    tx_id, Batch, CertifiedBatch, Config, Durable, Fault, Message, MessageOf, Replica, SimCrypto, ThresholdCrypto,
+    tx_id, Batch, CertifiedBatch, Config, Durable, Fault, MessageOf, Replica, SimCrypto, ThresholdCrypto,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::Hash32;
