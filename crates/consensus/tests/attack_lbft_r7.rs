@@ -21,8 +21,11 @@
 //!   replica. The node's `restore` refuses such a store, but its error
 //!   blames a certificate that "does not hold", not the digest version.
 //!
-//! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r7`
-//! (`-- --ignored` for the findings).
+//! Both fixed: `Txs` hashes its ids on first use (after the bounds), and
+//! `Replica::try_new` recomputes the log's digests
+//! (`RestoreError::DigestVersion`).
+//!
+//! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r7`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -30,7 +33,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use gridledger_consensus::lbft::crypto::SimSig;
 use gridledger_consensus::lbft::{
-    tx_id, Batch, CertifiedBatch, Config, Durable, Fault, MessageOf, Replica, SimCrypto, ThresholdCrypto,
+    tx_id, Batch, CertifiedBatch, Config, Durable, Fault, MessageOf, Replica, RestoreError, SimCrypto, ThresholdCrypto,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::Hash32;
@@ -103,7 +106,6 @@ type Msg = MessageOf<SimCrypto>;
 /// travelled with the batch. Today it also hashes a million ids (32 MB
 /// more, a million SHA-256 runs) before `on_val` refuses the batch.
 #[test]
-#[ignore = "attack r7: decoding a peer's oversized batch hashes every entry (32 B + one SHA-256 each) before any bound"]
 fn decoding_an_oversized_batch_costs_no_more_than_the_list() {
     let entries = 1_000_000usize;
     let txs: Vec<Vec<u8>> = vec![Vec::new(); entries];
@@ -213,7 +215,6 @@ fn v1_durable(epochs: u64) -> Durable<SimSig> {
 /// does not hold", naming a damaged store, not an older digest version.)
 /// A restore should refuse such a log with a typed error that says so.
 #[test]
-#[ignore = "attack r7: a digest-v1 log is restored silently; its records are then refused by peers as BadSync"]
 fn a_log_with_version_1_digests_is_refused_on_restore() {
     let cfg = Config::new(N, 0, instance());
     // What happens once it is taken up: a peer at epoch 0 asks to sync.
@@ -227,8 +228,16 @@ fn a_log_with_version_1_digests_is_refused_on_restore() {
         }
     }
     assert!(faults.contains(&Fault::BadSync { from: 0, epoch: 0 }), "{faults:?}");
-    assert!(
-        Replica::try_new(cfg, SimCrypto::new(7, N, 0), v1_durable(3)).is_err(),
-        "a log whose digests are not this version's is restored without a word"
-    );
+    // Refused on restore, with an error that names the digest version.
+    let refused = Replica::try_new(cfg.clone(), SimCrypto::new(7, N, 0), v1_durable(3)).err();
+    assert_eq!(refused, Some(RestoreError::DigestVersion { epoch: 0, proposer: 0 }), "a v1 log restored");
+    assert!(refused.is_some_and(|e| e.to_string().contains("digest version")));
+    // The same log under this version's digests is taken up.
+    let mut current = v1_durable(3);
+    for d in &mut current.delivered {
+        for b in &mut d.batches {
+            b.digest = b.batch.digest(&instance(), d.epoch, b.proposer);
+        }
+    }
+    assert!(Replica::try_new(cfg, SimCrypto::new(7, N, 0), current).is_ok());
 }

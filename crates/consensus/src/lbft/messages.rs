@@ -17,11 +17,13 @@ use super::batch::{tx_id, Tx};
 /// the `Vec`); encoded exactly as a `Vec<Tx>`, so messages and log records
 /// are unchanged.
 ///
-/// The transactions' ids ([`tx_id`]) travel with them, hashed once: when
-/// the list is decoded (where a driver decodes its peers' messages, off the
-/// consensus loop), or on first use for a list built locally. The batch
-/// digest and duplicate suppression read them instead of hashing every
-/// transaction again.
+/// The transactions' ids ([`tx_id`]) travel with them, hashed once, on
+/// first use ([`Txs::ids`]) — for a decoded list as for one built locally.
+/// Not while decoding: a peer's batch is checked against the replica's
+/// `max_batch_txs`/`max_tx_bytes` bounds only after it was decoded, and a
+/// frame of millions of empty transactions must cost no more than the list
+/// itself before it is refused. The batch digest and duplicate suppression
+/// read them instead of hashing every transaction again.
 #[derive(Clone, Default)]
 pub struct Txs(Arc<TxsInner>);
 
@@ -89,12 +91,10 @@ impl BorshSerialize for Txs {
 }
 
 impl BorshDeserialize for Txs {
-    /// Hashes the ids as it decodes: the thread that decodes a peer's
-    /// message pays for them, not the consensus loop.
+    /// Decodes the list alone: the ids are hashed on first use, once the
+    /// batch passed its bounds (see [`Txs`]).
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
-        let txs = Vec::<Tx>::deserialize_reader(reader)?;
-        let ids: Vec<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
-        Ok(Self(Arc::new(TxsInner { txs, ids: OnceLock::from(ids) })))
+        Ok(Vec::<Tx>::deserialize_reader(reader)?.into())
     }
 }
 

@@ -639,6 +639,16 @@ pub enum RestoreError {
          duplicates and the window before it is not in the log"
     )]
     DuplicateWindowUnknown { next: u64, epoch: u64 },
+    /// Delivered epoch `epoch`'s batch of `proposer` carries a digest other
+    /// than [`Batch::digest`] of its contents: the log was written under
+    /// another batch digest version (version 1 hashed the transactions,
+    /// version 2 their ids), or is damaged. Peers would refuse its records
+    /// (`Fault::BadSync`): catch up from peers with an empty log instead.
+    #[error(
+        "delivered epoch {epoch}: the digest of proposer {proposer}'s batch is not this version's (batch digest \
+         v2): the log was written under another digest version, or is damaged"
+    )]
+    DigestVersion { epoch: u64, proposer: u32 },
 }
 
 /// Whether the duplicate window before `next` is exactly known from
@@ -671,11 +681,20 @@ fn window_known<G>(durable: &Durable<G>, dedup_epochs: u64, next: u64) -> Result
 impl<C: ThresholdCrypto> Replica<C> {
     /// A replica from its durable state (`Durable::default()` for a new
     /// one) whose duplicate window is exactly known ([`RestoreError`]
-    /// otherwise): what a driver whose store keeps a truncated log uses.
+    /// otherwise) and whose delivered records carry this version's batch
+    /// digests (recomputed: [`RestoreError::DigestVersion`] otherwise): what
+    /// a driver whose store keeps a truncated log uses.
     pub fn try_new(cfg: Config, crypto: C, durable: Durable<C::Sig>) -> Result<Self, RestoreError> {
         let next = durable.delivered.last().map_or(0, |d| d.epoch + 1);
         window_known(&durable, cfg.dedup_epochs, next)
             .map_err(|epoch| RestoreError::DuplicateWindowUnknown { next, epoch })?;
+        // The ids hashed here are cached in the batches: the duplicate
+        // window's replay below reads them.
+        for d in &durable.delivered {
+            if let Some(b) = d.batches.iter().find(|b| b.batch.digest(&cfg.instance, d.epoch, b.proposer) != b.digest) {
+                return Err(RestoreError::DigestVersion { epoch: d.epoch, proposer: b.proposer });
+            }
+        }
         Ok(Self::new(cfg, crypto, durable))
     }
 
