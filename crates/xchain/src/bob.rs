@@ -2268,6 +2268,11 @@ pub mod keys {
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)
     }
+    /// The prefix of every [`posted`] slot: the key's rest is the CCT id
+    /// and the side's byte.
+    pub fn posted_prefix() -> Vec<u8> {
+        b"n/".to_vec()
+    }
     /// Set once a transfer proved (or was claimed / refunded): it never counts again.
     pub fn used(nt: &Hash32) -> Vec<u8> {
         used_key(nt)

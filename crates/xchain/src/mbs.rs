@@ -990,6 +990,28 @@ impl BobMbs {
         open
     }
 
+    /// The CCTs not yet verified nor complete with a posted NT: a scan of
+    /// the BoB contract's [`bob::keys::posted`] slots, by id. Their posted
+    /// deadline NTs are forwarded once close to their deadline
+    /// ([`early_forward_from`](Self::early_forward_from), attack R15-1).
+    pub fn early_forwarding(&self) -> Vec<Hash32> {
+        let prefix = contract_key(BOB_CONTRACT_ID, &bob::keys::posted_prefix());
+        let mut ids: Vec<Hash32> = self
+            .bob
+            .chain()
+            .state()
+            .iter()
+            .filter_map(|(k, _)| {
+                let rest = k.strip_prefix(prefix.as_slice())?;
+                (rest.len() == 33).then(|| <[u8; 32]>::try_from(&rest[..32]).ok().map(Hash32)).flatten()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| self.cct(id).is_some_and(|rec| !rec.complete && !rec.verified));
+        ids
+    }
+
     /// A raw record of the BoB contract.
     pub fn bob_record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
         let v = self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, key))?;
@@ -1154,10 +1176,16 @@ impl BobMbs {
         // One scan of the forwarding slots serves both duties: the BoB's
         // state changes only at its own tick below.
         let open = self.forwarding();
+        // Posted deadline NTs of CCTs before their first CCT_V are
+        // forwarded too (attack R15-1, [`early_forward_from`](Self::early_forward_from)).
+        let mut served = open.clone();
+        served.extend(self.early_forwarding());
+        served.sort();
+        served.dedup();
         // Decision (attack R12-1): the forwarding `prove`s go first, so a
         // prove and the closing CCT_V of the same CCT that fall due in one
         // epoch reach the BoB block in that order (the relayer's nonces).
-        let put_off = self.forwarding_duties(&open)?;
+        let put_off = self.forwarding_duties(&served)?;
         for (cct, tx) in self.closing_txs(&open, &put_off) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
@@ -1379,7 +1407,7 @@ impl BobMbs {
         let mut stalled = false;
         for &id in open[start..].iter().chain(&open[..start]) {
             let Some(rec) = self.cct(&id) else { continue };
-            if rec.complete || !rec.verified {
+            if rec.complete {
                 continue;
             }
             for side in [Side::Sender, Side::Receiver] {
@@ -1388,6 +1416,12 @@ impl BobMbs {
                 }
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
+                // Before the first CCT_V: a deadline NT once its chain's
+                // stored tip is within an ln-08 window of its deadline
+                // (attack R15-1).
+                if !rec.verified && self.early_forward_from(&rec, side, &nt).is_none_or(|h| self.bob_tip(chain) < h) {
+                    continue;
+                }
                 let Some(pt) = self.forwarded_proof(id, &rec, side, &nt)? else {
                     if self.still_provable(&rec, side)? {
                         self.forward_send(&nt)?;
@@ -1431,6 +1465,31 @@ impl BobMbs {
         Ok(put_off)
     }
 
+    /// The stored tip of its chain from which the BoB nodes forward the
+    /// posted `nt` of `side` before the CCT's first CCT_V (attack R15-1):
+    /// `min(valid_until, bound) − (κ̄ + κ)` for an NT with a deadline
+    /// (`bound` = [`bob::nt_deadline_bound`]), but not before the side's
+    /// ln-08 deadline; `None` for a plain NT, whose window SC_T counts from
+    /// the stored tip at the first CCT_V whenever it runs.
+    ///
+    /// Decision: sub-situation 2 opened only with the first CCT_V, which
+    /// no BoB node sends, so the payee could hold it back until the payer's
+    /// posted deadline NT expired and the payer who posted in time was
+    /// penalised. The nodes now send such an NT (and prove it) while it can
+    /// still land, a window as long as ln 08's before its deadline; a
+    /// timely first CCT_V opens sub-situation 2 well before that (the
+    /// deadline leaves `MAX_RATE_RATIO · (κ̄ + κ_max)` after the ln-08
+    /// one), so the usual path is unchanged.
+    pub fn early_forward_from(&self, rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Option<Height> {
+        let u = nt.tx.kind.valid_until()?;
+        let (chain, ..) = rec.instruction(side);
+        let reg = self.config.chains.iter().find(|r| r.chain_id == chain)?;
+        let k = reg.finality.confirmations() as u64;
+        let bound = bob::nt_deadline_bound(rec.deadline(side), self.config.kappa_bar, self.config.kappa_max(rec), k);
+        let window = self.config.kappa_bar.saturating_add(reg.kappa as u64);
+        Some(u.min(bound).saturating_sub(window).max(rec.deadline(side)))
+    }
+
     /// Whether a posted NT of `side` sent to its chain now can still be
     /// proved before the closing CCT_V: it lands at the chain's next height
     /// at the earliest, is final `k` blocks later, and the closing CCT_V
@@ -1453,11 +1512,29 @@ impl BobMbs {
     /// deadline is that deadline plus `k` ([`bob::forward_deadline_for`],
     /// attack R14-1): one rule for the NT, SC_T's window and this cut-off,
     /// so a deadline NT is forwarded exactly while it can still land.
+    ///
+    /// Before the first CCT_V (the nodes forward a deadline NT then too,
+    /// [`early_forward_from`](Self::early_forward_from), attack R15-1) the
+    /// bound is that of the forwarding deadline the first CCT_V would set
+    /// now ([`bob::forward_deadline_for`] from the stored tip, which only
+    /// grows): for a deadline NT its own deadline (capped by
+    /// [`bob::nt_deadline_bound`]), so it lands only while SC_T proves it.
     pub fn still_provable(&self, rec: &CctRecord, side: Side) -> Result<bool, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let k = self.spec.finality.confirmations() as u64;
         let lands = self.external(chain)?.height().saturating_add(1);
-        Ok(lands <= bob::last_provable_landing(rec.forward_deadline(side), k))
+        let forward = if rec.verified {
+            rec.forward_deadline(side)
+        } else {
+            let Some(reg) = self.config.chains.iter().find(|r| r.chain_id == chain) else { return Ok(false) };
+            let kr = reg.finality.confirmations() as u64;
+            let bound =
+                bob::nt_deadline_bound(rec.deadline(side), self.config.kappa_bar, self.config.kappa_max(rec), kr);
+            let posted = self.bob_record::<SignedTransaction>(&bob::keys::posted(&rec.terms.id(), side));
+            let valid_until = posted.and_then(|nt| nt.tx.kind.valid_until());
+            bob::forward_deadline_for(valid_until, bound, kr, self.bob_tip(chain), self.config.kappa_bar, reg.kappa)
+        };
+        Ok(lands <= bob::last_provable_landing(forward, k))
     }
 
     /// Sends the posted `nt` to its chain for sub-situation 2: once its

@@ -188,8 +188,11 @@ fn late_first_cct_v(plain: bool) -> Late {
 /// Expected: S's side ends `Proved` (or at least not `Penalised`) and S's
 /// deposit is untouched, as with a plain NT or with a timely first CCT_V.
 /// Observed: S `Penalised`, NT_s never on chain i, x_B moved to R.
+///
+/// Fixed: BoB nodes forward (and prove) a posted deadline NT before the
+/// first CCT_V as well, from an ln-08 window before its deadline on
+/// (`BobMbs::early_forward_from`).
 #[test]
-#[ignore = "attack r15 [1]: the payee delays the first CCT_V past the posted NT's deadline; the honest offline payer is penalised"]
 fn a_late_first_cct_v_does_not_penalise_a_payer_who_posted_in_time() {
     let l = late_first_cct_v(false);
     eprintln!("{l:?}");
@@ -225,8 +228,11 @@ fn a_late_first_cct_v_with_a_plain_posted_nt_leaves_the_payer_proved() {
 ///
 /// Expected: either the deployment is refused / warned at set-up, or the
 /// payer is not penalised. Observed: `Penalised`, its NT never on chain i.
+///
+/// Fixed with [1]: the early forwarding waits for the NT's own chain only,
+/// not for the first CCT_V (which waits for both chains), so the NT lands
+/// before its deadline. No rate check refuses such a deployment.
 #[test]
-#[ignore = "attack r15 [2]: chains more than MAX_RATE_RATIO apart are not refused; an honest posted payer is penalised"]
 fn chains_six_times_apart_do_not_penalise_an_honest_posted_payer() {
     let f = offline_payer(MbsSpec::default(), 6);
     eprintln!("{f:?}");
@@ -441,6 +447,12 @@ fn only_the_payer_posts_its_nt_and_only_once() {
 /// (or such a deployment is refused at set-up). Observed: after 60 BoB
 /// blocks the stored tip lags 60 blocks and `check_view` refuses the
 /// chain (`BobLagging`).
+///
+/// Not fixed: raising the cap to `2 · MAX_RATE_RATIO` alone breaks R2-1
+/// (a header could be stored and dropped again within one block on
+/// κ = 4), and keeping more than κ_i headers instead changes when a
+/// header counts as stale, which Π_CCTC's refund (`refundable_at = height
+/// + κ`), SC_C and several tests rely on; that needs a change of its own.
 #[test]
 #[ignore = "attack r15 [3]: relay cap below MAX_RATE_RATIO; a chain 2-3x the BoB's rate freezes all exchanges on it"]
 fn the_bob_keeps_up_with_a_chain_within_max_rate_ratio() {
