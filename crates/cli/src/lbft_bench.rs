@@ -502,8 +502,8 @@ fn epoch_digest(d: &DeliveredEpoch<Sig>) -> String {
 
 enum Input {
     /// A peer's consensus message, decoded by the socket runtime's task
-    /// (which also hashes a batch's transaction ids as it decodes them:
-    /// that work is off the consensus loop).
+    /// (a batch's transaction ids are hashed later, on first use, once the
+    /// replica has checked the batch against its bounds).
     Peer(u32, LbftMessage),
     /// The verifier handed verdicts back, or the persister made rounds
     /// durable: the loop blocks on this inbox alone (it used to poll both
@@ -1315,7 +1315,10 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         hashes.insert(d.epoch + 1, d.block_hash());
     }
     let mut edge = Edge::new(n_clients, file.max_in_flight as usize);
-    let mut replica = Replica::new(cfg, crypto, durable);
+    // A log the replica cannot take up (another digest version, an
+    // inexact duplicate window) stops the replica with the reason.
+    let mut replica =
+        Replica::try_new(cfg, crypto, durable).map_err(|e| anyhow::anyhow!("restoring the replica's log: {e}"))?;
     // Signature verdicts the verifier thread handed back, by transaction id
     // (until the transaction is delivered).
     let mut verdicts: IdMap<bool> = IdMap::default();
