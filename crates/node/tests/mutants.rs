@@ -333,7 +333,7 @@ mod lbft {
         let planted = early_next_nonce(true, |s| s.mutation = Some(LbftMutation::DeliveredDeduplicated));
         let [Some(c0), c1, _] = planted.commits else { panic!("nonce 0 committed: {planted:?}") };
         assert!(planted.copied && planted.early_delivered == Some(0), "the puppet's copy came first: {planted:?}");
-        assert!(!c1.is_some_and(|c| c <= c0 + 1), "the bug holds nonce 1 back: {planted:?}");
+        assert!(c1.is_none_or(|c| c > c0 + 1), "the bug holds nonce 1 back: {planted:?}");
     }
 
     /// [`LbftMutation::NoNonceDeferral`]: a Byzantine validator copies an
