@@ -247,6 +247,12 @@ impl ProposalQueue {
                 Visit::Done | Visit::NoGas => false,
             });
         }
+        // Senders that left the mempool are dropped once they could
+        // outnumber those it holds (a round that lasts keeps no garbage).
+        if served.len() > pool.len() {
+            let present: HashSet<Address> = pool.queues().filter_map(|mut q| q.next().map(|v| v.sender)).collect();
+            served.retain(|a| present.contains(a));
+        }
         self.served = served;
         cut.txs = txs;
         for h in taken {
