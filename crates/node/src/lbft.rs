@@ -35,14 +35,11 @@
 //!   (the threshold certificates), written in the same transaction as the
 //!   epoch's block;
 //! - `lbft/suppressed/<epoch>`: the positions of the transactions the
-//!   epoch removed as duplicates, in the same transaction: a restarted
-//!   validator rebuilds the duplicate window from the delivered
-//!   transactions only, as the others hold it. Where the last
-//!   `retain_epochs` lack them (a store written before they were kept),
-//!   `restore` reads back further — to the latest `retain_epochs` recorded
-//!   epochs in a row, or to epoch 0 — so the rebuilt window is exact;
-//!   the replica refuses ([`gridledger_consensus::lbft::RestoreError`])
-//!   rather than guess.
+//!   epoch removed as duplicates, in the same transaction (with no window
+//!   across epochs, see below, only copies within the epoch: the record
+//!   stays so a replica with a window could rebuild it exactly, reading
+//!   back as far as it needs — [`gridledger_consensus::lbft::RestoreError`]
+//!   rather than a guess).
 //!
 //! A step that delivers several epochs (catch-up) writes one transaction
 //! per epoch, in order: a crash in between leaves a consistent prefix.
@@ -69,11 +66,31 @@
 //! mempool holds is in the proposal queue or in flight** (proposed for an
 //! epoch not delivered yet), so a transaction a client was told is
 //! admitted is proposed until it commits or leaves the mempool. A batch
-//! keeps each sender's nonce order; what an epoch delivered but did not
-//! execute is proposed again while the mempool holds it (bounded retries).
+//! keeps each sender's nonce order; senders are served round-robin, the
+//! round going on across batches; what an epoch delivered but did not
+//! execute is proposed again while the mempool holds it — given up only
+//! after [`MAX_UNEXECUTED_DELIVERIES`] deliveries of this validator's own
+//! accepted batch that left it unexecuted (nothing other validators
+//! propose counts).
 //! A transaction whose gas limit exceeds `block_gas_limit / n` (one
 //! validator's share of a block) could never be proposed under LBFT: it is
 //! refused at submission ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]).
+//!
+//! Duplicates (attack r6 [1], [2]): **only executed transactions are
+//! duplicates.** The replica runs without a duplicate window across
+//! epochs (`dedup_epochs = 0`; it still keeps only the earliest copy of a
+//! transaction within an epoch), and execution skips a delivered
+//! transaction that already executed: the chain's transaction index finds
+//! it, and its sender's account nonce refuses it anyway. A transaction
+//! delivered but skipped (ahead of its predecessor, say, copied there by
+//! a Byzantine validator) is no duplicate: proposed again with its
+//! predecessor it executes at once. (With a window over *delivered*
+//! transactions, such a copy held every re-proposal back for
+//! `retain_epochs` epochs, and copies staggered in the wrong order kept
+//! doing so until the proposing validator gave the transactions up.) The
+//! rule is deterministic: which transactions executed is a function of
+//! the delivered sequence, the same blocks at every validator. Every
+//! validator must run the same rule (it shapes the blocks).
 //!
 //! Execution keeps each sender's nonce order within an epoch: a delivered
 //! transaction whose nonce is ahead of its sender's waits for its
@@ -110,11 +127,13 @@ pub mod queue;
 pub use queue::QueueMutation;
 pub use queue::{Cut, ProposalQueue};
 
-/// Proposals of one transaction beyond the duplicate window
-/// (`retain_epochs`) before the proposal queue gives it up: a transaction
-/// delivered but not executed is suppressed as a duplicate for that window
-/// when proposed again, so the retries must outlast it.
-pub const RETRIES_BEYOND_DEDUP: u32 = 64;
+/// Deliveries of this validator's own accepted batch that leave a
+/// transaction unexecuted before the proposal queue gives it up
+/// ([`queue`]'s retry rule). Such a delivery ordered the transaction in
+/// its sender's nonce order and it still did not execute (its sender can
+/// no longer pay for it, say); batches that lost the agreement and other
+/// validators' copies count nothing.
+pub const MAX_UNEXECUTED_DELIVERIES: u32 = 64;
 
 /// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
 pub const WIRE_LBFT: u8 = 2;
@@ -189,8 +208,7 @@ pub struct LbftSettings {
     /// validator must use the same value.
     pub max_batch_txs: usize,
     /// Delivered epochs kept in memory to serve catch-up (older ones are
-    /// served from the store) and remembered for duplicate suppression.
-    /// Every validator must use the same value.
+    /// served from the store). Every validator must use the same value.
     pub retain_epochs: usize,
     /// A batch whose clock reading is further ahead of ours is not echoed.
     pub max_clock_drift_ms: u64,
@@ -210,6 +228,10 @@ pub enum LbftMutation {
     NoNonceDeferral,
     /// A transaction above the validator's gas share is admitted.
     ShareNotEnforced,
+    /// The replica suppresses a transaction delivered in the last
+    /// `retain_epochs` epochs as a duplicate, executed or not (the rule
+    /// before attack r6).
+    DeliveredDeduplicated,
 }
 
 impl Default for LbftSettings {
@@ -428,16 +450,20 @@ impl LbftEngine {
         let mut cfg = Config::new(n, me, genesis.hash());
         cfg.tick = settings.tick_ms.max(1);
         cfg.retain = settings.retain_epochs.max(1);
-        cfg.dedup_epochs = cfg.retain as u64;
+        // No duplicate window across epochs: execution skips what already
+        // executed (see the module docs on duplicates).
+        cfg.dedup_epochs = 0;
+        #[cfg(feature = "mutants")]
+        if settings.mutation == Some(LbftMutation::DeliveredDeduplicated) {
+            cfg.dedup_epochs = cfg.retain as u64;
+        }
         cfg.max_batch_txs =
             if settings.max_batch_txs > 0 { settings.max_batch_txs } else { (max_block_txs / n.max(1)).max(1) };
         cfg.max_tx_bytes = max_tx_bytes;
         check_frame_bound(n, cfg.max_batch_txs, cfg.max_tx_bytes)?;
         let verified = Arc::new(Mutex::new(HashSet::new()));
         let r = restore(&shared, &cfg, &crypto, &settings, &verified)?;
-        let queue = ProposalQueue::new(
-            u32::try_from(cfg.dedup_epochs).unwrap_or(u32::MAX).saturating_add(RETRIES_BEYOND_DEDUP),
-        );
+        let queue = ProposalQueue::new(MAX_UNEXECUTED_DELIVERIES);
         // A transaction above this validator's share of a block could never
         // be proposed: refused at submission.
         let share = shared.chain().config().block_gas_limit / n.max(1) as u64;
@@ -579,6 +605,15 @@ impl LbftEngine {
             if self.halted.is_some() {
                 return;
             }
+            // The delivered epochs that accepted this validator's own batch.
+            let own_accepted: HashSet<u64> = step
+                .persist
+                .iter()
+                .filter_map(|op| match op {
+                    PersistOp::Delivered(d) if d.batches.iter().any(|b| b.proposer == self.cfg.me) => Some(d.epoch),
+                    _ => None,
+                })
+                .collect();
             // Never speak before the step is on disk.
             if let Err(reason) = self.persist(&step.persist, &step.delivered) {
                 self.halt(reason);
@@ -604,7 +639,13 @@ impl LbftEngine {
                 self.need_batch = Some(e);
             }
             for d in &step.delivered {
-                self.queue.delivered(d.epoch, self.shared.chain().mempool());
+                let pool = self.shared.chain();
+                if own_accepted.contains(&d.epoch) {
+                    self.queue.delivered(d.epoch, pool.mempool());
+                } else {
+                    self.queue.delivered_without_own_batch(d.epoch, pool.mempool());
+                }
+                drop(pool);
                 let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
                 for t in &d.txs {
                     v.remove(&tx_id(t));

@@ -158,7 +158,7 @@ fn the_simulator_catches_the_replica_bugs_with_pipelining_off() {
 /// The LBFT engine's planted bugs, each caught by the scenario of the rule
 /// it breaks; each scenario passes without the bug (the control).
 mod lbft {
-    use super::common::lbft::{admit, copied_next_nonce, tx, Net, N};
+    use super::common::lbft::{admit, copied_next_nonce, early_next_nonce, tx, Net, N};
     use gridledger_core::{Amount, Hash32};
     use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
     use gridledger_ledger::fault::SimDisk;
@@ -252,12 +252,95 @@ mod lbft {
         assert!(heavy_refused(Some(LbftMutation::ShareNotEnforced)).is_ok(), "the bug admits it");
     }
 
+    /// [`QueueMutation::EveryProposalCounted`]: proposals in batches that
+    /// lost the agreement must not count toward giving a transaction up —
+    /// here five of them under a limit of two.
+    fn given_up_after_lost_batches(m: Option<QueueMutation>) -> bool {
+        let mut pool = Mempool::new(16, 16);
+        let h = pool.admit(vtx(0, 0, TRANSFER_GAS), &RICH).unwrap();
+        let mut q = ProposalQueue::new(2);
+        q.mutation = m;
+        let mut given_up = false;
+        for e in 0..5 {
+            given_up |= q.cut(e, &pool, 10, 4 * TRANSFER_GAS).give_up.contains(&h);
+            q.delivered_without_own_batch(e, &pool);
+        }
+        given_up
+    }
+
+    #[test]
+    fn counting_lost_batches_toward_giving_up_is_caught() {
+        assert!(!given_up_after_lost_batches(None), "control: still proposed");
+        assert!(given_up_after_lost_batches(Some(QueueMutation::EveryProposalCounted)), "the bug gives it up");
+    }
+
+    /// [`QueueMutation::RoundRobinFromOldest`]: three senders with ten
+    /// transactions each ahead of a victim's one, three slots a batch, every
+    /// proposed transaction executing in its epoch — the round goes on
+    /// across batches, so the victim is proposed in epoch 1; the epoch the
+    /// victim was first proposed in.
+    fn victim_proposed_at(m: Option<QueueMutation>) -> Option<u64> {
+        let mut pool = Mempool::new(1_000, 100);
+        for from in 0..3 {
+            for n in 0..10 {
+                pool.admit(vtx(from, n, TRANSFER_GAS), &RICH).unwrap();
+            }
+        }
+        let victim = pool.admit(vtx(5, 0, TRANSFER_GAS), &RICH).unwrap();
+        let mut q = queue(m);
+        let mut nonces: std::collections::HashMap<gridledger_core::Address, u64> = Default::default();
+        for e in 0..12 {
+            let txs: Vec<SignedTransaction> = q
+                .cut(e, &pool, 3, u64::MAX)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            if txs.iter().any(|t| t.hash() == victim) {
+                return Some(e);
+            }
+            for t in &txs {
+                *nonces.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: nonces.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        None
+    }
+
+    #[test]
+    fn a_round_robin_restarting_at_the_oldest_sender_is_caught() {
+        assert_eq!(victim_proposed_at(None), Some(1), "control: the victim goes in the second batch");
+        assert_eq!(
+            victim_proposed_at(Some(QueueMutation::RoundRobinFromOldest)),
+            Some(10),
+            "the bug starves the victim until the three queues are drained"
+        );
+    }
+
+    /// [`LbftMutation::DeliveredDeduplicated`]: a Byzantine validator
+    /// proposes an honest client's nonce 1 alone one epoch before the
+    /// honest batch carrying nonces 0 and 1 (attack r6 [1]); the copy is
+    /// skipped (nonce gap) and must not hold the honest one back — nonce 1
+    /// commits in nonce 0's epoch or the next. With the bug it is
+    /// suppressed as a duplicate for the 64-epoch window.
+    #[test]
+    fn a_duplicate_window_over_unexecuted_transactions_is_caught() {
+        let control = early_next_nonce(true, |_| {});
+        let [Some(c0), c1, _] = control.commits else { panic!("control: nonce 0 committed: {control:?}") };
+        assert!(control.copied && c1.is_some_and(|c| c <= c0 + 1), "control: nonce 1 right after nonce 0: {control:?}");
+        let planted = early_next_nonce(true, |s| s.mutation = Some(LbftMutation::DeliveredDeduplicated));
+        let [Some(c0), c1, _] = planted.commits else { panic!("nonce 0 committed: {planted:?}") };
+        assert!(planted.copied && planted.early_delivered == Some(0), "the puppet's copy came first: {planted:?}");
+        assert!(c1.is_none_or(|c| c > c0 + 1), "the bug holds nonce 1 back: {planted:?}");
+    }
+
     /// [`LbftMutation::NoNonceDeferral`]: a Byzantine validator copies an
     /// honest client's nonce 1 into its batch, delivered before the honest
     /// batch carrying nonces 0 and 1; execution must run nonce 1 right
     /// after nonce 0, in the same block. With the bug, nonce 1 is skipped
-    /// (and, suppressed as a duplicate for the window, commits much later
-    /// if at all).
+    /// (and commits an epoch later, re-proposed).
     #[test]
     fn execution_in_delivery_order_only_is_caught() {
         let control = copied_next_nonce(true, |_| {});

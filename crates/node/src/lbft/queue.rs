@@ -11,13 +11,21 @@
 //!   no second bound that could refuse what the mempool took);
 //! - an epoch's delivery ends the flight of everything proposed up to it:
 //!   what executed left the mempool with its block, and what is still held
-//!   (delivered but skipped at execution, suppressed as a duplicate of a
-//!   copy that was skipped, or in a batch that lost the agreement) is
-//!   proposed again;
-//! - retries are bounded: a transaction proposed more than `max_attempts`
-//!   times without leaving the mempool is given up — it leaves the mempool
-//!   too (with every later transaction of its sender, which could not
-//!   execute before it), and its sender may send again;
+//!   (delivered but skipped at execution, or in a batch that lost the
+//!   agreement) is proposed again;
+//! - retries are bounded, by what this validator saw of the transaction
+//!   itself (attack r6 [2]): only a delivery of **this validator's own
+//!   accepted batch** that left the transaction unexecuted counts — the
+//!   transaction was ordered, in its sender's nonce order, and still did
+//!   not execute. A batch that lost the agreement counts nothing (the
+//!   transaction had no chance), and copies other validators placed count
+//!   nothing (a copy that executes removes it from the mempool; one that
+//!   does not cannot hold back this validator's own proposal, since the
+//!   node suppresses no delivered-but-unexecuted transaction as a
+//!   duplicate). After `max_unexecuted` such deliveries the transaction is
+//!   given up — it leaves the mempool too (with every later transaction of
+//!   its sender, which could not execute before it), and its sender may
+//!   send again;
 //! - a batch keeps each sender's nonce order: it never takes a sender's
 //!   nonce `k + 1` without `k` — after a transaction of a sender that is in
 //!   flight or does not fit the gas share any more, the rest of that
@@ -26,13 +34,28 @@
 //!   ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]); one found in
 //!   the mempool anyway is given up like an exhausted retry.
 //!
-//! Senders are served round-robin in their order of arrival (the
-//! mempool's [`Mempool::queues`]), each sender's transactions in nonce
-//! order.
-
-use gridledger_core::Hash32;
+//! Senders are served round-robin, each sender's transactions in nonce
+//! order, and **the round goes on across batches** (attack r6 [3]): a
+//! batch's first pass visits the senders not yet served in the current
+//! round, in the mempool's order ([`Mempool::queues`]); once it has
+//! visited them all, the round ends and the pass goes on from the
+//! mempool's first sender in a new one. A sender counts as served once
+//! the first pass took its next transaction or found it in flight (or gave
+//! it up); one whose next transaction did not fit the gas left stays
+//! unserved, so the next pass reaches it before the senders behind it.
+//! Each batch either takes one transaction from each of `max_txs`
+//! unserved senders or ends the round: a sender pending when a round
+//! starts is visited within ⌈senders / `max_txs`⌉ batches, however many
+//! senders ahead of it keep their queues full (one whose transaction did
+//! not fit the gas left then is visited again before the senders behind
+//! it, where the batch is emptier). The rule depends only on the mempool's
+//! order and what this queue did; it shapes only this validator's own
+//! proposals (every validator checks a batch by its contents, never by
+//! how it was cut).
+use gridledger_core::{Address, Hash32};
 use gridledger_ledger::mempool::Mempool;
-use std::collections::HashMap;
+use gridledger_ledger::VerifiedTx;
+use std::collections::{HashMap, HashSet};
 
 /// Planted bugs of the proposal queue (test-only, behind the `mutants`
 /// feature), caught by `tests/mutants.rs`.
@@ -45,6 +68,12 @@ pub enum QueueMutation {
     /// A transaction proposed once is never proposed again, even if its
     /// epoch's delivery left it in the mempool (the rule before attack r5).
     DeliveredForgotten,
+    /// Every proposal counts toward giving a transaction up, also one in a
+    /// batch that lost the agreement (the rule before attack r6).
+    EveryProposalCounted,
+    /// Every batch's round-robin starts from the mempool's first sender
+    /// (the rule before attack r6).
+    RoundRobinFromOldest,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -52,8 +81,22 @@ pub enum QueueMutation {
 pub struct Cut {
     pub txs: Vec<Vec<u8>>,
     /// Mempool hashes of transactions to remove from the mempool (with the
-    /// later ones of their senders): retried too often, or above the share.
+    /// later ones of their senders): left unexecuted too often, or above
+    /// the share.
     pub give_up: Vec<Hash32>,
+}
+
+/// What the first pass found at one sender.
+enum Visit {
+    /// Took its next transaction.
+    Took,
+    /// Nothing to take now: its next transaction is in flight, given up,
+    /// or it has no more (or, after the first, one did not fit).
+    Done,
+    /// Its next transaction did not fit the gas left: it waits whole.
+    NoGas,
+    /// The batch is full (the sender was not looked at).
+    Full,
 }
 
 /// See the module docs.
@@ -61,9 +104,12 @@ pub struct Cut {
 pub struct ProposalQueue {
     /// Mempool hash → the epoch it was last proposed for.
     in_flight: HashMap<Hash32, u64>,
-    /// Mempool hash → proposals made so far.
-    attempts: HashMap<Hash32, u32>,
-    max_attempts: u32,
+    /// Mempool hash → deliveries of this validator's own accepted batch
+    /// that left it unexecuted.
+    unexecuted: HashMap<Hash32, u32>,
+    max_unexecuted: u32,
+    /// Senders the current round-robin round has served (module docs).
+    served: HashSet<Address>,
     #[cfg(feature = "mutants")]
     pub mutation: Option<QueueMutation>,
     #[cfg(feature = "mutants")]
@@ -71,16 +117,14 @@ pub struct ProposalQueue {
 }
 
 impl ProposalQueue {
-    /// A queue giving up a transaction after `max_attempts` proposals
-    /// (at least 1). Under duplicate suppression over `d` epochs, a
-    /// transaction delivered but not executed is suppressed for `d` epochs
-    /// when proposed again: `max_attempts` must exceed `d` for it to get
-    /// through.
-    pub fn new(max_attempts: u32) -> Self {
+    /// A queue giving up a transaction once `max_unexecuted` deliveries of
+    /// this validator's own accepted batch left it unexecuted (at least 1).
+    pub fn new(max_unexecuted: u32) -> Self {
         Self {
             in_flight: HashMap::new(),
-            attempts: HashMap::new(),
-            max_attempts: max_attempts.max(1),
+            unexecuted: HashMap::new(),
+            max_unexecuted: max_unexecuted.max(1),
+            served: HashSet::new(),
             #[cfg(feature = "mutants")]
             mutation: None,
             #[cfg(feature = "mutants")]
@@ -107,8 +151,9 @@ impl ProposalQueue {
 
     /// The batch for epoch `epoch` from `pool`: at most `max_txs`
     /// transactions, their gas limits summing to at most `budget`, each
-    /// sender's in nonce order without gaps; what it takes is in flight
-    /// from now on.
+    /// sender's in nonce order without gaps, senders round-robin with the
+    /// round going on across batches (module docs); what it takes is in
+    /// flight from now on.
     pub fn cut(&mut self, epoch: u64, pool: &Mempool, max_txs: usize, budget: u64) -> Cut {
         let mut cut = Cut::default();
         let mut taken = Vec::new();
@@ -118,62 +163,107 @@ impl ProposalQueue {
         let ignore_order = self.mutation == Some(QueueMutation::SenderOrderIgnored);
         #[cfg(not(feature = "mutants"))]
         let ignore_order = false;
-        // Takes the sender's next transaction if it may go: `Some(false)`
-        // when the rest of the sender waits (or it has no more), `None`
-        // when the batch is full.
-        let mut take_one = |q: &mut dyn Iterator<Item = &gridledger_ledger::VerifiedTx>| loop {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(QueueMutation::RoundRobinFromOldest) {
+            self.served.clear();
+        }
+        let mut served = std::mem::take(&mut self.served);
+        // Takes the sender's next transaction if it may go.
+        let mut take_one = |q: &mut dyn Iterator<Item = &VerifiedTx>, first: bool| loop {
             if taken.len() >= max_txs {
-                return None;
+                return Visit::Full;
             }
-            let Some(v) = q.next() else { return Some(false) };
+            let Some(v) = q.next() else { return Visit::Done };
             if self.in_flight.contains_key(&v.hash) || self.forgotten(&v.hash) {
                 // Its successors wait until its epoch is delivered.
-                return Some(false);
+                return Visit::Done;
             }
             let limit = v.tx.tx.gas_limit;
-            if limit > budget || self.attempts.get(&v.hash).is_some_and(|a| *a >= self.max_attempts) {
+            if limit > budget || self.unexecuted.get(&v.hash).is_some_and(|a| *a >= self.max_unexecuted) {
                 cut.give_up.push(v.hash);
-                return Some(false);
+                return Visit::Done;
             }
             if gas.saturating_add(limit) > budget {
                 if ignore_order {
                     continue;
                 }
                 // The rest of this sender waits for a later batch.
-                return Some(false);
+                return if first { Visit::NoGas } else { Visit::Done };
             }
             gas += limit;
             taken.push(v.hash);
             txs.push(v.tx.to_bytes());
-            return Some(true);
+            return Visit::Took;
         };
-        // Round-robin: the first round visits senders only until the batch
-        // is full (a large pool is not walked whole every epoch).
+        // First pass: one transaction from each sender the round has not
+        // served, in the mempool's order; once they are all visited the
+        // round ends and a new one goes on from the first sender (those
+        // this pass visited wait for the next batch). Only until the batch
+        // is full: a large pool is not walked whole every epoch.
         let mut active = Vec::new();
-        for mut q in pool.queues() {
-            match take_one(&mut q) {
-                None => break,
-                Some(true) => active.push(q),
-                Some(false) => {}
+        let mut visited = HashSet::new();
+        let mut full = false;
+        for new_round in [false, true] {
+            if new_round {
+                served.clear();
+            }
+            for q in pool.queues() {
+                let mut q = q.peekable();
+                let Some(sender) = q.peek().map(|v| v.sender) else { continue };
+                if served.contains(&sender) || (new_round && visited.contains(&sender)) {
+                    continue;
+                }
+                match take_one(&mut q, true) {
+                    Visit::Full => {
+                        full = true;
+                        break;
+                    }
+                    Visit::NoGas => {
+                        visited.insert(sender);
+                    }
+                    Visit::Done => {
+                        visited.insert(sender);
+                        served.insert(sender);
+                    }
+                    Visit::Took => {
+                        visited.insert(sender);
+                        served.insert(sender);
+                        active.push(q);
+                    }
+                }
+            }
+            if full {
+                break;
             }
         }
-        let mut full = false;
+        // Further passes: round-robin over the senders the first one took from.
         while !full && !active.is_empty() {
-            active.retain_mut(|q| match take_one(q) {
-                None => {
+            active.retain_mut(|q| match take_one(q, false) {
+                Visit::Full => {
                     full = true;
                     false
                 }
-                Some(more) => more,
+                Visit::Took => true,
+                Visit::Done | Visit::NoGas => false,
             });
         }
+        // Senders that left the mempool are dropped once they could
+        // outnumber those it holds (a round that lasts keeps no garbage).
+        if served.len() > pool.len() {
+            let present: HashSet<Address> = pool.queues().filter_map(|mut q| q.next().map(|v| v.sender)).collect();
+            served.retain(|a| present.contains(a));
+        }
+        self.served = served;
         cut.txs = txs;
         for h in taken {
             self.in_flight.insert(h, epoch);
-            *self.attempts.entry(h).or_default() += 1;
             #[cfg(feature = "mutants")]
             if self.mutation == Some(QueueMutation::DeliveredForgotten) {
                 self.forgotten.insert(h);
+            }
+            #[cfg(feature = "mutants")]
+            if self.mutation == Some(QueueMutation::EveryProposalCounted) {
+                *self.unexecuted.entry(h).or_default() += 1;
             }
         }
         cut
@@ -189,19 +279,45 @@ impl ProposalQueue {
         false
     }
 
-    /// Epoch `epoch` is delivered (and executed; `pool` is the mempool
-    /// after its block): everything proposed for it or earlier is out of
-    /// flight — proposed again if the mempool still holds it — and the
-    /// retry counts of transactions that left the mempool are dropped.
+    /// Epoch `epoch` is delivered with this validator's own batch among
+    /// the accepted ones (and executed; `pool` is the mempool after its
+    /// block): everything proposed for it or earlier is out of flight —
+    /// proposed again if the mempool still holds it, and what it proposed
+    /// for this epoch and the mempool still holds counts one delivery
+    /// without execution toward giving it up.
     pub fn delivered(&mut self, epoch: u64, pool: &Mempool) {
-        self.in_flight.retain(|_, at| *at > epoch);
-        self.attempts.retain(|h, _| pool.contains(h));
+        self.end_flight(epoch, pool, true);
+    }
+
+    /// Epoch `epoch` is delivered without this validator's batch (it lost
+    /// the agreement, or was never proposed): everything proposed for it or
+    /// earlier is out of flight, proposed again if the mempool still holds
+    /// it; nothing counts toward giving it up.
+    pub fn delivered_without_own_batch(&mut self, epoch: u64, pool: &Mempool) {
+        self.end_flight(epoch, pool, false);
+    }
+
+    fn end_flight(&mut self, epoch: u64, pool: &Mempool, accepted: bool) {
+        #[cfg(feature = "mutants")]
+        let accepted = accepted && self.mutation != Some(QueueMutation::EveryProposalCounted);
+        let unexecuted = &mut self.unexecuted;
+        self.in_flight.retain(|h, at| {
+            if *at > epoch {
+                return true;
+            }
+            if accepted && *at == epoch && pool.contains(h) {
+                *unexecuted.entry(*h).or_default() += 1;
+            }
+            false
+        });
+        // The counts of transactions that left the mempool are dropped.
+        unexecuted.retain(|h, _| pool.contains(h));
     }
 
     /// Given-up transactions left the mempool: forget them.
     pub fn forget(&mut self, h: &Hash32) {
         self.in_flight.remove(h);
-        self.attempts.remove(h);
+        self.unexecuted.remove(h);
     }
 }
 
@@ -350,5 +466,56 @@ mod tests {
         assert_eq!(cut.give_up, vec![a0], "three attempts, then given up");
         let heavy = pool.admit(vtx(1, 0, 11 * TRANSFER_GAS, 1), &RICH).unwrap();
         assert_eq!(q.cut(4, &pool, 10, 10 * TRANSFER_GAS).give_up, vec![a0, heavy]);
+    }
+
+    /// Only a delivery of this validator's own accepted batch that left
+    /// the transaction unexecuted counts toward giving it up: proposals in
+    /// batches that lost the agreement count nothing, however many.
+    #[test]
+    fn only_own_accepted_deliveries_without_execution_count_toward_giving_up() {
+        let mut pool = Mempool::new(16, 16);
+        let a0 = pool.admit(vtx(0, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        let mut q = ProposalQueue::new(2);
+        for e in 0..10 {
+            let cut = q.cut(e, &pool, 10, 10 * TRANSFER_GAS);
+            assert!(cut.give_up.is_empty() && cut.txs.len() == 1, "epoch {e}: lost batches count nothing");
+            q.delivered_without_own_batch(e, &pool);
+        }
+        for e in 10..12 {
+            assert_eq!(q.cut(e, &pool, 10, 10 * TRANSFER_GAS).txs.len(), 1);
+            q.delivered(e, &pool);
+        }
+        let cut = q.cut(12, &pool, 10, 10 * TRANSFER_GAS);
+        assert!(cut.txs.is_empty());
+        assert_eq!(cut.give_up, vec![a0], "two accepted deliveries without execution, then given up");
+    }
+
+    /// The round-robin goes on across batches: five senders with full
+    /// queues, two slots a batch — each batch takes the next two senders
+    /// of the round, wrapping around, so every sender is proposed within
+    /// ⌈5 / 2⌉ = 3 epochs of the last time.
+    #[test]
+    fn the_round_robin_goes_on_across_batches() {
+        let mut pool = Mempool::new(64, 16);
+        for from in 0..5 {
+            for n in 0..8 {
+                pool.admit(vtx(from, n, TRANSFER_GAS, 1), &RICH).unwrap();
+            }
+        }
+        let who: HashMap<gridledger_core::Address, usize> = (0..5).map(|i| (dev_key(i).address(), i)).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let mut order = Vec::new();
+        for e in 0..6 {
+            let txs: Vec<SignedTransaction> = q.cut(e, &pool, 2, u64::MAX).txs.iter().map(|r| decode(r)).collect();
+            order.push(txs.iter().map(|t| who[&t.sender()]).collect::<Vec<_>>());
+            for t in &txs {
+                *accounts.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2], vec![3, 4], vec![0, 1]]);
     }
 }

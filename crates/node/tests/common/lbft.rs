@@ -1,17 +1,18 @@
 //! Four in-process LBFT validators (`consensus = "lbft"`), each store on a
 //! fault-injecting disk, links in memory: shared by `lbft_store_faults`,
 //! the `attack_lbft_r*` tests and the LBFT scenarios of `mutants`; with
-//! the Byzantine puppet of attack r5 [1] ([`copied_next_nonce`]).
+//! the Byzantine puppets of attack r5 [1] ([`copied_next_nonce`]) and
+//! attack r6 [1] ([`early_next_nonce`]).
 
-use gridledger_consensus::lbft::{Config, Durable, Message, Replica, Target};
+use gridledger_consensus::lbft::{Config, DeliveredEpoch, Durable, Message, Replica, Target};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::store::Store;
-use gridledger_ledger::{ChainConfig, SubmitError, Transaction, TxKind};
+use gridledger_ledger::{ChainConfig, Seal, SubmitError, Transaction, TxKind};
 use gridledger_node::config::{write_key, ConsensusKind};
-use gridledger_node::lbft::{deal_keys, load_crypto, LbftSettings, WIRE_LBFT};
+use gridledger_node::lbft::{deal_keys, epoch_key, load_crypto, LbftSettings, WIRE_LBFT};
 use gridledger_node::validator::{Input, Transport};
 use gridledger_node::{Node, NodeConfig, NodeHandle};
 use rand::SeedableRng;
@@ -327,4 +328,165 @@ pub fn copied_next_nonce(deviate: bool, tweak: impl Fn(&mut LbftSettings)) -> Co
         v.node.shutdown();
     }
     CopiedNonce { copied, second_done, third_done, nonce, same_block }
+}
+
+// ---- A Byzantine validator proposing a client's next nonces early (attack r6 [1]) ----
+
+/// Validator 0 as a puppet (attack r6): a correct replica that proposes as soon as it
+/// is asked (so epochs keep running, with empty batches), except that its
+/// batch for epoch `i` is `[early[i]]` alone (transactions the client also
+/// sent it, proposed before the honest validator proposes them with their
+/// predecessors). Runs until `stop` is set; returns how many of `early` it
+/// proposed.
+pub fn early_puppet(
+    dir: &std::path::Path,
+    net: Arc<Net>,
+    early: Vec<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let keys: Vec<_> = (0..N).map(dev_validator).collect();
+    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
+    let settings = LbftSettings {
+        key_shares: dir.join("validator-0").join("lbft.key"),
+        public_keys: dir.join("lbft-public.hex"),
+        ..LbftSettings::default()
+    };
+    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
+    let chain = ChainConfig::default();
+    let mut cfg = Config::new(N, 0, genesis.hash());
+    cfg.tick = 100;
+    cfg.retain = 64;
+    cfg.dedup_epochs = 64;
+    cfg.max_batch_txs = chain.max_block_txs / N;
+    cfg.max_tx_bytes = chain.max_tx_bytes;
+    let inbox = net.take_inbox(0).expect("validator 0 never started");
+    std::thread::spawn(move || {
+        let mut r = Replica::new(cfg, crypto, Durable::default());
+        let mut copied = 0;
+        let mut steps = vec![r.start()];
+        let mut next_tick = Instant::now() + Duration::from_millis(100);
+        while !stop.load(Ordering::Relaxed) {
+            let mut need = None;
+            for s in steps.drain(..) {
+                for (to, m) in &s.messages {
+                    let targets: Vec<usize> = match to {
+                        Target::All => (1..N).collect(),
+                        Target::One(i) => vec![*i as usize],
+                    };
+                    for t in targets {
+                        net.inject(t, 0, wire(m));
+                    }
+                }
+                need = s.need_batch.or(need);
+            }
+            if let Some(e) = need {
+                let batch = match early.get(copied) {
+                    Some(t) => {
+                        copied += 1;
+                        vec![t.clone()]
+                    }
+                    None => Vec::new(),
+                };
+                steps.push(r.propose_at(e, batch, now_ms()));
+                continue;
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_millis(100);
+                steps.push(r.handle_tick());
+                continue;
+            }
+            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
+            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
+            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
+            steps.push(r.handle_message(from, m));
+        }
+        copied
+    })
+}
+
+/// The delivered epoch records validator `v` stored, from epoch 0 on.
+pub fn stored_epochs(v: &Validator) -> Vec<DeliveredEpoch<gridledger_threshold::Signature>> {
+    let store = &v.node.shared.store;
+    (0u64..)
+        .map_while(|e| store.get_aux(&epoch_key(e)).ok().flatten())
+        .map(|b| {
+            decode::<DeliveredEpoch<gridledger_threshold::Signature>>(&b, usize::MAX).expect("a stored epoch decodes")
+        })
+        .collect()
+}
+
+/// The first epoch whose accepted batches carry `raw`, at `v`.
+pub fn first_delivered(v: &Validator, raw: &[u8]) -> Option<u64> {
+    stored_epochs(v)
+        .into_iter()
+        .find(|d| d.batches.iter().any(|b| b.batch.txs.iter().any(|t| t == raw)))
+        .map(|d| d.epoch)
+}
+
+/// The epoch whose block committed `h`, at `v`.
+pub fn commit_epoch(v: &Validator, h: &Hash32) -> Option<u64> {
+    let store = &v.node.shared.store;
+    let (height, _) = store.tx_location(h).ok().flatten()?;
+    match store.block(height).ok().flatten()?.seal {
+        Seal::Epoch { epoch, .. } => Some(epoch),
+        _ => None,
+    }
+}
+
+/// What the scenario saw.
+#[derive(Debug)]
+pub struct EarlySeen {
+    pub copied: bool,
+    /// Epoch in which nonce 1 was first delivered (the puppet's copy).
+    pub early_delivered: Option<u64>,
+    /// Commit epochs of nonces 0, 1 and 2 (nonce 2 sent once nonce 0 committed).
+    pub commits: [Option<u64>; 3],
+    /// The last delivered epoch when nonce 2 was sent.
+    pub sent_third_at: u64,
+}
+
+/// An honest client sends nonces 0 and 1 of dev account 0 to validator 1
+/// and (for censorship resistance) to validator 0. Validator 0 (the puppet,
+/// copying if `deviate`) proposes nonce 1 alone in epoch 0; validator 1
+/// gets the pair once epoch 0 is delivered and proposes both in the next.
+/// Once nonce 0 commits the client sends nonce 2 to validator 1.
+/// Validators 1..4 run with their `[lbft]` settings changed by `tweak`.
+pub fn early_next_nonce(deviate: bool, tweak: impl Fn(&mut LbftSettings)) -> EarlySeen {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::new(dir.path()));
+    let first = tx(0, 0, TRANSFER_GAS);
+    let second = tx(0, 1, TRANSFER_GAS);
+    let third = tx(0, 2, TRANSFER_GAS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let early = if deviate { vec![second.clone()] } else { Vec::new() };
+    let byz = early_puppet(dir.path(), net.clone(), early, stop.clone());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start_with(i, SimDisk::new(), &tweak)).collect();
+    let h1 = &vs[0];
+    assert!(within(60, || !stored_epochs(h1).is_empty()), "epoch 0 is delivered");
+    let got = admit(h1, &[first, second.clone()]);
+    assert!(got.iter().all(|r| r.is_ok()), "both admitted at validator 1: {got:?}");
+    let hashes: Vec<Hash32> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert!(within(60, || committed(h1, &hashes[0])), "nonce 0 commits");
+    let sent_third_at = stored_epochs(h1).last().map_or(0, |d| d.epoch);
+    let third = admit(h1, &[third]);
+    let h3 = *third[0].as_ref().expect("nonce 2 admitted");
+    // Until both commit, or the delivered epochs are well past every
+    // bound the tests check (nonce 1 by nonce 0's epoch + 1, nonce 2 by 4
+    // epochs after it was sent), so a test fails without waiting out a
+    // long hold-back. Generous cap (no outcome depends on timing): long
+    // enough for a 64-epoch hold-back to pass, so the epochs can be compared.
+    let last = || stored_epochs(h1).last().map_or(0, |d| d.epoch);
+    let _ = within(240, || (committed(h1, &hashes[1]) && committed(h1, &h3)) || last() > sent_third_at + 8);
+    let seen = EarlySeen {
+        copied: false,
+        early_delivered: first_delivered(h1, &second),
+        commits: [commit_epoch(h1, &hashes[0]), commit_epoch(h1, &hashes[1]), commit_epoch(h1, &h3)],
+        sent_third_at,
+    };
+    stop.store(true, Ordering::Relaxed);
+    let copied = byz.join().expect("puppet runs");
+    for v in vs {
+        v.node.shutdown();
+    }
+    EarlySeen { copied: copied == 1, ..seen }
 }
