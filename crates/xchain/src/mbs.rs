@@ -1724,6 +1724,15 @@ impl BobMbs {
         self.prove_call_upto(key, pt, self.bob_tip(pt.nt.tx.chain_id))
     }
 
+    /// [`Self::prove_call`] for a transaction sent now, which runs in the
+    /// next BoB block after that block's relays (the nodes' relays pay
+    /// [`NODE_GAS_PRICE`] and go first): the header still kept then, or
+    /// its path.
+    pub fn prove_call_next(&self, key: &KeyPair, pt: &ProofTx) -> Result<SignedTransaction, MbsError> {
+        let upto = self.tip_after_next_relays(pt.nt.tx.chain_id)?;
+        self.prove_call_upto(key, pt, upto)
+    }
+
     /// [`Self::prove_call`] for a transaction that runs once the BoB's
     /// stored tip of the NT's chain is `upto` (after relays sent before it
     /// in the same block): the header kept then, or the path then.

@@ -10,7 +10,7 @@ use gridledger_xchain::bob::{CctV, PostNt, WithdrawLiquidity};
 use gridledger_xchain::ccdi::{CcdiApp, ProcessRecord};
 use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest, FIRST_EXTERNAL};
-use gridledger_xchain::{CctRecord, Side, XchainError};
+use gridledger_xchain::{CctRecord, Side, SideState, XchainError};
 
 pub const I: u32 = FIRST_EXTERNAL;
 pub const J: u32 = FIRST_EXTERNAL + 1;
@@ -98,7 +98,7 @@ pub fn receiver_pays_and_proves(m: &mut BobMbs, id: Hash32, rec: &CctRecord) {
         m.tick().unwrap();
     };
     m.wait_final(cj, pt.height).unwrap();
-    let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    let prove = m.prove_call_next(&r, &pt).unwrap();
     m.bob_ok(&prove).unwrap();
 }
 
@@ -159,4 +159,128 @@ pub fn ccdi_battle(
     let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
     let rec = m.process(&pid).unwrap();
     (m, ca, us, pid, rec)
+}
+
+/// What [`stored_at_expiry`] saw.
+#[derive(Debug)]
+pub struct Pushed {
+    /// A stored on the BoB (Mallory's terms, R's nonce `n`).
+    pub a_stored: bool,
+    /// R's side of B at its end, B's forwarding deadline on chain j and
+    /// the deadline R's NT for B carries.
+    pub b_receiver: SideState,
+    pub b_forward_j: u64,
+    pub b_valid_until: Option<u64>,
+    /// Where R's payments for A and B landed on chain j.
+    pub r_paid_a_at: Option<u64>,
+    pub r_paid_b_at: Option<u64>,
+    /// R's deposit (free + locked) before and after.
+    pub r_deposit: (u128, u128),
+}
+
+/// Attack R13's "terms stored at their expiry" (held on chains of one
+/// speed) where chain j seals `j_per_epoch` blocks for each block of chain
+/// i and the BoB. Mallory has the receiver R sign terms A (R's nonce `n` on
+/// chain j) and sends them to be stored at their `expires_at`; S (Mallory's
+/// accomplice, the payee of R's payment for B) agrees B with R meanwhile
+/// (R's nonce `n + 1`). Everyone else is honest: R pays B as soon as its
+/// window opens and posts it, pays A as soon as A's window opens, and
+/// sends its payment for B again at every block; an honest BoB node sends
+/// each first CCT_V when due and forwards posted NTs.
+pub fn stored_at_expiry(spec: MbsSpec, j_per_epoch: u64) -> Pushed {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_xchain::bob::CctArgs;
+    use gridledger_xchain::mbs::SwapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), spec);
+    let [ci, cj] = chains2(&m);
+    let (s, r, mallory) = (sender(), receiver(), dev_key(2));
+    m.deposit_token_b(&mallory, DEPOSIT).unwrap();
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    let req_a = SwapRequest { sender: mallory.clone(), ..request_between(ci, cj, 500, 1421) };
+    let terms_a = m.try_terms(&req_a).unwrap();
+    let sig_a = m.wallet.sign(&r, &terms_a, m.bob.chain_id()).unwrap();
+    let id_a = terms_a.id();
+    let (id_b, rec_b) = open_cct(&mut m, &request_between(ci, cj, 500, 1422));
+    assert_eq!(rec_b.terms.nonce_j, terms_a.nonce_j + 1, "B names the nonce after A's");
+    let before = m.deposit(&r.address()).free + m.deposit(&r.address()).locked;
+    let kb = m.config.kappa_bar;
+    let (mut a_sent, mut b_paid, mut a_paid) = (false, false, false);
+    let (mut nt_ra, mut nt_rb) = (None, None);
+    for _ in 0..600 {
+        let h = m.bob.height();
+        if !a_sent && h + 1 >= terms_a.expires_at {
+            let tx =
+                m.bob_call(&mallory, "cct", &CctArgs { terms: terms_a.clone(), receiver_sig: sig_a }, Amount::ZERO);
+            m.bob.submit(&tx).unwrap();
+            a_sent = true;
+        }
+        let window = |m: &gridledger_xchain::BobMbs, rec: &gridledger_xchain::CctRecord| {
+            m.external(ci).unwrap().height() >= rec.e_i + kb && m.external(cj).unwrap().height() >= rec.e_j + kb
+        };
+        if !b_paid && window(&m, &rec_b) {
+            for (side, key) in [(Side::Sender, &s), (Side::Receiver, &r)] {
+                let nt = m.native_tx(&rec_b, side, key).unwrap();
+                let _ = m.external_mut(rec_b.instruction(side).0).unwrap().submit(&nt);
+                m.bob
+                    .submit(&m.bob_call(key, "post_nt", &PostNt { cct: id_b, side, nt: nt.clone() }, Amount::ZERO))
+                    .unwrap();
+                if side == Side::Receiver {
+                    nt_rb = Some(nt);
+                }
+            }
+            b_paid = true;
+        }
+        if let Some(rec_a) = m.cct(&id_a) {
+            if !a_paid && window(&m, &rec_a) {
+                for (side, key) in [(Side::Sender, &mallory), (Side::Receiver, &r)] {
+                    let nt = m.native_tx(&rec_a, side, key).unwrap();
+                    let _ = m.external_mut(rec_a.instruction(side).0).unwrap().submit(&nt);
+                    m.bob
+                        .submit(&m.bob_call(key, "post_nt", &PostNt { cct: id_a, side, nt: nt.clone() }, Amount::ZERO))
+                        .unwrap();
+                    if side == Side::Receiver {
+                        nt_ra = Some(nt);
+                    }
+                }
+                a_paid = true;
+            }
+        }
+        // R sends its payment for B again whenever it can.
+        if let Some(nt) = &nt_rb {
+            let _ = m.external_mut(cj).unwrap().submit(nt);
+        }
+        let done = |m: &gridledger_xchain::BobMbs, id: &gridledger_core::Hash32| m.cct(id).is_some_and(|c| c.complete);
+        if done(&m, &id_b) && (done(&m, &id_a) || (a_sent && m.cct(&id_a).is_none() && h > terms_a.expires_at)) {
+            break;
+        }
+        // An honest BoB node sends the first CCT_V of each once due.
+        for id in [id_a, id_b] {
+            if let Some(rec) = m.cct(&id) {
+                if !rec.verified && !rec.complete && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j
+                {
+                    let relayer = m.relayer.clone();
+                    m.bob.submit(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+                }
+            }
+        }
+        for _ in 1..j_per_epoch {
+            m.external_mut(cj).unwrap().tick().unwrap();
+        }
+        m.tick().unwrap();
+    }
+    let at = |m: &gridledger_xchain::BobMbs, nt: &Option<gridledger_ledger::SignedTransaction>| {
+        nt.as_ref().and_then(|nt| m.external(cj).unwrap().tx_proof(&nt.hash()).unwrap().map(|(h, _)| h))
+    };
+    let end_b = m.cct(&id_b).unwrap();
+    assert!(end_b.complete, "B settled: {end_b:?}");
+    Pushed {
+        a_stored: m.cct(&id_a).is_some(),
+        b_receiver: end_b.receiver,
+        b_forward_j: end_b.forward_j,
+        b_valid_until: nt_rb.as_ref().and_then(|nt| nt.tx.kind.valid_until()),
+        r_paid_a_at: at(&m, &nt_ra),
+        r_paid_b_at: at(&m, &nt_rb),
+        r_deposit: (before, m.deposit(&r.address()).free + m.deposit(&r.address()).locked),
+    }
 }
