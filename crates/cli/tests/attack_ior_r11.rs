@@ -7,29 +7,11 @@
 
 mod common;
 
+use common::ior::*;
 use common::*;
 use gridledger_rollup::driver::{primary_config, PrimaryReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn day_args<'a>(chain: &'a str, funder: &'a str, slots: &'a str) -> Vec<&'a str> {
-    vec![
-        "ior",
-        "day",
-        "--rpc",
-        chain,
-        "--from",
-        funder,
-        "--slots",
-        slots,
-        "--slot-ms",
-        "2000",
-        "--window-ms",
-        "1000",
-        "--no-report",
-        "--json",
-    ]
-}
 
 fn spawn(args: &[&str]) -> Child {
     bin().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod bounded;
 pub mod handover;
 pub mod held_net;
+pub mod ior;
 pub mod xchain;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
