@@ -379,8 +379,7 @@ impl BobMbs {
                 }
                 // This node's relays of the block run before what it sends
                 // now: paths are for the tip they leave.
-                let cap = crate::bob::relay_per_block(kappa as u32, self.spec.finality.confirmations());
-                let upto = self.external(chain)?.height().min(self.bob_tip(chain) + cap);
+                let upto = self.relayed_tip(chain, self.external(chain)?.height());
                 let (header, header_proof) = self.header_path_upto(chain, height, upto)?;
                 let process = self.process(&rec.process).ok_or_else(|| MbsError::Missing("process record".into()))?;
                 let started = self.bob.height() + 1 >= process.terms.start;

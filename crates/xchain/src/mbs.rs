@@ -1446,9 +1446,7 @@ impl BobMbs {
                     continue;
                 }
                 // It runs after this tick's relays: built for the tip they leave.
-                let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kappa);
-                let cap = bob::relay_per_block(kappa, self.spec.finality.confirmations());
-                let upto = self.external(chain)?.height().min(self.bob_tip(chain).saturating_add(cap));
+                let upto = self.relayed_tip(chain, self.external(chain)?.height());
                 let Ok(tx) = self.prove_call_upto(&self.relayer, &pt, upto) else { continue };
                 let Some(h) = self.submit_own(&tx)? else {
                     (budget, stalled) = (0, true);
@@ -1840,8 +1838,16 @@ impl BobMbs {
     /// ([`relay_plan`]): what a user transaction sent now, which runs after
     /// those relays, sees.
     fn tip_after_next_relays(&self, chain: ChainId) -> Result<Height, MbsError> {
-        let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-        Ok(self.external(chain)?.height().saturating_add(1).min(self.bob_tip(chain).saturating_add(cap)))
+        Ok(self.relayed_tip(chain, self.external(chain)?.height().saturating_add(1)))
+    }
+
+    /// The BoB's stored tip of `chain` after one BoB block's relays, when
+    /// the chain's own tip is `chain_height`: the stored tip moves up by at
+    /// most [`bob::relay_per_block`] headers, and never past the chain.
+    pub(crate) fn relayed_tip(&self, chain: ChainId, chain_height: Height) -> Height {
+        let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kappa);
+        let cap = bob::relay_per_block(kappa, self.spec.finality.confirmations());
+        chain_height.min(self.bob_tip(chain).saturating_add(cap))
     }
 
     /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`
