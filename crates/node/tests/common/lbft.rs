@@ -210,17 +210,10 @@ pub fn wire(m: &Msg) -> Vec<u8> {
     bytes
 }
 
-/// Validator 0 as a Byzantine puppet: a correct replica in every step but
-/// one — its batch for the epoch in which validator 1 proposes `victim`
-/// is `[victim]` alone (copied from validator 1's `Val`), proposed as soon
-/// as that `Val` arrives. Runs until `stop` is set.
-pub fn puppet(
-    dir: &std::path::Path,
-    net: Arc<Net>,
-    victim: Vec<u8>,
-    deviate: bool,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<bool> {
+/// Validator 0's replica configuration and threshold keys in the network
+/// under `dir`, as the node would run it: what a puppet drives in its
+/// place.
+fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
     let keys: Vec<_> = (0..N).map(dev_validator).collect();
     let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
     let settings = LbftSettings {
@@ -236,6 +229,21 @@ pub fn puppet(
     cfg.dedup_epochs = 64;
     cfg.max_batch_txs = chain.max_block_txs / N;
     cfg.max_tx_bytes = chain.max_tx_bytes;
+    (cfg, crypto)
+}
+
+/// Validator 0 as a Byzantine puppet: a correct replica in every step but
+/// one — its batch for the epoch in which validator 1 proposes `victim`
+/// is `[victim]` alone (copied from validator 1's `Val`), proposed as soon
+/// as that `Val` arrives. Runs until `stop` is set.
+pub fn puppet(
+    dir: &std::path::Path,
+    net: Arc<Net>,
+    victim: Vec<u8>,
+    deviate: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let (cfg, crypto) = validator0_replica(dir);
     let inbox = net.take_inbox(0).expect("validator 0 never started");
     std::thread::spawn(move || {
         let mut r = Replica::new(cfg, crypto, Durable::default());
@@ -344,21 +352,7 @@ pub fn early_puppet(
     early: Vec<Vec<u8>>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<usize> {
-    let keys: Vec<_> = (0..N).map(dev_validator).collect();
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
-    let settings = LbftSettings {
-        key_shares: dir.join("validator-0").join("lbft.key"),
-        public_keys: dir.join("lbft-public.hex"),
-        ..LbftSettings::default()
-    };
-    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
-    let chain = ChainConfig::default();
-    let mut cfg = Config::new(N, 0, genesis.hash());
-    cfg.tick = 100;
-    cfg.retain = 64;
-    cfg.dedup_epochs = 64;
-    cfg.max_batch_txs = chain.max_block_txs / N;
-    cfg.max_tx_bytes = chain.max_tx_bytes;
+    let (cfg, crypto) = validator0_replica(dir);
     let inbox = net.take_inbox(0).expect("validator 0 never started");
     std::thread::spawn(move || {
         let mut r = Replica::new(cfg, crypto, Durable::default());
