@@ -8,8 +8,8 @@ mod common;
 
 use common::ior::*;
 use common::*;
-use gridledger_rollup::driver::{primary_config, PrimaryReader};
-use std::process::{Command, Stdio};
+use gridledger_rollup::driver::primary_config;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// [1] The lock that keeps a second run off a live day (attack r11 [3])
@@ -32,19 +32,14 @@ fn a_second_run_through_a_linked_journal_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = bin().args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut run = Procs(vec![run]);
-    wait_first_batch(&url);
-    let link = dir.path().join("current.json");
-    std::os::unix::fs::symlink(chain.join("ior-day.json"), &link).unwrap();
-    let pid = run.0[0].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let l = d(&link);
-    let mut second_args = day.clone();
-    second_args.extend(["--journal", &l]);
-    let second = gl(&second_args);
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let (second, first) = while_live_day_stopped(bin().args(&day), &url, || {
+        let link = dir.path().join("current.json");
+        std::os::unix::fs::symlink(chain.join("ior-day.json"), &link).unwrap();
+        let l = d(&link);
+        let mut second_args = day.clone();
+        second_args.extend(["--journal", &l]);
+        gl(&second_args)
+    });
     let (next, fin, open, reputations, rs) = after(&url);
     assert!(
         !second.status.success()
@@ -76,19 +71,14 @@ fn a_second_run_with_a_copy_of_the_journal_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = bin().args(&day).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut run = Procs(vec![run]);
-    wait_first_batch(&url);
-    let pid = run.0[0].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let copy = dir.path().join("backup.json");
-    std::fs::copy(chain.join("ior-day.json"), &copy).unwrap();
-    let cp = d(&copy);
-    let mut second_args = day.clone();
-    second_args.extend(["--journal", &cp]);
-    let second = gl(&second_args);
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let (second, first) = while_live_day_stopped(bin().args(&day), &url, || {
+        let copy = dir.path().join("backup.json");
+        std::fs::copy(chain.join("ior-day.json"), &copy).unwrap();
+        let cp = d(&copy);
+        let mut second_args = day.clone();
+        second_args.extend(["--journal", &cp]);
+        gl(&second_args)
+    });
     let (next, fin, open, reputations, rs) = after(&url);
     assert!(
         !second.status.success()
@@ -122,23 +112,13 @@ fn a_second_run_by_the_nodes_url_is_refused_by_the_days_lock() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..26");
-    let run = bin()
-        .args(&day)
-        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut run = Procs(vec![run]);
-    wait_first_batch(&url);
-    let pid = run.0[0].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let before = after(&url);
-    let by_url = day_args(&url, &f, "24..26");
-    let second = bin().args(&by_url).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
-    let during = after(&url);
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let ((before, second, during), first) =
+        while_live_day_stopped(bin().args(&day).env("GRIDLEDGER_TEST_LOCK_HOME", &home), &url, || {
+            let before = after(&url);
+            let by_url = day_args(&url, &f, "24..26");
+            let second = bin().args(&by_url).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
+            (before, second, after(&url))
+        });
     let rpc = gridledger_node::client::RpcChain::connect(&url).unwrap();
     let genesis = rpc.block(0).unwrap().unwrap().hash();
     let lock = home.join(".local/state/gridledger/locks").join(format!("ior-day-{}-{genesis}.lock", rpc.chain_id()));
@@ -175,38 +155,6 @@ fn a_lock_that_cannot_be_opened_refuses_the_run() {
     assert!(!chain.join("ior-day.json").exists(), "a journal was written");
 }
 
-/// Each day account's IOR balance in the settled state of the chain at
-/// `url`, beside what the recorded ATs make it: its 50 coin of funding,
-/// plus the payment of every agreement it sold, minus that of every one it
-/// bought (each agreement key counted once: a slot traded twice or an AT
-/// sent twice would show). Holds when every AT was accepted and settled
-/// as agreed, which no penalty (every reputation at `rs`) implies.
-fn balances_vs_trades(url: &str) -> Vec<(String, u128, u128)> {
-    use gridledger_ledger::devnet::dev_key;
-    let rpc = gridledger_node::client::RpcChain::connect(url).unwrap();
-    let cfg = primary_config(&rpc).unwrap();
-    let reader = PrimaryReader { c: &rpc, params: &cfg.params };
-    let (next, _) = reader.progress().unwrap();
-    let mut want: std::collections::BTreeMap<gridledger_core::Address, i128> =
-        (0..15).map(|i| (dev_key(i).address(), 50_000_000i128)).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for b in 0..next {
-        let h = reader.batch_header(b).unwrap();
-        for e in gridledger_rollup::driver::batch_entries(&rpc, &h).unwrap() {
-            let t = e.tx.terms();
-            if e.tx.is_at() && seen.insert(t.key()) {
-                let pay = t.payment().unwrap().0 as i128;
-                *want.get_mut(&t.buyer).unwrap() -= pay;
-                *want.get_mut(&t.seller).unwrap() += pay;
-            }
-        }
-    }
-    let s = reader.settled_state().unwrap();
-    want.into_iter()
-        .map(|(a, w)| (a.to_string(), s.participants.get(&a).map_or(0, |p| p.balance.0), w as u128))
-        .collect()
-}
-
 /// Held up: `ior day --rpc` killed (SIGKILL) at instants drawn at random
 /// once (0.4 s to 7 s after its IOR contracts appear) and resumed by the
 /// same command: the rerun succeeds, nothing is left pending or open, no
@@ -238,7 +186,7 @@ fn a_day_killed_at_random_instants_settles_each_account_exactly() {
         let (next, fin, open, reputations, rs) = after(&url);
         assert_eq!((fin, open), (next, 0), "killed at +{kill_ms} ms: something left pending or open");
         assert!(reputations.iter().all(|r| *r == rs), "killed at +{kill_ms} ms: {reputations:?}");
-        let rows = balances_vs_trades(&url);
+        let rows = balances_vs_trades(&url, 15, 50_000_000);
         let total: u128 = rows.iter().map(|r| r.1).sum();
         assert!(total == 15 * 50_000_000 || total == 0, "killed at +{kill_ms} ms: IOR coin {total}");
         if total != 0 {

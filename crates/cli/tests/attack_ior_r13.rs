@@ -14,7 +14,7 @@ mod common;
 use common::ior::*;
 use common::*;
 use gridledger_rollup::driver::{primary_config, PrimaryReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The lock directory of a run whose home is `home`.
@@ -58,26 +58,14 @@ fn a_second_run_with_another_environment_does_not_resume_a_live_day() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..27");
-    let run = bin()
-        .args(&day)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut run = Procs(vec![run]);
-    wait_first_batch(&url);
-    let pid = run.0[0].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let copy = dir.path().join("backup.json");
-    std::fs::copy(chain.join("ior-day.json"), &copy).unwrap();
-    let cp = d(&copy);
-    let mut second_args = day.clone();
-    second_args.extend(["--journal", &cp]);
-    let second =
-        bin().args(&second_args).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).env("HOME", &home).output().unwrap();
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let (second, first) = while_live_day_stopped(bin().args(&day).env("XDG_RUNTIME_DIR", &runtime), &url, || {
+        let copy = dir.path().join("backup.json");
+        std::fs::copy(chain.join("ior-day.json"), &copy).unwrap();
+        let cp = d(&copy);
+        let mut second_args = day.clone();
+        second_args.extend(["--journal", &cp]);
+        bin().args(&second_args).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp).env("HOME", &home).output().unwrap()
+    });
     let (next, fin, open, reputations, rs) = after(&url);
     assert!(
         !second.status.success()
@@ -240,30 +228,20 @@ fn the_lock_directory_is_private_and_keeps_a_second_run_off() {
     let (chain, _node, url) = own_chain(dir.path(), 2);
     let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
     let day = day_args(&c, &f, "24..26");
-    let run = bin()
-        .args(&day)
-        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut run = Procs(vec![run]);
-    wait_first_batch(&url);
-    let pid = run.0[0].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let lock_dir = lock_dir_in(&home);
-    let mode = std::fs::metadata(&lock_dir).unwrap().permissions().mode() & 0o777;
-    let before = after(&url);
-    let second = bin()
-        .args(day_args(&url, &f, "24..26"))
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", &tmp)
-        .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
-        .output()
-        .unwrap();
-    let during = after(&url);
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let first = run.0.pop().unwrap().wait_with_output().unwrap();
+    let ((mode, before, second, during), first) =
+        while_live_day_stopped(bin().args(&day).env("GRIDLEDGER_TEST_LOCK_HOME", &home), &url, || {
+            let mode = std::fs::metadata(&lock_dir).unwrap().permissions().mode() & 0o777;
+            let before = after(&url);
+            let second = bin()
+                .args(day_args(&url, &f, "24..26"))
+                .env_remove("XDG_RUNTIME_DIR")
+                .env("TMPDIR", &tmp)
+                .env("GRIDLEDGER_TEST_LOCK_HOME", &home)
+                .output()
+                .unwrap();
+            (mode, before, second, after(&url))
+        });
     assert_eq!(mode, 0o700, "the lock directory {} has mode {mode:o}", lock_dir.display());
     assert!(!second.status.success() && stderr(&second).contains("is running the day of chain"), "{}", stderr(&second));
     assert_eq!(before, during, "the second run sent something");
@@ -274,36 +252,6 @@ fn the_lock_directory_is_private_and_keeps_a_second_run_off() {
         first.status,
         String::from_utf8_lossy(&first.stderr).trim()
     );
-}
-
-/// Each of the first `n` day accounts' IOR balance in the settled state of
-/// the chain at `url`, beside what the recorded ATs make it: `funding`,
-/// plus the payment of every agreement it sold, minus that of every one it
-/// bought (each agreement key counted once).
-fn balances_vs_trades(url: &str, n: usize, funding: u128) -> Vec<(String, u128, u128)> {
-    use gridledger_ledger::devnet::dev_key;
-    let rpc = gridledger_node::client::RpcChain::connect(url).unwrap();
-    let cfg = primary_config(&rpc).unwrap();
-    let reader = PrimaryReader { c: &rpc, params: &cfg.params };
-    let (next, _) = reader.progress().unwrap();
-    let mut want: std::collections::BTreeMap<gridledger_core::Address, i128> =
-        (0..n).map(|i| (dev_key(i).address(), funding as i128)).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for b in 0..next {
-        let h = reader.batch_header(b).unwrap();
-        for e in gridledger_rollup::driver::batch_entries(&rpc, &h).unwrap() {
-            let t = e.tx.terms();
-            if e.tx.is_at() && seen.insert(t.key()) {
-                let pay = t.payment().unwrap().0 as i128;
-                *want.get_mut(&t.buyer).unwrap() -= pay;
-                *want.get_mut(&t.seller).unwrap() += pay;
-            }
-        }
-    }
-    let s = reader.settled_state().unwrap();
-    want.into_iter()
-        .map(|(a, w)| (a.to_string(), s.participants.get(&a).map_or(0, |p| p.balance.0), w as u128))
-        .collect()
 }
 
 /// Held up: the community of 40 households and one shared PV plant (the
