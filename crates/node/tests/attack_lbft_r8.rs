@@ -299,3 +299,46 @@ fn killed_at_random_syncs(seed: u64) {
         v.node.shutdown();
     }
 }
+
+/// Held up (recent change (a)): with no duplicate window across epochs, a
+/// Byzantine validator (0, a puppet) proposes the same client transfer of
+/// 777 units in each of its first eight batches, while the client also
+/// sent it to validator 1. It executes exactly once on every validator
+/// (same chain everywhere, the recipient credited 777 once, the sender's
+/// nonce 1).
+#[test]
+fn a_transfer_copied_into_many_epochs_executes_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::new(dir.path()));
+    let t = raw(1, 0, TRANSFER_GAS, 1, 777);
+    let stop = Arc::new(AtomicBool::new(false));
+    let byz = common::lbft::early_puppet(dir.path(), net.clone(), vec![t.clone(); 8], stop.clone());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
+    // Admitted, or already known (the puppet's first copy may have
+    // committed before the client's copy arrives).
+    let r = admit(&vs[0], std::slice::from_ref(&t));
+    assert!(matches!(r[0], Ok(_) | Err(gridledger_ledger::SubmitError::AlreadyKnown)), "{r:?}");
+    let h = vs[0].node.shared.rules.check(&t).unwrap().hash;
+    assert!(within(60, || vs.iter().all(|v| committed(v, &h))), "the transfer commits everywhere");
+    // Let the puppet's remaining copies go through their epochs.
+    assert!(within(60, || vs.iter().all(|v| stored_epochs(v).len() >= 10)), "ten epochs delivered");
+    let later = raw(1, 1, TRANSFER_GAS, 1, 1);
+    let r = admit(&vs[0], std::slice::from_ref(&later));
+    let h2 = r[0].clone().unwrap();
+    assert!(within(60, || vs.iter().all(|v| committed(v, &h2))), "a later transfer commits everywhere");
+    stop.store(true, Ordering::Relaxed);
+    let copies = byz.join().unwrap();
+    for v in &vs {
+        let c = v.node.shared.chain();
+        assert_eq!(c.account(&dev_key(3).address()).balance, Amount(1_000_000_000 + 777 + 1), "credited once");
+        assert_eq!(c.account(&dev_key(1).address()).nonce, 2);
+    }
+    let chains: Vec<Vec<Hash32>> = vs.iter().map(chain_of).collect();
+    assert!(chains.iter().all(|c| *c == chains[0]), "the same chain everywhere");
+    assert!(copies >= 2, "the puppet proposed copies: {copies}");
+    for v in vs {
+        v.node.shutdown();
+    }
+}
