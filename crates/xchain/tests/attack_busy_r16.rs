@@ -169,3 +169,120 @@ fn traffic_at_the_payers_price_leaves_the_payer_proved() {
     assert!(matches!(b.sender, SideState::Proved { .. }), "{b:?}");
     assert_eq!(b.s_deposit.0, b.s_deposit.1, "{b:?}");
 }
+
+// ------------------------------------------------------------------- [3]
+
+/// Keeps two blocks' worth of `key`'s plain BoB transfers at gas price
+/// `price` pending on the BoB.
+fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
+    let per_block = ChainConfig::default().max_block_txs as u64;
+    let bob = m.bob.chain_id();
+    let committed = m.bob.account(&key.address()).nonce;
+    let mut next = m.bob.next_nonce(&key.address());
+    while next - committed < 2 * per_block {
+        let tx = m.bob.sign(key, transfer(key, bob, next, key.address(), Amount(1), Amount(price)));
+        m.bob.submit(&tx).unwrap();
+        next += 1;
+    }
+}
+
+/// What [`bob_outbid`] saw.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Outbid {
+    sender: SideState,
+    valid_until: Option<u64>,
+    tip_i_when_flood_ends: u64,
+    real_i_when_flood_ends: u64,
+    landed: Option<u64>,
+    s_deposit: (u128, u128),
+    flood_txs: u64,
+}
+
+/// Attack R14-1's offline payer (S posts its deadline NT on the BoB in
+/// time and relies on the BoB nodes to forward it; R pays and proves its
+/// side at once), while one account on the BoB — e.g. R, who gains x_B —
+/// keeps two BoB blocks' worth of plain transfers at `price` pending until
+/// chain i passes the NT's deadline; then it stops and the exchange is
+/// settled as an honest node does.
+fn bob_outbid(price: u128) -> Outbid {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (s, flooder) = (sender(), dev_key(2));
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1631));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let valid_until = nt_s.tx.kind.valid_until();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let flood_start = m.bob.account(&flooder.address()).nonce;
+    let cut = valid_until.unwrap();
+    while m.external(ci).unwrap().height() <= cut {
+        keep_bob_busy(&mut m, &flooder, price);
+        m.tick().unwrap();
+    }
+    let (tip_i_when_flood_ends, real_i_when_flood_ends) = (m.bob_tip(ci), m.external(ci).unwrap().height());
+    let flood_txs = m.bob.account(&flooder.address()).nonce - flood_start;
+    for _ in 0..800 {
+        let rec = m.cct(&id).unwrap();
+        if rec.complete {
+            break;
+        }
+        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
+            let relayer = m.relayer.clone();
+            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+            continue;
+        }
+        m.tick().unwrap();
+    }
+    let end = m.cct(&id).unwrap();
+    assert!(end.complete, "settled: {end:?}");
+    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let landed = m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().map(|(h, _)| h);
+    Outbid {
+        sender: end.sender,
+        valid_until,
+        tip_i_when_flood_ends,
+        real_i_when_flood_ends,
+        landed,
+        s_deposit: (before, after),
+        flood_txs,
+    }
+}
+
+/// The BoB nodes' own transactions — the header relays, the forwarding
+/// `prove`s, the closing CCT_Vs — pay a fixed `NODE_GAS_PRICE` (2) and
+/// "go first since blocks are ordered by price" (e788d0d). Any account
+/// that pays 3 on the BoB goes before them: with more than a BoB block of
+/// such transfers pending, no relay runs, the BoB's stored tip of chain i
+/// stands still, and the early forwarding of S's posted deadline NT
+/// (`early_forward_from`, keyed on that stored tip) never starts while
+/// chain i itself passes the NT's deadline. When the flood stops the NT
+/// can no longer land and S — who posted in time — is penalised x_B.
+///
+/// Expected: a posted NT is forwarded while it can land, whoever fills the
+/// BoB's blocks (node duties not outbid by ordinary transfers, or the
+/// forwarding keyed on the chain's own height). Observed: `Penalised`,
+/// NT_s never on chain i, stored tip of chain i frozen during the flood.
+#[test]
+#[ignore = "attack r16 [3]: BoB transfers at price 3 outbid every relay (NODE_GAS_PRICE 2); the posted NT is never forwarded and the payer is penalised"]
+fn ordinary_bob_traffic_above_node_gas_price_does_not_penalise_a_posted_payer() {
+    let o = bob_outbid(3);
+    eprintln!("{o:?}");
+    assert!(matches!(o.sender, SideState::Proved { .. }), "S posted in time: {o:?}");
+    assert_eq!(o.s_deposit.0, o.s_deposit.1, "S's deposit: {o:?}");
+}
+
+/// Held up (control of [3]): the same flood at `NODE_GAS_PRICE` (2): the
+/// nodes' relays arrived first at that price and keep up, the NT is
+/// forwarded and proved.
+#[test]
+fn bob_traffic_at_node_gas_price_leaves_a_posted_payer_proved() {
+    let o = bob_outbid(2);
+    eprintln!("{o:?}");
+    assert!(matches!(o.sender, SideState::Proved { .. }), "{o:?}");
+    assert_eq!(o.s_deposit.0, o.s_deposit.1, "{o:?}");
+}
