@@ -286,3 +286,36 @@ fn bob_traffic_at_node_gas_price_leaves_a_posted_payer_proved() {
     assert!(matches!(o.sender, SideState::Proved { .. }), "{o:?}");
     assert_eq!(o.s_deposit.0, o.s_deposit.1, "{o:?}");
 }
+
+// ------------------------------------------------------------------- [4]
+
+/// `BobMbs::early_forwarding` (2bc8997), run at every node tick, scans the
+/// whole BoB state for posted slots (`n/<id><side>`) and decodes the CCT
+/// record of each to drop the complete ones. Posted slots are never
+/// removed: after an exchange completes, both of its slots stay, so every
+/// tick's work grows with every exchange the BoB has ever settled (not
+/// with the open ones, which is what it serves), for ever.
+///
+/// Expected: a completed exchange leaves nothing the per-tick forwarding
+/// scan visits (its posted slots removed, or an index of open ones kept).
+/// Observed: two posted slots per completed exchange remain.
+#[test]
+#[ignore = "attack r16 [4]: posted slots of completed CCTs are never removed; the per-tick early-forwarding scan grows with all history"]
+fn completed_exchanges_leave_nothing_for_the_per_tick_forwarding_scan() {
+    use gridledger_ledger::state::contract_key;
+    use gridledger_xchain::bob::{keys, BOB_CONTRACT_ID};
+    use gridledger_xchain::mbs::Behaviour;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    for salt in 0..2 {
+        let rep = m.swap(&request_between(ci, cj, 300, 1641 + salt), Behaviour::Honest).unwrap();
+        let rec = m.cct(&rep.cct).unwrap();
+        assert!(rec.complete, "{rec:?}");
+    }
+    // Held: nothing is served.
+    assert!(m.early_forwarding().is_empty());
+    let prefix = contract_key(BOB_CONTRACT_ID, &keys::posted_prefix());
+    let left = m.bob_contract_state().iter().filter(|(k, _)| k.starts_with(&prefix)).count();
+    assert_eq!(left, 0, "posted slots of completed exchanges still scanned at every tick");
+}
