@@ -114,3 +114,72 @@ fn a_cheap_deadline_transfer_behind_dearer_traffic_is_dropped_at_its_deadline() 
     assert!(!c.mempool().contains(&cheap.hash()), "dropped at its deadline");
     assert_eq!(c.account(&dev_key(0).address()).nonce, 0);
 }
+
+// ------------------------------------------------------------------- [5]
+
+/// A transfer of 1 to itself with a block-sized gas limit at `price`.
+fn block_sized(key: &gridledger_core::crypto::KeyPair, nonce: u64, price: u128) -> SignedTransaction {
+    let mut tx = transfer(key, 1, nonce, key.address(), Amount(1), Amount(price)).tx;
+    tx.gas_limit = ChainConfig::default().block_gas_limit;
+    tx.sign(key)
+}
+
+/// The block's walk stops once `max_block_txs` candidates were skipped or
+/// refused (`fill_block`: "at most `max` transactions placed and `max`
+/// refused"), and a candidate whose gas *limit* no longer fits is skipped
+/// for free (only the gas a placed transaction *uses* is charged). One
+/// party with 301 funded accounts keeps one block-sized self-transfer
+/// pending in each at gas price 2 (it reserves the limit, pays 21,000 gas
+/// only when placed). Each block: the first of them fits and is placed
+/// (21,000 gas used), the next 300 no longer fit and are skipped — the
+/// walk stops there, before any honest transaction at price 1 or 2 is
+/// even tried; the skipped senders are served first in the next block
+/// (`serve_first`) and the pattern repeats. Every block holds exactly one
+/// transaction: the chain is frozen for everyone at or below the
+/// flooder's price for one transfer's fee a block (300 times less than
+/// filling blocks with transfers, attack r16 [1]).
+///
+/// Expected: an ordinary transfer pending on the chain is included within
+/// a few blocks (candidates skipped for gas do not end the walk, or
+/// count against a bound no cheaper than the block's own). Observed: after
+/// 12 blocks the honest transfer is still pending; every block held one
+/// transaction.
+#[test]
+#[ignore = "attack r16 [5]: 301 block-sized txs exhaust the walk's skip bound; each block holds 1 tx, honest ones never tried"]
+fn skipped_block_sized_transactions_do_not_shut_out_an_ordinary_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = 320;
+    let mut c = Chain::open(
+        dir.path(),
+        dev_genesis(1, accounts, BAL, &[dev_validator(0)]),
+        ContractRegistry::new(),
+        ChainConfig::default(),
+    )
+    .expect("open");
+    let mut ts = 0;
+    let flooders: Vec<_> = (1..=301).map(dev_key).collect();
+    let refill = |c: &mut Chain| {
+        for k in &flooders {
+            let a = k.address();
+            if c.next_nonce(&a) == c.account(&a).nonce {
+                c.submit(&block_sized(k, c.next_nonce(&a), 2).to_bytes()).unwrap();
+            }
+        }
+    };
+    refill(&mut c);
+    let honest = transfer(&dev_key(0), 1, 0, dev_key(3).address(), Amount(10), Amount(1));
+    c.submit(&honest.to_bytes()).unwrap();
+    let mut sizes = Vec::new();
+    for h in 1..=12u64 {
+        refill(&mut c);
+        ts += 1_000;
+        let (ex, _) = c.build_block(&dev_validator(0).public(), ts);
+        sizes.push(ex.block.txs.len());
+        c.commit(ex).unwrap();
+        assert_eq!(c.tip().height, h);
+    }
+    assert!(
+        c.receipt(&honest.hash()).unwrap().is_some(),
+        "the honest transfer is still pending after 12 blocks; block sizes {sizes:?}"
+    );
+}
