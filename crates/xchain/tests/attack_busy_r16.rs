@@ -186,6 +186,26 @@ fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
     }
 }
 
+/// Accounts of [`keep_bob_blocked`]: one more than a block's skip bound.
+const FLOODERS: usize = 301;
+
+/// Keeps one block-sized self-transfer (gas limit = the block's) of each
+/// of `keys` pending on the BoB at `price` (attack r16 [5] on the BoB).
+fn keep_bob_blocked(m: &mut BobMbs, keys: &[KeyPair], price: u128) {
+    let bob = m.bob.chain_id();
+    let limit = ChainConfig::default().block_gas_limit;
+    for key in keys {
+        let a = key.address();
+        let next = m.bob.next_nonce(&a);
+        if next == m.bob.account(&a).nonce {
+            let mut tx = transfer(key, bob, next, a, Amount(1), Amount(price)).tx;
+            tx.gas_limit = limit;
+            let tx = m.bob.sign(key, tx.sign(key));
+            m.bob.submit(&tx).unwrap();
+        }
+    }
+}
+
 /// What [`bob_outbid`] saw.
 #[derive(Debug)]
 #[allow(dead_code)]
@@ -205,9 +225,10 @@ struct Outbid {
 /// keeps two BoB blocks' worth of plain transfers at `price` pending until
 /// chain i passes the NT's deadline; then it stops and the exchange is
 /// settled as an honest node does.
-fn bob_outbid(price: u128) -> Outbid {
+fn bob_outbid(price: u128, block_sized: bool) -> Outbid {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let users = if block_sized { 8 + FLOODERS } else { MbsSpec::default().users };
+    let mut m = setup(dir.path(), MbsSpec { users, ..MbsSpec::default() });
     let [ci, cj] = chains2(&m);
     let (s, flooder) = (sender(), dev_key(2));
     let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1631));
@@ -218,14 +239,26 @@ fn bob_outbid(price: u128) -> Outbid {
     m.bob_ok(&post).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
     let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
-    let flood_start = m.bob.account(&flooder.address()).nonce;
+    let many: Vec<KeyPair> = (8..8 + FLOODERS).map(dev_key).collect();
+    let placed = |m: &BobMbs| -> u64 {
+        if block_sized {
+            many.iter().map(|k| m.bob.account(&k.address()).nonce).sum()
+        } else {
+            m.bob.account(&flooder.address()).nonce
+        }
+    };
+    let flood_start = placed(&m);
     let cut = valid_until.unwrap();
     while m.external(ci).unwrap().height() <= cut {
-        keep_bob_busy(&mut m, &flooder, price);
+        if block_sized {
+            keep_bob_blocked(&mut m, &many, price);
+        } else {
+            keep_bob_busy(&mut m, &flooder, price);
+        }
         m.tick().unwrap();
     }
     let (tip_i_when_flood_ends, real_i_when_flood_ends) = (m.bob_tip(ci), m.external(ci).unwrap().height());
-    let flood_txs = m.bob.account(&flooder.address()).nonce - flood_start;
+    let flood_txs = placed(&m) - flood_start;
     for _ in 0..800 {
         let rec = m.cct(&id).unwrap();
         if rec.complete {
@@ -270,7 +303,7 @@ fn bob_outbid(price: u128) -> Outbid {
 #[test]
 #[ignore = "attack r16 [3]: BoB transfers at price 3 outbid every relay (NODE_GAS_PRICE 2); the posted NT is never forwarded and the payer is penalised"]
 fn ordinary_bob_traffic_above_node_gas_price_does_not_penalise_a_posted_payer() {
-    let o = bob_outbid(3);
+    let o = bob_outbid(3, false);
     eprintln!("{o:?}");
     assert!(matches!(o.sender, SideState::Proved { .. }), "S posted in time: {o:?}");
     assert_eq!(o.s_deposit.0, o.s_deposit.1, "S's deposit: {o:?}");
@@ -281,7 +314,7 @@ fn ordinary_bob_traffic_above_node_gas_price_does_not_penalise_a_posted_payer() 
 /// forwarded and proved.
 #[test]
 fn bob_traffic_at_node_gas_price_leaves_a_posted_payer_proved() {
-    let o = bob_outbid(2);
+    let o = bob_outbid(2, false);
     eprintln!("{o:?}");
     assert!(matches!(o.sender, SideState::Proved { .. }), "{o:?}");
     assert_eq!(o.s_deposit.0, o.s_deposit.1, "{o:?}");
@@ -318,4 +351,25 @@ fn completed_exchanges_leave_nothing_for_the_per_tick_forwarding_scan() {
     let prefix = contract_key(BOB_CONTRACT_ID, &keys::posted_prefix());
     let left = m.bob_contract_state().iter().filter(|(k, _)| k.starts_with(&prefix)).count();
     assert_eq!(left, 0, "posted slots of completed exchanges still scanned at every tick");
+}
+
+// ------------------------------------------------------------------- [6]
+
+/// [3] for the fee of one transfer a BoB block: attack r16 [5]'s 301
+/// block-sized self-transfers at price 3 on the BoB (each block places
+/// one, 21,000 gas, and the walk stops after skipping 300 more, before
+/// the nodes' relays at `NODE_GAS_PRICE` are tried). The stored tip of
+/// chain i freezes, the posted NT is never forwarded, the payer is
+/// penalised; meanwhile every exchange and CCDI process on the BoB stands
+/// still.
+///
+/// Expected / observed: as [3]; here the flood places one transaction a
+/// BoB block (about 90 in all) instead of 300 a block.
+#[test]
+#[ignore = "attack r16 [6]: 301 block-sized BoB txs at price 3 freeze all relays for one transfer's fee a block; posted payer penalised"]
+fn block_sized_bob_traffic_does_not_freeze_relays_and_penalise_a_posted_payer() {
+    let o = bob_outbid(3, true);
+    eprintln!("{o:?}");
+    assert!(matches!(o.sender, SideState::Proved { .. }), "S posted in time: {o:?}");
+    assert_eq!(o.s_deposit.0, o.s_deposit.1, "S's deposit: {o:?}");
 }
