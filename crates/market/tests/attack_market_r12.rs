@@ -175,3 +175,94 @@ fn teardo_follows_the_fused_step_across_mode_switches_with_byzantine_hosts() {
         }
     }
 }
+
+fn pr(side: Side, bus: u32, a: f64, b: f64, e_max: f64) -> gridledger_market::problem::Prosumer {
+    p(side, bus, a, b, 0.0, e_max)
+}
+
+/// Two small congested case30 markets from a fuzz of this round (seeded
+/// parameters; the first with one near-linear 5 kWh seller, `a = 10⁻⁵`,
+/// within `E₀` so `scaled_gap` does not cover it; the second with none).
+fn fuzzed() -> Vec<(f64, Market)> {
+    use Side::{Buyer, Seller};
+    vec![
+        (
+            5e-4,
+            Market {
+                buyers: vec![
+                    pr(Buyer, 7, 0.01802984745465549, 0.342296544814492, 3.2205253841304193),
+                    pr(Buyer, 26, 0.014123233669080068, 0.25034697069252343, 2.4550775242819993),
+                ],
+                sellers: vec![
+                    pr(Seller, 12, 0.011374990616595615, 0.09623005254335543, 4.723457358267608),
+                    pr(Seller, 19, 0.021438252309244517, 0.09894168163333636, 3.3850706943056137),
+                    pr(Seller, 24, 0.021987225145219436, 0.05203118963352298, 2.8764967907906014),
+                    pr(Seller, 27, 1e-5, 0.1, 5.0),
+                ],
+            },
+        ),
+        (
+            1e-3,
+            Market {
+                buyers: vec![
+                    pr(Buyer, 22, 0.010983315542972138, 0.25651049289728667, 1.0162981659611816),
+                    pr(Buyer, 30, 0.01778239358370093, 0.33144195504836726, 1.2909677592015614),
+                ],
+                sellers: vec![
+                    pr(Seller, 20, 0.010295614518310474, 0.08772495837306853, 3.9203998730440865),
+                    pr(Seller, 22, 0.027325826045440274, 0.1136470214617988, 1.4771541254472824),
+                    pr(Seller, 23, 0.01163106311356299, 0.10529523274056778, 1.035012924843226),
+                    pr(Seller, 20, 0.01663931254976843, 0.10939143089266587, 4.8070291087691075),
+                ],
+            },
+        ),
+    ]
+}
+
+// Expected: primal-dual stops only on a clearing `clear` accepts (its
+// stopping rule's certificate is meant to put every party within its own
+// tolerance of the optimum: `scaled_gap`'s docs). Observed: on these two
+// small congested case30 markets (2 buyers, 4 sellers, all numbers within
+// the admission limits; two of the 8 such among 1 300 fuzzed markets)
+// the run reports `converged` and `clear` refuses it as `OffReference`:
+// seller 3 (the near-linear 5 kWh one) 7.7 Wh off its optimal total after
+// 231 iterations (tolerance 6 Wh), and in the second market, with no flat
+// party at all, seller 2 2.35 Wh off after 103 iterations (tolerance
+// 2.04 Wh). The welfare is within 0.1 %; the per-party tolerance is what
+// fails, because the relative certificate (`gap_tol` = 10⁻⁴ of the
+// welfare) does not bound a party whose curvature is small against the
+// market's welfare, and `scaled_gap` only covers parties with `e_max`
+// beyond `E₀`. `market clear --algorithm primal-dual` then exits with an
+// error on an ordinary market, and in the framework such an interval
+// falls back to the central reference. (low: caught by the check, no
+// wrong clearing reported)
+#[test]
+#[ignore = "attack r12: primal-dual reports converged on small congested markets that clear refuses as OffReference"]
+fn primal_dual_does_not_stop_on_a_clearing_clear_refuses() {
+    for (scale, m) in fuzzed() {
+        let net = case30_net(scale);
+        match clear(&m, &net, Algorithm::PrimalDual) {
+            Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3),
+            Err(e) => panic!("observed at ratings x {scale}: {e}"),
+        }
+    }
+}
+
+// Held up: on the same markets the welfare is within 0.1 % of the central
+// optimum (the stop is early for one party's total, not for the welfare),
+// and the reference itself clears them.
+#[test]
+fn the_fuzzed_markets_stop_within_a_tenth_of_a_percent_of_the_welfare() {
+    for (scale, m) in fuzzed() {
+        let net = case30_net(scale);
+        let central = clear(&m, &net, Algorithm::Central).expect("the reference clears");
+        let mut pd = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+        assert!(pd.run(&m).is_some(), "ratings x {scale}: not converged");
+        let w = m.welfare(&pd.settled());
+        assert!(
+            ((central.optimum - w) / central.optimum).abs() <= 1e-3,
+            "ratings x {scale}: {w} vs {}",
+            central.optimum
+        );
+    }
+}
