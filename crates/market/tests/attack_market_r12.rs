@@ -148,12 +148,20 @@ fn config(byzantine: BTreeMap<usize, Fault>) -> TearDoConfig {
 // digest, which now covers the mode, matches the fused state's after every
 // iteration — with no Byzantine host, and with one whose host feeds its
 // enclave the previous round's inputs (a state in the other mode right
-// after a switch) or whose enclave is compromised: both are flagged and
-// the honest path is kept.
+// after a switch), whose enclave is compromised, or whose enclave is gone
+// (crashed: silent from the first round; there is no restore path, the
+// honest enclaves recompute its subproblems): each is flagged and the
+// honest path is kept.
 #[test]
 fn teardo_follows_the_fused_step_across_mode_switches_with_byzantine_hosts() {
     let (net, m) = switching();
-    for byz in [BTreeMap::new(), BTreeMap::from([(1, Fault::WrongInputs)]), BTreeMap::from([(2, Fault::WrongOutput)])] {
+    let faults = [
+        BTreeMap::new(),
+        BTreeMap::from([(1, Fault::WrongInputs)]),
+        BTreeMap::from([(2, Fault::WrongOutput)]),
+        BTreeMap::from([(3, Fault::Silent)]),
+    ];
+    for byz in faults {
         let mut tear = TearDo::new_insecure_seeded(&m, &net, config(byz.clone()), [7; 32]).unwrap();
         tear.pd.params.congested_quiet = 1;
         tear.pd.params.congested_exits = u32::MAX;
@@ -239,13 +247,15 @@ fn fuzzed() -> Vec<(f64, Market)> {
 #[test]
 #[ignore = "attack r12: primal-dual reports converged on small congested markets that clear refuses as OffReference"]
 fn primal_dual_does_not_stop_on_a_clearing_clear_refuses() {
+    let mut refused = Vec::new();
     for (scale, m) in fuzzed() {
         let net = case30_net(scale);
         match clear(&m, &net, Algorithm::PrimalDual) {
             Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3),
-            Err(e) => panic!("observed at ratings x {scale}: {e}"),
+            Err(e) => refused.push(format!("ratings x {scale}: {e}")),
         }
     }
+    assert!(refused.is_empty(), "observed: {refused:#?}");
 }
 
 // Held up: on the same markets the welfare is within 0.1 % of the central
