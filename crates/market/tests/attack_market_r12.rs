@@ -41,7 +41,7 @@ fn with_pair(net: &MarketNetwork, seed: u64, bi: usize, a: f64) -> Market {
 // ratings × 2·10⁻⁴: the central reference's binding set is empty, and
 // line 15-23 (reverse, 3.2 kW) carries 3.179 kW at the optimum — 21 W of
 // slack. The flat buyer's first steps (its own step, α_m ≫ α) overload it
-// and its multiplier jumps to ~9 $/kWh (the trades it holds are worth the
+// and its multiplier climbs above 8 $/kWh (the trades it holds are worth the
 // pair's ~10 $/kWh); from then on it falls only by `γ_r · 0.021` per
 // iteration (the row's excess at the optimum), about 3.6·10⁻⁵ $/kWh: 6.7
 // at iteration 50 000, 4.9 at 100 000, 1.3 at 200 000. While it is
