@@ -283,12 +283,14 @@
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
-//! - A client records a refused mini-fragment against its sender: a node
-//!   sends only its own mini-fragments and a client forwards only its own,
-//!   so one naming another node (or client) than its sender is refused
-//!   before any other check, and the fault names the sender
-//!   ([`FlError::MerkleProofFailed`]), never the honest node or client the
-//!   message claims.
+//! - A client records a refused mini-fragment against its sender: every
+//!   such record, whatever the error, is an [`AssemblyFault::Refused`]
+//!   whose `from` is the node that sent it or the client that forwarded
+//!   it. A node sends only its own mini-fragments and a client forwards
+//!   only its own, so one naming another node (or client) than its sender
+//!   is refused before any other check ([`FlError::MerkleProofFailed`]
+//!   naming the sender), never recorded against the honest node or client
+//!   the message claims.
 //! - Round state is not persisted, PBFT's durable vote state included: a
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
@@ -303,7 +305,7 @@ use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::cells::Cell;
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
-use crate::dissemination::{GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment};
+use crate::dissemination::{AssemblyFault, GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
 use crate::mutants::{self, Mutation};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -706,8 +708,9 @@ pub enum Fault {
     BadExclusion { view: u32, client: u32, error: EvidenceError },
     /// Message for another chain or round.
     WrongContext,
-    /// A client dropped a mini-fragment or could not decode (B2C/C2C).
-    Dissemination(FlError),
+    /// A client refused a mini-fragment (the record names its sender) or
+    /// could not decode (B2C/C2C).
+    Dissemination(AssemblyFault),
     /// What the root agreement's PBFT observed (bad signatures, blocks
     /// refused by validation, equivocation …).
     Pbft(pbft::Fault),

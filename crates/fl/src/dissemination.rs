@@ -383,6 +383,20 @@ pub enum Source {
     Client(usize),
 }
 
+/// A client's fault record in B2C/C2C.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssemblyFault {
+    /// A mini-fragment refused, for any reason (context, shape, Merkle
+    /// proof, a node or client it does not belong to, a full queue): `from`
+    /// sent it — the node in B2C, the forwarding client in C2C — and is the
+    /// party to blame, whatever node or client the mini-fragment names.
+    Refused { from: Source, error: FlError },
+    /// No sender to blame: a root for a chain this client does not follow,
+    /// or mini-fragments that all verified under the agreed root and still
+    /// do not decode, or decode to no model (the agreed root's own fault).
+    Unattributed(FlError),
+}
+
 /// What handling one mini-fragment produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AssemblerStep {
@@ -391,7 +405,7 @@ pub struct AssemblerStep {
     pub forward: Vec<MiniFragment>,
     /// Chains whose global fragment this input completed.
     pub decoded: Vec<u32>,
-    pub faults: Vec<FlError>,
+    pub faults: Vec<AssemblyFault>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -441,7 +455,10 @@ impl ClientAssembler {
     pub fn set_root(&mut self, chain: u32, root: Hash32) -> AssemblerStep {
         let mut step = AssemblerStep::default();
         let Some(st) = self.slot(chain).and_then(|i| self.chains.get_mut(i)) else {
-            step.faults.push(FlError::PositionOutOfRange { index: chain as usize, len: self.coders.len() });
+            step.faults.push(AssemblyFault::Unattributed(FlError::PositionOutOfRange {
+                index: chain as usize,
+                len: self.coders.len(),
+            }));
             return step;
         };
         if st.root.is_some() {
@@ -460,22 +477,25 @@ impl ClientAssembler {
     /// Handle one mini-fragment.
     pub fn on_mini(&mut self, src: Source, mf: MiniFragment) -> AssemblerStep {
         let mut step = AssemblerStep::default();
+        // Every refusal is recorded against the sender, `src`.
+        let refused = move |error| AssemblyFault::Refused { from: src, error };
         let Some(b) = self.slot(mf.ctx.chain).filter(|_| mf.ctx.round == self.round) else {
-            step.faults.push(FlError::WrongContext { chain: mf.ctx.chain, round: mf.ctx.round });
+            step.faults.push(refused(FlError::WrongContext { chain: mf.ctx.chain, round: mf.ctx.round }));
             return step;
         };
-        // The record names the sender, checked before anything else: a
-        // node sends only its own mini-fragments and a client forwards
-        // only its own (the ones its nodes sent it), so one that names
-        // another node or client is refused as the sender's fault — never
-        // recorded against the honest node or client it claims.
+        // The sender is checked before anything else: a node sends only
+        // its own mini-fragments and a client forwards only its own (the
+        // ones its nodes sent it), so one that names another node or
+        // client is refused as the sender's fault (the error names the
+        // sender too) — never recorded against the honest node or client
+        // it claims.
         match src {
             Source::Node(k) if k != mf.node => {
-                step.faults.push(FlError::MerkleProofFailed { node: k, client: Some(mf.client) });
+                step.faults.push(refused(FlError::MerkleProofFailed { node: k, client: Some(mf.client) }));
                 return step;
             }
             Source::Client(c) if c != mf.client => {
-                step.faults.push(FlError::MerkleProofFailed { node: mf.node, client: Some(c) });
+                step.faults.push(refused(FlError::MerkleProofFailed { node: mf.node, client: Some(c) }));
                 return step;
             }
             _ => {}
@@ -496,24 +516,24 @@ impl ClientAssembler {
                 Source::Client(c) => (c, coder.clients(), coder.nodes()),
             };
             if index >= len {
-                step.faults.push(FlError::PositionOutOfRange { index, len });
+                step.faults.push(refused(FlError::PositionOutOfRange { index, len }));
             } else if let Err(e) = coder.check_mini_shape(&mf) {
                 // Refused on arrival: nothing that cannot be a
                 // mini-fragment of this chain waits for the root.
-                step.faults.push(e);
+                step.faults.push(refused(e));
             } else if matches!(src, Source::Node(_)) && st.pending.iter().any(|(s, m)| *s == src && *m == mf) {
                 // A repeated answer: held already.
             } else if st.pending.iter().filter(|(s, _)| *s == src).count() < quota {
                 st.pending.push((src, mf));
             } else {
-                step.faults.push(FlError::Overloaded);
+                step.faults.push(refused(FlError::Overloaded));
             }
             return step;
         };
         // The sender is `mf.node` (from a node) or `mf.client` (a client's
-        // forward), checked above: the fault names it.
+        // forward), checked above.
         if let Err(e) = coder.verify_mini(&root, &mf) {
-            step.faults.push(e);
+            step.faults.push(refused(e));
             return step;
         }
         // Forwarded even after this client decoded: the others may need it.
@@ -541,7 +561,7 @@ impl ClientAssembler {
                 st.minis.remove(&node);
             }
             Err(e) => {
-                step.faults.push(e);
+                step.faults.push(AssemblyFault::Unattributed(e));
                 return step;
             }
         }
@@ -565,7 +585,7 @@ impl ClientAssembler {
                 st.subs.clear();
                 step.decoded.push(mf.ctx.chain);
             }
-            Err(e) => step.faults.push(e),
+            Err(e) => step.faults.push(AssemblyFault::Unattributed(e)),
         }
         step
     }

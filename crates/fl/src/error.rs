@@ -30,10 +30,10 @@ pub enum FlError {
     DegreeTooHigh { bound: usize },
     /// A mini-fragment or global subfragment whose Merkle proofs do not lead
     /// to the agreed root (`client` is `None` for a node's own subfragment),
-    /// or a mini-fragment that names someone other than its sender. A
-    /// client's record names the sender: `node` when a node sent it, `client`
-    /// when a client forwarded it (a node sends, and a client forwards, only
-    /// its own mini-fragments).
+    /// or a mini-fragment that names someone other than its sender (then
+    /// `node` is the sending node, or `client` the forwarding client). A
+    /// client's record of a refused mini-fragment names its sender in
+    /// [`crate::dissemination::AssemblyFault::Refused`]'s `from`.
     #[error("Merkle proof of node {node}'s (mini-)fragment (client {client:?}) does not reach the root")]
     MerkleProofFailed { node: usize, client: Option<usize> },
     /// A message for another chain or round.

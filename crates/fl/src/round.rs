@@ -14,7 +14,7 @@
 use crate::aggregate::{params_from_bytes, params_to_bytes};
 use crate::coding::{client_key, ClientSecrets};
 use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To, MAX_RESYNCS};
-use crate::dissemination::{ClientAssembler, Source};
+use crate::dissemination::{AssemblyFault, ClientAssembler, Source};
 use crate::mutants::{self, Mutation};
 use blstrs::Scalar;
 use ff::Field;
@@ -289,7 +289,7 @@ impl FlClient {
             if let Some(bytes) = self.assembler.fragment(self.cfg.chain) {
                 match params_from_bytes(bytes, self.cfg.dims) {
                     Ok(p) => self.global = Some(p),
-                    Err(e) => faults.push(Fault::Dissemination(e)),
+                    Err(e) => faults.push(Fault::Dissemination(AssemblyFault::Unattributed(e))),
                 }
             }
         }

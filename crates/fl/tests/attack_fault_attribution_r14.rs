@@ -4,7 +4,7 @@
 use blstrs::Scalar;
 use ff::Field;
 use gridledger_core::Hash32;
-use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, MiniFragment, Source};
+use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler, GlobalCoder, MiniFragment, Source};
 
 const NODES: usize = 7;
 const CLIENTS: usize = 10;
@@ -27,14 +27,15 @@ fn b2c(bytes: &[u8]) -> (Hash32, Vec<Vec<MiniFragment>>) {
 /// party differs — node 1 in the first case, client 4 in the second — so
 /// the two fault records should differ.
 ///
-/// What happens: both are `MerkleProofFailed { node: 1, client: Some(4) }`.
-/// The record does not say which of the two sent it, so a Byzantine client
-/// forwarding its own mini-fragment with a wrong value leaves a record
-/// that equally accuses the honest node it names (and a Byzantine node
-/// one that equally accuses an honest client) — "recorded against its
-/// sender" does not hold for a reader of the record.
+/// What happened (fixed): both were `MerkleProofFailed { node: 1, client:
+/// Some(4) }`. The record did not say which of the two sent it, so a
+/// Byzantine client forwarding its own mini-fragment with a wrong value
+/// left a record that equally accused the honest node it names (and a
+/// Byzantine node one that equally accused an honest client) — "recorded
+/// against its sender" did not hold for a reader of the record. Now every
+/// record of a refused mini-fragment is `AssemblyFault::Refused { from, ..
+/// }` with `from` the sender.
 #[test]
-#[ignore = "attack r14: a refused mini-fragment's fault record does not tell a node's send from a client's forward"]
 fn a_bad_forward_and_a_bad_node_send_leave_different_records() {
     let bytes: Vec<u8> = (0..300).map(|i| (i as u8).wrapping_mul(13).wrapping_add(9)).collect();
     let (root, per_node) = b2c(&bytes);
@@ -53,4 +54,6 @@ fn a_bad_forward_and_a_bad_node_send_leave_different_records() {
         from_node, from_client,
         "node 1's bad send and client 4's bad forward leave the same record: {from_node:?}"
     );
+    assert!(matches!(from_node[..], [AssemblyFault::Refused { from: Source::Node(1), .. }]), "{from_node:?}");
+    assert!(matches!(from_client[..], [AssemblyFault::Refused { from: Source::Client(4), .. }]), "{from_client:?}");
 }

@@ -10,7 +10,7 @@ use gridledger_core::enclave::Attester;
 use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams};
 use gridledger_fl::consensus::{Fault, Message};
-use gridledger_fl::dissemination::GlobalCoder;
+use gridledger_fl::dissemination::{AssemblyFault, GlobalCoder, Source};
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::ClientBehaviour;
 use gridledger_fl::round::{
@@ -149,8 +149,23 @@ impl Adversary<P> for FloodMinis {
 fn mini_faults_naming(r: &Run, node: usize) -> usize {
     r.faults()
         .iter()
-        .filter(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { node: n, .. }) if *n == node))
+        .filter(|f| {
+            matches!(f, Fault::Dissemination(AssemblyFault::Refused {
+                error: FlError::MerkleProofFailed { node: n, .. }, ..
+            }) if *n == node)
+        })
         .count()
+}
+
+/// The senders the clients' records of refused mini-fragments name.
+fn refused_senders(r: &Run) -> Vec<Source> {
+    r.faults()
+        .iter()
+        .filter_map(|f| match f {
+            Fault::Dissemination(AssemblyFault::Refused { from, .. }) => Some(*from),
+            _ => None,
+        })
+        .collect()
 }
 
 /// K = 4 (f = 1), 4 honest clients; node 0 is Byzantine and sends every
@@ -203,7 +218,16 @@ fn a_byzantine_node_flooding_the_pre_root_queue_crowds_out_no_honest_answer() {
             .sim
             .faults
             .iter()
-            .filter(|(_, id, f)| *id == me && matches!(f, Fault::Dissemination(FlError::Overloaded)))
+            .filter(|(_, id, f)| {
+                *id == me
+                    && matches!(
+                        f,
+                        Fault::Dissemination(AssemblyFault::Refused {
+                            from: Source::Node(0),
+                            error: FlError::Overloaded
+                        })
+                    )
+            })
             .count();
         assert!(overloaded > 0, "K = {k}: the flood never reached node 0's quota");
         assert!(r.global_of(3).is_some(), "K = {k}: client 3 never decoded");
@@ -233,6 +257,8 @@ fn a_byzantine_nodes_bad_answers_are_blamed_on_it_not_on_the_node_they_name() {
         blamed_sender > 0 && blamed_honest == 0,
         "faults naming node 0: {blamed_sender}, naming honest node 1: {blamed_honest}"
     );
+    let senders = refused_senders(&r);
+    assert!(senders.iter().all(|s| *s == Source::Node(0)), "records against others than node 0: {senders:?}");
 }
 
 /// A Byzantine client: every mini-fragment it forwards (C2C) has its first
@@ -281,12 +307,27 @@ fn a_byzantine_clients_bad_forwards_are_not_blamed_on_the_client_they_name() {
     let naming_2 = r
         .faults()
         .iter()
-        .filter(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { client: Some(2), .. })))
+        .filter(|f| {
+            matches!(
+                f,
+                Fault::Dissemination(AssemblyFault::Refused {
+                    error: FlError::MerkleProofFailed { client: Some(2), .. },
+                    ..
+                })
+            )
+        })
         .count();
-    let all =
-        r.faults().iter().filter(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { .. }))).count();
+    let all = r
+        .faults()
+        .iter()
+        .filter(|f| {
+            matches!(f, Fault::Dissemination(AssemblyFault::Refused { error: FlError::MerkleProofFailed { .. }, .. }))
+        })
+        .count();
     assert!(all > 0, "no bad forward was refused");
     assert_eq!(naming_2, 0, "{naming_2} of {all} fault records name honest client 2 for client 0's forwards");
+    let senders = refused_senders(&r);
+    assert!(senders.iter().all(|s| *s == Source::Client(0)), "records against others than client 0: {senders:?}");
 }
 
 /// K = 7 (f = 2) and 4 clients (t₂ = 2): client 3 joins late — nothing it

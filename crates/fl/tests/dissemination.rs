@@ -5,7 +5,7 @@
 use blstrs::Scalar;
 use ff::Field;
 use gridledger_core::Hash32;
-use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, MiniFragment, Source};
+use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler, GlobalCoder, MiniFragment, Source};
 use gridledger_fl::FlError;
 
 const NODES: usize = 7; // f = 2, any 5 decode
@@ -78,9 +78,11 @@ fn forged_or_misrouted_mini_fragments_are_dropped_with_faults() {
     let good = per_node[1][4].clone();
     let mut altered = good.clone();
     altered.values[0] += Scalar::ONE;
+    // Every record of a refused mini-fragment names its sender.
+    let refused = |from, error| vec![AssemblyFault::Refused { from, error }];
     assert_eq!(
         me.on_mini(Source::Client(4), altered).faults,
-        vec![FlError::MerkleProofFailed { node: 1, client: Some(4) }]
+        refused(Source::Client(4), FlError::MerkleProofFailed { node: 1, client: Some(4) })
     );
     // Client 4 forwarding a mini-fragment that claims client 5's: the
     // record names the sender, client 4, not the client it claims.
@@ -88,19 +90,25 @@ fn forged_or_misrouted_mini_fragments_are_dropped_with_faults() {
     moved.client = 5;
     assert_eq!(
         me.on_mini(Source::Client(4), moved).faults,
-        vec![FlError::MerkleProofFailed { node: 1, client: Some(4) }]
+        refused(Source::Client(4), FlError::MerkleProofFailed { node: 1, client: Some(4) })
     );
     let mut short = good.clone();
     short.values.pop();
-    assert!(matches!(me.on_mini(Source::Client(4), short).faults[..], [FlError::WrongLength { .. }]));
+    assert!(matches!(
+        me.on_mini(Source::Client(4), short).faults[..],
+        [AssemblyFault::Refused { from: Source::Client(4), error: FlError::WrongLength { .. } }]
+    ));
     // A node sending another node's mini-fragment.
     assert_eq!(
         me.on_mini(Source::Node(2), good.clone()).faults,
-        vec![FlError::MerkleProofFailed { node: 2, client: Some(4) }]
+        refused(Source::Node(2), FlError::MerkleProofFailed { node: 2, client: Some(4) })
     );
     let mut other_round = good.clone();
     other_round.ctx.round = 4;
-    assert_eq!(me.on_mini(Source::Client(4), other_round).faults, vec![FlError::WrongContext { chain: 0, round: 4 }]);
+    assert_eq!(
+        me.on_mini(Source::Client(4), other_round).faults,
+        refused(Source::Client(4), FlError::WrongContext { chain: 0, round: 4 })
+    );
     // Nothing above was kept: the fragment still needs the honest messages.
     assert!(me.fragment(0).is_none());
     for minis in &per_node {
@@ -151,7 +159,10 @@ fn mini_fragments_before_the_root_wait_and_then_count() {
     for _ in 0..NODES * CLIENTS {
         full.on_mini(Source::Client(1), mf.clone());
     }
-    assert_eq!(full.on_mini(Source::Client(1), mf).faults, vec![FlError::Overloaded]);
+    assert_eq!(
+        full.on_mini(Source::Client(1), mf).faults,
+        vec![AssemblyFault::Refused { from: Source::Client(1), error: FlError::Overloaded }]
+    );
 }
 
 /// A client forwards each of its own mini-fragments (one per node) once,

@@ -13,6 +13,7 @@ use common::*;
 use gridledger_consensus::pbft::{self, PrePrepare};
 use gridledger_core::enclave::Attester;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams, Fault, Message, Output, RootBlock};
+use gridledger_fl::dissemination::{AssemblyFault, Source};
 use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour, Participant, RoundOutput};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
@@ -60,7 +61,23 @@ fn thirty_percent_byzantine_clients_and_nodes_leave_the_honest_round_intact() {
         }
         let faults = r.faults();
         assert!(faults.iter().any(|f| matches!(f, Fault::Client { client: 1, error: FlError::ProofFailed { .. } })));
-        assert!(faults.iter().any(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { node: 5, .. }))));
+        // Refused mini-fragments are recorded against their senders, the
+        // altering node 5 and client 9 (whose forwards may still be in
+        // flight when the run stops), and against no honest party.
+        let refused_from = |from: Source| {
+            faults
+                .iter()
+                .any(|f| matches!(f, Fault::Dissemination(AssemblyFault::Refused { from: s, .. }) if *s == from))
+        };
+        assert!(refused_from(Source::Node(5)), "seed {seed}: node 5's altered mini-fragments were not refused");
+        for f in &faults {
+            if let Fault::Dissemination(AssemblyFault::Refused { from, .. }) = f {
+                assert!(
+                    matches!(from, Source::Node(5) | Source::Client(9)),
+                    "seed {seed}: an honest sender blamed: {f:?}"
+                );
+            }
+        }
     }
 }
 
