@@ -195,3 +195,38 @@ fn a_local_relayed_by_another_client_does_not_blame_the_honest_client() {
         .collect();
     assert!(blamed.is_empty(), "honest client 2 recorded guilty of client 3's relay: {blamed:?}");
 }
+
+/// Held up (the recent "refused mini-fragments name their sender"): an
+/// honest node's commit-time mini-fragment and its answers to every
+/// request a client may send ([`gridledger_fl::consensus::MAX_RESYNCS`]),
+/// all arriving before the client knows the root, stay within the node's
+/// pending quota — no `Refused` record names an honest node — and decode
+/// once the root is set.
+#[test]
+fn an_honest_nodes_answers_before_the_root_are_never_refused() {
+    use gridledger_core::Hash32;
+    use gridledger_fl::consensus::MAX_RESYNCS;
+    use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, Source};
+    let (nodes, clients) = (4, 7);
+    let coder = GlobalCoder::for_chain(600, nodes, clients).unwrap();
+    let bytes: Vec<u8> = (0..600).map(|i| (i as u8).wrapping_mul(29).wrapping_add(3)).collect();
+    let rel = coder.release(Hash32([9; 32]), 0, 3, &bytes).unwrap();
+    let need = coder.minis_needed();
+    let me = 5;
+    let mut a = ClientAssembler::new(me, 3, vec![coder.clone()]);
+    let mut faults = Vec::new();
+    for sf in &rel.subfragments {
+        let minis = coder.mini_fragments(sf.node, &rel.root, sf).unwrap();
+        faults.extend(a.on_mini(Source::Node(sf.node), minis[me].clone()).faults);
+        for _ in 0..MAX_RESYNCS {
+            for c in (0..need).map(|i| (me + i) % clients) {
+                faults.extend(a.on_mini(Source::Node(sf.node), minis[c].clone()).faults);
+            }
+        }
+    }
+    let step = a.set_root(0, rel.root);
+    faults.extend(step.faults);
+    assert!(faults.is_empty(), "an honest node's answers refused: {faults:?}");
+    assert_eq!(step.decoded, vec![0]);
+    assert_eq!(a.fragment(0), Some(&bytes[..]));
+}
