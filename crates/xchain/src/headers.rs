@@ -24,8 +24,9 @@
 //! first stays). It must come in one `relay` (at most `MAX_RELAY_BATCH`
 //! headers, counted against the per-block relay cap by how far it moves
 //! the tip), so the BoB never keeps competing branches side by side and
-//! its storage stays bounded by κ_i headers a chain. Without this, one
-//! equivocating proposer relaying its own block first froze the BoB's view
+//! its storage stays bounded by [`crate::bob::kept_headers`] (κ_i, more
+//! on a small κ_i) headers a chain. Without this, one equivocating
+//! proposer relaying its own block first froze the BoB's view
 //! of the chain for good (`ParentMismatch` for every honest header). The
 //! accumulator of relayed headers ([`crate::mmr`]) takes a header only once
 //! it is final, so a replaced suffix never entered it. Finality stays the
