@@ -44,22 +44,52 @@ pub const BOB_CONTRACT_ID: ContractId = 40;
 pub const MAX_RELAY_BATCH: usize = 64;
 
 /// Most headers of one chain the BoB stores per BoB block:
-/// `max(1, ⌊(κ_i − k)/2⌋)` for a chain that keeps κ_i headers and needs k
-/// confirmations.
+/// `max(⌊(κ_i − k)/2⌋, MAX_RATE_RATIO)` for a chain that keeps κ_i headers
+/// and needs k confirmations.
 ///
 /// Decision (attack R2-1/R2-2): a header a relay stores is dropped once it
-/// is κ_i below the stored tip, and it can be proved against only once it
-/// has k confirmations. If one block (or one relay) could advance the tip
-/// by κ_i or more, a header — an honest payer's NT, a Π_CCTC lock — could be
-/// stored and dropped again before any transaction could prove against it.
-/// With at most `(κ_i − k)/2` per block, every stored header is final and
-/// still kept at the start of at least one BoB block, whatever order the
-/// block's transactions run in; relayers that fell behind catch up over
-/// several blocks. (We cap the relay rather than pin headers an open CCT
-/// needs: a Π_CCTC lock is unknown to the BoB until it is claimed, so
-/// only the cap protects it.)
+/// is [`kept_headers`] below the stored tip, and it can be proved against
+/// only once it has k confirmations. If one block (or one relay) could
+/// advance the tip by that much, a header — an honest payer's NT, a
+/// Π_CCTC lock — could be stored and dropped again before any transaction
+/// could prove against it. With at most `cap` per block and `2 · cap + k`
+/// headers kept or more, every stored header is final and still kept
+/// throughout at least one whole BoB block, whatever order the block's
+/// transactions run in; relayers that fell behind catch up over several
+/// blocks. (We cap the relay rather than pin headers an open CCT needs: a
+/// Π_CCTC lock is unknown to the BoB until it is claimed, so only the cap
+/// protects it.)
+///
+/// Decision (attack R15-3): the cap is never below [`MAX_RATE_RATIO`]. The
+/// NT deadlines ([`nt_deadline_bound`]) and the parties' view check
+/// (`BobMbs::check_view`, `MAX_VIEW_LAG`) promise chains up to
+/// `MAX_RATE_RATIO` times the BoB's block rate; a cap below it (2 on
+/// κ = 4, 1 with κ − k < 4) let such a chain outrun the stored tip for
+/// good, and every exchange on it was refused with no party misbehaving.
+/// A small-κ chain keeps more headers than κ_i instead ([`kept_headers`]),
+/// so R2-1's guarantee holds with the larger cap.
 pub fn relay_per_block(kappa: u32, confirmations: u32) -> u64 {
-    (kappa.saturating_sub(confirmations) as u64 / 2).max(1)
+    (kappa.saturating_sub(confirmations) as u64 / 2).max(MAX_RATE_RATIO)
+}
+
+/// How many of a chain's latest headers the BoB keeps: `max(κ_i, 2 · cap +
+/// k)` with `cap` = [`relay_per_block`] — κ_i itself whenever `κ_i − k ≥
+/// 2 · MAX_RATE_RATIO` (the default deployment's κ = 16 among them), more
+/// on a small κ_i (8 on κ = 4 with k = 0).
+///
+/// Decision (attack R15-3): one window for every rule that asks whether
+/// the BoB still keeps a header — the relay's drop and SC_MPV's / SC_C's
+/// stale-header refusal ([`crate::error::XchainError::StaleHeader`]),
+/// Π_CCTC's refund and SC_C's late lock, which open exactly when the
+/// header is no longer kept (`refundable_at = height + kept_headers`), and
+/// the parties' choice between a proof against a kept header and one
+/// against the accumulator ([`crate::mmr`]). κ_i keeps its role in the
+/// deadlines (Algorithm 5.1's `e_i + κ̄ + κ_i`, SC_T's forwarding window,
+/// the CCDI deadline `e_B + κ · max κ_i`): those count blocks to wait, not
+/// headers to keep, and a header kept longer only leaves a proof more time.
+pub fn kept_headers(kappa: u32, confirmations: u32) -> u64 {
+    let cap = relay_per_block(kappa, confirmations);
+    (kappa as u64).max(cap.saturating_mul(2).saturating_add(confirmations as u64))
 }
 /// Domain of the receiver's signature over a CCT's terms.
 pub const CCT_TERMS: Tag = Tag("gridledger/xchain/cct-terms/v1");
@@ -158,7 +188,9 @@ pub fn last_provable_landing(forward: Height, k: u64) -> Height {
 /// NT deadlines cover ([`nt_deadline_bound`]). Chains whose rates differ by
 /// more get no promise for a posted NT the BoB nodes forward after the
 /// first CCT_V (it may have expired by then, and its side is penalised
-/// once it can no longer land).
+/// once it can no longer land). The BoB's relay takes at least this many
+/// headers of every chain per BoB block ([`relay_per_block`], attack
+/// R15-3), so its stored tips keep up with every chain within the ratio.
 pub const MAX_RATE_RATIO: u64 = 4;
 
 /// The deadline an NT paying on a chain with `k` confirmations, ln-08
@@ -926,6 +958,17 @@ pub(crate) fn read_or<T: BorshDeserialize + Default>(
 }
 
 impl BobContract {
+    /// How many of `reg`'s latest headers the BoB keeps: [`kept_headers`]
+    /// ([`ChainRegistration::kept`]); κ_i alone under the planted
+    /// `KeepKappa` (`mutants` feature).
+    pub(crate) fn kept(&self, reg: &ChainRegistration) -> u64 {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::ccdi::Mutation::KeepKappa) {
+            return reg.kappa as u64;
+        }
+        reg.kept()
+    }
+
     /// The stored tip of a chain: the anchor until a header is relayed.
     pub(crate) fn tip(&self, ctx: &mut CallContext<'_, '_>, chain: ChainId) -> Result<(Height, Hash32), ContractError> {
         let reg = self.reg(chain)?;
@@ -944,7 +987,7 @@ impl BobContract {
         if height > tip {
             return fail(XchainError::UnknownHeader { chain, height, tip });
         }
-        let oldest_kept = tip.saturating_sub(reg.kappa as u64);
+        let oldest_kept = tip.saturating_sub(self.kept(&reg));
         if height <= oldest_kept || height <= reg.anchor_height {
             return fail(XchainError::StaleHeader { chain, height, oldest_kept });
         }
@@ -1131,7 +1174,7 @@ impl BobContract {
                 ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
                 mmr.push(&h.hash());
             }
-            let drop = tip.saturating_sub(reg.kappa as u64);
+            let drop = tip.saturating_sub(self.kept(&reg));
             if drop > reg.anchor_height {
                 ctx.delete(&header_key(a.chain, drop))?;
             }
@@ -1236,7 +1279,8 @@ impl BobContract {
     ///
     /// Decision (attack R2-2's "claimed more than κ_i epochs late"): a lock
     /// is claimable while its header is stored and final, i.e. until the
-    /// stored tip reaches `height + κ_i`; from then on — that is the
+    /// stored tip reaches `height + kept` ([`kept_headers`]: κ_i, or more
+    /// on a small κ_i, attack R15-3); from then on — that is the
     /// refund deadline — the refund is open as well as `claim_relayed`
     /// (the claim against the accumulator, attack R5-2), so a lock ends
     /// either minted on the BoB or paid back on its chain, never both (the
@@ -1268,7 +1312,7 @@ impl BobContract {
         Self::check_unused_lock(ctx, &h)?;
         let height = a.header.height;
         let (tip, _) = self.tip(ctx, a.chain)?;
-        let refundable_at = height.saturating_add(reg.kappa as u64);
+        let refundable_at = height.saturating_add(self.kept(&reg));
         if tip < refundable_at {
             return fail(XchainError::RefundTooEarly { chain: a.chain, height, tip, refundable_at });
         }

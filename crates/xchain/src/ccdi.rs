@@ -145,7 +145,7 @@ pub struct LateItem {
 }
 
 /// `ccdi_late_lock`: an SC_BG lock for a process whose CCT can no longer
-/// be stored (its header is κ_i or more below the BoB's stored tip), with
+/// be stored (the BoB no longer keeps its header, [`crate::bob::kept_headers`]), with
 /// the path of its block's header in the BoB's accumulator of relayed
 /// headers ([`crate::mmr`]), as `refund_lock` has for coin locks.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -282,6 +282,12 @@ pub enum Mutation {
     /// before attack R14-1): on a faster chain the window outlasts the NT,
     /// which the chain refuses once forwarded, and its payer is penalised.
     WindowFromTip,
+    /// The BoB keeps only κ_i headers of a chain whatever its relay cap
+    /// (the window before attack R15-3 raised the cap to
+    /// `MAX_RATE_RATIO`): on κ = 4 a header relayed first of a full batch
+    /// is dropped by the next block's relays, before a claim or proof in
+    /// that block runs (attack R2-1 again).
+    KeepKappa,
 }
 
 impl BobContract {
@@ -458,7 +464,8 @@ impl BobContract {
     /// The way back for an SC_BG lock whose CCT can no longer be stored
     /// (attack R4-12): any SC_BG lock naming a known process, executed in a
     /// block of chain `i` whose header the BoB no longer keeps (stored tip
-    /// ≥ its height + κ_i; before that `RefundTooEarly`, the CCT is still
+    /// ≥ its height + kept ([`crate::bob::kept_headers`]: κ_i, or more on a
+    /// small κ_i); before that `RefundTooEarly`, the CCT is still
     /// possible) and proved against the accumulator of relayed headers, is
     /// stored for unlocking only (Case 2*'s late item): BoB nodes derive a
     /// settlement returning the item unchanged to its owner. A lock counts
@@ -503,7 +510,7 @@ impl BobContract {
         let reg = self.reg(c.chain)?.clone();
         let (tip, _) = self.tip(ctx, c.chain)?;
         let height = c.height;
-        let refundable_at = height.saturating_add(reg.kappa as u64);
+        let refundable_at = height.saturating_add(self.kept(&reg));
         if tip < refundable_at {
             return fail(XchainError::RefundTooEarly { chain: c.chain, height, tip, refundable_at });
         }

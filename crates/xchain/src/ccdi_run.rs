@@ -249,14 +249,14 @@ impl BobMbs {
     /// header, else `ccdi_cct_relayed` with the header's path in the
     /// accumulator of relayed headers as it stands now (attack R5-2).
     pub fn ccdi_cct_call(&self, key: &KeyPair, cct: &CcdiCct) -> Result<SignedTransaction, MbsError> {
-        let kappa = self
+        let kept = self
             .config
             .chains
             .iter()
             .find(|r| r.chain_id == cct.chain)
             .ok_or_else(|| MbsError::Missing(format!("chain {} not registered", cct.chain)))?
-            .kappa as u64;
-        if cct.height + kappa > self.bob_tip(cct.chain) {
+            .kept();
+        if cct.height + kept > self.bob_tip(cct.chain) {
             return Ok(self.bob_call(key, "ccdi_cct", cct, Amount::ZERO));
         }
         let (header, header_proof) = self.header_path(cct.chain, cct.height)?;
@@ -346,7 +346,7 @@ impl BobMbs {
         // Find the stranded locks.
         let prefix = contract_key(SC_BG_ID, &scbg::keys::lock(&Hash32([0; 32]))[..2]);
         for chain in self.chain_ids() {
-            let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(u64::MAX, |r| r.kappa as u64);
+            let kept = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(u64::MAX, |r| r.kept());
             let records: Vec<(Hash32, scbg::LockRecord)> = self
                 .external(chain)?
                 .chain()
@@ -374,7 +374,7 @@ impl BobMbs {
                         (tx, height)
                     }
                 };
-                if self.bob_tip(chain) < height.saturating_add(kappa) {
+                if self.bob_tip(chain) < height.saturating_add(kept) {
                     continue;
                 }
                 // This node's relays of the block run before what it sends

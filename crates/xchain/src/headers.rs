@@ -1,6 +1,6 @@
 //! External-chain headers as the BoB sees them (thesis §5.3.1, assumption
 //! (ii)): the BoB validators keep only the latest κ_i headers of each
-//! external chain BC_i, fed by relayers, and accept a header only if it
+//! external chain BC_i (more on a small κ_i: [`crate::bob::kept_headers`]), fed by relayers, and accept a header only if it
 //! extends the stored tip and carries the signatures of BC_i's validators.
 //!
 //! A deterministic chain's header carries a PBFT commit certificate
@@ -24,8 +24,9 @@
 //! first stays). It must come in one `relay` (at most `MAX_RELAY_BATCH`
 //! headers, counted against the per-block relay cap by how far it moves
 //! the tip), so the BoB never keeps competing branches side by side and
-//! its storage stays bounded by κ_i headers a chain. Without this, one
-//! equivocating proposer relaying its own block first froze the BoB's view
+//! its storage stays bounded by [`crate::bob::kept_headers`] (κ_i, more
+//! on a small κ_i) headers a chain. Without this, one equivocating
+//! proposer relaying its own block first froze the BoB's view
 //! of the chain for good (`ParentMismatch` for every honest header). The
 //! accumulator of relayed headers ([`crate::mmr`]) takes a header only once
 //! it is final, so a replaced suffix never entered it. Finality stays the
@@ -78,7 +79,9 @@ pub struct ChainRegistration {
     /// BC_i's validators in index order.
     pub validators: Vec<PublicKey>,
     pub finality: Finality,
-    /// κ_i: how many of the latest headers the BoB keeps.
+    /// κ_i: how many of the latest headers the BoB keeps — at least; a
+    /// small κ_i keeps [`ChainRegistration::kept`] (attack R15-3) — and
+    /// the κ_i of Algorithm 5.1's deadlines.
     pub kappa: u32,
     /// The chain's state tree has `2^state_buckets_log2` buckets (for state proofs).
     pub state_buckets_log2: u32,
@@ -124,6 +127,12 @@ pub struct SealedHeader {
 }
 
 impl ChainRegistration {
+    /// How many of this chain's latest headers the BoB keeps:
+    /// [`crate::bob::kept_headers`] of its κ_i and confirmations.
+    pub fn kept(&self) -> u64 {
+        crate::bob::kept_headers(self.kappa, self.finality.confirmations())
+    }
+
     /// Signature verifications a header's seal costs the BoB (for gas).
     pub fn seal_checks(&self, seal: &Seal) -> u64 {
         match seal {

@@ -217,6 +217,13 @@ impl MbsSpec {
         ]
     }
 
+    /// How many of each external chain's latest headers the BoB keeps:
+    /// [`bob::kept_headers`] of this spec's κ and confirmations (κ itself
+    /// unless κ − k < 2 · [`bob::MAX_RATE_RATIO`], attack R15-3).
+    pub fn kept_headers(&self) -> u64 {
+        bob::kept_headers(self.kappa, self.finality.confirmations())
+    }
+
     /// The deployment's chain-id base: the BoB's chain id; external chain `n`
     /// (0-based) is `chain_base() + 1 + n`.
     ///
@@ -1747,7 +1754,7 @@ impl BobMbs {
             .iter()
             .find(|r| r.chain_id == chain)
             .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
-        if pt.height + reg.kappa as u64 > upto {
+        if pt.height + reg.kept() > upto {
             return Ok(self.bob_call(key, "prove", pt, Amount::ZERO));
         }
         let (header, header_proof) = self.header_path_upto(chain, pt.height, upto)?;
@@ -1821,9 +1828,9 @@ impl BobMbs {
         // against the header kept then or, if they push it out of the
         // window, the accumulator of relayed headers.
         let upto = self.tip_after_next_relays(chain)?;
-        let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kappa);
+        let kept = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kept());
         let claim = Claim { chain, height, nt, proof };
-        let claim = if height + kappa as u64 > upto {
+        let claim = if height + kept > upto {
             self.bob_call(provider, "claim", &claim, Amount::ZERO)
         } else {
             let (header, header_proof) = self.header_path_upto(chain, height, upto)?;

@@ -1,7 +1,8 @@
 //! An append-only Merkle mountain range of an external chain's header
-//! hashes: the BoB keeps only the latest κ_i headers of a chain, plus this
-//! accumulator (one peak per set bit of the leaf count, so at most 64
-//! hashes), which lets anyone prove later that an older header was relayed.
+//! hashes: the BoB keeps only the latest κ_i headers of a chain (more on
+//! a small κ_i, [`crate::bob::kept_headers`]), plus this accumulator
+//! (one peak per set bit of the leaf count, so at most 64 hashes), which
+//! lets anyone prove later that an older header was relayed.
 //!
 //! Used by the late-lock refund of Π_CCTC ([`crate::bob`]'s `refund_lock`):
 //! a lock whose header the BoB no longer keeps can still be shown to have

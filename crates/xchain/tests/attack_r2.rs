@@ -69,7 +69,7 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     let tip_i = m.bob_tip(I);
     let cap = gridledger_xchain::bob::relay_per_block(m.spec.kappa, 0);
     assert_eq!(tip_i, tip_before + cap, "one block stores at most (κ_i − k)/2 headers");
-    assert!(nt_height <= tip_i && nt_height > tip_i - m.spec.kappa as u64, "NT_s's header is stored and kept");
+    assert!(nt_height <= tip_i && nt_height > tip_i - m.spec.kept_headers(), "NT_s's header is stored and kept");
     // The sender proves at the first moment it can.
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     let first_try = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();

@@ -801,7 +801,9 @@ fn an_item_locked_before_its_process_starts_is_stranded_for_good() {
         ],
         deposit: 10_000,
         kappa: 1,
-        start: m.bob.height() + 12,
+        // Registration open well beyond the headers the BoB keeps (κ_i,
+        // or `kept_headers` on a small κ_i since attack R15-3: 8 here).
+        start: m.bob.height() + 8 + m.spec.kept_headers(),
         salt: 4409,
     };
     let id = terms.id();

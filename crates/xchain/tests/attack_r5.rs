@@ -222,9 +222,9 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
     let pt = ProofTx { cct: id, side: Side::Receiver, nt: nt_r, height: h_r, proof: proof_r };
     // NT_r's header is gone from the kept ones; the receiver proves it
     // against the accumulator of relayed headers.
-    assert!(h_r + m.spec.kappa as u64 <= m.bob_tip(J), "the BoB no longer keeps NT_r's header");
+    assert!(h_r + m.spec.kept_headers() <= m.bob_tip(J), "the BoB no longer keeps NT_r's header");
     let stale = m.bob_call(&r, "prove", &pt, Amount::ZERO);
-    let oldest_kept = m.bob_tip(J) - m.spec.kappa as u64;
+    let oldest_kept = m.bob_tip(J) - m.spec.kept_headers();
     assert_refused(&mut m, &stale, gridledger_xchain::XchainError::StaleHeader { chain: J, height: h_r, oldest_kept });
     let receipt = m.bob_exec(&m.prove_call(&r, &pt).unwrap()).unwrap();
     assert_eq!(receipt.status, gridledger_ledger::TxStatus::Success);

@@ -410,7 +410,7 @@ fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
     m.bob_ok(&m.ccdi_cct_call(&attacker, &cct).unwrap()).unwrap();
     // The victim is slow: its lock's header leaves the kept window first.
     let victim_lock = m.ccdi_cct_for(pid, &lock_txs[0]).unwrap().expect("the victim's lock landed");
-    while m.bob_tip(ca) < victim_lock.height + m.spec.kappa as u64 {
+    while m.bob_tip(ca) < victim_lock.height + m.spec.kept_headers() {
         m.tick().unwrap();
     }
     assert!(m.bob.height() < rec.deadline, "well in time: BoB height {} < deadline {}", m.bob.height(), rec.deadline);
@@ -462,7 +462,7 @@ fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
     m.external_mut(ca).unwrap().submit(&lock_tx).unwrap();
     m.tick().unwrap();
     let at = m.ccdi_cct_for(pid, &lock_tx).unwrap().expect("the lock landed");
-    while m.bob_tip(ca) < at.height + m.spec.kappa as u64 {
+    while m.bob_tip(ca) < at.height + m.spec.kept_headers() {
         m.tick().unwrap();
     }
     // The BoB node's own duty sends the same lock in this tick at

@@ -323,15 +323,16 @@ fn only_the_payer_posts_its_nt_and_only_once() {
 /// blocks the stored tip lags 60 blocks and `check_view` refuses the
 /// chain (`BobLagging`).
 ///
-/// Not fixed: raising the cap to `2 · MAX_RATE_RATIO` alone breaks R2-1
-/// (a header could be stored and dropped again within one block on
-/// κ = 4), and keeping more than κ_i headers instead changes when a
-/// header counts as stale, which Π_CCTC's refund (`refundable_at = height
-/// + κ`), SC_C and several tests rely on; that needs a change of its own.
+/// Fixed: the relay cap is never below `MAX_RATE_RATIO`
+/// (`relay_per_block`), and a small-κ chain keeps `kept_headers(κ, k) =
+/// max(κ, 2 · cap + k)` headers instead of κ, so every stored header is
+/// still final and kept throughout a whole BoB block (R2-1); the stale
+/// rules and the refunds count from that window. Also checked at exactly
+/// `MAX_RATE_RATIO` times the BoB's rate.
 #[test]
-#[ignore = "attack r15 [3]: relay cap below MAX_RATE_RATIO; a chain 2-3x the BoB's rate freezes all exchanges on it"]
 fn the_bob_keeps_up_with_a_chain_within_max_rate_ratio() {
-    for (kappa, k, ratio) in [(4u32, 0u32, 3u64), (16, 15, 2)] {
+    let max = gridledger_xchain::bob::MAX_RATE_RATIO;
+    for (kappa, k, ratio) in [(4u32, 0u32, 3u64), (16, 15, 2), (4, 0, max), (4, 3, max), (16, 15, max)] {
         let dir = tempfile::tempdir().unwrap();
         let finality = if k == 0 { Finality::Deterministic } else { Finality::Probabilistic { k } };
         let mut m = setup(dir.path(), MbsSpec { kappa, finality, ..MbsSpec::default() });

@@ -414,7 +414,9 @@ fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     let scct = m.ccdi_cct_for(id, &slock).unwrap().unwrap();
     let tx = m.bob_call(&stranger, "ccdi_cct", &scct, Amount::ZERO);
     assert_bob_refuses(&mut m, &tx, XchainError::NotParticipant(stranger.address()));
-    // Stale: after κ_i = 4 more headers the lock's block is no longer kept.
+    // Stale: after `kept_headers` more headers (8 on κ_i = 4, attack
+    // R15-3) the lock's block is no longer kept.
+    let kept = m.spec.kept_headers();
     let data1 = m.item(ca, us[1].item).unwrap().data;
     let lock1 = m.sc_bg_call(ca, &us[1].key, "lock", &Lock { process: id, item: us[1].item, data: data1 }).unwrap();
     m.external_mut(ca).unwrap().submit(&lock1).unwrap();
@@ -422,12 +424,12 @@ fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     let c1 = m.ccdi_cct_for(id, &lock1).unwrap().unwrap();
     // Right as the header leaves the window (one epoch later a BoB node
     // would send the lock's CCT against the accumulator itself).
-    while m.bob_tip(ca) < c1.height + 4 {
+    while m.bob_tip(ca) < c1.height + kept {
         m.tick().unwrap();
     }
     let tip = m.bob_tip(ca);
     let tx = m.bob_call(&us[1].key, "ccdi_cct", &c1, Amount::ZERO);
-    assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: ca, height: c1.height, oldest_kept: tip - 4 });
+    assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: ca, height: c1.height, oldest_kept: tip - kept });
 }
 
 #[test]
@@ -761,11 +763,11 @@ fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
     let now = m.bob.height() + 1;
     assert_bob_refuses(&mut m, &tx, XchainError::ProcessNotStarted { start: t.start, now });
     let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
-    let tip = m.bob_tip(ca);
+    let (tip, kept) = (m.bob_tip(ca), m.spec.kept_headers());
     assert_bob_refuses(
         &mut m,
         &tx,
-        XchainError::RefundTooEarly { chain: ca, height: cct.height, tip, refundable_at: cct.height + 4 },
+        XchainError::RefundTooEarly { chain: ca, height: cct.height, tip, refundable_at: cct.height + kept },
     );
     // The header leaves the BoB's window; a BoB node takes the late path.
     m.ticks(12).unwrap();

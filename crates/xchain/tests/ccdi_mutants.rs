@@ -5,7 +5,8 @@
 //! parties' driver gives a closed CCT's wallet nonces back unspent or signs
 //! NTs without their deadline, SC_T closes sub-situation 2 in the block
 //! that stored its deadline's header or counts a posted deadline NT's
-//! forwarding window from the chain's tip)
+//! forwarding window from the chain's tip, the BoB keeps only κ_i headers
+//! of a small-κ chain whatever its relay cap)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -45,6 +46,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("close-at-tip") => Some(Mutation::CloseAtTip),
             Some("nt-without-deadline") => Some(Mutation::NtWithoutDeadline),
             Some("window-from-tip") => Some(Mutation::WindowFromTip),
+            Some("keep-kappa") => Some(Mutation::KeepKappa),
             _ => None,
         };
     }
@@ -453,7 +455,51 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 11] = [
+/// A header stays kept for a whole BoB block once it is final (attack
+/// R2-1, with attack R15-3's relay cap of `MAX_RATE_RATIO` on κ = 4): a
+/// lock's block relayed first of a full batch, then a claim sent for the
+/// next block, which runs after that block's full batch of relays — the
+/// header is still kept and the claim mints.
+fn kept_header_outlasts_the_next_relays(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_xchain::bob::{relay_per_block, Claim};
+    let [ca, _] = chains2(m);
+    let u = dev_key(5);
+    let cap = relay_per_block(m.spec.kappa, m.spec.finality.confirmations());
+    for _ in 0..10 {
+        if m.bob_tip(ca) == m.external(ca).map_err(|e| e.to_string())?.height() {
+            break;
+        }
+        m.tick().map_err(|e| e.to_string())?;
+    }
+    let tpk = m.config.tpk_address(ca);
+    let nt = m.native_transfer(ca, &u, tpk, 5_000).map_err(|e| e.to_string())?;
+    if exec_chain(m, ca, &nt).status != TxStatus::Success {
+        return Err("the lock failed".into());
+    }
+    let (height, proof) = m.external(ca).map_err(|e| e.to_string())?.tx_proof(&nt.hash()).unwrap().ok_or("lock")?;
+    if height != m.bob_tip(ca) + 1 {
+        return Err(format!("the lock's block {height} is not the next to relay ({})", m.bob_tip(ca)));
+    }
+    // Chain A runs 2 · cap blocks ahead of the stored tip: the next two
+    // BoB blocks take a full batch each, the lock's header first.
+    for _ in 0..2 * cap {
+        m.external_mut(ca).map_err(|e| e.to_string())?.tick().map_err(|e| e.to_string())?;
+    }
+    m.tick().map_err(|e| e.to_string())?;
+    let claim = m.bob_call(&u, "claim", &Claim { chain: ca, height, nt, proof }, Amount::ZERO);
+    let h = m.bob.submit(&claim).map_err(|e| e.to_string())?;
+    m.tick().map_err(|e| e.to_string())?;
+    if m.bob_tip(ca) != height + 2 * cap - 1 {
+        return Err(format!("two full batches did not end at {} but {}", height + 2 * cap - 1, m.bob_tip(ca)));
+    }
+    match m.bob.receipt(&h).map_err(|e| e.to_string())?.ok_or("receipt")?.status {
+        TxStatus::Success => Ok(()),
+        st => Err(format!("the claim after the next block's relays was refused: {st:?}")),
+    }
+}
+
+const CHECKS: [(&str, Check); 12] = [
+    ("kept header outlasts the next relays", kept_header_outlasts_the_next_relays),
     ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
     ("closing waits a block", closing_waits_a_block_after_the_deadline_header),
     ("penalised NT never lands", penalised_nt_never_lands),
@@ -499,6 +545,7 @@ fn each_planted_bug_is_caught() {
         ("close-at-tip", vec!["closing waits a block"]),
         ("nt-without-deadline", vec!["penalised NT never lands", "posted NT window is its deadline"]),
         ("window-from-tip", vec!["penalised NT never lands", "posted NT window is its deadline"]),
+        ("keep-kappa", vec!["kept header outlasts the next relays"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

@@ -42,10 +42,10 @@ fn claim_tx(m: &BobMbs, who: &KeyPair, nt: &SignedTransaction) -> SignedTransact
 }
 
 /// Ticks until the BoB no longer keeps the header at `height` (the
-/// stored tip reached `height + κ_i`): the lock can no longer be claimed.
+/// stored tip reached `height + kept_headers`): the lock can no longer be claimed.
 fn until_dropped(m: &mut BobMbs, height: u64) {
     let ca = a(m);
-    while m.bob_tip(ca) < height + m.spec.kappa as u64 {
+    while m.bob_tip(ca) < height + m.spec.kept_headers() {
         m.tick().unwrap();
     }
 }
@@ -72,7 +72,7 @@ fn a_lock_claimed_too_late_is_refunded_to_the_locker_once() {
     assert_eq!(balance(&m, &tpk), tpk_before + AMOUNT);
     until_dropped(&mut m, height);
     // The claim can no longer be proved.
-    let oldest_kept = m.bob_tip(ca) - m.spec.kappa as u64;
+    let oldest_kept = m.bob_tip(ca) - m.spec.kept_headers();
     let late = claim_tx(&m, &u, &nt);
     assert_refused(&mut m, &late, XchainError::StaleHeader { chain: ca, height, oldest_kept });
     // The refund: an order on the BoB, paid by SC_BG on chain A.
@@ -104,14 +104,14 @@ fn a_refund_is_refused_while_the_lock_can_be_claimed_and_after_it_was() {
     let (nt, height) = lock(&mut m, &u);
     // Still claimable: the header is kept (and final, after one more epoch).
     m.tick().unwrap();
-    let kappa = m.spec.kappa as u64;
+    let kept = m.spec.kept_headers();
     let tip = m.bob_tip(ca);
-    assert!(tip < height + kappa, "the header is still kept");
+    assert!(tip < height + kept, "the header is still kept");
     let early = m.refund_lock_tx(&u, ca, &nt).unwrap();
     assert_refused(
         &mut m,
         &early,
-        XchainError::RefundTooEarly { chain: ca, height, tip, refundable_at: height + kappa },
+        XchainError::RefundTooEarly { chain: ca, height, tip, refundable_at: height + kept },
     );
     // The claim mints.
     let claim = claim_tx(&m, &u, &nt);

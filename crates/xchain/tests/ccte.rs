@@ -11,19 +11,25 @@ use gridledger_xchain::bob::{self, CctArgs, CctV, Claim, PostNt, Relay};
 use gridledger_xchain::mbs::{Behaviour, MbsError, MbsSpec};
 use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 
+/// The BoB keeps the latest κ_i headers of each chain — more on a small
+/// κ_i, whose relay cap `MAX_RATE_RATIO` needs `2 · cap + k` of them
+/// (attack R15-3): 16 on κ = 16, 8 on κ = 4.
 #[test]
 fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { kappa: 4, ..MbsSpec::default() };
-    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
-    m.ticks(10).unwrap();
-    for c in m.chain_ids() {
-        let h = m.external(c).unwrap().height();
-        assert_eq!(m.bob_tip(c), h, "the relayer keeps the BoB at the chain's tip");
-        let kept: Vec<u64> = (0..=h)
-            .filter(|x| m.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(c, *x)).is_some())
-            .collect();
-        assert_eq!(kept, ((h - 3)..=h).collect::<Vec<_>>(), "exactly the latest κ_i = 4 headers of chain {c}");
+    for (kappa, window) in [(16u32, 16u64), (4, 8)] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = MbsSpec { kappa, ..MbsSpec::default() };
+        assert_eq!(spec.kept_headers(), window);
+        let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+        m.ticks(window + 6).unwrap();
+        for c in m.chain_ids() {
+            let h = m.external(c).unwrap().height();
+            assert_eq!(m.bob_tip(c), h, "the relayer keeps the BoB at the chain's tip");
+            let kept: Vec<u64> = (0..=h)
+                .filter(|x| m.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(c, *x)).is_some())
+                .collect();
+            assert_eq!(kept, ((h - window + 1)..=h).collect::<Vec<_>>(), "the latest {window} headers of chain {c}");
+        }
     }
 }
 
@@ -950,7 +956,7 @@ fn an_nt_whose_header_is_no_longer_kept_is_proved_by_its_accumulator_path() {
         }
         m.tick().unwrap();
     };
-    while pt.height + m.spec.kappa as u64 > m.bob_tip(cj) {
+    while pt.height + m.spec.kept_headers() > m.bob_tip(cj) {
         m.tick().unwrap();
     }
     let (header, path) = m.header_path(cj, pt.height).unwrap();

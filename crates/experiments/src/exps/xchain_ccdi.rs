@@ -357,7 +357,9 @@ impl Experiment for CcdiMemory {
                 let dir = tempfile::tempdir().map_err(|e| ExperimentError::run(MEM_ID, e))?;
                 let spec = MbsSpec { chains: n, kappa, ccdi: true, lmc_baseline: true, ..MbsSpec::default() };
                 let mut m = BobMbs::open(dir.path(), spec).map_err(err(MEM_ID))?;
-                m.ticks(kappa as u64 + 3).map_err(err(MEM_ID))?;
+                // Fill the BoB's window: `kept_headers` ≥ κ headers a chain
+                // (more on a small κ, attack R15-3).
+                m.ticks(m.spec.kept_headers() + 3).map_err(err(MEM_ID))?;
                 let mut rep = LmcReport::default();
                 for c in m.chain_ids() {
                     m.relay_bob_to(c, &mut rep).map_err(err(MEM_ID))?;
