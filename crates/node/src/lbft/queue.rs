@@ -74,6 +74,10 @@ pub enum QueueMutation {
     /// Every batch's round-robin starts from the mempool's first sender
     /// (the rule before attack r6).
     RoundRobinFromOldest,
+    /// A sender whose next transaction did not fit the batch's gas is not
+    /// visited first in the next batch, and the round ends at every batch
+    /// not full by count (the rule before attack r8 [1]).
+    GasCutForgotten,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -85,6 +89,9 @@ pub struct Cut {
     /// the share.
     pub give_up: Vec<Hash32>,
 }
+
+/// One sender's transactions in nonce order, from the mempool.
+type Queue<'p> = Box<dyn Iterator<Item = &'p VerifiedTx> + 'p>;
 
 /// What the first pass found at one sender.
 enum Visit {
@@ -110,6 +117,9 @@ pub struct ProposalQueue {
     max_unexecuted: u32,
     /// Senders the current round-robin round has served (module docs).
     served: HashSet<Address>,
+    /// Senders whose next transaction did not fit the last batch's gas,
+    /// in the order it left them: the next batch visits them first.
+    waiting: Vec<Address>,
     #[cfg(feature = "mutants")]
     pub mutation: Option<QueueMutation>,
     #[cfg(feature = "mutants")]
@@ -125,6 +135,7 @@ impl ProposalQueue {
             unexecuted: HashMap::new(),
             max_unexecuted: max_unexecuted.max(1),
             served: HashSet::new(),
+            waiting: Vec::new(),
             #[cfg(feature = "mutants")]
             mutation: None,
             #[cfg(feature = "mutants")]
@@ -154,7 +165,7 @@ impl ProposalQueue {
     /// sender's in nonce order without gaps, senders round-robin with the
     /// round going on across batches (module docs); what it takes is in
     /// flight from now on.
-    pub fn cut(&mut self, epoch: u64, pool: &Mempool, max_txs: usize, budget: u64) -> Cut {
+    pub fn cut<'p>(&mut self, epoch: u64, pool: &'p Mempool, max_txs: usize, budget: u64) -> Cut {
         let mut cut = Cut::default();
         let mut taken = Vec::new();
         let mut txs = Vec::new();
@@ -168,6 +179,14 @@ impl ProposalQueue {
             self.served.clear();
         }
         let mut served = std::mem::take(&mut self.served);
+        let mut waiting = std::mem::take(&mut self.waiting);
+        #[cfg(feature = "mutants")]
+        let gas_cut_forgotten = self.mutation == Some(QueueMutation::GasCutForgotten);
+        #[cfg(not(feature = "mutants"))]
+        let gas_cut_forgotten = false;
+        if gas_cut_forgotten {
+            waiting.clear();
+        }
         // Takes the sender's next transaction if it may go.
         let mut take_one = |q: &mut dyn Iterator<Item = &VerifiedTx>, first: bool| loop {
             if taken.len() >= max_txs {
@@ -195,47 +214,66 @@ impl ProposalQueue {
             txs.push(v.tx.to_bytes());
             return Visit::Took;
         };
-        // First pass: one transaction from each sender the round has not
-        // served, in the mempool's order; once they are all visited the
-        // round ends and a new one goes on from the first sender (those
-        // this pass visited wait for the next batch). Only until the batch
-        // is full: a large pool is not walked whole every epoch.
-        let mut active = Vec::new();
+        // First pass: the senders whose next transaction did not fit the
+        // last batch (in the order they were left), then one transaction
+        // from each sender the round has not served, in the mempool's
+        // order. Once they are all served the round ends and a new one goes
+        // on from the first sender (those this pass visited wait for the
+        // next batch); while one of them waits for gas, the round goes on.
+        // Only until the batch is full: a large pool is not walked whole
+        // every epoch.
+        let mut active: Vec<Queue<'p>> = Vec::new();
         let mut visited = HashSet::new();
+        let mut left = Vec::new();
         let mut full = false;
+        let mut visit = |sender: Address,
+                         mut q: Queue<'p>,
+                         visited: &mut HashSet<Address>,
+                         left: &mut Vec<Address>,
+                         served: &mut HashSet<Address>| {
+            visited.insert(sender);
+            match take_one(&mut q, true) {
+                Visit::Full => return true,
+                Visit::NoGas => left.push(sender),
+                Visit::Done => {
+                    served.insert(sender);
+                }
+                Visit::Took => {
+                    served.insert(sender);
+                    active.push(q);
+                }
+            }
+            false
+        };
+        for sender in waiting.drain(..) {
+            if !full && !served.contains(&sender) && pool.sender_queue(&sender).next().is_some() {
+                full = visit(sender, Box::new(pool.sender_queue(&sender)), &mut visited, &mut left, &mut served);
+            }
+            if full {
+                // Still waiting, in the same order.
+                left.push(sender);
+            }
+        }
         for new_round in [false, true] {
+            if full || (new_round && !left.is_empty() && !gas_cut_forgotten) {
+                break;
+            }
             if new_round {
                 served.clear();
             }
             for q in pool.queues() {
                 let mut q = q.peekable();
                 let Some(sender) = q.peek().map(|v| v.sender) else { continue };
-                if served.contains(&sender) || (new_round && visited.contains(&sender)) {
+                if served.contains(&sender) || visited.contains(&sender) {
                     continue;
                 }
-                match take_one(&mut q, true) {
-                    Visit::Full => {
-                        full = true;
-                        break;
-                    }
-                    Visit::NoGas => {
-                        visited.insert(sender);
-                    }
-                    Visit::Done => {
-                        visited.insert(sender);
-                        served.insert(sender);
-                    }
-                    Visit::Took => {
-                        visited.insert(sender);
-                        served.insert(sender);
-                        active.push(q);
-                    }
+                if visit(sender, Box::new(q), &mut visited, &mut left, &mut served) {
+                    full = true;
+                    break;
                 }
             }
-            if full {
-                break;
-            }
         }
+        drop(visit);
         // Further passes: round-robin over the senders the first one took from.
         while !full && !active.is_empty() {
             active.retain_mut(|q| match take_one(q, false) {
@@ -254,6 +292,7 @@ impl ProposalQueue {
             served.retain(|a| present.contains(a));
         }
         self.served = served;
+        self.waiting = left;
         cut.txs = txs;
         for h in taken {
             self.in_flight.insert(h, epoch);
@@ -312,6 +351,25 @@ impl ProposalQueue {
         });
         // The counts of transactions that left the mempool are dropped.
         unexecuted.retain(|h, _| pool.contains(h));
+    }
+
+    /// Epoch `epoch` delivered this validator's own batch, and execution
+    /// left `h` unexecuted because its sender cannot pay for it (its
+    /// balance does not cover value and gas at its turn, in its sender's
+    /// nonce order): whether this validator proposed `h` for that epoch,
+    /// that is, in the accepted batch. If so it is forgotten here, and the
+    /// caller evicts it from the mempool at once with its sender's later
+    /// transactions (attack r8 [2]), as a block builder's rejection does
+    /// under PBFT: proposed again it would only take gas share it never
+    /// pays for. Only the sender's own transactions drain its account (the
+    /// mempool admitted this one against its committed balance): it sent
+    /// another of the same nonce, or spent more, elsewhere.
+    pub fn cannot_pay(&mut self, epoch: u64, h: &Hash32) -> bool {
+        if self.in_flight.get(h) != Some(&epoch) {
+            return false;
+        }
+        self.forget(h);
+        true
     }
 
     /// Given-up transactions left the mempool: forget them.
