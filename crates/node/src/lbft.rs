@@ -71,7 +71,9 @@
 //! execute is proposed again while the mempool holds it — given up only
 //! after [`MAX_UNEXECUTED_DELIVERIES`] deliveries of this validator's own
 //! accepted batch that left it unexecuted (nothing other validators
-//! propose counts).
+//! propose counts), or at once when its sender could not pay for it there
+//! (it leaves the mempool with its sender's later transactions, logged
+//! like a transaction given up).
 //! A transaction whose gas limit exceeds `block_gas_limit / n` (one
 //! validator's share of a block) could never be proposed under LBFT: it is
 //! refused at submission ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]).
@@ -130,9 +132,10 @@ pub use queue::{Cut, ProposalQueue};
 /// Deliveries of this validator's own accepted batch that leave a
 /// transaction unexecuted before the proposal queue gives it up
 /// ([`queue`]'s retry rule). Such a delivery ordered the transaction in
-/// its sender's nonce order and it still did not execute (its sender can
-/// no longer pay for it, say); batches that lost the agreement and other
-/// validators' copies count nothing.
+/// its sender's nonce order and it still did not execute (its predecessor
+/// never arrived, say; one its sender can no longer pay for leaves at
+/// once, [`ProposalQueue::cannot_pay`]); batches that lost the agreement
+/// and other validators' copies count nothing.
 pub const MAX_UNEXECUTED_DELIVERIES: u32 = 64;
 
 /// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
@@ -511,7 +514,7 @@ impl LbftEngine {
 
     /// Whether a transaction this validator's own delivered batch left
     /// unexecuted because its sender cannot pay leaves the mempool at once
-    /// (the proposal queue's `cannot_pay`; off only for a planted bug).
+    /// ([`ProposalQueue::cannot_pay`]; off only for a planted bug).
     fn evicts_unpayable(&self) -> bool {
         #[cfg(feature = "mutants")]
         if self.settings.mutation == Some(LbftMutation::UnpayableKept) {
@@ -753,7 +756,7 @@ impl LbftEngine {
             .map_err(|e| format!("cannot commit epoch {}: {e}", d.epoch))?;
         // Local mempool policy, not block content: what this validator's
         // own accepted batch carried and its sender could not pay for
-        // leaves the mempool now (the proposal queue's `cannot_pay`).
+        // leaves the mempool now ([`ProposalQueue::cannot_pay`]).
         if self.evicts_unpayable() && d.batches.iter().any(|b| b.proposer == self.cfg.me) {
             for (h, why) in unpayable {
                 if self.queue.cannot_pay(d.epoch, &h) {

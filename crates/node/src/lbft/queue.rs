@@ -38,20 +38,34 @@
 //! order, and **the round goes on across batches** (attack r6 [3]): a
 //! batch's first pass visits the senders not yet served in the current
 //! round, in the mempool's order ([`Mempool::queues`]); once it has
-//! visited them all, the round ends and the pass goes on from the
+//! served them all, the round ends and the pass goes on from the
 //! mempool's first sender in a new one. A sender counts as served once
 //! the first pass took its next transaction or found it in flight (or gave
-//! it up); one whose next transaction did not fit the gas left stays
-//! unserved, so the next pass reaches it before the senders behind it.
-//! Each batch either takes one transaction from each of `max_txs`
-//! unserved senders or ends the round: a sender pending when a round
-//! starts is visited within ⌈senders / `max_txs`⌉ batches, however many
-//! senders ahead of it keep their queues full (one whose transaction did
-//! not fit the gas left then is visited again before the senders behind
-//! it, where the batch is emptier). The rule depends only on the mempool's
-//! order and what this queue did; it shapes only this validator's own
-//! proposals (every validator checks a batch by its contents, never by
-//! how it was cut).
+//! it up). **A sender whose next transaction did not fit the gas left
+//! stays unserved and goes first in the next batch** (attack r8 [1]): the
+//! next batch's first pass visits those senders before any other, in the
+//! order they were left out, and the round does not end while one of them
+//! waits. So whatever fills a batch (count or gas), each batch serves at
+//! least one sender the round has not served (the first one visited fits
+//! an empty batch): a round lasts at most one batch per sender it serves,
+//! and ⌈senders / `max_txs`⌉ batches when batches fill by count; a sender
+//! left out for gas is served within as many batches as there are
+//! senders left out before it (they keep their order, and those left out
+//! later queue behind them). The mempool's gas-price order
+//! decides who goes first within a round, never who is not reached: a
+//! sender that keeps one transaction of a whole gas share queued at a
+//! higher price takes one batch per round, not every batch. The rule
+//! depends only on the mempool's order and what this queue did; it
+//! shapes only this validator's own proposals (every validator checks a
+//! batch by its contents, never by how it was cut).
+//!
+//! A transaction this validator's own delivered batch left unexecuted
+//! because its sender cannot pay for it (balance below value and gas at
+//! its turn) is evicted at once with its sender's later transactions
+//! ([`ProposalQueue::cannot_pay`], attack r8 [2]), as a block builder's
+//! rejection evicts it under PBFT; the `max_unexecuted` bound is for the
+//! other reasons (a predecessor that never arrived, say). Eviction is this
+//! validator's mempool policy, not block content.
 use gridledger_core::{Address, Hash32};
 use gridledger_ledger::mempool::Mempool;
 use gridledger_ledger::VerifiedTx;
@@ -273,7 +287,6 @@ impl ProposalQueue {
                 }
             }
         }
-        drop(visit);
         // Further passes: round-robin over the senders the first one took from.
         while !full && !active.is_empty() {
             active.retain_mut(|q| match take_one(q, false) {
@@ -575,5 +588,59 @@ mod tests {
             q.delivered(e, &pool);
         }
         assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2], vec![3, 4], vec![0, 1]]);
+    }
+
+    /// Attack r8 [1]: every transaction has a gas limit of the whole
+    /// budget. Sender 0 (gas price 2, first in the mempool's order) keeps
+    /// two queued; senders 1, 2 and 3 (price 1) have one each. Each batch
+    /// holds one transaction; those left out for gas go first in the next
+    /// batches, in their order, and sender 0 waits for the round to end:
+    /// 0, 1, 2, 3, then 0 again — not 0 in every batch.
+    #[test]
+    fn senders_left_out_for_gas_go_first_in_the_next_batches() {
+        let budget = 4 * TRANSFER_GAS;
+        let mut pool = Mempool::new(64, 16);
+        for from in 1..4 {
+            pool.admit(vtx(from, 0, budget, 1), &RICH).unwrap();
+        }
+        let who: HashMap<gridledger_core::Address, usize> = (0..4).map(|i| (dev_key(i).address(), i)).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let zero = dev_key(0).address();
+        let mut next = 0u64;
+        let mut order = Vec::new();
+        for e in 0..6 {
+            while next < accounts.get(&zero).copied().unwrap_or(0) + 2 {
+                let acct = Account { nonce: accounts.get(&zero).copied().unwrap_or(0), ..RICH };
+                pool.admit(vtx(0, next, budget, 2), &acct).unwrap();
+                next += 1;
+            }
+            let txs: Vec<SignedTransaction> = q.cut(e, &pool, 10, budget).txs.iter().map(|r| decode(r)).collect();
+            order.push(txs.iter().map(|t| who[&t.sender()]).collect::<Vec<_>>());
+            for t in &txs {
+                *accounts.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        assert_eq!(order, vec![vec![0], vec![1], vec![2], vec![3], vec![0], vec![0]]);
+    }
+
+    /// Attack r8 [2]: only a transaction this validator proposed for the
+    /// delivered epoch counts as its own batch's unpayable one (and is
+    /// forgotten, for the caller to evict).
+    #[test]
+    fn cannot_pay_covers_only_what_this_validator_proposed_for_the_epoch() {
+        let mut pool = Mempool::new(16, 16);
+        let a = pool.admit(vtx(0, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        let b = pool.admit(vtx(1, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        let mut q = ProposalQueue::new(100);
+        assert_eq!(q.cut(3, &pool, 1, 10 * TRANSFER_GAS).txs.len(), 1);
+        let (taken, other) = if q.is_in_flight(&a) { (a, b) } else { (b, a) };
+        assert!(!q.cannot_pay(2, &taken), "proposed for another epoch");
+        assert!(!q.cannot_pay(3, &other), "not proposed by this validator");
+        assert!(q.cannot_pay(3, &taken));
+        assert!(!q.is_in_flight(&taken), "forgotten");
     }
 }
