@@ -374,6 +374,12 @@ impl Mempool {
         self.heads.iter().filter_map(|(_, a)| self.senders.get(a)).map(|q| q.txs.values().map(|e| &e.v))
     }
 
+    /// One sender's pending transactions in nonce order (none if it has
+    /// none); nothing is copied.
+    pub fn sender_queue(&self, sender: &Address) -> impl Iterator<Item = &VerifiedTx> {
+        self.senders.get(sender).into_iter().flat_map(|q| q.txs.values().map(|e| &e.v))
+    }
+
     /// Drops what the committed state has made stale: every transaction whose
     /// nonce is below its sender's committed nonce, and all of a sender's
     /// transactions if the queue no longer starts at the committed nonce.

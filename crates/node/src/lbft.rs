@@ -71,7 +71,9 @@
 //! execute is proposed again while the mempool holds it — given up only
 //! after [`MAX_UNEXECUTED_DELIVERIES`] deliveries of this validator's own
 //! accepted batch that left it unexecuted (nothing other validators
-//! propose counts).
+//! propose counts), or at once when its sender could not pay for it there
+//! (it leaves the mempool with its sender's later transactions, logged
+//! like a transaction given up).
 //! A transaction whose gas limit exceeds `block_gas_limit / n` (one
 //! validator's share of a block) could never be proposed under LBFT: it is
 //! refused at submission ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]).
@@ -130,9 +132,10 @@ pub use queue::{Cut, ProposalQueue};
 /// Deliveries of this validator's own accepted batch that leave a
 /// transaction unexecuted before the proposal queue gives it up
 /// ([`queue`]'s retry rule). Such a delivery ordered the transaction in
-/// its sender's nonce order and it still did not execute (its sender can
-/// no longer pay for it, say); batches that lost the agreement and other
-/// validators' copies count nothing.
+/// its sender's nonce order and it still did not execute (its predecessor
+/// never arrived, say; one its sender can no longer pay for leaves at
+/// once, [`ProposalQueue::cannot_pay`]); batches that lost the agreement
+/// and other validators' copies count nothing.
 pub const MAX_UNEXECUTED_DELIVERIES: u32 = 64;
 
 /// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
@@ -232,6 +235,10 @@ pub enum LbftMutation {
     /// `retain_epochs` epochs as a duplicate, executed or not (the rule
     /// before attack r6).
     DeliveredDeduplicated,
+    /// A transaction this validator's own delivered batch left unexecuted
+    /// because its sender cannot pay stays in the mempool, proposed again
+    /// until [`MAX_UNEXECUTED_DELIVERIES`] (the rule before attack r8 [2]).
+    UnpayableKept,
 }
 
 impl Default for LbftSettings {
@@ -505,6 +512,17 @@ impl LbftEngine {
         true
     }
 
+    /// Whether a transaction this validator's own delivered batch left
+    /// unexecuted because its sender cannot pay leaves the mempool at once
+    /// ([`ProposalQueue::cannot_pay`]; off only for a planted bug).
+    fn evicts_unpayable(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.settings.mutation == Some(LbftMutation::UnpayableKept) {
+            return false;
+        }
+        true
+    }
+
     /// The next epoch this validator delivers.
     pub fn epoch(&self) -> u64 {
         self.replica.epoch()
@@ -730,11 +748,23 @@ impl LbftEngine {
         let aux: Vec<(&str, &[u8])> =
             vec![(key.as_str(), &record), (dups.as_str(), &suppressed), (STATE_KEY, &state), (PROPOSED_KEY, &proposed)];
         let mut chain = self.shared.chain();
-        let block = execute(&chain, &self.validators, &self.verified, d, delivery, self.defer_gaps())?;
+        let mut unpayable = Vec::new();
+        let block = execute(&chain, &self.validators, &self.verified, d, delivery, self.defer_gaps(), &mut unpayable)?;
         let notice = block.as_ref().map(|ex| (ex.block.clone(), ex.receipts.clone()));
         chain
             .commit_with_aux(block.into_iter().collect(), &aux)
             .map_err(|e| format!("cannot commit epoch {}: {e}", d.epoch))?;
+        // Local mempool policy, not block content: what this validator's
+        // own accepted batch carried and its sender could not pay for
+        // leaves the mempool now ([`ProposalQueue::cannot_pay`]).
+        if self.evicts_unpayable() && d.batches.iter().any(|b| b.proposer == self.cfg.me) {
+            for (h, why) in unpayable {
+                if self.queue.cannot_pay(d.epoch, &h) {
+                    tracing::warn!(tx = %h, epoch = d.epoch, "LBFT: evicting a pending transaction: {why}");
+                    chain.evict_pending(&h);
+                }
+            }
+        }
         drop(chain);
         if let Some((block, receipts)) = notice {
             tracing::info!(height = block.header.height, epoch = d.epoch, txs = block.txs.len(), "committed block");
@@ -976,7 +1006,8 @@ pub fn validity(shared: Arc<Shared>, verified: Arc<Mutex<HashSet<Hash32>>>, n: u
 }
 
 /// Executes an epoch's delivered transactions as the next block, skipping
-/// those that do not execute; `None` when none does.
+/// those that do not execute; `None` when none does. Those skipped because
+/// their sender cannot pay for them are added to `unpayable`, with why.
 fn execute(
     chain: &gridledger_ledger::Chain,
     validators: &[PublicKey],
@@ -984,6 +1015,7 @@ fn execute(
     d: &DeliveredEpoch<Sig>,
     delivery: &Delivery,
     defer_gaps: bool,
+    unpayable: &mut Vec<(Hash32, String)>,
 ) -> Result<Option<ExecutedBlock>, String> {
     if delivery.txs.is_empty() {
         return Ok(None);
@@ -1014,10 +1046,20 @@ fn execute(
     // Per sender, transactions delivered ahead of their predecessor in this
     // epoch, by nonce: each runs right after its predecessor (see the
     // module docs); what is still waiting at the end is skipped.
-    let mut waiting: HashMap<Address, BTreeMap<u64, SignedTransaction>> = HashMap::new();
+    let mut waiting: HashMap<Address, BTreeMap<u64, (Hash32, SignedTransaction)>> = HashMap::new();
+    // Runs one transaction; one its sender cannot pay for goes to `unpayable`.
+    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction| match b.push(stx) {
+        Ok(_) => true,
+        Err(e @ gridledger_ledger::TxRejected::Balance { .. }) => {
+            unpayable.push((h, e.to_string()));
+            false
+        }
+        Err(_) => false,
+    };
     for raw in &delivery.txs {
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
-        match chain.store().tx_location(&stx.hash()) {
+        let h = stx.hash();
+        match chain.store().tx_location(&h) {
             Ok(Some(_)) => continue,
             Ok(None) => {}
             Err(e) => return Err(format!("reading the transaction index: {e}")),
@@ -1027,14 +1069,14 @@ fn execute(
         }
         let sender = stx.sender();
         if defer_gaps && stx.tx.nonce > b.state().account(&sender).nonce {
-            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert(stx);
+            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx));
             continue;
         }
-        if b.push(stx).is_ok() {
+        if push(&mut b, h, stx) {
             included += 1;
             let Some(w) = waiting.get_mut(&sender) else { continue };
-            while let Some(next) = w.remove(&b.state().account(&sender).nonce) {
-                if b.push(next).is_err() {
+            while let Some((h, next)) = w.remove(&b.state().account(&sender).nonce) {
+                if !push(&mut b, h, next) {
                     break;
                 }
                 included += 1;

@@ -39,7 +39,15 @@
 //! [1] needs the flooder's gas price above the others' (at an equal price
 //! a later arrival of its next transaction puts it behind them).
 //!
-//! Run them with `cargo test -p gridledger-node --test attack_lbft_r8 -- --include-ignored`.
+//! Both findings are fixed (no longer ignored): a sender whose next
+//! transaction did not fit a batch's gas is visited first in the next
+//! batch and the round goes on until it is served; a transaction the
+//! validator's own delivered batch left unexecuted because its sender
+//! cannot pay leaves the mempool at once. Planted bugs
+//! `QueueMutation::GasCutForgotten` and `LbftMutation::UnpayableKept`
+//! (`tests/mutants.rs`) bring each back.
+//!
+//! Run them with `cargo test -p gridledger-node --test attack_lbft_r8`.
 
 mod common;
 use common::lbft::{admit, committed, stored_epochs, within, Net, Validator, N};
@@ -123,10 +131,9 @@ fn h_taken_behind(f_gas: u64) -> (Option<u64>, u64) {
 /// transfer should be taken within a few batches (the queue's module docs:
 /// a sender whose transaction did not fit "stays unserved, so the next
 /// pass reaches it before the senders behind it"; a sender pending when a
-/// round starts is visited within ⌈senders / max_txs⌉ batches). Today F
-/// takes all 20 batches and H none.
+/// round starts is visited within ⌈senders / max_txs⌉ batches). Before
+/// the fix F took all 20 batches and H none.
 #[test]
-#[ignore = "attack r8: a share-sized sender first in the mempool's order takes every batch; the others are never served"]
 fn a_share_sized_sender_first_in_order_does_not_take_every_batch() {
     let (at, f_done) = h_taken_behind(share());
     assert!(
@@ -147,11 +154,10 @@ fn control_ordinary_transfers_share_the_first_batch() {
 /// [1], four in-process validators: at validator 2 dev account 0 keeps
 /// transfers with `gas_limit` = the share (gas price 2) queued, and dev
 /// account 1 sends one ordinary transfer (gas price 1). The transfer should
-/// commit within a few of account 0's commits; today it waits until
-/// account 0 stops (account 0 committed 15 share-sized transfers, paying
-/// 15 transfers' gas, while account 1's waited).
+/// commit within a few of account 0's commits; before the fix it waited
+/// until account 0 stopped (account 0 committed 15 share-sized transfers,
+/// paying 15 transfers' gas, while account 1's waited).
 #[test]
-#[ignore = "attack r8: one client keeping share-sized transactions queued censors the validator's other clients"]
 fn a_share_sized_flooder_does_not_censor_the_validators_other_clients() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::new(dir.path());
@@ -199,39 +205,17 @@ fn a_share_sized_flooder_does_not_censor_the_validators_other_clients() {
 /// again after every delivery. What should happen: once a delivery of the
 /// validator's own batch left it unexecuted for lack of balance it leaves
 /// the mempool (as a block builder's rejection evicts it under PBFT) —
-/// at most 2 of validator 2's batches carry it. Today: 64.
+/// at most 2 of validator 2's batches carry it. Before the fix: 64. (The
+/// scenario is `common::lbft::unpayable_share_sized`, which the planted
+/// bug `LbftMutation::UnpayableKept` in `mutants` shares.)
 #[test]
-#[ignore = "attack r8: an unpayable share-sized transaction fills 64 of the validator's batches for free"]
 fn an_unpayable_transaction_is_not_proposed_for_64_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = Net::new(dir.path());
-    let budget = share();
-    let v1 = net.start(1, SimDisk::new());
-    let v2 = net.start(2, SimDisk::new());
-    // Dev accounts hold 1e9; a transfer costs TRANSFER_GAS at price 1.
-    let drain = raw(1, 0, TRANSFER_GAS, 1, 1_000_000_000 - u128::from(TRANSFER_GAS) - 10);
-    let r = admit(&v1, std::slice::from_ref(&drain));
-    assert!(r[0].is_ok(), "{r:?}");
-    let stuck = raw(1, 1, budget, 1, 1);
-    let r = admit(&v2, &[raw(1, 0, TRANSFER_GAS, 1, 1), stuck.clone()]);
-    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
-    let stuck_hash = r[1].clone().unwrap();
-    let drain_hash = v1.node.shared.rules.check(&drain).unwrap().hash;
-    let v0 = net.start(0, SimDisk::new());
-    let v3 = net.start(3, SimDisk::new());
-    assert!(within(60, || committed(&v2, &drain_hash)), "the drain commits");
-    let pending = || v2.node.shared.chain().mempool().contains(&stuck_hash);
-    // It leaves the mempool sooner or later (given up at the latest after 64).
-    let left = within(120, || !pending());
-    let proposals = stored_epochs(&v2)
-        .iter()
-        .filter(|d| d.batches.iter().any(|b| b.proposer == 2 && b.batch.txs.contains(&stuck)))
-        .count();
-    drop((v0, v3));
+    let seen = common::lbft::unpayable_share_sized(|_| {});
     assert!(
-        left && proposals <= 2,
-        "the unpayable transaction left validator 2's mempool: {left}; validator 2's delivered batches carrying \
-         it: {proposals}"
+        seen.left && seen.proposals <= 2,
+        "the unpayable transaction left validator 2's mempool: {}; validator 2's delivered batches carrying it: {}",
+        seen.left,
+        seen.proposals
     );
 }
 

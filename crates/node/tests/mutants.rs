@@ -158,7 +158,7 @@ fn the_simulator_catches_the_replica_bugs_with_pipelining_off() {
 /// The LBFT engine's planted bugs, each caught by the scenario of the rule
 /// it breaks; each scenario passes without the bug (the control).
 mod lbft {
-    use super::common::lbft::{admit, copied_next_nonce, early_next_nonce, tx, Net, N};
+    use super::common::lbft::{admit, copied_next_nonce, early_next_nonce, tx, unpayable_share_sized, Net, N};
     use gridledger_core::{Amount, Hash32};
     use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
     use gridledger_ledger::fault::SimDisk;
@@ -170,12 +170,17 @@ mod lbft {
     const RICH: Account = Account { balance: Amount(1_000_000_000_000), nonce: 0 };
 
     fn vtx(from: usize, nonce: u64, gas: u64) -> VerifiedTx {
+        vtx_at(from, nonce, gas, 1)
+    }
+
+    /// A transfer at gas price `price`.
+    fn vtx_at(from: usize, nonce: u64, gas: u64, price: u128) -> VerifiedTx {
         Transaction {
             chain_id: 1,
             sender: dev_key(from).public(),
             nonce,
             gas_limit: gas,
-            gas_price: Amount(1),
+            gas_price: Amount(price),
             kind: TxKind::Transfer { to: dev_key(9).address(), amount: Amount(1) },
         }
         .sign(&dev_key(from))
@@ -317,6 +322,62 @@ mod lbft {
             Some(10),
             "the bug starves the victim until the three queues are drained"
         );
+    }
+
+    /// [`QueueMutation::GasCutForgotten`]: sender 0 (gas price 2, first in
+    /// the mempool's order) keeps two transactions with gas limit = the
+    /// whole budget queued, sender 1 (price 1) has one transfer, and every
+    /// batch executes whole. Sender 1's transfer, left out of the first
+    /// batch for gas, must go first in the second; the epoch it was taken
+    /// in.
+    fn taken_behind_a_budget_sized_sender(m: Option<QueueMutation>) -> Option<u64> {
+        let budget = 4 * TRANSFER_GAS;
+        let mut pool = Mempool::new(64, 16);
+        let h = pool.admit(vtx(1, 0, TRANSFER_GAS), &RICH).unwrap();
+        let f = dev_key(0).address();
+        let mut q = queue(m);
+        let (mut done, mut next) = (0u64, 0u64);
+        for e in 0..10 {
+            while next < done + 2 {
+                pool.admit(vtx_at(0, next, budget, 2), &Account { nonce: done, ..RICH }).unwrap();
+                next += 1;
+            }
+            let txs: Vec<SignedTransaction> = q
+                .cut(e, &pool, 10, budget)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            if txs.iter().any(|t| t.hash() == h) {
+                return Some(e);
+            }
+            done += txs.iter().filter(|t| t.sender() == f).count() as u64;
+            pool.prune([f], |_| Account { nonce: done, ..RICH });
+            q.delivered(e, &pool);
+        }
+        None
+    }
+
+    #[test]
+    fn a_gas_cut_sender_not_served_first_next_batch_is_caught() {
+        assert_eq!(taken_behind_a_budget_sized_sender(None), Some(1), "control: taken in the second batch");
+        assert_eq!(
+            taken_behind_a_budget_sized_sender(Some(QueueMutation::GasCutForgotten)),
+            None,
+            "the bug lets sender 0 take every batch"
+        );
+    }
+
+    /// [`LbftMutation::UnpayableKept`]: a transaction validator 2's own
+    /// delivered batch left unexecuted because its sender cannot pay (attack
+    /// r8 [2]) must leave its mempool after that delivery, not be proposed
+    /// again.
+    #[test]
+    fn an_unpayable_transaction_kept_is_caught() {
+        let control = unpayable_share_sized(|_| {});
+        assert!(control.left && control.proposals <= 2, "control: evicted after its delivery: {control:?}");
+        let planted = unpayable_share_sized(|s| s.mutation = Some(LbftMutation::UnpayableKept));
+        assert!(!planted.left && planted.proposals > 2, "the bug proposes it again: {planted:?}");
     }
 
     /// [`LbftMutation::DeliveredDeduplicated`]: a Byzantine validator

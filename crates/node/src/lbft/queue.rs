@@ -38,20 +38,34 @@
 //! order, and **the round goes on across batches** (attack r6 [3]): a
 //! batch's first pass visits the senders not yet served in the current
 //! round, in the mempool's order ([`Mempool::queues`]); once it has
-//! visited them all, the round ends and the pass goes on from the
+//! served them all, the round ends and the pass goes on from the
 //! mempool's first sender in a new one. A sender counts as served once
 //! the first pass took its next transaction or found it in flight (or gave
-//! it up); one whose next transaction did not fit the gas left stays
-//! unserved, so the next pass reaches it before the senders behind it.
-//! Each batch either takes one transaction from each of `max_txs`
-//! unserved senders or ends the round: a sender pending when a round
-//! starts is visited within ⌈senders / `max_txs`⌉ batches, however many
-//! senders ahead of it keep their queues full (one whose transaction did
-//! not fit the gas left then is visited again before the senders behind
-//! it, where the batch is emptier). The rule depends only on the mempool's
-//! order and what this queue did; it shapes only this validator's own
-//! proposals (every validator checks a batch by its contents, never by
-//! how it was cut).
+//! it up). **A sender whose next transaction did not fit the gas left
+//! stays unserved and goes first in the next batch** (attack r8 [1]): the
+//! next batch's first pass visits those senders before any other, in the
+//! order they were left out, and the round does not end while one of them
+//! waits. So whatever fills a batch (count or gas), each batch serves at
+//! least one sender the round has not served (the first one visited fits
+//! an empty batch): a round lasts at most one batch per sender it serves,
+//! and ⌈senders / `max_txs`⌉ batches when batches fill by count; a sender
+//! left out for gas is served within as many batches as there are
+//! senders left out before it (they keep their order, and those left out
+//! later queue behind them). The mempool's gas-price order
+//! decides who goes first within a round, never who is not reached: a
+//! sender that keeps one transaction of a whole gas share queued at a
+//! higher price takes one batch per round, not every batch. The rule
+//! depends only on the mempool's order and what this queue did; it
+//! shapes only this validator's own proposals (every validator checks a
+//! batch by its contents, never by how it was cut).
+//!
+//! A transaction this validator's own delivered batch left unexecuted
+//! because its sender cannot pay for it (balance below value and gas at
+//! its turn) is evicted at once with its sender's later transactions
+//! ([`ProposalQueue::cannot_pay`], attack r8 [2]), as a block builder's
+//! rejection evicts it under PBFT; the `max_unexecuted` bound is for the
+//! other reasons (a predecessor that never arrived, say). Eviction is this
+//! validator's mempool policy, not block content.
 use gridledger_core::{Address, Hash32};
 use gridledger_ledger::mempool::Mempool;
 use gridledger_ledger::VerifiedTx;
@@ -74,6 +88,10 @@ pub enum QueueMutation {
     /// Every batch's round-robin starts from the mempool's first sender
     /// (the rule before attack r6).
     RoundRobinFromOldest,
+    /// A sender whose next transaction did not fit the batch's gas is not
+    /// visited first in the next batch, and the round ends at every batch
+    /// not full by count (the rule before attack r8 [1]).
+    GasCutForgotten,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -85,6 +103,9 @@ pub struct Cut {
     /// the share.
     pub give_up: Vec<Hash32>,
 }
+
+/// One sender's transactions in nonce order, from the mempool.
+type Queue<'p> = Box<dyn Iterator<Item = &'p VerifiedTx> + 'p>;
 
 /// What the first pass found at one sender.
 enum Visit {
@@ -110,6 +131,9 @@ pub struct ProposalQueue {
     max_unexecuted: u32,
     /// Senders the current round-robin round has served (module docs).
     served: HashSet<Address>,
+    /// Senders whose next transaction did not fit the last batch's gas,
+    /// in the order it left them: the next batch visits them first.
+    waiting: Vec<Address>,
     #[cfg(feature = "mutants")]
     pub mutation: Option<QueueMutation>,
     #[cfg(feature = "mutants")]
@@ -125,6 +149,7 @@ impl ProposalQueue {
             unexecuted: HashMap::new(),
             max_unexecuted: max_unexecuted.max(1),
             served: HashSet::new(),
+            waiting: Vec::new(),
             #[cfg(feature = "mutants")]
             mutation: None,
             #[cfg(feature = "mutants")]
@@ -154,7 +179,7 @@ impl ProposalQueue {
     /// sender's in nonce order without gaps, senders round-robin with the
     /// round going on across batches (module docs); what it takes is in
     /// flight from now on.
-    pub fn cut(&mut self, epoch: u64, pool: &Mempool, max_txs: usize, budget: u64) -> Cut {
+    pub fn cut<'p>(&mut self, epoch: u64, pool: &'p Mempool, max_txs: usize, budget: u64) -> Cut {
         let mut cut = Cut::default();
         let mut taken = Vec::new();
         let mut txs = Vec::new();
@@ -168,6 +193,14 @@ impl ProposalQueue {
             self.served.clear();
         }
         let mut served = std::mem::take(&mut self.served);
+        let mut waiting = std::mem::take(&mut self.waiting);
+        #[cfg(feature = "mutants")]
+        let gas_cut_forgotten = self.mutation == Some(QueueMutation::GasCutForgotten);
+        #[cfg(not(feature = "mutants"))]
+        let gas_cut_forgotten = false;
+        if gas_cut_forgotten {
+            waiting.clear();
+        }
         // Takes the sender's next transaction if it may go.
         let mut take_one = |q: &mut dyn Iterator<Item = &VerifiedTx>, first: bool| loop {
             if taken.len() >= max_txs {
@@ -195,45 +228,63 @@ impl ProposalQueue {
             txs.push(v.tx.to_bytes());
             return Visit::Took;
         };
-        // First pass: one transaction from each sender the round has not
-        // served, in the mempool's order; once they are all visited the
-        // round ends and a new one goes on from the first sender (those
-        // this pass visited wait for the next batch). Only until the batch
-        // is full: a large pool is not walked whole every epoch.
-        let mut active = Vec::new();
+        // First pass: the senders whose next transaction did not fit the
+        // last batch (in the order they were left), then one transaction
+        // from each sender the round has not served, in the mempool's
+        // order. Once they are all served the round ends and a new one goes
+        // on from the first sender (those this pass visited wait for the
+        // next batch); while one of them waits for gas, the round goes on.
+        // Only until the batch is full: a large pool is not walked whole
+        // every epoch.
+        let mut active: Vec<Queue<'p>> = Vec::new();
         let mut visited = HashSet::new();
+        let mut left = Vec::new();
         let mut full = false;
+        let mut visit = |sender: Address,
+                         mut q: Queue<'p>,
+                         visited: &mut HashSet<Address>,
+                         left: &mut Vec<Address>,
+                         served: &mut HashSet<Address>| {
+            visited.insert(sender);
+            match take_one(&mut q, true) {
+                Visit::Full => return true,
+                Visit::NoGas => left.push(sender),
+                Visit::Done => {
+                    served.insert(sender);
+                }
+                Visit::Took => {
+                    served.insert(sender);
+                    active.push(q);
+                }
+            }
+            false
+        };
+        for sender in waiting.drain(..) {
+            if !full && !served.contains(&sender) && pool.sender_queue(&sender).next().is_some() {
+                full = visit(sender, Box::new(pool.sender_queue(&sender)), &mut visited, &mut left, &mut served);
+            }
+            if full {
+                // Still waiting, in the same order.
+                left.push(sender);
+            }
+        }
         for new_round in [false, true] {
+            if full || (new_round && !left.is_empty() && !gas_cut_forgotten) {
+                break;
+            }
             if new_round {
                 served.clear();
             }
             for q in pool.queues() {
                 let mut q = q.peekable();
                 let Some(sender) = q.peek().map(|v| v.sender) else { continue };
-                if served.contains(&sender) || (new_round && visited.contains(&sender)) {
+                if served.contains(&sender) || visited.contains(&sender) {
                     continue;
                 }
-                match take_one(&mut q, true) {
-                    Visit::Full => {
-                        full = true;
-                        break;
-                    }
-                    Visit::NoGas => {
-                        visited.insert(sender);
-                    }
-                    Visit::Done => {
-                        visited.insert(sender);
-                        served.insert(sender);
-                    }
-                    Visit::Took => {
-                        visited.insert(sender);
-                        served.insert(sender);
-                        active.push(q);
-                    }
+                if visit(sender, Box::new(q), &mut visited, &mut left, &mut served) {
+                    full = true;
+                    break;
                 }
-            }
-            if full {
-                break;
             }
         }
         // Further passes: round-robin over the senders the first one took from.
@@ -254,6 +305,7 @@ impl ProposalQueue {
             served.retain(|a| present.contains(a));
         }
         self.served = served;
+        self.waiting = left;
         cut.txs = txs;
         for h in taken {
             self.in_flight.insert(h, epoch);
@@ -312,6 +364,25 @@ impl ProposalQueue {
         });
         // The counts of transactions that left the mempool are dropped.
         unexecuted.retain(|h, _| pool.contains(h));
+    }
+
+    /// Epoch `epoch` delivered this validator's own batch, and execution
+    /// left `h` unexecuted because its sender cannot pay for it (its
+    /// balance does not cover value and gas at its turn, in its sender's
+    /// nonce order): whether this validator proposed `h` for that epoch,
+    /// that is, in the accepted batch. If so it is forgotten here, and the
+    /// caller evicts it from the mempool at once with its sender's later
+    /// transactions (attack r8 [2]), as a block builder's rejection does
+    /// under PBFT: proposed again it would only take gas share it never
+    /// pays for. Only the sender's own transactions drain its account (the
+    /// mempool admitted this one against its committed balance): it sent
+    /// another of the same nonce, or spent more, elsewhere.
+    pub fn cannot_pay(&mut self, epoch: u64, h: &Hash32) -> bool {
+        if self.in_flight.get(h) != Some(&epoch) {
+            return false;
+        }
+        self.forget(h);
+        true
     }
 
     /// Given-up transactions left the mempool: forget them.
@@ -517,5 +588,59 @@ mod tests {
             q.delivered(e, &pool);
         }
         assert_eq!(order, vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2], vec![3, 4], vec![0, 1]]);
+    }
+
+    /// Attack r8 [1]: every transaction has a gas limit of the whole
+    /// budget. Sender 0 (gas price 2, first in the mempool's order) keeps
+    /// two queued; senders 1, 2 and 3 (price 1) have one each. Each batch
+    /// holds one transaction; those left out for gas go first in the next
+    /// batches, in their order, and sender 0 waits for the round to end:
+    /// 0, 1, 2, 3, then 0 again — not 0 in every batch.
+    #[test]
+    fn senders_left_out_for_gas_go_first_in_the_next_batches() {
+        let budget = 4 * TRANSFER_GAS;
+        let mut pool = Mempool::new(64, 16);
+        for from in 1..4 {
+            pool.admit(vtx(from, 0, budget, 1), &RICH).unwrap();
+        }
+        let who: HashMap<gridledger_core::Address, usize> = (0..4).map(|i| (dev_key(i).address(), i)).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let zero = dev_key(0).address();
+        let mut next = 0u64;
+        let mut order = Vec::new();
+        for e in 0..6 {
+            while next < accounts.get(&zero).copied().unwrap_or(0) + 2 {
+                let acct = Account { nonce: accounts.get(&zero).copied().unwrap_or(0), ..RICH };
+                pool.admit(vtx(0, next, budget, 2), &acct).unwrap();
+                next += 1;
+            }
+            let txs: Vec<SignedTransaction> = q.cut(e, &pool, 10, budget).txs.iter().map(|r| decode(r)).collect();
+            order.push(txs.iter().map(|t| who[&t.sender()]).collect::<Vec<_>>());
+            for t in &txs {
+                *accounts.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        assert_eq!(order, vec![vec![0], vec![1], vec![2], vec![3], vec![0], vec![0]]);
+    }
+
+    /// Attack r8 [2]: only a transaction this validator proposed for the
+    /// delivered epoch counts as its own batch's unpayable one (and is
+    /// forgotten, for the caller to evict).
+    #[test]
+    fn cannot_pay_covers_only_what_this_validator_proposed_for_the_epoch() {
+        let mut pool = Mempool::new(16, 16);
+        let a = pool.admit(vtx(0, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        let b = pool.admit(vtx(1, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+        let mut q = ProposalQueue::new(100);
+        assert_eq!(q.cut(3, &pool, 1, 10 * TRANSFER_GAS).txs.len(), 1);
+        let (taken, other) = if q.is_in_flight(&a) { (a, b) } else { (b, a) };
+        assert!(!q.cannot_pay(2, &taken), "proposed for another epoch");
+        assert!(!q.cannot_pay(3, &other), "not proposed by this validator");
+        assert!(q.cannot_pay(3, &taken));
+        assert!(!q.is_in_flight(&taken), "forgotten");
     }
 }

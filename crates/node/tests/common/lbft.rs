@@ -484,3 +484,70 @@ pub fn early_next_nonce(deviate: bool, tweak: impl Fn(&mut LbftSettings)) -> Ear
     }
     EarlySeen { copied: copied == 1, ..seen }
 }
+
+// ---- An unpayable share-sized transaction (attack r8 [2]) --------------------------
+
+/// A transfer of `amount` from dev account `from` to dev account 3 with gas
+/// limit `gas` at gas price 1.
+pub fn transfer_of(from: usize, nonce: u64, gas: u64, amount: u128) -> Vec<u8> {
+    Transaction {
+        chain_id: 1,
+        sender: dev_key(from).public(),
+        nonce,
+        gas_limit: gas,
+        gas_price: Amount(1),
+        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(amount) },
+    }
+    .sign(&dev_key(from))
+    .to_bytes()
+}
+
+/// What validator 2 did with the unpayable transaction.
+#[derive(Debug)]
+pub struct Unpayable {
+    /// It left validator 2's mempool.
+    pub left: bool,
+    /// Validator 2's delivered batches carrying it.
+    pub proposals: usize,
+}
+
+/// Dev account 1 sends nonce 0 (a drain: nearly its whole balance) to
+/// validator 1, and nonce 0 (a transfer of 1) plus nonce 1 (gas limit =
+/// the share) to validator 2, both admitted before the network runs
+/// (validators run with their `[lbft]` settings changed by `tweak`).
+/// Batches are delivered in proposer order, so the drain executes first:
+/// validator 2's nonce 0 is stale, and its nonce 1 can no longer pay.
+/// Waits (up to two minutes) until nonce 1 left validator 2's mempool or
+/// more than two of validator 2's delivered batches carried it.
+pub fn unpayable_share_sized(tweak: impl Fn(&mut LbftSettings)) -> Unpayable {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let budget = ChainConfig::default().block_gas_limit / N as u64;
+    let v1 = net.start_with(1, SimDisk::new(), &tweak);
+    let v2 = net.start_with(2, SimDisk::new(), &tweak);
+    // Dev accounts hold 1e9; a transfer costs TRANSFER_GAS at price 1.
+    let drain = transfer_of(1, 0, TRANSFER_GAS, 1_000_000_000 - u128::from(TRANSFER_GAS) - 10);
+    let r = admit(&v1, std::slice::from_ref(&drain));
+    assert!(r[0].is_ok(), "{r:?}");
+    let stuck = transfer_of(1, 1, budget, 1);
+    let r = admit(&v2, &[transfer_of(1, 0, TRANSFER_GAS, 1), stuck.clone()]);
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    let stuck_hash = r[1].clone().unwrap();
+    let drain_hash = v1.node.shared.rules.check(&drain).unwrap().hash;
+    let v0 = net.start_with(0, SimDisk::new(), &tweak);
+    let v3 = net.start_with(3, SimDisk::new(), &tweak);
+    assert!(within(60, || committed(&v2, &drain_hash)), "the drain commits");
+    let pending = || v2.node.shared.chain().mempool().contains(&stuck_hash);
+    let proposals = || {
+        stored_epochs(&v2)
+            .iter()
+            .filter(|d| d.batches.iter().any(|b| b.proposer == 2 && b.batch.txs.contains(&stuck)))
+            .count()
+    };
+    let _ = within(120, || !pending() || proposals() > 2);
+    let seen = Unpayable { left: !pending(), proposals: proposals() };
+    for v in [v0, v1, v2, v3] {
+        v.node.shutdown();
+    }
+    seen
+}
