@@ -1,0 +1,169 @@
+//! Seventeenth attack round on the cross-chain protocols (issue 14): the
+//! BoB's header window after attack R15-3 — the relay takes up to
+//! `relay_per_block(κ, k) = max(⌊(κ − k)/2⌋, MAX_RATE_RATIO)` headers of
+//! a chain per BoB block and keeps `kept_headers(κ, k) = max(κ, 2·cap + k)`
+//! of them; Π_CCTC's claim (against a kept header) and `refund_lock` (open
+//! at `height + kept`) must split every lock between them: never both,
+//! never neither, on small κ (2, 3, 4 with every k < κ), while a relayer
+//! that was down catches up at the full cap.
+//!
+//! Every finding here asserts what a careful user would expect and fails
+//! on the code it was written against; each is marked
+//! `#[ignore = "attack r17 [k]: ..."]` until it is fixed. Tests without the
+//! mark held up.
+
+mod common;
+
+use common::{assert_refused, bob_only};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::{SignedTransaction, TxStatus};
+use gridledger_xchain::bob::{keys, kept_headers, relay_per_block, Claim, MAX_RATE_RATIO};
+use gridledger_xchain::headers::Finality;
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
+use gridledger_xchain::XchainError;
+
+const AMOUNT: u128 = 5_000;
+
+fn spec(kappa: u32, k: u32) -> MbsSpec {
+    let finality = if k == 0 { Finality::Deterministic } else { Finality::Probabilistic { k } };
+    MbsSpec { chains: 2, ccdi: true, kappa, finality, ..MbsSpec::default() }
+}
+
+fn chain(m: &BobMbs) -> u32 {
+    m.chain_ids()[0]
+}
+
+/// `who` locks `AMOUNT` in `TPK_Addr_A` (landed and relayed in one tick).
+fn lock(m: &mut BobMbs, who: &KeyPair) -> (SignedTransaction, u64) {
+    let ca = chain(m);
+    let tpk = m.config.tpk_address(ca);
+    let nt = m.native_transfer(ca, who, tpk, AMOUNT).unwrap();
+    m.external_mut(ca).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let (height, _) = m.external(ca).unwrap().tx_proof(&nt.hash()).unwrap().expect("lock landed");
+    (nt, height)
+}
+
+fn claim_tx(m: &BobMbs, who: &KeyPair, nt: &SignedTransaction) -> SignedTransaction {
+    let ca = chain(m);
+    let (height, proof) = m.external(ca).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    m.bob_call(who, "claim", &Claim { chain: ca, height, nt: nt.clone(), proof }, Amount::ZERO)
+}
+
+fn minted(m: &BobMbs, who: &KeyPair) -> u128 {
+    m.bob_record(&keys::wrapped(chain(m), &who.address())).unwrap_or(0)
+}
+
+/// The chain seals `blocks` blocks the BoB does not hear of (every relayer
+/// down).
+fn outage(m: &mut BobMbs, blocks: u64) {
+    let ca = chain(m);
+    for _ in 0..blocks {
+        m.external_mut(ca).unwrap().tick().unwrap();
+    }
+}
+
+/// What one walk over the window saw.
+#[derive(Debug, Default)]
+struct Walk {
+    /// Stored tips at which a claim against a kept header was open.
+    claim_tips: Vec<u64>,
+    /// The first stored tip at which the refund was open.
+    refund_from: Option<u64>,
+}
+
+/// Locks at height `h`, lets the relayers fall `behind` blocks behind and
+/// catch up at the cap; at every BoB block checks that a refund is refused
+/// (`RefundTooEarly`) exactly while the stored tip is below `h + kept`, and
+/// a claim against a kept header is refused (`StaleHeader`) exactly from
+/// then on. `claim`: the locker claims at the last stored tip the next
+/// catch-up tick would push out of the window; otherwise it refunds as
+/// soon as it can. Either way the other path is refused afterwards, and the
+/// lock ends minted or paid back, not both.
+fn walk(kappa: u32, k: u32, behind: u64, claim: bool) -> Walk {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), spec(kappa, k)).expect("open");
+    let ca = chain(&m);
+    let u = dev_key(2);
+    let kept = kept_headers(kappa, k);
+    let cap = relay_per_block(kappa, k);
+    assert!(cap >= MAX_RATE_RATIO);
+    assert_eq!(m.spec.kept_headers(), kept);
+    let (nt, h) = lock(&mut m, &u);
+    outage(&mut m, behind);
+    let mut w = Walk::default();
+    let mut done = false;
+    for _ in 0..200 {
+        let tip = m.bob_tip(ca);
+        if tip < h + kept {
+            // Before the boundary: the refund is not open.
+            if tip >= h + k as u64 {
+                let r = m.refund_lock_tx(&u, ca, &nt).unwrap();
+                assert_refused(
+                    &mut m,
+                    &r,
+                    XchainError::RefundTooEarly { chain: ca, height: h, tip, refundable_at: h + kept },
+                );
+                w.claim_tips.push(tip);
+                // The claim is open here; claim at the last tip before a
+                // catch-up tick would drop the header.
+                if claim && !done && tip + cap >= h + kept {
+                    let c = claim_tx(&m, &u, &nt);
+                    assert_eq!(bob_only(&mut m, &c).status, TxStatus::Success, "claim at tip {tip}");
+                    assert_eq!(minted(&m, &u), AMOUNT);
+                    done = true;
+                }
+            } else {
+                let c = claim_tx(&m, &u, &nt);
+                let have = tip.saturating_sub(h);
+                assert_refused(&mut m, &c, XchainError::NotFinal { chain: ca, height: h, needed: k, have });
+            }
+        } else {
+            w.refund_from.get_or_insert(tip);
+            let c = claim_tx(&m, &u, &nt);
+            if claim {
+                assert!(done, "never claimable: {w:?}");
+                assert_refused(&mut m, &c, XchainError::AlreadyClaimed(nt.hash()));
+                let r = m.refund_lock_tx(&u, ca, &nt).unwrap();
+                assert_refused(&mut m, &r, XchainError::AlreadyClaimed(nt.hash()));
+            } else {
+                assert_refused(&mut m, &c, XchainError::StaleHeader { chain: ca, height: h, oldest_kept: tip - kept });
+                let r = m.refund_lock_tx(&u, ca, &nt).unwrap();
+                assert_eq!(bob_only(&mut m, &r).status, TxStatus::Success, "refund at tip {tip}");
+                let again = claim_tx(&m, &u, &nt);
+                assert_refused(&mut m, &again, XchainError::AlreadyRefunded(nt.hash()));
+                assert_eq!(minted(&m, &u), 0);
+            }
+            break;
+        }
+        m.tick().unwrap();
+    }
+    assert!(w.refund_from.is_some(), "the stored tip never reached h + kept: {w:?}");
+    w
+}
+
+const SMALL: [(u32, u32); 9] = [(2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2), (4, 3)];
+
+/// Held up: with relayers that catch up from an outage at the full cap,
+/// every small-κ chain leaves a lock claimable against a kept header for
+/// at least one BoB block, and the claim then shuts the refund.
+#[test]
+fn small_kappa_lock_claimed_at_the_window_edge_is_never_refunded() {
+    for (kappa, k) in SMALL {
+        let w = walk(kappa, k, 40, true);
+        assert!(!w.claim_tips.is_empty(), "κ={kappa} k={k}: {w:?}");
+    }
+}
+
+/// Held up: a lock nobody claimed is refundable exactly from `h + kept`
+/// and a claim after the refund is refused.
+#[test]
+fn small_kappa_lock_refunded_at_the_boundary_is_never_claimed() {
+    for (kappa, k) in SMALL {
+        let w = walk(kappa, k, 40, false);
+        let kept = kept_headers(kappa, k);
+        assert!(w.refund_from.unwrap() >= kept, "κ={kappa} k={k}: {w:?}");
+    }
+}
