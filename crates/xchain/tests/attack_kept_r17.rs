@@ -167,3 +167,134 @@ fn small_kappa_lock_refunded_at_the_boundary_is_never_claimed() {
         assert!(w.refund_from.unwrap() >= kept, "κ={kappa} k={k}: {w:?}");
     }
 }
+
+// ------------------------------------------------------------------- [1]
+
+/// A chain sealing `MAX_RATE_RATIO` blocks per BoB block — the rate the
+/// R15-3 fix promises the BoB keeps up with — and a payer that proves its
+/// NT late in the kept window (it was offline for a few blocks): it sends
+/// `BobMbs::prove_call_next`, documented as "for a transaction sent now,
+/// which runs in the next BoB block after that block's relays: the header
+/// still kept then, or its path".
+///
+/// `tip_after_next_relays` assumes the chain seals ONE block before the
+/// next relays (`external.height() + 1`), while the relay cap (now at least
+/// `MAX_RATE_RATIO`) lets the next block's relays take 4: with the stored
+/// tip at `h + kept − 2` the library picks `prove` against the kept header,
+/// the next block's relays move the tip to `h + kept + 2`, and the proof is
+/// refused (`StaleHeader`). The same estimate builds the accumulator path
+/// of `prove_relayed` and `provide_liquidity`'s claim for a leaf count 3
+/// short of the one the proof meets.
+///
+/// Expected: the proof built for the next block is accepted there.
+/// Observed: `StaleHeader` (the payer must notice and send again).
+#[test]
+#[ignore = "attack r17 [1]: prove_call_next assumes one chain block per BoB block; a late proof on a chain 4x the BoB's rate is refused StaleHeader"]
+fn a_late_proof_for_the_next_block_holds_on_a_chain_at_max_rate_ratio() {
+    use common::{chains2, open_cct, receiver_pays_and_proves, request_between, sender, setup};
+    use gridledger_xchain::Side;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec { kappa: 4, ..MbsSpec::default() });
+    let [ci, cj] = chains2(&m);
+    let kept = m.spec.kept_headers();
+    let s = sender();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1701));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Sender, &nt_s).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    let h = pt.height;
+    // The payer comes back while the header is still kept for two more
+    // headers; the BoB has caught up with chain i.
+    while m.bob_tip(ci) < h + kept - 2 {
+        m.tick().unwrap();
+    }
+    assert_eq!(m.bob_tip(ci), h + kept - 2);
+    assert_eq!(m.external(ci).unwrap().height(), m.bob_tip(ci), "caught up");
+    let prove = m.prove_call_next(&s, &pt).unwrap();
+    let hash = m.bob.submit(&prove).unwrap();
+    // The next BoB block: chain i sealed MAX_RATE_RATIO blocks meanwhile.
+    for _ in 1..MAX_RATE_RATIO {
+        m.external_mut(ci).unwrap().tick().unwrap();
+    }
+    m.tick().unwrap();
+    let r = m.bob.receipt(&hash).unwrap().expect("included");
+    assert_eq!(
+        r.status,
+        TxStatus::Success,
+        "the proof built for the next block (stored tip now {}, header {h}, kept {kept})",
+        m.bob_tip(ci)
+    );
+    assert!(matches!(m.cct(&id).unwrap().sender, gridledger_xchain::SideState::Proved { .. }));
+}
+
+/// [1] continued: a payer whose NT's header already left the window
+/// (stored tip at `h + kept + offset`, the BoB caught up with chain i)
+/// builds its proof with `prove_call_next`, then chain i seals
+/// `MAX_RATE_RATIO` blocks before the next BoB block. The library builds
+/// the accumulator path for a stored tip of `chain height + 1`: on a
+/// deterministic chain it asks for a header the chain has not sealed
+/// (`MbsError::Missing`, no proof at all); on a probabilistic one the path
+/// is for a leaf count 3 short of the one the proof meets, refused
+/// whenever the leaf's mountain merges in between (`BadHeaderProof`).
+///
+/// Expected: every try builds a proof the next block accepts.
+#[test]
+#[ignore = "attack r17 [1]: prove_call_next cannot build or builds a wrong prove_relayed once caught up (k = 0: Missing; chain 4x the BoB's rate: BadHeaderProof)"]
+fn relayed_proofs_for_the_next_block_hold_on_a_chain_at_max_rate_ratio() {
+    let mut refused = Vec::new();
+    for k in [0u32, 1] {
+        for offset in 0..12u64 {
+            if let Some(why) = relayed_try(k, offset) {
+                refused.push((k, offset, why));
+            }
+        }
+    }
+    assert!(refused.is_empty(), "refused relayed proofs (k, offset past h + kept, reason): {refused:#?}");
+}
+
+/// One `prove_relayed` built by `prove_call_next` with the stored tip at
+/// `h + kept + offset` and chain i sealing `MAX_RATE_RATIO` blocks before
+/// the next BoB block; why it failed, if it did.
+fn relayed_try(k: u32, offset: u64) -> Option<String> {
+    use common::{chains2, open_cct, receiver_pays_and_proves, request_between, sender, setup};
+    use gridledger_xchain::Side;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), spec(4, k));
+    let [ci, cj] = chains2(&m);
+    let kept = m.spec.kept_headers();
+    let s = sender();
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1702));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Sender, &nt_s).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    while m.bob_tip(ci) < pt.height + kept + offset {
+        m.tick().unwrap();
+    }
+    let prove = match m.prove_call_next(&s, &pt) {
+        Ok(tx) => tx,
+        Err(e) => return Some(format!("not built: {e}")),
+    };
+    let hash = m.bob.submit(&prove).unwrap();
+    for _ in 1..MAX_RATE_RATIO {
+        m.external_mut(ci).unwrap().tick().unwrap();
+    }
+    m.tick().unwrap();
+    match m.bob.receipt(&hash).unwrap().expect("included").status {
+        TxStatus::Success => None,
+        st => Some(format!("{st:?}")),
+    }
+}
