@@ -19,7 +19,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{SignedTransaction, TxStatus};
-use gridledger_xchain::bob::{keys, kept_headers, relay_per_block, Claim, MAX_RATE_RATIO};
+use gridledger_xchain::bob::{kept_headers, keys, relay_per_block, Claim, MAX_RATE_RATIO};
 use gridledger_xchain::headers::Finality;
 use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::XchainError;
@@ -296,5 +296,29 @@ fn relayed_try(k: u32, offset: u64) -> Option<String> {
     match m.bob.receipt(&hash).unwrap().expect("included").status {
         TxStatus::Success => None,
         st => Some(format!("{st:?}")),
+    }
+}
+
+/// Held up: the BoB's header store per chain stays at `kept_headers`
+/// (κ_i, more on a small κ_i) however the relayers catch up — no header
+/// outlives the window, none inside it is missing.
+#[test]
+fn the_header_store_holds_exactly_the_window() {
+    for (kappa, k) in [(2u32, 1u32), (4, 0), (4, 3), (16, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = BobMbs::open(dir.path(), spec(kappa, k)).expect("open");
+        let ca = chain(&m);
+        let kept = kept_headers(kappa, k);
+        outage(&mut m, 37);
+        for _ in 0..30 {
+            m.tick().unwrap();
+        }
+        let tip = m.bob_tip(ca);
+        assert!(tip > kept + 10, "κ={kappa} k={k}: tip {tip}");
+        let stored: Vec<u64> = (0..=tip + 5)
+            .filter(|h| m.bob_record::<gridledger_ledger::BlockHeader>(&keys::header(ca, *h)).is_some())
+            .collect();
+        let want: Vec<u64> = (tip - kept + 1..=tip).collect();
+        assert_eq!(stored, want, "κ={kappa} k={k}");
     }
 }
