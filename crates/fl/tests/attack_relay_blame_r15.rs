@@ -38,7 +38,7 @@ fn blames_client(faults: &[Fault], client: u32) -> bool {
 /// message carrying honest client 2's signed record and an altered cell
 /// for node 1. Node 1 records `Fault::Client { client: 2, ProofFailed }`:
 /// the honest client reads as the one that sent a bad cell, though node 1
-/// knows the message came from node 0 (`handle(Some(0), ..)`) and clients
+/// knows the message came from node 0 (`handle(Source::Node(0), ..)`) and clients
 /// are the only senders of `Local`. Expected: refused as node 0's fault
 /// (or not recorded against client 2 at all).
 #[test]
