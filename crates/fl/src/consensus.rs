@@ -291,6 +291,17 @@
 //!   is refused before any other check ([`FlError::MerkleProofFailed`]
 //!   naming the sender), never recorded against the honest node or client
 //!   the message claims.
+//! - A node records a refused upload against its sender too. A client
+//!   sends only its own upload ([`Message::Local`]) and a node forwards
+//!   only cells it verified ([`Message::Forward`]), so a `Local` from a
+//!   node or from a client other than the one its record names is refused
+//!   before any other check, and a `Forward` whose record or cell does not
+//!   verify is the forwarding node's fault: both are a [`Fault::Relayed`]
+//!   whose `from` is the sender, never a fault of the (possibly honest)
+//!   client whose signed record the message carries. A client is recorded
+//!   as having sent a bad cell ([`Fault::Client`]) only when it sent that
+//!   cell itself, and a refused relay changes nothing else: the client's
+//!   own upload is accepted when it arrives.
 //! - Round state is not persisted, PBFT's durable vote state included: a
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
@@ -305,7 +316,7 @@ use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::cells::Cell;
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
-use crate::dissemination::{AssemblyFault, GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment};
+use crate::dissemination::{AssemblyFault, GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment, Source};
 use crate::error::FlError;
 use crate::mutants::{self, Mutation};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -601,12 +612,15 @@ impl ChainConfig {
 /// Messages of the FL round (nodes and clients).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    /// C2B: `{e, c, VC, sf_k, π_k}`.
+    /// C2B: `{e, c, VC, sf_k, π_k}`, from the client whose record it
+    /// carries (from anyone else it is refused: [`Fault::Relayed`]).
     Local(LocalMessage),
     /// A node's attested pre-vector: its `seq`-th, attested in aggregation
     /// view `view` (see "Fresh pre-vectors" in the module docs).
     PreVector { node: usize, view: u32, seq: u32, clients: Vec<u32>, ra: EvidenceAttestation },
-    /// A node's accepted local message, for the leader.
+    /// A node's accepted local message, for the leader (one whose record
+    /// or cell does not verify is the forwarding node's fault:
+    /// [`Fault::Relayed`]).
     Forward { node: usize, msg: LocalMessage },
     /// A committee member's attested deter-vector: its `seq`-th, attested
     /// in aggregation view `view`.
@@ -684,8 +698,14 @@ pub enum Timer {
 /// What a node observed that was wrong: the typed fault record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// A client's message refused (proof, degree, length, wrong node …).
+    /// A client's own message refused (proof, degree, length, wrong node
+    /// …): `client` sent it.
     Client { client: u32, error: FlError },
+    /// An upload that `from` relayed, refused as `from`'s fault, whatever
+    /// client its record names (`client`): a [`Message::Local`] from a node
+    /// or from another client ([`FlError::NotOwnUpload`]), or a node's
+    /// [`Message::Forward`] whose record or cell does not verify.
+    Relayed { from: Source, client: u32, error: FlError },
     /// A client sent this node two different records.
     Equivocation { client: u32 },
     /// An agreed client whose fragment the leader could not decode or use.
@@ -1418,11 +1438,26 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
-    /// A message from node `from_node` (`None`: from a client).
-    pub fn handle(&mut self, from_node: Option<usize>, msg: Message) -> Step {
+    /// A message that `from` sent (the transport's word for who sent it:
+    /// the node or client at the other end of the link).
+    pub fn handle(&mut self, from: Source, msg: Message) -> Step {
         let mut step = Step::default();
+        let from_node = match from {
+            Source::Node(k) => Some(k),
+            Source::Client(_) => None,
+        };
         match msg {
-            Message::Local(m) => self.on_local(m, &mut step),
+            Message::Local(m) => {
+                // Only the client whose record it carries sends a `Local`:
+                // from anyone else it is refused as the sender's fault.
+                let own = from == Source::Client(m.record.client as usize);
+                if own || mutants::active(Mutation::RelayBlamesClient) {
+                    self.on_local(m, &mut step);
+                } else {
+                    let client = m.record.client;
+                    step.faults.push(Fault::Relayed { from, client, error: FlError::NotOwnUpload { client } });
+                }
+            }
             Message::PreVector { node, view, seq, clients, ra } => {
                 let v = AttestedVector { node, view, seq, clients, ra };
                 match self.attested_vector(from_node, PRE_VECTOR, &v) {
@@ -1462,13 +1497,20 @@ impl<A: Attester> ChainNode<A> {
                     return step;
                 }
                 // The leader re-checks what others forward: a Byzantine
-                // node's forward counts only if its cell verifies.
+                // node's forward counts only if its cell verifies. An
+                // honest node forwards only what it verified, so one that
+                // does not verify is the forwarder's fault, not the client's.
                 if !self.cfg.is_own_record(&msg.record.ctx) {
                     step.faults.push(Fault::WrongContext);
                 } else if let Err(error) =
                     self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
                 {
-                    step.faults.push(Fault::Client { client: msg.record.client, error });
+                    let client = msg.record.client;
+                    step.faults.push(if mutants::active(Mutation::RelayBlamesClient) {
+                        Fault::Client { client, error }
+                    } else {
+                        Fault::Relayed { from, client, error }
+                    });
                 } else if msg.cell.index == node {
                     self.hold(msg);
                 } else {
@@ -1540,7 +1582,8 @@ impl<A: Attester> ChainNode<A> {
                 self.on_relay(node, Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
             Message::Resync { client, seq } => {
-                if from_node.is_none() {
+                // A client's request names the client that sent it.
+                if from == Source::Client(client as usize) {
                     self.resync(client, seq, &mut step);
                 }
             }

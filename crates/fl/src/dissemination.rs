@@ -374,12 +374,14 @@ impl GlobalCoder {
     }
 }
 
-/// Where a mini-fragment came from.
+/// Who sent a message: where a mini-fragment came from, and the sender a
+/// node's [`crate::consensus::ChainNode::handle`] is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// Straight from node `N_k` (B2C): to be forwarded.
+    /// Node `N_k` (for a mini-fragment, straight from its node in B2C: to
+    /// be forwarded).
     Node(usize),
-    /// Forwarded by another client (C2C).
+    /// Client `c` (for a mini-fragment, forwarded by another client in C2C).
     Client(usize),
 }
 

@@ -49,6 +49,11 @@ pub enum FlError {
     /// registered key (forged, unsigned or from an unknown client).
     #[error("upload record of client {client} is not signed by its registered key")]
     Unauthenticated { client: u32 },
+    /// An upload record sent by someone other than its client: a client
+    /// sends only its own upload (the record names `client`), so a relay of
+    /// it is the sender's fault ([`crate::consensus::Fault::Relayed`]).
+    #[error("upload of client {client} not sent by that client")]
+    NotOwnUpload { client: u32 },
     /// A client that signed two different upload records for one round
     /// (the leader excludes it with equivocation evidence).
     #[error("client {client} signed two different upload records for the round")]

@@ -92,6 +92,12 @@ pub enum Mutation {
     /// subfragment: another client's forward lost before GST (or withheld
     /// by a Byzantine client) costs an honest client the round.
     ResyncOwnMinis,
+    /// A node takes a [`crate::consensus::Message::Local`] from any sender
+    /// and records a relayed record's bad cell (a `Local` or the leader's
+    /// [`crate::consensus::Message::Forward`]) against the client the
+    /// record names: one Byzantine relayer makes honest clients read as
+    /// having sent bad cells, and is named nowhere.
+    RelayBlamesClient,
     /// A client asks again every request period without backing off, so
     /// its [`crate::consensus::MAX_RESYNCS`] requests run out long before
     /// the driver's round budget ends.

@@ -371,13 +371,8 @@ impl<A: Attester> Protocol for Participant<A> {
         let from = from as usize;
         match self {
             Participant::Node(n) => {
-                // A client's request names the client that sent it.
-                if let Message::Resync { client, .. } = message {
-                    if from < nodes || client as usize != from - nodes {
-                        return Effects::default();
-                    }
-                }
-                let step = n.handle(if from < nodes { Some(from) } else { None }, message);
+                let from = if from < nodes { Source::Node(from) } else { Source::Client(from - nodes) };
+                let step = n.handle(from, message);
                 self.effects_of(step)
             }
             Participant::Client(c) => {

@@ -6,8 +6,8 @@ mod common;
 
 use blstrs::Scalar;
 use common::{
-    carried, config, deter_vector, enclave, model, pre_vector, upload, upload_signed, vector_evidence, DIMS, SIGN_SEED,
-    SK, TIMING,
+    carried, config, deter_vector, enclave, model, pre_vector, send_upload, upload, upload_signed, vector_evidence,
+    DIMS, SIGN_SEED, SK, TIMING,
 };
 use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
@@ -40,23 +40,23 @@ fn leader_round(
     };
     absorb(leader.start());
     for u in uploads {
-        absorb(leader.handle(None, Message::Local(u.message(0).unwrap())));
+        absorb(send_upload(&mut leader, u.message(0).unwrap()));
         for k in 1..cfg.nodes {
-            absorb(leader.handle(Some(k), Message::Forward { node: k, msg: u.message(k).unwrap() }));
+            absorb(leader.handle(Source::Node(k), Message::Forward { node: k, msg: u.message(k).unwrap() }));
         }
     }
     absorb(leader.on_timer(Timer::PreVector));
     for k in 1..cfg.nodes {
-        absorb(leader.handle(Some(k), pre_vector(cfg, k, pre)));
+        absorb(leader.handle(Source::Node(k), pre_vector(cfg, k, pre)));
     }
     absorb(leader.on_timer(Timer::Tally));
     for k in cfg.committee() {
         if k != 0 {
-            absorb(leader.handle(Some(k), deter_vector(cfg, k, deter)));
+            absorb(leader.handle(Source::Node(k), deter_vector(cfg, k, deter)));
         }
     }
     if let Some((k, v)) = extra_deter {
-        absorb(leader.handle(Some(k), deter_vector(cfg, k, &v)));
+        absorb(leader.handle(Source::Node(k), deter_vector(cfg, k, &v)));
     }
     absorb(leader.on_timer(Timer::Aggregate(0)));
     let used = outputs.into_iter().find_map(|o| match o {
@@ -186,12 +186,12 @@ fn forged_or_unsigned_record_is_unauthenticated_not_equivocation() {
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     node.start();
     let honest = upload(&cfg, 0, &client_key(&SK, 0), &model(0));
-    assert!(node.handle(None, Message::Local(honest.message(1).unwrap())).faults.is_empty());
+    assert!(send_upload(&mut node, honest.message(1).unwrap()).faults.is_empty());
     let forged = upload_signed(&cfg, 0, &[0xbb; 32], &own_key_of_client_3(), &model(1));
     let mut unsigned = honest.message(1).unwrap();
     unsigned.record.signature = gridledger_core::crypto::Signature([0; 64]);
     for m in [forged.message(1).unwrap(), unsigned] {
-        let s = node.handle(None, Message::Local(m));
+        let s = send_upload(&mut node, m);
         assert_eq!(
             s.faults,
             vec![Fault::Client { client: 0, error: gridledger_fl::FlError::Unauthenticated { client: 0 } }]
@@ -227,16 +227,16 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     };
     absorb(node.start());
     for u in &uploads {
-        absorb(node.handle(None, Message::Local(u.message(1).unwrap())));
+        absorb(send_upload(&mut node, u.message(1).unwrap()));
     }
     absorb(node.on_timer(Timer::PreVector));
     for k in [0, 2, 3] {
-        absorb(node.handle(Some(k), pre_vector(&cfg, k, &all)));
+        absorb(node.handle(Source::Node(k), pre_vector(&cfg, k, &all)));
     }
     absorb(node.on_timer(Timer::Tally));
     for k in cfg.committee() {
         if k != 1 {
-            absorb(node.handle(Some(k), deter_vector(&cfg, k, &all)));
+            absorb(node.handle(Source::Node(k), deter_vector(&cfg, k, &all)));
         }
     }
     // Leader 0 aggregates client 3 alone: a scaled, sign-flipped model.
@@ -245,7 +245,7 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
     absorb(node.handle(
-        Some(0),
+        Source::Node(0),
         Message::Proposal {
             view: 0,
             root: rel.root,
@@ -263,7 +263,7 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let bad_ra = enclave(2).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
     let s = control.handle(
-        Some(0),
+        Source::Node(0),
         Message::Proposal {
             view: 0,
             root: rel.root,
@@ -356,14 +356,16 @@ fn held_replayed_foreign_and_duplicated_pre_vectors_do_not_count() {
     node.on_timer(Timer::PreVector);
     let mut faults = Vec::new();
     // Node 1's genuine vector for another round.
-    faults.extend(node.handle(Some(1), pre_vector(&other_round, 1, &[2])).faults);
+    faults.extend(node.handle(Source::Node(1), pre_vector(&other_round, 1, &[2])).faults);
     // Node 2's vector signed by node 3's enclave.
     let ra = enclave(3).attest_evidence(&vector_evidence(&cfg, PRE_VECTOR, 2, &[2]));
-    faults.extend(node.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: vec![2], ra }).faults);
+    faults.extend(
+        node.handle(Source::Node(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: vec![2], ra }).faults,
+    );
     // Node 3 twice (once genuine), and node 3 claiming to be node 1.
-    faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);
-    faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);
-    faults.extend(node.handle(Some(3), pre_vector(&cfg, 1, &[2])).faults);
+    faults.extend(node.handle(Source::Node(3), pre_vector(&cfg, 3, &[2])).faults);
+    faults.extend(node.handle(Source::Node(3), pre_vector(&cfg, 3, &[2])).faults);
+    faults.extend(node.handle(Source::Node(3), pre_vector(&cfg, 1, &[2])).faults);
     let s = node.on_timer(Timer::Tally);
     let deter = s.outputs.iter().find_map(|o| match o {
         Output::DeterVector(v) => Some(v.clone()),

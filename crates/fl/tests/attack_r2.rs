@@ -10,6 +10,7 @@ use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::params_to_bytes;
 use gridledger_fl::coding::{client_key, CodedFragment};
 use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer};
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::{sim_node_key, ClientBehaviour};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, Dest, Time};
@@ -50,17 +51,17 @@ fn proposal_with_evidence(
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     node.start();
     for u in &ups {
-        assert!(node.handle(None, Message::Local(u.message(1).unwrap())).faults.is_empty());
+        assert!(send_upload(&mut node, u.message(1).unwrap()).faults.is_empty());
     }
     node.on_timer(Timer::PreVector);
-    node.handle(Some(0), pre_vector(&cfg, 0, leader_names));
+    node.handle(Source::Node(0), pre_vector(&cfg, 0, leader_names));
     for k in [2, 3] {
-        node.handle(Some(k), pre_vector(&cfg, k, &all));
+        node.handle(Source::Node(k), pre_vector(&cfg, k, &all));
     }
     node.on_timer(Timer::Tally);
     for k in cfg.committee() {
         if k != 1 {
-            node.handle(Some(k), deter_vector(&cfg, k, &all));
+            node.handle(Source::Node(k), deter_vector(&cfg, k, &all));
         }
     }
     // The leader's enclave aggregates only what its host fed it.
@@ -75,7 +76,7 @@ fn proposal_with_evidence(
     // The leader carries the four attested pre-vectors (its own short one included).
     let pre_vectors = carried(&cfg, &[(0, leader_names), (1, &all), (2, &all), (3, &all)]);
     let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors };
-    let step = node.handle(Some(0), msg);
+    let step = node.handle(Source::Node(0), msg);
     (node, step)
 }
 

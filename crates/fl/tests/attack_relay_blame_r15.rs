@@ -18,6 +18,7 @@ use common::*;
 use ff::Field;
 use gridledger_fl::coding::{client_key, LocalMessage};
 use gridledger_fl::consensus::{ChainNode, Fault, Message, Output, Timer};
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::sim_node_key;
 
 /// Client 2's genuine record with the cell for `node` altered.
@@ -37,16 +38,15 @@ fn blames_client(faults: &[Fault], client: u32) -> bool {
 /// message carrying honest client 2's signed record and an altered cell
 /// for node 1. Node 1 records `Fault::Client { client: 2, ProofFailed }`:
 /// the honest client reads as the one that sent a bad cell, though node 1
-/// knows the message came from node 0 (`handle(Some(0), ..)`) and clients
+/// knows the message came from node 0 (`handle(Source::Node(0), ..)`) and clients
 /// are the only senders of `Local`. Expected: refused as node 0's fault
 /// (or not recorded against client 2 at all).
 #[test]
-#[ignore = "attack r15: a Local relayed by a node with an altered cell is recorded against the honest client"]
 fn a_local_relayed_by_a_node_with_an_altered_cell_does_not_blame_the_client() {
     let cfg = config(4, 4, 1);
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let (_, forged) = forged_cell(&cfg, 1);
-    let step = node.handle(Some(0), Message::Local(forged));
+    let step = node.handle(Source::Node(0), Message::Local(forged));
     assert!(!blames_client(&step.faults, 2), "honest client 2 recorded guilty of node 0's relay: {:?}", step.faults);
 }
 
@@ -57,13 +57,12 @@ fn a_local_relayed_by_a_node_with_an_altered_cell_does_not_blame_the_client() {
 /// before) and node 1 holds client 2's genuine cell. Expected: the record
 /// names node 1.
 #[test]
-#[ignore = "attack r15: a Forward with an altered cell is recorded against the honest client, not the forwarding node"]
 fn a_forward_with_an_altered_cell_blames_the_forwarder_not_the_client() {
     let cfg = config(4, 4, 1);
     assert_eq!(cfg.leader(0), 0);
     let mut leader = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
     let (_, forged) = forged_cell(&cfg, 1);
-    let step = leader.handle(Some(1), Message::Forward { node: 1, msg: forged });
+    let step = leader.handle(Source::Node(1), Message::Forward { node: 1, msg: forged });
     assert!(!step.faults.is_empty(), "the altered forward was not refused at all");
     assert!(!blames_client(&step.faults, 2), "honest client 2 recorded guilty of node 1's forward: {:?}", step.faults);
 }
@@ -76,8 +75,8 @@ fn a_relayed_forgery_does_not_keep_the_honest_upload_out() {
     let cfg = config(4, 4, 1);
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let (genuine, forged) = forged_cell(&cfg, 1);
-    node.handle(Some(0), Message::Local(forged));
-    let step = node.handle(None, Message::Local(genuine));
+    node.handle(Source::Node(0), Message::Local(forged));
+    let step = node.handle(Source::Client(2), Message::Local(genuine));
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     let step = node.on_timer(Timer::PreVector);
     let named = step.outputs.iter().any(|o| matches!(o, Output::PreVector(cs) if cs.contains(&2)));
@@ -118,7 +117,6 @@ fn alter_forwards_round() -> Run {
 /// — the record of the one Byzantine node's misbehaviour reads as four
 /// honest clients' guilt, and names node 1 nowhere.
 #[test]
-#[ignore = "attack r15: one node altering its forwards makes the leader's log blame every honest client"]
 fn altered_forwards_in_a_full_round_blame_no_honest_client() {
     let r = alter_forwards_round();
     r.debug_trace();
@@ -172,7 +170,6 @@ impl gridledger_sim::Adversary<P> for RelayOtherClient {
 /// client sender, so a node cannot tell). Expected: no record against
 /// client 2, whose own upload reached node 1 intact.
 #[test]
-#[ignore = "attack r15: a Local relayed by another client with an altered cell is recorded against the honest client it names"]
 fn a_local_relayed_by_another_client_does_not_blame_the_honest_client() {
     let cfg = config(4, 4, 1);
     let (_, forged) = forged_cell(&cfg, 1);
@@ -206,7 +203,7 @@ fn a_local_relayed_by_another_client_does_not_blame_the_honest_client() {
 fn an_honest_nodes_answers_before_the_root_are_never_refused() {
     use gridledger_core::Hash32;
     use gridledger_fl::consensus::MAX_RESYNCS;
-    use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, Source};
+    use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder};
     let (nodes, clients) = (4, 7);
     let coder = GlobalCoder::for_chain(600, nodes, clients).unwrap();
     let bytes: Vec<u8> = (0..600).map(|i| (i as u8).wrapping_mul(29).wrapping_add(3)).collect();

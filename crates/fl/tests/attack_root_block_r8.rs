@@ -8,6 +8,7 @@ use common::*;
 use gridledger_consensus::pbft::{self, Payload};
 use gridledger_core::Hash32;
 use gridledger_fl::consensus::{ChainNode, Fault, Message, RootBlock, ROOT_HEIGHT};
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::sim_node_key;
 
 /// FINDING 4 (low: a Byzantine PBFT leader parks a block of any size in
@@ -50,7 +51,7 @@ fn a_root_block_naming_clients_outside_the_round_is_refused() {
     for pview in 0..2u64 {
         let leader = ((pview + ROOT_HEIGHT) % 4) as usize;
         let pp = pbft::PrePrepare::sign(&sim_node_key(leader), &cfg.instance(), pview, ROOT_HEIGHT, block.clone());
-        let step = node.handle(Some(leader), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+        let step = node.handle(Source::Node(leader), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
         accepted |= step
             .faults
             .iter()

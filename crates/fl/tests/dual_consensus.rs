@@ -111,22 +111,24 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     // Node 2's pre-vector attested by node 3's enclave.
     let clients = vec![0u32, 1];
     let ra = enclave(3).attest_evidence(&[0; 32]);
-    let step = n1.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: clients.clone(), ra });
+    let step =
+        n1.handle(Source::Node(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: clients.clone(), ra });
     assert_eq!(step.faults, vec![Fault::BadAttestation { node: 2 }]);
     // Unsorted, repeated or unknown client ids.
     for bad in [vec![1u32, 0], vec![2, 2], vec![0, 7]] {
-        let step = n1.handle(Some(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: bad.clone(), ra });
+        let step =
+            n1.handle(Source::Node(2), Message::PreVector { node: 2, view: 0, seq: 0, clients: bad.clone(), ra });
         assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }], "{bad:?}");
-        let step = n1.handle(Some(2), Message::DeterVector { node: 2, view: 0, seq: 0, clients: bad, ra });
+        let step = n1.handle(Source::Node(2), Message::DeterVector { node: 2, view: 0, seq: 0, clients: bad, ra });
         assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }]);
     }
     // A pre-vector claiming another sender.
-    let step = n1.handle(Some(3), Message::PreVector { node: 2, view: 0, seq: 0, clients, ra });
+    let step = n1.handle(Source::Node(3), Message::PreVector { node: 2, view: 0, seq: 0, clients, ra });
     assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
     // A view-0 proposal from node 2 (leader is 0).
     let rel = cfg.release(&[0u8; 8]).unwrap();
     let step = n1.handle(
-        Some(2),
+        Source::Node(2),
         Message::Proposal {
             view: 0,
             root: rel.root,
@@ -172,29 +174,77 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     let signer = sim_client_signing_key(&SIGN_SEED, 3);
     let a = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
     let b = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(4))).unwrap();
-    assert!(n1.handle(None, Message::Local(a.message(1).unwrap())).faults.is_empty());
-    assert_eq!(n1.handle(None, Message::Local(b.message(1).unwrap())).faults, vec![Fault::Equivocation { client: 3 }]);
+    assert!(send_upload(&mut n1, a.message(1).unwrap()).faults.is_empty());
+    assert_eq!(send_upload(&mut n1, b.message(1).unwrap()).faults, vec![Fault::Equivocation { client: 3 }]);
     // Another round's or chain's message, and a cell meant for node 2.
     let other =
         cfg.coder.encode(&key, &signer, &FragmentContext { round: 6, ..ctx }, 3, &params_to_bytes(&model(3))).unwrap();
     let mut m = other.message(1).unwrap();
     m.record.ctx.round = 6;
-    assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
+    assert_eq!(send_upload(&mut n1, m).faults, vec![Fault::WrongContext]);
     // The same chain and round numbers of another chain history.
     let history = FragmentContext { instance: gridledger_core::Hash32([0x99; 32]), ..ctx };
     let replay = cfg.coder.encode(&key, &signer, &history, 3, &params_to_bytes(&model(3))).unwrap();
-    assert_eq!(n1.handle(None, Message::Local(replay.message(1).unwrap())).faults, vec![Fault::WrongContext]);
+    assert_eq!(send_upload(&mut n1, replay.message(1).unwrap()).faults, vec![Fault::WrongContext]);
     let c = cfg
         .coder
         .encode(&client_key(&SK, 5), &sim_client_signing_key(&SIGN_SEED, 5), &ctx, 5, &params_to_bytes(&model(5)))
         .unwrap();
     assert_eq!(
-        n1.handle(None, Message::Local(c.message(2).unwrap())).faults,
+        send_upload(&mut n1, c.message(2).unwrap()).faults,
         vec![Fault::Client { client: 5, error: FlError::PositionOutOfRange { index: 2, len: 4 } }]
     );
     // The pre-vector holds the first record's client only.
     let step = n1.on_timer(gridledger_fl::consensus::Timer::PreVector);
     assert!(step.outputs.contains(&Output::PreVector(vec![3])));
+}
+
+/// An upload is accepted only from the client its record names, and a
+/// refused relay is recorded against its sender (`Fault::Relayed`), never
+/// against that client: a node or another client relaying client 2's
+/// genuine upload, and a node forwarding it to the leader with its cell
+/// altered. Client 2's own upload is then accepted, and a bad cell it
+/// sends itself is recorded against it.
+#[test]
+fn an_upload_is_taken_only_from_its_client_and_a_refused_relay_names_its_sender() {
+    use blstrs::Scalar;
+    use ff::Field;
+    use gridledger_fl::coding::client_key;
+    use gridledger_fl::consensus::Timer;
+    let cfg = config(4, 7, 2);
+    let up = upload(&cfg, 2, &client_key(&SK, 2), &model(2));
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let not_own = |from| Fault::Relayed { from, client: 2, error: FlError::NotOwnUpload { client: 2 } };
+    for from in [Source::Node(0), Source::Node(1), Source::Client(3), Source::Client(99)] {
+        let step = n1.handle(from, Message::Local(up.message(1).unwrap()));
+        assert_eq!(step.faults, vec![not_own(from)]);
+        assert!(step.sends.is_empty() && step.outputs.is_empty());
+    }
+    // Nothing was accepted: the first pre-vector is empty; client 2's own
+    // upload, arriving late, is accepted with no fault and named afresh.
+    let step = n1.on_timer(Timer::PreVector);
+    assert!(step.outputs.contains(&Output::PreVector(vec![])), "{:?}", step.outputs);
+    let step = n1.handle(Source::Client(2), Message::Local(up.message(1).unwrap()));
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
+    assert!(step.outputs.contains(&Output::PreVector(vec![2])), "{:?}", step.outputs);
+    // The leader: node 1's forward with an altered cell is node 1's fault.
+    let mut leader = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
+    let mut altered = up.message(1).unwrap();
+    altered.cell.values[0] += Scalar::ONE;
+    let step = leader.handle(Source::Node(1), Message::Forward { node: 1, msg: altered.clone() });
+    assert_eq!(
+        step.faults,
+        vec![Fault::Relayed { from: Source::Node(1), client: 2, error: FlError::ProofFailed { index: 1 } }]
+    );
+    // The same altered cell sent by client 2 itself is client 2's fault.
+    let mut own_bad = up.message(0).unwrap();
+    own_bad.cell.values[0] += Scalar::ONE;
+    let step = leader.handle(Source::Client(2), Message::Local(own_bad));
+    assert!(
+        matches!(step.faults[..], [Fault::Client { client: 2, error: FlError::ProofFailed { .. } }]),
+        "{:?}",
+        step.faults
+    );
 }
 
 /// The root is agreed on the chain's PBFT, not by a local vote count: every
@@ -240,13 +290,13 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     // PBFT's leader at height 1, view 1 is node (1 + 1) mod 4 = 2.
     assert_eq!(set.leader(1, 1), 2);
     let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
-    let step = n1.handle(Some(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
+    let step = n1.handle(Source::Node(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))), "no vote before the root is checked");
     // Leader 0's proposal for that root arrives with a forged attestation: refuted.
     let ra = enclave(3).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[0, 1, 2]));
     let step = n1.handle(
-        Some(0),
+        Source::Node(0),
         Message::Proposal {
             view: 0,
             root: rel.root,
@@ -266,9 +316,9 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))), "no prepare for a refuted root");
     assert_eq!(n1.committed(), None);
     // PBFT traffic from a client, or from a node index outside the chain.
-    let step = n1.handle(None, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
+    let step = n1.handle(Source::Client(0), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
     assert_eq!(step.faults, vec![Fault::UnknownNode(usize::MAX)]);
-    let step = n1.handle(Some(9), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+    let step = n1.handle(Source::Node(9), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
     assert_eq!(step.faults, vec![Fault::UnknownNode(9)]);
     // A node given another node's PBFT key takes no part: a typed fault at start, no PBFT traffic.
     let mut wrong = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(2), TIMING);
@@ -307,14 +357,14 @@ fn far_ahead_view_requests_are_kept_and_need_f_plus_one_to_join() {
     let asks = |s: &gridledger_fl::consensus::Step| {
         s.sends.iter().filter(|(_, m)| matches!(m, Message::ViewChange { node: 1, .. })).count()
     };
-    let step = n1.handle(Some(2), Message::ViewChange { node: 2, view: 10 });
+    let step = n1.handle(Source::Node(2), Message::ViewChange { node: 2, view: 10 });
     assert_eq!((asks(&step), n1.view()), (0, 0), "one request (≤ f) moves nobody");
-    let step = n1.handle(Some(3), Message::ViewChange { node: 3, view: 10 });
+    let step = n1.handle(Source::Node(3), Message::ViewChange { node: 3, view: 10 });
     assert_eq!(asks(&step), 3, "f+1 requests: node 1 joins, asking every other node");
     assert!(step.outputs.contains(&Output::NewView(10)), "{:?}", step.outputs);
     assert_eq!(n1.view(), 10);
     // A request for a view it already passed changes nothing.
-    let step = n1.handle(Some(0), Message::ViewChange { node: 0, view: 4 });
+    let step = n1.handle(Source::Node(0), Message::ViewChange { node: 0, view: 4 });
     assert!(step.sends.is_empty() && step.outputs.is_empty());
 }
 

@@ -14,6 +14,7 @@ use gridledger_core::Hash32;
 use gridledger_fl::aggregate::params_to_bytes;
 use gridledger_fl::coding::{client_key, CodedFragment};
 use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer, To};
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
@@ -105,16 +106,16 @@ fn proposal_to_node_1_carrying(
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     node.start();
     for u in uploads() {
-        assert!(node.handle(None, Message::Local(u.message(1).unwrap())).faults.is_empty());
+        assert!(send_upload(&mut node, u.message(1).unwrap()).faults.is_empty());
     }
     node.on_timer(Timer::PreVector);
     for k in [0, 2, 3] {
-        node.handle(Some(k), pre_vector(&cfg, k, &all));
+        node.handle(Source::Node(k), pre_vector(&cfg, k, &all));
     }
     node.on_timer(Timer::Tally);
     for k in cfg.committee() {
         if k != 1 {
-            node.handle(Some(k), deter_vector(&cfg, k, &all));
+            node.handle(Source::Node(k), deter_vector(&cfg, k, &all));
         }
     }
     let models: Vec<Vec<f32>> = clients.iter().map(|&c| model(c as usize)).collect();
@@ -126,7 +127,7 @@ fn proposal_to_node_1_carrying(
     let pre_vectors = carried(&cfg, &vectors);
     before(&mut node, rel.root);
     let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors };
-    let step = node.handle(Some(0), msg);
+    let step = node.handle(Source::Node(0), msg);
     (node, step)
 }
 
@@ -158,12 +159,12 @@ fn a_proposal_carrying_fewer_than_k_minus_f_pre_vectors_is_refused() {
 fn a_fetch_that_arrived_before_the_proposal_is_answered_once_verified() {
     let fetch = |node: usize, root: Hash32| Message::FetchProposal { node, view: 0, root };
     let (mut node, step) = proposal_to_node_1_carrying(&[0, 1, 2, 3], vec![], &[0, 1, 2, 3], |n, root| {
-        let s = n.handle(Some(3), fetch(3, root));
+        let s = n.handle(Source::Node(3), fetch(3, root));
         assert!(s.sends.is_empty() && s.faults.is_empty(), "nothing to relay yet: {:?}", s.sends);
         // Node 2 asks for the root, then for `K` = 4 others: its first request is dropped.
-        n.handle(Some(2), fetch(2, root));
+        n.handle(Source::Node(2), fetch(2, root));
         for junk in 0..4u8 {
-            n.handle(Some(2), fetch(2, Hash32([junk; 32])));
+            n.handle(Source::Node(2), fetch(2, Hash32([junk; 32])));
         }
     });
     assert!(step.faults.is_empty(), "{:?}", step.faults);
@@ -185,8 +186,8 @@ fn a_fetch_that_arrived_before_the_proposal_is_answered_once_verified() {
             _ => None,
         })
         .unwrap();
-    assert!(node.handle(Some(3), fetch(3, first)).sends.is_empty());
-    let again = node.handle(Some(2), fetch(2, first));
+    assert!(node.handle(Source::Node(3), fetch(3, first)).sends.is_empty());
+    let again = node.handle(Source::Node(2), fetch(2, first));
     assert!(matches!(again.sends.as_slice(), [(To::Node(2), Message::Relay { node: 1, .. })]), "{:?}", again.sends);
 }
 
@@ -201,18 +202,18 @@ fn a_leader_holding_fewer_than_k_minus_f_pre_vectors_waits_for_them() {
     let mut node = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
     node.start();
     for u in uploads() {
-        assert!(node.handle(None, Message::Local(u.message(0).unwrap())).faults.is_empty());
+        assert!(send_upload(&mut node, u.message(0).unwrap()).faults.is_empty());
         for k in [2usize, 3] {
-            let s = node.handle(Some(k), Message::Forward { node: k, msg: u.message(k).unwrap() });
+            let s = node.handle(Source::Node(k), Message::Forward { node: k, msg: u.message(k).unwrap() });
             assert!(s.faults.is_empty(), "{:?}", s.faults);
         }
     }
     node.on_timer(Timer::PreVector);
-    node.handle(Some(2), pre_vector(&cfg, 2, &all));
+    node.handle(Source::Node(2), pre_vector(&cfg, 2, &all));
     node.on_timer(Timer::Tally);
     for k in cfg.committee() {
         if k != 0 {
-            node.handle(Some(k), deter_vector(&cfg, k, &all));
+            node.handle(Source::Node(k), deter_vector(&cfg, k, &all));
         }
     }
     let proposals = |s: &Step| -> Vec<usize> {
@@ -226,7 +227,7 @@ fn a_leader_holding_fewer_than_k_minus_f_pre_vectors_waits_for_them() {
     };
     let step = node.on_timer(Timer::Aggregate(0));
     assert!(proposals(&step).is_empty(), "proposed with 2 of K − f = 3 pre-vectors");
-    let step = node.handle(Some(3), pre_vector(&cfg, 3, &all));
+    let step = node.handle(Source::Node(3), pre_vector(&cfg, 3, &all));
     assert_eq!(proposals(&step), vec![3, 3, 3], "{:?}", step.faults);
 }
 

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use gridledger_fl::coding::client_key;
 use gridledger_fl::consensus::{ChainNode, Fault, Message, Output, Timer, To};
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::sim_node_key;
 
 /// Node 1 of K = 4: client 3's upload arrives after the pre-vector timer.
@@ -19,12 +20,12 @@ fn a_late_upload_is_named_in_a_fresh_pre_vector_and_a_repeat_is_a_no_op() {
     let cfg = config(4, 7, 2);
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let up0 = upload(&cfg, 0, &client_key(&SK, 0), &model(0));
-    assert!(n1.handle(None, Message::Local(up0.message(1).unwrap())).faults.is_empty());
+    assert!(send_upload(&mut n1, up0.message(1).unwrap()).faults.is_empty());
     let step = n1.on_timer(Timer::PreVector);
     assert!(step.outputs.contains(&Output::PreVector(vec![0])));
     let up3 = upload(&cfg, 3, &client_key(&SK, 3), &model(3));
     let late = up3.message(1).unwrap();
-    let step = n1.handle(None, Message::Local(late.clone()));
+    let step = send_upload(&mut n1, late.clone());
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     assert_eq!(step.outputs, vec![Output::PreVector(vec![0, 3])]);
     let fresh: Vec<(usize, u32, u32)> = step
@@ -40,7 +41,7 @@ fn a_late_upload_is_named_in_a_fresh_pre_vector_and_a_repeat_is_a_no_op() {
     assert_eq!(fresh, vec![(0, 0, 1), (2, 0, 1), (3, 0, 1)]);
     assert!(step.sends.iter().any(|(to, m)| *to == To::Node(0) && matches!(m, Message::Forward { node: 1, .. })));
     // The client re-sends the same upload: nothing.
-    let step = n1.handle(None, Message::Local(late));
+    let step = send_upload(&mut n1, late);
     assert!(step.sends.is_empty() && step.outputs.is_empty() && step.faults.is_empty(), "{step:?}");
 }
 
@@ -54,22 +55,28 @@ fn only_a_fresher_pre_vector_that_drops_no_client_replaces_a_nodes_last() {
     let cfg = config(4, 7, 2);
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     for k in [0usize, 3] {
-        assert!(n1.handle(Some(k), pre_vector_at(&cfg, k, 0, 0, &[0, 1, 2])).faults.is_empty());
+        assert!(n1.handle(Source::Node(k), pre_vector_at(&cfg, k, 0, 0, &[0, 1, 2])).faults.is_empty());
     }
-    assert!(n1.handle(Some(2), pre_vector_at(&cfg, 2, 1, 1, &[0, 1])).faults.is_empty());
+    assert!(n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 1, 1, &[0, 1])).faults.is_empty());
     // Older, or the same sequence number again: ignored.
-    assert!(n1.handle(Some(2), pre_vector_at(&cfg, 2, 0, 0, &[0, 1, 2])).faults.is_empty());
-    assert!(n1.handle(Some(2), pre_vector_at(&cfg, 2, 1, 1, &[0, 1, 2])).faults.is_empty());
+    assert!(n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 0, 0, &[0, 1, 2])).faults.is_empty());
+    assert!(n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 1, 1, &[0, 1, 2])).faults.is_empty());
     // Fresher, but dropping client 1, or going back to view 0.
-    assert_eq!(n1.handle(Some(2), pre_vector_at(&cfg, 2, 1, 2, &[0, 2])).faults, vec![Fault::BadVector { node: 2 }]);
-    assert_eq!(n1.handle(Some(2), pre_vector_at(&cfg, 2, 0, 2, &[0, 1, 2])).faults, vec![Fault::BadVector { node: 2 }]);
+    assert_eq!(
+        n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 1, 2, &[0, 2])).faults,
+        vec![Fault::BadVector { node: 2 }]
+    );
+    assert_eq!(
+        n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 0, 2, &[0, 1, 2])).faults,
+        vec![Fault::BadVector { node: 2 }]
+    );
     // Node 1's own pre-vector names nobody: the tally counts client 2
     // twice (nodes 0 and 3), client 0 and 1 three times.
     n1.on_timer(Timer::PreVector);
     let step = n1.on_timer(Timer::Tally);
     assert!(step.outputs.contains(&Output::DeterVector(vec![0, 1])), "{:?}", step.outputs);
     // A fresher pre-vector of node 2 adding client 2: the tally grows.
-    let step = n1.handle(Some(2), pre_vector_at(&cfg, 2, 1, 2, &[0, 1, 2]));
+    let step = n1.handle(Source::Node(2), pre_vector_at(&cfg, 2, 1, 2, &[0, 1, 2]));
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     assert_eq!(step.outputs, vec![Output::DeterVector(vec![0, 1, 2])]);
 }
@@ -86,15 +93,15 @@ fn re_attesting_the_same_list_makes_no_leader_aggregate_again() {
     n0.on_timer(Timer::PreVector);
     n0.on_timer(Timer::Tally);
     for k in [1usize, 2] {
-        assert!(n0.handle(Some(k), pre_vector_at(&cfg, k, 0, 0, &[5])).faults.is_empty());
+        assert!(n0.handle(Source::Node(k), pre_vector_at(&cfg, k, 0, 0, &[5])).faults.is_empty());
     }
     let excluded = |faults: &[Fault]| faults.iter().filter(|f| matches!(f, Fault::Excluded { client: 5, .. })).count();
     assert_eq!(excluded(&n0.on_timer(Timer::Aggregate(0)).faults), 1);
-    assert_eq!(excluded(&n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, 0, &[5])).faults), 1);
+    assert_eq!(excluded(&n0.handle(Source::Node(3), pre_vector_at(&cfg, 3, 0, 0, &[5])).faults), 1);
     for seq in 1..=20 {
-        let step = n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, seq, &[5]));
+        let step = n0.handle(Source::Node(3), pre_vector_at(&cfg, 3, 0, seq, &[5]));
         assert!(step.faults.is_empty() && step.sends.is_empty(), "seq {seq}: {step:?}");
     }
     // A list that grows does make it try again.
-    assert_eq!(excluded(&n0.handle(Some(3), pre_vector_at(&cfg, 3, 0, 21, &[4, 5])).faults), 1);
+    assert_eq!(excluded(&n0.handle(Source::Node(3), pre_vector_at(&cfg, 3, 0, 21, &[4, 5])).faults), 1);
 }

@@ -9,9 +9,13 @@
 
 mod common;
 
+use blstrs::Scalar;
 use common::*;
+use ff::Field;
+use gridledger_fl::coding::{client_key, LocalMessage};
 use gridledger_fl::consensus::Fault;
 use gridledger_fl::consensus::Message;
+use gridledger_fl::dissemination::Source;
 use gridledger_fl::mutants::{plant, Mutation};
 use gridledger_fl::round::ClientBehaviour;
 use gridledger_fl::FlError;
@@ -483,8 +487,74 @@ fn lost_uploads_re_sent() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), BETA)
 }
 
+/// On a Byzantine node: every [`Message::Forward`] it sends the leader
+/// carries the client's signed record with the cell's first value altered.
+struct AlterForwards;
+
+impl Adversary<P> for AlterForwards {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Forward { node, mut msg } => {
+                    msg.cell.values[0] += Scalar::ONE;
+                    (d, Message::Forward { node, msg })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// On a Byzantine client: instead of its own upload to node `to`, it sends
+/// `forged` (another client's signed record with an altered cell).
+struct RelayForged {
+    to: u32,
+    forged: LocalMessage,
+}
+
+impl Adversary<P> for RelayForged {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match (d, m) {
+                (Dest::One(k), Message::Local(_)) if k == self.to => (d, Message::Local(self.forged.clone())),
+                (d, other) => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// Attack round 15: Byzantine node 1 alters the cell of every forward it
+/// sends the leader, and Byzantine client 6 sends node 2 honest client
+/// 2's signed record with an altered cell instead of its own upload. The
+/// round commits; the refusals are recorded against node 1 and client 6
+/// ([`Fault::Relayed`]), and no record names a client as having sent a bad
+/// cell ([`Fault::Client`]): every client sent its own cells intact.
+fn relayed_forgeries_blame_their_relayer() -> Result<(), String> {
+    let cfg = config(NODES, CLIENTS, BETA);
+    let mut forged =
+        upload(&cfg, 2, &client_key(&SK, 2), &model(2)).message(2).ok_or("client 2 has no cell for node 2")?;
+    forged.cell.values[0] += Scalar::ONE;
+    let honest = all_but(6);
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        vec![(1, Box::new(AlterForwards)), (NODES + 6, Box::new(RelayForged { to: 2, forged }))];
+    let r = run(SEED + 24, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let faults = r.faults();
+    if let Some(f) = faults.iter().find(|f| matches!(f, Fault::Client { .. })) {
+        return Err(format!("a client recorded guilty of a relayer's forgery: {f:?}"));
+    }
+    for from in [Source::Node(1), Source::Client(6)] {
+        if !faults.iter().any(|f| matches!(f, Fault::Relayed { from: s, .. } if *s == from)) {
+            return Err(format!("no record names relayer {from:?}; faults {faults:?}"));
+        }
+    }
+    Ok(())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 22] = [
+const SCENARIOS: [Scenario; 23] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -507,6 +577,7 @@ const SCENARIOS: [Scenario; 22] = [
     ("delayed uploads named in fresh pre-vectors", delayed_uploads_named_in_fresh_pre_vectors),
     ("stale carried pre-vectors refused", stale_carried_pre_vectors_refused),
     ("lost uploads re-sent", lost_uploads_re_sent),
+    ("relayed forgeries blame their relayer", relayed_forgeries_blame_their_relayer),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -637,4 +708,9 @@ fn carried_pre_vectors_of_an_earlier_view_accepted_are_caught() {
 #[test]
 fn an_upload_sent_once_only_is_caught() {
     caught(Mutation::UploadOneShot, "lost uploads re-sent");
+}
+
+#[test]
+fn a_relayed_forgery_recorded_against_the_client_it_names_is_caught() {
+    caught(Mutation::RelayBlamesClient, "relayed forgeries blame their relayer");
 }

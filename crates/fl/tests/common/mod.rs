@@ -8,11 +8,11 @@ use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
-use gridledger_fl::coding::{CodedFragment, FragmentCoder};
+use gridledger_fl::coding::{CodedFragment, FragmentCoder, LocalMessage};
 use gridledger_fl::consensus::{
-    ChainConfig, ChainNode, ChainParams, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR,
+    ChainConfig, ChainNode, ChainParams, Fault, Message, Output, Step, Timing, DETER_VECTOR, PRE_VECTOR,
 };
-use gridledger_fl::dissemination::GlobalCoder;
+use gridledger_fl::dissemination::{GlobalCoder, Source};
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{
     sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
@@ -138,6 +138,12 @@ pub fn upload_signed(
 ) -> CodedFragment {
     let ctx = cfg.fragment_context(cfg.chain);
     cfg.coder.encode(key, signer, &ctx, c, &params_to_bytes(params)).unwrap()
+}
+
+/// `node` handles upload message `m` sent by its own client (the client
+/// its record names), as a client sends its upload.
+pub fn send_upload<A: Attester>(node: &mut ChainNode<A>, m: LocalMessage) -> Step {
+    node.handle(Source::Client(m.record.client as usize), Message::Local(m))
 }
 
 /// Client `c`'s honest local model: near 1.0 with a per-client offset.
