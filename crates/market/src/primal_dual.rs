@@ -101,8 +101,8 @@
 //! **Stopping rule.** Cheap tests first, every iteration: a tenth of the
 //! seed's tolerance, `10⁻⁴` per prosumer total (so `10⁻⁴ / max(M, N)` per
 //! trade) on the reciprocity residual `max |x − y|`, on the largest trade
-//! change of the iteration (over the buyer's own step `α_m`, the projected
-//! gradient's size) and on the largest violation of a
+//! change of the iteration (over the buyer's own step `α_m`, or `α_mn`
+//! with steps per trade: the projected gradient's size) and on the largest violation of a
 //! network row (kW); and the settled trades (the smaller copy of each pair)
 //! meeting every row within `clearing::clear`'s own per-row tolerance
 //! (`1 mW + 10⁻⁴ |h_r|`, [`crate::network::MarketNetwork::row_excess`]):
@@ -121,7 +121,9 @@
 //! Per-iteration cost: `O(M N + R K)` for `R` network rows over `K` buses.
 //! The line price is formed per bus (`π_k = Σ_r μ̂_r G_rk`) and per trade as
 //! a difference of two bus prices, never as an `R × M × N` tensor; all
-//! working vectors are allocated once in [`PrimalDual::new`].
+//! working vectors are allocated once in [`PrimalDual::new`] (a market
+//! with steps per trade, which runs plain scalar sweeps, allocates a few
+//! row buffers per iteration).
 //!
 //! Layout and passes: every trade matrix (`x`, `y`, `λ` and the buyers'
 //! view `q = λ − ρ y` of the seller's two values, which the seller writes
@@ -509,8 +511,8 @@ impl PdParams {
     /// ```text
     /// f_p     = min(1, √(E₀ / e_max,p))        (1 for a party within E₀)
     /// ρ_mn    = ρ f_m f_n   if both f_m, f_n < 1;   ρ otherwise
-    /// α^p_mn  = α                               if f_p = 1
-    ///           1 / (a_p max(M, N) + 2 ρ_mn)    otherwise
+    /// α^p_mn  = 1 / (a_p max(M, N) + 2 ρ_mn)    if both f_m, f_n < 1
+    ///           α                               otherwise
     /// ```
     ///
     /// The sum of a trade's two copies moves by about `α δ` per iteration
@@ -524,10 +526,10 @@ impl PdParams {
     /// a party within `E₀` keeps the full `ρ` (attack round 11: shrunk by
     /// the large party's scale, `ρ_mn ≈ 1.1·10⁻³` for a 10 MWh buyer, the
     /// sellers' prices of its trades, and with them the line multiplier
-    /// they hold up, moved 45× slower than in the common market), and the
-    /// large party's copy of it the step of that penalty. Every copy's
-    /// step is bounded by its own trade's penalty, so `α^p_mn ρ_mn ≤ ½` on
-    /// every trade as in the common market. A market whose every `e_max`
+    /// they hold up, moved 45× slower than in the common market) and the
+    /// common `α` on both copies (`a_p ≤ a_max`), as in a seeded market.
+    /// Every copy's step is bounded by its own trade's penalty, so
+    /// `α^p_mn ρ_mn ≤ ½` on every trade as in the common market. A market whose every `e_max`
     /// is within `E₀` gets exactly the common `ρ` and `α`. The steps are
     /// per trade, and each party projects in the metric of its own steps
     /// (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so the iteration's
@@ -1828,6 +1830,12 @@ impl PrimalDual {
     /// mode after `k` exits: `Q`, `2Q`, `4Q`, …
     fn exit_wait(q: u32, k: u32) -> u32 {
         q.saturating_mul(1u32.checked_shl(k).unwrap_or(u32::MAX)).max(1)
+    }
+
+    /// Per network row: the iterations in a row it has ended priced and
+    /// overloaded ([`OVERLOAD_WAIT`]).
+    pub fn overload_streaks(&self) -> &[u32] {
+        &self.overload
     }
 
     /// The step mode and its counters (`PrimalDual::update_mode`).

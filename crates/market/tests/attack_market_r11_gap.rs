@@ -63,7 +63,7 @@ use common::{case30_net, p};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::network::MarketNetwork;
-use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport};
+use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport, OVERLOAD_WAIT};
 use gridledger_market::problem::{Market, Side};
 use gridledger_market::teardo::{Strategy, TearDoConfig};
 
@@ -250,4 +250,33 @@ fn step_and_tasks_agree_on_the_congested_pair_markets() {
         // step forms lazily at the start of its next iteration)
         assert_eq!(a.mode(), t.mode(), "bus {bus}: step modes");
     }
+}
+
+// Held up (the fix's longer multiplier step, `OVERLOAD_BOOST`): with the
+// pair at bus 21 behind line 16-17 a row stays priced and overloaded past
+// `OVERLOAD_WAIT` iterations, and across that switch the fused step and
+// the sans-IO tasks keep the same trades, prices, multipliers and
+// counters bit for bit (the state digests agree after each closed round).
+#[test]
+fn step_and_tasks_agree_across_the_longer_multiplier_step() {
+    let net = case30_net(2e-4);
+    let m = with_pair(&net, 5, 21, 1e-5);
+    let mut a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+    let mut t = a.clone();
+    let mut boosted = false;
+    for it in 0..(OVERLOAD_WAIT as usize + 300) {
+        let ra = a.step(&m);
+        let rt = task_step(&mut t, &m);
+        let bits = |pd: &PrimalDual| {
+            let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+            v.extend(pd.mu.iter().map(|x| x.to_bits()));
+            v
+        };
+        assert_eq!(bits(&a), bits(&t), "states at iteration {it}");
+        assert_eq!(a.overload_streaks(), t.overload_streaks(), "counters at iteration {it}");
+        assert_eq!(ra.change.to_bits(), rt.change.to_bits(), "change at iteration {it}");
+        assert_eq!(ra.converged, rt.converged, "stopping at iteration {it}");
+        boosted |= a.overload_streaks().iter().any(|s| *s > OVERLOAD_WAIT);
+    }
+    assert!(boosted, "no row took the longer step: {:?}", a.overload_streaks());
 }
