@@ -1913,6 +1913,36 @@ mod mode_tests {
     use crate::problem::Side;
     use crate::{Case, CASE30};
 
+    // The projection in the metric of the steps: `max(0, v − w τ)` meets
+    // the bound it was pushed to and keeps every coordinate's own KKT
+    // condition (`x_k > 0` ⇒ `(v_k − x_k) / w_k = τ`, `x_k = 0` ⇒
+    // `v_k / w_k ≤ τ`); with equal weights it is the Euclidean projection.
+    #[test]
+    fn the_weighted_projection_is_the_projection_in_the_steps_metric() {
+        let v = [3.0, -1.0, 0.5, 7.0, 2.0];
+        let w = [1.0, 4.0, 0.25, 10.0, 2.0];
+        for (lo, hi) in [(0.0, 4.0), (0.0, 1.0), (14.0, 20.0), (0.0, 100.0)] {
+            let tau = weighted_tau(&v, &w, lo, hi);
+            let x: Vec<f64> = v.iter().zip(&w).map(|(v, w)| (v - w * tau).max(0.0)).collect();
+            let s: f64 = x.iter().sum();
+            assert!(s >= lo - 1e-12 && s <= hi + 1e-12, "({lo}, {hi}): Σ x = {s}");
+            for k in 0..v.len() {
+                if x[k] > 0.0 {
+                    assert!(((v[k] - x[k]) / w[k] - tau).abs() <= 1e-12, "({lo}, {hi}) {k}");
+                } else {
+                    assert!(v[k] / w[k] <= tau + 1e-12, "({lo}, {hi}) {k}");
+                }
+            }
+            let mut e = v;
+            project_capped(&mut e, lo, hi);
+            let t1 = weighted_tau(&v, &[1.0; 5], lo, hi);
+            let x1: Vec<f64> = v.iter().map(|v| (v - t1).max(0.0)).collect();
+            for k in 0..v.len() {
+                assert!((x1[k] - e[k]).abs() <= 1e-12, "({lo}, {hi}) {k}: {x1:?} vs {e:?}");
+            }
+        }
+    }
+
     // Two executors with the same trades, prices and multipliers but in
     // different step modes compute different outputs (the flat buyer's
     // step differs), so the digest they sign their inputs by must differ
