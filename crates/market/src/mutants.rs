@@ -45,6 +45,19 @@ pub enum Mutation {
     /// flat pair capped for the whole run of an interval where no row
     /// binds.
     CongestedModeNeverLeft,
+    /// Primal-dual's congested mode caps the buyer's step of every trade,
+    /// not only of those that load a network row: a flat pair's own trade
+    /// at one bus behind a binding line crawls with the capped step.
+    CapOnUnloadedTrades,
+    /// Primal-dual shrinks the penalty of a trade between a party beyond
+    /// the reference scale and one within it by the large party's scale:
+    /// the sellers' prices of a flat buyer's trades, and the line
+    /// multiplier they hold up, move at a fraction of the common rate.
+    SmallPartyPenaltyShrunk,
+    /// Primal-dual's multiplier of a row that stays priced and overloaded
+    /// never takes the longer step: a multiplier that must climb far
+    /// behind sellers at their `e_max` climbs at the base rate.
+    OverloadNotBoosted,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

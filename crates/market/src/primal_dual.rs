@@ -32,7 +32,9 @@
 //! the augmented-Lagrangian line price: the buyers are charged
 //! `μ̂ = max(0, μ + c g)`, the gradient of `μᵀg + (c/2)‖max(0, g + μ/c)‖²`,
 //! which responds to the current overload at once and damps the cycle; the
-//! multiplier itself then moves with a small step `γ = c/4`, with
+//! multiplier itself then moves with a small step `γ = c/4` (`c`, the
+//! method of multipliers' own step, once the row has stayed priced and
+//! overloaded for [`OVERLOAD_WAIT`] iterations: [`OVERLOAD_BOOST`]), with
 //! `c = 1 / (4 (M + N))` (the flows sum over all buyers' rows, so the line
 //! term's curvature grows with the market).
 //!
@@ -58,29 +60,39 @@
 //! between the two parties, with `α ≤ 1 / 2ρ`. With one `ρ` and `α` for the
 //! market, a near-linear buyer and seller with 10 MWh each and 1 c/kWh
 //! apart (within every admission limit; attack round 7) needed about 10⁶
-//! iterations and stopped at the 200 000 cap. Each trade therefore carries
-//! its own penalty `ρ_mn = ρ √(f_m f_n)`, `f_p = min(1, E₀ / e_max,p)`
-//! (`E₀` = [`SCALE_KWH`]), and each party whose range exceeds `E₀` the step
-//! of its own curvature, `α_p = 1 / (a_p max(M, N) + 2 max_n ρ_pn)`
-//! ([`PdParams::party_steps`]): its trades move in proportion to its own
-//! range, and the pair clears in a few thousand iterations (0.3 s in a test
-//! build). A market whose every `e_max` is within `E₀` (every seeded market)
-//! runs with the common `ρ` and `α`, exactly as before. The steps are per
-//! party, not per trade, so a fixed point is still a KKT point (each
-//! projection is the party's own Euclidean one); the line weights and
-//! multiplier steps are scaled by `α / max_m α_m`, so the line term's
-//! curvature in the steps' metric stays that of the common-step market
-//! over every set of binding rows at once ([`PdParams::row_weights_for`];
-//! bounding each row against the buyers' own steps let one 50 kWh buyer
-//! behind a dozen binding rows cycle, attack round 8). Once a line is
-//! priced, the buyers' steps are capped at [`BUYER_STEP_CAP`]` · α` (and the
+//! iterations and stopped at the 200 000 cap. A trade between two parties
+//! whose ranges exceed `E₀` (= [`SCALE_KWH`]) therefore carries its own
+//! penalty `ρ_mn = ρ f_m f_n`, `f_p = √(E₀ / e_max,p)`, and each of its
+//! copies the step of its party's own curvature and that penalty,
+//! `α_mn = 1 / (a_p max(M, N) + 2 ρ_mn)` ([`PdParams::party_steps`]): it
+//! moves in proportion to the parties' ranges, and the pair clears in a few
+//! thousand iterations. Every other trade (one with a party within `E₀`)
+//! keeps the common `ρ` and `α` on both copies: shrunk by the large
+//! party's scale (the rule before attack round 11), the sellers' prices of
+//! a flat buyer's trades with small sellers, and the line multiplier they
+//! hold up behind a binding line, moved at `ρ_mn / ρ ≈ 1/45` of the common
+//! rate. A market whose every `e_max` is within `E₀` (every seeded market)
+//! runs with the common `ρ` and `α` and the per-party kernels, exactly as
+//! before. With steps per trade each party projects in the metric of its
+//! own steps (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so a fixed
+//! point is still a KKT point. Only trades that load some network row
+//! (`G_r,bus(n) ≠ G_r,bus(m)` for some `r`) enter the line term, so the
+//! line weights and multiplier steps are scaled by `α / α*`, `α*` the
+//! largest buyer step of those trades, and the line term's curvature in
+//! the steps' metric stays that of the common-step market over every set of
+//! binding rows at once ([`PdParams::row_weights_for`]; bounding each row
+//! against the buyers' own steps let one 50 kWh buyer behind a dozen
+//! binding rows cycle, attack round 8). Once a line is priced, the buyers'
+//! steps of those trades are capped at [`BUYER_STEP_CAP`]` · α` (and the
 //! row weights recomputed for the capped steps), so one flat request can
 //! scale the line weights by at most `1 / BUYER_STEP_CAP` (attack round 9:
-//! uncapped, one flat 10 MWh buyer scaled them by ~1/120); once no line
-//! has been priced for [`CONGESTED_QUIET`] iterations the buyers' own
-//! steps come back, with doubling waits and a bounded number of times per
-//! run (attack round 10: a line priced in the first iterations only kept a
-//! flat pair capped for good). This shortens, but cannot
+//! uncapped, one flat 10 MWh buyer scaled them by ~1/120); a trade that
+//! loads no row keeps its step (attack round 11: a flat pair's own trade at
+//! one bus, capped, crawled behind a line that binds at the optimum); once
+//! no line has been priced for [`CONGESTED_QUIET`] iterations the buyers'
+//! own steps come back, with doubling waits and a bounded number of times
+//! per run (attack round 10: a line priced in the first iterations only
+//! kept a flat pair capped for good). This shortens, but cannot
 //! bound, the iterations a margin needs: a margin tending to 0 with a
 //! welfare share above the tolerance still needs ever more of them, so the
 //! framework clears an interval whose run reaches the cap at the central
@@ -89,8 +101,8 @@
 //! **Stopping rule.** Cheap tests first, every iteration: a tenth of the
 //! seed's tolerance, `10⁻⁴` per prosumer total (so `10⁻⁴ / max(M, N)` per
 //! trade) on the reciprocity residual `max |x − y|`, on the largest trade
-//! change of the iteration (over the buyer's own step `α_m`, the projected
-//! gradient's size) and on the largest violation of a
+//! change of the iteration (over the buyer's own step `α_m`, or `α_mn`
+//! with steps per trade: the projected gradient's size) and on the largest violation of a
 //! network row (kW); and the settled trades (the smaller copy of each pair)
 //! meeting every row within `clearing::clear`'s own per-row tolerance
 //! (`1 mW + 10⁻⁴ |h_r|`, [`crate::network::MarketNetwork::row_excess`]):
@@ -109,7 +121,9 @@
 //! Per-iteration cost: `O(M N + R K)` for `R` network rows over `K` buses.
 //! The line price is formed per bus (`π_k = Σ_r μ̂_r G_rk`) and per trade as
 //! a difference of two bus prices, never as an `R × M × N` tensor; all
-//! working vectors are allocated once in [`PrimalDual::new`].
+//! working vectors are allocated once in [`PrimalDual::new`] (a market
+//! with steps per trade, which runs plain scalar sweeps, allocates a few
+//! row buffers per iteration).
 //!
 //! Layout and passes: every trade matrix (`x`, `y`, `λ` and the buyers'
 //! view `q = λ − ρ y` of the seller's two values, which the seller writes
@@ -326,6 +340,16 @@ pub const SCALE_KWH: f64 = 5.0;
 /// (no row priced) keeps each buyer's own step, which the near-linear pair
 /// of attack round 7 needs.
 ///
+/// With steps per trade ([`PartySteps::per_trade`]) the cap applies to the
+/// buyer's step of each trade that loads some network row only (a nonzero
+/// PTDF difference on some row): the line term's curvature involves those
+/// trades alone, so the bound above holds over them, and a trade that
+/// loads no row (a flat pair's own trade at one bus) keeps its step. Capped
+/// too, that trade crawled behind a line binding at the optimum, which
+/// keeps the mode on for the whole run (attack round 11: 60 201 iterations
+/// for seed 5's 3 × 3 market with a 10 MWh pair at bus 26 behind line
+/// 25-26).
+///
 /// The mode is two-way (`PrimalDual::update_mode`): entered the first
 /// time a row is priced; left once no row has been priced for
 /// [`CONGESTED_QUIET`] iterations in a row; after `k` exits, entered again
@@ -375,6 +399,30 @@ pub const CONGESTED_QUIET: u32 = 100;
 /// iterations in a row.
 pub const CONGESTED_EXITS: u32 = 6;
 
+/// Iterations in a row a network row must end priced and overloaded
+/// before its multiplier takes the longer step [`OVERLOAD_BOOST`].
+pub const OVERLOAD_WAIT: u32 = 500;
+
+/// The multiplier step of a row that has ended [`OVERLOAD_WAIT`]
+/// iterations in a row priced and overloaded, in units of its own `γ_r`:
+/// `4 γ_r = c_r`, the method of multipliers' own step. Back to `γ_r` on the
+/// first iteration the row ends unpriced or within its limit.
+///
+/// Why: where a binding line's multiplier must climb far (attack round 11:
+/// seed 5's 3 × 3 market with a near-linear 10 MWh pair bidding 10 $/kWh
+/// behind line 16-17, multiplier 16.4 $/kWh at the optimum), the sellers
+/// sit at their `e_max` and the buyers' copies, pinned by their prices,
+/// stay put while it climbs: the overload is constant, and the multiplier
+/// rises by `γ_r` times it, a fixed amount, every iteration (≈ 8·10⁻⁴
+/// $/kWh: 20 658 iterations). A row so overloaded for this long is not one
+/// a short transient prices, and its multiplier step is still at most
+/// `c_r`, the weight the buyers already see it with (`μ̂ = μ + c_r g`). The
+/// iteration's fixed points are the same for any positive multiplier steps
+/// (see [`BUYER_STEP_CAP`]), the counters are part of
+/// [`PrimalDual::state_digest`] and updated on every path after the
+/// multiplier update, so every executor steps alike.
+pub const OVERLOAD_BOOST: f64 = 4.0;
+
 /// Relative floor of [`scaled_gap`]'s test (a party so flat that its own
 /// bound asks for less is not certified by it: see [`scaled_gap`]).
 pub const SCALED_GAP_FLOOR: f64 = 1e-9;
@@ -405,16 +453,23 @@ pub fn scaled_gap(market: &Market, scale_kwh: f64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Per-trade penalties and per-party steps ([`PdParams::party_steps`]).
+/// Per-trade penalties and steps ([`PdParams::party_steps`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartySteps {
     /// `ρ_mn`, seller-major (`[n·M + m]`).
     pub rho: Vec<f64>,
-    /// `α_m` per buyer, and `1 / α_m`.
+    /// `α_m` per buyer (the largest of its trades' steps), and `1 / α_m`.
     pub alpha_buyers: Vec<f64>,
     pub inv_alpha_buyers: Vec<f64>,
-    /// `α_n` per seller.
+    /// `α_n` per seller (the largest of its trades' steps).
     pub alpha_sellers: Vec<f64>,
+    /// Some party is beyond `E₀`: the steps are per trade
+    /// (`trade_alpha_*`); otherwise every step is the common `α`.
+    pub per_trade: bool,
+    /// The buyer's step `α^b_mn` and the seller's step `α^s_mn` of each
+    /// trade, seller-major (empty unless `per_trade`).
+    pub trade_alpha_buyers: Vec<f64>,
+    pub trade_alpha_sellers: Vec<f64>,
 }
 
 impl PdParams {
@@ -450,57 +505,81 @@ impl PdParams {
         }
     }
 
-    /// Per-trade penalties and per-party steps, from each party's own
-    /// bounds and curvature (module docs, "Scale"):
+    /// Per-trade penalties and steps, from each party's own bounds and
+    /// curvature (module docs, "Scale"):
     ///
     /// ```text
-    /// f_p   = min(1, E₀ / e_max,p)             (1 for a party within E₀)
-    /// ρ_mn  = ρ √(f_m f_n)
-    /// α_p   = α                                 if f_p = 1
-    ///         1 / (a_p max(M, N) + 2 max ρ_p·)   otherwise
+    /// f_p     = min(1, √(E₀ / e_max,p))        (1 for a party within E₀)
+    /// ρ_mn    = ρ f_m f_n   if both f_m, f_n < 1;   ρ otherwise
+    /// α^p_mn  = 1 / (a_p max(M, N) + 2 ρ_mn)    if both f_m, f_n < 1
+    ///           α                               otherwise
     /// ```
     ///
     /// The sum of a trade's two copies moves by about `α δ` per iteration
     /// under a margin `δ` between the parties (the penalty acts only on
     /// their difference), and `α ≤ 1 / 2ρ`: with the common `ρ` a
     /// near-linear 10 MWh pair 1 c/kWh apart needed ~10⁶ iterations. A
-    /// party with a larger range gets a penalty shrunk to its scale and
-    /// the step of its own curvature (never below the common `α`: `a_p ≤
-    /// a_max`, `ρ_mn ≤ ρ`), so its trades move in proportion to its range;
-    /// a trade between two parties of different scale takes the geometric
-    /// mean, which keeps the small party's coupling `α ρ_mn` from
-    /// vanishing. A market whose every `e_max` is within `E₀` gets exactly
-    /// the common `ρ` and `α`. One step per party keeps the iteration's
-    /// fixed points the KKT points (the projection is a party's own).
+    /// trade between two parties beyond `E₀` gets a penalty shrunk to their
+    /// scales and each of its copies the step of its party's own curvature
+    /// and that penalty (never below the common `α`: `a_p ≤ a_max`,
+    /// `ρ_mn ≤ ρ`), so it moves in proportion to their ranges. A trade with
+    /// a party within `E₀` keeps the full `ρ` (attack round 11: shrunk by
+    /// the large party's scale, `ρ_mn ≈ 1.1·10⁻³` for a 10 MWh buyer, the
+    /// sellers' prices of its trades, and with them the line multiplier
+    /// they hold up, moved 45× slower than in the common market) and the
+    /// common `α` on both copies (`a_p ≤ a_max`), as in a seeded market.
+    /// Every copy's step is bounded by its own trade's penalty, so
+    /// `α^p_mn ρ_mn ≤ ½` on every trade as in the common market. A market whose every `e_max`
+    /// is within `E₀` gets exactly the common `ρ` and `α`. The steps are
+    /// per trade, and each party projects in the metric of its own steps
+    /// (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so the iteration's
+    /// fixed points are still the KKT points.
     pub fn party_steps(&self, market: &Market) -> PartySteps {
         let (mm, nn) = (market.buyers.len(), market.sellers.len());
         let k = mm.max(nn) as f64;
         let f = |p: &Prosumer| if p.e_max > self.scale_kwh { (self.scale_kwh / p.e_max).sqrt() } else { 1.0 };
         let fb: Vec<f64> = market.buyers.iter().map(f).collect();
         let fs: Vec<f64> = market.sellers.iter().map(f).collect();
+        let per_trade = fb.iter().chain(&fs).any(|v| *v < 1.0);
         let mut rho = vec![self.rho; mm * nn];
         for (n, sn) in fs.iter().enumerate() {
             for (m, bm) in fb.iter().enumerate() {
-                if *sn < 1.0 || *bm < 1.0 {
+                let both = *sn < 1.0 && *bm < 1.0;
+                let shrunk = both || (mutants::active(Mutation::SmallPartyPenaltyShrunk) && (*sn < 1.0 || *bm < 1.0));
+                if shrunk {
                     rho[n * mm + m] = self.rho * (sn * bm);
                 }
             }
         }
-        let own = |p: &Prosumer, fp: f64, top: f64| if fp < 1.0 { 1.0 / (p.a * k + 2.0 * top) } else { self.alpha };
+        let own = |p: &Prosumer, fp: f64, r: f64| if fp < 1.0 { 1.0 / (p.a * k + 2.0 * r) } else { self.alpha };
+        let (mut tb, mut ts) = (Vec::new(), Vec::new());
+        if per_trade {
+            let both = |i: usize| fb[i % mm] < 1.0 && fs[i / mm] < 1.0;
+            tb = (0..mm * nn).map(|i| own(&market.buyers[i % mm], if both(i) { 0.0 } else { 1.0 }, rho[i])).collect();
+            ts = (0..mm * nn).map(|i| own(&market.sellers[i / mm], if both(i) { 0.0 } else { 1.0 }, rho[i])).collect();
+        }
         let alpha_buyers: Vec<f64> = (0..mm)
-            .map(|m| {
-                let top = (0..nn).map(|n| rho[n * mm + m]).fold(0.0, f64::max);
-                own(&market.buyers[m], fb[m], top)
-            })
+            .map(|m| if per_trade { (0..nn).map(|n| tb[n * mm + m]).fold(self.alpha, f64::max) } else { self.alpha })
             .collect();
         let alpha_sellers: Vec<f64> = (0..nn)
             .map(|n| {
-                let top = rho[n * mm..(n + 1) * mm].iter().copied().fold(0.0, f64::max);
-                own(&market.sellers[n], fs[n], top)
+                if per_trade {
+                    ts[n * mm..(n + 1) * mm].iter().copied().fold(self.alpha, f64::max)
+                } else {
+                    self.alpha
+                }
             })
             .collect();
         let inv_alpha_buyers = alpha_buyers.iter().map(|a| 1.0 / a).collect();
-        PartySteps { rho, alpha_buyers, inv_alpha_buyers, alpha_sellers }
+        PartySteps {
+            rho,
+            alpha_buyers,
+            inv_alpha_buyers,
+            alpha_sellers,
+            per_trade,
+            trade_alpha_buyers: tb,
+            trade_alpha_sellers: ts,
+        }
     }
 
     /// Per-row augmented-Lagrangian weights and multiplier steps
@@ -581,6 +660,10 @@ impl PdParams {
 struct StepSet {
     alpha_b: Vec<f64>,
     ia_b: Vec<f64>,
+    /// The per-trade buyer steps and their inverses (empty unless the
+    /// steps are per trade, [`PartySteps::per_trade`]).
+    ab_t: Vec<f64>,
+    iab_t: Vec<f64>,
     c_row: Vec<f64>,
     gamma_row: Vec<f64>,
 }
@@ -682,6 +765,15 @@ pub struct PrimalDual {
     alpha_b: Vec<f64>,
     ia_b: Vec<f64>,
     alpha_s: Vec<f64>,
+    /// The steps are per trade ([`PartySteps::per_trade`]): the buyers'
+    /// steps `α^b_mn` of the current step set and their inverses, the
+    /// sellers' `α^s_mn` (seller-major; empty otherwise), and which trades
+    /// load some network row (`G_r,bus(n) ≠ G_r,bus(m)` for some `r`: the
+    /// only ones the congested mode caps).
+    per_trade: bool,
+    ab_t: Vec<f64>,
+    iab_t: Vec<f64>,
+    as_t: Vec<f64>,
     /// The step set not in use: the capped one ([`BUYER_STEP_CAP`]) outside
     /// the congested mode, the buyers' own in it; `None` when the cap
     /// changes nothing (no buyer step above it, or no network row).
@@ -689,6 +781,9 @@ pub struct PrimalDual {
     /// The congested mode and its switch rule's counters
     /// (`PrimalDual::update_mode`).
     mode: StepMode,
+    /// Per network row: iterations in a row it has ended priced and
+    /// overloaded ([`OVERLOAD_WAIT`]).
+    overload: Vec<u32>,
     /// The largest duality gap, $, that still certifies every party beyond
     /// the reference scale to within its own tolerance ([`scaled_gap`]).
     scaled_gap: f64,
@@ -853,6 +948,118 @@ fn seq_sum(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |s, x| s + x)
 }
 
+/// Which trades load some network row, seller-major: `G_r,bus(n) ≠
+/// G_r,bus(m)` for some row `r` (a trade within one bus, or between buses
+/// no row tells apart, loads none).
+fn trade_loads(net: &MarketNetwork, bm: &[usize], bn: &[usize]) -> Vec<bool> {
+    let mm = bm.len();
+    (0..mm * bn.len()).map(|i| net.g.iter().any(|row| row[bn[i / mm]] != row[bm[i % mm]])).collect()
+}
+
+/// The threshold `τ` of the projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`
+/// in the metric of the steps `w > 0` (`min Σ (x − v)² / w`):
+/// `x = max(0, v − w τ)`, `τ = 0` when `Σ max(0, v)` is within the bounds,
+/// otherwise the root of `Σ max(0, v − w τ) = target` by Michelot's sweeps
+/// weighted (`τ = (Σ_S v − target) / Σ_S w` over the coordinates still
+/// above their threshold; `τ` only grows). With every `w` equal this is
+/// the Euclidean projection of [`project_capped`].
+pub fn weighted_tau(v: &[f64], w: &[f64], lo: f64, hi: f64) -> f64 {
+    let clamped = seq_sum_pos(v);
+    let target = if clamped > hi {
+        hi
+    } else if clamped < lo {
+        lo
+    } else {
+        return 0.0;
+    };
+    let wt = |k: usize| w[k];
+    let mut count = v.len();
+    let (mut sv, mut sw) = (0.0, 0.0);
+    for k in 0..v.len() {
+        sv += v[k];
+        sw += wt(k);
+    }
+    let mut tau = (sv - target) / sw;
+    loop {
+        let (mut s, mut sw, mut c) = (0.0, 0.0, 0usize);
+        for k in 0..v.len() {
+            if v[k] > wt(k) * tau {
+                s += v[k];
+                sw += wt(k);
+                c += 1;
+            }
+        }
+        if c == 0 || c >= count {
+            break;
+        }
+        count = c;
+        tau = (s - target) / sw;
+    }
+    tau
+}
+
+/// `Σ max(0, v)` in order.
+fn seq_sum_pos(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |s, x| s + x.max(0.0))
+}
+
+/// Buyer `m`'s update with per-trade steps `a` (`α^b_mn`) and penalties
+/// `r`: the gradient step `v = x + α^b_mn (U' − ρ_mn x − q − π_mn)` on each
+/// trade, then its projection in the metric of its steps,
+/// `out = max(0, v − α^b_mn τ)` ([`weighted_tau`]). `x`, `q`, `bp`
+/// (the sellers' bus line prices), `r`, `a` and `out` in seller order.
+#[allow(clippy::too_many_arguments)]
+fn buyer_update(
+    x: &[f64],
+    q: &[f64],
+    bp: &[f64],
+    own: f64,
+    g: f64,
+    r: &[f64],
+    a: &[f64],
+    lo: f64,
+    hi: f64,
+    out: &mut [f64],
+) {
+    for n in 0..out.len() {
+        out[n] = kernels::buyer_value(x[n], q[n], g, bp[n], own, a[n], r[n]);
+    }
+    let tau = weighted_tau(out, a, lo, hi);
+    for n in 0..out.len() {
+        out[n] = (out[n] - a[n] * tau).max(0.0);
+    }
+}
+
+/// Seller `n`'s update with per-trade steps `a` (`α^s_mn`) and penalties
+/// `r`, on the buyers' new copies `x` of its column: the gradient step
+/// `w = y + α^s_mn (−C' + λ + ρ_mn (x − y))`, its projection in the metric
+/// of its steps `y = max(0, w − α^s_mn τ)`, and the price update
+/// `λ ← λ + ρ_mn (x − y)` (`sign` as in [`kernels::seller_finish`]), in
+/// place; returns the reciprocity residual `max |x − y|`.
+#[allow(clippy::too_many_arguments)]
+fn seller_update(
+    x: &[f64],
+    y: &mut [f64],
+    lambda: &mut [f64],
+    r: &[f64],
+    a: &[f64],
+    g: f64,
+    lo: f64,
+    hi: f64,
+    sign: f64,
+) -> f64 {
+    let v: Vec<f64> = (0..y.len()).map(|k| kernels::seller_value(x[k], y[k], lambda[k], g, a[k], r[k])).collect();
+    let tau = weighted_tau(&v, a, lo, hi);
+    let mut residual = 0.0f64;
+    for k in 0..y.len() {
+        let new = (v[k] - a[k] * tau).max(0.0);
+        lambda[k] += (sign * r[k]) * (x[k] - new);
+        residual = residual.max((x[k] - new).abs());
+        y[k] = new;
+    }
+    residual
+}
+
 impl PrimalDual {
     /// A fresh iteration for `market` under the network's rows.
     pub fn new(market: &Market, net: &MarketNetwork, params: PdParams) -> Result<PrimalDual, MarketError> {
@@ -861,25 +1068,55 @@ impl PrimalDual {
         let buses = net.bus_ids.len();
         let g = net.g.iter().flatten().copied().collect();
         let steps = params.party_steps(market);
-        let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &steps.alpha_buyers);
         let cap = BUYER_STEP_CAP * params.alpha;
-        let other = if steps.alpha_buyers.iter().any(|a| *a > cap) && !net.h.is_empty() {
-            let alpha_b: Vec<f64> = steps.alpha_buyers.iter().map(|a| a.min(cap)).collect();
-            let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &alpha_b);
-            let ia_b = alpha_b.iter().map(|a| 1.0 / a).collect();
-            Some(Box::new(StepSet { alpha_b, ia_b, c_row, gamma_row }))
+        let (c_row, gamma_row, other);
+        if steps.per_trade {
+            // the line term acts on the trades that load a row only, so the
+            // row weights are bounded by those trades' buyer steps, and
+            // the congested mode caps those alone
+            let loads = trade_loads(net, &bm, &bn);
+            let ab = &steps.trade_alpha_buyers;
+            let loaded =
+                |ab: &[f64]| -> Vec<f64> { ab.iter().zip(&loads).filter(|(_, l)| **l).map(|(a, _)| *a).collect() };
+            (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(ab));
+            let capped: Vec<f64> = ab
+                .iter()
+                .zip(&loads)
+                .map(|(a, l)| if *l || mutants::active(Mutation::CapOnUnloadedTrades) { a.min(cap) } else { *a })
+                .collect();
+            other = if capped != *ab && !net.h.is_empty() {
+                let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(&capped));
+                let iab_t = capped.iter().map(|a| 1.0 / a).collect();
+                let (alpha_b, ia_b) = (steps.alpha_buyers.clone(), steps.inv_alpha_buyers.clone());
+                Some(Box::new(StepSet { alpha_b, ia_b, ab_t: capped, iab_t, c_row, gamma_row }))
+            } else {
+                None
+            };
         } else {
-            None
-        };
+            (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &steps.alpha_buyers);
+            other = if steps.alpha_buyers.iter().any(|a| *a > cap) && !net.h.is_empty() {
+                let alpha_b: Vec<f64> = steps.alpha_buyers.iter().map(|a| a.min(cap)).collect();
+                let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &alpha_b);
+                let ia_b = alpha_b.iter().map(|a| 1.0 / a).collect();
+                Some(Box::new(StepSet { alpha_b, ia_b, ab_t: Vec::new(), iab_t: Vec::new(), c_row, gamma_row }))
+            } else {
+                None
+            };
+        }
         Ok(PrimalDual {
             other,
             mode: StepMode::default(),
+            overload: vec![0; net.h.len()],
             c_row,
             gamma_row,
             rho_t: steps.rho,
             alpha_b: steps.alpha_buyers,
             ia_b: steps.inv_alpha_buyers,
             alpha_s: steps.alpha_sellers,
+            per_trade: steps.per_trade,
+            iab_t: steps.trade_alpha_buyers.iter().map(|a| 1.0 / a).collect(),
+            ab_t: steps.trade_alpha_buyers,
+            as_t: steps.trade_alpha_sellers,
             scaled_gap: scaled_gap(market, params.scale_kwh),
             params,
             buyers: m,
@@ -1039,6 +1276,9 @@ impl PrimalDual {
             self.operator_prices();
         }
         self.prices_ready = false;
+        if self.per_trade {
+            return self.step_per_trade(market);
+        }
         // buyers (Jacobi: every buyer reads the previous iterate): pass 1,
         // the gradient steps and their statistics, column by column
         for m in 0..mm {
@@ -1124,6 +1364,71 @@ impl PrimalDual {
             self.yt[n] = total;
             self.xcol[n] = xsum;
         }
+        self.finish_step(market, residual, change)
+    }
+
+    /// [`PrimalDual::step`] with per-trade steps ([`PartySteps::per_trade`]):
+    /// each buyer's row and each seller's column by [`buyer_update`] and
+    /// [`seller_update`], the functions the sans-IO tasks run, so both
+    /// paths agree bit for bit. Plain scalar sweeps (a market with a party
+    /// beyond `E₀` only), with row buffers allocated per iteration.
+    fn step_per_trade(&mut self, market: &Market) -> StepReport {
+        let (mm, nn) = (self.buyers, self.sellers);
+        let bp: Vec<f64> = (0..nn).map(|n| self.bus_price[self.bn[n]]).collect();
+        let (mut x, mut q, mut r, mut a, mut out) =
+            (vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn]);
+        let mut change = 0.0f64;
+        // buyers (Jacobi: buyer m reads only its own row, the sellers'
+        // values and the prices, none of which another buyer writes)
+        for m in 0..mm {
+            for n in 0..nn {
+                let i = n * mm + m;
+                (x[n], q[n], r[n], a[n]) = (self.x[i], self.q[i], self.rho_t[i], self.ab_t[i]);
+            }
+            let p = &market.buyers[m];
+            let own = self.bus_price[self.bm[m]];
+            buyer_update(&x, &q, &bp, own, p.marginal(self.xt[m]), &r, &a, p.e_min, p.e_max, &mut out);
+            for n in 0..nn {
+                let i = n * mm + m;
+                change = change.max((out[n] - self.x[i]).abs() * self.iab_t[i]);
+                self.x[i] = out[n];
+            }
+            self.xt[m] = seq_sum(&out);
+        }
+        let sign = price_sign();
+        let mut residual = 0.0f64;
+        for n in 0..nn {
+            let c = n * mm..(n + 1) * mm;
+            let p = &market.sellers[n];
+            let res = seller_update(
+                &self.x[c.clone()],
+                &mut self.y[c.clone()],
+                &mut self.lambda[c.clone()],
+                &self.rho_t[c.clone()],
+                &self.as_t[c.clone()],
+                p.marginal(self.yt[n]),
+                p.e_min,
+                p.e_max,
+                sign,
+            );
+            residual = residual.max(res);
+            for ((q, l), (y, r)) in self.q[c.clone()]
+                .iter_mut()
+                .zip(&self.lambda[c.clone()])
+                .zip(self.y[c.clone()].iter().zip(&self.rho_t[c.clone()]))
+            {
+                *q = l - r * y;
+            }
+            self.yt[n] = lane_sum(&self.y[c.clone()]);
+            self.xcol[n] = lane_sum(&self.x[c]);
+        }
+        self.finish_step(market, residual, change)
+    }
+
+    /// The end of [`PrimalDual::step`]: the injections, the operator's
+    /// multiplier step, the mode switch and the report.
+    fn finish_step(&mut self, market: &Market, residual: f64, change: f64) -> StepReport {
+        let (mm, nn) = (self.buyers, self.sellers);
         // injections in the order of [`PrimalDual::injections`]
         self.inj.iter_mut().for_each(|v| *v = 0.0);
         for m in 0..mm {
@@ -1136,8 +1441,9 @@ impl PrimalDual {
         let violation = self.excesses();
         let mu_rows = if mutants::active(Mutation::LineLimitsIgnored) { 0 } else { self.h.len() };
         for r in 0..mu_rows {
-            self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.excess[r]).max(0.0);
+            self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.boost(r) * self.excess[r]).max(0.0);
         }
+        self.track_overload();
         // the switch after the iteration's measurements (`change` is over
         // the steps the buyers took), as in [`PrimalDual::apply_operator`]
         self.update_mode();
@@ -1317,6 +1623,14 @@ impl PrimalDual {
         let q: Vec<f64> = (0..nn).map(|j| self.q[j * mm + m]).collect();
         let bp: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]]).collect();
         let p = &market.buyers[m];
+        if self.per_trade {
+            let r: Vec<f64> = (0..nn).map(|j| self.rho_t[j * mm + m]).collect();
+            let a: Vec<f64> = (0..nn).map(|j| self.ab_t[j * mm + m]).collect();
+            let mut out = vec![0.0; nn];
+            let own = self.bus_price[self.bm[m]];
+            buyer_update(&x, &q, &bp, own, p.marginal(seq_sum(&x)), &r, &a, p.e_min, p.e_max, &mut out);
+            return out;
+        }
         let g = [p.marginal(seq_sum(&x))];
         let own = [self.bus_price[self.bm[m]]];
         let mut v = vec![0.0; nn];
@@ -1353,6 +1667,12 @@ impl PrimalDual {
         let (mut y, mut l) = (self.y[col.clone()].to_vec(), self.lambda[col].to_vec());
         let mut q = vec![0.0; mm];
         let p = &market.sellers[n];
+        if self.per_trade {
+            let (r, a) = (&self.rho_t[n * mm..(n + 1) * mm], &self.as_t[n * mm..(n + 1) * mm]);
+            let g = p.marginal(lane_sum(&y));
+            seller_update(xc, &mut y, &mut l, r, a, g, p.e_min, p.e_max, price_sign());
+            return (y, l);
+        }
         let mut v = vec![0.0; mm];
         let (r, al) = (&self.rho_t[n * mm..(n + 1) * mm], self.alpha_s[n]);
         let st = kernels::seller_column(Isa::Base, xc, &y, &l, r, &mut v, p.marginal(lane_sum(&y)), al);
@@ -1384,8 +1704,9 @@ impl PrimalDual {
         me.excesses();
         let mu_rows = if mutants::active(Mutation::LineLimitsIgnored) { 0 } else { me.h.len() };
         for r in 0..mu_rows {
-            me.mu[r] = (me.mu[r] + me.gamma_row[r] * me.excess[r]).max(0.0);
+            me.mu[r] = (me.mu[r] + me.gamma_row[r] * me.boost(r) * me.excess[r]).max(0.0);
         }
+        me.track_overload();
         me.update_mode();
         me.operator_prices();
         (me.mu, me.bus_price)
@@ -1409,13 +1730,36 @@ impl PrimalDual {
         let mm = self.buyers;
         for i in 0..self.x.len() {
             residual = residual.max((self.x[i] - self.y[i]).abs());
-            change = change.max((self.x[i] - self.old[i]).abs() * self.ia_b[i % mm]);
+            let ia = if self.per_trade { self.iab_t[i] } else { self.ia_b[i % mm] };
+            change = change.max((self.x[i] - self.old[i]).abs() * ia);
         }
         // `change` over the steps the buyers took: the switch after it, in
         // the order of [`PrimalDual::step`] (attack round 10 found the
         // capped steps measuring the uncapped move here)
+        self.track_overload();
         self.update_mode();
         self.report(market, residual, change, violation)
+    }
+
+    /// Row `r`'s multiplier step factor: [`OVERLOAD_BOOST`] once it has
+    /// ended [`OVERLOAD_WAIT`] iterations in a row priced and overloaded,
+    /// else 1 (exact: the step is unchanged).
+    fn boost(&self, r: usize) -> f64 {
+        if self.overload[r] >= OVERLOAD_WAIT && !mutants::active(Mutation::OverloadNotBoosted) {
+            OVERLOAD_BOOST
+        } else {
+            1.0
+        }
+    }
+
+    /// Counts, after every multiplier update on every path (as
+    /// `PrimalDual::update_mode`), the iterations in a row each row has
+    /// ended priced (`μ_r > 0`) and overloaded (`G_r p(x) > h_r`).
+    fn track_overload(&mut self) {
+        for r in 0..self.h.len() {
+            let on = self.excess[r] > 0.0 && self.mu[r] > 0.0;
+            self.overload[r] = if on { self.overload[r].saturating_add(1) } else { 0 };
+        }
     }
 
     /// The congested mode's switch rule ([`BUYER_STEP_CAP`]), evaluated on
@@ -1465,6 +1809,8 @@ impl PrimalDual {
         if let Some(o) = self.other.as_deref_mut() {
             std::mem::swap(&mut self.alpha_b, &mut o.alpha_b);
             std::mem::swap(&mut self.ia_b, &mut o.ia_b);
+            std::mem::swap(&mut self.ab_t, &mut o.ab_t);
+            std::mem::swap(&mut self.iab_t, &mut o.iab_t);
             std::mem::swap(&mut self.c_row, &mut o.c_row);
             std::mem::swap(&mut self.gamma_row, &mut o.gamma_row);
         }
@@ -1486,6 +1832,12 @@ impl PrimalDual {
         q.saturating_mul(1u32.checked_shl(k).unwrap_or(u32::MAX)).max(1)
     }
 
+    /// Per network row: the iterations in a row it has ended priced and
+    /// overloaded ([`OVERLOAD_WAIT`]).
+    pub fn overload_streaks(&self) -> &[u32] {
+        &self.overload
+    }
+
     /// The step mode and its counters (`PrimalDual::update_mode`).
     pub fn mode(&self) -> StepMode {
         self.mode
@@ -1502,6 +1854,9 @@ impl PrimalDual {
         let StepMode { congested, quiet, priced, exits, switches } = self.mode;
         h.update([u8::from(congested)]);
         for v in [quiet, priced, exits, switches] {
+            h.update(v.to_le_bytes());
+        }
+        for v in &self.overload {
             h.update(v.to_le_bytes());
         }
         for v in self.x.iter().chain(&self.y).chain(&self.lambda).chain(&self.mu).chain(&self.bus_price) {
@@ -1558,6 +1913,36 @@ mod mode_tests {
     use crate::problem::Side;
     use crate::{Case, CASE30};
 
+    // The projection in the metric of the steps: `max(0, v − w τ)` meets
+    // the bound it was pushed to and keeps every coordinate's own KKT
+    // condition (`x_k > 0` ⇒ `(v_k − x_k) / w_k = τ`, `x_k = 0` ⇒
+    // `v_k / w_k ≤ τ`); with equal weights it is the Euclidean projection.
+    #[test]
+    fn the_weighted_projection_is_the_projection_in_the_steps_metric() {
+        let v = [3.0, -1.0, 0.5, 7.0, 2.0];
+        let w = [1.0, 4.0, 0.25, 10.0, 2.0];
+        for (lo, hi) in [(0.0, 4.0), (0.0, 1.0), (14.0, 20.0), (0.0, 100.0)] {
+            let tau = weighted_tau(&v, &w, lo, hi);
+            let x: Vec<f64> = v.iter().zip(&w).map(|(v, w)| (v - w * tau).max(0.0)).collect();
+            let s: f64 = x.iter().sum();
+            assert!(s >= lo - 1e-12 && s <= hi + 1e-12, "({lo}, {hi}): Σ x = {s}");
+            for k in 0..v.len() {
+                if x[k] > 0.0 {
+                    assert!(((v[k] - x[k]) / w[k] - tau).abs() <= 1e-12, "({lo}, {hi}) {k}");
+                } else {
+                    assert!(v[k] / w[k] <= tau + 1e-12, "({lo}, {hi}) {k}");
+                }
+            }
+            let mut e = v;
+            project_capped(&mut e, lo, hi);
+            let t1 = weighted_tau(&v, &[1.0; 5], lo, hi);
+            let x1: Vec<f64> = v.iter().map(|v| (v - t1).max(0.0)).collect();
+            for k in 0..v.len() {
+                assert!((x1[k] - e[k]).abs() <= 1e-12, "({lo}, {hi}) {k}: {x1:?} vs {e:?}");
+            }
+        }
+    }
+
     // Two executors with the same trades, prices and multipliers but in
     // different step modes compute different outputs (the flat buyer's
     // step differs), so the digest they sign their inputs by must differ
@@ -1567,7 +1952,11 @@ mod mode_tests {
         let net = network_for(&Case::parse(CASE30).unwrap(), 1e-3).unwrap();
         let mut m = Market::generate(5, 3, 3, &net.bus_ids);
         let flat = Prosumer { side: Side::Buyer, bus: net.bus_ids[2], a: 1e-5, b: 10.0, e_min: 0.0, e_max: 10_000.0 };
-        m.buyers.push(flat);
+        m.buyers.push(flat.clone());
+        // a flat seller at another bus: the pair's own trade is the one the
+        // congested mode caps (the buyer's trades with small sellers keep
+        // the common step)
+        m.sellers.push(Prosumer { side: Side::Seller, bus: net.bus_ids[3], b: 9.0, ..flat });
         // (the first iteration already prices a row here: compare fresh states)
         let a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
         let mut b = a.clone();
@@ -1584,6 +1973,10 @@ mod mode_tests {
         assert_ne!(a.state_digest(), c.state_digest());
         let mut c = a.clone();
         c.mode.exits += 1;
+        assert_ne!(a.state_digest(), c.state_digest());
+        // and the rows' overload counters, which choose the multiplier steps
+        let mut c = a.clone();
+        c.overload[0] = OVERLOAD_WAIT;
         assert_ne!(a.state_digest(), c.state_digest());
     }
 }

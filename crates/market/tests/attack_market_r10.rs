@@ -204,6 +204,10 @@ fn step_and_tasks_agree_across_the_switch_to_the_congested_mode() {
         let net = case30_net(scale);
         let mut m = Market::generate(seed, 5, 5, &net.bus_ids);
         m.buyers.push(p(Side::Buyer, bus, 1e-6, b, 0.0, 10_000.0));
+        // and a flat 10 MWh seller at bus 2: since attack round 11 the
+        // buyer's trades with the seeded sellers keep the common step, and
+        // the pair's own trade is the one the congested mode caps
+        m.sellers.push(p(Side::Seller, 2, 1e-6, 0.9 * b, 0.0, 10_000.0));
         let mut a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
         let mut t = a.clone();
         let mut priced = false;
@@ -218,6 +222,7 @@ fn step_and_tasks_agree_across_the_switch_to_the_congested_mode() {
             assert_eq!(ra.converged, rt.converged, "scale {scale} seed {seed}: stopping at {it}");
         }
         assert!(priced, "scale {scale} seed {seed}: no row was priced, the switch was not exercised");
+        assert!(a.mode().switches > 0, "scale {scale} seed {seed}: the switch was not exercised: {:?}", a.mode());
     }
 }
 

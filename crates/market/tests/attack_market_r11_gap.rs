@@ -11,9 +11,15 @@
 //! sender's two requests then push a congested interval to the iteration
 //! cap, and in the framework to the central fallback.
 //!
-//! Every `#[ignore]`d test here fails on the code as it stands. Run them
-//! with `cargo test -p gridledger-market --test attack_market_r11_gap -- --ignored`.
-//! The tests that are not ignored hold.
+//! Fixed (the tests were `#[ignore]`d until then): the congested mode caps
+//! only the buyer steps of trades that load some network row, with steps
+//! per trade and each party's projection in the metric of its steps; a
+//! trade with a party within the reference scale keeps the common penalty
+//! and step; and a row that stays priced and overloaded for
+//! `OVERLOAD_WAIT` iterations takes the multiplier step `c_r`
+//! (`primal_dual`'s module docs, "Scale", and `OVERLOAD_BOOST`). On the
+//! markets below the runs now take about 2 100 (line 25-26), 3 100 and
+//! 6 800 (line 16-17, pair at bus 10 and 21) iterations.
 //!
 //! Observed (seed 5's 3 × 3 market plus the pair; the seeded market alone
 //! clears in 53–59 iterations at these ratings, the pair alone on the
@@ -57,7 +63,7 @@ use common::{case30_net, p};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::network::MarketNetwork;
-use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport};
+use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport, OVERLOAD_WAIT};
 use gridledger_market::problem::{Market, Side};
 use gridledger_market::teardo::{Strategy, TearDoConfig};
 
@@ -109,7 +115,7 @@ fn failures(cases: &[(u64, u32, f64, f64, Option<&str>)], budget: usize) -> Vec<
 // (× 3·10⁻⁴, a = 10⁻⁴: 11 633 iterations) clears in 20 000 (× 5·10⁻⁴,
 // a = 10⁻⁵: 60 201 at the full cap).
 #[test]
-#[ignore = "attack r11: a flat same-bus pair behind binding line 25-26 keeps the capped step and crawls past 20 000 iterations"]
+
 fn a_flat_pair_at_bus_26_behind_binding_line_25_26_clears_within_the_budget() {
     let l = Some("line 25-26 forward");
     let cases = [(5, 26, 5e-4, 1e-4, l), (5, 26, 5e-4, 1e-5, l), (5, 26, 3e-4, 1e-4, l), (5, 26, 3e-4, 1e-5, l)];
@@ -120,7 +126,7 @@ fn a_flat_pair_at_bus_26_behind_binding_line_25_26_clears_within_the_budget() {
 // The same where line 16-17 binds (ratings × 2·10⁻⁴), the pair at bus 10
 // or bus 21: none of the four clears in 20 000 iterations.
 #[test]
-#[ignore = "attack r11: a flat same-bus pair at bus 10 or 21 behind binding line 16-17 crawls past 20 000 iterations"]
+
 fn a_flat_pair_at_bus_10_or_21_behind_binding_line_16_17_clears_within_the_budget() {
     let l = Some("line 16-17 forward");
     let cases = [(5, 10, 2e-4, 1e-4, l), (5, 10, 2e-4, 1e-5, l), (5, 21, 2e-4, 1e-4, l), (5, 21, 2e-4, 1e-5, l)];
@@ -135,7 +141,7 @@ fn a_flat_pair_at_bus_10_or_21_behind_binding_line_16_17_clears_within_the_budge
 // 10⁻⁵ do not clear in 20 000 iterations (537 and 2 760 on the unconstrained
 // grid).
 #[test]
-#[ignore = "attack r11: seed 11's flat same-bus pair at bus 26 keeps a row priced and the capped step for 20 000 iterations"]
+
 fn seed_11_with_a_flat_pair_at_bus_26_clears_within_the_budget() {
     let cases = [(11, 26, 3e-4, 1e-4, None), (11, 26, 3e-4, 1e-5, None)];
     let f = failures(&cases, BUDGET);
@@ -146,7 +152,7 @@ fn seed_11_with_a_flat_pair_at_bus_26_clears_within_the_budget() {
 // here is over 4× that. Observed: none of line 25-26's or line 16-17's
 // markets clears in it.
 #[test]
-#[ignore = "attack r11: an a = 1e-6 same-bus pair behind a binding line does not clear in 60 000 iterations"]
+
 fn a_flatter_pair_behind_a_binding_line_clears_within_four_times_its_unconstrained_count() {
     let cases = [(5, 26, 5e-4, 1e-6, Some("line 25-26 forward")), (5, 10, 2e-4, 1e-6, Some("line 16-17 forward"))];
     let budget = 60_000;
@@ -163,7 +169,7 @@ fn teardo() -> TearDoConfig {
 // TEAR-DO); behind binding line 25-26 (ratings × 5·10⁻⁴) it runs all
 // 5 000 rounds and the interval clears at the central fallback.
 #[test]
-#[ignore = "attack r11: a flat same-bus pair behind a binding line pushes a congested interval to the central fallback"]
+
 fn a_flat_pair_behind_a_binding_line_does_not_force_the_fallback() {
     let a = 1e-4;
     let free = case30_net(1.0);
@@ -204,16 +210,21 @@ fn task_step(pd: &mut PrimalDual, m: &Market) -> StepReport {
     pd.apply_operator(m, &mu, &bp)
 }
 
-// Held up (and to be kept by any fix that gives trades their own steps):
-// on these markets the fused step and the sans-IO tasks keep the same
-// trades, bilateral prices and multipliers bit for bit, report the same
-// change, stop alike and are in the same step mode, for 300 iterations
-// with a row priced.
+// Held up (and kept by the fix, which gives trades their own steps): on
+// these markets the fused step and the sans-IO tasks keep the same trades,
+// bilateral prices and multipliers bit for bit, report the same change,
+// stop alike and are in the same step mode, for 300 iterations with a row
+// priced. With the fix the pair at one bus has no trade the congested mode
+// would cap (its own trade loads no row; its trades with the small parties
+// keep the common step), so the mode is never entered there; the pair
+// split across buses 26 and 10 has one (its own trade), and is checked in
+// the congested mode.
 #[test]
 fn step_and_tasks_agree_on_the_congested_pair_markets() {
-    for (bus, scale) in [(26u32, 5e-4), (10, 2e-4)] {
+    for (bus, seller_bus, scale) in [(26u32, 26u32, 5e-4), (10, 10, 2e-4), (26, 10, 5e-4)] {
         let net = case30_net(scale);
-        let m = with_pair(&net, 5, bus, 1e-5);
+        let mut m = with_pair(&net, 5, bus, 1e-5);
+        m.sellers.last_mut().unwrap().bus = seller_bus;
         let mut a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
         let mut t = a.clone();
         for it in 0..300 {
@@ -233,9 +244,39 @@ fn step_and_tasks_agree_on_the_congested_pair_markets() {
             assert_eq!(ra.change.to_bits(), rt.change.to_bits(), "bus {bus}: change at iteration {it}");
             assert_eq!(ra.converged, rt.converged, "bus {bus}: stopping at iteration {it}");
         }
-        assert!(a.mode().congested && a.mu.iter().any(|v| *v > 0.0), "bus {bus}: no row priced: {:?}", a.mode());
+        assert!(a.mu.iter().any(|v| *v > 0.0), "bus {bus}: no row priced: {:?}", a.mode());
+        assert_eq!(a.mode().congested, bus != seller_bus, "bus {bus}: {:?}", a.mode());
         // (not `state_digest`: it covers the bus prices, which the fused
         // step forms lazily at the start of its next iteration)
         assert_eq!(a.mode(), t.mode(), "bus {bus}: step modes");
     }
+}
+
+// Held up (the fix's longer multiplier step, `OVERLOAD_BOOST`): with the
+// pair at bus 21 behind line 16-17 a row stays priced and overloaded past
+// `OVERLOAD_WAIT` iterations, and across that switch the fused step and
+// the sans-IO tasks keep the same trades, prices, multipliers and
+// counters bit for bit (the state digests agree after each closed round).
+#[test]
+fn step_and_tasks_agree_across_the_longer_multiplier_step() {
+    let net = case30_net(2e-4);
+    let m = with_pair(&net, 5, 21, 1e-5);
+    let mut a = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+    let mut t = a.clone();
+    let mut boosted = false;
+    for it in 0..(OVERLOAD_WAIT as usize + 300) {
+        let ra = a.step(&m);
+        let rt = task_step(&mut t, &m);
+        let bits = |pd: &PrimalDual| {
+            let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+            v.extend(pd.mu.iter().map(|x| x.to_bits()));
+            v
+        };
+        assert_eq!(bits(&a), bits(&t), "states at iteration {it}");
+        assert_eq!(a.overload_streaks(), t.overload_streaks(), "counters at iteration {it}");
+        assert_eq!(ra.change.to_bits(), rt.change.to_bits(), "change at iteration {it}");
+        assert_eq!(ra.converged, rt.converged, "stopping at iteration {it}");
+        boosted |= a.overload_streaks().iter().any(|s| *s > OVERLOAD_WAIT);
+    }
+    assert!(boosted, "no row took the longer step: {:?}", a.overload_streaks());
 }

@@ -72,19 +72,24 @@ fn a_market_within_the_reference_scale_keeps_the_common_step_and_penalty() {
     let s = prm.party_steps(&m);
     assert!(s.rho.iter().all(|r| *r == prm.rho));
     assert!(s.alpha_buyers.iter().chain(&s.alpha_sellers).all(|a| *a == prm.alpha));
-    // a party beyond it: its trades' penalties shrink, its step grows, and
-    // nobody else's changes except on trades with it
+    // two parties beyond it: their own trade's penalty shrinks and both
+    // its copies take longer steps; their trades with parties within the
+    // scale keep the common penalty and step (attack round 11), and so does
+    // every other trade
     let m = with_pair(&net, 1e-300, 0.01, 2, 2);
     let prm = PdParams::for_market(&m);
     let s = prm.party_steps(&m);
+    assert!(s.per_trade);
     let (mm, nn) = (m.buyers.len(), m.sellers.len());
     for n in 0..nn {
         for b in 0..mm {
-            let r = s.rho[n * mm + b];
-            if b == mm - 1 || n == nn - 1 {
-                assert!(r < prm.rho, "trade ({b}, {n}) with the large party");
+            let i = n * mm + b;
+            let (r, ab, as_) = (s.rho[i], s.trade_alpha_buyers[i], s.trade_alpha_sellers[i]);
+            if b == mm - 1 && n == nn - 1 {
+                assert!(r < prm.rho, "the large pair's own trade");
+                assert!(ab > 50.0 * prm.alpha && as_ > 50.0 * prm.alpha, "the large pair's own trade");
             } else {
-                assert_eq!(r, prm.rho);
+                assert_eq!((r, ab, as_), (prm.rho, prm.alpha, prm.alpha), "trade ({b}, {n})");
             }
         }
     }

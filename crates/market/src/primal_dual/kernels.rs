@@ -104,7 +104,7 @@ pub(super) fn buyer_value(x: f64, q: f64, g: f64, bp_n: f64, own: f64, al: f64, 
 /// Seller `n`'s gradient step on trade `(m, n)`:
 /// `y + α_n (−C'_n(Σ y) + λ + ρ_mn (x − y))`, `g = −C'_n`.
 #[inline(always)]
-fn seller_value(x: f64, y: f64, l: f64, g: f64, al: f64, r: f64) -> f64 {
+pub(super) fn seller_value(x: f64, y: f64, l: f64, g: f64, al: f64, r: f64) -> f64 {
     y + al * (g + l + r * (x - y))
 }
 

@@ -260,8 +260,9 @@ impl PrimalDual {
         let violation = self.excesses();
         let mu_rows = if mutants::active(Mutation::LineLimitsIgnored) { 0 } else { self.h.len() };
         for r in 0..mu_rows {
-            self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.excess[r]).max(0.0);
+            self.mu[r] = (self.mu[r] + self.gamma_row[r] * self.boost(r) * self.excess[r]).max(0.0);
         }
+        self.track_overload();
         self.update_mode();
         self.iterations += 1;
         self.report(market, residual, change, violation)
