@@ -21,6 +21,15 @@
 //!   batches' gas serves them (two half-share calls per epoch) freeze a
 //!   served sender the same way
 //!   (`new_clients_at_gas_saturation_do_not_freeze_a_served_sender`).
+//!   Four in-process validators: while 24 fresh accounts' share-sized
+//!   transfers commit through validator 2 (three pending at a time), a
+//!   client of validator 2 with eight transfers queued commits its first
+//!   eight and then none
+//!   (`fresh_share_sized_senders_freeze_a_client_at_a_running_validator`).
+//!   The old round-robin rule (a new round at every batch not full by
+//!   count) served that client again in the next round; the r8 fix's
+//!   "the round goes on while a sender left out for gas waits" is what
+//!   lets senders new to the round keep it open.
 //!
 //! Held up (passing tests here): a single share-sized sender keeping two
 //! transactions queued shares the batches with an ordinary sender
@@ -31,15 +40,18 @@
 //!
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r9`.
 
-use gridledger_core::{Address, Amount};
+mod common;
+use common::lbft::{admit, committed, within, Net, Validator};
+use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
+use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::mempool::Mempool;
 use gridledger_ledger::state::Account;
 use gridledger_ledger::{ChainConfig, SignedTransaction, Transaction, TxKind, VerifiedTx};
 use gridledger_node::lbft::ProposalQueue;
 use std::collections::HashMap;
 
-const N: usize = 4;
+use common::lbft::N;
 
 fn verified(from: usize, nonce: u64, gas: u64, price: u128) -> VerifiedTx {
     Transaction {
@@ -208,4 +220,71 @@ fn alternating_fit_and_no_fit_does_not_hold_the_head() {
         let k = order.iter().filter(|b| b.contains(&s)).count();
         assert!(k >= 10, "sender {s} proposed in {k} of 30 batches: {order:?}");
     }
+}
+
+/// A transfer of `amount` from dev account `from` to dev account `to`,
+/// gas price 1, encoded.
+fn pay(from: usize, nonce: u64, gas: u64, to: usize, amount: u128) -> Vec<u8> {
+    Transaction {
+        chain_id: 1,
+        sender: dev_key(from).public(),
+        nonce,
+        gas_limit: gas,
+        gas_price: Amount(1),
+        kind: TxKind::Transfer { to: dev_key(to).address(), amount: Amount(amount) },
+    }
+    .sign(&dev_key(from))
+    .to_bytes()
+}
+
+/// [1], four in-process validators. Dev accounts 0 and 2 fund 24 fresh
+/// accounts (10…33) through validator 0. Then at validator 2 dev account
+/// 1 (H) keeps eight ordinary transfers queued, and the attacker keeps
+/// three of its fresh accounts' share-sized transfers pending, adding the
+/// next fresh account's whenever one commits. While the attacker's 24
+/// transfers commit, H should get several turns (round-robin among the
+/// senders with pending transactions: about one batch in three); at least
+/// 24 of H's transfers (three turns) are asked. Today H gets its first
+/// turn and then waits for the attacker to run out of fresh accounts.
+#[test]
+#[ignore = "attack r9 [1]: at a running validator fresh share-sized senders freeze a served client"]
+fn fresh_share_sized_senders_freeze_a_client_at_a_running_validator() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let vs: Vec<Validator> = (0..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let budget = share();
+    let fresh: Vec<usize> = (10..34).collect();
+    let funding: Vec<Vec<u8>> = fresh
+        .iter()
+        .enumerate()
+        .map(|(k, &to)| pay(if k < 12 { 0 } else { 2 }, (k % 12) as u64, TRANSFER_GAS, to, 80_000_000))
+        .collect();
+    let r = admit(&vs[0], &funding);
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    let funded: Vec<Hash32> = r.into_iter().map(|r| r.unwrap()).collect();
+    assert!(within(60, || funded.iter().all(|h| committed(&vs[0], h))), "funding committed");
+    let v = &vs[2];
+    let nonce_of = |from: usize| v.node.shared.chain().account(&dev_key(from).address()).nonce;
+    assert!(within(30, || fresh.iter().all(|&a| v.node.shared.chain().account(&dev_key(a).address()).balance.0 > 0)));
+    let mut h_sent = 0u64;
+    let mut next_fresh = 0usize;
+    let mut pending: Vec<Hash32> = Vec::new();
+    let done = within(120, || {
+        let h_done = nonce_of(1);
+        while h_sent < h_done + 8 {
+            let r = admit(v, &[pay(1, h_sent, TRANSFER_GAS, 3, 1)]);
+            assert!(r[0].is_ok(), "{r:?}");
+            h_sent += 1;
+        }
+        pending.retain(|h| !committed(v, h));
+        while pending.len() < 3 && next_fresh < fresh.len() {
+            let r = admit(v, &[pay(fresh[next_fresh], 0, budget, 3, 1)]);
+            pending.push(r[0].clone().unwrap());
+            next_fresh += 1;
+        }
+        pending.is_empty() && next_fresh == fresh.len()
+    });
+    let h_done = nonce_of(1);
+    assert!(done, "the attacker's transfers committed ({next_fresh} sent, {} pending)", pending.len());
+    assert!(h_done >= 24, "H committed {h_done} transfers while the attacker's 24 share-sized ones committed");
 }
