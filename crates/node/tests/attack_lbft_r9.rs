@@ -16,7 +16,14 @@
 //!   queued — is never proposed again. Fair round-robin among the senders
 //!   with pending transactions would give that client every other batch
 //!   (`fresh_share_sized_senders_do_not_freeze_a_served_sender`, the queue
-//!   alone, deterministic). The attacker needs no higher gas price. No
+//!   alone, deterministic). The attacker needs no higher gas price, and no
+//!   endless supply of accounts: the round's memory forgets senders that
+//!   left the mempool once it holds more of them than the mempool holds
+//!   transactions, so a rotated account is new to the round again — 16
+//!   accounts in turn freeze a client with eight transfers queued for 60
+//!   epochs (`rotated_share_sized_senders_freeze_a_served_sender_for_ever`;
+//!   the accounts needed grow with the pending transactions, not with
+//!   time). No
 //!   attacker is needed either: new clients arriving at the rate the
 //!   batches' gas serves them (two half-share calls per epoch) freeze a
 //!   served sender the same way
@@ -179,6 +186,34 @@ fn new_clients_at_gas_saturation_do_not_freeze_a_served_sender() {
     assert!(
         h_batches >= 5,
         "H's transfers were proposed in {h_batches} of 30 batches (each batch's senders: {order:?})"
+    );
+}
+
+/// [1] with a bounded set of accounts: the attacker rotates 16 accounts
+/// (dev accounts 10…25), each epoch sending one share-sized transfer from
+/// the next one in turn (its previous one committed long ago). The
+/// round's memory drops senders that left the mempool once it holds more
+/// of them than the mempool holds transactions, so a rotated account is
+/// new to the round again when its turn comes: the freeze lasts for ever
+/// (60 epochs here), paid with one transfer's fee per epoch.
+#[test]
+#[ignore = "attack r9 [1]: 16 rotated accounts keep the round open for ever; a served sender is frozen"]
+fn rotated_share_sized_senders_freeze_a_served_sender_for_ever() {
+    let budget = share();
+    let order = run(60, |epoch, pool, next, committed| {
+        keep_queued(pool, next, committed, 1, 8, TRANSFER_GAS);
+        let a = 10 + (epoch % 16) as usize;
+        let done = committed.get(&a).copied().unwrap_or(0);
+        let n = next.entry(a).or_default();
+        if *n == done {
+            pool.admit(verified(a, *n, budget, 1), &rich(done)).unwrap();
+            *n += 1;
+        }
+    });
+    let h_batches = order.iter().filter(|b| b.contains(&1)).count();
+    assert!(
+        h_batches >= 15,
+        "H's transfers were proposed in {h_batches} of 60 batches (each batch's senders: {order:?})"
     );
 }
 
