@@ -282,6 +282,16 @@ pub enum Mutation {
     /// before attack R14-1): on a faster chain the window outlasts the NT,
     /// which the chain refuses once forwarded, and its payer is penalised.
     WindowFromTip,
+    /// The BoB contract names no node duty (the rule before attack r16
+    /// [3], [6]): relays compete at the nodes' gas price and ordinary
+    /// traffic paying more freezes the stored tips.
+    NoDuties,
+    /// A complete CCT's posted slots stay (the rule before attack r16
+    /// [4]): the nodes' per-epoch scan grows with every CCT ever settled.
+    PostedKept,
+    /// The parties' driver never re-prices a pending NT (the rule before
+    /// attack r16 [1]): outbid on a busy chain, it expires unincluded.
+    NoRepricing,
 }
 
 impl BobContract {

@@ -63,6 +63,10 @@ pub const NODE_QUEUE_MAX: u64 = 256;
 /// the BoB's minimum, so in a full mempool each takes the place of the
 /// cheapest pending calls of other senders (attack R9-4).
 pub const NODE_GAS_PRICE: Amount = Amount(2);
+/// The highest gas price the parties' driver re-prices a pending NT to
+/// ([`BobMbs::reprice_duties`], attack r16 [1]): at most this times a
+/// transfer's gas for one payment's fee.
+pub const NT_MAX_GAS_PRICE: Amount = Amount(1_000);
 /// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
 /// x_j / 10` on every chain, a tenth of its 1:1 genesis price
 /// ([`REFERENCE_BALANCE`] for every token, near-equal weights).
@@ -696,6 +700,7 @@ impl Plan {
             reference_balances: weights.iter().map(|(t, _)| (*t, REFERENCE_BALANCE)).collect(),
             weights,
             group_key: self.committee.group_key_bytes(),
+            nodes: vec![self.relayer.address()],
         }
     }
 
@@ -1186,6 +1191,7 @@ impl BobMbs {
         // prove and the closing CCT_V of the same CCT that fall due in one
         // epoch reach the BoB block in that order (the relayer's nonces).
         let put_off = self.forwarding_duties(&served)?;
+        self.reprice_duties(&served)?;
         for (cct, tx) in self.closing_txs(&open, &put_off) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
@@ -1461,6 +1467,70 @@ impl BobMbs {
             }
         }
         Ok(put_off)
+    }
+
+    /// The parties' driver re-prices the posted NTs it pays that a block of
+    /// their chain left out (attack r16 [1]): for each open CCT in `served`
+    /// and each pending side whose payer this MBS drives, while the NT (or
+    /// its re-priced copy) waits in its chain's mempool as its payer's next
+    /// transaction and can still be proved ([`still_provable`](Self::still_provable)),
+    /// the same payment is signed again at the least price that replaces
+    /// it ([`gridledger_ledger::mempool::replacement_min`]: 10 % more, at
+    /// least one more), up to [`NT_MAX_GAS_PRICE`]. Returns how many
+    /// replacements the chains took.
+    ///
+    /// Decision: blocks are filled by gas price, the driver signs NTs at
+    /// price 1 and the terms fix their nonces, so a busy chain (or the
+    /// payee paying to keep it busy at price 2) held a payer's NT, sent
+    /// and posted in time, until its deadline and the payer was penalised.
+    /// Each epoch the NT stays out it now goes up a step, as a wallet bumps
+    /// a stuck payment's fee; its landing is proved like any fee-bumped
+    /// re-send of the posted NT ([`landed_proof`](Self::landed_proof)). An
+    /// NT included at once (any chain that is not full) is never
+    /// re-priced; one held back by a censoring chain is not in its mempool
+    /// and is left alone.
+    pub fn reprice_duties(&mut self, served: &[Hash32]) -> Result<usize, MbsError> {
+        #[cfg(feature = "mutants")]
+        if self.spec.mutation == Some(crate::ccdi::Mutation::NoRepricing) {
+            return Ok(0);
+        }
+        let mut took = 0;
+        for &id in served {
+            let Some(rec) = self.cct(&id) else { continue };
+            if rec.complete {
+                continue;
+            }
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
+                let payer = nt.sender();
+                let Some(key) = self.parties.get(&payer).cloned() else { continue };
+                let chain = nt.tx.chain_id;
+                let c = self.external(chain)?;
+                if c.account(&payer).nonce != nt.tx.nonce || !self.still_provable(&rec, side)? {
+                    continue;
+                }
+                let Some(pending) = c.chain().mempool().pending_at(&payer, nt.tx.nonce) else { continue };
+                if pending.tx.kind != nt.tx.kind || pending.tx.gas_limit != nt.tx.gas_limit {
+                    continue;
+                }
+                let price = gridledger_ledger::mempool::replacement_min(pending.tx.gas_price);
+                if price > NT_MAX_GAS_PRICE {
+                    continue;
+                }
+                let mut body = pending.tx.clone();
+                body.gas_price = price;
+                let tx = body.sign_in(&key, Some(&c.domain()));
+                match self.external_mut(chain)?.submit(&tx) {
+                    Ok(_) => took += 1,
+                    Err(e @ SubmitError::Unavailable { .. }) => return Err(e.into()),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(took)
     }
 
     /// The stored tip of its chain from which the BoB nodes forward the
