@@ -925,6 +925,47 @@ mod tests {
         assert_eq!(got, vec![vec![a0, a1]], "an evicted sender's queue is gone");
     }
 
+    fn vtx_amount(key: usize, nonce: u64, price: u128, amount: u128) -> VerifiedTx {
+        transfer(&dev_key(key), 1, nonce, dev_key(99).address(), Amount(amount), Amount(price))
+            .check_stateless(1, u64::MAX)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_replacement_takes_the_place_and_every_index_follows() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        let a0 = p.admit(vtx(1, 0, 10), &RICH).unwrap();
+        let a1 = p.admit(vtx(1, 1, 10), &RICH).unwrap();
+        p.admit(vtx(2, 0, 12), &RICH).unwrap();
+        let before = (p.len(), p.bytes());
+        // Below the bump (11 = 10 % more is the least): refused, nothing changes.
+        let snap = snapshot(&p);
+        assert_eq!(
+            p.admit(vtx_amount(1, 0, 10, 2), &RICH),
+            Err(SubmitError::ReplacementUnderpriced { pending: Amount(10), min: Amount(11) })
+        );
+        assert_eq!(snapshot(&p), snap);
+        // A committed nonce is still too low.
+        let past = Account { balance: RICH.balance, nonce: 1 };
+        assert!(matches!(p.admit(vtx(1, 0, 50), &past), Err(SubmitError::NonceTooLow { .. })));
+        // 13 replaces nonce 0: same count and bytes, the old hash gone, the
+        // sender now first in block order, its cheapest suffix nonce 1.
+        let r0 = p.admit(vtx(1, 0, 13), &RICH).unwrap();
+        assert_eq!((p.len(), p.bytes()), before);
+        assert!(!p.contains(&a0) && p.contains(&r0) && p.contains(&a1));
+        assert_eq!(order(&p, &BTreeSet::new()), vec![(a(1), 0), (a(2), 0), (a(1), 1)]);
+        assert_eq!(p.tail_key(&a(1)).map(|t| t.0), Some(Amount(10)));
+        assert_eq!(p.next_nonce(&a(1), &RICH), 2);
+        // The balance covers the queue with the replacement's cost instead.
+        let poor = Account { balance: Amount(vtx(1, 0, 13).max_cost.0 + vtx(1, 1, 10).max_cost.0), nonce: 0 };
+        assert!(matches!(p.admit(vtx(1, 1, 1_000), &poor), Err(SubmitError::InsufficientBalance { .. })));
+        // Eviction and pruning see the replacement, not the replaced.
+        p.evict(&r0);
+        assert_eq!(p.len(), 1);
+        assert!(!p.contains(&a1));
+    }
+
     #[test]
     fn the_default_minimum_gas_price_is_not_zero() {
         let rules = crate::chain::ChainConfig::default();
