@@ -61,7 +61,10 @@ pub const NODE_QUEUE_MAX: u64 = 256;
 /// Gas price of the transactions [`BobMbs::tick`] sends for the BoB node
 /// (relays, closing CCT_Vs, forwarding `prove`s, CCDI late locks): above
 /// the BoB's minimum, so in a full mempool each takes the place of the
-/// cheapest pending calls of other senders (attack R9-4).
+/// cheapest pending calls of other senders (attack R9-4). Ordinary
+/// traffic may pay more; the relays, `prove`s, CCT_Vs and late locks of
+/// the BoB's registered nodes go first anyway, in the BoB blocks' bounded
+/// duty lane ([`bob::DUTY_METHODS`], attack r16 [3], [6]).
 pub const NODE_GAS_PRICE: Amount = Amount(2);
 /// The highest gas price the parties' driver re-prices a pending NT to
 /// ([`BobMbs::reprice_duties`], attack r16 [1]): at most this times a

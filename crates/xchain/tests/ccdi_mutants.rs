@@ -497,6 +497,8 @@ fn completed_cct_leaves_no_posted_slot(m: &mut BobMbs) -> Result<(), String> {
         m.provide_liquidity(&p, c, 1_000_000).map_err(|e| e.to_string())?;
     }
     m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
     let req = SwapRequest { sender: s, receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 5 };
     let rep = m.swap(&req, gridledger_xchain::mbs::Behaviour::Honest).map_err(|e| e.to_string())?;
     if !m.cct(&rep.cct).is_some_and(|rec| rec.complete) {
@@ -522,7 +524,7 @@ fn outbid_nt_is_repriced(m: &mut BobMbs) -> Result<(), String> {
     {
         let c = m.external_mut(ca).unwrap();
         let from = c.next_nonce(&flood.address());
-        for n in from..from + per_block + 10 {
+        for n in from..from + 2 * per_block + 10 {
             let tx = c.sign(&flood, transfer(&flood, ca, n, flood.address(), Amount(1), Amount(2)));
             c.submit(&tx).map_err(|e| e.to_string())?;
         }
@@ -530,9 +532,10 @@ fn outbid_nt_is_repriced(m: &mut BobMbs) -> Result<(), String> {
     let nt = m.native_tx(&rec, Side::Sender, &s).map_err(|e| e.to_string())?;
     m.external_mut(ca).unwrap().submit(&nt).map_err(|e| e.to_string())?;
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
-    // One epoch (chain A's block takes the price-2 transfers), then the
-    // driver's duties.
+    // Two epochs (chain A's blocks take the price-2 transfers; the NT is
+    // posted in the first), then the driver's duties.
     m.bob_ok(&post).map_err(|e| e.to_string())?;
+    m.tick().map_err(|e| e.to_string())?;
     if m.external(ca).unwrap().tx_proof(&nt.hash()).map_err(|e| e.to_string())?.is_some() {
         return Err("the NT was not outbid".into());
     }
@@ -568,7 +571,8 @@ fn failing(mutation: Option<&str>) -> Vec<&'static str> {
     for (name, check) in CHECKS {
         let dir = tempfile::tempdir().unwrap();
         let mut m = BobMbs::open(dir.path(), spec(mutation)).unwrap();
-        if check(&mut m).is_err() {
+        if let Err(e) = check(&mut m) {
+            eprintln!("{mutation:?}: {name}: {e}");
             out.push(name);
         }
     }
