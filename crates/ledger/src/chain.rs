@@ -49,7 +49,39 @@ pub struct ChainConfig {
     /// sets its chains' genesis hashes here; `None` (the default): over the
     /// transaction hash alone. Every replica of a chain must use the same.
     pub signing_domain: Option<Hash32>,
+    /// The duty lane (attack r16 [6]): the share of a block, in per cent
+    /// of its gas limit and of `max_block_txs`, that transactions the
+    /// chain's contracts call duties ([`crate::NativeContract::duty`], e.g.
+    /// the BoB's header relays by its registered nodes) take before the
+    /// gas-price order, whatever ordinary traffic pays. Bounded, so duties
+    /// cannot starve users: beyond it they compete at their price like
+    /// any other transaction. A chain whose contracts name no duties is
+    /// unaffected. At most 100.
+    pub duty_lane_percent: u64,
+    /// A planted bug (`mutants` feature only).
+    #[cfg(feature = "mutants")]
+    #[serde(skip)]
+    pub mutation: Option<Mutation>,
 }
+
+/// Planted bugs of block filling and the mempool (test-only, behind the
+/// `mutants` feature), caught by `tests/mutants.rs`.
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Candidates skipped because their gas limit no longer fits count
+    /// toward the walk's stop (the rule before attack r16 [5]).
+    SkipsCountTowardStop,
+    /// No duty lane: duties compete at their gas price only (the rule
+    /// before attack r16 [6]).
+    NoDutyLane,
+    /// A replacement is taken at any strictly higher gas price, without
+    /// the minimum bump (attack r16 [2]'s rule without its cost).
+    ReplaceWithoutBump,
+}
+
+/// The default [`ChainConfig::duty_lane_percent`].
+pub const DEFAULT_DUTY_LANE_PERCENT: u64 = 25;
 
 impl Default for ChainConfig {
     fn default() -> Self {
@@ -64,6 +96,22 @@ impl Default for ChainConfig {
             max_blocks_per_commit: 16,
             two_phase_commit: false,
             signing_domain: None,
+            duty_lane_percent: DEFAULT_DUTY_LANE_PERCENT,
+            #[cfg(feature = "mutants")]
+            mutation: None,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// The duty lane's bound: (gas, transactions) of a block.
+    pub(crate) fn lane(&self) -> Lane {
+        let pct = self.duty_lane_percent.min(100);
+        #[cfg(feature = "mutants")]
+        let pct = if self.mutation == Some(Mutation::NoDutyLane) { 0 } else { pct };
+        Lane {
+            gas: (self.block_gas_limit as u128 * pct as u128 / 100) as u64,
+            txs: (self.max_block_txs as u128 * pct as u128 / 100) as usize,
         }
     }
 }
@@ -171,6 +219,8 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         let mempool =
             Mempool::new(config.mempool_capacity, config.mempool_per_sender).with_max_bytes(config.mempool_max_bytes);
+        #[cfg(feature = "mutants")]
+        let mempool = mempool.with_mutation(config.mutation);
         let (state, tip) = match store.tip()? {
             None => {
                 let (ex, state) = Self::genesis_block(&genesis)?;
@@ -316,7 +366,19 @@ impl Chain {
             return Err(SubmitError::Expired { valid_until, next_height });
         }
         let acct = self.state.account(&v.sender);
-        self.mempool.admit(v, &acct)
+        let duty = self.is_duty(&v);
+        self.mempool.admit_in_lane(v, &acct, duty)
+    }
+
+    /// Whether the chain's contracts call `v` a duty (the block's duty
+    /// lane, [`ChainConfig::duty_lane_percent`]).
+    fn is_duty(&self, v: &VerifiedTx) -> bool {
+        match &v.tx.tx.kind {
+            crate::TxKind::Call { contract, method, .. } => {
+                self.registry.get(*contract).is_some_and(|c| c.duty(&v.sender, method))
+            }
+            _ => false,
+        }
     }
 
     fn env(&self, timestamp: Timestamp, proposer: &PublicKey) -> BlockEnv {
@@ -408,7 +470,7 @@ impl Chain {
                 BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit).with_block_hashes(&recent);
             // What cannot execute is left in the mempool: the next build on
             // committed state evicts it.
-            let (skipped, _) = fill_block(&mut b, &self.mempool, exclude, self.config.max_block_txs);
+            let (skipped, _) = fill_block(&mut b, &self.mempool, exclude, &self.config);
             (b.into_body(), skipped)
         };
         self.mempool.serve_first(&skipped);
@@ -425,7 +487,7 @@ impl Chain {
         let (body, skipped, dropped) = {
             let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit)
                 .with_block_hashes(&self.recent);
-            let (skipped, dropped) = fill_block(&mut b, &self.mempool, &BTreeSet::new(), self.config.max_block_txs);
+            let (skipped, dropped) = fill_block(&mut b, &self.mempool, &BTreeSet::new(), &self.config);
             (b.into_body(), skipped, dropped)
         };
         self.mempool.serve_first(&skipped);
@@ -523,7 +585,8 @@ impl Chain {
         for tx in std::mem::take(&mut self.orphans) {
             if let Ok(v) = rules.check_decoded(tx) {
                 let acct = self.state.account(&v.sender);
-                let _ = self.mempool.admit(v, &acct);
+                let duty = self.is_duty(&v);
+                let _ = self.mempool.admit_in_lane(v, &acct, duty);
             }
         }
         self.mempool.drop_expired(self.tip.height + 1);
@@ -718,13 +781,32 @@ impl Chain {
 /// Transactions a block builder refused, with why.
 type Dropped = Vec<(Hash32, String)>;
 
-/// Fills a block from the mempool, in its block order
-/// ([`Mempool::walk`], leaving out `exclude`), until it holds `max`
+/// The duty lane's bound in a block ([`ChainConfig::duty_lane_percent`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lane {
+    pub gas: u64,
+    pub txs: usize,
+}
+
+/// Fills a block from the mempool until it holds `config.max_block_txs`
 /// transactions: the one candidate-ordering function of plain and
 /// pipelined heights (attack r13 [4]: the pipelined path had its own walk,
 /// which never served skipped senders first). Returns the senders skipped
 /// for gas with the skipped nonces, for [`Mempool::serve_first`], and the
-/// transactions that cannot execute with why.
+/// transactions that cannot execute with why. In three steps, leaving out
+/// `exclude` throughout:
+///
+/// 1. the first transaction of the sender served first of all
+///    ([`Mempool::first_served`]), into the empty block, which it fits
+///    (attack r12 [3]: a block-sized transaction is never shut out);
+/// 2. the duty lane (attack r16 [6]): the duties the chain's contracts
+///    name ([`Mempool::lane`]), each sender's in nonce order, while their
+///    gas used stays within the lane's share of the block's gas and their
+///    count within its share of `max_block_txs`
+///    ([`ChainConfig::duty_lane_percent`]); a duty that does not fit what
+///    is left of the lane, or cannot execute, ends its sender's run here
+///    and is tried again in step 3 like any transaction;
+/// 3. the mempool's block order ([`Mempool::walk`]) for the rest.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is
 /// skipped, and so are its sender's later ones (they wait for it, in nonce
@@ -732,41 +814,115 @@ type Dropped = Vec<(Hash32, String)>;
 /// in. Stopping at it instead let one heavy transaction queued behind
 /// another sender's cheap one shut every later sender out of every block.
 /// A candidate that cannot execute otherwise holds its sender's later ones
-/// the same way. The walk is deterministic (two validators with the same mempool
-/// build the same block) and bounded: at most `max` transactions placed
-/// and `max` refused, each step `O(log n)` in the mempool's size, plus one
-/// per excluded transaction.
+/// the same way.
+///
+/// Decision (attack r16 [5]): candidates skipped for gas no longer count
+/// toward a bound of `max` skipped or refused: 301 accounts each keeping a
+/// block-sized transaction pending (one placed, 300 skipped) ended every
+/// walk before any ordinary transaction was tried, for one transfer's fee
+/// a block. The skip costs no execution (the gas limit is compared before
+/// anything is cloned or run) and holds its sender, so it happens at most
+/// once per pending sender; the walk ends when the block is full (no gas
+/// left for the smallest transaction), at `max` placed, at `max` refused,
+/// or when the pool runs out. Its work is thus bounded by the pool's size
+/// (its capacity and byte budget), each step `O(log n)`, plus one per
+/// excluded transaction. Deterministic: two validators with the same
+/// mempool build the same block.
 pub(crate) fn fill_block(
     b: &mut BlockBuilder<'_>,
     mempool: &Mempool,
     exclude: &BTreeSet<Hash32>,
-    max: usize,
+    config: &ChainConfig,
 ) -> (Vec<(Address, u64)>, Dropped) {
+    let max = config.max_block_txs;
     let mut skipped = Vec::new();
     let mut dropped = Vec::new();
     let mut walk = mempool.walk(exclude);
-    while b.len() < max && skipped.len().saturating_add(dropped.len()) < max {
-        let Some(tx) = walk.next() else { break };
-        let (h, sender, nonce) = (tx.hash(), tx.sender(), tx.tx.nonce);
-        match b.push(tx.clone()) {
-            Ok(_) => {}
-            Err(crate::executor::TxRejected::BlockFull) => {
-                walk.hold();
-                skipped.push((sender, nonce));
-            }
-            // A nonce the state has already passed (pipelined heights: the
-            // parent used it, a double spend) is left out; the sender's
-            // next one follows.
-            Err(e @ crate::executor::TxRejected::Nonce { expected, got }) if got < expected => {
-                dropped.push((h, e.to_string()));
-            }
-            Err(e) => {
-                walk.hold();
-                dropped.push((h, e.to_string()));
+    // 1. The sender served first of all: the walk's first candidate.
+    let mut placed = exclude.clone();
+    if max > 0 && mempool.first_served(exclude).is_some() {
+        if let Some(tx) = walk.next() {
+            if consider(b, &mut walk, tx, &mut skipped, &mut dropped) {
+                placed.insert(tx.hash());
             }
         }
     }
+    // 2. The duty lane.
+    let lane = config.lane();
+    let (mut lane_gas, mut lane_txs) = (0u64, 0usize);
+    let mut in_lane = BTreeSet::new();
+    'lane: for run in mempool.lane(&placed, lane.txs) {
+        for tx in run {
+            if lane_txs >= lane.txs || b.len() >= max {
+                break 'lane;
+            }
+            if tx.tx.gas_limit > lane.gas.saturating_sub(lane_gas) {
+                break;
+            }
+            match b.push(tx.clone()) {
+                Ok(r) => {
+                    lane_gas = lane_gas.saturating_add(r.gas_used);
+                    lane_txs += 1;
+                    in_lane.insert(tx.hash());
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    // 3. The block order; what the lane placed is passed over (its
+    // sender's next one follows).
+    #[cfg(feature = "mutants")]
+    let skips_count = config.mutation == Some(Mutation::SkipsCountTowardStop);
+    #[cfg(not(feature = "mutants"))]
+    let skips_count = false;
+    while b.len() < max && dropped.len() < max && b.gas_left() >= crate::gas::TX_BASE {
+        if skips_count && skipped.len() + dropped.len() >= max {
+            break;
+        }
+        let Some(tx) = walk.next() else { break };
+        if in_lane.contains(&tx.hash()) {
+            continue;
+        }
+        consider(b, &mut walk, tx, &mut skipped, &mut dropped);
+    }
     (skipped, dropped)
+}
+
+/// One candidate of [`fill_block`]'s walk: placed (true), or skipped for
+/// gas or refused, recorded, and its sender held where its later ones must
+/// wait for it.
+fn consider(
+    b: &mut BlockBuilder<'_>,
+    walk: &mut crate::mempool::Walk<'_>,
+    tx: &SignedTransaction,
+    skipped: &mut Vec<(Address, u64)>,
+    dropped: &mut Dropped,
+) -> bool {
+    let (h, sender, nonce) = (tx.hash(), tx.sender(), tx.tx.nonce);
+    // Compared before anything is cloned or run: a skip costs a lookup.
+    if tx.tx.gas_limit > b.gas_left() {
+        walk.hold();
+        skipped.push((sender, nonce));
+        return false;
+    }
+    match b.push(tx.clone()) {
+        Ok(_) => return true,
+        Err(crate::executor::TxRejected::BlockFull) => {
+            walk.hold();
+            skipped.push((sender, nonce));
+        }
+        // A nonce the state has already passed (pipelined heights: the
+        // parent used it, a double spend) is left out; the sender's
+        // next one follows.
+        Err(e @ crate::executor::TxRejected::Nonce { expected, got }) if got < expected => {
+            dropped.push((h, e.to_string()));
+        }
+        Err(e) => {
+            walk.hold();
+            dropped.push((h, e.to_string()));
+        }
+    }
+    false
 }
 
 /// Makes `recent` the block-hash window once the block at `height` (hash

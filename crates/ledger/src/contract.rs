@@ -46,6 +46,18 @@ pub trait NativeContract: Send + Sync {
 
     /// A read-only query for the API (no gas, no writes).
     fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError>;
+
+    /// Whether a call of `method` by `sender` is a duty of the chain's
+    /// protocol that must not be outbid by ordinary traffic (e.g. a
+    /// registered node's header relay): such a transaction is offered to
+    /// the block's duty lane ([`crate::ChainConfig::duty_lane_percent`])
+    /// before the gas-price order. Decided from the contract's fixed
+    /// configuration and the call alone (never from state, nor from
+    /// anything the sender claims), so every validator classifies a
+    /// transaction alike. None by default.
+    fn duty(&self, _sender: &Address, _method: &str) -> bool {
+        false
+    }
 }
 
 /// Contracts deployed on a chain, by id.

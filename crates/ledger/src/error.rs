@@ -41,6 +41,11 @@ pub enum SubmitError {
     Expired { valid_until: u64, next_height: u64 },
     #[error("transaction already known")]
     AlreadyKnown,
+    /// A transaction with the sender's nonce of a pending one replaces it
+    /// only at a gas price at least [`crate::mempool::REPLACE_BUMP_PERCENT`]
+    /// per cent above the pending one's (and strictly above it).
+    #[error("replacement underpriced: the pending transaction pays {pending}, a replacement needs at least {min}")]
+    ReplacementUnderpriced { pending: Amount, min: Amount },
     #[error("mempool full ({capacity} transactions)")]
     MempoolFull { capacity: usize },
     #[error("too many pending transactions from this sender (limit {limit})")]
@@ -69,6 +74,7 @@ impl SubmitError {
             SubmitError::InsufficientBalance { .. } => "insufficient_balance",
             SubmitError::Expired { .. } => "expired",
             SubmitError::AlreadyKnown => "already_known",
+            SubmitError::ReplacementUnderpriced { .. } => "replacement_underpriced",
             SubmitError::MempoolFull { .. } => "mempool_full",
             SubmitError::SenderQueueFull { .. } => "sender_queue_full",
             SubmitError::Unavailable { .. } => "unavailable",

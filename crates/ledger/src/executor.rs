@@ -92,6 +92,11 @@ impl<'a> BlockBuilder<'a> {
         self.gas_used
     }
 
+    /// Gas left in the block.
+    pub fn gas_left(&self) -> u64 {
+        self.block_gas_limit.saturating_sub(self.gas_used)
+    }
+
     /// Current view of state with this block's effects so far.
     pub fn state(&self) -> &dyn StateRead {
         &self.overlay

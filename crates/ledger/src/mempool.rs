@@ -33,6 +33,25 @@
 //! across validators. As many suffixes go as are needed to fit the newcomer
 //! in count and bytes; if outbidding every cheaper sender is not enough, it
 //! is refused with [`SubmitError::MempoolFull`] and nothing changes.
+//!
+//! Replace-by-fee (attack r16 [2]): a transaction with the nonce of one of
+//! its sender's pending transactions replaces it if it pays at least
+//! [`REPLACE_BUMP_PERCENT`] per cent more gas price (and strictly more),
+//! so a payer outbid by dearer traffic can re-price instead of waiting for
+//! its deadline, while re-pricing in steps too small to matter costs a
+//! tenth of the price each time. The replacement takes the replaced one's
+//! place in its sender's nonce order and a new arrival number; the
+//! sender's balance must cover its queue with the new transaction's
+//! maximum cost instead of the old one's; a larger replacement evicts
+//! cheaper senders' suffixes for the bytes it adds, as an admission does,
+//! or is refused and nothing changes. Every index (hash, deadline, block
+//! order, eviction order, serve-first place) follows.
+//!
+//! Duty lane (attack r16 [6]): a transaction admitted with
+//! [`Mempool::admit_in_lane`] (`duty`, decided by the chain's contracts,
+//! never by the sender, see [`crate::NativeContract::duty`]) is offered to
+//! the block's bounded duty lane first ([`Mempool::lane`]); it competes in
+//! the ordinary order as well.
 
 use gridledger_core::{Address, Amount, Hash32};
 use std::cmp::Reverse;
@@ -45,10 +64,24 @@ use crate::tx::{SignedTransaction, VerifiedTx};
 /// Byte budget of a pool made by [`Mempool::new`].
 pub const DEFAULT_MEMPOOL_BYTES: usize = 256 << 20;
 
-/// A pending transaction and its arrival number.
+/// How much more gas price (per cent of the pending one's) a replacement
+/// must pay ([`Mempool::admit`], replace-by-fee).
+pub const REPLACE_BUMP_PERCENT: u128 = 10;
+
+/// The least gas price that replaces a pending transaction paying
+/// `pending`: [`REPLACE_BUMP_PERCENT`] per cent more, rounded up, and at
+/// least one more.
+pub fn replacement_min(pending: Amount) -> Amount {
+    let bumped = pending.0.saturating_mul(100 + REPLACE_BUMP_PERCENT).div_ceil(100);
+    Amount(bumped.max(pending.0.saturating_add(1)))
+}
+
+/// A pending transaction, its arrival number and whether it is a duty of
+/// the chain (offered to the block's duty lane first).
 struct Queued {
     v: VerifiedTx,
     seq: u64,
+    duty: bool,
 }
 
 /// Where a transaction stands in block order: highest gas price first,
@@ -66,16 +99,20 @@ struct SenderQueue {
     reserved: Amount,
     /// (gas price, nonce) of every queued transaction.
     prices: BTreeSet<(Amount, u64)>,
+    /// How many of the queued transactions are duties.
+    duties: usize,
 }
 
 impl SenderQueue {
     fn insert(&mut self, nonce: u64, q: Queued) {
         self.prices.insert((q.v.tx.tx.gas_price, nonce));
+        self.duties += usize::from(q.duty);
         self.txs.insert(nonce, q);
     }
 
-    fn count_out(&mut self, nonce: u64, v: &VerifiedTx) {
-        self.prices.remove(&(v.tx.tx.gas_price, nonce));
+    fn count_out(&mut self, nonce: u64, q: &Queued) {
+        self.prices.remove(&(q.v.tx.tx.gas_price, nonce));
+        self.duties -= usize::from(q.duty);
     }
 
     /// The cheapest price and the nonce of the last transaction at it: where
@@ -122,6 +159,11 @@ pub struct Mempool {
     /// ([`crate::TxKind::TransferUntil`]), by (last valid height, hash):
     /// [`Mempool::drop_expired`] finds the expired ones without a scan.
     deadlines: BTreeSet<(u64, Hash32)>,
+    /// Senders with a duty transaction pending ([`Mempool::lane`]).
+    duty_senders: BTreeSet<Address>,
+    /// A planted bug (`mutants` feature only).
+    #[cfg(feature = "mutants")]
+    mutation: Option<crate::chain::Mutation>,
 }
 
 static NOTHING: BTreeSet<Hash32> = BTreeSet::new();
@@ -144,7 +186,17 @@ impl Mempool {
             tails: BTreeSet::new(),
             evicted: 0,
             deadlines: BTreeSet::new(),
+            duty_senders: BTreeSet::new(),
+            #[cfg(feature = "mutants")]
+            mutation: None,
         }
+    }
+
+    /// The same pool with a planted bug (`mutants` feature only).
+    #[cfg(feature = "mutants")]
+    pub fn with_mutation(mut self, mutation: Option<crate::chain::Mutation>) -> Self {
+        self.mutation = mutation;
+        self
     }
 
     /// The same pool with a byte budget of `max_bytes` (encoded transactions).
@@ -192,6 +244,11 @@ impl Mempool {
         if let Some(k) = self.head_key(&sender) {
             self.heads.insert(k);
         }
+        if self.senders.get(&sender).is_some_and(|q| q.duties > 0) {
+            self.duty_senders.insert(sender);
+        } else {
+            self.duty_senders.remove(&sender);
+        }
         if let Some(rank) = self.first_rank.get(&sender).copied() {
             let waiting = self.first.get(&rank).map(|(_, n)| *n);
             let queued = self.senders.get(&sender).is_some_and(|q| waiting.is_some_and(|n| q.txs.contains_key(&n)));
@@ -203,13 +260,19 @@ impl Mempool {
         r
     }
 
-    /// The suffixes (sender, first nonce) to evict so that one more
-    /// transaction of `size` bytes fits, each of a sender other than
-    /// `sender` whose cheapest price `price` strictly outbids, first victim
-    /// first; `None` if those are not enough.
-    fn victims(&self, sender: &Address, price: Amount, size: usize) -> Option<Vec<(Address, u64, usize)>> {
-        let mut need_n = (self.len + 1).saturating_sub(self.capacity);
-        let mut need_b = self.bytes.saturating_add(size).saturating_sub(self.max_bytes);
+    /// The suffixes (sender, first nonce) to evict so that `add` more
+    /// transactions of `size` bytes in all fit once `freed` bytes leave
+    /// (a replacement: one transaction for another), each of a sender
+    /// other than `sender` whose cheapest price `price` strictly outbids,
+    /// first victim first; `None` if those are not enough.
+    fn victims(
+        &self,
+        sender: &Address,
+        price: Amount,
+        (add, size, freed): (usize, usize, usize),
+    ) -> Option<Vec<(Address, u64, usize)>> {
+        let mut need_n = (self.len + add).saturating_sub(self.capacity);
+        let mut need_b = self.bytes.saturating_sub(freed).saturating_add(size).saturating_sub(self.max_bytes);
         let mut out = Vec::new();
         for (p, _, who) in &self.tails {
             if need_n == 0 && need_b == 0 {
@@ -254,14 +317,27 @@ impl Mempool {
             .is_some_and(|e| e.v.tx == *tx)
     }
 
+    /// The pending transaction of `sender` with `nonce`, if any.
+    pub fn pending_at(&self, sender: &Address, nonce: u64) -> Option<&SignedTransaction> {
+        self.senders.get(sender)?.txs.get(&nonce).map(|e| &e.v.tx)
+    }
+
     /// The next nonce this sender may submit, given its committed account.
     pub fn next_nonce(&self, sender: &Address, committed: &Account) -> u64 {
         committed.nonce + self.senders.get(sender).map_or(0, |q| q.txs.len() as u64)
     }
 
-    /// Admits a verified transaction against the sender's committed account.
-    /// On error nothing changes.
+    /// Admits a verified transaction against the sender's committed account,
+    /// outside the duty lane; one with the nonce of a pending transaction
+    /// of its sender replaces it if it pays enough more (see the module
+    /// documentation). On error nothing changes.
     pub fn admit(&mut self, vtx: VerifiedTx, committed: &Account) -> Result<Hash32, SubmitError> {
+        self.admit_in_lane(vtx, committed, false)
+    }
+
+    /// [`Mempool::admit`], `duty` saying whether the chain's contracts
+    /// offer it to the block's duty lane ([`Mempool::lane`]).
+    pub fn admit_in_lane(&mut self, vtx: VerifiedTx, committed: &Account, duty: bool) -> Result<Hash32, SubmitError> {
         if self.by_hash.contains_key(&vtx.hash) {
             return Err(SubmitError::AlreadyKnown);
         }
@@ -269,6 +345,10 @@ impl Mempool {
         let (queued, reserved) = self.senders.get(&vtx.sender).map_or((0, Amount::ZERO), |q| (q.txs.len(), q.reserved));
         let next = committed.nonce + queued as u64;
         if nonce < next {
+            let pending = self.senders.get(&vtx.sender).is_some_and(|q| q.txs.contains_key(&nonce));
+            if nonce >= committed.nonce && pending {
+                return self.replace(vtx, committed, duty);
+            }
             return Err(SubmitError::NonceTooLow { expected: next, got: nonce });
         }
         if nonce > next {
@@ -287,7 +367,7 @@ impl Mempool {
         if size > self.max_bytes {
             return Err(full);
         }
-        let victims = self.victims(&vtx.sender, vtx.tx.tx.gas_price, size).ok_or(full)?;
+        let victims = self.victims(&vtx.sender, vtx.tx.tx.gas_price, (1, size, 0)).ok_or(full)?;
         for (s, from, n) in victims {
             self.retail(s, |me| me.evict_from(s, from));
             self.evicted += n as u64;
@@ -302,12 +382,105 @@ impl Mempool {
             if let Some(u) = vtx.tx.tx.kind.valid_until() {
                 me.deadlines.insert((u, hash));
             }
-            q.insert(nonce, Queued { v: vtx, seq });
+            q.insert(nonce, Queued { v: vtx, seq, duty });
             me.by_hash.insert(hash, (sender, nonce));
             me.len += 1;
             me.bytes += size;
         });
         Ok(hash)
+    }
+
+    /// Replace-by-fee: `vtx` takes the place of its sender's pending
+    /// transaction with the same nonce (see the module documentation).
+    fn replace(&mut self, vtx: VerifiedTx, committed: &Account, duty: bool) -> Result<Hash32, SubmitError> {
+        let (sender, nonce, price) = (vtx.sender, vtx.tx.tx.nonce, vtx.tx.tx.gas_price);
+        let q = self.senders.get(&sender).ok_or(SubmitError::NonceTooLow { expected: committed.nonce, got: nonce })?;
+        let old = q.txs.get(&nonce).ok_or(SubmitError::NonceTooLow { expected: committed.nonce, got: nonce })?;
+        let pending = old.v.tx.tx.gas_price;
+        let min = replacement_min(pending);
+        #[cfg(feature = "mutants")]
+        let min = if self.mutation == Some(crate::chain::Mutation::ReplaceWithoutBump) {
+            Amount(pending.0.saturating_add(1))
+        } else {
+            min
+        };
+        if price < min {
+            return Err(SubmitError::ReplacementUnderpriced { pending, min });
+        }
+        let needed = Amount(q.reserved.0.saturating_sub(old.v.max_cost.0))
+            .checked_add(vtx.max_cost)
+            .ok_or(SubmitError::Overflow)?;
+        if needed > committed.balance {
+            return Err(SubmitError::InsufficientBalance { needed, available: committed.balance });
+        }
+        let (size, old_size) = (tx_size(&vtx), tx_size(&old.v));
+        let full = SubmitError::MempoolFull { capacity: self.capacity };
+        if size > self.max_bytes {
+            return Err(full);
+        }
+        let victims = self.victims(&sender, price, (0, size, old_size)).ok_or(full)?;
+        for (s, from, n) in victims {
+            self.retail(s, |me| me.evict_from(s, from));
+            self.evicted += n as u64;
+        }
+        let hash = vtx.hash;
+        let seq = self.seq;
+        self.seq += 1;
+        self.retail(sender, |me| {
+            let Some(q) = me.senders.get_mut(&sender) else { return };
+            if let Some(old) = q.txs.remove(&nonce) {
+                q.count_out(nonce, &old);
+                if let Some(u) = old.v.tx.tx.kind.valid_until() {
+                    me.deadlines.remove(&(u, old.v.hash));
+                }
+                me.by_hash.remove(&old.v.hash);
+                me.bytes = me.bytes.saturating_sub(old_size);
+            }
+            q.reserved = needed;
+            if let Some(u) = vtx.tx.tx.kind.valid_until() {
+                me.deadlines.insert((u, hash));
+            }
+            q.insert(nonce, Queued { v: vtx, seq, duty });
+            me.by_hash.insert(hash, (sender, nonce));
+            me.bytes += size;
+        });
+        Ok(hash)
+    }
+
+    /// The first transaction not in `exclude` of the first sender served
+    /// before the price order ([`Mempool::serve_first`]) that has one:
+    /// what [`Mempool::walk`] yields first when there is such a sender.
+    pub fn first_served(&self, exclude: &BTreeSet<Hash32>) -> Option<&SignedTransaction> {
+        self.first.values().find_map(|(a, _)| {
+            self.senders.get(a)?.txs.values().find(|e| !exclude.contains(&e.v.hash)).map(|e| &e.v.tx)
+        })
+    }
+
+    /// The duty lane's candidates: for each sender whose first transaction
+    /// not in `exclude` is a duty, its run of consecutive duties from there
+    /// (at most `max` of them, in nonce order), senders in the block order
+    /// of that first one (highest gas price, then arrival). The senders
+    /// with duties pending are few (the chain's registered nodes): the
+    /// cost is their count times `max`, plus one per excluded transaction.
+    pub fn lane(&self, exclude: &BTreeSet<Hash32>, max: usize) -> Vec<Vec<&SignedTransaction>> {
+        let mut runs: Vec<(OrderKey, Vec<&SignedTransaction>)> = Vec::new();
+        for a in &self.duty_senders {
+            let Some(q) = self.senders.get(a) else { continue };
+            let mut run = Vec::new();
+            let mut key = None;
+            for e in q.txs.values().filter(|e| !exclude.contains(&e.v.hash)) {
+                if !e.duty || run.len() >= max {
+                    break;
+                }
+                key.get_or_insert(order_key(e));
+                run.push(&e.v.tx);
+            }
+            if let Some(k) = key {
+                runs.push((k, run));
+            }
+        }
+        runs.sort_by_key(|(k, _)| *k);
+        runs.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Records that a block skipped each `(sender, nonce)` because the
@@ -402,14 +575,15 @@ impl Mempool {
             let mut removed = Vec::new();
             for n in stale {
                 if let Some(e) = q.txs.remove(&n) {
-                    removed.push((n, e.v));
+                    removed.push((n, e));
                 }
             }
             if q.txs.keys().next().is_some_and(|n| *n != acct.nonce) {
-                removed.extend(std::mem::take(&mut q.txs).into_iter().map(|(n, e)| (n, e.v)));
+                removed.extend(std::mem::take(&mut q.txs));
             }
-            for (n, v) in &removed {
-                q.count_out(*n, v);
+            for (n, e) in &removed {
+                q.count_out(*n, e);
+                let v = &e.v;
                 if let Some(u) = v.tx.tx.kind.valid_until() {
                     self.deadlines.remove(&(u, v.hash));
                 }
@@ -450,7 +624,7 @@ impl Mempool {
         if let Some(q) = self.senders.get_mut(&s) {
             let later = q.txs.split_off(&nonce);
             for (n, e) in &later {
-                q.count_out(*n, &e.v);
+                q.count_out(*n, e);
                 if let Some(u) = e.v.tx.tx.kind.valid_until() {
                     self.deadlines.remove(&(u, e.v.hash));
                 }
@@ -755,6 +929,47 @@ mod tests {
         p.evict(&b0);
         let got: Vec<Vec<Hash32>> = p.queues().map(|q| q.map(|v| v.hash).collect()).collect();
         assert_eq!(got, vec![vec![a0, a1]], "an evicted sender's queue is gone");
+    }
+
+    fn vtx_amount(key: usize, nonce: u64, price: u128, amount: u128) -> VerifiedTx {
+        transfer(&dev_key(key), 1, nonce, dev_key(99).address(), Amount(amount), Amount(price))
+            .check_stateless(1, u64::MAX)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_replacement_takes_the_place_and_every_index_follows() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        let a0 = p.admit(vtx(1, 0, 10), &RICH).unwrap();
+        let a1 = p.admit(vtx(1, 1, 10), &RICH).unwrap();
+        p.admit(vtx(2, 0, 12), &RICH).unwrap();
+        let before = (p.len(), p.bytes());
+        // Below the bump (11 = 10 % more is the least): refused, nothing changes.
+        let snap = snapshot(&p);
+        assert_eq!(
+            p.admit(vtx_amount(1, 0, 10, 2), &RICH),
+            Err(SubmitError::ReplacementUnderpriced { pending: Amount(10), min: Amount(11) })
+        );
+        assert_eq!(snapshot(&p), snap);
+        // A committed nonce is still too low.
+        let past = Account { balance: RICH.balance, nonce: 1 };
+        assert!(matches!(p.admit(vtx(1, 0, 50), &past), Err(SubmitError::NonceTooLow { .. })));
+        // 13 replaces nonce 0: same count and bytes, the old hash gone, the
+        // sender now first in block order, its cheapest suffix nonce 1.
+        let r0 = p.admit(vtx(1, 0, 13), &RICH).unwrap();
+        assert_eq!((p.len(), p.bytes()), before);
+        assert!(!p.contains(&a0) && p.contains(&r0) && p.contains(&a1));
+        assert_eq!(order(&p, &BTreeSet::new()), vec![(a(1), 0), (a(2), 0), (a(1), 1)]);
+        assert_eq!(p.tail_key(&a(1)).map(|t| t.0), Some(Amount(10)));
+        assert_eq!(p.next_nonce(&a(1), &RICH), 2);
+        // The balance covers the queue with the replacement's cost instead.
+        let poor = Account { balance: Amount(vtx(1, 0, 13).max_cost.0 + vtx(1, 1, 10).max_cost.0), nonce: 0 };
+        assert!(matches!(p.admit(vtx(1, 1, 1_000), &poor), Err(SubmitError::InsufficientBalance { .. })));
+        // Eviction and pruning see the replacement, not the replaced.
+        p.evict(&r0);
+        assert_eq!(p.len(), 1);
+        assert!(!p.contains(&a1));
     }
 
     #[test]

@@ -57,7 +57,6 @@ fn keep_busy(c: &mut Chain, price: u128) {
 /// (replace-by-fee, as the pool's price order invites), so the payer can
 /// react. Observed: `NonceTooLow`; the payment never lands.
 #[test]
-#[ignore = "attack r16 [2]: no replace-by-fee; a pending tx outbid by dearer traffic cannot be re-priced and expires"]
 fn a_pending_transfer_outbid_by_dearer_traffic_can_be_repriced_and_lands() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = chain(dir.path());
@@ -86,9 +85,10 @@ fn a_pending_transfer_outbid_by_dearer_traffic_can_be_repriced_and_lands() {
 }
 
 /// Held up: without the re-pricing the cheap payment starves while the
-/// dearer traffic lasts and is dropped at its deadline (what [2] leaves
-/// the payer with), and the refusal of the copy is a typed error that
-/// changes nothing.
+/// dearer traffic lasts and is dropped at its deadline, and a copy that
+/// does not pay the replacement's minimum bump (here: the same price) is
+/// refused with a typed error that changes nothing. (Before the fix of [2]
+/// every same-nonce copy was refused `NonceTooLow`.)
 #[test]
 fn a_cheap_deadline_transfer_behind_dearer_traffic_is_dropped_at_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,9 +100,10 @@ fn a_cheap_deadline_transfer_behind_dearer_traffic_is_dropped_at_its_deadline() 
     let cheap = payment(0, deadline, 1);
     c.submit(&cheap.to_bytes()).unwrap();
     let pending = c.mempool().len();
+    let same_price = transfer_until(&dev_key(0), 1, 0, (dev_key(3).address(), Amount(11), deadline), Amount(1));
     assert!(matches!(
-        c.submit(&payment(0, deadline, 3).to_bytes()),
-        Err(SubmitError::NonceTooLow { expected: 1, got: 0 })
+        c.submit(&same_price.to_bytes()),
+        Err(SubmitError::ReplacementUnderpriced { pending: Amount(1), min: Amount(2) })
     ));
     assert_eq!(c.mempool().len(), pending);
     for _ in 0..6 {
@@ -145,7 +146,7 @@ fn block_sized(key: &gridledger_core::crypto::KeyPair, nonce: u64, price: u128) 
 /// 12 blocks the honest transfer is still pending; every block held one
 /// transaction.
 #[test]
-#[ignore = "attack r16 [5]: 301 block-sized txs exhaust the walk's skip bound; each block holds 1 tx, honest ones never tried"]
+
 fn skipped_block_sized_transactions_do_not_shut_out_an_ordinary_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let accounts = 320;

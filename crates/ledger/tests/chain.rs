@@ -79,10 +79,11 @@ fn wrong_nonces_are_refused() {
     refused(&mut dc, &transfer(&k, 1, 0, to, Amount(2), Amount(1)).to_bytes(), |e| {
         *e == SubmitError::NonceTooLow { expected: 1, got: 0 }
     });
-    // A pending transaction holds its nonce too.
+    // A pending transaction holds its nonce too, unless a copy pays the
+    // replacement's bump (attack r16 [2]: replace-by-fee).
     dc.chain.submit(&transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes()).unwrap();
     refused(&mut dc, &transfer(&k, 1, 1, to, Amount(3), Amount(1)).to_bytes(), |e| {
-        *e == SubmitError::NonceTooLow { expected: 2, got: 1 }
+        *e == SubmitError::ReplacementUnderpriced { pending: Amount(1), min: Amount(2) }
     });
 }
 

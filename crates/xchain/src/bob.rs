@@ -127,7 +127,30 @@ pub struct BobConfig {
     /// `TPK_Addr_i`, [`crate::scbg`]); elsewhere it is the keyless address
     /// [`tpk_address`] derives.
     pub group_accounts: Vec<(ChainId, Address)>,
+    /// The BoB's registered nodes (attack r16 [6]): their calls of
+    /// [`DUTY_METHODS`] are duties of the protocol, which the BoB's blocks
+    /// take in their bounded duty lane before the gas-price order
+    /// ([`gridledger_ledger::NativeContract::duty`]).
+    pub nodes: Vec<Address>,
 }
+
+/// The BoB contract's methods that are node duties when a registered node
+/// ([`BobConfig::nodes`]) calls them: header relays, forwarding `prove`s,
+/// closing CCT_Vs and CCDI late locks.
+///
+/// Decision (attack r16 [3], [6]): the nodes paid a fixed gas price
+/// (`NODE_GAS_PRICE`) and blocks are filled by price, so any account
+/// paying more — a flood of ordinary transfers, or block-sized ones —
+/// went first, the stored tips froze and a payer who posted its NT in
+/// time was penalised. Outbidding every sender is no defence (a fee race
+/// the attacker chooses the stakes of), so these calls get a lane of the
+/// BoB's blocks ([`gridledger_ledger::ChainConfig::duty_lane_percent`],
+/// a quarter of each block's gas and transaction count by default) that
+/// ordinary traffic cannot take, whatever it pays. Who is a node is fixed
+/// in the BoB's genesis, never what a sender claims: a stranger's relay is
+/// an ordinary call. The lane is bounded, so duties cannot starve users;
+/// beyond it the nodes compete at their price.
+pub const DUTY_METHODS: &[&str] = &["relay", "prove", "cct_v", "ccdi_late_lock"];
 
 /// The `x_j` at which [`BobConfig::validate`] compares the genesis price
 /// with each penalty floor (large, so rounding does not decide).
@@ -2179,6 +2202,21 @@ impl BobContract {
             if rec.verified && ctx.read(&forwarding_key(id))?.is_some() {
                 ctx.delete(&forwarding_key(id))?;
             }
+            // Decision (attack r16 [4]): the posted slots of a complete CCT
+            // are deleted (no call reads them once it is complete: `post_nt`,
+            // `prove` and `fraud` refuse a complete CCT), so the BoB nodes'
+            // per-epoch scan of posted NTs visits the open CCTs only, not
+            // every CCT ever settled. The payment binding of its NTs'
+            // nonces (`nc/`) stays: it is what keeps them off other CCTs.
+            #[cfg(feature = "mutants")]
+            let keep = self.mutation == Some(crate::ccdi::Mutation::PostedKept);
+            #[cfg(not(feature = "mutants"))]
+            let keep = false;
+            for side in [Side::Sender, Side::Receiver] {
+                if !keep && ctx.read(&posted_key(id, side))?.is_some() {
+                    ctx.delete(&posted_key(id, side))?;
+                }
+            }
         }
         ctx.write_typed(&cct_key(id), &rec)
     }
@@ -2220,6 +2258,15 @@ impl NativeContract for BobContract {
             "lmc_run" => self.lmc_run(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
         }
+    }
+
+    /// A registered node's call of one of [`DUTY_METHODS`].
+    fn duty(&self, sender: &Address, method: &str) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::ccdi::Mutation::NoDuties) {
+            return false;
+        }
+        DUTY_METHODS.contains(&method) && self.cfg.nodes.contains(sender)
     }
 
     fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {

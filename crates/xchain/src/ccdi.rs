@@ -288,6 +288,16 @@ pub enum Mutation {
     /// is dropped by the next block's relays, before a claim or proof in
     /// that block runs (attack R2-1 again).
     KeepKappa,
+    /// The BoB contract names no node duty (the rule before attack r16
+    /// [3], [6]): relays compete at the nodes' gas price and ordinary
+    /// traffic paying more freezes the stored tips.
+    NoDuties,
+    /// A complete CCT's posted slots stay (the rule before attack r16
+    /// [4]): the nodes' per-epoch scan grows with every CCT ever settled.
+    PostedKept,
+    /// The parties' driver never re-prices a pending NT (the rule before
+    /// attack r16 [1]): outbid on a busy chain, it expires unincluded.
+    NoRepricing,
 }
 
 impl BobContract {

@@ -61,8 +61,15 @@ pub const NODE_QUEUE_MAX: u64 = 256;
 /// Gas price of the transactions [`BobMbs::tick`] sends for the BoB node
 /// (relays, closing CCT_Vs, forwarding `prove`s, CCDI late locks): above
 /// the BoB's minimum, so in a full mempool each takes the place of the
-/// cheapest pending calls of other senders (attack R9-4).
+/// cheapest pending calls of other senders (attack R9-4). Ordinary
+/// traffic may pay more; the relays, `prove`s, CCT_Vs and late locks of
+/// the BoB's registered nodes go first anyway, in the BoB blocks' bounded
+/// duty lane ([`bob::DUTY_METHODS`], attack r16 [3], [6]).
 pub const NODE_GAS_PRICE: Amount = Amount(2);
+/// The highest gas price the parties' driver re-prices a pending NT to
+/// ([`BobMbs::reprice_duties`], attack r16 [1]): at most this times a
+/// transfer's gas for one payment's fee.
+pub const NT_MAX_GAS_PRICE: Amount = Amount(1_000);
 /// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
 /// x_j / 10` on every chain, a tenth of its 1:1 genesis price
 /// ([`REFERENCE_BALANCE`] for every token, near-equal weights).
@@ -703,6 +710,7 @@ impl Plan {
             reference_balances: weights.iter().map(|(t, _)| (*t, REFERENCE_BALANCE)).collect(),
             weights,
             group_key: self.committee.group_key_bytes(),
+            nodes: vec![self.relayer.address()],
         }
     }
 
@@ -1171,6 +1179,18 @@ impl BobMbs {
     /// errors of the node itself (a chain that cannot commit or read its
     /// blocks) stop the tick.
     pub fn tick(&mut self) -> Result<(), MbsError> {
+        // One scan of the forwarding slots serves every duty: the BoB's
+        // state changes only at its own tick below.
+        let open = self.forwarding();
+        // Posted deadline NTs of CCTs before their first CCT_V are
+        // forwarded too (attack R15-1, [`early_forward_from`](Self::early_forward_from)).
+        let mut served = open.clone();
+        served.extend(self.early_forwarding());
+        served.sort();
+        served.dedup();
+        // The posted NTs waiting in their chains' mempools before this
+        // epoch's blocks: those still waiting after them are re-priced.
+        let waiting = self.waiting_nts(&served)?;
         for c in self.externals.values_mut() {
             c.tick()?;
         }
@@ -1180,19 +1200,11 @@ impl BobMbs {
                 break;
             }
         }
-        // One scan of the forwarding slots serves both duties: the BoB's
-        // state changes only at its own tick below.
-        let open = self.forwarding();
-        // Posted deadline NTs of CCTs before their first CCT_V are
-        // forwarded too (attack R15-1, [`early_forward_from`](Self::early_forward_from)).
-        let mut served = open.clone();
-        served.extend(self.early_forwarding());
-        served.sort();
-        served.dedup();
         // Decision (attack R12-1): the forwarding `prove`s go first, so a
         // prove and the closing CCT_V of the same CCT that fall due in one
         // epoch reach the BoB block in that order (the relayer's nonces).
         let put_off = self.forwarding_duties(&served)?;
+        self.reprice_duties(&served, &waiting)?;
         for (cct, tx) in self.closing_txs(&open, &put_off) {
             let Some(h) = self.submit_own(&tx)? else { break };
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
@@ -1468,6 +1480,99 @@ impl BobMbs {
             }
         }
         Ok(put_off)
+    }
+
+    /// For each open CCT in `served` and each pending side whose payer this
+    /// MBS drives: the posted NT and the copy of it (the NT or a re-priced
+    /// one: the same payment, nonce and gas limit) pending in its chain's
+    /// mempool as its payer's next transaction, if there is one.
+    fn waiting_copies(&self, served: &[Hash32]) -> Result<Vec<(CctRecord, Side, SignedTransaction)>, MbsError> {
+        let mut out = Vec::new();
+        for &id in served {
+            let Some(rec) = self.cct(&id) else { continue };
+            if rec.complete {
+                continue;
+            }
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
+                let payer = nt.sender();
+                if !self.parties.contains_key(&payer) {
+                    continue;
+                }
+                let c = self.external(nt.tx.chain_id)?;
+                if c.account(&payer).nonce != nt.tx.nonce {
+                    continue;
+                }
+                let Some(pending) = c.chain().mempool().pending_at(&payer, nt.tx.nonce) else { continue };
+                if pending.tx.kind == nt.tx.kind && pending.tx.gas_limit == nt.tx.gas_limit {
+                    out.push((rec.clone(), side, pending.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hashes of [`waiting_copies`](Self::waiting_copies).
+    fn waiting_nts(&self, served: &[Hash32]) -> Result<std::collections::BTreeSet<Hash32>, MbsError> {
+        Ok(self.waiting_copies(served)?.into_iter().map(|(_, _, tx)| tx.hash()).collect())
+    }
+
+    /// The parties' driver re-prices the posted NTs it pays that a block of
+    /// their chain left out (attack r16 [1]): for each open CCT in `served`
+    /// and each pending side whose payer this MBS drives, while the NT (or
+    /// its re-priced copy) waits in its chain's mempool as its payer's next
+    /// transaction, waited there before this epoch's block too (`waiting`)
+    /// and can still be proved ([`still_provable`](Self::still_provable)),
+    /// the same payment is signed again at the least price that replaces
+    /// it ([`gridledger_ledger::mempool::replacement_min`]: 10 % more, at
+    /// least one more), up to [`NT_MAX_GAS_PRICE`]. Returns how many
+    /// replacements the chains took.
+    ///
+    /// Decision: blocks are filled by gas price, the driver signs NTs at
+    /// price 1 and the terms fix their nonces, so a busy chain (or the
+    /// payee paying to keep it busy at price 2) held a payer's NT, sent
+    /// and posted in time, until its deadline and the payer was penalised.
+    /// Each epoch's block that leaves it out (it waited in the mempool
+    /// before that block was built, as its payer's next transaction) puts
+    /// it up a step, as a wallet bumps a stuck payment's fee — never one
+    /// just sent, which had no block yet; its landing is proved like any fee-bumped
+    /// re-send of the posted NT ([`landed_proof`](Self::landed_proof)). An
+    /// NT included at once (any chain that is not full) is never
+    /// re-priced; one held back by a censoring chain is not in its mempool
+    /// and is left alone.
+    pub fn reprice_duties(
+        &mut self,
+        served: &[Hash32],
+        waiting: &std::collections::BTreeSet<Hash32>,
+    ) -> Result<usize, MbsError> {
+        #[cfg(feature = "mutants")]
+        if self.spec.mutation == Some(crate::ccdi::Mutation::NoRepricing) {
+            return Ok(0);
+        }
+        let mut took = 0;
+        for (rec, side, pending) in self.waiting_copies(served)? {
+            if !waiting.contains(&pending.hash()) || !self.still_provable(&rec, side)? {
+                continue;
+            }
+            let Some(key) = self.parties.get(&pending.sender()).cloned() else { continue };
+            let price = gridledger_ledger::mempool::replacement_min(pending.tx.gas_price);
+            if price > NT_MAX_GAS_PRICE {
+                continue;
+            }
+            let chain = pending.tx.chain_id;
+            let mut body = pending.tx.clone();
+            body.gas_price = price;
+            let tx = body.sign_in(&key, Some(&self.external(chain)?.domain()));
+            match self.external_mut(chain)?.submit(&tx) {
+                Ok(_) => took += 1,
+                Err(e @ SubmitError::Unavailable { .. }) => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        Ok(took)
     }
 
     /// The stored tip of its chain from which the BoB nodes forward the

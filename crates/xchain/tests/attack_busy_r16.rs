@@ -150,7 +150,6 @@ fn receiver_pays_and_proves_busy(
 /// because higher-priced transactions filled its chain (or it can raise
 /// its NT's price). Observed: `Penalised`, NT_s never on chain i.
 #[test]
-#[ignore = "attack r16 [1]: a price-1 deadline NT starves behind price-2 traffic on its chain; the honest payer is penalised"]
 fn a_busy_payer_chain_does_not_penalise_a_payer_who_paid_in_time() {
     let b = busy_payer_chain(2);
     eprintln!("{b:?}");
@@ -301,7 +300,6 @@ fn bob_outbid(price: u128, block_sized: bool) -> Outbid {
 /// forwarding keyed on the chain's own height). Observed: `Penalised`,
 /// NT_s never on chain i, stored tip of chain i frozen during the flood.
 #[test]
-#[ignore = "attack r16 [3]: BoB transfers at price 3 outbid every relay (NODE_GAS_PRICE 2); the posted NT is never forwarded and the payer is penalised"]
 fn ordinary_bob_traffic_above_node_gas_price_does_not_penalise_a_posted_payer() {
     let o = bob_outbid(3, false);
     eprintln!("{o:?}");
@@ -333,7 +331,6 @@ fn bob_traffic_at_node_gas_price_leaves_a_posted_payer_proved() {
 /// scan visits (its posted slots removed, or an index of open ones kept).
 /// Observed: two posted slots per completed exchange remain.
 #[test]
-#[ignore = "attack r16 [4]: posted slots of completed CCTs are never removed; the per-tick early-forwarding scan grows with all history"]
 fn completed_exchanges_leave_nothing_for_the_per_tick_forwarding_scan() {
     use gridledger_ledger::state::contract_key;
     use gridledger_xchain::bob::{keys, BOB_CONTRACT_ID};
@@ -366,7 +363,6 @@ fn completed_exchanges_leave_nothing_for_the_per_tick_forwarding_scan() {
 /// Expected / observed: as [3]; here the flood places one transaction a
 /// BoB block (about 90 in all) instead of 300 a block.
 #[test]
-#[ignore = "attack r16 [6]: 301 block-sized BoB txs at price 3 freeze all relays for one transfer's fee a block; posted payer penalised"]
 fn block_sized_bob_traffic_does_not_freeze_relays_and_penalise_a_posted_payer() {
     let o = bob_outbid(3, true);
     eprintln!("{o:?}");

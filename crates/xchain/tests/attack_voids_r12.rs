@@ -263,14 +263,13 @@ fn withheld_terms_do_not_penalise_the_next_exchange_on_the_default_deployment() 
 /// the BoB for anyone to read, and B closed with R penalised. Returns the
 /// deployment, R's NT for B and its nonce.
 fn penalised_with_posted_nt(dir: &std::path::Path) -> (gridledger_xchain::BobMbs, SignedTransaction, u64) {
-    use gridledger_xchain::bob::keys;
     use gridledger_xchain::mbs::Behaviour;
     let mut m = setup(dir, MbsSpec::default());
     let [ci, cj] = chains2(&m);
     m.wait_caught_up(&[ci, cj]).unwrap();
     let b = m.swap(&request_between(ci, cj, 500, 1401), Behaviour::Underfund(Side::Receiver)).unwrap();
     assert_eq!(b.record.receiver, SideState::Penalised, "R could not pay B");
-    let nt: SignedTransaction = m.bob_record(&keys::posted(&b.cct, Side::Receiver)).expect("R posted its NT for B");
+    let nt: SignedTransaction = posted_nt_in_history(&m, &b.cct, Side::Receiver).expect("R posted its NT for B");
     assert_eq!(nt.tx.nonce, b.record.terms.nonce_j);
     let n = nt.tx.nonce;
     (m, nt, n)

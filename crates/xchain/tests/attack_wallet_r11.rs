@@ -249,7 +249,6 @@ fn terms_never_stored_do_not_freeze_the_receivers_next_exchange() {
 /// once R was paid on chain j, S landed R's NT for B and was paid again.
 #[test]
 fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
-    use gridledger_xchain::bob::keys;
     use gridledger_xchain::SideState;
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -259,8 +258,8 @@ fn a_penalised_partys_old_nt_does_not_land_after_its_nonce_comes_round() {
     let b = m.swap(&request_between(ci, cj, 500, 1301), Behaviour::Underfund(Side::Receiver)).unwrap();
     assert_eq!(b.record.receiver, SideState::Penalised, "R could not pay B");
     let n = b.record.terms.nonce_j;
-    // R's NT for B, as anyone reads it from the BoB.
-    let nt_r_b: SignedTransaction = m.bob_record(&keys::posted(&b.cct, Side::Receiver)).expect("R posted its NT for B");
+    // R's NT for B, as anyone reads it from the BoB's blocks.
+    let nt_r_b: SignedTransaction = posted_nt_in_history(&m, &b.cct, Side::Receiver).expect("R posted its NT for B");
     assert_eq!(nt_r_b.tx.nonce, n);
     // The nonce stays reserved for B while it is unspent.
     assert_eq!(m.wallet.entry(cj, &r.address(), n).unwrap().map(|e| e.id), Some(b.cct), "B's nonce given back unspent");

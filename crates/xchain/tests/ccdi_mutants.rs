@@ -6,7 +6,9 @@
 //! NTs without their deadline, SC_T closes sub-situation 2 in the block
 //! that stored its deadline's header or counts a posted deadline NT's
 //! forwarding window from the chain's tip, the BoB keeps only κ_i headers
-//! of a small-κ chain whatever its relay cap)
+//! of a small-κ chain whatever its relay cap, attack r16: the BoB names no
+//! node duty, a complete CCT's posted slots stay, the driver never
+//! re-prices an outbid NT)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -47,6 +49,9 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("nt-without-deadline") => Some(Mutation::NtWithoutDeadline),
             Some("window-from-tip") => Some(Mutation::WindowFromTip),
             Some("keep-kappa") => Some(Mutation::KeepKappa),
+            Some("no-duties") => Some(Mutation::NoDuties),
+            Some("posted-kept") => Some(Mutation::PostedKept),
+            Some("no-repricing") => Some(Mutation::NoRepricing),
             _ => None,
         };
     }
@@ -498,8 +503,101 @@ fn kept_header_outlasts_the_next_relays(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 12] = [
+/// Attack r16 [3]/[6]: with two BoB blocks' worth of transfers at gas
+/// price 3 pending (more than the nodes pay), the nodes' relays still
+/// advance the BoB's stored tip of chain A (the duty lane).
+fn relays_not_outbid(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_ledger::devnet::transfer;
+    let [ca, _] = chains2(m);
+    m.ticks(1).map_err(|e| e.to_string())?;
+    let start = m.bob_tip(ca);
+    let flood = dev_key(5);
+    let bob = m.bob.chain_id();
+    let per_block = gridledger_ledger::ChainConfig::default().max_block_txs as u64;
+    for _ in 0..2 {
+        let committed = m.bob.account(&flood.address()).nonce;
+        let mut next = m.bob.next_nonce(&flood.address());
+        while next - committed < 2 * per_block {
+            let tx = m.bob.sign(&flood, transfer(&flood, bob, next, flood.address(), Amount(1), Amount(3)));
+            m.bob.submit(&tx).map_err(|e| e.to_string())?;
+            next += 1;
+        }
+        m.tick().map_err(|e| e.to_string())?;
+    }
+    if m.bob_tip(ca) > start {
+        Ok(())
+    } else {
+        Err(format!("the stored tip of chain A stayed at {start} under price-3 traffic"))
+    }
+}
+
+/// Attack r16 [4]: a complete CCT leaves no posted slot for the nodes'
+/// per-epoch scan.
+fn completed_cct_leaves_no_posted_slot(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_ledger::state::contract_key;
+    use gridledger_xchain::bob::{keys, BOB_CONTRACT_ID};
+    let [ca, cb] = chains2(m);
+    let (p, s, r) = (dev_key(7), dev_key(0), dev_key(1));
+    for c in m.chain_ids() {
+        m.provide_liquidity(&p, c, 1_000_000).map_err(|e| e.to_string())?;
+    }
+    m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
+    let req = SwapRequest { sender: s, receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 5 };
+    let rep = m.swap(&req, gridledger_xchain::mbs::Behaviour::Honest).map_err(|e| e.to_string())?;
+    if !m.cct(&rep.cct).is_some_and(|rec| rec.complete) {
+        return Err("the swap did not complete".into());
+    }
+    let prefix = contract_key(BOB_CONTRACT_ID, &keys::posted_prefix());
+    match m.bob_contract_state().iter().filter(|(k, _)| k.starts_with(&prefix)).count() {
+        0 => Ok(()),
+        n => Err(format!("{n} posted slots of a complete CCT left")),
+    }
+}
+
+/// Attack r16 [1]: the payer's posted NT at price 1, left out of a block
+/// full of price-2 transfers, is re-priced by its driver.
+fn outbid_nt_is_repriced(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_ledger::devnet::transfer;
+    use gridledger_xchain::bob::PostNt;
+    let [ca, _] = chains2(m);
+    let s = dev_key(0);
+    let (id, rec) = open_ccte(m)?;
+    let flood = dev_key(5);
+    let per_block = gridledger_ledger::ChainConfig::default().max_block_txs as u64;
+    {
+        let c = m.external_mut(ca).unwrap();
+        let from = c.next_nonce(&flood.address());
+        for n in from..from + 2 * per_block + 10 {
+            let tx = c.sign(&flood, transfer(&flood, ca, n, flood.address(), Amount(1), Amount(2)));
+            c.submit(&tx).map_err(|e| e.to_string())?;
+        }
+    }
+    let nt = m.native_tx(&rec, Side::Sender, &s).map_err(|e| e.to_string())?;
+    m.external_mut(ca).unwrap().submit(&nt).map_err(|e| e.to_string())?;
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
+    // Two epochs (chain A's blocks take the price-2 transfers; the NT is
+    // posted in the first), then the driver's duties.
+    m.bob_ok(&post).map_err(|e| e.to_string())?;
+    m.tick().map_err(|e| e.to_string())?;
+    if m.external(ca).unwrap().tx_proof(&nt.hash()).map_err(|e| e.to_string())?.is_some() {
+        return Err("the NT was not outbid".into());
+    }
+    let c = m.external(ca).unwrap();
+    let pending = c.chain().mempool().pending_at(&s.address(), nt.tx.nonce).map(|p| p.tx.gas_price);
+    let landed = c.find_by_nonce(&nt.tx.sender, nt.tx.nonce, 0).map_err(|e| e.to_string())?.map(|t| t.tx.gas_price);
+    match pending.or(landed) {
+        Some(p) if p > nt.tx.gas_price => Ok(()),
+        p => Err(format!("the outbid NT was not re-priced: {p:?}")),
+    }
+}
+
+const CHECKS: [(&str, Check); 15] = [
     ("kept header outlasts the next relays", kept_header_outlasts_the_next_relays),
+    ("relays not outbid", relays_not_outbid),
+    ("posted slots removed", completed_cct_leaves_no_posted_slot),
+    ("outbid NT re-priced", outbid_nt_is_repriced),
     ("closed nonce reserved", closed_unpaid_nonce_stays_reserved),
     ("closing waits a block", closing_waits_a_block_after_the_deadline_header),
     ("penalised NT never lands", penalised_nt_never_lands),
@@ -519,7 +617,8 @@ fn failing(mutation: Option<&str>) -> Vec<&'static str> {
     for (name, check) in CHECKS {
         let dir = tempfile::tempdir().unwrap();
         let mut m = BobMbs::open(dir.path(), spec(mutation)).unwrap();
-        if check(&mut m).is_err() {
+        if let Err(e) = check(&mut m) {
+            eprintln!("{mutation:?}: {name}: {e}");
             out.push(name);
         }
     }
@@ -546,6 +645,9 @@ fn each_planted_bug_is_caught() {
         ("nt-without-deadline", vec!["penalised NT never lands", "posted NT window is its deadline"]),
         ("window-from-tip", vec!["penalised NT never lands", "posted NT window is its deadline"]),
         ("keep-kappa", vec!["kept header outlasts the next relays"]),
+        ("no-duties", vec!["relays not outbid"]),
+        ("posted-kept", vec!["posted slots removed"]),
+        ("no-repricing", vec!["outbid NT re-priced"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

@@ -284,3 +284,23 @@ pub fn stored_at_expiry(spec: MbsSpec, j_per_epoch: u64) -> Pushed {
         r_deposit: (before, m.deposit(&r.address()).free + m.deposit(&r.address()).locked),
     }
 }
+
+/// The NT `side` posted for CCT `id`, as anyone reads it from the BoB's
+/// blocks (its `post_nt` call): the posted slot itself is deleted once the
+/// CCT completes (attack r16 [4]).
+pub fn posted_nt_in_history(m: &BobMbs, id: &Hash32, side: Side) -> Option<SignedTransaction> {
+    use gridledger_ledger::TxKind;
+    use gridledger_xchain::bob::BOB_CONTRACT_ID;
+    for h in 1..=m.bob.height() {
+        let block = m.bob.chain().block(h).ok()??;
+        for tx in block.txs {
+            let TxKind::Call { contract: BOB_CONTRACT_ID, method, args, .. } = &tx.tx.kind else { continue };
+            let Ok(p) = borsh::from_slice::<PostNt>(args) else { continue };
+            let ok = m.bob.receipt(&tx.hash()).ok().flatten().is_some_and(|r| r.status == TxStatus::Success);
+            if method == "post_nt" && p.cct == *id && p.side == side && ok {
+                return Some(p.nt);
+            }
+        }
+    }
+    None
+}
