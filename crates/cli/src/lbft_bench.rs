@@ -198,6 +198,51 @@ struct Request {
     pad: Vec<u8>,
 }
 
+/// What the bench's accounting reads of a delivered transaction (an
+/// encoded [`LbftTx`] whose request is an encoded [`Request`]), read in
+/// place: decoding the whole transaction and then its request allocated
+/// and copied the request and its padding for every delivered
+/// transaction, on the ordering thread. `parse` accepts exactly the
+/// bytes that decode as both (same sizes, same bounds).
+#[derive(Debug, PartialEq, Eq)]
+struct TxHead {
+    delivery_number: u64,
+    next_epoch: u64,
+    submitted_us: u64,
+    home: u32,
+    client: u32,
+    honest: bool,
+}
+
+impl TxHead {
+    fn parse(raw: &[u8]) -> Option<Self> {
+        fn take<T: BorshDeserialize>(r: &mut &[u8]) -> Option<T> {
+            T::deserialize(r).ok()
+        }
+        if raw.len() > 4_096 {
+            return None;
+        }
+        // `LbftTx`: epoch (8) ‖ client key (32) ‖ request (u32 LE length ‖
+        // bytes) ‖ delivery number (8) ‖ next epoch (8) ‖ signature (64).
+        let mut r = raw.get(8 + 32..)?;
+        let len = take::<u32>(&mut r)? as usize;
+        let (mut req, mut r) = (r.get(..len)?, r.get(len..)?);
+        let delivery_number = take::<u64>(&mut r)?;
+        let next_epoch = take::<u64>(&mut r)?;
+        if r.len() != 64 {
+            return None;
+        }
+        // `Request`: submitted_us (8) ‖ home (4) ‖ client (4) ‖ honest (1,
+        // 0 or 1) ‖ pad (u32 LE length ‖ bytes).
+        let submitted_us = take::<u64>(&mut req)?;
+        let home = take::<u32>(&mut req)?;
+        let client = take::<u32>(&mut req)?;
+        let honest = take::<bool>(&mut req)?;
+        let pad = take::<u32>(&mut req)? as usize;
+        (req.len() == pad).then_some(Self { delivery_number, next_epoch, submitted_us, home, client, honest })
+    }
+}
+
 /// TBG's waiting period κ (epochs) in the bench.
 const TBG_KAPPA: u32 = 2;
 /// The replicas' retransmission tick (ms).
@@ -1586,40 +1631,46 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             let Some((d, ids, _, _)) = held.pop_front() else { break };
             epochs += 1;
             let now = now_us();
-            let mut good: Vec<Arc<LbftTx>> = Vec::with_capacity(d.txs.len());
+            // The FIFO source forgets delivered transactions by id alone:
+            // only the π^τ policies are handed the decoded transactions.
+            let decoded = !matches!(pool, Pool::Fifo(_));
+            let mut good: Vec<Arc<LbftTx>> = Vec::with_capacity(if decoded { d.txs.len() } else { 0 });
             for (raw, &id) in d.txs.iter().zip(&ids) {
                 let ok = file.opaque || verdicts.remove(&id).unwrap_or(false);
                 if !ok {
                     bad_sigs += 1;
                     continue;
                 }
-                let Ok(t) = decode::<LbftTx>(raw, 4_096) else { continue };
-                let Ok(r) = decode::<Request>(&t.request, 4_096) else { continue };
-                let in_window = (window_start..window_end).contains(&r.submitted_us);
-                if !r.honest {
+                let Some(h) = TxHead::parse(raw) else { continue };
+                let in_window = (window_start..window_end).contains(&h.submitted_us);
+                if !h.honest {
                     if flood_seen.insert(id) && in_window {
                         flood_delivered += 1;
                     }
-                } else if seen.insert((r.home, r.client, t.delivery_number)) {
+                } else if seen.insert((h.home, h.client, h.delivery_number)) {
                     if in_window {
                         delivered_unique += 1;
-                        latencies.push(now.saturating_sub(r.submitted_us));
+                        latencies.push(now.saturating_sub(h.submitted_us));
                     }
                     if measuring {
                         delivered_while_measuring += 1;
                     }
-                    if r.home == me {
-                        if let Some(c) = clients.get_mut(r.client as usize) {
-                            if t.delivery_number == c.dn {
+                    if h.home == me {
+                        if let Some(c) = clients.get_mut(h.client as usize) {
+                            if h.delivery_number == c.dn {
                                 c.dn += 1;
-                                c.last_next = t.next_epoch;
+                                c.last_next = h.next_epoch;
                                 c.sent_at = None;
-                                edge.delivered(r.client);
+                                edge.delivered(h.client);
                             }
                         }
                     }
                 }
-                good.push(Arc::new(t));
+                if decoded {
+                    if let Ok(t) = decode::<LbftTx>(raw, 4_096) {
+                        good.push(Arc::new(t));
+                    }
+                }
             }
             pool.delivered(d.epoch, d.block_hash(), &good, &ids);
         }
@@ -1868,7 +1919,10 @@ mod tests {
     /// writes them, and the log's length after each.
     fn three_records(dir: &std::path::Path) -> (Vec<PersistOp<Sig>>, Vec<u64>) {
         let ops: Vec<PersistOp<Sig>> = vec![
-            PersistOp::Proposed { epoch: 3, batch: gridledger_consensus::lbft::Batch::new(vec![vec![7u8; 300], vec![8u8; 300]]) },
+            PersistOp::Proposed {
+                epoch: 3,
+                batch: gridledger_consensus::lbft::Batch::new(vec![vec![7u8; 300], vec![8u8; 300]]),
+            },
             PersistOp::Echoed { epoch: 3, proposer: 1, digest: Hash32([5; 32]) },
             PersistOp::VotedIn { epoch: 3 },
         ];
@@ -1888,6 +1942,46 @@ mod tests {
             d.apply(op);
         }
         d
+    }
+
+    /// `TxHead::parse` reads what decoding the transaction and its request
+    /// reads, and refuses what either decode refuses.
+    #[test]
+    fn a_transaction_head_reads_what_the_full_decode_reads() {
+        let key = EdKeyPair::from_seed("head-client");
+        let keys = [ClientKey::Opaque(opaque_client(2, 7)), ClientKey::Signing(Box::new(key))];
+        for (key, honest) in keys.iter().zip([true, false]) {
+            let (_, raw, _) = client_tx(key, 2, 7, honest, 5, 9, &INSTANCE, 4, 1, pad_len(), false);
+            let t = decode::<LbftTx>(&raw, 4_096).expect("tx");
+            let r = decode::<Request>(&t.request, 4_096).expect("request");
+            let h = TxHead::parse(&raw).expect("head");
+            assert_eq!(
+                h,
+                TxHead {
+                    delivery_number: t.delivery_number,
+                    next_epoch: t.next_epoch,
+                    submitted_us: r.submitted_us,
+                    home: r.home,
+                    client: r.client,
+                    honest: r.honest,
+                }
+            );
+            assert_eq!((h.delivery_number, h.next_epoch, h.home, h.client, h.honest), (5, 10, 2, 7, honest));
+            // Cut short, one byte more, or a request that is not a `Request`:
+            // refused, as the full decode refuses them.
+            for cut in 0..raw.len() {
+                assert!(TxHead::parse(&raw[..cut]).is_none(), "cut at {cut}");
+            }
+            let mut longer = raw.clone();
+            longer.push(0);
+            assert!(TxHead::parse(&longer).is_none() && decode::<LbftTx>(&longer, 4_096).is_err());
+            let mut bad = t.clone();
+            bad.request.push(0);
+            assert!(TxHead::parse(&encode(&bad)).is_none() && decode::<Request>(&bad.request, 4_096).is_err());
+            let mut not_bool = t.clone();
+            not_bool.request[16] = 2;
+            assert!(TxHead::parse(&encode(&not_bool)).is_none());
+        }
     }
 
     #[test]
