@@ -63,8 +63,8 @@ use gridledger_consensus::lbft::txm::{
     Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
 };
 use gridledger_consensus::lbft::{
-    tx_id, Admission, Backlog, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, IdHasher,
-    IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
+    tx_id, Admission, Backlog, BatchSource, BlsCrypto, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable,
+    FifoPolicy, IdHasher, IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -489,7 +489,7 @@ type Sig = gridledger_threshold::Signature;
 
 /// The replica's durable state as an append-only log (format v2): the
 /// 8-byte header [`LOG_MAGIC`], then records of
-/// `len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<PersistOp>)`, where `crc` is
+/// `len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where `crc` is
 /// the CRC-32 of `len ‖ body`. The checksum only has to tell a torn write
 /// (a crash mid-append leaves a short or partly written last record) from a
 /// whole one: the log lives on the replica's own disk, so nobody who could
@@ -505,6 +505,32 @@ struct DiskLog {
     /// epoch's record is megabytes: a fresh buffer per record cost the
     /// kernel zeroing its new pages, and doubling it copied it again).
     buf: Vec<u8>,
+    /// The proposals the log holds and a later delivery may still refer
+    /// to (what [`Durable::proposed`] holds after replaying the log).
+    proposed: BTreeMap<u64, gridledger_consensus::lbft::Batch>,
+}
+
+/// One write as the log holds it: a step's write, except that a delivered
+/// epoch's batch that the log holds already as this replica's proposal
+/// for that epoch is not written a second time (it was a fifth of every
+/// delivered epoch's bytes with four replicas).
+#[derive(BorshSerialize, BorshDeserialize)]
+enum LogOp {
+    Op(PersistOp<Sig>),
+    Delivered { epoch: u64, batches: Vec<LogBatch> },
+}
+
+/// A delivered epoch's certified batch in the log.
+#[derive(BorshSerialize, BorshDeserialize)]
+enum LogBatch {
+    Whole(CertifiedBatch<Sig>),
+    /// The batch is the proposal for the epoch that the log holds
+    /// (`PersistOp::Proposed`, in an earlier record or earlier in this one).
+    Proposed {
+        proposer: u32,
+        digest: Hash32,
+        sig: Sig,
+    },
 }
 
 /// The log's first bytes (format v2, CRC-32 records).
@@ -552,10 +578,11 @@ fn starts_with_v1_record(bytes: &[u8]) -> bool {
     hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] == bytes[4..36]
 }
 
-/// The whole records of a v2 log body (after the header) and where the
-/// first torn or damaged one starts (the end when there is none).
-fn read_records(bytes: &[u8]) -> (Vec<Vec<PersistOp<Sig>>>, usize) {
-    let mut records = Vec::new();
+/// Replays the whole records of a v2 log body (after the header) onto
+/// `durable`; returns where the first torn or damaged record starts (the
+/// end when there is none). A whole record that refers to a proposal the
+/// log does not hold is not a torn write: an error.
+fn read_records(bytes: &[u8], durable: &mut Durable<Sig>) -> anyhow::Result<usize> {
     let mut at = 0usize;
     while let Some(header) = bytes.get(at..at + LOG_RECORD_HEADER) {
         let len_bytes = [header[0], header[1], header[2], header[3]];
@@ -565,11 +592,32 @@ fn read_records(bytes: &[u8]) -> (Vec<Vec<PersistOp<Sig>>>, usize) {
         if record_crc(&len_bytes, body) != crc {
             break;
         }
-        let Ok(ops) = borsh::from_slice::<Vec<PersistOp<Sig>>>(body) else { break };
-        records.push(ops);
+        let Ok(ops) = borsh::from_slice::<Vec<LogOp>>(body) else { break };
+        for op in ops {
+            let op = match op {
+                LogOp::Op(op) => op,
+                LogOp::Delivered { epoch, batches } => {
+                    let batches = batches
+                        .into_iter()
+                        .map(|b| match b {
+                            LogBatch::Whole(b) => Ok(b),
+                            LogBatch::Proposed { proposer, digest, sig } => match durable.proposed.get(&epoch) {
+                                Some(batch) => Ok(CertifiedBatch { proposer, digest, sig, batch: batch.clone() }),
+                                None => Err(anyhow::anyhow!(
+                                    "the log record at byte {} delivers the proposal of epoch {epoch}, which the log does not hold",
+                                    LOG_MAGIC.len() + at
+                                )),
+                            },
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    PersistOp::Delivered(DeliveredEpoch { epoch, batches })
+                }
+            };
+            durable.apply(&op);
+        }
         at += LOG_RECORD_HEADER + len;
     }
-    (records, at)
+    Ok(at)
 }
 
 impl DiskLog {
@@ -595,15 +643,14 @@ impl DiskLog {
             let e = if starts_with_v1_record(&bytes) { LogFormatError::V1 } else { LogFormatError::Unknown };
             anyhow::bail!("{}: {e}", path.display());
         } else {
-            let (records, at) = read_records(&bytes[LOG_MAGIC.len()..]);
-            for op in records.iter().flatten() {
-                durable.apply(op);
-            }
+            let at = read_records(&bytes[LOG_MAGIC.len()..], &mut durable)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             LOG_MAGIC.len() + at
         };
         file.set_len(end as u64)?;
         file.seek(SeekFrom::End(0))?;
-        Ok((Self { file, fsync, buf: Vec::new() }, durable))
+        let proposed = durable.proposed.clone();
+        Ok((Self { file, fsync, buf: Vec::new(), proposed }, durable))
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -613,7 +660,34 @@ impl DiskLog {
         let rec = &mut self.buf;
         rec.clear();
         rec.extend_from_slice(&[0u8; LOG_RECORD_HEADER]);
-        borsh::to_writer(&mut *rec, ops)?;
+        let mut log_ops = Vec::with_capacity(ops.len());
+        for op in ops {
+            log_ops.push(match op {
+                PersistOp::Delivered(d) => LogOp::Delivered {
+                    epoch: d.epoch,
+                    batches: d
+                        .batches
+                        .iter()
+                        .map(|b| match self.proposed.get(&d.epoch) {
+                            Some(p) if *p == b.batch => {
+                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig.clone() }
+                            }
+                            _ => LogBatch::Whole(b.clone()),
+                        })
+                        .collect(),
+                },
+                op => LogOp::Op(op.clone()),
+            });
+            // What replaying the log up to here leaves (`Durable::apply`).
+            match op {
+                PersistOp::Proposed { epoch, batch } => {
+                    self.proposed.insert(*epoch, batch.clone());
+                }
+                PersistOp::Delivered(d) => self.proposed.retain(|e, _| *e > d.epoch),
+                _ => {}
+            }
+        }
+        borsh::to_writer(&mut *rec, &log_ops)?;
         let len = u32::try_from(rec.len() - LOG_RECORD_HEADER)?.to_le_bytes();
         let crc = record_crc(&len, &rec[LOG_RECORD_HEADER..]);
         rec[..4].copy_from_slice(&len);
@@ -2043,6 +2117,49 @@ mod tests {
         let (_, d) = DiskLog::open(dir.path(), false).expect("open zero tail");
         assert_eq!(d, durable_of(&ops));
         assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[2]);
+    }
+
+    /// A delivered epoch's batch that the log holds as this replica's
+    /// proposal is written once: the delivery refers to it, and reads back
+    /// whole. A reference to a proposal the log does not hold is refused.
+    #[test]
+    fn a_delivered_own_proposal_is_written_once_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mine = gridledger_consensus::lbft::Batch::new(vec![vec![1u8; 300]; 50]);
+        let theirs = gridledger_consensus::lbft::Batch::new(vec![vec![2u8; 300]; 50]);
+        let (pk, shares) = gridledger_threshold::deal(1, 1, &mut rand::rng()).expect("keys");
+        let sig = |i: u8| pk.combine(&[(shares[0].index(), shares[0].sign_share(b"cert", &[i]))]).expect("sig");
+        let cert = |proposer, batch: &gridledger_consensus::lbft::Batch, i| CertifiedBatch {
+            proposer,
+            digest: Hash32([i; 32]),
+            sig: sig(i),
+            batch: batch.clone(),
+        };
+        let delivered =
+            PersistOp::Delivered(DeliveredEpoch { epoch: 4, batches: vec![cert(0, &theirs, 1), cert(2, &mine, 2)] });
+        let ops = vec![
+            PersistOp::Proposed { epoch: 4, batch: mine.clone() },
+            delivered.clone(),
+            PersistOp::Proposed { epoch: 5, batch: theirs.clone() },
+        ];
+        let (mut log, _) = DiskLog::open(dir.path(), true).expect("open");
+        log.append(&ops[..1]).expect("proposal");
+        let before = std::fs::metadata(dir.path().join("lbft.log")).expect("len").len();
+        log.append(&ops[1..]).expect("delivery");
+        let grew = std::fs::metadata(dir.path().join("lbft.log")).expect("len").len() - before;
+        // Their batch twice (delivered, and proposed for epoch 5), mine not again.
+        assert!(grew < 2 * 50 * 304 + 1_000 && grew > 2 * 50 * 304, "{grew}");
+        drop(log);
+        let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d, durable_of(&ops));
+        // A delivery alone whose batch refers to a proposal: refused.
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut log, _) = DiskLog::open(dir.path(), false).expect("open");
+        log.proposed.insert(4, mine.clone());
+        log.append(std::slice::from_ref(&delivered)).expect("append");
+        drop(log);
+        let err = DiskLog::open(dir.path(), false).err().expect("dangling reference refused").to_string();
+        assert!(err.contains("does not hold"), "{err}");
     }
 
     /// A log written by an earlier build (format v1: no header, SHA-256
