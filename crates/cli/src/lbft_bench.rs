@@ -670,7 +670,7 @@ impl DiskLog {
                         .iter()
                         .map(|b| match self.proposed.get(&d.epoch) {
                             Some(p) if *p == b.batch => {
-                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig.clone() }
+                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig }
                             }
                             _ => LogBatch::Whole(b.clone()),
                         })
