@@ -63,8 +63,8 @@ use gridledger_consensus::lbft::txm::{
     Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
 };
 use gridledger_consensus::lbft::{
-    tx_id, Admission, Backlog, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy, IdHasher,
-    IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
+    tx_id, Admission, Backlog, BatchSource, BlsCrypto, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable,
+    FifoPolicy, IdHasher, IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -196,6 +196,51 @@ struct Request {
     client: u32,
     honest: bool,
     pad: Vec<u8>,
+}
+
+/// What the bench's accounting reads of a delivered transaction (an
+/// encoded [`LbftTx`] whose request is an encoded [`Request`]), read in
+/// place: decoding the whole transaction and then its request allocated
+/// and copied the request and its padding for every delivered
+/// transaction, on the ordering thread. `parse` accepts exactly the
+/// bytes that decode as both (same sizes, same bounds).
+#[derive(Debug, PartialEq, Eq)]
+struct TxHead {
+    delivery_number: u64,
+    next_epoch: u64,
+    submitted_us: u64,
+    home: u32,
+    client: u32,
+    honest: bool,
+}
+
+impl TxHead {
+    fn parse(raw: &[u8]) -> Option<Self> {
+        fn take<T: BorshDeserialize>(r: &mut &[u8]) -> Option<T> {
+            T::deserialize(r).ok()
+        }
+        if raw.len() > 4_096 {
+            return None;
+        }
+        // `LbftTx`: epoch (8) ‖ client key (32) ‖ request (u32 LE length ‖
+        // bytes) ‖ delivery number (8) ‖ next epoch (8) ‖ signature (64).
+        let mut r = raw.get(8 + 32..)?;
+        let len = take::<u32>(&mut r)? as usize;
+        let (mut req, mut r) = (r.get(..len)?, r.get(len..)?);
+        let delivery_number = take::<u64>(&mut r)?;
+        let next_epoch = take::<u64>(&mut r)?;
+        if r.len() != 64 {
+            return None;
+        }
+        // `Request`: submitted_us (8) ‖ home (4) ‖ client (4) ‖ honest (1,
+        // 0 or 1) ‖ pad (u32 LE length ‖ bytes).
+        let submitted_us = take::<u64>(&mut req)?;
+        let home = take::<u32>(&mut req)?;
+        let client = take::<u32>(&mut req)?;
+        let honest = take::<bool>(&mut req)?;
+        let pad = take::<u32>(&mut req)? as usize;
+        (req.len() == pad).then_some(Self { delivery_number, next_epoch, submitted_us, home, client, honest })
+    }
 }
 
 /// TBG's waiting period κ (epochs) in the bench.
@@ -442,55 +487,219 @@ fn spawn_replica(
 
 type Sig = gridledger_threshold::Signature;
 
-/// The replica's durable state as an append-only log: records of
-/// `len (u32 LE) ‖ sha256-tagged checksum (32) ‖ borsh(Vec<PersistOp>)`.
-/// A torn last record (a crash mid-write) is cut off on open.
+/// The replica's durable state as an append-only log (format v2): the
+/// 8-byte header [`LOG_MAGIC`], then records of
+/// `len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where `crc` is
+/// the CRC-32 of `len ‖ body`. The checksum only has to tell a torn write
+/// (a crash mid-append leaves a short or partly written last record) from a
+/// whole one: the log lives on the replica's own disk, so nobody who could
+/// forge a record is kept out by a cryptographic hash (format v1 hashed
+/// every record with SHA-256: ≈ 7 % of a replica's CPU). A torn last record
+/// is cut off on open; a log in another format (v1, written by earlier
+/// builds) is refused with the reason, never read as empty.
 struct DiskLog {
     file: std::fs::File,
     /// Sync each record (off only in the --no-fsync comparison mode).
     fsync: bool,
+    /// One record's bytes, reused from record to record (a delivered
+    /// epoch's record is megabytes: a fresh buffer per record cost the
+    /// kernel zeroing its new pages, and doubling it copied it again).
+    buf: Vec<u8>,
+    /// The proposals the log holds and a later delivery may still refer
+    /// to (what [`Durable::proposed`] holds after replaying the log).
+    proposed: BTreeMap<u64, gridledger_consensus::lbft::Batch>,
+}
+
+/// One write as the log holds it: a step's write, except that a delivered
+/// epoch's batch that the log holds already as this replica's proposal
+/// for that epoch is not written a second time (it was a fifth of every
+/// delivered epoch's bytes with four replicas).
+#[derive(BorshSerialize, BorshDeserialize)]
+enum LogOp {
+    Op(PersistOp<Sig>),
+    Delivered { epoch: u64, batches: Vec<LogBatch> },
+}
+
+/// A delivered epoch's certified batch in the log.
+#[derive(BorshSerialize, BorshDeserialize)]
+enum LogBatch {
+    Whole(CertifiedBatch<Sig>),
+    /// The batch is the proposal for the epoch that the log holds
+    /// (`PersistOp::Proposed`, in an earlier record or earlier in this one).
+    Proposed {
+        proposer: u32,
+        digest: Hash32,
+        sig: Sig,
+    },
+}
+
+/// The log's first bytes (format v2, CRC-32 records).
+const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x02";
+/// A record's header: length and CRC-32.
+const LOG_RECORD_HEADER: usize = 8;
+
+/// Why a replica's log cannot be taken up.
+#[derive(Debug, PartialEq, Eq)]
+enum LogFormatError {
+    /// Written by an earlier build in format v1 (SHA-256 record checksums).
+    V1,
+    /// Not an LBFT log of any known format.
+    Unknown,
+}
+
+impl std::fmt::Display for LogFormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogFormatError::V1 => f.write_str(
+                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v2 only: start the replica with an empty data directory",
+            ),
+            LogFormatError::Unknown => f.write_str("not an LBFT replica log (unknown header)"),
+        }
+    }
+}
+
+impl std::error::Error for LogFormatError {}
+
+/// The CRC-32 of a record's length field and body.
+fn record_crc(len: &[u8; 4], body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(len);
+    h.update(body);
+    h.finalize()
+}
+
+/// Whether `bytes` (a log without the v2 header) starts with a whole v1
+/// record: `len (u32 LE) ‖ SHA-256 tagged checksum (32) ‖ body`.
+fn starts_with_v1_record(bytes: &[u8]) -> bool {
+    let Some(len) = bytes.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+        return false;
+    };
+    let Some(body) = bytes.get(36..36usize.saturating_add(len)) else { return false };
+    hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] == bytes[4..36]
+}
+
+/// Replays the whole records of a v2 log body (after the header) onto
+/// `durable`; returns where the first torn or damaged record starts (the
+/// end when there is none). A whole record that refers to a proposal the
+/// log does not hold is not a torn write: an error.
+fn read_records(bytes: &[u8], durable: &mut Durable<Sig>) -> anyhow::Result<usize> {
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + LOG_RECORD_HEADER) {
+        let len_bytes = [header[0], header[1], header[2], header[3]];
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let Some(body) = bytes.get(at + LOG_RECORD_HEADER..at + LOG_RECORD_HEADER + len) else { break };
+        if record_crc(&len_bytes, body) != crc {
+            break;
+        }
+        let Ok(ops) = borsh::from_slice::<Vec<LogOp>>(body) else { break };
+        for op in ops {
+            let op = match op {
+                LogOp::Op(op) => op,
+                LogOp::Delivered { epoch, batches } => {
+                    let batches = batches
+                        .into_iter()
+                        .map(|b| match b {
+                            LogBatch::Whole(b) => Ok(b),
+                            LogBatch::Proposed { proposer, digest, sig } => match durable.proposed.get(&epoch) {
+                                Some(batch) => Ok(CertifiedBatch { proposer, digest, sig, batch: batch.clone() }),
+                                None => Err(anyhow::anyhow!(
+                                    "the log record at byte {} delivers the proposal of epoch {epoch}, which the log does not hold",
+                                    LOG_MAGIC.len() + at
+                                )),
+                            },
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    PersistOp::Delivered(DeliveredEpoch { epoch, batches })
+                }
+            };
+            durable.apply(&op);
+        }
+        at += LOG_RECORD_HEADER + len;
+    }
+    Ok(at)
 }
 
 impl DiskLog {
     fn open(dir: &std::path::Path, fsync: bool) -> anyhow::Result<(Self, Durable<Sig>)> {
-        use std::io::{Read, Seek, SeekFrom};
+        use std::io::{Read, Seek, SeekFrom, Write};
         let path = dir.join("lbft.log");
         let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut durable = Durable::default();
-        let mut at = 0usize;
-        while at + 36 <= bytes.len() {
-            let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-            let Some(body) = bytes.get(at + 36..at + 36 + len) else { break };
-            if hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] != bytes[at + 4..at + 36] {
-                break;
+        let end = if bytes.len() < LOG_MAGIC.len() {
+            // New, or its header torn by a crash while it was created: no
+            // record follows a header that is not durable yet.
+            file.set_len(0)?;
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&LOG_MAGIC)?;
+            if fsync {
+                file.sync_all()?;
+                std::fs::File::open(dir)?.sync_all()?;
             }
-            let Ok(ops) = borsh::from_slice::<Vec<PersistOp<Sig>>>(body) else { break };
-            for op in &ops {
-                durable.apply(op);
-            }
-            at += 36 + len;
-        }
-        file.set_len(at as u64)?;
+            LOG_MAGIC.len()
+        } else if bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
+            let e = if starts_with_v1_record(&bytes) { LogFormatError::V1 } else { LogFormatError::Unknown };
+            anyhow::bail!("{}: {e}", path.display());
+        } else {
+            let at = read_records(&bytes[LOG_MAGIC.len()..], &mut durable)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            LOG_MAGIC.len() + at
+        };
+        file.set_len(end as u64)?;
         file.seek(SeekFrom::End(0))?;
-        Ok((Self { file, fsync }, durable))
+        let proposed = durable.proposed.clone();
+        Ok((Self { file, fsync, buf: Vec::new(), proposed }, durable))
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
         use std::io::Write;
-        // The body is encoded in place after room for its header (a
-        // delivered epoch's record holds all its batches: megabytes that
-        // were copied once more into the record).
-        let mut rec = vec![0u8; 36];
-        borsh::to_writer(&mut rec, ops)?;
-        let len = u32::try_from(rec.len() - 36)?;
-        let sum = hash_bytes(Tag("gridledger/lbft-log/v1"), &rec[36..]);
-        rec[..4].copy_from_slice(&len.to_le_bytes());
-        rec[4..36].copy_from_slice(&sum.0);
-        self.file.write_all(&rec)?;
+        // The body is encoded in place after room for its header, into the
+        // buffer of the record before.
+        let rec = &mut self.buf;
+        rec.clear();
+        rec.extend_from_slice(&[0u8; LOG_RECORD_HEADER]);
+        let mut log_ops = Vec::with_capacity(ops.len());
+        for op in ops {
+            log_ops.push(match op {
+                PersistOp::Delivered(d) => LogOp::Delivered {
+                    epoch: d.epoch,
+                    batches: d
+                        .batches
+                        .iter()
+                        .map(|b| match self.proposed.get(&d.epoch) {
+                            Some(p) if *p == b.batch => {
+                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig }
+                            }
+                            _ => LogBatch::Whole(b.clone()),
+                        })
+                        .collect(),
+                },
+                op => LogOp::Op(op.clone()),
+            });
+            // What replaying the log up to here leaves (`Durable::apply`).
+            match op {
+                PersistOp::Proposed { epoch, batch } => {
+                    self.proposed.insert(*epoch, batch.clone());
+                }
+                PersistOp::Delivered(d) => self.proposed.retain(|e, _| *e > d.epoch),
+                _ => {}
+            }
+        }
+        borsh::to_writer(&mut *rec, &log_ops)?;
+        let len = u32::try_from(rec.len() - LOG_RECORD_HEADER)?.to_le_bytes();
+        let crc = record_crc(&len, &rec[LOG_RECORD_HEADER..]);
+        rec[..4].copy_from_slice(&len);
+        rec[4..LOG_RECORD_HEADER].copy_from_slice(&crc.to_le_bytes());
+        self.file.write_all(rec)?;
         if self.fsync {
             self.file.sync_data()?;
+        }
+        // Keep a buffer the size of a large epoch's record, not of the
+        // largest one ever written.
+        if rec.capacity() > 64 << 20 {
+            *rec = Vec::new();
         }
         Ok(())
     }
@@ -1496,40 +1705,46 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             let Some((d, ids, _, _)) = held.pop_front() else { break };
             epochs += 1;
             let now = now_us();
-            let mut good: Vec<Arc<LbftTx>> = Vec::with_capacity(d.txs.len());
+            // The FIFO source forgets delivered transactions by id alone:
+            // only the π^τ policies are handed the decoded transactions.
+            let decoded = !matches!(pool, Pool::Fifo(_));
+            let mut good: Vec<Arc<LbftTx>> = Vec::with_capacity(if decoded { d.txs.len() } else { 0 });
             for (raw, &id) in d.txs.iter().zip(&ids) {
                 let ok = file.opaque || verdicts.remove(&id).unwrap_or(false);
                 if !ok {
                     bad_sigs += 1;
                     continue;
                 }
-                let Ok(t) = decode::<LbftTx>(raw, 4_096) else { continue };
-                let Ok(r) = decode::<Request>(&t.request, 4_096) else { continue };
-                let in_window = (window_start..window_end).contains(&r.submitted_us);
-                if !r.honest {
+                let Some(h) = TxHead::parse(raw) else { continue };
+                let in_window = (window_start..window_end).contains(&h.submitted_us);
+                if !h.honest {
                     if flood_seen.insert(id) && in_window {
                         flood_delivered += 1;
                     }
-                } else if seen.insert((r.home, r.client, t.delivery_number)) {
+                } else if seen.insert((h.home, h.client, h.delivery_number)) {
                     if in_window {
                         delivered_unique += 1;
-                        latencies.push(now.saturating_sub(r.submitted_us));
+                        latencies.push(now.saturating_sub(h.submitted_us));
                     }
                     if measuring {
                         delivered_while_measuring += 1;
                     }
-                    if r.home == me {
-                        if let Some(c) = clients.get_mut(r.client as usize) {
-                            if t.delivery_number == c.dn {
+                    if h.home == me {
+                        if let Some(c) = clients.get_mut(h.client as usize) {
+                            if h.delivery_number == c.dn {
                                 c.dn += 1;
-                                c.last_next = t.next_epoch;
+                                c.last_next = h.next_epoch;
                                 c.sent_at = None;
-                                edge.delivered(r.client);
+                                edge.delivered(h.client);
                             }
                         }
                     }
                 }
-                good.push(Arc::new(t));
+                if decoded {
+                    if let Ok(t) = decode::<LbftTx>(raw, 4_096) {
+                        good.push(Arc::new(t));
+                    }
+                }
             }
             pool.delivered(d.epoch, d.block_hash(), &good, &ids);
         }
@@ -1773,6 +1988,217 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three records (a proposal, an echo, a vote bound) as `append`
+    /// writes them, and the log's length after each.
+    fn three_records(dir: &std::path::Path) -> (Vec<PersistOp<Sig>>, Vec<u64>) {
+        let ops: Vec<PersistOp<Sig>> = vec![
+            PersistOp::Proposed {
+                epoch: 3,
+                batch: gridledger_consensus::lbft::Batch::new(vec![vec![7u8; 300], vec![8u8; 300]]),
+            },
+            PersistOp::Echoed { epoch: 3, proposer: 1, digest: Hash32([5; 32]) },
+            PersistOp::VotedIn { epoch: 3 },
+        ];
+        let (mut log, d) = DiskLog::open(dir, true).expect("open");
+        assert_eq!(d, Durable::default());
+        let mut ends = Vec::new();
+        for op in &ops {
+            log.append(std::slice::from_ref(op)).expect("append");
+            ends.push(std::fs::metadata(dir.join("lbft.log")).expect("len").len());
+        }
+        (ops, ends)
+    }
+
+    fn durable_of(ops: &[PersistOp<Sig>]) -> Durable<Sig> {
+        let mut d = Durable::default();
+        for op in ops {
+            d.apply(op);
+        }
+        d
+    }
+
+    /// `TxHead::parse` reads what decoding the transaction and its request
+    /// reads, and refuses what either decode refuses.
+    #[test]
+    fn a_transaction_head_reads_what_the_full_decode_reads() {
+        let key = EdKeyPair::from_seed("head-client");
+        let keys = [ClientKey::Opaque(opaque_client(2, 7)), ClientKey::Signing(Box::new(key))];
+        for (key, honest) in keys.iter().zip([true, false]) {
+            let (_, raw, _) = client_tx(key, 2, 7, honest, 5, 9, &INSTANCE, 4, 1, pad_len(), false);
+            let t = decode::<LbftTx>(&raw, 4_096).expect("tx");
+            let r = decode::<Request>(&t.request, 4_096).expect("request");
+            let h = TxHead::parse(&raw).expect("head");
+            assert_eq!(
+                h,
+                TxHead {
+                    delivery_number: t.delivery_number,
+                    next_epoch: t.next_epoch,
+                    submitted_us: r.submitted_us,
+                    home: r.home,
+                    client: r.client,
+                    honest: r.honest,
+                }
+            );
+            assert_eq!((h.delivery_number, h.next_epoch, h.home, h.client, h.honest), (5, 10, 2, 7, honest));
+            // Cut short, one byte more, or a request that is not a `Request`:
+            // refused, as the full decode refuses them.
+            for cut in 0..raw.len() {
+                assert!(TxHead::parse(&raw[..cut]).is_none(), "cut at {cut}");
+            }
+            let mut longer = raw.clone();
+            longer.push(0);
+            assert!(TxHead::parse(&longer).is_none() && decode::<LbftTx>(&longer, 4_096).is_err());
+            let mut bad = t.clone();
+            bad.request.push(0);
+            assert!(TxHead::parse(&encode(&bad)).is_none() && decode::<Request>(&bad.request, 4_096).is_err());
+            let mut not_bool = t.clone();
+            not_bool.request[16] = 2;
+            assert!(TxHead::parse(&encode(&not_bool)).is_none());
+        }
+    }
+
+    #[test]
+    fn the_log_reads_back_what_was_appended() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (ops, _) = three_records(dir.path());
+        let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d, durable_of(&ops));
+    }
+
+    /// A crash mid-append leaves any prefix of the last record: each one
+    /// is cut off on open (the records before it are kept), and the log
+    /// takes new records after the cut.
+    #[test]
+    fn a_torn_last_record_is_cut_off_at_every_length() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (ops, ends) = three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        for cut in ends[1]..ends[2] {
+            std::fs::write(&path, &whole[..cut as usize]).expect("tear");
+            let (mut log, d) = DiskLog::open(dir.path(), false).expect("open torn");
+            assert_eq!(d, durable_of(&ops[..2]), "cut at {cut}");
+            assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[1], "torn tail cut at {cut}");
+            log.append(&ops[2..]).expect("append after the cut");
+            drop(log);
+            let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
+            assert_eq!(d, durable_of(&ops), "record after the cut at {cut}");
+        }
+    }
+
+    /// A last record whose bytes are all there but not the ones written
+    /// (a torn sector, garbage or zeros where the body should be) fails
+    /// its CRC and is cut off too.
+    #[test]
+    fn a_damaged_last_record_fails_its_crc_and_is_cut_off() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (ops, ends) = three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        for at in ends[1]..ends[2] {
+            for damage in [|b: u8| b ^ 0x01, |b: u8| b ^ 0x80, |_| 0u8] {
+                let mut bytes = whole.clone();
+                let was = bytes[at as usize];
+                bytes[at as usize] = damage(was);
+                if bytes[at as usize] == was {
+                    continue;
+                }
+                std::fs::write(&path, &bytes).expect("damage");
+                let (_, d) = DiskLog::open(dir.path(), false).expect("open damaged");
+                assert_eq!(d, durable_of(&ops[..2]), "byte {at} damaged");
+                assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[1]);
+            }
+        }
+        // A zeroed tail (an extended file whose data never arrived).
+        let mut bytes = whole[..ends[2] as usize].to_vec();
+        bytes.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&path, &bytes).expect("zero tail");
+        let (_, d) = DiskLog::open(dir.path(), false).expect("open zero tail");
+        assert_eq!(d, durable_of(&ops));
+        assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[2]);
+    }
+
+    /// A delivered epoch's batch that the log holds as this replica's
+    /// proposal is written once: the delivery refers to it, and reads back
+    /// whole. A reference to a proposal the log does not hold is refused.
+    #[test]
+    fn a_delivered_own_proposal_is_written_once_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mine = gridledger_consensus::lbft::Batch::new(vec![vec![1u8; 300]; 50]);
+        let theirs = gridledger_consensus::lbft::Batch::new(vec![vec![2u8; 300]; 50]);
+        let (pk, shares) = gridledger_threshold::deal(1, 1, &mut rand::rng()).expect("keys");
+        let sig = |i: u8| pk.combine(&[(shares[0].index(), shares[0].sign_share(b"cert", &[i]))]).expect("sig");
+        let cert = |proposer, batch: &gridledger_consensus::lbft::Batch, i| CertifiedBatch {
+            proposer,
+            digest: Hash32([i; 32]),
+            sig: sig(i),
+            batch: batch.clone(),
+        };
+        let delivered =
+            PersistOp::Delivered(DeliveredEpoch { epoch: 4, batches: vec![cert(0, &theirs, 1), cert(2, &mine, 2)] });
+        let ops = vec![
+            PersistOp::Proposed { epoch: 4, batch: mine.clone() },
+            delivered.clone(),
+            PersistOp::Proposed { epoch: 5, batch: theirs.clone() },
+        ];
+        let (mut log, _) = DiskLog::open(dir.path(), true).expect("open");
+        log.append(&ops[..1]).expect("proposal");
+        let before = std::fs::metadata(dir.path().join("lbft.log")).expect("len").len();
+        log.append(&ops[1..]).expect("delivery");
+        let grew = std::fs::metadata(dir.path().join("lbft.log")).expect("len").len() - before;
+        // Their batch twice (delivered, and proposed for epoch 5), mine not again.
+        assert!(grew < 2 * 50 * 304 + 1_000 && grew > 2 * 50 * 304, "{grew}");
+        drop(log);
+        let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d, durable_of(&ops));
+        // A delivery alone whose batch refers to a proposal: refused.
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut log, _) = DiskLog::open(dir.path(), false).expect("open");
+        log.proposed.insert(4, mine.clone());
+        log.append(std::slice::from_ref(&delivered)).expect("append");
+        drop(log);
+        let err = DiskLog::open(dir.path(), false).err().expect("dangling reference refused").to_string();
+        assert!(err.contains("does not hold"), "{err}");
+    }
+
+    /// A log written by an earlier build (format v1: no header, SHA-256
+    /// checksums) is refused with the reason, not read as an empty log
+    /// (its replica would forget what it echoed and voted).
+    #[test]
+    fn a_v1_log_is_refused_with_its_format_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ops: Vec<PersistOp<Sig>> = vec![PersistOp::VotedIn { epoch: 9 }];
+        let body = borsh::to_vec(&ops).expect("encode");
+        let mut v1 = (body.len() as u32).to_le_bytes().to_vec();
+        v1.extend_from_slice(&hash_bytes(Tag("gridledger/lbft-log/v1"), &body).0);
+        v1.extend_from_slice(&body);
+        let path = dir.path().join("lbft.log");
+        std::fs::write(&path, &v1).expect("write v1");
+        let err = DiskLog::open(dir.path(), false).err().expect("a v1 log is refused").to_string();
+        assert!(err.contains("format v1"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), v1, "the refused log is not changed");
+        // Anything else without the header is refused as unknown.
+        std::fs::write(&path, [0xAAu8; 40]).expect("write junk");
+        let err = DiskLog::open(dir.path(), false).err().expect("junk is refused").to_string();
+        assert!(err.contains("not an LBFT replica log"), "{err}");
+    }
+
+    /// A header torn while the log was created (no record can follow it)
+    /// is written again.
+    #[test]
+    fn a_torn_header_is_written_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("lbft.log");
+        std::fs::write(&path, &LOG_MAGIC[..3]).expect("torn header");
+        let (mut log, d) = DiskLog::open(dir.path(), false).expect("open");
+        assert_eq!(d, Durable::default());
+        log.append(&[PersistOp::VotedIn { epoch: 2 }]).expect("append");
+        drop(log);
+        let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d.voted_through, Some(2));
+        assert_eq!(std::fs::read(&path).expect("read")[..LOG_MAGIC.len()], LOG_MAGIC);
+    }
 
     fn signed(key: &EdKeyPair, request: &[u8]) -> Vec<u8> {
         encode(&LbftTx::sign(key, 1, request.to_vec(), 0, 2))
