@@ -759,6 +759,31 @@ pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedCha
     Ok((chain, config))
 }
 
+/// The stored tips of a chain the next BoB block's relays can leave
+/// (`BobMbs::tips_after_next_relays`).
+#[derive(Clone, Copy, Debug)]
+struct NextTips {
+    /// What they store at least: of the headers sealed now, as many as
+    /// the relay cap lets them.
+    least: Height,
+    /// What they store at most: the stored tip plus the relay cap.
+    most: Height,
+    /// What they store after [`BobMbs::tick`], which seals one block first.
+    tick: Height,
+    /// The chain's height now: a path is built from these headers only.
+    sealed: Height,
+}
+
+/// How a proof sent now is to be accepted in the next BoB block
+/// (`BobMbs::next_block_proof`).
+pub(crate) enum NextProof {
+    /// Against the header the BoB keeps (`prove`, `claim`).
+    Kept,
+    /// By the header's path in the accumulator of relayed headers
+    /// (`prove_relayed`, `claim_relayed`).
+    Relayed { header: Box<gridledger_ledger::BlockHeader>, header_proof: Vec<Hash32> },
+}
+
 /// The relay rule of a BoB-MBS relayer for one external chain: the ranges
 /// of the chain's headers to send the BoB, in order, one `relay` each (at
 /// most [`MAX_RELAY_BATCH`] headers a range). Every relayer follows it
@@ -1836,11 +1861,27 @@ impl BobMbs {
 
     /// [`Self::prove_call`] for a transaction sent now, which runs in the
     /// next BoB block after that block's relays (the nodes' relays pay
-    /// [`NODE_GAS_PRICE`] and go first): the header still kept then, or
-    /// its path.
+    /// [`NODE_GAS_PRICE`] and go first): `prove` or `prove_relayed` as
+    /// [`Self::next_block_proof`] chooses — the call accepted at every
+    /// stored tip those relays can leave whenever there is one.
+    ///
+    /// Retry: when there is none (the header leaves the window while its
+    /// accumulator mountain merges with headers the chain has not sealed
+    /// yet), the call holds if the chain seals one block before the next
+    /// BoB block, as [`Self::tick`] does; if it sealed more, the BoB
+    /// refuses the call (`StaleHeader` or `BadHeaderProof`) and a refusal
+    /// changes nothing but the sender's nonce and fee: the caller builds
+    /// the call again with this function for the following block.
     pub fn prove_call_next(&self, key: &KeyPair, pt: &ProofTx) -> Result<SignedTransaction, MbsError> {
-        let upto = self.tip_after_next_relays(pt.nt.tx.chain_id)?;
-        self.prove_call_upto(key, pt, upto)
+        Ok(match self.next_block_proof(pt.nt.tx.chain_id, pt.height)? {
+            NextProof::Kept => self.bob_call(key, "prove", pt, Amount::ZERO),
+            NextProof::Relayed { header, header_proof } => self.bob_call(
+                key,
+                "prove_relayed",
+                &bob::ProveRelayed { pt: pt.clone(), header: *header, header_proof },
+                Amount::ZERO,
+            ),
+        })
     }
 
     /// [`Self::prove_call`] for a transaction that runs once the BoB's
@@ -1929,28 +1970,121 @@ impl BobMbs {
         self.wait_final(chain, height)?;
         // The claim runs in the next BoB block after that tick's relays,
         // which pay `NODE_GAS_PRICE` and so go first (blocks are filled
-        // highest gas price first): it is built for the tip they leave,
-        // against the header kept then or, if they push it out of the
-        // window, the accumulator of relayed headers.
-        let upto = self.tip_after_next_relays(chain)?;
-        let kept = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(0, |r| r.kept());
+        // highest gas price first): against the header kept then or the
+        // accumulator of relayed headers, chosen as `prove_call_next`
+        // chooses (one rule for both, attack R17-1).
         let claim = Claim { chain, height, nt, proof };
-        let claim = if height + kept > upto {
-            self.bob_call(provider, "claim", &claim, Amount::ZERO)
-        } else {
-            let (header, header_proof) = self.header_path_upto(chain, height, upto)?;
-            self.bob_call(provider, "claim_relayed", &bob::ClaimRelayed { claim, header, header_proof }, Amount::ZERO)
+        let claim = match self.next_block_proof(chain, height)? {
+            NextProof::Kept => self.bob_call(provider, "claim", &claim, Amount::ZERO),
+            NextProof::Relayed { header, header_proof } => self.bob_call(
+                provider,
+                "claim_relayed",
+                &bob::ClaimRelayed { claim, header: *header, header_proof },
+                Amount::ZERO,
+            ),
         };
         self.bob_ok(&claim)?;
         Ok(())
     }
 
-    /// The BoB's stored tip of `chain` once the next [`Self::tick`] has
-    /// sealed the chain's next block and relayed what one BoB block takes
-    /// ([`relay_plan`]): what a user transaction sent now, which runs after
-    /// those relays, sees.
-    fn tip_after_next_relays(&self, chain: ChainId) -> Result<Height, MbsError> {
-        Ok(self.relayed_tip(chain, self.external(chain)?.height().saturating_add(1)))
+    /// The stored tips of `chain` the next BoB block's relays can leave,
+    /// for a user transaction sent now (it runs after them,
+    /// [`NODE_GAS_PRICE`]): at least what they can store of what the chain
+    /// has sealed now (the stored tip plus the relay cap, capped by the
+    /// chain's height), at most the stored tip plus the cap (a chain that
+    /// seals up to [`bob::MAX_RATE_RATIO`] blocks or more meanwhile); and
+    /// the tip [`Self::tick`] leaves, which seals one block of the chain
+    /// before relaying.
+    ///
+    /// Decision (attack R17-1): this was only the last of them, so a
+    /// chain sealing more than one block per BoB block — up to
+    /// `MAX_RATE_RATIO` is promised — left the stored tip up to three
+    /// headers past the estimate: a kept header the relays dropped
+    /// (`StaleHeader`), a path built for a header not sealed yet
+    /// (`MbsError::Missing` whenever the BoB was caught up on a
+    /// deterministic chain), or for a leaf count the proof did not meet
+    /// (`BadHeaderProof`).
+    fn tips_after_next_relays(&self, reg: &crate::headers::ChainRegistration) -> Result<NextTips, MbsError> {
+        let stored = self.bob_tip(reg.chain_id);
+        let sealed = self.external(reg.chain_id)?.height();
+        let most = stored.saturating_add(bob::relay_per_block(reg.kappa, reg.finality.confirmations()));
+        let least = sealed.min(most).max(stored);
+        Ok(NextTips { least, most, tick: sealed.saturating_add(1).min(most).max(least), sealed })
+    }
+
+    /// How a proof (or Π_CCTC claim) of a transaction in block `height` of
+    /// `chain`, sent now, is to be accepted in the next BoB block: against
+    /// the kept header (`prove`, `claim`) or by the header's path in the
+    /// accumulator of relayed headers (`prove_relayed`, `claim_relayed`).
+    /// The one rule for [`Self::prove_call_next`] and
+    /// [`Self::provide_liquidity`]'s claim (attack R17-1).
+    ///
+    /// Over the stored tips the next relays can leave
+    /// ([`Self::tips_after_next_relays`]): the kept header is accepted at a
+    /// tip that holds it final and still kept; a path at a tip that holds
+    /// the header final and whose accumulator's leaf count lies in the
+    /// path's span ([`crate::mmr::Mmr::path_span`]). Only paths built
+    /// from headers the chain has sealed count. The choice is, in order:
+    /// a call accepted at every one of those tips (the kept header first);
+    /// else one accepted at the tip [`Self::tick`] leaves; else the one
+    /// accepted at most of them. With none accepted anywhere (the header
+    /// is not final yet), `prove`/`claim`, which the BoB refuses with the
+    /// reason and which changes nothing.
+    pub(crate) fn next_block_proof(&self, chain: ChainId, height: Height) -> Result<NextProof, MbsError> {
+        let reg = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
+        let k = reg.finality.confirmations() as u64;
+        let kept = reg.kept();
+        let anchor = reg.anchor_height;
+        let tips = self.tips_after_next_relays(reg)?;
+        let is_final = |t: Height| height <= t && t - height >= k;
+        // The path's first leaf count (it needs the leaves below it), at
+        // the tip `t`: the accumulator holds the final headers.
+        let span_at = |t: Height| {
+            if !is_final(t) || height <= anchor {
+                return None;
+            }
+            crate::mmr::Mmr::path_span(t - k - anchor, height - anchor - 1)
+        };
+        // Candidates: the kept header (`None`), then each path (by the
+        // first leaf count of its span) buildable from sealed headers.
+        let mut candidates: Vec<Option<(u64, u64)>> = vec![None];
+        for t in tips.least..=tips.most {
+            if let Some(span) = span_at(t) {
+                if anchor.saturating_add(span.0) <= tips.sealed && !candidates.contains(&Some(span)) {
+                    candidates.push(Some(span));
+                }
+            }
+        }
+        let accepted = |c: &Option<(u64, u64)>, t: Height| match c {
+            None => is_final(t) && height > anchor && height.saturating_add(kept) > t,
+            Some((first, last)) => {
+                is_final(t) && t.saturating_sub(k + anchor) >= *first && t.saturating_sub(k + anchor) <= *last
+            }
+        };
+        let score = |c: &Option<(u64, u64)>| {
+            let n = (tips.least..=tips.most).filter(|t| accepted(c, *t)).count() as u64;
+            (n == tips.most - tips.least + 1, accepted(c, tips.tick), n)
+        };
+        let mut best = (&candidates[0], score(&candidates[0]));
+        for c in &candidates[1..] {
+            let s = score(c);
+            if s > best.1 {
+                best = (c, s);
+            }
+        }
+        match best {
+            (Some((first, _)), (_, _, n)) if n > 0 => {
+                let (header, header_proof) =
+                    self.header_path_upto(chain, height, anchor.saturating_add(*first).saturating_add(k))?;
+                Ok(NextProof::Relayed { header: Box::new(header), header_proof })
+            }
+            _ => Ok(NextProof::Kept),
+        }
     }
 
     /// The BoB's stored tip of `chain` after one BoB block's relays, when

@@ -95,6 +95,19 @@ impl Mmr {
         self.peaks.get(pos) == Some(&h)
     }
 
+    /// The leaf counts at which leaf `index` has the path it has among
+    /// `leaves` leaves, as `(first, last)`: its mountain is complete from
+    /// `first` on (so the path needs the leaves below `first` only, and
+    /// [`Self::prove`] over those `first` leaves builds it) and merges with
+    /// a newer one after `last`. `None` if `index` is not below `leaves`.
+    pub fn path_span(leaves: u64, index: u64) -> Option<(u64, u64)> {
+        let (_, start, height) = mountain_of(leaves, index)?;
+        let size = 1u64 << height;
+        // `start` is a multiple of `2 · size` (or 0 when `size` is 2^63).
+        let first = start.checked_add(size)?;
+        Some((first, first.saturating_add(size - 1)))
+    }
+
     /// The sibling path of leaf `index` in an accumulator of `all` (every
     /// header hash appended so far, in order): what a prover computes from
     /// the chain's headers. `None` if `index` is out of range.
@@ -117,6 +130,30 @@ impl Mmr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_holds_exactly_over_its_span() {
+        let all: Vec<Hash32> = (0..80u64).map(h).collect();
+        // accs[m]: the accumulator of the first m leaves.
+        let mut accs = vec![Mmr::default()];
+        for x in &all {
+            let mut next = accs[accs.len() - 1].clone();
+            next.push(x);
+            accs.push(next);
+        }
+        for n in 1..=64u64 {
+            for i in 0..n {
+                let (first, last) = Mmr::path_span(n, i).unwrap();
+                assert!(first <= n && n <= last, "leaf {i} of {n}: {first}..={last}");
+                let p = Mmr::prove(&all[..n as usize], i).unwrap();
+                assert_eq!(Mmr::prove(&all[..first as usize], i).unwrap(), p, "built from the first {first}");
+                for m in i + 1..=80 {
+                    let holds = accs[m as usize].verify(i, &all[i as usize], &p);
+                    assert_eq!(holds, (first..=last).contains(&m), "leaf {i}, path of {n}, checked at {m}");
+                }
+            }
+        }
+    }
 
     fn h(x: u64) -> Hash32 {
         hash_tagged(Tag("test"), &x)
@@ -147,6 +184,7 @@ mod tests {
                 }
             }
             assert!(Mmr::prove(&all, n).is_none());
+            assert!(Mmr::path_span(n, n).is_none());
             assert!(!m.verify(n, &h(n), &[]));
         }
     }
