@@ -137,3 +137,104 @@ fn a_pending_node_call_does_not_shut_the_nodes_relays_out_of_the_lane() {
     assert!(matches!(o.sender, SideState::Proved { .. }), "S posted in time: {o:?}");
     assert_eq!(o.s_deposit.0, o.s_deposit.1, "S's deposit: {o:?}");
 }
+
+// ------------------------------------------- re-priced NTs (held up)
+
+/// Keeps two blocks' worth of `key`'s plain transfers at `price` pending
+/// on external chain `chain`.
+fn keep_busy(m: &mut BobMbs, chain: u32, key: &KeyPair, price: u128) {
+    let per_block = ChainConfig::default().max_block_txs as u64;
+    let c = m.external_mut(chain).unwrap();
+    let committed = c.account(&key.address()).nonce;
+    let mut next = c.next_nonce(&key.address());
+    while next - committed < 2 * per_block {
+        let tx = c.sign(key, transfer(key, chain, next, key.address(), Amount(1), Amount(price)));
+        c.submit(&tx).unwrap();
+        next += 1;
+    }
+}
+
+/// What [`busy_payer_chain`] saw.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Busy {
+    sender: SideState,
+    window: u64,
+    last_price: u128,
+    s_deposit: (u128, u128),
+}
+
+/// Attack r16 [1]'s scenario: S sends its deadline NT to chain i as soon
+/// as the native window opens and posts it on the BoB, and stays online
+/// (its driver re-prices the NT, `BobMbs::reprice_duties`); R pays and
+/// proves at once; one account (e.g. R) keeps two blocks of plain
+/// transfers at `flood_price` pending on chain i throughout.
+fn busy_payer_chain(flood_price: u128) -> Busy {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (s, r, flooder) = (sender(), receiver(), dev_key(2));
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1821));
+    m.wait_native_window(&rec).unwrap();
+    keep_busy(&mut m, ci, &flooder, flood_price);
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let window = nt_s.tx.kind.valid_until().unwrap() - m.external(ci).unwrap().height();
+    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
+    keep_busy(&mut m, ci, &flooder, flood_price);
+    m.bob_ok(&post).unwrap();
+    // R's side, on chain j (not busy).
+    let nt_r = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
+    let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
+    keep_busy(&mut m, ci, &flooder, flood_price);
+    m.bob_ok(&post).unwrap();
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Receiver, &nt_r).unwrap() {
+            break pt;
+        }
+        keep_busy(&mut m, ci, &flooder, flood_price);
+        m.tick().unwrap();
+    };
+    keep_busy(&mut m, ci, &flooder, flood_price);
+    m.wait_final(cj, pt.height).unwrap();
+    keep_busy(&mut m, ci, &flooder, flood_price);
+    let prove = m.prove_call_next(&r, &pt).unwrap();
+    m.bob_ok(&prove).unwrap();
+    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let mut last_price = nt_s.tx.gas_price.0;
+    for _ in 0..400 {
+        let rec = m.cct(&id).unwrap();
+        if rec.complete {
+            break;
+        }
+        keep_busy(&mut m, ci, &flooder, flood_price);
+        if let Some(p) = m.external(ci).unwrap().chain().mempool().pending_at(&s.address(), nt_s.tx.nonce) {
+            last_price = last_price.max(p.tx.gas_price.0);
+        }
+        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
+            let relayer = m.relayer.clone();
+            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+            continue;
+        }
+        m.tick().unwrap();
+    }
+    let end = m.cct(&id).unwrap();
+    assert!(end.complete, "settled: {end:?}");
+    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    Busy { sender: end.sender, window, last_price, s_deposit: (before, after) }
+}
+
+/// Held up: the driver re-prices an outbid NT by `replacement_min` each
+/// epoch (one unit an epoch at low prices, then 10 %); the NT's window
+/// here is 88 blocks of chain i, long enough to climb far past a flood
+/// at 30 (the NT landed at 33), so the payer is proved. Only a flood above
+/// `NT_MAX_GAS_PRICE` for the whole window (the documented cap) wins.
+#[test]
+fn a_flood_far_below_the_repricing_cap_is_outbid_by_the_repriced_nt() {
+    let b = busy_payer_chain(30);
+    eprintln!("{b:?}");
+    assert!(b.last_price > 30 && b.last_price <= 1_000, "{b:?}");
+    assert!(matches!(b.sender, SideState::Proved { .. }), "S sent, posted and re-priced in time: {b:?}");
+    assert_eq!(b.s_deposit.0, b.s_deposit.1, "S's deposit: {b:?}");
+}
