@@ -2305,6 +2305,27 @@ fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32))
     m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
 }
 
+/// A message of a node's kind naming node `named` as its sender: refused
+/// unless `from` is that node, as `from`'s fault ([`Fault::Impersonation`]),
+/// never `named`'s.
+fn sent_by(from: Source, named: usize) -> Result<(), Fault> {
+    if from == Source::Node(named) {
+        Ok(())
+    } else {
+        Err(impersonation(from, named))
+    }
+}
+
+/// The record of `from` sending a message of a node's kind that claims node
+/// `claimed` as its sender (or, for a proposal, its leader).
+fn impersonation(from: Source, claimed: usize) -> Fault {
+    if mutants::active(Mutation::ImpersonationBlamesNamed) {
+        Fault::UnknownNode(claimed)
+    } else {
+        Fault::Impersonation { from, claimed: Some(claimed) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2377,26 +2398,5 @@ mod tests {
         let big = params(7, 10);
         assert_eq!(ChainConfig::new(big.clone()).instance(), big.compute_instance());
         assert_ne!(big.compute_instance(), fresh);
-    }
-}
-
-/// A message of a node's kind naming node `named` as its sender: refused
-/// unless `from` is that node, as `from`'s fault ([`Fault::Impersonation`]),
-/// never `named`'s.
-fn sent_by(from: Source, named: usize) -> Result<(), Fault> {
-    if from == Source::Node(named) {
-        Ok(())
-    } else {
-        Err(impersonation(from, named))
-    }
-}
-
-/// The record of `from` sending a message of a node's kind that claims node
-/// `claimed` as its sender (or, for a proposal, its leader).
-fn impersonation(from: Source, claimed: usize) -> Fault {
-    if mutants::active(Mutation::ImpersonationBlamesNamed) {
-        Fault::UnknownNode(claimed)
-    } else {
-        Fault::Impersonation { from, claimed: Some(claimed) }
     }
 }

@@ -129,7 +129,7 @@ fn impersonations_in_every_kind_leave_the_round_whole_and_accuse_no_honest_peer(
         assert!(f.is_empty(), "honest {peer:?} accused: {f:?}");
     }
     for (from, claimed) in [(Source::Node(1), 2), (Source::Client(6), 0)] {
-        let named = faults.iter().any(|f| *f == &Fault::Impersonation { from, claimed: Some(claimed) });
+        let named = faults.contains(&&Fault::Impersonation { from, claimed: Some(claimed) });
         assert!(named, "no record of {from:?} impersonating node {claimed}: {faults:?}");
     }
 }

@@ -572,7 +572,7 @@ fn impersonations_blame_their_sender() -> Result<(), String> {
         }
     }
     for (from, claimed) in [(Source::Node(1), 2), (Source::Client(6), 0)] {
-        if !faults.iter().any(|f| *f == &Fault::Impersonation { from, claimed: Some(claimed) }) {
+        if !faults.contains(&&Fault::Impersonation { from, claimed: Some(claimed) }) {
             return Err(format!("no record of {from:?} impersonating node {claimed}; faults {faults:?}"));
         }
     }
