@@ -302,6 +302,14 @@
 //!   as having sent a bad cell ([`Fault::Client`]) only when it sent that
 //!   cell itself, and a refused relay changes nothing else: the client's
 //!   own upload is accepted when it arrives.
+//! - A message of a node's kind (a pre- or deter-vector, a forward, a view
+//!   change, a fetch, a relay, a proposal, PBFT traffic) names its node, or
+//!   for a proposal claims the view's leader; one whose sender is not that
+//!   node — another node, or a client, which sends no message of a node's
+//!   kind at all — is refused before any other check and recorded against
+//!   its sender ([`Fault::Impersonation`]), never against the node it
+//!   names: a Byzantine node or client cannot make the record accuse an
+//!   honest peer by naming it.
 //! - Round state is not persisted, PBFT's durable vote state included: a
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
@@ -706,6 +714,12 @@ pub enum Fault {
     /// or from another client ([`FlError::NotOwnUpload`]), or a node's
     /// [`Message::Forward`] whose record or cell does not verify.
     Relayed { from: Source, client: u32, error: FlError },
+    /// A message of a node's kind that `from` sent naming node `claimed`
+    /// as its sender (for a proposal, the view's leader; `None` for PBFT
+    /// traffic from a client, which names no node here): refused as
+    /// `from`'s fault, never the named node's. A client sends no message of
+    /// a node's kind, so one from a client is always this.
+    Impersonation { from: Source, claimed: Option<usize> },
     /// A client sent this node two different records.
     Equivocation { client: u32 },
     /// An agreed client whose fragment the leader could not decode or use.
@@ -714,7 +728,8 @@ pub enum Fault {
     BadAttestation { node: usize },
     /// A pre- or deter-vector that is not strictly increasing ids of existing clients.
     BadVector { node: usize },
-    /// A message claiming a node index that does not exist or is not the sender's role.
+    /// A node (the sender) claiming a node index that does not exist or a
+    /// role it does not hold.
     UnknownNode(usize),
     /// A proposal from someone other than the view's leader.
     NotLeader { node: usize, view: u32 },
@@ -1439,7 +1454,9 @@ impl<A: Attester> ChainNode<A> {
     }
 
     /// A message that `from` sent (the transport's word for who sent it:
-    /// the node or client at the other end of the link).
+    /// the node or client at the other end of the link). A message of a
+    /// node's kind naming another node than its sender is refused as the
+    /// sender's fault ([`Fault::Impersonation`]).
     pub fn handle(&mut self, from: Source, msg: Message) -> Step {
         let mut step = Step::default();
         let from_node = match from {
@@ -1460,7 +1477,7 @@ impl<A: Attester> ChainNode<A> {
             }
             Message::PreVector { node, view, seq, clients, ra } => {
                 let v = AttestedVector { node, view, seq, clients, ra };
-                match self.attested_vector(from_node, PRE_VECTOR, &v) {
+                match self.attested_vector(from, PRE_VECTOR, &v) {
                     Ok(()) => {
                         // Only a fresher vector counts (a repeated or older
                         // one changes nothing); one that drops a client
@@ -1492,8 +1509,8 @@ impl<A: Attester> ChainNode<A> {
                 }
             }
             Message::Forward { node, msg } => {
-                if from_node != Some(node) {
-                    step.faults.push(Fault::UnknownNode(node));
+                if let Err(f) = sent_by(from, node) {
+                    step.faults.push(f);
                     return step;
                 }
                 // The leader re-checks what others forward: a Byzantine
@@ -1519,7 +1536,7 @@ impl<A: Attester> ChainNode<A> {
             }
             Message::DeterVector { node, view, seq, clients, ra } => {
                 let v = AttestedVector { node, view, seq, clients, ra };
-                match self.attested_vector(from_node, DETER_VECTOR, &v) {
+                match self.attested_vector(from, DETER_VECTOR, &v) {
                     // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
                     // deter-vectors; anyone else's is refused (not its role).
                     Ok(()) if self.committee.binary_search(&node).is_err() => {
@@ -1547,9 +1564,18 @@ impl<A: Attester> ChainNode<A> {
             }
             Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } => {
                 let leader = self.cfg.leader(view);
-                if from_node != Some(leader) {
-                    step.faults.push(Fault::NotLeader { node: from_node.unwrap_or(usize::MAX), view });
-                    return step;
+                match from {
+                    Source::Node(k) if k == leader => {}
+                    // A node claims no one else by sending a proposal:
+                    // it claims a role it does not hold.
+                    Source::Node(node) => {
+                        step.faults.push(Fault::NotLeader { node, view });
+                        return step;
+                    }
+                    Source::Client(_) => {
+                        step.faults.push(impersonation(from, leader));
+                        return step;
+                    }
                 }
                 self.on_proposal(Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
@@ -1558,24 +1584,37 @@ impl<A: Attester> ChainNode<A> {
                     let p = r.handle_message(k as u32, *m);
                     self.absorb(p, &mut step);
                 }
-                _ => step.faults.push(Fault::UnknownNode(from_node.unwrap_or(usize::MAX))),
+                (Some(k), _) => step.faults.push(Fault::UnknownNode(k)),
+                (None, _) => step.faults.push(if mutants::active(Mutation::ImpersonationBlamesNamed) {
+                    Fault::UnknownNode(usize::MAX)
+                } else {
+                    Fault::Impersonation { from, claimed: None }
+                }),
             },
             Message::ViewChange { node, view } => {
-                if from_node != Some(node) {
-                    step.faults.push(Fault::UnknownNode(node));
+                if let Err(f) = sent_by(from, node) {
+                    step.faults.push(f);
                     return step;
                 }
                 self.on_view_change(node, view, &mut step);
             }
             Message::FetchProposal { node, view, root } => {
-                if from_node != Some(node) || node >= self.cfg.nodes {
+                if let Err(f) = sent_by(from, node) {
+                    step.faults.push(f);
+                    return step;
+                }
+                if node >= self.cfg.nodes {
                     step.faults.push(Fault::UnknownNode(node));
                     return step;
                 }
                 self.on_fetch(node, view, root, &mut step);
             }
             Message::Relay { node, view, root, clients, ra, sf, excluded, pre_vectors } => {
-                if from_node != Some(node) || node >= self.cfg.nodes {
+                if let Err(f) = sent_by(from, node) {
+                    step.faults.push(f);
+                    return step;
+                }
+                if node >= self.cfg.nodes {
                     step.faults.push(Fault::UnknownNode(node));
                     return step;
                 }
@@ -1849,11 +1888,9 @@ impl<A: Attester> ChainNode<A> {
 
     /// Checks a pre- or deter-vector (`tag`) that node `node` sent: it
     /// comes from that node, is well formed and its attestation covers it.
-    fn attested_vector(&self, from_node: Option<usize>, tag: Tag, v: &AttestedVector) -> Result<(), Fault> {
+    fn attested_vector(&self, from: Source, tag: Tag, v: &AttestedVector) -> Result<(), Fault> {
         let node = v.node;
-        if from_node != Some(node) {
-            return Err(Fault::UnknownNode(node));
-        }
+        sent_by(from, node)?;
         if !self.well_formed(&v.clients) {
             return Err(Fault::BadVector { node });
         }
@@ -2266,6 +2303,27 @@ impl<A: Attester> ChainNode<A> {
 /// delivered the subfragment).
 fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32)) -> Option<&Vec<MiniFragment>> {
     m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
+}
+
+/// A message of a node's kind naming node `named` as its sender: refused
+/// unless `from` is that node, as `from`'s fault ([`Fault::Impersonation`]),
+/// never `named`'s.
+fn sent_by(from: Source, named: usize) -> Result<(), Fault> {
+    if from == Source::Node(named) {
+        Ok(())
+    } else {
+        Err(impersonation(from, named))
+    }
+}
+
+/// The record of `from` sending a message of a node's kind that claims node
+/// `claimed` as its sender (or, for a proposal, its leader).
+fn impersonation(from: Source, claimed: usize) -> Fault {
+    if mutants::active(Mutation::ImpersonationBlamesNamed) {
+        Fault::UnknownNode(claimed)
+    } else {
+        Fault::Impersonation { from, claimed: Some(claimed) }
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,12 @@ pub enum Mutation {
     /// record names: one Byzantine relayer makes honest clients read as
     /// having sent bad cells, and is named nowhere.
     RelayBlamesClient,
+    /// A node records a message of a node's kind whose sender is not the
+    /// node it names (another node, or a client) against the NAMED node
+    /// ([`crate::consensus::Fault::UnknownNode`]) instead of its sender:
+    /// one Byzantine node or client naming an honest peer makes the record
+    /// accuse that peer, and is named nowhere.
+    ImpersonationBlamesNamed,
     /// A client asks again every request period without backing off, so
     /// its [`crate::consensus::MAX_RESYNCS`] requests run out long before
     /// the driver's round budget ends.

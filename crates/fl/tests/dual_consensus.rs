@@ -123,8 +123,9 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
         assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }]);
     }
     // A pre-vector claiming another sender.
+    // Recorded against its sender (node 3), not the node it names.
     let step = n1.handle(Source::Node(3), Message::PreVector { node: 2, view: 0, seq: 0, clients, ra });
-    assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
+    assert_eq!(step.faults, vec![Fault::Impersonation { from: Source::Node(3), claimed: Some(2) }]);
     // A view-0 proposal from node 2 (leader is 0).
     let rel = cfg.release(&[0u8; 8]).unwrap();
     let step = n1.handle(
@@ -317,7 +318,7 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     assert_eq!(n1.committed(), None);
     // PBFT traffic from a client, or from a node index outside the chain.
     let step = n1.handle(Source::Client(0), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
-    assert_eq!(step.faults, vec![Fault::UnknownNode(usize::MAX)]);
+    assert_eq!(step.faults, vec![Fault::Impersonation { from: Source::Client(0), claimed: None }]);
     let step = n1.handle(Source::Node(9), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
     assert_eq!(step.faults, vec![Fault::UnknownNode(9)]);
     // A node given another node's PBFT key takes no part: a typed fault at start, no PBFT traffic.

@@ -553,8 +553,34 @@ fn relayed_forgeries_blame_their_relayer() -> Result<(), String> {
     Ok(())
 }
 
+/// Attack round 15b: Byzantine node 1 impersonates honest node 2 and
+/// Byzantine client 6 impersonates honest node 0 (view 0's leader) in
+/// every message of a node's kind ([`Impersonate`]). The round commits; the
+/// refusals are recorded against node 1 and client 6
+/// ([`Fault::Impersonation`]), and no record accuses an honest node.
+fn impersonations_blame_their_sender() -> Result<(), String> {
+    let cfg = config(NODES, CLIENTS, BETA);
+    let honest = all_but(6);
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        vec![(1, Box::new(Impersonate::new(&cfg, 2))), (NODES + 6, Box::new(Impersonate::new(&cfg, 0)))];
+    let r = run(SEED + 25, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let faults = r.faults();
+    for node in [0, 2, 3] {
+        if let Some(f) = faults.iter().find(|f| accused(f) == Some(Source::Node(node))) {
+            return Err(format!("honest node {node} accused: {f:?}"));
+        }
+    }
+    for (from, claimed) in [(Source::Node(1), 2), (Source::Client(6), 0)] {
+        if !faults.contains(&&Fault::Impersonation { from, claimed: Some(claimed) }) {
+            return Err(format!("no record of {from:?} impersonating node {claimed}; faults {faults:?}"));
+        }
+    }
+    Ok(())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 23] = [
+const SCENARIOS: [Scenario; 24] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -578,6 +604,7 @@ const SCENARIOS: [Scenario; 23] = [
     ("stale carried pre-vectors refused", stale_carried_pre_vectors_refused),
     ("lost uploads re-sent", lost_uploads_re_sent),
     ("relayed forgeries blame their relayer", relayed_forgeries_blame_their_relayer),
+    ("impersonations blame their sender", impersonations_blame_their_sender),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -713,4 +740,9 @@ fn an_upload_sent_once_only_is_caught() {
 #[test]
 fn a_relayed_forgery_recorded_against_the_client_it_names_is_caught() {
     caught(Mutation::RelayBlamesClient, "relayed forgeries blame their relayer");
+}
+
+#[test]
+fn an_impersonation_recorded_against_the_node_it_names_is_caught() {
+    caught(Mutation::ImpersonationBlamesNamed, "impersonations blame their sender");
 }

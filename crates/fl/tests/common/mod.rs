@@ -989,3 +989,122 @@ impl Adversary<P> for CountFetchesTo {
         sends
     }
 }
+
+/// A genuine-looking message of every node kind that names honest node
+/// `named` as its sender, as another node or a client could replay or
+/// forge it: its attested pre- and deter-vector of view 0, its forward of
+/// client 2's cell, a view change, a fetch, a relay (carrying `receiver`'s
+/// subfragment) and a proposal of the view `named` leads.
+pub fn naming(cfg: &ChainConfig, named: usize, receiver: usize) -> Vec<(&'static str, Message)> {
+    let clients = vec![0u32, 1];
+    let pre = enclave(named).attest_evidence(&cfg.vector_evidence(PRE_VECTOR, named, 0, 0, &clients));
+    let deter = enclave(named).attest_evidence(&cfg.vector_evidence(DETER_VECTOR, named, 0, 0, &clients));
+    let rel = cfg.release(&[0u8; 8]).expect("a release of 8 bytes");
+    let view = (0..cfg.nodes as u32).find(|&v| cfg.leader(v) == named).expect("named leads a view");
+    let ra = enclave(named).attest_evidence(&cfg.aggregate_evidence(view, &rel.root, &[]));
+    let key = gridledger_fl::coding::client_key(&SK, 2);
+    let forward = upload(cfg, 2, &key, &model(2)).message(named).expect("client 2's cell for the named node");
+    let sf = rel.subfragments[receiver].clone();
+    vec![
+        ("pre-vector", Message::PreVector { node: named, view: 0, seq: 0, clients: clients.clone(), ra: pre }),
+        ("forward", Message::Forward { node: named, msg: forward }),
+        ("deter-vector", Message::DeterVector { node: named, view: 0, seq: 0, clients, ra: deter }),
+        ("view change", Message::ViewChange { node: named, view: 1 }),
+        ("fetch", Message::FetchProposal { node: named, view: 0, root: rel.root }),
+        (
+            "relay",
+            Message::Relay {
+                node: named,
+                view: 0,
+                root: rel.root,
+                clients: vec![],
+                ra,
+                sf: sf.clone(),
+                excluded: vec![],
+                pre_vectors: vec![],
+            },
+        ),
+        (
+            "proposal",
+            Message::Proposal { view, root: rel.root, clients: vec![], ra, sf, excluded: vec![], pre_vectors: vec![] },
+        ),
+    ]
+}
+
+/// A Byzantine node or client that impersonates node `named`: it sends
+/// what it would anyway, plus, for every message of a node's kind it
+/// sends, a copy naming `named`; and on its first sends, every message of
+/// [`naming`] (`inject`) to every node.
+pub struct Impersonate {
+    pub named: usize,
+    pub nodes: usize,
+    pub inject: Vec<Message>,
+}
+
+impl Impersonate {
+    pub fn new(cfg: &ChainConfig, named: usize) -> Self {
+        // The relay and proposal carry node 0's subfragment (or node 1's
+        // when 0 is named): refused before it is looked at.
+        let receiver = usize::from(named == 0);
+        let inject = naming(cfg, named, receiver).into_iter().map(|(_, m)| m).collect();
+        Impersonate { named, nodes: cfg.nodes, inject }
+    }
+}
+
+impl Adversary<P> for Impersonate {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let named = self.named;
+        let mut out = Vec::new();
+        for m in std::mem::take(&mut self.inject) {
+            out.extend((0..self.nodes).map(|k| (Dest::One(k as u32), m.clone())));
+        }
+        for (d, m) in sends {
+            let copy = match &m {
+                Message::PreVector { view, seq, clients, ra, .. } => {
+                    Some(Message::PreVector { node: named, view: *view, seq: *seq, clients: clients.clone(), ra: *ra })
+                }
+                Message::DeterVector { view, seq, clients, ra, .. } => Some(Message::DeterVector {
+                    node: named,
+                    view: *view,
+                    seq: *seq,
+                    clients: clients.clone(),
+                    ra: *ra,
+                }),
+                Message::Forward { msg, .. } => Some(Message::Forward { node: named, msg: msg.clone() }),
+                Message::ViewChange { view, .. } => Some(Message::ViewChange { node: named, view: *view }),
+                Message::FetchProposal { view, root, .. } => {
+                    Some(Message::FetchProposal { node: named, view: *view, root: *root })
+                }
+                Message::Relay { view, root, clients, ra, sf, excluded, pre_vectors, .. } => Some(Message::Relay {
+                    node: named,
+                    view: *view,
+                    root: *root,
+                    clients: clients.clone(),
+                    ra: *ra,
+                    sf: sf.clone(),
+                    excluded: excluded.clone(),
+                    pre_vectors: pre_vectors.clone(),
+                }),
+                _ => None,
+            };
+            if let Some(c) = copy {
+                out.push((d, c));
+            }
+            out.push((d, m));
+        }
+        out
+    }
+}
+
+/// Whom a fault record holds responsible, where it names one.
+pub fn accused(f: &Fault) -> Option<Source> {
+    match f {
+        Fault::UnknownNode(n)
+        | Fault::BadAttestation { node: n }
+        | Fault::BadVector { node: n }
+        | Fault::NotLeader { node: n, .. } => Some(Source::Node(*n)),
+        Fault::Relayed { from, .. } | Fault::Impersonation { from, .. } => Some(*from),
+        Fault::Client { client, .. } | Fault::Equivocation { client } => Some(Source::Client(*client as usize)),
+        _ => None,
+    }
+}
