@@ -1,0 +1,328 @@
+//! Attack round 13 on the market crate (issue 15), after primal-dual's
+//! per-trade steps for markets with a party beyond `E₀`
+//! (`PartySteps::per_trade`, `weighted_tau`), the congested cap only on
+//! trades that load a row, and the overload multiplier step
+//! (`OVERLOAD_BOOST` after `OVERLOAD_WAIT` iterations).
+//!
+//! Every `#[ignore]`d test here is a finding: it fails on the code as it
+//! stands. Run them with
+//! `cargo test -p gridledger-market --test attack_market_r13 -- --ignored`.
+//! The tests that are not ignored are attacks that held up.
+
+mod common;
+
+use common::{case30_net, p, Mix};
+use gridledger_market::clearing::{clear_with, Algorithm};
+use gridledger_market::primal_dual::{weighted_tau, PdParams, PrimalDual};
+use gridledger_market::problem::{Market, Prosumer, Side};
+
+fn unit(r: &mut Mix) -> f64 {
+    (r.next() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A fuzzed market: `Market::generate`'s small parties plus `k` large
+/// ones (e_max beyond E₀) on random buses, every number within the
+/// framework's admission limits.
+fn mixed(seed: u64, buses: &[u32]) -> Market {
+    let mut r = Mix(seed);
+    let (mm, nn) = (1 + r.next() % 4, 1 + r.next() % 4);
+    let mut m = Market::generate(seed, mm as usize, nn as usize, buses);
+    let k = 1 + r.next() % 4;
+    for _ in 0..k {
+        let side = if r.next() % 2 == 0 { Side::Buyer } else { Side::Seller };
+        let bus = r.pick(buses);
+        let a = 10f64.powf(-5.0 + 4.0 * unit(&mut r));
+        let e_max = 10f64.powf(0.8 + 3.2 * unit(&mut r));
+        let b = match side {
+            Side::Buyer => 0.2 + 9.8 * unit(&mut r),
+            Side::Seller => 0.05 + 3.0 * unit(&mut r),
+        };
+        let pr = p(side, bus, a, b, 0.0, e_max);
+        match side {
+            Side::Buyer => m.buyers.push(pr),
+            Side::Seller => m.sellers.push(pr),
+        }
+    }
+    m
+}
+
+#[test]
+#[ignore = "probe"]
+fn probe_fuzz() {
+    let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let start: u64 = std::env::var("S").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let cap: usize = std::env::var("CAP").ok().and_then(|s| s.parse().ok()).unwrap_or(60_000);
+    for seed in start..start + n {
+        let scale = [1.0, 1e-3, 5e-4, 2e-4][(seed % 4) as usize];
+        let net = if std::env::var("FEEDER").is_ok() { common::feeder() } else { case30_net(scale) };
+        let m = mixed(seed, &net.bus_ids);
+        let t = std::time::Instant::now();
+        let res = clear_with(&m, &net, Algorithm::PrimalDual, Some(cap));
+        let el = t.elapsed().as_secs_f64();
+        match res {
+            Ok(c) => println!("seed {seed} sc {scale} ok it {} gap {:e} bind {:?} {el:.2}s", c.iterations, c.relative_gap, c.binding),
+            Err(e) => println!("seed {seed} sc {scale} ERR {e} {el:.2}s"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "probe"]
+fn probe_pairs() {
+    let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let start: u64 = std::env::var("S").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let cap: usize = std::env::var("CAP").ok().and_then(|s| s.parse().ok()).unwrap_or(60_000);
+    let split = std::env::var("SPLIT").is_ok();
+    for seed in start..start + n {
+        let mut r = Mix(seed ^ 0xabc);
+        let scale = r.pick(&[2e-4, 3e-4, 5e-4, 1e-3]);
+        let a = r.pick(&[1e-4, 1e-5, 1e-6]);
+        let net = if std::env::var("FEEDER").is_ok() { common::feeder() } else { case30_net(scale) };
+        let bus = r.pick(&net.bus_ids);
+        let bus2 = if split { r.pick(&net.bus_ids) } else { bus };
+        let ms = r.next() % 12;
+        let mut m = Market::generate(ms, 3, 3, &net.bus_ids);
+        let eb = r.pick(&[10_000.0, 2_000.0, 100.0, 10.0]);
+        let es = r.pick(&[10_000.0, 2_000.0, 100.0, 10.0]);
+        m.buyers.push(p(Side::Buyer, bus, a, 10.0, 0.0, eb));
+        m.sellers.push(p(Side::Seller, bus2, a, 9.99, 0.0, es));
+        let central = match clear_with(&m, &net, Algorithm::Central, None) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("seed {seed} central err {e}");
+                continue;
+            }
+        };
+        let t = std::time::Instant::now();
+        let res = clear_with(&m, &net, Algorithm::PrimalDual, Some(cap));
+        let el = t.elapsed().as_secs_f64();
+        let tag = format!("seed {seed} ms {ms} sc {scale} a {a:e} bus {bus}/{bus2} e {eb}/{es} bind {:?}", central.binding);
+        match res {
+            Ok(c) => println!("{tag} ok it {} gap {:e} {el:.2}s", c.iterations, c.relative_gap),
+            Err(e) => println!("{tag} ERR {e} {el:.2}s"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "probe"]
+fn probe_extreme() {
+    let net = case30_net(1e-3);
+    let b = net.bus_ids.clone();
+    let cases: Vec<(&str, Market)> = vec![
+        (
+            "tiny a huge e",
+            Market {
+                buyers: vec![p(Side::Buyer, b[3], 1e-300, 1e300, 0.0, 1e300), p(Side::Buyer, b[5], 0.01, 0.3, 0.0, 3.0)],
+                sellers: vec![p(Side::Seller, b[7], 1e-300, 0.0, 0.0, 1e300), p(Side::Seller, b[9], 0.01, 0.1, 0.0, 3.0)],
+            },
+        ),
+        (
+            "huge e only",
+            Market {
+                buyers: vec![p(Side::Buyer, b[3], 0.01, 10.0, 0.0, 1e200), p(Side::Buyer, b[5], 0.01, 0.3, 0.0, 3.0)],
+                sellers: vec![p(Side::Seller, b[7], 0.01, 0.05, 0.0, 1e200), p(Side::Seller, b[9], 0.01, 0.1, 0.0, 3.0)],
+            },
+        ),
+        (
+            "tiny a",
+            Market {
+                buyers: vec![p(Side::Buyer, b[3], 1e-300, 10.0, 0.0, 50.0), p(Side::Buyer, b[5], 0.01, 0.3, 0.0, 3.0)],
+                sellers: vec![p(Side::Seller, b[7], 1e-300, 0.05, 0.0, 50.0), p(Side::Seller, b[9], 0.01, 0.1, 0.0, 3.0)],
+            },
+        ),
+        (
+            "tiny e_max",
+            Market {
+                buyers: vec![p(Side::Buyer, b[3], 0.01, 10.0, 0.0, 1e-300), p(Side::Buyer, b[5], 0.01, 0.3, 0.0, 3000.0)],
+                sellers: vec![p(Side::Seller, b[7], 0.01, 0.05, 0.0, 1e-300), p(Side::Seller, b[9], 0.01, 0.1, 0.0, 3000.0)],
+            },
+        ),
+        (
+            "e_min = e_max large",
+            Market {
+                buyers: vec![p(Side::Buyer, b[3], 0.01, 10.0, 50.0, 50.0), p(Side::Buyer, b[5], 0.01, 0.3, 0.0, 3.0)],
+                sellers: vec![p(Side::Seller, b[7], 0.01, 0.05, 0.0, 60.0), p(Side::Seller, b[9], 0.01, 0.1, 0.0, 3.0)],
+            },
+        ),
+    ];
+    for (tag, m) in cases {
+        let mut pd = match PrimalDual::new(&m, &net, PdParams::for_market(&m)) {
+            Ok(pd) => pd,
+            Err(e) => {
+                println!("{tag}: new err {e}");
+                continue;
+            }
+        };
+        for _ in 0..2000 {
+            pd.step(&m);
+        }
+        let s = pd.settled();
+        let finite = s.iter().flatten().all(|v| v.is_finite());
+        println!("{tag}: finite {finite} settled {:?}", s);
+        let res = clear_with(&m, &net, Algorithm::PrimalDual, Some(20_000));
+        println!("{tag}: clear {:?}", res.as_ref().map(|c| (c.iterations, c.relative_gap, c.welfare)).map_err(|e| e.to_string()));
+    }
+}
+
+// weighted_tau against bisection on random inputs.
+#[test]
+#[ignore = "probe"]
+fn probe_tau() {
+    let mut r = Mix(7);
+    let mut worst = 0.0f64;
+    for it in 0..200_000 {
+        let n = 1 + (r.next() % 6) as usize;
+        let v: Vec<f64> = (0..n).map(|_| (unit(&mut r) - 0.3) * 10f64.powf(-3.0 + 8.0 * unit(&mut r))).collect();
+        let w: Vec<f64> = (0..n).map(|_| 10f64.powf(-6.0 + 10.0 * unit(&mut r))).collect();
+        let lo = if r.next() % 3 == 0 { 10f64.powf(-3.0 + 6.0 * unit(&mut r)) } else { 0.0 };
+        let hi = lo + if r.next() % 4 == 0 { 0.0 } else { 10f64.powf(-3.0 + 6.0 * unit(&mut r)) };
+        let tau = weighted_tau(&v, &w, lo, hi);
+        let s: f64 = v.iter().zip(&w).map(|(v, w)| (v - w * tau).max(0.0)).sum();
+        let ok = s >= lo * (1.0 - 1e-9) - 1e-12 && s <= hi * (1.0 + 1e-9) + 1e-12 && tau.is_finite();
+        let err = if s > hi { (s - hi) / hi.max(1e-300) } else if s < lo { (lo - s) / lo } else { 0.0 };
+        worst = worst.max(err);
+        if !ok {
+            println!("it {it}: v {v:?} w {w:?} lo {lo} hi {hi} tau {tau} sum {s}");
+        }
+    }
+    println!("worst {worst:e}");
+}
+
+fn split_pair(seed: u64) -> (gridledger_market::network::MarketNetwork, Market) {
+    let mut r = Mix(seed ^ 0xabc);
+    let scale = r.pick(&[2e-4, 3e-4, 5e-4, 1e-3]);
+    let a = r.pick(&[1e-4, 1e-5, 1e-6]);
+    let net = if std::env::var("FEEDER").is_ok() { common::feeder() } else { case30_net(scale) };
+    let bus = r.pick(&net.bus_ids);
+    let bus2 = r.pick(&net.bus_ids);
+    let ms = r.next() % 12;
+    let mut m = Market::generate(ms, 3, 3, &net.bus_ids);
+    let eb = r.pick(&[10_000.0, 2_000.0, 100.0, 10.0]);
+    let es = r.pick(&[10_000.0, 2_000.0, 100.0, 10.0]);
+    m.buyers.push(p(Side::Buyer, bus, a, 10.0, 0.0, eb));
+    m.sellers.push(p(Side::Seller, bus2, a, 9.99, 0.0, es));
+    (net, m)
+}
+
+#[test]
+#[ignore = "probe"]
+fn probe_trace() {
+    let seed: u64 = std::env::var("S").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let iters: usize = std::env::var("CAP").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let every: usize = std::env::var("EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let (net, m) = if std::env::var("MIXED").is_ok() {
+        let net = common::feeder();
+        let m = mixed(seed, &net.bus_ids);
+        (net, m)
+    } else {
+        split_pair(seed)
+    };
+    println!("market {m:?}");
+    let central = clear_with(&m, &net, Algorithm::Central, None).unwrap();
+    println!("central binding {:?} optimum {}", central.binding, central.optimum);
+    let refr = gridledger_market::central::solve(&m, &net).unwrap();
+    let (ct, cs) = PrimalDual::totals(&refr.trades());
+    println!("central totals {ct:?} {cs:?}");
+    let mut pd = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+    for it in 0..iters {
+        let rep = pd.step(&m);
+        if it % every == 0 || rep.converged {
+            let (mu, _) = pd.operator_task();
+            let pr: Vec<(String, f64, u32)> = mu
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(r, v)| (net.labels[r].clone(), *v, pd.overload_streaks()[r]))
+                .collect();
+            let (t, s) = PrimalDual::totals(&pd.settled());
+            println!(
+                "it {it} res {:.3e} ch {:.3e} viol {:.3e} mode {:?} W {} rows {pr:?} tb {t:?} ts {s:?}",
+                rep.residual,
+                rep.change,
+                rep.violation,
+                pd.mode(),
+                m.welfare(&pd.settled())
+            );
+            if rep.converged {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "mutants")]
+#[test]
+#[ignore = "probe"]
+fn probe_noboost() {
+    use gridledger_market::mutants::{plant, Mutation};
+    let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let start: u64 = std::env::var("S").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let cap: usize = std::env::var("CAP").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    for seed in start..start + n {
+        let (net, m) = split_pair(seed);
+        for boost in [true, false] {
+            plant(if boost { None } else { Some(Mutation::OverloadNotBoosted) });
+            let mut pd = PrimalDual::new(&m, &net, PdParams { max_iter: cap, ..PdParams::for_market(&m) }).unwrap();
+            let r = pd.run(&m);
+            println!("seed {seed} boost {boost}: {r:?} iterations {}", pd.iterations);
+        }
+        plant(None);
+    }
+}
+
+/// A mixed market on the 33-bus feeder from this round's fuzz: four small
+/// seeded parties on each side plus two large buyers (546 and 733 kWh,
+/// the second near-linear at 8.19 $/kWh) and one large seller (4 051 kWh
+/// at 1.62 $/kWh); every number within the admission limits. At the
+/// optimum `bus 18 V min` binds.
+fn feeder_mixed() -> Market {
+    use Side::{Buyer, Seller};
+    Market {
+        buyers: vec![
+            p(Buyer, 19, 0.029691942238260452, 0.27110446926859166, 0.0, 2.5473664427144076),
+            p(Buyer, 8, 0.01567381182607475, 0.32106102236811085, 0.0, 2.8443526928276626),
+            p(Buyer, 14, 0.0004135887111162483, 4.658391493208839, 0.0, 546.1918062245641),
+            p(Buyer, 11, 4.6573615835797345e-5, 8.190435717007377, 0.0, 732.944092342693),
+        ],
+        sellers: vec![
+            p(Seller, 24, 0.010835380643385704, 0.06738343855540223, 0.0, 1.1101235018173456),
+            p(Seller, 16, 0.021544182742674153, 0.05994595228311095, 0.0, 2.0556702725367852),
+            p(Seller, 15, 0.01902874841100284, 0.05366854586825307, 0.0, 3.8457760922527235),
+            p(Seller, 31, 0.02894234953813949, 0.0633243912425308, 0.0, 2.3747364450819157),
+            p(Seller, 19, 0.011261015795547008, 1.6192015395529442, 0.0, 4050.566789764301),
+        ],
+    }
+}
+
+// Expected: primal-dual clears a market with large parties on the 33-bus
+// feeder within 0.1 % of the central optimum inside its own cap (the
+// issue's target; the longer multiplier step, `OVERLOAD_BOOST`, is meant
+// for exactly a multiplier that must climb far behind a row that stays
+// overloaded). Observed: `bus 18 V min` (and 15-17) stay priced and
+// overloaded by a constant 8.9·10⁻³ from about iteration 2 000 on; the
+// near-linear buyer's total sits at 590 kWh (454 at the optimum) and
+// moves by 0.3 kWh in 180 000 iterations, while the multipliers climb
+// linearly, boosted the whole time (streaks = iterations): `μ` of bus 18
+// is 1.2 at iteration 10 000, 12.3 at 100 000, 23.4 at 190 000, and the
+// run stops at the 200 000 cap, `NoConvergence` (the settled welfare,
+// 1 985 $, lies above the optimum's 1 880 $: the trades violate the
+// voltage limit). The voltage rows' coefficients are small, so the
+// multipliers the rows need are large and `γ_r · excess`, even ×4, is a
+// fixed climb far too slow: the boost is a constant factor, not a rate
+// that grows with how long the row has stayed overloaded. In the
+// framework the interval runs every round and falls back to the central
+// reference; `market clear --case case33bw.m --algorithm primal-dual`
+// fails. Three requests (one sender may file 256).
+#[test]
+#[ignore = "attack r13: 33-bus feeder, 3 large requests: V-min multipliers climb linearly (boosted) to the 200 000 cap"]
+fn large_parties_on_the_feeder_clear_within_the_cap() {
+    let net = common::feeder();
+    let m = feeder_mixed();
+    let central = clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
+    assert!(central.binding.iter().any(|b| b == "bus 18 V min"), "{:?}", central.binding);
+    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
+        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
+        Err(e) => panic!("observed: {e}"),
+    }
+}
