@@ -29,7 +29,7 @@ fn mixed(seed: u64, buses: &[u32]) -> Market {
     let mut m = Market::generate(seed, mm as usize, nn as usize, buses);
     let k = 1 + r.next() % 4;
     for _ in 0..k {
-        let side = if r.next() % 2 == 0 { Side::Buyer } else { Side::Seller };
+        let side = if r.next().is_multiple_of(2) { Side::Buyer } else { Side::Seller };
         let bus = r.pick(buses);
         let a = 10f64.powf(-5.0 + 4.0 * unit(&mut r));
         let e_max = 10f64.powf(0.8 + 3.2 * unit(&mut r));
@@ -45,7 +45,6 @@ fn mixed(seed: u64, buses: &[u32]) -> Market {
     }
     m
 }
-
 
 /// A mixed market on the 33-bus feeder from this round's fuzz: four small
 /// seeded parties on each side plus two large buyers (546 and 733 kWh,
@@ -102,7 +101,6 @@ fn large_parties_on_the_feeder_clear_within_the_cap() {
         Err(e) => panic!("observed: {e}"),
     }
 }
-
 
 /// Seed 9's seeded 3 × 3 market on the feeder (`Market::generate(9, 3, 3,
 /// ..)`, written out) plus a near-linear pair (`a = 10⁻⁶`): a 10 MWh buyer
@@ -270,7 +268,6 @@ fn fuzzed_mixed_markets_clear_and_their_settlements_balance() {
         }
     }
 }
-
 
 // Held up: the projection in the steps' metric at its edges (every value
 // negative with a positive lower bound, an upper bound of 0, weights 10¹⁰
