@@ -110,3 +110,60 @@ fn a_forging_relayer_does_not_stop_the_fetch() {
     r.debug_trace();
     assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
 }
+
+/// Whom a record names, counting a client's refusal of a mini-fragment
+/// (its sender) besides [`accused`]'s node-side records.
+fn named(f: &Fault) -> Option<Source> {
+    match f {
+        Fault::Dissemination(gridledger_fl::dissemination::AssemblyFault::Refused { from, .. }) => Some(*from),
+        other => accused(other),
+    }
+}
+
+/// Held up: the new sender rules never make an honest party's record
+/// accuse another honest party. K = 7 (f = 2): honest leader node 0's
+/// proposal copies to nodes 5 and 6 are lost (they fetch), Byzantine node 1
+/// forges its relays, Byzantine node 2 alters every mini-fragment it
+/// sends; client 4 equivocates (record A to nodes 0–2, which forward it to
+/// later leaders that hold record B) and client 5 sends bad cells. Every
+/// record of an honest node or client names only nodes 1, 2 or clients
+/// 4, 5, and every honest client decodes.
+#[test]
+fn no_honest_party_is_named_under_forged_relays_altered_minis_and_byzantine_clients() {
+    use gridledger_fl::byzantine::NodeAttack;
+    let (nodes, honest_clients) = (7usize, [0usize, 1, 2, 3]);
+    let mut behaviours = vec![ClientBehaviour::Honest; 4];
+    behaviours.push(ClientBehaviour::Equivocate);
+    behaviours.push(ClientBehaviour::BadCells);
+    let r = run(
+        5,
+        nodes,
+        behaviours,
+        vec![
+            (0, Box::new(LoseProposalTo(vec![5, 6]))),
+            (1, Box::new(ForgeRelays { me: 1 })),
+            (2, Box::new(NodeAttack::AlterMinis)),
+        ],
+        &honest_clients,
+    );
+    r.debug_trace();
+    let byzantine = [Source::Node(1), Source::Node(2), Source::Client(4), Source::Client(5)];
+    let honest_reporter = |n: u32| {
+        let n = n as usize;
+        (n < nodes && n != 1 && n != 2) || honest_clients.contains(&(n.wrapping_sub(nodes)))
+    };
+    let wrong: Vec<_> = r
+        .sim
+        .faults
+        .iter()
+        .filter(|(_, n, f)| honest_reporter(*n) && named(f).is_some_and(|s| !byzantine.contains(&s)))
+        .collect();
+    assert!(wrong.is_empty(), "honest records naming honest parties: {wrong:?}");
+    assert!(
+        r.sim.faults.iter().any(|(_, _, f)| named(f) == Some(Source::Node(2))),
+        "node 2's altered mini-fragments are recorded against it"
+    );
+    for c in honest_clients {
+        assert!(r.global_of(c).is_some(), "honest client {c} decoded nothing");
+    }
+}
