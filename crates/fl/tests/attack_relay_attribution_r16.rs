@@ -167,3 +167,36 @@ fn no_honest_party_is_named_under_forged_relays_altered_minis_and_byzantine_clie
         assert!(r.global_of(c).is_some(), "honest client {c} decoded nothing");
     }
 }
+
+/// FINDING 2 (low: a record accuses honest peers for the receiver's own
+/// condition).
+///
+/// A node that cannot run the round's PBFT (its signing key is not its
+/// validator key: `Fault::PbftConfig` at start, "takes no part in the root
+/// agreement") records every PBFT message an honest peer sends it as
+/// `Fault::UnknownNode(peer)` — documented as "A node (the sender)
+/// claiming a node index that does not exist or a role it does not hold".
+/// Peer 0 is a validator and claims nothing it does not hold; the cause is
+/// the receiver. Every honest peer's every PBFT message (prepares,
+/// commits, view changes, catch-up requests) adds one such accusation.
+/// Expected: no record naming node 0 (the refusal is the receiver's
+/// `PbftConfig`, already recorded at start, or an unattributed record).
+/// Observed: `UnknownNode(0)` for node 0's catch-up request.
+#[test]
+#[ignore = "attack r16: a node without a usable PBFT replica records each honest peer's PBFT message as UnknownNode(peer)"]
+fn a_node_that_cannot_run_pbft_does_not_accuse_the_peers_that_message_it() {
+    use gridledger_consensus::pbft;
+    use gridledger_fl::consensus::ChainNode;
+    use gridledger_fl::round::sim_node_key;
+    let cfg = config(4, 4, 1);
+    // Node 2 holds node 3's signing key: its validator key does not fit.
+    let mut node = ChainNode::new(cfg.clone(), 2, enclave(2), SK, sim_node_key(3), TIMING);
+    let start = node.start();
+    assert!(start.faults.iter().any(|f| matches!(f, Fault::PbftConfig(_))), "{:?}", start.faults);
+    let step = node.handle(
+        Source::Node(0),
+        Message::Pbft(Box::new(pbft::Message::CatchUpRequest { from_height: 0 })),
+    );
+    let accusing: Vec<&Fault> = step.faults.iter().filter(|f| accused(f) == Some(Source::Node(0))).collect();
+    assert!(accusing.is_empty(), "node 2 accuses honest validator 0: {accusing:?}");
+}
