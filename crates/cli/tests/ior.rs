@@ -219,7 +219,8 @@ fn a_run_honouring_the_test_lock_home_warns_on_stderr() {
     let open = home.join(".local").join("state").join("gridledger");
     std::fs::create_dir_all(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let o = bin().args(common::ior::day_args(&c, &f, "24..25")).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
+    let o =
+        bin().args(common::ior::day_args(&c, &f, "24..25")).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
     let err = stderr(&o);
     assert!(!o.status.success() && err.contains("has mode 777"), "{} {}", o.status, err.trim());
     assert!(err.contains("warning: GRIDLEDGER_TEST_LOCK_HOME is set"), "{}", err.trim());

@@ -3003,9 +3003,7 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
         // Void: built on a root that did not settle.
         let settled = settled_root(ctx)?;
         let claimed = claimed_pre_root(ctx, &h)?;
-        if claimed.is_some_and(|r| r != settled)
-            && !crate::mutants::active(crate::mutants::Mutation::VoidSettles)
-        {
+        if claimed.is_some_and(|r| r != settled) && !crate::mutants::active(crate::mutants::Mutation::VoidSettles) {
             take_back(ctx, h)?;
             return Ok(bytes(&false));
         }
@@ -3058,7 +3056,11 @@ impl NativeContract for IorPrimaryContract {
         {
             return revert(format!("{method} takes no native value"));
         }
-        let latest = if matches!(method, "init" | "init_baseline") { Latest { next: 0, header: None } } else { close_latest(ctx)? };
+        let latest = if matches!(method, "init" | "init_baseline") {
+            Latest { next: 0, header: None }
+        } else {
+            close_latest(ctx)?
+        };
         match method {
             // `init_baseline`: the §3.5.3 challenge-window baseline, the
             // only deployment that may post ahead ([`PrimaryConfig::pipelined`]).

@@ -268,7 +268,16 @@ fn finalize_within(e: &mut Env, key: &KeyPair, batch: u64, gas: u64) -> gridledg
     let a = e.d.finalize_args(batch).unwrap();
     let n = e.d.primary.next_nonce(&key.address());
     let chain_id = e.d.primary.chain_id();
-    let tx = gridledger_ledger::devnet::call(key, chain_id, n, gridledger_rollup::IOR_PRIMARY_ID, "finalize", a, Amount::ZERO, gas);
+    let tx = gridledger_ledger::devnet::call(
+        key,
+        chain_id,
+        n,
+        gridledger_rollup::IOR_PRIMARY_ID,
+        "finalize",
+        a,
+        Amount::ZERO,
+        gas,
+    );
     e.d.primary.exec(tx).unwrap()
 }
 

@@ -434,8 +434,7 @@ fn a_settled_agreements_key_is_not_reopened() -> bool {
 fn an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root() -> bool {
     let mut e = or_funded();
     let first = record_batches(&mut e, 6);
-    let Some(k) = (first..first + 5).find(|b| executor_of(&e, *b).address() != executor_of(&e, b + 1).address())
-    else {
+    let Some(k) = (first..first + 5).find(|b| executor_of(&e, *b).address() != executor_of(&e, b + 1).address()) else {
         return false;
     };
     for b in first..k {
@@ -453,9 +452,7 @@ fn an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root() -> bool {
     }
     let a = state_dispute_on(&e, k + 1, &forged);
     let r = e.d.primary_call(&trader(3), "dispute_state", a, e.d.cfg.challenge_bond).unwrap();
-    r.status != TxStatus::Success
-        && !e.d.batch_header(k + 1).unwrap().overturned
-        && node_active(&e, &honest.address())
+    r.status != TxStatus::Success && !e.d.batch_header(k + 1).unwrap().overturned && node_active(&e, &honest.address())
 }
 
 /// Pipelined (attack r14 [2]): batch k+1, posted ahead of an honest k
@@ -538,7 +535,10 @@ const SCENARIOS: [Scenario; 22] = [
     ("a stranger's expiry freezes no one", a_strangers_expiry_freezes_no_one),
     ("an open agreement's key is not reopened", an_open_agreements_key_is_not_reopened),
     ("a settled agreement's key is not reopened", a_settled_agreements_key_is_not_reopened),
-    ("an honest batch posted ahead is not judged against a forged root", an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root),
+    (
+        "an honest batch posted ahead is not judged against a forged root",
+        an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root,
+    ),
     (
         "a batch posted ahead is disputable a window after its predecessor settled",
         a_batch_posted_ahead_is_disputable_a_window_after_its_predecessor_settled,

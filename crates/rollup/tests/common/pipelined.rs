@@ -132,4 +132,3 @@ pub fn post_right_roots_wrong_inputs(e: &mut Env, batch: u64) -> Vec<u8> {
         proof,
     })
 }
-
