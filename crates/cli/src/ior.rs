@@ -803,12 +803,22 @@ const LOCK_SUBDIRS: [&str; 4] = [".local", "state", "gridledger", "locks"];
 /// `$XDG_RUNTIME_DIR` or `$TMPDIR`, so two runs of one user on one host
 /// find the same lock whatever their environment (an interactive shell,
 /// cron, `su`, a service: attack r13 [1]); [`LOCK_HOME_ENV`] where that is
-/// set (tests only).
+/// set (tests only; honouring it prints a warning on stderr).
 #[cfg(unix)]
 fn lock_home() -> anyhow::Result<std::path::PathBuf> {
     if let Some(h) = std::env::var_os(LOCK_HOME_ENV) {
         let h = std::path::PathBuf::from(h);
         anyhow::ensure!(h.is_absolute(), "{LOCK_HOME_ENV} {} is not an absolute path (nothing was sent)", h.display());
+        // Never silent: a real day run with it set would not see the lock
+        // of a run without it.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "warning: {LOCK_HOME_ENV} is set: the day's lock is kept below {} instead of this user's home \
+                 (for tests only; runs without it do not see this lock)",
+                h.display()
+            )
+        });
         return Ok(h);
     }
     // SAFETY: getuid has no preconditions and cannot fail.

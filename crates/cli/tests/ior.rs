@@ -203,3 +203,25 @@ fn ior_day_runs_on_a_pbft_testnet() {
     let (gained, spent) = check_balances_on_chain(&r, &c1);
     assert!(gained > 0 && gained == spent, "sellers got {gained}, buyers paid {spent}");
 }
+
+/// `GRIDLEDGER_TEST_LOCK_HOME` moves the day's lock out of the user's home
+/// (tests only): a run that honours it says so on stderr, in release
+/// builds too, so a real day run with it set by mistake is not silent.
+/// Here the lock home holds this program's directory open to others, so
+/// the run is refused right after honouring it and sends nothing.
+#[test]
+fn a_run_honouring_the_test_lock_home_warns_on_stderr() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, _node, _url) = own_chain(dir.path(), 2);
+    let (c, f) = (d(&chain), d(&chain.join("keys").join("account-0.key")));
+    let home = dir.path().join("home-open");
+    let open = home.join(".local").join("state").join("gridledger");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o =
+        bin().args(common::ior::day_args(&c, &f, "24..25")).env("GRIDLEDGER_TEST_LOCK_HOME", &home).output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("has mode 777"), "{} {}", o.status, err.trim());
+    assert!(err.contains("warning: GRIDLEDGER_TEST_LOCK_HOME is set"), "{}", err.trim());
+}

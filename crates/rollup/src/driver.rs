@@ -582,8 +582,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         cfg.accounts()?;
         let mut d = Self::roles(primary, secondary, cfg);
         let admin = dev_key(d.cfg.participants);
-        let r = d.primary_call(&admin, "init", args(&d.primary_config()), Amount::ZERO)?;
-        ok(&r, "init")?;
+        // The baseline says it is one (`PrimaryConfig::pipelined`).
+        let init = if d.cfg.mode == Mode::ConventionalOr { "init_baseline" } else { "init" };
+        let r = d.primary_call(&admin, init, args(&d.primary_config()), Amount::ZERO)?;
+        ok(&r, init)?;
         let sc = crate::secondary::SecondaryConfig { params: d.cfg.params.clone(), authority: d.authority.public() };
         let r = d.secondary_call(&admin, "init", args(&sc))?;
         ok(&r, "init")?;
@@ -1311,10 +1313,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// [`Mode::ConventionalOr`]: the executors post the TCRs of every
     /// recorded batch after `fin` now, each in a later block (a second
     /// apart) and built on the state the batches before it leave, as a
-    /// conventional optimistic rollup posts its batches: each batch's
-    /// challenge window runs from its own posting, so the windows overlap
-    /// ([`crate::primary::PrimaryConfig::pipelined`]). Validators check
-    /// each batch when its turn to settle comes, inside its window. Stops
+    /// conventional optimistic rollup posts its batches; each records the
+    /// root it builds on, and is judged against it for a whole window once
+    /// that root is final ([`crate::primary::PrimaryConfig::pipelined`]).
+    /// Validators check each batch when its turn to settle comes, inside
+    /// its window. Stops
     /// at the first batch whose executor posts nothing (the stand-in of
     /// [`Self::process`] takes it when its turn comes).
     fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
@@ -1340,6 +1343,21 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         Ok(())
+    }
+
+    /// When `h`'s dispute window opens: its posting; in
+    /// [`Mode::ConventionalOr`] not before the batch before it settled
+    /// ([`crate::primary::PrimaryConfig::pipelined`]).
+    fn window_start(&self, h: &BatchHeader) -> Result<Option<Timestamp>, DriverError> {
+        let Some(done) = h.complete_at else { return Ok(None) };
+        if self.cfg.mode != Mode::ConventionalOr {
+            return Ok(Some(done));
+        }
+        let Some(prev) = h.id.checked_sub(1) else { return Ok(Some(done)) };
+        Ok(match self.batch_header(prev)?.state {
+            BatchState::Settled { at, .. } => Some(done.max(at)),
+            BatchState::Open => None,
+        })
     }
 
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
@@ -1401,7 +1419,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             // Delegated validators and bonded challengers act after the
             // assigned validator's turn (the first half of the window).
-            if let Some(done) = self.batch_header(fin)?.complete_at {
+            if let Some(done) = self.window_start(&self.batch_header(fin)?)? {
                 let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
                 self.set_time(turn.max(self.now()));
             }
@@ -1513,7 +1531,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if h.state == BatchState::Open {
                 // An overturned batch is executed on chain at once.
                 if !h.overturned {
-                    let until = h.complete_at.unwrap_or(0).saturating_add(self.cfg.window_ms());
+                    let until = self.window_start(&h)?.unwrap_or(0).saturating_add(self.cfg.window_ms());
                     self.set_time(until);
                 }
                 let key = self.executors[0].0.clone();
@@ -1522,6 +1540,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     return Err(DriverError::Stuck(fin));
                 }
                 h = self.batch_header(fin)?;
+                if h.state == BatchState::Open && h.tcr_root.is_none() && !h.overturned {
+                    // Void (built on a root that did not settle, pipelined):
+                    // taken back; its executor posts it again.
+                    continue;
+                }
             }
             let BatchState::Settled { disputed, at } = h.state else { return Err(DriverError::Stuck(fin)) };
             let tcrs = self.settled_tcrs(fin)?;

@@ -96,6 +96,21 @@ pub enum Mutation {
     /// settled reads as absent from the settled state and is reopened, and
     /// a second agreement sells the same period again (attack r11 [4]).
     ReopenSettledKey,
+    /// [`crate::primary::PrimaryConfig::pipelined`]: a batch posted ahead
+    /// is disputed against its claimed pre-root before that root is final
+    /// (the batch before it still open): an honest batch built on the
+    /// state a forged predecessor really leaves is overturned against the
+    /// forged root and its executor slashed (attack r14 [1]).
+    PipelinedDisputeEarly,
+    /// Pipelined: a batch posted ahead keeps its dispute window from its
+    /// own posting, so it is disputable only for what is left of it once
+    /// its predecessor settles (attack r14 [2]).
+    WindowFromPosting,
+    /// Pipelined: `finalize` settles a batch whose claimed pre-root is not
+    /// the root its predecessor settled with, instead of taking it back:
+    /// the root of a batch built on an overturned forgery settles (attack
+    /// r14 [2], [3]).
+    VoidSettles,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -260,14 +260,24 @@ pub struct PrimaryConfig {
     /// The conventional optimistic rollup's posting (the §3.5.3 baseline,
     /// [`crate::driver::Mode::ConventionalOr`]): an executor may post a
     /// batch's TCRs while the batches before it still wait out their
-    /// windows, each built on the post-state root its predecessor posted,
-    /// so the windows of successive batches overlap and each batch is final
-    /// one window after its own posting. A dispute of such a batch is
-    /// checked against its predecessor's posted root, and a batch that
-    /// settles with another root than it posted (the chain executed it)
-    /// takes the TCRs posted after it back: those batches are posted
-    /// again on the state that settled. IOR (`false`) posts a batch's TCRs
+    /// windows. Each posting records the root it builds on, its *claimed
+    /// pre-root* ([`claimed_pre_root`]): the settled root when the batch
+    /// before it has settled, else the post-state root that batch posted.
+    /// A batch is judged only against its own claimed pre-root and only
+    /// once that root is final: disputes of it wait until the batch before
+    /// it has settled ([`EntryDisputeError::PredecessorUnsettled`]), and its
+    /// window runs a whole `window_ms` from then (or from its posting, if
+    /// later; [`window_start`]). A batch whose claimed pre-root is not the
+    /// root its predecessor settled with is void: its own `finalize` takes
+    /// its TCRs back, in O(1) and punishing nobody, and they are posted
+    /// again on the settled root ([`EntryDisputeError::Void`]). No call
+    /// walks the batches posted ahead. IOR (`false`) posts a batch's TCRs
     /// only once the batch before it has settled.
+    ///
+    /// Only the baseline may set this: `init` refuses it, and a deployment
+    /// that is the baseline says so by initialising with `init_baseline`
+    /// (which refuses `false`), so no real deployment turns it on by a
+    /// stray flag.
     pub pipelined: bool,
 }
 
@@ -721,6 +731,17 @@ pub enum EntryDisputeError {
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
+    /// [`PrimaryConfig::pipelined`]: the batch was posted ahead on a root
+    /// that is not final yet (the batch before it has not settled). It is
+    /// judged against that root only once the root is final, and then for
+    /// a whole window.
+    #[error("batch {batch} builds on batch {pred}'s root, which has not settled; it is disputable once it has")]
+    PredecessorUnsettled { batch: u64, pred: u64 },
+    /// [`PrimaryConfig::pipelined`]: the batch's claimed pre-root is not
+    /// the root its predecessor settled with; nothing is judged, its
+    /// `finalize` takes its TCRs back.
+    #[error("batch {0} builds on a root its predecessor did not settle with: void, finalize takes it back")]
+    Void(u64),
 }
 
 /// What the refusal of a held-reward claim for an earlier, still
@@ -728,11 +749,17 @@ pub enum EntryDisputeError {
 /// a driver recognises a claim worth retrying by it in the revert reason.
 pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may still reveal";
 
-/// `Err` once batch `h`'s dispute window has passed: the same instant from
-/// which `finalize` settles it, so a batch is always either disputable or
-/// finalizable, never both.
-fn window_open(ctx: &CallContext<'_, '_>, c: &PrimaryConfig, h: &BatchHeader) -> Result<(), EntryDisputeError> {
-    let Some(done) = h.complete_at else { return Ok(()) };
+/// `Err` once batch `h`'s dispute window, which opened at `start`
+/// ([`window_start`]), has passed: the same instant from which `finalize`
+/// settles it, so a batch is always either disputable or finalizable,
+/// never both.
+fn window_open(
+    ctx: &CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: &BatchHeader,
+    start: Option<Timestamp>,
+) -> Result<(), EntryDisputeError> {
+    let Some(done) = start else { return Ok(()) };
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() >= until {
         return Err(EntryDisputeError::WindowClosed { batch: h.id, until, now: ctx.timestamp() });
@@ -1910,18 +1937,22 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     }
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     let c = cfg(ctx)?;
-    if fin != h.id {
-        if !c.pipelined {
-            return revert(format!("batch {fin} must settle before batch {}", h.id));
-        }
-        // Pipelined: every batch before it has its TCRs posted and stands.
-        for id in fin..h.id {
-            let p = header(ctx, id)?;
-            if p.tcr_root.is_none() || p.overturned {
-                return revert(format!("batch {id} has no standing TCRs to build batch {} on", h.id));
-            }
-        }
+    if fin != h.id && !c.pipelined {
+        return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
+    // Pipelined: the root this posting builds on, recorded with it (one
+    // header read, whatever the number of batches posted ahead).
+    let claimed = if !c.pipelined {
+        None
+    } else if fin == h.id {
+        Some(settled_root(ctx)?)
+    } else {
+        let p = header(ctx, h.id - 1)?;
+        match p.post_root.filter(|_| p.tcr_root.is_some() && !p.overturned && p.state == BatchState::Open) {
+            Some(r) => Some(r),
+            None => return revert(format!("batch {} has no standing TCRs to build batch {} on", p.id, h.id)),
+        }
+    };
     let caller = ctx.caller();
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
     // Another active executor stands in for an assigned one that left or
@@ -1968,6 +1999,9 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     h.tcr_height = Some(ctx.height());
     h.posted_by = Some(caller);
     h.complete_at = Some(ctx.timestamp());
+    if let Some(r) = claimed {
+        ctx.write_typed(&prkey(h.id), &r)?;
+    }
     ctx.emit(
         "ior_tcrs_recorded",
         vec![("batch".into(), h.id.to_string()), ("validator".into(), h.validator.to_string())],
@@ -2166,7 +2200,8 @@ fn punish(
     // e.g. by the executor's own sybil in the next block, does not burn an
     // honest validator that had no chance to act. (`finalize` comes after
     // the whole window.)
-    let validator_late = h.complete_at.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
+    let start = if c.pipelined { window_start(ctx, c, h)? } else { h.complete_at };
+    let validator_late = start.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
     let mut forfeited = Vec::new();
     if let Some(e) = h.posted_by {
         forfeited.push(forfeit(ctx, &e)?);
@@ -2210,9 +2245,6 @@ fn punish(
 /// Settles a batch with the chain's own run, storing its verdicts (only
 /// batches the chain executed keep verdicts in storage).
 fn settle_with_chain_tcrs(ctx: &mut CallContext<'_, '_>, h: BatchHeader, run: ChainRun) -> Result<(), ContractError> {
-    if h.post_root != Some(run.post_root) {
-        take_back_later_tcrs(ctx, h.id)?;
-    }
     let correct: Vec<Tcr> = run.leaves.into_iter().map(|l| l.tcr).collect();
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
     ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
@@ -2220,32 +2252,78 @@ fn settle_with_chain_tcrs(ctx: &mut CallContext<'_, '_>, h: BatchHeader, run: Ch
     settle_batch(ctx, h, run.post_root, run.burned, true)
 }
 
-/// Batch `id` settles with another root than the one posted for it: the
-/// TCRs posted after it ([`PrimaryConfig::pipelined`]) were built on that
-/// posted root, so they are taken back and the executors post those
-/// batches again on the state that settled (a batch already overturned
-/// stays so and is executed on chain). Without pipelining no later batch
-/// has TCRs and nothing changes.
-fn take_back_later_tcrs(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<(), ContractError> {
-    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    for later in id.saturating_add(1)..next {
-        let mut h = header(ctx, later)?;
-        if h.tcr_root.is_none() || h.state != BatchState::Open {
-            break;
-        }
-        if h.overturned {
-            continue;
-        }
-        h.tcr_root = None;
-        h.tcr_height = None;
-        h.post_root = None;
-        h.burned = None;
-        h.posted_by = None;
-        h.complete_at = None;
-        ctx.write_typed(&bkey(h.id), &h)?;
-        ctx.emit("ior_tcrs_taken_back", vec![("batch".into(), h.id.to_string())])?;
+/// `pre/BATCH`: the root a batch posted under [`PrimaryConfig::pipelined`]
+/// builds on, recorded by `sc_cr` ([`claimed_pre_root`]).
+fn prkey(id: u64) -> Vec<u8> {
+    [b"pre/".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// The root batch `h`'s posting claims to build on
+/// ([`PrimaryConfig::pipelined`]; `None` without pipelining).
+fn claimed_pre_root(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Option<Hash32>, ContractError> {
+    ctx.read_typed::<Hash32>(&prkey(h.id))
+}
+
+/// When batch `h`'s dispute window opens: its posting; under
+/// [`PrimaryConfig::pipelined`] not before the batch before it settled (its
+/// claimed pre-root is final only then), and `None` while that batch is
+/// still open (nothing is judged yet).
+fn window_start(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: &BatchHeader,
+) -> Result<Option<Timestamp>, ContractError> {
+    let Some(done) = h.complete_at else { return Ok(None) };
+    if !c.pipelined || crate::mutants::active(crate::mutants::Mutation::WindowFromPosting) {
+        return Ok(Some(done));
     }
-    Ok(())
+    let Some(prev) = h.id.checked_sub(1) else { return Ok(Some(done)) };
+    Ok(match header(ctx, prev)?.state {
+        BatchState::Settled { at, .. } => Some(done.max(at)),
+        BatchState::Open => None,
+    })
+}
+
+/// [`PrimaryConfig::pipelined`]: the root a dispute of batch `h` is
+/// checked against, its own claimed pre-root, once that root is final:
+/// refused while the batch before it is open, and for a void batch (its
+/// claimed pre-root is not the settled root).
+fn pipelined_pre_root(
+    ctx: &mut CallContext<'_, '_>,
+    h: &BatchHeader,
+) -> Result<Result<Hash32, EntryDisputeError>, ContractError> {
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    let claimed = claimed_pre_root(ctx, h)?;
+    if crate::mutants::active(crate::mutants::Mutation::PipelinedDisputeEarly) {
+        if let Some(r) = claimed {
+            return Ok(Ok(r));
+        }
+    }
+    if h.id != fin {
+        return Ok(Err(EntryDisputeError::PredecessorUnsettled { batch: h.id, pred: h.id.saturating_sub(1) }));
+    }
+    let settled = settled_root(ctx)?;
+    match claimed {
+        Some(r) if r != settled => Ok(Err(EntryDisputeError::Void(h.id))),
+        _ => Ok(Ok(settled)),
+    }
+}
+
+/// A void batch ([`EntryDisputeError::Void`]) at its own `finalize`: its
+/// TCRs are taken back, punishing nobody (its executor built on a root
+/// that turned out not to settle), and the batch awaits TCRs built on the
+/// settled root. O(1): the batches posted after it are void in turn, each
+/// taken back at its own turn.
+fn take_back(ctx: &mut CallContext<'_, '_>, mut h: BatchHeader) -> Result<(), ContractError> {
+    h.tcr_root = None;
+    h.tcr_height = None;
+    h.post_root = None;
+    h.burned = None;
+    h.posted_by = None;
+    h.complete_at = None;
+    ctx.delete(&prkey(h.id))?;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    ctx.emit("ior_tcrs_taken_back", vec![("batch".into(), h.id.to_string())])
 }
 
 /// Punishes the poster of wrong TCRs ([`punish`]) and settles the batch
@@ -2372,26 +2450,19 @@ fn begin_dispute(
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
         return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
     };
-    if let Err(e) = window_open(ctx, &c, &h) {
+    let pre_root = if c.pipelined {
+        match pipelined_pre_root(ctx, &h)? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        }
+    } else {
+        settled_root(ctx)?
+    };
+    let start = if c.pipelined { window_start(ctx, &c, &h)? } else { h.complete_at };
+    if let Err(e) = window_open(ctx, &c, &h, start) {
         return Ok(Err(e));
     }
-    let Some(pre_root) = pre_root_of(ctx, h.id)? else {
-        return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
-    };
     Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new() }))
-}
-
-/// The root batch `id`'s TCRs build on: the settled root for the next
-/// batch to settle; for a later one (only [`PrimaryConfig::pipelined`]
-/// posts TCRs ahead) the post-state root its predecessor posted, or `None`
-/// while the predecessor has none standing (overturned or not posted).
-fn pre_root_of(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<Option<Hash32>, ContractError> {
-    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
-    if id <= fin {
-        return settled_root(ctx).map(Some);
-    }
-    let p = header(ctx, id - 1)?;
-    Ok(p.post_root.filter(|_| p.tcr_root.is_some() && !p.overturned))
 }
 
 /// A successful claim of a batch's held reward ([`begin_dispute`]): the
@@ -2927,7 +2998,18 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
         // Batches settle in order (TCRs posted ahead, `pipelined`).
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
-    let until = done.saturating_add(c.window_ms);
+    let mut start = done;
+    if c.pipelined {
+        // Void: built on a root that did not settle.
+        let settled = settled_root(ctx)?;
+        let claimed = claimed_pre_root(ctx, &h)?;
+        if claimed.is_some_and(|r| r != settled) && !crate::mutants::active(crate::mutants::Mutation::VoidSettles) {
+            take_back(ctx, h)?;
+            return Ok(bytes(&false));
+        }
+        start = window_start(ctx, &c, &h)?.unwrap_or(done);
+    }
+    let until = start.saturating_add(c.window_ms);
     if ctx.timestamp() < until {
         return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
     }
@@ -2974,10 +3056,22 @@ impl NativeContract for IorPrimaryContract {
         {
             return revert(format!("{method} takes no native value"));
         }
-        let latest = if method == "init" { Latest { next: 0, header: None } } else { close_latest(ctx)? };
+        let latest = if matches!(method, "init" | "init_baseline") {
+            Latest { next: 0, header: None }
+        } else {
+            close_latest(ctx)?
+        };
         match method {
-            "init" => {
+            // `init_baseline`: the §3.5.3 challenge-window baseline, the
+            // only deployment that may post ahead ([`PrimaryConfig::pipelined`]).
+            "init" | "init_baseline" => {
                 let c: PrimaryConfig = decode_args(args)?;
+                if c.pipelined != (method == "init_baseline") {
+                    return revert(
+                        "pipelined posting is the challenge-window baseline's only: init refuses it, init_baseline \
+                         requires it",
+                    );
+                }
                 if ctx.read(CFG)?.is_some() {
                     return revert("already initialised");
                 }

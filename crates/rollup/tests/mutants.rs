@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::pipelined::*;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::mutation::Scenario;
@@ -425,7 +426,96 @@ fn a_settled_agreements_key_is_not_reopened() -> bool {
     }
 }
 
-const SCENARIOS: [Scenario; 19] = [
+/// Pipelined baseline (attack r14 [1]): batch k's executor forges a root
+/// minting itself coin; k+1's honest executor posts ahead on the state k
+/// really leaves; the forger's accomplice (a bonded challenger) opens
+/// k+1's entry 0 against the forged tree. The dispute is refused while k
+/// is open and the honest executor keeps its deposit.
+fn an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 6);
+    let Some(k) = (first..first + 5).find(|b| executor_of(&e, *b).address() != executor_of(&e, b + 1).address()) else {
+        return false;
+    };
+    for b in first..k {
+        let (t, x) = honest_tcrs(&mut e, b);
+        if record_tcrs(&mut e, &x, b, t).status != TxStatus::Success {
+            return false;
+        }
+    }
+    let forger = executor_of(&e, k).address();
+    let forged = post_minting_root(&mut e, k, forger);
+    let honest = executor_of(&e, k + 1);
+    let (t1, _) = honest_tcrs(&mut e, k + 1);
+    if record_tcrs(&mut e, &honest, k + 1, t1).status != TxStatus::Success {
+        return false;
+    }
+    let a = state_dispute_on(&e, k + 1, &forged);
+    let r = e.d.primary_call(&trader(3), "dispute_state", a, e.d.cfg.challenge_bond).unwrap();
+    r.status != TxStatus::Success && !e.d.batch_header(k + 1).unwrap().overturned && node_active(&e, &honest.address())
+}
+
+/// Pipelined (attack r14 [2]): batch k+1, posted ahead of an honest k
+/// with a root minting the attacker coin, is disputed by its validator
+/// half a window after k settled (more than a window after k+1's own
+/// posting): the dispute lands and the forged root never settles.
+fn a_batch_posted_ahead_is_disputable_a_window_after_its_predecessor_settled() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (k, k1) = (first, first + 1);
+    let (t, x) = honest_tcrs(&mut e, k);
+    if record_tcrs(&mut e, &x, k, t).status != TxStatus::Success {
+        return false;
+    }
+    e.d.set_time(e.d.now() + 60_000);
+    post_minting_root(&mut e, k1, trader(3).address());
+    let (validator, calls) = validator_step(&mut e, k1);
+    let w = e.d.cfg.window_ms();
+    e.d.set_time(e.d.batch_header(k).unwrap().complete_at.unwrap() + w);
+    let r = e.d.primary_call(&x, "finalize", e.d.finalize_args(k).unwrap(), Amount::ZERO).unwrap();
+    if r.status != TxStatus::Success {
+        return false;
+    }
+    e.d.set_time(e.d.now() + w / 2);
+    for c in calls {
+        if e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap().status != TxStatus::Success {
+            return false;
+        }
+    }
+    e.d.batch_header(k1).unwrap().overturned
+}
+
+/// Pipelined (attack r14 [2], [3]): batches k and k+1 both post roots
+/// minting the attacker coin, k+1 on k's; k is overturned and executed on
+/// chain, so k+1 built on a root that did not settle. k+1 cannot be
+/// judged (void), and its `finalize` takes it back instead of settling the
+/// forged root.
+fn a_batch_built_on_an_overturned_root_is_taken_back() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (k, k1) = (first, first + 1);
+    post_minting_root(&mut e, k, trader(3).address());
+    post_minting_root(&mut e, k1, trader(3).address());
+    let (validator, calls) = validator_step(&mut e, k);
+    for c in calls {
+        if e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap().status != TxStatus::Success {
+            return false;
+        }
+    }
+    let exec = executor_of(&e, k);
+    if e.d.primary_call(&exec, "finalize", e.d.finalize_args(k).unwrap(), Amount::ZERO).unwrap().status
+        != TxStatus::Success
+    {
+        return false;
+    }
+    let w = e.d.cfg.window_ms();
+    e.d.set_time(e.d.batch_header(k1).unwrap().complete_at.unwrap().max(e.d.now()) + w);
+    let r = e.d.primary_call(&exec, "finalize", e.d.finalize_args(k1).unwrap(), Amount::ZERO).unwrap();
+    let h = e.d.batch_header(k1).unwrap();
+    r.status == TxStatus::Success && h.state == BatchState::Open && h.tcr_root.is_none()
+}
+
+const SCENARIOS: [Scenario; 22] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -445,6 +535,15 @@ const SCENARIOS: [Scenario; 19] = [
     ("a stranger's expiry freezes no one", a_strangers_expiry_freezes_no_one),
     ("an open agreement's key is not reopened", an_open_agreements_key_is_not_reopened),
     ("a settled agreement's key is not reopened", a_settled_agreements_key_is_not_reopened),
+    (
+        "an honest batch posted ahead is not judged against a forged root",
+        an_honest_batch_posted_ahead_is_not_judged_against_a_forged_root,
+    ),
+    (
+        "a batch posted ahead is disputable a window after its predecessor settled",
+        a_batch_posted_ahead_is_disputable_a_window_after_its_predecessor_settled,
+    ),
+    ("a batch built on an overturned root is taken back", a_batch_built_on_an_overturned_root_is_taken_back),
 ];
 
 gridledger_core::mutation_check! {
@@ -470,4 +569,7 @@ gridledger_core::mutation_check! {
     unchecked_expiry_mark_is_caught: Mutation::ExpiryMarkUnchecked => "a stranger's expiry freezes no one",
     reopened_open_agreement_is_caught: Mutation::ReopenOpenAgreement => "an open agreement's key is not reopened",
     reopened_settled_key_is_caught: Mutation::ReopenSettledKey => "a settled agreement's key is not reopened",
+    early_pipelined_dispute_is_caught: Mutation::PipelinedDisputeEarly => "an honest batch posted ahead is not judged against a forged root",
+    window_from_posting_is_caught: Mutation::WindowFromPosting => "a batch posted ahead is disputable a window after its predecessor settled",
+    settled_void_batch_is_caught: Mutation::VoidSettles => "a batch built on an overturned root is taken back",
 }

@@ -1,11 +1,12 @@
 //! The conventional optimistic rollup baseline ([`Mode::ConventionalOr`],
 //! `PrimaryConfig::pipelined`): batches are posted as soon as they are
-//! recorded, each on the root its predecessor posted, so their challenge
-//! windows overlap and each is final one window after its own posting;
-//! batches still settle in order; a dispute of a batch posted ahead is
-//! checked against its predecessor's posted root; a batch that settles
-//! with another root than it posted takes back the TCRs posted after it,
-//! which are posted again on the settled state.
+//! recorded, each recording the root it builds on (its predecessor's
+//! posted root); batches settle in order; a batch is judged against its
+//! own claimed pre-root only once that root is final (its predecessor has
+//! settled), for a whole window from then; a batch whose claimed pre-root
+//! is not the root its predecessor settled with is void and taken back at
+//! its own `finalize` (nobody punished), then posted again on the settled
+//! state (attack r14).
 
 mod common;
 
@@ -46,22 +47,27 @@ fn record_batches(e: &mut Env, n: u64) -> u64 {
 }
 
 #[test]
-fn batches_posted_ahead_settle_each_one_window_after_its_own_posting() {
+fn batches_posted_ahead_are_final_a_window_after_the_batch_before_them_settled() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 3);
     let settled = e.d.process(&mut rng(1)).unwrap();
     assert_eq!(settled.len(), 3);
+    let mut before: Option<u64> = None;
     for s in &settled {
         assert_eq!(s.outcomes, vec![Outcome::AtAccepted], "batch {}", s.batch);
         assert!(!s.disputed);
-        // A window after its posting; settled one after another, the third
-        // would wait three windows.
-        assert!(s.latency_ms >= WEEK_MS && s.latency_ms < WEEK_MS + HOUR, "batch {}: {}", s.batch, s.latency_ms);
+        let h = e.d.batch_header(s.batch).unwrap();
+        let BatchState::Settled { at, .. } = h.state else { panic!("{:?}", h.state) };
+        // A whole window after the root it builds on became final (the
+        // first: after its own posting).
+        let start = before.map_or(h.complete_at.unwrap(), |b| b.max(h.complete_at.unwrap()));
+        assert!(at >= start + WEEK_MS && at < start + WEEK_MS + HOUR, "batch {}: {at} vs {start}", s.batch);
+        before = Some(at);
     }
     let h0 = e.d.batch_header(first).unwrap();
     let h2 = e.d.batch_header(first + 2).unwrap();
     let BatchState::Settled { at: settled0, .. } = h0.state else { panic!("{:?}", h0.state) };
-    // The last batch's window opened before the first one's closed.
+    // The last batch was posted before the first one settled.
     assert!(h2.complete_at.unwrap() < settled0, "{h2:?} vs {settled0}");
     assert!(h0.complete_at < h2.complete_at);
 }
@@ -94,7 +100,7 @@ fn ior_does_not_post_ahead_and_the_baseline_settles_in_order() {
 }
 
 #[test]
-fn a_forged_batch_posted_ahead_is_disputed_on_its_predecessors_posted_root_and_settles_in_order() {
+fn a_forged_batch_posted_ahead_is_disputed_once_its_predecessor_settled_and_settles_in_order() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 2);
     let (t0, exec0) = honest_tcrs(&mut e, first);
@@ -104,25 +110,26 @@ fn a_forged_batch_posted_ahead_is_disputed_on_its_predecessors_posted_root_and_s
     forge_last_root(&mut e, first + 1);
     let forger = e.d.batch_header(first + 1).unwrap().posted_by.unwrap();
     let (validator, calls) = validator_step(&mut e, first + 1);
-    for c in calls {
-        let r = e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap();
-        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
-    }
-    let h1 = e.d.batch_header(first + 1).unwrap();
-    assert!(h1.overturned && h1.state == BatchState::Open, "{h1:?}");
-    assert!(!node_active(&e, &forger), "the forger's deposit is forfeited");
-    assert_eq!(e.d.batch_header(first).unwrap().state, BatchState::Open, "the first batch still waits out its window");
+    let r = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{}: {:?}", calls[0].method, r.status);
+    // Not judged while the root it builds on may still be overturned.
+    let r = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("which has not settled"), "{:?}", r.status);
+    assert!(!e.d.batch_header(first + 1).unwrap().overturned && node_active(&e, &forger));
+    // Once the first batch settled, the watcher disproves it.
     let settled = e.d.process(&mut rng(3)).unwrap();
     assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first, first + 1]);
     assert!(!settled[0].disputed && settled[1].disputed);
     assert_eq!(settled[1].outcomes, vec![Outcome::AtAccepted], "executed on chain, honestly");
+    assert!(!node_active(&e, &forger), "the forger's deposit is forfeited");
 }
 
 #[test]
-fn a_batch_settling_with_another_root_takes_back_the_tcrs_posted_after_it() {
+fn a_batch_built_on_a_root_that_did_not_settle_is_void_and_posted_again() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 2);
     forge_last_root(&mut e, first);
+    let forger = e.d.batch_header(first).unwrap().posted_by.unwrap();
     let (t1, exec1) = honest_tcrs(&mut e, first + 1);
     assert_eq!(record_tcrs(&mut e, &exec1, first + 1, t1).status, TxStatus::Success);
     let posted1 = e.d.batch_header(first + 1).unwrap().complete_at.unwrap();
@@ -136,12 +143,38 @@ fn a_batch_settling_with_another_root_takes_back_the_tcrs_posted_after_it() {
     let exec = e.d.executors[0].0.clone();
     let r = e.d.primary_call(&exec, "finalize", e.d.finalize_args(first).unwrap(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
-    let h1 = e.d.batch_header(first + 1).unwrap();
-    assert!(h1.tcr_root.is_none() && h1.posted_by.is_none() && h1.complete_at.is_none(), "{h1:?}");
+    // Void: nothing to judge; taken back at its own turn.
+    assert!(e.d.batch_header(first + 1).unwrap().tcr_root.is_some());
+    let (claimed, _) = honest_tcrs(&mut e, first + 1);
+    let a = whole(&e, first + 1, claimed);
+    let r = e.d.primary_call(&trader(3), "dispute", a, e.d.cfg.challenge_bond).unwrap();
+    assert!(reverted(&r).contains("void"), "{:?}", r.status);
     // Posted again on the settled state, and final a window after that.
     let settled = e.d.process(&mut rng(4)).unwrap();
     assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first + 1]);
     assert_eq!(settled[0].outcomes, vec![Outcome::AtAccepted]);
     assert!(!settled[0].disputed);
     assert!(e.d.batch_header(first + 1).unwrap().complete_at.unwrap() > posted1);
+    // Nobody is punished for building on a root that proved wrong (only
+    // the forger of the first batch, where it executes both).
+    assert!(exec1.address() == forger || node_active(&e, &exec1.address()));
+}
+
+/// Posting ahead is the baseline's alone: `init` refuses a configuration
+/// with `pipelined` set, and `init_baseline` (how the baseline's deployment
+/// says it is one) refuses one without; the driver deploys IOR with `init`
+/// and the baseline with `init_baseline`.
+#[test]
+fn only_a_deployment_that_says_it_is_the_baseline_posts_ahead() {
+    let mut e = funded();
+    let admin = e.d.executors[0].0.clone();
+    let mut c = gridledger_rollup::driver::primary_config(&e.d.primary).unwrap();
+    assert!(!c.pipelined);
+    let r = e.d.primary_call(&admin, "init_baseline", gridledger_rollup::args(&c), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("init_baseline requires it"), "{:?}", r.status);
+    c.pipelined = true;
+    let r = e.d.primary_call(&admin, "init", gridledger_rollup::args(&c), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("init refuses it"), "{:?}", r.status);
+    let e = or_funded();
+    assert!(gridledger_rollup::driver::primary_config(&e.d.primary).unwrap().pipelined);
 }

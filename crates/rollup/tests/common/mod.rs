@@ -16,6 +16,8 @@ use gridledger_rollup::types::{
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
+pub mod pipelined;
+
 pub const WALLET: Amount = Amount(1_000_000 * 1_000_000);
 pub const HOUR: u64 = 3_600_000;
 pub const MIN: u64 = 60_000;

@@ -1,0 +1,134 @@
+//! Helpers for the pipelined baseline's attack scenarios
+//! ([`Mode::ConventionalOr`], attack r14): shared by
+//! `attack_pipelined_r14.rs` and the mutation check.
+
+use super::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::driver::Mode;
+use gridledger_rollup::exec::{execute_leaves, OffChain, PreState};
+use gridledger_rollup::primary::{DisputeEntry, DisputeState, SubmitTcrs};
+use gridledger_rollup::state::{entry_witness, fill_post_roots, post_state, state_root};
+use gridledger_rollup::types::{coins, entry_hash, tcr_proof, IorTx, Participant, Tcr};
+
+/// Four traders (0–2 funded, funding settled), two executors, three
+/// validators, a week's window (as `pipelined_or.rs`).
+pub fn or_funded() -> Env {
+    let mut e = open(config(Mode::ConventionalOr, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    e
+}
+
+/// Records `n` batches of one AT each (trader 0 buys 500 Wh from trader 1
+/// for successive slots a day ahead), each in its own block. Returns the
+/// first batch's id.
+pub fn record_batches(e: &mut Env, n: u64) -> u64 {
+    let (b, s) = (trader(0), trader(1));
+    let (first, _) = e.d.reader().progress().unwrap();
+    let day = (e.d.now() / HOUR + 24) * HOUR;
+    for i in 0..n {
+        let t = terms(&b, &s, Amount(200_000), 500, day + i * HOUR);
+        let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&t, &s))];
+        e.d.submit_block(&txs).unwrap();
+    }
+    e.d.primary.seal();
+    first
+}
+
+pub fn executor_of(e: &Env, batch: u64) -> KeyPair {
+    let a = e.d.batch_header(batch).unwrap().executor;
+    e.d.executors.iter().find(|(k, _)| k.address() == a).unwrap().0.clone()
+}
+
+/// The `sc_cr` posting of `batch` by its executor, built but not sent:
+/// honest verdicts with a post-state root that mints `to` 10 coin (a real
+/// state tree, which the forger keeps). Returns the executor, the
+/// arguments and the forged post-state.
+pub fn minting_posting(e: &Env, batch: u64, to: Address) -> (KeyPair, Vec<u8>, PreState) {
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let had = minted.participants.get(&to).map_or(Amount::ZERO, |r| r.balance);
+    minted.participants.insert(to, Participant { balance: Amount(had.0 + coins(10).0), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let last = posted.len() - 1;
+    posted[last].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[last].post_root,
+        leaves: posted,
+        burned,
+    };
+    (executor_of(e, batch), args(&sub), minted)
+}
+
+/// [`minting_posting`], sent by the batch's executor.
+pub fn post_minting_root(e: &mut Env, batch: u64, to: Address) -> PreState {
+    let (exec, a, minted) = minting_posting(e, batch, to);
+    let r = e.d.primary_call(&exec, "sc_cr", a, Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    minted
+}
+
+/// A `dispute_state` of entry 0 of `batch` whose witness opens the
+/// records against `before` (whatever state the disputer holds for the
+/// root the batch is checked against).
+pub fn state_dispute_on(e: &Env, batch: u64, before: &PreState) -> Vec<u8> {
+    let p = &e.d.cfg.params;
+    let input = e.d.batch_input(batch).unwrap();
+    let posted = input.leaves.clone().expect("posted leaves");
+    let hashes: Vec<_> = input.entries.iter().map(entry_hash).collect();
+    let proof = tcr_proof(&p.domain, batch, &hashes, &posted, 0).unwrap();
+    let entry = input.entries[0].clone();
+    let witness = entry_witness(before, &input.queue, &entry, &posted[0].tcr, p.meter_step_s);
+    args(&DisputeState { batch, entry, leaf: posted[0].clone(), proof, prev: None, witness })
+}
+
+/// The executor of `batch` posts the honest verdicts, effects and
+/// post-state roots, but commits leaf 0 to inputs in which the buyer has
+/// no coin: the batch's state transition is right, yet `dispute_entry`
+/// (re-executing entry 0 on those inputs) proves the leaf wrong. Returns
+/// that `dispute_entry`'s arguments.
+pub fn post_right_roots_wrong_inputs(e: &mut Env, batch: u64) -> Vec<u8> {
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let buyer = input.entries[0].tx.terms().buyer;
+    let rec = leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record");
+    rec.balance = Amount::ZERO;
+    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let hashes: Vec<_> = input.entries.iter().map(entry_hash).collect();
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: hashes.clone(),
+        post_root: posted.last().unwrap().post_root,
+        leaves: posted.clone(),
+        burned,
+    };
+    let exec = executor_of(e, batch);
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let proof = tcr_proof(&p.domain, batch, &hashes, &posted, 0).unwrap();
+    args(&DisputeEntry {
+        batch,
+        entry: input.entries[0].clone(),
+        pre: leaves[0].pre.clone(),
+        leaf: posted[0].clone(),
+        proof,
+    })
+}
