@@ -34,7 +34,9 @@
 //! which responds to the current overload at once and damps the cycle; the
 //! multiplier itself then moves with a small step `γ = c/4` (`c`, the
 //! method of multipliers' own step, once the row has stayed priced and
-//! overloaded for [`OVERLOAD_WAIT`] iterations: [`OVERLOAD_BOOST`]), with
+//! overloaded for [`OVERLOAD_WAIT`] iterations: [`OVERLOAD_BOOST`]; a
+//! step down that doubles along the streak once it has stayed priced and
+//! under its limit for [`SLACK_WAIT`]: [`SLACK_DOUBLING`]), with
 //! `c = 1 / (4 (M + N))` (the flows sum over all buyers' rows, so the line
 //! term's curvature grows with the market).
 //!
@@ -423,6 +425,48 @@ pub const OVERLOAD_WAIT: u32 = 500;
 /// multiplier update, so every executor steps alike.
 pub const OVERLOAD_BOOST: f64 = 4.0;
 
+/// Iterations in a row a network row must end priced and under its limit
+/// before its multiplier takes the growing step down ([`SLACK_DOUBLING`]).
+/// Shorter than [`OVERLOAD_WAIT`]: as the multiplier falls the trades it
+/// held back move, and the row touches its limit (which resets the streak)
+/// every few hundred iterations on the way down (attack round 12's market
+/// with `a = 10⁻⁴`: 500 took a reset at each ~0.5 $/kWh, past 3 000
+/// iterations; 100 clears in about 1 700).
+pub const SLACK_WAIT: u32 = 100;
+
+/// The step down of a row that has ended [`SLACK_WAIT`] or more
+/// iterations in a row priced (`μ_r > 0`) and under its limit
+/// (`G_r p < h_r`): [`OVERLOAD_BOOST`]` · γ_r` at first, doubled every
+/// `SLACK_DOUBLING` further iterations of the streak (at most
+/// [`SLACK_MAX_DOUBLINGS`] times), projected at 0 as every multiplier
+/// step; back to `γ_r` on the first iteration the row ends unpriced or at
+/// or over its limit.
+///
+/// Why: a row that comes close to its limit but does not bind at the
+/// optimum can be priced high by the first, overshooting steps (attack
+/// round 12: seed 2's 3 × 3 market with a near-linear 10 MWh pair at model
+/// bus 3, case30 at ratings × 2·10⁻⁴, line 15-23 with 21 W of slack at the
+/// optimum, multiplier above 8 $/kWh after the flat buyer's first steps).
+/// The base step moves it down by `γ_r` times the slack, a vanishing amount
+/// as the slack shrinks (≈ 3.6·10⁻⁵ $/kWh per iteration there: over
+/// 200 000 iterations), and while it stays positive the residual does not
+/// close. The symmetric counterpart of [`OVERLOAD_BOOST`] alone (a fixed
+/// `4 γ_r`) only divides that by 4; a step that doubles along the streak
+/// unwinds any multiplier in a number of iterations logarithmic in
+/// `μ_r / (γ_r · slack)`. A row that binds at the optimum ends under its
+/// limit only while it is approached from below: the first iteration at or
+/// over its limit resets the streak (and the step), and from there the
+/// multiplier climbs back by the base step and [`OVERLOAD_BOOST`]. The
+/// iteration's fixed points are the same for any positive multiplier steps
+/// (see [`BUYER_STEP_CAP`]), and the streaks are part of
+/// [`PrimalDual::state_digest`] and counted on every path after the
+/// multiplier update, so every executor steps alike.
+pub const SLACK_DOUBLING: u32 = 50;
+
+/// The most doublings of the step down ([`SLACK_DOUBLING`]): `2^40 · 4 γ_r`
+/// moves any multiplier the slack of one mW prices to 0 in one step.
+pub const SLACK_MAX_DOUBLINGS: u32 = 40;
+
 /// Relative floor of [`scaled_gap`]'s test (a party so flat that its own
 /// bound asks for less is not certified by it: see [`scaled_gap`]).
 pub const SCALED_GAP_FLOOR: f64 = 1e-9;
@@ -784,6 +828,9 @@ pub struct PrimalDual {
     /// Per network row: iterations in a row it has ended priced and
     /// overloaded ([`OVERLOAD_WAIT`]).
     overload: Vec<u32>,
+    /// Per network row: iterations in a row it has ended priced and under
+    /// its limit ([`SLACK_WAIT`]).
+    slack: Vec<u32>,
     /// The largest duality gap, $, that still certifies every party beyond
     /// the reference scale to within its own tolerance ([`scaled_gap`]).
     scaled_gap: f64,
@@ -1107,6 +1154,7 @@ impl PrimalDual {
             other,
             mode: StepMode::default(),
             overload: vec![0; net.h.len()],
+            slack: vec![0; net.h.len()],
             c_row,
             gamma_row,
             rho_t: steps.rho,
@@ -1747,6 +1795,10 @@ impl PrimalDual {
     fn boost(&self, r: usize) -> f64 {
         if self.overload[r] >= OVERLOAD_WAIT && !mutants::active(Mutation::OverloadNotBoosted) {
             OVERLOAD_BOOST
+        } else if self.slack[r] >= SLACK_WAIT && !mutants::active(Mutation::SlackNotUnwound) {
+            let d = ((self.slack[r] - SLACK_WAIT) / SLACK_DOUBLING).min(SLACK_MAX_DOUBLINGS);
+            // exact: a power of two (repeated squaring of 2.0) times 4
+            OVERLOAD_BOOST * 2f64.powi(d as i32)
         } else {
             1.0
         }
@@ -1759,6 +1811,8 @@ impl PrimalDual {
         for r in 0..self.h.len() {
             let on = self.excess[r] > 0.0 && self.mu[r] > 0.0;
             self.overload[r] = if on { self.overload[r].saturating_add(1) } else { 0 };
+            let under = self.excess[r] < 0.0 && self.mu[r] > 0.0;
+            self.slack[r] = if under { self.slack[r].saturating_add(1) } else { 0 };
         }
     }
 
@@ -1838,6 +1892,12 @@ impl PrimalDual {
         &self.overload
     }
 
+    /// Per network row: the iterations in a row it has ended priced and
+    /// under its limit ([`SLACK_WAIT`]).
+    pub fn slack_streaks(&self) -> &[u32] {
+        &self.slack
+    }
+
     /// The step mode and its counters (`PrimalDual::update_mode`).
     pub fn mode(&self) -> StepMode {
         self.mode
@@ -1856,7 +1916,7 @@ impl PrimalDual {
         for v in [quiet, priced, exits, switches] {
             h.update(v.to_le_bytes());
         }
-        for v in &self.overload {
+        for v in self.overload.iter().chain(&self.slack) {
             h.update(v.to_le_bytes());
         }
         for v in self.x.iter().chain(&self.y).chain(&self.lambda).chain(&self.mu).chain(&self.bus_price) {
@@ -1977,6 +2037,9 @@ mod mode_tests {
         // and the rows' overload counters, which choose the multiplier steps
         let mut c = a.clone();
         c.overload[0] = OVERLOAD_WAIT;
+        assert_ne!(a.state_digest(), c.state_digest());
+        let mut c = a.clone();
+        c.slack[0] = SLACK_WAIT;
         assert_ne!(a.state_digest(), c.state_digest());
     }
 }

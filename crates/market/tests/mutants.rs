@@ -235,6 +235,26 @@ fn flat_pairs_at_one_bus_behind_binding_lines_clear() -> bool {
     )
 }
 
+/// A line that comes close to its limit but does not bind at the optimum
+/// lets go of its multiplier: seed 2's 3 × 3 market with a near-linear
+/// 10 MWh pair (`a = 10⁻⁴`) at model bus 3 on case30 at ratings × 2·10⁻⁴
+/// (line 15-23 with 21 W of slack at the optimum, priced above 1 $/kWh by
+/// the pair's first steps) clears within 3 000 iterations (about 1 700)
+/// with no row binding. A row priced and under its limit for a streak takes
+/// the growing step down (attack round 12; with the base step alone, over
+/// 200 000 iterations).
+fn a_row_with_a_little_slack_lets_go_of_its_price() -> bool {
+    use gridledger_market::clearing::{clear_with, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 2e-4).unwrap();
+    let mut m = Market::generate(2, 3, 3, &net.bus_ids);
+    let bus = net.bus_ids[3];
+    let p = |side, b| Prosumer { side, bus, a: 1e-4, b, e_min: 0.0, e_max: 10_000.0 };
+    m.buyers.push(p(Side::Buyer, 10.0));
+    m.sellers.push(p(Side::Seller, 9.99));
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(3_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.is_empty())
+}
+
 /// A copy of a prosumer's request filed first by another account does not
 /// revert the owner's own.
 fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
@@ -254,7 +274,7 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
     own == TxStatus::Success
 }
 
-const SCENARIOS: [Scenario; 13] = [
+const SCENARIOS: [Scenario; 14] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -274,6 +294,7 @@ const SCENARIOS: [Scenario; 13] = [
         primal_dual_leaves_the_congested_mode_of_an_uncongested_interval,
     ),
     ("flat pairs at one bus behind binding lines clear", flat_pairs_at_one_bus_behind_binding_lines_clear),
+    ("a row with a little slack lets go of its price", a_row_with_a_little_slack_lets_go_of_its_price),
 ];
 
 gridledger_core::mutation_check! {
@@ -292,4 +313,5 @@ gridledger_core::mutation_check! {
     cap_on_unloaded_trades_is_caught: Mutation::CapOnUnloadedTrades => "flat pairs at one bus behind binding lines clear",
     small_party_penalty_shrunk_is_caught: Mutation::SmallPartyPenaltyShrunk => "flat pairs at one bus behind binding lines clear",
     overload_not_boosted_is_caught: Mutation::OverloadNotBoosted => "flat pairs at one bus behind binding lines clear",
+    slack_not_unwound_is_caught: Mutation::SlackNotUnwound => "a row with a little slack lets go of its price",
 }
