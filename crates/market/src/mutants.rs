@@ -63,6 +63,11 @@ pub enum Mutation {
     /// first steps but with a little slack at the optimum unwinds at
     /// `γ_r` times that slack.
     SlackNotUnwound,
+    /// Primal-dual's per-party stopping test ([`crate::primal_dual::scaled_gap`])
+    /// covers only the parties beyond the reference scale: a small congested
+    /// market stops with a seeded party off its optimal total by more than
+    /// `clear`'s tolerance, and `clear` refuses the run.
+    ScaledGapLargePartiesOnly,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.
