@@ -58,6 +58,16 @@ pub enum Mutation {
     /// never takes the longer step: a multiplier that must climb far
     /// behind sellers at their `e_max` climbs at the base rate.
     OverloadNotBoosted,
+    /// Primal-dual's multiplier of a row that stays priced and under its
+    /// limit never takes the growing step down: a row priced high by the
+    /// first steps but with a little slack at the optimum unwinds at
+    /// `γ_r` times that slack.
+    SlackNotUnwound,
+    /// Primal-dual's per-party stopping test ([`crate::primal_dual::scaled_gap`])
+    /// covers only the parties beyond the reference scale: a small congested
+    /// market stops with a seeded party off its optimal total by more than
+    /// `clear`'s tolerance, and `clear` refuses the run.
+    ScaledGapLargePartiesOnly,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -235,6 +235,51 @@ fn flat_pairs_at_one_bus_behind_binding_lines_clear() -> bool {
     )
 }
 
+/// A line that comes close to its limit but does not bind at the optimum
+/// lets go of its multiplier: seed 2's 3 × 3 market with a near-linear
+/// 10 MWh pair (`a = 10⁻⁴`) at model bus 3 on case30 at ratings × 2·10⁻⁴
+/// (line 15-23 with 21 W of slack at the optimum, priced above 1 $/kWh by
+/// the pair's first steps) clears within 3 000 iterations (about 1 700)
+/// with no row binding. A row priced and under its limit for a streak takes
+/// the growing step down (attack round 12; with the base step alone, over
+/// 200 000 iterations).
+fn a_row_with_a_little_slack_lets_go_of_its_price() -> bool {
+    use gridledger_market::clearing::{clear_with, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 2e-4).unwrap();
+    let mut m = Market::generate(2, 3, 3, &net.bus_ids);
+    let bus = net.bus_ids[3];
+    let p = |side, b| Prosumer { side, bus, a: 1e-4, b, e_min: 0.0, e_max: 10_000.0 };
+    m.buyers.push(p(Side::Buyer, 10.0));
+    m.sellers.push(p(Side::Seller, 9.99));
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(3_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.is_empty())
+}
+
+/// Primal-dual stops only on a clearing `clear` accepts: a small congested
+/// case30 market (2 buyers, 4 seeded sellers, ratings × 10⁻³; attack round
+/// 12's fuzz) clears by primal-dual with every party within its tolerance
+/// of the reference. With the per-party stopping test over the parties
+/// beyond `E₀` only, it stopped with a seller 2.35 Wh off its optimal total
+/// (tolerance 2.04 Wh) and `clear` refused it as `OffReference`.
+fn primal_dual_stops_only_where_clear_accepts() -> bool {
+    use gridledger_market::clearing::{clear, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 1e-3).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let m = Market {
+        buyers: vec![
+            p(Side::Buyer, 22, 0.010983315542972138, 0.25651049289728667, 1.0162981659611816),
+            p(Side::Buyer, 30, 0.01778239358370093, 0.33144195504836726, 1.2909677592015614),
+        ],
+        sellers: vec![
+            p(Side::Seller, 20, 0.010295614518310474, 0.08772495837306853, 3.9203998730440865),
+            p(Side::Seller, 22, 0.027325826045440274, 0.1136470214617988, 1.4771541254472824),
+            p(Side::Seller, 23, 0.01163106311356299, 0.10529523274056778, 1.035012924843226),
+            p(Side::Seller, 20, 0.01663931254976843, 0.10939143089266587, 4.8070291087691075),
+        ],
+    };
+    clear(&m, &net, Algorithm::PrimalDual).is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
+}
+
 /// A copy of a prosumer's request filed first by another account does not
 /// revert the owner's own.
 fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
@@ -254,7 +299,7 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
     own == TxStatus::Success
 }
 
-const SCENARIOS: [Scenario; 13] = [
+const SCENARIOS: [Scenario; 15] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -274,6 +319,8 @@ const SCENARIOS: [Scenario; 13] = [
         primal_dual_leaves_the_congested_mode_of_an_uncongested_interval,
     ),
     ("flat pairs at one bus behind binding lines clear", flat_pairs_at_one_bus_behind_binding_lines_clear),
+    ("a row with a little slack lets go of its price", a_row_with_a_little_slack_lets_go_of_its_price),
+    ("primal-dual stops only where clear accepts", primal_dual_stops_only_where_clear_accepts),
 ];
 
 gridledger_core::mutation_check! {
@@ -292,4 +339,6 @@ gridledger_core::mutation_check! {
     cap_on_unloaded_trades_is_caught: Mutation::CapOnUnloadedTrades => "flat pairs at one bus behind binding lines clear",
     small_party_penalty_shrunk_is_caught: Mutation::SmallPartyPenaltyShrunk => "flat pairs at one bus behind binding lines clear",
     overload_not_boosted_is_caught: Mutation::OverloadNotBoosted => "flat pairs at one bus behind binding lines clear",
+    slack_not_unwound_is_caught: Mutation::SlackNotUnwound => "a row with a little slack lets go of its price",
+    scaled_gap_large_parties_only_is_caught: Mutation::ScaledGapLargePartiesOnly => "primal-dual stops only where clear accepts",
 }
