@@ -75,9 +75,10 @@
 //!   until the batch is full.
 //!
 //! So whatever fills the batches (count or gas) and whoever arrives, every
-//! sender that keeps transactions pending is served: within the current
-//! round and the next `members` rounds, each of at most one batch per
-//! member, the members being at most the senders the mempool holds. The
+//! sender with a transaction to propose is served within the current round
+//! and at most `S` more, `S` being the most senders the mempool can hold
+//! (each round gives it at least `budget / S` credit), and each round lasts
+//! at most one batch per member (at most `S`). The
 //! mempool's gas-price order decides who goes first within a round, never
 //! who is not reached. The rule depends only on the mempool's order and
 //! what this queue did; it shapes only this validator's own proposals
