@@ -326,14 +326,13 @@ mod lbft {
 
     /// [`QueueMutation::GasCutForgotten`]: sender 0 (gas price 2, first in
     /// the mempool's order) keeps two transactions with gas limit = the
-    /// whole budget queued, sender 1 (price 1) has one transfer, and every
-    /// batch executes whole. Sender 1's transfer, left out of the first
-    /// batch for gas, must go first in the second; the epoch it was taken
-    /// in.
+    /// whole budget queued, sender 1 (price 1) has one of the same size, and
+    /// every batch executes whole. Sender 1's, left out of the first batch
+    /// for gas, must go first in the second; the epoch it was taken in.
     fn taken_behind_a_budget_sized_sender(m: Option<QueueMutation>) -> Option<u64> {
         let budget = 4 * TRANSFER_GAS;
         let mut pool = Mempool::new(64, 16);
-        let h = pool.admit(vtx(1, 0, TRANSFER_GAS), &RICH).unwrap();
+        let h = pool.admit(vtx(1, 0, budget), &RICH).unwrap();
         let f = dev_key(0).address();
         let mut q = queue(m);
         let (mut done, mut next) = (0u64, 0u64);
@@ -365,6 +364,54 @@ mod lbft {
             taken_behind_a_budget_sized_sender(Some(QueueMutation::GasCutForgotten)),
             None,
             "the bug lets sender 0 take every batch"
+        );
+    }
+
+    /// [`QueueMutation::RoundOpenToNewcomers`] (attack r9 [1]): sender 1
+    /// keeps two transactions with gas limit = the whole budget queued and
+    /// each epoch a new sender (dev accounts 10, 11, …) sends one of the
+    /// same size; every batch executes whole. Senders arriving after a
+    /// round started wait for the next one, so sender 1 keeps getting
+    /// turns; the batches (of 12) that took one of sender 1's.
+    fn served_among_newcomers(m: Option<QueueMutation>) -> usize {
+        let budget = 4 * TRANSFER_GAS;
+        let mut pool = Mempool::new(64, 16);
+        let h = dev_key(1).address();
+        let mut q = queue(m);
+        let (mut done, mut next) = (0u64, 0u64);
+        let mut turns = 0;
+        for e in 0..12 {
+            while next < done + 2 {
+                pool.admit(vtx(1, next, budget), &Account { nonce: done, ..RICH }).unwrap();
+                next += 1;
+            }
+            pool.admit(vtx(10 + e, 0, budget), &RICH).unwrap();
+            let txs: Vec<SignedTransaction> = q
+                .cut(e as u64, &pool, 10, budget)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            let took = txs.iter().filter(|t| t.sender() == h).count() as u64;
+            turns += usize::from(took > 0);
+            done += took;
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(
+                senders,
+                |a| if *a == h { Account { nonce: done, ..RICH } } else { Account { nonce: 1, ..RICH } },
+            );
+            q.delivered(e as u64, &pool);
+        }
+        turns
+    }
+
+    #[test]
+    fn newcomers_joining_an_open_round_is_caught() {
+        assert!(served_among_newcomers(None) >= 3, "control: sender 1 keeps getting turns");
+        assert_eq!(
+            served_among_newcomers(Some(QueueMutation::RoundOpenToNewcomers)),
+            1,
+            "the bug keeps the round open for ever: sender 1 is served once"
         );
     }
 

@@ -34,30 +34,56 @@
 //!   ([`gridledger_ledger::SubmitError::GasLimitAboveShare`]); one found in
 //!   the mempool anyway is given up like an exhausted retry.
 //!
-//! Senders are served round-robin, each sender's transactions in nonce
-//! order, and **the round goes on across batches** (attack r6 [3]): a
-//! batch's first pass visits the senders not yet served in the current
-//! round, in the mempool's order ([`Mempool::queues`]); once it has
-//! served them all, the round ends and the pass goes on from the
-//! mempool's first sender in a new one. A sender counts as served once
-//! the first pass took its next transaction or found it in flight (or gave
-//! it up). **A sender whose next transaction did not fit the gas left
-//! stays unserved and goes first in the next batch** (attack r8 [1]): the
-//! next batch's first pass visits those senders before any other, in the
-//! order they were left out, and the round does not end while one of them
-//! waits. So whatever fills a batch (count or gas), each batch serves at
-//! least one sender the round has not served (the first one visited fits
-//! an empty batch): a round lasts at most one batch per sender it serves,
-//! and ⌈senders / `max_txs`⌉ batches when batches fill by count; a sender
-//! left out for gas is served within as many batches as there are
-//! senders left out before it (they keep their order, and those left out
-//! later queue behind them). The mempool's gas-price order
-//! decides who goes first within a round, never who is not reached: a
-//! sender that keeps one transaction of a whole gas share queued at a
-//! higher price takes one batch per round, not every batch. The rule
-//! depends only on the mempool's order and what this queue did; it
-//! shapes only this validator's own proposals (every validator checks a
-//! batch by its contents, never by how it was cut).
+//! Senders are served round-robin in **rounds whose membership is fixed
+//! when they start** (attack r9 [1]), each sender's transactions in nonce
+//! order, and a round goes on across batches (attack r6 [3]):
+//!
+//! - a round starts when the last one ends, with the senders the mempool
+//!   holds transactions of then, in the mempool's order
+//!   ([`Mempool::queues`]); a sender that arrives later (or comes back
+//!   after it left) waits for the next round. A round ends once each
+//!   member was visited once and none waits for gas (below), so its length
+//!   is bounded by its membership: at most one batch per member, and
+//!   ⌈members / `max_txs`⌉ batches when batches fill by count;
+//! - a batch's first pass visits the round's members not visited yet, in
+//!   order. A member leaves the round once the pass took its next
+//!   transaction, found it in flight (or gave it up), found it gone from
+//!   the mempool, or found its gas credit short of it (below);
+//! - **a member whose next transaction did not fit the gas left in the
+//!   batch keeps its place at the head of the next batch, within the same
+//!   round** (attack r8 [1]): those left out go first in the next batch, in
+//!   the order they were left out. The first one visited fits an empty
+//!   batch, so each batch serves at least one member, and one left out is
+//!   served within as many batches as there are members left out before it;
+//! - **each round gives each member an equal part of a batch's gas as
+//!   credit** (`budget / members`, carried over while the member waits);
+//!   a member is served when its credit covers its next transaction's gas
+//!   limit, and its credit is spent then. A sender whose transactions each
+//!   take the whole budget is served once every `members` rounds; one with
+//!   ordinary transfers every round. Rounds in which no member's credit
+//!   would do are skipped (the round gives as much credit as the member
+//!   closest to its next transaction needs), so each round serves someone.
+//!   Without the credit, senders that each send one transaction of the
+//!   whole share would take a batch per sender per round, and a client
+//!   with ordinary transfers one batch in as many; with it they share one
+//!   batch's gas per round among themselves, and that client is served
+//!   about every other batch (tests `attack_lbft_r9`);
+//! - the walk is bounded: the first pass stops when the batch is full by
+//!   count or gas, or after `max_txs` members left out for gas (a large
+//!   pool is not walked whole every epoch); further passes take more
+//!   transactions, round-robin, from the senders the first pass took from,
+//!   until the batch is full.
+//!
+//! So whatever fills the batches (count or gas) and whoever arrives, every
+//! sender with a transaction to propose is served within the current round
+//! and at most `S` more, `S` being the most senders the mempool can hold
+//! (each round gives it at least `budget / S` credit), and each round lasts
+//! at most one batch per member (at most `S`). The
+//! mempool's gas-price order decides who goes first within a round, never
+//! who is not reached. The rule depends only on the mempool's order and
+//! what this queue did; it shapes only this validator's own proposals
+//! (every validator checks a batch by its contents, never by how it was
+//! cut).
 //!
 //! A transaction this validator's own delivered batch left unexecuted
 //! because its sender cannot pay for it (balance below value and gas at
@@ -69,7 +95,7 @@
 use gridledger_core::{Address, Hash32};
 use gridledger_ledger::mempool::Mempool;
 use gridledger_ledger::VerifiedTx;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Planted bugs of the proposal queue (test-only, behind the `mutants`
 /// feature), caught by `tests/mutants.rs`.
@@ -92,6 +118,11 @@ pub enum QueueMutation {
     /// visited first in the next batch, and the round ends at every batch
     /// not full by count (the rule before attack r8 [1]).
     GasCutForgotten,
+    /// Senders that arrive after a round started join it (and one left out
+    /// for gas keeps it open): the rule before attack r9 [1], under which
+    /// new senders each left out for gas keep the round open for ever and
+    /// a sender it already served is never proposed again.
+    RoundOpenToNewcomers,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -116,8 +147,64 @@ enum Visit {
     Done,
     /// Its next transaction did not fit the gas left: it waits whole.
     NoGas,
+    /// Its next transaction needs more gas credit than the round gave it:
+    /// it waits for the next round.
+    Short,
     /// The batch is full (the sender was not looked at).
     Full,
+}
+
+/// A batch being cut.
+struct Batch<'q> {
+    queue: &'q ProposalQueue,
+    max_txs: usize,
+    budget: u64,
+    ignore_order: bool,
+    /// Mempool hashes of the transactions taken.
+    taken: Vec<Hash32>,
+    cut: Cut,
+    gas: u64,
+}
+
+impl Batch<'_> {
+    /// Takes the sender's next transaction if it may go (`first`: the
+    /// first pass's visit).
+    /// `credit`: the sender's gas credit on the first pass's visit (none
+    /// on the further passes).
+    fn take_one(&mut self, q: &mut dyn Iterator<Item = &VerifiedTx>, credit: Option<u64>) -> Visit {
+        let first = credit.is_some();
+        loop {
+            if self.taken.len() >= self.max_txs {
+                return Visit::Full;
+            }
+            let Some(v) = q.next() else { return Visit::Done };
+            if self.queue.in_flight.contains_key(&v.hash) || self.queue.forgotten(&v.hash) {
+                // Its successors wait until its epoch is delivered.
+                return Visit::Done;
+            }
+            let limit = v.tx.tx.gas_limit;
+            if limit > self.budget
+                || self.queue.unexecuted.get(&v.hash).is_some_and(|a| *a >= self.queue.max_unexecuted)
+            {
+                self.cut.give_up.push(v.hash);
+                return Visit::Done;
+            }
+            if credit.is_some_and(|c| limit > c) {
+                return Visit::Short;
+            }
+            if self.gas.saturating_add(limit) > self.budget {
+                if self.ignore_order {
+                    continue;
+                }
+                // The rest of this sender waits for a later batch.
+                return if first { Visit::NoGas } else { Visit::Done };
+            }
+            self.gas += limit;
+            self.taken.push(v.hash);
+            self.cut.txs.push(v.tx.to_bytes());
+            return Visit::Took;
+        }
+    }
 }
 
 /// See the module docs.
@@ -129,11 +216,25 @@ pub struct ProposalQueue {
     /// that left it unexecuted.
     unexecuted: HashMap<Hash32, u32>,
     max_unexecuted: u32,
-    /// Senders the current round-robin round has served (module docs).
-    served: HashSet<Address>,
-    /// Senders whose next transaction did not fit the last batch's gas,
-    /// in the order it left them: the next batch visits them first.
-    waiting: Vec<Address>,
+    /// The current round-robin round's members not served yet, in the
+    /// order the next batch visits them: those whose next transaction did
+    /// not fit an earlier batch's gas first (in the order they were left
+    /// out), then the rest in the mempool's order when the round started
+    /// (module docs).
+    round: VecDeque<Address>,
+    /// Gas credit of the senders that hold some (module docs).
+    deficit: HashMap<Address, u64>,
+    /// The credit the current round gave each member (for the planted bug
+    /// that lets newcomers join it).
+    #[cfg(feature = "mutants")]
+    credit: u64,
+    /// The current round's members (for the planted bug that lets
+    /// newcomers join it).
+    #[cfg(feature = "mutants")]
+    members: HashSet<Address>,
+    /// First-pass visits of the last cut (the walk's length).
+    #[cfg(test)]
+    visits: usize,
     #[cfg(feature = "mutants")]
     pub mutation: Option<QueueMutation>,
     #[cfg(feature = "mutants")]
@@ -148,8 +249,14 @@ impl ProposalQueue {
             in_flight: HashMap::new(),
             unexecuted: HashMap::new(),
             max_unexecuted: max_unexecuted.max(1),
-            served: HashSet::new(),
-            waiting: Vec::new(),
+            round: VecDeque::new(),
+            deficit: HashMap::new(),
+            #[cfg(test)]
+            visits: 0,
+            #[cfg(feature = "mutants")]
+            credit: 0,
+            #[cfg(feature = "mutants")]
+            members: HashSet::new(),
             #[cfg(feature = "mutants")]
             mutation: None,
             #[cfg(feature = "mutants")]
@@ -176,137 +283,161 @@ impl ProposalQueue {
 
     /// The batch for epoch `epoch` from `pool`: at most `max_txs`
     /// transactions, their gas limits summing to at most `budget`, each
-    /// sender's in nonce order without gaps, senders round-robin with the
-    /// round going on across batches (module docs); what it takes is in
-    /// flight from now on.
+    /// sender's in nonce order without gaps, senders round-robin in rounds
+    /// whose membership is fixed when they start (module docs); what it
+    /// takes is in flight from now on.
     pub fn cut<'p>(&mut self, epoch: u64, pool: &'p Mempool, max_txs: usize, budget: u64) -> Cut {
-        let mut cut = Cut::default();
-        let mut taken = Vec::new();
-        let mut txs = Vec::new();
-        let mut gas = 0u64;
         #[cfg(feature = "mutants")]
         let ignore_order = self.mutation == Some(QueueMutation::SenderOrderIgnored);
         #[cfg(not(feature = "mutants"))]
         let ignore_order = false;
         #[cfg(feature = "mutants")]
         if self.mutation == Some(QueueMutation::RoundRobinFromOldest) {
-            self.served.clear();
+            self.round.clear();
         }
-        let mut served = std::mem::take(&mut self.served);
-        let mut waiting = std::mem::take(&mut self.waiting);
         #[cfg(feature = "mutants")]
-        let gas_cut_forgotten = self.mutation == Some(QueueMutation::GasCutForgotten);
-        #[cfg(not(feature = "mutants"))]
-        let gas_cut_forgotten = false;
-        if gas_cut_forgotten {
-            waiting.clear();
-        }
-        // Takes the sender's next transaction if it may go.
-        let mut take_one = |q: &mut dyn Iterator<Item = &VerifiedTx>, first: bool| loop {
-            if taken.len() >= max_txs {
-                return Visit::Full;
-            }
-            let Some(v) = q.next() else { return Visit::Done };
-            if self.in_flight.contains_key(&v.hash) || self.forgotten(&v.hash) {
-                // Its successors wait until its epoch is delivered.
-                return Visit::Done;
-            }
-            let limit = v.tx.tx.gas_limit;
-            if limit > budget || self.unexecuted.get(&v.hash).is_some_and(|a| *a >= self.max_unexecuted) {
-                cut.give_up.push(v.hash);
-                return Visit::Done;
-            }
-            if gas.saturating_add(limit) > budget {
-                if ignore_order {
-                    continue;
+        if self.mutation == Some(QueueMutation::RoundOpenToNewcomers) && !self.round.is_empty() {
+            for q in pool.queues() {
+                if let Some(a) = q.map(|v| v.sender).next() {
+                    if self.members.insert(a) {
+                        self.round.push_back(a);
+                        let d = self.deficit.entry(a).or_default();
+                        *d = d.saturating_add(self.credit);
+                    }
                 }
-                // The rest of this sender waits for a later batch.
-                return if first { Visit::NoGas } else { Visit::Done };
             }
-            gas += limit;
-            taken.push(v.hash);
-            txs.push(v.tx.to_bytes());
-            return Visit::Took;
-        };
-        // First pass: the senders whose next transaction did not fit the
-        // last batch (in the order they were left), then one transaction
-        // from each sender the round has not served, in the mempool's
-        // order. Once they are all served the round ends and a new one goes
-        // on from the first sender (those this pass visited wait for the
-        // next batch); while one of them waits for gas, the round goes on.
-        // Only until the batch is full: a large pool is not walked whole
-        // every epoch.
+        }
+        let mut round = std::mem::take(&mut self.round);
+        let mut deficit = std::mem::take(&mut self.deficit);
+        let mut b =
+            Batch { queue: self, max_txs, budget, ignore_order, taken: Vec::new(), cut: Cut::default(), gas: 0 };
+        // First pass: the round's members not visited yet, in the round's
+        // order (those left out for gas first). A member served, short of
+        // credit or gone from the mempool leaves the round; one left out for
+        // gas keeps its place at the head. Once every member left, the round
+        // ends and a new one starts with the mempool's pending senders, in
+        // its order, each given the round's credit (at most once a batch;
+        // those this batch served wait for the next). The walk stops when the
+        // batch is full by count or gas, or after `max_txs` senders left out
+        // for gas: a large pool is not walked whole every epoch.
         let mut active: Vec<Queue<'p>> = Vec::new();
         let mut visited = HashSet::new();
-        let mut left = Vec::new();
-        let mut full = false;
-        let mut visit = |sender: Address,
-                         mut q: Queue<'p>,
-                         visited: &mut HashSet<Address>,
-                         left: &mut Vec<Address>,
-                         served: &mut HashSet<Address>| {
-            visited.insert(sender);
-            match take_one(&mut q, true) {
-                Visit::Full => return true,
-                Visit::NoGas => left.push(sender),
-                Visit::Done => {
-                    served.insert(sender);
-                }
-                Visit::Took => {
-                    served.insert(sender);
-                    active.push(q);
-                }
-            }
-            false
-        };
-        for sender in waiting.drain(..) {
-            if !full && !served.contains(&sender) && pool.sender_queue(&sender).next().is_some() {
-                full = visit(sender, Box::new(pool.sender_queue(&sender)), &mut visited, &mut left, &mut served);
-            }
-            if full {
-                // Still waiting, in the same order.
-                left.push(sender);
-            }
-        }
-        for new_round in [false, true] {
-            if full || (new_round && !left.is_empty() && !gas_cut_forgotten) {
-                break;
-            }
-            if new_round {
-                served.clear();
-            }
-            for q in pool.queues() {
-                let mut q = q.peekable();
-                let Some(sender) = q.peek().map(|v| v.sender) else { continue };
-                if served.contains(&sender) || visited.contains(&sender) {
+        let mut left: Vec<Address> = Vec::new();
+        let mut kept: Vec<Address> = Vec::new();
+        let mut misses = 0usize;
+        #[cfg(test)]
+        let mut visits = 0usize;
+        let mut stop = max_txs == 0;
+        let mut new_round = false;
+        #[cfg(feature = "mutants")]
+        let mut members: Option<(HashSet<Address>, u64)> = None;
+        loop {
+            while !stop {
+                let Some(sender) = round.pop_front() else { break };
+                if visited.contains(&sender) {
+                    kept.push(sender);
                     continue;
                 }
-                if visit(sender, Box::new(q), &mut visited, &mut left, &mut served) {
-                    full = true;
-                    break;
+                let mut q = pool.sender_queue(&sender).peekable();
+                if q.peek().is_none() {
+                    // Left the mempool: nothing to serve.
+                    continue;
                 }
+                #[cfg(test)]
+                {
+                    visits += 1;
+                }
+                match b.take_one(&mut q, Some(deficit.get(&sender).copied().unwrap_or(0))) {
+                    Visit::Full => {
+                        round.push_front(sender);
+                        stop = true;
+                    }
+                    Visit::NoGas => {
+                        left.push(sender);
+                        misses += 1;
+                        stop = misses >= max_txs;
+                    }
+                    // Not served: the new round this batch may start visits
+                    // it again (with that round's credit).
+                    Visit::Short => continue,
+                    Visit::Done => {
+                        deficit.remove(&sender);
+                    }
+                    Visit::Took => {
+                        deficit.remove(&sender);
+                        active.push(Box::new(q));
+                    }
+                }
+                visited.insert(sender);
+                stop |= b.gas >= budget;
+            }
+            if new_round || !left.is_empty() || !round.is_empty() {
+                break;
+            }
+            new_round = true;
+            // The round's credit: one quantum, its share of a batch's gas,
+            // or as many as the member closest to its next transaction's gas
+            // limit needs (rounds that would serve no one are skipped).
+            round.clear();
+            let mut missing = u64::MAX;
+            for mut q in pool.queues() {
+                let Some(v) = q.next() else { continue };
+                round.push_back(v.sender);
+                if !b.queue.in_flight.contains_key(&v.hash) && v.tx.tx.gas_limit <= budget {
+                    let d = deficit.get(&v.sender).copied().unwrap_or(0);
+                    missing = missing.min(v.tx.tx.gas_limit.saturating_sub(d));
+                }
+            }
+            let quantum = (budget / (round.len() as u64).max(1)).max(1);
+            let credit =
+                if missing == u64::MAX { quantum } else { quantum.saturating_mul(missing.div_ceil(quantum).max(1)) };
+            let mut carried = std::mem::take(&mut deficit);
+            for a in &round {
+                let d = carried.remove(a).unwrap_or(0);
+                deficit.insert(*a, d.saturating_add(credit));
+            }
+            #[cfg(feature = "mutants")]
+            {
+                members = Some((round.iter().copied().collect(), credit));
             }
         }
         // Further passes: round-robin over the senders the first one took from.
+        let mut full = b.taken.len() >= max_txs;
         while !full && !active.is_empty() {
-            active.retain_mut(|q| match take_one(q, false) {
+            active.retain_mut(|q| match b.take_one(q, None) {
                 Visit::Full => {
                     full = true;
                     false
                 }
                 Visit::Took => true,
-                Visit::Done | Visit::NoGas => false,
+                Visit::Done | Visit::NoGas | Visit::Short => false,
             });
         }
-        // Senders that left the mempool are dropped once they could
-        // outnumber those it holds (a round that lasts keeps no garbage).
-        if served.len() > pool.len() {
-            let present: HashSet<Address> = pool.queues().filter_map(|mut q| q.next().map(|v| v.sender)).collect();
-            served.retain(|a| present.contains(a));
+        drop(active);
+        let Batch { taken, cut, .. } = b;
+        #[cfg(feature = "mutants")]
+        if let Some((m, credit)) = members {
+            self.members = m;
+            self.credit = credit;
         }
-        self.served = served;
-        self.waiting = left;
-        cut.txs = txs;
+        // The members this batch visited before, in place (they came before
+        // the rest); those left out for gas go first in the next batch, in
+        // the order they were left (those left out earlier were visited
+        // first).
+        for a in kept.into_iter().rev().chain(left.into_iter().rev()) {
+            round.push_front(a);
+        }
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(QueueMutation::GasCutForgotten) && taken.len() < max_txs {
+            round.clear();
+            deficit.clear();
+        }
+        self.round = round;
+        self.deficit = deficit;
+        #[cfg(test)]
+        {
+            self.visits = visits;
+        }
         for h in taken {
             self.in_flight.insert(h, epoch);
             #[cfg(feature = "mutants")]
@@ -642,5 +773,99 @@ mod tests {
         assert!(!q.cannot_pay(3, &other), "not proposed by this validator");
         assert!(q.cannot_pay(3, &taken));
         assert!(!q.is_in_flight(&taken), "forgotten");
+    }
+
+    /// Runs `epochs` cuts of `max_txs` transactions and `budget` gas, each
+    /// batch executing whole; `load` admits what it wants before each cut.
+    /// Returns each batch's senders (dev key indices) and, per cut, the
+    /// first pass's visits.
+    fn drive(
+        epochs: u64,
+        max_txs: usize,
+        budget: u64,
+        mut load: impl FnMut(u64, &mut Mempool, &HashMap<gridledger_core::Address, u64>),
+    ) -> (Vec<Vec<usize>>, Vec<usize>) {
+        let mut pool = Mempool::new(1_000, 16);
+        let who: HashMap<gridledger_core::Address, usize> = (0..120).map(|i| (dev_key(i).address(), i)).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let (mut order, mut visits) = (Vec::new(), Vec::new());
+        for e in 0..epochs {
+            load(e, &mut pool, &accounts);
+            let txs: Vec<SignedTransaction> = q.cut(e, &pool, max_txs, budget).txs.iter().map(|r| decode(r)).collect();
+            visits.push(q.visits);
+            order.push(txs.iter().map(|t| who[&t.sender()]).collect::<Vec<_>>());
+            for t in &txs {
+                *accounts.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        (order, visits)
+    }
+
+    /// Attack r9 [1]: a round's membership is fixed when it starts. Senders
+    /// 0, 1 and 2 have a transfer each, one slot a batch; sender 5 arrives
+    /// after the round started, at a higher gas price (first in the
+    /// mempool's order): it waits for the round to end.
+    #[test]
+    fn senders_arriving_after_a_round_started_wait_for_the_next() {
+        let (order, _) = drive(5, 1, u64::MAX, |e, pool, _| {
+            if e == 0 {
+                for from in 0..3 {
+                    pool.admit(vtx(from, 0, TRANSFER_GAS, 1), &RICH).unwrap();
+                }
+            }
+            if e == 1 {
+                pool.admit(vtx(5, 0, TRANSFER_GAS, 9), &RICH).unwrap();
+            }
+        });
+        assert_eq!(order, vec![vec![0], vec![1], vec![2], vec![5], vec![]]);
+    }
+
+    /// Attack r9 [1]: each epoch a new sender sends one transaction of the
+    /// whole budget, and sender 1 keeps four transfers (a tenth of the
+    /// budget) queued. The new senders take one batch's gas per round among
+    /// themselves: sender 1 keeps being served (at least every third
+    /// batch), and so does each new sender, in turn.
+    #[test]
+    fn new_share_sized_senders_share_a_batch_per_round() {
+        let budget = 40 * TRANSFER_GAS;
+        let mut next = 0u64;
+        let (order, _) = drive(24, 10, budget, |e, pool, accounts| {
+            let done = accounts.get(&dev_key(1).address()).copied().unwrap_or(0);
+            while next < done + 4 {
+                pool.admit(vtx(1, next, TRANSFER_GAS, 1), &Account { nonce: done, ..RICH }).unwrap();
+                next += 1;
+            }
+            pool.admit(vtx(10 + e as usize, 0, budget, 1), &RICH).unwrap();
+        });
+        for (i, w) in order.windows(3).enumerate() {
+            assert!(w.iter().any(|b| b.contains(&1)), "batches {i}..{}: sender 1 not served: {order:?}", i + 3);
+        }
+        let served: Vec<usize> = order.iter().flatten().copied().filter(|&s| s >= 10).collect();
+        let mut sorted = served.clone();
+        sorted.sort();
+        assert_eq!(served, sorted, "new senders served in turn: {order:?}");
+        assert!(served.len() >= 4, "{order:?}");
+    }
+
+    /// The low note of attack r9: a batch filled by gas does not walk every
+    /// sender. 60 senders with one transaction of 60% of the budget each,
+    /// three slots a batch: each batch takes one, visits at most
+    /// 1 + `max_txs` senders, and the senders are served in turn.
+    #[test]
+    fn a_batch_filled_by_gas_walks_a_bounded_number_of_senders() {
+        let budget = 10 * TRANSFER_GAS;
+        let (order, visits) = drive(60, 3, budget, |e, pool, _| {
+            if e == 0 {
+                for from in 0..60 {
+                    pool.admit(vtx(from, 0, 6 * TRANSFER_GAS, 1), &RICH).unwrap();
+                }
+            }
+        });
+        assert_eq!(order, (0..60).map(|s| vec![s]).collect::<Vec<_>>());
+        assert!(visits.iter().all(|&v| v <= 4), "first-pass visits per cut: {visits:?}");
     }
 }
