@@ -310,6 +310,23 @@
 //!   its sender ([`Fault::Impersonation`]), never against the node it
 //!   names: a Byzantine node or client cannot make the record accuse an
 //!   honest peer by naming it.
+//! - A refused relayed proposal ([`Message::Relay`]) is recorded against
+//!   its relayer ([`Fault::BadRelay`]), whatever check it failed (the
+//!   leader's attestation, the context, the exclusion evidence, a carried
+//!   pre-vector, the omission rule or the relayer's subfragment): an honest
+//!   node relays only a proposal it verified, so a relay that does not
+//!   verify is its relayer's fault, never a failure of the view's
+//!   (possibly honest) leader or of a node whose carried pre-vector it
+//!   altered. [`Fault::BadProposal`] is a proposal received from the
+//!   view's leader that failed.
+//! - A node whose own PBFT replica could not be built records that once
+//!   ([`Fault::PbftConfig`], at start) and drops the PBFT traffic its
+//!   peers send it without a record: the cause is its own configuration,
+//!   not the (possibly honest) sender.
+//! - A forward ([`Message::Forward`]) of a record and cell the node holds
+//!   already (from that forwarder's position) is dropped before its
+//!   signature and cell proof are checked, as a repeated upload is: a
+//!   repeat costs no pairing.
 //! - Round state is not persisted, PBFT's durable vote state included: a
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
@@ -733,8 +750,14 @@ pub enum Fault {
     UnknownNode(usize),
     /// A proposal from someone other than the view's leader.
     NotLeader { node: usize, view: u32 },
-    /// The leader's proposal failed (root, attestation or Merkle proof).
+    /// The leader's proposal of `view`, received from the leader, failed
+    /// (root, attestation or Merkle proof).
     BadProposal { view: u32, error: String },
+    /// A proposal of `view` that node `from` relayed ([`Message::Relay`])
+    /// refused as `from`'s fault, whatever check failed: an honest node
+    /// relays only a proposal it verified, so the record names the relayer,
+    /// never the view's leader or a node whose carried pre-vector it holds.
+    BadRelay { from: Source, view: u32, error: String },
     /// The proposal of `view` leaves out `client`, whom every pre-vector
     /// this node holds named, without exclusion evidence for it.
     UnprovenOmission { view: u32, client: u32 },
@@ -1325,7 +1348,15 @@ impl<A: Attester> ChainNode<A> {
             return;
         }
         let fetch = &self.fetches[&key];
-        let bad = |error: String| Fault::BadProposal { view: p.view, error };
+        // An honest node relays only a proposal it verified: a relay that
+        // fails any check is its relayer's fault, never the view's leader's.
+        let bad = |error: String| {
+            if mutants::active(Mutation::RelayBlamesView) {
+                Fault::BadProposal { view: p.view, error }
+            } else {
+                Fault::BadRelay { from: Source::Node(from), view: p.view, error }
+            }
+        };
         let own_context = p.sf.ctx.chain == self.cfg.chain
             && p.sf.ctx.round == self.cfg.round
             && p.sf.ctx.instance == self.cfg.instance();
@@ -1347,8 +1378,11 @@ impl<A: Attester> ChainNode<A> {
                 let checked = self
                     .cfg
                     .check_attestation(leader, &p.ra, &ev)
-                    .map_err(|f| bad(format!("relayed proposal: {f:?}")))
-                    .and_then(|()| self.check_omissions(p.view, &p.clients, &p.excluded, &p.pre_vectors));
+                    .map_err(|_| bad("relayed proposal: not attested by the view's leader".into()))
+                    .and_then(|()| {
+                        self.check_omissions(p.view, &p.clients, &p.excluded, &p.pre_vectors)
+                            .map_err(|f| bad(format!("relayed proposal: {}", relayed_error(f))))
+                    });
                 match checked {
                     Ok(()) => true,
                     Err(f) => {
@@ -1519,6 +1553,11 @@ impl<A: Attester> ChainNode<A> {
                 // does not verify is the forwarder's fault, not the client's.
                 if !self.cfg.is_own_record(&msg.record.ctx) {
                     step.faults.push(Fault::WrongContext);
+                } else if msg.cell.index == node && self.holds(&msg) {
+                    // An exact repeat of what this node holds from that
+                    // forwarder's position (a forward re-sent on a new
+                    // view): nothing to do, and no signature or pairing
+                    // check spent on it, as a repeated upload.
                 } else if let Err(error) =
                     self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
                 {
@@ -1584,6 +1623,9 @@ impl<A: Attester> ChainNode<A> {
                     let p = r.handle_message(k as u32, *m);
                     self.absorb(p, &mut step);
                 }
+                // This node cannot run PBFT: its own condition, recorded
+                // once at start (`PbftConfig`), not the sender's.
+                (Some(k), Err(_)) if k < self.cfg.nodes => {}
                 (Some(k), _) => step.faults.push(Fault::UnknownNode(k)),
                 (None, _) => step.faults.push(if mutants::active(Mutation::ImpersonationBlamesNamed) {
                     Fault::UnknownNode(usize::MAX)
@@ -1739,6 +1781,15 @@ impl<A: Attester> ChainNode<A> {
         }
         let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
         e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// Whether `m`'s record (signature included) and cell are held
+    /// already: a verified copy of exactly this message was kept.
+    fn holds(&self, m: &LocalMessage) -> bool {
+        self.held
+            .get(&m.record.client)
+            .and_then(|records| records.get(&m.record.digest()))
+            .is_some_and(|(record, cells)| *record == m.record && cells.get(&m.cell.index) == Some(&m.cell))
     }
 
     /// The record's signature under its client's registered key.
@@ -2303,6 +2354,18 @@ impl<A: Attester> ChainNode<A> {
 /// delivered the subfragment).
 fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32)) -> Option<&Vec<MiniFragment>> {
     m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
+}
+
+/// What a relayed proposal's failed check says, for its relayer's
+/// [`Fault::BadRelay`] (the check's own record would name the view or a
+/// client of it, not the relayer).
+fn relayed_error(f: Fault) -> String {
+    match f {
+        Fault::BadProposal { error, .. } => error,
+        Fault::BadExclusion { client, error, .. } => format!("exclusion evidence for client {client}: {error:?}"),
+        Fault::UnprovenOmission { client, .. } => format!("client {client} left out without exclusion evidence"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// A message of a node's kind naming node `named` as its sender: refused

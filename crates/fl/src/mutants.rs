@@ -104,6 +104,12 @@ pub enum Mutation {
     /// one Byzantine node or client naming an honest peer makes the record
     /// accuse that peer, and is named nowhere.
     ImpersonationBlamesNamed,
+    /// A node records a refused [`crate::consensus::Message::Relay`] as the
+    /// relayed view's [`crate::consensus::Fault::BadProposal`] instead of
+    /// against its relayer ([`crate::consensus::Fault::BadRelay`]): one
+    /// Byzantine relayer makes an honest leader's proposal read as failed,
+    /// and is named nowhere.
+    RelayBlamesView,
     /// A client asks again every request period without backing off, so
     /// its [`crate::consensus::MAX_RESYNCS`] requests run out long before
     /// the driver's round budget ends.

@@ -108,7 +108,6 @@ fn forged_relays_run(seed: u64) -> Run {
 /// entries ("relayed proposal: …", "relayed subfragment: …") and none
 /// naming node 1.
 #[test]
-#[ignore = "attack r16: a forged Relay is recorded as BadProposal of the honest leader's view, naming no relayer"]
 fn a_forged_relay_is_recorded_against_its_relayer_not_the_leaders_view() {
     let r = forged_relays_run(3);
     r.debug_trace();
@@ -206,7 +205,6 @@ fn no_honest_party_is_named_under_forged_relays_altered_minis_and_byzantine_clie
 /// `PbftConfig`, already recorded at start, or an unattributed record).
 /// Observed: `UnknownNode(0)` for node 0's catch-up request.
 #[test]
-#[ignore = "attack r16: a node without a usable PBFT replica records each honest peer's PBFT message as UnknownNode(peer)"]
 fn a_node_that_cannot_run_pbft_does_not_accuse_the_peers_that_message_it() {
     use gridledger_consensus::pbft;
     use gridledger_fl::consensus::ChainNode;
@@ -230,7 +228,6 @@ fn a_node_that_cannot_run_pbft_does_not_accuse_the_peers_that_message_it() {
 /// names no relayer. Expected: a record naming node 1 (the relayer) and
 /// none naming node 0's attestation.
 #[test]
-#[ignore = "attack r16: a relay with a forged attestation is recorded as BadAttestation of the honest leader"]
 fn a_relay_with_a_forged_attestation_does_not_accuse_the_honest_leader() {
     let r = run(
         5,

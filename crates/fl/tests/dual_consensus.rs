@@ -395,17 +395,21 @@ fn skipped_nodes_fetch_a_prepared_root_the_byzantine_nodes_do_not_relay() {
 /// client left out and their subfragment altered (and send that forgery
 /// unasked, ahead of every honest relay): the skipped nodes refuse both
 /// parts (the attestation does not cover the client list, the subfragment
-/// fails its Merkle proof) as typed faults, and still commit view 0's
-/// root from the honest relays.
+/// fails its Merkle proof) as typed faults against the relayer
+/// ([`Fault::BadRelay`]), and still commit view 0's root from the honest
+/// relays.
 #[test]
 fn forged_relays_are_refused_and_the_skipped_nodes_still_commit() {
     let honest = [0usize, 1, 2, 3];
     let r = skipping_leaders_and_an_equivocating_client(3, RelayMode::Alter);
     r.debug_trace();
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+    let byzantine = [Source::Node(0), Source::Node(1)];
     let refused = |what: &str| {
         r.sim.faults.iter().any(|(_, n, f)| {
-            (*n == 5 || *n == 6) && matches!(f, Fault::BadProposal { view: 0, error } if error.contains(what))
+            (*n == 5 || *n == 6)
+                && matches!(f, Fault::BadRelay { from, view: 0, error }
+                    if byzantine.contains(from) && error.contains(what))
         })
     };
     assert!(refused("relayed proposal"), "no forged relayed proposal refused");

@@ -579,8 +579,69 @@ fn impersonations_blame_their_sender() -> Result<(), String> {
     Ok(())
 }
 
+/// On an honest leader: its proposal copies to nodes `.0` are lost on the
+/// links (message loss before GST), so those nodes fetch the proposal.
+struct LoseProposalsTo(Vec<u32>);
+
+impl Adversary<P> for LoseProposalsTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(d, m)| !(matches!(m, Message::Proposal { .. }) && self.0.iter().any(|&n| *d == Dest::One(n))))
+            .collect()
+    }
+}
+
+/// On Byzantine node `.0`: every relay it answers a fetch with carries an
+/// attestation over nothing and an altered subfragment value.
+struct ForgeRelays(usize);
+
+impl Adversary<P> for ForgeRelays {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        let me = self.0;
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Relay { node, view, root, clients, mut sf, excluded, pre_vectors, .. } => {
+                    let ra = enclave(me).attest_evidence(&[0u8; 32]);
+                    sf.values[0] += Scalar::ONE;
+                    (d, Message::Relay { node, view, root, clients, ra, sf, excluded, pre_vectors })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// Attack round 16: honest leader node 0's proposal copy to node 3 is
+/// lost, so node 3 fetches it, and Byzantine node 1 answers with a forged
+/// relay (attestation over nothing, altered subfragment). The round
+/// commits; node 3 records the refusal against relayer node 1
+/// ([`Fault::BadRelay`]), and no honest node records view 0's honest
+/// proposal as failed ([`Fault::BadProposal`]).
+fn forged_relays_blame_their_relayer() -> Result<(), String> {
+    let honest = (0..CLIENTS).collect::<Vec<_>>();
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+        vec![(0, Box::new(LoseProposalsTo(vec![3]))), (1, Box::new(ForgeRelays(1)))];
+    // A seed under which node 1's relay reaches node 3 among the first two
+    // (after two verified relays node 3 has its subfragment and reads no
+    // more).
+    let r = run(SEED + 32, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let records: Vec<&Fault> =
+        r.sim.faults.iter().filter(|(_, n, _)| [0, 2, 3].contains(n)).map(|(_, _, f)| f).collect();
+    if let Some(f) = records.iter().find(|f| matches!(f, Fault::BadProposal { view: 0, .. })) {
+        return Err(format!("honest leader 0's proposal recorded as failed: {f:?}"));
+    }
+    if !records.iter().any(|f| matches!(f, Fault::BadRelay { from: Source::Node(1), view: 0, .. })) {
+        return Err(format!("no record names relayer node 1; records {records:?}"));
+    }
+    Ok(())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 24] = [
+const SCENARIOS: [Scenario; 25] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -605,6 +666,7 @@ const SCENARIOS: [Scenario; 24] = [
     ("lost uploads re-sent", lost_uploads_re_sent),
     ("relayed forgeries blame their relayer", relayed_forgeries_blame_their_relayer),
     ("impersonations blame their sender", impersonations_blame_their_sender),
+    ("forged relays blame their relayer", forged_relays_blame_their_relayer),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -745,4 +807,9 @@ fn a_relayed_forgery_recorded_against_the_client_it_names_is_caught() {
 #[test]
 fn an_impersonation_recorded_against_the_node_it_names_is_caught() {
     caught(Mutation::ImpersonationBlamesNamed, "impersonations blame their sender");
+}
+
+#[test]
+fn a_refused_relay_recorded_as_the_views_failed_proposal_is_caught() {
+    caught(Mutation::RelayBlamesView, "forged relays blame their relayer");
 }

@@ -1103,7 +1103,7 @@ pub fn accused(f: &Fault) -> Option<Source> {
         | Fault::BadAttestation { node: n }
         | Fault::BadVector { node: n }
         | Fault::NotLeader { node: n, .. } => Some(Source::Node(*n)),
-        Fault::Relayed { from, .. } | Fault::Impersonation { from, .. } => Some(*from),
+        Fault::Relayed { from, .. } | Fault::Impersonation { from, .. } | Fault::BadRelay { from, .. } => Some(*from),
         Fault::Client { client, .. } | Fault::Equivocation { client } => Some(Source::Client(*client as usize)),
         _ => None,
     }
