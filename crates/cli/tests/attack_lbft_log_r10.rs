@@ -252,7 +252,13 @@ fn whole_records(path: &Path) -> usize {
 #[test]
 fn replicas_killed_at_random_instants_take_up_their_logs_and_agree() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let c = Cluster::new(6, 400);
+    let mut c = Cluster::new(6, 400);
+    // Proposals two epochs ahead: deliveries refer to proposals written
+    // records earlier, several of them pending at each kill.
+    for f in &mut c.files {
+        f.pipeline = 2;
+    }
+    c.write_files();
     let seed: u64 = rand::random();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut children: Vec<Child> = (0..4).map(|i| c.spawn(i)).collect();
