@@ -78,6 +78,16 @@ pub enum Mutation {
     /// A replacement is taken at any strictly higher gas price, without
     /// the minimum bump (attack r16 [2]'s rule without its cost).
     ReplaceWithoutBump,
+    /// The lane takes each node's whole run, nodes in the order of their
+    /// run's price, instead of round-robin (the rule before attack r18 [1]).
+    LaneWholeRuns,
+    /// A node's run starts only at a duty: an ordinary call of its key at
+    /// the head of its queue shuts its duties out of the lane (the rule
+    /// before attack r18 [2]).
+    LaneHeadMustBeDuty,
+    /// A replacement keeps the replaced transaction's serve-first place
+    /// whatever its gas limit (the rule before attack r18 [3]).
+    ReplacementKeepsServeFirst,
 }
 
 /// The default [`ChainConfig::duty_lane_percent`].
@@ -799,13 +809,21 @@ pub(crate) struct Lane {
 /// 1. the first transaction of the sender served first of all
 ///    ([`Mempool::first_served`]), into the empty block, which it fits
 ///    (attack r12 [3]: a block-sized transaction is never shut out);
-/// 2. the duty lane (attack r16 [6]): the duties the chain's contracts
-///    name ([`Mempool::lane`]), each sender's in nonce order, while their
-///    gas used stays within the lane's share of the block's gas and their
-///    count within its share of `max_block_txs`
-///    ([`ChainConfig::duty_lane_percent`]); a duty that does not fit what
-///    is left of the lane, or cannot execute, ends its sender's run here
-///    and is tried again in step 3 like any transaction;
+/// 2. the duty lane (attack r16 [6]): the runs of the nodes whose duties
+///    the chain's contracts name ([`Mempool::lane`]: each node's duties in
+///    nonce order, with the ordinary calls of its key ahead of them),
+///    while their gas used stays within the lane's share of the block's
+///    gas and their count within its share of `max_block_txs`
+///    ([`ChainConfig::duty_lane_percent`]); a transaction that does not
+///    fit what is left of the lane, or cannot execute, ends its sender's
+///    run here and is tried again in step 3 like any transaction. The
+///    runs are taken round-robin, one transaction of each node per round
+///    in the order `Mempool::lane` gives (attack r18 [1]: runs taken
+///    whole in price order let one Byzantine node keeping a lane's worth
+///    of junk duties one unit above the nodes' price take the whole lane
+///    every block): as long as the registered nodes are no more than the
+///    lane's count, each node with a duty pending gets at least one place
+///    in every block. Deterministic, like the rest;
 /// 3. the mempool's block order ([`Mempool::walk`]) for the rest.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is
@@ -843,29 +861,47 @@ pub(crate) fn fill_block(
     if max > 0 && mempool.first_served(exclude).is_some() {
         if let Some(tx) = walk.next() {
             if consider(b, &mut walk, tx, &mut skipped, &mut dropped) {
-                placed.insert(tx.hash());
+                placed.insert(tx.hash);
             }
         }
     }
-    // 2. The duty lane.
+    // 2. The duty lane, round-robin over the nodes' runs.
     let lane = config.lane();
     let (mut lane_gas, mut lane_txs) = (0u64, 0usize);
     let mut in_lane = BTreeSet::new();
-    'lane: for run in mempool.lane(&placed, lane.txs) {
-        for tx in run {
-            if lane_txs >= lane.txs || b.len() >= max {
-                break 'lane;
-            }
-            if tx.tx.gas_limit > lane.gas.saturating_sub(lane_gas) {
-                break;
-            }
-            match b.push(tx.clone()) {
-                Ok(r) => {
-                    lane_gas = lane_gas.saturating_add(r.gas_used);
-                    lane_txs += 1;
-                    in_lane.insert(tx.hash());
+    let runs = mempool.lane(&placed, lane.txs);
+    #[cfg(feature = "mutants")]
+    let per_round = if config.mutation == Some(Mutation::LaneWholeRuns) { lane.txs.max(1) } else { 1 };
+    #[cfg(not(feature = "mutants"))]
+    let per_round = 1;
+    // Each run's next position, or `None` once it has ended.
+    let mut at: Vec<Option<usize>> = vec![Some(0); runs.len()];
+    'lane: while at.iter().any(Option::is_some) {
+        for (run, pos) in runs.iter().zip(at.iter_mut()) {
+            for _ in 0..per_round {
+                let Some(tx) = pos.and_then(|i| run.get(i)) else {
+                    *pos = None;
+                    break;
+                };
+                if lane_txs >= lane.txs || b.len() >= max {
+                    break 'lane;
                 }
-                Err(_) => break,
+                if tx.tx.tx.gas_limit > lane.gas.saturating_sub(lane_gas) {
+                    *pos = None;
+                    break;
+                }
+                match b.push(tx.tx.clone()) {
+                    Ok(r) => {
+                        lane_gas = lane_gas.saturating_add(r.gas_used);
+                        lane_txs += 1;
+                        in_lane.insert(tx.hash);
+                        *pos = pos.map(|i| i + 1);
+                    }
+                    Err(_) => {
+                        *pos = None;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -880,7 +916,7 @@ pub(crate) fn fill_block(
             break;
         }
         let Some(tx) = walk.next() else { break };
-        if in_lane.contains(&tx.hash()) {
+        if in_lane.contains(&tx.hash) {
             continue;
         }
         consider(b, &mut walk, tx, &mut skipped, &mut dropped);
@@ -894,11 +930,13 @@ pub(crate) fn fill_block(
 fn consider(
     b: &mut BlockBuilder<'_>,
     walk: &mut crate::mempool::Walk<'_>,
-    tx: &SignedTransaction,
+    v: &VerifiedTx,
     skipped: &mut Vec<(Address, u64)>,
     dropped: &mut Dropped,
 ) -> bool {
-    let (h, sender, nonce) = (tx.hash(), tx.sender(), tx.tx.nonce);
+    // The pool keeps each entry's hash and sender: nothing is hashed or
+    // recovered here.
+    let (tx, h, sender, nonce) = (&v.tx, v.hash, v.sender, v.tx.tx.nonce);
     // Compared before anything is cloned or run: a skip costs a lookup.
     if tx.tx.gas_limit > b.gas_left() {
         walk.hold();

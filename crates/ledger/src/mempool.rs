@@ -45,13 +45,23 @@
 //! maximum cost instead of the old one's; a larger replacement evicts
 //! cheaper senders' suffixes for the bytes it adds, as an admission does,
 //! or is refused and nothing changes. Every index (hash, deadline, block
-//! order, eviction order, serve-first place) follows.
+//! order, eviction order) follows. The serve-first place
+//! ([`Mempool::serve_first`]) of the replaced transaction is kept only if
+//! the replacement's gas limit is no smaller (attack r18 [3]: a skipped
+//! block-sized transaction replaced by a small transfer kept its place
+//! before the price order, so any number of senders bought that place at
+//! the lowest price); a smaller one competes in the price order.
 //!
 //! Duty lane (attack r16 [6]): a transaction admitted with
 //! [`Mempool::admit_in_lane`] (`duty`, decided by the chain's contracts,
 //! never by the sender, see [`crate::NativeContract::duty`]) is offered to
-//! the block's bounded duty lane first ([`Mempool::lane`]); it competes in
-//! the ordinary order as well.
+//! the block's bounded duty lane first ([`Mempool::lane`]), with the
+//! ordinary transactions its sender has pending ahead of its duties
+//! (attack r18 [2]); it competes in the ordinary order as well.
+//!
+//! Each entry keeps the transaction's hash and sender ([`VerifiedTx`]), so
+//! [`Mempool::walk`] and [`Mempool::lane`] hand them out without hashing
+//! or recovering a signer per candidate.
 
 use gridledger_core::{Address, Amount, Hash32};
 use std::cmp::Reverse;
@@ -413,7 +423,7 @@ impl Mempool {
         if needed > committed.balance {
             return Err(SubmitError::InsufficientBalance { needed, available: committed.balance });
         }
-        let (size, old_size) = (tx_size(&vtx), tx_size(&old.v));
+        let (size, old_size, old_gas) = (tx_size(&vtx), tx_size(&old.v), old.v.tx.tx.gas_limit);
         let full = SubmitError::MempoolFull { capacity: self.capacity };
         if size > self.max_bytes {
             return Err(full);
@@ -426,6 +436,18 @@ impl Mempool {
         let hash = vtx.hash;
         let seq = self.seq;
         self.seq += 1;
+        // Attack r18 [3]: the serve-first place was earned by a transaction
+        // too large for what a block had left; a replacement keeps it only
+        // if it is no smaller in gas limit (it still may not fit). A small
+        // one goes back to the price order.
+        let keeps_first = vtx.tx.tx.gas_limit >= old_gas;
+        #[cfg(feature = "mutants")]
+        let keeps_first = keeps_first || self.mutation == Some(crate::chain::Mutation::ReplacementKeepsServeFirst);
+        let rank = self.first_rank.get(&sender).copied();
+        if let Some(rank) = rank.filter(|r| !keeps_first && self.first.get(r) == Some(&(sender, nonce))) {
+            self.first.remove(&rank);
+            self.first_rank.remove(&sender);
+        }
         self.retail(sender, |me| {
             let Some(q) = me.senders.get_mut(&sender) else { return };
             if let Some(old) = q.txs.remove(&nonce) {
@@ -450,32 +472,57 @@ impl Mempool {
     /// The first transaction not in `exclude` of the first sender served
     /// before the price order ([`Mempool::serve_first`]) that has one:
     /// what [`Mempool::walk`] yields first when there is such a sender.
-    pub fn first_served(&self, exclude: &BTreeSet<Hash32>) -> Option<&SignedTransaction> {
-        self.first.values().find_map(|(a, _)| {
-            self.senders.get(a)?.txs.values().find(|e| !exclude.contains(&e.v.hash)).map(|e| &e.v.tx)
-        })
+    pub fn first_served(&self, exclude: &BTreeSet<Hash32>) -> Option<&VerifiedTx> {
+        self.first
+            .values()
+            .find_map(|(a, _)| self.senders.get(a)?.txs.values().find(|e| !exclude.contains(&e.v.hash)).map(|e| &e.v))
     }
 
-    /// The duty lane's candidates: for each sender whose first transaction
-    /// not in `exclude` is a duty, its run of consecutive duties from there
-    /// (at most `max` of them, in nonce order), senders in the block order
-    /// of that first one (highest gas price, then arrival). The senders
-    /// with duties pending are few (the chain's registered nodes): the
-    /// cost is their count times `max`, plus one per excluded transaction.
-    pub fn lane(&self, exclude: &BTreeSet<Hash32>, max: usize) -> Vec<Vec<&SignedTransaction>> {
-        let mut runs: Vec<(OrderKey, Vec<&SignedTransaction>)> = Vec::new();
+    /// The duty lane's candidates: for each sender with a duty pending
+    /// (a registered node of the chain), its run from its first
+    /// transaction not in `exclude`: its next `max` transactions at most, in
+    /// nonce order, up to and including the last duty among them; senders
+    /// in the block order of their run's first transaction (highest gas
+    /// price, then arrival). The block takes them round-robin
+    /// (`fill_block`).
+    ///
+    /// Attack r18 [2]: the run used to start only if the sender's first
+    /// transaction was a duty, so one ordinary call of the node's own key
+    /// at the head of its queue (the BoB node's `fraud`, `ccdi_open`, …
+    /// at the node's price) shut every later relay of the node out of the
+    /// lane, and traffic outbidding that one call froze them all. Now the
+    /// ordinary calls ahead of a node's duties are carried in its run: they
+    /// take lane places like duties, within the same bound (`max`, the
+    /// lane's share of the block, the node's round-robin share), so a node
+    /// gains nothing it could not take with junk duties; the ordinary calls
+    /// after its last duty are left to the block order.
+    ///
+    /// The senders with duties pending are few (the chain's registered
+    /// nodes): the cost is their count times `max`, plus one per excluded
+    /// transaction.
+    pub fn lane(&self, exclude: &BTreeSet<Hash32>, max: usize) -> Vec<Vec<&VerifiedTx>> {
+        #[cfg(feature = "mutants")]
+        let carry = self.mutation != Some(crate::chain::Mutation::LaneHeadMustBeDuty);
+        #[cfg(not(feature = "mutants"))]
+        let carry = true;
+        let mut runs: Vec<(OrderKey, Vec<&VerifiedTx>)> = Vec::new();
         for a in &self.duty_senders {
             let Some(q) = self.senders.get(a) else { continue };
             let mut run = Vec::new();
             let mut key = None;
-            for e in q.txs.values().filter(|e| !exclude.contains(&e.v.hash)) {
-                if !e.duty || run.len() >= max {
+            let mut through = 0;
+            for e in q.txs.values().filter(|e| !exclude.contains(&e.v.hash)).take(max) {
+                if !e.duty && !carry {
                     break;
                 }
                 key.get_or_insert(order_key(e));
-                run.push(&e.v.tx);
+                run.push(&e.v);
+                if e.duty {
+                    through = run.len();
+                }
             }
-            if let Some(k) = key {
+            run.truncate(through);
+            if let (Some(k), false) = (key, run.is_empty()) {
                 runs.push((k, run));
             }
         }
@@ -536,7 +583,7 @@ impl Mempool {
 
     /// The first `max` transactions in block order.
     pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
-        self.walk(&NOTHING).take(max).cloned().collect()
+        self.walk(&NOTHING).take(max).map(|v| v.tx.clone()).collect()
     }
 
     /// Each pending sender's transactions in nonce order (no gaps, from its
@@ -640,7 +687,9 @@ impl Mempool {
     }
 }
 
-/// The mempool's pending transactions in block order ([`Mempool::walk`]).
+/// The mempool's pending transactions in block order ([`Mempool::walk`]),
+/// each with the hash and sender the pool keeps (a candidate costs no
+/// hashing or signer recovery).
 /// After a transaction is yielded its sender's next one joins the order,
 /// unless the caller calls [`Walk::hold`] first (the block skipped or
 /// rejected it: the sender's later ones wait for it, in nonce order).
@@ -677,18 +726,18 @@ impl<'a> Walk<'a> {
         q.txs.range(from..).find(|(_, e)| !self.exclude.contains(&e.v.hash)).map(|(n, e)| (*n, e))
     }
 
-    fn take(&mut self, a: Address, n: u64) -> Option<&'a SignedTransaction> {
+    fn take(&mut self, a: Address, n: u64) -> Option<&'a VerifiedTx> {
         let pool: &'a Mempool = self.pool;
         let e = pool.senders.get(&a)?.txs.get(&n)?;
         self.last = Some((a, n));
-        Some(&e.v.tx)
+        Some(&e.v)
     }
 }
 
 impl<'a> Iterator for Walk<'a> {
-    type Item = &'a SignedTransaction;
+    type Item = &'a VerifiedTx;
 
-    fn next(&mut self) -> Option<&'a SignedTransaction> {
+    fn next(&mut self) -> Option<&'a VerifiedTx> {
         if let Some((a, n)) = self.last.take() {
             self.push_from(a, n.saturating_add(1));
         }
@@ -833,7 +882,7 @@ mod tests {
     }
 
     fn order(p: &Mempool, exclude: &BTreeSet<Hash32>) -> Vec<(Address, u64)> {
-        p.walk(exclude).map(|t| (t.sender(), t.tx.nonce)).collect()
+        p.walk(exclude).map(|t| (t.sender, t.tx.tx.nonce)).collect()
     }
 
     #[test]
@@ -857,8 +906,8 @@ mod tests {
         let mut w = p.walk(&NOTHING);
         let mut got = Vec::new();
         while let Some(t) = w.next() {
-            got.push((t.sender(), t.tx.nonce));
-            if t.sender() == a(1) {
+            got.push((t.sender, t.tx.tx.nonce));
+            if t.sender == a(1) {
                 w.hold();
             }
         }

@@ -140,7 +140,6 @@ fn an_honest_nodes_duty_takes_the_lane_against_dearer_traffic() {
 /// whatever another node posts. Observed: after 10 blocks the honest
 /// node's duty is still pending; every lane held the Byzantine node's.
 #[test]
-#[ignore = "attack r18 [1]: one Byzantine registered node takes the whole duty lane every block; honest duties starve"]
 fn a_byzantine_node_filling_the_lane_does_not_starve_another_nodes_duty() {
     assert!(honest_duty_lands(true, 10), "the honest node's duty is still pending after 10 blocks");
 }
@@ -284,7 +283,6 @@ fn block_sized(key: usize, price: u128) -> SignedTransaction {
 /// place is left at the replacement), so the user paying 1,000 goes into
 /// the next block. Observed: it waits 5 blocks behind price-2 transfers.
 #[test]
-#[ignore = "attack r18 [3]: a skipped block-sized tx replaced by a small one keeps its serve-first place; many senders jump the price order at price 2"]
 fn replacing_a_skipped_transaction_does_not_buy_a_place_before_the_price_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = ChainConfig { max_block_txs: 8, ..ChainConfig::default() };

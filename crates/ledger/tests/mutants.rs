@@ -1,8 +1,10 @@
-//! Mutation sensitivity of block filling and the mempool (attack r16):
-//! each bug planted behind the `mutants` feature — candidates skipped for
-//! gas count toward the walk's stop, no duty lane, a replacement without
-//! the minimum bump — must make its check fail, while every check passes
-//! on the real code (the control).
+//! Mutation sensitivity of block filling and the mempool (attacks r16 and
+//! r18): each bug planted behind the `mutants` feature — candidates
+//! skipped for gas count toward the walk's stop, no duty lane, a
+//! replacement without the minimum bump, the lane's runs taken whole
+//! instead of round-robin, a node's run starting only at a duty, a small
+//! replacement keeping the serve-first place — must make its checks fail,
+//! while every check passes on the real code (the control).
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
@@ -18,8 +20,9 @@ use std::sync::Arc;
 const BAL: Amount = Amount(1_000_000_000_000);
 const DUTY_CONTRACT: u32 = 7;
 
-/// A contract whose `work` called by dev key 9 is a duty.
-struct Duties(Address);
+/// A contract whose `work` called by dev key 9 or 10 (the registered
+/// nodes) is a duty.
+struct Duties(Vec<Address>);
 
 impl NativeContract for Duties {
     fn name(&self) -> &'static str {
@@ -32,13 +35,13 @@ impl NativeContract for Duties {
         Ok(serde_json::Value::Null)
     }
     fn duty(&self, sender: &Address, method: &str) -> bool {
-        *sender == self.0 && method == "work"
+        self.0.contains(sender) && method == "work"
     }
 }
 
 fn chain(dir: &std::path::Path, mutation: Option<Mutation>) -> Chain {
     let mut reg = ContractRegistry::new();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(dev_key(9).address())));
+    reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(9).address(), dev_key(10).address()])));
     let config = ChainConfig { max_block_txs: 8, mutation, ..ChainConfig::default() };
     Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
 }
@@ -137,12 +140,98 @@ fn replacement_needs_the_bump(m: Option<Mutation>) -> Result<(), String> {
     Ok(())
 }
 
+/// Keeps two blocks' worth of dev key 1's transfers at `price` pending.
+fn flood(c: &mut Chain, price: u128) -> Result<(), String> {
+    let k = dev_key(1);
+    let a = k.address();
+    while c.next_nonce(&a) - c.account(&a).nonce < 16 {
+        c.submit(&transfer(&k, 1, c.next_nonce(&a), a, Amount(1), Amount(price)).to_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// r18 [1]: node 10 keeps a lane's worth of junk duties at price 2
+/// pending, node 9 has one duty at price 1, dearer traffic floods: node
+/// 9's duty still goes into the next block (round-robin over the nodes).
+fn nodes_share_the_lane(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    flood(&mut c, 5)?;
+    for n in 0..4 {
+        c.submit(&call(10, n, "work", 2).to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let duty = call(9, 0, "work", 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    match c.receipt(&duty.hash()).map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err("the other node's run took the whole lane".into()),
+    }
+}
+
+/// r18 [2]: node 9's ordinary call (not a duty) heads its queue, its duty
+/// follows, dearer traffic floods: both go into the next block.
+fn a_nodes_ordinary_call_does_not_shut_its_duties_out(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    flood(&mut c, 3)?;
+    let own = call(9, 0, "other", 1);
+    let duty = call(9, 1, "work", 1);
+    c.submit(&own.to_bytes()).map_err(|e| e.to_string())?;
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    match c.receipt(&duty.hash()).map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err("the node's own call at its head shut its duty out of the lane".into()),
+    }
+}
+
+/// r18 [3]: twelve senders' block-sized transfers at price 1 (one placed,
+/// eleven skipped and served first), the skipped ones replaced by small
+/// transfers at price 2: a user paying 1,000 goes into the next block.
+fn a_small_replacement_loses_the_served_first_place(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    let big = |k: usize| {
+        let key = dev_key(k);
+        let mut tx = transfer(&key, 1, 0, key.address(), Amount(1), Amount(1)).tx;
+        tx.gas_limit = ChainConfig::default().block_gas_limit;
+        tx.sign(&key)
+    };
+    let armed: Vec<usize> = (11..19).chain(4..8).collect();
+    for &k in &armed {
+        c.submit(&big(k).to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    for &k in &armed {
+        let key = dev_key(k);
+        if c.account(&key.address()).nonce == 0 {
+            c.submit(&transfer(&key, 1, 0, key.address(), Amount(1), Amount(2)).to_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let rich = transfer(&dev_key(0), 1, 0, dev_key(3).address(), Amount(10), Amount(1_000));
+    c.submit(&rich.to_bytes()).map_err(|e| e.to_string())?;
+    seal(&mut c, &mut ts);
+    match c.receipt(&rich.hash()).map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err("price-2 replacements went before a user paying 1,000".into()),
+    }
+}
+
 type Check = fn(Option<Mutation>) -> Result<(), String>;
 
 const CHECKS: &[(&str, Check)] = &[
     ("skips do not end the walk", skips_do_not_end_the_walk),
     ("duties take the lane", duties_take_the_lane),
     ("replacement needs the bump", replacement_needs_the_bump),
+    ("nodes share the lane", nodes_share_the_lane),
+    ("a node's ordinary call does not shut its duties out", a_nodes_ordinary_call_does_not_shut_its_duties_out),
+    ("a small replacement loses the served-first place", a_small_replacement_loses_the_served_first_place),
 ];
 
 fn failing(m: Option<Mutation>) -> Vec<&'static str> {
@@ -160,8 +249,14 @@ fn control_every_check_passes_on_the_real_code() {
 fn each_planted_bug_is_caught() {
     for (m, caught_by) in [
         (Mutation::SkipsCountTowardStop, vec!["skips do not end the walk"]),
-        (Mutation::NoDutyLane, vec!["duties take the lane"]),
+        (
+            Mutation::NoDutyLane,
+            vec!["duties take the lane", "nodes share the lane", "a node's ordinary call does not shut its duties out"],
+        ),
         (Mutation::ReplaceWithoutBump, vec!["replacement needs the bump"]),
+        (Mutation::LaneWholeRuns, vec!["nodes share the lane"]),
+        (Mutation::LaneHeadMustBeDuty, vec!["a node's ordinary call does not shut its duties out"]),
+        (Mutation::ReplacementKeepsServeFirst, vec!["a small replacement loses the served-first place"]),
     ] {
         assert_eq!(failing(Some(m)), caught_by, "mutant {m:?} must be caught by exactly its checks");
     }

@@ -149,7 +149,13 @@ pub struct BobConfig {
 /// ordinary traffic cannot take, whatever it pays. Who is a node is fixed
 /// in the BoB's genesis, never what a sender claims: a stranger's relay is
 /// an ordinary call. The lane is bounded, so duties cannot starve users;
-/// beyond it the nodes compete at their price.
+/// beyond it the nodes compete at their price. The lane serves the nodes
+/// round-robin, one transaction each per round (attack r18 [1]: one
+/// Byzantine node's junk duties no longer take the whole lane), and a
+/// node's ordinary calls queued ahead of its duties (`fraud`,
+/// `ccdi_open`, `ccdi_finish`, the CCDI calls) travel in its run (attack
+/// r18 [2]: one of them at the head of its queue no longer shuts its
+/// duties out).
 pub const DUTY_METHODS: &[&str] = &["relay", "prove", "cct_v", "ccdi_late_lock"];
 
 /// The `x_j` at which [`BobConfig::validate`] compares the genesis price

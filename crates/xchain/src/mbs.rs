@@ -938,7 +938,12 @@ fn external_users(spec: &MbsSpec) -> Vec<Address> {
     users
 }
 
-/// The relayer's key of every BoB-MBS (a development key).
+/// The relayer's key of every BoB-MBS (a development key, like the
+/// chains' validator keys here: derived from a public seed, so anyone can
+/// sign as this node). Since attack r18 [2] an ordinary call planted at the
+/// node's next nonce no longer shuts its duties out of the BoB's duty lane
+/// (the lane carries it); replacing the node's pending calls by fee stays
+/// open to anyone until a deployment generates its own keys.
 pub fn relayer_key() -> KeyPair {
     KeyPair::from_seed("gridledger-xchain-relayer")
 }

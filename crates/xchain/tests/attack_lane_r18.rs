@@ -134,7 +134,6 @@ fn a_flood_above_the_node_price_leaves_a_posted_payer_proved() {
 /// or sent from another key, or not ahead of its duties). Observed:
 /// `Penalised`, the stored tip of chain i frozen during the flood.
 #[test]
-#[ignore = "attack r18 [2]: one pending non-duty call of the BoB node's key shuts all its relays out of the lane; a flood penalises a posted payer again"]
 fn a_pending_node_call_does_not_shut_the_nodes_relays_out_of_the_lane() {
     let o = outbid_behind_own_call(true);
     eprintln!("{o:?}");
