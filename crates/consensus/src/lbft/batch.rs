@@ -112,11 +112,15 @@ impl FifoPolicy {
     }
 
     /// [`FifoPolicy::try_submit`] with `id = tx_id(&tx)` already computed
-    /// (a driver that hashed it on arrival need not hash it again).
+    /// (a driver that hashed it on arrival need not hash it again). The id
+    /// travels with the transaction into [`FifoPolicy::next_txs`]'s batch,
+    /// whose digest and duplicate screen read it: it must be `tx_id(&tx)`
+    /// (checked in debug builds).
     pub fn try_submit_with_id(&mut self, id: Hash32, tx: Tx) -> Result<(), Refused> {
         if self.pending.len() >= self.max_pending {
             return Err(Refused::QueueFull { cap: self.max_pending });
         }
+        debug_assert_eq!(id, tx_id(&tx), "try_submit_with_id: id is not tx_id(&tx)");
         if !self.queued.insert(id) {
             return Err(Refused::Duplicate);
         }
