@@ -64,7 +64,7 @@ use gridledger_consensus::lbft::txm::{
 };
 use gridledger_consensus::lbft::{
     tx_id, Admission, Backlog, BatchSource, BlsCrypto, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable,
-    FifoPolicy, IdHasher, IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx,
+    FifoPolicy, IdHasher, IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx, Txs,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -788,14 +788,16 @@ impl Pool {
     }
 
     /// The batch of replica epoch `e` (π^τ's local epochs start at 1).
-    fn next_batch(&mut self, e: u64) -> Vec<Tx> {
+    /// The FIFO source hands its batch with the ids it hashed on
+    /// admission, so the replica does not hash its own batch again.
+    fn next_batch(&mut self, e: u64) -> Txs {
         let txs = match self {
             Pool::Tbg(p) => p.next_batch(e + 1),
             Pool::Hsm(p) => p.next_batch(e + 1),
             Pool::Random(p) => p.next_batch(e + 1),
-            Pool::Fifo(p) => return p.next_batch(e),
+            Pool::Fifo(p) => return p.next_txs(e),
         };
-        txs.iter().map(|t| encode(t.as_ref())).collect()
+        txs.iter().map(|t| encode(t.as_ref())).collect::<Vec<Tx>>().into()
     }
 
     /// `ids[i]` is `tx_id(&raw[i])` (the replica's `Delivery::ids`).
@@ -1604,7 +1606,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                 }
                 merged_proposals += 1;
                 let b = pool.next_batch(e);
-                steps.push(replica.propose(e, b));
+                steps.push(replica.propose_txs_at(e, b, 0));
             }
         }
         // Process steps: persist, send, deliver, ask for batches.
@@ -1818,7 +1820,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                 pending_batch = None;
                 propose_at = None;
                 let batch = pool.next_batch(e);
-                steps.push(replica.propose(e, batch));
+                steps.push(replica.propose_txs_at(e, batch, 0));
                 continue;
             }
         }

@@ -274,7 +274,7 @@ fn sync_in(r: &mut Replica<SimCrypto>, d: &DeliveredEpoch<SimSig>) -> Vec<Vec<u8
     let _ = r.handle_message(1, Message::Sync { delivered: d.clone() });
     let s = r.handle_message(2, Message::Sync { delivered: d.clone() });
     assert_eq!(s.delivered.len(), 1, "epoch {} adopted", d.epoch);
-    s.delivered[0].txs.clone()
+    s.delivered[0].txs.to_vec()
 }
 
 /// [4] Duplicate suppression keeps the ids of the last `dedup_epochs`

@@ -59,7 +59,7 @@ fn sync_in(r: &mut Replica<SimCrypto>, d: &DeliveredEpoch<SimSig>) -> (Vec<Vec<u
     let _ = r.handle_message(1, Message::Sync { delivered: d.clone() });
     let s = r.handle_message(2, Message::Sync { delivered: d.clone() });
     assert_eq!(s.delivered.len(), 1, "epoch {} adopted", d.epoch);
-    (s.delivered[0].txs.clone(), s.delivered[0].suppressed.clone())
+    (s.delivered[0].txs.to_vec(), s.delivered[0].suppressed.clone())
 }
 
 /// As a node configures it: the duplicate window is the retained log.

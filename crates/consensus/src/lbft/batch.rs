@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::Hash32;
 
+use super::messages::Txs;
 use super::txm::BatchSource;
 
 /// An opaque transaction as the ordering layer sees it.
@@ -75,26 +76,25 @@ pub enum Refused {
 pub struct FifoPolicy {
     batch_size: usize,
     max_pending: usize,
-    pending: VecDeque<(Hash32, Tx)>,
+    pending: VecDeque<Pending>,
     queued: IdSet,
-    /// Proposed in an earlier epoch and not delivered yet: skipped until
+    retry_after: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    id: Hash32,
+    tx: Tx,
+    /// Proposed in this epoch and not delivered yet: skipped until
     /// `retry_after` epochs passed, so a replica does not propose the same
     /// transactions in consecutive epochs while the first proposal is in
     /// flight.
-    in_flight: IdMap<u64>,
-    retry_after: u64,
+    proposed_in: Option<u64>,
 }
 
 impl FifoPolicy {
     pub fn new(batch_size: usize, max_pending: usize) -> Self {
-        Self {
-            batch_size,
-            max_pending,
-            pending: VecDeque::new(),
-            queued: IdSet::default(),
-            in_flight: IdMap::default(),
-            retry_after: 2,
-        }
+        Self { batch_size, max_pending, pending: VecDeque::new(), queued: IdSet::default(), retry_after: 2 }
     }
 
     /// Queues `tx`; `false` when the queue is full or it is queued already
@@ -112,15 +112,19 @@ impl FifoPolicy {
     }
 
     /// [`FifoPolicy::try_submit`] with `id = tx_id(&tx)` already computed
-    /// (a driver that hashed it on arrival need not hash it again).
+    /// (a driver that hashed it on arrival need not hash it again). The id
+    /// travels with the transaction into [`FifoPolicy::next_txs`]'s batch,
+    /// whose digest and duplicate screen read it: it must be `tx_id(&tx)`
+    /// (checked in debug builds).
     pub fn try_submit_with_id(&mut self, id: Hash32, tx: Tx) -> Result<(), Refused> {
         if self.pending.len() >= self.max_pending {
             return Err(Refused::QueueFull { cap: self.max_pending });
         }
+        debug_assert_eq!(id, tx_id(&tx), "try_submit_with_id: id is not tx_id(&tx)");
         if !self.queued.insert(id) {
             return Err(Refused::Duplicate);
         }
-        self.pending.push_back((id, tx));
+        self.pending.push_back(Pending { id, tx, proposed_in: None });
         Ok(())
     }
 
@@ -133,19 +137,51 @@ impl FifoPolicy {
         self.max_pending
     }
 
+    /// [`BatchSource::next_batch`] as a batch whose ids are known (the
+    /// queue hashed each transaction on admission), for
+    /// [`Replica::propose_txs_at`](super::Replica::propose_txs_at): the
+    /// replica does not hash its own batch again.
+    pub fn next_txs(&mut self, epoch: u64) -> Txs {
+        let (txs, ids) = self.take_batch(epoch);
+        Txs::with_ids(txs, ids)
+    }
+
+    fn take_batch(&mut self, epoch: u64) -> (Vec<Tx>, Vec<Hash32>) {
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for p in self.pending.iter_mut() {
+            if out.len() >= self.batch_size {
+                break;
+            }
+            match p.proposed_in {
+                Some(at) if epoch < at + self.retry_after => continue,
+                _ => {}
+            }
+            out.push(p.tx.clone());
+            ids.push(p.id);
+            p.proposed_in = Some(epoch);
+        }
+        (out, ids)
+    }
+
     /// [`BatchSource::delivered`] with the delivered transactions' ids
     /// ([`tx_id`], as a replica's `Delivery::ids` carries them), so they
-    /// are not hashed again.
+    /// are not hashed again. One set removal per delivered transaction;
+    /// the queue is then walked only until every delivered one queued
+    /// here is out of it.
     pub fn delivered_ids(&mut self, ids: &[Hash32]) {
-        if ids.is_empty() {
+        let mut left = ids.iter().filter(|id| self.queued.remove(*id)).count();
+        if left == 0 {
             return;
         }
-        let done: IdSet = ids.iter().copied().collect();
-        self.pending.retain(|(id, _)| !done.contains(id));
-        for id in ids {
-            self.queued.remove(id);
-            self.in_flight.remove(id);
-        }
+        let queued = &self.queued;
+        self.pending.retain(|p| {
+            if left == 0 || queued.contains(&p.id) {
+                return true;
+            }
+            left -= 1;
+            false
+        });
     }
 }
 
@@ -153,23 +189,7 @@ impl BatchSource for FifoPolicy {
     type Tx = Tx;
 
     fn next_batch(&mut self, epoch: u64) -> Vec<Tx> {
-        let mut out = Vec::new();
-        let mut ids = Vec::new();
-        for (id, tx) in &self.pending {
-            if out.len() >= self.batch_size {
-                break;
-            }
-            match self.in_flight.get(id) {
-                Some(&at) if epoch < at + self.retry_after => continue,
-                _ => {}
-            }
-            out.push(tx.clone());
-            ids.push(*id);
-        }
-        for id in ids {
-            self.in_flight.insert(id, epoch);
-        }
-        out
+        self.take_batch(epoch).0
     }
 
     fn delivered(&mut self, _epoch: u64, _block_hash: Hash32, txs: &[Tx]) {

@@ -43,6 +43,15 @@ impl Txs {
         &mut inner.txs
     }
 
+    /// A list whose ids are known already: `ids[i]` is `tx_id(&txs[i])`
+    /// (the FIFO source hashed each on admission; checked in debug builds).
+    pub(crate) fn with_ids(txs: Vec<Tx>, ids: Vec<Hash32>) -> Self {
+        debug_assert!(txs.len() == ids.len() && txs.iter().zip(&ids).all(|(t, id)| tx_id(t) == *id));
+        let known = OnceLock::new();
+        let _ = known.set(ids);
+        Self(Arc::new(TxsInner { txs, ids: known }))
+    }
+
     /// `tx_id` of each transaction, in order (hashed once per list).
     pub fn ids(&self) -> &[Hash32] {
         self.0.ids.get_or_init(|| self.0.txs.iter().map(|t| tx_id(t)).collect::<Vec<_>>())
@@ -95,6 +104,123 @@ impl BorshDeserialize for Txs {
     /// batch passed its bounds (see [`Txs`]).
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
         Ok(Vec::<Tx>::deserialize_reader(reader)?.into())
+    }
+}
+
+/// An epoch's delivered transactions ([`Delivery::txs`](super::Delivery)):
+/// the kept transactions of the accepted batches, in order, sharing the
+/// batches' lists ([`Txs`]) instead of copying each transaction. Reads as
+/// a list of [`Tx`]: `len`, `iter`, indexing, `for t in &txs`.
+#[derive(Clone, Default)]
+pub struct DeliveredTxs {
+    batches: Vec<Txs>,
+    /// `(batch, position in it)` of each kept transaction, in order.
+    at: Vec<(u32, u32)>,
+}
+
+impl DeliveredTxs {
+    /// The kept transactions `at` (`(batch, position)`, each in range) of `batches`.
+    pub(crate) fn new(batches: Vec<Txs>, at: Vec<(u32, u32)>) -> Self {
+        debug_assert!(at.iter().all(|&(b, i)| batches.get(b as usize).is_some_and(|t| (i as usize) < t.len())));
+        Self { batches, at }
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The `i`-th delivered transaction.
+    pub fn get(&self, i: usize) -> Option<&Tx> {
+        let &(b, k) = self.at.get(i)?;
+        self.batches.get(b as usize)?.get(k as usize)
+    }
+
+    pub fn iter(&self) -> DeliveredIter<'_> {
+        DeliveredIter { batches: &self.batches, at: self.at.iter() }
+    }
+
+    /// Whether `tx` is among the delivered transactions.
+    pub fn contains(&self, tx: &Tx) -> bool {
+        self.iter().any(|t| t == tx)
+    }
+
+    /// The transactions, copied.
+    pub fn to_vec(&self) -> Vec<Tx> {
+        self.iter().cloned().collect()
+    }
+}
+
+impl From<Vec<Tx>> for DeliveredTxs {
+    fn from(txs: Vec<Tx>) -> Self {
+        let at = (0..txs.len() as u32).map(|k| (0, k)).collect();
+        Self { batches: vec![txs.into()], at }
+    }
+}
+
+impl std::ops::Index<usize> for DeliveredTxs {
+    type Output = Tx;
+    fn index(&self, i: usize) -> &Tx {
+        let (b, k) = self.at[i];
+        &self.batches[b as usize][k as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a DeliveredTxs {
+    type Item = &'a Tx;
+    type IntoIter = DeliveredIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// [`DeliveredTxs::iter`].
+#[derive(Clone, Debug)]
+pub struct DeliveredIter<'a> {
+    batches: &'a [Txs],
+    at: std::slice::Iter<'a, (u32, u32)>,
+}
+
+impl<'a> Iterator for DeliveredIter<'a> {
+    type Item = &'a Tx;
+    fn next(&mut self) -> Option<&'a Tx> {
+        let &(b, k) = self.at.next()?;
+        Some(&self.batches[b as usize][k as usize])
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl ExactSizeIterator for DeliveredIter<'_> {}
+
+impl DoubleEndedIterator for DeliveredIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let &(b, k) = self.at.next_back()?;
+        Some(&self.batches[b as usize][k as usize])
+    }
+}
+
+impl PartialEq for DeliveredTxs {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for DeliveredTxs {}
+
+impl PartialEq<Vec<Tx>> for DeliveredTxs {
+    fn eq(&self, other: &Vec<Tx>) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for DeliveredTxs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 

@@ -365,8 +365,9 @@ pub struct Delivery {
     pub epoch: u64,
     /// The accepted batches, `(proposer, digest)`, in delivery order.
     pub decision: Vec<(u32, Hash32)>,
-    /// Their transactions in order, each at its earliest occurrence.
-    pub txs: Vec<Tx>,
+    /// Their transactions in order, each at its earliest occurrence
+    /// (sharing the batches' transactions, not copies).
+    pub txs: DeliveredTxs,
     /// `ids[i]` is [`tx_id`](super::tx_id)`(&txs[i])`: computed once here for duplicate
     /// suppression, so drivers need not hash every transaction again.
     pub ids: Vec<Hash32>,
@@ -751,15 +752,19 @@ impl<C: ThresholdCrypto> Replica<C> {
         let keep_from = durable.delivered.len().saturating_sub(r.cfg.retain);
         for (k, d) in durable.delivered.into_iter().enumerate() {
             if k >= replay_from {
-                let ids = match durable.suppressed.get(&d.epoch) {
+                match durable.suppressed.get(&d.epoch) {
                     Some(removed) => {
                         let removed: HashSet<u32> = removed.iter().copied().collect();
                         let all = d.batches.iter().flat_map(|b| b.batch.txs.ids().iter());
-                        (0u32..).zip(all).filter(|(i, _)| !removed.contains(i)).map(|(_, id)| *id).collect()
+                        let ids = (0u32..).zip(all).filter(|(i, _)| !removed.contains(i)).map(|(_, id)| *id).collect();
+                        r.remember(d.epoch, ids);
                     }
-                    None => r.screen(&d).into_iter().map(|(_, id)| id).collect(),
-                };
-                r.remember(d.epoch, ids);
+                    None => {
+                        // `screen` enters the ids it keeps into the window.
+                        let ids = r.screen(&d).into_iter().map(|(_, id)| id).collect();
+                        r.slide_window(d.epoch, ids);
+                    }
+                }
             }
             if k >= keep_from {
                 r.log.push_back(d);
@@ -886,21 +891,39 @@ impl<C: ThresholdCrypto> Replica<C> {
 
     /// [`Replica::propose`] with the proposer's clock (see [`Batch::time_ms`]).
     pub fn propose_at(&mut self, epoch: u64, txs: Vec<Tx>, time_ms: u64) -> StepOf<C> {
+        self.propose_txs_at(epoch, txs.into(), time_ms)
+    }
+
+    /// [`Replica::propose_at`] with the batch as a shared list, whose ids
+    /// may be known already ([`FifoPolicy::next_txs`](super::FifoPolicy::next_txs)):
+    /// a list within the bounds is proposed as it is, one beyond them cut
+    /// as [`Replica::propose_at`] cuts it.
+    pub fn propose_txs_at(&mut self, epoch: u64, txs: Txs, time_ms: u64) -> StepOf<C> {
         let mut step = Step::default();
         if epoch < self.epoch || epoch > self.epoch + self.pipeline() || self.proposed.contains_key(&epoch) {
             return step;
         }
-        let mut bytes = 0usize;
-        let txs: Vec<Tx> = txs
-            .into_iter()
-            .filter(|t| t.len() <= self.cfg.max_tx_bytes)
-            .take(self.cfg.max_batch_txs)
-            .take_while(|t| {
-                bytes += t.len();
-                bytes <= self.cfg.max_batch_txs.saturating_mul(self.cfg.max_tx_bytes)
-            })
-            .collect();
-        let batch = Batch { txs: txs.into(), time_ms };
+        let cap = self.cfg.max_batch_txs.saturating_mul(self.cfg.max_tx_bytes);
+        let within = txs.len() <= self.cfg.max_batch_txs
+            && txs.iter().all(|t| t.len() <= self.cfg.max_tx_bytes)
+            && txs.iter().map(|t| t.len()).fold(0usize, usize::saturating_add) <= cap;
+        let txs = if within {
+            txs
+        } else {
+            let mut bytes = 0usize;
+            let cut: Vec<Tx> = txs
+                .iter()
+                .filter(|t| t.len() <= self.cfg.max_tx_bytes)
+                .take(self.cfg.max_batch_txs)
+                .take_while(|t| {
+                    bytes += t.len();
+                    bytes <= cap
+                })
+                .cloned()
+                .collect();
+            cut.into()
+        };
+        let batch = Batch { txs, time_ms };
         self.proposed.insert(epoch, batch.clone());
         step.persist.push(PersistOp::Proposed { epoch, batch: batch.clone() });
         self.broadcast_val(epoch, batch, &mut step);
@@ -1403,8 +1426,18 @@ impl<C: ThresholdCrypto> Replica<C> {
         }
     }
 
+    /// Enters epoch `epoch`'s delivered `ids` into the duplicate window
+    /// (restoring from recorded positions), then slides it.
     fn remember(&mut self, epoch: u64, ids: Vec<Hash32>) {
         self.dedup.extend(ids.iter().copied());
+        self.slide_window(epoch, ids);
+    }
+
+    /// Records `ids`, already in `dedup`, as epoch `epoch`'s, and forgets
+    /// the epochs that fell out of the window. Each id is listed by at most
+    /// one epoch of the window (a later epoch suppresses it), so removing
+    /// an old epoch's ids never removes a newer epoch's.
+    fn slide_window(&mut self, epoch: u64, ids: Vec<Hash32>) {
         self.dedup_order.push_back((epoch, ids));
         while self.dedup_order.front().is_some_and(|(e, _)| e + self.cfg.dedup_epochs <= epoch) {
             if let Some((_, old)) = self.dedup_order.pop_front() {
@@ -1417,31 +1450,43 @@ impl<C: ThresholdCrypto> Replica<C> {
 
     /// The transactions epoch `d` delivers against the duplicate window,
     /// each at its earliest occurrence: `(position, id)` in order, the
-    /// position among all of the epoch's transactions.
-    fn screen(&self, d: &DeliveredEpoch<C::Sig>) -> Vec<(u32, Hash32)> {
-        let mut seen_now = IdSet::default();
+    /// position among all of the epoch's transactions. The kept ids enter
+    /// the window here: one set insertion per transaction decides both
+    /// "delivered in the window" and "earlier in this epoch" (the caller
+    /// then calls [`Replica::slide_window`] with them).
+    fn screen(&mut self, d: &DeliveredEpoch<C::Sig>) -> Vec<(u32, Hash32)> {
+        let dedup = &mut self.dedup;
         // The ids the batches carry (hashed as they were decoded or built).
         let all = d.batches.iter().flat_map(|b| b.batch.txs.ids().iter());
-        (0u32..).zip(all.copied()).filter(|(_, id)| !self.dedup.contains(id) && seen_now.insert(*id)).collect()
+        (0u32..).zip(all.copied()).filter(|(_, id)| dedup.insert(*id)).collect()
     }
 
     fn deliver(&mut self, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {
         let e = d.epoch;
         let kept = self.screen(&d);
-        let all: Vec<&Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter()).collect();
-        let mut txs = Vec::with_capacity(kept.len());
+        let total: usize = d.batches.iter().map(|b| b.batch.txs.len()).sum();
+        // `(batch, position in it)` of each kept transaction; `kept` is in
+        // ascending order, so the batch is found by walking forward.
+        let mut at = Vec::with_capacity(kept.len());
         let mut ids = Vec::with_capacity(kept.len());
         let mut suppressed = Vec::new();
         let mut next = 0u32;
+        let (mut b, mut base) = (0usize, 0u32);
         for (i, id) in kept {
             suppressed.extend(next..i);
             next = i + 1;
             ids.push(id);
-            txs.push(all[i as usize].clone());
+            while d.batches.get(b).is_some_and(|cb| i >= base + cb.batch.txs.len() as u32) {
+                base += d.batches[b].batch.txs.len() as u32;
+                b += 1;
+            }
+            at.push((b as u32, i - base));
         }
-        suppressed.extend(next..all.len() as u32);
+        suppressed.extend(next..total as u32);
+        // The delivered transactions share the batches' lists.
+        let txs = DeliveredTxs::new(d.batches.iter().map(|b| b.batch.txs.clone()).collect(), at);
         let duplicates = suppressed.len();
-        self.remember(e, ids.clone());
+        self.slide_window(e, ids.clone());
         step.persist.push(PersistOp::Delivered(d.clone()));
         step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, ids, duplicates, suppressed });
         self.log.push_back(d);

@@ -244,7 +244,7 @@ impl<C: ThresholdCrypto> LbftNode<C> {
                 self.disk.apply(op);
             }
             for d in s.delivered.drain(..) {
-                self.policy.delivered(d.epoch, d.block_hash(), &d.txs);
+                self.policy.delivered_ids(&d.ids);
                 out.outputs.push(d);
             }
             if let Some(log) = &self.said {
@@ -267,8 +267,8 @@ impl<C: ThresholdCrypto> LbftNode<C> {
             out.faults.append(&mut s.faults);
             if let Some(e) = s.need_batch.take() {
                 if e < self.stop_epoch {
-                    let batch = self.policy.next_batch(e);
-                    pending.push(self.replica.propose(e, batch));
+                    let batch = self.policy.next_txs(e);
+                    pending.push(self.replica.propose_txs_at(e, batch, 0));
                 }
             }
         }

@@ -617,6 +617,61 @@ fn fifo_policy_forgets_delivered_ids_as_it_forgets_delivered_transactions() {
 }
 
 #[test]
+fn fifo_next_txs_is_next_batch_with_the_ids_of_admission() {
+    let fill = || {
+        let mut p = FifoPolicy::new(2, 8);
+        for t in ["a", "b", "c"] {
+            assert!(p.submit(tx(t)));
+        }
+        p
+    };
+    let (mut plain, mut with_ids) = (fill(), fill());
+    for e in 0..4 {
+        let want = plain.next_batch(e);
+        let got = with_ids.next_txs(e);
+        assert_eq!(*got, want, "epoch {e}: the same batch");
+        let ids: Vec<Hash32> = want.iter().map(|t| tx_id(t)).collect();
+        assert_eq!(got.ids(), &ids[..], "epoch {e}: the ids carried are the transactions' ids");
+    }
+    // The delivered one leaves both; one never queued here changes nothing.
+    plain.delivered_ids(&[tx_id(&tx("b")), tx_id(&tx("x"))]);
+    with_ids.delivered_ids(&[tx_id(&tx("b")), tx_id(&tx("x"))]);
+    assert_eq!((plain.pending(), with_ids.pending()), (2, 2));
+    assert_eq!(*with_ids.next_txs(6), plain.next_batch(6));
+}
+
+#[test]
+fn fifo_delivered_ids_keep_the_order_of_what_is_left() {
+    let mut p = FifoPolicy::new(10, 10);
+    for t in ["a", "b", "c", "d", "e"] {
+        assert!(p.submit(tx(t)));
+    }
+    // Delivered out of queue order, one of them twice in the list.
+    p.delivered_ids(&[tx_id(&tx("d")), tx_id(&tx("b")), tx_id(&tx("d"))]);
+    assert_eq!(p.pending(), 3);
+    assert_eq!(p.next_batch(0), vec![tx("a"), tx("c"), tx("e")]);
+    assert!(p.submit(tx("b")), "b left the queue with its delivery");
+    assert!(!p.submit(tx("c")), "c is still queued");
+}
+
+#[test]
+fn delivered_txs_read_as_the_kept_transactions_of_the_batches() {
+    let b0: Txs = vec![tx("a"), tx("b")].into();
+    let b1: Txs = vec![tx("c"), tx("a"), tx("d")].into();
+    let d = DeliveredTxs::new(vec![b0, b1], vec![(0, 0), (0, 1), (1, 0), (1, 2)]);
+    let want = vec![tx("a"), tx("b"), tx("c"), tx("d")];
+    assert_eq!(d.len(), 4);
+    assert_eq!(d.to_vec(), want);
+    assert_eq!(d, want);
+    assert_eq!(d.iter().rev().cloned().collect::<Vec<_>>(), want.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!((&d).into_iter().count(), 4);
+    assert_eq!((d[2].clone(), d.get(3).cloned(), d.get(4)), (tx("c"), Some(tx("d")), None));
+    assert!(d.contains(&tx("d")) && !d.contains(&tx("e")));
+    assert_eq!(d, DeliveredTxs::from(want.clone()));
+    assert!(DeliveredTxs::default().is_empty());
+}
+
+#[test]
 fn shared_batch_transactions_encode_and_digest_as_a_plain_list() {
     let txs = vec![tx("a"), tx("bb"), Vec::new()];
     let batch = Batch { txs: txs.clone().into(), time_ms: 7 };
@@ -813,13 +868,13 @@ fn overlapped_epochs_propose_ahead_and_still_deliver_in_order_once() {
     // ahead than the pipeline allows.
     assert!(net.asked.iter().any(|&(_, e, current)| e == current + 1), "no epoch overlapped: {:?}", net.asked);
     assert!(net.asked.iter().all(|&(_, e, current)| e <= current + 1), "{:?}", net.asked);
-    let first: Vec<(u64, Vec<Tx>)> = net.delivered[0].iter().map(|d| (d.epoch, d.txs.clone())).collect();
+    let first: Vec<(u64, Vec<Tx>)> = net.delivered[0].iter().map(|d| (d.epoch, d.txs.to_vec())).collect();
     assert!(first.len() >= 6, "{first:?}");
     for (k, (e, _)) in first.iter().enumerate() {
         assert_eq!(*e, k as u64, "epochs in order, each once");
     }
     for i in 1..4 {
-        let other: Vec<(u64, Vec<Tx>)> = net.delivered[i].iter().map(|d| (d.epoch, d.txs.clone())).collect();
+        let other: Vec<(u64, Vec<Tx>)> = net.delivered[i].iter().map(|d| (d.epoch, d.txs.to_vec())).collect();
         assert_eq!(other, first, "replica {i} delivered another sequence");
     }
     let all: Vec<&Tx> = first.iter().flat_map(|(_, t)| t).collect();
