@@ -1338,13 +1338,25 @@ impl<A: Attester> ChainNode<A> {
     /// verified.
     fn on_relay(&mut self, from: usize, p: Proposal, step: &mut Step) {
         let key = (p.view, p.root);
-        if p.sf.node != from || self.verified.contains_key(&key) {
+        if self.verified.contains_key(&key) {
             return;
         }
         let Some(fetch) = self.fetches.get_mut(&key) else {
             return;
         };
         if !fetch.tried.insert(from) {
+            return;
+        }
+        // A relayer sends its own subfragment: one labelled with another
+        // node is a forgery like any other refused relay, recorded against
+        // its relayer (once per fetch, as every relay is checked once).
+        if p.sf.node != from {
+            let error = format!("relayed subfragment labelled as node {}'s", p.sf.node);
+            step.faults.push(if mutants::active(Mutation::RelayBlamesView) {
+                Fault::BadProposal { view: p.view, error }
+            } else {
+                Fault::BadRelay { from: Source::Node(from), view: p.view, error }
+            });
             return;
         }
         let fetch = &self.fetches[&key];

@@ -87,8 +87,9 @@ fn other_subfragment_run(seed: u64) -> (Run, usize) {
 /// failed", and the relay is as much a forgery as one with a broken
 /// attestation (which is recorded as `BadRelay { from: Node(1), .. }`).
 /// Expected: a record naming node 1 at node 5 or 6. Observed: none.
+/// Fixed: such a relay is recorded as `BadRelay` against its relayer,
+/// once per fetch, like any other refused relay.
 #[test]
-#[ignore = "attack r17: a Relay whose subfragment names another node is refused without any record naming its relayer"]
 fn a_relay_carrying_another_nodes_subfragment_is_recorded_against_its_relayer() {
     let (r, sent) = other_subfragment_run(3);
     r.debug_trace();
