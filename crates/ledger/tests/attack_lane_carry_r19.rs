@@ -1,0 +1,178 @@
+//! Nineteenth attack round, ledger side (issue 14's chains): the duty
+//! lane's round-robin over the nodes' runs and the ordinary calls a run
+//! carries ahead of its last duty (fix of attack r18 [1] [2]).
+//!
+//! Every test here held up on the code it was written against.
+
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+use gridledger_ledger::{
+    CallContext, Chain, ChainConfig, ContractError, ContractRegistry, NativeContract, SignedTransaction, Transaction,
+    TxKind, ViewContext,
+};
+use std::sync::Arc;
+
+const BAL: Amount = Amount(1_000_000_000_000);
+const DUTY_CONTRACT: u32 = 7;
+/// A Byzantine registered node.
+const BYZANTINE: usize = 9;
+/// An honest registered node.
+const HONEST: usize = 10;
+/// The account that floods the chain with dearer ordinary transfers.
+const FLOOD: usize = 1;
+
+/// A contract whose `work` called by a registered node is a duty (as the
+/// BoB's `relay`/`prove`/`cct_v` by `BobConfig::nodes`).
+struct Duties(Vec<Address>);
+
+impl NativeContract for Duties {
+    fn name(&self) -> &'static str {
+        "duties"
+    }
+    fn call(&self, _: &mut CallContext<'_, '_>, _: &str, _: &[u8]) -> Result<Vec<u8>, ContractError> {
+        Ok(Vec::new())
+    }
+    fn view(&self, _: &ViewContext<'_>, _: &str, _: &[u8]) -> Result<serde_json::Value, ContractError> {
+        Ok(serde_json::Value::Null)
+    }
+    fn duty(&self, sender: &Address, method: &str) -> bool {
+        self.0.contains(sender) && method == "work"
+    }
+}
+
+/// Blocks of 8 transactions: the lane is 2 of them (25 %).
+fn chain(dir: &std::path::Path) -> Chain {
+    let mut reg = ContractRegistry::new();
+    reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(BYZANTINE).address(), dev_key(HONEST).address()])));
+    let config = ChainConfig { max_block_txs: 8, ..ChainConfig::default() };
+    Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
+}
+
+fn seal(c: &mut Chain, ts: &mut u64) -> usize {
+    *ts += 1_000;
+    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
+    let n = ex.block.txs.len();
+    c.commit(ex).expect("commit");
+    n
+}
+
+fn call(key: usize, nonce: u64, price: u128) -> SignedTransaction {
+    let k = dev_key(key);
+    Transaction {
+        chain_id: 1,
+        sender: k.public(),
+        nonce,
+        gas_limit: 100_000,
+        gas_price: Amount(price),
+        kind: TxKind::Call { contract: DUTY_CONTRACT, method: "work".into(), args: Vec::new(), value: Amount::ZERO },
+    }
+    .sign(&k)
+}
+
+/// Keeps `depth` transactions of `key` pending, each made by `make(nonce)`.
+fn keep(c: &mut Chain, key: usize, depth: u64, make: impl Fn(u64) -> SignedTransaction) {
+    let a = dev_key(key).address();
+    let committed = c.account(&a).nonce;
+    let mut next = c.next_nonce(&a);
+    while next - committed < depth {
+        c.submit(&make(next).to_bytes()).expect("admitted");
+        next += 1;
+    }
+}
+
+/// Two blocks' worth of ordinary transfers at price 5.
+fn flood(c: &mut Chain) {
+    let k = dev_key(FLOOD);
+    keep(c, FLOOD, 16, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
+}
+
+/// Seals `blocks` blocks, keeping the flood (and, if `byzantine`, the
+/// Byzantine node's junk duties at price 2) pending before each; returns
+/// whether the honest node's duty at price 1 was included.
+fn honest_duty_lands(byzantine: bool, blocks: usize) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let duty = call(HONEST, 0, 1);
+    c.submit(&duty.to_bytes()).unwrap();
+    let mut ts = 0;
+    for _ in 0..blocks {
+        flood(&mut c);
+        if byzantine {
+            keep(&mut c, BYZANTINE, 4, |n| call(BYZANTINE, n, 2));
+        }
+        seal(&mut c, &mut ts);
+        if c.receipt(&duty.hash()).unwrap().is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// A registered node puts an ordinary transfer at price 2 (above the
+/// honest node's price 1) ahead of one duty, so the carried transfer sorts
+/// its run first; the lane (2 places) still serves the honest node's duty
+/// in the first round, under a dearer flood, and the Byzantine node gets
+/// one place, not its whole run.
+#[test]
+fn carried_ordinary_calls_do_not_starve_another_nodes_duty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let duty = call(HONEST, 0, 1);
+    c.submit(&duty.to_bytes()).unwrap();
+    let k = dev_key(BYZANTINE);
+    c.submit(&transfer(&k, 1, 0, k.address(), Amount(1), Amount(2)).to_bytes()).unwrap();
+    c.submit(&call(BYZANTINE, 1, 2).to_bytes()).unwrap();
+    flood(&mut c);
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    assert!(c.receipt(&duty.hash()).unwrap().is_some(), "the honest node's duty was left out of the lane");
+    // The Byzantine node took one lane place, not its whole run.
+    assert_eq!(c.account(&k.address()).nonce, 1, "the Byzantine node took more than its round-robin share");
+}
+
+/// A duty behind more ordinary calls of its node than the lane holds is
+/// outside the node's run: the lane carries none of them, so a node
+/// gains no lane place from ordinary calls without a duty behind them.
+#[test]
+fn ordinary_calls_without_a_duty_in_reach_take_no_lane_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let k = dev_key(BYZANTINE);
+    for n in 0..2 {
+        c.submit(&transfer(&k, 1, n, k.address(), Amount(1), Amount(1)).to_bytes()).unwrap();
+    }
+    c.submit(&call(BYZANTINE, 2, 1).to_bytes()).unwrap();
+    flood(&mut c);
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    assert_eq!(c.account(&k.address()).nonce, 0, "ordinary calls beyond the lane's reach took lane places");
+}
+
+/// Pipelined heights (`Chain::build_block_on`): the child of a block whose
+/// lane held the honest node's first duty serves its second duty through
+/// the lane as well, under a dearer flood (the parent's transactions,
+/// still pending, are excluded from the node's run, not the run itself).
+#[test]
+fn the_lane_serves_a_nodes_next_duty_on_a_pipelined_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let (d0, d1) = (call(HONEST, 0, 1), call(HONEST, 1, 1));
+    c.submit(&d0.to_bytes()).unwrap();
+    c.submit(&d1.to_bytes()).unwrap();
+    keep(&mut c, BYZANTINE, 4, |n| call(BYZANTINE, n, 2));
+    let k = dev_key(FLOOD);
+    keep(&mut c, FLOOD, 40, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
+    let proposer = dev_validator(0).public();
+    let (parent, _) = c.build_block(&proposer, 1_000);
+    let hashes: Vec<_> = parent.block.txs.iter().map(|t| t.hash()).collect();
+    assert!(hashes.contains(&d0.hash()), "the parent's lane left out the honest node's first duty");
+    assert!(!hashes.contains(&d1.hash()), "one lane place each a round: the second duty waits");
+    let child = c.build_block_on(&parent, &proposer, 2_000).unwrap();
+    assert!(
+        child.block.txs.iter().any(|t| t.hash() == d1.hash()),
+        "the pipelined child's lane left out the honest node's second duty"
+    );
+    c.commit(parent).unwrap();
+    c.commit(child).unwrap();
+    assert_eq!(c.account(&dev_key(HONEST).address()).nonce, 2);
+}
