@@ -2,7 +2,9 @@
 //! lane's round-robin over the nodes' runs and the ordinary calls a run
 //! carries ahead of its last duty (fix of attack r18 [1] [2]).
 //!
-//! Every test here held up on the code it was written against.
+//! The finding here fails on the code it was written against and is
+//! marked `#[ignore = "attack r19 [k]: ..."]` until it is fixed; tests
+//! without the mark held up.
 
 use gridledger_core::{Address, Amount};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
@@ -130,24 +132,6 @@ fn carried_ordinary_calls_do_not_starve_another_nodes_duty() {
     assert_eq!(c.account(&k.address()).nonce, 1, "the Byzantine node took more than its round-robin share");
 }
 
-/// A duty behind more ordinary calls of its node than the lane holds is
-/// outside the node's run: the lane carries none of them, so a node
-/// gains no lane place from ordinary calls without a duty behind them.
-#[test]
-fn ordinary_calls_without_a_duty_in_reach_take_no_lane_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
-    let k = dev_key(BYZANTINE);
-    for n in 0..2 {
-        c.submit(&transfer(&k, 1, n, k.address(), Amount(1), Amount(1)).to_bytes()).unwrap();
-    }
-    c.submit(&call(BYZANTINE, 2, 1).to_bytes()).unwrap();
-    flood(&mut c);
-    let mut ts = 0;
-    seal(&mut c, &mut ts);
-    assert_eq!(c.account(&k.address()).nonce, 0, "ordinary calls beyond the lane's reach took lane places");
-}
-
 /// Pipelined heights (`Chain::build_block_on`): the child of a block whose
 /// lane held the honest node's first duty serves its second duty through
 /// the lane as well, under a dearer flood (the parent's transactions,
@@ -175,4 +159,48 @@ fn the_lane_serves_a_nodes_next_duty_on_a_pipelined_height() {
     c.commit(parent).unwrap();
     c.commit(child).unwrap();
     assert_eq!(c.account(&dev_key(HONEST).address()).nonce, 2);
+}
+
+// ------------------------------------------------------------------- [1]
+
+/// Attack r18 [2] again, with the lane's count of calls instead of one.
+/// `Mempool::lane` cuts a node's run to its next `max` (the lane's count)
+/// transactions and then after the last duty among them: a node with
+/// `max` ordinary calls of its key pending ahead of its duties (the BoB
+/// node's `fraud`, `ccdi_open`, `ccdi_finish`, queued while dearer
+/// traffic outbids them) has an empty run, so the lane takes none of
+/// them; they wait for their price in the block order, which the dearer
+/// flood never reaches, and the duties behind them wait for ever. Nothing
+/// drains the queue: the node is frozen out of the lane exactly as one
+/// call at its head froze it before r18 [2]'s fix, only the threshold is
+/// the lane's count (2 here, 75 in a default 300-transaction block). The
+/// cut buys nothing: the node could take the same places with junk duties
+/// (the round-robin share bounds it either way).
+///
+/// Expected: a node with a duty pending anywhere in its queue gets its
+/// round-robin share of the lane from the head of its queue, so its
+/// ordinary calls drain and its duty is included within a bounded number
+/// of blocks (here 2: the lane's 2 places a block, one node). Observed:
+/// after 10 blocks under a flood at price 5 the duty is still pending and
+/// the node's nonce has not moved.
+#[test]
+#[ignore = "attack r19 [1]: lane-count ordinary calls ahead of a node's duties freeze them out of the lane"]
+fn a_nodes_duty_behind_a_lanes_worth_of_its_ordinary_calls_still_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let k = dev_key(HONEST);
+    for n in 0..2 {
+        c.submit(&transfer(&k, 1, n, k.address(), Amount(1), Amount(1)).to_bytes()).unwrap();
+    }
+    let duty = call(HONEST, 2, 1);
+    c.submit(&duty.to_bytes()).unwrap();
+    let mut ts = 0;
+    for _ in 0..10 {
+        flood(&mut c);
+        seal(&mut c, &mut ts);
+        if c.receipt(&duty.hash()).unwrap().is_some() {
+            return;
+        }
+    }
+    panic!("the node's duty is still pending after 10 blocks (nonce {})", c.account(&k.address()).nonce);
 }
