@@ -204,3 +204,72 @@ fn a_nodes_duty_behind_a_lanes_worth_of_its_ordinary_calls_still_lands() {
     }
     panic!("the node's duty is still pending after 10 blocks (nonce {})", c.account(&k.address()).nonce);
 }
+
+// ------------------------------------------------------------------- [2]
+
+/// A self-transfer of 1 whose gas limit is a whole block's.
+fn block_sized(key: usize, nonce: u64, price: u128) -> SignedTransaction {
+    let k = dev_key(key);
+    let mut tx = transfer(&k, 1, nonce, k.address(), Amount(1), Amount(price)).tx;
+    tx.gas_limit = ChainConfig::default().block_gas_limit;
+    tx.sign(&k)
+}
+
+/// The serve-first place is keyed by (sender, nonce) but the walk serves
+/// the sender's first transaction *not excluded*. On a pipelined height
+/// (`Chain::build_block_on`) the parent's transactions are excluded while
+/// still pending, so once the parent holds the skipped block-sized
+/// transaction (nonce 0), the child serves the same sender's next one
+/// (nonce 1, a small transfer at price 1) before the price order, ahead of
+/// a flood paying 5: the place attack r18 [3]'s fix stopped a smaller
+/// replacement from inheriting is inherited by the next nonce instead,
+/// one extra transaction for each place earned. (On the plain path the
+/// parent commits first, the place is gone, and the transfer waits for its
+/// price: the control below.)
+///
+/// Expected: the child's walk serves first only the transaction that
+/// earned the place; nonce 1 competes at its price and stays out of a
+/// block the flood fills. Observed: it is the child's first transaction.
+/// Where the armed sender's nonce-1 transfer lands in the block after the
+/// one serving its skipped block-sized transfer, built on that block
+/// pipelined or after committing it.
+fn next_nonce_position(pipelined: bool) -> Option<usize> {
+    const ARMED: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path());
+    let f = dev_key(FLOOD);
+    c.submit(&transfer(&f, 1, 0, f.address(), Amount(1), Amount(5)).to_bytes()).unwrap();
+    c.submit(&block_sized(ARMED, 0, 1).to_bytes()).unwrap();
+    let mut ts = 0;
+    assert_eq!(seal(&mut c, &mut ts), 1, "the block-sized transfer is skipped behind the flood's one");
+    let small = {
+        let k = dev_key(ARMED);
+        transfer(&k, 1, 1, k.address(), Amount(1), Amount(1))
+    };
+    c.submit(&small.to_bytes()).unwrap();
+    keep(&mut c, FLOOD, 40, |n| transfer(&f, 1, n, f.address(), Amount(1), Amount(5)));
+    let proposer = dev_validator(0).public();
+    let (parent, _) = c.build_block(&proposer, 10_000);
+    assert_eq!(parent.block.txs[0].hash(), block_sized(ARMED, 0, 1).hash(), "the parent serves the skipped one first");
+    if !pipelined {
+        c.commit(parent).unwrap();
+        let (next, _) = c.build_block(&proposer, 11_000);
+        return next.block.txs.iter().position(|t| t.hash() == small.hash());
+    }
+    let child = c.build_block_on(&parent, &proposer, 11_000).unwrap();
+    child.block.txs.iter().position(|t| t.hash() == small.hash())
+}
+
+/// Control of [2]: on the plain path the parent commits first, the place
+/// is gone, and the price-1 transfer stays out of the block the flood fills.
+#[test]
+fn the_next_nonce_waits_for_its_price_on_a_plain_height() {
+    assert_eq!(next_nonce_position(false), None);
+}
+
+#[test]
+#[ignore = "attack r19 [2]: on a pipelined height the next nonce inherits a served-first place"]
+fn the_next_nonce_does_not_inherit_a_served_first_place_on_a_pipelined_height() {
+    let pos = next_nonce_position(true);
+    assert_eq!(pos, None, "the price-1 transfer rode the served-first place at index {pos:?} ahead of the flood");
+}
