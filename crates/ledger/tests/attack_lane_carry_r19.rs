@@ -88,28 +88,6 @@ fn flood(c: &mut Chain) {
     keep(c, FLOOD, 16, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
 }
 
-/// Seals `blocks` blocks, keeping the flood (and, if `byzantine`, the
-/// Byzantine node's junk duties at price 2) pending before each; returns
-/// whether the honest node's duty at price 1 was included.
-fn honest_duty_lands(byzantine: bool, blocks: usize) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
-    let duty = call(HONEST, 0, 1);
-    c.submit(&duty.to_bytes()).unwrap();
-    let mut ts = 0;
-    for _ in 0..blocks {
-        flood(&mut c);
-        if byzantine {
-            keep(&mut c, BYZANTINE, 4, |n| call(BYZANTINE, n, 2));
-        }
-        seal(&mut c, &mut ts);
-        if c.receipt(&duty.hash()).unwrap().is_some() {
-            return true;
-        }
-    }
-    false
-}
-
 /// A registered node puts an ordinary transfer at price 2 (above the
 /// honest node's price 1) ahead of one duty, so the carried transfer sorts
 /// its run first; the lane (2 places) still serves the honest node's duty
