@@ -120,6 +120,10 @@ fn ior_tables_quick_grid() {
             assert!(settled.iter().any(|c| c.name == name && c.ok), "{name}: {settled:?}");
         }
     }
+    // The challenge-window baseline posts as a conventional optimistic
+    // rollup: its batches' windows overlap, one check per row.
+    let overlap = r.checks.iter().filter(|c| c.name.contains("challenge-window rollup's windows overlap")).count();
+    assert_eq!(overlap, 4, "{:?}", r.checks);
 }
 
 #[test]

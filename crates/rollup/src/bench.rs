@@ -23,12 +23,12 @@
 //!   As a conventional optimistic rollup, it posts the TCRs of each batch
 //!   as soon as the batch is recorded, on the state the batches before it
 //!   leave, without waiting for those to settle
-//!   ([`crate::primary::PrimaryConfig::pipelined`]). A batch posted ahead
-//!   is judged against the root it builds on only once that root is final,
-//!   for a whole window from then (attack r14: judged earlier, an honest
-//!   batch was overturned against a forged predecessor root, and a forged
-//!   one escaped its window), so the batches still settle a window apart:
-//!   the last of k batches about k weeks after they were recorded.
+//!   ([`crate::primary::PrimaryConfig::pipelined`]), each stating the
+//!   root it builds on (the state its predecessor really leaves, attack
+//!   r14) and judged against that root alone: the windows of successive
+//!   batches overlap and each batch is final one window after its own
+//!   posting, so all N STs settle a week (plus a block second per
+//!   batch) after they were recorded, not a week per batch.
 //! - **Disputes.** A disputed ST is one whose participant disputes its
 //!   TCR; one validator chosen at random validates that ST (§3.5.3) and
 //!   records `SC_VERIFY` of it on the secondary chain; it settles with its
@@ -161,14 +161,12 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
     let mut params = bench_params(sellers);
     if matches!(mode, Mode::ConventionalOr) {
         // The challenge-window rollup settles an AT only after its
-        // week-long window. Its AT batches are posted together, but each is
-        // judged for a whole window from when the batch before it settled
-        // (`PrimaryConfig::pipelined`), so they settle a week apart: the
-        // STs come about a week per AT batch after DL. STs after
-        // `DL + expiry_ms` are refused (`AfterExpiry`), so its agreements
-        // expire a week after that.
-        let at_batches = blocks(&params, T0 - 60_000, &ats).len() as u64;
-        params.expiry_ms = params.expiry_ms.max(WEEK_MS.saturating_mul(at_batches + 1));
+        // week-long window. Its AT batches are posted together, their
+        // windows overlap, and the last settles a week (and a few block
+        // seconds per batch) after the first was recorded: the STs come
+        // about a week after DL. STs after `DL + expiry_ms` are refused
+        // (`AfterExpiry`), so its agreements expire two weeks after DL.
+        params.expiry_ms = params.expiry_ms.max(2 * WEEK_MS);
     }
     let dcfg = DriverConfig {
         params,

@@ -191,10 +191,16 @@ pub fn batch_leaves<C: ChainClient>(
     let hashes: Vec<_> = entries.iter().map(entry_hash).collect();
     for stx in &block.txs {
         let gridledger_ledger::TxKind::Call { contract, method, args, .. } = &stx.tx.kind else { continue };
-        if *contract != IOR_PRIMARY_ID || method != "sc_cr" {
+        if *contract != IOR_PRIMARY_ID {
             continue;
         }
-        let Ok(a) = gridledger_ledger::decode_args::<SubmitTcrs>(args) else { continue };
+        // `sc_cr`, or the baseline's `sc_cr_on` (a claimed pre-root with it).
+        let decoded = match method.as_str() {
+            "sc_cr" => gridledger_ledger::decode_args::<SubmitTcrs>(args).ok(),
+            "sc_cr_on" => gridledger_ledger::decode_args::<crate::primary::SubmitTcrsOn>(args).ok().map(|a| a.tcrs),
+            _ => None,
+        };
+        let Some(a) = decoded else { continue };
         if a.batch != h.id || !c.receipt(&stx.tx.hash())?.is_some_and(|r| r.status == TxStatus::Success) {
             continue;
         }
@@ -1231,7 +1237,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     if self.dispute_moot(&c)? {
                         continue;
                     }
-                    self.primary_call(key, c.method, c.args, Amount::ZERO)?;
+                    let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
+                    self.primary_call(key, method, a, Amount::ZERO)?;
                 }
             }
         }
@@ -1313,9 +1320,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// [`Mode::ConventionalOr`]: the executors post the TCRs of every
     /// recorded batch after `fin` now, each in a later block (a second
     /// apart) and built on the state the batches before it leave, as a
-    /// conventional optimistic rollup posts its batches; each records the
-    /// root it builds on, and is judged against it for a whole window once
-    /// that root is final ([`crate::primary::PrimaryConfig::pipelined`]).
+    /// conventional optimistic rollup posts its batches; each states the
+    /// root it builds on (`sc_cr_on`), is judged against it for a whole
+    /// window from its own posting, and is final one window after that if
+    /// its predecessor settled with that root
+    /// ([`crate::primary::PrimaryConfig::pipelined`]).
     /// Validators check each batch when its turn to settle comes, inside
     /// its window. Stops
     /// at the first batch whose executor posts nothing (the stand-in of
@@ -1345,19 +1354,25 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(())
     }
 
-    /// When `h`'s dispute window opens: its posting; in
-    /// [`Mode::ConventionalOr`] not before the batch before it settled
-    /// ([`crate::primary::PrimaryConfig::pipelined`]).
+    /// When `h`'s dispute window opens: its posting (in
+    /// [`Mode::ConventionalOr`] too: the windows of batches posted ahead
+    /// overlap, [`crate::primary::PrimaryConfig::pipelined`]).
     fn window_start(&self, h: &BatchHeader) -> Result<Option<Timestamp>, DriverError> {
-        let Some(done) = h.complete_at else { return Ok(None) };
-        if self.cfg.mode != Mode::ConventionalOr {
-            return Ok(Some(done));
+        Ok(h.complete_at)
+    }
+
+    /// [`Mode::ConventionalOr`]: an executor's `sc_cr` sent as `sc_cr_on`,
+    /// stating the pre-state root it builds on: the state the batches
+    /// before it really leave ([`Self::state_before`]), not the root its
+    /// predecessor posted (attack r14 [1]). Other calls, and every call in
+    /// IOR, go as they are.
+    fn with_claimed_pre_root(&self, method: &'static str, a: Vec<u8>) -> Result<(&'static str, Vec<u8>), DriverError> {
+        if self.cfg.mode != Mode::ConventionalOr || method != "sc_cr" {
+            return Ok((method, a));
         }
-        let Some(prev) = h.id.checked_sub(1) else { return Ok(Some(done)) };
-        Ok(match self.batch_header(prev)?.state {
-            BatchState::Settled { at, .. } => Some(done.max(at)),
-            BatchState::Open => None,
-        })
+        let Ok(tcrs) = borsh::from_slice::<SubmitTcrs>(&a) else { return Ok((method, a)) };
+        let pre_root = crate::state::state_root(&self.state_before(tcrs.batch)?);
+        Ok(("sc_cr_on", args(&crate::primary::SubmitTcrsOn { pre_root, tcrs })))
     }
 
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.

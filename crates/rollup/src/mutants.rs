@@ -97,15 +97,16 @@ pub enum Mutation {
     /// a second agreement sells the same period again (attack r11 [4]).
     ReopenSettledKey,
     /// [`crate::primary::PrimaryConfig::pipelined`]: a batch posted ahead
-    /// is disputed against its claimed pre-root before that root is final
-    /// (the batch before it still open): an honest batch built on the
-    /// state a forged predecessor really leaves is overturned against the
-    /// forged root and its executor slashed (attack r14 [1]).
-    PipelinedDisputeEarly,
-    /// Pipelined: a batch posted ahead keeps its dispute window from its
-    /// own posting, so it is disputable only for what is left of it once
-    /// its predecessor settles (attack r14 [2]).
-    WindowFromPosting,
+    /// is judged against the post-state root its predecessor posted instead
+    /// of its own claimed pre-root: an honest batch built on the state a
+    /// forged predecessor really leaves is overturned against the forged
+    /// root and its executor slashed (attack r14 [1]).
+    DisputeAgainstPredecessorRoot,
+    /// Pipelined: disputes of a batch posted ahead are refused until the
+    /// batch before it settles, while its window still runs from its own
+    /// posting: a forged batch behind a slow predecessor escapes its
+    /// window (attack r14 [2]).
+    DisputeWaitsForPredecessor,
     /// Pipelined: `finalize` settles a batch whose claimed pre-root is not
     /// the root its predecessor settled with, instead of taking it back:
     /// the root of a batch built on an overturned forgery settles (attack

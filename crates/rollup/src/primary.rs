@@ -261,17 +261,19 @@ pub struct PrimaryConfig {
     /// [`crate::driver::Mode::ConventionalOr`]): an executor may post a
     /// batch's TCRs while the batches before it still wait out their
     /// windows. Each posting records the root it builds on, its *claimed
-    /// pre-root* ([`claimed_pre_root`]): the settled root when the batch
-    /// before it has settled, else the post-state root that batch posted.
-    /// A batch is judged only against its own claimed pre-root and only
-    /// once that root is final: disputes of it wait until the batch before
-    /// it has settled ([`EntryDisputeError::PredecessorUnsettled`]), and its
-    /// window runs a whole `window_ms` from then (or from its posting, if
-    /// later; [`window_start`]). A batch whose claimed pre-root is not the
-    /// root its predecessor settled with is void: its own `finalize` takes
-    /// its TCRs back, in O(1) and punishing nobody, and they are posted
-    /// again on the settled root ([`EntryDisputeError::Void`]). No call
-    /// walks the batches posted ahead. IOR (`false`) posts a batch's TCRs
+    /// pre-root* ([`claimed_pre_root`]): stated by the executor with
+    /// `sc_cr_on` ([`SubmitTcrsOn`]; an honest one states the state its
+    /// predecessor really leaves), else, with `sc_cr`, the settled root when
+    /// the batch before it has settled and the root that batch posted when
+    /// not. A batch is judged against its own claimed pre-root alone, from
+    /// its own posting for a whole `window_ms`, so the windows of
+    /// successive batches overlap. A batch whose claimed pre-root is not
+    /// the root its predecessor settled with is void: its own `finalize`
+    /// takes its TCRs back, in O(1) and punishing nobody, and they are
+    /// posted again on the settled root ([`EntryDisputeError::Void`]); a
+    /// batch whose predecessor settled with its claimed pre-root is final
+    /// one window after its own posting. No call walks the batches posted
+    /// ahead. IOR (`false`) posts a batch's TCRs
     /// only once the batch before it has settled.
     ///
     /// Only the baseline may set this: `init` refuses it, and a deployment
@@ -453,6 +455,18 @@ pub struct SubmitTcrs {
     pub post_root: Hash32,
     /// The coin the batch's effects burn.
     pub burned: Amount,
+}
+
+/// `sc_cr_on` arguments ([`PrimaryConfig::pipelined`] only): a batch's
+/// TCRs with the pre-state root they build on stated explicitly, its
+/// *claimed pre-root*. An executor posting ahead states the state its
+/// predecessor really leaves (not the root that predecessor posted, which
+/// may be forged); the batch is judged against this root alone, and is
+/// void at its `finalize` unless its predecessor settled with it.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SubmitTcrsOn {
+    pub pre_root: Hash32,
+    pub tcrs: SubmitTcrs,
 }
 
 /// `dispute_entry` arguments (issue 11, thesis §3.4 Step 5): one entry of
@@ -732,9 +746,10 @@ pub enum EntryDisputeError {
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
     /// [`PrimaryConfig::pipelined`]: the batch was posted ahead on a root
-    /// that is not final yet (the batch before it has not settled). It is
-    /// judged against that root only once the root is final, and then for
-    /// a whole window.
+    /// that is not final yet (the batch before it has not settled). The
+    /// contract no longer refuses so (a batch is judged against its own
+    /// claimed pre-root from its posting); only the planted
+    /// `DisputeWaitsForPredecessor` does (feature `mutants`).
     #[error("batch {batch} builds on batch {pred}'s root, which has not settled; it is disputable once it has")]
     PredecessorUnsettled { batch: u64, pred: u64 },
     /// [`PrimaryConfig::pipelined`]: the batch's claimed pre-root is not
@@ -749,17 +764,12 @@ pub enum EntryDisputeError {
 /// a driver recognises a claim worth retrying by it in the revert reason.
 pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may still reveal";
 
-/// `Err` once batch `h`'s dispute window, which opened at `start`
-/// ([`window_start`]), has passed: the same instant from which `finalize`
-/// settles it, so a batch is always either disputable or finalizable,
-/// never both.
-fn window_open(
-    ctx: &CallContext<'_, '_>,
-    c: &PrimaryConfig,
-    h: &BatchHeader,
-    start: Option<Timestamp>,
-) -> Result<(), EntryDisputeError> {
-    let Some(done) = start else { return Ok(()) };
+/// `Err` once batch `h`'s dispute window, which opened at its posting
+/// (pipelined too: the windows overlap), has passed: the same instant
+/// from which `finalize` settles it, so a batch is always either
+/// disputable or finalizable, never both.
+fn window_open(ctx: &CallContext<'_, '_>, c: &PrimaryConfig, h: &BatchHeader) -> Result<(), EntryDisputeError> {
+    let Some(done) = h.complete_at else { return Ok(()) };
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() >= until {
         return Err(EntryDisputeError::WindowClosed { batch: h.id, until, now: ctx.timestamp() });
@@ -1927,7 +1937,7 @@ fn record(
 /// root. Whether each leaf's verdict and effects follow from its entry is
 /// checked where the entries are at hand: by validators and meters off
 /// chain, by `dispute_entry` for one entry, and by `finalize`.
-fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, ContractError> {
+fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, stated: Option<Hash32>) -> Result<Vec<u8>, ContractError> {
     let mut h = header(ctx, a.batch)?;
     if h.height >= ctx.height() {
         return revert(format!("batch {} is still recording", h.id));
@@ -1941,9 +1951,12 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
     // Pipelined: the root this posting builds on, recorded with it (one
-    // header read, whatever the number of batches posted ahead).
+    // header read, whatever the number of batches posted ahead): stated
+    // (`sc_cr_on`), else the settled root or the predecessor's posted one.
     let claimed = if !c.pipelined {
         None
+    } else if stated.is_some() {
+        stated
     } else if fin == h.id {
         Some(settled_root(ctx)?)
     } else {
@@ -2200,8 +2213,7 @@ fn punish(
     // e.g. by the executor's own sybil in the next block, does not burn an
     // honest validator that had no chance to act. (`finalize` comes after
     // the whole window.)
-    let start = if c.pipelined { window_start(ctx, c, h)? } else { h.complete_at };
-    let validator_late = start.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
+    let validator_late = h.complete_at.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
     let mut forfeited = Vec::new();
     if let Some(e) = h.posted_by {
         forfeited.push(forfeit(ctx, &e)?);
@@ -2264,49 +2276,35 @@ fn claimed_pre_root(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Op
     ctx.read_typed::<Hash32>(&prkey(h.id))
 }
 
-/// When batch `h`'s dispute window opens: its posting; under
-/// [`PrimaryConfig::pipelined`] not before the batch before it settled (its
-/// claimed pre-root is final only then), and `None` while that batch is
-/// still open (nothing is judged yet).
-fn window_start(
-    ctx: &mut CallContext<'_, '_>,
-    c: &PrimaryConfig,
-    h: &BatchHeader,
-) -> Result<Option<Timestamp>, ContractError> {
-    let Some(done) = h.complete_at else { return Ok(None) };
-    if !c.pipelined || crate::mutants::active(crate::mutants::Mutation::WindowFromPosting) {
-        return Ok(Some(done));
-    }
-    let Some(prev) = h.id.checked_sub(1) else { return Ok(Some(done)) };
-    Ok(match header(ctx, prev)?.state {
-        BatchState::Settled { at, .. } => Some(done.max(at)),
-        BatchState::Open => None,
-    })
-}
-
 /// [`PrimaryConfig::pipelined`]: the root a dispute of batch `h` is
-/// checked against, its own claimed pre-root, once that root is final:
-/// refused while the batch before it is open, and for a void batch (its
-/// claimed pre-root is not the settled root).
+/// checked against, its own claimed pre-root, from its posting on (the
+/// batch before it may still be open: a batch whose leaves do not follow
+/// from the root it claims is wrong whatever that root turns out to be).
+/// Refused for a void batch (the next to settle, its claimed pre-root not
+/// the settled root).
 fn pipelined_pre_root(
     ctx: &mut CallContext<'_, '_>,
     h: &BatchHeader,
 ) -> Result<Result<Hash32, EntryDisputeError>, ContractError> {
+    use crate::mutants::{active, Mutation};
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     let claimed = claimed_pre_root(ctx, h)?;
-    if crate::mutants::active(crate::mutants::Mutation::PipelinedDisputeEarly) {
-        if let Some(r) = claimed {
+    if active(Mutation::DisputeAgainstPredecessorRoot) && h.id != fin {
+        if let Some(r) = header(ctx, h.id - 1)?.post_root {
             return Ok(Ok(r));
         }
     }
-    if h.id != fin {
+    if active(Mutation::DisputeWaitsForPredecessor) && h.id != fin {
         return Ok(Err(EntryDisputeError::PredecessorUnsettled { batch: h.id, pred: h.id.saturating_sub(1) }));
     }
-    let settled = settled_root(ctx)?;
-    match claimed {
-        Some(r) if r != settled => Ok(Err(EntryDisputeError::Void(h.id))),
-        _ => Ok(Ok(settled)),
+    if h.id == fin {
+        let settled = settled_root(ctx)?;
+        return Ok(match claimed {
+            Some(r) if r != settled => Err(EntryDisputeError::Void(h.id)),
+            _ => Ok(settled),
+        });
     }
+    Ok(claimed.ok_or(EntryDisputeError::NothingToDispute(h.id)))
 }
 
 /// A void batch ([`EntryDisputeError::Void`]) at its own `finalize`: its
@@ -2458,8 +2456,7 @@ fn begin_dispute(
     } else {
         settled_root(ctx)?
     };
-    let start = if c.pipelined { window_start(ctx, &c, &h)? } else { h.complete_at };
-    if let Err(e) = window_open(ctx, &c, &h, start) {
+    if let Err(e) = window_open(ctx, &c, &h) {
         return Ok(Err(e));
     }
     Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new() }))
@@ -2998,7 +2995,6 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
         // Batches settle in order (TCRs posted ahead, `pipelined`).
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
-    let mut start = done;
     if c.pipelined {
         // Void: built on a root that did not settle.
         let settled = settled_root(ctx)?;
@@ -3007,9 +3003,8 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
             take_back(ctx, h)?;
             return Ok(bytes(&false));
         }
-        start = window_start(ctx, &c, &h)?.unwrap_or(done);
     }
-    let until = start.saturating_add(c.window_ms);
+    let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() < until {
         return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
     }
@@ -3215,7 +3210,15 @@ impl NativeContract for IorPrimaryContract {
                 let t: AgreementTerms = decode_args(args)?;
                 record(ctx, IorTx::Expire(t), latest, None)
             }
-            "sc_cr" => record_tcrs(ctx, decode_args(args)?),
+            "sc_cr" => record_tcrs(ctx, decode_args(args)?, None),
+            // The baseline's posting with an explicit claimed pre-root.
+            "sc_cr_on" => {
+                let a: SubmitTcrsOn = decode_args(args)?;
+                if !cfg(ctx)?.pipelined {
+                    return revert("sc_cr_on states a claimed pre-root: only the pipelined baseline posts with one");
+                }
+                record_tcrs(ctx, a.tcrs, Some(a.pre_root))
+            }
             "dispute" => dispute(ctx, decode_args(args)?, args),
             "dispute_entry" => dispute_entry(ctx, decode_args(args)?, args),
             "dispute_state" => dispute_state(ctx, decode_args(args)?, args),

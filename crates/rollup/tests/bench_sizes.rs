@@ -3,10 +3,10 @@
 //! batches hold. Every ST must still settle in both rollups (issue 11: at
 //! 400 STs 62 were refused by the batch gas budget, and from 601 the
 //! challenge-window STs came after their agreements' expiry and none
-//! settled). The challenge-window rollup posts its batches ahead, as a
-//! conventional optimistic rollup does, but judges each one for a whole
-//! window from when the batch before it settled (attack r14): its ST
-//! batches settle a window apart.
+//! settled). The challenge-window rollup posts its batches as a
+//! conventional optimistic rollup does, their windows overlapping: its
+//! last batch settles one window (a week) after it was posted, not a week
+//! per batch before it.
 
 use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
 
@@ -25,9 +25,10 @@ fn bench_ior_at_601_sts_settles_every_st_in_both_rollups() {
     }
     let week = 7 * 24 * 3_600_000;
     let or_latency = r["challenge_window_or"]["latency_max_ms"].as_u64().unwrap();
-    // Three or more ST batches recorded together, each final a window
-    // after the one before it settled: the last three weeks after it was
-    // recorded.
-    assert!(or_latency >= 3 * week, "{r}");
+    assert!(or_latency >= week, "{r}");
+    // Three or more batches, windows overlapping: the last is final a week
+    // (and a few block seconds) after it was recorded; settled one after
+    // another it would be three weeks.
+    assert!(or_latency < week + 3_600_000, "{r}");
     assert!(r["ior"]["latency_max_ms"].as_u64().unwrap() < week);
 }

@@ -217,7 +217,21 @@ pub fn tcr_args(e: &Env, batch: u64, tcrs: Vec<Tcr>, entries: Vec<Entry>) -> Vec
 pub fn record_tcrs(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
     let entries = e.d.entries(batch).unwrap();
     let a = tcr_args(e, batch, tcrs, entries);
-    e.d.primary_call(key, "sc_cr", a, Amount::ZERO).unwrap()
+    send_tcrs(e, key, batch, a)
+}
+
+/// Sends `sc_cr` arguments `a` for `batch` as an honest executor does: in
+/// IOR as they are; in the baseline ([`Mode::ConventionalOr`]) with
+/// `sc_cr_on`, stating the state the batches before it really leave as
+/// its claimed pre-root (`DualChain::state_before`).
+pub fn send_tcrs(e: &mut Env, key: &KeyPair, batch: u64, a: Vec<u8>) -> Receipt {
+    if e.d.cfg.mode != gridledger_rollup::driver::Mode::ConventionalOr {
+        return e.d.primary_call(key, "sc_cr", a, Amount::ZERO).unwrap();
+    }
+    let tcrs: gridledger_rollup::primary::SubmitTcrs = borsh::from_slice(&a).unwrap();
+    let pre_root = state_root(&e.d.state_before(batch).unwrap());
+    let a = args(&gridledger_rollup::primary::SubmitTcrsOn { pre_root, tcrs });
+    e.d.primary_call(key, "sc_cr_on", a, Amount::ZERO).unwrap()
 }
 
 /// [`record_tcrs`], as a list of receipts.
@@ -272,7 +286,7 @@ pub fn forged_posting(e: &Env, batch: u64) -> (KeyPair, SubmitTcrs, Vec<Tcr>, us
 /// records before the batch.
 pub fn forge_last_root(e: &mut Env, batch: u64) -> usize {
     let (exec, sub, _, n) = forged_posting(e, batch);
-    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
+    assert_eq!(send_tcrs(e, &exec, batch, args(&sub)).status, TxStatus::Success);
     n
 }
 

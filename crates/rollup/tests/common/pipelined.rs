@@ -76,7 +76,7 @@ pub fn minting_posting(e: &Env, batch: u64, to: Address) -> (KeyPair, Vec<u8>, P
 /// [`minting_posting`], sent by the batch's executor.
 pub fn post_minting_root(e: &mut Env, batch: u64, to: Address) -> PreState {
     let (exec, a, minted) = minting_posting(e, batch, to);
-    let r = e.d.primary_call(&exec, "sc_cr", a, Amount::ZERO).unwrap();
+    let r = send_tcrs(e, &exec, batch, a);
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     minted
 }
@@ -121,7 +121,7 @@ pub fn post_right_roots_wrong_inputs(e: &mut Env, batch: u64) -> Vec<u8> {
         burned,
     };
     let exec = executor_of(e, batch);
-    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    let r = send_tcrs(e, &exec, batch, args(&sub));
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     let proof = tcr_proof(&p.domain, batch, &hashes, &posted, 0).unwrap();
     args(&DisputeEntry {
