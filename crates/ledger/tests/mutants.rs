@@ -8,61 +8,16 @@
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
-use gridledger_core::{Address, Amount};
+mod common;
+
+use common::{call_method, chain_with, lane_config, seal};
+use gridledger_core::Amount;
 use gridledger_ledger::chain::Mutation;
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{
-    CallContext, Chain, ChainConfig, ContractError, ContractRegistry, NativeContract, SignedTransaction, SubmitError,
-    Transaction, TxKind, ViewContext,
-};
-use std::sync::Arc;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-const DUTY_CONTRACT: u32 = 7;
-
-/// A contract whose `work` called by dev key 9 or 10 (the registered
-/// nodes) is a duty.
-struct Duties(Vec<Address>);
-
-impl NativeContract for Duties {
-    fn name(&self) -> &'static str {
-        "duties"
-    }
-    fn call(&self, _: &mut CallContext<'_, '_>, _: &str, _: &[u8]) -> Result<Vec<u8>, ContractError> {
-        Ok(Vec::new())
-    }
-    fn view(&self, _: &ViewContext<'_>, _: &str, _: &[u8]) -> Result<serde_json::Value, ContractError> {
-        Ok(serde_json::Value::Null)
-    }
-    fn duty(&self, sender: &Address, method: &str) -> bool {
-        self.0.contains(sender) && method == "work"
-    }
-}
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::{Chain, ChainConfig, SubmitError};
 
 fn chain(dir: &std::path::Path, mutation: Option<Mutation>) -> Chain {
-    let mut reg = ContractRegistry::new();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(9).address(), dev_key(10).address()])));
-    let config = ChainConfig { max_block_txs: 8, mutation, ..ChainConfig::default() };
-    Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
-}
-
-fn seal(c: &mut Chain, ts: &mut u64) {
-    *ts += 1_000;
-    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
-    c.commit(ex).expect("commit");
-}
-
-fn call(key: usize, nonce: u64, method: &str, price: u128) -> SignedTransaction {
-    let k = dev_key(key);
-    Transaction {
-        chain_id: 1,
-        sender: k.public(),
-        nonce,
-        gas_limit: 100_000,
-        gas_price: Amount(price),
-        kind: TxKind::Call { contract: DUTY_CONTRACT, method: method.into(), args: Vec::new(), value: Amount::ZERO },
-    }
-    .sign(&k)
+    chain_with(dir, ChainConfig { mutation, ..lane_config() })
 }
 
 /// [5]: nine accounts keep a block-sized transfer pending (one placed, the
@@ -105,8 +60,8 @@ fn duties_take_the_lane(m: Option<Mutation>) -> Result<(), String> {
         c.submit(&transfer(&flood, 1, n, flood.address(), Amount(1), Amount(3)).to_bytes())
             .map_err(|e| e.to_string())?;
     }
-    let duty = call(9, 0, "work", 1);
-    let stranger = call(8, 0, "work", 1);
+    let duty = call_method(9, 0, "work", 1);
+    let stranger = call_method(8, 0, "work", 1);
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     c.submit(&stranger.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
@@ -159,9 +114,9 @@ fn nodes_share_the_lane(m: Option<Mutation>) -> Result<(), String> {
     let mut c = chain(dir.path(), m);
     flood(&mut c, 5)?;
     for n in 0..4 {
-        c.submit(&call(10, n, "work", 2).to_bytes()).map_err(|e| e.to_string())?;
+        c.submit(&call_method(10, n, "work", 2).to_bytes()).map_err(|e| e.to_string())?;
     }
-    let duty = call(9, 0, "work", 1);
+    let duty = call_method(9, 0, "work", 1);
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
     seal(&mut c, &mut ts);
@@ -177,8 +132,8 @@ fn a_nodes_ordinary_call_does_not_shut_its_duties_out(m: Option<Mutation>) -> Re
     let dir = tempfile::tempdir().unwrap();
     let mut c = chain(dir.path(), m);
     flood(&mut c, 3)?;
-    let own = call(9, 0, "other", 1);
-    let duty = call(9, 1, "work", 1);
+    let own = call_method(9, 0, "other", 1);
+    let duty = call_method(9, 1, "work", 1);
     c.submit(&own.to_bytes()).map_err(|e| e.to_string())?;
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
