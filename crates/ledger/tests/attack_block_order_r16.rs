@@ -6,23 +6,14 @@
 //! marked `#[ignore = "attack r16 [k]: ..."]` until it is fixed; tests
 //! without the mark held up.
 
+mod common;
+
+use common::{plain_chain, seal};
 use gridledger_core::Amount;
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer, transfer_until};
-use gridledger_ledger::{Chain, ChainConfig, ContractRegistry, SignedTransaction, SubmitError};
-use std::path::Path;
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer, transfer_until};
+use gridledger_ledger::{Chain, ChainConfig, SignedTransaction, SubmitError};
 
 const BAL: Amount = Amount(1_000_000_000_000);
-
-fn chain(dir: &Path) -> Chain {
-    Chain::open(dir, dev_genesis(1, 4, BAL, &[dev_validator(0)]), ContractRegistry::new(), ChainConfig::default())
-        .expect("open")
-}
-
-fn seal(c: &mut Chain, ts: &mut u64) {
-    *ts += 1_000;
-    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
-    c.commit(ex).expect("commit");
-}
 
 /// The payer's transfer with a deadline at gas price `price`.
 fn payment(nonce: u64, valid_until: u64, price: u128) -> SignedTransaction {
@@ -43,6 +34,23 @@ fn keep_busy(c: &mut Chain, price: u128) {
 
 // ------------------------------------------------------------------- [2]
 
+/// One sealed block, two blocks' worth of account 1's transfers at price 2
+/// pending, and the payer's transfer at price 1 with a deadline four
+/// blocks ahead submitted behind them; returns the chain's directory (keep
+/// it alive), the chain, the last block's timestamp, the deadline and the
+/// payment.
+fn cheap_payment_behind_dearer_traffic() -> (tempfile::TempDir, Chain, u64, u64, SignedTransaction) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = plain_chain(dir.path(), 4, BAL);
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    let deadline = c.tip().height + 4;
+    keep_busy(&mut c, 2);
+    let cheap = payment(0, deadline, 1);
+    c.submit(&cheap.to_bytes()).unwrap();
+    (dir, c, ts, deadline, cheap)
+}
+
 /// The payer whose pending transfer is outbid by traffic at a higher gas
 /// price cannot raise its price: the mempool refuses a copy of the same
 /// nonce at a higher price (`NonceTooLow`) while the first is pending, so
@@ -58,14 +66,7 @@ fn keep_busy(c: &mut Chain, price: u128) {
 /// react. Observed: `NonceTooLow`; the payment never lands.
 #[test]
 fn a_pending_transfer_outbid_by_dearer_traffic_can_be_repriced_and_lands() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
-    let mut ts = 0;
-    seal(&mut c, &mut ts);
-    let deadline = c.tip().height + 4;
-    keep_busy(&mut c, 2);
-    let cheap = payment(0, deadline, 1);
-    c.submit(&cheap.to_bytes()).unwrap();
+    let (_dir, mut c, mut ts, deadline, cheap) = cheap_payment_behind_dearer_traffic();
     seal(&mut c, &mut ts);
     assert!(c.receipt(&cheap.hash()).unwrap().is_none(), "outbid: not in the first block");
     // The payer sees it stuck and re-signs the same payment at price 3.
@@ -91,14 +92,7 @@ fn a_pending_transfer_outbid_by_dearer_traffic_can_be_repriced_and_lands() {
 /// every same-nonce copy was refused `NonceTooLow`.)
 #[test]
 fn a_cheap_deadline_transfer_behind_dearer_traffic_is_dropped_at_its_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
-    let mut ts = 0;
-    seal(&mut c, &mut ts);
-    let deadline = c.tip().height + 4;
-    keep_busy(&mut c, 2);
-    let cheap = payment(0, deadline, 1);
-    c.submit(&cheap.to_bytes()).unwrap();
+    let (_dir, mut c, mut ts, deadline, cheap) = cheap_payment_behind_dearer_traffic();
     let pending = c.mempool().len();
     let same_price = transfer_until(&dev_key(0), 1, 0, (dev_key(3).address(), Amount(11), deadline), Amount(1));
     assert!(matches!(
@@ -150,13 +144,7 @@ fn block_sized(key: &gridledger_core::crypto::KeyPair, nonce: u64, price: u128) 
 fn skipped_block_sized_transactions_do_not_shut_out_an_ordinary_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let accounts = 320;
-    let mut c = Chain::open(
-        dir.path(),
-        dev_genesis(1, accounts, BAL, &[dev_validator(0)]),
-        ContractRegistry::new(),
-        ChainConfig::default(),
-    )
-    .expect("open");
+    let mut c = plain_chain(dir.path(), accounts, BAL);
     let mut ts = 0;
     let flooders: Vec<_> = (1..=301).map(dev_key).collect();
     let refill = |c: &mut Chain| {

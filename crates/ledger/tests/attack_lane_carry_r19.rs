@@ -6,87 +6,12 @@
 //! marked `#[ignore = "attack r19 [k]: ..."]` until it is fixed; tests
 //! without the mark held up.
 
-use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{
-    CallContext, Chain, ChainConfig, ContractError, ContractRegistry, NativeContract, SignedTransaction, Transaction,
-    TxKind, ViewContext,
-};
-use std::sync::Arc;
+mod common;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-const DUTY_CONTRACT: u32 = 7;
-/// A Byzantine registered node.
-const BYZANTINE: usize = 9;
-/// An honest registered node.
-const HONEST: usize = 10;
-/// The account that floods the chain with dearer ordinary transfers.
-const FLOOD: usize = 1;
-
-/// A contract whose `work` called by a registered node is a duty (as the
-/// BoB's `relay`/`prove`/`cct_v` by `BobConfig::nodes`).
-struct Duties(Vec<Address>);
-
-impl NativeContract for Duties {
-    fn name(&self) -> &'static str {
-        "duties"
-    }
-    fn call(&self, _: &mut CallContext<'_, '_>, _: &str, _: &[u8]) -> Result<Vec<u8>, ContractError> {
-        Ok(Vec::new())
-    }
-    fn view(&self, _: &ViewContext<'_>, _: &str, _: &[u8]) -> Result<serde_json::Value, ContractError> {
-        Ok(serde_json::Value::Null)
-    }
-    fn duty(&self, sender: &Address, method: &str) -> bool {
-        self.0.contains(sender) && method == "work"
-    }
-}
-
-/// Blocks of 8 transactions: the lane is 2 of them (25 %).
-fn chain(dir: &std::path::Path) -> Chain {
-    let mut reg = ContractRegistry::new();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(BYZANTINE).address(), dev_key(HONEST).address()])));
-    let config = ChainConfig { max_block_txs: 8, ..ChainConfig::default() };
-    Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
-}
-
-fn seal(c: &mut Chain, ts: &mut u64) -> usize {
-    *ts += 1_000;
-    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
-    let n = ex.block.txs.len();
-    c.commit(ex).expect("commit");
-    n
-}
-
-fn call(key: usize, nonce: u64, price: u128) -> SignedTransaction {
-    let k = dev_key(key);
-    Transaction {
-        chain_id: 1,
-        sender: k.public(),
-        nonce,
-        gas_limit: 100_000,
-        gas_price: Amount(price),
-        kind: TxKind::Call { contract: DUTY_CONTRACT, method: "work".into(), args: Vec::new(), value: Amount::ZERO },
-    }
-    .sign(&k)
-}
-
-/// Keeps `depth` transactions of `key` pending, each made by `make(nonce)`.
-fn keep(c: &mut Chain, key: usize, depth: u64, make: impl Fn(u64) -> SignedTransaction) {
-    let a = dev_key(key).address();
-    let committed = c.account(&a).nonce;
-    let mut next = c.next_nonce(&a);
-    while next - committed < depth {
-        c.submit(&make(next).to_bytes()).expect("admitted");
-        next += 1;
-    }
-}
-
-/// Two blocks' worth of ordinary transfers at price 5.
-fn flood(c: &mut Chain) {
-    let k = dev_key(FLOOD);
-    keep(c, FLOOD, 16, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
-}
+use common::*;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer};
+use gridledger_ledger::{ChainConfig, SignedTransaction};
 
 /// A registered node puts an ordinary transfer at price 2 (above the
 /// honest node's price 1) ahead of one duty, so the carried transfer sorts

@@ -4,28 +4,15 @@
 //! dropped from the mempool when it passes. The kinds before it encode as
 //! they did.
 
+mod common;
+
+use common::{plain_chain, seal};
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer, transfer_until, TRANSFER_GAS};
-use gridledger_ledger::{
-    Account, Chain, ChainConfig, ChainError, ContractRegistry, SignedTransaction, SubmitError, Transaction, TxKind,
-    TxStatus,
-};
-use std::path::Path;
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer, transfer_until, TRANSFER_GAS};
+use gridledger_ledger::{Account, Chain, ChainError, SignedTransaction, SubmitError, Transaction, TxKind, TxStatus};
 
 const BAL: Amount = Amount(1_000_000_000);
 const PRICE: Amount = Amount(1);
-
-fn chain(dir: &Path) -> Chain {
-    Chain::open(dir, dev_genesis(1, 4, BAL, &[dev_validator(0)]), ContractRegistry::new(), ChainConfig::default())
-        .expect("open")
-}
-
-/// Commits one block of whatever is pending (possibly empty).
-fn seal(c: &mut Chain, ts: &mut u64) {
-    *ts += 1_000;
-    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
-    c.commit(ex).expect("commit");
-}
 
 fn until(k: usize, nonce: u64, amount: u128, valid_until: u64) -> SignedTransaction {
     transfer_until(&dev_key(k), 1, nonce, (dev_key(3).address(), Amount(amount), valid_until), PRICE)
@@ -51,7 +38,7 @@ fn snapshot(c: &Chain) -> Snapshot {
 #[test]
 fn an_expired_deadline_transfer_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
+    let mut c = plain_chain(dir.path(), 4, BAL);
     let mut ts = 0;
     for _ in 0..3 {
         seal(&mut c, &mut ts);
@@ -78,14 +65,14 @@ fn an_expired_deadline_transfer_is_refused_and_changes_nothing() {
 #[test]
 fn a_block_holding_an_expired_deadline_transfer_is_invalid() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
+    let mut c = plain_chain(dir.path(), 4, BAL);
     let mut ts = 0;
     seal(&mut c, &mut ts);
     seal(&mut c, &mut ts);
     // A proposer built a block at height 3 (another node's view, a
     // deadline of 3) ...
     let other = tempfile::tempdir().unwrap();
-    let mut d = chain(other.path());
+    let mut d = plain_chain(other.path(), 4, BAL);
     let mut ts_d = 0;
     seal(&mut d, &mut ts_d);
     seal(&mut d, &mut ts_d);
@@ -110,7 +97,7 @@ fn a_block_holding_an_expired_deadline_transfer_is_invalid() {
 #[test]
 fn a_pending_deadline_transfer_is_dropped_when_its_deadline_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path());
+    let mut c = plain_chain(dir.path(), 4, BAL);
     let mut ts = 0;
     // Sender 1's first payment is held back (a nonce gap: nonce 1 waits
     // behind nonce 0, which is not sent), its deadline 2 passes meanwhile.
@@ -125,7 +112,7 @@ fn a_pending_deadline_transfer_is_dropped_when_its_deadline_passes() {
     // Heights 1 and 2 are another proposer's, holding none of these (an
     // empty pool there).
     let other = tempfile::tempdir().unwrap();
-    let mut empty = chain(other.path());
+    let mut empty = plain_chain(other.path(), 4, BAL);
     let mut ts_e = 0;
     for _ in 0..2 {
         ts_e += 1_000;

@@ -8,61 +8,24 @@
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
-use gridledger_core::{Address, Amount};
+mod common;
+
+use common::{call_method, chain_with, lane_config, seal};
+use gridledger_core::Amount;
 use gridledger_ledger::chain::Mutation;
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{
-    CallContext, Chain, ChainConfig, ContractError, ContractRegistry, NativeContract, SignedTransaction, SubmitError,
-    Transaction, TxKind, ViewContext,
-};
-use std::sync::Arc;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-const DUTY_CONTRACT: u32 = 7;
-
-/// A contract whose `work` called by dev key 9 or 10 (the registered
-/// nodes) is a duty.
-struct Duties(Vec<Address>);
-
-impl NativeContract for Duties {
-    fn name(&self) -> &'static str {
-        "duties"
-    }
-    fn call(&self, _: &mut CallContext<'_, '_>, _: &str, _: &[u8]) -> Result<Vec<u8>, ContractError> {
-        Ok(Vec::new())
-    }
-    fn view(&self, _: &ViewContext<'_>, _: &str, _: &[u8]) -> Result<serde_json::Value, ContractError> {
-        Ok(serde_json::Value::Null)
-    }
-    fn duty(&self, sender: &Address, method: &str) -> bool {
-        self.0.contains(sender) && method == "work"
-    }
-}
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::{Chain, ChainConfig, SignedTransaction, SubmitError};
 
 fn chain(dir: &std::path::Path, mutation: Option<Mutation>) -> Chain {
-    let mut reg = ContractRegistry::new();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(9).address(), dev_key(10).address()])));
-    let config = ChainConfig { max_block_txs: 8, mutation, ..ChainConfig::default() };
-    Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
+    chain_with(dir, ChainConfig { mutation, ..lane_config() })
 }
 
-fn seal(c: &mut Chain, ts: &mut u64) {
-    *ts += 1_000;
-    let (ex, _) = c.build_block(&dev_validator(0).public(), *ts);
-    c.commit(ex).expect("commit");
-}
-
-fn call(key: usize, nonce: u64, method: &str, price: u128) -> SignedTransaction {
-    let k = dev_key(key);
-    Transaction {
-        chain_id: 1,
-        sender: k.public(),
-        nonce,
-        gas_limit: 100_000,
-        gas_price: Amount(price),
-        kind: TxKind::Call { contract: DUTY_CONTRACT, method: method.into(), args: Vec::new(), value: Amount::ZERO },
+/// `Ok` if `tx` is in a committed block, else `Err(missing)`.
+fn included(c: &Chain, tx: &SignedTransaction, missing: &str) -> Result<(), String> {
+    match c.receipt(&tx.hash()).map_err(|e| e.to_string())? {
+        Some(_) => Ok(()),
+        None => Err(missing.into()),
     }
-    .sign(&k)
 }
 
 /// [5]: nine accounts keep a block-sized transfer pending (one placed, the
@@ -88,10 +51,7 @@ fn skips_do_not_end_the_walk(m: Option<Mutation>) -> Result<(), String> {
         }
         seal(&mut c, &mut ts);
     }
-    match c.receipt(&honest.hash()).map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("the ordinary transfer was never tried".into()),
-    }
+    included(&c, &honest, "the ordinary transfer was never tried")
 }
 
 /// [6]: two blocks' worth of transfers at price 3 pending; a duty call at
@@ -105,8 +65,8 @@ fn duties_take_the_lane(m: Option<Mutation>) -> Result<(), String> {
         c.submit(&transfer(&flood, 1, n, flood.address(), Amount(1), Amount(3)).to_bytes())
             .map_err(|e| e.to_string())?;
     }
-    let duty = call(9, 0, "work", 1);
-    let stranger = call(8, 0, "work", 1);
+    let duty = call_method(9, 0, "work", 1);
+    let stranger = call_method(8, 0, "work", 1);
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     c.submit(&stranger.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
@@ -114,10 +74,7 @@ fn duties_take_the_lane(m: Option<Mutation>) -> Result<(), String> {
     if c.receipt(&stranger.hash()).map_err(|e| e.to_string())?.is_some() {
         return Err("a stranger's call took the lane".into());
     }
-    match c.receipt(&duty.hash()).map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("the duty was outbid".into()),
-    }
+    included(&c, &duty, "the duty was outbid")
 }
 
 /// [2]: a replacement must pay 10 % more: 21 does not replace 20, 22 does.
@@ -151,42 +108,41 @@ fn flood(c: &mut Chain, price: u128) -> Result<(), String> {
     Ok(())
 }
 
+/// A chain under `m` (its directory kept alive alongside) with dev key
+/// 1's flood at `price` pending.
+fn flooded_chain(m: Option<Mutation>, price: u128) -> Result<(tempfile::TempDir, Chain), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    flood(&mut c, price)?;
+    Ok((dir, c))
+}
+
 /// r18 [1]: node 10 keeps a lane's worth of junk duties at price 2
 /// pending, node 9 has one duty at price 1, dearer traffic floods: node
 /// 9's duty still goes into the next block (round-robin over the nodes).
 fn nodes_share_the_lane(m: Option<Mutation>) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path(), m);
-    flood(&mut c, 5)?;
+    let (_dir, mut c) = flooded_chain(m, 5)?;
     for n in 0..4 {
-        c.submit(&call(10, n, "work", 2).to_bytes()).map_err(|e| e.to_string())?;
+        c.submit(&call_method(10, n, "work", 2).to_bytes()).map_err(|e| e.to_string())?;
     }
-    let duty = call(9, 0, "work", 1);
+    let duty = call_method(9, 0, "work", 1);
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
     seal(&mut c, &mut ts);
-    match c.receipt(&duty.hash()).map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("the other node's run took the whole lane".into()),
-    }
+    included(&c, &duty, "the other node's run took the whole lane")
 }
 
 /// r18 [2]: node 9's ordinary call (not a duty) heads its queue, its duty
 /// follows, dearer traffic floods: both go into the next block.
 fn a_nodes_ordinary_call_does_not_shut_its_duties_out(m: Option<Mutation>) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = chain(dir.path(), m);
-    flood(&mut c, 3)?;
-    let own = call(9, 0, "other", 1);
-    let duty = call(9, 1, "work", 1);
+    let (_dir, mut c) = flooded_chain(m, 3)?;
+    let own = call_method(9, 0, "other", 1);
+    let duty = call_method(9, 1, "work", 1);
     c.submit(&own.to_bytes()).map_err(|e| e.to_string())?;
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     let mut ts = 0;
     seal(&mut c, &mut ts);
-    match c.receipt(&duty.hash()).map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("the node's own call at its head shut its duty out of the lane".into()),
-    }
+    included(&c, &duty, "the node's own call at its head shut its duty out of the lane")
 }
 
 /// r18 [3]: twelve senders' block-sized transfers at price 1 (one placed,
@@ -217,10 +173,7 @@ fn a_small_replacement_loses_the_served_first_place(m: Option<Mutation>) -> Resu
     let rich = transfer(&dev_key(0), 1, 0, dev_key(3).address(), Amount(10), Amount(1_000));
     c.submit(&rich.to_bytes()).map_err(|e| e.to_string())?;
     seal(&mut c, &mut ts);
-    match c.receipt(&rich.hash()).map_err(|e| e.to_string())? {
-        Some(_) => Ok(()),
-        None => Err("price-2 replacements went before a user paying 1,000".into()),
-    }
+    included(&c, &rich, "price-2 replacements went before a user paying 1,000")
 }
 
 type Check = fn(Option<Mutation>) -> Result<(), String>;
