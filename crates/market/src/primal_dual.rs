@@ -65,7 +65,7 @@
 //! apart (within every admission limit; attack round 7) needed about 10⁶
 //! iterations and stopped at the 200 000 cap. A trade between two parties
 //! whose ranges exceed `E₀` (= [`SCALE_KWH`]) therefore carries its own
-//! penalty `ρ_mn = ρ f_m f_n`, `f_p = √(E₀ / e_max,p)`, and each of its
+//! penalty `ρ_mn = ρ √(f_m f_n)`, `f_p = √(E₀ / e_max,p)`, and each of its
 //! copies the step of its party's own curvature and that penalty,
 //! `α_mn = 1 / (a_p max(M, N) + 2 ρ_mn)` ([`PdParams::party_steps`]): it
 //! moves in proportion to the parties' ranges, and the pair clears in a few
@@ -449,8 +449,9 @@ pub const OVERLOAD_BOOST: f64 = 4.0;
 /// iteration's fixed points are the same for any positive multiplier steps
 /// (see [`BUYER_STEP_CAP`]); the streaks are part of
 /// [`PrimalDual::state_digest`], so every executor steps alike. Round 13's
-/// mixed market clears in 11 699 iterations (a doubling every 50: 9 289;
-/// capped at 2^9 or fewer doublings it does not clear within the cap).
+/// mixed market clears in 11 699 iterations with the penalties of
+/// `ρ f_m f_n` (a doubling every 50: 9 289; capped at 2^9 or fewer
+/// doublings, not within the cap), 7 614 with [`PdParams::party_steps`]'s.
 pub const OVERLOAD_DOUBLING: u32 = 100;
 
 /// The most doublings of the longer step up ([`OVERLOAD_DOUBLING`]).
@@ -596,7 +597,7 @@ impl PdParams {
     ///
     /// ```text
     /// f_p     = min(1, √(E₀ / e_max,p))        (1 for a party within E₀)
-    /// ρ_mn    = ρ f_m f_n   if both f_m, f_n < 1;   ρ otherwise
+    /// ρ_mn    = ρ √(f_m f_n) if both f_m, f_n < 1;   ρ otherwise
     /// α^p_mn  = 1 / (a_p max(M, N) + 2 ρ_mn)    if both f_m, f_n < 1
     ///           α                               otherwise
     /// ```
@@ -619,7 +620,11 @@ impl PdParams {
     /// is within `E₀` gets exactly the common `ρ` and `α`. The steps are
     /// per trade, and each party projects in the metric of its own steps
     /// (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so the iteration's
-    /// fixed points are still the KKT points.
+    /// fixed points are still the KKT points. The square root (`ρ f_m f_n`
+    /// before): a pair split across a binding line (attack round 12, seed
+    /// 5's 3 × 3 market at ratings × 5·10⁻⁴, pair at model buses 10 and 16)
+    /// needed 25 170 iterations, 490 with it; attack round 13's mixed
+    /// feeder market 11 699, 7 614 with it.
     pub fn party_steps(&self, market: &Market) -> PartySteps {
         let (mm, nn) = (market.buyers.len(), market.sellers.len());
         let k = mm.max(nn) as f64;
@@ -633,7 +638,7 @@ impl PdParams {
                 let both = *sn < 1.0 && *bm < 1.0;
                 let shrunk = both || (mutants::active(Mutation::SmallPartyPenaltyShrunk) && (*sn < 1.0 || *bm < 1.0));
                 if shrunk {
-                    rho[n * mm + m] = self.rho * (sn * bm);
+                    rho[n * mm + m] = self.rho * (sn * bm).sqrt();
                 }
             }
         }

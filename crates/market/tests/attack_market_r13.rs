@@ -91,7 +91,7 @@ fn feeder_mixed() -> Market {
 // fails. Three requests (one sender may file 256).
 //
 // Fixed: the longer step doubles along the overloaded-and-priced streak
-// (`OVERLOAD_DOUBLING`); the market clears in 11 699 iterations.
+// (`OVERLOAD_DOUBLING`); the market clears in 7 614 iterations.
 #[test]
 fn large_parties_on_the_feeder_clear_within_the_cap() {
     let net = common::feeder();
