@@ -58,6 +58,11 @@ pub enum Mutation {
     /// never takes the longer step: a multiplier that must climb far
     /// behind sellers at their `e_max` climbs at the base rate.
     OverloadNotBoosted,
+    /// Primal-dual's longer multiplier step of a row that stays priced and
+    /// overloaded is the fixed `OVERLOAD_BOOST · γ_r`, never doubled along
+    /// the streak (`OVERLOAD_DOUBLING`): a V-min row of the 33-bus feeder,
+    /// whose multiplier must climb far, climbs linearly.
+    OverloadNotDoubled,
     /// Primal-dual's multiplier of a row that stays priced and under its
     /// limit never takes the growing step down: a row priced high by the
     /// first steps but with a little slack at the optimum unwinds at

@@ -34,7 +34,8 @@
 //! which responds to the current overload at once and damps the cycle; the
 //! multiplier itself then moves with a small step `γ = c/4` (`c`, the
 //! method of multipliers' own step, once the row has stayed priced and
-//! overloaded for [`OVERLOAD_WAIT`] iterations: [`OVERLOAD_BOOST`]; a
+//! overloaded for [`OVERLOAD_WAIT`] iterations: [`OVERLOAD_BOOST`],
+//! doubled along the streak, [`OVERLOAD_DOUBLING`]; a
 //! step down that doubles along the streak once it has stayed priced and
 //! under its limit for [`SLACK_WAIT`]: [`SLACK_DOUBLING`]), with
 //! `c = 1 / (4 (M + N))` (the flows sum over all buyers' rows, so the line
@@ -64,7 +65,7 @@
 //! apart (within every admission limit; attack round 7) needed about 10⁶
 //! iterations and stopped at the 200 000 cap. A trade between two parties
 //! whose ranges exceed `E₀` (= [`SCALE_KWH`]) therefore carries its own
-//! penalty `ρ_mn = ρ f_m f_n`, `f_p = √(E₀ / e_max,p)`, and each of its
+//! penalty `ρ_mn = ρ √(f_m f_n)`, `f_p = √(E₀ / e_max,p)`, and each of its
 //! copies the step of its party's own curvature and that penalty,
 //! `α_mn = 1 / (a_p max(M, N) + 2 ρ_mn)` ([`PdParams::party_steps`]): it
 //! moves in proportion to the parties' ranges, and the pair clears in a few
@@ -410,7 +411,8 @@ pub const OVERLOAD_WAIT: u32 = 500;
 
 /// The multiplier step of a row that has ended [`OVERLOAD_WAIT`]
 /// iterations in a row priced and overloaded, in units of its own `γ_r`:
-/// `4 γ_r = c_r`, the method of multipliers' own step. Back to `γ_r` on the
+/// `4 γ_r = c_r`, the method of multipliers' own step, doubled every
+/// [`OVERLOAD_DOUBLING`] further iterations of the streak. Back to `γ_r` on the
 /// first iteration the row ends unpriced or within its limit.
 ///
 /// Why: where a binding line's multiplier must climb far (attack round 11:
@@ -427,6 +429,33 @@ pub const OVERLOAD_WAIT: u32 = 500;
 /// [`PrimalDual::state_digest`] and updated on every path after the
 /// multiplier update, so every executor steps alike.
 pub const OVERLOAD_BOOST: f64 = 4.0;
+
+/// Iterations of an overloaded-and-priced streak beyond [`OVERLOAD_WAIT`]
+/// per doubling of the longer step: the step is
+/// [`OVERLOAD_BOOST`]` · 2^d · γ_r` with
+/// `d = min((streak − OVERLOAD_WAIT) / OVERLOAD_DOUBLING, OVERLOAD_MAX_DOUBLINGS)`,
+/// back to `γ_r` on the first iteration the row ends unpriced or within
+/// its limit (the streak resets).
+///
+/// Why: on the 33-bus feeder the V-min rows' coefficients are small
+/// (a PTDF-like difference of about `2.4·10⁻⁵` per kW for a trade from
+/// bus 27 to bus 9), so the multipliers the rows need are large, and the
+/// fixed `4 γ_r` climb of a constant overload took over 200 000 iterations
+/// (attack round 13: three large requests, bus 18's multiplier 23.4 at
+/// iteration 190 000). Doubling along the streak reaches any multiplier in
+/// a number of iterations logarithmic in `μ* / (γ_r · excess)`; an
+/// overshoot ends the streak at once (the row falls within its limit) and
+/// the step down of [`SLACK_DOUBLING`] unwinds it the same way. The
+/// iteration's fixed points are the same for any positive multiplier steps
+/// (see [`BUYER_STEP_CAP`]); the streaks are part of
+/// [`PrimalDual::state_digest`], so every executor steps alike. Round 13's
+/// mixed market clears in 11 699 iterations with the penalties of
+/// `ρ f_m f_n` (a doubling every 50: 9 289; capped at 2^9 or fewer
+/// doublings, not within the cap), 7 614 with [`PdParams::party_steps`]'s.
+pub const OVERLOAD_DOUBLING: u32 = 100;
+
+/// The most doublings of the longer step up ([`OVERLOAD_DOUBLING`]).
+pub const OVERLOAD_MAX_DOUBLINGS: u32 = 40;
 
 /// Iterations in a row a network row must end priced and under its limit
 /// before its multiplier takes the growing step down ([`SLACK_DOUBLING`]).
@@ -568,7 +597,7 @@ impl PdParams {
     ///
     /// ```text
     /// f_p     = min(1, √(E₀ / e_max,p))        (1 for a party within E₀)
-    /// ρ_mn    = ρ f_m f_n   if both f_m, f_n < 1;   ρ otherwise
+    /// ρ_mn    = ρ √(f_m f_n) if both f_m, f_n < 1;   ρ otherwise
     /// α^p_mn  = 1 / (a_p max(M, N) + 2 ρ_mn)    if both f_m, f_n < 1
     ///           α                               otherwise
     /// ```
@@ -591,7 +620,11 @@ impl PdParams {
     /// is within `E₀` gets exactly the common `ρ` and `α`. The steps are
     /// per trade, and each party projects in the metric of its own steps
     /// (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so the iteration's
-    /// fixed points are still the KKT points.
+    /// fixed points are still the KKT points. The square root (`ρ f_m f_n`
+    /// before): a pair split across a binding line (attack round 12, seed
+    /// 5's 3 × 3 market at ratings × 5·10⁻⁴, pair at model buses 10 and 16)
+    /// needed 25 170 iterations, 490 with it; attack round 13's mixed
+    /// feeder market 11 699, 7 614 with it.
     pub fn party_steps(&self, market: &Market) -> PartySteps {
         let (mm, nn) = (market.buyers.len(), market.sellers.len());
         let k = mm.max(nn) as f64;
@@ -605,7 +638,7 @@ impl PdParams {
                 let both = *sn < 1.0 && *bm < 1.0;
                 let shrunk = both || (mutants::active(Mutation::SmallPartyPenaltyShrunk) && (*sn < 1.0 || *bm < 1.0));
                 if shrunk {
-                    rho[n * mm + m] = self.rho * (sn * bm);
+                    rho[n * mm + m] = self.rho * (sn * bm).sqrt();
                 }
             }
         }
@@ -1808,7 +1841,13 @@ impl PrimalDual {
     /// else 1 (exact: the step is unchanged).
     fn boost(&self, r: usize) -> f64 {
         if self.overload[r] >= OVERLOAD_WAIT && !mutants::active(Mutation::OverloadNotBoosted) {
-            OVERLOAD_BOOST
+            let d = if mutants::active(Mutation::OverloadNotDoubled) {
+                0
+            } else {
+                ((self.overload[r] - OVERLOAD_WAIT) / OVERLOAD_DOUBLING).min(OVERLOAD_MAX_DOUBLINGS)
+            };
+            // exact: a power of two times 4
+            OVERLOAD_BOOST * 2f64.powi(d as i32)
         } else if self.slack[r] >= SLACK_WAIT && !mutants::active(Mutation::SlackNotUnwound) {
             let d = ((self.slack[r] - SLACK_WAIT) / SLACK_DOUBLING).min(SLACK_MAX_DOUBLINGS);
             // exact: a power of two (repeated squaring of 2.0) times 4

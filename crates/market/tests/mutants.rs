@@ -299,7 +299,38 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
     own == TxStatus::Success
 }
 
-const SCENARIOS: [Scenario; 15] = [
+/// Large parties on the 33-bus feeder clear: attack round 13's mixed
+/// market (four small seeded parties a side, two large buyers of 546 and
+/// 733 kWh, one 4 051 kWh seller; `bus 18 V min` binds) clears by
+/// primal-dual within 20 000 iterations (about 11 700). The V-min rows'
+/// multipliers must climb far behind a constant overload: the longer step
+/// doubles along the streak (with the fixed `OVERLOAD_BOOST` alone, past
+/// 200 000 iterations).
+fn large_parties_on_the_feeder_clear() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let net = network_for(&Case::parse(gridledger_market::CASE33BW).unwrap(), 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    use Side::{Buyer, Seller};
+    let m = Market {
+        buyers: vec![
+            p(Buyer, 19, 0.029691942238260452, 0.27110446926859166, 2.5473664427144076),
+            p(Buyer, 8, 0.01567381182607475, 0.32106102236811085, 2.8443526928276626),
+            p(Buyer, 14, 0.0004135887111162483, 4.658391493208839, 546.1918062245641),
+            p(Buyer, 11, 4.6573615835797345e-5, 8.190435717007377, 732.944092342693),
+        ],
+        sellers: vec![
+            p(Seller, 24, 0.010835380643385704, 0.06738343855540223, 1.1101235018173456),
+            p(Seller, 16, 0.021544182742674153, 0.05994595228311095, 2.0556702725367852),
+            p(Seller, 15, 0.01902874841100284, 0.05366854586825307, 3.8457760922527235),
+            p(Seller, 31, 0.02894234953813949, 0.0633243912425308, 2.3747364450819157),
+            p(Seller, 19, 0.011261015795547008, 1.6192015395529442, 4050.566789764301),
+        ],
+    };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(20_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "bus 18 V min"))
+}
+
+const SCENARIOS: [Scenario; 16] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -321,6 +352,7 @@ const SCENARIOS: [Scenario; 15] = [
     ("flat pairs at one bus behind binding lines clear", flat_pairs_at_one_bus_behind_binding_lines_clear),
     ("a row with a little slack lets go of its price", a_row_with_a_little_slack_lets_go_of_its_price),
     ("primal-dual stops only where clear accepts", primal_dual_stops_only_where_clear_accepts),
+    ("large parties on the feeder clear", large_parties_on_the_feeder_clear),
 ];
 
 gridledger_core::mutation_check! {
@@ -341,4 +373,5 @@ gridledger_core::mutation_check! {
     overload_not_boosted_is_caught: Mutation::OverloadNotBoosted => "flat pairs at one bus behind binding lines clear",
     slack_not_unwound_is_caught: Mutation::SlackNotUnwound => "a row with a little slack lets go of its price",
     scaled_gap_large_parties_only_is_caught: Mutation::ScaledGapLargePartiesOnly => "primal-dual stops only where clear accepts",
+    overload_not_doubled_is_caught: Mutation::OverloadNotDoubled => "large parties on the feeder clear",
 }
