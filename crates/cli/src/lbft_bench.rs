@@ -495,7 +495,9 @@ type Sig = gridledger_threshold::Signature;
 /// whole one: the log lives on the replica's own disk, so nobody who could
 /// forge a record is kept out by a cryptographic hash (format v1 hashed
 /// every record with SHA-256: ≈ 7 % of a replica's CPU). A torn last record
-/// is cut off on open; a log in another format (v1, written by earlier
+/// is cut off on open; a damaged record with a whole record after it is
+/// refused with its byte offset, the log left as it is ([`read_records`]);
+/// a log in another format (v1, written by earlier
 /// builds) is refused with the reason, never read as empty.
 struct DiskLog {
     file: std::fs::File,
@@ -578,21 +580,79 @@ fn starts_with_v1_record(bytes: &[u8]) -> bool {
     hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] == bytes[4..36]
 }
 
+/// The record of a v2 log body starting at `at`, if it is whole: its
+/// body runs within `bytes` and matches its CRC-32.
+fn whole_record(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let header = bytes.get(at..at.checked_add(LOG_RECORD_HEADER)?)?;
+    let len_bytes = [header[0], header[1], header[2], header[3]];
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let start = at + LOG_RECORD_HEADER;
+    let body = bytes.get(start..start.checked_add(u32::from_le_bytes(len_bytes) as usize)?)?;
+    (record_crc(&len_bytes, body) == crc).then_some(body)
+}
+
+/// The start of a whole, decodable record after the damaged record at
+/// `at` of a v2 log body, if there is one: first where the damaged
+/// record's length field says the next one starts, then at every later
+/// byte (its length field may be the damaged part). The byte-wise search
+/// checks at most a bounded number of bytes against their CRC; past that
+/// it answers as if it had found one (the log is then refused, never
+/// cut).
+fn record_after(bytes: &[u8], at: usize) -> Option<usize> {
+    let decodes = |b: &[u8]| borsh::from_slice::<Vec<LogOp>>(b).is_ok();
+    let len = bytes.get(at..at + 4).map(|h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize);
+    let next = len.and_then(|l| (at + LOG_RECORD_HEADER).checked_add(l));
+    if let Some(next) = next.filter(|n| *n < bytes.len()) {
+        if whole_record(bytes, next).is_some_and(decodes) {
+            return Some(next);
+        }
+    }
+    let rest = bytes.len() - at;
+    let mut work = 16usize.saturating_mul(rest).saturating_add(1 << 20);
+    for q in at + 1..bytes.len() {
+        let Some(h) = bytes.get(q..q + 4) else { break };
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if len > bytes.len() - q {
+            continue;
+        }
+        if len > work {
+            return Some(q);
+        }
+        work -= len;
+        if whole_record(bytes, q).is_some_and(decodes) {
+            return Some(q);
+        }
+    }
+    None
+}
+
 /// Replays the whole records of a v2 log body (after the header) onto
-/// `durable`; returns where the first torn or damaged record starts (the
-/// end when there is none). A whole record that refers to a proposal the
-/// log does not hold is not a torn write: an error.
+/// `durable`; returns where a torn last record starts (the end when there
+/// is none). A damaged record (its CRC fails, or its body does not
+/// decode) is a torn last record only if nothing whole follows it: it runs
+/// to the end of the file, or no whole record can be parsed after it. One
+/// with whole records after it is damage a crash cannot leave (records
+/// are appended and synced one by one): an error with its byte offset,
+/// and the log is left as it is — cutting it would drop the later records
+/// silently, and the replica would forget what it said. So is a whole
+/// record that refers to a proposal the log does not hold.
 fn read_records(bytes: &[u8], durable: &mut Durable<Sig>) -> anyhow::Result<usize> {
     let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + LOG_RECORD_HEADER) {
-        let len_bytes = [header[0], header[1], header[2], header[3]];
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        let Some(body) = bytes.get(at + LOG_RECORD_HEADER..at + LOG_RECORD_HEADER + len) else { break };
-        if record_crc(&len_bytes, body) != crc {
+    while at < bytes.len() {
+        let body = whole_record(bytes, at);
+        let ops = body.and_then(|b| borsh::from_slice::<Vec<LogOp>>(b).ok());
+        let (Some(body), Some(ops)) = (body, ops) else {
+            if let Some(next) = record_after(bytes, at) {
+                anyhow::bail!(
+                    "the log record at byte {} is damaged (checksum or encoding), and a whole record follows it at \
+                     byte {}: not a torn last record; the log is left as it is",
+                    LOG_MAGIC.len() + at,
+                    LOG_MAGIC.len() + next
+                );
+            }
             break;
-        }
-        let Ok(ops) = borsh::from_slice::<Vec<LogOp>>(body) else { break };
+        };
+        let len = body.len();
         for op in ops {
             let op = match op {
                 LogOp::Op(op) => op,
@@ -2119,6 +2179,33 @@ mod tests {
         let (_, d) = DiskLog::open(dir.path(), false).expect("open zero tail");
         assert_eq!(d, durable_of(&ops));
         assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[2]);
+    }
+
+    /// Attack r10 [1]: a damaged record with a whole record after it (any
+    /// byte of the middle record changed, its length field and CRC
+    /// included) is not a torn last record: the log is refused with the
+    /// damaged record's byte offset and left as it is (the later records
+    /// are not cut).
+    #[test]
+    fn a_damaged_middle_record_is_refused_and_the_log_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, ends) = three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        for at in ends[0]..ends[1] {
+            for damage in [|b: u8| b ^ 0x01, |b: u8| b ^ 0x80, |_| 0u8] {
+                let mut bytes = whole.clone();
+                let was = bytes[at as usize];
+                bytes[at as usize] = damage(was);
+                if bytes[at as usize] == was {
+                    continue;
+                }
+                std::fs::write(&path, &bytes).expect("damage");
+                let err = DiskLog::open(dir.path(), false).err().expect("damaged middle refused").to_string();
+                assert!(err.contains(&format!("record at byte {} is damaged", ends[0])), "byte {at}: {err}");
+                assert_eq!(std::fs::read(&path).expect("read"), bytes, "byte {at}: the log is left as it is");
+            }
+        }
     }
 
     /// A delivered epoch's batch that the log holds as this replica's

@@ -159,7 +159,6 @@ fn keep_queued(
 /// in batch 160 (0-based), after 12,075 transfers; with 600 clients in
 /// batch 640 (four times as late for twice the senders).
 #[test]
-#[ignore = "attack r11: a 10 M-gas call behind 300 transfer senders waits 41 rounds (160 batches), quadratic in senders"]
 fn a_call_behind_ordinary_senders_waits_quadratically() {
     const CLIENTS: std::ops::Range<usize> = 10..310;
     let call = 10_000_000;
@@ -197,7 +196,6 @@ fn a_call_behind_ordinary_senders_waits_quadratically() {
 /// a release build, leaving a batch over its budget). The second should
 /// wait for a later batch, as one that does not fit does.
 #[test]
-#[ignore = "attack r11: the batch's gas sum overflows (panic) with a budget of u64::MAX and two near-u64::MAX transactions"]
 fn the_batch_gas_sum_does_not_overflow() {
     let order = run(
         2,

@@ -415,6 +415,56 @@ mod lbft {
         );
     }
 
+    /// [`QueueMutation::RoundCreditOneBatch`] (attack r11 [1]): 20 senders
+    /// (dev accounts 20…39) each keep one transfer queued, five slots and
+    /// 40 transfers' gas a batch (rounds of four batches); at epoch 0 dev
+    /// account 1 sends one transaction of 20 transfers' gas at a higher gas
+    /// price. It fits beside the transfers: served in its first round. The
+    /// batch (0-based) that took it, of 60.
+    fn heavy_behind_transfer_senders(m: Option<QueueMutation>) -> Option<usize> {
+        let budget = 40 * TRANSFER_GAS;
+        let mut pool = Mempool::new(256, 16);
+        let mut q = queue(m);
+        use std::collections::HashMap;
+        let mut done: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let mut next: HashMap<usize, u64> = HashMap::new();
+        pool.admit(vtx_at(1, 0, 20 * TRANSFER_GAS, 5), &RICH).unwrap();
+        for e in 0..60usize {
+            for from in 20..40 {
+                let d = done.get(&dev_key(from).address()).copied().unwrap_or(0);
+                let n = next.entry(from).or_default();
+                while *n < d + 1 {
+                    pool.admit(vtx(from, *n, TRANSFER_GAS), &Account { nonce: d, ..RICH }).unwrap();
+                    *n += 1;
+                }
+            }
+            let txs: Vec<SignedTransaction> = q
+                .cut(e as u64, &pool, 5, budget)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            if txs.iter().any(|t| t.sender() == dev_key(1).address()) {
+                return Some(e);
+            }
+            for t in &txs {
+                *done.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e as u64, &pool);
+        }
+        None
+    }
+
+    #[test]
+    fn a_round_crediting_one_batch_of_gas_is_caught() {
+        let control = heavy_behind_transfer_senders(None);
+        assert!(control.is_some_and(|b| b < 5), "control: served in its first round: {control:?}");
+        let planted = heavy_behind_transfer_senders(Some(QueueMutation::RoundCreditOneBatch));
+        assert!(planted.is_none_or(|b| b >= 20), "the bug serves it rounds later: {planted:?}");
+    }
+
     /// [`LbftMutation::UnpayableKept`]: a transaction validator 2's own
     /// delivered batch left unexecuted because its sender cannot pay (attack
     /// r8 [2]) must leave its mempool after that delivery, not be proposed

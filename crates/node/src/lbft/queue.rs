@@ -55,29 +55,36 @@
 //!   the order they were left out. The first one visited fits an empty
 //!   batch, so each batch serves at least one member, and one left out is
 //!   served within as many batches as there are members left out before it;
-//! - **each round gives each member an equal part of a batch's gas as
-//!   credit** (`budget / members`, carried over while the member waits);
-//!   a member is served when its credit covers its next transaction's gas
-//!   limit, and its credit is spent then. A sender whose transactions each
-//!   take the whole budget is served once every `members` rounds; one with
-//!   ordinary transfers every round. Rounds in which no member's credit
-//!   would do are skipped (the round gives as much credit as the member
-//!   closest to its next transaction needs), so each round serves someone.
+//! - **each round hands out the gas of its batches as credit** (attack
+//!   r11 [1]): a round of `members` members lasts ⌈members / `max_txs`⌉
+//!   batches when batches fill by count, so it hands out `budget` gas for
+//!   each of them, water-filled over the members' needs (the gas each
+//!   lacks for its next transaction): a member needing less than the level
+//!   gets what it needs, every other member the level (carried over while
+//!   it waits). A member is served when its credit covers its next
+//!   transaction's gas limit, and its credit is spent then. So a call that
+//!   fits beside the transfers of a round's other members is served in its
+//!   first round (not after `gas · members / budget` rounds, quadratic in
+//!   the senders in batches); senders whose transactions each take the
+//!   whole budget share the round's batches' gas among themselves. Rounds
+//!   in which no member's credit would do are skipped (the level is
+//!   multiplied up to the smallest need), so each round serves someone.
 //!   Without the credit, senders that each send one transaction of the
 //!   whole share would take a batch per sender per round, and a client
-//!   with ordinary transfers one batch in as many; with it they share one
-//!   batch's gas per round among themselves, and that client is served
-//!   about every other batch (tests `attack_lbft_r9`);
+//!   with ordinary transfers one batch in as many; with it they share the
+//!   round's gas, and that client is served about every other batch
+//!   (tests `attack_lbft_r9`, `attack_lbft_r11`);
 //! - the walk is bounded: the first pass stops when the batch is full by
-//!   count or gas, or after `max_txs` members left out for gas (a large
-//!   pool is not walked whole every epoch); further passes take more
+//!   count or gas, or after `max_txs` members left out for gas or short of
+//!   credit (a large pool is not walked whole every epoch; a batch that
+//!   took nothing walks the next round's first members too); further passes take more
 //!   transactions, round-robin, from the senders the first pass took from,
 //!   until the batch is full.
 //!
 //! So whatever fills the batches (count or gas) and whoever arrives, every
 //! sender with a transaction to propose is served within the current round
 //! and at most `S` more, `S` being the most senders the mempool can hold
-//! (each round gives it at least `budget / S` credit), and each round lasts
+//! (each round gives it at least `budget / S` credit, or what it needs), and each round lasts
 //! at most one batch per member (at most `S`). The
 //! mempool's gas-price order decides who goes first within a round, never
 //! who is not reached. The rule depends only on the mempool's order and
@@ -123,6 +130,11 @@ pub enum QueueMutation {
     /// new senders each left out for gas keep the round open for ever and
     /// a sender it already served is never proposed again.
     RoundOpenToNewcomers,
+    /// Each round hands out one batch's gas as credit, split equally
+    /// (`budget / members`), though it lasts ⌈members / `max_txs`⌉ batches:
+    /// the rule before attack r11 [1], under which a call behind many
+    /// transfer senders waits quadratically in the senders.
+    RoundCreditOneBatch,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -192,19 +204,48 @@ impl Batch<'_> {
             if credit.is_some_and(|c| limit > c) {
                 return Visit::Short;
             }
-            if self.gas.saturating_add(limit) > self.budget {
+            let Some(gas) = self.gas.checked_add(limit).filter(|g| *g <= self.budget) else {
                 if self.ignore_order {
                     continue;
                 }
                 // The rest of this sender waits for a later batch.
                 return if first { Visit::NoGas } else { Visit::Done };
-            }
-            self.gas += limit;
+            };
+            self.gas = gas;
             self.taken.push(v.hash);
             self.cut.txs.push(v.tx.to_bytes());
             return Visit::Took;
         }
     }
+}
+
+/// The credit level of a round of `members` members (module docs): the
+/// round's gas, `budget` for each of its ⌈`members` / `max_txs`⌉ batches,
+/// water-filled over `needs` (the gas each member with a transaction to
+/// serve lacks; the other members take the level). If the level is below
+/// every need, it is multiplied up to the smallest one (rounds that would
+/// serve no one are skipped). At least 1; saturates at `u64::MAX`.
+fn round_level(needs: &HashMap<Address, u64>, members: usize, max_txs: usize, budget: u64, one_batch: bool) -> u64 {
+    let members = members.max(1) as u128;
+    let batches = if one_batch { 1 } else { members.div_ceil(max_txs.max(1) as u128) };
+    let mut left = u128::from(budget) * batches;
+    let mut open = members;
+    let mut sorted: Vec<u64> = needs.values().copied().collect();
+    sorted.sort_unstable();
+    for &n in sorted.iter().filter(|_| !one_batch) {
+        if u128::from(n) * open > left {
+            break;
+        }
+        left -= u128::from(n);
+        open -= 1;
+    }
+    // Every member's need met: the level is not reached.
+    let level = left.checked_div(open).map_or(u128::from(u64::MAX), |l| l.max(1));
+    let level = match sorted.first() {
+        Some(&least) if u128::from(least) > level => level * u128::from(least).div_ceil(level),
+        _ => level,
+    };
+    u64::try_from(level).unwrap_or(u64::MAX)
 }
 
 /// See the module docs.
@@ -359,7 +400,13 @@ impl ProposalQueue {
                     }
                     // Not served: the new round this batch may start visits
                     // it again (with that round's credit).
-                    Visit::Short => continue,
+                    // It counts toward the walk's stop like one left out
+                    // for gas (a cut does not walk every member).
+                    Visit::Short => {
+                        misses += 1;
+                        stop = misses >= max_txs;
+                        continue;
+                    }
                     Visit::Done => {
                         deficit.remove(&sender);
                     }
@@ -375,30 +422,43 @@ impl ProposalQueue {
                 break;
             }
             new_round = true;
-            // The round's credit: one quantum, its share of a batch's gas,
-            // or as many as the member closest to its next transaction's gas
-            // limit needs (rounds that would serve no one are skipped).
+            if b.taken.is_empty() && b.gas < budget && max_txs > 0 {
+                // The walk stopped on members short of credit with nothing
+                // taken: the new round's first members are visited too
+                // (once: the walk stays within 2 · `max_txs` misses).
+                stop = false;
+            }
+            // The round's credit: the gas of the round's batches
+            // (⌈members / `max_txs`⌉ of `budget` each), shared by
+            // water-filling among the members' needs (what each lacks for
+            // its next transaction): a member needing less than the level
+            // gets what it needs, the others the level; if the level is
+            // below every need, rounds that would serve no one are skipped
+            // (the level is multiplied up to the smallest need).
             round.clear();
-            let mut missing = u64::MAX;
+            let mut needs: HashMap<Address, u64> = HashMap::new();
             for mut q in pool.queues() {
                 let Some(v) = q.next() else { continue };
                 round.push_back(v.sender);
                 if !b.queue.in_flight.contains_key(&v.hash) && v.tx.tx.gas_limit <= budget {
                     let d = deficit.get(&v.sender).copied().unwrap_or(0);
-                    missing = missing.min(v.tx.tx.gas_limit.saturating_sub(d));
+                    needs.insert(v.sender, v.tx.tx.gas_limit.saturating_sub(d));
                 }
             }
-            let quantum = (budget / (round.len() as u64).max(1)).max(1);
-            let credit =
-                if missing == u64::MAX { quantum } else { quantum.saturating_mul(missing.div_ceil(quantum).max(1)) };
+            #[cfg(feature = "mutants")]
+            let one_batch = b.queue.mutation == Some(QueueMutation::RoundCreditOneBatch);
+            #[cfg(not(feature = "mutants"))]
+            let one_batch = false;
+            let level = round_level(&needs, round.len(), max_txs, budget, one_batch);
+            let credit = |a: &Address| needs.get(a).map_or(level, |n| (*n).min(level));
             let mut carried = std::mem::take(&mut deficit);
             for a in &round {
                 let d = carried.remove(a).unwrap_or(0);
-                deficit.insert(*a, d.saturating_add(credit));
+                deficit.insert(*a, d.saturating_add(credit(a)));
             }
             #[cfg(feature = "mutants")]
             {
-                members = Some((round.iter().copied().collect(), credit));
+                members = Some((round.iter().copied().collect(), level));
             }
         }
         // Further passes: round-robin over the senders the first one took from.
