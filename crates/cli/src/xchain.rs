@@ -69,6 +69,12 @@ pub struct ServeChainArgs {
     /// before connecting.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub chain_timeout: u64,
+    /// The BoB node's address (40 hex digits), which the chains' genesis
+    /// funds: the driver keeps the node's key in the deployment's directory
+    /// and passes its address. Without it the chain's directory stores a
+    /// node key of its own (a chain served alone).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 #[derive(Args)]
