@@ -376,8 +376,9 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     // Decision (attack R6-5): a flag refusing public-seed keys would break
     // every existing `xchain up` invocation; the deployment warns instead.
     eprintln!(
-        "warning: a development deployment: every validator key is derived from a public seed, \
-         so anyone can sign its chains' headers; never use it for a real setup"
+        "warning: a development deployment: every validator key and the BoB committee's threshold key \
+         are derived from public seeds, so anyone can sign its chains' headers; never use it for a real \
+         setup (the BoB node's key is the deployment's own, kept in node-key in its directory)"
     );
     let s = if a.processes {
         procs::up(&a)?
