@@ -69,6 +69,12 @@ pub struct ServeChainArgs {
     /// before connecting.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub chain_timeout: u64,
+    /// The BoB node's address (40 hex digits), which the chains' genesis
+    /// funds: the driver keeps the node's key in the deployment's directory
+    /// and passes its address. Without it the chain's directory stores a
+    /// node key of its own (a chain served alone).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 #[derive(Args)]
@@ -370,8 +376,9 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     // Decision (attack R6-5): a flag refusing public-seed keys would break
     // every existing `xchain up` invocation; the deployment warns instead.
     eprintln!(
-        "warning: a development deployment: every validator key is derived from a public seed, \
-         so anyone can sign its chains' headers; never use it for a real setup"
+        "warning: a development deployment: every validator key and the BoB committee's threshold key \
+         are derived from public seeds, so anyone can sign its chains' headers; never use it for a real \
+         setup (the BoB node's key is the deployment's own, kept in node-key in its directory)"
     );
     let s = if a.processes {
         procs::up(&a)?

@@ -14,7 +14,7 @@ use common::xchain::{honest_swap_to_nt, pay_and_post, resume, spec, up_funded, u
 use common::BIN;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_xchain::mbs::{open_chain, Role};
+use gridledger_xchain::mbs::{open_chain, pin_genesis_time, MbsSpec, NodeKey, Role};
 use gridledger_xchain::replica::Replica;
 
 fn up(dir: &Path, epochs: u64) -> std::process::Output {
@@ -48,6 +48,10 @@ fn a_crash_after_one_vote_bricks_the_deployment() {
     let first = up(d, 2);
     assert!(first.status.success(), "first up: {}", String::from_utf8_lossy(&first.stderr));
     let chain = d.join("chain-0");
+    // A validator's process knows the BoB node's address only (the driver
+    // keeps the node's key in the deployment's directory).
+    let node = pin_genesis_time(d, spec()).unwrap().node_key.address();
+    let spec = || MbsSpec { node_key: NodeKey::Address(node), ..spec() };
     {
         // The scheduled leader of height 3 (validator 3) proposes A with a transfer in its mempool.
         let (c, _) = open_chain(&d.join("chain-0-v3"), &spec(), Role::External(0)).unwrap();

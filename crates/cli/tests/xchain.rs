@@ -49,6 +49,10 @@ fn up_with_processes_runs_each_validator_in_its_own_process() {
         assert_eq!(c["bob_stored_tip"], 3, "the driver relayed every header across processes: {c}");
         assert_eq!(c["contracts"], 0);
     }
+    // The driver generated the deployment's node key in its directory.
+    let key = dir.path().join("node-key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     // The same directory, embedded: the chains validator 0's processes
     // wrote resume, and the BoB's stored tips are the ones relayed across
     // processes (the BoB accepted the seals the validators made apart).
@@ -260,4 +264,33 @@ fn processes_relay_a_fork_branch_longer_than_one_relay_as_the_library_does() {
         let height = BobMbs::open(d, spec.clone()).unwrap().external(j).unwrap().height();
         assert_eq!((h, Some(hash)), (height, own(d, height)), "{}: the BoB follows chain J", d.display());
     }
+}
+
+/// Attack r18 [2]: `xchain up` generates a node key of its own for each
+/// deployment (no public seed), keeps it across runs and refuses to run
+/// with a key that group or others can read.
+#[test]
+fn up_keeps_a_node_key_of_its_own_and_refuses_an_exposed_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let up = |d: &std::path::Path| {
+        Command::new(BIN)
+            .args(["xchain", "up", "--chains", "2", "--epochs", "1", "--json", "--dir"])
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    for d in [a.path(), b.path()] {
+        assert!(up(d).status.success());
+    }
+    let (ka, kb) = (a.path().join("node-key"), b.path().join("node-key"));
+    let key_a = std::fs::read(&ka).unwrap();
+    assert_ne!(key_a, std::fs::read(&kb).unwrap(), "two deployments, two node keys");
+    let out = up(a.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&ka).unwrap(), key_a, "a restart keeps the key");
+    std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = up(a.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("node key") && err.contains("600"), "{err}");
 }

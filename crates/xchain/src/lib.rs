@@ -65,4 +65,4 @@ pub use bob::{BobConfig, BobContract, CctRecord, CctTerms, Side, SideState, BOB_
 pub use embedded::EmbeddedChain;
 pub use error::XchainError;
 pub use headers::{ChainRegistration, Finality, SealedHeader};
-pub use mbs::{BobMbs, MbsSpec};
+pub use mbs::{BobMbs, MbsSpec, NodeKey};

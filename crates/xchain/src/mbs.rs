@@ -117,10 +117,86 @@ pub struct MbsSpec {
     /// share ids; their signing domains still differ unless their genesis,
     /// genesis time included, is the same).
     pub fixed_chain_base: Option<ChainId>,
+    /// The BoB node's key (the relayer's: it relays headers, forwards
+    /// posted NTs, sends CCT_Vs and Phase 3 settlements). The default is a
+    /// fresh random key ([`NodeKey::generate`]); the first open of a
+    /// directory stores it there ([`NODE_KEY_FILE`]) and later opens
+    /// resume with the stored one, like `genesis_time`. The genesis of the
+    /// BoB (and of the external chains with CCDI or the lock/mint/claim
+    /// baseline) funds its address, so it is part of [`deployment`].
+    pub node_key: NodeKey,
     /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::ccdi::Mutation>,
 }
+
+/// The BoB node's key of a deployment ([`MbsSpec::node_key`]).
+#[derive(Clone)]
+pub enum NodeKey {
+    /// The deployment's own key: [`NodeKey::generate`] (the default) or
+    /// the one its directory stores.
+    Own(KeyPair),
+    /// Only the node's address, for a process that runs one chain of the
+    /// deployment and never signs as its node (`xchain serve-chain`): the
+    /// genesis needs the address alone. A [`BobMbs`] opens with it only
+    /// from a directory that stores the key.
+    Address(Address),
+    /// The public development seed ([`dev_node_key`]): anyone can sign as
+    /// this node. Only for tests that need one deployment to be the same
+    /// across runs; no `gridledger xchain` run uses it.
+    DevSeed,
+}
+
+impl NodeKey {
+    /// A fresh random key (the thread's CSPRNG, seeded by the OS).
+    pub fn generate() -> Self {
+        NodeKey::Own(KeyPair::generate(&mut rand::rng()))
+    }
+
+    /// The node's address (what the genesis funds and the BoB registers).
+    pub fn address(&self) -> Address {
+        match self {
+            NodeKey::Own(k) => k.address(),
+            NodeKey::Address(a) => *a,
+            NodeKey::DevSeed => dev_node_key().address(),
+        }
+    }
+
+    /// The node's signing key, if this side holds it.
+    pub fn key_pair(&self) -> Option<KeyPair> {
+        match self {
+            NodeKey::Own(k) => Some(k.clone()),
+            NodeKey::Address(_) => None,
+            NodeKey::DevSeed => Some(dev_node_key()),
+        }
+    }
+
+    /// How the key was made, as the deployment's shape records it.
+    fn mode(&self) -> &'static str {
+        match self {
+            NodeKey::Own(_) | NodeKey::Address(_) => "own",
+            NodeKey::DevSeed => "dev-seed",
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeKey {
+    // Never the secret: the address only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKey::Own(k) => write!(f, "Own({:?})", k.address()),
+            NodeKey::Address(a) => write!(f, "Address({a:?})"),
+            NodeKey::DevSeed => write!(f, "DevSeed"),
+        }
+    }
+}
+
+/// File in a BoB-MBS's (or a chain's) directory that stores the BoB node's
+/// key ([`NodeKey::Own`]): its 32 secret bytes in hex, mode 0600. Written
+/// when the directory is created; every later open loads it and refuses
+/// one that is unreadable, not a regular file, or readable by group or
+/// others ([`MbsError::NodeKey`]).
+pub const NODE_KEY_FILE: &str = "node-key";
 
 /// A random genesis time below 2^40 ms (about 35 years): far from any overflow.
 pub fn random_genesis_time() -> u64 {
@@ -139,12 +215,92 @@ pub const SHAPE_FILE: &str = "deployment-shape";
 /// with a spec of another shape is refused with [`MbsError::ShapeMismatch`]
 /// naming the first field that differs (the BoB's genesis binds the shape
 /// too, so the chain data would refuse it anyway, without naming it).
+///
+/// The node key is pinned the same way ([`NODE_KEY_FILE`]): a directory
+/// created with [`NodeKey::Own`] stores the key, later opens load it in
+/// place of the spec's (with [`NodeKey::Address`] they check the address).
 pub fn pin_genesis_time(dir: &Path, spec: MbsSpec) -> Result<MbsSpec, MbsError> {
-    let spec = pin_time(dir, spec)?;
+    let fresh = match std::fs::symlink_metadata(dir.join(GENESIS_TIME_FILE)) {
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(MbsError::Spec(format!("{}: {e}", dir.join(GENESIS_TIME_FILE).display()))),
+    };
+    let mut spec = pin_time(dir, spec)?;
     // An invalid spec records no shape.
     check_spec(&spec)?;
     pin_shape(dir, &spec)?;
+    pin_node_key(dir, &mut spec, fresh)?;
     Ok(spec)
+}
+
+/// The node key stored in `dir`, or the spec's stored there now when the
+/// directory is `fresh` (see [`pin_genesis_time`]).
+fn pin_node_key(dir: &Path, spec: &mut MbsSpec, fresh: bool) -> Result<(), MbsError> {
+    let file = dir.join(NODE_KEY_FILE);
+    let err = |reason: String| MbsError::NodeKey { file: file.display().to_string(), reason };
+    match std::fs::symlink_metadata(&file) {
+        Ok(meta) => {
+            let key = read_node_key(&file, &meta).map_err(err)?;
+            match &spec.node_key {
+                NodeKey::DevSeed => {
+                    return Err(err("the deployment has a key of its own, not the development seed".into()))
+                }
+                NodeKey::Address(a) if *a != key.address() => {
+                    return Err(err(format!("stores the key of {:?}, not of {a:?}", key.address())))
+                }
+                _ => {}
+            }
+            spec.node_key = NodeKey::Own(key);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match &spec.node_key {
+            NodeKey::DevSeed | NodeKey::Address(_) => Ok(()),
+            NodeKey::Own(k) if fresh => write_node_key(dir, &file, k).map_err(|e| err(e.to_string())),
+            NodeKey::Own(_) => Err(err(
+                "missing: the deployment was created before and its node key is gone (restore the file, or start a \
+                 new deployment in a new directory)"
+                    .into(),
+            )),
+        },
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn read_node_key(file: &Path, meta: &std::fs::Metadata) -> Result<KeyPair, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("readable or writable by group or others (mode {mode:o}); it must be 600"));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("unreadable: {e}"))?;
+    let text = text.trim();
+    let mut b = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return Err("not a node key (64 hex digits)".into());
+    }
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| "not a node key (64 hex digits)")?;
+    }
+    KeyPair::from_secret_bytes(b).map_err(|e| format!("not a node key: {e}"))
+}
+
+fn write_node_key(dir: &Path, file: &Path, key: &KeyPair) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let hex: String = key.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    f.write_all(format!("{hex}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
 }
 
 fn pin_shape(dir: &Path, spec: &MbsSpec) -> Result<(), MbsError> {
@@ -221,6 +377,7 @@ impl MbsSpec {
             ("ccdi", self.ccdi.to_string()),
             ("lmc_baseline", self.lmc_baseline.to_string()),
             ("fixed_chain_base", format!("{:?}", self.fixed_chain_base)),
+            ("node_key", self.node_key.mode().to_string()),
         ]
     }
 
@@ -299,6 +456,7 @@ impl Default for MbsSpec {
             lmc_baseline: false,
             genesis_time: random_genesis_time(),
             fixed_chain_base: None,
+            node_key: NodeKey::generate(),
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -336,6 +494,9 @@ pub enum MbsError {
     ShapeMismatch { field: String, recorded: String, requested: String },
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// The deployment's node key ([`NODE_KEY_FILE`]) cannot be used.
+    #[error("node key {file}: {reason}")]
+    NodeKey { file: String, reason: String },
     /// SC_AMM has no price to bound the terms' rate with (its pool is not
     /// open yet): no terms are built (attack R7-4).
     #[error("no terms without a quote: {0}")]
@@ -604,7 +765,7 @@ pub fn shape_address(spec: &MbsSpec) -> Address {
 /// ([`CctTerms::deployment`]).
 pub fn deployment(spec: &MbsSpec) -> Hash32 {
     let mut funded: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
-    funded.push(relayer_key().address());
+    funded.push(spec.node_key.address());
     bob_genesis(spec, &funded).hash()
 }
 
@@ -623,7 +784,8 @@ fn check_spec(spec: &MbsSpec) -> Result<(), MbsError> {
 struct Plan {
     users: Vec<Address>,
     funded_bob: Vec<Address>,
-    relayer: KeyPair,
+    /// The BoB node's address ([`MbsSpec::node_key`]).
+    node: Address,
     committee: BobCommittee,
     bob_reg: Option<crate::headers::ChainRegistration>,
 }
@@ -632,12 +794,12 @@ impl Plan {
     fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
         check_spec(spec)?;
         let users = external_users(spec);
-        let relayer = relayer_key();
+        let node = spec.node_key.address();
         let mut funded_bob: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
-        funded_bob.push(relayer.address());
+        funded_bob.push(node);
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
-        let mut plan = Self { users, funded_bob, relayer, committee, bob_reg: None };
+        let mut plan = Self { users, funded_bob, node, committee, bob_reg: None };
         // The baseline's external chains follow the BoB: its genesis header
         // does not depend on its contracts, so a scratch copy gives it.
         if spec.lmc_baseline {
@@ -710,7 +872,7 @@ impl Plan {
             reference_balances: weights.iter().map(|(t, _)| (*t, REFERENCE_BALANCE)).collect(),
             weights,
             group_key: self.committee.group_key_bytes(),
-            nodes: vec![self.relayer.address()],
+            nodes: vec![self.node],
         }
     }
 
@@ -933,18 +1095,19 @@ fn external_users(spec: &MbsSpec) -> Vec<Address> {
     let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
     if spec.ccdi || spec.lmc_baseline {
         // Relay nodes pay for Phase 3's settlements on the external chains.
-        users.push(relayer_key().address());
+        users.push(spec.node_key.address());
     }
     users
 }
 
-/// The relayer's key of every BoB-MBS (a development key, like the
-/// chains' validator keys here: derived from a public seed, so anyone can
-/// sign as this node). Since attack r18 [2] an ordinary call planted at the
-/// node's next nonce no longer shuts its duties out of the BoB's duty lane
-/// (the lane carries it); replacing the node's pending calls by fee stays
-/// open to anyone until a deployment generates its own keys.
-pub fn relayer_key() -> KeyPair {
+/// The BoB node's key of [`NodeKey::DevSeed`] (tests only): derived from a
+/// public seed, so anyone can sign as a node that uses it — replace its
+/// pending calls by fee, spend its nonces (attack r18 [2]). Every
+/// deployment of the default spec and of `gridledger xchain` has a random
+/// key of its own instead ([`NodeKey::generate`], [`NODE_KEY_FILE`]).
+/// (The chains' validator keys and the threshold committee's dealer are
+/// still development keys derived from public seeds.)
+pub fn dev_node_key() -> KeyPair {
     KeyPair::from_seed("gridledger-xchain-relayer")
 }
 
@@ -952,6 +1115,10 @@ impl BobMbs {
     /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
     pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
         let spec = pin_genesis_time(dir, spec)?;
+        let relayer = spec.node_key.key_pair().ok_or_else(|| MbsError::NodeKey {
+            file: dir.join(NODE_KEY_FILE).display().to_string(),
+            reason: "missing: a BoB node needs its key, not only its address".into(),
+        })?;
         let plan = Plan::new(&spec)?;
         let mut externals = BTreeMap::new();
         let mut regs = Vec::new();
@@ -970,7 +1137,7 @@ impl BobMbs {
         for c in externals.values_mut() {
             c.share_clock(clock.clone());
         }
-        let Plan { relayer, committee, .. } = plan;
+        let Plan { committee, .. } = plan;
         let parties = (0..spec.users).map(dev_key).map(|k| (k.address(), k)).collect();
         let mut m = Self {
             bob,

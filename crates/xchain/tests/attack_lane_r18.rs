@@ -124,10 +124,11 @@ fn a_flood_above_the_node_price_leaves_a_posted_payer_proved() {
 /// its ordinary work (`fraud` in sub-situation 3, `ccdi_open`,
 /// `ccdi_finish` and the CCDI cross-chain calls in every CCDI run), so the
 /// attacker only has to flood while one of them is pending. Nor does the
-/// attacker need to wait for one: the node's key is `relayer_key()`, a
-/// fixed public seed (also what `gridledger xchain up --processes` uses),
-/// so anyone can sign the blocking call at the node's next nonce, as this
-/// test does.
+/// attacker need to wait for one: the node's key was `relayer_key()`, a
+/// fixed public seed (also what `gridledger xchain up --processes` used),
+/// so anyone could sign the blocking call at the node's next nonce, as this
+/// test does with the node's key. (Since then each deployment generates
+/// its own node key, `NodeKey`; see `node_key.rs`.)
 ///
 /// Expected: the node's duties keep their lane whatever else the node
 /// has pending (its ordinary calls at the node's price in the lane too,

@@ -533,14 +533,14 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
     use gridledger_ledger::state::{contract_key, StateRead};
     use gridledger_ledger::{Allocation, ContractRegistry, Genesis};
     use gridledger_xchain::bob::{keys, Claim, Relay};
-    use gridledger_xchain::mbs::{bob_call_signed, relay_tx, relayer_key, BOB_CHAIN};
+    use gridledger_xchain::mbs::{bob_call_signed, relay_tx, BOB_CHAIN};
     use gridledger_xchain::{BobContract, EmbeddedChain, Finality, BOB_CONTRACT_ID};
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = BobMbs::open(da.path(), MbsSpec::fixed_ids()).unwrap();
     let u = gridledger_ledger::devnet::dev_key(3);
     // B: another BoB instance of the same committee, following A's external chains.
     let keys_b: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
-    let relayer = relayer_key();
+    let relayer = a.relayer.clone();
     let genesis = Genesis {
         chain_id: BOB_CHAIN,
         timestamp: a.bob.chain().genesis().timestamp + 1,

@@ -51,8 +51,8 @@ use gridledger_ledger::state::{contract_key, StateRead};
 use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID};
 use gridledger_xchain::mbs::{
-    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_plan, relay_tx, relayer_key,
-    MbsSpec, Role,
+    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_plan, relay_tx, MbsSpec, NodeKey,
+    Role,
 };
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::threshold::BobCommittee;
@@ -170,7 +170,15 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     // Taken before anything else: a driver that died early has no pid to compare.
     let parent = std::os::unix::process::parent_id();
     let wait = Duration::from_secs(a.chain_timeout);
-    let spec = a.shape.spec();
+    let mut spec = a.shape.spec();
+    if let Some(node) = &a.node {
+        // The driver holds the node's key; this process needs its address only.
+        let bytes: [u8; 20] = hex::decode(node)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("--node {node}: not an address (40 hex digits)"))?;
+        spec.node_key = NodeKey::Address(Address(bytes));
+    }
     let role = role_of(&a.role, spec.chains)?;
     let dir = a.shape.dir.clone().ok_or_else(|| anyhow!("serve-chain needs --dir"))?;
     let (chain, config) =
@@ -394,6 +402,7 @@ impl ChainProc {
     fn spawn(
         shape: &ShapeArgs,
         genesis_time: u64,
+        node: &Address,
         root: &Path,
         role: Role,
         validator: usize,
@@ -414,6 +423,7 @@ impl ChainProc {
             .args(["--validator", &validator.to_string()])
             .args(["--chains", &shape.chains.to_string(), "--validators", &shape.validators.to_string()])
             .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string()])
+            .args(["--node", &hex::encode(node.0)])
             .args(["--chain-timeout", &timeout.as_secs().max(1).to_string(), "--dir"])
             .arg(dir);
         if let Some(k) = shape.probabilistic {
@@ -751,7 +761,14 @@ impl Net {
         };
         // Every chain of the deployment has the same genesis time (recorded in
         // the root, so a later `up --dir` resumes the same deployment).
+        // So is the BoB node's key: generated when the root is created,
+        // stored there (mode 0600) and loaded on every later start; the
+        // validators' processes get its address only.
         let spec = pin_genesis_time(&root, spec)?;
+        let relayer = spec
+            .node_key
+            .key_pair()
+            .ok_or_else(|| anyhow!("{}: the deployment's directory holds no node key", root.display()))?;
         let gt = spec.genesis_time;
         let timeout = Duration::from_secs(chain_timeout);
         let mut all = All(Vec::new());
@@ -762,7 +779,7 @@ impl Net {
             let mut g = Group(Vec::new(), root.clone());
             for v in 0..n {
                 // Pushed one by one, so a failed start stops those already running.
-                match ChainProc::spawn(shape, gt, &root, role, v, timeout) {
+                match ChainProc::spawn(shape, gt, &relayer.address(), &root, role, v, timeout) {
                     Ok(p) => g.0.push(p),
                     Err(e) => {
                         all.0.push(g);
@@ -779,7 +796,7 @@ impl Net {
                 g.catch_up()?;
             }
         }
-        Ok(Self { all, spec, relayer: relayer_key(), root, _tmp: tmp })
+        Ok(Self { all, spec, relayer, root, _tmp: tmp })
     }
 
     fn group(&mut self, chain: ChainId) -> anyhow::Result<&mut Group> {
