@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{case30_net, p};
+use common::{bits, case30_net, p, task_step};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::network::MarketNetwork;
@@ -132,20 +132,6 @@ fn a_line_priced_once_forces_the_fallback_of_an_uncongested_interval() {
     assert!(out.fallback.is_none(), "observed: fallback {:?} after {} rounds", out.fallback, out.teardo.iterations);
 }
 
-/// One iteration by the sans-IO tasks (what TEAR-DO's executors run) on `pd`.
-fn task_step(pd: &mut PrimalDual, m: &Market) -> gridledger_market::primal_dual::StepReport {
-    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
-    for (b, r) in rows.iter().enumerate() {
-        pd.apply_buyer(b, r);
-    }
-    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
-    let (mu, bp) = pd.operator_task();
-    for (s, (y, l)) in cols.iter().enumerate() {
-        pd.apply_seller(s, y, l);
-    }
-    pd.apply_operator(m, &mu, &bp)
-}
-
 // Expected (`apply_operator`'s doc: "the report is the same as
 // [`PrimalDual::step`]'s"): the fused step and the sans-IO tasks give the
 // same report every iteration, so an executor and the reference decide
@@ -169,18 +155,6 @@ fn step_and_tasks_report_the_same_change_when_the_congested_mode_is_entered() {
         let was = a.mu.iter().any(|v| *v > 0.0);
         let ra = a.step(&m);
         let rt = task_step(&mut t, &m);
-        // (the fused step forms the next bus prices lazily: compare the
-        // trades, the bilateral prices and the multipliers)
-        let bits = |pd: &PrimalDual| {
-            let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
-            v.extend(
-                (0..pd.buyers)
-                    .flat_map(|b| (0..pd.sellers).map(move |s| (b, s)))
-                    .map(|(b, s)| pd.lambda_at(b, s).to_bits()),
-            );
-            v.extend(pd.mu.iter().map(|x| x.to_bits()));
-            v
-        };
         assert_eq!(bits(&a), bits(&t), "states at iteration {it}");
         assert_eq!(
             ra.change.to_bits(),

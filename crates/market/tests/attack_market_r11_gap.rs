@@ -59,11 +59,11 @@
 
 mod common;
 
-use common::{case30_net, p};
+use common::{bits, case30_net, p, task_step};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::network::MarketNetwork;
-use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport, OVERLOAD_WAIT};
+use gridledger_market::primal_dual::{PdParams, PrimalDual, OVERLOAD_WAIT};
 use gridledger_market::problem::{Market, Side};
 use gridledger_market::teardo::{Strategy, TearDoConfig};
 
@@ -196,20 +196,6 @@ fn at_the_full_cap_the_pair_behind_line_25_26_clears_within_the_target() {
     assert_eq!(check(5, 26, 5e-4, 1e-5, Some("line 25-26 forward"), 200_000), None);
 }
 
-/// One iteration by the sans-IO tasks (what TEAR-DO's executors run).
-fn task_step(pd: &mut PrimalDual, m: &Market) -> StepReport {
-    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
-    for (b, r) in rows.iter().enumerate() {
-        pd.apply_buyer(b, r);
-    }
-    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
-    let (mu, bp) = pd.operator_task();
-    for (s, (y, l)) in cols.iter().enumerate() {
-        pd.apply_seller(s, y, l);
-    }
-    pd.apply_operator(m, &mu, &bp)
-}
-
 // Held up (and kept by the fix, which gives trades their own steps): on
 // these markets the fused step and the sans-IO tasks keep the same trades,
 // bilateral prices and multipliers bit for bit, report the same change,
@@ -230,16 +216,6 @@ fn step_and_tasks_agree_on_the_congested_pair_markets() {
         for it in 0..300 {
             let ra = a.step(&m);
             let rt = task_step(&mut t, &m);
-            let bits = |pd: &PrimalDual| {
-                let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
-                v.extend(
-                    (0..pd.buyers)
-                        .flat_map(|b| (0..pd.sellers).map(move |s| (b, s)))
-                        .map(|(b, s)| pd.lambda_at(b, s).to_bits()),
-                );
-                v.extend(pd.mu.iter().map(|x| x.to_bits()));
-                v
-            };
             assert_eq!(bits(&a), bits(&t), "bus {bus}: states at iteration {it}");
             assert_eq!(ra.change.to_bits(), rt.change.to_bits(), "bus {bus}: change at iteration {it}");
             assert_eq!(ra.converged, rt.converged, "bus {bus}: stopping at iteration {it}");
@@ -267,11 +243,6 @@ fn step_and_tasks_agree_across_the_longer_multiplier_step() {
     for it in 0..(OVERLOAD_WAIT as usize + 300) {
         let ra = a.step(&m);
         let rt = task_step(&mut t, &m);
-        let bits = |pd: &PrimalDual| {
-            let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
-            v.extend(pd.mu.iter().map(|x| x.to_bits()));
-            v
-        };
         assert_eq!(bits(&a), bits(&t), "states at iteration {it}");
         assert_eq!(a.overload_streaks(), t.overload_streaks(), "counters at iteration {it}");
         assert_eq!(ra.change.to_bits(), rt.change.to_bits(), "change at iteration {it}");

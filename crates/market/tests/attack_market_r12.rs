@@ -13,11 +13,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{case30_net, p};
+use common::{bits, case30_net, p, task_step};
 use gridledger_market::clearing::{clear, clear_with, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded_capped;
 use gridledger_market::network::MarketNetwork;
-use gridledger_market::primal_dual::{PdParams, PrimalDual, StepReport, SLACK_DOUBLING, SLACK_WAIT};
+use gridledger_market::primal_dual::{PdParams, PrimalDual, SLACK_DOUBLING, SLACK_WAIT};
 use gridledger_market::problem::{Market, Side};
 use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig};
 
@@ -111,29 +111,6 @@ fn a_row_with_a_little_slack_forces_the_fallback_of_an_uncongested_interval() {
     let out = run_interval_insecure_seeded_capped(dir.path(), &m, &tight, teardo_config(), None, Some(3_000))
         .expect("the interval clears");
     assert!(out.fallback.is_none(), "observed: fallback {:?} after {} rounds", out.fallback, out.teardo.iterations);
-}
-
-/// One iteration by the sans-IO tasks (what TEAR-DO's executors run).
-fn task_step(pd: &mut PrimalDual, m: &Market) -> StepReport {
-    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
-    for (b, r) in rows.iter().enumerate() {
-        pd.apply_buyer(b, r);
-    }
-    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
-    let (mu, bp) = pd.operator_task();
-    for (s, (y, l)) in cols.iter().enumerate() {
-        pd.apply_seller(s, y, l);
-    }
-    pd.apply_operator(m, &mu, &bp)
-}
-
-fn bits(pd: &PrimalDual) -> Vec<u64> {
-    let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
-    v.extend(
-        (0..pd.buyers).flat_map(|b| (0..pd.sellers).map(move |s| (b, s))).map(|(b, s)| pd.lambda_at(b, s).to_bits()),
-    );
-    v.extend(pd.mu.iter().map(|x| x.to_bits()));
-    v
 }
 
 /// Seed 5's 3 × 3 market with the flat buyer at model bus 2 and the flat

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{case30_net, p, Mix};
+use common::{bits, case30_net, p, task_step, Mix};
 use gridledger_market::clearing::{clear_with, Algorithm};
 use gridledger_market::primal_dual::{weighted_tau, PdParams, PrimalDual};
 use gridledger_market::problem::{Market, Side};
@@ -162,29 +162,6 @@ fn a_near_linear_pair_on_the_feeder_clears_within_the_cap() {
         Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
         Err(e) => panic!("observed: {e}"),
     }
-}
-
-/// One iteration by the sans-IO tasks (what TEAR-DO's executors run).
-fn task_step(pd: &mut PrimalDual, m: &Market) -> gridledger_market::primal_dual::StepReport {
-    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
-    for (b, r) in rows.iter().enumerate() {
-        pd.apply_buyer(b, r);
-    }
-    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
-    let (mu, bp) = pd.operator_task();
-    for (s, (y, l)) in cols.iter().enumerate() {
-        pd.apply_seller(s, y, l);
-    }
-    pd.apply_operator(m, &mu, &bp)
-}
-
-fn bits(pd: &PrimalDual) -> Vec<u64> {
-    let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
-    v.extend(
-        (0..pd.buyers).flat_map(|b| (0..pd.sellers).map(move |s| (b, s))).map(|(b, s)| pd.lambda_at(b, s).to_bits()),
-    );
-    v.extend(pd.mu.iter().map(|x| x.to_bits()));
-    v
 }
 
 // Held up: on the feeder markets above (per-trade steps, several V-min

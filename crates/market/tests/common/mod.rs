@@ -3,6 +3,8 @@
 
 use gridledger_market::clearing::network_for;
 use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PrimalDual, StepReport};
+use gridledger_market::problem::Market;
 use gridledger_market::problem::{Prosumer, Side};
 use gridledger_market::{Case, DcModel, CASE30, CASE33BW};
 
@@ -35,4 +37,30 @@ impl Mix {
     pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
         v[(self.next() % v.len() as u64) as usize]
     }
+}
+
+/// One primal-dual iteration by the sans-IO tasks (what TEAR-DO's
+/// executors run), to compare with the fused [`PrimalDual::step`].
+pub fn task_step(pd: &mut PrimalDual, m: &Market) -> StepReport {
+    let rows: Vec<Vec<f64>> = (0..pd.buyers).map(|b| pd.buyer_task(m, b)).collect();
+    for (b, r) in rows.iter().enumerate() {
+        pd.apply_buyer(b, r);
+    }
+    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..pd.sellers).map(|s| pd.seller_task(m, s)).collect();
+    let (mu, bp) = pd.operator_task();
+    for (s, (y, l)) in cols.iter().enumerate() {
+        pd.apply_seller(s, y, l);
+    }
+    pd.apply_operator(m, &mu, &bp)
+}
+
+/// The bits of a run's trades, bilateral prices and line multipliers (the
+/// fused step forms the next bus prices lazily, so they are left out).
+pub fn bits(pd: &PrimalDual) -> Vec<u64> {
+    let mut v: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    v.extend(
+        (0..pd.buyers).flat_map(|b| (0..pd.sellers).map(move |s| (b, s))).map(|(b, s)| pd.lambda_at(b, s).to_bits()),
+    );
+    v.extend(pd.mu.iter().map(|x| x.to_bits()));
+    v
 }
