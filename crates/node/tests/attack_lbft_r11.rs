@@ -41,43 +41,22 @@
 //!
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r11`.
 
+mod common;
+use common::lbft::{keep_queued, rich, share, verified};
 use gridledger_core::{Address, Amount};
 use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
 use gridledger_ledger::mempool::Mempool;
 use gridledger_ledger::state::Account;
-use gridledger_ledger::{ChainConfig, SignedTransaction, Transaction, TxKind, VerifiedTx};
+use gridledger_ledger::{ChainConfig, SignedTransaction};
 use gridledger_node::lbft::ProposalQueue;
 use std::collections::HashMap;
 
 /// Validators of the network whose gas share the queue cuts for.
 const N: u64 = 4;
 
-fn verified(from: usize, nonce: u64, gas: u64, price: u128) -> VerifiedTx {
-    Transaction {
-        chain_id: 1,
-        sender: dev_key(from).public(),
-        nonce,
-        gas_limit: gas,
-        gas_price: Amount(price),
-        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
-    }
-    .sign(&dev_key(from))
-    .check_stateless(1, u64::MAX)
-    .unwrap()
-}
-
-/// One validator's gas share of a block with the default chain settings.
-fn share() -> u64 {
-    ChainConfig::default().block_gas_limit / N
-}
-
 /// One validator's batch size with the default chain settings.
 fn max_txs() -> usize {
     ChainConfig::default().max_block_txs / N as usize
-}
-
-fn rich(nonce: u64) -> Account {
-    Account { balance: Amount(1_000_000_000_000), nonce }
 }
 
 /// One cut batch: its senders (dev key indices, one per transaction) and
@@ -132,22 +111,6 @@ fn run(
     out
 }
 
-/// Keeps `k` transfers (gas price 1) of sender `from` queued.
-fn keep_queued(
-    pool: &mut Mempool,
-    next: &mut HashMap<usize, u64>,
-    committed: &HashMap<usize, u64>,
-    from: usize,
-    k: u64,
-) {
-    let done = committed.get(&from).copied().unwrap_or(0);
-    let n = next.entry(from).or_default();
-    while *n < done + k {
-        pool.admit(verified(from, *n, TRANSFER_GAS, 1), &rich(done)).unwrap();
-        *n += 1;
-    }
-}
-
 /// [1] 300 ordinary clients (dev accounts 10…309) each keep one transfer
 /// (gas price 1) pending; at epoch 0 dev account 1 (H) submits a contract
 /// call-sized transfer of 10 M gas (under a seventh of the 75 M share) at
@@ -168,7 +131,7 @@ fn a_call_behind_ordinary_senders_waits_quadratically() {
         CLIENTS.end,
         |epoch, pool, next, committed| {
             for c in CLIENTS {
-                keep_queued(pool, next, committed, c, 1);
+                keep_queued(pool, next, committed, c, 1, TRANSFER_GAS);
             }
             if epoch == 0 {
                 pool.admit(verified(1, 0, call, 1_000), &rich(0)).unwrap();
@@ -235,7 +198,7 @@ fn credit_does_not_wrap_at_the_edges_of_u64() {
         8,
         |_, pool, next, committed| {
             for c in 4..7 {
-                keep_queued(pool, next, committed, c, 2);
+                keep_queued(pool, next, committed, c, 2, TRANSFER_GAS);
             }
             let done = committed.get(&1).copied().unwrap_or(0);
             let n = next.entry(1).or_default();

@@ -57,40 +57,16 @@
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r9`.
 
 mod common;
-use common::lbft::{admit, committed, within, Net, Validator};
+use common::lbft::{admit, committed, keep_queued, rich, share, verified, within, Net, Validator};
 use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::mempool::Mempool;
-use gridledger_ledger::state::Account;
-use gridledger_ledger::{ChainConfig, SignedTransaction, Transaction, TxKind, VerifiedTx};
+use gridledger_ledger::{SignedTransaction, Transaction, TxKind};
 use gridledger_node::lbft::ProposalQueue;
 use std::collections::HashMap;
 
 use common::lbft::N;
-
-fn verified(from: usize, nonce: u64, gas: u64, price: u128) -> VerifiedTx {
-    Transaction {
-        chain_id: 1,
-        sender: dev_key(from).public(),
-        nonce,
-        gas_limit: gas,
-        gas_price: Amount(price),
-        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
-    }
-    .sign(&dev_key(from))
-    .check_stateless(1, u64::MAX)
-    .unwrap()
-}
-
-/// One validator's gas share of a block with the default chain settings.
-fn share() -> u64 {
-    ChainConfig::default().block_gas_limit / N as u64
-}
-
-fn rich(nonce: u64) -> Account {
-    Account { balance: Amount(1_000_000_000_000), nonce }
-}
 
 /// Runs the queue as the engine runs it: each epoch `load` admits what it
 /// wants (given the accounts' committed nonces and the next nonce to
@@ -128,23 +104,6 @@ fn run(
         out.push(batch);
     }
     out
-}
-
-/// Keeps `k` ordinary transfers (gas price 1) of sender `from` queued.
-fn keep_queued(
-    pool: &mut Mempool,
-    next: &mut HashMap<usize, u64>,
-    committed: &HashMap<usize, u64>,
-    from: usize,
-    k: u64,
-    gas: u64,
-) {
-    let done = committed.get(&from).copied().unwrap_or(0);
-    let n = next.entry(from).or_default();
-    while *n < done + k {
-        pool.admit(verified(from, *n, gas, 1), &rich(done)).unwrap();
-        *n += 1;
-    }
 }
 
 /// [1] Dev account 1 (H) keeps eight ordinary transfers queued at the

@@ -551,3 +551,50 @@ pub fn unpayable_share_sized(tweak: impl Fn(&mut LbftSettings)) -> Unpayable {
     }
     seen
 }
+
+// ---- the proposal queue driven alone (attack rounds r9 and r11) ----------
+
+/// A verified transfer of dev account `from` (to dev account 3, one minor
+/// unit) with the given nonce, gas limit and gas price.
+pub fn verified(from: usize, nonce: u64, gas: u64, price: u128) -> gridledger_ledger::VerifiedTx {
+    Transaction {
+        chain_id: 1,
+        sender: dev_key(from).public(),
+        nonce,
+        gas_limit: gas,
+        gas_price: Amount(price),
+        kind: TxKind::Transfer { to: dev_key(3).address(), amount: Amount(1) },
+    }
+    .sign(&dev_key(from))
+    .check_stateless(1, u64::MAX)
+    .unwrap()
+}
+
+/// One validator's gas share of a block with the default chain settings.
+pub fn share() -> u64 {
+    ChainConfig::default().block_gas_limit / N as u64
+}
+
+/// An account rich enough for any queue test, at committed nonce `nonce`.
+pub fn rich(nonce: u64) -> gridledger_ledger::state::Account {
+    gridledger_ledger::state::Account { balance: Amount(1_000_000_000_000), nonce }
+}
+
+/// Keeps `k` transfers (gas price 1, gas limit `gas`) of sender `from`
+/// queued in `pool`, given the next nonce to admit per sender and the
+/// committed nonces.
+pub fn keep_queued(
+    pool: &mut gridledger_ledger::mempool::Mempool,
+    next: &mut std::collections::HashMap<usize, u64>,
+    committed: &std::collections::HashMap<usize, u64>,
+    from: usize,
+    k: u64,
+    gas: u64,
+) {
+    let done = committed.get(&from).copied().unwrap_or(0);
+    let n = next.entry(from).or_default();
+    while *n < done + k {
+        pool.admit(verified(from, *n, gas, 1), &rich(done)).unwrap();
+        *n += 1;
+    }
+}
