@@ -1347,18 +1347,6 @@ impl<A: Attester> ChainNode<A> {
         if !fetch.tried.insert(from) {
             return;
         }
-        // A relayer sends its own subfragment: one labelled with another
-        // node is a forgery like any other refused relay, recorded against
-        // its relayer (once per fetch, as every relay is checked once).
-        if p.sf.node != from {
-            let error = format!("relayed subfragment labelled as node {}'s", p.sf.node);
-            step.faults.push(if mutants::active(Mutation::RelayBlamesView) {
-                Fault::BadProposal { view: p.view, error }
-            } else {
-                Fault::BadRelay { from: Source::Node(from), view: p.view, error }
-            });
-            return;
-        }
         let fetch = &self.fetches[&key];
         // An honest node relays only a proposal it verified: a relay that
         // fails any check is its relayer's fault, never the view's leader's.
@@ -1369,6 +1357,13 @@ impl<A: Attester> ChainNode<A> {
                 Fault::BadRelay { from: Source::Node(from), view: p.view, error }
             }
         };
+        // A relayer sends its own subfragment: one labelled with another
+        // node is a forgery like any other (checked once per fetch, as
+        // every relay is).
+        if p.sf.node != from {
+            step.faults.push(bad(format!("relayed subfragment labelled as node {}'s", p.sf.node)));
+            return;
+        }
         let own_context = p.sf.ctx.chain == self.cfg.chain
             && p.sf.ctx.round == self.cfg.round
             && p.sf.ctx.instance == self.cfg.instance();
