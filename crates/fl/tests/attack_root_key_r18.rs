@@ -310,3 +310,55 @@ fn a_relay_of_another_client_list_halts_the_round() {
         HONEST_DECODERS.len(),
     );
 }
+
+/// Held up: the fetch requests a node keeps unanswered are bounded per
+/// peer, so one Byzantine peer asking for many distinct `(view, root)`
+/// keys (none of them real) fills only its own list: an honest peer's
+/// earlier request for the real proposal is still answered with a relay
+/// once the node verifies it.
+#[test]
+fn a_flood_of_fetches_for_distinct_roots_evicts_no_other_peers_request() {
+    use gridledger_core::Hash32;
+    use gridledger_fl::consensus::ChainNode;
+    use gridledger_fl::dissemination::Source;
+    use gridledger_fl::round::sim_node_key;
+    let cfg = config(4, 4, 1);
+    let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let _ = node.start();
+    let clients = vec![0u32, 1];
+    let rel = release_of(&cfg, &clients, 1);
+    // Node 2 asks for view 0's real proposal before node 1 has it.
+    let s = node.handle(Source::Node(2), Message::FetchProposal { node: 2, view: 0, root: rel.root });
+    assert!(s.sends.is_empty() && s.faults.is_empty());
+    // Byzantine node 3 asks for 200 distinct keys that do not exist.
+    for i in 0..200u32 {
+        let mut root = [0u8; 32];
+        root[..4].copy_from_slice(&i.to_le_bytes());
+        let s = node.handle(Source::Node(3), Message::FetchProposal { node: 3, view: i % 5, root: Hash32(root) });
+        assert!(s.sends.is_empty(), "answered a fetch of a proposal it never verified");
+    }
+    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &clients));
+    let pre_vectors = carried(&cfg, &[(0, &clients[..]), (1, &clients[..]), (2, &clients[..])]);
+    let s = node.handle(
+        Source::Node(0),
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: clients.clone(),
+            ra,
+            sf: rel.subfragments[1].clone(),
+            excluded: vec![],
+            pre_vectors,
+        },
+    );
+    assert!(s.faults.is_empty(), "the proposal was refused: {:?}", s.faults);
+    let relays: Vec<_> = s
+        .sends
+        .iter()
+        .filter(|(to, m)| {
+            matches!(m, Message::Relay { view: 0, root, .. } if *root == rel.root)
+                && *to == gridledger_fl::consensus::To::Node(2)
+        })
+        .collect();
+    assert_eq!(relays.len(), 1, "node 2's earlier fetch was not answered once");
+}
