@@ -167,3 +167,128 @@ fn a_fabricated_stated_pre_root_does_not_slash_the_honest_validator() {
         node_active(&e, &exec.address()),
     );
 }
+
+/// `batch`'s honest leaves sent by `key` with `sc_cr_on` stating `stated`
+/// as the pre-root.
+fn post_stating(e: &mut Env, key: &KeyPair, batch: u64, stated: gridledger_core::Hash32) -> TxStatus {
+    let (t, _) = honest_tcrs(e, batch);
+    let entries = e.d.entries(batch).unwrap();
+    let tcrs: SubmitTcrs = borsh::from_slice(&tcr_args(e, batch, t, entries)).unwrap();
+    let on = SubmitTcrsOn { pre_root: stated, tcrs };
+    e.d.primary_call(key, "sc_cr_on", args(&on), Amount::ZERO).unwrap().status
+}
+
+/// Finding 3 (high): void postings serialise the baseline's windows; one
+/// executor halts settlement to a window per batch it is assigned, unpunished.
+///
+/// The assigned executor of several batches recorded behind an honest one
+/// posts each of them ahead, at once, with a pre-root no one else holds
+/// the state of (the honest leaves, a made-up root). Nobody can dispute
+/// such a batch (no record opens against that root), no stand-in may post
+/// it again (its TCRs are recorded), and it is taken back only at its own
+/// `finalize`, when it is the next to settle: only then does an honest
+/// stand-in post it, and it settles a whole window later. So each void
+/// batch adds a window of its own, one after the other, while the honest
+/// batches between them wait (they are final at once afterwards). A
+/// silent executor costs less: the stand-ins of every batch it withholds
+/// post them a window after they closed, all windows overlapping, and the
+/// chain executes any batch two windows after it closed. Here the honest
+/// baseline settles all six batches about two windows after they closed
+/// at the latest; with the void postings the last settles a window later
+/// for each void batch after the first (a week each in the baseline), and
+/// the void poster keeps its deposit. What should happen: a void posting
+/// costs no more than silence (e.g. a stand-in may replace a posting ahead
+/// whose stated root is not the root its predecessor posted or settled,
+/// or the void poster forfeits), so settlement of n batches does not take
+/// n windows.
+#[test]
+#[ignore = "attack r15: each void posting ahead costs a window of its own, serially; the poster is not punished"]
+fn void_postings_ahead_do_not_serialise_the_windows() {
+    let (voids, kept, last, closed_last, bound, settled_at) = attacker_batches(true);
+    assert!(
+        last <= bound,
+        "the attacker's void postings of batches {voids:?} (its deposit kept: {kept}) held the last batch until \
+         {last}, {} hours after the batches closed (bound {bound}: two windows and a half); settled: {settled_at:?}",
+        (last - closed_last) / HOUR,
+    );
+}
+
+/// The comparison of finding 3: the same executor merely silent on the
+/// same batches; the stand-in posts them all ahead a window after they
+/// closed, and the last settles within two windows and a half.
+#[test]
+fn silent_executor_costs_two_windows_at_most() {
+    let (silent, _, last, _, bound, settled_at) = attacker_batches(false);
+    assert!(last <= bound, "silent on {silent:?}: last settled at {last} > {bound}; {settled_at:?}");
+}
+
+/// Six batches of one AT; the executor assigned most of batches 2–6 posts
+/// each of them with a made-up stated root (`void`) or not at all; the
+/// honest executor posts the others at once and stands in (a window after
+/// the batches closed) where the contract lets it, and the honest parties
+/// finalize each batch when due and post again what is taken back.
+/// Returns the attacker's batches, whether it is still active, when the
+/// last batch settled, when the last batch closed, the bound (two windows
+/// and a half after that) and each batch's settlement time.
+#[allow(clippy::type_complexity)]
+fn attacker_batches(void: bool) -> (Vec<u64>, bool, u64, u64, u64, Vec<(u64, u64)>) {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 6);
+    let next = first + 6;
+    let count = |e: &Env, a: Address| (first + 1..next).filter(|b| executor_of(e, *b).address() == a).count();
+    let keys: Vec<KeyPair> = e.d.executors.iter().map(|(k, _)| k.clone()).collect();
+    let attacker = keys.iter().max_by_key(|k| count(&e, k.address())).unwrap().clone();
+    let honest = keys.iter().find(|k| k.address() != attacker.address()).unwrap().clone();
+    let mine: Vec<u64> = (first + 1..next).filter(|b| executor_of(&e, *b).address() == attacker.address()).collect();
+    assert!(mine.len() >= 2, "the attacker is assigned {mine:?}");
+    let closed_last = e.d.batch_header(next - 1).unwrap().closed_at.unwrap_or(e.d.now());
+    let w = e.d.cfg.window_ms();
+    for b in first..next {
+        let exec = executor_of(&e, b);
+        if mine.contains(&b) {
+            if void {
+                let s = post_stating(&mut e, &exec, b, gridledger_core::Hash32([7; 32]));
+                assert_eq!(s, TxStatus::Success, "batch {b}: {s:?}");
+            }
+            continue;
+        }
+        let (t, x) = honest_tcrs(&mut e, b);
+        assert_eq!(record_tcrs(&mut e, &x, b, t).status, TxStatus::Success, "batch {b}");
+    }
+    // A window after the batches closed the honest executor stands in for
+    // every batch of the attacker's it may post.
+    e.d.set_time(closed_last + w + HOUR);
+    for b in &mine {
+        let (t, _) = honest_tcrs(&mut e, *b);
+        let r = record_tcrs(&mut e, &honest, *b, t);
+        assert_eq!(r.status == TxStatus::Success, !void, "batch {b}: {:?}", r.status);
+    }
+    let mut settled_at = Vec::new();
+    for _ in 0..100 {
+        let (n, fin) = e.d.reader().progress().unwrap();
+        if fin >= n {
+            break;
+        }
+        let h = e.d.batch_header(fin).unwrap();
+        if h.tcr_root.is_none() {
+            let (t, _) = honest_tcrs(&mut e, fin);
+            let r = record_tcrs(&mut e, &honest, fin, t);
+            assert_eq!(r.status, TxStatus::Success, "batch {fin} posted again: {:?}", r.status);
+            continue;
+        }
+        let due = h.complete_at.unwrap() + w;
+        if e.d.now() < due {
+            e.d.set_time(due);
+        }
+        let r = e.d.primary_call(&honest, "finalize", e.d.finalize_args(fin).unwrap(), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "finalize {fin}: {:?}", r.status);
+        if let gridledger_rollup::primary::BatchState::Settled { at, .. } = e.d.batch_header(fin).unwrap().state {
+            settled_at.push((fin, at));
+        }
+    }
+    let (n, fin) = e.d.reader().progress().unwrap();
+    assert!(fin >= n, "not all settled");
+    let last = settled_at.last().unwrap().1;
+    let kept = node_active(&e, &attacker.address());
+    (mine, kept, last, closed_last, closed_last + 2 * w + w / 2, settled_at)
+}
