@@ -292,3 +292,61 @@ fn attacker_batches(void: bool) -> (Vec<u64>, bool, u64, u64, u64, Vec<(u64, u64
     let kept = node_active(&e, &attacker.address());
     (mine, kept, last, closed_last, closed_last + 2 * w + w / 2, settled_at)
 }
+
+/// Finding 4 (critical): the baseline driver's own watcher misses a
+/// forged batch posted ahead; its root settles and the thief keeps the
+/// seller's payout.
+///
+/// `DualChain::process` in [`Mode::ConventionalOr`] posts the batches
+/// recorded behind the next to settle at once, one block (a second)
+/// apart (`post_ahead`), but its watcher `watch`es a batch only when it
+/// is the next to settle: after the batch before it was finalized, a
+/// window after that batch's posting. That is the very block in which the
+/// batch posted a second later sees its own window close
+/// (`window_open`: `now >= posting + window`), so the watcher's
+/// `commit_dispute` and `dispute` (and the involved meters' delegates and
+/// bonded challenge after them) are all refused, and `finalize` settles
+/// the forged root. Here both executors steal payouts (the driver's
+/// `ExecutorBehaviour::StealPayouts`), every validator is honest: batch k
+/// holds an AT (nothing to steal), batch k+1 the seller's agreed ST of that
+/// agreement after its delivery; the driver posts k+1 ahead and settles it with the
+/// seller's payout paid to the thief. What should happen: the honest
+/// watcher checks a batch posted ahead inside its window (when it is
+/// posted, or at least within the first half of its window), and the
+/// forged batch is overturned (as `security.rs` shows for IOR).
+#[test]
+#[ignore = "attack r15: the baseline driver's watcher checks a batch posted ahead after its window closed; theft"]
+fn the_baseline_driver_overturns_a_thieving_batch_posted_ahead() {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded();
+    let (b, s) = (trader(0), trader(1));
+    let start = (e.d.now() / HOUR + 2) * HOUR;
+    let t = terms(&b, &s, Amount(200_000), 500, start);
+    let seller_before = e.d.participant(&s.address()).unwrap().balance;
+    // Batch k: the AT; batch k+1, after the delivery: the seller's agreed ST.
+    let (k, _) = e.d.reader().progress().unwrap();
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit_block(&[(s.clone(), agreed_st(&t, 1000, &b))]).unwrap();
+    e.d.primary.seal();
+    assert_eq!(e.d.batch_header(k + 1).unwrap().len(), 1, "the ST is batch k+1");
+    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    let settled = e.d.process(&mut rng(7)).map(|v| v.iter().map(|s| (s.batch, s.outcomes.clone())).collect::<Vec<_>>());
+    let h = e.d.batch_header(k + 1).unwrap();
+    let thief = h.posted_by;
+    let stolen: Vec<(Address, Amount)> =
+        e.d.executors
+            .iter()
+            .map(|(k, _)| (k.address(), e.d.participant(&k.address()).unwrap().balance))
+            .filter(|(_, a)| !a.is_zero())
+            .collect();
+    let seller_after = e.d.participant(&s.address()).unwrap().balance;
+    assert!(
+        h.overturned || matches!(h.state, gridledger_rollup::primary::BatchState::Settled { disputed: true, .. }),
+        "batch {}'s stolen payouts settled through the driver's own run ({settled:?}, {:?}): posted by {thief:?}; \
+         executors' IOR balances {stolen:?}; the seller's {seller_before} -> {seller_after}",
+        k + 1,
+        h.state,
+    );
+}
