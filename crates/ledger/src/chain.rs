@@ -88,6 +88,14 @@ pub enum Mutation {
     /// A replacement keeps the replaced transaction's serve-first place
     /// whatever its gas limit (the rule before attack r18 [3]).
     ReplacementKeepsServeFirst,
+    /// A node's run is its next `max` transactions cut after the last duty
+    /// among them: a lane's worth of its ordinary calls ahead of its
+    /// duties leaves it an empty run (the rule before attack r19 [1]).
+    LaneRunNeedsDutyInWindow,
+    /// A sender's serve-first place serves its first transaction not
+    /// excluded, whichever nonce earned the place: on a pipelined height
+    /// the next nonce inherits it (the rule before attack r19 [2]).
+    FirstServedNextNonce,
 }
 
 /// The default [`ChainConfig::duty_lane_percent`].
@@ -808,7 +816,9 @@ pub(crate) struct Lane {
 ///
 /// 1. the first transaction of the sender served first of all
 ///    ([`Mempool::first_served`]), into the empty block, which it fits
-///    (attack r12 [3]: a block-sized transaction is never shut out);
+///    (attack r12 [3]: a block-sized transaction is never shut out); only
+///    the transaction that earned the place is served so, never its
+///    sender's next one while it is excluded (attack r19 [2]);
 /// 2. the duty lane (attack r16 [6]): the runs of the nodes whose duties
 ///    the chain's contracts name ([`Mempool::lane`]: each node's duties in
 ///    nonce order, with the ordinary calls of its key ahead of them),
@@ -823,7 +833,10 @@ pub(crate) struct Lane {
 ///    of junk duties one unit above the nodes' price take the whole lane
 ///    every block): as long as the registered nodes are no more than the
 ///    lane's count, each node with a duty pending gets at least one place
-///    in every block. Deterministic, like the rest;
+///    in every block, and a run reaches toward the node's last duty
+///    however many of its ordinary calls are queued ahead (attack r19
+///    [1]), so each duty is included within a bounded number of blocks.
+///    Deterministic, like the rest;
 /// 3. the mempool's block order ([`Mempool::walk`]) for the rest.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is

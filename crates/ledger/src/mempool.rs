@@ -15,7 +15,9 @@
 //! every block, and a later sender was never reached whatever it paid.
 //! Senders whose next transaction a block skipped because its gas limit no
 //! longer fitted ([`Mempool::serve_first`], attack r12 [3]) come before
-//! that order until that transaction is included.
+//! that order until that transaction is included; only that transaction
+//! is served so, not the sender's next one while it is excluded on a
+//! pipelined height (attack r19 [2]).
 //!
 //! When the pool is full a transaction that pays a strictly higher gas price
 //! than the cheapest pending one of another sender takes its place. A
@@ -57,7 +59,8 @@
 //! never by the sender, see [`crate::NativeContract::duty`]) is offered to
 //! the block's bounded duty lane first ([`Mempool::lane`]), with the
 //! ordinary transactions its sender has pending ahead of its duties
-//! (attack r18 [2]); it competes in the ordinary order as well.
+//! (attack r18 [2]), however many (attack r19 [1]); it competes in the
+//! ordinary order as well.
 //!
 //! Each entry keeps the transaction's hash and sender ([`VerifiedTx`]), so
 //! [`Mempool::walk`] and [`Mempool::lane`] hand them out without hashing
@@ -109,20 +112,24 @@ struct SenderQueue {
     reserved: Amount,
     /// (gas price, nonce) of every queued transaction.
     prices: BTreeSet<(Amount, u64)>,
-    /// How many of the queued transactions are duties.
-    duties: usize,
+    /// The nonces of the queued transactions that are duties.
+    duties: BTreeSet<u64>,
 }
 
 impl SenderQueue {
     fn insert(&mut self, nonce: u64, q: Queued) {
         self.prices.insert((q.v.tx.tx.gas_price, nonce));
-        self.duties += usize::from(q.duty);
+        if q.duty {
+            self.duties.insert(nonce);
+        }
         self.txs.insert(nonce, q);
     }
 
     fn count_out(&mut self, nonce: u64, q: &Queued) {
         self.prices.remove(&(q.v.tx.tx.gas_price, nonce));
-        self.duties -= usize::from(q.duty);
+        if q.duty {
+            self.duties.remove(&nonce);
+        }
     }
 
     /// The cheapest price and the nonce of the last transaction at it: where
@@ -254,7 +261,7 @@ impl Mempool {
         if let Some(k) = self.head_key(&sender) {
             self.heads.insert(k);
         }
-        if self.senders.get(&sender).is_some_and(|q| q.duties > 0) {
+        if self.senders.get(&sender).is_some_and(|q| !q.duties.is_empty()) {
             self.duty_senders.insert(sender);
         } else {
             self.duty_senders.remove(&sender);
@@ -470,18 +477,43 @@ impl Mempool {
     }
 
     /// The first transaction not in `exclude` of the first sender served
-    /// before the price order ([`Mempool::serve_first`]) that has one:
-    /// what [`Mempool::walk`] yields first when there is such a sender.
+    /// before the price order ([`Mempool::serve_first`]) whose first
+    /// transaction not in `exclude` is the one that earned the place: what
+    /// [`Mempool::walk`] yields first when there is such a sender.
     pub fn first_served(&self, exclude: &BTreeSet<Hash32>) -> Option<&VerifiedTx> {
-        self.first
-            .values()
-            .find_map(|(a, _)| self.senders.get(a)?.txs.values().find(|e| !exclude.contains(&e.v.hash)).map(|e| &e.v))
+        self.first.values().find_map(|(a, n)| {
+            let e = self.senders.get(a)?.txs.values().find(|e| !exclude.contains(&e.v.hash))?;
+            self.earned_first(*n, e.v.tx.tx.nonce).then_some(&e.v)
+        })
     }
 
-    /// The duty lane's candidates: for each sender with a duty pending
-    /// (a registered node of the chain), its run from its first
-    /// transaction not in `exclude`: its next `max` transactions at most, in
-    /// nonce order, up to and including the last duty among them; senders
+    /// Whether a sender whose serve-first place was earned by its
+    /// transaction at nonce `earned` is served first with its transaction
+    /// at `next` (its first one not excluded): only if it is that one.
+    ///
+    /// Attack r19 [2]: the place followed the sender, not the transaction.
+    /// On a pipelined height (`Chain::build_block_on`) the parent's
+    /// transactions are excluded while still pending, so the child served
+    /// the sender's next nonce first, before the price order, once the
+    /// parent held the skipped one: one more transaction ahead of any
+    /// price for each place earned. Now the place is the (sender, nonce)
+    /// that was skipped, on plain and pipelined heights alike: while that
+    /// transaction is excluded (or others of its sender come before it)
+    /// the sender competes at its price, and the place itself lasts until
+    /// the transaction is committed or leaves the pool (`retail`).
+    /// Deterministic: it depends on the pool and `exclude` only.
+    fn earned_first(&self, earned: u64, next: u64) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::chain::Mutation::FirstServedNextNonce) {
+            return true;
+        }
+        earned == next
+    }
+
+    /// The duty lane's candidates: for each sender with a duty not in
+    /// `exclude` pending (a registered node of the chain), its run: its
+    /// transactions not in `exclude` in nonce order from the first, up to
+    /// and including its last such duty, the first `max` of them; senders
     /// in the block order of their run's first transaction (highest gas
     /// price, then arrival). The block takes them round-robin
     /// (`fill_block`).
@@ -497,6 +529,25 @@ impl Mempool {
     /// gains nothing it could not take with junk duties; the ordinary calls
     /// after its last duty are left to the block order.
     ///
+    /// Attack r19 [1]: the run was the next `max` transactions cut after
+    /// the last duty *among them*, so a node with `max` ordinary calls
+    /// queued ahead of its duties had an empty run: the flood outbidding
+    /// those calls froze its duties out for ever. Decision: a run reaches
+    /// toward the node's last pending duty wherever it is, so a window that
+    /// holds no duty still carries its first calls and the nonces advance
+    /// toward the duty. Not a cap on the ordinary calls a run may carry:
+    /// a duty cannot go into a block before the calls ahead of it in nonce
+    /// order, so a cap below their count would freeze it just the same
+    /// (nothing else drains them under a dearer flood), and the cap buys
+    /// nothing the round-robin share does not already bound (a node could
+    /// take the same places with junk duties). The bound: a node with a
+    /// duty pending gets at least one lane place a block (as long as the
+    /// registered nodes are no more than the lane's count), so a duty with
+    /// `k` of its sender's transactions ahead of it is included within
+    /// `k + 1` blocks, and `k` is below the per-sender queue limit. The
+    /// lane carries no ordinary call after a node's last duty, and no more
+    /// of a node's than its round-robin share of each block's lane.
+    ///
     /// The senders with duties pending are few (the chain's registered
     /// nodes): the cost is their count times `max`, plus one per excluded
     /// transaction.
@@ -505,19 +556,25 @@ impl Mempool {
         let carry = self.mutation != Some(crate::chain::Mutation::LaneHeadMustBeDuty);
         #[cfg(not(feature = "mutants"))]
         let carry = true;
+        #[cfg(feature = "mutants")]
+        let window_only = self.mutation == Some(crate::chain::Mutation::LaneRunNeedsDutyInWindow);
+        #[cfg(not(feature = "mutants"))]
+        let window_only = false;
         let mut runs: Vec<(OrderKey, Vec<&VerifiedTx>)> = Vec::new();
         for a in &self.duty_senders {
             let Some(q) = self.senders.get(a) else { continue };
+            let pending = |n: &u64| q.txs.get(n).is_some_and(|e| !exclude.contains(&e.v.hash));
+            let Some(last) = q.duties.iter().rev().find(|n| pending(n)).copied() else { continue };
             let mut run = Vec::new();
             let mut key = None;
             let mut through = 0;
-            for e in q.txs.values().filter(|e| !exclude.contains(&e.v.hash)).take(max) {
+            for e in q.txs.range(..=last).map(|(_, e)| e).filter(|e| !exclude.contains(&e.v.hash)).take(max) {
                 if !e.duty && !carry {
                     break;
                 }
                 key.get_or_insert(order_key(e));
                 run.push(&e.v);
-                if e.duty {
+                if e.duty || !window_only {
                     through = run.len();
                 }
             }
@@ -741,10 +798,14 @@ impl<'a> Iterator for Walk<'a> {
         if let Some((a, n)) = self.last.take() {
             self.push_from(a, n.saturating_add(1));
         }
-        while let Some(&(a, _)) = self.first.next() {
+        while let Some(&(a, earned)) = self.first.next() {
             self.started.insert(a);
-            if let Some((n, _)) = self.first_from(a, 0) {
-                return self.take(a, n);
+            match self.first_from(a, 0) {
+                Some((n, _)) if self.pool.earned_first(earned, n) => return self.take(a, n),
+                // Not the transaction that earned the place (attack r19
+                // [2]): its sender competes at its price.
+                Some(_) => self.push_from(a, 0),
+                None => {}
             }
         }
         // Move heads into `next` until the best of `next` is no worse than
@@ -1019,6 +1080,48 @@ mod tests {
         p.evict(&r0);
         assert_eq!(p.len(), 1);
         assert!(!p.contains(&a1));
+    }
+
+    /// The lane's runs as (sender, nonce) lists.
+    fn runs(p: &Mempool, exclude: &BTreeSet<Hash32>, max: usize) -> Vec<Vec<(Address, u64)>> {
+        p.lane(exclude, max).iter().map(|r| r.iter().map(|t| (t.sender, t.tx.tx.nonce)).collect()).collect()
+    }
+
+    #[test]
+    fn a_run_reaches_toward_the_last_duty_and_stops_there() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        // Sender 1: three ordinary, a duty, an ordinary after it.
+        for n in 0..3 {
+            p.admit(vtx(1, n, 1), &RICH).unwrap();
+        }
+        let duty = p.admit_in_lane(vtx(1, 3, 1), &RICH, true).unwrap();
+        p.admit(vtx(1, 4, 1), &RICH).unwrap();
+        // A window of 2 holds no duty: the run still carries its first calls.
+        assert_eq!(runs(&p, &NOTHING, 2), vec![vec![(a(1), 0), (a(1), 1)]]);
+        // A wider window stops at the last duty: nonce 4 is not carried.
+        assert_eq!(runs(&p, &NOTHING, 10), vec![(0..4).map(|n| (a(1), n)).collect::<Vec<_>>()]);
+        // The duty excluded (a pipelined parent holds it): no run at all,
+        // the ordinary call after it is left to the block order.
+        let parent: BTreeSet<Hash32> = (0..3).map(|n| vtx(1, n, 1).hash).chain([duty]).collect();
+        assert_eq!(runs(&p, &parent, 10), Vec::<Vec<_>>::new());
+    }
+
+    #[test]
+    fn the_serve_first_place_serves_only_the_transaction_that_earned_it() {
+        let mut p = Mempool::new(100, 10);
+        let a = |k: usize| dev_key(k).address();
+        p.admit(vtx(1, 0, 1), &RICH).unwrap();
+        p.admit(vtx(1, 1, 1), &RICH).unwrap();
+        p.admit(vtx(2, 0, 5), &RICH).unwrap();
+        p.serve_first(&[(a(1), 0)]);
+        assert_eq!(order(&p, &NOTHING), vec![(a(1), 0), (a(2), 0), (a(1), 1)]);
+        assert_eq!(p.first_served(&NOTHING).map(|t| t.tx.tx.nonce), Some(0));
+        // Nonce 0 excluded (a pipelined parent holds it): nonce 1 competes
+        // at its price.
+        let parent: BTreeSet<Hash32> = [vtx(1, 0, 1).hash].into();
+        assert_eq!(order(&p, &parent), vec![(a(2), 0), (a(1), 1)]);
+        assert!(p.first_served(&parent).is_none());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! carries ahead of its last duty (fix of attack r18 [1] [2]).
 //!
 //! The finding here fails on the code it was written against and is
-//! marked `#[ignore = "attack r19 [k]: ..."]` until it is fixed; tests
 //! without the mark held up.
 
 mod common;
@@ -87,7 +86,6 @@ fn the_lane_serves_a_nodes_next_duty_on_a_pipelined_height() {
 /// after 10 blocks under a flood at price 5 the duty is still pending and
 /// the node's nonce has not moved.
 #[test]
-#[ignore = "attack r19 [1]: lane-count ordinary calls ahead of a node's duties freeze them out of the lane"]
 fn a_nodes_duty_behind_a_lanes_worth_of_its_ordinary_calls_still_lands() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = chain(dir.path());
@@ -171,7 +169,6 @@ fn the_next_nonce_waits_for_its_price_on_a_plain_height() {
 }
 
 #[test]
-#[ignore = "attack r19 [2]: on a pipelined height the next nonce inherits a served-first place"]
 fn the_next_nonce_does_not_inherit_a_served_first_place_on_a_pipelined_height() {
     let pos = next_nonce_position(true);
     assert_eq!(pos, None, "the price-1 transfer rode the served-first place at index {pos:?} ahead of the flood");

@@ -1,10 +1,12 @@
-//! Mutation sensitivity of block filling and the mempool (attacks r16 and
-//! r18): each bug planted behind the `mutants` feature — candidates
-//! skipped for gas count toward the walk's stop, no duty lane, a
-//! replacement without the minimum bump, the lane's runs taken whole
+//! Mutation sensitivity of block filling and the mempool (attacks r16,
+//! r18 and r19): each bug planted behind the `mutants` feature —
+//! candidates skipped for gas count toward the walk's stop, no duty lane,
+//! a replacement without the minimum bump, the lane's runs taken whole
 //! instead of round-robin, a node's run starting only at a duty, a small
-//! replacement keeping the serve-first place — must make its checks fail,
-//! while every check passes on the real code (the control).
+//! replacement keeping the serve-first place, a node's run cut to the
+//! duties within its window, the serve-first place passing to the next
+//! nonce — must make its checks fail, while every check passes on the
+//! real code (the control).
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
@@ -13,7 +15,7 @@ mod common;
 use common::{call_method, chain_with, lane_config, seal};
 use gridledger_core::Amount;
 use gridledger_ledger::chain::Mutation;
-use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer};
 use gridledger_ledger::{Chain, ChainConfig, SignedTransaction, SubmitError};
 
 fn chain(dir: &std::path::Path, mutation: Option<Mutation>) -> Chain {
@@ -176,6 +178,51 @@ fn a_small_replacement_loses_the_served_first_place(m: Option<Mutation>) -> Resu
     included(&c, &rich, "price-2 replacements went before a user paying 1,000")
 }
 
+/// r19 [1]: node 9 has a lane's worth (2) of its own ordinary calls
+/// queued ahead of its duty, dearer traffic floods: the calls drain
+/// through the lane and the duty is included within three blocks.
+fn a_lanes_worth_of_ordinary_calls_does_not_freeze_a_duty(m: Option<Mutation>) -> Result<(), String> {
+    let (_dir, mut c) = flooded_chain(m, 5)?;
+    for n in 0..2 {
+        c.submit(&call_method(9, n, "other", 1).to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let duty = call_method(9, 2, "work", 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    for _ in 0..3 {
+        flood(&mut c, 5)?;
+        seal(&mut c, &mut ts);
+    }
+    included(&c, &duty, "the node's duty behind a lane's worth of its calls is still pending")
+}
+
+/// r19 [2]: sender 12's block-sized transfer is skipped behind the flood
+/// (served first from then on) and the parent of a pipelined height
+/// holds it; sender 12's next transfer, at price 1, is not served first
+/// in the child, which the flood at price 5 fills.
+fn the_next_nonce_does_not_inherit_the_served_first_place(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    let f = dev_key(1);
+    c.submit(&transfer(&f, 1, 0, f.address(), Amount(1), Amount(5)).to_bytes()).map_err(|e| e.to_string())?;
+    let k = dev_key(12);
+    let mut big = transfer(&k, 1, 0, k.address(), Amount(1), Amount(1)).tx;
+    big.gas_limit = ChainConfig::default().block_gas_limit;
+    c.submit(&big.sign(&k).to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    let small = transfer(&k, 1, 1, k.address(), Amount(1), Amount(1));
+    c.submit(&small.to_bytes()).map_err(|e| e.to_string())?;
+    flood(&mut c, 5)?;
+    let proposer = dev_validator(0).public();
+    let (parent, _) = c.build_block(&proposer, 10_000);
+    let child = c.build_block_on(&parent, &proposer, 11_000).map_err(|e| e.to_string())?;
+    if child.block.txs.iter().any(|t| t.hash() == small.hash()) {
+        return Err("the next nonce rode the served-first place ahead of the flood".into());
+    }
+    Ok(())
+}
+
 type Check = fn(Option<Mutation>) -> Result<(), String>;
 
 const CHECKS: &[(&str, Check)] = &[
@@ -185,6 +232,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("nodes share the lane", nodes_share_the_lane),
     ("a node's ordinary call does not shut its duties out", a_nodes_ordinary_call_does_not_shut_its_duties_out),
     ("a small replacement loses the served-first place", a_small_replacement_loses_the_served_first_place),
+    ("a lane's worth of ordinary calls does not freeze a duty", a_lanes_worth_of_ordinary_calls_does_not_freeze_a_duty),
+    ("the next nonce does not inherit the served-first place", the_next_nonce_does_not_inherit_the_served_first_place),
 ];
 
 fn failing(m: Option<Mutation>) -> Vec<&'static str> {
@@ -204,12 +253,25 @@ fn each_planted_bug_is_caught() {
         (Mutation::SkipsCountTowardStop, vec!["skips do not end the walk"]),
         (
             Mutation::NoDutyLane,
-            vec!["duties take the lane", "nodes share the lane", "a node's ordinary call does not shut its duties out"],
+            vec![
+                "duties take the lane",
+                "nodes share the lane",
+                "a node's ordinary call does not shut its duties out",
+                "a lane's worth of ordinary calls does not freeze a duty",
+            ],
         ),
         (Mutation::ReplaceWithoutBump, vec!["replacement needs the bump"]),
         (Mutation::LaneWholeRuns, vec!["nodes share the lane"]),
-        (Mutation::LaneHeadMustBeDuty, vec!["a node's ordinary call does not shut its duties out"]),
+        (
+            Mutation::LaneHeadMustBeDuty,
+            vec![
+                "a node's ordinary call does not shut its duties out",
+                "a lane's worth of ordinary calls does not freeze a duty",
+            ],
+        ),
         (Mutation::ReplacementKeepsServeFirst, vec!["a small replacement loses the served-first place"]),
+        (Mutation::LaneRunNeedsDutyInWindow, vec!["a lane's worth of ordinary calls does not freeze a duty"]),
+        (Mutation::FirstServedNextNonce, vec!["the next nonce does not inherit the served-first place"]),
     ] {
         assert_eq!(failing(Some(m)), caught_by, "mutant {m:?} must be caught by exactly its checks");
     }

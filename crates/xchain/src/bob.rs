@@ -155,7 +155,9 @@ pub struct BobConfig {
 /// node's ordinary calls queued ahead of its duties (`fraud`,
 /// `ccdi_open`, `ccdi_finish`, the CCDI calls) travel in its run (attack
 /// r18 [2]: one of them at the head of its queue no longer shuts its
-/// duties out).
+/// duties out; attack r19 [1]: nor do a lane's worth of them, the run
+/// reaches toward the node's last pending duty however many are queued
+/// ahead, within the node's round-robin share of each block's lane).
 pub const DUTY_METHODS: &[&str] = &["relay", "prove", "cct_v", "ccdi_late_lock"];
 
 /// The `x_j` at which [`BobConfig::validate`] compares the genesis price
