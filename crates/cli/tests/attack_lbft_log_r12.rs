@@ -1,0 +1,312 @@
+//! Attack round 12 on the `bench lbft` replicas' own log (format v2:
+//! records `len ‖ crc32(len ‖ body) ‖ body`), after round 10's fix: a
+//! damaged record with a whole record after it is refused, only a torn
+//! last record is cut. Round 10's fix decides "a whole record follows" by
+//! searching every later byte of the torn record for something that
+//! parses as a record, and answers "found" once the search has spent a
+//! budget (16 per byte + 1 MiB of CRC work). A torn last record is a
+//! prefix of a record the replica itself wrote, whose bytes are mostly
+//! transactions: the search reads their fields as record lengths.
+//!
+//! The cluster harness is round 10's (the replica processes driven
+//! directly, their configuration files written here).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_consensus::lbft::txm::LbftTx;
+use gridledger_consensus::lbft::{Batch, PersistOp};
+use gridledger_core::bench_tx::{client_key, make_tx};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+/// One cluster at a time: four replica processes each (see `lbft.rs`).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The replica's configuration file as `bench lbft` writes it (same
+/// fields, same order: borsh).
+#[derive(BorshSerialize, BorshDeserialize, Clone)]
+struct ReplicaFile {
+    index: u32,
+    n: u32,
+    ports: Vec<u16>,
+    cert_keys: Vec<u8>,
+    coin_keys: Vec<u8>,
+    cert_share: Vec<u8>,
+    coin_share: Vec<u8>,
+    rate: u64,
+    flood: u64,
+    seconds: u64,
+    batch: u32,
+    opaque: bool,
+    policy: String,
+    tau: u32,
+    groups: u32,
+    pipeline: u64,
+    fsync: bool,
+    max_in_flight: u64,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    files: Vec<ReplicaFile>,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Held together so the ports differ.
+    let ls: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    ls.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+impl Cluster {
+    /// Four replicas, opaque transactions and the FIFO source (the
+    /// ordering layer and its log; no signing, so a debug build keeps up).
+    fn new(seconds: u64, rate: u64) -> Self {
+        let n = 4usize;
+        let mut rng = rand::rng();
+        let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 3, &mut rng).expect("deal");
+        let (coin_pk, coin_sk) = gridledger_threshold::deal(n, 2, &mut rng).expect("deal");
+        let ports = free_ports(n);
+        let dir = tempfile::tempdir().expect("dir");
+        let files: Vec<ReplicaFile> = (0..n)
+            .map(|i| ReplicaFile {
+                index: i as u32,
+                n: n as u32,
+                ports: ports.clone(),
+                cert_keys: cert_pk.to_bytes(),
+                coin_keys: coin_pk.to_bytes(),
+                cert_share: cert_sk[i].to_bytes(),
+                coin_share: coin_sk[i].to_bytes(),
+                rate: rate / n as u64,
+                flood: 0,
+                seconds,
+                batch: 4_000,
+                opaque: true,
+                policy: "fifo".into(),
+                tau: 3,
+                groups: 1,
+                pipeline: 0,
+                fsync: true,
+                max_in_flight: 0,
+            })
+            .collect();
+        let c = Self { dir, files };
+        for i in 0..n {
+            std::fs::create_dir_all(c.data(i)).expect("data dir");
+        }
+        c.write_files();
+        c
+    }
+
+    fn write_files(&self) {
+        for (i, f) in self.files.iter().enumerate() {
+            std::fs::write(self.config(i), borsh::to_vec(f).expect("encode")).expect("write config");
+        }
+    }
+
+    /// New ports and run length for a restart of the whole cluster.
+    fn rerun(&mut self, seconds: u64) {
+        let ports = free_ports(self.files.len());
+        for f in &mut self.files {
+            f.ports = ports.clone();
+            f.seconds = seconds;
+        }
+        self.write_files();
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("replica-{i}.bin"))
+    }
+
+    fn data(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("data-{i}"))
+    }
+
+    fn log(&self, i: usize) -> PathBuf {
+        self.data(i).join("lbft.log")
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        Command::new(BIN)
+            .args(["bench", "lbft-replica", "--config"])
+            .arg(self.config(i))
+            .arg("--data-dir")
+            .arg(self.data(i))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn replica")
+    }
+}
+
+/// A replica's end: its exit, its report (the last stdout line) and stderr.
+struct Outcome {
+    ok: bool,
+    report: serde_json::Value,
+    stderr: String,
+}
+
+fn finish(c: Child) -> Outcome {
+    let out = c.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = text.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null);
+    Outcome { ok: out.status.success(), report, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+fn digests(r: &serde_json::Value) -> Vec<String> {
+    r["epoch_digests"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// Where each whole record of a v2 log starts and ends (header included).
+fn records(log: &[u8]) -> Vec<(usize, usize)> {
+    assert_eq!(&log[..8], b"GLLBFT\x00\x02", "a v2 log");
+    let mut out = Vec::new();
+    let mut at = 8usize;
+    while at + 8 <= log.len() {
+        let len = u32::from_le_bytes(log[at..at + 4].try_into().expect("4")) as usize;
+        if at + 8 + len > log.len() {
+            break;
+        }
+        out.push((at, at + 8 + len));
+        at += 8 + len;
+    }
+    out
+}
+
+/// Runs the four replicas to their end.
+fn run_all(c: &Cluster) -> Vec<Outcome> {
+    let children: Vec<Child> = (0..c.files.len()).map(|i| c.spawn(i)).collect();
+    children.into_iter().map(finish).collect()
+}
+
+/// The log's records as the replica writes them (`LogOp`, borsh: the
+/// variant index is the tag), for a proposal record.
+#[derive(BorshSerialize)]
+enum LogOp {
+    Op(PersistOp<gridledger_threshold::Signature>),
+}
+
+/// The record the replica writes when it proposes `txs` for `epoch`:
+/// `len ‖ crc32(len ‖ body) ‖ body`.
+fn proposal_record(epoch: u64, txs: Vec<Vec<u8>>) -> Vec<u8> {
+    let body = borsh::to_vec(&vec![LogOp::Op(PersistOp::Proposed { epoch, batch: Batch::new(txs) })]).expect("encode");
+    let len = (body.len() as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(&body);
+    let mut rec = len.to_vec();
+    rec.extend_from_slice(&h.finalize().to_le_bytes());
+    rec.extend_from_slice(&body);
+    rec
+}
+
+/// `count` benchmark transactions as the replicas' clients make them
+/// (the bench's own generator, signed).
+fn bench_txs(count: u64) -> Vec<Vec<u8>> {
+    (0..count).map(|i| make_tx(&client_key((i % 8) as u32), (i % 8) as u32, i, false)).collect()
+}
+
+/// Runs the cluster once, appends `tail` to replica 0's log (what a crash
+/// in the middle of appending a record leaves), restarts the cluster and
+/// returns replica 0's first run's delivered epochs and its restart.
+fn crash_with_tail(tail: &[u8]) -> (Vec<String>, usize, Outcome) {
+    let mut c = Cluster::new(2, 400);
+    let first = run_all(&c);
+    for (i, o) in first.iter().enumerate() {
+        assert!(o.ok, "replica {i} failed: {}", o.stderr);
+    }
+    let delivered = digests(&first[0].report);
+    assert!(delivered.len() >= 3, "a few epochs delivered: {}", first[0].report);
+    let path = c.log(0);
+    let mut log = std::fs::read(&path).expect("read log");
+    let whole = records(&log);
+    assert_eq!(whole.last().map(|r| r.1), Some(log.len()), "the first run left whole records only");
+    log.extend_from_slice(tail);
+    std::fs::write(&path, &log).expect("append the torn record");
+    c.rerun(1);
+    let mut second = run_all(&c);
+    (delivered, whole.len(), second.swap_remove(0))
+}
+
+fn assert_taken_up(delivered: &[String], records: usize, o: &Outcome, what: &str) {
+    assert!(
+        o.ok,
+        "replica 0 refused its log ({records} whole records, then {what}): a torn last record must be cut, not \
+         taken for a damaged middle one: {}",
+        o.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+    );
+    let restored = o.report["restored_epochs"].as_u64().unwrap_or(0) as usize;
+    assert!(restored >= delivered.len(), "restored {restored} of {} delivered epochs", delivered.len());
+}
+
+/// [1] A torn last record is refused when it is big enough: a replica
+/// that proposed a batch of a few hundred ordinary benchmark transactions
+/// (≈ 60 KB; the bench's batches are thousands) and was killed while that
+/// record was being appended (SIGKILL interrupts a multi-page `write`
+/// between pages; a power cut leaves any prefix) cannot restart. The
+/// search after the torn record's start reads the transactions' fields
+/// (the high half of each µs timestamp, ≈ 410 000; their length prefixes,
+/// 300) as record lengths, each within the bytes left, so it spends its
+/// budget within the first few dozen transactions and answers "a whole
+/// record follows": the log is refused as damaged in the middle. Should:
+/// the torn record is cut and the replica takes up its log (as it does for
+/// a record of a few transactions, below).
+#[test]
+#[ignore = "attack r12: a torn last record of a few hundred bench transactions is refused as a damaged middle record (replica cannot restart)"]
+fn a_torn_proposal_of_a_few_hundred_transactions_is_cut_and_the_replica_restarts() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let rec = proposal_record(1_000, bench_txs(400));
+    // Torn at nine tenths: its header and most of its body reached the disk.
+    let tail = &rec[..rec.len() * 9 / 10];
+    let (delivered, records, o) = crash_with_tail(tail);
+    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+}
+
+/// [2] The search also takes bytes inside a transaction for a whole
+/// record: a client's request (LbftTx `request`, opaque to the replica)
+/// holding the 12 bytes `04 00 00 00 ‖ crc32 ‖ 00 00 00 00` (a record
+/// whose body is an empty list of operations) makes any record that
+/// carries the transaction, torn after it, refused as a damaged middle
+/// record — however small. A client that gets such a transaction into
+/// batches turns every crash during such a record's append into a replica
+/// that cannot restart. Should: the torn record is cut.
+#[test]
+#[ignore = "attack r12: a torn record holding a transaction whose bytes parse as a record is refused (replica cannot restart)"]
+fn a_torn_record_holding_record_shaped_transaction_bytes_is_cut() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // An empty `Vec<LogOp>` body and its record.
+    let body = 0u32.to_le_bytes();
+    let len = 4u32.to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(&body);
+    let mut inner = len.to_vec();
+    inner.extend_from_slice(&h.finalize().to_le_bytes());
+    inner.extend_from_slice(&body);
+    let mut request = b"pay 12 to alice; memo: ".to_vec();
+    request.extend_from_slice(&inner);
+    // A signed π^τ transaction of an ordinary client key.
+    let tx = LbftTx::sign(&client_key(1), 1, request, 0, 2);
+    let mut txs = bench_txs(2);
+    txs.insert(1, borsh::to_vec(&tx).expect("encode"));
+    let rec = proposal_record(1_000, txs);
+    // Torn in the last transaction, after the request.
+    let tail = &rec[..rec.len() - 100];
+    let (delivered, records, o) = crash_with_tail(tail);
+    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+}
+
+/// Held up: a torn record of a few ordinary transactions is cut and the
+/// replica takes up its log.
+#[test]
+fn a_torn_proposal_of_a_few_transactions_is_cut_and_the_replica_restarts() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let rec = proposal_record(1_000, bench_txs(20));
+    let tail = &rec[..rec.len() * 9 / 10];
+    let (delivered, records, o) = crash_with_tail(tail);
+    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+}
