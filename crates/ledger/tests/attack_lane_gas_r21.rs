@@ -199,3 +199,124 @@ fn served_first_block_sized_calls_do_not_shut_the_duty_lane_out() {
     let wait = duty_wait_behind_armed(12);
     assert_eq!(wait, Some(1), "the honest node's duty waited {wait:?} blocks behind 12 served-first calls");
 }
+
+// ------------------------------------------------ duty bookkeeping (held up)
+
+/// A small deterministic generator (xorshift64*), so the walk through
+/// admissions, replacements, evictions and commits is the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The model of one sender's pending queue: committed nonce, then (hash,
+/// duty, price) by nonce from it.
+#[derive(Default, Clone)]
+struct Model {
+    committed: u64,
+    txs: Vec<(gridledger_core::Hash32, bool, u128)>,
+}
+
+/// The runs `Mempool::lane` should give, by sender: the transactions not in
+/// `exclude` from the first, up to and including the last such duty, the
+/// first `max` of them; none without a duty left.
+fn expected_runs(
+    models: &[(Address, Model)],
+    exclude: &std::collections::BTreeSet<gridledger_core::Hash32>,
+    max: usize,
+) -> std::collections::BTreeMap<Address, Vec<gridledger_core::Hash32>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (a, m) in models {
+        let left: Vec<_> = m.txs.iter().filter(|(h, ..)| !exclude.contains(h)).collect();
+        let Some(last) = left.iter().rposition(|(_, d, _)| *d) else { continue };
+        let run: Vec<_> = left[..=last].iter().take(max).map(|(h, ..)| *h).collect();
+        if !run.is_empty() {
+            out.insert(*a, run);
+        }
+    }
+    out
+}
+
+/// Through 3,000 random admissions (duty or not), replacements that turn
+/// duties into ordinary calls and back, evictions of suffixes and commits
+/// of prefixes (`prune`), the pool's duty bookkeeping (the per-sender set
+/// of duty nonces, the senders with duties) gives exactly the runs the
+/// rule names, with and without a pipelined parent's prefix excluded, at
+/// several lane sizes.
+#[test]
+fn the_lanes_runs_follow_replacements_evictions_and_commits() {
+    use gridledger_ledger::mempool::{replacement_min, Mempool};
+    use gridledger_ledger::Account;
+    let keys: Vec<usize> = vec![21, 22, 23];
+    let mut models: Vec<(Address, Model)> = keys.iter().map(|k| (dev_key(*k).address(), Model::default())).collect();
+    let mut pool = Mempool::new(10_000, 64);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let to = dev_key(30).address();
+    let mut amount = 0u128;
+    for step in 0..3_000 {
+        let i = rng.below(keys.len() as u64) as usize;
+        let key = dev_key(keys[i]);
+        let (a, m) = (models[i].0, &mut models[i].1);
+        let acct = Account { balance: Amount(1_000_000_000_000), nonce: m.committed };
+        amount += 1;
+        match rng.below(10) {
+            // Admit the next nonce.
+            0..=4 if m.txs.len() < 12 => {
+                let (duty, price) = (rng.below(2) == 0, 1 + rng.below(5) as u128);
+                let n = m.committed + m.txs.len() as u64;
+                let v = transfer(&key, 1, n, to, Amount(amount), Amount(price)).check_stateless(1, u64::MAX).unwrap();
+                let h = pool.admit_in_lane(v, &acct, duty).unwrap();
+                m.txs.push((h, duty, price));
+            }
+            // Replace a pending one, flipping or keeping its duty.
+            5 | 6 if !m.txs.is_empty() => {
+                let j = rng.below(m.txs.len() as u64) as usize;
+                let (duty, price) = (rng.below(2) == 0, replacement_min(Amount(m.txs[j].2)).0);
+                let n = m.committed + j as u64;
+                let v = transfer(&key, 1, n, to, Amount(amount), Amount(price)).check_stateless(1, u64::MAX).unwrap();
+                let h = pool.admit_in_lane(v, &acct, duty).unwrap();
+                m.txs[j] = (h, duty, price);
+            }
+            // Evict one and every later one.
+            7 if !m.txs.is_empty() => {
+                let j = rng.below(m.txs.len() as u64) as usize;
+                pool.evict(&m.txs[j].0);
+                m.txs.truncate(j);
+            }
+            // Commit a prefix.
+            8 | 9 if !m.txs.is_empty() => {
+                let k = 1 + rng.below(m.txs.len() as u64) as usize;
+                m.committed += k as u64;
+                m.txs.drain(..k);
+                let c = m.committed;
+                pool.prune([a], |_| Account { balance: Amount(1_000_000_000_000), nonce: c });
+            }
+            _ => {}
+        }
+        // A pipelined parent: a random prefix of each sender's queue.
+        let mut parent = std::collections::BTreeSet::new();
+        for (_, m) in &models {
+            let k = rng.below(m.txs.len() as u64 + 1) as usize;
+            parent.extend(m.txs[..k].iter().map(|(h, ..)| *h));
+        }
+        for exclude in [std::collections::BTreeSet::new(), parent] {
+            for max in [1, 2, 5, 64] {
+                let got: std::collections::BTreeMap<Address, Vec<_>> = pool
+                    .lane(&exclude, max)
+                    .into_iter()
+                    .map(|r| (r[0].sender, r.iter().map(|t| t.hash).collect()))
+                    .collect();
+                assert_eq!(got, expected_runs(&models, &exclude, max), "step {step}, max {max}");
+            }
+        }
+    }
+}
