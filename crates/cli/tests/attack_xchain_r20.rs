@@ -30,7 +30,6 @@ fn up(d: &Path, extra: &[&str]) -> Output {
 /// Expected: whatever instant the first run is killed at, the next `xchain
 /// up --dir D` opens the deployment.
 #[test]
-#[ignore = "attack r20 [1]: kill -9 of the first xchain up between genesis-time and node-key bricks the directory"]
 fn a_kill_during_the_first_up_never_bricks_the_directory() {
     for i in 0..30u64 {
         let dir = tempfile::tempdir().unwrap();

@@ -210,6 +210,19 @@ pub const GENESIS_TIME_FILE: &str = "genesis-time";
 /// deployment's shape ([`MbsSpec::shape`]), one `field = value` a line.
 pub const SHAPE_FILE: &str = "deployment-shape";
 
+/// File in a BoB-MBS's (or a chain's) directory that records the address
+/// of the deployment's BoB node (40 hex digits), written last when the
+/// directory is first pinned: its presence marks the pinning complete. A
+/// node key ([`NODE_KEY_FILE`]) or a [`NodeKey::Address`] of another
+/// address is then refused as [`MbsError::NodeKey`] naming the key, not
+/// as another chain.
+pub const NODE_ADDRESS_FILE: &str = "node-address";
+
+/// File in a BoB-MBS's (or a chain's) directory whose exclusive lock
+/// (`flock`) every open holds while it pins the directory's files, so two
+/// first opens at once never both write them (empty, kept).
+pub const PIN_LOCK_FILE: &str = "deployment.lock";
+
 /// The genesis time recorded in `dir`, or `spec`'s, recorded there now; and
 /// the deployment's shape: recorded at the first open, and any later open
 /// with a spec of another shape is refused with [`MbsError::ShapeMismatch`]
@@ -219,49 +232,155 @@ pub const SHAPE_FILE: &str = "deployment-shape";
 /// The node key is pinned the same way ([`NODE_KEY_FILE`]): a directory
 /// created with [`NodeKey::Own`] stores the key, later opens load it in
 /// place of the spec's (with [`NodeKey::Address`] they check the address).
+/// The node's address is recorded last ([`NODE_ADDRESS_FILE`]).
+///
+/// Crash-safe and exclusive: the whole step runs under an exclusive lock
+/// on [`PIN_LOCK_FILE`]; every file is written to a fresh temporary file,
+/// synced, renamed into place, and the directory synced. Until the
+/// node's address is recorded the directory's first open is unfinished,
+/// and the next open finishes it, reusing what the interrupted one left
+/// (its genesis time, shape and node key). A directory pinned before the
+/// node's address was recorded (an older deployment) is finished the same
+/// way, with its stored key; only one that holds chain data and has lost
+/// its key is refused.
 pub fn pin_genesis_time(dir: &Path, spec: MbsSpec) -> Result<MbsSpec, MbsError> {
-    let fresh = match std::fs::symlink_metadata(dir.join(GENESIS_TIME_FILE)) {
-        Ok(_) => false,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(MbsError::Spec(format!("{}: {e}", dir.join(GENESIS_TIME_FILE).display()))),
-    };
+    pin(dir, spec, false)
+}
+
+/// [`pin_genesis_time`]; with `need_key`, a spec that would leave the
+/// node without its signing key ([`NodeKey::Address`] on a directory that
+/// stores no key) is refused before the node's address is recorded, so
+/// the directory stays open to its node.
+fn pin(dir: &Path, spec: MbsSpec, need_key: bool) -> Result<MbsSpec, MbsError> {
+    let _lock = lock_dir(dir)?;
+    let complete = exists(dir, NODE_ADDRESS_FILE)?;
     let mut spec = pin_time(dir, spec)?;
     // An invalid spec records no shape.
     check_spec(&spec)?;
     pin_shape(dir, &spec)?;
-    pin_node_key(dir, &mut spec, fresh)?;
+    pin_node_key(dir, &mut spec, complete, need_key)?;
     Ok(spec)
 }
 
-/// The node key stored in `dir`, or the spec's stored there now when the
-/// directory is `fresh` (see [`pin_genesis_time`]).
-fn pin_node_key(dir: &Path, spec: &mut MbsSpec, fresh: bool) -> Result<(), MbsError> {
+/// Whether `dir/name` exists (as anything, a dangling link included).
+fn exists(dir: &Path, name: &str) -> Result<bool, MbsError> {
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(MbsError::Spec(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Creates `dir` if needed and takes the exclusive lock on its
+/// [`PIN_LOCK_FILE`] (waiting for another open's pinning to finish).
+fn lock_dir(dir: &Path) -> Result<std::fs::File, MbsError> {
+    let path = dir.join(PIN_LOCK_FILE);
+    let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+        return Err(MbsError::Spec(format!("{}: not a regular file", path.display())));
+    }
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+    f.lock().map_err(io)?;
+    Ok(f)
+}
+
+/// Whether `dir` holds a chain's data: a BoB-MBS's chains (`bob/`,
+/// `chain-0/`) or one chain's database.
+fn holds_chain_data(dir: &Path) -> bool {
+    [Role::Bob.dir_name(), Role::External(0).dir_name(), "chain.redb".to_string()]
+        .iter()
+        .any(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
+}
+
+/// Writes `dir/name` crash-safely: a fresh `name.tmp` (a leftover one,
+/// link or file, is removed first; created with `O_EXCL` and `mode`),
+/// synced, renamed over `name`, then the directory synced.
+fn write_pinned(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!("{name}.tmp"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The node key stored in `dir`, or the spec's stored there now while the
+/// directory's first open is unfinished (`complete` is false: no node
+/// address recorded yet); then the node's address, recorded or checked
+/// (see [`pin_genesis_time`]).
+fn pin_node_key(dir: &Path, spec: &mut MbsSpec, complete: bool, need_key: bool) -> Result<(), MbsError> {
     let file = dir.join(NODE_KEY_FILE);
     let err = |reason: String| MbsError::NodeKey { file: file.display().to_string(), reason };
-    match std::fs::symlink_metadata(&file) {
-        Ok(meta) => {
-            let key = read_node_key(&file, &meta).map_err(err)?;
-            match &spec.node_key {
-                NodeKey::DevSeed => {
-                    return Err(err("the deployment has a key of its own, not the development seed".into()))
-                }
-                NodeKey::Address(a) if *a != key.address() => {
-                    return Err(err(format!("stores the key of {:?}, not of {a:?}", key.address())))
-                }
-                _ => {}
-            }
-            spec.node_key = NodeKey::Own(key);
-            Ok(())
+    let stored = match std::fs::symlink_metadata(&file) {
+        Ok(meta) => Some(read_node_key(&file, &meta).map_err(err)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let recorded = read_node_address(dir)?;
+    match (&spec.node_key, stored) {
+        (NodeKey::DevSeed, Some(_)) => {
+            return Err(err("the deployment has a key of its own, not the development seed".into()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match &spec.node_key {
-            NodeKey::DevSeed | NodeKey::Address(_) => Ok(()),
-            NodeKey::Own(k) if fresh => write_node_key(dir, &file, k).map_err(|e| err(e.to_string())),
-            NodeKey::Own(_) => Err(err(
+        (NodeKey::DevSeed, None) => {}
+        (NodeKey::Address(a), Some(key)) if *a != key.address() => {
+            return Err(err(format!("stores the key of {:?}, not of {a:?}", key.address())))
+        }
+        (NodeKey::Address(_) | NodeKey::Own(_), Some(key)) => spec.node_key = NodeKey::Own(key),
+        (NodeKey::Address(_), None) if need_key => {
+            return Err(err("missing: a BoB node needs its key, not only its address".into()))
+        }
+        (NodeKey::Address(_), None) => {}
+        (NodeKey::Own(_), None) if complete || holds_chain_data(dir) => {
+            return Err(err(
                 "missing: the deployment was created before and its node key is gone (restore the file, or start a \
                  new deployment in a new directory)"
                     .into(),
-            )),
+            ))
+        }
+        (NodeKey::Own(k), None) => write_node_key(dir, k).map_err(|e| err(e.to_string()))?,
+    }
+    let node = spec.node_key.address();
+    match recorded {
+        Some(r) if r == node => Ok(()),
+        Some(r) => match &spec.node_key {
+            NodeKey::Address(a) => Err(MbsError::NodeKey {
+                file: dir.join(NODE_ADDRESS_FILE).display().to_string(),
+                reason: format!("the deployment's node is {r:?}, not {a:?}"),
+            }),
+            _ => Err(err(format!(
+                "holds the key of {node:?}, but the deployment's node is {r:?} (recorded in {NODE_ADDRESS_FILE} when \
+                 its key was created): restore this deployment's key"
+            ))),
         },
+        None => write_pinned(dir, NODE_ADDRESS_FILE, format!("{}\n", node.to_hex()).as_bytes(), 0o644)
+            .map_err(|e| MbsError::Spec(format!("{}: {e}", dir.join(NODE_ADDRESS_FILE).display()))),
+    }
+}
+
+/// The node's address recorded in `dir` ([`NODE_ADDRESS_FILE`]), if any.
+fn read_node_address(dir: &Path) -> Result<Option<Address>, MbsError> {
+    let path = dir.join(NODE_ADDRESS_FILE);
+    let err = |reason: String| MbsError::NodeKey { file: path.display().to_string(), reason };
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.is_file() => Err(err("not a regular file".into())),
+        Ok(_) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| err(format!("unreadable: {e}")))?;
+            let text = text.trim();
+            if text.len() != 2 * Address::LEN {
+                return Err(err("not a node's address (40 hex digits)".into()));
+            }
+            Address::from_hex(text).map(Some).map_err(|_| err("not a node's address (40 hex digits)".into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(err(e.to_string())),
     }
 }
@@ -287,20 +406,9 @@ fn read_node_key(file: &Path, meta: &std::fs::Metadata) -> Result<KeyPair, Strin
     KeyPair::from_secret_bytes(b).map_err(|e| format!("not a node key: {e}"))
 }
 
-fn write_node_key(dir: &Path, file: &Path, key: &KeyPair) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+fn write_node_key(dir: &Path, key: &KeyPair) -> std::io::Result<()> {
     let hex: String = key.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(format!("{hex}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, file)
+    write_pinned(dir, NODE_KEY_FILE, format!("{hex}\n").as_bytes(), 0o600)
 }
 
 fn pin_shape(dir: &Path, spec: &MbsSpec) -> Result<(), MbsError> {
@@ -324,11 +432,8 @@ fn pin_shape(dir: &Path, spec: &MbsSpec) -> Result<(), MbsError> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(io)?;
             let text: String = shape.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-            let tmp = dir.join(format!("{SHAPE_FILE}.tmp"));
-            std::fs::write(&tmp, text).map_err(io)?;
-            std::fs::rename(&tmp, &file).map_err(io)
+            write_pinned(dir, SHAPE_FILE, text.as_bytes(), 0o644).map_err(io)
         }
         Err(e) => Err(io(e)),
     }
@@ -343,10 +448,7 @@ fn pin_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
                 s.trim().parse().map_err(|_| MbsError::Spec(format!("{}: not a genesis time", file.display())))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(io)?;
-            let tmp = dir.join(format!("{GENESIS_TIME_FILE}.tmp"));
-            std::fs::write(&tmp, spec.genesis_time.to_string()).map_err(io)?;
-            std::fs::rename(&tmp, &file).map_err(io)?;
+            write_pinned(dir, GENESIS_TIME_FILE, spec.genesis_time.to_string().as_bytes(), 0o644).map_err(io)?;
         }
         Err(e) => return Err(io(e)),
     }
@@ -1114,7 +1216,7 @@ pub fn dev_node_key() -> KeyPair {
 impl BobMbs {
     /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
     pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
-        let spec = pin_genesis_time(dir, spec)?;
+        let spec = pin(dir, spec, true)?;
         let relayer = spec.node_key.key_pair().ok_or_else(|| MbsError::NodeKey {
             file: dir.join(NODE_KEY_FILE).display().to_string(),
             reason: "missing: a BoB node needs its key, not only its address".into(),

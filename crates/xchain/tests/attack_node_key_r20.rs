@@ -43,7 +43,6 @@ fn mode(path: &Path) -> u32 {
 /// Expected: a directory that holds no chain data yet is still new: the
 /// next open generates and stores the node key and opens the deployment.
 #[test]
-#[ignore = "attack r20 [1]: an interrupted first open (genesis time written, node key not yet) bricks the directory for ever"]
 fn an_interrupted_first_open_does_not_brick_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -72,7 +71,6 @@ fn an_interrupted_first_open_does_not_brick_the_directory() {
 /// shape were written. The directory is then refused to its rightful
 /// opener with its own key for ever, though nothing else was created.
 #[test]
-#[ignore = "attack r20 [1]: a refused open with NodeKey::Address leaves a directory that no key opens"]
 fn a_refused_address_only_open_leaves_the_directory_usable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -196,7 +194,6 @@ fn stored(d: &Path) -> (Option<u64>, Option<gridledger_core::Address>) {
 /// node key its directory stores (the first open pins them under an
 /// exclusive lock on the directory, or with `O_EXCL` on the final names).
 #[test]
-#[ignore = "attack r20 [2]: two first opens of one new directory at once: the survivor runs a genesis (time, node key) the directory does not store"]
 fn two_first_opens_at_once_never_leave_a_deployment_without_its_key() {
     for round in 0..40 {
         let dir = tempfile::tempdir().unwrap();
@@ -239,7 +236,6 @@ fn two_first_opens_at_once_never_leave_a_deployment_without_its_key() {
 /// Expected: a `MbsError::NodeKey` naming `node-key` (the directory
 /// records the node's address when the key is created).
 #[test]
-#[ignore = "attack r20 [3]: a node key other than the genesis' one is refused as a different chain, not named"]
 fn a_restart_with_another_key_names_the_node_key() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -146,3 +146,58 @@ fn a_node_address_alone_opens_no_bob_node() {
     let spec = MbsSpec { node_key: NodeKey::Address(dev_key(1).address()), ..MbsSpec::default() };
     assert!(matches!(BobMbs::open(dir.path(), spec), Err(MbsError::NodeKey { .. })));
 }
+
+/// A deployment pinned before the node's address was recorded
+/// (`node-address`, attack r20 [3]) opens with its stored key, which is then
+/// recorded; one that holds chain data and lost its key is refused as
+/// missing and nothing is recorded for another key.
+#[test]
+fn a_deployment_without_a_recorded_node_address_opens_with_its_stored_key() {
+    use gridledger_xchain::mbs::{NODE_ADDRESS_FILE, PIN_LOCK_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = {
+        let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
+        m.tick().unwrap();
+        m.relayer.address()
+    };
+    let recorded = std::fs::read_to_string(d.join(NODE_ADDRESS_FILE)).unwrap();
+    assert_eq!(recorded.trim(), node.to_hex());
+    // What a directory made before this change holds.
+    std::fs::remove_file(d.join(NODE_ADDRESS_FILE)).unwrap();
+    std::fs::remove_file(d.join(PIN_LOCK_FILE)).unwrap();
+    let m = BobMbs::open(d, MbsSpec::default()).unwrap();
+    assert_eq!(m.relayer.address(), node);
+    assert!(m.bob.height() >= 1, "the same chains resumed");
+    drop(m);
+    assert_eq!(std::fs::read_to_string(d.join(NODE_ADDRESS_FILE)).unwrap(), recorded);
+    // The old layout with its key lost: refused, no other key stored.
+    std::fs::remove_file(d.join(NODE_ADDRESS_FILE)).unwrap();
+    std::fs::remove_file(d.join(NODE_KEY_FILE)).unwrap();
+    match BobMbs::open(d, MbsSpec::default()) {
+        Err(e @ MbsError::NodeKey { .. }) => assert!(e.to_string().contains("missing"), "{e}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(m) => panic!("opened with another key {:?}", m.relayer.address()),
+    }
+    assert!(!d.join(NODE_KEY_FILE).exists() && !d.join(NODE_ADDRESS_FILE).exists());
+}
+
+/// A chain's directory pinned with the node's address alone (a
+/// validator's process) refuses another address, naming the recorded one.
+#[test]
+fn a_chain_directory_refuses_another_node_address() {
+    use gridledger_xchain::mbs::{pin_genesis_time, NODE_ADDRESS_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dev_key(1).address(), dev_key(2).address());
+    let spec = |n| MbsSpec { node_key: NodeKey::Address(n), genesis_time: 7, ..MbsSpec::default() };
+    assert_eq!(pin_genesis_time(dir.path(), spec(a)).unwrap().node_key.address(), a);
+    match pin_genesis_time(dir.path(), spec(b)) {
+        Err(e @ MbsError::NodeKey { .. }) => {
+            let e = e.to_string();
+            assert!(e.contains(NODE_ADDRESS_FILE) && e.contains(&a.to_hex()), "{e}");
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(s) => panic!("pinned for {:?}", s.node_key.address()),
+    }
+    assert_eq!(pin_genesis_time(dir.path(), spec(a)).unwrap().node_key.address(), a);
+}
