@@ -63,6 +63,11 @@ pub enum Mutation {
     /// the streak (`OVERLOAD_DOUBLING`): a V-min row of the 33-bus feeder,
     /// whose multiplier must climb far, climbs linearly.
     OverloadNotDoubled,
+    /// Primal-dual weights every network row with the common `c` however
+    /// small its coefficients (no [`crate::primal_dual::ROW_UNIT_FLOOR`]
+    /// normalisation): the 33-bus feeder's V-min rows get a weight and a
+    /// multiplier step far too small for their scale.
+    RowsNotNormalized,
     /// Primal-dual's multiplier of a row that stays priced and under its
     /// limit never takes the growing step down: a row priced high by the
     /// first steps but with a little slack at the optimum unwinds at

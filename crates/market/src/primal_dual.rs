@@ -54,7 +54,10 @@
 //! preconditioned by its own sensitivity, `c_r = min(c, θ / (α ‖D_r‖²))`
 //! with `θ = ½`, and its multiplier step scaled alike (`γ_r = c_r / 4`):
 //! unchanged where the line term was already gentle, and a row's curvature
-//! at most `θ / α` where it was not. Seeds 0..40 of the congested 2×2 and
+//! at most `θ / α` where it was not. A row whose every coefficient is far
+//! below a PTDF share (a LinDistFlow voltage row, in p.u.² per kW) is
+//! weighted in its own scale, `c / g_r²` for its largest coefficient `g_r`,
+//! under the same bound ([`ROW_UNIT_FLOOR`]). Seeds 0..40 of the congested 2×2 and
 //! 4×4 markets then all clear within 10⁻⁴ of the Clarabel optimum (2×2:
 //! 219 iterations on average).
 //!
@@ -320,6 +323,9 @@ pub struct PdParams {
     pub congested_quiet: u32,
     /// The most exits from the congested mode per run ([`CONGESTED_EXITS`]).
     pub congested_exits: u32,
+    /// Rows whose largest coefficient is below this are weighted in their
+    /// own scale ([`ROW_UNIT_FLOOR`]; 0 weights every row with `c`).
+    pub row_unit_floor: f64,
 }
 
 /// The reference energy scale `E₀` of [`PdParams::party_steps`], kWh: the
@@ -451,7 +457,10 @@ pub const OVERLOAD_BOOST: f64 = 4.0;
 /// [`PrimalDual::state_digest`], so every executor steps alike. Round 13's
 /// mixed market clears in 11 699 iterations with the penalties of
 /// `ρ f_m f_n` (a doubling every 50: 9 289; capped at 2^9 or fewer
-/// doublings, not within the cap), 7 614 with [`PdParams::party_steps`]'s.
+/// doublings, not within the cap), 7 614 with [`PdParams::party_steps`]'s,
+/// and 361 with the V-min rows weighted in their own scale
+/// ([`ROW_UNIT_FLOOR`], with which that market never takes the longer
+/// step: the doubling is what a row weighted by the common `c` needs).
 pub const OVERLOAD_DOUBLING: u32 = 100;
 
 /// The most doublings of the longer step up ([`OVERLOAD_DOUBLING`]).
@@ -589,6 +598,7 @@ impl PdParams {
             scale_kwh: SCALE_KWH,
             congested_quiet: CONGESTED_QUIET,
             congested_exits: CONGESTED_EXITS,
+            row_unit_floor: ROW_UNIT_FLOOR,
         }
     }
 
@@ -688,7 +698,8 @@ impl PdParams {
                 let (sb, sb2) = bm.iter().fold((0.0, 0.0), |(s, q), k| (s + row[*k], q + row[*k] * row[*k]));
                 let (ss, ss2) = bn.iter().fold((0.0, 0.0), |(s, q), k| (s + row[*k], q + row[*k] * row[*k]));
                 let d2 = (mm * ss2 + nn * sb2 - 2.0 * ss * sb).max(0.0);
-                let c = if d2 > 0.0 { self.c.min(self.line_theta / (self.alpha * d2)) } else { self.c };
+                let c = self.c * row_unit(row, self.row_unit_floor);
+                let c = if d2 > 0.0 { c.min(self.line_theta / (self.alpha * d2)) } else { c };
                 let gamma = if self.c > 0.0 { self.gamma * c / self.c } else { self.gamma };
                 (c, gamma)
             })
@@ -741,6 +752,47 @@ impl PdParams {
         let top = alpha_buyers.iter().copied().fold(self.alpha, f64::max);
         let s = self.alpha / top;
         (c.into_iter().map(|v| v * s).collect(), gamma.into_iter().map(|v| v * s).collect())
+    }
+}
+
+/// A network row whose every coefficient is below this in magnitude is
+/// weighted in its own scale: as if divided by its largest coefficient
+/// `g_r = max_k |G_rk|`, i.e. `c_r = min(c / g_r², θ / (α ‖D_r‖²))` in
+/// [`PdParams::row_weights`] (and its multiplier step `γ_r = γ c_r / c` with
+/// it); every other row keeps `min(c, θ / (α ‖D_r‖²))` exactly.
+///
+/// Why: `c = 1 / (4 (M + N))` was tuned for PTDF rows, whose coefficients
+/// are shares of an injection (every row of case30 has one of at least
+/// 0.19). A LinDistFlow voltage row is in p.u.² per kW (the 33-bus
+/// feeder's largest coefficients 1.2·10⁻⁶ to 1.4·10⁻⁴), and the same `c`
+/// gave it neither damping (`c_r g_r` moved a trade's price by ~10⁻¹¹ $/kWh
+/// per kWh of overload) nor a multiplier step of its scale. Attack round
+/// 13's near-linear pair (a 10 MWh buyer at bus 9, a 2 MWh seller at bus 27,
+/// `bus 18 V min` binding with a multiplier of about 313) then cycled:
+/// the step up doubled along each overloaded streak ([`OVERLOAD_DOUBLING`])
+/// while the pair's trade, moving by its capped step, answered the price
+/// only hundreds of iterations later, so the multiplier overshot to
+/// 3 500-4 700 and the step down ([`SLACK_DOUBLING`]) unwound it to 0, with
+/// the trade's peaks growing (1 360, 1 482, 1 606 kWh against 1 227.6 at
+/// the optimum) to the 200 000 cap. Weighted in its own scale, the row's
+/// augmented term `μ̂ = μ + c_r g` answers the overload at once, and the
+/// pair clears in 5 824 iterations. The rule is a property of the row and
+/// the market alone, chosen once in [`PrimalDual::new`] as every row
+/// weight, and the iteration's fixed points are the same for any positive
+/// weights and steps (see [`BUYER_STEP_CAP`]); the bound `θ / (α ‖D_r‖²)`
+/// still caps the row's curvature. Every PTDF row (and every row of the
+/// seeded markets on case30) is above the floor and unchanged.
+pub const ROW_UNIT_FLOOR: f64 = 1e-2;
+
+/// The factor `1 / g_r²` by which a row's weight `c` is raised when its
+/// largest coefficient `g_r = max_k |G_rk|` is below [`ROW_UNIT_FLOOR`],
+/// else 1 (exact: the weight is unchanged).
+fn row_unit(row: &[f64], floor: f64) -> f64 {
+    let g = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if g > 0.0 && g < floor && !mutants::active(Mutation::RowsNotNormalized) {
+        1.0 / (g * g)
+    } else {
+        1.0
     }
 }
 

@@ -299,15 +299,18 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
     own == TxStatus::Success
 }
 
-/// Large parties on the 33-bus feeder clear: attack round 13's mixed
-/// market (four small seeded parties a side, two large buyers of 546 and
-/// 733 kWh, one 4 051 kWh seller; `bus 18 V min` binds) clears by
-/// primal-dual within 20 000 iterations (about 11 700). The V-min rows'
-/// multipliers must climb far behind a constant overload: the longer step
-/// doubles along the streak (with the fixed `OVERLOAD_BOOST` alone, past
-/// 200 000 iterations).
+/// Large parties on the 33-bus feeder clear with every row weighted by
+/// the common `c`: attack round 13's mixed market (four small seeded
+/// parties a side, two large buyers of 546 and 733 kWh, one 4 051 kWh
+/// seller; `bus 18 V min` binds) clears by primal-dual within 20 000
+/// iterations (about 7 600) with `row_unit_floor` 0, the V-min rows not
+/// weighted in their own scale (`ROW_UNIT_FLOOR`, which the default tuning
+/// does, and with which this market needs no longer step). Their
+/// multipliers then must climb far behind a constant overload: the longer
+/// step doubles along the streak (with the fixed `OVERLOAD_BOOST` alone,
+/// past 200 000 iterations).
 fn large_parties_on_the_feeder_clear() -> bool {
-    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    use gridledger_market::clearing::{check_against_reference, network_for, Algorithm};
     let net = network_for(&Case::parse(gridledger_market::CASE33BW).unwrap(), 1.0).unwrap();
     let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
     use Side::{Buyer, Seller};
@@ -326,11 +329,46 @@ fn large_parties_on_the_feeder_clear() -> bool {
             p(Seller, 19, 0.011261015795547008, 1.6192015395529442, 4050.566789764301),
         ],
     };
-    clear_with(&m, &net, Algorithm::PrimalDual, Some(20_000))
+    let prm = PdParams { row_unit_floor: 0.0, max_iter: 20_000, ..PdParams::for_market(&m) };
+    let Ok(mut pd) = PrimalDual::new(&m, &net, prm) else { return false };
+    let Some(iterations) = pd.run(&m) else { return false };
+    let Ok(reference) = solve(&m, &net) else { return false };
+    let binds = reference.binding.iter().any(|r| net.labels[*r] == "bus 18 V min");
+    binds && check_against_reference(&m, &net, &reference, Algorithm::PrimalDual, iterations, &pd.settled()).is_ok()
+}
+
+/// A near-linear pair on the 33-bus feeder clears: attack round 13's
+/// second market (seed 9's 3 × 3 on the feeder plus a 10 MWh buyer at bus
+/// 9 bidding 10 $/kWh and a 2 MWh seller at bus 27 asking 9.99 $/kWh, both
+/// with `a = 10⁻⁶`; `bus 18 V min` binds) clears by primal-dual within
+/// 10 000 iterations (about 5 800). The V-min rows' coefficients are
+/// ~10⁻⁴ p.u.² per kW: weighted with the common `c` (no
+/// `ROW_UNIT_FLOOR` normalisation) they have no damping, the doubling
+/// climb overshoots the multiplier, and the run cycles to the cap.
+fn a_near_linear_pair_on_the_feeder_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let net = network_for(&Case::parse(gridledger_market::CASE33BW).unwrap(), 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    use Side::{Buyer, Seller};
+    let m = Market {
+        buyers: vec![
+            p(Buyer, 17, 0.029040049398849355, 0.34665339206769147, 3.513741490751718),
+            p(Buyer, 6, 0.021718335495608792, 0.2810102668051313, 3.327851171166073),
+            p(Buyer, 32, 0.028044263214085964, 0.2980418294425408, 2.356731661997496),
+            p(Buyer, 9, 1e-6, 10.0, 10_000.0),
+        ],
+        sellers: vec![
+            p(Seller, 17, 0.013694480513831379, 0.10496441367212289, 3.4256565928511282),
+            p(Seller, 16, 0.014231843738431303, 0.09967875117803648, 1.4962331312265462),
+            p(Seller, 15, 0.019226457524872696, 0.13237394566342264, 4.716628433745903),
+            p(Seller, 27, 1e-6, 9.99, 2_000.0),
+        ],
+    };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(10_000))
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "bus 18 V min"))
 }
 
-const SCENARIOS: [Scenario; 16] = [
+const SCENARIOS: [Scenario; 17] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -353,6 +391,7 @@ const SCENARIOS: [Scenario; 16] = [
     ("a row with a little slack lets go of its price", a_row_with_a_little_slack_lets_go_of_its_price),
     ("primal-dual stops only where clear accepts", primal_dual_stops_only_where_clear_accepts),
     ("large parties on the feeder clear", large_parties_on_the_feeder_clear),
+    ("a near-linear pair on the feeder clears", a_near_linear_pair_on_the_feeder_clears),
 ];
 
 gridledger_core::mutation_check! {
@@ -374,4 +413,5 @@ gridledger_core::mutation_check! {
     slack_not_unwound_is_caught: Mutation::SlackNotUnwound => "a row with a little slack lets go of its price",
     scaled_gap_large_parties_only_is_caught: Mutation::ScaledGapLargePartiesOnly => "primal-dual stops only where clear accepts",
     overload_not_doubled_is_caught: Mutation::OverloadNotDoubled => "large parties on the feeder clear",
+    rows_not_normalized_is_caught: Mutation::RowsNotNormalized => "a near-linear pair on the feeder clears",
 }
