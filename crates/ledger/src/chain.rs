@@ -832,7 +832,7 @@ pub(crate) struct Lane {
 ///    price order let one Byzantine node keeping a lane's worth of junk
 ///    duties one unit above the nodes' price take the whole lane every
 ///    block), so as long as the registered nodes are no more than the
-///    lane's count each node with a run gets a place in every round one.
+///    lane's count, the first round offers every node with a run a place.
 ///    The lane's gas is shared the same way ([`lane_shares`], attack r21
 ///    [1]): it is water-filled over the nodes with a run this block, each
 ///    node's demand being the sum of its run's gas limits, so a node
@@ -858,13 +858,15 @@ pub(crate) struct Lane {
 ///    candidate was refused, one block per account armed at price 1);
 /// 2. the mempool's block order ([`Mempool::walk`]) for the rest, the
 ///    senders served first ([`Mempool::first_served`], attack r12 [3])
-///    before the price order. The lane uses at most its gas, so the first
-///    served-first transaction whose gas limit fits the block's gas less
-///    the lane's is included in every block (only the transaction that
-///    earned the place is served so, never its sender's next one while it
-///    is excluded, attack r19 [2]); a larger one goes in a block whose
-///    lane leaves it room (one with no duty pending, or fewer heavy
-///    ones), and is skipped, keeping its place, until then.
+///    before the price order. The lane uses at most its gas and fewer
+///    than `max_block_txs` places (while its per cent is below 100), so
+///    the first served-first transaction whose gas limit fits the block's
+///    gas less the lane's is included in every block, unless it cannot
+///    execute (only the transaction that earned the place is served so,
+///    never its sender's next one while it is excluded, attack r19 [2]);
+///    a larger one goes in a block whose lane leaves it room (one with no
+///    duty pending, or fewer heavy ones), and is skipped, keeping its
+///    place, until then.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is
 /// skipped, and so are its sender's later ones (they wait for it, in nonce
