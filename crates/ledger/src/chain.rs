@@ -96,6 +96,14 @@ pub enum Mutation {
     /// excluded, whichever nonce earned the place: on a pipelined height
     /// the next nonce inherits it (the rule before attack r19 [2]).
     FirstServedNextNonce,
+    /// The lane's gas is one pool, first come first served: one node's
+    /// carried call with a lane-sized gas limit ends every other node's
+    /// run (the rule before attack r21 [1]).
+    LaneGasPooled,
+    /// The sender served first of all goes into the empty block before the
+    /// lane: a served-first block-sized call leaves the lane no gas (the
+    /// rule before attack r21 [2]).
+    ServeFirstBeforeLane,
 }
 
 /// The default [`ChainConfig::duty_lane_percent`].
@@ -811,33 +819,54 @@ pub(crate) struct Lane {
 /// pipelined heights (attack r13 [4]: the pipelined path had its own walk,
 /// which never served skipped senders first). Returns the senders skipped
 /// for gas with the skipped nonces, for [`Mempool::serve_first`], and the
-/// transactions that cannot execute with why. In three steps, leaving out
+/// transactions that cannot execute with why. In two steps, leaving out
 /// `exclude` throughout:
 ///
-/// 1. the first transaction of the sender served first of all
-///    ([`Mempool::first_served`]), into the empty block, which it fits
-///    (attack r12 [3]: a block-sized transaction is never shut out); only
-///    the transaction that earned the place is served so, never its
-///    sender's next one while it is excluded (attack r19 [2]);
-/// 2. the duty lane (attack r16 [6]): the runs of the nodes whose duties
-///    the chain's contracts name ([`Mempool::lane`]: each node's duties in
-///    nonce order, with the ordinary calls of its key ahead of them),
-///    while their gas used stays within the lane's share of the block's
-///    gas and their count within its share of `max_block_txs`
-///    ([`ChainConfig::duty_lane_percent`]); a transaction that does not
-///    fit what is left of the lane, or cannot execute, ends its sender's
-///    run here and is tried again in step 3 like any transaction. The
-///    runs are taken round-robin, one transaction of each node per round
-///    in the order `Mempool::lane` gives (attack r18 [1]: runs taken
-///    whole in price order let one Byzantine node keeping a lane's worth
-///    of junk duties one unit above the nodes' price take the whole lane
-///    every block): as long as the registered nodes are no more than the
-///    lane's count, each node with a duty pending gets at least one place
-///    in every block, and a run reaches toward the node's last duty
-///    however many of its ordinary calls are queued ahead (attack r19
-///    [1]), so each duty is included within a bounded number of blocks.
-///    Deterministic, like the rest;
-/// 3. the mempool's block order ([`Mempool::walk`]) for the rest.
+/// 1. the duty lane (attack r16 [6]), into the empty block: the runs of
+///    the nodes whose duties the chain's contracts name ([`Mempool::lane`]:
+///    each node's duties in nonce order, with the ordinary calls of its
+///    key ahead of them), within the lane's share of `max_block_txs` and
+///    of the block's gas ([`ChainConfig::duty_lane_percent`]). The runs are
+///    taken round-robin, one transaction of each node per round in the
+///    order `Mempool::lane` gives (attack r18 [1]: runs taken whole in
+///    price order let one Byzantine node keeping a lane's worth of junk
+///    duties one unit above the nodes' price take the whole lane every
+///    block), so as long as the registered nodes are no more than the
+///    lane's count, the first round offers every node with a run a place.
+///    The lane's gas is shared the same way ([`lane_shares`], attack r21
+///    [1]): it is water-filled over the nodes with a run this block, each
+///    node's demand being the sum of its run's gas limits, so a node
+///    whose run needs no more than an equal share (the lane's gas over
+///    the number of runs) gets all it needs and the rest is split evenly
+///    among the others. A node's transactions, its carried ordinary calls
+///    included, count against its own share only, by the gas they used;
+///    a transaction whose gas limit does not fit what is left of its
+///    node's share, or that cannot execute, ends that node's run here (the
+///    other nodes' runs go on) and is tried again in step 2 like any
+///    transaction. Before, one pool of lane gas was shared first come,
+///    first served: one node's carried call with a lane-sized gas limit
+///    used it up in round one and ended every other node's run. The
+///    bound: each registered node with a duty pending gets a place in
+///    every block as long as its next lane transaction's gas limit fits
+///    its share (at least an equal one, or its whole run's demand), and a
+///    run reaches toward the node's last duty however many of its
+///    ordinary calls are queued ahead (attack r19 [1]), so each duty is
+///    included within a bounded number of blocks. The lane runs before
+///    anything else (attack r21 [2]: the sender served first used to go
+///    into the empty block ahead of the lane, so a served-first
+///    block-sized call took the block's whole gas and every lane
+///    candidate was refused, one block per account armed at price 1);
+/// 2. the mempool's block order ([`Mempool::walk`]) for the rest, the
+///    senders served first ([`Mempool::first_served`], attack r12 [3])
+///    before the price order. The lane uses at most its gas and fewer
+///    than `max_block_txs` places (while its per cent is below 100), so
+///    the first served-first transaction whose gas limit fits the block's
+///    gas less the lane's is included in every block, unless it cannot
+///    execute (only the transaction that earned the place is served so,
+///    never its sender's next one while it is excluded, attack r19 [2]);
+///    a larger one goes in a block whose lane leaves it room (one with no
+///    duty pending, or fewer heavy ones), and is skipped, keeping its
+///    place, until then.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is
 /// skipped, and so are its sender's later ones (they wait for it, in nonce
@@ -858,7 +887,8 @@ pub(crate) struct Lane {
 /// or when the pool runs out. Its work is thus bounded by the pool's size
 /// (its capacity and byte budget), each step `O(log n)`, plus one per
 /// excluded transaction. Deterministic: two validators with the same
-/// mempool build the same block.
+/// mempool build the same block, and a block is valid if it re-executes
+/// (no rule of the lane is checked on others' blocks).
 pub(crate) fn fill_block(
     b: &mut BlockBuilder<'_>,
     mempool: &Mempool,
@@ -869,46 +899,70 @@ pub(crate) fn fill_block(
     let mut skipped = Vec::new();
     let mut dropped = Vec::new();
     let mut walk = mempool.walk(exclude);
-    // 1. The sender served first of all: the walk's first candidate.
-    let mut placed = exclude.clone();
-    if max > 0 && mempool.first_served(exclude).is_some() {
+    // Planted bug: the sender served first of all goes into the empty
+    // block before the lane (the rule before attack r21 [2]).
+    #[cfg(feature = "mutants")]
+    let served_before_lane = config.mutation == Some(Mutation::ServeFirstBeforeLane);
+    #[cfg(not(feature = "mutants"))]
+    let served_before_lane = false;
+    let mut placed = std::borrow::Cow::Borrowed(exclude);
+    if served_before_lane && max > 0 && mempool.first_served(exclude).is_some() {
         if let Some(tx) = walk.next() {
             if consider(b, &mut walk, tx, &mut skipped, &mut dropped) {
-                placed.insert(tx.hash);
+                placed.to_mut().insert(tx.hash);
             }
         }
     }
-    // 2. The duty lane, round-robin over the nodes' runs.
+    // 1. The duty lane, round-robin over the nodes' runs, each node within
+    // its share of the lane's gas.
     let lane = config.lane();
-    let (mut lane_gas, mut lane_txs) = (0u64, 0usize);
+    let mut lane_txs = 0usize;
     let mut in_lane = BTreeSet::new();
     let runs = mempool.lane(&placed, lane.txs);
+    let demands: Vec<u64> =
+        runs.iter().map(|r| r.iter().fold(0u64, |d, t| d.saturating_add(t.tx.tx.gas_limit))).collect();
+    let shares = lane_shares(&demands, lane.gas);
+    // Planted bug: one pool of lane gas, first come first served (the
+    // rule before attack r21 [1]).
+    #[cfg(feature = "mutants")]
+    let pooled = config.mutation == Some(Mutation::LaneGasPooled);
+    #[cfg(not(feature = "mutants"))]
+    let pooled = false;
+    let mut lane_gas = 0u64;
     #[cfg(feature = "mutants")]
     let per_round = if config.mutation == Some(Mutation::LaneWholeRuns) { lane.txs.max(1) } else { 1 };
     #[cfg(not(feature = "mutants"))]
     let per_round = 1;
-    // Each run's next position, or `None` once it has ended.
+    // Each run's next position, or `None` once it has ended, and the gas
+    // its node has used.
     let mut at: Vec<Option<usize>> = vec![Some(0); runs.len()];
+    let mut used = vec![0u64; runs.len()];
     'lane: while at.iter().any(Option::is_some) {
-        for (run, pos) in runs.iter().zip(at.iter_mut()) {
+        for (i, (run, pos)) in runs.iter().zip(at.iter_mut()).enumerate() {
             for _ in 0..per_round {
-                let Some(tx) = pos.and_then(|i| run.get(i)) else {
+                let Some(tx) = pos.and_then(|p| run.get(p)) else {
                     *pos = None;
                     break;
                 };
                 if lane_txs >= lane.txs || b.len() >= max {
                     break 'lane;
                 }
-                if tx.tx.tx.gas_limit > lane.gas.saturating_sub(lane_gas) {
+                let left = if pooled {
+                    lane.gas.saturating_sub(lane_gas)
+                } else {
+                    shares.get(i).copied().unwrap_or(0).saturating_sub(used[i])
+                };
+                if tx.tx.tx.gas_limit > left {
                     *pos = None;
                     break;
                 }
                 match b.push(tx.tx.clone()) {
                     Ok(r) => {
+                        used[i] = used[i].saturating_add(r.gas_used);
                         lane_gas = lane_gas.saturating_add(r.gas_used);
                         lane_txs += 1;
                         in_lane.insert(tx.hash);
-                        *pos = pos.map(|i| i + 1);
+                        *pos = pos.map(|p| p + 1);
                     }
                     Err(_) => {
                         *pos = None;
@@ -918,8 +972,9 @@ pub(crate) fn fill_block(
             }
         }
     }
-    // 3. The block order; what the lane placed is passed over (its
-    // sender's next one follows).
+    // 2. The block order, the senders served first before the price
+    // order; what the lane placed is passed over (its sender's next one
+    // follows).
     #[cfg(feature = "mutants")]
     let skips_count = config.mutation == Some(Mutation::SkipsCountTowardStop);
     #[cfg(not(feature = "mutants"))]
@@ -935,6 +990,30 @@ pub(crate) fn fill_block(
         consider(b, &mut walk, tx, &mut skipped, &mut dropped);
     }
     (skipped, dropped)
+}
+
+/// The lane's gas `gas` water-filled over the nodes with a run this block
+/// (attack r21 [1]), `demands[i]` being node `i`'s (the sum of its run's
+/// gas limits): the nodes are taken from the smallest demand up, each
+/// getting its demand or an equal part of what is left among the nodes
+/// not yet served, whichever is smaller. So a node whose demand is at
+/// most `gas / demands.len()` gets it whole, every node gets at least
+/// `min(demand, gas / demands.len())`, no node's share depends on how much
+/// more than its equal part another node asks for, and the shares add up
+/// to at most `gas`. Deterministic (ties in demand by position); integer
+/// division leaves at most one unit per node unshared.
+pub(crate) fn lane_shares(demands: &[u64], gas: u64) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&i| (demands[i], i));
+    let mut shares = vec![0u64; demands.len()];
+    let mut left = gas;
+    for (k, &i) in order.iter().enumerate() {
+        let equal = left / (demands.len() - k) as u64;
+        let s = demands[i].min(equal);
+        shares[i] = s;
+        left -= s;
+    }
+    shares
 }
 
 /// One candidate of [`fill_block`]'s walk: placed (true), or skipped for
@@ -1002,4 +1081,36 @@ fn recent_hashes(store: &Store, tip: &BlockHeader) -> Result<BlockHashes, ChainE
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod lane_share_tests {
+    use super::lane_shares;
+
+    #[test]
+    fn small_demands_are_met_whole_and_the_rest_is_split_evenly() {
+        // 100 over three: 10 is met, the other two split 90.
+        assert_eq!(lane_shares(&[500, 10, 200], 100), vec![45, 10, 45]);
+        // Everything fits: each gets its demand.
+        assert_eq!(lane_shares(&[20, 30, 40], 100), vec![20, 30, 40]);
+        // A lane-sized demand does not reduce the others' shares.
+        assert_eq!(lane_shares(&[100, 1], 100), vec![99, 1]);
+        assert_eq!(lane_shares(&[], 100), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_shares_never_exceed_the_gas_and_each_gets_at_least_its_equal_part() {
+        let cases: &[&[u64]] = &[&[7, 7, 7], &[u64::MAX, u64::MAX], &[0, 5, 1_000, 3], &[1, 2, 3, 4, 5, 6, 7]];
+        for demands in cases {
+            for gas in [0u64, 1, 10, 99, 1_000, u64::MAX] {
+                let s = lane_shares(demands, gas);
+                let total = s.iter().fold(0u128, |t, x| t + *x as u128);
+                assert!(total <= gas as u128, "{demands:?} {gas}: {s:?}");
+                let equal = gas / demands.len() as u64;
+                for (d, x) in demands.iter().zip(&s) {
+                    assert!(*x <= *d && *x >= (*d).min(equal), "{demands:?} {gas}: {s:?}");
+                }
+            }
+        }
+    }
 }

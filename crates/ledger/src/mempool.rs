@@ -17,7 +17,8 @@
 //! longer fitted ([`Mempool::serve_first`], attack r12 [3]) come before
 //! that order until that transaction is included; only that transaction
 //! is served so, not the sender's next one while it is excluded on a
-//! pipelined height (attack r19 [2]).
+//! pipelined height (attack r19 [2]). A block's duty lane goes before
+//! both (attack r21 [2], `fill_block`).
 //!
 //! When the pool is full a transaction that pays a strictly higher gas price
 //! than the cheapest pending one of another sender takes its place. A
@@ -60,7 +61,8 @@
 //! the block's bounded duty lane first ([`Mempool::lane`]), with the
 //! ordinary transactions its sender has pending ahead of its duties
 //! (attack r18 [2]), however many (attack r19 [1]); it competes in the
-//! ordinary order as well.
+//! ordinary order as well. The lane's gas is shared out per node, the
+//! node's carried calls counting against its own share (attack r21 [1]).
 //!
 //! Each entry keeps the transaction's hash and sender ([`VerifiedTx`]), so
 //! [`Mempool::walk`] and [`Mempool::lane`] hand them out without hashing
@@ -515,8 +517,8 @@ impl Mempool {
     /// transactions not in `exclude` in nonce order from the first, up to
     /// and including its last such duty, the first `max` of them; senders
     /// in the block order of their run's first transaction (highest gas
-    /// price, then arrival). The block takes them round-robin
-    /// (`fill_block`).
+    /// price, then arrival). The block takes them round-robin, each node
+    /// within its share of the lane's gas (`fill_block`, attack r21 [1]).
     ///
     /// Attack r18 [2]: the run used to start only if the sender's first
     /// transaction was a duty, so one ordinary call of the node's own key
@@ -593,10 +595,14 @@ impl Mempool {
     /// order ([`Mempool::walk`]), and each stays there until that
     /// transaction is included or leaves the pool (attack r12 [3]: behind
     /// senders that keep queueing transactions ahead of it, a block-sized
-    /// transaction was skipped for ever). The first of them fits an empty
-    /// block, so at least one is included in each block and a sender's
-    /// place only moves forward: each waits a bounded number of blocks.
-    /// Senders no longer queued are ignored.
+    /// transaction was skipped for ever). The block's duty lane goes
+    /// first and uses at most its share of the block's gas (attack r21
+    /// [2], `fill_block`), so the first of them whose gas limit fits the
+    /// rest (the block's gas less the lane's) is included in each block
+    /// and a sender's place only moves forward: each of those waits a
+    /// bounded number of blocks. A larger one keeps its place and goes in
+    /// a block whose lane leaves it room. Senders no longer queued are
+    /// ignored.
     pub fn serve_first(&mut self, skipped: &[(Address, u64)]) {
         for (a, n) in skipped.iter().rev() {
             if !self.senders.get(a).is_some_and(|q| q.txs.contains_key(n)) {

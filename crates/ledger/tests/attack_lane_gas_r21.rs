@@ -8,9 +8,11 @@
 //! does not fit what the lane (or the block) has left. Whoever uses that
 //! gas first decides whether any other node gets a place at all.
 //!
-//! Every finding here fails on the code it was written against and is
-//! marked `#[ignore = "attack r21 [k]: ..."]` until it is fixed; tests
-//! without the mark held up.
+//! Every finding here failed on the code it was written against and was
+//! marked `#[ignore = "attack r21 [k]: ..."]` until it was fixed: [1] the
+//! lane's gas is water-filled over the nodes with a run, each node's
+//! carried calls counting against its own share; [2] the lane goes into
+//! the empty block before the senders served first (`fill_block`).
 
 mod common;
 
@@ -141,7 +143,6 @@ fn a_byzantine_nodes_cheap_run_leaves_the_honest_duty_its_place() {
 /// that used it), so the honest duty lands in the first block as in the
 /// control. Observed: after 10 blocks it is still pending.
 #[test]
-#[ignore = "attack r21 [1]: one node's lane-sized carried call uses the lane's gas and shuts every other node's duty out"]
 fn one_nodes_heavy_carried_call_does_not_shut_the_other_nodes_out_of_the_lane() {
     let wait = honest_duty_wait(true);
     assert_eq!(wait, Some(1), "the honest node's duty waited {wait:?} blocks (None: still pending after 10)");
@@ -194,7 +195,6 @@ fn with_nothing_served_first_the_duty_goes_into_the_next_block() {
 /// leaves), so the duty goes into the next block. Observed: it waits one
 /// block per armed account.
 #[test]
-#[ignore = "attack r21 [2]: block-sized served-first calls bought at price 1 take each block's gas before the duty lane"]
 fn served_first_block_sized_calls_do_not_shut_the_duty_lane_out() {
     let wait = duty_wait_behind_armed(12);
     assert_eq!(wait, Some(1), "the honest node's duty waited {wait:?} blocks behind 12 served-first calls");

@@ -1,18 +1,19 @@
 //! Mutation sensitivity of block filling and the mempool (attacks r16,
-//! r18 and r19): each bug planted behind the `mutants` feature —
+//! r18, r19 and r21): each bug planted behind the `mutants` feature —
 //! candidates skipped for gas count toward the walk's stop, no duty lane,
 //! a replacement without the minimum bump, the lane's runs taken whole
 //! instead of round-robin, a node's run starting only at a duty, a small
 //! replacement keeping the serve-first place, a node's run cut to the
 //! duties within its window, the serve-first place passing to the next
-//! nonce — must make its checks fail, while every check passes on the
-//! real code (the control).
+//! nonce, the lane's gas as one pool instead of per-node shares, the
+//! sender served first going before the lane — must make its checks
+//! fail, while every check passes on the real code (the control).
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
 mod common;
 
-use common::{call_method, chain_with, lane_config, seal};
+use common::{call_method, call_with_gas, chain_with, lane_config, seal};
 use gridledger_core::Amount;
 use gridledger_ledger::chain::Mutation;
 use gridledger_ledger::devnet::{dev_key, dev_validator, transfer};
@@ -223,6 +224,51 @@ fn the_next_nonce_does_not_inherit_the_served_first_place(m: Option<Mutation>) -
     Ok(())
 }
 
+/// The lane's gas under `lane_config` (25 % of the default block gas).
+fn lane_gas() -> u64 {
+    ChainConfig::default().block_gas_limit / 100 * ChainConfig::default().duty_lane_percent
+}
+
+/// r21 [1]: node 10's run carries, ahead of its duty, an ordinary `burn`
+/// of the lane's whole gas at price 2 (its run sorts first); node 9 has
+/// one duty at price 1; dearer traffic floods: node 9's duty still goes
+/// into the next block (the lane's gas is shared per node, node 10's call
+/// counts against its own share only).
+fn one_nodes_heavy_call_leaves_the_others_their_lane_gas(m: Option<Mutation>) -> Result<(), String> {
+    let (_dir, mut c) = flooded_chain(m, 5)?;
+    for tx in [call_with_gas(10, 0, "burn", lane_gas(), 2), call_method(10, 1, "work", 2)] {
+        c.submit(&tx.to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let duty = call_method(9, 0, "work", 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    included(&c, &duty, "one node's lane-sized call used the lane's gas")
+}
+
+/// r21 [2]: three accounts' block-sized `burn`s at price 1 are skipped
+/// behind a transfer (served first from then on); node 9 then posts a
+/// duty: it goes into the next block (the lane goes before the senders
+/// served first).
+fn served_first_calls_leave_the_lane_its_gas(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    let f = dev_key(1);
+    c.submit(&transfer(&f, 1, 0, f.address(), Amount(1), Amount(5)).to_bytes()).map_err(|e| e.to_string())?;
+    for k in 11..14 {
+        let burn = call_with_gas(k, 0, "burn", ChainConfig::default().block_gas_limit, 1);
+        c.submit(&burn.to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let mut ts = 0;
+    if seal(&mut c, &mut ts) != 1 {
+        return Err("the block-sized calls were not skipped behind the transfer".into());
+    }
+    let duty = call_method(9, 0, "work", 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    seal(&mut c, &mut ts);
+    included(&c, &duty, "a served-first block-sized call took the lane's gas")
+}
+
 type Check = fn(Option<Mutation>) -> Result<(), String>;
 
 const CHECKS: &[(&str, Check)] = &[
@@ -234,6 +280,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("a small replacement loses the served-first place", a_small_replacement_loses_the_served_first_place),
     ("a lane's worth of ordinary calls does not freeze a duty", a_lanes_worth_of_ordinary_calls_does_not_freeze_a_duty),
     ("the next nonce does not inherit the served-first place", the_next_nonce_does_not_inherit_the_served_first_place),
+    ("one node's heavy call leaves the others their lane gas", one_nodes_heavy_call_leaves_the_others_their_lane_gas),
+    ("served-first calls leave the lane its gas", served_first_calls_leave_the_lane_its_gas),
 ];
 
 fn failing(m: Option<Mutation>) -> Vec<&'static str> {
@@ -258,6 +306,8 @@ fn each_planted_bug_is_caught() {
                 "nodes share the lane",
                 "a node's ordinary call does not shut its duties out",
                 "a lane's worth of ordinary calls does not freeze a duty",
+                "one node's heavy call leaves the others their lane gas",
+                "served-first calls leave the lane its gas",
             ],
         ),
         (Mutation::ReplaceWithoutBump, vec!["replacement needs the bump"]),
@@ -272,6 +322,8 @@ fn each_planted_bug_is_caught() {
         (Mutation::ReplacementKeepsServeFirst, vec!["a small replacement loses the served-first place"]),
         (Mutation::LaneRunNeedsDutyInWindow, vec!["a lane's worth of ordinary calls does not freeze a duty"]),
         (Mutation::FirstServedNextNonce, vec!["the next nonce does not inherit the served-first place"]),
+        (Mutation::LaneGasPooled, vec!["one node's heavy call leaves the others their lane gas"]),
+        (Mutation::ServeFirstBeforeLane, vec!["served-first calls leave the lane its gas"]),
     ] {
         assert_eq!(failing(Some(m)), caught_by, "mutant {m:?} must be caught by exactly its checks");
     }

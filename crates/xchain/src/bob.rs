@@ -157,7 +157,11 @@ pub struct BobConfig {
 /// r18 [2]: one of them at the head of its queue no longer shuts its
 /// duties out; attack r19 [1]: nor do a lane's worth of them, the run
 /// reaches toward the node's last pending duty however many are queued
-/// ahead, within the node's round-robin share of each block's lane).
+/// ahead, within the node's round-robin share of each block's lane). The
+/// lane's gas is shared out per node too, a node's carried calls counting
+/// against its own share (attack r21 [1]), and the lane goes before the
+/// senders served first, so no block-sized call takes its gas (attack
+/// r21 [2]).
 pub const DUTY_METHODS: &[&str] = &["relay", "prove", "cct_v", "ccdi_late_lock"];
 
 /// The `x_j` at which [`BobConfig::validate`] compares the genesis price
