@@ -240,15 +240,21 @@
 //!   (a Byzantine leader may send some nodes a junk copy, a bad
 //!   attestation say, instead of none; what counts is the attested
 //!   proposal PBFT prepared, not whether this node checked *a* copy of the
-//!   view) — sends [`Message::FetchProposal`] to its peers (a block of a
-//!   view whose copy it refused is refused in the current PBFT view and
-//!   validated on a later re-proposal, once fetched); each peer that
-//!   verified that `(view, root)` answers once with a [`Message::Relay`]:
-//!   the proposal as its leader sent it (client list, attestation,
-//!   exclusion evidence, carried pre-vectors) with the relayer's own
-//!   subfragment. A peer that has not verified it yet keeps the request
-//!   (one per peer per `(view, root)`, at most `K` per peer) and answers it
-//!   as soon as it verifies the proposal, received or fetched itself. The node
+//!   view, or whose copy named another aggregate: see "One root, several
+//!   client lists" below) — sends [`Message::FetchProposal`] to its peers
+//!   (a block of a view whose copy it refused is refused in the current
+//!   PBFT view and validated on a later re-proposal, once fetched; one of
+//!   a view whose proposal it verified with another aggregate waits for
+//!   the fetch); each peer that verified a proposal under that `(view,
+//!   root)` answers once with a [`Message::Relay`] of each client list it
+//!   verified under it: the proposal as its leader sent it (client list,
+//!   attestation, exclusion evidence, carried pre-vectors) with the
+//!   relayer's own subfragment. A peer that has not verified any yet keeps
+//!   the request (one per peer per `(view, root)`, at most `K` per peer)
+//!   and answers it as soon as it verifies one, received or fetched itself.
+//!   A fetch is for the block's exact `(view, root, clients)`: a relay
+//!   naming another client list is dropped unchecked and completes
+//!   nothing. The node
 //!   takes a relayed proposal only if it passes exactly the checks of one
 //!   received from the leader (the attestation of `(view, root, clients)`
 //!   by `leader(view)`'s enclave, the exclusion evidence, the omission rule
@@ -279,7 +285,8 @@
 //!   and a peer relays a proposal to a peer again once per PBFT view of its
 //!   own replica. Each node holds at most `K` fetches, keeps at most `K`
 //!   unanswered requests per peer, and relays each proposal to each peer
-//!   at most once per PBFT view.
+//!   at most once per PBFT view (each relay of every client list it
+//!   verified under the fetched `(view, root)`).
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -319,6 +326,32 @@
 //!   (possibly honest) leader or of a node whose carried pre-vector it
 //!   altered. [`Fault::BadProposal`] is a proposal received from the
 //!   view's leader that failed.
+//! - **One root, several client lists** (attack round 18). The Merkle
+//!   root binds the global fragment and the chain instance only (its
+//!   leaves are the coded global fragment), not the aggregation view or
+//!   the clients aggregated, so two client lists whose trimmed means are
+//!   equal (two households of one standard load profile, say) share one
+//!   root, and a Byzantine leader's host can run its enclave twice in its
+//!   view and get both `(v, R, A)` and `(v, R, B)` attested. Every store of
+//!   what a node verified, relays or fetches (`verified`, `proposals`,
+//!   `fetches`) is therefore keyed by the [`RootBlock`]'s whole `(view,
+//!   root, clients)` — the attested proposal exactly, as PBFT's block
+//!   digest binds it: a node that verified `(v, R, B)` validates block
+//!   `(v, R, A)` only by the attested proposal of `A`, which it fetches
+//!   (its re-sent requests and the peers' relays are keyed by `(view,
+//!   root)`, bounded per peer as before, and a peer relays every list it
+//!   verified under the pair). Mini-fragments (`minis`, `standby`) stay
+//!   keyed by `(view, root)`: they depend on the root and the node's
+//!   position only. The alternative, binding the view and client list
+//!   into the root (the Merkle leaves) or into a second enclave statement,
+//!   was not chosen: the aggregate attestation already binds `(view, root,
+//!   clients)` and the PBFT block digest binds all three, so the gap was
+//!   only in the keys; and the root is what clients check every
+//!   mini-fragment against (with `f + 1` matching reports), which must not
+//!   depend on anything but the global model the clients decode. A leader
+//!   attesting two lists in one view is not itself a fault any node can
+//!   prove (two honest-looking attestations), so neither list is refused:
+//!   the one PBFT commits is the view's aggregate.
 //! - A node whose own PBFT replica could not be built records that once
 //!   ([`Fault::PbftConfig`], at start) and drops the PBFT traffic its
 //!   peers send it without a record: the cause is its own configuration,
@@ -925,6 +958,10 @@ struct Fetch {
     /// Peers whose relay was checked: each gets one (a Byzantine peer
     /// cannot make this node check relay after relay).
     tried: BTreeSet<usize>,
+    /// Peers whose relay of another client list under the fetched
+    /// `(view, root)` was checked: one each, besides their relay of the
+    /// fetched list (see [`ChainNode::on_relay`]).
+    other_lists: BTreeSet<usize>,
     subs: BTreeMap<usize, GlobalSubfragment>,
     /// The relayed proposal, once one passed every check.
     proposal: Option<Proposal>,
@@ -932,6 +969,12 @@ struct Fetch {
 
 /// A record and the cells of it the node holds, by cell index.
 type HeldRecord = (UploadRecord, BTreeMap<usize, crate::cells::Cell>);
+
+/// What a node's stores of verified, relayed and fetched proposals are
+/// keyed by: the [`RootBlock`]'s `(view, root, clients)` — the attested
+/// proposal exactly, since one root may stand for several client lists
+/// (see "One root, several client lists" in the module docs).
+type BlockKey = (u32, Hash32, Vec<u32>);
 
 /// One node of one chain for one round.
 pub struct ChainNode<A: Attester> {
@@ -962,8 +1005,13 @@ pub struct ChainNode<A: Attester> {
     proposed_in: BTreeSet<u32>,
     /// Aggregation views whose proposal this node checked (accepted or not).
     checked_in: BTreeSet<u32>,
-    /// Roots this node verified, by aggregation view: the clients aggregated.
-    verified: BTreeMap<(u32, Hash32), Vec<u32>>,
+    /// The attested proposals this node verified, by their block's
+    /// [`BlockKey`] `(view, root, clients)`: the clients aggregated (the
+    /// key's own list; see "One root, several client lists" in the module
+    /// docs). At most one per aggregation view from its leader (a view's
+    /// proposal is checked once) plus one per fetch completed, each for a
+    /// block a PBFT leader proposed (at most `K` fetches held at a time).
+    verified: BTreeMap<BlockKey, Vec<u32>>,
     /// Aggregation views whose proposal failed here.
     rejected: BTreeSet<u32>,
     /// The highest aggregation view each node asked for (one entry per
@@ -997,11 +1045,14 @@ pub struct ChainNode<A: Attester> {
     /// PBFT blocks waiting until this node has checked their root (only
     /// those of the replica's current PBFT view are kept).
     pending: Vec<ValidateRequest<RootBlock>>,
-    /// Proposals this node verified, by `(view, root)`, with its own
-    /// subfragment: what it relays to a peer that fetches them.
-    proposals: BTreeMap<(u32, Hash32), Proposal>,
-    /// Proposals this node is fetching (at most `K` at a time).
-    fetches: BTreeMap<(u32, Hash32), Fetch>,
+    /// Proposals this node verified, by their block's [`BlockKey`], with
+    /// its own subfragment: what it relays to a peer that fetches their
+    /// `(view, root)` (every client list it verified under it).
+    proposals: BTreeMap<BlockKey, Proposal>,
+    /// Proposals this node is fetching, by the [`BlockKey`] of the block
+    /// that names them (at most `K` at a time): only a relay of exactly
+    /// that `(view, root, clients)` counts for one.
+    fetches: BTreeMap<BlockKey, Fetch>,
     /// `(peer, view, root, PBFT view)` relayed already: each peer gets each
     /// proposal once per PBFT view of this node's replica (a relay lost
     /// before GST is sent again on the peer's re-sent request of a later
@@ -1165,7 +1216,7 @@ impl<A: Attester> ChainNode<A> {
         let mut next = pbft::Step::default();
         if let Some((height, pview)) = self.need_proposal {
             // The verified aggregate of the latest aggregation view.
-            if let Some(((view, root), clients)) = self.verified.iter().next_back() {
+            if let Some(((view, root, _), clients)) = self.verified.iter().next_back() {
                 let block = RootBlock {
                     chain: self.cfg.chain,
                     round: self.cfg.round,
@@ -1192,11 +1243,13 @@ impl<A: Attester> ChainNode<A> {
             } else if b.view > self.view.saturating_add(self.cfg.nodes as u32) {
                 // No proposal this far ahead is checked here (`on_proposal`).
                 Some(Err("block of an aggregation view beyond this node's reach".to_string()))
-            } else if let Some(clients) = self.verified.get(&(b.view, b.root)) {
-                // Only the proposal of the block's own view counts: the one
-                // this node received from that view's leader or fetched
-                // from its peers and checked in full (see "Re-proposed
-                // roots" in the module docs).
+            } else if let Some(clients) = self.verified.get(&block_key(b.view, b.root, &b.clients)) {
+                // Only the proposal of the block's own `(view, root,
+                // clients)` counts: the one this node received from that
+                // view's leader or fetched from its peers and checked in
+                // full (see "Re-proposed roots" and "One root, several
+                // client lists" in the module docs). The lists differ only
+                // under the planted bug [`Mutation::RootKeyedStores`].
                 if *clients == b.clients {
                     Some(Ok(()))
                 } else {
@@ -1207,20 +1260,28 @@ impl<A: Attester> ChainNode<A> {
                 // of the block's `(view, root, clients)`, not whether this
                 // node checked *a* copy of that view — its own copy may
                 // have been junk (a bad attestation, a wrong subfragment)
-                // while the leader's genuine proposal, the one PBFT
-                // prepared, went to the others. So a block of a view this
-                // node has left, or whose copy it checked and did not
-                // verify, makes it fetch the proposal from the peers that
-                // verified it. A block of a checked view is refused now
-                // (it cannot be validated in this PBFT view); its
-                // re-proposal in a later PBFT view is validated once the
-                // fetch verified it. A block of a view not checked yet and
-                // not left waits for that view's proposal.
+                // or another aggregate the view's leader attested (another
+                // client list, under the same root or another), while the
+                // proposal PBFT prepared went to the others. So a block of
+                // a view this node has left, or whose copy it checked, makes
+                // it fetch the proposal from the peers that verified it. A
+                // block of a view whose copy failed here is refused now (it
+                // cannot be validated in this PBFT view); its re-proposal
+                // in a later PBFT view is validated once the fetch verified
+                // it. A block of a view whose proposal this node verified
+                // with another aggregate waits for the fetch instead: the
+                // view's leader attested two aggregates, so the block may
+                // be the one PBFT prepared and its proposer honest — it is
+                // not recorded as proposing an invalid block. A block of a
+                // view not checked yet and not left waits for that view's
+                // proposal.
                 let checked = self.rejected.contains(&b.view) || self.checked_in.contains(&b.view);
+                let other_verified = self.verified.keys().any(|k| k.0 == b.view);
                 if (checked || b.view < self.view) && !mutants::active(Mutation::ReproposalViewBound) {
-                    fetch.push((b.view, b.root));
+                    fetch.push(block_key(b.view, b.root, &b.clients));
                 }
-                checked.then(|| Err("root not verified here (its attested proposal is fetched)".to_string()))
+                let refuse = checked && (!other_verified || mutants::active(Mutation::RootKeyedStores));
+                refuse.then(|| Err("root not verified here (its attested proposal is fetched)".to_string()))
             };
             match verdict {
                 Some(v) => next.extend(replica.handle_validated(req.height, req.view, b.digest(), v)),
@@ -1237,23 +1298,25 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
-    /// Asks every peer for the proposal of `(view, root)` (again on each
-    /// later PBFT view while unfinished, [`Self::refetch`]).
+    /// Asks every peer for the proposals of `(view, root)` (again on each
+    /// later PBFT view while unfinished, [`Self::refetch`]); only a relay
+    /// of the key's exact client list completes the fetch.
     /// At most `K` fetches are held: past that, those no waiting block
     /// names are dropped, and a new one waits until there is room.
-    fn start_fetch(&mut self, key: (u32, Hash32), step: &mut Step) {
+    fn start_fetch(&mut self, key: BlockKey, step: &mut Step) {
         if self.fetches.contains_key(&key) {
             return;
         }
         if self.fetches.len() >= self.cfg.nodes {
-            let pending = &self.pending;
-            self.fetches.retain(|k, _| pending.iter().any(|r| (r.payload.view, r.payload.root) == *k));
+            let named: BTreeSet<BlockKey> =
+                self.pending.iter().map(|r| block_key(r.payload.view, r.payload.root, &r.payload.clients)).collect();
+            self.fetches.retain(|k, _| named.contains(k));
             if self.fetches.len() >= self.cfg.nodes {
                 return;
             }
         }
+        let (view, root) = (key.0, key.1);
         self.fetches.insert(key, Fetch::default());
-        let (view, root) = key;
         self.to_nodes(step, Message::FetchProposal { node: self.me, view, root });
     }
 
@@ -1265,24 +1328,37 @@ impl<A: Attester> ChainNode<A> {
             return;
         }
         self.fetch_pview = pview;
-        for (&(view, root), fetch) in &self.fetches {
+        // One request per peer per `(view, root)`, however many client
+        // lists under it are fetched (a peer relays every list it verified).
+        let mut asks: BTreeSet<(usize, u32, Hash32)> = BTreeSet::new();
+        for ((view, root, _), fetch) in &self.fetches {
             for k in (0..self.cfg.nodes).filter(|&k| k != self.me && !fetch.tried.contains(&k)) {
-                step.sends.push((To::Node(k), Message::FetchProposal { node: self.me, view, root }));
+                asks.insert((k, *view, *root));
             }
+        }
+        for (k, view, root) in asks {
+            step.sends.push((To::Node(k), Message::FetchProposal { node: self.me, view, root }));
         }
     }
 
-    /// A peer asks for a proposal: relayed (once per peer per PBFT view of
-    /// this node's replica) if this node
-    /// verified it; otherwise the request is kept and answered once this
-    /// node verifies that proposal (received, or fetched itself), so a
-    /// fetch that reached this node before it verified is not lost.
+    /// A peer asks for the proposals of `(view, root)`: every client list
+    /// this node verified under it is relayed (once per peer per PBFT view
+    /// of this node's replica); if it verified none, the request is kept
+    /// and answered once this node verifies one (received, or fetched
+    /// itself), so a fetch that reached this node before it verified is
+    /// not lost.
     fn on_fetch(&mut self, node: usize, view: u32, root: Hash32, step: &mut Step) {
         let pview = self.pbft.as_ref().map_or(0, |r| r.view());
         if node == self.me || self.relayed.contains(&(node, view, root, pview)) {
             return;
         }
-        let Some(p) = self.proposals.get(&(view, root)) else {
+        let lists: Vec<Proposal> = self
+            .proposals
+            .range((view, root, Vec::new())..)
+            .take_while(|((v, r, _), _)| *v == view && *r == root)
+            .map(|(_, p)| p.clone())
+            .collect();
+        if lists.is_empty() {
             if !mutants::active(Mutation::FetchForgotten) {
                 let asked = self.asked.entry(node).or_default();
                 if !asked.contains(&(view, root)) {
@@ -1293,22 +1369,23 @@ impl<A: Attester> ChainNode<A> {
                 }
             }
             return;
-        };
+        }
         self.relayed.insert((node, view, root, pview));
-        let p = p.clone();
-        step.sends.push((
-            To::Node(node),
-            Message::Relay {
-                node: self.me,
-                view,
-                root,
-                clients: p.clients,
-                ra: p.ra,
-                sf: p.sf,
-                excluded: p.excluded,
-                pre_vectors: p.pre_vectors,
-            },
-        ));
+        for p in lists {
+            step.sends.push((
+                To::Node(node),
+                Message::Relay {
+                    node: self.me,
+                    view,
+                    root,
+                    clients: p.clients,
+                    ra: p.ra,
+                    sf: p.sf,
+                    excluded: p.excluded,
+                    pre_vectors: p.pre_vectors,
+                },
+            ));
+        }
     }
 
     /// This node verified the proposal of `key`: the peers that asked for
@@ -1336,15 +1413,33 @@ impl<A: Attester> ChainNode<A> {
     /// [`GlobalCoder::subfragments_needed`] nodes, this node rebuilds its
     /// own subfragment, checks it under the root and takes the proposal as
     /// verified.
+    ///
+    /// A relayed proposal completes only the fetch of its exact `(view,
+    /// root, clients)`. One naming another client list under a fetched
+    /// `(view, root)` (an honest peer that verified that list relays it
+    /// too) is checked alike, once per peer per fetch besides the peer's
+    /// relay of the fetched list: a forgery is recorded against its
+    /// relayer, and its subfragment counts if it verifies under the root
+    /// (the rebuilt subfragment depends on the root only), but its
+    /// proposal never becomes the fetch's.
     fn on_relay(&mut self, from: usize, p: Proposal, step: &mut Step) {
-        let key = (p.view, p.root);
-        if self.verified.contains_key(&key) {
+        let exact = block_key(p.view, p.root, &p.clients);
+        if self.verified.contains_key(&exact) {
             return;
         }
+        let (key, matching) = if self.fetches.contains_key(&exact) {
+            (exact, true)
+        } else {
+            match self.fetches.keys().find(|k| k.0 == p.view && k.1 == p.root) {
+                Some(k) => (k.clone(), false),
+                None => return,
+            }
+        };
         let Some(fetch) = self.fetches.get_mut(&key) else {
             return;
         };
-        if !fetch.tried.insert(from) {
+        let first = if matching { fetch.tried.insert(from) } else { fetch.other_lists.insert(from) };
+        if !first {
             return;
         }
         let fetch = &self.fetches[&key];
@@ -1378,7 +1473,7 @@ impl<A: Attester> ChainNode<A> {
                 false
             }
         };
-        let proposal_ok = fetch.proposal.is_none()
+        let proposal_ok = (fetch.proposal.is_none() || !matching)
             && (mutants::active(Mutation::RelayUnchecked) || {
                 let leader = self.cfg.leader(p.view);
                 let ev = self.cfg.aggregate_evidence(p.view, &p.root, &p.clients);
@@ -1404,7 +1499,7 @@ impl<A: Attester> ChainNode<A> {
         if sub_ok {
             fetch.subs.insert(from, p.sf.clone());
         }
-        if proposal_ok {
+        if proposal_ok && matching {
             fetch.proposal = Some(p);
         }
         let Some(proposal) = fetch.proposal.as_ref() else {
@@ -1425,10 +1520,10 @@ impl<A: Attester> ChainNode<A> {
                 proposal.sf = sf;
                 self.fetches.remove(&key);
                 self.checked_in.insert(key.0);
-                self.minis.insert(key, minis);
-                self.verified.insert(key, proposal.clients.clone());
-                self.proposals.insert(key, proposal);
-                self.answer_asked(key, step);
+                self.minis.insert((key.0, key.1), minis);
+                self.verified.insert(key.clone(), proposal.clients.clone());
+                self.proposals.insert(key.clone(), proposal);
+                self.answer_asked((key.0, key.1), step);
                 self.disseminate(step);
                 self.drive_pbft(step);
             }
@@ -1452,6 +1547,7 @@ impl<A: Attester> ChainNode<A> {
             return;
         }
         let (view, root) = (entry.payload.view, entry.payload.root);
+        let clients = entry.payload.clients.clone();
         self.committed = Some((view, root));
         self.certificate = Some(entry);
         step.outputs.push(Output::Committed { view, root });
@@ -1465,6 +1561,7 @@ impl<A: Attester> ChainNode<A> {
             // Committed without its subfragment (e.g. a PBFT leader's own
             // re-proposal, which its replica does not ask it to validate):
             // fetched, so this node serves its mini-fragments too.
+            let key = block_key(view, root, &clients);
             self.start_fetch(key, step);
         }
     }
@@ -2219,10 +2316,11 @@ impl<A: Attester> ChainNode<A> {
         }
         match check {
             Ok(minis) => {
+                let key = block_key(view, root, &clients);
                 self.minis.insert((view, root), minis);
-                self.verified.insert((view, root), clients);
-                self.proposals.insert((view, root), kept);
-                self.fetches.remove(&(view, root));
+                self.verified.insert(key.clone(), clients);
+                self.proposals.insert(key.clone(), kept);
+                self.fetches.remove(&key);
                 self.answer_asked((view, root), step);
                 self.disseminate(step);
             }
@@ -2361,6 +2459,18 @@ impl<A: Attester> ChainNode<A> {
 /// delivered the subfragment).
 fn minis_for(m: &BTreeMap<(u32, Hash32), Vec<MiniFragment>>, key: (u32, Hash32)) -> Option<&Vec<MiniFragment>> {
     m.get(&key).or_else(|| m.iter().find(|((_, r), _)| *r == key.1).map(|(_, v)| v))
+}
+
+/// The key of the block `(view, root, clients)` in a node's stores of
+/// verified, relayed and fetched proposals ([`BlockKey`]). Under the planted
+/// bug [`Mutation::RootKeyedStores`] the client list is left out, so the
+/// stores are keyed by `(view, root)` again.
+fn block_key(view: u32, root: Hash32, clients: &[u32]) -> BlockKey {
+    if mutants::active(Mutation::RootKeyedStores) {
+        (view, root, Vec::new())
+    } else {
+        (view, root, clients.to_vec())
+    }
 }
 
 /// What a relayed proposal's failed check says, for its relayer's

@@ -49,8 +49,10 @@ pub enum Mutation {
     /// block PBFT must re-propose.
     ReproposalViewBound,
     /// A node takes a proposal relayed by a peer on the relayer's word (no
-    /// attestation, exclusion evidence or omission check), so a Byzantine
-    /// relayer's client list becomes what the node validates a block by.
+    /// attestation, exclusion evidence or omission check): a relay naming
+    /// the fetched block's `(view, root, clients)` is taken even when the
+    /// view's leader never attested it, and a forged relay is not recorded
+    /// against its relayer.
     RelayUnchecked,
     /// A node forgets a fetch request it cannot answer yet (it has not
     /// verified that proposal): a peer whose request reached it before it
@@ -114,6 +116,13 @@ pub enum Mutation {
     /// its [`crate::consensus::MAX_RESYNCS`] requests run out long before
     /// the driver's round budget ends.
     ResyncNoBackoff,
+    /// A node keys its stores of verified, relayed and fetched proposals
+    /// by `(view, root)` again, without the client list: two client lists
+    /// a Byzantine leader attested under one root (equal trimmed means)
+    /// share one entry, so a node that verified one list refuses the block
+    /// of the other for good and never fetches it, and a relay of the other
+    /// list completes a fetch (attack round 18).
+    RootKeyedStores,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

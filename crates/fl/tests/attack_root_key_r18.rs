@@ -151,7 +151,6 @@ fn two_client_lists_share_one_root() {
 /// commits, every honest client decodes the trimmed mean of the committed
 /// list, and no honest node is recorded as having proposed an invalid block.
 #[test]
-#[ignore = "attack r18: a Byzantine leader attesting two client lists under one root halts the round (stores keyed by (view, root))"]
 fn two_client_lists_under_one_root_halt_the_round() {
     let r = same_root_run(1);
     r.debug_trace();
@@ -290,7 +289,6 @@ fn relayed_list_run(seed: u64) -> Run {
 /// fetch is for the block's `(view, root, clients)`, a relay of other
 /// clients does not complete it, and the round commits.
 #[test]
-#[ignore = "attack r18: a relay of another client list under the fetched root completes the fetch and halts the round"]
 fn a_relay_of_another_client_list_halts_the_round() {
     let r = relayed_list_run(1);
     r.debug_trace();

@@ -223,12 +223,20 @@ fn skipped_nodes_validate_a_reproposed_root() -> Result<(), String> {
 /// client with evidence no later honest leader holds, so no later
 /// aggregate equals view 0's prepared one; they relay view 0's proposal
 /// to the skipped nodes' fetches with a client left out and an altered
-/// subfragment. The skipped nodes refuse those relays, rebuild their
-/// subfragment from nodes 2–4's, and the round commits.
+/// subfragment. The skipped nodes refuse those relays (the forged
+/// proposal, whose client list view 0's leader never attested, is recorded
+/// against its relayer), rebuild their subfragment from nodes 2–4's, and
+/// the round commits.
 fn skipped_nodes_fetch_a_prepared_root() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
     let r = skipping_leaders_and_an_equivocating_client(3, RelayMode::Alter);
-    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
+    let refused = r.sim.faults.iter().any(|(_, n, f)| {
+        (*n == 5 || *n == 6)
+            && matches!(f, Fault::BadRelay { from: Source::Node(0 | 1), view: 0, error }
+                if error.contains("relayed proposal"))
+    });
+    refused.then_some(()).ok_or_else(|| "no skipped node refused a forged relayed proposal".into())
 }
 
 /// K = 7, global fragments that need `f + 1 = 3` subfragments (attack
@@ -640,8 +648,114 @@ fn forged_relays_blame_their_relayer() -> Result<(), String> {
     Ok(())
 }
 
+/// Byzantine node 0, view 0's aggregation leader of a K = 7 chain with
+/// twelve clients (attack round 18, finding 1): its host runs its enclave
+/// twice in view 0, so it attests `(0, R, A)` and `(0, R, B)` under one
+/// root (`A = {0, …, 10}`, `B = {1, …, 11}`, `model(0) == model(11)`),
+/// carrying for nodes 0 and 1 pre-vectors attested before clients 0 and 11
+/// were fed in. It sends `(0, R, B)` to nodes 5 and 6 and `(0, R, A)` to
+/// the others, signs prepare votes for block `(0, R, A)`, and sends nothing
+/// else but its pre-vectors.
+struct SameRootTwoLists {
+    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
+    done: bool,
+}
+
+/// The nodes [`SameRootTwoLists`] sends the proposal of list `B`.
+const SKIPPED: [u32; 2] = [5, 6];
+
+fn two_lists() -> (Vec<u32>, Vec<u32>) {
+    ((0..=10).collect(), (1..=11).collect())
+}
+
+impl Adversary<P> for SameRootTwoLists {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
+        let (a, b) = two_lists();
+        let rel = release_of(&self.cfg, &a, 4);
+        let mut out = Vec::new();
+        for (d, m) in sends {
+            match m {
+                Message::PreVector { .. } => out.push((d, m)),
+                Message::Proposal { view: 0, sf, pre_vectors, .. } => {
+                    let short: Vec<u32> = (1..=10).collect();
+                    let mut carried: Vec<AttestedVector> = pre_vectors.into_iter().filter(|v| v.node > 1).collect();
+                    for node in [1, 0] {
+                        let ev = self.cfg.vector_evidence(PRE_VECTOR, node, 0, 0, &short);
+                        let ra = enclave(node).attest_evidence(&ev);
+                        carried.insert(0, AttestedVector { node, view: 0, seq: 0, clients: short.clone(), ra });
+                    }
+                    let clients = if SKIPPED.iter().any(|&n| d == Dest::One(n)) { b.clone() } else { a.clone() };
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let msg = Message::Proposal {
+                        view: 0,
+                        root: rel.root,
+                        clients,
+                        ra,
+                        sf,
+                        excluded: vec![],
+                        pre_vectors: carried,
+                    };
+                    out.push((d, msg));
+                    if !self.done {
+                        self.done = true;
+                        out.extend(node0_prepares(&self.cfg, &rel, &a));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// K = 7 (attack round 18, finding 1): Byzantine leader 0 attests two
+/// client lists under one root ([`SameRootTwoLists`]; clients 0 and 11
+/// reach nodes 0–4 only) and node 1 withholds its commit votes. Nodes 5
+/// and 6, holding the proposal of list `B`, fetch the one of list `A` that
+/// PBFT prepared and validate its block; the round commits, every honest
+/// client decodes, and no honest PBFT leader is recorded as proposing an
+/// invalid block.
+fn one_root_two_client_lists_commit() -> Result<(), String> {
+    let cfg = config(7, 12, 4);
+    let honest: Vec<usize> = (1..=10).collect();
+    let r = run(
+        SEED + 33,
+        7,
+        vec![ClientBehaviour::Honest; 12],
+        vec![
+            (0, Box::new(SameRootTwoLists { cfg, done: false })),
+            (1, Box::new(WithholdCommits)),
+            (7, Box::new(DropToNodes(SKIPPED.to_vec()))),
+            (18, Box::new(DropToNodes(SKIPPED.to_vec()))),
+        ],
+        &honest,
+    );
+    // View 0's leader aggregated (honestly, before its host's tampering)
+    // another list: the check is against the trimmed mean of list `A`.
+    let (a, _) = two_lists();
+    let models: Vec<Vec<f32>> = a.iter().map(|&c| model(c as usize)).collect();
+    let want = gridledger_fl::aggregate::trimmed_mean(&models, 4).map_err(|e| e.to_string())?;
+    let committed = r.committed();
+    if committed.iter().filter(|(n, _, _)| *n > 1).count() != 5 {
+        return Err(format!("honest nodes committed: {committed:?}"));
+    }
+    if let Some(c) = honest.iter().find(|&&c| r.global_of(c).as_deref() != Some(&want[..])) {
+        return Err(format!("client {c} decoded {:?}, want list A's trimmed mean", r.global_of(*c)));
+    }
+    let blamed = r.faults().into_iter().find(
+        |f| matches!(f, Fault::Pbft(gridledger_consensus::pbft::Fault::InvalidProposal { leader, .. }) if *leader > 1),
+    );
+    match blamed {
+        Some(f) => Err(format!("an honest PBFT leader recorded as proposing an invalid block: {f:?}")),
+        None => Ok(()),
+    }
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 25] = [
+const SCENARIOS: [Scenario; 26] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -667,6 +781,7 @@ const SCENARIOS: [Scenario; 25] = [
     ("relayed forgeries blame their relayer", relayed_forgeries_blame_their_relayer),
     ("impersonations blame their sender", impersonations_blame_their_sender),
     ("forged relays blame their relayer", forged_relays_blame_their_relayer),
+    ("one root, two client lists commit", one_root_two_client_lists_commit),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -812,4 +927,9 @@ fn an_impersonation_recorded_against_the_node_it_names_is_caught() {
 #[test]
 fn a_refused_relay_recorded_as_the_views_failed_proposal_is_caught() {
     caught(Mutation::RelayBlamesView, "forged relays blame their relayer");
+}
+
+#[test]
+fn proposal_stores_keyed_by_view_and_root_only_are_caught() {
+    caught(Mutation::RootKeyedStores, "one root, two client lists commit");
 }
