@@ -151,8 +151,9 @@ fn one_byzantine_nodes_unused_share_does_not_empty_the_lane() {
 
 /// No Byzantine node at all: four honest registered nodes (the lane's
 /// count) each post one relay of the BoB's 20 M gas limit. The lane's
-/// 75 M holds three of them (the pooled rule before attack r21 [1] placed
-/// three a block, the fourth the next), but the water-filling gives each
+/// 75 M holds at least three of them (the pooled rule before attack r21
+/// [1], measuring what the lane had left by the gas used, placed all four
+/// in one block), but the water-filling gives each
 /// node 18.75 M, none of the relays fits its share, every run ends in
 /// round one and the lane is empty; the dearer flood keeps them out of the
 /// price order, so none lands while it lasts.
