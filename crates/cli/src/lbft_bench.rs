@@ -1938,7 +1938,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                         match pool.admit(c, nn, file.opaque) {
                             Ok(k) => kept += u64::from(k),
                             Err(Refused::QueueFull { .. }) => pool_full += 1,
-                            Err(Refused::Duplicate) => pool_duplicate += 1,
+                            Err(Refused::Duplicate | Refused::Delivered) => pool_duplicate += 1,
                         }
                     }
                     verdicts.extend(v.verdicts);
