@@ -487,22 +487,40 @@ fn spawn_replica(
 
 type Sig = gridledger_threshold::Signature;
 
-/// The replica's durable state as an append-only log (format v2): the
-/// 8-byte header [`LOG_MAGIC`], then records of
-/// `len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where `crc` is
-/// the CRC-32 of `len ‖ body`. The checksum only has to tell a torn write
-/// (a crash mid-append leaves a short or partly written last record) from a
-/// whole one: the log lives on the replica's own disk, so nobody who could
-/// forge a record is kept out by a cryptographic hash (format v1 hashed
-/// every record with SHA-256: ≈ 7 % of a replica's CPU). A torn last record
-/// is cut off on open; a damaged record with a whole record after it is
-/// refused with its byte offset, the log left as it is ([`read_records`]);
-/// a log in another format (v1, written by earlier
-/// builds) is refused with the reason, never read as empty.
+/// The replica's durable state as an append-only log (format v3): the
+/// 16-byte header [`LOG_MAGIC`] ‖ `salt`, then records of
+/// `salt (8) ‖ len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where
+/// `salt` is 8 random bytes drawn when the log is created and `crc` is
+/// the CRC-32 of `salt ‖ len ‖ body`. The checksum only has to tell a torn
+/// write (a crash mid-append leaves a short or partly written last record)
+/// from a whole one: the log lives on the replica's own disk, so nobody who
+/// could forge a record is kept out by a cryptographic hash (format v1
+/// hashed every record with SHA-256: ≈ 7 % of a replica's CPU).
+///
+/// The salt is what tells a torn last record from a damaged middle one
+/// ([`read_records`]). A damaged record (any byte of it changed, its length
+/// field included) is refused with its byte offset, the log left as it is,
+/// when a whole record follows it; otherwise it is the torn or damaged last
+/// record and is cut off. Format v2 had no salt, and deciding "a whole
+/// record follows" meant reading every later byte as a possible record
+/// start: the bytes of a torn record are mostly transactions, which any
+/// client chooses, so their fields parsed as record lengths (a bounded
+/// search then ran out and answered "found") or a transaction carried a
+/// whole record-shaped byte sequence, and a replica killed mid-append could
+/// not restart (attack r12 [1], [2]). A whole record now starts with the
+/// log's salt and its CRC covers it: content cannot hold one (nobody
+/// outside the replica's disk knows the salt; a chance match is 2^-64 per
+/// position), so the search looks only where the salt occurs, and every
+/// such place is a record the replica itself appended. A per-record
+/// sequence number would not do: its bytes are as guessable as a length.
+/// Logs in an earlier format (v1, v2) are refused with the reason, never
+/// read as empty or rewritten.
 struct DiskLog {
     file: std::fs::File,
     /// Sync each record (off only in the --no-fsync comparison mode).
     fsync: bool,
+    /// The log's salt (its header's last 8 bytes), first in every record.
+    salt: [u8; 8],
     /// One record's bytes, reused from record to record (a delivered
     /// epoch's record is megabytes: a fresh buffer per record cost the
     /// kernel zeroing its new pages, and doubling it copied it again).
@@ -535,16 +553,24 @@ enum LogBatch {
     },
 }
 
-/// The log's first bytes (format v2, CRC-32 records).
-const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x02";
-/// A record's header: length and CRC-32.
-const LOG_RECORD_HEADER: usize = 8;
+/// The log's first bytes (format v3: salted CRC-32 records); the log's
+/// salt follows them.
+const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x03";
+/// The first bytes of a format v2 log (CRC-32 records without a salt).
+const LOG_MAGIC_V2: [u8; 8] = *b"GLLBFT\x00\x02";
+/// The log's header: [`LOG_MAGIC`] and the log's salt.
+const LOG_HEADER: usize = 16;
+/// A record's header: the log's salt, length and CRC-32.
+const LOG_RECORD_HEADER: usize = 16;
 
 /// Why a replica's log cannot be taken up.
 #[derive(Debug, PartialEq, Eq)]
 enum LogFormatError {
     /// Written by an earlier build in format v1 (SHA-256 record checksums).
     V1,
+    /// Written by an earlier build in format v2 (CRC-32 records without
+    /// the log's salt).
+    V2,
     /// Not an LBFT log of any known format.
     Unknown,
 }
@@ -553,7 +579,10 @@ impl std::fmt::Display for LogFormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LogFormatError::V1 => f.write_str(
-                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v2 only: start the replica with an empty data directory",
+                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v3 only: start the replica with an empty data directory",
+            ),
+            LogFormatError::V2 => f.write_str(
+                "the log was written in format v2 (CRC-32 records without a salt) by an earlier build; this build reads format v3 only: start the replica with an empty data directory",
             ),
             LogFormatError::Unknown => f.write_str("not an LBFT replica log (unknown header)"),
         }
@@ -562,15 +591,16 @@ impl std::fmt::Display for LogFormatError {
 
 impl std::error::Error for LogFormatError {}
 
-/// The CRC-32 of a record's length field and body.
-fn record_crc(len: &[u8; 4], body: &[u8]) -> u32 {
+/// The CRC-32 of a record's salt, length field and body.
+fn record_crc(salt: &[u8; 8], len: &[u8; 4], body: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
+    h.update(salt);
     h.update(len);
     h.update(body);
     h.finalize()
 }
 
-/// Whether `bytes` (a log without the v2 header) starts with a whole v1
+/// Whether `bytes` (a log without the v3 header) starts with a whole v1
 /// record: `len (u32 LE) ‖ SHA-256 tagged checksum (32) ‖ body`.
 fn starts_with_v1_record(bytes: &[u8]) -> bool {
     let Some(len) = bytes.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
@@ -580,74 +610,59 @@ fn starts_with_v1_record(bytes: &[u8]) -> bool {
     hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] == bytes[4..36]
 }
 
-/// The record of a v2 log body starting at `at`, if it is whole: its
-/// body runs within `bytes` and matches its CRC-32.
-fn whole_record(bytes: &[u8], at: usize) -> Option<&[u8]> {
+/// The record of a v3 log body starting at `at`, if it is whole: it
+/// starts with the log's salt, its body runs within `bytes` and it
+/// matches its CRC-32.
+fn whole_record<'a>(bytes: &'a [u8], at: usize, salt: &[u8; 8]) -> Option<&'a [u8]> {
     let header = bytes.get(at..at.checked_add(LOG_RECORD_HEADER)?)?;
-    let len_bytes = [header[0], header[1], header[2], header[3]];
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if header[..8] != salt[..] {
+        return None;
+    }
+    let len_bytes = [header[8], header[9], header[10], header[11]];
+    let crc = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
     let start = at + LOG_RECORD_HEADER;
     let body = bytes.get(start..start.checked_add(u32::from_le_bytes(len_bytes) as usize)?)?;
-    (record_crc(&len_bytes, body) == crc).then_some(body)
+    (record_crc(salt, &len_bytes, body) == crc).then_some(body)
 }
 
-/// The start of a whole, decodable record after the damaged record at
-/// `at` of a v2 log body, if there is one: first where the damaged
-/// record's length field says the next one starts, then at every later
-/// byte (its length field may be the damaged part). The byte-wise search
-/// checks at most a bounded number of bytes against their CRC; past that
-/// it answers as if it had found one (the log is then refused, never
-/// cut).
-fn record_after(bytes: &[u8], at: usize) -> Option<usize> {
-    let decodes = |b: &[u8]| borsh::from_slice::<Vec<LogOp>>(b).is_ok();
-    let len = bytes.get(at..at + 4).map(|h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize);
-    let next = len.and_then(|l| (at + LOG_RECORD_HEADER).checked_add(l));
-    if let Some(next) = next.filter(|n| *n < bytes.len()) {
-        if whole_record(bytes, next).is_some_and(decodes) {
-            return Some(next);
-        }
-    }
-    let rest = bytes.len() - at;
-    let mut work = 16usize.saturating_mul(rest).saturating_add(1 << 20);
-    for q in at + 1..bytes.len() {
-        let Some(h) = bytes.get(q..q + 4) else { break };
-        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        if len > bytes.len() - q {
-            continue;
-        }
-        if len > work {
-            return Some(q);
-        }
-        work -= len;
-        if whole_record(bytes, q).is_some_and(decodes) {
-            return Some(q);
-        }
-    }
-    None
+/// The start of a whole record after the damaged record at `at` of a v3
+/// log body, if there is one. Only places where the log's salt occurs are
+/// tried (content cannot hold the salt, see [`DiskLog`]), so every place
+/// tried is a record the replica appended, and the CRC work is at most
+/// the bytes after `at`: no budget, no guess.
+fn record_after(bytes: &[u8], at: usize, salt: &[u8; 8]) -> Option<usize> {
+    let from = at.checked_add(1)?;
+    let rest = bytes.get(from..)?;
+    rest.windows(salt.len())
+        .enumerate()
+        .filter(|(_, w)| *w == &salt[..])
+        .map(|(q, _)| from + q)
+        .find(|q| whole_record(bytes, *q, salt).is_some())
 }
 
-/// Replays the whole records of a v2 log body (after the header) onto
+/// Replays the whole records of a v3 log body (after the header) onto
 /// `durable`; returns where a torn last record starts (the end when there
-/// is none). A damaged record (its CRC fails, or its body does not
-/// decode) is a torn last record only if nothing whole follows it: it runs
-/// to the end of the file, or no whole record can be parsed after it. One
-/// with whole records after it is damage a crash cannot leave (records
-/// are appended and synced one by one): an error with its byte offset,
-/// and the log is left as it is — cutting it would drop the later records
-/// silently, and the replica would forget what it said. So is a whole
-/// record that refers to a proposal the log does not hold.
-fn read_records(bytes: &[u8], durable: &mut Durable<Sig>) -> anyhow::Result<usize> {
+/// is none). A damaged record (its salt or CRC fails, or its body does not
+/// decode) is the torn or damaged last record when no whole record
+/// follows it (any prefix of the last append, a flipped bit in it, a
+/// zeroed tail): it is cut. One with a whole record after it is damage a
+/// crash cannot leave (records are appended one after the other, and a
+/// whole record after it was appended after it): an error with both byte
+/// offsets, and the log is left as it is — cutting it would drop the
+/// later records silently, and the replica would forget what it said. So
+/// is a whole record that refers to a proposal the log does not hold.
+fn read_records(bytes: &[u8], salt: &[u8; 8], durable: &mut Durable<Sig>) -> anyhow::Result<usize> {
     let mut at = 0usize;
     while at < bytes.len() {
-        let body = whole_record(bytes, at);
+        let body = whole_record(bytes, at, salt);
         let ops = body.and_then(|b| borsh::from_slice::<Vec<LogOp>>(b).ok());
         let (Some(body), Some(ops)) = (body, ops) else {
-            if let Some(next) = record_after(bytes, at) {
+            if let Some(next) = record_after(bytes, at, salt) {
                 anyhow::bail!(
                     "the log record at byte {} is damaged (checksum or encoding), and a whole record follows it at \
                      byte {}: not a torn last record; the log is left as it is",
-                    LOG_MAGIC.len() + at,
-                    LOG_MAGIC.len() + next
+                    LOG_HEADER + at,
+                    LOG_HEADER + next
                 );
             }
             break;
@@ -665,7 +680,7 @@ fn read_records(bytes: &[u8], durable: &mut Durable<Sig>) -> anyhow::Result<usiz
                                 Some(batch) => Ok(CertifiedBatch { proposer, digest, sig, batch: batch.clone() }),
                                 None => Err(anyhow::anyhow!(
                                     "the log record at byte {} delivers the proposal of epoch {epoch}, which the log does not hold",
-                                    LOG_MAGIC.len() + at
+                                    LOG_HEADER + at
                                 )),
                             },
                         })
@@ -688,29 +703,40 @@ impl DiskLog {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut durable = Durable::default();
-        let end = if bytes.len() < LOG_MAGIC.len() {
+        let torn_header = bytes.len() < LOG_HEADER && LOG_MAGIC.starts_with(&bytes[..bytes.len().min(LOG_MAGIC.len())]);
+        let (end, salt) = if torn_header {
             // New, or its header torn by a crash while it was created: no
             // record follows a header that is not durable yet.
+            let salt: [u8; 8] = rand::random();
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
             file.write_all(&LOG_MAGIC)?;
+            file.write_all(&salt)?;
             if fsync {
                 file.sync_all()?;
                 std::fs::File::open(dir)?.sync_all()?;
             }
-            LOG_MAGIC.len()
-        } else if bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
-            let e = if starts_with_v1_record(&bytes) { LogFormatError::V1 } else { LogFormatError::Unknown };
+            (LOG_HEADER, salt)
+        } else if bytes.len() < LOG_HEADER || bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
+            let e = if bytes.starts_with(&LOG_MAGIC_V2) {
+                LogFormatError::V2
+            } else if starts_with_v1_record(&bytes) {
+                LogFormatError::V1
+            } else {
+                LogFormatError::Unknown
+            };
             anyhow::bail!("{}: {e}", path.display());
         } else {
-            let at = read_records(&bytes[LOG_MAGIC.len()..], &mut durable)
+            let mut salt = [0u8; 8];
+            salt.copy_from_slice(&bytes[LOG_MAGIC.len()..LOG_HEADER]);
+            let at = read_records(&bytes[LOG_HEADER..], &salt, &mut durable)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            LOG_MAGIC.len() + at
+            (LOG_HEADER + at, salt)
         };
         file.set_len(end as u64)?;
         file.seek(SeekFrom::End(0))?;
         let proposed = durable.proposed.clone();
-        Ok((Self { file, fsync, buf: Vec::new(), proposed }, durable))
+        Ok((Self { file, fsync, salt, buf: Vec::new(), proposed }, durable))
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -749,9 +775,10 @@ impl DiskLog {
         }
         borsh::to_writer(&mut *rec, &log_ops)?;
         let len = u32::try_from(rec.len() - LOG_RECORD_HEADER)?.to_le_bytes();
-        let crc = record_crc(&len, &rec[LOG_RECORD_HEADER..]);
-        rec[..4].copy_from_slice(&len);
-        rec[4..LOG_RECORD_HEADER].copy_from_slice(&crc.to_le_bytes());
+        let crc = record_crc(&self.salt, &len, &rec[LOG_RECORD_HEADER..]);
+        rec[..8].copy_from_slice(&self.salt);
+        rec[8..12].copy_from_slice(&len);
+        rec[12..LOG_RECORD_HEADER].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(rec)?;
         if self.fsync {
             self.file.sync_data()?;
@@ -1911,7 +1938,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                         match pool.admit(c, nn, file.opaque) {
                             Ok(k) => kept += u64::from(k),
                             Err(Refused::QueueFull { .. }) => pool_full += 1,
-                            Err(Refused::Duplicate) => pool_duplicate += 1,
+                            Err(Refused::Duplicate | Refused::Delivered) => pool_duplicate += 1,
                         }
                     }
                     verdicts.extend(v.verdicts);
@@ -2271,6 +2298,84 @@ mod tests {
         std::fs::write(&path, [0xAAu8; 40]).expect("write junk");
         let err = DiskLog::open(dir.path(), false).err().expect("junk is refused").to_string();
         assert!(err.contains("not an LBFT replica log"), "{err}");
+    }
+
+    /// A log written in format v2 (CRC-32 records without the salt) is
+    /// refused by name and left untouched.
+    #[test]
+    fn a_v2_log_is_refused_with_its_format_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        let body = borsh::to_vec(&vec![LogOp::Op(PersistOp::<Sig>::VotedIn { epoch: 9 })]).expect("encode");
+        let len = (body.len() as u32).to_le_bytes();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len);
+        h.update(&body);
+        let mut v2 = LOG_MAGIC_V2.to_vec();
+        v2.extend_from_slice(&len);
+        v2.extend_from_slice(&h.finalize().to_le_bytes());
+        v2.extend_from_slice(&body);
+        let path = dir.path().join("lbft.log");
+        for log in [&v2[..], &v2[..LOG_MAGIC_V2.len()]] {
+            std::fs::write(&path, log).expect("write v2");
+            let err = DiskLog::open(dir.path(), false).err().expect("a v2 log is refused").to_string();
+            assert!(err.contains("format v2"), "{err}");
+            assert_eq!(std::fs::read(&path).expect("read"), log, "the refused log is not changed");
+        }
+    }
+
+    /// Attack r12 [1], [2]: a torn last record whose body is mostly
+    /// transactions (their fields read as record lengths; a whole record,
+    /// salt-less or with a guessed salt, inside one of them) is cut at
+    /// every length, and a whole record appended after it is refused as
+    /// damage in the middle: only the log's own salt makes a record start.
+    #[test]
+    fn a_torn_record_of_record_shaped_transactions_is_cut_at_every_length() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (ops, ends) = three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        // Every v2- and v3-shaped record a client could put in a request:
+        // an empty list of operations, salt-less and under a guessed salt.
+        let empty = 0u32.to_le_bytes();
+        let len = 4u32.to_le_bytes();
+        let mut shaped = Vec::new();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len);
+        h.update(&empty);
+        shaped.extend_from_slice(&len);
+        shaped.extend_from_slice(&h.finalize().to_le_bytes());
+        shaped.extend_from_slice(&empty);
+        let guess = [0u8; 8];
+        shaped.extend_from_slice(&guess);
+        shaped.extend_from_slice(&len);
+        shaped.extend_from_slice(&record_crc(&guess, &len, &empty).to_le_bytes());
+        shaped.extend_from_slice(&empty);
+        // Length-like fields: small little-endian numbers everywhere.
+        let mut txs: Vec<Vec<u8>> = (0u32..300).map(|i| [i.to_le_bytes(), 300u32.to_le_bytes()].concat()).collect();
+        txs.push(shaped);
+        let big = PersistOp::Proposed { epoch: 9, batch: gridledger_consensus::lbft::Batch::new(txs) };
+        let (mut log, _) = DiskLog::open(dir.path(), false).expect("open");
+        log.append(std::slice::from_ref(&big)).expect("append");
+        drop(log);
+        let full = std::fs::read(&path).expect("read");
+        assert_eq!(full[..ends[2] as usize], whole[..]);
+        for cut in ends[2] as usize..full.len() {
+            std::fs::write(&path, &full[..cut]).expect("tear");
+            let (_, d) = DiskLog::open(dir.path(), false).expect("a torn last record is cut");
+            assert_eq!(d, durable_of(&ops), "cut at {cut}");
+            assert_eq!(std::fs::metadata(&path).expect("len").len(), ends[2], "torn tail cut at {cut}");
+        }
+        // The same torn record with a whole record after it: refused.
+        let mut bytes = full[..full.len() - 7].to_vec();
+        bytes.extend_from_slice(&whole[ends[1] as usize..ends[2] as usize]);
+        std::fs::write(&path, &bytes).expect("damage");
+        let err = DiskLog::open(dir.path(), false).err().expect("damaged middle refused").to_string();
+        assert!(
+            err.contains(&format!("record at byte {} is damaged", ends[2]))
+                && err.contains(&format!("follows it at byte {}", full.len() - 7)),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "the log is left as it is");
     }
 
     /// A header torn while the log was created (no record can follow it)

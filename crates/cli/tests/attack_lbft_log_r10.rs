@@ -1,6 +1,7 @@
-//! Attack round 10 on the `bench lbft` replicas' own log (format v2: an
-//! 8-byte header, records `len ‖ crc32(len ‖ body) ‖ body`, a delivered
-//! own proposal written as a reference). The replica processes are driven
+//! Attack round 10 on the `bench lbft` replicas' own log (then format v2;
+//! since round 12 format v3: a 16-byte header `GLLBFT\0\3 ‖ salt`, records
+//! `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`, a delivered own
+//! proposal written as a reference). The replica processes are driven
 //! here directly (`bench lbft-replica`), with their configuration files
 //! written by this test, so a replica can be SIGKILLed at any instant, its
 //! log read and damaged, and the cluster restarted from the same data
@@ -154,18 +155,21 @@ fn digests(r: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where each whole record of a v2 log starts and ends (header included).
+/// Where each whole record of a v3 log starts and ends (header included):
+/// a 16-byte header `GLLBFT\0\3 ‖ salt`, records
+/// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`.
 fn records(log: &[u8]) -> Vec<(usize, usize)> {
-    assert_eq!(&log[..8], b"GLLBFT\x00\x02", "a v2 log");
+    assert_eq!(&log[..8], b"GLLBFT\x00\x03", "a v3 log");
     let mut out = Vec::new();
-    let mut at = 8usize;
-    while at + 8 <= log.len() {
-        let len = u32::from_le_bytes(log[at..at + 4].try_into().expect("4")) as usize;
-        if at + 8 + len > log.len() {
+    let mut at = 16usize;
+    while at + 16 <= log.len() {
+        assert_eq!(log[at..at + 8], log[8..16], "a record starts with the log's salt");
+        let len = u32::from_le_bytes(log[at + 8..at + 12].try_into().expect("4")) as usize;
+        if at + 16 + len > log.len() {
             break;
         }
-        out.push((at, at + 8 + len));
-        at += 8 + len;
+        out.push((at, at + 16 + len));
+        at += 16 + len;
     }
     out
 }
@@ -201,7 +205,7 @@ fn a_damaged_middle_record_does_not_silently_drop_the_later_records() {
     assert!(recs.len() >= 4, "several records: {}", recs.len());
     // A bit flipped in the body of a record near the start.
     let (start, end) = recs[1];
-    let at = start + 8 + (end - start - 8) / 2;
+    let at = start + 16 + (end - start - 16) / 2;
     log[at] ^= 0x01;
     std::fs::write(&path, &log).expect("damage");
     let before = log.len();

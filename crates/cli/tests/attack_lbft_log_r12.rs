@@ -7,6 +7,9 @@
 //! budget (16 per byte + 1 MiB of CRC work). A torn last record is a
 //! prefix of a record the replica itself wrote, whose bytes are mostly
 //! transactions: the search reads their fields as record lengths.
+//! (Fixed in format v3: every record starts with the log's random salt,
+//! covered by its CRC; the search tries only where the salt occurs, so
+//! content cannot make a record start. The records built here are v3.)
 //!
 //! The cluster harness is round 10's (the replica processes driven
 //! directly, their configuration files written here).
@@ -161,18 +164,21 @@ fn digests(r: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where each whole record of a v2 log starts and ends (header included).
+/// Where each whole record of a v3 log starts and ends (header included):
+/// a 16-byte header `GLLBFT\0\3 ‖ salt`, records
+/// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`.
 fn records(log: &[u8]) -> Vec<(usize, usize)> {
-    assert_eq!(&log[..8], b"GLLBFT\x00\x02", "a v2 log");
+    assert_eq!(&log[..8], b"GLLBFT\x00\x03", "a v3 log");
     let mut out = Vec::new();
-    let mut at = 8usize;
-    while at + 8 <= log.len() {
-        let len = u32::from_le_bytes(log[at..at + 4].try_into().expect("4")) as usize;
-        if at + 8 + len > log.len() {
+    let mut at = 16usize;
+    while at + 16 <= log.len() {
+        assert_eq!(log[at..at + 8], log[8..16], "a record starts with the log's salt");
+        let len = u32::from_le_bytes(log[at + 8..at + 12].try_into().expect("4")) as usize;
+        if at + 16 + len > log.len() {
             break;
         }
-        out.push((at, at + 8 + len));
-        at += 8 + len;
+        out.push((at, at + 16 + len));
+        at += 16 + len;
     }
     out
 }
@@ -190,15 +196,18 @@ enum LogOp {
     Op(PersistOp<gridledger_threshold::Signature>),
 }
 
-/// The record the replica writes when it proposes `txs` for `epoch`:
-/// `len ‖ crc32(len ‖ body) ‖ body`.
-fn proposal_record(epoch: u64, txs: Vec<Vec<u8>>) -> Vec<u8> {
+/// The record the replica writes when it proposes `txs` for `epoch`, in
+/// the format the log is in: `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖
+/// body` (v3, `salt` the log's, its header's last 8 bytes).
+fn proposal_record(salt: &[u8], epoch: u64, txs: Vec<Vec<u8>>) -> Vec<u8> {
     let body = borsh::to_vec(&vec![LogOp::Op(PersistOp::Proposed { epoch, batch: Batch::new(txs) })]).expect("encode");
     let len = (body.len() as u32).to_le_bytes();
     let mut h = crc32fast::Hasher::new();
+    h.update(salt);
     h.update(&len);
     h.update(&body);
-    let mut rec = len.to_vec();
+    let mut rec = salt.to_vec();
+    rec.extend_from_slice(&len);
     rec.extend_from_slice(&h.finalize().to_le_bytes());
     rec.extend_from_slice(&body);
     rec
@@ -210,10 +219,11 @@ fn bench_txs(count: u64) -> Vec<Vec<u8>> {
     (0..count).map(|i| make_tx(&client_key((i % 8) as u32), (i % 8) as u32, i, false)).collect()
 }
 
-/// Runs the cluster once, appends `tail` to replica 0's log (what a crash
-/// in the middle of appending a record leaves), restarts the cluster and
-/// returns replica 0's first run's delivered epochs and its restart.
-fn crash_with_tail(tail: &[u8]) -> (Vec<String>, usize, Outcome) {
+/// Runs the cluster once, appends `tail(salt)` to replica 0's log (what a
+/// crash in the middle of appending a record leaves; `salt` the log's),
+/// restarts the cluster and returns replica 0's first run's delivered
+/// epochs and its restart, and what was appended.
+fn crash_with_tail(tail: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<String>, usize, Outcome, String) {
     let mut c = Cluster::new(2, 400);
     let first = run_all(&c);
     for (i, o) in first.iter().enumerate() {
@@ -225,11 +235,16 @@ fn crash_with_tail(tail: &[u8]) -> (Vec<String>, usize, Outcome) {
     let mut log = std::fs::read(&path).expect("read log");
     let whole = records(&log);
     assert_eq!(whole.last().map(|r| r.1), Some(log.len()), "the first run left whole records only");
-    log.extend_from_slice(tail);
+    let (tail, what) = {
+        let t = tail(&log[8..16]);
+        let what = format!("{} bytes of a torn record", t.len());
+        (t, what)
+    };
+    log.extend_from_slice(&tail);
     std::fs::write(&path, &log).expect("append the torn record");
     c.rerun(1);
     let mut second = run_all(&c);
-    (delivered, whole.len(), second.swap_remove(0))
+    (delivered, whole.len(), second.swap_remove(0), what)
 }
 
 fn assert_taken_up(delivered: &[String], records: usize, o: &Outcome, what: &str) {
@@ -255,15 +270,19 @@ fn assert_taken_up(delivered: &[String], records: usize, o: &Outcome, what: &str
 /// record follows": the log is refused as damaged in the middle. Should:
 /// the torn record is cut and the replica takes up its log (as it does for
 /// a record of a few transactions, below).
+///
+/// (Fixed: format v3 records start with the log's random salt; only where
+/// the salt occurs is a record start tried.)
 #[test]
-#[ignore = "attack r12: a torn last record of a few hundred bench transactions is refused as a damaged middle record (replica cannot restart)"]
 fn a_torn_proposal_of_a_few_hundred_transactions_is_cut_and_the_replica_restarts() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let rec = proposal_record(1_000, bench_txs(400));
+    let txs = bench_txs(400);
     // Torn at nine tenths: its header and most of its body reached the disk.
-    let tail = &rec[..rec.len() * 9 / 10];
-    let (delivered, records, o) = crash_with_tail(tail);
-    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+    let (delivered, records, o, what) = crash_with_tail(|salt| {
+        let rec = proposal_record(salt, 1_000, txs.clone());
+        rec[..rec.len() * 9 / 10].to_vec()
+    });
+    assert_taken_up(&delivered, records, &o, &what);
 }
 
 /// [2] The search also takes bytes inside a transaction for a whole
@@ -274,8 +293,11 @@ fn a_torn_proposal_of_a_few_hundred_transactions_is_cut_and_the_replica_restarts
 /// record — however small. A client that gets such a transaction into
 /// batches turns every crash during such a record's append into a replica
 /// that cannot restart. Should: the torn record is cut.
+///
+/// (Fixed: a v3 record starts with the log's salt, which no client knows;
+/// the request still holds the v2-shaped record and the search no longer
+/// reads it.)
 #[test]
-#[ignore = "attack r12: a torn record holding a transaction whose bytes parse as a record is refused (replica cannot restart)"]
 fn a_torn_record_holding_record_shaped_transaction_bytes_is_cut() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // An empty `Vec<LogOp>` body and its record.
@@ -293,11 +315,12 @@ fn a_torn_record_holding_record_shaped_transaction_bytes_is_cut() {
     let tx = LbftTx::sign(&client_key(1), 1, request, 0, 2);
     let mut txs = bench_txs(2);
     txs.insert(1, borsh::to_vec(&tx).expect("encode"));
-    let rec = proposal_record(1_000, txs);
     // Torn in the last transaction, after the request.
-    let tail = &rec[..rec.len() - 100];
-    let (delivered, records, o) = crash_with_tail(tail);
-    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+    let (delivered, records, o, what) = crash_with_tail(|salt| {
+        let rec = proposal_record(salt, 1_000, txs.clone());
+        rec[..rec.len() - 100].to_vec()
+    });
+    assert_taken_up(&delivered, records, &o, &what);
 }
 
 /// Held up: a torn record of a few ordinary transactions is cut and the
@@ -305,8 +328,10 @@ fn a_torn_record_holding_record_shaped_transaction_bytes_is_cut() {
 #[test]
 fn a_torn_proposal_of_a_few_transactions_is_cut_and_the_replica_restarts() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let rec = proposal_record(1_000, bench_txs(20));
-    let tail = &rec[..rec.len() * 9 / 10];
-    let (delivered, records, o) = crash_with_tail(tail);
-    assert_taken_up(&delivered, records, &o, &format!("{} of a {}-byte proposal record", tail.len(), rec.len()));
+    let txs = bench_txs(20);
+    let (delivered, records, o, what) = crash_with_tail(|salt| {
+        let rec = proposal_record(salt, 1_000, txs.clone());
+        rec[..rec.len() * 9 / 10].to_vec()
+    });
+    assert_taken_up(&delivered, records, &o, &what);
 }

@@ -26,7 +26,8 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::LosePersistedState
         | Mutation::PipelineOutOfOrder
         | Mutation::CertFailuresForgotten
-        | Mutation::EchoShareResigned => Vec::new(),
+        | Mutation::EchoShareResigned
+        | Mutation::LateCopyAdmitted => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -310,4 +311,31 @@ mod resigned_echo_shares {
         assert_eq!(signatures(None), (1, 200), "control: one signature, every copy echoed from memory");
         assert_eq!(signatures(Some(Mutation::EchoShareResigned)), (200, 200), "the planted bug signs every copy");
     }
+}
+
+/// [`Mutation::LateCopyAdmitted`] lives in the FIFO source, not in the
+/// replica: a copy of a transaction that arrives after a delivery named it
+/// is queued and proposed again (attack r12 [1] on the consensus crate);
+/// the source as shipped refuses it while the delivery is in its window
+/// and proposes only what was not delivered.
+#[test]
+fn late_copy_admitted_is_caught() {
+    use gridledger_consensus::lbft::{tx_id, FifoPolicy, Refused};
+    let proposed_again = |mutation: Option<Mutation>| {
+        let x = b"X: pay 5 Wh".to_vec();
+        let mut p = FifoPolicy::new(4, 16).with_dedup_window(3).with_mutation(mutation);
+        assert_eq!(p.try_submit(x.clone()), Ok(()));
+        assert_eq!(p.next_txs(0).to_vec(), vec![x.clone()]);
+        p.delivered_ids(&[tx_id(&x)]);
+        let late = p.try_submit(x.clone());
+        assert!(p.try_submit(b"Y".to_vec()).is_ok());
+        let later: Vec<Vec<u8>> = (1..4).flat_map(|e| p.next_txs(e).to_vec()).collect();
+        (late, later.contains(&x))
+    };
+    assert_eq!(proposed_again(None), (Err(Refused::Delivered), false), "control: the late copy is refused");
+    assert_eq!(
+        proposed_again(Some(Mutation::LateCopyAdmitted)),
+        (Ok(()), true),
+        "the planted bug queues the late copy and proposes it again"
+    );
 }

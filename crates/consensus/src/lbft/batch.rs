@@ -64,6 +64,13 @@ pub enum Refused {
     /// The same transaction is queued already.
     #[error("already queued")]
     Duplicate,
+    /// The same transaction was delivered within the source's duplicate
+    /// window (a late copy): queued, it would be proposed, suppressed
+    /// while its delivery is in the replicas' window — so no delivery
+    /// names it and it never leaves the queue — and delivered a second
+    /// time once the first delivery left the window (attack r12).
+    #[error("delivered already (within the duplicate window)")]
+    Delivered,
 }
 
 /// First in, first out: up to `batch_size` of the oldest pending
@@ -72,6 +79,20 @@ pub enum Refused {
 /// proposed again. Every replica proposing the same head is wasteful but
 /// correct (duplicates are removed on delivery); TBG's buckets exist to
 /// avoid that waste.
+///
+/// A transaction delivered within the last `dedup_window` deliveries
+/// ([`FifoPolicy::delivered_ids`] calls, one per epoch; the replicas'
+/// `Config::dedup_epochs`, 1,024 by default) is refused on admission
+/// ([`Refused::Delivered`]): a copy that arrives after its delivery (a
+/// client sends to τ replicas; a lagging verifier hands copies over late)
+/// would otherwise stay queued for good — the replicas suppress it while
+/// the delivery is in their window, so no delivery names it — and be
+/// delivered a second time once the window passed. A queued copy named by
+/// a delivery's ids leaves the queue with it, so with both rules no copy
+/// of a delivered transaction is proposed again within the window. The
+/// window costs one id-set insertion per delivered transaction and the
+/// ids of the window's deliveries (what the replica keeps for its own
+/// duplicate window).
 #[derive(Debug, Clone)]
 pub struct FifoPolicy {
     batch_size: usize,
@@ -79,6 +100,17 @@ pub struct FifoPolicy {
     pending: VecDeque<Pending>,
     queued: IdSet,
     retry_after: u64,
+    /// Deliveries remembered (see the type's docs).
+    dedup_window: u64,
+    /// The ids of each of the last `dedup_window` deliveries, oldest first,
+    /// with the delivery's number.
+    recent: VecDeque<(u64, Vec<Hash32>)>,
+    /// Each id in `recent`, with the number of its latest delivery.
+    recent_ids: IdMap<u64>,
+    /// Deliveries told so far.
+    deliveries: u64,
+    #[cfg(feature = "mutants")]
+    mutation: Option<super::replica::Mutation>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +126,54 @@ struct Pending {
 
 impl FifoPolicy {
     pub fn new(batch_size: usize, max_pending: usize) -> Self {
-        Self { batch_size, max_pending, pending: VecDeque::new(), queued: IdSet::default(), retry_after: 2 }
+        Self {
+            batch_size,
+            max_pending,
+            pending: VecDeque::new(),
+            queued: IdSet::default(),
+            retry_after: 2,
+            dedup_window: 1_024,
+            recent: VecDeque::new(),
+            recent_ids: IdMap::default(),
+            deliveries: 0,
+            #[cfg(feature = "mutants")]
+            mutation: None,
+        }
+    }
+
+    /// The number of deliveries whose transactions are refused on
+    /// admission: the replicas' `Config::dedup_epochs` (the default,
+    /// 1,024, is `Config::new`'s).
+    pub fn with_dedup_window(mut self, deliveries: u64) -> Self {
+        self.dedup_window = deliveries;
+        self.forget_old();
+        self
+    }
+
+    /// Plants a bug (`mutants` feature): [`Mutation::LateCopyAdmitted`](super::replica::Mutation::LateCopyAdmitted).
+    #[cfg(feature = "mutants")]
+    pub fn with_mutation(mut self, mutation: Option<super::replica::Mutation>) -> Self {
+        self.mutation = mutation;
+        self
+    }
+
+    fn late_copies_admitted(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(super::replica::Mutation::LateCopyAdmitted) {
+            return true;
+        }
+        false
+    }
+
+    fn forget_old(&mut self) {
+        while self.recent.len() as u64 > self.dedup_window {
+            let Some((n, ids)) = self.recent.pop_front() else { break };
+            for id in ids {
+                if self.recent_ids.get(&id) == Some(&n) {
+                    self.recent_ids.remove(&id);
+                }
+            }
+        }
     }
 
     /// Queues `tx`; `false` when the queue is full or it is queued already
@@ -121,6 +200,9 @@ impl FifoPolicy {
             return Err(Refused::QueueFull { cap: self.max_pending });
         }
         debug_assert_eq!(id, tx_id(&tx), "try_submit_with_id: id is not tx_id(&tx)");
+        if self.recent_ids.contains_key(&id) && !self.late_copies_admitted() {
+            return Err(Refused::Delivered);
+        }
         if !self.queued.insert(id) {
             return Err(Refused::Duplicate);
         }
@@ -168,8 +250,18 @@ impl FifoPolicy {
     /// ([`tx_id`], as a replica's `Delivery::ids` carries them), so they
     /// are not hashed again. One set removal per delivered transaction;
     /// the queue is then walked only until every delivered one queued
-    /// here is out of it.
+    /// here is out of it. The ids enter the duplicate window (one delivery
+    /// per call), which refuses late copies on admission.
     pub fn delivered_ids(&mut self, ids: &[Hash32]) {
+        let n = self.deliveries;
+        self.deliveries += 1;
+        if self.dedup_window > 0 {
+            for id in ids {
+                self.recent_ids.insert(*id, n);
+            }
+            self.recent.push_back((n, ids.to_vec()));
+            self.forget_old();
+        }
         let mut left = ids.iter().filter(|id| self.queued.remove(*id)).count();
         if left == 0 {
             return;

@@ -164,6 +164,10 @@ pub enum Mutation {
     /// (not the share given before, from memory): every copy costs a
     /// signature.
     EchoShareResigned,
+    /// The FIFO source ([`super::FifoPolicy::with_mutation`]) queues a copy
+    /// of a transaction delivered within its window: the late copy is
+    /// proposed again and delivered a second time once the window passed.
+    LateCopyAdmitted,
 }
 
 impl Config {
@@ -832,7 +836,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
             Some(Mutation::EchoShareResigned) => m == "resign-echo",
-            Some(Mutation::LosePersistedState) | None => false,
+            Some(Mutation::LosePersistedState | Mutation::LateCopyAdmitted) | None => false,
         }
     }
 

@@ -611,8 +611,9 @@ fn fifo_policy_forgets_delivered_ids_as_it_forgets_delivered_transactions() {
         assert_eq!(p.pending(), 2);
         // c is next; b is still in flight (proposed in epoch 0).
         assert_eq!(p.next_batch(1), vec![tx("c")]);
-        // a can be queued again: it left the queue with its delivery.
-        assert!(p.submit(tx("a")));
+        // a left the queue with its delivery, and a late copy of it is
+        // refused while the delivery is in the duplicate window.
+        assert_eq!(p.try_submit(tx("a")), Err(Refused::Delivered));
     }
 }
 
@@ -650,8 +651,8 @@ fn fifo_delivered_ids_keep_the_order_of_what_is_left() {
     p.delivered_ids(&[tx_id(&tx("d")), tx_id(&tx("b")), tx_id(&tx("d"))]);
     assert_eq!(p.pending(), 3);
     assert_eq!(p.next_batch(0), vec![tx("a"), tx("c"), tx("e")]);
-    assert!(p.submit(tx("b")), "b left the queue with its delivery");
-    assert!(!p.submit(tx("c")), "c is still queued");
+    assert_eq!(p.try_submit(tx("b")), Err(Refused::Delivered), "b was delivered (within the window)");
+    assert_eq!(p.try_submit(tx("c")), Err(Refused::Duplicate), "c is still queued");
 }
 
 #[test]
