@@ -1325,8 +1325,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// window from its own posting, and is final one window after that if
     /// its predecessor settled with that root
     /// ([`crate::primary::PrimaryConfig::pipelined`]).
-    /// Validators check each batch when its turn to settle comes, inside
-    /// its window. Stops
+    /// The assigned validator (the watcher) checks each batch as soon as it
+    /// is posted, inside its window, and again when its turn to settle
+    /// comes. Stops
     /// at the first batch whose executor posts nothing (the stand-in of
     /// [`Self::process`] takes it when its turn comes).
     fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
@@ -1350,6 +1351,26 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if self.batch_header(b)?.tcr_root.is_none() {
                 break;
             }
+            // The assigned watcher checks the batch as soon as it is
+            // posted, inside its window (which runs from this posting),
+            // not only at its turn to settle: by then the window of a
+            // batch posted ahead has closed (attack r15 [4]).
+            if !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
+                self.watch_posted(b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Mode::ConventionalOr`]: batch `b`'s assigned validator (the
+    /// baseline's watcher) checks its posted TCRs now and challenges them
+    /// if they are wrong.
+    fn watch_posted(&mut self, b: u64) -> Result<(), DriverError> {
+        let input = self.batch_input(b)?;
+        if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
+            let step = self.validators[i].1.watch(&input);
+            let key = self.validators[i].0.clone();
+            self.run_step(&key, step)?;
         }
         Ok(())
     }

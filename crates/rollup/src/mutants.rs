@@ -112,6 +112,19 @@ pub enum Mutation {
     /// the root of a batch built on an overturned forgery settles (attack
     /// r14 [2], [3]).
     VoidSettles,
+    /// Pipelined: a void posting's replacement may claim any root, so a
+    /// void poster replaces its own void posting with another void one,
+    /// restarting the batch's window as often as it likes (attack r15 [3]).
+    ReplaceAnyClaim,
+    /// Pipelined: `punish` measures the assigned validator's half-window
+    /// turn from the batch's own posting, even while the batch before it
+    /// is open: the honest watcher of a batch posted ahead is slashed by a
+    /// disclosure it could not have made first (attack r15 [1], [2]).
+    ValidatorTurnFromPosting,
+    /// [`crate::driver::DualChain::process`] (baseline): the watcher checks
+    /// a batch posted ahead only at its turn to settle, after its window
+    /// closed, instead of when it is posted (attack r15 [4]).
+    WatchAtTurn,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -276,6 +276,30 @@ pub struct PrimaryConfig {
     /// ahead. IOR (`false`) posts a batch's TCRs
     /// only once the batch before it has settled.
     ///
+    /// Rules of the posting ahead (attack r15):
+    /// - *Void postings are replaced at once.* A posting whose claimed
+    ///   pre-root is not the root it must build on — the settled root for
+    ///   the next batch to settle, else the post-state root its
+    ///   predecessor's standing posting states — may be replaced by any
+    ///   active executor at once (`sc_cr`/`sc_cr_on` again), and the
+    ///   replacement must claim exactly that root; after a predecessor
+    ///   overturned, a posting that claims the predecessor's overturned
+    ///   root may be replaced by one claiming any other
+    ///   ([`void_posting`]). A replaced batch's window runs from the
+    ///   replacement. So a posting ahead on a made-up root costs no more
+    ///   time than silence: it is replaced as soon as a stand-in sees it,
+    ///   and the windows still overlap. A posting that claims what its
+    ///   predecessor states cannot be replaced (no ping-pong).
+    /// - *The assigned validator's turn starts once the claimed pre-root is
+    ///   settled.* `punish` forfeits the assigned validator of an
+    ///   overturned batch only if the dispute came more than half a window
+    ///   after both the batch's posting and its predecessor's settlement;
+    ///   while the predecessor is open the validator is never late. A
+    ///   validator is thus never slashed for a batch judged against a
+    ///   claimed pre-root that was not (yet) known to be the state its
+    ///   predecessor leaves: once the predecessor settled, a batch whose
+    ///   claim differs is void and refused for disputes.
+    ///
     /// Only the baseline may set this: `init` refuses it, and a deployment
     /// that is the baseline says so by initialising with `init_baseline`
     /// (which refuses `false`), so no real deployment turns it on by a
@@ -1975,11 +1999,28 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, stated: Option<Hash
     let withheld = h.posted_by.is_none() && ctx.timestamp() > closed.saturating_add(c.window_ms);
     let stand_in = (withheld || !active_node(ctx, &h.executor, NodeRole::Executor)?)
         && active_node(ctx, &caller, NodeRole::Executor)?;
-    if !assigned_ok && !stand_in {
-        return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
-    }
     if h.posted_by.is_some() || h.tcr_root.is_some() {
-        return revert(format!("TCRs already recorded for batch {}", h.id));
+        // Pipelined: a void posting is replaced at once by any active
+        // executor, claiming the root it must build on.
+        let Some(must) = void_posting(ctx, &c, &h, fin)? else {
+            return revert(format!("TCRs already recorded for batch {}", h.id));
+        };
+        if !active_node(ctx, &caller, NodeRole::Executor)? {
+            return revert(format!("only an active executor may replace batch {}'s void posting", h.id));
+        }
+        let free = crate::mutants::active(crate::mutants::Mutation::ReplaceAnyClaim);
+        match must {
+            Some(r) if claimed != Some(r) && !free => {
+                return revert(format!("batch {}'s replacement must claim the root {r} it builds on", h.id));
+            }
+            None if claimed == claimed_pre_root(ctx, &h)? && !free => {
+                return revert(format!("batch {}'s replacement claims the overturned root again", h.id));
+            }
+            _ => {}
+        }
+        ctx.emit("ior_tcrs_replaced", vec![("batch".into(), h.id.to_string()), ("by".into(), caller.to_string())])?;
+    } else if !assigned_ok && !stand_in {
+        return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
     }
     // Exactly one leaf per entry, in entry order.
     if a.leaves.len() != h.len() || a.leaves.iter().enumerate().any(|(i, l)| l.tcr.index as usize != i) {
@@ -2213,7 +2254,18 @@ fn punish(
     // e.g. by the executor's own sybil in the next block, does not burn an
     // honest validator that had no chance to act. (`finalize` comes after
     // the whole window.)
-    let validator_late = h.complete_at.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
+    // Pipelined: the turn starts once the batch's claimed pre-root is
+    // settled ([`validator_turn_start`]); before that the validator is
+    // never late (attack r15: a batch posted ahead, disclosed by the
+    // forger's accomplice before the honest watcher could know its
+    // pre-root to be the settled one, burned the watcher's deposit).
+    let now = ctx.timestamp();
+    let late_from = |d: Timestamp| now > d.saturating_add(c.window_ms / 2);
+    let validator_late = if c.pipelined && !crate::mutants::active(crate::mutants::Mutation::ValidatorTurnFromPosting) {
+        validator_turn_start(ctx, h)?.is_some_and(late_from)
+    } else {
+        h.complete_at.is_none_or(late_from)
+    };
     let mut forfeited = Vec::new();
     if let Some(e) = h.posted_by {
         forfeited.push(forfeit(ctx, &e)?);
@@ -2305,6 +2357,58 @@ fn pipelined_pre_root(
         });
     }
     Ok(claimed.ok_or(EntryDisputeError::NothingToDispute(h.id)))
+}
+
+/// [`PrimaryConfig::pipelined`]: whether batch `h`'s standing posting is
+/// void and may be replaced at once ([`record_tcrs`]), and if so the root
+/// its replacement must claim (`Some(Some(root))`), or `Some(None)` where
+/// the replacement may claim any root but the one replaced. Void: `h` is
+/// the next to settle and claims another root than the settled one; or
+/// its predecessor's posting stands and states another post-state root
+/// than `h` claims; or its predecessor was overturned and `h` claims the
+/// root the overturned posting stated. An overturned `h` is not replaced
+/// (the chain executes it). O(1): one header read.
+fn void_posting(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: &BatchHeader,
+    fin: u64,
+) -> Result<Option<Option<Hash32>>, ContractError> {
+    if !c.pipelined || h.tcr_root.is_none() || h.overturned || h.state != BatchState::Open {
+        return Ok(None);
+    }
+    let Some(claimed) = claimed_pre_root(ctx, h)? else { return Ok(None) };
+    if h.id == fin {
+        let settled = settled_root(ctx)?;
+        return Ok((claimed != settled).then_some(Some(settled)));
+    }
+    let Some(prev) = h.id.checked_sub(1) else { return Ok(None) };
+    let p = header(ctx, prev)?;
+    if p.tcr_root.is_none() || p.state != BatchState::Open {
+        return Ok(None);
+    }
+    Ok(match p.post_root {
+        Some(r) if !p.overturned && r != claimed => Some(Some(r)),
+        Some(r) if p.overturned && r == claimed => Some(None),
+        _ => None,
+    })
+}
+
+/// [`PrimaryConfig::pipelined`]: when the assigned validator's turn on
+/// batch `h` (the first half of a window) starts: once both its posting
+/// and its predecessor's settlement have happened, its claimed pre-root
+/// known to be the settled one. `None` while the predecessor is open.
+fn validator_turn_start(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Option<Timestamp>, ContractError> {
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    let Some(done) = h.complete_at else { return Ok(None) };
+    if h.id != fin {
+        return Ok(None);
+    }
+    let Some(prev) = h.id.checked_sub(1) else { return Ok(Some(done)) };
+    Ok(Some(match header(ctx, prev)?.state {
+        BatchState::Settled { at, .. } => done.max(at),
+        BatchState::Open => done,
+    }))
 }
 
 /// A void batch ([`EntryDisputeError::Void`]) at its own `finalize`: its

@@ -517,7 +517,101 @@ fn a_batch_built_on_an_overturned_root_is_taken_back() -> bool {
     r.status == TxStatus::Success && h.state == BatchState::Open && h.tcr_root.is_none()
 }
 
-const SCENARIOS: [Scenario; 22] = [
+/// Pipelined (attack r15 [1]): batch k+1, posted ahead with a root
+/// minting the attacker coin, is disclosed by the attacker's accomplice
+/// (committed, with a bond) more than half a window after its posting,
+/// batch k still open. The forgery is overturned, and the honest assigned
+/// validator keeps its deposit: its turn starts only once k settled.
+fn a_watcher_is_not_slashed_before_its_turn_on_a_batch_posted_ahead() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (k, k1) = (first, first + 1);
+    let (t, x) = honest_tcrs(&mut e, k);
+    if record_tcrs(&mut e, &x, k, t).status != TxStatus::Success {
+        return false;
+    }
+    let attacker = trader(3);
+    let Ok(before) = e.d.state_before(k1) else { return false };
+    post_minting_root(&mut e, k1, attacker.address());
+    let validator = e.d.batch_header(k1).unwrap().validator;
+    let w = e.d.cfg.window_ms();
+    e.d.set_time(e.d.batch_header(k1).unwrap().complete_at.unwrap() + w / 2 + HOUR);
+    let a = state_dispute_on(&e, k1, &before);
+    let c = gridledger_rollup::types::dispute_commitment(
+        &gridledger_rollup::types::dispute_digest("dispute_state", &a),
+        &attacker.address(),
+    );
+    if e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let r = e.d.primary_call(&attacker, "dispute_state", a, e.d.cfg.challenge_bond).unwrap();
+    r.status == TxStatus::Success
+        && e.d.batch_header(k).unwrap().state == BatchState::Open
+        && e.d.batch_header(k1).unwrap().overturned
+        && node_active(&e, &validator)
+}
+
+/// `sc_cr_on` of `batch`'s honest leaves by `key`, claiming `pre_root`.
+fn post_claiming(e: &mut Env, key: &KeyPair, batch: u64, pre_root: Hash32) -> TxStatus {
+    let (t, _) = honest_tcrs(e, batch);
+    let entries = e.d.entries(batch).unwrap();
+    let tcrs: SubmitTcrs = borsh::from_slice(&tcr_args(e, batch, t, entries)).unwrap();
+    let on = gridledger_rollup::primary::SubmitTcrsOn { pre_root, tcrs };
+    e.d.primary_call(key, "sc_cr_on", args(&on), Amount::ZERO).unwrap().status
+}
+
+/// Pipelined (attack r15 [3]): batch k+1's executor posts it ahead on a
+/// made-up root (void). Replacing it with another void posting is refused,
+/// so the void poster cannot restart its window; an honest stand-in
+/// replaces it at once, claiming the root k posted.
+fn a_void_posting_is_replaced_only_by_one_on_the_predecessors_root() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    let (k, k1) = (first, first + 1);
+    let (t, x) = honest_tcrs(&mut e, k);
+    if record_tcrs(&mut e, &x, k, t).status != TxStatus::Success {
+        return false;
+    }
+    let void = executor_of(&e, k1);
+    if post_claiming(&mut e, &void, k1, Hash32([7; 32])) != TxStatus::Success {
+        return false;
+    }
+    let again = post_claiming(&mut e, &void, k1, Hash32([8; 32]));
+    let Some(honest) = e.d.executors.iter().map(|(k, _)| k.clone()).find(|k| k.address() != void.address()) else {
+        return false;
+    };
+    let (t1, _) = honest_tcrs(&mut e, k1);
+    let replaced = record_tcrs(&mut e, &honest, k1, t1).status;
+    again != TxStatus::Success
+        && replaced == TxStatus::Success
+        && e.d.batch_header(k1).unwrap().posted_by == Some(honest.address())
+}
+
+/// Baseline driver (attack r15 [4]): both executors steal payouts, every
+/// validator is honest; batch k holds an AT, k+1 the seller's agreed ST,
+/// which the driver posts ahead. Its watcher checks k+1 when it is posted
+/// and the theft is overturned.
+fn a_thieving_batch_posted_ahead_is_overturned_by_the_driver() -> bool {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded();
+    let (b, s) = (trader(0), trader(1));
+    let start = (e.d.now() / HOUR + 2) * HOUR;
+    let t = terms(&b, &s, Amount(200_000), 500, start);
+    let (k, _) = e.d.reader().progress().unwrap();
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit_block(&[(s.clone(), agreed_st(&t, 1000, &b))]).unwrap();
+    e.d.primary.seal();
+    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    if e.d.process(&mut rng(7)).is_err() {
+        return false;
+    }
+    let h = e.d.batch_header(k + 1).unwrap();
+    h.overturned || matches!(h.state, BatchState::Settled { disputed: true, .. })
+}
+
+const SCENARIOS: [Scenario; 25] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -543,6 +637,18 @@ const SCENARIOS: [Scenario; 22] = [
     ),
     ("a batch posted ahead is disputable from its posting", a_batch_posted_ahead_is_disputable_from_its_posting),
     ("a batch built on an overturned root is taken back", a_batch_built_on_an_overturned_root_is_taken_back),
+    (
+        "a watcher is not slashed before its turn on a batch posted ahead",
+        a_watcher_is_not_slashed_before_its_turn_on_a_batch_posted_ahead,
+    ),
+    (
+        "a void posting is replaced only by one on the predecessor's root",
+        a_void_posting_is_replaced_only_by_one_on_the_predecessors_root,
+    ),
+    (
+        "a thieving batch posted ahead is overturned by the driver",
+        a_thieving_batch_posted_ahead_is_overturned_by_the_driver,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -571,4 +677,7 @@ gridledger_core::mutation_check! {
     predecessor_root_dispute_is_caught: Mutation::DisputeAgainstPredecessorRoot => "an honest batch posted ahead is not judged against a forged root",
     dispute_waiting_for_predecessor_is_caught: Mutation::DisputeWaitsForPredecessor => "a batch posted ahead is disputable from its posting",
     settled_void_batch_is_caught: Mutation::VoidSettles => "a batch built on an overturned root is taken back",
+    validator_turn_from_posting_is_caught: Mutation::ValidatorTurnFromPosting => "a watcher is not slashed before its turn on a batch posted ahead",
+    replacement_with_any_claim_is_caught: Mutation::ReplaceAnyClaim => "a void posting is replaced only by one on the predecessor's root",
+    watch_at_turn_is_caught: Mutation::WatchAtTurn => "a thieving batch posted ahead is overturned by the driver",
 }

@@ -7,7 +7,10 @@
 //! posting for a whole window, so the windows overlap; a batch whose
 //! claimed pre-root is not the root its predecessor settled with is void
 //! and taken back at its own `finalize` (nobody punished), then posted
-//! again on the settled state (attack r14).
+//! again on the settled state (attack r14). A void posting ahead (one
+//! claiming another root than its predecessor's standing posting states,
+//! or an overturned one's) is replaced at once by any active executor,
+//! claiming the root it must build on (attack r15).
 
 mod common;
 
@@ -162,6 +165,83 @@ fn a_batch_built_on_a_root_that_did_not_settle_is_void_and_posted_again() {
     // Nobody is punished for building on a root that proved wrong (only
     // the forger of the first batch, where it executes both).
     assert!(exec1.address() == forger || node_active(&e, &exec1.address()));
+}
+
+/// `sc_cr_on` of `batch`'s honest leaves by `key`, claiming `pre_root`.
+fn post_claiming(e: &mut Env, key: &KeyPair, batch: u64, pre_root: gridledger_core::Hash32) -> TxStatus {
+    let (t, _) = honest_tcrs(e, batch);
+    let tcrs = borsh::from_slice(&tcr_args(e, batch, t, e.d.entries(batch).unwrap())).unwrap();
+    let on = gridledger_rollup::primary::SubmitTcrsOn { pre_root, tcrs };
+    e.d.primary_call(key, "sc_cr_on", gridledger_rollup::args(&on), Amount::ZERO).unwrap().status
+}
+
+/// Attack r15 [3]: a posting ahead that claims the post-state root its
+/// predecessor's standing posting states is not void and cannot be
+/// replaced (no executor restarts an honest batch's window); one that
+/// claims another root is replaced at once by any active executor, but
+/// only by a posting claiming that root.
+#[test]
+fn only_a_void_posting_ahead_is_replaced_and_only_on_its_predecessors_root() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 3);
+    for b in first..first + 2 {
+        let (t, x) = honest_tcrs(&mut e, b);
+        assert_eq!(record_tcrs(&mut e, &x, b, t).status, TxStatus::Success, "batch {b}");
+    }
+    let keys: Vec<KeyPair> = e.d.executors.iter().map(|(k, _)| k.clone()).collect();
+    // The honest posting of first + 1 stands.
+    for k in &keys {
+        let (t, _) = honest_tcrs(&mut e, first + 1);
+        let r = record_tcrs(&mut e, k, first + 1, t);
+        assert!(reverted(&r).contains("already recorded"), "{:?}", r.status);
+    }
+    // first + 2 posted on a made-up root: void.
+    let (_, x2) = honest_tcrs(&mut e, first + 2);
+    assert_eq!(post_claiming(&mut e, &x2, first + 2, gridledger_core::Hash32([7; 32])), TxStatus::Success);
+    let other = keys.iter().find(|k| k.address() != x2.address()).unwrap().clone();
+    let r = post_claiming(&mut e, &other, first + 2, gridledger_core::Hash32([8; 32]));
+    assert!(matches!(&r, TxStatus::Reverted(w) if w.contains("must claim")), "{r:?}");
+    let (t, _) = honest_tcrs(&mut e, first + 2);
+    assert_eq!(record_tcrs(&mut e, &other, first + 2, t).status, TxStatus::Success);
+    let h = e.d.batch_header(first + 2).unwrap();
+    assert_eq!(h.posted_by, Some(other.address()));
+    // The replacement stands in turn, and all three settle a window after
+    // their postings.
+    let (t, _) = honest_tcrs(&mut e, first + 2);
+    assert!(reverted(&record_tcrs(&mut e, &x2, first + 2, t)).contains("already recorded"));
+    let settled = e.d.process(&mut rng(5)).unwrap();
+    assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first, first + 1, first + 2]);
+    assert!(settled.iter().all(|s| !s.disputed));
+}
+
+/// Attack r15 [3]: after its predecessor is overturned, a posting claiming
+/// the overturned root is replaced at once (not only at its own turn) by
+/// one claiming another root, which then stands.
+#[test]
+fn a_posting_on_an_overturned_root_is_replaced_at_once() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 2);
+    forge_last_root(&mut e, first);
+    let forged = e.d.batch_header(first).unwrap().post_root.unwrap();
+    let (t1, exec1) = honest_tcrs(&mut e, first + 1);
+    let plain = tcr_args(&e, first + 1, t1, e.d.entries(first + 1).unwrap());
+    assert_eq!(e.d.primary_call(&exec1, "sc_cr", plain, Amount::ZERO).unwrap().status, TxStatus::Success);
+    let (validator, calls) = validator_step(&mut e, first);
+    for c in calls {
+        let r = e.d.primary_call(&validator, c.method, c.args, Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
+    }
+    assert!(e.d.batch_header(first).unwrap().overturned);
+    assert_eq!(e.d.batch_header(first).unwrap().state, BatchState::Open);
+    let other = e.d.executors.iter().map(|(k, _)| k.clone()).find(|k| node_active(&e, &k.address())).unwrap();
+    let (t, _) = honest_tcrs(&mut e, first + 1);
+    assert_eq!(record_tcrs(&mut e, &other, first + 1, t).status, TxStatus::Success);
+    // Claiming the overturned root again is refused.
+    let r = post_claiming(&mut e, &other, first + 1, forged);
+    assert!(matches!(&r, TxStatus::Reverted(w) if w.contains("already recorded")), "{r:?}");
+    let settled = e.d.process(&mut rng(6)).unwrap();
+    assert_eq!(settled.iter().map(|s| s.batch).collect::<Vec<_>>(), vec![first, first + 1]);
+    assert!(!settled[1].disputed);
 }
 
 /// Posting ahead is the baseline's alone: `init` refuses a configuration
