@@ -187,8 +187,8 @@ fn a_peer_relays_each_list_it_verified_once_per_pbft_view() {
 /// K = 4 (f = 1). Byzantine node 0, view 0's aggregation leader, sends
 /// honest node 3 a junk copy of its proposal (an attestation over nothing)
 /// and everyone else the genuine `(0, R, A)`. Honest node 2, PBFT leader
-/// of PBFT view 1 (the replicas' first), verified `(0, R, A)` and proposes that block. Node 3
-/// refuses it at once ("root not verified here") — recording
+/// of PBFT view 1 (the replicas' first), verified `(0, R, A)` and proposes
+/// that block. Node 3 refuses it at once ("root not verified here") — recording
 /// `InvalidProposal { leader: 2 }` — and fetches it; the relays of nodes 0
 /// and 1 then verify it in full: the block node 3 accused its proposer of
 /// was the genuine attested aggregate. Since round 18's fix a node whose
@@ -316,9 +316,9 @@ enum Answer {
 /// Byzantine node 0 (view 0's aggregation leader, whose enclave attested
 /// both `(0, R, A)` and `(0, R, B)`) sends `(0, R, A)` to every node and
 /// nothing else but its pre-vectors; Byzantine node 2 runs the honest
-/// code, but as PBFT leader of PBFT view 1 (the first) proposes block `(0, R, B)` —
-/// the list no honest node received — instead of the `(0, R, A)` it
-/// verified. Both answer every fetch as `answer` says.
+/// code, but as PBFT leader of PBFT view 1 (the first) proposes block
+/// `(0, R, B)` — the list no honest node received — instead of the
+/// `(0, R, A)` it verified. Both answer every fetch as `answer` says.
 struct UnseenList {
     cfg: Arc<ChainConfig>,
     me: usize,
