@@ -476,3 +476,92 @@ fn a_pbft_leaders_block_of_an_unseen_list_costs_one_pbft_view() {
         }
     }
 }
+
+/// Byzantine node 0 (view 0's aggregation leader) sends `(0, R, A)` to
+/// nodes 1–4 and `(0, R, B)` to nodes 5 and 6; Byzantine node 2, PBFT
+/// leader of PBFT view 1, sends the pre-prepare of block `(0, R, A)` to
+/// nodes 0, 1, 3 and 4 and one of block `(0, R, B)` (signed for the same
+/// slot: equivocation) to nodes 5 and 6. Both answer every fetch with
+/// genuine relays of both lists.
+struct EquivocatingLeaders {
+    cfg: Arc<ChainConfig>,
+    me: usize,
+}
+
+impl Adversary<P> for EquivocatingLeaders {
+    fn observe(&mut self, from: NodeId, m: &Message, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        if !matches!(m, Message::FetchProposal { view: 0, .. }) {
+            return Vec::new();
+        }
+        let (a, b) = lists();
+        vec![(Dest::One(from), big_relay(&self.cfg, self.me, &a)), (Dest::One(from), big_relay(&self.cfg, self.me, &b))]
+    }
+
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let (a, b) = lists();
+        let rel = release_of(&self.cfg, &a, BETA);
+        let to_b = |d: &Dest| SKIPPED.iter().any(|&n| *d == Dest::One(n));
+        let mut out = Vec::new();
+        for (d, m) in sends {
+            match m {
+                Message::PreVector { .. } => out.push((d, m)),
+                Message::Proposal { view: 0, sf, .. } if self.me == 0 => {
+                    let clients = if to_b(&d) { b.clone() } else { a.clone() };
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    out.push((
+                        d,
+                        Message::Proposal {
+                            view: 0,
+                            root: rel.root,
+                            clients,
+                            ra,
+                            sf,
+                            excluded: vec![],
+                            pre_vectors: carried_big(&self.cfg),
+                        },
+                    ));
+                }
+                Message::Pbft(p) if self.me == 2 => match *p {
+                    pbft::Message::PrePrepare(pp) if pp.view == 1 => {
+                        let clients = if to_b(&d) { b.clone() } else { a.clone() };
+                        let block = RootBlock { clients, ..pp.payload };
+                        let pp = PrePrepare::sign(&sim_node_key(2), &self.cfg.instance(), 1, pp.height, block);
+                        out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
+                    }
+                    other => out.push((d, Message::Pbft(Box::new(other)))),
+                },
+                Message::Relay { .. } => {}
+                other if self.me == 2 => out.push((d, other)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Held up: both of view 0's client lists are verified by honest nodes
+/// (A by nodes 1, 3, 4; B by nodes 5, 6) and the first PBFT leader
+/// equivocates between the two blocks. Every honest node still commits
+/// one and the same block (PBFT's quorums intersect; nodes 5 and 6 fetch
+/// `A` when it is re-proposed), every waited-for client decodes the one
+/// model, and no honest node is blamed.
+#[test]
+fn an_equivocating_pbft_leader_over_two_attested_lists_splits_no_one() {
+    for seed in [3, 4] {
+        let cfg = config(NODES, CLIENTS, BETA);
+        let r = run(
+            seed,
+            NODES,
+            vec![ClientBehaviour::Honest; CLIENTS],
+            vec![
+                (0, Box::new(EquivocatingLeaders { cfg: cfg.clone(), me: 0 })),
+                (2, Box::new(EquivocatingLeaders { cfg, me: 2 })),
+                (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
+                (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
+            ],
+            &HONEST_DECODERS,
+        );
+        let _ = check_unseen(&r);
+    }
+}
