@@ -250,6 +250,52 @@ fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
     );
 }
 
+/// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
+/// but sends nodes 5 and 6 its proposal with an attestation over nothing
+/// (round 9's bad copy) and withholds its PBFT commit votes.
+struct BadCopy;
+
+impl Adversary<P> for BadCopy {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(_, m)| !commit_or_catch_up(m))
+            .map(|(d, m)| match m {
+                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
+                    if d == Dest::One(5) || d == Dest::One(6) =>
+                {
+                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
+                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// FINDING 1, end to end (low). K = 7 (f = 2), four honest clients,
+/// Byzantine node 0 as [`BadCopy`], every other node honest. The first
+/// PBFT leader (node 2, honest) proposes view 0's genuine block; nodes 5
+/// and 6, whose copy of view 0 was junk, record
+/// `InvalidProposal { leader: 2 }`, although they fetch and verify that
+/// very block and the round commits it.
+#[test]
+#[ignore = "attack r19: nodes given a junk copy record the honest first PBFT leader as proposing an invalid block"]
+fn a_junk_copy_makes_nodes_accuse_the_honest_pbft_leader_end_to_end() {
+    let honest = [0usize, 1, 2, 3];
+    let r = run(3, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(BadCopy))], &honest);
+    r.debug_trace();
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+    let accusing: Vec<(u32, &Fault)> = r
+        .sim
+        .faults
+        .iter()
+        .filter(|(_, _, f)| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0))
+        .map(|(_, n, f)| (*n, f))
+        .collect();
+    assert!(accusing.is_empty(), "honest PBFT leaders recorded as proposing invalid blocks: {accusing:?}");
+}
+
 // ---------------------------------------------------------------------
 // Simulation: K = 7 (f = 2), round 18's one-root-two-lists set-up.
 // ---------------------------------------------------------------------
