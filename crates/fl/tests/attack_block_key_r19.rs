@@ -4,6 +4,12 @@
 //! verified with *another* aggregate is fetched and waited for, a peer
 //! relays every client list it verified under a fetched `(view, root)`,
 //! and a relay naming another list is checked once per peer per fetch.
+//! What held up: relay floods of other lists, relays of every list once
+//! per PBFT view, a PBFT block naming a list no honest node received
+//! (relayed, withheld or forged) and a PBFT leader equivocating between
+//! two attested lists of one root. Finding 1 (low, unit and end to end):
+//! a node whose copy of a view was junk still accuses the honest PBFT
+//! leader proposing that view's genuine block.
 //! Findings are `#[ignore]`d until fixed:
 //! `cargo test -p gridledger-fl --test attack_block_key_r19 -- --include-ignored`.
 
