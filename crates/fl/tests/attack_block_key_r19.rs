@@ -1,0 +1,619 @@
+//! Attack round 19 on CTP-FL (issue 16): a node's stores of verified,
+//! relayed and fetched proposals keyed by the block's whole `(view, root,
+//! clients)` (`BlockKey`): a block of a view whose proposal the node
+//! verified with *another* aggregate is fetched and waited for, a peer
+//! relays every client list it verified under a fetched `(view, root)`,
+//! and a relay naming another list is checked once per peer per fetch.
+//! What held up: relay floods of other lists, relays of every list once
+//! per PBFT view, a PBFT block naming a list no honest node received
+//! (relayed, withheld or forged) and a PBFT leader equivocating between
+//! two attested lists of one root. Finding 1 (low, unit and end to end):
+//! a node whose copy of a view was junk still accuses the honest PBFT
+//! leader proposing that view's genuine block.
+//! Findings are `#[ignore]`d until fixed:
+//! `cargo test -p gridledger-fl --test attack_block_key_r19 -- --include-ignored`.
+
+mod common;
+
+use common::*;
+use gridledger_consensus::pbft::{self, PrePrepare};
+use gridledger_core::enclave::Attester;
+use gridledger_core::Hash32;
+use gridledger_fl::aggregate::trimmed_mean;
+use gridledger_fl::consensus::{AttestedVector, ChainConfig, ChainNode, Fault, Message, RootBlock, To, PRE_VECTOR};
+use gridledger_fl::dissemination::Source;
+use gridledger_fl::round::{sim_node_key, ClientBehaviour, Participant};
+use gridledger_sim::{Adversary, Dest, NodeId, Time};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------
+// Unit level: one node, K = 4 (f = 1), view 0's root R.
+// ---------------------------------------------------------------------
+
+/// The list node 0 (view 0's leader) sends node 3.
+const A: [u32; 2] = [0, 1];
+/// Another list under the same root, named by a PBFT block.
+const B: [u32; 3] = [0, 1, 2];
+
+fn small() -> Arc<ChainConfig> {
+    config(4, 4, 1)
+}
+
+/// The attested proposal `(0, R, clients)` with node `node`'s subfragment,
+/// attested by `attester`'s enclave (node 0's is the genuine one).
+fn proposal_fields(
+    cfg: &ChainConfig,
+    clients: &[u32],
+    node: usize,
+    attester: usize,
+) -> (Hash32, gridledger_core::enclave::EvidenceAttestation, gridledger_fl::dissemination::GlobalSubfragment) {
+    let rel = release_of(cfg, &A, 1);
+    let ra = enclave(attester).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
+    (rel.root, ra, rel.subfragments[node].clone())
+}
+
+fn carried_small(cfg: &ChainConfig) -> Vec<AttestedVector> {
+    carried(cfg, &[(0, &A[..]), (1, &A[..]), (2, &A[..])])
+}
+
+/// Node `from`'s relay of `(0, R, clients)`, attested by `attester`.
+fn relay(cfg: &ChainConfig, from: usize, clients: &[u32], attester: usize) -> Message {
+    let (root, ra, sf) = proposal_fields(cfg, clients, from, attester);
+    Message::Relay {
+        node: from,
+        view: 0,
+        root,
+        clients: clients.to_vec(),
+        ra,
+        sf,
+        excluded: vec![],
+        pre_vectors: carried_small(cfg),
+    }
+}
+
+/// PBFT view `pview`'s pre-prepare of block `(0, R, clients)`, signed by
+/// that view's PBFT leader (`(pview + 1) mod 4`: node 2 for PBFT view 1,
+/// the replica's first).
+fn pre_prepare(cfg: &ChainConfig, pview: u64, clients: &[u32]) -> (usize, Message) {
+    let set = cfg.validator_set().unwrap();
+    let leader = set.leader(pview, 1) as usize;
+    let root = release_of(cfg, &A, 1).root;
+    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root, clients: clients.to_vec() };
+    let pp = PrePrepare::sign(&sim_node_key(leader), &set.instance, pview, 1, block);
+    (leader, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))))
+}
+
+fn prepares(sends: &[(To, Message)]) -> usize {
+    sends.iter().filter(|(_, m)| matches!(m, Message::Pbft(b) if matches!(**b, pbft::Message::Prepare(_)))).count()
+}
+
+fn bad_relays(faults: &[Fault], from: usize) -> usize {
+    faults.iter().filter(|f| matches!(f, Fault::BadRelay { from: Source::Node(n), .. } if *n == from)).count()
+}
+
+/// Node 3 with view 0's genuine proposal of `A` verified.
+fn node_with_a(cfg: &Arc<ChainConfig>) -> ChainNode<gridledger_core::enclave::SoftwareAttester> {
+    let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
+    let _ = node.start();
+    let (root, ra, sf) = proposal_fields(cfg, &A, 3, 0);
+    let s = node.handle(
+        Source::Node(0),
+        Message::Proposal {
+            view: 0,
+            root,
+            clients: A.to_vec(),
+            ra,
+            sf,
+            excluded: vec![],
+            pre_vectors: carried_small(cfg),
+        },
+    );
+    assert!(s.faults.is_empty(), "view 0's proposal refused: {:?}", s.faults);
+    node
+}
+
+/// Held up: a node that verified `(0, R, A)` and is asked to validate block
+/// `(0, R, B)` waits (no vote, no fault) and fetches it. A Byzantine peer
+/// then floods it with 100 forged relays naming other client lists under
+/// `(0, R)` and 100 forged relays of `B` itself: each kind is checked once
+/// (one `BadRelay` each, against the relayer), not once per message. Its
+/// genuine subfragment counts, and one genuine relay of `B` (from a second
+/// peer) completes the fetch: the node then prepares the block.
+#[test]
+fn a_flood_of_relays_of_other_lists_is_checked_once_per_peer() {
+    let cfg = small();
+    let mut node = node_with_a(&cfg);
+    let (leader, pp) = pre_prepare(&cfg, 1, &B);
+    let s = node.handle(Source::Node(leader), pp);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    assert_eq!(prepares(&s.sends), 0, "voted before verifying B");
+    let fetches = s.sends.iter().filter(|(_, m)| matches!(m, Message::FetchProposal { view: 0, .. })).count();
+    assert_eq!(fetches, 3, "block (0, R, B) not fetched from every peer: {:?}", s.sends);
+
+    let mut faults = Vec::new();
+    // Every other non-empty list of the four clients under (0, R), each
+    // forged (attested by node 1's enclave, not view 0's leader's).
+    let others: Vec<Vec<u32>> = (1u32..16)
+        .map(|bits| (0..4).filter(|c| bits & (1 << c) != 0).collect::<Vec<u32>>())
+        .filter(|l| l[..] != B[..])
+        .collect();
+    for i in 0..100 {
+        let s = node.handle(Source::Node(1), relay(&cfg, 1, &others[i % others.len()], 1));
+        faults.extend(s.faults);
+    }
+    for _ in 0..100 {
+        let s = node.handle(Source::Node(1), relay(&cfg, 1, &B, 1));
+        faults.extend(s.faults);
+    }
+    assert_eq!(bad_relays(&faults, 1), 2, "forged relays checked {} times, not twice", bad_relays(&faults, 1));
+    assert_eq!(faults.len(), 2, "{faults:?}");
+
+    // One genuine relay of B from node 0: with node 1's genuine
+    // subfragment, enough to rebuild node 3's own.
+    let s = node.handle(Source::Node(0), relay(&cfg, 0, &B, 0));
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    assert!(prepares(&s.sends) > 0, "block (0, R, B) not prepared once fetched: {:?}", s.faults);
+}
+
+/// Held up: a peer asked for `(view, root)` relays every client list it
+/// verified under it (here `A`, from the leader, and `B`, fetched), once
+/// per PBFT view of its replica, and nothing for a pair it never verified.
+#[test]
+fn a_peer_relays_each_list_it_verified_once_per_pbft_view() {
+    let cfg = small();
+    let mut node = node_with_a(&cfg);
+    let (leader, pp) = pre_prepare(&cfg, 1, &B);
+    let _ = node.handle(Source::Node(leader), pp);
+    let _ = node.handle(Source::Node(0), relay(&cfg, 0, &B, 0));
+    let s = node.handle(Source::Node(2), relay(&cfg, 2, &B, 0));
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    let root = release_of(&cfg, &A, 1).root;
+    let ask = Message::FetchProposal { node: 1, view: 0, root };
+    let s = node.handle(Source::Node(1), ask.clone());
+    let mut lists: Vec<Vec<u32>> = s
+        .sends
+        .iter()
+        .filter_map(|(to, m)| match m {
+            Message::Relay { clients, .. } if *to == To::Node(1) => Some(clients.clone()),
+            _ => None,
+        })
+        .collect();
+    lists.sort();
+    assert_eq!(lists, vec![A.to_vec(), B.to_vec()]);
+    let again = node.handle(Source::Node(1), ask);
+    assert!(again.sends.is_empty(), "relayed twice in one PBFT view: {:?}", again.sends.len());
+    let other = node.handle(Source::Node(1), Message::FetchProposal { node: 1, view: 1, root });
+    assert!(other.sends.is_empty());
+}
+
+/// FINDING 1 (low: an honest PBFT leader is recorded as proposing an
+/// invalid block).
+///
+/// K = 4 (f = 1). Byzantine node 0, view 0's aggregation leader, sends
+/// honest node 3 a junk copy of its proposal (an attestation over nothing)
+/// and everyone else the genuine `(0, R, A)`. Honest node 2, PBFT leader
+/// of PBFT view 1 (the replicas' first), verified `(0, R, A)` and proposes
+/// that block. Node 3 refuses it at once ("root not verified here") — recording
+/// `InvalidProposal { leader: 2 }` — and fetches it; the relays of nodes 0
+/// and 1 then verify it in full: the block node 3 accused its proposer of
+/// was the genuine attested aggregate. Since round 18's fix a node whose
+/// copy named *another* aggregate of that view waits for the fetch and
+/// records nothing ("the view's leader attested two aggregates, so the
+/// proposer may be honest"), but a node whose copy was junk still accuses
+/// the PBFT leader of the view's aggregation leader's fault — the same
+/// situation (the node cannot tell the block is bad; here it even knows
+/// `leader(0)` misbehaved towards it). Expected: no record names node 2
+/// as proposing an invalid block (wait for the fetch as in the other-list
+/// case, or record nothing against the PBFT leader). Note that
+/// `dual_consensus::a_pbft_block_with_a_root_the_node_refuted_gets_no_vote`
+/// asserts today's record.
+#[test]
+#[ignore = "attack r19: a node whose copy of a view was junk records the honest PBFT leader proposing that view's genuine block as InvalidProposal"]
+fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
+    let cfg = small();
+    let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
+    let _ = node.start();
+    let (root, _, sf) = proposal_fields(&cfg, &A, 3, 0);
+    let junk = enclave(0).attest_evidence(&[0u8; 32]);
+    let mut faults = Vec::new();
+    let s = node.handle(
+        Source::Node(0),
+        Message::Proposal {
+            view: 0,
+            root,
+            clients: A.to_vec(),
+            ra: junk,
+            sf,
+            excluded: vec![],
+            pre_vectors: carried_small(&cfg),
+        },
+    );
+    assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", s.faults);
+    faults.extend(s.faults);
+    let (leader, pp) = pre_prepare(&cfg, 1, &A);
+    assert_eq!(leader, 2);
+    let s = node.handle(Source::Node(leader), pp);
+    faults.extend(s.faults);
+    // The genuine proposal, relayed by nodes 0 and 1: it verifies.
+    let s = node.handle(Source::Node(0), relay(&cfg, 0, &A, 0));
+    faults.extend(s.faults);
+    let s = node.handle(Source::Node(1), relay(&cfg, 1, &A, 0));
+    faults.extend(s.faults);
+    assert!(!faults.iter().any(|f| matches!(f, Fault::BadRelay { .. })), "{faults:?}");
+    // The node verified it: asked for (0, R), it relays `A`.
+    let s = node.handle(Source::Node(2), Message::FetchProposal { node: 2, view: 0, root });
+    assert!(
+        s.sends.iter().any(|(_, m)| matches!(m, Message::Relay { clients, .. } if clients[..] == A[..])),
+        "the fetch of (0, R, A) did not complete"
+    );
+    let accused: Vec<&Fault> =
+        faults.iter().filter(|f| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader: 2, .. }))).collect();
+    assert!(
+        accused.is_empty(),
+        "honest PBFT leader 2 recorded as proposing an invalid block (the genuine attested aggregate, \
+         which the node verified by fetching it right after): {accused:?}"
+    );
+}
+
+/// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
+/// but sends nodes 5 and 6 its proposal with an attestation over nothing
+/// (round 9's bad copy) and withholds its PBFT commit votes.
+struct BadCopy;
+
+impl Adversary<P> for BadCopy {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(_, m)| !commit_or_catch_up(m))
+            .map(|(d, m)| match m {
+                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
+                    if d == Dest::One(5) || d == Dest::One(6) =>
+                {
+                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
+                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// FINDING 1, end to end (low). K = 7 (f = 2), four honest clients,
+/// Byzantine node 0 as [`BadCopy`], every other node honest. The first
+/// PBFT leader (node 2, honest) proposes view 0's genuine block; nodes 5
+/// and 6, whose copy of view 0 was junk, record
+/// `InvalidProposal { leader: 2 }`, although they fetch and verify that
+/// very block and the round commits it.
+#[test]
+#[ignore = "attack r19: nodes given a junk copy record the honest first PBFT leader as proposing an invalid block"]
+fn a_junk_copy_makes_nodes_accuse_the_honest_pbft_leader_end_to_end() {
+    let honest = [0usize, 1, 2, 3];
+    let r = run(3, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(BadCopy))], &honest);
+    r.debug_trace();
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+    let accusing: Vec<(u32, &Fault)> = r
+        .sim
+        .faults
+        .iter()
+        .filter(|(_, _, f)| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0))
+        .map(|(_, n, f)| (*n, f))
+        .collect();
+    assert!(accusing.is_empty(), "honest PBFT leaders recorded as proposing invalid blocks: {accusing:?}");
+}
+
+// ---------------------------------------------------------------------
+// Simulation: K = 7 (f = 2), round 18's one-root-two-lists set-up.
+// ---------------------------------------------------------------------
+
+const NODES: usize = 7;
+const CLIENTS: usize = 12;
+const BETA: usize = CLIENTS / 3;
+/// The honest nodes clients 0 and 11 do not reach.
+const SKIPPED: [u32; 2] = [5, 6];
+/// Clients the success check waits for (0 and 11 reach two nodes fewer).
+const HONEST_DECODERS: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+/// `A = {0, …, 10}` and `B = {1, …, 11}`: equal trimmed means (models
+/// repeat every 11 clients), one root (round 18's premise).
+fn lists() -> (Vec<u32>, Vec<u32>) {
+    ((0..=10).collect(), (1..=11).collect())
+}
+
+/// The carried pre-vectors of the Byzantine leader: `K − f = 5` of them,
+/// those of Byzantine nodes 0 and 2 attested before clients 0 and 11 were
+/// fed in, nodes 5 and 6's (which those clients never reached) and node
+/// 3's (naming everyone): clients 0 and 11 are named by one of five, so
+/// neither is protected, and both `A` and `B` pass the omission rule.
+fn carried_big(cfg: &ChainConfig) -> Vec<AttestedVector> {
+    [0usize, 2, 3, 5, 6]
+        .into_iter()
+        .map(|node| {
+            let named: Vec<u32> = if node != 3 { (1..=10).collect() } else { (0..CLIENTS as u32).collect() };
+            let ev = cfg.vector_evidence(PRE_VECTOR, node, 0, 0, &named);
+            AttestedVector { node, view: 0, seq: 0, clients: named, ra: enclave(node).attest_evidence(&ev) }
+        })
+        .collect()
+}
+
+/// Node `me`'s relay of `(0, R, clients)` as attested by view 0's leader.
+fn big_relay(cfg: &ChainConfig, me: usize, clients: &[u32]) -> Message {
+    let (a, _) = lists();
+    let rel = release_of(cfg, &a, BETA);
+    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
+    Message::Relay {
+        node: me,
+        view: 0,
+        root: rel.root,
+        clients: clients.to_vec(),
+        ra,
+        sf: rel.subfragments[me].clone(),
+        excluded: vec![],
+        pre_vectors: carried_big(cfg),
+    }
+}
+
+/// How the Byzantine nodes answer a fetch of the list nobody verified.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    /// A relay of `B`, attested by view 0's leader's enclave, with the
+    /// relayer's genuine subfragment.
+    Genuine,
+    /// Nothing.
+    Silent,
+    /// A relay of `B` attested by node 2's enclave, not view 0's leader's.
+    Forged,
+}
+
+/// Byzantine node 0 (view 0's aggregation leader, whose enclave attested
+/// both `(0, R, A)` and `(0, R, B)`) sends `(0, R, A)` to every node and
+/// nothing else but its pre-vectors; Byzantine node 2 runs the honest
+/// code, but as PBFT leader of PBFT view 1 (the first) proposes block
+/// `(0, R, B)` — the list no honest node received — instead of the
+/// `(0, R, A)` it verified. Both answer every fetch as `answer` says.
+struct UnseenList {
+    cfg: Arc<ChainConfig>,
+    me: usize,
+    answer: Answer,
+}
+
+impl Adversary<P> for UnseenList {
+    fn observe(&mut self, from: NodeId, m: &Message, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        if !matches!(m, Message::FetchProposal { view: 0, .. }) {
+            return Vec::new();
+        }
+        let (_, b) = lists();
+        match self.answer {
+            Answer::Silent => Vec::new(),
+            Answer::Genuine => vec![(Dest::One(from), big_relay(&self.cfg, self.me, &b))],
+            Answer::Forged => {
+                let mut r = big_relay(&self.cfg, self.me, &b);
+                if let Message::Relay { ra, root, .. } = &mut r {
+                    *ra = enclave(2).attest_evidence(&self.cfg.aggregate_evidence(0, root, &b));
+                }
+                vec![(Dest::One(from), r)]
+            }
+        }
+    }
+
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let (a, b) = lists();
+        let rel = release_of(&self.cfg, &a, BETA);
+        let mut out = Vec::new();
+        for (d, m) in sends {
+            match m {
+                Message::PreVector { .. } => out.push((d, m)),
+                Message::Proposal { view: 0, sf, .. } if self.me == 0 => {
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &a));
+                    let sf = rel.subfragments[sf.node].clone();
+                    out.push((
+                        d,
+                        Message::Proposal {
+                            view: 0,
+                            root: rel.root,
+                            clients: a.clone(),
+                            ra,
+                            sf,
+                            excluded: vec![],
+                            pre_vectors: carried_big(&self.cfg),
+                        },
+                    ));
+                }
+                Message::Pbft(p) if self.me == 2 => match *p {
+                    pbft::Message::PrePrepare(pp) if pp.view == 1 => {
+                        let block = RootBlock { clients: b.clone(), ..pp.payload };
+                        let pp = PrePrepare::sign(&sim_node_key(2), &self.cfg.instance(), 1, pp.height, block);
+                        out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
+                    }
+                    other => out.push((d, Message::Pbft(Box::new(other)))),
+                },
+                Message::Relay { .. } => {}
+                other if self.me == 2 => out.push((d, other)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn unseen_list_run(seed: u64, answer: Answer) -> Run {
+    let cfg = config(NODES, CLIENTS, BETA);
+    run(
+        seed,
+        NODES,
+        vec![ClientBehaviour::Honest; CLIENTS],
+        vec![
+            (0, Box::new(UnseenList { cfg: cfg.clone(), me: 0, answer })),
+            (2, Box::new(UnseenList { cfg, me: 2, answer })),
+            (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
+            (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
+        ],
+        &HONEST_DECODERS,
+    )
+}
+
+/// The round's success for the unseen-list runs: every honest node
+/// commits one `(view, root)`, every waited-for client decodes the model
+/// of `A` (= that of `B`), no honest node is recorded as proposing an
+/// invalid block or relaying a bad proposal, and the committed block's
+/// client list (returned) is the same at every honest node.
+fn check_unseen(r: &Run) -> Vec<u32> {
+    r.debug_trace();
+    let honest = [1u32, 3, 4, 5, 6];
+    let committed: Vec<_> = r.committed().into_iter().filter(|(n, _, _)| honest.contains(n)).collect();
+    assert_eq!(committed.len(), NODES - 2, "honest nodes committed: {committed:?}");
+    assert!(committed.windows(2).all(|w| (w[0].1, w[0].2) == (w[1].1, w[1].2)), "{committed:?}");
+    let (a, _) = lists();
+    let want = trimmed_mean(&a.iter().map(|&c| model(c as usize)).collect::<Vec<_>>(), BETA).unwrap();
+    let decoded = HONEST_DECODERS.iter().filter(|&&c| r.global_of(c).as_deref() == Some(&want[..])).count();
+    assert_eq!(decoded, HONEST_DECODERS.len());
+    let blamed: Vec<_> = r
+        .faults()
+        .into_iter()
+        .filter(|f| match f {
+            Fault::Pbft(pbft::Fault::InvalidProposal { leader, .. }) => honest.contains(leader),
+            Fault::BadRelay { from: Source::Node(n), .. } => honest.contains(&(*n as u32)),
+            _ => false,
+        })
+        .collect();
+    assert!(blamed.is_empty(), "honest nodes blamed: {blamed:?}");
+    let lists: Vec<Vec<u32>> = honest
+        .into_iter()
+        .filter_map(|n| match r.sim.node(n) {
+            Some(Participant::Node(node)) => node.certificate().map(|c| c.payload.clients.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
+    if std::env::var("ATK_DEBUG").is_ok() {
+        for n in 0..NODES as u32 {
+            if let Some(Participant::Node(node)) = r.sim.node(n) {
+                eprintln!("node {n}: {:?}", node.certificate().map(|c| (c.cert.view, c.payload.clients.clone())));
+            }
+        }
+    }
+    lists[0].clone()
+}
+
+/// Held up: a Byzantine PBFT leader proposes block `(0, R, B)` whose list
+/// view 0's (Byzantine) leader attested but sent to no honest node, and
+/// the Byzantine nodes relay it genuinely. Every honest node, having
+/// verified `(0, R, A)`, waits and fetches `B` (the honest peers' relays
+/// of `A` supply subfragments), validates it, and the round commits `B`:
+/// one model, the same at every client, no honest node blamed.
+#[test]
+fn a_pbft_leaders_block_of_an_unseen_list_commits_when_relayed() {
+    let r = unseen_list_run(1, Answer::Genuine);
+    let (_, b) = lists();
+    assert_eq!(check_unseen(&r), b);
+}
+
+/// Held up: as above, but no one relays `B` (or the Byzantine nodes relay
+/// it with a forged attestation): the honest nodes wait for a fetch that
+/// never completes, PBFT's view change still fires, and the next (honest)
+/// PBFT leader's block `(0, R, A)` commits.
+#[test]
+fn a_pbft_leaders_block_of_an_unseen_list_costs_one_pbft_view() {
+    let (a, _) = lists();
+    for answer in [Answer::Silent, Answer::Forged] {
+        let r = unseen_list_run(2, answer);
+        assert_eq!(check_unseen(&r), a);
+        if answer == Answer::Forged {
+            let forged = r
+                .faults()
+                .into_iter()
+                .filter(|f| matches!(f, Fault::BadRelay { from: Source::Node(n), .. } if *n == 0 || *n == 2))
+                .count();
+            assert!(forged > 0, "forged relays not recorded against their relayers");
+        }
+    }
+}
+
+/// Byzantine node 0 (view 0's aggregation leader) sends `(0, R, A)` to
+/// nodes 1–4 and `(0, R, B)` to nodes 5 and 6; Byzantine node 2, PBFT
+/// leader of PBFT view 1, sends the pre-prepare of block `(0, R, A)` to
+/// nodes 0, 1, 3 and 4 and one of block `(0, R, B)` (signed for the same
+/// slot: equivocation) to nodes 5 and 6. Both answer every fetch with
+/// genuine relays of both lists.
+struct EquivocatingLeaders {
+    cfg: Arc<ChainConfig>,
+    me: usize,
+}
+
+impl Adversary<P> for EquivocatingLeaders {
+    fn observe(&mut self, from: NodeId, m: &Message, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        if !matches!(m, Message::FetchProposal { view: 0, .. }) {
+            return Vec::new();
+        }
+        let (a, b) = lists();
+        vec![(Dest::One(from), big_relay(&self.cfg, self.me, &a)), (Dest::One(from), big_relay(&self.cfg, self.me, &b))]
+    }
+
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let (a, b) = lists();
+        let rel = release_of(&self.cfg, &a, BETA);
+        let to_b = |d: &Dest| SKIPPED.iter().any(|&n| *d == Dest::One(n));
+        let mut out = Vec::new();
+        for (d, m) in sends {
+            match m {
+                Message::PreVector { .. } => out.push((d, m)),
+                Message::Proposal { view: 0, sf, .. } if self.me == 0 => {
+                    let clients = if to_b(&d) { b.clone() } else { a.clone() };
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    out.push((
+                        d,
+                        Message::Proposal {
+                            view: 0,
+                            root: rel.root,
+                            clients,
+                            ra,
+                            sf,
+                            excluded: vec![],
+                            pre_vectors: carried_big(&self.cfg),
+                        },
+                    ));
+                }
+                Message::Pbft(p) if self.me == 2 => match *p {
+                    pbft::Message::PrePrepare(pp) if pp.view == 1 => {
+                        let clients = if to_b(&d) { b.clone() } else { a.clone() };
+                        let block = RootBlock { clients, ..pp.payload };
+                        let pp = PrePrepare::sign(&sim_node_key(2), &self.cfg.instance(), 1, pp.height, block);
+                        out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
+                    }
+                    other => out.push((d, Message::Pbft(Box::new(other)))),
+                },
+                Message::Relay { .. } => {}
+                other if self.me == 2 => out.push((d, other)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Held up: both of view 0's client lists are verified by honest nodes
+/// (A by nodes 1, 3, 4; B by nodes 5, 6) and the first PBFT leader
+/// equivocates between the two blocks. Every honest node still commits
+/// one and the same block (PBFT's quorums intersect; nodes 5 and 6 fetch
+/// `A` when it is re-proposed), every waited-for client decodes the one
+/// model, and no honest node is blamed.
+#[test]
+fn an_equivocating_pbft_leader_over_two_attested_lists_splits_no_one() {
+    for seed in [3, 4] {
+        let cfg = config(NODES, CLIENTS, BETA);
+        let r = run(
+            seed,
+            NODES,
+            vec![ClientBehaviour::Honest; CLIENTS],
+            vec![
+                (0, Box::new(EquivocatingLeaders { cfg: cfg.clone(), me: 0 })),
+                (2, Box::new(EquivocatingLeaders { cfg, me: 2 })),
+                (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
+                (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
+            ],
+            &HONEST_DECODERS,
+        );
+        let _ = check_unseen(&r);
+    }
+}
