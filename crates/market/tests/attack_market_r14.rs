@@ -211,3 +211,46 @@ fn a_flat_feeder_with_no_voltage_headroom_clears() {
     assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap);
     assert!(c.binding.iter().any(|b| b.ends_with("V max")), "{:?}", c.binding);
 }
+
+// Finding [3] (low; the Shamir baseline is run only on case30 by
+// `experiment market-fig-6-3`, never on a feeder). Expected: the SSS
+// execution follows the plaintext primal-dual on the 33-bus feeder as it
+// does on case30 (`tests/sss.rs`: within 10⁻⁵ kWh after 3 steps), the
+// baseline being "the same primal-dual algorithm". Observed: on the flat
+// feeder (V-max rows binding) with four small parties, after 5 steps a
+// trade in the shares is 3.2 kWh away from the plaintext one (17.18 vs
+// 20.39 kWh), 5.5 kWh after 10 steps. The V rows' weights in their own
+// scale are `c_r` ≈ 4.7·10¹⁰ and `γ_r` ≈ 1.2·10¹⁰ here (`row_weights`),
+// so the fixed-point errors of 2⁻²⁴ in the injections (and of the row
+// coefficients 10⁻⁶..10⁻⁴ encoded at 2⁻²⁴, a few % off) are multiplied
+// into the line price by up to 10¹⁰. Not the weights alone: with
+// `row_unit_floor: 0` (every row weighted by the common `c`) the shares
+// are still 0.57 kWh off after 5 steps, so the encoding of the feeder's
+// row coefficients at 2⁻²⁴ is at least part of the cause.
+#[test]
+#[ignore = "attack r14: the SSS baseline departs from the plaintext primal-dual by kWh on the feeder (row weights ~1e10)"]
+fn sss_follows_the_plaintext_iteration_on_the_feeder() {
+    use gridledger_market::primal_dual::{PdParams, PrimalDual};
+    use gridledger_market::sss::{SssParams, SssPrimalDual};
+    use Side::{Buyer, Seller};
+    let net = network_for(&flat_feeder(1.0), 1.0).unwrap();
+    let market = Market {
+        buyers: vec![p(Buyer, 6, 0.02, 0.3, 0.0, 3.0), p(Buyer, 9, 0.01, 2.0, 0.0, 30.0)],
+        sellers: vec![p(Seller, 2, 0.015, 0.1, 0.0, 3.0), p(Seller, 18, 0.01, 0.2, 0.0, 30.0)],
+    };
+    let prm = PdParams::for_market(&market);
+    let mut pd = PrimalDual::new(&market, &net, prm).unwrap();
+    let mut sp = SssPrimalDual::new(&market, &net, prm, SssParams::default()).unwrap();
+    for _ in 0..5 {
+        pd.step(&market);
+        sp.step().unwrap();
+    }
+    assert!(pd.mu.iter().any(|v| *v > 0.0), "a V row is priced");
+    let (x, y, l) = sp.reveal().unwrap();
+    for i in 0..4 {
+        let (m, n) = (i / 2, i % 2);
+        for (got, want) in [(x[i], pd.x_at(m, n)), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
+            assert!((got - want).abs() < 1e-3, "trade {i}: shares {got} vs plaintext {want}");
+        }
+    }
+}
