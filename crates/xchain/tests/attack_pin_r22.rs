@@ -9,8 +9,8 @@
 //! mark held up.
 
 use gridledger_xchain::mbs::{
-    pin_genesis_time, BobMbs, MbsError, MbsSpec, NodeKey, GENESIS_TIME_FILE, NODE_ADDRESS_FILE,
-    NODE_KEY_FILE, PIN_LOCK_FILE, SHAPE_FILE,
+    pin_genesis_time, BobMbs, MbsError, MbsSpec, NodeKey, GENESIS_TIME_FILE, NODE_ADDRESS_FILE, NODE_KEY_FILE,
+    PIN_LOCK_FILE, SHAPE_FILE,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -140,7 +140,6 @@ fn a_lock_file_that_is_not_a_file_is_refused_by_name() {
         BobMbs::open(d, MbsSpec::default()).unwrap_or_else(|e| panic!("{kind} removed: {e}"));
     }
 }
-
 
 /// Held: an older deployment (pinned before `node-address` existed,
 /// chain data present) reopens with its stored key and records that key's
