@@ -327,3 +327,91 @@ fn the_honest_successor_of_a_forged_root_stands_after_the_overturn() {
         assert!(matches!(&s, TxStatus::Reverted(w) if w.contains("already recorded")), "{s:?}");
     }
 }
+
+/// A void posting of `batch` by `key` (claiming the made-up root `[7; 32]`)
+/// whose leaf 0 commits to wrong inputs (the buyer without coin) and a
+/// wrong TCR (an extra 1-unit burn): an honest checker's first differing
+/// leaf has other inputs than its own, so it disputes the whole batch
+/// (`roles::dispute_call`).
+fn post_void_wrong_inputs(e: &mut Env, key: &KeyPair, batch: u64) -> TxStatus {
+    use gridledger_rollup::exec::{execute_leaves, OffChain};
+    use gridledger_rollup::state::fill_post_roots;
+    use gridledger_rollup::types::{entry_hash, Effect};
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let buyer = input.entries[0].tx.terms().buyer;
+    leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record").balance = Amount::ZERO;
+    leaves[0].tcr.effects.push(Effect::Burn(Amount(1)));
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let burned = gridledger_rollup::primary::posted_burn(&posted).unwrap();
+    let tcrs = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted.last().unwrap().post_root,
+        leaves: posted,
+        burned,
+    };
+    let on = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs };
+    e.d.primary_call(key, "sc_cr_on", args(&on), Amount::ZERO).unwrap().status
+}
+
+/// Finding 4 (high): an honest validator's whole-batch dispute of a void
+/// posting is front-run by the posting's replacement with the correct
+/// TCRs, and the validator's deposit is burned; the attacker pays nothing.
+///
+/// The executor of the next batch to settle posts it void (a made-up
+/// claimed pre-root) with wrong inputs and a wrong TCR in leaf 0. The
+/// assigned validator re-executes it, finds leaf 0 wrong with other inputs
+/// than its own, and sends `commit_dispute`, then the whole-batch
+/// `dispute` with its own (correct) TCRs and no bond (it stakes its node
+/// deposit). Seeing the commitment (or the dispute in the mempool), the
+/// executor replaces its own void posting at once (any active executor
+/// may, the replacement claiming the settled root) with the correct
+/// TCRs. The validator's dispute now runs against the replacement: the
+/// chain's root equals the posted one, the dispute is "rejected" and the
+/// staked validator's 100-coin deposit is forfeited and burned. The void
+/// poster is not punished; its replacement is correct and settles. (A
+/// bonded challenger, e.g. an alarmed meter owner, loses its bond to the
+/// replacer the same way.) What should happen: a dispute is judged against
+/// the posting it was built for, not a replacement sent after it (e.g. the
+/// dispute names the posted TCR root it disputes and is refused, not
+/// rejected, when the batch's standing root is another), or a void
+/// posting's replacement does not turn a pending dispute into a loss.
+#[test]
+#[ignore = "attack r16: a validator's whole-batch dispute of a void posting, front-run by its correct replacement, burns its deposit"]
+fn a_validators_dispute_of_a_void_posting_is_not_turned_into_a_loss_by_its_replacement() {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert_eq!(fin, k, "the batch is the next to settle");
+    let exec = executor_of(&e, k);
+    assert_eq!(post_void_wrong_inputs(&mut e, &exec, k), TxStatus::Success);
+    // The honest assigned validator checks it: commit, then a whole-batch dispute.
+    let input = e.d.batch_input(k).unwrap();
+    let i = e.d.validators.iter().position(|(v, _)| v.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.watch(&input);
+    let validator = e.d.validators[i].0.clone();
+    let calls: Vec<_> =
+        step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary).collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
+    let r = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    // The executor front-runs the dispute: it replaces its void posting
+    // with the correct TCRs on the settled root.
+    let (t, _) = honest_tcrs(&mut e, k);
+    let rep = record_tcrs(&mut e, &exec, k, t).status;
+    assert_eq!(rep, TxStatus::Success, "replacement: {rep:?}");
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap().status;
+    assert!(
+        node_active(&e, &validator.address()),
+        "batch {k}'s honest validator {} lost its deposit: its dispute of the void posting ({d:?}) ran against the \
+         correct replacement its executor {} sent in between; executor still active: {}",
+        validator.address(),
+        exec.address(),
+        node_active(&e, &exec.address()),
+    );
+}
