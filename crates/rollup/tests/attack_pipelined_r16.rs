@@ -487,3 +487,16 @@ fn a_void_posting_replaced_in_the_same_block_does_not_freeze_the_reader() {
         account.map(|p| p.balance)
     );
 }
+
+/// Held up: IOR is unchanged; a posted batch's TCRs are never replaced,
+/// even by a posting of the same batch from another active executor.
+#[test]
+fn ior_never_replaces_a_posting() {
+    let (mut e, batch) = one_at_batch();
+    let (t, x) = honest_tcrs(&mut e, batch);
+    assert_eq!(record_tcrs(&mut e, &x, batch, t.clone()).status, TxStatus::Success);
+    for key in e.d.executors.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>() {
+        let r = record_tcrs(&mut e, &key, batch, t.clone());
+        assert!(reverted(&r).contains("already recorded"), "{:?}", r.status);
+    }
+}
