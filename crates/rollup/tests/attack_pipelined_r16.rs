@@ -4,6 +4,24 @@
 //! validator's turn measured from its predecessor's settlement
 //! (`validator_turn_start`), and the driver's watcher checking each batch
 //! when it is posted ahead (`DualChain::post_ahead`).
+//!
+//! Findings (each test ignored until fixed): [1] a forged batch posted
+//! ahead by its executor before the driver runs is never watched inside
+//! its window and its root settles (theft); [2] a batch overturned with
+//! the true post-state root makes its honest successor void, so any
+//! executor replaces it on a made-up root and its window restarts once
+//! the overturned batch settles; [3] with [2] and `forfeit` taking nothing
+//! from a node already forfeited, one deposit buys a window of delay per
+//! batch the forger was assigned; [4] an honest validator's whole-batch
+//! dispute of a void posting, front-run by the posting's correct
+//! replacement, burns the validator's deposit; [5] a void posting and its
+//! replacement in one block make `batch_leaves` read the replaced leaves,
+//! so the driver and every settled-state reader fail for good.
+//!
+//! Held up: a posting on the root its predecessor states is not replaced
+//! after the predecessor is overturned with a forged root; IOR never
+//! replaces a posting; the void-posting and turn-start checks read one
+//! header each (O(1)).
 
 mod common;
 
