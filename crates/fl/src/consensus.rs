@@ -242,16 +242,22 @@
 //!   proposal PBFT prepared, not whether this node checked *a* copy of the
 //!   view, or whose copy named another aggregate: see "One root, several
 //!   client lists" below) — sends [`Message::FetchProposal`] to its peers
-//!   (a block of a view whose copy it refused is refused in the current
-//!   PBFT view and validated on a later re-proposal, once fetched; one of
-//!   a view whose proposal it verified with another aggregate waits for
-//!   the fetch); each peer that verified a proposal under that `(view,
-//!   root)` answers once with a [`Message::Relay`] of each client list it
-//!   verified under it: the proposal as its leader sent it (client list,
-//!   attestation, exclusion evidence, carried pre-vectors) with the
-//!   relayer's own subfragment. A peer that has not verified any yet keeps
-//!   the request (one per peer per `(view, root)`, at most `K` per peer)
-//!   and answers it as soon as it verifies one, received or fetched itself.
+//!   and waits for the fetch, whether its own copy of the view failed or
+//!   named another aggregate: either is the view's leader's doing towards
+//!   this node and proves nothing about the block, whose proposer may be
+//!   an honest PBFT leader that verified the genuine proposal, so no
+//!   record names that proposer (attack round 19). Only a block whose
+//!   own `(view, root, clients)` proved invalid here — its fetched
+//!   proposal failed, the node's subfragment not rebuilt under the
+//!   attested root — is refused (`InvalidProposal`); one that no peer
+//!   relays waits until PBFT's view change. Each peer that verified a
+//!   proposal under that `(view, root)` answers once with a
+//!   [`Message::Relay`] of each client list it verified under it: the
+//!   proposal as its leader sent it (client list, attestation, exclusion
+//!   evidence, carried pre-vectors) with the relayer's own subfragment.
+//!   A peer that has not verified any yet keeps the request (one per peer
+//!   per `(view, root)`, at most `K` per peer) and answers it as soon as
+//!   it verifies one, received or fetched itself.
 //!   A fetch is for the block's exact `(view, root, clients)`: a relay
 //!   naming another client list is dropped unchecked and completes
 //!   nothing. The node
@@ -1014,6 +1020,11 @@ pub struct ChainNode<A: Attester> {
     verified: BTreeMap<BlockKey, Vec<u32>>,
     /// Aggregation views whose proposal failed here.
     rejected: BTreeSet<u32>,
+    /// Blocks whose own `(view, root, clients)` proved invalid here: their
+    /// fetched proposal failed (the node's subfragment could not be rebuilt
+    /// under the attested root). A PBFT block naming one is refused; at
+    /// most `K` are kept (past that, those no waiting block names go).
+    refuted: BTreeSet<BlockKey>,
     /// The highest aggregation view each node asked for (one entry per
     /// node: bounded, and a request far ahead is kept, not dropped).
     view_requests: BTreeMap<usize, u32>,
@@ -1111,6 +1122,7 @@ impl<A: Attester> ChainNode<A> {
             checked_in: BTreeSet::new(),
             verified: BTreeMap::new(),
             rejected: BTreeSet::new(),
+            refuted: BTreeSet::new(),
             view_requests: BTreeMap::new(),
             refused_ahead: BTreeSet::new(),
             aggregate_due: BTreeSet::new(),
@@ -1259,29 +1271,36 @@ impl<A: Attester> ChainNode<A> {
                 // Not verified here: what counts is the attested proposal
                 // of the block's `(view, root, clients)`, not whether this
                 // node checked *a* copy of that view — its own copy may
-                // have been junk (a bad attestation, a wrong subfragment)
-                // or another aggregate the view's leader attested (another
+                // have been junk (a bad attestation, a wrong subfragment,
+                // carried pre-vectors that fail the omission rule) or
+                // another aggregate the view's leader attested (another
                 // client list, under the same root or another), while the
                 // proposal PBFT prepared went to the others. So a block of
                 // a view this node has left, or whose copy it checked, makes
-                // it fetch the proposal from the peers that verified it. A
-                // block of a view whose copy failed here is refused now (it
-                // cannot be validated in this PBFT view); its re-proposal
-                // in a later PBFT view is validated once the fetch verified
-                // it. A block of a view whose proposal this node verified
-                // with another aggregate waits for the fetch instead: the
-                // view's leader attested two aggregates, so the block may
-                // be the one PBFT prepared and its proposer honest — it is
-                // not recorded as proposing an invalid block. A block of a
-                // view not checked yet and not left waits for that view's
-                // proposal.
+                // it fetch the proposal from the peers that verified it,
+                // and waits for the fetch: a copy that failed here, or that
+                // named another aggregate, is the view's leader's doing
+                // towards this node and proves nothing about the block, so
+                // its (possibly honest) proposer is not recorded as
+                // proposing an invalid block. Only a block whose own
+                // `(view, root, clients)` proved invalid here — its fetched
+                // proposal failed ([`Self::on_relay`]) — is refused. A
+                // block of a view not checked yet and not left waits for
+                // that view's proposal.
+                let key = block_key(b.view, b.root, &b.clients);
                 let checked = self.rejected.contains(&b.view) || self.checked_in.contains(&b.view);
                 let other_verified = self.verified.keys().any(|k| k.0 == b.view);
-                if (checked || b.view < self.view) && !mutants::active(Mutation::ReproposalViewBound) {
-                    fetch.push(block_key(b.view, b.root, &b.clients));
+                if self.refuted.contains(&key) {
+                    Some(Err("the block's attested proposal failed when fetched".to_string()))
+                } else {
+                    if (checked || b.view < self.view) && !mutants::active(Mutation::ReproposalViewBound) {
+                        fetch.push(key);
+                    }
+                    let refuse = checked
+                        && (mutants::active(Mutation::RootKeyedStores)
+                            || (!other_verified && mutants::active(Mutation::FailedCopyRefuses)));
+                    refuse.then(|| Err("root not verified here (its attested proposal is fetched)".to_string()))
                 }
-                let refuse = checked && (!other_verified || mutants::active(Mutation::RootKeyedStores));
-                refuse.then(|| Err("root not verified here (its attested proposal is fetched)".to_string()))
             };
             match verdict {
                 Some(v) => next.extend(replica.handle_validated(req.height, req.view, b.digest(), v)),
@@ -1534,6 +1553,20 @@ impl<A: Attester> ChainNode<A> {
                 step.faults
                     .push(Fault::BadProposal { view: key.0, error: format!("own subfragment not rebuilt: {e}") });
                 self.fetches.remove(&key);
+                // The block's exact `(view, root, clients)` proved invalid:
+                // a PBFT block naming it is refused from now on.
+                if self.refuted.len() >= self.cfg.nodes {
+                    let named: BTreeSet<BlockKey> = self
+                        .pending
+                        .iter()
+                        .map(|r| block_key(r.payload.view, r.payload.root, &r.payload.clients))
+                        .collect();
+                    self.refuted.retain(|k| named.contains(k));
+                }
+                if self.refuted.len() < self.cfg.nodes {
+                    self.refuted.insert(key);
+                }
+                self.drive_pbft(step);
             }
         }
     }

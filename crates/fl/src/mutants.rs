@@ -123,6 +123,13 @@ pub enum Mutation {
     /// of the other for good and never fetches it, and a relay of the other
     /// list completes a fetch (attack round 18).
     RootKeyedStores,
+    /// A node refuses at once a PBFT block of an aggregation view whose
+    /// own copy failed here (a junk copy from a Byzantine aggregation
+    /// leader, an attestation over nothing say) instead of waiting for the
+    /// fetch of the block's attested proposal: the honest PBFT leader
+    /// proposing that view's genuine block is recorded as proposing an
+    /// invalid block (attack round 19).
+    FailedCopyRefuses,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

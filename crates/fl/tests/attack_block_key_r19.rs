@@ -9,9 +9,12 @@
 //! (relayed, withheld or forged) and a PBFT leader equivocating between
 //! two attested lists of one root. Finding 1 (low, unit and end to end):
 //! a node whose copy of a view was junk still accuses the honest PBFT
-//! leader proposing that view's genuine block.
-//! Findings are `#[ignore]`d until fixed:
-//! `cargo test -p gridledger-fl --test attack_block_key_r19 -- --include-ignored`.
+//! leader proposing that view's genuine block. Fixed: a node whose copy of
+//! the view failed waits for the fetch of the block's attested proposal,
+//! as one whose copy named another list does; `InvalidProposal` is
+//! recorded only for a block whose own `(view, root, clients)` proved
+//! invalid (its fetched proposal failed).
+//! `cargo test -p gridledger-fl --test attack_block_key_r19`.
 
 mod common;
 
@@ -207,9 +210,10 @@ fn a_peer_relays_each_list_it_verified_once_per_pbft_view() {
 /// as proposing an invalid block (wait for the fetch as in the other-list
 /// case, or record nothing against the PBFT leader). Note that
 /// `dual_consensus::a_pbft_block_with_a_root_the_node_refuted_gets_no_vote`
-/// asserts today's record.
+/// asserted the record (updated with the fix).
+/// Fixed: node 3 waits for the fetch (no vote, no record against node 2)
+/// and, once the relays verify the block, validates it.
 #[test]
-#[ignore = "attack r19: a node whose copy of a view was junk records the honest PBFT leader proposing that view's genuine block as InvalidProposal"]
 fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
     let cfg = small();
     let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
@@ -256,6 +260,88 @@ fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
     );
 }
 
+/// A root `M` over subfragments 0 and 1 of one release and 2 and 3 of
+/// another (same context and length): every subfragment verifies under
+/// `M`, but no global fragment codes to it. Built from the two releases'
+/// Merkle paths (K = 4: `M = node(node(h0, h1), node(h2, h3))`).
+fn mixed_release(cfg: &ChainConfig) -> gridledger_fl::dissemination::GlobalRelease {
+    use gridledger_core::codec::{hash_parts, Tag};
+    let x = release_of(cfg, &A, 1);
+    let len = x.subfragments[0].ctx.byte_len as usize;
+    let y = cfg.release(&vec![7u8; len]).unwrap();
+    let node = |l: &Hash32, r: &Hash32| hash_parts(Tag::MERKLE_NODE, &[&l.0, &r.0]);
+    let n01 = x.subfragments[2].proof.siblings[1];
+    let n23 = y.subfragments[0].proof.siblings[1];
+    let mut subfragments: Vec<_> = x.subfragments[..2].iter().chain(&y.subfragments[2..]).cloned().collect();
+    for sf in &mut subfragments {
+        sf.proof.siblings[1] = if sf.node < 2 { n23 } else { n01 };
+    }
+    gridledger_fl::dissemination::GlobalRelease { root: node(&n01, &n23), subfragments }
+}
+
+/// Fix (round 19): a block whose own `(view, root, clients)` proves
+/// invalid is still refused. Node 3's copy of view 0 is junk, so it waits
+/// on PBFT leader 2's block `(0, M, A)` and fetches it; view 0's leader's
+/// enclave attested `(0, M, A)` (its host fed it the mixed root), and the
+/// relays of nodes 0 and 1 carry subfragments that verify under `M`, but
+/// the global fragment they decode does not code to `M`: the fetched
+/// proposal fails (`BadProposal`), and the block is refused
+/// (`InvalidProposal`), with no prepare vote.
+#[test]
+fn a_block_whose_fetched_proposal_fails_is_refused() {
+    let cfg = small();
+    let mixed = mixed_release(&cfg);
+    for sf in &mixed.subfragments {
+        cfg.global.mini_fragments(sf.node, &mixed.root, sf).expect("every subfragment verifies under M");
+    }
+    let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
+    let _ = node.start();
+    let junk = enclave(0).attest_evidence(&[0u8; 32]);
+    let proposal = |ra, sf| Message::Proposal {
+        view: 0,
+        root: mixed.root,
+        clients: A.to_vec(),
+        ra,
+        sf,
+        excluded: vec![],
+        pre_vectors: carried_small(&cfg),
+    };
+    let s = node.handle(Source::Node(0), proposal(junk, mixed.subfragments[3].clone()));
+    assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", s.faults);
+    let set = cfg.validator_set().unwrap();
+    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root: mixed.root, clients: A.to_vec() };
+    let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
+    let s = node.handle(Source::Node(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+    assert!(s.faults.is_empty(), "refused before the fetch: {:?}", s.faults);
+    assert!(s.sends.iter().any(|(_, m)| matches!(m, Message::FetchProposal { view: 0, .. })), "not fetched");
+    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &mixed.root, &A));
+    let mut faults = Vec::new();
+    let mut sends = Vec::new();
+    for from in [0usize, 1] {
+        let Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } =
+            proposal(ra, mixed.subfragments[from].clone())
+        else {
+            unreachable!()
+        };
+        let s = node.handle(
+            Source::Node(from),
+            Message::Relay { node: from, view, root, clients, ra, sf, excluded, pre_vectors },
+        );
+        faults.extend(s.faults);
+        sends.extend(s.sends);
+    }
+    assert!(!faults.iter().any(|f| matches!(f, Fault::BadRelay { .. })), "{faults:?}");
+    assert!(
+        faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, error } if error.contains("not rebuilt"))),
+        "{faults:?}"
+    );
+    assert!(
+        faults.iter().any(|f| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader: 2, .. }))),
+        "the block whose fetched proposal failed was not refused: {faults:?}"
+    );
+    assert_eq!(prepares(&sends), 0, "prepared a block whose fetched proposal failed");
+}
+
 /// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
 /// but sends nodes 5 and 6 its proposal with an attestation over nothing
 /// (round 9's bad copy) and withholds its PBFT commit votes.
@@ -285,8 +371,9 @@ impl Adversary<P> for BadCopy {
 /// and 6, whose copy of view 0 was junk, record
 /// `InvalidProposal { leader: 2 }`, although they fetch and verify that
 /// very block and the round commits it.
+/// Fixed: nodes 5 and 6 wait for the fetch and record nothing against
+/// node 2.
 #[test]
-#[ignore = "attack r19: nodes given a junk copy record the honest first PBFT leader as proposing an invalid block"]
 fn a_junk_copy_makes_nodes_accuse_the_honest_pbft_leader_end_to_end() {
     let honest = [0usize, 1, 2, 3];
     let r = run(3, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(BadCopy))], &honest);

@@ -72,7 +72,8 @@ impl Adversary<P> for BadCopyWithholdCommits {
 /// Fixed: a replica fetches the attested proposal of any block whose
 /// `(view, root, clients)` it did not verify, whether or not it checked a
 /// copy of that view (a checked view's block is refused in the current
-/// PBFT view and validated on re-proposal once fetched).
+/// PBFT view and validated on re-proposal once fetched; since round 19 it
+/// waits for the fetch instead, and is validated as soon as it verifies).
 #[test]
 fn a_bad_copy_instead_of_no_proposal_cannot_halt_the_round() {
     let honest = [0usize, 1, 2, 3];

@@ -754,8 +754,51 @@ fn one_root_two_client_lists_commit() -> Result<(), String> {
     }
 }
 
+/// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
+/// but sends nodes 5 and 6 its proposal with an attestation over nothing
+/// (a junk copy) and withholds its PBFT commit votes.
+struct JunkCopyToSkipped;
+
+impl Adversary<P> for JunkCopyToSkipped {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        sends
+            .into_iter()
+            .filter(|(_, m)| !commit_or_catch_up(m))
+            .map(|(d, m)| match m {
+                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
+                    if SKIPPED.iter().any(|&n| d == Dest::One(n)) =>
+                {
+                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
+                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// K = 7 (attack round 19, finding 1): Byzantine node 0 sends nodes 5 and
+/// 6 a junk copy of view 0's proposal ([`JunkCopyToSkipped`]). The honest
+/// first PBFT leader (node 2) proposes view 0's genuine block; nodes 5
+/// and 6 fetch its attested proposal and wait for it instead of refusing
+/// the block, the round commits, and no honest PBFT leader is recorded as
+/// proposing an invalid block.
+fn junk_copies_accuse_no_honest_pbft_leader() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = run(SEED + 34, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(JunkCopyToSkipped))], &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
+    let blamed = r.faults().into_iter().find(
+        |f| matches!(f, Fault::Pbft(gridledger_consensus::pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0),
+    );
+    match blamed {
+        Some(f) => Err(format!("an honest PBFT leader recorded as proposing an invalid block: {f:?}")),
+        None => Ok(()),
+    }
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 26] = [
+const SCENARIOS: [Scenario; 27] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -782,6 +825,7 @@ const SCENARIOS: [Scenario; 26] = [
     ("impersonations blame their sender", impersonations_blame_their_sender),
     ("forged relays blame their relayer", forged_relays_blame_their_relayer),
     ("one root, two client lists commit", one_root_two_client_lists_commit),
+    ("junk copies accuse no honest PBFT leader", junk_copies_accuse_no_honest_pbft_leader),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -932,4 +976,9 @@ fn a_refused_relay_recorded_as_the_views_failed_proposal_is_caught() {
 #[test]
 fn proposal_stores_keyed_by_view_and_root_only_are_caught() {
     caught(Mutation::RootKeyedStores, "one root, two client lists commit");
+}
+
+#[test]
+fn a_block_refused_for_a_failed_copy_of_its_view_is_caught() {
+    caught(Mutation::FailedCopyRefuses, "junk copies accuse no honest PBFT leader");
 }
