@@ -954,7 +954,7 @@ pub(crate) fn fill_block(
     #[cfg(not(feature = "mutants"))]
     let never_yields = false;
     let mut placed = std::borrow::Cow::Borrowed(exclude);
-    let turn = served_before_lane || (!never_yields && b.height() % SERVED_FIRST_TURN == 0);
+    let turn = served_before_lane || (!never_yields && b.height().is_multiple_of(SERVED_FIRST_TURN));
     if turn && max > 0 {
         let room = b.gas_limit().saturating_sub(lane.gas);
         if mempool.first_served(exclude).is_some_and(|v| served_before_lane || v.tx.tx.gas_limit > room) {
