@@ -101,9 +101,20 @@ pub enum Mutation {
     /// run (the rule before attack r21 [1]).
     LaneGasPooled,
     /// The sender served first of all goes into the empty block before the
-    /// lane: a served-first block-sized call leaves the lane no gas (the
-    /// rule before attack r21 [2]).
+    /// lane at every height, whatever its size: a served-first block-sized
+    /// call leaves the lane no gas (the rule before attack r21 [2]; now only
+    /// at a served-first turn, and only a transaction the lane's gas would
+    /// not leave room for).
     ServeFirstBeforeLane,
+    /// A lane run whose next transaction exceeds its fair share of the
+    /// lane's gas ends there, the share it cannot use thrown away: four
+    /// 20 M relays against 18.75 M shares leave the lane empty (the rule
+    /// before attack r23 [1] [2]).
+    LaneShareWasted,
+    /// No served-first turn: the lane goes first at every height, so a
+    /// served-first transaction that fits only an empty block is skipped
+    /// in every block with a duty (the rule before attack r23 [3]).
+    LaneNeverYields,
 }
 
 /// The default [`ChainConfig::duty_lane_percent`].
@@ -819,43 +830,63 @@ pub(crate) struct Lane {
 /// pipelined heights (attack r13 [4]: the pipelined path had its own walk,
 /// which never served skipped senders first). Returns the senders skipped
 /// for gas with the skipped nonces, for [`Mempool::serve_first`], and the
-/// transactions that cannot execute with why. In two steps, leaving out
+/// transactions that cannot execute with why. In three steps, leaving out
 /// `exclude` throughout:
 ///
-/// 1. the duty lane (attack r16 [6]), into the empty block: the runs of
-///    the nodes whose duties the chain's contracts name ([`Mempool::lane`]:
-///    each node's duties in nonce order, with the ordinary calls of its
-///    key ahead of them), within the lane's share of `max_block_txs` and
-///    of the block's gas ([`ChainConfig::duty_lane_percent`]). The runs are
-///    taken round-robin, one transaction of each node per round in the
-///    order `Mempool::lane` gives (attack r18 [1]: runs taken whole in
-///    price order let one Byzantine node keeping a lane's worth of junk
-///    duties one unit above the nodes' price take the whole lane every
-///    block), so as long as the registered nodes are no more than the
-///    lane's count, the first round offers every node with a run a place.
-///    The lane's gas is shared the same way ([`lane_shares`], attack r21
-///    [1]): it is water-filled over the nodes with a run this block, each
-///    node's demand being the sum of its run's gas limits, so a node
-///    whose run needs no more than an equal share (the lane's gas over
-///    the number of runs) gets all it needs and the rest is split evenly
-///    among the others. A node's transactions, its carried ordinary calls
-///    included, count against its own share only, by the gas they used;
-///    a transaction whose gas limit does not fit what is left of its
-///    node's share, or that cannot execute, ends that node's run here (the
-///    other nodes' runs go on) and is tried again in step 2 like any
-///    transaction. Before, one pool of lane gas was shared first come,
-///    first served: one node's carried call with a lane-sized gas limit
-///    used it up in round one and ended every other node's run. The
-///    bound: each registered node with a duty pending gets a place in
-///    every block as long as its next lane transaction's gas limit fits
-///    its share (at least an equal one, or its whole run's demand), and a
-///    run reaches toward the node's last duty however many of its
-///    ordinary calls are queued ahead (attack r19 [1]), so each duty is
-///    included within a bounded number of blocks. The lane runs before
-///    anything else (attack r21 [2]: the sender served first used to go
-///    into the empty block ahead of the lane, so a served-first
-///    block-sized call took the block's whole gas and every lane
-///    candidate was refused, one block per account armed at price 1);
+/// 0. the served-first turn (attack r23 [3]): at every height that is a
+///    multiple of [`SERVED_FIRST_TURN`] (2), if the transaction served
+///    first of all ([`Mempool::first_served`]) has a gas limit above the
+///    block's gas less the lane's (so the lane might not leave it room),
+///    it goes into the empty block before the lane, which then has what
+///    it leaves. At other heights, and for a smaller one, nothing happens
+///    here;
+/// 1. the duty lane (attack r16 [6]): the runs of the nodes whose duties
+///    the chain's contracts name ([`Mempool::lane`]: each node's duties in
+///    nonce order, with the ordinary calls of its key ahead of them),
+///    within the lane's share of `max_block_txs` and of the block's gas
+///    ([`ChainConfig::duty_lane_percent`]). The runs are taken
+///    round-robin, one transaction of each node per round in the order
+///    `Mempool::lane` gives (attack r18 [1]: runs taken whole in price
+///    order let one Byzantine node keeping a lane's worth of junk duties
+///    one unit above the nodes' price take the whole lane every block), so
+///    as long as the registered nodes are no more than the lane's count,
+///    the first round offers every node with a run a place. The lane's
+///    gas is filled progressively (attacks r21 [1], r23 [1] [2]): each
+///    round, a run's next transaction is placed if its gas limit is at
+///    most the round's fair share, the lane's gas left over the number of
+///    runs still going; one above it waits for the end of the pass (the
+///    rounds until no run is going), where the waiting runs are taken
+///    smallest next gas limit first (ties by position), each placed if it
+///    fits the lane's gas left, then going again in a new pass, and ended
+///    if it does not. A node's transactions, its carried ordinary calls
+///    included, count by the gas they used; one that cannot execute ends
+///    its node's run here, and whatever the lane leaves is tried again in
+///    step 2 like any transaction. So the lane's gas that one node cannot
+///    use goes to the others: before, each node had a fixed water-filled
+///    share and a run whose next transaction exceeded it ended, the share
+///    thrown away (one Byzantine node's unexecuted 75 M duty cut three
+///    honest 20 M relays' shares to 18.75 M each and the lane placed
+///    nothing, every block, for free; so did four honest 20 M relays with
+///    no attacker). And one node's heavy carried call cannot shut the
+///    others out (attack r21 [1]: with one pool shared first come, first
+///    served, a lane-sized call placed in round one ended every other
+///    run): it exceeds the first round's fair share, waits, and is placed
+///    only if it fits what the others left. The bound: at a height that
+///    is not a turn, or one whose step 0 placed nothing, each registered
+///    node with a duty pending gets a place as long as its next lane
+///    transaction's gas limit is at most the lane's gas over the number of
+///    nodes with a run (the first round's fair share); a larger one goes
+///    in when it fits what the others leave. A run reaches toward the
+///    node's last duty however many of its ordinary calls are queued
+///    ahead (attack r19 [1]), so each duty is included within a bounded
+///    number of blocks. The lane goes before the senders served first
+///    except at a turn (attack r21 [2]: the sender served first used to go
+///    into the empty block ahead of the lane at every height, so a
+///    served-first block-sized call took the block's whole gas and every
+///    lane candidate was refused, one block per account armed at price 1;
+///    now such calls take at most every other block, and the lane has
+///    every block between: a duty waits at most two blocks behind any
+///    number of them);
 /// 2. the mempool's block order ([`Mempool::walk`]) for the rest, the
 ///    senders served first ([`Mempool::first_served`], attack r12 [3])
 ///    before the price order. The lane uses at most its gas and fewer
@@ -864,9 +895,16 @@ pub(crate) struct Lane {
 ///    gas less the lane's is included in every block, unless it cannot
 ///    execute (only the transaction that earned the place is served so,
 ///    never its sender's next one while it is excluded, attack r19 [2]);
-///    a larger one goes in a block whose lane leaves it room (one with no
-///    duty pending, or fewer heavy ones), and is skipped, keeping its
-///    place, until then.
+///    a larger one that fits an empty block is included at the next turn
+///    (step 0) at the latest, i.e. within [`SERVED_FIRST_TURN`] blocks of
+///    becoming the first served. Before attack r23 [3] it waited for a
+///    block whose lane left it room, and a chain whose nodes relay every
+///    block (the BoB) has none: one cheap duty a block starved a
+///    block-sized call for ever. So the first served transaction leaves
+///    the queue at least once every [`SERVED_FIRST_TURN`] blocks (included,
+///    or refused if it cannot execute) and a sender's place only moves
+///    forward: the `k`-th that fits an empty block is included within
+///    `k * SERVED_FIRST_TURN` blocks.
 ///
 /// A candidate whose gas limit no longer fits what is left of the block is
 /// skipped, and so are its sender's later ones (they wait for it, in nonce
@@ -899,74 +937,117 @@ pub(crate) fn fill_block(
     let mut skipped = Vec::new();
     let mut dropped = Vec::new();
     let mut walk = mempool.walk(exclude);
-    // Planted bug: the sender served first of all goes into the empty
-    // block before the lane (the rule before attack r21 [2]).
+    let lane = config.lane();
+    // 0. The served-first turn (attack r23 [3]): at a turn height the
+    // transaction served first of all goes into the empty block before the
+    // lane when the gas the lane may use would not leave it room.
+    // Planted bug: it goes first at every height, whatever its size (the
+    // rule before attack r21 [2]).
     #[cfg(feature = "mutants")]
     let served_before_lane = config.mutation == Some(Mutation::ServeFirstBeforeLane);
     #[cfg(not(feature = "mutants"))]
     let served_before_lane = false;
+    // Planted bug: no turn, the lane goes first at every height (the rule
+    // before attack r23 [3]).
+    #[cfg(feature = "mutants")]
+    let never_yields = config.mutation == Some(Mutation::LaneNeverYields);
+    #[cfg(not(feature = "mutants"))]
+    let never_yields = false;
     let mut placed = std::borrow::Cow::Borrowed(exclude);
-    if served_before_lane && max > 0 && mempool.first_served(exclude).is_some() {
-        if let Some(tx) = walk.next() {
-            if consider(b, &mut walk, tx, &mut skipped, &mut dropped) {
-                placed.to_mut().insert(tx.hash);
+    let turn = served_before_lane || (!never_yields && b.height().is_multiple_of(SERVED_FIRST_TURN));
+    if turn && max > 0 {
+        let room = b.gas_limit().saturating_sub(lane.gas);
+        if mempool.first_served(exclude).is_some_and(|v| served_before_lane || v.tx.tx.gas_limit > room) {
+            if let Some(tx) = walk.next() {
+                if consider(b, &mut walk, tx, &mut skipped, &mut dropped) {
+                    placed.to_mut().insert(tx.hash);
+                }
             }
         }
     }
-    // 1. The duty lane, round-robin over the nodes' runs, each node within
-    // its share of the lane's gas.
-    let lane = config.lane();
+    // 1. The duty lane: round-robin over the nodes' runs, the lane's gas
+    // filled progressively.
     let mut lane_txs = 0usize;
     let mut in_lane = BTreeSet::new();
     let runs = mempool.lane(&placed, lane.txs);
-    let demands: Vec<u64> =
-        runs.iter().map(|r| r.iter().fold(0u64, |d, t| d.saturating_add(t.tx.tx.gas_limit))).collect();
-    let shares = lane_shares(&demands, lane.gas);
     // Planted bug: one pool of lane gas, first come first served (the
     // rule before attack r21 [1]).
     #[cfg(feature = "mutants")]
     let pooled = config.mutation == Some(Mutation::LaneGasPooled);
     #[cfg(not(feature = "mutants"))]
     let pooled = false;
+    // Planted bug: a run whose next transaction exceeds its fair share ends
+    // there, its share unused (the rule before attack r23 [1] [2]).
+    #[cfg(feature = "mutants")]
+    let wastes = config.mutation == Some(Mutation::LaneShareWasted);
+    #[cfg(not(feature = "mutants"))]
+    let wastes = false;
     let mut lane_gas = 0u64;
     #[cfg(feature = "mutants")]
     let per_round = if config.mutation == Some(Mutation::LaneWholeRuns) { lane.txs.max(1) } else { 1 };
     #[cfg(not(feature = "mutants"))]
     let per_round = 1;
-    // Each run's next position, or `None` once it has ended, and the gas
-    // its node has used.
-    let mut at: Vec<Option<usize>> = vec![Some(0); runs.len()];
-    let mut used = vec![0u64; runs.len()];
-    'lane: while at.iter().any(Option::is_some) {
-        for (i, (run, pos)) in runs.iter().zip(at.iter_mut()).enumerate() {
-            for _ in 0..per_round {
-                let Some(tx) = pos.and_then(|p| run.get(p)) else {
-                    *pos = None;
-                    break;
-                };
-                if lane_txs >= lane.txs || b.len() >= max {
-                    break 'lane;
-                }
-                let left = if pooled {
-                    lane.gas.saturating_sub(lane_gas)
-                } else {
-                    shares.get(i).copied().unwrap_or(0).saturating_sub(used[i])
-                };
-                if tx.tx.tx.gas_limit > left {
-                    *pos = None;
-                    break;
-                }
-                match b.push(tx.tx.clone()) {
-                    Ok(r) => {
-                        used[i] = used[i].saturating_add(r.gas_used);
-                        lane_gas = lane_gas.saturating_add(r.gas_used);
-                        lane_txs += 1;
-                        in_lane.insert(tx.hash);
-                        *pos = pos.map(|p| p + 1);
-                    }
-                    Err(_) => {
-                        *pos = None;
+    // Each run's next position and where it stands.
+    let mut at = vec![0usize; runs.len()];
+    let mut state = vec![Run::Going; runs.len()];
+    'lane: loop {
+        // A pass: rounds over the runs going, each round's fair share an
+        // equal part of the lane's gas left over the runs going.
+        loop {
+            let going = state.iter().filter(|s| **s == Run::Going).count() as u64;
+            if going == 0 {
+                break;
+            }
+            let left = lane.gas.saturating_sub(lane_gas);
+            let fair = if pooled { left } else { left / going };
+            for (i, run) in runs.iter().enumerate() {
+                for _ in 0..per_round {
+                    if state[i] != Run::Going {
                         break;
+                    }
+                    let Some(tx) = run.get(at[i]) else {
+                        state[i] = Run::Ended;
+                        break;
+                    };
+                    if lane_txs >= lane.txs || b.len() >= max {
+                        break 'lane;
+                    }
+                    if tx.tx.tx.gas_limit > fair.min(lane.gas.saturating_sub(lane_gas)) {
+                        state[i] = if wastes { Run::Ended } else { Run::Waiting };
+                        break;
+                    }
+                    if lane_push(b, tx, &mut lane_gas, &mut lane_txs, &mut in_lane) {
+                        at[i] += 1;
+                    } else {
+                        state[i] = Run::Ended;
+                    }
+                }
+            }
+        }
+        // The end of the pass: the runs waiting, the smallest next gas
+        // limit first (ties by position), each placed if it fits the
+        // lane's gas left and then going again in a new pass; one that does
+        // not fit ends (the lane's gas left only shrinks).
+        let mut waiting: Vec<(u64, usize)> = state
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == Run::Waiting)
+            .filter_map(|(i, _)| runs[i].get(at[i]).map(|t| (t.tx.tx.gas_limit, i)))
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        waiting.sort_unstable();
+        for (gas, i) in waiting {
+            if lane_txs >= lane.txs || b.len() >= max {
+                break 'lane;
+            }
+            state[i] = Run::Ended;
+            if gas <= lane.gas.saturating_sub(lane_gas) {
+                if let Some(tx) = runs[i].get(at[i]) {
+                    if lane_push(b, tx, &mut lane_gas, &mut lane_txs, &mut in_lane) {
+                        at[i] += 1;
+                        state[i] = Run::Going;
                     }
                 }
             }
@@ -992,28 +1073,40 @@ pub(crate) fn fill_block(
     (skipped, dropped)
 }
 
-/// The lane's gas `gas` water-filled over the nodes with a run this block
-/// (attack r21 [1]), `demands[i]` being node `i`'s (the sum of its run's
-/// gas limits): the nodes are taken from the smallest demand up, each
-/// getting its demand or an equal part of what is left among the nodes
-/// not yet served, whichever is smaller. So a node whose demand is at
-/// most `gas / demands.len()` gets it whole, every node gets at least
-/// `min(demand, gas / demands.len())`, no node's share depends on how much
-/// more than its equal part another node asks for, and the shares add up
-/// to at most `gas`. Deterministic (ties in demand by position); integer
-/// division leaves at most one unit per node unshared.
-pub(crate) fn lane_shares(demands: &[u64], gas: u64) -> Vec<u64> {
-    let mut order: Vec<usize> = (0..demands.len()).collect();
-    order.sort_by_key(|&i| (demands[i], i));
-    let mut shares = vec![0u64; demands.len()];
-    let mut left = gas;
-    for (k, &i) in order.iter().enumerate() {
-        let equal = left / (demands.len() - k) as u64;
-        let s = demands[i].min(equal);
-        shares[i] = s;
-        left -= s;
+/// Every `SERVED_FIRST_TURN`-th height is a served-first turn
+/// ([`fill_block`] step 0, attack r23 [3]).
+pub(crate) const SERVED_FIRST_TURN: u64 = 2;
+
+/// Where a node's run stands in [`fill_block`]'s lane.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Offered a place each round.
+    Going,
+    /// Its next transaction exceeded its fair share: tried at the end of
+    /// the pass.
+    Waiting,
+    /// Done for this block.
+    Ended,
+}
+
+/// Places `tx` in the lane: true if it executed, its gas used added to
+/// `gas`, its count to `txs` and its hash to `in_lane`.
+fn lane_push(
+    b: &mut BlockBuilder<'_>,
+    tx: &VerifiedTx,
+    gas: &mut u64,
+    txs: &mut usize,
+    in_lane: &mut BTreeSet<Hash32>,
+) -> bool {
+    match b.push(tx.tx.clone()) {
+        Ok(r) => {
+            *gas = gas.saturating_add(r.gas_used);
+            *txs += 1;
+            in_lane.insert(tx.hash);
+            true
+        }
+        Err(_) => false,
     }
-    shares
 }
 
 /// One candidate of [`fill_block`]'s walk: placed (true), or skipped for
@@ -1081,36 +1174,4 @@ fn recent_hashes(store: &Store, tip: &BlockHeader) -> Result<BlockHashes, ChainE
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod lane_share_tests {
-    use super::lane_shares;
-
-    #[test]
-    fn small_demands_are_met_whole_and_the_rest_is_split_evenly() {
-        // 100 over three: 10 is met, the other two split 90.
-        assert_eq!(lane_shares(&[500, 10, 200], 100), vec![45, 10, 45]);
-        // Everything fits: each gets its demand.
-        assert_eq!(lane_shares(&[20, 30, 40], 100), vec![20, 30, 40]);
-        // A lane-sized demand does not reduce the others' shares.
-        assert_eq!(lane_shares(&[100, 1], 100), vec![99, 1]);
-        assert_eq!(lane_shares(&[], 100), Vec::<u64>::new());
-    }
-
-    #[test]
-    fn the_shares_never_exceed_the_gas_and_each_gets_at_least_its_equal_part() {
-        let cases: &[&[u64]] = &[&[7, 7, 7], &[u64::MAX, u64::MAX], &[0, 5, 1_000, 3], &[1, 2, 3, 4, 5, 6, 7]];
-        for demands in cases {
-            for gas in [0u64, 1, 10, 99, 1_000, u64::MAX] {
-                let s = lane_shares(demands, gas);
-                let total = s.iter().fold(0u128, |t, x| t + *x as u128);
-                assert!(total <= gas as u128, "{demands:?} {gas}: {s:?}");
-                let equal = gas / demands.len() as u64;
-                for (d, x) in demands.iter().zip(&s) {
-                    assert!(*x <= *d && *x >= (*d).min(equal), "{demands:?} {gas}: {s:?}");
-                }
-            }
-        }
-    }
 }

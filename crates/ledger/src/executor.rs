@@ -92,6 +92,16 @@ impl<'a> BlockBuilder<'a> {
         self.gas_used
     }
 
+    /// The height of the block being built.
+    pub fn height(&self) -> u64 {
+        self.env.height
+    }
+
+    /// The block's gas limit.
+    pub fn gas_limit(&self) -> u64 {
+        self.block_gas_limit
+    }
+
     /// Gas left in the block.
     pub fn gas_left(&self) -> u64 {
         self.block_gas_limit.saturating_sub(self.gas_used)

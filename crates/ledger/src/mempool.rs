@@ -18,7 +18,9 @@
 //! that order until that transaction is included; only that transaction
 //! is served so, not the sender's next one while it is excluded on a
 //! pipelined height (attack r19 [2]). A block's duty lane goes before
-//! both (attack r21 [2], `fill_block`).
+//! both (attack r21 [2], `fill_block`), except at every other height,
+//! where the first of them goes first if the lane's gas would not leave it
+//! room (attack r23 [3]).
 //!
 //! When the pool is full a transaction that pays a strictly higher gas price
 //! than the cheapest pending one of another sender takes its place. A
@@ -62,7 +64,9 @@
 //! ordinary transactions its sender has pending ahead of its duties
 //! (attack r18 [2]), however many (attack r19 [1]); it competes in the
 //! ordinary order as well. The lane's gas is shared out per node, the
-//! node's carried calls counting against its own share (attack r21 [1]).
+//! node's carried calls counting against its own share (attack r21 [1]),
+//! and filled progressively: what one node cannot use goes to the others
+//! (attack r23 [1] [2]).
 //!
 //! Each entry keeps the transaction's hash and sender ([`VerifiedTx`]), so
 //! [`Mempool::walk`] and [`Mempool::lane`] hand them out without hashing
@@ -518,7 +522,8 @@ impl Mempool {
     /// and including its last such duty, the first `max` of them; senders
     /// in the block order of their run's first transaction (highest gas
     /// price, then arrival). The block takes them round-robin, each node
-    /// within its share of the lane's gas (`fill_block`, attack r21 [1]).
+    /// within its fair share of the lane's gas, filled progressively
+    /// (`fill_block`, attacks r21 [1], r23 [1] [2]).
     ///
     /// Attack r18 [2]: the run used to start only if the sender's first
     /// transaction was a duty, so one ordinary call of the node's own key
@@ -598,11 +603,12 @@ impl Mempool {
     /// transaction was skipped for ever). The block's duty lane goes
     /// first and uses at most its share of the block's gas (attack r21
     /// [2], `fill_block`), so the first of them whose gas limit fits the
-    /// rest (the block's gas less the lane's) is included in each block
-    /// and a sender's place only moves forward: each of those waits a
-    /// bounded number of blocks. A larger one keeps its place and goes in
-    /// a block whose lane leaves it room. Senders no longer queued are
-    /// ignored.
+    /// rest (the block's gas less the lane's) is included in each block; a
+    /// larger one that fits an empty block goes before the lane at the
+    /// next served-first turn, every other height (attack r23 [3]: one
+    /// cheap duty a block starved it for ever). A sender's place only
+    /// moves forward, so each waits a bounded number of blocks. Senders
+    /// no longer queued are ignored.
     pub fn serve_first(&mut self, skipped: &[(Address, u64)]) {
         for (a, n) in skipped.iter().rev() {
             if !self.senders.get(a).is_some_and(|q| q.txs.contains_key(n)) {

@@ -1,13 +1,15 @@
 //! Mutation sensitivity of block filling and the mempool (attacks r16,
-//! r18, r19 and r21): each bug planted behind the `mutants` feature —
+//! r18, r19, r21 and r23): each bug planted behind the `mutants` feature —
 //! candidates skipped for gas count toward the walk's stop, no duty lane,
 //! a replacement without the minimum bump, the lane's runs taken whole
 //! instead of round-robin, a node's run starting only at a duty, a small
 //! replacement keeping the serve-first place, a node's run cut to the
 //! duties within its window, the serve-first place passing to the next
 //! nonce, the lane's gas as one pool instead of per-node shares, the
-//! sender served first going before the lane — must make its checks
-//! fail, while every check passes on the real code (the control).
+//! sender served first going before the lane at every height, a share a
+//! node cannot use thrown away instead of handed on, no served-first turn
+//! (r23) — must make its checks fail, while every check passes on the
+//! real code (the control).
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
 
@@ -248,8 +250,8 @@ fn one_nodes_heavy_call_leaves_the_others_their_lane_gas(m: Option<Mutation>) ->
 
 /// r21 [2]: three accounts' block-sized `burn`s at price 1 are skipped
 /// behind a transfer (served first from then on); node 9 then posts a
-/// duty: it goes into the next block (the lane goes before the senders
-/// served first).
+/// duty: it goes in within two blocks (the lane goes before the senders
+/// served first except at a served-first turn, every other height).
 fn served_first_calls_leave_the_lane_its_gas(m: Option<Mutation>) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = chain(dir.path(), m);
@@ -266,7 +268,40 @@ fn served_first_calls_leave_the_lane_its_gas(m: Option<Mutation>) -> Result<(), 
     let duty = call_method(9, 0, "work", 1);
     c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
     seal(&mut c, &mut ts);
-    included(&c, &duty, "a served-first block-sized call took the lane's gas")
+    seal(&mut c, &mut ts);
+    included(&c, &duty, "served-first block-sized calls took the lane's gas two blocks running")
+}
+
+/// r23 [1] [2]: node 9's duty with a 75 M gas limit at price 2 and node
+/// 10's with 40 M at price 1, dearer traffic flooding: both exceed the
+/// first round's fair share (37.5 M), and node 10's, the smaller, still
+/// goes into the next block (the share node 9 cannot use goes to it).
+fn a_share_a_node_cannot_use_goes_to_the_others(m: Option<Mutation>) -> Result<(), String> {
+    let (_dir, mut c) = flooded_chain(m, 5)?;
+    c.submit(&call_with_gas(9, 0, "work", lane_gas(), 2).to_bytes()).map_err(|e| e.to_string())?;
+    let duty = call_with_gas(10, 0, "work", 40_000_000, 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    included(&c, &duty, "the lane's shares were thrown away")
+}
+
+/// r23 [3]: an account's block-sized `burn` at price 5 while node 9 posts
+/// one cheap duty before each block: it goes in within three blocks
+/// (skipped once, then the first served, it gets the next served-first
+/// turn).
+fn a_served_first_call_gets_a_turn(m: Option<Mutation>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = chain(dir.path(), m);
+    let user = call_with_gas(12, 0, "burn", ChainConfig::default().block_gas_limit, 5);
+    c.submit(&user.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    for _ in 0..3 {
+        let a = dev_key(9).address();
+        c.submit(&call_method(9, c.next_nonce(&a), "work", 1).to_bytes()).map_err(|e| e.to_string())?;
+        seal(&mut c, &mut ts);
+    }
+    included(&c, &user, "the lane's duties starved a block-sized served-first call")
 }
 
 type Check = fn(Option<Mutation>) -> Result<(), String>;
@@ -282,6 +317,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("the next nonce does not inherit the served-first place", the_next_nonce_does_not_inherit_the_served_first_place),
     ("one node's heavy call leaves the others their lane gas", one_nodes_heavy_call_leaves_the_others_their_lane_gas),
     ("served-first calls leave the lane its gas", served_first_calls_leave_the_lane_its_gas),
+    ("a share a node cannot use goes to the others", a_share_a_node_cannot_use_goes_to_the_others),
+    ("a served-first call gets a turn", a_served_first_call_gets_a_turn),
 ];
 
 fn failing(m: Option<Mutation>) -> Vec<&'static str> {
@@ -308,6 +345,7 @@ fn each_planted_bug_is_caught() {
                 "a lane's worth of ordinary calls does not freeze a duty",
                 "one node's heavy call leaves the others their lane gas",
                 "served-first calls leave the lane its gas",
+                "a share a node cannot use goes to the others",
             ],
         ),
         (Mutation::ReplaceWithoutBump, vec!["replacement needs the bump"]),
@@ -324,6 +362,8 @@ fn each_planted_bug_is_caught() {
         (Mutation::FirstServedNextNonce, vec!["the next nonce does not inherit the served-first place"]),
         (Mutation::LaneGasPooled, vec!["one node's heavy call leaves the others their lane gas"]),
         (Mutation::ServeFirstBeforeLane, vec!["served-first calls leave the lane its gas"]),
+        (Mutation::LaneShareWasted, vec!["a share a node cannot use goes to the others"]),
+        (Mutation::LaneNeverYields, vec!["a served-first call gets a turn"]),
     ] {
         assert_eq!(failing(Some(m)), caught_by, "mutant {m:?} must be caught by exactly its checks");
     }

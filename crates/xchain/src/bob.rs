@@ -159,9 +159,13 @@ pub struct BobConfig {
 /// reaches toward the node's last pending duty however many are queued
 /// ahead, within the node's round-robin share of each block's lane). The
 /// lane's gas is shared out per node too, a node's carried calls counting
-/// against its own share (attack r21 [1]), and the lane goes before the
-/// senders served first, so no block-sized call takes its gas (attack
-/// r21 [2]).
+/// against its own share (attack r21 [1]), and filled progressively, so
+/// a share one node cannot use goes to the others (attack r23 [1] [2]);
+/// the lane goes before the senders served first, so no block-sized call
+/// takes its gas (attack r21 [2]), except at every other height, where a
+/// served-first transaction the lane would leave no room for goes first
+/// (attack r23 [3]: the node's relays every block starved a block-sized
+/// transfer).
 pub const DUTY_METHODS: &[&str] = &["relay", "prove", "cct_v", "ccdi_late_lock"];
 
 /// The `x_j` at which [`BobConfig::validate`] compares the genesis price
