@@ -306,18 +306,20 @@ impl gridledger_sim::Adversary<P> for JunkNoRelay {
     }
 }
 
-/// Held up (liveness of round 19's wait): K = 4 and K = 7, the Byzantine
-/// aggregation leader of view 0 sends junk copies to all honest nodes but
-/// one (so view 0's genuine proposal can never gather `2f + 1` votes, and
-/// the waiting nodes' fetches cannot complete from one honest relayer) and
-/// relays nothing: every honest client still ends the round with the
-/// trimmed mean of a committed view.
+/// Held up (liveness of round 19's wait): K = 4 and K = 7, two seeds each,
+/// the Byzantine aggregation leader of view 0 sends junk copies to all
+/// honest nodes but one (so view 0's genuine proposal can never gather
+/// `2f + 1` votes, and the waiting nodes' fetches cannot complete from one
+/// honest relayer), or to every honest node, and relays nothing: every
+/// honest client still ends the round with the trimmed mean of a committed
+/// view, and no honest PBFT leader is accused.
 #[test]
 fn junk_copies_to_all_but_one_honest_node_do_not_stall_the_round() {
-    for (nodes, junk) in [(4usize, vec![2u32, 3]), (7, vec![2, 3, 4, 5, 6])] {
+    let cases = [(4usize, vec![2u32, 3]), (7, vec![2, 3, 4, 5, 6]), (4, vec![1, 2, 3]), (7, vec![1, 2, 3, 4, 5, 6])];
+    for ((nodes, junk), seed) in cases.into_iter().flat_map(|c| [5u64, 11].map(|s| (c.clone(), s))) {
         let cfg = config(nodes, 4, 1);
         let r = run_custom(
-            5,
+            seed,
             cfg,
             gridledger_sim::NetConfig::reliable(nodes + 4, 6),
             vec![gridledger_fl::round::ClientBehaviour::Honest; 4],
