@@ -17,8 +17,9 @@
 //! clients assemble different fragments (or none) from one committed
 //! root. Findings 1 and 2 (ignored) show this; within the trust model,
 //! what held up is a passing test: junk copies to all honest nodes but
-//! one with no relays from the Byzantine leader do not stall the round
-//! (K = 4 and 7), and a Byzantine relayer (tampered subfragment, another
+//! one (or to all) with no relays from the Byzantine leader do not stall
+//! the round (K = 4 and 7), nor does a first PBFT leader proposing a view
+//! the others cannot fetch, and a Byzantine relayer (tampered subfragment, another
 //! context) cannot get a genuine block key refuted.
 //! `cargo test -p gridledger-fl --test attack_mixed_root_r20 -- --include-ignored`.
 
@@ -277,6 +278,8 @@ fn a_mixed_root_commits_and_clients_do_not_share_one_model() {
 /// fix) and no Byzantine relay helps their fetch.
 struct JunkNoRelay {
     junk: Vec<u32>,
+    /// Relays what it verified (view 0's genuine proposal) when asked.
+    relays: bool,
 }
 
 impl gridledger_sim::Adversary<P> for JunkNoRelay {
@@ -288,7 +291,7 @@ impl gridledger_sim::Adversary<P> for JunkNoRelay {
     ) -> Vec<(gridledger_sim::Dest, Message)> {
         sends
             .into_iter()
-            .filter(|(_, m)| !commit_or_catch_up(m) && !matches!(m, Message::Relay { .. }))
+            .filter(|(_, m)| !commit_or_catch_up(m) && (self.relays || !matches!(m, Message::Relay { .. })))
             .map(|(d, m)| match (d, m) {
                 (
                     gridledger_sim::Dest::One(n),
@@ -323,7 +326,7 @@ fn junk_copies_to_all_but_one_honest_node_do_not_stall_the_round() {
             cfg,
             gridledger_sim::NetConfig::reliable(nodes + 4, 6),
             vec![gridledger_fl::round::ClientBehaviour::Honest; 4],
-            vec![(0, Box::new(JunkNoRelay { junk }))],
+            vec![(0, Box::new(JunkNoRelay { junk, relays: false }))],
             &[0, 1, 2, 3],
             20_000,
         );
@@ -399,4 +402,29 @@ fn a_byzantine_relayer_cannot_get_a_genuine_block_refuted() {
         "a fault against anyone but the Byzantine relayer: {faults:?}"
     );
     assert!(prepares(&sends) > 0, "the genuine block was not prepared once fetched: {faults:?}");
+}
+
+/// Held up: K = 7 (f = 2). Byzantine node 0 sends view 0's genuine
+/// proposal only to node 2, the first PBFT leader, and junk copies to
+/// every other node, and relays what it verified when asked: PBFT leader
+/// 2 proposes view 0's block, which every other honest node waits on and
+/// fetches from two relayers (nodes 0 and 2, one short of `f + 1`). The
+/// PBFT view change moves on and every honest client still ends the round
+/// with one committed view's trimmed mean.
+#[test]
+fn a_first_pbft_leader_proposing_a_view_others_cannot_fetch_does_not_stall() {
+    for seed in [5u64, 11] {
+        let cfg = config(7, 4, 1);
+        let r = run_custom(
+            seed,
+            cfg,
+            gridledger_sim::NetConfig::reliable(11, 6),
+            vec![gridledger_fl::round::ClientBehaviour::Honest; 4],
+            vec![(0, Box::new(JunkNoRelay { junk: vec![1, 3, 4, 5, 6], relays: true }))],
+            &[0, 1, 2, 3],
+            20_000,
+        );
+        r.debug_trace();
+        assert_round_succeeded(&r, &[0, 1, 2, 3], |c| model(c as usize), 1);
+    }
 }
