@@ -416,25 +416,30 @@ mod lbft {
     }
 
     /// [`QueueMutation::RoundCreditOneBatch`] (attack r11 [1]): 20 senders
-    /// (dev accounts 20…39) each keep one transfer queued, five slots and
-    /// 40 transfers' gas a batch (rounds of four batches); at epoch 0 dev
-    /// account 1 sends one transaction of 20 transfers' gas at a higher gas
-    /// price. It fits beside the transfers: served in its first round. The
-    /// batch (0-based) that took it, of 60.
-    fn heavy_behind_transfer_senders(m: Option<QueueMutation>) -> Option<usize> {
+    /// (dev accounts 20…39) each keep one transaction of two transfers' gas
+    /// queued and dev account 2 one transfer, five slots and 40 transfers'
+    /// gas a batch (rounds of five batches' gas); dev account 1 keeps one of
+    /// the whole 40 queued at a higher gas price. The round's credit covers
+    /// it every round. With one batch's gas as credit (under two transfers'
+    /// gas each, so the 20 are lent a little each round and never held back
+    /// by debt; dev account 2's need keeps the level from being multiplied
+    /// up) it is lent a batch once, and then waits about 20 rounds to repay
+    /// that debt. How many of 60 batches carried it.
+    fn heavy_beside_transfer_senders(m: Option<QueueMutation>) -> usize {
         let budget = 40 * TRANSFER_GAS;
         let mut pool = Mempool::new(256, 16);
         let mut q = queue(m);
         use std::collections::HashMap;
         let mut done: HashMap<gridledger_core::Address, u64> = HashMap::new();
         let mut next: HashMap<usize, u64> = HashMap::new();
-        pool.admit(vtx_at(1, 0, 20 * TRANSFER_GAS, 5), &RICH).unwrap();
+        let mut heavy = 0;
         for e in 0..60usize {
-            for from in 20..40 {
+            let small = (20..40).map(|c| (c, 2 * TRANSFER_GAS, 1)).chain([(2, TRANSFER_GAS, 1)]);
+            for (from, gas, price) in small.chain([(1, budget, 5)]) {
                 let d = done.get(&dev_key(from).address()).copied().unwrap_or(0);
                 let n = next.entry(from).or_default();
                 while *n < d + 1 {
-                    pool.admit(vtx(from, *n, TRANSFER_GAS), &Account { nonce: d, ..RICH }).unwrap();
+                    pool.admit(vtx_at(from, *n, gas, price), &Account { nonce: d, ..RICH }).unwrap();
                     *n += 1;
                 }
             }
@@ -445,7 +450,7 @@ mod lbft {
                 .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
                 .collect();
             if txs.iter().any(|t| t.sender() == dev_key(1).address()) {
-                return Some(e);
+                heavy += 1;
             }
             for t in &txs {
                 *done.entry(t.sender()).or_default() += 1;
@@ -454,15 +459,72 @@ mod lbft {
             pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
             q.delivered(e as u64, &pool);
         }
-        None
+        heavy
     }
 
     #[test]
     fn a_round_crediting_one_batch_of_gas_is_caught() {
-        let control = heavy_behind_transfer_senders(None);
-        assert!(control.is_some_and(|b| b < 5), "control: served in its first round: {control:?}");
-        let planted = heavy_behind_transfer_senders(Some(QueueMutation::RoundCreditOneBatch));
-        assert!(planted.is_none_or(|b| b >= 20), "the bug serves it rounds later: {planted:?}");
+        let control = heavy_beside_transfer_senders(None);
+        assert!(control >= 8, "control: served about every round: {control} of 60");
+        let planted = heavy_beside_transfer_senders(Some(QueueMutation::RoundCreditOneBatch));
+        assert!(planted <= 3, "the bug serves it rounds later: {planted} of 60");
+    }
+
+    /// [`QueueMutation::CreditOnly`] (attack r12 [1]): 20 senders (dev
+    /// accounts 20…39) each keep one transaction of the whole budget queued
+    /// at gas price 5 (a batch holds one), and dev account 1 keeps one
+    /// transfer queued. The batches (of at most 120) until every one of
+    /// the 20 had its first transaction proposed, and how many of them
+    /// carried at most the transfer.
+    fn calls_beside_one_transfer(m: Option<QueueMutation>) -> (usize, usize) {
+        let budget = 40 * TRANSFER_GAS;
+        let mut pool = Mempool::new(256, 16);
+        let mut q = queue(m);
+        use std::collections::{HashMap, HashSet};
+        let mut done: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let mut next: HashMap<usize, u64> = HashMap::new();
+        let mut served: HashSet<gridledger_core::Address> = HashSet::new();
+        let mut light = 0;
+        for e in 0..120usize {
+            for (from, gas, price) in (20..40).map(|c| (c, budget, 5)).chain([(1, TRANSFER_GAS, 1)]) {
+                let d = done.get(&dev_key(from).address()).copied().unwrap_or(0);
+                let n = next.entry(from).or_default();
+                while *n < d + 1 {
+                    pool.admit(vtx_at(from, *n, gas, price), &Account { nonce: d, ..RICH }).unwrap();
+                    *n += 1;
+                }
+            }
+            let txs: Vec<SignedTransaction> = q
+                .cut(e as u64, &pool, 5, budget)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            if txs.iter().map(|t| t.tx.gas_limit).sum::<u64>() <= TRANSFER_GAS {
+                light += 1;
+            }
+            for t in &txs {
+                *done.entry(t.sender()).or_default() += 1;
+                if t.sender() != dev_key(1).address() {
+                    served.insert(t.sender());
+                }
+            }
+            if served.len() == 20 {
+                return (e + 1, light);
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e as u64, &pool);
+        }
+        (120, light)
+    }
+
+    #[test]
+    fn batches_cut_by_credit_alone_are_caught() {
+        let control = calls_beside_one_transfer(None);
+        assert!(control.0 <= 22 && control.1 <= 2, "control: one call a batch: {control:?}");
+        let planted = calls_beside_one_transfer(Some(QueueMutation::CreditOnly));
+        assert!(planted.1 >= 10, "the bug cuts batches carrying at most the transfer: {planted:?}");
     }
 
     /// [`LbftMutation::UnpayableKept`]: a transaction validator 2's own

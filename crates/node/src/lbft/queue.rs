@@ -74,6 +74,30 @@
 //!   with ordinary transfers one batch in as many; with it they share the
 //!   round's gas, and that client is served about every other batch
 //!   (tests `attack_lbft_r9`, `attack_lbft_r11`);
+//! - **the queue is work-conserving: room a batch has left is lent**
+//!   (attack r12 [1]). A member short of credit whose next transaction
+//!   fits the gas left in the batch is served anyway when visited, and
+//!   the shortfall (its gas limit less its credit) becomes its **debt**;
+//!   after the first and further passes, a second pass looks at up to
+//!   `max_txs` of the round's members not visited yet, in round order, and
+//!   lends to them the same way. A sender holds credit or debt, never
+//!   both; its debt is at most `budget` (one that would owe more is not
+//!   lent to), and later rounds' credit repays it before the sender can
+//!   be served by credit again (a member's need is its gas limit less its
+//!   credit plus its debt). So a batch does not go out (nearly) empty
+//!   while a member's transaction that fits it waits only for credit, and
+//!   a sender that borrowed cannot take more than one batch's gas ahead of
+//!   its share. Rounds in which every member the level leaves short is
+//!   held back by its debt (it would owe more than `budget`) are skipped
+//!   too (the level is multiplied up until the least of them may borrow),
+//!   so lending does not stop for long while such a member waits. A
+//!   sender's debt leaves with it when a round starts without it in the
+//!   mempool: it comes back as a newcomer, as any new account does.
+//!   Without lending, one cheap sender's small need kept the level below
+//!   the calls' needs, and 150 share-sized calls beside one transfer
+//!   sender took ~250 batches, ~100 of them carrying at most that
+//!   transfer; with it they take about one batch each (test
+//!   `attack_lbft_r12`);
 //! - the walk is bounded: the first pass stops when the batch is full by
 //!   count or gas, or after `max_txs` members left out for gas or short of
 //!   credit (a large pool is not walked whole every epoch; a batch that
@@ -135,6 +159,10 @@ pub enum QueueMutation {
     /// the rule before attack r11 [1], under which a call behind many
     /// transfer senders waits quadratically in the senders.
     RoundCreditOneBatch,
+    /// A batch is cut by credit alone: no room is lent to members short of
+    /// credit (the rule before attack r12 [1]), so batches go out nearly
+    /// empty while share-sized calls wait for their credit.
+    CreditOnly,
 }
 
 /// One cut batch: the transactions (encoded) and those given up.
@@ -179,6 +207,42 @@ struct Batch<'q> {
 }
 
 impl Batch<'_> {
+    /// Lends a member short of credit the room left (module docs): takes
+    /// its next transaction if it fits the gas left and the shortfall keeps
+    /// its debt within `budget`; the shortfall is added to its debt and its
+    /// credit is spent. Whether it took it.
+    fn lend(
+        &mut self,
+        q: &mut dyn Iterator<Item = &VerifiedTx>,
+        sender: &Address,
+        deficit: &mut HashMap<Address, u64>,
+        debt: &mut HashMap<Address, u64>,
+    ) -> bool {
+        let credit = deficit.get(sender).copied().unwrap_or(0);
+        let owed = debt.get(sender).copied().unwrap_or(0);
+        let before = self.gas;
+        // What it may take: its credit and what it may still owe.
+        let allowance = credit.saturating_add(self.budget.saturating_sub(owed));
+        if !matches!(self.take_one(q, Some(allowance)), Visit::Took) {
+            return false;
+        }
+        let shortfall = self.gas.saturating_sub(before).saturating_sub(credit);
+        deficit.remove(sender);
+        match owed.checked_add(shortfall) {
+            Some(0) => {
+                debt.remove(sender);
+            }
+            Some(o) => {
+                debt.insert(*sender, o);
+            }
+            // Not reached: the shortfall is at most `budget` - `owed`.
+            None => {
+                debt.insert(*sender, u64::MAX);
+            }
+        }
+        true
+    }
+
     /// Takes the sender's next transaction if it may go (`first`: the
     /// first pass's visit).
     /// `credit`: the sender's gas credit on the first pass's visit (none
@@ -225,7 +289,14 @@ impl Batch<'_> {
 /// serve lacks; the other members take the level). If the level is below
 /// every need, it is multiplied up to the smallest one (rounds that would
 /// serve no one are skipped). At least 1; saturates at `u64::MAX`.
-fn round_level(needs: &HashMap<Address, u64>, members: usize, max_txs: usize, budget: u64, one_batch: bool) -> u64 {
+fn round_level(
+    needs: &HashMap<Address, u64>,
+    members: usize,
+    max_txs: usize,
+    budget: u64,
+    one_batch: bool,
+    lend: bool,
+) -> u64 {
     let members = members.max(1) as u128;
     let batches = if one_batch { 1 } else { members.div_ceil(max_txs.max(1) as u128) };
     let mut left = u128::from(budget) * batches;
@@ -243,6 +314,18 @@ fn round_level(needs: &HashMap<Address, u64>, members: usize, max_txs: usize, bu
     let level = left.checked_div(open).map_or(u128::from(u64::MAX), |l| l.max(1));
     let level = match sorted.first() {
         Some(&least) if u128::from(least) > level => level * u128::from(least).div_ceil(level),
+        _ => level,
+    };
+    // Members the level leaves short may borrow up to `budget`; if every one
+    // of them is held back by its debt (its need beyond the level exceeds
+    // `budget`), rounds that would lend to no one are skipped as well: the
+    // level is multiplied up until the least such need is within `budget`
+    // of it.
+    let blocked = sorted.iter().map(|&n| u128::from(n)).filter(|&n| n > level);
+    let level = match blocked.clone().min() {
+        Some(least) if lend && blocked.clone().all(|n| n - level > u128::from(budget)) => {
+            level * (least - u128::from(budget)).div_ceil(level)
+        }
         _ => level,
     };
     u64::try_from(level).unwrap_or(u64::MAX)
@@ -265,6 +348,10 @@ pub struct ProposalQueue {
     round: VecDeque<Address>,
     /// Gas credit of the senders that hold some (module docs).
     deficit: HashMap<Address, u64>,
+    /// Gas debt of the senders that borrowed room short of credit and have
+    /// not repaid it yet (module docs): at most `budget` each; a sender
+    /// holds credit or debt, never both.
+    debt: HashMap<Address, u64>,
     /// The credit the current round gave each member (for the planted bug
     /// that lets newcomers join it).
     #[cfg(feature = "mutants")]
@@ -292,6 +379,7 @@ impl ProposalQueue {
             max_unexecuted: max_unexecuted.max(1),
             round: VecDeque::new(),
             deficit: HashMap::new(),
+            debt: HashMap::new(),
             #[cfg(test)]
             visits: 0,
             #[cfg(feature = "mutants")]
@@ -348,8 +436,13 @@ impl ProposalQueue {
                 }
             }
         }
+        #[cfg(feature = "mutants")]
+        let lend = self.mutation != Some(QueueMutation::CreditOnly);
+        #[cfg(not(feature = "mutants"))]
+        let lend = true;
         let mut round = std::mem::take(&mut self.round);
         let mut deficit = std::mem::take(&mut self.deficit);
+        let mut debt = std::mem::take(&mut self.debt);
         let mut b =
             Batch { queue: self, max_txs, budget, ignore_order, taken: Vec::new(), cut: Cut::default(), gas: 0 };
         // First pass: the round's members not visited yet, in the round's
@@ -398,11 +491,18 @@ impl ProposalQueue {
                         misses += 1;
                         stop = misses >= max_txs;
                     }
-                    // Not served: the new round this batch may start visits
-                    // it again (with that round's credit).
-                    // It counts toward the walk's stop like one left out
-                    // for gas (a cut does not walk every member).
+                    // Short of credit: lent the room left if its transaction
+                    // fits and its debt allows (module docs). Otherwise not
+                    // served: the new round this batch may start visits it
+                    // again (with that round's credit), and it counts toward
+                    // the walk's stop like one left out for gas (a cut does
+                    // not walk every member).
                     Visit::Short => {
+                        if lend && b.lend(&mut pool.sender_queue(&sender), &sender, &mut deficit, &mut debt) {
+                            visited.insert(sender);
+                            stop |= b.gas >= budget;
+                            continue;
+                        }
                         misses += 1;
                         stop = misses >= max_txs;
                         continue;
@@ -442,26 +542,38 @@ impl ProposalQueue {
                 round.push_back(v.sender);
                 if !b.queue.in_flight.contains_key(&v.hash) && v.tx.tx.gas_limit <= budget {
                     let d = deficit.get(&v.sender).copied().unwrap_or(0);
-                    needs.insert(v.sender, v.tx.tx.gas_limit.saturating_sub(d));
+                    let owed = debt.get(&v.sender).copied().unwrap_or(0);
+                    needs.insert(v.sender, v.tx.tx.gas_limit.saturating_sub(d).saturating_add(owed));
                 }
             }
             #[cfg(feature = "mutants")]
             let one_batch = b.queue.mutation == Some(QueueMutation::RoundCreditOneBatch);
             #[cfg(not(feature = "mutants"))]
             let one_batch = false;
-            let level = round_level(&needs, round.len(), max_txs, budget, one_batch);
+            let level = round_level(&needs, round.len(), max_txs, budget, one_batch, lend);
             let credit = |a: &Address| needs.get(a).map_or(level, |n| (*n).min(level));
+            // A member's credit repays its debt first; debts of senders
+            // that left the mempool are dropped with them.
             let mut carried = std::mem::take(&mut deficit);
+            let mut owing = std::mem::take(&mut debt);
             for a in &round {
                 let d = carried.remove(a).unwrap_or(0);
-                deficit.insert(*a, d.saturating_add(credit(a)));
+                let give = credit(a);
+                let owed = owing.remove(a).unwrap_or(0);
+                let repaid = owed.min(give);
+                if owed > repaid {
+                    debt.insert(*a, owed - repaid);
+                }
+                deficit.insert(*a, d.saturating_add(give - repaid));
             }
             #[cfg(feature = "mutants")]
             {
                 members = Some((round.iter().copied().collect(), level));
             }
         }
-        // Further passes: round-robin over the senders the first one took from.
+        // Further passes: round-robin over the senders the first one took
+        // from. Then the second pass lends the room left to the round's
+        // members not visited yet, in round order (module docs).
         let mut full = b.taken.len() >= max_txs;
         while !full && !active.is_empty() {
             active.retain_mut(|q| match b.take_one(q, None) {
@@ -474,6 +586,23 @@ impl ProposalQueue {
             });
         }
         drop(active);
+        // Second pass (work-conserving, attack r12 [1]): if the batch still
+        // has room, the round's members the first pass did not visit, in
+        // round order, may borrow: a transaction that fits the gas left is
+        // taken though its sender's credit is short, and the shortfall is
+        // its sender's debt (at most `budget` in all), repaid from later
+        // rounds' credit before it is served by credit again. At most
+        // `max_txs` members are looked at; one served leaves the round.
+        let mut borrowed: HashSet<Address> = HashSet::new();
+        for sender in round.iter().filter(|a| !visited.contains(*a)).take(max_txs) {
+            if !lend || b.taken.len() >= max_txs || b.gas >= budget {
+                break;
+            }
+            if b.lend(&mut pool.sender_queue(sender), sender, &mut deficit, &mut debt) {
+                borrowed.insert(*sender);
+            }
+        }
+        round.retain(|a| !borrowed.contains(a));
         let Batch { taken, cut, .. } = b;
         #[cfg(feature = "mutants")]
         if let Some((m, credit)) = members {
@@ -494,6 +623,7 @@ impl ProposalQueue {
         }
         self.round = round;
         self.deficit = deficit;
+        self.debt = debt;
         #[cfg(test)]
         {
             self.visits = visits;
@@ -909,6 +1039,75 @@ mod tests {
         sorted.sort();
         assert_eq!(served, sorted, "new senders served in turn: {order:?}");
         assert!(served.len() >= 4, "{order:?}");
+    }
+
+    /// Attack r12 [1]: a member short of credit is lent the room a batch
+    /// has left. Sender 0 keeps one transaction of the whole budget queued,
+    /// senders 1 and 2 one of three tenths each; a round's credit (one
+    /// batch) gives sender 0 four tenths of what it needs. No batch goes out empty; sender
+    /// 0 borrows, and its debt (at most the budget, never beside credit) is
+    /// repaid from later rounds before it borrows again, so senders 1 and 2
+    /// keep being served.
+    #[test]
+    fn room_left_is_lent_and_the_debt_is_bounded_and_repaid() {
+        let budget = 10 * TRANSFER_GAS;
+        let mut pool = Mempool::new(64, 16);
+        let who: HashMap<gridledger_core::Address, usize> = (0..3).map(|i| (dev_key(i).address(), i)).collect();
+        let mut q = ProposalQueue::new(100);
+        let mut accounts: HashMap<gridledger_core::Address, u64> = HashMap::new();
+        let mut next: HashMap<usize, u64> = HashMap::new();
+        let mut order = Vec::new();
+        let (mut borrowed, mut repaid) = (0, false);
+        for e in 0..40 {
+            for (from, gas) in [(0, budget), (1, 3 * TRANSFER_GAS), (2, 3 * TRANSFER_GAS)] {
+                let done = accounts.get(&dev_key(from).address()).copied().unwrap_or(0);
+                let n = next.entry(from).or_default();
+                while *n < done + 1 {
+                    pool.admit(vtx(from, *n, gas, 1), &Account { nonce: done, ..RICH }).unwrap();
+                    *n += 1;
+                }
+            }
+            let owed = q.debt.get(&dev_key(0).address()).copied().unwrap_or(0);
+            let txs: Vec<SignedTransaction> = q.cut(e, &pool, 4, budget).txs.iter().map(|r| decode(r)).collect();
+            let now = q.debt.get(&dev_key(0).address()).copied().unwrap_or(0);
+            if now > owed {
+                borrowed += 1;
+                assert_eq!(owed, 0, "epoch {e}: sender 0 borrowed again before it repaid {owed}");
+            }
+            repaid |= borrowed > 0 && now == 0;
+            for (a, d) in &q.debt {
+                assert!(*d <= budget, "epoch {e}: debt {d} above the budget");
+                assert!(q.deficit.get(a).is_none_or(|c| *c == 0), "epoch {e}: credit beside debt");
+            }
+            order.push(txs.iter().map(|t| who[&t.sender()]).collect::<Vec<_>>());
+            for t in &txs {
+                *accounts.entry(t.sender()).or_default() += 1;
+            }
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            pool.prune(senders, |a| Account { nonce: accounts.get(a).copied().unwrap_or(0), ..RICH });
+            q.delivered(e, &pool);
+        }
+        assert!(order.iter().all(|b| !b.is_empty()), "an empty batch: {order:?}");
+        assert!(borrowed >= 1 && repaid, "sender 0 borrowed {borrowed} times, repaid: {repaid}: {order:?}");
+        for s in 0..3 {
+            let k = order.iter().filter(|b| b.contains(&s)).count();
+            assert!(k >= 10, "sender {s} served in {k} of 40 batches: {order:?}");
+        }
+    }
+
+    /// Rounds in which every member the level leaves short is held back by
+    /// its debt are skipped: the level is multiplied up until the least of
+    /// them may borrow (its need beyond the level within the budget).
+    #[test]
+    fn rounds_lending_to_no_one_are_skipped() {
+        let t = TRANSFER_GAS;
+        let needs: HashMap<gridledger_core::Address, u64> =
+            [(dev_key(0).address(), t), (dev_key(1).address(), 25 * t)].into_iter().collect();
+        assert_eq!(round_level(&needs, 2, 4, 10 * t, false, false), 9 * t, "without lending");
+        assert_eq!(round_level(&needs, 2, 4, 10 * t, false, true), 18 * t, "25 - 18 <= 10");
+        let free: HashMap<gridledger_core::Address, u64> =
+            [(dev_key(0).address(), t), (dev_key(1).address(), 10 * t)].into_iter().collect();
+        assert_eq!(round_level(&free, 2, 4, 10 * t, false, true), 9 * t, "one may borrow: not skipped");
     }
 
     /// The low note of attack r9: a batch filled by gas does not walk every
