@@ -194,8 +194,9 @@ impl std::fmt::Debug for NodeKey {
 /// File in a BoB-MBS's (or a chain's) directory that stores the BoB node's
 /// key ([`NodeKey::Own`]): its 32 secret bytes in hex, mode 0600. Written
 /// when the directory is created; every later open loads it and refuses
-/// one that is unreadable, not a regular file, or readable by group or
-/// others ([`MbsError::NodeKey`]).
+/// one that is unreadable, not a regular file, owned by another user than
+/// the process's effective one, or readable by group or others
+/// ([`MbsError::NodeKey`]).
 pub const NODE_KEY_FILE: &str = "node-key";
 
 /// A random genesis time below 2^40 ms (about 35 years): far from any overflow.
@@ -241,8 +242,11 @@ pub const PIN_LOCK_FILE: &str = "deployment.lock";
 /// and the next open finishes it, reusing what the interrupted one left
 /// (its genesis time, shape and node key). A directory pinned before the
 /// node's address was recorded (an older deployment) is finished the same
-/// way, with its stored key; only one that holds chain data and has lost
-/// its key is refused.
+/// way, with its stored key, recorded only once its chain data (the BoB's
+/// genesis, which funds the node) agrees with the key: a wrong key is
+/// refused as [`MbsError::NodeKey`] naming the key and nothing recorded,
+/// so the deployment's own key still opens it. One that holds chain data
+/// and has lost its key is refused.
 pub fn pin_genesis_time(dir: &Path, spec: MbsSpec) -> Result<MbsSpec, MbsError> {
     pin(dir, spec, false)
 }
@@ -289,7 +293,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, MbsError> {
 /// Whether `dir` holds a chain's data: a BoB-MBS's chains (`bob/`,
 /// `chain-0/`) or one chain's database.
 fn holds_chain_data(dir: &Path) -> bool {
-    [Role::Bob.dir_name(), Role::External(0).dir_name(), "chain.redb".to_string()]
+    [Role::Bob.dir_name(), Role::External(0).dir_name(), CHAIN_DB.to_string()]
         .iter()
         .any(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
 }
@@ -361,9 +365,79 @@ fn pin_node_key(dir: &Path, spec: &mut MbsSpec, complete: bool, need_key: bool) 
                  its key was created): restore this deployment's key"
             ))),
         },
-        None => write_pinned(dir, NODE_ADDRESS_FILE, format!("{}\n", node.to_hex()).as_bytes(), 0o644)
-            .map_err(|e| MbsError::Spec(format!("{}: {e}", dir.join(NODE_ADDRESS_FILE).display()))),
+        None => {
+            // A directory that holds chain data (an older deployment, or
+            // one whose `node-address` was removed): the key is recorded
+            // only once the chain's genesis, which funds the node, agrees
+            // with it (attack r22 [2]); a wrong key restored by mistake is
+            // refused naming the key, and recording nothing keeps the
+            // deployment open to its own key.
+            match chain_data_funds(dir, spec) {
+                ChainVerdict::Funds | ChainVerdict::NoData => {}
+                ChainVerdict::Unread => return Ok(()),
+                ChainVerdict::Other(data) => {
+                    return Err(err(format!(
+                        "holds the key of {node:?}, but the chain data in {} was made for another node: this is not \
+                         the deployment's key (restore this deployment's own {NODE_KEY_FILE})",
+                        data.display()
+                    )))
+                }
+            }
+            write_pinned(dir, NODE_ADDRESS_FILE, format!("{}\n", node.to_hex()).as_bytes(), 0o644)
+                .map_err(|e| MbsError::Spec(format!("{}: {e}", dir.join(NODE_ADDRESS_FILE).display())))
+        }
     }
+}
+
+/// What the chain data in a directory says of a node key ([`chain_data_funds`]).
+enum ChainVerdict {
+    /// No chain data to check against.
+    NoData,
+    /// The chain data was made for this node.
+    Funds,
+    /// The chain data cannot be read now (e.g. held open by another
+    /// process): nothing is known.
+    Unread,
+    /// The chain data (the database named) was made for another node.
+    Other(std::path::PathBuf),
+}
+
+/// Whether the chain data in `dir` was made for `spec`'s node: the BoB's
+/// data (`dir/bob`, a BoB-MBS's or a `--processes` deployment's) must have
+/// the BoB genesis of `spec` — which funds the node's address — and one
+/// chain's data (`dir` itself, a chain's own directory) the genesis of
+/// one of `spec`'s chains. Shape and genesis time are pinned before, so a
+/// different genesis means another node.
+fn chain_data_funds(dir: &Path, spec: &MbsSpec) -> ChainVerdict {
+    let bob = deployment(spec);
+    let mut verdict = ChainVerdict::NoData;
+    for (db, own_dir) in [(dir.join(Role::Bob.dir_name()).join(CHAIN_DB), false), (dir.join(CHAIN_DB), true)] {
+        let fits = |g: &Hash32| {
+            *g == bob
+                || own_dir && (0..spec.chains).any(|n| chain_domain(spec, spec.external_chain(n)).as_ref() == Some(g))
+        };
+        match stored_genesis(&db) {
+            Err(()) => return ChainVerdict::Unread,
+            Ok(None) => {}
+            Ok(Some(g)) if fits(&g) => verdict = ChainVerdict::Funds,
+            Ok(Some(_)) => return ChainVerdict::Other(db),
+        }
+    }
+    verdict
+}
+
+/// The database file of a chain's directory (`Chain::open`'s).
+const CHAIN_DB: &str = "chain.redb";
+
+/// The genesis hash a chain's database at `db` was made from (its block
+/// 0's parent); `None` if there is no such database or it holds no block.
+fn stored_genesis(db: &Path) -> Result<Option<Hash32>, ()> {
+    if !std::fs::symlink_metadata(db).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    let store = gridledger_ledger::store::Store::open(db).map_err(|_| ())?;
+    let block = store.block(0).map_err(|_| ())?;
+    Ok(block.map(|b| b.header.parent))
 }
 
 /// The node's address recorded in `dir` ([`NODE_ADDRESS_FILE`]), if any.
@@ -386,9 +460,21 @@ fn read_node_address(dir: &Path) -> Result<Option<Address>, MbsError> {
 }
 
 fn read_node_key(file: &Path, meta: &std::fs::Metadata) -> Result<KeyPair, String> {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
     if !meta.is_file() {
         return Err("not a regular file".into());
+    }
+    // As ssh refuses a private key of another owner: a key file another
+    // user made (planted before the first open) is a key that user holds
+    // (attack r22 [1]).
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "owned by user {}, not by this process's user {me}: another user may hold its secret (a key file must \
+             belong to the user who runs the deployment)",
+            meta.uid()
+        ));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {

@@ -43,7 +43,6 @@ fn secret_hex(k: &NodeKey) -> String {
 /// private key of another owner. (Runs only as root, which can give a
 /// file away; as another user the test has nothing to show and returns.)
 #[test]
-#[ignore = "attack r22 [1]: a node-key owned by another user is adopted as the deployment's key"]
 fn a_node_key_owned_by_another_user_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("deploy");
@@ -175,7 +174,6 @@ fn an_older_deployment_keeps_its_key() {
 /// the key (or not recorded from a key the chain's genesis does not fund),
 /// so restoring the right key opens the deployment again.
 #[test]
-#[ignore = "attack r22 [2]: an older deployment opened once with a wrong key records it; the right key is then refused"]
 fn an_older_deployment_opened_once_with_a_wrong_key_reopens_with_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -201,3 +201,51 @@ fn a_chain_directory_refuses_another_node_address() {
     }
     assert_eq!(pin_genesis_time(dir.path(), spec(a)).unwrap().node_key.address(), a);
 }
+
+/// A wrong key in an older deployment (chain data, no `node-address`,
+/// attack r22 [2]) is refused before anything is recorded, by an error
+/// that names `node-key`; so is a chain's own directory opened by a
+/// validator's process with the address of another node. The right key
+/// then opens and is recorded.
+#[test]
+fn a_wrong_key_in_an_older_deployment_is_refused_by_name_and_not_recorded() {
+    use gridledger_xchain::mbs::{open_chain, Role, NODE_ADDRESS_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = BobMbs::open(d, MbsSpec::default()).unwrap().relayer.address();
+    let own = std::fs::read(d.join(NODE_KEY_FILE)).unwrap();
+    std::fs::remove_file(d.join(NODE_ADDRESS_FILE)).unwrap();
+    let wrong: String = dev_key(3).secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(d.join(NODE_KEY_FILE), format!("{wrong}\n")).unwrap();
+    match BobMbs::open(d, MbsSpec::default()) {
+        Err(MbsError::NodeKey { file, reason }) => {
+            assert!(file.ends_with(NODE_KEY_FILE), "names {file}: {reason}");
+            assert!(reason.contains("not the deployment's key"), "{reason}");
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(m) => panic!("opened with {:?}", m.relayer.address()),
+    }
+    assert!(!d.join(NODE_ADDRESS_FILE).exists(), "the wrong key's address was recorded");
+    std::fs::write(d.join(NODE_KEY_FILE), &own).unwrap();
+    assert_eq!(BobMbs::open(d, MbsSpec::default()).unwrap().relayer.address(), node);
+    assert_eq!(std::fs::read_to_string(d.join(NODE_ADDRESS_FILE)).unwrap().trim(), node.to_hex());
+
+    // A BoB validator's own directory (chain data at its top), older: no node-address.
+    let spec = |a| MbsSpec { node_key: NodeKey::Address(a), ..MbsSpec::default() };
+    let v = tempfile::tempdir().unwrap();
+    let pinned = {
+        let (_, config) = open_chain(v.path(), &spec(node), Role::Bob).unwrap();
+        assert_eq!(config.nodes, vec![node]);
+        std::fs::read_to_string(v.path().join(NODE_ADDRESS_FILE)).unwrap()
+    };
+    std::fs::remove_file(v.path().join(NODE_ADDRESS_FILE)).unwrap();
+    let other = dev_key(4).address();
+    match open_chain(v.path(), &spec(other), Role::Bob) {
+        Err(MbsError::NodeKey { file, .. }) => assert!(file.ends_with(NODE_KEY_FILE), "names {file}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a BoB validator's chain opened for another node"),
+    }
+    assert!(!v.path().join(NODE_ADDRESS_FILE).exists());
+    open_chain(v.path(), &spec(node), Role::Bob).unwrap();
+    assert_eq!(std::fs::read_to_string(v.path().join(NODE_ADDRESS_FILE)).unwrap(), pinned);
+}
