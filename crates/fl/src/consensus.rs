@@ -293,6 +293,28 @@
 //!   unanswered requests per peer, and relays each proposal to each peer
 //!   at most once per PBFT view (each relay of every client list it
 //!   verified under the fetched `(view, root)`).
+//! - **Mixed roots** (attack round 20; outside the enclave trust model).
+//!   A root `M` over subfragments of two releases cannot come from an
+//!   enclave that codes what it attests, but one that attests a root its
+//!   host chose gets `M` past every node that received the proposal from
+//!   the leader: such a node checks only its own subfragment's Merkle
+//!   path, while a node that fetched the proposal recodes the global
+//!   fragment ([`GlobalCoder::recover_subfragment`]) and refutes `M`.
+//!   Decision (defence in depth): every client recodes the fragment it
+//!   decoded and uses it only if the recoding gives the committed root
+//!   ([`AssemblyFault::RecodeMismatch`] otherwise: no model, and the
+//!   client keeps asking), so no two honest clients hold different
+//!   fragments of one committed root. Cost: one `GlobalCoder::release`
+//!   per client, chain and round (the leader's coding work), no message.
+//!   Not chosen: the same check on a node that received its proposal
+//!   directly. It holds one subfragment, and a recoding needs `f + 1`: the
+//!   leader would send every node `f + 1` subfragments (`f + 1` times the
+//!   leader's B2C upload, the whole fragment to each node), or each node
+//!   would fetch `f` relays before its prepare vote (a relay round of
+//!   latency and `f` subfragments per node per proposal). So under that
+//!   premise direct recipients may still commit `M` while a fetcher
+//!   refutes it; the round then ends with no model at any honest client
+//!   (attack round 20's ignored findings), never with two.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.

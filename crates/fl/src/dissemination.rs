@@ -397,6 +397,15 @@ pub enum AssemblyFault {
     /// or mini-fragments that all verified under the agreed root and still
     /// do not decode, or decode to no model (the agreed root's own fault).
     Unattributed(FlError),
+    /// The global fragment of `chain` decoded from mini-fragments that all
+    /// verified under the agreed root, but recoding it
+    /// ([`GlobalCoder::release`]) does not give that root again: the root
+    /// is not the release of any one fragment (a "mixed" root over
+    /// subfragments of two releases, attack round 20), so the client does
+    /// not use what it decoded, decodes nothing more under that root, and
+    /// keeps asking the nodes ([`crate::consensus::Message::Resync`]) as
+    /// on any other failure. No sender is to blame: every input verified.
+    RecodeMismatch { chain: u32 },
 }
 
 /// What handling one mini-fragment produced.
@@ -422,6 +431,9 @@ struct ChainState {
     pending: Vec<(Source, MiniFragment)>,
     /// Nodes whose mini-fragment for this client was forwarded (at most `K`).
     forwarded: BTreeSet<usize>,
+    /// The decoded fragment did not recode to the root
+    /// ([`AssemblyFault::RecodeMismatch`]): nothing more is decoded under it.
+    refuted: bool,
 }
 
 /// Client `D_c`'s side of B2C/C2C for one round over `B` chains.
@@ -542,7 +554,7 @@ impl ClientAssembler {
         if matches!(src, Source::Node(_)) && mf.client == self.me && st.forwarded.insert(mf.node) {
             step.forward.push(mf.clone());
         }
-        if st.fragment.is_some() {
+        if st.fragment.is_some() || st.refuted {
             return step;
         }
         // One byte length per root: a leaf binds it, so a mismatch cannot verify.
@@ -576,13 +588,38 @@ impl ClientAssembler {
         let len = ctx.byte_len as usize;
         let out = coder.first.decode(&cells).and_then(|coeffs| {
             let used = len.div_ceil(BYTES_PER_ELEMENT);
-            if coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
+            let Some(rest) = coeffs.get(used..) else {
+                return Err(FlError::WrongLength { expected: coeffs.len() * BYTES_PER_ELEMENT, got: len });
+            };
+            if rest.iter().any(|c| !bool::from(c.is_zero())) {
                 return Err(FlError::Malformed("coefficients beyond the fragment length"));
             }
             scalars_to_bytes(&coeffs[..used], len)
         });
+        // The recode check (attack round 20): the fragment is used only if
+        // it recodes to the agreed root, as a node's
+        // `GlobalCoder::recover_subfragment` requires. Mini-fragments that
+        // verify under a root built by `release` always pass it; a root
+        // over subfragments of two releases lets clients that hear from
+        // different nodes decode different fragments, and this check
+        // refuses it on every client alike. Cost: one `release` (the
+        // leader's coding: the first code, `K` second codes and the Merkle
+        // trees) per client per chain and round.
+        let out = out.and_then(|bytes| {
+            if mutants::active(Mutation::ClientRecodeUnchecked) {
+                return Ok(Some(bytes));
+            }
+            let again = coder.release(ctx.instance, ctx.chain, ctx.round, &bytes)?;
+            Ok((again.root == root).then_some(bytes))
+        });
         match out {
-            Ok(bytes) => {
+            Ok(None) => {
+                st.refuted = true;
+                st.subs.clear();
+                st.minis.clear();
+                step.faults.push(AssemblyFault::RecodeMismatch { chain: mf.ctx.chain });
+            }
+            Ok(Some(bytes)) => {
                 st.fragment = Some(bytes);
                 st.subs.clear();
                 step.decoded.push(mf.ctx.chain);

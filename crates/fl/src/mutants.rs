@@ -130,6 +130,11 @@ pub enum Mutation {
     /// proposing that view's genuine block is recorded as proposing an
     /// invalid block (attack round 19).
     FailedCopyRefuses,
+    /// A client uses the global fragment it decoded without recoding it
+    /// and checking the recoding against the agreed root: under a root
+    /// over subfragments of two releases, clients that hear from
+    /// different nodes assemble different fragments (attack round 20).
+    ClientRecodeUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -797,8 +797,44 @@ fn junk_copies_accuse_no_honest_pbft_leader() -> Result<(), String> {
     }
 }
 
+/// Attack round 20: a root `M` over subfragments 0 and 1 of the genuine
+/// release and 2 and 3 of another (K = 4; outside the enclave trust
+/// model: an enclave attesting a root its host chose). Client 0 hears
+/// from nodes 0 and 1, client 1 from nodes 2 and 3: every mini-fragment
+/// verifies under `M`, and each client must refuse what it decodes (its
+/// recoding is not `M`) with `RecodeMismatch`, never hold a fragment.
+fn mixed_root_refused_by_every_client() -> Result<(), String> {
+    use gridledger_core::codec::{hash_parts, Tag};
+    use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler};
+    let cfg = config(4, 4, 1);
+    let x = release_of(&cfg, &[0, 1], 1);
+    let y = cfg.release(&vec![7u8; x.subfragments[0].ctx.byte_len as usize]).map_err(|e| format!("{e:?}"))?;
+    let n01 = x.subfragments[2].proof.siblings[1];
+    let n23 = y.subfragments[0].proof.siblings[1];
+    let root = hash_parts(Tag::MERKLE_NODE, &[&n01.0, &n23.0]);
+    let mut subs: Vec<_> = x.subfragments[..2].iter().chain(&y.subfragments[2..]).cloned().collect();
+    for sf in &mut subs {
+        sf.proof.siblings[1] = if sf.node < 2 { n23 } else { n01 };
+    }
+    for (me, nodes) in [(0usize, [0usize, 1]), (1, [2, 3])] {
+        let mut a = ClientAssembler::new(me, cfg.round, vec![(*cfg.global).clone()]).with_chain_offset(cfg.chain);
+        let mut faults = a.set_root(cfg.chain, root).faults;
+        for k in nodes {
+            let minis = cfg.global.mini_fragments(k, &root, &subs[k]).map_err(|e| format!("{e:?}"))?;
+            for mf in minis {
+                faults.extend(a.on_mini(Source::Node(k), mf).faults);
+            }
+        }
+        if a.fragment(cfg.chain).is_some() || !faults.iter().any(|f| matches!(f, AssemblyFault::RecodeMismatch { .. }))
+        {
+            return Err(format!("client {me} used a fragment of the mixed root: faults {faults:?}"));
+        }
+    }
+    Ok(())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 27] = [
+const SCENARIOS: [Scenario; 28] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -826,6 +862,7 @@ const SCENARIOS: [Scenario; 27] = [
     ("forged relays blame their relayer", forged_relays_blame_their_relayer),
     ("one root, two client lists commit", one_root_two_client_lists_commit),
     ("junk copies accuse no honest PBFT leader", junk_copies_accuse_no_honest_pbft_leader),
+    ("mixed root refused by every client", mixed_root_refused_by_every_client),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -981,4 +1018,9 @@ fn proposal_stores_keyed_by_view_and_root_only_are_caught() {
 #[test]
 fn a_block_refused_for_a_failed_copy_of_its_view_is_caught() {
     caught(Mutation::FailedCopyRefuses, "junk copies accuse no honest PBFT leader");
+}
+
+#[test]
+fn a_client_that_skips_the_recode_check_is_caught() {
+    caught(Mutation::ClientRecodeUnchecked, "mixed root refused by every client");
 }
