@@ -64,10 +64,16 @@ pub enum Mutation {
     /// whose multiplier must climb far, climbs linearly.
     OverloadNotDoubled,
     /// Primal-dual weights every network row with the common `c` however
-    /// small its coefficients (no [`crate::primal_dual::ROW_UNIT_FLOOR`]
+    /// small its trade scale (no [`crate::primal_dual::ROW_SCALE_REF`]
     /// normalisation): the 33-bus feeder's V-min rows get a weight and a
     /// multiplier step far too small for their scale.
     RowsNotNormalized,
+    /// Primal-dual takes a row's scale from its largest coefficient
+    /// `max_k |G_rk|` instead of the largest coefficient a trade sees,
+    /// `max_mn |G_r,bus(n) − G_r,bus(m)|` ([`crate::primal_dual::trade_scale`]):
+    /// a pair whose buses differ little on a row with a large coefficient
+    /// elsewhere gets no damping.
+    RowScaleFromCoefficients,
     /// Primal-dual's multiplier of a row that stays priced and under its
     /// limit never takes the growing step down: a row priced high by the
     /// first steps but with a little slack at the optimum unwinds at

@@ -54,10 +54,11 @@
 //! preconditioned by its own sensitivity, `c_r = min(c, θ / (α ‖D_r‖²))`
 //! with `θ = ½`, and its multiplier step scaled alike (`γ_r = c_r / 4`):
 //! unchanged where the line term was already gentle, and a row's curvature
-//! at most `θ / α` where it was not. A row whose every coefficient is far
-//! below a PTDF share (a LinDistFlow voltage row, in p.u.² per kW) is
-//! weighted in its own scale, `c / g_r²` for its largest coefficient `g_r`,
-//! under the same bound ([`ROW_UNIT_FLOOR`]). Seeds 0..40 of the congested 2×2 and
+//! at most `θ / α` where it was not. A row on which the market's trades
+//! see coefficients far below a PTDF share (a LinDistFlow voltage row, in
+//! p.u.² per kW; a weak tie) is weighted in its own scale, up to `c / s_r²`
+//! for the largest coefficient `s_r` a trade sees on it, continuously,
+//! under the same bound ([`ROW_SCALE_REF`]). Seeds 0..40 of the congested 2×2 and
 //! 4×4 markets then all clear within 10⁻⁴ of the Clarabel optimum (2×2:
 //! 219 iterations on average).
 //!
@@ -323,9 +324,9 @@ pub struct PdParams {
     pub congested_quiet: u32,
     /// The most exits from the congested mode per run ([`CONGESTED_EXITS`]).
     pub congested_exits: u32,
-    /// Rows whose largest coefficient is below this are weighted in their
-    /// own scale ([`ROW_UNIT_FLOOR`]; 0 weights every row with `c`).
-    pub row_unit_floor: f64,
+    /// Rows whose trade scale `s_r` is below this are weighted in their
+    /// own scale ([`ROW_SCALE_REF`]; 0 weights every row with `c`).
+    pub row_scale_ref: f64,
 }
 
 /// The reference energy scale `E₀` of [`PdParams::party_steps`], kWh: the
@@ -459,7 +460,7 @@ pub const OVERLOAD_BOOST: f64 = 4.0;
 /// `ρ f_m f_n` (a doubling every 50: 9 289; capped at 2^9 or fewer
 /// doublings, not within the cap), 7 614 with [`PdParams::party_steps`]'s,
 /// and 361 with the V-min rows weighted in their own scale
-/// ([`ROW_UNIT_FLOOR`], with which that market never takes the longer
+/// ([`ROW_SCALE_REF`], with which that market never takes the longer
 /// step: the doubling is what a row weighted by the common `c` needs).
 pub const OVERLOAD_DOUBLING: u32 = 100;
 
@@ -598,7 +599,7 @@ impl PdParams {
             scale_kwh: SCALE_KWH,
             congested_quiet: CONGESTED_QUIET,
             congested_exits: CONGESTED_EXITS,
-            row_unit_floor: ROW_UNIT_FLOOR,
+            row_scale_ref: ROW_SCALE_REF,
         }
     }
 
@@ -684,7 +685,10 @@ impl PdParams {
     }
 
     /// Per-row augmented-Lagrangian weights and multiplier steps
-    /// `(c_r, γ_r)`: `c_r = min(c, θ / (α ‖D_r‖²))` with `θ` =
+    /// `(c_r, γ_r)`: `c_r = min(c f_r, θ / (α ‖D_r‖²))` (`f_r` the row's
+    /// scale factor, [`PdParams::row_factor`]; 1 for a row the trades see
+    /// at a PTDF share's scale; rows of a negligible scale get 0,
+    /// [`ROW_SCALE_NEGLIGIBLE`]) with `θ` =
     /// [`PdParams::line_theta`], where `D_r` is row `r` as a function of
     /// the trades (`D_r,mn = G_r,bus(n) − G_r,bus(m)`, so
     /// `‖D_r‖² = M Σ_n G_r,bus(n)² + N Σ_m G_r,bus(m)² − 2 Σ_n G_r,bus(n) Σ_m G_r,bus(m)`),
@@ -694,16 +698,38 @@ impl PdParams {
         let (mm, nn) = (bm.len() as f64, bn.len() as f64);
         net.g
             .iter()
-            .map(|row| {
+            .zip(&net.h)
+            .map(|(row, h)| {
                 let (sb, sb2) = bm.iter().fold((0.0, 0.0), |(s, q), k| (s + row[*k], q + row[*k] * row[*k]));
                 let (ss, ss2) = bn.iter().fold((0.0, 0.0), |(s, q), k| (s + row[*k], q + row[*k] * row[*k]));
                 let d2 = (mm * ss2 + nn * sb2 - 2.0 * ss * sb).max(0.0);
-                let c = self.c * row_unit(row, self.row_unit_floor);
+                let s = trade_scale(row, bm, bn);
+                if s > 0.0 && s < ROW_SCALE_NEGLIGIBLE && *h >= 0.0 {
+                    // a row met at no injection that no trade moves by any
+                    // physical amount: never priced
+                    return (0.0, 0.0);
+                }
+                let c = self.c * self.row_factor(row, bm, bn);
                 let c = if d2 > 0.0 { c.min(self.line_theta / (self.alpha * d2)) } else { c };
                 let gamma = if self.c > 0.0 { self.gamma * c / self.c } else { self.gamma };
                 (c, gamma)
             })
             .unzip()
+    }
+
+    /// The factor by which row `row`'s weight `c` is raised for its scale
+    /// ([`ROW_SCALE_REF`]): `min(1 / s², (S / s)⁴)` for the row's trade
+    /// scale `s` ([`trade_scale`], taken no smaller than
+    /// [`ROW_SCALE_SPREAD`] times the row's largest coefficient) below `S`
+    /// = [`PdParams::row_scale_ref`], else 1.
+    pub fn row_factor(&self, row: &[f64], bm: &[usize], bn: &[usize]) -> f64 {
+        let g = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let s = trade_scale(row, bm, bn);
+        if s > 0.0 {
+            row_unit(s.max(ROW_SCALE_SPREAD * g), self.row_scale_ref)
+        } else {
+            1.0
+        }
     }
 
     /// [`PdParams::row_weights`] under the buyers' own steps `α_m`
@@ -755,42 +781,108 @@ impl PdParams {
     }
 }
 
-/// A network row whose every coefficient is below this in magnitude is
-/// weighted in its own scale: as if divided by its largest coefficient
-/// `g_r = max_k |G_rk|`, i.e. `c_r = min(c / g_r², θ / (α ‖D_r‖²))` in
-/// [`PdParams::row_weights`] (and its multiplier step `γ_r = γ c_r / c` with
-/// it); every other row keeps `min(c, θ / (α ‖D_r‖²))` exactly.
+/// A network row whose trade scale `s_r` is below this reference `S` is
+/// weighted in its own scale: `c_r = min(c f(s_r), θ / (α ‖D_r‖²))` in
+/// [`PdParams::row_weights`] (and its multiplier step `γ_r = γ c_r / c`
+/// with it), with
+///
+/// ```text
+/// f(s) = min(1 / s², (S / s)⁴)   for s < S;   1 for s ≥ S
+/// ```
+///
+/// so a row at or above `S` keeps `min(c, θ / (α ‖D_r‖²))` exactly. The
+/// trade scale is the largest coefficient any of the market's trades sees
+/// on the row, `s_r = max_mn |G_r,bus(n) − G_r,bus(m)|` ([`trade_scale`]):
+/// what moves a trade's line price is the difference of its two buses'
+/// coefficients, not the row's largest coefficient.
 ///
 /// Why: `c = 1 / (4 (M + N))` was tuned for PTDF rows, whose coefficients
-/// are shares of an injection (every row of case30 has one of at least
-/// 0.19). A LinDistFlow voltage row is in p.u.² per kW (the 33-bus
-/// feeder's largest coefficients 1.2·10⁻⁶ to 1.4·10⁻⁴), and the same `c`
-/// gave it neither damping (`c_r g_r` moved a trade's price by ~10⁻¹¹ $/kWh
-/// per kWh of overload) nor a multiplier step of its scale. Attack round
-/// 13's near-linear pair (a 10 MWh buyer at bus 9, a 2 MWh seller at bus 27,
-/// `bus 18 V min` binding with a multiplier of about 313) then cycled:
-/// the step up doubled along each overloaded streak ([`OVERLOAD_DOUBLING`])
-/// while the pair's trade, moving by its capped step, answered the price
-/// only hundreds of iterations later, so the multiplier overshot to
-/// 3 500-4 700 and the step down ([`SLACK_DOUBLING`]) unwound it to 0, with
-/// the trade's peaks growing (1 360, 1 482, 1 606 kWh against 1 227.6 at
-/// the optimum) to the 200 000 cap. Weighted in its own scale, the row's
-/// augmented term `μ̂ = μ + c_r g` answers the overload at once, and the
-/// pair clears in 5 824 iterations. The rule is a property of the row and
-/// the market alone, chosen once in [`PrimalDual::new`] as every row
-/// weight, and the iteration's fixed points are the same for any positive
-/// weights and steps (see [`BUYER_STEP_CAP`]); the bound `θ / (α ‖D_r‖²)`
-/// still caps the row's curvature. Every PTDF row (and every row of the
-/// seeded markets on case30) is above the floor and unchanged.
-pub const ROW_UNIT_FLOOR: f64 = 1e-2;
+/// are shares of an injection. A row of a smaller scale — a LinDistFlow
+/// voltage row in p.u.² per kW (the 33-bus feeder's coefficients
+/// 1.2·10⁻⁶ to 1.4·10⁻⁴), a weak tie's PTDF row — gets from the same `c`
+/// neither damping (`c_r s_r` moves a trade's price per kWh of overload)
+/// nor a multiplier step of its scale. A near-linear pair whose trade
+/// answers the price only slowly then cycles: the step up doubles along
+/// each overloaded streak ([`OVERLOAD_DOUBLING`]) and overshoots, the step
+/// down ([`SLACK_DOUBLING`]) unwinds it, to the 200 000 cap (attack round
+/// 13's pair on the feeder's `bus 18 V min`). Weighted `c / s²` it clears
+/// (5 822 iterations). The previous rule applied `c / g_r²` only below a
+/// floor of 10⁻² on the row's largest coefficient `g_r`, a step of 10⁴ in
+/// the weight: attack round 14's pair across a weak tie just above it
+/// (`g_r` 0.26 → 827 iterations, 0.08 → 15 023, 0.044 and below the cap;
+/// below the floor ~210). `f` is continuous: `1 / s²` (the row in its own
+/// scale) below `S²` = 0.09, phased in as `(S / s)⁴` above it; the weak
+/// tie then clears in 206-610 iterations at every reactance from 2 to
+/// 100 p.u. Why not `c / s²` for every row (`S` = 1, the plain rule): a
+/// PTDF row's trade scale is below 1, and the seeded 4 × 4 market of seed
+/// 20 on congested case30 (`tests/attack.rs`) went back to its limit cycle
+/// (the 200 000 cap; 297 iterations with `S` = 0.3); why not `(S / s)²`
+/// (continuous, but weaker below `S`): with `S` = 0.3 round 13's feeder
+/// pair reached a 30 000 cap. The rule is a property of the row and the
+/// market's placement alone, chosen once in [`PrimalDual::new`] as every
+/// row weight (the Shamir baseline reads the same weights), and the
+/// iteration's fixed points are the same for any positive weights and
+/// steps (see [`BUYER_STEP_CAP`]); the bound `θ / (α ‖D_r‖²)` still caps
+/// the row's curvature.
+///
+/// Not covered: a trade that sees a small difference on a row other trades
+/// see at PTDF scale (attack round 14: a near-linear pair between buses 3
+/// and 4, 0.017 apart on case30's line 2-5, with small parties at buses 29
+/// and 5; a pair between feeder buses 17 and 18). The row's scale is the
+/// other trades', and its weight is capped by `θ / (α ‖D_r‖²)` for their
+/// sake; such a run reaches the cap, and `clear` refuses it
+/// (`NoConvergence`; the framework falls back to the central reference).
+///
+/// A row whose trade scale is below [`ROW_SCALE_NEGLIGIBLE`] and whose
+/// limit holds at zero injection (`h_r ≥ 0`) gets weight and step 0 and is
+/// never priced: its weight `c / s_r²` would be astronomical or, below
+/// `s_r ≈ 10⁻¹⁵⁴`, infinite.
+pub const ROW_SCALE_REF: f64 = 0.3;
 
-/// The factor `1 / g_r²` by which a row's weight `c` is raised when its
-/// largest coefficient `g_r = max_k |G_rk|` is below [`ROW_UNIT_FLOOR`],
-/// else 1 (exact: the weight is unchanged).
-fn row_unit(row: &[f64], floor: f64) -> f64 {
-    let g = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if g > 0.0 && g < floor && !mutants::active(Mutation::RowsNotNormalized) {
-        1.0 / (g * g)
+/// The smallest share of a row's largest coefficient its trade scale is
+/// taken as ([`PdParams::row_factor`]): a difference of a few units in the
+/// last place between buses a line cannot tell apart (two buses on one
+/// spur of case30, whose PTDF differences are rounding noise) would
+/// otherwise weight an unloaded row by `10³⁰` and more, past the fixed-point
+/// range of the Shamir baseline. The smallest spreads the rule is meant
+/// for are a few % (case30's line 2-5 between buses 3 and 4: 0.017 of
+/// 0.558; feeder buses 17 and 18 on bus 18's voltage row).
+pub const ROW_SCALE_SPREAD: f64 = 1e-2;
+
+/// Trade scales below this (per kW) are no physical network row — the
+/// 33-bus feeder's voltage rows are 10⁻⁶..10⁻⁴, the same feeder's thermal
+/// rows at a base of 10⁹ MVA 10⁻¹² — and such a row is treated as slack
+/// ([`ROW_SCALE_REF`]). Attack round 14 scaled the feeder's impedances by
+/// 10⁻¹⁰⁰ and 10⁻¹⁷⁰ (V-max rows of 10⁻¹⁰³.. with no headroom): the
+/// reference treats those rows as slack within its tolerance, primal-dual
+/// weighted by `c / s_r²` enforced them exactly (99.99 % below it) or, with
+/// `s_r²` underflowing, ran with infinite weights to the cap.
+pub const ROW_SCALE_NEGLIGIBLE: f64 = 1e-30;
+
+/// The largest coefficient a trade of the market sees on `row`,
+/// `max_mn |G_r,bus(n) − G_r,bus(m)|` (0 when a side is empty).
+pub fn trade_scale(row: &[f64], bm: &[usize], bn: &[usize]) -> f64 {
+    if mutants::active(Mutation::RowScaleFromCoefficients) {
+        return row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    }
+    let range = |ks: &[usize]| {
+        ks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), k| (lo.min(row[*k]), hi.max(row[*k])))
+    };
+    if bm.is_empty() || bn.is_empty() {
+        return 0.0;
+    }
+    let ((blo, bhi), (slo, shi)) = (range(bm), range(bn));
+    (shi - blo).max(bhi - slo).max(0.0)
+}
+
+/// The factor `min(1 / s², (S / s)⁴)` by which a row's weight `c` is
+/// raised when its trade scale `s` is below `S` = [`ROW_SCALE_REF`], else
+/// 1 (exact: the weight is unchanged).
+fn row_unit(s: f64, reference: f64) -> f64 {
+    if s > 0.0 && s < reference && !mutants::active(Mutation::RowsNotNormalized) {
+        let s = s.max(ROW_SCALE_NEGLIGIBLE);
+        let q = reference / s;
+        (1.0 / (s * s)).min(q * q * q * q)
     } else {
         1.0
     }

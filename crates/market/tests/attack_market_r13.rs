@@ -184,7 +184,7 @@ fn a_near_linear_pair_on_the_feeder_clears_within_the_cap() {
 /// V-min rows then stay overloaded past `OVERLOAD_WAIT` and take the
 /// longer steps, which the two tests below cross.
 fn unnormalized(m: &Market) -> PdParams {
-    PdParams { row_unit_floor: 0.0, ..PdParams::for_market(m) }
+    PdParams { row_scale_ref: 0.0, ..PdParams::for_market(m) }
 }
 
 // Held up: on the feeder markets above (per-trade steps, several V-min

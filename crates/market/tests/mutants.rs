@@ -303,8 +303,8 @@ fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
 /// the common `c`: attack round 13's mixed market (four small seeded
 /// parties a side, two large buyers of 546 and 733 kWh, one 4 051 kWh
 /// seller; `bus 18 V min` binds) clears by primal-dual within 20 000
-/// iterations (about 7 600) with `row_unit_floor` 0, the V-min rows not
-/// weighted in their own scale (`ROW_UNIT_FLOOR`, which the default tuning
+/// iterations (about 7 600) with `row_scale_ref` 0, the V-min rows not
+/// weighted in their own scale (`ROW_SCALE_REF`, which the default tuning
 /// does, and with which this market needs no longer step). Their
 /// multipliers then must climb far behind a constant overload: the longer
 /// step doubles along the streak (with the fixed `OVERLOAD_BOOST` alone,
@@ -329,7 +329,7 @@ fn large_parties_on_the_feeder_clear() -> bool {
             p(Seller, 19, 0.011261015795547008, 1.6192015395529442, 4050.566789764301),
         ],
     };
-    let prm = PdParams { row_unit_floor: 0.0, max_iter: 20_000, ..PdParams::for_market(&m) };
+    let prm = PdParams { row_scale_ref: 0.0, max_iter: 20_000, ..PdParams::for_market(&m) };
     let Ok(mut pd) = PrimalDual::new(&m, &net, prm) else { return false };
     let Some(iterations) = pd.run(&m) else { return false };
     let Ok(reference) = solve(&m, &net) else { return false };
@@ -343,7 +343,7 @@ fn large_parties_on_the_feeder_clear() -> bool {
 /// with `a = 10⁻⁶`; `bus 18 V min` binds) clears by primal-dual within
 /// 10 000 iterations (about 5 800). The V-min rows' coefficients are
 /// ~10⁻⁴ p.u.² per kW: weighted with the common `c` (no
-/// `ROW_UNIT_FLOOR` normalisation) they have no damping, the doubling
+/// `ROW_SCALE_REF` normalisation) they have no damping, the doubling
 /// climb overshoots the multiplier, and the run cycles to the cap.
 fn a_near_linear_pair_on_the_feeder_clears() -> bool {
     use gridledger_market::clearing::{clear_with, network_for, Algorithm};
@@ -368,7 +368,31 @@ fn a_near_linear_pair_on_the_feeder_clears() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "bus 18 V min"))
 }
 
-const SCENARIOS: [Scenario; 17] = [
+/// A near-linear pair across a small row difference clears: a 2 MWh
+/// buyer at bus 4 bidding 10 $/kWh and a 2 MWh seller at bus 3 asking
+/// 9 $/kWh (`a = 10⁻⁵`) on case30 with only line 2-5 rated (10 kW; the
+/// row binds at the optimum) clear by primal-dual within 5 000 iterations
+/// (about 45). The row's largest coefficient is 0.558, but buses 3 and 4
+/// differ on it by 0.0171: weighted by the largest coefficient instead of
+/// the trade's (`trade_scale`), the row keeps the common `c` and the pair
+/// freezes to the cap.
+fn a_near_linear_pair_across_a_small_row_difference_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let mut case = Case::parse(gridledger_market::CASE30).unwrap();
+    for b in &mut case.branches {
+        b.rate_a = if (b.from, b.to) == (2, 5) { 0.01 } else { 0.0 };
+    }
+    let net = network_for(&case, 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let m = Market {
+        buyers: vec![p(Side::Buyer, 4, 1e-5, 10.0, 2000.0)],
+        sellers: vec![p(Side::Seller, 3, 1e-5, 9.0, 2000.0)],
+    };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(5_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
+}
+
+const SCENARIOS: [Scenario; 18] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -392,6 +416,10 @@ const SCENARIOS: [Scenario; 17] = [
     ("primal-dual stops only where clear accepts", primal_dual_stops_only_where_clear_accepts),
     ("large parties on the feeder clear", large_parties_on_the_feeder_clear),
     ("a near-linear pair on the feeder clears", a_near_linear_pair_on_the_feeder_clears),
+    (
+        "a near-linear pair across a small row difference clears",
+        a_near_linear_pair_across_a_small_row_difference_clears,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -414,4 +442,5 @@ gridledger_core::mutation_check! {
     scaled_gap_large_parties_only_is_caught: Mutation::ScaledGapLargePartiesOnly => "primal-dual stops only where clear accepts",
     overload_not_doubled_is_caught: Mutation::OverloadNotDoubled => "large parties on the feeder clear",
     rows_not_normalized_is_caught: Mutation::RowsNotNormalized => "a near-linear pair on the feeder clears",
+    row_scale_from_coefficients_is_caught: Mutation::RowScaleFromCoefficients => "a near-linear pair across a small row difference clears",
 }

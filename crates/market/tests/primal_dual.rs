@@ -2,7 +2,9 @@
 
 use gridledger_market::central::solve;
 use gridledger_market::network::MarketNetwork;
-use gridledger_market::primal_dual::{project_capped, uncongested_optimum, PdParams, PrimalDual};
+use gridledger_market::primal_dual::{
+    project_capped, trade_scale, uncongested_optimum, PdParams, PrimalDual, ROW_SCALE_REF,
+};
 use gridledger_market::problem::Market;
 use gridledger_market::{Case, DcModel, CASE30};
 
@@ -154,12 +156,16 @@ fn row_weights_bound_each_rows_curvature() {
     for (r, row) in net.g.iter().enumerate() {
         // ‖D_r‖² by its definition, trade by trade
         let d2: f64 = bm.iter().flat_map(|&i| bn.iter().map(move |&j| (row[j] - row[i]).powi(2))).sum();
-        assert!(c_row[r] <= prm.c && c_row[r] > 0.0);
+        // rows the trades see at a PTDF share's scale keep `c` at most;
+        // smaller ones are raised by their scale's factor (`ROW_SCALE_REF`)
+        let top =
+            if trade_scale(row, &bm, &bn) >= ROW_SCALE_REF { prm.c } else { prm.c * prm.row_factor(row, &bm, &bn) };
+        assert!(c_row[r] <= top * (1.0 + 1e-12) && c_row[r] > 0.0, "row {r}");
         assert!(prm.alpha * c_row[r] * d2 <= prm.line_theta * (1.0 + 1e-9), "row {r}");
         assert!((gamma_row[r] - c_row[r] / 4.0).abs() <= 1e-15);
-        if c_row[r] < prm.c {
+        if c_row[r] < top {
             reduced += 1;
-            assert!(prm.alpha * prm.c * d2 > prm.line_theta, "row {r} reduced needlessly");
+            assert!(prm.alpha * top * d2 > prm.line_theta, "row {r} reduced needlessly");
         }
     }
     assert!(reduced > 0, "some row of this market needed a smaller weight");
