@@ -145,3 +145,61 @@ fn one_cheap_byzantine_duty_a_block_leaves_the_relays_their_default_lane() {
     let (got, _) = relays_against_tiny_duties(ChainConfig::default(), 1, 5);
     assert_eq!(got, (Some(1), 3));
 }
+
+// ------------------------------------------------------- held up: turns
+
+/// `calls` block-sized calls (each charged the block's whole gas, price 5)
+/// from distinct users, one honest duty a block, every block built on its
+/// pending parent (`Chain::build_block_on`) before the parent commits, so
+/// the served-first turn is judged at pipelined heights. Returns the
+/// block in which each call landed (`None`: not within 12 blocks).
+fn pipelined_block_sized_calls(calls: usize) -> Vec<Option<u64>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = four_node_chain(dir.path(), four_place_config());
+    let block_gas = ChainConfig::default().block_gas_limit;
+    let users: Vec<SignedTransaction> =
+        (0..calls).map(|u| call_with_gas(20 + u, 0, "burn", block_gas, 5)).collect();
+    for u in &users {
+        c.submit(&u.to_bytes()).unwrap();
+    }
+    let proposer = dev_validator(0).public();
+    let mut nonce = 0;
+    c.submit(&call(HONEST, nonce, 1).to_bytes()).unwrap();
+    nonce += 1;
+    let mut parent = c.build_block(&proposer, 1_000).0;
+    let mut landed = vec![None; calls];
+    for ts in 2..=13u64 {
+        c.submit(&call(HONEST, nonce, 1).to_bytes()).unwrap();
+        nonce += 1;
+        let child = c.build_block_on(&parent, &proposer, ts * 1_000).unwrap();
+        let height = parent.block.header.height;
+        for (i, u) in users.iter().enumerate() {
+            if landed[i].is_none() && parent.block.txs.iter().any(|t| t.hash() == u.hash()) {
+                landed[i] = Some(height);
+            }
+        }
+        c.commit(parent).unwrap();
+        parent = child;
+    }
+    landed
+}
+
+/// Held up: at pipelined heights the turn still comes every other height
+/// (the builder's height is the child's), so one block-sized call behind
+/// one duty a block lands within three blocks.
+#[test]
+fn a_block_sized_call_lands_at_a_pipelined_turn() {
+    let landed = pipelined_block_sized_calls(1);
+    assert!(landed[0].is_some_and(|h| h <= 3), "landed at {landed:?}");
+}
+
+/// Held up: three block-sized calls at pipelined heights land at
+/// successive turns (the k-th within 2k blocks, plus the block that first
+/// skips them).
+#[test]
+fn three_block_sized_calls_land_at_successive_pipelined_turns() {
+    let landed = pipelined_block_sized_calls(3);
+    for (k, h) in landed.iter().enumerate() {
+        assert!(h.is_some_and(|h| h <= 2 * (k as u64 + 1) + 1), "call {k} landed at {h:?} ({landed:?})");
+    }
+}
