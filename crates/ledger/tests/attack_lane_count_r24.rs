@@ -157,8 +157,7 @@ fn pipelined_block_sized_calls(calls: usize) -> Vec<Option<u64>> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = four_node_chain(dir.path(), four_place_config());
     let block_gas = ChainConfig::default().block_gas_limit;
-    let users: Vec<SignedTransaction> =
-        (0..calls).map(|u| call_with_gas(20 + u, 0, "burn", block_gas, 5)).collect();
+    let users: Vec<SignedTransaction> = (0..calls).map(|u| call_with_gas(20 + u, 0, "burn", block_gas, 5)).collect();
     for u in &users {
         c.submit(&u.to_bytes()).unwrap();
     }
