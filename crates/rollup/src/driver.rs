@@ -204,12 +204,18 @@ pub fn batch_leaves<C: ChainClient>(
         if a.batch != h.id || !c.receipt(&stx.tx.hash())?.is_some_and(|r| r.status == TxStatus::Success) {
             continue;
         }
+        // The posting whose leaves hash to the standing root: a void
+        // posting ahead and its replacement may share a block (attack r16
+        // [5]), and the replacement is the one that stands.
         if tcr_root(domain, h.id, &hashes, &a.leaves) != root {
-            return Err(bad("posted leaves do not hash to the TCR root".into()));
+            if crate::mutants::active(crate::mutants::Mutation::ReaderTakesFirstPosting) {
+                return Err(bad("posted leaves do not hash to the TCR root".into()));
+            }
+            continue;
         }
         return Ok(Some(a.leaves));
     }
-    Err(bad("no sc_cr call posted the TCR root".into()))
+    Err(bad("no sc_cr call in the block posted leaves that hash to the TCR root".into()))
 }
 
 /// Reads the IOR data of a primary chain through any [`ChainClient`]:
@@ -464,6 +470,10 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// refused for good is not re-sent at every step and one refused for
     /// an earlier commitment's priority is retried with back-off.
     held_claims: BTreeMap<u64, HeldClaim>,
+    /// [`Mode::ConventionalOr`]: the postings ahead (batch, TCR root) the
+    /// watcher has checked ([`Self::post_ahead`]): each posting, whoever
+    /// sent it and whenever, is checked once, inside its window.
+    watched: BTreeSet<(u64, Hash32)>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
@@ -744,6 +754,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             traders: BTreeMap::new(),
             bonded_challenges: 0,
             held_claims: BTreeMap::new(),
+            watched: BTreeSet::new(),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -1325,13 +1336,17 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// window from its own posting, and is final one window after that if
     /// its predecessor settled with that root
     /// ([`crate::primary::PrimaryConfig::pipelined`]).
-    /// The assigned validator (the watcher) checks each batch as soon as it
-    /// is posted, inside its window, and again when its turn to settle
-    /// comes. Stops
+    /// The assigned validator (the watcher) checks every posting ahead
+    /// inside its window — whoever posted it (the driver's executors, an
+    /// executor that posted before this run, a replacement) and whenever —
+    /// once per posting (batch and TCR root), and again when the batch's
+    /// turn to settle comes (attack r16 [1]). Posting stops
     /// at the first batch whose executor posts nothing (the stand-in of
     /// [`Self::process`] takes it when its turn comes).
     fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
         let (next, _) = self.progress()?;
+        // First the postings already on chain (before the clock moves).
+        self.watch_all_ahead(fin, next)?;
         for b in fin.saturating_add(1)..next {
             let h = self.batch_header(b)?;
             if h.overturned {
@@ -1362,11 +1377,32 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(())
     }
 
+    /// [`Mode::ConventionalOr`]: the watcher checks every standing posting
+    /// of batches `fin + 1..next` it has not checked yet (attack r16 [1]:
+    /// a batch its executor posted ahead before this run).
+    fn watch_all_ahead(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+        if crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
+            return Ok(());
+        }
+        for b in fin.saturating_add(1)..next {
+            let h = self.batch_header(b)?;
+            let Some(root) = h.tcr_root.filter(|_| !h.overturned && h.state == BatchState::Open) else { continue };
+            if self.watched.contains(&(b, root)) {
+                continue;
+            }
+            self.watch_posted(b)?;
+        }
+        Ok(())
+    }
+
     /// [`Mode::ConventionalOr`]: batch `b`'s assigned validator (the
     /// baseline's watcher) checks its posted TCRs now and challenges them
     /// if they are wrong.
     fn watch_posted(&mut self, b: u64) -> Result<(), DriverError> {
         let input = self.batch_input(b)?;
+        if let Some(root) = input.header.tcr_root {
+            self.watched.insert((b, root));
+        }
         if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
             let step = self.validators[i].1.watch(&input);
             let key = self.validators[i].0.clone();

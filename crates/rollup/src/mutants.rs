@@ -125,6 +125,27 @@ pub enum Mutation {
     /// a batch posted ahead only at its turn to settle, after its window
     /// closed, instead of when it is posted (attack r15 [4]).
     WatchAtTurn,
+    /// [`crate::driver::DualChain::process`] (baseline): the watcher checks
+    /// only the postings ahead the driver sends itself, not one an executor
+    /// posted before the run (attack r16 [1]).
+    WatchOwnPostingsOnly,
+    /// Pipelined: after a predecessor is overturned, a successor claiming
+    /// the predecessor's posted post-state root is void at once, also when
+    /// that root is the true one: any executor replaces the honest
+    /// successor and restarts its window (attack r16 [2]).
+    VoidOnOverturnedRoot,
+    /// Pipelined: a forfeited (deactivated) poster's postings ahead stand
+    /// until their turn instead of being void and replaced by a stand-in.
+    ForfeitedPostingsStand,
+    /// Pipelined: a dispute committed before the batch's standing posting
+    /// (a void posting since replaced) is judged against the replacement
+    /// instead of refused: the honest disputer loses (attack r16 [4]).
+    DisputeJudgedOnReplacement,
+    /// [`crate::driver::batch_leaves`] takes the first successful posting
+    /// of the batch in the block, not the one whose leaves hash to the
+    /// standing root: a void posting and its replacement in one block
+    /// freeze every reader (attack r16 [5]).
+    ReaderTakesFirstPosting,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

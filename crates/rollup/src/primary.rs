@@ -276,20 +276,29 @@ pub struct PrimaryConfig {
     /// ahead. IOR (`false`) posts a batch's TCRs
     /// only once the batch before it has settled.
     ///
-    /// Rules of the posting ahead (attack r15):
+    /// Rules of the posting ahead (attacks r15, r16):
     /// - *Void postings are replaced at once.* A posting whose claimed
     ///   pre-root is not the root it must build on — the settled root for
     ///   the next batch to settle, else the post-state root its
-    ///   predecessor's standing posting states — may be replaced by any
-    ///   active executor at once (`sc_cr`/`sc_cr_on` again), and the
-    ///   replacement must claim exactly that root; after a predecessor
-    ///   overturned, a posting that claims the predecessor's overturned
-    ///   root may be replaced by one claiming any other
-    ///   ([`void_posting`]). A replaced batch's window runs from the
-    ///   replacement. So a posting ahead on a made-up root costs no more
-    ///   time than silence: it is replaced as soon as a stand-in sees it,
-    ///   and the windows still overlap. A posting that claims what its
+    ///   predecessor's standing, not overturned posting states — or whose
+    ///   poster has forfeited its deposit (deactivated: it posts nothing
+    ///   more, and a stand-in takes its postings over) may be replaced by
+    ///   any active executor at once (`sc_cr`/`sc_cr_on` again), and the
+    ///   replacement must claim exactly that root ([`void_posting`]). A
+    ///   replaced batch's window runs from the replacement. So a posting
+    ///   ahead on a made-up root costs no more time than silence, and the
+    ///   windows still overlap. A posting that claims what its
     ///   predecessor states cannot be replaced (no ping-pong).
+    /// - *Voidness waits for a known root.* While the predecessor is
+    ///   overturned, nothing after it is void: the root it settles with is
+    ///   the chain's own execution of it, known once it is the next to
+    ///   settle; then the successor is judged against that root (an
+    ///   honest successor claiming the true root keeps its window).
+    /// - *A dispute is judged against the posting it was built for.* A
+    ///   dispute its sender committed to no later than the block of the
+    ///   batch's standing posting is refused, nothing lost
+    ///   ([`EntryDisputeError::Replaced`]): a void posting's replacement
+    ///   never turns a pending dispute into a loss.
     /// - *The assigned validator's turn starts once the claimed pre-root is
     ///   settled.* `punish` forfeits the assigned validator of an
     ///   overturned batch only if the dispute came more than half a window
@@ -769,6 +778,12 @@ pub enum EntryDisputeError {
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
+    /// [`PrimaryConfig::pipelined`]: the dispute was committed to
+    /// ([`commit_dispute`]) no later than the block of the batch's standing
+    /// posting, so it was built for a posting since replaced (a void
+    /// posting ahead): it is refused, not judged against the replacement.
+    #[error("batch {0}'s posting was replaced after this dispute was committed to; it is not judged against the replacement")]
+    Replaced(u64),
     /// [`PrimaryConfig::pipelined`]: the batch was posted ahead on a root
     /// that is not final yet (the batch before it has not settled). The
     /// contract no longer refuses so (a batch is judged against its own
@@ -2361,13 +2376,21 @@ fn pipelined_pre_root(
 
 /// [`PrimaryConfig::pipelined`]: whether batch `h`'s standing posting is
 /// void and may be replaced at once ([`record_tcrs`]), and if so the root
-/// its replacement must claim (`Some(Some(root))`), or `Some(None)` where
-/// the replacement may claim any root but the one replaced. Void: `h` is
-/// the next to settle and claims another root than the settled one; or
-/// its predecessor's posting stands and states another post-state root
-/// than `h` claims; or its predecessor was overturned and `h` claims the
-/// root the overturned posting stated. An overturned `h` is not replaced
-/// (the chain executes it). O(1): one header read.
+/// its replacement must claim. Voidness is decided only against a root
+/// known now to be the one `h` must build on: the settled root when `h`
+/// is the next to settle, else the post-state root its predecessor's
+/// standing, not overturned posting states. While the predecessor is
+/// overturned (or unposted) nothing after it is void yet: the root the
+/// overturned batch settles with is the chain's own execution of it,
+/// known once it is the next to settle, and then `h` is judged against
+/// it (attack r16 [2]: a successor claiming an overturned batch's true
+/// post-state root is honest and keeps its window). Void then: `h`
+/// claims another root, or its poster has forfeited its deposit (it is
+/// deactivated and its postings are stood in for; attack r16 [3]). An
+/// overturned `h` is not replaced (the chain executes it). O(1): one
+/// header and one node read. `Some(Some(root))`: void, the replacement
+/// must claim `root`; `Some(None)` only under the planted
+/// `VoidOnOverturnedRoot` (any other claim).
 fn void_posting(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
@@ -2378,20 +2401,30 @@ fn void_posting(
         return Ok(None);
     }
     let Some(claimed) = claimed_pre_root(ctx, h)? else { return Ok(None) };
-    if h.id == fin {
-        let settled = settled_root(ctx)?;
-        return Ok((claimed != settled).then_some(Some(settled)));
-    }
-    let Some(prev) = h.id.checked_sub(1) else { return Ok(None) };
-    let p = header(ctx, prev)?;
-    if p.tcr_root.is_none() || p.state != BatchState::Open {
-        return Ok(None);
-    }
-    Ok(match p.post_root {
-        Some(r) if !p.overturned && r != claimed => Some(Some(r)),
-        Some(r) if p.overturned && r == claimed => Some(None),
-        _ => None,
-    })
+    let must = if h.id == fin {
+        settled_root(ctx)?
+    } else {
+        let Some(prev) = h.id.checked_sub(1) else { return Ok(None) };
+        let p = header(ctx, prev)?;
+        if p.tcr_root.is_none() || p.state != BatchState::Open {
+            return Ok(None);
+        }
+        match p.post_root {
+            Some(r) if !p.overturned => r,
+            // Planted: a successor claiming the overturned root is void at once.
+            Some(r) if crate::mutants::active(crate::mutants::Mutation::VoidOnOverturnedRoot) && r == claimed => {
+                return Ok(Some(None));
+            }
+            _ => return Ok(None),
+        }
+    };
+    let poster_out = match h.posted_by {
+        Some(a) if !crate::mutants::active(crate::mutants::Mutation::ForfeitedPostingsStand) => {
+            !active_node(ctx, &a, NodeRole::Executor)?
+        }
+        _ => false,
+    };
+    Ok((claimed != must || poster_out).then_some(Some(must)))
 }
 
 /// [`PrimaryConfig::pipelined`]: when the assigned validator's turn on
@@ -2552,6 +2585,19 @@ fn begin_dispute(
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
         return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
     };
+    // Pipelined: a dispute is judged against the posting it was built for.
+    // One its sender committed to no later than the block of the standing
+    // posting was built for a posting since replaced (a void posting ahead
+    // replaced in between, attack r16 [4]): refused, nothing lost (the
+    // commitment stays; a dispute of the replacement is another one).
+    if c.pipelined && !crate::mutants::active(crate::mutants::Mutation::DisputeJudgedOnReplacement) {
+        if let Some(posted) = h.tcr_height {
+            let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+            if committed_before(ctx, c.window_ms, &digest, posted.saturating_add(1))?.is_some() {
+                return Ok(Err(EntryDisputeError::Replaced(h.id)));
+            }
+        }
+    }
     let pre_root = if c.pipelined {
         match pipelined_pre_root(ctx, &h)? {
             Ok(r) => r,

@@ -611,7 +611,203 @@ fn a_thieving_batch_posted_ahead_is_overturned_by_the_driver() -> bool {
     h.overturned || matches!(h.state, BatchState::Settled { disputed: true, .. })
 }
 
-const SCENARIOS: [Scenario; 25] = [
+/// `who` commits to the dispute `a` (`method`) in one block and sends it
+/// with the challenge bond in the next.
+fn committed_dispute(e: &mut Env, who: &KeyPair, method: &str, a: Vec<u8>) -> TxStatus {
+    let c = gridledger_rollup::types::dispute_commitment(
+        &gridledger_rollup::types::dispute_digest(method, &a),
+        &who.address(),
+    );
+    if e.d.primary_call(who, "commit_dispute", args(&c), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return TxStatus::Reverted("commitment refused".into());
+    }
+    e.d.primary_call(who, method, a, e.d.cfg.challenge_bond).unwrap().status
+}
+
+/// Baseline driver (attack r16 [1]): batch k+1's executor posts a root
+/// minting its accomplice 10 coin, on the true pre-root, before batch k
+/// is posted and before the driver runs. The driver's watcher checks that
+/// posting inside its window and the forgery never settles.
+fn a_batch_posted_ahead_before_the_driver_runs_is_watched() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 2);
+    let minted = post_minting_root(&mut e, k + 1, trader(3).address());
+    if e.d.process(&mut rng(16)).is_err() {
+        return false;
+    }
+    let h = e.d.batch_header(k + 1).unwrap();
+    h.post_root != Some(state_root(&minted)) && matches!(h.state, BatchState::Settled { .. })
+}
+
+/// The baseline with three executors (four traders, 0–2 funded, funding
+/// settled; three validators; a week's window).
+fn or3_funded() -> Env {
+    let mut e = open(config(gridledger_rollup::driver::Mode::ConventionalOr, 4, 3, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    e
+}
+
+/// Pipelined (attack r16 [2]): batch k is posted with the true roots but a
+/// wrong leaf input and overturned while k−1 is open; its honest successor
+/// claims k's posted (true) post-state root. No other executor replaces
+/// that successor on a made-up root: voidness waits for the root k
+/// settles with.
+fn an_honest_successor_of_an_overturned_true_root_stands() -> bool {
+    let mut e = or3_funded();
+    let first = record_batches(&mut e, 3);
+    let (k0, k, k1) = (first, first + 1, first + 2);
+    let (t, x) = honest_tcrs(&mut e, k0);
+    if record_tcrs(&mut e, &x, k0, t).status != TxStatus::Success {
+        return false;
+    }
+    let forger = executor_of(&e, k);
+    let dispute = post_right_roots_wrong_inputs(&mut e, k);
+    let (t, x) = honest_tcrs(&mut e, k1);
+    if record_tcrs(&mut e, &x, k1, t).status != TxStatus::Success {
+        return false;
+    }
+    if committed_dispute(&mut e, &trader(2), "dispute_entry", dispute) != TxStatus::Success
+        || !e.d.batch_header(k).unwrap().overturned
+    {
+        return false;
+    }
+    let others: Vec<KeyPair> =
+        e.d.executors.iter().map(|(k, _)| k.clone()).filter(|k| k.address() != forger.address()).collect();
+    others.iter().all(|key| post_claiming(&mut e, key, k1, Hash32([9; 32])) != TxStatus::Success)
+        && e.d.batch_header(k1).unwrap().posted_by == Some(x.address())
+}
+
+/// Pipelined (attack r16 [3]): executor X posts batch a honestly (every
+/// batch up to b − 1 is posted), then forfeits its deposit (batch b, its
+/// own too, posted ahead with a wrong leaf input, is overturned). Its
+/// standing posting of a is void at once: another active executor takes
+/// it over on the root a must build on.
+fn a_forfeited_posters_posting_ahead_is_taken_over() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 6);
+    // The first batch `a` whose executor X is assigned a later one, `b`.
+    let pair = (first..first + 6).find_map(|a| {
+        let x = executor_of(&e, a).address();
+        (a + 1..first + 6).find(|b| executor_of(&e, *b).address() == x).map(|b| (a, b))
+    });
+    let Some((a, b)) = pair else { return false };
+    let x = executor_of(&e, a);
+    for a in first..b {
+        let (t, y) = honest_tcrs(&mut e, a);
+        if record_tcrs(&mut e, &y, a, t).status != TxStatus::Success {
+            return false;
+        }
+    }
+    let dispute = post_right_roots_wrong_inputs(&mut e, b);
+    if committed_dispute(&mut e, &trader(2), "dispute_entry", dispute) != TxStatus::Success
+        || node_active(&e, &x.address())
+    {
+        return false;
+    }
+    let Some(other) = e.d.executors.iter().map(|(k, _)| k.clone()).find(|k| node_active(&e, &k.address())) else {
+        return false;
+    };
+    let (t, _) = honest_tcrs(&mut e, a);
+    record_tcrs(&mut e, &other, a, t).status == TxStatus::Success
+        && e.d.batch_header(a).unwrap().posted_by == Some(other.address())
+}
+
+/// `batch`'s honest leaves but leaf 0's: wrong inputs (the buyer without
+/// coin) and an extra 1-unit burn.
+fn wrong_inputs_tcrs(e: &mut Env, batch: u64) -> SubmitTcrs {
+    use gridledger_rollup::state::fill_post_roots;
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let buyer = input.entries[0].tx.terms().buyer;
+    leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record").balance = Amount::ZERO;
+    leaves[0].tcr.effects.push(Effect::Burn(Amount(1)));
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let burned = gridledger_rollup::primary::posted_burn(&posted).unwrap();
+    SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted.last().unwrap().post_root,
+        leaves: posted,
+        burned,
+    }
+}
+
+/// Pipelined (attack r16 [4]): the next batch's executor posts it void
+/// with a wrong leaf; the honest validator commits to a whole-batch
+/// dispute; the executor replaces its posting with the correct one before
+/// the dispute lands. The dispute is refused and the validator keeps its
+/// deposit.
+fn a_dispute_of_a_replaced_posting_is_refused() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let on = gridledger_rollup::primary::SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: wrong_inputs_tcrs(&mut e, k) };
+    if e.d.primary_call(&exec, "sc_cr_on", args(&on), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let input = e.d.batch_input(k).unwrap();
+    let Some(i) = e.d.validators.iter().position(|(v, _)| v.address() == input.header.validator) else {
+        return false;
+    };
+    let step = e.d.validators[i].1.watch(&input);
+    let validator = e.d.validators[i].0.clone();
+    let calls: Vec<_> =
+        step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary).collect();
+    if calls.iter().map(|c| c.method).collect::<Vec<_>>() != ["commit_dispute", "dispute"] {
+        return false;
+    }
+    if e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap().status
+        != TxStatus::Success
+    {
+        return false;
+    }
+    let (t, _) = honest_tcrs(&mut e, k);
+    if record_tcrs(&mut e, &exec, k, t).status != TxStatus::Success {
+        return false;
+    }
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap().status;
+    d != TxStatus::Success && node_active(&e, &validator.address())
+}
+
+/// Baseline (attack r16 [5]): a void posting and its replacement in one
+/// block; the driver reads the replacement's leaves (they hash to the
+/// standing root) and settles the batch, and the settled state is read.
+fn a_void_posting_replaced_in_one_block_is_read() -> bool {
+    use gridledger_ledger::ChainClient;
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let (t, _) = honest_tcrs(&mut e, k);
+    let tcrs: SubmitTcrs = borsh::from_slice(&tcr_args(&e, k, t, e.d.entries(k).unwrap())).unwrap();
+    let true_root = state_root(&e.d.state_before(k).unwrap());
+    let void =
+        gridledger_rollup::primary::SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: wrong_inputs_tcrs(&mut e, k) };
+    let right = gridledger_rollup::primary::SubmitTcrsOn { pre_root: true_root, tcrs };
+    let n = e.d.primary.next_nonce(&exec.address());
+    let chain_id = e.d.primary.chain_id();
+    let gas = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
+    let id = gridledger_rollup::IOR_PRIMARY_ID;
+    let one = gridledger_ledger::devnet::call(&exec, chain_id, n, id, "sc_cr_on", args(&void), Amount::ZERO, gas);
+    let two = gridledger_ledger::devnet::call(&exec, chain_id, n + 1, id, "sc_cr_on", args(&right), Amount::ZERO, gas);
+    if e.d.primary.submit(&one).is_err() || e.d.primary.submit(&two).is_err() {
+        return false;
+    }
+    if ChainClient::seal(&mut e.d.primary).is_err() {
+        return false;
+    }
+    let settled = e.d.process(&mut rng(5));
+    settled.is_ok_and(|v| v.iter().any(|s| s.batch == k)) && e.d.participant(&trader(0).address()).is_ok()
+}
+
+const SCENARIOS: [Scenario; 30] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -649,6 +845,11 @@ const SCENARIOS: [Scenario; 25] = [
         "a thieving batch posted ahead is overturned by the driver",
         a_thieving_batch_posted_ahead_is_overturned_by_the_driver,
     ),
+    ("a batch posted ahead before the driver runs is watched", a_batch_posted_ahead_before_the_driver_runs_is_watched),
+    ("an honest successor of an overturned true root stands", an_honest_successor_of_an_overturned_true_root_stands),
+    ("a forfeited poster's posting ahead is taken over", a_forfeited_posters_posting_ahead_is_taken_over),
+    ("a dispute of a replaced posting is refused", a_dispute_of_a_replaced_posting_is_refused),
+    ("a void posting replaced in one block is read", a_void_posting_replaced_in_one_block_is_read),
 ];
 
 gridledger_core::mutation_check! {
@@ -680,4 +881,9 @@ gridledger_core::mutation_check! {
     validator_turn_from_posting_is_caught: Mutation::ValidatorTurnFromPosting => "a watcher is not slashed before its turn on a batch posted ahead",
     replacement_with_any_claim_is_caught: Mutation::ReplaceAnyClaim => "a void posting is replaced only by one on the predecessor's root",
     watch_at_turn_is_caught: Mutation::WatchAtTurn => "a thieving batch posted ahead is overturned by the driver",
+    watch_own_postings_only_is_caught: Mutation::WatchOwnPostingsOnly => "a batch posted ahead before the driver runs is watched",
+    void_on_overturned_root_is_caught: Mutation::VoidOnOverturnedRoot => "an honest successor of an overturned true root stands",
+    forfeited_postings_standing_is_caught: Mutation::ForfeitedPostingsStand => "a forfeited poster's posting ahead is taken over",
+    dispute_judged_on_replacement_is_caught: Mutation::DisputeJudgedOnReplacement => "a dispute of a replaced posting is refused",
+    reader_taking_first_posting_is_caught: Mutation::ReaderTakesFirstPosting => "a void posting replaced in one block is read",
 }
