@@ -251,3 +251,48 @@ fn a_damaged_middle_record_salt_is_refused() {
     assert!(o.stderr.contains("damaged"), "the reason is given: {}", o.stderr);
     assert_eq!(after.len(), before.len(), "the log is left as it is");
 }
+
+/// Held up: a flipped bit in the header's magic is refused (unknown
+/// header), the log left as it is.
+#[test]
+fn a_damaged_header_magic_is_refused() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_, before, o, after) = damaged_restart(|log| log[3] ^= 0x01);
+    assert!(!o.ok, "a log with a damaged magic is refused");
+    assert_eq!(after.len(), before.len(), "the log is left as it is");
+}
+
+/// Held up: replica 0 killed with SIGKILL at a random instant of its run
+/// (the others run on), then the cluster restarted: replica 0 takes up its
+/// log (a torn last record is cut) and its delivered epochs agree with
+/// replica 1's, epoch by epoch.
+#[test]
+fn a_replica_killed_at_a_random_instant_restarts_and_agrees() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for round in 0..2 {
+        let mut c = Cluster::new(3, 400);
+        let mut children: Vec<Child> = (0..c.files.len()).map(|i| c.spawn(i)).collect();
+        let at = rng.random_range(300..2_500u64);
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        children[0].kill().expect("SIGKILL replica 0");
+        let _ = children.remove(0).wait();
+        for (i, ch) in children.into_iter().enumerate() {
+            let o = finish(ch);
+            assert!(o.ok, "round {round}: replica {} failed: {}", i + 1, o.stderr);
+        }
+        c.rerun(2);
+        let second = run_all(&c);
+        let (r0, r1) = (&second[0], &second[1]);
+        assert!(
+            r0.ok,
+            "round {round}: replica 0 killed after {at} ms could not restart: {}",
+            r0.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+        );
+        let (d0, d1) = (digests(&r0.report), digests(&r1.report));
+        let common = d0.len().min(d1.len());
+        assert!(common >= 1, "round {round}: epochs delivered after the restart");
+        assert_eq!(d0[..common], d1[..common], "round {round}: replica 0 (killed after {at} ms) forked");
+    }
+}
