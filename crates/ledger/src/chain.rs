@@ -115,6 +115,11 @@ pub enum Mutation {
     /// served-first transaction that fits only an empty block is skipped
     /// in every block with a duty (the rule before attack r23 [3]).
     LaneNeverYields,
+    /// The lane runs waiting (next transaction above the round's fair
+    /// share) are tried only at the end of the pass, once no run is going:
+    /// one node's cheap duties going alone spend the lane's count first
+    /// (the rule before attack r24 [1]).
+    LaneWaitsForPassEnd,
 }
 
 /// The default [`ChainConfig::duty_lane_percent`].
@@ -854,12 +859,14 @@ pub(crate) struct Lane {
 ///    gas is filled progressively (attacks r21 [1], r23 [1] [2]): each
 ///    round, a run's next transaction is placed if its gas limit is at
 ///    most the round's fair share, the lane's gas left over the number of
-///    runs still going; one above it waits for the end of the pass (the
-///    rounds until no run is going), where the waiting runs are taken
-///    smallest next gas limit first (ties by position), each placed if it
-///    fits the lane's gas left, then going again in a new pass, and ended
-///    if it does not. A node's transactions, its carried ordinary calls
-///    included, count by the gas they used; one that cannot execute ends
+///    runs still going; one above it waits for the end of the round,
+///    where the waiting runs are taken smallest next gas limit first
+///    (ties by position), each placed if it fits the lane's gas left,
+///    then going again, and ended if it does not (attack r24 [1]: tried
+///    only at the end of the pass, once no run was going, they let one
+///    node's cheap duties going alone spend the lane's count first, and
+///    three waiting 20 M relays were never tried). A node's transactions,
+///    its carried ordinary calls included, count by the gas they used; one that cannot execute ends
 ///    its node's run here, and whatever the lane leaves is tried again in
 ///    step 2 like any transaction. So the lane's gas that one node cannot
 ///    use goes to the others: before, each node had a fixed water-filled
@@ -876,7 +883,9 @@ pub(crate) struct Lane {
 ///    node with a duty pending gets a place as long as its next lane
 ///    transaction's gas limit is at most the lane's gas over the number of
 ///    nodes with a run (the first round's fair share); a larger one goes
-///    in when it fits what the others leave. A run reaches toward the
+///    in at the end of the first round if it fits the lane's gas the
+///    first round left (no run takes a place beyond its round-robin
+///    share while another waits). A run reaches toward the
 ///    node's last duty however many of its ordinary calls are queued
 ///    ahead (attack r19 [1]), so each duty is included within a bounded
 ///    number of blocks. The lane goes before the senders served first
@@ -987,19 +996,23 @@ pub(crate) fn fill_block(
     let per_round = if config.mutation == Some(Mutation::LaneWholeRuns) { lane.txs.max(1) } else { 1 };
     #[cfg(not(feature = "mutants"))]
     let per_round = 1;
+    // Planted bug: the runs waiting are tried only once no run is going
+    // (the end of the pass, the rule before attack r24 [1]).
+    #[cfg(feature = "mutants")]
+    let pass_end = config.mutation == Some(Mutation::LaneWaitsForPassEnd);
+    #[cfg(not(feature = "mutants"))]
+    let pass_end = false;
     // Each run's next position and where it stands.
     let mut at = vec![0usize; runs.len()];
     let mut state = vec![Run::Going; runs.len()];
     'lane: loop {
-        // A pass: rounds over the runs going, each round's fair share an
-        // equal part of the lane's gas left over the runs going.
-        loop {
-            let going = state.iter().filter(|s| **s == Run::Going).count() as u64;
-            if going == 0 {
-                break;
-            }
-            let left = lane.gas.saturating_sub(lane_gas);
-            let fair = if pooled { left } else { left / going };
+        // A round over the runs going, its fair share an equal part of the
+        // lane's gas left over the runs going.
+        let going = state.iter().filter(|s| **s == Run::Going).count() as u64;
+        let left = lane.gas.saturating_sub(lane_gas);
+        // None when no run is going: only the runs waiting are tried.
+        if let Some(share) = left.checked_div(going) {
+            let fair = if pooled { left } else { share };
             for (i, run) in runs.iter().enumerate() {
                 for _ in 0..per_round {
                     if state[i] != Run::Going {
@@ -1024,10 +1037,14 @@ pub(crate) fn fill_block(
                 }
             }
         }
-        // The end of the pass: the runs waiting, the smallest next gas
-        // limit first (ties by position), each placed if it fits the
-        // lane's gas left and then going again in a new pass; one that does
-        // not fit ends (the lane's gas left only shrinks).
+        if pass_end && state.contains(&Run::Going) {
+            continue;
+        }
+        // The end of the round (attack r24 [1]): the runs waiting, the
+        // smallest next gas limit first (ties by position), each placed if
+        // it fits the lane's gas left and then going again; one that does
+        // not fit ends (the lane's gas left only shrinks). So no run takes
+        // a place beyond its round-robin share while another waits.
         let mut waiting: Vec<(u64, usize)> = state
             .iter()
             .enumerate()
@@ -1035,6 +1052,9 @@ pub(crate) fn fill_block(
             .filter_map(|(i, _)| runs[i].get(at[i]).map(|t| (t.tx.tx.gas_limit, i)))
             .collect();
         if waiting.is_empty() {
+            if state.contains(&Run::Going) {
+                continue;
+            }
             break;
         }
         waiting.sort_unstable();
@@ -1083,7 +1103,7 @@ enum Run {
     /// Offered a place each round.
     Going,
     /// Its next transaction exceeded its fair share: tried at the end of
-    /// the pass.
+    /// the round.
     Waiting,
     /// Done for this block.
     Ended,

@@ -4,9 +4,11 @@
 //! round's fair share waits for the end of the pass, where the waiting
 //! runs are placed smallest first if they fit the lane's gas left).
 //!
-//! Each finding asserts what a careful user would expect and fails on
-//! today's code; it is marked `#[ignore = "attack r24 [k]: ..."]`. Tests
-//! without a finding's number held up.
+//! Each finding asserted what a careful user would expect and failed on
+//! the code it was written against; it was marked
+//! `#[ignore = "attack r24 [k]: ..."]` until it was fixed: [1] the runs
+//! waiting are tried at the end of every round, not only at the end of
+//! the pass (`fill_block`). Tests without a finding's number held up.
 
 mod common;
 
@@ -112,7 +114,6 @@ fn one_cheap_byzantine_duty_a_block_leaves_the_relays_their_lane() {
 /// while others wait), so the three relays land within two blocks as in
 /// the control. Observed: none lands in ten flooded blocks.
 #[test]
-#[ignore = "attack r24 [1]: one Byzantine node's cheap duties spend the lane's count before the waiting relays are tried"]
 fn cheap_byzantine_duties_do_not_spend_the_lane_before_the_waiting_relays() {
     let (got, paid) = relays_against_tiny_duties(four_place_config(), 4, 10);
     assert!(
@@ -127,7 +128,6 @@ fn cheap_byzantine_duties_do_not_spend_the_lane_before_the_waiting_relays() {
 /// gas, against a flood paying 5), and the three honest 20 M relays never
 /// land. Expected: within two blocks. Observed: none in five.
 #[test]
-#[ignore = "attack r24 [1]: at the default block, 75 cheap Byzantine duties a block keep the honest relays out of the lane"]
 fn cheap_byzantine_duties_do_not_spend_the_default_lane_before_the_waiting_relays() {
     let config = ChainConfig::default();
     let places = (config.max_block_txs as u64) * config.duty_lane_percent / 100;

@@ -1,5 +1,5 @@
 //! Mutation sensitivity of block filling and the mempool (attacks r16,
-//! r18, r19, r21 and r23): each bug planted behind the `mutants` feature —
+//! r18, r19, r21, r23 and r24): each bug planted behind the `mutants` feature —
 //! candidates skipped for gas count toward the walk's stop, no duty lane,
 //! a replacement without the minimum bump, the lane's runs taken whole
 //! instead of round-robin, a node's run starting only at a duty, a small
@@ -8,7 +8,7 @@
 //! nonce, the lane's gas as one pool instead of per-node shares, the
 //! sender served first going before the lane at every height, a share a
 //! node cannot use thrown away instead of handed on, no served-first turn
-//! (r23) — must make its checks fail, while every check passes on the
+//! (r23), the runs waiting tried only at the end of the pass (r24) — must make its checks fail, while every check passes on the
 //! real code (the control).
 //!
 //! Run with `cargo test -p gridledger-ledger --features mutants --test mutants`.
@@ -304,6 +304,23 @@ fn a_served_first_call_gets_a_turn(m: Option<Mutation>) -> Result<(), String> {
     included(&c, &user, "the lane's duties starved a block-sized served-first call")
 }
 
+/// r24 [1]: node 9 keeps two cheap duties (100 k gas limit) pending at
+/// price 2, node 10 has one duty of 40 M at price 1, dearer traffic
+/// floods: node 10's duty exceeds the first round's fair share (37.5 M)
+/// and waits, and still goes into the next block before node 9's second
+/// duty takes the lane's last place.
+fn a_waiting_duty_is_tried_before_the_lane_is_full(m: Option<Mutation>) -> Result<(), String> {
+    let (_dir, mut c) = flooded_chain(m, 5)?;
+    for n in 0..2 {
+        c.submit(&call_with_gas(9, n, "work", 100_000, 2).to_bytes()).map_err(|e| e.to_string())?;
+    }
+    let duty = call_with_gas(10, 0, "work", 40_000_000, 1);
+    c.submit(&duty.to_bytes()).map_err(|e| e.to_string())?;
+    let mut ts = 0;
+    seal(&mut c, &mut ts);
+    included(&c, &duty, "one node's cheap duties spent the lane's count before the waiting duty was tried")
+}
+
 type Check = fn(Option<Mutation>) -> Result<(), String>;
 
 const CHECKS: &[(&str, Check)] = &[
@@ -319,6 +336,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("served-first calls leave the lane its gas", served_first_calls_leave_the_lane_its_gas),
     ("a share a node cannot use goes to the others", a_share_a_node_cannot_use_goes_to_the_others),
     ("a served-first call gets a turn", a_served_first_call_gets_a_turn),
+    ("a waiting duty is tried before the lane is full", a_waiting_duty_is_tried_before_the_lane_is_full),
 ];
 
 fn failing(m: Option<Mutation>) -> Vec<&'static str> {
@@ -346,10 +364,11 @@ fn each_planted_bug_is_caught() {
                 "one node's heavy call leaves the others their lane gas",
                 "served-first calls leave the lane its gas",
                 "a share a node cannot use goes to the others",
+                "a waiting duty is tried before the lane is full",
             ],
         ),
         (Mutation::ReplaceWithoutBump, vec!["replacement needs the bump"]),
-        (Mutation::LaneWholeRuns, vec!["nodes share the lane"]),
+        (Mutation::LaneWholeRuns, vec!["nodes share the lane", "a waiting duty is tried before the lane is full"]),
         (
             Mutation::LaneHeadMustBeDuty,
             vec![
@@ -362,8 +381,12 @@ fn each_planted_bug_is_caught() {
         (Mutation::FirstServedNextNonce, vec!["the next nonce does not inherit the served-first place"]),
         (Mutation::LaneGasPooled, vec!["one node's heavy call leaves the others their lane gas"]),
         (Mutation::ServeFirstBeforeLane, vec!["served-first calls leave the lane its gas"]),
-        (Mutation::LaneShareWasted, vec!["a share a node cannot use goes to the others"]),
+        (
+            Mutation::LaneShareWasted,
+            vec!["a share a node cannot use goes to the others", "a waiting duty is tried before the lane is full"],
+        ),
         (Mutation::LaneNeverYields, vec!["a served-first call gets a turn"]),
+        (Mutation::LaneWaitsForPassEnd, vec!["a waiting duty is tried before the lane is full"]),
     ] {
         assert_eq!(failing(Some(m)), caught_by, "mutant {m:?} must be caught by exactly its checks");
     }
