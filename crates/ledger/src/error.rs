@@ -87,6 +87,12 @@ impl SubmitError {
 pub enum StoreError {
     #[error("database: {0}")]
     Db(String),
+    /// The database file is held open by another process (or another
+    /// handle in this one): nothing was read or written. A caller that
+    /// expects the holder to exit soon (a killed run's leftover process)
+    /// may retry.
+    #[error("database: {0}")]
+    Locked(String),
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
     #[error("block {height} does not extend tip {tip}")]
@@ -106,9 +112,17 @@ macro_rules! db_err {
         }
     )*};
 }
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(e.to_string()),
+            e => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
 db_err!(
     redb::Error,
-    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,

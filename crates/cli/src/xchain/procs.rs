@@ -48,11 +48,11 @@ use gridledger_core::merkle::MerkleProof;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer, transfer_until};
 use gridledger_ledger::state::{contract_key, StateRead};
-use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
+use gridledger_ledger::{Block, ChainError, Receipt, Seal, SignedTransaction, StoreError, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID};
 use gridledger_xchain::mbs::{
-    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_plan, relay_tx, MbsSpec, NodeKey,
-    Role,
+    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_plan, relay_tx, MbsError, MbsSpec,
+    NodeKey, Role,
 };
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::threshold::BobCommittee;
@@ -163,6 +163,34 @@ fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
     hex::decode(s).with_context(|| format!("{name} is not hex"))
 }
 
+/// Opens the chain, waiting up to `wait` while its database is held by
+/// another process: a validator process left by a killed driver (`kill -9`
+/// of `xchain up --processes` while it started its validators) exits as
+/// soon as it sees its driver gone, but may still hold the chain's
+/// database for a moment when the next run starts. Any other error, or a
+/// lock still held after `wait`, is returned as it is.
+fn open_waiting(
+    dir: &Path,
+    spec: &MbsSpec,
+    role: Role,
+    wait: Duration,
+) -> Result<(EmbeddedChain, BobConfig), MbsError> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        match open_chain(dir, spec, role) {
+            Err(MbsError::Chain(ChainError::Store(StoreError::Locked(m)))) if start.elapsed() < wait => {
+                if !said {
+                    eprintln!("{}: {m}; waiting for the previous run's process to exit", dir.display());
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `gridledger xchain serve-chain`: one chain of a BoB-MBS in this process
 /// — the whole chain with every validator's key, or with `--validator V`
 /// one validator's replica holding only that key.
@@ -181,8 +209,8 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     }
     let role = role_of(&a.role, spec.chains)?;
     let dir = a.shape.dir.clone().ok_or_else(|| anyhow!("serve-chain needs --dir"))?;
-    let (chain, config) =
-        open_chain(&dir, &spec, role).with_context(|| format!("opening {} in {}", role.dir_name(), dir.display()))?;
+    let (chain, config) = open_waiting(&dir, &spec, role, wait)
+        .with_context(|| format!("opening {} in {}", role.dir_name(), dir.display()))?;
     match a.validator {
         None => {
             let mut chain = chain;
