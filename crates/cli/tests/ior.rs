@@ -89,7 +89,7 @@ fn ior_day_runs_on_a_running_node() {
         "--slots",
         "24..26",
         "--slot-ms",
-        "2000",
+        "4000",
         "--window-ms",
         "1000",
         "--no-report",
@@ -100,7 +100,7 @@ fn ior_day_runs_on_a_running_node() {
     let c = gridledger_node::RpcClient::new(&url);
     let funder_addr = gridledger_node::config::read_key(&funder).unwrap().address();
     let nonce = c.next_nonce(&funder_addr).unwrap();
-    let odd: Vec<&str> = day.iter().map(|a| if *a == "2000" { "1500" } else { a }).collect();
+    let odd: Vec<&str> = day.iter().map(|a| if *a == "4000" { "1500" } else { a }).collect();
     let o = gl(&odd);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole number of seconds"));
     let poor = dir.path().join("poor.key");
