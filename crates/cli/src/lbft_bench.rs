@@ -665,6 +665,22 @@ fn read_records(bytes: &[u8], salt: &[u8; 8], durable: &mut Durable<Sig>) -> any
                     LOG_HEADER + next
                 );
             }
+            // Nothing whole follows. A damaged salt in the header makes the
+            // FIRST record (and every one after it) fail to match, and
+            // cutting there would throw away the whole log (attack r13
+            // [1]); a crash leaves only a prefix of what was appended, so
+            // a first record that neither starts with the salt (or a
+            // prefix of it) nor is a zero-filled tail is refused. Any
+            // other last record that fails (torn, or damaged in place) is
+            // cut, as before: it holds at most one append.
+            let rest = &bytes[at..];
+            let torn = rest.starts_with(salt) || salt.starts_with(rest) || rest.iter().all(|&b| b == 0);
+            anyhow::ensure!(
+                at > 0 || torn,
+                "the first log record (byte {}) does not start with the log's salt (the header's salt or the record \
+                 is damaged) and is not a torn append: the log is left as it is",
+                LOG_HEADER
+            );
             break;
         };
         let len = body.len();
@@ -2174,6 +2190,33 @@ mod tests {
             let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
             assert_eq!(d, durable_of(&ops), "record after the cut at {cut}");
         }
+    }
+
+    /// A damaged salt in the header matches no record: refused, the log
+    /// left as it is (attack r13 [1]); a first record torn inside its
+    /// salt, or a zero-filled tail, is still cut.
+    #[test]
+    fn a_damaged_header_salt_is_refused_and_a_torn_first_record_cut() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, ends) = three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        let mut bad = whole.clone();
+        bad[8] ^= 0x01;
+        std::fs::write(&path, &bad).expect("damage the salt");
+        let err = DiskLog::open(dir.path(), false).err().expect("a damaged header salt is refused");
+        assert!(format!("{err:#}").contains("salt"), "{err:#}");
+        assert_eq!(std::fs::read(&path).expect("read"), bad, "the log is left as it is");
+        let first = LOG_HEADER as u64;
+        for tail in [&whole[first as usize..first as usize + 5], &[0u8; 40][..]] {
+            let mut torn = whole[..first as usize].to_vec();
+            torn.extend_from_slice(tail);
+            std::fs::write(&path, &torn).expect("tear");
+            let (_, d) = DiskLog::open(dir.path(), false).expect("a torn first record is cut");
+            assert_eq!(d, durable_of(&[]), "nothing restored");
+            assert_eq!(std::fs::metadata(&path).expect("len").len(), first);
+        }
+        assert!(ends[0] > first);
     }
 
     /// A last record whose bytes are all there but not the ones written
