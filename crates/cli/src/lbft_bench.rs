@@ -119,8 +119,9 @@ pub struct LbftBenchArgs {
     /// set (TBG's 2κ-strided selection), which proposing ahead cuts short.
     #[arg(long, default_value_t = 0)]
     pub pipeline: u64,
-    /// Kill this replica (SIGKILL) two seconds into the run and restart it
-    /// a second later from its on-disk log; the report says whether every
+    /// Kill this replica (SIGKILL) two seconds into the run, or later once
+    /// its log holds a delivered epoch (at most 30 s in), and restart it a
+    /// second later from its on-disk log; the report says whether every
     /// replica holds the same delivered sequence.
     #[arg(long)]
     pub kill_restart: Option<u32>,
@@ -369,6 +370,13 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         let k = k as usize;
         anyhow::ensure!(k < n, "--kill-restart {k}: no such replica");
         std::thread::sleep(Duration::from_secs(2));
+        // Killed once a delivered epoch is in its log (a loaded machine may
+        // take longer than two seconds to deliver the first), at most 30 s in.
+        let marker = dir.path().join(format!("data-{k}")).join(DELIVERED_MARKER);
+        let give_up = Instant::now() + Duration::from_secs(28);
+        while !marker.exists() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         children[k].kill()?;
         let _ = children[k].wait();
         std::thread::sleep(Duration::from_secs(1));
@@ -487,6 +495,10 @@ fn spawn_replica(
 
 type Sig = gridledger_threshold::Signature;
 
+/// The file a replica creates in its data directory once a delivered epoch
+/// is in its log (see [`DiskLog`]'s `delivered_marker`).
+const DELIVERED_MARKER: &str = "delivered";
+
 /// The replica's durable state as an append-only log (format v3): the
 /// 16-byte header [`LOG_MAGIC`] ‖ `salt`, then records of
 /// `salt (8) ‖ len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where
@@ -517,6 +529,11 @@ type Sig = gridledger_threshold::Signature;
 /// read as empty or rewritten.
 struct DiskLog {
     file: std::fs::File,
+    /// Created (empty) beside the log once the first record holding a
+    /// delivered epoch is written (and synced): the bench driver's
+    /// `--kill-restart` waits for it, so the replica it kills has a
+    /// delivery to restore. Taken when written.
+    delivered_marker: Option<std::path::PathBuf>,
     /// Sync each record (off only in the --no-fsync comparison mode).
     fsync: bool,
     /// The log's salt (its header's last 8 bytes), first in every record.
@@ -752,7 +769,8 @@ impl DiskLog {
         file.set_len(end as u64)?;
         file.seek(SeekFrom::End(0))?;
         let proposed = durable.proposed.clone();
-        Ok((Self { file, fsync, salt, buf: Vec::new(), proposed }, durable))
+        let delivered_marker = Some(dir.join(DELIVERED_MARKER));
+        Ok((Self { file, delivered_marker, fsync, salt, buf: Vec::new(), proposed }, durable))
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -1374,6 +1392,13 @@ fn persister(
             } else {
                 &stats.echo_or_vote_only
             };
+            if std::ptr::eq(kind, &stats.with_delivery) {
+                if let Some(marker) = log.delivered_marker.take() {
+                    // Only a signal to the bench driver; the delivery itself
+                    // is in the record just written.
+                    let _ = std::fs::write(marker, b"");
+                }
+            }
             kind.fetch_add(1, Relaxed);
             stats.records.fetch_add(1, Relaxed);
             if log.fsync {
