@@ -14,6 +14,7 @@ pub mod bounded;
 pub mod handover;
 pub mod held_net;
 pub mod ior;
+pub mod lbft_log;
 pub mod xchain;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
