@@ -42,74 +42,10 @@
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r11`.
 
 mod common;
-use common::lbft::{keep_queued, rich, share, verified};
-use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
-use gridledger_ledger::mempool::Mempool;
+use common::lbft::{keep_queued, rich, run, share, verified};
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::TRANSFER_GAS;
 use gridledger_ledger::state::Account;
-use gridledger_ledger::{ChainConfig, SignedTransaction};
-use gridledger_node::lbft::ProposalQueue;
-use std::collections::HashMap;
-
-/// Validators of the network whose gas share the queue cuts for.
-const N: u64 = 4;
-
-/// One validator's batch size with the default chain settings.
-fn max_txs() -> usize {
-    ChainConfig::default().max_block_txs / N as usize
-}
-
-/// One cut batch: its senders (dev key indices, one per transaction) and
-/// its gas.
-struct Proposed {
-    senders: Vec<usize>,
-    gas: u64,
-}
-
-/// Runs the queue as the engine runs it (pipeline 0): each epoch `load`
-/// admits what it wants (given the next nonce to admit per sender and the
-/// committed nonces), a batch is cut, delivered and executed whole, and
-/// the queue hears of the delivery. Stops after `epochs` or once `stop`
-/// holds for the batch just cut.
-fn run(
-    epochs: u64,
-    budget: u64,
-    senders: usize,
-    mut load: impl FnMut(u64, &mut Mempool, &mut HashMap<usize, u64>, &HashMap<usize, u64>),
-    mut stop: impl FnMut(&Proposed) -> bool,
-) -> Vec<Proposed> {
-    let mut pool = Mempool::new(10_000, 4_096);
-    let mut q = ProposalQueue::new(64);
-    let mut committed: HashMap<usize, u64> = HashMap::new();
-    let mut next: HashMap<usize, u64> = HashMap::new();
-    let who: HashMap<Address, usize> = (0..senders).map(|i| (dev_key(i).address(), i)).collect();
-    let mut out = Vec::new();
-    for epoch in 0..epochs {
-        load(epoch, &mut pool, &mut next, &committed);
-        let cut = q.cut(epoch, &pool, max_txs(), budget);
-        assert!(cut.give_up.is_empty());
-        let mut p = Proposed { senders: Vec::new(), gas: 0 };
-        let mut addrs = Vec::new();
-        for t in &cut.txs {
-            let stx = SignedTransaction::from_bytes(t, 1 << 16).unwrap();
-            let i = who[&stx.sender()];
-            let n = committed.entry(i).or_default();
-            assert_eq!(*n, stx.tx.nonce, "a batch keeps each sender's nonce order");
-            *n += 1;
-            p.senders.push(i);
-            p.gas += stx.tx.gas_limit;
-            addrs.push(stx.sender());
-        }
-        pool.prune(addrs, |a| rich(committed.get(&who[a]).copied().unwrap_or(0)));
-        q.delivered(epoch, &pool);
-        let done = stop(&p);
-        out.push(p);
-        if done {
-            break;
-        }
-    }
-    out
-}
 
 /// [1] 300 ordinary clients (dev accounts 10…309) each keep one transfer
 /// (gas price 1) pending; at epoch 0 dev account 1 (H) submits a contract

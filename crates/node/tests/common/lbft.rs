@@ -598,3 +598,66 @@ pub fn keep_queued(
         *n += 1;
     }
 }
+
+/// One validator's batch size with the default chain settings.
+pub fn max_txs() -> usize {
+    ChainConfig::default().max_block_txs / N
+}
+
+/// One cut batch: its senders (dev key indices, one per transaction) and
+/// its gas.
+pub struct Proposed {
+    pub senders: Vec<usize>,
+    pub gas: u64,
+}
+
+/// Runs the proposal queue as the engine runs it (pipeline 0): each epoch `load`
+/// admits what it wants (given the next nonce to admit per sender and the
+/// committed nonces), a batch is cut, delivered and executed whole, and
+/// the queue hears of the delivery. Stops after `epochs` or once `stop`
+/// holds for the batch just cut.
+pub fn run(
+    epochs: u64,
+    budget: u64,
+    senders: usize,
+    mut load: impl FnMut(
+        u64,
+        &mut gridledger_ledger::mempool::Mempool,
+        &mut std::collections::HashMap<usize, u64>,
+        &std::collections::HashMap<usize, u64>,
+    ),
+    mut stop: impl FnMut(&Proposed) -> bool,
+) -> Vec<Proposed> {
+    let mut pool = gridledger_ledger::mempool::Mempool::new(10_000, 4_096);
+    let mut q = gridledger_node::lbft::ProposalQueue::new(64);
+    let mut committed: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    let mut next: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    let who: std::collections::HashMap<gridledger_core::Address, usize> =
+        (0..senders).map(|i| (dev_key(i).address(), i)).collect();
+    let mut out = Vec::new();
+    for epoch in 0..epochs {
+        load(epoch, &mut pool, &mut next, &committed);
+        let cut = q.cut(epoch, &pool, max_txs(), budget);
+        assert!(cut.give_up.is_empty());
+        let mut p = Proposed { senders: Vec::new(), gas: 0 };
+        let mut addrs = Vec::new();
+        for t in &cut.txs {
+            let stx = gridledger_ledger::SignedTransaction::from_bytes(t, 1 << 16).unwrap();
+            let i = who[&stx.sender()];
+            let n = committed.entry(i).or_default();
+            assert_eq!(*n, stx.tx.nonce, "a batch keeps each sender's nonce order");
+            *n += 1;
+            p.senders.push(i);
+            p.gas += stx.tx.gas_limit;
+            addrs.push(stx.sender());
+        }
+        pool.prune(addrs, |a| rich(committed.get(&who[a]).copied().unwrap_or(0)));
+        q.delivered(epoch, &pool);
+        let done = stop(&p);
+        out.push(p);
+        if done {
+            break;
+        }
+    }
+    out
+}
