@@ -1385,14 +1385,15 @@ fn persister(
                 eprintln!("lbft replica: writing its log failed: {e}");
                 std::process::exit(1);
             }
-            let kind = if ops.iter().any(|op| matches!(op, PersistOp::Delivered(_))) {
+            let delivers = ops.iter().any(|op| matches!(op, PersistOp::Delivered(_)));
+            let kind = if delivers {
                 &stats.with_delivery
             } else if ops.iter().any(|op| matches!(op, PersistOp::Proposed { .. })) {
                 &stats.with_proposal
             } else {
                 &stats.echo_or_vote_only
             };
-            if std::ptr::eq(kind, &stats.with_delivery) {
+            if delivers {
                 if let Some(marker) = log.delivered_marker.take() {
                     // Only a signal to the bench driver; the delivery itself
                     // is in the record just written.
