@@ -7,7 +7,14 @@
 //! to set beside c-kzg's `blob_to_kzg_commitment` and
 //! `compute_cells_and_kzg_proofs`.
 //!
-//! `cargo bench -p gridledger-fl --bench cells_timing -- [--runs N] [--threads T]`
+//! With `--nodes K` the code is the one CTP-FL's coder uses for K nodes
+//! (`CellCode::for_nodes` with threshold K − 2⌊(K−1)/3⌋: one cell per node,
+//! rounded up to a power of two) instead of c-kzg's 128 cells of 64 points,
+//! and the fragment's degree proof (part of every upload record) is timed
+//! too: `commit_degree_and_all_cell_proofs_*` is what one client's fragment
+//! costs in the protocol.
+//!
+//! `cargo bench -p gridledger-fl --bench cells_timing -- [--runs N] [--threads T] [--nodes K]`
 //! (`--threads 1`: the FK20 steps on the calling thread only, as c-kzg runs;
 //! the commitment's Pippenger is blst's and uses every core it is given —
 //! run under `taskset -c 0` for one core throughout).
@@ -59,12 +66,17 @@ fn main() {
         b
     };
     let coeffs: Vec<Scalar> = gridledger_fl::field::bytes_to_scalars(&bytes);
-    let code = CellCode::new(k, 2 * k, 128).expect("code");
+    let nodes = arg(&args, "--nodes");
+    let code = match nodes {
+        Some(n) => CellCode::for_nodes(k, n, n - 2 * (n.saturating_sub(1) / 3)).expect("code"),
+        None => CellCode::new(k, 2 * k, 128).expect("code"),
+    };
     let mut prover = CellProver::new(&kzg, code.cell_size(), k).expect("prover");
     if let Some(t) = threads {
         prover.set_threads(t);
     }
     let (mut commit, mut commit_cpu, mut total, mut total_cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut with_degree, mut with_degree_cpu) = (vec![], vec![]);
     for _ in 0..runs {
         let (t, c0) = (Instant::now(), cpu_ms());
         let c = kzg.commit(&coeffs).expect("commit");
@@ -74,11 +86,21 @@ fn main() {
         total_cpu.push(cpu_ms() - c0);
         commit.push(tc);
         commit_cpu.push(cc);
-        std::hint::black_box((c, p));
+        let (t2, c2) = (Instant::now(), cpu_ms());
+        let d = kzg.prove_degree(&coeffs, k).expect("degree proof");
+        with_degree.push(total.last().copied().unwrap_or(0.0) + t2.elapsed().as_secs_f64() * 1e3);
+        with_degree_cpu.push(total_cpu.last().copied().unwrap_or(0.0) + cpu_ms() - c2);
+        std::hint::black_box((c, p, d));
     }
     let (c, cc, t, tc) = (stats(commit), stats(commit_cpu), stats(total), stats(total_cpu));
+    let (d, dc) = (stats(with_degree), stats(with_degree_cpu));
     println!(
-        "{{\"side\":\"gridledger-fl\",\"elements\":{k},\"cells\":128,\"runs\":{runs},\"fk20_threads\":{},\"commit_ms_min\":{:.3},\"commit_ms_median\":{:.3},\"commit_cpu_ms_min\":{:.3},\"commit_and_all_cell_proofs_ms_min\":{:.3},\"commit_and_all_cell_proofs_ms_median\":{:.3},\"commit_and_all_cell_proofs_cpu_ms_min\":{:.3},\"commit_and_all_cell_proofs_cpu_ms_median\":{:.3}}}",
+        "{{\"side\":\"gridledger-fl\",\"elements\":{k},\"nodes\":{},\"cells\":{},\"cell_points\":{},\"commit_degree_and_all_cell_proofs_ms_median\":{:.3},\"commit_degree_and_all_cell_proofs_cpu_ms_median\":{:.3},\"runs\":{runs},\"fk20_threads\":{},\"commit_ms_min\":{:.3},\"commit_ms_median\":{:.3},\"commit_cpu_ms_min\":{:.3},\"commit_and_all_cell_proofs_ms_min\":{:.3},\"commit_and_all_cell_proofs_ms_median\":{:.3},\"commit_and_all_cell_proofs_cpu_ms_min\":{:.3},\"commit_and_all_cell_proofs_cpu_ms_median\":{:.3}}}",
+        nodes.map_or("null".to_string(), |n| n.to_string()),
+        code.cells(),
+        code.cell_size(),
+        d.1,
+        dc.1,
         prover.threads(),
         c.0, c.1, cc.0, t.0, t.1, tc.0, tc.1
     );
