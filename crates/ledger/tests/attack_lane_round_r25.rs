@@ -116,7 +116,9 @@ fn two_validators_with_one_mempool_build_the_same_lane() {
     let proposer = dev_validator(0).public();
     for n in 0..4u64 {
         for c in chains.iter_mut() {
-            keep(c, BYZANTINE, 6, |k| call_with_gas(BYZANTINE, k, if k % 3 == 0 { "burn" } else { "work" }, 19_000_000, 3));
+            keep(c, BYZANTINE, 6, |k| {
+                call_with_gas(BYZANTINE, k, if k % 3 == 0 { "burn" } else { "work" }, 19_000_000, 3)
+            });
             for (i, k) in [HONEST, 11, 12].iter().enumerate() {
                 let gas = [20_000_000, 100_000, 30_000_000][i];
                 c.submit(&call_with_gas(*k, n, "work", gas, 1).to_bytes()).unwrap();
