@@ -2,10 +2,10 @@
 //! the wait for a database held by another process (`StoreError::Locked`,
 //! `serve-chain` retries its open up to `--chain-timeout`).
 //!
-//! Each finding asserts what a careful user would expect and fails on
-//! today's code; it is marked `#[ignore = "attack r25 [k]: ..."]` until it
-//! is fixed. Run them with
-//! `cargo test -p gridledger-cli --test attack_xchain_r25 -- --ignored`.
+//! Each finding asserts what a careful user would expect. Finding [1] (a
+//! validator waiting for its database ignored its driver's death for up to
+//! `--chain-timeout`) is fixed: the wait checks that its driver lives
+//! between tries, as the wait for the driver's connection does.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -69,7 +69,6 @@ impl Drop for Reaped {
 /// Expected: the waiting validator exits once its driver is gone.
 /// Observed: it still runs 40 s later (its timeout is 600 s).
 #[test]
-#[ignore = "attack r25 [1]: a serve-chain waiting for its locked database ignores its driver's death for up to --chain-timeout"]
 fn a_validator_waiting_for_its_database_exits_when_its_driver_dies() {
     let dir = tempfile::tempdir().unwrap();
     let replica = dir.path().join("bob-v3");

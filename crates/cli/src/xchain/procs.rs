@@ -173,10 +173,14 @@ fn open_waiting(
     dir: &Path,
     spec: &MbsSpec,
     role: Role,
+    parent: u32,
     wait: Duration,
-) -> Result<(EmbeddedChain, BobConfig), MbsError> {
+) -> anyhow::Result<(EmbeddedChain, BobConfig)> {
     let start = Instant::now();
     let mut said = false;
+    // Each try opens the chain again (for the BoB, its external chains'
+    // genesis too), so the pause between tries grows to a second.
+    let mut pause = Duration::from_millis(100);
     loop {
         match open_chain(dir, spec, role) {
             Err(MbsError::Chain(ChainError::Store(StoreError::Locked(m)))) if start.elapsed() < wait => {
@@ -184,9 +188,16 @@ fn open_waiting(
                     eprintln!("{}: {m}; waiting for the previous run's process to exit", dir.display());
                     said = true;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                // A validator whose driver died while it waited is itself
+                // a leftover: it gives up at once, as `accept_driver` does,
+                // instead of taking the database from the next run.
+                if std::os::unix::process::parent_id() != parent {
+                    bail!("the driver exited while this process waited for its database");
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
 }
@@ -209,7 +220,7 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     }
     let role = role_of(&a.role, spec.chains)?;
     let dir = a.shape.dir.clone().ok_or_else(|| anyhow!("serve-chain needs --dir"))?;
-    let (chain, config) = open_waiting(&dir, &spec, role, wait)
+    let (chain, config) = open_waiting(&dir, &spec, role, parent, wait)
         .with_context(|| format!("opening {} in {}", role.dir_name(), dir.display()))?;
     match a.validator {
         None => {
