@@ -39,7 +39,9 @@
 //! replica propose up to `K` epochs ahead (overlapped epochs; off by
 //! default, see the flag).
 //! `--kill-restart I` kills replica `I` mid-run
-//! and restarts it from that log.
+//! and restarts it from that log; the run fails when the replica had
+//! finished before the kill or restored no delivered epoch (nothing of a
+//! recovery was tested).
 //!
 //! The replica writes once per epoch in the common case: the record of a
 //! delivered epoch also raises the bound on the epochs it echoes and votes
@@ -122,7 +124,8 @@ pub struct LbftBenchArgs {
     /// Kill this replica (SIGKILL) two seconds into the run, or later once
     /// its log holds a delivered epoch (at most 30 s in), and restart it a
     /// second later from its on-disk log; the report says whether every
-    /// replica holds the same delivered sequence.
+    /// replica holds the same delivered sequence (the run fails when the
+    /// replica had finished before the kill or restored nothing).
     #[arg(long)]
     pub kill_restart: Option<u32>,
     /// Comparison mode, NOT crash-safe: replicas write their log records
@@ -464,8 +467,12 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             .fold(0.0, f64::max),
         "same_delivered_sequence": same_sequence,
         "killed_and_restarted": a.kill_restart,
-        // Delivered epochs the killed replica restored from its log.
+        // Delivered epochs the killed replica restored from its log, and
+        // those it delivered after its restart.
         "restored_epochs_after_kill": restored_after_kill,
+        "delivered_epochs_after_restart": a.kill_restart.zip(restored_after_kill).map(|(k, restored)| {
+            (seqs[k as usize].len() as u64).saturating_sub(restored)
+        }),
         // Durability of the replicas' logs: `crash_safe` is false only in
         // the --no-fsync comparison mode.
         "fsync": !a.no_fsync,
@@ -2652,9 +2659,9 @@ mod tests {
     fn kill_restart_is_reported_only_when_a_restart_was_tested() {
         let restored = |n: u64| json!({ "restored_epochs": n, "epoch_digests": [] });
         assert_eq!(kill_restart_tested(3, false, &restored(4)).expect("tested"), 4);
-        let finished = kill_restart_tested(3, true, &restored(4)).err().expect("finished before the kill").to_string();
+        let finished = kill_restart_tested(3, true, &restored(4)).expect_err("finished before the kill").to_string();
         assert!(finished.contains("had finished"), "{finished}");
-        let empty = kill_restart_tested(3, false, &restored(0)).err().expect("nothing restored").to_string();
+        let empty = kill_restart_tested(3, false, &restored(0)).expect_err("nothing restored").to_string();
         assert!(empty.contains("restored no delivered epoch"), "{empty}");
         assert!(kill_restart_tested(3, false, &json!({})).is_err(), "no report: nothing restored");
     }
