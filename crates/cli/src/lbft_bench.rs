@@ -39,7 +39,9 @@
 //! replica propose up to `K` epochs ahead (overlapped epochs; off by
 //! default, see the flag).
 //! `--kill-restart I` kills replica `I` mid-run
-//! and restarts it from that log.
+//! and restarts it from that log; the run fails when the replica had
+//! finished before the kill or restored no delivered epoch (nothing of a
+//! recovery was tested).
 //!
 //! The replica writes once per epoch in the common case: the record of a
 //! delivered epoch also raises the bound on the epochs it echoes and votes
@@ -122,7 +124,8 @@ pub struct LbftBenchArgs {
     /// Kill this replica (SIGKILL) two seconds into the run, or later once
     /// its log holds a delivered epoch (at most 30 s in), and restart it a
     /// second later from its on-disk log; the report says whether every
-    /// replica holds the same delivered sequence.
+    /// replica holds the same delivered sequence (the run fails when the
+    /// replica had finished before the kill or restored nothing).
     #[arg(long)]
     pub kill_restart: Option<u32>,
     /// Comparison mode, NOT crash-safe: replicas write their log records
@@ -366,6 +369,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&data)?;
         children.push(spawn_replica(&exe, &path, &data)?);
     }
+    let mut finished_before_kill = false;
     if let Some(k) = a.kill_restart {
         let k = k as usize;
         anyhow::ensure!(k < n, "--kill-restart {k}: no such replica");
@@ -377,6 +381,10 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         while !marker.exists() && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // A replica that has finished already (a short --seconds) is not
+        // killed mid-run: the run fails below rather than report a restart
+        // it did not test.
+        finished_before_kill = children[k].try_wait()?.is_some();
         children[k].kill()?;
         let _ = children[k].wait();
         std::thread::sleep(Duration::from_secs(1));
@@ -391,6 +399,10 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         let last = text.lines().last().unwrap_or("{}");
         reports.push(serde_json::from_str::<serde_json::Value>(last)?);
     }
+    let restored_after_kill = match a.kill_restart {
+        Some(k) => Some(kill_restart_tested(k, finished_before_kill, &reports[k as usize])?),
+        None => None,
+    };
     let load_after = load_average();
     let tps: Vec<f64> = reports.iter().filter_map(|r| r["delivered_unique_tx_per_s"].as_f64()).collect();
     let p50: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p50"].as_f64()).collect();
@@ -455,6 +467,12 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             .fold(0.0, f64::max),
         "same_delivered_sequence": same_sequence,
         "killed_and_restarted": a.kill_restart,
+        // Delivered epochs the killed replica restored from its log, and
+        // those it delivered after its restart.
+        "restored_epochs_after_kill": restored_after_kill,
+        "delivered_epochs_after_restart": a.kill_restart.zip(restored_after_kill).map(|(k, restored)| {
+            (seqs[k as usize].len() as u64).saturating_sub(restored)
+        }),
         // Durability of the replicas' logs: `crash_safe` is false only in
         // the --no-fsync comparison mode.
         "fsync": !a.no_fsync,
@@ -493,14 +511,37 @@ fn spawn_replica(
         .spawn()?)
 }
 
+/// Whether `--kill-restart K` tested a restart: replica `K` was still
+/// running when it was killed, and after the restart it restored at least
+/// one delivered epoch from its log (`restarted` is its report). Otherwise
+/// "the same delivered sequence" compares nothing the log held (an empty
+/// or a never-interrupted sequence agrees with any other), so the run
+/// fails with the reason instead of reporting it. Returns the number of
+/// restored epochs.
+fn kill_restart_tested(k: u32, finished_before_kill: bool, restarted: &serde_json::Value) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        !finished_before_kill,
+        "--kill-restart {k}: the replica had finished its run before it was killed, so no restart mid-run was \
+         tested (run longer: --seconds)"
+    );
+    let restored = restarted["restored_epochs"].as_u64().unwrap_or(0);
+    anyhow::ensure!(
+        restored > 0,
+        "--kill-restart {k}: the restarted replica restored no delivered epoch from its log (killed before its \
+         first delivery was durable), so its delivered sequence tests no recovery (run longer: --seconds)"
+    );
+    Ok(restored)
+}
+
 type Sig = gridledger_threshold::Signature;
 
 /// The file a replica creates in its data directory once a delivered epoch
 /// is in its log (see [`DiskLog`]'s `delivered_marker`).
 const DELIVERED_MARKER: &str = "delivered";
 
-/// The replica's durable state as an append-only log (format v3): the
-/// 16-byte header [`LOG_MAGIC`] ‖ `salt`, then records of
+/// The replica's durable state as an append-only log (format v4): the
+/// 20-byte header [`LOG_MAGIC`] ‖ `salt` ‖ CRC-32 of (magic ‖ salt), then
+/// records of
 /// `salt (8) ‖ len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where
 /// `salt` is 8 random bytes drawn when the log is created and `crc` is
 /// the CRC-32 of `salt ‖ len ‖ body`. The checksum only has to tell a torn
@@ -525,8 +566,19 @@ const DELIVERED_MARKER: &str = "delivered";
 /// position), so the search looks only where the salt occurs, and every
 /// such place is a record the replica itself appended. A per-record
 /// sequence number would not do: its bytes are as guessable as a length.
-/// Logs in an earlier format (v1, v2) are refused with the reason, never
-/// read as empty or rewritten.
+///
+/// The header checks itself (format v4): in v3 it was `magic ‖ salt`
+/// unchecked, so a flipped bit in its salt made every record fail and the
+/// whole log looked like one torn first record (attack r13 [1]); the rule
+/// that then refused a first record not starting with the salt also
+/// refused a first record torn with its first sector unwritten (zeros,
+/// then the rest of the record: attack r14 [1]). Now a damaged header is
+/// refused by name, the log left as it is, and the first record is read
+/// like any other. A header that is all zeros or a prefix of a header,
+/// with nothing after it, is what a crash while the log was created leaves
+/// (no record follows a header that was not synced): it is written again
+/// (attack r14 [2]). Logs in an earlier format (v1, v2, v3) are refused
+/// with the reason, never read as empty or rewritten.
 struct DiskLog {
     file: std::fs::File,
     /// Created (empty) beside the log once the first record holding a
@@ -570,13 +622,16 @@ enum LogBatch {
     },
 }
 
-/// The log's first bytes (format v3: salted CRC-32 records); the log's
-/// salt follows them.
-const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x03";
+/// The log's first bytes (format v4: a self-checking header, salted
+/// CRC-32 records); the log's salt and the header's CRC-32 follow them.
+const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x04";
+/// The first bytes of a format v3 log (an unchecked header, salted
+/// records).
+const LOG_MAGIC_V3: [u8; 8] = *b"GLLBFT\x00\x03";
 /// The first bytes of a format v2 log (CRC-32 records without a salt).
 const LOG_MAGIC_V2: [u8; 8] = *b"GLLBFT\x00\x02";
-/// The log's header: [`LOG_MAGIC`] and the log's salt.
-const LOG_HEADER: usize = 16;
+/// The log's header: [`LOG_MAGIC`], the log's salt and the CRC-32 of both.
+const LOG_HEADER: usize = 20;
 /// A record's header: the log's salt, length and CRC-32.
 const LOG_RECORD_HEADER: usize = 16;
 
@@ -588,6 +643,14 @@ enum LogFormatError {
     /// Written by an earlier build in format v2 (CRC-32 records without
     /// the log's salt).
     V2,
+    /// Written by an earlier build in format v3 (a header that does not
+    /// check itself).
+    V3,
+    /// A v4 header whose CRC-32 does not match its magic and salt.
+    DamagedHeader,
+    /// Zeros where the header should be, and more than a header's bytes
+    /// or other bytes after them.
+    ZeroedHeader,
     /// Not an LBFT log of any known format.
     Unknown,
 }
@@ -596,10 +659,19 @@ impl std::fmt::Display for LogFormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LogFormatError::V1 => f.write_str(
-                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v3 only: start the replica with an empty data directory",
+                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
             ),
             LogFormatError::V2 => f.write_str(
-                "the log was written in format v2 (CRC-32 records without a salt) by an earlier build; this build reads format v3 only: start the replica with an empty data directory",
+                "the log was written in format v2 (CRC-32 records without a salt) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
+            ),
+            LogFormatError::V3 => f.write_str(
+                "the log was written in format v3 (a header without its own checksum) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
+            ),
+            LogFormatError::DamagedHeader => f.write_str(
+                "the log's header is damaged (its CRC-32 does not match its magic and salt); the log is left as it is",
+            ),
+            LogFormatError::ZeroedHeader => f.write_str(
+                "the log starts with zeros where its header should be and holds more than a header (not a header left by a crash while the log was created: no record follows a header that was not synced); the log is left as it is",
             ),
             LogFormatError::Unknown => f.write_str("not an LBFT replica log (unknown header)"),
         }
@@ -607,6 +679,69 @@ impl std::fmt::Display for LogFormatError {
 }
 
 impl std::error::Error for LogFormatError {}
+
+/// The CRC-32 of the header's magic and salt.
+fn header_crc(salt: &[u8; 8]) -> [u8; 4] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&LOG_MAGIC);
+    h.update(salt);
+    h.finalize().to_le_bytes()
+}
+
+/// A new log's header for `salt`.
+fn log_header(salt: &[u8; 8]) -> [u8; LOG_HEADER] {
+    let mut h = [0u8; LOG_HEADER];
+    h[..8].copy_from_slice(&LOG_MAGIC);
+    h[8..16].copy_from_slice(salt);
+    h[16..].copy_from_slice(&header_crc(salt));
+    h
+}
+
+/// What the first bytes of a log file are.
+#[derive(Debug, PartialEq, Eq)]
+enum LogHeader {
+    /// A whole v4 header: its salt.
+    Whole([u8; 8]),
+    /// Nothing after where the header ends, and the bytes there are all
+    /// zeros or a prefix of a v4 header (a new file, or a crash while the
+    /// log was created): to be written again.
+    Torn,
+    /// Refused, the log left as it is.
+    Refused(LogFormatError),
+}
+
+/// Reads a log file's header (format v4: [`LOG_MAGIC`] ‖ salt ‖ CRC-32 of
+/// both).
+fn parse_header(bytes: &[u8]) -> LogHeader {
+    let magic_len = bytes.len().min(LOG_MAGIC.len());
+    if bytes.len() >= LOG_HEADER && bytes[..8] == LOG_MAGIC {
+        let mut salt = [0u8; 8];
+        salt.copy_from_slice(&bytes[8..16]);
+        return if bytes[16..LOG_HEADER] == header_crc(&salt) {
+            LogHeader::Whole(salt)
+        } else {
+            LogHeader::Refused(LogFormatError::DamagedHeader)
+        };
+    }
+    let zeros = bytes.iter().take(LOG_HEADER).all(|&b| b == 0);
+    if bytes.len() < LOG_HEADER && bytes[..magic_len] == LOG_MAGIC[..magic_len] {
+        // A prefix of a header: the salt and CRC (if any) cannot be
+        // checked, and nothing follows them.
+        LogHeader::Torn
+    } else if zeros && bytes.len() <= LOG_HEADER {
+        LogHeader::Torn
+    } else if bytes.starts_with(&LOG_MAGIC_V3) {
+        LogHeader::Refused(LogFormatError::V3)
+    } else if bytes.starts_with(&LOG_MAGIC_V2) {
+        LogHeader::Refused(LogFormatError::V2)
+    } else if starts_with_v1_record(bytes) {
+        LogHeader::Refused(LogFormatError::V1)
+    } else if bytes.first() == Some(&0) {
+        LogHeader::Refused(LogFormatError::ZeroedHeader)
+    } else {
+        LogHeader::Refused(LogFormatError::Unknown)
+    }
+}
 
 /// The CRC-32 of a record's salt, length field and body.
 fn record_crc(salt: &[u8; 8], len: &[u8; 4], body: &[u8]) -> u32 {
@@ -617,7 +752,7 @@ fn record_crc(salt: &[u8; 8], len: &[u8; 4], body: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Whether `bytes` (a log without the v3 header) starts with a whole v1
+/// Whether `bytes` (a log without a header) starts with a whole v1
 /// record: `len (u32 LE) ‖ SHA-256 tagged checksum (32) ‖ body`.
 fn starts_with_v1_record(bytes: &[u8]) -> bool {
     let Some(len) = bytes.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
@@ -627,7 +762,7 @@ fn starts_with_v1_record(bytes: &[u8]) -> bool {
     hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] == bytes[4..36]
 }
 
-/// The record of a v3 log body starting at `at`, if it is whole: it
+/// The record of a log body starting at `at`, if it is whole: it
 /// starts with the log's salt, its body runs within `bytes` and it
 /// matches its CRC-32.
 fn whole_record<'a>(bytes: &'a [u8], at: usize, salt: &[u8; 8]) -> Option<&'a [u8]> {
@@ -642,7 +777,7 @@ fn whole_record<'a>(bytes: &'a [u8], at: usize, salt: &[u8; 8]) -> Option<&'a [u
     (record_crc(salt, &len_bytes, body) == crc).then_some(body)
 }
 
-/// The start of a whole record after the damaged record at `at` of a v3
+/// The start of a whole record after the damaged record at `at` of a
 /// log body, if there is one. Only places where the log's salt occurs are
 /// tried (content cannot hold the salt, see [`DiskLog`]), so every place
 /// tried is a record the replica appended, and the CRC work is at most
@@ -657,7 +792,7 @@ fn record_after(bytes: &[u8], at: usize, salt: &[u8; 8]) -> Option<usize> {
         .find(|q| whole_record(bytes, *q, salt).is_some())
 }
 
-/// Replays the whole records of a v3 log body (after the header) onto
+/// Replays the whole records of a log body (after the header) onto
 /// `durable`; returns where a torn last record starts (the end when there
 /// is none). A damaged record (its salt or CRC fails, or its body does not
 /// decode) is the torn or damaged last record when no whole record
@@ -682,22 +817,12 @@ fn read_records(bytes: &[u8], salt: &[u8; 8], durable: &mut Durable<Sig>) -> any
                     LOG_HEADER + next
                 );
             }
-            // Nothing whole follows. A damaged salt in the header makes the
-            // FIRST record (and every one after it) fail to match, and
-            // cutting there would throw away the whole log (attack r13
-            // [1]); a crash leaves only a prefix of what was appended, so
-            // a first record that neither starts with the salt (or a
-            // prefix of it) nor is a zero-filled tail is refused. Any
-            // other last record that fails (torn, or damaged in place) is
-            // cut, as before: it holds at most one append.
-            let rest = &bytes[at..];
-            let torn = rest.starts_with(salt) || salt.starts_with(rest) || rest.iter().all(|&b| b == 0);
-            anyhow::ensure!(
-                at > 0 || torn,
-                "the first log record (byte {}) does not start with the log's salt (the header's salt or the record \
-                 is damaged) and is not a torn append: the log is left as it is",
-                LOG_HEADER
-            );
+            // Nothing whole follows: the torn or damaged last record (it
+            // holds at most one append), the first one included — the
+            // header checked itself, so a damaged salt cannot make every
+            // record fail (attack r13 [1]), and a crash may leave any of
+            // an append's sectors unwritten, its first one too (attack
+            // r14 [1]).
             break;
         };
         let len = body.len();
@@ -736,35 +861,27 @@ impl DiskLog {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut durable = Durable::default();
-        let torn_header = bytes.len() < LOG_HEADER && LOG_MAGIC.starts_with(&bytes[..bytes.len().min(LOG_MAGIC.len())]);
-        let (end, salt) = if torn_header {
-            // New, or its header torn by a crash while it was created: no
-            // record follows a header that is not durable yet.
-            let salt: [u8; 8] = rand::random();
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(&LOG_MAGIC)?;
-            file.write_all(&salt)?;
-            if fsync {
-                file.sync_all()?;
-                std::fs::File::open(dir)?.sync_all()?;
+        let (end, salt) = match parse_header(&bytes) {
+            LogHeader::Torn => {
+                // New, or its header torn (or left zero-filled) by a crash
+                // while it was created: no record follows a header that is
+                // not durable yet.
+                let salt: [u8; 8] = rand::random();
+                file.set_len(0)?;
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&log_header(&salt))?;
+                if fsync {
+                    file.sync_all()?;
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                (LOG_HEADER, salt)
             }
-            (LOG_HEADER, salt)
-        } else if bytes.len() < LOG_HEADER || bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
-            let e = if bytes.starts_with(&LOG_MAGIC_V2) {
-                LogFormatError::V2
-            } else if starts_with_v1_record(&bytes) {
-                LogFormatError::V1
-            } else {
-                LogFormatError::Unknown
-            };
-            anyhow::bail!("{}: {e}", path.display());
-        } else {
-            let mut salt = [0u8; 8];
-            salt.copy_from_slice(&bytes[LOG_MAGIC.len()..LOG_HEADER]);
-            let at = read_records(&bytes[LOG_HEADER..], &salt, &mut durable)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (LOG_HEADER + at, salt)
+            LogHeader::Refused(e) => anyhow::bail!("{}: {e}", path.display()),
+            LogHeader::Whole(salt) => {
+                let at = read_records(&bytes[LOG_HEADER..], &salt, &mut durable)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                (LOG_HEADER + at, salt)
+            }
         };
         file.set_len(end as u64)?;
         file.seek(SeekFrom::End(0))?;
@@ -2218,31 +2335,63 @@ mod tests {
         }
     }
 
-    /// A damaged salt in the header matches no record: refused, the log
-    /// left as it is (attack r13 [1]); a first record torn inside its
-    /// salt, or a zero-filled tail, is still cut.
+    /// A damaged header (any byte of it changed: magic, salt or its CRC)
+    /// is refused, the log left as it is (attack r13 [1]: a damaged salt
+    /// made every record fail, and the whole log was cut as one torn
+    /// first record).
     #[test]
-    fn a_damaged_header_salt_is_refused_and_a_torn_first_record_cut() {
+    fn a_damaged_header_is_refused_and_the_log_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("dir");
+        three_records(dir.path());
+        let path = dir.path().join("lbft.log");
+        let whole = std::fs::read(&path).expect("read");
+        for at in 0..LOG_HEADER {
+            let mut bad = whole.clone();
+            bad[at] ^= 0x01;
+            std::fs::write(&path, &bad).expect("damage the header");
+            let err = DiskLog::open(dir.path(), false).err().expect("a damaged header is refused");
+            if at >= 8 {
+                assert!(format!("{err:#}").contains("header is damaged"), "byte {at}: {err:#}");
+            }
+            assert_eq!(std::fs::read(&path).expect("read"), bad, "byte {at}: the log is left as it is");
+        }
+    }
+
+    /// The first record is read like any other (the header checks
+    /// itself): torn to a prefix, zero-filled, or torn with its first
+    /// sector unwritten (zeros, then the rest of it: attack r14 [1]) and
+    /// nothing whole after it, it is cut; damaged with a whole record
+    /// after it, the log is refused with both offsets and left as it is.
+    #[test]
+    fn a_torn_first_record_is_cut_and_a_damaged_one_before_a_whole_one_refused() {
         let dir = tempfile::tempdir().expect("dir");
         let (_, ends) = three_records(dir.path());
         let path = dir.path().join("lbft.log");
         let whole = std::fs::read(&path).expect("read");
-        let mut bad = whole.clone();
-        bad[8] ^= 0x01;
-        std::fs::write(&path, &bad).expect("damage the salt");
-        let err = DiskLog::open(dir.path(), false).err().expect("a damaged header salt is refused");
-        assert!(format!("{err:#}").contains("salt"), "{err:#}");
-        assert_eq!(std::fs::read(&path).expect("read"), bad, "the log is left as it is");
-        let first = LOG_HEADER as u64;
-        for tail in [&whole[first as usize..first as usize + 5], &[0u8; 40][..]] {
-            let mut torn = whole[..first as usize].to_vec();
-            torn.extend_from_slice(tail);
+        let (first, end) = (LOG_HEADER, ends[0] as usize);
+        let mut sector_unwritten = whole[first..end].to_vec();
+        sector_unwritten[..(end - first) / 2].fill(0);
+        for tail in [whole[first..first + 5].to_vec(), vec![0u8; 40], sector_unwritten, whole[first + 3..end].to_vec()]
+        {
+            let mut torn = whole[..first].to_vec();
+            torn.extend_from_slice(&tail);
             std::fs::write(&path, &torn).expect("tear");
             let (_, d) = DiskLog::open(dir.path(), false).expect("a torn first record is cut");
             assert_eq!(d, durable_of(&[]), "nothing restored");
-            assert_eq!(std::fs::metadata(&path).expect("len").len(), first);
+            assert_eq!(std::fs::metadata(&path).expect("len").len(), first as u64);
         }
-        assert!(ends[0] > first);
+        for damage in [first, first + 9, first + 17, end - 1] {
+            let mut bytes = whole.clone();
+            bytes[damage] ^= 0x01;
+            std::fs::write(&path, &bytes).expect("damage");
+            let err = DiskLog::open(dir.path(), false).err().expect("a damaged first record is refused").to_string();
+            assert!(
+                err.contains(&format!("record at byte {first} is damaged"))
+                    && err.contains(&format!("follows it at byte {end}")),
+                "byte {damage}: {err}"
+            );
+            assert_eq!(std::fs::read(&path).expect("read"), bytes, "byte {damage}: the log is left as it is");
+        }
     }
 
     /// A last record whose bytes are all there but not the ones written
@@ -2445,6 +2594,76 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(&path).expect("read"), bytes, "the log is left as it is");
+    }
+
+    /// A header left by a crash while the log was created (no record can
+    /// follow it: it was not synced) — any prefix of a header, or zeros up
+    /// to a header's length (attack r14 [2]) — is written again; zeros
+    /// with anything after them where the header should be are refused,
+    /// the log left as it is.
+    #[test]
+    fn a_header_torn_or_zero_filled_while_the_log_was_created_is_written_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("lbft.log");
+        let header = log_header(&[9u8; 8]);
+        for len in 0..=LOG_HEADER {
+            let mut torn: Vec<Vec<u8>> = vec![vec![0u8; len]];
+            if len < LOG_HEADER {
+                torn.push(header[..len].to_vec());
+            }
+            for bytes in torn {
+                std::fs::write(&path, &bytes).expect("torn header");
+                let (_, d) = DiskLog::open(dir.path(), false).expect("written again");
+                assert_eq!(d, Durable::default());
+                let after = std::fs::read(&path).expect("read");
+                assert_eq!(after.len(), LOG_HEADER, "{bytes:?}");
+                assert!(matches!(parse_header(&after), LogHeader::Whole(_)), "{bytes:?}");
+            }
+        }
+        let mut more = vec![0u8; LOG_HEADER];
+        more.extend_from_slice(&header);
+        for bytes in [vec![0u8; LOG_HEADER + 1], more, vec![0, 0, 0, 7]] {
+            std::fs::write(&path, &bytes).expect("zeros, then more");
+            let err = DiskLog::open(dir.path(), false).err().expect("refused").to_string();
+            assert!(err.contains("starts with zeros"), "{bytes:?}: {err}");
+            assert_eq!(std::fs::read(&path).expect("read"), bytes, "the log is left as it is");
+        }
+    }
+
+    /// A log written in format v3 (a 16-byte header without its own
+    /// checksum) is refused by name and left untouched.
+    #[test]
+    fn a_v3_log_is_refused_with_its_format_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("lbft.log");
+        let salt = [3u8; 8];
+        let body = borsh::to_vec(&vec![LogOp::Op(PersistOp::<Sig>::VotedIn { epoch: 9 })]).expect("encode");
+        let len = (body.len() as u32).to_le_bytes();
+        let mut v3 = LOG_MAGIC_V3.to_vec();
+        v3.extend_from_slice(&salt);
+        v3.extend_from_slice(&salt);
+        v3.extend_from_slice(&len);
+        v3.extend_from_slice(&record_crc(&salt, &len, &body).to_le_bytes());
+        v3.extend_from_slice(&body);
+        for log in [&v3[..], &v3[..16], &v3[..LOG_MAGIC_V3.len()]] {
+            std::fs::write(&path, log).expect("write v3");
+            let err = DiskLog::open(dir.path(), false).err().expect("a v3 log is refused").to_string();
+            assert!(err.contains("format v3"), "{err}");
+            assert_eq!(std::fs::read(&path).expect("read"), log, "the refused log is not changed");
+        }
+    }
+
+    /// `--kill-restart` reports a restart only when it tested one: the
+    /// replica was killed mid-run and restored a delivered epoch.
+    #[test]
+    fn kill_restart_is_reported_only_when_a_restart_was_tested() {
+        let restored = |n: u64| json!({ "restored_epochs": n, "epoch_digests": [] });
+        assert_eq!(kill_restart_tested(3, false, &restored(4)).expect("tested"), 4);
+        let finished = kill_restart_tested(3, true, &restored(4)).expect_err("finished before the kill").to_string();
+        assert!(finished.contains("had finished"), "{finished}");
+        let empty = kill_restart_tested(3, false, &restored(0)).expect_err("nothing restored").to_string();
+        assert!(empty.contains("restored no delivered epoch"), "{empty}");
+        assert!(kill_restart_tested(3, false, &json!({})).is_err(), "no report: nothing restored");
     }
 
     /// A header torn while the log was created (no record can follow it)

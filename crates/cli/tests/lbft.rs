@@ -77,6 +77,8 @@ fn bench_lbft_replica_killed_and_restarted_holds_the_same_sequence() {
     assert!(restored > 0, "the restarted replica recovered its delivered epochs from disk: {restarted}");
     let total = restarted["epoch_digests"].as_array().map_or(0, Vec::len) as u64;
     assert!(total > restored, "and delivered more after the restart: {restarted}");
+    assert_eq!(v["restored_epochs_after_kill"], restored, "{v}");
+    assert_eq!(v["delivered_epochs_after_restart"], total - restored, "{v}");
     for r in &per[..3] {
         assert_eq!(r["restored_epochs"], 0);
     }

@@ -1,5 +1,5 @@
 //! The `bench lbft` replicas' log attacks' cluster harness (rounds 10,
-//! 12 and 13): the replica processes driven directly (`bench
+//! 12, 13 and 14): the replica processes driven directly (`bench
 //! lbft-replica`), their configuration files written here, so a replica can
 //! be SIGKILLed at any instant, its log read and damaged, and the cluster
 //! restarted from the same data directories.
@@ -151,13 +151,18 @@ pub fn digests(r: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where each whole record of a v3 log starts and ends (header included):
-/// a 16-byte header `GLLBFT\0\3 ‖ salt`, records
+/// The log's first bytes (format v4).
+pub const MAGIC: &[u8; 8] = b"GLLBFT\x00\x04";
+/// The log's header: [`MAGIC`] ‖ salt ‖ crc32(magic ‖ salt).
+pub const HEADER: usize = 20;
+
+/// Where each whole record of a v4 log starts and ends (header included):
+/// a 20-byte header `GLLBFT\0\4 ‖ salt ‖ crc32(magic ‖ salt)`, records
 /// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`.
 pub fn records(log: &[u8]) -> Vec<(usize, usize)> {
-    assert_eq!(&log[..8], b"GLLBFT\x00\x03", "a v3 log");
+    assert_eq!(&log[..8], MAGIC, "a v4 log");
     let mut out = Vec::new();
-    let mut at = 16usize;
+    let mut at = HEADER;
     while at + 16 <= log.len() {
         assert_eq!(log[at..at + 8], log[8..16], "a record starts with the log's salt");
         let len = u32::from_le_bytes(log[at + 8..at + 12].try_into().expect("4")) as usize;
