@@ -114,6 +114,14 @@ pub fn solve(market: &Market, net: &MarketNetwork) -> Result<CentralSolution, Cl
     }
     let first_net_row = row;
     for (g, h) in net.g.iter().zip(&net.h) {
+        let kept = crate::mutants::active(crate::mutants::Mutation::NegligibleRowsKeptByReference);
+        if !kept && crate::primal_dual::negligible_row(g, *h, &bm, &bn) {
+            // no constraint, for primal-dual alike (`ROW_SCALE_NEGLIGIBLE`):
+            // the row stays, empty (`0 ≤ h`), so the rows keep their indices
+            b.push(*h);
+            row += 1;
+            continue;
+        }
         // p_k = Σ_{n at k} s_n − Σ_{m at k} t_m
         for (i, &k) in bm.iter().enumerate() {
             if g[k] != 0.0 {

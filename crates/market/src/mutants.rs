@@ -74,6 +74,16 @@ pub enum Mutation {
     /// a pair whose buses differ little on a row with a large coefficient
     /// elsewhere gets no damping.
     RowScaleFromCoefficients,
+    /// Primal-dual's trades all see the overload damping with the row's
+    /// own weight, none with its own ([`crate::primal_dual::TRADE_DAMPING_THETA`]):
+    /// a near-linear pair whose buses differ little on a row other
+    /// trades see at PTDF scale gets no damping and cycles.
+    TradeDampingOff,
+    /// The central reference keeps the coefficients of the rows primal-dual
+    /// treats as no constraint ([`crate::primal_dual::negligible_row`]):
+    /// the threshold is no longer shared, and on a feeder whose V-max rows
+    /// are just below it Clarabel enforces them while primal-dual does not.
+    NegligibleRowsKeptByReference,
     /// Primal-dual's multiplier of a row that stays priced and under its
     /// limit never takes the growing step down: a row priced high by the
     /// first steps but with a little slack at the optimum unwinds at

@@ -7,8 +7,10 @@
 //! Every `#[ignore]`d test here is a finding: it fails on the code as it
 //! stands. Findings [1] and [2] are fixed (row weights by the trades'
 //! coefficient scale, continuous in it, `ROW_SCALE_REF`; rows of a
-//! negligible scale never priced, `ROW_SCALE_NEGLIGIBLE`) and run;
-//! [3]-[5] are not (see `ROW_SCALE_REF`'s and `sss`'s docs). Run them with
+//! negligible scale never priced, `ROW_SCALE_NEGLIGIBLE`) and run, as are
+//! [4] and [5] (each trade weights the overload damping by its own
+//! coefficients, `TRADE_DAMPING_THETA`); [3] is not (see `sss`'s docs).
+//! Run it with
 //! `cargo test -p gridledger-market --test attack_market_r14 -- --ignored`.
 //! The tests that are not ignored are attacks that held up.
 
@@ -323,8 +325,9 @@ fn one_rated_line() -> Case {
 // row's largest coefficient; the freeze follows the trade's own. The same
 // pair with `a = 10⁻⁴` clears, in 38 594 iterations; with `a = 10⁻⁵` and
 // the buyer bidding 9.5 or 12 $/kWh it reaches the cap as well.
+// Fixed: the pair's buyer weights the overload damping by the trade's own
+// coefficients (`primal_dual::TRADE_DAMPING_THETA`): 3 611 iterations.
 #[test]
-#[ignore = "attack r14: a near-linear pair whose buses differ by 0.017 on case30's line 2-5 runs primal-dual to the cap"]
 fn a_near_linear_pair_across_a_small_row_difference_clears_within_the_cap() {
     use Side::{Buyer, Seller};
     let net = network_for(&one_rated_line(), 1.0).unwrap();
@@ -353,8 +356,8 @@ fn a_near_linear_pair_across_a_small_row_difference_clears_within_the_cap() {
 // `a = 10⁻⁴` from bus 17 in 28 425; a pair at buses 32 → 33 (`bus 33 V
 // min` binding) also reached a 50 000 cap. Four requests, each within
 // the admission limits.
+// Fixed as [4]: 883 iterations (the pair at 32 → 33: 935).
 #[test]
-#[ignore = "attack r14: a near-linear pair on neighbouring feeder buses 17 -> 18 runs primal-dual to the cap"]
 fn a_near_linear_pair_on_neighbouring_feeder_buses_clears_within_the_cap() {
     use Side::{Buyer, Seller};
     let net = network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap();

@@ -2,10 +2,10 @@
 //! by the trades' coefficient scale (`ROW_SCALE_REF`, `ROW_SCALE_SPREAD`,
 //! `ROW_SCALE_NEGLIGIBLE`).
 //!
-//! Every `#[ignore]`d test here is a finding: it fails on the code as it
-//! stands. Run them with
-//! `cargo test -p gridledger-market --test attack_market_r15 -- --ignored`.
-//! The tests that are not ignored are attacks that held up.
+//! Finding [1] failed on the code as it stood; it is fixed (one threshold
+//! for both sides, `ROW_SCALE_NEGLIGIBLE` = 1e-14 per kW,
+//! `primal_dual::negligible_row`) and runs. The other tests are attacks
+//! that held up.
 
 mod common;
 
@@ -58,8 +58,10 @@ fn feeder_pair() -> Market {
 // error every time (never a wrong dispatch reported converged): the
 // negligible-scale line sits 14 decades below where the reference stops
 // seeing the rows.
+// Fixed: `ROW_SCALE_NEGLIGIBLE` is 1e-14 per kW and the central reference
+// drops such rows by the same test (`primal_dual::negligible_row`) that
+// keeps primal-dual from pricing them.
 #[test]
-#[ignore = "attack r15: feeder rows of 1e-20..1e-30 per kW: central treats them as slack, primal-dual enforces them, OffOptimum"]
 fn a_feeder_with_rows_just_above_the_negligible_scale_clears() {
     let m = feeder_pair();
     let mut seen = Vec::new();

@@ -368,15 +368,39 @@ fn a_near_linear_pair_on_the_feeder_clears() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "bus 18 V min"))
 }
 
-/// A near-linear pair across a small row difference clears: a 2 MWh
-/// buyer at bus 4 bidding 10 $/kWh and a 2 MWh seller at bus 3 asking
-/// 9 $/kWh (`a = 10⁻⁵`) on case30 with only line 2-5 rated (10 kW; the
-/// row binds at the optimum) clear by primal-dual within 5 000 iterations
-/// (about 45). The row's largest coefficient is 0.558, but buses 3 and 4
-/// differ on it by 0.0171: weighted by the largest coefficient instead of
-/// the trade's (`trade_scale`), the row keeps the common `c` and the pair
-/// freezes to the cap.
+/// A near-linear pair across a small row difference clears: a 5 kWh
+/// buyer at bus 4 bidding 10 $/kWh and a 5 kWh seller at bus 3 asking
+/// 9 $/kWh (`a = 10⁻⁵`, within `E₀`: the common steps) on case30 with
+/// only line 2-5 rated (50 W; the row binds at the optimum) clear by
+/// primal-dual within 5 000 iterations (about 90). The row's largest
+/// coefficient is 0.558, but buses 3 and 4 differ on it by 0.0171:
+/// weighted by the largest coefficient instead of the trade's
+/// (`trade_scale`), the row keeps the common `c` and the pair freezes to
+/// the cap. (The same pair at 2 MWh runs with steps per trade, where the
+/// trade's own damping weight, `TRADE_DAMPING_THETA`, also covers it.)
 fn a_near_linear_pair_across_a_small_row_difference_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let mut case = Case::parse(gridledger_market::CASE30).unwrap();
+    for b in &mut case.branches {
+        b.rate_a = if (b.from, b.to) == (2, 5) { 0.00005 } else { 0.0 };
+    }
+    let net = network_for(&case, 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let m =
+        Market { buyers: vec![p(Side::Buyer, 4, 1e-5, 10.0, 5.0)], sellers: vec![p(Side::Seller, 3, 1e-5, 9.0, 5.0)] };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(5_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
+}
+
+/// A near-linear pair across a small row difference beside small parties
+/// clears (attack round 14 [4]): the pair of the scenario above plus a
+/// small buyer at bus 29 and a small seller at bus 5, whose trades see
+/// line 2-5 at PTDF scale, so the row's weight is theirs. Primal-dual
+/// clears within 0.1 % of the reference inside 10 000 iterations (about
+/// 3 600) with the pair's buyer weighting the overload damping by its own
+/// coefficients (`TRADE_DAMPING_THETA`); with every trade at the row's
+/// weight the pair cycles to the cap.
+fn a_near_linear_pair_beside_small_parties_clears() -> bool {
     use gridledger_market::clearing::{clear_with, network_for, Algorithm};
     let mut case = Case::parse(gridledger_market::CASE30).unwrap();
     for b in &mut case.branches {
@@ -385,14 +409,47 @@ fn a_near_linear_pair_across_a_small_row_difference_clears() -> bool {
     let net = network_for(&case, 1.0).unwrap();
     let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
     let m = Market {
-        buyers: vec![p(Side::Buyer, 4, 1e-5, 10.0, 2000.0)],
-        sellers: vec![p(Side::Seller, 3, 1e-5, 9.0, 2000.0)],
+        buyers: vec![p(Side::Buyer, 4, 1e-5, 10.0, 2000.0), p(Side::Buyer, 29, 0.02, 0.3, 3.0)],
+        sellers: vec![p(Side::Seller, 3, 1e-5, 9.0, 2000.0), p(Side::Seller, 5, 0.015, 0.1, 3.0)],
     };
-    clear_with(&m, &net, Algorithm::PrimalDual, Some(5_000))
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(10_000))
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
 }
 
-const SCENARIOS: [Scenario; 18] = [
+/// A feeder whose rows are far below any physical scale clears alike
+/// (attack round 15 [1]): case33bw with impedances scaled by 10⁻¹², no
+/// loads and no voltage headroom (V-max rows of about 10⁻¹⁶ per kW, `h =
+/// 0`, below `ROW_SCALE_NEGLIGIBLE`). Primal-dual and the central
+/// reference both treat the rows as no constraint (`negligible_row`) and
+/// agree within 0.1 %; kept by the reference alone (which enforces rows
+/// of this scale), the two disagree and `clear` refuses the run.
+fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let mut case = Case::parse(gridledger_market::CASE33BW).unwrap();
+    for b in &mut case.branches {
+        b.r *= 1e-12;
+        b.x *= 1e-12;
+    }
+    for b in &mut case.buses {
+        b.pd = 0.0;
+        b.qd = 0.0;
+        b.vmax = 1.0;
+    }
+    let net = network_for(&case, 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let m = Market {
+        buyers: vec![
+            p(Side::Buyer, 17, 0.029, 0.35, 3.5),
+            p(Side::Buyer, 6, 0.022, 0.28, 3.3),
+            p(Side::Buyer, 9, 1e-3, 10.0, 500.0),
+        ],
+        sellers: vec![p(Side::Seller, 17, 0.0137, 0.105, 3.4), p(Side::Seller, 18, 1e-3, 1.0, 500.0)],
+    };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(MAX_ITER))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
+}
+
+const SCENARIOS: [Scenario; 20] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -420,6 +477,8 @@ const SCENARIOS: [Scenario; 18] = [
         "a near-linear pair across a small row difference clears",
         a_near_linear_pair_across_a_small_row_difference_clears,
     ),
+    ("a near-linear pair beside small parties clears", a_near_linear_pair_beside_small_parties_clears),
+    ("a feeder with vanishing rows clears alike", a_feeder_with_vanishing_rows_clears_alike),
 ];
 
 gridledger_core::mutation_check! {
@@ -443,4 +502,6 @@ gridledger_core::mutation_check! {
     overload_not_doubled_is_caught: Mutation::OverloadNotDoubled => "large parties on the feeder clear",
     rows_not_normalized_is_caught: Mutation::RowsNotNormalized => "a near-linear pair on the feeder clears",
     row_scale_from_coefficients_is_caught: Mutation::RowScaleFromCoefficients => "a near-linear pair across a small row difference clears",
+    trade_damping_off_is_caught: Mutation::TradeDampingOff => "a near-linear pair beside small parties clears",
+    negligible_rows_kept_by_reference_is_caught: Mutation::NegligibleRowsKeptByReference => "a feeder with vanishing rows clears alike",
 }

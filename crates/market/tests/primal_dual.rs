@@ -3,7 +3,7 @@
 use gridledger_market::central::solve;
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{
-    project_capped, trade_scale, uncongested_optimum, PdParams, PrimalDual, ROW_SCALE_REF,
+    negligible_row, project_capped, trade_scale, uncongested_optimum, PdParams, PrimalDual, ROW_SCALE_REF,
 };
 use gridledger_market::problem::Market;
 use gridledger_market::{Case, DcModel, CASE30};
@@ -156,6 +156,12 @@ fn row_weights_bound_each_rows_curvature() {
     for (r, row) in net.g.iter().enumerate() {
         // ‖D_r‖² by its definition, trade by trade
         let d2: f64 = bm.iter().flat_map(|&i| bn.iter().map(move |&j| (row[j] - row[i]).powi(2))).sum();
+        // a row no trade moves by more than rounding noise is no
+        // constraint (`ROW_SCALE_NEGLIGIBLE`): never priced
+        if negligible_row(row, net.h[r], &bm, &bn) {
+            assert_eq!((c_row[r], gamma_row[r]), (0.0, 0.0), "row {r}");
+            continue;
+        }
         // rows the trades see at a PTDF share's scale keep `c` at most;
         // smaller ones are raised by their scale's factor (`ROW_SCALE_REF`)
         let top =
