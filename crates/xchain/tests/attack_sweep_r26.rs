@@ -184,3 +184,112 @@ fn threshold_shares_below_quorum_or_replayed_make_no_signature() {
     assert!(c.set.group_key().verify(dom, &other_deployment.bytes(), &sig).is_err());
     assert!(c.set.group_key().verify(dom, &next_seq.bytes(), &sig).is_err());
 }
+
+// ------------------------------------------------------------------- [2]
+
+/// SC_BG takes settlements of up to `MAX_SETTLEMENT` (512) items and a
+/// CCDI process up to `MAX_SLOTS` (512) slots, all of which may be on one
+/// chain; Phase 3 settles all of a chain's stored items in one `settle`
+/// ([`gridledger_xchain::ccdi_run`]'s `ccdi_settlements`). The honest BoB
+/// node sends that `settle` with the fixed `SC_BG_TX_GAS` (5,000,000),
+/// while one entry costs about 22,000 (short names) to 30,000 (32-byte
+/// names) gas — two record reads, an item write, a record delete and its
+/// calldata — over a ~140,000 base: from about 165 to 220 items on one
+/// chain the node's own settlement runs out of gas (250 short-named items
+/// need 5,657,250). It is then never sent again (`run_ccdi` marks it settled, and the
+/// late-lock duty handles late items only), so every item of that chain —
+/// honest participants' included — stays locked to `TPK_Addr_i`. A
+/// process opener holding most slots on one chain (its own owners, one
+/// participant) needs only one honest slot there to strand it.
+///
+/// Here one owner locks 250 items for one process and the committee signs
+/// the settlement the node would derive; the node's `settle` reverts (out
+/// of gas), while the same signed settlement with a 50,000,000 gas limit
+/// (the chain allows up to its block gas limit) goes through.
+///
+/// Expected: a settlement within SC_BG's own bounds executes under the
+/// node's call (its gas limit sized to the entries, or the settlement split
+/// per at most what the limit pays for). Observed: out of gas.
+#[test]
+#[ignore = "attack r26 [2]: the node's Phase-3 settle of >~165 items on one chain runs out of its fixed 5M gas"]
+fn the_nodes_settlement_of_many_items_on_one_chain_runs_out_of_gas() {
+    use gridledger_ledger::TxKind;
+    use gridledger_xchain::ccdi::settlement;
+    use gridledger_xchain::ccdi_run::SC_BG_TX_GAS;
+    use gridledger_xchain::scbg::{Character, Create, Settle, MAX_SETTLEMENT, SC_BG_ID};
+    const N: u64 = 250;
+    assert!(N as usize <= MAX_SETTLEMENT && N as usize <= gridledger_xchain::ccdi::MAX_SLOTS);
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = m.chain_ids()[0];
+    let owner = dev_key(0);
+    let process = Hash32([0x26; 32]);
+    // N items and N locks, one block each (nonces in sequence).
+    let send_all = |m: &mut BobMbs, txs: Vec<(String, Vec<u8>)>| -> Vec<gridledger_ledger::Receipt> {
+        let c = m.external(ca).unwrap();
+        let n0 = c.next_nonce(&owner.address());
+        let signed: Vec<_> = txs
+            .into_iter()
+            .enumerate()
+            .map(|(k, (method, args))| {
+                c.sign(&owner, call(&owner, ca, n0 + k as u64, SC_BG_ID, &method, args, Amount::ZERO, 200_000))
+            })
+            .collect();
+        let hs: Vec<_> = signed.iter().map(|t| m.external_mut(ca).unwrap().submit(t).unwrap()).collect();
+        m.external_mut(ca).unwrap().tick().unwrap();
+        hs.iter().map(|h| m.external(ca).unwrap().receipt(h).unwrap().expect("included")).collect()
+    };
+    let creates = (0..N)
+        .map(|k| ("create".to_string(), borsh::to_vec(&Create { name: format!("hero-{k:04}"), attack: 10 }).unwrap()))
+        .collect();
+    let items: Vec<u64> = send_all(&mut m, creates)
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.status, TxStatus::Success);
+            u64::from_le_bytes(r.output.try_into().unwrap())
+        })
+        .collect();
+    let locks = items
+        .iter()
+        .map(|id| {
+            let data = m.item(ca, *id).unwrap().data;
+            ("lock".to_string(), borsh::to_vec(&Lock { process, item: *id, data }).unwrap())
+        })
+        .collect();
+    let entries: Vec<(Hash32, Character)> = send_all(&mut m, locks)
+        .into_iter()
+        .zip(&items)
+        .map(|(r, id)| {
+            assert_eq!(r.status, TxStatus::Success);
+            let mut next = m.item(ca, *id).unwrap().data;
+            next.experience += 10;
+            (Hash32(r.output.try_into().unwrap()), next)
+        })
+        .collect();
+    let s = settlement(m.bob.chain_id(), ca, process, entries);
+    let signature = m.sign_settlement(&s, 0).unwrap();
+    let args = Settle { settlement: s, signature };
+    let relayer = m.relayer.clone();
+    // The node's call.
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &args).unwrap();
+    assert_eq!(tx.tx.gas_limit, SC_BG_TX_GAS);
+    let h = m.external_mut(ca).unwrap().submit(&tx).unwrap();
+    m.external_mut(ca).unwrap().tick().unwrap();
+    let node = m.external(ca).unwrap().receipt(&h).unwrap().unwrap();
+    // The same signed settlement with more gas.
+    let big = m.external_call(ca, SC_BG_ID, &relayer, "settle", &args, Amount::ZERO, 50_000_000).unwrap();
+    assert!(matches!(big.tx.kind, TxKind::Call { .. }));
+    let h = m.external_mut(ca).unwrap().submit(&big).unwrap();
+    m.external_mut(ca).unwrap().tick().unwrap();
+    let rich = m.external(ca).unwrap().receipt(&h).unwrap().unwrap();
+    assert_eq!(rich.status, TxStatus::Success, "the settlement itself is valid");
+    assert!(m.item(ca, items[0]).unwrap().lock.is_none());
+    assert_eq!(
+        node.status,
+        TxStatus::Success,
+        "the node's settle of {N} items reverted ({:?}, {} gas used of {SC_BG_TX_GAS}); with 50M gas it used {}",
+        node.status,
+        node.gas_used,
+        rich.gas_used
+    );
+}
