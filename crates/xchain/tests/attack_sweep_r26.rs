@@ -293,3 +293,50 @@ fn the_nodes_settlement_of_many_items_on_one_chain_runs_out_of_gas() {
         rich.gas_used
     );
 }
+
+// ------------------------------------------------------- held up: SC_AMM
+
+/// Many tiny exits and re-joins of the pool by its LP, two per BoB block,
+/// each of a few shares (so every rounding is a large part of the amount):
+/// no round moves value from the pool to the LP — each token's balance per
+/// share never falls — the share supply never falls below the locked
+/// shares, and no token's balance reaches zero.
+#[test]
+fn tiny_exits_and_joins_never_drain_the_pool() {
+    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let lp = provider();
+    let mut tokens = m.chain_ids();
+    tokens.push(m.bob.chain_id());
+    let state = |m: &BobMbs| -> (u128, Vec<u128>) {
+        let total: u128 = m.bob_record(&keys::lp_total()).unwrap();
+        (total, tokens.iter().map(|t| m.bob_record::<u128>(&keys::pool(*t)).unwrap_or(0)).collect())
+    };
+    let (bc, dom) = (m.bob.chain_id(), m.bob.domain());
+    let mut joined = 0;
+    for shares in [1u128, 2, 3, 7, 999, 1, 1, 13, 2, 5] {
+        let (s0, b0) = state(&m);
+        // Exit `shares`, then join back with exactly what the exit paid.
+        let outs: Vec<(u32, u128)> = tokens.iter().zip(&b0).map(|(t, b)| (*t, shares * b / s0)).collect();
+        let n = m.bob.next_nonce(&lp.address());
+        let w = bob_call_signed(&lp, bc, &dom, n, "withdraw_liquidity", &WithdrawLiquidity { shares }, Amount::ZERO);
+        let value = outs.iter().find(|(t, _)| *t == bc).map_or(0, |(_, x)| *x);
+        let join = Provide { amounts: outs.clone() };
+        let p = bob_call_signed(&lp, bc, &dom, n + 1, "provide", &join, Amount(value));
+        let (hw, hp) = (m.bob.submit(&w).unwrap(), m.bob.submit(&p).unwrap());
+        m.bob.tick().unwrap();
+        let rw = m.bob.receipt(&hw).unwrap().unwrap();
+        let rp = m.bob.receipt(&hp).unwrap().unwrap();
+        assert_eq!(rw.status, TxStatus::Success, "exit of {shares}");
+        joined += usize::from(rp.status == TxStatus::Success);
+        let (s1, b1) = state(&m);
+        assert!(s1 > gridledger_xchain::bob::LOCKED_SHARES);
+        for (k, t) in tokens.iter().enumerate() {
+            assert!(b1[k] > 0, "token {t} emptied");
+            // B1/S1 >= B0/S0: the LP took no value from the pool.
+            assert!(b1[k] * s0 >= b0[k] * s1, "token {t}: {} / {s0} -> {} / {s1} (join {:?})", b0[k], b1[k], rp.status);
+        }
+    }
+    assert!(joined >= 5, "the re-joins ran ({joined} of 10)");
+}
