@@ -342,3 +342,11 @@ pub fn post_sender_nt(m: &mut BobMbs, ci: u32, cj: u32, salt: u64) -> (Hash32, S
     receiver_pays_and_proves(m, id, &rec);
     (id, nt_s)
 }
+
+/// Opens a default deployment in `d`, runs one step of it and closes it;
+/// returns its node's address (the key the deployment generated).
+pub fn opened_once(d: &std::path::Path) -> gridledger_core::Address {
+    let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
+    m.tick().unwrap();
+    m.relayer.address()
+}
