@@ -18,11 +18,12 @@
 
 mod common;
 
+use common::two_lists::*;
+use common::view0::*;
 use common::*;
 use gridledger_consensus::pbft::{self, PrePrepare};
 use gridledger_core::enclave::Attester;
 use gridledger_core::Hash32;
-use gridledger_fl::aggregate::trimmed_mean;
 use gridledger_fl::consensus::{AttestedVector, ChainConfig, ChainNode, Fault, Message, RootBlock, To, PRE_VECTOR};
 use gridledger_fl::dissemination::Source;
 use gridledger_fl::round::{sim_node_key, ClientBehaviour, Participant};
@@ -34,14 +35,8 @@ use std::sync::Arc;
 // Unit level: one node, K = 4 (f = 1), view 0's root R.
 // ---------------------------------------------------------------------
 
-/// The list node 0 (view 0's leader) sends node 3.
-const A: [u32; 2] = [0, 1];
 /// Another list under the same root, named by a PBFT block.
 const B: [u32; 3] = [0, 1, 2];
-
-fn small() -> Arc<ChainConfig> {
-    config(4, 4, 1)
-}
 
 /// The attested proposal `(0, R, clients)` with node `node`'s subfragment,
 /// attested by `attester`'s enclave (node 0's is the genuine one).
@@ -56,39 +51,17 @@ fn proposal_fields(
     (rel.root, ra, rel.subfragments[node].clone())
 }
 
-fn carried_small(cfg: &ChainConfig) -> Vec<AttestedVector> {
-    carried(cfg, &[(0, &A[..]), (1, &A[..]), (2, &A[..])])
-}
-
 /// Node `from`'s relay of `(0, R, clients)`, attested by `attester`.
 fn relay(cfg: &ChainConfig, from: usize, clients: &[u32], attester: usize) -> Message {
     let (root, ra, sf) = proposal_fields(cfg, clients, from, attester);
-    Message::Relay {
-        node: from,
-        view: 0,
-        root,
-        clients: clients.to_vec(),
-        ra,
-        sf,
-        excluded: vec![],
-        pre_vectors: carried_small(cfg),
-    }
+    as_relay(from, view0_proposal(root, clients, ra, sf, carried_small(cfg)))
 }
 
 /// PBFT view `pview`'s pre-prepare of block `(0, R, clients)`, signed by
 /// that view's PBFT leader (`(pview + 1) mod 4`: node 2 for PBFT view 1,
 /// the replica's first).
 fn pre_prepare(cfg: &ChainConfig, pview: u64, clients: &[u32]) -> (usize, Message) {
-    let set = cfg.validator_set().unwrap();
-    let leader = set.leader(pview, 1) as usize;
-    let root = release_of(cfg, &A, 1).root;
-    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root, clients: clients.to_vec() };
-    let pp = PrePrepare::sign(&sim_node_key(leader), &set.instance, pview, 1, block);
-    (leader, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))))
-}
-
-fn prepares(sends: &[(To, Message)]) -> usize {
-    sends.iter().filter(|(_, m)| matches!(m, Message::Pbft(b) if matches!(**b, pbft::Message::Prepare(_)))).count()
+    block_pre_prepare(cfg, pview, release_of(cfg, &A, 1).root, clients)
 }
 
 fn bad_relays(faults: &[Fault], from: usize) -> usize {
@@ -100,18 +73,7 @@ fn node_with_a(cfg: &Arc<ChainConfig>) -> ChainNode<gridledger_core::enclave::So
     let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
     let _ = node.start();
     let (root, ra, sf) = proposal_fields(cfg, &A, 3, 0);
-    let s = node.handle(
-        Source::Node(0),
-        Message::Proposal {
-            view: 0,
-            root,
-            clients: A.to_vec(),
-            ra,
-            sf,
-            excluded: vec![],
-            pre_vectors: carried_small(cfg),
-        },
-    );
+    let s = node.handle(Source::Node(0), proposal_a(cfg, root, ra, sf));
     assert!(s.faults.is_empty(), "view 0's proposal refused: {:?}", s.faults);
     node
 }
@@ -221,18 +183,7 @@ fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
     let (root, _, sf) = proposal_fields(&cfg, &A, 3, 0);
     let junk = enclave(0).attest_evidence(&[0u8; 32]);
     let mut faults = Vec::new();
-    let s = node.handle(
-        Source::Node(0),
-        Message::Proposal {
-            view: 0,
-            root,
-            clients: A.to_vec(),
-            ra: junk,
-            sf,
-            excluded: vec![],
-            pre_vectors: carried_small(&cfg),
-        },
-    );
+    let s = node.handle(Source::Node(0), proposal_a(&cfg, root, junk, sf));
     assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", s.faults);
     faults.extend(s.faults);
     let (leader, pp) = pre_prepare(&cfg, 1, &A);
@@ -260,25 +211,6 @@ fn a_junk_copy_makes_the_node_accuse_the_honest_pbft_leader() {
     );
 }
 
-/// A root `M` over subfragments 0 and 1 of one release and 2 and 3 of
-/// another (same context and length): every subfragment verifies under
-/// `M`, but no global fragment codes to it. Built from the two releases'
-/// Merkle paths (K = 4: `M = node(node(h0, h1), node(h2, h3))`).
-fn mixed_release(cfg: &ChainConfig) -> gridledger_fl::dissemination::GlobalRelease {
-    use gridledger_core::codec::{hash_parts, Tag};
-    let x = release_of(cfg, &A, 1);
-    let len = x.subfragments[0].ctx.byte_len as usize;
-    let y = cfg.release(&vec![7u8; len]).unwrap();
-    let node = |l: &Hash32, r: &Hash32| hash_parts(Tag::MERKLE_NODE, &[&l.0, &r.0]);
-    let n01 = x.subfragments[2].proof.siblings[1];
-    let n23 = y.subfragments[0].proof.siblings[1];
-    let mut subfragments: Vec<_> = x.subfragments[..2].iter().chain(&y.subfragments[2..]).cloned().collect();
-    for sf in &mut subfragments {
-        sf.proof.siblings[1] = if sf.node < 2 { n23 } else { n01 };
-    }
-    gridledger_fl::dissemination::GlobalRelease { root: node(&n01, &n23), subfragments }
-}
-
 /// Fix (round 19): a block whose own `(view, root, clients)` proves
 /// invalid is still refused. Node 3's copy of view 0 is junk, so it waits
 /// on PBFT leader 2's block `(0, M, A)` and fetches it; view 0's leader's
@@ -290,43 +222,25 @@ fn mixed_release(cfg: &ChainConfig) -> gridledger_fl::dissemination::GlobalRelea
 #[test]
 fn a_block_whose_fetched_proposal_fails_is_refused() {
     let cfg = small();
-    let mixed = mixed_release(&cfg);
+    let mixed = mixed_release(&cfg).unwrap();
     for sf in &mixed.subfragments {
         cfg.global.mini_fragments(sf.node, &mixed.root, sf).expect("every subfragment verifies under M");
     }
     let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
     let _ = node.start();
     let junk = enclave(0).attest_evidence(&[0u8; 32]);
-    let proposal = |ra, sf| Message::Proposal {
-        view: 0,
-        root: mixed.root,
-        clients: A.to_vec(),
-        ra,
-        sf,
-        excluded: vec![],
-        pre_vectors: carried_small(&cfg),
-    };
+    let proposal = |ra, sf| proposal_a(&cfg, mixed.root, ra, sf);
     let s = node.handle(Source::Node(0), proposal(junk, mixed.subfragments[3].clone()));
     assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", s.faults);
-    let set = cfg.validator_set().unwrap();
-    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root: mixed.root, clients: A.to_vec() };
-    let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
-    let s = node.handle(Source::Node(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+    let (leader, pp) = block_pre_prepare(&cfg, 1, mixed.root, &A);
+    let s = node.handle(Source::Node(leader), pp);
     assert!(s.faults.is_empty(), "refused before the fetch: {:?}", s.faults);
     assert!(s.sends.iter().any(|(_, m)| matches!(m, Message::FetchProposal { view: 0, .. })), "not fetched");
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &mixed.root, &A));
     let mut faults = Vec::new();
     let mut sends = Vec::new();
     for from in [0usize, 1] {
-        let Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } =
-            proposal(ra, mixed.subfragments[from].clone())
-        else {
-            unreachable!()
-        };
-        let s = node.handle(
-            Source::Node(from),
-            Message::Relay { node: from, view, root, clients, ra, sf, excluded, pre_vectors },
-        );
+        let s = node.handle(Source::Node(from), as_relay(from, proposal(ra, mixed.subfragments[from].clone())));
         faults.extend(s.faults);
         sends.extend(s.sends);
     }
@@ -342,31 +256,9 @@ fn a_block_whose_fetched_proposal_fails_is_refused() {
     assert_eq!(prepares(&sends), 0, "prepared a block whose fetched proposal failed");
 }
 
-/// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
-/// but sends nodes 5 and 6 its proposal with an attestation over nothing
-/// (round 9's bad copy) and withholds its PBFT commit votes.
-struct BadCopy;
-
-impl Adversary<P> for BadCopy {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .filter(|(_, m)| !commit_or_catch_up(m))
-            .map(|(d, m)| match m {
-                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
-                    if d == Dest::One(5) || d == Dest::One(6) =>
-                {
-                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
-                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
 /// FINDING 1, end to end (low). K = 7 (f = 2), four honest clients,
-/// Byzantine node 0 as [`BadCopy`], every other node honest. The first
+/// Byzantine node 0 as [`BadCopyWithholdCommits`] (a junk copy to nodes 5
+/// and 6, commit votes withheld), every other node honest. The first
 /// PBFT leader (node 2, honest) proposes view 0's genuine block; nodes 5
 /// and 6, whose copy of view 0 was junk, record
 /// `InvalidProposal { leader: 2 }`, although they fetch and verify that
@@ -376,36 +268,23 @@ impl Adversary<P> for BadCopy {
 #[test]
 fn a_junk_copy_makes_nodes_accuse_the_honest_pbft_leader_end_to_end() {
     let honest = [0usize, 1, 2, 3];
-    let r = run(3, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(BadCopy))], &honest);
+    let r = run(
+        3,
+        7,
+        vec![ClientBehaviour::Honest; 4],
+        vec![(0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: vec![5, 6], relays: true }))],
+        &honest,
+    );
     r.debug_trace();
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
-    let accusing: Vec<(u32, &Fault)> = r
-        .sim
-        .faults
-        .iter()
-        .filter(|(_, _, f)| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0))
-        .map(|(_, n, f)| (*n, f))
-        .collect();
+    let accusing =
+        r.faults_where(|f| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0));
     assert!(accusing.is_empty(), "honest PBFT leaders recorded as proposing invalid blocks: {accusing:?}");
 }
 
 // ---------------------------------------------------------------------
 // Simulation: K = 7 (f = 2), round 18's one-root-two-lists set-up.
 // ---------------------------------------------------------------------
-
-const NODES: usize = 7;
-const CLIENTS: usize = 12;
-const BETA: usize = CLIENTS / 3;
-/// The honest nodes clients 0 and 11 do not reach.
-const SKIPPED: [u32; 2] = [5, 6];
-/// Clients the success check waits for (0 and 11 reach two nodes fewer).
-const HONEST_DECODERS: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-
-/// `A = {0, …, 10}` and `B = {1, …, 11}`: equal trimmed means (models
-/// repeat every 11 clients), one root (round 18's premise).
-fn lists() -> (Vec<u32>, Vec<u32>) {
-    ((0..=10).collect(), (1..=11).collect())
-}
 
 /// The carried pre-vectors of the Byzantine leader: `K − f = 5` of them,
 /// those of Byzantine nodes 0 and 2 attested before clients 0 and 11 were
@@ -425,19 +304,8 @@ fn carried_big(cfg: &ChainConfig) -> Vec<AttestedVector> {
 
 /// Node `me`'s relay of `(0, R, clients)` as attested by view 0's leader.
 fn big_relay(cfg: &ChainConfig, me: usize, clients: &[u32]) -> Message {
-    let (a, _) = lists();
-    let rel = release_of(cfg, &a, BETA);
-    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
-    Message::Relay {
-        node: me,
-        view: 0,
-        root: rel.root,
-        clients: clients.to_vec(),
-        ra,
-        sf: rel.subfragments[me].clone(),
-        excluded: vec![],
-        pre_vectors: carried_big(cfg),
-    }
+    let rel = release_of(cfg, &lists().0, BETA);
+    as_relay(me, leader_proposal(cfg, &rel, me, clients, carried_big(cfg)))
 }
 
 /// How the Byzantine nodes answer a fetch of the list nobody verified.
@@ -484,58 +352,59 @@ impl Adversary<P> for UnseenList {
     }
 
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        let (a, b) = lists();
-        let rel = release_of(&self.cfg, &a, BETA);
-        let mut out = Vec::new();
-        for (d, m) in sends {
-            match m {
-                Message::PreVector { .. } => out.push((d, m)),
-                Message::Proposal { view: 0, sf, .. } if self.me == 0 => {
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &a));
-                    let sf = rel.subfragments[sf.node].clone();
-                    out.push((
-                        d,
-                        Message::Proposal {
-                            view: 0,
-                            root: rel.root,
-                            clients: a.clone(),
-                            ra,
-                            sf,
-                            excluded: vec![],
-                            pre_vectors: carried_big(&self.cfg),
-                        },
-                    ));
-                }
-                Message::Pbft(p) if self.me == 2 => match *p {
-                    pbft::Message::PrePrepare(pp) if pp.view == 1 => {
-                        let block = RootBlock { clients: b.clone(), ..pp.payload };
-                        let pp = PrePrepare::sign(&sim_node_key(2), &self.cfg.instance(), 1, pp.height, block);
-                        out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
-                    }
-                    other => out.push((d, Message::Pbft(Box::new(other)))),
-                },
-                Message::Relay { .. } => {}
-                other if self.me == 2 => out.push((d, other)),
-                _ => {}
-            }
-        }
-        out
+        two_leaders_tamper(&self.cfg, self.me, sends, |_| false, |_| true)
     }
+}
+
+/// What Byzantine node `me` of [`UnseenList`] or [`EquivocatingLeaders`]
+/// sends of `sends`: node 0 (view 0's aggregation leader) its view-0
+/// proposal of `B` to the nodes `proposal_b` names and of `A` to the
+/// others, and nothing else but its pre-vectors; node 2 (PBFT leader of
+/// PBFT view 1) runs the honest code but signs its PBFT view-1
+/// pre-prepare anew for block `(0, R, B)` to the nodes `block_b` names and
+/// `(0, R, A)` to the others. Neither relays.
+fn two_leaders_tamper(
+    cfg: &ChainConfig,
+    me: usize,
+    sends: Vec<(Dest, Message)>,
+    proposal_b: impl Fn(&Dest) -> bool,
+    block_b: impl Fn(&Dest) -> bool,
+) -> Vec<(Dest, Message)> {
+    let (a, b) = lists();
+    let rel = release_of(cfg, &a, BETA);
+    let mut out = Vec::new();
+    for (d, m) in sends {
+        match m {
+            Message::PreVector { .. } => out.push((d, m)),
+            Message::Proposal { view: 0, sf, .. } if me == 0 => {
+                let clients = if proposal_b(&d) { &b } else { &a };
+                out.push((d, leader_proposal(cfg, &rel, sf.node, clients, carried_big(cfg))));
+            }
+            Message::Pbft(p) if me == 2 => match *p {
+                pbft::Message::PrePrepare(pp) if pp.view == 1 => {
+                    let clients = if block_b(&d) { b.clone() } else { a.clone() };
+                    let block = RootBlock { clients, ..pp.payload };
+                    let pp = PrePrepare::sign(&sim_node_key(2), &cfg.instance(), 1, pp.height, block);
+                    out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
+                }
+                other => out.push((d, Message::Pbft(Box::new(other)))),
+            },
+            Message::Relay { .. } => {}
+            other if me == 2 => out.push((d, other)),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn unseen_list_run(seed: u64, answer: Answer) -> Run {
     let cfg = config(NODES, CLIENTS, BETA);
-    run(
+    two_lists_run(
         seed,
-        NODES,
-        vec![ClientBehaviour::Honest; CLIENTS],
         vec![
             (0, Box::new(UnseenList { cfg: cfg.clone(), me: 0, answer })),
             (2, Box::new(UnseenList { cfg, me: 2, answer })),
-            (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
-            (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
         ],
-        &HONEST_DECODERS,
     )
 }
 
@@ -550,10 +419,7 @@ fn check_unseen(r: &Run) -> Vec<u32> {
     let committed: Vec<_> = r.committed().into_iter().filter(|(n, _, _)| honest.contains(n)).collect();
     assert_eq!(committed.len(), NODES - 2, "honest nodes committed: {committed:?}");
     assert!(committed.windows(2).all(|w| (w[0].1, w[0].2) == (w[1].1, w[1].2)), "{committed:?}");
-    let (a, _) = lists();
-    let want = trimmed_mean(&a.iter().map(|&c| model(c as usize)).collect::<Vec<_>>(), BETA).unwrap();
-    let decoded = HONEST_DECODERS.iter().filter(|&&c| r.global_of(c).as_deref() == Some(&want[..])).count();
-    assert_eq!(decoded, HONEST_DECODERS.len());
+    assert_eq!(decoders_of_a(r), HONEST_DECODERS.len());
     let blamed: Vec<_> = r
         .faults()
         .into_iter()
@@ -637,45 +503,8 @@ impl Adversary<P> for EquivocatingLeaders {
     }
 
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        let (a, b) = lists();
-        let rel = release_of(&self.cfg, &a, BETA);
         let to_b = |d: &Dest| SKIPPED.iter().any(|&n| *d == Dest::One(n));
-        let mut out = Vec::new();
-        for (d, m) in sends {
-            match m {
-                Message::PreVector { .. } => out.push((d, m)),
-                Message::Proposal { view: 0, sf, .. } if self.me == 0 => {
-                    let clients = if to_b(&d) { b.clone() } else { a.clone() };
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
-                    let sf = rel.subfragments[sf.node].clone();
-                    out.push((
-                        d,
-                        Message::Proposal {
-                            view: 0,
-                            root: rel.root,
-                            clients,
-                            ra,
-                            sf,
-                            excluded: vec![],
-                            pre_vectors: carried_big(&self.cfg),
-                        },
-                    ));
-                }
-                Message::Pbft(p) if self.me == 2 => match *p {
-                    pbft::Message::PrePrepare(pp) if pp.view == 1 => {
-                        let clients = if to_b(&d) { b.clone() } else { a.clone() };
-                        let block = RootBlock { clients, ..pp.payload };
-                        let pp = PrePrepare::sign(&sim_node_key(2), &self.cfg.instance(), 1, pp.height, block);
-                        out.push((d, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)))));
-                    }
-                    other => out.push((d, Message::Pbft(Box::new(other)))),
-                },
-                Message::Relay { .. } => {}
-                other if self.me == 2 => out.push((d, other)),
-                _ => {}
-            }
-        }
-        out
+        two_leaders_tamper(&self.cfg, self.me, sends, to_b, to_b)
     }
 }
 
@@ -689,17 +518,12 @@ impl Adversary<P> for EquivocatingLeaders {
 fn an_equivocating_pbft_leader_over_two_attested_lists_splits_no_one() {
     for seed in [3, 4] {
         let cfg = config(NODES, CLIENTS, BETA);
-        let r = run(
+        let r = two_lists_run(
             seed,
-            NODES,
-            vec![ClientBehaviour::Honest; CLIENTS],
             vec![
                 (0, Box::new(EquivocatingLeaders { cfg: cfg.clone(), me: 0 })),
                 (2, Box::new(EquivocatingLeaders { cfg, me: 2 })),
-                (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
-                (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
             ],
-            &HONEST_DECODERS,
         );
         let _ = check_unseen(&r);
     }

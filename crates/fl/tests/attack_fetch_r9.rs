@@ -8,39 +8,8 @@
 mod common;
 
 use common::*;
-use gridledger_core::enclave::Attester;
-use gridledger_fl::consensus::{Fault, Message};
+use gridledger_fl::consensus::Fault;
 use gridledger_fl::round::ClientBehaviour;
-use gridledger_sim::{Adversary, Dest, Time};
-use rand_chacha::ChaCha8Rng;
-
-/// A Byzantine node `me` that runs the honest code, withholds its PBFT
-/// commit votes and catch-up answers, and — as aggregation leader — sends
-/// its (honest) proposal to the nodes in `bad_copy` with an attestation
-/// over nothing instead of its enclave's: they refuse that copy, the
-/// others verify the real one.
-struct BadCopyWithholdCommits {
-    me: usize,
-    bad_copy: Vec<u32>,
-}
-
-impl Adversary<P> for BadCopyWithholdCommits {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .filter(|(_, m)| !commit_or_catch_up(m))
-            .map(|(d, m)| match m {
-                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
-                    if self.bad_copy.iter().any(|&t| d == Dest::One(t)) =>
-                {
-                    let ra = enclave(self.me).attest_evidence(&[0u8; 32]);
-                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
 
 /// FINDING 1 (high: `f` Byzantine nodes, every client honest, halt a
 /// chain's round for good; a regression of round 6's finding 3, which
@@ -82,8 +51,8 @@ fn a_bad_copy_instead_of_no_proposal_cannot_halt_the_round() {
         7,
         vec![ClientBehaviour::Honest; 4],
         vec![
-            (0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: vec![5, 6] })),
-            (1, Box::new(BadCopyWithholdCommits { me: 1, bad_copy: vec![5, 6] })),
+            (0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: vec![5, 6], relays: true })),
+            (1, Box::new(BadCopyWithholdCommits { me: 1, bad_copy: vec![5, 6], relays: true })),
         ],
         &honest,
     );

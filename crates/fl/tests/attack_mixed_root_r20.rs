@@ -25,58 +25,21 @@
 
 mod common;
 
+use common::view0::*;
 use common::*;
-use gridledger_consensus::pbft::{self, PrePrepare};
+use gridledger_consensus::pbft::{self};
 use gridledger_core::codec::{hash_parts, Tag};
 use gridledger_core::enclave::Attester;
-use gridledger_core::Hash32;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
-use gridledger_fl::consensus::{AttestedVector, ChainConfig, ChainNode, Fault, Message, RootBlock, To};
-use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler, GlobalRelease, Source};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message};
+use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler, Source};
 use gridledger_fl::round::sim_node_key;
 use std::sync::Arc;
-
-/// The client list view 0's leader aggregated.
-const A: [u32; 2] = [0, 1];
-
-fn small() -> Arc<ChainConfig> {
-    config(4, 4, 1)
-}
-
-fn carried_small(cfg: &ChainConfig) -> Vec<AttestedVector> {
-    carried(cfg, &[(0, &A[..]), (1, &A[..]), (2, &A[..])])
-}
 
 /// View 0's genuine global fragment (the trimmed mean of `A`'s models).
 fn genuine_bytes() -> Vec<u8> {
     let models: Vec<Vec<f32>> = A.iter().map(|&c| model(c as usize)).collect();
     params_to_bytes(&trimmed_mean(&models, 1).unwrap())
-}
-
-/// The other release's fragment (same length).
-fn other_bytes(len: usize) -> Vec<u8> {
-    vec![7u8; len]
-}
-
-/// A root `M` over subfragments 0 and 1 of the genuine release `X` and 2
-/// and 3 of another release `Y` (same context and length), as in round
-/// 19's `mixed_release`: every subfragment verifies under `M`.
-fn mixed_release(cfg: &ChainConfig) -> GlobalRelease {
-    let x = release_of(cfg, &A, 1);
-    let len = x.subfragments[0].ctx.byte_len as usize;
-    let y = cfg.release(&other_bytes(len)).unwrap();
-    let node = |l: &Hash32, r: &Hash32| hash_parts(Tag::MERKLE_NODE, &[&l.0, &r.0]);
-    let n01 = x.subfragments[2].proof.siblings[1];
-    let n23 = y.subfragments[0].proof.siblings[1];
-    let mut subfragments: Vec<_> = x.subfragments[..2].iter().chain(&y.subfragments[2..]).cloned().collect();
-    for sf in &mut subfragments {
-        sf.proof.siblings[1] = if sf.node < 2 { n23 } else { n01 };
-    }
-    GlobalRelease { root: node(&n01, &n23), subfragments }
-}
-
-fn prepares(sends: &[(To, Message)]) -> usize {
-    sends.iter().filter(|(_, m)| matches!(m, Message::Pbft(b) if matches!(**b, pbft::Message::Prepare(_)))).count()
 }
 
 /// FINDING 1 (medium, conditional on the premise above: honest clients
@@ -105,7 +68,7 @@ fn prepares(sends: &[(To, Message)]) -> usize {
 #[test]
 fn honest_clients_assemble_different_fragments_from_one_committed_root() {
     let cfg = small();
-    let mixed = mixed_release(&cfg);
+    let mixed = mixed_release(&cfg).unwrap();
     let minis: Vec<_> =
         mixed.subfragments.iter().map(|sf| cfg.global.mini_fragments(sf.node, &mixed.root, sf).unwrap()).collect();
     let assemble = |me: usize, nodes: &[usize]| {
@@ -159,28 +122,17 @@ fn honest_clients_assemble_different_fragments_from_one_committed_root() {
 #[ignore = "attack r20: a mixed attested root is verified by direct recipients and refuted by fetchers (honest PBFT leader blamed)"]
 fn a_mixed_root_is_valid_on_one_honest_node_and_refuted_on_another() {
     let cfg = small();
-    let mixed = mixed_release(&cfg);
+    let mixed = mixed_release(&cfg).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &mixed.root, &A));
-    let proposal = |ra, sf| Message::Proposal {
-        view: 0,
-        root: mixed.root,
-        clients: A.to_vec(),
-        ra,
-        sf,
-        excluded: vec![],
-        pre_vectors: carried_small(&cfg),
-    };
-    let set = cfg.validator_set().unwrap();
-    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root: mixed.root, clients: A.to_vec() };
-    let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
-    let pp = Message::Pbft(Box::new(pbft::Message::PrePrepare(pp)));
+    let proposal = |ra, sf| proposal_a(&cfg, mixed.root, ra, sf);
+    let (leader, pp) = block_pre_prepare(&cfg, 1, mixed.root, &A);
 
     // Node 1: the proposal straight from node 0.
     let mut one = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let _ = one.start();
     let s = one.handle(Source::Node(0), proposal(ra, mixed.subfragments[1].clone()));
     let mut one_faults = s.faults;
-    let s = one.handle(Source::Node(2), pp.clone());
+    let s = one.handle(Source::Node(leader), pp.clone());
     one_faults.extend(s.faults);
     let one_prepares = prepares(&s.sends);
 
@@ -189,18 +141,10 @@ fn a_mixed_root_is_valid_on_one_honest_node_and_refuted_on_another() {
     let _ = three.start();
     let junk = enclave(0).attest_evidence(&[0u8; 32]);
     let _ = three.handle(Source::Node(0), proposal(junk, mixed.subfragments[3].clone()));
-    let _ = three.handle(Source::Node(2), pp);
+    let _ = three.handle(Source::Node(leader), pp);
     let mut three_faults = Vec::new();
     for from in [0usize, 1] {
-        let Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } =
-            proposal(ra, mixed.subfragments[from].clone())
-        else {
-            unreachable!()
-        };
-        let s = three.handle(
-            Source::Node(from),
-            Message::Relay { node: from, view, root, clients, ra, sf, excluded, pre_vectors },
-        );
+        let s = three.handle(Source::Node(from), as_relay(from, proposal(ra, mixed.subfragments[from].clone())));
         three_faults.extend(s.faults);
     }
     let refuted = three_faults.iter().any(|f| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader: 2, .. })));
@@ -287,44 +231,6 @@ fn a_mixed_root_commits_and_clients_do_not_share_one_model() {
     );
 }
 
-/// Byzantine node `0` (view 0's aggregation leader) runs the honest code
-/// but sends every node of `junk` its proposal with an attestation over
-/// nothing, relays nothing, and withholds its commit votes and catch-up
-/// answers: the nodes of `junk` wait on PBFT blocks of view 0 (round 19's
-/// fix) and no Byzantine relay helps their fetch.
-struct JunkNoRelay {
-    junk: Vec<u32>,
-    /// Relays what it verified (view 0's genuine proposal) when asked.
-    relays: bool,
-}
-
-impl gridledger_sim::Adversary<P> for JunkNoRelay {
-    fn tamper(
-        &mut self,
-        _: gridledger_sim::Time,
-        sends: Vec<(gridledger_sim::Dest, Message)>,
-        _: &mut rand_chacha::ChaCha8Rng,
-    ) -> Vec<(gridledger_sim::Dest, Message)> {
-        sends
-            .into_iter()
-            .filter(|(_, m)| !commit_or_catch_up(m) && (self.relays || !matches!(m, Message::Relay { .. })))
-            .map(|(d, m)| match (d, m) {
-                (
-                    gridledger_sim::Dest::One(n),
-                    Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. },
-                ) if self.junk.contains(&n) => {
-                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
-                    (
-                        gridledger_sim::Dest::One(n),
-                        Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors },
-                    )
-                }
-                (d, m) => (d, m),
-            })
-            .collect()
-    }
-}
-
 /// Held up (liveness of round 19's wait): K = 4 and K = 7, two seeds each,
 /// the Byzantine aggregation leader of view 0 sends junk copies to all
 /// honest nodes but one (so view 0's genuine proposal can never gather
@@ -342,7 +248,7 @@ fn junk_copies_to_all_but_one_honest_node_do_not_stall_the_round() {
             cfg,
             gridledger_sim::NetConfig::reliable(nodes + 4, 6),
             vec![gridledger_fl::round::ClientBehaviour::Honest; 4],
-            vec![(0, Box::new(JunkNoRelay { junk, relays: false }))],
+            vec![(0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: junk, relays: false }))],
             &[0, 1, 2, 3],
             20_000,
         );
@@ -370,35 +276,13 @@ fn a_byzantine_relayer_cannot_get_a_genuine_block_refuted() {
     let cfg = small();
     let rel = release_of(&cfg, &A, 1);
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &A));
-    let relay = |from: usize, sf| Message::Relay {
-        node: from,
-        view: 0,
-        root: rel.root,
-        clients: A.to_vec(),
-        ra,
-        sf,
-        excluded: vec![],
-        pre_vectors: carried_small(&cfg),
-    };
+    let relay = |from: usize, sf| as_relay(from, proposal_a(&cfg, rel.root, ra, sf));
     let mut node = ChainNode::new(cfg.clone(), 3, enclave(3), SK, sim_node_key(3), TIMING);
     let _ = node.start();
     let junk = enclave(0).attest_evidence(&[0u8; 32]);
-    let _ = node.handle(
-        Source::Node(0),
-        Message::Proposal {
-            view: 0,
-            root: rel.root,
-            clients: A.to_vec(),
-            ra: junk,
-            sf: rel.subfragments[3].clone(),
-            excluded: vec![],
-            pre_vectors: carried_small(&cfg),
-        },
-    );
-    let set = cfg.validator_set().unwrap();
-    let block = RootBlock { chain: cfg.chain, round: cfg.round, view: 0, root: rel.root, clients: A.to_vec() };
-    let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
-    let s = node.handle(Source::Node(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+    let _ = node.handle(Source::Node(0), proposal_a(&cfg, rel.root, junk, rel.subfragments[3].clone()));
+    let (leader, pp) = block_pre_prepare(&cfg, 1, rel.root, &A);
+    let s = node.handle(Source::Node(leader), pp);
     assert!(s.sends.iter().any(|(_, m)| matches!(m, Message::FetchProposal { view: 0, .. })), "not fetched");
     let mut faults = s.faults;
     let mut tampered = rel.subfragments[1].clone();
@@ -436,7 +320,7 @@ fn a_first_pbft_leader_proposing_a_view_others_cannot_fetch_does_not_stall() {
             cfg,
             gridledger_sim::NetConfig::reliable(11, 6),
             vec![gridledger_fl::round::ClientBehaviour::Honest; 4],
-            vec![(0, Box::new(JunkNoRelay { junk: vec![1, 3, 4, 5, 6], relays: true }))],
+            vec![(0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: vec![1, 3, 4, 5, 6], relays: true }))],
             &[0, 1, 2, 3],
             20_000,
         );

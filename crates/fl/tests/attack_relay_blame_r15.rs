@@ -183,13 +183,7 @@ fn a_local_relayed_by_another_client_does_not_blame_the_honest_client() {
     );
     r.debug_trace();
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
-    let blamed: Vec<(u32, &Fault)> = r
-        .sim
-        .faults
-        .iter()
-        .filter(|(_, _, f)| matches!(f, Fault::Client { client: 2, .. }))
-        .map(|(_, n, f)| (*n, f))
-        .collect();
+    let blamed = r.faults_where(|f| matches!(f, Fault::Client { client: 2, .. }));
     assert!(blamed.is_empty(), "honest client 2 recorded guilty of client 3's relay: {blamed:?}");
 }
 

@@ -8,87 +8,14 @@
 
 mod common;
 
+use common::two_lists::*;
+use common::view0::{carried_small, A};
 use common::*;
 use gridledger_core::enclave::Attester;
-use gridledger_fl::aggregate::trimmed_mean;
 use gridledger_fl::consensus::{AttestedVector, Fault, Message, PRE_VECTOR};
-use gridledger_fl::round::ClientBehaviour;
 use gridledger_sim::{Adversary, Dest, Time};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
-
-const NODES: usize = 7;
-const CLIENTS: usize = 12;
-const BETA: usize = CLIENTS / 3;
-/// The honest nodes that get the proposal of client list `B`.
-const SKIPPED: [u32; 2] = [5, 6];
-
-/// View 0's aggregate over `A = {0, …, 10}` (client 0 in) and over
-/// `B = {1, …, 11}` (client 11 in): `model(0) == model(11)` (the common
-/// models repeat every 11 clients, as two households of one standard load
-/// profile do), so the two trimmed means — and the two roots — are equal.
-fn lists() -> (Vec<u32>, Vec<u32>) {
-    ((0..=10).collect(), (1..=11).collect())
-}
-
-/// Byzantine node 0, view 0's aggregation leader. Its host runs its
-/// enclave twice in view 0, feeding it client 0's cells and not client
-/// 11's, then the other way round, so its enclave honestly attests
-/// `(0, R, A)` and `(0, R, B)` — one root. Neither client is protected by
-/// the pre-vectors it carries: their uploads missed nodes 5 and 6, and the
-/// carried pre-vectors of nodes 0 and 1 (both Byzantine) are ones their
-/// enclaves attested before those uploads were fed in. It sends `(0, R, A)`
-/// to nodes 1–4 and `(0, R, B)` to nodes 5 and 6, signs PBFT prepare votes
-/// for block `(0, R, A)`, and sends no other PBFT message (no commit vote)
-/// and nothing else but its pre-vectors.
-struct SameRootTwoLists {
-    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
-    done: bool,
-}
-impl Adversary<P> for SameRootTwoLists {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        let (a, b) = lists();
-        let rel = release_of(&self.cfg, &a, BETA);
-        let mut out = Vec::new();
-        for (d, m) in sends {
-            match m {
-                Message::PreVector { .. } => out.push((d, m)),
-                Message::Proposal { view: 0, sf, pre_vectors, .. } => {
-                    // Its own carried pre-vector: the one attested before
-                    // clients 0 and 11 were fed in.
-                    let short: Vec<u32> = (1..=10).collect();
-                    let mut carried: Vec<AttestedVector> = pre_vectors.into_iter().filter(|v| v.node > 1).collect();
-                    for node in [1, 0] {
-                        let ev = self.cfg.vector_evidence(PRE_VECTOR, node, 0, 0, &short);
-                        let ra = enclave(node).attest_evidence(&ev);
-                        carried.insert(0, AttestedVector { node, view: 0, seq: 0, clients: short.clone(), ra });
-                    }
-                    let clients = if SKIPPED.iter().any(|&n| d == Dest::One(n)) { b.clone() } else { a.clone() };
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
-                    let sf = rel.subfragments[sf.node].clone();
-                    out.push((
-                        d,
-                        Message::Proposal {
-                            view: 0,
-                            root: rel.root,
-                            clients,
-                            ra,
-                            sf,
-                            excluded: vec![],
-                            pre_vectors: carried,
-                        },
-                    ));
-                    if !self.done {
-                        self.done = true;
-                        out.extend(node0_prepares(&self.cfg, &rel, &a));
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
 
 /// K = 7 (f = 2), twelve honest clients, clients 0 and 11 reaching nodes
 /// 0–4 only (their uploads to nodes 5 and 6 are lost), Byzantine node 0 as
@@ -96,23 +23,8 @@ impl Adversary<P> for SameRootTwoLists {
 /// withholding its PBFT commit votes and catch-up answers.
 fn same_root_run(seed: u64) -> Run {
     let cfg = config(NODES, CLIENTS, BETA);
-    run(
-        seed,
-        NODES,
-        vec![ClientBehaviour::Honest; CLIENTS],
-        vec![
-            (0, Box::new(SameRootTwoLists { cfg, done: false })),
-            (1, Box::new(WithholdCommits)),
-            (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
-            (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
-        ],
-        &HONEST_DECODERS,
-    )
+    two_lists_run(seed, vec![(0, Box::new(SameRootTwoLists { cfg, done: false })), (1, Box::new(WithholdCommits))])
 }
-
-/// The clients the success check waits for (clients 0 and 11 reach two
-/// nodes fewer; they are honest too but not needed for the point).
-const HONEST_DECODERS: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 /// The scenario's premise: the two client lists' trimmed means are the same
 /// model, hence one root, and each is a proposal every honest node verifies
@@ -123,9 +35,7 @@ fn two_client_lists_share_one_root() {
     let (a, b) = lists();
     assert_ne!(a, b);
     assert_eq!(model(0), model(11));
-    let ma: Vec<Vec<f32>> = a.iter().map(|&c| model(c as usize)).collect();
-    let mb: Vec<Vec<f32>> = b.iter().map(|&c| model(c as usize)).collect();
-    assert_eq!(trimmed_mean(&ma, BETA).unwrap(), trimmed_mean(&mb, BETA).unwrap());
+    assert_eq!(mean_of(&a), mean_of(&b));
     assert_eq!(release_of(&cfg, &a, BETA).root, release_of(&cfg, &b, BETA).root);
 }
 
@@ -162,9 +72,7 @@ fn two_client_lists_under_one_root_halt_the_round() {
         })
         .collect();
     let committed = r.committed();
-    let (a, _) = lists();
-    let want = trimmed_mean(&a.iter().map(|&c| model(c as usize)).collect::<Vec<_>>(), BETA).unwrap();
-    let decoded = HONEST_DECODERS.iter().filter(|&&c| r.global_of(c).as_deref() == Some(&want[..])).count();
+    let decoded = decoders_of_a(&r);
     assert!(
         committed.iter().filter(|(n, _, _)| *n > 1).count() == NODES - 2
             && decoded == HONEST_DECODERS.len()
@@ -181,9 +89,6 @@ fn two_client_lists_under_one_root_halt_the_round() {
 /// The attested proposal `(0, R, clients)` as node `me`'s relay (its own
 /// subfragment of `R`, the carried pre-vectors of [`SameRootTwoLists`]).
 fn relay_of(cfg: &gridledger_fl::consensus::ChainConfig, me: usize, clients: &[u32]) -> Message {
-    let (a, _) = lists();
-    let rel = release_of(cfg, &a, BETA);
-    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let short: Vec<u32> = (1..=10).collect();
     let mut pre_vectors = Vec::new();
     for node in 0..NODES {
@@ -203,16 +108,8 @@ fn relay_of(cfg: &gridledger_fl::consensus::ChainConfig, me: usize, clients: &[u
             ra: enclave(node).attest_evidence(&ev),
         });
     }
-    Message::Relay {
-        node: me,
-        view: 0,
-        root: rel.root,
-        clients: clients.to_vec(),
-        ra,
-        sf: rel.subfragments[me].clone(),
-        excluded: vec![],
-        pre_vectors,
-    }
+    let rel = release_of(cfg, &lists().0, BETA);
+    as_relay(me, leader_proposal(cfg, &rel, me, clients, pre_vectors))
 }
 
 /// Byzantine nodes 0 (view 0's leader) and 1, colluding. Node 0 sends its
@@ -259,17 +156,12 @@ impl Adversary<P> for RelayOtherList {
 fn relayed_list_run(seed: u64) -> Run {
     let cfg = config(NODES, CLIENTS, BETA);
     let leader = SameRootTwoLists { cfg: cfg.clone(), done: false };
-    run(
+    two_lists_run(
         seed,
-        NODES,
-        vec![ClientBehaviour::Honest; CLIENTS],
         vec![
             (0, Box::new(RelayOtherList { cfg: cfg.clone(), me: 0, inner: Some(leader) })),
             (1, Box::new(RelayOtherList { cfg, me: 1, inner: None })),
-            (NODES, Box::new(DropToNodes(SKIPPED.to_vec()))),
-            (NODES + 11, Box::new(DropToNodes(SKIPPED.to_vec()))),
         ],
-        &HONEST_DECODERS,
     )
 }
 
@@ -298,9 +190,7 @@ fn a_relay_of_another_client_list_halts_the_round() {
         .filter(|f| matches!(f, Fault::Pbft(gridledger_consensus::pbft::Fault::InvalidProposal { reason, .. }) if reason.contains("clients differ")))
         .count();
     let committed = r.committed();
-    let (a, _) = lists();
-    let want = trimmed_mean(&a.iter().map(|&c| model(c as usize)).collect::<Vec<_>>(), BETA).unwrap();
-    let decoded = HONEST_DECODERS.iter().filter(|&&c| r.global_of(c).as_deref() == Some(&want[..])).count();
+    let decoded = decoders_of_a(&r);
     assert!(
         committed.iter().filter(|(n, _, _)| *n > 1).count() == NODES - 2 && decoded == HONEST_DECODERS.len(),
         "honest nodes committed: {committed:?}; honest clients decoded: {decoded} of {}; blocks refused as \
@@ -323,7 +213,7 @@ fn a_flood_of_fetches_for_distinct_roots_evicts_no_other_peers_request() {
     let cfg = config(4, 4, 1);
     let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let _ = node.start();
-    let clients = vec![0u32, 1];
+    let clients = A.to_vec();
     let rel = release_of(&cfg, &clients, 1);
     // Node 2 asks for view 0's real proposal before node 1 has it.
     let s = node.handle(Source::Node(2), Message::FetchProposal { node: 2, view: 0, root: rel.root });
@@ -336,18 +226,9 @@ fn a_flood_of_fetches_for_distinct_roots_evicts_no_other_peers_request() {
         assert!(s.sends.is_empty(), "answered a fetch of a proposal it never verified");
     }
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &clients));
-    let pre_vectors = carried(&cfg, &[(0, &clients[..]), (1, &clients[..]), (2, &clients[..])]);
     let s = node.handle(
         Source::Node(0),
-        Message::Proposal {
-            view: 0,
-            root: rel.root,
-            clients: clients.clone(),
-            ra,
-            sf: rel.subfragments[1].clone(),
-            excluded: vec![],
-            pre_vectors,
-        },
+        view0_proposal(rel.root, &clients, ra, rel.subfragments[1].clone(), carried_small(&cfg)),
     );
     assert!(s.faults.is_empty(), "the proposal was refused: {:?}", s.faults);
     let relays: Vec<_> = s

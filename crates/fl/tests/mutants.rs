@@ -648,69 +648,6 @@ fn forged_relays_blame_their_relayer() -> Result<(), String> {
     Ok(())
 }
 
-/// Byzantine node 0, view 0's aggregation leader of a K = 7 chain with
-/// twelve clients (attack round 18, finding 1): its host runs its enclave
-/// twice in view 0, so it attests `(0, R, A)` and `(0, R, B)` under one
-/// root (`A = {0, …, 10}`, `B = {1, …, 11}`, `model(0) == model(11)`),
-/// carrying for nodes 0 and 1 pre-vectors attested before clients 0 and 11
-/// were fed in. It sends `(0, R, B)` to nodes 5 and 6 and `(0, R, A)` to
-/// the others, signs prepare votes for block `(0, R, A)`, and sends nothing
-/// else but its pre-vectors.
-struct SameRootTwoLists {
-    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
-    done: bool,
-}
-
-/// The nodes [`SameRootTwoLists`] sends the proposal of list `B`.
-const SKIPPED: [u32; 2] = [5, 6];
-
-fn two_lists() -> (Vec<u32>, Vec<u32>) {
-    ((0..=10).collect(), (1..=11).collect())
-}
-
-impl Adversary<P> for SameRootTwoLists {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_core::enclave::Attester;
-        use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
-        let (a, b) = two_lists();
-        let rel = release_of(&self.cfg, &a, 4);
-        let mut out = Vec::new();
-        for (d, m) in sends {
-            match m {
-                Message::PreVector { .. } => out.push((d, m)),
-                Message::Proposal { view: 0, sf, pre_vectors, .. } => {
-                    let short: Vec<u32> = (1..=10).collect();
-                    let mut carried: Vec<AttestedVector> = pre_vectors.into_iter().filter(|v| v.node > 1).collect();
-                    for node in [1, 0] {
-                        let ev = self.cfg.vector_evidence(PRE_VECTOR, node, 0, 0, &short);
-                        let ra = enclave(node).attest_evidence(&ev);
-                        carried.insert(0, AttestedVector { node, view: 0, seq: 0, clients: short.clone(), ra });
-                    }
-                    let clients = if SKIPPED.iter().any(|&n| d == Dest::One(n)) { b.clone() } else { a.clone() };
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &clients));
-                    let sf = rel.subfragments[sf.node].clone();
-                    let msg = Message::Proposal {
-                        view: 0,
-                        root: rel.root,
-                        clients,
-                        ra,
-                        sf,
-                        excluded: vec![],
-                        pre_vectors: carried,
-                    };
-                    out.push((d, msg));
-                    if !self.done {
-                        self.done = true;
-                        out.extend(node0_prepares(&self.cfg, &rel, &a));
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
-
 /// K = 7 (attack round 18, finding 1): Byzantine leader 0 attests two
 /// client lists under one root ([`SameRootTwoLists`]; clients 0 and 11
 /// reach nodes 0–4 only) and node 1 withholds its commit votes. Nodes 5
@@ -719,23 +656,16 @@ impl Adversary<P> for SameRootTwoLists {
 /// client decodes, and no honest PBFT leader is recorded as proposing an
 /// invalid block.
 fn one_root_two_client_lists_commit() -> Result<(), String> {
+    use common::two_lists::{lists, two_lists_run, SameRootTwoLists, HONEST_DECODERS};
     let cfg = config(7, 12, 4);
-    let honest: Vec<usize> = (1..=10).collect();
-    let r = run(
+    let honest = HONEST_DECODERS;
+    let r = two_lists_run(
         SEED + 33,
-        7,
-        vec![ClientBehaviour::Honest; 12],
-        vec![
-            (0, Box::new(SameRootTwoLists { cfg, done: false })),
-            (1, Box::new(WithholdCommits)),
-            (7, Box::new(DropToNodes(SKIPPED.to_vec()))),
-            (18, Box::new(DropToNodes(SKIPPED.to_vec()))),
-        ],
-        &honest,
+        vec![(0, Box::new(SameRootTwoLists { cfg, done: false })), (1, Box::new(WithholdCommits))],
     );
     // View 0's leader aggregated (honestly, before its host's tampering)
     // another list: the check is against the trimmed mean of list `A`.
-    let (a, _) = two_lists();
+    let (a, _) = lists();
     let models: Vec<Vec<f32>> = a.iter().map(|&c| model(c as usize)).collect();
     let want = gridledger_fl::aggregate::trimmed_mean(&models, 4).map_err(|e| e.to_string())?;
     let committed = r.committed();
@@ -754,39 +684,21 @@ fn one_root_two_client_lists_commit() -> Result<(), String> {
     }
 }
 
-/// Byzantine node 0 (view 0's aggregation leader): runs the honest code,
-/// but sends nodes 5 and 6 its proposal with an attestation over nothing
-/// (a junk copy) and withholds its PBFT commit votes.
-struct JunkCopyToSkipped;
-
-impl Adversary<P> for JunkCopyToSkipped {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_core::enclave::Attester;
-        sends
-            .into_iter()
-            .filter(|(_, m)| !commit_or_catch_up(m))
-            .map(|(d, m)| match m {
-                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
-                    if SKIPPED.iter().any(|&n| d == Dest::One(n)) =>
-                {
-                    let ra = enclave(0).attest_evidence(&[0u8; 32]);
-                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
 /// K = 7 (attack round 19, finding 1): Byzantine node 0 sends nodes 5 and
-/// 6 a junk copy of view 0's proposal ([`JunkCopyToSkipped`]). The honest
+/// 6 a junk copy of view 0's proposal ([`BadCopyWithholdCommits`]). The honest
 /// first PBFT leader (node 2) proposes view 0's genuine block; nodes 5
 /// and 6 fetch its attested proposal and wait for it instead of refusing
 /// the block, the round commits, and no honest PBFT leader is recorded as
 /// proposing an invalid block.
 fn junk_copies_accuse_no_honest_pbft_leader() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
-    let r = run(SEED + 34, 7, vec![ClientBehaviour::Honest; 4], vec![(0, Box::new(JunkCopyToSkipped))], &honest);
+    let r = run(
+        SEED + 34,
+        7,
+        vec![ClientBehaviour::Honest; 4],
+        vec![(0, Box::new(BadCopyWithholdCommits { me: 0, bad_copy: vec![5, 6], relays: true }))],
+        &honest,
+    );
     round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
     let blamed = r.faults().into_iter().find(
         |f| matches!(f, Fault::Pbft(gridledger_consensus::pbft::Fault::InvalidProposal { leader, .. }) if *leader != 0),
@@ -804,18 +716,10 @@ fn junk_copies_accuse_no_honest_pbft_leader() -> Result<(), String> {
 /// verifies under `M`, and each client must refuse what it decodes (its
 /// recoding is not `M`) with `RecodeMismatch`, never hold a fragment.
 fn mixed_root_refused_by_every_client() -> Result<(), String> {
-    use gridledger_core::codec::{hash_parts, Tag};
     use gridledger_fl::dissemination::{AssemblyFault, ClientAssembler};
-    let cfg = config(4, 4, 1);
-    let x = release_of(&cfg, &[0, 1], 1);
-    let y = cfg.release(&vec![7u8; x.subfragments[0].ctx.byte_len as usize]).map_err(|e| format!("{e:?}"))?;
-    let n01 = x.subfragments[2].proof.siblings[1];
-    let n23 = y.subfragments[0].proof.siblings[1];
-    let root = hash_parts(Tag::MERKLE_NODE, &[&n01.0, &n23.0]);
-    let mut subs: Vec<_> = x.subfragments[..2].iter().chain(&y.subfragments[2..]).cloned().collect();
-    for sf in &mut subs {
-        sf.proof.siblings[1] = if sf.node < 2 { n23 } else { n01 };
-    }
+    let cfg = common::view0::small();
+    let mixed = common::view0::mixed_release(&cfg).map_err(|e| format!("{e:?}"))?;
+    let (root, subs) = (mixed.root, mixed.subfragments);
     for (me, nodes) in [(0usize, [0usize, 1]), (1, [2, 3])] {
         let mut a = ClientAssembler::new(me, cfg.round, vec![(*cfg.global).clone()]).with_chain_offset(cfg.chain);
         let mut faults = a.set_root(cfg.chain, root).faults;

@@ -20,58 +20,16 @@ mod common;
 
 use common::*;
 use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{
-    CallContext, Chain, ChainConfig, ContractError, ContractRegistry, NativeContract, SignedTransaction, Transaction,
-    TxKind, ViewContext,
-};
-use std::sync::Arc;
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer};
+use gridledger_ledger::{Chain, ChainConfig, SignedTransaction};
 
-/// Like `common::Duties` (`work` by a registered node is a duty), with one
-/// ordinary method more: `burn`, a call that needs more gas than any limit
-/// (it runs out of gas and is charged its whole gas limit), standing for
-/// any heavy call a chain's contracts offer.
-struct Heavy(Vec<Address>);
-
-impl NativeContract for Heavy {
-    fn name(&self) -> &'static str {
-        "heavy"
-    }
-    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, _: &[u8]) -> Result<Vec<u8>, ContractError> {
-        if method == "burn" {
-            ctx.charge(u64::MAX)?;
-        }
-        Ok(Vec::new())
-    }
-    fn view(&self, _: &ViewContext<'_>, _: &str, _: &[u8]) -> Result<serde_json::Value, ContractError> {
-        Ok(serde_json::Value::Null)
-    }
-    fn duty(&self, sender: &Address, method: &str) -> bool {
-        self.0.contains(sender) && method == "work"
-    }
-}
-
-/// A chain of 40 dev accounts with `Heavy` registered for `BYZANTINE` and
-/// `HONEST`, blocks of 8 transactions (the lane: 2 places and 25 % of the
-/// default 300 M gas, 75 M).
+/// A chain of 40 dev accounts with `Duties` registered for `BYZANTINE`
+/// and `HONEST`, blocks of 8 transactions (the lane: 2 places and 25 % of
+/// the default 300 M gas, 75 M). `Duties`' `burn` is a call that needs more
+/// gas than any limit (it runs out of gas and is charged its whole gas
+/// limit), standing for any heavy call a chain's contracts offer.
 fn heavy_chain(dir: &std::path::Path) -> Chain {
-    let mut reg = ContractRegistry::new();
-    reg.register(DUTY_CONTRACT, Arc::new(Heavy(vec![dev_key(BYZANTINE).address(), dev_key(HONEST).address()])));
-    Chain::open(dir, dev_genesis(1, 40, BAL, &[dev_validator(0)]), reg, lane_config()).expect("open")
-}
-
-/// A call of `method` on `Heavy` by dev key `key` with gas limit `gas`.
-fn heavy_call(key: usize, nonce: u64, method: &str, gas: u64, price: u128) -> SignedTransaction {
-    let k = dev_key(key);
-    Transaction {
-        chain_id: 1,
-        sender: k.public(),
-        nonce,
-        gas_limit: gas,
-        gas_price: Amount(price),
-        kind: TxKind::Call { contract: DUTY_CONTRACT, method: method.into(), args: Vec::new(), value: Amount::ZERO },
-    }
-    .sign(&k)
+    chain_of(dir, 40, lane_config())
 }
 
 /// The lane's gas (25 % of the default block gas limit).
@@ -104,10 +62,10 @@ fn blocks_until(c: &mut Chain, duty: &SignedTransaction, flooded: bool, max: usi
 fn honest_duty_wait(heavy: bool) -> Option<usize> {
     let dir = tempfile::tempdir().unwrap();
     let mut c = heavy_chain(dir.path());
-    let duty = heavy_call(HONEST, 0, "work", 100_000, 1);
+    let duty = call_with_gas(HONEST, 0, "work", 100_000, 1);
     c.submit(&duty.to_bytes()).unwrap();
     for n in 0..20 {
-        let tx = if heavy { heavy_call(BYZANTINE, n, "burn", lane_gas(), 2) } else { call(BYZANTINE, n, 2) };
+        let tx = if heavy { call_with_gas(BYZANTINE, n, "burn", lane_gas(), 2) } else { call(BYZANTINE, n, 2) };
         c.submit(&tx.to_bytes()).unwrap();
     }
     c.submit(&call(BYZANTINE, 20, 2).to_bytes()).unwrap();
@@ -166,14 +124,14 @@ fn duty_wait_behind_armed(armed: usize, quiet: usize) -> Option<usize> {
     let f = dev_key(FLOOD);
     c.submit(&transfer(&f, 1, 0, f.address(), Amount(1), Amount(5)).to_bytes()).unwrap();
     for k in 20..20 + armed {
-        c.submit(&heavy_call(k, 0, "burn", block_gas, 1).to_bytes()).unwrap();
+        c.submit(&call_with_gas(k, 0, "burn", block_gas, 1).to_bytes()).unwrap();
     }
     let mut ts = 0;
     assert_eq!(seal(&mut c, &mut ts), 1, "the block-sized calls are skipped behind the transfer");
     for _ in 0..quiet {
         seal(&mut c, &mut ts);
     }
-    let duty = heavy_call(HONEST, 0, "work", 100_000, 1);
+    let duty = call_with_gas(HONEST, 0, "work", 100_000, 1);
     c.submit(&duty.to_bytes()).unwrap();
     blocks_until(&mut c, &duty, false, armed + 2)
 }
@@ -362,8 +320,8 @@ fn validators_with_different_arrival_orders_accept_each_others_blocks() {
     for node in [BYZANTINE, HONEST] {
         let k = dev_key(node);
         txs.push(transfer(&k, 1, 0, k.address(), Amount(1), Amount(1)));
-        txs.push(heavy_call(node, 1, "work", 100_000, 1 + node as u128 % 2));
-        txs.push(heavy_call(node, 2, "work", 100_000, 1));
+        txs.push(call_with_gas(node, 1, "work", 100_000, 1 + node as u128 % 2));
+        txs.push(call_with_gas(node, 2, "work", 100_000, 1));
     }
     let f = dev_key(FLOOD);
     txs.extend((0..20).map(|n| transfer(&f, 1, n, f.address(), Amount(1), Amount(5))));

@@ -415,6 +415,61 @@ mod lbft {
         );
     }
 
+    /// A mempool and a proposal queue whose senders each keep one
+    /// transaction pending ([`Senders::top_up`]), cut batch by batch: the
+    /// set-up of the round-credit scenarios.
+    struct Senders {
+        pool: Mempool,
+        q: ProposalQueue,
+        /// Each sender's transactions taken so far (its account nonce).
+        done: std::collections::HashMap<gridledger_core::Address, u64>,
+        /// Each sender's next nonce to admit.
+        next: std::collections::HashMap<usize, u64>,
+    }
+
+    impl Senders {
+        fn new(m: Option<QueueMutation>) -> Self {
+            Senders { pool: Mempool::new(256, 16), q: queue(m), done: Default::default(), next: Default::default() }
+        }
+
+        /// Admits for each `(from, gas, price)` transactions until one of
+        /// `from`'s is pending beyond those taken.
+        fn top_up(&mut self, senders: impl IntoIterator<Item = (usize, u64, u128)>) {
+            for (from, gas, price) in senders {
+                let d = self.done.get(&dev_key(from).address()).copied().unwrap_or(0);
+                let n = self.next.entry(from).or_default();
+                while *n < d + 1 {
+                    self.pool.admit(vtx_at(from, *n, gas, price), &Account { nonce: d, ..RICH }).unwrap();
+                    *n += 1;
+                }
+            }
+        }
+
+        /// Batch `e` (at most five transactions, `budget` gas), its
+        /// transactions counted as taken.
+        fn cut(&mut self, e: usize, budget: u64) -> Vec<SignedTransaction> {
+            let txs: Vec<SignedTransaction> = self
+                .q
+                .cut(e as u64, &self.pool, 5, budget)
+                .txs
+                .iter()
+                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
+                .collect();
+            for t in &txs {
+                *self.done.entry(t.sender()).or_default() += 1;
+            }
+            txs
+        }
+
+        /// Batch `e`'s transactions `txs` executed and the batch delivered.
+        fn deliver(&mut self, e: usize, txs: &[SignedTransaction]) {
+            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
+            let done = &self.done;
+            self.pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
+            self.q.delivered(e as u64, &self.pool);
+        }
+    }
+
     /// [`QueueMutation::RoundCreditOneBatch`] (attack r11 [1]): 20 senders
     /// (dev accounts 20…39) each keep one transaction of two transfers' gas
     /// queued and dev account 2 one transfer, five slots and 40 transfers'
@@ -427,37 +482,16 @@ mod lbft {
     /// that debt. How many of 60 batches carried it.
     fn heavy_beside_transfer_senders(m: Option<QueueMutation>) -> usize {
         let budget = 40 * TRANSFER_GAS;
-        let mut pool = Mempool::new(256, 16);
-        let mut q = queue(m);
-        use std::collections::HashMap;
-        let mut done: HashMap<gridledger_core::Address, u64> = HashMap::new();
-        let mut next: HashMap<usize, u64> = HashMap::new();
+        let mut s = Senders::new(m);
         let mut heavy = 0;
         for e in 0..60usize {
             let small = (20..40).map(|c| (c, 2 * TRANSFER_GAS, 1)).chain([(2, TRANSFER_GAS, 1)]);
-            for (from, gas, price) in small.chain([(1, budget, 5)]) {
-                let d = done.get(&dev_key(from).address()).copied().unwrap_or(0);
-                let n = next.entry(from).or_default();
-                while *n < d + 1 {
-                    pool.admit(vtx_at(from, *n, gas, price), &Account { nonce: d, ..RICH }).unwrap();
-                    *n += 1;
-                }
-            }
-            let txs: Vec<SignedTransaction> = q
-                .cut(e as u64, &pool, 5, budget)
-                .txs
-                .iter()
-                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
-                .collect();
+            s.top_up(small.chain([(1, budget, 5)]));
+            let txs = s.cut(e, budget);
             if txs.iter().any(|t| t.sender() == dev_key(1).address()) {
                 heavy += 1;
             }
-            for t in &txs {
-                *done.entry(t.sender()).or_default() += 1;
-            }
-            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
-            pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
-            q.delivered(e as u64, &pool);
+            s.deliver(e, &txs);
         }
         heavy
     }
@@ -478,33 +512,16 @@ mod lbft {
     /// carried at most the transfer.
     fn calls_beside_one_transfer(m: Option<QueueMutation>) -> (usize, usize) {
         let budget = 40 * TRANSFER_GAS;
-        let mut pool = Mempool::new(256, 16);
-        let mut q = queue(m);
-        use std::collections::{HashMap, HashSet};
-        let mut done: HashMap<gridledger_core::Address, u64> = HashMap::new();
-        let mut next: HashMap<usize, u64> = HashMap::new();
-        let mut served: HashSet<gridledger_core::Address> = HashSet::new();
+        let mut s = Senders::new(m);
+        let mut served: std::collections::HashSet<gridledger_core::Address> = Default::default();
         let mut light = 0;
         for e in 0..120usize {
-            for (from, gas, price) in (20..40).map(|c| (c, budget, 5)).chain([(1, TRANSFER_GAS, 1)]) {
-                let d = done.get(&dev_key(from).address()).copied().unwrap_or(0);
-                let n = next.entry(from).or_default();
-                while *n < d + 1 {
-                    pool.admit(vtx_at(from, *n, gas, price), &Account { nonce: d, ..RICH }).unwrap();
-                    *n += 1;
-                }
-            }
-            let txs: Vec<SignedTransaction> = q
-                .cut(e as u64, &pool, 5, budget)
-                .txs
-                .iter()
-                .map(|r| SignedTransaction::from_bytes(r, 1 << 16).unwrap())
-                .collect();
+            s.top_up((20..40).map(|c| (c, budget, 5)).chain([(1, TRANSFER_GAS, 1)]));
+            let txs = s.cut(e, budget);
             if txs.iter().map(|t| t.tx.gas_limit).sum::<u64>() <= TRANSFER_GAS {
                 light += 1;
             }
             for t in &txs {
-                *done.entry(t.sender()).or_default() += 1;
                 if t.sender() != dev_key(1).address() {
                     served.insert(t.sender());
                 }
@@ -512,9 +529,7 @@ mod lbft {
             if served.len() == 20 {
                 return (e + 1, light);
             }
-            let senders: Vec<_> = txs.iter().map(|t| t.sender()).collect();
-            pool.prune(senders, |a| Account { nonce: done.get(a).copied().unwrap_or(0), ..RICH });
-            q.delivered(e as u64, &pool);
+            s.deliver(e, &txs);
         }
         (120, light)
     }

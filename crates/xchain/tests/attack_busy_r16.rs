@@ -72,7 +72,7 @@ fn busy_payer_chain(flood_price: u128) -> Busy {
         keep_busy(&mut m, ci, &flooder, flood_price);
     }
     receiver_pays_and_proves_busy(&mut m, id, &rec, ci, &flooder, flood_price);
-    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let before = held_deposit(&m, &s);
     for _ in 0..400 {
         let rec = m.cct(&id).unwrap();
         if rec.complete {
@@ -88,7 +88,7 @@ fn busy_payer_chain(flood_price: u128) -> Busy {
     }
     let end = m.cct(&id).unwrap();
     assert!(end.complete, "settled: {end:?}");
-    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let after = held_deposit(&m, &s);
     let landed = m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().map(|(h, _)| h);
     let flood_txs = m.external(ci).unwrap().account(&flooder.address()).nonce - flood_start;
     Busy {
@@ -171,20 +171,6 @@ fn traffic_at_the_payers_price_leaves_the_payer_proved() {
 
 // ------------------------------------------------------------------- [3]
 
-/// Keeps two blocks' worth of `key`'s plain BoB transfers at gas price
-/// `price` pending on the BoB.
-fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
-    let per_block = ChainConfig::default().max_block_txs as u64;
-    let bob = m.bob.chain_id();
-    let committed = m.bob.account(&key.address()).nonce;
-    let mut next = m.bob.next_nonce(&key.address());
-    while next - committed < 2 * per_block {
-        let tx = m.bob.sign(key, transfer(key, bob, next, key.address(), Amount(1), Amount(price)));
-        m.bob.submit(&tx).unwrap();
-        next += 1;
-    }
-}
-
 /// Accounts of [`keep_bob_blocked`]: one more than a block's skip bound.
 const FLOODERS: usize = 301;
 
@@ -230,14 +216,9 @@ fn bob_outbid(price: u128, block_sized: bool) -> Outbid {
     let mut m = setup(dir.path(), MbsSpec { users, ..MbsSpec::default() });
     let [ci, cj] = chains2(&m);
     let (s, flooder) = (sender(), dev_key(2));
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1631));
-    m.wait_native_window(&rec).unwrap();
-    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let (id, nt_s) = post_sender_nt(&mut m, ci, cj, 1631);
     let valid_until = nt_s.tx.kind.valid_until();
-    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
-    receiver_pays_and_proves(&mut m, id, &rec);
-    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let before = held_deposit(&m, &s);
     let many: Vec<KeyPair> = (8..8 + FLOODERS).map(dev_key).collect();
     let placed = |m: &BobMbs| -> u64 {
         if block_sized {
@@ -258,21 +239,9 @@ fn bob_outbid(price: u128, block_sized: bool) -> Outbid {
     }
     let (tip_i_when_flood_ends, real_i_when_flood_ends) = (m.bob_tip(ci), m.external(ci).unwrap().height());
     let flood_txs = placed(&m) - flood_start;
-    for _ in 0..800 {
-        let rec = m.cct(&id).unwrap();
-        if rec.complete {
-            break;
-        }
-        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
-            let relayer = m.relayer.clone();
-            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-            continue;
-        }
-        m.tick().unwrap();
-    }
-    let end = m.cct(&id).unwrap();
+    let end = settle_within(&mut m, id, 800);
     assert!(end.complete, "settled: {end:?}");
-    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let after = held_deposit(&m, &s);
     let landed = m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().map(|(h, _)| h);
     Outbid {
         sender: end.sender,

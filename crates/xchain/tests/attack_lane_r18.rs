@@ -19,20 +19,6 @@ use gridledger_xchain::bob::{CctV, PostNt};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::{Side, SideState};
 
-/// Keeps two blocks' worth of `key`'s plain BoB transfers at gas price
-/// `price` pending on the BoB.
-fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
-    let per_block = ChainConfig::default().max_block_txs as u64;
-    let bob = m.bob.chain_id();
-    let committed = m.bob.account(&key.address()).nonce;
-    let mut next = m.bob.next_nonce(&key.address());
-    while next - committed < 2 * per_block {
-        let tx = m.bob.sign(key, transfer(key, bob, next, key.address(), Amount(1), Amount(price)));
-        m.bob.submit(&tx).unwrap();
-        next += 1;
-    }
-}
-
 /// What [`outbid_behind_own_call`] saw.
 #[derive(Debug)]
 #[allow(dead_code)]
@@ -59,14 +45,9 @@ fn outbid_behind_own_call(own_call: bool) -> Outbid {
     let mut m = setup(dir.path(), MbsSpec::default());
     let [ci, cj] = chains2(&m);
     let (s, flooder) = (sender(), dev_key(2));
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 1811));
-    m.wait_native_window(&rec).unwrap();
-    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let (id, nt_s) = post_sender_nt(&mut m, ci, cj, 1811);
     let cut = nt_s.tx.kind.valid_until().unwrap();
-    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
-    receiver_pays_and_proves(&mut m, id, &rec);
-    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let before = held_deposit(&m, &s);
     let relayer = m.relayer.clone();
     let own = m.bob_call(&relayer, "ccdi_finish", &Hash32([7; 32]), Amount::ZERO);
     if own_call {
@@ -77,20 +58,9 @@ fn outbid_behind_own_call(own_call: bool) -> Outbid {
         m.tick().unwrap();
     }
     let (tip_i_when_flood_ends, real_i_when_flood_ends) = (m.bob_tip(ci), m.external(ci).unwrap().height());
-    for _ in 0..800 {
-        let rec = m.cct(&id).unwrap();
-        if rec.complete {
-            break;
-        }
-        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
-            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-            continue;
-        }
-        m.tick().unwrap();
-    }
-    let end = m.cct(&id).unwrap();
+    let end = settle_within(&mut m, id, 800);
     assert!(end.complete, "settled: {end:?}");
-    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let after = held_deposit(&m, &s);
     Outbid {
         sender: end.sender,
         tip_i_when_flood_ends,
@@ -205,7 +175,7 @@ fn busy_payer_chain(flood_price: u128) -> Busy {
     keep_busy(&mut m, ci, &flooder, flood_price);
     let prove = m.prove_call_next(&r, &pt).unwrap();
     m.bob_ok(&prove).unwrap();
-    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let before = held_deposit(&m, &s);
     let mut last_price = nt_s.tx.gas_price.0;
     for _ in 0..400 {
         let rec = m.cct(&id).unwrap();
@@ -225,7 +195,7 @@ fn busy_payer_chain(flood_price: u128) -> Busy {
     }
     let end = m.cct(&id).unwrap();
     assert!(end.complete, "settled: {end:?}");
-    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let after = held_deposit(&m, &s);
     Busy { sender: end.sender, window, last_price, s_deposit: (before, after) }
 }
 

@@ -11,27 +11,10 @@
 mod common;
 
 use common::*;
-use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_ledger::ChainConfig;
-use gridledger_xchain::bob::{CctV, PostNt};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec};
-use gridledger_xchain::{Side, SideState};
-
-/// Keeps two blocks' worth of `key`'s plain BoB transfers at gas price
-/// `price` pending on the BoB.
-fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
-    let per_block = ChainConfig::default().max_block_txs as u64;
-    let bob = m.bob.chain_id();
-    let committed = m.bob.account(&key.address()).nonce;
-    let mut next = m.bob.next_nonce(&key.address());
-    while next - committed < 2 * per_block {
-        let tx = m.bob.sign(key, transfer(key, bob, next, key.address(), Amount(1), Amount(price)));
-        m.bob.submit(&tx).unwrap();
-        next += 1;
-    }
-}
+use gridledger_ledger::devnet::dev_key;
+use gridledger_xchain::mbs::MbsSpec;
+use gridledger_xchain::SideState;
 
 /// Attack r18 [2]'s scenario (S posts its deadline NT on the BoB in time
 /// and relies on the BoB node to forward it; R pays and proves at once;
@@ -46,14 +29,9 @@ fn behind_own_calls(calls: usize) -> (SideState, (u128, u128), usize) {
     let mut m = setup(dir.path(), MbsSpec::default());
     let [ci, cj] = chains2(&m);
     let (s, flooder) = (sender(), dev_key(2));
-    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 2111));
-    m.wait_native_window(&rec).unwrap();
-    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let (id, nt_s) = post_sender_nt(&mut m, ci, cj, 2111);
     let cut = nt_s.tx.kind.valid_until().unwrap();
-    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
-    receiver_pays_and_proves(&mut m, id, &rec);
-    let before = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let before = held_deposit(&m, &s);
     let relayer = m.relayer.clone();
     let mut own = Vec::new();
     for i in 0..calls {
@@ -67,20 +45,9 @@ fn behind_own_calls(calls: usize) -> (SideState, (u128, u128), usize) {
         keep_bob_busy(&mut m, &flooder, 3);
         m.tick().unwrap();
     }
-    for _ in 0..800 {
-        let rec = m.cct(&id).unwrap();
-        if rec.complete {
-            break;
-        }
-        if !rec.verified && m.bob_tip(ci) >= rec.deadline_i && m.bob_tip(cj) >= rec.deadline_j {
-            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-            continue;
-        }
-        m.tick().unwrap();
-    }
-    let end = m.cct(&id).unwrap();
+    let end = settle_within(&mut m, id, 800);
     assert!(end.complete, "settled: {end:?}");
-    let after = m.deposit(&s.address()).free + m.deposit(&s.address()).locked;
+    let after = held_deposit(&m, &s);
     let landed = own.iter().filter(|h| m.bob.receipt(h).unwrap().is_some()).count();
     (end.sender, (before, after), landed)
 }

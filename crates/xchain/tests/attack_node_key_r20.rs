@@ -8,6 +8,8 @@
 //! `#[ignore = "attack r20 [k]: ..."]` until it is fixed. Tests without the
 //! mark held up.
 
+mod common;
+
 use gridledger_xchain::mbs::{
     pin_genesis_time, BobMbs, MbsError, MbsSpec, NodeKey, GENESIS_TIME_FILE, NODE_KEY_FILE, SHAPE_FILE,
 };
@@ -128,11 +130,7 @@ fn a_symlink_at_the_temporary_key_path_is_not_written_through() {
 fn a_restart_with_another_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let node = {
-        let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
-        m.tick().unwrap();
-        m.relayer.address()
-    };
+    let node = common::opened_once(d);
     let file = d.join(NODE_KEY_FILE);
     let good = std::fs::read(&file).unwrap();
     std::fs::write(&file, format!("{}\n", "22".repeat(32))).unwrap();

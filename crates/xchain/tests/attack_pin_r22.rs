@@ -8,6 +8,8 @@
 //! `#[ignore = "attack r22 [k]: ..."]` until it is fixed. Tests without the
 //! mark held up.
 
+mod common;
+
 use gridledger_xchain::mbs::{
     pin_genesis_time, BobMbs, MbsError, MbsSpec, NodeKey, GENESIS_TIME_FILE, NODE_ADDRESS_FILE, NODE_KEY_FILE,
     PIN_LOCK_FILE, SHAPE_FILE,
@@ -177,11 +179,7 @@ fn an_older_deployment_keeps_its_key() {
 fn an_older_deployment_opened_once_with_a_wrong_key_reopens_with_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let node = {
-        let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
-        m.tick().unwrap();
-        m.relayer.address()
-    };
+    let node = common::opened_once(d);
     let own = std::fs::read(d.join(NODE_KEY_FILE)).unwrap();
     // An older deployment: no node-address.
     std::fs::remove_file(d.join(NODE_ADDRESS_FILE)).unwrap();

@@ -3,6 +3,8 @@
 //! there (`node-key`, mode 0600) and loads it on every open; the old public
 //! development seed ([`dev_node_key`]) signs as nobody in particular.
 
+mod common;
+
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_xchain::mbs::{
@@ -156,11 +158,7 @@ fn a_deployment_without_a_recorded_node_address_opens_with_its_stored_key() {
     use gridledger_xchain::mbs::{NODE_ADDRESS_FILE, PIN_LOCK_FILE};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let node = {
-        let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
-        m.tick().unwrap();
-        m.relayer.address()
-    };
+    let node = common::opened_once(d);
     let recorded = std::fs::read_to_string(d.join(NODE_ADDRESS_FILE)).unwrap();
     assert_eq!(recorded.trim(), node.to_hex());
     // What a directory made before this change holds.

@@ -3,6 +3,9 @@
 //! and clients, Byzantine adversaries, and the round's success check.
 #![allow(dead_code)]
 
+pub mod two_lists;
+pub mod view0;
+
 use gridledger_consensus::pbft;
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
@@ -245,6 +248,11 @@ impl Run {
         self.sim.faults.iter().map(|(_, _, f)| f).collect()
     }
 
+    /// The faults `keep` selects, each with the node that recorded it.
+    pub fn faults_where(&self, keep: impl Fn(&Fault) -> bool) -> Vec<(u32, &Fault)> {
+        self.sim.faults.iter().filter(|(_, _, f)| keep(f)).map(|(_, n, f)| (*n, f)).collect()
+    }
+
     /// With `ATK_DEBUG` set, prints every output and then every fault of
     /// the run to stderr (the trace of a round that went wrong).
     pub fn debug_trace(&self) {
@@ -438,16 +446,23 @@ impl Adversary<P> for BadAttestationToDropMinis {
         sends
             .into_iter()
             .filter(|(_, m)| !matches!(m, Message::Mini { .. }))
-            .map(|(d, m)| match m {
-                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
-                    if self.to.iter().any(|&t| d == Dest::One(t)) =>
-                {
-                    let ra = enclave(self.me).attest_evidence(&[0u8; 32]);
-                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
-                }
-                other => (d, other),
-            })
+            .map(|(d, m)| junk_copy(self.me, &self.to, d, m))
             .collect()
+    }
+}
+
+/// `m` as node `me` sends it to `d`: a proposal to one of the nodes `to`
+/// with an attestation over nothing instead of its enclave's (a junk copy:
+/// the node refuses it), anything else as it is.
+pub fn junk_copy(me: usize, to: &[u32], d: Dest, m: Message) -> (Dest, Message) {
+    match m {
+        Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
+            if to.iter().any(|&t| d == Dest::One(t)) =>
+        {
+            let ra = enclave(me).attest_evidence(&[0u8; 32]);
+            (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
+        }
+        other => (d, other),
     }
 }
 
@@ -1106,5 +1121,48 @@ pub fn accused(f: &Fault) -> Option<Source> {
         Fault::Relayed { from, .. } | Fault::Impersonation { from, .. } | Fault::BadRelay { from, .. } => Some(*from),
         Fault::Client { client, .. } | Fault::Equivocation { client } => Some(Source::Client(*client as usize)),
         _ => None,
+    }
+}
+
+/// View 0's proposal `(0, root, clients)`: subfragment `sf`, attestation
+/// `ra`, no exclusions, `pre_vectors` carried.
+pub fn view0_proposal(
+    root: Hash32,
+    clients: &[u32],
+    ra: gridledger_core::enclave::EvidenceAttestation,
+    sf: gridledger_fl::dissemination::GlobalSubfragment,
+    pre_vectors: Vec<gridledger_fl::consensus::AttestedVector>,
+) -> Message {
+    Message::Proposal { view: 0, root, clients: clients.to_vec(), ra, sf, excluded: vec![], pre_vectors }
+}
+
+/// Proposal `m` as node `from`'s relay of it (any other message as it is).
+pub fn as_relay(from: usize, m: Message) -> Message {
+    match m {
+        Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } => {
+            Message::Relay { node: from, view, root, clients, ra, sf, excluded, pre_vectors }
+        }
+        other => other,
+    }
+}
+
+/// A Byzantine node `me` that runs the honest code, withholds its PBFT
+/// commit votes and catch-up answers, relays nothing unless `relays`, and
+/// — as aggregation leader — sends its (honest) proposal to the nodes in
+/// `bad_copy` with an attestation over nothing instead of its enclave's:
+/// they refuse that copy (a junk copy), the others verify the real one.
+pub struct BadCopyWithholdCommits {
+    pub me: usize,
+    pub bad_copy: Vec<u32>,
+    pub relays: bool,
+}
+
+impl Adversary<P> for BadCopyWithholdCommits {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(_, m)| !commit_or_catch_up(m) && (self.relays || !matches!(m, Message::Relay { .. })))
+            .map(|(d, m)| junk_copy(self.me, &self.bad_copy, d, m))
+            .collect()
     }
 }

@@ -54,9 +54,14 @@ pub fn lane_config() -> ChainConfig {
 /// A chain with `Duties` registered for dev keys `BYZANTINE` and `HONEST`
 /// (the registered nodes), opened with `config`.
 pub fn chain_with(dir: &std::path::Path, config: ChainConfig) -> Chain {
+    chain_of(dir, 20, config)
+}
+
+/// [`chain_with`] of `accounts` dev accounts holding `BAL` each.
+pub fn chain_of(dir: &std::path::Path, accounts: usize, config: ChainConfig) -> Chain {
     let mut reg = ContractRegistry::new();
     reg.register(DUTY_CONTRACT, Arc::new(Duties(vec![dev_key(BYZANTINE).address(), dev_key(HONEST).address()])));
-    Chain::open(dir, dev_genesis(1, 20, BAL, &[dev_validator(0)]), reg, config).expect("open")
+    Chain::open(dir, dev_genesis(1, accounts, BAL, &[dev_validator(0)]), reg, config).expect("open")
 }
 
 /// `chain_with` under `lane_config`.

@@ -304,3 +304,49 @@ pub fn posted_nt_in_history(m: &BobMbs, id: &Hash32, side: Side) -> Option<Signe
     }
     None
 }
+
+/// Keeps two blocks' worth of `key`'s plain BoB transfers at gas price
+/// `price` pending on the BoB.
+pub fn keep_bob_busy(m: &mut BobMbs, key: &KeyPair, price: u128) {
+    let per_block = gridledger_ledger::ChainConfig::default().max_block_txs as u64;
+    let bob = m.bob.chain_id();
+    let committed = m.bob.account(&key.address()).nonce;
+    let mut next = m.bob.next_nonce(&key.address());
+    while next - committed < 2 * per_block {
+        let tx = m
+            .bob
+            .sign(key, gridledger_ledger::devnet::transfer(key, bob, next, key.address(), Amount(1), Amount(price)));
+        m.bob.submit(&tx).unwrap();
+        next += 1;
+    }
+}
+
+/// `who`'s deposit on the BoB, free and locked together.
+pub fn held_deposit(m: &BobMbs, who: &KeyPair) -> u128 {
+    let d = m.deposit(&who.address());
+    d.free + d.locked
+}
+
+/// The opening of the flood-the-BoB attacks (r16 [3] and the lane rounds):
+/// S opens a CCT from chain `ci` to `cj` (`x_j` 400, `salt`), posts its
+/// deadline NT on the BoB in time (relying on the BoB node to forward it;
+/// S does not send it to chain i itself), and R pays and proves its side
+/// at once. Returns the CCT's id and S's NT.
+pub fn post_sender_nt(m: &mut BobMbs, ci: u32, cj: u32, salt: u64) -> (Hash32, SignedTransaction) {
+    let s = sender();
+    let (id, rec) = open_cct(m, &request_between(ci, cj, 400, salt));
+    m.wait_native_window(&rec).unwrap();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    receiver_pays_and_proves(m, id, &rec);
+    (id, nt_s)
+}
+
+/// Opens a default deployment in `d`, runs one step of it and closes it;
+/// returns its node's address (the key the deployment generated).
+pub fn opened_once(d: &std::path::Path) -> gridledger_core::Address {
+    let mut m = BobMbs::open(d, MbsSpec::default()).unwrap();
+    m.tick().unwrap();
+    m.relayer.address()
+}
