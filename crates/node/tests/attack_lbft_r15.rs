@@ -1,0 +1,269 @@
+//! Attack round 15 on the LBFT node engine (`consensus = "lbft"`): four
+//! in-process validators on fault-injecting disks, links in memory,
+//! validator 0 Byzantine (a puppet replica with one deviation, or a
+//! silent validator speaking only through [`Net::inject`]).
+//!
+//! Held up (passing tests here):
+//! - a proposer that equivocates — one batch to validator 1, a
+//!   conflicting one (the same sender and nonce, another amount) to
+//!   validators 2 and 3 — splits no one: the three honest validators
+//!   store the same delivered epochs and commit the same transaction of
+//!   that nonce, and an honest client's transfer commits at all three
+//!   (`an_equivocating_proposer_splits_no_one`);
+//! - with validator 0 otherwise silent (`f` silent), its hostile messages
+//!   — a `Val` one transaction over `max_batch_txs`, a `Val` over the
+//!   gas share, `Val`/`Aba` at epoch `u64::MAX`, agreement instance and
+//!   round `u32::MAX`, coin and echo shares signed over the wrong
+//!   statement, `Fetch` of proposer `u32::MAX`, `SyncRequest`s at 0 and
+//!   `u64::MAX`, and the delivered epochs, certificates and batches of
+//!   another deployment dealt the same threshold keys (another genesis)
+//!   replayed as `Sync`, `Certified` and `Cert` — neither halt nor stall
+//!   the three honest validators, none of the other deployment's batches
+//!   enters their log, and an honest client's transfers commit at all
+//!   three (`hostile_messages_and_another_deployments_records_from_a_silent_peer`).
+//!
+//! Run them with `cargo test -p gridledger-node --test attack_lbft_r15`.
+
+mod common;
+use common::lbft::{
+    committed, now_ms, stored_epochs, submit, transfer_of, tx, within, wire, Msg, Net, Validator, N,
+};
+use gridledger_node::lbft::{load_crypto, LbftSettings};
+use gridledger_consensus::lbft::{
+    AbaVote, Batch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, Target, ThresholdCrypto,
+};
+use gridledger_core::Hash32;
+use gridledger_ledger::devnet::{dev_genesis, dev_validator};
+use gridledger_ledger::fault::SimDisk;
+use gridledger_ledger::ChainConfig;
+use gridledger_node::lbft::WIRE_LBFT;
+use gridledger_node::validator::Input;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GAS: u64 = 21_000;
+
+/// Validator 0's replica configuration, as the node would run it.
+fn replica0(dir: &std::path::Path, genesis_hash: Hash32) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
+    let settings = LbftSettings {
+        key_shares: dir.join("validator-0").join("lbft.key"),
+        public_keys: dir.join("lbft-public.hex"),
+        ..LbftSettings::default()
+    };
+    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
+    let chain = ChainConfig::default();
+    let mut cfg = Config::new(N, 0, genesis_hash);
+    cfg.tick = 100;
+    cfg.retain = 64;
+    cfg.dedup_epochs = 0;
+    cfg.max_batch_txs = chain.max_block_txs / N;
+    cfg.max_tx_bytes = chain.max_tx_bytes;
+    (cfg, crypto)
+}
+
+fn genesis_hash(chain_id: u32) -> Hash32 {
+    let keys: Vec<_> = (0..N).map(dev_validator).collect();
+    dev_genesis(chain_id, 4, gridledger_core::Amount(1_000_000_000), &keys).hash()
+}
+
+/// Validator 0 as a puppet that equivocates on its first batch: `to_one`
+/// goes to validator 1, `to_rest` to validators 2 and 3 (and is the batch
+/// it echoes itself). Correct in every other step; later batches empty.
+fn equivocating_puppet(
+    dir: &std::path::Path,
+    net: Arc<Net>,
+    to_one: Vec<u8>,
+    to_rest: Vec<u8>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let (cfg, crypto) = replica0(dir, genesis_hash(1));
+    let inbox = net.take_inbox(0).expect("validator 0 never started");
+    std::thread::spawn(move || {
+        let mut r = Replica::new(cfg, crypto, Durable::default());
+        let mut equivocated_in: Option<u64> = None;
+        let mut first = true;
+        let mut steps = vec![r.start()];
+        let mut next_tick = Instant::now() + Duration::from_millis(100);
+        while !stop.load(Ordering::Relaxed) {
+            for s in std::mem::take(&mut steps) {
+                for (to, m) in &s.messages {
+                    let targets: Vec<usize> = match to {
+                        Target::All => (1..N).collect(),
+                        Target::One(i) => vec![*i as usize],
+                    };
+                    for t in targets {
+                        let m = match m {
+                            Message::Val { epoch, batch } if Some(*epoch) == equivocated_in && t == 1 => {
+                                Message::Val {
+                                    epoch: *epoch,
+                                    batch: Batch { txs: vec![to_one.clone()].into(), time_ms: batch.time_ms },
+                                }
+                            }
+                            m => m.clone(),
+                        };
+                        net.inject(t, 0, wire(&m));
+                    }
+                }
+                if let Some(e) = s.need_batch {
+                    let txs = if first { vec![to_rest.clone()] } else { Vec::new() };
+                    if first {
+                        equivocated_in = Some(e);
+                        first = false;
+                    }
+                    steps.push(r.propose_at(e, txs, now_ms()));
+                }
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_millis(100);
+                steps.push(r.handle_tick());
+                continue;
+            }
+            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
+            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
+            let Ok(m) = gridledger_core::codec::decode::<Msg>(body, usize::MAX) else { continue };
+            steps.push(r.handle_message(from, m));
+        }
+        equivocated_in.is_some()
+    })
+}
+
+fn hash_of(raw: &[u8]) -> Hash32 {
+    gridledger_ledger::SignedTransaction::from_bytes(raw, usize::MAX).unwrap().hash()
+}
+
+/// The delivered decisions `(epoch, [(proposer, digest)])` of `v`.
+fn decisions(v: &Validator) -> Vec<(u64, Vec<(u32, Hash32)>)> {
+    stored_epochs(v).iter().map(|d| (d.epoch, d.decision())).collect()
+}
+
+/// The honest validators agree on every epoch all of them delivered.
+fn same_prefix(vs: &[&Validator]) {
+    let ds: Vec<_> = vs.iter().map(|v| decisions(v)).collect();
+    let common = ds.iter().map(|d| d.len()).min().unwrap();
+    for d in &ds[1..] {
+        assert_eq!(d[..common], ds[0][..common], "two honest validators delivered different epochs");
+    }
+}
+
+#[test]
+fn an_equivocating_proposer_splits_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::new(dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two transfers of account 0 with nonce 0: one to validator 1, the
+    // other to validators 2 and 3.
+    let a = transfer_of(0, 0, GAS, 5);
+    let b = transfer_of(0, 0, GAS, 7);
+    let puppet = equivocating_puppet(dir.path(), net.clone(), a.clone(), b.clone(), stop.clone());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let honest = submit(&vs[0], 1, 0, 3);
+    let hs: Vec<Hash32> = honest.into_iter().map(|r| r.expect("admitted")).collect();
+    let all_committed = within(60, || vs.iter().all(|v| hs.iter().all(|h| committed(v, h))));
+    stop.store(true, Ordering::Relaxed);
+    let equivocated = puppet.join().unwrap();
+    assert!(equivocated, "the puppet never proposed");
+    assert!(all_committed, "an honest client's transfers did not commit at every honest validator");
+    let refs: Vec<&Validator> = vs.iter().collect();
+    same_prefix(&refs);
+    // The same transaction of nonce 0 at every honest validator, or none.
+    let (ha, hb) = (hash_of(&a), hash_of(&b));
+    let which: Vec<(bool, bool)> = vs.iter().map(|v| (committed(v, &ha), committed(v, &hb))).collect();
+    assert!(which.iter().all(|w| *w == which[0]), "honest validators committed different nonce-0 transfers: {which:?}");
+    assert!(!(which[0].0 && which[0].1), "both conflicting transfers committed");
+    let tips: Vec<_> = vs.iter().map(|v| v.node.shared.chain().tip().clone()).collect();
+    let h = tips.iter().map(|t| t.height).min().unwrap();
+    let at: Vec<_> = vs.iter().map(|v| v.node.shared.store.block(h).unwrap().map(|b| b.header.hash())).collect();
+    assert!(at.iter().all(|x| *x == at[0]), "blocks at height {h} differ: {at:?}");
+}
+
+/// Runs a deployment of chain 2 (the same dealt threshold keys, another
+/// genesis) until it delivered an epoch with a transaction; returns its
+/// stored epochs.
+fn other_deployment() -> Vec<DeliveredEpoch<gridledger_threshold::Signature>> {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let keys: Vec<_> = (0..N).map(dev_validator).collect();
+    let genesis = dev_genesis(2, 4, gridledger_core::Amount(1_000_000_000), &keys);
+    std::fs::write(dir.path().join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
+    let vs: Vec<Validator> = (0..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let raw = gridledger_ledger::Transaction {
+        chain_id: 2,
+        sender: gridledger_ledger::devnet::dev_key(1).public(),
+        nonce: 0,
+        gas_limit: GAS,
+        gas_price: gridledger_core::Amount(1),
+        kind: gridledger_ledger::TxKind::Transfer {
+            to: gridledger_ledger::devnet::dev_key(3).address(),
+            amount: gridledger_core::Amount(1),
+        },
+    }
+    .sign(&gridledger_ledger::devnet::dev_key(1))
+    .to_bytes();
+    let h = common::lbft::admit(&vs[1], &[raw]).remove(0).expect("admitted on chain 2");
+    assert!(within(60, || vs.iter().all(|v| committed(v, &h))), "chain 2 did not commit its transfer");
+    let epochs = stored_epochs(&vs[1]);
+    assert!(epochs.iter().any(|d| d.batches.iter().any(|b| !b.batch.txs.is_empty())));
+    epochs
+}
+
+#[test]
+fn hostile_messages_and_another_deployments_records_from_a_silent_peer() {
+    let foreign = other_deployment();
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
+    let (cfg, crypto) = replica0(dir.path(), genesis_hash(1));
+    let max = cfg.max_batch_txs;
+    let bad_coin = crypto.sign_share(KeyUse::Coin, b"not a coin statement");
+    let bad_echo = crypto.sign_share(KeyUse::Cert, b"not an echo statement");
+    let mut hostile: Vec<Msg> = vec![
+        Message::Val { epoch: 0, batch: Batch::new(vec![vec![]; max + 1]) },
+        Message::Val { epoch: u64::MAX, batch: Batch::new(vec![tx(0, 0, GAS)]) },
+        Message::Aba { epoch: u64::MAX, instance: 1, round: 0, vote: AbaVote::BVal(true) },
+        Message::Aba { epoch: 0, instance: u32::MAX, round: 0, vote: AbaVote::BVal(true) },
+        Message::Aba { epoch: 0, instance: 1, round: u32::MAX, vote: AbaVote::BVal(false) },
+        Message::Aba { epoch: 0, instance: 1, round: 2, vote: AbaVote::Coin(bad_coin.clone()) },
+        Message::Aba { epoch: 0, instance: 0, round: 0, vote: AbaVote::Coin(bad_coin) },
+        Message::Fetch { epoch: 0, proposer: u32::MAX },
+        Message::SyncRequest { next: u64::MAX },
+        Message::SyncRequest { next: 0 },
+    ];
+    for p in 1..N as u32 {
+        hostile.push(Message::Echo { epoch: 0, proposer: p, digest: Hash32([7; 32]), share: bad_echo.clone() });
+    }
+    for d in &foreign {
+        hostile.push(Message::Sync { delivered: d.clone() });
+        for b in &d.batches {
+            hostile.push(Message::Certified { epoch: d.epoch, batch: b.clone() });
+            hostile.push(Message::Cert { epoch: d.epoch, proposer: b.proposer, digest: b.digest, sig: b.sig.clone() });
+        }
+    }
+    let send_all = |ms: &[Msg]| {
+        for m in ms {
+            for to in 1..N {
+                net.inject(to, 0, wire(m));
+            }
+        }
+    };
+    send_all(&hostile);
+    let first = submit(&vs[0], 1, 0, 2);
+    // Again while the honest epochs run.
+    send_all(&hostile);
+    let second = submit(&vs[1], 2, 0, 2);
+    send_all(&hostile);
+    let hs: Vec<Hash32> = first.into_iter().chain(second).map(|r| r.expect("admitted")).collect();
+    let ok = within(60, || vs.iter().all(|v| hs.iter().all(|h| committed(v, h))));
+    assert!(ok, "the honest validators did not commit their clients' transfers beside the hostile peer");
+    let refs: Vec<&Validator> = vs.iter().collect();
+    same_prefix(&refs);
+    let foreign_digests: Vec<Hash32> = foreign.iter().flat_map(|d| d.batches.iter().map(|b| b.digest)).collect();
+    for v in &vs {
+        for d in stored_epochs(v) {
+            for b in &d.batches {
+                assert!(!foreign_digests.contains(&b.digest), "another deployment's batch entered the log");
+                assert!(!(b.proposer == 0 && !b.batch.txs.is_empty()), "a batch of the silent peer was delivered");
+            }
+        }
+    }
+}
