@@ -349,3 +349,45 @@ fn crash_with_f_silent(seed: u64) {
         v.node.shutdown();
     }
 }
+
+/// Validator 3 is killed (its durable image kept), validators 0, 1 and 2
+/// run 24 more epochs — far beyond the in-memory log (`retain_epochs` = 4
+/// here, on every validator), so the records validator 3 lacks are served
+/// from the others' stores — and then validator 0 goes silent for good.
+/// Validators 1 and 2 cannot finish an epoch without validator 3: it must
+/// catch up from their stores alone (`f + 1` = 2 alike records), after
+/// which the three commit new transfers, with the same chain.
+#[test]
+fn a_validator_far_behind_catches_up_from_the_stores_with_f_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new(dir.path());
+    let tweak = |s: &mut gridledger_node::lbft::LbftSettings| s.retain_epochs = 4;
+    let mut vs: Vec<Option<Validator>> = (0..N).map(|i| Some(net.start_with(i, SimDisk::new(), tweak))).collect();
+    let h = submit(vs[0].as_ref().unwrap(), 0, 0, 1).remove(0).expect("admitted");
+    assert!(within(60, || vs.iter().flatten().all(|v| committed(v, &h))));
+    let v3 = vs[3].take().unwrap();
+    let image = v3.disk.snapshot();
+    v3.node.shutdown();
+    let start = stored_epochs(vs[0].as_ref().unwrap()).len();
+    let mut nonce = 1;
+    while stored_epochs(vs[0].as_ref().unwrap()).len() < start + 24 {
+        let h = submit(vs[0].as_ref().unwrap(), 0, nonce, 1).remove(0).expect("admitted");
+        nonce += 1;
+        assert!(within(60, || committed(vs[0].as_ref().unwrap(), &h)), "transfer {nonce} commits with 3 validators");
+        assert!(nonce < 500);
+    }
+    let tip0 = chain_of(vs[1].as_ref().unwrap()).len();
+    assert!(within(60, || chain_of(vs[1].as_ref().unwrap()).len() >= tip0 && chain_of(vs[2].as_ref().unwrap()).len() >= tip0));
+    vs[0].take().unwrap().node.shutdown();
+    vs[3] = Some(net.start_with(3, image, tweak));
+    let live: Vec<&Validator> = vs.iter().flatten().collect();
+    let fresh: Vec<Hash32> =
+        submit(live[0], 1, 0, 2).into_iter().chain(submit(live[2], 2, 0, 2)).map(|r| r.expect("admitted")).collect();
+    let ok = within(60, || live.iter().all(|v| fresh.iter().all(|h| committed(v, h))));
+    let heights: Vec<usize> = live.iter().map(|v| chain_of(v).len()).collect();
+    assert!(ok, "validator 3 did not catch up from the stores of validators 1 and 2 (heights {heights:?})");
+    let tip = heights.iter().copied().min().unwrap();
+    let chains: Vec<Vec<Hash32>> = live.iter().map(|v| chain_of(v)[..tip].to_vec()).collect();
+    assert!(chains.iter().all(|c| *c == chains[0]), "the same chain everywhere");
+    same_prefix(&live);
+}
