@@ -26,15 +26,20 @@ use std::time::{Duration, Instant};
 pub const N: usize = 4;
 
 /// In-memory links: what validator `me` sends lands in the others'
-/// inboxes; `sent` counts its messages.
+/// inboxes; `sent` counts its messages. Once its disk crashed (the
+/// process died at that sync) it sends nothing more.
 pub struct Links {
     me: u32,
     inboxes: Arc<Vec<Mutex<Sender<Input>>>>,
     sent: Arc<AtomicU64>,
+    disk: Arc<SimDisk>,
 }
 
 impl Transport for Links {
     fn send(&self, to: u32, bytes: Vec<u8>) {
+        if self.disk.crashed() {
+            return;
+        }
         self.sent.fetch_add(1, Relaxed);
         if let Some(tx) = self.inboxes.get(to as usize) {
             let _ = tx.lock().unwrap().send(Input::Peer { from: self.me, bytes });
@@ -144,7 +149,7 @@ impl Net {
         let d = disk.clone();
         let store = Store::open_backend(move || d.backend()).unwrap();
         let sent = Arc::new(AtomicU64::new(0));
-        let links = Links { me: i as u32, inboxes: self.inboxes.clone(), sent: sent.clone() };
+        let links = Links { me: i as u32, inboxes: self.inboxes.clone(), sent: sent.clone(), disk: disk.clone() };
         let node = Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store))
             .unwrap()
             .spawn_lbft(Box::new(links), inbox, tx)
