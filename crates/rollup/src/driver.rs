@@ -1353,7 +1353,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// The assigned validator (the watcher) checks every posting ahead
     /// inside its window — whoever posted it (the driver's executors, an
     /// executor that posted before this run, a replacement) and whenever —
-    /// once per posting (batch and TCR root), and again when the batch's
+    /// once per posting ([`PostingId`]: a replacement with the same leaves is
+    /// another posting, attack r17 [1]), and again when the batch's
     /// turn to settle comes (attack r16 [1]). Posting stops
     /// at the first batch whose executor posts nothing (the stand-in of
     /// [`Self::process`] takes it when its turn comes).
