@@ -218,6 +218,19 @@ pub fn batch_leaves<C: ChainClient>(
     Err(bad("no sc_cr call in the block posted leaves that hash to the TCR root".into()))
 }
 
+/// One posting of a batch's TCRs as the baseline's watcher tells postings
+/// apart: (batch, TCR root, posting block, poster, post-state root). A void
+/// posting and its replacement differ in the posting block (or, in one
+/// block, the watcher only ever sees the standing one), so a replacement
+/// with the same leaves is checked again inside its own window (attack
+/// r17 [1]: keyed by (batch, TCR root) it counted as checked).
+pub type PostingId = (u64, Hash32, u64, Option<Address>, Option<Hash32>);
+
+/// `h`'s standing posting ([`PostingId`]), if it has one.
+fn posting_id(h: &BatchHeader) -> Option<PostingId> {
+    Some((h.id, h.tcr_root?, h.tcr_height.unwrap_or(0), h.posted_by, h.post_root))
+}
+
 /// Reads the IOR data of a primary chain through any [`ChainClient`]:
 /// headers, the bridge queue, posted leaves, and the settled state
 /// reconstructed from chain data alone ([`Self::settled_state`]).
@@ -470,10 +483,11 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// refused for good is not re-sent at every step and one refused for
     /// an earlier commitment's priority is retried with back-off.
     held_claims: BTreeMap<u64, HeldClaim>,
-    /// [`Mode::ConventionalOr`]: the postings ahead (batch, TCR root) the
-    /// watcher has checked ([`Self::post_ahead`]): each posting, whoever
-    /// sent it and whenever, is checked once, inside its window.
-    watched: BTreeSet<(u64, Hash32)>,
+    /// [`Mode::ConventionalOr`]: the postings ahead the watcher has
+    /// checked ([`Self::post_ahead`], [`PostingId`]): each posting, whoever
+    /// sent it and whenever, is checked once, inside its window; a
+    /// replacement is another posting, also one with the same leaves.
+    watched: BTreeSet<PostingId>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
@@ -1339,7 +1353,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// The assigned validator (the watcher) checks every posting ahead
     /// inside its window — whoever posted it (the driver's executors, an
     /// executor that posted before this run, a replacement) and whenever —
-    /// once per posting (batch and TCR root), and again when the batch's
+    /// once per posting ([`PostingId`]: a replacement with the same leaves is
+    /// another posting, attack r17 [1]), and again when the batch's
     /// turn to settle comes (attack r16 [1]). Posting stops
     /// at the first batch whose executor posts nothing (the stand-in of
     /// [`Self::process`] takes it when its turn comes).
@@ -1386,8 +1401,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         }
         for b in fin.saturating_add(1)..next {
             let h = self.batch_header(b)?;
-            let Some(root) = h.tcr_root.filter(|_| !h.overturned && h.state == BatchState::Open) else { continue };
-            if self.watched.contains(&(b, root)) {
+            if h.overturned || h.state != BatchState::Open {
+                continue;
+            }
+            let Some(posting) = posting_id(&h) else { continue };
+            if self.watched.contains(&posting) {
                 continue;
             }
             self.watch_posted(b)?;
@@ -1400,8 +1418,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// if they are wrong.
     fn watch_posted(&mut self, b: u64) -> Result<(), DriverError> {
         let input = self.batch_input(b)?;
-        if let Some(root) = input.header.tcr_root {
-            self.watched.insert((b, root));
+        if let Some(p) = posting_id(&input.header) {
+            self.watched.insert(p);
         }
         if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
             let step = self.validators[i].1.watch(&input);

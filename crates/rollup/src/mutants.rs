@@ -146,6 +146,17 @@ pub enum Mutation {
     /// standing root: a void posting and its replacement in one block
     /// freeze every reader (attack r16 [5]).
     ReaderTakesFirstPosting,
+    /// Pipelined: every dispute committed no later than the batch's
+    /// standing posting is refused (`Replaced`), also one that proves the
+    /// replacement wrong: an honest validator that committed to its
+    /// dispute of a void posting cannot dispute a forged replacement with
+    /// the same leaves (attack r17 [1]).
+    ReplacedDisputeRefused,
+    /// Pipelined: a replacement keeps the replaced posting's time, so its
+    /// window and its assigned validator's turn run from the void posting:
+    /// the validator is late for a replacement it saw only now, and is
+    /// forfeited when another party overturns it (attack r17 [2]).
+    ReplacementKeepsTurn,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -294,11 +294,28 @@ pub struct PrimaryConfig {
     ///   the chain's own execution of it, known once it is the next to
     ///   settle; then the successor is judged against that root (an
     ///   honest successor claiming the true root keeps its window).
-    /// - *A dispute is judged against the posting it was built for.* A
-    ///   dispute its sender committed to no later than the block of the
-    ///   batch's standing posting is refused, nothing lost
-    ///   ([`EntryDisputeError::Replaced`]): a void posting's replacement
-    ///   never turns a pending dispute into a loss.
+    /// - *A replacement never turns a pending dispute into a loss, nor
+    ///   locks its disputer out.* A dispute its sender committed to no
+    ///   later than the block of the batch's standing posting (built for a
+    ///   posting since replaced, or taken back and posted again) is judged
+    ///   against the standing posting but can only win: a whole-batch
+    ///   dispute that finds it correct is refused, nothing lost
+    ///   ([`EntryDisputeError::Replaced`], attack r16 [4]); one that proves
+    ///   it wrong overturns it and is rewarded as committed (attack r17
+    ///   [1]: a whole-batch dispute names no posting, so the dispute an
+    ///   honest validator committed to for a void posting is exactly its
+    ///   dispute of a replacement with the same forged leaves, and
+    ///   refusing it left the forged root unchallengeable for a window).
+    ///   Entry and state disputes prove a leaf against the standing TCR
+    ///   root and are judged as ever (a refused one costs nothing). Binding
+    ///   the commitment to a posting id instead would need every dispute's
+    ///   arguments to name the posting (else its reveal cannot say which
+    ///   posting it was built for).
+    /// - *A replacement's window and turn run from the replacement.* Its
+    ///   `complete_at` is the replacement's time, so the assigned
+    ///   validator's turn on it ([`validator_turn_start`]) starts then: a
+    ///   validator is never late for a posting before it stood (attack r17
+    ///   [2]).
     /// - *The assigned validator's turn starts once the claimed pre-root is
     ///   settled.* `punish` forfeits the assigned validator of an
     ///   overturned batch only if the dispute came more than half a window
@@ -778,11 +795,13 @@ pub enum EntryDisputeError {
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
-    /// [`PrimaryConfig::pipelined`]: the dispute was committed to
-    /// ([`commit_dispute`]) no later than the block of the batch's standing
-    /// posting, so it was built for a posting since replaced (a void
-    /// posting ahead): it is refused, not judged against the replacement.
-    #[error("batch {0}'s posting was replaced after this dispute was committed to; it is not judged against the replacement")]
+    /// [`PrimaryConfig::pipelined`]: the whole-batch dispute was committed
+    /// to ([`commit_dispute`]) no later than the block of the batch's
+    /// standing posting, so it was built for a posting since replaced (a
+    /// void posting ahead), and the replacement is correct: it is refused,
+    /// not rejected (nothing lost). Judged against the replacement, a
+    /// dispute that proves it wrong overturns it.
+    #[error("batch {0}'s posting was replaced after this dispute was committed to, and the replacement is correct; nothing is lost")]
     Replaced(u64),
     /// [`PrimaryConfig::pipelined`]: the batch was posted ahead on a root
     /// that is not final yet (the batch before it has not settled). The
@@ -2067,7 +2086,13 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, stated: Option<Hash
     h.burned = Some(a.burned);
     h.tcr_height = Some(ctx.height());
     h.posted_by = Some(caller);
-    h.complete_at = Some(ctx.timestamp());
+    // A replacement's window, and its assigned validator's turn
+    // ([`validator_turn_start`]), run from the replacement (attack r17
+    // [2]); planted: the replaced posting's time is kept.
+    let keep = crate::mutants::active(crate::mutants::Mutation::ReplacementKeepsTurn) && h.complete_at.is_some();
+    if !keep {
+        h.complete_at = Some(ctx.timestamp());
+    }
     if let Some(r) = claimed {
         ctx.write_typed(&prkey(h.id), &r)?;
     }
@@ -2545,6 +2570,11 @@ struct Against {
     claim: Option<Amount>,
     /// The store key of the caller's commitment this claim reveals.
     commitment: Vec<u8>,
+    /// Pipelined: the caller committed to this dispute no later than the
+    /// block of the batch's standing posting (it was built for a posting
+    /// since replaced): a whole-batch dispute that finds the batch correct
+    /// is refused ([`EntryDisputeError::Replaced`]), not rejected.
+    replaced: bool,
 }
 
 /// What every dispute checks first: the caller is a bonded challenger or
@@ -2578,22 +2608,33 @@ fn begin_dispute(
             let root = held.header.tcr_root.unwrap_or(Hash32::ZERO);
             let (h, pre_root, claim) = (held.header, held.pre_root, Some(held.reward));
             let commitment = mine.0;
-            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim, commitment }));
+            let replaced = false;
+            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim, commitment, replaced }));
         }
     }
     let h = header(ctx, batch)?;
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
         return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
     };
-    // Pipelined: a dispute is judged against the posting it was built for.
-    // One its sender committed to no later than the block of the standing
-    // posting was built for a posting since replaced (a void posting ahead
-    // replaced in between, attack r16 [4]): refused, nothing lost (the
-    // commitment stays; a dispute of the replacement is another one).
+    // Pipelined: a dispute its sender committed to no later than the block
+    // of the standing posting was built for a posting since replaced (a
+    // void posting ahead, replaced in between, or taken back by `finalize`
+    // and posted again). It is judged against the standing posting all the
+    // same, but it can only win: a whole-batch dispute that finds the
+    // replacement correct is refused (`Replaced`, nothing lost; attack r16
+    // [4]) instead of rejected, and one that proves the replacement wrong
+    // overturns it (attack r17 [1]: a whole-batch dispute carries the
+    // disputer's own TCRs, the entries and the settled-state witness, not
+    // the posting, so a forged replacement with the same leaves is disputed
+    // by the very dispute its validator committed to for the void posting;
+    // refusing it locked the validator out for a whole window).
+    let mut replaced = false;
     if c.pipelined && !crate::mutants::active(crate::mutants::Mutation::DisputeJudgedOnReplacement) {
         if let Some(posted) = h.tcr_height {
             let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
-            if committed_before(ctx, c.window_ms, &digest, posted.saturating_add(1))?.is_some() {
+            replaced = committed_before(ctx, c.window_ms, &digest, posted.saturating_add(1))?.is_some();
+            // Planted: the r16 rule, every such dispute refused.
+            if replaced && crate::mutants::active(crate::mutants::Mutation::ReplacedDisputeRefused) {
                 return Ok(Err(EntryDisputeError::Replaced(h.id)));
             }
         }
@@ -2609,7 +2650,7 @@ fn begin_dispute(
     if let Err(e) = window_open(ctx, &c, &h) {
         return Ok(Err(e));
     }
-    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new() }))
+    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new(), replaced }))
 }
 
 /// A successful claim of a batch's held reward ([`begin_dispute`]): the
@@ -2687,6 +2728,10 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
     if d.root == root && roots_ok {
         if d.claim.is_some() {
             return revert(EntryDisputeError::CorrectBatch(d.h.id).to_string());
+        }
+        if d.replaced {
+            // Built for a posting since replaced: nothing lost.
+            return revert(EntryDisputeError::Replaced(d.h.id).to_string());
         }
         if d.staked_node {
             let lost = forfeit(ctx, &d.caller)?;

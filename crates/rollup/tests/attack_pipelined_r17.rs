@@ -16,6 +16,12 @@
 //! (theft); [2] through the driver's own run (`process`) the replacement
 //! is overturned by another party after the assigned validator's turn,
 //! and `punish` burns the honest, locked-out validator's deposit.
+//!
+//! Fixed: a dispute committed before the standing posting is judged
+//! against it and can only win (a correct replacement refuses it,
+//! `Replaced`, nothing lost), and a replacement's window and turn run from
+//! the replacement; both findings' tests pass, and so does the lead of a
+//! void posting taken back by `finalize` and posted again.
 
 mod common;
 
@@ -129,26 +135,28 @@ fn forged_replacement_after_commitment(accomplice: Address) -> (Env, u64, KeyPai
 /// the posting it was built for and spends/forgets it, or the digest
 /// names the disputed TCR root).
 #[test]
-#[ignore = "attack r17: an honest validator that committed to its whole-batch dispute of a void posting can never dispute the forged replacement (Replaced / already committed); the minting root settles"]
 fn a_validator_that_committed_before_a_replacement_can_still_dispute_the_replacement() {
     let accomplice = trader(3);
     let (mut e, k, exec, validator, calls, minted) = forged_replacement_after_commitment(accomplice.address());
     let d = &calls[1];
     let mut tries = Vec::new();
-    // The revealed dispute (refused by design, nothing lost).
+    // The revealed dispute (since the fix it is judged against the
+    // replacement and overturns it).
     let s = e.d.primary_call(&validator, d.method, d.args.clone(), Amount::ZERO).unwrap().status;
     tries.push(("reveal", s));
-    // The watcher checks again: the same calls.
-    let (_, again) = watcher_calls(&mut e, k);
-    assert_eq!(again.iter().map(|c| (c.method, c.args.clone())).collect::<Vec<_>>(), {
-        calls.iter().map(|c| (c.method, c.args.clone())).collect::<Vec<_>>()
-    });
-    for (name, c) in [("re-commit", &again[0]), ("dispute", &again[1]), ("uncommitted", &again[1])] {
-        if disproved(&e, k) {
-            break;
+    if !disproved(&e, k) {
+        // The watcher checks again: the same calls.
+        let (_, again) = watcher_calls(&mut e, k);
+        assert_eq!(again.iter().map(|c| (c.method, c.args.clone())).collect::<Vec<_>>(), {
+            calls.iter().map(|c| (c.method, c.args.clone())).collect::<Vec<_>>()
+        });
+        for (name, c) in [("re-commit", &again[0]), ("dispute", &again[1]), ("uncommitted", &again[1])] {
+            if disproved(&e, k) {
+                break;
+            }
+            let s = e.d.primary_call(&validator, c.method, c.args.clone(), Amount::ZERO).unwrap().status;
+            tries.push((name, s));
         }
-        let s = e.d.primary_call(&validator, c.method, c.args.clone(), Amount::ZERO).unwrap().status;
-        tries.push((name, s));
     }
     let overturned = disproved(&e, k);
     let mut stolen = Amount::ZERO;
@@ -189,7 +197,6 @@ fn a_validator_that_committed_before_a_replacement_can_still_dispute_the_replace
 /// refused it — so it is not forfeited (or, better, finding 1 is fixed and
 /// it overturns the batch itself in its turn).
 #[test]
-#[ignore = "attack r17: the honest validator locked out by a forged replacement (Replaced) is forfeited when another party overturns the batch after its turn"]
 fn the_honest_validator_locked_out_by_a_replacement_keeps_its_deposit() {
     let (mut e, k, exec, validator, _, minted) = forged_replacement_after_commitment(trader(3).address());
     let run = e.d.process(&mut rng(17)).map(|v| v.iter().map(|s| (s.batch, s.disputed)).collect::<Vec<_>>());
@@ -222,4 +229,42 @@ fn another_committed_challenger_overturns_the_forged_replacement() {
     assert_eq!(s, TxStatus::Success, "{s:?}");
     assert!(disproved(&e, k));
     assert_ne!(e.d.batch_header(k).unwrap().post_root, Some(state_root(&minted)));
+}
+
+/// The attacker's lead, checked with the fix (`begin_dispute`: a dispute
+/// committed before the standing posting is judged against it and can
+/// only win): `finalize` takes back the void posting (its claimed pre-root
+/// is not the settled root) and the executor posts the same forged leaves
+/// again on the settled root. The validator's dispute, committed for the
+/// void posting, overturns the posting again; the minting root never
+/// settles.
+#[test]
+fn a_dispute_committed_before_a_take_back_disputes_the_same_leaves_posted_again() {
+    let accomplice = trader(3);
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let true_root = state_root(&e.d.state_before(k).unwrap());
+    let (tcrs, minted) = forged_tcrs(&mut e, k, accomplice.address());
+    let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: tcrs.clone() };
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);
+    let (validator, calls) = watcher_calls(&mut e, k);
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
+    let r = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "commitment: {:?}", r.status);
+    // `finalize` takes the void posting back.
+    let r = e.d.primary_call(&trader(2), "finalize", e.d.finalize_args(k).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "finalize: {:?}", r.status);
+    assert_eq!(e.d.batch_header(k).unwrap().tcr_root, None, "taken back");
+    // The same forged leaves, posted again on the settled root.
+    let on = SubmitTcrsOn { pre_root: true_root, tcrs };
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "posted again: {:?}", r.status);
+    let s = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap().status;
+    assert_eq!(s, TxStatus::Success, "the committed dispute of the re-posting: {s:?}");
+    assert!(disproved(&e, k));
+    assert_ne!(e.d.batch_header(k).unwrap().post_root, Some(state_root(&minted)));
+    assert!(node_active(&e, &validator.address()));
+    assert!(!node_active(&e, &exec.address()), "the forger is forfeited");
 }

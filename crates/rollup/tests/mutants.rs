@@ -777,6 +777,91 @@ fn a_dispute_of_a_replaced_posting_is_refused() -> bool {
     d != TxStatus::Success && node_active(&e, &validator.address())
 }
 
+/// Pipelined (attack r17): the next batch's executor posts `tcrs` void (a
+/// made-up claimed pre-root); its assigned validator checks the posting
+/// and, when `commit`, commits to its whole-batch dispute; then the
+/// executor replaces its posting with the same `tcrs` on the settled root.
+/// Returns the validator's key and its calls (commitment, dispute), or
+/// `None` where a step failed.
+fn void_posting_replaced_with_same_leaves(
+    e: &mut Env,
+    k: u64,
+    tcrs: SubmitTcrs,
+    commit: bool,
+    before_replacing: impl FnOnce(&mut Env),
+) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
+    use gridledger_rollup::primary::SubmitTcrsOn;
+    let exec = executor_of(e, k);
+    let true_root = state_root(&e.d.state_before(k).ok()?);
+    let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: tcrs.clone() };
+    if e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).ok()?.status != TxStatus::Success {
+        return None;
+    }
+    let input = e.d.batch_input(k).ok()?;
+    let i = e.d.validators.iter().position(|(v, _)| v.address() == input.header.validator)?;
+    let step = e.d.validators[i].1.watch(&input);
+    let validator = e.d.validators[i].0.clone();
+    let calls: Vec<_> =
+        step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary).collect();
+    if calls.iter().map(|c| c.method).collect::<Vec<_>>() != ["commit_dispute", "dispute"] {
+        return None;
+    }
+    if commit
+        && e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).ok()?.status
+            != TxStatus::Success
+    {
+        return None;
+    }
+    before_replacing(e);
+    let on = SubmitTcrsOn { pre_root: true_root, tcrs };
+    if e.d.primary_call(&exec, "sc_cr_on", args(&on), Amount::ZERO).ok()?.status != TxStatus::Success {
+        return None;
+    }
+    (e.d.batch_header(k).ok()?.posted_by == Some(exec.address())).then_some((validator, calls))
+}
+
+/// Whether batch `k` was proved wrong (overturned, or settled at once
+/// with the chain's run).
+fn disproved(e: &Env, k: u64) -> bool {
+    e.d.batch_header(k).is_ok_and(|h| h.overturned || matches!(h.state, BatchState::Settled { disputed: true, .. }))
+}
+
+/// Pipelined (attack r17 [1]): the honest validator committed to its
+/// whole-batch dispute of a void posting; the executor replaces it with
+/// the same forged leaves on the settled root; the validator's committed
+/// dispute overturns the replacement.
+fn a_dispute_committed_before_a_forged_replacement_overturns_it() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let tcrs = wrong_inputs_tcrs(&mut e, k);
+    let Some((validator, calls)) = void_posting_replaced_with_same_leaves(&mut e, k, tcrs, true, |_| {}) else {
+        return false;
+    };
+    let s = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).map(|r| r.status);
+    s.is_ok_and(|s| s == TxStatus::Success) && disproved(&e, k) && node_active(&e, &validator.address())
+}
+
+/// Pipelined (attack r17 [2]): a void posting stands for 0.6 of a window,
+/// then its executor replaces it with the same forged leaves; a bonded
+/// challenger overturns the replacement at once. The assigned validator's
+/// turn runs from the replacement, so it is not late and keeps its
+/// deposit.
+fn a_watcher_is_not_late_for_a_replacement() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let tcrs = wrong_inputs_tcrs(&mut e, k);
+    let later = |e: &mut Env| {
+        let t = e.d.now() + e.d.cfg.window_ms() * 6 / 10;
+        e.d.set_time(t);
+    };
+    let Some((validator, calls)) = void_posting_replaced_with_same_leaves(&mut e, k, tcrs, false, later) else {
+        return false;
+    };
+    let bond = e.d.cfg.challenge_bond;
+    let s = e.d.primary_call(&trader(2), calls[1].method, calls[1].args.clone(), bond).map(|r| r.status);
+    s.is_ok_and(|s| s == TxStatus::Success) && disproved(&e, k) && node_active(&e, &validator.address())
+}
+
 /// Baseline (attack r16 [5]): a void posting and its replacement in one
 /// block; the driver reads the replacement's leaves (they hash to the
 /// standing root) and settles the batch, and the settled state is read.
@@ -807,7 +892,7 @@ fn a_void_posting_replaced_in_one_block_is_read() -> bool {
     settled.is_ok_and(|v| v.iter().any(|s| s.batch == k)) && e.d.participant(&trader(0).address()).is_ok()
 }
 
-const SCENARIOS: [Scenario; 30] = [
+const SCENARIOS: [Scenario; 32] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -850,6 +935,11 @@ const SCENARIOS: [Scenario; 30] = [
     ("a forfeited poster's posting ahead is taken over", a_forfeited_posters_posting_ahead_is_taken_over),
     ("a dispute of a replaced posting is refused", a_dispute_of_a_replaced_posting_is_refused),
     ("a void posting replaced in one block is read", a_void_posting_replaced_in_one_block_is_read),
+    (
+        "a dispute committed before a forged replacement overturns it",
+        a_dispute_committed_before_a_forged_replacement_overturns_it,
+    ),
+    ("a watcher is not late for a replacement", a_watcher_is_not_late_for_a_replacement),
 ];
 
 gridledger_core::mutation_check! {
@@ -886,4 +976,6 @@ gridledger_core::mutation_check! {
     forfeited_postings_standing_is_caught: Mutation::ForfeitedPostingsStand => "a forfeited poster's posting ahead is taken over",
     dispute_judged_on_replacement_is_caught: Mutation::DisputeJudgedOnReplacement => "a dispute of a replaced posting is refused",
     reader_taking_first_posting_is_caught: Mutation::ReaderTakesFirstPosting => "a void posting replaced in one block is read",
+    replaced_dispute_refused_is_caught: Mutation::ReplacedDisputeRefused => "a dispute committed before a forged replacement overturns it",
+    replacement_keeping_turn_is_caught: Mutation::ReplacementKeepsTurn => "a watcher is not late for a replacement",
 }
