@@ -15,16 +15,27 @@
 //! executor it challenged; a staked validator's frivolous dispute costs no
 //! deposit. The bond's deterrent, and the honest executor's compensation,
 //! are gone for whoever commits early.
+//!
+//! Finding [2] (high): a void posting of the next batch to settle (a
+//! claimed pre-root that is not the settled root) is replaceable at once
+//! by any active executor (`record_tcrs`, `void_posting`), and `finalize`
+//! takes it back at once, but the driver's honest parties do neither: the
+//! watcher's and meters' disputes are refused (`Void`), the clock is run
+//! to the void posting's full window, and only then is it taken back and
+//! posted again. The void poster loses nothing (`take_back` punishes
+//! nobody) and, as the batch's executor, may post void again after every
+//! take-back: one window of settlement delay per free transaction, for
+//! ever, by one party.
 
 mod common;
 
 use common::pipelined::*;
 use common::*;
-use gridledger_core::Amount;
+use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
-use gridledger_rollup::primary::SubmitTcrs;
+use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
 use gridledger_rollup::state::{fill_post_roots, post_state};
 use gridledger_rollup::types::{dispute_commitment, dispute_digest, entry_hash, Tcr};
 
@@ -86,4 +97,67 @@ fn a_dispute_committed_before_the_first_posting_still_risks_its_bond() {
         before.saturating_sub(after),
         exec_after.saturating_sub(exec_before),
     );
+}
+
+/// Finding [2]: batch k's assigned executor posts its honest leaves on a
+/// made-up pre-root (void). Honest parties should replace the void
+/// posting at once (or take it back at once), so k settles about a window
+/// after the void posting; the driver's run waits the void posting's
+/// whole window before taking it back, then the batch's own window runs
+/// again: k settles two windows after the void posting, and its poster,
+/// free to do it again after each take-back, lost nothing.
+#[test]
+#[ignore = "attack r18: a void posting of the next batch to settle costs a whole window (no one replaces it at once), free and repeatable"]
+fn a_void_posting_of_the_next_batch_is_replaced_at_once() {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert_eq!(fin, k, "the batch is the next to settle");
+    let exec = executor_of(&e, k);
+    let tcrs = honest_submit(&mut e, k);
+    let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs };
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);
+    let void_at = e.d.batch_header(k).unwrap().complete_at.unwrap();
+    let w = e.d.cfg.window_ms();
+    let run = e.d.process(&mut rng(18)).unwrap();
+    assert!(run.iter().any(|s| s.batch == k), "batch {k} settled by process");
+    let BatchState::Settled { at, .. } = e.d.batch_header(k).unwrap().state else { panic!("batch {k} not settled") };
+    assert!(
+        at < void_at + w + w / 2,
+        "batch {k}'s void posting at {void_at} (window {w}) delayed its settlement to {at} \
+         ({} ms after it); the void poster {} is still active: {}",
+        at - void_at,
+        exec.address(),
+        node_active(&e, &exec.address()),
+    );
+}
+
+/// With finding [2]: the contract lets the void poster do it again after
+/// every take-back, for nothing (its deposit stays, it stays active), and
+/// lets any other active executor replace a void posting at once (what an
+/// honest party should do).
+#[test]
+fn a_void_poster_reposts_void_after_each_take_back_but_anyone_may_replace_it_at_once() {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let tcrs = honest_submit(&mut e, k);
+    let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: tcrs.clone() };
+    for round in 0..3 {
+        let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "round {round}: void posting: {:?}", r.status);
+        let r = e.d.primary_call(&trader(2), "finalize", e.d.finalize_args(k).unwrap(), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "round {round}: take-back: {:?}", r.status);
+        assert_eq!(e.d.batch_header(k).unwrap().tcr_root, None, "round {round}: taken back");
+        assert!(node_active(&e, &exec.address()), "round {round}: the void poster is not punished");
+    }
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);
+    let other = e.d.executors.iter().find(|(x, _)| x.address() != exec.address()).unwrap().0.clone();
+    let true_root = gridledger_rollup::state::state_root(&e.d.state_before(k).unwrap());
+    let on = SubmitTcrsOn { pre_root: true_root, tcrs };
+    let r = e.d.primary_call(&other, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "replacement at once: {:?}", r.status);
+    assert_eq!(e.d.batch_header(k).unwrap().posted_by, Some(other.address()));
 }
