@@ -37,7 +37,8 @@ use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
 use gridledger_rollup::state::{fill_post_roots, post_state};
-use gridledger_rollup::types::{dispute_commitment, dispute_digest, entry_hash, Tcr};
+use gridledger_rollup::roles::Target;
+use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest, entry_hash, Participant, Tcr};
 
 /// `batch`'s honest `sc_cr` arguments.
 fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
@@ -160,4 +161,63 @@ fn a_void_poster_reposts_void_after_each_take_back_but_anyone_may_replace_it_at_
     let r = e.d.primary_call(&other, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "replacement at once: {:?}", r.status);
     assert_eq!(e.d.batch_header(k).unwrap().posted_by, Some(other.address()));
+}
+
+/// Held up: the assigned validator commits to its whole-batch dispute of
+/// a void posting whose leaf 0 has forged inputs; the executor then
+/// replaces it with the batch's correct TCRs on the settled root. The
+/// revealed stale dispute is refused (`Replaced`): the validator keeps
+/// its deposit and pays only the fee, and the correct batch settles.
+#[test]
+fn a_stale_dispute_of_a_correct_replacement_costs_the_validator_nothing() {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let honest = honest_submit(&mut e, k);
+    let input = e.d.batch_input(k).unwrap();
+    let p = e.d.cfg.params.clone();
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &input.full_state(&p), &input.entries, &mut leaves);
+    let buyer = input.entries[0].tx.terms().buyer;
+    leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record").balance = Amount::ZERO;
+    // ... and the last post-state root mints trader 3 ten coin.
+    let full = input.full_state(&p);
+    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, _) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let rs = p.rs;
+    minted.participants.insert(trader(3).address(), Participant { balance: coins(10), reputation: rs });
+    let mut forged = honest.clone();
+    forged.leaves = leaves.iter().map(|l| l.posted()).collect();
+    let last = forged.leaves.len() - 1;
+    forged.leaves[last].post_root = gridledger_rollup::state::state_root(&minted);
+    forged.post_root = forged.leaves[last].post_root;
+    let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: forged };
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);
+    let input = e.d.batch_input(k).unwrap();
+    let i = e.d.validators.iter().position(|(v, _)| v.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.watch(&input);
+    let validator = e.d.validators[i].0.clone();
+    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
+    let r = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "commitment: {:?}", r.status);
+    let true_root = gridledger_rollup::state::state_root(&e.d.state_before(k).unwrap());
+    let on = SubmitTcrsOn { pre_root: true_root, tcrs: honest.clone() };
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "correct replacement: {:?}", r.status);
+    let before = wealth(&e, &validator);
+    let r = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    let lost = before - wealth(&e, &validator);
+    assert!(matches!(&r.status, TxStatus::Reverted(m) if m.contains("replaced")), "{:?}", r.status);
+    assert!(lost < e.d.cfg.challenge_bond.0, "the validator lost {lost}, more than a fee");
+    assert!(node_active(&e, &validator.address()), "the validator keeps its deposit");
+    let due = e.d.batch_header(k).unwrap().complete_at.unwrap() + e.d.cfg.window_ms();
+    e.d.set_time(due);
+    let r = e.d.primary_call(&trader(2), "finalize", e.d.finalize_args(k).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "finalize: {:?}", r.status);
+    let h = e.d.batch_header(k).unwrap();
+    assert!(matches!(h.state, BatchState::Settled { disputed: false, .. }), "{:?}", h.state);
+    assert_eq!(h.post_root, Some(honest.post_root));
+    assert!(node_active(&e, &exec.address()), "the executor's correct replacement stands");
 }
