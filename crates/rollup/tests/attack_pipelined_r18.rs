@@ -36,8 +36,8 @@ use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
-use gridledger_rollup::state::{fill_post_roots, post_state};
 use gridledger_rollup::roles::Target;
+use gridledger_rollup::state::{fill_post_roots, post_state};
 use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest, entry_hash, Participant, Tcr};
 
 /// `batch`'s honest `sc_cr` arguments.
