@@ -57,7 +57,8 @@ fn crowd(k: usize) -> Market {
 // one pair 3 611 iterations (round 14 [4]), 2: 5 616, 3: 8 984, 4:
 // 13 012, 5: 26 588, 6, 8 and 12 pairs: the cap. One buyer with 12 such
 // sellers clears in 5 289; 12 such buyers with one seller in 167 957
-// (near the cap). A typed error, not a wrong dispatch: the framework falls
+// (near the cap); four pairs with `a = 10⁻⁶` and equal bids (10
+// requests) reach the cap too. A typed error, not a wrong dispatch: the framework falls
 // back to the central reference.
 #[test]
 #[ignore = "attack r16: six near-linear pairs sharing an overloaded row never clear under primal-dual (NoConvergence)"]
@@ -227,5 +228,32 @@ fn rows_either_side_of_the_negligible_scale_clear_alike() {
         assert!(c.converged && c.relative_gap.abs() <= 1e-3, "f {f:e}: {} {}", c.converged, c.relative_gap);
         assert!(c.violation_kw < 1e-8, "f {f:e}: rows moved by {}", c.violation_kw);
         assert_eq!(c.energy_kwh > 1e3, dropped, "f {f:e}: {} kWh", c.energy_kwh);
+    }
+}
+
+// Finding [1] on the shipped 33-bus feeder (case33bw as shipped, no
+// change to the case file): six near-linear buyers at bus 18 (`a =
+// 10⁻⁵`, bids 10.0..10.5 $/kWh, 10 MWh each) and six near-linear sellers
+// at bus 17 (asks 9.0..9.5 $/kWh), plus two small parties (14 requests,
+// round 14 [5]'s shape six times over): the reference clears with `bus 18
+// V min` binding, primal-dual reaches the 200 000 cap, `NoConvergence`.
+// Two pairs clear in 4 020 iterations, four in 5 007.
+#[test]
+#[ignore = "attack r16: six near-linear pairs at feeder buses 17 -> 18 never clear under primal-dual (NoConvergence)"]
+fn a_crowd_of_near_linear_pairs_on_the_feeder_clears_within_the_cap() {
+    use Side::{Buyer, Seller};
+    let net = network_for(&Case::parse(gridledger_market::CASE33BW).unwrap(), 1.0).unwrap();
+    let mut buyers = vec![p(Buyer, 29, 0.02, 0.3, 0.0, 3.0)];
+    let mut sellers = vec![p(Seller, 5, 0.015, 0.1, 0.0, 3.0)];
+    for i in 0..6 {
+        buyers.push(p(Buyer, 18, 1e-5, 10.0 + 0.1 * i as f64, 0.0, 10000.0));
+        sellers.push(p(Seller, 17, 1e-5, 9.0 + 0.1 * i as f64, 0.0, 10000.0));
+    }
+    let m = Market { buyers, sellers };
+    let central = clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
+    assert!(central.binding.iter().any(|b| b == "bus 18 V min"), "{:?}", central.binding);
+    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
+        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
+        Err(e) => panic!("observed: {e}"),
     }
 }
