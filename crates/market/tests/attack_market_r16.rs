@@ -257,3 +257,25 @@ fn a_crowd_of_near_linear_pairs_on_the_feeder_clears_within_the_cap() {
         Err(e) => panic!("observed: {e}"),
     }
 }
+
+// Held up: rows of negligible scale with negative headroom (case33bw's
+// loads with `Vmin` 1.0 p.u. and impedances × 10⁻¹²: V-min rows of about
+// 10⁻¹⁶ per kW below their limit at zero injection, which
+// `negligible_row` does not drop) are refused when the network is built,
+// a typed error, before either side weights them.
+#[test]
+fn negligible_rows_with_negative_headroom_are_refused_up_front() {
+    for f in [1e-6, 1e-12] {
+        let mut c = Case::parse(gridledger_market::CASE33BW).unwrap();
+        for b in &mut c.branches {
+            b.r *= f;
+            b.x *= f;
+        }
+        for b in &mut c.buses {
+            b.vmin = 1.0;
+            b.vmax = 1.1;
+        }
+        let e = network_for(&c, 1.0).expect_err("loads below Vmin at zero injection");
+        assert!(e.to_string().contains("already violate the voltage limits"), "f {f:e}: {e}");
+    }
+}
