@@ -58,7 +58,9 @@ fn crowd(k: usize) -> Market {
 // 13 012, 5: 26 588, 6, 8 and 12 pairs: the cap. One buyer with 12 such
 // sellers clears in 5 289; 12 such buyers with one seller in 167 957
 // (near the cap); four pairs with `a = 10⁻⁶` and equal bids (10
-// requests) reach the cap too. A typed error, not a wrong dispatch: the framework falls
+// requests) reach the cap too, and so do three pairs 3 -> 4 with three
+// counter-pairs 4 -> 3 (`a = 10⁻⁵`, 500 kWh each; one or two of each
+// clear). A typed error, not a wrong dispatch: the framework falls
 // back to the central reference.
 #[test]
 #[ignore = "attack r16: six near-linear pairs sharing an overloaded row never clear under primal-dual (NoConvergence)"]
@@ -278,4 +280,16 @@ fn negligible_rows_with_negative_headroom_are_refused_up_front() {
         let e = network_for(&c, 1.0).expect_err("loads below Vmin at zero injection");
         assert!(e.to_string().contains("already violate the voltage limits"), "f {f:e}: {e}");
     }
+}
+
+// Held up: a trade at the weight clamp (buses 27 -> 29 differ by
+// 2.8·10⁻¹⁷ on line 2-5) sharing the market with a near-linear pair on
+// the overloaded row.
+#[test]
+fn a_trade_at_the_clamp_next_to_a_near_linear_pair_clears() {
+    use Side::{Buyer, Seller};
+    let mut m = crowd(1);
+    m.buyers.push(p(Buyer, 29, 1e-5, 10.0, 0.0, 2000.0));
+    m.sellers.push(p(Seller, 27, 1e-5, 9.0, 0.0, 2000.0));
+    assert_eq!(outcome(&m, 200_000), "");
 }
