@@ -293,3 +293,36 @@ fn a_trade_at_the_clamp_next_to_a_near_linear_pair_clears() {
     m.sellers.push(p(Seller, 27, 1e-5, 9.0, 0.0, 2000.0));
     assert_eq!(outcome(&m, 200_000), "");
 }
+
+// Held up: under the optimal attack (every subproblem held by Byzantine
+// hosts only is attacked once: 3 of 5 enclaves, κ = 3) the recompute
+// countermeasure keeps TEAR-DO on the fused step bit for bit, the
+// operator's damping vector included.
+#[test]
+fn teardo_recomputes_the_operator_damping_under_the_optimal_attack() {
+    use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig};
+    use std::collections::BTreeMap;
+    let net = network_for(&one_rated_line(), 1.0).unwrap();
+    let m = crowd(2);
+    // the hosts Assign gives the operator's subproblem
+    let probe =
+        TearDoConfig { enclaves: 5, kappa: 3, byzantine: BTreeMap::new(), strategy: Strategy::Optimal, seed: 3 };
+    let op_hosts =
+        TearDo::new_insecure_seeded(&m, &net, probe, [1; 32]).unwrap().assigned(m.buyers.len() + m.sellers.len());
+    for fault in [Fault::TamperOutput, Fault::Silent, Fault::WrongInputs] {
+        let byz: BTreeMap<usize, Fault> = op_hosts.iter().map(|n| (*n, fault)).collect();
+        let cfg = TearDoConfig { enclaves: 5, kappa: 3, byzantine: byz, strategy: Strategy::Optimal, seed: 3 };
+        let mut tear = TearDo::new_insecure_seeded(&m, &net, cfg, [1; 32]).unwrap();
+        let mut fused = tear.pd.clone();
+        let mut prev = [0u8; 32];
+        for it in 0..150 {
+            let c = tear.step(&m, &mut prev);
+            let r = fused.step(&m);
+            assert_eq!(common::bits(&tear.pd), common::bits(&fused), "{fault:?}: states at {it}");
+            assert_eq!(c, r.converged, "{fault:?}: at {it}");
+        }
+        assert_eq!(tear.assigned(m.buyers.len() + m.sellers.len()), op_hosts, "same assignment");
+        let report = tear.report(false);
+        assert!(!report.detected.is_empty(), "{fault:?}: the attack on the operator is not detected");
+    }
+}
