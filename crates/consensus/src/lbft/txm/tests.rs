@@ -109,6 +109,25 @@ fn situation_2_valid_is_stored_in_its_array_position() {
 }
 
 #[test]
+fn one_transaction_per_client_epoch_and_delivery_number_the_first_is_kept() {
+    // Slot 0 (group 0): consulted at e_c + κ = 3.
+    let k = client("a");
+    let mut p = replica_at(&k, 0);
+    let first = LbftTx::sign(&k, 1, b"first".to_vec(), 0, 2);
+    assert_eq!(p.receive(first.clone()), Outcome::Stored { slot: 0 });
+    let second = LbftTx::sign(&k, 1, b"second".to_vec(), 0, 2);
+    assert_eq!(p.receive(second.clone()), Outcome::Rejected(Rejection::ClientHeld { kept: first.id() }));
+    unchanged(&p, 1, 0);
+    assert!(p.next_batch(1).is_empty() && p.next_batch(2).is_empty());
+    let batch = p.next_batch(3);
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].id(), first.id(), "the first received is the one batched");
+    // Batched, it no longer holds the place; another copy for the same
+    // (DN_c, e_c) lands in the same, consulted, bucket: stale.
+    assert_eq!(p.receive(second), Outcome::Rejected(Rejection::Store(StoreError::Stale { consulted: 3 })));
+}
+
+#[test]
 fn line_20_non_recipient_discards() {
     let k = client("a");
     let mut p = non_recipient(&k);
