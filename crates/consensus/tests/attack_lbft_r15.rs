@@ -29,6 +29,13 @@
 //! advances the client's delivery number once
 //! (`hostile_fields_are_refused_with_a_reason`).
 //!
+//! Fixed: π^τ holds one transaction per `(client, DN_c, e_c)` (the first
+//! received; a later one is refused, `Rejection::ClientHeld`), the
+//! per-client bound of `κ + 1` covers valid and undecided transactions
+//! together, and TBG refuses a transaction on store once the batch of its
+//! consultation epoch is full (`StoreError::BatchFull`) rather than cutting
+//! the batch: both tests now run.
+//!
 //! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r15 -- --include-ignored`.
 
 mod common;
@@ -56,7 +63,6 @@ fn recipient_key(prefix: &str) -> EdKeyPair {
 /// the replica's whole memory bound, and an honest client's valid
 /// transaction is refused.
 #[test]
-#[ignore = "attack r15 [1]: one client key with one delivery number fills π^τ's buckets; other clients' valid transactions are refused"]
 fn one_client_key_cannot_fill_the_buckets() {
     let mut p = pi_tau(Theta::ALWAYS, 64);
     let flooder = recipient_key("flooder");
@@ -77,7 +83,6 @@ fn one_client_key_cannot_fill_the_buckets() {
 /// [1] The flood is batched in full: TBG hands every one of the key's
 /// transactions for `(DN_c = 0, e_c = 1)` to the agreement.
 #[test]
-#[ignore = "attack r15 [1]: all of one client's transactions for one (delivery number, epoch) are batched, Rule-2 allows one"]
 fn one_client_gets_one_transaction_per_epoch_and_delivery_number_batched() {
     let mut p = pi_tau(Theta::ALWAYS, 64);
     let flooder = recipient_key("flooder");

@@ -27,7 +27,8 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         | Mutation::PipelineOutOfOrder
         | Mutation::CertFailuresForgotten
         | Mutation::EchoShareResigned
-        | Mutation::LateCopyAdmitted => Vec::new(),
+        | Mutation::LateCopyAdmitted
+        | Mutation::ValidUnbounded => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -338,4 +339,34 @@ fn late_copy_admitted_is_caught() {
         (Ok(()), true),
         "the planted bug queues the late copy and proposes it again"
     );
+}
+
+/// [`Mutation::ValidUnbounded`] lives in π^τ, not in the replica: every
+/// valid transaction of one key for one `(DN_c, e_c)` is stored and
+/// batched (attack r15 [1] on the consensus crate); π^τ as shipped keeps
+/// the first received and refuses the others with a typed reason.
+#[test]
+fn valid_unbounded_is_caught() {
+    use common::lbft::pi_tau;
+    use gridledger_consensus::lbft::txm::{
+        array_function, nonce_value, BatchSource, LbftTx, Outcome, Rejection, Theta,
+    };
+    use gridledger_core::ed25519::EdKeyPair;
+    use gridledger_core::Hash32;
+    // A key with replica 0 of the fixture among its recipients for DN 0 in epoch 1.
+    let key = (0..)
+        .map(|i| EdKeyPair::from_seed(&format!("one-key-{i}")))
+        .find(|k| array_function(&nonce_value(0, &k.public(), &Hash32([7; 32])), 10, 4).contains(&0))
+        .expect("some key has replica 0 among its recipients");
+    let flood = |mutation: Option<Mutation>| {
+        let mut p = pi_tau(Theta::ALWAYS, 64).with_mutation(mutation);
+        let outs: Vec<Outcome> =
+            (0..20u32).map(|i| p.receive(LbftTx::sign(&key, 1, i.to_le_bytes().to_vec(), 0, 2))).collect();
+        let stored = outs.iter().filter(|o| matches!(o, Outcome::Stored { .. })).count();
+        let refused = outs.iter().filter(|o| matches!(o, Outcome::Rejected(Rejection::ClientHeld { .. }))).count();
+        let batched = (1..=10).map(|e| p.next_batch(e).len()).sum::<usize>();
+        (stored, refused, batched)
+    };
+    assert_eq!(flood(None), (1, 19, 1), "control: the first is kept, the other 19 refused");
+    assert_eq!(flood(Some(Mutation::ValidUnbounded)), (20, 0, 20), "the planted bug stores and batches all 20");
 }

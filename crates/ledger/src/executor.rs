@@ -6,7 +6,7 @@
 //! cannot be replayed and still pays for its work.
 
 use gridledger_core::merkle::merkle_root;
-use gridledger_core::{Amount, ChainId, Hash32, PublicKey};
+use gridledger_core::{Address, Amount, ChainId, Hash32, PublicKey};
 use thiserror::Error;
 
 use crate::block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
@@ -112,8 +112,17 @@ impl<'a> BlockBuilder<'a> {
         &self.overlay
     }
 
-    /// Applies one transaction (whose signature the caller has verified).
+    /// Applies one transaction (whose signature the caller has verified);
+    /// its fee goes to the block's proposer.
     pub fn push(&mut self, stx: SignedTransaction) -> Result<&Receipt, TxRejected> {
+        let proposer = self.env.proposer;
+        self.push_paying(stx, proposer)
+    }
+
+    /// [`BlockBuilder::push`] with the fee paid to `fee_to` rather than to
+    /// the block's proposer (a leaderless block, where each transaction's
+    /// fee goes to the validator whose batch carried it).
+    pub fn push_paying(&mut self, stx: SignedTransaction, fee_to: Address) -> Result<&Receipt, TxRejected> {
         let tx = &stx.tx;
         let sender = stx.sender();
         if let Some(valid_until) = tx.kind.valid_until().filter(|u| self.env.height > *u) {
@@ -165,9 +174,9 @@ impl<'a> BlockBuilder<'a> {
         let mut acct = self.overlay.account(&sender);
         acct.balance = acct.balance.saturating_sub(fee);
         self.overlay.set_account(&sender, &acct);
-        let mut prop = self.overlay.account(&self.env.proposer);
+        let mut prop = self.overlay.account(&fee_to);
         prop.balance = prop.balance.checked_add(fee).ok_or(TxRejected::Overflow)?;
-        self.overlay.set_account(&self.env.proposer, &prop);
+        self.overlay.set_account(&fee_to, &prop);
 
         self.gas_used += used;
         let receipt = Receipt {

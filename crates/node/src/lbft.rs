@@ -18,6 +18,15 @@
 //! its proposer field names the first accepted batch's proposer; its seal
 //! is [`Seal::Epoch`] with the epoch and its decision hash `h^e`.
 //!
+//! Fees: each transaction's fee goes to the validator whose batch carried
+//! it (the batch of its earliest occurrence in the epoch, the copy that is
+//! kept), not to the block's proposer field: a validator earns the fees of
+//! the transactions it proposed, whichever batch comes first. The batch of
+//! each delivered transaction is part of the decision, so every validator
+//! credits the same accounts. (A block so executed is not re-executable by
+//! a PBFT-style replay that pays every fee to the header's proposer; LBFT
+//! validators execute delivered epochs, never replay blocks.)
+//!
 //! External validity (the item C): a validator echoes another's
 //! batch only if every transaction in it decodes, is signed, is for this
 //! chain, pays the minimum gas price, carries a nonce the sender has not
@@ -1046,9 +1055,12 @@ fn execute(
     // Per sender, transactions delivered ahead of their predecessor in this
     // epoch, by nonce: each runs right after its predecessor (see the
     // module docs); what is still waiting at the end is skipped.
-    let mut waiting: HashMap<Address, BTreeMap<u64, (Hash32, SignedTransaction)>> = HashMap::new();
-    // Runs one transaction; one its sender cannot pay for goes to `unpayable`.
-    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction| match b.push(stx) {
+    let mut waiting: HashMap<Address, BTreeMap<u64, (Hash32, SignedTransaction, Address)>> = HashMap::new();
+    // Runs one transaction, its fee to `fee_to`; one its sender cannot pay
+    // for goes to `unpayable`.
+    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction, fee_to: Address| match b
+        .push_paying(stx, fee_to)
+    {
         Ok(_) => true,
         Err(e @ gridledger_ledger::TxRejected::Balance { .. }) => {
             unpayable.push((h, e.to_string()));
@@ -1056,7 +1068,14 @@ fn execute(
         }
         Err(_) => false,
     };
-    for raw in &delivery.txs {
+    for (i, raw) in delivery.txs.iter().enumerate() {
+        // The validator whose batch carried it (its earliest occurrence).
+        let fee_to = delivery
+            .txs
+            .batch_of(i)
+            .and_then(|k| delivery.decision.get(k))
+            .and_then(|(p, _)| validators.get(*p as usize))
+            .map_or_else(|| proposer.address(), |v| v.address());
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
         let h = stx.hash();
         match chain.store().tx_location(&h) {
@@ -1069,14 +1088,14 @@ fn execute(
         }
         let sender = stx.sender();
         if defer_gaps && stx.tx.nonce > b.state().account(&sender).nonce {
-            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx));
+            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx, fee_to));
             continue;
         }
-        if push(&mut b, h, stx) {
+        if push(&mut b, h, stx, fee_to) {
             included += 1;
             let Some(w) = waiting.get_mut(&sender) else { continue };
-            while let Some((h, next)) = w.remove(&b.state().account(&sender).nonce) {
-                if !push(&mut b, h, next) {
+            while let Some((h, next, next_fee_to)) = w.remove(&b.state().account(&sender).nonce) {
+                if !push(&mut b, h, next, next_fee_to) {
                     break;
                 }
                 included += 1;

@@ -12,6 +12,8 @@
 //!   fee monopoly without proposing anything, and the others have no
 //!   reason to include transactions
 //!   (`fees_go_to_the_validator_that_proposed_the_transaction`).
+//!   Fixed: each transaction's fee goes to the validator whose batch
+//!   carried it (`BlockBuilder::push_paying`); the test runs.
 //!
 //! Held up (passing tests here):
 //! - a proposer that equivocates — one batch to validator 1, a
@@ -512,7 +514,6 @@ fn a_cert_to_one_and_bad_coin_shares_split_no_one() {
 /// which did the work, gets nothing; the lowest-index validator collects
 /// the fees of every epoch it takes part in while proposing nothing.
 #[test]
-#[ignore = "attack r15 [1]: an LBFT epoch's fees all go to the first accepted batch's proposer, not to the transactions' proposers"]
 fn fees_go_to_the_validator_that_proposed_the_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::new(dir.path());

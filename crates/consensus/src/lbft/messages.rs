@@ -139,6 +139,13 @@ impl DeliveredTxs {
         self.batches.get(b as usize)?.get(k as usize)
     }
 
+    /// Which batch (its index in the delivery order, that of
+    /// [`Delivery::decision`](super::Delivery::decision)) carried the
+    /// `i`-th delivered transaction, at its earliest occurrence.
+    pub fn batch_of(&self, i: usize) -> Option<usize> {
+        self.at.get(i).map(|&(b, _)| b as usize)
+    }
+
     pub fn iter(&self) -> DeliveredIter<'_> {
         DeliveredIter { batches: &self.batches, at: self.at.iter() }
     }

@@ -168,6 +168,11 @@ pub enum Mutation {
     /// of a transaction delivered within its window: the late copy is
     /// proposed again and delivered a second time once the window passed.
     LateCopyAdmitted,
+    /// π^τ ([`super::txm::PiTau::with_mutation`]) stores every valid
+    /// transaction of a client, whatever else it holds for the same
+    /// `(DN_c, e_c)` and however many it holds: one key fills the buckets
+    /// and the batches (attack r15 [1] on the consensus crate).
+    ValidUnbounded,
 }
 
 impl Config {
@@ -836,7 +841,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
             Some(Mutation::EchoShareResigned) => m == "resign-echo",
-            Some(Mutation::LosePersistedState | Mutation::LateCopyAdmitted) | None => false,
+            Some(Mutation::LosePersistedState | Mutation::LateCopyAdmitted | Mutation::ValidUnbounded) | None => false,
         }
     }
 

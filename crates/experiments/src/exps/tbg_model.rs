@@ -18,7 +18,9 @@
 //!   transactions). When the real `lbft` ABC lands, these figures can drive
 //!   it instead.
 //! - TBG: each valid transaction goes to the τ replicas of F^A; each holder
-//!   stores it with the real [`TbgBatcher`]; invalid (flooding)
+//!   stores it with the real [`TbgBatcher`], which refuses it when the
+//!   batch of its bucket's consultation epoch already holds B (the batch is
+//!   never cut; its other holders may still batch it); invalid (flooding)
 //!   transactions are refused by π^τ and never stored.
 //! - HSM: every correct replica receives every transaction (hash spaces
 //!   rotate among all replicas), so correct replicas' spaces hold the same

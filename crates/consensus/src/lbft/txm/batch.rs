@@ -49,6 +49,11 @@ pub enum StoreError {
     SlotOutOfRange { slot: u32, slots: u32 },
     #[error("its bucket was already consulted at local epoch {consulted}; it can no longer be batched here")]
     Stale { consulted: u64 },
+    /// TBG: the buckets consulted at local epoch `consulted` already hold
+    /// a whole batch (B = `batch`); a batch is never cut, so the surplus is
+    /// refused here rather than dropped later.
+    #[error("the batch of local epoch {consulted} already holds B = {batch} transactions")]
+    BatchFull { consulted: u64, batch: usize },
     #[error("memory bound of {max} stored transactions reached")]
     Full { max: usize },
 }

@@ -40,12 +40,24 @@
 //!   `DN_c` is one ahead with `e_c ≥ e_n + κ` is invalid
 //!   ([`Invalid::EpochTooFarAhead`]) as it would be once its predecessor is
 //!   delivered, not held for any `e_c`.
-//! - One client holds at most `κ + 1` undecided transactions
-//!   ([`PiTau::max_pending_per_client`], [`Rejection::ClientPendingFull`]),
-//!   whatever their epochs: Rule-2 allows it one transaction per epoch,
-//!   Situation 1 holds those of the `κ − 1` epochs ahead and branch (a)
-//!   the one after its last, so one key cannot fill the undecided area
-//!   with transactions for distinct epochs.
+//! - Rule-2 allows a client one transaction per epoch and Rule-3 ties it
+//!   to one delivery number: a replica holds at most one transaction per
+//!   `(client, DN_c, e_c)`, undecided or valid, and keeps the first it
+//!   received (the earliest occurrence, as P^ABC keeps the earliest copy of
+//!   a duplicate). A later one with other contents is refused:
+//!   [`Rejection::ClientPending`] while the kept one is undecided,
+//!   [`Rejection::ClientHeld`] (naming the kept one) once it is valid in
+//!   its bucket. The kept one holds its place until it is batched,
+//!   delivered, or its bucket's consultation epoch passed; by then its
+//!   bucket was consulted and any other copy for the same `(DN_c, e_c)`
+//!   lands in the same, consulted, bucket (`F^A` does not depend on the
+//!   request) and is refused as stale.
+//! - One client holds at most `κ + 1` transactions here, undecided and
+//!   valid together ([`PiTau::max_pending_per_client`],
+//!   [`Rejection::ClientPendingFull`]), whatever their epochs: Rule-2
+//!   allows it one transaction per epoch, Situation 1 holds those of the
+//!   `κ − 1` epochs ahead and branch (a) the one after its last, so one key
+//!   can fill neither the undecided area nor the buckets.
 //! - Branch (a) holds a transaction only while it could still be batched:
 //!   an `e_c` older than the TBG window (the last group of its bucket set
 //!   was consulted, `e_c + κ(2G − 1) < e_n`) is refused
@@ -135,13 +147,21 @@ pub enum Rejection {
     #[error("already held")]
     Duplicate,
     /// Another transaction of this client with this delivery number and
-    /// epoch is undecided here already (Rule-2 allows one per epoch): the
-    /// undecided area holds one per `(client, DN_c, e_c)`.
+    /// epoch is undecided here already (Rule-2 allows one per epoch): one
+    /// per `(client, DN_c, e_c)` is held, the first received is kept.
     #[error("another transaction of this client for this epoch and delivery number is undecided")]
     ClientPending,
+    /// Another transaction of this client with this delivery number and
+    /// epoch, `kept` (the first received), is valid in its bucket here:
+    /// Rules 2 and 3 admit one per `(client, DN_c, e_c)`.
+    #[error(
+        "transaction {kept} of this client for this epoch and delivery number is held; the first received is kept"
+    )]
+    ClientHeld { kept: Hash32 },
     /// This client already holds [`PiTau::max_pending_per_client`]
-    /// undecided transactions here (for other epochs or delivery numbers).
-    #[error("this client already holds {max} undecided transactions")]
+    /// transactions here, undecided and valid together (for other epochs
+    /// or delivery numbers).
+    #[error("this client already holds {max} transactions")]
     ClientPendingFull { max: usize },
     #[error("undecided area full ({max})")]
     PendingFull { max: usize },
@@ -210,12 +230,27 @@ pub struct PiTau {
     clients: HashMap<PublicKey, ClientState>,
     block_hashes: BTreeMap<u64, Hash32>,
     pending: BTreeMap<Hash32, (Arc<LbftTx>, Undecided)>,
-    /// The undecided transaction held per `(client, DN_c, e_c)`.
-    pending_by_client: HashMap<(PublicKey, u64, u64), Hash32>,
-    /// Undecided transactions held per client, whatever their epoch.
-    pending_per_client: HashMap<PublicKey, usize>,
+    /// The transaction held per `(client, DN_c, e_c)`, undecided or valid:
+    /// the first received.
+    held: HashMap<SlotKey, Hash32>,
+    /// Transactions held per client, undecided and valid, whatever their epoch.
+    held_per_client: HashMap<PublicKey, usize>,
+    /// Valid transactions in buckets: their `(client, DN_c, e_c)` and the
+    /// local epoch that consults their bucket.
+    valid: HashMap<Hash32, (SlotKey, u64)>,
+    /// The ids in `valid` by consultation epoch (stale entries skipped).
+    by_consult: BTreeMap<u64, Vec<Hash32>>,
     buckets: TbgBatcher<Admitted>,
     stats: PiTauStats,
+    #[cfg(feature = "mutants")]
+    mutation: Option<crate::lbft::replica::Mutation>,
+}
+
+/// `(client, DN_c, e_c)`.
+type SlotKey = (PublicKey, u64, u64);
+
+fn slot_key(tx: &LbftTx) -> SlotKey {
+    (tx.client, tx.delivery_number, tx.epoch)
 }
 
 fn request_id(req: &[u8]) -> Hash32 {
@@ -239,11 +274,82 @@ impl PiTau {
             clients: HashMap::new(),
             block_hashes,
             pending: BTreeMap::new(),
-            pending_by_client: HashMap::new(),
-            pending_per_client: HashMap::new(),
+            held: HashMap::new(),
+            held_per_client: HashMap::new(),
+            valid: HashMap::new(),
+            by_consult: BTreeMap::new(),
             buckets,
             stats: PiTauStats::default(),
+            #[cfg(feature = "mutants")]
+            mutation: None,
         })
+    }
+
+    /// Plants a bug (`mutants` feature):
+    /// [`Mutation::ValidUnbounded`](crate::lbft::replica::Mutation::ValidUnbounded).
+    #[cfg(feature = "mutants")]
+    pub fn with_mutation(mut self, mutation: Option<crate::lbft::replica::Mutation>) -> Self {
+        self.mutation = mutation;
+        self
+    }
+
+    fn valid_unbounded(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::lbft::replica::Mutation::ValidUnbounded) {
+            return true;
+        }
+        false
+    }
+
+    /// Whether `tx` may be held here next to what its client holds: one per
+    /// `(client, DN_c, e_c)` (the first received is kept) and at most
+    /// [`PiTau::max_pending_per_client`] per client.
+    fn room_for(&self, tx: &LbftTx, id: Hash32) -> Result<(), Rejection> {
+        if let Some(&kept) = self.held.get(&slot_key(tx)) {
+            if kept != id {
+                return Err(if self.pending.contains_key(&kept) {
+                    Rejection::ClientPending
+                } else {
+                    Rejection::ClientHeld { kept }
+                });
+            }
+        }
+        let max = self.max_pending_per_client();
+        if self.held_per_client.get(&tx.client).copied().unwrap_or(0) >= max {
+            return Err(Rejection::ClientPendingFull { max });
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, key: SlotKey, id: Hash32) {
+        self.held.insert(key, id);
+        *self.held_per_client.entry(key.0).or_default() += 1;
+    }
+
+    fn release(&mut self, key: SlotKey, id: Hash32) {
+        if self.held.get(&key) != Some(&id) {
+            return;
+        }
+        self.held.remove(&key);
+        if let Some(n) = self.held_per_client.get_mut(&key.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.held_per_client.remove(&key.0);
+            }
+        }
+    }
+
+    /// Valid transactions whose bucket was consulted at or before local
+    /// epoch `e` (batched then, or never batchable again) no longer hold
+    /// their client's place.
+    fn release_consulted(&mut self, e: u64) {
+        let later = self.by_consult.split_off(&(e + 1));
+        let past = std::mem::replace(&mut self.by_consult, later);
+        for id in past.into_values().flatten() {
+            if let Some((key, _)) = self.valid.remove(&id) {
+                self.release(key, id);
+            }
+        }
     }
 
     /// `e_n`.
@@ -413,9 +519,22 @@ impl PiTau {
             return Outcome::Rejected(Rejection::NotRecipient);
         };
         let slot = t as u32;
+        let bounded = !self.valid_unbounded();
+        if bounded {
+            if let Err(r) = self.room_for(tx, id) {
+                return Outcome::Rejected(r);
+            }
+        }
         match self.buckets.store(Placement { epoch: e_c, slot }, Admitted { id, tx: tx.clone() }) {
             Ok(()) => {
                 self.stats.stored += 1;
+                if bounded {
+                    let key = slot_key(tx);
+                    let consult = self.cfg.tbg.consult_epoch(e_c, slot);
+                    self.hold(key, id);
+                    self.valid.insert(id, (key, consult));
+                    self.by_consult.entry(consult).or_default().push(id);
+                }
                 Outcome::Stored { slot }
             }
             Err(e) => Outcome::Rejected(Rejection::Store(e)),
@@ -425,20 +544,13 @@ impl PiTau {
     /// Keeps an undecided transaction (bounded).
     fn settle(&mut self, id: Hash32, tx: Arc<LbftTx>, out: Outcome) -> Outcome {
         if let Outcome::Pending(why) = out {
-            let key = (tx.client, tx.delivery_number, tx.epoch);
-            if self.pending_by_client.get(&key).is_some_and(|held| *held != id) {
-                return Outcome::Rejected(Rejection::ClientPending);
-            }
-            let held = self.pending_per_client.get(&tx.client).copied().unwrap_or(0);
-            let max = self.max_pending_per_client();
-            if held >= max {
-                return Outcome::Rejected(Rejection::ClientPendingFull { max });
+            if let Err(r) = self.room_for(&tx, id) {
+                return Outcome::Rejected(r);
             }
             if self.pending.len() >= self.cfg.max_pending {
                 return Outcome::Rejected(Rejection::PendingFull { max: self.cfg.max_pending });
             }
-            self.pending_by_client.insert(key, id);
-            self.pending_per_client.insert(tx.client, held + 1);
+            self.hold(slot_key(&tx), id);
             self.pending.insert(id, (tx, why));
         }
         out
@@ -447,8 +559,9 @@ impl PiTau {
     /// Lines 17–18: re-examines every undecided transaction.
     fn revisit(&mut self) -> Vec<(Hash32, Outcome)> {
         let waiting = std::mem::take(&mut self.pending);
-        self.pending_by_client.clear();
-        self.pending_per_client.clear();
+        for (id, (tx, _)) in &waiting {
+            self.release(slot_key(tx), *id);
+        }
         let mut out = Vec::new();
         for (id, (tx, _)) in waiting {
             let o = self.classify(&tx, id);
@@ -465,15 +578,13 @@ impl PiTau {
     pub fn on_block(&mut self, epoch: u64, hash: Hash32, txs: &[Arc<LbftTx>]) -> Vec<(Hash32, Outcome)> {
         for tx in txs {
             let id = tx.id();
-            self.buckets.delivered(&id);
-            if self.pending.remove(&id).is_some() {
-                self.pending_by_client.remove(&(tx.client, tx.delivery_number, tx.epoch));
-                if let Some(held) = self.pending_per_client.get_mut(&tx.client) {
-                    *held = held.saturating_sub(1);
-                    if *held == 0 {
-                        self.pending_per_client.remove(&tx.client);
-                    }
+            if self.buckets.delivered(&id) {
+                if let Some((key, _)) = self.valid.remove(&id) {
+                    self.release(key, id);
                 }
+            }
+            if self.pending.remove(&id).is_some() {
+                self.release(slot_key(tx), id);
             }
             let c = self.clients.entry(tx.client).or_default();
             if tx.delivery_number == c.delivered && tx.epoch >= c.last_next_epoch {
@@ -500,6 +611,7 @@ impl BatchSource for PiTau {
     fn next_batch(&mut self, epoch: u64) -> Vec<Arc<LbftTx>> {
         let batch = self.buckets.next_batch(epoch);
         self.buckets.end_epoch(epoch);
+        self.release_consulted(epoch);
         batch.into_iter().map(|a| a.tx).collect()
     }
 

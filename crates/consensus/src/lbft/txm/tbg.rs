@@ -13,12 +13,15 @@
 //!   Fig 4-3 describe G−1 full groups and a remainder). With the ceiling,
 //!   trailing groups can be empty when `(G−1)g ≥ τ`; the RB bound
 //!   `max{g, τ − g(G−1)}` is then `g`.
-//! - Buckets are taken in order `t = 1, 2, …` and each bucket front to back
-//!   until the batch holds B transactions. What a consulted bucket still
-//!   holds once the batch is full is dropped (counted in
-//!   [`TbgBatcher::overflowed`]): keeping it for a later epoch would break
-//!   the schedule Lemma 4.1 relies on. Rule-4's θ is chosen so this does not
-//!   happen in normal operation (§4.5.2, third design).
+//! - Buckets are taken in order `t = 1, 2, …` and each bucket front to back.
+//!   A batch never needs cutting: the buckets one local epoch consults hold
+//!   at most B transactions together, because a transaction whose
+//!   consultation epoch already has B waiting is refused when it is stored
+//!   ([`StoreError::BatchFull`], nothing changes; its client may sign it
+//!   again for a later epoch). Keeping the surplus for a later epoch would
+//!   break the schedule Lemma 4.1 relies on, and cutting the batch would
+//!   drop transactions without a trace. Rule-4's θ is chosen so this does
+//!   not happen in normal operation (§4.5.2, third design).
 //! - Deletion of delivered transactions (Algorithm 4.1 line 22, Algorithm
 //!   4.2 line 01) happens when the delivery is reported, not at batch time,
 //!   so building a batch only moves what remains (the grouping latency of
@@ -122,22 +125,24 @@ pub struct TbgBatcher<T: BatchItem> {
     stored: usize,
     /// The last local epoch a batch was built for.
     last_epoch: Option<u64>,
-    overflowed: u64,
+    /// Transactions held per local epoch that will consult their bucket
+    /// (at most B each).
+    due: BTreeMap<u64, usize>,
 }
 
 impl<T: BatchItem> TbgBatcher<T> {
     pub fn new(cfg: TbgConfig) -> Result<Self, TbgConfigError> {
         cfg.validate()?;
-        Ok(Self { cfg, sets: BTreeMap::new(), stored: 0, last_epoch: None, overflowed: 0 })
+        Ok(Self { cfg, sets: BTreeMap::new(), stored: 0, last_epoch: None, due: BTreeMap::new() })
     }
 
     pub fn config(&self) -> &TbgConfig {
         &self.cfg
     }
 
-    /// Transactions dropped from consulted buckets because the batch was full.
-    pub fn overflowed(&self) -> u64 {
-        self.overflowed
+    /// Transactions held for the batch of local epoch `e` (at most B).
+    pub fn due(&self, e: u64) -> usize {
+        self.due.get(&e).copied().unwrap_or(0)
     }
 
     fn set_epoch(&self, e_c: u64) -> u64 {
@@ -165,6 +170,10 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
         if self.sets.get(&s).is_some_and(|set| set.locate(&key).is_some()) {
             return Err(StoreError::Duplicate);
         }
+        let due = self.due.get(&consult).copied().unwrap_or(0);
+        if due >= self.cfg.batch {
+            return Err(StoreError::BatchFull { consulted: consult, batch: self.cfg.batch });
+        }
         if self.stored >= self.cfg.max_stored {
             return Err(StoreError::Full { max: self.cfg.max_stored });
         }
@@ -177,6 +186,7 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
         set.index.insert(key, (at.slot, bucket.len() as u32));
         bucket.push(item);
         self.stored += 1;
+        self.due.insert(consult, due + 1);
         Ok(())
     }
 
@@ -185,6 +195,8 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
             return Vec::new();
         }
         self.last_epoch = Some(e);
+        // What the consulted buckets hold: at most B (refused beyond, on store).
+        self.due.remove(&e);
         let cfg = self.cfg;
         let k = u64::from(cfg.kappa);
         let g = cfg.group_size();
@@ -198,16 +210,11 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
             let lo = (x * g).min(cfg.tau) as usize;
             let hi = ((x + 1) * g).min(cfg.tau) as usize;
             for bucket in &mut set.buckets[lo..hi] {
-                let room = cfg.batch - batch.len();
                 let n = bucket.len();
                 if n == 0 {
                     continue;
                 }
-                if n > room {
-                    // Overflow is dropped first, so what is kept moves in one copy.
-                    bucket.truncate(room);
-                    self.overflowed += (n - room) as u64;
-                }
+                debug_assert!(batch.len() + n <= cfg.batch, "store keeps a consultation at most B");
                 if batch.is_empty() {
                     batch = std::mem::take(bucket);
                     if batch.len() < cfg.batch {
@@ -229,6 +236,8 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
     fn end_epoch(&mut self, e: u64) {
         let k = u64::from(self.cfg.kappa);
         let keep_from = e.saturating_sub(2 * k * u64::from(self.cfg.groups - 1));
+        // Consultation epochs up to e are past: nothing is stored for them any more.
+        self.due = self.due.split_off(&(e + 1));
         let old: Vec<u64> = self.sets.range(..keep_from).map(|(s, _)| *s).collect();
         for s in old {
             if let Some(set) = self.sets.remove(&s) {
@@ -238,8 +247,14 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
     }
 
     fn delivered(&mut self, key: &T::Key) -> bool {
-        for set in self.sets.values_mut() {
+        let (k, g) = (u64::from(self.cfg.kappa), self.cfg.group_size());
+        for (&s, set) in self.sets.iter_mut() {
             if let Some((t, p)) = set.locate(key) {
+                // Set s's bucket t is consulted at s + 1 + 2κ·group(t).
+                let consult = s + 1 + 2 * k * u64::from(t / g);
+                if let Some(d) = self.due.get_mut(&consult) {
+                    *d = d.saturating_sub(1);
+                }
                 let bucket = &mut set.buckets[t as usize];
                 bucket.swap_remove(p as usize);
                 set.index.remove(key);

@@ -109,6 +109,25 @@ fn situation_2_valid_is_stored_in_its_array_position() {
 }
 
 #[test]
+fn one_transaction_per_client_epoch_and_delivery_number_the_first_is_kept() {
+    // Slot 0 (group 0): consulted at e_c + κ = 3.
+    let k = client("a");
+    let mut p = replica_at(&k, 0);
+    let first = LbftTx::sign(&k, 1, b"first".to_vec(), 0, 2);
+    assert_eq!(p.receive(first.clone()), Outcome::Stored { slot: 0 });
+    let second = LbftTx::sign(&k, 1, b"second".to_vec(), 0, 2);
+    assert_eq!(p.receive(second.clone()), Outcome::Rejected(Rejection::ClientHeld { kept: first.id() }));
+    unchanged(&p, 1, 0);
+    assert!(p.next_batch(1).is_empty() && p.next_batch(2).is_empty());
+    let batch = p.next_batch(3);
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].id(), first.id(), "the first received is the one batched");
+    // Batched, it no longer holds the place; another copy for the same
+    // (DN_c, e_c) lands in the same, consulted, bucket: stale.
+    assert_eq!(p.receive(second), Outcome::Rejected(Rejection::Store(StoreError::Stale { consulted: 3 })));
+}
+
+#[test]
 fn line_20_non_recipient_discards() {
     let k = client("a");
     let mut p = non_recipient(&k);
@@ -429,14 +448,31 @@ fn tbg_group_size_is_the_ceiling_and_the_last_group_holds_the_rest() {
 }
 
 #[test]
-fn tbg_batch_is_bounded_by_b_and_overflow_is_counted() {
+fn tbg_batch_is_bounded_by_b_and_the_surplus_is_refused_on_store() {
+    // τ = 4, G = 2, κ = 1, B = 3: buckets 0 and 1 of e_c = 1 are both
+    // consulted at local epoch 2, together at most B.
     let mut b = tbg(4, 2, 1, 3);
-    for i in 0..5u64 {
+    for i in 0..3u64 {
         b.store(Placement { epoch: 1, slot: (i % 2) as u32 }, i).unwrap();
     }
-    let batch = b.next_batch(2);
-    assert_eq!(batch.len(), 3);
-    assert_eq!(b.overflowed(), 2);
+    assert_eq!(b.due(2), 3);
+    for i in 3..5u64 {
+        assert_eq!(
+            b.store(Placement { epoch: 1, slot: (i % 2) as u32 }, i),
+            Err(StoreError::BatchFull { consulted: 2, batch: 3 })
+        );
+    }
+    // Another consultation epoch (bucket 2, group 1: local epoch 4) has room.
+    b.store(Placement { epoch: 1, slot: 2 }, 9).unwrap();
+    // A delivered transaction frees its place in the batch.
+    assert!(b.delivered(&0));
+    assert_eq!(b.due(2), 2);
+    b.store(Placement { epoch: 1, slot: 1 }, 3).unwrap();
+    let mut batch = b.next_batch(2);
+    batch.sort_unstable();
+    assert_eq!(batch, vec![1, 2, 3], "every stored transaction is batched, none cut");
+    assert_eq!(b.stored(), 1);
+    assert_eq!(b.next_batch(4), vec![9]);
     assert_eq!(b.stored(), 0);
 }
 
