@@ -38,8 +38,10 @@ use gridledger_xchain::XchainError;
 /// participant's request, or only once no mint is still due), so the
 /// second user's item battles the first. Observed: the stranger's run
 /// succeeds on one item and the second item is released unchanged.
+///
+/// Fixed: only a participant (the owner of an item minted for the process)
+/// may send `lmc_run`; the stranger's run is refused (`NotParticipant`).
 #[test]
-#[ignore = "attack r26 [1]: a stranger runs lmc_run right after the first mint; later mints join nothing"]
 fn a_stranger_runs_the_baseline_before_the_second_mint() {
     let dir = tempfile::tempdir().unwrap();
     let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
