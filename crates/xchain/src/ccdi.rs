@@ -298,6 +298,10 @@ pub enum Mutation {
     /// The parties' driver never re-prices a pending NT (the rule before
     /// attack r16 [1]): outbid on a busy chain, it expires unincluded.
     NoRepricing,
+    /// The BoB node sends every `settle` with the fixed `SC_BG_TX_GAS`
+    /// whatever its size (the rule before attack r26 [2]): a settlement of
+    /// a few hundred items on one chain runs out of gas.
+    FixedSettleGas,
 }
 
 impl BobContract {

@@ -24,8 +24,14 @@ use crate::ccdi::{self, CcdiApp, CcdiCct, CcdiTerms, LateItem, ProcessRecord, Sl
 use crate::mbs::{method_of, BobMbs, MbsError};
 use crate::scbg::{self, Character, Create, Item, Lock, Settle, Settlement, SC_BG_ID};
 
-/// Gas limit of SC_BG transactions.
+/// Gas limit of SC_BG transactions other than `settle` (whose limit is
+/// sized to its entries, [`BobMbs::settle_call`]).
 pub const SC_BG_TX_GAS: u64 = 5_000_000;
+/// How many times the BoB node sends one settlement before it gives up:
+/// a reverted `settle` is sent again (attack r26 [2]), with the locks SC_BG
+/// still holds and a fresh nonce; one that reverts this often reverts for
+/// a reason a resend does not change.
+pub const SETTLE_ATTEMPTS: u32 = 3;
 
 /// How a CCDI user behaves (thesis §5.3.2, §5.5.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -143,6 +149,26 @@ impl BobMbs {
         args: &A,
     ) -> Result<SignedTransaction, MbsError> {
         self.external_call(chain, SC_BG_ID, key, method, args, Amount::ZERO, SC_BG_TX_GAS)
+    }
+
+    /// The BoB node's `settle` of `args` on `chain`, signed by `key`: its
+    /// gas limit pays for the settlement's entries whatever their contents
+    /// ([`scbg::settle_gas`]), at most the chain's block gas limit (attack
+    /// r26 [2]: a fixed limit ran out from about 165 items, and the items
+    /// stayed locked). [`Self::ccdi_settlements`] splits a chain's items
+    /// into settlements that limit pays for.
+    pub fn settle_call(&self, chain: ChainId, key: &KeyPair, args: &Settle) -> Result<SignedTransaction, MbsError> {
+        let block = self.external(chain)?.chain().config().block_gas_limit;
+        let gas = scbg::settle_gas(args.settlement.entries.len()).min(block);
+        #[cfg(feature = "mutants")]
+        let gas = if self.spec.mutation == Some(crate::ccdi::Mutation::FixedSettleGas) { SC_BG_TX_GAS } else { gas };
+        self.external_call(chain, SC_BG_ID, key, "settle", args, Amount::ZERO, gas)
+    }
+
+    /// Whether SC_BG on `chain` still holds the lock record of `lock`.
+    pub fn lock_held(&self, chain: ChainId, lock: &Hash32) -> bool {
+        self.external(chain)
+            .is_ok_and(|c| c.chain().state().get(&contract_key(SC_BG_ID, &scbg::keys::lock(lock))).is_some())
     }
 
     /// Submits `tx` on `chain`, runs one epoch and returns its receipt.
@@ -332,7 +358,7 @@ impl BobMbs {
             };
             let settlement = ccdi::settlement(self.bob.chain_id(), chain, process, vec![(late.lock, late.data)]);
             let signature = self.sign_settlement(&settlement, 0)?;
-            let tx = self.sc_bg_call(chain, &relayer, "settle", &Settle { settlement, signature })?;
+            let tx = self.settle_call(chain, &relayer, &Settle { settlement, signature })?;
             // A refusal (a full mempool there) is sent again next tick (attack R9-4).
             match self.external_mut(chain)?.submit(&tx) {
                 Ok(h) => keep.push((process, chain, lock, Some(h))),
@@ -423,7 +449,10 @@ impl BobMbs {
     }
 
     /// The settlements a BoB node derives from SC_F once the outcome is
-    /// fixed: one per chain for the stored items, one per late item.
+    /// fixed: one per chain for the stored items — or, where one `settle`
+    /// could not pay for them all within the chain's block gas limit,
+    /// consecutive pieces (in lock order) of at most
+    /// [`scbg::settle_items_per_tx`] items each — and one per late item.
     pub fn ccdi_settlements(&self, id: &Hash32) -> Vec<Settlement> {
         let Some(rec) = self.process(id) else { return Vec::new() };
         let mut out = Vec::new();
@@ -435,7 +464,11 @@ impl BobMbs {
                 per_chain.entry(slot.chain).or_default().push((st.lock, new));
             }
             for (chain, entries) in per_chain {
-                out.push(ccdi::settlement(self.bob.chain_id(), chain, *id, entries));
+                let block = self.external(chain).map_or(0, |c| c.chain().config().block_gas_limit);
+                let whole = ccdi::settlement(self.bob.chain_id(), chain, *id, entries);
+                for piece in whole.entries.chunks(scbg::settle_items_per_tx(block)) {
+                    out.push(Settlement { entries: piece.to_vec(), ..whole.clone() });
+                }
             }
         }
         let prefix = contract_key(BOB_CONTRACT_ID, &ccdi::keys::late_prefix(id));
@@ -564,7 +597,8 @@ impl BobMbs {
         let mut cct_sent: BTreeMap<usize, u64> = BTreeMap::new();
         let mut relayed: BTreeSet<usize> = BTreeSet::new();
         let mut lock_gas_done: BTreeSet<usize> = BTreeSet::new();
-        let mut settled: BTreeSet<(ChainId, Vec<Hash32>)> = BTreeSet::new();
+        // Settlements sent: (chain, locks) -> (tx hash, attempts so far).
+        let mut settled: BTreeMap<(ChainId, Vec<Hash32>), (Hash32, u32)> = BTreeMap::new();
         let mut settle_hashes: Vec<(ChainId, Hash32)> = Vec::new();
         let mut cct_hashes = Vec::new();
         let mut finish_sent = false;
@@ -624,21 +658,47 @@ impl BobMbs {
                 phase_marks.insert("finish");
                 continue;
             }
-            // Phase 3: one settlement per chain (and per late item).
-            for s in self.ccdi_settlements(&id) {
+            // A reverted settlement is not done (attack r26 [2]): its gas is
+            // counted, and it is derived and sent again below with the
+            // locks SC_BG still holds.
+            let mut attempts: BTreeMap<(ChainId, Vec<Hash32>), u32> = BTreeMap::new();
+            for (key, (h, n)) in &settled {
+                let reverted = self.external(key.0)?.receipt(h)?.filter(|r| r.status != TxStatus::Success);
+                if let Some(r) = reverted {
+                    *gas.entry("settle".into()).or_default() += r.gas_used;
+                    if *n >= SETTLE_ATTEMPTS {
+                        let TxStatus::Reverted(reason) = r.status else { continue };
+                        return Err(MbsError::Refused { method: "settle".into(), reason });
+                    }
+                    attempts.insert(key.clone(), *n);
+                }
+            }
+            for key in attempts.keys() {
+                if let Some((h, _)) = settled.remove(key) {
+                    settle_hashes.retain(|(c, x)| !(*c == key.0 && *x == h));
+                }
+            }
+            // Phase 3: one settlement per chain (or its pieces, and one per
+            // late item), of the locks SC_BG still holds.
+            for mut s in self.ccdi_settlements(&id) {
                 let key = (s.chain, s.entries.iter().map(|e| e.0).collect::<Vec<_>>());
-                if settled.contains(&key) || honest_relayers == 0 {
+                if settled.contains_key(&key) || honest_relayers == 0 {
+                    continue;
+                }
+                let tried = attempts.get(&key).copied().unwrap_or(0);
+                s.entries.retain(|(lock, _)| self.lock_held(s.chain, lock));
+                if s.entries.is_empty() {
                     continue;
                 }
                 let signature = self.sign_settlement(&s, attack.byzantine_members)?;
                 let chain = s.chain;
-                let tx =
-                    self.sc_bg_call(chain, &self.relayer.clone(), "settle", &Settle { settlement: s, signature })?;
+                let tx = self.settle_call(chain, &self.relayer.clone(), &Settle { settlement: s, signature })?;
                 counts.settle_txs += 1;
                 counts.settle_bytes += tx.to_bytes().len();
-                settle_hashes.push((chain, self.external_mut(chain)?.submit(&tx)?));
+                let h = self.external_mut(chain)?.submit(&tx)?;
+                settle_hashes.push((chain, h));
                 phase_marks.insert(if key.1.len() == 1 && self.is_late(&id, &key.1[0]) { "late" } else { "settle" });
-                settled.insert(key);
+                settled.insert(key, (h, tried + 1));
             }
             // Done when every lock that landed is settled and nothing is pending.
             let pending_locks = locks.iter().enumerate().any(|(x, l)| {

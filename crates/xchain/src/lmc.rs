@@ -8,7 +8,9 @@
 //!    the whole item is created in BoB state;
 //! 3. one transaction runs the application on the minted items (`lmc_run`):
 //!    on all of the process's minted items, in the order they were minted,
-//!    once — whoever sends it chooses neither a subset nor the order;
+//!    once — whoever sends it chooses neither a subset nor the order, and
+//!    only a participant (the owner of an item minted for the process) may
+//!    send it;
 //! 4. each user claims its item back on its chain with a state proof of
 //!    the minted item against a BoB header that chain has stored.
 //!
@@ -85,6 +87,10 @@ pub(crate) fn minted_key(lock: &Hash32) -> Vec<u8> {
 }
 fn process_key(process: &Hash32) -> Vec<u8> {
     [b"mp/".as_slice(), &process.0].concat()
+}
+/// Marks `owner` a participant of `process`: an item of its was minted for it.
+fn participant_key(process: &Hash32, owner: &gridledger_core::Address) -> Vec<u8> {
+    [b"mw/".as_slice(), &process.0, &owner.0].concat()
 }
 /// The `n`-th lock minted for `process`.
 fn process_lock_key(process: &Hash32, n: u64) -> Vec<u8> {
@@ -283,6 +289,10 @@ impl BobContract {
         };
         ctx.write_typed(&minted_key(&id), &m)?;
         if !p.ran {
+            let owner = participant_key(&lock.process, &a.lock_tx.sender());
+            if ctx.read(&owner)?.is_none() {
+                ctx.write(&owner, vec![1])?;
+            }
             ctx.write_typed(&process_lock_key(&lock.process, p.minted), &id)?;
             p.minted += 1;
             ctx.write_typed(&process_key(&lock.process), &p)?;
@@ -298,10 +308,23 @@ impl BobContract {
     /// — anyone may send it — decides neither who battles nor in which
     /// order; the process then closes (a second run is refused, a later
     /// mint is released unchanged).
+    ///
+    /// Decision (attack r26 [1]): only a participant — the owner of an item
+    /// minted for the process (its lock's sender) — may send it
+    /// ([`XchainError::NotParticipant`] otherwise), so a stranger cannot
+    /// close a process right after its first mint and leave the later
+    /// mints out. The baseline names no participant set up front, so the
+    /// contract cannot tell which mints are still due: a participant that
+    /// runs step 3 early leaves later mints out itself (they are released
+    /// unchanged); the participants agree among themselves when to run it.
     pub(crate) fn lmc_run(&self, ctx: &mut CallContext<'_, '_>, a: LmcRun) -> Result<Vec<u8>, ContractError> {
         let Some(mut process) = ctx.read_typed::<LmcProcess>(&process_key(&a.process))? else {
             return fail(XchainError::UnknownProcess(a.process));
         };
+        let caller = ctx.caller();
+        if ctx.read(&participant_key(&a.process, &caller))?.is_none() {
+            return fail(XchainError::NotParticipant(caller));
+        }
         if process.ran {
             return fail(XchainError::ProcessFinished);
         }
@@ -484,8 +507,9 @@ impl BobMbs {
             self.ticks(LMC_TIMEOUT)?;
         }
         let run = LmcRun { process, locks: lock_ids.iter().map(|(_, l)| *l).collect(), rollback };
-        let relayer = self.relayer.clone();
-        let tx = self.bob_call(&relayer, "lmc_run", &run, Amount::ZERO);
+        // A participant sends it (attack r26 [1]): the first that minted.
+        let runner = lock_ids.first().map_or_else(|| self.relayer.clone(), |(u, _)| u.key.clone());
+        let tx = self.bob_call(&runner, "lmc_run", &run, Amount::ZERO);
         rep.protocol_txs += 1;
         rep.protocol_bytes += tx.to_bytes().len();
         let r = self.bob_ok(&tx)?;

@@ -57,6 +57,57 @@ pub const MAX_ATTACK: u64 = 1_000;
 /// Most items one settlement may update.
 pub const MAX_SETTLEMENT: usize = 512;
 
+/// The most bytes one settlement entry takes in calldata: the lock id (32),
+/// the name's length (4) and at most [`MAX_NAME`] bytes, attack and
+/// experience (8 + 8).
+const ENTRY_BYTES: u64 = 32 + 4 + MAX_NAME as u64 + 8 + 8;
+/// The most 32-byte words of a lock record (`item` 8, a character of at
+/// most 4 + [`MAX_NAME`] + 16, `owner` 20, `process` 32: 112 bytes) and of
+/// a locked item (`owner` 20, the character, `Some(lock)` 33, `locks` 8:
+/// 113 bytes): 4 each; an unlocked item (81 bytes) is 3.
+const RECORD_WORDS: u64 = 4;
+const ITEM_WORDS: u64 = 4;
+const UNLOCKED_ITEM_WORDS: u64 = 3;
+/// The most gas `settle` spends per entry under the ledger's schedule
+/// ([`gridledger_ledger::gas`]), every calldata byte non-zero: the entry's
+/// calldata, reading its lock record and its item, rewriting the item and
+/// deleting the record — 29,744 gas — plus an eighth for margin (attack
+/// r26 [2]: a fixed 5,000,000 limit ran out from about 165 items).
+pub const SETTLE_ITEM_GAS: u64 = {
+    use gridledger_ledger::gas::{CALLDATA_NONZERO, SLOAD, SSTORE_RESET};
+    let worst = ENTRY_BYTES * CALLDATA_NONZERO
+        + (RECORD_WORDS + ITEM_WORDS) * SLOAD
+        + UNLOCKED_ITEM_WORDS * SSTORE_RESET
+        + SSTORE_RESET;
+    worst + worst / 8
+};
+/// The most gas `settle` spends besides its entries: the transaction base,
+/// the method name's and the fixed arguments' calldata (chain ids, contract,
+/// process, two lengths and a signature of at most 192 bytes), the call,
+/// the threshold signature's check ([`TS_VERIFY_GAS`]) and the event (at
+/// most 128 attribute bytes) — 142,438 gas — plus an eighth for margin.
+pub const SETTLE_BASE_GAS: u64 = {
+    use gridledger_ledger::gas::{CALL, CALLDATA_NONZERO, LOG_BASE, LOG_BYTE, LOG_TOPIC, TX_BASE};
+    let fixed_bytes: u64 = 6 + 4 + 4 + 4 + 32 + 4 + 4 + 192;
+    let worst = TX_BASE + fixed_bytes * CALLDATA_NONZERO + CALL + TS_VERIFY_GAS + LOG_BASE + LOG_TOPIC + 128 * LOG_BYTE;
+    worst + worst / 8
+};
+
+/// A gas limit that pays for a `settle` of `entries` items whatever their
+/// contents: [`SETTLE_BASE_GAS`] plus [`SETTLE_ITEM_GAS`] per item.
+pub fn settle_gas(entries: usize) -> u64 {
+    SETTLE_BASE_GAS.saturating_add(SETTLE_ITEM_GAS.saturating_mul(entries as u64))
+}
+
+/// The most entries one `settle` may carry on a chain whose transactions
+/// may have at most `max_gas` gas: what [`settle_gas`] pays for within
+/// `max_gas`, at most [`MAX_SETTLEMENT`] (whose 512 entries take at most
+/// 43 KiB, within a transaction's 64 KiB) and at least one.
+pub fn settle_items_per_tx(max_gas: u64) -> usize {
+    let fits = max_gas.saturating_sub(SETTLE_BASE_GAS) / SETTLE_ITEM_GAS;
+    (fits.min(MAX_SETTLEMENT as u64) as usize).max(1)
+}
+
 /// A state data item's metadata: a game character (§5.5).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Character {

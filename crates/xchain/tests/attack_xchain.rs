@@ -434,9 +434,9 @@ fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
     let stranger = dev_key(6);
     let partial = LmcRun { process, locks: vec![ids[0]], rollback: false };
     let p = m.bob_exec(&m.bob_call(&stranger, "lmc_run", &partial, Amount::ZERO)).unwrap();
-    let relayer = m.relayer.clone();
+    // A participant runs the full set (attack r26 [1]: only participants may).
     let full = LmcRun { process, locks: ids.clone(), rollback: false };
-    let f = m.bob_exec(&m.bob_call(&relayer, "lmc_run", &full, Amount::ZERO)).unwrap();
+    let f = m.bob_exec(&m.bob_call(&locks[0].0, "lmc_run", &full, Amount::ZERO)).unwrap();
     assert!(
         matches!(p.status, TxStatus::Reverted(_)) && f.status == TxStatus::Success,
         "a partial step 3 by a stranger must be refused and the full run succeed (partial {:?}, full {:?})",

@@ -8,7 +8,8 @@
 //! forwarding window from the chain's tip, the BoB keeps only κ_i headers
 //! of a small-κ chain whatever its relay cap, attack r16: the BoB names no
 //! node duty, a complete CCT's posted slots stay, the driver never
-//! re-prices an outbid NT)
+//! re-prices an outbid NT; attack r26: the BoB node sends `settle` with a
+//! fixed gas limit)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -52,6 +53,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("no-duties") => Some(Mutation::NoDuties),
             Some("posted-kept") => Some(Mutation::PostedKept),
             Some("no-repricing") => Some(Mutation::NoRepricing),
+            Some("fixed-settle-gas") => Some(Mutation::FixedSettleGas),
             _ => None,
         };
     }
@@ -593,7 +595,66 @@ fn outbid_nt_is_repriced(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 15] = [
+/// Attack r26 [2]: the BoB node's `settle` of 200 items on one chain (32-byte
+/// names; within SC_BG's bounds) pays for its entries and unlocks them all.
+fn large_settlement_settles(m: &mut BobMbs) -> Result<(), String> {
+    use gridledger_ledger::devnet::call;
+    use gridledger_xchain::scbg::{Create, SC_BG_ID};
+    const N: u64 = 200;
+    let [ca, _] = chains2(m);
+    let owner = dev_key(0);
+    let process = Hash32([0x62; 32]);
+    let send = |m: &mut BobMbs, txs: Vec<(&str, Vec<u8>)>| -> Result<Vec<Vec<u8>>, String> {
+        let c = m.external(ca).unwrap();
+        let n0 = c.next_nonce(&owner.address());
+        let signed: Vec<_> = txs
+            .into_iter()
+            .enumerate()
+            .map(|(k, (method, args))| {
+                c.sign(&owner, call(&owner, ca, n0 + k as u64, SC_BG_ID, method, args, Amount::ZERO, 200_000))
+            })
+            .collect();
+        let mut hs = Vec::new();
+        for t in &signed {
+            hs.push(m.external_mut(ca).unwrap().submit(t).map_err(|e| e.to_string())?);
+        }
+        m.external_mut(ca).unwrap().tick().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for h in hs {
+            let r = m.external(ca).unwrap().receipt(&h).map_err(|e| e.to_string())?.ok_or("not included")?;
+            if r.status != TxStatus::Success {
+                return Err(format!("{:?}", r.status));
+            }
+            out.push(r.output);
+        }
+        Ok(out)
+    };
+    let creates =
+        (0..N).map(|k| ("create", borsh::to_vec(&Create { name: format!("{k:z>32}"), attack: 10 }).unwrap())).collect();
+    let items: Vec<u64> =
+        send(m, creates)?.into_iter().map(|o| u64::from_le_bytes(o.try_into().unwrap_or_default())).collect();
+    let locks = items
+        .iter()
+        .map(|id| ("lock", borsh::to_vec(&Lock { process, item: *id, data: m.item(ca, *id).unwrap().data }).unwrap()))
+        .collect();
+    let entries = send(m, locks)?
+        .into_iter()
+        .zip(&items)
+        .map(|(o, id)| (Hash32(o.try_into().unwrap_or_default()), m.item(ca, *id).unwrap().data))
+        .collect();
+    let s = ccdi::settlement(m.bob.chain_id(), ca, process, entries);
+    let signature = m.sign_settlement(&s, 0).map_err(|e| e.to_string())?;
+    let relayer = m.relayer.clone();
+    let tx = m.settle_call(ca, &relayer, &Settle { settlement: s, signature }).map_err(|e| e.to_string())?;
+    let r = m.chain_run(ca, &tx).map_err(|e| e.to_string())?;
+    if r.status != TxStatus::Success || items.iter().any(|id| m.item(ca, *id).is_none_or(|i| i.lock.is_some())) {
+        return Err(format!("the node's settle of {N} items: {:?} ({} gas)", r.status, r.gas_used));
+    }
+    Ok(())
+}
+
+const CHECKS: [(&str, Check); 16] = [
+    ("large settlement settles", large_settlement_settles),
     ("kept header outlasts the next relays", kept_header_outlasts_the_next_relays),
     ("relays not outbid", relays_not_outbid),
     ("posted slots removed", completed_cct_leaves_no_posted_slot),
@@ -648,6 +709,7 @@ fn each_planted_bug_is_caught() {
         ("no-duties", vec!["relays not outbid"]),
         ("posted-kept", vec!["posted slots removed"]),
         ("no-repricing", vec!["outbid NT re-priced"]),
+        ("fixed-settle-gas", vec!["large settlement settles"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");
