@@ -673,13 +673,19 @@ impl Aladin {
 
     /// Iterates until converged or `max_iter`; returns the iteration count.
     pub fn run(&mut self, market: &Market, net: &MarketNetwork) -> Option<usize> {
+        self.try_run(market, net).ok().flatten()
+    }
+
+    /// As [`Aladin::run`], keeping why a step failed: `Ok(Some(k))` when
+    /// it converged in `k` iterations, `Ok(None)` at the cap, `Err` with
+    /// the failing step's reason (what [`crate::clearing::clear_with`]
+    /// reports as [`crate::clearing::ClearingError::AladinFailed`]).
+    pub fn try_run(&mut self, market: &Market, net: &MarketNetwork) -> Result<Option<usize>, AladinError> {
         while self.iterations < self.params.max_iter {
-            match self.step(market, net) {
-                Ok(r) if r.converged => return Some(self.iterations),
-                Ok(_) => {}
-                Err(_) => return None,
+            if self.step(market, net)?.converged {
+                return Ok(Some(self.iterations));
             }
         }
-        None
+        Ok(None)
     }
 }

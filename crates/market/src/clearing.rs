@@ -71,6 +71,8 @@ pub enum ClearingError {
     Clear(#[from] ClearError),
     #[error("{algorithm:?} did not converge in {iterations} iterations")]
     NoConvergence { algorithm: Algorithm, iterations: usize },
+    #[error("ALADIN failed after {iterations} iterations: {source}")]
+    AladinFailed { iterations: usize, source: crate::aladin::AladinError },
     #[error(
         "{algorithm:?} stopped after {iterations} iterations {gap:e} (relative) off the central optimum, beyond 1e-6 $ + 1e-3 of it (either sign)"
     )]
@@ -304,7 +306,11 @@ pub fn clear_with(
             let mut prm = crate::aladin::AladinParams::default();
             prm.max_iter = max_iter.unwrap_or(prm.max_iter);
             let mut al = crate::aladin::Aladin::new(market, net, prm).map_err(ClearError::from)?;
-            let converged = al.run(market, net).is_some();
+            let converged = match al.try_run(market, net) {
+                Ok(done) => done.is_some(),
+                // a failed step is no clearing, and its reason is kept
+                Err(source) => return Err(ClearingError::AladinFailed { iterations: al.iterations, source }),
+            };
             let pr = al.nodal_trade_prices();
             (al.settled(), al.iterations, converged, pr)
         }

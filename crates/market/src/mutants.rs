@@ -79,6 +79,12 @@ pub enum Mutation {
     /// a near-linear pair whose buses differ little on a row other
     /// trades see at PTDF scale gets no damping and cycles.
     TradeDampingOff,
+    /// Primal-dual gives every trade its own damping weight toward `T θ`
+    /// without sharing a row's budget among the trades that see it
+    /// ([`crate::primal_dual::TRADE_DAMPING_THETA`]): the weights of a
+    /// crowd of near-linear pairs on one overloaded row add up and the
+    /// run cycles to the cap.
+    TradeDampingUnshared,
     /// The central reference keeps the coefficients of the rows primal-dual
     /// treats as no constraint ([`crate::primal_dual::negligible_row`]):
     /// the threshold is no longer shared, and on a feeder whose V-max rows

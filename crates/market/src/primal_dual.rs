@@ -905,7 +905,9 @@ pub fn negligible_row(row: &[f64], h: f64, bm: &[usize], bn: &[usize]) -> bool {
 /// w_mn = clamp(T θ / κ_mn, 1, W)      T = TRADE_DAMPING_THETA, W = TRADE_DAMPING_MAX
 /// ```
 ///
-/// (`w_mn = 1` where `κ_mn = 0`), so a trade whose line curvature in its
+/// (`w_mn = 1` where `κ_mn = 0`), then shared among the trades that see a
+/// row so their extra curvature on it stays within `B θ`
+/// ([`TRADE_DAMPING_ROW`]), so a trade whose line curvature in its
 /// step's metric is below `T θ` is raised to it, and one already at or
 /// above it is charged as before. The operator still keeps one price per
 /// row and sends per-bus vectors (the bus prices and `δ`,
@@ -927,6 +929,49 @@ pub fn negligible_row(row: &[f64], h: f64, bm: &[usize], bn: &[usize]) -> bool {
 /// beyond `E₀`) run it: every seeded market, and the Shamir baseline, keep
 /// their iteration bit for bit.
 pub const TRADE_DAMPING_THETA: f64 = 0.5;
+
+/// The budget `B` of the per-trade overload damping on one row
+/// ([`TRADE_DAMPING_THETA`]), in units of the line curvature bound `θ`: the
+/// trades that see row `r` share `B θ` of extra curvature between them.
+///
+/// Each trade first takes its own weight `w⁰_mn = clamp(T θ / κ_mn, 1, W)`;
+/// the extra curvature those weights add on row `r` (in the buyers' step
+/// metric) is `E_r = Σ_mn α^b_mn (w⁰_mn − 1) c_r D_r,mn²`, the row's share
+/// `f_r = min(1, B θ / E_r)`, and the trade keeps the smallest share of the
+/// rows it sees (`c_r D_r,mn² > 0`):
+///
+/// ```text
+/// w_mn − 1 = (w⁰_mn − 1) · min_{r : c_r D_r,mn² > 0} f_r
+/// ```
+///
+/// so on every row the joint bound holds,
+///
+/// ```text
+/// Σ_mn α^b_mn (w_mn − 1) c_r D_r,mn² ≤ f_r E_r ≤ B θ,
+/// ```
+///
+/// and with the row's own part `c_r Σ_mn α^b_mn D_r,mn² ≤ θ` (the cap
+/// `θ / (α ‖D_r‖²)` of [`PdParams::row_weights`], scaled to the largest
+/// buyer step) the row's whole curvature, `D_r diag(α w) D_rᵀ c_r`, is at
+/// most `(1 + B) θ` = 1.5 < 2 for `θ = ½`, `B = 2`: an explicit gradient
+/// step on that rank-one term does not overshoot. Each trade still sees at
+/// most `T θ` of its own (`w_mn κ_mn ≤ max(κ_mn, T θ)`). A row shared by
+/// one near-linear pair (`E_r ≤ T θ < B θ`) keeps the per-trade weights
+/// unchanged (round 14's pair: 3 611 iterations as before).
+///
+/// Why: without the share every trade's weight aimed at `T θ` on the same
+/// row and they added up: attack round 16's crowd of near-linear pairs
+/// between case30 buses 3 and 4 (line 2-5) took 3 611 (one pair), 8 961
+/// (three), 35 968 (five) iterations and reached the cap from six; the same
+/// crowd on feeder buses 17 → 18 from six. With `B = 2`: 3 611, 4 040,
+/// 10 102 and six pairs 13 131 (the feeder's six 15 045, eight 18 276).
+/// `B = ½` (the row's budget one trade's `T θ`) left six pairs at the cap
+/// (60 000), `B = 1`: 25 401; `B = 4`: 7 608 but a row curvature above 2
+/// (`(1 + B) θ = 2.5`), and twelve buyers against one seller 29 593 against
+/// 15 893. The weights are set once in [`PrimalDual::new`] from the public
+/// placement and step set, so the fixed points and the sans-IO tasks'
+/// bit-identity are untouched.
+pub const TRADE_DAMPING_ROW: f64 = 2.0;
 
 /// The largest per-trade damping weight `w_mn` ([`TRADE_DAMPING_THETA`]):
 /// `1 / ROW_SCALE_SPREAD²`, the factor of a row at its spread floor, so a
@@ -1288,17 +1333,51 @@ fn trade_damping(
 ) -> Vec<f64> {
     let mm = bm.len();
     let target = TRADE_DAMPING_THETA * params.line_theta;
-    let off = mutants::active(Mutation::TradeDampingOff);
-    (0..mm * bn.len())
+    let budget = TRADE_DAMPING_ROW * params.line_theta;
+    if mutants::active(Mutation::TradeDampingOff) {
+        return vec![0.0; mm * bn.len()];
+    }
+    let diff = |i: usize, row: &[f64]| row[bn[i / mm]] - row[bm[i % mm]];
+    // each trade's own weight `w⁰_mn − 1` toward `T θ`
+    let own: Vec<f64> = (0..mm * bn.len())
         .map(|i| {
-            let (k, j) = (bm[i % mm], bn[i / mm]);
-            let curv =
-                ab[i] * net.g.iter().zip(c_row).map(|(row, c)| c * (row[j] - row[k]) * (row[j] - row[k])).sum::<f64>();
-            if curv > 0.0 && !off {
+            let curv = ab[i] * net.g.iter().zip(c_row).map(|(row, c)| c * diff(i, row) * diff(i, row)).sum::<f64>();
+            if curv > 0.0 {
                 (target / curv).clamp(1.0, TRADE_DAMPING_MAX) - 1.0
             } else {
                 0.0
             }
+        })
+        .collect();
+    if mutants::active(Mutation::TradeDampingUnshared) {
+        return own;
+    }
+    // the extra curvature those weights add on each row, and the share of
+    // it the row's budget `B θ` allows ([`TRADE_DAMPING_ROW`])
+    let share: Vec<f64> = net
+        .g
+        .iter()
+        .zip(c_row)
+        .map(|(row, c)| {
+            let extra: f64 = own.iter().enumerate().map(|(i, e)| e * ab[i] * c * diff(i, row) * diff(i, row)).sum();
+            if extra > budget {
+                budget / extra
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    own.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let f = net
+                .g
+                .iter()
+                .zip(c_row)
+                .zip(&share)
+                .filter(|((row, c), _)| **c * diff(i, row) * diff(i, row) > 0.0)
+                .fold(1.0f64, |f, (_, s)| f.min(*s));
+            e * f
         })
         .collect()
 }

@@ -65,7 +65,6 @@ fn crowd(k: usize) -> Market {
 // 10⁻⁶`, bids 10 and asks 9 (10 requests, admissible) reach the cap too. A typed error, not a wrong dispatch: the framework falls
 // back to the central reference.
 #[test]
-#[ignore = "attack r16: six near-linear pairs sharing an overloaded row never clear under primal-dual (NoConvergence)"]
 fn a_crowd_of_near_linear_pairs_on_one_row_clears_within_the_cap() {
     let net = network_for(&one_rated_line(), 1.0).unwrap();
     let m = crowd(6);
@@ -244,7 +243,6 @@ fn rows_either_side_of_the_negligible_scale_clear_alike() {
 // With bids 10.0 + 0.1 i and asks 9.0 + 0.1 i two pairs cleared in
 // 4 020 iterations, four in 5 007, six reached the cap as well.
 #[test]
-#[ignore = "attack r16: six near-linear pairs at feeder buses 17 -> 18 never clear under primal-dual (NoConvergence)"]
 fn a_crowd_of_near_linear_pairs_on_the_feeder_clears_within_the_cap() {
     use Side::{Buyer, Seller};
     let net = network_for(&Case::parse(gridledger_market::CASE33BW).unwrap(), 1.0).unwrap();
@@ -342,6 +340,25 @@ fn teardo_recomputes_the_operator_damping_under_the_optimal_attack() {
 // it clears (3 iterations); at 10⁻⁴ and 10⁻⁵ `NoConvergence` at its cap
 // of 200; at 10⁻⁶ `NoConvergence` after 0 iterations (its first step
 // fails and the reason is dropped).
+// The last part of finding [3]: ALADIN's first step fails on the feeder
+// with impedances × 10⁻⁶, and `clear_with` now reports why (a typed
+// `AladinFailed` carrying the step's error) instead of a bare
+// `NoConvergence` after 0 iterations.
+#[test]
+fn aladin_reports_why_its_step_failed() {
+    use gridledger_market::clearing::ClearingError;
+    let m = big_pair(1e3);
+    let net = network_for(&flat_feeder(1e-6), 1.0).unwrap();
+    match clear_with(&m, &net, Algorithm::Aladin, None) {
+        Err(ClearingError::AladinFailed { iterations, source }) => {
+            assert_eq!(iterations, 0, "{source}");
+            assert!(!source.to_string().is_empty());
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(c) => panic!("cleared: {} {}", c.converged, c.relative_gap),
+    }
+}
+
 #[test]
 #[ignore = "attack r16: ALADIN refuses (OffOptimum) a feeder market with impedances x 1e-3 that primal-dual and the reference agree on"]
 fn aladin_clears_a_stiff_feeder_with_no_headroom() {

@@ -416,6 +416,31 @@ fn a_near_linear_pair_beside_small_parties_clears() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
 }
 
+/// A crowd of near-linear pairs sharing one overloaded row clears (attack
+/// round 16 [1]): case30 with only line 2-5 rated, six near-linear buyers
+/// at bus 4 and six sellers at bus 3 (36 trades that see 0.017 on the
+/// row) beside two small parties. The trades share the row's damping
+/// budget (`TRADE_DAMPING_ROW`) and clear in about 13 000 iterations; each
+/// aiming at `T θ` on its own, their damping adds up and the run cycles to
+/// the cap.
+fn a_crowd_of_near_linear_pairs_on_one_row_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let mut case = Case::parse(gridledger_market::CASE30).unwrap();
+    for b in &mut case.branches {
+        b.rate_a = if (b.from, b.to) == (2, 5) { 0.01 } else { 0.0 };
+    }
+    let net = network_for(&case, 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let mut m =
+        Market { buyers: vec![p(Side::Buyer, 29, 0.02, 0.3, 3.0)], sellers: vec![p(Side::Seller, 5, 0.015, 0.1, 3.0)] };
+    for i in 0..6 {
+        m.buyers.push(p(Side::Buyer, 4, 1e-5, 10.0 - 0.05 * i as f64, 2000.0));
+        m.sellers.push(p(Side::Seller, 3, 1e-5, 9.0 + 0.05 * i as f64, 2000.0));
+    }
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(40_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
+}
+
 /// A feeder whose rows are far below any physical scale clears alike
 /// (attack round 15 [1]): case33bw with impedances scaled by 10⁻¹², no
 /// loads and no voltage headroom (V-max rows of about 10⁻¹⁶ per kW, `h =
@@ -449,7 +474,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 20] = [
+const SCENARIOS: [Scenario; 21] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -479,6 +504,7 @@ const SCENARIOS: [Scenario; 20] = [
     ),
     ("a near-linear pair beside small parties clears", a_near_linear_pair_beside_small_parties_clears),
     ("a feeder with vanishing rows clears alike", a_feeder_with_vanishing_rows_clears_alike),
+    ("a crowd of near-linear pairs on one row clears", a_crowd_of_near_linear_pairs_on_one_row_clears),
 ];
 
 gridledger_core::mutation_check! {
@@ -504,4 +530,5 @@ gridledger_core::mutation_check! {
     row_scale_from_coefficients_is_caught: Mutation::RowScaleFromCoefficients => "a near-linear pair across a small row difference clears",
     trade_damping_off_is_caught: Mutation::TradeDampingOff => "a near-linear pair beside small parties clears",
     negligible_rows_kept_by_reference_is_caught: Mutation::NegligibleRowsKeptByReference => "a feeder with vanishing rows clears alike",
+    trade_damping_unshared_is_caught: Mutation::TradeDampingUnshared => "a crowd of near-linear pairs on one row clears",
 }
