@@ -1392,6 +1392,72 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(())
     }
 
+    /// [`Mode::ConventionalOr`]: an honest executor replaces every void
+    /// standing posting of batches `fin..next` at once, from the next batch
+    /// to settle upwards, with the batch's TCRs on the root the contract
+    /// says a replacement must claim (view `void_posting`: the settled root
+    /// for `fin`, else the predecessor's standing post-state root), where
+    /// that root is the state the batches before it really leave (an
+    /// honest executor never builds on a forged predecessor's root; such a
+    /// successor waits for the overturn). Attack r18 [2]: left standing, a
+    /// void posting of the next batch to settle cost a whole window (its
+    /// window ran out before `finalize` took it back, then the batch's own
+    /// window ran again), free and repeatable by its executor; and an
+    /// executor's own void posting ahead made the honest postings after it
+    /// void, each replaced by it and taken back in turn. Replaced at once,
+    /// the batch's window runs from the replacement, which its poster
+    /// cannot replace again (it is not void). The stand-in is an honest
+    /// active executor other than the void poster (the batch's assigned
+    /// executor first), the void poster itself only when no other is.
+    fn replace_void_postings(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+        if self.cfg.mode != Mode::ConventionalOr
+            || crate::mutants::active(crate::mutants::Mutation::VoidNextWaitsWindow)
+        {
+            return Ok(());
+        }
+        for b in fin..next {
+            let h = self.batch_header(b)?;
+            if h.tcr_root.is_none() || h.overturned || h.state != BatchState::Open {
+                continue;
+            }
+            let must: Option<Hash32> = self.view_borsh("void_posting", args(&BatchId { batch: b }))?;
+            let Some(must) = must else { continue };
+            if must != crate::state::state_root(&self.state_before(b)?) {
+                continue;
+            }
+            let Some(j) = self.honest_stand_in(&h)? else { return Ok(()) };
+            let mut input = self.batch_input(b)?;
+            input.tcrs = None;
+            input.leaves = None;
+            let step = self.executors[j].1.on_batch(&input);
+            let key = self.executors[j].0.clone();
+            self.run_step(&key, step)?;
+        }
+        Ok(())
+    }
+
+    /// An honest, active executor of this driver to replace `h`'s void
+    /// posting: `h`'s assigned executor, else the first other one, not the
+    /// void poster unless no other qualifies.
+    fn honest_stand_in(&self, h: &BatchHeader) -> Result<Option<usize>, DriverError> {
+        let mut order: Vec<usize> = (0..self.executors.len()).collect();
+        order.sort_by_key(|&i| {
+            let k = self.executors[i].0.address();
+            (Some(k) == h.posted_by, k != h.executor)
+        });
+        for i in order {
+            let (k, x) = &self.executors[i];
+            if x.behaviour != ExecutorBehaviour::Honest {
+                continue;
+            }
+            let node = self.reader().view_json("node", args(&k.address()))?;
+            if node["active"].as_bool() == Some(true) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
     /// [`Mode::ConventionalOr`]: the watcher checks every standing posting
     /// of batches `fin + 1..next` it has not checked yet (attack r16 [1]:
     /// a batch its executor posted ahead before this run).
@@ -1493,6 +1559,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 }
             }
             if self.cfg.mode == Mode::ConventionalOr {
+                // Void postings (the next batch's, or ahead) are replaced
+                // at once (attack r18 [2]), then the rest is posted ahead.
+                self.replace_void_postings(fin, next)?;
+                input = self.batch_input(fin)?;
                 self.post_ahead(fin)?;
             }
             // Step 4–5: the assigned validator (in the conventional-OR
@@ -1646,6 +1716,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             };
             self.settled.push(s.clone());
             out.push(s);
+            // The watcher's memory of postings checked: a settled batch's
+            // postings are never checked again.
+            self.watched.retain(|p| p.0 > fin);
             // Housekeeping: the executor deletes the oldest claimed-slot
             // records no entry can read any more (a refusal, e.g. the
             // next batch's deletions already full, is left for later).

@@ -157,6 +157,16 @@ pub enum Mutation {
     /// the validator is late for a replacement it saw only now, and is
     /// forfeited when another party overturns it (attack r17 [2]).
     ReplacementKeepsTurn,
+    /// Pipelined: every dispute committed no later than the batch's
+    /// standing posting counts as built for a replaced posting, also where
+    /// no replacement happened: a frivolous whole-batch dispute committed
+    /// before the batch's first posting is refused (`Replaced`) and keeps
+    /// its bond (attack r18 [1]).
+    ReplacedWithoutReplacement,
+    /// Baseline driver: no honest executor replaces a void posting at
+    /// once; the run waits out the void posting's window, takes it back and
+    /// runs the batch's window again (attack r18 [2]).
+    VoidNextWaitsWindow,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -288,7 +288,18 @@ pub struct PrimaryConfig {
     ///   replaced batch's window runs from the replacement. So a posting
     ///   ahead on a made-up root costs no more time than silence, and the
     ///   windows still overlap. A posting that claims what its
-    ///   predecessor states cannot be replaced (no ping-pong).
+    ///   predecessor states cannot be replaced (no ping-pong). The driver's
+    ///   honest executors replace every void posting they find at once,
+    ///   claiming the true root, from the next batch to settle upwards
+    ///   (attack r18 [2]; the view `void_posting` names the root a
+    ///   replacement must claim), so a void posting delays nothing by a
+    ///   window, and an executor's own void posting ahead cannot make the
+    ///   honest postings after it void for longer than that. The void
+    ///   poster is not punished: a posting ahead on a root that turns out
+    ///   not to settle is what an honest executor posts after a forged
+    ///   predecessor, and once replaced its poster cannot post the batch
+    ///   again (the replacement is not void), so repeating costs nothing
+    ///   but its fee and gains no time.
     /// - *Voidness waits for a known root.* While the predecessor is
     ///   overturned, nothing after it is void: the root it settles with is
     ///   the chain's own execution of it, known once it is the next to
@@ -296,8 +307,11 @@ pub struct PrimaryConfig {
     ///   honest successor claiming the true root keeps its window).
     /// - *A replacement never turns a pending dispute into a loss, nor
     ///   locks its disputer out.* A dispute its sender committed to no
-    ///   later than the block of the batch's standing posting (built for a
-    ///   posting since replaced, or taken back and posted again) is judged
+    ///   later than the block of the batch's standing posting and no
+    ///   earlier than the batch's first posting, where a replacement
+    ///   happened (built for a posting since replaced, or taken back and
+    ///   posted again; the first posting's height is kept once a posting is
+    ///   replaced or taken back), is judged
     ///   against the standing posting but can only win: a whole-batch
     ///   dispute that finds it correct is refused, nothing lost
     ///   ([`EntryDisputeError::Replaced`], attack r16 [4]); one that proves
@@ -306,6 +320,10 @@ pub struct PrimaryConfig {
     ///   honest validator committed to for a void posting is exactly its
     ///   dispute of a replacement with the same forged leaves, and
     ///   refusing it left the forged root unchallengeable for a window).
+    ///   A dispute committed before the batch's first posting, or of a
+    ///   batch never replaced, was built for no posting since replaced: it
+    ///   is judged as any other, and a frivolous one pays its bond to the
+    ///   executor (attack r18 [1]).
     ///   Entry and state disputes prove a leaf against the standing TCR
     ///   root and are judged as ever (a refused one costs nothing). Binding
     ///   the commitment to a posting id instead would need every dispute's
@@ -797,7 +815,9 @@ pub enum EntryDisputeError {
     WrongClaimedTcrs(u64),
     /// [`PrimaryConfig::pipelined`]: the whole-batch dispute was committed
     /// to ([`commit_dispute`]) no later than the block of the batch's
-    /// standing posting, so it was built for a posting since replaced (a
+    /// standing posting and no earlier than its first posting, and the
+    /// batch's posting was replaced (or taken back and posted again) since
+    /// its first, so the dispute was built for a posting since replaced (a
     /// void posting ahead), and the replacement is correct: it is refused,
     /// not rejected (nothing lost). Judged against the replacement, a
     /// dispute that proves it wrong overturns it.
@@ -1142,7 +1162,7 @@ fn cfg(ctx: &mut CallContext<'_, '_>) -> Result<PrimaryConfig, ContractError> {
     }
 }
 
-fn header(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<BatchHeader, ContractError> {
+fn header<R: gridledger_ledger::StorageRead>(ctx: &mut R, id: u64) -> Result<BatchHeader, ContractError> {
     match ctx.read_typed::<BatchHeader>(&bkey(id))? {
         Some(h) => Ok(h),
         None => revert(format!("no batch {id}")),
@@ -1420,7 +1440,11 @@ fn unlist(ctx: &mut CallContext<'_, '_>, who: &Address, role: NodeRole) -> Resul
     ctx.write_typed(list, &l)
 }
 
-fn active_node(ctx: &mut CallContext<'_, '_>, who: &Address, role: NodeRole) -> Result<bool, ContractError> {
+fn active_node<R: gridledger_ledger::StorageRead>(
+    ctx: &mut R,
+    who: &Address,
+    role: NodeRole,
+) -> Result<bool, ContractError> {
     Ok(ctx.read_typed::<Node>(&nkey(who))?.is_some_and(|n| n.active && n.role == role))
 }
 
@@ -2052,6 +2076,7 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, stated: Option<Hash
             }
             _ => {}
         }
+        mark_replaced(ctx, &h)?;
         ctx.emit("ior_tcrs_replaced", vec![("batch".into(), h.id.to_string()), ("by".into(), caller.to_string())])?;
     } else if !assigned_ok && !stand_in {
         return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
@@ -2362,9 +2387,33 @@ fn prkey(id: u64) -> Vec<u8> {
     [b"pre/".as_slice(), &id.to_be_bytes()].concat()
 }
 
+/// `rp/BATCH`: the height of batch `BATCH`'s first posting, written when
+/// a posting of the batch is first replaced or taken back (never for a
+/// batch posted once): a dispute committed to at or after that height and
+/// no later than the standing posting's block was built for a posting
+/// since replaced ([`EntryDisputeError::Replaced`]); one committed before
+/// the batch's first posting was built for none and risks its bond
+/// (attack r18 [1]).
+fn rpkey(id: u64) -> Vec<u8> {
+    [b"rp/".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// Marks batch `h`'s standing posting as replaced ([`rpkey`]): the first
+/// posting's height is kept once, whatever the number of replacements.
+fn mark_replaced(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<(), ContractError> {
+    let Some(posted) = h.tcr_height else { return Ok(()) };
+    if ctx.read(&rpkey(h.id))?.is_none() {
+        ctx.write_typed(&rpkey(h.id), &posted)?;
+    }
+    Ok(())
+}
+
 /// The root batch `h`'s posting claims to build on
 /// ([`PrimaryConfig::pipelined`]; `None` without pipelining).
-fn claimed_pre_root(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Option<Hash32>, ContractError> {
+fn claimed_pre_root<R: gridledger_ledger::StorageRead>(
+    ctx: &mut R,
+    h: &BatchHeader,
+) -> Result<Option<Hash32>, ContractError> {
     ctx.read_typed::<Hash32>(&prkey(h.id))
 }
 
@@ -2416,8 +2465,8 @@ fn pipelined_pre_root(
 /// header and one node read. `Some(Some(root))`: void, the replacement
 /// must claim `root`; `Some(None)` only under the planted
 /// `VoidOnOverturnedRoot` (any other claim).
-fn void_posting(
-    ctx: &mut CallContext<'_, '_>,
+fn void_posting<R: gridledger_ledger::StorageRead>(
+    ctx: &mut R,
     c: &PrimaryConfig,
     h: &BatchHeader,
     fin: u64,
@@ -2475,6 +2524,7 @@ fn validator_turn_start(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Resul
 /// settled root. O(1): the batches posted after it are void in turn, each
 /// taken back at its own turn.
 fn take_back(ctx: &mut CallContext<'_, '_>, mut h: BatchHeader) -> Result<(), ContractError> {
+    mark_replaced(ctx, &h)?;
     h.tcr_root = None;
     h.tcr_height = None;
     h.post_root = None;
@@ -2617,9 +2667,10 @@ fn begin_dispute(
         return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
     };
     // Pipelined: a dispute its sender committed to no later than the block
-    // of the standing posting was built for a posting since replaced (a
-    // void posting ahead, replaced in between, or taken back by `finalize`
-    // and posted again). It is judged against the standing posting all the
+    // of the standing posting, and no earlier than the batch's first
+    // posting, of a batch whose posting was replaced (a void posting ahead,
+    // replaced in between, or taken back by `finalize` and posted again;
+    // [`rpkey`]) was built for a posting since replaced. It is judged against the standing posting all the
     // same, but it can only win: a whole-batch dispute that finds the
     // replacement correct is refused (`Replaced`, nothing lost; attack r16
     // [4]) instead of rejected, and one that proves the replacement wrong
@@ -2632,7 +2683,16 @@ fn begin_dispute(
     if c.pipelined && !crate::mutants::active(crate::mutants::Mutation::DisputeJudgedOnReplacement) {
         if let Some(posted) = h.tcr_height {
             let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
-            replaced = committed_before(ctx, c.window_ms, &digest, posted.saturating_add(1))?.is_some();
+            if let Some((_, mine)) = committed_before(ctx, c.window_ms, &digest, posted.saturating_add(1))? {
+                // Only if a replacement happened, and the commitment came
+                // no earlier than the first posting (attack r18 [1]: one
+                // committed before the batch's first and only posting was
+                // built for no posting and risks its bond). Planted: any
+                // commitment up to the standing posting's block.
+                let first = ctx.read_typed::<u64>(&rpkey(h.id))?;
+                replaced = crate::mutants::active(crate::mutants::Mutation::ReplacedWithoutReplacement)
+                    || first.is_some_and(|f| mine.height >= f);
+            }
             // Planted: the r16 rule, every such dispute refused.
             if replaced && crate::mutants::active(crate::mutants::Mutation::ReplacedDisputeRefused) {
                 return Ok(Err(EntryDisputeError::Replaced(h.id)));
@@ -3510,6 +3570,17 @@ impl NativeContract for IorPrimaryContract {
                     }
                 }
                 Ok(json!({ "borsh": hex::encode(bytes(&out)) }))
+            }
+            // Whether batch `BATCH`'s standing posting is void
+            // ([`void_posting`]): borsh of `Option<Hash32>`, the root a
+            // replacement must claim, or `None` (not void, or no posting).
+            "void_posting" => {
+                let a: BatchId = decode_args(args)?;
+                let mut r = ctx;
+                let fin = r.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+                let h = header(&mut r, a.batch)?;
+                let must = void_posting(&mut r, &c, &h, fin)?.flatten();
+                Ok(json!({ "borsh": hex::encode(bytes(&must)) }))
             }
             "batch_header" => {
                 let a: BatchId = decode_args(args)?;

@@ -26,6 +26,13 @@
 //! nobody) and, as the batch's executor, may post void again after every
 //! take-back: one window of settlement delay per free transaction, for
 //! ever, by one party.
+//!
+//! Fixed: the first posting's height is kept once a batch's posting is
+//! replaced or taken back, and only a commitment made since then counts
+//! as built for a replaced posting ([1]); the driver's honest executors
+//! replace every void posting at once, from the next batch to settle
+//! upwards, which also bounds the lead for postings ahead (an executor's
+//! own void posting making the honest ones after it void) ([2]).
 
 mod common;
 
@@ -67,7 +74,6 @@ fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
 /// executor, as for any dispute of a correct batch; it is refused as
 /// `Replaced` and the challenger keeps its bond.
 #[test]
-#[ignore = "attack r18: a whole-batch dispute committed before the FIRST posting is riskless (Replaced), no replacement needed"]
 fn a_dispute_committed_before_the_first_posting_still_risks_its_bond() {
     let mut e = or_funded();
     let k = record_batches(&mut e, 1);
@@ -108,7 +114,6 @@ fn a_dispute_committed_before_the_first_posting_still_risks_its_bond() {
 /// again: k settles two windows after the void posting, and its poster,
 /// free to do it again after each take-back, lost nothing.
 #[test]
-#[ignore = "attack r18: a void posting of the next batch to settle costs a whole window (no one replaces it at once), free and repeatable"]
 fn a_void_posting_of_the_next_batch_is_replaced_at_once() {
     let mut e = or_funded();
     let k = record_batches(&mut e, 1);
@@ -132,6 +137,74 @@ fn a_void_posting_of_the_next_batch_is_replaced_at_once() {
         exec.address(),
         node_active(&e, &exec.address()),
     );
+}
+
+/// `batch`'s honest TCRs, with the last leaf's (and the batch's) post-state
+/// root replaced by `post` when given, claiming `pre_root`.
+fn posting_on(e: &mut Env, batch: u64, pre_root: Hash32, post: Option<Hash32>) -> SubmitTcrsOn {
+    let mut tcrs = honest_submit(e, batch);
+    if let Some(r) = post {
+        let last = tcrs.leaves.len() - 1;
+        tcrs.leaves[last].post_root = r;
+        tcrs.post_root = r;
+    }
+    SubmitTcrsOn { pre_root, tcrs }
+}
+
+/// The lead of finding [2], for postings ahead: the next batch's executor
+/// posts it void (a made-up pre-root) with a made-up post-state root, so
+/// the honest postings after it, claiming the true roots, are void
+/// relative to it; it replaces each of them with a posting on its own
+/// made-up chain of roots. Left standing, each is taken back in turn at
+/// its own `finalize` and runs a window of its own, one after the other:
+/// about a window per batch. The driver's honest executors replace every
+/// void posting at once, from the next batch to settle upwards, so all of
+/// them settle about one window after the run starts.
+#[test]
+fn a_void_chain_of_postings_ahead_is_replaced_at_once() {
+    let mut e = or_funded();
+    let n = 4;
+    let k = record_batches(&mut e, n);
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert_eq!(fin, k, "the first batch is the next to settle");
+    let exec = executor_of(&e, k);
+    let made_up = |i: u64| Hash32([0x70 + i as u8; 32]);
+    let void = posting_on(&mut e, k, made_up(0), Some(made_up(1)));
+    let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);
+    for b in k + 1..k + n {
+        // The honest posting on the true root, void relative to the chain
+        // of made-up roots, and the void poster's replacement on it.
+        let true_root = gridledger_rollup::state::state_root(&e.d.state_before(b).unwrap());
+        let honest = posting_on(&mut e, b, true_root, None);
+        let r = e.d.primary_call(&executor_of(&e, b), "sc_cr_on", args(&honest), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "batch {b}'s honest posting: {:?}", r.status);
+        let i = b - k;
+        let on_mine = posting_on(&mut e, b, made_up(i), Some(made_up(i + 1)));
+        let r = e.d.primary_call(&exec, "sc_cr_on", args(&on_mine), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "batch {b} replaced on the made-up root: {:?}", r.status);
+        assert_eq!(e.d.batch_header(b).unwrap().posted_by, Some(exec.address()));
+    }
+    let start = e.d.now();
+    let w = e.d.cfg.window_ms();
+    let run = e.d.process(&mut rng(18)).unwrap();
+    assert_eq!(run.iter().map(|s| s.batch).collect::<Vec<_>>(), (k..k + n).collect::<Vec<_>>());
+    let last = (k..k + n)
+        .map(|b| match e.d.batch_header(b).unwrap().state {
+            BatchState::Settled { at, .. } => at,
+            BatchState::Open => panic!("batch {b} not settled"),
+        })
+        .max()
+        .unwrap();
+    assert!(
+        last < start + w + w / 2,
+        "the void chain from batch {k} held the last of {n} batches until {last}, {} ms after the run started \
+         (window {w})",
+        last - start,
+    );
+    for b in k..k + n {
+        assert_ne!(e.d.batch_header(b).unwrap().posted_by, Some(exec.address()), "batch {b}'s void posting stood");
+    }
 }
 
 /// With finding [2]: the contract lets the void poster do it again after

@@ -892,7 +892,63 @@ fn a_void_posting_replaced_in_one_block_is_read() -> bool {
     settled.is_ok_and(|v| v.iter().any(|s| s.batch == k)) && e.d.participant(&trader(0).address()).is_ok()
 }
 
-const SCENARIOS: [Scenario; 32] = [
+/// Batch `k`'s honest `sc_cr` arguments.
+fn honest_submit(e: &mut Env, k: u64) -> SubmitTcrs {
+    let (t, _) = honest_tcrs(e, k);
+    borsh::from_slice(&tcr_args(e, k, t, e.d.entries(k).unwrap())).unwrap()
+}
+
+/// Pipelined (attack r18 [1]): a bonded challenger commits to a frivolous
+/// whole-batch dispute before the batch's first posting; the executor
+/// posts the correct TCRs once. The revealed dispute is rejected and its
+/// bond pays the executor (no replacement happened).
+fn a_dispute_committed_before_the_first_posting_risks_its_bond() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    e.d.primary.seal();
+    let who = trader(2);
+    let exec = executor_of(&e, k);
+    let a = whole(&e, k, Vec::new());
+    let c = gridledger_rollup::types::dispute_commitment(
+        &gridledger_rollup::types::dispute_digest("dispute", &a),
+        &who.address(),
+    );
+    if e.d.primary_call(&who, "commit_dispute", args(&c), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let sub = honest_submit(&mut e, k);
+    if e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let bond = e.d.cfg.challenge_bond.0;
+    let exec_before = wealth(&e, &exec);
+    // A rejected bonded dispute succeeds as a call: its bond moves.
+    let _ = e.d.primary_call(&who, "dispute", a, e.d.cfg.challenge_bond).unwrap();
+    !disproved(&e, k) && wealth(&e, &exec) >= exec_before + bond
+}
+
+/// Baseline driver (attack r18 [2]): the next batch's executor posts its
+/// honest leaves on a made-up pre-root before the run; an honest executor
+/// replaces the void posting at once, so the batch settles about a window
+/// after it, not two.
+fn a_void_posting_of_the_next_batch_is_replaced_at_once() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 1);
+    let exec = executor_of(&e, k);
+    let tcrs = honest_submit(&mut e, k);
+    let void = gridledger_rollup::primary::SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs };
+    if e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let Some(void_at) = e.d.batch_header(k).unwrap().complete_at else { return false };
+    let w = e.d.cfg.window_ms();
+    if !e.d.process(&mut rng(18)).is_ok_and(|v| v.iter().any(|s| s.batch == k)) {
+        return false;
+    }
+    matches!(e.d.batch_header(k).unwrap().state, BatchState::Settled { at, .. } if at < void_at + w + w / 2)
+}
+
+const SCENARIOS: [Scenario; 34] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -940,6 +996,11 @@ const SCENARIOS: [Scenario; 32] = [
         a_dispute_committed_before_a_forged_replacement_overturns_it,
     ),
     ("a watcher is not late for a replacement", a_watcher_is_not_late_for_a_replacement),
+    (
+        "a dispute committed before the first posting risks its bond",
+        a_dispute_committed_before_the_first_posting_risks_its_bond,
+    ),
+    ("a void posting of the next batch is replaced at once", a_void_posting_of_the_next_batch_is_replaced_at_once),
 ];
 
 gridledger_core::mutation_check! {
@@ -978,4 +1039,6 @@ gridledger_core::mutation_check! {
     reader_taking_first_posting_is_caught: Mutation::ReaderTakesFirstPosting => "a void posting replaced in one block is read",
     replaced_dispute_refused_is_caught: Mutation::ReplacedDisputeRefused => "a dispute committed before a forged replacement overturns it",
     replacement_keeping_turn_is_caught: Mutation::ReplacementKeepsTurn => "a watcher is not late for a replacement",
+    replaced_without_replacement_is_caught: Mutation::ReplacedWithoutReplacement => "a dispute committed before the first posting risks its bond",
+    void_next_waiting_window_is_caught: Mutation::VoidNextWaitsWindow => "a void posting of the next batch is replaced at once",
 }
