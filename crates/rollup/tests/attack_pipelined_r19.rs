@@ -1,0 +1,124 @@
+//! Attack round 19 on the improved optimistic rollup (issue 11): the
+//! challenge-window baseline (`PrimaryConfig::pipelined`,
+//! [`Mode::ConventionalOr`]) after r18's fix: a whole-batch dispute counts
+//! as built for a replaced posting (it "can only win": a correct standing
+//! posting refuses it as `Replaced`, bond kept) only where the batch's
+//! posting was replaced or taken back (`rp/BATCH`, the first posting's
+//! height) and the commitment came no earlier than that first posting.
+//!
+//! Finding [1] (low): the replacement can be forced after the commitment
+//! by a colluding executor at no cost, so a frivolous dispute of a correct
+//! posting ahead is riskless again. Batch k+1 is posted ahead, correctly,
+//! on the true root. Challenger C commits to a frivolous whole-batch
+//! dispute of it. Executor X (k's assigned executor) then posts k void
+//! with a made-up post-state root, which makes k+1's correct posting void
+//! relative to it, and replaces k+1 on its made-up root (any active
+//! executor may, and void posters are not punished). The honest
+//! executors replace both at once, correctly; C's revealed dispute of the
+//! correct k+1 is refused as `Replaced` and C keeps its bond, which should
+//! have paid the executor it challenged. C's commitment came after k+1's
+//! first posting, which was correct and claimed the true root: it was
+//! built for no void posting.
+
+mod common;
+
+use common::pipelined::*;
+use common::*;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::exec::{execute_leaves, OffChain};
+use gridledger_rollup::primary::{SubmitTcrs, SubmitTcrsOn};
+use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
+use gridledger_rollup::types::{dispute_commitment, dispute_digest, entry_hash, Tcr};
+
+/// `batch`'s honest `sc_cr` arguments.
+fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[posted.len() - 1].post_root,
+        leaves: posted,
+        burned,
+    }
+}
+
+/// `batch`'s honest TCRs claiming `pre_root`, the batch's post-state root
+/// replaced by `post` when given.
+fn posting_on(e: &mut Env, batch: u64, pre_root: Hash32, post: Option<Hash32>) -> SubmitTcrsOn {
+    let mut tcrs = honest_submit(e, batch);
+    if let Some(r) = post {
+        let last = tcrs.leaves.len() - 1;
+        tcrs.leaves[last].post_root = r;
+        tcrs.post_root = r;
+    }
+    SubmitTcrsOn { pre_root, tcrs }
+}
+
+fn post(e: &mut Env, who: &gridledger_core::crypto::KeyPair, on: &SubmitTcrsOn, what: &str) {
+    let r = e.d.primary_call(who, "sc_cr_on", args(on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{what}: {:?}", r.status);
+}
+
+/// Finding [1].
+#[test]
+#[ignore = "attack r19: a colluding executor forces a free replacement after a frivolous commitment, so the dispute keeps its bond"]
+fn a_frivolous_dispute_of_a_correct_posting_ahead_risks_its_bond_whatever_replaces_it_later() {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 2);
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert_eq!(fin, k, "batch k is the next to settle");
+    let x = executor_of(&e, k);
+    let other = e.d.executors.iter().find(|(a, _)| a.address() != x.address()).unwrap().0.clone();
+    let true_k = state_root(&e.d.state_before(k).unwrap());
+    let true_k1 = state_root(&e.d.state_before(k + 1).unwrap());
+    // k+1 posted ahead, correctly, on the true root (its first posting).
+    let honest_k1 = posting_on(&mut e, k + 1, true_k1, None);
+    let poster = executor_of(&e, k + 1);
+    post(&mut e, &poster, &honest_k1, "k+1's honest posting ahead");
+    // C commits to a frivolous dispute of the correct k+1.
+    let c = trader(2);
+    let a = whole(&e, k + 1, Vec::new());
+    let cm = dispute_commitment(&dispute_digest("dispute", &a), &c.address());
+    let r = e.d.primary_call(&c, "commit_dispute", args(&cm), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "commitment: {:?}", r.status);
+    // X posts k void with a made-up post-state root, then replaces k+1's
+    // (now void) correct posting on that root.
+    let m1 = Hash32([0x71; 32]);
+    let void_k = posting_on(&mut e, k, Hash32([0x70; 32]), Some(m1));
+    post(&mut e, &x, &void_k, "k's void posting");
+    let on_m1 = posting_on(&mut e, k + 1, m1, None);
+    post(&mut e, &x, &on_m1, "k+1 replaced on the made-up root");
+    // The honest executors replace both at once, correctly.
+    let fix_k = posting_on(&mut e, k, true_k, None);
+    post(&mut e, &other, &fix_k, "k replaced");
+    let fix_k1 = posting_on(&mut e, k + 1, true_k1, None);
+    post(&mut e, &other, &fix_k1, "k+1 replaced");
+    let h = e.d.batch_header(k + 1).unwrap();
+    assert_eq!(h.post_root, Some(honest_k1.tcrs.post_root), "k+1's standing posting is the correct one");
+    let bond = e.d.cfg.challenge_bond;
+    let (before, other_before) = (wealth(&e, &c), wealth(&e, &other));
+    let s = e.d.primary_call(&c, "dispute", a, bond).unwrap().status;
+    let (after, other_after) = (wealth(&e, &c), wealth(&e, &other));
+    assert!(!e.d.batch_header(k + 1).unwrap().overturned, "a correct batch is never overturned");
+    assert!(
+        before.saturating_sub(after) >= bond.0,
+        "C committed to its frivolous dispute of batch {} after its correct first posting; a replacement forced \
+         for free by executor {} let the dispute ({s:?}) cost C only {} of the {bond} bond (the standing poster \
+         got {}); X still active: {}",
+        k + 1,
+        x.address(),
+        before.saturating_sub(after),
+        other_after.saturating_sub(other_before),
+        node_active(&e, &x.address()),
+    );
+}
