@@ -19,6 +19,19 @@
 //! have paid the executor it challenged. C's commitment came after k+1's
 //! first posting, which was correct and claimed the true root: it was
 //! built for no void posting.
+//!
+//! Finding [2] (high): a void posting ahead of an unposted predecessor
+//! escapes the driver's at-once replacement for a whole window. Executor
+//! X, assigned batch k+2, posts it (`sc_cr_on`) on a made-up root before
+//! k+1 is posted: while k+1 has no posting, k+2 is not void
+//! (`void_posting` decides only against a posted predecessor), so
+//! `replace_void_postings` skips it; `post_ahead` then posts k+1, which
+//! makes k+2 void, but skips it (it has TCRs) and nothing replaces it
+//! until the next turn of the loop, after batch k's window has run. Its
+//! replacement's window runs from then: k+2 and every batch after it
+//! settle about two windows after the run starts instead of one. Free
+//! (void posters are not punished), by one party, again on every run in
+//! which it is assigned a batch ahead of an unposted one.
 
 mod common;
 
@@ -121,4 +134,61 @@ fn a_frivolous_dispute_of_a_correct_posting_ahead_risks_its_bond_whatever_replac
         other_after.saturating_sub(other_before),
         node_active(&e, &x.address()),
     );
+}
+
+/// Finding [2].
+#[test]
+#[ignore = "attack r19: a void posting ahead of an unposted predecessor is replaced only a window later, delaying all later batches by a window"]
+fn a_void_posting_ahead_of_an_unposted_batch_is_replaced_at_once() {
+    let mut e = or_funded();
+    let n = 4;
+    let k = record_batches(&mut e, n);
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert_eq!(fin, k, "the first batch is the next to settle");
+    let b = k + 2;
+    let x = executor_of(&e, b);
+    assert!(e.d.batch_header(b - 1).unwrap().tcr_root.is_none(), "the predecessor is unposted");
+    let void = posting_on(&mut e, b, Hash32([0x70; 32]), Some(Hash32([0x71; 32])));
+    post(&mut e, &x, &void, "the void posting ahead");
+    let start = e.d.now();
+    let w = e.d.cfg.window_ms();
+    let run = e.d.process(&mut rng(19)).unwrap();
+    assert_eq!(run.iter().map(|s| s.batch).collect::<Vec<_>>(), (k..k + n).collect::<Vec<_>>());
+    let at = |e: &Env, b: u64| match e.d.batch_header(b).unwrap().state {
+        gridledger_rollup::primary::BatchState::Settled { at, .. } => at,
+        gridledger_rollup::primary::BatchState::Open => panic!("batch {b} not settled"),
+    };
+    let last = (k..k + n).map(|b| at(&e, b)).max().unwrap();
+    assert!(
+        last < start + w + w / 2,
+        "executor {}'s void posting of batch {b} ahead of the unposted batch {} held batches {b}..{} until {last}, {} ms \
+         after the run started (window {w}; batch {k} settled at {}); the void poster is still active: {}",
+        x.address(),
+        b - 1,
+        k + n - 1,
+        last - start,
+        at(&e, k),
+        node_active(&e, &x.address()),
+    );
+}
+
+/// The control of finding [2]: without the void posting, the same four
+/// batches all settle about one window after the run starts.
+#[test]
+fn without_a_void_posting_the_batches_settle_within_about_a_window() {
+    let mut e = or_funded();
+    let n = 4;
+    let k = record_batches(&mut e, n);
+    let start = e.d.now();
+    let w = e.d.cfg.window_ms();
+    let run = e.d.process(&mut rng(19)).unwrap();
+    assert_eq!(run.iter().map(|s| s.batch).collect::<Vec<_>>(), (k..k + n).collect::<Vec<_>>());
+    for b in k..k + n {
+        match e.d.batch_header(b).unwrap().state {
+            gridledger_rollup::primary::BatchState::Settled { at, .. } => {
+                assert!(at < start + w + w / 2, "batch {b} settled at {at}, {} ms after the start", at - start)
+            }
+            gridledger_rollup::primary::BatchState::Open => panic!("batch {b} not settled"),
+        }
+    }
 }
