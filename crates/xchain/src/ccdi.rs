@@ -51,8 +51,81 @@ use crate::scbg::{self, Character, Lock, SC_BG_ID};
 
 /// Domain of process ids.
 pub const CCDI_ID: Tag = Tag("gridledger/xchain/ccdi-process/v1");
-/// Most slots one process may have.
-pub const MAX_SLOTS: usize = 512;
+/// The most bytes one slot adds to the process record: its `Slot` (chain 4,
+/// owner 20, participant 20), its participant's `registered` flag (1) and
+/// its participant's place in `eliminated` (20).
+const RECORD_SLOT_BYTES: u64 = 4 + 20 + 20 + 1 + 20;
+/// The process record's bytes besides its slots (app, lengths, deposit, κ,
+/// start, salt, deadline, counters and flags: 67), in whole words plus one
+/// for rounding the slots' part: 4 words.
+const RECORD_FIXED_WORDS: u64 = 4;
+/// The most bytes of a stored item (`item` 8, `lock` 32, a character of at
+/// most 4 + [`scbg::MAX_NAME`] + 16, `at` 8: 100): 4 words; of an outcome
+/// (the character, 52 bytes): 2 words.
+const STORED_ITEM_WORDS: u64 = 4;
+const OUTCOME_WORDS: u64 = 2;
+/// Reading and rewriting the process record, per byte of a slot's part, in
+/// gas (rounded up).
+const RECORD_SLOT_RW_GAS: u64 = (RECORD_SLOT_BYTES * (gas::SLOAD + gas::SSTORE_RESET)).div_ceil(32);
+
+/// The most gas fixing a process's outcome spends per slot under the
+/// ledger's schedule ([`gridledger_ledger::gas`]), 32-byte names: reading
+/// its stored item (4 words), writing its outcome fresh (2 words), paying
+/// its participant's deposit back ([`gas::CALL_VALUE`]) and its part of the
+/// process record read and written back — 67,557 gas — plus an eighth for
+/// margin. The last `ccdi_cct` (Case 1) and `ccdi_finish` (Case 2) run it
+/// for every slot.
+pub const OUTCOME_SLOT_GAS: u64 = {
+    let worst = STORED_ITEM_WORDS * gas::SLOAD + OUTCOME_WORDS * gas::SSTORE_SET + gas::CALL_VALUE + RECORD_SLOT_RW_GAS;
+    worst + worst / 8
+};
+/// The most gas the transaction that fixes the outcome spends besides the
+/// slots: the transaction base, its calldata at a ledger transaction's
+/// largest size (64 KiB, every byte non-zero), the call, and the CCT's own
+/// work — the stored tip and header (16 words) and the accumulator of
+/// relayed headers (66 words) read, up to 2,048 proof siblings hashed, the
+/// used-lock record and the stored item written fresh (1 + 4 words), the
+/// record's fixed part read and written, the burn's payment and four events
+/// of at most 256 bytes — plus an eighth for margin.
+pub const OUTCOME_BASE_GAS: u64 = {
+    let calldata = 64 * 1024 * gas::CALLDATA_NONZERO;
+    let checks = (16 + 66) * gas::SLOAD
+        + (gas::HASH_BASE + 2 * gas::HASH_WORD) * (2_048 + 2)
+        + (1 + STORED_ITEM_WORDS) * gas::SSTORE_SET
+        + RECORD_FIXED_WORDS * (gas::SLOAD + gas::SSTORE_RESET)
+        + gas::CALL_VALUE
+        + 4 * (gas::LOG_BASE + gas::LOG_TOPIC + 256 * gas::LOG_BYTE);
+    let worst = gas::TX_BASE + calldata + gas::CALL + checks;
+    worst + worst / 8
+};
+/// The most gas fixing the outcome of a process of `slots` slots takes.
+pub const fn outcome_gas(slots: usize) -> u64 {
+    OUTCOME_BASE_GAS + OUTCOME_SLOT_GAS * slots as u64
+}
+/// Most slots one process may have: the most whose worst-case outcome
+/// ([`outcome_gas`]) fits one BoB transaction ([`crate::mbs::BOB_TX_GAS`]),
+/// so the last CCT (Case 1) and `ccdi_finish` (Case 2) never run out of gas
+/// and strand the locked items (at 512 slots they needed ~33M). 246 under
+/// today's schedule.
+pub const MAX_SLOTS: usize = ((crate::mbs::BOB_TX_GAS - OUTCOME_BASE_GAS) / OUTCOME_SLOT_GAS) as usize;
+/// The most gas one `ccdi_register` of a process of `slots` slots takes:
+/// the transaction base, its calldata (at most 256 bytes), the call, the
+/// deposit's value, the process record read and written back (its fixed
+/// part and every slot's) and the event, plus an eighth for margin.
+/// Registrations of a large process take more than one BoB block
+/// ([`crate::mbs::BobMbs::ccdi_terms`] leaves them the blocks they need).
+pub const fn register_gas(slots: usize) -> u64 {
+    let worst = gas::TX_BASE
+        + 256 * gas::CALLDATA_NONZERO
+        + gas::CALL
+        + gas::CALL_VALUE
+        + RECORD_FIXED_WORDS * (gas::SLOAD + gas::SSTORE_RESET)
+        + RECORD_SLOT_RW_GAS * slots as u64
+        + gas::LOG_BASE
+        + gas::LOG_TOPIC
+        + 256 * gas::LOG_BYTE;
+    worst + worst / 8
+}
 /// Experience a PvP win adds.
 pub const WIN_EXPERIENCE: u64 = 10;
 
@@ -302,6 +375,10 @@ pub enum Mutation {
     /// whatever its size (the rule before attack r26 [2]): a settlement of
     /// a few hundred items on one chain runs out of gas.
     FixedSettleGas,
+    /// SC_F opens processes of up to 512 slots whatever their outcome's
+    /// gas (the bound before x14's slot bound): the largest process's last
+    /// CCT and `ccdi_finish` run out of gas and its items stay locked.
+    SlotsPast,
 }
 
 impl BobContract {
@@ -314,8 +391,25 @@ impl BobContract {
 
     pub(crate) fn ccdi_open(&self, ctx: &mut CallContext<'_, '_>, t: CcdiTerms) -> Result<Vec<u8>, ContractError> {
         let bad = |m: &str| fail(XchainError::BadProcess(m.into()));
-        if t.slots.is_empty() || t.slots.len() > MAX_SLOTS {
-            return bad(&format!("a process has 1 to {MAX_SLOTS} slots"));
+        if t.slots.is_empty() {
+            return bad("a process has at least one slot");
+        }
+        let slots_max = {
+            #[cfg(feature = "mutants")]
+            {
+                if self.mutation == Some(Mutation::SlotsPast) {
+                    512
+                } else {
+                    MAX_SLOTS
+                }
+            }
+            #[cfg(not(feature = "mutants"))]
+            {
+                MAX_SLOTS
+            }
+        };
+        if t.slots.len() > slots_max {
+            return fail(XchainError::TooManySlots { slots: t.slots.len(), max: MAX_SLOTS });
         }
         if t.kappa == 0 || t.kappa > 1_000 {
             return bad("κ must be 1 to 1000");

@@ -501,8 +501,13 @@ impl BobMbs {
         Ok(sig.to_bytes().to_vec())
     }
 
-    /// The process terms for `users` (one slot each), starting in 3 epochs.
+    /// The process terms for `users` (one slot each), starting in 3 epochs
+    /// plus the BoB blocks its registrations need beyond the first: each
+    /// rewrites the whole process record ([`ccdi::register_gas`]), so the
+    /// registrations of a large process do not fit one block.
     pub fn ccdi_terms(&self, app: CcdiApp, users: &[CcdiUser], deposit: u128, kappa: u64, salt: u64) -> CcdiTerms {
+        let payers = users.iter().map(|u| u.key.address()).collect::<BTreeSet<_>>().len() as u64;
+        let extra = self.registration_blocks(payers, users.len()).saturating_sub(1);
         CcdiTerms {
             app,
             slots: users
@@ -511,9 +516,23 @@ impl BobMbs {
                 .collect(),
             deposit,
             kappa,
-            start: self.bob.height() + 3,
+            start: self.bob.height() + 3 + extra,
             salt,
         }
+    }
+
+    /// How many BoB blocks `payers` registrations of a process of `slots`
+    /// slots take at least: a block's ordinary lane (its gas and
+    /// transactions outside the nodes' duty lane) takes a registration
+    /// while a BoB transaction's gas limit ([`crate::mbs::BOB_TX_GAS`]) is
+    /// left, each using at most [`ccdi::register_gas`].
+    pub fn registration_blocks(&self, payers: u64, slots: usize) -> u64 {
+        let c = self.bob.chain().config();
+        let ordinary = 100u64.saturating_sub(c.duty_lane_percent);
+        let gas = (c.block_gas_limit as u128 * ordinary as u128 / 100) as u64;
+        let by_gas = gas.saturating_sub(crate::mbs::BOB_TX_GAS) / ccdi::register_gas(slots) + 1;
+        let by_txs = (c.max_block_txs as u64 * ordinary / 100).max(1);
+        payers.div_ceil(by_gas.min(by_txs).max(1)).max(1)
     }
 
     /// Opens the process and registers the deposits of the users that pay.
@@ -539,7 +558,14 @@ impl BobMbs {
             counts.setup_bytes += tx.to_bytes().len();
             hashes.push((method_of(&tx), self.bob.submit(&tx)?));
         }
+        // Registrations may take several blocks: tick until every one
+        // landed, at the latest until registration closes.
         self.tick()?;
+        while self.bob.height() + 1 < terms.start
+            && hashes.iter().any(|(_, h)| self.bob.receipt(h).ok().flatten().is_none())
+        {
+            self.tick()?;
+        }
         for (m, h) in hashes {
             let r = self.bob.receipt(&h)?.ok_or_else(|| MbsError::Missing("registration not included".into()))?;
             if let TxStatus::Reverted(reason) = r.status {

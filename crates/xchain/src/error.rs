@@ -169,6 +169,8 @@ pub enum XchainError {
     DuplicateProcess(Hash32),
     #[error("CCDI process terms are invalid: {0}")]
     BadProcess(String),
+    #[error("a CCDI process may have at most {max} slots (its outcome must fit one BoB transaction), got {slots}")]
+    TooManySlots { slots: usize, max: usize },
     #[error("registration of the CCDI process closed at BoB height {start}, now {now}")]
     RegistrationClosed { start: Height, now: Height },
     #[error("the CCDI process starts taking cross-chain transactions at BoB height {start}, now {now}")]

@@ -9,7 +9,8 @@
 //! of a small-κ chain whatever its relay cap, attack r16: the BoB names no
 //! node duty, a complete CCT's posted slots stay, the driver never
 //! re-prices an outbid NT; attack r26: the BoB node sends `settle` with a
-//! fixed gas limit)
+//! fixed gas limit; SC_F opens a process whose outcome cannot fit one BoB
+//! transaction)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -54,6 +55,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("posted-kept") => Some(Mutation::PostedKept),
             Some("no-repricing") => Some(Mutation::NoRepricing),
             Some("fixed-settle-gas") => Some(Mutation::FixedSettleGas),
+            Some("slots-past") => Some(Mutation::SlotsPast),
             _ => None,
         };
     }
@@ -653,7 +655,28 @@ fn large_settlement_settles(m: &mut BobMbs) -> Result<(), String> {
     Ok(())
 }
 
-const CHECKS: [(&str, Check); 16] = [
+/// A process one slot above `ccdi::MAX_SLOTS` (whose worst-case outcome
+/// would not fit one BoB transaction) is refused at open.
+fn oversized_process_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [ca, _] = chains2(m);
+    let slots = (0..ccdi::MAX_SLOTS + 1)
+        .map(|k| {
+            let mut a = [0x33u8; 20];
+            a[..8].copy_from_slice(&(k as u64).to_le_bytes());
+            ccdi::Slot { chain: ca, owner: gridledger_core::Address(a), participant: gridledger_core::Address(a) }
+        })
+        .collect();
+    let t = CcdiTerms { app: CcdiApp::Battle, slots, deposit: 10, kappa: 1, start: m.bob.height() + 5, salt: 7 };
+    let relayer = m.relayer.clone();
+    let tx = m.bob_call(&relayer, "ccdi_open", &t, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Success => Err(format!("a process of {} slots opened", ccdi::MAX_SLOTS + 1)),
+        TxStatus::Reverted(_) => Ok(()),
+    }
+}
+
+const CHECKS: [(&str, Check); 17] = [
+    ("oversized process refused", oversized_process_refused),
     ("large settlement settles", large_settlement_settles),
     ("kept header outlasts the next relays", kept_header_outlasts_the_next_relays),
     ("relays not outbid", relays_not_outbid),
@@ -710,6 +733,7 @@ fn each_planted_bug_is_caught() {
         ("posted-kept", vec!["posted slots removed"]),
         ("no-repricing", vec!["outbid NT re-priced"]),
         ("fixed-settle-gas", vec!["large settlement settles"]),
+        ("slots-past", vec!["oversized process refused"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");
