@@ -120,3 +120,18 @@ pub fn clears_within_the_cap(m: &Market, net: &MarketNetwork, binding: &str) {
         Err(e) => panic!("observed: {e}"),
     }
 }
+
+/// Clears `m` under primal-dual (cap 30 000) on `flat_feeder(f)` for each
+/// `f` and returns what it saw where it did not clear within 0.1 %.
+pub fn flat_feeder_misses(m: &Market, scales: &[f64]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for &f in scales {
+        let net = network_for(&flat_feeder(f), 1.0).unwrap();
+        match clear_with(m, &net, Algorithm::PrimalDual, Some(30_000)) {
+            Ok(c) if c.converged && c.relative_gap.abs() <= 1e-3 => {}
+            Ok(c) => seen.push(format!("f {f:e}: converged {} gap {}", c.converged, c.relative_gap)),
+            Err(e) => seen.push(format!("f {f:e}: {e}")),
+        }
+    }
+    seen
+}
