@@ -13,37 +13,12 @@
 mod common;
 
 use common::*;
-use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{Chain, ChainConfig, ContractRegistry, SignedTransaction};
-use std::sync::Arc;
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_ledger::{Chain, ChainConfig, SignedTransaction};
 
 /// The BoB's gas limit for its nodes' relays, proves and CCT_Vs
 /// (`gridledger_xchain::mbs::BOB_TX_GAS`): 20 M.
 const RELAY_GAS: u64 = 20_000_000;
-
-/// Blocks of 16 transactions: the lane is 4 places (25 %) and 75 M gas
-/// (25 % of the default 300 M), so four registered nodes are within the
-/// lane's count.
-fn four_place_config() -> ChainConfig {
-    ChainConfig { max_block_txs: 16, ..ChainConfig::default() }
-}
-
-/// The registered nodes: dev keys 9 (`BYZANTINE`), 10 (`HONEST`), 11, 12.
-const NODES: [usize; 4] = [BYZANTINE, HONEST, 11, 12];
-
-fn four_node_chain(dir: &std::path::Path, config: ChainConfig) -> Chain {
-    let mut reg = ContractRegistry::new();
-    let nodes: Vec<Address> = NODES.iter().map(|k| dev_key(*k).address()).collect();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(nodes)));
-    Chain::open(dir, dev_genesis(1, 40, BAL, &[dev_validator(0)]), reg, config).expect("open")
-}
-
-/// Two blocks' worth of ordinary transfers at price 5 kept pending.
-fn flood2(c: &mut Chain, config: &ChainConfig) {
-    let k = dev_key(FLOOD);
-    keep(c, FLOOD, 2 * config.max_block_txs as u64, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
-}
 
 /// Three honest nodes (10, 11, 12) each post one relay of the BoB's 20 M
 /// gas limit at price 1; the Byzantine node (9) keeps `tiny` cheap duties

@@ -10,34 +10,11 @@
 mod common;
 
 use common::*;
-use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
-use gridledger_ledger::{Chain, ChainConfig, ContractRegistry, SignedTransaction};
-use std::sync::Arc;
-
-/// Blocks of 16 transactions: the lane is 4 places and 75 M gas (25 %).
-fn four_place_config() -> ChainConfig {
-    ChainConfig { max_block_txs: 16, ..ChainConfig::default() }
-}
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_ledger::SignedTransaction;
 
 /// The lane's gas under [`four_place_config`].
 const LANE_GAS: u64 = 75_000_000;
-
-/// The registered nodes: dev keys 9 (`BYZANTINE`), 10 (`HONEST`), 11, 12.
-const NODES: [usize; 4] = [BYZANTINE, HONEST, 11, 12];
-
-fn four_node_chain(dir: &std::path::Path, config: ChainConfig) -> Chain {
-    let mut reg = ContractRegistry::new();
-    let nodes: Vec<Address> = NODES.iter().map(|k| dev_key(*k).address()).collect();
-    reg.register(DUTY_CONTRACT, Arc::new(Duties(nodes)));
-    Chain::open(dir, dev_genesis(1, 40, BAL, &[dev_validator(0)]), reg, config).expect("open")
-}
-
-/// Two blocks' worth of ordinary transfers at price 5 kept pending.
-fn flood2(c: &mut Chain, config: &ChainConfig) {
-    let k = dev_key(FLOOD);
-    keep(c, FLOOD, 2 * config.max_block_txs as u64, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
-}
 
 /// The Byzantine node (price 10, so its run comes first) keeps eight
 /// transactions pending, ordinary `burn` calls (charged their whole gas

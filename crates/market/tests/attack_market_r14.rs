@@ -16,28 +16,18 @@
 
 mod common;
 
-use common::p;
+use common::{flat_feeder, one_rated_line, p};
 use gridledger_market::case::Case;
 use gridledger_market::clearing::{clear_with, network_for, Algorithm};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::{Market, Side};
-use gridledger_market::{CASE30, CASE33BW};
+use gridledger_market::CASE33BW;
 
 /// case30 plus one weak tie between buses 2 and 30 (reactance `x` p.u.,
-/// no resistance, rated 0.004 MVA = 4 kW): a PTDF row whose every
-/// coefficient is small, `≈ 0.69 / x`. Nothing here is outside what
-/// `Case::parse` accepts (the same branch as a line of a case file).
+/// rated 4 kW, `common::weak_tie`): a PTDF row whose every coefficient is
+/// small, `≈ 0.69 / x`.
 fn weak_tie(x: f64) -> Case {
-    let mut c = Case::parse(CASE30).unwrap();
-    let mut br = c.branches[0].clone();
-    br.from = 2;
-    br.to = 30;
-    br.r = 0.0;
-    br.x = x;
-    br.b = 0.0;
-    br.rate_a = 0.004;
-    c.branches.push(br);
-    c
+    common::weak_tie(2, 30, x)
 }
 
 /// The largest coefficient of the tie's forward row.
@@ -86,12 +76,7 @@ fn a_weak_tie_just_above_the_row_floor_clears_within_the_cap() {
     let g = tie_g(&net);
     assert!(g > 1e-2 && g < 2e-2, "row scale {g}");
     let m = tie_market();
-    let central = clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
-    assert!(central.binding.iter().any(|b| b == "line 2-30 forward"), "{:?}", central.binding);
-    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
-        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
-        Err(e) => panic!("observed: {e}"),
-    }
+    common::clears_within_the_cap(&m, &net, "line 2-30 forward");
 }
 
 // Held up: the same pair with the tie's row just BELOW the floor
@@ -147,22 +132,6 @@ fn thermal_rows_clear_alike_at_any_base_mva() {
         }
         assert_eq!(seen[0], seen[1], "seed {seed}: iterations at 10 and 1e9 MVA");
     }
-}
-
-/// case33bw with every impedance scaled by `f`, no loads and `Vmax` 1.0
-/// p.u. (the V-max rows have no headroom: `h = 0`).
-fn flat_feeder(f: f64) -> Case {
-    let mut c = Case::parse(CASE33BW).unwrap();
-    for b in &mut c.branches {
-        b.r *= f;
-        b.x *= f;
-    }
-    for b in &mut c.buses {
-        b.pd = 0.0;
-        b.qd = 0.0;
-        b.vmax = 1.0;
-    }
-    c
 }
 
 fn feeder_pair() -> Market {
@@ -298,18 +267,6 @@ fn teardo_follows_the_fused_step_under_the_new_weights_with_byzantine_hosts() {
     }
 }
 
-/// case30 with only line 2-5 rated (0.01 MVA = 10 kW; `rate_a` 0 is
-/// MATPOWER's "unlimited" for every other line). Its PTDF row's largest
-/// coefficient is 0.558 (far above `ROW_UNIT_FLOOR`), but buses 3 and 4
-/// differ on it by only 0.0171.
-fn one_rated_line() -> Case {
-    let mut c = Case::parse(CASE30).unwrap();
-    for b in &mut c.branches {
-        b.rate_a = if (b.from, b.to) == (2, 5) { 0.01 } else { 0.0 };
-    }
-    c
-}
-
 // Finding [4] (medium; finding [1] on case30's own lines). Expected: as
 // [1]. Observed: a near-linear pair (seller at bus 3 asking 9 $/kWh,
 // buyer at bus 4 bidding 10 $/kWh, 2 MWh each, `a = 10⁻⁵`) across line
@@ -335,12 +292,7 @@ fn a_near_linear_pair_across_a_small_row_difference_clears_within_the_cap() {
         buyers: vec![p(Buyer, 4, 1e-5, 10.0, 0.0, 2000.0), p(Buyer, 29, 0.02, 0.3, 0.0, 3.0)],
         sellers: vec![p(Seller, 3, 1e-5, 9.0, 0.0, 2000.0), p(Seller, 5, 0.015, 0.1, 0.0, 3.0)],
     };
-    let central = clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
-    assert!(central.binding.iter().any(|b| b == "line 2-5 forward"), "{:?}", central.binding);
-    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
-        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
-        Err(e) => panic!("observed: {e}"),
-    }
+    common::clears_within_the_cap(&m, &net, "line 2-5 forward");
 }
 
 // Finding [5] (medium; [4] on the shipped 33-bus feeder, where every row
@@ -360,15 +312,10 @@ fn a_near_linear_pair_across_a_small_row_difference_clears_within_the_cap() {
 #[test]
 fn a_near_linear_pair_on_neighbouring_feeder_buses_clears_within_the_cap() {
     use Side::{Buyer, Seller};
-    let net = network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap();
+    let net = common::feeder();
     let m = Market {
         buyers: vec![p(Buyer, 18, 1e-5, 10.0, 0.0, 10000.0), p(Buyer, 29, 0.02, 0.3, 0.0, 3.0)],
         sellers: vec![p(Seller, 17, 1e-5, 9.0, 0.0, 10000.0), p(Seller, 5, 0.015, 0.1, 0.0, 3.0)],
     };
-    let central = clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
-    assert!(central.binding.iter().any(|b| b == "bus 18 V min"), "{:?}", central.binding);
-    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
-        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
-        Err(e) => panic!("observed: {e}"),
-    }
+    common::clears_within_the_cap(&m, &net, "bus 18 V min");
 }

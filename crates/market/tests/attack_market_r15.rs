@@ -9,28 +9,10 @@
 
 mod common;
 
-use common::{case30_net, p};
-use gridledger_market::case::Case;
+use common::{case30_net, flat_feeder, p, weak_tie};
 use gridledger_market::clearing::{clear_with, network_for, Algorithm};
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::{Market, Side};
-use gridledger_market::CASE33BW;
-
-/// case33bw with every impedance scaled by `f` and no loads, `Vmax` 1.0
-/// p.u. (V-max rows with no headroom).
-fn flat_feeder(f: f64) -> Case {
-    let mut c = Case::parse(CASE33BW).unwrap();
-    for b in &mut c.branches {
-        b.r *= f;
-        b.x *= f;
-    }
-    for b in &mut c.buses {
-        b.pd = 0.0;
-        b.qd = 0.0;
-        b.vmax = 1.0;
-    }
-    c
-}
 
 fn feeder_pair() -> Market {
     use Side::{Buyer, Seller};
@@ -63,16 +45,7 @@ fn feeder_pair() -> Market {
 // keeps primal-dual from pricing them.
 #[test]
 fn a_feeder_with_rows_just_above_the_negligible_scale_clears() {
-    let m = feeder_pair();
-    let mut seen = Vec::new();
-    for f in [1e-16, 1e-20, 1e-24, 1e-26] {
-        let net = network_for(&flat_feeder(f), 1.0).unwrap();
-        match clear_with(&m, &net, Algorithm::PrimalDual, Some(30_000)) {
-            Ok(c) if c.converged && c.relative_gap.abs() <= 1e-3 => {}
-            Ok(c) => seen.push(format!("f {f:e}: converged {} gap {}", c.converged, c.relative_gap)),
-            Err(e) => seen.push(format!("f {f:e}: {e}")),
-        }
-    }
+    let seen = common::flat_feeder_misses(&feeder_pair(), &[1e-16, 1e-20, 1e-24, 1e-26]);
     assert!(seen.is_empty(), "observed: {seen:?}");
 }
 
@@ -86,21 +59,6 @@ fn a_feeder_with_small_rows_clears_alike() {
         let c = clear_with(&m, &net, Algorithm::PrimalDual, Some(30_000)).expect("primal-dual clears");
         assert!(c.converged && c.relative_gap.abs() <= 1e-3, "f {f:e}: {}", c.relative_gap);
     }
-}
-
-/// case30 plus one weak tie between buses `a` and `b` (reactance `x`
-/// p.u., rated 4 kW), as round 14 built it.
-fn weak_tie(a: u32, b: u32, x: f64) -> Case {
-    let mut c = Case::parse(gridledger_market::CASE30).unwrap();
-    let mut br = c.branches[0].clone();
-    br.from = a;
-    br.to = b;
-    br.r = 0.0;
-    br.x = x;
-    br.b = 0.0;
-    br.rate_a = 0.004;
-    c.branches.push(br);
-    c
 }
 
 // Held up: a PTDF line's limit never has negative headroom (the rows

@@ -49,45 +49,20 @@
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r15 -- --include-ignored`.
 
 mod common;
-use common::lbft::{committed, now_ms, stored_epochs, submit, transfer_of, tx, wire, within, Msg, Net, Validator, N};
-use gridledger_consensus::lbft::{
-    AbaVote, Batch, Config, DeliveredEpoch, Durable, KeyUse, Message, Replica, Target, ThresholdCrypto,
+use common::lbft::{
+    chain_of, committed, now_ms, puppet_recv, stored_epochs, submit, targets, transfer_of, tx,
+    validator0_replica_dedup, wire, within, xorshift, Msg, Net, Validator, N,
 };
+use gridledger_consensus::lbft::{AbaVote, Batch, DeliveredEpoch, Durable, KeyUse, Message, Replica, ThresholdCrypto};
 use gridledger_core::Hash32;
 use gridledger_ledger::devnet::{dev_genesis, dev_validator};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::ChainConfig;
-use gridledger_node::lbft::WIRE_LBFT;
-use gridledger_node::lbft::{load_crypto, LbftSettings};
-use gridledger_node::validator::Input;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const GAS: u64 = 21_000;
-
-/// Validator 0's replica configuration, as the node would run it.
-fn replica0(dir: &std::path::Path, genesis_hash: Hash32) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
-    let settings = LbftSettings {
-        key_shares: dir.join("validator-0").join("lbft.key"),
-        public_keys: dir.join("lbft-public.hex"),
-        ..LbftSettings::default()
-    };
-    let crypto = load_crypto(&settings, N, 0).expect("validator 0's shares");
-    let chain = ChainConfig::default();
-    let mut cfg = Config::new(N, 0, genesis_hash);
-    cfg.tick = 100;
-    cfg.retain = 64;
-    cfg.dedup_epochs = 0;
-    cfg.max_batch_txs = chain.max_block_txs / N;
-    cfg.max_tx_bytes = chain.max_tx_bytes;
-    (cfg, crypto)
-}
-
-fn genesis_hash(chain_id: u32) -> Hash32 {
-    let keys: Vec<_> = (0..N).map(dev_validator).collect();
-    dev_genesis(chain_id, 4, gridledger_core::Amount(1_000_000_000), &keys).hash()
-}
 
 /// Validator 0 as a puppet that equivocates on its first batch: `to_one`
 /// goes to validator 1, `to_rest` to validators 2 and 3 (and is the batch
@@ -99,7 +74,7 @@ fn equivocating_puppet(
     to_rest: Vec<u8>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<bool> {
-    let (cfg, crypto) = replica0(dir, genesis_hash(1));
+    let (cfg, crypto) = validator0_replica_dedup(dir, 0);
     let inbox = net.take_inbox(0).expect("validator 0 never started");
     std::thread::spawn(move || {
         let mut r = Replica::new(cfg, crypto, Durable::default());
@@ -110,11 +85,7 @@ fn equivocating_puppet(
         while !stop.load(Ordering::Relaxed) {
             for s in std::mem::take(&mut steps) {
                 for (to, m) in &s.messages {
-                    let targets: Vec<usize> = match to {
-                        Target::All => (1..N).collect(),
-                        Target::One(i) => vec![*i as usize],
-                    };
-                    for t in targets {
+                    for t in targets(to) {
                         let m = match m {
                             Message::Val { epoch, batch } if Some(*epoch) == equivocated_in && t == 1 => Message::Val {
                                 epoch: *epoch,
@@ -139,9 +110,7 @@ fn equivocating_puppet(
                 steps.push(r.handle_tick());
                 continue;
             }
-            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
-            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
-            let Ok(m) = gridledger_core::codec::decode::<Msg>(body, usize::MAX) else { continue };
+            let Some((from, m)) = puppet_recv(&inbox) else { continue };
             steps.push(r.handle_message(from, m));
         }
         equivocated_in.is_some()
@@ -233,7 +202,7 @@ fn hostile_messages_and_another_deployments_records_from_a_silent_peer() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::new(dir.path());
     let vs: Vec<Validator> = (1..N).map(|i| net.start(i, SimDisk::new())).collect();
-    let (cfg, crypto) = replica0(dir.path(), genesis_hash(1));
+    let (cfg, crypto) = validator0_replica_dedup(dir.path(), 0);
     let max = cfg.max_batch_txs;
     let bad_coin = crypto.sign_share(KeyUse::Coin, b"not a coin statement");
     let bad_echo = crypto.sign_share(KeyUse::Cert, b"not an echo statement");
@@ -293,12 +262,6 @@ fn hostile_messages_and_another_deployments_records_from_a_silent_peer() {
     }
 }
 
-/// The block hashes of `v`'s chain, by height.
-fn chain_of(v: &Validator) -> Vec<Hash32> {
-    let c = v.node.shared.chain();
-    (1..=c.tip().height).map(|h| c.block(h).unwrap().expect("a committed block").header.hash()).collect()
-}
-
 /// With validator 0 silent for good (`f` silent), validator 3 dies at a
 /// pseudo-random sync of its store (some writes torn) while its batch and
 /// the others' are in flight: the two left cannot finish an epoch alone.
@@ -318,13 +281,7 @@ fn crash_with_f_silent(seed: u64) {
     let net = Net::new(dir.path());
     net.drop_queued(0);
     let mut vs: Vec<Option<Validator>> = (1..N).map(|i| Some(net.start(i, SimDisk::new()))).collect();
-    let mut rng = seed;
-    let mut next = |m: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % m
-    };
+    let mut next = xorshift(seed);
     let mut nonces = [0u64; 3];
     let mut seen: Vec<Hash32> = Vec::new();
     let mut crashes = 0;
@@ -428,7 +385,7 @@ fn rewriting_puppet(
     deviate: impl Fn(usize, &Msg) -> Option<Msg> + Send + 'static,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    let (cfg, crypto) = replica0(dir, genesis_hash(1));
+    let (cfg, crypto) = validator0_replica_dedup(dir, 0);
     let inbox = net.take_inbox(0).expect("validator 0 never started");
     std::thread::spawn(move || {
         let mut r = Replica::new(cfg, crypto, Durable::default());
@@ -438,11 +395,7 @@ fn rewriting_puppet(
         while !stop.load(Ordering::Relaxed) {
             for s in std::mem::take(&mut steps) {
                 for (to, m) in &s.messages {
-                    let targets: Vec<usize> = match to {
-                        Target::All => (1..N).collect(),
-                        Target::One(i) => vec![*i as usize],
-                    };
-                    for t in targets {
+                    for t in targets(to) {
                         if let Some(m) = deviate(t, m) {
                             net.inject(t, 0, wire(&m));
                         }
@@ -457,9 +410,7 @@ fn rewriting_puppet(
                 steps.push(r.handle_tick());
                 continue;
             }
-            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
-            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
-            let Ok(m) = gridledger_core::codec::decode::<Msg>(body, usize::MAX) else { continue };
+            let Some((from, m)) = puppet_recv(&inbox) else { continue };
             steps.push(r.handle_message(from, m));
         }
     })
@@ -477,7 +428,7 @@ fn a_cert_to_one_and_bad_coin_shares_split_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let net = Arc::new(Net::new(dir.path()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (_, crypto) = replica0(dir.path(), genesis_hash(1));
+    let (_, crypto) = validator0_replica_dedup(dir.path(), 0);
     let bad = crypto.sign_share(KeyUse::Coin, b"not a coin statement");
     let deviate = move |to: usize, m: &Msg| match m {
         Message::Cert { .. } if to != 1 => None,

@@ -50,7 +50,7 @@
 //! Run them with `cargo test -p gridledger-node --test attack_lbft_r8`.
 
 mod common;
-use common::lbft::{admit, committed, stored_epochs, within, Net, Validator, N};
+use common::lbft::{admit, chain_of, committed, stored_epochs, within, Net, Validator, N};
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, TRANSFER_GAS};
 use gridledger_ledger::fault::SimDisk;
@@ -219,12 +219,6 @@ fn an_unpayable_transaction_is_not_proposed_for_64_batches() {
     );
 }
 
-/// The block hashes of `v`'s chain, by height.
-fn chain_of(v: &Validator) -> Vec<Hash32> {
-    let c = v.node.shared.chain();
-    (1..=c.tip().height).map(|h| c.block(h).unwrap().expect("a committed block").header.hash()).collect()
-}
-
 /// Held up (recent change (c)): under a steady load, validators 1, 2 and
 /// 3 in turn die at a pseudo-random sync of their store (some writes of
 /// that sync torn into the durable image), are restarted from that image
@@ -243,13 +237,7 @@ fn killed_at_random_syncs(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::new(dir.path());
     let mut vs: Vec<Option<Validator>> = (0..N).map(|i| Some(net.start(i, SimDisk::new()))).collect();
-    let mut rng = seed;
-    let mut next = |m: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % m
-    };
+    let mut next = common::lbft::xorshift(seed);
     let mut nonce = 0u64;
     let mut seen: Vec<Hash32> = Vec::new();
     for round in 0..6usize {

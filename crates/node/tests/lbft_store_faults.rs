@@ -8,7 +8,7 @@
 //! same chain as its peers, block for block.
 
 mod common;
-use common::lbft::{committed, submit, Net, Validator, N};
+use common::lbft::{chain_of, committed, submit, Net, Validator, N};
 use common::wait_until;
 use gridledger_core::Hash32;
 use gridledger_ledger::fault::SimDisk;
@@ -24,12 +24,6 @@ fn network(dir: &std::path::Path) -> Vec<Validator> {
 
 fn height(v: &Validator) -> u64 {
     v.node.shared.chain().tip().height
-}
-
-/// The block hashes of `v`'s chain, by height.
-fn chain_of(v: &Validator) -> Vec<Hash32> {
-    let c = v.node.shared.chain();
-    (1..=c.tip().height).map(|h| c.block(h).unwrap().expect("a committed block").header.hash()).collect()
 }
 
 /// The tip of the chain a process restarted from `disk`'s durable image would find.

@@ -132,3 +132,27 @@ pub fn flood(c: &mut Chain) {
     let k = dev_key(FLOOD);
     keep(c, FLOOD, 16, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
 }
+
+/// Blocks of 16 transactions: the lane is 4 places (25 %) and 75 M gas
+/// (25 % of the default 300 M), so four registered nodes are within the
+/// lane's count.
+pub fn four_place_config() -> ChainConfig {
+    ChainConfig { max_block_txs: 16, ..ChainConfig::default() }
+}
+
+/// The registered nodes: dev keys 9 (`BYZANTINE`), 10 (`HONEST`), 11, 12.
+pub const NODES: [usize; 4] = [BYZANTINE, HONEST, 11, 12];
+
+/// A chain whose `Duties` contract registers [`NODES`].
+pub fn four_node_chain(dir: &std::path::Path, config: ChainConfig) -> Chain {
+    let mut reg = ContractRegistry::new();
+    let nodes: Vec<Address> = NODES.iter().map(|k| dev_key(*k).address()).collect();
+    reg.register(DUTY_CONTRACT, Arc::new(Duties(nodes)));
+    Chain::open(dir, dev_genesis(1, 40, BAL, &[dev_validator(0)]), reg, config).expect("open")
+}
+
+/// Two blocks' worth of ordinary transfers at price 5 kept pending.
+pub fn flood2(c: &mut Chain, config: &ChainConfig) {
+    let k = dev_key(FLOOD);
+    keep(c, FLOOD, 2 * config.max_block_txs as u64, |n| transfer(&k, 1, n, k.address(), Amount(1), Amount(5)));
+}

@@ -1,7 +1,7 @@
 //! Helpers shared by the market crate's attack tests.
 #![allow(dead_code)]
 
-use gridledger_market::clearing::network_for;
+use gridledger_market::clearing::{clear_with, network_for, Algorithm};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PrimalDual, StepReport};
 use gridledger_market::problem::Market;
@@ -63,4 +63,75 @@ pub fn bits(pd: &PrimalDual) -> Vec<u64> {
     );
     v.extend(pd.mu.iter().map(|x| x.to_bits()));
     v
+}
+
+/// case33bw with every impedance scaled by `f`, no loads and `Vmax` 1.0
+/// p.u. (the V-max rows have no headroom: `h = 0`).
+pub fn flat_feeder(f: f64) -> Case {
+    let mut c = Case::parse(CASE33BW).unwrap();
+    for b in &mut c.branches {
+        b.r *= f;
+        b.x *= f;
+    }
+    for b in &mut c.buses {
+        b.pd = 0.0;
+        b.qd = 0.0;
+        b.vmax = 1.0;
+    }
+    c
+}
+
+/// case30 with only line 2-5 rated (0.01 MVA = 10 kW; `rate_a` 0 is
+/// MATPOWER's "unlimited" for every other line). Its PTDF row's largest
+/// coefficient is 0.558, but buses 3 and 4 differ on it by only 0.0171.
+pub fn one_rated_line() -> Case {
+    let mut c = Case::parse(CASE30).unwrap();
+    for b in &mut c.branches {
+        b.rate_a = if (b.from, b.to) == (2, 5) { 0.01 } else { 0.0 };
+    }
+    c
+}
+
+/// case30 plus one weak tie between buses `a` and `b` (reactance `x`
+/// p.u., no resistance, rated 0.004 MVA = 4 kW): a PTDF row whose every
+/// coefficient is small. Nothing here is outside what `Case::parse`
+/// accepts (the same branch as a line of a case file).
+pub fn weak_tie(a: u32, b: u32, x: f64) -> Case {
+    let mut c = Case::parse(CASE30).unwrap();
+    let mut br = c.branches[0].clone();
+    br.from = a;
+    br.to = b;
+    br.r = 0.0;
+    br.x = x;
+    br.b = 0.0;
+    br.rate_a = 0.004;
+    c.branches.push(br);
+    c
+}
+
+/// The reference clears `m` on `net` with the row labelled `binding`
+/// binding, and primal-dual clears it within 0.1 % inside its default cap.
+#[track_caller]
+pub fn clears_within_the_cap(m: &Market, net: &MarketNetwork, binding: &str) {
+    let central = clear_with(m, net, Algorithm::Central, None).expect("the reference clears");
+    assert!(central.binding.iter().any(|b| b == binding), "{:?}", central.binding);
+    match clear_with(m, net, Algorithm::PrimalDual, None) {
+        Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{} {}", c.converged, c.relative_gap),
+        Err(e) => panic!("observed: {e}"),
+    }
+}
+
+/// Clears `m` under primal-dual (cap 30 000) on `flat_feeder(f)` for each
+/// `f` and returns what it saw where it did not clear within 0.1 %.
+pub fn flat_feeder_misses(m: &Market, scales: &[f64]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for &f in scales {
+        let net = network_for(&flat_feeder(f), 1.0).unwrap();
+        match clear_with(m, &net, Algorithm::PrimalDual, Some(30_000)) {
+            Ok(c) if c.converged && c.relative_gap.abs() <= 1e-3 => {}
+            Ok(c) => seen.push(format!("f {f:e}: converged {} gap {}", c.converged, c.relative_gap)),
+            Err(e) => seen.push(format!("f {f:e}: {e}")),
+        }
+    }
+    seen
 }

@@ -219,6 +219,15 @@ pub fn wire(m: &Msg) -> Vec<u8> {
 /// under `dir`, as the node would run it: what a puppet drives in its
 /// place.
 fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
+    validator0_replica_dedup(dir, 64)
+}
+
+/// [`validator0_replica`] with its duplicate window across epochs set to
+/// `dedup_epochs`.
+pub fn validator0_replica_dedup(
+    dir: &std::path::Path,
+    dedup_epochs: u64,
+) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
     let keys: Vec<_> = (0..N).map(dev_validator).collect();
     let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
     let settings = LbftSettings {
@@ -231,7 +240,7 @@ fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::l
     let mut cfg = Config::new(N, 0, genesis.hash());
     cfg.tick = 100;
     cfg.retain = 64;
-    cfg.dedup_epochs = 64;
+    cfg.dedup_epochs = dedup_epochs;
     cfg.max_batch_txs = chain.max_block_txs / N;
     cfg.max_tx_bytes = chain.max_tx_bytes;
     (cfg, crypto)
@@ -259,11 +268,7 @@ pub fn puppet(
         while !stop.load(Ordering::Relaxed) {
             for s in steps.drain(..) {
                 for (to, m) in &s.messages {
-                    let targets: Vec<usize> = match to {
-                        Target::All => (1..N).collect(),
-                        Target::One(i) => vec![*i as usize],
-                    };
-                    for t in targets {
+                    for t in targets(to) {
                         net.inject(t, 0, wire(m));
                     }
                 }
@@ -276,9 +281,7 @@ pub fn puppet(
                 steps.push(r.handle_tick());
                 continue;
             }
-            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
-            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
-            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
+            let Some((from, m)) = puppet_recv(&inbox) else { continue };
             if let (1, Message::Val { epoch, batch }) = (from, &m) {
                 // The one deviation: validator 1's pending transaction,
                 // alone, in our batch of the same epoch (we come first).
@@ -295,6 +298,41 @@ pub fn puppet(
         }
         copied
     })
+}
+
+/// The validators a puppet's message to `to` goes to (never itself).
+pub fn targets(to: &Target) -> Vec<usize> {
+    match to {
+        Target::All => (1..N).collect(),
+        Target::One(i) => vec![*i as usize],
+    }
+}
+
+/// The next LBFT message in a puppet's `inbox` within 20 ms, with its
+/// sender; `None` on a timeout or anything else.
+pub fn puppet_recv(inbox: &Receiver<Input>) -> Option<(u32, Msg)> {
+    let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { return None };
+    let (&WIRE_LBFT, body) = bytes.split_first()? else { return None };
+    let m = decode::<Msg>(body, usize::MAX).ok()?;
+    Some((from, m))
+}
+
+/// The block hashes of `v`'s chain, by height.
+pub fn chain_of(v: &Validator) -> Vec<Hash32> {
+    let c = v.node.shared.chain();
+    (1..=c.tip().height).map(|h| c.block(h).unwrap().expect("a committed block").header.hash()).collect()
+}
+
+/// A xorshift64 stream from `seed`: each call gives the next value modulo
+/// its argument (the tests' pseudo-random crash points).
+pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut rng = seed;
+    move |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -368,11 +406,7 @@ pub fn early_puppet(
             let mut need = None;
             for s in steps.drain(..) {
                 for (to, m) in &s.messages {
-                    let targets: Vec<usize> = match to {
-                        Target::All => (1..N).collect(),
-                        Target::One(i) => vec![*i as usize],
-                    };
-                    for t in targets {
+                    for t in targets(to) {
                         net.inject(t, 0, wire(m));
                     }
                 }
@@ -394,9 +428,7 @@ pub fn early_puppet(
                 steps.push(r.handle_tick());
                 continue;
             }
-            let Ok(Input::Peer { from, bytes }) = inbox.recv_timeout(Duration::from_millis(20)) else { continue };
-            let Some((&WIRE_LBFT, body)) = bytes.split_first() else { continue };
-            let Ok(m) = decode::<Msg>(body, usize::MAX) else { continue };
+            let Some((from, m)) = puppet_recv(&inbox) else { continue };
             steps.push(r.handle_message(from, m));
         }
         copied
