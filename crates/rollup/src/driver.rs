@@ -1432,6 +1432,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let step = self.executors[j].1.on_batch(&input);
             let key = self.executors[j].0.clone();
             self.run_step(&key, step)?;
+            if b > fin && !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
+                self.watch_posted(b)?;
+            }
         }
         Ok(())
     }
@@ -1562,8 +1565,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 // Void postings (the next batch's, or ahead) are replaced
                 // at once (attack r18 [2]), then the rest is posted ahead.
                 self.replace_void_postings(fin, next)?;
-                input = self.batch_input(fin)?;
                 self.post_ahead(fin)?;
+                // A posting ahead whose predecessor had no posting when the
+                // first pass ran was not void then; the predecessor just
+                // posted may make it void (attack r19 [2]): replaced now,
+                // not a window later (a replacement ahead is watched as it
+                // is posted, as post_ahead's own postings are).
+                self.replace_void_postings(fin, next)?;
+                input = self.batch_input(fin)?;
             }
             // Step 4–5: the assigned validator (in the conventional-OR
             // baseline a watcher that records nothing unless it challenges),

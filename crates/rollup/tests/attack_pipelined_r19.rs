@@ -20,7 +20,7 @@
 //! first posting, which was correct and claimed the true root: it was
 //! built for no void posting.
 //!
-//! Finding [2] (high): a void posting ahead of an unposted predecessor
+//! Finding [2] (high; fixed: the driver runs its replacement pass again after posting ahead): a void posting ahead of an unposted predecessor
 //! escapes the driver's at-once replacement for a whole window. Executor
 //! X, assigned batch k+2, posts it (`sc_cr_on`) on a made-up root before
 //! k+1 is posted: while k+1 has no posting, k+2 is not void
@@ -138,7 +138,6 @@ fn a_frivolous_dispute_of_a_correct_posting_ahead_risks_its_bond_whatever_replac
 
 /// Finding [2].
 #[test]
-#[ignore = "attack r19: a void posting ahead of an unposted predecessor is replaced only a window later, delaying all later batches by a window"]
 fn a_void_posting_ahead_of_an_unposted_batch_is_replaced_at_once() {
     let mut e = or_funded();
     let n = 4;
