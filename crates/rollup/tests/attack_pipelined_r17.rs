@@ -31,11 +31,11 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
-use gridledger_rollup::exec::{execute_leaves, OffChain, PreState};
+use gridledger_rollup::exec::PreState;
 use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs};
 use gridledger_rollup::roles::{Call, Target};
-use gridledger_rollup::state::{fill_post_roots, participant_proof, post_state, state_root};
-use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest, entry_hash, Participant, Tcr};
+use gridledger_rollup::state::{participant_proof, state_root};
+use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest};
 
 /// `batch`'s leaves forged two ways: leaf 0 commits to inputs in which the
 /// buyer has no coin (so an honest checker's first differing leaf has
@@ -44,27 +44,11 @@ use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest, entry_
 /// minted state (which the forger keeps).
 fn forged_tcrs(e: &mut Env, batch: u64, to: Address) -> (SubmitTcrs, PreState) {
     e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut leaves);
-    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let had = minted.participants.get(&to).map_or(Amount::ZERO, |r| r.balance);
-    minted.participants.insert(to, Participant { balance: Amount(had.0 + coins(10).0), reputation: p.rs });
+    let (input, full, mut leaves, burned) = honest_leaves(e, batch);
+    let minted = minted_state(e, &input, &full, &leaves, to);
     let buyer = input.entries[0].tx.terms().buyer;
     leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record").balance = Amount::ZERO;
-    let mut posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
-    let last = posted.len() - 1;
-    posted[last].post_root = state_root(&minted);
-    let sub = SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: posted[last].post_root,
-        leaves: posted,
-        burned,
-    };
+    let sub = submit_of(batch, &input, &leaves, burned, Some(state_root(&minted)));
     (sub, minted)
 }
 

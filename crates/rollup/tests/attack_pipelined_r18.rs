@@ -41,31 +41,9 @@ use common::*;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
-use gridledger_rollup::exec::{execute_leaves, OffChain};
-use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
+use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
 use gridledger_rollup::roles::Target;
-use gridledger_rollup::state::{fill_post_roots, post_state};
-use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest, entry_hash, Participant, Tcr};
-
-/// `batch`'s honest `sc_cr` arguments.
-fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
-    e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut leaves);
-    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
-    SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: posted[posted.len() - 1].post_root,
-        leaves: posted,
-        burned,
-    }
-}
+use gridledger_rollup::types::{dispute_commitment, dispute_digest};
 
 /// Finding [1]: a bonded challenger commits to a frivolous whole-batch
 /// dispute (claiming no TCRs) of batch k before k is first posted; the
@@ -137,18 +115,6 @@ fn a_void_posting_of_the_next_batch_is_replaced_at_once() {
         exec.address(),
         node_active(&e, &exec.address()),
     );
-}
-
-/// `batch`'s honest TCRs, with the last leaf's (and the batch's) post-state
-/// root replaced by `post` when given, claiming `pre_root`.
-fn posting_on(e: &mut Env, batch: u64, pre_root: Hash32, post: Option<Hash32>) -> SubmitTcrsOn {
-    let mut tcrs = honest_submit(e, batch);
-    if let Some(r) = post {
-        let last = tcrs.leaves.len() - 1;
-        tcrs.leaves[last].post_root = r;
-        tcrs.post_root = r;
-    }
-    SubmitTcrsOn { pre_root, tcrs }
 }
 
 /// The lead of finding [2], for postings ahead: the next batch's executor
@@ -247,23 +213,12 @@ fn a_stale_dispute_of_a_correct_replacement_costs_the_validator_nothing() {
     let k = record_batches(&mut e, 1);
     let exec = executor_of(&e, k);
     let honest = honest_submit(&mut e, k);
-    let input = e.d.batch_input(k).unwrap();
-    let p = e.d.cfg.params.clone();
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &input.full_state(&p), &input.entries, &mut leaves);
+    let (input, full, mut leaves, burned) = honest_leaves(&e, k);
     let buyer = input.entries[0].tx.terms().buyer;
     leaves[0].pre.participants.get_mut(&buyer).expect("the buyer's record").balance = Amount::ZERO;
     // ... and the last post-state root mints trader 3 ten coin.
-    let full = input.full_state(&p);
-    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (mut minted, _) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let rs = p.rs;
-    minted.participants.insert(trader(3).address(), Participant { balance: coins(10), reputation: rs });
-    let mut forged = honest.clone();
-    forged.leaves = leaves.iter().map(|l| l.posted()).collect();
-    let last = forged.leaves.len() - 1;
-    forged.leaves[last].post_root = gridledger_rollup::state::state_root(&minted);
-    forged.post_root = forged.leaves[last].post_root;
+    let minted = minted_state(&e, &input, &full, &leaves, trader(3).address());
+    let forged = submit_of(k, &input, &leaves, burned, Some(gridledger_rollup::state::state_root(&minted)));
     let void = SubmitTcrsOn { pre_root: Hash32([7; 32]), tcrs: forged };
     let r = e.d.primary_call(&exec, "sc_cr_on", args(&void), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "void posting: {:?}", r.status);

@@ -40,42 +40,9 @@ use common::*;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
-use gridledger_rollup::exec::{execute_leaves, OffChain};
-use gridledger_rollup::primary::{SubmitTcrs, SubmitTcrsOn};
-use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
-use gridledger_rollup::types::{dispute_commitment, dispute_digest, entry_hash, Tcr};
-
-/// `batch`'s honest `sc_cr` arguments.
-fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
-    e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut leaves);
-    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
-    SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: posted[posted.len() - 1].post_root,
-        leaves: posted,
-        burned,
-    }
-}
-
-/// `batch`'s honest TCRs claiming `pre_root`, the batch's post-state root
-/// replaced by `post` when given.
-fn posting_on(e: &mut Env, batch: u64, pre_root: Hash32, post: Option<Hash32>) -> SubmitTcrsOn {
-    let mut tcrs = honest_submit(e, batch);
-    if let Some(r) = post {
-        let last = tcrs.leaves.len() - 1;
-        tcrs.leaves[last].post_root = r;
-        tcrs.post_root = r;
-    }
-    SubmitTcrsOn { pre_root, tcrs }
-}
+use gridledger_rollup::primary::SubmitTcrsOn;
+use gridledger_rollup::state::state_root;
+use gridledger_rollup::types::{dispute_commitment, dispute_digest};
 
 fn post(e: &mut Env, who: &gridledger_core::crypto::KeyPair, on: &SubmitTcrsOn, what: &str) {
     let r = e.d.primary_call(who, "sc_cr_on", args(on), Amount::ZERO).unwrap();

@@ -1,17 +1,17 @@
 //! Helpers for the pipelined baseline's attack scenarios
 //! ([`Mode::ConventionalOr`], attack r14): shared by
-//! `attack_pipelined_r14.rs` and the mutation check.
+//! the `attack_pipelined_r*.rs` files and the mutation check.
 
 use super::*;
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount};
+use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_leaves, OffChain, PreState};
-use gridledger_rollup::primary::{DisputeEntry, DisputeState, SubmitTcrs};
+use gridledger_rollup::primary::{BatchInput, DisputeEntry, DisputeState, SubmitTcrs, SubmitTcrsOn};
 use gridledger_rollup::state::{entry_witness, fill_post_roots, post_state, state_root};
-use gridledger_rollup::types::{coins, entry_hash, tcr_proof, IorTx, Participant, Tcr};
+use gridledger_rollup::types::{coins, entry_hash, tcr_proof, IorTx, Participant, Tcr, TcrLeaf};
 
 /// Four traders (0–2 funded, funding settled), two executors, three
 /// validators, a week's window (as `pipelined_or.rs`).
@@ -46,30 +46,81 @@ pub fn executor_of(e: &Env, batch: u64) -> KeyPair {
     e.d.executors.iter().find(|(k, _)| k.address() == a).unwrap().0.clone()
 }
 
-/// The `sc_cr` posting of `batch` by its executor, built but not sent:
-/// honest verdicts with a post-state root that mints `to` 10 coin (a real
-/// state tree, which the forger keeps). Returns the executor, the
-/// arguments and the forged post-state.
-pub fn minting_posting(e: &Env, batch: u64, to: Address) -> (KeyPair, Vec<u8>, PreState) {
+/// `batch`'s honest leaves, executed off chain with their post-state
+/// roots filled in, with its input, its full pre-state and the amount its
+/// TCRs burn.
+pub fn honest_leaves(e: &Env, batch: u64) -> (BatchInput, PreState, Vec<TcrLeaf>, Amount) {
     let input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut honest);
-    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
-    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let had = minted.participants.get(&to).map_or(Amount::ZERO, |r| r.balance);
-    minted.participants.insert(to, Participant { balance: Amount(had.0 + coins(10).0), reputation: p.rs });
-    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let p = &e.d.cfg.params;
+    let full = input.full_state(p);
+    let mut leaves = execute_leaves(&mut OffChain, p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(p, &full, &input.entries, &mut leaves);
+    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (_, burned) = post_state(p, &full, &input.entries, &tcrs).unwrap();
+    (input, full, leaves, burned)
+}
+
+/// The `sc_cr` arguments of `batch` for `leaves`, the batch's post-state
+/// root replaced by `post` when given.
+pub fn submit_of(
+    batch: u64,
+    input: &BatchInput,
+    leaves: &[TcrLeaf],
+    burned: Amount,
+    post: Option<Hash32>,
+) -> SubmitTcrs {
+    let mut posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
     let last = posted.len() - 1;
-    posted[last].post_root = state_root(&minted);
-    let sub = SubmitTcrs {
+    if let Some(r) = post {
+        posted[last].post_root = r;
+    }
+    SubmitTcrs {
         batch,
         entry_hashes: input.entries.iter().map(entry_hash).collect(),
         post_root: posted[last].post_root,
         leaves: posted,
         burned,
-    };
+    }
+}
+
+/// `full` after `batch`'s honest TCRs (`leaves`), with `to` minted 10
+/// coin on top: a real state tree, which a forger keeps.
+pub fn minted_state(e: &Env, input: &BatchInput, full: &PreState, leaves: &[TcrLeaf], to: Address) -> PreState {
+    let p = &e.d.cfg.params;
+    let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, _) = post_state(p, full, &input.entries, &tcrs).unwrap();
+    let had = minted.participants.get(&to).map_or(Amount::ZERO, |r| r.balance);
+    minted.participants.insert(to, Participant { balance: Amount(had.0 + coins(10).0), reputation: p.rs });
+    minted
+}
+
+/// `batch`'s honest `sc_cr` arguments (seals the primary chain first).
+pub fn honest_submit(e: &mut Env, batch: u64) -> SubmitTcrs {
+    e.d.primary.seal();
+    let (input, _, leaves, burned) = honest_leaves(e, batch);
+    submit_of(batch, &input, &leaves, burned, None)
+}
+
+/// `batch`'s honest TCRs claiming `pre_root`, with the last leaf's (and
+/// the batch's) post-state root replaced by `post` when given.
+pub fn posting_on(e: &mut Env, batch: u64, pre_root: Hash32, post: Option<Hash32>) -> SubmitTcrsOn {
+    let mut tcrs = honest_submit(e, batch);
+    if let Some(r) = post {
+        let last = tcrs.leaves.len() - 1;
+        tcrs.leaves[last].post_root = r;
+        tcrs.post_root = r;
+    }
+    SubmitTcrsOn { pre_root, tcrs }
+}
+
+/// The `sc_cr` posting of `batch` by its executor, built but not sent:
+/// honest verdicts with a post-state root that mints `to` 10 coin (a real
+/// state tree, which the forger keeps). Returns the executor, the
+/// arguments and the forged post-state.
+pub fn minting_posting(e: &Env, batch: u64, to: Address) -> (KeyPair, Vec<u8>, PreState) {
+    let (input, full, honest, burned) = honest_leaves(e, batch);
+    let minted = minted_state(e, &input, &full, &honest, to);
+    let sub = submit_of(batch, &input, &honest, burned, Some(state_root(&minted)));
     (executor_of(e, batch), args(&sub), minted)
 }
 
