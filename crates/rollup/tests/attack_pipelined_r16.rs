@@ -36,8 +36,8 @@ use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::driver::Mode;
-use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs};
-use gridledger_rollup::state::{participant_proof, state_root};
+use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
+use gridledger_rollup::state::state_root;
 use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest};
 
 /// `who` commits to the dispute `a` (`method`) in one block and sends it
@@ -155,12 +155,7 @@ fn a_batch_its_executor_posts_ahead_before_the_driver_runs_is_watched_in_its_win
     let mut stolen = Amount::ZERO;
     if forged_settled {
         // The accomplice (never funded) withdraws the minted coin.
-        let (record, proof) = participant_proof(&minted, &accomplice.address()).unwrap();
-        let before = wealth(&e, &accomplice);
-        let a = args(&WithdrawArgs { amount: coins(10), record, proof });
-        let r = e.d.primary_call(&accomplice, "withdraw", a, Amount::ZERO).unwrap();
-        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
-        stolen = Amount(wealth(&e, &accomplice) - before);
+        stolen = withdraw_minted(&mut e, &minted, &accomplice);
     }
     assert!(
         !forged_settled,

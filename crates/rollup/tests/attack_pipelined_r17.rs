@@ -32,10 +32,10 @@ use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::PreState;
-use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs};
+use gridledger_rollup::primary::{BatchState, SubmitTcrs, SubmitTcrsOn};
 use gridledger_rollup::roles::{Call, Target};
-use gridledger_rollup::state::{participant_proof, state_root};
-use gridledger_rollup::types::{coins, dispute_commitment, dispute_digest};
+use gridledger_rollup::state::state_root;
+use gridledger_rollup::types::{dispute_commitment, dispute_digest};
 
 /// `batch`'s leaves forged two ways: leaf 0 commits to inputs in which the
 /// buyer has no coin (so an honest checker's first differing leaf has
@@ -152,12 +152,7 @@ fn a_validator_that_committed_before_a_replacement_can_still_dispute_the_replace
         let h = e.d.batch_header(k).unwrap();
         assert!(matches!(h.state, BatchState::Settled { .. }));
         assert_eq!(h.post_root, Some(state_root(&minted)), "the minting root settled");
-        let (record, proof) = participant_proof(&minted, &accomplice.address()).unwrap();
-        let before = wealth(&e, &accomplice);
-        let a = args(&WithdrawArgs { amount: coins(10), record, proof });
-        let r = e.d.primary_call(&accomplice, "withdraw", a, Amount::ZERO).unwrap();
-        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
-        stolen = Amount(wealth(&e, &accomplice) - before);
+        stolen = withdraw_minted(&mut e, &minted, &accomplice);
     }
     assert!(
         overturned,

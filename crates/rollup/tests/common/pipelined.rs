@@ -9,8 +9,8 @@ use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_leaves, OffChain, PreState};
-use gridledger_rollup::primary::{BatchInput, DisputeEntry, DisputeState, SubmitTcrs, SubmitTcrsOn};
-use gridledger_rollup::state::{entry_witness, fill_post_roots, post_state, state_root};
+use gridledger_rollup::primary::{BatchInput, DisputeEntry, DisputeState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs};
+use gridledger_rollup::state::{entry_witness, fill_post_roots, participant_proof, post_state, state_root};
 use gridledger_rollup::types::{coins, entry_hash, tcr_proof, IorTx, Participant, Tcr, TcrLeaf};
 
 /// Four traders (0–2 funded, funding settled), two executors, three
@@ -130,6 +130,17 @@ pub fn post_minting_root(e: &mut Env, batch: u64, to: Address) -> PreState {
     let r = send_tcrs(e, &exec, batch, a);
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     minted
+}
+
+/// `who` withdraws the 10 coin minted to it in `minted` (a settled
+/// post-state) from the primary chain. Returns what its wealth grew by.
+pub fn withdraw_minted(e: &mut Env, minted: &PreState, who: &KeyPair) -> Amount {
+    let (record, proof) = participant_proof(minted, &who.address()).unwrap();
+    let before = wealth(e, who);
+    let a = args(&WithdrawArgs { amount: coins(10), record, proof });
+    let r = e.d.primary_call(who, "withdraw", a, Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    Amount(wealth(e, who) - before)
 }
 
 /// A `dispute_state` of entry 0 of `batch` whose witness opens the
