@@ -77,7 +77,7 @@ const RECORD_SLOT_RW_GAS: u64 = (RECORD_SLOT_BYTES * (gas::SLOAD + gas::SSTORE_R
 /// for every slot.
 pub const OUTCOME_SLOT_GAS: u64 = {
     let worst = STORED_ITEM_WORDS * gas::SLOAD + OUTCOME_WORDS * gas::SSTORE_SET + gas::CALL_VALUE + RECORD_SLOT_RW_GAS;
-    worst + worst / 8
+    crate::mbs::with_margin(worst)
 };
 /// The most gas the transaction that fixes the outcome spends besides the
 /// slots: the transaction base, its calldata at a ledger transaction's
@@ -96,7 +96,7 @@ pub const OUTCOME_BASE_GAS: u64 = {
         + gas::CALL_VALUE
         + 4 * (gas::LOG_BASE + gas::LOG_TOPIC + 256 * gas::LOG_BYTE);
     let worst = gas::TX_BASE + calldata + gas::CALL + checks;
-    worst + worst / 8
+    crate::mbs::with_margin(worst)
 };
 /// The most gas fixing the outcome of a process of `slots` slots takes.
 pub const fn outcome_gas(slots: usize) -> u64 {
@@ -124,7 +124,7 @@ pub const fn register_gas(slots: usize) -> u64 {
         + gas::LOG_BASE
         + gas::LOG_TOPIC
         + 256 * gas::LOG_BYTE;
-    worst + worst / 8
+    crate::mbs::with_margin(worst)
 }
 /// Experience a PvP win adds.
 pub const WIN_EXPERIENCE: u64 = 10;
@@ -394,20 +394,7 @@ impl BobContract {
         if t.slots.is_empty() {
             return bad("a process has at least one slot");
         }
-        let slots_max = {
-            #[cfg(feature = "mutants")]
-            {
-                if self.mutation == Some(Mutation::SlotsPast) {
-                    512
-                } else {
-                    MAX_SLOTS
-                }
-            }
-            #[cfg(not(feature = "mutants"))]
-            {
-                MAX_SLOTS
-            }
-        };
+        let slots_max = if self.admits_past_slot_bound() { 512 } else { MAX_SLOTS };
         if t.slots.len() > slots_max {
             return fail(XchainError::TooManySlots { slots: t.slots.len(), max: MAX_SLOTS });
         }
@@ -732,6 +719,17 @@ impl BobContract {
         #[cfg(feature = "mutants")]
         {
             self.mutation == Some(Mutation::SkipProof)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
+
+    fn admits_past_slot_bound(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.mutation == Some(Mutation::SlotsPast)
         }
         #[cfg(not(feature = "mutants"))]
         {

@@ -49,6 +49,13 @@ pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
+
+/// A worst-case gas figure with the one-eighth margin every gas bound of
+/// this crate adds (`scbg::SETTLE_*_GAS`, `ccdi::OUTCOME_*_GAS`,
+/// `ccdi::register_gas`).
+pub(crate) const fn with_margin(worst: u64) -> u64 {
+    worst + worst / 8
+}
 /// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
 pub const CLOSING_PER_TICK: usize = 128;
 /// Most `prove`s the driver's BoB node's forwarding duty sends in one tick

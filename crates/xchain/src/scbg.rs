@@ -79,7 +79,7 @@ pub const SETTLE_ITEM_GAS: u64 = {
         + (RECORD_WORDS + ITEM_WORDS) * SLOAD
         + UNLOCKED_ITEM_WORDS * SSTORE_RESET
         + SSTORE_RESET;
-    worst + worst / 8
+    crate::mbs::with_margin(worst)
 };
 /// The most gas `settle` spends besides its entries: the transaction base,
 /// the method name's and the fixed arguments' calldata (chain ids, contract,
@@ -90,7 +90,7 @@ pub const SETTLE_BASE_GAS: u64 = {
     use gridledger_ledger::gas::{CALL, CALLDATA_NONZERO, LOG_BASE, LOG_BYTE, LOG_TOPIC, TX_BASE};
     let fixed_bytes: u64 = 6 + 4 + 4 + 4 + 32 + 4 + 4 + 192;
     let worst = TX_BASE + fixed_bytes * CALLDATA_NONZERO + CALL + TS_VERIFY_GAS + LOG_BASE + LOG_TOPIC + 128 * LOG_BYTE;
-    worst + worst / 8
+    crate::mbs::with_margin(worst)
 };
 
 /// A gas limit that pays for a `settle` of `entries` items whatever their
