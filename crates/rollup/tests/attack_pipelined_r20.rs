@@ -1,0 +1,159 @@
+//! Attack round 20 on the improved optimistic rollup (issue 11): the
+//! challenge-window baseline (`PrimaryConfig::pipelined`,
+//! [`Mode::ConventionalOr`]) after d7902bc (the driver's replacement pass
+//! runs again after posting ahead) and the r17/r18 `Replaced` rules.
+//!
+//! Finding [1] (medium): a forger escapes the slashing its detected
+//! forgery earns, by making its own forged posting void. Executor X is
+//! assigned two consecutive batches j and j+1, j not yet posted. X posts
+//! j+1 ahead (`sc_cr_on`, the true pre-root) with a post-state root that
+//! mints an accomplice 10 coin. The assigned watcher finds it and commits
+//! to its dispute (commit and reveal are two blocks). Seeing the
+//! commitment, X posts j on a made-up root (`void_posting` decides j+1's
+//! voidness against j's standing post-state root, so j+1's forged posting,
+//! which claims the true root, is void at once) and replaces j+1 on that
+//! made-up root itself (any active executor may replace a void posting).
+//! The watcher's revealed dispute no longer proves anything against the
+//! standing TCR root and is refused; the honest executors then replace
+//! both postings correctly and everything settles on the true roots, but
+//! X keeps its deposit and the watcher earns nothing: void posters are
+//! never punished, and the forged posting that was caught is gone. So a
+//! forgery is a free option: it steals if no watcher commits inside the
+//! window, and costs its executor nothing (two transactions' fees) if one
+//! does. The deposit's deterrent is gone for any executor assigned a
+//! batch ahead of one of its own unposted batches.
+//!
+//! Held up (passing tests): without the voiding trick the same detected
+//! forgery costs X its deposit and pays the watcher; after the trick no
+//! minted coin settles and every batch settles on its true root.
+
+mod common;
+
+use common::pipelined::*;
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
+use gridledger_rollup::roles::{Call, Target};
+use gridledger_rollup::state::state_root;
+
+fn post(e: &mut Env, who: &KeyPair, on: &SubmitTcrsOn, what: &str) {
+    let r = e.d.primary_call(who, "sc_cr_on", args(on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{what}: {:?}", r.status);
+}
+
+/// Records eight one-AT batches and returns the first `j` (not the last
+/// two) whose executor is also `j + 1`'s, with that executor.
+fn two_in_a_row(e: &mut Env) -> (u64, KeyPair) {
+    let first = record_batches(e, 8);
+    for j in first..first + 6 {
+        let x = executor_of(e, j);
+        if executor_of(e, j + 1).address() == x.address() {
+            return (j, x);
+        }
+    }
+    panic!("no executor is assigned two consecutive batches among eight");
+}
+
+/// `batch`'s assigned watcher's primary-chain calls on its standing
+/// posting (a commitment, then the dispute), and the watcher's key.
+fn watcher_calls(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.watch(&input);
+    let calls: Vec<Call> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
+    assert_eq!(calls.first().map(|c| c.method), Some("commit_dispute"), "the watcher commits first");
+    assert_eq!(calls.len(), 2, "a commitment and its dispute");
+    (e.d.validators[i].0.clone(), calls)
+}
+
+/// The set-up of finding [1]: X posts j+1 ahead with a minting root and
+/// the watcher commits to its dispute. Returns (j, X, the accomplice, the
+/// minted state, the watcher, its calls).
+fn forged_and_committed(e: &mut Env) -> (u64, KeyPair, KeyPair, PreStateOf, KeyPair, Vec<Call>) {
+    let (j, x) = two_in_a_row(e);
+    assert!(e.d.batch_header(j).unwrap().tcr_root.is_none(), "batch j is unposted");
+    let accomplice = trader(3);
+    let minted = post_minting_root(e, j + 1, accomplice.address());
+    let (w, calls) = watcher_calls(e, j + 1);
+    let r = e.d.primary_call(&w, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "the watcher's commitment: {:?}", r.status);
+    (j, x, accomplice, minted, w, calls)
+}
+
+type PreStateOf = gridledger_rollup::exec::PreState;
+
+/// Finding [1].
+#[test]
+#[ignore = "attack r20: a forger whose forgery ahead was caught (commitment) voids it via its own predecessor and keeps its deposit"]
+fn a_caught_forgery_ahead_costs_its_executor_the_deposit_even_if_it_voids_it() {
+    let mut e = or_funded();
+    let (j, x, _accomplice, _minted, w, calls) = forged_and_committed(&mut e);
+    let w_before = wealth(&e, &w);
+    // X, seeing the commitment, posts j on a made-up root and replaces
+    // its own forged j+1 (now void) on that root.
+    let m = Hash32([0x71; 32]);
+    let void_j = posting_on(&mut e, j, Hash32([0x70; 32]), Some(m));
+    post(&mut e, &x, &void_j, "j on a made-up root");
+    let on_m = posting_on(&mut e, j + 1, m, None);
+    post(&mut e, &x, &on_m, "X replaces its own forged j+1");
+    // The watcher reveals.
+    let r = e.d.primary_call(&w, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    let revealed = r.status.clone();
+    // The driver's honest parties take over and everything settles.
+    e.d.process(&mut rng(20)).unwrap();
+    let (_, fin) = e.d.reader().progress().unwrap();
+    assert!(fin > j + 1, "j and j+1 settled");
+    assert!(
+        !node_active(&e, &x.address()),
+        "executor {} posted batch {}'s minting root, its watcher {} committed to the dispute that proves it wrong, \
+         yet by voiding it (j = {j} posted on a made-up root, j+1 replaced by X itself) X kept its deposit; \
+         the revealed dispute ended {revealed:?} and the watcher gained {}",
+        x.address(),
+        j + 1,
+        w.address(),
+        wealth(&e, &w).saturating_sub(w_before),
+    );
+}
+
+/// Control of finding [1]: the same detected forgery, revealed without
+/// the trick, overturns the batch and forfeits X's deposit.
+#[test]
+fn a_caught_forgery_ahead_revealed_at_once_forfeits_the_forger() {
+    let mut e = or_funded();
+    let (j, x, _accomplice, _minted, w, calls) = forged_and_committed(&mut e);
+    let r = e.d.primary_call(&w, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "the watcher's dispute: {:?}", r.status);
+    assert!(e.d.batch_header(j + 1).unwrap().overturned, "the forged batch is overturned");
+    assert!(!node_active(&e, &x.address()), "the forger's deposit is forfeited");
+    assert!(node_active(&e, &w.address()), "the watcher keeps its deposit");
+}
+
+/// Held up in finding [1]'s scenario: after the voiding trick nothing
+/// minted settles; j and j+1 settle on their true roots.
+#[test]
+fn after_the_voiding_trick_the_true_roots_settle() {
+    let mut e = or_funded();
+    let (j, x, accomplice, minted, w, calls) = forged_and_committed(&mut e);
+    let m = Hash32([0x71; 32]);
+    let void_j = posting_on(&mut e, j, Hash32([0x70; 32]), Some(m));
+    post(&mut e, &x, &void_j, "j on a made-up root");
+    let on_m = posting_on(&mut e, j + 1, m, None);
+    post(&mut e, &x, &on_m, "X replaces its own forged j+1");
+    let _ = e.d.primary_call(&w, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    let true_j1 = state_root(&e.d.state_before(j + 2).unwrap());
+    e.d.process(&mut rng(20)).unwrap();
+    let h = e.d.batch_header(j + 1).unwrap();
+    assert!(matches!(h.state, BatchState::Settled { .. }), "j+1 settled");
+    assert_eq!(h.post_root, Some(true_j1), "j+1 settled on its true post-state root");
+    assert_ne!(h.post_root, Some(state_root(&minted)), "the minting root did not settle");
+    let settled = e.d.settled_state().unwrap();
+    let got = settled.participants.get(&accomplice.address()).map_or(Amount::ZERO, |p| p.balance);
+    assert!(got < coins_10(), "the accomplice holds {got} in the settled state");
+}
+
+fn coins_10() -> Amount {
+    gridledger_rollup::types::coins(10)
+}
