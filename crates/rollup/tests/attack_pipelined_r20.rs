@@ -23,6 +23,19 @@
 //! does. The deposit's deterrent is gone for any executor assigned a
 //! batch ahead of one of its own unposted batches.
 //!
+//! Finding [2] (medium): the baseline driver's cost to settle a backlog
+//! of batches posted ahead is quadratic in the backlog. `post_ahead`
+//! computes each posting's input with `state_before(b)`, which re-executes
+//! every pending batch before `b` off chain; the watch of that posting and
+//! the claimed pre-root of its `sc_cr_on` do so again, and nothing is
+//! kept between them. Counted through the primary chain's `batch_input`
+//! views (one per batch executed off chain): 41 reads to settle 4 pending
+//! one-AT batches, 131 for 8, 455 for 16, 1,679 for 32, 3,101 for 44
+//! (about 1.6 n²; 44 batches take seconds in a debug build). Anyone opens
+//! a batch per block with one cheap entry, and the baseline's backlog is
+//! every batch of a window, so the honest driver's CPU grows with the
+//! square of what one party pays linearly for.
+//!
 //! Held up (passing tests): without the voiding trick the same detected
 //! forgery costs X its deposit and pays the watcher; after the trick no
 //! minted coin settles and every batch settles on its true root.
@@ -35,6 +48,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
+use gridledger_rollup::driver::Mode;
 use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
 use gridledger_rollup::roles::{Call, Target};
 use gridledger_rollup::state::state_root;
@@ -156,4 +170,134 @@ fn after_the_voiding_trick_the_true_roots_settle() {
 
 fn coins_10() -> Amount {
     gridledger_rollup::types::coins(10)
+}
+
+/// A primary-chain client that counts the views the driver asks of it,
+/// by method (the driver's reads: `batch_input` is one batch's data, read
+/// once per batch it executes off chain).
+use gridledger_ledger::ChainClient as CC;
+
+struct Counting {
+    inner: gridledger_ledger::devnet::DevChain,
+    views: std::cell::RefCell<std::collections::BTreeMap<String, u64>>,
+}
+
+impl gridledger_ledger::ChainClient for Counting {
+    fn chain_id(&self) -> gridledger_core::ChainId {
+        CC::chain_id(&self.inner)
+    }
+    fn submit(&mut self, tx: &gridledger_ledger::SignedTransaction) -> Result<Hash32, gridledger_ledger::ClientError> {
+        CC::submit(&mut self.inner, tx)
+    }
+    fn seal(&mut self) -> Result<(), gridledger_ledger::ClientError> {
+        CC::seal(&mut self.inner)
+    }
+    fn receipt(&self, h: &Hash32) -> Result<Option<gridledger_ledger::Receipt>, gridledger_ledger::ClientError> {
+        CC::receipt(&self.inner, h)
+    }
+    fn view(
+        &self,
+        contract: gridledger_core::ContractId,
+        method: &str,
+        a: &[u8],
+    ) -> Result<serde_json::Value, gridledger_ledger::ClientError> {
+        *self.views.borrow_mut().entry(method.to_string()).or_default() += 1;
+        CC::view(&self.inner, contract, method, a)
+    }
+    fn tip(&self) -> gridledger_ledger::BlockHeader {
+        CC::tip(&self.inner)
+    }
+    fn validators(&self) -> Vec<gridledger_core::PublicKey> {
+        CC::validators(&self.inner)
+    }
+    fn next_nonce(&self, a: &gridledger_core::Address) -> u64 {
+        CC::next_nonce(&self.inner, a)
+    }
+    fn account(&self, a: &gridledger_core::Address) -> gridledger_ledger::Account {
+        CC::account(&self.inner, a)
+    }
+    fn now(&self) -> gridledger_core::Timestamp {
+        CC::now(&self.inner)
+    }
+    fn set_now(&mut self, t: gridledger_core::Timestamp) {
+        CC::set_now(&mut self.inner, t)
+    }
+    fn contract_state(
+        &self,
+        contract: gridledger_core::ContractId,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, gridledger_ledger::ClientError> {
+        CC::contract_state(&self.inner, contract, key)
+    }
+    fn block(&self, height: u64) -> Result<Option<gridledger_ledger::Block>, gridledger_ledger::ClientError> {
+        CC::block(&self.inner, height)
+    }
+}
+
+/// The baseline driver over a counting primary chain, traders 0–2 funded
+/// (funding settled), `n` one-AT batches recorded and pending; returns the
+/// number of `batch_input` views (batch data read, one per off-chain
+/// execution of a batch) its `process` asks for to settle them.
+fn batch_reads_to_settle(mode: gridledger_rollup::driver::Mode, n: u64) -> u64 {
+    use gridledger_rollup::driver::{dev_chain, DualChain};
+    let cfg = config(mode, 4, 2, 3);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let accounts = cfg.accounts().unwrap();
+    let p = dev_chain(a.path(), accounts, cfg.wallet, gridledger_rollup::primary_registry()).unwrap();
+    let s = dev_chain(b.path(), accounts, cfg.wallet, gridledger_rollup::secondary_registry()).unwrap();
+    let primary = Counting { inner: p, views: Default::default() };
+    let step_s = cfg.params.meter_step_s;
+    let mut d = DualChain::on_chains(primary, s, cfg).unwrap();
+    let traders: Vec<KeyPair> = (0..4).map(trader).collect();
+    d.register_meters_every(&traders, step_s).unwrap();
+    for t in &traders[..3] {
+        d.fund(t, gridledger_rollup::types::coins(10)).unwrap();
+    }
+    d.set_time(7 * HOUR);
+    d.flush(&traders[3]).unwrap();
+    d.process(&mut rng(0)).unwrap();
+    let (buyer, seller) = (trader(0), trader(1));
+    let day = (d.now() / HOUR + 1) * HOUR;
+    for i in 0..n {
+        let t = terms(&buyer, &seller, Amount(200_000), 500, day + i * 30 * MIN);
+        d.submit_block(&[(buyer.clone(), at(&t, &seller))]).unwrap();
+    }
+    CC::seal(&mut d.primary).unwrap();
+    let (next, fin) = d.reader().progress().unwrap();
+    assert_eq!(next - fin, n, "{n} batches pending");
+    d.primary.views.borrow_mut().clear();
+    let settled = d.process(&mut rng(1)).unwrap();
+    assert_eq!(settled.len() as u64, n, "every pending batch settled");
+    let reads = d.primary.views.borrow().get("batch_input").copied().unwrap_or(0);
+    reads
+}
+
+/// Finding [2] (driver cost): settling `n` pending batches posted ahead
+/// re-executes Θ(n²) batches off chain (`state_before` replays every
+/// pending batch before the one posted, for each posting, each watch and
+/// each claimed pre-root), so a backlog grown by one party (one cheap entry
+/// per block) costs the honest driver quadratic CPU.
+#[test]
+#[ignore = "attack r20: the baseline driver re-executes Θ(pending²) batches to settle a backlog posted ahead"]
+fn settling_a_backlog_costs_the_driver_linear_batch_executions() {
+    let small = batch_reads_to_settle(Mode::ConventionalOr, 4);
+    let large = batch_reads_to_settle(Mode::ConventionalOr, 16);
+    // Linear: four times the batches, about four times the reads (twice
+    // that allowed); quadratic gives about sixteen times.
+    assert!(
+        large <= 8 * small,
+        "settling 4 pending batches read batch data {small} times, 16 pending batches {large} times ({:.1} per batch \
+         against {:.1})",
+        large as f64 / 16.0,
+        small as f64 / 4.0,
+    );
+}
+
+/// Control of finding [2]: IOR, which posts a batch only once the one
+/// before it settled, reads each batch's data a bounded number of times.
+#[test]
+fn ior_settles_a_backlog_with_linear_batch_executions() {
+    let small = batch_reads_to_settle(Mode::Ior, 4);
+    let large = batch_reads_to_settle(Mode::Ior, 16);
+    assert!(large <= 8 * small, "IOR: 4 pending batches {small} reads, 16 pending batches {large}");
 }
