@@ -38,7 +38,10 @@ fn a_replica_killed_again_and_again_early_restarts_and_agrees() {
         // has exited: its stderr says why.
         if let Some(status) = r0.try_wait().expect("poll replica 0") {
             let o = finish(r0);
-            panic!("replica 0 exited ({status}) before kill {round} at {at} ms (kills before: {kills:?}): {}", o.stderr);
+            panic!(
+                "replica 0 exited ({status}) before kill {round} at {at} ms (kills before: {kills:?}): {}",
+                o.stderr
+            );
         }
         r0.kill().expect("SIGKILL replica 0");
         let _ = r0.wait();

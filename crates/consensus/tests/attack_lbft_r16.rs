@@ -27,6 +27,14 @@
 //!   first copy's delivery made it `AlreadyDelivered`
 //!   (`a_request_signed_for_two_epochs_is_delivered_once`).
 //!
+//! - [3] (low): TBG consults each bucket at one local epoch only, and a
+//!   replica that catches up (several epochs delivered at once, as a
+//!   lagging replica's sync does) is asked for the batch of its newest
+//!   local epoch alone: the buckets due at the skipped epochs are never
+//!   batched, and are freed with no trace. A transaction π^τ answered
+//!   `Stored` is neither batched, nor delivered, nor refused
+//!   (`a_stored_transaction_is_batched_after_a_catch_up`).
+//!
 //! Held up: one replica receiving the τ requests keeps the first and
 //! batches it alone (`one_replica_batches_one_of_a_clients_conflicting_transactions`).
 //!
@@ -182,4 +190,38 @@ fn one_replica_batches_one_of_a_clients_conflicting_transactions() {
     let batched: Vec<Arc<LbftTx>> = (1..=10).flat_map(|e| reps[r].next_batch(e)).collect();
     assert_eq!(batched.len(), 1);
     assert_eq!(batched[0].id(), kept.unwrap());
+}
+
+/// [3] A transaction stored in a group-0 bucket (consulted at local epoch
+/// `e_c + κ = 3`) at a replica that then delivers epochs 1 to 4 in one
+/// catch-up and is asked for the batch of local epoch 5 onwards.
+#[test]
+#[ignore = "attack r16: buckets due at epochs a catching-up replica skipped are never batched; a Stored transaction is dropped without trace"]
+fn a_stored_transaction_is_batched_after_a_catch_up() {
+    let mut reps = deployment(2);
+    let client = EdKeyPair::from_seed("patient-client");
+    let r = recipients(&client, 0, 1)[0] as usize;
+    let tx = LbftTx::sign(&client, 1, b"pay 5 Wh".to_vec(), 0, 2);
+    let id = tx.id();
+    assert_eq!(reps[r].receive(tx), Outcome::Stored { slot: 0 });
+    let p = &mut reps[r];
+    // Local epochs 1 and 2 batched as usual (nothing due yet).
+    assert!(p.next_batch(1).is_empty());
+    p.on_block(1, block_hash(1), &[]);
+    assert!(p.next_batch(2).is_empty());
+    // A catch-up: epochs 2, 3 and 4 delivered together (none carried the
+    // transaction), then the batch of local epoch 5.
+    for e in 2..=4 {
+        p.on_block(e, block_hash(e), &[]);
+    }
+    let mut batched = false;
+    for e in 5..=20 {
+        batched |= p.next_batch(e).iter().any(|t| t.id() == id);
+        p.on_block(e, block_hash(e), &[]);
+    }
+    assert!(
+        batched || p.holds(&id),
+        "the transaction was Stored (slot 0, due at local epoch 3), never delivered, and is now neither batched nor held ({} bucketed)",
+        p.bucketed()
+    );
 }
