@@ -6,7 +6,7 @@
 //! validator 1 proposes the victim transaction, its own batch is that
 //! transaction alone, proposed as soon as validator 1's `Val` arrives).
 //!
-//! - [1] (medium): an epoch's accepted batches are ordered by proposer
+//! - [2] (medium; [1] and [3] are in the consensus crate's attack_lbft_r16): an epoch's accepted batches are ordered by proposer
 //!   index, so "the earliest occurrence" is the lowest-index proposer's
 //!   copy. A validator that copies the transactions of the other
 //!   validators' batches of the same epoch into its own (it sees every
@@ -29,7 +29,7 @@ use gridledger_ledger::fault::SimDisk;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// [1] Validator 0 copies validator 1's transfer into its own batch of the
+/// [2] Validator 0 copies validator 1's transfer into its own batch of the
 /// same epoch and takes the fee.
 #[test]
 #[ignore = "attack r16: a validator copying another's batch into its own (lower index) takes every fee of it"]
