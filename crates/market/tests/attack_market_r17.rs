@@ -62,7 +62,7 @@ fn one_near_linear_pair_among_ordinary_parties_clears_within_the_cap() {
 }
 
 // Held up: the same ordinary markets without the pair clear in a few
-// hundred iterations, and with the pair and up to four ordinary parties
+// hundred iterations (also on finding [2]'s network), and with the pair and up to four ordinary parties
 // a side they clear well within 20 000.
 #[test]
 fn ordinary_markets_and_small_ones_with_the_pair_clear() {
@@ -73,6 +73,13 @@ fn ordinary_markets_and_small_ones_with_the_pair_clear() {
     for k in [2usize, 4] {
         let o = outcome(&seeded_with_pair(7, k, true), &net, 20_000);
         assert!(o.starts_with("ok"), "k {k} with the pair: {o}");
+    }
+    // finding [2]'s network (the other lines at their shipped ratings)
+    // with ordinary parties alone
+    let shipped = network_for(&shipped_with_tight_2_5(), 1.0).unwrap();
+    for k in [4usize, 12] {
+        let o = outcome(&seeded_with_pair(2, k, false), &shipped, 5_000);
+        assert!(o.starts_with("ok"), "k {k} on the shipped ratings: {o}");
     }
 }
 
