@@ -1470,6 +1470,58 @@ fn verifier(
     }
 }
 
+/// What a restarted replica replays of the epochs its log says it
+/// delivered, under the live path's rule (a delivered transaction counts
+/// only with a verdict that its signature verifies): one whose signature
+/// does not verify — a Byzantine proposer's forgery — advances neither
+/// π^τ's client state nor its client's delivery number. The log holds
+/// batches, not verdicts, so each signature is checked again here, in
+/// batch equations over all cores ([`VerdictCache`]); `opaque` runs check
+/// none, live or here. Returns how many transactions were refused so.
+fn replay_delivered(
+    delivered: &[DeliveredEpoch<Sig>],
+    opaque: bool,
+    me: u32,
+    clients: &mut [Client],
+    pool: &mut Pool,
+    hashes: &mut BTreeMap<u64, Hash32>,
+) -> u64 {
+    let mut cache = VerdictCache::new(1 << 21);
+    let mut refused = 0u64;
+    for d in delivered {
+        let raw: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
+        let ids: Vec<Hash32> = d.batches.iter().flat_map(|b| b.batch.txs.ids().iter().copied()).collect();
+        let decoded: Vec<Option<LbftTx>> = if opaque {
+            raw.iter().map(|t| decode::<LbftTx>(t, 4_096).ok()).collect()
+        } else {
+            cache
+                .check(&raw)
+                .into_iter()
+                .map(|(_, tx, ok)| {
+                    refused += u64::from(tx.is_some() && !ok);
+                    tx.filter(|_| ok)
+                })
+                .collect()
+        };
+        let txs: Vec<Arc<LbftTx>> = decoded.into_iter().flatten().map(Arc::new).collect();
+        for t in &txs {
+            if let Ok(r) = decode::<Request>(&t.request, 4_096) {
+                if r.honest && r.home == me {
+                    if let Some(c) = clients.get_mut(r.client as usize) {
+                        if t.delivery_number == c.dn {
+                            c.dn += 1;
+                            c.last_next = t.next_epoch;
+                        }
+                    }
+                }
+            }
+        }
+        pool.delivered(d.epoch, d.block_hash(), &txs, &ids);
+        hashes.insert(d.epoch + 1, d.block_hash());
+    }
+    refused
+}
+
 /// One round of the replica loop for the persister: its writes, then its
 /// messages.
 struct Outgoing {
@@ -1752,25 +1804,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // h^(e) by π^τ epoch (h^(0) is the genesis hash).
     let mut hashes: BTreeMap<u64, Hash32> = BTreeMap::from([(0, INSTANCE)]);
     // A restarted replica replays what it delivered before the crash.
-    for d in &durable.delivered {
-        let raw: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
-        let txs: Vec<Arc<LbftTx>> = raw.iter().filter_map(|t| decode::<LbftTx>(t, 4_096).ok()).map(Arc::new).collect();
-        for t in &txs {
-            if let Ok(r) = decode::<Request>(&t.request, 4_096) {
-                if r.honest && r.home == me {
-                    if let Some(c) = clients.get_mut(r.client as usize) {
-                        if t.delivery_number == c.dn {
-                            c.dn += 1;
-                            c.last_next = t.next_epoch;
-                        }
-                    }
-                }
-            }
-        }
-        let ids: Vec<Hash32> = raw.iter().map(|t| tx_id(t)).collect();
-        pool.delivered(d.epoch, d.block_hash(), &txs, &ids);
-        hashes.insert(d.epoch + 1, d.block_hash());
-    }
+    replay_delivered(&durable.delivered, file.opaque, me, &mut clients, &mut pool, &mut hashes);
     let mut edge = Edge::new(n_clients, file.max_in_flight as usize);
     // A log the replica cannot take up (another digest version, an
     // inexact duplicate window) stops the replica with the reason.
@@ -2708,6 +2742,60 @@ mod tests {
         assert!(again[0].2);
         assert_eq!(cache.checks, 1, "the verdict came from the cache");
         assert_eq!(cache.hits, 2);
+    }
+
+    /// A restarted replica replays its log under the live path's rule: a
+    /// delivered transaction whose signature does not verify (a Byzantine
+    /// proposer's forgery of this replica's client's next transaction)
+    /// advances neither the client's delivery number nor π^τ's; the
+    /// genuine one, delivered later, does.
+    #[test]
+    fn a_restart_replays_no_forged_transaction() {
+        let file = ReplicaFile {
+            index: 0,
+            n: 4,
+            ports: Vec::new(),
+            cert_keys: Vec::new(),
+            coin_keys: Vec::new(),
+            cert_share: Vec::new(),
+            coin_share: Vec::new(),
+            rate: 0,
+            flood: 0,
+            seconds: 1,
+            batch: 100,
+            opaque: false,
+            policy: "tbg".into(),
+            tau: 2,
+            groups: 1,
+            pipeline: 0,
+            fsync: false,
+            max_in_flight: 0,
+        };
+        let key = client_key(0, 0, true);
+        let req = |us: u64| encode(&Request { submitted_us: us, home: 0, client: 0, honest: true, pad: Vec::new() });
+        let genuine = LbftTx::sign(&key, 1, req(1), 0, 2);
+        let mut forged = LbftTx::sign(&key, 1, req(2), 0, 2);
+        forged.request = req(3);
+        let (pk, shares) = gridledger_threshold::deal(1, 1, &mut rand::rng()).expect("keys");
+        let epoch = |e: u64, tx: &LbftTx| DeliveredEpoch {
+            epoch: e,
+            batches: vec![CertifiedBatch {
+                proposer: 1,
+                digest: Hash32([e as u8; 32]),
+                sig: pk.combine(&[(shares[0].index(), shares[0].sign_share(b"cert", &[e as u8]))]).expect("sig"),
+                batch: gridledger_consensus::lbft::Batch::new(vec![encode(tx)]),
+            }],
+        };
+        let replay = |log: &[DeliveredEpoch<Sig>]| {
+            let mut pool = Pool::new(&file).expect("pool");
+            let mut clients = vec![Client { dn: 0, last_next: 0, sent_at: None }];
+            let mut hashes = BTreeMap::new();
+            let refused = replay_delivered(log, false, 0, &mut clients, &mut pool, &mut hashes);
+            let Pool::Tbg(p) = &pool else { panic!("the tbg policy") };
+            (refused, clients[0].dn, p.delivered_count(&key.public()))
+        };
+        assert_eq!(replay(&[epoch(0, &forged)]), (1, 0, 0), "the forgery advances nothing");
+        assert_eq!(replay(&[epoch(0, &forged), epoch(1, &genuine)]), (1, 1, 1), "the genuine one does");
     }
 
     /// The verdict a cache gives a forgery after it passed the genuine

@@ -28,7 +28,8 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         | Mutation::CertFailuresForgotten
         | Mutation::EchoShareResigned
         | Mutation::LateCopyAdmitted
-        | Mutation::ValidUnbounded => Vec::new(),
+        | Mutation::ValidUnbounded
+        | Mutation::UsedNumberKept => Vec::new(),
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -369,4 +370,51 @@ fn valid_unbounded_is_caught() {
     };
     assert_eq!(flood(None), (1, 19, 1), "control: the first is kept, the other 19 refused");
     assert_eq!(flood(Some(Mutation::ValidUnbounded)), (20, 0, 20), "the planted bug stores and batches all 20");
+}
+
+/// [`Mutation::UsedNumberKept`] lives in π^τ: a valid transaction waiting
+/// in its bucket is kept after a delivery used its delivery number (attack
+/// r16 [1]). Four replicas each store a different transaction of one
+/// client for one `(DN_c, e_c)` (each is one of its τ recipients, G = τ:
+/// one group each); epochs are batched and every batch delivered to all.
+/// π^τ as shipped batches the first copy only and deletes the other three
+/// when it is delivered; the planted bug batches all four.
+#[test]
+fn used_number_kept_is_caught() {
+    use gridledger_consensus::lbft::txm::{
+        array_function, nonce_value, BatchSource, LbftTx, Outcome, PiTau, PiTauConfig, TbgConfig, Theta,
+    };
+    use gridledger_core::ed25519::EdKeyPair;
+    use gridledger_core::Hash32;
+    use std::sync::Arc;
+    let genesis = Hash32([7; 32]);
+    let key = EdKeyPair::from_seed("used-number-client");
+    let to = array_function(&nonce_value(0, &key.public(), &genesis), 10, 4);
+    let batched = |mutation: Option<Mutation>| {
+        let tbg = TbgConfig { tau: 4, groups: 4, kappa: 2, batch: 100, max_stored: 1_000 };
+        let mut reps: Vec<PiTau> = (0..10)
+            .map(|me| {
+                PiTau::new(PiTauConfig { replicas: 10, me, theta: Theta::ALWAYS, genesis, max_pending: 64, tbg })
+                    .expect("valid configuration")
+                    .with_mutation(mutation)
+            })
+            .collect();
+        for (j, &r) in to.iter().enumerate() {
+            let tx = LbftTx::sign(&key, 1, vec![j as u8], 0, 2);
+            assert_eq!(reps[r as usize].receive(tx), Outcome::Stored { slot: j as u32 });
+        }
+        let mut count = 0;
+        for e in 1..=20u64 {
+            let batch: Vec<Arc<LbftTx>> = reps.iter_mut().flat_map(|r| r.next_batch(e)).collect();
+            count += batch.len();
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&e.to_le_bytes());
+            for r in reps.iter_mut() {
+                r.on_block(e, Hash32(h), &batch);
+            }
+        }
+        count
+    };
+    assert_eq!(batched(None), 1, "control: the first copy is batched, the others deleted once it is delivered");
+    assert_eq!(batched(Some(Mutation::UsedNumberKept)), 4, "the planted bug batches every copy");
 }

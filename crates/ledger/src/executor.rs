@@ -123,6 +123,19 @@ impl<'a> BlockBuilder<'a> {
     /// the block's proposer (a leaderless block, where each transaction's
     /// fee goes to the validator whose batch carried it).
     pub fn push_paying(&mut self, stx: SignedTransaction, fee_to: Address) -> Result<&Receipt, TxRejected> {
+        self.push_sharing(stx, std::slice::from_ref(&fee_to))
+    }
+
+    /// [`BlockBuilder::push`] with the fee shared among `fee_to` (distinct
+    /// addresses; a leaderless block's transaction carried by several
+    /// validators' batches): each gets `⌊fee / k⌋` of the `k`, and the
+    /// remainder (less than `k` units) goes to the one at position
+    /// `H(tx) mod k`, chosen by the transaction's hash so that no position
+    /// in the list is favoured; no coin is created or destroyed. An empty
+    /// `fee_to` pays the block's proposer.
+    pub fn push_sharing(&mut self, stx: SignedTransaction, fee_to: &[Address]) -> Result<&Receipt, TxRejected> {
+        let proposer = [self.env.proposer];
+        let fee_to = if fee_to.is_empty() { &proposer[..] } else { fee_to };
         let tx = &stx.tx;
         let sender = stx.sender();
         if let Some(valid_until) = tx.kind.valid_until().filter(|u| self.env.height > *u) {
@@ -174,9 +187,22 @@ impl<'a> BlockBuilder<'a> {
         let mut acct = self.overlay.account(&sender);
         acct.balance = acct.balance.saturating_sub(fee);
         self.overlay.set_account(&sender, &acct);
-        let mut prop = self.overlay.account(&fee_to);
-        prop.balance = prop.balance.checked_add(fee).ok_or(TxRejected::Overflow)?;
-        self.overlay.set_account(&fee_to, &prop);
+        let k = fee_to.len() as u128;
+        let (share, rest) = (fee.0 / k, fee.0 % k);
+        let lucky = if rest == 0 {
+            0
+        } else {
+            let h = stx.hash();
+            let mut head = [0u8; 16];
+            head.copy_from_slice(&h.0[..16]);
+            (u128::from_le_bytes(head) % k) as usize
+        };
+        for (i, to) in fee_to.iter().enumerate() {
+            let part = Amount(if i == lucky { share + rest } else { share });
+            let mut acct = self.overlay.account(to);
+            acct.balance = acct.balance.checked_add(part).ok_or(TxRejected::Overflow)?;
+            self.overlay.set_account(to, &acct);
+        }
 
         self.gas_used += used;
         let receipt = Receipt {

@@ -18,14 +18,25 @@
 //! its proposer field names the first accepted batch's proposer; its seal
 //! is [`Seal::Epoch`] with the epoch and its decision hash `h^e`.
 //!
-//! Fees: each transaction's fee goes to the validator whose batch carried
-//! it (the batch of its earliest occurrence in the epoch, the copy that is
-//! kept), not to the block's proposer field: a validator earns the fees of
-//! the transactions it proposed, whichever batch comes first. The batch of
-//! each delivered transaction is part of the decision, so every validator
-//! credits the same accounts. (A block so executed is not re-executable by
-//! a PBFT-style replay that pays every fee to the header's proposer; LBFT
-//! validators execute delivered epochs, never replay blocks.)
+//! Fees: each transaction's fee goes to the validators whose accepted
+//! batches of the epoch carried it, not to the block's proposer field: a
+//! validator earns the fees of the transactions it proposed. A transaction
+//! carried by the batches of several proposers in one epoch (its earliest
+//! occurrence is the one executed, the copies removed as duplicates) has
+//! its fee split equally among those proposers, each once
+//! ([`BlockBuilder::push_sharing`]: `⌊fee / k⌋` each, the remainder of
+//! less than `k` units to the one the transaction's hash picks): accepted
+//! batches are ordered by proposer index, so paying the earliest
+//! occurrence alone would let a validator copy the other validators'
+//! batches of the epoch (it sees every `Val` before it must propose) and
+//! take their fees from a lower index (attack r16 [2]). Copying so earns at
+//! most an equal share (the remainder aside, which neither the copier nor
+//! its batch's position chooses), and costs the copier room in its own
+//! batch. The accepted batches are part of the decision, so every
+//! validator credits the same accounts. (A block so executed is not
+//! re-executable by a PBFT-style replay that pays every fee to the header's
+//! proposer; LBFT validators execute delivered epochs, never replay
+//! blocks.)
 //!
 //! External validity (the item C): a validator echoes another's
 //! batch only if every transaction in it decodes, is signed, is for this
@@ -1014,6 +1025,10 @@ pub fn validity(shared: Arc<Shared>, verified: Arc<Mutex<HashSet<Hash32>>>, n: u
     })
 }
 
+/// A delivered transaction waiting for its predecessor: its hash, itself,
+/// and who shares its fee.
+type Waiting = (Hash32, SignedTransaction, Vec<Address>);
+
 /// Executes an epoch's delivered transactions as the next block, skipping
 /// those that do not execute; `None` when none does. Those skipped because
 /// their sender cannot pay for them are added to `unpayable`, with why.
@@ -1055,11 +1070,11 @@ fn execute(
     // Per sender, transactions delivered ahead of their predecessor in this
     // epoch, by nonce: each runs right after its predecessor (see the
     // module docs); what is still waiting at the end is skipped.
-    let mut waiting: HashMap<Address, BTreeMap<u64, (Hash32, SignedTransaction, Address)>> = HashMap::new();
-    // Runs one transaction, its fee to `fee_to`; one its sender cannot pay
-    // for goes to `unpayable`.
-    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction, fee_to: Address| match b
-        .push_paying(stx, fee_to)
+    let mut waiting: HashMap<Address, BTreeMap<u64, Waiting>> = HashMap::new();
+    // Runs one transaction, its fee shared by `fee_to`; one its sender
+    // cannot pay for goes to `unpayable`.
+    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction, fee_to: &[Address]| match b
+        .push_sharing(stx, fee_to)
     {
         Ok(_) => true,
         Err(e @ gridledger_ledger::TxRejected::Balance { .. }) => {
@@ -1068,14 +1083,20 @@ fn execute(
         }
         Err(_) => false,
     };
+    let carriers = fee_carriers(d, delivery);
     for (i, raw) in delivery.txs.iter().enumerate() {
-        // The validator whose batch carried it (its earliest occurrence).
-        let fee_to = delivery
-            .txs
-            .batch_of(i)
-            .and_then(|k| delivery.decision.get(k))
-            .and_then(|(p, _)| validators.get(*p as usize))
-            .map_or_else(|| proposer.address(), |v| v.address());
+        // The validators whose accepted batches carried it (see the module docs).
+        let fee_to: Vec<Address> = match delivery.ids.get(i).and_then(|id| carriers.get(id)) {
+            Some(ps) => ps.iter().filter_map(|p| validators.get(*p as usize)).map(|v| v.address()).collect(),
+            None => delivery
+                .txs
+                .batch_of(i)
+                .and_then(|k| delivery.decision.get(k))
+                .and_then(|(p, _)| validators.get(*p as usize))
+                .map(|v| v.address())
+                .into_iter()
+                .collect(),
+        };
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
         let h = stx.hash();
         match chain.store().tx_location(&h) {
@@ -1091,11 +1112,11 @@ fn execute(
             waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx, fee_to));
             continue;
         }
-        if push(&mut b, h, stx, fee_to) {
+        if push(&mut b, h, stx, &fee_to) {
             included += 1;
             let Some(w) = waiting.get_mut(&sender) else { continue };
             while let Some((h, next, next_fee_to)) = w.remove(&b.state().account(&sender).nonce) {
-                if !push(&mut b, h, next, next_fee_to) {
+                if !push(&mut b, h, next, &next_fee_to) {
                     break;
                 }
                 included += 1;
@@ -1109,6 +1130,29 @@ fn execute(
     let mut ex = b.finish(chain_id, tip.hash(), proposer, chain.state());
     ex.block.seal = Seal::Epoch { epoch: d.epoch, decision: d.block_hash() };
     Ok(Some(ex))
+}
+
+/// The proposers of the accepted batches of `d` carrying each of the
+/// epoch's delivered transactions that more than one distinct proposer's
+/// batch carried (by transaction id, each proposer once, in delivery
+/// order): a copy removed as a duplicate still shares the fee. Empty when
+/// the epoch removed no duplicate (then each transaction's one carrier is
+/// the batch of its earliest occurrence).
+fn fee_carriers(d: &DeliveredEpoch<Sig>, delivery: &Delivery) -> HashMap<Hash32, Vec<u32>> {
+    let mut carriers: HashMap<Hash32, Vec<u32>> = HashMap::new();
+    if delivery.duplicates == 0 {
+        return carriers;
+    }
+    for b in &d.batches {
+        for id in b.batch.txs.ids() {
+            let ps = carriers.entry(*id).or_default();
+            if !ps.contains(&b.proposer) {
+                ps.push(b.proposer);
+            }
+        }
+    }
+    carriers.retain(|_, ps| ps.len() > 1);
+    carriers
 }
 
 impl crate::engine::ConsensusEngine for LbftEngine {

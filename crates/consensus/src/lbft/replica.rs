@@ -173,6 +173,11 @@ pub enum Mutation {
     /// `(DN_c, e_c)` and however many it holds: one key fills the buckets
     /// and the batches (attack r15 [1] on the consensus crate).
     ValidUnbounded,
+    /// π^τ ([`super::txm::PiTau::with_mutation`]) keeps a valid transaction
+    /// in its bucket after a delivery used its delivery number: each of a
+    /// client's τ recipients batches its own conflicting copy, and all are
+    /// delivered (attack r16 [1] on the consensus crate).
+    UsedNumberKept,
 }
 
 impl Config {
@@ -841,7 +846,13 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
             Some(Mutation::EchoShareResigned) => m == "resign-echo",
-            Some(Mutation::LosePersistedState | Mutation::LateCopyAdmitted | Mutation::ValidUnbounded) | None => false,
+            Some(
+                Mutation::LosePersistedState
+                | Mutation::LateCopyAdmitted
+                | Mutation::ValidUnbounded
+                | Mutation::UsedNumberKept,
+            )
+            | None => false,
         }
     }
 

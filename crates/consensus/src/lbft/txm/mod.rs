@@ -15,7 +15,9 @@ pub mod tx;
 
 pub use batch::{BatchItem, BatchPolicy, BatchSource, Placement, StoreError};
 pub use hsm::{hsm_space, HsmBatcher, RandomBatcher};
-pub use pi_tau::{Admitted, Invalid, Outcome, PiTau, PiTauConfig, PiTauConfigError, PiTauStats, Rejection, Undecided};
+pub use pi_tau::{
+    Admitted, Applied, Invalid, Outcome, PiTau, PiTauConfig, PiTauConfigError, PiTauStats, Rejection, Undecided,
+};
 pub use source::PolicySource;
 pub use tbg::{TbgBatcher, TbgConfig, TbgConfigError};
 pub use tx::{array_function, nonce_value, LbftTx, Theta, MAX_REQUEST};

@@ -65,6 +65,27 @@
 //!   once the local epoch moves past its window (re-examined on each
 //!   block), so transactions for long-past epochs cannot hold the
 //!   undecided area.
+//! - Algorithm 4.1 line 22 deletes invalid transactions, and a valid one
+//!   waiting in a bucket becomes invalid when a delivery uses its delivery
+//!   number (the one-per-`(client, DN_c, e_c)` rule is local to a replica:
+//!   each of the τ recipients may hold a different transaction for the same
+//!   `(DN_c, e_c)`, and a client may sign the same request again for a
+//!   later epoch before the first copy is delivered). When a block advances
+//!   a client's delivery number, every transaction of that client held here
+//!   with a lower delivery number is deleted: bucketed ones at once, with
+//!   [`Rejection::AlreadyDelivered`] (the delivered request, signed for
+//!   another epoch) or [`Invalid::ConflictsWithDelivered`] in the outcomes
+//!   [`PiTau::on_block`] returns ([`PiTauStats::deleted`] counts them);
+//!   undecided ones as they are re-examined (line 17).
+//! - Execution ([`PiTau::apply_block`]): of the transactions a block
+//!   delivers, one executes when it takes its client's next delivery
+//!   number (`DN_c = DN_c^(e_n)`, `e_c ≥ e^lastnew`); the others are
+//!   delivered by P^ABC but not executed, with a typed reason. So each
+//!   `(client, DN_c)` executes once, and the transaction kept is **the
+//!   earliest delivered** (two conflicting copies batched in the same epoch
+//!   by two recipients are both ABC-delivered; the first in the delivered
+//!   order executes). The rule reads only the delivered sequence, so every
+//!   replica executes the same transactions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -221,6 +242,27 @@ pub struct PiTauStats {
     pub invalid: u64,
     pub not_recipient: u64,
     pub signature_checks: u64,
+    /// Valid transactions deleted from their bucket because a delivery
+    /// used their delivery number (line 22).
+    pub deleted: u64,
+    /// Delivered transactions not executed (their `(client, DN_c)` was
+    /// taken by an earlier delivered one, or out of order).
+    pub not_executed: u64,
+}
+
+/// What a delivered block did here ([`PiTau::apply_block`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Per delivered transaction, in order: `Ok(())` when it executes (it
+    /// took its client's next delivery number), otherwise why not:
+    /// [`Rejection::AlreadyDelivered`] or
+    /// [`Invalid::ConflictsWithDelivered`] when an earlier delivered one
+    /// used its delivery number, [`Invalid::DeliveryNumberMismatch`] when it
+    /// is ahead, [`Invalid::BeforeFutureEpoch`] when `e_c < e^lastnew`.
+    pub executed: Vec<Result<(), Rejection>>,
+    /// Held transactions this block deleted (line 22) and the undecided
+    /// ones it re-examined (lines 17–18), with their outcome.
+    pub outcomes: Vec<(Hash32, Outcome)>,
 }
 
 /// A replica's π^τ + TBG.
@@ -233,8 +275,9 @@ pub struct PiTau {
     /// The transaction held per `(client, DN_c, e_c)`, undecided or valid:
     /// the first received.
     held: HashMap<SlotKey, Hash32>,
-    /// Transactions held per client, undecided and valid, whatever their epoch.
-    held_per_client: HashMap<PublicKey, usize>,
+    /// Transactions held per client, undecided and valid, whatever their
+    /// epoch (at most [`PiTau::max_pending_per_client`] each).
+    held_per_client: HashMap<PublicKey, Vec<(SlotKey, Hash32)>>,
     /// Valid transactions in buckets: their `(client, DN_c, e_c)` and the
     /// local epoch that consults their bucket.
     valid: HashMap<Hash32, (SlotKey, u64)>,
@@ -286,7 +329,8 @@ impl PiTau {
     }
 
     /// Plants a bug (`mutants` feature):
-    /// [`Mutation::ValidUnbounded`](crate::lbft::replica::Mutation::ValidUnbounded).
+    /// [`Mutation::ValidUnbounded`](crate::lbft::replica::Mutation::ValidUnbounded)
+    /// or [`Mutation::UsedNumberKept`](crate::lbft::replica::Mutation::UsedNumberKept).
     #[cfg(feature = "mutants")]
     pub fn with_mutation(mut self, mutation: Option<crate::lbft::replica::Mutation>) -> Self {
         self.mutation = mutation;
@@ -296,6 +340,14 @@ impl PiTau {
     fn valid_unbounded(&self) -> bool {
         #[cfg(feature = "mutants")]
         if self.mutation == Some(crate::lbft::replica::Mutation::ValidUnbounded) {
+            return true;
+        }
+        false
+    }
+
+    fn keeps_used_numbers(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutation == Some(crate::lbft::replica::Mutation::UsedNumberKept) {
             return true;
         }
         false
@@ -315,7 +367,7 @@ impl PiTau {
             }
         }
         let max = self.max_pending_per_client();
-        if self.held_per_client.get(&tx.client).copied().unwrap_or(0) >= max {
+        if self.held_per_client.get(&tx.client).map_or(0, Vec::len) >= max {
             return Err(Rejection::ClientPendingFull { max });
         }
         Ok(())
@@ -323,7 +375,7 @@ impl PiTau {
 
     fn hold(&mut self, key: SlotKey, id: Hash32) {
         self.held.insert(key, id);
-        *self.held_per_client.entry(key.0).or_default() += 1;
+        self.held_per_client.entry(key.0).or_default().push((key, id));
     }
 
     fn release(&mut self, key: SlotKey, id: Hash32) {
@@ -331,24 +383,63 @@ impl PiTau {
             return;
         }
         self.held.remove(&key);
-        if let Some(n) = self.held_per_client.get_mut(&key.0) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(v) = self.held_per_client.get_mut(&key.0) {
+            v.retain(|&(_, h)| h != id);
+            if v.is_empty() {
                 self.held_per_client.remove(&key.0);
             }
+        }
+    }
+
+    /// Line 22 for `client`, whose delivery number a block advanced: its
+    /// valid transactions in buckets with a lower delivery number are
+    /// invalid now and deleted (undecided ones are re-examined after the
+    /// block). Returns them with why.
+    fn delete_used(&mut self, client: &PublicKey, out: &mut Vec<(Hash32, Outcome)>) {
+        if self.keeps_used_numbers() {
+            return;
+        }
+        let Some(c) = self.clients.get(client).copied() else { return };
+        let Some(held) = self.held_per_client.get(client) else { return };
+        let stale: Vec<(SlotKey, Hash32)> =
+            held.iter().filter(|(key, id)| key.1 < c.delivered && !self.pending.contains_key(id)).copied().collect();
+        for (key, id) in stale {
+            if self.valid.remove(&id).is_none() {
+                continue;
+            }
+            self.release(key, id);
+            let Some(tx) = self.buckets.take(&id) else { continue };
+            self.stats.deleted += 1;
+            let why = if key.1 + 1 == c.delivered && c.last_request == Some(request_id(&tx.tx.request)) {
+                Rejection::AlreadyDelivered
+            } else {
+                Rejection::Invalid(Invalid::ConflictsWithDelivered { dn: key.1 })
+            };
+            out.push((id, Outcome::Rejected(why)));
         }
     }
 
     /// Valid transactions whose bucket was consulted at or before local
     /// epoch `e` (batched then, or never batchable again) no longer hold
     /// their client's place.
+    /// One the batch of `e` had no room for (after a catch-up,
+    /// [`TbgBatcher`]) stays in its bucket for the next batch and keeps its
+    /// place.
     fn release_consulted(&mut self, e: u64) {
         let later = self.by_consult.split_off(&(e + 1));
         let past = std::mem::replace(&mut self.by_consult, later);
+        let mut carried = Vec::new();
         for id in past.into_values().flatten() {
+            if self.buckets.carried(&id) {
+                carried.push(id);
+                continue;
+            }
             if let Some((key, _)) = self.valid.remove(&id) {
                 self.release(key, id);
             }
+        }
+        if !carried.is_empty() {
+            self.by_consult.entry(e + 1).or_default().extend(carried);
         }
     }
 
@@ -576,6 +667,17 @@ impl PiTau {
     /// (line 22), the local epoch becomes `epoch + 1`, and undecided
     /// transactions are re-examined. Returns the re-examined outcomes.
     pub fn on_block(&mut self, epoch: u64, hash: Hash32, txs: &[Arc<LbftTx>]) -> Vec<(Hash32, Outcome)> {
+        self.apply_block(epoch, hash, txs).outcomes
+    }
+
+    /// [`PiTau::on_block`], also saying which delivered transactions
+    /// execute: each `(client, DN_c)` once, the earliest delivered (see the
+    /// module docs).
+    pub fn apply_block(&mut self, epoch: u64, hash: Hash32, txs: &[Arc<LbftTx>]) -> Applied {
+        let mut applied = Applied { executed: Vec::with_capacity(txs.len()), outcomes: Vec::new() };
+        // Clients whose delivery number advanced and who hold something here.
+        let mut advanced: Vec<PublicKey> = Vec::new();
+        let mut seen: std::collections::HashSet<PublicKey> = Default::default();
         for tx in txs {
             let id = tx.id();
             if self.buckets.delivered(&id) {
@@ -587,11 +689,34 @@ impl PiTau {
                 self.release(slot_key(tx), id);
             }
             let c = self.clients.entry(tx.client).or_default();
-            if tx.delivery_number == c.delivered && tx.epoch >= c.last_next_epoch {
+            let dn = tx.delivery_number;
+            let verdict = if dn == c.delivered && tx.epoch >= c.last_next_epoch {
                 c.delivered += 1;
                 c.last_next_epoch = tx.next_epoch;
                 c.last_request = Some(request_id(&tx.request));
+                if self.held_per_client.contains_key(&tx.client) && seen.insert(tx.client) {
+                    advanced.push(tx.client);
+                }
+                Ok(())
+            } else if dn > c.delivered {
+                Err(Rejection::Invalid(Invalid::DeliveryNumberMismatch { expected: c.delivered, got: dn }))
+            } else if dn == c.delivered {
+                Err(Rejection::Invalid(Invalid::BeforeFutureEpoch {
+                    epoch: tx.epoch,
+                    last_next_epoch: c.last_next_epoch,
+                }))
+            } else if dn + 1 == c.delivered && c.last_request == Some(request_id(&tx.request)) {
+                Err(Rejection::AlreadyDelivered)
+            } else {
+                Err(Rejection::Invalid(Invalid::ConflictsWithDelivered { dn }))
+            };
+            if verdict.is_err() {
+                self.stats.not_executed += 1;
             }
+            applied.executed.push(verdict);
+        }
+        for client in advanced {
+            self.delete_used(&client, &mut applied.outcomes);
         }
         self.block_hashes.insert(epoch, hash);
         // h^(e_c−1) is needed for transactions up to the TBG window old.
@@ -599,7 +724,8 @@ impl PiTau {
         let floor = epoch.saturating_sub(keep);
         self.block_hashes = self.block_hashes.split_off(&floor);
         self.local_epoch = self.local_epoch.max(epoch + 1);
-        self.revisit()
+        applied.outcomes.extend(self.revisit());
+        applied
     }
 }
 

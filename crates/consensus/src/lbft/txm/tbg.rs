@@ -26,6 +26,13 @@
 //!   4.2 line 01) happens when the delivery is reported, not at batch time,
 //!   so building a batch only moves what remains (the grouping latency of
 //!   Fig 4-9).
+//! - A replica that catches up (several epochs delivered at once) is asked
+//!   for the batch of its newest local epoch only: the groups due at the
+//!   local epochs it skipped are consulted at that call, oldest
+//!   consultation first, together with the groups due then. Such a batch
+//!   can exceed B; it is cut at B and what is left over stays held
+//!   ([`TbgBatcher::carried`]), first in line at the next batch. Nothing a
+//!   bucket holds is freed without having been batched or delivered.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -128,12 +135,96 @@ pub struct TbgBatcher<T: BatchItem> {
     /// Transactions held per local epoch that will consult their bucket
     /// (at most B each).
     due: BTreeMap<u64, usize>,
+    /// Consulted after a catch-up but beyond B: the next batch's first
+    /// transactions, in order.
+    carry: Vec<T>,
+    carry_keys: std::collections::HashSet<T::Key>,
 }
 
 impl<T: BatchItem> TbgBatcher<T> {
     pub fn new(cfg: TbgConfig) -> Result<Self, TbgConfigError> {
         cfg.validate()?;
-        Ok(Self { cfg, sets: BTreeMap::new(), stored: 0, last_epoch: None, due: BTreeMap::new() })
+        Ok(Self {
+            cfg,
+            sets: BTreeMap::new(),
+            stored: 0,
+            last_epoch: None,
+            due: BTreeMap::new(),
+            carry: Vec::new(),
+            carry_keys: Default::default(),
+        })
+    }
+
+    /// Whether `key` was consulted but left for the next batch (no room in
+    /// B after a catch-up).
+    pub fn carried(&self, key: &T::Key) -> bool {
+        !self.carry_keys.is_empty() && self.carry_keys.contains(key)
+    }
+
+    /// Removes `key` (delivered, or deleted as invalid) and returns it.
+    pub fn take(&mut self, key: &T::Key) -> Option<T> {
+        if self.carry_keys.remove(key) {
+            let at = self.carry.iter().position(|t| t.key() == *key)?;
+            self.stored -= 1;
+            return Some(self.carry.remove(at));
+        }
+        let (k, g) = (u64::from(self.cfg.kappa), self.cfg.group_size());
+        for (&s, set) in self.sets.iter_mut() {
+            if let Some((t, p)) = set.locate(key) {
+                // Set s's bucket t is consulted at s + 1 + 2κ·group(t).
+                let consult = s + 1 + 2 * k * u64::from(t / g);
+                if let Some(d) = self.due.get_mut(&consult) {
+                    *d = d.saturating_sub(1);
+                }
+                let bucket = &mut set.buckets[t as usize];
+                let item = bucket.swap_remove(p as usize);
+                set.index.remove(key);
+                if let Some(moved) = bucket.get(p as usize) {
+                    set.index.insert(moved.key(), (t, p));
+                }
+                self.stored -= 1;
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    /// The batch of local epoch `e` when the groups due at `from..e` were
+    /// not consulted (a catch-up skipped their epochs) or transactions were
+    /// carried over: the carried ones first, then every group due at
+    /// `from..=e`, oldest consultation first; cut at B, the rest carried.
+    fn catch_up_batch(&mut self, from: u64, e: u64) -> Vec<T> {
+        let cfg = self.cfg;
+        let k = u64::from(cfg.kappa);
+        let g = cfg.group_size();
+        self.due = self.due.split_off(&(e + 1));
+        // (consultation epoch, group, set)
+        let mut groups: Vec<(u64, u32, u64)> = Vec::new();
+        for &s in self.sets.keys() {
+            for x in 0..cfg.groups {
+                let c = s + 1 + 2 * k * u64::from(x);
+                if (from..=e).contains(&c) {
+                    groups.push((c, x, s));
+                }
+            }
+        }
+        groups.sort_unstable();
+        let mut batch = std::mem::take(&mut self.carry);
+        self.carry_keys.clear();
+        for (_, x, s) in groups {
+            let Some(set) = self.sets.get_mut(&s) else { continue };
+            let lo = (x * g).min(cfg.tau) as usize;
+            let hi = ((x + 1) * g).min(cfg.tau) as usize;
+            for bucket in &mut set.buckets[lo..hi] {
+                batch.append(bucket);
+            }
+        }
+        if batch.len() > cfg.batch {
+            self.carry = batch.split_off(cfg.batch);
+            self.carry_keys = self.carry.iter().map(BatchItem::key).collect();
+        }
+        self.stored -= batch.len();
+        batch
     }
 
     pub fn config(&self) -> &TbgConfig {
@@ -194,7 +285,12 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
         if self.last_epoch.is_some_and(|l| e <= l) {
             return Vec::new();
         }
+        // Consultation epochs not consulted yet: `from..=e`.
+        let from = self.last_epoch.map_or(0, |l| l + 1);
         self.last_epoch = Some(e);
+        if from < e || !self.carry.is_empty() {
+            return self.catch_up_batch(from, e);
+        }
         // What the consulted buckets hold: at most B (refused beyond, on store).
         self.due.remove(&e);
         let cfg = self.cfg;
@@ -247,25 +343,7 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
     }
 
     fn delivered(&mut self, key: &T::Key) -> bool {
-        let (k, g) = (u64::from(self.cfg.kappa), self.cfg.group_size());
-        for (&s, set) in self.sets.iter_mut() {
-            if let Some((t, p)) = set.locate(key) {
-                // Set s's bucket t is consulted at s + 1 + 2κ·group(t).
-                let consult = s + 1 + 2 * k * u64::from(t / g);
-                if let Some(d) = self.due.get_mut(&consult) {
-                    *d = d.saturating_sub(1);
-                }
-                let bucket = &mut set.buckets[t as usize];
-                bucket.swap_remove(p as usize);
-                set.index.remove(key);
-                if let Some(moved) = bucket.get(p as usize) {
-                    set.index.insert(moved.key(), (t, p));
-                }
-                self.stored -= 1;
-                return true;
-            }
-        }
-        false
+        self.take(key).is_some()
     }
 
     fn stored(&self) -> usize {
@@ -273,7 +351,7 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
     }
 
     fn holds(&self, key: &T::Key) -> bool {
-        self.sets.values().any(|s| s.locate(key).is_some())
+        self.carried(key) || self.sets.values().any(|s| s.locate(key).is_some())
     }
 }
 
@@ -302,5 +380,8 @@ pub fn grouping_fixture(
             let _ = b.store(Placement { epoch: e_c, slot }, (s << 32) | u64::from(i));
         }
     }
+    // As if the batch of `epoch − 1` was built: the call measured consults
+    // the groups due at `epoch` alone.
+    b.last_epoch = epoch.checked_sub(1);
     Ok(b)
 }

@@ -245,6 +245,58 @@ fn situation_3_rule4_ineligible_is_invalid() {
     unchanged(&p, 0, 0);
 }
 
+/// Line 22 for a bucketed transaction (attack r16 [1]): the same request
+/// re-signed for epoch 2 with delivery number 0 is valid on arrival and
+/// bucketed; the block delivering the epoch-1 copy uses delivery number 0
+/// and deletes it (the delivered request: `AlreadyDelivered`); a different
+/// request for the same delivery number is deleted as conflicting.
+#[test]
+fn line_22_a_delivery_deletes_the_bucketed_transactions_whose_number_it_used() {
+    let h1 = Hash32([1u8; 32]);
+    for (request, why) in [
+        (b"one".to_vec(), Rejection::AlreadyDelivered),
+        (b"other".to_vec(), Rejection::Invalid(Invalid::ConflictsWithDelivered { dn: 0 })),
+    ] {
+        let k = client("re-signing");
+        let first = LbftTx::sign(&k, 1, b"one".to_vec(), 0, 2);
+        let mut p = PiTau::new(cfg(recipients(&k, 0, &h1)[0])).unwrap();
+        advance(&mut p, 2);
+        let retry = LbftTx::sign(&k, 2, request, 0, 3);
+        let id = retry.id();
+        assert_eq!(p.receive(retry), Outcome::Stored { slot: 0 });
+        let out = deliver(&mut p, 2, &[first]);
+        assert_eq!(out, vec![(id, Outcome::Rejected(why))]);
+        assert!(!p.holds(&id));
+        unchanged(&p, 0, 0);
+        assert_eq!(p.stats().deleted, 1);
+        assert!((3..=12).all(|e| p.next_batch(e).is_empty()), "never batched");
+    }
+}
+
+/// Execution: of the transactions a block delivers, each `(client, DN_c)`
+/// executes once, the earliest delivered; the others are refused with why.
+#[test]
+fn a_block_executes_one_transaction_per_client_delivery_number_the_earliest() {
+    let k = client("equivocating");
+    let mut p = PiTau::new(cfg(0)).unwrap();
+    let a = Arc::new(LbftTx::sign(&k, 1, b"pay A".to_vec(), 0, 2));
+    let b = Arc::new(LbftTx::sign(&k, 1, b"pay B".to_vec(), 0, 2));
+    let again = Arc::new(LbftTx::sign(&k, 2, b"pay A".to_vec(), 0, 3));
+    let ahead = Arc::new(LbftTx::sign(&k, 1, b"pay C".to_vec(), 5, 2));
+    let applied = p.apply_block(1, Hash32([1u8; 32]), &[a, b, again, ahead]);
+    assert_eq!(
+        applied.executed,
+        vec![
+            Ok(()),
+            Err(Rejection::Invalid(Invalid::ConflictsWithDelivered { dn: 0 })),
+            Err(Rejection::AlreadyDelivered),
+            Err(Rejection::Invalid(Invalid::DeliveryNumberMismatch { expected: 1, got: 5 })),
+        ]
+    );
+    assert_eq!(p.delivered_count(&k.public()), 1);
+    assert_eq!(p.stats().not_executed, 3);
+}
+
 #[test]
 fn situation_3_condition_1_same_request_is_deleted_as_delivered() {
     let k = client("d");
@@ -506,16 +558,48 @@ fn tbg_delivered_transactions_are_never_batched() {
     assert_eq!(got, vec![0, 1, 3]);
 }
 
+/// A replica that skipped local epochs (a catch-up) batches the groups due
+/// at them at its next batch (attack r16 [3]); the sets are freed after.
 #[test]
-fn tbg_skipped_epochs_free_their_sets() {
+fn tbg_groups_due_at_skipped_epochs_are_batched_at_the_next_call() {
     let mut b = tbg(4, 2, 2, 10);
+    assert!(b.next_batch(1).is_empty());
+    b.end_epoch(1);
     b.store(Placement { epoch: 1, slot: 3 }, 9).unwrap();
-    // Jump far past every consult epoch of e_c = 1 (last at 1 + 3κ = 7).
-    assert!(b.next_batch(20).is_empty());
-    assert_eq!(b.stored(), 1, "selection alone frees nothing");
+    b.store(Placement { epoch: 1, slot: 0 }, 8).unwrap();
+    // Jump far past every consult epoch of e_c = 1 (κ = 2: 3 and 7):
+    // the older consultation first.
+    assert_eq!(b.next_batch(20), vec![8, 9]);
     b.end_epoch(20);
     assert_eq!(b.stored(), 0);
     assert!(!b.holds(&9));
+}
+
+/// The groups due at skipped epochs and at the current one together exceed
+/// B: the batch is cut at B, the rest carried to the next batch, first in
+/// line; a carried transaction that is delivered meanwhile is not batched.
+#[test]
+fn tbg_a_catch_up_batch_is_cut_at_b_and_the_rest_carried() {
+    // τ = 2 in two groups, κ = 1, B = 3.
+    let mut b = tbg(2, 2, 1, 3);
+    assert!(b.next_batch(1).is_empty());
+    b.end_epoch(1);
+    for i in 0..3u64 {
+        // e_c = 1, slot 0: consulted at 2; slot 1 at 4.
+        b.store(Placement { epoch: 1, slot: 0 }, i).unwrap();
+        b.store(Placement { epoch: 1, slot: 1 }, 10 + i).unwrap();
+    }
+    assert_eq!(b.stored(), 6);
+    // Local epochs 2 to 4 skipped: the batch of 5 holds both groups.
+    assert_eq!(b.next_batch(5), vec![0, 1, 2]);
+    b.end_epoch(5);
+    assert_eq!(b.stored(), 3, "the rest is held");
+    assert!((10..13).all(|i| b.holds(&i) && b.carried(&i)));
+    assert!(b.delivered(&11));
+    assert_eq!(b.next_batch(6), vec![10, 12]);
+    b.end_epoch(6);
+    assert_eq!(b.stored(), 0);
+    assert!(!b.carried(&10));
 }
 
 proptest! {
