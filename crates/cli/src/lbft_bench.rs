@@ -1156,6 +1156,55 @@ impl Edge {
     }
 }
 
+/// Which honest `(home, client, delivery number)` triples were delivered,
+/// for counting each client transaction once however many copies of it
+/// are delivered (a re-sent copy has other bytes, so another id). Exactly
+/// the set of the triples seen, but kept per client as "every number below
+/// `below` was delivered" plus the numbers above it: an honest client sends
+/// number `d + 1` only after its home replica applied the delivery of `d`,
+/// so in the delivered order a client's first deliveries come 0, 1, 2, …
+/// and the set above stays empty. One array read and write per delivered
+/// transaction instead of a hash-set insertion into a set of every
+/// transaction of the run (it grew all run long, a cache miss and a rehash
+/// at a time). Triples outside the array's range go to the set.
+struct DeliveredOnce {
+    homes: u32,
+    clients: u32,
+    below: Vec<u64>,
+    above: HashSet<(u32, u32, u64), IdHasher>,
+}
+
+impl DeliveredOnce {
+    fn new(homes: u32, clients: u32) -> Self {
+        let len = homes as usize * clients as usize;
+        Self { homes, clients, below: vec![0; len], above: HashSet::default() }
+    }
+
+    /// Whether `(home, client, dn)` is delivered for the first time (it is
+    /// remembered: a second call with it answers `false`).
+    fn first(&mut self, home: u32, client: u32, dn: u64) -> bool {
+        if home >= self.homes || client >= self.clients {
+            return self.above.insert((home, client, dn));
+        }
+        let Some(below) = self.below.get_mut(home as usize * self.clients as usize + client as usize) else {
+            return self.above.insert((home, client, dn));
+        };
+        if dn < *below {
+            return false;
+        }
+        if dn > *below {
+            return self.above.insert((home, client, dn));
+        }
+        // `dn` is the client's lowest number not delivered yet (never in
+        // `above`, which only holds numbers above `below`).
+        *below += 1;
+        while !self.above.is_empty() && self.above.remove(&(home, client, *below)) {
+            *below += 1;
+        }
+        true
+    }
+}
+
 /// A client of this replica: one transaction in flight.
 struct Client {
     /// Its delivered transactions so far (π^τ's `DN_c`).
@@ -1812,7 +1861,8 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut sent_direct = 0u64;
     let mut flood_delivered = 0u64;
     // Keyed hashing as for transaction ids (see `IdHasher`).
-    let mut seen: HashSet<(u32, u32, u64), IdHasher> = HashSet::default();
+    // Honest transactions delivered (by home, client, delivery number).
+    let mut seen = DeliveredOnce::new(file.n, n_clients);
     let mut flood_seen: IdSet = IdSet::default();
     let mut bad_sigs = 0u64;
     let mut epochs = 0u64;
@@ -1969,7 +2019,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                     if flood_seen.insert(id) && in_window {
                         flood_delivered += 1;
                     }
-                } else if seen.insert((h.home, h.client, h.delivery_number)) {
+                } else if seen.first(h.home, h.client, h.delivery_number) {
                     if in_window {
                         delivered_unique += 1;
                         latencies.push(now.saturating_sub(h.submitted_us));
@@ -2804,5 +2854,42 @@ mod tests {
         assert_eq!(cache.checks, 2);
         assert!(cache.check(std::slice::from_ref(&a))[0].2);
         assert_eq!(cache.checks, 3, "a was forgotten and checked again");
+    }
+
+    /// `DeliveredOnce` answers exactly as a set of the triples seen: on
+    /// client numbers in order, repeated, out of order (a gap filled
+    /// later), and outside its array (a home or client beyond it).
+    #[test]
+    fn delivered_once_answers_as_a_set_of_the_triples_seen() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (homes, clients) = (3u32, 5u32);
+        let mut once = DeliveredOnce::new(homes, clients);
+        let mut set: HashSet<(u32, u32, u64)> = HashSet::new();
+        let mut next = vec![0u64; (homes + 1) as usize * (clients + 1) as usize];
+        let (mut firsts, mut gaps) = (0, 0);
+        for _ in 0..20_000 {
+            // Homes and clients one past the array; numbers mostly the
+            // client's next one, else a repeat or one ahead (a gap).
+            let (h, c) = (rng.random_range(0..=homes), rng.random_range(0..=clients));
+            let k = h as usize * (clients + 1) as usize + c as usize;
+            let dn = match rng.random_range(0..10) {
+                0..=5 => next[k],
+                6..=7 => rng.random_range(0..=next[k]),
+                _ => {
+                    gaps += 1;
+                    next[k] + rng.random_range(1..4)
+                }
+            };
+            next[k] = next[k].max(dn + 1);
+            let want = set.insert((h, c, dn));
+            firsts += usize::from(want);
+            assert_eq!(once.first(h, c, dn), want, "({h}, {c}, {dn})");
+        }
+        assert!(firsts > 5_000 && gaps > 1_000, "the sequence exercised both paths: {firsts} firsts, {gaps} gaps");
+        // Every triple seen is remembered.
+        for &(h, c, dn) in &set {
+            assert!(!once.first(h, c, dn));
+        }
     }
 }
