@@ -597,6 +597,10 @@ struct DiskLog {
     /// The proposals the log holds and a later delivery may still refer
     /// to (what [`Durable::proposed`] holds after replaying the log).
     proposed: BTreeMap<u64, gridledger_consensus::lbft::Batch>,
+    /// The log's length, and how far its synced pages were dropped from
+    /// the page cache (see [`DiskLog::drop_synced_pages`]).
+    end: u64,
+    dropped_to: u64,
 }
 
 /// One write as the log holds it: a step's write, except that a delivered
@@ -887,7 +891,40 @@ impl DiskLog {
         file.seek(SeekFrom::End(0))?;
         let proposed = durable.proposed.clone();
         let delivered_marker = Some(dir.join(DELIVERED_MARKER));
-        Ok((Self { file, delivered_marker, fsync, salt, buf: Vec::new(), proposed }, durable))
+        let end = end as u64;
+        Ok((Self { file, delivered_marker, fsync, salt, buf: Vec::new(), proposed, end, dropped_to: 0 }, durable))
+    }
+
+    /// Drops the log's whole pages below its end from the page cache once
+    /// they are synced. The log is only appended to while the replica
+    /// runs (it is read once, on open), so its cached pages are never read
+    /// again; left cached, every record took fresh page-cache pages, and
+    /// on this kind of machine a page never used before costs its writer
+    /// ten times what a recently freed one does (`write` of a 1-MB record:
+    /// ≈ 1–4.6 ms against 0.17 ms with the synced pages dropped, measured
+    /// with the same write-sync loop both ways). Advice only: what is on
+    /// disk, what the log reads back and when a record is durable do not
+    /// change. The page holding the end stays cached (the next record
+    /// fills it; dropped, appending to it would read it back first).
+    /// Only after a sync: dirty pages are not dropped, and the advice
+    /// would start their writeback.
+    fn drop_synced_pages(&mut self) {
+        const PAGE: u64 = 4096;
+        let to = self.end / PAGE * PAGE;
+        if !self.fsync || to <= self.dropped_to {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (from, len) = (self.dropped_to, to - self.dropped_to);
+            if let (Ok(from), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(len)) {
+                // SAFETY: plain system call on a file descriptor this log
+                // owns; it reads no memory of ours.
+                unsafe { libc::posix_fadvise(self.file.as_raw_fd(), from, len, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+        self.dropped_to = to;
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -931,13 +968,15 @@ impl DiskLog {
         rec[8..12].copy_from_slice(&len);
         rec[12..LOG_RECORD_HEADER].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(rec)?;
+        self.end += rec.len() as u64;
         if self.fsync {
             self.file.sync_data()?;
+            self.drop_synced_pages();
         }
         // Keep a buffer the size of a large epoch's record, not of the
         // largest one ever written.
-        if rec.capacity() > 64 << 20 {
-            *rec = Vec::new();
+        if self.buf.capacity() > 64 << 20 {
+            self.buf = Vec::new();
         }
         Ok(())
     }
@@ -2365,6 +2404,39 @@ mod tests {
         let (ops, _) = three_records(dir.path());
         let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
         assert_eq!(d, durable_of(&ops));
+    }
+
+    /// Synced records spanning many pages, their whole pages dropped from
+    /// the page cache after each sync (the page holding the end kept), and
+    /// records appended after that (into the kept page and beyond): the
+    /// log reads back every record, before and after a reopen; without
+    /// syncs nothing is dropped.
+    #[test]
+    fn a_log_whose_synced_pages_were_dropped_reads_back_every_record() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ops: Vec<PersistOp<Sig>> = (0..40u64)
+            .map(|e| PersistOp::Proposed {
+                epoch: e,
+                batch: gridledger_consensus::lbft::Batch::new(vec![vec![e as u8; 300]; 1 + e as usize % 7]),
+            })
+            .collect();
+        let (mut log, _) = DiskLog::open(dir.path(), true).expect("open");
+        for op in &ops[..20] {
+            log.append(std::slice::from_ref(op)).expect("append");
+            assert_eq!(log.dropped_to, log.end / 4096 * 4096, "whole pages below the end dropped");
+        }
+        assert!(log.dropped_to > 4 * 4096, "the records spanned pages: {}", log.dropped_to);
+        drop(log);
+        let (mut log, d) = DiskLog::open(dir.path(), true).expect("reopen");
+        assert_eq!(d, durable_of(&ops[..20]));
+        for op in &ops[20..] {
+            log.append(std::slice::from_ref(op)).expect("append");
+        }
+        drop(log);
+        let (mut log, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d, durable_of(&ops));
+        log.append(std::slice::from_ref(&ops[0])).expect("append unsynced");
+        assert_eq!(log.dropped_to, 0, "nothing dropped without a sync");
     }
 
     /// A crash mid-append leaves any prefix of the last record: each one
