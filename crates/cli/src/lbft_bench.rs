@@ -597,6 +597,10 @@ struct DiskLog {
     /// The proposals the log holds and a later delivery may still refer
     /// to (what [`Durable::proposed`] holds after replaying the log).
     proposed: BTreeMap<u64, gridledger_consensus::lbft::Batch>,
+    /// The log's length, and how far its synced pages were dropped from
+    /// the page cache (see [`DiskLog::drop_synced_pages`]).
+    end: u64,
+    dropped_to: u64,
 }
 
 /// One write as the log holds it: a step's write, except that a delivered
@@ -887,7 +891,40 @@ impl DiskLog {
         file.seek(SeekFrom::End(0))?;
         let proposed = durable.proposed.clone();
         let delivered_marker = Some(dir.join(DELIVERED_MARKER));
-        Ok((Self { file, delivered_marker, fsync, salt, buf: Vec::new(), proposed }, durable))
+        let end = end as u64;
+        Ok((Self { file, delivered_marker, fsync, salt, buf: Vec::new(), proposed, end, dropped_to: 0 }, durable))
+    }
+
+    /// Drops the log's whole pages below its end from the page cache once
+    /// they are synced. The log is only appended to while the replica
+    /// runs (it is read once, on open), so its cached pages are never read
+    /// again; left cached, every record took fresh page-cache pages, and
+    /// on this kind of machine a page never used before costs its writer
+    /// ten times what a recently freed one does (`write` of a 1-MB record:
+    /// ≈ 1–4.6 ms against 0.17 ms with the synced pages dropped, measured
+    /// with the same write-sync loop both ways). Advice only: what is on
+    /// disk, what the log reads back and when a record is durable do not
+    /// change. The page holding the end stays cached (the next record
+    /// fills it; dropped, appending to it would read it back first).
+    /// Only after a sync: dirty pages are not dropped, and the advice
+    /// would start their writeback.
+    fn drop_synced_pages(&mut self) {
+        const PAGE: u64 = 4096;
+        let to = self.end / PAGE * PAGE;
+        if !self.fsync || to <= self.dropped_to {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (from, len) = (self.dropped_to, to - self.dropped_to);
+            if let (Ok(from), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(len)) {
+                // SAFETY: plain system call on a file descriptor this log
+                // owns; it reads no memory of ours.
+                unsafe { libc::posix_fadvise(self.file.as_raw_fd(), from, len, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+        self.dropped_to = to;
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -931,13 +968,15 @@ impl DiskLog {
         rec[8..12].copy_from_slice(&len);
         rec[12..LOG_RECORD_HEADER].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all(rec)?;
+        self.end += rec.len() as u64;
         if self.fsync {
             self.file.sync_data()?;
+            self.drop_synced_pages();
         }
         // Keep a buffer the size of a large epoch's record, not of the
         // largest one ever written.
-        if rec.capacity() > 64 << 20 {
-            *rec = Vec::new();
+        if self.buf.capacity() > 64 << 20 {
+            self.buf = Vec::new();
         }
         Ok(())
     }
@@ -1153,6 +1192,55 @@ impl Edge {
 
     pub fn in_flight(&self) -> usize {
         self.window.as_ref().map_or(0, Admission::in_flight)
+    }
+}
+
+/// Which honest `(home, client, delivery number)` triples were delivered,
+/// for counting each client transaction once however many copies of it
+/// are delivered (a re-sent copy has other bytes, so another id). Exactly
+/// the set of the triples seen, but kept per client as "every number below
+/// `below` was delivered" plus the numbers above it: an honest client sends
+/// number `d + 1` only after its home replica applied the delivery of `d`,
+/// so in the delivered order a client's first deliveries come 0, 1, 2, …
+/// and the set above stays empty. One array read and write per delivered
+/// transaction instead of a hash-set insertion into a set of every
+/// transaction of the run (it grew all run long, a cache miss and a rehash
+/// at a time). Triples outside the array's range go to the set.
+struct DeliveredOnce {
+    homes: u32,
+    clients: u32,
+    below: Vec<u64>,
+    above: HashSet<(u32, u32, u64), IdHasher>,
+}
+
+impl DeliveredOnce {
+    fn new(homes: u32, clients: u32) -> Self {
+        let len = homes as usize * clients as usize;
+        Self { homes, clients, below: vec![0; len], above: HashSet::default() }
+    }
+
+    /// Whether `(home, client, dn)` is delivered for the first time (it is
+    /// remembered: a second call with it answers `false`).
+    fn first(&mut self, home: u32, client: u32, dn: u64) -> bool {
+        if home >= self.homes || client >= self.clients {
+            return self.above.insert((home, client, dn));
+        }
+        let Some(below) = self.below.get_mut(home as usize * self.clients as usize + client as usize) else {
+            return self.above.insert((home, client, dn));
+        };
+        if dn < *below {
+            return false;
+        }
+        if dn > *below {
+            return self.above.insert((home, client, dn));
+        }
+        // `dn` is the client's lowest number not delivered yet (never in
+        // `above`, which only holds numbers above `below`).
+        *below += 1;
+        while !self.above.is_empty() && self.above.remove(&(home, client, *below)) {
+            *below += 1;
+        }
+        true
     }
 }
 
@@ -1591,7 +1679,10 @@ fn persister(
 /// Encodes and sends one round's messages, in order.
 fn send_messages(net: &gridledger_net::Network, msgs: Vec<(Target, LbftMessage)>) {
     for (to, m) in msgs {
-        let mut bytes = Vec::with_capacity(64);
+        // Sized exactly first: a batch's message (a megabyte at 4,000
+        // transactions) grew from 64 bytes by doubling, a dozen
+        // reallocations.
+        let mut bytes = Vec::with_capacity(1 + borsh::object_length(&m).unwrap_or(63));
         bytes.push(WIRE_CONSENSUS);
         // Encoded into the tagged buffer directly (no second copy of a batch).
         let _ = borsh::to_writer(&mut bytes, &m);
@@ -1846,7 +1937,8 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut sent_direct = 0u64;
     let mut flood_delivered = 0u64;
     // Keyed hashing as for transaction ids (see `IdHasher`).
-    let mut seen: HashSet<(u32, u32, u64), IdHasher> = HashSet::default();
+    // Honest transactions delivered (by home, client, delivery number).
+    let mut seen = DeliveredOnce::new(file.n, n_clients);
     let mut flood_seen: IdSet = IdSet::default();
     let mut bad_sigs = 0u64;
     let mut epochs = 0u64;
@@ -2003,7 +2095,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                     if flood_seen.insert(id) && in_window {
                         flood_delivered += 1;
                     }
-                } else if seen.insert((h.home, h.client, h.delivery_number)) {
+                } else if seen.first(h.home, h.client, h.delivery_number) {
                     if in_window {
                         delivered_unique += 1;
                         latencies.push(now.saturating_sub(h.submitted_us));
@@ -2346,6 +2438,39 @@ mod tests {
         let (ops, _) = three_records(dir.path());
         let (_, d) = DiskLog::open(dir.path(), false).expect("reopen");
         assert_eq!(d, durable_of(&ops));
+    }
+
+    /// Synced records spanning many pages, their whole pages dropped from
+    /// the page cache after each sync (the page holding the end kept), and
+    /// records appended after that (into the kept page and beyond): the
+    /// log reads back every record, before and after a reopen; without
+    /// syncs nothing is dropped.
+    #[test]
+    fn a_log_whose_synced_pages_were_dropped_reads_back_every_record() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ops: Vec<PersistOp<Sig>> = (0..40u64)
+            .map(|e| PersistOp::Proposed {
+                epoch: e,
+                batch: gridledger_consensus::lbft::Batch::new(vec![vec![e as u8; 300]; 1 + e as usize % 7]),
+            })
+            .collect();
+        let (mut log, _) = DiskLog::open(dir.path(), true).expect("open");
+        for op in &ops[..20] {
+            log.append(std::slice::from_ref(op)).expect("append");
+            assert_eq!(log.dropped_to, log.end / 4096 * 4096, "whole pages below the end dropped");
+        }
+        assert!(log.dropped_to > 4 * 4096, "the records spanned pages: {}", log.dropped_to);
+        drop(log);
+        let (mut log, d) = DiskLog::open(dir.path(), true).expect("reopen");
+        assert_eq!(d, durable_of(&ops[..20]));
+        for op in &ops[20..] {
+            log.append(std::slice::from_ref(op)).expect("append");
+        }
+        drop(log);
+        let (mut log, d) = DiskLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(d, durable_of(&ops));
+        log.append(std::slice::from_ref(&ops[0])).expect("append unsynced");
+        assert_eq!(log.dropped_to, 0, "nothing dropped without a sync");
     }
 
     /// A crash mid-append leaves any prefix of the last record: each one
@@ -2892,5 +3017,42 @@ mod tests {
         assert_eq!(cache.checks, 2);
         assert!(cache.check(std::slice::from_ref(&a))[0].2);
         assert_eq!(cache.checks, 3, "a was forgotten and checked again");
+    }
+
+    /// `DeliveredOnce` answers exactly as a set of the triples seen: on
+    /// client numbers in order, repeated, out of order (a gap filled
+    /// later), and outside its array (a home or client beyond it).
+    #[test]
+    fn delivered_once_answers_as_a_set_of_the_triples_seen() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (homes, clients) = (3u32, 5u32);
+        let mut once = DeliveredOnce::new(homes, clients);
+        let mut set: HashSet<(u32, u32, u64)> = HashSet::new();
+        let mut next = vec![0u64; (homes + 1) as usize * (clients + 1) as usize];
+        let (mut firsts, mut gaps) = (0, 0);
+        for _ in 0..20_000 {
+            // Homes and clients one past the array; numbers mostly the
+            // client's next one, else a repeat or one ahead (a gap).
+            let (h, c) = (rng.random_range(0..=homes), rng.random_range(0..=clients));
+            let k = h as usize * (clients + 1) as usize + c as usize;
+            let dn = match rng.random_range(0..10) {
+                0..=5 => next[k],
+                6..=7 => rng.random_range(0..=next[k]),
+                _ => {
+                    gaps += 1;
+                    next[k] + rng.random_range(1..4)
+                }
+            };
+            next[k] = next[k].max(dn + 1);
+            let want = set.insert((h, c, dn));
+            firsts += usize::from(want);
+            assert_eq!(once.first(h, c, dn), want, "({h}, {c}, {dn})");
+        }
+        assert!(firsts > 5_000 && gaps > 1_000, "the sequence exercised both paths: {firsts} firsts, {gaps} gaps");
+        // Every triple seen is remembered.
+        for &(h, c, dn) in &set {
+            assert!(!once.first(h, c, dn));
+        }
     }
 }
