@@ -195,17 +195,21 @@ impl Experiment for FlSteps {
             "small, grows with S".into(),
         ]);
         let all_positive = table.rows.iter().all(|r| r[4..].iter().all(|c| c.parse::<f64>().is_ok_and(|x| x >= 0.0)));
-        let checks = vec![
-            Check::new("every step ran and was timed", all_positive, format!("{} rows", table.rows.len())),
-            Check::new(
+        let mut checks =
+            vec![Check::new("every step ran and was timed", all_positive, format!("{} rows", table.rows.len()))];
+        // A comparison of two timings: made on the full run (a release build),
+        // not on --quick, whose debug timings on a loaded machine can order
+        // two steps of similar cost either way.
+        if !ctx.quick {
+            checks.push(Check::new(
                 "the commitment and proofs dominate the client's coding",
                 by_size[3]
                     .iter()
                     .zip(&by_size[1])
                     .all(|(p, e)| p.1 + by_size[2].iter().find(|c| c.0 == p.0).map_or(0.0, |c| c.1) >= e.1),
                 "commit + proofs ≥ erasure encoding at every size",
-            ),
-        ];
+            ));
+        }
         Ok(ExperimentResult {
             params: json!({"grid": grid, "one_thread": true}),
             chart: ChartSpec {
