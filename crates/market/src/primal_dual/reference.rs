@@ -502,8 +502,8 @@ mod tests {
             same("certificate", it, &[a.welfare, a.dual, a.overload_value], &[b.welfare, b.dual, b.overload_value]);
             // bit for bit against the sweeps as they were
             let c = reference.certificate_one_column(market);
-            let bits = |c: &Certificate| [c.welfare.to_bits(), c.dual.to_bits(), c.overload_value.to_bits()];
-            assert_eq!(bits(&a), bits(&c), "certificate bits at iteration {it}");
+            let cbits = |c: &Certificate| [c.welfare.to_bits(), c.dual.to_bits(), c.overload_value.to_bits()];
+            assert_eq!(cbits(&a), cbits(&c), "certificate bits at iteration {it}");
             let (i, j) = (reference.settled_injections(), reference.settled_injections_reference());
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
             assert_eq!(bits(&i), bits(&j), "settled injections at iteration {it}");
@@ -517,6 +517,9 @@ mod tests {
                 let got = pd.step(market);
                 same_report(it, &got, &want);
                 same_state(it, pd, &reference);
+                // the sweep's kernel on every vector unit
+                let isa = pd.isa;
+                assert_eq!(cbits(&pd.certificate(market)), cbits(&a), "certificate bits on {isa:?} at iteration {it}");
             }
         }
     }
