@@ -756,3 +756,70 @@ mod avx {
         (residual, s)
     }
 }
+
+multiversion! {
+    /// One seller's column of the settled-trades sweep
+    /// ([`super::PrimalDual::certificate`]): each settled trade
+    /// `v = min(x, y)` (written to `v`) added to its buyer's total `t`, the
+    /// buyer's cheapest offer `cheapest = min(cheapest, λ + bp_n − own)`
+    /// taken — element by element, each buyer's values over the sellers in
+    /// order as the column-by-column sweep took them, so the loop
+    /// vectorises. Returns the column's highest price `max λ` and whether
+    /// every `v ≥ 0` (no NaN).
+    ///
+    /// The highest price is reduced in [`LANES`] partial maxima: a maximum
+    /// is the largest value whatever the order (NaN is skipped by `max`),
+    /// except that a largest value of zero may come out `+0` or `−0` by
+    /// the order; then the column is walked in order again, so the result
+    /// is the in-order one bit for bit.
+    fn settled_column = settled_column_body(
+        x: &[f64], y: &[f64], l: &[f64], bp: f64, own: &[f64], v: &mut [f64], t: &mut [f64],
+        cheapest: &mut [f64],
+    ) -> (f64, bool);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn settled_column_body(
+    x: &[f64],
+    y: &[f64],
+    l: &[f64],
+    bp: f64,
+    own: &[f64],
+    v: &mut [f64],
+    t: &mut [f64],
+    cheapest: &mut [f64],
+) -> (f64, bool) {
+    let n = v.len();
+    let (x, y, l, own, t, cheapest) = (&x[..n], &y[..n], &l[..n], &own[..n], &mut t[..n], &mut cheapest[..n]);
+    // element by element (no reduction: the loop vectorises)
+    for k in 0..n {
+        let e = x[k].min(y[k]);
+        v[k] = e;
+        t[k] += e;
+        cheapest[k] = cheapest[k].min(l[k] + bp - own[k]);
+    }
+    // the reductions in lanes, by compare and select: the largest price
+    // that is not NaN (`−∞` if none), as `max` gives, and the count of
+    // settled trades that are not `≥ 0`
+    let mut bad = [0.0f64; LANES];
+    let mut top = [f64::NEG_INFINITY; LANES];
+    let (vc, lc) = (v.chunks_exact(LANES), l.chunks_exact(LANES));
+    let (vr, lr) = (vc.remainder(), lc.remainder());
+    for (ve, le) in vc.zip(lc) {
+        for i in 0..LANES {
+            bad[i] += if ve[i] >= 0.0 { 0.0 } else { 1.0 };
+            top[i] = if le[i] > top[i] { le[i] } else { top[i] };
+        }
+    }
+    let mut high = top.iter().fold(f64::NEG_INFINITY, |m, p| if *p > m { *p } else { m });
+    let mut nonneg = bad.iter().all(|b| *b == 0.0);
+    for (e, p) in vr.iter().zip(lr) {
+        nonneg &= *e >= 0.0;
+        high = if *p > high { *p } else { high };
+    }
+    if high == 0.0 {
+        high = l.iter().fold(f64::NEG_INFINITY, |m, p| m.max(*p));
+    }
+    (high, nonneg)
+}

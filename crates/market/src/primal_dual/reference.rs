@@ -324,6 +324,112 @@ impl PrimalDual {
     }
 }
 
+impl PrimalDual {
+    /// [`PrimalDual::certificate`] as it was before its sweep walked
+    /// [`CERT_COLUMNS`] columns side by side: one column at a time.
+    pub(super) fn certificate_one_column(&self, market: &Market) -> Certificate {
+        let (mm, nn, k) = (self.buyers, self.sellers, self.buses);
+        // line prices per bus from μ
+        let mut bp = vec![0.0; k];
+        let mut dual = 0.0;
+        for r in 0..self.h.len() {
+            let mu = self.mu[r];
+            if mu > 0.0 {
+                for (b, g) in bp.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
+                    *b += mu * g;
+                }
+                dual += mu * self.h[r];
+            }
+        }
+        // one sweep over the trade matrices (seller-major, no allocation
+        // per trade): the settled trades' totals (each buyer's over the
+        // sellers in order, each seller's over the buyers, as
+        // [`PrimalDual::settled`] and [`Market::welfare`] form them), each
+        // buyer's cheapest seller and each seller's highest price
+        let own: Vec<f64> = self.bm.iter().map(|b| bp[*b]).collect();
+        let (mut t, mut s) = (vec![0.0; mm], vec![0.0; nn]);
+        let (mut cheapest, mut highest) = (vec![f64::INFINITY; mm], vec![f64::NEG_INFINITY; nn]);
+        for n in 0..nn {
+            let c = n * mm..(n + 1) * mm;
+            let bpn = bp[self.bn[n]];
+            let (mut total, mut top) = (0.0, f64::NEG_INFINITY);
+            let column = self.x[c.clone()].iter().zip(&self.y[c.clone()]).zip(&self.lambda[c]);
+            for (m, ((x, y), l)) in column.enumerate() {
+                let v = x.min(*y);
+                t[m] += v;
+                total += v;
+                cheapest[m] = cheapest[m].min(l + bpn - own[m]);
+                top = top.max(*l);
+            }
+            s[n] = total;
+            highest[n] = top;
+        }
+        let welfare = market.welfare_of_totals(&t, &s);
+        // the settled trades' overload
+        let mut inj = vec![0.0; k];
+        for (m, v) in t.iter().enumerate() {
+            inj[self.bm[m]] -= v;
+        }
+        for (n, v) in s.iter().enumerate() {
+            inj[self.bn[n]] += v;
+        }
+        let mut overload_value = 0.0;
+        for r in 0..self.h.len() {
+            let mu = self.mu[r];
+            if mu > 0.0 {
+                let ex = lane_dot(&self.g[r * k..(r + 1) * k], &inj) - self.h[r];
+                overload_value += mu * ex.max(0.0);
+            }
+        }
+        let best = |p: &Prosumer, c: f64| -> f64 {
+            // max_S welfare(S) − c S for a buyer, c S + welfare(S) for a seller
+            // (welfare(S) = −C(S)); S on the prosumer's bounds
+            let s = match p.side {
+                crate::problem::Side::Buyer => (p.b - c) / p.a,
+                crate::problem::Side::Seller => (c - p.b) / p.a,
+            };
+            let s = s.clamp(p.e_min, p.e_max);
+            match p.side {
+                crate::problem::Side::Buyer => p.welfare(s) - c * s,
+                crate::problem::Side::Seller => p.welfare(s) + c * s,
+            }
+        };
+        for (p, c) in market.buyers.iter().zip(&cheapest) {
+            dual += best(p, *c);
+        }
+        for (p, c) in market.sellers.iter().zip(&highest) {
+            dual += best(p, *c);
+        }
+        Certificate { welfare, dual, overload_value }
+    }
+
+    /// The settled trades' bus injections as [`PrimalDual::settled_rows_hold`]
+    /// first formed them: trade by trade, both buses in memory.
+    pub(super) fn settled_injections_reference(&self) -> Vec<f64> {
+        let (mm, k) = (self.buyers, self.buses);
+        let mut inj = vec![0.0; k];
+        for j in 0..self.sellers {
+            for m in 0..mm {
+                let e = self.x[j * mm + m].min(self.y[j * mm + m]);
+                inj[self.bm[m]] -= e;
+                inj[self.bn[j]] += e;
+            }
+        }
+        inj
+    }
+
+    /// The settled-rows test as it was: every row's value from the
+    /// trade-by-trade injections.
+    pub(super) fn settled_rows_hold_reference(&self) -> bool {
+        let k = self.buses;
+        let inj = self.settled_injections_reference();
+        (0..self.h.len()).all(|r| {
+            let v = lane_dot(&self.g[r * k..(r + 1) * k], &inj) - self.h[r];
+            v <= crate::network::ROW_TOL_ABS_KW + crate::network::ROW_TOL_REL * self.h[r].abs()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,10 +500,26 @@ mod tests {
             let want = reference.step_reference(market);
             let (a, b) = (reference.certificate(market), reference.certificate_reference(market));
             same("certificate", it, &[a.welfare, a.dual, a.overload_value], &[b.welfare, b.dual, b.overload_value]);
+            // bit for bit against the sweeps as they were
+            let c = reference.certificate_one_column(market);
+            let cbits = |c: &Certificate| [c.welfare.to_bits(), c.dual.to_bits(), c.overload_value.to_bits()];
+            assert_eq!(cbits(&a), cbits(&c), "certificate bits at iteration {it}");
+            let (i, j) = (reference.settled_injections(), reference.settled_injections_reference());
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            assert_eq!(bits(&i), bits(&j), "settled injections at iteration {it}");
+            let sw = reference.settled_sweep();
+            assert_eq!(
+                reference.settled_rows_hold(&sw),
+                reference.settled_rows_hold_reference(),
+                "settled rows at iteration {it}"
+            );
             for pd in &mut fused {
                 let got = pd.step(market);
                 same_report(it, &got, &want);
                 same_state(it, pd, &reference);
+                // the sweep's kernel on every vector unit
+                let isa = pd.isa;
+                assert_eq!(cbits(&pd.certificate(market)), cbits(&a), "certificate bits on {isa:?} at iteration {it}");
             }
         }
     }
@@ -409,9 +531,15 @@ mod tests {
     #[test]
     fn fused_step_equals_the_reference_step_on_uncongested_case30_markets() {
         let net = network_for(&Case::parse(CASE30).unwrap(), 1.0).unwrap();
+        let mut shared = 0;
         for (seed, (m, n)) in SIZES.iter().enumerate() {
-            agree(&Market::generate(seed as u64, *m, *n, &net.bus_ids), &net, 300);
+            let market = Market::generate(seed as u64, *m, *n, &net.bus_ids);
+            // a buyer at a seller's bus: the settled injections' register
+            // path for it is compared too
+            shared += market.buyers.iter().filter(|b| market.sellers.iter().any(|s| s.bus == b.bus)).count();
+            agree(&market, &net, 300);
         }
+        assert!(shared > 0, "no buyer shares a seller's bus");
     }
 
     #[test]
@@ -445,5 +573,45 @@ mod tests {
             changed += pd.y.iter().zip(&before).filter(|(v, b)| (**v > 0.0) != **b).count();
         }
         assert!(changed > 0, "no seller support changed in 300 iterations");
+    }
+
+    /// The settled-rows test decided from the sweep's injections agrees
+    /// with the trade-by-trade one where a row's value sits at its
+    /// tolerance to the last bits (each limit moved by a few units in the
+    /// last place around the one that puts the row exactly there): the
+    /// bound declines there, and the exact test decides.
+    #[test]
+    fn the_settled_rows_test_agrees_at_the_tolerance() {
+        let net = network_for(&Case::parse(CASE30).unwrap(), 1e-4).unwrap();
+        let market = Market::generate(21, 13, 11, &net.bus_ids);
+        let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+        for _ in 0..400 {
+            pd.step(&market);
+        }
+        // away from every tolerance the sweep's injections decide
+        assert!(pd.settled_rows_bound(&pd.settled_sweep()).is_some(), "the bound decided nothing");
+        let k = pd.buses;
+        let inj = pd.settled_injections_reference();
+        let (mut declined, mut rows) = (0, 0);
+        for r in 0..pd.h.len() {
+            let a = lane_dot(&pd.g[r * k..(r + 1) * k], &inj);
+            // h with h + tol(h) = a, tol(h) = ABS + REL·|h| (h ≥ 0 here)
+            let h0 = (a - crate::network::ROW_TOL_ABS_KW) / (1.0 + crate::network::ROW_TOL_REL);
+            if h0.is_nan() || h0 <= 0.0 {
+                continue;
+            }
+            let saved = pd.h.clone();
+            for steps in -6i64..=6 {
+                let mut pd = pd.clone();
+                pd.h = saved.clone();
+                pd.h[r] = f64::from_bits((h0.to_bits() as i64 + steps) as u64);
+                let sw = pd.settled_sweep();
+                declined += usize::from(pd.settled_rows_bound(&sw).is_none());
+                assert_eq!(pd.settled_rows_hold(&sw), pd.settled_rows_hold_reference(), "row {r}, {steps} ulps");
+            }
+            rows += 1;
+        }
+        assert!(rows > 0, "no row to move");
+        assert!(declined > 0, "no limit at the tolerance reached the exact test");
     }
 }
