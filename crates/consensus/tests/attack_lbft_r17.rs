@@ -12,7 +12,10 @@
 //!   (`tbg_catch_ups_neither_batch_twice_nor_lose`);
 //! - π^τ replicas of which some skip proposing for runs of epochs (and so
 //!   carry) execute the same transactions as those that propose every
-//!   epoch (`apply_block_agrees_between_lagging_and_live_replicas`).
+//!   epoch (`apply_block_agrees_between_lagging_and_live_replicas`);
+//! - a client's re-sent copy carried over after a catch-up is deleted from
+//!   the carry when another replica's batch delivers its first copy, and
+//!   never batched (`a_carried_transaction_whose_number_was_used_is_deleted`).
 //!
 //! Run them with `cargo test -p gridledger-consensus --test attack_lbft_r17`.
 
@@ -20,7 +23,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use gridledger_consensus::lbft::txm::{
-    BatchPolicy, BatchSource, LbftTx, PiTau, PiTauConfig, Placement, TbgBatcher, TbgConfig, Theta,
+    BatchPolicy, BatchSource, LbftTx, Outcome, PiTau, PiTauConfig, Placement, TbgBatcher, TbgConfig, Theta,
 };
 use gridledger_core::ed25519::EdKeyPair;
 use gridledger_core::Hash32;
@@ -173,4 +176,48 @@ fn apply_block_agrees_between_lagging_and_live_replicas() {
         }
     }
     assert!(dn.iter().sum::<u64>() > 0, "some transactions executed: {dn:?}");
+}
+
+/// A transaction carried over (no room in B after a catch-up) whose
+/// delivery number a delivery then used is deleted from the carry (line
+/// 22), not batched afterwards.
+#[test]
+fn a_carried_transaction_whose_number_was_used_is_deleted() {
+    let tbg = TbgConfig { tau: 4, groups: 1, kappa: 2, batch: 2, max_stored: 100 };
+    let mut p =
+        PiTau::new(PiTauConfig { replicas: N, me: 0, theta: Theta::ALWAYS, genesis: GENESIS, max_pending: 64, tbg })
+            .unwrap();
+    let client = EdKeyPair::from_seed("resending-client");
+    let other = EdKeyPair::from_seed("other-client");
+    let first = LbftTx::sign(&client, 1, b"pay 1".to_vec(), 0, 2);
+    let again = LbftTx::sign(&client, 2, b"pay 1".to_vec(), 0, 3);
+    let filler = LbftTx::sign(&other, 1, b"fill".to_vec(), 0, 2);
+    assert!(matches!(p.receive(filler.clone()), Outcome::Stored { .. }));
+    assert!(matches!(p.receive(first.clone()), Outcome::Stored { .. }));
+    let o = p.receive(again.clone());
+    assert!(matches!(o, Outcome::Pending(_)), "{o:?} at local epoch {}", p.local_epoch());
+    // Local epoch 2: the re-sent copy is stored too.
+    let out = p.on_block(1, block_hash(1), &[]);
+    assert!(out.iter().any(|(id, o)| *id == again.id() && matches!(o, Outcome::Stored { .. })), "{out:?}");
+    // Local epoch 3 is skipped: the batch of 4 catches up (the groups due
+    // at 3 and 4), B = 2: the re-sent copy, due last, is carried.
+    p.on_block(2, block_hash(2), &[]);
+    p.on_block(3, block_hash(3), &[]);
+    let batch: Vec<Hash32> = p.next_batch(4).iter().map(|t| t.id()).collect();
+    assert_eq!(batch.len(), 2);
+    assert!(batch.contains(&filler.id()) && batch.contains(&first.id()), "the groups due at 2 first");
+    assert!(p.holds(&again.id()), "the re-sent copy is carried");
+    // Another replica's batch delivers the first copy: the re-sent one,
+    // if still held, is deleted.
+    let first = Arc::new(first);
+    let applied = p.apply_block(4, block_hash(4), &[first.clone()]);
+    assert_eq!(applied.executed, vec![Ok(())]);
+    assert!(!p.holds(&again.id()), "the re-sent copy is deleted");
+    let mut later: Vec<Hash32> = Vec::new();
+    for e in 5..16 {
+        later.extend(p.next_batch(e).iter().map(|t| t.id()));
+        p.on_block(e, block_hash(e), &[]);
+    }
+    assert!(!later.contains(&again.id()), "the re-sent copy is never batched");
+    assert!(!later.contains(&first.id()), "the delivered copy is never batched again");
 }
