@@ -210,7 +210,7 @@ fn a_carried_transaction_whose_number_was_used_is_deleted() {
     // Another replica's batch delivers the first copy: the re-sent one,
     // if still held, is deleted.
     let first = Arc::new(first);
-    let applied = p.apply_block(4, block_hash(4), &[first.clone()]);
+    let applied = p.apply_block(4, block_hash(4), std::slice::from_ref(&first));
     assert_eq!(applied.executed, vec![Ok(())]);
     assert!(!p.holds(&again.id()), "the re-sent copy is deleted");
     let mut later: Vec<Hash32> = Vec::new();
