@@ -85,6 +85,17 @@ pub enum Mutation {
     /// crowd of near-linear pairs on one overloaded row add up and the
     /// run cycles to the cap.
     TradeDampingUnshared,
+    /// Primal-dual's per-trade damping ignores the trade's own curvature
+    /// ([`crate::primal_dual::TRADE_DAMPING_ROW`]): ordinary trades, whose
+    /// own quadratic terms already damp them, draw on a row's budget like
+    /// a near-linear pair, and a crowd of them leaves the pair beside them
+    /// too little of it.
+    TradeDampingOwnCurvatureIgnored,
+    /// Primal-dual's per-trade damping counts every row, also those no
+    /// iterate can overload ([`crate::primal_dual::TRADE_DAMPING_ROW`]): a
+    /// near-linear pair that sees slack rows at PTDF scale gets no damping
+    /// on the one row that binds.
+    TradeDampingSlackRowsCounted,
     /// The central reference keeps the coefficients of the rows primal-dual
     /// treats as no constraint ([`crate::primal_dual::negligible_row`]):
     /// the threshold is no longer shared, and on a feeder whose V-max rows

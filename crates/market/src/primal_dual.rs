@@ -904,14 +904,18 @@ pub fn negligible_row(row: &[f64], h: f64, bm: &[usize], bn: &[usize]) -> bool {
 /// public row weights of the step set in use:
 ///
 /// ```text
-/// κ_mn = α^b_mn Σ_r c_r (G_r,bus(n) − G_r,bus(m))²     (its line curvature)
-/// w_mn = clamp(T θ / κ_mn, 1, W)      T = TRADE_DAMPING_THETA, W = TRADE_DAMPING_MAX
+/// κ_mn = α^b_mn Σ_{r live} c_r (G_r,bus(n) − G_r,bus(m))²   (its line curvature)
+/// σ_mn = α^b_mn a_m + α^s_mn a_n                            (its own curvature)
+/// w_mn − 1 = min(max(0, L_mn − σ_mn − κ_mn), (W − 1) κ_mn) / κ_mn
 /// ```
 ///
-/// (`w_mn = 1` where `κ_mn = 0`), then shared among the trades that see a
-/// row so their extra curvature on it stays within `B θ`
-/// ([`TRADE_DAMPING_ROW`]), so a trade whose line curvature in its
-/// step's metric is below `T θ` is raised to it, and one already at or
+/// (`w_mn = 1` where `κ_mn = 0`; `T` = [`TRADE_DAMPING_THETA`], `W` =
+/// [`TRADE_DAMPING_MAX`]), over the rows some iterate can overload (the
+/// live rows; the others never enter `δ`), with the level `L_mn ≤ T θ`
+/// the smallest of the live rows' levels that the trade sees, each set so
+/// the row's extra curvature stays within `B θ` ([`TRADE_DAMPING_ROW`]):
+/// a trade whose whole curvature in its step's metric, its own plus its
+/// line term, is below the level is raised to it, and one already at or
 /// above it is charged as before. The operator still keeps one price per
 /// row and sends per-bus vectors (the bus prices and `δ`,
 /// [`PrimalDual::bus_prices`]); the per-trade weight is the buyer's
@@ -935,45 +939,83 @@ pub const TRADE_DAMPING_THETA: f64 = 0.5;
 
 /// The budget `B` of the per-trade overload damping on one row
 /// ([`TRADE_DAMPING_THETA`]), in units of the line curvature bound `θ`: the
-/// trades that see row `r` share `B θ` of extra curvature between them.
+/// trades that see row `r` share `B θ` of extra curvature between them,
+/// the neediest first.
 ///
-/// Each trade first takes its own weight `w⁰_mn = clamp(T θ / κ_mn, 1, W)`;
-/// the extra curvature those weights add on row `r` (in the buyers' step
-/// metric) is `E_r = Σ_mn α^b_mn (w⁰_mn − 1) c_r D_r,mn²`, the row's share
-/// `f_r = min(1, B θ / E_r)`, and the trade keeps the smallest share of the
-/// rows it sees (`c_r D_r,mn² > 0`):
+/// **Which rows.** The buyers' copies stay in their own sets (`x_mn ≥ 0`,
+/// `Σ_n x_mn ≤ e_max,m`), so row `r`'s flow `G_r p(x) = Σ_mn x_mn D_r,mn`
+/// (`D_r,mn = G_r,bus(n) − G_r,bus(m)`) is never above
+/// `F_r = Σ_m e_max,m max(0, max_n D_r,mn)`. A row with `F_r < h_r` (less
+/// a rounding margin) is never over its limit, so `μ̂_r − μ_r ≤ 0` on every
+/// iteration and it never enters `δ`: the weights do not act on it, and
+/// neither `κ_mn` nor the levels count it (public data: the placement and
+/// the requests' bounds). Counted (the rule before attack round 17), the
+/// slack rows a near-linear pair sees at PTDF scale put its `κ_mn` at `T θ`
+/// and left it no damping on the one row that binds.
+///
+/// **Which trades.** The line price moves a trade's amount, its two copies
+/// tied by the penalty `ρ_mn`; per iteration the buyer's copy moves by
+/// `α^b_mn` times its gradient and the seller's by `α^s_mn` times its own,
+/// so the amount's curvature in the steps' metric is that of the buyer's
+/// utility on the buyer's copy and of the seller's cost on the seller's,
+/// `σ_mn = α^b_mn a_m + α^s_mn a_n` (the welfare along the trade alone,
+/// `a_m + a_n`, each part in its copy's step), plus the line term on the
+/// buyer's copy, `w_mn κ_mn`: the amount converges at the rate that whole
+/// curvature gives it, and the overload damping only adds to it. A trade
+/// whose own terms give it the level needs no damping: the seeded markets
+/// run with none. So the row's budget is spent water-filling (the
+/// allocation that maximises the smallest whole curvature under the
+/// budget): row `r`'s level is
 ///
 /// ```text
-/// w_mn − 1 = (w⁰_mn − 1) · min_{r : c_r D_r,mn² > 0} f_r
+/// L_r = max { L ≤ T θ : Σ_mn e_mn(L) κ_r,mn / κ_mn ≤ B θ },
+/// e_mn(L) = min(max(0, L − σ_mn − κ_mn), (W − 1) κ_mn)
 /// ```
 ///
-/// so on every row the joint bound holds,
+/// (`κ_r,mn = α^b_mn c_r D_r,mn²`, found by bisection from below), and
+/// each trade takes `w_mn − 1 = e_mn(L_mn) / κ_mn` at the smallest level
+/// `L_mn = min_r L_r` of the live rows it sees. Ordinary trades, whose own
+/// terms already give them more than the level, draw nothing; a crowd of
+/// near-linear trades of equal need shares the budget equally, as before.
+///
+/// **The joint bound.** `e_mn` grows with `L` and `L_mn ≤ L_r` on every
+/// live row the trade sees, so on every live row
 ///
 /// ```text
-/// Σ_mn α^b_mn (w_mn − 1) c_r D_r,mn² ≤ f_r E_r ≤ B θ,
+/// Σ_mn α^b_mn (w_mn − 1) c_r D_r,mn² = Σ_mn e_mn(L_mn) κ_r,mn / κ_mn ≤ B θ,
 /// ```
 ///
 /// and with the row's own part `c_r Σ_mn α^b_mn D_r,mn² ≤ θ` (the cap
 /// `θ / (α ‖D_r‖²)` of [`PdParams::row_weights`], scaled to the largest
 /// buyer step) the row's whole curvature, `D_r diag(α w) D_rᵀ c_r`, is at
 /// most `(1 + B) θ` = 1.5 < 2 for `θ = ½`, `B = 2`: an explicit gradient
-/// step on that rank-one term does not overshoot. Each trade still sees at
-/// most `T θ` of its own (`w_mn κ_mn ≤ max(κ_mn, T θ)`). A row shared by
-/// one near-linear pair (`E_r ≤ T θ < B θ`) keeps the per-trade weights
-/// unchanged (round 14's pair: 3 611 iterations as before).
+/// step on that rank-one term does not overshoot. Each trade's whole
+/// curvature is raised to at most `T θ` (`σ_mn + w_mn κ_mn ≤ max(σ_mn +
+/// κ_mn, T θ)`).
 ///
-/// Why: without the share every trade's weight aimed at `T θ` on the same
+/// Why: without a budget every trade's weight aimed at `T θ` on the same
 /// row and they added up: attack round 16's crowd of near-linear pairs
 /// between case30 buses 3 and 4 (line 2-5) took 3 611 (one pair), 8 961
 /// (three), 35 968 (five) iterations and reached the cap from six; the same
-/// crowd on feeder buses 17 → 18 from six. With `B = 2`: 3 611, 4 040,
-/// 10 102 and six pairs 13 131 (the feeder's six 15 045, eight 18 276).
-/// `B = ½` (the row's budget one trade's `T θ`) left six pairs at the cap
-/// (60 000), `B = 1`: 25 401; `B = 4`: 7 608 but a row curvature above 2
-/// (`(1 + B) θ = 2.5`), and twelve buyers against one seller 29 593 against
-/// 15 893. The weights are set once in [`PrimalDual::new`] from the public
-/// placement and step set, so the fixed points and the sans-IO tasks'
-/// bit-identity are untouched.
+/// crowd on feeder buses 17 → 18 from six. Shared in proportion to each
+/// trade's own need toward `T θ` (the rule of the first budget: six pairs
+/// 13 131), the 144 ordinary trades of a seeded 12 × 12 market beside one
+/// near-linear pair (attack round 17, line 2-5 the only rated line) each
+/// needed almost `T θ` (their line share is small, the row weight being
+/// capped for the crowd), filled the budget, and the pair went from 6 445
+/// iterations (unshared) to the 200 000 cap. Water-filling with the own
+/// curvature it clears in 7 027 (with 2, 4, 8, 12 ordinary parties a side:
+/// 2 878, 3 164, 5 718, 10 527; 24 a side: 24 041-50 606), and the crowd
+/// of pairs in 3 628 (one), 5 616 (two), 5 717 (four), 11 950 (six),
+/// 16 813 (eight); twelve pairs still reach the cap (each of the 144
+/// near-linear trades gets `B θ / 144`). The sum `a_m + a_n` in the
+/// buyer's step alone: 7 047, and round 16's trade at the clamp 7 951
+/// against 3 494 (5 651 with the first budget). `B = ½` (the row's budget one trade's `T θ`) left six
+/// pairs at the cap (60 000), `B = 1`: 25 401; `B = 4`: 7 608 but a row
+/// curvature above 2 (`(1 + B) θ = 2.5`). The weights are set once in
+/// [`PrimalDual::new`] from the public placement, bounds, curvatures and
+/// step set, so the fixed points and the sans-IO tasks' bit-identity are
+/// untouched.
 pub const TRADE_DAMPING_ROW: f64 = 2.0;
 
 /// The largest per-trade damping weight `w_mn` ([`TRADE_DAMPING_THETA`]):
@@ -1350,64 +1392,147 @@ fn trade_loads(net: &MarketNetwork, bm: &[usize], bn: &[usize]) -> Vec<bool> {
 /// Per trade (seller-major), `w_mn − 1`: the extra weight of the overload
 /// damping trade `(m, n)` sees under the buyer steps `ab` and the row
 /// weights `c_row` of one step set ([`TRADE_DAMPING_THETA`]).
+#[allow(clippy::too_many_arguments)]
 fn trade_damping(
     params: &PdParams,
+    market: &Market,
     net: &MarketNetwork,
     bm: &[usize],
     bn: &[usize],
     ab: &[f64],
+    as_t: &[f64],
     c_row: &[f64],
 ) -> Vec<f64> {
-    let mm = bm.len();
+    let (mm, nt) = (bm.len(), bm.len() * bn.len());
     let target = TRADE_DAMPING_THETA * params.line_theta;
     let budget = TRADE_DAMPING_ROW * params.line_theta;
     if mutants::active(Mutation::TradeDampingOff) {
-        return vec![0.0; mm * bn.len()];
+        return vec![0.0; nt];
     }
     let diff = |i: usize, row: &[f64]| row[bn[i / mm]] - row[bm[i % mm]];
-    // each trade's own weight `w⁰_mn − 1` toward `T θ`
-    let own: Vec<f64> = (0..mm * bn.len())
+    // the rows some iterate can overload ([`overloadable_rows`]); only
+    // they ever enter `δ`
+    let live = overloadable_rows(market, net, bm, bn);
+    // per trade: its line curvature `κ_mn` over those rows, its own
+    // curvature `σ_mn`, and the most extra curvature `W` allows
+    let kappa: Vec<f64> = (0..nt)
         .map(|i| {
-            let curv = ab[i] * net.g.iter().zip(c_row).map(|(row, c)| c * diff(i, row) * diff(i, row)).sum::<f64>();
-            if curv > 0.0 {
-                (target / curv).clamp(1.0, TRADE_DAMPING_MAX) - 1.0
+            ab[i]
+                * net
+                    .g
+                    .iter()
+                    .zip(c_row)
+                    .zip(&live)
+                    .filter(|(_, l)| **l)
+                    .map(|((row, c), _)| c * diff(i, row) * diff(i, row))
+                    .sum::<f64>()
+        })
+        .collect();
+    let own_curvature = !mutants::active(Mutation::TradeDampingOwnCurvatureIgnored);
+    let sigma: Vec<f64> = (0..nt)
+        .map(|i| {
+            let (am, an) = (market.buyers[i % mm].a, market.sellers[i / mm].a);
+            if own_curvature {
+                ab[i] * am + as_t[i] * an
             } else {
                 0.0
             }
         })
         .collect();
-    if mutants::active(Mutation::TradeDampingUnshared) {
-        return own;
-    }
-    // the extra curvature those weights add on each row, and the share of
-    // it the row's budget `B θ` allows ([`TRADE_DAMPING_ROW`])
-    let share: Vec<f64> = net
+    // the extra curvature trade `i` takes at level `L`
+    let extra = |i: usize, level: f64| -> f64 {
+        if kappa[i] > 0.0 {
+            (level - sigma[i] - kappa[i]).max(0.0).min((TRADE_DAMPING_MAX - 1.0) * kappa[i])
+        } else {
+            0.0
+        }
+    };
+    // each live row's level `L_r`: `T θ` where the row's budget allows
+    // it, else the level at which the trades' extra curvature on the row
+    // fills `B θ` (bisection from below, so the budget holds)
+    let unshared = mutants::active(Mutation::TradeDampingUnshared);
+    let level: Vec<f64> = net
         .g
         .iter()
         .zip(c_row)
-        .map(|(row, c)| {
-            let extra: f64 = own.iter().enumerate().map(|(i, e)| e * ab[i] * c * diff(i, row) * diff(i, row)).sum();
-            if extra > budget {
-                budget / extra
-            } else {
-                1.0
+        .zip(&live)
+        .map(|((row, c), l)| {
+            let on_row: Vec<(usize, f64)> = (0..nt)
+                .filter_map(|i| {
+                    let k = ab[i] * c * diff(i, row) * diff(i, row);
+                    (*l && k > 0.0 && kappa[i] > 0.0).then(|| (i, k / kappa[i]))
+                })
+                .collect();
+            let load = |level: f64| on_row.iter().map(|(i, share)| extra(*i, level) * share).sum::<f64>();
+            if unshared || load(target) <= budget {
+                return target;
             }
+            let (mut lo, mut hi) = (0.0f64, target);
+            for _ in 0..LEVEL_BISECTIONS {
+                let mid = 0.5 * (lo + hi);
+                if load(mid) <= budget {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
         })
         .collect();
-    own.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let f = net
+    (0..nt)
+        .map(|i| {
+            if kappa[i] <= 0.0 {
+                return 0.0;
+            }
+            let l = net
                 .g
                 .iter()
                 .zip(c_row)
-                .zip(&share)
-                .filter(|((row, c), _)| **c * diff(i, row) * diff(i, row) > 0.0)
-                .fold(1.0f64, |f, (_, s)| f.min(*s));
-            e * f
+                .zip(&live)
+                .zip(&level)
+                .filter(|(((row, c), l), _)| **l && **c * diff(i, row) * diff(i, row) > 0.0)
+                .fold(target, |m, (_, v)| m.min(*v));
+            extra(i, l) / kappa[i]
         })
         .collect()
 }
+
+/// Bisections of a row's damping level ([`TRADE_DAMPING_ROW`]): the level
+/// lies in `[0, T θ]`, and 60 halvings reach its last bits.
+const LEVEL_BISECTIONS: u32 = 60;
+
+/// Which network rows some iterate can overload: the buyers' copies stay
+/// in their own sets (`x_mn ≥ 0`, `Σ_n x_mn ≤ e_max,m`), so the flow
+/// `G_r p(x) = Σ_mn x_mn D_r,mn` of row `r` is at most
+/// `Σ_m e_max,m max(0, max_n D_r,mn)`; a row whose limit exceeds that
+/// (with a margin for rounding) is never over it, its `μ̂_r − μ_r` is never
+/// positive, and it never enters the overload damping `δ`
+/// ([`TRADE_DAMPING_ROW`]).
+fn overloadable_rows(market: &Market, net: &MarketNetwork, bm: &[usize], bn: &[usize]) -> Vec<bool> {
+    if mutants::active(Mutation::TradeDampingSlackRowsCounted) {
+        return vec![true; net.h.len()];
+    }
+    net.g
+        .iter()
+        .zip(&net.h)
+        .map(|(row, h)| {
+            let top = bn.iter().fold(f64::NEG_INFINITY, |t, k| t.max(row[*k]));
+            let g = row.iter().fold(0.0f64, |t, v| t.max(v.abs()));
+            let (flow, size) = bm
+                .iter()
+                .zip(&market.buyers)
+                .fold((0.0, 0.0), |(f, s), (k, b)| (f + b.e_max * (top - row[*k]).max(0.0), s + b.e_max * 2.0 * g));
+            // a NaN bound counts as live
+            let never = flow + OVERLOAD_MARGIN * size < *h;
+            !never
+        })
+        .collect()
+}
+
+/// The relative margin of [`overloadable_rows`]' test, in units of the
+/// largest flow the buyers' copies could carry by their bounds: far above
+/// the rounding of the operator's flow sums.
+const OVERLOAD_MARGIN: f64 = 1e-9;
 
 /// The threshold `τ` of the projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`
 /// in the metric of the steps `w > 0` (`min Σ (x − v)² / w`):
@@ -1536,7 +1661,7 @@ impl PrimalDual {
             let loaded =
                 |ab: &[f64]| -> Vec<f64> { ab.iter().zip(&loads).filter(|(_, l)| **l).map(|(a, _)| *a).collect() };
             (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(ab));
-            tw = trade_damping(&params, net, &bm, &bn, ab, &c_row);
+            tw = trade_damping(&params, market, net, &bm, &bn, ab, &steps.trade_alpha_sellers, &c_row);
             let capped: Vec<f64> = ab
                 .iter()
                 .zip(&loads)
@@ -1544,7 +1669,7 @@ impl PrimalDual {
                 .collect();
             other = if capped != *ab && !net.h.is_empty() {
                 let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(&capped));
-                let tw = trade_damping(&params, net, &bm, &bn, &capped, &c_row);
+                let tw = trade_damping(&params, market, net, &bm, &bn, &capped, &steps.trade_alpha_sellers, &c_row);
                 let iab_t = capped.iter().map(|a| 1.0 / a).collect();
                 let (alpha_b, ia_b) = (steps.alpha_buyers.clone(), steps.inv_alpha_buyers.clone());
                 Some(Box::new(StepSet { alpha_b, ia_b, ab_t: capped, iab_t, c_row, gamma_row, tw }))

@@ -420,7 +420,7 @@ fn a_near_linear_pair_beside_small_parties_clears() -> bool {
 /// round 16 [1]): case30 with only line 2-5 rated, six near-linear buyers
 /// at bus 4 and six sellers at bus 3 (36 trades that see 0.017 on the
 /// row) beside two small parties. The trades share the row's damping
-/// budget (`TRADE_DAMPING_ROW`) and clear in about 13 000 iterations; each
+/// budget (`TRADE_DAMPING_ROW`) and clear in about 12 000 iterations; each
 /// aiming at `T θ` on its own, their damping adds up and the run cycles to
 /// the cap.
 fn a_crowd_of_near_linear_pairs_on_one_row_clears() -> bool {
@@ -438,6 +438,57 @@ fn a_crowd_of_near_linear_pairs_on_one_row_clears() -> bool {
         m.sellers.push(p(Side::Seller, 3, 1e-5, 9.0 + 0.05 * i as f64, 2000.0));
     }
     clear_with(&m, &net, Algorithm::PrimalDual, Some(40_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
+}
+
+/// case30 with line 2-5 rated 10 kW and every other line as shipped
+/// (`slack`) or unrated.
+fn case30_tight_2_5(slack: bool) -> Case {
+    let mut case = Case::parse(gridledger_market::CASE30).unwrap();
+    for b in &mut case.branches {
+        if (b.from, b.to) == (2, 5) {
+            b.rate_a = 0.01;
+        } else if !slack {
+            b.rate_a = 0.0;
+        }
+    }
+    case
+}
+
+/// One near-linear pair beside an ordinary crowd clears (attack round 17
+/// [1]): seed 2's seeded 12 × 12 market plus a near-linear pair from bus 3
+/// to bus 4 (0.017 apart on line 2-5, the only rated line). The row's
+/// damping budget goes to the trades whose whole curvature is smallest
+/// (`TRADE_DAMPING_ROW`): the ordinary trades' own quadratic terms already
+/// damp them, and the pair clears in about 7 000 iterations; drawing on
+/// the budget by their line curvature alone, the 144 ordinary trades leave
+/// the pair too little of it.
+fn a_near_linear_pair_beside_an_ordinary_crowd_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let net = network_for(&case30_tight_2_5(false), 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let mut m = Market::generate(2, 12, 12, &net.bus_ids);
+    m.buyers.push(p(Side::Buyer, 4, 1e-5, 10.0, 2000.0));
+    m.sellers.push(p(Side::Seller, 3, 1e-5, 9.0, 2000.0));
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(20_000))
+        .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
+}
+
+/// A near-linear pair clears with case30's other lines rated as shipped
+/// (attack round 17 [2]): those rows are far above any flow the parties'
+/// bounds allow, so they never enter the overload damping and the pair's
+/// weight is set by line 2-5 alone (about 3 600 iterations); counted, they
+/// put the pair's line curvature at `T θ` and leave it no damping on the
+/// row that binds.
+fn a_near_linear_pair_clears_with_slack_lines_rated() -> bool {
+    use gridledger_market::clearing::{clear_with, network_for, Algorithm};
+    let net = network_for(&case30_tight_2_5(true), 1.0).unwrap();
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let m = Market {
+        buyers: vec![p(Side::Buyer, 29, 0.02, 0.3, 3.0), p(Side::Buyer, 4, 1e-5, 10.0, 2000.0)],
+        sellers: vec![p(Side::Seller, 5, 0.015, 0.1, 3.0), p(Side::Seller, 3, 1e-5, 9.0, 2000.0)],
+    };
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(20_000))
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3 && c.binding.iter().any(|b| b == "line 2-5 forward"))
 }
 
@@ -474,7 +525,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 21] = [
+const SCENARIOS: [Scenario; 23] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -505,6 +556,8 @@ const SCENARIOS: [Scenario; 21] = [
     ("a near-linear pair beside small parties clears", a_near_linear_pair_beside_small_parties_clears),
     ("a feeder with vanishing rows clears alike", a_feeder_with_vanishing_rows_clears_alike),
     ("a crowd of near-linear pairs on one row clears", a_crowd_of_near_linear_pairs_on_one_row_clears),
+    ("a near-linear pair beside an ordinary crowd clears", a_near_linear_pair_beside_an_ordinary_crowd_clears),
+    ("a near-linear pair clears with slack lines rated", a_near_linear_pair_clears_with_slack_lines_rated),
 ];
 
 gridledger_core::mutation_check! {
@@ -531,4 +584,6 @@ gridledger_core::mutation_check! {
     trade_damping_off_is_caught: Mutation::TradeDampingOff => "a near-linear pair beside small parties clears",
     negligible_rows_kept_by_reference_is_caught: Mutation::NegligibleRowsKeptByReference => "a feeder with vanishing rows clears alike",
     trade_damping_unshared_is_caught: Mutation::TradeDampingUnshared => "a crowd of near-linear pairs on one row clears",
+    trade_damping_own_curvature_ignored_is_caught: Mutation::TradeDampingOwnCurvatureIgnored => "a near-linear pair beside an ordinary crowd clears",
+    trade_damping_slack_rows_counted_is_caught: Mutation::TradeDampingSlackRowsCounted => "a near-linear pair clears with slack lines rated",
 }
