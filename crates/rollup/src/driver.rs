@@ -488,6 +488,11 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// sent it and whenever, is checked once, inside its window; a
     /// replacement is another posting, also one with the same leaves.
     watched: BTreeSet<PostingId>,
+    /// [`Mode::ConventionalOr`]: the postings the smart meters, their
+    /// delegated validators and the bonded challenge have checked
+    /// ([`Self::backup_checks`]): each posting ahead when it is posted,
+    /// inside its own window (attack r20 [5]), else at the batch's turn.
+    backed: BTreeSet<PostingId>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
@@ -769,6 +774,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             bonded_challenges: 0,
             held_claims: BTreeMap::new(),
             watched: BTreeSet::new(),
+            backed: BTreeSet::new(),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -1355,13 +1361,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// executor that posted before this run, a replacement) and whenever —
     /// once per posting ([`PostingId`]: a replacement with the same leaves is
     /// another posting, attack r17 [1]), and again when the batch's
-    /// turn to settle comes (attack r16 [1]). Posting stops
-    /// at the first batch whose executor posts nothing (the stand-in of
-    /// [`Self::process`] takes it when its turn comes).
-    fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
+    /// turn to settle comes (attack r16 [1]); so do the smart meters, their
+    /// delegates and the bonded challenge ([`Self::backup_checks`], attack
+    /// r20 [5]). Posting stops at the first batch whose executor posts
+    /// nothing (the stand-in of [`Self::process`] takes it when its turn
+    /// comes).
+    fn post_ahead(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         let (next, _) = self.progress()?;
         // First the postings already on chain (before the clock moves).
-        self.watch_all_ahead(fin, next)?;
+        self.watch_all_ahead(fin, next, rng)?;
         for b in fin.saturating_add(1)..next {
             let h = self.batch_header(b)?;
             if h.overturned {
@@ -1386,7 +1394,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // not only at its turn to settle: by then the window of a
             // batch posted ahead has closed (attack r15 [4]).
             if !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
-                self.watch_posted(b)?;
+                self.watch_posted(b, rng)?;
             }
         }
         Ok(())
@@ -1409,7 +1417,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// cannot replace again (it is not void). The stand-in is an honest
     /// active executor other than the void poster (the batch's assigned
     /// executor first), the void poster itself only when no other is.
-    fn replace_void_postings(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+    fn replace_void_postings(&mut self, fin: u64, next: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if self.cfg.mode != Mode::ConventionalOr
             || crate::mutants::active(crate::mutants::Mutation::VoidNextWaitsWindow)
         {
@@ -1433,7 +1441,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let key = self.executors[j].0.clone();
             self.run_step(&key, step)?;
             if b > fin && !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
-                self.watch_posted(b)?;
+                self.watch_posted(b, rng)?;
             }
         }
         Ok(())
@@ -1464,7 +1472,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// [`Mode::ConventionalOr`]: the watcher checks every standing posting
     /// of batches `fin + 1..next` it has not checked yet (attack r16 [1]:
     /// a batch its executor posted ahead before this run).
-    fn watch_all_ahead(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+    fn watch_all_ahead(&mut self, fin: u64, next: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
             return Ok(());
         }
@@ -1477,15 +1485,18 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if self.watched.contains(&posting) {
                 continue;
             }
-            self.watch_posted(b)?;
+            self.watch_posted(b, rng)?;
         }
         Ok(())
     }
 
     /// [`Mode::ConventionalOr`]: batch `b`'s assigned validator (the
     /// baseline's watcher) checks its posted TCRs now and challenges them
-    /// if they are wrong.
-    fn watch_posted(&mut self, b: u64) -> Result<(), DriverError> {
+    /// if they are wrong; then, inside the same window, the backup
+    /// checkers ([`Self::backup_checks`]: smart meters, their delegates,
+    /// the bonded challenge) check the posting still standing (attack r20
+    /// [5]: one colluding watcher must not be enough).
+    fn watch_posted(&mut self, b: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         let input = self.batch_input(b)?;
         if let Some(p) = posting_id(&input.header) {
             self.watched.insert(p);
@@ -1494,6 +1505,110 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let step = self.validators[i].1.watch(&input);
             let key = self.validators[i].0.clone();
             self.run_step(&key, step)?;
+        }
+        if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
+            return Ok(());
+        }
+        let h = self.batch_header(b)?;
+        if h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned {
+            let input = self.batch_input(b)?;
+            self.backup_checks(b, &input, rng)?;
+        }
+        Ok(())
+    }
+
+    /// The backup checkers of §3.3.4 and issue 11 item 2 on batch `b`'s
+    /// standing posting (`input`): every smart meter whose owner the batch
+    /// names compares its TCRs, every meter checks the posted state root,
+    /// an alarmed meter privately delegates validators, which dispute, and
+    /// if every delegate stays silent the first alarmed meter's owner
+    /// challenges with a bond. In [`Mode::ConventionalOr`] a posting ahead
+    /// is checked so as soon as it is posted, inside its own window
+    /// ([`Self::watch_posted`]; attack r20 [5]: at the batch's turn, when
+    /// its predecessor has settled, the window of a batch posted with or
+    /// before its predecessor is over, and its assigned watcher alone stood
+    /// between a forged root and settlement). Each posting is checked once
+    /// ([`Self::backed`]).
+    fn backup_checks(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<(), DriverError> {
+        if let Some(p) = posting_id(&input.header) {
+            self.backed.insert(p);
+        }
+        let validators: Vec<Address> = self.validators.iter().map(|(k, _)| k.address()).collect();
+        // Every honest meter computes the same TCRs: compute them once.
+        let shared = match crate::exec::execute_batch(
+            &mut crate::exec::OffChain,
+            &self.cfg.params,
+            &input.prestate,
+            &input.entries,
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let reason = e.to_string();
+                for owner in self.meters.keys() {
+                    self.faults.push(Fault::ExecutionFailed { batch: b, observer: *owner, reason: reason.clone() });
+                }
+                None
+            }
+        };
+        // Every meter also checks the posted state root, which commits
+        // to its owner's record even where no entry names the owner.
+        let roots_ok = shared.is_none() || crate::roles::posted_state_ok(&self.cfg.params, input) != Some(false);
+        // Meters whose owner the batch names act first; the others only
+        // on a wrong root that is still standing.
+        let (mut owners, others): (Vec<Address>, Vec<Address>) =
+            self.meters.keys().copied().partition(|a| self.meters[a].involved(input));
+        owners.extend(others);
+        let mut alarmed = Vec::new();
+        for owner in owners.iter().filter(|_| shared.is_some()) {
+            let involved = self.meters.get(owner).is_some_and(|m| m.involved(input));
+            if !involved {
+                if roots_ok {
+                    break;
+                }
+                let h = self.batch_header(b)?;
+                if h.state != BatchState::Open || h.overturned {
+                    break;
+                }
+            }
+            let step = match (self.meters.get_mut(owner), &shared) {
+                (Some(m), Some(own)) if involved => {
+                    let s = m.on_tcrs_computed(input, own, &validators, rng);
+                    if s.faults.is_empty() {
+                        m.on_roots_checked(input, roots_ok, &validators, rng)
+                    } else {
+                        s
+                    }
+                }
+                (Some(m), Some(_)) if !roots_ok => m.on_roots_checked(input, roots_ok, &validators, rng),
+                _ => continue,
+            };
+            if !step.faults.is_empty() {
+                alarmed.push(*owner);
+            }
+            self.faults.extend(step.faults.clone());
+            for d in step.delegations {
+                let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
+                let s = self.validators[i].1.on_delegation(input);
+                let key = self.validators[i].0.clone();
+                self.run_step(&key, s)?;
+            }
+        }
+        // If every delegate stayed silent, the first alarmed meter's
+        // owner challenges itself with a bond (issue 11 item 2).
+        if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
+            let h = self.batch_header(b)?;
+            if h.state == BatchState::Open && !h.overturned {
+                if let Some(key) = self.traders.get(owner).cloned() {
+                    let a = self.dispute_args(b, own.clone())?;
+                    let bond = self.cfg.challenge_bond;
+                    // Committed first, so a copy earns its sender nothing.
+                    let c =
+                        crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
+                    self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
+                    self.primary_call(&key, "dispute", a, bond)?;
+                    self.bonded_challenges += 1;
+                }
+            }
         }
         Ok(())
     }
@@ -1564,14 +1679,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if self.cfg.mode == Mode::ConventionalOr {
                 // Void postings (the next batch's, or ahead) are replaced
                 // at once (attack r18 [2]), then the rest is posted ahead.
-                self.replace_void_postings(fin, next)?;
-                self.post_ahead(fin)?;
+                self.replace_void_postings(fin, next, rng)?;
+                self.post_ahead(fin, rng)?;
                 // A posting ahead whose predecessor had no posting when the
                 // first pass ran was not void then; the predecessor just
                 // posted may make it void (attack r19 [2]): replaced now,
                 // not a window later (a replacement ahead is watched as it
                 // is posted, as post_ahead's own postings are).
-                self.replace_void_postings(fin, next)?;
+                self.replace_void_postings(fin, next, rng)?;
                 input = self.batch_input(fin)?;
             }
             // Step 4–5: the assigned validator (in the conventional-OR
@@ -1592,87 +1707,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
                 self.set_time(turn.max(self.now()));
             }
-            // Every honest meter computes the same TCRs: compute them once.
-            let shared = match crate::exec::execute_batch(
-                &mut crate::exec::OffChain,
-                &self.cfg.params,
-                &input.prestate,
-                &input.entries,
-            ) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    let reason = e.to_string();
-                    for owner in self.meters.keys() {
-                        self.faults.push(Fault::ExecutionFailed {
-                            batch: fin,
-                            observer: *owner,
-                            reason: reason.clone(),
-                        });
-                    }
-                    None
-                }
-            };
-            // Every meter also checks the posted state root, which commits
-            // to its owner's record even where no entry names the owner.
-            let roots_ok = shared.is_none() || crate::roles::posted_state_ok(&self.cfg.params, &input) != Some(false);
-            // Meters whose owner the batch names act first; the others only
-            // on a wrong root that is still standing.
-            let (mut owners, others): (Vec<Address>, Vec<Address>) =
-                self.meters.keys().copied().partition(|a| self.meters[a].involved(&input));
-            owners.extend(others);
-            let mut alarmed = Vec::new();
-            for owner in owners.iter().filter(|_| shared.is_some()) {
-                let involved = self.meters.get(owner).is_some_and(|m| m.involved(&input));
-                if !involved {
-                    if roots_ok {
-                        break;
-                    }
-                    let h = self.batch_header(fin)?;
-                    if h.state != BatchState::Open || h.overturned {
-                        break;
-                    }
-                }
-                let step = match (self.meters.get_mut(owner), &shared) {
-                    (Some(m), Some(own)) if involved => {
-                        let s = m.on_tcrs_computed(&input, own, &validators, rng);
-                        if s.faults.is_empty() {
-                            m.on_roots_checked(&input, roots_ok, &validators, rng)
-                        } else {
-                            s
-                        }
-                    }
-                    (Some(m), Some(_)) if !roots_ok => m.on_roots_checked(&input, roots_ok, &validators, rng),
-                    _ => continue,
-                };
-                if !step.faults.is_empty() {
-                    alarmed.push(*owner);
-                }
-                self.faults.extend(step.faults.clone());
-                for d in step.delegations {
-                    let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
-                    let s = self.validators[i].1.on_delegation(&input);
-                    let key = self.validators[i].0.clone();
-                    self.run_step(&key, s)?;
-                }
-            }
-            // If every delegate stayed silent, the first alarmed meter's
-            // owner challenges itself with a bond (issue 11 item 2).
-            if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
-                let h = self.batch_header(fin)?;
-                if h.state == BatchState::Open && !h.overturned {
-                    if let Some(key) = self.traders.get(owner).cloned() {
-                        let a = self.dispute_args(fin, own.clone())?;
-                        let bond = self.cfg.challenge_bond;
-                        // Committed first, so a copy earns its sender nothing.
-                        let c = crate::types::dispute_commitment(
-                            &crate::types::dispute_digest("dispute", &a),
-                            &key.address(),
-                        );
-                        self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
-                        self.primary_call(&key, "dispute", a, bond)?;
-                        self.bonded_challenges += 1;
-                    }
-                }
+            // Smart meters, their delegates and the bonded challenge, unless
+            // they checked this very posting when it was posted ahead.
+            let h = self.batch_header(fin)?;
+            if posting_id(&h).is_none_or(|p| !self.backed.contains(&p)) {
+                self.backup_checks(fin, &input, rng)?;
             }
             // Participants' disputes: one randomly selected validator each.
             if !self.participant_disputes.is_empty() && !validators.is_empty() {
@@ -1728,6 +1767,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // The watcher's memory of postings checked: a settled batch's
             // postings are never checked again.
             self.watched.retain(|p| p.0 > fin);
+            self.backed.retain(|p| p.0 > fin);
             // Housekeeping: the executor deletes the oldest claimed-slot
             // records no entry can read any more (a refusal, e.g. the
             // next batch's deletions already full, is left for later).

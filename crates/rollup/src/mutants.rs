@@ -167,6 +167,11 @@ pub enum Mutation {
     /// once; the run waits out the void posting's window, takes it back and
     /// runs the batch's window again (attack r18 [2]).
     VoidNextWaitsWindow,
+    /// Baseline driver: the smart meters, their delegated validators and
+    /// the bonded challenge check a batch posted ahead only at its turn to
+    /// settle, after its window: with its assigned watcher colluding, a
+    /// forged root posted ahead settles (attack r20 [5]).
+    BackupChecksAtTurn,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

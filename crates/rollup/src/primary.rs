@@ -343,6 +343,25 @@ pub struct PrimaryConfig {
     ///   claimed pre-root that was not (yet) known to be the state its
     ///   predecessor leaves: once the predecessor settled, a batch whose
     ///   claim differs is void and refused for disputes.
+    /// - *Every checker has each posting's own window* (attack r20 [5]).
+    ///   A posting ahead is judged against its claimed pre-root from its
+    ///   posting, and its window closes one window later whether or not
+    ///   its predecessor has settled. So the backup checkers — smart meters
+    ///   (`WrongTcr` on their owners' TCRs and the posted state root),
+    ///   their delegated validators and the permissionless bonded challenge
+    ///   — check a posting ahead as soon as it is posted, on the state the
+    ///   batches before it really leave (the driver,
+    ///   [`crate::driver::DualChain`], runs them in its watch of each
+    ///   posting, as it runs the assigned watcher), not at the batch's turn
+    ///   to settle: by then the window of a batch posted with or before its
+    ///   predecessor is over, and the assigned watcher alone stood between
+    ///   a forged root and settlement, which issue 11 item 1 forbids (one
+    ///   colluding validator must never be enough). The alternative, a
+    ///   window that runs only once the predecessor settled, would
+    ///   serialise the windows the baseline exists to overlap; a posting
+    ///   whose claimed pre-root is not the true state never settles (it is
+    ///   void at its turn), so checking against the true state inside the
+    ///   posting's own window is sufficient.
     ///
     /// Only the baseline may set this: `init` refuses it, and a deployment
     /// that is the baseline says so by initialising with `init_baseline`

@@ -316,7 +316,6 @@ fn ten_honest_batches_settle_within_about_a_window() {
 /// its batch steal through the baseline; every meter and delegate sees it
 /// too late.
 #[test]
-#[ignore = "attack r20: a forged root posted ahead of its unposted predecessor, assigned watcher colluding, settles (meters act after its window)"]
 fn a_forgery_ahead_with_a_colluding_watcher_never_settles() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 3);
@@ -363,7 +362,6 @@ fn a_forgery_ahead_with_a_colluding_watcher_never_settles() {
 /// turn its window has a second left, which the blocks of the turn use
 /// up, so every meter's and delegate's dispute comes too late all the same.
 #[test]
-#[ignore = "attack r20: a forged root posted a block after its predecessor, assigned watcher colluding, settles (meters act after its window)"]
 fn a_forgery_posted_in_order_with_a_colluding_watcher_never_settles() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 3);

@@ -948,7 +948,25 @@ fn a_void_posting_of_the_next_batch_is_replaced_at_once() -> bool {
     matches!(e.d.batch_header(k).unwrap().state, BatchState::Settled { at, .. } if at < void_at + w + w / 2)
 }
 
-const SCENARIOS: [Scenario; 34] = [
+/// Baseline driver (attack r20 [5]): batch k+1's executor posts a root
+/// minting its accomplice 10 coin ahead of its unposted predecessor, and
+/// k+1's assigned watcher colludes. The smart meters, their delegates
+/// and the bonded challenge check the posting inside its own window, so
+/// the forged root never settles.
+fn a_forgery_ahead_with_a_colluding_watcher_never_settles() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 3);
+    let b = first + 1;
+    let v = e.d.batch_header(b).unwrap().validator;
+    let Some(i) = e.d.validators.iter().position(|(k, _)| k.address() == v) else { return false };
+    e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    let minted = post_minting_root(&mut e, b, trader(3).address());
+    let _ = e.d.process(&mut rng(20));
+    let h = e.d.batch_header(b).unwrap();
+    !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)))
+}
+
+const SCENARIOS: [Scenario; 35] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1001,6 +1019,7 @@ const SCENARIOS: [Scenario; 34] = [
         a_dispute_committed_before_the_first_posting_risks_its_bond,
     ),
     ("a void posting of the next batch is replaced at once", a_void_posting_of_the_next_batch_is_replaced_at_once),
+    ("a forgery ahead with a colluding watcher never settles", a_forgery_ahead_with_a_colluding_watcher_never_settles),
 ];
 
 gridledger_core::mutation_check! {
@@ -1041,4 +1060,5 @@ gridledger_core::mutation_check! {
     replacement_keeping_turn_is_caught: Mutation::ReplacementKeepsTurn => "a watcher is not late for a replacement",
     replaced_without_replacement_is_caught: Mutation::ReplacedWithoutReplacement => "a dispute committed before the first posting risks its bond",
     void_next_waiting_window_is_caught: Mutation::VoidNextWaitsWindow => "a void posting of the next batch is replaced at once",
+    backup_checks_at_turn_are_caught: Mutation::BackupChecksAtTurn => "a forgery ahead with a colluding watcher never settles",
 }
