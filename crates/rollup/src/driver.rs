@@ -1363,9 +1363,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// another posting, attack r17 [1]), and again when the batch's
     /// turn to settle comes (attack r16 [1]); so do the smart meters, their
     /// delegates and the bonded challenge ([`Self::backup_checks`], attack
-    /// r20 [5]). Posting stops at the first batch whose executor posts
-    /// nothing (the stand-in of [`Self::process`] takes it when its turn
-    /// comes).
+    /// r20 [5]). A batch whose executor posts nothing is posted by an
+    /// honest stand-in as soon as the contract allows (at once if its
+    /// executor is not active, else a window after it closed), and posting
+    /// goes on past it (attack r20 [3], [4]).
     fn post_ahead(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         let (next, _) = self.progress()?;
         // First the postings already on chain (before the clock moves).
@@ -1382,12 +1383,25 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let t = self.now() + 1_000;
             self.set_time(t);
             let input = self.batch_input(b)?;
-            let i = self.executor_for(&input.header.executor)?;
-            let step = self.executors[i].1.on_batch(&input);
-            let key = self.executors[i].0.clone();
-            self.run_step(&key, step)?;
+            if self.assigned_active(&input.header)? {
+                let i = self.executor_for(&input.header.executor)?;
+                let step = self.executors[i].1.on_batch(&input);
+                let key = self.executors[i].0.clone();
+                self.run_step(&key, step)?;
+            }
+            // Withheld (its executor silent) or refused (its executor
+            // forfeited): an honest stand-in posts it as soon as the
+            // contract allows, and posting goes on past it either way:
+            // every later posting states the true root it builds on, so
+            // none waits for this one (attack r20 [3], [4]: stopping here
+            // cost a window per withheld batch, one after another).
             if self.batch_header(b)?.tcr_root.is_none() {
-                break;
+                if crate::mutants::active(crate::mutants::Mutation::PostingStopsAtWithheld) {
+                    break;
+                }
+                if !self.stand_in_withheld(b)? {
+                    continue;
+                }
             }
             // The assigned watcher checks the batch as soon as it is
             // posted, inside its window (which runs from this posting),
@@ -1398,6 +1412,56 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `h`'s assigned executor is an active executor.
+    fn assigned_active(&self, h: &BatchHeader) -> Result<bool, DriverError> {
+        let node = self.reader().view_json("node", args(&h.executor))?;
+        Ok(node["active"].as_bool() == Some(true) && node["role"] == serde_json::json!("Executor"))
+    }
+
+    /// [`Mode::ConventionalOr`]: the latest deadline (closing plus a
+    /// window, plus a millisecond) of the unposted batches after `fin`
+    /// whose assigned executor is active and that closed within a
+    /// sixteenth of a window of `closed` (0 if none).
+    fn withheld_due_with(&self, fin: u64, next: u64, closed: Timestamp) -> Result<Timestamp, DriverError> {
+        let w = self.cfg.window_ms();
+        let mut until = 0;
+        for b in fin.saturating_add(1)..next {
+            let h = self.batch_header(b)?;
+            let Some(c) = h.closed_at else { break };
+            if c > closed.saturating_add(w / 16) {
+                break;
+            }
+            if h.tcr_root.is_none() && h.posted_by.is_none() && !h.overturned && self.assigned_active(&h)? {
+                until = until.max(c.saturating_add(w) + 1);
+            }
+        }
+        Ok(until)
+    }
+
+    /// [`Mode::ConventionalOr`]: batch `b` has no posting after its
+    /// assigned executor's turn. An honest active executor other than the
+    /// assigned one stands in as soon as `sc_cr` allows it: at once when
+    /// the assigned executor is not active (it forfeited or left), else
+    /// once a window has passed since the batch closed. Returns whether the
+    /// batch is posted now.
+    fn stand_in_withheld(&mut self, b: u64) -> Result<bool, DriverError> {
+        let h = self.batch_header(b)?;
+        if h.tcr_root.is_some() || h.posted_by.is_some() || h.overturned || h.state != BatchState::Open {
+            return Ok(h.tcr_root.is_some());
+        }
+        let due = match h.closed_at {
+            _ if !self.assigned_active(&h)? => true,
+            Some(closed) => self.now() > closed.saturating_add(self.cfg.window_ms()),
+            None => false,
+        };
+        let Some(j) = due.then(|| self.honest_stand_in(&h, true)).transpose()?.flatten() else { return Ok(false) };
+        let input = self.batch_input(b)?;
+        let step = self.executors[j].1.on_batch(&input);
+        let key = self.executors[j].0.clone();
+        self.run_step(&key, step)?;
+        Ok(self.batch_header(b)?.tcr_root.is_some())
     }
 
     /// [`Mode::ConventionalOr`]: an honest executor replaces every void
@@ -1433,7 +1497,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if must != crate::state::state_root(&self.state_before(b)?) {
                 continue;
             }
-            let Some(j) = self.honest_stand_in(&h)? else { return Ok(()) };
+            let Some(j) = self.honest_stand_in(&h, false)? else { return Ok(()) };
             let mut input = self.batch_input(b)?;
             input.tcrs = None;
             input.leaves = None;
@@ -1449,8 +1513,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// An honest, active executor of this driver to replace `h`'s void
     /// posting: `h`'s assigned executor, else the first other one, not the
-    /// void poster unless no other qualifies.
-    fn honest_stand_in(&self, h: &BatchHeader) -> Result<Option<usize>, DriverError> {
+    /// void poster unless no other qualifies; with `not_assigned`, never
+    /// `h`'s assigned executor (a stand-in for a withheld batch).
+    fn honest_stand_in(&self, h: &BatchHeader, not_assigned: bool) -> Result<Option<usize>, DriverError> {
         let mut order: Vec<usize> = (0..self.executors.len()).collect();
         order.sort_by_key(|&i| {
             let k = self.executors[i].0.address();
@@ -1458,7 +1523,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         });
         for i in order {
             let (k, x) = &self.executors[i];
-            if x.behaviour != ExecutorBehaviour::Honest {
+            if x.behaviour != ExecutorBehaviour::Honest || (not_assigned && k.address() == h.executor) {
                 continue;
             }
             let node = self.reader().view_json("node", args(&k.address()))?;
@@ -1658,15 +1723,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 self.run_step(&key, step)?;
                 input = self.batch_input(fin)?;
                 if input.tcrs.is_none() && input.header.posted_by.is_none() && self.executors.len() > 1 {
-                    // Withheld: the next executor stands in a window after
-                    // the batch closed (`close` closes it if nothing did).
-                    let j = (i + 1) % self.executors.len();
+                    // Withheld: another executor stands in a window after
+                    // the batch closed (`close` closes it if nothing did),
+                    // at once if the assigned executor is not active
+                    // (attack r20 [4]). An honest active one first.
+                    let j = match self.honest_stand_in(&input.header, true)? {
+                        Some(j) if self.cfg.mode == Mode::ConventionalOr => j,
+                        _ => (i + 1) % self.executors.len(),
+                    };
                     let key = self.executors[j].0.clone();
                     self.primary_call(&key, "close", vec![], Amount::ZERO)?;
                     input = self.batch_input(fin)?;
-                    let closed = input.header.closed_at.unwrap_or(self.now());
-                    let until = closed.saturating_add(self.cfg.window_ms()) + 1;
-                    self.set_time(until.max(self.now()));
+                    let wait = self.cfg.mode != Mode::ConventionalOr || self.assigned_active(&input.header)?;
+                    if wait {
+                        let closed = input.header.closed_at.unwrap_or(self.now());
+                        let mut until = closed.saturating_add(self.cfg.window_ms()) + 1;
+                        if self.cfg.mode == Mode::ConventionalOr {
+                            // The batches withheld after it that closed
+                            // soon after it are due a moment later: wait
+                            // for them too, so the stand-ins post them all
+                            // in this window (attack r20 [3]).
+                            until = until.max(self.withheld_due_with(fin, next, closed)?);
+                        }
+                        self.set_time(until.max(self.now()));
+                    }
                     let step = self.executors[j].1.on_batch(&input);
                     let key = self.executors[j].0.clone();
                     self.run_step(&key, step)?;

@@ -172,6 +172,10 @@ pub enum Mutation {
     /// settle, after its window: with its assigned watcher colluding, a
     /// forged root posted ahead settles (attack r20 [5]).
     BackupChecksAtTurn,
+    /// Baseline driver: posting ahead stops at the first batch its
+    /// executor withholds, and a stand-in posts it only at its turn: each
+    /// withheld batch costs a window, one after another (attack r20 [3]).
+    PostingStopsAtWithheld,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -362,6 +362,13 @@ pub struct PrimaryConfig {
     ///   whose claimed pre-root is not the true state never settles (it is
     ///   void at its turn), so checking against the true state inside the
     ///   posting's own window is sufficient.
+    /// - *A withheld batch does not serialise the windows* (attack r20 [3],
+    ///   [4]). Any active executor may post a batch whose assigned executor
+    ///   is not active (forfeited or left) at once, or one withheld for a
+    ///   window after the batch closed; the driver's honest executors stand
+    ///   in as soon as that is allowed, and post the batches after it ahead
+    ///   meanwhile (each states the true root it builds on), so n withheld
+    ///   batches settle within about two windows of closing, not n.
     ///
     /// Only the baseline may set this: `init` refuses it, and a deployment
     /// that is the baseline says so by initialising with `init_baseline`

@@ -217,7 +217,6 @@ fn coins_10() -> Amount {
 /// Finding [4]: the batches a forfeited executor was assigned, not yet
 /// posted, settle a window apart.
 #[test]
-#[ignore = "attack r20: each unposted batch of a forfeited executor costs the baseline driver a window, one after another"]
 fn a_forfeited_executors_unposted_batches_do_not_serialise_the_windows() {
     let mut e = or_funded();
     let n = 10;
@@ -260,7 +259,6 @@ fn a_forfeited_executors_unposted_batches_do_not_serialise_the_windows() {
 /// Finding [3]: the batches a silent executor withholds settle a window
 /// apart through the driver's own run.
 #[test]
-#[ignore = "attack r20: through process(), each batch a silent executor withholds costs a window, one after another, free"]
 fn a_silent_executor_costs_the_driver_two_windows_at_most() {
     let mut e = or_funded();
     let n = 10;

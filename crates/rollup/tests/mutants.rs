@@ -966,7 +966,30 @@ fn a_forgery_ahead_with_a_colluding_watcher_never_settles() -> bool {
     !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)))
 }
 
-const SCENARIOS: [Scenario; 35] = [
+/// Baseline driver (attack r20 [3]): the executor of batch first+1
+/// withholds every batch it is assigned among ten; honest stand-ins post
+/// them as soon as the contract allows and posting ahead goes on past
+/// them, so every batch settles within two and a half windows of the
+/// last one closing.
+fn a_silent_executors_batches_settle_within_two_windows_and_a_half() -> bool {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded();
+    let n = 10;
+    let first = record_batches(&mut e, n);
+    let w = e.d.cfg.window_ms();
+    let x = executor_of(&e, first + 1);
+    let Some(i) = e.d.executors.iter().position(|(k, _)| k.address() == x.address()) else { return false };
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let closed_last = e.d.batch_header(first + n - 1).unwrap().closed_at.unwrap_or(e.d.now());
+    if !e.d.process(&mut rng(20)).is_ok_and(|r| r.len() as u64 == n) {
+        return false;
+    }
+    (first..first + n).all(|b| {
+        matches!(e.d.batch_header(b).unwrap().state, BatchState::Settled { at, .. } if at <= closed_last + 2 * w + w / 2)
+    })
+}
+
+const SCENARIOS: [Scenario; 36] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1020,6 +1043,10 @@ const SCENARIOS: [Scenario; 35] = [
     ),
     ("a void posting of the next batch is replaced at once", a_void_posting_of_the_next_batch_is_replaced_at_once),
     ("a forgery ahead with a colluding watcher never settles", a_forgery_ahead_with_a_colluding_watcher_never_settles),
+    (
+        "a silent executor's batches settle within two windows and a half",
+        a_silent_executors_batches_settle_within_two_windows_and_a_half,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -1061,4 +1088,5 @@ gridledger_core::mutation_check! {
     replaced_without_replacement_is_caught: Mutation::ReplacedWithoutReplacement => "a dispute committed before the first posting risks its bond",
     void_next_waiting_window_is_caught: Mutation::VoidNextWaitsWindow => "a void posting of the next batch is replaced at once",
     backup_checks_at_turn_are_caught: Mutation::BackupChecksAtTurn => "a forgery ahead with a colluding watcher never settles",
+    posting_stopping_at_withheld_is_caught: Mutation::PostingStopsAtWithheld => "a silent executor's batches settle within two windows and a half",
 }
