@@ -493,9 +493,25 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// ([`Self::backup_checks`]): each posting ahead when it is posted,
     /// inside its own window (attack r20 [5]), else at the batch's turn.
     backed: BTreeSet<PostingId>,
+    /// The honest states before the pending batches ([`Self::state_before`]),
+    /// computed once each (attack r20 [2]).
+    ahead_cache: std::cell::RefCell<AheadCache>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
+}
+
+/// The honest states before the pending batches, by batch, from the
+/// settled state before batch `fin` on ([`DualChain::state_before`]).
+/// The honest execution of a pending batch depends only on the state
+/// before it and on its recorded data, not on any posting, so a
+/// replacement or an overturn leaves the cache valid; it is rebased when
+/// a batch settles (kept where the settled state is the cached one,
+/// dropped otherwise).
+#[derive(Default)]
+pub struct AheadCache {
+    fin: u64,
+    states: BTreeMap<u64, PreState>,
 }
 
 /// Where this driver's claim of one held reward stands.
@@ -775,6 +791,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             held_claims: BTreeMap::new(),
             watched: BTreeSet::new(),
             backed: BTreeSet::new(),
+            ahead_cache: std::cell::RefCell::new(AheadCache::default()),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -1030,8 +1047,25 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             return Ok(s);
         }
-        let mut s = self.settled_state()?;
-        for k in fin..b {
+        let settled = self.settled_state()?;
+        let (from, mut s) = {
+            let mut c = self.ahead_cache.borrow_mut();
+            if c.fin != fin || !c.states.contains_key(&fin) {
+                let same = |st: &PreState| crate::state::state_root(st) == crate::state::state_root(&settled);
+                if c.fin <= fin && c.states.get(&fin).is_some_and(same) {
+                    c.states = c.states.split_off(&fin);
+                } else {
+                    c.states.clear();
+                }
+                c.fin = fin;
+                c.states.insert(fin, settled);
+            }
+            match c.states.range(..=b).next_back() {
+                Some((k, st)) => (*k, st.clone()),
+                None => return Err(DriverError::View(format!("no state before batch {b}"))),
+            }
+        };
+        for k in from..b {
             let h = self.batch_header(k)?;
             let entries = batch_entries(&self.primary, &h)?;
             crate::state::apply_queue(&mut s, &self.cfg.params, &self.batch_queue(&h)?)
@@ -1045,6 +1079,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             s.meters.clear();
             s.closed_in_batch.clear();
             s.penalised_in_batch.clear();
+            self.ahead_cache.borrow_mut().states.insert(k + 1, s.clone());
         }
         Ok(s)
     }

@@ -496,7 +496,6 @@ fn batch_reads_to_settle(mode: gridledger_rollup::driver::Mode, n: u64) -> u64 {
 /// each claimed pre-root), so a backlog grown by one party (one cheap entry
 /// per block) costs the honest driver quadratic CPU.
 #[test]
-#[ignore = "attack r20: the baseline driver re-executes Θ(pending²) batches to settle a backlog posted ahead"]
 fn settling_a_backlog_costs_the_driver_linear_batch_executions() {
     let small = batch_reads_to_settle(Mode::ConventionalOr, 4);
     let large = batch_reads_to_settle(Mode::ConventionalOr, 16);
