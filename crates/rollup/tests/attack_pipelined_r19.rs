@@ -51,7 +51,6 @@ fn post(e: &mut Env, who: &gridledger_core::crypto::KeyPair, on: &SubmitTcrsOn, 
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r19: a colluding executor forces a free replacement after a frivolous commitment, so the dispute keeps its bond"]
 fn a_frivolous_dispute_of_a_correct_posting_ahead_risks_its_bond_whatever_replaces_it_later() {
     let mut e = or_funded();
     let k = record_batches(&mut e, 2);

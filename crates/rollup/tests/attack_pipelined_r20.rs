@@ -143,7 +143,6 @@ type PreStateOf = gridledger_rollup::exec::PreState;
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r20: a forger whose forgery ahead was caught (commitment) voids it via its own predecessor and keeps its deposit"]
 fn a_caught_forgery_ahead_costs_its_executor_the_deposit_even_if_it_voids_it() {
     let mut e = or_funded();
     let (j, x, _accomplice, _minted, w, calls) = forged_and_committed(&mut e);
