@@ -3,7 +3,8 @@
 //! [`Mode::ConventionalOr`]) after d7902bc (the driver's replacement pass
 //! runs again after posting ahead) and the r17/r18 `Replaced` rules.
 //!
-//! Finding [1] (medium): a forger escapes the slashing its detected
+//! Finding [1] (medium; fixed: a dispute committed while a posting since
+//! voided stood is judged against that posting): a forger escapes the slashing its detected
 //! forgery earns, by making its own forged posting void. Executor X is
 //! assigned two consecutive batches j and j+1, j not yet posted. X posts
 //! j+1 ahead (`sc_cr_on`, the true pre-root) with a post-state root that
@@ -23,7 +24,8 @@
 //! does. The deposit's deterrent is gone for any executor assigned a
 //! batch ahead of one of its own unposted batches.
 //!
-//! Finding [2] (medium): the baseline driver's cost to settle a backlog
+//! Finding [2] (medium; fixed: the driver keeps the honest state before
+//! each pending batch): the baseline driver's cost to settle a backlog
 //! of batches posted ahead is quadratic in the backlog. `post_ahead`
 //! computes each posting's input with `state_before(b)`, which re-executes
 //! every pending batch before `b` off chain; the watch of that posting and
@@ -36,7 +38,8 @@
 //! every batch of a window, so the honest driver's CPU grows with the
 //! square of what one party pays linearly for.
 //!
-//! Finding [3] (high): through the driver's own run, an executor that
+//! Finding [3] (high; fixed: honest stand-ins post a withheld batch as
+//! soon as allowed and posting ahead goes on past it): through the driver's own run, an executor that
 //! merely withholds its batches serialises the baseline's windows, free.
 //! `post_ahead` stops at the first batch whose executor posts nothing, and
 //! `process` stands in for a withheld batch only when it is the next to
@@ -49,7 +52,7 @@
 //! batch a window after it closed, as the contract allows); the silent
 //! executor keeps its deposit.
 //!
-//! Finding [4] (high, the same cause): one forfeited deposit buys the same.
+//! Finding [4] (high, the same cause; fixed with [3]): one forfeited deposit buys the same.
 //! An executor whose forgery is overturned is deactivated, so any active
 //! executor may post its assigned, unposted batches at once
 //! (`record_tcrs`: the assigned executor is not active), but the driver
@@ -58,7 +61,8 @@
 //! batches, six unposted ones of the forfeited executor after its forged
 //! one: the last settles 7.0 windows after the batches closed.
 //!
-//! Finding [5] (critical): an executor and the one validator assigned to
+//! Finding [5] (critical; fixed: meters, delegates and the bonded
+//! challenge check each posting ahead as it is posted): an executor and the one validator assigned to
 //! its batch steal through the baseline, as issue 11 item 1 says of IOR.
 //! For a batch posted ahead only its assigned watcher checks it inside its
 //! window (at posting, `post_ahead`/`watch_all_ahead`); the smart meters,
