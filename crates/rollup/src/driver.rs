@@ -488,9 +488,30 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// sent it and whenever, is checked once, inside its window; a
     /// replacement is another posting, also one with the same leaves.
     watched: BTreeSet<PostingId>,
+    /// [`Mode::ConventionalOr`]: the postings the smart meters, their
+    /// delegated validators and the bonded challenge have checked
+    /// ([`Self::backup_checks`]): each posting ahead when it is posted,
+    /// inside its own window (attack r20 [5]), else at the batch's turn.
+    backed: BTreeSet<PostingId>,
+    /// The honest states before the pending batches ([`Self::state_before`]),
+    /// computed once each (attack r20 [2]).
+    ahead_cache: std::cell::RefCell<AheadCache>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
+}
+
+/// The honest states before the pending batches, by batch, from the
+/// settled state before batch `fin` on ([`DualChain::state_before`]).
+/// The honest execution of a pending batch depends only on the state
+/// before it and on its recorded data, not on any posting, so a
+/// replacement or an overturn leaves the cache valid; it is rebased when
+/// a batch settles (kept where the settled state is the cached one,
+/// dropped otherwise).
+#[derive(Default)]
+pub struct AheadCache {
+    fin: u64,
+    states: BTreeMap<u64, PreState>,
 }
 
 /// Where this driver's claim of one held reward stands.
@@ -769,6 +790,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             bonded_challenges: 0,
             held_claims: BTreeMap::new(),
             watched: BTreeSet::new(),
+            backed: BTreeSet::new(),
+            ahead_cache: std::cell::RefCell::new(AheadCache::default()),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -1024,8 +1047,25 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             return Ok(s);
         }
-        let mut s = self.settled_state()?;
-        for k in fin..b {
+        let settled = self.settled_state()?;
+        let (from, mut s) = {
+            let mut c = self.ahead_cache.borrow_mut();
+            if c.fin != fin || !c.states.contains_key(&fin) {
+                let same = |st: &PreState| crate::state::state_root(st) == crate::state::state_root(&settled);
+                if c.fin <= fin && c.states.get(&fin).is_some_and(same) {
+                    c.states = c.states.split_off(&fin);
+                } else {
+                    c.states.clear();
+                }
+                c.fin = fin;
+                c.states.insert(fin, settled);
+            }
+            match c.states.range(..=b).next_back() {
+                Some((k, st)) => (*k, st.clone()),
+                None => return Err(DriverError::View(format!("no state before batch {b}"))),
+            }
+        };
+        for k in from..b {
             let h = self.batch_header(k)?;
             let entries = batch_entries(&self.primary, &h)?;
             crate::state::apply_queue(&mut s, &self.cfg.params, &self.batch_queue(&h)?)
@@ -1039,6 +1079,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             s.meters.clear();
             s.closed_in_batch.clear();
             s.penalised_in_batch.clear();
+            self.ahead_cache.borrow_mut().states.insert(k + 1, s.clone());
         }
         Ok(s)
     }
@@ -1355,13 +1396,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// executor that posted before this run, a replacement) and whenever —
     /// once per posting ([`PostingId`]: a replacement with the same leaves is
     /// another posting, attack r17 [1]), and again when the batch's
-    /// turn to settle comes (attack r16 [1]). Posting stops
-    /// at the first batch whose executor posts nothing (the stand-in of
-    /// [`Self::process`] takes it when its turn comes).
-    fn post_ahead(&mut self, fin: u64) -> Result<(), DriverError> {
+    /// turn to settle comes (attack r16 [1]); so do the smart meters, their
+    /// delegates and the bonded challenge ([`Self::backup_checks`], attack
+    /// r20 [5]). A batch whose executor posts nothing is posted by an
+    /// honest stand-in as soon as the contract allows (at once if its
+    /// executor is not active, else a window after it closed), and posting
+    /// goes on past it (attack r20 [3], [4]).
+    fn post_ahead(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         let (next, _) = self.progress()?;
         // First the postings already on chain (before the clock moves).
-        self.watch_all_ahead(fin, next)?;
+        self.watch_all_ahead(fin, next, rng)?;
         for b in fin.saturating_add(1)..next {
             let h = self.batch_header(b)?;
             if h.overturned {
@@ -1374,22 +1418,85 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let t = self.now() + 1_000;
             self.set_time(t);
             let input = self.batch_input(b)?;
-            let i = self.executor_for(&input.header.executor)?;
-            let step = self.executors[i].1.on_batch(&input);
-            let key = self.executors[i].0.clone();
-            self.run_step(&key, step)?;
+            if self.assigned_active(&input.header)? {
+                let i = self.executor_for(&input.header.executor)?;
+                let step = self.executors[i].1.on_batch(&input);
+                let key = self.executors[i].0.clone();
+                self.run_step(&key, step)?;
+            }
+            // Withheld (its executor silent) or refused (its executor
+            // forfeited): an honest stand-in posts it as soon as the
+            // contract allows, and posting goes on past it either way:
+            // every later posting states the true root it builds on, so
+            // none waits for this one (attack r20 [3], [4]: stopping here
+            // cost a window per withheld batch, one after another).
             if self.batch_header(b)?.tcr_root.is_none() {
-                break;
+                if crate::mutants::active(crate::mutants::Mutation::PostingStopsAtWithheld) {
+                    break;
+                }
+                if !self.stand_in_withheld(b)? {
+                    continue;
+                }
             }
             // The assigned watcher checks the batch as soon as it is
             // posted, inside its window (which runs from this posting),
             // not only at its turn to settle: by then the window of a
             // batch posted ahead has closed (attack r15 [4]).
             if !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
-                self.watch_posted(b)?;
+                self.watch_posted(b, rng)?;
             }
         }
         Ok(())
+    }
+
+    /// Whether `h`'s assigned executor is an active executor.
+    fn assigned_active(&self, h: &BatchHeader) -> Result<bool, DriverError> {
+        let node = self.reader().view_json("node", args(&h.executor))?;
+        Ok(node["active"].as_bool() == Some(true) && node["role"] == serde_json::json!("Executor"))
+    }
+
+    /// [`Mode::ConventionalOr`]: the latest deadline (closing plus a
+    /// window, plus a millisecond) of the unposted batches after `fin`
+    /// whose assigned executor is active and that closed within a
+    /// sixteenth of a window of `closed` (0 if none).
+    fn withheld_due_with(&self, fin: u64, next: u64, closed: Timestamp) -> Result<Timestamp, DriverError> {
+        let w = self.cfg.window_ms();
+        let mut until = 0;
+        for b in fin.saturating_add(1)..next {
+            let h = self.batch_header(b)?;
+            let Some(c) = h.closed_at else { break };
+            if c > closed.saturating_add(w / 16) {
+                break;
+            }
+            if h.tcr_root.is_none() && h.posted_by.is_none() && !h.overturned && self.assigned_active(&h)? {
+                until = until.max(c.saturating_add(w) + 1);
+            }
+        }
+        Ok(until)
+    }
+
+    /// [`Mode::ConventionalOr`]: batch `b` has no posting after its
+    /// assigned executor's turn. An honest active executor other than the
+    /// assigned one stands in as soon as `sc_cr` allows it: at once when
+    /// the assigned executor is not active (it forfeited or left), else
+    /// once a window has passed since the batch closed. Returns whether the
+    /// batch is posted now.
+    fn stand_in_withheld(&mut self, b: u64) -> Result<bool, DriverError> {
+        let h = self.batch_header(b)?;
+        if h.tcr_root.is_some() || h.posted_by.is_some() || h.overturned || h.state != BatchState::Open {
+            return Ok(h.tcr_root.is_some());
+        }
+        let due = match h.closed_at {
+            _ if !self.assigned_active(&h)? => true,
+            Some(closed) => self.now() > closed.saturating_add(self.cfg.window_ms()),
+            None => false,
+        };
+        let Some(j) = due.then(|| self.honest_stand_in(&h, true)).transpose()?.flatten() else { return Ok(false) };
+        let input = self.batch_input(b)?;
+        let step = self.executors[j].1.on_batch(&input);
+        let key = self.executors[j].0.clone();
+        self.run_step(&key, step)?;
+        Ok(self.batch_header(b)?.tcr_root.is_some())
     }
 
     /// [`Mode::ConventionalOr`]: an honest executor replaces every void
@@ -1409,7 +1516,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// cannot replace again (it is not void). The stand-in is an honest
     /// active executor other than the void poster (the batch's assigned
     /// executor first), the void poster itself only when no other is.
-    fn replace_void_postings(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+    fn replace_void_postings(&mut self, fin: u64, next: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if self.cfg.mode != Mode::ConventionalOr
             || crate::mutants::active(crate::mutants::Mutation::VoidNextWaitsWindow)
         {
@@ -1425,7 +1532,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if must != crate::state::state_root(&self.state_before(b)?) {
                 continue;
             }
-            let Some(j) = self.honest_stand_in(&h)? else { return Ok(()) };
+            let Some(j) = self.honest_stand_in(&h, false)? else { return Ok(()) };
             let mut input = self.batch_input(b)?;
             input.tcrs = None;
             input.leaves = None;
@@ -1433,7 +1540,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let key = self.executors[j].0.clone();
             self.run_step(&key, step)?;
             if b > fin && !crate::mutants::active(crate::mutants::Mutation::WatchAtTurn) {
-                self.watch_posted(b)?;
+                self.watch_posted(b, rng)?;
             }
         }
         Ok(())
@@ -1441,8 +1548,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// An honest, active executor of this driver to replace `h`'s void
     /// posting: `h`'s assigned executor, else the first other one, not the
-    /// void poster unless no other qualifies.
-    fn honest_stand_in(&self, h: &BatchHeader) -> Result<Option<usize>, DriverError> {
+    /// void poster unless no other qualifies; with `not_assigned`, never
+    /// `h`'s assigned executor (a stand-in for a withheld batch).
+    fn honest_stand_in(&self, h: &BatchHeader, not_assigned: bool) -> Result<Option<usize>, DriverError> {
         let mut order: Vec<usize> = (0..self.executors.len()).collect();
         order.sort_by_key(|&i| {
             let k = self.executors[i].0.address();
@@ -1450,7 +1558,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         });
         for i in order {
             let (k, x) = &self.executors[i];
-            if x.behaviour != ExecutorBehaviour::Honest {
+            if x.behaviour != ExecutorBehaviour::Honest || (not_assigned && k.address() == h.executor) {
                 continue;
             }
             let node = self.reader().view_json("node", args(&k.address()))?;
@@ -1464,7 +1572,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// [`Mode::ConventionalOr`]: the watcher checks every standing posting
     /// of batches `fin + 1..next` it has not checked yet (attack r16 [1]:
     /// a batch its executor posted ahead before this run).
-    fn watch_all_ahead(&mut self, fin: u64, next: u64) -> Result<(), DriverError> {
+    fn watch_all_ahead(&mut self, fin: u64, next: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
             return Ok(());
         }
@@ -1477,15 +1585,18 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if self.watched.contains(&posting) {
                 continue;
             }
-            self.watch_posted(b)?;
+            self.watch_posted(b, rng)?;
         }
         Ok(())
     }
 
     /// [`Mode::ConventionalOr`]: batch `b`'s assigned validator (the
     /// baseline's watcher) checks its posted TCRs now and challenges them
-    /// if they are wrong.
-    fn watch_posted(&mut self, b: u64) -> Result<(), DriverError> {
+    /// if they are wrong; then, inside the same window, the backup
+    /// checkers ([`Self::backup_checks`]: smart meters, their delegates,
+    /// the bonded challenge) check the posting still standing (attack r20
+    /// [5]: one colluding watcher must not be enough).
+    fn watch_posted(&mut self, b: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         let input = self.batch_input(b)?;
         if let Some(p) = posting_id(&input.header) {
             self.watched.insert(p);
@@ -1494,6 +1605,110 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let step = self.validators[i].1.watch(&input);
             let key = self.validators[i].0.clone();
             self.run_step(&key, step)?;
+        }
+        if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
+            return Ok(());
+        }
+        let h = self.batch_header(b)?;
+        if h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned {
+            let input = self.batch_input(b)?;
+            self.backup_checks(b, &input, rng)?;
+        }
+        Ok(())
+    }
+
+    /// The backup checkers of §3.3.4 and issue 11 item 2 on batch `b`'s
+    /// standing posting (`input`): every smart meter whose owner the batch
+    /// names compares its TCRs, every meter checks the posted state root,
+    /// an alarmed meter privately delegates validators, which dispute, and
+    /// if every delegate stays silent the first alarmed meter's owner
+    /// challenges with a bond. In [`Mode::ConventionalOr`] a posting ahead
+    /// is checked so as soon as it is posted, inside its own window
+    /// ([`Self::watch_posted`]; attack r20 [5]: at the batch's turn, when
+    /// its predecessor has settled, the window of a batch posted with or
+    /// before its predecessor is over, and its assigned watcher alone stood
+    /// between a forged root and settlement). Each posting is checked once
+    /// ([`Self::backed`]).
+    fn backup_checks(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<(), DriverError> {
+        if let Some(p) = posting_id(&input.header) {
+            self.backed.insert(p);
+        }
+        let validators: Vec<Address> = self.validators.iter().map(|(k, _)| k.address()).collect();
+        // Every honest meter computes the same TCRs: compute them once.
+        let shared = match crate::exec::execute_batch(
+            &mut crate::exec::OffChain,
+            &self.cfg.params,
+            &input.prestate,
+            &input.entries,
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let reason = e.to_string();
+                for owner in self.meters.keys() {
+                    self.faults.push(Fault::ExecutionFailed { batch: b, observer: *owner, reason: reason.clone() });
+                }
+                None
+            }
+        };
+        // Every meter also checks the posted state root, which commits
+        // to its owner's record even where no entry names the owner.
+        let roots_ok = shared.is_none() || crate::roles::posted_state_ok(&self.cfg.params, input) != Some(false);
+        // Meters whose owner the batch names act first; the others only
+        // on a wrong root that is still standing.
+        let (mut owners, others): (Vec<Address>, Vec<Address>) =
+            self.meters.keys().copied().partition(|a| self.meters[a].involved(input));
+        owners.extend(others);
+        let mut alarmed = Vec::new();
+        for owner in owners.iter().filter(|_| shared.is_some()) {
+            let involved = self.meters.get(owner).is_some_and(|m| m.involved(input));
+            if !involved {
+                if roots_ok {
+                    break;
+                }
+                let h = self.batch_header(b)?;
+                if h.state != BatchState::Open || h.overturned {
+                    break;
+                }
+            }
+            let step = match (self.meters.get_mut(owner), &shared) {
+                (Some(m), Some(own)) if involved => {
+                    let s = m.on_tcrs_computed(input, own, &validators, rng);
+                    if s.faults.is_empty() {
+                        m.on_roots_checked(input, roots_ok, &validators, rng)
+                    } else {
+                        s
+                    }
+                }
+                (Some(m), Some(_)) if !roots_ok => m.on_roots_checked(input, roots_ok, &validators, rng),
+                _ => continue,
+            };
+            if !step.faults.is_empty() {
+                alarmed.push(*owner);
+            }
+            self.faults.extend(step.faults.clone());
+            for d in step.delegations {
+                let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
+                let s = self.validators[i].1.on_delegation(input);
+                let key = self.validators[i].0.clone();
+                self.run_step(&key, s)?;
+            }
+        }
+        // If every delegate stayed silent, the first alarmed meter's
+        // owner challenges itself with a bond (issue 11 item 2).
+        if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
+            let h = self.batch_header(b)?;
+            if h.state == BatchState::Open && !h.overturned {
+                if let Some(key) = self.traders.get(owner).cloned() {
+                    let a = self.dispute_args(b, own.clone())?;
+                    let bond = self.cfg.challenge_bond;
+                    // Committed first, so a copy earns its sender nothing.
+                    let c =
+                        crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
+                    self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
+                    self.primary_call(&key, "dispute", a, bond)?;
+                    self.bonded_challenges += 1;
+                }
+            }
         }
         Ok(())
     }
@@ -1543,15 +1758,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 self.run_step(&key, step)?;
                 input = self.batch_input(fin)?;
                 if input.tcrs.is_none() && input.header.posted_by.is_none() && self.executors.len() > 1 {
-                    // Withheld: the next executor stands in a window after
-                    // the batch closed (`close` closes it if nothing did).
-                    let j = (i + 1) % self.executors.len();
+                    // Withheld: another executor stands in a window after
+                    // the batch closed (`close` closes it if nothing did),
+                    // at once if the assigned executor is not active
+                    // (attack r20 [4]). An honest active one first.
+                    let j = match self.honest_stand_in(&input.header, true)? {
+                        Some(j) if self.cfg.mode == Mode::ConventionalOr => j,
+                        _ => (i + 1) % self.executors.len(),
+                    };
                     let key = self.executors[j].0.clone();
                     self.primary_call(&key, "close", vec![], Amount::ZERO)?;
                     input = self.batch_input(fin)?;
-                    let closed = input.header.closed_at.unwrap_or(self.now());
-                    let until = closed.saturating_add(self.cfg.window_ms()) + 1;
-                    self.set_time(until.max(self.now()));
+                    let wait = self.cfg.mode != Mode::ConventionalOr || self.assigned_active(&input.header)?;
+                    if wait {
+                        let closed = input.header.closed_at.unwrap_or(self.now());
+                        let mut until = closed.saturating_add(self.cfg.window_ms()) + 1;
+                        if self.cfg.mode == Mode::ConventionalOr {
+                            // The batches withheld after it that closed
+                            // soon after it are due a moment later: wait
+                            // for them too, so the stand-ins post them all
+                            // in this window (attack r20 [3]).
+                            until = until.max(self.withheld_due_with(fin, next, closed)?);
+                        }
+                        self.set_time(until.max(self.now()));
+                    }
                     let step = self.executors[j].1.on_batch(&input);
                     let key = self.executors[j].0.clone();
                     self.run_step(&key, step)?;
@@ -1564,14 +1794,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if self.cfg.mode == Mode::ConventionalOr {
                 // Void postings (the next batch's, or ahead) are replaced
                 // at once (attack r18 [2]), then the rest is posted ahead.
-                self.replace_void_postings(fin, next)?;
-                self.post_ahead(fin)?;
+                self.replace_void_postings(fin, next, rng)?;
+                self.post_ahead(fin, rng)?;
                 // A posting ahead whose predecessor had no posting when the
                 // first pass ran was not void then; the predecessor just
                 // posted may make it void (attack r19 [2]): replaced now,
                 // not a window later (a replacement ahead is watched as it
                 // is posted, as post_ahead's own postings are).
-                self.replace_void_postings(fin, next)?;
+                self.replace_void_postings(fin, next, rng)?;
                 input = self.batch_input(fin)?;
             }
             // Step 4–5: the assigned validator (in the conventional-OR
@@ -1592,87 +1822,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
                 self.set_time(turn.max(self.now()));
             }
-            // Every honest meter computes the same TCRs: compute them once.
-            let shared = match crate::exec::execute_batch(
-                &mut crate::exec::OffChain,
-                &self.cfg.params,
-                &input.prestate,
-                &input.entries,
-            ) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    let reason = e.to_string();
-                    for owner in self.meters.keys() {
-                        self.faults.push(Fault::ExecutionFailed {
-                            batch: fin,
-                            observer: *owner,
-                            reason: reason.clone(),
-                        });
-                    }
-                    None
-                }
-            };
-            // Every meter also checks the posted state root, which commits
-            // to its owner's record even where no entry names the owner.
-            let roots_ok = shared.is_none() || crate::roles::posted_state_ok(&self.cfg.params, &input) != Some(false);
-            // Meters whose owner the batch names act first; the others only
-            // on a wrong root that is still standing.
-            let (mut owners, others): (Vec<Address>, Vec<Address>) =
-                self.meters.keys().copied().partition(|a| self.meters[a].involved(&input));
-            owners.extend(others);
-            let mut alarmed = Vec::new();
-            for owner in owners.iter().filter(|_| shared.is_some()) {
-                let involved = self.meters.get(owner).is_some_and(|m| m.involved(&input));
-                if !involved {
-                    if roots_ok {
-                        break;
-                    }
-                    let h = self.batch_header(fin)?;
-                    if h.state != BatchState::Open || h.overturned {
-                        break;
-                    }
-                }
-                let step = match (self.meters.get_mut(owner), &shared) {
-                    (Some(m), Some(own)) if involved => {
-                        let s = m.on_tcrs_computed(&input, own, &validators, rng);
-                        if s.faults.is_empty() {
-                            m.on_roots_checked(&input, roots_ok, &validators, rng)
-                        } else {
-                            s
-                        }
-                    }
-                    (Some(m), Some(_)) if !roots_ok => m.on_roots_checked(&input, roots_ok, &validators, rng),
-                    _ => continue,
-                };
-                if !step.faults.is_empty() {
-                    alarmed.push(*owner);
-                }
-                self.faults.extend(step.faults.clone());
-                for d in step.delegations {
-                    let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
-                    let s = self.validators[i].1.on_delegation(&input);
-                    let key = self.validators[i].0.clone();
-                    self.run_step(&key, s)?;
-                }
-            }
-            // If every delegate stayed silent, the first alarmed meter's
-            // owner challenges itself with a bond (issue 11 item 2).
-            if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
-                let h = self.batch_header(fin)?;
-                if h.state == BatchState::Open && !h.overturned {
-                    if let Some(key) = self.traders.get(owner).cloned() {
-                        let a = self.dispute_args(fin, own.clone())?;
-                        let bond = self.cfg.challenge_bond;
-                        // Committed first, so a copy earns its sender nothing.
-                        let c = crate::types::dispute_commitment(
-                            &crate::types::dispute_digest("dispute", &a),
-                            &key.address(),
-                        );
-                        self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
-                        self.primary_call(&key, "dispute", a, bond)?;
-                        self.bonded_challenges += 1;
-                    }
-                }
+            // Smart meters, their delegates and the bonded challenge, unless
+            // they checked this very posting when it was posted ahead.
+            let h = self.batch_header(fin)?;
+            if posting_id(&h).is_none_or(|p| !self.backed.contains(&p)) {
+                self.backup_checks(fin, &input, rng)?;
             }
             // Participants' disputes: one randomly selected validator each.
             if !self.participant_disputes.is_empty() && !validators.is_empty() {
@@ -1728,6 +1882,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // The watcher's memory of postings checked: a settled batch's
             // postings are never checked again.
             self.watched.retain(|p| p.0 > fin);
+            self.backed.retain(|p| p.0 > fin);
             // Housekeeping: the executor deletes the oldest claimed-slot
             // records no entry can read any more (a refusal, e.g. the
             // next batch's deletions already full, is left for later).

@@ -167,6 +167,26 @@ pub enum Mutation {
     /// once; the run waits out the void posting's window, takes it back and
     /// runs the batch's window again (attack r18 [2]).
     VoidNextWaitsWindow,
+    /// Baseline driver: the smart meters, their delegated validators and
+    /// the bonded challenge check a batch posted ahead only at its turn to
+    /// settle, after its window: with its assigned watcher colluding, a
+    /// forged root posted ahead settles (attack r20 [5]).
+    BackupChecksAtTurn,
+    /// Baseline driver: posting ahead stops at the first batch its
+    /// executor withholds, and a stand-in posts it only at its turn: each
+    /// withheld batch costs a window, one after another (attack r20 [3]).
+    PostingStopsAtWithheld,
+    /// Pipelined: a replaced or taken-back posting is forgotten, so a
+    /// dispute committed to while it stood proves nothing once it is void:
+    /// a forger voids its own caught forgery ahead through its posting of
+    /// the batch before and keeps its deposit (attack r20 [1]).
+    VoidedPostingForgotten,
+    /// Pipelined: a dispute committed while a posting stood that was since
+    /// voided counts as built for a replaced posting even where the
+    /// standing posting is that very posting again (same leaves, roots and
+    /// claimed pre-root): a colluding executor's void posting in between
+    /// lets a frivolous dispute keep its bond (attack r19 [1]).
+    ReplacedAgainIsReplaced,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -343,6 +343,49 @@ pub struct PrimaryConfig {
     ///   claimed pre-root that was not (yet) known to be the state its
     ///   predecessor leaves: once the predecessor settled, a batch whose
     ///   claim differs is void and refused for disputes.
+    /// - *Every checker has each posting's own window* (attack r20 [5]).
+    ///   A posting ahead is judged against its claimed pre-root from its
+    ///   posting, and its window closes one window later whether or not
+    ///   its predecessor has settled. So the backup checkers — smart meters
+    ///   (`WrongTcr` on their owners' TCRs and the posted state root),
+    ///   their delegated validators and the permissionless bonded challenge
+    ///   — check a posting ahead as soon as it is posted, on the state the
+    ///   batches before it really leave (the driver,
+    ///   [`crate::driver::DualChain`], runs them in its watch of each
+    ///   posting, as it runs the assigned watcher), not at the batch's turn
+    ///   to settle: by then the window of a batch posted with or before its
+    ///   predecessor is over, and the assigned watcher alone stood between
+    ///   a forged root and settlement, which issue 11 item 1 forbids (one
+    ///   colluding validator must never be enough). The alternative, a
+    ///   window that runs only once the predecessor settled, would
+    ///   serialise the windows the baseline exists to overlap; a posting
+    ///   whose claimed pre-root is not the true state never settles (it is
+    ///   void at its turn), so checking against the true state inside the
+    ///   posting's own window is sufficient.
+    /// - *A withheld batch does not serialise the windows* (attack r20 [3],
+    ///   [4]). Any active executor may post a batch whose assigned executor
+    ///   is not active (forfeited or left) at once, or one withheld for a
+    ///   window after the batch closed; the driver's honest executors stand
+    ///   in as soon as that is allowed, and post the batches after it ahead
+    ///   meanwhile (each states the true root it builds on), so n withheld
+    ///   batches settle within about two windows of closing, not n.
+    /// - *Voiding one's caught posting does not save the poster* (attack
+    ///   r20 [1]). A posting replaced or taken back is kept
+    ///   ([`VoidedPosting`], the newest [`MAX_VOIDED_POSTINGS`] per batch).
+    ///   A dispute whose sender committed to it while that posting stood
+    ///   (at or after its block, before the block that voided it), of other
+    ///   leaves than the standing posting's, and that opens against that
+    ///   posting (its TCR root for a leaf, its claimed pre-root for a state
+    ///   witness), is judged against it: proved wrong, its poster forfeits
+    ///   its deposit and the discloser is paid its share; the standing
+    ///   posting is untouched. Without this, a forger whose posting ahead
+    ///   was caught (a commitment seen on chain) voided it through its own
+    ///   posting of the batch before on a made-up root and kept its
+    ///   deposit. And the `Replaced` leniency applies only where the
+    ///   posting that stood at the commitment is not the standing one again
+    ///   (same leaves, roots and claimed pre-root; attack r19 [1]): a
+    ///   frivolous dispute of a correct posting that a colluding executor
+    ///   voided and an honest one posted again loses its bond.
     ///
     /// Only the baseline may set this: `init` refuses it, and a deployment
     /// that is the baseline says so by initialising with `init_baseline`
@@ -2398,14 +2441,157 @@ fn rpkey(id: u64) -> Vec<u8> {
     [b"rp/".as_slice(), &id.to_be_bytes()].concat()
 }
 
+/// `vd/BATCH`: batch `BATCH`'s postings since replaced or taken back
+/// ([`VoidedPosting`]), the newest [`MAX_VOIDED_POSTINGS`].
+fn vdkey(id: u64) -> Vec<u8> {
+    [b"vd/".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// Voided postings kept per batch ([`VoidedPosting`]): the oldest is
+/// dropped beyond this. A forger's posting is voided by the posting
+/// right after the dispute commitment it fears, so its record is among
+/// the newest.
+pub const MAX_VOIDED_POSTINGS: usize = 8;
+
+/// [`PrimaryConfig::pipelined`]: a posting of a batch that a later
+/// posting voided (replaced it, or `finalize` took it back), as it stood:
+/// a dispute its sender committed to while it stood, of other leaves
+/// than the standing posting's, is judged against it (attack r20 [1]).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct VoidedPosting {
+    /// The batch header as the posting stood.
+    pub header: BatchHeader,
+    /// The pre-state root the posting claimed.
+    pub pre_root: Hash32,
+    /// The height of the block that voided it.
+    pub until: u64,
+}
+
 /// Marks batch `h`'s standing posting as replaced ([`rpkey`]): the first
-/// posting's height is kept once, whatever the number of replacements.
+/// posting's height is kept once, whatever the number of replacements;
+/// and keeps the posting itself ([`VoidedPosting`]).
 fn mark_replaced(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<(), ContractError> {
     let Some(posted) = h.tcr_height else { return Ok(()) };
     if ctx.read(&rpkey(h.id))?.is_none() {
         ctx.write_typed(&rpkey(h.id), &posted)?;
     }
+    if crate::mutants::active(crate::mutants::Mutation::VoidedPostingForgotten) {
+        return Ok(());
+    }
+    if let (Some(pre_root), Some(_)) = (claimed_pre_root(ctx, h)?, h.tcr_root) {
+        let mut list = ctx.read_typed::<Vec<VoidedPosting>>(&vdkey(h.id))?.unwrap_or_default();
+        list.push(VoidedPosting { header: h.clone(), pre_root, until: ctx.height() });
+        if list.len() > MAX_VOIDED_POSTINGS {
+            list.remove(0);
+        }
+        ctx.write_typed(&vdkey(h.id), &list)?;
+    }
     Ok(())
+}
+
+/// [`PrimaryConfig::pipelined`]: the voided posting of batch `batch` a
+/// dispute (`method`, `raw`) by the caller is judged against, if any: the
+/// newest one that stood when the caller committed to this very dispute
+/// (committed at or after the voided posting's block and before the
+/// block that voided it, within the reveal window) and whose TCR root is
+/// not the standing posting's (`standing`; a voided posting with the
+/// standing leaves is judged through the standing one, attack r17 [1]).
+/// Returns the posting and the caller's commitment key.
+fn voided_committed(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    batch: u64,
+    standing: Option<Hash32>,
+    method: &str,
+    raw: &[u8],
+) -> Result<Option<(VoidedPosting, Vec<u8>)>, ContractError> {
+    let Some(list) = ctx.read_typed::<Vec<VoidedPosting>>(&vdkey(batch))? else { return Ok(None) };
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    for v in list.into_iter().rev() {
+        let (Some(root), Some(posted)) = (v.header.tcr_root, v.header.tcr_height) else { continue };
+        if Some(root) == standing {
+            continue;
+        }
+        if let Some((key, mine)) = committed_before(ctx, c.window_ms, &digest, v.until)? {
+            if mine.height >= posted {
+                return Ok(Some((v, key)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// [`PrimaryConfig::pipelined`]: the voided posting of batch `batch` that
+/// stood at height `at` (posted at or before it, voided after it), if it
+/// is still kept ([`MAX_VOIDED_POSTINGS`]).
+fn posting_at(ctx: &mut CallContext<'_, '_>, batch: u64, at: u64) -> Result<Option<VoidedPosting>, ContractError> {
+    let list = ctx.read_typed::<Vec<VoidedPosting>>(&vdkey(batch))?.unwrap_or_default();
+    Ok(list.into_iter().rev().find(|v| v.header.tcr_height.is_some_and(|p| p <= at) && at < v.until))
+}
+
+/// Whether witness `w` opens the records that entries `es` (with TCRs
+/// `tcrs`, for their effects) and `d`'s batch's queue items touch
+/// against `root` (no revert, gas charged).
+fn witness_opens(
+    ctx: &mut CallContext<'_, '_>,
+    d: &Against,
+    es: &[Entry],
+    tcrs: &[Tcr],
+    w: &StateWitness,
+    root: Hash32,
+) -> Result<bool, ContractError> {
+    let items = queue_items(ctx, &d.h)?;
+    let mut keys = crate::state::entry_keys(es, tcrs, d.c.params.meter_step_s);
+    keys.extend(crate::state::queue_keys(&items));
+    Ok(open_priced(ctx, &keys, w, &root)?.is_ok())
+}
+
+/// Whether `entry` and `leaf` are proved by `proof` in `d`'s TCR root.
+fn leaf_proved(
+    ctx: &mut CallContext<'_, '_>,
+    d: &Against,
+    entry: &Entry,
+    leaf: &PostedLeaf,
+    proof: &gridledger_core::MerkleProof,
+) -> Result<bool, ContractError> {
+    let eh = ctx.hash(TAG_ENTRY, &bytes(entry))?;
+    let lh = ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(&d.c.params.domain, d.h.id, &eh, leaf)))?;
+    ctx.charge(
+        (proof.siblings.len() as u64 + 1) * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+    )?;
+    Ok(proof.verify(&lh, &d.root))
+}
+
+/// A dispute that proved a voided posting wrong ([`voided_committed`]):
+/// its sender committed to it while the posting stood, so voiding it (by
+/// the forger's own later posting, attack r20 [1]) does not save the
+/// poster. The bond comes back, the voided posting's poster forfeits its
+/// deposit, the discloser is paid its share (`earned` false, a whole-batch
+/// dispute whose own TCRs are wrong, burns it) and the rest is burned;
+/// the standing posting is untouched (it is judged on its own), and the
+/// voided posting cannot be disproved twice.
+fn voided_disproved(ctx: &mut CallContext<'_, '_>, d: &Against, earned: bool) -> Result<Vec<u8>, ContractError> {
+    ctx.pay(&d.caller, d.bond)?;
+    spend_commitment(ctx, &d.commitment)?;
+    let lost = match d.h.posted_by {
+        Some(e) => forfeit(ctx, &e)?,
+        None => Amount::ZERO,
+    };
+    let reward = if earned { Amount(lost.0 * u128::from(d.c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
+    ctx.pay(&d.caller, reward)?;
+    ctx.pay(&BLACK_HOLE, Amount(lost.0 - reward.0))?;
+    let mut list = ctx.read_typed::<Vec<VoidedPosting>>(&vdkey(d.h.id))?.unwrap_or_default();
+    list.retain(|v| v.header.tcr_height != d.h.tcr_height || v.header.tcr_root != d.h.tcr_root);
+    ctx.write_typed(&vdkey(d.h.id), &list)?;
+    ctx.emit(
+        "ior_voided_posting_disproved",
+        vec![
+            ("batch".into(), d.h.id.to_string()),
+            ("by".into(), d.caller.to_string()),
+            ("reward".into(), reward.to_string()),
+        ],
+    )?;
+    Ok(bytes(&true))
 }
 
 /// The root batch `h`'s posting claims to build on
@@ -2625,6 +2811,10 @@ struct Against {
     /// since replaced): a whole-batch dispute that finds the batch correct
     /// is refused ([`EntryDisputeError::Replaced`]), not rejected.
     replaced: bool,
+    /// Pipelined: judged against a voided posting ([`voided_committed`]):
+    /// `h` is that posting, and a success only punishes its poster
+    /// ([`voided_disproved`]).
+    voided: bool,
 }
 
 /// What every dispute checks first: the caller is a bonded challenger or
@@ -2642,6 +2832,7 @@ fn begin_dispute(
     batch: u64,
     method: &str,
     raw: &[u8],
+    voided: bool,
 ) -> Result<Result<Against, EntryDisputeError>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
@@ -2658,11 +2849,49 @@ fn begin_dispute(
             let root = held.header.tcr_root.unwrap_or(Hash32::ZERO);
             let (h, pre_root, claim) = (held.header, held.pre_root, Some(held.reward));
             let commitment = mine.0;
-            let replaced = false;
-            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim, commitment, replaced }));
+            let (replaced, voided) = (false, false);
+            return Ok(Ok(Against {
+                c,
+                caller,
+                bond,
+                staked_node,
+                h,
+                root,
+                pre_root,
+                claim,
+                commitment,
+                replaced,
+                voided,
+            }));
         }
     }
     let h = header(ctx, batch)?;
+    // Pipelined: a dispute committed to while a posting since voided
+    // stood, of other leaves than the standing ones, is judged against
+    // that posting (attack r20 [1]: the forger of a caught posting ahead
+    // voided it with its own posting of the batch before, on a made-up
+    // root, and the committed dispute proved nothing against the
+    // standing posting). It can only win: a voided posting found correct
+    // is refused (`Replaced`), nothing lost.
+    if c.pipelined && voided {
+        let standing = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned);
+        if let Some((v, commitment)) = voided_committed(ctx, &c, batch, standing, method, raw)? {
+            let root = v.header.tcr_root.unwrap_or(Hash32::ZERO);
+            return Ok(Ok(Against {
+                c,
+                caller,
+                bond,
+                staked_node,
+                h: v.header,
+                root,
+                pre_root: v.pre_root,
+                claim: None,
+                commitment,
+                replaced: true,
+                voided: true,
+            }));
+        }
+    }
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
         return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
     };
@@ -2692,6 +2921,22 @@ fn begin_dispute(
                 let first = ctx.read_typed::<u64>(&rpkey(h.id))?;
                 replaced = crate::mutants::active(crate::mutants::Mutation::ReplacedWithoutReplacement)
                     || first.is_some_and(|f| mine.height >= f);
+                // Only if the posting that stood at the commitment is not
+                // the standing one again (attack r19 [1]: a colluding
+                // executor voided a correct posting after a frivolous
+                // commitment, and the honest replacement posted the same
+                // leaves on the same root: that dispute was built for the
+                // standing posting and risks its bond).
+                if replaced && !crate::mutants::active(crate::mutants::Mutation::ReplacedAgainIsReplaced) {
+                    let claimed = claimed_pre_root(ctx, &h)?;
+                    if let Some(v) = posting_at(ctx, h.id, mine.height)? {
+                        let same = v.header.tcr_root == h.tcr_root
+                            && v.header.post_root == h.post_root
+                            && v.header.burned == h.burned
+                            && Some(v.pre_root) == claimed;
+                        replaced = !same;
+                    }
+                }
             }
             // Planted: the r16 rule, every such dispute refused.
             if replaced && crate::mutants::active(crate::mutants::Mutation::ReplacedDisputeRefused) {
@@ -2710,7 +2955,8 @@ fn begin_dispute(
     if let Err(e) = window_open(ctx, &c, &h) {
         return Ok(Err(e));
     }
-    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new(), replaced }))
+    let (claim, commitment, voided) = (None, Vec::new(), false);
+    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim, commitment, replaced, voided }))
 }
 
 /// A successful claim of a batch's held reward ([`begin_dispute`]): the
@@ -2765,13 +3011,27 @@ fn rewardee(
 /// pre-state slice that the earlier entries did not leave), which
 /// `dispute_entry` cannot see.
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
-    let d = match begin_dispute(ctx, a.batch, "dispute", raw)? {
-        Ok(d) => d,
-        Err(EntryDisputeError::NothingToDispute(b)) => {
-            return revert(format!("batch {b} has no recorded TCRs awaiting settlement"))
-        }
-        Err(e) => return revert(e.to_string()),
+    let begin = |ctx: &mut CallContext<'_, '_>, voided: bool| -> Result<Result<Against, String>, ContractError> {
+        Ok(match begin_dispute(ctx, a.batch, "dispute", raw, voided)? {
+            Ok(d) => Ok(d),
+            Err(EntryDisputeError::NothingToDispute(b)) => {
+                Err(format!("batch {b} has no recorded TCRs awaiting settlement"))
+            }
+            Err(e) => Err(e.to_string()),
+        })
     };
+    let mut d = match begin(ctx, true)? {
+        Ok(d) => d,
+        Err(why) => return revert(why),
+    };
+    // A voided posting whose claimed pre-root the witness does not open
+    // (built for another posting): judged through the standing one.
+    if d.voided && !witness_opens(ctx, &d, &a.entries, &[], &a.witness, d.pre_root)? {
+        d = match begin(ctx, false)? {
+            Ok(d) => d,
+            Err(why) => return revert(why),
+        };
+    }
     let (es, hashes) = entries_hashed(ctx, &d.h, a.entries)?;
     let run = reexecute(ctx, &d.c, &d.h, &es, &a.witness, d.pre_root)?;
     let mut posted = Vec::with_capacity(run.leaves.len());
@@ -2815,6 +3075,9 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
             return revert(EntryDisputeError::WrongClaimedTcrs(d.h.id).to_string());
         }
         return claim(ctx, &d, reward);
+    }
+    if d.voided {
+        return voided_disproved(ctx, &d, a.claimed == correct);
     }
     ctx.pay(&d.caller, d.bond)?;
     let rewardee = rewardee(ctx, &d, "dispute", raw, a.claimed == correct)?;
@@ -3067,6 +3330,10 @@ fn entry_disproved(
     if let Some(reward) = d.claim {
         return claim(ctx, &d, reward);
     }
+    if d.voided {
+        voided_disproved(ctx, &d, true)?;
+        return Ok(bytes(&i));
+    }
     ctx.pay(&d.caller, d.bond)?;
     let rewardee = rewardee(ctx, &d, method, raw, true)?;
     punish(ctx, &d.c, &d.h, d.caller, rewardee)?;
@@ -3087,10 +3354,18 @@ fn entry_disproved(
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
 fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let d = match begin_dispute(ctx, a.batch, "dispute_entry", raw)? {
+    let mut d = match begin_dispute(ctx, a.batch, "dispute_entry", raw, true)? {
         Ok(d) => d,
         Err(e) => return refuse(e),
     };
+    // A voided posting whose TCR root the leaf is not proved in: judged
+    // through the standing posting.
+    if d.voided && !leaf_proved(ctx, &d, &a.entry, &a.leaf, &a.proof)? {
+        d = match begin_dispute(ctx, a.batch, "dispute_entry", raw, false)? {
+            Ok(d) => d,
+            Err(e) => return refuse(e),
+        };
+    }
     let (c, h, root) = (&d.c, &d.h, d.root);
     let i = a.leaf.tcr.index;
     if a.proof.index != u64::from(i) || a.proof.leaf_count != h.len() as u64 {
@@ -3161,10 +3436,31 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
 fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let d = match begin_dispute(ctx, a.batch, "dispute_state", raw)? {
+    let mut d = match begin_dispute(ctx, a.batch, "dispute_state", raw, true)? {
         Ok(d) => d,
         Err(e) => return refuse(e),
     };
+    // A voided posting the dispute was not built for (its leaf not in the
+    // posting's TCR root, or, for entry 0, its witness not against the
+    // posting's claimed pre-root): judged through the standing posting.
+    if d.voided {
+        let ok = leaf_proved(ctx, &d, &a.entry, &a.leaf, &a.proof)?
+            && (a.prev.is_some()
+                || witness_opens(
+                    ctx,
+                    &d,
+                    std::slice::from_ref(&a.entry),
+                    std::slice::from_ref(&a.leaf.tcr),
+                    &a.witness,
+                    d.pre_root,
+                )?);
+        if !ok {
+            d = match begin_dispute(ctx, a.batch, "dispute_state", raw, false)? {
+                Ok(d) => d,
+                Err(e) => return refuse(e),
+            };
+        }
+    }
     let (c, h, root) = (&d.c, &d.h, d.root);
     let i = a.leaf.tcr.index;
     let proved = |ctx: &mut CallContext<'_, '_>,

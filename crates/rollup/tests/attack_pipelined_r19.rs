@@ -6,7 +6,8 @@
 //! posting was replaced or taken back (`rp/BATCH`, the first posting's
 //! height) and the commitment came no earlier than that first posting.
 //!
-//! Finding [1] (low): the replacement can be forced after the commitment
+//! Finding [1] (low; fixed: the `Replaced` leniency needs the posting
+//! that stood at the commitment to differ from the standing one): the replacement can be forced after the commitment
 //! by a colluding executor at no cost, so a frivolous dispute of a correct
 //! posting ahead is riskless again. Batch k+1 is posted ahead, correctly,
 //! on the true root. Challenger C commits to a frivolous whole-batch
@@ -51,7 +52,6 @@ fn post(e: &mut Env, who: &gridledger_core::crypto::KeyPair, on: &SubmitTcrsOn, 
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r19: a colluding executor forces a free replacement after a frivolous commitment, so the dispute keeps its bond"]
 fn a_frivolous_dispute_of_a_correct_posting_ahead_risks_its_bond_whatever_replaces_it_later() {
     let mut e = or_funded();
     let k = record_batches(&mut e, 2);

@@ -3,7 +3,8 @@
 //! [`Mode::ConventionalOr`]) after d7902bc (the driver's replacement pass
 //! runs again after posting ahead) and the r17/r18 `Replaced` rules.
 //!
-//! Finding [1] (medium): a forger escapes the slashing its detected
+//! Finding [1] (medium; fixed: a dispute committed while a posting since
+//! voided stood is judged against that posting): a forger escapes the slashing its detected
 //! forgery earns, by making its own forged posting void. Executor X is
 //! assigned two consecutive batches j and j+1, j not yet posted. X posts
 //! j+1 ahead (`sc_cr_on`, the true pre-root) with a post-state root that
@@ -23,7 +24,8 @@
 //! does. The deposit's deterrent is gone for any executor assigned a
 //! batch ahead of one of its own unposted batches.
 //!
-//! Finding [2] (medium): the baseline driver's cost to settle a backlog
+//! Finding [2] (medium; fixed: the driver keeps the honest state before
+//! each pending batch): the baseline driver's cost to settle a backlog
 //! of batches posted ahead is quadratic in the backlog. `post_ahead`
 //! computes each posting's input with `state_before(b)`, which re-executes
 //! every pending batch before `b` off chain; the watch of that posting and
@@ -36,7 +38,8 @@
 //! every batch of a window, so the honest driver's CPU grows with the
 //! square of what one party pays linearly for.
 //!
-//! Finding [3] (high): through the driver's own run, an executor that
+//! Finding [3] (high; fixed: honest stand-ins post a withheld batch as
+//! soon as allowed and posting ahead goes on past it): through the driver's own run, an executor that
 //! merely withholds its batches serialises the baseline's windows, free.
 //! `post_ahead` stops at the first batch whose executor posts nothing, and
 //! `process` stands in for a withheld batch only when it is the next to
@@ -49,7 +52,7 @@
 //! batch a window after it closed, as the contract allows); the silent
 //! executor keeps its deposit.
 //!
-//! Finding [4] (high, the same cause): one forfeited deposit buys the same.
+//! Finding [4] (high, the same cause; fixed with [3]): one forfeited deposit buys the same.
 //! An executor whose forgery is overturned is deactivated, so any active
 //! executor may post its assigned, unposted batches at once
 //! (`record_tcrs`: the assigned executor is not active), but the driver
@@ -58,7 +61,8 @@
 //! batches, six unposted ones of the forfeited executor after its forged
 //! one: the last settles 7.0 windows after the batches closed.
 //!
-//! Finding [5] (critical): an executor and the one validator assigned to
+//! Finding [5] (critical; fixed: meters, delegates and the bonded
+//! challenge check each posting ahead as it is posted): an executor and the one validator assigned to
 //! its batch steal through the baseline, as issue 11 item 1 says of IOR.
 //! For a batch posted ahead only its assigned watcher checks it inside its
 //! window (at posting, `post_ahead`/`watch_all_ahead`); the smart meters,
@@ -143,7 +147,6 @@ type PreStateOf = gridledger_rollup::exec::PreState;
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r20: a forger whose forgery ahead was caught (commitment) voids it via its own predecessor and keeps its deposit"]
 fn a_caught_forgery_ahead_costs_its_executor_the_deposit_even_if_it_voids_it() {
     let mut e = or_funded();
     let (j, x, _accomplice, _minted, w, calls) = forged_and_committed(&mut e);
@@ -217,7 +220,6 @@ fn coins_10() -> Amount {
 /// Finding [4]: the batches a forfeited executor was assigned, not yet
 /// posted, settle a window apart.
 #[test]
-#[ignore = "attack r20: each unposted batch of a forfeited executor costs the baseline driver a window, one after another"]
 fn a_forfeited_executors_unposted_batches_do_not_serialise_the_windows() {
     let mut e = or_funded();
     let n = 10;
@@ -260,7 +262,6 @@ fn a_forfeited_executors_unposted_batches_do_not_serialise_the_windows() {
 /// Finding [3]: the batches a silent executor withholds settle a window
 /// apart through the driver's own run.
 #[test]
-#[ignore = "attack r20: through process(), each batch a silent executor withholds costs a window, one after another, free"]
 fn a_silent_executor_costs_the_driver_two_windows_at_most() {
     let mut e = or_funded();
     let n = 10;
@@ -316,7 +317,6 @@ fn ten_honest_batches_settle_within_about_a_window() {
 /// its batch steal through the baseline; every meter and delegate sees it
 /// too late.
 #[test]
-#[ignore = "attack r20: a forged root posted ahead of its unposted predecessor, assigned watcher colluding, settles (meters act after its window)"]
 fn a_forgery_ahead_with_a_colluding_watcher_never_settles() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 3);
@@ -363,7 +363,6 @@ fn a_forgery_ahead_with_a_colluding_watcher_never_settles() {
 /// turn its window has a second left, which the blocks of the turn use
 /// up, so every meter's and delegate's dispute comes too late all the same.
 #[test]
-#[ignore = "attack r20: a forged root posted a block after its predecessor, assigned watcher colluding, settles (meters act after its window)"]
 fn a_forgery_posted_in_order_with_a_colluding_watcher_never_settles() {
     let mut e = or_funded();
     let first = record_batches(&mut e, 3);
@@ -500,7 +499,6 @@ fn batch_reads_to_settle(mode: gridledger_rollup::driver::Mode, n: u64) -> u64 {
 /// each claimed pre-root), so a backlog grown by one party (one cheap entry
 /// per block) costs the honest driver quadratic CPU.
 #[test]
-#[ignore = "attack r20: the baseline driver re-executes Θ(pending²) batches to settle a backlog posted ahead"]
 fn settling_a_backlog_costs_the_driver_linear_batch_executions() {
     let small = batch_reads_to_settle(Mode::ConventionalOr, 4);
     let large = batch_reads_to_settle(Mode::ConventionalOr, 16);

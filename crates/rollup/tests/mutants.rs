@@ -948,7 +948,133 @@ fn a_void_posting_of_the_next_batch_is_replaced_at_once() -> bool {
     matches!(e.d.batch_header(k).unwrap().state, BatchState::Settled { at, .. } if at < void_at + w + w / 2)
 }
 
-const SCENARIOS: [Scenario; 34] = [
+/// Baseline driver (attack r20 [5]): batch k+1's executor posts a root
+/// minting its accomplice 10 coin ahead of its unposted predecessor, and
+/// k+1's assigned watcher colludes. The smart meters, their delegates
+/// and the bonded challenge check the posting inside its own window, so
+/// the forged root never settles.
+fn a_forgery_ahead_with_a_colluding_watcher_never_settles() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 3);
+    let b = first + 1;
+    let v = e.d.batch_header(b).unwrap().validator;
+    let Some(i) = e.d.validators.iter().position(|(k, _)| k.address() == v) else { return false };
+    e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    let minted = post_minting_root(&mut e, b, trader(3).address());
+    let _ = e.d.process(&mut rng(20));
+    let h = e.d.batch_header(b).unwrap();
+    !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)))
+}
+
+/// Baseline driver (attack r20 [3]): the executor of batch first+1
+/// withholds every batch it is assigned among ten; honest stand-ins post
+/// them as soon as the contract allows and posting ahead goes on past
+/// them, so every batch settles within two and a half windows of the
+/// last one closing.
+fn a_silent_executors_batches_settle_within_two_windows_and_a_half() -> bool {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded();
+    let n = 10;
+    let first = record_batches(&mut e, n);
+    let w = e.d.cfg.window_ms();
+    let x = executor_of(&e, first + 1);
+    let Some(i) = e.d.executors.iter().position(|(k, _)| k.address() == x.address()) else { return false };
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let closed_last = e.d.batch_header(first + n - 1).unwrap().closed_at.unwrap_or(e.d.now());
+    if !e.d.process(&mut rng(20)).is_ok_and(|r| r.len() as u64 == n) {
+        return false;
+    }
+    (first..first + n).all(|b| {
+        matches!(e.d.batch_header(b).unwrap().state, BatchState::Settled { at, .. } if at <= closed_last + 2 * w + w / 2)
+    })
+}
+
+/// `batch`'s assigned validator's commitment and dispute of its standing
+/// posting, and the validator's key.
+fn watcher_calls(e: &mut Env, batch: u64) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator)?;
+    let step = e.d.validators[i].1.watch(&input);
+    let calls: Vec<_> =
+        step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary).collect();
+    (calls.len() == 2).then(|| (e.d.validators[i].0.clone(), calls))
+}
+
+/// Baseline (attack r20 [1]): executor X, assigned batches j and j+1,
+/// posts j+1 ahead with a minting root; its watcher commits to the
+/// dispute; X then posts j on a made-up root (j+1 is void) and replaces
+/// j+1 on it. The revealed dispute is judged against the voided forged
+/// posting it was committed to: X forfeits its deposit and the watcher
+/// is paid.
+fn a_caught_forgery_voided_by_its_forger_still_costs_the_deposit() -> bool {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 8);
+    let Some(j) = (first..first + 6).find(|j| executor_of(&e, *j).address() == executor_of(&e, j + 1).address()) else {
+        return false;
+    };
+    let x = executor_of(&e, j);
+    post_minting_root(&mut e, j + 1, trader(3).address());
+    let Some((w, calls)) = watcher_calls(&mut e, j + 1) else { return false };
+    if e.d.primary_call(&w, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let m = Hash32([0x71; 32]);
+    let void_j = posting_on(&mut e, j, Hash32([0x70; 32]), Some(m));
+    let on_m = posting_on(&mut e, j + 1, m, None);
+    for on in [&void_j, &on_m] {
+        if e.d.primary_call(&x, "sc_cr_on", args(on), Amount::ZERO).unwrap().status != TxStatus::Success {
+            return false;
+        }
+    }
+    let before = wealth(&e, &w);
+    let r = e.d.primary_call(&w, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    r.status == TxStatus::Success && !node_active(&e, &x.address()) && wealth(&e, &w) > before
+}
+
+/// Baseline (attack r19 [1]): a frivolous whole-batch dispute committed
+/// to while batch k+1's correct posting ahead stood, revealed after a
+/// colluding executor voided and replaced that posting and an honest
+/// executor posted the same correct TCRs again, loses its bond.
+fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
+    let mut e = or_funded();
+    let k = record_batches(&mut e, 2);
+    let x = executor_of(&e, k);
+    let other = e.d.executors.iter().find(|(a, _)| a.address() != x.address()).unwrap().0.clone();
+    let true_k = state_root(&e.d.state_before(k).unwrap());
+    let true_k1 = state_root(&e.d.state_before(k + 1).unwrap());
+    let honest_k1 = posting_on(&mut e, k + 1, true_k1, None);
+    let poster = executor_of(&e, k + 1);
+    let c = trader(2);
+    let m1 = Hash32([0x71; 32]);
+    let mut steps = vec![(poster, honest_k1)];
+    if e.d.primary_call(&steps[0].0, "sc_cr_on", args(&steps[0].1), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let a = whole(&e, k + 1, Vec::new());
+    let cm = gridledger_rollup::types::dispute_commitment(
+        &gridledger_rollup::types::dispute_digest("dispute", &a),
+        &c.address(),
+    );
+    if e.d.primary_call(&c, "commit_dispute", args(&cm), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    steps.clear();
+    steps.push((x.clone(), posting_on(&mut e, k, Hash32([0x70; 32]), Some(m1))));
+    steps.push((x.clone(), posting_on(&mut e, k + 1, m1, None)));
+    steps.push((other.clone(), posting_on(&mut e, k, true_k, None)));
+    steps.push((other.clone(), posting_on(&mut e, k + 1, true_k1, None)));
+    for (who, on) in &steps {
+        if e.d.primary_call(who, "sc_cr_on", args(on), Amount::ZERO).unwrap().status != TxStatus::Success {
+            return false;
+        }
+    }
+    let bond = e.d.cfg.challenge_bond;
+    let before = wealth(&e, &c);
+    let _ = e.d.primary_call(&c, "dispute", a, bond).unwrap();
+    !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
+}
+
+const SCENARIOS: [Scenario; 38] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1001,6 +1127,19 @@ const SCENARIOS: [Scenario; 34] = [
         a_dispute_committed_before_the_first_posting_risks_its_bond,
     ),
     ("a void posting of the next batch is replaced at once", a_void_posting_of_the_next_batch_is_replaced_at_once),
+    ("a forgery ahead with a colluding watcher never settles", a_forgery_ahead_with_a_colluding_watcher_never_settles),
+    (
+        "a silent executor's batches settle within two windows and a half",
+        a_silent_executors_batches_settle_within_two_windows_and_a_half,
+    ),
+    (
+        "a caught forgery voided by its forger still costs the deposit",
+        a_caught_forgery_voided_by_its_forger_still_costs_the_deposit,
+    ),
+    (
+        "a frivolous dispute of a posting posted again loses its bond",
+        a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -1041,4 +1180,8 @@ gridledger_core::mutation_check! {
     replacement_keeping_turn_is_caught: Mutation::ReplacementKeepsTurn => "a watcher is not late for a replacement",
     replaced_without_replacement_is_caught: Mutation::ReplacedWithoutReplacement => "a dispute committed before the first posting risks its bond",
     void_next_waiting_window_is_caught: Mutation::VoidNextWaitsWindow => "a void posting of the next batch is replaced at once",
+    backup_checks_at_turn_are_caught: Mutation::BackupChecksAtTurn => "a forgery ahead with a colluding watcher never settles",
+    posting_stopping_at_withheld_is_caught: Mutation::PostingStopsAtWithheld => "a silent executor's batches settle within two windows and a half",
+    forgotten_voided_posting_is_caught: Mutation::VoidedPostingForgotten => "a caught forgery voided by its forger still costs the deposit",
+    replaced_again_is_replaced_is_caught: Mutation::ReplacedAgainIsReplaced => "a frivolous dispute of a posting posted again loses its bond",
 }
