@@ -1,0 +1,112 @@
+//! Attack round 21 on the improved optimistic rollup (issue 11): the
+//! challenge-window baseline (`PrimaryConfig::pipelined`,
+//! [`Mode::ConventionalOr`]) after the r20 fixes (backup checks on each
+//! posting ahead as it is posted, honest stand-ins for withheld batches,
+//! the `AheadCache`, voided postings kept).
+//!
+//! Finding [1] (critical): a silent executor's withheld batch makes the
+//! driver jump the clock a whole window before it has looked at any
+//! posting ahead, so a forged posting ahead made just before the run
+//! settles with nobody colluding. Executor X is assigned the next batch
+//! to settle and a later batch b. X withholds the first (silent) and
+//! posts b ahead at once (`sc_cr_on`, the true pre-root) with a
+//! post-state root that mints an accomplice 10 coin. `process` takes the
+//! withheld batch first: the honest stand-in may post it only a window
+//! after the batch closed, so the driver sets the clock to that moment
+//! (`closed + window + 1`), and only then, in `post_ahead`
+//! (`watch_all_ahead`), do the watcher, the meters, their delegates and
+//! the bonded challenge look at b's posting: its window (from its
+//! posting, which was no later than the first batch's close) is over,
+//! every dispute is refused, and b settles its minting root. Every
+//! validator is honest; the one misbehaving party is the executor.
+//!
+//! Held up (passing test): the same forgery posted ahead while the first
+//! batch's executor posts is caught and overturned, and X is forfeited.
+
+mod common;
+
+use common::pipelined::*;
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
+use gridledger_rollup::roles::ExecutorBehaviour;
+use gridledger_rollup::state::state_root;
+
+/// Records eight one-AT batches and returns the first one, its executor
+/// X and the first later batch also assigned to X.
+fn first_and_later_of_same_executor() -> (Env, u64, KeyPair, u64) {
+    for seed_batches in 0..6u64 {
+        let mut e = or_funded();
+        // Shift the draws by recording a few batches first and settling them.
+        if seed_batches > 0 {
+            record_batches(&mut e, seed_batches);
+            e.d.process(&mut rng(21)).unwrap();
+        }
+        let first = record_batches(&mut e, 8);
+        let x = executor_of(&e, first);
+        if let Some(b) = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()) {
+            return (e, first, x, b);
+        }
+    }
+    panic!("no executor assigned the first batch and a later one");
+}
+
+/// X posts batch `b` ahead (its predecessor unposted) on the true
+/// pre-root with a post-state root that mints `to` 10 coin. Returns the
+/// minted state.
+fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: gridledger_core::Address) -> PreStateOf {
+    e.d.primary.seal();
+    let (input, full, leaves, burned) = honest_leaves(e, b);
+    let minted = minted_state(e, &input, &full, &leaves, to);
+    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
+    let pre_root = state_root(&e.d.state_before(b).unwrap());
+    let on = SubmitTcrsOn { pre_root, tcrs: sub };
+    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "X's forged posting ahead: {:?}", r.status);
+    minted
+}
+
+type PreStateOf = gridledger_rollup::exec::PreState;
+
+fn settled_root_of(e: &Env, b: u64) -> Option<gridledger_core::Hash32> {
+    let h = e.d.batch_header(b).unwrap();
+    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
+}
+
+/// Finding [1].
+#[test]
+#[ignore = "attack r21 [1]: a silent executor's withheld batch makes process jump a window before watching postings ahead; a forged root ahead settles with every validator honest"]
+fn a_forgery_ahead_behind_a_withheld_batch_never_settles() {
+    let (mut e, first, x, b) = first_and_later_of_same_executor();
+    let accomplice = trader(3);
+    let minted = forge_ahead(&mut e, &x, b, accomplice.address());
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == x.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let run = e.d.process(&mut rng(21));
+    let stolen = settled_root_of(&e, b) == Some(state_root(&minted));
+    let gained = if stolen { withdraw_minted(&mut e, &minted, &accomplice).0 } else { 0 };
+    assert!(
+        !stolen,
+        "executor {} withheld batch {first} and posted batch {b} ahead with a root minting 10 coin; every validator \
+         honest, yet the minting root settled (the driver jumped a window for the withheld batch before watching \
+         postings ahead); the accomplice withdrew {gained} minor units; X still active: {}; run: {:?}",
+        x.address(),
+        node_active(&e, &x.address()),
+        run.map(|r| r.len()),
+    );
+}
+
+/// Control of finding [1]: the same forgery ahead, the first batch's
+/// executor posting normally, is caught inside its window.
+#[test]
+fn a_forgery_ahead_without_a_withheld_batch_is_overturned() {
+    let (mut e, _first, x, b) = first_and_later_of_same_executor();
+    let accomplice = trader(3);
+    let minted = forge_ahead(&mut e, &x, b, accomplice.address());
+    let _ = e.d.process(&mut rng(21));
+    assert_ne!(settled_root_of(&e, b), Some(state_root(&minted)), "the minting root did not settle");
+    assert!(!node_active(&e, &x.address()), "the forger is forfeited");
+}
