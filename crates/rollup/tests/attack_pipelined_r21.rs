@@ -110,3 +110,50 @@ fn a_forgery_ahead_without_a_withheld_batch_is_overturned() {
     assert_ne!(settled_root_of(&e, b), Some(state_root(&minted)), "the minting root did not settle");
     assert!(!node_active(&e, &x.address()), "the forger is forfeited");
 }
+
+/// Held up: an honest executor's correct posting ahead, voided by another
+/// executor's posting of its predecessor on a made-up root (and replaced
+/// on that root), is judged against the root it claimed when a dispute
+/// committed while it stood is revealed: found correct, its poster keeps
+/// its deposit and the disputer gains nothing.
+#[test]
+fn an_honest_posting_voided_by_a_made_up_predecessor_is_not_slashed() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 8);
+    let j = (first + 1..first + 7)
+        .find(|j| executor_of(&e, *j).address() != executor_of(&e, j + 1).address())
+        .expect("two consecutive batches of different executors");
+    let (x, h) = (executor_of(&e, j), executor_of(&e, j + 1));
+    // H posts j+1 ahead, honestly, on the true root (j unposted).
+    let true_root = state_root(&e.d.state_before(j + 1).unwrap());
+    let honest = posting_on(&mut e, j + 1, true_root, None);
+    let r = e.d.primary_call(&h, "sc_cr_on", args(&honest), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "H's honest posting ahead: {:?}", r.status);
+    // A trader commits to a whole-batch dispute of H's posting.
+    let d = trader(2);
+    let a = whole_dispute(&e, j + 1);
+    let c = gridledger_rollup::types::dispute_commitment(
+        &gridledger_rollup::types::dispute_digest("dispute", &a),
+        &d.address(),
+    );
+    let r = e.d.primary_call(&d, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "the commitment: {:?}", r.status);
+    // X posts j on a made-up root (H's posting is void now) and replaces
+    // H's posting on that root.
+    let m = gridledger_core::Hash32([0x52; 32]);
+    let void_j = posting_on(&mut e, j, gridledger_core::Hash32([0x51; 32]), Some(m));
+    let r = e.d.primary_call(&x, "sc_cr_on", args(&void_j), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "j on a made-up root: {:?}", r.status);
+    let on_m = posting_on(&mut e, j + 1, m, Some(gridledger_core::Hash32([0x53; 32])));
+    let r = e.d.primary_call(&x, "sc_cr_on", args(&on_m), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "X replaces H's void posting: {:?}", r.status);
+    let before = wealth(&e, &d);
+    let r = e.d.primary_call(&d, "dispute", a, e.d.cfg.challenge_bond).unwrap();
+    assert!(
+        reverted(&r).contains("was replaced after this dispute was committed"),
+        "judged against the voided posting and found correct: {:?}",
+        r.status
+    );
+    assert!(node_active(&e, &h.address()), "the honest poster of the voided posting keeps its deposit");
+    assert!(wealth(&e, &d) <= before, "the disputer gains nothing");
+}
