@@ -2089,7 +2089,14 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                     bad_sigs += 1;
                     continue;
                 }
-                let Some(h) = TxHead::parse(raw) else { continue };
+                let Some(h) = TxHead::parse(raw) else {
+                    // Not a bench request: no latency bookkeeping, but π^τ
+                    // takes it as `replay_delivered` does.
+                    if let Some(t) = decoded.then(|| decode::<LbftTx>(raw, 4_096).ok()).flatten() {
+                        good.push(Arc::new(t));
+                    }
+                    continue;
+                };
                 let in_window = (window_start..window_end).contains(&h.submitted_us);
                 if !h.honest {
                     if flood_seen.insert(id) && in_window {

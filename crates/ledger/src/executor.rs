@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
 use crate::contract::{BlockEnv, CallContext, ContractError, ContractRegistry};
 use crate::gas::{self, GasMeter};
-use crate::state::{contract_address, Changes, Overlay, State, StateRead};
+use crate::state::{contract_address, Account, Changes, Overlay, State, StateRead};
 use crate::tx::{SignedTransaction, TxKind};
 
 /// Why a transaction cannot be placed in this block at all.
@@ -49,6 +49,17 @@ pub struct BlockBuilder<'a> {
     txs: Vec<SignedTransaction>,
     receipts: Vec<Receipt>,
     block_hashes: Option<&'a crate::contract::BlockHashes>,
+    /// Fees taken by [`BlockBuilder::push_pooled`] and not paid out yet
+    /// ([`BlockBuilder::share_fee_pool`]).
+    fee_pool: u128,
+}
+
+/// Who a transaction's fee goes to.
+enum FeeTo<'b> {
+    /// Shared among these (distinct) addresses, as [`BlockBuilder::push_sharing`].
+    Share(&'b [Address]),
+    /// Held in the block's fee pool.
+    Pool,
 }
 
 impl<'a> BlockBuilder<'a> {
@@ -77,6 +88,7 @@ impl<'a> BlockBuilder<'a> {
             txs: Vec::new(),
             receipts: Vec::new(),
             block_hashes: None,
+            fee_pool: 0,
         }
     }
 
@@ -136,6 +148,45 @@ impl<'a> BlockBuilder<'a> {
     pub fn push_sharing(&mut self, stx: SignedTransaction, fee_to: &[Address]) -> Result<&Receipt, TxRejected> {
         let proposer = [self.env.proposer];
         let fee_to = if fee_to.is_empty() { &proposer[..] } else { fee_to };
+        self.apply(stx, FeeTo::Share(fee_to))
+    }
+
+    /// [`BlockBuilder::push`] with the fee held in the block's fee pool
+    /// rather than paid to anyone (a leaderless block, whose fees are
+    /// pooled and shared among the epoch's proposers): the sender pays as
+    /// usual; [`BlockBuilder::share_fee_pool`] pays the pool out. A pool
+    /// not paid out when the block is finished goes to the block's
+    /// proposer, so no coin is ever destroyed.
+    pub fn push_pooled(&mut self, stx: SignedTransaction) -> Result<&Receipt, TxRejected> {
+        self.apply(stx, FeeTo::Pool)
+    }
+
+    /// The fees [`BlockBuilder::push_pooled`] took and not yet paid out.
+    pub fn fee_pool(&self) -> Amount {
+        Amount(self.fee_pool)
+    }
+
+    /// Pays the fee pool out equally among `to` (distinct addresses): each
+    /// gets `⌊pool / k⌋` of the `k`, and the remainder (less than `k`
+    /// units) goes to the one at position `seed mod k` (the first 16 bytes
+    /// of `seed`, little-endian); no coin is created or destroyed. An
+    /// empty `to` leaves the pool (to the block's proposer at the end).
+    /// Returns what was paid out; on an overflow nothing is paid.
+    pub fn share_fee_pool(&mut self, to: &[Address], seed: &Hash32) -> Result<Amount, TxRejected> {
+        if to.is_empty() || self.fee_pool == 0 {
+            return Ok(Amount(0));
+        }
+        let pool = self.fee_pool;
+        let credits = shares(&self.overlay, pool, to, seed)?;
+        for (a, acct) in to.iter().zip(&credits) {
+            self.overlay.set_account(a, acct);
+        }
+        self.fee_pool = 0;
+        Ok(Amount(pool))
+    }
+
+    /// Applies one transaction, its fee to `fee_to`.
+    fn apply(&mut self, stx: SignedTransaction, fee_to: FeeTo<'_>) -> Result<&Receipt, TxRejected> {
         let tx = &stx.tx;
         let sender = stx.sender();
         if let Some(valid_until) = tx.kind.valid_until().filter(|u| self.env.height > *u) {
@@ -187,21 +238,14 @@ impl<'a> BlockBuilder<'a> {
         let mut acct = self.overlay.account(&sender);
         acct.balance = acct.balance.saturating_sub(fee);
         self.overlay.set_account(&sender, &acct);
-        let k = fee_to.len() as u128;
-        let (share, rest) = (fee.0 / k, fee.0 % k);
-        let lucky = if rest == 0 {
-            0
-        } else {
-            let h = stx.hash();
-            let mut head = [0u8; 16];
-            head.copy_from_slice(&h.0[..16]);
-            (u128::from_le_bytes(head) % k) as usize
-        };
-        for (i, to) in fee_to.iter().enumerate() {
-            let part = Amount(if i == lucky { share + rest } else { share });
-            let mut acct = self.overlay.account(to);
-            acct.balance = acct.balance.checked_add(part).ok_or(TxRejected::Overflow)?;
-            self.overlay.set_account(to, &acct);
+        match fee_to {
+            FeeTo::Share(fee_to) => {
+                let credits = shares(&self.overlay, fee.0, fee_to, &stx.hash())?;
+                for (a, acct) in fee_to.iter().zip(&credits) {
+                    self.overlay.set_account(a, acct);
+                }
+            }
+            FeeTo::Pool => self.fee_pool = self.fee_pool.checked_add(fee.0).ok_or(TxRejected::Overflow)?,
         }
 
         self.gas_used += used;
@@ -231,7 +275,17 @@ impl<'a> BlockBuilder<'a> {
 
     /// Ends execution, releasing the borrow of the base state so the caller
     /// can apply the changes to it and take the root from there.
-    pub fn into_body(self) -> BuiltBody {
+    pub fn into_body(mut self) -> BuiltBody {
+        if self.fee_pool > 0 {
+            // Not shared out: the pool goes to the block's proposer (see
+            // [`BlockBuilder::push_pooled`]). It was drawn from balances in
+            // this state, so it fits beside them.
+            let proposer = self.env.proposer;
+            let mut acct = self.overlay.account(&proposer);
+            acct.balance = Amount(acct.balance.0.saturating_add(self.fee_pool));
+            self.overlay.set_account(&proposer, &acct);
+            self.fee_pool = 0;
+        }
         BuiltBody {
             env: self.env,
             gas_used: self.gas_used,
@@ -280,6 +334,37 @@ impl BuiltBody {
             changes: self.changes,
         }
     }
+}
+
+/// The accounts of `to` after `amount` is shared among them: `⌊amount /
+/// k⌋` each, the remainder to the one at position `seed mod k` (the first
+/// 16 bytes of `seed`, little-endian). Nothing is written: the caller sets
+/// them, in order, all or none (an address listed twice is credited
+/// twice, its later entry holding both parts).
+fn shares(state: &dyn StateRead, amount: u128, to: &[Address], seed: &Hash32) -> Result<Vec<Account>, TxRejected> {
+    let k = to.len() as u128;
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let (share, rest) = (amount / k, amount % k);
+    let lucky = if rest == 0 {
+        0
+    } else {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&seed.0[..16]);
+        (u128::from_le_bytes(head) % k) as usize
+    };
+    let mut out: Vec<Account> = Vec::with_capacity(to.len());
+    for (i, a) in to.iter().enumerate() {
+        let part = Amount(if i == lucky { share + rest } else { share });
+        let mut acct = match to[..i].iter().rposition(|b| b == a) {
+            Some(j) => out[j],
+            None => state.account(a),
+        };
+        acct.balance = acct.balance.checked_add(part).ok_or(TxRejected::Overflow)?;
+        out.push(acct);
+    }
+    Ok(out)
 }
 
 fn run_body(

@@ -410,3 +410,77 @@ fn a_shared_fee_is_split_equally_and_nothing_is_created_or_burnt() {
     assert_eq!(got.iter().filter(|g| **g == share + rest).count(), 1, "{got:?}");
     assert_eq!(b.state().account(&dev_key(7).address()).balance.0, c.account(&dev_key(7).address()).balance.0);
 }
+
+/// A leaderless block's pooled fees (`BlockBuilder::push_pooled`): the
+/// senders pay as usual, nobody is credited until the pool is shared
+/// (`BlockBuilder::share_fee_pool`), which pays `⌊pool / k⌋` to each of
+/// the `k` and the remainder to the one at position `seed mod k`; the
+/// block's proposer gets nothing, and the state root is the one of those
+/// balances. A pool never shared goes to the block's proposer when the
+/// block is finished: no coin is created or destroyed either way.
+#[test]
+fn pooled_fees_are_shared_equally_with_the_remainder_to_the_seeds_pick() {
+    use gridledger_core::Hash32;
+    use gridledger_ledger::contract::BlockEnv;
+    use gridledger_ledger::state::Overlay;
+    use gridledger_ledger::BlockBuilder;
+    let d = tempfile::tempdir().unwrap();
+    let dc = dev(d.path());
+    let c = &dc.chain;
+    let tip = c.tip().clone();
+    let env = BlockEnv {
+        chain_id: c.genesis().chain_id,
+        height: tip.height + 1,
+        timestamp: tip.timestamp + 1,
+        proposer: dev_key(7).address(),
+        parent: tip.hash(),
+    };
+    let txs = [
+        transfer(&dev_key(0), 1, 0, dev_key(1).address(), Amount(5), Amount(1)),
+        transfer(&dev_key(2), 1, 0, dev_key(1).address(), Amount(5), Amount(2)),
+    ];
+    let total = 3 * TRANSFER_GAS as u128;
+    // Eleven payees: 63,000 leaves a remainder of 3; seed 4 picks the fifth.
+    let payees: Vec<_> = (8..19).map(|i| dev_key(i).address()).collect();
+    let mut seed = Hash32([0; 32]);
+    seed.0[0] = 4;
+    let balances = |s: &dyn gridledger_ledger::StateRead| -> Vec<u128> {
+        payees.iter().chain([&env.proposer]).map(|a| s.account(a).balance.0).collect()
+    };
+    let before = balances(c.state());
+    let mut b = BlockBuilder::new(c.state(), c.registry(), env, c.config().block_gas_limit);
+    for t in &txs {
+        b.push_pooled(t.clone()).unwrap();
+    }
+    assert_eq!(b.fee_pool().0, total);
+    assert_eq!(balances(b.state()), before, "nobody is paid before the pool is shared");
+    assert_eq!(b.share_fee_pool(&payees, &seed).unwrap().0, total);
+    assert_eq!(b.fee_pool().0, 0);
+    let got: Vec<u128> = balances(b.state()).iter().zip(&before).map(|(now, was)| now - was).collect();
+    let (share, rest) = (total / 11, total % 11);
+    assert_eq!(rest, 3);
+    let mut want = vec![share; 11];
+    want[4] += rest;
+    want.push(0);
+    assert_eq!(got, want, "⌊pool / k⌋ each, the remainder to position 4, nothing to the proposer");
+    let paid: Vec<u128> =
+        txs.iter().map(|t| c.account(&t.sender()).balance.0 - b.state().account(&t.sender()).balance.0 - 5).collect();
+    assert_eq!(paid.iter().sum::<u128>(), total, "the senders paid the fees (beyond their transfers)");
+    let ex = b.finish(c.genesis().chain_id, tip.hash(), dev_key(7).public(), c.state());
+    let after = |changes| {
+        let mut o = Overlay::new(c.state());
+        o.absorb(changes);
+        balances(&o)
+    };
+    assert_eq!(c.state().root_after(&ex.changes), ex.block.header.state_root);
+    let finished: Vec<u128> = after(ex.changes).iter().zip(&before).map(|(now, was)| now - was).collect();
+    assert_eq!(finished, want, "the finished block pays what was shared, nothing more");
+
+    // A pool never shared: the proposer gets it at the end.
+    let mut b = BlockBuilder::new(c.state(), c.registry(), env, c.config().block_gas_limit);
+    b.push_pooled(txs[0].clone()).unwrap();
+    let ex = b.finish(c.genesis().chain_id, tip.hash(), dev_key(7).public(), c.state());
+    let got = after(ex.changes);
+    assert_eq!(got[11] - before[11], TRANSFER_GAS as u128, "the proposer got the unshared pool");
+    assert_eq!(&got[..11], &before[..11], "the payees got nothing");
+}

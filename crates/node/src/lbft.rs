@@ -18,25 +18,34 @@
 //! its proposer field names the first accepted batch's proposer; its seal
 //! is [`Seal::Epoch`] with the epoch and its decision hash `h^e`.
 //!
-//! Fees: each transaction's fee goes to the validators whose accepted
-//! batches of the epoch carried it, not to the block's proposer field: a
-//! validator earns the fees of the transactions it proposed. A transaction
-//! carried by the batches of several proposers in one epoch (its earliest
-//! occurrence is the one executed, the copies removed as duplicates) has
-//! its fee split equally among those proposers, each once
-//! ([`BlockBuilder::push_sharing`]: `⌊fee / k⌋` each, the remainder of
-//! less than `k` units to the one the transaction's hash picks): accepted
-//! batches are ordered by proposer index, so paying the earliest
-//! occurrence alone would let a validator copy the other validators'
-//! batches of the epoch (it sees every `Val` before it must propose) and
-//! take their fees from a lower index (attack r16 [2]). Copying so earns at
-//! most an equal share (the remainder aside, which neither the copier nor
-//! its batch's position chooses), and costs the copier room in its own
-//! batch. The accepted batches are part of the decision, so every
-//! validator credits the same accounts. (A block so executed is not
-//! re-executable by a PBFT-style replay that pays every fee to the header's
-//! proposer; LBFT validators execute delivered epochs, never replay
-//! blocks.)
+//! Fees: an epoch's fees are pooled and shared equally among the
+//! proposers of the epoch's accepted batches, an empty batch included,
+//! not paid to the block's proposer field nor to the batch that carried
+//! each transaction: each of the `k` distinct proposers gets `⌊total /
+//! k⌋`, and the remainder (less than `k` units) goes to the one at
+//! position `h^e mod k` in proposer order, `h^e` the epoch's decision hash
+//! ([`BlockBuilder::push_pooled`], [`BlockBuilder::share_fee_pool`]); no
+//! coin is created or destroyed. A validator's income so depends on its
+//! batch being accepted, never on which transactions it carries: paying
+//! the carrier let the lowest-index proposer take the fees of the
+//! transactions it copied from the other batches of the epoch (it sees
+//! every `Val` before it must propose; attack r16 [2]), and splitting a
+//! fee among the batches that carried the transaction still paid a copier
+//! `1 / k` of each fee it copied, at no risk (attack r17 [1]). Under the
+//! pool copying earns nothing, and carrying transactions earns no more
+//! than an empty batch: honest validators propose what their clients send
+//! them (the protocol, not the fee, is the incentive). The remainder's
+//! recipient is picked by `h^e`, which hashes the whole decision (every
+//! accepted batch's digest, and which batches are accepted is settled by
+//! the agreement after each proposes), not by a transaction or a position
+//! a proposer chooses; at worst a proposer grinding its own batch biases
+//! fewer than `k` units an epoch. The accepted batches are part of the
+//! decision, so every validator — a restarted or caught-up one too —
+//! credits the same accounts and computes the same state root. (A block
+//! so executed is not re-executable by a PBFT-style replay that pays
+//! every fee to the header's proposer; LBFT validators execute delivered
+//! epochs, never replay blocks. PBFT is unchanged: its fees go to the
+//! block's proposer.)
 //!
 //! External validity (the item C): a validator echoes another's
 //! batch only if every transaction in it decodes, is signed, is for this
@@ -1025,10 +1034,6 @@ pub fn validity(shared: Arc<Shared>, verified: Arc<Mutex<HashSet<Hash32>>>, n: u
     })
 }
 
-/// A delivered transaction waiting for its predecessor: its hash, itself,
-/// and who shares its fee.
-type Waiting = (Hash32, SignedTransaction, Vec<Address>);
-
 /// Executes an epoch's delivered transactions as the next block, skipping
 /// those that do not execute; `None` when none does. Those skipped because
 /// their sender cannot pay for them are added to `unpayable`, with why.
@@ -1070,12 +1075,10 @@ fn execute(
     // Per sender, transactions delivered ahead of their predecessor in this
     // epoch, by nonce: each runs right after its predecessor (see the
     // module docs); what is still waiting at the end is skipped.
-    let mut waiting: HashMap<Address, BTreeMap<u64, Waiting>> = HashMap::new();
-    // Runs one transaction, its fee shared by `fee_to`; one its sender
-    // cannot pay for goes to `unpayable`.
-    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction, fee_to: &[Address]| match b
-        .push_sharing(stx, fee_to)
-    {
+    let mut waiting: HashMap<Address, BTreeMap<u64, (Hash32, SignedTransaction)>> = HashMap::new();
+    // Runs one transaction, its fee into the epoch's fee pool (see the
+    // module docs); one its sender cannot pay for goes to `unpayable`.
+    let mut push = |b: &mut BlockBuilder<'_>, h: Hash32, stx: SignedTransaction| match b.push_pooled(stx) {
         Ok(_) => true,
         Err(e @ gridledger_ledger::TxRejected::Balance { .. }) => {
             unpayable.push((h, e.to_string()));
@@ -1083,20 +1086,7 @@ fn execute(
         }
         Err(_) => false,
     };
-    let carriers = fee_carriers(d, delivery);
-    for (i, raw) in delivery.txs.iter().enumerate() {
-        // The validators whose accepted batches carried it (see the module docs).
-        let fee_to: Vec<Address> = match delivery.ids.get(i).and_then(|id| carriers.get(id)) {
-            Some(ps) => ps.iter().filter_map(|p| validators.get(*p as usize)).map(|v| v.address()).collect(),
-            None => delivery
-                .txs
-                .batch_of(i)
-                .and_then(|k| delivery.decision.get(k))
-                .and_then(|(p, _)| validators.get(*p as usize))
-                .map(|v| v.address())
-                .into_iter()
-                .collect(),
-        };
+    for raw in delivery.txs.iter() {
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
         let h = stx.hash();
         match chain.store().tx_location(&h) {
@@ -1109,14 +1099,14 @@ fn execute(
         }
         let sender = stx.sender();
         if defer_gaps && stx.tx.nonce > b.state().account(&sender).nonce {
-            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx, fee_to));
+            waiting.entry(sender).or_default().entry(stx.tx.nonce).or_insert((h, stx));
             continue;
         }
-        if push(&mut b, h, stx, &fee_to) {
+        if push(&mut b, h, stx) {
             included += 1;
             let Some(w) = waiting.get_mut(&sender) else { continue };
-            while let Some((h, next, next_fee_to)) = w.remove(&b.state().account(&sender).nonce) {
-                if !push(&mut b, h, next, &next_fee_to) {
+            while let Some((h, next)) = w.remove(&b.state().account(&sender).nonce) {
+                if !push(&mut b, h, next) {
                     break;
                 }
                 included += 1;
@@ -1127,32 +1117,19 @@ fn execute(
     if included == 0 {
         return Ok(None);
     }
+    // The epoch's fees, pooled, are shared equally among the proposers of
+    // its accepted batches, the remainder to the one the decision hash
+    // picks (see the module docs).
+    let mut payees: Vec<Address> = Vec::with_capacity(d.batches.len());
+    for v in d.batches.iter().filter_map(|b| validators.get(b.proposer as usize)) {
+        if !payees.contains(&v.address()) {
+            payees.push(v.address());
+        }
+    }
+    b.share_fee_pool(&payees, &d.block_hash()).map_err(|e| format!("epoch {}: sharing its fees: {e}", d.epoch))?;
     let mut ex = b.finish(chain_id, tip.hash(), proposer, chain.state());
     ex.block.seal = Seal::Epoch { epoch: d.epoch, decision: d.block_hash() };
     Ok(Some(ex))
-}
-
-/// The proposers of the accepted batches of `d` carrying each of the
-/// epoch's delivered transactions that more than one distinct proposer's
-/// batch carried (by transaction id, each proposer once, in delivery
-/// order): a copy removed as a duplicate still shares the fee. Empty when
-/// the epoch removed no duplicate (then each transaction's one carrier is
-/// the batch of its earliest occurrence).
-fn fee_carriers(d: &DeliveredEpoch<Sig>, delivery: &Delivery) -> HashMap<Hash32, Vec<u32>> {
-    let mut carriers: HashMap<Hash32, Vec<u32>> = HashMap::new();
-    if delivery.duplicates == 0 {
-        return carriers;
-    }
-    for b in &d.batches {
-        for id in b.batch.txs.ids() {
-            let ps = carriers.entry(*id).or_default();
-            if !ps.contains(&b.proposer) {
-                ps.push(b.proposer);
-            }
-        }
-    }
-    carriers.retain(|_, ps| ps.len() > 1);
-    carriers
 }
 
 impl crate::engine::ConsensusEngine for LbftEngine {
