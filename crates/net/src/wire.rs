@@ -7,7 +7,7 @@
 //! may span many Noise messages and many small frames may share one.
 
 use crate::error::LinkError;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use snow::StatelessTransportState;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -75,16 +75,19 @@ impl FrameSealer {
     /// message limit and returns the wire bytes to write.
     pub(crate) fn seal(&mut self) -> Result<&[u8], LinkError> {
         self.out.clear();
-        let mut cipher = [0u8; NOISE_MAX_MESSAGE];
         for chunk in self.plain.chunks(NOISE_MAX_PLAINTEXT) {
+            // Encrypted in place at the end of `out` (reused from seal to
+            // seal), not into a fresh zeroed 64-KiB buffer and copied.
+            let start = self.out.len();
+            self.out.resize(start + 2 + chunk.len() + NOISE_TAG_LEN, 0);
             let n = self
                 .transport
-                .write_message(self.nonce, chunk, &mut cipher)
+                .write_message(self.nonce, chunk, &mut self.out[start + 2..])
                 .map_err(|e| LinkError::Noise(e.to_string()))?;
             self.nonce += 1;
+            self.out.truncate(start + 2 + n);
             // n <= NOISE_MAX_MESSAGE, so it fits the u16 prefix.
-            self.out.extend_from_slice(&(n as u16).to_be_bytes());
-            self.out.extend_from_slice(&cipher[..n]);
+            self.out[start..start + 2].copy_from_slice(&(n as u16).to_be_bytes());
         }
         self.plain.clear();
         Ok(&self.out)
@@ -94,17 +97,43 @@ impl FrameSealer {
 /// Opens Noise transport messages and cuts the plaintext stream into
 /// frames, refusing any frame longer than `max_frame` as soon as its header
 /// arrives. Buffers at most one frame plus one Noise message.
+///
+/// Every Noise message is decrypted into one scratch buffer allocated once
+/// per link (not into a buffer grown, zero-filled and reallocated per
+/// message): a frame that lies inside one message is copied out of it into
+/// an allocation of its exact size, and a frame that spans messages is
+/// assembled in one allocation of its exact size, reserved when its header
+/// arrives.
 pub(crate) struct FrameOpener {
     transport: Arc<StatelessTransportState>,
     nonce: u64,
     max_frame: usize,
-    stream: BytesMut,
     cipher: Vec<u8>,
+    /// Scratch for one message's plaintext; `plain[pos..end]` not yet cut.
+    plain: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// A frame header split across messages: its first `header_got` bytes.
+    header: [u8; FRAME_HEADER],
+    header_got: usize,
+    /// A frame body spanning messages: `(bytes so far, its length)`.
+    body: Option<(Vec<u8>, usize)>,
 }
 
 impl FrameOpener {
     pub(crate) fn new(transport: Arc<StatelessTransportState>, max_frame: usize) -> Self {
-        Self { transport, nonce: 0, max_frame, stream: BytesMut::new(), cipher: Vec::new() }
+        Self {
+            transport,
+            nonce: 0,
+            max_frame,
+            cipher: Vec::new(),
+            plain: Vec::new(),
+            pos: 0,
+            end: 0,
+            header: [0u8; FRAME_HEADER],
+            header_got: 0,
+            body: None,
+        }
     }
 
     /// The next whole frame; `Ok(None)` when the peer closed the link
@@ -116,45 +145,68 @@ impl FrameOpener {
                 return Ok(Some(frame));
             }
             if !read_noise_message(r, &mut self.cipher).await? {
-                return if self.stream.is_empty() { Ok(None) } else { Err(LinkError::TruncatedFrame) };
+                let between_frames = self.header_got == 0 && self.body.is_none() && self.pos == self.end;
+                return if between_frames { Ok(None) } else { Err(LinkError::TruncatedFrame) };
             }
             self.open()?;
         }
     }
 
-    /// Decrypts `self.cipher` onto the end of the plaintext stream.
+    /// Decrypts `self.cipher` into the scratch buffer. Called only once the
+    /// previous message's plaintext is all cut (`pos == end`).
     fn open(&mut self) -> Result<(), LinkError> {
         if self.cipher.len() < NOISE_TAG_LEN {
             return Err(LinkError::ShortNoiseMessage(self.cipher.len()));
         }
-        let start = self.stream.len();
-        self.stream.resize(start + self.cipher.len(), 0);
-        let n =
-            self.transport.read_message(self.nonce, &self.cipher, &mut self.stream[start..]).map_err(|e| match e {
-                snow::Error::Decrypt => LinkError::Decrypt,
-                other => LinkError::Noise(other.to_string()),
-            })?;
+        if self.plain.len() < self.cipher.len() {
+            // Once per link: a Noise message is at most this long.
+            self.plain.resize(NOISE_MAX_MESSAGE.max(self.cipher.len()), 0);
+        }
+        let n = self.transport.read_message(self.nonce, &self.cipher, &mut self.plain).map_err(|e| match e {
+            snow::Error::Decrypt => LinkError::Decrypt,
+            other => LinkError::Noise(other.to_string()),
+        })?;
         self.nonce += 1;
-        self.stream.truncate(start + n);
+        self.pos = 0;
+        self.end = n;
         Ok(())
     }
 
     fn take_frame(&mut self) -> Result<Option<Bytes>, LinkError> {
-        if self.stream.len() < FRAME_HEADER {
-            return Ok(None);
+        loop {
+            let avail = &self.plain[self.pos..self.end];
+            if let Some((body, len)) = self.body.as_mut() {
+                let take = (*len - body.len()).min(avail.len());
+                body.extend_from_slice(&avail[..take]);
+                self.pos += take;
+                if body.len() < *len {
+                    return Ok(None);
+                }
+                let (body, _) = self.body.take().unwrap_or_default();
+                return Ok(Some(Bytes::from(body)));
+            }
+            if avail.is_empty() {
+                return Ok(None);
+            }
+            let take = (FRAME_HEADER - self.header_got).min(avail.len());
+            self.header[self.header_got..self.header_got + take].copy_from_slice(&avail[..take]);
+            self.header_got += take;
+            self.pos += take;
+            if self.header_got < FRAME_HEADER {
+                return Ok(None);
+            }
+            self.header_got = 0;
+            let len = u32::from_be_bytes(self.header) as usize;
+            if len > self.max_frame {
+                return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
+            }
+            if self.end - self.pos >= len {
+                let frame = Bytes::copy_from_slice(&self.plain[self.pos..self.pos + len]);
+                self.pos += len;
+                return Ok(Some(frame));
+            }
+            self.body = Some((Vec::with_capacity(len), len));
         }
-        let mut header = [0u8; FRAME_HEADER];
-        header.copy_from_slice(&self.stream[..FRAME_HEADER]);
-        let len = u32::from_be_bytes(header) as usize;
-        if len > self.max_frame {
-            return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
-        }
-        if self.stream.len() < FRAME_HEADER + len {
-            self.stream.reserve(FRAME_HEADER + len - self.stream.len());
-            return Ok(None);
-        }
-        self.stream.advance(FRAME_HEADER);
-        Ok(Some(self.stream.split_to(len).freeze()))
     }
 }
 
@@ -175,6 +227,44 @@ mod tests {
             Arc::new(i.into_stateless_transport_mode().expect("i")),
             Arc::new(r.into_stateless_transport_mode().expect("r")),
         )
+    }
+
+    /// Frames of every shape the opener cuts: empty, inside one Noise
+    /// message, many in one message, a header split across two messages,
+    /// a body ending exactly at a message's end, bodies spanning several
+    /// messages; sealed in several calls. Each comes out whole and in order.
+    #[tokio::test]
+    async fn frames_split_anyhow_across_noise_messages_come_out_whole_and_in_order() {
+        let (i, r) = pair();
+        let mut sealer = FrameSealer::new(i);
+        let frame = |len: usize, seed: u8| (0..len).map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        // Header of the second frame split 2 + 2 across the first two messages.
+        sent.push(frame(NOISE_MAX_PLAINTEXT - FRAME_HEADER - 2, 1));
+        sent.push(frame(10, 2));
+        sent.push(Vec::new());
+        sent.extend((0..50).map(|k| frame(k * 7 % 40, k as u8)));
+        let mut wire = Vec::new();
+        for f in &sent {
+            sealer.push_frame(f);
+        }
+        wire.extend_from_slice(sealer.seal().expect("seal"));
+        // A body that ends exactly at the end of its message, then one
+        // spanning three messages, then one byte.
+        let second: Vec<Vec<u8>> =
+            vec![frame(NOISE_MAX_PLAINTEXT - FRAME_HEADER, 3), frame(3 * NOISE_MAX_PLAINTEXT, 4), frame(1, 5)];
+        for f in &second {
+            sealer.push_frame(f);
+        }
+        wire.extend_from_slice(sealer.seal().expect("seal"));
+        sent.extend(second);
+        let mut opener = FrameOpener::new(r, 4 * NOISE_MAX_PLAINTEXT);
+        let mut rd = &wire[..];
+        for (k, f) in sent.iter().enumerate() {
+            let got = opener.next_frame(&mut rd).await.expect("frame").expect("not the end");
+            assert_eq!(&got[..], &f[..], "frame {k}");
+        }
+        assert!(opener.next_frame(&mut rd).await.expect("clean end").is_none());
     }
 
     #[tokio::test]
