@@ -209,3 +209,42 @@ fn ordinary_parties_on_feeders_up_to_1e4_times_the_impedance_clear() {
         assert!(c.relative_gap.abs() <= 1e-3, "x {f}: gap {}", c.relative_gap);
     }
 }
+
+// Held up: rows with limits +inf, -inf, NaN, 1e308, 0 and -5e-324, and
+// coefficients inf, NaN, +-1e308, the smallest normal and the smallest
+// subnormal: no panic under either algorithm; +-inf, NaN and the 1e308
+// coefficients are refused with typed errors (the solver's, or
+// NoConvergence), and every clearing returned meets its row.
+#[test]
+fn non_finite_and_extreme_rows_are_refused_or_met() {
+    let m = pair_market(1e-5);
+    let rows: Vec<(Vec<f64>, f64)> = vec![
+        (vec![1.0, -1.0], f64::INFINITY),
+        (vec![1.0, -1.0], f64::NEG_INFINITY),
+        (vec![1.0, -1.0], f64::NAN),
+        (vec![f64::INFINITY, 0.0], 5.0),
+        (vec![f64::NAN, 0.0], 5.0),
+        (vec![0.0, 0.0], -1.0),
+        (vec![1.0, -1.0], 1e308),
+        (vec![1e308, -1e308], 1e308),
+        (vec![f64::MIN_POSITIVE, -f64::MIN_POSITIVE], 0.0),
+        (vec![5e-324, 0.0], -5e-324),
+    ];
+    for (row, h) in rows {
+        let net = two_bus(row.clone(), h);
+        for alg in [Algorithm::PrimalDual, Algorithm::Central] {
+            let r = std::panic::catch_unwind(|| clear_with(&m, &net, alg, Some(5_000)));
+            let Ok(r) = r else { panic!("{row:?} h {h:e} {alg:?} panicked") };
+            if let Ok(c) = r {
+                let mut t = vec![vec![0.0; 2]; 2];
+                for tr in &c.trades {
+                    t[tr.buyer][tr.seller] = tr.kwh;
+                }
+                let (bm, bn) = net.placement(&m).unwrap();
+                let (bt, st) = PrimalDual::totals(&t);
+                let inj = net.injections(&bm, &bn, &bt, &st);
+                assert_eq!(net.row_excess(&inj), None, "{row:?} h {h:e} {alg:?}");
+            }
+        }
+    }
+}
