@@ -142,3 +142,36 @@ fn power_flow_solves_a_feeder_with_a_small_impedance_jumper() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("0.9163 p.u. at bus 18"), "{stdout}");
 }
+
+fn clear_shipped(limit_scale: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gridledger"))
+        .args(["market", "clear", "--buyers", "4", "--sellers", "4", "--limit-scale", limit_scale])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+// Finding [5] (medium). Expected: `market clear` on the shipped case30
+// with its seeded 4 x 4 market clears at any `--limit-scale` the reference
+// clears at. Observed: `--limit-scale 1e-10` (each line allots the market
+// about 1e-5 kW, above the rows' 1 mW tolerance; the reference clears in
+// 12 iterations, welfare $0.3885, seven lines binding) ends in
+// "PrimalDual did not converge in 200000 iterations", exit 1; so do 1e-9,
+// 1e-11, 1e-12 and 1e-13, while 1e-8 needs 145 918 iterations, 1e-6
+// 2 278, and 1e-15 and 1e-300 (rows below the tolerance) 84. No crafted
+// data: the shipped case, the seeded generator and a documented flag.
+#[test]
+#[ignore = "attack r18: market clear --buyers 4 --sellers 4 --limit-scale 1e-10 on case30 ends in NoConvergence at 200 000 (the reference clears)"]
+fn the_seeded_market_clears_at_a_limit_scale_of_1e_minus_10() {
+    let (ok, err) = clear_shipped("1e-10");
+    assert!(ok, "{err}");
+}
+
+// Held up: the same market at --limit-scale 1e-6 and 1e-15 clears.
+#[test]
+fn the_seeded_market_clears_at_limit_scales_1e_minus_6_and_1e_minus_15() {
+    for s in ["1e-6", "1e-15"] {
+        let (ok, err) = clear_shipped(s);
+        assert!(ok, "--limit-scale {s}: {err}");
+    }
+}
