@@ -1414,7 +1414,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if h.tcr_root.is_some() {
                 continue;
             }
-            // A later block (which also closes a batch still recording).
+            // A later block (which also closes a batch still recording),
+            // once every posting on chain is watched (attack r21 [1]).
+            self.watch_before_jump(fin, rng)?;
             let t = self.now() + 1_000;
             self.set_time(t);
             let input = self.batch_input(b)?;
@@ -1590,6 +1592,31 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(())
     }
 
+    /// [`Mode::ConventionalOr`]: the guard run before the driver moves the
+    /// clock ([`crate::primary::PrimaryConfig::pipelined`], attack r21
+    /// [1]): every standing posting after `fin` on chain that the watcher
+    /// has not checked yet is watched now, by the assigned watcher and the
+    /// backup checkers ([`Self::watch_posted`]), inside its window, however
+    /// it got there (an executor's posting ahead made before the run or
+    /// between turns). Called at the top of each turn of
+    /// [`Self::process`] and immediately before each of its clock jumps
+    /// (closing the batch, waiting out a withheld batch, the assigned
+    /// validator's turn, the end of the window, each later block of
+    /// [`Self::post_ahead`]). Without it a withheld batch made the driver
+    /// jump a whole window before it looked at any posting ahead, and a
+    /// forgery posted ahead before the run settled with every validator
+    /// honest.
+    fn watch_before_jump(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
+        if self.cfg.mode != Mode::ConventionalOr
+            || crate::mutants::active(crate::mutants::Mutation::WatchAfterJump)
+            || crate::mutants::active(crate::mutants::Mutation::WatchAtTurn)
+        {
+            return Ok(());
+        }
+        let (next, _) = self.progress()?;
+        self.watch_all_ahead(fin, next, rng)
+    }
+
     /// [`Mode::ConventionalOr`]: batch `b`'s assigned validator (the
     /// baseline's watcher) checks its posted TCRs now and challenges them
     /// if they are wrong; then, inside the same window, the backup
@@ -1743,6 +1770,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             if fin >= next {
                 return Ok(out);
             }
+            // Every posting already on chain is watched before the clock
+            // moves at all this turn (attack r21 [1]).
+            self.watch_before_jump(fin, rng)?;
             let mut input = self.batch_input(fin)?;
             if input.header.height >= self.primary.tip().height {
                 // Close the batch: its block is the tip; move the clock on.
@@ -1780,6 +1810,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                             // in this window (attack r20 [3]).
                             until = until.max(self.withheld_due_with(fin, next, closed)?);
                         }
+                        // Not before every posting ahead is watched inside
+                        // its window: the jump is a whole window, and a
+                        // posting ahead made no later than this batch
+                        // closed has none left after it (attack r21 [1]).
+                        self.watch_before_jump(fin, rng)?;
                         self.set_time(until.max(self.now()));
                     }
                     let step = self.executors[j].1.on_batch(&input);
@@ -1820,6 +1855,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // assigned validator's turn (the first half of the window).
             if let Some(done) = self.window_start(&self.batch_header(fin)?)? {
                 let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
+                self.watch_before_jump(fin, rng)?;
                 self.set_time(turn.max(self.now()));
             }
             // Smart meters, their delegates and the bonded challenge, unless
@@ -1855,6 +1891,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 // An overturned batch is executed on chain at once.
                 if !h.overturned {
                     let until = self.window_start(&h)?.unwrap_or(0).saturating_add(self.cfg.window_ms());
+                    self.watch_before_jump(fin, rng)?;
                     self.set_time(until);
                 }
                 let key = self.executors[0].0.clone();

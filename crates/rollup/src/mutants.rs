@@ -123,7 +123,8 @@ pub enum Mutation {
     ValidatorTurnFromPosting,
     /// [`crate::driver::DualChain::process`] (baseline): the watcher checks
     /// a batch posted ahead only at its turn to settle, after its window
-    /// closed, instead of when it is posted (attack r15 [4]).
+    /// closed, instead of when it is posted or before the clock next moves
+    /// (attack r15 [4]).
     WatchAtTurn,
     /// [`crate::driver::DualChain::process`] (baseline): the watcher checks
     /// only the postings ahead the driver sends itself, not one an executor
@@ -187,6 +188,13 @@ pub enum Mutation {
     /// claimed pre-root): a colluding executor's void posting in between
     /// lets a frivolous dispute keep its bond (attack r19 [1]).
     ReplacedAgainIsReplaced,
+    /// Baseline driver: [`crate::driver::DualChain::process`] moves the
+    /// clock (a withheld batch's wait of a window) before it has watched
+    /// the postings ahead already on chain: an executor that withholds the
+    /// next batch to settle and posted a forged root ahead before the run
+    /// sees its window run out unwatched, and the root settles with every
+    /// validator honest (attack r21 [1]).
+    WatchAfterJump,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

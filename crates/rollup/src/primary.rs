@@ -362,6 +362,18 @@ pub struct PrimaryConfig {
     ///   whose claimed pre-root is not the true state never settles (it is
     ///   void at its turn), so checking against the true state inside the
     ///   posting's own window is sufficient.
+    /// - *No clock moves past an unwatched posting* (attack r21 [1]).
+    ///   Since each posting's window runs from its own posting, the driver
+    ///   never advances the chain's clock (a jump to a deadline, the
+    ///   assigned validator's turn, the end of a window, a later block)
+    ///   before every standing posting already on chain has been checked
+    ///   by its watcher and the backup checkers inside its window
+    ///   ([`crate::driver::DualChain`] watches them at the top of each turn
+    ///   and immediately before each jump). Waiting out a withheld batch
+    ///   jumps a whole window past its closing; a posting ahead made no
+    ///   later than that (by the withholding executor itself, before the
+    ///   run) has no window left after the jump, and looked at only then
+    ///   it settled a forged root with every validator honest.
     /// - *A withheld batch does not serialise the windows* (attack r20 [3],
     ///   [4]). Any active executor may post a batch whose assigned executor
     ///   is not active (forfeited or left) at once, or one withheld for a

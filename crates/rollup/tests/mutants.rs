@@ -989,6 +989,36 @@ fn a_silent_executors_batches_settle_within_two_windows_and_a_half() -> bool {
     })
 }
 
+/// Baseline driver (attack r21 [1]): executor X is assigned the next
+/// batch to settle and a later batch b; it posts b ahead with a root
+/// minting its accomplice 10 coin, then withholds the first. The driver
+/// watches b's posting before it waits out the withheld batch's window,
+/// so the forged root never settles (every validator honest).
+fn a_forgery_ahead_behind_a_withheld_batch_never_settles() -> bool {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    for shift in 0..6u64 {
+        let mut e = or_funded();
+        if shift > 0 {
+            record_batches(&mut e, shift);
+            if e.d.process(&mut rng(21)).is_err() {
+                return false;
+            }
+        }
+        let first = record_batches(&mut e, 8);
+        let x = executor_of(&e, first);
+        let Some(b) = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()) else {
+            continue;
+        };
+        let minted = post_minting_root(&mut e, b, trader(3).address());
+        let Some(i) = e.d.executors.iter().position(|(k, _)| k.address() == x.address()) else { return false };
+        e.d.set_executor(i, ExecutorBehaviour::Silent);
+        let _ = e.d.process(&mut rng(21));
+        let h = e.d.batch_header(b).unwrap();
+        return !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)));
+    }
+    false
+}
+
 /// `batch`'s assigned validator's commitment and dispute of its standing
 /// posting, and the validator's key.
 fn watcher_calls(e: &mut Env, batch: u64) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
@@ -1074,7 +1104,7 @@ fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
     !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
 }
 
-const SCENARIOS: [Scenario; 38] = [
+const SCENARIOS: [Scenario; 39] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1140,6 +1170,7 @@ const SCENARIOS: [Scenario; 38] = [
         "a frivolous dispute of a posting posted again loses its bond",
         a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond,
     ),
+    ("a forgery ahead behind a withheld batch never settles", a_forgery_ahead_behind_a_withheld_batch_never_settles),
 ];
 
 gridledger_core::mutation_check! {
@@ -1184,4 +1215,5 @@ gridledger_core::mutation_check! {
     posting_stopping_at_withheld_is_caught: Mutation::PostingStopsAtWithheld => "a silent executor's batches settle within two windows and a half",
     forgotten_voided_posting_is_caught: Mutation::VoidedPostingForgotten => "a caught forgery voided by its forger still costs the deposit",
     replaced_again_is_replaced_is_caught: Mutation::ReplacedAgainIsReplaced => "a frivolous dispute of a posting posted again loses its bond",
+    watch_after_jump_is_caught: Mutation::WatchAfterJump => "a forgery ahead behind a withheld batch never settles",
 }
