@@ -160,6 +160,19 @@ fn clear_shipped(limit_scale: &str) -> (bool, String) {
 // 1e-11, 1e-12 and 1e-13, while 1e-8 needs 145 918 iterations, 1e-6
 // 2 278, and 1e-15 and 1e-300 (rows below the tolerance) 84. No crafted
 // data: the shipped case, the seeded generator and a documented flag.
+// Diagnosis (not fixed): by iteration ~2 000 the settled trades are within
+// 1e-5 of the reference's welfare and every cheap test passes, but the
+// duality certificate's gap `d − W` (~6.7e-6 $) is almost exactly `μᵀh`:
+// ~30 rows that do not bind at the optimum stay priced while the trades
+// sit at zero flow, and the per-party gap test needs `d − W` near 1e-8 $.
+// A priced slack row unwinds by `γ_r · boost · (h_r − G_r p)`, i.e. in
+// steps proportional to a limit of ~1e-6 kW; the doubling step down
+// (`SLACK_DOUBLING`) would catch up, but the rows share the same few
+// trades, so as one multiplier falls the trades move, some row overloads
+// and every streak resets every few hundred iterations (boost at most
+// ~2^10). Doubling faster (every 10 iterations) made the multipliers run
+// away (μ > 40 $/kWh). At 1e-15 `μᵀh` is below the gap test; at 1e-6 the
+// slack steps are 1e4 times larger.
 #[test]
 #[ignore = "attack r18: market clear --buyers 4 --sellers 4 --limit-scale 1e-10 on case30 ends in NoConvergence at 200 000 (the reference clears)"]
 fn the_seeded_market_clears_at_a_limit_scale_of_1e_minus_10() {

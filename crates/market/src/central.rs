@@ -44,6 +44,12 @@ pub enum ClearError {
     Infeasible(String),
     #[error("the solver stopped without a solution ({0})")]
     Solver(String),
+    /// The solver reported a solution that breaks one of the network rows
+    /// it was given by more than the rows' tolerance (its own tolerances are
+    /// relative to the rows' scale: a row with coefficients near 1e20 was
+    /// exceeded by 4e22 kW): no reference, rather than a wrong one.
+    #[error("the solver's solution breaks network row {row} by {kw_beyond:e} kW")]
+    RowBroken { row: String, kw_beyond: f64 },
 }
 
 /// The centralised optimum.
@@ -172,6 +178,21 @@ pub fn solve(market: &Market, net: &MarketNetwork) -> Result<CentralSolution, Cl
         (0..net.bus_ids.len()).map(|k| z0 - net.g.iter().zip(zn).map(|(g, zr)| g[k] * zr).sum::<f64>()).collect();
     let scale = zn.iter().fold(z0.abs(), |m, v| m.max(v.abs())).max(1e-12);
     let binding = zn.iter().enumerate().filter(|(_, v)| **v > 1e-6 * scale).map(|(r, _)| r).collect();
+    // the answer is checked against every row the solver was given, with
+    // the rows' own tolerance (the test `clearing::clear` applies)
+    let inj = net.injections(&bm, &bn, &buyer_totals, &seller_totals);
+    for (r, (g, h)) in net.g.iter().zip(&net.h).enumerate() {
+        let kept = crate::mutants::active(crate::mutants::Mutation::NegligibleRowsKeptByReference);
+        if !kept && crate::primal_dual::negligible_row(g, *h, &bm, &bn) {
+            continue;
+        }
+        let beyond = g.iter().zip(&inj).map(|(a, p)| a * p).sum::<f64>() - h;
+        // a NaN row value is a break too
+        let holds = beyond <= crate::network::ROW_TOL_ABS_KW + crate::network::ROW_TOL_REL * h.abs();
+        if !holds {
+            return Err(ClearError::RowBroken { row: net.labels[r].clone(), kw_beyond: beyond });
+        }
+    }
     let welfare = market.buyers.iter().zip(&buyer_totals).map(|(p, e)| p.welfare(*e)).sum::<f64>()
         + market.sellers.iter().zip(&seller_totals).map(|(p, e)| p.welfare(*e)).sum::<f64>();
     Ok(CentralSolution { welfare, buyer_totals, seller_totals, bus_prices, binding, iterations: sol.iterations })

@@ -111,6 +111,11 @@ pub enum Mutation {
     /// market stops with a seeded party off its optimal total by more than
     /// `clear`'s tolerance, and `clear` refuses the run.
     ScaledGapLargePartiesOnly,
+    /// TEAR-DO compares the executors' outputs with f64 `==` instead of
+    /// bit for bit: a compromised enclave that sends `-0.0` where the
+    /// script computes `+0.0` ([`crate::teardo::Fault::SignFlippedZero`])
+    /// passes undetected.
+    OutputsComparedAsFloats,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -34,7 +34,9 @@
 //! countermeasure recomputes what no valid output covers. A *compromised*
 //! enclave ([`Fault::WrongOutput`]: validly signed wrong values — outside
 //! what a real TEE allows) is caught only by comparison with an honest
-//! executor of the same subproblem, so the guarantee needs every subproblem
+//! executor of the same subproblem (bit for bit, as the proofs sign the
+//! encoding: a `-0.0` for `+0.0`, [`Fault::SignFlippedZero`], is a
+//! mismatch, and an honest `NaN` matches itself), so the guarantee needs every subproblem
 //! to have one: `κ > f_c`, the number of compromised enclaves the run
 //! declares; a configuration with `κ ≤ f_c` is refused
 //! ([`TearDoError::CollusionBound`]) — with `κ = 2` two colluders that
@@ -104,6 +106,10 @@ pub enum Fault {
     WrongOutput,
     /// Sends its message in another node's name (signed with its own key).
     Impersonate,
+    /// A compromised enclave that signs its outputs with the sign of every
+    /// zero flipped (`-0.0` for `+0.0`): values equal under f64 `==` but not
+    /// what the script computes, so the executors' comparison is bitwise.
+    SignFlippedZero,
 }
 
 /// What a node's own signature on an [`OutputMsg`] covers.
@@ -113,6 +119,12 @@ pub fn message_digest(node: usize, round: u64, ciphertext: &[u8], context: &[u8;
 
 impl Fault {
     pub const ALL: [Fault; 4] = [Fault::Silent, Fault::TamperOutput, Fault::WrongInputs, Fault::BadSignature];
+
+    /// True for a compromised enclave (validly signed wrong outputs), which
+    /// only comparison with an honest co-executor catches.
+    pub fn compromised(self) -> bool {
+        matches!(self, Fault::WrongOutput | Fault::SignFlippedZero)
+    }
 }
 
 /// When the Byzantine hosts attack.
@@ -229,7 +241,8 @@ pub enum TearDoError {
 /// The fault model's bounds on a configuration (module docs, "Fault
 /// model"): fewer than a third of the enclaves Byzantine (`3f < B'`), and
 /// more executors per subproblem than compromised enclaves (`κ > f_c`, the
-/// hosts whose enclaves sign wrong values: [`Fault::WrongOutput`]).
+/// hosts whose enclaves sign wrong values: [`Fault::WrongOutput`],
+/// [`Fault::SignFlippedZero`]).
 ///
 /// [`Deployed::deploy`] enforces only the second (without it a wrong value
 /// can enter the clearing undetected); the first is for front ends that
@@ -244,9 +257,10 @@ pub fn check_fault_model(config: &TearDoConfig) -> Result<(), TearDoError> {
 }
 
 /// `κ > f_c`: more executors per subproblem than compromised enclaves
-/// ([`Fault::WrongOutput`]), so every subproblem has an honest executor.
+/// ([`Fault::WrongOutput`], [`Fault::SignFlippedZero`]), so every
+/// subproblem has an honest executor.
 pub fn check_collusion_bound(config: &TearDoConfig) -> Result<(), TearDoError> {
-    let compromised = config.byzantine.values().filter(|x| **x == Fault::WrongOutput).count();
+    let compromised = config.byzantine.values().filter(|x| x.compromised()).count();
     if compromised > 0 && config.kappa <= compromised {
         return Err(TearDoError::CollusionBound { kappa: config.kappa, compromised });
     }
@@ -265,11 +279,35 @@ fn decode(b: &[u8]) -> Option<Vec<f64>> {
 }
 
 /// The outputs of one subproblem.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Out {
     Buyer(Vec<f64>),
     Seller(Vec<f64>, Vec<f64>),
     Operator(Vec<f64>, Vec<f64>),
+}
+
+/// Bit-for-bit equality of two output vectors (`f64::to_bits`): what the
+/// proofs sign is the encoding, so `-0.0` differs from `+0.0` and an honest
+/// `NaN` equals itself. (Under [`Mutation::OutputsComparedAsFloats`] the
+/// old f64 `==`.)
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    if mutants::active(Mutation::OutputsComparedAsFloats) {
+        return a == b;
+    }
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Executors' outputs agree when they are bit-for-bit the same.
+impl PartialEq for Out {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Out::Buyer(a), Out::Buyer(b)) => same_bits(a, b),
+            (Out::Seller(a, c), Out::Seller(b, d)) | (Out::Operator(a, c), Out::Operator(b, d)) => {
+                same_bits(a, b) && same_bits(c, d)
+            }
+            _ => false,
+        }
+    }
 }
 
 fn serialise(outs: &[(usize, Out)]) -> Vec<u8> {
@@ -581,6 +619,19 @@ impl TearDo {
                         };
                         if let Some(first) = v.first_mut() {
                             *first += 1.0;
+                        }
+                    }
+                }
+                Some(Fault::SignFlippedZero) => {
+                    for (_, o) in outs.iter_mut() {
+                        let parts: Vec<&mut Vec<f64>> = match o {
+                            Out::Buyer(x) => vec![x],
+                            Out::Seller(y, l) | Out::Operator(y, l) => vec![y, l],
+                        };
+                        for v in parts.into_iter().flat_map(|p| p.iter_mut()) {
+                            if *v == 0.0 {
+                                *v = -*v;
+                            }
                         }
                     }
                 }

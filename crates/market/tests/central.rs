@@ -103,3 +103,38 @@ fn distflow_voltage_limits_bind_for_heavy_buying_at_the_feeder_end() {
     let p = net.injections(&bm, &bn, &c.buyer_totals, &c.seller_totals);
     assert!(net.violation(&p) < 1e-6);
 }
+
+#[test]
+fn a_reference_breaking_its_own_row_is_a_typed_error() {
+    use gridledger_market::clearing::{clear_with, Algorithm, ClearingError};
+    use gridledger_market::problem::{Prosumer, Side};
+    let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
+    let market = Market {
+        buyers: vec![p(Side::Buyer, 2, 0.01, 10.0, 200.0), p(Side::Buyer, 2, 0.02, 5.0, 20.0)],
+        sellers: vec![p(Side::Seller, 1, 0.01, 1.0, 200.0), p(Side::Seller, 1, 0.02, 2.0, 20.0)],
+    };
+    // one row `1e20 p_1 − 1e20 p_2 ≤ 5e20`: the flow limited to 2.5 kWh;
+    // Clarabel's tolerances, relative to the row's scale, let it trade far more
+    let net = MarketNetwork {
+        model: "ptdf",
+        bus_ids: vec![1, 2],
+        g: vec![vec![1e20, -1e20]],
+        h: vec![5e20],
+        labels: vec!["r".into()],
+    };
+    match solve(&market, &net) {
+        Err(ClearError::RowBroken { row, kw_beyond }) => assert!(row == "r" && kw_beyond > 0.0, "{row} {kw_beyond}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(c) => panic!("the reference's trades (buyers {:?}) accepted", c.buyer_totals),
+    }
+    // the distributed clearing is not blamed for the reference's failure
+    match clear_with(&market, &net, Algorithm::PrimalDual, Some(20_000)) {
+        Err(ClearingError::Clear(ClearError::RowBroken { .. })) => {}
+        r => panic!("expected the reference's typed error, got {:?}", r.map(|c| c.welfare)),
+    }
+    // the same row at scale 1 is met by the reference
+    let net = MarketNetwork { g: vec![vec![1.0, -1.0]], h: vec![5.0], ..net };
+    let c = solve(&market, &net).unwrap();
+    let bought: f64 = c.buyer_totals.iter().sum();
+    assert!((bought - 2.5).abs() < 1e-6, "{:?}", c.buyer_totals);
+}

@@ -14,7 +14,7 @@ use gridledger_market::mutants::{plant, Mutation};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{uncongested_optimum, PdParams, PrimalDual};
 use gridledger_market::problem::{Market, Prosumer, Side};
-use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig, SCRIPT};
+use gridledger_market::teardo::{Detection, Fault, Strategy, TearDo, TearDoConfig, SCRIPT};
 use gridledger_market::tee::{run_dtask, Attester, SetupFault, SoftwareEnclave};
 use gridledger_market::{Case, DcModel, CASE30};
 use rand::SeedableRng;
@@ -62,6 +62,27 @@ fn teardo_clears_exactly_under_faults() -> bool {
     t.pd.params.max_iter = 2 * iterations;
     let r = t.run(&market);
     r.converged && t.pd.settled() == pd.settled()
+}
+
+/// A compromised enclave that sends `-0.0` where the script computes
+/// `+0.0` (the operator's unpriced line multipliers) is flagged as an
+/// output mismatch: executors' outputs are compared bit for bit.
+fn a_sign_flipped_zero_is_caught() -> bool {
+    let dc = case30();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let cfg = |byz| TearDoConfig { enclaves: 10, kappa: 2, byzantine: byz, strategy: Strategy::Always, seed: 5 };
+    let Ok(clean) = TearDo::new_insecure_seeded(&market, &net, cfg(BTreeMap::new()), [1; 32]) else { return false };
+    let node = clean.assigned(4 + 4)[0];
+    let Ok(mut t) = TearDo::new_insecure_seeded(&market, &net, cfg([(node, Fault::SignFlippedZero)].into()), [1; 32])
+    else {
+        return false;
+    };
+    let mut prev = [0u8; 32];
+    for _ in 0..3 {
+        t.step(&market, &mut prev);
+    }
+    t.report(false).detected.iter().any(|(n, d, _)| *n == node && *d == Detection::OutputMismatch)
 }
 
 /// The primal-dual method reaches the exact uncongested optimum.
@@ -525,7 +546,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 23] = [
+const SCENARIOS: [Scenario; 24] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -558,6 +579,7 @@ const SCENARIOS: [Scenario; 23] = [
     ("a crowd of near-linear pairs on one row clears", a_crowd_of_near_linear_pairs_on_one_row_clears),
     ("a near-linear pair beside an ordinary crowd clears", a_near_linear_pair_beside_an_ordinary_crowd_clears),
     ("a near-linear pair clears with slack lines rated", a_near_linear_pair_clears_with_slack_lines_rated),
+    ("a sign-flipped zero is caught", a_sign_flipped_zero_is_caught),
 ];
 
 gridledger_core::mutation_check! {
@@ -586,4 +608,5 @@ gridledger_core::mutation_check! {
     trade_damping_unshared_is_caught: Mutation::TradeDampingUnshared => "a crowd of near-linear pairs on one row clears",
     trade_damping_own_curvature_ignored_is_caught: Mutation::TradeDampingOwnCurvatureIgnored => "a near-linear pair beside an ordinary crowd clears",
     trade_damping_slack_rows_counted_is_caught: Mutation::TradeDampingSlackRowsCounted => "a near-linear pair clears with slack lines rated",
+    outputs_compared_as_floats_is_caught: Mutation::OutputsComparedAsFloats => "a sign-flipped zero is caught",
 }

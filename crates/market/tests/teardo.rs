@@ -248,3 +248,38 @@ fn a_message_in_another_nodes_name_accuses_nobody_but_the_silent_sender() {
     // host 4, whose name was used, is never accused; host 3 sent nothing in its own name
     assert_eq!(got, vec![(3, Detection::SilentPastDelta)]);
 }
+
+/// Whether two clearings are the same bit for bit.
+fn same_bits(a: &[Vec<f64>], b: &[Vec<f64>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits()))
+}
+
+#[test]
+fn a_sign_flipped_zero_is_an_output_mismatch() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let cfg = |byz| config(byz, Strategy::Always, 2);
+    // the operator's subproblem: the multipliers of the unpriced lines are +0.0 in every round
+    let operator = 4 + 4;
+    let node = TearDo::new_insecure_seeded(&market, &net, cfg(BTreeMap::new()), [1; 32]).unwrap().assigned(operator)[0];
+    let byz: BTreeMap<usize, Fault> = [(node, Fault::SignFlippedZero)].into();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, cfg(byz), [1; 32]).unwrap();
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert!(same_bits(&t.pd.settled(), &want), "the honest recomputation keeps the clearing exact");
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    assert_eq!(got, vec![(node, Detection::OutputMismatch)], "-0.0 for +0.0 is a different output");
+    assert!(r.detected[0].2 <= 2, "caught in the first iteration");
+}
+
+#[test]
+fn a_sign_flipping_enclave_counts_as_compromised() {
+    let (market, net) = setup();
+    let byz: BTreeMap<usize, Fault> = [(1, Fault::SignFlippedZero)].into();
+    match TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 1), [1; 32]) {
+        Err(TearDoError::CollusionBound { kappa: 1, compromised: 1 }) => {}
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("κ = 1 accepted beside a compromised enclave"),
+    }
+}
