@@ -54,9 +54,12 @@ pub struct NetworkConfig {
     /// longer read (TCP back-pressure on that peer only).
     pub inbound_queue: usize,
     /// Bytes of received messages buffered per peer (at least one frame of
-    /// any size is admitted when nothing is buffered): with `inbound_queue`
-    /// it bounds what one peer can make this node hold, however large its
-    /// frames, at about `inbound_bytes + max_frame`.
+    /// any size is admitted when nothing is buffered). A frame is admitted
+    /// against it when its header arrives, before its body is buffered, and
+    /// all links of the peer share it, so what one peer can make this node
+    /// hold, however large its frames and however many links it opens, is
+    /// about `max(inbound_bytes, max_frame)` plus the fixed read buffers of
+    /// its at most two live links (one in use, one retired and draining).
     pub inbound_bytes: usize,
     /// First reconnect delay; doubles per failed attempt up to `backoff_max`.
     pub backoff_initial: Duration,

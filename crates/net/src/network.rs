@@ -12,8 +12,22 @@
 //! draws afresh) replaces the old one; between links to the same process the
 //! one dialled by the lower index wins. The loser is retired: its writer
 //! stops and half-closes, its reader delivers what is still in flight until
-//! the peer closes too (or a grace period ends), so a tie-break loses no
-//! message already written.
+//! the peer closes too (or a grace period, `handshake_timeout`, ends), so a
+//! tie-break loses no message already written.
+//!
+//! A peer has at most one link in use and one retired link draining at
+//! once: when another link is retired (a newer replacement, or a newer dial
+//! that lost the tie-break) the older draining link is cut at once. An
+//! honest pair never has more than two links, so this loses nothing a
+//! tie-break must keep; it stops a validator that dials again and again
+//! from keeping any number of readers alive.
+//!
+//! Memory per peer: every frame is admitted against the peer's inbound
+//! budget (`inbound_bytes`) when its header arrives, before any of its body
+//! is buffered, and keeps its share until the application takes it. Links
+//! of one peer share that budget, so however many links it opens, what it
+//! makes this node hold is at most about `max(inbound_bytes, max_frame)`
+//! plus two links' fixed read buffers (a few Noise messages each).
 
 use crate::backoff::Backoff;
 use crate::config::{LinkFaults, NetworkConfig};
@@ -148,17 +162,32 @@ struct Peer {
     inbound_budget: Arc<Semaphore>,
     inbound_bytes: usize,
     faults: Mutex<(LinkFaults, u64)>,
-    active: Mutex<Option<ActiveLink>>,
+    links: Mutex<Links>,
     connected: watch::Sender<bool>,
     counters: Counters,
+}
+
+/// A peer's links that may still deliver: the one in use and at most one
+/// retired link draining (see the module docs).
+#[derive(Default)]
+struct Links {
+    active: Option<ActiveLink>,
+    draining: Option<(u64, watch::Sender<u8>)>,
 }
 
 struct ActiveLink {
     id: u64,
     dialled_by_me: bool,
     remote_static: [u8; 32],
-    retire: watch::Sender<bool>,
+    role: watch::Sender<u8>,
 }
+
+/// A link's role, raised only: `IN_USE` carries traffic both ways;
+/// `RETIRED` stops sending and drains what the peer still sends, for at
+/// most the grace period; `CUT` ends it at once (a newer link retired).
+const IN_USE: u8 = 0;
+const RETIRED: u8 = 1;
+const CUT: u8 = 2;
 
 /// A poisoned lock only means another task panicked mid-update of plain
 /// data; the data is still usable, so keep going rather than cascade.
@@ -210,7 +239,7 @@ impl Network {
                     inbound_budget: budget,
                     inbound_bytes: cfg.inbound_bytes.min(Semaphore::MAX_PERMITS),
                     faults: Mutex::new((LinkFaults::default(), rng)),
-                    active: Mutex::new(None),
+                    links: Mutex::new(Links::default()),
                     connected: watch::channel(false).0,
                     counters: Counters::default(),
                 }),
@@ -495,14 +524,15 @@ impl Inner {
     /// Takes an authenticated stream into service. A link that loses the
     /// duplicate-link tie-break still runs, retired from the start: it sends
     /// nothing, but delivers what the peer wrote before it learnt the
-    /// outcome, so the tie-break loses no message.
+    /// outcome, so the tie-break loses no message (unless a newer link is
+    /// retired while it drains, which cuts it).
     fn adopt(self: &Arc<Self>, stream: TcpStream, auth: Authenticated, dialled_by_me: bool) {
         let Some(peer) = self.peers.get(&auth.peer).cloned() else {
             return; // the directory and the peers map hold the same indices
         };
         let id = self.next_link_id.fetch_add(1, Ordering::Relaxed);
         let remote = stream.peer_addr().ok();
-        let (installed, retire) = peer.install(self.cfg.me, id, dialled_by_me, auth.remote_static);
+        let (installed, role) = peer.install(self.cfg.me, id, dialled_by_me, auth.remote_static);
         if installed {
             info!(me = self.cfg.me, peer = peer.index, link = id, ?remote, dialled_by_me, "link up");
             self.emit(NetEvent::Connected { peer: peer.index, dialled_by_me });
@@ -516,7 +546,7 @@ impl Inner {
                 "duplicate link lost the tie-break; draining it"
             );
         }
-        self.spawn(run_link(self.clone(), peer, id, stream, auth.transport, retire));
+        self.spawn(run_link(self.clone(), peer, id, stream, auth.transport, role));
     }
 }
 
@@ -548,11 +578,12 @@ impl Peer {
     }
 
     /// The duplicate-link rule (see the module docs). Returns whether the
-    /// new link is now the one in use, and its retire signal (already set
-    /// when it lost).
-    fn install(&self, me: u32, id: u64, dialled_by_me: bool, remote_static: [u8; 32]) -> (bool, watch::Receiver<bool>) {
-        let mut active = lock(&self.active);
-        let keep_new = match active.as_ref() {
+    /// new link is now the one in use, and its role (already `RETIRED` when
+    /// it lost). Whichever link this retires becomes the peer's one
+    /// draining link; the one draining before is cut.
+    fn install(&self, me: u32, id: u64, dialled_by_me: bool, remote_static: [u8; 32]) -> (bool, watch::Receiver<u8>) {
+        let mut links = lock(&self.links);
+        let keep_new = match links.active.as_ref() {
             None => true,
             Some(old) if old.remote_static != remote_static => true,
             Some(old) => {
@@ -564,26 +595,37 @@ impl Peer {
                 new_preferred || !old_preferred
             }
         };
-        if !keep_new {
-            return (false, watch::channel(true).1);
+        let (role, role_rx) = watch::channel(if keep_new { IN_USE } else { RETIRED });
+        let retired = if keep_new {
+            links.active.replace(ActiveLink { id, dialled_by_me, remote_static, role }).map(|old| {
+                old.role.send_replace(RETIRED);
+                (old.id, old.role)
+            })
+        } else {
+            Some((id, role))
+        };
+        if let Some((older, role)) = retired.and_then(|r| links.draining.replace(r)) {
+            debug!(peer = self.index, link = older, "a newer link retired; cutting the one still draining");
+            role.send_replace(CUT);
         }
-        let (retire, retire_rx) = watch::channel(false);
-        let old = active.replace(ActiveLink { id, dialled_by_me, remote_static, retire });
-        if let Some(old) = old {
-            let _ = old.retire.send(true);
+        if !keep_new {
+            return (false, role_rx);
         }
         bump(&self.counters.connections, 1);
         self.connected.send_replace(true);
         // A writer may have been waiting on a dead link; make the new one look.
         self.outbound_ready.notify_one();
-        (true, retire_rx)
+        (true, role_rx)
     }
 
     /// The link `id` ended; returns whether it was the one in use.
     fn closed(&self, id: u64) -> bool {
-        let mut active = lock(&self.active);
-        if active.as_ref().is_some_and(|a| a.id == id) {
-            *active = None;
+        let mut links = lock(&self.links);
+        if links.draining.as_ref().is_some_and(|(d, _)| *d == id) {
+            links.draining = None;
+        }
+        if links.active.as_ref().is_some_and(|a| a.id == id) {
+            links.active = None;
             self.connected.send_replace(false);
             true
         } else {
@@ -750,7 +792,7 @@ async fn run_link(
     id: u64,
     stream: TcpStream,
     transport: snow::StatelessTransportState,
-    retire: watch::Receiver<bool>,
+    role: watch::Receiver<u8>,
 ) {
     let transport = Arc::new(transport);
     let (rd, mut wr) = stream.into_split();
@@ -761,12 +803,12 @@ async fn run_link(
 
     let writer = {
         let (peer, inner, end_tx, done_tx) = (&peer, &inner, &end_tx, &done_tx);
-        let (mut retire, mut end) = (retire.clone(), end_rx.clone());
+        let (mut role, mut end) = (role.clone(), end_rx.clone());
         let mut shutdown = inner.shutdown.subscribe();
         let mut sealer = FrameSealer::new(transport.clone());
         async move {
             loop {
-                let taking = !*retire.borrow() && *end.borrow() == ALIVE;
+                let taking = *role.borrow() == IN_USE && *end.borrow() == ALIVE;
                 let (n, bytes) = if taking { peer.fill(&mut sealer, WRITE_BATCH) } else { (0, 0) };
                 if n > 0 {
                     let out = match sealer.seal() {
@@ -804,7 +846,7 @@ async fn run_link(
                 }
                 tokio::select! {
                     biased;
-                    _ = wait_true(&mut retire) => break,
+                    _ = wait_level(&mut role, RETIRED) => break,
                     _ = wait_level(&mut end, ENDING) => break,
                     _ = wait_true(&mut shutdown) => break,
                     _ = peer.outbound_ready.notified() => {}
@@ -824,15 +866,32 @@ async fn run_link(
         let mut opener = FrameOpener::new(transport, inner.cfg.max_frame);
         async move {
             loop {
-                // Cancelling `next_frame` mid-message loses the stream
-                // position; that only happens here when the link is aborted.
-                let frame = tokio::select! {
-                    r = opener.next_frame(&mut rd) => r,
+                // A frame is admitted against the peer's budget once its
+                // header is read, before its body is buffered. Waiting for
+                // room stops reading this link only: TCP back-pressure lands
+                // on the sender, not on other peers. A frame larger than the
+                // whole budget waits for all of it. The length is at most
+                // `max_frame`, which fits `u32`.
+                //
+                // Cancelling the opener mid-frame loses the stream position;
+                // that only happens here when the link is aborted.
+                let step = tokio::select! {
+                    r = async {
+                        let Some(len) = opener.next_header(&mut rd).await? else { return Ok(None) };
+                        let held = len.min(peer.inbound_bytes);
+                        let Ok(admitted) =
+                            peer.inbound_budget.acquire_many(u32::try_from(held).unwrap_or(u32::MAX)).await
+                        else {
+                            return Ok(None); // the budget is never closed
+                        };
+                        let frame = opener.next_body(&mut rd).await?;
+                        Ok(Some((frame, held, admitted)))
+                    } => r,
                     _ = wait_level(&mut end, ABORT) => break,
                     _ = wait_true(&mut shutdown) => break,
                 };
-                match frame {
-                    Ok(Some(frame)) => {
+                match step {
+                    Ok(Some((frame, held, admitted))) => {
                         bump(&peer.counters.received_messages, 1);
                         bump(&peer.counters.received_bytes, frame.len() as u64);
                         let (deliver, delay) = peer.fault_verdict();
@@ -847,23 +906,17 @@ async fn run_link(
                                 _ = wait_true(&mut shutdown) => break,
                             }
                         }
-                        // Waiting here stops reading this peer only: TCP
-                        // back-pressure lands on the sender, not on others.
-                        // A frame larger than the whole budget waits for all of it.
-                        let held = frame.len().min(peer.inbound_bytes);
-                        let room = async {
-                            match peer.inbound_budget.acquire_many(u32::try_from(held).unwrap_or(u32::MAX)).await {
-                                Ok(p) => {
-                                    p.forget();
-                                    peer.inbound.send((frame, held)).await.is_ok()
-                                }
-                                Err(_) => false,
-                            }
-                        };
-                        tokio::select! {
-                            _ = room => {}
+                        // The frame keeps its share of the budget until the
+                        // application takes it (`PeerInbound::recv`); until
+                        // it is queued the share is returned if it is dropped.
+                        let slot = tokio::select! {
+                            s = peer.inbound.reserve() => s,
                             _ = wait_level(&mut end, ABORT) => break,
                             _ = wait_true(&mut shutdown) => break,
+                        };
+                        if let Ok(slot) = slot {
+                            admitted.forget();
+                            slot.send((frame, held));
                         }
                     }
                     Ok(None) => {
@@ -890,15 +943,16 @@ async fn run_link(
     };
 
     // An ending or retired link whose peer neither reads nor closes is cut
-    // after a grace period.
+    // after a grace period; a retired link is cut at once when a newer link
+    // of the peer is retired.
     let grace = {
-        let (mut retire, mut end, mut done) = (retire.clone(), end_rx.clone(), done_rx);
+        let (mut role, mut cut, mut end, mut done) = (role.clone(), role, end_rx.clone(), done_rx);
         let grace = inner.cfg.handshake_timeout;
         let end_tx = &end_tx;
         async move {
             let expire = async {
                 tokio::select! {
-                    _ = wait_true(&mut retire) => {}
+                    _ = wait_level(&mut role, RETIRED) => {}
                     _ = wait_level(&mut end, ENDING) => {}
                 }
                 tokio::time::sleep(grace).await;
@@ -906,6 +960,7 @@ async fn run_link(
             tokio::select! {
                 _ = done.wait_for(|d| *d >= 2) => {}
                 _ = expire => raise(end_tx, ABORT),
+                _ = wait_level(&mut cut, CUT) => raise(end_tx, ABORT),
             }
         }
     };
@@ -934,12 +989,34 @@ pub(crate) mod tests_support {
             inbound_budget: Arc::new(Semaphore::new(1)),
             inbound_bytes: 1,
             faults: Mutex::new((LinkFaults::default(), 1)),
-            active: Mutex::new(None),
+            links: Mutex::new(Links::default()),
             connected: watch::channel(false).0,
             counters: Counters::default(),
         };
         let (a, _ra) = p.install(me, 0, links[0].0, links[0].1);
         let (b, _rb) = p.install(me, 1, links[1].0, links[1].1);
         (a, b)
+    }
+
+    /// Installs `links` in order on a fresh peer slot of validator 0 for
+    /// validator 1; returns each link's role afterwards (0 in use,
+    /// 1 retired and draining, 2 cut).
+    pub(crate) fn roles_after(links: &[(bool, [u8; 32])]) -> Vec<u8> {
+        let p = Peer {
+            index: 1,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            outbound: Mutex::new(VecDeque::new()),
+            outbound_cap: 1,
+            outbound_ready: Notify::new(),
+            inbound: mpsc::channel(1).0,
+            inbound_budget: Arc::new(Semaphore::new(1)),
+            inbound_bytes: 1,
+            faults: Mutex::new((LinkFaults::default(), 1)),
+            links: Mutex::new(Links::default()),
+            connected: watch::channel(false).0,
+            counters: Counters::default(),
+        };
+        let rxs: Vec<_> = links.iter().enumerate().map(|(i, l)| p.install(0, i as u64, l.0, l.1).1).collect();
+        rxs.iter().map(|r| *r.borrow()).collect()
     }
 }

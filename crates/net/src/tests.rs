@@ -47,6 +47,21 @@ fn tie_break_is_the_same_on_both_ends() {
     assert!(kept);
 }
 
+#[test]
+fn a_peer_keeps_at_most_one_retired_link_draining() {
+    use crate::network::tests_support::roles_after;
+    // A new process each dial: each link replaces the one in use, which
+    // drains; the one draining before is cut.
+    let fresh: Vec<(bool, [u8; 32])> = (0..4u8).map(|k| (false, [k; 32])).collect();
+    assert_eq!(roles_after(&fresh), vec![2, 2, 1, 0]);
+    // The same process dialling again and losing the tie-break (for node 0
+    // the link it dialled wins): each loser drains, cutting the loser before.
+    let losers = [(true, [9; 32]), (false, [9; 32]), (false, [9; 32]), (false, [9; 32])];
+    assert_eq!(roles_after(&losers), vec![0, 2, 2, 1]);
+    // An honest duplicate dial: one in use, one draining, nothing cut.
+    assert_eq!(roles_after(&[(false, [9; 32]), (true, [9; 32])]), vec![1, 0]);
+}
+
 /// Validators 0..3 run real nodes; validator 3 is Byzantine: it holds its
 /// real key, completes the handshake with node 0, then sends an oversize
 /// frame, then (second link) bytes that do not decrypt. Node 0 drops each

@@ -98,12 +98,18 @@ impl FrameSealer {
 /// frames, refusing any frame longer than `max_frame` as soon as its header
 /// arrives. Buffers at most one frame plus one Noise message.
 ///
+/// A frame is read in two steps, so that the caller can admit it against
+/// a memory budget before any of it is buffered: [`FrameOpener::next_header`]
+/// reads up to the frame's header and returns its length,
+/// [`FrameOpener::next_body`] then reads the body. Only the second step
+/// allocates room for the frame.
+///
 /// Every Noise message is decrypted into one scratch buffer allocated once
 /// per link (not into a buffer grown, zero-filled and reallocated per
 /// message): a frame that lies inside one message is copied out of it into
 /// an allocation of its exact size, and a frame that spans messages is
-/// assembled in one allocation of its exact size, reserved when its header
-/// arrives.
+/// assembled in one allocation of its exact size, reserved when its body
+/// is asked for.
 pub(crate) struct FrameOpener {
     transport: Arc<StatelessTransportState>,
     nonce: u64,
@@ -116,6 +122,8 @@ pub(crate) struct FrameOpener {
     /// A frame header split across messages: its first `header_got` bytes.
     header: [u8; FRAME_HEADER],
     header_got: usize,
+    /// A header read whose body is not yet asked for: the frame's length.
+    announced: Option<usize>,
     /// A frame body spanning messages: `(bytes so far, its length)`.
     body: Option<(Vec<u8>, usize)>,
 }
@@ -132,6 +140,7 @@ impl FrameOpener {
             end: 0,
             header: [0u8; FRAME_HEADER],
             header_got: 0,
+            announced: None,
             body: None,
         }
     }
@@ -139,14 +148,54 @@ impl FrameOpener {
     /// The next whole frame; `Ok(None)` when the peer closed the link
     /// cleanly between frames. Cancel-safe only between frames: callers that
     /// race it against other futures must drop the link when it is cancelled.
+    #[cfg(test)]
     pub(crate) async fn next_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Option<Bytes>, LinkError> {
+        match self.next_header(r).await? {
+            Some(_) => self.next_body(r).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads up to the next frame's header and returns the frame's length
+    /// (at most `max_frame`), buffering none of its body beyond the Noise
+    /// message the header came in; `Ok(None)` when the peer closed the link
+    /// cleanly between frames. Until [`FrameOpener::next_body`] is called it
+    /// returns the same length again. Cancel-safe only between frames, like
+    /// [`FrameOpener::next_body`].
+    pub(crate) async fn next_header<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Option<usize>, LinkError> {
+        if self.body.is_some() {
+            // A body half read: its length is what was announced.
+            return Ok(self.body.as_ref().map(|(_, len)| *len));
+        }
         loop {
-            if let Some(frame) = self.take_frame()? {
-                return Ok(Some(frame));
+            if let Some(len) = self.announced {
+                return Ok(Some(len));
+            }
+            if let Some(len) = self.take_header()? {
+                self.announced = Some(len);
+                return Ok(Some(len));
             }
             if !read_noise_message(r, &mut self.cipher).await? {
-                let between_frames = self.header_got == 0 && self.body.is_none() && self.pos == self.end;
+                let between_frames = self.header_got == 0 && self.pos == self.end;
                 return if between_frames { Ok(None) } else { Err(LinkError::TruncatedFrame) };
+            }
+            self.open()?;
+        }
+    }
+
+    /// The body of the frame whose header [`FrameOpener::next_header`]
+    /// returned (it reads the header first when none was). A link that
+    /// ends before the body does is a [`LinkError::TruncatedFrame`].
+    pub(crate) async fn next_body<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Bytes, LinkError> {
+        if self.announced.is_none() && self.body.is_none() && self.next_header(r).await?.is_none() {
+            return Err(LinkError::TruncatedFrame);
+        }
+        loop {
+            if let Some(frame) = self.take_body() {
+                return Ok(frame);
+            }
+            if !read_noise_message(r, &mut self.cipher).await? {
+                return Err(LinkError::TruncatedFrame);
             }
             self.open()?;
         }
@@ -172,41 +221,48 @@ impl FrameOpener {
         Ok(())
     }
 
-    fn take_frame(&mut self) -> Result<Option<Bytes>, LinkError> {
-        loop {
-            let avail = &self.plain[self.pos..self.end];
-            if let Some((body, len)) = self.body.as_mut() {
-                let take = (*len - body.len()).min(avail.len());
-                body.extend_from_slice(&avail[..take]);
-                self.pos += take;
-                if body.len() < *len {
-                    return Ok(None);
-                }
-                let (body, _) = self.body.take().unwrap_or_default();
-                return Ok(Some(Bytes::from(body)));
-            }
-            if avail.is_empty() {
-                return Ok(None);
-            }
-            let take = (FRAME_HEADER - self.header_got).min(avail.len());
-            self.header[self.header_got..self.header_got + take].copy_from_slice(&avail[..take]);
-            self.header_got += take;
-            self.pos += take;
-            if self.header_got < FRAME_HEADER {
-                return Ok(None);
-            }
-            self.header_got = 0;
-            let len = u32::from_be_bytes(self.header) as usize;
-            if len > self.max_frame {
-                return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
-            }
+    /// Cuts a frame header out of the plaintext at hand: the frame's length
+    /// once all four bytes are in, `None` while more are needed.
+    fn take_header(&mut self) -> Result<Option<usize>, LinkError> {
+        let avail = &self.plain[self.pos..self.end];
+        if avail.is_empty() {
+            return Ok(None);
+        }
+        let take = (FRAME_HEADER - self.header_got).min(avail.len());
+        self.header[self.header_got..self.header_got + take].copy_from_slice(&avail[..take]);
+        self.header_got += take;
+        self.pos += take;
+        if self.header_got < FRAME_HEADER {
+            return Ok(None);
+        }
+        self.header_got = 0;
+        let len = u32::from_be_bytes(self.header) as usize;
+        if len > self.max_frame {
+            return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
+        }
+        Ok(Some(len))
+    }
+
+    /// Cuts the announced frame's body out of the plaintext at hand: the
+    /// frame once it is whole, `None` while more is needed.
+    fn take_body(&mut self) -> Option<Bytes> {
+        if let Some(len) = self.announced.take() {
             if self.end - self.pos >= len {
                 let frame = Bytes::copy_from_slice(&self.plain[self.pos..self.pos + len]);
                 self.pos += len;
-                return Ok(Some(frame));
+                return Some(frame);
             }
             self.body = Some((Vec::with_capacity(len), len));
         }
+        let (body, len) = self.body.as_mut()?;
+        let avail = &self.plain[self.pos..self.end];
+        let take = (*len - body.len()).min(avail.len());
+        body.extend_from_slice(&avail[..take]);
+        self.pos += take;
+        if body.len() < *len {
+            return None;
+        }
+        self.body.take().map(|(body, _)| Bytes::from(body))
     }
 }
 
@@ -265,6 +321,33 @@ mod tests {
             assert_eq!(&got[..], &f[..], "frame {k}");
         }
         assert!(opener.next_frame(&mut rd).await.expect("clean end").is_none());
+    }
+
+    /// The header step returns a frame's length (the same again until its
+    /// body is asked for) while none of its body has arrived: a frame can be
+    /// admitted before it is buffered.
+    #[tokio::test]
+    async fn a_frames_length_is_known_before_its_body_arrives() {
+        let (i, r) = pair();
+        let mut sealer = FrameSealer::new(i);
+        sealer.push_frame(b"ab");
+        sealer.push_frame(&[5u8; 3 * NOISE_MAX_PLAINTEXT]);
+        // Only the first frame and the second one's header are sent.
+        sealer.plain.truncate(FRAME_HEADER + 2 + FRAME_HEADER);
+        let head = sealer.seal().expect("seal").to_vec();
+        let mut opener = FrameOpener::new(r, 4 * NOISE_MAX_PLAINTEXT);
+        let mut rd = &head[..];
+        assert_eq!(opener.next_header(&mut rd).await.expect("header"), Some(2));
+        assert_eq!(opener.next_header(&mut rd).await.expect("same header"), Some(2));
+        assert_eq!(&opener.next_body(&mut rd).await.expect("body")[..], b"ab");
+        assert_eq!(opener.next_header(&mut rd).await.expect("header"), Some(3 * NOISE_MAX_PLAINTEXT));
+        assert!(opener.body.is_none(), "nothing of the body is buffered yet");
+        // The body then arrives in the following messages.
+        sealer.plain.extend_from_slice(&[5u8; 3 * NOISE_MAX_PLAINTEXT]);
+        let body = sealer.seal().expect("seal").to_vec();
+        let mut rd = &body[..];
+        assert_eq!(opener.next_body(&mut rd).await.expect("body").len(), 3 * NOISE_MAX_PLAINTEXT);
+        assert!(opener.next_header(&mut rd).await.expect("clean end").is_none());
     }
 
     #[tokio::test]
