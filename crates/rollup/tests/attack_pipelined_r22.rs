@@ -25,8 +25,12 @@ mod common;
 
 use common::pipelined::*;
 use common::*;
-use gridledger_core::Hash32;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
 use gridledger_rollup::primary::BatchState;
+use gridledger_rollup::primary::SubmitTcrsOn;
 use gridledger_rollup::state::state_root;
 
 fn settled_root_of(e: &Env, b: u64) -> Option<Hash32> {
@@ -78,4 +82,50 @@ fn a_forged_posting_of_the_batch_to_settle_alone_is_overturned() {
     let _ = e.d.process(&mut rng(22));
     assert_ne!(settled_root_of(&e, fin), Some(state_root(&minted)), "the minting root did not settle");
     assert!(!node_active(&e, &x.address()), "the forger is forfeited");
+}
+
+/// X posts batch `b` ahead on the true pre-root with a post-state root
+/// that mints `to` 10 coin. Returns the minted state.
+fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: gridledger_core::Address) -> gridledger_rollup::exec::PreState {
+    e.d.primary.seal();
+    let (input, full, leaves, burned) = honest_leaves(e, b);
+    let minted = minted_state(e, &input, &full, &leaves, to);
+    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
+    let pre_root = state_root(&e.d.state_before(b).unwrap());
+    let on = SubmitTcrsOn { pre_root, tcrs: sub };
+    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "X's forged posting ahead of {b}: {:?}", r.status);
+    minted
+}
+
+/// Probe: X posts forgeries ahead on every later batch it is assigned,
+/// latest batch first, so the earliest-numbered posting has the most
+/// window left; the run starts `left_ms` before the window of the
+/// highest-numbered one ends. The watcher checks postings ahead in batch
+/// order, each dispute a block: do the disputes of the lower ones eat the
+/// highest one's window?
+#[test]
+fn many_forgeries_ahead_posted_in_reverse_are_all_overturned() {
+    let mut e = or_funded();
+    let first = record_batches(&mut e, 30);
+    let x = executor_of(&e, first + 1);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let mine: Vec<u64> = (first + 1..next).filter(|b| executor_of(&e, *b).address() == x.address()).collect();
+    assert!(mine.len() >= 6, "X is assigned several batches ahead: {mine:?}");
+    let accomplice = trader(3);
+    let mut minted = Vec::new();
+    for b in mine.iter().rev() {
+        minted.push((*b, forge_ahead(&mut e, &x, *b, accomplice.address())));
+    }
+    let last = *mine.last().unwrap();
+    let start = e.d.batch_header(last).unwrap().complete_at.unwrap();
+    e.d.set_time(start + e.d.cfg.window_ms() - 3_000);
+    let run = e.d.process(&mut rng(22));
+    let stolen: Vec<u64> =
+        minted.iter().filter(|(b, m)| settled_root_of(&e, *b) == Some(state_root(m))).map(|(b, _)| *b).collect();
+    assert!(
+        stolen.is_empty(),
+        "forged roots settled for batches {stolen:?} (X's: {mine:?}); run: {:?}",
+        run.map(|r| r.len())
+    );
 }
