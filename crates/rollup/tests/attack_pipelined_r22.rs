@@ -15,11 +15,18 @@
 //! block (one second) apart, so by the time the watcher, the meters,
 //! their delegates and the bonded challenge check `fin` its window is
 //! over, every dispute is refused, and the minting root settles. Every
-//! validator is honest; the one misbehaving party is the executor.
+//! validator is honest; the one misbehaving party is the executor. The
+//! accomplice withdraws the minted coin, X keeps its deposit, and the
+//! driver's own run then fails (`BatchData`: the settled root is not what
+//! the batch's entries produce).
 //!
-//! Held up (passing test): the same forgery with the same seconds left,
+//! Held up (passing tests): the same forgery with the same seconds left,
 //! nothing recorded after it, is overturned (the watcher disputes it
-//! before the clock moves).
+//! before the clock moves); forgeries ahead posted latest first, the run
+//! starting seconds before the last one's window ends, are all overturned;
+//! the guard's disputes of forgeries ahead do not run out the window of
+//! the same executor's forged posting of `fin` (its forfeiture takes that
+//! posting back).
 
 mod common;
 
@@ -127,5 +134,46 @@ fn many_forgeries_ahead_posted_in_reverse_are_all_overturned() {
         stolen.is_empty(),
         "forged roots settled for batches {stolen:?} (X's: {mine:?}); run: {:?}",
         run.map(|r| r.len())
+    );
+}
+
+/// Held up: the same gap by another path. Nothing is left to post
+/// ahead, so `post_ahead` moves no clock, but the guard at the top of the
+/// turn first watches the postings *after* `fin` (X's forgeries ahead,
+/// overturned by disputes, a block per call) before anyone looks at X's
+/// forged posting of `fin`, whose window had 3 s left when the run
+/// started. It holds because the first overturn forfeits X, whose
+/// posting of `fin` is then taken back and posted again by the honest
+/// executor (a fresh window), so the minting root never settles.
+#[test]
+fn disputes_of_forgeries_ahead_do_not_run_out_the_window_of_the_batch_to_settle() {
+    let mut e = or_funded();
+    let fin = record_batches(&mut e, 8);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let x = executor_of(&e, fin);
+    let accomplice = trader(3);
+    let minted = post_minting_root(&mut e, fin, accomplice.address());
+    let fin_start = e.d.batch_header(fin).unwrap().complete_at.unwrap();
+    for b in fin + 1..next {
+        let k = executor_of(&e, b);
+        if k.address() == x.address() {
+            forge_ahead(&mut e, &x, b, accomplice.address());
+        } else {
+            let pre = state_root(&e.d.state_before(b).unwrap());
+            let on = posting_on(&mut e, b, pre, None);
+            let r = e.d.primary_call(&k, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+            assert_eq!(r.status, TxStatus::Success, "honest posting ahead of {b}: {:?}", r.status);
+        }
+    }
+    e.d.set_time(fin_start + e.d.cfg.window_ms() - 3_000);
+    assert!((fin + 1..next).any(|b| executor_of(&e, b).address() == x.address()), "X has a batch ahead");
+    let run = e.d.process(&mut rng(22));
+    let stolen = settled_root_of(&e, fin) == Some(state_root(&minted));
+    assert!(
+        !stolen,
+        "executor {} posted batch {fin} with a root minting 10 coin (3 s of its window left at the run's start) and \
+         forgeries ahead; the minting root of {fin} settled; run: {:?}",
+        x.address(),
+        run.map(|r| r.len()),
     );
 }
