@@ -77,7 +77,15 @@ fn pf(a: PfArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("AC power flow of {} ({} buses, Newton-Raphson)", a.case.display(), r.buses.len());
-    println!("converged in {} iterations, max mismatch {:.2e} p.u.", r.iterations, r.max_mismatch_pu);
+    if r.mismatch_tol_pu > opts.tol {
+        println!(
+            "converged in {} iterations, max mismatch {:.2e} p.u. (within the rounding floor {:.2e} p.u. of its largest \
+             admittances)",
+            r.iterations, r.max_mismatch_pu, r.mismatch_tol_pu
+        );
+    } else {
+        println!("converged in {} iterations, max mismatch {:.2e} p.u.", r.iterations, r.max_mismatch_pu);
+    }
     println!();
     println!("  bus     Vm (p.u.)   Va (deg)");
     for b in &r.buses {

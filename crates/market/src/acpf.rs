@@ -24,7 +24,10 @@ use crate::ModelError;
 /// Options of the Newton–Raphson solve.
 #[derive(Debug, Clone, Copy)]
 pub struct PfOptions {
-    /// Maximum mismatch (p.u.) at convergence.
+    /// Maximum mismatch (p.u.) at convergence: the physical tolerance. A
+    /// bus's equations whose computed mismatch cannot be resolved that
+    /// finely in double precision are held to their rounding floor instead
+    /// ([`mismatch_floor`]), up to [`MAX_MISMATCH_FLOOR_PU`].
     pub tol: f64,
     pub max_iter: usize,
 }
@@ -49,6 +52,10 @@ pub struct BusResult {
 pub struct PfResult {
     pub iterations: usize,
     pub max_mismatch_pu: f64,
+    /// The largest tolerance a bus's mismatch was held to: the physical
+    /// tolerance ([`PfOptions::tol`]) or, where larger, that bus's rounding
+    /// floor ([`mismatch_floor`]).
+    pub mismatch_tol_pu: f64,
     pub buses: Vec<BusResult>,
     pub min_vm: f64,
     pub min_vm_bus: u32,
@@ -106,6 +113,40 @@ impl Ybus {
     fn current(&self, v: &[C64]) -> Vec<C64> {
         self.rows.iter().map(|row| row.iter().fold(C64::ZERO, |acc, (j, y)| acc + *y * v[*j])).collect()
     }
+
+    /// Per bus `Σ_k |Y_ik| |V_k|` and the number of terms of that sum.
+    fn abs_current(&self, v: &[C64]) -> Vec<(f64, usize)> {
+        self.rows.iter().map(|row| (row.iter().map(|(j, y)| y.abs() * v[*j].abs()).sum(), row.len())).collect()
+    }
+}
+
+/// Largest rounding floor ([`mismatch_floor`]) a solved power flow may
+/// rest on, p.u.: 10⁻⁶, so what the floor leaves uncertain in the
+/// injections stays below the printed 0.001 MW up to a 1 000 MVA base. A
+/// case whose floor is higher (an impedance so small that double precision
+/// cannot resolve its bus's power balance that finely) is refused with
+/// [`ModelError::MismatchFloor`] rather than reported as converged.
+pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-6;
+
+/// The rounding floor of bus `i`'s computed mismatch
+/// `V_i conj(Σ_k Y_ik V_k) − S_i` in double precision:
+///
+/// `(m + 4) ε (|V_i| Σ_k |Y_ik| |V_k| + |S_i|)`,
+///
+/// `m` the number of terms of the row, `ε` = [`f64::EPSILON`] (twice the
+/// unit roundoff `u`). The standard bound on a computed sum of `m`
+/// products is `γ_m Σ |Y_ik||V_k|` with `γ_m ≈ m u`; each complex product
+/// adds at most `√5 u` relative, the product with `V_i` and the
+/// subtraction of `S_i` a few `u` more; `(m + 4) ε` covers these with a
+/// factor of about two to spare. A computed mismatch below this floor is
+/// indistinguishable from zero, so Newton–Raphson can stall just above an
+/// absolute tolerance it can never meet (a near-zero-impedance jumper of
+/// admittance 10⁸ p.u. puts the floor near 10⁻⁷ p.u.). The floor depends
+/// only on the data and `V`, never on the iterates' progress, so it cannot
+/// excuse a mismatch above the physical tolerance for any reason other
+/// than rounding; for the shipped cases it is below 10⁻¹² p.u.
+pub fn mismatch_floor(vm_i: f64, abs_current_i: f64, terms: usize, s_i: f64) -> f64 {
+    (terms as f64 + 4.0) * f64::EPSILON * (vm_i * abs_current_i + s_i)
 }
 
 /// Most multiply-adds one Newton step's LU may take, by the banded bound
@@ -222,7 +263,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let free_vm: Vec<bool> = (0..n).map(|k| kind[k] == BusType::Pq).collect();
 
     let mut v: Vec<C64> = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
-    let mismatch = |v: &[C64]| -> (Vec<C64>, Vec<f64>, f64) {
+    let mismatch = |v: &[C64]| -> (Vec<C64>, Vec<f64>, f64, bool, f64) {
         let ib = yb.current(v);
         let mut f = vec![0.0; dim];
         for k in 0..n {
@@ -235,11 +276,24 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             }
         }
         let norm = f.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        (ib, f, norm)
+        // each bus's equations are held to the physical tolerance or, where
+        // larger, their rounding floor; a NaN mismatch never passes
+        let (mut within, mut floor) = (true, 0.0f64);
+        for (k, (sum, terms)) in yb.abs_current(v).into_iter().enumerate() {
+            if !free_va[k] && !free_vm[k] {
+                continue;
+            }
+            let fl = mismatch_floor(v[k].abs(), sum, terms, sbus[k].abs());
+            floor = if fl.is_nan() { f64::INFINITY } else { floor.max(fl) };
+            let tol_k = opts.tol.max(fl);
+            let eqs = [(free_va[k], 2 * slot[k]), (free_vm[k], 2 * slot[k] + 1)];
+            within &= eqs.iter().all(|&(free, e)| !free || f[e].abs() <= tol_k);
+        }
+        (ib, f, norm, within, floor)
     };
-    let (mut ib, mut f, mut norm) = mismatch(&v);
+    let (mut ib, mut f, mut norm, mut within, mut floor) = mismatch(&v);
     let mut it = 0;
-    while norm > opts.tol {
+    while !within {
         if it >= opts.max_iter || !norm.is_finite() {
             return Err(ModelError::NoConvergence { iterations: it, mismatch: norm });
         }
@@ -292,7 +346,10 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             }
         }
         v = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
-        (ib, f, norm) = mismatch(&v);
+        (ib, f, norm, within, floor) = mismatch(&v);
+    }
+    if floor > MAX_MISMATCH_FLOOR_PU {
+        return Err(ModelError::MismatchFloor { floor, max: MAX_MISMATCH_FLOOR_PU });
     }
 
     // results
@@ -348,6 +405,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     Ok(PfResult {
         iterations: it,
         max_mismatch_pu: norm,
+        mismatch_tol_pu: opts.tol.max(floor),
         min_vm: buses[min_k].vm,
         min_vm_bus: buses[min_k].id,
         max_vm: buses[max_k].vm,
@@ -360,4 +418,85 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         ref_p_mw,
         ref_q_mvar,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor bounds the rounding of a computed mismatch: the same sum
+    /// of a stiff row (a 10⁸ p.u. jumper beside ordinary lines) evaluated
+    /// in every order of its terms spreads by less than twice the floor,
+    /// while the spread is far above the absolute 10⁻⁸ p.u. the
+    /// Newton–Raphson iterates could otherwise never meet.
+    #[test]
+    fn mismatch_floor_bounds_the_rounding_of_a_stiff_row() {
+        let big = C64::new(5.8e-9, 2.9e-9).inv();
+        let small = C64::new(0.0575, 0.0293).inv();
+        let y = [big + small, -big, -small];
+        let v = [C64::polar(0.99970001, -0.0000123), C64::polar(1.0, 0.0), C64::polar(0.99700003, 0.0011)];
+        let s = C64::new(-0.01, -0.006);
+        let abs_sum: f64 = y.iter().zip(&v).map(|(a, b)| a.abs() * b.abs()).sum();
+        let floor = mismatch_floor(v[0].abs(), abs_sum, 3, s.abs());
+        let perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        let mis: Vec<C64> = perms
+            .iter()
+            .map(|p| {
+                let i = p.iter().fold(C64::ZERO, |acc, &k| acc + y[k] * v[k]);
+                v[0] * i.conj() - s
+            })
+            .collect();
+        let spread = mis
+            .iter()
+            .flat_map(|a| mis.iter().map(move |b| (a.re - b.re).abs().max((a.im - b.im).abs())))
+            .fold(0.0f64, f64::max);
+        assert!(spread > 0.0 && spread < 2.0 * floor, "spread {spread:e}, floor {floor:e}");
+        assert!(floor > 1e-8 && floor < MAX_MISMATCH_FLOOR_PU, "{floor:e}");
+        // an ordinary row's floor is far below the physical tolerance
+        let ordinary = mismatch_floor(1.0, 2.0 * small.abs(), 3, 0.01);
+        assert!(ordinary < 1e-12, "{ordinary:e}");
+    }
+
+    const FEEDER: &str = "function mpc = jumper\nmpc.version = '2';\nmpc.baseMVA = 10;\nmpc.bus = [\n \
+        1 3 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n 2 1 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n \
+        3 1 1 0.6 0 0 1 1 0 12.66 1 1.1 0.9;\n];\nmpc.gen = [\n 1 0 0 10 -10 1 100 1 10 0;\n];\n\
+        mpc.branch = [\n 1 2 R X 0 0 0 0 0 0 1;\n 2 3 0.0575 0.0293 0 0 0 0 0 0 1;\n];\n";
+
+    fn feeder(r: &str, x: &str) -> Case {
+        Case::parse(&FEEDER.replace("R X", &format!("{r} {x}"))).unwrap()
+    }
+
+    /// The rule end to end: an ordinary jumper is held to the physical
+    /// tolerance; a near-zero one to its rounding floor (reported, and the
+    /// same voltages); one whose floor passes [`MAX_MISMATCH_FLOOR_PU`] is
+    /// refused, never reported as converged.
+    #[test]
+    fn jumpers_are_held_to_the_tolerance_their_rounding_allows() {
+        let plain = run_pf(&feeder("0.0922", "0.0470"), PfOptions::default()).unwrap();
+        assert_eq!(plain.mismatch_tol_pu, 1e-8);
+        assert!(plain.max_mismatch_pu <= 1e-8);
+        let near = run_pf(&feeder("5.8e-9", "2.9e-9"), PfOptions::default()).unwrap();
+        assert!(near.mismatch_tol_pu > 1e-8 && near.mismatch_tol_pu <= MAX_MISMATCH_FLOOR_PU, "{near:?}");
+        assert!(near.max_mismatch_pu <= near.mismatch_tol_pu, "{near:?}");
+        // the jumper ties bus 2 to the reference: bus 3's voltage is the one
+        // behind the 2-3 line alone
+        let lone = run_pf(
+            &Case::parse(
+                &FEEDER
+                    .replace(" 2 1 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n", "")
+                    .replace(" 1 2 R X 0 0 0 0 0 0 1;\n 2 3", " 1 3"),
+            )
+            .unwrap(),
+            PfOptions::default(),
+        )
+        .unwrap();
+        assert!((near.min_vm - lone.min_vm).abs() < 1e-9, "{} vs {}", near.min_vm, lone.min_vm);
+        assert!(lone.min_vm < 0.995, "{}", lone.min_vm);
+        match run_pf(&feeder("5.8e-13", "2.9e-13"), PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, max }) => {
+                assert!(floor > max && max == MAX_MISMATCH_FLOOR_PU, "{floor:e}")
+            }
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+    }
 }

@@ -90,6 +90,11 @@ pub enum ModelError {
     TooMuchAcWork { buses: usize, bandwidth: usize, work: u64, max: u64 },
     #[error("numerical failure: {what} is not finite")]
     Numerical { what: &'static str },
+    #[error(
+        "power flow cannot be certified: the rounding floor of its mismatch, {floor:.2e} p.u. (admittances too large \
+         for double precision, e.g. a near-zero impedance), exceeds the limit of {max:e} p.u."
+    )]
+    MismatchFloor { floor: f64, max: f64 },
 }
 
 /// Most (non-isolated) buses the network models (DC/PTDF, LinDistFlow, AC
