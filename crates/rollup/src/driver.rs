@@ -377,6 +377,16 @@ pub enum Mode {
 /// A week, the conventional OR challenge window (§3.1).
 pub const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// [`Mode::ConventionalOr`]: a bound on the blocks (a second each) that
+/// [`DualChain::process`] makes per recorded batch between two runs of
+/// its guard against moving the clock past an unwatched posting (posting,
+/// watching, disputing, the backup checks). The guard watches the batch
+/// being settled before its turn once its window would end within this
+/// many seconds per batch recorded after it, plus one, of now (attack r22
+/// [1]); a normal window (a week) has far more left, and the batch is
+/// checked at its assigned validator's turn as before.
+pub const GUARD_BLOCKS_PER_BATCH: u64 = 16;
+
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
     pub params: IorParams,
@@ -1602,10 +1612,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// [`Self::process`] and immediately before each of its clock jumps
     /// (closing the batch, waiting out a withheld batch, the assigned
     /// validator's turn, the end of the window, each later block of
-    /// [`Self::post_ahead`]). Without it a withheld batch made the driver
-    /// jump a whole window before it looked at any posting ahead, and a
-    /// forgery posted ahead before the run settled with every validator
-    /// honest.
+    /// [`Self::post_ahead`]), and before the held claims' calls at the
+    /// start of [`Self::process`]. Without it a withheld batch made the
+    /// driver jump a whole window before it looked at any posting ahead,
+    /// and a forgery posted ahead before the run settled with every
+    /// validator honest. The posting of `fin` itself is watched here too
+    /// once its window would end within [`GUARD_BLOCKS_PER_BATCH`] seconds
+    /// per batch after it (plus one) of now, after the unwatched postings
+    /// ahead whose windows end before it and before the rest (attack r22
+    /// [1]: `post_ahead`'s blocks ran out the window of a forged posting of
+    /// `fin` made before the run, and its root settled).
     fn watch_before_jump(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if self.cfg.mode != Mode::ConventionalOr
             || crate::mutants::active(crate::mutants::Mutation::WatchAfterJump)
@@ -1614,6 +1630,48 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return Ok(());
         }
         let (next, _) = self.progress()?;
+        // The batch being settled too, when its window would run out
+        // within the margin (attack r22 [1]); ahead of the postings after
+        // it whose windows end later (ascending order of window end).
+        let margin = GUARD_BLOCKS_PER_BATCH.saturating_mul(next.saturating_sub(fin).saturating_add(1)) * 1_000;
+        let h = self.batch_header(fin)?;
+        let fin_due = match (posting_id(&h), self.window_start(&h)?) {
+            (Some(p), Some(start)) if h.state == BatchState::Open && !h.overturned && !self.watched.contains(&p) => {
+                let end = start.saturating_add(self.cfg.window_ms());
+                (end <= self.now().saturating_add(margin)).then_some(end)
+            }
+            _ => None,
+        };
+        let Some(fin_end) = fin_due.filter(|_| !crate::mutants::active(crate::mutants::Mutation::FinLeftUnwatched))
+        else {
+            return self.watch_all_ahead(fin, next, rng);
+        };
+        // Postings after `fin` whose windows end first are watched first.
+        let mut earlier = Vec::new();
+        if !crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
+            for b in fin.saturating_add(1)..next {
+                let h = self.batch_header(b)?;
+                if h.overturned || h.state != BatchState::Open {
+                    continue;
+                }
+                let (Some(p), Some(start)) = (posting_id(&h), self.window_start(&h)?) else { continue };
+                if !self.watched.contains(&p) && start.saturating_add(self.cfg.window_ms()) < fin_end {
+                    earlier.push((start, b));
+                }
+            }
+        }
+        earlier.sort();
+        for (_, b) in earlier {
+            let h = self.batch_header(b)?;
+            if h.overturned || h.state != BatchState::Open || posting_id(&h).is_none_or(|p| self.watched.contains(&p)) {
+                continue;
+            }
+            self.watch_posted(b, rng)?;
+        }
+        let h = self.batch_header(fin)?;
+        if h.state == BatchState::Open && !h.overturned && posting_id(&h).is_some_and(|p| !self.watched.contains(&p)) {
+            self.watch_posted(fin, rng)?;
+        }
         self.watch_all_ahead(fin, next, rng)
     }
 
@@ -1763,6 +1821,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
     pub fn process(&mut self, rng: &mut impl Rng) -> Result<Vec<SettledBatch>, DriverError> {
+        // The held claims' calls are blocks too: no clock moves past an
+        // unwatched posting's window (attack r22 [1]).
+        let (next, fin) = self.progress()?;
+        if fin < next {
+            self.watch_before_jump(fin, rng)?;
+        }
         self.claim_held()?;
         let mut out = Vec::new();
         loop {

@@ -195,6 +195,12 @@ pub enum Mutation {
     /// sees its window run out unwatched, and the root settles with every
     /// validator honest (attack r21 [1]).
     WatchAfterJump,
+    /// Baseline driver: the guard before each clock move watches only the
+    /// postings after the batch being settled, never that batch's own
+    /// posting: a forged posting of it made before the run, its window
+    /// ending within the blocks `post_ahead` makes, settles with every
+    /// validator honest (attack r22 [1]).
+    FinLeftUnwatched,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

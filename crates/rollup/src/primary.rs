@@ -373,7 +373,19 @@ pub struct PrimaryConfig {
     ///   jumps a whole window past its closing; a posting ahead made no
     ///   later than that (by the withholding executor itself, before the
     ///   run) has no window left after the jump, and looked at only then
-    ///   it settled a forged root with every validator honest.
+    ///   it settled a forged root with every validator honest. The batch
+    ///   being settled is covered too (attack r22 [1]): no clock moves past
+    ///   the end of *any* unwatched posting's window, so before each move
+    ///   (each later block of posting ahead, the held claims' calls
+    ///   included) its posting is watched and backed first when its window
+    ///   would end within a margin of blocks
+    ///   ([`crate::driver::GUARD_BLOCKS_PER_BATCH`] per batch after it,
+    ///   plus one), in ascending order of window end with the postings
+    ///   after it. A forged posting of it made before the run, seconds
+    ///   before its window ended, otherwise ran out during the blocks that
+    ///   post the batches ahead and settled. In a normal run its window is
+    ///   long and it is checked at its turn as designed: the assigned
+    ///   validator's first half of the window, then the backup checkers.
     /// - *A withheld batch does not serialise the windows* (attack r20 [3],
     ///   [4]). Any active executor may post a batch whose assigned executor
     ///   is not active (forfeited or left) at once, or one withheld for a

@@ -61,7 +61,6 @@ fn forged_fin_near_window_end(n: u64, left_ms: u64) -> (Env, u64, gridledger_rol
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r22: the watch-before-jump guard skips fin; post_ahead's blocks run out fin's forged posting's window"]
 fn a_forged_posting_of_the_batch_to_settle_is_checked_before_post_ahead() {
     let (mut e, fin, minted) = forged_fin_near_window_end(12, 5_000);
     let x = executor_of(&e, fin);

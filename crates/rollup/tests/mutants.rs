@@ -1019,6 +1019,23 @@ fn a_forgery_ahead_behind_a_withheld_batch_never_settles() -> bool {
     false
 }
 
+/// Baseline (attack r22 [1]): executor X posts the next batch to settle
+/// with a root minting its accomplice 10 coin, eleven batches recorded
+/// after it; the run starts with 5 s of that posting's window left. The
+/// driver watches it before the blocks that post the batches ahead run
+/// the window out, so the forged root never settles (every validator
+/// honest).
+fn a_forged_posting_of_the_batch_to_settle_never_settles() -> bool {
+    let mut e = or_funded();
+    let fin = record_batches(&mut e, 12);
+    let minted = post_minting_root(&mut e, fin, trader(3).address());
+    let Some(start) = e.d.batch_header(fin).unwrap().complete_at else { return false };
+    e.d.set_time(start + e.d.cfg.window_ms() - 5_000);
+    let _ = e.d.process(&mut rng(22));
+    let h = e.d.batch_header(fin).unwrap();
+    !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)))
+}
+
 /// `batch`'s assigned validator's commitment and dispute of its standing
 /// posting, and the validator's key.
 fn watcher_calls(e: &mut Env, batch: u64) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
@@ -1104,7 +1121,7 @@ fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
     !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
 }
 
-const SCENARIOS: [Scenario; 39] = [
+const SCENARIOS: [Scenario; 40] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1171,6 +1188,7 @@ const SCENARIOS: [Scenario; 39] = [
         a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond,
     ),
     ("a forgery ahead behind a withheld batch never settles", a_forgery_ahead_behind_a_withheld_batch_never_settles),
+    ("a forged posting of the batch to settle never settles", a_forged_posting_of_the_batch_to_settle_never_settles),
 ];
 
 gridledger_core::mutation_check! {
@@ -1216,4 +1234,5 @@ gridledger_core::mutation_check! {
     forgotten_voided_posting_is_caught: Mutation::VoidedPostingForgotten => "a caught forgery voided by its forger still costs the deposit",
     replaced_again_is_replaced_is_caught: Mutation::ReplacedAgainIsReplaced => "a frivolous dispute of a posting posted again loses its bond",
     watch_after_jump_is_caught: Mutation::WatchAfterJump => "a forgery ahead behind a withheld batch never settles",
+    fin_left_unwatched_is_caught: Mutation::FinLeftUnwatched => "a forged posting of the batch to settle never settles",
 }
