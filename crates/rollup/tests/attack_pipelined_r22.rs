@@ -20,6 +20,12 @@
 //! driver's own run then fails (`BatchData`: the settled root is not what
 //! the batch's entries produce).
 //!
+//! Fixed: before each guarded clock move the driver also watches and backs
+//! `fin`'s standing posting when its window would end within the margin
+//! (`GUARD_BLOCKS_PER_BATCH` seconds per batch recorded after it, plus
+//! one), in ascending order of window end with the postings ahead; the
+//! guard also runs before `claim_held`. Planted bug `FinLeftUnwatched`.
+//!
 //! Held up (passing tests): the same forgery with the same seconds left,
 //! nothing recorded after it, is overturned (the watcher disputes it
 //! before the clock moves); forgeries ahead posted latest first, the run
