@@ -1588,16 +1588,143 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
             return Ok(());
         }
+        let due = self.unwatched_ahead(fin, next)?;
+        self.watch_together(&due, rng)
+    }
+
+    /// The batches `fin + 1..next` whose standing posting the watcher has
+    /// not checked yet, in order.
+    fn unwatched_ahead(&self, fin: u64, next: u64) -> Result<Vec<u64>, DriverError> {
+        let mut due = Vec::new();
         for b in fin.saturating_add(1)..next {
             let h = self.batch_header(b)?;
             if h.overturned || h.state != BatchState::Open {
                 continue;
             }
             let Some(posting) = posting_id(&h) else { continue };
-            if self.watched.contains(&posting) {
-                continue;
+            if !self.watched.contains(&posting) {
+                due.push(b);
             }
-            self.watch_posted(b, rng)?;
+        }
+        Ok(due)
+    }
+
+    /// [`Mode::ConventionalOr`]: the guard watches the postings of
+    /// `batches` (in that order) together (attack r23 [1]): every assigned
+    /// watcher's dispute commitment goes into one block and every reveal
+    /// into the next ([`Self::run_steps_together`]), so k due postings cost
+    /// two blocks, not 2k, and the disputes of earlier-ending forgeries
+    /// cannot run out a later posting's window. Then the backup checkers
+    /// check each posting still standing ([`Self::backup_checks`], per
+    /// posting as before). Nothing is sent when no watcher disputes.
+    fn watch_together(&mut self, batches: &[u64], rng: &mut impl Rng) -> Result<(), DriverError> {
+        if crate::mutants::active(crate::mutants::Mutation::GuardDisputesOneByOne) {
+            for &b in batches {
+                self.watch_posted(b, rng)?;
+            }
+            return Ok(());
+        }
+        let mut steps = Vec::new();
+        for &b in batches {
+            let input = self.batch_input(b)?;
+            if let Some(p) = posting_id(&input.header) {
+                self.watched.insert(p);
+            }
+            if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
+                let step = self.validators[i].1.watch(&input);
+                steps.push((self.validators[i].0.clone(), step));
+            }
+        }
+        self.run_steps_together(steps)?;
+        if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
+            return Ok(());
+        }
+        for &b in batches {
+            let h = self.batch_header(b)?;
+            if h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned {
+                let input = self.batch_input(b)?;
+                self.backup_checks(b, &input, rng)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs several parties' steps with their primary-chain calls sent
+    /// together: every dispute commitment (`commit_dispute`) of every step
+    /// in one block, then every other primary call (the reveals) in the
+    /// next, in step order; a commitment and its dispute are left out
+    /// together when the dispute is moot (as [`Self::run_step`]).
+    /// Secondary-chain calls go as they come. No block is sealed when
+    /// there is nothing to send.
+    fn run_steps_together(&mut self, steps: Vec<(KeyPair, Step)>) -> Result<(), DriverError> {
+        let mut commits: Vec<(KeyPair, Call)> = Vec::new();
+        let mut reveals: Vec<(KeyPair, Call)> = Vec::new();
+        for (key, step) in steps {
+            self.faults.extend(step.faults);
+            let mut calls = step.calls.into_iter().peekable();
+            while let Some(c) = calls.next() {
+                match c.target {
+                    Target::Secondary => {
+                        self.secondary_call(&key, c.method, c.args)?;
+                    }
+                    Target::Primary if c.method == "commit_dispute" => {
+                        let next_moot = match calls.peek() {
+                            Some(d) => self.dispute_moot(d)?,
+                            None => false,
+                        };
+                        if next_moot {
+                            calls.next();
+                            continue;
+                        }
+                        commits.push((key.clone(), c));
+                    }
+                    Target::Primary => {
+                        if !self.dispute_moot(&c)? {
+                            reveals.push((key.clone(), c));
+                        }
+                    }
+                }
+            }
+        }
+        self.send_together(commits, RECORD_GAS_LIMIT)?;
+        self.send_together(reveals, DRIVER_GAS_LIMIT)
+    }
+
+    /// Submits `calls` on the primary contract without sealing between
+    /// them, then seals: one block for as many as the block takes
+    /// ([`DRIVER_GAS_LIMIT`] reserves a third of a development block), and
+    /// another for the rest until every call is included. Nothing when
+    /// `calls` is empty.
+    fn send_together(&mut self, calls: Vec<(KeyPair, Call)>, gas_limit: u64) -> Result<(), DriverError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut pending = Vec::with_capacity(calls.len());
+        for (key, c) in calls {
+            let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
+            let n = self.primary.next_nonce(&key.address());
+            let tx = call(&key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, Amount::ZERO, gas_limit);
+            pending.push((method, self.primary.submit(&tx)?));
+        }
+        while !pending.is_empty() {
+            self.primary.seal()?;
+            let before = pending.len();
+            let mut left = Vec::with_capacity(before);
+            for (method, h) in pending {
+                match self.primary.receipt(&h)? {
+                    Some(r) => self.gas.push(GasRecord {
+                        target: Target::Primary,
+                        method: method.into(),
+                        gas: r.gas_used,
+                        success: r.status == TxStatus::Success,
+                    }),
+                    None => left.push((method, h)),
+                }
+            }
+            if left.len() == before {
+                return Err(DriverError::NotIncluded(left[0].0));
+            }
+            pending = left;
         }
         Ok(())
     }
@@ -1621,7 +1748,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// per batch after it (plus one) of now, after the unwatched postings
     /// ahead whose windows end before it and before the rest (attack r22
     /// [1]: `post_ahead`'s blocks ran out the window of a forged posting of
-    /// `fin` made before the run, and its root settled).
+    /// `fin` made before the run, and its root settled). `fin` and the
+    /// postings ahead are watched together ([`Self::watch_together`]:
+    /// every dispute commitment in one block, every reveal in the next;
+    /// attack r23 [1]: one dispute after the other, two blocks each, the
+    /// disputes of earlier-ending forgeries ahead ran out `fin`'s window).
     fn watch_before_jump(&mut self, fin: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
         if self.cfg.mode != Mode::ConventionalOr
             || crate::mutants::active(crate::mutants::Mutation::WatchAfterJump)
@@ -1646,6 +1777,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         else {
             return self.watch_all_ahead(fin, next, rng);
         };
+        if !crate::mutants::active(crate::mutants::Mutation::GuardDisputesOneByOne) {
+            // Attack r23 [1]: `fin` and every unwatched posting ahead are
+            // watched together, their disputes in two blocks in all.
+            let mut due = vec![fin];
+            if !crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {
+                due.extend(self.unwatched_ahead(fin, next)?);
+            }
+            return self.watch_together(&due, rng);
+        }
         // Postings after `fin` whose windows end first are watched first.
         let mut earlier = Vec::new();
         if !crate::mutants::active(crate::mutants::Mutation::WatchOwnPostingsOnly) {

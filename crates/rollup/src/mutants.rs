@@ -201,6 +201,13 @@ pub enum Mutation {
     /// ending within the blocks `post_ahead` makes, settles with every
     /// validator honest (attack r22 [1]).
     FinLeftUnwatched,
+    /// Baseline driver: the guard sends the disputes of the postings due
+    /// in one run one posting after the other, commitment and reveal each
+    /// in its own block, instead of every commitment in one block and
+    /// every reveal in the next: the disputes of k earlier-ending
+    /// forgeries ahead cost 2k blocks and run out the window of a forged
+    /// posting of the batch being settled (attack r23 [1]).
+    GuardDisputesOneByOne,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

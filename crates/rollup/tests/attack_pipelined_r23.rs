@@ -20,6 +20,10 @@
 //! seconds of `fin`'s window that are not enough grow by 2 per forgery
 //! ahead (probed for k = 1..4: stolen up to 2k + 1 s left), so the margin
 //! cannot save it: the ordering (earlier-ending first) is what spends it.
+//! Fixed: the guard sends the disputes of every posting due in one run
+//! together, every commitment in one block and every reveal in the next
+//! (`DualChain::watch_together`), so k forgeries ahead no longer cost 2k
+//! blocks of `fin`'s window.
 //!
 //! Held up (passing test): a forged posting of `fin` whose window ends
 //! just beyond the margin when the run starts (so the first guard run
@@ -142,7 +146,7 @@ fn try_guard_order(k: u64, left_ms: u64) -> (bool, String) {
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r23: disputes of earlier-ending forgeries ahead run out fin's window inside one guard run; fin's minting root settles"]
+
 fn disputes_of_other_executors_forgeries_ahead_do_not_run_out_fins_window() {
     let (stolen, why) = try_guard_order(3, 7_000);
     assert!(

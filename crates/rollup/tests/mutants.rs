@@ -1036,6 +1036,58 @@ fn a_forged_posting_of_the_batch_to_settle_never_settles() -> bool {
     !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(state_root(&minted)))
 }
 
+/// Baseline (attack r23 [1]): three other executors each post a forgery
+/// ahead (a batch after `fin` assigned to each) just before X posts a
+/// forged root of `fin` minting an accomplice 10 coin; the run starts 7 s
+/// before `fin`'s window ends, every validator honest. The guard's
+/// disputes go together (commitments in one block, reveals in the next),
+/// so none of the forged roots settles.
+fn disputes_ahead_leave_fins_window() -> bool {
+    let mut e = open(config(gridledger_rollup::driver::Mode::ConventionalOr, 4, 5, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    let fin = record_batches(&mut e, 12);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let x = executor_of(&e, fin).address();
+    let mut picked: Vec<(u64, KeyPair)> = Vec::new();
+    for b in fin + 1..next {
+        let y = executor_of(&e, b);
+        if y.address() != x && !picked.iter().any(|(_, p)| p.address() == y.address()) && picked.len() < 3 {
+            picked.push((b, y));
+        }
+    }
+    if picked.len() != 3 {
+        return false;
+    }
+    let to = trader(3).address();
+    let mut forged = Vec::new();
+    for (b, y) in &picked {
+        e.d.primary.seal();
+        let (input, full, leaves, burned) = honest_leaves(&e, *b);
+        let minted = minted_state(&e, &input, &full, &leaves, to);
+        let sub = submit_of(*b, &input, &leaves, burned, Some(state_root(&minted)));
+        let pre_root = state_root(&e.d.state_before(*b).unwrap());
+        let on = gridledger_rollup::primary::SubmitTcrsOn { pre_root, tcrs: sub };
+        let r = e.d.primary_call(y, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+        if r.status != TxStatus::Success {
+            return false;
+        }
+        forged.push((*b, state_root(&minted)));
+    }
+    let minted = post_minting_root(&mut e, fin, to);
+    forged.push((fin, state_root(&minted)));
+    let Some(start) = e.d.batch_header(fin).unwrap().complete_at else { return false };
+    e.d.set_time(start + e.d.cfg.window_ms() - 7_000);
+    let _ = e.d.process(&mut rng(23));
+    forged.iter().all(|(b, root)| {
+        let h = e.d.batch_header(*b).unwrap();
+        !(matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(*root))
+    })
+}
+
 /// `batch`'s assigned validator's commitment and dispute of its standing
 /// posting, and the validator's key.
 fn watcher_calls(e: &mut Env, batch: u64) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
@@ -1121,7 +1173,7 @@ fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
     !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
 }
 
-const SCENARIOS: [Scenario; 40] = [
+const SCENARIOS: [Scenario; 41] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1189,6 +1241,7 @@ const SCENARIOS: [Scenario; 40] = [
     ),
     ("a forgery ahead behind a withheld batch never settles", a_forgery_ahead_behind_a_withheld_batch_never_settles),
     ("a forged posting of the batch to settle never settles", a_forged_posting_of_the_batch_to_settle_never_settles),
+    ("the guard's disputes ahead leave fin's window", disputes_ahead_leave_fins_window),
 ];
 
 gridledger_core::mutation_check! {
@@ -1235,4 +1288,5 @@ gridledger_core::mutation_check! {
     replaced_again_is_replaced_is_caught: Mutation::ReplacedAgainIsReplaced => "a frivolous dispute of a posting posted again loses its bond",
     watch_after_jump_is_caught: Mutation::WatchAfterJump => "a forgery ahead behind a withheld batch never settles",
     fin_left_unwatched_is_caught: Mutation::FinLeftUnwatched => "a forged posting of the batch to settle never settles",
+    guard_disputes_one_by_one_are_caught: Mutation::GuardDisputesOneByOne => "the guard's disputes ahead leave fin's window",
 }
