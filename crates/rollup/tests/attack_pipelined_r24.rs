@@ -16,7 +16,9 @@
 //! first, and Y's dispute comes after its window: Y's minting root
 //! settles and the accomplice withdraws (9.84 coin after fees); the driver
 //! then stops with `BatchData` on that batch. Control: the same forgery
-//! ahead alone with 3 s left is overturned; with 5 s left both are. Cost:
+//! ahead alone with 3 s left is overturned; with 5 s left both are
+//! (probed with two forgeries ahead: stolen with 5 s left, not with 7 s,
+//! so each forgery ahead spends 2 s more of the window). Cost:
 //! two bonded executors and one colluding validator.
 //!
 //! Held up: eight sybil forgeries ahead posted in reverse batch order (the
