@@ -976,11 +976,10 @@ async fn run_link(
 pub(crate) mod tests_support {
     use super::*;
 
-    /// Installs two links, in order, on a fresh peer slot of `me` for
-    /// `peer`; returns whether each was installed as the one in use.
-    pub(crate) fn install_outcome(me: u32, peer: u32, links: [(bool, [u8; 32]); 2]) -> (bool, bool) {
-        let p = Peer {
-            index: peer,
+    /// A peer slot for validator `index` with no link installed yet.
+    fn fresh_peer(index: u32) -> Peer {
+        Peer {
+            index,
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),
             outbound: Mutex::new(VecDeque::new()),
             outbound_cap: 1,
@@ -992,7 +991,13 @@ pub(crate) mod tests_support {
             links: Mutex::new(Links::default()),
             connected: watch::channel(false).0,
             counters: Counters::default(),
-        };
+        }
+    }
+
+    /// Installs two links, in order, on a fresh peer slot of `me` for
+    /// `peer`; returns whether each was installed as the one in use.
+    pub(crate) fn install_outcome(me: u32, peer: u32, links: [(bool, [u8; 32]); 2]) -> (bool, bool) {
+        let p = fresh_peer(peer);
         let (a, _ra) = p.install(me, 0, links[0].0, links[0].1);
         let (b, _rb) = p.install(me, 1, links[1].0, links[1].1);
         (a, b)
@@ -1002,20 +1007,7 @@ pub(crate) mod tests_support {
     /// validator 1; returns each link's role afterwards (0 in use,
     /// 1 retired and draining, 2 cut).
     pub(crate) fn roles_after(links: &[(bool, [u8; 32])]) -> Vec<u8> {
-        let p = Peer {
-            index: 1,
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            outbound: Mutex::new(VecDeque::new()),
-            outbound_cap: 1,
-            outbound_ready: Notify::new(),
-            inbound: mpsc::channel(1).0,
-            inbound_budget: Arc::new(Semaphore::new(1)),
-            inbound_bytes: 1,
-            faults: Mutex::new((LinkFaults::default(), 1)),
-            links: Mutex::new(Links::default()),
-            connected: watch::channel(false).0,
-            counters: Counters::default(),
-        };
+        let p = fresh_peer(1);
         let rxs: Vec<_> = links.iter().enumerate().map(|(i, l)| p.install(0, i as u64, l.0, l.1).1).collect();
         rxs.iter().map(|r| *r.borrow()).collect()
     }
