@@ -36,7 +36,6 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
-use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
 use gridledger_rollup::roles::ExecutorBehaviour;
 use gridledger_rollup::state::state_root;
 
@@ -57,28 +56,6 @@ fn first_and_later_of_same_executor() -> (Env, u64, KeyPair, u64) {
         }
     }
     panic!("no executor assigned the first batch and a later one");
-}
-
-/// X posts batch `b` ahead (its predecessor unposted) on the true
-/// pre-root with a post-state root that mints `to` 10 coin. Returns the
-/// minted state.
-fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: gridledger_core::Address) -> PreStateOf {
-    e.d.primary.seal();
-    let (input, full, leaves, burned) = honest_leaves(e, b);
-    let minted = minted_state(e, &input, &full, &leaves, to);
-    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
-    let pre_root = state_root(&e.d.state_before(b).unwrap());
-    let on = SubmitTcrsOn { pre_root, tcrs: sub };
-    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "X's forged posting ahead: {:?}", r.status);
-    minted
-}
-
-type PreStateOf = gridledger_rollup::exec::PreState;
-
-fn settled_root_of(e: &Env, b: u64) -> Option<gridledger_core::Hash32> {
-    let h = e.d.batch_header(b).unwrap();
-    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
 }
 
 /// Finding [1].

@@ -38,18 +38,10 @@ mod common;
 
 use common::pipelined::*;
 use common::*;
-use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Amount, Hash32};
+use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
-use gridledger_rollup::primary::BatchState;
-use gridledger_rollup::primary::SubmitTcrsOn;
 use gridledger_rollup::state::state_root;
-
-fn settled_root_of(e: &Env, b: u64) -> Option<Hash32> {
-    let h = e.d.batch_header(b).unwrap();
-    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
-}
 
 /// Records `n` one-AT batches; the first one's executor posts it with a
 /// minting root; the clock is moved to `left_ms` before the end of that
@@ -94,20 +86,6 @@ fn a_forged_posting_of_the_batch_to_settle_alone_is_overturned() {
     let _ = e.d.process(&mut rng(22));
     assert_ne!(settled_root_of(&e, fin), Some(state_root(&minted)), "the minting root did not settle");
     assert!(!node_active(&e, &x.address()), "the forger is forfeited");
-}
-
-/// X posts batch `b` ahead on the true pre-root with a post-state root
-/// that mints `to` 10 coin. Returns the minted state.
-fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: gridledger_core::Address) -> gridledger_rollup::exec::PreState {
-    e.d.primary.seal();
-    let (input, full, leaves, burned) = honest_leaves(e, b);
-    let minted = minted_state(e, &input, &full, &leaves, to);
-    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
-    let pre_root = state_root(&e.d.state_before(b).unwrap());
-    let on = SubmitTcrsOn { pre_root, tcrs: sub };
-    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "X's forged posting ahead of {b}: {:?}", r.status);
-    minted
 }
 
 /// Probe: X posts forgeries ahead on every later batch it is assigned,

@@ -36,19 +36,8 @@ mod common;
 use common::pipelined::*;
 use common::*;
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Hash32};
-use gridledger_ledger::TxStatus;
-use gridledger_rollup::args;
-use gridledger_rollup::driver::{Mode, GUARD_BLOCKS_PER_BATCH};
-use gridledger_rollup::exec::PreState;
-use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
+use gridledger_rollup::driver::GUARD_BLOCKS_PER_BATCH;
 use gridledger_rollup::state::state_root;
-use gridledger_rollup::types::coins;
-
-fn settled_root_of(e: &Env, b: u64) -> Option<Hash32> {
-    let h = e.d.batch_header(b).unwrap();
-    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
-}
 
 /// A forged posting of `fin` whose window ends 2 s past the guard's margin
 /// when the run starts: not watched at the first guard run, watched at a
@@ -74,31 +63,6 @@ fn a_forged_posting_of_fin_just_beyond_the_margin_is_overturned() {
         run.map(|r| r.len())
     );
     assert!(!node_active(&e, &x.address()), "the forger is forfeited");
-}
-
-/// X posts batch `b` ahead on the true pre-root with a post-state root
-/// that mints `to` 10 coin. Returns the minted state.
-fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: Address) -> PreState {
-    e.d.primary.seal();
-    let (input, full, leaves, burned) = honest_leaves(e, b);
-    let minted = minted_state(e, &input, &full, &leaves, to);
-    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
-    let pre_root = state_root(&e.d.state_before(b).unwrap());
-    let on = SubmitTcrsOn { pre_root, tcrs: sub };
-    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "forged posting ahead of {b}: {:?}", r.status);
-    minted
-}
-
-/// `executors` executors, four traders funded, as `or_funded` otherwise.
-fn or_funded_with(executors: usize) -> Env {
-    let mut e = open(config(Mode::ConventionalOr, 4, executors, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    settle_funding(&mut e);
-    e
 }
 
 /// `k + 2` executors: `k` of them other than `fin`'s (X) each forge one

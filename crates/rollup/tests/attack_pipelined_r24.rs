@@ -31,41 +31,9 @@ mod common;
 use common::pipelined::*;
 use common::*;
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Hash32};
-use gridledger_ledger::TxStatus;
-use gridledger_rollup::args;
-use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::PreState;
-use gridledger_rollup::primary::{BatchState, SubmitTcrsOn};
 use gridledger_rollup::roles::ValidatorBehaviour;
 use gridledger_rollup::state::state_root;
-use gridledger_rollup::types::coins;
-
-fn settled_root_of(e: &Env, b: u64) -> Option<Hash32> {
-    let h = e.d.batch_header(b).unwrap();
-    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
-}
-
-fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: Address) -> PreState {
-    let (input, full, leaves, burned) = honest_leaves(e, b);
-    let minted = minted_state(e, &input, &full, &leaves, to);
-    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
-    let pre_root = state_root(&e.d.state_before(b).unwrap());
-    let on = SubmitTcrsOn { pre_root, tcrs: sub };
-    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "forged posting ahead of {b}: {:?}", r.status);
-    minted
-}
-
-fn or_funded_with(executors: usize) -> Env {
-    let mut e = open(config(Mode::ConventionalOr, 4, executors, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    settle_funding(&mut e);
-    e
-}
 
 /// Returns (a forged root settled, summary).
 fn try_reverse(k: u64, batches: u64, left_ms: u64) -> (bool, String) {
@@ -102,7 +70,7 @@ fn try_reverse_with(k: u64, batches: u64, left_ms: u64, collude: bool, forge_fin
     let accomplice = trader(3);
     let mut ahead = Vec::new();
     for (b, y) in picked.iter().rev() {
-        ahead.push((*b, forge_ahead(&mut e, y, *b, accomplice.address())));
+        ahead.push((*b, forge_ahead_unsealed(&mut e, y, *b, accomplice.address())));
     }
     let minted = if forge_fin { post_minting_root(&mut e, fin, accomplice.address()) } else { PreState::default() };
     let first = picked.last().map_or(fin, |p| p.0);

@@ -9,7 +9,9 @@ use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_leaves, OffChain, PreState};
-use gridledger_rollup::primary::{BatchInput, DisputeEntry, DisputeState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs};
+use gridledger_rollup::primary::{
+    BatchInput, BatchState, DisputeEntry, DisputeState, SubmitTcrs, SubmitTcrsOn, WithdrawArgs,
+};
 use gridledger_rollup::state::{entry_witness, fill_post_roots, participant_proof, post_state, state_root};
 use gridledger_rollup::types::{coins, entry_hash, tcr_proof, IorTx, Participant, Tcr, TcrLeaf};
 
@@ -193,4 +195,41 @@ pub fn post_right_roots_wrong_inputs(e: &mut Env, batch: u64) -> Vec<u8> {
         leaf: posted[0].clone(),
         proof,
     })
+}
+
+/// The post-state root batch `b` settled with, or `None` while unsettled.
+pub fn settled_root_of(e: &Env, b: u64) -> Option<Hash32> {
+    let h = e.d.batch_header(b).unwrap();
+    matches!(h.state, BatchState::Settled { .. }).then_some(h.post_root).flatten()
+}
+
+/// X posts batch `b` ahead on the true pre-root with a post-state root
+/// that mints `to` 10 coin, in the next block (nothing sealed first).
+/// Returns the minted state.
+pub fn forge_ahead_unsealed(e: &mut Env, x: &KeyPair, b: u64, to: Address) -> PreState {
+    let (input, full, leaves, burned) = honest_leaves(e, b);
+    let minted = minted_state(e, &input, &full, &leaves, to);
+    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
+    let pre_root = state_root(&e.d.state_before(b).unwrap());
+    let on = SubmitTcrsOn { pre_root, tcrs: sub };
+    let r = e.d.primary_call(x, "sc_cr_on", args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "forged posting ahead of {b}: {:?}", r.status);
+    minted
+}
+
+/// [`forge_ahead_unsealed`] after sealing what the primary chain holds.
+pub fn forge_ahead(e: &mut Env, x: &KeyPair, b: u64, to: Address) -> PreState {
+    e.d.primary.seal();
+    forge_ahead_unsealed(e, x, b, to)
+}
+
+/// `executors` executors, three traders funded, as `or_funded` otherwise.
+pub fn or_funded_with(executors: usize) -> Env {
+    let mut e = open(config(Mode::ConventionalOr, 4, executors, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    e
 }
