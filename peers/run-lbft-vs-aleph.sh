@@ -40,16 +40,23 @@ common=(--replicas "$replicas" --rate "$rate" --seconds "$seconds" --batch "$bat
 # own clients' transactions (τ > 1 would make ours order each one τ times).
 load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo null; }
 l0="$(load)"
-ours="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${pipeline[@]}" "${common[@]}")"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${pipeline[@]}" "${common[@]}" >"$tmp/ours.json"
 l1="$(load)"
-theirs="$("$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}")"
+"$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}" >"$tmp/theirs.json"
 l2="$(load)"
 # The extra line: ours without fsync (NOT crash-safe), as aleph-bft's driver.
-ours_nofsync="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 --no-fsync "${pipeline[@]}" "${common[@]}")"
+"$root/target/release/gridledger" bench lbft --policy fifo --tau 1 --no-fsync "${pipeline[@]}" "${common[@]}" >"$tmp/ours_nofsync.json"
 l3="$(load)"
-python3 - "$ours" "$theirs" "$l0" "$l1" "$l2" "$ours_nofsync" "$l3" <<'PY'
+# The reports go through files: a long run's JSON (per-epoch digests) is
+# larger than one command-line argument may be.
+python3 - "$tmp/ours.json" "$tmp/theirs.json" "$l0" "$l1" "$l2" "$tmp/ours_nofsync.json" "$l3" <<'PY'
 import json, sys
-ours, theirs, ours_nofsync = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[6])
+def read(path):
+    with open(path) as f:
+        return json.load(f)
+ours, theirs, ours_nofsync = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[6])
 assert ours.get("crash_safe") is True and ours_nofsync.get("crash_safe") is False
 loads = {"before_ours": sys.argv[3], "after_ours": sys.argv[4], "after_aleph": sys.argv[5],
          "after_ours_no_fsync": sys.argv[7]}
