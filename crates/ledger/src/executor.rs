@@ -55,9 +55,9 @@ pub struct BlockBuilder<'a> {
 }
 
 /// Who a transaction's fee goes to.
-enum FeeTo<'b> {
-    /// Shared among these (distinct) addresses, as [`BlockBuilder::push_sharing`].
-    Share(&'b [Address]),
+enum FeeTo {
+    /// Paid to the block's proposer.
+    Proposer,
     /// Held in the block's fee pool.
     Pool,
 }
@@ -127,28 +127,7 @@ impl<'a> BlockBuilder<'a> {
     /// Applies one transaction (whose signature the caller has verified);
     /// its fee goes to the block's proposer.
     pub fn push(&mut self, stx: SignedTransaction) -> Result<&Receipt, TxRejected> {
-        let proposer = self.env.proposer;
-        self.push_paying(stx, proposer)
-    }
-
-    /// [`BlockBuilder::push`] with the fee paid to `fee_to` rather than to
-    /// the block's proposer (a leaderless block, where each transaction's
-    /// fee goes to the validator whose batch carried it).
-    pub fn push_paying(&mut self, stx: SignedTransaction, fee_to: Address) -> Result<&Receipt, TxRejected> {
-        self.push_sharing(stx, std::slice::from_ref(&fee_to))
-    }
-
-    /// [`BlockBuilder::push`] with the fee shared among `fee_to` (distinct
-    /// addresses; a leaderless block's transaction carried by several
-    /// validators' batches): each gets `⌊fee / k⌋` of the `k`, and the
-    /// remainder (less than `k` units) goes to the one at position
-    /// `H(tx) mod k`, chosen by the transaction's hash so that no position
-    /// in the list is favoured; no coin is created or destroyed. An empty
-    /// `fee_to` pays the block's proposer.
-    pub fn push_sharing(&mut self, stx: SignedTransaction, fee_to: &[Address]) -> Result<&Receipt, TxRejected> {
-        let proposer = [self.env.proposer];
-        let fee_to = if fee_to.is_empty() { &proposer[..] } else { fee_to };
-        self.apply(stx, FeeTo::Share(fee_to))
+        self.apply(stx, FeeTo::Proposer)
     }
 
     /// [`BlockBuilder::push`] with the fee held in the block's fee pool
@@ -186,7 +165,7 @@ impl<'a> BlockBuilder<'a> {
     }
 
     /// Applies one transaction, its fee to `fee_to`.
-    fn apply(&mut self, stx: SignedTransaction, fee_to: FeeTo<'_>) -> Result<&Receipt, TxRejected> {
+    fn apply(&mut self, stx: SignedTransaction, fee_to: FeeTo) -> Result<&Receipt, TxRejected> {
         let tx = &stx.tx;
         let sender = stx.sender();
         if let Some(valid_until) = tx.kind.valid_until().filter(|u| self.env.height > *u) {
@@ -239,11 +218,11 @@ impl<'a> BlockBuilder<'a> {
         acct.balance = acct.balance.saturating_sub(fee);
         self.overlay.set_account(&sender, &acct);
         match fee_to {
-            FeeTo::Share(fee_to) => {
-                let credits = shares(&self.overlay, fee.0, fee_to, &stx.hash())?;
-                for (a, acct) in fee_to.iter().zip(&credits) {
-                    self.overlay.set_account(a, acct);
-                }
+            FeeTo::Proposer => {
+                let proposer = self.env.proposer;
+                let mut acct = self.overlay.account(&proposer);
+                acct.balance = acct.balance.checked_add(fee).ok_or(TxRejected::Overflow)?;
+                self.overlay.set_account(&proposer, &acct);
             }
             FeeTo::Pool => self.fee_pool = self.fee_pool.checked_add(fee.0).ok_or(TxRejected::Overflow)?,
         }

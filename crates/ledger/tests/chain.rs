@@ -376,41 +376,6 @@ fn a_two_phase_commit_chain_persists_and_reopens() {
     assert_eq!(chain.account(&dev_key(0).address()).nonce, 3);
 }
 
-/// A leaderless block's fee shared by the proposers whose batches carried
-/// the transaction (`BlockBuilder::push_sharing`): `⌊fee / k⌋` each, the
-/// remainder to exactly one of them, the sum the whole fee (no coin
-/// created or destroyed).
-#[test]
-fn a_shared_fee_is_split_equally_and_nothing_is_created_or_burnt() {
-    use gridledger_ledger::contract::BlockEnv;
-    use gridledger_ledger::BlockBuilder;
-    let d = tempfile::tempdir().unwrap();
-    let dc = dev(d.path());
-    let c = &dc.chain;
-    let tip = c.tip().clone();
-    let env = BlockEnv {
-        chain_id: c.genesis().chain_id,
-        height: tip.height + 1,
-        timestamp: tip.timestamp + 1,
-        proposer: dev_key(7).address(),
-        parent: tip.hash(),
-    };
-    // Eleven payees: the fee (21,000 gas at price 1) leaves a remainder of 1.
-    let payees: Vec<_> = (8..19).map(|i| dev_key(i).address()).collect();
-    let before: Vec<u128> = payees.iter().map(|a| c.account(a).balance.0).collect();
-    let mut b = BlockBuilder::new(c.state(), c.registry(), env, c.config().block_gas_limit);
-    let stx = transfer(&dev_key(0), 1, 0, dev_key(1).address(), Amount(5), Amount(1));
-    let fee = b.push_sharing(stx, &payees).unwrap().fee.0;
-    assert_eq!(fee, TRANSFER_GAS as u128);
-    let got: Vec<u128> = payees.iter().zip(&before).map(|(a, was)| b.state().account(a).balance.0 - was).collect();
-    let (share, rest) = (fee / 11, fee % 11);
-    assert_eq!(rest, 1);
-    assert_eq!(got.iter().sum::<u128>(), fee, "{got:?}");
-    assert_eq!(got.iter().filter(|g| **g == share).count(), 10, "{got:?}");
-    assert_eq!(got.iter().filter(|g| **g == share + rest).count(), 1, "{got:?}");
-    assert_eq!(b.state().account(&dev_key(7).address()).balance.0, c.account(&dev_key(7).address()).balance.0);
-}
-
 /// A leaderless block's pooled fees (`BlockBuilder::push_pooled`): the
 /// senders pay as usual, nobody is credited until the pool is shared
 /// (`BlockBuilder::share_fee_pool`), which pays `⌊pool / k⌋` to each of

@@ -13,7 +13,8 @@
 //!   reason to include transactions
 //!   (`fees_go_to_the_validator_that_proposed_the_transaction`).
 //!   Fixed: each transaction's fee goes to the validator whose batch
-//!   carried it (`BlockBuilder::push_paying`); the test runs.
+//!   carried it (`BlockBuilder::push_paying` then; pooled per epoch among
+//!   the accepted proposers since, `BlockBuilder::push_pooled`); the test runs.
 //!
 //! Held up (passing tests here):
 //! - a proposer that equivocates — one batch to validator 1, a

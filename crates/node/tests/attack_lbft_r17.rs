@@ -1,7 +1,8 @@
 //! Attack round 17 on the LBFT node engine (`consensus = "lbft"`), after
 //! the round-16 fee fix: the fee of a transaction carried by several
 //! proposers' accepted batches of one epoch is split equally among them
-//! (`BlockBuilder::push_sharing`). Four in-process validators, links in
+//! (`BlockBuilder::push_sharing` then; fees are pooled per epoch since,
+//! `BlockBuilder::push_pooled`). Four in-process validators, links in
 //! memory, validator 0 Byzantine (the shared [`puppet`]: a correct replica
 //! except that, in the epoch in which validator 1 proposes the victim
 //! transaction, its own batch is that transaction alone, copied from
