@@ -251,9 +251,9 @@ async fn many_links_announcing_whole_budget_frames_do_not_starve_the_last_one() 
 /// not linked yet (a start, a restart, a dropped link) never link up.
 /// Here validator 2 (address 127.0.0.2) holds 8 sockets to each of nodes 0
 /// and 1 (whose pools are 8, with a long handshake timeout so the sockets
-/// need not be renewed; with the default 5 s the attacker reconnects as
-/// each times out, well inside the honest dialers' backoff); nodes 0 and 1
-/// never connect. Each configured validator address should get its own
+/// need not be renewed; with the default 5 s an attacker would reconnect
+/// as each times out, at once, while an honest dialer waits out its
+/// backoff: not run here); nodes 0 and 1 never connect. Each configured validator address should get its own
 /// cap (or its own pool), as strangers' addresses do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "attack r19: one validator's address holding the shared validator handshake pool keeps two honest validators from linking"]
