@@ -607,6 +607,23 @@ fn call_on<C: ChainClient>(
     Ok(r)
 }
 
+/// The batch `call` disputes, if it is a dispute (`dispute`,
+/// `dispute_entry`, `dispute_state`).
+fn disputed_batch(call: &Call) -> Result<Option<u64>, DriverError> {
+    let batch = match call.method {
+        "dispute" => borsh::from_slice::<Controversial>(&call.args).map(|b| b.batch),
+        "dispute_entry" => borsh::from_slice::<crate::primary::DisputeEntry>(&call.args).map(|b| b.batch),
+        "dispute_state" => borsh::from_slice::<crate::primary::DisputeState>(&call.args).map(|b| b.batch),
+        _ => return Ok(None),
+    }
+    .map_err(|e| DriverError::View(e.to_string()))?;
+    Ok(Some(batch))
+}
+
+/// Primary calls (with the value each pays) a party sends in a together
+/// pass (`DualChain::run_steps_together`).
+type Planned = (KeyPair, Step, Amount);
+
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
         TxStatus::Success => Ok(()),
@@ -1278,19 +1295,24 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// discloser (then it is not sent; a held reward is claimed by sending
     /// the committed dispute, `primary::commit_dispute`)?
     fn dispute_moot(&self, call: &Call) -> Result<bool, DriverError> {
-        let batch = match call.method {
-            "dispute" => borsh::from_slice::<Controversial>(&call.args).map(|b| b.batch),
-            "dispute_entry" => borsh::from_slice::<crate::primary::DisputeEntry>(&call.args).map(|b| b.batch),
-            "dispute_state" => borsh::from_slice::<crate::primary::DisputeState>(&call.args).map(|b| b.batch),
-            _ => return Ok(false),
-        }
-        .map_err(|e| DriverError::View(e.to_string()))?;
+        let Some(batch) = disputed_batch(call)? else { return Ok(false) };
         let h = self.batch_header(batch)?;
         let held = || self.reader().view_json("held_reward", args(&BatchId { batch })).map(|v| v == true);
         Ok((h.state != BatchState::Open || h.overturned) && !held()?)
     }
 
     fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {
+        self.run_step_paying(key, step, Amount::ZERO)
+    }
+
+    /// As [`Self::run_step`], every primary call but a dispute commitment
+    /// paying `value` (a bonded challenge's bond).
+    fn run_step_paying(
+        &mut self,
+        key: &KeyPair,
+        step: Step,
+        value: Amount,
+    ) -> Result<Vec<crate::roles::Delegation>, DriverError> {
         self.faults.extend(step.faults);
         let mut calls = step.calls.into_iter().peekable();
         while let Some(c) = calls.next() {
@@ -1313,8 +1335,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     if self.dispute_moot(&c)? {
                         continue;
                     }
+                    let value = if c.method == "commit_dispute" { Amount::ZERO } else { value };
                     let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
-                    self.primary_call(key, method, a, Amount::ZERO)?;
+                    self.primary_call(key, method, a, value)?;
                 }
             }
         }
@@ -1610,13 +1633,18 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// [`Mode::ConventionalOr`]: the guard watches the postings of
-    /// `batches` (in that order) together (attack r23 [1]): every assigned
-    /// watcher's dispute commitment goes into one block and every reveal
-    /// into the next ([`Self::run_steps_together`]), so k due postings cost
-    /// two blocks, not 2k, and the disputes of earlier-ending forgeries
-    /// cannot run out a later posting's window. Then the backup checkers
-    /// check each posting still standing ([`Self::backup_checks`], per
-    /// posting as before). Nothing is sent when no watcher disputes.
+    /// `batches` together (attack r23 [1]): every assigned watcher's
+    /// dispute commitment goes into one block and every reveal into the
+    /// next ([`Self::run_steps_together`]), so k due postings cost two
+    /// blocks, not 2k, and the disputes of earlier-ending forgeries cannot
+    /// run out a later posting's window. The backup checkers (smart meters,
+    /// their delegates, the bonded challenge: [`Self::backup_plan`]) of
+    /// every due posting its watcher does not dispute send in that same
+    /// pass (attack r24 [1]: sent one posting after the other, two blocks
+    /// each, the backup dispute of a colluding watcher's forged `fin` ran
+    /// out the window of a forgery ahead that ended first); the postings a
+    /// watcher disputed that still stand after it (the dispute failed) are
+    /// backed up in one more pass. Nothing is sent when no one disputes.
     fn watch_together(&mut self, batches: &[u64], rng: &mut impl Rng) -> Result<(), DriverError> {
         if crate::mutants::active(crate::mutants::Mutation::GuardDisputesOneByOne) {
             for &b in batches {
@@ -1624,7 +1652,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             return Ok(());
         }
-        let mut steps = Vec::new();
+        let mut steps: Vec<Planned> = Vec::new();
+        let mut watcher_disputed = BTreeSet::new();
         for &b in batches {
             let input = self.batch_input(b)?;
             if let Some(p) = posting_id(&input.header) {
@@ -1632,34 +1661,70 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
                 let step = self.validators[i].1.watch(&input);
-                steps.push((self.validators[i].0.clone(), step));
+                for c in &step.calls {
+                    if let Some(d) = disputed_batch(c)? {
+                        if !self.dispute_moot(c)? {
+                            watcher_disputed.insert(d);
+                        }
+                    }
+                }
+                steps.push((self.validators[i].0.clone(), step, Amount::ZERO));
             }
         }
-        self.run_steps_together(steps)?;
         if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
+            return self.run_steps_together(steps);
+        }
+        if crate::mutants::active(crate::mutants::Mutation::BackupDisputesOneByOne) {
+            self.run_steps_together(steps)?;
+            for &b in batches {
+                if self.standing(b)? {
+                    let input = self.batch_input(b)?;
+                    self.backup_checks(b, &input, rng)?;
+                }
+            }
             return Ok(());
         }
         for &b in batches {
-            let h = self.batch_header(b)?;
-            if h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned {
+            if !watcher_disputed.contains(&b) && self.standing(b)? {
                 let input = self.batch_input(b)?;
-                self.backup_checks(b, &input, rng)?;
+                let plan = self.backup_plan(b, &input, rng)?;
+                steps.extend(plan);
             }
         }
-        Ok(())
+        self.run_steps_together(steps)?;
+        let mut rest = Vec::new();
+        for &b in batches {
+            if watcher_disputed.contains(&b) && self.standing(b)? {
+                let input = self.batch_input(b)?;
+                let plan = self.backup_plan(b, &input, rng)?;
+                rest.extend(plan);
+            }
+        }
+        self.run_steps_together(rest)
+    }
+
+    /// Whether batch `b` has a standing posting (posted, open, not
+    /// overturned).
+    fn standing(&self, b: u64) -> Result<bool, DriverError> {
+        let h = self.batch_header(b)?;
+        Ok(h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned)
     }
 
     /// Runs several parties' steps with their primary-chain calls sent
     /// together: every dispute commitment (`commit_dispute`) of every step
     /// in one block, then every other primary call (the reveals) in the
-    /// next, in step order; a commitment and its dispute are left out
-    /// together when the dispute is moot (as [`Self::run_step`]).
-    /// Secondary-chain calls go as they come. No block is sealed when
-    /// there is nothing to send.
-    fn run_steps_together(&mut self, steps: Vec<(KeyPair, Step)>) -> Result<(), DriverError> {
-        let mut commits: Vec<(KeyPair, Call)> = Vec::new();
-        let mut reveals: Vec<(KeyPair, Call)> = Vec::new();
-        for (key, step) in steps {
+    /// next blocks, the disputes of the posting whose window ends first
+    /// first (attack r24: sybils post their forgeries in reverse batch
+    /// order), else in step order; a commitment and its dispute are left
+    /// out together when the dispute is moot (as [`Self::run_step`]) or
+    /// another dispute of the same batch goes before it in this pass (the
+    /// first overturns it, the rest would be moot). Secondary-chain calls
+    /// go as they come. No block is sealed when there is nothing to send.
+    fn run_steps_together(&mut self, steps: Vec<Planned>) -> Result<(), DriverError> {
+        let mut commits: Vec<(KeyPair, Call, Amount)> = Vec::new();
+        let mut reveals: Vec<(Timestamp, (KeyPair, Call, Amount))> = Vec::new();
+        let mut queued: BTreeSet<u64> = BTreeSet::new();
+        for (key, step, value) in steps {
             self.faults.extend(step.faults);
             let mut calls = step.calls.into_iter().peekable();
             while let Some(c) = calls.next() {
@@ -1668,42 +1733,54 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         self.secondary_call(&key, c.method, c.args)?;
                     }
                     Target::Primary if c.method == "commit_dispute" => {
-                        let next_moot = match calls.peek() {
-                            Some(d) => self.dispute_moot(d)?,
+                        let skip = match calls.peek() {
+                            Some(d) => self.dispute_moot(d)? || disputed_batch(d)?.is_some_and(|b| queued.contains(&b)),
                             None => false,
                         };
-                        if next_moot {
+                        if skip {
                             calls.next();
                             continue;
                         }
-                        commits.push((key.clone(), c));
+                        commits.push((key.clone(), c, Amount::ZERO));
                     }
                     Target::Primary => {
-                        if !self.dispute_moot(&c)? {
-                            reveals.push((key.clone(), c));
+                        let batch = disputed_batch(&c)?;
+                        if self.dispute_moot(&c)? || batch.is_some_and(|b| queued.contains(&b)) {
+                            continue;
                         }
+                        let end = match batch {
+                            Some(b) => {
+                                queued.insert(b);
+                                self.window_start(&self.batch_header(b)?)?
+                                    .map_or(Timestamp::MAX, |s| s.saturating_add(self.cfg.window_ms()))
+                            }
+                            None => Timestamp::MAX,
+                        };
+                        reveals.push((end, (key.clone(), c, value)));
                     }
                 }
             }
         }
+        // Stable: equal window ends keep their step order.
+        reveals.sort_by_key(|(end, _)| *end);
         self.send_together(commits, RECORD_GAS_LIMIT)?;
-        self.send_together(reveals, DRIVER_GAS_LIMIT)
+        self.send_together(reveals.into_iter().map(|(_, r)| r).collect(), DRIVER_GAS_LIMIT)
     }
 
-    /// Submits `calls` on the primary contract without sealing between
-    /// them, then seals: one block for as many as the block takes
-    /// ([`DRIVER_GAS_LIMIT`] reserves a third of a development block), and
-    /// another for the rest until every call is included. Nothing when
-    /// `calls` is empty.
-    fn send_together(&mut self, calls: Vec<(KeyPair, Call)>, gas_limit: u64) -> Result<(), DriverError> {
+    /// Submits `calls` (each paying its value) on the primary contract
+    /// without sealing between them, then seals: one block for as many as
+    /// the block takes ([`DRIVER_GAS_LIMIT`] reserves a third of a
+    /// development block), and another for the rest until every call is
+    /// included. Nothing when `calls` is empty.
+    fn send_together(&mut self, calls: Vec<(KeyPair, Call, Amount)>, gas_limit: u64) -> Result<(), DriverError> {
         if calls.is_empty() {
             return Ok(());
         }
         let mut pending = Vec::with_capacity(calls.len());
-        for (key, c) in calls {
+        for (key, c, value) in calls {
             let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
             let n = self.primary.next_nonce(&key.address());
-            let tx = call(&key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, Amount::ZERO, gas_limit);
+            let tx = call(&key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, value, gas_limit);
             pending.push((method, self.primary.submit(&tx)?));
         }
         while !pending.is_empty() {
@@ -1855,6 +1932,23 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// between a forged root and settlement). Each posting is checked once
     /// ([`Self::backed`]).
     fn backup_checks(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<(), DriverError> {
+        for (key, step, value) in self.backup_plan(b, input, rng)? {
+            self.run_step_paying(&key, step, value)?;
+        }
+        Ok(())
+    }
+
+    /// What the backup checkers of [`Self::backup_checks`] send on batch
+    /// `b`'s standing posting (`input`), decided without sending anything:
+    /// the delegates' steps (their faults already recorded) and the bonded
+    /// challenge (with its bond), in the order they are sent one by one.
+    /// The checks stop, and no bond is posted, once a planned dispute
+    /// would overturn the posting: an honest delegate's (every validator
+    /// here either disputes a wrong posting rightly or stays silent), as
+    /// when each was sent at once.
+    fn backup_plan(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<Vec<Planned>, DriverError> {
+        let mut plan: Vec<Planned> = Vec::new();
+        let mut overturns = false;
         if let Some(p) = posting_id(&input.header) {
             self.backed.insert(p);
         }
@@ -1891,7 +1985,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     break;
                 }
                 let h = self.batch_header(b)?;
-                if h.state != BatchState::Open || h.overturned {
+                if h.state != BatchState::Open || h.overturned || overturns {
                     break;
                 }
             }
@@ -1913,29 +2007,36 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             self.faults.extend(step.faults.clone());
             for d in step.delegations {
                 let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
-                let s = self.validators[i].1.on_delegation(input);
+                let mut s = self.validators[i].1.on_delegation(input);
+                self.faults.append(&mut s.faults);
                 let key = self.validators[i].0.clone();
-                self.run_step(&key, s)?;
+                if !overturns {
+                    overturns = s.calls.iter().any(|c| matches!(disputed_batch(c), Ok(Some(d)) if d == b));
+                }
+                plan.push((key, s, Amount::ZERO));
             }
         }
         // If every delegate stayed silent, the first alarmed meter's
         // owner challenges itself with a bond (issue 11 item 2).
         if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
             let h = self.batch_header(b)?;
-            if h.state == BatchState::Open && !h.overturned {
+            if h.state == BatchState::Open && !h.overturned && !overturns {
                 if let Some(key) = self.traders.get(owner).cloned() {
                     let a = self.dispute_args(b, own.clone())?;
                     let bond = self.cfg.challenge_bond;
                     // Committed first, so a copy earns its sender nothing.
                     let c =
                         crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
-                    self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
-                    self.primary_call(&key, "dispute", a, bond)?;
+                    let step = Step {
+                        calls: vec![Call::primary("commit_dispute", args(&c)), Call::primary("dispute", a)],
+                        ..Step::default()
+                    };
+                    plan.push((key, step, bond));
                     self.bonded_challenges += 1;
                 }
             }
         }
-        Ok(())
+        Ok(plan)
     }
 
     /// When `h`'s dispute window opens: its posting (in

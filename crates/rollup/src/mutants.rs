@@ -208,6 +208,14 @@ pub enum Mutation {
     /// forgeries ahead cost 2k blocks and run out the window of a forged
     /// posting of the batch being settled (attack r23 [1]).
     GuardDisputesOneByOne,
+    /// Baseline driver: the guard sends the watchers' disputes of the
+    /// postings due in one run together, but then the backup checks
+    /// (meters, delegates, bonded challenge) one posting after the other,
+    /// commitment and reveal each in its own block: with a colluding
+    /// watcher, the backup dispute of a forged posting of the batch being
+    /// settled runs out the window of a forgery ahead posted before it
+    /// (attack r24 [1]).
+    BackupDisputesOneByOne,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -1088,6 +1088,37 @@ fn disputes_ahead_leave_fins_window() -> bool {
     })
 }
 
+/// Baseline (attack r24 [1]): validator V is assigned `fin` and a batch
+/// ahead, and colludes (silent). Executor Y forges that batch ahead (a
+/// root minting an accomplice 10 coin), posted first so its window ends
+/// first; X then forges `fin` the same way. The run starts 3 s before Y's
+/// window ends: only the backup checkers (meters, delegates, bonded
+/// challenge) can overturn the forgeries, and their disputes of both go
+/// together (commitments in one block, the earlier-ending reveal first in
+/// the next), so neither forged root settles.
+fn backup_disputes_leave_a_forgery_aheads_window() -> bool {
+    let mut e = or_funded_with(3);
+    let fin = record_batches(&mut e, 60);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let x = executor_of(&e, fin).address();
+    let v = e.d.batch_header(fin).unwrap().validator;
+    let Some(i) = e.d.validators.iter().position(|(k, _)| k.address() == v) else { return false };
+    e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    let Some(b) =
+        (fin + 1..next).find(|b| e.d.batch_header(*b).unwrap().validator == v && executor_of(&e, *b).address() != x)
+    else {
+        return false;
+    };
+    let y = executor_of(&e, b);
+    let to = trader(3).address();
+    let ahead = forge_ahead_unsealed(&mut e, &y, b, to);
+    let minted = post_minting_root(&mut e, fin, to);
+    let Some(start) = e.d.batch_header(b).unwrap().complete_at else { return false };
+    e.d.set_time(start + e.d.cfg.window_ms() - 3_000);
+    let _ = e.d.process(&mut rng(24));
+    settled_root_of(&e, b) != Some(state_root(&ahead)) && settled_root_of(&e, fin) != Some(state_root(&minted))
+}
+
 /// `batch`'s assigned validator's commitment and dispute of its standing
 /// posting, and the validator's key.
 fn watcher_calls(e: &mut Env, batch: u64) -> Option<(KeyPair, Vec<gridledger_rollup::roles::Call>)> {
@@ -1173,7 +1204,7 @@ fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
     !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
 }
 
-const SCENARIOS: [Scenario; 41] = [
+const SCENARIOS: [Scenario; 42] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1242,6 +1273,7 @@ const SCENARIOS: [Scenario; 41] = [
     ("a forgery ahead behind a withheld batch never settles", a_forgery_ahead_behind_a_withheld_batch_never_settles),
     ("a forged posting of the batch to settle never settles", a_forged_posting_of_the_batch_to_settle_never_settles),
     ("the guard's disputes ahead leave fin's window", disputes_ahead_leave_fins_window),
+    ("the backup disputes leave a forgery ahead's window", backup_disputes_leave_a_forgery_aheads_window),
 ];
 
 gridledger_core::mutation_check! {
@@ -1289,4 +1321,5 @@ gridledger_core::mutation_check! {
     watch_after_jump_is_caught: Mutation::WatchAfterJump => "a forgery ahead behind a withheld batch never settles",
     fin_left_unwatched_is_caught: Mutation::FinLeftUnwatched => "a forged posting of the batch to settle never settles",
     guard_disputes_one_by_one_are_caught: Mutation::GuardDisputesOneByOne => "the guard's disputes ahead leave fin's window",
+    backup_disputes_one_by_one_are_caught: Mutation::BackupDisputesOneByOne => "the backup disputes leave a forgery ahead's window",
 }
