@@ -121,9 +121,10 @@ struct Inner {
     /// Pending handshakes from strangers (any IP that is not a configured
     /// validator's), at most `max_pending_handshakes_per_addr` per IP.
     handshake_slots: Arc<Semaphore>,
-    /// Pending handshakes from configured validators' IP addresses.
-    validator_handshake_slots: Arc<Semaphore>,
-    validator_ips: std::collections::BTreeSet<std::net::IpAddr>,
+    /// Pending handshakes from each configured validator's IP address: a
+    /// pool per address (see `validator_pools`), so what one address
+    /// holds never takes another's slots.
+    validator_handshake_slots: BTreeMap<std::net::IpAddr, Arc<Semaphore>>,
     pending_by_addr: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// When a refused connection was last logged at WARN (a flood is logged
     /// at most once per [`REFUSAL_LOG_EVERY`]).
@@ -247,8 +248,7 @@ impl Network {
         }
         let inner = Arc::new(Inner {
             handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
-            validator_handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
-            validator_ips: cfg.validators.iter().filter(|p| p.index != cfg.me).map(|p| p.addr.ip()).collect(),
+            validator_handshake_slots: validator_pools(&cfg),
             pending_by_addr: Arc::default(),
             last_refusal_warn: Mutex::new(None),
             cfg,
@@ -460,13 +460,13 @@ impl Inner {
         let _ = self.events.send(e);
     }
 
-    /// A pending-handshake slot for a connection from `addr`: from the
-    /// validators' pool if it comes from a configured validator's IP, else
-    /// from the strangers' pool within the per-address cap.
+    /// A pending-handshake slot for a connection from `addr`: from that
+    /// address's own pool if it is a configured validator's IP, else from
+    /// the strangers' pool within the per-address cap.
     fn handshake_slot(&self, addr: SocketAddr) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<AddrSlot>)> {
         let ip = addr.ip();
-        if self.validator_ips.contains(&ip) {
-            return self.validator_handshake_slots.clone().try_acquire_owned().ok().map(|p| (p, None));
+        if let Some(pool) = self.validator_handshake_slots.get(&ip) {
+            return pool.clone().try_acquire_owned().ok().map(|p| (p, None));
         }
         let slot = {
             let mut m = lock(&self.pending_by_addr);
@@ -656,6 +656,18 @@ impl Peer {
         let queued = lock(&self.outbound).len();
         self.counters.snapshot(self.index, *self.connected.borrow(), queued)
     }
+}
+
+/// One pending-handshake pool per IP address of the other validators, each
+/// of `max_pending_handshakes` slots: a testnet with every validator on one
+/// address has the whole pool there, as before, and a validator on an
+/// address of its own has a pool that no other address can take.
+fn validator_pools(cfg: &NetworkConfig) -> BTreeMap<std::net::IpAddr, Arc<Semaphore>> {
+    cfg.validators
+        .iter()
+        .filter(|p| p.index != cfg.me)
+        .map(|p| (p.addr.ip(), Arc::new(Semaphore::new(cfg.max_pending_handshakes.min(Semaphore::MAX_PERMITS)))))
+        .collect()
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
