@@ -69,13 +69,25 @@ pub struct NetworkConfig {
     pub connect_timeout: Duration,
     /// A connection that has not authenticated by then is dropped.
     pub handshake_timeout: Duration,
-    /// Unauthenticated inbound connections handled at once; more are closed
-    /// at once, so a connection flood cannot exhaust memory. Connections
-    /// from a configured validator's IP address draw from a separate pool of
-    /// the same size, so strangers cannot keep validators from rejoining.
+    /// Unauthenticated inbound connections from strangers (IP addresses
+    /// that are no other configured validator's) handled at once; more are
+    /// closed at accept, so a connection flood cannot exhaust memory.
+    ///
+    /// Each IP address of the other configured validators has a pool of its
+    /// own, of the same size, that only connections from that address draw
+    /// from. So pending handshakes are bounded by this limit times one plus
+    /// the number of distinct validator addresses, and what is guaranteed
+    /// is: a validator at an address of its own (shared with no other
+    /// party) can always get a handshake slot, whatever strangers and the
+    /// other validators' addresses hold (it needs one at a time: an honest
+    /// node has one dial to each peer in progress at a time). Validators
+    /// sharing an address
+    /// (a testnet on 127.0.0.1) share that address's pool, which anyone at
+    /// that address can fill.
     pub max_pending_handshakes: usize,
-    /// Unauthenticated inbound connections from one IP address that is not
-    /// a configured validator's, at once.
+    /// Unauthenticated inbound connections at once from one stranger's IP
+    /// address (validators' addresses have their own pools instead, see
+    /// `max_pending_handshakes`).
     pub max_pending_handshakes_per_addr: usize,
 }
 

@@ -10,10 +10,27 @@
 //! [`Peer::install`] settles it the same way on both ends: a link to a new
 //! process of the peer (a different Noise static key, which each process
 //! draws afresh) replaces the old one; between links to the same process the
-//! one dialled by the lower index wins. The loser is retired: its writer
-//! stops and half-closes, its reader delivers what is still in flight until
-//! the peer closes too (or a grace period, `handshake_timeout`, ends), so a
-//! tie-break loses no message already written.
+//! one dialled by the lower index wins. Which process is the newer is told
+//! by when each link's handshake began here (link ids are drawn then, so
+//! they order it). A process completes a handshake only while it runs and
+//! after this node began it (it needs this node's first message, or its
+//! reply), and a process that dialled here, or whose own listening socket
+//! took this node's dial, ran before this node began that handshake. So of
+//! two processes of a peer that did not run at once, any link of the later
+//! one began here after every link of the earlier one, however late the
+//! earlier one's last handshake message arrives. A link of another process that began before the newest link
+//! ever put in use is therefore a dead process's stale dial: it is retired
+//! like the loser of a tie-break, never put in use. (One order this cannot
+//! see: a dial of this node waiting in a listening socket that outlives the
+//! peer's process, answered by the next process after the old one dialled
+//! here; that link is taken for stale, and the new process's own dial, or
+//! this node's next one, links them. A peer running two processes at once
+//! gets the link that began last.)
+//!
+//! A retired link stops sending: its writer stops and half-closes, its
+//! reader delivers what is still in flight until the peer closes too (or a
+//! grace period, `handshake_timeout`, ends), so a tie-break loses no
+//! message already written.
 //!
 //! A peer has at most one link in use and one retired link draining at
 //! once: when another link is retired (a newer replacement, or a newer dial
@@ -121,9 +138,10 @@ struct Inner {
     /// Pending handshakes from strangers (any IP that is not a configured
     /// validator's), at most `max_pending_handshakes_per_addr` per IP.
     handshake_slots: Arc<Semaphore>,
-    /// Pending handshakes from configured validators' IP addresses.
-    validator_handshake_slots: Arc<Semaphore>,
-    validator_ips: std::collections::BTreeSet<std::net::IpAddr>,
+    /// Pending handshakes from each configured validator's IP address: a
+    /// pool per address (see `validator_pools`), so what one address
+    /// holds never takes another's slots.
+    validator_handshake_slots: BTreeMap<std::net::IpAddr, Arc<Semaphore>>,
     pending_by_addr: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// When a refused connection was last logged at WARN (a flood is logged
     /// at most once per [`REFUSAL_LOG_EVERY`]).
@@ -173,6 +191,10 @@ struct Peer {
 struct Links {
     active: Option<ActiveLink>,
     draining: Option<(u64, watch::Sender<u8>)>,
+    /// The Noise static key (the process) and id of the latest-begun link
+    /// ever put in use: a link of another process that began before it is
+    /// stale.
+    newest: Option<([u8; 32], u64)>,
 }
 
 struct ActiveLink {
@@ -247,8 +269,7 @@ impl Network {
         }
         let inner = Arc::new(Inner {
             handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
-            validator_handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
-            validator_ips: cfg.validators.iter().filter(|p| p.index != cfg.me).map(|p| p.addr.ip()).collect(),
+            validator_handshake_slots: validator_pools(&cfg),
             pending_by_addr: Arc::default(),
             last_refusal_warn: Mutex::new(None),
             cfg,
@@ -460,13 +481,13 @@ impl Inner {
         let _ = self.events.send(e);
     }
 
-    /// A pending-handshake slot for a connection from `addr`: from the
-    /// validators' pool if it comes from a configured validator's IP, else
-    /// from the strangers' pool within the per-address cap.
+    /// A pending-handshake slot for a connection from `addr`: from that
+    /// address's own pool if it is a configured validator's IP, else from
+    /// the strangers' pool within the per-address cap.
     fn handshake_slot(&self, addr: SocketAddr) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<AddrSlot>)> {
         let ip = addr.ip();
-        if self.validator_ips.contains(&ip) {
-            return self.validator_handshake_slots.clone().try_acquire_owned().ok().map(|p| (p, None));
+        if let Some(pool) = self.validator_handshake_slots.get(&ip) {
+            return pool.clone().try_acquire_owned().ok().map(|p| (p, None));
         }
         let slot = {
             let mut m = lock(&self.pending_by_addr);
@@ -526,11 +547,11 @@ impl Inner {
     /// nothing, but delivers what the peer wrote before it learnt the
     /// outcome, so the tie-break loses no message (unless a newer link is
     /// retired while it drains, which cuts it).
-    fn adopt(self: &Arc<Self>, stream: TcpStream, auth: Authenticated, dialled_by_me: bool) {
+    /// `id` was drawn from `next_link_id` when its handshake began.
+    fn adopt(self: &Arc<Self>, stream: TcpStream, auth: Authenticated, dialled_by_me: bool, id: u64) {
         let Some(peer) = self.peers.get(&auth.peer).cloned() else {
             return; // the directory and the peers map hold the same indices
         };
-        let id = self.next_link_id.fetch_add(1, Ordering::Relaxed);
         let remote = stream.peer_addr().ok();
         let (installed, role) = peer.install(self.cfg.me, id, dialled_by_me, auth.remote_static);
         if installed {
@@ -583,18 +604,22 @@ impl Peer {
     /// draining link; the one draining before is cut.
     fn install(&self, me: u32, id: u64, dialled_by_me: bool, remote_static: [u8; 32]) -> (bool, watch::Receiver<u8>) {
         let mut links = lock(&self.links);
-        let keep_new = match links.active.as_ref() {
-            None => true,
-            Some(old) if old.remote_static != remote_static => true,
-            Some(old) => {
-                let i_dial_preferred = me < self.index;
-                let new_preferred = dialled_by_me == i_dial_preferred;
-                let old_preferred = old.dialled_by_me == i_dial_preferred;
-                // Same direction twice means the peer saw the old link die
-                // first: the newer one is live.
-                new_preferred || !old_preferred
-            }
-        };
+        // A link of another process that began before the newest one put in
+        // use is a stale dial of an older process (see the module docs).
+        let stale = links.newest.is_some_and(|(key, newest)| key != remote_static && id < newest);
+        let keep_new = !stale
+            && match links.active.as_ref() {
+                None => true,
+                Some(old) if old.remote_static != remote_static => true,
+                Some(old) => {
+                    let i_dial_preferred = me < self.index;
+                    let new_preferred = dialled_by_me == i_dial_preferred;
+                    let old_preferred = old.dialled_by_me == i_dial_preferred;
+                    // Same direction twice means the peer saw the old link die
+                    // first: the newer one is live.
+                    new_preferred || !old_preferred
+                }
+            };
         let (role, role_rx) = watch::channel(if keep_new { IN_USE } else { RETIRED });
         let retired = if keep_new {
             links.active.replace(ActiveLink { id, dialled_by_me, remote_static, role }).map(|old| {
@@ -610,6 +635,9 @@ impl Peer {
         }
         if !keep_new {
             return (false, role_rx);
+        }
+        if links.newest.is_none_or(|(_, newest)| id > newest) {
+            links.newest = Some((remote_static, id));
         }
         bump(&self.counters.connections, 1);
         self.connected.send_replace(true);
@@ -658,6 +686,18 @@ impl Peer {
     }
 }
 
+/// One pending-handshake pool per IP address of the other validators, each
+/// of `max_pending_handshakes` slots: a testnet with every validator on one
+/// address has the whole pool there, as before, and a validator on an
+/// address of its own has a pool that no other address can take.
+fn validator_pools(cfg: &NetworkConfig) -> BTreeMap<std::net::IpAddr, Arc<Semaphore>> {
+    cfg.validators
+        .iter()
+        .filter(|p| p.index != cfg.me)
+        .map(|p| (p.addr.ip(), Arc::new(Semaphore::new(cfg.max_pending_handshakes.min(Semaphore::MAX_PERMITS)))))
+        .collect()
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // A restarted node must get its port back while old links sit in TIME_WAIT.
@@ -686,6 +726,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             inner.log_refusal(addr);
             continue;
         };
+        // Drawn as the handshake begins: ids order links by that (see
+        // `Peer::install`).
+        let id = inner.next_link_id.fetch_add(1, Ordering::Relaxed);
         let inner2 = inner.clone();
         inner.spawn(async move {
             let mut stream = stream;
@@ -698,7 +741,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             .unwrap_or(Err(HandshakeError::Timeout));
             drop(permit);
             match res {
-                Ok(auth) => inner2.adopt(stream, auth, false),
+                Ok(auth) => inner2.adopt(stream, auth, false, id),
                 Err(error) => inner2.refused(None, addr, error),
             }
         });
@@ -744,13 +787,14 @@ async fn dial_loop(inner: Arc<Inner>, peer: Arc<Peer>) {
             delay = backoff.next_delay();
             continue;
         }
+        let id = inner.next_link_id.fetch_add(1, Ordering::Relaxed);
         match dial(&inner, &peer).await {
             Ok((stream, auth)) => {
                 backoff.reset();
                 // Pause briefly after a future loss, so both ends redialling
                 // at once rarely race.
                 delay = backoff.next_delay();
-                inner.adopt(stream, auth, true);
+                inner.adopt(stream, auth, true, id);
             }
             Err(error) => {
                 bump(&peer.counters.dial_failures, 1);
@@ -1004,11 +1048,30 @@ pub(crate) mod tests_support {
     }
 
     /// Installs `links` in order on a fresh peer slot of validator 0 for
-    /// validator 1; returns each link's role afterwards (0 in use,
-    /// 1 retired and draining, 2 cut).
+    /// validator 1, each link's handshake begun in the order installed;
+    /// returns each link's role afterwards (0 in use, 1 retired and
+    /// draining, 2 cut).
     pub(crate) fn roles_after(links: &[(bool, [u8; 32])]) -> Vec<u8> {
+        let begun: Vec<_> = links.iter().enumerate().map(|(i, l)| (i as u64, l.0, l.1)).collect();
+        roles_after_begun(&begun)
+    }
+
+    /// Installs link `newest` (id, remote static) on a fresh peer slot of
+    /// validator 0 for validator 1, ends it, then installs `next`; returns
+    /// whether `next` is put in use.
+    pub(crate) fn in_use_after_the_newest_ended(newest: (u64, [u8; 32]), next: (u64, [u8; 32])) -> bool {
         let p = fresh_peer(1);
-        let rxs: Vec<_> = links.iter().enumerate().map(|(i, l)| p.install(0, i as u64, l.0, l.1).1).collect();
+        let _first = p.install(0, newest.0, false, newest.1);
+        p.closed(newest.0);
+        p.install(0, next.0, false, next.1).0
+    }
+
+    /// Like [`roles_after`], each link given as `(id, dialled_by_me,
+    /// remote_static)`, its id ordering the links by when their handshakes
+    /// began.
+    pub(crate) fn roles_after_begun(links: &[(u64, bool, [u8; 32])]) -> Vec<u8> {
+        let p = fresh_peer(1);
+        let rxs: Vec<_> = links.iter().map(|l| p.install(0, l.0, l.1, l.2).1).collect();
         rxs.iter().map(|r| *r.borrow()).collect()
     }
 }

@@ -42,9 +42,34 @@ fn tie_break_is_the_same_on_both_ends() {
             assert_eq!(second_kept, winner_is_second, "me {me} first {first_dialled_by_me}");
         }
     }
-    // A new process of the peer (new Noise key) always replaces the old link.
+    // A new process of the peer (new Noise key) whose link began later
+    // replaces the old link.
     let (_, kept) = install_outcome(0, 1, [(true, [1; 32]), (false, [2; 32])]);
     assert!(kept);
+}
+
+#[test]
+fn a_link_of_an_older_process_that_completes_late_is_never_put_in_use() {
+    use crate::network::tests_support::{in_use_after_the_newest_ended, roles_after_begun};
+    // Process [1; 32]'s link began first (id 0) but completes after the
+    // newer process [2; 32]'s (id 1): the newer stays in use, the stale one
+    // drains in the empty draining place, in either direction.
+    for dialled_by_me in [true, false] {
+        assert_eq!(roles_after_begun(&[(1, false, [2; 32]), (0, dialled_by_me, [1; 32])]), vec![0, 1]);
+    }
+    // Retired like any other link: it takes the draining place, and the
+    // link draining before is cut; the one in use stays.
+    let draining = [(1, true, [2; 32]), (2, false, [2; 32]), (0, false, [1; 32])];
+    assert_eq!(roles_after_begun(&draining), vec![0, 2, 1]);
+    // Every older process's late link is refused, not only the one just
+    // replaced: a second stale link drains, cutting the first.
+    assert_eq!(roles_after_begun(&[(5, false, [2; 32]), (3, false, [1; 32]), (4, false, [3; 32])]), vec![0, 2, 1]);
+    // Staleness is judged against the newest process ever put in use, even
+    // once its link has ended and none is in use.
+    assert!(!in_use_after_the_newest_ended((1, [2; 32]), (0, [1; 32])));
+    assert!(in_use_after_the_newest_ended((1, [2; 32]), (2, [1; 32])));
+    // A third process whose link began after the newest one replaces it.
+    assert_eq!(roles_after_begun(&[(1, false, [2; 32]), (6, false, [3; 32])]), vec![1, 0]);
 }
 
 #[test]

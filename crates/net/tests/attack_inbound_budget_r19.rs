@@ -13,10 +13,11 @@
 //! messages either side queued once the old process was gone, whichever
 //! duplicate dial wins the tie-break.
 //!
-//! Finding (ignored test): the pending-handshake pool reserved for the
-//! validators' addresses is one pool shared by all of them, with no cap per
-//! address, so one validator's address holding its slots keeps two honest
-//! validators from ever linking up with each other.
+//! Finding (fixed; its test now passes): the pending-handshake pool
+//! reserved for the validators' addresses was one pool shared by all of
+//! them, with no cap per address, so one validator's address holding its
+//! slots kept two honest validators from ever linking up with each other.
+//! Each validator address now has a pool of its own.
 
 use gridledger_core::{Hash32, KeyPair};
 use gridledger_net::{Inbound, Network, NetworkConfig, PeerConfig};
@@ -241,22 +242,22 @@ async fn many_links_announcing_whole_budget_frames_do_not_starve_the_last_one() 
     n0.shutdown().await;
 }
 
-/// Finding: `Inner::handshake_slot` gives every connection from any
+/// Finding (fixed): `Inner::handshake_slot` gave every connection from any
 /// configured validator's IP address a slot from one shared pool of
 /// `max_pending_handshakes`, with no cap per address (the per-address cap
-/// applies to strangers only). So one validator, from its own address,
-/// holding that many connections that never finish the handshake, takes
-/// every slot on every honest node: each honest node refuses the other
-/// honest validators' dials at accept, and two honest validators that are
-/// not linked yet (a start, a restart, a dropped link) never link up.
+/// applied to strangers only). So one validator, from its own address,
+/// holding that many connections that never finish the handshake, took
+/// every slot on every honest node: each honest node refused the other
+/// honest validators' dials at accept, and two honest validators that were
+/// not linked yet (a start, a restart, a dropped link) never linked up.
 /// Here validator 2 (address 127.0.0.2) holds 8 sockets to each of nodes 0
 /// and 1 (whose pools are 8, with a long handshake timeout so the sockets
 /// need not be renewed; with the default 5 s an attacker would reconnect
 /// as each times out, at once, while an honest dialer waits out its
-/// backoff: not run here); nodes 0 and 1 never connect. Each configured validator address should get its own
-/// cap (or its own pool), as strangers' addresses do.
+/// backoff: not run here). Now each configured validator address has a
+/// pool of its own, so validator 2's sockets fill only 127.0.0.2's pool and
+/// nodes 0 and 1 link up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack r19: one validator's address holding the shared validator handshake pool keeps two honest validators from linking"]
 async fn one_validators_address_cannot_keep_two_honest_validators_apart() {
     let (linked, refused) = honest_pair_links_while_hogged_from([127, 0, 0, 2]).await;
     assert!(linked, "honest validators 0 and 1 never linked while validator 2 held the pool (refused {refused:?})");

@@ -3,14 +3,18 @@
 //! taken for a new process of the peer and replaces the link in use,
 //! whichever process is actually the newer one.
 //!
-//! Finding (ignored test): the old process of a validator finished a dial
-//! just before it died, and its last handshake message reaches this node
-//! late (the network is asynchronous: a retransmission, a queue), after
-//! the validator's new process has linked up. The stale link replaces the
-//! new process's link, which this node retires (stops writing to it and
-//! half-closes it): what this node sends to the validator then goes into
-//! a link to a dead process and is lost, and the new process's link is
-//! torn down.
+//! Finding (fixed; its test now passes): the old process of a validator
+//! finished a dial just before it died, and its last handshake message
+//! reaches this node late (the network is asynchronous: a retransmission,
+//! a queue), after the validator's new process has linked up. The stale
+//! link replaced the new process's link, which this node retired (stopped
+//! writing to it and half-closed it): what this node sent to the validator
+//! then went into a link to a dead process and was lost, and the new
+//! process's link was torn down. Now links are ordered by when their
+//! handshakes began on this node (a process completes a handshake only
+//! after this node began it, so a dead process's link began before its
+//! successor's), and a link of another process that began before the
+//! newest one put in use is never put in use.
 
 use gridledger_core::{Hash32, KeyPair};
 use gridledger_net::{Network, NetworkConfig, PeerConfig};
@@ -147,7 +151,6 @@ impl Raw {
 /// old process is gone. A message node 0 sends to validator 1 afterwards
 /// must reach the new process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack r19: a dead process's late handshake replaces its successor's link; what node 0 sends next is lost"]
 async fn an_old_processs_late_dial_does_not_replace_the_new_processs_link() {
     let l0 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -118,10 +118,11 @@ async fn a_peer_links_through_the_bind_forwarder() {
 /// forwarder caps connections at `max_pending_handshakes` (32) *in total*,
 /// by accept order, without looking at who connects. The party's own
 /// listener, which it replaces while the address was squatted, reserves a
-/// handshake pool for the peer's IP (`validator_ips`) and caps every other
-/// IP at `max_pending_handshakes_per_addr` (4), so an outsider cannot keep
-/// the peer out there. Through the forwarder every connection reaches that
-/// listener from 127.0.0.1, and the forwarder itself closes the 33rd
+/// handshake pool for the peer's IP (a pool per validator address) and
+/// caps every other IP at `max_pending_handshakes_per_addr` (4), so an
+/// outsider cannot keep the peer out there. Through the forwarder every
+/// connection reaches that listener from 127.0.0.1, and the forwarder
+/// itself closes the 33rd
 /// connection at accept, whoever it is. An outsider from one address that
 /// keeps 40 connections open (one byte each, reopened as soon as the
 /// party's 5 s handshake deadline closes them) holds every slot, and the
