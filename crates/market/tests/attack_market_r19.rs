@@ -13,8 +13,11 @@ use common::{case30_net, p, Mix};
 use gridledger_market::central::solve;
 use gridledger_market::clearing::{clear_with, Algorithm};
 use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::{Market, Side};
-use gridledger_market::{run_pf, Case, ModelError, PfOptions};
+use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig};
+use gridledger_market::{run_pf, Case, DcModel, ModelError, PfOptions, CASE30};
+use std::collections::BTreeMap;
 use Side::{Buyer, Seller};
 
 /// A three-bus feeder (10 MVA base): the reference bus 1, bus 2 behind a
@@ -212,5 +215,63 @@ fn the_reference_keeps_the_balance_row() {
         let st: f64 = c.buyer_totals.iter().sum();
         let ss: f64 = c.seller_totals.iter().sum();
         assert!((st - ss).abs() <= 2e-8 * st.abs().max(ss.abs()).max(1.0), "trial {trial}: {st} bought, {ss} sold");
+    }
+}
+
+// Held up: a compromised enclave (wrong values, or every zero's sign
+// flipped) paired, as the only two executors of a subproblem (κ = 2), with
+// a host of every other fault (the optimal attack beside a silent host and
+// one adding an unassigned output): the clearing is
+// bit for bit the attack-free one, no honest enclave is flagged, and the
+// compromised enclave is flagged (the bitwise comparison or the honest
+// recomputation catches it even where its co-executor is silent, invalid
+// or talks in another's name).
+#[test]
+fn a_compromised_enclave_beside_any_host_fault_is_caught() {
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.run(&market).unwrap();
+    let want: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    let cfg = |byzantine: BTreeMap<usize, Fault>, strategy| TearDoConfig {
+        enclaves: 10,
+        kappa: 2,
+        byzantine,
+        strategy,
+        seed: 5,
+    };
+    // the operator's subproblem (its multipliers of unpriced lines are +0.0)
+    let sp = 4 + 4;
+    let pair = TearDo::new_insecure_seeded(&market, &net, cfg(BTreeMap::new(), Strategy::Always), [1; 32])
+        .unwrap()
+        .assigned(sp);
+    let hosts = [
+        Fault::Silent,
+        Fault::TamperOutput,
+        Fault::WrongInputs,
+        Fault::BadSignature,
+        Fault::StaleRound,
+        Fault::ExtraOutput,
+        Fault::Impersonate,
+    ];
+    for compromised in [Fault::WrongOutput, Fault::SignFlippedZero] {
+        for host in hosts {
+            // the optimal attack only beside the two host faults that leave no valid co-output
+            let optimal = matches!(host, Fault::Silent | Fault::ExtraOutput);
+            let strategies: &[Strategy] =
+                if optimal { &[Strategy::Always, Strategy::Optimal] } else { &[Strategy::Always] };
+            for &strategy in strategies {
+                let byz: BTreeMap<usize, Fault> = [(pair[0], compromised), (pair[1], host)].into();
+                let mut t = TearDo::new_insecure_seeded(&market, &net, cfg(byz.clone(), strategy), [1; 32]).unwrap();
+                let r = t.run(&market);
+                let what = format!("{compromised:?} + {host:?}, {strategy:?}: {:?}", r.detected);
+                assert!(r.converged, "{what}");
+                let got: Vec<u64> = t.pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+                assert!(got == want, "{what}: the clearing moved");
+                assert!(r.detected.iter().all(|(n, _, _)| byz.contains_key(n)), "{what}: an honest enclave flagged");
+                assert!(r.detected.iter().any(|(n, _, _)| *n == pair[0]), "{what}: the compromised enclave passed");
+            }
+        }
     }
 }
