@@ -275,3 +275,39 @@ fn a_compromised_enclave_beside_any_host_fault_is_caught() {
         }
     }
 }
+
+// Held up: within the framework's request limits (b <= 10 $/kWh, e_max <=
+// 10 MWh, a in 1e-300 .. 1, minima from 0 to e_max), 300 markets of 1 to
+// 20 pairs on the feeder and on case30 with its ratings x 1, x 1e-2 and
+// x 1e-4: the reference answers or finds the market infeasible, never a
+// broken row (`RowBroken`, which the framework's exclusion of a request
+// the solver fails on does not cover) nor a solver failure.
+#[test]
+fn requests_within_the_limits_never_break_the_reference() {
+    use gridledger_market::central::ClearError;
+    let mut mix = Mix(99);
+    let nets = [common::feeder(), case30_net(1.0), case30_net(0.01), case30_net(1e-4)];
+    for trial in 0..300 {
+        let net = &nets[trial % nets.len()];
+        let n = mix.pick(&[1usize, 2, 4, 8, 20]);
+        let mut m = Market { buyers: vec![], sellers: vec![] };
+        for i in 0..2 * n {
+            let side = if i < n { Buyer } else { Seller };
+            let bus = mix.pick(&net.bus_ids);
+            let a = mix.pick(&[1e-300, 1e-100, 1e-12, 1e-9, 1e-6, 1e-3, 0.02, 1.0]);
+            let b = mix.pick(&[0.0, 1e-9, 0.1, 1.0, 9.99, 10.0]);
+            let emax = mix.pick(&[1e-3, 1.0, 1e2, 1e4]);
+            let emin = mix.pick(&[0.0, 0.0, emax * 0.5, emax]);
+            let q = p(side, bus, a, b, emin, emax);
+            if side == Buyer {
+                m.buyers.push(q)
+            } else {
+                m.sellers.push(q)
+            }
+        }
+        match solve(&m, net) {
+            Ok(_) | Err(ClearError::Infeasible(_)) | Err(ClearError::Market(_)) => {}
+            Err(e) => panic!("trial {trial}: {e}: {m:?}"),
+        }
+    }
+}
