@@ -110,6 +110,51 @@ fn cancelling_generators_leave_the_load_or_are_refused() {
     }
 }
 
+/// Two buses (10 MVA base): the reference bus 1 and a PV bus 2 whose
+/// generator sets `Pg` MW at 1.0 p.u. with `Qg` MVAr in the file (which a
+/// power flow ignores at a PV bus: Q is what the flow finds).
+fn pv_pair(pg: &str, qg: &str) -> Case {
+    Case::parse(&format!(
+        "function mpc = pv\nmpc.version = '2';\nmpc.baseMVA = 10;\nmpc.bus = [\n \
+         1 3 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n 2 2 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n];\nmpc.gen = [\n \
+         1 0 0 10 -10 1 100 1 10 0;\n 2 {pg} {qg} 1e30 -1e30 1.0 100 1 1e30 -1e30;\n];\n\
+         mpc.branch = [\n 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n];\n"
+    ))
+    .unwrap()
+}
+
+// Finding [3] (low). Expected: a bus's equations are excused from the
+// physical tolerance (1e-8 p.u.) only by the rounding of what those
+// equations compute. Observed: the floor of bus k takes `|S_k|` of the
+// complex specified injection, so a PV bus's `Qg` — an input the flow
+// ignores (Q is an unknown there, no Q equation is checked) — loosens the
+// bus's P equation: with Qg = 5.8e9 MVAr in the file the 2-bus case below
+// (Pg = 8 MW) stops after 3 iterations at a P mismatch of 5.5e-7 p.u.
+// (55 times the tolerance; "mismatch_tol_pu" 7.7e-7), where the same case
+// with Qg = 0 takes a 4th step to 3.6e-14. The P equation's own rounding
+// (|V| Σ|Y||V| + |P|) is near 1e-14 p.u. Bounded by the 1e-6 p.u. cap
+// (a Qg giving a higher floor is refused) and shown in the JSON, so the
+// voltages move by little (5.5e-6 degrees here). (By the code, one floor
+// from |S_k| serves both equations of a PQ bus too; not run here.)
+#[test]
+#[ignore = "attack r19: a PV bus's ignored Qg inflates its P equation's rounding floor; pf stops at 55x the tolerance"]
+fn an_ignored_qg_does_not_loosen_the_p_equation() {
+    let tol = PfOptions::default().tol;
+    let clean = run_pf(&pv_pair("8", "0"), PfOptions::default()).unwrap();
+    assert!(clean.max_mismatch_pu <= tol, "{clean:?}");
+    let r = run_pf(&pv_pair("8", "5.8e9"), PfOptions::default()).unwrap();
+    assert!(
+        r.max_mismatch_pu <= tol,
+        "stopped after {} iterations at a P mismatch of {:e} p.u. (tolerance held to {:e}); with Qg = 0: {} \
+         iterations, {:e}",
+        r.iterations,
+        r.max_mismatch_pu,
+        r.mismatch_tol_pu,
+        clean.iterations,
+        clean.max_mismatch_pu
+    );
+}
+
 // Held up: one jumper of the pair's size alone is refused (a singular
 // Newton system), one of 2e-13 with MismatchFloor, and one of 1e-8 p.u. impedance beside the line
 // leaves the flow within the tolerance of the plain feeder's bus 3 (the
