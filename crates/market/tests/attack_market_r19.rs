@@ -134,7 +134,9 @@ fn pv_pair(pg: &str, qg: &str) -> Case {
 // with Qg = 0 takes a 4th step to 3.6e-14. The P equation's own rounding
 // (|V| Σ|Y||V| + |P|) is near 1e-14 p.u. Bounded by the 1e-6 p.u. cap
 // (a Qg giving a higher floor is refused) and shown in the JSON, so the
-// voltages move by little (5.5e-6 degrees here). (By the code, one floor
+// voltages move by little (5.5e-6 degrees here); with Qg = 1e10 MVAr the
+// case is refused outright (MismatchFloor, floor 1.3e-6 p.u.) though its
+// flow is the Qg = 0 one. (By the code, one floor
 // from |S_k| serves both equations of a PQ bus too; not run here.)
 #[test]
 #[ignore = "attack r19: a PV bus's ignored Qg inflates its P equation's rounding floor; pf stops at 55x the tolerance"]
@@ -153,6 +155,9 @@ fn an_ignored_qg_does_not_loosen_the_p_equation() {
         clean.iterations,
         clean.max_mismatch_pu
     );
+    // a larger ignored Qg refuses the case outright
+    let big = run_pf(&pv_pair("8", "1e10"), PfOptions::default());
+    assert!(big.as_ref().is_ok_and(|r| r.max_mismatch_pu <= tol), "Qg = 1e10 MVAr at the PV bus: {big:?}");
 }
 
 // Held up: one jumper of the pair's size alone is refused (a singular
