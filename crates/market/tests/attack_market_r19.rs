@@ -253,7 +253,7 @@ fn the_reference_keeps_the_balance_row() {
             let a = mix.pick(&[1e-12, 1e-9, 1e-6, 1e-3, 0.02, 1.0]);
             let b = mix.pick(&[0.01, 0.1, 1.0, 10.0, 1e3]);
             let emax = mix.pick(&[1e-3, 1.0, 1e2, 1e4]);
-            let emin = if mix.next() % 3 == 0 { emax * 0.5 } else { 0.0 };
+            let emin = if mix.next().is_multiple_of(3) { emax * 0.5 } else { 0.0 };
             let q = p(side, bus, a, b, emin, emax);
             if side == Buyer {
                 m.buyers.push(q)
