@@ -191,6 +191,29 @@ fn a_generator_at_an_isolated_bus_is_not_counted() {
     );
 }
 
+// Finding [5] (low). Expected: as MATPOWER's `runpf` (`bustypes`: a REF
+// bus counts only with an in-service generator, else the first PV bus
+// with one becomes the reference, else "must have a REF bus or at least
+// one PV bus"), a case whose reference bus has no in-service generator
+// and no PV bus to take over is refused. Observed: with bus 1's only
+// generator out of service (status 0), or the case's only generator at
+// PQ bus 3, `run_pf` solves with bus 1 as an infinite bus and reports
+// 1.0212 MW of generation at it (`ref_p_mw`, `total_gen_mw`) although the
+// case has no in-service generation there at all.
+#[test]
+#[ignore = "attack r19: pf reports generation at a reference bus with no in-service generator (MATPOWER refuses)"]
+fn a_reference_bus_without_a_generator_is_refused() {
+    for g in [" 1 0 0 10 -10 1 100 0 10 0;\n", " 3 0 0 10 -10 1 100 1 10 0;\n"] {
+        let text = FEEDER.replace("EXTRA", "").replace(" 1 0 0 10 -10 1 100 1 10 0;\n", g);
+        let r = Case::parse(&text).map(|c| run_pf(&c, PfOptions::default()));
+        assert!(
+            !matches!(r, Ok(Ok(_))),
+            "generator row {g:?}: a flow with {:?} MW generated at the reference bus",
+            r.map(|x| x.map(|r| r.ref_p_mw))
+        );
+    }
+}
+
 // Held up: one jumper of the pair's size alone is refused (a singular
 // Newton system), one of 2e-13 with MismatchFloor, and one of 1e-8 p.u. impedance beside the line
 // leaves the flow within the tolerance of the plain feeder's bus 3 (the
