@@ -415,3 +415,23 @@ fn requests_within_the_limits_never_break_the_reference() {
         }
     }
 }
+
+// Held up: the market's DC model does not share finding [1]: the same
+// resonant pair (x = ±1e-18 .. ±2e-17) beside case30's line 1-2 makes the
+// reduced susceptance matrix's factorisation refuse (a singular pivot)
+// instead of clearing on a PTDF from which the line was rounded away.
+#[test]
+fn the_dc_model_refuses_a_resonant_pair() {
+    for z in ["2e-17", "1e-17", "5e-18", "2e-18", "1e-18"] {
+        let text = CASE30.replacen(
+            "mpc.branch = [\n",
+            &format!(
+                "mpc.branch = [\n\t1\t2\t0\t{z}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;\n\
+                 \t1\t2\t0\t-{z}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;\n"
+            ),
+            1,
+        );
+        let dc = DcModel::new(&Case::parse(&text).unwrap());
+        assert!(dc.is_err(), "x = ±{z}: a PTDF was built");
+    }
+}
