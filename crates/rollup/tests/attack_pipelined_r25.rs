@@ -40,6 +40,22 @@
 //! never challenge: the minting root settles. A real sybil would simply
 //! stay silent; the driver should fall back to the next alarmed owner
 //! whenever the challenge is not on chain.
+//!
+//! Finding [3] (critical: theft with every validator honest; one executor
+//! and about 1,076 coin of fees, whatever the amount stolen): the guard
+//! marks every due posting watched (and backed) when it *plans* the pass,
+//! and any refusal at submission aborts `process` with the pass unsent;
+//! nothing ever checks those postings again. r21's scenario (executor X
+//! withholds the next batch to settle and posts a minting forgery ahead
+//! before the run) plus, just before the run, 71 junk calls from X's
+//! sybil at the minimum gas price filling the primary mempool's 256 MiB
+//! (4 MiB zero-byte arguments: the driver's same-price transactions evict
+//! nothing): the watcher's commitment is refused (`mempool full`), the
+//! chain seals the junk, the next `process` waits out the withheld
+//! batch's window with the forgery's in it, and the minting root settles
+//! (the accomplice withdraws 9.84 coin). What should happen: a posting
+//! counts as watched once its checks are on chain (or a failed pass is
+//! retried); the guard's transactions outbid a flood.
 
 mod common;
 
@@ -168,4 +184,71 @@ fn two_forgeries_and_a_wallet_for_one_bond_are_overturned() {
 fn a_sybil_trader_first_alarmed_cannot_bond_and_no_other_owner_does() {
     let (stolen, why) = bonded_challenges(1, Some(gridledger_rollup::types::coins(50)));
     assert!(stolen.is_empty(), "a forged root settled: {why}");
+}
+
+/// Fills the primary chain's mempool with `k`'s junk calls at the
+/// minimum gas price (large zero-byte arguments: a few hundred coin of
+/// gas in all), until not even a 100-byte transaction fits: a call at the
+/// same price evicts nothing. Returns how many went in.
+fn flood_mempool(e: &mut Env, k: &KeyPair) -> usize {
+    use gridledger_ledger::devnet::call;
+    let chain_id = e.d.primary.chain_id();
+    let mut size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
+    let mut n = 0;
+    while size >= 100 {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let gas = 21_000 + 4 * size as u64 + 10_000;
+        let tx = call(k, chain_id, nonce, gridledger_rollup::IOR_PRIMARY_ID, "junk", vec![0; size], Amount::ZERO, gas);
+        match e.d.primary.submit(&tx) {
+            Ok(_) => n += 1,
+            Err(_) => size /= 2,
+        }
+    }
+    n
+}
+
+/// Finding [3]: r21's scenario (executor X withholds the next batch to
+/// settle and posts a forgery ahead before the run; every validator
+/// honest), and just before the run X fills the primary mempool with
+/// junk at the minimum gas price. The guard marks the forgery watched,
+/// then its watcher's commitment is refused (`MempoolFull`) and `process`
+/// returns the error; the chain goes on (the junk is sealed) and the next
+/// `process` never watches the posting again: it waits out the withheld
+/// batch's window and the forgery's window with it, and the minting root
+/// settles.
+#[test]
+#[ignore = "attack r25: a mempool flood makes the guard's disputes fail after it marked the forgery watched; the forgery settles"]
+fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded_with(2);
+    let first = record_batches(&mut e, 8);
+    let x = executor_of(&e, first);
+    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let accomplice = trader(3);
+    let minted = forge_ahead(&mut e, &x, b, accomplice.address());
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == x.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let flooder = fresh_keys(78_000, 1);
+    pay_each(&mut e, &trader(2), &flooder, gridledger_rollup::types::coins(5_000), 1);
+    let n = flood_mempool(&mut e, &flooder[0]);
+    let paid_before = e.d.primary.account(&flooder[0].address()).balance;
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let r = e.d.process(&mut rng(25 + i));
+        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
+        if r.is_ok() {
+            break;
+        }
+        // The chain goes on: the junk is included.
+        gridledger_ledger::ChainClient::seal(&mut e.d.primary).unwrap();
+    }
+    let spent = paid_before.0 - e.d.primary.account(&flooder[0].address()).balance.0;
+    let stolen = settled_root_of(&e, b) == Some(state_root(&minted));
+    let gained = if stolen { withdraw_minted(&mut e, &minted, &accomplice).0 } else { 0 };
+    assert!(
+        !stolen,
+        "X withheld batch {first}, posted {b} ahead minting 10 coin and flooded the mempool ({n} junk calls, \
+         {spent} minor units of fees); every validator honest, yet the minting root settled; the accomplice withdrew \
+         {gained} minor units; runs {runs:?}"
+    );
 }
