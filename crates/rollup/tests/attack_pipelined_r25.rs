@@ -56,6 +56,18 @@
 //! (the accomplice withdraws 9.84 coin). What should happen: a posting
 //! counts as watched once its checks are on chain (or a failed pass is
 //! retried); the guard's transactions outbid a flood.
+//!
+//! Held up: with a week's window the r24 premise (the guard first sees a
+//! forgery with 2 s left) is not reachable through `process` itself:
+//! every clock jump is preceded by a guard that watches every posting on
+//! chain, and a posting left pending in the mempool before the run lands
+//! in the driver's first seal (every seal empties the mempool), before
+//! that guard (a forgery pending behind a withheld batch, its watcher
+//! colluding, is overturned with a week left). Only a run that starts
+//! late (the driver idle for most of a window) gives it. Also held up:
+//! two forgeries with every validator colluding and the traders' wallets
+//! untouched are overturned by the bonded challenges; one forgery with a
+//! wallet for one bond is overturned.
 
 mod common;
 
@@ -251,4 +263,54 @@ fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() 
          {spent} minor units of fees); every validator honest, yet the minting root settled; the accomplice withdrew \
          {gained} minor units; runs {runs:?}"
     );
+}
+
+/// Held up (the r24 premise, "the guard first sees a forgery with 2 s
+/// left", through the real driver): X withholds the next batch to settle
+/// and leaves its minting forgery ahead *pending* in the mempool at the
+/// start of the run (so it lands in whichever block the driver seals
+/// first), the forged batch's watcher colluding. Every driver seal empties
+/// the mempool, and the first one (the withheld batch's `close`) comes
+/// before the guard that precedes the window-long wait: the guard sees the
+/// forgery with a week left and the backup checks overturn it.
+#[test]
+fn a_pending_forgery_behind_a_withheld_batch_is_seen_before_the_wait() {
+    use gridledger_rollup::primary::SubmitTcrsOn;
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded_with(2);
+    let first = record_batches(&mut e, 8);
+    let x = executor_of(&e, first);
+    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let v = e.d.batch_header(b).unwrap().validator;
+    let vi = e.d.validators.iter().position(|(k, _)| k.address() == v).unwrap();
+    e.d.set_validator(vi, ValidatorBehaviour::Colluding);
+    let accomplice = trader(3);
+    let (input, full, leaves, burned) = honest_leaves(&e, b);
+    let minted = minted_state(&e, &input, &full, &leaves, accomplice.address());
+    let sub = submit_of(b, &input, &leaves, burned, Some(state_root(&minted)));
+    let pre_root = state_root(&e.d.state_before(b).unwrap());
+    let on = SubmitTcrsOn { pre_root, tcrs: sub };
+    let nonce = e.d.primary.next_nonce(&x.address());
+    let tx = gridledger_ledger::devnet::call(
+        &x,
+        e.d.primary.chain_id(),
+        nonce,
+        gridledger_rollup::IOR_PRIMARY_ID,
+        "sc_cr_on",
+        gridledger_rollup::args(&on),
+        Amount::ZERO,
+        gridledger_rollup::driver::DRIVER_GAS_LIMIT,
+    );
+    e.d.primary.submit(&tx).unwrap();
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == x.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let run = e.d.process(&mut rng(25));
+    assert!(e.d.batch_header(b).unwrap().tcr_root.is_some() || e.d.batch_header(b).unwrap().overturned);
+    assert_ne!(
+        settled_root_of(&e, b),
+        Some(state_root(&minted)),
+        "the minting root settled; run {:?}",
+        run.map(|r| r.len())
+    );
+    assert!(e.d.batch_header(b).unwrap().overturned || !node_active(&e, &x.address()), "the forgery was overturned");
 }
