@@ -42,7 +42,7 @@
 //! whenever the challenge is not on chain.
 //!
 //! Finding [3] (critical: theft with every validator honest; one executor
-//! and about 1,076 coin of fees, whatever the amount stolen): the guard
+//! and about 3 coin of fees, whatever the amount stolen): the guard
 //! marks every due posting watched (and backed) when it *plans* the pass,
 //! and any refusal at submission aborts `process` with the pass unsent;
 //! nothing ever checks those postings again. r21's scenario (executor X
@@ -50,8 +50,10 @@
 //! before the run) plus, just before the run, 71 junk calls from X's
 //! sybil at the minimum gas price filling the primary mempool's 256 MiB
 //! (4 MiB zero-byte arguments: the driver's same-price transactions evict
-//! nothing): the watcher's commitment is refused (`mempool full`), the
-//! chain seals the junk, the next `process` waits out the withheld
+//! nothing): the watcher's commitment is refused (`mempool full`); the
+//! sybil then replaces its junk with one-coin self-transfers at twice the
+//! price (2.98 coin of fees in all, the junk never included), the chain
+//! goes on, and the next `process` waits out the withheld
 //! batch's window with the forgery's in it, and the minting root settles
 //! (the accomplice withdraws 9.84 coin). What should happen: a posting
 //! counts as watched once its checks are on chain (or a failed pass is
@@ -201,12 +203,14 @@ fn a_sybil_trader_first_alarmed_cannot_bond_and_no_other_owner_does() {
 /// Fills the primary chain's mempool with `k`'s junk calls at the
 /// minimum gas price (large zero-byte arguments: a few hundred coin of
 /// gas in all), until not even a 100-byte transaction fits: a call at the
-/// same price evicts nothing. Returns how many went in.
-fn flood_mempool(e: &mut Env, k: &KeyPair) -> usize {
+/// same price evicts nothing. Returns how many went in and the first
+/// one's nonce.
+fn flood_mempool(e: &mut Env, k: &KeyPair) -> (u64, u64) {
     use gridledger_ledger::devnet::call;
     let chain_id = e.d.primary.chain_id();
     let mut size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
     let mut n = 0;
+    let first = e.d.primary.next_nonce(&k.address());
     while size >= 100 {
         let nonce = e.d.primary.next_nonce(&k.address());
         let gas = 21_000 + 4 * size as u64 + 10_000;
@@ -216,7 +220,7 @@ fn flood_mempool(e: &mut Env, k: &KeyPair) -> usize {
             Err(_) => size /= 2,
         }
     }
-    n
+    (n, first)
 }
 
 /// Finding [3]: r21's scenario (executor X withholds the next batch to
@@ -242,7 +246,7 @@ fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() 
     e.d.set_executor(i, ExecutorBehaviour::Silent);
     let flooder = fresh_keys(78_000, 1);
     pay_each(&mut e, &trader(2), &flooder, gridledger_rollup::types::coins(5_000), 1);
-    let n = flood_mempool(&mut e, &flooder[0]);
+    let (n, first_nonce) = flood_mempool(&mut e, &flooder[0]);
     let paid_before = e.d.primary.account(&flooder[0].address()).balance;
     let mut runs = Vec::new();
     for i in 0..3 {
@@ -251,7 +255,15 @@ fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() 
         if r.is_ok() {
             break;
         }
-        // The chain goes on: the junk is included.
+        // Once the guard's pass has failed, the flooder replaces its junk
+        // with one-coin transfers to itself at twice the price (a few coin
+        // of fees in all), and the chain goes on.
+        let chain_id = e.d.primary.chain_id();
+        let f = &flooder[0];
+        for nonce in first_nonce..first_nonce + n {
+            let tx = gridledger_ledger::devnet::transfer(f, chain_id, nonce, f.address(), Amount(1), Amount(2));
+            let _ = e.d.primary.submit(&tx);
+        }
         gridledger_ledger::ChainClient::seal(&mut e.d.primary).unwrap();
     }
     let spent = paid_before.0 - e.d.primary.account(&flooder[0].address()).balance.0;
@@ -313,4 +325,49 @@ fn a_pending_forgery_behind_a_withheld_batch_is_seen_before_the_wait() {
         run.map(|r| r.len())
     );
     assert!(e.d.batch_header(b).unwrap().overturned || !node_active(&e, &x.address()), "the forgery was overturned");
+}
+
+/// Probe: every validator colludes; Y forges batch b ahead (a minting
+/// root R) and Z posts b + 1 ahead on R (a made-up post-state root): both
+/// alarm the meters, both bonded challenges go in one pass, b's first
+/// (its window ends first); b's overturn voids b + 1's posting before its
+/// bonded reveal. No forged root settles and no honest trader loses a
+/// bond.
+#[test]
+fn a_bonded_challenge_of_a_posting_voided_in_the_same_pass_loses_nothing() {
+    use gridledger_rollup::primary::SubmitTcrsOn;
+    let mut e = or_funded_with(4);
+    for i in 0..e.d.validators.len() {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let fin = record_batches(&mut e, 12);
+    let x = executor_of(&e, fin).address();
+    let b = (fin + 1..fin + 10)
+        .find(|b| executor_of(&e, *b).address() != x && executor_of(&e, b + 1).address() != x)
+        .expect("two batches ahead not fin's executor's");
+    let accomplice = trader(3);
+    let y = executor_of(&e, b);
+    let minted = forge_ahead(&mut e, &y, b, accomplice.address());
+    let r1 = state_root(&minted);
+    let on: SubmitTcrsOn = posting_on(&mut e, b + 1, r1, Some(gridledger_core::Hash32([0x25; 32])));
+    let z = executor_of(&e, b + 1);
+    let r = e.d.primary_call(&z, "sc_cr_on", gridledger_rollup::args(&on), Amount::ZERO).unwrap();
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success, "b + 1 on R: {:?}", r.status);
+    let before: Vec<u128> = (0..4).map(|i| wealth(&e, &trader(i))).collect();
+    let bonds = e.d.bonded_challenges;
+    let run = e.d.process(&mut rng(25));
+    let after: Vec<u128> = (0..4).map(|i| wealth(&e, &trader(i))).collect();
+    let lost: Vec<(usize, u128)> = (0..4)
+        .filter(|i| before[*i] > after[*i] + gridledger_rollup::types::coins(5).0)
+        .map(|i| (i, before[i] - after[i]))
+        .collect();
+    let why = format!(
+        "b {b}: overturned {}; b+1 header {:?}; bonded {}; wealth before {before:?} after {after:?}; run {:?}",
+        e.d.batch_header(b).unwrap().overturned,
+        e.d.batch_header(b + 1).unwrap().state,
+        e.d.bonded_challenges - bonds,
+        run.as_ref().map(|r| r.len())
+    );
+    assert_ne!(settled_root_of(&e, b), Some(r1), "the minting root settled: {why}");
+    assert!(lost.is_empty(), "an honest trader lost (minor units) {lost:?}: {why}");
 }
