@@ -371,3 +371,16 @@ fn a_bonded_challenge_of_a_posting_voided_in_the_same_pass_loses_nothing() {
     assert_ne!(settled_root_of(&e, b), Some(r1), "the minting root settled: {why}");
     assert!(lost.is_empty(), "an honest trader lost (minor units) {lost:?}: {why}");
 }
+
+/// Finding [1] is new in r24's change: with the planted
+/// `BackupDisputesOneByOne` (the backup checks sent one posting after the
+/// other, as before it) the same wallet bonds both forgeries in turn.
+#[cfg(feature = "mutants")]
+#[test]
+fn two_forgeries_and_a_wallet_for_one_bond_were_overturned_one_by_one() {
+    use gridledger_rollup::mutants::{plant, Mutation};
+    plant(Some(Mutation::BackupDisputesOneByOne));
+    let (stolen, why) = bonded_challenges(2, Some(gridledger_rollup::types::coins(200)));
+    plant(None);
+    assert!(stolen.is_empty(), "a forged root settled: {why}");
+}
