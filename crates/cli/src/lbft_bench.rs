@@ -1,6 +1,7 @@
 //! `gridledger bench lbft`: the leaderless BFT (thesis Ch.4, P^ABC) on
 //! loopback, one OS process per replica over the authenticated `net`
-//! links, BLS12-381 threshold certificates and coin.
+//! links; batch certificates are `2f + 1` Ed25519 signed echoes, the
+//! common coin a BLS12-381 threshold signature (`NodeCrypto`, as nodes run).
 //!
 //! Each replica hosts clients: every client keeps one transaction in flight
 //! (π^τ's Rule-3: its delivery number counts its delivered transactions),
@@ -65,8 +66,9 @@ use gridledger_consensus::lbft::txm::{
     Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
 };
 use gridledger_consensus::lbft::{
-    tx_id, Admission, Backlog, BatchSource, BlsCrypto, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable,
-    FifoPolicy, IdHasher, IdMap, IdSet, Message, PersistOp, Refused, Replica, Step, Target, Tx, Txs,
+    tx_id, Admission, Backlog, BatchSource, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable, FifoPolicy,
+    IdHasher, IdMap, IdSet, Message, NodeCrypto, NodeShare, NodeSig, PersistOp, Refused, Replica, Step, Target, Tx,
+    Txs,
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -166,9 +168,11 @@ struct ReplicaFile {
     index: u32,
     n: u32,
     ports: Vec<u16>,
-    cert_keys: Vec<u8>,
+    /// Every replica's Ed25519 echo public key (certificates).
+    echo_keys: Vec<EdPublicKey>,
     coin_keys: Vec<u8>,
-    cert_share: Vec<u8>,
+    /// This replica's Ed25519 echo key (its seed).
+    echo_secret: [u8; 32],
     coin_share: Vec<u8>,
     rate: u64,
     flood: u64,
@@ -323,7 +327,6 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.tau >= 1 && a.groups >= 1 && a.groups <= a.tau.min(a.replicas as u32), "need 1 <= G <= τ");
     anyhow::ensure!(a.batch >= 1, "--batch must be at least 1");
     let n = a.replicas;
-    let f = (n - 1) / 3;
     let pipeline = a.pipeline;
     anyhow::ensure!(pipeline <= 4, "--pipeline {pipeline}: at most 4 epochs ahead");
     let tau = a.tau.min(n as u32);
@@ -334,8 +337,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let max_in_flight = a.max_in_flight.unwrap_or_else(|| Admission::window_for(a.batch, depth, tau as usize));
     let load_before = load_average();
     let mut rng = rand::rng();
-    let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 2 * f + 1, &mut rng)?;
-    let (coin_pk, coin_sk) = gridledger_threshold::deal(n, f + 1, &mut rng)?;
+    let keys = gridledger_consensus::lbft::crypto::deal_keys(n, &mut rng)?;
     let ports: Vec<u16> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
         .collect::<Result<_, _>>()?;
@@ -347,10 +349,10 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             index: i as u32,
             n: n as u32,
             ports: ports.clone(),
-            cert_keys: cert_pk.to_bytes(),
-            coin_keys: coin_pk.to_bytes(),
-            cert_share: cert_sk[i].to_bytes(),
-            coin_share: coin_sk[i].to_bytes(),
+            echo_keys: keys.echo_public.clone(),
+            coin_keys: keys.coin_public.to_bytes(),
+            echo_secret: keys.echo_secret[i],
+            coin_share: keys.coin_shares[i].to_bytes(),
             rate: a.rate / n as u64,
             flood: a.flood / n as u64,
             seconds: a.seconds,
@@ -533,13 +535,13 @@ fn kill_restart_tested(k: u32, finished_before_kill: bool, restarted: &serde_jso
     Ok(restored)
 }
 
-type Sig = gridledger_threshold::Signature;
+type Sig = NodeSig;
 
 /// The file a replica creates in its data directory once a delivered epoch
 /// is in its log (see [`DiskLog`]'s `delivered_marker`).
 const DELIVERED_MARKER: &str = "delivered";
 
-/// The replica's durable state as an append-only log (format v4): the
+/// The replica's durable state as an append-only log (format v5): the
 /// 20-byte header [`LOG_MAGIC`] ‖ `salt` ‖ CRC-32 of (magic ‖ salt), then
 /// records of
 /// `salt (8) ‖ len (u32 LE) ‖ crc (u32 LE) ‖ borsh(Vec<LogOp>)`, where
@@ -577,8 +579,10 @@ const DELIVERED_MARKER: &str = "delivered";
 /// like any other. A header that is all zeros or a prefix of a header,
 /// with nothing after it, is what a crash while the log was created leaves
 /// (no record follows a header that was not synced): it is written again
-/// (attack r14 [2]). Logs in an earlier format (v1, v2, v3) are refused
-/// with the reason, never read as empty or rewritten.
+/// (attack r14 [2]). Logs in an earlier format (v1, v2, v3, v4) are refused
+/// with the reason, never read as empty or rewritten. Format v5 has v4's
+/// layout; its delivered epochs' certificates are Ed25519 multi-signatures
+/// ([`NodeSig`]) where v4's were BLS threshold signatures.
 struct DiskLog {
     file: std::fs::File,
     /// Created (empty) beside the log once the first record holding a
@@ -626,9 +630,12 @@ enum LogBatch {
     },
 }
 
-/// The log's first bytes (format v4: a self-checking header, salted
+/// The log's first bytes (format v5: a self-checking header, salted
 /// CRC-32 records); the log's salt and the header's CRC-32 follow them.
-const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x04";
+const LOG_MAGIC: [u8; 8] = *b"GLLBFT\x00\x05";
+/// The first bytes of a format v4 log (the same layout, BLS threshold
+/// certificates in its delivered epochs).
+const LOG_MAGIC_V4: [u8; 8] = *b"GLLBFT\x00\x04";
 /// The first bytes of a format v3 log (an unchecked header, salted
 /// records).
 const LOG_MAGIC_V3: [u8; 8] = *b"GLLBFT\x00\x03";
@@ -650,7 +657,10 @@ enum LogFormatError {
     /// Written by an earlier build in format v3 (a header that does not
     /// check itself).
     V3,
-    /// A v4 header whose CRC-32 does not match its magic and salt.
+    /// Written by an earlier build in format v4 (BLS threshold
+    /// certificates, not Ed25519 multi-signatures).
+    V4,
+    /// A v5 header whose CRC-32 does not match its magic and salt.
     DamagedHeader,
     /// Zeros where the header should be, and more than a header's bytes
     /// or other bytes after them.
@@ -663,13 +673,16 @@ impl std::fmt::Display for LogFormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LogFormatError::V1 => f.write_str(
-                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
+                "the log was written in format v1 (SHA-256 record checksums) by an earlier build; this build reads format v5 only: start the replica with an empty data directory",
             ),
             LogFormatError::V2 => f.write_str(
-                "the log was written in format v2 (CRC-32 records without a salt) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
+                "the log was written in format v2 (CRC-32 records without a salt) by an earlier build; this build reads format v5 only: start the replica with an empty data directory",
             ),
             LogFormatError::V3 => f.write_str(
-                "the log was written in format v3 (a header without its own checksum) by an earlier build; this build reads format v4 only: start the replica with an empty data directory",
+                "the log was written in format v3 (a header without its own checksum) by an earlier build; this build reads format v5 only: start the replica with an empty data directory",
+            ),
+            LogFormatError::V4 => f.write_str(
+                "the log was written in format v4 (BLS threshold certificates) by an earlier build; this build reads format v5 only (Ed25519 multi-signature certificates): start the replica with an empty data directory",
             ),
             LogFormatError::DamagedHeader => f.write_str(
                 "the log's header is damaged (its CRC-32 does not match its magic and salt); the log is left as it is",
@@ -704,17 +717,17 @@ fn log_header(salt: &[u8; 8]) -> [u8; LOG_HEADER] {
 /// What the first bytes of a log file are.
 #[derive(Debug, PartialEq, Eq)]
 enum LogHeader {
-    /// A whole v4 header: its salt.
+    /// A whole v5 header: its salt.
     Whole([u8; 8]),
     /// Nothing after where the header ends, and the bytes there are all
-    /// zeros or a prefix of a v4 header (a new file, or a crash while the
+    /// zeros or a prefix of a v5 header (a new file, or a crash while the
     /// log was created): to be written again.
     Torn,
     /// Refused, the log left as it is.
     Refused(LogFormatError),
 }
 
-/// Reads a log file's header (format v4: [`LOG_MAGIC`] ‖ salt ‖ CRC-32 of
+/// Reads a log file's header (format v5: [`LOG_MAGIC`] ‖ salt ‖ CRC-32 of
 /// both).
 fn parse_header(bytes: &[u8]) -> LogHeader {
     let magic_len = bytes.len().min(LOG_MAGIC.len());
@@ -734,6 +747,8 @@ fn parse_header(bytes: &[u8]) -> LogHeader {
         LogHeader::Torn
     } else if zeros && bytes.len() <= LOG_HEADER {
         LogHeader::Torn
+    } else if bytes.starts_with(&LOG_MAGIC_V4) {
+        LogHeader::Refused(LogFormatError::V4)
     } else if bytes.starts_with(&LOG_MAGIC_V3) {
         LogHeader::Refused(LogFormatError::V3)
     } else if bytes.starts_with(&LOG_MAGIC_V2) {
@@ -944,7 +959,7 @@ impl DiskLog {
                         .iter()
                         .map(|b| match self.proposed.get(&d.epoch) {
                             Some(p) if *p == b.batch => {
-                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig }
+                                LogBatch::Proposed { proposer: b.proposer, digest: b.digest, sig: b.sig.clone() }
                             }
                             _ => LogBatch::Whole(b.clone()),
                         })
@@ -1615,7 +1630,7 @@ fn replay_delivered(
 struct Outgoing {
     seq: u64,
     ops: Vec<PersistOp<Sig>>,
-    msgs: Vec<(Target, Message<gridledger_threshold::SignatureShare, Sig>)>,
+    msgs: Vec<(Target, Message<NodeShare, Sig>)>,
 }
 
 /// The persister thread: group commit off the replica loop. It takes every
@@ -1693,7 +1708,7 @@ fn send_messages(net: &gridledger_net::Network, msgs: Vec<(Target, LbftMessage)>
     }
 }
 
-type LbftMessage = Message<gridledger_threshold::SignatureShare, Sig>;
+type LbftMessage = Message<NodeShare, Sig>;
 
 /// What the persister wrote: records, fsyncs (records unless
 /// `--no-fsync`), microseconds spent writing (and syncing), and records by
@@ -1750,7 +1765,7 @@ fn cpu_split() -> BTreeMap<&'static str, f64> {
 
 /// Hands a peer's batch (in a proposal, a fetched certified batch or a
 /// synced epoch) to the verifier as it arrives.
-fn prefetch_batch(to: &mpsc::Sender<Work>, m: &Message<gridledger_threshold::SignatureShare, Sig>) {
+fn prefetch_batch(to: &mpsc::Sender<Work>, m: &Message<NodeShare, Sig>) {
     let txs: Vec<Tx> = match m {
         Message::Val { batch, .. } => batch.txs.to_vec(),
         Message::Certified { batch, .. } => batch.batch.txs.to_vec(),
@@ -1767,14 +1782,14 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let file: ReplicaFile = decode(&std::fs::read(&a.config)?, 1 << 20)?;
     let n = file.n as usize;
     let me = file.index;
-    let cert_pk = std::sync::Arc::new(PublicKeySet::from_bytes(&file.cert_keys)?);
     let coin_pk = std::sync::Arc::new(PublicKeySet::from_bytes(&file.coin_keys)?);
-    let crypto = BlsCrypto::new(
-        cert_pk,
+    let crypto = NodeCrypto::try_new(
+        std::sync::Arc::new(file.echo_keys.clone()),
         coin_pk,
-        KeyShare::from_bytes(&file.cert_share)?,
+        me,
+        file.echo_secret,
         KeyShare::from_bytes(&file.coin_share)?,
-    );
+    )?;
     // Client keys first: deriving thousands takes a while, and the
     // measured window starts once the network is up.
     let n_clients = (file.rate * 4 + 64).min(1 << 20) as u32;
@@ -1984,8 +1999,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         // Process steps: persist, send, deliver, ask for batches.
         // Group commit: the steps gathered since the last round are
         // persisted in one fsynced record, then their messages leave.
-        let batch: Vec<Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>> =
-            std::mem::take(&mut steps);
+        let batch: Vec<Step<NodeShare, NodeSig>> = std::mem::take(&mut steps);
         // The round's writes and messages go to the persister thread, which
         // writes them (one fsynced record for everything waiting) before
         // the messages leave; this loop goes on meanwhile. Its deliveries
@@ -2369,6 +2383,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gridledger_consensus::lbft::MultiSig;
 
     /// Three records (a proposal, an echo, a vote bound) as `append`
     /// writes them, and the log's length after each.
@@ -2627,8 +2642,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let mine = gridledger_consensus::lbft::Batch::new(vec![vec![1u8; 300]; 50]);
         let theirs = gridledger_consensus::lbft::Batch::new(vec![vec![2u8; 300]; 50]);
-        let (pk, shares) = gridledger_threshold::deal(1, 1, &mut rand::rng()).expect("keys");
-        let sig = |i: u8| pk.combine(&[(shares[0].index(), shares[0].sign_share(b"cert", &[i]))]).expect("sig");
+        let sig =
+            |i: u8| NodeSig::Cert(MultiSig { echoes: vec![(u32::from(i), EdKeyPair::from_seed("cert").sign(&[i]))] });
         let cert = |proposer, batch: &gridledger_consensus::lbft::Batch, i| CertifiedBatch {
             proposer,
             digest: Hash32([i; 32]),
@@ -2819,6 +2834,34 @@ mod tests {
         }
     }
 
+    /// A log written in format v4 (BLS threshold certificates: a whole,
+    /// self-checking header of the same layout) is refused by name and
+    /// left untouched.
+    #[test]
+    fn a_v4_log_is_refused_with_its_format_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("lbft.log");
+        let salt = [4u8; 8];
+        let body = borsh::to_vec(&vec![LogOp::Op(PersistOp::<Sig>::VotedIn { epoch: 9 })]).expect("encode");
+        let len = (body.len() as u32).to_le_bytes();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&LOG_MAGIC_V4);
+        h.update(&salt);
+        let mut v4 = LOG_MAGIC_V4.to_vec();
+        v4.extend_from_slice(&salt);
+        v4.extend_from_slice(&h.finalize().to_le_bytes());
+        v4.extend_from_slice(&salt);
+        v4.extend_from_slice(&len);
+        v4.extend_from_slice(&record_crc(&salt, &len, &body).to_le_bytes());
+        v4.extend_from_slice(&body);
+        for log in [&v4[..], &v4[..LOG_HEADER], &v4[..LOG_MAGIC_V4.len()]] {
+            std::fs::write(&path, log).expect("write v4");
+            let err = DiskLog::open(dir.path(), false).err().expect("a v4 log is refused").to_string();
+            assert!(err.contains("format v4"), "{err}");
+            assert_eq!(std::fs::read(&path).expect("read"), log, "the refused log is not changed");
+        }
+    }
+
     /// `--kill-restart` reports a restart only when it tested one: the
     /// replica was killed mid-run and restored a delivered epoch.
     #[test]
@@ -2887,9 +2930,9 @@ mod tests {
             index: 0,
             n: 4,
             ports: Vec::new(),
-            cert_keys: Vec::new(),
+            echo_keys: Vec::new(),
             coin_keys: Vec::new(),
-            cert_share: Vec::new(),
+            echo_secret: [0; 32],
             coin_share: Vec::new(),
             rate: 0,
             flood: 0,
@@ -2908,13 +2951,12 @@ mod tests {
         let genuine = LbftTx::sign(&key, 1, req(1), 0, 2);
         let mut forged = LbftTx::sign(&key, 1, req(2), 0, 2);
         forged.request = req(3);
-        let (pk, shares) = gridledger_threshold::deal(1, 1, &mut rand::rng()).expect("keys");
         let epoch = |e: u64, tx: &LbftTx| DeliveredEpoch {
             epoch: e,
             batches: vec![CertifiedBatch {
                 proposer: 1,
                 digest: Hash32([e as u8; 32]),
-                sig: pk.combine(&[(shares[0].index(), shares[0].sign_share(b"cert", &[e as u8]))]).expect("sig"),
+                sig: NodeSig::Cert(MultiSig { echoes: vec![(1, EdKeyPair::from_seed("cert").sign(&[e as u8]))] }),
                 batch: gridledger_consensus::lbft::Batch::new(vec![encode(tx)]),
             }],
         };

@@ -27,7 +27,7 @@ use common::lbft_log::*;
 /// variant index is the tag), for a proposal record.
 #[derive(BorshSerialize)]
 enum LogOp {
-    Op(PersistOp<gridledger_threshold::Signature>),
+    Op(PersistOp<gridledger_consensus::lbft::NodeSig>),
 }
 
 /// The record the replica writes when it proposes `txs` for `epoch`, in

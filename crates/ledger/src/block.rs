@@ -48,8 +48,9 @@ pub enum Seal {
     Quorum { view: u64, signatures: Vec<(u32, Signature)> },
     /// A leaderless-BFT (LBFT) block: the transactions that epoch `epoch`
     /// delivered, whose decision hashes to `decision` (`h^e`, thesis
-    /// §4.2.1). The evidence, each accepted batch's threshold certificate,
-    /// is in the validator's store with the epoch.
+    /// §4.2.1). The evidence, each accepted batch's certificate (`2f + 1`
+    /// Ed25519 signed echoes; not unique, so not part of the block), is in
+    /// the validator's store with the epoch.
     Epoch { epoch: u64, decision: Hash32 },
 }
 

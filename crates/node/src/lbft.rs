@@ -61,8 +61,15 @@
 //!   delivered, and echoes given by older versions;
 //! - `lbft/proposed`: this validator's own proposals not yet delivered;
 //! - `lbft/epoch/<epoch>`: each delivered epoch with its certified batches
-//!   (the threshold certificates), written in the same transaction as the
-//!   epoch's block;
+//!   (their certificates: `2f + 1` Ed25519 signed echoes each), written in
+//!   the same transaction as the epoch's block. A certificate is not unique
+//!   (any `2f + 1` echoes make one), so validators' records of one epoch may
+//!   differ in their certificates' bytes; nothing that must agree reads
+//!   them (blocks, their seals and state roots depend on the decision,
+//!   `(proposer, batch digest)`, and the transactions). A store written
+//!   before (BLS threshold certificates) is refused when the validator
+//!   opens it (its records do not decode, or their certificates do not
+//!   verify);
 //! - `lbft/suppressed/<epoch>`: the positions of the transactions the
 //!   epoch removed as duplicates, in the same transaction (with no window
 //!   across epochs, see below, only copies within the epoch: the record
@@ -85,11 +92,13 @@
 //! message for a far-future epoch from one Byzantine validator so neither
 //! wakes an idle network nor, as a sync record, stops a catch-up.
 //!
-//! Threshold keys: each validator's shares of the certificate key
-//! (`2f + 1`) and the coin key (`f + 1`) in `[lbft] key_shares` (an
-//! owner-only file beside `validator.key`), the public key sets every
-//! validator shares in `[lbft] public_keys`; `gridledger testnet
-//! --consensus lbft` deals them (trusted dealer, as the thesis assumes).
+//! Keys: each validator's Ed25519 echo key (certificates are `2f + 1`
+//! signed echoes) and its share of the coin's BLS12-381 key (`f + 1`) in
+//! `[lbft] key_shares` (an owner-only file beside `validator.key`); every
+//! validator's echo public key and the coin's public key set, shared by all,
+//! in `[lbft] public_keys`; `gridledger testnet --consensus lbft` deals them
+//! (trusted dealer, as the thesis assumes). Key files missing the echo keys
+//! (written for BLS certificates) are refused ([`LbftKeyError`]).
 //!
 //! The proposal queue is the mempool ([`queue`]): **every transaction the
 //! mempool holds is in the proposal queue or in flight** (proposed for an
@@ -133,11 +142,12 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
-    tx_id, Batch, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, KeyUse, Message, PersistOp, Replica,
-    Said, Step, Target, ThresholdCrypto, Validity,
+    tx_id, Batch, Config, DeliveredEpoch, Delivery, Durable, Fault, KeyUse, Message, NodeCrypto, NodeShare, NodeSig,
+    PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Validity,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
+use gridledger_core::ed25519::EdPublicKey;
 use gridledger_core::{Address, Hash32, PublicKey};
 use gridledger_ledger::contract::BlockEnv;
 use gridledger_ledger::{BlockBuilder, ExecutedBlock, Seal, SignedTransaction};
@@ -167,8 +177,36 @@ pub use queue::{Cut, ProposalQueue};
 /// and other validators' copies count nothing.
 pub const MAX_UNEXECUTED_DELIVERIES: u32 = 64;
 
-/// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
-pub const WIRE_LBFT: u8 = 2;
+/// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1): version 2,
+/// certificates as Ed25519 multi-signatures ([`NodeSig`]).
+pub const WIRE_LBFT: u8 = 3;
+/// Wire kind of version 1 LBFT messages (BLS threshold certificates),
+/// refused ([`LbftWireError::OldVersion`]).
+pub const WIRE_LBFT_V1: u8 = 2;
+
+/// Why an LBFT frame is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LbftWireError {
+    #[error(
+        "an LBFT message of wire version 1 (BLS threshold certificates): the peer runs an earlier build; every \
+         validator of a chain must run the same certificate scheme"
+    )]
+    OldVersion,
+    #[error("undecodable LBFT message: {0}")]
+    Undecodable(String),
+}
+
+/// An LBFT frame's message: `None` for a frame of another kind (PBFT,
+/// gossip), an [`LbftWireError`] for an old version or bad bytes.
+pub fn decode_wire(bytes: &[u8]) -> Option<Result<LbftMessage, LbftWireError>> {
+    match bytes.split_first() {
+        Some((&WIRE_LBFT, body)) => {
+            Some(decode::<LbftMessage>(body, MAX_FRAME).map_err(|e| LbftWireError::Undecodable(e.to_string())))
+        }
+        Some((&WIRE_LBFT_V1, _)) => Some(Err(LbftWireError::OldVersion)),
+        _ => None,
+    }
+}
 /// Store records (aux table) of the engine.
 pub const STATE_KEY: &str = "lbft/state";
 pub const PROPOSED_KEY: &str = "lbft/proposed";
@@ -219,19 +257,22 @@ impl EpochClaims {
     }
 }
 
-type Share = gridledger_threshold::SignatureShare;
-type Sig = gridledger_threshold::Signature;
-type LbftMessage = Message<Share, Sig>;
+type Share = NodeShare;
+type Sig = NodeSig;
+/// An LBFT message as nodes send it.
+pub type LbftMessage = Message<Share, Sig>;
 type LbftStep = Step<Share, Sig>;
 
 /// `[lbft]` in `node.toml` (used when `consensus = "lbft"`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LbftSettings {
-    /// This validator's threshold key shares (hex; written by `gridledger
-    /// testnet --consensus lbft`). Relative to the config's directory.
+    /// This validator's Ed25519 echo key and coin key share (hex; written
+    /// by `gridledger testnet --consensus lbft`). Relative to the config's
+    /// directory.
     pub key_shares: PathBuf,
-    /// The validators' public key sets (hex), the same file for all.
+    /// Every validator's echo public key and the coin's public key set
+    /// (hex), the same file for all.
     pub public_keys: PathBuf,
     /// Without progress for this long (ms): retransmit, fetch, ask to sync.
     pub tick_ms: u64,
@@ -285,74 +326,115 @@ impl Default for LbftSettings {
     }
 }
 
-/// The threshold keys of one network: the public key sets (one file for
-/// all) and each validator's shares (one secret file each), hex-encoded.
+/// The LBFT keys of one network: the public keys (one file for all) and
+/// each validator's secrets (one secret file each), hex-encoded.
 pub struct DealtKeys {
     pub public: String,
     pub shares: Vec<String>,
 }
 
-/// Deals threshold keys for `n` validators (trusted dealer): certificates
-/// need `2f + 1` shares, the coin `f + 1`.
+/// What `[lbft] public_keys` holds (borsh, hex-encoded): every validator's
+/// Ed25519 echo public key, by index, and the coin's BLS12-381 public key
+/// set. Files written before certificates were Ed25519 multi-signatures
+/// (the certificate's BLS key set in their place) do not start with
+/// [`KEYS_MAGIC`] and are refused ([`LbftKeyError::NoEchoKeys`]).
+#[derive(BorshSerialize, BorshDeserialize)]
+struct PublicKeysFile {
+    magic: [u8; 8],
+    echo_keys: Vec<EdPublicKey>,
+    coin_keys: Vec<u8>,
+}
+
+/// What `[lbft] key_shares` holds: this validator's Ed25519 echo key (its
+/// 32-byte seed) and its coin key share.
+#[derive(BorshSerialize, BorshDeserialize)]
+struct SecretKeysFile {
+    magic: [u8; 8],
+    echo_secret: [u8; 32],
+    coin_share: Vec<u8>,
+}
+
+/// The first bytes of both key files (version 2: Ed25519 echo keys and
+/// the BLS coin key; version 1 held two BLS key sets).
+pub const KEYS_MAGIC: [u8; 8] = *b"GLLBFTK2";
+
+/// Why a validator's LBFT keys cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LbftKeyError {
+    #[error("{path}: cannot read it: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{path} is not hex ({what})")]
+    NotHex { path: PathBuf, what: &'static str },
+    /// A key file without the Ed25519 echo keys certificates need (written
+    /// for BLS threshold certificates by an earlier build, or another file):
+    /// deal the keys again (`gridledger testnet --consensus lbft`).
+    #[error(
+        "{path}: no Ed25519 echo keys ({what} in another format: written before batch certificates were Ed25519 \
+         multi-signatures, or not a key file); deal the LBFT keys again"
+    )]
+    NoEchoKeys { path: PathBuf, what: &'static str },
+    #[error("{path}: the coin key does not decode: {reason}")]
+    BadCoinKey { path: PathBuf, reason: String },
+    #[error("{path}: {got} echo public keys, the genesis has {n} validators")]
+    EchoKeyCount { path: PathBuf, n: usize, got: usize },
+    #[error("{path}: the keys do not fit validator {me}: {reason}")]
+    Mismatch { path: PathBuf, me: u32, reason: gridledger_consensus::lbft::crypto::KeyError },
+}
+
+/// Deals LBFT keys for `n` validators (trusted dealer): an Ed25519 echo
+/// key each (certificates are `2f + 1` signed echoes) and shares of the
+/// coin's BLS12-381 key (`f + 1`).
 pub fn deal_keys<R: rand::RngCore + rand::CryptoRng>(n: usize, rng: &mut R) -> anyhow::Result<DealtKeys> {
-    let f = n.saturating_sub(1) / 3;
-    let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 2 * f + 1, rng)?;
-    let (coin_pk, coin_sk) = gridledger_threshold::deal(n, f + 1, rng)?;
-    let public = hex::encode(encode(&(cert_pk.to_bytes(), coin_pk.to_bytes()))) + "\n";
-    let shares =
-        cert_sk.iter().zip(&coin_sk).map(|(c, k)| hex::encode(encode(&(c.to_bytes(), k.to_bytes()))) + "\n").collect();
+    let keys = gridledger_consensus::lbft::crypto::deal_keys(n, rng)?;
+    let public = PublicKeysFile {
+        magic: KEYS_MAGIC,
+        echo_keys: keys.echo_public.clone(),
+        coin_keys: keys.coin_public.to_bytes(),
+    };
+    let public = hex::encode(encode(&public)) + "\n";
+    let shares = keys
+        .echo_secret
+        .iter()
+        .zip(&keys.coin_shares)
+        .map(|(e, c)| {
+            let file = SecretKeysFile { magic: KEYS_MAGIC, echo_secret: *e, coin_share: c.to_bytes() };
+            hex::encode(encode(&file)) + "\n"
+        })
+        .collect();
     Ok(DealtKeys { public, shares })
 }
 
-fn read_hex(path: &Path, what: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let text = crate::config::read_key_text(path)?;
-    let bytes = hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("{} is not hex ({what})", path.display()))?;
-    decode::<(Vec<u8>, Vec<u8>)>(&bytes, 1 << 16).map_err(|e| anyhow::anyhow!("{}: not {what}: {e}", path.display()))
+fn read_key_file<T: BorshDeserialize>(
+    path: &Path,
+    what: &'static str,
+    magic: impl Fn(&T) -> [u8; 8],
+) -> Result<T, LbftKeyError> {
+    let text = crate::config::read_key_text(path)
+        .map_err(|e| LbftKeyError::Unreadable { path: path.to_path_buf(), reason: format!("{e:#}") })?;
+    let bytes = hex::decode(text.trim()).map_err(|_| LbftKeyError::NotHex { path: path.to_path_buf(), what })?;
+    match decode::<T>(&bytes, 1 << 20) {
+        Ok(file) if magic(&file) == KEYS_MAGIC => Ok(file),
+        _ => Err(LbftKeyError::NoEchoKeys { path: path.to_path_buf(), what }),
+    }
 }
 
-/// This validator's threshold crypto from its key files, checked against
-/// the network: `n` members, thresholds `2f + 1` and `f + 1`, shares that
-/// belong to index `me` and match the public key sets.
-pub fn load_crypto(settings: &LbftSettings, n: usize, me: u32) -> anyhow::Result<BlsCrypto> {
-    let (cert_pk, coin_pk) = read_hex(&settings.public_keys, "LBFT public key sets")?;
-    let (cert_sk, coin_sk) = read_hex(&settings.key_shares, "LBFT key shares")?;
-    let cert_pk = PublicKeySet::from_bytes(&cert_pk)?;
-    let coin_pk = PublicKeySet::from_bytes(&coin_pk)?;
-    let cert_sk = KeyShare::from_bytes(&cert_sk)?;
-    let coin_sk = KeyShare::from_bytes(&coin_sk)?;
-    let f = n.saturating_sub(1) / 3;
-    anyhow::ensure!(
-        cert_pk.members() == n && coin_pk.members() == n,
-        "{}: key sets for {} validators, the genesis has {n}",
-        settings.public_keys.display(),
-        cert_pk.members()
-    );
-    anyhow::ensure!(
-        cert_pk.threshold() == 2 * f + 1 && coin_pk.threshold() == f + 1,
-        "{}: thresholds {} and {}, expected {} and {}",
-        settings.public_keys.display(),
-        cert_pk.threshold(),
-        coin_pk.threshold(),
-        2 * f + 1,
-        f + 1
-    );
-    anyhow::ensure!(
-        cert_sk.index() == me as usize && coin_sk.index() == me as usize,
-        "{}: shares of validator {}, this is validator {me}",
-        settings.key_shares.display(),
-        cert_sk.index()
-    );
-    let crypto = BlsCrypto::new(Arc::new(cert_pk), Arc::new(coin_pk), cert_sk, coin_sk);
-    for key in [KeyUse::Cert, KeyUse::Coin] {
-        let probe = b"gridledger/lbft/key-check";
-        anyhow::ensure!(
-            crypto.verify_share(key, me, probe, &crypto.sign_share(key, probe)),
-            "{}: the key shares do not match {}",
-            settings.key_shares.display(),
-            settings.public_keys.display()
-        );
+/// This validator's LBFT crypto from its key files, checked against the
+/// network: `n` echo keys, a coin key set of `n` members with threshold
+/// `f + 1`, an echo key and coin share that belong to index `me`. Every
+/// failure is an [`LbftKeyError`].
+pub fn load_crypto(settings: &LbftSettings, n: usize, me: u32) -> Result<NodeCrypto, LbftKeyError> {
+    let public: PublicKeysFile =
+        read_key_file(&settings.public_keys, "LBFT public keys", |f: &PublicKeysFile| f.magic)?;
+    let secret: SecretKeysFile = read_key_file(&settings.key_shares, "LBFT secret keys", |f: &SecretKeysFile| f.magic)?;
+    let coin_pk = PublicKeySet::from_bytes(&public.coin_keys)
+        .map_err(|e| LbftKeyError::BadCoinKey { path: settings.public_keys.clone(), reason: e.to_string() })?;
+    let coin_sk = KeyShare::from_bytes(&secret.coin_share)
+        .map_err(|e| LbftKeyError::BadCoinKey { path: settings.key_shares.clone(), reason: e.to_string() })?;
+    if public.echo_keys.len() != n {
+        return Err(LbftKeyError::EchoKeyCount { path: settings.public_keys.clone(), n, got: public.echo_keys.len() });
     }
-    Ok(crypto)
+    NodeCrypto::try_new(Arc::new(public.echo_keys), Arc::new(coin_pk), me, secret.echo_secret, coin_sk)
+        .map_err(|reason| LbftKeyError::Mismatch { path: settings.key_shares.clone(), me, reason })
 }
 
 /// Refuses batch bounds under which a message could exceed the frame
@@ -422,7 +504,7 @@ const MAX_VERIFIED: usize = 1 << 20;
 
 /// The replica as the store left it, with the records it mirrors.
 struct Restored {
-    replica: Replica<BlsCrypto>,
+    replica: Replica<NodeCrypto>,
     state: StateRecord,
     proposed: BTreeMap<u64, Batch>,
 }
@@ -431,9 +513,9 @@ struct Restored {
 /// execution of delivered epochs).
 pub struct LbftEngine {
     shared: Arc<Shared>,
-    crypto: BlsCrypto,
+    crypto: NodeCrypto,
     cfg: Config,
-    replica: Replica<BlsCrypto>,
+    replica: Replica<NodeCrypto>,
     validators: Vec<PublicKey>,
     transport: Box<dyn Transport>,
     settings: LbftSettings,
@@ -884,7 +966,7 @@ impl LbftEngine {
 fn restore(
     shared: &Arc<Shared>,
     cfg: &Config,
-    crypto: &BlsCrypto,
+    crypto: &NodeCrypto,
     settings: &LbftSettings,
     verified: &Arc<Mutex<HashSet<Hash32>>>,
 ) -> anyhow::Result<Restored> {
@@ -1139,15 +1221,14 @@ impl crate::engine::ConsensusEngine for LbftEngine {
     }
 
     fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
-        if let Some((&WIRE_LBFT, body)) = bytes.split_first() {
-            if self.halted.is_none() {
-                match decode::<LbftMessage>(body, MAX_FRAME) {
-                    Ok(m) => self.on_message(from, m),
-                    Err(e) => {
-                        self.shared.metrics.faults.fetch_add(1, Relaxed);
-                        tracing::warn!(from, "undecodable LBFT message: {e}");
-                    }
+        if self.halted.is_none() {
+            match decode_wire(bytes) {
+                Some(Ok(m)) => self.on_message(from, m),
+                Some(Err(e)) => {
+                    self.shared.metrics.faults.fetch_add(1, Relaxed);
+                    tracing::warn!(from, "{e}");
                 }
+                None => {}
             }
         }
         // The frame is consumed: its bytes leave the peer's inbound budget.
@@ -1340,5 +1421,81 @@ mod dedup_restore_tests {
         // A gap in the records: the run after it.
         let gap: Vec<u64> = (5..=9).chain(11..=13).collect();
         assert_eq!(dedup_replay_start(&store_with_records(&gap), 4, 13).unwrap(), 6);
+    }
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn settings(dir: &Path) -> LbftSettings {
+        LbftSettings {
+            key_shares: dir.join("lbft.key"),
+            public_keys: dir.join("lbft-public.hex"),
+            ..LbftSettings::default()
+        }
+    }
+
+    fn write_dealt(dir: &Path, me: usize) {
+        let keys = deal_keys(4, &mut rand_chacha::ChaCha20Rng::seed_from_u64(21)).expect("dealt");
+        std::fs::write(dir.join("lbft-public.hex"), &keys.public).expect("write");
+        std::fs::write(dir.join("lbft.key"), &keys.shares[me]).expect("write");
+    }
+
+    #[test]
+    fn dealt_keys_load_and_sign_echoes_every_validator_checks() {
+        let dir = tempfile::tempdir().expect("dir");
+        write_dealt(dir.path(), 2);
+        let crypto = load_crypto(&settings(dir.path()), 4, 2).expect("validator 2's keys load");
+        let share = crypto.sign_share(KeyUse::Cert, b"echo");
+        assert!(matches!(share, NodeShare::Echo(_)), "certificates are signed echoes");
+        assert!(crypto.verify_share(KeyUse::Cert, 2, b"echo", &share));
+        assert!(matches!(load_crypto(&settings(dir.path()), 4, 1), Err(LbftKeyError::Mismatch { me: 1, .. })));
+        assert!(matches!(
+            load_crypto(&settings(dir.path()), 7, 2),
+            Err(LbftKeyError::EchoKeyCount { n: 7, got: 4, .. })
+        ));
+    }
+
+    /// Key files of an earlier build (two BLS key sets, no Ed25519 echo
+    /// keys), or none at all: typed errors, no panic.
+    #[test]
+    fn key_files_without_echo_keys_are_a_typed_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(22);
+        let (cert_pk, cert_sk) = gridledger_threshold::deal(4, 3, &mut rng).expect("deal");
+        let (coin_pk, coin_sk) = gridledger_threshold::deal(4, 2, &mut rng).expect("deal");
+        let old_public = hex::encode(encode(&(cert_pk.to_bytes(), coin_pk.to_bytes())));
+        let old_secret = hex::encode(encode(&(cert_sk[0].to_bytes(), coin_sk[0].to_bytes())));
+        std::fs::write(dir.path().join("lbft-public.hex"), old_public).expect("write");
+        std::fs::write(dir.path().join("lbft.key"), &old_secret).expect("write");
+        match load_crypto(&settings(dir.path()), 4, 0) {
+            Err(LbftKeyError::NoEchoKeys { what, .. }) => assert_eq!(what, "LBFT public keys"),
+            other => panic!("old public keys: {:?}", other.map(|_| ())),
+        }
+        // New public keys beside an old secret file.
+        write_dealt(dir.path(), 0);
+        std::fs::write(dir.path().join("lbft.key"), &old_secret).expect("write");
+        match load_crypto(&settings(dir.path()), 4, 0) {
+            Err(LbftKeyError::NoEchoKeys { what, .. }) => assert_eq!(what, "LBFT secret keys"),
+            other => panic!("old secret keys: {:?}", other.map(|_| ())),
+        }
+        std::fs::write(dir.path().join("lbft.key"), "zz").expect("write");
+        assert!(matches!(load_crypto(&settings(dir.path()), 4, 0), Err(LbftKeyError::NotHex { .. })));
+        std::fs::remove_file(dir.path().join("lbft.key")).expect("remove");
+        assert!(matches!(load_crypto(&settings(dir.path()), 4, 0), Err(LbftKeyError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn old_wire_frames_are_refused_by_version() {
+        let m: LbftMessage = Message::SyncRequest { next: 3 };
+        let mut frame = vec![WIRE_LBFT];
+        frame.extend(encode(&m));
+        assert_eq!(decode_wire(&frame), Some(Ok(m)));
+        frame[0] = WIRE_LBFT_V1;
+        assert_eq!(decode_wire(&frame), Some(Err(LbftWireError::OldVersion)));
+        assert_eq!(decode_wire(&[WIRE_LBFT, 0xff, 0xff]).map(|r| r.is_err()), Some(true));
+        assert_eq!(decode_wire(&[0, 1, 2]), None, "a PBFT frame is not LBFT's");
     }
 }

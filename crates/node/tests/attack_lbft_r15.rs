@@ -170,7 +170,7 @@ fn an_equivocating_proposer_splits_no_one() {
 /// Runs a deployment of chain 2 (the same dealt threshold keys, another
 /// genesis) until it delivered an epoch with a transaction; returns its
 /// stored epochs.
-fn other_deployment() -> Vec<DeliveredEpoch<gridledger_threshold::Signature>> {
+fn other_deployment() -> Vec<DeliveredEpoch<gridledger_consensus::lbft::NodeSig>> {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::new(dir.path());
     let keys: Vec<_> = (0..N).map(dev_validator).collect();
@@ -218,20 +218,20 @@ fn hostile_messages_and_another_deployments_records_from_a_silent_peer() {
         Message::Aba { epoch: u64::MAX, instance: 1, round: 0, vote: AbaVote::BVal(true) },
         Message::Aba { epoch: 0, instance: u32::MAX, round: 0, vote: AbaVote::BVal(true) },
         Message::Aba { epoch: 0, instance: 1, round: u32::MAX, vote: AbaVote::BVal(false) },
-        Message::Aba { epoch: 0, instance: 1, round: 2, vote: AbaVote::Coin(bad_coin) },
+        Message::Aba { epoch: 0, instance: 1, round: 2, vote: AbaVote::Coin(bad_coin.clone()) },
         Message::Aba { epoch: 0, instance: 0, round: 0, vote: AbaVote::Coin(bad_coin) },
         Message::Fetch { epoch: 0, proposer: u32::MAX },
         Message::SyncRequest { next: u64::MAX },
         Message::SyncRequest { next: 0 },
     ];
     for p in 1..N as u32 {
-        hostile.push(Message::Echo { epoch: 0, proposer: p, digest: Hash32([7; 32]), share: bad_echo });
+        hostile.push(Message::Echo { epoch: 0, proposer: p, digest: Hash32([7; 32]), share: bad_echo.clone() });
     }
     for d in &foreign {
         hostile.push(Message::Sync { delivered: d.clone() });
         for b in &d.batches {
             hostile.push(Message::Certified { epoch: d.epoch, batch: b.clone() });
-            hostile.push(Message::Cert { epoch: d.epoch, proposer: b.proposer, digest: b.digest, sig: b.sig });
+            hostile.push(Message::Cert { epoch: d.epoch, proposer: b.proposer, digest: b.digest, sig: b.sig.clone() });
         }
     }
     let send_all = |ms: &[Msg]| {
@@ -434,7 +434,7 @@ fn a_cert_to_one_and_bad_coin_shares_split_no_one() {
     let deviate = move |to: usize, m: &Msg| match m {
         Message::Cert { .. } if to != 1 => None,
         Message::Aba { epoch, instance, round, vote: AbaVote::Coin(_) } => {
-            Some(Message::Aba { epoch: *epoch, instance: *instance, round: *round, vote: AbaVote::Coin(bad) })
+            Some(Message::Aba { epoch: *epoch, instance: *instance, round: *round, vote: AbaVote::Coin(bad.clone()) })
         }
         m => Some(m.clone()),
     };

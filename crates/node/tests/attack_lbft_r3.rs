@@ -28,7 +28,7 @@ use gridledger_ledger::store::Store;
 use gridledger_node::lbft::{epoch_key, WIRE_LBFT};
 use std::time::{Duration, Instant};
 
-type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
+type Msg = Message<gridledger_consensus::lbft::NodeShare, gridledger_consensus::lbft::NodeSig>;
 
 fn wire(m: &Msg) -> Vec<u8> {
     let mut bytes = vec![WIRE_LBFT];
@@ -99,7 +99,7 @@ fn one_far_future_message_does_not_wake_an_idle_network_for_ever() {
 }
 
 /// Delivered epoch `e` as validator `v`'s store holds it.
-fn stored_epoch(v: &Validator, e: u64) -> Option<DeliveredEpoch<gridledger_threshold::Signature>> {
+fn stored_epoch(v: &Validator, e: u64) -> Option<DeliveredEpoch<gridledger_consensus::lbft::NodeSig>> {
     let d = v.disk.snapshot();
     let store = Store::open_backend(move || d.backend()).ok()?;
     let bytes = store.get_aux(&epoch_key(e)).ok()??;
@@ -113,7 +113,7 @@ fn stored_epoch(v: &Validator, e: u64) -> Option<DeliveredEpoch<gridledger_thres
 /// Validator 2 is down while 0, 1 and 3 deliver a few epochs; then 0 goes
 /// down and 2 comes back. Validator 0, Byzantine from here on, had sent 2
 /// a `Sync` record of epoch 0 with the true batches and digests but its
-/// certificates swapped between proposers (valid BLS signatures, on the
+/// certificates swapped between proposers (valid certificates, on the
 /// wrong statements). Validator 2 adopts it as soon as one correct
 /// validator's genuine record agrees on the decision (the lowest sender's
 /// copy is kept), executes and stores it. Shut down and started again, it
@@ -136,10 +136,10 @@ fn forged_sync_record_does_not_brick_a_catching_up_validator() {
     let genuine = stored_epoch(vs[1].as_ref().unwrap(), 0).expect("epoch 0 is stored");
     assert!(genuine.batches.len() >= 2, "epoch 0 accepted {} batches", genuine.batches.len());
     let mut forged = genuine.clone();
-    let first = forged.batches[0].sig;
+    let first = forged.batches[0].sig.clone();
     let k = forged.batches.len();
     for i in 0..k - 1 {
-        forged.batches[i].sig = forged.batches[i + 1].sig;
+        forged.batches[i].sig = forged.batches[i + 1].sig.clone();
     }
     forged.batches[k - 1].sig = first;
     assert_ne!(forged, genuine);

@@ -39,7 +39,7 @@ fn a_log_with_another_digest_version_is_refused_by_name() {
         let d = image.clone();
         let store = Store::open_backend(move || d.backend()).unwrap();
         let bytes = store.get_aux(&epoch_key(0)).unwrap().expect("epoch 0 stored");
-        let mut rec: DeliveredEpoch<gridledger_threshold::Signature> = decode(&bytes, usize::MAX).unwrap();
+        let mut rec: DeliveredEpoch<gridledger_consensus::lbft::NodeSig> = decode(&bytes, usize::MAX).unwrap();
         assert!(!rec.batches.is_empty());
         rec.batches[0].digest = Hash32([7; 32]);
         store.put_aux(&epoch_key(0), &encode(&rec)).unwrap();

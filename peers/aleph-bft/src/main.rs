@@ -11,9 +11,10 @@
 //!
 //! What is and is not compared: aleph-bft is driven with its own mock
 //! keychain (unit signatures are message copies, not cryptography) and a
-//! SHA-256 unit hasher; our LBFT signs every certificate with BLS
-//! threshold keys. With `--opaque` neither side checks transaction
-//! signatures (the ordering layer alone); without it every replica checks
+//! SHA-256 unit hasher; our LBFT certifies every batch with `2f + 1`
+//! Ed25519 signed echoes and flips its coin with BLS threshold keys. With
+//! `--opaque` neither side checks transaction signatures (the ordering
+//! layer alone); without it every replica checks
 //! each finalized transaction's secp256k1 signature once, as ours does.
 //! The unit backup goes to a file without fsync (aleph-bft's own example
 //! does the same); our replicas fsync one record per step.

@@ -21,9 +21,9 @@ pub struct ReplicaFile {
     pub index: u32,
     pub n: u32,
     pub ports: Vec<u16>,
-    pub cert_keys: Vec<u8>,
+    pub echo_keys: Vec<gridledger_core::ed25519::EdPublicKey>,
     pub coin_keys: Vec<u8>,
-    pub cert_share: Vec<u8>,
+    pub echo_secret: [u8; 32],
     pub coin_share: Vec<u8>,
     pub rate: u64,
     pub flood: u64,
@@ -55,8 +55,7 @@ impl Cluster {
     pub fn new(seconds: u64, rate: u64) -> Self {
         let n = 4usize;
         let mut rng = rand::rng();
-        let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 3, &mut rng).expect("deal");
-        let (coin_pk, coin_sk) = gridledger_threshold::deal(n, 2, &mut rng).expect("deal");
+        let keys = gridledger_consensus::lbft::crypto::deal_keys(n, &mut rng).expect("deal");
         let ports = free_ports(n);
         let dir = tempfile::tempdir().expect("dir");
         let files: Vec<ReplicaFile> = (0..n)
@@ -64,10 +63,10 @@ impl Cluster {
                 index: i as u32,
                 n: n as u32,
                 ports: ports.clone(),
-                cert_keys: cert_pk.to_bytes(),
-                coin_keys: coin_pk.to_bytes(),
-                cert_share: cert_sk[i].to_bytes(),
-                coin_share: coin_sk[i].to_bytes(),
+                echo_keys: keys.echo_public.clone(),
+                coin_keys: keys.coin_public.to_bytes(),
+                echo_secret: keys.echo_secret[i],
+                coin_share: keys.coin_shares[i].to_bytes(),
                 rate: rate / n as u64,
                 flood: 0,
                 seconds,
@@ -151,16 +150,16 @@ pub fn digests(r: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The log's first bytes (format v4).
-pub const MAGIC: &[u8; 8] = b"GLLBFT\x00\x04";
+/// The log's first bytes (format v5).
+pub const MAGIC: &[u8; 8] = b"GLLBFT\x00\x05";
 /// The log's header: [`MAGIC`] ‖ salt ‖ crc32(magic ‖ salt).
 pub const HEADER: usize = 20;
 
-/// Where each whole record of a v4 log starts and ends (header included):
-/// a 20-byte header `GLLBFT\0\4 ‖ salt ‖ crc32(magic ‖ salt)`, records
+/// Where each whole record of a v5 log starts and ends (header included):
+/// a 20-byte header `GLLBFT\0\5 ‖ salt ‖ crc32(magic ‖ salt)`, records
 /// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`.
 pub fn records(log: &[u8]) -> Vec<(usize, usize)> {
-    assert_eq!(&log[..8], MAGIC, "a v4 log");
+    assert_eq!(&log[..8], MAGIC, "a v5 log");
     let mut out = Vec::new();
     let mut at = HEADER;
     while at + 16 <= log.len() {

@@ -1,5 +1,5 @@
 //! What LBFT replicas say to each other (thesis §4.2.1, P^ABC), and the
-//! byte strings their threshold shares sign.
+//! byte strings their echoes and coin shares sign.
 
 use std::sync::{Arc, OnceLock};
 
@@ -331,7 +331,9 @@ pub enum Message<S, G> {
         digest: Hash32,
         share: S,
     },
-    /// `2f + 1` echoes combined: the batch is available at `f + 1` correct
+    /// `2f + 1` echoes combined (on nodes a multi-signature: the `2f + 1`
+    /// signed echoes, [`super::MultiSig`]; not unique, so replicas agree on
+    /// `digest`, never on `sig`'s bytes): the batch is available at `f + 1` correct
     /// replicas and no other batch of this proposer can be certified.
     Cert {
         epoch: u64,

@@ -8,8 +8,10 @@
 //!   baselines, in [`txm`]) for one batch per epoch;
 //! - [`txm`]: transaction management (π^τ) and batch generation (TBG,
 //!   HSM, random);
-//! - [`crypto`]: threshold signatures and the common coin (BLS12-381 on
-//!   nodes, a cheap stand-in for the simulator's large sweeps);
+//! - [`crypto`]: batch certificates (Ed25519 multi-signatures of `2f + 1`
+//!   signed echoes on nodes) and the common coin (a BLS12-381 threshold
+//!   signature on nodes); a cheap stand-in for both in the simulator's
+//!   large sweeps;
 //! - [`messages`]: the wire messages and signed statements;
 //! - [`aba`]: asynchronous binary agreement with a threshold coin;
 //! - [`replica`]: the replica (certified broadcast, ACS, delivery,
@@ -37,7 +39,7 @@ pub mod txm;
 pub use aba::Said;
 pub use admission::{Admission, Backlog};
 pub use batch::{tx_id, FifoPolicy, IdHasher, IdMap, IdSet, Refused, Tx};
-pub use crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
+pub use crypto::{KeyUse, MultiSig, NodeCrypto, NodeShare, NodeSig, SimCrypto, ThresholdCrypto};
 pub use messages::*;
 pub use replica::*;
 pub use txm::BatchSource;

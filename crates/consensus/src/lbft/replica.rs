@@ -3,7 +3,8 @@
 //!
 //! Per epoch every replica proposes one batch through a certificate-based
 //! broadcast (`Val` → `Echo` shares to the proposer → `Cert`, `2f + 1`
-//! shares combined), and a HoneyBadger-style asynchronous common subset
+//! shares combined — on nodes `2f + 1` Ed25519 signed echoes, a
+//! multi-signature: see [`super::crypto`]), and a HoneyBadger-style asynchronous common subset
 //! orders the certified batches: one binary agreement per proposer, input
 //! 1 on holding its certificate, input 0 to the rest once `n − f`
 //! agreements decided 1 — each only while its agreement is still in round
@@ -427,9 +428,14 @@ impl<S, G> Default for Step<S, G> {
     }
 }
 
-/// Collects threshold shares for one statement and combines them lazily:
-/// the combined signature is checked once; only if it fails is each share
-/// checked, and the bad ones dropped.
+/// Collects shares for one statement and combines them lazily: the
+/// combined signature is checked once (for a certificate of signed echoes,
+/// its `2f + 1` signatures; for the coin, one pairing check); only if it
+/// fails is each share checked, and the bad ones dropped. Checking each
+/// echo on arrival instead would cost the same `2f + 1` checks in the
+/// common case; here a bad echo costs a failed combination on top, once
+/// per sender (its later echoes are ignored, `bad_echoers`), and the
+/// certificate and the coin keep one code path.
 struct Shares<S> {
     shares: BTreeMap<u32, S>,
     verified: BTreeSet<u32>,

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{tx_id, FifoPolicy, Tx};
-use super::crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
+use super::crypto::{KeyUse, NodeCrypto, SimCrypto, ThresholdCrypto};
 use super::messages::{echo_statement, AbaVote, Message};
 use super::replica::{Config, Delivery, Durable, Fault, Replica, Step, Target, Tick};
 use super::txm::BatchSource;
@@ -474,8 +474,9 @@ fn flip<S: Clone>(v: &AbaVote<S>) -> AbaVote<S> {
 pub enum SchemeKind {
     /// The hash stand-in (fast sweeps).
     Sim,
-    /// BLS12-381 (slow; a few seeds per run).
-    Bls,
+    /// The nodes' scheme, [`NodeCrypto`] (Ed25519 multi-signature
+    /// certificates, BLS12-381 threshold coin; slower: a few seeds per run).
+    Node,
 }
 
 /// One random run's plan.
@@ -652,9 +653,9 @@ pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult
             });
             run_with(s, cryptos, Some(forge), mutation)
         }
-        SchemeKind::Bls => {
+        SchemeKind::Node => {
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(s.seed);
-            let cryptos = match BlsCrypto::deal(s.n, &mut rng) {
+            let cryptos = match NodeCrypto::deal(s.n, &mut rng) {
                 Ok(c) => c,
                 Err(e) => panic!("simulator misconfigured: {e}"),
             };

@@ -137,7 +137,7 @@ fn tx(s: &str) -> Tx {
 #[test]
 fn four_bls_replicas_deliver_the_same_epochs_keeping_the_earliest_duplicate() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
-    let cryptos = BlsCrypto::deal(4, &mut rng).unwrap();
+    let cryptos = NodeCrypto::deal(4, &mut rng).unwrap();
     // Epoch 0: 0 → [a, b], 1 → [b, c], 2 → [], 3 → [d]; epoch 1: everyone
     // re-proposes a (delivered already) and 2 adds e; epoch 2 is all empty.
     let batches = |e: u64, i: u32| -> Vec<Tx> {
@@ -709,11 +709,11 @@ fn shared_batch_transactions_encode_and_digest_as_a_plain_list() {
 }
 
 #[test]
-fn bls_simulator_seeds_hold_too() {
-    // The real threshold scheme under the simulator (a few seeds: pairings
-    // are slow in a debug build).
+fn real_crypto_simulator_seeds_hold_too() {
+    // The nodes' scheme (Ed25519 multi-signature certificates, BLS coin)
+    // under the simulator (a few seeds: pairings are slow in a debug build).
     for seed in 0x1bf7_0000..0x1bf7_0000 + 3 {
-        if let Err(e) = run_seed(seed, SchemeKind::Bls, None) {
+        if let Err(e) = run_seed(seed, SchemeKind::Node, None) {
             panic!("{e}; {}", SeedPlan::replay_hint(seed));
         }
     }
@@ -1000,7 +1000,7 @@ fn the_tick_resends_our_proposal_only_to_peers_without_an_echo_and_to_none_once_
 fn with_the_fixed_coin_schedule_agreeing_replicas_decide_without_a_coin_share() {
     let batches = || Box::new(|e: u64, i: u32| vec![format!("{e}-{i}").into_bytes()]);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-    let cryptos = BlsCrypto::deal(4, &mut rng).unwrap();
+    let cryptos = NodeCrypto::deal(4, &mut rng).unwrap();
     let mut fixed = Net::new(cryptos.clone(), batches(), 3);
     fixed.start();
     fixed.run();

@@ -207,7 +207,7 @@ pub fn nonce_of(v: &Validator, from: usize) -> u64 {
     v.node.shared.chain().account(&dev_key(from).address()).nonce
 }
 
-pub type Msg = Message<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>;
+pub type Msg = Message<gridledger_consensus::lbft::NodeShare, gridledger_consensus::lbft::NodeSig>;
 
 pub fn wire(m: &Msg) -> Vec<u8> {
     let mut bytes = vec![WIRE_LBFT];
@@ -218,7 +218,7 @@ pub fn wire(m: &Msg) -> Vec<u8> {
 /// Validator 0's replica configuration and threshold keys in the network
 /// under `dir`, as the node would run it: what a puppet drives in its
 /// place.
-fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
+fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::lbft::NodeCrypto) {
     validator0_replica_dedup(dir, 64)
 }
 
@@ -227,7 +227,7 @@ fn validator0_replica(dir: &std::path::Path) -> (Config, gridledger_consensus::l
 pub fn validator0_replica_dedup(
     dir: &std::path::Path,
     dedup_epochs: u64,
-) -> (Config, gridledger_consensus::lbft::BlsCrypto) {
+) -> (Config, gridledger_consensus::lbft::NodeCrypto) {
     let keys: Vec<_> = (0..N).map(dev_validator).collect();
     let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
     let settings = LbftSettings {
@@ -436,12 +436,13 @@ pub fn early_puppet(
 }
 
 /// The delivered epoch records validator `v` stored, from epoch 0 on.
-pub fn stored_epochs(v: &Validator) -> Vec<DeliveredEpoch<gridledger_threshold::Signature>> {
+pub fn stored_epochs(v: &Validator) -> Vec<DeliveredEpoch<gridledger_consensus::lbft::NodeSig>> {
     let store = &v.node.shared.store;
     (0u64..)
         .map_while(|e| store.get_aux(&epoch_key(e)).ok().flatten())
         .map(|b| {
-            decode::<DeliveredEpoch<gridledger_threshold::Signature>>(&b, usize::MAX).expect("a stored epoch decodes")
+            decode::<DeliveredEpoch<gridledger_consensus::lbft::NodeSig>>(&b, usize::MAX)
+                .expect("a stored epoch decodes")
         })
         .collect()
 }
