@@ -37,6 +37,8 @@ use gridledger_core::Hash32;
 use rand::SeedableRng;
 
 type Msg = Message<NodeShare, NodeSig>;
+/// Each correct replica's epoch-0 decision, if it delivered epoch 0.
+type Decisions = BTreeMap<u32, Option<Vec<(u32, Hash32)>>>;
 
 const INSTANCE: Hash32 = Hash32([0x20; 32]);
 
@@ -55,7 +57,7 @@ fn batch(tag: u8) -> Batch {
 /// message among the correct replicas is delivered (FIFO) until none is
 /// left. Returns each correct replica's epoch-0 decision (`None` if it
 /// did not deliver epoch 0) and how many certificates the adversary made.
-fn equivocation_run(n: usize) -> (BTreeMap<u32, Option<Vec<(u32, Hash32)>>>, usize) {
+fn equivocation_run(n: usize) -> (Decisions, usize) {
     let cs = deal(n, 20 + n as u64);
     let mut replicas: BTreeMap<u32, Replica<NodeCrypto>> = (1..n as u32)
         .map(|i| {
@@ -71,7 +73,7 @@ fn equivocation_run(n: usize) -> (BTreeMap<u32, Option<Vec<(u32, Hash32)>>>, usi
     let mut echoes_b = vec![(0u32, cs[0].sign_share(KeyUse::Cert, &sb))];
 
     let mut queue: VecDeque<(u32, u32, Msg)> = VecDeque::new();
-    let mut decisions: BTreeMap<u32, Option<Vec<(u32, Hash32)>>> = replicas.keys().map(|&i| (i, None)).collect();
+    let mut decisions: Decisions = replicas.keys().map(|&i| (i, None)).collect();
     let push = |queue: &mut VecDeque<(u32, u32, Msg)>, from: u32, msgs: Vec<(Target, Msg)>| {
         for (to, m) in msgs {
             match to {
