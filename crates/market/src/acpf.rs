@@ -407,9 +407,13 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let ref_load = &case.buses[live[refk]];
     let ref_p_mw = sinj[refk].re + ref_load.pd;
     let ref_q_mvar = sinj[refk].im + ref_load.qd;
+    // the reference bus's generation is what the flow finds there; every
+    // other in-service generator at a bus of the flow's network adds its
+    // set-point (one at an isolated bus is in no network: MATPOWER's
+    // `ext2int` drops it with its bus)
     let mut total_gen_mw = ref_p_mw;
     for g in case.gens.iter().filter(|g| g.in_service) {
-        if pos(g.bus) != Some(refk) {
+        if pos(g.bus).is_some_and(|k| k != refk) {
             total_gen_mw += g.pg;
         }
     }

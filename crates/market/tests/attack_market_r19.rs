@@ -168,7 +168,6 @@ fn an_ignored_qg_does_not_loosen_the_p_equation() {
 // at the reference bus, and a bus with no model position is "not the
 // reference". `gridledger grid pf` prints that figure.
 #[test]
-#[ignore = "attack r19: a generator at an isolated bus is counted in the power flow's total generation"]
 fn a_generator_at_an_isolated_bus_is_not_counted() {
     let text = FEEDER
         .replace("EXTRA", "")
