@@ -67,6 +67,10 @@ pub struct PfResult {
     pub loss_mvar: f64,
     pub total_gen_mw: f64,
     pub total_load_mw: f64,
+    /// The bus the flow took as its reference (slack): the case's reference
+    /// bus, or where that has no in-service generator the first PV bus with
+    /// one (MATPOWER's `bustypes`).
+    pub ref_bus: u32,
     /// Active and reactive output of the reference bus's generation, MW/MVAr.
     pub ref_p_mw: f64,
     pub ref_q_mvar: f64,
@@ -293,11 +297,18 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             }
         }
     }
-    // a PV bus without an in-service generator is a PQ bus (as in MATPOWER)
+    // MATPOWER's `bustypes`: a PV or reference bus without an in-service
+    // generator is a PQ bus; with no reference bus left, the first PV bus
+    // (in the case's bus order) becomes the reference, and with none
+    // either the case has no slack and is refused
     for k in 0..n {
-        if kind[k] == BusType::Pv && !has_gen[k] {
+        if kind[k] != BusType::Pq && !has_gen[k] {
             kind[k] = BusType::Pq;
         }
+    }
+    if !kind.contains(&BusType::Ref) {
+        let first_pv = (0..n).find(|&k| kind[k] == BusType::Pv).ok_or(ModelError::NoSlackGenerator)?;
+        kind[first_pv] = BusType::Ref;
     }
     // unknowns: bus k's angle at 2·slot[k] (not at the reference) and its
     // magnitude at 2·slot[k] + 1 (PQ buses only); equations: its P mismatch
@@ -467,6 +478,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         loss_mvar,
         total_gen_mw,
         total_load_mw,
+        ref_bus: ids[refk],
         ref_p_mw,
         ref_q_mvar,
     })
@@ -600,6 +612,36 @@ mod tests {
             let r = run_pf(&Case::parse(text).unwrap(), PfOptions::default()).unwrap();
             assert_eq!(r.mismatch_tol_pu, 1e-8);
             assert!(r.max_mismatch_pu <= 1e-8);
+            assert_eq!(r.ref_bus, 1);
         }
+    }
+
+    /// MATPOWER's `bustypes` (attack r19 [5]): a reference bus without an
+    /// in-service generator is a PQ bus and the first PV bus with one
+    /// takes its place — the flow is that of the case with the two types
+    /// swapped; with no such PV bus the case is refused.
+    #[test]
+    fn a_reference_bus_without_a_generator_hands_over_to_the_first_pv_bus() {
+        let text = FEEDER.replace("R X", "0.0922 0.0470").replace(
+            " 1 0 0 10 -10 1 100 1 10 0;\n",
+            " 1 0 0 10 -10 1 100 0 10 0;\n 2 0.2 0 10 -10 1.01 100 1 10 0;\n",
+        );
+        let handed = text.replace(" 2 1 0 0 0 0 1 1 0 12.66", " 2 2 0 0 0 0 1 1 0 12.66");
+        let swapped = handed
+            .replace(" 1 3 0 0 0 0 1 1 0 12.66", " 1 1 0 0 0 0 1 1 0 12.66")
+            .replace(" 2 2 0 0 0 0 1 1 0 12.66", " 2 3 0 0 0 0 1 1 0 12.66");
+        let a = run_pf(&Case::parse(&handed).unwrap(), PfOptions::default()).unwrap();
+        let b = run_pf(&Case::parse(&swapped).unwrap(), PfOptions::default()).unwrap();
+        assert_eq!((a.ref_bus, b.ref_bus), (2, 2));
+        for (x, y) in a.buses.iter().zip(&b.buses) {
+            assert!((x.vm - y.vm).abs() < 1e-12 && (x.va_deg - y.va_deg).abs() < 1e-10, "{x:?} vs {y:?}");
+        }
+        assert!((a.ref_p_mw - b.ref_p_mw).abs() < 1e-9 && (a.total_gen_mw - b.total_gen_mw).abs() < 1e-9);
+        assert!((a.total_gen_mw - a.total_load_mw - a.loss_mw).abs() < 1e-6, "{a:?}");
+        // bus 2 as a PQ bus: no slack left
+        assert_eq!(
+            run_pf(&Case::parse(&text).unwrap(), PfOptions::default()).unwrap_err(),
+            ModelError::NoSlackGenerator
+        );
     }
 }

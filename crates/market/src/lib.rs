@@ -96,6 +96,11 @@ pub enum ModelError {
          the limit of {max:e} p.u."
     )]
     MismatchFloor { floor: f64, max: f64 },
+    #[error(
+        "no slack for the power flow: the reference bus has no in-service generator and no PV bus has one to take \
+         its place (MATPOWER's bustypes refuses such a case)"
+    )]
+    NoSlackGenerator,
 }
 
 /// Most (non-isolated) buses the network models (DC/PTDF, LinDistFlow, AC

@@ -197,7 +197,6 @@ fn a_generator_at_an_isolated_bus_is_not_counted() {
 // 1.0212 MW of generation at it (`ref_p_mw`, `total_gen_mw`) although the
 // case has no in-service generation there at all.
 #[test]
-#[ignore = "attack r19: pf reports generation at a reference bus with no in-service generator (MATPOWER refuses)"]
 fn a_reference_bus_without_a_generator_is_refused() {
     for g in [" 1 0 0 10 -10 1 100 0 10 0;\n", " 3 0 0 10 -10 1 100 1 10 0;\n"] {
         let text = FEEDER.replace("EXTRA", "").replace(" 1 0 0 10 -10 1 100 1 10 0;\n", g);
