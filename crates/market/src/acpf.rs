@@ -91,17 +91,20 @@ struct Ybus {
 fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
     let mut rows: Vec<Vec<(usize, C64)>> = (0..n).map(|i| vec![(i, C64::ZERO)]).collect();
     let mut parts: Vec<Vec<(f64, usize)>> = (0..n).map(|_| vec![(0.0, 0)]).collect();
-    let mut add = |i: usize, j: usize, v: C64| {
+    // `mag`: the sum of the magnitudes of what went into the term `v`
+    // (the series admittance and the charging of a branch end: they can
+    // cancel within the term itself)
+    let mut add = |i: usize, j: usize, v: C64, mag: f64| {
         let row = &mut rows[i];
         match row.iter().position(|(k, _)| *k == j) {
             Some(e) => {
                 row[e].1 = row[e].1 + v;
                 let p = &mut parts[i][e];
-                *p = (p.0 + v.abs(), p.1 + 1);
+                *p = (p.0 + mag, p.1 + 1);
             }
             None => {
                 row.push((j, v));
-                parts[i].push((v.abs(), 1));
+                parts[i].push((mag, 1));
             }
         }
     };
@@ -114,14 +117,16 @@ fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
         let yff = ytt.scale(1.0 / (br.tap * br.tap));
         let yft = -(ys * tap.conj().inv());
         let ytf = -(ys * tap.inv());
-        add(f, f, yff);
-        add(t, t, ytt);
-        add(f, t, yft);
-        add(t, f, ytf);
+        let end = ys.abs() + bc.abs();
+        add(f, f, yff, end / (br.tap * br.tap));
+        add(t, t, ytt, end);
+        add(f, t, yft, yft.abs());
+        add(t, f, ytf, ytf.abs());
     }
     for b in &case.buses {
         if let Some(i) = pos(b.id) {
-            add(i, i, C64::new(b.gs, b.bs).scale(1.0 / case.base_mva));
+            let sh = C64::new(b.gs, b.bs).scale(1.0 / case.base_mva);
+            add(i, i, sh, sh.abs());
         }
     }
     Ybus { rows, parts }
@@ -162,7 +167,8 @@ pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-6;
 ///
 /// `ε` = [`f64::EPSILON`] (twice the unit roundoff `u`). `A_ik` is the sum
 /// of the magnitudes of the branch and shunt terms that were added into
-/// `Y_ik`, and `|S|_i` the sum of the magnitudes of the parts (the load,
+/// `Y_ik` (a branch end's series admittance and charging counted apart,
+/// as they can cancel within its term), and `|S|_i` the sum of the magnitudes of the parts (the load,
 /// each generator) that were added into the equation's specified injection:
 /// its real parts for the P equation, its reactive parts for the Q
 /// equation (a PV bus's `Qg` is in no equation the flow checks). `m`
@@ -590,6 +596,18 @@ mod tests {
         )
         .unwrap();
         match run_pf(&gens, PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, .. }) => assert!(floor > 1.0, "{floor:e}"),
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+        // the same within one branch end: a series admittance of −j3.3·10¹⁶
+        // p.u. and a charging of +j3.3·10¹⁶ at bus 2, behind a tap of 10²⁰
+        // that leaves the branch's coupling at 3·10⁻⁴ p.u.
+        let charged = Case::parse(&FEEDER.replace(
+            " 1 2 R X 0 0 0 0 0 0 1;\n",
+            " 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n 1 2 0 3e-17 6.6666666666666667e16 0 0 0 1e20 0 1;\n",
+        ))
+        .unwrap();
+        match run_pf(&charged, PfOptions::default()) {
             Err(ModelError::MismatchFloor { floor, .. }) => assert!(floor > 1.0, "{floor:e}"),
             other => panic!("expected MismatchFloor, got {other:?}"),
         }
