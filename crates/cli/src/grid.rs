@@ -86,6 +86,14 @@ fn pf(a: PfArgs) -> anyhow::Result<()> {
     } else {
         println!("converged in {} iterations, max mismatch {:.2e} p.u.", r.iterations, r.max_mismatch_pu);
     }
+    let case_ref = case.buses[case.ref_index()].id;
+    if r.ref_bus != case_ref {
+        println!(
+            "reference bus {} (bus {}, the case's reference, has no in-service generator: as in MATPOWER's bustypes, \
+             the first PV bus with one takes its place)",
+            r.ref_bus, case_ref
+        );
+    }
     println!();
     println!("  bus     Vm (p.u.)   Va (deg)");
     for b in &r.buses {

@@ -32,7 +32,6 @@ fn pf(text: &str) -> std::process::Output {
 // feeder has 0.98005 and 0.02120 MW. Expected: the plain feeder's flow or
 // an error (exit 1).
 #[test]
-#[ignore = "attack r19: grid pf reports a resonant +x/-x branch pair's rounding as the feeder's flow"]
 fn grid_pf_of_a_resonant_pair_is_the_plain_flow_or_an_error() {
     let plain = pf(&FEEDER.replace("EXTRA", ""));
     assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));

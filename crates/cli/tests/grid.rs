@@ -39,6 +39,34 @@ fn grid_pf_refuses_a_bad_case_with_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A reference bus with no in-service generator (MATPOWER's `bustypes`):
+/// the first PV bus with one becomes the reference, and the table says so;
+/// with no such PV bus `grid pf` exits 1 with a message.
+#[test]
+fn grid_pf_hands_a_reference_without_a_generator_to_the_first_pv_bus() {
+    let feeder = |bus2: &str| {
+        format!(
+            "function mpc = lc\nmpc.version = '2';\nmpc.baseMVA = 10;\nmpc.bus = [\n \
+             1 3 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n 2 {bus2} 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n \
+             3 1 1 0.6 0 0 1 1 0 12.66 1 1.1 0.9;\n];\nmpc.gen = [\n 1 0 0 10 -10 1 100 0 10 0;\n \
+             2 0.2 0 10 -10 1.01 100 1 10 0;\n];\nmpc.branch = [\n 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n \
+             2 3 0.0575 0.0293 0 0 0 0 0 0 1;\n];\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("case.m");
+    std::fs::write(&f, feeder("2")).unwrap();
+    let out = Command::new(BIN).args(["grid", "pf", "--case"]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("reference bus 2 (bus 1, the case's reference"), "{text}");
+    std::fs::write(&f, feeder("1")).unwrap();
+    let out = Command::new(BIN).args(["grid", "pf", "--case"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no slack") && !err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn market_clear_json_is_within_0_1_percent_of_the_optimum() {
     let run = |args: &[&str]| -> serde_json::Value {

@@ -67,24 +67,45 @@ pub struct PfResult {
     pub loss_mvar: f64,
     pub total_gen_mw: f64,
     pub total_load_mw: f64,
+    /// The bus the flow took as its reference (slack): the case's reference
+    /// bus, or where that has no in-service generator the first PV bus with
+    /// one (MATPOWER's `bustypes`).
+    pub ref_bus: u32,
     /// Active and reactive output of the reference bus's generation, MW/MVAr.
     pub ref_p_mw: f64,
     pub ref_q_mvar: f64,
 }
 
 /// The bus admittance matrix, sparse: per bus its `(bus, Y)` entries,
-/// the diagonal first.
+/// the diagonal first, and beside each entry (same place in `parts`) the
+/// sum of the magnitudes of the terms that were added into it and their
+/// number. Rounding loses up to about that many ulps *of the sum of the
+/// magnitudes*, not of the entry: two branches of admittance `+j5·10¹⁶`
+/// and `−j5·10¹⁶` in parallel leave an entry of a few p.u. from which a
+/// line of 10 p.u. beside them was rounded away (attack r19 [1]).
 struct Ybus {
     rows: Vec<Vec<(usize, C64)>>,
+    parts: Vec<Vec<(f64, usize)>>,
 }
 
 fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
     let mut rows: Vec<Vec<(usize, C64)>> = (0..n).map(|i| vec![(i, C64::ZERO)]).collect();
-    let mut add = |i: usize, j: usize, v: C64| {
+    let mut parts: Vec<Vec<(f64, usize)>> = (0..n).map(|_| vec![(0.0, 0)]).collect();
+    // `mag`: the sum of the magnitudes of what went into the term `v`
+    // (the series admittance and the charging of a branch end: they can
+    // cancel within the term itself)
+    let mut add = |i: usize, j: usize, v: C64, mag: f64| {
         let row = &mut rows[i];
-        match row.iter_mut().find(|(k, _)| *k == j) {
-            Some(e) => e.1 = e.1 + v,
-            None => row.push((j, v)),
+        match row.iter().position(|(k, _)| *k == j) {
+            Some(e) => {
+                row[e].1 = row[e].1 + v;
+                let p = &mut parts[i][e];
+                *p = (p.0 + mag, p.1 + 1);
+            }
+            None => {
+                row.push((j, v));
+                parts[i].push((mag, 1));
+            }
         }
     };
     for br in case.live_branches() {
@@ -96,17 +117,19 @@ fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
         let yff = ytt.scale(1.0 / (br.tap * br.tap));
         let yft = -(ys * tap.conj().inv());
         let ytf = -(ys * tap.inv());
-        add(f, f, yff);
-        add(t, t, ytt);
-        add(f, t, yft);
-        add(t, f, ytf);
+        let end = ys.abs() + bc.abs();
+        add(f, f, yff, end / (br.tap * br.tap));
+        add(t, t, ytt, end);
+        add(f, t, yft, yft.abs());
+        add(t, f, ytf, ytf.abs());
     }
     for b in &case.buses {
         if let Some(i) = pos(b.id) {
-            add(i, i, C64::new(b.gs, b.bs).scale(1.0 / case.base_mva));
+            let sh = C64::new(b.gs, b.bs).scale(1.0 / case.base_mva);
+            add(i, i, sh, sh.abs());
         }
     }
-    Ybus { rows }
+    Ybus { rows, parts }
 }
 
 impl Ybus {
@@ -114,9 +137,18 @@ impl Ybus {
         self.rows.iter().map(|row| row.iter().fold(C64::ZERO, |acc, (j, y)| acc + *y * v[*j])).collect()
     }
 
-    /// Per bus `Σ_k |Y_ik| |V_k|` and the number of terms of that sum.
+    /// Per bus `Σ_k A_ik |V_k|`, `A_ik` the sum of the magnitudes of the
+    /// terms summed into `Y_ik`, and the number of terms of the row's
+    /// rounding: its length plus the most terms summed into one entry.
     fn abs_current(&self, v: &[C64]) -> Vec<(f64, usize)> {
-        self.rows.iter().map(|row| (row.iter().map(|(j, y)| y.abs() * v[*j].abs()).sum(), row.len())).collect()
+        self.rows
+            .iter()
+            .zip(&self.parts)
+            .map(|(row, parts)| {
+                let sum = row.iter().zip(parts).map(|((j, _), (a, _))| a * v[*j].abs()).sum();
+                (sum, row.len() + parts.iter().map(|p| p.1).max().unwrap_or(0))
+            })
+            .collect()
     }
 }
 
@@ -128,25 +160,40 @@ impl Ybus {
 /// [`ModelError::MismatchFloor`] rather than reported as converged.
 pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-6;
 
-/// The rounding floor of bus `i`'s computed mismatch
+/// The rounding floor of one equation of bus `i`'s computed mismatch
 /// `V_i conj(Σ_k Y_ik V_k) − S_i` in double precision:
 ///
-/// `(m + 4) ε (|V_i| Σ_k |Y_ik| |V_k| + |S_i|)`,
+/// `(m + 4) ε (|V_i| Σ_k A_ik |V_k| + |S|_i)`,
 ///
-/// `m` the number of terms of the row, `ε` = [`f64::EPSILON`] (twice the
-/// unit roundoff `u`). The standard bound on a computed sum of `m`
-/// products is `γ_m Σ |Y_ik||V_k|` with `γ_m ≈ m u`; each complex product
-/// adds at most `√5 u` relative, the product with `V_i` and the
+/// `ε` = [`f64::EPSILON`] (twice the unit roundoff `u`). `A_ik` is the sum
+/// of the magnitudes of the branch and shunt terms that were added into
+/// `Y_ik` (a branch end's series admittance and charging counted apart,
+/// as they can cancel within its term), and `|S|_i` the sum of the magnitudes of the parts (the load,
+/// each generator) that were added into the equation's specified injection:
+/// its real parts for the P equation, its reactive parts for the Q
+/// equation (a PV bus's `Qg` is in no equation the flow checks). `m`
+/// counts the terms of the rounding: the row's entries, the most terms
+/// summed into one entry and the parts of the injection.
+///
+/// Building `Y_ik` from terms of magnitudes summing to `A_ik` rounds it
+/// by up to about `(t + c) u A_ik` (`t` terms, a few `u` per term's own
+/// product and inverse), and the parts of `S_i` likewise; the standard
+/// bound on the computed row sum `Σ_k Y_ik V_k` of `r` products is
+/// `γ_r Σ |Y_ik||V_k|` with `γ_r ≈ r u` and `|Y_ik| ≤ A_ik`; each complex
+/// product adds at most `√5 u` relative, the product with `V_i` and the
 /// subtraction of `S_i` a few `u` more; `(m + 4) ε` covers these with a
-/// factor of about two to spare. A computed mismatch below this floor is
-/// indistinguishable from zero, so Newton–Raphson can stall just above an
-/// absolute tolerance it can never meet (a near-zero-impedance jumper of
-/// admittance 10⁸ p.u. puts the floor near 10⁻⁷ p.u.). The floor depends
-/// only on the data and `V`, never on the iterates' progress, so it cannot
+/// factor of about two to spare. So the floor bounds how far the computed
+/// mismatch can be from the true mismatch *of the case's own data*: a
+/// computed mismatch below it is indistinguishable from zero, and terms
+/// that cancel when summed (two parallel branches of admittance `±j5·10¹⁶`
+/// p.u., generators of `±10¹⁷` MW at one bus) keep the floor of their
+/// magnitudes, so the case is refused ([`ModelError::MismatchFloor`])
+/// rather than solved as the network rounding left. The floor depends only
+/// on the data and `V`, never on the iterates' progress, so it cannot
 /// excuse a mismatch above the physical tolerance for any reason other
 /// than rounding; for the shipped cases it is below 10⁻¹² p.u.
-pub fn mismatch_floor(vm_i: f64, abs_current_i: f64, terms: usize, s_i: f64) -> f64 {
-    (terms as f64 + 4.0) * f64::EPSILON * (vm_i * abs_current_i + s_i)
+pub fn mismatch_floor(vm_i: f64, abs_current_i: f64, terms: usize, s_parts_i: f64) -> f64 {
+    (terms as f64 + 4.0) * f64::EPSILON * (vm_i * abs_current_i + s_parts_i)
 }
 
 /// Most multiply-adds one Newton step's LU may take, by the banded bound
@@ -227,14 +274,18 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     }
     let yb = ybus(case, &pos, n);
 
-    // specified injections and initial voltages
+    // specified injections and initial voltages; beside each bus's
+    // injection the sums of the magnitudes of its real and reactive parts
+    // and their number (for the rounding floor: [`mismatch_floor`])
     let mut sbus = vec![C64::ZERO; n];
+    let mut s_parts = vec![(0.0f64, 0.0f64, 0usize); n];
     let mut vm = vec![1.0; n];
     let mut va = vec![0.0; n];
     let mut kind = vec![BusType::Pq; n];
     for (k, &i) in live.iter().enumerate() {
         let b = &case.buses[i];
         sbus[k] = C64::new(-b.pd, -b.qd).scale(1.0 / case.base_mva);
+        s_parts[k] = (sbus[k].re.abs(), sbus[k].im.abs(), 1);
         vm[k] = b.vm;
         va[k] = b.va_deg.to_radians();
         kind[k] = b.kind;
@@ -242,18 +293,28 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let mut has_gen = vec![false; n];
     for g in case.gens.iter().filter(|g| g.in_service) {
         if let Some(k) = pos(g.bus) {
-            sbus[k] = sbus[k] + C64::new(g.pg, g.qg).scale(1.0 / case.base_mva);
+            let sg = C64::new(g.pg, g.qg).scale(1.0 / case.base_mva);
+            sbus[k] = sbus[k] + sg;
+            let p = &mut s_parts[k];
+            *p = (p.0 + sg.re.abs(), p.1 + sg.im.abs(), p.2 + 1);
             has_gen[k] = true;
             if kind[k] != BusType::Pq {
                 vm[k] = g.vg;
             }
         }
     }
-    // a PV bus without an in-service generator is a PQ bus (as in MATPOWER)
+    // MATPOWER's `bustypes`: a PV or reference bus without an in-service
+    // generator is a PQ bus; with no reference bus left, the first PV bus
+    // (in the case's bus order) becomes the reference, and with none
+    // either the case has no slack and is refused
     for k in 0..n {
-        if kind[k] == BusType::Pv && !has_gen[k] {
+        if kind[k] != BusType::Pq && !has_gen[k] {
             kind[k] = BusType::Pq;
         }
+    }
+    if !kind.contains(&BusType::Ref) {
+        let first_pv = (0..n).find(|&k| kind[k] == BusType::Pv).ok_or(ModelError::NoSlackGenerator)?;
+        kind[first_pv] = BusType::Ref;
     }
     // unknowns: bus k's angle at 2·slot[k] (not at the reference) and its
     // magnitude at 2·slot[k] + 1 (PQ buses only); equations: its P mismatch
@@ -279,15 +340,19 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         // each bus's equations are held to the physical tolerance or, where
         // larger, their rounding floor; a NaN mismatch never passes
         let (mut within, mut floor) = (true, 0.0f64);
+        // (each equation by the magnitudes of what it contains: P parts for
+        // the P equation, Q parts for the Q equation of a PQ bus)
         for (k, (sum, terms)) in yb.abs_current(v).into_iter().enumerate() {
-            if !free_va[k] && !free_vm[k] {
-                continue;
+            let (p_parts, q_parts, count) = s_parts[k];
+            let eqs = [(free_va[k], 2 * slot[k], p_parts), (free_vm[k], 2 * slot[k] + 1, q_parts)];
+            for (free, e, parts) in eqs {
+                if !free {
+                    continue;
+                }
+                let fl = mismatch_floor(v[k].abs(), sum, terms + count, parts);
+                floor = if fl.is_nan() { f64::INFINITY } else { floor.max(fl) };
+                within &= f[e].abs() <= opts.tol.max(fl);
             }
-            let fl = mismatch_floor(v[k].abs(), sum, terms, sbus[k].abs());
-            floor = if fl.is_nan() { f64::INFINITY } else { floor.max(fl) };
-            let tol_k = opts.tol.max(fl);
-            let eqs = [(free_va[k], 2 * slot[k]), (free_vm[k], 2 * slot[k] + 1)];
-            within &= eqs.iter().all(|&(free, e)| !free || f[e].abs() <= tol_k);
         }
         (ib, f, norm, within, floor)
     };
@@ -359,9 +424,13 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let ref_load = &case.buses[live[refk]];
     let ref_p_mw = sinj[refk].re + ref_load.pd;
     let ref_q_mvar = sinj[refk].im + ref_load.qd;
+    // the reference bus's generation is what the flow finds there; every
+    // other in-service generator at a bus of the flow's network adds its
+    // set-point (one at an isolated bus is in no network: MATPOWER's
+    // `ext2int` drops it with its bus)
     let mut total_gen_mw = ref_p_mw;
     for g in case.gens.iter().filter(|g| g.in_service) {
-        if pos(g.bus) != Some(refk) {
+        if pos(g.bus).is_some_and(|k| k != refk) {
             total_gen_mw += g.pg;
         }
     }
@@ -415,6 +484,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         loss_mvar,
         total_gen_mw,
         total_load_mw,
+        ref_bus: ids[refk],
         ref_p_mw,
         ref_q_mvar,
     })
@@ -498,5 +568,98 @@ mod tests {
             }
             other => panic!("expected MismatchFloor, got {other:?}"),
         }
+    }
+
+    /// Terms that cancel when summed keep the floor of their magnitudes
+    /// (attack r19 [1], [2]): a resonant pair of branches (`x = ±2·10⁻¹⁷`)
+    /// beside line 1-2, or generators of `±10¹⁷` MW at the load bus, are
+    /// refused with `MismatchFloor` instead of solved as the network and
+    /// injections rounding left; a pair of ordinary size that cancels
+    /// (`x = ±0.1`) still solves as the plain feeder.
+    #[test]
+    fn terms_that_cancel_keep_the_floor_of_their_magnitudes() {
+        let plain = run_pf(&feeder("0.0922", "0.0470"), PfOptions::default()).unwrap();
+        let lc = Case::parse(&FEEDER.replace(
+            " 1 2 R X 0 0 0 0 0 0 1;\n",
+            " 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n 1 2 0 2e-17 0 0 0 0 0 0 1;\n 1 2 0 -2e-17 0 0 0 0 0 0 1;\n",
+        ))
+        .unwrap();
+        match run_pf(&lc, PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, max }) => assert!(floor > 1.0 && max == MAX_MISMATCH_FLOOR_PU),
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+        let gens = Case::parse(
+            &FEEDER.replace("R X", "0.0922 0.0470").replace(
+                " 1 0 0 10 -10 1 100 1 10 0;\n",
+                " 1 0 0 10 -10 1 100 1 10 0;\n 3 1e17 0 10 -10 1 100 1 1e30 -1e30;\n 3 -1e17 0 10 -10 1 100 1 1e30 -1e30;\n",
+            ),
+        )
+        .unwrap();
+        match run_pf(&gens, PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, .. }) => assert!(floor > 1.0, "{floor:e}"),
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+        // the same within one branch end: a series admittance of −j3.3·10¹⁶
+        // p.u. and a charging of +j3.3·10¹⁶ at bus 2, behind a tap of 10²⁰
+        // that leaves the branch's coupling at 3·10⁻⁴ p.u.
+        let charged = Case::parse(&FEEDER.replace(
+            " 1 2 R X 0 0 0 0 0 0 1;\n",
+            " 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n 1 2 0 3e-17 6.6666666666666667e16 0 0 0 1e20 0 1;\n",
+        ))
+        .unwrap();
+        match run_pf(&charged, PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, .. }) => assert!(floor > 1.0, "{floor:e}"),
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+        let ordinary = Case::parse(&FEEDER.replace(
+            " 1 2 R X 0 0 0 0 0 0 1;\n",
+            " 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n 1 2 0 0.1 0 0 0 0 0 0 1;\n 1 2 0 -0.1 0 0 0 0 0 0 1;\n",
+        ))
+        .unwrap();
+        let r = run_pf(&ordinary, PfOptions::default()).unwrap();
+        assert_eq!(r.mismatch_tol_pu, 1e-8);
+        assert!((r.min_vm - plain.min_vm).abs() < 1e-9 && (r.loss_mw - plain.loss_mw).abs() < 1e-9, "{r:?}");
+    }
+
+    /// The shipped cases are held to the physical tolerance: their rounding
+    /// floors (below 10⁻¹² p.u.) never loosen it, so their flows are the
+    /// ones MATPOWER's criterion gives.
+    #[test]
+    fn shipped_cases_are_held_to_the_physical_tolerance() {
+        for text in [crate::CASE30, crate::CASE33BW] {
+            let r = run_pf(&Case::parse(text).unwrap(), PfOptions::default()).unwrap();
+            assert_eq!(r.mismatch_tol_pu, 1e-8);
+            assert!(r.max_mismatch_pu <= 1e-8);
+            assert_eq!(r.ref_bus, 1);
+        }
+    }
+
+    /// MATPOWER's `bustypes` (attack r19 [5]): a reference bus without an
+    /// in-service generator is a PQ bus and the first PV bus with one
+    /// takes its place — the flow is that of the case with the two types
+    /// swapped; with no such PV bus the case is refused.
+    #[test]
+    fn a_reference_bus_without_a_generator_hands_over_to_the_first_pv_bus() {
+        let text = FEEDER.replace("R X", "0.0922 0.0470").replace(
+            " 1 0 0 10 -10 1 100 1 10 0;\n",
+            " 1 0 0 10 -10 1 100 0 10 0;\n 2 0.2 0 10 -10 1.01 100 1 10 0;\n",
+        );
+        let handed = text.replace(" 2 1 0 0 0 0 1 1 0 12.66", " 2 2 0 0 0 0 1 1 0 12.66");
+        let swapped = handed
+            .replace(" 1 3 0 0 0 0 1 1 0 12.66", " 1 1 0 0 0 0 1 1 0 12.66")
+            .replace(" 2 2 0 0 0 0 1 1 0 12.66", " 2 3 0 0 0 0 1 1 0 12.66");
+        let a = run_pf(&Case::parse(&handed).unwrap(), PfOptions::default()).unwrap();
+        let b = run_pf(&Case::parse(&swapped).unwrap(), PfOptions::default()).unwrap();
+        assert_eq!((a.ref_bus, b.ref_bus), (2, 2));
+        for (x, y) in a.buses.iter().zip(&b.buses) {
+            assert!((x.vm - y.vm).abs() < 1e-12 && (x.va_deg - y.va_deg).abs() < 1e-10, "{x:?} vs {y:?}");
+        }
+        assert!((a.ref_p_mw - b.ref_p_mw).abs() < 1e-9 && (a.total_gen_mw - b.total_gen_mw).abs() < 1e-9);
+        assert!((a.total_gen_mw - a.total_load_mw - a.loss_mw).abs() < 1e-6, "{a:?}");
+        // bus 2 as a PQ bus: no slack left
+        assert_eq!(
+            run_pf(&Case::parse(&text).unwrap(), PfOptions::default()).unwrap_err(),
+            ModelError::NoSlackGenerator
+        );
     }
 }

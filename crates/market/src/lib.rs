@@ -91,10 +91,16 @@ pub enum ModelError {
     #[error("numerical failure: {what} is not finite")]
     Numerical { what: &'static str },
     #[error(
-        "power flow cannot be certified: the rounding floor of its mismatch, {floor:.2e} p.u. (admittances too large \
-         for double precision, e.g. a near-zero impedance), exceeds the limit of {max:e} p.u."
+        "power flow cannot be certified: the rounding floor of its mismatch, {floor:.2e} p.u. (admittances or \
+         injections too large for double precision, e.g. a near-zero impedance or large terms that cancel), exceeds \
+         the limit of {max:e} p.u."
     )]
     MismatchFloor { floor: f64, max: f64 },
+    #[error(
+        "no slack for the power flow: the reference bus has no in-service generator and no PV bus has one to take \
+         its place (MATPOWER's bustypes refuses such a case)"
+    )]
+    NoSlackGenerator,
 }
 
 /// Most (non-isolated) buses the network models (DC/PTDF, LinDistFlow, AC

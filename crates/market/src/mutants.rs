@@ -116,6 +116,11 @@ pub enum Mutation {
     /// script computes `+0.0` ([`crate::teardo::Fault::SignFlippedZero`])
     /// passes undetected.
     OutputsComparedAsFloats,
+    /// TEAR-DO takes a message that lists a subproblem's output more than
+    /// once and counts entries toward `κ`, not distinct executors: a
+    /// compromised enclave ([`crate::teardo::Fault::DuplicateOutput`]) whose
+    /// co-executor is silent is accepted alone at `κ = 2`.
+    DuplicateOutputsCounted,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -19,7 +19,9 @@
 //! A receiver recomputes `H(O'‖D'‖In')` for the sender's assignment from the
 //! script and its own state, and flags the sender as Byzantine on a
 //! mismatch, a proof that does not verify under PVK, a ciphertext that does
-//! not decrypt, or silence past Δ (Eq 6.21). Valid outputs are decrypted
+//! not decrypt, outputs that are not exactly its assigned subproblems'
+//! (one unassigned, one listed twice, one left out), or silence past Δ
+//! (Eq 6.21). Valid outputs are decrypted
 //! (Eq 6.22) and applied. **Countermeasure:** a subproblem for which no
 //! valid output arrived is computed by every honest enclave itself, in this
 //! and every later round, so the iteration is exactly the attack-free one
@@ -42,7 +44,8 @@
 //! ([`TearDoError::CollusionBound`]) — with `κ = 2` two colluders that
 //! `Assign` gives the same subproblem agreed on wrong values undetected and
 //! the run never converged. An output is taken as sent only when all `κ`
-//! executors sent it validly (one of them is then not compromised); with
+//! executors — `κ` distinct nodes, not `κ` entries — sent it validly (one
+//! of them is then not compromised); with
 //! fewer (a silent or invalid co-executor) the honest enclaves recompute
 //! it and flag a sender that differs, so a compromised enclave paired with
 //! a silent Byzantine host is not accepted as the only voice. A host
@@ -110,6 +113,13 @@ pub enum Fault {
     /// zero flipped (`-0.0` for `+0.0`): values equal under f64 `==` but not
     /// what the script computes, so the executors' comparison is bitwise.
     SignFlippedZero,
+    /// A compromised enclave that signs its outputs with wrong values (as
+    /// [`Fault::WrongOutput`]) and lists each of them twice in its message,
+    /// so that one sender would count as two executors of a subproblem.
+    DuplicateOutput,
+    /// A compromised enclave whose validly signed message leaves out one
+    /// of its assigned outputs (the first).
+    OmitOutput,
 }
 
 /// What a node's own signature on an [`OutputMsg`] covers.
@@ -123,7 +133,7 @@ impl Fault {
     /// True for a compromised enclave (validly signed wrong outputs), which
     /// only comparison with an honest co-executor catches.
     pub fn compromised(self) -> bool {
-        matches!(self, Fault::WrongOutput | Fault::SignFlippedZero)
+        matches!(self, Fault::WrongOutput | Fault::SignFlippedZero | Fault::DuplicateOutput | Fault::OmitOutput)
     }
 }
 
@@ -153,6 +163,11 @@ pub enum Detection {
     UnassignedOutput,
     /// Outputs of the wrong shape for their subproblem.
     MalformedOutput,
+    /// A message that lists one subproblem's outputs more than once.
+    DuplicateOutput,
+    /// A message that leaves out outputs of a subproblem assigned to the
+    /// sender.
+    MissingOutput,
     /// The sender's output differs from another executor's and from the
     /// honest recomputation.
     OutputMismatch,
@@ -611,7 +626,7 @@ impl TearDo {
                 continue;
             }
             match byz {
-                Some(Fault::WrongOutput) => {
+                Some(Fault::WrongOutput | Fault::DuplicateOutput) => {
                     for (_, o) in outs.iter_mut() {
                         let v = match o {
                             Out::Buyer(x) => x,
@@ -641,7 +656,13 @@ impl TearDo {
                         outs.push((other, o));
                     }
                 }
+                Some(Fault::OmitOutput) if !outs.is_empty() => {
+                    outs.remove(0);
+                }
                 _ => {}
+            }
+            if byz == Some(Fault::DuplicateOutput) {
+                outs = outs.into_iter().flat_map(|x| [x.clone(), x]).collect();
             }
             let round = if byz == Some(Fault::StaleRound) { round.saturating_sub(1) } else { round };
             let plain = serialise(&outs);
@@ -710,9 +731,16 @@ impl TearDo {
                 {
                     None => Err(Detection::Undecryptable),
                     Some(outs) => {
+                        // the message carries exactly the sender's assigned
+                        // subproblems, each once
                         let mine = assigned_of.get(&msg.node).map_or(&[][..], |v| v);
+                        let listed: BTreeSet<usize> = outs.iter().map(|(sp, _)| *sp).collect();
                         if outs.iter().any(|(sp, _)| !mine.contains(sp)) {
                             Err(Detection::UnassignedOutput)
+                        } else if listed.len() != outs.len() && !mutants::active(Mutation::DuplicateOutputsCounted) {
+                            Err(Detection::DuplicateOutput)
+                        } else if listed.len() != mine.len() {
+                            Err(Detection::MissingOutput)
                         } else if !outs.iter().all(|(sp, o)| self.shape_ok(*sp, o)) {
                             Err(Detection::MalformedOutput)
                         } else {
@@ -768,7 +796,14 @@ impl TearDo {
             if kept.is_empty() {
                 continue;
             }
-            if kept.len() >= self.config.kappa {
+            // κ distinct executors, not κ entries (one sender's repeated
+            // output is one voice)
+            let voices = if mutants::active(Mutation::DuplicateOutputsCounted) {
+                kept.len()
+            } else {
+                kept.iter().map(|(n, _)| *n).collect::<BTreeSet<usize>>().len()
+            };
+            if voices >= self.config.kappa {
                 valid.insert(sp, kept.swap_remove(0).1);
                 continue;
             }

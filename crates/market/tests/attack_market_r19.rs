@@ -52,7 +52,6 @@ fn feeder_with(extra: &str) -> Case {
 // of `x = 2e-13` with MismatchFloor.
 // `gridledger grid pf` calls `run_pf` with these options.
 #[test]
-#[ignore = "attack r19: parallel +x/-x branches cancel in Ybus; pf reports a different network as converged"]
 fn a_resonant_pair_of_branches_leaves_the_flow_alone_or_is_refused() {
     let plain = run_pf(&feeder_with(""), PfOptions::default()).unwrap();
     let lc = " 1 2 0 2e-17 0 0 0 0 0 0 1;\n 1 2 0 -2e-17 0 0 0 0 0 0 1;\n";
@@ -88,7 +87,6 @@ fn a_resonant_pair_of_branches_leaves_the_flow_alone_or_is_refused() {
 // of the reported voltages at bus 3 is 0.1 p.u. With ±1e16 MW total
 // generation is reported as 2.0 MW, with ±1e14 as 1.0156 MW.
 #[test]
-#[ignore = "attack r19: +/-1e17 MW generators at one bus cancel in Sbus; pf converges without the bus's load"]
 fn cancelling_generators_leave_the_load_or_are_refused() {
     let plain = run_pf(&feeder_with(""), PfOptions::default()).unwrap();
     let text = FEEDER.replace("EXTRA", "").replace(
@@ -139,7 +137,6 @@ fn pv_pair(pg: &str, qg: &str) -> Case {
 // flow is the Qg = 0 one. (By the code, one floor
 // from |S_k| serves both equations of a PQ bus too; not run here.)
 #[test]
-#[ignore = "attack r19: a PV bus's ignored Qg inflates its P equation's rounding floor; pf stops at 55x the tolerance"]
 fn an_ignored_qg_does_not_loosen_the_p_equation() {
     let tol = PfOptions::default().tol;
     let clean = run_pf(&pv_pair("8", "0"), PfOptions::default()).unwrap();
@@ -171,7 +168,6 @@ fn an_ignored_qg_does_not_loosen_the_p_equation() {
 // at the reference bus, and a bus with no model position is "not the
 // reference". `gridledger grid pf` prints that figure.
 #[test]
-#[ignore = "attack r19: a generator at an isolated bus is counted in the power flow's total generation"]
 fn a_generator_at_an_isolated_bus_is_not_counted() {
     let text = FEEDER
         .replace("EXTRA", "")
@@ -201,7 +197,6 @@ fn a_generator_at_an_isolated_bus_is_not_counted() {
 // 1.0212 MW of generation at it (`ref_p_mw`, `total_gen_mw`) although the
 // case has no in-service generation there at all.
 #[test]
-#[ignore = "attack r19: pf reports generation at a reference bus with no in-service generator (MATPOWER refuses)"]
 fn a_reference_bus_without_a_generator_is_refused() {
     for g in [" 1 0 0 10 -10 1 100 0 10 0;\n", " 3 0 0 10 -10 1 100 1 10 0;\n"] {
         let text = FEEDER.replace("EXTRA", "").replace(" 1 0 0 10 -10 1 100 1 10 0;\n", g);

@@ -85,6 +85,37 @@ fn a_sign_flipped_zero_is_caught() -> bool {
     t.report(false).detected.iter().any(|(n, d, _)| *n == node && *d == Detection::OutputMismatch)
 }
 
+/// A compromised enclave that lists its wrong output twice beside a silent
+/// co-executor (κ = 2) is one voice: the message is flagged
+/// (`DuplicateOutput`) and the clearing is the attack-free one bit for bit.
+fn a_repeated_output_is_one_voice() -> bool {
+    let dc = case30();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.params.max_iter = MAX_ITER;
+    let Some(iterations) = pd.run(&market) else { return false };
+    let want: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    let cfg = |byz| TearDoConfig { enclaves: 10, kappa: 2, byzantine: byz, strategy: Strategy::Always, seed: 5 };
+    let Ok(clean) = TearDo::new_insecure_seeded(&market, &net, cfg(BTreeMap::new()), [1; 32]) else { return false };
+    // a node whose only subproblem in its round is `sp`, and its co-executor
+    let (buyers, all) = (4, 4 + 4 + 1);
+    let round_of = |sp: usize| if sp < buyers { 0..buyers } else { buyers..all };
+    let lone = (0..all).find_map(|sp| {
+        let pair = clean.assigned(sp);
+        [(pair[0], pair[1]), (pair[1], pair[0])]
+            .into_iter()
+            .find(|&(node, _)| round_of(sp).filter(|s| clean.assigned(*s).contains(&node)).eq([sp]))
+    });
+    let Some((node, co)) = lone else { return false };
+    let byz: BTreeMap<usize, Fault> = [(node, Fault::DuplicateOutput), (co, Fault::Silent)].into();
+    let Ok(mut t) = TearDo::new_insecure_seeded(&market, &net, cfg(byz), [1; 32]) else { return false };
+    t.pd.params.max_iter = 2 * iterations;
+    let r = t.run(&market);
+    let got: Vec<u64> = t.pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    r.converged && got == want && r.detected.iter().any(|(n, d, _)| *n == node && *d == Detection::DuplicateOutput)
+}
+
 /// The primal-dual method reaches the exact uncongested optimum.
 fn primal_dual_reaches_the_uncongested_optimum() -> bool {
     let dc = case30();
@@ -546,7 +577,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 24] = [
+const SCENARIOS: [Scenario; 25] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -580,6 +611,7 @@ const SCENARIOS: [Scenario; 24] = [
     ("a near-linear pair beside an ordinary crowd clears", a_near_linear_pair_beside_an_ordinary_crowd_clears),
     ("a near-linear pair clears with slack lines rated", a_near_linear_pair_clears_with_slack_lines_rated),
     ("a sign-flipped zero is caught", a_sign_flipped_zero_is_caught),
+    ("a repeated output is one voice", a_repeated_output_is_one_voice),
 ];
 
 gridledger_core::mutation_check! {
@@ -609,4 +641,5 @@ gridledger_core::mutation_check! {
     trade_damping_own_curvature_ignored_is_caught: Mutation::TradeDampingOwnCurvatureIgnored => "a near-linear pair beside an ordinary crowd clears",
     trade_damping_slack_rows_counted_is_caught: Mutation::TradeDampingSlackRowsCounted => "a near-linear pair clears with slack lines rated",
     outputs_compared_as_floats_is_caught: Mutation::OutputsComparedAsFloats => "a sign-flipped zero is caught",
+    duplicate_outputs_counted_is_caught: Mutation::DuplicateOutputsCounted => "a repeated output is one voice",
 }

@@ -283,3 +283,76 @@ fn a_sign_flipping_enclave_counts_as_compromised() {
         Ok(_) => panic!("κ = 1 accepted beside a compromised enclave"),
     }
 }
+
+/// A node whose only subproblem in its round is `sp`, and `sp`'s other
+/// executor (κ = 2): the pair for an attack on `sp` alone.
+fn lone_pair(t: &TearDo, buyers: usize, subproblems: usize) -> Option<(usize, usize, usize)> {
+    let round_of = |sp: usize| if sp < buyers { 0..buyers } else { buyers..subproblems };
+    (0..subproblems).find_map(|sp| {
+        let pair = t.assigned(sp);
+        [(pair[0], pair[1]), (pair[1], pair[0])].into_iter().find_map(|(node, co)| {
+            let mine: Vec<usize> = round_of(sp).filter(|s| t.assigned(*s).contains(&node)).collect();
+            (mine == [sp]).then_some((sp, node, co))
+        })
+    })
+}
+
+/// A compromised enclave that lists its wrong output twice, beside a
+/// silent co-executor (κ = 2), is one voice, not two: the message is
+/// refused (`DuplicateOutput`), the honest enclaves recompute, the clearing
+/// is the attack-free one bit for bit and no honest enclave is flagged.
+/// (Counted as two executors, its output was accepted alone.)
+#[test]
+fn a_repeated_output_is_one_voice_and_is_flagged() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let clean =
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 2), [1; 32]).unwrap();
+    let (sp, node, co) =
+        lone_pair(&clean, 4, 4 + 4 + 1).expect("precondition: a node alone with one subproblem in its round");
+    for strategy in [Strategy::Always, Strategy::Optimal] {
+        let byz: BTreeMap<usize, Fault> = [(node, Fault::DuplicateOutput), (co, Fault::Silent)].into();
+        let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), strategy, 2), [1; 32]).unwrap();
+        let r = t.run(&market);
+        let what = format!("subproblem {sp}, {strategy:?}: {:?}", r.detected);
+        assert!(r.converged, "{what}");
+        assert!(same_bits(&t.pd.settled(), &want), "{what}: the repeated wrong output entered the clearing");
+        assert!(r.detected.iter().all(|(n, _, _)| byz.contains_key(n)), "{what}: an honest enclave flagged");
+        assert!(r.detected.iter().any(|(n, d, _)| *n == node && *d == Detection::DuplicateOutput), "{what}");
+    }
+}
+
+/// A compromised enclave whose validly signed message leaves out one of its
+/// assigned outputs is flagged (`MissingOutput`); the co-executors' outputs
+/// carry the subproblem, the clearing is unchanged, nobody else is flagged.
+#[test]
+fn a_message_that_omits_an_output_is_flagged() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let clean =
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 2), [1; 32]).unwrap();
+    let node = clean.assigned(0)[0];
+    let byz: BTreeMap<usize, Fault> = [(node, Fault::OmitOutput)].into();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 2), [1; 32]).unwrap();
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert!(same_bits(&t.pd.settled(), &want));
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    assert_eq!(got, vec![(node, Detection::MissingOutput)]);
+    assert_eq!(r.detected[0].2, 1, "caught in the first round");
+}
+
+#[test]
+fn repeating_and_omitting_enclaves_count_as_compromised() {
+    let (market, net) = setup();
+    for f in [Fault::DuplicateOutput, Fault::OmitOutput] {
+        let byz: BTreeMap<usize, Fault> = [(1, f)].into();
+        assert!(
+            matches!(
+                TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 1), [1; 32]),
+                Err(TearDoError::CollusionBound { kappa: 1, compromised: 1 })
+            ),
+            "{f:?}"
+        );
+    }
+}
