@@ -121,6 +121,12 @@ pub enum Mutation {
     /// compromised enclave ([`crate::teardo::Fault::DuplicateOutput`]) whose
     /// co-executor is silent is accepted alone at `κ = 2`.
     DuplicateOutputsCounted,
+    /// Primal-dual raises the weights of rows with tiny limits
+    /// ([`crate::primal_dual::TINY_ROW_REF`]) but leaves the buyer steps of
+    /// the trades that load them as they were: the line term's curvature
+    /// exceeds its bound by the rows' factors and the iteration does not
+    /// settle.
+    TinyRowStepsIgnored,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

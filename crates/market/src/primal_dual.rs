@@ -85,6 +85,7 @@
 //! a flat buyer's trades with small sellers, and the line multiplier they
 //! hold up behind a binding line, moved at `ρ_mn / ρ ≈ 1/45` of the common
 //! rate. A market whose every `e_max` is within `E₀` (every seeded market)
+//! and with no tiny row (see "Tiny limits")
 //! runs with the common `ρ` and `α` and the per-party kernels, exactly as
 //! before. With steps per trade each party projects in the metric of its
 //! own steps (`x = max(0, v − α_mn τ)`, [`weighted_tau`]), so a fixed
@@ -110,6 +111,17 @@
 //! welfare share above the tolerance still needs ever more of them, so the
 //! framework clears an interval whose run reaches the cap at the central
 //! reference, with a record ([`crate::framework::IntervalOutcome::fallback`]).
+//!
+//! **Tiny limits.** A row whose limit is far below the flow the market's
+//! trades could put on it (case30 with ratings × 10⁻¹⁰: µW against
+//! kWh) is run in a larger scale: its weight and multiplier step raised by
+//! a factor `F_r`, and the trades that load it run with both copies' steps
+//! divided by it and the penalty multiplied by it ([`TINY_ROW_REF`]), so
+//! a step moves their flow on the row by a share of its limit instead of
+//! ~100 times it, and the line term's curvature keeps its bound. It
+//! answers attack round 18's seeded 4 × 4 market, which reached the
+//! 200 000 cap at every limit scale from 10⁻⁹ to 10⁻¹³; a market with no
+//! such row is unchanged.
 //!
 //! **Stopping rule.** Cheap tests first, every iteration: a tenth of the
 //! seed's tolerance, `10⁻⁴` per prosumer total (so `10⁻⁴ / max(M, N)` per
@@ -336,6 +348,10 @@ pub struct PdParams {
     /// Rows whose trade scale `s_r` is below this are weighted in their
     /// own scale ([`ROW_SCALE_REF`]; 0 weights every row with `c`).
     pub row_scale_ref: f64,
+    /// Rows whose limit (with its tolerance) is below this share of the
+    /// flow the market's trades could put on them are scaled to it
+    /// ([`TINY_ROW_REF`]; 0 leaves every row alone).
+    pub tiny_row_ref: f64,
 }
 
 /// The reference energy scale `E₀` of [`PdParams::party_steps`], kWh: the
@@ -571,6 +587,8 @@ pub struct PartySteps {
     pub alpha_sellers: Vec<f64>,
     /// Some party is beyond `E₀`: the steps are per trade
     /// (`trade_alpha_*`); otherwise every step is the common `α`.
+    /// ([`PrimalDual::new`] makes them per trade, too, for a market with a
+    /// tiny row: [`TINY_ROW_REF`].)
     pub per_trade: bool,
     /// The buyer's step `α^b_mn` and the seller's step `α^s_mn` of each
     /// trade, seller-major (empty unless `per_trade`).
@@ -609,6 +627,7 @@ impl PdParams {
             congested_quiet: CONGESTED_QUIET,
             congested_exits: CONGESTED_EXITS,
             row_scale_ref: ROW_SCALE_REF,
+            tiny_row_ref: TINY_ROW_REF,
         }
     }
 
@@ -788,6 +807,105 @@ impl PdParams {
         let s = self.alpha / top;
         (c.into_iter().map(|v| v * s).collect(), gamma.into_iter().map(|v| v * s).collect())
     }
+}
+
+/// The share `ε` of a row's flow scale below which its limit counts as
+/// tiny: a row whose limit with its tolerance, `h_r + tol_r`, is far
+/// below `ε Φ_r` (`Φ_r` the most flow the buyers' copies can put on it,
+/// [`tiny_row_factors`]) is run in about the scale `ε Φ_r` instead, by the
+/// factor `F_r = u_r − (K − 1)` for `u_r = ε Φ_r / (h_r + tol_r)` beyond
+/// the onset `K` ([`TINY_ROW_ONSET`]): its weight and multiplier step
+/// `F_r c_r`, `F_r γ_r`, and every trade that loads it (`G_r,bus(n) ≠
+/// G_r,bus(m)`; `F_mn` the largest `F_r` over the rows it loads) both
+/// copies' steps `α^b_mn / F_mn`, `α^s_mn / F_mn` and the penalty
+/// `ρ_mn F_mn`, with steps per trade ([`PartySteps::per_trade`]).
+///
+/// Why (attack round 18, finding 5): the seeded 4 × 4 market on case30
+/// with ratings × 10⁻¹⁰ (limits 1.6·10⁻⁶..1.3·10⁻⁵ kW, the trades' scale
+/// a few kWh) reached the 200 000 cap, as at every scale from 10⁻⁹ to
+/// 10⁻¹³ (10⁻⁸: 145 918 iterations, 10⁻⁷: 21 622, 10⁻⁶: 2 278). The
+/// first steps trade kWh across rows allotted µW and price every row; a
+/// priced row that is slack at the optimum unwinds by `γ_r (h_r − G_r p)`,
+/// a step proportional to its limit, and the buyer at its `e_max` moves
+/// ~10⁻⁴ kWh between sellers per step, 100 times the limits, which resets
+/// the rows' slack streaks ([`SLACK_WAIT`]), while `c_r` (~0.03) gives
+/// that overload no damping at this scale. The weights alone cannot be
+/// raised (the curvature bound `θ / (α ‖D_r‖²)`); the buyers' steps
+/// shrunk with them, but not the sellers' steps and the penalty, reached
+/// the cap too (the loaded trades' two copies then meet at the rate
+/// `ρ α / F`: the reciprocity residual stalled at 5.5·10⁻⁶ kWh). Scaled
+/// together, the loaded trades, their prices `λ` and the rows'
+/// multipliers run the iteration of the same market at limits `F_r` times
+/// larger, in units of `1 / F` kWh: the line term's curvature in the
+/// steps' metric is `F_r c_r Σ_mn (α^b_mn / F_mn) D²_r,mn ≤ c_r α ‖D_r‖² ≤
+/// θ` as before (and jointly, [`PdParams::row_weights_for`]), and
+/// `α_mn ρ_mn` is unchanged. Only the parties' own curvature is seen `F`
+/// times weaker on those trades, which at this scale moves the welfare by
+/// far less than the stopping test. The iteration's fixed points are the
+/// same for any positive steps, penalties and weights (each party
+/// projects in the metric of its own steps, [`weighted_tau`]; see
+/// [`BUYER_STEP_CAP`]), and the factors are set once in
+/// [`PrimalDual::new`] from the public placement, bounds and limits
+/// (from [`TINY_ROW_ONSET`] on). With `ε = 10⁻³` the seeded 4 × 4 market
+/// clears in 2 278 (× 10⁻⁶) and 21 622 (10⁻⁷) iterations as before (no
+/// row past the onset), 119 716 at 10⁻⁸ (145 918 before), and where it
+/// reached the cap: 19 826 (10⁻⁹), 12 010 (10⁻¹⁰), 17 089 (10⁻¹¹), 3 946
+/// (10⁻¹²), 970 (10⁻¹³); 58 at 10⁻¹⁴ and 10⁻¹⁵ (84 before). `ε = 10⁻²`
+/// (scaled from `u_r = 1`) was faster below 10⁻⁷ (4 746 at 10⁻¹⁰) but
+/// reached the market at 10⁻⁶ (2 686). A market with no row past the
+/// onset keeps its iteration bit for bit (every `F_r = 1`).
+pub const TINY_ROW_REF: f64 = 1e-3;
+
+/// Where [`TINY_ROW_REF`]'s rule sets in: a row is scaled once its ratio
+/// `u_r = ε Φ_r / (h_r + tol_r)` exceeds this `K`, by `F_r = u_r − (K − 1)`
+/// (continuous: 1 at the onset, about `u_r` far beyond it). Why not from
+/// `u_r = 1`: the markets of attack rounds 9-12 with a 10 MWh party at
+/// ratings × 10⁻³..2·10⁻⁴ have rows at `u_r` up to 4.5 (their limits are
+/// kW, not µW: small beside 10 MWh, not beside the rows' tolerance);
+/// scaled from `u_r = 1` they ran on other steps than the ones they were
+/// tuned and tested with (their tests still passed), past this onset they
+/// keep them bit for bit. Why not a smaller `ε` instead (10⁻⁴, scaled from
+/// `u_r = 1`): the seeded 4 × 4 market then needed 174 391 iterations at
+/// ratings × 10⁻⁸ and reached the cap at 10⁻¹³.
+pub const TINY_ROW_ONSET: f64 = 10.0;
+
+/// The largest factor [`TINY_ROW_REF`] scales a row by.
+pub const TINY_ROW_MAX_FACTOR: f64 = 1e12;
+
+/// Per network row, the factor `F_r ≥ 1` of [`TINY_ROW_REF`]:
+/// `F_r = min(F_max, max(1, u_r − (K − 1)))`, `u_r = ε Φ_r / (h_r + tol_r)`
+/// and `K` = [`TINY_ROW_ONSET`], for a row with a positive limit, with
+/// `Φ_r = Σ_m e_max,m max(0, max_n D_r,mn)` the most flow the buyers'
+/// copies can put on it and `tol_r` the row's own tolerance
+/// ([`crate::network::ROW_TOL_ABS_KW`]` + `[`crate::network::ROW_TOL_REL`]` · h_r`);
+/// 1 for every other row (exact).
+pub fn tiny_row_factors(
+    params: &PdParams,
+    market: &Market,
+    net: &MarketNetwork,
+    bm: &[usize],
+    bn: &[usize],
+) -> Vec<f64> {
+    net.g
+        .iter()
+        .zip(&net.h)
+        .map(|(row, h)| {
+            let live = params.tiny_row_ref > 0.0 && *h > 0.0 && h.is_finite() && !bn.is_empty();
+            if !live {
+                return 1.0;
+            }
+            let top = bn.iter().fold(f64::NEG_INFINITY, |t, k| t.max(row[*k]));
+            let flow = bm.iter().zip(&market.buyers).fold(0.0, |f, (k, b)| f + b.e_max * (top - row[*k]).max(0.0));
+            let room = h + crate::network::ROW_TOL_ABS_KW + crate::network::ROW_TOL_REL * h;
+            // `u − (K − 1)` past the onset `K`: continuous, 1 at the onset
+            let f = params.tiny_row_ref * flow / room - (TINY_ROW_ONSET - 1.0);
+            if f.is_finite() && f > 1.0 {
+                f.min(TINY_ROW_MAX_FACTOR)
+            } else {
+                1.0
+            }
+        })
+        .collect()
 }
 
 /// A network row whose trade scale `s_r` is below this reference `S` is
@@ -1381,6 +1499,31 @@ fn seq_sum(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |s, x| s + x)
 }
 
+/// [`TINY_ROW_REF`]'s steps: both copies' steps of every trade divided by
+/// the largest factor `F_r` of the rows it loads (`G_r,bus(n) ≠
+/// G_r,bus(m)`) and its penalty multiplied by it, the steps made per trade
+/// where they were common.
+fn tiny_row_steps(steps: &mut PartySteps, net: &MarketNetwork, bm: &[usize], bn: &[usize], tiny: &[f64]) {
+    let (mm, nn) = (bm.len(), bn.len());
+    if !steps.per_trade {
+        steps.per_trade = true;
+        steps.trade_alpha_buyers = (0..mm * nn).map(|i| steps.alpha_buyers[i % mm]).collect();
+        steps.trade_alpha_sellers = (0..mm * nn).map(|i| steps.alpha_sellers[i / mm]).collect();
+    }
+    if mutants::active(Mutation::TinyRowStepsIgnored) {
+        return;
+    }
+    for i in 0..mm * nn {
+        let (kb, ks) = (bm[i % mm], bn[i / mm]);
+        let f = net.g.iter().zip(tiny).filter(|(row, _)| row[ks] != row[kb]).fold(1.0f64, |m, (_, f)| m.max(*f));
+        if f > 1.0 {
+            steps.trade_alpha_buyers[i] /= f;
+            steps.trade_alpha_sellers[i] /= f;
+            steps.rho[i] *= f;
+        }
+    }
+}
+
 /// Which trades load some network row, seller-major: `G_r,bus(n) ≠
 /// G_r,bus(m)` for some row `r` (a trade within one bus, or between buses
 /// no row tells apart, loads none).
@@ -1648,7 +1791,22 @@ impl PrimalDual {
         let (m, n) = (market.buyers.len(), market.sellers.len());
         let buses = net.bus_ids.len();
         let g = net.g.iter().flatten().copied().collect();
-        let steps = params.party_steps(market);
+        let mut steps = params.party_steps(market);
+        // rows with tiny limits ([`TINY_ROW_REF`]): the steps of the trades
+        // that load them shrunk, those trades' penalties and the rows'
+        // weights and multiplier steps raised alike (steps per trade)
+        let tiny = tiny_row_factors(&params, market, net, &bm, &bn);
+        let scaled = tiny.iter().any(|f| *f > 1.0);
+        if scaled {
+            tiny_row_steps(&mut steps, net, &bm, &bn, &tiny);
+        }
+        let rescale = |(c, g): (Vec<f64>, Vec<f64>)| -> (Vec<f64>, Vec<f64>) {
+            if !scaled {
+                return (c, g);
+            }
+            let up = |v: Vec<f64>| v.into_iter().zip(&tiny).map(|(v, f)| if *f > 1.0 { v * f } else { v }).collect();
+            (up(c), up(g))
+        };
         let cap = BUYER_STEP_CAP * params.alpha;
         let (c_row, gamma_row, other);
         let mut tw = Vec::new();
@@ -1660,7 +1818,7 @@ impl PrimalDual {
             let ab = &steps.trade_alpha_buyers;
             let loaded =
                 |ab: &[f64]| -> Vec<f64> { ab.iter().zip(&loads).filter(|(_, l)| **l).map(|(a, _)| *a).collect() };
-            (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(ab));
+            (c_row, gamma_row) = rescale(params.row_weights_for(net, &bm, &bn, &loaded(ab)));
             tw = trade_damping(&params, market, net, &bm, &bn, ab, &steps.trade_alpha_sellers, &c_row);
             let capped: Vec<f64> = ab
                 .iter()
@@ -1668,7 +1826,7 @@ impl PrimalDual {
                 .map(|(a, l)| if *l || mutants::active(Mutation::CapOnUnloadedTrades) { a.min(cap) } else { *a })
                 .collect();
             other = if capped != *ab && !net.h.is_empty() {
-                let (c_row, gamma_row) = params.row_weights_for(net, &bm, &bn, &loaded(&capped));
+                let (c_row, gamma_row) = rescale(params.row_weights_for(net, &bm, &bn, &loaded(&capped)));
                 let tw = trade_damping(&params, market, net, &bm, &bn, &capped, &steps.trade_alpha_sellers, &c_row);
                 let iab_t = capped.iter().map(|a| 1.0 / a).collect();
                 let (alpha_b, ia_b) = (steps.alpha_buyers.clone(), steps.inv_alpha_buyers.clone());

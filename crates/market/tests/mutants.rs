@@ -332,6 +332,20 @@ fn primal_dual_stops_only_where_clear_accepts() -> bool {
     clear(&m, &net, Algorithm::PrimalDual).is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
+/// The seeded 4 × 4 market on case30 with ratings × 10⁻¹⁰ (every line
+/// allots the market µW while the parties trade kWh; attack round 18)
+/// clears by primal-dual within the scenarios' cap: the rows' weights are
+/// raised and the steps of the trades that load them shrunk alike
+/// (`TINY_ROW_REF`; 12 010 iterations). With the weights raised but the
+/// steps left (the line term's curvature above its bound) it does not
+/// settle; with neither it reached the 200 000 cap.
+fn a_market_on_tiny_line_limits_clears() -> bool {
+    use gridledger_market::clearing::{clear_with, Algorithm};
+    let net = MarketNetwork::ptdf(&case30(), 1e-10).unwrap();
+    let m = Market::generate(1, 4, 4, &net.bus_ids);
+    clear_with(&m, &net, Algorithm::PrimalDual, Some(MAX_ITER)).is_ok_and(|c| c.converged)
+}
+
 /// A copy of a prosumer's request filed first by another account does not
 /// revert the owner's own.
 fn a_front_run_copy_does_not_lock_the_owner_out() -> bool {
@@ -577,7 +591,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 25] = [
+const SCENARIOS: [Scenario; 26] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -612,6 +626,7 @@ const SCENARIOS: [Scenario; 25] = [
     ("a near-linear pair clears with slack lines rated", a_near_linear_pair_clears_with_slack_lines_rated),
     ("a sign-flipped zero is caught", a_sign_flipped_zero_is_caught),
     ("a repeated output is one voice", a_repeated_output_is_one_voice),
+    ("a market on tiny line limits clears", a_market_on_tiny_line_limits_clears),
 ];
 
 gridledger_core::mutation_check! {
@@ -642,4 +657,5 @@ gridledger_core::mutation_check! {
     trade_damping_slack_rows_counted_is_caught: Mutation::TradeDampingSlackRowsCounted => "a near-linear pair clears with slack lines rated",
     outputs_compared_as_floats_is_caught: Mutation::OutputsComparedAsFloats => "a sign-flipped zero is caught",
     duplicate_outputs_counted_is_caught: Mutation::DuplicateOutputsCounted => "a repeated output is one voice",
+    tiny_row_steps_ignored_is_caught: Mutation::TinyRowStepsIgnored => "a market on tiny line limits clears",
 }
