@@ -281,3 +281,181 @@ fn repeated_and_omitted_outputs_beside_host_faults_never_flag_the_honest() {
         }
     }
 }
+
+/// A SplitMix64 stream with a pick from a palette.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    fn one_in(&mut self, k: u64) -> bool {
+        self.next().is_multiple_of(k)
+    }
+    fn pick<'a>(&mut self, v: &'a [&'a str]) -> &'a str {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+/// Complex numbers for the independent evaluation.
+type C = (f64, f64);
+fn cm(a: C, b: C) -> C {
+    (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0)
+}
+fn ca(a: C, b: C) -> C {
+    (a.0 + b.0, a.1 + b.1)
+}
+fn cinv(a: C) -> C {
+    let d = a.0 * a.0 + a.1 * a.1;
+    (a.0 / d, -a.1 / d)
+}
+
+/// Held up: random four-bus cases (taps, phase shifts, charging, shunts,
+/// parallel and out-of-service branches, near-zero and negative
+/// impedances, out-of-service generators so that the slack hands over)
+/// never panic, and every flow reported converged meets an independent
+/// evaluation of its mismatch (MATPOWER's Ybus and Sbus, summed here in
+/// another order from the reported voltages) within three times the
+/// tolerance it reports.
+#[test]
+fn random_cases_converge_only_to_flows_an_independent_mismatch_confirms() {
+    let mut m = Rng(7);
+    let imp = ["0.01", "0.02", "0.05", "0.1", "0.03", "0.01", "1e-4", "1e-7", "-0.05", "3e-9", "0", "2e-8", "1e-6"];
+    let pw = ["0", "10", "-10", "20", "50", "0.5", "5", "30"];
+    let taps = ["0", "0", "0", "1.05", "0.9", "0.97", "1.1"];
+    let sh = ["0", "0", "0", "0.3", "-0.2", "0.05", "19"];
+    let vgs = ["1", "1.05", "0.95", "1.1"];
+    let types = ["1", "1", "2", "2"];
+    let (mut ok, mut err, mut bad) = (0, 0, 0);
+    let mut errs = std::collections::BTreeMap::<String, usize>::new();
+    for it in 0..12000 {
+        let n = 4;
+        let mut s = String::from("function mpc = f\nmpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n");
+        for b in 1..=n {
+            let t = if b == 1 { "3" } else { m.pick(&types) };
+            s += &format!(
+                "{b} {t} {} {} {} {} 1 1 0 135 1 1.1 0.9;\n",
+                m.pick(&pw),
+                m.pick(&pw),
+                m.pick(&sh),
+                m.pick(&sh)
+            );
+        }
+        s += "];\nmpc.gen = [\n";
+        for b in 1..=n {
+            if !m.one_in(3) || b == 1 {
+                s += &format!(
+                    "{b} {} {} 1e30 -1e30 {} 100 {} 1e30 -1e30;\n",
+                    m.pick(&pw),
+                    m.pick(&pw),
+                    m.pick(&vgs),
+                    if m.one_in(6) { 0 } else { 1 }
+                );
+            }
+        }
+        s += "];\nmpc.branch = [\n";
+        let nb = 4 + (m.next() % 4) as usize;
+        for k in 0..nb {
+            let (f, t) =
+                if k < 3 { (k + 1, k + 2) } else { (1 + (m.next() % 4) as usize, 1 + (m.next() % 4) as usize) };
+            if f == t {
+                continue;
+            }
+            let (r, x) = (m.pick(&imp), m.pick(&imp));
+            if r == "0" && x == "0" {
+                continue;
+            }
+            s += &format!(
+                "{f} {t} {r} {x} {} 0 0 0 {} {} {};\n",
+                m.pick(&sh),
+                m.pick(&taps),
+                if m.one_in(3) { "7" } else { "0" },
+                if k >= 3 && m.one_in(4) { 0 } else { 1 }
+            );
+        }
+        s += "];\n";
+        let Ok(case) = Case::parse(&s) else { continue };
+        let res = std::panic::catch_unwind(|| run_pf(&case, PfOptions::default()));
+        let Ok(res) = res else { panic!("run_pf panicked on case {it}:\n{s}") };
+        let r = match res {
+            Ok(r) => r,
+            Err(e) => {
+                *errs
+                    .entry(format!("{e:?}").chars().take_while(|c| c.is_alphanumeric()).collect::<String>())
+                    .or_insert(0) += 1;
+                err += 1;
+                continue;
+            }
+        };
+        ok += 1;
+        // independent mismatch
+        let idx = |id: u32| r.buses.iter().position(|b| b.id == id).unwrap();
+        let v: Vec<C> = r
+            .buses
+            .iter()
+            .map(|b| {
+                let a = b.va_deg.to_radians();
+                (b.vm * a.cos(), b.vm * a.sin())
+            })
+            .collect();
+        let mut y = vec![vec![(0.0, 0.0); n]; n];
+        for br in case.branches.iter().filter(|b| b.in_service) {
+            let (f, t) = (idx(br.from), idx(br.to));
+            let ys = cinv((br.r, br.x));
+            let sd = br.shift_deg.to_radians();
+            let tap = (br.tap * sd.cos(), br.tap * sd.sin());
+            let ytt = ca(ys, (0.0, br.b / 2.0));
+            let t2 = br.tap * br.tap;
+            y[f][f] = ca(y[f][f], (ytt.0 / t2, ytt.1 / t2));
+            y[t][t] = ca(y[t][t], ytt);
+            let yft = cm(ys, cinv((tap.0, -tap.1)));
+            let ytf = cm(ys, cinv(tap));
+            y[f][t] = ca(y[f][t], (-yft.0, -yft.1));
+            y[t][f] = ca(y[t][f], (-ytf.0, -ytf.1));
+        }
+        let mut sb = vec![(0.0, 0.0); n];
+        for (k, b) in case.buses.iter().enumerate() {
+            y[k][k] = ca(y[k][k], (b.gs / 100.0, b.bs / 100.0));
+            sb[k] = (-b.pd / 100.0, -b.qd / 100.0);
+        }
+        let mut hasg = vec![false; n];
+        for g in case.gens.iter().filter(|g| g.in_service) {
+            let k = idx(g.bus);
+            sb[k] = ca(sb[k], (g.pg / 100.0, g.qg / 100.0));
+            hasg[k] = true;
+        }
+        let refk = idx(r.ref_bus);
+        let mut worst: f64 = 0.0;
+        for i in 0..n {
+            if i == refk {
+                continue;
+            }
+            let mut cur = (0.0, 0.0);
+            for j in 0..n {
+                cur = ca(cur, cm(y[i][j], v[j]));
+            }
+            let si = cm(v[i], (cur.0, -cur.1));
+            let mis = (si.0 - sb[i].0, si.1 - sb[i].1);
+            let pv = case.buses[i].kind == gridledger_market::case::BusType::Pv && hasg[i];
+            worst = worst.max(mis.0.abs());
+            if !pv {
+                worst = worst.max(mis.1.abs());
+            }
+        }
+        if worst > 3.0 * r.mismatch_tol_pu + 1e-9 || !r.loss_mw.is_finite() {
+            bad += 1;
+            if bad < 4 {
+                eprintln!(
+                    "case {it}: independent mismatch {worst:e}, reported {:e} within {:e}\n{s}",
+                    r.max_mismatch_pu, r.mismatch_tol_pu
+                );
+            }
+        }
+    }
+    eprintln!("{ok} converged, {err} refused: {errs:?}");
+    assert_eq!(bad, 0, "converged flows whose independently evaluated mismatch exceeds 3x their tolerance");
+    assert!(ok > 1000, "precondition: enough converged flows ({ok})");
+}
