@@ -115,7 +115,7 @@ fn vm_of(r: &PfResult, id: u32) -> f64 {
 // The cap's own rationale (`MAX_MISMATCH_FLOOR_PU`: "what the floor leaves
 // uncertain stays below the printed 0.001 MW up to a 1 000 MVA base") is
 // met here a hundred times over: 1.07e-5 p.u. on this case's 10 MVA base
-// is 0.0001 MW. Of the 60 MATPOWER 8.1 cases under 3 400 buses that parse,
+// is 0.0001 MW. Of the 62 MATPOWER 8.1 cases of up to 3 400 buses that parse,
 // this is the only one refused by the floor.
 #[test]
 #[ignore = "attack r20: MATPOWER's case16am (1e-8 ohm feeder-head jumper) is refused with MismatchFloor 1.07e-5 though its mismatch meets 1e-8 p.u."]
@@ -216,6 +216,29 @@ fn a_radial_feeder_with_many_laterals_is_not_refused() {
         Ok(r) => assert!(r.max_mismatch_pu <= 1e-8 && r.min_vm > 0.9, "{} {}", r.max_mismatch_pu, r.min_vm),
         Err(e) => panic!("a 4 001-bus radial feeder refused: {e}"),
     }
+}
+
+// Finding [4] (low). Expected: a case with two substations, each a
+// reference bus with a generator (MATPOWER 8.1 ships two: `case70da`,
+// references 1 and 70, and `case16ci`, references 1, 2 and 3), runs
+// through the AC power flow as MATPOWER's `runpf` runs it (`bustypes`
+// keeps every reference bus with an in-service generator; `newtonpf` holds
+// each one's angle and magnitude; `pfsoln` gives each its generation), or
+// the AC path alone says why not. Observed: `Case::parse` refuses every
+// such case (`CaseError::SeveralReferenceBuses`), so `gridledger grid pf`
+// cannot read either shipped case, though the rule that a case has one
+// reference is the DC/market models' need, not the power flow's.
+#[test]
+#[ignore = "attack r20: a case with two reference buses (MATPOWER's case70da, case16ci) is refused at parse, though runpf solves it"]
+fn two_substations_run_through_the_power_flow() {
+    let text = PV_FEEDER
+        .replace("VG1", "1")
+        .replace("VG2", "1")
+        .replace(" 2 2 0 0 0 0 1 1 0 12.66", " 2 3 0 0 0 0 1 1 0 12.66");
+    let case = Case::parse(&text).unwrap_or_else(|e| panic!("two reference buses refused: {e}"));
+    let r = run_pf(&case, PfOptions::default()).unwrap();
+    assert!(r.buses.iter().take(2).all(|b| b.vm == 1.0 && b.va_deg == 0.0), "{r:?}");
+    assert!(r.max_mismatch_pu <= 1e-8, "{r:?}");
 }
 
 /// Held up: the slack hand-over keeps the totals consistent. The case's
