@@ -113,6 +113,13 @@ pub enum DriverError {
     /// ([`DriverConfig::accounts`]).
     #[error("driver configuration: {0}")]
     Config(String),
+    /// [`Mode::ConventionalOr`]: the guard could not get the checks of a
+    /// due posting on chain (each refused at submission, also at a higher
+    /// gas price) and the posting still stands: the driver moves no clock
+    /// past it, and the next [`DualChain::process`] checks it again
+    /// (attack r25).
+    #[error("batch {batch}: the checks of its standing posting could not be sent: {reason}")]
+    Unchecked { batch: u64, reason: String },
 }
 
 /// The leaves where two JSON values differ, as `path: was, now` (objects
@@ -497,11 +504,16 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// checked ([`Self::post_ahead`], [`PostingId`]): each posting, whoever
     /// sent it and whenever, is checked once, inside its window; a
     /// replacement is another posting, also one with the same leaves.
+    /// Marked once the watcher has nothing to send or its dispute is on
+    /// chain, never when the check is planned ([`Self::guard_passes`],
+    /// attack r25).
     watched: BTreeSet<PostingId>,
     /// [`Mode::ConventionalOr`]: the postings the smart meters, their
     /// delegated validators and the bonded challenge have checked
     /// ([`Self::backup_checks`]): each posting ahead when it is posted,
-    /// inside its own window (attack r20 [5]), else at the batch's turn.
+    /// inside its own window (attack r20 [5]), else at the batch's turn;
+    /// marked once their checks are on chain or none is due
+    /// ([`Self::guard_passes`], attack r25).
     backed: BTreeSet<PostingId>,
     /// The honest states before the pending batches ([`Self::state_before`]),
     /// computed once each (attack r20 [2]).
@@ -620,9 +632,97 @@ fn disputed_batch(call: &Call) -> Result<Option<u64>, DriverError> {
     Ok(Some(batch))
 }
 
-/// Primary calls (with the value each pays) a party sends in a together
-/// pass (`DualChain::run_steps_together`).
-type Planned = (KeyPair, Step, Amount);
+/// One party's step in a guard pass (`DualChain::run_steps_together`):
+/// its key, the step, the value its primary calls pay (a bonded
+/// challenge's bond), the batch it checks and who sends it.
+struct Planned {
+    key: KeyPair,
+    step: Step,
+    value: Amount,
+    batch: u64,
+    part: Part,
+}
+
+/// Who sends a planned step of a guard pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// The batch's assigned watcher.
+    Watcher,
+    /// A validator an alarmed smart meter delegated.
+    Delegate,
+    /// The bonded challenge of an alarmed meter's owner (issue 11 item 2).
+    Bond(Address),
+}
+
+/// What became of a planned step's primary calls in a pass: `refused`
+/// says why one of them did not get on chain (refused at submission,
+/// also at a higher gas price, or its commitment was), `None` when each
+/// was included (or left out as moot).
+struct StepSent {
+    batch: u64,
+    part: Part,
+    refused: Option<String>,
+}
+
+/// Which checks a guard pass makes (`DualChain::guard_passes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checks {
+    /// The assigned watcher only.
+    Watcher,
+    /// The backup checkers only (smart meters, their delegates, the bonded
+    /// challenge).
+    Backup,
+    /// The watcher, then the backup checkers.
+    Both,
+}
+
+/// The backup checks of one posting tried in one run of the guard: the
+/// delegates had their pass, and the alarmed owners whose bonded
+/// challenge was sent (with whether it got on chain) while the posting
+/// still stands.
+#[derive(Clone, Debug, Default)]
+struct BackupTries {
+    delegates: bool,
+    bonders: BTreeMap<Address, bool>,
+}
+
+/// What the backup checkers of one posting send in one pass
+/// (`DualChain::backup_plan`).
+#[derive(Default)]
+struct BackupPlan {
+    steps: Vec<Planned>,
+    /// A planned step disputes the posting.
+    disputes: bool,
+    /// The bonded challenge waits for the next pass: every alarmed owner
+    /// that could pay it alone is paying another bond in this one.
+    deferred: bool,
+    /// The alarmed owner whose bonded challenge is planned.
+    bonder: Option<Address>,
+    /// Every alarmed owner that could pay has been tried in this run and
+    /// none of their challenges got on chain.
+    exhausted: bool,
+}
+
+/// [`Mode::ConventionalOr`]: most passes the guard makes over its due
+/// postings in one run (attack r25): a pass whose checks were refused at
+/// submission or did not overturn a posting the meters alarm on is
+/// followed by another (the backup checks of a posting whose watcher's
+/// dispute was refused, the next alarmed owner's bonded challenge, a bond
+/// deferred for its payer's balance) before the clock moves.
+pub const MAX_GUARD_PASSES: usize = 8;
+
+/// [`Mode::ConventionalOr`]: the guard's transactions are sent at the
+/// driver's gas price, and one refused for a full mempool is sent again
+/// at double the price, at most this many times (up to 1024 times the
+/// price; the sender's balance bounds it too): a flood at a lower price is
+/// outbid (the mempool evicts a cheaper sender's transactions for a
+/// dearer one), and a flood that keeps the guard out must reserve every
+/// transaction it holds in the mempool at a higher price still, and pay
+/// it when included (attack r25 [3]).
+pub const MAX_GUARD_REPRICES: u32 = 10;
+
+/// The gas price of the driver's transactions ([`call`]'s).
+const BASE_GAS_PRICE: Amount = Amount(1);
 
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
@@ -1643,64 +1743,191 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// pass (attack r24 [1]: sent one posting after the other, two blocks
     /// each, the backup dispute of a colluding watcher's forged `fin` ran
     /// out the window of a forgery ahead that ended first); the postings a
-    /// watcher disputed that still stand after it (the dispute failed) are
-    /// backed up in one more pass. Nothing is sent when no one disputes.
+    /// watcher disputed that still stand after it (the dispute failed or
+    /// was refused) are backed up in the next pass ([`Self::guard_passes`]).
+    /// Nothing is sent when no one disputes.
     fn watch_together(&mut self, batches: &[u64], rng: &mut impl Rng) -> Result<(), DriverError> {
-        if crate::mutants::active(crate::mutants::Mutation::GuardDisputesOneByOne) {
+        use crate::mutants::{active, Mutation};
+        if active(Mutation::GuardDisputesOneByOne) {
             for &b in batches {
                 self.watch_posted(b, rng)?;
             }
             return Ok(());
         }
-        let mut steps: Vec<Planned> = Vec::new();
-        let mut watcher_disputed = BTreeSet::new();
-        for &b in batches {
-            let input = self.batch_input(b)?;
-            if let Some(p) = posting_id(&input.header) {
-                self.watched.insert(p);
-            }
-            if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
-                let step = self.validators[i].1.watch(&input);
-                for c in &step.calls {
-                    if let Some(d) = disputed_batch(c)? {
-                        if !self.dispute_moot(c)? {
-                            watcher_disputed.insert(d);
-                        }
-                    }
-                }
-                steps.push((self.validators[i].0.clone(), step, Amount::ZERO));
-            }
+        if active(Mutation::BackupChecksAtTurn) {
+            return self.guard_passes(batches, Checks::Watcher, None, rng);
         }
-        if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
-            return self.run_steps_together(steps);
-        }
-        if crate::mutants::active(crate::mutants::Mutation::BackupDisputesOneByOne) {
-            self.run_steps_together(steps)?;
+        if active(Mutation::BackupDisputesOneByOne) {
+            self.guard_passes(batches, Checks::Watcher, None, rng)?;
             for &b in batches {
-                if self.standing(b)? {
-                    let input = self.batch_input(b)?;
-                    self.backup_checks(b, &input, rng)?;
-                }
+                self.guard_passes(&[b], Checks::Backup, None, rng)?;
             }
             return Ok(());
         }
-        for &b in batches {
-            if !watcher_disputed.contains(&b) && self.standing(b)? {
-                let input = self.batch_input(b)?;
-                let plan = self.backup_plan(b, &input, rng)?;
-                steps.extend(plan);
+        self.guard_passes(batches, Checks::Both, None, rng)
+    }
+
+    /// [`Mode::ConventionalOr`] (attack r25): the guard's passes over the
+    /// standing postings of `batches`, each pass sending its planned
+    /// checks together ([`Self::run_steps_together`]). A posting counts as
+    /// watched ([`Self::watched`]) once its watcher has nothing to send
+    /// or its dispute is on chain, and as backed ([`Self::backed`]) once
+    /// its meters alarm on nothing or every check that could be sent has
+    /// been judged on chain; a posting that no longer stands counts as
+    /// both. Never at planning: before, every due posting was marked when
+    /// the pass was planned and one refusal at submission (the second of
+    /// one trader's bonds not covered by its wallet, a full mempool)
+    /// aborted the pass, and the posting was never checked again (attack
+    /// r25 [1], [3]). A step refused at submission is left out and the rest
+    /// is sent; the next pass plans what is still due: the backup checks of
+    /// a posting whose watcher's dispute was refused or failed, and the
+    /// bonded challenge of the next alarmed owner (in the fixed order of
+    /// [`Self::backup_plan`]) when the previous one's is not on chain or
+    /// the posting still stands (attack r25 [2]), at most
+    /// [`MAX_GUARD_PASSES`] passes. A posting still due after them, its
+    /// checks refused at submission, stops the run with
+    /// [`DriverError::Unchecked`], before any clock moves past it; the next
+    /// [`Self::process`] checks it again. `at_turn`: `process`'s backup
+    /// checks of the batch being settled, at its turn, on that input
+    /// (checked in the first pass whatever its posting's state, as
+    /// before).
+    fn guard_passes(
+        &mut self,
+        batches: &[u64],
+        checks: Checks,
+        mut at_turn: Option<&BatchInput>,
+        rng: &mut impl Rng,
+    ) -> Result<(), DriverError> {
+        let at_plan = crate::mutants::active(crate::mutants::Mutation::WatchedAtPlan);
+        let watch = checks != Checks::Backup;
+        let backup = checks != Checks::Watcher;
+        // Why a posting's watcher's dispute was refused in this run: its
+        // posting gets the backup checks in the next pass.
+        let mut watcher_refused: BTreeMap<u64, String> = BTreeMap::new();
+        let mut backup_refused: BTreeMap<u64, String> = BTreeMap::new();
+        let mut tries: BTreeMap<u64, BackupTries> = BTreeMap::new();
+        for _ in 0..MAX_GUARD_PASSES {
+            let mut steps: Vec<Planned> = Vec::new();
+            // What each payer's bonds of this pass reserve in its wallet.
+            let mut reserved: BTreeMap<Address, u128> = BTreeMap::new();
+            // (batch, posting, watcher's dispute planned, the backup's
+            // disputes planned and bonder, if backed up in this pass).
+            type Due = (u64, PostingId, bool, Option<(bool, Option<Address>)>);
+            let mut planned: Vec<Due> = Vec::new();
+            for &b in batches {
+                let input = match at_turn.take() {
+                    Some(input) => input.clone(),
+                    None if self.standing(b)? => self.batch_input(b)?,
+                    None => continue,
+                };
+                let p = posting_id(&input.header);
+                let mut watcher_disputes = false;
+                if watch && p.is_some_and(|p| !self.watched.contains(&p)) && !watcher_refused.contains_key(&b) {
+                    if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
+                        let step = self.validators[i].1.watch(&input);
+                        watcher_disputes = self.disputes(&step)?;
+                        let key = self.validators[i].0.clone();
+                        steps.push(Planned { key, step, value: Amount::ZERO, batch: b, part: Part::Watcher });
+                    }
+                    if let Some(p) = p.filter(|_| at_plan || !watcher_disputes) {
+                        self.watched.insert(p);
+                    }
+                }
+                let mut backed = None;
+                if backup && p.is_none_or(|p| !self.backed.contains(&p)) && !watcher_disputes {
+                    let t = tries.entry(b).or_default().clone();
+                    let plan = self.backup_plan(b, &input, &t, &mut reserved, rng)?;
+                    let done = !plan.disputes && !plan.deferred && !plan.exhausted;
+                    if let Some(p) = p.filter(|_| at_plan || done) {
+                        self.backed.insert(p);
+                    }
+                    if plan.exhausted && !plan.disputes {
+                        // Every alarmed owner that could pay was tried:
+                        // judged on chain (the posting stands) or refused.
+                        let judged = t.bonders.values().any(|on_chain| *on_chain);
+                        if let Some(p) = p.filter(|_| judged) {
+                            self.backed.insert(p);
+                        }
+                    }
+                    backed = Some((plan.disputes, plan.bonder));
+                    steps.extend(plan.steps);
+                }
+                if let Some(p) = p {
+                    planned.push((b, p, watcher_disputes, backed));
+                }
+            }
+            if steps.is_empty() {
+                break;
+            }
+            let sent = self.run_steps_together(steps)?;
+            let mut refused: BTreeMap<(u64, Part), String> = BTreeMap::new();
+            for s in sent {
+                if let Some(why) = s.refused {
+                    refused.entry((s.batch, s.part)).or_insert(why);
+                }
+            }
+            for (b, p, watcher_disputes, backed) in planned {
+                let h = self.batch_header(b)?;
+                let stands = posting_id(&h) == Some(p) && h.state == BatchState::Open && !h.overturned;
+                if !stands {
+                    self.watched.insert(p);
+                    self.backed.insert(p);
+                    continue;
+                }
+                if watcher_disputes {
+                    match refused.get(&(b, Part::Watcher)) {
+                        Some(why) => {
+                            watcher_refused.insert(b, why.clone());
+                        }
+                        // On chain, and the posting stands: the backup
+                        // checks follow in the next pass.
+                        None => {
+                            self.watched.insert(p);
+                        }
+                    }
+                }
+                if let Some((true, bonder)) = backed {
+                    let t = tries.entry(b).or_default();
+                    t.delegates = true;
+                    if let Some(o) = bonder {
+                        let why = refused.get(&(b, Part::Bond(o)));
+                        t.bonders.insert(o, why.is_none());
+                        if let Some(why) = why {
+                            backup_refused.insert(b, why.clone());
+                        }
+                    }
+                    if let Some(why) = refused.get(&(b, Part::Delegate)) {
+                        backup_refused.entry(b).or_insert_with(|| why.clone());
+                    }
+                }
             }
         }
-        self.run_steps_together(steps)?;
-        let mut rest = Vec::new();
+        // A posting still due: its checks could not be sent.
         for &b in batches {
-            if watcher_disputed.contains(&b) && self.standing(b)? {
-                let input = self.batch_input(b)?;
-                let plan = self.backup_plan(b, &input, rng)?;
-                rest.extend(plan);
+            let h = self.batch_header(b)?;
+            let Some(p) = posting_id(&h).filter(|_| h.state == BatchState::Open && !h.overturned) else { continue };
+            let unwatched = watch && !self.watched.contains(&p);
+            let unbacked = backup && !self.backed.contains(&p);
+            if unwatched || unbacked {
+                let reason = watcher_refused
+                    .get(&b)
+                    .or(backup_refused.get(&b))
+                    .cloned()
+                    .unwrap_or_else(|| format!("still due after {MAX_GUARD_PASSES} passes"));
+                return Err(DriverError::Unchecked { batch: b, reason });
             }
         }
-        self.run_steps_together(rest)
+        Ok(())
+    }
+
+    /// Whether `step` sends a dispute that is not moot.
+    fn disputes(&self, step: &Step) -> Result<bool, DriverError> {
+        for c in &step.calls {
+            if disputed_batch(c)?.is_some() && !self.dispute_moot(c)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether batch `b` has a standing posting (posted, open, not
@@ -1718,15 +1945,24 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// order), else in step order; a commitment and its dispute are left
     /// out together when the dispute is moot (as [`Self::run_step`]) or
     /// another dispute of the same batch goes before it in this pass (the
-    /// first overturns it, the rest would be moot). Secondary-chain calls
-    /// go as they come. No block is sealed when there is nothing to send.
-    fn run_steps_together(&mut self, steps: Vec<Planned>) -> Result<(), DriverError> {
-        let mut commits: Vec<(KeyPair, Call, Amount)> = Vec::new();
-        let mut reveals: Vec<(Timestamp, (KeyPair, Call, Amount))> = Vec::new();
+    /// first overturns it, the rest would be moot). A call refused at
+    /// submission is left out (a reveal whose commitment was refused too)
+    /// and the rest is sent (attack r25). Secondary-chain calls go as they
+    /// come. No block is sealed when there is nothing to send. Returns
+    /// what became of each step's primary calls, in step order.
+    fn run_steps_together(&mut self, steps: Vec<Planned>) -> Result<Vec<StepSent>, DriverError> {
+        let mut sent: Vec<StepSent> = Vec::with_capacity(steps.len());
+        // (step, call, value) of each commitment.
+        let mut commits: Vec<(usize, KeyPair, Call, Amount)> = Vec::new();
+        // (window end, step, its commitment, call, value) of each reveal.
+        type Reveal = (Timestamp, usize, Option<usize>, KeyPair, Call, Amount);
+        let mut reveals: Vec<Reveal> = Vec::new();
         let mut queued: BTreeSet<u64> = BTreeSet::new();
-        for (key, step, value) in steps {
+        for (si, Planned { key, step, value, batch, part }) in steps.into_iter().enumerate() {
+            sent.push(StepSent { batch, part, refused: None });
             self.faults.extend(step.faults);
             let mut calls = step.calls.into_iter().peekable();
+            let mut commitment = None;
             while let Some(c) = calls.next() {
                 match c.target {
                     Target::Secondary => {
@@ -1741,11 +1977,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                             calls.next();
                             continue;
                         }
-                        commits.push((key.clone(), c, Amount::ZERO));
+                        commitment = Some(commits.len());
+                        commits.push((si, key.clone(), c, Amount::ZERO));
                     }
                     Target::Primary => {
                         let batch = disputed_batch(&c)?;
                         if self.dispute_moot(&c)? || batch.is_some_and(|b| queued.contains(&b)) {
+                            commitment = None;
                             continue;
                         }
                         let end = match batch {
@@ -1756,38 +1994,71 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                             }
                             None => Timestamp::MAX,
                         };
-                        reveals.push((end, (key.clone(), c, value)));
+                        reveals.push((end, si, commitment.take(), key.clone(), c, value));
                     }
                 }
             }
         }
         // Stable: equal window ends keep their step order.
-        reveals.sort_by_key(|(end, _)| *end);
-        self.send_together(commits, RECORD_GAS_LIMIT)?;
-        self.send_together(reveals.into_iter().map(|(_, r)| r).collect(), DRIVER_GAS_LIMIT)
+        reveals.sort_by_key(|r| r.0);
+        let steps_of: Vec<usize> = commits.iter().map(|c| c.0).collect();
+        let done = self.send_together(commits.into_iter().map(|(_, k, c, v)| (k, c, v)).collect(), RECORD_GAS_LIMIT)?;
+        let mut calls = Vec::with_capacity(reveals.len());
+        let mut reveal_steps = Vec::with_capacity(reveals.len());
+        for (si, r) in steps_of.iter().zip(&done) {
+            if let Err(why) = r {
+                sent[*si].refused.get_or_insert_with(|| why.clone());
+            }
+        }
+        for (_, si, commitment, key, c, value) in reveals {
+            if let Some(Err(why)) = commitment.map(|i| &done[i]) {
+                sent[si].refused.get_or_insert_with(|| format!("its commitment: {why}"));
+                continue;
+            }
+            reveal_steps.push(si);
+            calls.push((key, c, value));
+        }
+        let done = self.send_together(calls, DRIVER_GAS_LIMIT)?;
+        for (si, r) in reveal_steps.into_iter().zip(done) {
+            if let Err(why) = r {
+                sent[si].refused.get_or_insert(why);
+            }
+        }
+        Ok(sent)
     }
 
     /// Submits `calls` (each paying its value) on the primary contract
     /// without sealing between them, then seals: one block for as many as
     /// the block takes ([`DRIVER_GAS_LIMIT`] reserves a third of a
     /// development block), and another for the rest until every call is
-    /// included. Nothing when `calls` is empty.
-    fn send_together(&mut self, calls: Vec<(KeyPair, Call, Amount)>, gas_limit: u64) -> Result<(), DriverError> {
-        if calls.is_empty() {
-            return Ok(());
-        }
+    /// included. A call refused at submission is left out, the rest sent
+    /// (attack r25: one refusal aborted the guard's pass), one refused for
+    /// a full mempool sent again at a higher gas price
+    /// ([`Self::submit_repriced`]). Returns, for each call, `Ok` once it
+    /// is included or why it was refused. Nothing is sealed when no call
+    /// was admitted.
+    fn send_together(
+        &mut self,
+        calls: Vec<(KeyPair, Call, Amount)>,
+        gas_limit: u64,
+    ) -> Result<Vec<Result<(), String>>, DriverError> {
+        let mut out: Vec<Result<(), String>> = Vec::with_capacity(calls.len());
         let mut pending = Vec::with_capacity(calls.len());
-        for (key, c, value) in calls {
+        for (i, (key, c, value)) in calls.into_iter().enumerate() {
             let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
-            let n = self.primary.next_nonce(&key.address());
-            let tx = call(&key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, value, gas_limit);
-            pending.push((method, self.primary.submit(&tx)?));
+            match self.submit_repriced(&key, method, a, value, gas_limit)? {
+                Ok(h) => {
+                    out.push(Ok(()));
+                    pending.push((i, method, h));
+                }
+                Err(why) => out.push(Err(format!("{method} of {} refused: {why}", key.address()))),
+            }
         }
         while !pending.is_empty() {
             self.primary.seal()?;
             let before = pending.len();
             let mut left = Vec::with_capacity(before);
-            for (method, h) in pending {
+            for (i, method, h) in pending {
                 match self.primary.receipt(&h)? {
                     Some(r) => self.gas.push(GasRecord {
                         target: Target::Primary,
@@ -1795,17 +2066,63 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         gas: r.gas_used,
                         success: r.status == TxStatus::Success,
                     }),
-                    None => left.push((method, h)),
+                    None => left.push((i, method, h)),
                 }
             }
             if left.len() == before {
-                return Err(DriverError::NotIncluded(left[0].0));
+                return Err(DriverError::NotIncluded(left[0].1));
             }
             pending = left;
         }
-        Ok(())
+        Ok(out)
     }
 
+    /// Submits one primary-contract call of the guard at the driver's gas
+    /// price; refused for a full mempool, at double the price, at most
+    /// [`MAX_GUARD_REPRICES`] times (attack r25 [3]: a flood at the lowest
+    /// price refused the guard's commitment, and the pass was lost). The
+    /// mempool takes a dearer transaction in place of the cheapest other
+    /// sender's; the sender's balance bounds the price as well. Returns
+    /// the transaction's hash, or why the chain refused it.
+    fn submit_repriced(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        a: Vec<u8>,
+        value: Amount,
+        gas_limit: u64,
+    ) -> Result<Result<Hash32, String>, DriverError> {
+        let mut price = BASE_GAS_PRICE;
+        let mut reprices = 0;
+        loop {
+            let tx = gridledger_ledger::Transaction {
+                chain_id: self.primary.chain_id(),
+                sender: key.public(),
+                nonce: self.primary.next_nonce(&key.address()),
+                gas_limit,
+                gas_price: price,
+                kind: gridledger_ledger::TxKind::Call {
+                    contract: IOR_PRIMARY_ID,
+                    method: method.into(),
+                    args: a.clone(),
+                    value,
+                },
+            }
+            .sign(key);
+            match self.primary.submit(&tx) {
+                Ok(h) => return Ok(Ok(h)),
+                Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
+                    if reprices < MAX_GUARD_REPRICES
+                        && !crate::mutants::active(crate::mutants::Mutation::GuardNotRepriced) =>
+                {
+                    reprices += 1;
+                    price = Amount(price.0.saturating_mul(2));
+                }
+                Err(ClientError::Submit(e)) => return Ok(Err(e.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     /// [`Mode::ConventionalOr`]: the guard run before the driver moves the
     /// clock ([`crate::primary::PrimaryConfig::pipelined`], attack r21
     /// [1]): every standing posting after `fin` on chain that the watcher
@@ -1897,61 +2214,78 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// if they are wrong; then, inside the same window, the backup
     /// checkers ([`Self::backup_checks`]: smart meters, their delegates,
     /// the bonded challenge) check the posting still standing (attack r20
-    /// [5]: one colluding watcher must not be enough).
+    /// [5]: one colluding watcher must not be enough). Marked checked only
+    /// once its checks are on chain ([`Self::guard_passes`]).
     fn watch_posted(&mut self, b: u64, rng: &mut impl Rng) -> Result<(), DriverError> {
-        let input = self.batch_input(b)?;
-        if let Some(p) = posting_id(&input.header) {
-            self.watched.insert(p);
-        }
-        if let Some(i) = self.validators.iter().position(|(k, _)| k.address() == input.header.validator) {
-            let step = self.validators[i].1.watch(&input);
-            let key = self.validators[i].0.clone();
-            self.run_step(&key, step)?;
-        }
-        if crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
-            return Ok(());
-        }
-        let h = self.batch_header(b)?;
-        if h.tcr_root.is_some() && h.state == BatchState::Open && !h.overturned {
-            let input = self.batch_input(b)?;
-            self.backup_checks(b, &input, rng)?;
-        }
-        Ok(())
+        let checks = match crate::mutants::active(crate::mutants::Mutation::BackupChecksAtTurn) {
+            true => Checks::Watcher,
+            false => Checks::Both,
+        };
+        self.guard_passes(&[b], checks, None, rng)
     }
 
     /// The backup checkers of §3.3.4 and issue 11 item 2 on batch `b`'s
     /// standing posting (`input`): every smart meter whose owner the batch
     /// names compares its TCRs, every meter checks the posted state root,
     /// an alarmed meter privately delegates validators, which dispute, and
-    /// if every delegate stays silent the first alarmed meter's owner
-    /// challenges with a bond. In [`Mode::ConventionalOr`] a posting ahead
+    /// if every delegate stays silent an alarmed meter's owner challenges
+    /// with a bond. In [`Mode::ConventionalOr`] a posting ahead
     /// is checked so as soon as it is posted, inside its own window
     /// ([`Self::watch_posted`]; attack r20 [5]: at the batch's turn, when
     /// its predecessor has settled, the window of a batch posted with or
     /// before its predecessor is over, and its assigned watcher alone stood
-    /// between a forged root and settlement). Each posting is checked once
-    /// ([`Self::backed`]).
+    /// between a forged root and settlement), each posting until its
+    /// checks are on chain ([`Self::backed`], [`Self::guard_passes`]);
+    /// in [`Mode::Ior`] at the batch's turn, one step after the other.
     fn backup_checks(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<(), DriverError> {
-        for (key, step, value) in self.backup_plan(b, input, rng)? {
+        if self.cfg.mode == Mode::ConventionalOr {
+            return self.guard_passes(&[b], Checks::Backup, Some(input), rng);
+        }
+        let plan = self.backup_plan(b, input, &BackupTries::default(), &mut BTreeMap::new(), rng)?;
+        for Planned { key, step, value, .. } in plan.steps {
             self.run_step_paying(&key, step, value)?;
         }
         Ok(())
     }
 
     /// What the backup checkers of [`Self::backup_checks`] send on batch
-    /// `b`'s standing posting (`input`), decided without sending anything:
-    /// the delegates' steps (their faults already recorded) and the bonded
-    /// challenge (with its bond), in the order they are sent one by one.
-    /// The checks stop, and no bond is posted, once a planned dispute
-    /// would overturn the posting: an honest delegate's (every validator
-    /// here either disputes a wrong posting rightly or stays silent), as
-    /// when each was sent at once.
-    fn backup_plan(&mut self, b: u64, input: &BatchInput, rng: &mut impl Rng) -> Result<Vec<Planned>, DriverError> {
-        let mut plan: Vec<Planned> = Vec::new();
+    /// `b`'s standing posting (`input`) in one pass, decided without
+    /// sending anything: the delegates' steps (their faults already
+    /// recorded) and the bonded challenge (with its bond), in the order
+    /// they are sent one by one. The checks stop, and no bond is posted,
+    /// once a planned dispute would overturn the posting: an honest
+    /// delegate's (every validator here either disputes a wrong posting
+    /// rightly or stays silent), as when each was sent at once; after a
+    /// pass of this run in which they did not (`tries.delegates`), only
+    /// the bonded challenge is planned (and the faults are not recorded
+    /// again).
+    ///
+    /// The bonded challenger (attack r25 [1], [2]) is the first owner whose
+    /// meter alarmed, meters whose owner the batch names first, in the
+    /// meters' order, that has not challenged this posting in this run
+    /// (`tries.bonders`) and whose wallet covers the bond and its two
+    /// calls' fee reservation at the driver's gas price beside the other
+    /// bonds it pays in this pass (`reserved`, updated): an owner that
+    /// cannot pay, or whose challenge did not get on chain, is followed by
+    /// the next (before, only the first alarmed owner ever bonded: a sybil
+    /// trader of the forger's that could not, or would not, left the
+    /// forgery to settle; and one trader's bonds of every due posting were
+    /// sent in one pass, the second refused for its balance). An owner
+    /// that could pay alone but pays another bond in this pass defers the
+    /// challenge to the next pass (`deferred`, when no other owner takes
+    /// it): its first bond comes back with its reward.
+    fn backup_plan(
+        &mut self,
+        b: u64,
+        input: &BatchInput,
+        tries: &BackupTries,
+        reserved: &mut BTreeMap<Address, u128>,
+        rng: &mut impl Rng,
+    ) -> Result<BackupPlan, DriverError> {
+        let mut plan = BackupPlan::default();
+        let again = tries.delegates;
+        let faults_before = self.faults.len();
         let mut overturns = false;
-        if let Some(p) = posting_id(&input.header) {
-            self.backed.insert(p);
-        }
         let validators: Vec<Address> = self.validators.iter().map(|(k, _)| k.address()).collect();
         // Every honest meter computes the same TCRs: compute them once.
         let shared = match crate::exec::execute_batch(
@@ -2005,6 +2339,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 alarmed.push(*owner);
             }
             self.faults.extend(step.faults.clone());
+            // The delegates had their pass in this run: the bond follows.
+            if again {
+                continue;
+            }
             for d in step.delegations {
                 let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
                 let mut s = self.validators[i].1.on_delegation(input);
@@ -2013,29 +2351,62 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 if !overturns {
                     overturns = s.calls.iter().any(|c| matches!(disputed_batch(c), Ok(Some(d)) if d == b));
                 }
-                plan.push((key, s, Amount::ZERO));
+                if !plan.disputes {
+                    plan.disputes = self.disputes(&s)?;
+                }
+                plan.steps.push(Planned { key, step: s, value: Amount::ZERO, batch: b, part: Part::Delegate });
             }
         }
-        // If every delegate stayed silent, the first alarmed meter's
-        // owner challenges itself with a bond (issue 11 item 2).
-        if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
-            let h = self.batch_header(b)?;
-            if h.state == BatchState::Open && !h.overturned && !overturns {
-                if let Some(key) = self.traders.get(owner).cloned() {
-                    let a = self.dispute_args(b, own.clone())?;
-                    let bond = self.cfg.challenge_bond;
-                    // Committed first, so a copy earns its sender nothing.
-                    let c =
-                        crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
-                    let step = Step {
-                        calls: vec![Call::primary("commit_dispute", args(&c)), Call::primary("dispute", a)],
-                        ..Step::default()
-                    };
-                    plan.push((key, step, bond));
-                    self.bonded_challenges += 1;
+        if again {
+            // Recorded in this run's first pass.
+            self.faults.truncate(faults_before);
+        }
+        // If every delegate stayed silent, an alarmed meter's owner
+        // challenges itself with a bond (issue 11 item 2).
+        let Some(own) = &shared else { return Ok(plan) };
+        let h = self.batch_header(b)?;
+        if h.state != BatchState::Open || h.overturned || overturns {
+            return Ok(plan);
+        }
+        let only_first = crate::mutants::active(crate::mutants::Mutation::OnlyFirstOwnerBonds);
+        let candidates = if only_first { &alarmed[..alarmed.len().min(1)] } else { &alarmed[..] };
+        let bond = self.cfg.challenge_bond;
+        // The bond, and the commitment's and the reveal's fee reservation.
+        let need = bond.0.saturating_add(u128::from(RECORD_GAS_LIMIT + DRIVER_GAS_LIMIT) * BASE_GAS_PRICE.0);
+        let mut tried = false;
+        for owner in candidates {
+            let Some(key) = self.traders.get(owner).cloned() else { continue };
+            if tries.bonders.contains_key(owner) {
+                tried = true;
+                continue;
+            }
+            let have = self.primary.account(owner).balance.0;
+            let taken = reserved.get(owner).copied().unwrap_or(0);
+            if !only_first {
+                if have < need {
+                    continue;
+                }
+                if have < taken.saturating_add(need) {
+                    plan.deferred = true;
+                    continue;
                 }
             }
+            reserved.insert(*owner, taken.saturating_add(need));
+            let a = self.dispute_args(b, own.clone())?;
+            // Committed first, so a copy earns its sender nothing.
+            let c = crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
+            let step = Step {
+                calls: vec![Call::primary("commit_dispute", args(&c)), Call::primary("dispute", a)],
+                ..Step::default()
+            };
+            plan.steps.push(Planned { key, step, value: bond, batch: b, part: Part::Bond(*owner) });
+            plan.disputes = true;
+            plan.deferred = false;
+            plan.bonder = Some(*owner);
+            self.bonded_challenges += 1;
+            return Ok(plan);
         }
+        plan.exhausted = tried && !plan.deferred;
         Ok(plan)
     }
 

@@ -216,6 +216,21 @@ pub enum Mutation {
     /// settled runs out the window of a forgery ahead posted before it
     /// (attack r24 [1]).
     BackupDisputesOneByOne,
+    /// Baseline driver: the guard marks every due posting watched and
+    /// backed when it plans its pass, not once its checks are on chain: a
+    /// bonded challenge refused at submission (its payer's wallet spent
+    /// while its commitment went in) leaves the posting marked backed, and
+    /// no one checks it again (the rule before attack r25 [1]).
+    WatchedAtPlan,
+    /// Baseline driver: only the first alarmed meter's owner ever posts
+    /// the bonded challenge: one that cannot pay (or a sybil that would
+    /// not) leaves the forgery to settle (the rule before attack r25 [2]).
+    OnlyFirstOwnerBonds,
+    /// Baseline driver: the guard's transactions are sent at the lowest
+    /// gas price only, not again at a higher one when the mempool is full:
+    /// a flood at the lowest price keeps every check out (the rule before
+    /// attack r25 [3]).
+    GuardNotRepriced,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -70,6 +70,16 @@
 //! two forgeries with every validator colluding and the traders' wallets
 //! untouched are overturned by the bonded challenges; one forgery with a
 //! wallet for one bond is overturned.
+//!
+//! Fixed (the three findings pass): the guard counts a posting as watched
+//! or backed only once its checks are on chain (or none is due), a step
+//! refused at submission is left out and the rest sent, and the next pass
+//! of the same run backs up what is still due; each payer's bonds of one
+//! pass are planned against its wallet, and the next alarmed owner
+//! challenges when the previous one cannot or its challenge is not on
+//! chain; a guard transaction refused for a full mempool is sent again at
+//! a higher gas price (planted `WatchedAtPlan`, `OnlyFirstOwnerBonds`,
+//! `GuardNotRepriced` in `tests/mutants.rs`).
 
 mod common;
 
@@ -180,7 +190,6 @@ fn one_forgery_and_a_wallet_for_one_bond_is_overturned() {
 /// came back with its reward before the second was posted; now both
 /// reveals are submitted together and must be reserved at once.
 #[test]
-#[ignore = "attack r25: the together pass reserves every bonded challenge of one trader at once; the second is refused and its forgery settles"]
 fn two_forgeries_and_a_wallet_for_one_bond_are_overturned() {
     let (stolen, why) = bonded_challenges(2, Some(gridledger_rollup::types::coins(200)));
     assert!(stolen.is_empty(), "a forged root settled: {why}");
@@ -194,7 +203,6 @@ fn two_forgeries_and_a_wallet_for_one_bond_are_overturned() {
 /// posting is marked backed, and no honest alarmed meter's owner (traders
 /// 2 and 3 alarm too: the post-state root is wrong) ever challenges.
 #[test]
-#[ignore = "attack r25: only the first alarmed meter's owner bonds; a sybil trader that cannot lets the forgery settle"]
 fn a_sybil_trader_first_alarmed_cannot_bond_and_no_other_owner_does() {
     let (stolen, why) = bonded_challenges(1, Some(gridledger_rollup::types::coins(50)));
     assert!(stolen.is_empty(), "a forged root settled: {why}");
@@ -233,7 +241,6 @@ fn flood_mempool(e: &mut Env, k: &KeyPair) -> (u64, u64) {
 /// batch's window and the forgery's window with it, and the minting root
 /// settles.
 #[test]
-#[ignore = "attack r25: a mempool flood makes the guard's disputes fail after it marked the forgery watched; the forgery settles"]
 fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() {
     use gridledger_rollup::roles::ExecutorBehaviour;
     let mut e = or_funded_with(2);

@@ -1204,7 +1204,116 @@ fn a_frivolous_dispute_of_a_posting_posted_again_loses_its_bond() -> bool {
     !e.d.batch_header(k + 1).unwrap().overturned && before.saturating_sub(wealth(&e, &c)) >= bond.0
 }
 
-const SCENARIOS: [Scenario; 42] = [
+/// Every validator colludes (silent as watcher and as delegate); a sybil
+/// executor forges one batch ahead (a root minting trader 3 10 coin),
+/// posted before the run with a week of window left. Returns the env, the
+/// forged batch and the minted state.
+fn forgery_ahead_every_validator_colluding() -> Option<(Env, u64, gridledger_rollup::exec::PreState)> {
+    let mut e = or_funded_with(3);
+    for i in 0..e.d.validators.len() {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let fin = record_batches(&mut e, 24);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let x = executor_of(&e, fin).address();
+    let b = (fin + 1..next).find(|b| executor_of(&e, *b).address() != x)?;
+    let y = executor_of(&e, b);
+    let minted = forge_ahead(&mut e, &y, b, trader(3).address());
+    Some((e, b, minted))
+}
+
+/// Sends `k` the rest of its primary-chain wallet but `keep`, a transfer
+/// left pending (`seal` says whether it is sealed now).
+fn spend_wallet(e: &mut Env, k: &KeyPair, keep: Amount, seal: bool) {
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    let bal = e.d.primary.account(&k.address()).balance;
+    let amount = Amount(bal.0 - keep.0 - coins(1).0);
+    let to = fresh_keys(79_000, 1)[0].address();
+    let nonce = e.d.primary.next_nonce(&k.address());
+    let tx = gridledger_ledger::devnet::transfer(k, chain_id, nonce, to, amount, Amount(1));
+    e.d.primary.submit(&tx).unwrap();
+    if seal {
+        e.d.primary.seal().unwrap();
+    }
+}
+
+/// Baseline (attack r25 [1]): every validator colludes, a forgery ahead;
+/// the traders the batch names (whose meters alarm first) hold plenty
+/// when the run plans its bonded challenge, but each has a transfer of
+/// all but 50 coin pending, included with the bond's commitment: the
+/// reveal is refused at submission. The next alarmed owners challenge in
+/// the next pass; the run completes and the forgery is overturned.
+fn a_refused_bond_is_followed_by_the_next_alarmed_owner() -> bool {
+    let Some((mut e, b, minted)) = forgery_ahead_every_validator_colluding() else { return false };
+    for i in 0..2 {
+        spend_wallet(&mut e, &trader(i), coins(50), false);
+    }
+    let run = e.d.process(&mut rng(25));
+    run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
+}
+
+/// Baseline (attack r25 [2]): every validator colludes, a forgery ahead;
+/// the traders the batch names (a forger's sybil pair, whose meters alarm
+/// first) hold 50 coin, under one bonded challenge's bond and fee
+/// reservation. Another alarmed owner challenges; the run completes and
+/// the forgery is overturned.
+fn a_first_alarmed_owner_that_cannot_bond_is_followed() -> bool {
+    let Some((mut e, b, minted)) = forgery_ahead_every_validator_colluding() else { return false };
+    for i in 0..2 {
+        spend_wallet(&mut e, &trader(i), coins(50), true);
+    }
+    let run = e.d.process(&mut rng(25));
+    run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
+}
+
+/// Fills the primary chain's mempool with `k`'s junk calls at the lowest
+/// gas price until not even a 100-byte call fits.
+fn flood_mempool(e: &mut Env, k: &KeyPair) {
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    let mut size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
+    while size >= 100 {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let gas = 21_000 + 4 * size as u64 + 10_000;
+        let tx = gridledger_ledger::devnet::call(
+            k,
+            chain_id,
+            nonce,
+            gridledger_rollup::IOR_PRIMARY_ID,
+            "junk",
+            vec![0; size],
+            Amount::ZERO,
+            gas,
+        );
+        if e.d.primary.submit(&tx).is_err() {
+            size /= 2;
+        }
+    }
+}
+
+/// Baseline (attack r25 [3]): executor X withholds the next batch to
+/// settle, posted a minting forgery ahead before the run (every validator
+/// honest) and fills the primary mempool with junk at the lowest gas
+/// price just before it. The guard's disputes outbid the flood: the run
+/// completes and the forgery is overturned.
+fn a_mempool_flood_does_not_keep_the_guard_out() -> bool {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let mut e = or_funded_with(2);
+    let first = record_batches(&mut e, 8);
+    let x = executor_of(&e, first);
+    let Some(b) = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()) else { return false };
+    let minted = forge_ahead(&mut e, &x, b, trader(3).address());
+    let Some(i) = e.d.executors.iter().position(|(k, _)| k.address() == x.address()) else { return false };
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let flooder = fresh_keys(78_000, 1);
+    pay_each(&mut e, &trader(2), &flooder, coins(5_000), 1);
+    flood_mempool(&mut e, &flooder[0]);
+    let run = e.d.process(&mut rng(25));
+    run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
+}
+
+const SCENARIOS: [Scenario; 45] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1274,6 +1383,9 @@ const SCENARIOS: [Scenario; 42] = [
     ("a forged posting of the batch to settle never settles", a_forged_posting_of_the_batch_to_settle_never_settles),
     ("the guard's disputes ahead leave fin's window", disputes_ahead_leave_fins_window),
     ("the backup disputes leave a forgery ahead's window", backup_disputes_leave_a_forgery_aheads_window),
+    ("a refused bond is followed by the next alarmed owner", a_refused_bond_is_followed_by_the_next_alarmed_owner),
+    ("a first alarmed owner that cannot bond is followed", a_first_alarmed_owner_that_cannot_bond_is_followed),
+    ("a mempool flood does not keep the guard out", a_mempool_flood_does_not_keep_the_guard_out),
 ];
 
 gridledger_core::mutation_check! {
@@ -1322,4 +1434,7 @@ gridledger_core::mutation_check! {
     fin_left_unwatched_is_caught: Mutation::FinLeftUnwatched => "a forged posting of the batch to settle never settles",
     guard_disputes_one_by_one_are_caught: Mutation::GuardDisputesOneByOne => "the guard's disputes ahead leave fin's window",
     backup_disputes_one_by_one_are_caught: Mutation::BackupDisputesOneByOne => "the backup disputes leave a forgery ahead's window",
+    watched_at_plan_is_caught: Mutation::WatchedAtPlan => "a refused bond is followed by the next alarmed owner",
+    only_first_owner_bonding_is_caught: Mutation::OnlyFirstOwnerBonds => "a first alarmed owner that cannot bond is followed",
+    guard_not_repriced_is_caught: Mutation::GuardNotRepriced => "a mempool flood does not keep the guard out",
 }
