@@ -507,9 +507,21 @@ pub struct Scenario {
 /// restart, or both within `f`; random link delays with spikes, drops,
 /// duplicates and a partition before GST.
 pub fn scenario(seed: u64) -> Scenario {
+    scenario_drawn(seed, None)
+}
+
+/// [`scenario`] with `n` replicas (`n ≥ 2`; any `n`, not only `3f + 1`:
+/// the quorums are `n − f`, see [`super::quorum`]), every other draw as
+/// [`scenario`] makes it.
+pub fn scenario_of_size(seed: u64, n: usize) -> Scenario {
+    scenario_drawn(seed, Some(n.max(2)))
+}
+
+fn scenario_drawn(seed: u64, size: Option<usize>) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1bf7_0000_0000);
-    let n = if rng.random_range(0..8) == 0 { 7 } else { 4 };
-    let f = (n - 1) / 3;
+    let drawn = if rng.random_range(0..8) == 0 { 7 } else { 4 };
+    let n = size.unwrap_or(drawn);
+    let f = super::faults(n);
     let mut ids: Vec<u32> = (0..n as u32).collect();
     ids.shuffle(&mut rng);
     // 0: f Byzantine; 1: f crash-restarts; 2: f − 1 Byzantine and one
@@ -648,6 +660,10 @@ pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult
             let n = s.n;
             let seed = s.seed;
             let cryptos: Vec<SimCrypto> = (0..n as u32).map(|i| SimCrypto::new(seed, n, i)).collect();
+            // The certificate quorum is the network's: a planted one is
+            // every replica's.
+            #[cfg(feature = "mutants")]
+            let cryptos: Vec<SimCrypto> = cryptos.into_iter().map(|c| c.with_mutation(mutation)).collect();
             let forge: Forger<SimCrypto> = Arc::new(move |msg: &[u8]| super::crypto::SimSig {
                 tag: gridledger_core::codec::hash_bytes(gridledger_core::codec::Tag("forged"), msg),
             });
@@ -659,6 +675,8 @@ pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult
                 Ok(c) => c,
                 Err(e) => panic!("simulator misconfigured: {e}"),
             };
+            #[cfg(feature = "mutants")]
+            let cryptos: Vec<NodeCrypto> = cryptos.into_iter().map(|c| c.with_mutation(mutation)).collect();
             run_with(s, cryptos, None, mutation)
         }
     }
@@ -743,7 +761,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
 /// promises it) liveness and validity on the correct replicas.
 pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
     let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
-    let f = (s.n - 1) / 3;
+    let f = super::faults(s.n);
     let mut by_epoch: BTreeMap<u64, (u32, &Delivery)> = BTreeMap::new();
     let submitted: BTreeSet<Tx> = (0..s.n as u32).flat_map(|i| workload(s, i)).collect();
     for &i in &correct {
