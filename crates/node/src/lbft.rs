@@ -95,8 +95,8 @@
 //! wakes an idle network nor, as a sync record, stops a catch-up.
 //!
 //! Keys: each validator's Ed25519 echo key (certificates are `n − f`
-//! signed echoes, for any number `n` of validators) and its share of the coin's BLS12-381 key (`f + 1`) in
-//! `[lbft] key_shares` (an owner-only file beside `validator.key`); every
+//! signed echoes, for any number `n` of validators) and its share of the
+//! coin's BLS12-381 key (`f + 1`) in `[lbft] key_shares` (an owner-only file beside `validator.key`); every
 //! validator's echo public key and the coin's public key set, shared by all,
 //! in `[lbft] public_keys`; `gridledger testnet --consensus lbft` deals them
 //! (trusted dealer, as the thesis assumes). Key files missing the echo keys
