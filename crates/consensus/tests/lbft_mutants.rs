@@ -7,7 +7,7 @@
 
 mod common;
 
-use gridledger_consensus::lbft::sim::{check, run, scenario, Behaviour, Scenario, SchemeKind};
+use gridledger_consensus::lbft::sim::{check, run, scenario, scenario_of_size, Behaviour, Scenario, SchemeKind};
 use gridledger_consensus::lbft::Mutation;
 
 /// Seeds tried per planted bug before the check fails.
@@ -15,7 +15,8 @@ const BUDGET: u64 = 200;
 
 /// A scenario aimed at the kind of bug `m` is.
 fn aimed(m: Mutation, seed: u64) -> Scenario {
-    let mut s = scenario(seed);
+    // Quorums of 2f + 1 and n − f differ only where n ≠ 3f + 1.
+    let mut s = if m == Mutation::ThirdsQuorum { scenario_of_size(seed, 5) } else { scenario(seed) };
     let behaviours = match m {
         Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
         Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
@@ -29,8 +30,8 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         | Mutation::EchoShareResigned
         | Mutation::LateCopyAdmitted
         | Mutation::ValidUnbounded
-        | Mutation::UsedNumberKept
-        | Mutation::ThirdsQuorum => Vec::new(),
+        | Mutation::UsedNumberKept => Vec::new(),
+        Mutation::ThirdsQuorum => vec![Behaviour::Equivocate, Behaviour::CertifyBoth],
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -123,6 +124,13 @@ fn assert_caught(m: Mutation) {
         }
         None => panic!("planted bug {m:?} survived {BUDGET} seeds"),
     }
+}
+
+/// [`Mutation::ThirdsQuorum`] in random runs: five replicas, one of them
+/// Byzantine that certifies both of its batches where the scheme lets it.
+#[test]
+fn thirds_quorum_is_caught_in_random_runs() {
+    assert_caught(Mutation::ThirdsQuorum);
 }
 
 #[test]

@@ -330,6 +330,27 @@ pub enum Behaviour {
     /// A replica that adopts such a record unchecked stores and serves
     /// certificates that do not verify.
     ForgeSyncCertificates,
+    /// With [`Behaviour::Equivocate`]: no made-up certificate; the second
+    /// batch goes to the same half of the peers every time, this replica
+    /// echoes it itself, combines the echoes it gets back into a real
+    /// certificate where the scheme lets it and sends that half only, and
+    /// its first batch's certificate goes to the other half only. Where a
+    /// certificate needs fewer than `n − f` echoes (`2f + 1` with `n = 5`)
+    /// both batches are certified and the correct replicas fork. Never
+    /// drawn by [`scenario`]; the `n = 5` and `n = 6` sweeps add it.
+    CertifyBoth,
+}
+
+/// Messages an adversary sends, with where they go.
+type Sends<C> = Vec<(Dest, Message<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>)>;
+
+/// [`Behaviour::CertifyBoth`]'s second batch of one epoch.
+struct Twisted<S> {
+    digest: Hash32,
+    /// The peers it goes to.
+    side: Vec<u32>,
+    echoes: Vec<(u32, S)>,
+    certified: bool,
 }
 
 /// The behaviours a random scenario draws from (each with probability
@@ -349,11 +370,33 @@ pub struct LbftAdversary<C: ThresholdCrypto> {
     crypto: C,
     behaviours: Vec<Behaviour>,
     forge: Option<Forger<C>>,
+    twisted: BTreeMap<u64, Twisted<C::Share>>,
 }
 
 impl<C: ThresholdCrypto> LbftAdversary<C> {
     pub fn new(me: u32, n: usize, crypto: C, behaviours: Vec<Behaviour>, forge: Option<Forger<C>>) -> Self {
-        Self { me, n, crypto, behaviours, forge }
+        Self { me, n, crypto, behaviours, forge, twisted: BTreeMap::new() }
+    }
+
+    /// [`Behaviour::CertifyBoth`]: an echo of the second batch; the
+    /// certificate for its side once the echoes combine into one.
+    fn echo_of_twisted(&mut self, from: u32, epoch: u64, digest: &Hash32, share: &C::Share) -> Sends<C> {
+        let me = self.me;
+        let Some(t) = self.twisted.get_mut(&epoch) else { return Vec::new() };
+        if t.digest != *digest || t.certified || t.echoes.iter().any(|(i, _)| *i == from) {
+            return Vec::new();
+        }
+        t.echoes.push((from, share.clone()));
+        let stmt = echo_statement(&INSTANCE, epoch, me, digest);
+        let Some(sig) = self.crypto.combine(KeyUse::Cert, &stmt, &t.echoes) else { return Vec::new() };
+        if !self.crypto.verify(KeyUse::Cert, &stmt, &sig) {
+            return Vec::new();
+        }
+        t.certified = true;
+        t.side
+            .iter()
+            .map(|&p| (Dest::One(p), Message::Cert { epoch, proposer: me, digest: *digest, sig: sig.clone() }))
+            .collect()
     }
 
     fn has(&self, b: Behaviour) -> bool {
@@ -368,6 +411,12 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
         message: &Message<C::Share, C::Sig>,
         _rng: &mut ChaCha8Rng,
     ) -> Vec<(Dest, Message<C::Share, C::Sig>)> {
+        if let Message::Echo { epoch, proposer, digest, share } = message {
+            if *proposer == self.me && self.has(Behaviour::CertifyBoth) && !self.has(Behaviour::Silent) {
+                return self.echo_of_twisted(from, *epoch, digest, share);
+            }
+            return Vec::new();
+        }
         let (Message::SyncRequest { next }, true, false, Some(forge)) =
             (message, self.has(Behaviour::LieInSync), self.has(Behaviour::Silent), &self.forge)
         else {
@@ -401,13 +450,31 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
                     let mut twisted = batch.clone();
                     twisted.txs.make_mut().push(SimTx { origin: self.me, counter: 1 << 40 | epoch }.bytes());
                     let digest = twisted.digest(&INSTANCE, epoch, self.me);
+                    let certify = self.has(Behaviour::CertifyBoth);
                     let mut peers: Vec<u32> = (0..self.n as u32).filter(|&i| i != self.me).collect();
-                    peers.shuffle(rng);
                     let half = peers.len() / 2;
+                    match self.twisted.get(&epoch) {
+                        // The same side as before: its peers first.
+                        Some(t) if certify => peers.sort_by_key(|p| !t.side.contains(p)),
+                        _ => peers.shuffle(rng),
+                    }
+                    if certify && !self.twisted.contains_key(&epoch) {
+                        let stmt = echo_statement(&INSTANCE, epoch, self.me, &digest);
+                        let own = self.crypto.sign_share(KeyUse::Cert, &stmt);
+                        self.twisted.insert(
+                            epoch,
+                            Twisted {
+                                digest,
+                                side: peers[..half].to_vec(),
+                                echoes: vec![(self.me, own)],
+                                certified: false,
+                            },
+                        );
+                    }
                     for (k, p) in peers.into_iter().enumerate() {
                         if k < half {
                             out.push((Dest::One(p), Message::Val { epoch, batch: twisted.clone() }));
-                            if let Some(forge) = &self.forge {
+                            if let (Some(forge), false) = (&self.forge, certify) {
                                 let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
                                 out.push((Dest::One(p), Message::Cert { epoch, proposer: self.me, digest, sig }));
                             }
@@ -416,6 +483,19 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
                         }
                     }
                     let _ = dest;
+                }
+                Message::Cert { epoch, proposer, digest, sig }
+                    if proposer == self.me && self.has(Behaviour::CertifyBoth) && self.twisted.contains_key(&epoch) =>
+                {
+                    // The first batch's certificate: the other side only.
+                    let side = self.twisted.get(&epoch).map(|t| t.side.clone()).unwrap_or_default();
+                    let to: Vec<u32> = match dest {
+                        Dest::All => (0..self.n as u32).filter(|&p| p != self.me).collect(),
+                        Dest::One(p) => vec![p],
+                    };
+                    for p in to.into_iter().filter(|p| !side.contains(p)) {
+                        out.push((Dest::One(p), Message::Cert { epoch, proposer, digest, sig: sig.clone() }));
+                    }
                 }
                 Message::Echo { epoch, proposer, digest, .. } if self.has(Behaviour::BadShares) => {
                     let share = self.crypto.sign_share(KeyUse::Cert, b"not the echo statement");
