@@ -1,6 +1,6 @@
 //! `gridledger bench lbft`: the leaderless BFT (thesis Ch.4, P^ABC) on
 //! loopback, one OS process per replica over the authenticated `net`
-//! links; batch certificates are `2f + 1` Ed25519 signed echoes, the
+//! links; batch certificates are `n − f` Ed25519 signed echoes, the
 //! common coin a BLS12-381 threshold signature (`NodeCrypto`, as nodes run).
 //!
 //! Each replica hosts clients: every client keeps one transaction in flight
@@ -80,7 +80,7 @@ use serde_json::json;
 
 #[derive(Args, Clone)]
 pub struct LbftBenchArgs {
-    /// Replicas (n = 3f + 1), one process each.
+    /// Replicas (any n ≥ 4; f = ⌊(n − 1) / 3⌋, quorums of n − f), one process each.
     #[arg(long, default_value_t = 4)]
     pub replicas: usize,
     /// Batch policy: `tbg` (π^τ + TBG), `hsm`, `random` or `fifo`
@@ -317,7 +317,7 @@ fn load_average() -> Option<f64> {
 
 /// `bench lbft`: deals keys, spawns the replicas, gathers their reports.
 pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.replicas >= 4, "LBFT needs n >= 4 (n = 3f + 1 with f >= 1)");
+    anyhow::ensure!(a.replicas >= 4, "LBFT needs n >= 4 (f = (n - 1) / 3 >= 1)");
     let policy = a.policy.clone().unwrap_or_else(|| if a.opaque { "fifo" } else { "tbg" }.to_string());
     anyhow::ensure!(
         ["tbg", "hsm", "random", "fifo"].contains(&policy.as_str()),

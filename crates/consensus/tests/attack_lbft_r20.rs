@@ -144,7 +144,6 @@ fn equivocation_run(n: usize) -> (Decisions, usize) {
 }
 
 #[test]
-#[ignore = "attack r20: n = 5 (f = 1) lets one Byzantine proposer certify two batches (2f + 1 = 3 of 5): correct replicas deliver different batches"]
 fn five_replicas_one_byzantine_proposer_forks_the_delivered_sequence() {
     let (decisions, certs) = equivocation_run(5);
     let delivered: Vec<&Vec<(u32, Hash32)>> = decisions.values().flatten().collect();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use gridledger_consensus::lbft::sim::{check, run, scenario, Behaviour, Scenario, SchemeKind};
+use gridledger_consensus::lbft::sim::{check, run, scenario, scenario_of_size, Behaviour, Scenario, SchemeKind};
 use gridledger_consensus::lbft::Mutation;
 
 /// Seeds tried per planted bug before the check fails.
@@ -15,7 +15,8 @@ const BUDGET: u64 = 200;
 
 /// A scenario aimed at the kind of bug `m` is.
 fn aimed(m: Mutation, seed: u64) -> Scenario {
-    let mut s = scenario(seed);
+    // Quorums of 2f + 1 and n − f differ only where n ≠ 3f + 1.
+    let mut s = if m == Mutation::ThirdsQuorum { scenario_of_size(seed, 5) } else { scenario(seed) };
     let behaviours = match m {
         Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
         Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
@@ -30,6 +31,7 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         | Mutation::LateCopyAdmitted
         | Mutation::ValidUnbounded
         | Mutation::UsedNumberKept => Vec::new(),
+        Mutation::ThirdsQuorum => vec![Behaviour::Equivocate, Behaviour::CertifyBoth],
     };
     if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
@@ -122,6 +124,13 @@ fn assert_caught(m: Mutation) {
         }
         None => panic!("planted bug {m:?} survived {BUDGET} seeds"),
     }
+}
+
+/// [`Mutation::ThirdsQuorum`] in random runs: five replicas, one of them
+/// Byzantine that certifies both of its batches where the scheme lets it.
+#[test]
+fn thirds_quorum_is_caught_in_random_runs() {
+    assert_caught(Mutation::ThirdsQuorum);
 }
 
 #[test]
@@ -417,4 +426,125 @@ fn used_number_kept_is_caught() {
     };
     assert_eq!(batched(None), 1, "control: the first copy is batched, the others deleted once it is delivered");
     assert_eq!(batched(Some(Mutation::UsedNumberKept)), 4, "the planted bug batches every copy");
+}
+
+/// [`Mutation::ThirdsQuorum`] changes nothing for `n = 3f + 1` (the
+/// random scenarios' sizes); it shows at `n = 5` (`f = 1`), where `2f + 1
+/// = 3` echoes certify and two certificates of one slot meet in one
+/// replica (attack r20 [1]). Replica 0 of 5 is Byzantine and equivocates
+/// in epoch 0: batch A to replicas 1 and 2, batch B to 3 and 4; it echoes
+/// both, combines a certificate for each from the echoes it gets back
+/// (if the scheme lets it) and sends each side its own batch's
+/// certificate; every other message is delivered (FIFO) until none is
+/// left. As shipped (`n − f = 4` echoes) neither batch is certified and
+/// the correct replicas deliver one decision; with the planted bug both
+/// are, and they fork.
+mod thirds_quorum {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use gridledger_consensus::lbft::{
+        echo_statement, Batch, Config, Durable, KeyUse, Message, Mutation, NodeCrypto, NodeShare, NodeSig, Replica,
+        Target, ThresholdCrypto,
+    };
+    use gridledger_core::Hash32;
+    use rand::SeedableRng;
+
+    type Msg = Message<NodeShare, NodeSig>;
+    /// Each correct replica's epoch-0 decision, if it delivered epoch 0.
+    type Decisions = BTreeMap<u32, Option<Vec<(u32, Hash32)>>>;
+
+    const N: usize = 5;
+    const INSTANCE: Hash32 = Hash32([0x21; 32]);
+
+    fn equivocation(mutation: Option<Mutation>) -> (Decisions, usize) {
+        let cs: Vec<NodeCrypto> = NodeCrypto::deal(N, &mut rand_chacha::ChaCha20Rng::seed_from_u64(21))
+            .expect("dealt")
+            .into_iter()
+            .map(|c| c.with_mutation(mutation))
+            .collect();
+        let mut replicas: BTreeMap<u32, Replica<NodeCrypto>> = (1..N as u32)
+            .map(|i| {
+                let mut cfg = Config::new(N, i, INSTANCE);
+                cfg.mutation = mutation;
+                (i, Replica::new(cfg, cs[i as usize].clone(), Durable::default()))
+            })
+            .collect();
+        let side_a = |i: u32| i as usize <= N / 2;
+        let (a, b) = (Batch::new(vec![vec![0xa0; 16]]), Batch::new(vec![vec![0xb0; 16]]));
+        let (da, db) = (a.digest(&INSTANCE, 0, 0), b.digest(&INSTANCE, 0, 0));
+        let (sa, sb) = (echo_statement(&INSTANCE, 0, 0, &da), echo_statement(&INSTANCE, 0, 0, &db));
+        let mut echoes_a = vec![(0u32, cs[0].sign_share(KeyUse::Cert, &sa))];
+        let mut echoes_b = vec![(0u32, cs[0].sign_share(KeyUse::Cert, &sb))];
+        let mut queue: VecDeque<(u32, u32, Msg)> = VecDeque::new();
+        let push = |queue: &mut VecDeque<(u32, u32, Msg)>, from: u32, msgs: Vec<(Target, Msg)>| {
+            for (to, m) in msgs {
+                match to {
+                    Target::One(j) => queue.push_back((from, j, m)),
+                    Target::All => {
+                        queue.extend((0..N as u32).filter(|&j| j != from).map(|j| (from, j, m.clone())));
+                    }
+                }
+            }
+        };
+        for (&i, r) in replicas.iter_mut() {
+            let s = r.start();
+            push(&mut queue, i, s.messages);
+            let s = r.propose(0, vec![vec![i as u8; 16]]);
+            push(&mut queue, i, s.messages);
+        }
+        for j in 1..N as u32 {
+            queue.push_back((0, j, Msg::Val { epoch: 0, batch: if side_a(j) { a.clone() } else { b.clone() } }));
+        }
+        let mut decisions: Decisions = replicas.keys().map(|&i| (i, None)).collect();
+        let mut certs = 0;
+        let mut sent = [false, false];
+        while let Some((from, to, m)) = queue.pop_front() {
+            if to == 0 {
+                if let Msg::Echo { epoch: 0, proposer: 0, digest, share } = m {
+                    if digest == da {
+                        echoes_a.push((from, share));
+                    } else if digest == db {
+                        echoes_b.push((from, share));
+                    }
+                }
+                for (k, echoes, stmt, digest) in [(0, &echoes_a, &sa, da), (1, &echoes_b, &sb, db)] {
+                    if sent[k] {
+                        continue;
+                    }
+                    let Some(sig) = cs[0].combine(KeyUse::Cert, stmt, echoes) else { continue };
+                    if cs[0].verify(KeyUse::Cert, stmt, &sig) {
+                        sent[k] = true;
+                        certs += 1;
+                        for j in (1..N as u32).filter(|&j| side_a(j) == (k == 0)) {
+                            queue.push_back((0, j, Msg::Cert { epoch: 0, proposer: 0, digest, sig: sig.clone() }));
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(r) = replicas.get_mut(&to) else { continue };
+            let s = r.handle_message(from, m);
+            for d in s.delivered.iter().filter(|d| d.epoch == 0) {
+                decisions.insert(to, Some(d.decision.clone()));
+            }
+            push(&mut queue, to, s.messages);
+        }
+        (decisions, certs)
+    }
+
+    fn forked(d: &Decisions) -> bool {
+        let delivered: Vec<&Vec<(u32, Hash32)>> = d.values().flatten().collect();
+        delivered.windows(2).any(|w| w[0] != w[1])
+    }
+
+    #[test]
+    fn thirds_quorum_is_caught() {
+        let (control, certs) = equivocation(None);
+        assert_eq!(certs, 0, "control: n − f = 4 echoes, neither side has them");
+        assert!(control.values().all(Option::is_some), "control: every correct replica delivered epoch 0: {control:?}");
+        assert!(!forked(&control), "control: one decision {control:?}");
+        let (mutant, certs) = equivocation(Some(Mutation::ThirdsQuorum));
+        assert_eq!(certs, 2, "the planted bug certifies both batches");
+        assert!(forked(&mutant), "the planted bug forks the correct replicas: {mutant:?}");
+    }
 }

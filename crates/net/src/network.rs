@@ -483,9 +483,12 @@ impl Inner {
 
     /// A pending-handshake slot for a connection from `addr`: from that
     /// address's own pool if it is a configured validator's IP, else from
-    /// the strangers' pool within the per-address cap.
+    /// the strangers' pool within the per-address cap. The address is
+    /// canonical first: a dual-stack (IPv6) listener sees an IPv4 peer as
+    /// `::ffff:a.b.c.d`, which is the validator at `a.b.c.d` and counts
+    /// against the same cap as `a.b.c.d` (attack r20 on the net crate).
     fn handshake_slot(&self, addr: SocketAddr) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<AddrSlot>)> {
-        let ip = addr.ip();
+        let ip = addr.ip().to_canonical();
         if let Some(pool) = self.validator_handshake_slots.get(&ip) {
             return pool.clone().try_acquire_owned().ok().map(|p| (p, None));
         }
@@ -689,12 +692,19 @@ impl Peer {
 /// One pending-handshake pool per IP address of the other validators, each
 /// of `max_pending_handshakes` slots: a testnet with every validator on one
 /// address has the whole pool there, as before, and a validator on an
-/// address of its own has a pool that no other address can take.
+/// address of its own has a pool that no other address can take. Keyed by
+/// canonical address (an IPv4-mapped IPv6 address is its IPv4 address),
+/// as `Inner::handshake_slot` looks them up.
 fn validator_pools(cfg: &NetworkConfig) -> BTreeMap<std::net::IpAddr, Arc<Semaphore>> {
     cfg.validators
         .iter()
         .filter(|p| p.index != cfg.me)
-        .map(|p| (p.addr.ip(), Arc::new(Semaphore::new(cfg.max_pending_handshakes.min(Semaphore::MAX_PERMITS)))))
+        .map(|p| {
+            (
+                p.addr.ip().to_canonical(),
+                Arc::new(Semaphore::new(cfg.max_pending_handshakes.min(Semaphore::MAX_PERMITS))),
+            )
+        })
         .collect()
 }
 
@@ -1019,6 +1029,29 @@ async fn run_link(
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
+
+    /// A validator configured at an IPv4-mapped IPv6 address has its pool
+    /// under the IPv4 address, where `Inner::handshake_slot` looks a
+    /// canonical peer address up (attack r20 on the net crate).
+    #[test]
+    fn validator_pools_are_keyed_by_canonical_address() {
+        let peer = |index: u32, addr: &str| crate::PeerConfig {
+            index,
+            public_key: KeyPair::from_seed(&format!("pool-{index}")).public(),
+            addr: addr.parse().expect("address"),
+        };
+        let cfg = NetworkConfig::new(
+            gridledger_core::Hash32([1; 32]),
+            0,
+            vec![peer(0, "127.0.0.1:1"), peer(1, "[::ffff:10.0.0.7]:2"), peer(2, "[::1]:3")],
+        );
+        let keys: Vec<std::net::IpAddr> = validator_pools(&cfg).into_keys().collect();
+        let v4: std::net::IpAddr = "10.0.0.7".parse().expect("ip");
+        let v6: std::net::IpAddr = "::1".parse().expect("ip");
+        assert_eq!(keys, vec![v4, v6]);
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
+        assert_eq!(mapped.to_canonical(), v4);
+    }
 
     /// A peer slot for validator `index` with no link installed yet.
     fn fresh_peer(index: u32) -> Peer {

@@ -100,7 +100,6 @@ async fn a_validator_reaching_an_ipv4_listener_draws_from_its_own_pool() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack r20: on a dual-stack listener a validator's IPv4 address is seen IPv4-mapped and served from the strangers' pool"]
 async fn a_validator_reaching_a_dual_stack_listener_draws_from_its_own_pool() {
     // An IPv6 socket taking IPv4 connections to 127.0.0.1, as a `[::]`
     // listener takes them on any address.

@@ -61,15 +61,17 @@
 //!   delivered, and echoes given by older versions;
 //! - `lbft/proposed`: this validator's own proposals not yet delivered;
 //! - `lbft/epoch/<epoch>`: each delivered epoch with its certified batches
-//!   (their certificates: `2f + 1` Ed25519 signed echoes each), written in
+//!   (their certificates: `n − f` Ed25519 signed echoes each, `2f + 1` when
+//!   `n = 3f + 1`: see [`gridledger_consensus::lbft::quorum`]), written in
 //!   the same transaction as the epoch's block. A certificate is not unique
-//!   (any `2f + 1` echoes make one), so validators' records of one epoch may
+//!   (any `n − f` echoes make one), so validators' records of one epoch may
 //!   differ in their certificates' bytes; nothing that must agree reads
 //!   them (blocks, their seals and state roots depend on the decision,
 //!   `(proposer, batch digest)`, and the transactions). A store written
 //!   before (BLS threshold certificates) is refused when the validator
 //!   opens it (its records do not decode, or their certificates do not
-//!   verify);
+//!   verify), and so is one of `n ≠ 3f + 1` validators written while
+//!   certificates were `2f + 1` echoes whatever `n` was;
 //! - `lbft/suppressed/<epoch>`: the positions of the transactions the
 //!   epoch removed as duplicates, in the same transaction (with no window
 //!   across epochs, see below, only copies within the epoch: the record
@@ -92,9 +94,9 @@
 //! message for a far-future epoch from one Byzantine validator so neither
 //! wakes an idle network nor, as a sync record, stops a catch-up.
 //!
-//! Keys: each validator's Ed25519 echo key (certificates are `2f + 1`
-//! signed echoes) and its share of the coin's BLS12-381 key (`f + 1`) in
-//! `[lbft] key_shares` (an owner-only file beside `validator.key`); every
+//! Keys: each validator's Ed25519 echo key (certificates are `n − f`
+//! signed echoes, for any number `n` of validators) and its share of the
+//! coin's BLS12-381 key (`f + 1`) in `[lbft] key_shares` (an owner-only file beside `validator.key`); every
 //! validator's echo public key and the coin's public key set, shared by all,
 //! in `[lbft] public_keys`; `gridledger testnet --consensus lbft` deals them
 //! (trusted dealer, as the thesis assumes). Key files missing the echo keys
@@ -382,8 +384,11 @@ pub enum LbftKeyError {
 }
 
 /// Deals LBFT keys for `n` validators (trusted dealer): an Ed25519 echo
-/// key each (certificates are `2f + 1` signed echoes) and shares of the
-/// coin's BLS12-381 key (`f + 1`).
+/// key each (certificates are `n − f` signed echoes, the threshold
+/// following from `n`, so nothing about it is dealt) and shares of the
+/// coin's BLS12-381 key (`f + 1`). Any `n ≥ 1`: every quorum is `n − f`
+/// ([`gridledger_consensus::lbft::quorum`]), so 5 or 6 validators are as
+/// safe as 4 or 7.
 pub fn deal_keys<R: rand::RngCore + rand::CryptoRng>(n: usize, rng: &mut R) -> anyhow::Result<DealtKeys> {
     let keys = gridledger_consensus::lbft::crypto::deal_keys(n, rng)?;
     let public = PublicKeysFile {

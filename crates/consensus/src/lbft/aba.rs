@@ -3,7 +3,17 @@
 //! (Crain et al.) that keeps an adversarial scheduler from steering it
 //! once it sees the coin, and `Term` messages that let a replica that
 //! decided stop while still counting for the others — the variant
-//! HoneyBadgerBFT runs. `n = 3f + 1`.
+//! HoneyBadgerBFT runs.
+//!
+//! Any `n`, with `f = ⌊(n − 1) / 3⌋` ([`super::faults`]): `BVal` values
+//! enter `bin_values` on `n − f` backers, and the `Aux` and `Conf` waits
+//! are `n − f` ([`super::quorum`]; `2f + 1` when `n = 3f + 1`). Two sets of
+//! `n − f` share a correct replica (`n − 2f ≥ f + 1`), so two correct
+//! replicas' `Aux`/`Conf` quorums of a round hold a common correct vote;
+//! a value accepted on `n − f` has `n − 2f ≥ f + 1` correct backers, so
+//! every correct replica relays it and accepts it too; and the `n − f`
+//! correct replicas reach each quorum alone. `f + 1` stays where one
+//! correct replica is enough: the `BVal` relay and the `Term` decision.
 //!
 //! One instance per (epoch, proposer) of the leaderless broadcast; it is a
 //! plain state machine that returns the votes to broadcast and leaves
@@ -158,8 +168,8 @@ pub struct Aba<S> {
     rounds: BTreeMap<u32, Round<S>>,
     /// Rounds beyond the current one whose votes are kept.
     lookahead: u32,
-    /// `n − f` (Aux and Conf waits), `2f + 1` (into bin_values), `f + 1`
-    /// (BVal relay); a planted bug lowers the first two.
+    /// `n − f` (Aux and Conf waits), `n − f` (into bin_values), `f + 1`
+    /// (BVal relay); planted bugs lower the first two.
     quorum: usize,
     accept: usize,
     amplify: usize,
@@ -167,7 +177,7 @@ pub struct Aba<S> {
 
 impl<S: Clone + PartialEq> Aba<S> {
     pub fn new(n: usize, me: u32, mute: bool) -> Self {
-        let f = n.saturating_sub(1) / 3;
+        let f = super::faults(n);
         Self {
             n,
             f,
@@ -184,8 +194,8 @@ impl<S: Clone + PartialEq> Aba<S> {
             terms: [BTreeSet::new(), BTreeSet::new()],
             rounds: BTreeMap::new(),
             lookahead: 4,
-            quorum: n - f,
-            accept: 2 * f + 1,
+            quorum: super::quorum(n),
+            accept: super::quorum(n),
             amplify: f + 1,
         }
     }
@@ -209,6 +219,13 @@ impl<S: Clone + PartialEq> Aba<S> {
     pub fn weaken_quorums(&mut self) {
         self.quorum = self.quorum.saturating_sub(1).max(1);
         self.accept = self.accept.saturating_sub(1).max(1);
+    }
+
+    /// Sets both quorums to `2f + 1` whatever `n` is (mutation testing
+    /// only, [`super::Mutation::ThirdsQuorum`]).
+    pub fn thirds_quorums(&mut self) {
+        self.quorum = 2 * self.f + 1;
+        self.accept = 2 * self.f + 1;
     }
 
     /// Takes an input in any round, beside the estimate (mutation testing
@@ -415,7 +432,7 @@ impl<S: Clone + PartialEq> Aba<S> {
             let prior = self.prior.get(&r).copied().unwrap_or_default();
             let terms = self.terms.clone();
             self.rounds.entry(r).or_insert_with(Round::new);
-            // BVal: relay on f + 1, accept into bin_values on 2f + 1.
+            // BVal: relay on f + 1, accept into bin_values on n − f.
             for b in [false, true] {
                 let rs = self.rounds.get(&r).expect("inserted above");
                 let count = rs.bval[b as usize].union(&terms[b as usize]).count();

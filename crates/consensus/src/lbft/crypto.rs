@@ -6,21 +6,22 @@
 //! also runs a smaller sweep with [`NodeCrypto`], so the real scheme is
 //! exercised too.
 //!
-//! Two thresholds: certificates need `2f + 1` echoes (two certificates for
-//! different batches of one proposer would need a correct replica to sign
-//! both), the common coin `f + 1` (one correct share makes it
-//! unpredictable, and replicas that stopped after deciding are not needed
-//! to flip it).
+//! Two thresholds: certificates need `n − f` echoes ([`super::quorum`]:
+//! two certificates for different batches of one proposer share
+//! `n − 2f ≥ f + 1` signers, so a correct replica would have to sign both;
+//! that is `2f + 1` for `n = 3f + 1` and more for other `n`), the common
+//! coin `f + 1` (one correct share makes it unpredictable, and replicas
+//! that stopped after deciding are not needed to flip it).
 //!
-//! Certificates are multi-signatures — `2f + 1` signed echoes, one Ed25519
+//! Certificates are multi-signatures — `n − f` signed echoes, one Ed25519
 //! signature each — not threshold signatures: the certificate only has to
-//! show that `2f + 1` replicas echoed the digest, which a list of their
+//! show that `n − f` replicas echoed the digest, which a list of their
 //! signatures shows as well, at one Ed25519 check per echo (≈ 37 µs
 //! singly, `gridledger_core::ed25519`) instead of pairings (with BLS
 //! certificates the per-epoch BLS12-381 work was ≈ 4 ms of CPU per replica
 //! with four replicas, nearly all of it certificates). The price: a
-//! certificate is not unique (any `2f + 1` echoes make one) and is larger
-//! (`(2f + 1) · 68` bytes). Nothing replicas must agree on reads a
+//! certificate is not unique (any `n − f` echoes make one) and is larger
+//! (`(n − f) · 68` bytes). Nothing replicas must agree on reads a
 //! certificate's bytes — the decision, the block hash `h^e`, the sync tally,
 //! the node's blocks and state roots and the bench's epoch digests read
 //! `(proposer, digest)` only. The coin stays a threshold signature: a
@@ -40,7 +41,7 @@ use gridledger_threshold::{KeyShare, PublicKeySet};
 /// Which key a share or signature belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyUse {
-    /// Batch certificates (`2f + 1`).
+    /// Batch certificates (`n − f`).
     Cert,
     /// The common coin (`f + 1`).
     Coin,
@@ -70,9 +71,9 @@ const DOMAIN: &[u8] = b"gridledger/lbft/v1";
 /// under this prefix (the echo statement starts with its own tag too).
 const ECHO_DOMAIN: &[u8] = b"gridledger/lbft/echo-ed25519/v1\x00";
 
-/// A batch certificate of [`NodeCrypto`]: exactly `2f + 1` echoes,
+/// A batch certificate of [`NodeCrypto`]: exactly `n − f` echoes,
 /// `(signer, Ed25519 signature over the echo statement)`, signers in
-/// strictly ascending order. Not unique — any `2f + 1` of the `n`
+/// strictly ascending order. Not unique — any `n − f` of the `n`
 /// replicas' echoes make one — so nothing replicas must agree on reads its
 /// bytes: what they agree on is the batch digest it certifies
 /// ([`super::DeliveredEpoch::decision`]).
@@ -98,7 +99,7 @@ pub enum NodeSig {
 }
 
 /// The scheme nodes run: batch certificates are multi-signatures of
-/// Ed25519 signed echoes (`2f + 1` of them, each one Ed25519 check, no
+/// Ed25519 signed echoes (`n − f` of them, each one Ed25519 check, no
 /// pairing), the common coin a BLS12-381 threshold signature (`f + 1`
 /// shares; its uniqueness is what makes the coin common, which a
 /// multi-signature is not).
@@ -110,6 +111,10 @@ pub struct NodeCrypto {
     me: u32,
     echo_key: Arc<EdKeyPair>,
     coin_share: Arc<KeyShare>,
+    /// Certificates of `2f + 1` echoes whatever `n` is (mutation testing
+    /// only, [`super::Mutation::ThirdsQuorum`]).
+    #[cfg(feature = "mutants")]
+    thirds_quorum: bool,
 }
 
 impl Debug for NodeCrypto {
@@ -154,13 +159,13 @@ pub struct DealtKeys {
     pub coin_shares: Vec<KeyShare>,
 }
 
-/// Deals keys for `n = 3f + 1` replicas (trusted dealer, see
+/// Deals keys for `n` replicas (trusted dealer, see
 /// `gridledger_threshold::deal` for the coin's).
 pub fn deal_keys<R: rand::RngCore + rand::CryptoRng>(
     n: usize,
     rng: &mut R,
 ) -> Result<DealtKeys, gridledger_threshold::ThresholdError> {
-    let f = n.saturating_sub(1) / 3;
+    let f = super::faults(n);
     let (coin_public, coin_shares) = gridledger_threshold::deal(n, f + 1, rng)?;
     let echo_secret: Vec<[u8; 32]> = (0..n)
         .map(|_| {
@@ -184,7 +189,7 @@ impl NodeCrypto {
         coin_share: KeyShare,
     ) -> Result<Self, KeyError> {
         let n = echo_keys.len();
-        let f = n.saturating_sub(1) / 3;
+        let f = super::faults(n);
         if coin_keys.members() != n {
             return Err(KeyError::CoinMembers { n, got: coin_keys.members() });
         }
@@ -204,7 +209,15 @@ impl NodeCrypto {
         if coin_keys.verify_share(me as usize, DOMAIN, probe, &coin_share.sign_share(DOMAIN, probe)).is_err() {
             return Err(KeyError::CoinShareMismatch);
         }
-        Ok(Self { echo_keys, coin_keys, me, echo_key: Arc::new(echo_key), coin_share: Arc::new(coin_share) })
+        Ok(Self {
+            echo_keys,
+            coin_keys,
+            me,
+            echo_key: Arc::new(echo_key),
+            coin_share: Arc::new(coin_share),
+            #[cfg(feature = "mutants")]
+            thirds_quorum: false,
+        })
     }
 
     /// One [`NodeCrypto`] per replica from dealt keys.
@@ -219,7 +232,7 @@ impl NodeCrypto {
             .collect()
     }
 
-    /// Deals keys for `n = 3f + 1` replicas: one [`NodeCrypto`] per replica.
+    /// Deals keys for `n` replicas: one [`NodeCrypto`] per replica.
     pub fn deal<R: rand::RngCore + rand::CryptoRng>(n: usize, rng: &mut R) -> Result<Vec<Self>, KeyError> {
         Self::from_dealt(deal_keys(n, rng)?)
     }
@@ -228,8 +241,21 @@ impl NodeCrypto {
         self.echo_keys.len()
     }
 
+    /// `n − f` ([`super::quorum`]).
     fn cert_threshold(&self) -> usize {
-        2 * (self.n().saturating_sub(1) / 3) + 1
+        #[cfg(feature = "mutants")]
+        if self.thirds_quorum {
+            return 2 * super::faults(self.n()) + 1;
+        }
+        super::quorum(self.n())
+    }
+
+    /// Plants [`super::Mutation::ThirdsQuorum`] (certificates of `2f + 1`
+    /// echoes); any other mutation leaves the scheme as it is.
+    #[cfg(feature = "mutants")]
+    pub fn with_mutation(mut self, m: Option<super::Mutation>) -> Self {
+        self.thirds_quorum = m == Some(super::Mutation::ThirdsQuorum);
+        self
     }
 
     fn echo_bytes(msg: &[u8]) -> Vec<u8> {
@@ -263,9 +289,9 @@ impl ThresholdCrypto for NodeCrypto {
         }
     }
 
-    /// A certificate: the echoes of the `2f + 1` lowest distinct signers,
+    /// A certificate: the echoes of the `n − f` lowest distinct signers,
     /// in ascending order (shares of the wrong kind or out of range are
-    /// skipped; fewer than `2f + 1` left: `None`). Not verified here.
+    /// skipped; fewer than `n − f` left: `None`). Not verified here.
     fn combine(&self, key: KeyUse, _msg: &[u8], shares: &[(u32, NodeShare)]) -> Option<NodeSig> {
         match key {
             KeyUse::Cert => {
@@ -293,7 +319,7 @@ impl ThresholdCrypto for NodeCrypto {
         }
     }
 
-    /// A certificate holds iff it has exactly `2f + 1` echoes, its signers
+    /// A certificate holds iff it has exactly `n − f` echoes, its signers
     /// are in range and strictly ascending (so distinct), and every echo
     /// is its signer's Ed25519 signature over `msg`.
     fn verify(&self, key: KeyUse, msg: &[u8], sig: &NodeSig) -> bool {
@@ -342,6 +368,10 @@ pub struct SimCrypto {
     me: u32,
     n: usize,
     f: usize,
+    /// Certificates of `2f + 1` shares whatever `n` is (mutation testing
+    /// only, [`super::Mutation::ThirdsQuorum`]).
+    #[cfg(feature = "mutants")]
+    thirds_quorum: bool,
 }
 
 impl SimCrypto {
@@ -350,8 +380,27 @@ impl SimCrypto {
             seed: hash_parts(Tag("gridledger/lbft/sim-crypto/v1"), &[&seed.to_le_bytes()]),
             me,
             n,
-            f: n.saturating_sub(1) / 3,
+            f: super::faults(n),
+            #[cfg(feature = "mutants")]
+            thirds_quorum: false,
         }
+    }
+
+    /// Plants [`super::Mutation::ThirdsQuorum`] (certificates of `2f + 1`
+    /// shares); any other mutation leaves the scheme as it is.
+    #[cfg(feature = "mutants")]
+    pub fn with_mutation(mut self, m: Option<super::Mutation>) -> Self {
+        self.thirds_quorum = m == Some(super::Mutation::ThirdsQuorum);
+        self
+    }
+
+    /// Certificates: `n − f` shares ([`super::quorum`]).
+    fn cert_threshold(&self) -> usize {
+        #[cfg(feature = "mutants")]
+        if self.thirds_quorum {
+            return 2 * self.f + 1;
+        }
+        self.n - self.f
     }
 
     fn share_of(&self, key: KeyUse, signer: u32, msg: &[u8]) -> Hash32 {
@@ -409,7 +458,7 @@ impl ThresholdCrypto for SimCrypto {
 
     fn threshold(&self, key: KeyUse) -> usize {
         match key {
-            KeyUse::Cert => 2 * self.f + 1,
+            KeyUse::Cert => self.cert_threshold(),
             KeyUse::Coin => self.f + 1,
         }
     }
@@ -494,6 +543,33 @@ mod tests {
         for signers in [&[][..], &[0], &[0, 1], &[0, 1, 2, 3]] {
             let m = cert_of(&cs, signers, &msg);
             assert!(!cs[0].verify(KeyUse::Cert, &msg, &NodeSig::Cert(m)), "{signers:?}");
+        }
+    }
+
+    /// Certificates need `n − f` echoes for every `n` (attack r20 [1]):
+    /// with `n = 5` or `6` (`f = 1`) three echoes (`2f + 1`) are refused,
+    /// and two certificates of one slot share a correct signer.
+    #[test]
+    fn certificates_need_n_minus_f_echoes_for_every_n() {
+        for (n, want) in [(1, 1), (2, 2), (3, 3), (4, 3), (5, 4), (6, 5), (7, 5), (8, 6), (10, 7), (16, 11)] {
+            assert_eq!(crate::lbft::quorum(n), want, "n = {n}");
+            let f = crate::lbft::faults(n);
+            assert!(2 * want - n > f, "two quorums of {n} share more than f replicas, so a correct one");
+        }
+        for n in [5usize, 6] {
+            let cs = NodeCrypto::deal(n, &mut rand_chacha::ChaCha20Rng::seed_from_u64(n as u64)).expect("dealt");
+            let msg = stmt(1, 1);
+            assert_eq!(cs[0].threshold(KeyUse::Cert), n - 1);
+            assert_eq!(cs[0].threshold(KeyUse::Coin), 2, "the coin stays f + 1");
+            let three = cert_of(&cs, &[0, 1, 2], &msg);
+            assert!(!cs[3].verify(KeyUse::Cert, &msg, &NodeSig::Cert(three)), "n = {n}: 2f + 1 echoes");
+            assert!(cs[0].combine(KeyUse::Cert, &msg, &echoes(&cs, &[0, 1, 2], &msg)).is_none());
+            let all: Vec<u32> = (0..n as u32).collect();
+            let sig = cs[0].combine(KeyUse::Cert, &msg, &echoes(&cs, &all, &msg)).expect("n echoes");
+            assert!(cs[n - 1].verify(KeyUse::Cert, &msg, &sig), "n = {n}: n − f echoes");
+            let sim = SimCrypto::new(3, n, 0);
+            assert_eq!(sim.threshold(KeyUse::Cert), n - 1);
+            assert_eq!(sim.threshold(KeyUse::Coin), 2);
         }
     }
 

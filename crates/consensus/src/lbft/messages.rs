@@ -331,7 +331,7 @@ pub enum Message<S, G> {
         digest: Hash32,
         share: S,
     },
-    /// `2f + 1` echoes combined (on nodes a multi-signature: the `2f + 1`
+    /// `n − f` echoes combined (on nodes a multi-signature: the `n − f`
     /// signed echoes, [`super::MultiSig`]; not unique, so replicas agree on
     /// `digest`, never on `sig`'s bytes): the batch is available at `f + 1` correct
     /// replicas and no other batch of this proposer can be certified.

@@ -2,9 +2,10 @@
 //! state machine (DESIGN principle 1).
 //!
 //! Per epoch every replica proposes one batch through a certificate-based
-//! broadcast (`Val` → `Echo` shares to the proposer → `Cert`, `2f + 1`
-//! shares combined — on nodes `2f + 1` Ed25519 signed echoes, a
-//! multi-signature: see [`super::crypto`]), and a HoneyBadger-style asynchronous common subset
+//! broadcast (`Val` → `Echo` shares to the proposer → `Cert`, `n − f`
+//! shares combined — on nodes `n − f` Ed25519 signed echoes, a
+//! multi-signature: see [`super::crypto`]; every quorum is `n − f`, see
+//! [`super::quorum`]), and a HoneyBadger-style asynchronous common subset
 //! orders the certified batches: one binary agreement per proposer, input
 //! 1 on holding its certificate, input 0 to the rest once `n − f`
 //! agreements decided 1 — each only while its agreement is still in round
@@ -132,9 +133,18 @@ pub struct Config {
 #[cfg(feature = "mutants")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    /// Quorums one vote short: the agreement's `n − f` and `2f + 1`, and
-    /// the `f + 1` matching sync records a lagging replica adopts.
+    /// Quorums one vote short: the agreement's `n − f` (its `Aux` and
+    /// `Conf` waits and `BVal` acceptance), and the `f + 1` matching sync
+    /// records a lagging replica adopts.
     WrongQuorum,
+    /// Quorums of `2f + 1` whatever `n` is, not `n − f` (the same for
+    /// `n = 3f + 1`): batch certificates (planted in the crypto,
+    /// [`super::NodeCrypto::with_mutation`] and
+    /// [`super::SimCrypto::with_mutation`]; the simulator plants it in
+    /// every replica's), the agreement's waits and the ACS rule. With
+    /// `n = 5` one Byzantine proposer certifies two batches (attack r20
+    /// [1] on the consensus crate).
+    ThirdsQuorum,
     /// A `Cert` is accepted without checking its signature.
     SkipCertificateCheck,
     /// A restarted replica forgets its delivered log.
@@ -202,8 +212,9 @@ impl Config {
         }
     }
 
+    /// `⌊(n − 1) / 3⌋` ([`super::faults`]).
     pub fn f(&self) -> usize {
-        self.n.saturating_sub(1) / 3
+        super::faults(self.n)
     }
 }
 
@@ -430,9 +441,9 @@ impl<S, G> Default for Step<S, G> {
 
 /// Collects shares for one statement and combines them lazily: the
 /// combined signature is checked once (for a certificate of signed echoes,
-/// its `2f + 1` signatures; for the coin, one pairing check); only if it
+/// its `n − f` signatures; for the coin, one pairing check); only if it
 /// fails is each share checked, and the bad ones dropped. Checking each
-/// echo on arrival instead would cost the same `2f + 1` checks in the
+/// echo on arrival instead would cost the same `n − f` checks in the
 /// common case; here a bad echo costs a failed combination on top, once
 /// per sender (its later echoes are ignored, `bad_echoers`), and the
 /// certificate and the coin keep one code path.
@@ -844,6 +855,7 @@ impl<C: ThresholdCrypto> Replica<C> {
     fn mutation_is(&self, m: &str) -> bool {
         match self.cfg.mutation {
             Some(Mutation::WrongQuorum) => m == "quorum",
+            Some(Mutation::ThirdsQuorum) => m == "thirds",
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
             Some(Mutation::PipelineOutOfOrder) => m == "order",
@@ -968,6 +980,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         let (n, me) = (self.cfg.n, self.cfg.me);
         let mute = self.mute_through.is_some_and(|m| epoch <= m);
         let weaken = self.mutation_is("quorum");
+        let thirds = self.mutation_is("thirds");
         let late_input = self.mutation_is("late-input");
         let said = &self.said;
         self.epochs.entry(epoch).or_insert_with(|| {
@@ -983,6 +996,9 @@ impl<C: ThresholdCrypto> Replica<C> {
             for a in &mut st.abas {
                 if weaken {
                     a.weaken_quorums();
+                }
+                if thirds {
+                    a.thirds_quorums();
                 }
                 if late_input {
                     a.accept_late_input();
@@ -1373,7 +1389,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             return;
         }
         let n = self.cfg.n;
-        let quorum = n - self.f();
+        let quorum = if self.mutation_is("thirds") { 2 * self.f() + 1 } else { super::quorum(n) };
         let Some(st) = self.epochs.get(&epoch) else {
             return;
         };

@@ -330,6 +330,27 @@ pub enum Behaviour {
     /// A replica that adopts such a record unchecked stores and serves
     /// certificates that do not verify.
     ForgeSyncCertificates,
+    /// With [`Behaviour::Equivocate`]: no made-up certificate; the second
+    /// batch goes to the same half of the peers every time, this replica
+    /// echoes it itself, combines the echoes it gets back into a real
+    /// certificate where the scheme lets it and sends that half only, and
+    /// its first batch's certificate goes to the other half only. Where a
+    /// certificate needs fewer than `n − f` echoes (`2f + 1` with `n = 5`)
+    /// both batches are certified and the correct replicas fork. Never
+    /// drawn by [`scenario`]; the `n = 5` and `n = 6` sweeps add it.
+    CertifyBoth,
+}
+
+/// Messages an adversary sends, with where they go.
+type Sends<C> = Vec<(Dest, Message<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>)>;
+
+/// [`Behaviour::CertifyBoth`]'s second batch of one epoch.
+struct Twisted<S> {
+    digest: Hash32,
+    /// The peers it goes to.
+    side: Vec<u32>,
+    echoes: Vec<(u32, S)>,
+    certified: bool,
 }
 
 /// The behaviours a random scenario draws from (each with probability
@@ -349,11 +370,33 @@ pub struct LbftAdversary<C: ThresholdCrypto> {
     crypto: C,
     behaviours: Vec<Behaviour>,
     forge: Option<Forger<C>>,
+    twisted: BTreeMap<u64, Twisted<C::Share>>,
 }
 
 impl<C: ThresholdCrypto> LbftAdversary<C> {
     pub fn new(me: u32, n: usize, crypto: C, behaviours: Vec<Behaviour>, forge: Option<Forger<C>>) -> Self {
-        Self { me, n, crypto, behaviours, forge }
+        Self { me, n, crypto, behaviours, forge, twisted: BTreeMap::new() }
+    }
+
+    /// [`Behaviour::CertifyBoth`]: an echo of the second batch; the
+    /// certificate for its side once the echoes combine into one.
+    fn echo_of_twisted(&mut self, from: u32, epoch: u64, digest: &Hash32, share: &C::Share) -> Sends<C> {
+        let me = self.me;
+        let Some(t) = self.twisted.get_mut(&epoch) else { return Vec::new() };
+        if t.digest != *digest || t.certified || t.echoes.iter().any(|(i, _)| *i == from) {
+            return Vec::new();
+        }
+        t.echoes.push((from, share.clone()));
+        let stmt = echo_statement(&INSTANCE, epoch, me, digest);
+        let Some(sig) = self.crypto.combine(KeyUse::Cert, &stmt, &t.echoes) else { return Vec::new() };
+        if !self.crypto.verify(KeyUse::Cert, &stmt, &sig) {
+            return Vec::new();
+        }
+        t.certified = true;
+        t.side
+            .iter()
+            .map(|&p| (Dest::One(p), Message::Cert { epoch, proposer: me, digest: *digest, sig: sig.clone() }))
+            .collect()
     }
 
     fn has(&self, b: Behaviour) -> bool {
@@ -368,6 +411,12 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
         message: &Message<C::Share, C::Sig>,
         _rng: &mut ChaCha8Rng,
     ) -> Vec<(Dest, Message<C::Share, C::Sig>)> {
+        if let Message::Echo { epoch, proposer, digest, share } = message {
+            if *proposer == self.me && self.has(Behaviour::CertifyBoth) && !self.has(Behaviour::Silent) {
+                return self.echo_of_twisted(from, *epoch, digest, share);
+            }
+            return Vec::new();
+        }
         let (Message::SyncRequest { next }, true, false, Some(forge)) =
             (message, self.has(Behaviour::LieInSync), self.has(Behaviour::Silent), &self.forge)
         else {
@@ -401,13 +450,31 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
                     let mut twisted = batch.clone();
                     twisted.txs.make_mut().push(SimTx { origin: self.me, counter: 1 << 40 | epoch }.bytes());
                     let digest = twisted.digest(&INSTANCE, epoch, self.me);
+                    let certify = self.has(Behaviour::CertifyBoth);
                     let mut peers: Vec<u32> = (0..self.n as u32).filter(|&i| i != self.me).collect();
-                    peers.shuffle(rng);
                     let half = peers.len() / 2;
+                    match self.twisted.get(&epoch) {
+                        // The same side as before: its peers first.
+                        Some(t) if certify => peers.sort_by_key(|p| !t.side.contains(p)),
+                        _ => peers.shuffle(rng),
+                    }
+                    if certify && !self.twisted.contains_key(&epoch) {
+                        let stmt = echo_statement(&INSTANCE, epoch, self.me, &digest);
+                        let own = self.crypto.sign_share(KeyUse::Cert, &stmt);
+                        self.twisted.insert(
+                            epoch,
+                            Twisted {
+                                digest,
+                                side: peers[..half].to_vec(),
+                                echoes: vec![(self.me, own)],
+                                certified: false,
+                            },
+                        );
+                    }
                     for (k, p) in peers.into_iter().enumerate() {
                         if k < half {
                             out.push((Dest::One(p), Message::Val { epoch, batch: twisted.clone() }));
-                            if let Some(forge) = &self.forge {
+                            if let (Some(forge), false) = (&self.forge, certify) {
                                 let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
                                 out.push((Dest::One(p), Message::Cert { epoch, proposer: self.me, digest, sig }));
                             }
@@ -416,6 +483,19 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
                         }
                     }
                     let _ = dest;
+                }
+                Message::Cert { epoch, proposer, digest, sig }
+                    if proposer == self.me && self.has(Behaviour::CertifyBoth) && self.twisted.contains_key(&epoch) =>
+                {
+                    // The first batch's certificate: the other side only.
+                    let side = self.twisted.get(&epoch).map(|t| t.side.clone()).unwrap_or_default();
+                    let to: Vec<u32> = match dest {
+                        Dest::All => (0..self.n as u32).filter(|&p| p != self.me).collect(),
+                        Dest::One(p) => vec![p],
+                    };
+                    for p in to.into_iter().filter(|p| !side.contains(p)) {
+                        out.push((Dest::One(p), Message::Cert { epoch, proposer, digest, sig: sig.clone() }));
+                    }
                 }
                 Message::Echo { epoch, proposer, digest, .. } if self.has(Behaviour::BadShares) => {
                     let share = self.crypto.sign_share(KeyUse::Cert, b"not the echo statement");
@@ -507,9 +587,21 @@ pub struct Scenario {
 /// restart, or both within `f`; random link delays with spikes, drops,
 /// duplicates and a partition before GST.
 pub fn scenario(seed: u64) -> Scenario {
+    scenario_drawn(seed, None)
+}
+
+/// [`scenario`] with `n` replicas (`n ≥ 2`; any `n`, not only `3f + 1`:
+/// the quorums are `n − f`, see [`super::quorum`]), every other draw as
+/// [`scenario`] makes it.
+pub fn scenario_of_size(seed: u64, n: usize) -> Scenario {
+    scenario_drawn(seed, Some(n.max(2)))
+}
+
+fn scenario_drawn(seed: u64, size: Option<usize>) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1bf7_0000_0000);
-    let n = if rng.random_range(0..8) == 0 { 7 } else { 4 };
-    let f = (n - 1) / 3;
+    let drawn = if rng.random_range(0..8) == 0 { 7 } else { 4 };
+    let n = size.unwrap_or(drawn);
+    let f = super::faults(n);
     let mut ids: Vec<u32> = (0..n as u32).collect();
     ids.shuffle(&mut rng);
     // 0: f Byzantine; 1: f crash-restarts; 2: f − 1 Byzantine and one
@@ -648,6 +740,10 @@ pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult
             let n = s.n;
             let seed = s.seed;
             let cryptos: Vec<SimCrypto> = (0..n as u32).map(|i| SimCrypto::new(seed, n, i)).collect();
+            // The certificate quorum is the network's: a planted one is
+            // every replica's.
+            #[cfg(feature = "mutants")]
+            let cryptos: Vec<SimCrypto> = cryptos.into_iter().map(|c| c.with_mutation(mutation)).collect();
             let forge: Forger<SimCrypto> = Arc::new(move |msg: &[u8]| super::crypto::SimSig {
                 tag: gridledger_core::codec::hash_bytes(gridledger_core::codec::Tag("forged"), msg),
             });
@@ -659,6 +755,8 @@ pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult
                 Ok(c) => c,
                 Err(e) => panic!("simulator misconfigured: {e}"),
             };
+            #[cfg(feature = "mutants")]
+            let cryptos: Vec<NodeCrypto> = cryptos.into_iter().map(|c| c.with_mutation(mutation)).collect();
             run_with(s, cryptos, None, mutation)
         }
     }
@@ -743,7 +841,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
 /// promises it) liveness and validity on the correct replicas.
 pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
     let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
-    let f = (s.n - 1) / 3;
+    let f = super::faults(s.n);
     let mut by_epoch: BTreeMap<u64, (u32, &Delivery)> = BTreeMap::new();
     let submitted: BTreeSet<Tx> = (0..s.n as u32).flat_map(|i| workload(s, i)).collect();
     for &i in &correct {

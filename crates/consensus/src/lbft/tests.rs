@@ -731,6 +731,66 @@ fn simulator_sweep_holds_agreement_order_integrity_and_liveness() {
     assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));
 }
 
+/// Sizes other than `3f + 1`: `n = 5` and `n = 6` (`f = 1`, quorums of
+/// `n − f` = 4 and 5, where `2f + 1 = 3` would let two quorums meet in a
+/// Byzantine replica alone) on each seed's random network, with the
+/// seed's Byzantine replicas (every behaviour of [`super::sim`]: silent,
+/// equivocating, bad shares, flipped votes, lies and forged certificates
+/// in sync; on odd seeds an equivocating one also certifies both of its
+/// batches where the scheme lets it, [`super::sim::Behaviour::CertifyBoth`])
+/// and crash-restarts: agreement, total order, integrity and (within `f`)
+/// liveness.
+#[test]
+fn simulator_sweep_holds_for_five_and_six_replicas() {
+    let plan = SeedPlan::from_env(0x1bf7_a000, 300);
+    let mut failures = Vec::new();
+    let mut byzantine_runs = 0;
+    for &seed in &plan.seeds {
+        for n in [5, 6] {
+            let mut s = super::sim::scenario_of_size(seed, n);
+            assert_eq!(s.n, n);
+            if seed % 2 == 1 {
+                for b in s.byzantine.values_mut().filter(|b| b.contains(&super::sim::Behaviour::Equivocate)) {
+                    b.push(super::sim::Behaviour::CertifyBoth);
+                }
+            }
+            byzantine_runs += usize::from(!s.byzantine.is_empty());
+            let r = super::sim::run(&s, SchemeKind::Sim, None);
+            if let Err(e) = super::sim::check(&s, &r) {
+                failures.push(format!(
+                    "n={n}, byzantine {:?}, crashed {:?}: {e}; {}",
+                    s.byzantine,
+                    s.crashed,
+                    SeedPlan::replay_hint(seed)
+                ));
+            }
+        }
+    }
+    assert!(byzantine_runs > 0 || plan.seeds.len() < 10, "the sweep ran Byzantine replicas");
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs failed:\n{}",
+        failures.len(),
+        2 * plan.seeds.len(),
+        failures.join("\n")
+    );
+}
+
+/// The nodes' scheme at `n = 5` and `n = 6` (certificates of `n − f`
+/// Ed25519 echoes): a few seeds.
+#[test]
+fn real_crypto_simulator_seeds_hold_for_five_and_six_replicas() {
+    for seed in 0x1bf7_a000..0x1bf7_a000 + 2 {
+        for n in [5, 6] {
+            let s = super::sim::scenario_of_size(seed, n);
+            let r = super::sim::run(&s, SchemeKind::Node, None);
+            if let Err(e) = super::sim::check(&s, &r) {
+                panic!("n={n}: {e}; {}", SeedPlan::replay_hint(seed));
+            }
+        }
+    }
+}
+
 /// Restarts with liveness checked: on each seed's random network (no
 /// Byzantine replica), either every replica crashes and restarts in turn
 /// (never more than `f` down at once), or all of them restart at once
