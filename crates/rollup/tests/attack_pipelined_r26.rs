@@ -1,0 +1,129 @@
+//! Attack round 26 on the improved optimistic rollup (issue 11): the
+//! challenge-window baseline after the r25 fix (`guard_passes`: a posting
+//! counts as checked once its checks are on chain; a guard call refused
+//! for a full mempool is sent again at double the gas price, at most
+//! `MAX_GUARD_REPRICES` times; `DriverError::Unchecked` stops the run
+//! before the clock passes a posting whose checks could not be sent).
+
+mod common;
+
+use common::pipelined::*;
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::ChainClient as _;
+use gridledger_rollup::driver::{DriverError, MAX_GUARD_REPRICES};
+use gridledger_rollup::state::state_root;
+
+/// Fills the primary mempool with `k`'s zero-byte junk calls at gas
+/// price `price` until not even a 100-byte transaction fits. Returns how
+/// many went in and what they reserve of `k`'s balance (gas limit times
+/// price, paid only as far as they are included).
+fn flood_at(e: &mut Env, k: &KeyPair, price: Amount) -> (u64, u128) {
+    use gridledger_ledger::devnet::call;
+    let chain_id = e.d.primary.chain_id();
+    let mut size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
+    let mut n = 0;
+    let mut reserved = 0;
+    while size >= 100 {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let gas = 21_000 + 4 * size as u64 + 10_000;
+        let tx = call(k, chain_id, nonce, gridledger_rollup::IOR_PRIMARY_ID, "junk", vec![0; size], Amount::ZERO, gas);
+        let tx = gridledger_ledger::Transaction { gas_price: price, ..tx.tx }.sign(k);
+        match e.d.primary.submit(&tx) {
+            Ok(_) => {
+                n += 1;
+                reserved += u128::from(gas) * price.0;
+            }
+            Err(_) => size /= 2,
+        }
+    }
+    (n, reserved)
+}
+
+/// The primary account's committed balance of `k`.
+fn balance(e: &Env, k: &KeyPair) -> u128 {
+    e.d.primary.account(&k.address()).balance.0
+}
+
+/// Finding [1]: every validator honest; executor X posts a minting
+/// forgery ahead, and X's sybils fill the primary mempool with junk at
+/// 1024 times the driver's gas price (the most the guard reprices to;
+/// the mempool evicts only for a strictly higher price). Every `process`
+/// stops with `Unchecked` at its first guard, before it seals anything,
+/// so the flood is never included and costs its senders nothing; no
+/// batch settles, however many times the driver runs.
+#[test]
+#[ignore = "attack r26: a flood at 1024x the guard's price, never included, freezes every process (Unchecked) for free"]
+fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
+    let mut e = or_funded_with(2);
+    let first = record_batches(&mut e, 8);
+    let x = executor_of(&e, first);
+    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let accomplice = trader(3);
+    let minted = forge_ahead(&mut e, &x, b, accomplice.address());
+    let flooders = fresh_keys(79_000, 3);
+    pay_each(&mut e, &trader(2), &flooders[..2], gridledger_rollup::types::coins(450_000), 2);
+    pay_each(&mut e, &trader(3), &flooders[2..], gridledger_rollup::types::coins(450_000), 1);
+    let top = Amount(1 << MAX_GUARD_REPRICES);
+    let before: Vec<u128> = flooders.iter().map(|f| balance(&e, f)).collect();
+    let (mut n, mut reserved) = (0, 0);
+    for f in &flooders {
+        let (k, r) = flood_at(&mut e, f, top);
+        n += k;
+        reserved += r;
+    }
+    let (_, fin_before) = e.d.reader().progress().unwrap();
+    let height = e.d.primary.tip().height;
+    let mut runs = Vec::new();
+    for i in 0..5 {
+        let r = e.d.process(&mut rng(26 + i));
+        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
+    }
+    let (_, fin_after) = e.d.reader().progress().unwrap();
+    let paid: Vec<u128> = flooders.iter().zip(&before).map(|(f, b)| b - balance(&e, f)).collect();
+    let why = format!(
+        "X forged batch {b} ahead; {n} junk calls at gas price {top:?} reserving {reserved} minor units; blocks sealed {}; flooders paid {paid:?} minor \
+         units; settled up to {fin_before} -> {fin_after}; forgery overturned {}; runs {runs:?}",
+        e.d.primary.tip().height - height,
+        e.d.batch_header(b).unwrap().overturned
+    );
+    assert_ne!(settled_root_of(&e, b), Some(state_root(&minted)), "the minting root settled: {why}");
+    assert!(
+        runs.iter().any(|r| r.is_ok()) || !matches!(e.d.process(&mut rng(40)), Err(DriverError::Unchecked { .. })),
+        "settlement frozen: {why}"
+    );
+}
+
+/// Finding [2]: no forgery, every party honest but one: a sybil fills
+/// the primary mempool with junk at the driver's own gas price (1, the
+/// lowest), so nothing the driver sends outside the guard (the
+/// executors' postings, `close`, `finalize`) is admitted: those calls are
+/// never repriced. Every `process` fails at its first call, before it
+/// seals anything, so the flood is never included and costs nothing; no
+/// batch ever settles.
+#[test]
+#[ignore = "attack r26: a flood at the driver's base gas price, never included, stops every process before any batch settles"]
+fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
+    let mut e = or_funded_with(2);
+    record_batches(&mut e, 4);
+    let flooder = fresh_keys(79_100, 1);
+    pay_each(&mut e, &trader(2), &flooder, gridledger_rollup::types::coins(5_000), 1);
+    let before = balance(&e, &flooder[0]);
+    let (n, reserved) = flood_at(&mut e, &flooder[0], Amount(1));
+    let (_, fin_before) = e.d.reader().progress().unwrap();
+    let height = e.d.primary.tip().height;
+    let mut runs = Vec::new();
+    for i in 0..5 {
+        let r = e.d.process(&mut rng(26 + i));
+        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
+    }
+    let (_, fin_after) = e.d.reader().progress().unwrap();
+    let why = format!(
+        "{n} junk calls at gas price 1 reserving {reserved} minor units; blocks sealed {}; the flooder paid {} minor \
+         units; settled up to {fin_before} -> {fin_after}; runs {runs:?}",
+        e.d.primary.tip().height - height,
+        before - balance(&e, &flooder[0])
+    );
+    assert!(fin_after > fin_before, "settlement frozen: {why}");
+}
