@@ -107,6 +107,28 @@ fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
 fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
     let mut e = or_funded_with(2);
     record_batches(&mut e, 4);
+    base_price_flood(e);
+}
+
+/// Finding [2] in IOR itself ([`Mode::Ior`]): the same flood at the
+/// base gas price stops every `process` before any batch settles.
+#[test]
+#[ignore = "attack r26: in IOR too, a flood at the base gas price, never included, stops every process"]
+fn a_flood_at_the_base_price_freezes_ior_settlement_for_free() {
+    let mut e = open(config(gridledger_rollup::driver::Mode::Ior, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), gridledger_rollup::types::coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    settle_funding(&mut e);
+    record_batches(&mut e, 4);
+    base_price_flood(e);
+}
+
+/// A sybil of one party fills the primary mempool with junk at gas price
+/// 1 (the driver's), then `process` runs five times: some batch must
+/// settle.
+fn base_price_flood(mut e: Env) {
     let flooder = fresh_keys(79_100, 1);
     pay_each(&mut e, &trader(2), &flooder, gridledger_rollup::types::coins(5_000), 1);
     let before = balance(&e, &flooder[0]);
@@ -126,4 +148,16 @@ fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
         before - balance(&e, &flooder[0])
     );
     assert!(fin_after > fin_before, "settlement frozen: {why}");
+}
+
+/// Control: without the flood the same runs settle the recorded batches
+/// (the freeze above is the flood's).
+#[test]
+fn without_the_flood_the_batches_settle() {
+    let mut e = or_funded_with(2);
+    record_batches(&mut e, 4);
+    let (_, fin_before) = e.d.reader().progress().unwrap();
+    let r = e.d.process(&mut rng(26));
+    let (_, fin_after) = e.d.reader().progress().unwrap();
+    assert!(fin_after > fin_before, "settled up to {fin_before} -> {fin_after}; run {:?}", r.map(|s| s.len()));
 }
