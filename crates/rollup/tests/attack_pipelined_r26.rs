@@ -161,3 +161,82 @@ fn without_the_flood_the_batches_settle() {
     let (_, fin_after) = e.d.reader().progress().unwrap();
     assert!(fin_after > fin_before, "settled up to {fin_before} -> {fin_after}; run {:?}", r.map(|s| s.len()));
 }
+
+/// Leaves `k`'s primary-chain wallet holding `keep` (a transfer of the
+/// rest to a fresh account, sealed).
+fn leave_in_wallet(e: &mut Env, k: &KeyPair, keep: Amount) {
+    let chain_id = e.d.primary.chain_id();
+    let bal = e.d.primary.account(&k.address()).balance;
+    let fee = gridledger_rollup::types::coins(1);
+    let amount = Amount(bal.0 - keep.0 - fee.0);
+    let to = fresh_keys(79_200, 1)[0].address();
+    let nonce = e.d.primary.next_nonce(&k.address());
+    let tx = gridledger_ledger::devnet::transfer(k, chain_id, nonce, to, amount, Amount(1));
+    e.d.primary.submit(&tx).unwrap();
+    e.d.primary.seal().unwrap();
+}
+
+/// Every validator colludes (issue 11 item 2); executor Y forges a batch
+/// ahead minting a fresh accomplice 10 coin; every trader's primary
+/// wallet holds `wallet`. Returns (stolen, summary).
+fn colluding_validators_and_wallets(wallet: Amount) -> (bool, String) {
+    use gridledger_rollup::roles::ValidatorBehaviour;
+    let mut e = or_funded_with(3);
+    for i in 0..e.d.validators.len() {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let fin = record_batches(&mut e, 12);
+    let (next, _) = e.d.reader().progress().unwrap();
+    let x = executor_of(&e, fin).address();
+    let b = (fin + 1..next).find(|b| executor_of(&e, *b).address() != x).expect("another executor's batch ahead");
+    let y = executor_of(&e, b);
+    for i in 0..4 {
+        leave_in_wallet(&mut e, &trader(i), wallet);
+    }
+    let accomplice = fresh_keys(79_300, 1).remove(0);
+    let minted = forge_ahead(&mut e, &y, b, accomplice.address());
+    let bonds = e.d.bonded_challenges;
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let r = e.d.process(&mut rng(26 + i));
+        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
+        if r.is_ok() {
+            break;
+        }
+    }
+    let stolen = settled_root_of(&e, b) == Some(state_root(&minted));
+    let gained = if stolen { withdraw_minted(&mut e, &minted, &accomplice).0 } else { 0 };
+    let fees: Vec<(u64, bool)> = e.d.gas.iter().filter(|g| g.method == "dispute").map(|g| (g.gas, g.success)).collect();
+    (
+        stolen,
+        format!(
+            "forged {b}; wallets {wallet:?}; stolen {stolen}; the accomplice withdrew {gained} minor units; overturned {}; bonded challenges {}; dispute gas {fees:?}; \
+             runs {runs:?}",
+            e.d.batch_header(b).unwrap().overturned,
+            e.d.bonded_challenges - bonds
+        ),
+    )
+}
+
+/// Control: every validator colludes, every trader's wallet holds 200
+/// coin: the bonded challenge overturns the forgery (its dispute used
+/// about 244,000 gas, a quarter of a coin at the driver's price).
+#[test]
+fn wallets_of_200_coin_overturn_the_forgery() {
+    let (stolen, why) = colluding_validators_and_wallets(gridledger_rollup::types::coins(200));
+    assert!(!stolen, "{why}");
+}
+
+/// Finding [3]: every validator colludes (issue 11 item 2) and every
+/// trader's primary wallet holds 100 coin: ten times the 10 coin bond
+/// and some 400 times the dispute's real fee, but under the 111 coin the
+/// guard demands (the bond plus the fee reservation of its fixed gas
+/// limits, 1 M + 100 M gas). Every alarmed owner is passed over, nothing
+/// is sent, the posting is marked backed without a check (no
+/// `Unchecked`), and the minting root settles; the accomplice withdraws.
+#[test]
+#[ignore = "attack r26: owners holding 100 coin (bond 10) are passed over by the 100 M gas reservation; the forgery settles"]
+fn wallets_of_100_coin_overturn_the_forgery() {
+    let (stolen, why) = colluding_validators_and_wallets(gridledger_rollup::types::coins(100));
+    assert!(!stolen, "a forged root settled: {why}");
+}
