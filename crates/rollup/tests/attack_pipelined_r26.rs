@@ -190,10 +190,12 @@ fn colluding_validators_and_wallets(wallet: Amount) -> (bool, String) {
     let x = executor_of(&e, fin).address();
     let b = (fin + 1..next).find(|b| executor_of(&e, *b).address() != x).expect("another executor's batch ahead");
     let y = executor_of(&e, b);
+    // A fresh accomplice with coin for its withdrawal's fees.
+    let accomplice = fresh_keys(79_300, 1).remove(0);
+    pay_each(&mut e, &trader(2), std::slice::from_ref(&accomplice), gridledger_rollup::types::coins(200), 1);
     for i in 0..4 {
         leave_in_wallet(&mut e, &trader(i), wallet);
     }
-    let accomplice = fresh_keys(79_300, 1).remove(0);
     let minted = forge_ahead(&mut e, &y, b, accomplice.address());
     let bonds = e.d.bonded_challenges;
     let mut runs = Vec::new();
