@@ -4,6 +4,39 @@
 //! for a full mempool is sent again at double the gas price, at most
 //! `MAX_GUARD_REPRICES` times; `DriverError::Unchecked` stops the run
 //! before the clock passes a posting whose checks could not be sent).
+//!
+//! Finding [1] (high: settlement frozen by one party, no fee paid):
+//! every validator honest; executor X posts a minting forgery ahead and
+//! X's sybils fill the primary mempool with zero-byte junk at gas price
+//! 1024, the most the guard reprices to (the mempool evicts only for a
+//! strictly higher price). Every `process` stops with `Unchecked` at its
+//! first guard, and since nothing was admitted nothing is sealed: the
+//! flood is never included and costs nothing (its reservation, about 1.1
+//! million coin, stays in the sybils' wallets). Five runs: no block, no
+//! batch settled. What should happen: the chain goes on (blocks are
+//! sealed, the flood is paid for as it is included) or the guard outbids
+//! it; a freeze must cost its author what it holds up.
+//!
+//! Finding [2] (high: settlement frozen by one party, no fee paid, also
+//! in `Mode::Ior`): no forgery at all; a sybil fills the mempool with
+//! junk at gas price 1, the driver's own. The calls outside the guard (an
+//! executor's posting, `close`, `finalize`) are never repriced: every
+//! `process` fails with `mempool full` at its first call and seals
+//! nothing; about 1,076 coin reserved, nothing paid, nothing settles.
+//!
+//! Finding [3] (critical under issue 11 item 2's threat, every validator
+//! bribed): the bonded challenge demands of an alarmed owner's wallet
+//! the bond plus the fee reservation of its fixed gas limits (1 M + 100 M
+//! gas: 111 coin with a 10 coin bond), while the dispute uses about
+//! 244,000 gas. With every trader's primary wallet at 100 coin every
+//! owner is passed over, nothing is sent, the posting counts as backed
+//! without any check (no `Unchecked`), and the minting root settles; the
+//! accomplice withdraws 9.84 coin. With 200 coin per wallet the same
+//! forgery is overturned (control).
+//!
+//! Held up: 60 junk calls at twice the driver's price with room left in
+//! the mempool delay the driver's calls, are sealed and paid for (about
+//! 2,000 coin) and the batches settle.
 
 mod common;
 
@@ -110,7 +143,7 @@ fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
     base_price_flood(e);
 }
 
-/// Finding [2] in IOR itself ([`Mode::Ior`]): the same flood at the
+/// Finding [2] in IOR itself (`Mode::Ior`): the same flood at the
 /// base gas price stops every `process` before any batch settles.
 #[test]
 #[ignore = "attack r26: in IOR too, a flood at the base gas price, never included, stops every process"]
@@ -241,4 +274,34 @@ fn wallets_of_200_coin_overturn_the_forgery() {
 fn wallets_of_100_coin_overturn_the_forgery() {
     let (stolen, why) = colluding_validators_and_wallets(gridledger_rollup::types::coins(100));
     assert!(!stolen, "a forged root settled: {why}");
+}
+
+/// Held up: a sybil queues 60 junk calls (a few blocks' worth) at twice
+/// the driver's gas price, the mempool not full: the driver's calls are
+/// admitted at price 1, wait behind the junk as it is sealed (the sybil
+/// pays for it, about 2,000 coin) and the batches settle.
+#[test]
+fn blocks_of_dearer_junk_delay_but_do_not_stop_settlement() {
+    use gridledger_ledger::devnet::call;
+    let mut e = or_funded_with(2);
+    record_batches(&mut e, 4);
+    let k = fresh_keys(79_400, 1).remove(0);
+    pay_each(&mut e, &trader(2), std::slice::from_ref(&k), gridledger_rollup::types::coins(50_000), 1);
+    let before = balance(&e, &k);
+    let chain_id = e.d.primary.chain_id();
+    let size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
+    for _ in 0..60 {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let gas = 21_000 + 4 * size as u64 + 10_000;
+        let tx = call(&k, chain_id, nonce, gridledger_rollup::IOR_PRIMARY_ID, "junk", vec![0; size], Amount::ZERO, gas);
+        let tx = gridledger_ledger::Transaction { gas_price: Amount(2), ..tx.tx }.sign(&k);
+        e.d.primary.submit(&tx).unwrap();
+    }
+    let (_, fin_before) = e.d.reader().progress().unwrap();
+    let r = e.d.process(&mut rng(26));
+    let (_, fin_after) = e.d.reader().progress().unwrap();
+    let paid = before - balance(&e, &k);
+    let why = format!("settled {fin_before} -> {fin_after}; the sybil paid {paid}; run {:?}", r.map(|s| s.len()));
+    assert!(fin_after > fin_before, "{why}");
+    assert!(paid > 0, "the junk was included and paid for: {why}");
 }
