@@ -591,6 +591,15 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
             pmax: lim(8)?,
             pmin: lim(9)?,
         });
+        // a voltage set-point is a magnitude, as a bus's Vm is
+        if gens[r].vg <= 0.0 {
+            return Err(CaseError::BadValue {
+                matrix: "gen",
+                row: rn,
+                col: 6,
+                msg: format!("generator {rn} at bus {bus}: Vg must be positive"),
+            });
+        }
     }
 
     let mut branches = Vec::with_capacity(br_rows.len());

@@ -155,8 +155,8 @@ const PV_FEEDER: &str = "function mpc = vg\nmpc.version = '2';\nmpc.baseMVA = 10
 // 1.0∠180°; a `Vg` of -1 at the PV bus instead ends in NoConvergence
 // (mismatch 21.8 p.u.), and `Vg = 0` in a singular-matrix error — three
 // different outcomes for one bad parameter, none naming it.
+// Fixed: `Vg ≤ 0` is `CaseError::BadValue` naming the generator's row.
 #[test]
-#[ignore = "attack r20: a negative generator Vg is accepted by the parser; at the reference it turns every reported angle by 180 degrees"]
 fn a_negative_generator_voltage_is_refused() {
     let text = PV_FEEDER.replace("VG1", "-1").replace("VG2", "1");
     match Case::parse(&text) {
