@@ -428,8 +428,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         (ib, f, norm, within, floor) = mismatch(&v);
     }
     let max_floor = max_mismatch_floor_pu(case.base_mva);
-    // (a NaN cap never passes either)
-    if !(floor <= max_floor) {
+    if floor.is_nan() || floor > max_floor {
         return Err(ModelError::MismatchFloor { floor, max: max_floor });
     }
 
