@@ -217,7 +217,10 @@ pub fn mismatch_floor(vm_i: f64, abs_current_i: f64, terms: usize, s_parts_i: f6
 /// needs about 2·10⁵; a meshed case of `n` buses and ordered bandwidth `β`
 /// about `16 n β²` (3 000 buses: `β` up to about 200). What needs more is
 /// refused ([`ModelError::TooMuchAcWork`]) before anything of its size is
-/// built.
+/// built. A known limitation: the bound is the band's, not the fill's, so
+/// a radial feeder whose widest breadth-first level is wide (hundreds of
+/// laterals from one bus), though its LU has no fill, and MATPOWER's meshed
+/// cases from about 2 000 buses up are refused.
 pub const MAX_AC_PF_WORK: u64 = 2_000_000_000;
 
 /// Reverse Cuthill–McKee order of the buses (`order[s]` = the bus at

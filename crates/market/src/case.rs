@@ -23,6 +23,13 @@
 //! assignment after a conversion) is refused ([`CaseError::UnsupportedCode`])
 //! rather than ignored, because ignoring it could change the network without
 //! notice. Files over [`MAX_CASE_BYTES`] are refused; parsing is linear.
+//!
+//! A case has exactly one reference (type 3) bus
+//! ([`CaseError::SeveralReferenceBuses`] otherwise): the DC model, its PTDF
+//! and the market's network rows are built around a single reference, and
+//! the AC power flow reads the same [`Case`]. A known limitation: cases
+//! with several substations as reference buses (MATPOWER's `case70da`,
+//! `case16ci`), which MATPOWER's `runpf` solves, are refused.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -208,6 +208,9 @@ fn comb_feeder(laterals: usize, len: usize) -> Case {
 // case2868rte, case3012wp, case3120sp, case3375wp: 3.6e9 to 1.2e10), so no
 // meshed case of "a few thousand buses" (lib.rs, `MAX_MODEL_BUSES`)
 // MATPOWER ships gets an AC power flow.
+// Not fixed: a documented limitation (`acpf::MAX_AC_PF_WORK`), as the
+// banded sparse LU's work is bounded by the RCM band, not by the fill, and
+// a bound that follows the fill would need another solver.
 #[test]
 #[ignore = "attack r20: a 4 001-bus radial feeder (400 laterals of 10 from one bus) is refused with TooMuchAcWork; the band bound counts the widest BFS level"]
 fn a_radial_feeder_with_many_laterals_is_not_refused() {
@@ -229,6 +232,9 @@ fn a_radial_feeder_with_many_laterals_is_not_refused() {
 // such case (`CaseError::SeveralReferenceBuses`), so `gridledger grid pf`
 // cannot read either shipped case, though the rule that a case has one
 // reference is the DC/market models' need, not the power flow's.
+// Not fixed: a documented limitation (`case` module docs), as the single
+// reference is the model the DC, PTDF and market code share with the AC
+// power flow through one `Case`.
 #[test]
 #[ignore = "attack r20: a case with two reference buses (MATPOWER's case70da, case16ci) is refused at parse, though runpf solves it"]
 fn two_substations_run_through_the_power_flow() {
