@@ -128,7 +128,8 @@ fn pf(case_text: &str) -> (bool, String, String) {
 // impedance of the feeder by 1e-6 fails alike (x 1e-3 solves).
 // Fixed: each bus's mismatch is held to the physical 1e-8 p.u. or, where
 // larger, the rounding floor of its computation (`acpf::mismatch_floor`),
-// up to `acpf::MAX_MISMATCH_FLOOR_PU`; past that the case is refused.
+// up to `acpf::max_mismatch_floor_pu` (0.001 MW on the case's base); past that the
+// case is refused.
 #[test]
 fn power_flow_solves_a_feeder_with_a_near_zero_impedance_jumper() {
     let (ok, stdout, stderr) = pf(&jumper(1e-6));

@@ -27,7 +27,8 @@ pub struct PfOptions {
     /// Maximum mismatch (p.u.) at convergence: the physical tolerance. A
     /// bus's equations whose computed mismatch cannot be resolved that
     /// finely in double precision are held to their rounding floor instead
-    /// ([`mismatch_floor`]), up to [`MAX_MISMATCH_FLOOR_PU`].
+    /// ([`mismatch_floor`]), up to [`max_mismatch_floor_pu`] (0.001 MW on the
+    /// case's base).
     pub tol: f64,
     pub max_iter: usize,
 }
@@ -152,13 +153,26 @@ impl Ybus {
     }
 }
 
+/// Largest uncertainty, in MW, that the rounding floor ([`mismatch_floor`])
+/// of a solved power flow may leave in its injections: 0.001 MW, the last
+/// digit `gridledger grid pf` prints, so no floor a flow is reported on
+/// can move a printed figure. The cap in p.u. follows from the case's base
+/// ([`max_mismatch_floor_pu`]).
+pub const MAX_MISMATCH_FLOOR_MW: f64 = 1e-3;
+
 /// Largest rounding floor ([`mismatch_floor`]) a solved power flow may
-/// rest on, p.u.: 10⁻⁶, so what the floor leaves uncertain in the
-/// injections stays below the printed 0.001 MW up to a 1 000 MVA base. A
-/// case whose floor is higher (an impedance so small that double precision
-/// cannot resolve its bus's power balance that finely) is refused with
-/// [`ModelError::MismatchFloor`] rather than reported as converged.
-pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-6;
+/// rest on, p.u. of a case with base `base_mva`: [`MAX_MISMATCH_FLOOR_MW`]
+/// ` / baseMVA` (10⁻⁴ p.u. on a 10 MVA feeder, 10⁻⁶ on a 1 000 MVA base),
+/// so that floor × baseMVA, what the floor leaves uncertain in the
+/// injections, stays within the printed 0.001 MW. A case whose floor is
+/// higher (an impedance so small that double precision cannot resolve its
+/// bus's power balance that finely, or large terms that cancel) is refused
+/// with [`ModelError::MismatchFloor`] rather than reported as converged.
+/// (MATPOWER's `case16am`, whose 6.2·10⁻¹⁰ p.u. feeder-head jumper gives
+/// a floor of about 10⁻⁵ p.u., 0.0001 MW on its 10 MVA base, is solved.)
+pub fn max_mismatch_floor_pu(base_mva: f64) -> f64 {
+    MAX_MISMATCH_FLOOR_MW / base_mva
+}
 
 /// The rounding floor of one equation of bus `i`'s computed mismatch
 /// `V_i conj(Σ_k Y_ik V_k) − S_i` in double precision:
@@ -203,7 +217,10 @@ pub fn mismatch_floor(vm_i: f64, abs_current_i: f64, terms: usize, s_parts_i: f6
 /// needs about 2·10⁵; a meshed case of `n` buses and ordered bandwidth `β`
 /// about `16 n β²` (3 000 buses: `β` up to about 200). What needs more is
 /// refused ([`ModelError::TooMuchAcWork`]) before anything of its size is
-/// built.
+/// built. A known limitation: the bound is the band's, not the fill's, so
+/// a radial feeder whose widest breadth-first level is wide (hundreds of
+/// laterals from one bus), though its LU has no fill, and MATPOWER's meshed
+/// cases from about 2 000 buses up are refused.
 pub const MAX_AC_PF_WORK: u64 = 2_000_000_000;
 
 /// Reverse Cuthill–McKee order of the buses (`order[s]` = the bus at
@@ -413,8 +430,9 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
         v = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
         (ib, f, norm, within, floor) = mismatch(&v);
     }
-    if floor > MAX_MISMATCH_FLOOR_PU {
-        return Err(ModelError::MismatchFloor { floor, max: MAX_MISMATCH_FLOOR_PU });
+    let max_floor = max_mismatch_floor_pu(case.base_mva);
+    if floor.is_nan() || floor > max_floor {
+        return Err(ModelError::MismatchFloor { floor, max: max_floor });
     }
 
     // results
@@ -521,7 +539,7 @@ mod tests {
             .flat_map(|a| mis.iter().map(move |b| (a.re - b.re).abs().max((a.im - b.im).abs())))
             .fold(0.0f64, f64::max);
         assert!(spread > 0.0 && spread < 2.0 * floor, "spread {spread:e}, floor {floor:e}");
-        assert!(floor > 1e-8 && floor < MAX_MISMATCH_FLOOR_PU, "{floor:e}");
+        assert!(floor > 1e-8 && floor < max_mismatch_floor_pu(1000.0), "{floor:e}");
         // an ordinary row's floor is far below the physical tolerance
         let ordinary = mismatch_floor(1.0, 2.0 * small.abs(), 3, 0.01);
         assert!(ordinary < 1e-12, "{ordinary:e}");
@@ -538,7 +556,7 @@ mod tests {
 
     /// The rule end to end: an ordinary jumper is held to the physical
     /// tolerance; a near-zero one to its rounding floor (reported, and the
-    /// same voltages); one whose floor passes [`MAX_MISMATCH_FLOOR_PU`] is
+    /// same voltages); one whose floor passes [`max_mismatch_floor_pu`] is
     /// refused, never reported as converged.
     #[test]
     fn jumpers_are_held_to_the_tolerance_their_rounding_allows() {
@@ -546,7 +564,7 @@ mod tests {
         assert_eq!(plain.mismatch_tol_pu, 1e-8);
         assert!(plain.max_mismatch_pu <= 1e-8);
         let near = run_pf(&feeder("5.8e-9", "2.9e-9"), PfOptions::default()).unwrap();
-        assert!(near.mismatch_tol_pu > 1e-8 && near.mismatch_tol_pu <= MAX_MISMATCH_FLOOR_PU, "{near:?}");
+        assert!(near.mismatch_tol_pu > 1e-8 && near.mismatch_tol_pu <= max_mismatch_floor_pu(10.0), "{near:?}");
         assert!(near.max_mismatch_pu <= near.mismatch_tol_pu, "{near:?}");
         // the jumper ties bus 2 to the reference: bus 3's voltage is the one
         // behind the 2-3 line alone
@@ -564,7 +582,45 @@ mod tests {
         assert!(lone.min_vm < 0.995, "{}", lone.min_vm);
         match run_pf(&feeder("5.8e-13", "2.9e-13"), PfOptions::default()) {
             Err(ModelError::MismatchFloor { floor, max }) => {
-                assert!(floor > max && max == MAX_MISMATCH_FLOOR_PU, "{floor:e}")
+                assert!(floor > max && max == max_mismatch_floor_pu(10.0), "{floor:e}")
+            }
+            other => panic!("expected MismatchFloor, got {other:?}"),
+        }
+    }
+
+    /// The cap on the floor is 0.001 MW on the case's base (attack r20
+    /// [1]): a jumper of 6.2·10⁻¹⁰ p.u. (MATPOWER's `case16am` head) leaves
+    /// a floor of about 10⁻⁵ p.u., 0.0001 MW on a 10 MVA base, and solves as
+    /// the feeder without it; the same network on a 1 000 MVA base, where
+    /// that floor is 0.01 MW, is refused.
+    #[test]
+    fn the_floor_is_capped_at_a_thousandth_of_a_megawatt_on_the_case_base() {
+        assert_eq!(max_mismatch_floor_pu(10.0), 1e-4);
+        assert_eq!(max_mismatch_floor_pu(1000.0), 1e-6);
+        let lone = |base: &str| {
+            Case::parse(
+                &FEEDER
+                    .replace("baseMVA = 10;", &format!("baseMVA = {base};"))
+                    .replace(" 2 1 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n", "")
+                    .replace(" 1 2 R X 0 0 0 0 0 0 1;\n 2 3", " 1 3"),
+            )
+            .unwrap()
+        };
+        let at = |base: &str| {
+            Case::parse(&FEEDER.replace("baseMVA = 10;", &format!("baseMVA = {base};")).replace("R X", "0 6.2e-10"))
+                .unwrap()
+        };
+        let r = run_pf(&at("10"), PfOptions::default()).unwrap();
+        assert!(r.mismatch_tol_pu > 1e-6 && r.mismatch_tol_pu <= 1e-4, "{r:?}");
+        assert!(r.mismatch_tol_pu * 10.0 <= MAX_MISMATCH_FLOOR_MW, "{r:?}");
+        let plain = run_pf(&lone("10"), PfOptions::default()).unwrap();
+        assert!((r.min_vm - plain.min_vm).abs() < 1e-8 && (r.loss_mw - plain.loss_mw).abs() < 1e-6, "{r:?}");
+        // the same data on a 1 000 MVA base (the load is a hundredth in
+        // p.u., the jumper's floor the same): 0.01 MW uncertain, refused
+        assert!(run_pf(&lone("1000"), PfOptions::default()).is_ok());
+        match run_pf(&at("1000"), PfOptions::default()) {
+            Err(ModelError::MismatchFloor { floor, max }) => {
+                assert!(max == 1e-6 && floor > max && floor * 1000.0 > MAX_MISMATCH_FLOOR_MW, "{floor:e}")
             }
             other => panic!("expected MismatchFloor, got {other:?}"),
         }
@@ -585,7 +641,7 @@ mod tests {
         ))
         .unwrap();
         match run_pf(&lc, PfOptions::default()) {
-            Err(ModelError::MismatchFloor { floor, max }) => assert!(floor > 1.0 && max == MAX_MISMATCH_FLOOR_PU),
+            Err(ModelError::MismatchFloor { floor, max }) => assert!(floor > 1.0 && max == max_mismatch_floor_pu(10.0)),
             other => panic!("expected MismatchFloor, got {other:?}"),
         }
         let gens = Case::parse(

@@ -23,6 +23,13 @@
 //! assignment after a conversion) is refused ([`CaseError::UnsupportedCode`])
 //! rather than ignored, because ignoring it could change the network without
 //! notice. Files over [`MAX_CASE_BYTES`] are refused; parsing is linear.
+//!
+//! A case has exactly one reference (type 3) bus
+//! ([`CaseError::SeveralReferenceBuses`] otherwise): the DC model, its PTDF
+//! and the market's network rows are built around a single reference, and
+//! the AC power flow reads the same [`Case`]. A known limitation: cases
+//! with several substations as reference buses (MATPOWER's `case70da`,
+//! `case16ci`), which MATPOWER's `runpf` solves, are refused.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -591,6 +598,15 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
             pmax: lim(8)?,
             pmin: lim(9)?,
         });
+        // a voltage set-point is a magnitude, as a bus's Vm is
+        if gens[r].vg <= 0.0 {
+            return Err(CaseError::BadValue {
+                matrix: "gen",
+                row: rn,
+                col: 6,
+                msg: format!("generator {rn} at bus {bus}: Vg must be positive"),
+            });
+        }
     }
 
     let mut branches = Vec::with_capacity(br_rows.len());

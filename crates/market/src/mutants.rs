@@ -121,6 +121,11 @@ pub enum Mutation {
     /// compromised enclave ([`crate::teardo::Fault::DuplicateOutput`]) whose
     /// co-executor is silent is accepted alone at `κ = 2`.
     DuplicateOutputsCounted,
+    /// TEAR-DO checks a message for another round like one for the
+    /// current round instead of dropping it: a host that replays an honest
+    /// node's validly signed message of the previous round
+    /// ([`crate::teardo::Fault::ReplayEarlier`]) gets that node flagged.
+    OtherRoundFlagged,
     /// Primal-dual raises the weights of rows with tiny limits
     /// ([`crate::primal_dual::TINY_ROW_REF`]) but leaves the buyer steps of
     /// the trades that load them as they were: the line term's curvature

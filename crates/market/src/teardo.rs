@@ -21,7 +21,13 @@
 //! mismatch, a proof that does not verify under PVK, a ciphertext that does
 //! not decrypt, outputs that are not exactly its assigned subproblems'
 //! (one unassigned, one listed twice, one left out), or silence past Δ
-//! (Eq 6.21). Valid outputs are decrypted
+//! (Eq 6.21). A message that names another round than the current one is
+//! dropped before any check and flags nobody: a host replaying a node's
+//! validly signed message of an earlier round cannot be told from that
+//! node's host sending it late, so neither is an accusation; a sender with
+//! no message for the current round is silent in it (flagged past Δ, its
+//! subproblems covered by the other executors or the countermeasure).
+//! Valid outputs are decrypted
 //! (Eq 6.22) and applied. **Countermeasure:** a subproblem for which no
 //! valid output arrived is computed by every honest enclave itself, in this
 //! and every later round, so the iteration is exactly the attack-free one
@@ -101,7 +107,8 @@ pub enum Fault {
     /// Replaces its proof with random bytes.
     BadSignature,
     /// Feeds its enclave the previous round's number (a validly signed
-    /// replay-shaped message).
+    /// replay-shaped message): dropped by the receivers, so the host is
+    /// silent in the round.
     StaleRound,
     /// Adds an output for a subproblem it was not assigned.
     ExtraOutput,
@@ -120,6 +127,10 @@ pub enum Fault {
     /// A compromised enclave whose validly signed message leaves out one
     /// of its assigned outputs (the first).
     OmitOutput,
+    /// Sends its own message and, beside it, replays every other node's
+    /// message of the previous round (validly signed by those nodes, for
+    /// that round): nobody, the honest senders least, may be flagged for it.
+    ReplayEarlier,
 }
 
 /// What a node's own signature on an [`OutputMsg`] covers.
@@ -157,8 +168,6 @@ pub enum Detection {
     ContextMismatch,
     BadSignature,
     Undecryptable,
-    /// The message names another round than the current one.
-    WrongRound,
     /// Outputs for a subproblem not assigned to the sender.
     UnassignedOutput,
     /// Outputs of the wrong shape for their subproblem.
@@ -470,6 +479,7 @@ impl Deployed {
             honest_execs: 0,
             sp_rounds: 0,
             crypto: CryptoCounts::default(),
+            earlier: Vec::new(),
             rng,
         })
     }
@@ -496,6 +506,9 @@ pub struct TearDo {
     honest_execs: u64,
     sp_rounds: u64,
     crypto: CryptoCounts,
+    /// The messages the nodes sent in the previous round (kept only when a
+    /// host replays them, [`Fault::ReplayEarlier`]).
+    earlier: Vec<OutputMsg>,
     rng: ChaCha20Rng,
 }
 
@@ -690,6 +703,17 @@ impl TearDo {
             let node_proof = enclave.sign_as_node(&message_digest(claimed, round, &ct, &context, &proof));
             msgs.push(OutputMsg { node: claimed, round, ciphertext: ct, context, proof, node_proof });
         }
+        // a replaying host re-broadcasts the other nodes' messages of the
+        // previous round as they were signed
+        if self.config.byzantine.values().any(|f| *f == Fault::ReplayEarlier) {
+            let own = msgs.clone();
+            for &host in &attacking {
+                if self.config.byzantine.get(&host) == Some(&Fault::ReplayEarlier) {
+                    msgs.extend(self.earlier.iter().filter(|m| m.node != host).cloned());
+                }
+            }
+            self.earlier = own;
+        }
         // every honest enclave checks every message (once here, counted per receiver)
         let receivers = honest.len().max(1) as u64;
         let verifier = honest.first().copied().unwrap_or(0);
@@ -698,6 +722,14 @@ impl TearDo {
         let mut heard: BTreeSet<usize> = BTreeSet::new();
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         for msg in &msgs {
+            // a message for another round is dropped without accusing
+            // anyone: a replay of a node's earlier message (validly signed
+            // by it, for that round) is indistinguishable from its host
+            // sending it late, so the honest node would be the one flagged;
+            // a sender with nothing for this round is silent in it
+            if msg.round != round && !mutants::active(Mutation::OtherRoundFlagged) {
+                continue;
+            }
             // a message that the named node did not sign is nobody's: it is
             // dropped without accusing the node it names
             let Some(named) = self.enclaves.get(msg.node) else { continue };
@@ -709,9 +741,7 @@ impl TearDo {
             heard.insert(msg.node);
             self.crypto.verifications += receivers;
             let expected = self.context(assigned_of.get(&msg.node).map_or(&[][..], |v| v), &inputs);
-            let verdict = if msg.round != round {
-                Err(Detection::WrongRound)
-            } else if msg.context != expected {
+            let verdict = if msg.context != expected {
                 Err(Detection::ContextMismatch)
             } else if schnorr_verify(
                 &self.pvk,

@@ -226,6 +226,28 @@ fn bad_limits_and_oversized_files_are_typed_errors() {
     assert!(matches!(Case::parse(&format!("{MINI}mpc.baseMVA = 10;\n")), Err(CaseError::UnsupportedCode { .. })));
 }
 
+/// A generator's voltage set-point is a magnitude (attack r20 [2]): zero, a
+/// negative or a non-finite `Vg` is refused at parse naming the generator's
+/// row, as a bus's `Vm` is, also for a second generator of the case.
+#[test]
+fn a_generator_voltage_set_point_must_be_positive() {
+    for vg in ["-1", "0", "-0", "NaN", "Inf"] {
+        let one = MINI.replace(" 1 0 0 100 -100 1 100 1 200 0;", &format!(" 1 0 0 100 -100 {vg} 100 1 200 0;"));
+        let two = MINI.replace(
+            " 1 0 0 100 -100 1 100 1 200 0;",
+            &format!(" 1 0 0 100 -100 1 100 1 200 0;\n 2 0 0 100 -100 {vg} 100 0 200 0;"),
+        );
+        for (text, row) in [(one, 1), (two, 2)] {
+            match Case::parse(&text) {
+                Err(CaseError::BadValue { matrix: "gen", row: r, col: 6, .. }) if r == row => {}
+                Err(CaseError::Malformed { .. }) if vg == "NaN" || vg == "Inf" => {}
+                other => panic!("Vg = {vg} at generator {row}: {other:?}"),
+            }
+        }
+    }
+    assert!(Case::parse(&MINI.replace(" 1 0 0 100 -100 1 100", " 1 0 0 100 -100 0.95 100")).is_ok());
+}
+
 /// The dense PTDF is lines × buses: a case within the bus limit but with
 /// more branches than `MAX_PTDF_ENTRIES / buses` is a typed refusal before
 /// anything of that size is allocated (a 10 MB case of 300 000 branches on

@@ -116,6 +116,26 @@ fn a_repeated_output_is_one_voice() -> bool {
     r.converged && got == want && r.detected.iter().any(|(n, d, _)| *n == node && *d == Detection::DuplicateOutput)
 }
 
+/// A host replaying the other nodes' validly signed messages of the
+/// previous round (beside its own) flags nobody, and the clearing is the
+/// attack-free one bit for bit.
+fn an_earlier_rounds_replay_flags_nobody() -> bool {
+    let dc = case30();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.params.max_iter = MAX_ITER;
+    let Some(iterations) = pd.run(&market) else { return false };
+    let want: Vec<u64> = pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    let byz: BTreeMap<usize, Fault> = [(3, Fault::ReplayEarlier)].into();
+    let cfg = TearDoConfig { enclaves: 10, kappa: 2, byzantine: byz, strategy: Strategy::Always, seed: 5 };
+    let Ok(mut t) = TearDo::new_insecure_seeded(&market, &net, cfg, [1; 32]) else { return false };
+    t.pd.params.max_iter = 2 * iterations;
+    let r = t.run(&market);
+    let got: Vec<u64> = t.pd.settled().into_iter().flatten().map(f64::to_bits).collect();
+    r.converged && got == want && r.detected.is_empty()
+}
+
 /// The primal-dual method reaches the exact uncongested optimum.
 fn primal_dual_reaches_the_uncongested_optimum() -> bool {
     let dc = case30();
@@ -591,7 +611,7 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 26] = [
+const SCENARIOS: [Scenario; 27] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -626,6 +646,7 @@ const SCENARIOS: [Scenario; 26] = [
     ("a near-linear pair clears with slack lines rated", a_near_linear_pair_clears_with_slack_lines_rated),
     ("a sign-flipped zero is caught", a_sign_flipped_zero_is_caught),
     ("a repeated output is one voice", a_repeated_output_is_one_voice),
+    ("an earlier round's replay flags nobody", an_earlier_rounds_replay_flags_nobody),
     ("a market on tiny line limits clears", a_market_on_tiny_line_limits_clears),
 ];
 
@@ -657,5 +678,6 @@ gridledger_core::mutation_check! {
     trade_damping_slack_rows_counted_is_caught: Mutation::TradeDampingSlackRowsCounted => "a near-linear pair clears with slack lines rated",
     outputs_compared_as_floats_is_caught: Mutation::OutputsComparedAsFloats => "a sign-flipped zero is caught",
     duplicate_outputs_counted_is_caught: Mutation::DuplicateOutputsCounted => "a repeated output is one voice",
+    other_round_flagged_is_caught: Mutation::OtherRoundFlagged => "an earlier round's replay flags nobody",
     tiny_row_steps_ignored_is_caught: Mutation::TinyRowStepsIgnored => "a market on tiny line limits clears",
 }

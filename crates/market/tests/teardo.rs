@@ -209,6 +209,9 @@ fn the_market_enclave_attests_evidence_under_the_shared_trait() {
     );
 }
 
+/// A stale round's message is dropped (a replay of an earlier round cannot
+/// be told from it, so it accuses nobody): its host is silent in the round
+/// and flagged past Δ; the others are flagged for what they did.
 #[test]
 fn stale_rounds_unassigned_outputs_and_wrong_values_are_caught_by_the_receivers() {
     let (market, net) = setup();
@@ -227,7 +230,7 @@ fn stale_rounds_unassigned_outputs_and_wrong_values_are_caught_by_the_receivers(
     assert_eq!(t.pd.settled(), want, "no bad output entered the clearing");
     let got: BTreeMap<usize, Detection> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
     let expect: BTreeMap<usize, Detection> =
-        [(2, Detection::WrongRound), (5, Detection::UnassignedOutput), (7, Detection::OutputMismatch)]
+        [(2, Detection::SilentPastDelta), (5, Detection::UnassignedOutput), (7, Detection::OutputMismatch)]
             .into_iter()
             .filter(|(n, _)| (0..subproblems).any(|sp| t.assigned(sp).contains(n)))
             .collect();
@@ -247,6 +250,38 @@ fn a_message_in_another_nodes_name_accuses_nobody_but_the_silent_sender() {
     let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
     // host 4, whose name was used, is never accused; host 3 sent nothing in its own name
     assert_eq!(got, vec![(3, Detection::SilentPastDelta)]);
+}
+
+/// A host that replays every other node's validly signed message of the
+/// previous round (attack r20, TEAR-DO: the honest senders used to be
+/// flagged `WrongRound`, as the round was checked after the signature
+/// that covers it) flags nobody — beside its own valid message, beside a
+/// stale-round host (silent in its rounds) and under both strategies — and
+/// the clearing is the attack-free one.
+#[test]
+fn an_honest_nodes_earlier_message_replayed_flags_nobody_honest() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    for strategy in [Strategy::Always, Strategy::Optimal] {
+        for kappa in [1, 2, 3] {
+            let byz: BTreeMap<usize, Fault> = [(3, Fault::ReplayEarlier)].into();
+            let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz, strategy, kappa), [1; 32]).unwrap();
+            let r = t.run(&market);
+            assert!(r.converged, "κ = {kappa}, {strategy:?}");
+            assert_eq!(t.pd.settled(), want, "κ = {kappa}, {strategy:?}");
+            assert_eq!(r.detected, vec![], "κ = {kappa}, {strategy:?}: a replay flagged someone");
+            assert_eq!(r.delayed_rounds, 0, "κ = {kappa}, {strategy:?}");
+        }
+    }
+    // beside a stale-round host: only that host is flagged, as silent
+    let byz: BTreeMap<usize, Fault> = [(3, Fault::ReplayEarlier), (6, Fault::StaleRound)].into();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 2), [1; 32]).unwrap();
+    assert!((0..9).any(|sp| t.assigned(sp).contains(&6)), "precondition: host 6 has work");
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want);
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    assert_eq!(got, vec![(6, Detection::SilentPastDelta)]);
 }
 
 /// Whether two clearings are the same bit for bit.
