@@ -6,6 +6,9 @@
 //! spanning several messages, sent back to back over a real link, all
 //! arrive intact, each once. This held up: a passing test.
 
+mod common;
+use common::*;
+
 use gridledger_core::{Hash32, KeyPair};
 use gridledger_net::{Inbound, Network, NetworkConfig, PeerConfig};
 use std::collections::BTreeMap;
@@ -14,8 +17,6 @@ use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(20);
-/// Plaintext of one Noise transport message (65535 less the 16-byte tag).
-const CHUNK: usize = 65535 - 16;
 
 fn key(i: u32) -> KeyPair {
     KeyPair::from_seed(&format!("net-attack-r18-{i}"))
@@ -101,80 +102,18 @@ async fn frames_with_headers_split_at_every_offset_arrive_intact_once() {
     n1.shutdown().await;
 }
 
-/// A hostile validator speaking raw Noise: it dials, authenticates as
-/// validator `me`, then writes whatever Noise messages it likes.
-struct Raw {
-    s: tokio::net::TcpStream,
-    t: snow::StatelessTransportState,
-    nonce: u64,
-}
-
-impl Raw {
-    async fn dial(to: std::net::SocketAddr, net_id: Hash32, me: u32) -> Raw {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let params: snow::params::NoiseParams = gridledger_net::handshake::NOISE_PARAMS.parse().expect("params");
-        let kp = snow::Builder::new(params.clone()).generate_keypair().expect("keypair");
-        let mut prologue = b"gridledger/net/v1".to_vec();
-        prologue.extend_from_slice(&net_id.0);
-        let mut hs = snow::Builder::new(params)
-            .local_private_key(&kp.private)
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.build_initiator())
-            .expect("initiator");
-        let mut s = tokio::net::TcpStream::connect(to).await.expect("connect");
-        let mut out = vec![0u8; 65535];
-        let n = hs.write_message(&[], &mut out).expect("msg 1");
-        s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-        s.write_all(&out[..n]).await.expect("w");
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await.expect("msg 2 len");
-        let mut inb = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut inb).await.expect("msg 2");
-        let mut payload = vec![0u8; 65535];
-        hs.read_message(&inb, &mut payload).expect("msg 2 opens");
-        let transcript = hs.get_handshake_hash().to_vec();
-        let digest = gridledger_core::codec::hash_parts(
-            gridledger_net::handshake::NET_HANDSHAKE,
-            &[&net_id.0, &[0u8], &me.to_le_bytes(), &kp.public, &transcript],
-        );
-        let ident = gridledger_core::codec::encode(&(1u16, me, key(me).public(), key(me).sign(&digest)));
-        let n = hs.write_message(&ident, &mut out).expect("msg 3");
-        s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-        s.write_all(&out[..n]).await.expect("w");
-        Raw { s, t: hs.into_stateless_transport_mode().expect("transport"), nonce: 0 }
-    }
-
-    /// One Noise transport message carrying `plain`.
-    async fn msg(&mut self, plain: &[u8]) {
-        use tokio::io::AsyncWriteExt;
-        let mut out = vec![0u8; plain.len() + 16];
-        let n = self.t.write_message(self.nonce, plain, &mut out).expect("seal");
-        self.nonce += 1;
-        let _ = self.s.write_all(&(n as u16).to_be_bytes()).await;
-        let _ = self.s.write_all(&out[..n]).await;
-    }
-
-    /// Raw bytes on the socket (a malformed Noise message).
-    async fn raw(&mut self, b: &[u8]) {
-        use tokio::io::AsyncWriteExt;
-        let _ = self.s.write_all(b).await;
-    }
-}
-
-fn hdr(len: u32) -> [u8; 4] {
-    len.to_be_bytes()
+/// A hostile validator speaking raw Noise: it dials with a fresh Noise
+/// static key, authenticates as validator `me`, then writes whatever
+/// Noise messages it likes.
+async fn dial(to: std::net::SocketAddr, net_id: Hash32, me: u32) -> Raw {
+    Raw::dial(to, net_id, me, key, &noise_static()).await
 }
 
 /// Two nodes' worth of config: node 0 runs, validator 1 is the raw peer
 /// (its listener bound and never served).
 async fn lone_node(max_frame: usize) -> (Network, Inbound, TcpListener, std::net::SocketAddr) {
-    let l0 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (l0, l1, set) = two_listeners(key).await;
     let a0 = l0.local_addr().expect("addr");
-    let set = vec![
-        PeerConfig { index: 0, public_key: key(0).public(), addr: a0 },
-        PeerConfig { index: 1, public_key: key(1).public(), addr: l1.local_addr().expect("addr") },
-    ];
     let mut cfg = NetworkConfig::new(Hash32([18; 32]), 0, set);
     cfg.max_frame = max_frame;
     cfg.backoff_initial = Duration::from_secs(30);
@@ -201,11 +140,11 @@ async fn wait_errors(n: &Network, at_least: u64) {
 async fn a_raw_peer_splitting_headers_anyhow_and_sending_garbage_cannot_break_the_cutter() {
     let (n0, mut in0, _l1, a0) = lone_node(1 << 20).await;
     let net = Hash32([18; 32]);
-    let mut p = Raw::dial(a0, net, 1).await;
+    let mut p = dial(a0, net, 1).await;
     let mut want: Vec<Vec<u8>> = Vec::new();
     for split in 1..4usize {
         let f = frame(split as u32, 9 + split);
-        let mut bytes = hdr(f.len() as u32).to_vec();
+        let mut bytes = hdr(f.len()).to_vec();
         bytes.extend_from_slice(&f);
         p.msg(&bytes[..split]).await;
         p.msg(&[]).await;
@@ -242,15 +181,15 @@ async fn a_raw_peer_splitting_headers_anyhow_and_sending_garbage_cannot_break_th
     p.raw(&bad).await;
     wait_errors(&n0, 1).await;
     // Shorter than a tag, on a new link.
-    let mut p = Raw::dial(a0, net, 1).await;
+    let mut p = dial(a0, net, 1).await;
     p.raw(&[0, 3, 1, 2, 3]).await;
     wait_errors(&n0, 2).await;
     // A header over the limit, on a new link.
-    let mut p = Raw::dial(a0, net, 1).await;
+    let mut p = dial(a0, net, 1).await;
     p.msg(&hdr((1 << 20) + 1)).await;
     wait_errors(&n0, 3).await;
     // A fresh link still works.
-    let mut p = Raw::dial(a0, net, 1).await;
+    let mut p = dial(a0, net, 1).await;
     let mut m = hdr(3).to_vec();
     m.extend_from_slice(b"end");
     p.msg(&m).await;
@@ -280,13 +219,8 @@ async fn a_raw_peer_splitting_headers_anyhow_and_sending_garbage_cannot_break_th
 async fn one_peer_dialling_many_links_holds_no_more_than_about_two_frames() {
     const MB: usize = 1 << 20;
     const LINKS: usize = 24;
-    let l0 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (l0, _l1, set) = two_listeners(key).await;
     let a0 = l0.local_addr().expect("addr");
-    let set = vec![
-        PeerConfig { index: 0, public_key: key(0).public(), addr: a0 },
-        PeerConfig { index: 1, public_key: key(1).public(), addr: l1.local_addr().expect("addr") },
-    ];
     let mut cfg = NetworkConfig::new(Hash32([18; 32]), 0, set);
     cfg.max_frame = MB;
     cfg.inbound_bytes = MB;
@@ -299,12 +233,10 @@ async fn one_peer_dialling_many_links_holds_no_more_than_about_two_frames() {
     let body = frame(1, MB);
     let mut links = Vec::new();
     for _ in 0..LINKS {
-        let mut p = Raw::dial(a0, Hash32([18; 32]), 1).await;
-        let mut plain = hdr(MB as u32).to_vec();
+        let mut p = dial(a0, Hash32([18; 32]), 1).await;
+        let mut plain = hdr(MB).to_vec();
         plain.extend_from_slice(&body);
-        for chunk in plain.chunks(CHUNK) {
-            p.msg(chunk).await;
-        }
+        p.send(&plain).await;
         links.push(p);
     }
     // Frames the node has cut and holds (nothing is read from `_in0`, so

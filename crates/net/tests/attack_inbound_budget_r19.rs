@@ -19,18 +19,18 @@
 //! slots kept two honest validators from ever linking up with each other.
 //! Each validator address now has a pool of its own.
 
+mod common;
+use common::*;
+
 use gridledger_core::{Hash32, KeyPair};
-use gridledger_net::{Inbound, Network, NetworkConfig, PeerConfig};
+use gridledger_net::{Inbound, Network, NetworkConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 const NET: Hash32 = Hash32([19; 32]);
 const T: Duration = Duration::from_secs(20);
-/// Plaintext of one Noise transport message (65535 less the 16-byte tag).
-const CHUNK: usize = 65535 - 16;
 /// `max_frame` and `inbound_bytes` of the node under attack.
 const BUDGET: usize = 256 * 1024;
 
@@ -38,70 +38,7 @@ fn key(i: u32) -> KeyPair {
     KeyPair::from_seed(&format!("net-attack-r19-{i}"))
 }
 
-fn hdr(len: usize) -> [u8; 4] {
-    (len as u32).to_be_bytes()
-}
-
-/// A validator speaking raw Noise: it authenticates as validator `me`
-/// with the Noise static key it is given (the same key twice is the same
-/// process dialling again), then writes what it likes.
-struct Raw {
-    s: TcpStream,
-    t: snow::StatelessTransportState,
-    nonce: u64,
-}
-
-/// A Noise static key pair (private, public): one process of a validator.
-fn noise_static() -> (Vec<u8>, Vec<u8>) {
-    let params: snow::params::NoiseParams = gridledger_net::handshake::NOISE_PARAMS.parse().expect("params");
-    let kp = snow::Builder::new(params).generate_keypair().expect("keypair");
-    (kp.private, kp.public)
-}
-
 impl Raw {
-    async fn dial(to: SocketAddr, me: u32, stat: &(Vec<u8>, Vec<u8>)) -> Raw {
-        let params: snow::params::NoiseParams = gridledger_net::handshake::NOISE_PARAMS.parse().expect("params");
-        let mut prologue = b"gridledger/net/v1".to_vec();
-        prologue.extend_from_slice(&NET.0);
-        let mut hs = snow::Builder::new(params)
-            .local_private_key(&stat.0)
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.build_initiator())
-            .expect("initiator");
-        let mut s = TcpStream::connect(to).await.expect("connect");
-        let mut out = vec![0u8; 65535];
-        let n = hs.write_message(&[], &mut out).expect("msg 1");
-        s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-        s.write_all(&out[..n]).await.expect("w");
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await.expect("msg 2 len");
-        let mut inb = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut inb).await.expect("msg 2");
-        let mut payload = vec![0u8; 65535];
-        hs.read_message(&inb, &mut payload).expect("msg 2 opens");
-        let transcript = hs.get_handshake_hash().to_vec();
-        let digest = gridledger_core::codec::hash_parts(
-            gridledger_net::handshake::NET_HANDSHAKE,
-            &[&NET.0, &[0u8], &me.to_le_bytes(), &stat.1, &transcript],
-        );
-        let ident = gridledger_core::codec::encode(&(1u16, me, key(me).public(), key(me).sign(&digest)));
-        let n = hs.write_message(&ident, &mut out).expect("msg 3");
-        s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-        s.write_all(&out[..n]).await.expect("w");
-        Raw { s, t: hs.into_stateless_transport_mode().expect("transport"), nonce: 0 }
-    }
-
-    /// `plain` in as many Noise transport messages as it takes.
-    async fn send(&mut self, plain: &[u8]) {
-        for chunk in plain.chunks(CHUNK) {
-            let mut out = vec![0u8; chunk.len() + 16];
-            let n = self.t.write_message(self.nonce, chunk, &mut out).expect("seal");
-            self.nonce += 1;
-            let _ = self.s.write_all(&(n as u16).to_be_bytes()).await;
-            let _ = self.s.write_all(&out[..n]).await;
-        }
-    }
-
     /// A frame header announcing `len` bytes and the first `part` of them.
     async fn announce(&mut self, len: usize, part: usize) {
         let mut m = hdr(len).to_vec();
@@ -120,13 +57,8 @@ impl Raw {
 /// Node 0 alone; validator 1 is the raw peer (its listener is bound and
 /// never served, so node 0's own dials to it hang in the handshake).
 async fn lone_node(grace: Duration) -> (Network, Inbound, TcpListener, SocketAddr) {
-    let l0 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (l0, l1, set) = two_listeners(key).await;
     let a0 = l0.local_addr().expect("addr");
-    let set = vec![
-        PeerConfig { index: 0, public_key: key(0).public(), addr: a0 },
-        PeerConfig { index: 1, public_key: key(1).public(), addr: l1.local_addr().expect("addr") },
-    ];
     let mut cfg = NetworkConfig::new(NET, 0, set);
     cfg.max_frame = BUDGET;
     cfg.inbound_bytes = BUDGET;
@@ -144,12 +76,6 @@ async fn next(inb: &mut Inbound, what: &str) -> (usize, u8) {
     (m.len(), m.first().copied().unwrap_or(0))
 }
 
-/// Lets the node read what was just sent (its reader admits the header);
-/// an ordering aid only, nothing is asserted about it.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-}
-
 /// A grace period far longer than the test: only a cut, an error or the
 /// application taking frames can give the budget back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,16 +83,16 @@ async fn a_half_admitted_frame_gives_its_budget_back_when_its_link_is_cut_or_tru
     let (n0, mut in0, _l1, a0) = lone_node(Duration::from_secs(120)).await;
     let s = noise_static();
     // Link A admits a frame of the whole budget and sends half its body.
-    let mut a = Raw::dial(a0, 1, &s).await;
+    let mut a = Raw::dial(a0, NET, 1, key, &s).await;
     a.announce(BUDGET, BUDGET / 2).await;
     settle().await;
     // The same process dials again (same direction: the newer link is
     // kept): A drains, still holding the whole budget.
-    let mut b = Raw::dial(a0, 1, &s).await;
+    let mut b = Raw::dial(a0, NET, 1, key, &s).await;
     b.frame(10, 1).await;
     settle().await;
     // A third link: B drains, A is cut, its share comes back.
-    let mut c = Raw::dial(a0, 1, &s).await;
+    let mut c = Raw::dial(a0, NET, 1, key, &s).await;
     c.frame(BUDGET, 2).await;
     // B's small frame may or may not have been admitted while A held the
     // whole budget; C's whole-budget frame must arrive either way.
@@ -179,7 +105,7 @@ async fn a_half_admitted_frame_gives_its_budget_back_when_its_link_is_cut_or_tru
     c.announce(BUDGET, BUDGET / 2).await;
     settle().await;
     drop(c);
-    let mut d = Raw::dial(a0, 1, &noise_static()).await;
+    let mut d = Raw::dial(a0, NET, 1, key, &noise_static()).await;
     d.frame(BUDGET, 3).await;
     loop {
         let m = next(&mut in0, "the fourth link's frame after a truncated one").await;
@@ -198,11 +124,11 @@ async fn a_half_admitted_frame_gives_its_budget_back_when_its_link_is_cut_or_tru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_on_a_retired_link_holds_the_budget_only_for_the_grace_period() {
     let (n0, mut in0, _l1, a0) = lone_node(Duration::from_millis(500)).await;
-    let mut a = Raw::dial(a0, 1, &noise_static()).await;
+    let mut a = Raw::dial(a0, NET, 1, key, &noise_static()).await;
     a.announce(BUDGET, 1).await;
     settle().await;
     // A new process of validator 1 replaces A; A keeps trickling.
-    let mut b = Raw::dial(a0, 1, &noise_static()).await;
+    let mut b = Raw::dial(a0, NET, 1, key, &noise_static()).await;
     b.frame(BUDGET, 7).await;
     let trickle = tokio::spawn(async move {
         for _ in 0..100 {
@@ -226,16 +152,16 @@ async fn many_links_announcing_whole_budget_frames_do_not_starve_the_last_one() 
     let mut links = Vec::new();
     for k in 0..12 {
         let s = noise_static();
-        let mut l = Raw::dial(a0, 1, &s).await;
+        let mut l = Raw::dial(a0, NET, 1, key, &s).await;
         l.announce(BUDGET, k * 1000).await;
         links.push(l);
     }
     settle().await;
     // Two more links: the first takes the draining place (cutting the
     // twelfth, which may hold the budget), the second is the one in use.
-    let mut y = Raw::dial(a0, 1, &noise_static()).await;
+    let mut y = Raw::dial(a0, NET, 1, key, &noise_static()).await;
     y.send(&[]).await;
-    let mut z = Raw::dial(a0, 1, &noise_static()).await;
+    let mut z = Raw::dial(a0, NET, 1, key, &noise_static()).await;
     z.frame(BUDGET, 9).await;
     assert_eq!(next(&mut in0, "the last link's frame").await, (BUDGET, 9));
     drop((links, y, z));
@@ -281,8 +207,7 @@ async fn honest_pair_links_while_hogged_from(hog_ip: [u8; 4]) -> (bool, (u64, u6
     let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let l2 = TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
     let addrs = [l0.local_addr().expect("a0"), l1.local_addr().expect("a1"), l2.local_addr().expect("a2")];
-    let set: Vec<PeerConfig> =
-        (0..3u32).map(|i| PeerConfig { index: i, public_key: key(i).public(), addr: addrs[i as usize] }).collect();
+    let set = peer_set(key, &addrs);
     // The hog's sockets, queued on both honest listeners before they start
     // accepting.
     let mut hog = Vec::new();
@@ -327,15 +252,7 @@ async fn a_node_restarted_while_its_peer_dials_back_loses_no_message_queued_afte
     const SIZE: usize = 8 * 1024;
     let l0 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let set: Vec<PeerConfig> = [&l0, &l1]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| PeerConfig {
-            index: i as u32,
-            public_key: key(i as u32).public(),
-            addr: l.local_addr().expect("a"),
-        })
-        .collect();
+    let set = peer_set(key, &[l0.local_addr().expect("a"), l1.local_addr().expect("a")]);
     let cfg = |me: u32| {
         let mut cfg = NetworkConfig::new(NET, me, set.clone());
         cfg.backoff_initial = Duration::from_millis(5);

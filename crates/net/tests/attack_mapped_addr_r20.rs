@@ -22,8 +22,11 @@
 //! Run them with `cargo test -p gridledger-net --test attack_mapped_addr_r20`
 //! (`-- --ignored` for the finding).
 
+mod common;
+use common::*;
+
 use gridledger_core::{Hash32, KeyPair};
-use gridledger_net::{Network, NetworkConfig, PeerConfig};
+use gridledger_net::{Network, NetworkConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,10 +46,7 @@ fn key(i: u32) -> KeyPair {
 async fn node(listener: TcpListener) -> (Network, SocketAddr, TcpListener) {
     let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let a0 = listener.local_addr().expect("addr");
-    let set = vec![
-        PeerConfig { index: 0, public_key: key(0).public(), addr: a0 },
-        PeerConfig { index: 1, public_key: key(1).public(), addr: l1.local_addr().expect("addr") },
-    ];
+    let set = peer_set(key, &[a0, l1.local_addr().expect("addr")]);
     let mut cfg = NetworkConfig::new(NET, 0, set);
     cfg.max_pending_handshakes = 4;
     cfg.max_pending_handshakes_per_addr = 1;
@@ -61,15 +61,7 @@ async fn node(listener: TcpListener) -> (Network, SocketAddr, TcpListener) {
 /// 127.0.0.1 — validator 1's address — with the second (it took the dial
 /// into a handshake slot) rather than closing the connection (no slot).
 async fn answers_a_dial(to: SocketAddr) -> bool {
-    let params: snow::params::NoiseParams = gridledger_net::handshake::NOISE_PARAMS.parse().expect("params");
-    let mut prologue = b"gridledger/net/v1".to_vec();
-    prologue.extend_from_slice(&NET.0);
-    let kp = snow::Builder::new(params.clone()).generate_keypair().expect("keypair");
-    let mut hs = snow::Builder::new(params)
-        .local_private_key(&kp.private)
-        .and_then(|b| b.prologue(&prologue))
-        .and_then(|b| b.build_initiator())
-        .expect("initiator");
+    let mut hs = initiator(NET, &noise_static());
     let mut s = TcpStream::connect(to).await.expect("connect");
     let mut out = vec![0u8; 65535];
     let n = hs.write_message(&[], &mut out).expect("msg 1");

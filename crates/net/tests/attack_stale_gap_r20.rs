@@ -14,11 +14,13 @@
 //!
 //! Run it with `cargo test -p gridledger-net --test attack_stale_gap_r20`.
 
+mod common;
+use common::*;
+
 use gridledger_core::{Hash32, KeyPair};
-use gridledger_net::{Network, NetworkConfig, PeerConfig};
+use gridledger_net::{Network, NetworkConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
@@ -33,50 +35,11 @@ fn key(i: u32) -> KeyPair {
 /// completes the handshake; the stream is returned (dropping it is the
 /// process dying).
 async fn raw_dial(to: SocketAddr, me: u32) -> TcpStream {
-    let params: snow::params::NoiseParams = gridledger_net::handshake::NOISE_PARAMS.parse().expect("params");
-    let kp = snow::Builder::new(params.clone()).generate_keypair().expect("keypair");
-    let mut prologue = b"gridledger/net/v1".to_vec();
-    prologue.extend_from_slice(&NET.0);
-    let mut hs = snow::Builder::new(params)
-        .local_private_key(&kp.private)
-        .and_then(|b| b.prologue(&prologue))
-        .and_then(|b| b.build_initiator())
-        .expect("initiator");
-    let mut s = TcpStream::connect(to).await.expect("connect");
-    let mut out = vec![0u8; 65535];
-    let n = hs.write_message(&[], &mut out).expect("msg 1");
-    s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-    s.write_all(&out[..n]).await.expect("w");
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).await.expect("msg 2 len");
-    let mut inb = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut inb).await.expect("msg 2");
-    let mut payload = vec![0u8; 65535];
-    hs.read_message(&inb, &mut payload).expect("msg 2 opens");
-    let transcript = hs.get_handshake_hash().to_vec();
-    let digest = gridledger_core::codec::hash_parts(
-        gridledger_net::handshake::NET_HANDSHAKE,
-        &[&NET.0, &[0u8], &me.to_le_bytes(), &kp.public, &transcript],
-    );
-    let ident = gridledger_core::codec::encode(&(1u16, me, key(me).public(), key(me).sign(&digest)));
-    let n = hs.write_message(&ident, &mut out).expect("msg 3");
-    s.write_all(&(n as u16).to_be_bytes()).await.expect("w");
-    s.write_all(&out[..n]).await.expect("w");
-    s
-}
-
-/// An ordering aid only (nothing is asserted about it): lets a dial or
-/// an accept that was just started happen.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    Raw::dial(to, NET, me, key, &noise_static()).await.s
 }
 
 fn config(me: u32, a0: SocketAddr, a1: SocketAddr) -> NetworkConfig {
-    let set = vec![
-        PeerConfig { index: 0, public_key: key(0).public(), addr: a0 },
-        PeerConfig { index: 1, public_key: key(1).public(), addr: a1 },
-    ];
-    let mut cfg = NetworkConfig::new(NET, me, set);
+    let mut cfg = NetworkConfig::new(NET, me, peer_set(key, &[a0, a1]));
     // A pending dial outlives the old process and waits for the new one.
     cfg.handshake_timeout = Duration::from_secs(20);
     cfg.backoff_initial = Duration::from_millis(50);

@@ -92,20 +92,6 @@ use gridledger_rollup::exec::PreState;
 use gridledger_rollup::roles::ValidatorBehaviour;
 use gridledger_rollup::state::state_root;
 
-/// Leaves `k`'s primary-chain wallet holding `keep` (a transfer of the
-/// rest to a fresh account, sealed).
-fn leave_in_wallet(e: &mut Env, k: &KeyPair, keep: Amount) {
-    let chain_id = e.d.primary.chain_id();
-    let bal = e.d.primary.account(&k.address()).balance;
-    let fee = gridledger_rollup::types::coins(1);
-    let amount = Amount(bal.0 - keep.0 - fee.0);
-    let to = fresh_keys(77_000, 1)[0].address();
-    let nonce = e.d.primary.next_nonce(&k.address());
-    let tx = gridledger_ledger::devnet::transfer(k, chain_id, nonce, to, amount, Amount(1));
-    e.d.primary.submit(&tx).unwrap();
-    e.d.primary.seal().unwrap();
-}
-
 /// Every validator colludes (silent as watcher and as delegate); `k`
 /// sybil executors each forge one batch ahead (a root minting an
 /// accomplice 10 coin), posted before the run, a week of window left.
@@ -115,9 +101,7 @@ fn leave_in_wallet(e: &mut Env, k: &KeyPair, keep: Amount) {
 /// Returns (forged roots settled, summary).
 fn bonded_challenges(k: usize, wallet: Option<Amount>) -> (Vec<u64>, String) {
     let mut e = or_funded_with(k + 2);
-    for i in 0..e.d.validators.len() {
-        e.d.set_validator(i, ValidatorBehaviour::Colluding);
-    }
+    all_validators_collude(&mut e);
     let fin = record_batches(&mut e, 24);
     let (next, _) = e.d.reader().progress().unwrap();
     let x = executor_of(&e, fin).address();
@@ -131,7 +115,7 @@ fn bonded_challenges(k: usize, wallet: Option<Amount>) -> (Vec<u64>, String) {
     assert_eq!(picked.len(), k, "k other executors assigned batches ahead");
     if let Some(w) = wallet {
         for i in 0..2 {
-            leave_in_wallet(&mut e, &trader(i), w);
+            leave_in_wallet(&mut e, &trader(i), w, 77_000);
         }
     }
     let accomplice = trader(3);
@@ -140,14 +124,7 @@ fn bonded_challenges(k: usize, wallet: Option<Amount>) -> (Vec<u64>, String) {
         forged.push((*b, forge_ahead(&mut e, y, *b, accomplice.address())));
     }
     let bonds_before = e.d.bonded_challenges;
-    let mut runs = Vec::new();
-    for i in 0..3 {
-        let r = e.d.process(&mut rng(25 + i));
-        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
-        if r.is_ok() {
-            break;
-        }
-    }
+    let runs = process_runs(&mut e, 25, 3, true);
     let stolen: Vec<u64> =
         forged.iter().filter(|(b, m)| settled_root_of(&e, *b) == Some(state_root(m))).map(|(b, _)| *b).collect();
     let gained = match forged.iter().find(|(b, m)| settled_root_of(&e, *b) == Some(state_root(m))) {
@@ -243,10 +220,7 @@ fn flood_mempool(e: &mut Env, k: &KeyPair) -> (u64, u64) {
 #[test]
 fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() {
     use gridledger_rollup::roles::ExecutorBehaviour;
-    let mut e = or_funded_with(2);
-    let first = record_batches(&mut e, 8);
-    let x = executor_of(&e, first);
-    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let (mut e, first, x, b) = executor_with_a_later_batch();
     let accomplice = trader(3);
     let minted = forge_ahead(&mut e, &x, b, accomplice.address());
     let i = e.d.executors.iter().position(|(k, _)| k.address() == x.address()).unwrap();
@@ -296,10 +270,7 @@ fn a_mempool_flood_at_the_guard_lets_a_forgery_behind_a_withheld_batch_settle() 
 fn a_pending_forgery_behind_a_withheld_batch_is_seen_before_the_wait() {
     use gridledger_rollup::primary::SubmitTcrsOn;
     use gridledger_rollup::roles::ExecutorBehaviour;
-    let mut e = or_funded_with(2);
-    let first = record_batches(&mut e, 8);
-    let x = executor_of(&e, first);
-    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let (mut e, _, x, b) = executor_with_a_later_batch();
     let v = e.d.batch_header(b).unwrap().validator;
     let vi = e.d.validators.iter().position(|(k, _)| k.address() == v).unwrap();
     e.d.set_validator(vi, ValidatorBehaviour::Colluding);
@@ -344,9 +315,7 @@ fn a_pending_forgery_behind_a_withheld_batch_is_seen_before_the_wait() {
 fn a_bonded_challenge_of_a_posting_voided_in_the_same_pass_loses_nothing() {
     use gridledger_rollup::primary::SubmitTcrsOn;
     let mut e = or_funded_with(4);
-    for i in 0..e.d.validators.len() {
-        e.d.set_validator(i, ValidatorBehaviour::Colluding);
-    }
+    all_validators_collude(&mut e);
     let fin = record_batches(&mut e, 12);
     let x = executor_of(&e, fin).address();
     let b = (fin + 1..fin + 10)

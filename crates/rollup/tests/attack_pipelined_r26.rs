@@ -89,10 +89,7 @@ fn balance(e: &Env, k: &KeyPair) -> u128 {
 #[test]
 #[ignore = "attack r26: a flood at 1024x the guard's price, never included, freezes every process (Unchecked) for free"]
 fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
-    let mut e = or_funded_with(2);
-    let first = record_batches(&mut e, 8);
-    let x = executor_of(&e, first);
-    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    let (mut e, _, x, b) = executor_with_a_later_batch();
     let accomplice = trader(3);
     let minted = forge_ahead(&mut e, &x, b, accomplice.address());
     let flooders = fresh_keys(79_000, 3);
@@ -108,11 +105,7 @@ fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
     }
     let (_, fin_before) = e.d.reader().progress().unwrap();
     let height = e.d.primary.tip().height;
-    let mut runs = Vec::new();
-    for i in 0..5 {
-        let r = e.d.process(&mut rng(26 + i));
-        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
-    }
+    let runs = process_runs(&mut e, 26, 5, false);
     let (_, fin_after) = e.d.reader().progress().unwrap();
     let paid: Vec<u128> = flooders.iter().zip(&before).map(|(f, b)| b - balance(&e, f)).collect();
     let why = format!(
@@ -168,11 +161,7 @@ fn base_price_flood(mut e: Env) {
     let (n, reserved) = flood_at(&mut e, &flooder[0], Amount(1));
     let (_, fin_before) = e.d.reader().progress().unwrap();
     let height = e.d.primary.tip().height;
-    let mut runs = Vec::new();
-    for i in 0..5 {
-        let r = e.d.process(&mut rng(26 + i));
-        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
-    }
+    let runs = process_runs(&mut e, 26, 5, false);
     let (_, fin_after) = e.d.reader().progress().unwrap();
     let why = format!(
         "{n} junk calls at gas price 1 reserving {reserved} minor units; blocks sealed {}; the flooder paid {} minor \
@@ -195,29 +184,12 @@ fn without_the_flood_the_batches_settle() {
     assert!(fin_after > fin_before, "settled up to {fin_before} -> {fin_after}; run {:?}", r.map(|s| s.len()));
 }
 
-/// Leaves `k`'s primary-chain wallet holding `keep` (a transfer of the
-/// rest to a fresh account, sealed).
-fn leave_in_wallet(e: &mut Env, k: &KeyPair, keep: Amount) {
-    let chain_id = e.d.primary.chain_id();
-    let bal = e.d.primary.account(&k.address()).balance;
-    let fee = gridledger_rollup::types::coins(1);
-    let amount = Amount(bal.0 - keep.0 - fee.0);
-    let to = fresh_keys(79_200, 1)[0].address();
-    let nonce = e.d.primary.next_nonce(&k.address());
-    let tx = gridledger_ledger::devnet::transfer(k, chain_id, nonce, to, amount, Amount(1));
-    e.d.primary.submit(&tx).unwrap();
-    e.d.primary.seal().unwrap();
-}
-
 /// Every validator colludes (issue 11 item 2); executor Y forges a batch
 /// ahead minting a fresh accomplice 10 coin; every trader's primary
 /// wallet holds `wallet`. Returns (stolen, summary).
 fn colluding_validators_and_wallets(wallet: Amount) -> (bool, String) {
-    use gridledger_rollup::roles::ValidatorBehaviour;
     let mut e = or_funded_with(3);
-    for i in 0..e.d.validators.len() {
-        e.d.set_validator(i, ValidatorBehaviour::Colluding);
-    }
+    all_validators_collude(&mut e);
     let fin = record_batches(&mut e, 12);
     let (next, _) = e.d.reader().progress().unwrap();
     let x = executor_of(&e, fin).address();
@@ -227,18 +199,11 @@ fn colluding_validators_and_wallets(wallet: Amount) -> (bool, String) {
     let accomplice = fresh_keys(79_300, 1).remove(0);
     pay_each(&mut e, &trader(2), std::slice::from_ref(&accomplice), gridledger_rollup::types::coins(200), 1);
     for i in 0..4 {
-        leave_in_wallet(&mut e, &trader(i), wallet);
+        leave_in_wallet(&mut e, &trader(i), wallet, 79_200);
     }
     let minted = forge_ahead(&mut e, &y, b, accomplice.address());
     let bonds = e.d.bonded_challenges;
-    let mut runs = Vec::new();
-    for i in 0..3 {
-        let r = e.d.process(&mut rng(26 + i));
-        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
-        if r.is_ok() {
-            break;
-        }
-    }
+    let runs = process_runs(&mut e, 26, 3, true);
     let stolen = settled_root_of(&e, b) == Some(state_root(&minted));
     let gained = if stolen { withdraw_minted(&mut e, &minted, &accomplice).0 } else { 0 };
     let fees: Vec<(u64, bool)> = e.d.gas.iter().filter(|g| g.method == "dispute").map(|g| (g.gas, g.success)).collect();

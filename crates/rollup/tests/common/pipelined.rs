@@ -233,3 +233,51 @@ pub fn or_funded_with(executors: usize) -> Env {
     settle_funding(&mut e);
     e
 }
+
+/// Leaves `k`'s primary-chain wallet holding `keep` (a transfer of the
+/// rest to a fresh account, the first of `fresh_keys(sink, 1)`, sealed).
+pub fn leave_in_wallet(e: &mut Env, k: &KeyPair, keep: Amount, sink: usize) {
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    let bal = e.d.primary.account(&k.address()).balance;
+    let fee = coins(1);
+    let amount = Amount(bal.0 - keep.0 - fee.0);
+    let to = fresh_keys(sink, 1)[0].address();
+    let nonce = e.d.primary.next_nonce(&k.address());
+    let tx = gridledger_ledger::devnet::transfer(k, chain_id, nonce, to, amount, Amount(1));
+    e.d.primary.submit(&tx).unwrap();
+    e.d.primary.seal().unwrap();
+}
+
+/// Two executors ([`or_funded_with`]), eight batches recorded: the
+/// first batch to settle, its executor X and X's next batch after it.
+pub fn executor_with_a_later_batch() -> (Env, u64, KeyPair, u64) {
+    let mut e = or_funded_with(2);
+    let first = record_batches(&mut e, 8);
+    let x = executor_of(&e, first);
+    let b = (first + 1..first + 8).find(|b| executor_of(&e, *b).address() == x.address()).expect("X has a later batch");
+    (e, first, x, b)
+}
+
+/// Every validator colludes (silent as watcher and as delegate).
+pub fn all_validators_collude(e: &mut Env) {
+    use gridledger_rollup::roles::ValidatorBehaviour;
+    for i in 0..e.d.validators.len() {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+}
+
+/// Runs `process` up to `times` times, with `rng(seed)`, `rng(seed + 1)`,
+/// …, stopping after the first run that succeeds when `until_ok`; each
+/// run's number of steps or its error.
+pub fn process_runs(e: &mut Env, seed: u64, times: u64, until_ok: bool) -> Vec<Result<usize, String>> {
+    let mut runs = Vec::new();
+    for i in 0..times {
+        let r = e.d.process(&mut rng(seed + i));
+        runs.push(r.as_ref().map(|s| s.len()).map_err(|err| err.to_string()));
+        if until_ok && r.is_ok() {
+            break;
+        }
+    }
+    runs
+}
