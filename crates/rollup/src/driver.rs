@@ -669,11 +669,13 @@ pub const MAX_FULL_SEALS: u32 = 4;
 /// bytes, signatures, execution steps and records with their proofs) and
 /// [`crate::primary::RECORD_GAS`] per queue item, to which the dispute's
 /// own bytes are added at [`crate::primary::ENTRY_BYTE_GAS`] each (the
-/// witness it brings). Measured, a dispute stays below that estimate plus
-/// the call's fixed part (the worst cases behind `MAX_BATCH_GAS`; a
-/// three-trader forgery ahead: about 244,000 gas against a limit of
-/// about 2 M here); the factor two is the margin. A full batch reaches the cap, the
-/// limit every driver call had before.
+/// witness it brings). The worst cases behind `MAX_BATCH_GAS` (estimated
+/// at most 83 M plus the call's fixed part) measured below 100 M, under
+/// 1.25 times the estimate; the factor two is the margin over that. The
+/// one-entry forgery of `tests/attack_pipelined_r26.rs` uses about
+/// 244,000 gas against a limit of about 1.2 M (1.2 coin of reservation at
+/// the driver's price, where 100 M reserved 100 coin). A full batch
+/// reaches the cap, the limit every driver call had before.
 pub fn dispute_gas_limit(params: &IorParams, input: &BatchInput, args_len: usize) -> u64 {
     use crate::primary::{ENTRY_BYTE_GAS, RECORD_GAS};
     let entries = input.entries.iter().fold(0u64, |g, e| g.saturating_add(entry_gas(e, params.meter_step_s)));
