@@ -600,7 +600,9 @@ pub fn record_call(tx: &IorTx) -> (&'static str, Vec<u8>) {
     }
 }
 
-/// One contract call in its own block on `chain`, its gas recorded.
+/// One contract call in its own block on `chain`, its gas recorded,
+/// with gas limit `gas_limit`. Refused for a full mempool, it is sent
+/// again after a seal ([`submit_making_room`]).
 #[allow(clippy::too_many_arguments)]
 fn call_on<C: ChainClient>(
     chain: &mut C,
@@ -611,13 +613,82 @@ fn call_on<C: ChainClient>(
     method: &str,
     a: Vec<u8>,
     value: Amount,
+    gas_limit: u64,
 ) -> Result<Receipt, DriverError> {
-    let n = chain.next_nonce(&key.address());
-    let tx = call(key, chain.chain_id(), n, contract, method, a, value, DRIVER_GAS_LIMIT);
-    let r = chain.exec(&tx)?;
+    let h = submit_making_room(chain, |chain| {
+        let n = chain.next_nonce(&key.address());
+        call(key, chain.chain_id(), n, contract, method, a.clone(), value, gas_limit)
+    })?;
+    chain.seal()?;
+    let r = chain.receipt(&h)?.ok_or(ClientError::NotIncluded(h))?;
     gas.push(GasRecord { target, method: method.into(), gas: r.gas_used, success: r.status == TxStatus::Success });
     Ok(r)
 }
+
+/// Submits the transaction `tx` builds (on the chain as it is then: its
+/// nonce); refused because the mempool is full, seals first and submits
+/// it again (rebuilt), at most [`MAX_FULL_SEALS`] times (attack r26 [1],
+/// [2]: a flood that filled the mempool and was never included refused
+/// every driver call, nothing was sealed, and settlement froze at no cost
+/// to the flooder). The seal includes the highest-priced pending
+/// transactions, the flood among them, and charges their senders: a
+/// flood holds settlement up only for the blocks it fills and pays for.
+/// With no refusal nothing more is sealed. Returns the transaction's
+/// hash, or the chain's refusal (the last one).
+fn submit_making_room<C: ChainClient>(
+    chain: &mut C,
+    mut tx: impl FnMut(&C) -> gridledger_ledger::SignedTransaction,
+) -> Result<Hash32, ClientError> {
+    let mut seals = 0;
+    loop {
+        match chain.submit(&tx(chain)) {
+            Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
+                if seals < MAX_FULL_SEALS
+                    && !crate::mutants::active(crate::mutants::Mutation::FullMempoolNotSealed) =>
+            {
+                seals += 1;
+                chain.seal()?;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Most seals a driver call refused for a full mempool waits
+/// ([`submit_making_room`]): each seal on the development chain commits
+/// blocks until the mempool is empty, so one is enough unless the flood
+/// is renewed between them; a flood renewed each time costs its author
+/// the blocks it fills every time.
+pub const MAX_FULL_SEALS: u32 = 4;
+
+/// The gas limit of a bonded challenge's whole-batch `dispute` of
+/// `input` with `args_len` bytes of arguments (attack r26 [3]): twice the
+/// chain's own estimate of the batch's re-execution plus a fixed
+/// [`DISPUTE_BASE_GAS`], at most [`DRIVER_GAS_LIMIT`]. The estimate is
+/// [`crate::primary::MAX_BATCH_GAS`]'s: each entry's [`entry_gas`] (its
+/// bytes, signatures, execution steps and records with their proofs) and
+/// [`crate::primary::RECORD_GAS`] per queue item, to which the dispute's
+/// own bytes are added at [`crate::primary::ENTRY_BYTE_GAS`] each (the
+/// witness it brings). The worst cases behind `MAX_BATCH_GAS` (estimated
+/// at most 83 M plus the call's fixed part) measured below 100 M, under
+/// 1.25 times the estimate; the factor two is the margin over that. The
+/// one-entry forgery of `tests/attack_pipelined_r26.rs` uses about
+/// 244,000 gas against a limit of about 1.2 M (1.2 coin of reservation at
+/// the driver's price, where 100 M reserved 100 coin). A full batch
+/// reaches the cap, the limit every driver call had before.
+pub fn dispute_gas_limit(params: &IorParams, input: &BatchInput, args_len: usize) -> u64 {
+    use crate::primary::{ENTRY_BYTE_GAS, RECORD_GAS};
+    let entries = input.entries.iter().fold(0u64, |g, e| g.saturating_add(entry_gas(e, params.meter_step_s)));
+    let estimate = entries
+        .saturating_add(RECORD_GAS.saturating_mul(input.queue.len() as u64))
+        .saturating_add(ENTRY_BYTE_GAS.saturating_mul(args_len as u64));
+    estimate.saturating_mul(2).saturating_add(DISPUTE_BASE_GAS).min(DRIVER_GAS_LIMIT)
+}
+
+/// The fixed part of [`dispute_gas_limit`]: the transaction, the
+/// dispute's bookkeeping and its bond's payment, well above what a
+/// dispute of an empty batch uses.
+pub const DISPUTE_BASE_GAS: u64 = 1_000_000;
 
 /// The batch `call` disputes, if it is a dispute (`dispute`,
 /// `dispute_entry`, `dispute_state`).
@@ -641,6 +712,10 @@ struct Planned {
     value: Amount,
     batch: u64,
     part: Part,
+    /// The gas limit of its primary calls but a dispute commitment
+    /// ([`DRIVER_GAS_LIMIT`], or a bonded challenge's
+    /// [`dispute_gas_limit`]).
+    gas: u64,
 }
 
 /// Who sends a planned step of a guard pass.
@@ -701,6 +776,9 @@ struct BackupPlan {
     /// Every alarmed owner that could pay has been tried in this run and
     /// none of their challenges got on chain.
     exhausted: bool,
+    /// Meters alarmed and no alarmed owner could pay the bonded challenge
+    /// (nor has one been tried in this run): no check reaches the chain.
+    unpaid: bool,
 }
 
 /// [`Mode::ConventionalOr`]: most passes the guard makes over its due
@@ -947,11 +1025,33 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         a: Vec<u8>,
         value: Amount,
     ) -> Result<Receipt, DriverError> {
-        call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value)
+        self.primary_call_limited(key, method, a, value, DRIVER_GAS_LIMIT)
+    }
+
+    /// [`Self::primary_call`] with gas limit `gas_limit`.
+    fn primary_call_limited(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        a: Vec<u8>,
+        value: Amount,
+        gas_limit: u64,
+    ) -> Result<Receipt, DriverError> {
+        call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value, gas_limit)
     }
 
     fn secondary_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>) -> Result<Receipt, DriverError> {
-        call_on(&mut self.secondary, &mut self.gas, Target::Secondary, key, IOR_SECONDARY_ID, method, a, Amount::ZERO)
+        call_on(
+            &mut self.secondary,
+            &mut self.gas,
+            Target::Secondary,
+            key,
+            IOR_SECONDARY_ID,
+            method,
+            a,
+            Amount::ZERO,
+            DRIVER_GAS_LIMIT,
+        )
     }
 
     /// Funds a trader's IOR account from its wallet.
@@ -1402,16 +1502,17 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {
-        self.run_step_paying(key, step, Amount::ZERO)
+        self.run_step_paying(key, step, Amount::ZERO, DRIVER_GAS_LIMIT)
     }
 
     /// As [`Self::run_step`], every primary call but a dispute commitment
-    /// paying `value` (a bonded challenge's bond).
+    /// paying `value` (a bonded challenge's bond) with gas limit `gas`.
     fn run_step_paying(
         &mut self,
         key: &KeyPair,
         step: Step,
         value: Amount,
+        gas: u64,
     ) -> Result<Vec<crate::roles::Delegation>, DriverError> {
         self.faults.extend(step.faults);
         let mut calls = step.calls.into_iter().peekable();
@@ -1435,9 +1536,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     if self.dispute_moot(&c)? {
                         continue;
                     }
-                    let value = if c.method == "commit_dispute" { Amount::ZERO } else { value };
+                    let (value, gas) =
+                        if c.method == "commit_dispute" { (Amount::ZERO, RECORD_GAS_LIMIT) } else { (value, gas) };
                     let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
-                    self.primary_call(key, method, a, value)?;
+                    self.primary_call_limited(key, method, a, value, gas)?;
                 }
             }
         }
@@ -1827,7 +1929,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         let step = self.validators[i].1.watch(&input);
                         watcher_disputes = self.disputes(&step)?;
                         let key = self.validators[i].0.clone();
-                        steps.push(Planned { key, step, value: Amount::ZERO, batch: b, part: Part::Watcher });
+                        steps.push(Planned {
+                            key,
+                            step,
+                            value: Amount::ZERO,
+                            batch: b,
+                            part: Part::Watcher,
+                            gas: DRIVER_GAS_LIMIT,
+                        });
                     }
                     if let Some(p) = p.filter(|_| at_plan || !watcher_disputes) {
                         self.watched.insert(p);
@@ -1837,7 +1946,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 if backup && p.is_none_or(|p| !self.backed.contains(&p)) && !watcher_disputes {
                     let t = tries.entry(b).or_default().clone();
                     let plan = self.backup_plan(b, &input, &t, &mut reserved, rng)?;
-                    let done = !plan.disputes && !plan.deferred && !plan.exhausted;
+                    let done = !plan.disputes && !plan.deferred && !plan.exhausted && !plan.unpaid;
+                    if plan.unpaid {
+                        backup_refused.entry(b).or_insert_with(|| {
+                            "its meters alarm and no alarmed owner's wallet covers the bonded challenge".to_string()
+                        });
+                    }
                     if let Some(p) = p.filter(|_| at_plan || done) {
                         self.backed.insert(p);
                     }
@@ -1955,10 +2069,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         // (step, call, value) of each commitment.
         let mut commits: Vec<(usize, KeyPair, Call, Amount)> = Vec::new();
         // (window end, step, its commitment, call, value) of each reveal.
-        type Reveal = (Timestamp, usize, Option<usize>, KeyPair, Call, Amount);
+        type Reveal = (Timestamp, usize, Option<usize>, KeyPair, Call, Amount, u64);
         let mut reveals: Vec<Reveal> = Vec::new();
         let mut queued: BTreeSet<u64> = BTreeSet::new();
-        for (si, Planned { key, step, value, batch, part }) in steps.into_iter().enumerate() {
+        for (si, Planned { key, step, value, batch, part, gas }) in steps.into_iter().enumerate() {
             sent.push(StepSent { batch, part, refused: None });
             self.faults.extend(step.faults);
             let mut calls = step.calls.into_iter().peekable();
@@ -1994,7 +2108,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                             }
                             None => Timestamp::MAX,
                         };
-                        reveals.push((end, si, commitment.take(), key.clone(), c, value));
+                        reveals.push((end, si, commitment.take(), key.clone(), c, value, gas));
                     }
                 }
             }
@@ -2002,7 +2116,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         // Stable: equal window ends keep their step order.
         reveals.sort_by_key(|r| r.0);
         let steps_of: Vec<usize> = commits.iter().map(|c| c.0).collect();
-        let done = self.send_together(commits.into_iter().map(|(_, k, c, v)| (k, c, v)).collect(), RECORD_GAS_LIMIT)?;
+        let done = self.send_together(commits.into_iter().map(|(_, k, c, v)| (k, c, v, RECORD_GAS_LIMIT)).collect())?;
         let mut calls = Vec::with_capacity(reveals.len());
         let mut reveal_steps = Vec::with_capacity(reveals.len());
         for (si, r) in steps_of.iter().zip(&done) {
@@ -2010,15 +2124,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 sent[*si].refused.get_or_insert_with(|| why.clone());
             }
         }
-        for (_, si, commitment, key, c, value) in reveals {
+        for (_, si, commitment, key, c, value, gas) in reveals {
             if let Some(Err(why)) = commitment.map(|i| &done[i]) {
                 sent[si].refused.get_or_insert_with(|| format!("its commitment: {why}"));
                 continue;
             }
             reveal_steps.push(si);
-            calls.push((key, c, value));
+            calls.push((key, c, value, gas));
         }
-        let done = self.send_together(calls, DRIVER_GAS_LIMIT)?;
+        let done = self.send_together(calls)?;
         for (si, r) in reveal_steps.into_iter().zip(done) {
             if let Err(why) = r {
                 sent[si].refused.get_or_insert(why);
@@ -2027,7 +2141,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(sent)
     }
 
-    /// Submits `calls` (each paying its value) on the primary contract
+    /// Submits `calls` (each paying its value, with its gas limit) on the primary contract
     /// without sealing between them, then seals: one block for as many as
     /// the block takes ([`DRIVER_GAS_LIMIT`] reserves a third of a
     /// development block), and another for the rest until every call is
@@ -2039,12 +2153,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// was admitted.
     fn send_together(
         &mut self,
-        calls: Vec<(KeyPair, Call, Amount)>,
-        gas_limit: u64,
+        calls: Vec<(KeyPair, Call, Amount, u64)>,
     ) -> Result<Vec<Result<(), String>>, DriverError> {
         let mut out: Vec<Result<(), String>> = Vec::with_capacity(calls.len());
         let mut pending = Vec::with_capacity(calls.len());
-        for (i, (key, c, value)) in calls.into_iter().enumerate() {
+        for (i, (key, c, value, gas_limit)) in calls.into_iter().enumerate() {
             let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
             match self.submit_repriced(&key, method, a, value, gas_limit)? {
                 Ok(h) => {
@@ -2080,7 +2193,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// Submits one primary-contract call of the guard at the driver's gas
     /// price; refused for a full mempool, at double the price, at most
     /// [`MAX_GUARD_REPRICES`] times (attack r25 [3]: a flood at the lowest
-    /// price refused the guard's commitment, and the pass was lost). The
+    /// price refused the guard's commitment, and the pass was lost), and
+    /// refused at the dearest price too, after a seal, from the driver's
+    /// price again, at most [`MAX_FULL_SEALS`] times (attack r26 [1]; as
+    /// [`submit_making_room`]: the seal includes the flood and charges
+    /// its senders; calls admitted before it in this pass are included
+    /// with it). The
     /// mempool takes a dearer transaction in place of the cheapest other
     /// sender's; the sender's balance bounds the price as well. Returns
     /// the transaction's hash, or why the chain refused it.
@@ -2094,6 +2212,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     ) -> Result<Result<Hash32, String>, DriverError> {
         let mut price = BASE_GAS_PRICE;
         let mut reprices = 0;
+        let mut seals = 0;
+        let not_repriced = crate::mutants::active(crate::mutants::Mutation::GuardNotRepriced);
         loop {
             let tx = gridledger_ledger::Transaction {
                 chain_id: self.primary.chain_id(),
@@ -2112,11 +2232,23 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             match self.primary.submit(&tx) {
                 Ok(h) => return Ok(Ok(h)),
                 Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
-                    if reprices < MAX_GUARD_REPRICES
-                        && !crate::mutants::active(crate::mutants::Mutation::GuardNotRepriced) =>
+                    if reprices < MAX_GUARD_REPRICES && !not_repriced =>
                 {
                     reprices += 1;
                     price = Amount(price.0.saturating_mul(2));
+                }
+                // Outbid at the dearest price too (attack r26 [1]: a flood
+                // at the top price, never included, kept every check out
+                // for free): seal, so the flood is included and paid for,
+                // and send again from the driver's price.
+                Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
+                    if seals < MAX_FULL_SEALS
+                        && !not_repriced
+                        && !crate::mutants::active(crate::mutants::Mutation::FullMempoolNotSealed) =>
+                {
+                    seals += 1;
+                    self.primary.seal()?;
+                    (price, reprices) = (BASE_GAS_PRICE, 0);
                 }
                 Err(ClientError::Submit(e)) => return Ok(Err(e.to_string())),
                 Err(e) => return Err(e.into()),
@@ -2242,8 +2374,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return self.guard_passes(&[b], Checks::Backup, Some(input), rng);
         }
         let plan = self.backup_plan(b, input, &BackupTries::default(), &mut BTreeMap::new(), rng)?;
-        for Planned { key, step, value, .. } in plan.steps {
-            self.run_step_paying(&key, step, value)?;
+        for Planned { key, step, value, gas, .. } in plan.steps {
+            self.run_step_paying(&key, step, value, gas)?;
         }
         Ok(())
     }
@@ -2354,7 +2486,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 if !plan.disputes {
                     plan.disputes = self.disputes(&s)?;
                 }
-                plan.steps.push(Planned { key, step: s, value: Amount::ZERO, batch: b, part: Part::Delegate });
+                plan.steps.push(Planned {
+                    key,
+                    step: s,
+                    value: Amount::ZERO,
+                    batch: b,
+                    part: Part::Delegate,
+                    gas: DRIVER_GAS_LIMIT,
+                });
             }
         }
         if again {
@@ -2370,9 +2509,17 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         }
         let only_first = crate::mutants::active(crate::mutants::Mutation::OnlyFirstOwnerBonds);
         let candidates = if only_first { &alarmed[..alarmed.len().min(1)] } else { &alarmed[..] };
+        if candidates.is_empty() {
+            return Ok(plan);
+        }
         let bond = self.cfg.challenge_bond;
+        let a = self.dispute_args(b, own.clone())?;
+        // Sized to what this dispute can cost, not the driver's 100 M
+        // (attack r26 [3]: 101 coin of fee reservation passed over every
+        // owner holding 100 coin, for a dispute of about 244,000 gas).
+        let gas = dispute_gas_limit(&self.cfg.params, input, a.len());
         // The bond, and the commitment's and the reveal's fee reservation.
-        let need = bond.0.saturating_add(u128::from(RECORD_GAS_LIMIT + DRIVER_GAS_LIMIT) * BASE_GAS_PRICE.0);
+        let need = bond.0.saturating_add(u128::from(RECORD_GAS_LIMIT.saturating_add(gas)) * BASE_GAS_PRICE.0);
         let mut tried = false;
         for owner in candidates {
             let Some(key) = self.traders.get(owner).cloned() else { continue };
@@ -2392,14 +2539,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 }
             }
             reserved.insert(*owner, taken.saturating_add(need));
-            let a = self.dispute_args(b, own.clone())?;
             // Committed first, so a copy earns its sender nothing.
             let c = crate::types::dispute_commitment(&crate::types::dispute_digest("dispute", &a), &key.address());
             let step = Step {
                 calls: vec![Call::primary("commit_dispute", args(&c)), Call::primary("dispute", a)],
                 ..Step::default()
             };
-            plan.steps.push(Planned { key, step, value: bond, batch: b, part: Part::Bond(*owner) });
+            plan.steps.push(Planned { key, step, value: bond, batch: b, part: Part::Bond(*owner), gas });
             plan.disputes = true;
             plan.deferred = false;
             plan.bonder = Some(*owner);
@@ -2407,6 +2553,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return Ok(plan);
         }
         plan.exhausted = tried && !plan.deferred;
+        // Alarmed owners, and none could pay (attack r26 [3]: the posting
+        // counted as backed with no check on chain, and the clock passed
+        // it): the posting is not backed, and stops the run unchecked.
+        plan.unpaid =
+            !tried && !plan.deferred && !crate::mutants::active(crate::mutants::Mutation::BackedWithoutChallenge);
         Ok(plan)
     }
 

@@ -227,10 +227,21 @@ pub enum Mutation {
     /// not) leaves the forgery to settle (the rule before attack r25 [2]).
     OnlyFirstOwnerBonds,
     /// Baseline driver: the guard's transactions are sent at the lowest
-    /// gas price only, not again at a higher one when the mempool is full:
-    /// a flood at the lowest price keeps every check out (the rule before
+    /// gas price only, not again at a higher one when the mempool is full,
+    /// nor after a seal: a refusal for a full mempool is final, and a
+    /// flood at the lowest price keeps every check out (the rule before
     /// attack r25 [3]).
     GuardNotRepriced,
+    /// A driver call refused for a full mempool is not sent again after a
+    /// seal (`driver::submit_making_room`): a flood at the driver's gas
+    /// price, never included, refuses every posting, `close` and
+    /// `finalize`, and nothing settles (the rule before attack r26 [2]).
+    FullMempoolNotSealed,
+    /// Baseline driver: a posting whose meters alarm but none of whose
+    /// alarmed owners could pay the bonded challenge counts as backed,
+    /// with no check on chain, and the clock passes it (the rule before
+    /// attack r26 [3]).
+    BackedWithoutChallenge,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -34,6 +34,16 @@
 //! accomplice withdraws 9.84 coin. With 200 coin per wallet the same
 //! forgery is overturned (control).
 //!
+//! Fixed: a driver call refused for a full mempool (any call: the
+//! guard's after its repricing, postings, `close`, `finalize`) is sent
+//! again after a seal, which includes the flood and charges its senders
+//! (`driver::submit_making_room`, `MAX_FULL_SEALS`); the bonded
+//! challenge's reveal has a gas limit sized to the batch
+//! (`driver::dispute_gas_limit`), and a posting whose meters alarm but
+//! whose alarmed owners cannot pay any challenge is not counted as backed
+//! (the run stops `Unchecked`). Each finding's test asserts settlement
+//! goes on and, for the floods, that the flooder paid.
+//!
 //! Held up: 60 junk calls at twice the driver's price with room left in
 //! the mempool delay the driver's calls, are sealed and paid for (about
 //! 2,000 coin) and the batches settle.
@@ -87,7 +97,6 @@ fn balance(e: &Env, k: &KeyPair) -> u128 {
 /// so the flood is never included and costs its senders nothing; no
 /// batch settles, however many times the driver runs.
 #[test]
-#[ignore = "attack r26: a flood at 1024x the guard's price, never included, freezes every process (Unchecked) for free"]
 fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
     let (mut e, _, x, b) = executor_with_a_later_batch();
     let accomplice = trader(3);
@@ -119,6 +128,7 @@ fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
         runs.iter().any(|r| r.is_ok()) || !matches!(e.d.process(&mut rng(40)), Err(DriverError::Unchecked { .. })),
         "settlement frozen: {why}"
     );
+    assert!(paid.iter().sum::<u128>() > 0, "the flood was not included and paid for: {why}");
 }
 
 /// Finding [2]: no forgery, every party honest but one: a sybil fills
@@ -129,7 +139,6 @@ fn a_flood_at_the_top_guard_price_freezes_settlement_for_free() {
 /// seals anything, so the flood is never included and costs nothing; no
 /// batch ever settles.
 #[test]
-#[ignore = "attack r26: a flood at the driver's base gas price, never included, stops every process before any batch settles"]
 fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
     let mut e = or_funded_with(2);
     record_batches(&mut e, 4);
@@ -139,7 +148,6 @@ fn a_flood_at_the_base_price_freezes_honest_settlement_for_free() {
 /// Finding [2] in IOR itself (`Mode::Ior`): the same flood at the
 /// base gas price stops every `process` before any batch settles.
 #[test]
-#[ignore = "attack r26: in IOR too, a flood at the base gas price, never included, stops every process"]
 fn a_flood_at_the_base_price_freezes_ior_settlement_for_free() {
     let mut e = open(config(gridledger_rollup::driver::Mode::Ior, 4, 2, 3));
     for i in 0..3 {
@@ -170,6 +178,7 @@ fn base_price_flood(mut e: Env) {
         before - balance(&e, &flooder[0])
     );
     assert!(fin_after > fin_before, "settlement frozen: {why}");
+    assert!(before > balance(&e, &flooder[0]), "the flood was not included and paid for: {why}");
 }
 
 /// Control: without the flood the same runs settle the recorded batches
@@ -235,7 +244,6 @@ fn wallets_of_200_coin_overturn_the_forgery() {
 /// is sent, the posting is marked backed without a check (no
 /// `Unchecked`), and the minting root settles; the accomplice withdraws.
 #[test]
-#[ignore = "attack r26: owners holding 100 coin (bond 10) are passed over by the 100 M gas reservation; the forgery settles"]
 fn wallets_of_100_coin_overturn_the_forgery() {
     let (stolen, why) = colluding_validators_and_wallets(gridledger_rollup::types::coins(100));
     assert!(!stolen, "a forged root settled: {why}");
@@ -269,4 +277,16 @@ fn blocks_of_dearer_junk_delay_but_do_not_stop_settlement() {
     let why = format!("settled {fin_before} -> {fin_after}; the sybil paid {paid}; run {:?}", r.map(|s| s.len()));
     assert!(fin_after > fin_before, "{why}");
     assert!(paid > 0, "the junk was included and paid for: {why}");
+}
+
+/// Finding [3]'s rule (a): every validator colludes and every trader's
+/// wallet holds 5 coin, under the 10 coin bond: no alarmed owner can
+/// challenge, so the posting is not counted as backed: each run stops
+/// with `Unchecked` before the clock passes it, and the minting root does
+/// not settle.
+#[test]
+fn wallets_under_the_bond_stop_the_run_unchecked() {
+    let (stolen, why) = colluding_validators_and_wallets(gridledger_rollup::types::coins(5));
+    assert!(!stolen, "a forged root settled: {why}");
+    assert!(why.contains("could not be sent") && why.contains("no alarmed owner"), "{why}");
 }

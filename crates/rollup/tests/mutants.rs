@@ -14,6 +14,7 @@ use gridledger_core::mutation::Scenario;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
+use gridledger_rollup::driver::DriverError;
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::mutants::{plant, Mutation};
 use gridledger_rollup::primary::{BatchState, DisputeEntry, SubmitTcrs};
@@ -1241,13 +1242,13 @@ fn spend_wallet(e: &mut Env, k: &KeyPair, keep: Amount, seal: bool) {
 /// Baseline (attack r25 [1]): every validator colludes, a forgery ahead;
 /// the traders the batch names (whose meters alarm first) hold plenty
 /// when the run plans its bonded challenge, but each has a transfer of
-/// all but 50 coin pending, included with the bond's commitment: the
-/// reveal is refused at submission. The next alarmed owners challenge in
+/// all but 5 coin (under the 10 coin bond) pending, included with the
+/// bond's commitment: the reveal is refused at submission. The next alarmed owners challenge in
 /// the next pass; the run completes and the forgery is overturned.
 fn a_refused_bond_is_followed_by_the_next_alarmed_owner() -> bool {
     let Some((mut e, b, minted)) = forgery_ahead_every_validator_colluding() else { return false };
     for i in 0..2 {
-        spend_wallet(&mut e, &trader(i), coins(50), false);
+        spend_wallet(&mut e, &trader(i), coins(5), false);
     }
     let run = e.d.process(&mut rng(25));
     run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
@@ -1255,13 +1256,12 @@ fn a_refused_bond_is_followed_by_the_next_alarmed_owner() -> bool {
 
 /// Baseline (attack r25 [2]): every validator colludes, a forgery ahead;
 /// the traders the batch names (a forger's sybil pair, whose meters alarm
-/// first) hold 50 coin, under one bonded challenge's bond and fee
-/// reservation. Another alarmed owner challenges; the run completes and
+/// first) hold 5 coin, under one bonded challenge's bond (10 coin). Another alarmed owner challenges; the run completes and
 /// the forgery is overturned.
 fn a_first_alarmed_owner_that_cannot_bond_is_followed() -> bool {
     let Some((mut e, b, minted)) = forgery_ahead_every_validator_colluding() else { return false };
     for i in 0..2 {
-        spend_wallet(&mut e, &trader(i), coins(50), true);
+        spend_wallet(&mut e, &trader(i), coins(5), true);
     }
     let run = e.d.process(&mut rng(25));
     run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
@@ -1313,7 +1313,39 @@ fn a_mempool_flood_does_not_keep_the_guard_out() -> bool {
     run.is_ok() && e.d.batch_header(b).unwrap().overturned && settled_root_of(&e, b) != Some(state_root(&minted))
 }
 
-const SCENARIOS: [Scenario; 45] = [
+/// Baseline (attack r26 [3]): every validator colludes, a forgery ahead,
+/// and every alarmed owner holds 5 coin, under the 10 coin bond: no
+/// check can reach the chain, so the run stops `Unchecked` before the
+/// clock passes the posting, and the minting root never settles.
+fn a_posting_no_owner_can_bond_against_stops_the_run() -> bool {
+    let Some((mut e, b, minted)) = forgery_ahead_every_validator_colluding() else { return false };
+    for i in 0..4 {
+        spend_wallet(&mut e, &trader(i), coins(5), true);
+    }
+    let mut stopped = false;
+    for i in 0..3 {
+        stopped |= matches!(e.d.process(&mut rng(26 + i)), Err(DriverError::Unchecked { batch, .. }) if batch == b);
+    }
+    stopped && settled_root_of(&e, b) != Some(state_root(&minted))
+}
+
+/// Baseline (attack r26 [2]): every party honest but a sybil that fills
+/// the primary mempool with junk at the driver's own gas price: each
+/// refused driver call is sent again after a seal (the junk included and
+/// paid for), and the recorded batches settle.
+fn a_flood_at_the_drivers_price_does_not_freeze_settlement() -> bool {
+    let mut e = or_funded_with(2);
+    record_batches(&mut e, 4);
+    let flooder = fresh_keys(78_100, 1);
+    pay_each(&mut e, &trader(2), &flooder, coins(5_000), 1);
+    flood_mempool(&mut e, &flooder[0]);
+    let Ok((_, fin_before)) = e.d.reader().progress() else { return false };
+    let run = e.d.process(&mut rng(26));
+    let Ok((_, fin_after)) = e.d.reader().progress() else { return false };
+    run.is_ok() && fin_after > fin_before
+}
+
+const SCENARIOS: [Scenario; 47] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1386,6 +1418,11 @@ const SCENARIOS: [Scenario; 45] = [
     ("a refused bond is followed by the next alarmed owner", a_refused_bond_is_followed_by_the_next_alarmed_owner),
     ("a first alarmed owner that cannot bond is followed", a_first_alarmed_owner_that_cannot_bond_is_followed),
     ("a mempool flood does not keep the guard out", a_mempool_flood_does_not_keep_the_guard_out),
+    ("a posting no owner can bond against stops the run", a_posting_no_owner_can_bond_against_stops_the_run),
+    (
+        "a flood at the driver's price does not freeze settlement",
+        a_flood_at_the_drivers_price_does_not_freeze_settlement,
+    ),
 ];
 
 gridledger_core::mutation_check! {
@@ -1437,4 +1474,6 @@ gridledger_core::mutation_check! {
     watched_at_plan_is_caught: Mutation::WatchedAtPlan => "a refused bond is followed by the next alarmed owner",
     only_first_owner_bonding_is_caught: Mutation::OnlyFirstOwnerBonds => "a first alarmed owner that cannot bond is followed",
     guard_not_repriced_is_caught: Mutation::GuardNotRepriced => "a mempool flood does not keep the guard out",
+    backed_without_challenge_is_caught: Mutation::BackedWithoutChallenge => "a posting no owner can bond against stops the run",
+    full_mempool_not_sealed_is_caught: Mutation::FullMempoolNotSealed => "a flood at the driver's price does not freeze settlement",
 }
