@@ -6,7 +6,13 @@
 //! stands): `cargo test -p gridledger-market --test attack_market_r21 -- --ignored`.
 //! The others are attacks that held up.
 
-use gridledger_market::{run_pf, Case, PfOptions};
+use std::collections::BTreeMap;
+
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PdParams, PrimalDual};
+use gridledger_market::problem::Market;
+use gridledger_market::teardo::{Detection, Fault, Strategy, TearDo, TearDoConfig};
+use gridledger_market::{run_pf, Case, DcModel, PfOptions, CASE30};
 
 /// A three-bus feeder on a base of `base` MVA with a load at bus 3 of
 /// `pd` + j`qd` MW/MVAr; `extra` rows are added to the branch table.
@@ -21,7 +27,9 @@ fn feeder(base: &str, pd: &str, qd: &str, extra: &str) -> Case {
 }
 
 /// Finding [1]: the floor cap is 0.001 MW / baseMVA, so on the smallest
-/// base the parser accepts (10⁻⁶ MVA) it is 10³ p.u. A resonant pair of
+/// base the parser accepts (10⁻⁶ MVA) it is 10³ p.u. (On 10⁻⁵ MVA the
+/// pair x = ±3·10⁻¹⁶ is accepted with |Vm| off by 3.6·10⁻⁴; from 10⁻³ MVA
+/// up every accepted pair leaves |Vm| within 10⁻⁵.) A resonant pair of
 /// branches (x = ±2·10⁻¹⁷, whose cancellation leaves a floor of hundreds
 /// of p.u., refused on a 10 MVA base) is then accepted: the flow is
 /// reported converged with bus voltages that the rounding of the pair
@@ -62,4 +70,46 @@ fn tiny_base_does_not_excuse_a_cancelling_pair() {
 fn cancelling_pair_on_ordinary_base_is_refused() {
     let pair = " 1 2 0 2e-17 0 0 0 0 0 0 1;\n 1 2 0 -2e-17 0 0 0 0 0 0 1;\n";
     assert!(run_pf(&feeder("10", "5", "3", pair), PfOptions::default()).is_err());
+}
+
+fn market() -> (Market, MarketNetwork) {
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    (Market::generate(21, 4, 4, &dc.bus_ids), MarketNetwork::ptdf(&dc, 1.0).unwrap())
+}
+
+/// Held up: hosts that always send the previous round's (validly signed)
+/// message — dropped unflagged since other-round messages accuse nobody —
+/// are still each flagged silent past Δ in the first round they have work,
+/// removed, and their subproblems taken over, so the clearing is the
+/// attack-free one and the wait for Δ is paid in the first iteration only
+/// (no stall), under both strategies and κ = 1, 2, 3; nobody honest is
+/// flagged.
+#[test]
+fn stale_round_hosts_are_flagged_silent_and_cannot_stall_the_clearing() {
+    let (market, net) = market();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.run(&market).unwrap();
+    let want = pd.settled();
+    let byz: BTreeMap<usize, Fault> = [(1, Fault::StaleRound), (4, Fault::StaleRound), (8, Fault::StaleRound)].into();
+    for strategy in [Strategy::Always, Strategy::Optimal] {
+        for kappa in [1, 2, 3] {
+            let cfg = TearDoConfig { enclaves: 10, kappa, byzantine: byz.clone(), strategy, seed: 5 };
+            let mut t = TearDo::new_insecure_seeded(&market, &net, cfg, [1; 32]).unwrap();
+            let r = t.run(&market);
+            assert!(r.converged, "κ = {kappa}, {strategy:?}");
+            assert_eq!(t.pd.settled(), want, "κ = {kappa}, {strategy:?}");
+            for (n, d, round) in &r.detected {
+                assert!(byz.contains_key(n), "κ = {kappa}, {strategy:?}: honest {n} flagged");
+                assert_eq!(*d, Detection::SilentPastDelta, "κ = {kappa}, {strategy:?}");
+                assert!(*round <= 2, "κ = {kappa}, {strategy:?}: flagged late, round {round}");
+            }
+            if strategy == Strategy::Always {
+                let working: Vec<usize> =
+                    byz.keys().copied().filter(|n| (0..9).any(|sp| t.assigned(sp).contains(n))).collect();
+                let flagged: Vec<usize> = r.detected.iter().map(|(n, _, _)| *n).collect();
+                assert_eq!(flagged, working, "κ = {kappa}: every stale host with work is flagged");
+            }
+            assert!(r.delayed_rounds <= 2, "κ = {kappa}, {strategy:?}: {} delayed rounds", r.delayed_rounds);
+        }
+    }
 }
