@@ -113,3 +113,60 @@ fn stale_round_hosts_are_flagged_silent_and_cannot_stall_the_clearing() {
         }
     }
 }
+
+/// Held up: extreme but positive generator set-points (accepted at parse
+/// since only Vg <= 0 is refused) give a typed error or a flow whose
+/// figures are finite, never a panic or a NaN reported as converged.
+#[test]
+fn extreme_positive_vg_is_refused_or_finite() {
+    for vg in ["1e-300", "1e-20", "1e20", "1e200", "1.7e308"] {
+        let text = format!(
+            "function mpc = vg\nmpc.version = '2';\nmpc.baseMVA = 10;\nmpc.bus = [\n \
+             1 3 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n 2 2 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n \
+             3 1 1 0.6 0 0 1 1 0 12.66 1 1.1 0.9;\n];\nmpc.gen = [\n 1 0 0 10 -10 1 100 1 10 0;\n \
+             2 0.5 0 10 -10 {vg} 100 1 10 0;\n];\n\
+             mpc.branch = [\n 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n 2 3 0.0575 0.0293 0 0 0 0 0 0 1;\n];\n"
+        );
+        let Ok(case) = Case::parse(&text) else { continue };
+        if let Ok(r) = run_pf(&case, PfOptions::default()) {
+            assert!(
+                r.buses.iter().all(|b| b.vm.is_finite() && b.va_deg.is_finite())
+                    && r.loss_mw.is_finite()
+                    && r.min_vm.is_finite(),
+                "Vg {vg}: {r:?}"
+            );
+        }
+    }
+}
+
+/// Finding [2]: the physical tolerance is 10⁻⁸ p.u. on every base, so on
+/// the largest base the parser accepts (10⁹ MVA) it is 10 MW — ten
+/// thousand times the 0.001 MW the floor cap was sized to. A feeder whose
+/// only load is 5 MW (5·10⁻⁹ p.u.) is "converged" at the flat start in
+/// zero iterations: it reports 0 MW of generation against 5 MW of load (the
+/// balance off by the whole load) and no losses. Expected: a flow whose
+/// printed MW figures balance within 0.001 MW (generation = load +
+/// losses), i.e. a tolerance no larger than 0.001 MW / baseMVA, or a
+/// refusal.
+#[test]
+#[ignore = "attack r21: on baseMVA 1e9 the 1e-8 p.u. tolerance is 10 MW; a 5 MW load is converged at flat start with 0 MW generation"]
+fn huge_base_tolerance_does_not_leave_the_balance_open() {
+    let r = run_pf(&feeder("1e9", "5", "3", ""), PfOptions::default()).unwrap();
+    assert!(
+        (r.total_gen_mw - r.total_load_mw - r.loss_mw).abs() <= 1e-3,
+        "generation {} MW, load {} MW, losses {} MW after {} iterations (tol {:e} p.u. = {} MW)",
+        r.total_gen_mw,
+        r.total_load_mw,
+        r.loss_mw,
+        r.iterations,
+        r.mismatch_tol_pu,
+        r.mismatch_tol_pu * 1e9
+    );
+}
+
+/// Held up: the same feeder on an ordinary base balances.
+#[test]
+fn ordinary_base_balances() {
+    let r = run_pf(&feeder("10", "5", "3", ""), PfOptions::default()).unwrap();
+    assert!((r.total_gen_mw - r.total_load_mw - r.loss_mw).abs() <= 1e-3, "{r:?}");
+}
