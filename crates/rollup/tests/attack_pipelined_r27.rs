@@ -19,22 +19,41 @@
 //! gas limit sized to what the dispute uses, the commitment's fee not
 //! held while the reveal is), and the forgery is overturned.
 //!
+//! Finding [2] (critical: theft, every validator honest, `Mode::Ior`
+//! with the demo's 5 s window): the executor of a one-AT batch posts a
+//! root minting itself 10 coin, then a sybil fills the primary mempool
+//! with junk at the driver's gas price (71 calls). The driver's first
+//! call is refused for a full mempool and `submit_making_room` seals
+//! through the flood: each sealed block moves the clock 1 s (15 s in
+//! all), past the posting's window, before any check is on chain. The
+//! forged root settles undisputed (`Settled { disputed: false }`); the
+//! flood cost about 1,076 coin at price 1, the minted amount is the
+//! forger's choice. Without the flood the forgery is overturned
+//! (control). What should happen: no block is sealed past an unchecked
+//! posting's window (check first, or stop `Unchecked`), as the guard
+//! already promises for the clock the driver moves itself.
+//!
 //! Held up: with 200 coin per wallet the forgery is overturned and no
 //! run stops `Unchecked` (control); the dispute's real gas stays under
-//! the limit `dispute_gas_limit` gives it.
+//! the limit `dispute_gas_limit` gives it; without the flood the IOR
+//! forgery of finding [2] is overturned.
 
 mod common;
 
 use common::pipelined::*;
 use common::*;
 use gridledger_core::Amount;
+use gridledger_rollup::primary::BatchState;
 use gridledger_rollup::state::state_root;
 use gridledger_rollup::types::coins;
+
+/// (stolen, overturned, runs, commit/dispute gas, summary).
+type Outcome = (bool, bool, Vec<Result<usize, String>>, Vec<(u64, bool)>, String);
 
 /// Every validator colludes; executor Y forges a batch ahead minting a
 /// fresh accomplice 10 coin; every trader's primary wallet holds
 /// `wallet`. Returns (stolen, overturned, runs, dispute gas, summary).
-fn forgery_with_wallets(wallet: Amount) -> (bool, bool, Vec<Result<usize, String>>, Vec<(u64, bool)>, String) {
+fn forgery_with_wallets(wallet: Amount) -> Outcome {
     let mut e = or_funded_with(3);
     all_validators_collude(&mut e);
     let fin = record_batches(&mut e, 12);
@@ -95,4 +114,81 @@ fn wallets_of_200_coin_overturn_and_the_dispute_uses_far_less_than_reserved() {
     assert!(fees.iter().all(|f| f.1), "a challenge call failed: {why}");
     let used: u64 = fees.iter().map(|f| f.0).sum();
     assert!(used > 0 && u128::from(used) < coins(1).0, "commit + dispute used {used} gas: {why}");
+}
+
+/// Fills the primary mempool with `k`'s junk calls at gas price `price`
+/// until not even a 100-byte transaction fits. Returns how many went in.
+fn flood_at(e: &mut Env, k: &gridledger_core::crypto::KeyPair, price: Amount) -> u64 {
+    use gridledger_ledger::devnet::call;
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    let mut size = gridledger_rollup::driver::MAX_TX_BYTES - 4_096;
+    let mut n = 0;
+    while size >= 100 {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let gas = 21_000 + 4 * size as u64 + 10_000;
+        let tx = call(k, chain_id, nonce, gridledger_rollup::IOR_PRIMARY_ID, "junk", vec![0; size], Amount::ZERO, gas);
+        let tx = gridledger_ledger::Transaction { gas_price: price, ..tx.tx }.sign(k);
+        match e.d.primary.submit(&tx) {
+            Ok(_) => n += 1,
+            Err(_) => size /= 2,
+        }
+    }
+    n
+}
+
+/// IOR with a 5 s window (the demo's): the executor of a one-AT batch
+/// posts a root minting itself 10 coin, every validator honest; with
+/// `flood`, a sybil then fills the primary mempool at the driver's gas
+/// price (1). `process` runs up to three times. Returns (overturned,
+/// settled forged, summary).
+fn ior_forgery(flood: bool) -> (bool, bool, String) {
+    use gridledger_ledger::ChainClient as _;
+    let mut e = funded_with_window(5_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    let flooder = fresh_keys(79_800, 1);
+    pay_each(&mut e, &trader(2), &flooder, coins(5_000), 1);
+    let before = e.d.primary.account(&flooder[0].address()).balance.0;
+    let (_, sub, _, _) = forged_posting(&e, batch);
+    forge_last_root(&mut e, batch);
+    let n = if flood { flood_at(&mut e, &flooder[0], Amount(1)) } else { 0 };
+    let t0 = e.d.primary.tip().timestamp;
+    let runs = process_runs(&mut e, 27, 3, true);
+    let h = e.d.batch_header(batch).unwrap();
+    let forged_settled = matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(sub.post_root);
+    let paid = before - e.d.primary.account(&flooder[0].address()).balance.0;
+    let why = format!(
+        "{n} junk calls; the flooder paid {paid} minor units; clock moved {} ms; overturned {}; forged root settled \
+         {forged_settled}; state {:?}; runs {runs:?}",
+        e.d.primary.tip().timestamp - t0,
+        h.overturned,
+        h.state
+    );
+    (h.overturned, forged_settled, why)
+}
+
+/// Finding [2]: every validator honest, IOR with a 5 s window; after the
+/// executor's forged posting a sybil fills the primary mempool at gas
+/// price 1. The driver seals through the flood (`submit_making_room`),
+/// each block moving the clock 1 s, past the window: the forged root
+/// settles undisputed and the executor keeps the 10 coin it minted.
+#[test]
+#[ignore = "attack r27: a mempool flood sealed through runs out the IOR window; a forged root settles undisputed"]
+fn a_flood_sealed_through_does_not_run_out_the_ior_window() {
+    let (overturned, forged, why) = ior_forgery(true);
+    assert!(!forged, "the forged root settled: {why}");
+    assert!(overturned, "the forged root was not overturned: {why}");
+}
+
+/// Control for finding [2]: without the flood the same forgery is
+/// overturned.
+#[test]
+fn without_the_flood_the_ior_forgery_is_overturned() {
+    let (overturned, forged, why) = ior_forgery(false);
+    assert!(!forged && overturned, "{why}");
 }
