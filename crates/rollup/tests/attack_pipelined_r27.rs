@@ -31,7 +31,11 @@
 //! forger's choice. Without the flood the forgery is overturned
 //! (control). What should happen: no block is sealed past an unchecked
 //! posting's window (check first, or stop `Unchecked`), as the guard
-//! already promises for the clock the driver moves itself.
+//! already promises for the clock the driver moves itself. Cheaper and
+//! without any "mempool full" refusal (so not only the r26 change):
+//! 2,400 empty junk calls at gas price 2 (192 coin) outrank the driver's
+//! calls in every seal, eight blocks of 300, and the forged root settles
+//! the same way (block stuffing against a window measured in blocks).
 //!
 //! Held up: with 200 coin per wallet the forgery is overturned and no
 //! run stops `Unchecked` (control); the dispute's real gas stays under
@@ -143,6 +147,21 @@ fn flood_at(e: &mut Env, k: &gridledger_core::crypto::KeyPair, price: Amount) ->
 /// price (1). `process` runs up to three times. Returns (overturned,
 /// settled forged, summary).
 fn ior_forgery(flood: bool) -> (bool, bool, String) {
+    ior_forgery_with(if flood { Flood::Full } else { Flood::None })
+}
+
+/// What the sybil sends after the forged posting.
+#[derive(Clone, Copy)]
+enum Flood {
+    None,
+    /// The mempool filled at gas price 1 ([`flood_at`]).
+    Full,
+    /// `n` empty junk calls at gas price 2: the mempool far from full.
+    Small(u64),
+}
+
+/// [`ior_forgery`] with the flood `flood`.
+fn ior_forgery_with(flood: Flood) -> (bool, bool, String) {
     use gridledger_ledger::ChainClient as _;
     let mut e = funded_with_window(5_000);
     settle_funding(&mut e);
@@ -156,7 +175,11 @@ fn ior_forgery(flood: bool) -> (bool, bool, String) {
     let before = e.d.primary.account(&flooder[0].address()).balance.0;
     let (_, sub, _, _) = forged_posting(&e, batch);
     forge_last_root(&mut e, batch);
-    let n = if flood { flood_at(&mut e, &flooder[0], Amount(1)) } else { 0 };
+    let n = match flood {
+        Flood::None => 0,
+        Flood::Full => flood_at(&mut e, &flooder[0], Amount(1)),
+        Flood::Small(n) => small_junk(&mut e, &flooder[0], n),
+    };
     let t0 = e.d.primary.tip().timestamp;
     let runs = process_runs(&mut e, 27, 3, true);
     let h = e.d.batch_header(batch).unwrap();
@@ -191,4 +214,30 @@ fn a_flood_sealed_through_does_not_run_out_the_ior_window() {
 fn without_the_flood_the_ior_forgery_is_overturned() {
     let (overturned, forged, why) = ior_forgery(false);
     assert!(!forged && overturned, "{why}");
+}
+
+/// `n` empty junk calls from `k` at gas price 2, admitted. Returns `n`.
+fn small_junk(e: &mut Env, k: &gridledger_core::crypto::KeyPair, n: u64) -> u64 {
+    use gridledger_ledger::devnet::call;
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    for _ in 0..n {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let tx = call(k, chain_id, nonce, gridledger_rollup::IOR_PRIMARY_ID, "junk", vec![], Amount::ZERO, 40_000);
+        let tx = gridledger_ledger::Transaction { gas_price: Amount(2), ..tx.tx }.sign(k);
+        e.d.primary.submit(&tx).unwrap();
+    }
+    n
+}
+
+/// Finding [2], cheaper: 2,400 empty junk calls at gas price 2 (eight
+/// blocks of 300 transactions, the mempool far from full, so no
+/// "mempool full" refusal at all): every driver call's seal includes the
+/// junk first, each block a second, and the forged root settles.
+#[test]
+#[ignore = "attack r27: eight blocks of cheap junk outrun the IOR window; a forged root settles undisputed"]
+fn cheap_junk_does_not_run_out_the_ior_window() {
+    let (overturned, forged, why) = ior_forgery_with(Flood::Small(2_400));
+    assert!(!forged, "the forged root settled: {why}");
+    assert!(overturned, "the forged root was not overturned: {why}");
 }
