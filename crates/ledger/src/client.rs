@@ -28,6 +28,10 @@ pub trait ChainClient {
     fn submit(&mut self, tx: &SignedTransaction) -> Result<Hash32, ClientError>;
     /// Returns once everything submitted so far is committed.
     fn seal(&mut self) -> Result<(), ClientError>;
+    /// Commits at most one block; where a client cannot, as [`Self::seal`].
+    fn seal_block(&mut self) -> Result<(), ClientError> {
+        self.seal()
+    }
     fn receipt(&self, h: &Hash32) -> Result<Option<Receipt>, ClientError>;
     /// A contract's read-only view on committed state.
     fn view(&self, contract: ContractId, method: &str, args: &[u8]) -> Result<serde_json::Value, ClientError>;
@@ -83,6 +87,12 @@ impl ChainClient for DevChain {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// One block (≤ 300 transactions, clock + 1 s).
+    fn seal_block(&mut self) -> Result<(), ClientError> {
+        self.try_seal().map_err(|e| ClientError::Chain(e.to_string()))?;
         Ok(())
     }
 

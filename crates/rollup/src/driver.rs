@@ -490,6 +490,11 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub participant_disputes: BTreeSet<AgreementKey>,
     /// Participant disputes handled so far.
     pub disputes_handled: u64,
+    /// [`Mode::Ior`]: the window end of the posting the assigned validator
+    /// is checking, while its check is not on chain (attack r27 [2]).
+    check_due: Option<(u64, Timestamp)>,
+    /// The gas price the check's last call was included at.
+    check_price: Amount,
     /// Traders' keys (development keys `0..participants`), for the bonded
     /// challenges their meters raise.
     pub traders: BTreeMap<Address, KeyPair>,
@@ -991,6 +996,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             settled: vec![],
             participant_disputes: BTreeSet::new(),
             disputes_handled: 0,
+            check_due: None,
+            check_price: BASE_GAS_PRICE,
             traders: BTreeMap::new(),
             bonded_challenges: 0,
             held_claims: BTreeMap::new(),
@@ -1037,7 +1044,84 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         value: Amount,
         gas_limit: u64,
     ) -> Result<Receipt, DriverError> {
+        if let Some((batch, end)) = self.check_due {
+            return self.call_before(key, method, a, value, gas_limit, batch, end);
+        }
         call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value, gas_limit)
+    }
+
+    /// A call of the check of `batch`'s posting, whose window ends at
+    /// `end` (attack r27 [2]: the driver's own seals, through a flood or
+    /// behind dearer junk, moved the clock past the window before the
+    /// check was on chain, and a forged root settled undisputed). Sent as
+    /// [`Self::submit_repriced`] does; then one block at a time, never one
+    /// at or past `end`: a block that leaves the call out is followed by
+    /// the call again at four times the price (a replacement; the check's
+    /// next call starts at the price that was included), at most
+    /// [`MAX_GUARD_REPRICES`] times. Not on chain before `end`:
+    /// [`DriverError::Unchecked`]. Returns the call's receipt.
+    #[allow(clippy::too_many_arguments)]
+    fn call_before(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        a: Vec<u8>,
+        value: Amount,
+        gas_limit: u64,
+        batch: u64,
+        end: Timestamp,
+    ) -> Result<Receipt, DriverError> {
+        let unchecked = |reason: String| DriverError::Unchecked { batch, reason };
+        let mut h = match self.submit_repriced(key, method, a.clone(), value, gas_limit)? {
+            Ok(h) => h,
+            Err(why) => return Err(unchecked(format!("{method} of {} refused: {why}", key.address()))),
+        };
+        let nonce = self.primary.next_nonce(&key.address()).saturating_sub(1);
+        let mut price = BASE_GAS_PRICE;
+        let chain_id = self.primary.chain_id();
+        let sign = |price: Amount| {
+            gridledger_ledger::Transaction {
+                chain_id,
+                sender: key.public(),
+                nonce,
+                gas_limit,
+                gas_price: price,
+                kind: gridledger_ledger::TxKind::Call {
+                    contract: IOR_PRIMARY_ID,
+                    method: method.into(),
+                    args: a.clone(),
+                    value,
+                },
+            }
+            .sign(key)
+        };
+        // At once at the price the check's previous call needed.
+        if self.check_price > price {
+            if let Ok(n) = self.primary.submit(&sign(self.check_price)) {
+                (h, price) = (n, self.check_price);
+            }
+        }
+        for _ in 0..=MAX_GUARD_REPRICES {
+            if self.primary.now() >= end {
+                break;
+            }
+            self.primary.seal_block()?;
+            if let Some(r) = self.primary.receipt(&h)? {
+                self.gas.push(GasRecord {
+                    target: Target::Primary,
+                    method: method.into(),
+                    gas: r.gas_used,
+                    success: r.status == TxStatus::Success,
+                });
+                self.check_price = self.check_price.max(price);
+                return Ok(r);
+            }
+            let dearer = Amount(price.0.saturating_mul(4));
+            if let Ok(n) = self.primary.submit(&sign(dearer)) {
+                (h, price) = (n, dearer);
+            }
+        }
+        Err(unchecked(format!("{method} not on chain before the window ends at {end}")))
     }
 
     fn secondary_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>) -> Result<Receipt, DriverError> {
@@ -2676,7 +2760,18 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     Mode::ConventionalOr => self.validators[i].1.watch(&input),
                 };
                 let key = self.validators[i].0.clone();
-                self.run_step(&key, step)?;
+                // IOR: no block of the check past its posting's window
+                // (attack r27 [2]).
+                let end = match self.cfg.mode {
+                    Mode::Ior if !input.header.overturned => {
+                        self.window_start(&input.header)?.map(|s| (fin, s.saturating_add(self.cfg.window_ms())))
+                    }
+                    _ => None,
+                };
+                (self.check_due, self.check_price) = (end, BASE_GAS_PRICE);
+                let r = self.run_step(&key, step);
+                self.check_due = None;
+                r?;
             }
             // Delegated validators and bonded challengers act after the
             // assigned validator's turn (the first half of the window).

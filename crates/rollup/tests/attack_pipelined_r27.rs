@@ -201,7 +201,7 @@ fn ior_forgery_with(flood: Flood) -> (bool, bool, String) {
 /// each block moving the clock 1 s, past the window: the forged root
 /// settles undisputed and the executor keeps the 10 coin it minted.
 #[test]
-#[ignore = "attack r27: a mempool flood sealed through runs out the IOR window; a forged root settles undisputed"]
+
 fn a_flood_sealed_through_does_not_run_out_the_ior_window() {
     let (overturned, forged, why) = ior_forgery(true);
     assert!(!forged, "the forged root settled: {why}");
@@ -235,7 +235,7 @@ fn small_junk(e: &mut Env, k: &gridledger_core::crypto::KeyPair, n: u64) -> u64 
 /// "mempool full" refusal at all): every driver call's seal includes the
 /// junk first, each block a second, and the forged root settles.
 #[test]
-#[ignore = "attack r27: eight blocks of cheap junk outrun the IOR window; a forged root settles undisputed"]
+
 fn cheap_junk_does_not_run_out_the_ior_window() {
     let (overturned, forged, why) = ior_forgery_with(Flood::Small(2_400));
     assert!(!forged, "the forged root settled: {why}");
