@@ -1079,22 +1079,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         let nonce = self.primary.next_nonce(&key.address()).saturating_sub(1);
         let mut price = BASE_GAS_PRICE;
         let chain_id = self.primary.chain_id();
-        let sign = |price: Amount| {
-            gridledger_ledger::Transaction {
-                chain_id,
-                sender: key.public(),
-                nonce,
-                gas_limit,
-                gas_price: price,
-                kind: gridledger_ledger::TxKind::Call {
-                    contract: IOR_PRIMARY_ID,
-                    method: method.into(),
-                    args: a.clone(),
-                    value,
-                },
-            }
-            .sign(key)
-        };
+        let sign = |price: Amount| primary_call_tx(chain_id, key, nonce, (gas_limit, price), (method, &a, value));
         // At once at the price the check's previous call needed.
         if self.check_price > price {
             if let Ok(n) = self.primary.submit(&sign(self.check_price)) {
@@ -2299,20 +2284,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         let mut seals = 0;
         let not_repriced = crate::mutants::active(crate::mutants::Mutation::GuardNotRepriced);
         loop {
-            let tx = gridledger_ledger::Transaction {
-                chain_id: self.primary.chain_id(),
-                sender: key.public(),
-                nonce: self.primary.next_nonce(&key.address()),
-                gas_limit,
-                gas_price: price,
-                kind: gridledger_ledger::TxKind::Call {
-                    contract: IOR_PRIMARY_ID,
-                    method: method.into(),
-                    args: a.clone(),
-                    value,
-                },
-            }
-            .sign(key);
+            let nonce = self.primary.next_nonce(&key.address());
+            let tx = primary_call_tx(self.primary.chain_id(), key, nonce, (gas_limit, price), (method, &a, value));
             match self.primary.submit(&tx) {
                 Ok(h) => return Ok(Ok(h)),
                 Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
@@ -2877,6 +2850,32 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             v.behaviour = b;
         }
     }
+}
+
+/// A call of the primary chain's rollup contract by `key`, signed: the
+/// one shape the guard's repriced submissions and the IOR check's
+/// one-block resubmissions both send.
+fn primary_call_tx(
+    chain_id: gridledger_core::ChainId,
+    key: &KeyPair,
+    nonce: u64,
+    (gas_limit, gas_price): (u64, Amount),
+    (method, args, value): (&str, &[u8], Amount),
+) -> gridledger_ledger::SignedTransaction {
+    gridledger_ledger::Transaction {
+        chain_id,
+        sender: key.public(),
+        nonce,
+        gas_limit,
+        gas_price,
+        kind: gridledger_ledger::TxKind::Call {
+            contract: IOR_PRIMARY_ID,
+            method: method.into(),
+            args: args.to_vec(),
+            value,
+        },
+    }
+    .sign(key)
 }
 
 #[cfg(test)]
