@@ -1,0 +1,246 @@
+//! Attack round 22 on the market crate (issue 15): MATPOWER's own
+//! distribution cases through the LinDistFlow market and the case parser's
+//! reading of the MATLAB code around the unit conversions.
+//!
+//! The `#[ignore]`d tests are findings (they fail on the code as it
+//! stands): `cargo test -p gridledger-market --test attack_market_r22 -- --ignored`.
+//! The others are attacks that held up.
+//!
+//! Findings:
+//! - [1] high: LinDistFlow (`DistFlow::case_injections`, `voltages_sq`)
+//!   drops the case's bus shunts (`Gs`, `Bs`). MATPOWER's case18 (Grady et
+//!   al., shipped with MATPOWER) carries 9.45 MVAr of shunt capacitors on a
+//!   10 MVA base: the AC flow has bus 26 at 1.042 p.u., LinDistFlow at
+//!   0.932. The market believes it has 0.34 p.u.² of headroom to V max
+//!   (1.1) at bus 26 where the AC network has 0.03: a seller at bus 26
+//!   selling to a buyer at the substation clears about 12 MWh, reported
+//!   optimal with no row violated, and the AC power flow of that dispatch
+//!   puts bus 26 near 1.19 p.u., 8 % above its limit.
+//! - [2] medium: the parser reads on past `return`. Statements after a
+//!   `return;` (MATLAB never runs them) are applied: case33bw with a
+//!   `return;` before its kW conversion is parsed with its loads divided
+//!   by 1000 (MATPOWER loads 3.715 GW on the feeder; the parser 3.715 MW).
+//! - [3] medium: a line the parser takes for a harmless local assignment
+//!   (`kV = 4.16; Vbase = kV * 1e3;`) hides a second statement that
+//!   redefines `Vbase`; MATLAB converts the ohms on a 4.16 kV base, the
+//!   parser on the 12.66 kV of bus 1 (impedances off by 9.3×), silently.
+//! - [4] low: MATPOWER's case141 (named among the realistic cases) is
+//!   refused (`UnsupportedCode`) for its power-factor conversion
+//!   (`pf = 0.85; mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf)); …`).
+//!
+//! `tests/data/case18.m` and `tests/data/case141.m` are MATPOWER's case
+//! files as shipped with MATPOWER 8.1 (their headers cite the original
+//! papers: Grady, Samotyj and Noyola 1992; Khodr et al. 2008). MATPOWER's
+//! case files are not under its BSD licence.
+
+mod common;
+
+use common::p;
+use gridledger_market::clearing::{clear, network_for, Algorithm};
+use gridledger_market::problem::{Market, Side};
+use gridledger_market::{run_pf, Case, PfOptions, CASE33BW};
+
+const CASE18: &str = include_str!("data/case18.m");
+const CASE141: &str = include_str!("data/case141.m");
+
+fn vm_at(r: &gridledger_market::PfResult, id: u32) -> f64 {
+    r.buses.iter().find(|b| b.id == id).map(|b| b.vm).unwrap()
+}
+
+/// case18 with `kw` of generation at bus 26 and as much load at the
+/// substation's bus 51: what the market's seller at 26 and buyer at 51 do
+/// to the network.
+fn case18_with_trade(kw: f64) -> Case {
+    let mut c = Case::parse(CASE18).unwrap();
+    for (id, d) in [(26u32, -kw), (51, kw)] {
+        let i = c.buses.iter().position(|b| b.id == id).unwrap();
+        c.buses[i].pd += d / 1000.0;
+    }
+    c
+}
+
+/// The case parses as MATPOWER reads it and its own AC flow is within its
+/// limits (the flow behind finding [1] is MATPOWER's: bus 26 at 1.0415,
+/// the lowest bus 8 at 1.0268; MATPOWER's runpf gives the same).
+#[test]
+fn case18_parses_and_its_ac_flow_is_within_limits() {
+    let c = Case::parse(CASE18).unwrap();
+    assert!(c.is_radial());
+    let r = run_pf(&c, PfOptions::default()).unwrap();
+    assert!((vm_at(&r, 26) - 1.0415).abs() < 5e-4, "{r:?}");
+    assert!((r.min_vm - 1.0268).abs() < 5e-4 && r.min_vm_bus == 8, "{r:?}");
+    assert!(r.max_vm <= 1.1, "{r:?}");
+}
+
+// Finding [1]. Expected: a clearing reported optimal keeps the network
+// within its voltage limits to the accuracy of LinDistFlow (round 6 took
+// 0.01 p.u. for case33bw's losses); a case whose data the model drops is
+// modelled (the shunts are a constant-admittance injection of
+// `Bs · v`; at v ≈ 1 a fixed `q`, linear like the loads) or refused.
+// Observed: the model leaves the shunt capacitors out of `q0`, bus 26 is
+// 0.932 in its baseline (AC: 1.042), and the market clears to where
+// LinDistFlow reaches 1.1 at bus 26 while the AC network is at ~1.19.
+#[test]
+#[ignore = "attack r22 [1]: LinDistFlow drops bus shunts; on MATPOWER's case18 a clearing reported optimal puts bus 26 at ~1.19 p.u. (V max 1.1)"]
+fn case18_clearing_keeps_the_feeder_within_its_voltage_limits() {
+    let case = Case::parse(CASE18).unwrap();
+    let net = network_for(&case, 1.0).unwrap();
+    assert_eq!(net.model, "distflow");
+    let market = Market {
+        buyers: vec![p(Side::Buyer, 51, 1e-6, 0.5, 0.0, 20_000.0)],
+        sellers: vec![p(Side::Seller, 26, 1e-6, 0.01, 0.0, 20_000.0)],
+    };
+    let c = clear(&market, &net, Algorithm::Central).unwrap();
+    assert!(c.converged, "{c:?}");
+    let r = run_pf(&case18_with_trade(c.energy_kwh), PfOptions::default()).unwrap();
+    let vmax = case.buses.iter().find(|b| b.id == 26).unwrap().vmax;
+    assert!(
+        r.max_vm <= vmax + 0.01,
+        "cleared {:.0} kWh (binding {:?}, violation {} kW) and the AC flow of that dispatch has bus {} at {:.4} \
+         p.u. (V max {vmax}); LinDistFlow's baseline at bus 26 ignores the case's shunt capacitors",
+        c.energy_kwh,
+        c.binding,
+        c.violation_kw,
+        r.max_vm_bus,
+        r.max_vm
+    );
+}
+
+/// The same through primal-dual (what `market clear` runs by default).
+#[test]
+#[ignore = "attack r22 [1]: primal-dual on case18 converges to the same dispatch, bus 26 at ~1.19 p.u. in the AC flow (V max 1.1)"]
+fn case18_primal_dual_keeps_the_feeder_within_its_voltage_limits() {
+    let case = Case::parse(CASE18).unwrap();
+    let net = network_for(&case, 1.0).unwrap();
+    let market = Market {
+        buyers: vec![p(Side::Buyer, 51, 1e-6, 0.5, 0.0, 20_000.0), p(Side::Buyer, 8, 1e-4, 0.3, 0.0, 500.0)],
+        sellers: vec![p(Side::Seller, 26, 1e-6, 0.01, 0.0, 20_000.0), p(Side::Seller, 22, 1e-4, 0.05, 0.0, 500.0)],
+    };
+    match clear(&market, &net, Algorithm::PrimalDual) {
+        Err(_) => {} // refused: fine
+        Ok(c) => {
+            assert!(c.converged, "{c:?}");
+            // the dispatch as bus injections (kW), applied to the case
+            let mut after = case.clone();
+            for t in &c.trades {
+                let (b, s) = (market.buyers[t.buyer].bus, market.sellers[t.seller].bus);
+                for (id, d) in [(b, t.kwh), (s, -t.kwh)] {
+                    let i = after.buses.iter().position(|x| x.id == id).unwrap();
+                    after.buses[i].pd += d / 1000.0;
+                }
+            }
+            let r = run_pf(&after, PfOptions::default()).unwrap();
+            assert!(
+                r.max_vm <= 1.11,
+                "primal-dual cleared {:.0} kWh in {} iterations, gap {:e}; AC: bus {} at {:.4} p.u. (V max 1.1)",
+                c.energy_kwh,
+                c.iterations,
+                c.relative_gap,
+                r.max_vm_bus,
+                r.max_vm
+            );
+        }
+    }
+}
+
+/// Without shunts the same feeder's LinDistFlow clearing stays within
+/// LinDistFlow's accuracy of the AC limit: the model itself is sound where
+/// the case has nothing it drops.
+#[test]
+fn case18_without_its_shunts_clears_within_the_limit() {
+    let mut case = Case::parse(CASE18).unwrap();
+    for b in &mut case.buses {
+        b.bs = 0.0;
+        b.gs = 0.0;
+    }
+    let net = network_for(&case, 1.0).unwrap();
+    let market = Market {
+        buyers: vec![p(Side::Buyer, 51, 1e-6, 0.5, 0.0, 20_000.0)],
+        sellers: vec![p(Side::Seller, 26, 1e-6, 0.01, 0.0, 20_000.0)],
+    };
+    let c = clear(&market, &net, Algorithm::Central).unwrap();
+    let mut after = case.clone();
+    for (id, d) in [(26u32, -c.energy_kwh), (51, c.energy_kwh)] {
+        let i = after.buses.iter().position(|b| b.id == id).unwrap();
+        after.buses[i].pd += d / 1000.0;
+    }
+    let r = run_pf(&after, PfOptions::default()).unwrap();
+    assert!(r.max_vm <= 1.11, "cleared {:.0} kWh; AC max {:.4} at bus {}", c.energy_kwh, r.max_vm, r.max_vm_bus);
+}
+
+const KW_CONVERSION: &str = "mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;";
+
+/// Bus 2's load of case33bw as the parser reads `text`.
+fn bus2_pd(text: &str) -> Option<f64> {
+    Case::parse(text).ok().map(|c| c.buses.iter().find(|b| b.id == 2).unwrap().pd)
+}
+
+// Finding [2]. Expected: what MATLAB runs: `return` ends the function, so
+// the conversion after it does not apply (bus 2 keeps 100, "MW" as the
+// file then says), or the file is refused as code the parser does not
+// follow. Observed: `return;` is skipped as a no-op and the conversion
+// after it applied: bus 2's load is 0.1 MW.
+#[test]
+#[ignore = "attack r22 [2]: statements after `return;` are applied (case33bw's kW conversion behind a return still divides the loads by 1000)"]
+fn nothing_after_return_is_applied() {
+    assert!(CASE33BW.contains(KW_CONVERSION));
+    assert_eq!(bus2_pd(CASE33BW), Some(0.1));
+    let text = CASE33BW.replace(KW_CONVERSION, &format!("return;\n{KW_CONVERSION}"));
+    match bus2_pd(&text) {
+        None => {}
+        Some(pd) => assert_eq!(pd, 100.0, "the conversion after `return;` was applied (MATLAB never runs it)"),
+    }
+}
+
+// Finding [3]. Expected: `kV = 4.16; Vbase = kV * 1e3;` redefines Vbase in
+// MATLAB (two statements on one line), so the ohm conversion that follows
+// uses a 4.16 kV base: either that, or refused. Observed: the line passes
+// `is_harmless_local` (its left side is `kV`, its right side names no
+// `mpc`), the second statement is never seen, and the impedances are
+// converted on the 12.66 kV of bus 1.
+#[test]
+#[ignore = "attack r22 [3]: `kV = 4.16; Vbase = kV * 1e3;` passes as a harmless local; the ohms are converted on 12.66 kV, not MATLAB's 4.16 kV"]
+fn a_second_statement_on_a_local_line_is_not_ignored() {
+    let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
+    assert!(CASE33BW.contains(vbase));
+    let plain = Case::parse(CASE33BW).unwrap();
+    let text = CASE33BW.replace(vbase, &format!("{vbase}\nkV = 4.16; Vbase = kV * 1e3;"));
+    match Case::parse(&text) {
+        Err(_) => {}
+        Ok(c) => {
+            // MATLAB: r_pu = r_ohm · Sbase / Vbase², Vbase 4.16 kV instead of 12.66 kV
+            let want = plain.branches[0].r * (12.66f64 / 4.16).powi(2);
+            assert!(
+                (c.branches[0].r - want).abs() <= 1e-9 * want,
+                "branch 1-2: r = {} p.u. (MATLAB: {want}); the redefinition of Vbase was ignored",
+                c.branches[0].r
+            );
+        }
+    }
+}
+
+/// A plain local on its own line (`pf = 0.85;`) still parses, and one
+/// that does redefine a name the conversions read is refused.
+#[test]
+fn plain_locals_parse_and_redefinitions_are_refused() {
+    let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
+    assert!(Case::parse(&CASE33BW.replace(vbase, &format!("{vbase}\npf = 0.85;"))).is_ok());
+    assert!(Case::parse(&CASE33BW.replace(vbase, &format!("{vbase}\nVbase = 4.16e3;"))).is_err());
+}
+
+// Finding [4]. Expected: MATPOWER's case141 loads, with the power-factor
+// conversion its file applies (Qd = Pd sin(acos 0.85), Pd = 0.85 Pd, after
+// the kW conversion), or the operator is told how to get it in. Observed:
+// `UnsupportedCode` at `mpc.bus(:, QD) = …`.
+#[test]
+#[ignore = "attack r22 [4]: MATPOWER's case141 is refused (UnsupportedCode) for its 0.85 power-factor conversion"]
+fn matpower_case141_is_read() {
+    let c = Case::parse(CASE141).unwrap_or_else(|e| panic!("case141 refused: {e}"));
+    // bus 8's entry is 75 kVA: 0.075 MVA at a power factor of 0.85
+    let b8 = c.buses.iter().find(|b| b.id == 8).unwrap();
+    let q = 0.075 * (0.85f64.acos()).sin();
+    assert!((b8.pd - 0.075 * 0.85).abs() < 1e-12 && (b8.qd - q).abs() < 1e-12, "{b8:?}");
+    let r = run_pf(&c, PfOptions::default()).unwrap();
+    // MATPOWER's runpf of case141: minimum 0.9279 p.u. at bus 87
+    assert!((r.min_vm - 0.9279).abs() < 5e-4 && r.min_vm_bus == 87, "{r:?}");
+}
