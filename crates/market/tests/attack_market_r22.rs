@@ -15,7 +15,11 @@
 //!   (1.1) at bus 26 where the AC network has 0.03: a seller at bus 26
 //!   selling to a buyer at the substation clears about 12 MWh, reported
 //!   optimal with no row violated, and the AC power flow of that dispatch
-//!   puts bus 26 near 1.19 p.u., 8 % above its limit.
+//!   puts bus 26 near 1.19 p.u., 8 % above its limit. The model drops
+//!   the branches' tap ratios as well: case33bw with its substation
+//!   branch tapped to 0.95 clears a far-end export that the AC flow puts
+//!   at 1.132 p.u. (V max 1.1). Reported optimal, no row violated, through
+//!   the central reference and primal-dual alike.
 //! - [2] medium: the parser reads on past `return`. Statements after a
 //!   `return;` (MATLAB never runs them) are applied: case33bw with a
 //!   `return;` before its kW conversion is parsed with its loads divided
@@ -243,4 +247,57 @@ fn matpower_case141_is_read() {
     let r = run_pf(&c, PfOptions::default()).unwrap();
     // MATPOWER's runpf of case141: minimum 0.9279 p.u. at bus 87
     assert!((r.min_vm - 0.9279).abs() < 5e-4 && r.min_vm_bus == 87, "{r:?}");
+}
+
+/// case33bw with its substation branch 1-2 an off-nominal transformer,
+/// tap `tap` at bus 1 (MATPOWER's `TAP`: 0.95 lifts the feeder by 1/0.95).
+fn case33bw_with_tap(tap: f64) -> Case {
+    let mut c = Case::parse(CASE33BW).unwrap();
+    let b = c.branches.iter_mut().find(|b| b.from == 1 && b.to == 2).unwrap();
+    b.tap = tap;
+    c
+}
+
+/// Seller at the far end (bus 18), buyer at the substation: clears on the
+/// LinDistFlow model of `case`, returns (kWh, the AC flow's highest
+/// voltage and its bus with that dispatch).
+fn far_end_export(case: &Case) -> (f64, f64, u32) {
+    let net = network_for(case, 1.0).unwrap();
+    let market = Market {
+        buyers: vec![p(Side::Buyer, 1, 1e-6, 0.5, 0.0, 20_000.0)],
+        sellers: vec![p(Side::Seller, 18, 1e-6, 0.01, 0.0, 20_000.0)],
+    };
+    let c = clear(&market, &net, Algorithm::Central).unwrap();
+    let mut after = case.clone();
+    for (id, d) in [(18u32, -c.energy_kwh), (1, c.energy_kwh)] {
+        let i = after.buses.iter().position(|b| b.id == id).unwrap();
+        after.buses[i].pd += d / 1000.0;
+    }
+    let r = run_pf(&after, PfOptions::default()).unwrap();
+    (c.energy_kwh, r.max_vm, r.max_vm_bus)
+}
+
+/// The plain feeder: the far-end export stops where the AC flow is at V max
+/// to LinDistFlow's accuracy.
+#[test]
+fn far_end_export_on_case33bw_stays_within_v_max() {
+    let (kwh, vm, bus) = far_end_export(&Case::parse(CASE33BW).unwrap());
+    assert!(vm <= 1.11, "cleared {kwh:.0} kWh; AC max {vm:.4} at bus {bus}");
+}
+
+// Finding [1], second face: LinDistFlow also drops the branches' tap
+// ratios (`DistFlow::new` sums `r` and `x` only; `TAP` is never read). A
+// substation transformer tapped to 0.95 (a 5 % boost, as an operator sets
+// an on-load tap changer) lifts every bus of the feeder by 1/0.95 in the
+// AC flow, not in the model: the far-end export clears to where
+// LinDistFlow reaches 1.1 without the boost.
+#[test]
+#[ignore = "attack r22 [1]: LinDistFlow drops tap ratios; case33bw with its substation tap at 0.95 clears a far-end export the AC flow puts above V max"]
+fn far_end_export_with_a_substation_tap_stays_within_v_max() {
+    let (kwh, vm, bus) = far_end_export(&case33bw_with_tap(0.95));
+    assert!(
+        vm <= 1.11,
+        "cleared {kwh:.0} kWh; the AC flow of that dispatch has bus {bus} at {vm:.4} p.u. (V max 1.1): LinDistFlow \
+         ignores the 0.95 tap of branch 1-2"
+    );
 }
