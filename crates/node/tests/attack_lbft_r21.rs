@@ -8,21 +8,29 @@
 //!   budgets 1 KiB per batch for "digests, certificates, clock". A
 //!   certificate alone is `(n − f) · 68 + 5` bytes: above 1 KiB from
 //!   `n − f = 15` on (22 validators), 2.3 KiB at 50. With 50 validators,
-//!   1 KiB transactions and the largest `max_batch_txs` the check accepts
-//!   (651),
-//!   an epoch in which every accepted batch is full encodes to more than
-//!   `MAX_FRAME`: the validator writes it, then cannot decode it when it
-//!   opens its store again (`restore` reads each stored epoch with
-//!   `decode(.., MAX_FRAME)`: "stored LBFT epoch e: too large") — one
-//!   restart and it is down for good — and its `Sync` answer carrying that
-//!   epoch is over the frame limit, so no lagging validator catches up
-//!   through it (`an_epoch_record_within_the_checked_bounds_fits_a_frame`).
+//!   1 KiB transactions (`max_tx_bytes`) and `max_block_txs = 40,000`, the
+//!   default `max_batch_txs` (800, `max_block_txs / n`) is refused and the
+//!   check's error message says to lower it to at most 651 — the largest
+//!   it accepts. With 651, an epoch in which every accepted batch is full encodes to
+//!   more than `MAX_FRAME` (by 25 KB here; by more for larger `n`). Every
+//!   validator writes it (encoding has no limit), then cannot read it back
+//!   when it opens its store (`restore` decodes each retained epoch with
+//!   `decode(.., MAX_FRAME)`: "stored LBFT epoch e: too large"): a
+//!   validator that restarts, or recovers from a store fault, within the
+//!   next `retain_epochs` epochs stays halted, and since it delivers
+//!   nothing while halted the record never leaves its retained range. Its
+//!   `Sync` answers carrying that epoch are refused by the transport
+//!   (`SendError::TooLarge`), from memory and from the store alike, so a
+//!   lagging validator gets that epoch only through `Term`s and per-batch
+//!   fetches (`an_epoch_record_within_the_checked_bounds_fits_a_frame`).
+//!   Not new in the n − f change (it holds since certificates became
+//!   Ed25519 multi-signatures, attacked in round 20), but `n − f` makes
+//!   them larger still where `n ≠ 3f + 1`.
 //!
 //! Run it with `cargo test -p gridledger-node --test attack_lbft_r21 -- --include-ignored`.
 
-use gridledger_consensus::lbft::NodeSig;
 use gridledger_consensus::lbft::{
-    echo_statement, Batch, CertifiedBatch, DeliveredEpoch, KeyUse, Message, NodeCrypto, ThresholdCrypto,
+    echo_statement, Batch, CertifiedBatch, DeliveredEpoch, KeyUse, Message, NodeCrypto, NodeSig, ThresholdCrypto,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::Hash32;
@@ -53,6 +61,11 @@ fn an_epoch_record_within_the_checked_bounds_fits_a_frame() {
     let n = 50usize; // f = 16, certificates of n − f = 34 echoes
     let tx_bytes = 1_024usize;
     let per_batch = largest_accepted_batch(n, tx_bytes);
+    // The default batch bound (`max_block_txs / n`, with 40,000
+    // transactions a block) is refused, and the refusal names the
+    // largest accepted one as the bound to use.
+    let refused = check_frame_bound(n, 40_000 / n, tx_bytes).expect_err("800 a batch is refused").to_string();
+    assert!(refused.contains(&format!("at most {per_batch}")), "{refused}");
     let instance = Hash32([0x21; 32]);
     let epoch = 7u64;
     let cs = NodeCrypto::deal(n, &mut rand_chacha::ChaCha20Rng::seed_from_u64(21)).expect("keys dealt");
