@@ -23,7 +23,13 @@
 //! - rolling restarts (one replica down at a time) and whole-network
 //!   restarts (records intact) at `n = 5, 6, 8, 9, 10`, which the restart
 //!   sweep (`n ∈ {4, 7}`) never runs: the chain goes on
-//!   (`restarts_stay_live_at_sizes_the_restart_sweep_skips`).
+//!   (`restarts_stay_live_at_sizes_the_restart_sweep_skips`);
+//! - with the nodes' scheme (Ed25519 echo certificates, BLS coin) at
+//!   `n = 5, 6`, a Byzantine replica that equivocates and certifies each
+//!   of its two batches with its side's real echoes (the unit tests run
+//!   this adversary with the simulator's hash scheme only) certifies
+//!   neither, and the correct replicas agree
+//!   (`certify_both_with_real_certificates_splits_no_one`).
 //!
 //! `GRIDLEDGER_ATTACK_SEEDS` sets the seeds per size (1 by default, and
 //! the longer runs at four sizes only, so each test runs in seconds). In
@@ -155,6 +161,31 @@ fn restarts_stay_live_at_sizes_the_restart_sweep_skips() {
             if let Err(e) = check(&s, &r) {
                 let kind = if whole { "whole-network restart" } else { "rolling restart" };
                 failures.push(format!("{kind}, {}: {e}", describe(&s)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} runs failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `Behaviour::CertifyBoth` with real Ed25519 echo certificates: one
+/// Byzantine replica at `n = 5` and `n = 6`, every other draw of the seed
+/// as the random scenario makes it.
+#[test]
+fn certify_both_with_real_certificates_splits_no_one() {
+    let mut failures = Vec::new();
+    for n in [5usize, 6] {
+        for k in 0..seeds(1) {
+            let mut s = scenario_of_size(0x21_c000 + k, n);
+            let byz = (k % n as u64) as u32;
+            s.byzantine.clear();
+            s.crashed.clear();
+            s.net.crashes.clear();
+            s.byzantine.insert(byz, vec![Behaviour::Equivocate, Behaviour::CertifyBoth]);
+            s.expect_liveness = true;
+            s.end = 60_000;
+            let r = run(&s, SchemeKind::Node, None);
+            if let Err(e) = check(&s, &r) {
+                failures.push(format!("{}: {e}", describe(&s)));
             }
         }
     }
