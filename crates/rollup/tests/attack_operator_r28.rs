@@ -253,3 +253,54 @@ fn bad_meter_csv_rows_are_typed_errors() {
         }
     }
 }
+
+/// Held up: the settlement statements add up to the chain. Under uniform
+/// pricing with a grid fee and a feed-in tariff, every row of
+/// `statements_csv` satisfies `balance_end + paid = balance_start +
+/// received`, its balances are the chain's (as the report read them), the
+/// grid fee column sums to the report's, and the paid and received columns
+/// each sum to the day's revenue.
+#[test]
+fn statements_add_up_to_the_chain_balances() {
+    let cfg = DayConfig {
+        clearing: ClearingRule::Uniform,
+        grid_fee: 10_000,
+        feed_in_tariff: 130_000,
+        slots: (20, 30),
+        ..DayConfig::default()
+    };
+    let r = run_day(cfg).expect("the day runs");
+    assert!(r.energy_traded_wh > 0);
+    let csv = gridledger_rollup::demo::statements_csv(std::slice::from_ref(&r));
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("day,participant,address"));
+    let (mut fees, mut paid_all, mut received_all) = (0u128, 0u128, 0u128);
+    for (line, p) in lines.zip(&r.participants) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 11, "{line}");
+        let n = |i: usize| f[i].parse::<u128>().unwrap();
+        let (paid, received, fee, start, end) = (n(5), n(6), n(7), n(8), n(9));
+        assert_eq!(end + paid, start + received, "row {line}");
+        assert_eq!((start, end), (p.balance_start, p.balance_end), "row {line}");
+        fees += fee;
+        paid_all += paid;
+        received_all += received;
+    }
+    assert_eq!(fees, r.grid_fees_minor);
+    assert_eq!(paid_all, r.revenue_minor);
+    assert_eq!(received_all, r.revenue_minor);
+}
+
+/// Held up: `gridledger ior case-study` reproduces the thesis' §3.5.5
+/// numbers: #14's reputation 20 then 10, it loses 2 coin, each
+/// counterparty receives 0.5 coin, #14 is barred after 13:30, coin
+/// conserved.
+#[test]
+fn the_case_study_gives_the_thesis_numbers() {
+    let r = gridledger_rollup::demo::case_study().expect("the case study runs");
+    assert_eq!(r.reputation_after, vec![20, 10]);
+    assert_eq!(r.loss_minor, 2_000_000);
+    assert_eq!(r.compensation_minor, vec![500_000, 500_000]);
+    assert!(r.barred.is_some());
+    assert!(r.coin_conserved);
+}
