@@ -30,11 +30,30 @@
 //!   an hour and the day's 18 other hours made up (the 15-min vs hourly
 //!   mismatch the operator feature promises to handle).
 //!
+//! - [5] (high: the issue's >= 99% claim fails for a plain community
+//!   file, nobody hostile) the same root cause as [2] without anyone
+//!   running out of funds: each AT locks the seller's `D_s` and undo
+//!   reserve (1.5 coin), so a seller funded with the default 50 coin
+//!   covers 33 ATs a slot. A community of two PV plants and 40
+//!   households: the auction matches all 40 deficits to the cheaper plant,
+//!   `affordable_pairs` skips 7 of them and nothing gives them to the
+//!   other plant. Noon of day 106: 2,343 of 2,840 Wh (82.5%) while the
+//!   pure auction trades the whole bound; the whole day (`ior day
+//!   --config`, 48 slots, measured once, 140 s in a debug build): 106.058
+//!   of 112.120 kWh (94.6%). A 200-household file (100 with 30 m² of PV,
+//!   equal prices) trades 94.8% of its noon slot. The year test
+//!   (`every_day_of_the_year_trades_at_least_99_percent_of_the_bound`)
+//!   checks only the pure auction, never what `run_day` trades.
+//!
 //! Held up (passing tests): a community file whose asks exceed every bid
 //! runs and trades nothing; duplicate or unknown fields in a community file
 //! are refused by `deny_unknown_fields`; meter CSV rows with a bad cell, a
 //! missing cell, a value beyond `MAX_METERED_WH`, or 48 half-hour rows are
-//! typed errors.
+//! typed errors; the settlement statements add up (per row `balance_end +
+//! paid = balance_start + received`, the chain's balances, fee and revenue
+//! totals) under uniform pricing with a grid fee and a feed-in tariff;
+//! `case_study` gives the thesis' numbers (reputation 20 then 10, a loss of
+//! 2 coin, 0.5 coin to each counterparty, barred after 13:30).
 
 use gridledger_ledger::devnet::dev_key;
 use gridledger_rollup::data::SLOTS_PER_DAY;
@@ -116,6 +135,7 @@ bid = {bid}
 /// unsold while B, funded and bidding above S's ask, buys nothing.
 #[test]
 #[ignore = "attack r28 [2]: a skipped pair is not re-cleared: an exhausted high bidder starves a funded buyer while the seller's surplus goes unsold"]
+#[allow(clippy::needless_range_loop)]
 fn a_buyer_out_of_funds_does_not_starve_the_others() {
     let mut csv = String::from("time,s,a,b\n");
     for h in 0..24 {
@@ -303,4 +323,48 @@ fn the_case_study_gives_the_thesis_numbers() {
     assert_eq!(r.compensation_minor, vec![500_000, 500_000]);
     assert!(r.barred.is_some());
     assert!(r.coin_conserved);
+}
+
+/// [5] A community file of two PV plants (a school roof at 0.15
+/// coin/kWh and a barn at 0.16) and 40 households at noon of the default
+/// day, everyone funded with the default 50 coin: the auction matches all
+/// 40 deficits to the cheaper plant (its surplus covers them), and the
+/// pure auction trades the whole bound. But each AT locks the seller's
+/// `D_s` and undo reserve (1.5 coin), so the plant can cover 33 ATs; the
+/// other 7 pairs are skipped by `affordable_pairs` and not re-cleared,
+/// though the barn's surplus and the households' funds would cover them.
+#[test]
+#[ignore = "attack r28 [5]: a seller matched to more buyers than its 50 coin covers in deposits (33) leaves the rest untraded: a 2-plant, 40-household community trades 82.5% of the slot's bound"]
+fn a_community_with_many_households_per_plant_trades_99_percent() {
+    let mut text = String::from("funding_coins = 50\n");
+    for ask in [150_000, 160_000] {
+        text.push_str(&format!(
+            "[[participant]]\nload_profile = \"H0-G\"\npv_area_dm2 = 100000\nask = {ask}\nbid = 200000\n"
+        ));
+    }
+    for _ in 0..40 {
+        text.push_str("[[participant]]\nload_profile = \"H0-A\"\nask = 200000\nbid = 250000\n");
+    }
+    let c: Community = toml::from_str(&text).expect("the file parses");
+    let mut cfg = c.day_config(c.day).expect("a valid community");
+    cfg.slots = (24, 25);
+    let net = gridledger_rollup::demo::day_net(&cfg).unwrap();
+    let specs = gridledger_rollup::demo::participants(&cfg);
+    let pure: u64 = clear_slot_with(&specs, &net[24], cfg.clearing).iter().map(|t| t.2).sum();
+    let r = run_day(cfg).expect("the day runs");
+    eprintln!(
+        "auction {pure} Wh, settled {} Wh of the bound {} Wh in {} trades",
+        r.energy_traded_wh, r.bound_wh, r.trades_count
+    );
+    assert_eq!(pure, r.bound_wh, "the auction alone trades the whole bound");
+    for p in &r.participants {
+        assert!(p.balance_end > 0 && p.reputation > 0, "nobody is broke or barred: {p:?}");
+    }
+    assert!(
+        r.energy_traded_wh * 100 >= r.bound_wh * 99,
+        "traded {} of {} Wh ({} trades): under 99% of the slot's bound",
+        r.energy_traded_wh,
+        r.bound_wh,
+        r.trades_count
+    );
 }
