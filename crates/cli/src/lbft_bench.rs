@@ -36,7 +36,12 @@
 //! group commit (every round waiting goes into one record) and then sends,
 //! so the consensus loop keeps handling messages while the disk syncs
 //! (on a loaded 2-core machine one fsync took 25–70 ms, several per
-//! epoch, and the loop used to wait for each). `--pipeline K` lets a
+//! epoch, and the loop used to wait for each). Messages that commit the
+//! replica to nothing new (certificates, coin shares, fetches and their
+//! answers, sync requests: `Replica::must_sync_before_sending`) do not
+//! wait: they leave from the consensus loop at once, before the fsync in
+//! flight (the simulator's deaths in the sync window check that a replica
+//! killed between the two never says two things in one slot). `--pipeline K` lets a
 //! replica propose up to `K` epochs ahead (overlapped epochs; off by
 //! default, see the flag).
 //! `--kill-restart I` kills replica `I` mid-run
@@ -1677,7 +1682,9 @@ fn persister(
             if log.fsync {
                 stats.fsyncs.fetch_add(1, Relaxed);
             }
-            stats.write_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+            let us = t.elapsed().as_micros() as u64;
+            stats.write_us.fetch_add(us, Relaxed);
+            stats.record_us.lock().unwrap_or_else(|p| p.into_inner()).push(us);
         }
         let wrote = !ops.is_empty();
         for o in batch {
@@ -1722,6 +1729,8 @@ struct PersistStats {
     with_delivery: std::sync::atomic::AtomicU64,
     with_proposal: std::sync::atomic::AtomicU64,
     echo_or_vote_only: std::sync::atomic::AtomicU64,
+    /// Each record's write and sync, in microseconds (for the tail).
+    record_us: std::sync::Mutex<Vec<u64>>,
 }
 
 /// CPU seconds this process spent so far, by thread role, from
@@ -1950,6 +1959,9 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // Rounds with no writes sent straight from this loop (the persister
     // idle and every earlier round already out).
     let mut sent_direct = 0u64;
+    // Messages that committed to nothing new, sent before any fsync.
+    let mut sent_free = 0u64;
+    let mut aba_rounds = [0u64; 4];
     let mut flood_delivered = 0u64;
     // Keyed hashing as for transaction ids (see `IdHasher`).
     // Honest transactions delivered (by home, client, delivery number).
@@ -2018,9 +2030,33 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             }
         }
         let mut batch = batch;
+        // Messages that commit this replica to nothing new (certificates,
+        // coin shares, fetches and their answers, sync requests:
+        // `Replica::must_sync_before_sending`) leave now, before the fsync
+        // in flight and this round's; the rest wait for this round's writes
+        // and every earlier round's. A certificate no longer waits for the
+        // proposer's own `BVal` record, written in the step that made it.
+        let mut free: Vec<(Target, LbftMessage)> = Vec::new();
+        for s in batch.iter() {
+            for (_, m) in &s.messages {
+                if let Message::Aba { round, .. } = m {
+                    aba_rounds[(*round as usize).min(3)] += 1;
+                }
+            }
+        }
         for s in batch.iter_mut() {
             out.ops.append(&mut s.persist);
-            out.msgs.append(&mut s.messages);
+            for (to, m) in s.messages.drain(..) {
+                if replica.must_sync_before_sending(&m) {
+                    out.msgs.push((to, m));
+                } else {
+                    free.push((to, m));
+                }
+            }
+        }
+        if !free.is_empty() {
+            sent_free += free.len() as u64;
+            send_messages(&net, free);
         }
         let round_seq = if out.ops.is_empty() && out.msgs.is_empty() {
             submitted_seq
@@ -2315,8 +2351,22 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let fsyncs = load(&fsync_stats.fsyncs);
     let records = load(&fsync_stats.records);
     let fsync_us = load(&fsync_stats.write_us);
+    let mut record_us = std::mem::take(&mut *fsync_stats.record_us.lock().unwrap_or_else(|p| p.into_inner()));
+    record_us.sort_unstable();
     let secs = file.seconds.max(1) as f64;
     let sent = bytes_at_end.saturating_sub(bytes_at_start) as f64;
+    // The tail: what the slow epochs and records are made of.
+    let tail = json!({
+        "epoch_interval_ms_p90": percentile_ms(&epoch_gaps_us, 0.9),
+        "epoch_interval_ms_p99": percentile_ms(&epoch_gaps_us, 0.99),
+        "epoch_interval_ms_max": epoch_gaps_us.last().map_or(0.0, |&u| u as f64 / 1e3),
+        "fsync_ms_p50": percentile_ms(&record_us, 0.5),
+        "fsync_ms_p99": percentile_ms(&record_us, 0.99),
+        "fsync_ms_max": record_us.last().map_or(0.0, |&u| u as f64 / 1e3),
+        // Agreement votes this replica sent, by round (0, 1, 2, 3 and
+        // later): rounds past 0 are agreements that did not decide at once.
+        "aba_votes_by_round": aba_rounds,
+    });
     let report = json!({
         "replica": me,
         "delivered_unique_tx_per_s": delivered_unique as f64 / secs,
@@ -2340,6 +2390,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         "delivered_in_window": delivered_while_measuring,
         "cpu_us_per_delivered_tx": cpu_per_tx,
         "rounds_sent_direct": sent_direct,
+        "messages_sent_before_sync": sent_free,
         "proposals_merged_with_delivery": merged_proposals,
         "fsyncs_per_epoch": if epochs > 0 { fsyncs as f64 / epochs as f64 } else { 0.0 },
         "records_per_epoch": if epochs > 0 { records as f64 / epochs as f64 } else { 0.0 },
@@ -2366,6 +2417,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         // rest waited for the verifier; consensus did not).
         "verdicts_ready_at_decision": if decided_txs > 0 { ready_at_decision as f64 / decided_txs as f64 } else { 1.0 },
         "epoch_interval_ms_p50": percentile_ms(&epoch_gaps_us, 0.5),
+        "tail": tail,
         "fsyncs": fsyncs,
         "records": records,
         "crash_safe": file.fsync,

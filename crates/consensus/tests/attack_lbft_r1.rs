@@ -47,6 +47,8 @@ fn plan(seed: u64, crashes: Vec<Crash>) -> Scenario {
         fixed_coins: true,
         tick: 200,
         expect_liveness: true,
+        sync_deaths: BTreeMap::new(),
+        sync_restart_after: 1,
         end: 60_000,
     }
 }

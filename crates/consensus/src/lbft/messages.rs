@@ -381,6 +381,28 @@ impl<S, G> Message<S, G> {
         }
     }
 
+    /// Whether sending this message commits its sender to something new,
+    /// so that a driver must make the step's writes durable before it
+    /// leaves (see [`super::Replica::must_sync_before_sending`]). `false`
+    /// for messages that say nothing a restarted replica could contradict:
+    /// a `Cert` (`n − f` others' echoes combined; the own batch it
+    /// certifies was durable before its `Val` left), a coin share (a
+    /// deterministic signature on `(instance, epoch, agreement, round)`:
+    /// the same bytes after any restart), a `Fetch` or `SyncRequest` (a
+    /// question) and a `Certified` answer (another proposer's certified
+    /// batch, as certified). `true` for the proposal (`Val`), echoes,
+    /// the agreement's `BVal`, `Aux`, `Conf` and `Term`, and `Sync`
+    /// records (a delivered epoch, durable only with its record).
+    pub fn commits_sender(&self) -> bool {
+        match self {
+            Message::Val { .. } | Message::Echo { .. } | Message::Sync { .. } => true,
+            Message::Aba { vote, .. } => !matches!(vote, AbaVote::Coin(_)),
+            Message::Cert { .. } | Message::Fetch { .. } | Message::Certified { .. } | Message::SyncRequest { .. } => {
+                false
+            }
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Val { .. } => "val",

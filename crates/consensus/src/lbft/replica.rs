@@ -23,7 +23,9 @@
 //! `n`.
 //!
 //! Crash recovery: a step's [`PersistOp`]s go to disk atomically before its
-//! messages leave. The durable state is the delivered log (certificates
+//! messages leave — all of them, or (a driver's choice) those that commit
+//! the replica to something new ([`Replica::must_sync_before_sending`]),
+//! the rest leaving at once. The durable state is the delivered log (certificates
 //! and batches), its own proposals, and the statements it made in the
 //! epochs not yet delivered: each echo of another replica's batch
 //! ([`PersistOp::Echoed`]) and, per agreement round, its `BVal` values,
@@ -168,6 +170,11 @@ pub enum Mutation {
     /// [`PersistOp::Voted`]) are never written: a restarted replica echoes
     /// and votes afresh in slots it spoke in before the crash.
     StatementsNotPersisted,
+    /// Every message leaves before its step's writes are durable
+    /// ([`Replica::must_sync_before_sending`] says `false` for all): a
+    /// replica that dies in the sync window has echoed or voted without a
+    /// record, and after its restart may say something else in that slot.
+    SentBeforeSync,
     /// A sender whose certificate for `(epoch, proposer)` failed is heard
     /// on it again: every repeated forged `Cert` costs another check.
     CertFailuresForgotten,
@@ -864,6 +871,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SyncCertificatesUnchecked) => m == "sync-cert",
             Some(Mutation::CertFailuresForgotten) => m == "forget-cert-failures",
             Some(Mutation::EchoShareResigned) => m == "resign-echo",
+            Some(Mutation::SentBeforeSync) => m == "sent-before-sync",
             Some(
                 Mutation::LosePersistedState
                 | Mutation::LateCopyAdmitted
@@ -877,6 +885,21 @@ impl<C: ThresholdCrypto> Replica<C> {
     #[cfg(not(feature = "mutants"))]
     fn mutation_is(&self, _m: &str) -> bool {
         false
+    }
+
+    /// Whether a driver must make the writes of the step that produced
+    /// `m` ([`Step::persist`], and those of every step before it) durable
+    /// before `m` leaves: `true` for what commits this replica to
+    /// something new ([`Message::commits_sender`]: its proposal, echoes,
+    /// agreement votes and `Term`s, sync records); the rest (certificates,
+    /// coin shares, fetches and their answers, sync requests) may leave at
+    /// once, before the fsync in flight, since a replica that dies before
+    /// the step's writes are durable and restarts sends the same again or
+    /// nothing that contradicts them. A driver that does not split a
+    /// step's messages (the node's, the simulator's in-step path) sends
+    /// everything after the writes, which is safe too.
+    pub fn must_sync_before_sending(&self, m: &MessageOf<C>) -> bool {
+        m.commits_sender() && !self.mutation_is("sent-before-sync")
     }
 
     /// Arms the tick, asks for the first batch, re-sends a proposal made

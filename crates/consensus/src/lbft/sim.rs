@@ -52,6 +52,41 @@ pub struct LbftNode<C: ThresholdCrypto> {
     stop_epoch: u64,
     /// Where what this replica says is recorded, across its restarts.
     said: Option<Arc<Mutex<SaidLog>>>,
+    /// When this replica dies in a sync window (see [`SyncDeaths`]).
+    deaths: Option<Arc<Mutex<SyncDeaths>>>,
+    /// It died during the last call.
+    dead: bool,
+}
+
+/// Deaths in the sync window: a replica whose driver sends the messages
+/// that commit it to nothing new ([`Replica::must_sync_before_sending`])
+/// at once and the rest only once the step's writes are durable (as the
+/// bench replica does) can die after the first left and before the
+/// writes are durable. `at[node]` lists, by count of that node's steps
+/// with writes over the whole run (across its restarts), the steps in
+/// which it dies so: only the step's free messages leave, its writes,
+/// other messages and deliveries are lost, and the simulator restarts it
+/// from what was durable before.
+#[derive(Debug, Default)]
+pub struct SyncDeaths {
+    pub at: BTreeMap<u32, BTreeSet<u64>>,
+    /// Steps with writes so far, per node.
+    counted: BTreeMap<u32, u64>,
+    /// Deaths so far, per node.
+    pub died: BTreeMap<u32, u64>,
+}
+
+impl SyncDeaths {
+    /// Counts a step with writes of `node`; `true` if it dies in it.
+    fn dies(&mut self, node: u32) -> bool {
+        let k = self.counted.entry(node).or_insert(0);
+        *k += 1;
+        let dies = self.at.get(&node).is_some_and(|at| at.contains(k));
+        if dies {
+            *self.died.entry(node).or_insert(0) += 1;
+        }
+        dies
+    }
 }
 
 /// A slot in which a correct replica says one thing only, ever: its batch
@@ -217,7 +252,13 @@ impl<C: ThresholdCrypto> LbftNode<C> {
             let txs: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
             policy.delivered(d.epoch, d.block_hash(), &txs);
         }
-        Self { replica, policy, disk, stop_epoch, said: None }
+        Self { replica, policy, disk, stop_epoch, said: None, deaths: None, dead: false }
+    }
+
+    /// Dies in sync windows as `deaths` says (see [`SyncDeaths`]).
+    pub fn with_sync_deaths(mut self, deaths: Arc<Mutex<SyncDeaths>>) -> Self {
+        self.deaths = Some(deaths);
+        self
     }
 
     /// Records what this replica says in `log` (see [`SaidLog`]).
@@ -239,6 +280,30 @@ impl<C: ThresholdCrypto> LbftNode<C> {
         let mut out = Effects::default();
         let mut pending = vec![first];
         while let Some(mut s) = pending.pop() {
+            let me = self.replica.config().me;
+            let dies = !s.persist.is_empty()
+                && self.deaths.as_ref().is_some_and(|d| d.lock().unwrap_or_else(|p| p.into_inner()).dies(me));
+            if dies {
+                // The free messages left, then the process died before the
+                // step's writes were durable: nothing else of this step (or
+                // of the steps after it) happens.
+                s.messages.retain(|(_, m)| !self.replica.must_sync_before_sending(m));
+                if let Some(log) = &self.said {
+                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                    for (_, m) in &s.messages {
+                        log.record(me, m);
+                    }
+                }
+                for (to, m) in s.messages.drain(..) {
+                    let dest = match to {
+                        Target::All => Dest::All,
+                        Target::One(i) => Dest::One(i),
+                    };
+                    out.sends.push((dest, m));
+                }
+                self.dead = true;
+                return out;
+            }
             // Persist first (one transaction), then speak.
             for op in &s.persist {
                 self.disk.apply(op);
@@ -304,6 +369,10 @@ impl<C: ThresholdCrypto> Protocol for LbftNode<C> {
 
     fn persisted(&self) -> Durable<C::Sig> {
         self.disk.clone()
+    }
+
+    fn crashed(&self) -> bool {
+        self.dead
     }
 }
 
@@ -579,6 +648,11 @@ pub struct Scenario {
     /// Every fault stays within `f` at all times and the network
     /// stabilises: liveness is checked too.
     pub expect_liveness: bool,
+    /// Crashed replicas' deaths in the sync window, by count of their
+    /// steps with writes ([`SyncDeaths`]); each restarts
+    /// [`Scenario::sync_restart_after`] ticks later.
+    pub sync_deaths: BTreeMap<u32, BTreeSet<u64>>,
+    pub sync_restart_after: Time,
     pub end: Time,
 }
 
@@ -669,6 +743,16 @@ fn scenario_drawn(seed: u64, size: Option<usize>) -> Scenario {
             byzantine.entry(id).or_default().push(Behaviour::ForgeSyncCertificates);
         }
     }
+    // Drawn after the rest too: half the crashing replicas also die in
+    // the sync window of one to three steps with writes.
+    let mut sync_deaths: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for &c in &crashed {
+        if rng.random_bool(0.5) {
+            let k = rng.random_range(1..4);
+            sync_deaths.insert(c, (0..k).map(|_| rng.random_range(1..80)).collect());
+        }
+    }
+    let sync_restart_after = rng.random_range(2..200);
     Scenario {
         seed,
         n,
@@ -682,6 +766,8 @@ fn scenario_drawn(seed: u64, size: Option<usize>) -> Scenario {
         fixed_coins,
         tick: 200,
         expect_liveness,
+        sync_deaths,
+        sync_restart_after,
         // Runs that may stall stop early; the others stop once done.
         end: if expect_liveness { 60_000 } else { 5_000 },
     }
@@ -717,6 +803,8 @@ pub struct RunResult {
     /// replica's durable log whose certificate does not verify (a replica
     /// stores, and serves, only certified batches).
     pub bad_certificates: Vec<(u32, u64, u32)>,
+    /// Deaths in the sync window ([`SyncDeaths`]) over the run.
+    pub sync_deaths: u64,
 }
 
 fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
@@ -772,6 +860,8 @@ fn run_with<C: ThresholdCrypto + 'static>(
     let cs = cryptos.clone();
     let said = Arc::new(Mutex::new(SaidLog::new(s.n)));
     let log = said.clone();
+    let deaths = Arc::new(Mutex::new(SyncDeaths { at: s.sync_deaths.clone(), ..SyncDeaths::default() }));
+    let died = deaths.clone();
     let factory = move |id: NodeId, disk: Option<Durable<C::Sig>>| {
         // Planted bugs live in correct replicas only.
         let m = if plan.byzantine.contains_key(&id) { None } else { mutation };
@@ -784,8 +874,10 @@ fn run_with<C: ThresholdCrypto + 'static>(
             plan.stop_epoch,
         )
         .with_said_log(log.clone())
+        .with_sync_deaths(deaths.clone())
     };
     let mut sim: Simulation<LbftNode<C>> = Simulation::new(s.seed, s.net.clone(), factory);
+    sim.set_restart_after(Some(s.sync_restart_after));
     for (id, b) in &s.byzantine {
         sim.set_adversary(
             *id,
@@ -824,6 +916,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
             }
         }
     }
+    let sync_deaths: u64 = died.lock().unwrap_or_else(|p| p.into_inner()).died.values().sum();
     RunResult {
         deliveries,
         faults: sim.faults.len(),
@@ -832,6 +925,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
         coins,
         said_twice,
         bad_certificates,
+        sync_deaths,
     }
 }
 
