@@ -34,14 +34,14 @@
 //! window under `call_before`, which reprices four-fold per block and
 //! silently keeps the old price when the wallet cannot cover the dearer
 //! replacement. With 11 coin per wallet (what the r27 [1] test calls
-//! enough), 900 junk calls at gas price 2 (72 coin) let the commitment
-//! through at price 4 but keep the dispute (10 coin bond plus its
-//! reservation at price 4) out until the window ends; the forged root
-//! settles through the forger's own `finalize`.
+//! enough), 900 junk calls at gas price 2 (72 coin): the commitment
+//! (no bond) gets on chain, the dispute (10 coin bond plus its
+//! reservation at the dearer price) is never included before the window
+//! ends; the forged root settles through the forger's own `finalize`.
 //!
 //! Finding [3] (high: theft at a bounded cost, every validator bribed):
 //! with 200 coin per wallet, 900 junk calls at gas price 17 (612 coin)
-//! fill the three blocks the backup checks have after the meters' turn
+//! fill the blocks the backup checks have after the meters' turn
 //! (half the 5 s window); the commitment is repriced 1, 4, 16 and never
 //! included; the forged root settles. The check's reach is the repricing
 //! schedule times the blocks left, so the cost of a theft is a few
@@ -53,6 +53,10 @@
 //! In all three, `DriverError::Unchecked` is not a safe stop: the driver
 //! refuses to finalize, but nothing stops the forger's own `finalize`
 //! after the window.
+//!
+//! Held up: the bonded dispute of a forged batch of 1, 8 and 24 ATs stays
+//! under `dispute_gas_limit` with `DISPUTE_BASE_GAS` at 300,000 (a third
+//! to two thirds of it); `gridledger ior day` (cli `--test ior`) runs.
 //!
 //! Controls (held up): without the junk the same mempool-sent forgery is
 //! overturned; without junk an 11 coin bonded challenge overturns the
@@ -289,4 +293,39 @@ fn without_junk_the_11_coin_bonded_challenge_overturns() {
 fn a_200_coin_bonded_challenge_outbids_junk_at_price_2() {
     let (_, forged, why) = bonded_forgery(coins(200), 2_400, Amount(2));
     assert!(!forged && why.contains("disputed: true"), "{why}");
+}
+
+/// Held up (`DISPUTE_BASE_GAS` at 300,000): a forged IOR batch of 1, 8
+/// and 24 ATs, every validator colluding, is overturned by the bonded
+/// challenge, whose dispute uses less gas than `dispute_gas_limit` gives
+/// it even without its arguments' bytes (measured: 321,836 of 464,784;
+/// 759,432 of 1,618,272; 1,900,380 of 4,254,816).
+#[test]
+fn the_bonded_dispute_of_a_larger_batch_stays_under_its_gas_limit() {
+    use common::pipelined::all_validators_collude;
+    for n in [1usize, 8, 24] {
+        let mut e = funded_with_window(5_000);
+        settle_funding(&mut e);
+        all_validators_collude(&mut e);
+        let (b, s) = (trader(0), trader(1));
+        let txs: Vec<_> = (0..n)
+            .map(|i| (b.clone(), at(&terms(&b, &s, Amount(200_000), 100, 8 * HOUR + i as u64 * 15 * MIN), &s)))
+            .collect();
+        e.d.submit_block(&txs).unwrap();
+        e.d.primary.seal();
+        let batch = e.d.batch_header(1).unwrap().id;
+        let input = e.d.batch_input(batch).unwrap();
+        assert_eq!(input.entries.len(), n);
+        let (_, sub, _, _) = forged_posting(&e, batch);
+        forge_last_root(&mut e, batch);
+        let runs = process_runs(&mut e, 29, 3, true);
+        let h = e.d.batch_header(batch).unwrap();
+        let disputes: Vec<(u64, bool)> =
+            e.d.gas.iter().filter(|g| g.method == "dispute").map(|g| (g.gas, g.success)).collect();
+        let limit = gridledger_rollup::driver::dispute_gas_limit(&e.d.cfg.params, &input, 0);
+        let why = format!("{n} ATs: state {:?}; disputes {disputes:?}; limit {limit}; runs {runs:?}", h.state);
+        assert!(matches!(h.state, BatchState::Settled { disputed: true, .. }), "{why}");
+        assert_ne!(h.post_root, Some(sub.post_root), "{why}");
+        assert!(!disputes.is_empty() && disputes.iter().all(|d| d.1 && d.0 < limit), "{why}");
+    }
 }
