@@ -331,6 +331,9 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!a.opaque || policy == "fifo", "--opaque needs --policy fifo (π^τ checks every signature)");
     anyhow::ensure!(a.tau >= 1 && a.groups >= 1 && a.groups <= a.tau.min(a.replicas as u32), "need 1 <= G <= τ");
     anyhow::ensure!(a.batch >= 1, "--batch must be at least 1");
+    // A full epoch's Sync answer (catch-up) must fit a frame, as on nodes.
+    gridledger_node::lbft::check_frame_bound(a.replicas, a.batch, TX_BYTES)
+        .map_err(|e| anyhow::anyhow!("--batch {} with --replicas {}: {e}", a.batch, a.replicas))?;
     let n = a.replicas;
     let pipeline = a.pipeline;
     anyhow::ensure!(pipeline <= 4, "--pipeline {pipeline}: at most 4 epochs ahead");

@@ -35,6 +35,31 @@ pub struct LbftArgs {
     /// name from when certificates were BLS threshold signatures too.
     #[arg(long)]
     pub bls: bool,
+    /// Replica counts to run every seed at (comma-separated, each
+    /// 4 to 64, any n: quorums are n − f). Default: the
+    /// seed draws n ∈ {4, 7}.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub replicas: Vec<usize>,
+}
+
+/// Largest `--replicas` of `sim lbft`: a run's messages grow as `n³`
+/// (`n` agreements of `n²` votes an epoch), so a seed at 64 replicas
+/// already takes about as long as thousands at 4.
+pub const MAX_SIM_REPLICAS: usize = 64;
+
+/// The replica counts `--replicas` names: each at least 4 (one fault
+/// tolerated) and at most [`MAX_SIM_REPLICAS`], none twice.
+fn replica_counts(given: &[usize]) -> anyhow::Result<Vec<usize>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for &n in given {
+        anyhow::ensure!(n >= 4, "--replicas {n}: LBFT needs n >= 4 (f = (n - 1) / 3 >= 1)");
+        anyhow::ensure!(
+            n <= MAX_SIM_REPLICAS,
+            "--replicas {n}: at most {MAX_SIM_REPLICAS} in the simulator (a run costs about n³ messages an epoch)"
+        );
+        anyhow::ensure!(seen.insert(n), "--replicas names {n} twice");
+    }
+    Ok(given.to_vec())
 }
 
 #[derive(clap::Args)]
@@ -70,32 +95,48 @@ pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
 }
 
 fn lbft(a: LbftArgs) -> anyhow::Result<()> {
-    use gridledger_consensus::lbft::sim::{run_seed, SchemeKind};
+    use gridledger_consensus::lbft::sim::{check, run, scenario, scenario_of_size, SchemeKind};
+    let sizes = replica_counts(&a.replicas)?;
     let seeds = seed_list(a.first, a.seeds)?;
     let scheme = if a.bls { SchemeKind::Node } else { SchemeKind::Sim };
+    // Every seed at each size named, or once at the size it draws.
+    let plan: Vec<Option<usize>> =
+        if sizes.is_empty() { vec![None] } else { sizes.iter().copied().map(Some).collect() };
     let started = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new(seeds.len() as u64);
+    let bar = indicatif::ProgressBar::new((seeds.len() * plan.len()) as u64);
     let mut failures = Vec::new();
-    let (mut faults, mut messages, mut epochs) = (0usize, 0u64, 0u64);
+    let (mut faults, mut messages, mut epochs, mut runs) = (0usize, 0u64, 0u64, 0u64);
     for &seed in &seeds {
-        match run_seed(seed, scheme, None) {
-            Ok(r) => {
-                faults += r.faults;
-                messages += r.messages;
-                epochs += r.deliveries.values().map(|d| d.len() as u64).max().unwrap_or(0);
+        for &size in &plan {
+            let s = size.map_or_else(|| scenario(seed), |n| scenario_of_size(seed, n));
+            let r = run(&s, scheme, None);
+            runs += 1;
+            match check(&s, &r) {
+                Ok(()) => {
+                    faults += r.faults;
+                    messages += r.messages;
+                    epochs += r.deliveries.values().map(|d| d.len() as u64).max().unwrap_or(0);
+                }
+                Err(e) => {
+                    let e = format!(
+                        "seed {seed} ({scheme:?}, n={}, byzantine {:?}, crashed {:?}): {e}",
+                        s.n, s.byzantine, s.crashed
+                    );
+                    let replay = size.map_or(String::new(), |n| format!(" --replicas {n}"));
+                    eprintln!("{e}; {}{replay}", SeedPlan::replay_hint(seed));
+                    failures.push(e);
+                }
             }
-            Err(e) => {
-                eprintln!("{e}; {}", SeedPlan::replay_hint(seed));
-                failures.push(e);
-            }
+            bar.inc(1);
         }
-        bar.inc(1);
     }
     bar.finish_and_clear();
     let out = json!({
         "protocol": "lbft",
         "scheme": if a.bls { "ed25519-multisig-certificates+bls12-381-coin" } else { "sim-hash" },
+        "replicas": if sizes.is_empty() { json!("drawn: 4 or 7") } else { json!(sizes) },
         "seeds": seeds.len(),
+        "runs": runs,
         "failures": failures.len(),
         "first_failure": failures.first(),
         "faults_reported": faults,
@@ -104,7 +145,7 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
         "seconds": started.elapsed().as_secs_f64(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
-    anyhow::ensure!(failures.is_empty(), "{} seeds violated a property", failures.len());
+    anyhow::ensure!(failures.is_empty(), "{} runs violated a property", failures.len());
     Ok(())
 }
 

@@ -29,6 +29,48 @@ fn sim_lbft_sweep_reports_no_failures() {
     assert!(v["epochs"].as_u64().unwrap_or(0) > 0);
 }
 
+/// `--replicas` runs every seed at each size named: the runs multiply, and
+/// ten replicas exchange more messages than four over the same seeds.
+#[test]
+fn sim_lbft_runs_every_seed_at_each_replica_count_given() {
+    let v = json(&["sim", "lbft", "--seeds", "2", "--replicas", "5,10"]);
+    assert_eq!(v["replicas"], serde_json::json!([5, 10]), "{v}");
+    assert_eq!(v["seeds"], 2);
+    assert_eq!(v["runs"], 4, "{v}");
+    assert_eq!(v["failures"], 0, "{v}");
+    let four = json(&["sim", "lbft", "--seeds", "2", "--replicas", "4"]);
+    let ten = json(&["sim", "lbft", "--seeds", "2", "--replicas", "10"]);
+    assert_eq!(four["runs"], 2);
+    let messages = |v: &serde_json::Value| v["messages_delivered"].as_u64().expect("a count");
+    assert!(messages(&ten) > 2 * messages(&four), "n = 10: {ten}, n = 4: {four}");
+}
+
+/// Fewer than four replicas, more than the bound, or a size named twice
+/// is refused with the option's name, before anything runs.
+#[test]
+fn sim_lbft_refuses_replica_counts_out_of_range() {
+    for bad in ["3", "0", "65", "4,4", "x"] {
+        let out = Command::new(BIN).args(["sim", "lbft", "--seeds", "1", "--replicas", bad]).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--replicas {bad} accepted");
+        assert!(err.contains("--replicas"), "--replicas {bad}: {err}");
+        assert!(out.stdout.is_empty(), "--replicas {bad} ran: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+/// A batch bound under which a full epoch's Sync answer would not fit a
+/// frame is refused before any replica starts (attack r21 [1]).
+#[test]
+fn bench_lbft_refuses_a_batch_whose_epoch_does_not_fit_a_frame() {
+    let out = Command::new(BIN)
+        .args(["bench", "lbft", "--replicas", "40", "--batch", "4000", "--seconds", "1", "--json"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("--batch 4000") && err.contains("lower max_batch_txs to at most"), "{err}");
+}
+
 #[test]
 fn bench_lbft_four_processes_agree_and_deliver() {
     let v = json(&["bench", "lbft", "--replicas", "4", "--seconds", "3", "--rate", "400", "--json"]);

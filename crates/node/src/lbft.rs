@@ -144,12 +144,12 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
-    tx_id, Batch, Config, DeliveredEpoch, Delivery, Durable, Fault, KeyUse, Message, NodeCrypto, NodeShare, NodeSig,
-    PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Validity,
+    tx_id, Batch, CertifiedBatch, Config, DeliveredEpoch, Delivery, Durable, Fault, KeyUse, Message, MultiSig,
+    NodeCrypto, NodeShare, NodeSig, PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Tx, Validity,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::ed25519::EdPublicKey;
+use gridledger_core::ed25519::{EdPublicKey, EdSignature};
 use gridledger_core::{Address, Hash32, PublicKey};
 use gridledger_ledger::contract::BlockEnv;
 use gridledger_ledger::{BlockBuilder, ExecutedBlock, Seal, SignedTransaction};
@@ -442,26 +442,102 @@ pub fn load_crypto(settings: &LbftSettings, n: usize, me: u32) -> Result<NodeCry
         .map_err(|reason| LbftKeyError::Mismatch { path: settings.key_shares.clone(), me, reason })
 }
 
+/// The sizes of LBFT's largest frame for `n` validators, measured by
+/// encoding worst-case messages rather than counted by hand: the largest
+/// frame a validator sends is the `Sync` answer (catch-up) of one epoch
+/// in which every validator's batch was accepted, each batch full
+/// (`max_batch_txs` transactions of `max_tx_bytes` bytes) and certified by
+/// `n − f` signed echoes (`(n − f) · 68 + 5` bytes: above 1 KiB from 22
+/// validators on). The epoch's store record (`lbft/epoch/<e>`, read back
+/// with the frame limit when the store is opened) is that frame less its
+/// wire kind and message tag; a `Certified` answer (`Fetch`) and a `Val`
+/// carry one batch of it; the proposals record (`lbft/proposed`) holds at
+/// most `window` (4, at most `n`) own batches, without certificates. So
+/// a bound under which the `Sync` frame fits fits every one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameBudget {
+    n: usize,
+    /// The `Sync` frame of an epoch of no batch: wire kind, message tag,
+    /// epoch, the batch list's length.
+    pub fixed: usize,
+    /// A certified batch of no transaction: proposer, digest, a
+    /// certificate of `n − f` echoes, the transaction list's length, clock.
+    pub per_batch: usize,
+    /// A transaction of `max_tx_bytes` bytes in a batch (with its length).
+    pub per_tx: usize,
+}
+
+impl FrameBudget {
+    /// The budget of `n` validators (at least 1) admitting transactions of
+    /// up to `max_tx_bytes` bytes.
+    pub fn new(n: usize, max_tx_bytes: usize) -> Self {
+        let n = n.max(1);
+        let empty = |batches: Vec<CertifiedBatch<Sig>>| -> LbftMessage {
+            Message::Sync { delivered: DeliveredEpoch { epoch: u64::MAX, batches } }
+        };
+        let frame = |m: &LbftMessage| 1 + encode(m).len();
+        let certified = CertifiedBatch {
+            proposer: u32::MAX,
+            digest: Hash32([0xff; 32]),
+            sig: NodeSig::Cert(MultiSig {
+                echoes: vec![(u32::MAX, EdSignature([0xff; 64])); gridledger_consensus::lbft::quorum(n)],
+            }),
+            batch: Batch { txs: Vec::new().into(), time_ms: u64::MAX },
+        };
+        let fixed = frame(&empty(Vec::new()));
+        let per_batch = frame(&empty(vec![certified])) - fixed;
+        // A transaction's bytes and its length prefix, as a batch's list
+        // encodes them (the list's own length is counted above).
+        let per_tx = encode(&vec![Tx::new()]).len() - encode(&Vec::<Tx>::new()).len() + max_tx_bytes;
+        Self { n, fixed, per_batch, per_tx }
+    }
+
+    /// The `Sync` frame of an epoch whose `n` batches are each
+    /// `max_batch_txs` transactions of `max_tx_bytes` bytes (saturating).
+    pub fn sync_frame(&self, max_batch_txs: usize) -> usize {
+        max_batch_txs
+            .saturating_mul(self.per_tx)
+            .saturating_add(self.per_batch)
+            .saturating_mul(self.n)
+            .saturating_add(self.fixed)
+    }
+
+    /// The largest `max_batch_txs` whose `Sync` frame fits [`MAX_FRAME`]
+    /// (`None`: not even batches of no transaction fit).
+    pub fn largest_batch(&self) -> Option<usize> {
+        let room = MAX_FRAME.checked_sub(self.sync_frame(0))?;
+        Some(room / self.n / self.per_tx.max(1))
+    }
+}
+
 /// Refuses batch bounds under which a message could exceed the frame
 /// limit: a `Val` carries one batch, a `Sync` record (catch-up) one whole
-/// epoch, up to `n` batches. A frame over the limit is refused by the
-/// transport, so such a batch would never be certified and a lagging
-/// validator could never catch up: the epoch would still end (the others
-/// decide without it), but the proposer's transactions would never be
-/// ordered and a validator that fell behind would stay behind.
+/// epoch, up to `n` batches with their certificates ([`FrameBudget`]). A
+/// frame over the limit is refused by the transport, so such a batch
+/// would never be certified and a lagging validator could never catch up:
+/// the epoch would still end (the others decide without it), but the
+/// proposer's transactions would never be ordered and a validator that
+/// fell behind would stay behind; the epoch's store record could not be
+/// read back either, so a validator restarting after it would halt.
 pub fn check_frame_bound(n: usize, max_batch_txs: usize, max_tx_bytes: usize) -> anyhow::Result<()> {
-    // Per transaction: its bytes and a length prefix; per batch and record
-    // a little framing (digests, certificates, clock), 1 KiB is ample.
-    let per_batch = max_batch_txs.saturating_mul(max_tx_bytes.saturating_add(4)).saturating_add(1_024);
-    let record = per_batch.saturating_mul(n.max(1)).saturating_add(1_024);
-    anyhow::ensure!(
-        record <= MAX_FRAME,
+    let budget = FrameBudget::new(n, max_tx_bytes);
+    let frame = budget.sync_frame(max_batch_txs);
+    if frame <= MAX_FRAME {
+        return Ok(());
+    }
+    let fix = match budget.largest_batch() {
+        Some(b) if b > 0 => format!("lower max_batch_txs to at most {b}"),
+        _ => format!(
+            "even one transaction a batch does not fit: lower max_tx_bytes (certificates of {} echoes take {} bytes \
+             a batch)",
+            gridledger_consensus::lbft::quorum(n.max(1)),
+            budget.per_batch
+        ),
+    };
+    anyhow::bail!(
         "[lbft] max_batch_txs = {max_batch_txs} with max_tx_bytes = {max_tx_bytes} and {n} validators makes an \
-         epoch record of up to {record} bytes, above the {MAX_FRAME}-byte frame limit: lower max_batch_txs to at \
-         most {}",
-        (MAX_FRAME.saturating_sub(1_024) / n.max(1)).saturating_sub(1_024) / max_tx_bytes.saturating_add(4)
-    );
-    Ok(())
+         epoch record (and its Sync frame) of up to {frame} bytes, above the {MAX_FRAME}-byte frame limit: {fix}"
+    )
 }
 
 /// The small durable record (`lbft/state`).
@@ -1502,5 +1578,83 @@ mod key_file_tests {
         assert_eq!(decode_wire(&frame), Some(Err(LbftWireError::OldVersion)));
         assert_eq!(decode_wire(&[WIRE_LBFT, 0xff, 0xff]).map(|r| r.is_err()), Some(true));
         assert_eq!(decode_wire(&[0, 1, 2]), None, "a PBFT frame is not LBFT's");
+    }
+}
+
+#[cfg(test)]
+mod frame_budget_tests {
+    use super::*;
+
+    /// A delivered epoch as large as the bounds allow: `n` batches of
+    /// `txs` transactions of `tx_bytes` bytes, each certified by `n − f`
+    /// echoes (signatures are not checked here, only their sizes count).
+    fn full_epoch(n: usize, txs: usize, tx_bytes: usize) -> DeliveredEpoch<Sig> {
+        let batch = Batch { txs: vec![vec![0x5au8; tx_bytes]; txs].into(), time_ms: 1_700_000_000_000 };
+        let batches = (0..n as u32)
+            .map(|proposer| CertifiedBatch {
+                proposer,
+                digest: Hash32([proposer as u8; 32]),
+                sig: NodeSig::Cert(MultiSig {
+                    echoes: (0..gridledger_consensus::lbft::quorum(n) as u32)
+                        .map(|i| (i, EdSignature([i as u8; 64])))
+                        .collect(),
+                }),
+                batch: batch.clone(),
+            })
+            .collect();
+        DeliveredEpoch { epoch: 123_456, batches }
+    }
+
+    fn frame(m: &LbftMessage) -> usize {
+        1 + encode(m).len()
+    }
+
+    /// The budget is the encoder's: for every `n` from 4 to 100 the `Sync`
+    /// frame of a full epoch is exactly what [`FrameBudget`] computes, and
+    /// the epoch's store record, a `Certified` answer, a `Val` and the
+    /// proposals record of a full window are no larger.
+    #[test]
+    fn the_budget_is_the_encoded_size_of_a_full_epoch_for_4_to_100_validators() {
+        for n in 4..=100usize {
+            for (txs, tx_bytes) in [(0, 0), (1, 1), (3, 40)] {
+                let budget = FrameBudget::new(n, tx_bytes);
+                let delivered = full_epoch(n, txs, tx_bytes);
+                let sync = frame(&Message::Sync { delivered: delivered.clone() });
+                assert_eq!(sync, budget.sync_frame(txs), "n = {n}, {txs} transactions of {tx_bytes} bytes");
+                assert!(encode(&delivered).len() < sync, "n = {n}: the store record");
+                let one = delivered.batches[0].clone();
+                let certified = frame(&Message::Certified { epoch: delivered.epoch, batch: one.clone() });
+                assert!(certified < sync, "n = {n}: a Fetch answer");
+                assert!(frame(&Message::Val { epoch: delivered.epoch, batch: one.batch.clone() }) < sync);
+                let window = Config::new(n, 0, Hash32::default()).window;
+                let proposed: BTreeMap<u64, Batch> = (0..window).map(|e| (e, one.batch.clone())).collect();
+                assert!(encode(&proposed).len() < sync, "n = {n}: the proposals record");
+            }
+        }
+    }
+
+    /// The largest bound the check accepts is the one its refusal names,
+    /// and one more transaction a batch is refused.
+    #[test]
+    fn the_refusal_names_the_largest_accepted_batch() {
+        for (n, tx_bytes) in [(4, 1_024), (22, 1_024), (50, 1_024), (100, 300), (7, 64 * 1024)] {
+            let budget = FrameBudget::new(n, tx_bytes);
+            let largest = budget.largest_batch().expect("a batch fits");
+            assert!(largest > 0);
+            assert!(check_frame_bound(n, largest, tx_bytes).is_ok(), "n = {n}");
+            assert!(budget.sync_frame(largest) <= MAX_FRAME);
+            assert!(budget.sync_frame(largest + 1) > MAX_FRAME);
+            let err = check_frame_bound(n, largest + 1, tx_bytes).expect_err("one more is refused").to_string();
+            assert!(err.ends_with(&format!("at most {largest}")), "n = {n}: {err}");
+        }
+    }
+
+    /// Where not even one transaction a batch fits, the refusal says so
+    /// instead of recommending a bound of 0.
+    #[test]
+    fn a_transaction_size_no_batch_can_carry_is_named() {
+        let err = check_frame_bound(4, 1, MAX_FRAME).expect_err("refused").to_string();
+        assert!(err.contains("even one transaction"), "{err}");
+        assert!(!err.contains("at most 0"), "{err}");
     }
 }
