@@ -77,14 +77,21 @@ fn pf(a: PfArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("AC power flow of {} ({} buses, Newton-Raphson)", a.case.display(), r.buses.len());
-    if r.mismatch_tol_pu > r.tol_pu {
+    // the rounding floor is named only where a mismatch needed it (is
+    // above the physical tolerance), and the tolerance applied is always
+    // printed: it depends on the case's base (attack r23)
+    let tol_mw = r.tol_pu * case.base_mva;
+    if r.max_mismatch_pu > r.tol_pu {
         println!(
-            "converged in {} iterations, max mismatch {:.2e} p.u. (within the rounding floor {:.2e} p.u. of its largest \
-             admittances)",
-            r.iterations, r.max_mismatch_pu, r.mismatch_tol_pu
+            "converged in {} iterations, max mismatch {:.2e} p.u. (tolerance {:.2e} p.u. = {:.2e} MW; within the \
+             rounding floor {:.2e} p.u. of its largest admittances)",
+            r.iterations, r.max_mismatch_pu, r.tol_pu, tol_mw, r.mismatch_tol_pu
         );
     } else {
-        println!("converged in {} iterations, max mismatch {:.2e} p.u.", r.iterations, r.max_mismatch_pu);
+        println!(
+            "converged in {} iterations, max mismatch {:.2e} p.u. (tolerance {:.2e} p.u. = {:.2e} MW)",
+            r.iterations, r.max_mismatch_pu, r.tol_pu, tol_mw
+        );
     }
     let case_ref = case.buses[case.ref_index()].id;
     if r.ref_bus != case_ref {

@@ -3,9 +3,9 @@
 //! output's rounding-floor note was keyed on it (`mismatch_tol_pu >
 //! tol_pu`).
 //!
-//! The `#[ignore]`d tests are findings (they fail on the code as it
-//! stands): `cargo test -p gridledger-cli --test attack_market_r23 -- --ignored`.
-//! The others are attacks that held up.
+//! Finding [2] was `#[ignore]`d until fixed: the note is now keyed on the
+//! largest mismatch being above the tolerance, and the tolerance applied
+//! is printed (p.u. and MW). The others are attacks that held up.
 //!
 //! Findings:
 //! - [2] low: the note "converged ... (within the rounding floor X p.u. of
@@ -43,7 +43,6 @@ fn json(f: &std::path::Path) -> serde_json::Value {
 
 /// Finding [2].
 #[test]
-#[ignore = "attack r23 [2]: grid pf says 'within the rounding floor' when every mismatch is within the tolerance (case16am on 1000 MVA)"]
 fn the_floor_note_is_printed_only_when_a_floor_was_used() {
     let (_d, f) = case16am_on("1000");
     let v = json(&f);

@@ -37,7 +37,7 @@ pub struct PfOptions {
     /// computed mismatch cannot be resolved that finely in double
     /// precision are held to their rounding floor instead
     /// ([`mismatch_floor`]), up to [`max_mismatch_floor_pu`] (0.001 MW and
-    /// 10⁻⁴ p.u.).
+    /// 10⁻³ p.u.).
     pub tol: f64,
     /// Maximum mismatch (MW/MVAr) at convergence: the same tolerance in
     /// physical units.
@@ -186,19 +186,26 @@ impl Ybus {
 /// ([`max_mismatch_floor_pu`]).
 pub const MAX_MISMATCH_FLOOR_MW: f64 = 1e-3;
 
-/// Largest rounding floor in p.u. whatever the base: 10⁻⁴ p.u., what
-/// [`MAX_MISMATCH_FLOOR_MW`] is on a 10 MVA feeder (the cap MATPOWER's
-/// `case16am` is solved under). An uncertainty of 10⁻⁴ p.u. in a bus's
-/// injection moves its voltage by about 10⁻⁴ times the impedance behind
-/// it, below the printed 10⁻⁴ p.u. of `Vm` on any ordinary feeder.
-pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-4;
+/// Largest rounding floor in p.u. whatever the base: 10⁻³ p.u., what
+/// [`MAX_MISMATCH_FLOOR_MW`] is on a 1 MVA base, the smallest base
+/// MATPOWER's cases use. So on bases of 1 MVA and above the cap is
+/// 0.001 MW alone (a fixed network's floor in p.u. scales as 1/baseMVA,
+/// and so does that cap: MATPOWER's `case16am` is accepted alike on 1,
+/// 10 and 100 MVA, attack round 23), and only on smaller bases, where
+/// 0.001 MW is more than 10⁻³ p.u., the p.u. bound takes over: an
+/// uncertainty of 10⁻³ p.u. in a bus's injection moves its voltage by
+/// about 10⁻³ times the impedance behind it (attack round 21's probe:
+/// from a cap of 1 p.u. down, no accepted cancelling pair moved |Vm| by
+/// 10⁻⁵).
+pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-3;
 
 /// Largest rounding floor ([`mismatch_floor`]) a solved power flow may
 /// rest on, p.u. of a case with base `base_mva`: the smaller of
 /// [`MAX_MISMATCH_FLOOR_MW`]` / baseMVA` and [`MAX_MISMATCH_FLOOR_PU`]
-/// (10⁻⁴ p.u. on a 10 MVA feeder and below, 10⁻⁶ on a 1 000 MVA base), so
-/// that what the floor leaves uncertain in the injections stays within the
-/// printed 0.001 MW *and* within 10⁻⁴ p.u. — the p.u. bound is what keeps
+/// (10⁻³ p.u. on a 1 MVA base and below, 10⁻⁴ on a 10 MVA feeder, 10⁻⁶ on
+/// a 1 000 MVA base), so that what the floor leaves uncertain in the
+/// injections stays within the printed 0.001 MW *and* within 10⁻³ p.u. —
+/// the p.u. bound is what keeps
 /// the voltages (p.u., independent of the base) honest on a tiny base,
 /// where 0.001 MW alone is thousands of p.u. (attack round 21: on a base
 /// of 10⁻⁶ MVA a resonant branch pair was solved with the voltages its
@@ -421,7 +428,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let mut it = 0;
     while !within {
         if it >= opts.max_iter || !norm.is_finite() {
-            return Err(ModelError::NoConvergence { iterations: it, mismatch: norm });
+            return Err(ModelError::NoConvergence { iterations: it, mismatch: norm, tol, tol_mw: tol * case.base_mva });
         }
         it += 1;
         // the Jacobian from dS/dVa and dS/dVm, entry by entry of Ybus:
@@ -674,7 +681,8 @@ mod tests {
     /// The tolerance and the floor cap hold in both units whatever the
     /// base (attack r21): on a huge base the tolerance is 10⁻⁶ MW, not
     /// 10⁻⁸ p.u. (10 MW on 10⁹ MVA), and on a tiny base the floor cap is
-    /// 10⁻⁴ p.u., not 0.001 MW (10³ p.u. on 10⁻⁶ MVA).
+    /// 10⁻³ p.u., not 0.001 MW (10³ p.u. on 10⁻⁶ MVA); from 1 MVA up the
+    /// cap is 0.001 MW alone (attack r23).
     #[test]
     fn tolerance_and_floor_cap_hold_in_mw_and_in_pu() {
         let o = PfOptions::default();
@@ -682,8 +690,9 @@ mod tests {
         assert_eq!(o.tol_pu(10.0), 1e-8);
         assert_eq!(o.tol_pu(1e-6), 1e-8);
         assert!((o.tol_pu(1e9) - 1e-15).abs() < 1e-30, "{:e}", o.tol_pu(1e9));
-        assert_eq!(max_mismatch_floor_pu(1.0), 1e-4);
-        assert_eq!(max_mismatch_floor_pu(1e-6), 1e-4);
+        assert_eq!(max_mismatch_floor_pu(1.0), 1e-3);
+        assert_eq!(max_mismatch_floor_pu(10.0), 1e-4);
+        assert_eq!(max_mismatch_floor_pu(1e-6), 1e-3);
         assert!((max_mismatch_floor_pu(1e9) - 1e-12).abs() < 1e-27);
         // a 5 MW load on 10⁹ MVA is solved, not passed at the flat start
         let huge = FEEDER.replace("baseMVA = 10;", "baseMVA = 1e9;").replace("R X", "0.0922 0.0470");
@@ -692,8 +701,9 @@ mod tests {
         assert!(r.iterations >= 1 && (r.total_gen_mw - 5.0).abs() < 1e-3, "{r:?}");
         assert!((r.total_gen_mw - r.total_load_mw - r.loss_mw).abs() <= MAX_MISMATCH_FLOOR_MW, "{r:?}");
         assert!(r.mismatch_tol_pu * 1e9 <= MAX_MISMATCH_FLOOR_MW, "{r:?}");
-        // the stiff jumper of case16am on 1 MVA: a floor of about 10⁻⁵
-        // p.u. is within both caps and solved
+        // a jumper of 6.2·10⁻¹⁰ p.u. on 1 MVA: a floor of about 10⁻⁵ p.u.
+        // is within both caps and solved (case16am's own jumper on 1 MVA,
+        // 6.2·10⁻¹¹ p.u., is tests/attack_market_r23.rs)
         let one = Case::parse(&FEEDER.replace("baseMVA = 10;", "baseMVA = 1;").replace("R X", "0 6.2e-10")).unwrap();
         let r = run_pf(&one, PfOptions::default()).unwrap();
         assert!(r.mismatch_tol_pu <= MAX_MISMATCH_FLOOR_PU, "{r:?}");

@@ -68,8 +68,11 @@ pub enum ModelError {
     ZeroReactance(usize),
     #[error("the network is not radial (DistFlow needs a tree)")]
     NotRadial,
-    #[error("power flow did not converge in {iterations} iterations (mismatch {mismatch:e} p.u.)")]
-    NoConvergence { iterations: usize, mismatch: f64 },
+    #[error(
+        "power flow did not converge in {iterations} iterations (mismatch {mismatch:e} p.u., tolerance {tol:e} p.u. = \
+         {tol_mw:e} MW on the case's base)"
+    )]
+    NoConvergence { iterations: usize, mismatch: f64, tol: f64, tol_mw: f64 },
     #[error(transparent)]
     Linalg(#[from] linalg::LinalgError),
     #[error("{buses} buses exceed the dense network models' limit of {max}")]
@@ -93,7 +96,7 @@ pub enum ModelError {
     #[error(
         "power flow cannot be certified: the rounding floor of its mismatch, {floor:.2e} p.u. (admittances or \
          injections too large for double precision, e.g. a near-zero impedance or large terms that cancel), exceeds \
-         the limit of {max:e} p.u. (0.001 MW on the case's base, and at most 1e-4 p.u.)"
+         the limit of {max:e} p.u. (0.001 MW on the case's base, and at most 1e-3 p.u.)"
     )]
     MismatchFloor { floor: f64, max: f64 },
     #[error(

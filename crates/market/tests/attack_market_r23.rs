@@ -4,9 +4,10 @@
 //! min(10⁻⁸ p.u., 10⁻⁶ MW / baseMVA); `MAX_MISMATCH_FLOOR_PU`: the floor
 //! cap is min(0.001 MW / baseMVA, 10⁻⁴ p.u.)).
 //!
-//! The `#[ignore]`d tests are findings (they fail on the code as it
-//! stands): `cargo test -p gridledger-market --test attack_market_r23 -- --ignored`.
-//! The others are attacks that held up.
+//! Findings [1] and [3] were `#[ignore]`d until fixed: the floor cap in
+//! p.u. is now 10⁻³ (what 0.001 MW is on 1 MVA, so from 1 MVA up the MW
+//! cap alone applies), and `NoConvergence` names the tolerance it missed
+//! in p.u. and MW. The others are attacks that held up.
 //!
 //! Findings:
 //! - [1] medium: the 10⁻⁴ p.u. floor cap makes a real case's acceptance
@@ -141,7 +142,6 @@ fn indep(c: &Case, r: &PfResult) -> (f64, f64) {
 /// Finding [1]: case16am written on 1 MVA (its own conversions make it the
 /// same network) is refused, though its floor is 1.07·10⁻⁴ MW.
 #[test]
-#[ignore = "attack r23 [1]: case16am on baseMVA 1 (same network) is refused: floor 1.07e-4 p.u. = 1.07e-4 MW > the 1e-4 p.u. cap"]
 fn case16am_on_a_one_mva_base_solves_as_on_ten() {
     let ten = run_pf(&Case::parse(CASE16AM).unwrap(), PfOptions::default()).expect("case16am as shipped solves");
     let text = CASE16AM.replace("mpc.baseMVA = 10;", "mpc.baseMVA = 1;");
@@ -209,7 +209,6 @@ fn a_thousand_mva_base_costs_no_extra_iteration() {
 
 /// Finding [3]: the refusal names the tolerance it missed.
 #[test]
-#[ignore = "attack r23 [3]: NoConvergence on 1000 MVA reports a mismatch under 1e-8 p.u. without the 1e-9 p.u. (1e-6 MW) tolerance it missed"]
 fn no_convergence_names_the_tolerance_it_missed() {
     let c = rebase(&Case::parse(CASE18).unwrap(), 1000.0);
     let e = run_pf(&c, PfOptions { max_iter: 3, ..PfOptions::default() }).unwrap_err();
