@@ -20,7 +20,17 @@
 //!
 //! — where `Vbase` is the first bus's `baseKV` and `Sbase` is `baseMVA`,
 //! and the column names they read (`BASE_KV`, `BR_R`, `BR_X`, `PD`, `QD`)
-//! were bound by the index helpers before them.
+//! were bound by the index helpers before them. MATPOWER's `case141`
+//! power-factor conversion after the kW one (its loads are given in kVA)
+//!
+//! ```text
+//! pf = 0.85;
+//! mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf));
+//! mpc.bus(:, PD) = mpc.bus(:, PD) * pf;
+//! ```
+//!
+//! is recognised the same way: each statement once, in that order, `pf`
+//! a plain number in (0, 1].
 //! Without them `case33bw` (which stores kW/kVAr and ohms) would be read as
 //! megawatts and per-unit values, a silently wrong network. Every other
 //! construct (an indexed or whole-matrix reassignment, code after a matrix's
@@ -206,6 +216,11 @@ struct Raw {
     matrices: BTreeMap<String, (usize, Vec<Vec<f64>>)>,
     convert_r_x: bool,
     convert_kw: bool,
+    /// MATPOWER's case141 idiom (after the kW conversion), loads in kVA at
+    /// a power factor `pf`: `Qd = Pd sin(acos pf)` ...
+    pf_qd: Option<f64>,
+    /// ... then `Pd = Pd pf`.
+    pf_pd: Option<f64>,
 }
 
 fn strip_comment(line: &str) -> &str {
@@ -390,12 +405,21 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
     if text.len() > MAX_CASE_BYTES {
         return Err(CaseError::TooLarge { bytes: text.len(), max: MAX_CASE_BYTES });
     }
-    let mut raw =
-        Raw { version: None, base_mva: None, matrices: BTreeMap::new(), convert_r_x: false, convert_kw: false };
+    let mut raw = Raw {
+        version: None,
+        base_mva: None,
+        matrices: BTreeMap::new(),
+        convert_r_x: false,
+        convert_kw: false,
+        pf_qd: None,
+        pf_pd: None,
+    };
     let lines = strip_comments(text);
     let mut bases: Vec<BaseDef> = Vec::new();
     // the column names MATPOWER's index helpers have bound so far
     let mut bound: BTreeSet<&str> = BTreeSet::new();
+    // the plain-number locals (`pf = 0.85;`)
+    let mut locals: BTreeMap<String, f64> = BTreeMap::new();
     let mut i = 0;
     while i < lines.len() {
         let lineno = i + 1;
@@ -443,6 +467,10 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 continue;
             }
             if is_harmless_local(&stmt) {
+                if let Some((name, value)) = stmt.split_once('=') {
+                    let value = value.strip_suffix(';').unwrap_or(value).parse::<f64>().ok();
+                    locals.insert(name.to_string(), value.unwrap_or(f64::NAN));
+                }
                 continue;
             }
             // any other code (`mpc = scale_load(2, mpc);`, a redefined
@@ -475,6 +503,20 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 && bound.contains("QD")
             {
                 raw.convert_kw = true;
+            } else if stmt == "mpc.bus(:QD)=mpc.bus(:PD)*sin(acos(pf));"
+                && raw.convert_kw
+                && raw.pf_qd.is_none()
+                && locals.get("pf").is_some_and(|pf| *pf > 0.0 && *pf <= 1.0)
+            {
+                // MATPOWER's case141: loads given in kVA at power factor
+                // `pf`; the reactive part first, from the apparent power
+                raw.pf_qd = locals.get("pf").copied();
+            } else if stmt == "mpc.bus(:PD)=mpc.bus(:PD)*pf;"
+                && raw.pf_qd.is_some()
+                && raw.pf_pd.is_none()
+                && locals.get("pf").is_some_and(|pf| *pf > 0.0 && *pf <= 1.0)
+            {
+                raw.pf_pd = locals.get("pf").copied();
             } else {
                 return Err(unsupported(lineno, &line));
             }
@@ -544,7 +586,13 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
             // `mpc.branch = mpc.branch(1:2, :);` and the like
             return Err(unsupported(lineno, &line));
         }
-        let value = rhs.trim_end_matches(';').trim();
+        let value = rhs.strip_suffix(';').unwrap_or(rhs).trim();
+        // one statement, its value a literal: `mpc.name = 'x'; Vbase = 1;`
+        // would hide a second statement MATLAB runs
+        let quoted = |q: char| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)).is_some_and(|v| !v.contains(q));
+        if !(quoted('\'') || quoted('"') || parse_num(value).is_some()) {
+            return Err(unsupported(lineno, &line));
+        }
         match lhs {
             "version" => {
                 let v = value.trim_matches('\'').trim_matches('"').to_string();
@@ -673,6 +721,14 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
         if raw.convert_kw {
             bus.pd /= 1e3;
             bus.qd /= 1e3;
+        }
+        // in the file's order, as MATLAB evaluates it (the scalar
+        // sin(acos(pf)) first; 0 < pf ≤ 1 checked at the statement)
+        if let Some(pf) = raw.pf_qd {
+            bus.qd = bus.pd * pf.acos().sin();
+        }
+        if let Some(pf) = raw.pf_pd {
+            bus.pd *= pf;
         }
         buses.push(bus);
     }

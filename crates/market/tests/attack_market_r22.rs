@@ -41,7 +41,8 @@
 //! injections linear in `v = |V|²`, line charging and tap ratios; see
 //! `distflow`'s module docs), [2], [3] and [5] (the parser refuses code
 //! after `return`, a second statement on a line and an index helper that
-//! is not MATPOWER's list in order). Their tests are regression tests now.
+//! is not MATPOWER's list in order) and [4] (case141's power-factor
+//! idiom is read). Their tests are regression tests now.
 //!
 //! Held up: the AC power flow agrees with MATPOWER's runpf (an independent
 //! Newton–Raphson with MATPOWER's conventions) to 10⁻¹² p.u. on the 49
@@ -252,7 +253,7 @@ fn plain_locals_parse_and_redefinitions_are_refused() {
 // the kW conversion), or the operator is told how to get it in. Observed:
 // `UnsupportedCode` at `mpc.bus(:, QD) = …`.
 #[test]
-#[ignore = "attack r22 [4]: MATPOWER's case141 is refused (UnsupportedCode) for its 0.85 power-factor conversion"]
+
 fn matpower_case141_is_read() {
     let c = Case::parse(CASE141).unwrap_or_else(|e| panic!("case141 refused: {e}"));
     // bus 8's entry is 75 kVA: 0.075 MVA at a power factor of 0.85
@@ -429,4 +430,26 @@ fn what_matlab_runs_exactly_still_parses() {
     assert!(Case::parse(&CASE33BW.replace(full, "[PQ, PV] = idx_bus;")).is_err());
     let prefix = "[PQ, PV, REF, NONE, BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, VA, BASE_KV] = idx_bus;";
     assert_eq!(Case::parse(&CASE33BW.replace(full, prefix)), Ok(plain));
+}
+
+/// The class of [3] on an `mpc` scalar field: `mpc.name = 'x'; Vbase = …`
+/// hides a second statement there too, and is refused; a lone literal
+/// field still parses. And case141's power factor must be a plain number
+/// in (0, 1], the conversion's two statements in MATPOWER's order.
+#[test]
+fn hidden_statements_after_a_field_and_odd_power_factors_are_refused() {
+    let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
+    let plain = Case::parse(CASE33BW).unwrap();
+    assert_eq!(Case::parse(&CASE33BW.replace(vbase, &format!("mpc.note = 'feeder';\n{vbase}"))), Ok(plain));
+    let hidden = CASE33BW.replace(vbase, &format!("{vbase}\nmpc.note = 'x'; Vbase = 4.16e3;"));
+    assert!(matches!(Case::parse(&hidden), Err(gridledger_market::case::CaseError::UnsupportedCode { .. })));
+    for (from, to) in [
+        ("pf = 0.85;", "pf = 1.5;"),
+        ("pf = 0.85;", "pf = -0.85;"),
+        ("pf = 0.85;", "pf = 0.85; pf = 0.9;"),
+        ("mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf));\n", ""),
+    ] {
+        assert!(CASE141.contains(from));
+        assert!(Case::parse(&CASE141.replace(from, to)).is_err(), "{to:?} accepted");
+    }
 }
