@@ -77,7 +77,7 @@ fn pf(a: PfArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("AC power flow of {} ({} buses, Newton-Raphson)", a.case.display(), r.buses.len());
-    if r.mismatch_tol_pu > opts.tol {
+    if r.mismatch_tol_pu > r.tol_pu {
         println!(
             "converged in {} iterations, max mismatch {:.2e} p.u. (within the rounding floor {:.2e} p.u. of its largest \
              admittances)",

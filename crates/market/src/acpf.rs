@@ -22,21 +22,45 @@ use crate::linalg::{band_lu_work, SparseLu, C64};
 use crate::ModelError;
 
 /// Options of the Newton–Raphson solve.
+///
+/// The physical tolerance holds in both units whatever the case's base:
+/// a bus's mismatch must be within `tol` p.u. *and* within `tol_mw`
+/// MW/MVAr, i.e. within [`PfOptions::tol_pu`]`(baseMVA)` =
+/// `min(tol, tol_mw / baseMVA)` p.u. On MATPOWER's bases (1 to 1 000 MVA,
+/// 100 for most) the defaults give MATPOWER's 10⁻⁸ p.u. up to 100 MVA and
+/// 10⁻⁶ MW above; on an absurd base neither unit is left loose (attack
+/// round 21: on a base of 10⁹ MVA, 10⁻⁸ p.u. alone is 10 MW, and a 5 MW
+/// load was "converged" at the flat start with no generation).
 #[derive(Debug, Clone, Copy)]
 pub struct PfOptions {
-    /// Maximum mismatch (p.u.) at convergence: the physical tolerance. A
-    /// bus's equations whose computed mismatch cannot be resolved that
-    /// finely in double precision are held to their rounding floor instead
-    /// ([`mismatch_floor`]), up to [`max_mismatch_floor_pu`] (0.001 MW on the
-    /// case's base).
+    /// Maximum mismatch (p.u.) at convergence. A bus's equations whose
+    /// computed mismatch cannot be resolved that finely in double
+    /// precision are held to their rounding floor instead
+    /// ([`mismatch_floor`]), up to [`max_mismatch_floor_pu`] (0.001 MW and
+    /// 10⁻⁴ p.u.).
     pub tol: f64,
+    /// Maximum mismatch (MW/MVAr) at convergence: the same tolerance in
+    /// physical units.
+    pub tol_mw: f64,
     pub max_iter: usize,
 }
 
 impl Default for PfOptions {
-    /// MATPOWER's defaults: 1e-8 p.u., 10 iterations.
+    /// MATPOWER's defaults: 1e-8 p.u., 10 iterations; and 1e-6 MW, what
+    /// 1e-8 p.u. is on MATPOWER's usual 100 MVA base.
     fn default() -> Self {
-        PfOptions { tol: 1e-8, max_iter: 10 }
+        PfOptions { tol: 1e-8, tol_mw: 1e-6, max_iter: 10 }
+    }
+}
+
+impl PfOptions {
+    /// The tolerance in p.u. of a case with base `base_mva`:
+    /// `min(tol, tol_mw / baseMVA)`, so that it holds in p.u. and in MW.
+    pub fn tol_pu(&self, base_mva: f64) -> f64 {
+        if crate::mutants::active(crate::mutants::Mutation::PfTolerancePuOnly) {
+            return self.tol;
+        }
+        self.tol.min(self.tol_mw / base_mva)
     }
 }
 
@@ -53,9 +77,11 @@ pub struct BusResult {
 pub struct PfResult {
     pub iterations: usize,
     pub max_mismatch_pu: f64,
+    /// The physical tolerance on the case's base ([`PfOptions::tol_pu`]).
+    pub tol_pu: f64,
     /// The largest tolerance a bus's mismatch was held to: the physical
-    /// tolerance ([`PfOptions::tol`]) or, where larger, that bus's rounding
-    /// floor ([`mismatch_floor`]).
+    /// tolerance ([`PfResult::tol_pu`]) or, where larger, that bus's
+    /// rounding floor ([`mismatch_floor`]).
     pub mismatch_tol_pu: f64,
     pub buses: Vec<BusResult>,
     pub min_vm: f64,
@@ -160,18 +186,34 @@ impl Ybus {
 /// ([`max_mismatch_floor_pu`]).
 pub const MAX_MISMATCH_FLOOR_MW: f64 = 1e-3;
 
+/// Largest rounding floor in p.u. whatever the base: 10⁻⁴ p.u., what
+/// [`MAX_MISMATCH_FLOOR_MW`] is on a 10 MVA feeder (the cap MATPOWER's
+/// `case16am` is solved under). An uncertainty of 10⁻⁴ p.u. in a bus's
+/// injection moves its voltage by about 10⁻⁴ times the impedance behind
+/// it, below the printed 10⁻⁴ p.u. of `Vm` on any ordinary feeder.
+pub const MAX_MISMATCH_FLOOR_PU: f64 = 1e-4;
+
 /// Largest rounding floor ([`mismatch_floor`]) a solved power flow may
-/// rest on, p.u. of a case with base `base_mva`: [`MAX_MISMATCH_FLOOR_MW`]
-/// ` / baseMVA` (10⁻⁴ p.u. on a 10 MVA feeder, 10⁻⁶ on a 1 000 MVA base),
-/// so that floor × baseMVA, what the floor leaves uncertain in the
-/// injections, stays within the printed 0.001 MW. A case whose floor is
-/// higher (an impedance so small that double precision cannot resolve its
-/// bus's power balance that finely, or large terms that cancel) is refused
-/// with [`ModelError::MismatchFloor`] rather than reported as converged.
+/// rest on, p.u. of a case with base `base_mva`: the smaller of
+/// [`MAX_MISMATCH_FLOOR_MW`]` / baseMVA` and [`MAX_MISMATCH_FLOOR_PU`]
+/// (10⁻⁴ p.u. on a 10 MVA feeder and below, 10⁻⁶ on a 1 000 MVA base), so
+/// that what the floor leaves uncertain in the injections stays within the
+/// printed 0.001 MW *and* within 10⁻⁴ p.u. — the p.u. bound is what keeps
+/// the voltages (p.u., independent of the base) honest on a tiny base,
+/// where 0.001 MW alone is thousands of p.u. (attack round 21: on a base
+/// of 10⁻⁶ MVA a resonant branch pair was solved with the voltages its
+/// rounding decided). A case whose floor is higher (an impedance so small
+/// that double precision cannot resolve its bus's power balance that
+/// finely, or large terms that cancel) is refused with
+/// [`ModelError::MismatchFloor`] rather than reported as converged.
 /// (MATPOWER's `case16am`, whose 6.2·10⁻¹⁰ p.u. feeder-head jumper gives
 /// a floor of about 10⁻⁵ p.u., 0.0001 MW on its 10 MVA base, is solved.)
 pub fn max_mismatch_floor_pu(base_mva: f64) -> f64 {
-    MAX_MISMATCH_FLOOR_MW / base_mva
+    let mw = MAX_MISMATCH_FLOOR_MW / base_mva;
+    if crate::mutants::active(crate::mutants::Mutation::PfFloorCapMwOnly) {
+        return mw;
+    }
+    mw.min(MAX_MISMATCH_FLOOR_PU)
 }
 
 /// The rounding floor of one equation of bus `i`'s computed mismatch
@@ -340,6 +382,8 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let free_va: Vec<bool> = (0..n).map(|k| kind[k] != BusType::Ref).collect();
     let free_vm: Vec<bool> = (0..n).map(|k| kind[k] == BusType::Pq).collect();
 
+    // the physical tolerance, in p.u. and in MW on this base
+    let tol = opts.tol_pu(case.base_mva);
     let mut v: Vec<C64> = (0..n).map(|k| C64::polar(vm[k], va[k])).collect();
     let mismatch = |v: &[C64]| -> (Vec<C64>, Vec<f64>, f64, bool, f64) {
         let ib = yb.current(v);
@@ -368,7 +412,7 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
                 }
                 let fl = mismatch_floor(v[k].abs(), sum, terms + count, parts);
                 floor = if fl.is_nan() { f64::INFINITY } else { floor.max(fl) };
-                within &= f[e].abs() <= opts.tol.max(fl);
+                within &= f[e].abs() <= tol.max(fl);
             }
         }
         (ib, f, norm, within, floor)
@@ -492,7 +536,8 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     Ok(PfResult {
         iterations: it,
         max_mismatch_pu: norm,
-        mismatch_tol_pu: opts.tol.max(floor),
+        tol_pu: tol,
+        mismatch_tol_pu: tol.max(floor),
         min_vm: buses[min_k].vm,
         min_vm_bus: buses[min_k].id,
         max_vm: buses[max_k].vm,
@@ -624,6 +669,34 @@ mod tests {
             }
             other => panic!("expected MismatchFloor, got {other:?}"),
         }
+    }
+
+    /// The tolerance and the floor cap hold in both units whatever the
+    /// base (attack r21): on a huge base the tolerance is 10⁻⁶ MW, not
+    /// 10⁻⁸ p.u. (10 MW on 10⁹ MVA), and on a tiny base the floor cap is
+    /// 10⁻⁴ p.u., not 0.001 MW (10³ p.u. on 10⁻⁶ MVA).
+    #[test]
+    fn tolerance_and_floor_cap_hold_in_mw_and_in_pu() {
+        let o = PfOptions::default();
+        assert_eq!(o.tol_pu(100.0), 1e-8);
+        assert_eq!(o.tol_pu(10.0), 1e-8);
+        assert_eq!(o.tol_pu(1e-6), 1e-8);
+        assert!((o.tol_pu(1e9) - 1e-15).abs() < 1e-30, "{:e}", o.tol_pu(1e9));
+        assert_eq!(max_mismatch_floor_pu(1.0), 1e-4);
+        assert_eq!(max_mismatch_floor_pu(1e-6), 1e-4);
+        assert!((max_mismatch_floor_pu(1e9) - 1e-12).abs() < 1e-27);
+        // a 5 MW load on 10⁹ MVA is solved, not passed at the flat start
+        let huge = FEEDER.replace("baseMVA = 10;", "baseMVA = 1e9;").replace("R X", "0.0922 0.0470");
+        let huge = Case::parse(&huge.replace(" 3 1 1 0.6 ", " 3 1 5 3 ")).unwrap();
+        let r = run_pf(&huge, PfOptions::default()).unwrap();
+        assert!(r.iterations >= 1 && (r.total_gen_mw - 5.0).abs() < 1e-3, "{r:?}");
+        assert!((r.total_gen_mw - r.total_load_mw - r.loss_mw).abs() <= MAX_MISMATCH_FLOOR_MW, "{r:?}");
+        assert!(r.mismatch_tol_pu * 1e9 <= MAX_MISMATCH_FLOOR_MW, "{r:?}");
+        // the stiff jumper of case16am on 1 MVA: a floor of about 10⁻⁵
+        // p.u. is within both caps and solved
+        let one = Case::parse(&FEEDER.replace("baseMVA = 10;", "baseMVA = 1;").replace("R X", "0 6.2e-10")).unwrap();
+        let r = run_pf(&one, PfOptions::default()).unwrap();
+        assert!(r.mismatch_tol_pu <= MAX_MISMATCH_FLOOR_PU, "{r:?}");
     }
 
     /// Terms that cancel when summed keep the floor of their magnitudes

@@ -99,7 +99,7 @@ pub enum ModelError {
     #[error(
         "power flow cannot be certified: the rounding floor of its mismatch, {floor:.2e} p.u. (admittances or \
          injections too large for double precision, e.g. a near-zero impedance or large terms that cancel), exceeds \
-         the limit of {max:e} p.u. (0.001 MW on the case's base)"
+         the limit of {max:e} p.u. (0.001 MW on the case's base, and at most 1e-4 p.u.)"
     )]
     MismatchFloor { floor: f64, max: f64 },
     #[error(

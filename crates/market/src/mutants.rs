@@ -136,6 +136,15 @@ pub enum Mutation {
     /// exceeds its bound by the rows' factors and the iteration does not
     /// settle.
     TinyRowStepsIgnored,
+    /// The AC power flow holds the mismatch to `tol` p.u. alone
+    /// ([`crate::acpf::PfOptions::tol_pu`]): on a huge base that is many MW,
+    /// and a load is "converged" at the flat start with no generation.
+    PfTolerancePuOnly,
+    /// The AC power flow caps the rounding floor at 0.001 MW alone
+    /// ([`crate::acpf::max_mismatch_floor_pu`]): on a tiny base that is
+    /// thousands of p.u., and a cancelling branch pair is solved with the
+    /// voltages its rounding decided.
+    PfFloorCapMwOnly,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

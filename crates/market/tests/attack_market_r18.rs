@@ -200,6 +200,25 @@ fn ordinary_parties_on_a_weak_feeder_clear_within_the_cap() {
     assert!(c.relative_gap.abs() <= 1e-3);
 }
 
+// What holds while finding [2] stays open (a known limit, documented in
+// the market chapter of the operations guide): the weak feeder's clearing
+// ends in the typed `NoConvergence` at the default cap, never in a
+// clearing off the reference's.
+#[test]
+fn ordinary_parties_on_a_weak_feeder_end_in_a_typed_no_convergence() {
+    use gridledger_market::clearing::ClearingError;
+    let m = feeder_market();
+    let net = weak_feeder(3e4);
+    clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
+    match clear_with(&m, &net, Algorithm::PrimalDual, None) {
+        Err(ClearingError::NoConvergence { algorithm: Algorithm::PrimalDual, iterations }) => {
+            assert_eq!(iterations, 200_000)
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(c) => panic!("cleared: converged {} gap {} (un-ignore finding [2] if right)", c.converged, c.relative_gap),
+    }
+}
+
 // Held up: the same market with impedances x 3 .. x 1e4 clears.
 #[test]
 fn ordinary_parties_on_feeders_up_to_1e4_times_the_impedance_clear() {

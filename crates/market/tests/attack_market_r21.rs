@@ -2,9 +2,9 @@
 //! flow's rounding-floor cap became 0.001 MW on the case's base
 //! (`acpf::max_mismatch_floor_pu` = `MAX_MISMATCH_FLOOR_MW / baseMVA`).
 //!
-//! The `#[ignore]`d tests are findings (they fail on the code as it
-//! stands): `cargo test -p gridledger-market --test attack_market_r21 -- --ignored`.
-//! The others are attacks that held up.
+//! Findings [1] and [2] (fixed since: the power flow's tolerance and its
+//! floor cap hold in MW and in p.u. whatever the base) were `#[ignore]`d
+//! until then. The others are attacks that held up.
 
 use std::collections::BTreeMap;
 
@@ -38,8 +38,9 @@ fn feeder(base: &str, pd: &str, qd: &str, extra: &str) -> Case {
 /// vacuously while the printed voltages (p.u., independent of the base)
 /// are wrong. Expected: refused (`MismatchFloor`), or the voltages of the
 /// same feeder without the pair (the pair's net admittance is zero).
+/// Fixed: the floor cap is also at most 10⁻⁴ p.u.
+/// (`acpf::MAX_MISMATCH_FLOOR_PU`), so the pair is refused on any base.
 #[test]
-#[ignore = "attack r21: on baseMVA 1e-6 the floor cap is 1e3 p.u.; a cancelling branch pair is solved with wrong voltages"]
 fn tiny_base_does_not_excuse_a_cancelling_pair() {
     // 0.5 + j0.3 p.u. at bus 3 on a 10^-6 MVA base
     let plain = run_pf(&feeder("1e-6", "5e-7", "3e-7", ""), PfOptions::default()).unwrap();
@@ -147,9 +148,9 @@ fn extreme_positive_vg_is_refused_or_finite() {
 /// balance off by the whole load) and no losses. Expected: a flow whose
 /// printed MW figures balance within 0.001 MW (generation = load +
 /// losses), i.e. a tolerance no larger than 0.001 MW / baseMVA, or a
-/// refusal.
+/// refusal. Fixed: the tolerance holds in MW too
+/// (`PfOptions::tol_pu` = min(10⁻⁸ p.u., 10⁻⁶ MW / baseMVA)).
 #[test]
-#[ignore = "attack r21: on baseMVA 1e9 the 1e-8 p.u. tolerance is 10 MW; a 5 MW load is converged at flat start with 0 MW generation"]
 fn huge_base_tolerance_does_not_leave_the_balance_open() {
     let r = run_pf(&feeder("1e9", "5", "3", ""), PfOptions::default()).unwrap();
     assert!(

@@ -632,7 +632,41 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         .is_ok_and(|c| c.converged && c.relative_gap.abs() <= 1e-3)
 }
 
-const SCENARIOS: [Scenario; 28] = [
+/// A three-bus feeder on a base of `base` MVA with a load at bus 3 of
+/// `pd` + j`qd` MW/MVAr; `extra` rows are added to the branch table.
+fn pf_feeder(base: &str, pd: &str, qd: &str, extra: &str) -> Case {
+    let text = format!(
+        "function mpc = tiny\nmpc.version = '2';\nmpc.baseMVA = {base};\nmpc.bus = [\n \
+         1 3 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n 2 1 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n \
+         3 1 {pd} {qd} 0 0 1 1 0 12.66 1 1.1 0.9;\n];\nmpc.gen = [\n 1 0 0 10 -10 1 100 1 10 0;\n];\n\
+         mpc.branch = [\n 1 2 0.0922 0.0470 0 0 0 0 0 0 1;\n{extra} 2 3 0.0575 0.0293 0 0 0 0 0 0 1;\n];\n"
+    );
+    Case::parse(&text).unwrap()
+}
+
+/// The AC power flow's tolerance holds in MW on a huge base: a 5 MW load
+/// on a 10⁹ MVA base is solved with generation = load + losses within
+/// 0.001 MW (attack round 21 [2]).
+fn a_power_flow_on_a_huge_base_balances_in_mw() -> bool {
+    use gridledger_market::{run_pf, PfOptions};
+    run_pf(&pf_feeder("1e9", "5", "3", ""), PfOptions::default())
+        .is_ok_and(|r| (r.total_gen_mw - r.total_load_mw - r.loss_mw).abs() <= 1e-3 && r.total_gen_mw > 4.9)
+}
+
+/// The AC power flow's rounding-floor cap holds in p.u. on a tiny base: a
+/// resonant branch pair (x = ±2·10⁻¹⁷) on a 10⁻⁶ MVA base is refused
+/// (attack round 21 [1]), while the plain feeder solves.
+fn a_cancelling_pair_on_a_tiny_base_is_refused() -> bool {
+    use gridledger_market::{run_pf, ModelError, PfOptions};
+    let pair = " 1 2 0 2e-17 0 0 0 0 0 0 1;\n 1 2 0 -2e-17 0 0 0 0 0 0 1;\n";
+    run_pf(&pf_feeder("1e-6", "5e-7", "3e-7", ""), PfOptions::default()).is_ok()
+        && matches!(
+            run_pf(&pf_feeder("1e-6", "5e-7", "3e-7", pair), PfOptions::default()),
+            Err(ModelError::MismatchFloor { .. })
+        )
+}
+
+const SCENARIOS: [Scenario; 30] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -670,6 +704,8 @@ const SCENARIOS: [Scenario; 28] = [
     ("a repeated output is one voice", a_repeated_output_is_one_voice),
     ("an earlier round's replay flags nobody", an_earlier_rounds_replay_flags_nobody),
     ("a market on tiny line limits clears", a_market_on_tiny_line_limits_clears),
+    ("a power flow on a huge base balances in MW", a_power_flow_on_a_huge_base_balances_in_mw),
+    ("a cancelling pair on a tiny base is refused", a_cancelling_pair_on_a_tiny_base_is_refused),
 ];
 
 gridledger_core::mutation_check! {
@@ -703,4 +739,6 @@ gridledger_core::mutation_check! {
     duplicate_outputs_counted_is_caught: Mutation::DuplicateOutputsCounted => "a repeated output is one voice",
     other_round_flagged_is_caught: Mutation::OtherRoundFlagged => "an earlier round's replay flags nobody",
     tiny_row_steps_ignored_is_caught: Mutation::TinyRowStepsIgnored => "a market on tiny line limits clears",
+    pf_tolerance_pu_only_is_caught: Mutation::PfTolerancePuOnly => "a power flow on a huge base balances in MW",
+    pf_floor_cap_mw_only_is_caught: Mutation::PfFloorCapMwOnly => "a cancelling pair on a tiny base is refused",
 }

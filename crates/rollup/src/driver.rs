@@ -495,6 +495,14 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     check_due: Option<(u64, Timestamp)>,
     /// The gas price the check's last call was included at.
     check_price: Amount,
+    /// [`Mode::Ior`]: the postings whose checks are on chain (the
+    /// assigned validator's, then the smart meters', their delegates' and
+    /// the bonded challenge's: [`Self::backup_checks`]), as the baseline
+    /// keeps [`Self::watched`] and [`Self::backed`]. While the standing
+    /// posting is not in it, every block the driver seals goes one at a
+    /// time and none at or past the posting's check deadline
+    /// ([`Self::unchecked_due`], attack r27 [2]).
+    checked: BTreeSet<PostingId>,
     /// Traders' keys (development keys `0..participants`), for the bonded
     /// challenges their meters raise.
     pub traders: BTreeMap<Address, KeyPair>,
@@ -678,8 +686,10 @@ pub const MAX_FULL_SEALS: u32 = 4;
 /// at most 83 M plus the call's fixed part) measured below 100 M, under
 /// 1.25 times the estimate; the factor two is the margin over that. The
 /// one-entry forgery of `tests/attack_pipelined_r26.rs` uses about
-/// 244,000 gas against a limit of about 1.2 M (1.2 coin of reservation at
-/// the driver's price, where 100 M reserved 100 coin). A full batch
+/// 244,000 gas against a limit of about 0.5 M (0.5 coin of reservation at
+/// the driver's price, where 100 M reserved 100 coin and, with a fixed
+/// part of 1 M, 1.2 M passed over owners that could pay: attack r27 [1]).
+/// A full batch
 /// reaches the cap, the limit every driver call had before.
 pub fn dispute_gas_limit(params: &IorParams, input: &BatchInput, args_len: usize) -> u64 {
     use crate::primary::{ENTRY_BYTE_GAS, RECORD_GAS};
@@ -691,9 +701,10 @@ pub fn dispute_gas_limit(params: &IorParams, input: &BatchInput, args_len: usize
 }
 
 /// The fixed part of [`dispute_gas_limit`]: the transaction, the
-/// dispute's bookkeeping and its bond's payment, well above what a
-/// dispute of an empty batch uses.
-pub const DISPUTE_BASE_GAS: u64 = 1_000_000;
+/// dispute's bookkeeping and its bond's payment, about twice what it
+/// uses beside the estimate (attack r27 [1]: at 1 M, four times the
+/// one-entry dispute's whole use, owners who could pay were passed over).
+pub const DISPUTE_BASE_GAS: u64 = 300_000;
 
 /// The batch `call` disputes, if it is a dispute (`dispute`,
 /// `dispute_entry`, `dispute_state`).
@@ -935,7 +946,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         for (k, role) in nodes {
             let cert = self.authority.sign(&node_cert_digest(&self.cfg.params.domain, &k.address(), role));
             let dep = self.cfg.node_deposit;
-            let r = self.primary_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
+            let r = self.driver_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
             ok(&r, "register_node")?;
         }
         // Every executor on the secondary chain too (again for one listed
@@ -998,6 +1009,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             check_due: None,
             check_price: BASE_GAS_PRICE,
+            checked: BTreeSet::new(),
             traders: BTreeMap::new(),
             bonded_challenges: 0,
             held_claims: BTreeMap::new(),
@@ -1024,7 +1036,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         self.primary.now()
     }
 
-    /// A call on the primary contract in its own block.
+    /// A call on the primary contract in its own block, as any party
+    /// sends it (sealed at once; the driver's own calls go through
+    /// [`Self::driver_call`]).
     pub fn primary_call(
         &mut self,
         key: &KeyPair,
@@ -1032,6 +1046,27 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         a: Vec<u8>,
         value: Amount,
     ) -> Result<Receipt, DriverError> {
+        if let Some((batch, end)) = self.check_due {
+            return self.call_before(key, method, a, value, DRIVER_GAS_LIMIT, batch, end);
+        }
+        call_on(
+            &mut self.primary,
+            &mut self.gas,
+            Target::Primary,
+            key,
+            IOR_PRIMARY_ID,
+            method,
+            a,
+            value,
+            DRIVER_GAS_LIMIT,
+        )
+    }
+
+    /// A call of the driver's own (`fund`, `withdraw`, `flush`, `submit`,
+    /// held claims, `close`, `finalize`, `prune_claims`) on the primary
+    /// contract: in its own block, or bounded by an unchecked posting
+    /// ([`Self::seal_due`]).
+    fn driver_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount) -> Result<Receipt, DriverError> {
         self.primary_call_limited(key, method, a, value, DRIVER_GAS_LIMIT)
     }
 
@@ -1044,10 +1079,91 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         value: Amount,
         gas_limit: u64,
     ) -> Result<Receipt, DriverError> {
-        if let Some((batch, end)) = self.check_due {
+        if let Some((batch, end)) = self.seal_due()? {
             return self.call_before(key, method, a, value, gas_limit, batch, end);
         }
         call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value, gas_limit)
+    }
+
+    /// The posting whose window bounds the blocks the driver seals now,
+    /// and the time no block may reach: during a check, its posting's
+    /// window end ([`Self::check_due`]); otherwise in [`Mode::Ior`] the
+    /// standing posting whose checks are not on chain
+    /// ([`Self::unchecked_due`]). `None`: no bound, sealed as usual.
+    fn seal_due(&self) -> Result<Option<(u64, Timestamp)>, DriverError> {
+        if self.check_due.is_some() {
+            return Ok(self.check_due);
+        }
+        if crate::mutants::active(crate::mutants::Mutation::UncheckedPostingSealedThrough) {
+            return Ok(None);
+        }
+        self.unchecked_due()
+    }
+
+    /// [`Mode::Ior`]: the batch whose posting stands unchecked (not in
+    /// [`Self::checked`]; in IOR only the next batch to settle can be
+    /// posted), and the time before which any other call of the driver
+    /// (a held claim, `close`, `finalize`, `fund_many`,
+    /// `register_meters_every`, `submit_block`, ...) must be on chain: a
+    /// quarter of a window after the posting, so that the checks keep
+    /// three quarters of it (the assigned validator's turn, to the half,
+    /// and the backup checks', the second half; attack r27 [2]: any seal
+    /// through a flood or behind dearer junk moved the clock past the
+    /// window before the check was on chain, and a forged root settled
+    /// undisputed; stopped only at the window end, a call left the checks
+    /// no block).
+    fn unchecked_due(&self) -> Result<Option<(u64, Timestamp)>, DriverError> {
+        if self.cfg.mode != Mode::Ior {
+            return Ok(None);
+        }
+        let (next, fin) = self.progress()?;
+        if fin >= next {
+            return Ok(None);
+        }
+        let h = self.batch_header(fin)?;
+        let Some(p) = posting_id(&h).filter(|_| h.state == BatchState::Open && !h.overturned) else {
+            return Ok(None);
+        };
+        if self.checked.contains(&p) {
+            return Ok(None);
+        }
+        let Some(start) = self.window_start(&h)? else { return Ok(None) };
+        Ok(Some((fin, start.saturating_add(self.cfg.window_ms() / 4))))
+    }
+
+    /// Seals the transactions `hashes` were submitted as: at once, or
+    /// where a posting bounds the driver's blocks ([`Self::seal_due`]) one
+    /// block at a time until all are included, none at or past the bound
+    /// ([`Self::seal_block_before`]); not all included by then:
+    /// [`DriverError::Unchecked`].
+    fn seal_submitted(&mut self, hashes: &[Hash32], what: &str) -> Result<(), DriverError> {
+        let Some((batch, end)) = self.seal_due()? else {
+            self.primary.seal()?;
+            return Ok(());
+        };
+        loop {
+            if !self.seal_block_before(end)? {
+                let reason = format!("{what} not on chain before {end}, the bound of the posting's checks");
+                return Err(DriverError::Unchecked { batch, reason });
+            }
+            let mut all = true;
+            for h in hashes {
+                all &= self.primary.receipt(h)?.is_some();
+            }
+            if all {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Seals one block unless the clock is at or past `end`. Returns
+    /// whether it sealed.
+    fn seal_block_before(&mut self, end: Timestamp) -> Result<bool, DriverError> {
+        if self.primary.now() >= end {
+            return Ok(false);
+        }
+        self.primary.seal_block()?;
+        Ok(true)
     }
 
     /// A call of the check of `batch`'s posting, whose window ends at
@@ -1072,7 +1188,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         end: Timestamp,
     ) -> Result<Receipt, DriverError> {
         let unchecked = |reason: String| DriverError::Unchecked { batch, reason };
-        let mut h = match self.submit_repriced(key, method, a.clone(), value, gas_limit)? {
+        let mut h = match self.submit_repriced(key, method, a.clone(), value, gas_limit, Some(end))? {
             Ok(h) => h,
             Err(why) => return Err(unchecked(format!("{method} of {} refused: {why}", key.address()))),
         };
@@ -1087,10 +1203,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         for _ in 0..=MAX_GUARD_REPRICES {
-            if self.primary.now() >= end {
+            if !self.seal_block_before(end)? {
                 break;
             }
-            self.primary.seal_block()?;
             if let Some(r) = self.primary.receipt(&h)? {
                 self.gas.push(GasRecord {
                     target: Target::Primary,
@@ -1125,7 +1240,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// Funds a trader's IOR account from its wallet.
     pub fn fund(&mut self, key: &KeyPair, amount: Amount) -> Result<Receipt, DriverError> {
-        self.primary_call(key, "fund", vec![], amount)
+        self.driver_call(key, "fund", vec![], amount)
     }
 
     /// Funds many traders' IOR accounts, up to `max_batch` per block,
@@ -1149,7 +1264,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let tx = call(key, chain_id, n, IOR_PRIMARY_ID, "fund", vec![], *amount, RECORD_GAS_LIMIT);
                 hashes.push(self.primary.submit(&tx)?);
             }
-            self.primary.seal()?;
+            self.seal_submitted(&hashes, "fund")?;
             for h in hashes {
                 let r = self.primary.receipt(&h)?.ok_or(DriverError::NotIncluded("fund"))?;
                 self.gas.push(GasRecord {
@@ -1168,7 +1283,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// expiry in its own block.
     pub fn submit(&mut self, key: &KeyPair, tx: &IorTx) -> Result<Receipt, DriverError> {
         let (method, a) = self.record_call_for(&key.address(), tx)?;
-        self.primary_call(key, method, a, Amount::ZERO)
+        self.driver_call(key, method, a, Amount::ZERO)
     }
 
     /// [`record_call`] for `tx` sent by `sender`, except for an AT its
@@ -1231,7 +1346,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 );
                 hashes.push(self.primary.submit(&tx)?);
             }
-            self.primary.seal()?;
+            self.seal_submitted(&hashes, "register_meter")?;
             for h in hashes {
                 let r = self.primary.receipt(&h)?.ok_or(DriverError::NotIncluded("register_meter"))?;
                 ok(&r, "register_meter")?;
@@ -1274,7 +1389,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let stx = call(key, chain_id, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);
             hashes.push((method, self.primary.submit(&stx)?));
         }
-        self.primary.seal()?;
+        let sent: Vec<Hash32> = hashes.iter().map(|(_, h)| *h).collect();
+        self.seal_submitted(&sent, "sc_ds")?;
         let mut out = Vec::new();
         for (method, h) in hashes {
             if let Some(r) = self.primary.receipt(&h)? {
@@ -1386,12 +1502,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         let s = self.settled_state()?;
         let (record, proof) = crate::state::participant_proof(&s, &key.address())
             .ok_or_else(|| DriverError::View(format!("{} has no settled record", key.address())))?;
-        self.primary_call(key, "withdraw", args(&WithdrawArgs { amount, record, proof }), Amount::ZERO)
+        self.driver_call(key, "withdraw", args(&WithdrawArgs { amount, record, proof }), Amount::ZERO)
     }
 
     /// Opens an empty batch that applies the queued `fund`s and `withdraw`s.
     pub fn flush(&mut self, key: &KeyPair) -> Result<Receipt, DriverError> {
-        self.primary_call(key, "flush", vec![], Amount::ZERO)
+        self.driver_call(key, "flush", vec![], Amount::ZERO)
     }
 
     fn view_borsh<T: borsh::BorshDeserialize>(&self, method: &str, a: Vec<u8>) -> Result<T, DriverError> {
@@ -1658,7 +1774,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     commitment = borsh::from_slice::<Hash32>(&c.args).ok();
                     continue;
                 }
-                let r = self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+                let r = self.driver_call(&key, c.method, c.args, Amount::ZERO)?;
                 if let TxStatus::Reverted(why) = &r.status {
                     retry = why.contains(crate::primary::EARLIER_COMMITMENT);
                     break;
@@ -2228,7 +2344,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         let mut pending = Vec::with_capacity(calls.len());
         for (i, (key, c, value, gas_limit)) in calls.into_iter().enumerate() {
             let (method, a) = self.with_claimed_pre_root(c.method, c.args)?;
-            match self.submit_repriced(&key, method, a, value, gas_limit)? {
+            match self.submit_repriced(&key, method, a, value, gas_limit, None)? {
                 Ok(h) => {
                     out.push(Ok(()));
                     pending.push((i, method, h));
@@ -2271,6 +2387,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// mempool takes a dearer transaction in place of the cheapest other
     /// sender's; the sender's balance bounds the price as well. Returns
     /// the transaction's hash, or why the chain refused it.
+    ///
+    /// With `until` (a posting's bound, [`Self::call_before`]) each seal is
+    /// one block, none at or past `until` (attack r27 [2]).
     fn submit_repriced(
         &mut self,
         key: &KeyPair,
@@ -2278,6 +2397,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         a: Vec<u8>,
         value: Amount,
         gas_limit: u64,
+        until: Option<Timestamp>,
     ) -> Result<Result<Hash32, String>, DriverError> {
         let mut price = BASE_GAS_PRICE;
         let mut reprices = 0;
@@ -2304,7 +2424,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         && !crate::mutants::active(crate::mutants::Mutation::FullMempoolNotSealed) =>
                 {
                     seals += 1;
-                    self.primary.seal()?;
+                    match until {
+                        Some(end) => {
+                            if !self.seal_block_before(end)? {
+                                return Ok(Err(format!("the mempool stayed full until {end}")));
+                            }
+                        }
+                        None => self.primary.seal()?,
+                    }
                     (price, reprices) = (BASE_GAS_PRICE, 0);
                 }
                 Err(ClientError::Submit(e)) => return Ok(Err(e.to_string())),
@@ -2575,7 +2702,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         // (attack r26 [3]: 101 coin of fee reservation passed over every
         // owner holding 100 coin, for a dispute of about 244,000 gas).
         let gas = dispute_gas_limit(&self.cfg.params, input, a.len());
-        // The bond, and the commitment's and the reveal's fee reservation.
+        // What the commitment can spend (its limit: it prunes up to
+        // `COMMITMENT_PRUNE_PER_CALL` expired commitments, so its use
+        // varies), then the bond and the reveal's fee reservation: the
+        // reveal is sent once the commitment is included, its reservation
+        // released and only its use charged, so the two are not held at
+        // once, but what the commitment spends is gone before the reveal
+        // (attack r27 [1]: the dispute's limit, four times its use, passed
+        // over owners that could pay).
         let need = bond.0.saturating_add(u128::from(RECORD_GAS_LIMIT.saturating_add(gas)) * BASE_GAS_PRICE.0);
         let mut tried = false;
         for owner in candidates {
@@ -2618,6 +2752,19 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(plan)
     }
 
+    /// [`Mode::Ior`]: batch `fin`'s standing posting and its window end,
+    /// the bound of its checks' blocks ([`Self::check_due`]).
+    fn check_window(&self, fin: u64) -> Result<Option<(u64, Timestamp)>, DriverError> {
+        if self.cfg.mode != Mode::Ior {
+            return Ok(None);
+        }
+        let h = self.batch_header(fin)?;
+        if h.tcr_root.is_none() || h.state != BatchState::Open || h.overturned {
+            return Ok(None);
+        }
+        Ok(self.window_start(&h)?.map(|s| (fin, s.saturating_add(self.cfg.window_ms()))))
+    }
+
     /// When `h`'s dispute window opens: its posting (in
     /// [`Mode::ConventionalOr`] too: the windows of batches posted ahead
     /// overlap, [`crate::primary::PrimaryConfig::pipelined`]).
@@ -2647,7 +2794,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if fin < next {
             self.watch_before_jump(fin, rng)?;
         }
-        self.claim_held()?;
+        // IOR: not while the next batch's posting stands unchecked (a
+        // forged posting made before the run): its checks come first, the
+        // claims at a later run (attack r27 [2]: their blocks, sealed
+        // through a flood, ran out the posting's window).
+        if self.seal_due()?.is_none() {
+            self.claim_held()?;
+        }
         let mut out = Vec::new();
         loop {
             let (next, fin) = self.progress()?;
@@ -2681,7 +2834,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         _ => (i + 1) % self.executors.len(),
                     };
                     let key = self.executors[j].0.clone();
-                    self.primary_call(&key, "close", vec![], Amount::ZERO)?;
+                    self.driver_call(&key, "close", vec![], Amount::ZERO)?;
                     input = self.batch_input(fin)?;
                     let wait = self.cfg.mode != Mode::ConventionalOr || self.assigned_active(&input.header)?;
                     if wait {
@@ -2735,13 +2888,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let key = self.validators[i].0.clone();
                 // IOR: no block of the check past its posting's window
                 // (attack r27 [2]).
-                let end = match self.cfg.mode {
-                    Mode::Ior if !input.header.overturned => {
-                        self.window_start(&input.header)?.map(|s| (fin, s.saturating_add(self.cfg.window_ms())))
-                    }
-                    _ => None,
-                };
-                (self.check_due, self.check_price) = (end, BASE_GAS_PRICE);
+                (self.check_due, self.check_price) = (self.check_window(fin)?, BASE_GAS_PRICE);
                 let r = self.run_step(&key, step);
                 self.check_due = None;
                 r?;
@@ -2757,7 +2904,22 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // they checked this very posting when it was posted ahead.
             let h = self.batch_header(fin)?;
             if posting_id(&h).is_none_or(|p| !self.backed.contains(&p)) {
-                self.backup_checks(fin, &input, rng)?;
+                // IOR: sealed as the assigned validator's check, one block
+                // at a time and none past the window (attack r27 [2]: sealed
+                // through a flood, a colluding validator's forgery outran
+                // its delegates' disputes).
+                if !crate::mutants::active(crate::mutants::Mutation::UncheckedPostingSealedThrough) {
+                    self.check_due = self.check_window(fin)?;
+                }
+                let r = self.backup_checks(fin, &input, rng);
+                self.check_due = None;
+                r?;
+            }
+            if self.cfg.mode == Mode::Ior {
+                // Every check of the posting is on chain.
+                if let Some(p) = posting_id(&self.batch_header(fin)?) {
+                    self.checked.insert(p);
+                }
             }
             // Participants' disputes: one randomly selected validator each.
             if !self.participant_disputes.is_empty() && !validators.is_empty() {
@@ -2790,7 +2952,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     self.set_time(until);
                 }
                 let key = self.executors[0].0.clone();
-                let r = self.primary_call(&key, "finalize", self.finalize_args(fin)?, Amount::ZERO)?;
+                let r = self.driver_call(&key, "finalize", self.finalize_args(fin)?, Amount::ZERO)?;
                 if r.status != TxStatus::Success {
                     return Err(DriverError::Stuck(fin));
                 }
@@ -2815,12 +2977,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // postings are never checked again.
             self.watched.retain(|p| p.0 > fin);
             self.backed.retain(|p| p.0 > fin);
+            self.checked.retain(|p| p.0 > fin);
             // Housekeeping: the executor deletes the oldest claimed-slot
             // records no entry can read any more (a refusal, e.g. the
             // next batch's deletions already full, is left for later).
             if let Some(a) = self.prune_claims_args(self.now())? {
                 let key = self.executors[0].0.clone();
-                self.primary_call(&key, "prune_claims", a, Amount::ZERO)?;
+                self.driver_call(&key, "prune_claims", a, Amount::ZERO)?;
             }
         }
     }

@@ -242,6 +242,13 @@ pub enum Mutation {
     /// with no check on chain, and the clock passes it (the rule before
     /// attack r26 [3]).
     BackedWithoutChallenge,
+    /// IOR driver: only the assigned validator's check is sealed one block
+    /// at a time inside its posting's window; the backup checks (smart
+    /// meters' delegates, the bonded challenge), held claims, `close`,
+    /// `finalize` and the set-up calls seal until the mempool is empty
+    /// while a posting is unchecked, and a flood runs its window out (the
+    /// rule before the follow-up to attack r27 [2]).
+    UncheckedPostingSealedThrough,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

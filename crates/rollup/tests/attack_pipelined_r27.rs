@@ -37,6 +37,16 @@
 //! calls in every seal, eight blocks of 300, and the forged root settles
 //! the same way (block stuffing against a window measured in blocks).
 //!
+//! Fixed: [1] `DISPUTE_BASE_GAS` is 300,000 (twice the dispute's use
+//! beside its estimate), so the wallet check asks the bond, the
+//! commitment's limit and about 0.5 M for the one-entry dispute. [2]
+//! every path of the driver that seals while the next batch's posting is
+//! unchecked (the backup checks as the assigned validator's check, up to
+//! the window end; any other call, held claims, `close`, `finalize`,
+//! `fund_many`, `register_meters_every`, `submit_block`, up to a quarter
+//! of the window) seals one block at a time and stops `Unchecked` at the bound;
+//! planted bug `UncheckedPostingSealedThrough`.
+//!
 //! Held up: with 200 coin per wallet the forgery is overturned and no
 //! run stops `Unchecked` (control); the dispute's real gas stays under
 //! the limit `dispute_gas_limit` gives it; without the flood the IOR
@@ -95,7 +105,6 @@ fn forgery_with_wallets(wallet: Amount) -> Outcome {
 /// passes every alarmed owner over as unable to pay and every run stops
 /// `Unchecked`; settlement is frozen.
 #[test]
-#[ignore = "attack r27: wallets that pay the bond and the real dispute fee are passed over; every run stops Unchecked"]
 fn wallets_that_afford_the_challenge_are_not_passed_over() {
     let (stolen, overturned, runs, _, why) = forgery_with_wallets(coins(11));
     assert!(!stolen, "a forged root settled: {why}");
@@ -162,37 +171,76 @@ enum Flood {
 
 /// [`ior_forgery`] with the flood `flood`.
 fn ior_forgery_with(flood: Flood) -> (bool, bool, String) {
+    let mut f = forged_and_flooded(flood, |_| {});
+    f.settle()
+}
+
+/// An IOR forgery of [`ior_forgery_with`] made and flooded, not yet
+/// processed.
+struct Forged {
+    e: Env,
+    batch: u64,
+    /// The forged post-state root.
+    forged: gridledger_core::Hash32,
+    /// The forged posting's window end.
+    end: u64,
+    flooder: gridledger_core::crypto::KeyPair,
+    /// The flooder's balance before the flood.
+    before: u128,
+    /// Junk calls sent.
+    n: u64,
+    /// The clock when the flood was in.
+    t0: u64,
+}
+
+/// IOR with a 5 s window, every validator honest: `prep` runs on the
+/// funded env, then a one-AT batch is recorded, its executor posts a
+/// root minting itself 10 coin, and the sybil sends `flood`.
+fn forged_and_flooded(flood: Flood, prep: impl FnOnce(&mut Env)) -> Forged {
     use gridledger_ledger::ChainClient as _;
     let mut e = funded_with_window(5_000);
     settle_funding(&mut e);
+    let flooder = fresh_keys(79_800, 1).remove(0);
+    pay_each(&mut e, &trader(2), std::slice::from_ref(&flooder), coins(5_000), 1);
+    prep(&mut e);
     let (b, s) = (trader(0), trader(1));
     let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
     e.d.submit_block(&txs).unwrap();
     e.d.primary.seal();
     let batch = e.d.batch_header(1).unwrap().id;
-    let flooder = fresh_keys(79_800, 1);
-    pay_each(&mut e, &trader(2), &flooder, coins(5_000), 1);
-    let before = e.d.primary.account(&flooder[0].address()).balance.0;
+    let before = e.d.primary.account(&flooder.address()).balance.0;
     let (_, sub, _, _) = forged_posting(&e, batch);
     forge_last_root(&mut e, batch);
+    let end = e.d.batch_header(batch).unwrap().complete_at.expect("posted") + e.d.cfg.window_ms();
     let n = match flood {
         Flood::None => 0,
-        Flood::Full => flood_at(&mut e, &flooder[0], Amount(1)),
-        Flood::Small(n) => small_junk(&mut e, &flooder[0], n),
+        Flood::Full => flood_at(&mut e, &flooder, Amount(1)),
+        Flood::Small(n) => small_junk(&mut e, &flooder, n),
     };
     let t0 = e.d.primary.tip().timestamp;
-    let runs = process_runs(&mut e, 27, 3, true);
-    let h = e.d.batch_header(batch).unwrap();
-    let forged_settled = matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(sub.post_root);
-    let paid = before - e.d.primary.account(&flooder[0].address()).balance.0;
-    let why = format!(
-        "{n} junk calls; the flooder paid {paid} minor units; clock moved {} ms; overturned {}; forged root settled \
-         {forged_settled}; state {:?}; runs {runs:?}",
-        e.d.primary.tip().timestamp - t0,
-        h.overturned,
-        h.state
-    );
-    (h.overturned, forged_settled, why)
+    Forged { e, batch, forged: sub.post_root, end, flooder, before, n, t0 }
+}
+
+impl Forged {
+    /// `process` up to three times. Returns (overturned, settled forged,
+    /// summary).
+    fn settle(&mut self) -> (bool, bool, String) {
+        use gridledger_ledger::ChainClient as _;
+        let e = &mut self.e;
+        let runs = process_runs(e, 27, 3, true);
+        let h = e.d.batch_header(self.batch).unwrap();
+        let forged_settled = matches!(h.state, BatchState::Settled { .. }) && h.post_root == Some(self.forged);
+        let paid = self.before - e.d.primary.account(&self.flooder.address()).balance.0;
+        let why = format!(
+            "{} junk calls; the flooder paid {paid} minor units; clock moved {} ms; overturned {}; forged root \
+             settled {forged_settled}; state {:?}; runs {runs:?}",
+            self.n,
+            e.d.primary.tip().timestamp - self.t0,
+            h.overturned,
+            h.state
+        );
+        (h.overturned, forged_settled, why)
+    }
 }
 
 /// Finding [2]: every validator honest, IOR with a 5 s window; after the
@@ -238,6 +286,97 @@ fn small_junk(e: &mut Env, k: &gridledger_core::crypto::KeyPair, n: u64) -> u64 
 
 fn cheap_junk_does_not_run_out_the_ior_window() {
     let (overturned, forged, why) = ior_forgery_with(Flood::Small(2_400));
+    assert!(!forged, "the forged root settled: {why}");
+    assert!(overturned, "the forged root was not overturned: {why}");
+}
+
+/// Follow-up to finding [2], every path of the driver that seals blocks
+/// while the forged posting is unchecked: `path` runs on [`Forged`] (its
+/// result, an `Unchecked` stop included, ignored), then `process`. No
+/// block of `path` may reach the posting's window end, and the forgery
+/// must be overturned.
+fn path_keeps_the_window(path: &str, prep: impl FnOnce(&mut Env), run: impl FnOnce(&mut Env)) {
+    let mut f = forged_and_flooded(Flood::Small(2_400), prep);
+    run(&mut f.e);
+    let after = f.e.d.now();
+    let end = f.end;
+    let (overturned, forged, why) = f.settle();
+    assert!(after < end, "{path} sealed to {after}, past the unchecked posting's window end {end}: {why}");
+    assert!(!forged, "the forged root settled after {path}: {why}");
+    assert!(overturned, "the forged root was not overturned after {path}: {why}");
+}
+
+/// `fund_many` (set-up) while a forged posting stands unchecked behind
+/// 2,400 junk calls at twice the driver's price.
+#[test]
+fn fund_many_does_not_run_out_an_unchecked_ior_window() {
+    path_keeps_the_window(
+        "fund_many",
+        |_| {},
+        |e| {
+            let _ = e.d.fund_many(&[(trader(2), coins(1))]);
+        },
+    );
+}
+
+/// `register_meters_every` (set-up) of a new trader's meter, as
+/// [`fund_many_does_not_run_out_an_unchecked_ior_window`].
+#[test]
+fn register_meters_does_not_run_out_an_unchecked_ior_window() {
+    let newcomer = fresh_keys(79_900, 1).remove(0);
+    let k = newcomer.clone();
+    path_keeps_the_window(
+        "register_meters_every",
+        move |e| pay_each(e, &trader(2), std::slice::from_ref(&k), coins(20), 1),
+        move |e| {
+            let step = e.d.cfg.params.meter_step_s;
+            let _ = e.d.register_meters_every(&[newcomer], step);
+        },
+    );
+}
+
+/// `submit_block` (recording the next batch's AT), as
+/// [`fund_many_does_not_run_out_an_unchecked_ior_window`].
+#[test]
+fn submit_block_does_not_run_out_an_unchecked_ior_window() {
+    path_keeps_the_window(
+        "submit_block",
+        |_| {},
+        |e| {
+            let (b, s) = (trader(0), trader(1));
+            let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 10 * HOUR), &s))];
+            let _ = e.d.submit_block(&txs);
+        },
+    );
+}
+
+/// `flush` (any single driver call outside the checks: `close`,
+/// `finalize`, a held claim's dispute and `prune_claims` go the same
+/// way), as [`fund_many_does_not_run_out_an_unchecked_ior_window`].
+#[test]
+fn a_single_driver_call_does_not_run_out_an_unchecked_ior_window() {
+    path_keeps_the_window(
+        "flush",
+        |_| {},
+        |e| {
+            let _ = e.d.flush(&trader(3));
+        },
+    );
+}
+
+/// The backup checks: the forged batch's assigned validator colludes
+/// (silent), so the smart meters alarm and their delegates dispute at
+/// the meters' turn, half a window after the posting, behind the junk.
+/// Sealed through the junk, their dispute landed after the window and
+/// the forged root settled.
+#[test]
+fn backup_checks_do_not_run_out_the_ior_window() {
+    use gridledger_rollup::roles::ValidatorBehaviour;
+    let mut f = forged_and_flooded(Flood::Small(2_400), |_| {});
+    let assigned = f.e.d.batch_header(f.batch).unwrap().validator;
+    let i = f.e.d.validators.iter().position(|(k, _)| k.address() == assigned).expect("assigned validator");
+    f.e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    let (overturned, forged, why) = f.settle();
     assert!(!forged, "the forged root settled: {why}");
     assert!(overturned, "the forged root was not overturned: {why}");
 }

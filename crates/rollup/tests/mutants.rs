@@ -1345,7 +1345,55 @@ fn a_flood_at_the_drivers_price_does_not_freeze_settlement() -> bool {
     run.is_ok() && fin_after > fin_before
 }
 
-const SCENARIOS: [Scenario; 47] = [
+/// IOR, 5 s window (attack r27 [2], every path): the executor of a
+/// one-AT batch posts a root minting itself 10 coin, a sybil sends 2,400
+/// junk calls at twice the driver's gas price, and a `flush` goes out
+/// before the run, every validator honest. The flush's blocks stop short
+/// of the window and the run overturns the forgery.
+fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
+    use gridledger_ledger::ChainClient as _;
+    let mut e = funded_with_window(5_000);
+    settle_funding(&mut e);
+    let flooder = fresh_keys(78_200, 1).remove(0);
+    pay_each(&mut e, &trader(2), std::slice::from_ref(&flooder), coins(5_000), 1);
+    let (b, s) = (trader(0), trader(1));
+    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    if e.d.submit_block(&txs).is_err() {
+        return false;
+    }
+    e.d.primary.seal();
+    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let (_, sub, _, _) = forged_posting(&e, batch);
+    forge_last_root(&mut e, batch);
+    let chain_id = e.d.primary.chain_id();
+    for _ in 0..2_400 {
+        let nonce = e.d.primary.next_nonce(&flooder.address());
+        let tx = gridledger_ledger::devnet::call(
+            &flooder,
+            chain_id,
+            nonce,
+            gridledger_rollup::IOR_PRIMARY_ID,
+            "junk",
+            vec![],
+            Amount::ZERO,
+            40_000,
+        );
+        let tx = gridledger_ledger::Transaction { gas_price: Amount(2), ..tx.tx }.sign(&flooder);
+        if e.d.primary.submit(&tx).is_err() {
+            return false;
+        }
+    }
+    let _ = e.d.flush(&trader(3));
+    for i in 0..3 {
+        if e.d.process(&mut rng(27 + i)).is_ok() {
+            break;
+        }
+    }
+    let Ok(h) = e.d.batch_header(batch) else { return false };
+    h.overturned && h.post_root != Some(sub.post_root)
+}
+
+const SCENARIOS: [Scenario; 48] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1423,6 +1471,7 @@ const SCENARIOS: [Scenario; 47] = [
         "a flood at the driver's price does not freeze settlement",
         a_flood_at_the_drivers_price_does_not_freeze_settlement,
     ),
+    ("a driver call behind junk leaves the IOR window", a_driver_call_behind_junk_leaves_the_ior_window),
 ];
 
 gridledger_core::mutation_check! {
@@ -1476,4 +1525,5 @@ gridledger_core::mutation_check! {
     guard_not_repriced_is_caught: Mutation::GuardNotRepriced => "a mempool flood does not keep the guard out",
     backed_without_challenge_is_caught: Mutation::BackedWithoutChallenge => "a posting no owner can bond against stops the run",
     full_mempool_not_sealed_is_caught: Mutation::FullMempoolNotSealed => "a flood at the driver's price does not freeze settlement",
+    unchecked_posting_sealed_through_is_caught: Mutation::UncheckedPostingSealedThrough => "a driver call behind junk leaves the IOR window",
 }
