@@ -4,8 +4,11 @@
 //! `mpc.branch` and (optional) `mpc.gencost` assignments of a case file.
 //! Comments (`%` to end of line), the `function` line, cell arrays
 //! (`mpc.x = { ... };`), MATPOWER's index helpers (`[PQ, PV, ...] =
-//! idx_bus;`) and assignments to local variables that neither mention `mpc`
-//! nor are read by the idioms below are skipped. The two unit-conversion
+//! idx_bus;`, with MATPOWER's own names in its order: MATLAB binds them by
+//! position) and single assignments of a plain number to a local variable
+//! the idioms below do not read (`pf = 0.85;`) are skipped. A `return`
+//! ends the function: anything after it is refused, as is a line holding a
+//! second statement the parser would not see. The two unit-conversion
 //! idioms used by MATPOWER's `case33bw` (and other distribution cases built
 //! the same way) are recognised, each at most once and only with the
 //! shipped `Vbase`/`Sbase` definitions —
@@ -15,7 +18,19 @@
 //! mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;
 //! ```
 //!
-//! — where `Vbase` is the first bus's `baseKV` and `Sbase` is `baseMVA`.
+//! — where `Vbase` is the first bus's `baseKV` and `Sbase` is `baseMVA`,
+//! and the column names they read (`BASE_KV`, `BR_R`, `BR_X`, `PD`, `QD`)
+//! were bound by the index helpers before them. MATPOWER's `case141`
+//! power-factor conversion after the kW one (its loads are given in kVA)
+//!
+//! ```text
+//! pf = 0.85;
+//! mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf));
+//! mpc.bus(:, PD) = mpc.bus(:, PD) * pf;
+//! ```
+//!
+//! is recognised the same way: each statement once, in that order, `pf`
+//! a plain number in (0, 1].
 //! Without them `case33bw` (which stores kW/kVAr and ohms) would be read as
 //! megawatts and per-unit values, a silently wrong network. Every other
 //! construct (an indexed or whole-matrix reassignment, code after a matrix's
@@ -201,6 +216,11 @@ struct Raw {
     matrices: BTreeMap<String, (usize, Vec<Vec<f64>>)>,
     convert_r_x: bool,
     convert_kw: bool,
+    /// MATPOWER's case141 idiom (after the kW conversion), loads in kVA at
+    /// a power factor `pf`: `Qd = Pd sin(acos pf)` ...
+    pf_qd: Option<f64>,
+    /// ... then `Pd = Pd pf`.
+    pf_pd: Option<f64>,
 }
 
 fn strip_comment(line: &str) -> &str {
@@ -262,7 +282,7 @@ pub const MAX_CASE_BYTES: usize = 16 << 20;
 /// The MATLAB statements a case file may contain besides the `mpc.`
 /// assignments, whitespace and commas removed: the two base definitions of
 /// the unit-conversion idiom. Index helpers (`[...] = idx_bus;` etc.) are
-/// recognised by [`is_index_helper`]; anything else is refused.
+/// recognised by [`index_helper`]; anything else is refused.
 const BASE_DEFS: [(&str, BaseDef); 2] =
     [("Vbase=mpc.bus(1BASE_KV)*1e3;", BaseDef::Vbase), ("Sbase=mpc.baseMVA*1e6;", BaseDef::Sbase)];
 
@@ -272,25 +292,109 @@ enum BaseDef {
     Sbase,
 }
 
-/// `[NAME, NAME, ...] = idx_bus;` (or `idx_brch`, `idx_gen`, `idx_cost`):
-/// MATPOWER's column-index helpers, which change nothing.
-fn is_index_helper(stmt: &str) -> bool {
-    let Some(rest) = stmt.strip_prefix('[') else { return false };
-    let Some((names, rhs)) = rest.split_once("]=") else { return false };
-    matches!(rhs, "idx_bus;" | "idx_brch;" | "idx_gen;" | "idx_cost;" | "idx_bus" | "idx_brch" | "idx_gen" | "idx_cost")
-        && names.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// MATPOWER's column-index helpers and the names each returns, in order
+/// (MATPOWER 8.1's `idx_bus`, `idx_brch`, `idx_gen`, `idx_cost`).
+const INDEX_HELPERS: [(&str, &[&str]); 4] = [
+    (
+        "idx_bus",
+        &[
+            "PQ", "PV", "REF", "NONE", "BUS_I", "BUS_TYPE", "PD", "QD", "GS", "BS", "BUS_AREA", "VM", "VA", "BASE_KV",
+            "ZONE", "VMAX", "VMIN", "LAM_P", "LAM_Q", "MU_VMAX", "MU_VMIN",
+        ],
+    ),
+    (
+        "idx_brch",
+        &[
+            "F_BUS",
+            "T_BUS",
+            "BR_R",
+            "BR_X",
+            "BR_B",
+            "RATE_A",
+            "RATE_B",
+            "RATE_C",
+            "TAP",
+            "SHIFT",
+            "BR_STATUS",
+            "PF",
+            "QF",
+            "PT",
+            "QT",
+            "MU_SF",
+            "MU_ST",
+            "ANGMIN",
+            "ANGMAX",
+            "MU_ANGMIN",
+            "MU_ANGMAX",
+        ],
+    ),
+    (
+        "idx_gen",
+        &[
+            "GEN_BUS",
+            "PG",
+            "QG",
+            "QMAX",
+            "QMIN",
+            "VG",
+            "MBASE",
+            "GEN_STATUS",
+            "PMAX",
+            "PMIN",
+            "PC1",
+            "PC2",
+            "QC1MIN",
+            "QC1MAX",
+            "QC2MIN",
+            "QC2MAX",
+            "RAMP_AGC",
+            "RAMP_10",
+            "RAMP_30",
+            "RAMP_Q",
+            "APF",
+            "MU_PMAX",
+            "MU_PMIN",
+            "MU_QMAX",
+            "MU_QMIN",
+        ],
+    ),
+    ("idx_cost", &["PW_LINEAR", "POLYNOMIAL", "MODEL", "STARTUP", "SHUTDOWN", "NCOST", "COST"]),
+];
+
+/// What a line of the form `[NAME, NAME, ...] = idx_bus;` is (or
+/// `idx_brch`, `idx_gen`, `idx_cost`): `None` when it is no such line.
+/// MATLAB binds a function's outputs by position, so the names must be
+/// MATPOWER's own, in its order (a prefix of the list: fewer outputs are
+/// fine); any other list would bind the conversions' `PD`, `QD`,
+/// `BASE_KV`, `BR_R`, `BR_X` to other columns than their names say, and
+/// is refused (`Some(None)`). `Some(Some(names))`: the names it binds.
+fn index_helper(line: &str) -> Option<Option<&'static [&'static str]>> {
+    let rest = line.trim().strip_prefix('[')?;
+    let (names, rhs) = rest.split_once(']')?;
+    let rhs = rhs.trim().strip_prefix('=')?;
+    let rhs = squash(rhs);
+    let func = rhs.strip_suffix(';').unwrap_or(&rhs);
+    let (_, list) = INDEX_HELPERS.iter().find(|(f, _)| *f == func)?;
+    let names: Vec<&str> = names.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).collect();
+    let exact = !names.is_empty() && names.len() <= list.len() && names.iter().zip(list.iter()).all(|(a, b)| a == b);
+    Some(exact.then(|| &list[..names.len()]))
 }
 
-/// `name = value;` for a local variable the recognised idioms do not read,
-/// with no reference to `mpc`: it cannot change the case.
+/// `name = <number>;` for a local variable the recognised idioms do not
+/// read: it cannot change the case. One statement only, its value a plain
+/// number: `kV = 4.16; Vbase = kV * 1e3;` is two statements (MATLAB runs
+/// both, and the second redefines the base the ohm conversion reads), and
+/// a value the parser does not evaluate (a call, another variable) is
+/// refused, not assumed harmless.
 fn is_harmless_local(stmt: &str) -> bool {
     const READ: [&str; 8] = ["mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD"];
     let Some((lhs, rhs)) = stmt.split_once('=') else { return false };
+    let value = rhs.strip_suffix(';').unwrap_or(rhs);
     !lhs.is_empty()
         && lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && lhs.starts_with(|c: char| c.is_ascii_alphabetic())
         && !READ.contains(&lhs)
-        && !rhs.starts_with('=')
-        && !rhs.contains("mpc")
+        && value.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 fn unsupported(line: usize, stmt: &str) -> CaseError {
@@ -301,10 +405,21 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
     if text.len() > MAX_CASE_BYTES {
         return Err(CaseError::TooLarge { bytes: text.len(), max: MAX_CASE_BYTES });
     }
-    let mut raw =
-        Raw { version: None, base_mva: None, matrices: BTreeMap::new(), convert_r_x: false, convert_kw: false };
+    let mut raw = Raw {
+        version: None,
+        base_mva: None,
+        matrices: BTreeMap::new(),
+        convert_r_x: false,
+        convert_kw: false,
+        pf_qd: None,
+        pf_pd: None,
+    };
     let lines = strip_comments(text);
     let mut bases: Vec<BaseDef> = Vec::new();
+    // the column names MATPOWER's index helpers have bound so far
+    let mut bound: BTreeSet<&str> = BTreeSet::new();
+    // the plain-number locals (`pf = 0.85;`)
+    let mut locals: BTreeMap<String, f64> = BTreeMap::new();
     let mut i = 0;
     while i < lines.len() {
         let lineno = i + 1;
@@ -324,17 +439,38 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 i += 1;
             }
             let stmt = squash(&line);
-            if is_index_helper(&stmt) {
-                continue;
+            if stmt == "return;" || stmt == "return" {
+                // MATLAB runs nothing after `return`; the parser does not
+                // guess what follows: anything there is refused
+                if let Some(k) = lines[i..].iter().position(|l| !l.trim().is_empty()) {
+                    let after = i + k;
+                    return Err(CaseError::UnsupportedCode {
+                        line: after + 1,
+                        stmt: format!("code after `return` (line {lineno}): {}", lines[after].trim()),
+                    });
+                }
+                break;
+            }
+            match index_helper(&line) {
+                Some(Some(names)) => {
+                    bound.extend(names.iter().copied());
+                    continue;
+                }
+                Some(None) => return Err(unsupported(lineno, &line)),
+                None => {}
             }
             if let Some((_, def)) = BASE_DEFS.iter().find(|(text, _)| *text == stmt) {
-                if bases.contains(def) {
+                if bases.contains(def) || (*def == BaseDef::Vbase && !bound.contains("BASE_KV")) {
                     return Err(unsupported(lineno, &line));
                 }
                 bases.push(*def);
                 continue;
             }
-            if is_harmless_local(&stmt) || stmt == "return;" || stmt == "return" {
+            if is_harmless_local(&stmt) {
+                if let Some((name, value)) = stmt.split_once('=') {
+                    let value = value.strip_suffix(';').unwrap_or(value).parse::<f64>().ok();
+                    locals.insert(name.to_string(), value.unwrap_or(f64::NAN));
+                }
                 continue;
             }
             // any other code (`mpc = scale_load(2, mpc);`, a redefined
@@ -356,13 +492,31 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 && raw.matrices.contains_key("branch")
                 && raw.matrices.contains_key("bus")
                 && bases.len() == 2
+                && bound.contains("BR_R")
+                && bound.contains("BR_X")
             {
                 raw.convert_r_x = true;
             } else if stmt == "mpc.bus(:[PDQD])=mpc.bus(:[PDQD])/1e3;"
                 && !raw.convert_kw
                 && raw.matrices.contains_key("bus")
+                && bound.contains("PD")
+                && bound.contains("QD")
             {
                 raw.convert_kw = true;
+            } else if stmt == "mpc.bus(:QD)=mpc.bus(:PD)*sin(acos(pf));"
+                && raw.convert_kw
+                && raw.pf_qd.is_none()
+                && locals.get("pf").is_some_and(|pf| *pf > 0.0 && *pf <= 1.0)
+            {
+                // MATPOWER's case141: loads given in kVA at power factor
+                // `pf`; the reactive part first, from the apparent power
+                raw.pf_qd = locals.get("pf").copied();
+            } else if stmt == "mpc.bus(:PD)=mpc.bus(:PD)*pf;"
+                && raw.pf_qd.is_some()
+                && raw.pf_pd.is_none()
+                && locals.get("pf").is_some_and(|pf| *pf > 0.0 && *pf <= 1.0)
+            {
+                raw.pf_pd = locals.get("pf").copied();
             } else {
                 return Err(unsupported(lineno, &line));
             }
@@ -432,7 +586,13 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
             // `mpc.branch = mpc.branch(1:2, :);` and the like
             return Err(unsupported(lineno, &line));
         }
-        let value = rhs.trim_end_matches(';').trim();
+        let value = rhs.strip_suffix(';').unwrap_or(rhs).trim();
+        // one statement, its value a literal: `mpc.name = 'x'; Vbase = 1;`
+        // would hide a second statement MATLAB runs
+        let quoted = |q: char| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)).is_some_and(|v| !v.contains(q));
+        if !(quoted('\'') || quoted('"') || parse_num(value).is_some()) {
+            return Err(unsupported(lineno, &line));
+        }
         match lhs {
             "version" => {
                 let v = value.trim_matches('\'').trim_matches('"').to_string();
@@ -561,6 +721,14 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
         if raw.convert_kw {
             bus.pd /= 1e3;
             bus.qd /= 1e3;
+        }
+        // in the file's order, as MATLAB evaluates it (the scalar
+        // sin(acos(pf)) first; 0 < pf ≤ 1 checked at the statement)
+        if let Some(pf) = raw.pf_qd {
+            bus.qd = bus.pd * pf.acos().sin();
+        }
+        if let Some(pf) = raw.pf_pd {
+            bus.pd *= pf;
         }
         buses.push(bus);
     }

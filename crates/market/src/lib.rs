@@ -87,6 +87,12 @@ pub enum ModelError {
     )]
     TooLargeDistFlow { rows: usize, buses: usize, entries: usize, max: usize },
     #[error(
+        "the LinDistFlow model of bus {bus} is out of its range: the shunts below it (capacitors, line charging) \
+         and its tap factor give it a voltage response factor of {factor:e} (at least 0.5 accepted): the feeder is \
+         over-compensated beyond what a linear model represents"
+    )]
+    DistFlowOutOfRange { bus: u32, factor: f64 },
+    #[error(
         "the AC power flow of {buses} buses (bandwidth {bandwidth} in reverse Cuthill–McKee order) needs {work} \
          multiply-adds per Newton step, over the limit of {max}"
     )]

@@ -20,6 +20,10 @@ pub enum Mutation {
     /// The operator prices no network row (`μ̂ = 0`, `μ` never moves):
     /// line limits are ignored.
     LineLimitsIgnored,
+    /// LinDistFlow leaves the case's shunts (`Gs`, `Bs`, line charging) out
+    /// of the feeder model: a feeder with capacitors is cleared against
+    /// voltages far below the AC network's.
+    DistFlowShuntsDropped,
     /// Minima relief skips its first stage (capping each bus group that is
     /// infeasible on its own): a huge minimum behind its own congested line
     /// then sets the common level of every group loading a row with it.

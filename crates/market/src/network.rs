@@ -132,12 +132,43 @@ impl MarketNetwork {
     }
 
     /// LinDistFlow voltage (6.3d) and thermal (6.3c) limits around the
-    /// case's loads.
+    /// case's loads, with the case's shunts and taps (see
+    /// [`crate::distflow`]). Without shunts a voltage row is `2 R` and a
+    /// flow row `−1` on the line's subtree; with them each column is a
+    /// sweep of [`DistFlow::solve`] (the shunts' response to the market's
+    /// injection at that bus). The reactive flow of a rated line moves with
+    /// the voltages of the shunts below it, so its rating row takes the
+    /// largest `|Q|` those shunts give anywhere in their voltage bands
+    /// (which the V rows enforce): `|P| ≤ √(S² − Q_max²)`, linear and never
+    /// looser than the line's real rating.
     pub fn distflow(df: &DistFlow, case: &Case) -> Result<MarketNetwork, NetworkError> {
         let n = df.bus_ids.len();
         let (p0, q0) = df.case_injections(case);
-        let v_base = df.voltages_sq(&p0, &q0);
         let kw = 1.0 / (1000.0 * case.base_mva);
+        let rated = |j: usize| df.parent_branch[j].is_some_and(|b| case.branches[b].rate_a > 0.0);
+        // with shunts: the sensitivities of every voltage and rated flow to
+        // each bus's injection, column by column (O(n) a column)
+        let shunts = !df.shunt_free();
+        let (mut sens_v, mut sens_p) = (Vec::new(), Vec::new());
+        if shunts {
+            sens_v = vec![vec![0.0; n]; n];
+            sens_p = (0..n).map(|j| if rated(j) { vec![0.0; n] } else { Vec::new() }).collect();
+            let zero = vec![0.0; n];
+            let mut unit = vec![0.0; n];
+            for k in 0..n {
+                unit[k] = 1.0;
+                let st = df.solve(&unit, &zero, 0.0);
+                unit[k] = 0.0;
+                for j in 0..n {
+                    sens_v[j][k] = st.v[j];
+                    if let Some(c) = sens_p[j].get_mut(k) {
+                        *c = st.p_in[j];
+                    }
+                }
+            }
+        }
+        let base = df.solve(&p0, &q0, df.v0_sq);
+        let v_base = if shunts { base.v.clone() } else { df.voltages_sq(&p0, &q0) };
         let mut net = MarketNetwork::unconstrained(df.bus_ids.clone());
         net.model = "distflow";
         for j in 0..n {
@@ -145,7 +176,11 @@ impl MarketNetwork {
                 continue;
             }
             let (vmin, vmax) = df.v_bounds[j];
-            let row: Vec<f64> = (0..n).map(|k| 2.0 * df.r_path[j * n + k] * kw).collect();
+            let row: Vec<f64> = if shunts {
+                sens_v[j].iter().map(|v| v * kw).collect()
+            } else {
+                (0..n).map(|k| 2.0 * df.r_path[j * n + k] * kw).collect()
+            };
             let (up, down) = (vmax * vmax - v_base[j], v_base[j] - vmin * vmin);
             if up < 0.0 || down < 0.0 {
                 return Err(NetworkError::BaseInfeasible(format!("the voltage limits of bus {}", df.bus_ids[j])));
@@ -158,21 +193,43 @@ impl MarketNetwork {
             net.labels.push(format!("bus {} V min", df.bus_ids[j]));
         }
         // thermal limits of rated parent lines
-        let flows_p = df.parent_flows(&p0);
-        let flows_q = df.parent_flows(&q0);
+        let (flows_p, flows_q) =
+            if shunts { (base.p_in, base.q_in) } else { (df.parent_flows(&p0), df.parent_flows(&q0)) };
+        // the reactive flow into j over the shunts' voltage bands below it:
+        // Q_j = −Σ_{k ∈ sub(j)} (q_k + b_k v_k), each b_k v_k in its band
+        let q_band = |j: usize| -> f64 {
+            if !shunts {
+                return flows_q[j].abs();
+            }
+            let (mut lo, mut hi) = (0.0, 0.0);
+            for k in (0..n).filter(|&k| df.in_subtree(k, j)) {
+                let (vmin, vmax) = df.v_bounds[k];
+                let (a, b) = (df.shunt_b[k] * vmin * vmin, df.shunt_b[k] * vmax * vmax);
+                lo -= q0[k] + a.max(b);
+                hi -= q0[k] + a.min(b);
+            }
+            lo.abs().max(hi.abs()).max(flows_q[j].abs())
+        };
         for j in 0..n {
             let Some(b) = df.parent_branch[j] else { continue };
             let s = case.branches[b].rate_a / case.base_mva;
             if s <= 0.0 {
                 continue;
             }
-            let room_sq = s * s - flows_q[j] * flows_q[j];
+            let q_max = q_band(j);
+            let room_sq = s * s - q_max * q_max;
             if room_sq < 0.0 {
                 return Err(NetworkError::BaseInfeasible(format!("the rating of the line into bus {}", df.bus_ids[j])));
             }
             let pmax = room_sq.sqrt();
-            // P into j = −Σ_{k ∈ sub(j)} p_k: row coefficient −1 on the subtree
-            let sub: Vec<f64> = (0..n).map(|k| if df.in_subtree(k, j) { -kw } else { 0.0 }).collect();
+            // P into j = −Σ_{k ∈ sub(j)} p_k: row coefficient −1 on the
+            // subtree (with shunts, the sweep's sensitivity: the conductances
+            // below j move with the voltages)
+            let sub: Vec<f64> = if shunts {
+                sens_p[j].iter().map(|v| v * kw).collect()
+            } else {
+                (0..n).map(|k| if df.in_subtree(k, j) { -kw } else { 0.0 }).collect()
+            };
             let (up, down) = (pmax - flows_p[j], pmax + flows_p[j]);
             if up < 0.0 || down < 0.0 {
                 return Err(NetworkError::BaseInfeasible(format!("the rating of the line into bus {}", df.bus_ids[j])));

@@ -37,6 +37,13 @@
 //!   refused (`UnsupportedCode`) for its power-factor conversion
 //!   (`pf = 0.85; mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf)); …`).
 //!
+//! Fixed: [1] (LinDistFlow keeps the shunts as constant-admittance
+//! injections linear in `v = |V|²`, line charging and tap ratios; see
+//! `distflow`'s module docs), [2], [3] and [5] (the parser refuses code
+//! after `return`, a second statement on a line and an index helper that
+//! is not MATPOWER's list in order) and [4] (case141's power-factor
+//! idiom is read). Their tests are regression tests now.
+//!
 //! Held up: the AC power flow agrees with MATPOWER's runpf (an independent
 //! Newton–Raphson with MATPOWER's conventions) to 10⁻¹² p.u. on the 49
 //! case files shipped with MATPOWER 8.1 that both solve (case16am's jumper
@@ -98,7 +105,6 @@ fn case18_parses_and_its_ac_flow_is_within_limits() {
 // 0.932 in its baseline (AC: 1.042), and the market clears to where
 // LinDistFlow reaches 1.1 at bus 26 while the AC network is at ~1.19.
 #[test]
-#[ignore = "attack r22 [1]: LinDistFlow drops bus shunts; on MATPOWER's case18 a clearing reported optimal puts bus 26 at ~1.19 p.u. (V max 1.1)"]
 fn case18_clearing_keeps_the_feeder_within_its_voltage_limits() {
     let case = Case::parse(CASE18).unwrap();
     let net = network_for(&case, 1.0).unwrap();
@@ -125,7 +131,6 @@ fn case18_clearing_keeps_the_feeder_within_its_voltage_limits() {
 
 /// The same through primal-dual (what `market clear` runs by default).
 #[test]
-#[ignore = "attack r22 [1]: primal-dual on case18 converges to the same dispatch, bus 26 at ~1.19 p.u. in the AC flow (V max 1.1)"]
 fn case18_primal_dual_keeps_the_feeder_within_its_voltage_limits() {
     let case = Case::parse(CASE18).unwrap();
     let net = network_for(&case, 1.0).unwrap();
@@ -198,7 +203,6 @@ fn bus2_pd(text: &str) -> Option<f64> {
 // follow. Observed: `return;` is skipped as a no-op and the conversion
 // after it applied: bus 2's load is 0.1 MW.
 #[test]
-#[ignore = "attack r22 [2]: statements after `return;` are applied (case33bw's kW conversion behind a return still divides the loads by 1000)"]
 fn nothing_after_return_is_applied() {
     assert!(CASE33BW.contains(KW_CONVERSION));
     assert_eq!(bus2_pd(CASE33BW), Some(0.1));
@@ -216,7 +220,6 @@ fn nothing_after_return_is_applied() {
 // `mpc`), the second statement is never seen, and the impedances are
 // converted on the 12.66 kV of bus 1.
 #[test]
-#[ignore = "attack r22 [3]: `kV = 4.16; Vbase = kV * 1e3;` passes as a harmless local; the ohms are converted on 12.66 kV, not MATLAB's 4.16 kV"]
 fn a_second_statement_on_a_local_line_is_not_ignored() {
     let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
     assert!(CASE33BW.contains(vbase));
@@ -250,7 +253,7 @@ fn plain_locals_parse_and_redefinitions_are_refused() {
 // the kW conversion), or the operator is told how to get it in. Observed:
 // `UnsupportedCode` at `mpc.bus(:, QD) = …`.
 #[test]
-#[ignore = "attack r22 [4]: MATPOWER's case141 is refused (UnsupportedCode) for its 0.85 power-factor conversion"]
+
 fn matpower_case141_is_read() {
     let c = Case::parse(CASE141).unwrap_or_else(|e| panic!("case141 refused: {e}"));
     // bus 8's entry is 75 kVA: 0.075 MVA at a power factor of 0.85
@@ -305,7 +308,6 @@ fn far_end_export_on_case33bw_stays_within_v_max() {
 // AC flow, not in the model: the far-end export clears to where
 // LinDistFlow reaches 1.1 without the boost.
 #[test]
-#[ignore = "attack r22 [1]: LinDistFlow drops tap ratios; case33bw with its substation tap at 0.95 clears a far-end export the AC flow puts above V max"]
 fn far_end_export_with_a_substation_tap_stays_within_v_max() {
     let (kwh, vm, bus) = far_end_export(&case33bw_with_tap(0.95));
     assert!(
@@ -335,7 +337,6 @@ fn matpower_case14_runs_as_runpf() {
 // draws 100 MW). Either that, or refused. Observed: `is_index_helper`
 // accepts any list of names and the parser divides Pd and Qd (0.1 MW).
 #[test]
-#[ignore = "attack r22 [5]: the idx_bus helper's names are taken on trust; reordered, MATLAB converts other columns than the parser does"]
 fn the_index_helper_binds_names_by_position() {
     let ours = "PD, QD, GS, BS, BUS_AREA";
     assert!(CASE33BW.contains(ours));
@@ -346,5 +347,109 @@ fn the_index_helper_binds_names_by_position() {
             pd, 100.0,
             "the kW conversion was applied to Pd, which MATLAB's PD (= 5, the GS column) does not name"
         ),
+    }
+}
+
+/// After the fix of [1]: LinDistFlow's baseline on case18, shunts and
+/// line charging in, is within 0.01 p.u. above the AC flow at every bus
+/// (lossless, so never below it), as on case33bw.
+#[test]
+fn case18_lindistflow_baseline_follows_the_ac_flow() {
+    let case = Case::parse(CASE18).unwrap();
+    let df = gridledger_market::DistFlow::new(&case).unwrap();
+    assert!(!df.shunt_free());
+    let (p, q) = df.case_injections(&case);
+    let v = df.voltages_sq(&p, &q);
+    let ac = run_pf(&case, PfOptions::default()).unwrap();
+    for (k, id) in df.bus_ids.iter().enumerate() {
+        let (lin, vm) = (v[k].sqrt(), vm_at(&ac, *id));
+        assert!(lin >= vm - 1e-9 && lin - vm < 0.01, "bus {id}: LinDistFlow {lin:.4}, AC {vm:.4}");
+    }
+}
+
+/// The sweep that solves the shunts ([`DistFlow::solve`]) and the closed
+/// form `D v0 + 2 R p + 2 X q` agree on a shunt-free feeder with taps at
+/// both orientations (the substation branch tapped at its `from` end, a
+/// lateral branch turned round so its tap is at the child's end).
+#[test]
+fn the_sweep_and_the_closed_form_agree_with_taps() {
+    let mut c = case33bw_with_tap(0.95);
+    let b = c.branches.iter_mut().find(|b| b.from == 2 && b.to == 19).unwrap();
+    (b.from, b.to, b.tap) = (19, 2, 1.04);
+    let df = gridledger_market::DistFlow::new(&c).unwrap();
+    assert!(df.shunt_free());
+    let (p, q) = df.case_injections(&c);
+    let closed = df.voltages_sq(&p, &q);
+    let swept = df.solve(&p, &q, df.v0_sq);
+    for (a, b) in closed.iter().zip(&swept.v) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // the tapped model follows the AC flow as the plain one does
+    let ac = run_pf(&c, PfOptions::default()).unwrap();
+    for (k, id) in df.bus_ids.iter().enumerate() {
+        let (lin, vm) = (closed[k].sqrt(), vm_at(&ac, *id));
+        assert!(lin >= vm - 1e-9 && lin - vm < 0.01, "bus {id}: LinDistFlow {lin:.4}, AC {vm:.4}");
+    }
+}
+
+/// A phase shifter on a feeder changes no voltage magnitude (the AC flow
+/// says so: on a tree the shift only rotates the angles below it), so
+/// LinDistFlow leaves it out exactly: the market's rows are the same.
+#[test]
+fn a_phase_shifter_on_a_feeder_changes_no_magnitude() {
+    let plain = Case::parse(CASE33BW).unwrap();
+    let mut shifted = plain.clone();
+    shifted.branches.iter_mut().find(|b| b.from == 6 && b.to == 7).unwrap().shift_deg = 5.0;
+    let (a, b) = (run_pf(&plain, PfOptions::default()).unwrap(), run_pf(&shifted, PfOptions::default()).unwrap());
+    for (x, y) in a.buses.iter().zip(&b.buses) {
+        // to the power flow's own convergence tolerance
+        assert!((x.vm - y.vm).abs() < 1e-7, "bus {}: {} vs {}", x.id, x.vm, y.vm);
+    }
+    assert!((a.loss_mw - b.loss_mw).abs() < 1e-5);
+    let (na, nb) = (network_for(&plain, 1.0).unwrap(), network_for(&shifted, 1.0).unwrap());
+    assert_eq!((na.g, na.h), (nb.g, nb.h));
+}
+
+/// After the fix of [2], [3], [5]: what MATLAB runs exactly still parses.
+/// A `return;` at the end, an index helper with fewer outputs (a prefix of
+/// MATPOWER's list), a lone local; and a helper line that does not bind
+/// the names a conversion reads leaves that conversion refused.
+#[test]
+fn what_matlab_runs_exactly_still_parses() {
+    let plain = Case::parse(CASE33BW).unwrap();
+    assert_eq!(Case::parse(&format!("{CASE33BW}\nreturn;\n% the end\n")), Ok(plain.clone()));
+    assert!(Case::parse(&format!("{CASE33BW}\nreturn;\nx = 1;\n")).is_err());
+    let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
+    assert_eq!(Case::parse(&CASE33BW.replace(vbase, &format!("{vbase}\nkV = 4.16;"))), Ok(plain.clone()));
+    assert!(Case::parse(&CASE33BW.replace(vbase, &format!("{vbase}\nkV = 4.16, Vbase = 4.16e3;"))).is_err());
+    assert!(Case::parse(&CASE33BW.replace(vbase, &format!("{vbase}\nkV = sqrt(2);"))).is_err());
+    // `[PQ, PV] = idx_bus;` alone binds neither PD nor BASE_KV: MATLAB
+    // cannot run the conversions
+    let full = "[PQ, PV, REF, NONE, BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, ...\n    VA, BASE_KV, ZONE, VMAX, VMIN, LAM_P, LAM_Q, MU_VMAX, MU_VMIN] = idx_bus;";
+    assert!(CASE33BW.contains(full));
+    assert!(Case::parse(&CASE33BW.replace(full, "[PQ, PV] = idx_bus;")).is_err());
+    let prefix = "[PQ, PV, REF, NONE, BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, VA, BASE_KV] = idx_bus;";
+    assert_eq!(Case::parse(&CASE33BW.replace(full, prefix)), Ok(plain));
+}
+
+/// The class of [3] on an `mpc` scalar field: `mpc.name = 'x'; Vbase = …`
+/// hides a second statement there too, and is refused; a lone literal
+/// field still parses. And case141's power factor must be a plain number
+/// in (0, 1], the conversion's two statements in MATPOWER's order.
+#[test]
+fn hidden_statements_after_a_field_and_odd_power_factors_are_refused() {
+    let vbase = "Vbase = mpc.bus(1, BASE_KV) * 1e3;      %% in Volts";
+    let plain = Case::parse(CASE33BW).unwrap();
+    assert_eq!(Case::parse(&CASE33BW.replace(vbase, &format!("mpc.note = 'feeder';\n{vbase}"))), Ok(plain));
+    let hidden = CASE33BW.replace(vbase, &format!("{vbase}\nmpc.note = 'x'; Vbase = 4.16e3;"));
+    assert!(matches!(Case::parse(&hidden), Err(gridledger_market::case::CaseError::UnsupportedCode { .. })));
+    for (from, to) in [
+        ("pf = 0.85;", "pf = 1.5;"),
+        ("pf = 0.85;", "pf = -0.85;"),
+        ("pf = 0.85;", "pf = 0.85; pf = 0.9;"),
+        ("mpc.bus(:, QD) = mpc.bus(:, PD) * sin(acos(pf));\n", ""),
+    ] {
+        assert!(CASE141.contains(from));
+        assert!(Case::parse(&CASE141.replace(from, to)).is_err(), "{to:?} accepted");
     }
 }

@@ -166,6 +166,27 @@ fn primal_dual_respects_line_limits() -> bool {
     converged && ((w - c.welfare) / c.welfare).abs() < 1e-3
 }
 
+/// A feeder with shunt capacitors (MATPOWER's case18) is cleared against
+/// its real voltages: a seller at the far end selling to the substation
+/// clears no further than the AC flow's V max allows (attack round 22 [1]).
+fn a_feeder_with_capacitors_clears_within_v_max() -> bool {
+    use gridledger_market::clearing::{clear, network_for, Algorithm};
+    use gridledger_market::{run_pf, PfOptions};
+    let case = Case::parse(include_str!("data/case18.m")).unwrap();
+    let p = |side, bus, a, b| Prosumer { side, bus, a, b, e_min: 0.0, e_max: 20_000.0 };
+    let m = Market { buyers: vec![p(Side::Buyer, 51, 1e-6, 0.5)], sellers: vec![p(Side::Seller, 26, 1e-6, 0.01)] };
+    let Ok(c) = network_for(&case, 1.0).and_then(|net| clear(&m, &net, Algorithm::Central)) else { return false };
+    let mut after = case.clone();
+    for b in &mut after.buses {
+        b.pd += match b.id {
+            26 => -c.energy_kwh / 1000.0,
+            51 => c.energy_kwh / 1000.0,
+            _ => 0.0,
+        };
+    }
+    c.converged && c.energy_kwh > 1000.0 && run_pf(&after, PfOptions::default()).is_ok_and(|r| r.max_vm <= 1.11)
+}
+
 /// One huge minimum behind a congested line does not erase the honest
 /// minima of both sides (it is capped on its own first).
 fn a_huge_minimum_behind_a_line_leaves_honest_minima() -> bool {
@@ -645,11 +666,12 @@ fn a_cancelling_pair_on_a_tiny_base_is_refused() -> bool {
         )
 }
 
-const SCENARIOS: [Scenario; 29] = [
+const SCENARIOS: [Scenario; 30] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
     ("primal-dual respects line limits", primal_dual_respects_line_limits),
+    ("a feeder with capacitors clears within V max", a_feeder_with_capacitors_clears_within_v_max),
     ("a huge minimum behind a line leaves honest minima", a_huge_minimum_behind_a_line_leaves_honest_minima),
     ("sybil minima behind a line leave honest minima", sybil_minima_behind_a_line_leave_honest_minima),
     ("a minimum infeasible alone is capped before levelling", a_minimum_infeasible_alone_is_capped_before_levelling),
@@ -693,6 +715,7 @@ gridledger_core::mutation_check! {
     skipped_recompute_is_caught: Mutation::RecomputeSkipped => "TEAR-DO clears exactly under faults",
     wrong_price_update_is_caught: Mutation::WrongPriceUpdate => "primal-dual reaches the uncongested optimum",
     ignored_line_limits_are_caught: Mutation::LineLimitsIgnored => "primal-dual respects line limits",
+    dropped_distflow_shunts_are_caught: Mutation::DistFlowShuntsDropped => "a feeder with capacitors clears within V max",
     skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a minimum infeasible alone is capped before levelling",
     per_request_minima_relief_is_caught: Mutation::MinimaRelievedPerRequest => "sybil minima on the over-demanding side are levelled per bus",
     minima_levelled_everywhere_is_caught: Mutation::MinimaLevelledEverywhere => "a congested pair leaves an unrelated minimum",
