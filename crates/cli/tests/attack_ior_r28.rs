@@ -50,7 +50,6 @@ fn a_day_on_a_node_writes_statements_matching_the_chain() {
 }
 
 #[test]
-#[ignore = "attack r28 [1]: a day on a node killed and resumed (`ior day --rpc`) writes no settlement statements: the resume returns before write_statements"]
 fn a_resumed_day_writes_its_settlement_statements() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);

@@ -28,7 +28,17 @@
 //! highest first; each buyer is filled from the cheapest sellers whose ask
 //! does not exceed its bid, from as many sellers as it takes, so the slot
 //! trades `min(Σ surplus, Σ deficit)` whenever prices allow (they always do
-//! with the default asks ≤ 0.20 ≤ bids). The price follows the configured
+//! with the default asks ≤ 0.20 ≤ bids). The day clears under the
+//! participants' budgets ([`clear_slot_within`]): an AT locks the buyer's
+//! payment and `D_s` and the seller's `D_s` and undo reserve (1.5 coin), so
+//! a seller that cannot lock another AT passes its remaining buyers to the
+//! next seller, and a buyer is filled with what it can pay; the volume
+//! goes to whoever can take it. The claim of at least 99 % of the bound
+//! holds where the participants can pay for it (the default 50 coin each
+//! covers the §3.5.4 community every day of the year); where they cannot
+//! (too little collateral in total), the day trades what their budgets
+//! allow, and the rest of the bound is not tradable. Prices are at most
+//! [`MAX_PRICE_PER_KWH`]. The price follows the configured
 //! [`ClearingRule`] (midpoint by default). Agreements are keyed by
 //! `(ADDR_b, ADDR_s, DT)`, so a buyer holds one agreement per seller per
 //! slot. The buyer submits the AT (Eq 3.1) countersigned by
@@ -401,7 +411,9 @@ pub fn clear_slot_within(
     m: &Market,
     b: &Budgets,
 ) -> Vec<(usize, usize, u64, u128)> {
-    match_slot(&market_specs(specs, m), net, m.rule, Some(b.clone()))
+    let budget =
+        Some(b.clone()).filter(|_| !crate::mutants::active(crate::mutants::Mutation::SlotClearedWithoutBudgets));
+    match_slot(&market_specs(specs, m), net, m.rule, budget)
 }
 
 /// The midpoint `floor((a + b) / 2)` without overflow (attack r28 [1]: a
@@ -433,9 +445,11 @@ fn match_slot(
 ) -> Vec<(usize, usize, u64, u128)> {
     let min = MIN_TRADE_WH as i64;
     let n = specs.len().min(net.len());
-    let mut sellers: Vec<(usize, u64)> = (0..n).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
+    let mut sellers: Vec<(usize, u64)> =
+        (0..n).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
     sellers.sort_by_key(|(i, _)| (specs[*i].ask, *i));
-    let mut buyers: Vec<(usize, u64)> = (0..n).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
+    let mut buyers: Vec<(usize, u64)> =
+        (0..n).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
     buyers.sort_by_key(|(i, _)| (std::cmp::Reverse(specs[*i].bid), *i));
     let mut pairs: Vec<(usize, usize, u64)> = Vec::new();
     let (mut bi, mut si) = (0, 0);
@@ -1187,6 +1201,13 @@ pub struct ResumeReport {
     pub open_agreements: usize,
     /// The participants' IOR balances, summed, after the resume.
     pub ior_total_end: u128,
+    /// The whole day's settlement statements ([`statements_csv_of`]), from
+    /// the chain: each participant's funding (its queued deposits) as the
+    /// opening balance, its IOR balance now as the closing one, and what it
+    /// bought, sold, paid and received in the agreements the settled
+    /// batches accepted and settled (attack r28, cli [1]: a resumed day
+    /// wrote no statements).
+    pub statements: Vec<StatementRow>,
 }
 
 /// Finishes a day an earlier run started on the chains `attach` returns
@@ -1287,7 +1308,9 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
     for p in &specs {
         ior_total_end = ior_total_end.saturating_add(d.participant(&p.address)?.balance.0);
     }
+    let statements = chain_statements(cfg, &specs, &d)?;
     Ok(ResumeReport {
+        statements,
         resumed: true,
         batches_settled,
         agreements_settled: outcomes.values().sum(),
@@ -1296,6 +1319,81 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
         open_agreements: state.agreements.len(),
         ior_total_end,
     })
+}
+
+/// The day's statement rows as the chain holds them ([`ResumeReport::statements`]):
+/// every settled batch's entries with the chain's verdicts; an agreement
+/// counts once its AT was accepted and its ST settled it as agreed or
+/// delivered, as in [`run_day_with_progress`].
+fn chain_statements<P: ChainClient, S: ChainClient>(
+    cfg: &DayConfig,
+    specs: &[ParticipantSpec],
+    d: &DualChain<P, S>,
+) -> Result<Vec<StatementRow>, DemoError> {
+    let index: BTreeMap<Address, usize> = specs.iter().enumerate().map(|(i, p)| (p.address, i)).collect();
+    let reader = d.reader();
+    let (_, fin) = reader.progress()?;
+    let mut accepted: std::collections::BTreeSet<AgreementKey> = std::collections::BTreeSet::new();
+    let mut rows: Vec<StatementRow> = specs
+        .iter()
+        .map(|p| StatementRow {
+            day: cfg.day,
+            participant: p.number,
+            address: p.address,
+            bought_wh: 0,
+            sold_wh: 0,
+            paid_minor: 0,
+            received_minor: 0,
+            grid_fee_minor: 0,
+            balance_start_minor: 0,
+            balance_end_minor: 0,
+            reputation: 0,
+        })
+        .collect();
+    for k in 0..fin {
+        let h = reader.batch_header(k)?;
+        let entries = crate::driver::batch_entries(&d.primary, &h)?;
+        let tcrs = reader.settled_tcrs_of(&h, &entries)?;
+        for tcr in &tcrs {
+            let Some(e) = usize::try_from(tcr.index).ok().and_then(|i| entries.get(i)) else { continue };
+            let t = e.tx.terms();
+            if e.tx.is_at() {
+                if tcr.outcome == Outcome::AtAccepted {
+                    accepted.insert(t.key());
+                }
+                continue;
+            }
+            let agreed = matches!(
+                tcr.outcome,
+                Outcome::StSettled(StSettlement::Agreed) | Outcome::StSettled(StSettlement::SellerDelivered)
+            );
+            if !agreed || !accepted.remove(&t.key()) {
+                continue;
+            }
+            let (Some(&b), Some(&s)) = (index.get(&t.buyer), index.get(&t.seller)) else { continue };
+            let pay = t.payment().map_or(0, |a| a.0);
+            rows[b].bought_wh = rows[b].bought_wh.saturating_add(t.em.0);
+            rows[b].paid_minor = rows[b].paid_minor.saturating_add(pay);
+            rows[b].grid_fee_minor =
+                rows[b].grid_fee_minor.saturating_add(cfg.grid_fee.saturating_mul(u128::from(t.em.0)) / 1000);
+            rows[s].sold_wh = rows[s].sold_wh.saturating_add(t.em.0);
+            rows[s].received_minor = rows[s].received_minor.saturating_add(pay);
+        }
+    }
+    // Opening balances: what was moved into each IOR account.
+    for item in reader.queue(0, u64::MAX)? {
+        if let crate::state::QueueItem::In { who, amount } = item {
+            if let Some(&i) = index.get(&who) {
+                rows[i].balance_start_minor = rows[i].balance_start_minor.saturating_add(amount.0);
+            }
+        }
+    }
+    for (row, p) in rows.iter_mut().zip(specs) {
+        let acct = d.participant(&p.address)?;
+        row.balance_end_minor = acct.balance.0;
+        row.reputation = acct.reputation;
+    }
+    Ok(rows)
 }
 
 /// What a day derives from its configuration before anything is sent.
@@ -1619,7 +1717,10 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     let per_slot = |f: fn(i64) -> i64| -> Vec<u64> {
         (0..SLOTS_PER_DAY)
             .map(|s| {
-                profiles.iter().map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64).fold(0u64, u64::saturating_add)
+                profiles
+                    .iter()
+                    .map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64)
+                    .fold(0u64, u64::saturating_add)
             })
             .collect()
     };
@@ -1682,32 +1783,73 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
 /// every row `balance_end + paid = balance_start + received` (an honest day
 /// burns nothing).
 pub fn statements_csv(days: &[DayReport]) -> String {
-    let mut out = String::from(
-        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
-    );
-    for r in days {
-        for p in &r.participants {
+    statements_csv_of(&days.iter().flat_map(statement_rows).collect::<Vec<_>>())
+}
+
+/// One row of the settlement statements ([`statements_csv`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatementRow {
+    pub day: u16,
+    pub participant: usize,
+    pub address: Address,
+    pub bought_wh: u64,
+    pub sold_wh: u64,
+    pub paid_minor: u128,
+    pub received_minor: u128,
+    pub grid_fee_minor: u128,
+    pub balance_start_minor: u128,
+    pub balance_end_minor: u128,
+    pub reputation: u32,
+}
+
+/// The statement rows of one day's report, one per participant.
+pub fn statement_rows(r: &DayReport) -> Vec<StatementRow> {
+    r.participants
+        .iter()
+        .map(|p| {
             let n = p.spec.number;
             let settled = r.trades.iter().filter(|t| t.settled);
             let paid: u128 = settled.clone().filter(|t| t.buyer == n).map(|t| t.payment).sum();
             let received: u128 = settled.clone().filter(|t| t.seller == n).map(|t| t.payment).sum();
             let fee: u128 =
                 settled.filter(|t| t.buyer == n).map(|t| r.config.grid_fee * u128::from(t.em_wh) / 1000).sum();
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
-                r.config.day,
-                n,
-                p.spec.address,
-                p.bought_wh,
-                p.sold_wh,
-                paid,
-                received,
-                fee,
-                p.balance_start,
-                p.balance_end,
-                p.reputation
-            ));
-        }
+            StatementRow {
+                day: r.config.day,
+                participant: n,
+                address: p.spec.address,
+                bought_wh: p.bought_wh,
+                sold_wh: p.sold_wh,
+                paid_minor: paid,
+                received_minor: received,
+                grid_fee_minor: fee,
+                balance_start_minor: p.balance_start,
+                balance_end_minor: p.balance_end,
+                reputation: p.reputation,
+            }
+        })
+        .collect()
+}
+
+/// Statement rows as CSV ([`statements_csv`]'s columns).
+pub fn statements_csv_of(rows: &[StatementRow]) -> String {
+    let mut out = String::from(
+        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.day,
+            r.participant,
+            r.address,
+            r.bought_wh,
+            r.sold_wh,
+            r.paid_minor,
+            r.received_minor,
+            r.grid_fee_minor,
+            r.balance_start_minor,
+            r.balance_end_minor,
+            r.reputation
+        ));
     }
     out
 }
@@ -1976,24 +2118,64 @@ mod tests {
         assert_eq!(budget, vec![coins(1).0, coins(5).0 - coins(1).0 - 100_000, coins(1).0]);
     }
 
+    /// Issue 11: at least 99 % of what each day physically allows,
+    /// `Σ_slots min(Σ surplus, Σ deficit)`, is traded on every day of the
+    /// year, by the auction alone and through the path the day sends
+    /// ([`slot_agreements`]: the auction under the participants' budgets,
+    /// then the affordability check), with each slot's budgets the funding
+    /// moved by the payments of the slots before (what the chain holds
+    /// once they settle as agreed). The bound is reached only where the
+    /// participants can pay for it: here every account is funded with the
+    /// default 50 coin, which covers it.
     #[test]
     fn every_day_of_the_year_trades_at_least_99_percent_of_the_bound() {
         let mut worst = (u64::MAX, 1u64, 0u16);
         let year = data::parse_weather(data::WEATHER_CSV).unwrap();
         let loads = data::parse_loads(data::LOAD_CSV).unwrap();
+        let params = IorParams::case_study();
         for day in 1..=365u16 {
             let cfg = DayConfig { day, ..DayConfig::default() };
             let specs = participants(&cfg);
-            let (mut traded, mut bound) = (0u64, 0u64);
+            let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
+            let mut balance = vec![coins(cfg.funding_coins).0; specs.len()];
+            let (mut pure, mut traded, mut bound) = (0u64, 0u64, 0u64);
             for net in day_net_from(&cfg, &year, &loads).unwrap() {
-                traded += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                pure += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                let mut budget = balance.clone();
+                for (b, s, em, ep) in slot_agreements(&specs, &net, &market, &mut budget, &params) {
+                    let pay = ep * u128::from(em) / 1000;
+                    balance[b] -= pay;
+                    balance[s] += pay;
+                    traded += em;
+                }
                 bound += slot_bound(&net);
             }
-            assert!(traded * 100 >= bound * 99, "day {day}: traded {traded} of {bound} Wh");
+            assert!(pure * 100 >= bound * 99, "day {day}: the auction trades {pure} of {bound} Wh");
+            assert!(traded * 100 >= bound * 99, "day {day}: the day's agreements trade {traded} of {bound} Wh");
             if bound > 0 && u128::from(traded) * u128::from(worst.1) < u128::from(worst.0) * u128::from(bound) {
                 worst = (traded, bound, day);
             }
         }
         println!("worst day {}: {} of {} Wh", worst.2, worst.0, worst.1);
+    }
+
+    /// What [`run_day`] settles on chain, on a spread of days (one a
+    /// season, the twelve slots around noon, 9:00 to 15:00, where most
+    /// is traded; a whole year of chain days, or even four whole days,
+    /// is too slow for the suite): at least 99 % of the bound, each day's
+    /// participants funded with the default 50 coin (attack r28 [5]: the
+    /// year test checked only the auction).
+    #[test]
+    fn run_day_settles_at_least_99_percent_of_the_bound_on_a_spread_of_days() {
+        for day in [15u16, 106, 197, 288] {
+            let r = run_day(DayConfig { day, slots: (18, 30), ..DayConfig::default() }).unwrap();
+            assert!(r.bound_wh > 0, "day {day}");
+            assert!(
+                r.energy_traded_wh * 100 >= r.bound_wh * 99,
+                "day {day}: settled {} of {} Wh",
+                r.energy_traded_wh,
+                r.bound_wh
+            );
+        }
     }
 }

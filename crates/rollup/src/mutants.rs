@@ -242,6 +242,11 @@ pub enum Mutation {
     /// with no check on chain, and the clock passes it (the rule before
     /// attack r26 [3]).
     BackedWithoutChallenge,
+    /// The day's auction ignores the participants' budgets
+    /// ([`crate::demo::clear_slot_within`]): pairs a seller or buyer cannot
+    /// cover are dropped afterwards and their volume is not offered to
+    /// anyone else (the rule before attack r28 [2], [5]).
+    SlotClearedWithoutBudgets,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.
