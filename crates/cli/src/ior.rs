@@ -271,6 +271,12 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
                 std::fs::write(path, gridledger_rollup::demo::statements_csv_of(&r.statements))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            if !a.no_report {
+                eprintln!(
+                    "note: a resumed day writes no HTML report (its gas, latency and block counts are of the \
+                     stopped run); the settlement statements (--statements) cover the whole day"
+                );
+            }
             print_resumed(&a, &r)?;
             anyhow::ensure!(
                 r.open_agreements == 0 && r.batches.1 >= r.batches.0,

@@ -1345,7 +1345,7 @@ fn a_flood_at_the_drivers_price_does_not_freeze_settlement() -> bool {
     run.is_ok() && fin_after > fin_before
 }
 
-const SCENARIOS: [Scenario; 47] = [
+const SCENARIOS: [Scenario; 48] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
