@@ -88,8 +88,9 @@ pub struct DayArgs {
     /// --json.
     #[arg(long, conflicts_with = "json")]
     pub example_config: bool,
-    /// Run this many consecutive days (wrapping after day 365), each on
-    /// fresh chains, and print one line per day and the totals.
+    /// Run this many consecutive days (wrapping after day 365; at most
+    /// 365), each on fresh chains, and print one line per day and the
+    /// totals.
     #[arg(long, default_value_t = 1)]
     pub days: u16,
     /// Write per-participant settlement statements (CSV, one row per
@@ -209,6 +210,12 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     if a.days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
+    // A day number names one day of the year: more than 365 would repeat
+    // them (report-day-NNN.html overwritten, the statements' `day` column
+    // ambiguous; attack r28, notes).
+    if a.days > 365 {
+        anyhow::bail!("--days {} is more than a year: at most 365 (each day of the year once)", a.days);
+    }
     if a.rpc.is_some() && a.days != 1 {
         anyhow::bail!("--rpc runs one day per chain (its IOR contracts are initialised once); use --days 1");
     }
@@ -258,6 +265,18 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
             None => None,
         };
         if let Some(r) = resume_rpc_day(&a, &cfg)? {
+            // The whole day's statements, from the chain (attack r28, cli
+            // [1]: a resumed day wrote none).
+            if let Some(path) = &a.statements {
+                std::fs::write(path, gridledger_rollup::demo::statements_csv_of(&r.statements))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !a.no_report {
+                eprintln!(
+                    "note: a resumed day writes no HTML report (its gas, latency and block counts are of the \
+                     stopped run); the settlement statements (--statements) cover the whole day"
+                );
+            }
             print_resumed(&a, &r)?;
             anyhow::ensure!(
                 r.open_agreements == 0 && r.batches.1 >= r.batches.0,

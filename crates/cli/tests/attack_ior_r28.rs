@@ -11,6 +11,11 @@
 //! coin moved on chain, never exist; the operator's `--statements` file is
 //! not created (or keeps a previous day's rows).
 //!
+//! Fixed: the resume writes the whole day's statements from the chain (its
+//! settled batches' entries and verdicts, the funding queued and the
+//! balances now); the HTML report is still written only by an
+//! uninterrupted run.
+//!
 //! Held up (control): the same day run to its end without a kill writes
 //! one statement row per participant, each closing balance the chain's.
 
@@ -50,7 +55,6 @@ fn a_day_on_a_node_writes_statements_matching_the_chain() {
 }
 
 #[test]
-#[ignore = "attack r28 [1]: a day on a node killed and resumed (`ior day --rpc`) writes no settlement statements: the resume returns before write_statements"]
 fn a_resumed_day_writes_its_settlement_statements() {
     let dir = tempfile::tempdir().unwrap();
     let (chain, _node, url) = own_chain(dir.path(), 2);
@@ -72,4 +76,15 @@ fn a_resumed_day_writes_its_settlement_statements() {
     let (next, fin, open, _, _) = after(&url);
     assert_eq!((fin, open), (next, 0), "the resume settled everything");
     statements_match_chain(&url, &statements);
+}
+
+/// Attack r28 (notes): `--days` above 365 repeated day numbers (report
+/// files overwritten, the statements' `day` column ambiguous); refused
+/// before anything runs.
+#[test]
+fn more_than_a_year_of_days_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = gl(&["ior", "day", "--no-report", "--days", "366", "--report-dir", &d(dir.path())]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("at most 365"), "{}", stderr(&o));
 }

@@ -28,7 +28,17 @@
 //! highest first; each buyer is filled from the cheapest sellers whose ask
 //! does not exceed its bid, from as many sellers as it takes, so the slot
 //! trades `min(Σ surplus, Σ deficit)` whenever prices allow (they always do
-//! with the default asks ≤ 0.20 ≤ bids). The price follows the configured
+//! with the default asks ≤ 0.20 ≤ bids). The day clears under the
+//! participants' budgets ([`clear_slot_within`]): an AT locks the buyer's
+//! payment and `D_s` and the seller's `D_s` and undo reserve (1.5 coin), so
+//! a seller that cannot lock another AT passes its remaining buyers to the
+//! next seller, and a buyer is filled with what it can pay; the volume
+//! goes to whoever can take it. The claim of at least 99 % of the bound
+//! holds where the participants can pay for it (the default 50 coin each
+//! covers the §3.5.4 community every day of the year); where they cannot
+//! (too little collateral in total), the day trades what their budgets
+//! allow, and the rest of the bound is not tradable. Prices are at most
+//! [`MAX_PRICE_PER_KWH`]. The price follows the configured
 //! [`ClearingRule`] (midpoint by default). Agreements are keyed by
 //! `(ADDR_b, ADDR_s, DT)`, so a buyer holds one agreement per seller per
 //! slot. The buyer submits the AT (Eq 3.1) countersigned by
@@ -357,15 +367,60 @@ pub struct Market {
 /// those, so the seller receives EP ≥ max(ask, tariff) and the buyer pays
 /// EP + fee ≤ bid.
 pub fn clear_slot_market(specs: &[ParticipantSpec], net: &[i64], m: &Market) -> Vec<(usize, usize, u64, u128)> {
-    let adjusted: Vec<ParticipantSpec> = specs
+    match_slot(&market_specs(specs, m), net, m.rule, None)
+}
+
+/// The participants as the market prices them: asks raised to the feed-in
+/// tariff, bids lowered by the grid fee.
+fn market_specs(specs: &[ParticipantSpec], m: &Market) -> Vec<ParticipantSpec> {
+    specs
         .iter()
         .map(|p| ParticipantSpec {
             ask: p.ask.max(m.feed_in_tariff),
             bid: p.bid.saturating_sub(m.grid_fee),
             ..p.clone()
         })
-        .collect();
-    clear_slot_with(&adjusted, net, m.rule)
+        .collect()
+}
+
+/// What each participant can put up for a slot's agreements: `free[i]` is
+/// participant `i`'s free IOR balance, an AT locks `EP × EM / 1000 + D_s`
+/// of its buyer's and `seller_lock` ([`IorParams::seller_lock`]) of its
+/// seller's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    pub free: Vec<u128>,
+    pub ds: Amount,
+    pub seller_lock: Amount,
+}
+
+/// The double auction of a slot under the participants' budgets
+/// ([`clear_slot_market`] with the budgets as constraints; attack r28 [2],
+/// [5]): a seller that cannot lock another AT's `seller_lock` is passed
+/// over for the next seller by ask, and a buyer is filled only with what
+/// it can pay (`EP × EM / 1000 + D_s` per agreement; under
+/// [`ClearingRule::Uniform`] reserved at its bid, which the slot's price
+/// never exceeds), the rest of its deficit passed over; the volume either
+/// leaves goes to the next buyer or seller whose prices match. So the slot
+/// trades `min(Σ surplus, Σ deficit)` whenever prices and budgets allow,
+/// and otherwise what the budgets allow. Every pair returned passes
+/// [`affordable_pairs`] on `b.free`.
+pub fn clear_slot_within(
+    specs: &[ParticipantSpec],
+    net: &[i64],
+    m: &Market,
+    b: &Budgets,
+) -> Vec<(usize, usize, u64, u128)> {
+    let budget =
+        Some(b.clone()).filter(|_| !crate::mutants::active(crate::mutants::Mutation::SlotClearedWithoutBudgets));
+    match_slot(&market_specs(specs, m), net, m.rule, budget)
+}
+
+/// The midpoint `floor((a + b) / 2)` without overflow (attack r28 [1]: a
+/// bid near `u128::MAX` wrapped `bid + ask`).
+pub fn midpoint(a: u128, b: u128) -> u128 {
+    let (lo, hi) = (a.min(b), a.max(b));
+    lo + (hi - lo) / 2
 }
 
 /// The double auction of one slot (see the module docs). Returns
@@ -375,14 +430,26 @@ pub fn clear_slot_market(specs: &[ParticipantSpec], net: &[i64], m: &Market) -> 
 /// covers, while the ask does not exceed the bid; so when every ask is
 /// below every bid the slot trades exactly `min(Σ surplus, Σ deficit)`.
 /// Each (buyer, seller) pair trades at most once per slot, matching the
-/// agreement key `(ADDR_b, ADDR_s, DT)`.
+/// agreement key `(ADDR_b, ADDR_s, DT)`. This ignores what the
+/// participants can pay; the day clears with [`clear_slot_within`].
 pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRule) -> Vec<(usize, usize, u64, u128)> {
+    match_slot(specs, net, rule, None)
+}
+
+/// [`clear_slot_with`], under `budget` when given ([`clear_slot_within`]).
+fn match_slot(
+    specs: &[ParticipantSpec],
+    net: &[i64],
+    rule: ClearingRule,
+    mut budget: Option<Budgets>,
+) -> Vec<(usize, usize, u64, u128)> {
     let min = MIN_TRADE_WH as i64;
+    let n = specs.len().min(net.len());
     let mut sellers: Vec<(usize, u64)> =
-        (0..specs.len()).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
+        (0..n).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
     sellers.sort_by_key(|(i, _)| (specs[*i].ask, *i));
     let mut buyers: Vec<(usize, u64)> =
-        (0..specs.len()).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
+        (0..n).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
     buyers.sort_by_key(|(i, _)| (std::cmp::Reverse(specs[*i].bid), *i));
     let mut pairs: Vec<(usize, usize, u64)> = Vec::new();
     let (mut bi, mut si) = (0, 0);
@@ -391,23 +458,59 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
         if specs[s].ask > specs[b].bid {
             break;
         }
-        let em = buyers[bi].1.min(sellers[si].1);
+        let mut em = buyers[bi].1.min(sellers[si].1);
+        let mut buyer_spent = false;
+        if let Some(bud) = budget.as_mut() {
+            let (Some(&have_b), Some(&have_s)) = (bud.free.get(b), bud.free.get(s)) else { break };
+            if have_s < bud.seller_lock.0 {
+                // The seller cannot lock another AT: the next seller.
+                si += 1;
+                continue;
+            }
+            // The most the buyer's price can be: the pair's under the
+            // midpoint rule, else its bid (the uniform price is at most
+            // every matched bid).
+            let price = match rule {
+                ClearingRule::Midpoint => midpoint(specs[b].bid, specs[s].ask),
+                ClearingRule::PayAsBid | ClearingRule::Uniform => specs[b].bid,
+            };
+            let Some(free_b) = have_b.checked_sub(bud.ds.0) else {
+                bi += 1;
+                continue;
+            };
+            let afford = match free_b.checked_mul(1000) {
+                Some(x) if price > 0 => x / price,
+                _ => u128::MAX,
+            };
+            let can = u64::try_from(afford).unwrap_or(u64::MAX);
+            if can < em {
+                em = can;
+                buyer_spent = true;
+            }
+            let pay = price.checked_mul(u128::from(em)).map(|v| v / 1000);
+            let Some(pay) = pay.filter(|p| *p <= free_b).filter(|_| em >= MIN_TRADE_WH) else {
+                bi += 1;
+                continue;
+            };
+            bud.free[b] = free_b - pay;
+            bud.free[s] = have_s - bud.seller_lock.0;
+        }
         pairs.push((b, s, em));
         buyers[bi].1 -= em;
         sellers[si].1 -= em;
-        if buyers[bi].1 == 0 {
+        if buyers[bi].1 == 0 || buyer_spent {
             bi += 1;
         }
         if sellers[si].1 == 0 {
             si += 1;
         }
     }
-    let uniform = pairs.last().map(|&(b, s, _)| (specs[b].bid + specs[s].ask) / 2).unwrap_or(0);
+    let uniform = pairs.last().map(|&(b, s, _)| midpoint(specs[b].bid, specs[s].ask)).unwrap_or(0);
     pairs
         .into_iter()
         .map(|(b, s, em)| {
             let ep = match rule {
-                ClearingRule::Midpoint => (specs[b].bid + specs[s].ask) / 2,
+                ClearingRule::Midpoint => midpoint(specs[b].bid, specs[s].ask),
                 ClearingRule::PayAsBid => specs[b].bid,
                 ClearingRule::Uniform => uniform,
             };
@@ -422,9 +525,11 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
 /// undo reserve, [`IorParams::seller_lock`]), so a pair either cannot
 /// cover would only be refused on chain and cost its buyer α of reputation.
 /// `budget[i]` is what participant `i` holds free for the slot; it is
-/// reduced by each kept pair. The energy of a skipped pair goes untraded
-/// (the slot is not re-cleared): the demo's choice, so a buyer who cannot
-/// pay loses its trade, not its reputation, and the day goes on.
+/// reduced by each kept pair. A buyer who cannot pay loses its trade, not
+/// its reputation, and the day goes on. The day clears under the budgets
+/// first ([`clear_slot_within`], so the volume a pair could not cover goes
+/// to another buyer or seller); this is the check that nothing refused on
+/// chain is sent ([`slot_agreements`]).
 pub fn affordable_pairs(
     pairs: Vec<(usize, usize, u64, u128)>,
     budget: &mut [u128],
@@ -449,10 +554,28 @@ pub fn affordable_pairs(
         .collect()
 }
 
+/// The agreements of a slot as the day sends them: the auction under the
+/// participants' free balances `budget` ([`clear_slot_within`]), each pair
+/// then checked against them ([`affordable_pairs`], which keeps them all:
+/// the auction reserved at least each pair's lock), `budget` reduced by
+/// what they lock.
+pub fn slot_agreements(
+    specs: &[ParticipantSpec],
+    net: &[i64],
+    market: &Market,
+    budget: &mut [u128],
+    params: &IorParams,
+) -> Vec<(usize, usize, u64, u128)> {
+    let b = Budgets { free: budget.to_vec(), ds: params.ds, seller_lock: params.seller_lock() };
+    let cleared = clear_slot_within(specs, net, market, &b);
+    affordable_pairs(cleared, budget, params.ds, params.seller_lock())
+}
+
 /// Parses metered net energy, one column per meter: a header row (a time
 /// label, then one name per meter) and either 96 quarter-hour or 24 hourly
-/// rows of signed integer Wh (export positive; the first column is a label
-/// and ignored). Returns per meter its 48 half-hour slots: quarter hours
+/// rows of signed integer Wh (export positive; the first column is a label:
+/// where it names a time of day, `HH:MM`, it must match the resolution,
+/// [`check_time_labels`], else it is ignored). Returns per meter its 48 half-hour slots: quarter hours
 /// are summed in pairs; an hour is split into `floor(v/2)` and the rest,
 /// so no Wh is lost.
 pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
@@ -464,11 +587,13 @@ pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
         return Err(bad("the header names no meter column".into()));
     }
     let mut rows: Vec<Vec<i64>> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
     for (i, line) in lines.enumerate() {
         let cells: Vec<&str> = line.split(',').collect();
         if cells.len() != meters + 1 {
             return Err(bad(format!("row {} has {} columns, the header {}", i + 2, cells.len(), meters + 1)));
         }
+        labels.push(cells[0].trim());
         let values = cells[1..]
             .iter()
             .map(|c| {
@@ -501,7 +626,71 @@ pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
     if rows.len() != 96 && rows.len() != 24 {
         return Err(bad(format!("expected 96 quarter-hour or 24 hourly rows, got {}", rows.len())));
     }
+    check_time_labels(&labels, 24 * 60 / rows.len() as u32).map_err(bad)?;
     Ok((0..meters).map(per_slot).collect())
+}
+
+/// The time of day a meter CSV label names, in minutes: its last `HH:MM`
+/// or `HH:MM:SS` (after a date and a space or `T`, if any; seconds must be
+/// 0); `None` for a label that names no time (a row number, say).
+fn label_minutes(label: &str) -> Option<u32> {
+    let time = label.rsplit([' ', 'T']).next()?;
+    let mut parts = time.split(':');
+    let (h, m) = (parts.next()?, parts.next()?);
+    let sec = parts.next();
+    let digits = |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|c| c.is_ascii_digit());
+    if !digits(h) || !digits(m) || parts.next().is_some() || sec.is_some_and(|x| !digits(x)) {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    if sec.is_some_and(|x| x.parse::<u32>() != Ok(0)) || m >= 60 || h > 24 {
+        return None;
+    }
+    Some(h * 60 + m)
+}
+
+/// A meter CSV's time labels match its resolution of `step` minutes (15
+/// for 96 rows, 60 for 24; attack r28 [4]: six hours of quarter-hour rows
+/// were read as a whole hourly day). Labels that name a time must all do,
+/// and either each row's start (`00:00`, `00:15`, …) or each row's end
+/// (`00:15`, …, `24:00` or `00:00`) in order; labels that name no time (row
+/// numbers) are not checked.
+fn check_time_labels(labels: &[&str], step: u32) -> Result<(), String> {
+    let times: Vec<Option<u32>> = labels.iter().map(|l| label_minutes(l)).collect();
+    if times.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let day = 24 * 60;
+    let first = times[0];
+    let offset = match first {
+        Some(0) => 0,
+        Some(t) if t == step => step,
+        _ => {
+            return Err(format!(
+                "row 2: time label {:?} is neither 00:00 nor {:02}:{:02}: the first row of {} rows of {step} minutes \
+                 starts or ends there",
+                labels[0],
+                step / 60,
+                step % 60,
+                labels.len()
+            ))
+        }
+    };
+    for (i, (t, label)) in times.iter().zip(labels).enumerate() {
+        let want = (i as u32 * step + offset) % day;
+        if t.map(|t| t % day) != Some(want) {
+            return Err(format!(
+                "row {}: time label {label:?} is not {:02}:{:02}: {} rows are a day of {step}-minute readings, each \
+                 labelled by its {}",
+                i + 2,
+                want / 60,
+                want % 60,
+                labels.len(),
+                if offset == 0 { "start" } else { "end" }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Largest metered value (Wh per row, either sign) a meter CSV or
@@ -578,6 +767,51 @@ fn node_counts(executors: usize, validators: usize) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// Highest price (ask, bid, grid fee, feed-in tariff) a day takes, minor
+/// units per kWh: 1,000 coin/kWh, thousands of times any retail tariff,
+/// and small enough that a price times any slot's energy fits a `u128`
+/// (attack r28 [1]: a community file's bid near `u128::MAX` overflowed the
+/// midpoint).
+pub const MAX_PRICE_PER_KWH: u128 = 1_000 * MINOR_PER_COIN;
+
+/// Largest PV area a community file may give a participant, dm² (1 km²:
+/// a utility plant, about 90 MWh a sunny half hour).
+pub const MAX_PV_AREA_DM2: u32 = 100_000_000;
+
+/// Largest rotor diameter a community file may give a participant, cm
+/// (300 m, beyond any turbine built; attack r28 [3]: a rotor of
+/// `u32::MAX` cm made a slot's generation ~8·10¹⁷ Wh and overflowed the
+/// report's per-slot sums).
+pub const MAX_ROTOR_DIAMETER_CM: u32 = 30_000;
+
+/// Most participants a day takes. Each is a development account, and the
+/// day's cost grows with them: a slot with 800 participants takes about
+/// 110 s in a debug build (attack r28, notes), so 1,000 bounds a day's
+/// run to hours, not weeks.
+pub const MAX_PARTICIPANTS: usize = 1_000;
+
+/// `price` (minor units per kWh, named `what`) within [`MAX_PRICE_PER_KWH`].
+fn check_price(what: &str, price: u128) -> Result<(), DemoError> {
+    if price > MAX_PRICE_PER_KWH {
+        return Err(DemoError::Config(format!(
+            "{what} {price} minor units per kWh is beyond the highest price {MAX_PRICE_PER_KWH} (1,000 coin/kWh)"
+        )));
+    }
+    Ok(())
+}
+
+/// A participant's plant within [`MAX_PV_AREA_DM2`] and
+/// [`MAX_ROTOR_DIAMETER_CM`].
+fn check_plant(number: usize, pv_area_dm2: u32, rotor_diameter_cm: u32) -> Result<(), DemoError> {
+    if pv_area_dm2 > MAX_PV_AREA_DM2 || rotor_diameter_cm > MAX_ROTOR_DIAMETER_CM {
+        return Err(DemoError::Config(format!(
+            "participant {number}: PV area {pv_area_dm2} dm² and rotor diameter {rotor_diameter_cm} cm: at most \
+             {MAX_PV_AREA_DM2} dm² and {MAX_ROTOR_DIAMETER_CM} cm"
+        )));
+    }
+    Ok(())
+}
+
 /// An energy community as a TOML file describes it (`gridledger ior day
 /// --config community.toml`): the market terms, the chain sizes and the
 /// participants with their load and generation and prices. Meters are the
@@ -644,6 +878,14 @@ impl Community {
         };
         funding_of(self.funding_coins)?;
         node_counts(self.executors, self.validators)?;
+        check_price("grid_fee", self.grid_fee)?;
+        check_price("feed_in_tariff", self.feed_in_tariff)?;
+        if self.participant.len() > MAX_PARTICIPANTS {
+            return Err(DemoError::Config(format!(
+                "{} participants: a community has at most {MAX_PARTICIPANTS}",
+                self.participant.len()
+            )));
+        }
         if self.participant.is_empty() {
             return Ok(cfg);
         }
@@ -665,6 +907,9 @@ impl Community {
                     i + 1
                 )));
             }
+            check_price(&format!("participant {}: ask", i + 1), p.ask)?;
+            check_price(&format!("participant {}: bid", i + 1), p.bid)?;
+            check_plant(i + 1, p.pv_area_dm2, p.rotor_diameter_cm)?;
             list.push(ParticipantSpec {
                 number: i + 1,
                 address: dev_key(i).address(),
@@ -956,6 +1201,13 @@ pub struct ResumeReport {
     pub open_agreements: usize,
     /// The participants' IOR balances, summed, after the resume.
     pub ior_total_end: u128,
+    /// The whole day's settlement statements ([`statements_csv_of`]), from
+    /// the chain: each participant's funding (its queued deposits) as the
+    /// opening balance, its IOR balance now as the closing one, and what it
+    /// bought, sold, paid and received in the agreements the settled
+    /// batches accepted and settled (attack r28, cli [1]: a resumed day
+    /// wrote no statements).
+    pub statements: Vec<StatementRow>,
 }
 
 /// Finishes a day an earlier run started on the chains `attach` returns
@@ -1056,7 +1308,9 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
     for p in &specs {
         ior_total_end = ior_total_end.saturating_add(d.participant(&p.address)?.balance.0);
     }
+    let statements = chain_statements(cfg, &specs, &d)?;
     Ok(ResumeReport {
+        statements,
         resumed: true,
         batches_settled,
         agreements_settled: outcomes.values().sum(),
@@ -1065,6 +1319,81 @@ pub fn resume_day<P: ChainClient, S: ChainClient>(
         open_agreements: state.agreements.len(),
         ior_total_end,
     })
+}
+
+/// The day's statement rows as the chain holds them ([`ResumeReport::statements`]):
+/// every settled batch's entries with the chain's verdicts; an agreement
+/// counts once its AT was accepted and its ST settled it as agreed or
+/// delivered, as in [`run_day_with_progress`].
+fn chain_statements<P: ChainClient, S: ChainClient>(
+    cfg: &DayConfig,
+    specs: &[ParticipantSpec],
+    d: &DualChain<P, S>,
+) -> Result<Vec<StatementRow>, DemoError> {
+    let index: BTreeMap<Address, usize> = specs.iter().enumerate().map(|(i, p)| (p.address, i)).collect();
+    let reader = d.reader();
+    let (_, fin) = reader.progress()?;
+    let mut accepted: std::collections::BTreeSet<AgreementKey> = std::collections::BTreeSet::new();
+    let mut rows: Vec<StatementRow> = specs
+        .iter()
+        .map(|p| StatementRow {
+            day: cfg.day,
+            participant: p.number,
+            address: p.address,
+            bought_wh: 0,
+            sold_wh: 0,
+            paid_minor: 0,
+            received_minor: 0,
+            grid_fee_minor: 0,
+            balance_start_minor: 0,
+            balance_end_minor: 0,
+            reputation: 0,
+        })
+        .collect();
+    for k in 0..fin {
+        let h = reader.batch_header(k)?;
+        let entries = crate::driver::batch_entries(&d.primary, &h)?;
+        let tcrs = reader.settled_tcrs_of(&h, &entries)?;
+        for tcr in &tcrs {
+            let Some(e) = usize::try_from(tcr.index).ok().and_then(|i| entries.get(i)) else { continue };
+            let t = e.tx.terms();
+            if e.tx.is_at() {
+                if tcr.outcome == Outcome::AtAccepted {
+                    accepted.insert(t.key());
+                }
+                continue;
+            }
+            let agreed = matches!(
+                tcr.outcome,
+                Outcome::StSettled(StSettlement::Agreed) | Outcome::StSettled(StSettlement::SellerDelivered)
+            );
+            if !agreed || !accepted.remove(&t.key()) {
+                continue;
+            }
+            let (Some(&b), Some(&s)) = (index.get(&t.buyer), index.get(&t.seller)) else { continue };
+            let pay = t.payment().map_or(0, |a| a.0);
+            rows[b].bought_wh = rows[b].bought_wh.saturating_add(t.em.0);
+            rows[b].paid_minor = rows[b].paid_minor.saturating_add(pay);
+            rows[b].grid_fee_minor =
+                rows[b].grid_fee_minor.saturating_add(cfg.grid_fee.saturating_mul(u128::from(t.em.0)) / 1000);
+            rows[s].sold_wh = rows[s].sold_wh.saturating_add(t.em.0);
+            rows[s].received_minor = rows[s].received_minor.saturating_add(pay);
+        }
+    }
+    // Opening balances: what was moved into each IOR account.
+    for item in reader.queue(0, u64::MAX)? {
+        if let crate::state::QueueItem::In { who, amount } = item {
+            if let Some(&i) = index.get(&who) {
+                rows[i].balance_start_minor = rows[i].balance_start_minor.saturating_add(amount.0);
+            }
+        }
+    }
+    for (row, p) in rows.iter_mut().zip(specs) {
+        let acct = d.participant(&p.address)?;
+        row.balance_end_minor = acct.balance.0;
+        row.reputation = acct.reputation;
+    }
+    Ok(rows)
 }
 
 /// What a day derives from its configuration before anything is sent.
@@ -1098,6 +1427,16 @@ fn day_setup(cfg: &DayConfig) -> Result<DaySetup, DemoError> {
     let weather = data::weather_day(&data::parse_weather(data::WEATHER_CSV)?, cfg.day)?;
     let loads = data::parse_loads(data::LOAD_CSV)?;
     let specs = participants(cfg);
+    if specs.len() > MAX_PARTICIPANTS {
+        return Err(DemoError::Config(format!("{} participants: a day has at most {MAX_PARTICIPANTS}", specs.len())));
+    }
+    check_price("grid_fee", cfg.grid_fee)?;
+    check_price("feed_in_tariff", cfg.feed_in_tariff)?;
+    for p in &specs {
+        check_price(&format!("participant {}: ask", p.number), p.ask)?;
+        check_price(&format!("participant {}: bid", p.number), p.bid)?;
+        check_plant(p.number, p.pv_area_dm2, p.rotor_diameter_cm)?;
+    }
     let profiles = match &cfg.metered {
         None => specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?,
         Some(m) => {
@@ -1119,6 +1458,16 @@ fn day_setup(cfg: &DayConfig) -> Result<DaySetup, DemoError> {
                 .collect()
         }
     };
+    // Simulated generation and load within what a meter may report, so the
+    // day's sums cannot overflow (attack r28 [3]).
+    for (p, pr) in specs.iter().zip(&profiles) {
+        if pr.generation_wh.iter().chain(&pr.load_wh).any(|v| *v > MAX_METERED_WH) {
+            return Err(DemoError::Config(format!(
+                "participant {}: a slot's generation or load is beyond {MAX_METERED_WH} Wh",
+                p.number
+            )));
+        }
+    }
     let n = specs.len();
     let mut params = IorParams::case_study();
     // A compressed real-clock slot is one metering interval: its single
@@ -1252,8 +1601,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
                 budget[t.seller - 1] =
                     budget[t.seller - 1].saturating_add(params.seller_lock().0).saturating_add(t.payment);
             }
-            let cleared = clear_slot_market(&specs, &net, &market);
-            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds, params.seller_lock()) {
+            for (b, s, em, ep) in slot_agreements(&specs, &net, &market, &mut budget, &params) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -1368,7 +1716,12 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     let black_hole = d.primary.account(&BLACK_HOLE).balance.0;
     let per_slot = |f: fn(i64) -> i64| -> Vec<u64> {
         (0..SLOTS_PER_DAY)
-            .map(|s| profiles.iter().map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64).sum())
+            .map(|s| {
+                profiles
+                    .iter()
+                    .map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64)
+                    .fold(0u64, u64::saturating_add)
+            })
             .collect()
     };
     // Every transaction the driver sent, successful or not.
@@ -1430,32 +1783,73 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
 /// every row `balance_end + paid = balance_start + received` (an honest day
 /// burns nothing).
 pub fn statements_csv(days: &[DayReport]) -> String {
-    let mut out = String::from(
-        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
-    );
-    for r in days {
-        for p in &r.participants {
+    statements_csv_of(&days.iter().flat_map(statement_rows).collect::<Vec<_>>())
+}
+
+/// One row of the settlement statements ([`statements_csv`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatementRow {
+    pub day: u16,
+    pub participant: usize,
+    pub address: Address,
+    pub bought_wh: u64,
+    pub sold_wh: u64,
+    pub paid_minor: u128,
+    pub received_minor: u128,
+    pub grid_fee_minor: u128,
+    pub balance_start_minor: u128,
+    pub balance_end_minor: u128,
+    pub reputation: u32,
+}
+
+/// The statement rows of one day's report, one per participant.
+pub fn statement_rows(r: &DayReport) -> Vec<StatementRow> {
+    r.participants
+        .iter()
+        .map(|p| {
             let n = p.spec.number;
             let settled = r.trades.iter().filter(|t| t.settled);
             let paid: u128 = settled.clone().filter(|t| t.buyer == n).map(|t| t.payment).sum();
             let received: u128 = settled.clone().filter(|t| t.seller == n).map(|t| t.payment).sum();
             let fee: u128 =
                 settled.filter(|t| t.buyer == n).map(|t| r.config.grid_fee * u128::from(t.em_wh) / 1000).sum();
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
-                r.config.day,
-                n,
-                p.spec.address,
-                p.bought_wh,
-                p.sold_wh,
-                paid,
-                received,
-                fee,
-                p.balance_start,
-                p.balance_end,
-                p.reputation
-            ));
-        }
+            StatementRow {
+                day: r.config.day,
+                participant: n,
+                address: p.spec.address,
+                bought_wh: p.bought_wh,
+                sold_wh: p.sold_wh,
+                paid_minor: paid,
+                received_minor: received,
+                grid_fee_minor: fee,
+                balance_start_minor: p.balance_start,
+                balance_end_minor: p.balance_end,
+                reputation: p.reputation,
+            }
+        })
+        .collect()
+}
+
+/// Statement rows as CSV ([`statements_csv`]'s columns).
+pub fn statements_csv_of(rows: &[StatementRow]) -> String {
+    let mut out = String::from(
+        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.day,
+            r.participant,
+            r.address,
+            r.bought_wh,
+            r.sold_wh,
+            r.paid_minor,
+            r.received_minor,
+            r.grid_fee_minor,
+            r.balance_start_minor,
+            r.balance_end_minor,
+            r.reputation
+        ));
     }
     out
 }
@@ -1724,24 +2118,64 @@ mod tests {
         assert_eq!(budget, vec![coins(1).0, coins(5).0 - coins(1).0 - 100_000, coins(1).0]);
     }
 
+    /// Issue 11: at least 99 % of what each day physically allows,
+    /// `Σ_slots min(Σ surplus, Σ deficit)`, is traded on every day of the
+    /// year, by the auction alone and through the path the day sends
+    /// ([`slot_agreements`]: the auction under the participants' budgets,
+    /// then the affordability check), with each slot's budgets the funding
+    /// moved by the payments of the slots before (what the chain holds
+    /// once they settle as agreed). The bound is reached only where the
+    /// participants can pay for it: here every account is funded with the
+    /// default 50 coin, which covers it.
     #[test]
     fn every_day_of_the_year_trades_at_least_99_percent_of_the_bound() {
         let mut worst = (u64::MAX, 1u64, 0u16);
         let year = data::parse_weather(data::WEATHER_CSV).unwrap();
         let loads = data::parse_loads(data::LOAD_CSV).unwrap();
+        let params = IorParams::case_study();
         for day in 1..=365u16 {
             let cfg = DayConfig { day, ..DayConfig::default() };
             let specs = participants(&cfg);
-            let (mut traded, mut bound) = (0u64, 0u64);
+            let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
+            let mut balance = vec![coins(cfg.funding_coins).0; specs.len()];
+            let (mut pure, mut traded, mut bound) = (0u64, 0u64, 0u64);
             for net in day_net_from(&cfg, &year, &loads).unwrap() {
-                traded += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                pure += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                let mut budget = balance.clone();
+                for (b, s, em, ep) in slot_agreements(&specs, &net, &market, &mut budget, &params) {
+                    let pay = ep * u128::from(em) / 1000;
+                    balance[b] -= pay;
+                    balance[s] += pay;
+                    traded += em;
+                }
                 bound += slot_bound(&net);
             }
-            assert!(traded * 100 >= bound * 99, "day {day}: traded {traded} of {bound} Wh");
+            assert!(pure * 100 >= bound * 99, "day {day}: the auction trades {pure} of {bound} Wh");
+            assert!(traded * 100 >= bound * 99, "day {day}: the day's agreements trade {traded} of {bound} Wh");
             if bound > 0 && u128::from(traded) * u128::from(worst.1) < u128::from(worst.0) * u128::from(bound) {
                 worst = (traded, bound, day);
             }
         }
         println!("worst day {}: {} of {} Wh", worst.2, worst.0, worst.1);
+    }
+
+    /// What [`run_day`] settles on chain, on a spread of days (one a
+    /// season, the twelve slots around noon, 9:00 to 15:00, where most
+    /// is traded; a whole year of chain days, or even four whole days,
+    /// is too slow for the suite): at least 99 % of the bound, each day's
+    /// participants funded with the default 50 coin (attack r28 [5]: the
+    /// year test checked only the auction).
+    #[test]
+    fn run_day_settles_at_least_99_percent_of_the_bound_on_a_spread_of_days() {
+        for day in [15u16, 106, 197, 288] {
+            let r = run_day(DayConfig { day, slots: (18, 30), ..DayConfig::default() }).unwrap();
+            assert!(r.bound_wh > 0, "day {day}");
+            assert!(
+                r.energy_traded_wh * 100 >= r.bound_wh * 99,
+                "day {day}: settled {} of {} Wh",
+                r.energy_traded_wh,
+                r.bound_wh
+            );
+        }
     }
 }

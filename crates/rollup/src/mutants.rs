@@ -249,6 +249,11 @@ pub enum Mutation {
     /// while a posting is unchecked, and a flood runs its window out (the
     /// rule before the follow-up to attack r27 [2]).
     UncheckedPostingSealedThrough,
+    /// The day's auction ignores the participants' budgets
+    /// ([`crate::demo::clear_slot_within`]): pairs a seller or buyer cannot
+    /// cover are dropped afterwards and their volume is not offered to
+    /// anyone else (the rule before attack r28 [2], [5]).
+    SlotClearedWithoutBudgets,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

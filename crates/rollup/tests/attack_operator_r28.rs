@@ -80,7 +80,6 @@ fn spec(i: usize, prosumer: bool, ask: u128, bid: u128) -> ParticipantSpec {
 /// and ask overflows. Checked on the pure auction (what `run_day` calls
 /// each slot) and through `run_day` on a community file.
 #[test]
-#[ignore = "attack r28 [1]: a community file's bid near u128::MAX overflows the midpoint (panic; in release the seller is paid far below its ask)"]
 fn a_huge_bid_is_refused_or_priced_within_bid_and_ask() {
     let ask = 150_000u128;
     let bid = u128::MAX - 100_000;
@@ -134,7 +133,6 @@ bid = {bid}
 /// slots it can no longer pay; its pairs are skipped, and S's surplus goes
 /// unsold while B, funded and bidding above S's ask, buys nothing.
 #[test]
-#[ignore = "attack r28 [2]: a skipped pair is not re-cleared: an exhausted high bidder starves a funded buyer while the seller's surplus goes unsold"]
 #[allow(clippy::needless_range_loop)]
 fn a_buyer_out_of_funds_does_not_starve_the_others() {
     let mut csv = String::from("time,s,a,b\n");
@@ -182,7 +180,6 @@ fn a_buyer_out_of_funds_does_not_starve_the_others() {
 /// day with an hour above the rated wind speed (day 205): the report's
 /// per-slot supply sum overflows.
 #[test]
-#[ignore = "attack r28 [3]: huge rotor diameters overflow the day report's per-slot supply sum (panic on outside input)"]
 fn huge_turbines_are_refused_or_reported_without_overflow() {
     let mut text = String::from("day = 205\nfunding_coins = 50\n");
     for _ in 0..24 {
@@ -212,7 +209,6 @@ fn huge_turbines_are_refused_or_reported_without_overflow() {
 /// [4] A quarter-hour export of six hours (24 rows, labelled by quarter
 /// hour) is taken as a day of hourly readings.
 #[test]
-#[ignore = "attack r28 [4]: the meter CSV's time labels are ignored: six hours of quarter-hour rows are read as a whole hourly day"]
 fn quarter_hour_labels_are_not_read_as_hours() {
     let mut csv = String::from("time,m1,m2\n");
     for q in 0..24 {
@@ -334,7 +330,6 @@ fn the_case_study_gives_the_thesis_numbers() {
 /// other 7 pairs are skipped by `affordable_pairs` and not re-cleared,
 /// though the barn's surplus and the households' funds would cover them.
 #[test]
-#[ignore = "attack r28 [5]: a seller matched to more buyers than its 50 coin covers in deposits (33) leaves the rest untraded: a 2-plant, 40-household community trades 82.5% of the slot's bound"]
 fn a_community_with_many_households_per_plant_trades_99_percent() {
     let mut text = String::from("funding_coins = 50\n");
     for ask in [150_000, 160_000] {

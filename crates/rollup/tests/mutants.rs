@@ -1393,7 +1393,7 @@ fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
     h.overturned && h.post_root != Some(sub.post_root)
 }
 
-const SCENARIOS: [Scenario; 48] = [
+const SCENARIOS: [Scenario; 49] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1472,7 +1472,36 @@ const SCENARIOS: [Scenario; 48] = [
         a_flood_at_the_drivers_price_does_not_freeze_settlement,
     ),
     ("a driver call behind junk leaves the IOR window", a_driver_call_behind_junk_leaves_the_ior_window),
+    ("a seller out of deposits passes its buyers on", a_seller_out_of_deposits_passes_its_buyers_on),
 ];
+
+/// Attack r28 [5] on the pure path the day sends: two sellers, the cheaper
+/// funded for two ATs' locks, and four buyers its surplus would cover. The
+/// buyers it cannot lock for go to the other seller, so the slot trades
+/// its whole bound.
+fn a_seller_out_of_deposits_passes_its_buyers_on() -> bool {
+    use gridledger_rollup::demo::{slot_agreements, slot_bound, Market, ParticipantSpec};
+    use gridledger_rollup::types::IorParams;
+    let params = IorParams::case_study();
+    let spec = |i: usize, ask: u128| ParticipantSpec {
+        number: i + 1,
+        address: gridledger_ledger::devnet::dev_key(i).address(),
+        prosumer: i < 2,
+        load_profile: "H0-A".into(),
+        load_scale_permille: 1000,
+        load_shift_slots: 0,
+        pv_area_dm2: 0,
+        rotor_diameter_cm: 0,
+        ask,
+        bid: 250_000,
+    };
+    let specs: Vec<ParticipantSpec> = (0..6).map(|i| spec(i, if i == 1 { 160_000 } else { 150_000 })).collect();
+    let net = [4_000, 4_000, -1_000, -1_000, -1_000, -1_000];
+    let lock = params.seller_lock().0;
+    let mut budget = vec![2 * lock + lock / 2, coins(50).0, coins(50).0, coins(50).0, coins(50).0, coins(50).0];
+    let pairs = slot_agreements(&specs, &net, &Market::default(), &mut budget, &params);
+    pairs.iter().map(|p| p.2).sum::<u64>() == slot_bound(&net)
+}
 
 gridledger_core::mutation_check! {
     plant: plant,
@@ -1526,4 +1555,5 @@ gridledger_core::mutation_check! {
     backed_without_challenge_is_caught: Mutation::BackedWithoutChallenge => "a posting no owner can bond against stops the run",
     full_mempool_not_sealed_is_caught: Mutation::FullMempoolNotSealed => "a flood at the driver's price does not freeze settlement",
     unchecked_posting_sealed_through_is_caught: Mutation::UncheckedPostingSealedThrough => "a driver call behind junk leaves the IOR window",
+    slot_cleared_without_budgets_is_caught: Mutation::SlotClearedWithoutBudgets => "a seller out of deposits passes its buyers on",
 }
