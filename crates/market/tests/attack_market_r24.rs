@@ -30,11 +30,17 @@
 //!
 //! Held up: `pf` redefined between the two statements is read at each
 //! statement as MATLAB does; the power-factor statements out of order,
-//! twice, before the kW conversion or with `pf` outside (0, 1] are refused.
+//! twice, before the kW conversion or with `pf` outside (0, 1] are refused;
+//! LinDistFlow on case33bw with its substation branch written the other
+//! way round as a tapped transformer (τ 1.0–1.08) and a far-end capacitor
+//! bank (up to 1.5 MVAr): a far-end export cleared by the central reference
+//! keeps the AC flow within V max / V min (highest 1.097 p.u.).
 //!
 //! `tests/data/case141.m` is MATPOWER's case file as shipped with MATPOWER
 //! 8.1 (Khodr et al. 2008); MATPOWER's case files are not under its BSD
 //! licence.
+
+mod common;
 
 use gridledger_market::Case;
 
@@ -147,4 +153,51 @@ fn a_local_shadowing_the_idioms_functions_is_not_ignored() {
         let want = (0.075, 0.075 * 0.5f64.sin());
         assert!(close(got, want), "bus 8 (Pd, Qd) = {got:?}; MATLAB indexes the variable `acos`: {want:?}");
     }
+}
+
+/// case33bw with its substation branch 1-2 written the other way round
+/// (`from` 2, `to` 1) as an off-nominal transformer at bus 2 (`tap`), and
+/// a `cap_mvar` capacitor bank at the far end (bus 18).
+fn case33bw_reversed_tap(tap: f64, cap_mvar: f64) -> Case {
+    let mut c = Case::parse(gridledger_market::CASE33BW).unwrap();
+    let b = c.branches.iter_mut().find(|b| b.from == 1 && b.to == 2).unwrap();
+    (b.from, b.to, b.tap) = (2, 1, tap);
+    c.buses.iter_mut().find(|b| b.id == 18).unwrap().bs = cap_mvar;
+    c
+}
+
+/// A seller at bus 18 sells to a buyer at the substation: the central
+/// clearing on LinDistFlow, then the AC flow of that dispatch stays within
+/// V max and V min to LinDistFlow's accuracy (0.01 p.u., as round 22).
+#[test]
+fn reversed_tapped_substation_branch_with_a_far_end_capacitor_keeps_the_limits() {
+    use gridledger_market::clearing::{clear, network_for, Algorithm};
+    use gridledger_market::problem::{Market, Side};
+    let mut checked = 0;
+    for (tap, cap) in [(1.05, 0.0), (1.03, 1.0), (1.0, 1.5), (1.08, 0.5)] {
+        let case = case33bw_reversed_tap(tap, cap);
+        let Ok(net) = network_for(&case, 1.0) else { continue };
+        let market = Market {
+            buyers: vec![common::p(Side::Buyer, 1, 1e-6, 0.5, 0.0, 20_000.0)],
+            sellers: vec![common::p(Side::Seller, 18, 1e-6, 0.01, 0.0, 20_000.0)],
+        };
+        let Ok(c) = clear(&market, &net, Algorithm::Central) else { continue };
+        let mut after = case.clone();
+        for (id, d) in [(18u32, -c.energy_kwh), (1, c.energy_kwh)] {
+            after.buses.iter_mut().find(|b| b.id == id).unwrap().pd += d / 1000.0;
+        }
+        let Ok(r) = gridledger_market::run_pf(&after, gridledger_market::PfOptions::default()) else { continue };
+        assert!(
+            r.max_vm <= 1.11 && r.min_vm >= 0.89,
+            "tap {tap}, cap {cap} MVAr: cleared {:.0} kWh; AC max {:.4} at bus {}, min {:.4} at bus {}",
+            c.energy_kwh,
+            r.max_vm,
+            r.max_vm_bus,
+            r.min_vm,
+            r.min_vm_bus
+        );
+        eprintln!("tap {tap} cap {cap}: {:.0} kWh, AC max {:.4} min {:.4}", c.energy_kwh, r.max_vm, r.min_vm);
+        checked += 1;
+    }
+    assert!(checked > 0, "no variant was cleared and solved");
 }
