@@ -387,7 +387,9 @@ fn index_helper(line: &str) -> Option<Option<&'static [&'static str]>> {
 /// a value the parser does not evaluate (a call, another variable) is
 /// refused, not assumed harmless.
 fn is_harmless_local(stmt: &str) -> bool {
-    const READ: [&str; 8] = ["mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD"];
+    // names the recognised code reads: a local of that name would change
+    // what MATLAB runs there (`acos = 0.5;` makes `acos(pf)` an index)
+    const READ: [&str; 10] = ["mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD", "sin", "acos"];
     let Some((lhs, rhs)) = stmt.split_once('=') else { return false };
     let value = rhs.strip_suffix(';').unwrap_or(rhs);
     !lhs.is_empty()
@@ -421,13 +423,29 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
     // the plain-number locals (`pf = 0.85;`)
     let mut locals: BTreeMap<String, f64> = BTreeMap::new();
     let mut i = 0;
+    // whether a statement (or the file's `function` line) came before:
+    // MATLAB runs only a function file's first function, so a later
+    // `function` line starts a local function whose body may or may not be
+    // called — refused rather than guessed (attack r24 [2])
+    let mut begun = false;
     while i < lines.len() {
         let lineno = i + 1;
         let mut line = lines[i].trim().to_string();
         i += 1;
-        if line.is_empty() || line.starts_with("function") {
+        if line.is_empty() {
             continue;
         }
+        if line.starts_with("function") {
+            if begun {
+                return Err(CaseError::UnsupportedCode {
+                    line: lineno,
+                    stmt: format!("a second function (only the file's first is read): {line}"),
+                });
+            }
+            begun = true;
+            continue;
+        }
+        begun = true;
         let Some(rest) = line.strip_prefix("mpc.").map(str::to_string) else {
             // MATLAB continuation lines (`...`) join one statement
             while line.ends_with("...") {
@@ -466,8 +484,11 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 bases.push(*def);
                 continue;
             }
-            if is_harmless_local(&stmt) {
-                if let Some((name, value)) = stmt.split_once('=') {
+            // a local is read without squashing its commas: `pf = 0.8, 5;`
+            // is two statements to MATLAB, not `pf = 0.85` (attack r24 [1])
+            let plain: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if is_harmless_local(&plain) {
+                if let Some((name, value)) = plain.split_once('=') {
                     let value = value.strip_suffix(';').unwrap_or(value).parse::<f64>().ok();
                     locals.insert(name.to_string(), value.unwrap_or(f64::NAN));
                 }

@@ -2,9 +2,12 @@
 //! parser's reading of case141's power-factor idiom and of the MATLAB code
 //! around it.
 //!
-//! The `#[ignore]`d tests are findings (they fail on the code as it
+//! The `#[ignore]`d test is a finding (it fails on the code as it
 //! stands): `cargo test -p gridledger-market --test attack_market_r24 -- --ignored`.
-//! The others are attacks that held up.
+//! Findings [1]-[3] were `#[ignore]`d until fixed: a local is read with
+//! its commas (`pf = 0.8, 5;` is refused), a second `function` line is
+//! refused, and locals named `sin` or `acos` are refused. The others are
+//! attacks that held up.
 //!
 //! Findings:
 //! - [1] medium (silently wrong case): a local line is squashed (commas and
@@ -91,7 +94,6 @@ fn case141_reads_as_matlab() {
 // the line refused. Observed: the squashed line `pf=0.85;` is taken as a
 // plain local, pf = 0.85.
 #[test]
-#[ignore = "attack r24 [1]: `pf = 0.8, 5;` read as pf = 0.85 (commas squashed out of a local line); MATLAB: 0.8"]
 fn a_comma_in_a_local_line_does_not_join_its_digits() {
     let text = CASE141.replace(PF_LINE, "pf = 0.8, 5;");
     if let Some(got) = bus8(&text) {
@@ -105,7 +107,6 @@ fn a_comma_in_a_local_line_does_not_join_its_digits() {
 // not apply (bus 8: 0.075 MW, 0 MVAr), or the file is refused. Observed:
 // the `function` line is skipped and the block applied.
 #[test]
-#[ignore = "attack r24 [2]: statements of an uncalled local function after the case function are applied"]
 fn an_uncalled_local_function_changes_nothing() {
     let block = format!("{PF_LINE}\n{PF_QD}\n{PF_PD}");
     assert!(CASE141.contains(&block));
@@ -155,7 +156,6 @@ fn the_idiom_out_of_shape_is_refused() {
 // shadows a function the idiom calls, is refused. Observed: accepted and
 // Qd = 0.
 #[test]
-#[ignore = "attack r24 [3]: a local named `acos` (or `sin`) is accepted; MATLAB then indexes it in the pf idiom"]
 fn a_local_shadowing_the_idioms_functions_is_not_ignored() {
     let text = CASE141.replace(PF_LINE, "pf = 1;\nacos = 0.5;");
     if let Some(got) = bus8(&text) {
