@@ -628,41 +628,52 @@ fn call_on<C: ChainClient>(
     value: Amount,
     gas_limit: u64,
 ) -> Result<Receipt, DriverError> {
-    let h = submit_making_room(chain, |chain| {
-        let n = chain.next_nonce(&key.address());
-        call(key, chain.chain_id(), n, contract, method, a.clone(), value, gas_limit)
-    })?;
+    let h = submit_making_room(
+        chain,
+        |chain| chain,
+        |chain| {
+            let n = chain.next_nonce(&key.address());
+            call(key, chain.chain_id(), n, contract, method, a.clone(), value, gas_limit)
+        },
+        |chain| chain.seal(),
+    )?;
     chain.seal()?;
     let r = chain.receipt(&h)?.ok_or(ClientError::NotIncluded(h))?;
     gas.push(GasRecord { target, method: method.into(), gas: r.gas_used, success: r.status == TxStatus::Success });
     Ok(r)
 }
 
-/// Submits the transaction `tx` builds (on the chain as it is then: its
-/// nonce); refused because the mempool is full, seals first and submits
-/// it again (rebuilt), at most [`MAX_FULL_SEALS`] times (attack r26 [1],
-/// [2]: a flood that filled the mempool and was never included refused
-/// every driver call, nothing was sealed, and settlement froze at no cost
-/// to the flooder). The seal includes the highest-priced pending
-/// transactions, the flood among them, and charges their senders: a
-/// flood holds settlement up only for the blocks it fills and pays for.
-/// With no refusal nothing more is sealed. Returns the transaction's
-/// hash, or the chain's refusal (the last one).
-fn submit_making_room<C: ChainClient>(
-    chain: &mut C,
+/// Submits the transaction `tx` builds (on the chain `chain` finds in
+/// `x`, as it is then: its nonce); refused because the mempool is full,
+/// `seal`s first and submits it again (rebuilt), at most
+/// [`MAX_FULL_SEALS`] times (attack r26 [1], [2]: a flood that filled the
+/// mempool and was never included refused every driver call, nothing was
+/// sealed, and settlement froze at no cost to the flooder). The seal
+/// includes the highest-priced pending transactions, the flood among
+/// them, and charges their senders: a flood holds settlement up only for
+/// the blocks it fills and pays for. With no refusal nothing more is
+/// sealed. Returns the transaction's hash, or the chain's refusal (the
+/// last one). `seal` is the chain's own seal, or the driver's bounded one
+/// in [`Mode::Ior`] ([`Driver::seal_submitted`], attack r29 [1]).
+fn submit_making_room<X, C: ChainClient, E: From<ClientError>>(
+    x: &mut X,
+    chain: impl Fn(&mut X) -> &mut C,
     mut tx: impl FnMut(&C) -> gridledger_ledger::SignedTransaction,
-) -> Result<Hash32, ClientError> {
+    mut seal: impl FnMut(&mut X) -> Result<(), E>,
+) -> Result<Hash32, E> {
     let mut seals = 0;
     loop {
-        match chain.submit(&tx(chain)) {
+        let c = chain(x);
+        let t = tx(c);
+        match c.submit(&t) {
             Err(ClientError::Submit(SubmitError::MempoolFull { .. }))
                 if seals < MAX_FULL_SEALS
                     && !crate::mutants::active(crate::mutants::Mutation::FullMempoolNotSealed) =>
             {
                 seals += 1;
-                chain.seal()?;
+                seal(x)?;
             }
-            r => return r,
+            r => return Ok(r?),
         }
     }
 }
@@ -1049,17 +1060,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if let Some((batch, end)) = self.check_due {
             return self.call_before(key, method, a, value, DRIVER_GAS_LIMIT, batch, end);
         }
-        call_on(
-            &mut self.primary,
-            &mut self.gas,
-            Target::Primary,
-            key,
-            IOR_PRIMARY_ID,
-            method,
-            a,
-            value,
-            DRIVER_GAS_LIMIT,
-        )
+        let (gas, target) = (&mut self.gas, Target::Primary);
+        call_on(&mut self.primary, gas, target, key, IOR_PRIMARY_ID, method, a, value, DRIVER_GAS_LIMIT)
     }
 
     /// A call of the driver's own (`fund`, `withdraw`, `flush`, `submit`,
@@ -1082,7 +1084,62 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if let Some((batch, end)) = self.seal_due()? {
             return self.call_before(key, method, a, value, gas_limit, batch, end);
         }
-        call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value, gas_limit)
+        self.call_sealed(key, method, a, value, gas_limit)
+    }
+
+    /// A call on the primary contract sent while no posting bounds the
+    /// driver's blocks: outside [`Mode::Ior`] in its own block
+    /// ([`call_on`]); in [`Mode::Ior`] one block at a time with the bound
+    /// ([`Self::seal_due`]) evaluated again after each, as are the seals
+    /// that make room in a full mempool ([`Self::seal_submitted`]). Once a
+    /// posting lands in a block that left the call out, the call goes as
+    /// the checks' calls do ([`Self::reprice_before`]: repriced, none of
+    /// its blocks at or past the bound). Attack r29 [1]: a forged posting
+    /// waiting in the mempool when the call was sent was sealed in the
+    /// first block of the call's unbounded seal, and the junk behind it
+    /// past its window, before any check.
+    fn call_sealed(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        a: Vec<u8>,
+        value: Amount,
+        gas_limit: u64,
+    ) -> Result<Receipt, DriverError> {
+        if self.cfg.mode != Mode::Ior {
+            let (gas, target) = (&mut self.gas, Target::Primary);
+            return call_on(&mut self.primary, gas, target, key, IOR_PRIMARY_ID, method, a, value, gas_limit);
+        }
+        let h = submit_making_room(
+            self,
+            |d| &mut d.primary,
+            |chain| {
+                let n = chain.next_nonce(&key.address());
+                call(key, chain.chain_id(), n, IOR_PRIMARY_ID, method, a.clone(), value, gas_limit)
+            },
+            |d| d.seal_submitted(&[], method),
+        )?;
+        loop {
+            if let Some(due) = self.seal_due()? {
+                // A posting landed in the last block: its checks come
+                // first; the call goes as theirs do, before the bound.
+                return self.reprice_before(key, h, true, (method, a, value, gas_limit), due);
+            }
+            let height = self.primary.tip().height;
+            self.primary.seal_block()?;
+            if let Some(r) = self.primary.receipt(&h)? {
+                self.gas.push(GasRecord {
+                    target: Target::Primary,
+                    method: method.into(),
+                    gas: r.gas_used,
+                    success: r.status == TxStatus::Success,
+                });
+                return Ok(r);
+            }
+            if self.primary.tip().height == height {
+                return Err(ClientError::NotIncluded(h).into());
+            }
+        }
     }
 
     /// The posting whose window bounds the blocks the driver seals now,
@@ -1131,20 +1188,38 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(Some((fin, start.saturating_add(self.cfg.window_ms() / 4))))
     }
 
-    /// Seals the transactions `hashes` were submitted as: at once, or
-    /// where a posting bounds the driver's blocks ([`Self::seal_due`]) one
-    /// block at a time until all are included, none at or past the bound
-    /// ([`Self::seal_block_before`]); not all included by then:
-    /// [`DriverError::Unchecked`].
+    /// Seals the transactions `hashes` were submitted as. Outside
+    /// [`Mode::Ior`] at once ([`ChainClient::seal`]). In [`Mode::Ior`]
+    /// one block at a time until all are included (with none, one block),
+    /// the bound ([`Self::seal_due`]) evaluated again before each block:
+    /// a posting that lands in a block bounds the next ones (attack r29
+    /// [1]: a forged posting waiting in the mempool when a call was sent
+    /// was sealed in the call's first block, then the junk behind it past
+    /// its window, before any check). Where a posting bounds the blocks,
+    /// none at or past the bound ([`Self::seal_block_before`]); not all
+    /// included by then: [`DriverError::Unchecked`]. Without a bound, a
+    /// seal that commits no block (nothing left to include) stops it; the
+    /// caller finds what is missing.
     fn seal_submitted(&mut self, hashes: &[Hash32], what: &str) -> Result<(), DriverError> {
-        let Some((batch, end)) = self.seal_due()? else {
+        if self.cfg.mode != Mode::Ior {
             self.primary.seal()?;
             return Ok(());
-        };
+        }
         loop {
-            if !self.seal_block_before(end)? {
-                let reason = format!("{what} not on chain before {end}, the bound of the posting's checks");
-                return Err(DriverError::Unchecked { batch, reason });
+            match self.seal_due()? {
+                Some((batch, end)) => {
+                    if !self.seal_block_before(end)? {
+                        let reason = format!("{what} not on chain before {end}, the bound of the posting's checks");
+                        return Err(DriverError::Unchecked { batch, reason });
+                    }
+                }
+                None => {
+                    let height = self.primary.tip().height;
+                    self.primary.seal_block()?;
+                    if self.primary.tip().height == height {
+                        return Ok(());
+                    }
+                }
             }
             let mut all = true;
             for h in hashes {
@@ -1187,11 +1262,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         batch: u64,
         end: Timestamp,
     ) -> Result<Receipt, DriverError> {
-        let unchecked = |reason: String| DriverError::Unchecked { batch, reason };
-        let mut h = match self.submit_repriced(key, method, a.clone(), value, gas_limit, Some(end))? {
+        let h = match self.submit_repriced(key, method, a.clone(), value, gas_limit, Some(end))? {
             Ok(h) => h,
-            Err(why) => return Err(unchecked(format!("{method} of {} refused: {why}", key.address()))),
+            Err(why) => {
+                let reason = format!("{method} of {} refused: {why}", key.address());
+                return Err(DriverError::Unchecked { batch, reason });
+            }
         };
+        self.reprice_before(key, h, false, (method, a, value, gas_limit), (batch, end))
+    }
+
+    /// The rest of [`Self::call_before`] for the call pending as `h` (the
+    /// sender's last pending transaction): repriced and sealed one block
+    /// at a time before `end`. `missed`: a block already left the call out
+    /// (a posting landed in it, [`Self::call_sealed`]): replaced at four
+    /// times the price at once, before the next block.
+    fn reprice_before(
+        &mut self,
+        key: &KeyPair,
+        mut h: Hash32,
+        missed: bool,
+        (method, a, value, gas_limit): (&str, Vec<u8>, Amount, u64),
+        (batch, end): (u64, Timestamp),
+    ) -> Result<Receipt, DriverError> {
+        let unchecked = |reason: String| DriverError::Unchecked { batch, reason };
         let nonce = self.primary.next_nonce(&key.address()).saturating_sub(1);
         let mut price = BASE_GAS_PRICE;
         let chain_id = self.primary.chain_id();
@@ -1200,6 +1294,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if self.check_price > price {
             if let Ok(n) = self.primary.submit(&sign(self.check_price)) {
                 (h, price) = (n, self.check_price);
+            }
+        }
+        if missed {
+            let dearer = Amount(price.0.saturating_mul(4));
+            if let Ok(n) = self.primary.submit(&sign(dearer)) {
+                (h, price) = (n, dearer);
             }
         }
         for _ in 0..=MAX_GUARD_REPRICES {
@@ -2353,7 +2453,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         while !pending.is_empty() {
-            self.primary.seal()?;
+            let hashes: Vec<Hash32> = pending.iter().map(|p| p.2).collect();
+            self.seal_submitted(&hashes, "the checks' calls")?;
             let before = pending.len();
             let mut left = Vec::with_capacity(before);
             for (i, method, h) in pending {
@@ -2430,7 +2531,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                                 return Ok(Err(format!("the mempool stayed full until {end}")));
                             }
                         }
-                        None => self.primary.seal()?,
+                        None => self.seal_submitted(&[], method)?,
                     }
                     (price, reprices) = (BASE_GAS_PRICE, 0);
                 }

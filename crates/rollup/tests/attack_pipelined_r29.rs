@@ -152,7 +152,6 @@ fn mempool_forgery(junk: u64, trigger: impl FnOnce(&mut Env)) -> Outcome {
 /// the window; the check never runs, every run stops `Unchecked`, and the
 /// forger's `finalize` settles the forged root.
 #[test]
-#[ignore = "attack r29 [1]: a posting sent to the mempool is sealed with junk past its window by an unbounded driver seal; forged root settles"]
 fn a_posting_in_the_mempool_is_not_sealed_past_its_window_by_process() {
     let (overturned, forged, why) = mempool_forgery(1_800, |_| {});
     assert!(!forged, "the forged root settled: {why}");
@@ -162,7 +161,6 @@ fn a_posting_in_the_mempool_is_not_sealed_past_its_window_by_process() {
 /// Finding [1] through a trader's `fund` (any driver call sent while no
 /// posting is on chain goes the same way).
 #[test]
-#[ignore = "attack r29 [1]: a trader's fund seals a mempool posting and junk past its window; forged root settles"]
 fn a_posting_in_the_mempool_is_not_sealed_past_its_window_by_fund() {
     let (overturned, forged, why) = mempool_forgery(1_800, |e| {
         let r = e.d.fund(&trader(3), coins(1));
