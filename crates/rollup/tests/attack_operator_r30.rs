@@ -44,6 +44,14 @@
 //!   The operator's crash is charged to the sellers, and the statements do
 //!   not add up to the chain's moves.
 //!
+//! - [5] (low) under `clearing = "uniform"` a buyer is reserved at its
+//!   bid, not at the slot's price, and its fill is cut to what the bid
+//!   would cost: a buyer bidding 1 coin/kWh with 6 coin free (after
+//!   `D_s`) for a 10 kWh deficit, one seller asking 0.01 coin/kWh, trades
+//!   6 kWh at the uniform 0.505 coin/kWh (3.03 coin), where the whole
+//!   10 kWh at that price (5.05 coin) is within its budget: 60 % of a
+//!   bound the budgets allow.
+//!
 //! Held up (passing tests): the budgets are never overdrawn and every
 //! pair respects its prices under each clearing rule with a grid fee and
 //! a feed-in tariff (randomised communities against
@@ -150,6 +158,22 @@ fn a_buyers_one_deposit_is_not_spent_on_a_sliver() {
     let got = clear_slot_within(&specs, &net, &Market::default(), &b);
     let t = traded(&got);
     assert!(t * 100 >= bound * 99, "traded {t} of {bound} Wh, the budgets allow {bound}: {got:?}");
+}
+
+/// [5] Uniform pricing: the fill is cut at the bid, not at the price paid.
+#[test]
+#[ignore = "attack r30 [5]: under uniform pricing a buyer's fill is cut to what its bid would cost: 6 of 10 kWh traded, the whole 10 kWh at the slot's price is within its budget"]
+fn a_uniform_buyer_is_filled_to_what_the_slots_price_allows() {
+    let specs = vec![spec(0, true, 10_000, 10_000), spec(1, false, 1, COIN)];
+    let net = vec![10_000, -10_000];
+    let b = budgets(vec![10 * COIN, 7 * COIN]);
+    let m = Market { rule: ClearingRule::Uniform, ..Market::default() };
+    let price = midpoint(COIN, 10_000);
+    let whole = vec![(1, 0, 10_000, price)];
+    assert_eq!(affordable_pairs(whole.clone(), &mut b.free.clone(), b.ds, b.seller_lock), whole);
+    let got = clear_slot_within(&specs, &net, &m, &b);
+    let t = traded(&got);
+    assert!(t * 100 >= 10_000 * 99, "traded {t} of 10,000 Wh at {price} per kWh, the budgets allow all: {got:?}");
 }
 
 /// [3] The [1] community through the day (`run_day`, what `ior day
