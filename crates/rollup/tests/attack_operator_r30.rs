@@ -52,7 +52,15 @@
 //!   10 kWh at that price (5.05 coin) is within its budget: 60 % of a
 //!   bound the budgets allow.
 //!
-//! Held up (passing tests): the budgets are never overdrawn and every
+//! - [6] (low) the meter CSV's time check (attack r28 [4]'s fix) reads
+//!   only labels of the form `HH:MM[:SS]`; an ISO 8601 label with a zone,
+//!   what most meter portals export (`2024-04-16T00:15:00Z`,
+//!   `…T00:15:00+02:00`), names "no time" and every row goes unchecked:
+//!   the first six hours of a quarter-hour export (24 rows, 00:00 to
+//!   05:45) are again read as a whole hourly day.
+//!
+//! Held up (passing tests): ISO labels without a zone are checked (control
+//! of [6]); the budgets are never overdrawn and every
 //! pair respects its prices under each clearing rule with a grid fee and
 //! a feed-in tariff (randomised communities against
 //! `affordable_pairs`); the seller is never paid above the buyer's bid
@@ -63,8 +71,8 @@ use std::collections::BTreeMap;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_rollup::data::SLOTS_PER_DAY;
 use gridledger_rollup::demo::{
-    affordable_pairs, clear_slot_within, midpoint, resume_day, run_day, run_day_with_progress, slot_bound, Budgets,
-    ClearingRule, DayConfig, DemoError, Market, ParticipantSpec,
+    affordable_pairs, clear_slot_within, midpoint, parse_meter_csv, resume_day, run_day, run_day_with_progress,
+    slot_bound, Budgets, ClearingRule, DayConfig, DemoError, Market, ParticipantSpec,
 };
 use gridledger_rollup::driver::{dev_chain, DriverError, DualChain};
 use gridledger_rollup::types::IorParams;
@@ -174,6 +182,32 @@ fn a_uniform_buyer_is_filled_to_what_the_slots_price_allows() {
     let got = clear_slot_within(&specs, &net, &m, &b);
     let t = traded(&got);
     assert!(t * 100 >= 10_000 * 99, "traded {t} of 10,000 Wh at {price} per kWh, the budgets allow all: {got:?}");
+}
+
+/// [6] Quarter hours labelled in ISO 8601 with a zone, 24 rows.
+#[test]
+#[ignore = "attack r30 [6]: ISO 8601 labels with a zone (…T00:15:00Z, +02:00) skip the time check: six hours of quarter hours read as a day"]
+fn zoned_quarter_hour_labels_are_not_read_as_hours() {
+    for zone in ["Z", "+02:00"] {
+        let mut csv = String::from("time,m1,m2\n");
+        for q in 0..24 {
+            csv.push_str(&format!("2024-04-16T{:02}:{:02}:00{zone},-100,100\n", q / 4, (q % 4) * 15));
+        }
+        let got = parse_meter_csv(&csv);
+        assert!(got.is_err(), "zone {zone}: 24 quarter-hour rows were read as a day of hours");
+    }
+}
+
+/// Held up (control of [6]): the same labels without a zone are refused.
+#[test]
+fn unzoned_quarter_hour_labels_are_not_read_as_hours() {
+    for sep in ["T", " "] {
+        let mut csv = String::from("time,m1,m2\n");
+        for q in 0..24 {
+            csv.push_str(&format!("2024-04-16{sep}{:02}:{:02}:00,-100,100\n", q / 4, (q % 4) * 15));
+        }
+        assert!(parse_meter_csv(&csv).is_err(), "separator {sep:?}");
+    }
 }
 
 /// [3] The [1] community through the day (`run_day`, what `ior day
