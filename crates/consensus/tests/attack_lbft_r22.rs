@@ -22,7 +22,9 @@
 //! Held up (passing tests, regression):
 //! - `n = 4 … 10`, hundreds of kills in the window between free messages
 //!   of later steps and the fsync of earlier ones: no replica said two
-//!   different things in one slot across its restarts ([`SaidLog`]), and
+//!   different things in one slot across its restarts ([`SaidLog`]), no
+//!   two certificates (`Cert`, `Certified`) of one slot carried different
+//!   digests, no replica sent two coin shares for one coin, and
 //!   every replica's durable deliveries agree epoch by epoch (decision and
 //!   transactions), with no transaction twice and only proposed ones
 //!   (`free_messages_of_later_steps_before_an_earlier_fsync_break_nothing`).
@@ -42,7 +44,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gridledger_consensus::lbft::sim::{SaidLog, SimTx, INSTANCE};
 use gridledger_consensus::lbft::{
-    Config, Delivery, Durable, MessageOf, PersistOp, Replica, SimCrypto, Step, Target, ThresholdCrypto, Tx,
+    AbaVote, Config, Delivery, Durable, Message, MessageOf, PersistOp, Replica, SimCrypto, Step, Target,
+    ThresholdCrypto, Tx,
 };
 use gridledger_core::Hash32;
 use rand::{Rng, SeedableRng};
@@ -51,7 +54,14 @@ use rand_chacha::ChaCha8Rng;
 type C = SimCrypto;
 type Msg = MessageOf<C>;
 type Sig = <C as ThresholdCrypto>::Sig;
-type StepC = Step<<C as ThresholdCrypto>::Share, Sig>;
+type Share = <C as ThresholdCrypto>::Share;
+type StepC = Step<Share, Sig>;
+/// A delivered epoch: its decision and its transaction ids.
+type Output = (Vec<(u32, Hash32)>, Vec<Hash32>);
+#[cfg(feature = "mutants")]
+type Planted = gridledger_consensus::lbft::Mutation;
+#[cfg(not(feature = "mutants"))]
+type Planted = ();
 
 fn seeds(default: u64) -> u64 {
     std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -92,18 +102,26 @@ struct GroupCommitNet {
     said: SaidLog,
     /// Durable deliveries per replica across its restarts: epoch →
     /// (decision, transaction ids).
-    out: Vec<BTreeMap<u64, (Vec<(u32, Hash32)>, Vec<Hash32>)>>,
+    out: Vec<BTreeMap<u64, Output>>,
     /// Faults of the integrity kind found while running.
     violations: Vec<String>,
+    /// Every certified digest sent, by `(epoch, proposer)`.
+    certified: BTreeMap<(u64, u32), Hash32>,
+    /// Every coin share sent, by `(sender, epoch, agreement, round)`.
+    coin_shares: BTreeMap<(u32, u64, u32, u32), Share>,
     counts: Counts,
     stop_epoch: u64,
     /// A replica whose free messages just left while rounds of its waited
     /// for the fsync: the instant a targeted kill aims at.
     just_free: Option<u32>,
+    /// A planted bug in every replica (mutation testing only).
+    #[cfg(feature = "mutants")]
+    mutation: Option<gridledger_consensus::lbft::Mutation>,
 }
 
 impl GroupCommitNet {
-    fn new(n: usize, seed: u64, stop_epoch: u64) -> Self {
+    /// `n` replicas started, `mutation` planted in every one.
+    fn planted(n: usize, seed: u64, stop_epoch: u64, mutation: Option<Planted>) -> Self {
         let mut net = Self {
             n,
             seed,
@@ -112,10 +130,16 @@ impl GroupCommitNet {
             said: SaidLog::new(n),
             out: vec![BTreeMap::new(); n],
             violations: Vec::new(),
+            certified: BTreeMap::new(),
+            coin_shares: BTreeMap::new(),
             counts: Counts::default(),
             stop_epoch,
             just_free: None,
+            #[cfg(feature = "mutants")]
+            mutation,
         };
+        #[cfg(not(feature = "mutants"))]
+        let _ = mutation;
         for i in 0..n as u32 {
             let replica = Replica::new(net.config(i), SimCrypto::new(seed, n, i), Durable::default());
             net.nodes.push(Node { replica, disk: Durable::default(), waiting: Vec::new(), next_tx: 0 });
@@ -133,13 +157,18 @@ impl GroupCommitNet {
     /// does (a proposal for a later epoch in the step of the `Cert`).
     fn config(&self, me: u32) -> Config {
         let mut c = Config::new(self.n, me, INSTANCE);
-        c.fixed_coins = self.seed % 2 == 0;
+        c.fixed_coins = self.seed.is_multiple_of(2);
         c.pipeline = if self.seed % 4 >= 2 { 2 } else { 0 };
+        #[cfg(feature = "mutants")]
+        {
+            c.mutation = self.mutation;
+        }
         c
     }
 
     fn send(&mut self, from: u32, to: Target, m: Msg) {
         self.said.record(from, &m);
+        self.record_free(from, &m);
         match to {
             Target::All => {
                 for j in 0..self.n as u32 {
@@ -149,6 +178,38 @@ impl GroupCommitNet {
                 }
             }
             Target::One(j) => self.wire.push((from, j, m)),
+        }
+    }
+
+    /// What the free messages say must not change across restarts either:
+    /// one certified digest per `(epoch, proposer)` whoever sends it
+    /// (`Cert`, `Certified`), one coin share per replica and coin.
+    fn record_free(&mut self, from: u32, m: &Msg) {
+        let (epoch, proposer, digest) = match m {
+            Message::Cert { epoch, proposer, digest, .. } => (*epoch, *proposer, *digest),
+            Message::Certified { epoch, batch } => (*epoch, batch.proposer, batch.digest),
+            Message::Aba { epoch, instance, round, vote: AbaVote::Coin(share) } => {
+                match self.coin_shares.get(&(from, *epoch, *instance, *round)) {
+                    Some(prev) if prev != share => self.violations.push(format!(
+                        "replica {from} sent two coin shares for epoch {epoch} agreement {instance} round {round}"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.coin_shares.insert((from, *epoch, *instance, *round), share.clone());
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        match self.certified.get(&(epoch, proposer)) {
+            Some(prev) if *prev != digest => self.violations.push(format!(
+                "replica {from} sent a certificate of another digest for epoch {epoch} proposer {proposer}"
+            )),
+            Some(_) => {}
+            None => {
+                self.certified.insert((epoch, proposer), digest);
+            }
         }
     }
 
@@ -272,7 +333,7 @@ impl GroupCommitNet {
         if self.wire.is_empty() {
             return false;
         }
-        let k = rng.gen_range(0..self.wire.len());
+        let k = rng.random_range(0..self.wire.len());
         let (from, to, m) = self.wire.swap_remove(k);
         self.said.received(to, from, &m);
         let s = self.nodes[to as usize].replica.handle_message(from, m);
@@ -300,8 +361,8 @@ impl GroupCommitNet {
                 break;
             }
             if let Some(who) = self.just_free.take() {
-                if rng.gen_bool(p_target) {
-                    if p_kill_all > 0.0 && rng.gen_bool(0.25) {
+                if rng.random_bool(p_target) {
+                    if p_kill_all > 0.0 && rng.random_bool(0.25) {
                         for i in 0..self.n as u32 {
                             self.kill(i);
                         }
@@ -311,8 +372,8 @@ impl GroupCommitNet {
                     continue;
                 }
             }
-            let r: f64 = rng.gen();
-            let who = rng.gen_range(0..self.n as u32);
+            let r: f64 = rng.random();
+            let who = rng.random_range(0..self.n as u32);
             if r < p_kill_all {
                 for i in 0..self.n as u32 {
                     self.kill(i);
@@ -361,7 +422,7 @@ impl GroupCommitNet {
         if let Some((who, slot)) = self.said.twice.first() {
             return Err(format!("replica {who} said two different things in {slot:?}"));
         }
-        let mut by_epoch: BTreeMap<u64, (u32, &(Vec<(u32, Hash32)>, Vec<Hash32>))> = BTreeMap::new();
+        let mut by_epoch: BTreeMap<u64, (u32, &Output)> = BTreeMap::new();
         for (i, out) in self.out.iter().enumerate() {
             let mut seen = BTreeSet::new();
             for (e, entry) in out {
@@ -386,14 +447,41 @@ impl GroupCommitNet {
 }
 
 fn one_run(n: usize, seed: u64, p_kill: f64, p_kill_all: f64) -> (Counts, u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n as u64) << 32);
-    let mut net = GroupCommitNet::new(n, seed, 6);
-    net.run(&mut rng, 10_000 * n as u64, p_kill, p_kill_all, 0.3);
-    if let Err(e) = net.check() {
+    let (net, result) = run_planted(n, seed, p_kill, p_kill_all, None);
+    if let Err(e) = result {
         panic!("n = {n}, seed {seed}: {e} ({:?})", net.counts);
     }
     let min_epoch = net.nodes.iter().map(|nd| nd.replica.epoch()).min().unwrap_or(0);
     (net.counts, min_epoch)
+}
+
+fn run_planted(
+    n: usize,
+    seed: u64,
+    p_kill: f64,
+    p_kill_all: f64,
+    mutation: Option<Planted>,
+) -> (GroupCommitNet, Result<(), String>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n as u64) << 32);
+    let mut net = GroupCommitNet::planted(n, seed, 6, mutation);
+    net.run(&mut rng, 10_000 * n as u64, p_kill, p_kill_all, 0.3);
+    let result = net.check();
+    (net, result)
+}
+
+/// The driver catches the bug the split exists to avoid: with every
+/// message free (`Mutation::SentBeforeSync`), a replica killed before its
+/// fsync says something else after its restart.
+#[cfg(feature = "mutants")]
+#[test]
+fn the_driver_catches_every_message_sent_before_its_fsync() {
+    use gridledger_consensus::lbft::Mutation;
+    let caught = (0..8u64).find_map(|seed| {
+        let (_, r) = run_planted(4, 0x22_2000 + seed, 0.001, 0.0, Some(Mutation::SentBeforeSync));
+        r.err()
+    });
+    assert!(caught.is_some(), "SentBeforeSync was not caught in 8 seeds");
+    eprintln!("caught: {}", caught.unwrap_or_default());
 }
 
 #[test]
