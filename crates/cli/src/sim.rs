@@ -103,10 +103,10 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
     let plan: Vec<Option<usize>> =
         if sizes.is_empty() { vec![None] } else { sizes.iter().copied().map(Some).collect() };
     let started = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new((seeds.len() * plan.len()) as u64);
+    let bar = indicatif::ProgressBar::new(seed_count(&seeds).saturating_mul(plan.len() as u64));
     let mut failures = Vec::new();
     let (mut faults, mut messages, mut epochs, mut runs) = (0usize, 0u64, 0u64, 0u64);
-    for &seed in &seeds {
+    for seed in seeds.clone() {
         for &size in &plan {
             let s = size.map_or_else(|| scenario(seed), |n| scenario_of_size(seed, n));
             let r = run(&s, scheme, None);
@@ -135,7 +135,7 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
         "protocol": "lbft",
         "scheme": if a.bls { "ed25519-multisig-certificates+bls12-381-coin" } else { "sim-hash" },
         "replicas": if sizes.is_empty() { json!("drawn: 4 or 7") } else { json!(sizes) },
-        "seeds": seeds.len(),
+        "seeds": seed_count(&seeds),
         "runs": runs,
         "failures": failures.len(),
         "first_failure": failures.first(),
@@ -153,20 +153,26 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
 /// value that is not a seed is refused, not ignored), otherwise `count`
 /// seeds from `first`. A sweep of no seeds, or one past `u64::MAX`, is
 /// refused: neither can pass for a sweep that ran.
-fn seed_list(first: u64, count: u64) -> anyhow::Result<Vec<u64>> {
+fn seed_list(first: u64, count: u64) -> anyhow::Result<std::ops::RangeInclusive<u64>> {
     if let Some(v) = std::env::var_os("GRIDLEDGER_SIM_SEED") {
         let v = v.to_string_lossy();
         let seed = v
             .trim()
             .parse::<u64>()
             .map_err(|e| anyhow::anyhow!("GRIDLEDGER_SIM_SEED={v:?} is not a seed ({e}); unset it to run the sweep"))?;
-        return Ok(vec![seed]);
+        return Ok(seed..=seed);
     }
     anyhow::ensure!(count > 0, "--seeds 0 runs nothing; give at least 1");
     let last = first.checked_add(count - 1).ok_or_else(|| {
         anyhow::anyhow!("--first {first} --seeds {count} runs past the last seed ({}); lower --first", u64::MAX)
     })?;
-    Ok((first..=last).collect())
+    // A range, never a list: a sweep of 2^64 - 1 seeds holds two numbers.
+    Ok(first..=last)
+}
+
+/// How many seeds `seeds` holds (at least 1, at most `u64::MAX`).
+fn seed_count(seeds: &std::ops::RangeInclusive<u64>) -> u64 {
+    seeds.end() - seeds.start() + 1
 }
 
 fn scenario(a: &PbftArgs, seed: u64) -> Scenario {
@@ -182,11 +188,11 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let list = seed_list(a.first, a.seeds)?;
-    let n = list.len() as u64;
+    let n = seed_count(&list);
     let bar = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(n) };
     let mut failures: Vec<Violation> = Vec::new();
     let (mut faults, mut crashes, mut heights) = (0usize, 0u64, 0u64);
-    for &seed in &list {
+    for seed in list.clone() {
         let sc = scenario(&a, seed);
         let r = if a.replica_only { pbft_sim::run(&sc) } else { run_driver(&sc, &DriverSimOptions::default()) };
         match r {
@@ -207,7 +213,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "protocol": "pbft",
         "driver": if a.replica_only { "replica" } else { "validator-driver+store" },
         "validators": a.validators,
-        "seeds": list.len(),
+        "seeds": n,
         "failures": failures.len(),
         "first_failure": failures.first().map(|v| format!("{v:?}")),
         "faults_reported": faults,
@@ -236,7 +242,7 @@ fn mutants(a: &PbftArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut missed = 0;
     for m in Mutation::ALL {
-        let caught = seed_list(a.first, a.seeds)?.into_iter().find_map(|seed| {
+        let caught = seed_list(a.first, a.seeds)?.find_map(|seed| {
             run_driver(&scenario(a, seed), &DriverSimOptions { mutation: Some(m), ..DriverSimOptions::default() }).err()
         });
         missed += usize::from(caught.is_none());
