@@ -1,8 +1,9 @@
 //! Attack round 25 on `gridledger grid pf` (issue 15), as a user runs it
 //! on a MATPOWER case file.
 //!
-//! The `#[ignore]`d test is a finding (it fails on the code as it stands):
-//! `cargo test -p gridledger-cli --test attack_market_r25 -- --ignored`.
+//! Finding [1] was `#[ignore]`d until fixed (the market crate's parser
+//! lexes MATLAB's strings and refuses a cell array token that is no
+//! literal, so the file is refused).
 //!
 //! Findings:
 //! - [1] high (silently wrong power flow; the market crate's
@@ -56,7 +57,6 @@ fn case14_doubled() -> String {
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r25 [1]: grid pf solves case14 without the load doubling a % in a double-quoted cell string hid"]
 fn grid_pf_solves_what_matlab_runs() {
     let dir = tempfile::tempdir().unwrap();
     let matlab = total_load(&pf(&dir, "doubled.m", &case14_doubled()));

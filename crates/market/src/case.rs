@@ -2,7 +2,9 @@
 //!
 //! The parser reads the `mpc.version`, `mpc.baseMVA`, `mpc.bus`, `mpc.gen`,
 //! `mpc.branch` and (optional) `mpc.gencost` assignments of a case file.
-//! Comments (`%` to end of line), the `function` line, cell arrays
+//! Comments (`%` to end of line, found with MATLAB's lexical rules for
+//! quotes: a `'` right after a value is a transpose, and `"` strings are
+//! strings, see [`lex`]), the `function` line, cell arrays of literals
 //! (`mpc.x = { ... };`), MATPOWER's index helpers (`[PQ, PV, ...] =
 //! idx_bus;`, with MATPOWER's own names in its order: MATLAB binds them by
 //! position) and single assignments of a plain number to a local variable
@@ -37,7 +39,9 @@
 //! `]`, `mpc = f(mpc)`, a redefined base, a repeated conversion, an
 //! assignment after a conversion) is refused ([`CaseError::UnsupportedCode`])
 //! rather than ignored, because ignoring it could change the network without
-//! notice. Files over [`MAX_CASE_BYTES`] are refused; parsing is linear.
+//! notice. Numbers are read with MATLAB's grammar ([`parse_num`]), and a
+//! local named like a constant the parser reads (`Inf = 50;`) is refused.
+//! Files over [`MAX_CASE_BYTES`] are refused; parsing is linear.
 //!
 //! A case has exactly one reference (type 3) bus
 //! ([`CaseError::SeveralReferenceBuses`] otherwise): the DC model, its PTDF
@@ -223,16 +227,159 @@ struct Raw {
     pf_pd: Option<f64>,
 }
 
-fn strip_comment(line: &str) -> &str {
-    let mut in_quote = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '\'' => in_quote = !in_quote,
-            '%' if !in_quote => return &line[..i],
-            _ => {}
+/// A token of one line of MATLAB text, as far as the parser tells them
+/// apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok<'a> {
+    /// A character array `'...'` (with `''` for a quote) or a string
+    /// `"..."` (with `""`), quotes included.
+    Str(&'a str),
+    /// A number literal: digits, at most one `.`, an exponent `e`/`E`
+    /// with digits, an imaginary suffix `i`/`j` (MATLAB's grammar; the
+    /// values the parser reads go through [`parse_num`]).
+    Num(&'a str),
+    /// An identifier or keyword.
+    Ident(&'a str),
+    /// The transpose operator (`'` or `.'`).
+    Transpose,
+    /// `...`: the statement goes on on the next line; the rest of this
+    /// one is a comment.
+    Continuation,
+    /// Any other character outside a string: operators, brackets,
+    /// separators.
+    Punct(char),
+}
+
+/// Lexes one line of MATLAB text (block comments already removed, see
+/// [`strip_comments`]): its tokens with their byte offsets, and the byte
+/// offset where its code ends (a `%` comment, or the text after a `...`,
+/// which MATLAB ignores).
+///
+/// MATLAB's rule for the quote: a `'` right after an identifier, a
+/// number, `)`, `]`, `}`, `.` or a transpose (no whitespace between) is a
+/// transpose (`5'` is 5); anywhere else it opens a character array, which
+/// runs to the next `'` that is not doubled. `"` always opens a string,
+/// with `""` for a quote, and a `%` in either is text. A string that does
+/// not close on its line, or a `'` right after a double-quoted string
+/// (neither a transpose MATLAB's rule names nor a character array), is a
+/// syntax error the file is refused for (`Err`: what is wrong).
+fn lex(line: &str) -> Result<(Vec<(usize, Tok<'_>)>, usize), String> {
+    let b = line.as_bytes();
+    let mut toks = Vec::new();
+    // a `'` right here is a transpose
+    let mut after_value = false;
+    // a `'` right here follows a double-quoted string
+    let mut after_string = false;
+    let digits = |mut k: usize| {
+        while k < b.len() && b[k].is_ascii_digit() {
+            k += 1;
         }
+        k
+    };
+    let mut k = 0;
+    while k < b.len() {
+        let c = b[k];
+        let start = k;
+        let (tok, value) = match c {
+            b'%' => return Ok((toks, k)),
+            b'.' if line[k..].starts_with("...") => {
+                toks.push((k, Tok::Continuation));
+                return Ok((toks, k + 3));
+            }
+            b'"' if !crate::mutants::active(crate::mutants::Mutation::QuotesPairedNaively) => {
+                k += 1;
+                loop {
+                    match b.get(k) {
+                        None => return Err("unterminated string (\"...\")".into()),
+                        Some(b'"') if b.get(k + 1) == Some(&b'"') => k += 2,
+                        Some(b'"') => break,
+                        Some(_) => k += 1,
+                    }
+                }
+                k += 1;
+                toks.push((start, Tok::Str(&line[start..k])));
+                after_value = false;
+                after_string = true;
+                continue;
+            }
+            b'\'' if crate::mutants::active(crate::mutants::Mutation::QuotesPairedNaively) => {
+                // the planted bug: every `'` opens or closes a string
+                match line[k + 1..].find('\'') {
+                    Some(e) => k += e + 2,
+                    None => return Ok((toks, b.len())),
+                }
+                (Tok::Str(&line[start..k]), false)
+            }
+            b'\'' if after_string => return Err("a quote right after a double-quoted string".into()),
+            b'\'' if after_value => {
+                k += 1;
+                (Tok::Transpose, true)
+            }
+            b'\'' => {
+                k += 1;
+                loop {
+                    match b.get(k) {
+                        None => return Err("unterminated character array ('...')".into()),
+                        Some(b'\'') if b.get(k + 1) == Some(&b'\'') => k += 2,
+                        Some(b'\'') => break,
+                        Some(_) => k += 1,
+                    }
+                }
+                k += 1;
+                (Tok::Str(&line[start..k]), false)
+            }
+            b'.' if b.get(k + 1) == Some(&b'\'') => {
+                k += 2;
+                (Tok::Transpose, true)
+            }
+            _ if c.is_ascii_digit() || (c == b'.' && b.get(k + 1).is_some_and(u8::is_ascii_digit)) => {
+                k = digits(k);
+                // a `.` that starts `...` or `.'` is no decimal point
+                if b.get(k) == Some(&b'.') && !line[k..].starts_with("...") && b.get(k + 1) != Some(&b'\'') {
+                    k = digits(k + 1);
+                }
+                if matches!(b.get(k), Some(b'e' | b'E')) {
+                    let sign = usize::from(matches!(b.get(k + 1), Some(b'+' | b'-')));
+                    let end = digits(k + 1 + sign);
+                    if end > k + 1 + sign {
+                        k = end;
+                    }
+                }
+                if matches!(b.get(k), Some(b'i' | b'I' | b'j' | b'J')) {
+                    k += 1;
+                }
+                (Tok::Num(&line[start..k]), true)
+            }
+            _ if c.is_ascii_alphabetic() => {
+                while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
+                    k += 1;
+                }
+                (Tok::Ident(&line[start..k]), true)
+            }
+            _ if c.is_ascii_whitespace() => {
+                k += 1;
+                after_value = false;
+                after_string = false;
+                continue;
+            }
+            _ => {
+                let ch = line[k..].chars().next().unwrap_or(' ');
+                k += ch.len_utf8();
+                (Tok::Punct(ch), matches!(ch, ')' | ']' | '}' | '.'))
+            }
+        };
+        toks.push((start, tok));
+        after_value = value;
+        after_string = false;
     }
-    line
+    Ok((toks, b.len()))
+}
+
+/// `line` without its comment ([`lex`]: a `%` outside strings, or the text
+/// after a `...`, which is kept).
+fn strip_comment(line: &str) -> Result<&str, String> {
+    let (_, end) = lex(line)?;
+    Ok(&line[..end])
 }
 
 /// Every line of `text` without its comments, line numbers kept: a `%`
@@ -241,21 +388,23 @@ fn strip_comment(line: &str) -> &str {
 /// alone on its line (whitespace aside), nested as MATLAB nests them — are
 /// empty. (Read as code before, a block-commented unit conversion of
 /// case33bw was applied although MATLAB skips it.) An unclosed block
-/// comments out the rest of the file, as in MATLAB.
-fn strip_comments(text: &str) -> Vec<&str> {
+/// comments out the rest of the file, as in MATLAB. A line MATLAB cannot
+/// lex (an unterminated string) is refused.
+fn strip_comments(text: &str) -> Result<Vec<&str>, CaseError> {
     let mut depth = 0usize;
     text.lines()
-        .map(|line| match line.trim() {
+        .enumerate()
+        .map(|(i, line)| match line.trim() {
             "%{" => {
                 depth += 1;
-                ""
+                Ok("")
             }
             "%}" if depth > 0 => {
                 depth -= 1;
-                ""
+                Ok("")
             }
-            _ if depth > 0 => "",
-            _ => strip_comment(line),
+            _ if depth > 0 => Ok(""),
+            _ => strip_comment(line).map_err(|msg| CaseError::Malformed { line: i + 1, msg }),
         })
         .collect()
 }
@@ -264,12 +413,54 @@ fn squash(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace() && *c != ',').collect()
 }
 
+/// A number as MATLAB reads a literal: an optional sign, then `Inf`,
+/// `inf`, `NaN`, `nan` (MATLAB's spellings; a local of one of these names
+/// is refused, see [`is_harmless_local`]) or digits with at most one `.`
+/// and an optional exponent `e`/`E` with digits. Anything else (Rust's
+/// `infinity`, `INF`, a hexadecimal or imaginary literal) is no number.
 fn parse_num(tok: &str) -> Option<f64> {
-    match tok {
-        "Inf" | "inf" | "+Inf" => Some(f64::INFINITY),
-        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => tok.parse::<f64>().ok(),
+    let (neg, body) = match tok.strip_prefix('-') {
+        Some(body) => (true, body),
+        None => (false, tok.strip_prefix('+').unwrap_or(tok)),
+    };
+    let v = match body {
+        "Inf" | "inf" => f64::INFINITY,
+        "NaN" | "nan" => f64::NAN,
+        _ if crate::mutants::active(crate::mutants::Mutation::RustNumberGrammar) => body.parse::<f64>().ok()?,
+        _ if is_decimal(body) => body.parse::<f64>().ok()?,
+        _ => return None,
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// `digits [. digits] [e|E [+|-] digits]` or `. digits [e ...]`: MATLAB's
+/// decimal literal (no `d` exponent, no `_`).
+fn is_decimal(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |k: usize| k + b[k..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(0);
+    let mut k = int;
+    let mut mantissa = int;
+    if b.get(k) == Some(&b'.') {
+        let end = digits(k + 1);
+        mantissa += end - k - 1;
+        k = end;
     }
+    if mantissa == 0 {
+        return false;
+    }
+    if matches!(b.get(k), Some(b'e' | b'E')) {
+        k += 1;
+        if matches!(b.get(k), Some(b'+' | b'-')) {
+            k += 1;
+        }
+        let end = digits(k);
+        if end == k {
+            return false;
+        }
+        k = end;
+    }
+    k == b.len()
 }
 
 /// Smallest and largest `baseMVA` accepted.
@@ -388,15 +579,110 @@ fn index_helper(line: &str) -> Option<Option<&'static [&'static str]>> {
 /// refused, not assumed harmless.
 fn is_harmless_local(stmt: &str) -> bool {
     // names the recognised code reads: a local of that name would change
-    // what MATLAB runs there (`acos = 0.5;` makes `acos(pf)` an index)
-    const READ: [&str; 10] = ["mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD", "sin", "acos"];
+    // what MATLAB runs there (`acos = 0.5;` makes `acos(pf)` an index,
+    // `idx_bus = 1;` makes `[PQ, PV] = idx_bus;` an error)
+    const READ: [&str; 14] = [
+        "mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD", "sin", "acos", "idx_bus", "idx_brch",
+        "idx_gen", "idx_cost",
+    ];
     let Some((lhs, rhs)) = stmt.split_once('=') else { return false };
     let value = rhs.strip_suffix(';').unwrap_or(rhs);
     !lhs.is_empty()
         && lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && lhs.starts_with(|c: char| c.is_ascii_alphabetic())
         && !READ.contains(&lhs)
-        && value.parse::<f64>().is_ok_and(f64::is_finite)
+        && !shadows_a_constant(lhs)
+        && !KEYWORDS.contains(&lhs)
+        && parse_num(value).is_some_and(f64::is_finite)
+}
+
+/// MATLAB's constants the parser reads as values ([`parse_num`]): a
+/// variable of one of these names (a local, a `function` line's argument
+/// or output) makes MATLAB read the token as that variable (`Inf = 50;`
+/// then `Inf -Inf` is 50 −50), so it is refused (attack r25 [2]). The
+/// parser reads no other constant (`pi`, `eps`, `i`, `j`, `true`: the
+/// number grammar takes no imaginary literal, matrices hold only literals),
+/// so a variable of such a name changes nothing it reads.
+fn shadows_a_constant(name: &str) -> bool {
+    matches!(name, "Inf" | "inf" | "NaN" | "nan")
+}
+
+/// MATLAB's keywords (`iskeyword`): no variable can take these names.
+const KEYWORDS: [&str; 20] = [
+    "break",
+    "case",
+    "catch",
+    "classdef",
+    "continue",
+    "else",
+    "elseif",
+    "end",
+    "for",
+    "function",
+    "global",
+    "if",
+    "otherwise",
+    "parfor",
+    "persistent",
+    "return",
+    "spmd",
+    "switch",
+    "try",
+    "while",
+];
+
+/// Reads a cell array (`mpc.x = { ... };`, `first` the text from its `{`,
+/// on line `lineno`) to its closing brace, over the lines from `lines[*i]`
+/// on (`*i` is left after its last line). MATLAB runs no statement inside
+/// one, but the parser does not take that on trust: every token up to the
+/// brace that closes the first `{` must be a literal (a string, a number),
+/// a separator, a sign, a transpose or a nested `{}`/`[]`; anything else
+/// (an identifier, a call, an `=`) is refused, so no line the parser
+/// cannot account for is skipped (attack r25 [1]: a mislexed line once
+/// made the skip run on over the statements after it). After the closing
+/// brace only `;` may follow.
+fn skip_cell(first: &str, lineno: usize, lines: &[&str], i: &mut usize) -> Result<(), CaseError> {
+    if crate::mutants::active(crate::mutants::Mutation::CellSkippedToAnyBrace) {
+        // the planted bug: skip to the next line holding a `}`
+        let mut last = first.to_string();
+        while !last.contains('}') {
+            let Some(next) = lines.get(*i) else {
+                return Err(CaseError::Malformed { line: lineno, msg: "unterminated cell array".into() });
+            };
+            last = next.to_string();
+            *i += 1;
+        }
+        return Ok(());
+    }
+    let mut open: Vec<char> = Vec::new();
+    let (mut text, mut at) = (first, lineno);
+    loop {
+        let (toks, _) = lex(text).map_err(|msg| CaseError::Malformed { line: at, msg })?;
+        for (n, (pos, tok)) in toks.iter().enumerate() {
+            match tok {
+                Tok::Punct(c @ ('{' | '[')) => open.push(*c),
+                Tok::Punct(c @ ('}' | ']')) => {
+                    let opener = if *c == '}' { '{' } else { '[' };
+                    if open.pop() != Some(opener) {
+                        return Err(unsupported(at, &text[*pos..]));
+                    }
+                    if open.is_empty() {
+                        if !toks[n + 1..].iter().all(|(_, t)| *t == Tok::Punct(';')) {
+                            return Err(unsupported(at, &text[*pos + 1..]));
+                        }
+                        return Ok(());
+                    }
+                }
+                Tok::Str(_) | Tok::Num(_) | Tok::Transpose | Tok::Continuation | Tok::Punct(',' | ';' | '+' | '-') => {}
+                Tok::Ident(_) | Tok::Punct(_) => return Err(unsupported(at, &text[*pos..])),
+            }
+        }
+        let Some(next) = lines.get(*i) else {
+            return Err(CaseError::Malformed { line: lineno, msg: "unterminated cell array".into() });
+        };
+        (text, at) = (next, *i + 1);
+        *i += 1;
+    }
 }
 
 fn unsupported(line: usize, stmt: &str) -> CaseError {
@@ -416,7 +702,7 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
         pf_qd: None,
         pf_pd: None,
     };
-    let lines = strip_comments(text);
+    let lines = strip_comments(text)?;
     let mut bases: Vec<BaseDef> = Vec::new();
     // the column names MATPOWER's index helpers have bound so far
     let mut bound: BTreeSet<&str> = BTreeSet::new();
@@ -435,11 +721,20 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
         if line.is_empty() {
             continue;
         }
-        if line.starts_with("function") {
+        let (toks, _) = lex(&line).map_err(|msg| CaseError::Malformed { line: lineno, msg })?;
+        if toks.first().is_some_and(|(_, t)| *t == Tok::Ident("function")) {
             if begun {
                 return Err(CaseError::UnsupportedCode {
                     line: lineno,
                     stmt: format!("a second function (only the file's first is read): {line}"),
+                });
+            }
+            // `function mpc = f(Inf)`: MATLAB reads `Inf` in the body as
+            // the (unset) argument
+            if toks.iter().any(|(_, t)| matches!(t, Tok::Ident(name) if shadows_a_constant(name))) {
+                return Err(CaseError::UnsupportedCode {
+                    line: lineno,
+                    stmt: format!("a variable named like a constant the parser reads: {line}"),
                 });
             }
             begun = true;
@@ -489,7 +784,7 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
             let plain: String = line.chars().filter(|c| !c.is_whitespace()).collect();
             if is_harmless_local(&plain) {
                 if let Some((name, value)) = plain.split_once('=') {
-                    let value = value.strip_suffix(';').unwrap_or(value).parse::<f64>().ok();
+                    let value = parse_num(value.strip_suffix(';').unwrap_or(value));
                     locals.insert(name.to_string(), value.unwrap_or(f64::NAN));
                 }
                 continue;
@@ -551,19 +846,8 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
             return Err(unsupported(lineno, &line));
         }
         if rhs.starts_with('{') {
-            // cell array: skip to its closing brace
-            let mut last = rhs.to_string();
-            while !last.contains('}') {
-                let Some(next) = lines.get(i) else {
-                    return Err(CaseError::Malformed { line: lineno, msg: "unterminated cell array".into() });
-                };
-                last = next.to_string();
-                i += 1;
-            }
-            let after = &last[last.find('}').map_or(last.len(), |k| k + 1)..];
-            if !after.trim().trim_start_matches(';').trim().is_empty() {
-                return Err(unsupported(i, after));
-            }
+            // cell array: skipped to its closing brace, literals only
+            skip_cell(rhs, lineno, &lines, &mut i)?;
             continue;
         }
         if let Some(after) = rhs.strip_prefix('[') {

@@ -8,6 +8,17 @@
 /// One planted bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutation {
+    /// The MATPOWER parser's lexer pairs quotes as it did before attack
+    /// round 25: every `'` opens or closes a string (no transpose), and `"`
+    /// opens none, so a `%` in a double-quoted string (or after `5'`)
+    /// starts a comment.
+    QuotesPairedNaively,
+    /// The MATPOWER parser skips a cell array to the next line that holds
+    /// a `}`, whatever the lines before it hold (attack round 25 [1]).
+    CellSkippedToAnyBrace,
+    /// The MATPOWER parser reads a number with Rust's grammar
+    /// (`f64::from_str`), which also takes `infinity`, `INF`, `iNf`.
+    RustNumberGrammar,
     /// D-TASK selects every candidate that revealed, without checking its
     /// script hash or its round-1 signature (Eqs 6.14–6.15).
     DTaskUnchecked,

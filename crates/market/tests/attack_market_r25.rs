@@ -2,9 +2,12 @@
 //! after its comment, local and `function`-line changes, read against what
 //! MATLAB runs.
 //!
-//! The `#[ignore]`d tests are findings (they fail on the code as it
-//! stands): `cargo test -p gridledger-market --test attack_market_r25 -- --ignored`.
-//! The others are attacks that held up.
+//! Findings [1]-[3] were `#[ignore]`d until fixed: the parser lexes quotes
+//! as MATLAB does (a `'` right after a value is a transpose, `"` strings
+//! are strings) and reads a cell array's tokens to its closing brace,
+//! refusing any that is not a literal; a local named `Inf`/`inf`/`NaN`/`nan`
+//! is refused; numbers are read with MATLAB's grammar. The others are
+//! attacks that held up.
 //!
 //! Findings:
 //! - [1] high (silently wrong case; the "refused rather than ignored"
@@ -62,7 +65,6 @@ fn case14_with_cell(cell: &str) -> String {
 
 /// Finding [1].
 #[test]
-#[ignore = "attack r25 [1]: a % inside a MATLAB string (double-quoted, or after a transpose) in a cell array makes the parser skip the lines MATLAB runs after it"]
 fn a_percent_in_a_double_quoted_cell_string_hides_no_code() {
     let plain = Case::parse(CASE14).unwrap();
     let matlab_total = 2.0 * total_pd(&plain);
@@ -112,7 +114,6 @@ fn gen2_q(c: &Case) -> (f64, f64) {
 
 /// Finding [2].
 #[test]
-#[ignore = "attack r25 [2]: a local named Inf shadows MATLAB's Inf; the parser still reads the token as infinity"]
 fn a_local_named_inf_is_not_read_as_infinity() {
     let text = case14_gen2_q("Inf\t-Inf", "Inf = 50;");
     match Case::parse(&text) {
@@ -123,7 +124,6 @@ fn a_local_named_inf_is_not_read_as_infinity() {
 
 /// Finding [3].
 #[test]
-#[ignore = "attack r25 [3]: matrix tokens MATLAB does not define (infinity, INF) are read as infinity"]
 fn tokens_matlab_does_not_define_are_refused() {
     for tok in ["infinity", "INF", "iNf", "+infinity"] {
         let text = case14_gen2_q(&format!("{tok}\t-40"), "");

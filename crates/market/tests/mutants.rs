@@ -666,7 +666,44 @@ fn a_cancelling_pair_on_a_tiny_base_is_refused() -> bool {
         )
 }
 
-const SCENARIOS: [Scenario; 30] = [
+/// MATPOWER's IEEE 14-bus case as shipped with MATPOWER 8.1 (its case
+/// files are not under MATPOWER's BSD licence).
+const CASE14: &str = include_str!("data/case14.m");
+
+/// A `%` inside a MATLAB string (double-quoted, or single-quoted after a
+/// transpose) is text, not a comment (attack round 25 [1]): case14 with
+/// such cell arrays and a scalar string appended reads as case14.
+fn a_percent_in_a_matlab_string_is_no_comment() -> bool {
+    let Ok(plain) = Case::parse(CASE14) else { return false };
+    let text = format!("{CASE14}\nmpc.bus_name = {{\"50%\"}};\nmpc.gentype = {{5', '%'}};\nmpc.note = \"100%\";\n");
+    Case::parse(&text).is_ok_and(|c| c == plain)
+}
+
+/// A statement inside a cell array is refused, not skipped (attack round
+/// 25 [1]): case14 with the loads doubled on a line between a cell
+/// array's braces.
+fn code_inside_a_cell_array_is_refused() -> bool {
+    use gridledger_market::case::CaseError;
+    let text = format!("{CASE14}\nmpc.gentype = {{\n 'a';\nmpc.bus(:, 3) = 2 * mpc.bus(:, 3);\n}};\n");
+    matches!(Case::parse(&text), Err(CaseError::UnsupportedCode { line, .. }) if line == CASE14.lines().count() + 4)
+}
+
+/// Matrix numbers follow MATLAB's grammar (attack round 25 [3]): case14
+/// with generator 2's Qmax written `infinity` is refused, written `Inf`,
+/// `.5e2` or `50.` it is read.
+fn numbers_follow_matlab_grammar() -> bool {
+    let q = |tok: &str| {
+        let row = "\t2\t40\t42.4\t50\t-40\t1.045";
+        Case::parse(&CASE14.replace(row, &format!("\t2\t40\t42.4\t{tok}\t-40\t1.045")))
+            .map(|c| c.gens.iter().find(|g| g.bus == 2).map_or(f64::NAN, |g| g.qmax))
+    };
+    q("infinity").is_err() && q("Inf") == Ok(f64::INFINITY) && q(".5e2") == Ok(50.0) && q("50.") == Ok(50.0)
+}
+
+const SCENARIOS: [Scenario; 33] = [
+    ("a % in a MATLAB string is no comment", a_percent_in_a_matlab_string_is_no_comment),
+    ("code inside a cell array is refused", code_inside_a_cell_array_is_refused),
+    ("numbers follow MATLAB's grammar", numbers_follow_matlab_grammar),
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -711,6 +748,9 @@ const SCENARIOS: [Scenario; 30] = [
 gridledger_core::mutation_check! {
     plant: plant,
     scenarios: SCENARIOS,
+    naive_quote_pairing_is_caught: Mutation::QuotesPairedNaively => "a % in a MATLAB string is no comment",
+    cell_skipped_to_any_brace_is_caught: Mutation::CellSkippedToAnyBrace => "code inside a cell array is refused",
+    rust_number_grammar_is_caught: Mutation::RustNumberGrammar => "numbers follow MATLAB's grammar",
     skipped_dtask_detection_is_caught: Mutation::DTaskUnchecked => "D-TASK eliminates a wrong script",
     skipped_recompute_is_caught: Mutation::RecomputeSkipped => "TEAR-DO clears exactly under faults",
     wrong_price_update_is_caught: Mutation::WrongPriceUpdate => "primal-dual reaches the uncongested optimum",
