@@ -58,14 +58,17 @@ fn unwritten_prefix(start: usize, len: usize) -> usize {
     }
 }
 
-/// Replica 0's log becomes `log[..start] ‖ zeros(k) ‖ log[start + k..end]`:
-/// the record at `start..end` is the last one, torn with its first `k`
-/// bytes never written; the cluster is restarted; returns replica 0's
-/// outcome and its log afterwards.
+/// Replica 0's log becomes `log[..start] ‖ zeros(k) ‖ log[start + k..end]`
+/// ‖ zeros to the file's end: the record at `start..end` is the last one,
+/// torn with its first `k` bytes never written (still the zeros its
+/// writer keeps ahead of the records), the records after it never written
+/// (zeros); the cluster is restarted; returns replica 0's outcome and its
+/// log afterwards.
 fn torn_record_restart(mut c: Cluster, log: &[u8], start: usize, end: usize) -> (Outcome, Vec<u8>, usize) {
     let k = unwritten_prefix(start, end - start);
-    let mut torn = log[..end].to_vec();
+    let mut torn = log.to_vec();
     torn[start..start + k].fill(0);
+    torn[end..].fill(0);
     assert!(torn[start + k..].iter().any(|&b| b != 0), "the record's written part is not all zeros");
     std::fs::write(c.log(0), &torn).expect("write the torn log");
     c.rerun(1);

@@ -3,6 +3,10 @@
 //! lbft-replica`), their configuration files written here, so a replica can
 //! be SIGKILLed at any instant, its log read and damaged, and the cluster
 //! restarted from the same data directories.
+//!
+//! A replica's log is its records, then the zeros its writer keeps ahead
+//! of them (see [`records`]); the tests that read or damage a log take
+//! its records' end from the records, never from the file's length.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -36,6 +40,7 @@ pub struct ReplicaFile {
     pub pipeline: u64,
     pub fsync: bool,
     pub max_in_flight: u64,
+    pub log_append: bool,
 }
 
 pub struct Cluster {
@@ -78,6 +83,7 @@ impl Cluster {
                 pipeline: 0,
                 fsync: true,
                 max_in_flight: 0,
+                log_append: false,
             })
             .collect();
         let c = Self { dir, files };
@@ -157,21 +163,47 @@ pub const HEADER: usize = 20;
 
 /// Where each whole record of a v5 log starts and ends (header included):
 /// a 20-byte header `GLLBFT\0\5 ‖ salt ‖ crc32(magic ‖ salt)`, records
-/// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`.
+/// `salt ‖ len ‖ crc32(salt ‖ len ‖ body) ‖ body`, up to the first place
+/// that does not hold a whole record. A replica's log writer keeps zeros
+/// (written and synced) after its last record and writes each record over
+/// them, so a log a replica left is its records, then zeros; a crash may
+/// leave one torn record (some of its bytes, zeros for the rest) between
+/// the two, and it is not whole.
 pub fn records(log: &[u8]) -> Vec<(usize, usize)> {
     assert_eq!(&log[..8], MAGIC, "a v5 log");
+    let salt = &log[8..16];
     let mut out = Vec::new();
     let mut at = HEADER;
-    while at + 16 <= log.len() {
-        assert_eq!(log[at..at + 8], log[8..16], "a record starts with the log's salt");
+    while at + 16 <= log.len() && &log[at..at + 8] == salt {
         let len = u32::from_le_bytes(log[at + 8..at + 12].try_into().expect("4")) as usize;
-        if at + 16 + len > log.len() {
+        let end = at + 16 + len;
+        if end > log.len() {
             break;
         }
-        out.push((at, at + 16 + len));
-        at += 16 + len;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&log[at..at + 12]);
+        h.update(&log[at + 16..end]);
+        if h.finalize().to_le_bytes() != log[at + 12..at + 16] {
+            break;
+        }
+        out.push((at, end));
+        at = end;
     }
     out
+}
+
+/// Where the whole records of `log` end (the header's end if it has
+/// none), asserting that only zeros follow them: the log of a replica
+/// that ran to its end (the zeros its writer keeps ahead of the records,
+/// if any). Returns that end.
+pub fn records_then_zeros(log: &[u8]) -> usize {
+    let end = records(log).last().map_or(HEADER, |r| r.1);
+    assert!(
+        log[end..].iter().all(|&b| b == 0),
+        "the log holds whole records up to byte {end}, then zeros only (a {}-byte file)",
+        log.len()
+    );
+    end
 }
 
 /// Runs the four replicas to their end.
