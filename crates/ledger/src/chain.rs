@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::block::{Block, BlockHeader, Receipt, Seal};
-use crate::contract::{BlockEnv, BlockHashes, ContractError, ContractRegistry, ViewContext, BLOCK_HASH_WINDOW};
+use crate::contract::{
+    BlockEnv, BlockHashes, BlockRoom, ContractError, ContractRegistry, RecentBlock, ViewContext, BLOCK_HASH_WINDOW,
+};
 use crate::error::{ChainError, StoreError, SubmitError};
 use crate::executor::{BlockBuilder, BuiltBody, ExecutedBlock};
 use crate::genesis::Genesis;
@@ -289,7 +291,7 @@ impl Chain {
                 (state, tip)
             }
         };
-        let recent = recent_hashes(&store, &tip)?;
+        let recent = recent_hashes(&store, &tip, &config)?;
         Ok(Self {
             store,
             state,
@@ -505,7 +507,7 @@ impl Chain {
         // The window `advance` keeps once `parent` is the tip: contracts
         // must see exactly what they will see when this block is replayed.
         let mut recent = self.recent.clone();
-        slide_window(&mut recent, parent.height, parent_hash);
+        slide_window(&mut recent, parent, &self.config);
         let env = self.env_after(parent, parent_hash, timestamp, proposer);
         let (body, skipped) = {
             let mut b =
@@ -651,7 +653,7 @@ impl Chain {
             .ok_or(StoreError::Corrupt { table: "blocks", detail: format!("tip {h} missing") })?
             .header;
         let state = State::from_entries(self.genesis.state_buckets_log2, self.store.state_entries()?);
-        let recent = recent_hashes(&self.store, &tip)?;
+        let recent = recent_hashes(&self.store, &tip, &self.config)?;
         self.tip = tip;
         self.state = state;
         self.recent = recent;
@@ -666,7 +668,7 @@ impl Chain {
         self.tip = ex.block.header.clone();
         // Deadline transfers that can no longer go into the next block.
         self.mempool.drop_expired(self.tip.height + 1);
-        slide_window(&mut self.recent, self.tip.height, self.tip.hash());
+        slide_window(&mut self.recent, &self.tip, &self.config);
     }
 
     /// Re-executes a block proposed by someone else and checks every root
@@ -1168,27 +1170,38 @@ fn consider(
     false
 }
 
-/// Makes `recent` the block-hash window once the block at `height` (hash
-/// `hash`) is the tip: it joins, and heights at or below
-/// `height − BLOCK_HASH_WINDOW`, or above `height`, leave.
-fn slide_window(recent: &mut BlockHashes, height: u64, hash: Hash32) {
-    recent.insert(height, hash);
+/// What `h` left of `config`'s per-block limits ([`BlockRoom`]).
+fn room_of(h: &BlockHeader, config: &ChainConfig) -> BlockRoom {
+    BlockRoom {
+        txs_left: (config.max_block_txs as u64).saturating_sub(u64::from(h.tx_count)),
+        gas_left: config.block_gas_limit.saturating_sub(h.gas_used),
+    }
+}
+
+/// Makes `recent` the block-hash window once the block `tip` is the tip:
+/// it joins, and heights at or below `tip.height − BLOCK_HASH_WINDOW`, or
+/// above it, leave.
+fn slide_window(recent: &mut BlockHashes, tip: &BlockHeader, config: &ChainConfig) {
+    let height = tip.height;
+    recent.insert(height, RecentBlock { hash: tip.hash(), room: Some(room_of(tip, config)) });
     let keep_from = height.saturating_sub(BLOCK_HASH_WINDOW);
     recent.retain(|h, _| *h > keep_from && *h <= height);
 }
 
-/// The hashes of the [`BLOCK_HASH_WINDOW`] blocks up to `tip` held in
-/// `store` (fewer near genesis), read back from the tip by parent links.
-fn recent_hashes(store: &Store, tip: &BlockHeader) -> Result<BlockHashes, ChainError> {
+/// The [`BLOCK_HASH_WINDOW`] blocks up to `tip` held in `store` (fewer near
+/// genesis), read back from the tip by parent links: each one's hash, and
+/// the room it left where the block is in the store.
+fn recent_hashes(store: &Store, tip: &BlockHeader, config: &ChainConfig) -> Result<BlockHashes, ChainError> {
     let mut out = BlockHashes::new();
-    out.insert(tip.height, tip.hash());
+    out.insert(tip.height, RecentBlock { hash: tip.hash(), room: Some(room_of(tip, config)) });
     let mut parent = tip.parent;
     let lowest = tip.height.saturating_sub(BLOCK_HASH_WINDOW - 1);
     let mut h = tip.height;
     while h > lowest {
         h -= 1;
-        out.insert(h, parent);
-        match store.block(h)? {
+        let block = store.block(h)?;
+        out.insert(h, RecentBlock { hash: parent, room: block.as_ref().map(|b| room_of(&b.header, config)) });
+        match block {
             Some(b) => parent = b.header.parent,
             None => break,
         }

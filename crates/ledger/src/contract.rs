@@ -99,8 +99,35 @@ pub struct BlockEnv {
     pub parent: Hash32,
 }
 
-/// Hashes of the most recent blocks by height ([`CallContext::block_hash`]).
-pub type BlockHashes = std::collections::BTreeMap<Height, Hash32>;
+/// The most recent blocks by height: their hashes
+/// ([`CallContext::block_hash`]) and the room each left
+/// ([`CallContext::block_room`]).
+pub type BlockHashes = std::collections::BTreeMap<Height, RecentBlock>;
+
+/// A recent block as contracts see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecentBlock {
+    pub hash: Hash32,
+    /// What the block left of the chain's per-block limits; `None` where
+    /// the block itself was not at hand when the window was read back.
+    pub room: Option<BlockRoom>,
+}
+
+/// What a committed block left unused of the chain's per-block limits
+/// ([`crate::ChainConfig::max_block_txs`],
+/// [`crate::ChainConfig::block_gas_limit`]). A block that left room for a
+/// transaction took every pending one of that size it could execute (the
+/// block builder stops early only when the block is full), so a contract
+/// may read a full block as one a pending call may have been crowded out
+/// of, and a block with room as one it was not (attack r29 [2] [3] on the
+/// rollup: junk calls filled the blocks of a dispute window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRoom {
+    /// Transactions the block could still have held.
+    pub txs_left: u64,
+    /// Gas the block left unused.
+    pub gas_left: u64,
+}
 
 /// How many blocks below the current one a contract may read the hash of
 /// ([`CallContext::block_hash`]), as the EVM's `BLOCKHASH`.
@@ -168,7 +195,22 @@ impl CallContext<'_, '_> {
         if below == 1 {
             return Ok(Some(self.env.parent));
         }
-        Ok(self.block_hashes.and_then(|m| m.get(&height).copied()))
+        Ok(self.block_hashes.and_then(|m| m.get(&height)).map(|b| b.hash))
+    }
+
+    /// The room the committed block at `height` left ([`BlockRoom`]), one
+    /// of the [`BLOCK_HASH_WINDOW`] blocks below this one. `None` outside
+    /// the window, where the block builder was given no history
+    /// ([`crate::BlockBuilder::with_block_hashes`]), or where the block was
+    /// not at hand when the history was read back. Charged as
+    /// [`Self::block_hash`].
+    pub fn block_room(&mut self, height: Height) -> Result<Option<BlockRoom>, ContractError> {
+        self.charge(crate::gas::BLOCK_HASH)?;
+        let below = self.env.height.saturating_sub(height);
+        if below == 0 || below > BLOCK_HASH_WINDOW {
+            return Ok(None);
+        }
+        Ok(self.block_hashes.and_then(|m| m.get(&height)).and_then(|b| b.room))
     }
 
     pub fn charge(&mut self, gas: u64) -> Result<(), ContractError> {

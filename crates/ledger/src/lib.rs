@@ -20,8 +20,8 @@ pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
 pub use chain::{verify_block_signatures, Chain, ChainConfig, Committed, TxRules, DEFAULT_MIN_GAS_PRICE};
 pub use client::{ChainClient, ClientError};
 pub use contract::{
-    decode_args, revert, BlockEnv, BlockHashes, CallContext, ContractError, ContractRegistry, NativeContract,
-    StorageRead, ViewContext, BLOCK_HASH_WINDOW,
+    decode_args, revert, BlockEnv, BlockHashes, BlockRoom, CallContext, ContractError, ContractRegistry,
+    NativeContract, RecentBlock, StorageRead, ViewContext, BLOCK_HASH_WINDOW,
 };
 pub use error::{ChainError, StoreError, SubmitError};
 pub use executor::{BlockBuilder, BuiltBody, ExecutedBlock, TxRejected};

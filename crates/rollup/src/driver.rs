@@ -495,6 +495,9 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     check_due: Option<(u64, Timestamp)>,
     /// The gas price the check's last call was included at.
     check_price: Amount,
+    /// Blocks the check running now sealed at or past its window's end
+    /// while the contract held the window open ([`Self::seal_block_before`]).
+    held_blocks: u64,
     /// [`Mode::Ior`]: the postings whose checks are on chain (the
     /// assigned validator's, then the smart meters', their delegates' and
     /// the bonded challenge's: [`Self::backup_checks`]), as the baseline
@@ -829,6 +832,25 @@ pub const MAX_GUARD_REPRICES: u32 = 10;
 /// The gas price of the driver's transactions ([`call`]'s).
 const BASE_GAS_PRICE: Amount = Amount(1);
 
+/// Blocks a check seals at or past its posting's window end while the
+/// primary contract holds the window open for congestion
+/// ([`crate::primary::QUIET_BLOCKS`]); then it stops
+/// [`DriverError::Unchecked`] and the next [`Driver::process`] goes on
+/// (safe: the contract refuses `finalize` while the blocks stay full).
+pub const MAX_HELD_OPEN_BLOCKS: u64 = 8;
+
+/// What `h` left of the per-block limits of the driver's chains (the
+/// ledger's default [`gridledger_ledger::ChainConfig`], as [`dev_chain`]
+/// opens them): the room the primary contract reads
+/// ([`gridledger_ledger::CallContext::block_room`]).
+fn room_of(h: &gridledger_ledger::BlockHeader) -> gridledger_ledger::BlockRoom {
+    let limits = gridledger_ledger::ChainConfig::default();
+    gridledger_ledger::BlockRoom {
+        txs_left: (limits.max_block_txs as u64).saturating_sub(u64::from(h.tx_count)),
+        gas_left: limits.block_gas_limit.saturating_sub(h.gas_used),
+    }
+}
+
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
         TxStatus::Success => Ok(()),
@@ -1020,6 +1042,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             check_due: None,
             check_price: BASE_GAS_PRICE,
+            held_blocks: 0,
             checked: BTreeSet::new(),
             traders: BTreeMap::new(),
             bonded_challenges: 0,
@@ -1106,7 +1129,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         value: Amount,
         gas_limit: u64,
     ) -> Result<Receipt, DriverError> {
-        if self.cfg.mode != Mode::Ior {
+        if self.cfg.mode != Mode::Ior || crate::mutants::active(crate::mutants::Mutation::SealNotReevaluated) {
             let (gas, target) = (&mut self.gas, Target::Primary);
             return call_on(&mut self.primary, gas, target, key, IOR_PRIMARY_ID, method, a, value, gas_limit);
         }
@@ -1232,13 +1255,39 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// Seals one block unless the clock is at or past `end`. Returns
-    /// whether it sealed.
+    /// whether it sealed. During a check ([`Self::check_due`]) a block at
+    /// or past `end` is sealed too while the primary contract holds the
+    /// posting's window open for congestion ([`Self::held_open`]: a
+    /// dispute in that block is accepted, a `finalize` refused), at most
+    /// [`MAX_HELD_OPEN_BLOCKS`] per check (attack r29 [2] [3]: junk at a
+    /// price the check could not outbid filled the blocks to the window's
+    /// end; the check waits the junk out instead).
     fn seal_block_before(&mut self, end: Timestamp) -> Result<bool, DriverError> {
         if self.primary.now() >= end {
-            return Ok(false);
+            let Some((batch, _)) = self.check_due else { return Ok(false) };
+            if self.held_blocks >= MAX_HELD_OPEN_BLOCKS || !self.held_open(batch)? {
+                return Ok(false);
+            }
+            self.held_blocks += 1;
         }
         self.primary.seal_block()?;
         Ok(true)
+    }
+
+    /// The primary contract's congestion-aware window
+    /// ([`crate::primary::QUIET_BLOCKS`]) as it will judge it in the next
+    /// block: whether one of the blocks just below it, above `batch`'s
+    /// posting's block, was full.
+    fn held_open(&self, batch: u64) -> Result<bool, DriverError> {
+        use crate::primary::{had_room, QUIET_BLOCKS};
+        let Some(posted) = self.batch_header(batch)?.tcr_height else { return Ok(false) };
+        let n = self.primary.tip().height.saturating_add(1);
+        for height in n.saturating_sub(QUIET_BLOCKS).max(posted.saturating_add(1))..n {
+            if self.primary.block(height)?.is_some_and(|b| !had_room(&room_of(&b.header))) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A call of the check of `batch`'s posting, whose window ends at
@@ -1302,10 +1351,19 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 (h, price) = (n, dearer);
             }
         }
-        for _ in 0..=MAX_GUARD_REPRICES {
+        // One block at a time, repriced after each that leaves it out:
+        // before `end` at most `MAX_GUARD_REPRICES + 1` blocks; at or past
+        // it, while the congestion holds the window open
+        // ([`Self::seal_block_before`], at the last price).
+        let mut blocks = 0u32;
+        loop {
+            if blocks > MAX_GUARD_REPRICES && self.primary.now() < end {
+                break;
+            }
             if !self.seal_block_before(end)? {
                 break;
             }
+            blocks += 1;
             if let Some(r) = self.primary.receipt(&h)? {
                 self.gas.push(GasRecord {
                     target: Target::Primary,
@@ -1316,9 +1374,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 self.check_price = self.check_price.max(price);
                 return Ok(r);
             }
-            let dearer = Amount(price.0.saturating_mul(4));
-            if let Ok(n) = self.primary.submit(&sign(dearer)) {
-                (h, price) = (n, dearer);
+            if blocks <= MAX_GUARD_REPRICES {
+                let dearer = Amount(price.0.saturating_mul(4));
+                if let Ok(n) = self.primary.submit(&sign(dearer)) {
+                    (h, price) = (n, dearer);
+                }
             }
         }
         Err(unchecked(format!("{method} not on chain before the window ends at {end}")))
@@ -2989,7 +3049,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let key = self.validators[i].0.clone();
                 // IOR: no block of the check past its posting's window
                 // (attack r27 [2]).
-                (self.check_due, self.check_price) = (self.check_window(fin)?, BASE_GAS_PRICE);
+                (self.check_due, self.check_price, self.held_blocks) = (self.check_window(fin)?, BASE_GAS_PRICE, 0);
                 let r = self.run_step(&key, step);
                 self.check_due = None;
                 r?;
@@ -3010,7 +3070,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 // through a flood, a colluding validator's forgery outran
                 // its delegates' disputes).
                 if !crate::mutants::active(crate::mutants::Mutation::UncheckedPostingSealedThrough) {
-                    self.check_due = self.check_window(fin)?;
+                    (self.check_due, self.held_blocks) = (self.check_window(fin)?, 0);
                 }
                 let r = self.backup_checks(fin, &input, rng);
                 self.check_due = None;

@@ -254,6 +254,19 @@ pub enum Mutation {
     /// cover are dropped afterwards and their volume is not offered to
     /// anyone else (the rule before attack r28 [2], [5]).
     SlotClearedWithoutBudgets,
+    /// The primary contract's dispute window is `window_ms` whatever
+    /// filled its blocks ([`crate::primary::QUIET_BLOCKS`]): junk that
+    /// fills the blocks after a posting at a price the challenge cannot
+    /// outbid runs the window out, and the forger's own `finalize` settles
+    /// a forged root (the rule before attack r29 [2] [3]).
+    WindowIgnoresCongestion,
+    /// IOR driver: a call of the driver's own sent while no posting is on
+    /// chain is sealed until the mempool is empty (`call_on`), the bound
+    /// not evaluated again between its blocks: a forged posting waiting in
+    /// the mempool lands in its first block and the junk behind it moves
+    /// the clock past the posting's window before any check (the rule
+    /// before attack r29 [1]).
+    SealNotReevaluated,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

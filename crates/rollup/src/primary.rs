@@ -81,6 +81,18 @@
 //!   recorded: the time the assigned validator and the smart meters'
 //!   delegated validators have to dispute. IOR uses seconds; the
 //!   conventional-OR baseline is this contract with a week.
+//! - **The window counts congestion** (attack r29 [2] [3], [`held_open`]).
+//!   Past `window_ms` the window stays open, disputes accepted and
+//!   `finalize` refused, while one of the [`QUIET_BLOCKS`] blocks just
+//!   below the current one (above the posting's block) was full: it may
+//!   have crowded a challenge out. Junk filling the blocks after a forged
+//!   posting at a price the challenger cannot or will not outbid no
+//!   longer runs the window out; it delays settlement for as long as the
+//!   flooder pays for full blocks, and the challenge, waiting at its
+//!   price, goes in with the first blocks that have room. A driver check
+//!   stopped behind the junk (`DriverError::Unchecked`) is then a safe
+//!   stop: the forger's own `finalize` is refused until the quiet blocks
+//!   in which the check, sent again, goes in.
 //! - **Meters and their interval.** `register_meter` records a trader's
 //!   smart meter once, certified by the authority: the key that signs its
 //!   readings and its reading interval `Δt` ([`crate::types::MeterRecord`],
@@ -913,13 +925,70 @@ pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may 
 /// (pipelined too: the windows overlap), has passed: the same instant
 /// from which `finalize` settles it, so a batch is always either
 /// disputable or finalizable, never both.
-fn window_open(ctx: &CallContext<'_, '_>, c: &PrimaryConfig, h: &BatchHeader) -> Result<(), EntryDisputeError> {
-    let Some(done) = h.complete_at else { return Ok(()) };
+fn window_open(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: &BatchHeader,
+) -> Result<Result<(), EntryDisputeError>, ContractError> {
+    let Some(done) = h.complete_at else { return Ok(Ok(())) };
     let until = done.saturating_add(c.window_ms);
-    if ctx.timestamp() >= until {
-        return Err(EntryDisputeError::WindowClosed { batch: h.id, until, now: ctx.timestamp() });
+    if ctx.timestamp() >= until && !held_open(ctx, h)? {
+        return Ok(Err(EntryDisputeError::WindowClosed { batch: h.id, until, now: ctx.timestamp() }));
     }
-    Ok(())
+    Ok(Ok(()))
+}
+
+/// Blocks with room for a challenge that a posting's window needs just
+/// before it closes ([`held_open`]): one for a bonded challenge's
+/// commitment, one for its reveal, one to spare.
+pub const QUIET_BLOCKS: u64 = 3;
+
+/// The gas a block must leave unused to count as having had room for a
+/// challenge ([`held_open`]): the most any dispute's call may ask for
+/// ([`crate::driver::DRIVER_GAS_LIMIT`], the cap of
+/// [`crate::driver::dispute_gas_limit`]).
+pub const CHALLENGE_ROOM_GAS: u64 = crate::driver::DRIVER_GAS_LIMIT;
+
+/// Whether a committed block that left `r` had room for a challenge: a
+/// place for one more transaction and [`CHALLENGE_ROOM_GAS`] of gas. One
+/// that did took every pending call of that size it could execute (the
+/// block builder stops early only when the block is full), so a
+/// challenger left out of it was not crowded out.
+pub fn had_room(r: &gridledger_ledger::BlockRoom) -> bool {
+    r.txs_left > 0 && r.gas_left >= CHALLENGE_ROOM_GAS
+}
+
+/// The congestion-aware window (attack r29 [2] [3]): whether posting
+/// `h`'s window is held open at this block past its `window_ms` because
+/// one of the [`QUIET_BLOCKS`] blocks just below this one, above the
+/// posting's own block, was full ([`had_room`]). Past `window_ms`, a
+/// dispute is accepted and `finalize` refused exactly while this holds
+/// (so a batch is still either disputable or final, never both). A
+/// flood that fills the blocks after a posting therefore delays its
+/// settlement for as long as the flooder keeps paying for full blocks,
+/// and steals nothing: the window closes only after [`QUIET_BLOCKS`]
+/// blocks in a row that took every pending challenge at the base price.
+/// Junk at a price above what a challenger can pay (attack r29 [2]: the
+/// dispute could not be repriced above junk at price 2) or above the
+/// check's repricing schedule (r29 [3]: junk at price 17 for the three
+/// blocks after the meters' turn) no longer runs the window out. A block
+/// the history does not cover (no history given, or the block not in the
+/// store when it was read back) counts as having had room.
+fn held_open(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<bool, ContractError> {
+    // Planted bug: the window is `window_ms` whatever filled its blocks
+    // (the rule before attack r29 [2] [3]).
+    if crate::mutants::active(crate::mutants::Mutation::WindowIgnoresCongestion) {
+        return Ok(false);
+    }
+    let Some(posted) = h.tcr_height else { return Ok(false) };
+    let n = ctx.height();
+    let from = n.saturating_sub(QUIET_BLOCKS).max(posted.saturating_add(1));
+    for height in from..n {
+        if ctx.block_room(height)?.is_some_and(|r| !had_room(&r)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A controversial transaction (§3.3.4): the disputer's TCRs for the batch
@@ -2976,7 +3045,7 @@ fn begin_dispute(
     } else {
         settled_root(ctx)?
     };
-    if let Err(e) = window_open(ctx, &c, &h) {
+    if let Err(e) = window_open(ctx, &c, &h)? {
         return Ok(Err(e));
     }
     let (claim, commitment, voided) = (None, Vec::new(), false);
@@ -3582,6 +3651,11 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() < until {
         return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
+    }
+    if held_open(ctx, &h)? {
+        return revert(format!(
+            "dispute window held open past {until}: a block among the {QUIET_BLOCKS} below was full"
+        ));
     }
     settle_batch(ctx, h, post, burned, false)?;
     Ok(bytes(&false))

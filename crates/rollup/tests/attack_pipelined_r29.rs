@@ -258,7 +258,6 @@ fn bonded_forgery(wallet: Amount, junk: u64, price: Amount) -> Outcome {
 /// exceed the wallet), the window runs out, every run stops `Unchecked`
 /// and the forger's `finalize` settles the forged root.
 #[test]
-#[ignore = "attack r29 [2]: a bonded challenge the wallet check passes cannot outbid junk at price 2; forged root settles"]
 fn an_affordable_bonded_challenge_is_not_priced_out_by_cheap_junk() {
     let (_, forged, why) = bonded_forgery(coins(11), 900, Amount(2));
     assert!(!forged, "the forged root settled: {why}");
@@ -271,7 +270,6 @@ fn an_affordable_bonded_challenge_is_not_priced_out_by_cheap_junk() {
 /// settles. Disputes compete with any traffic on price alone (the
 /// primary contract names no duty for the ledger's duty lane).
 #[test]
-#[ignore = "attack r29 [3]: junk at price 17 for the three blocks after the meters' turn shuts the bonded challenge out; forged root settles"]
 fn the_bonded_challenge_is_not_shut_out_by_three_blocks_of_junk() {
     let (_, forged, why) = bonded_forgery(coins(200), 900, Amount(17));
     assert!(!forged, "the forged root settled: {why}");

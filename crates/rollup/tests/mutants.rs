@@ -1384,16 +1384,21 @@ fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
         }
     }
     let _ = e.d.flush(&trader(3));
+    // The flush's blocks stop short of the window (since attack r29 [2]
+    // the contract would also hold a window run out by full blocks open,
+    // so the run's outcome alone no longer shows where they stopped).
+    let Ok(h) = e.d.batch_header(batch) else { return false };
+    let inside = h.complete_at.is_some_and(|t| e.d.now() < t + e.d.cfg.window_ms());
     for i in 0..3 {
         if e.d.process(&mut rng(27 + i)).is_ok() {
             break;
         }
     }
     let Ok(h) = e.d.batch_header(batch) else { return false };
-    h.overturned && h.post_root != Some(sub.post_root)
+    inside && h.overturned && h.post_root != Some(sub.post_root)
 }
 
-const SCENARIOS: [Scenario; 49] = [
+const SCENARIOS: [Scenario; 51] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1473,7 +1478,109 @@ const SCENARIOS: [Scenario; 49] = [
     ),
     ("a driver call behind junk leaves the IOR window", a_driver_call_behind_junk_leaves_the_ior_window),
     ("a seller out of deposits passes its buyers on", a_seller_out_of_deposits_passes_its_buyers_on),
+    ("junk past the window holds it open for the check", junk_past_the_window_holds_it_open_for_the_check),
+    ("a driver call stops inside a posting's window", a_driver_call_stops_inside_a_postings_window),
 ];
+
+/// `n` empty junk calls from `k` at gas price `price`, sent to the
+/// mempool, not sealed. False if one is refused.
+fn junk_from(e: &mut Env, k: &KeyPair, n: u64, price: Amount) -> bool {
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    for _ in 0..n {
+        let nonce = e.d.primary.next_nonce(&k.address());
+        let id = gridledger_rollup::IOR_PRIMARY_ID;
+        let tx = gridledger_ledger::devnet::call(k, chain_id, nonce, id, "junk", vec![], Amount::ZERO, 40_000);
+        let tx = gridledger_ledger::Transaction { gas_price: price, ..tx.tx }.sign(k);
+        if e.d.primary.submit(&tx).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// IOR, 5 s window, attack r29 [2] past `MAX_HELD_OPEN_BLOCKS`: every
+/// validator colludes, every trader's wallet holds 11 coin, and 4,800
+/// junk calls at gas price 2 (16 full blocks) follow a forged posting.
+/// The driver's check stops unchecked behind the junk; the forger's own
+/// `finalize` after the window is refused (the blocks below it were
+/// full), and the next runs overturn the forgery.
+fn junk_past_the_window_holds_it_open_for_the_check() -> bool {
+    let mut e = funded_with_window(5_000);
+    settle_funding(&mut e);
+    all_validators_collude(&mut e);
+    let ks = fresh_keys(78_400, 2);
+    pay_each(&mut e, &trader(2), &ks, coins(2_000), 1);
+    for i in 0..4 {
+        leave_in_wallet(&mut e, &trader(i), coins(11), 78_500 + i);
+    }
+    let (b, s) = (trader(0), trader(1));
+    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    if e.d.submit_block(&txs).is_err() {
+        return false;
+    }
+    e.d.primary.seal();
+    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let (exec, sub, _, _) = forged_posting(&e, batch);
+    forge_last_root(&mut e, batch);
+    for k in &ks {
+        if !junk_from(&mut e, k, 2_400, Amount(2)) {
+            return false;
+        }
+    }
+    let _ = e.d.process(&mut rng(39));
+    let Ok(h) = e.d.batch_header(batch) else { return false };
+    if h.state == BatchState::Open && !h.overturned {
+        let end = h.complete_at.unwrap_or(0) + e.d.cfg.window_ms();
+        if e.d.now() <= end {
+            e.d.set_time(end + 1);
+        }
+        let Ok(a) = e.d.finalize_args(batch) else { return false };
+        if e.d.primary_call(&exec, "finalize", a, Amount::ZERO).is_err() {
+            return false;
+        }
+    }
+    for i in 0..4 {
+        if e.d.process(&mut rng(40 + i)).is_ok() {
+            break;
+        }
+    }
+    let Ok(h) = e.d.batch_header(batch) else { return false };
+    matches!(h.state, BatchState::Settled { disputed: true, .. }) && h.post_root != Some(sub.post_root)
+}
+
+/// IOR, 5 s window (attack r29 [1]): a forged posting waits in the
+/// mempool with 1,800 junk calls at the lowest price behind it, and a
+/// trader's `fund` goes out while no posting is on chain. The call's
+/// blocks stop inside the posting's window (the bound is evaluated again
+/// once the posting lands), so its checks still have their turn.
+fn a_driver_call_stops_inside_a_postings_window() -> bool {
+    use gridledger_ledger::ChainClient as _;
+    let mut e = funded_with_window(5_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    if e.d.submit_block(&txs).is_err() {
+        return false;
+    }
+    e.d.primary.seal();
+    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let flooder = fresh_keys(78_600, 1).remove(0);
+    pay_each(&mut e, &trader(2), std::slice::from_ref(&flooder), coins(1_000), 1);
+    let (exec, sub, _, _) = forged_posting(&e, batch);
+    let chain_id = e.d.primary.chain_id();
+    let nonce = e.d.primary.next_nonce(&exec.address());
+    let id = gridledger_rollup::IOR_PRIMARY_ID;
+    let limit = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
+    let tx = gridledger_ledger::devnet::call(&exec, chain_id, nonce, id, "sc_cr", args(&sub), Amount::ZERO, limit);
+    if e.d.primary.submit(&tx).is_err() || !junk_from(&mut e, &flooder, 1_800, Amount(1)) {
+        return false;
+    }
+    let _ = e.d.fund(&trader(3), coins(1));
+    let Ok(h) = e.d.batch_header(batch) else { return false };
+    let Some(posted) = h.complete_at.filter(|_| h.post_root == Some(sub.post_root)) else { return false };
+    e.d.now() < posted + e.d.cfg.window_ms()
+}
 
 /// Attack r28 [5] on the pure path the day sends: two sellers, the cheaper
 /// funded for two ATs' locks, and four buyers its surplus would cover. The
@@ -1556,4 +1663,6 @@ gridledger_core::mutation_check! {
     full_mempool_not_sealed_is_caught: Mutation::FullMempoolNotSealed => "a flood at the driver's price does not freeze settlement",
     unchecked_posting_sealed_through_is_caught: Mutation::UncheckedPostingSealedThrough => "a driver call behind junk leaves the IOR window",
     slot_cleared_without_budgets_is_caught: Mutation::SlotClearedWithoutBudgets => "a seller out of deposits passes its buyers on",
+    window_ignoring_congestion_is_caught: Mutation::WindowIgnoresCongestion => "junk past the window holds it open for the check",
+    seal_not_reevaluated_is_caught: Mutation::SealNotReevaluated => "a driver call stops inside a posting's window",
 }
