@@ -254,6 +254,11 @@ pub enum Mutation {
     /// cover are dropped afterwards and their volume is not offered to
     /// anyone else (the rule before attack r28 [2], [5]).
     SlotClearedWithoutBudgets,
+    /// The day's budgeted auction matches pairs by price priority instead of
+    /// largest fill first ([`crate::demo::clear_slot_within`]): a seller's
+    /// few AT locks and a buyer's few deposits go to the highest bidders'
+    /// (cheapest asks') slivers (the rule before attack r30 [1]-[3]).
+    SlotClearedBySliversFirst,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -1473,6 +1473,7 @@ const SCENARIOS: [Scenario; 49] = [
     ),
     ("a driver call behind junk leaves the IOR window", a_driver_call_behind_junk_leaves_the_ior_window),
     ("a seller out of deposits passes its buyers on", a_seller_out_of_deposits_passes_its_buyers_on),
+    ("a seller's one lock goes to the largest fill, not a sliver", a_sellers_one_lock_goes_to_the_largest_fill),
 ];
 
 /// Attack r28 [5] on the pure path the day sends: two sellers, the cheaper
@@ -1500,6 +1501,33 @@ fn a_seller_out_of_deposits_passes_its_buyers_on() -> bool {
     let lock = params.seller_lock().0;
     let mut budget = vec![2 * lock + lock / 2, coins(50).0, coins(50).0, coins(50).0, coins(50).0, coins(50).0];
     let pairs = slot_agreements(&specs, &net, &Market::default(), &mut budget, &params);
+    pairs.iter().map(|p| p.2).sum::<u64>() == slot_bound(&net)
+}
+
+/// Attack r30 [1]: a plant that can lock one AT, a 1 Wh buyer bidding
+/// high and a 10 kWh buyer bidding less, both able to pay: the plant's one
+/// AT goes to the 10 kWh buyer, so the slot trades its whole bound.
+fn a_sellers_one_lock_goes_to_the_largest_fill() -> bool {
+    use gridledger_rollup::demo::{clear_slot_within, slot_bound, Budgets, Market, ParticipantSpec};
+    use gridledger_rollup::types::IorParams;
+    let params = IorParams::case_study();
+    let spec = |i: usize, ask: u128, bid: u128| ParticipantSpec {
+        number: i + 1,
+        address: gridledger_ledger::devnet::dev_key(i).address(),
+        prosumer: i == 0,
+        load_profile: "H0-A".into(),
+        load_scale_permille: 1000,
+        load_shift_slots: 0,
+        pv_area_dm2: 0,
+        rotor_diameter_cm: 0,
+        ask,
+        bid,
+    };
+    let specs = vec![spec(0, 100_000, 100_000), spec(1, 1, 900_000), spec(2, 1, 200_000)];
+    let net = [10_000, -1, -10_000];
+    let b =
+        Budgets { free: vec![coins(2).0, coins(10).0, coins(10).0], ds: params.ds, seller_lock: params.seller_lock() };
+    let pairs = clear_slot_within(&specs, &net, &Market::default(), &b);
     pairs.iter().map(|p| p.2).sum::<u64>() == slot_bound(&net)
 }
 
@@ -1556,4 +1584,5 @@ gridledger_core::mutation_check! {
     full_mempool_not_sealed_is_caught: Mutation::FullMempoolNotSealed => "a flood at the driver's price does not freeze settlement",
     unchecked_posting_sealed_through_is_caught: Mutation::UncheckedPostingSealedThrough => "a driver call behind junk leaves the IOR window",
     slot_cleared_without_budgets_is_caught: Mutation::SlotClearedWithoutBudgets => "a seller out of deposits passes its buyers on",
+    slot_cleared_by_slivers_first_is_caught: Mutation::SlotClearedBySliversFirst => "a seller's one lock goes to the largest fill, not a sliver",
 }
