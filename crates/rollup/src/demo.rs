@@ -1742,8 +1742,10 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         // every delivered sale's ST on chain, recorded before its `DL`, and
         // a resume however late settles it as agreed instead of expiring it
         // (an ST recorded after `DL + expiry_ms` is refused).
-        gas(&gas_needs(&keys, &[&sts]))?;
-        d.record_packed(&sts)?;
+        if !sts.is_empty() {
+            gas(&gas_needs(&keys, &[&sts]))?;
+            d.record_packed(&sts)?;
+        }
         on_slot(slot, t0)?;
         // ATs of the coming slot, by the buyers.
         if slot < end_slot {

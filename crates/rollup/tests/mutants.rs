@@ -1393,7 +1393,7 @@ fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
     h.overturned && h.post_root != Some(sub.post_root)
 }
 
-const SCENARIOS: [Scenario; 49] = [
+const SCENARIOS: [Scenario; 50] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
