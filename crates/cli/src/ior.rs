@@ -1077,6 +1077,14 @@ fn resume_rpc_day(a: &DayArgs, cfg: &DayConfig) -> anyhow::Result<Option<gridled
 
 /// Prints what a resumed day did.
 fn print_resumed(a: &DayArgs, r: &gridledger_rollup::demo::ResumeReport) -> anyhow::Result<()> {
+    if r.expired > 0 {
+        eprintln!(
+            "warning: {} agreement(s) were expired: the day was resumed after their ST deadline (DL + expiry), \
+             so their sellers lost their deposit D_s and reputation whether or not they delivered; the statements \
+             show the penalties (paid) and the buyers' compensation (received)",
+            r.expired
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());

@@ -267,6 +267,11 @@ pub enum Mutation {
     /// the clock past the posting's window before any check (the rule
     /// before attack r29 [1]).
     SealNotReevaluated,
+    /// The day's budgeted auction matches pairs by price priority instead of
+    /// largest fill first ([`crate::demo::clear_slot_within`]): a seller's
+    /// few AT locks and a buyer's few deposits go to the highest bidders'
+    /// (cheapest asks') slivers (the rule before attack r30 [1]-[3]).
+    SlotClearedBySliversFirst,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

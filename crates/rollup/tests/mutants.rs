@@ -1398,7 +1398,7 @@ fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
     inside && h.overturned && h.post_root != Some(sub.post_root)
 }
 
-const SCENARIOS: [Scenario; 51] = [
+const SCENARIOS: [Scenario; 52] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -1480,6 +1480,7 @@ const SCENARIOS: [Scenario; 51] = [
     ("a seller out of deposits passes its buyers on", a_seller_out_of_deposits_passes_its_buyers_on),
     ("junk past the window holds it open for the check", junk_past_the_window_holds_it_open_for_the_check),
     ("a driver call stops inside a posting's window", a_driver_call_stops_inside_a_postings_window),
+    ("a seller's one lock goes to the largest fill, not a sliver", a_sellers_one_lock_goes_to_the_largest_fill),
 ];
 
 /// `n` empty junk calls from `k` at gas price `price`, sent to the
@@ -1610,6 +1611,33 @@ fn a_seller_out_of_deposits_passes_its_buyers_on() -> bool {
     pairs.iter().map(|p| p.2).sum::<u64>() == slot_bound(&net)
 }
 
+/// Attack r30 [1]: a plant that can lock one AT, a 1 Wh buyer bidding
+/// high and a 10 kWh buyer bidding less, both able to pay: the plant's one
+/// AT goes to the 10 kWh buyer, so the slot trades its whole bound.
+fn a_sellers_one_lock_goes_to_the_largest_fill() -> bool {
+    use gridledger_rollup::demo::{clear_slot_within, slot_bound, Budgets, Market, ParticipantSpec};
+    use gridledger_rollup::types::IorParams;
+    let params = IorParams::case_study();
+    let spec = |i: usize, ask: u128, bid: u128| ParticipantSpec {
+        number: i + 1,
+        address: gridledger_ledger::devnet::dev_key(i).address(),
+        prosumer: i == 0,
+        load_profile: "H0-A".into(),
+        load_scale_permille: 1000,
+        load_shift_slots: 0,
+        pv_area_dm2: 0,
+        rotor_diameter_cm: 0,
+        ask,
+        bid,
+    };
+    let specs = vec![spec(0, 100_000, 100_000), spec(1, 1, 900_000), spec(2, 1, 200_000)];
+    let net = [10_000, -1, -10_000];
+    let b =
+        Budgets { free: vec![coins(2).0, coins(10).0, coins(10).0], ds: params.ds, seller_lock: params.seller_lock() };
+    let pairs = clear_slot_within(&specs, &net, &Market::default(), &b);
+    pairs.iter().map(|p| p.2).sum::<u64>() == slot_bound(&net)
+}
+
 gridledger_core::mutation_check! {
     plant: plant,
     scenarios: SCENARIOS,
@@ -1665,4 +1693,5 @@ gridledger_core::mutation_check! {
     slot_cleared_without_budgets_is_caught: Mutation::SlotClearedWithoutBudgets => "a seller out of deposits passes its buyers on",
     window_ignoring_congestion_is_caught: Mutation::WindowIgnoresCongestion => "junk past the window holds it open for the check",
     seal_not_reevaluated_is_caught: Mutation::SealNotReevaluated => "a driver call stops inside a posting's window",
+    slot_cleared_by_slivers_first_is_caught: Mutation::SlotClearedBySliversFirst => "a seller's one lock goes to the largest fill, not a sliver",
 }
