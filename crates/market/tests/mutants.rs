@@ -187,6 +187,28 @@ fn a_feeder_with_capacitors_clears_within_v_max() -> bool {
     c.converged && c.energy_kwh > 1000.0 && run_pf(&after, PfOptions::default()).is_ok_and(|r| r.max_vm <= 1.11)
 }
 
+/// case33bw's substation line rated 4.8 MVA (its AC base flow 4.61 MVA), a
+/// buyer at bus 3 buying from the substation: the clearing keeps the
+/// line's AC flow within its rating and the stated margin, losses
+/// included (attack round 24 [4]).
+fn a_rated_substation_line_keeps_its_ac_rating() -> bool {
+    use gridledger_market::clearing::{clear, network_for, Algorithm};
+    use gridledger_market::feeder_ac::AC_RATING_MARGIN;
+    use gridledger_market::{run_pf, PfOptions};
+    let mut case = Case::parse(gridledger_market::CASE33BW).unwrap();
+    case.branches.iter_mut().find(|b| b.from == 1 && b.to == 2).unwrap().rate_a = 4.8;
+    let p = |side, bus, a, b| Prosumer { side, bus, a, b, e_min: 0.0, e_max: 20_000.0 };
+    let m = Market { buyers: vec![p(Side::Buyer, 3, 1e-6, 0.5)], sellers: vec![p(Side::Seller, 1, 1e-6, 0.01)] };
+    let Ok(c) = network_for(&case, 1.0).and_then(|net| clear(&m, &net, Algorithm::Central)) else { return false };
+    for (id, d) in [(3u32, c.energy_kwh), (1, -c.energy_kwh)] {
+        case.buses.iter_mut().find(|b| b.id == id).unwrap().pd += d / 1000.0;
+    }
+    let Ok(r) = run_pf(&case, PfOptions::default()) else { return false };
+    // bus 1's only line carries the reference's output and the seller's export
+    let s = (r.ref_p_mw + c.energy_kwh / 1000.0).hypot(r.ref_q_mvar);
+    c.energy_kwh > 10.0 && s <= 4.8 * (1.0 + AC_RATING_MARGIN)
+}
+
 /// One huge minimum behind a congested line does not erase the honest
 /// minima of both sides (it is capped on its own first).
 fn a_huge_minimum_behind_a_line_leaves_honest_minima() -> bool {
@@ -618,7 +640,11 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         b.qd = 0.0;
         b.vmax = 1.0;
     }
-    let net = network_for(&case, 1.0).unwrap();
+    let mut net = network_for(&case, 1.0).unwrap();
+    // the scenario is about the rows' numerics: impedances of 10⁻¹² of
+    // case33bw's are below what the AC flow resolves (its rounding floor),
+    // so the feeder's AC check is taken off
+    net.feeder = None;
     let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
     let m = Market {
         buyers: vec![
@@ -666,7 +692,7 @@ fn a_cancelling_pair_on_a_tiny_base_is_refused() -> bool {
         )
 }
 
-const SCENARIOS: [Scenario; 30] = [
+const SCENARIOS: [Scenario; 31] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
@@ -706,6 +732,7 @@ const SCENARIOS: [Scenario; 30] = [
     ("a market on tiny line limits clears", a_market_on_tiny_line_limits_clears),
     ("a power flow on a huge base balances in MW", a_power_flow_on_a_huge_base_balances_in_mw),
     ("a cancelling pair on a tiny base is refused", a_cancelling_pair_on_a_tiny_base_is_refused),
+    ("a rated substation line keeps its AC rating", a_rated_substation_line_keeps_its_ac_rating),
 ];
 
 gridledger_core::mutation_check! {
@@ -741,4 +768,6 @@ gridledger_core::mutation_check! {
     tiny_row_steps_ignored_is_caught: Mutation::TinyRowStepsIgnored => "a market on tiny line limits clears",
     pf_tolerance_pu_only_is_caught: Mutation::PfTolerancePuOnly => "a power flow on a huge base balances in MW",
     pf_floor_cap_mw_only_is_caught: Mutation::PfFloorCapMwOnly => "a cancelling pair on a tiny base is refused",
+    dropped_loss_allowance_is_caught: Mutation::FeederLossAllowanceDropped => "a rated substation line keeps its AC rating",
+    skipped_feeder_ac_check_is_caught: Mutation::FeederAcCheckSkipped => "a rated substation line keeps its AC rating",
 }
