@@ -391,6 +391,16 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
             r.binding.join(", ")
         }
     });
+    if let Some(ac) = &r.ac {
+        println!(
+            "AC flow          {} clearing(s) with the loss allowance; largest line loading {:.2} %{}; |V| {:.4} to {:.4} p.u.",
+            ac.rounds,
+            100.0 * ac.max_loading,
+            ac.max_loading_line.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
+            ac.min_vm,
+            ac.max_vm
+        );
+    }
     let (lo, hi) =
         r.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());

@@ -103,6 +103,52 @@ pub struct PfResult {
     pub ref_q_mvar: f64,
 }
 
+/// The complex power entering a branch at each end, MW/MVAr: `from`
+/// (`S_f = V_f conj(I_f)` at the from bus) and `to` (at the to bus), by
+/// MATPOWER's π model as the flow uses it (series admittance, charging,
+/// tap and shift at the from end). `from.re + to.re` is the branch's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BranchFlow {
+    pub from_mw: f64,
+    pub from_mvar: f64,
+    pub to_mw: f64,
+    pub to_mvar: f64,
+}
+
+impl BranchFlow {
+    /// The larger apparent power of the two ends, MVA (what a rating bounds).
+    pub fn max_mva(&self) -> f64 {
+        self.from_mw.hypot(self.from_mvar).max(self.to_mw.hypot(self.to_mvar))
+    }
+}
+
+/// Each branch's end flows in the solved flow `pf` of `case` (indexed as
+/// `case.branches`; `None` for a branch out of service or at a bus the flow
+/// does not cover).
+pub fn branch_flows(case: &Case, pf: &PfResult) -> Vec<Option<BranchFlow>> {
+    let index: std::collections::HashMap<u32, C64> =
+        pf.buses.iter().map(|b| (b.id, C64::polar(b.vm, b.va_deg.to_radians()))).collect();
+    case.branches
+        .iter()
+        .map(|br| {
+            if !br.in_service {
+                return None;
+            }
+            let (vf, vt) = (*index.get(&br.from)?, *index.get(&br.to)?);
+            let ys = C64::new(br.r, br.x).inv();
+            let bc = C64::new(0.0, br.b / 2.0);
+            let tap = C64::polar(br.tap, br.shift_deg.to_radians());
+            let ytt = ys + bc;
+            let yff = ytt.scale(1.0 / (br.tap * br.tap));
+            let yft = -(ys * tap.conj().inv());
+            let ytf = -(ys * tap.inv());
+            let sf = (vf * (yff * vf + yft * vt).conj()).scale(case.base_mva);
+            let st = (vt * (ytf * vf + ytt * vt).conj()).scale(case.base_mva);
+            Some(BranchFlow { from_mw: sf.re, from_mvar: sf.im, to_mw: st.re, to_mvar: st.im })
+        })
+        .collect()
+}
+
 /// The bus admittance matrix, sparse: per bus its `(bus, Y)` entries,
 /// the diagonal first, and beside each entry (same place in `parts`) the
 /// sum of the magnitudes of the terms that were added into it and their

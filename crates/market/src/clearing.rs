@@ -42,6 +42,7 @@ use crate::case::Case;
 use crate::central::{self, CentralSolution, ClearError};
 use crate::dc::DcModel;
 use crate::distflow::DistFlow;
+use crate::feeder_ac::{AcCheck, MAX_AC_BACKTRACKS, MAX_AC_ROUNDS};
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, Side};
@@ -87,6 +88,12 @@ pub enum ClearingError {
     OffReference { algorithm: Algorithm, iterations: usize, side: Side, index: usize, kwh_off: f64 },
     #[error("settling the trades: {0}")]
     Settlement(#[from] SettlementError),
+    #[error("the AC power flow of the feeder's cleared dispatch: {0}")]
+    AcFlow(ModelError),
+    #[error(
+        "the feeder's AC flow of {algorithm:?}'s dispatch is beyond its limits after {rounds} clearing(s) with the loss allowance: {beyond}"
+    )]
+    AcLimits { algorithm: Algorithm, rounds: usize, beyond: String },
 }
 
 /// Minor units per major unit the settlement uses (cents).
@@ -155,6 +162,107 @@ pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, Clear
         Ok(MarketNetwork::distflow(&df, case)?)
     } else {
         Ok(MarketNetwork::ptdf_from(DcModel::new(case)?, limit_scale)?)
+    }
+}
+
+/// The rows a market clears on, with a feeder's loss allowance
+/// ([`crate::feeder_ac`]): for a network without a feeder check, `net`
+/// itself and its central reference; for a feeder, the successive
+/// linearisation — clear the reference, run the AC flow of its dispatch,
+/// shift every row by its offset at that dispatch, clear again — until the
+/// AC flow keeps every rating and voltage within the margins
+/// ([`crate::feeder_ac::AC_RATING_MARGIN`],
+/// [`crate::feeder_ac::AC_VOLTAGE_MARGIN_PU`]), at most
+/// [`crate::feeder_ac::MAX_AC_ROUNDS`] clearings, else
+/// [`ClearingError::AcLimits`]. Returns the rows, the reference on them and
+/// the AC check of its dispatch.
+pub fn with_loss_allowance(
+    market: &Market,
+    net: &MarketNetwork,
+) -> Result<(MarketNetwork, CentralSolution, Option<AcCheck>), ClearingError> {
+    let skipped = crate::mutants::active(crate::mutants::Mutation::FeederAcCheckSkipped);
+    let Some(fa) = net.feeder.as_ref().filter(|_| !skipped) else {
+        return Ok((net.clone(), central::solve(market, net)?, None));
+    };
+    if fa.rows() != net.h.len() {
+        return Err(ClearingError::AcLimits {
+            algorithm: Algorithm::Central,
+            rounds: 0,
+            beyond: format!("the feeder has {} rows, the network {}", fa.rows(), net.h.len()),
+        });
+    }
+    let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
+    let base = fa.state(&vec![0.0; net.bus_ids.len()]).map_err(ClearingError::AcFlow)?;
+    let mut cur = net.clone();
+    let mut last = String::new();
+    for round in 1..=MAX_AC_ROUNDS {
+        let reference = central::solve(market, &cur)?;
+        let p = cur.injections(&bm, &bn, &reference.buyer_totals, &reference.seller_totals);
+        // a dispatch the AC flow does not solve (the lossless rows let a
+        // feeder be loaded past what it can carry) is no clearing; the
+        // allowance is taken at the largest fraction 2⁻ᵏ of it that solves
+        let st = match fa.state(&p) {
+            Ok(st) => {
+                let check = fa.check(&st, &base, &cur.labels, round);
+                match &check.beyond {
+                    None => return Ok((cur, reference, Some(check))),
+                    Some((what, _)) => last = what.clone(),
+                }
+                st
+            }
+            Err(e) => {
+                last = format!("the AC flow of the dispatch failed ({e})");
+                let mut scaled = p.clone();
+                let mut found = None;
+                for _ in 0..MAX_AC_BACKTRACKS {
+                    scaled.iter_mut().for_each(|x| *x *= 0.5);
+                    if let Ok(st) = fa.state(&scaled) {
+                        found = Some(st);
+                        break;
+                    }
+                }
+                found.ok_or(ClearingError::AcFlow(e))?
+            }
+        };
+        if round == MAX_AC_ROUNDS {
+            break;
+        }
+        let shift = fa.allowance(&st).map_err(|beyond| ClearingError::AcLimits {
+            algorithm: Algorithm::Central,
+            rounds: round,
+            beyond,
+        })?;
+        // a row the allowance would close beyond the market's absence (the
+        // case's own loads at or over the limit under AC) is held there:
+        // the market adds nothing to it
+        cur.h = net.h.iter().zip(&shift).map(|(h, d)| (h + d).max(h.min(0.0))).collect();
+    }
+    Err(ClearingError::AcLimits { algorithm: Algorithm::Central, rounds: MAX_AC_ROUNDS, beyond: last })
+}
+
+/// The AC check ([`crate::feeder_ac`]) of an algorithm's settled trades on
+/// `net` (rows from [`with_loss_allowance`]); `None` for a network without
+/// a feeder check. A dispatch beyond the margins is
+/// [`ClearingError::AcLimits`].
+pub fn ac_check(
+    market: &Market,
+    net: &MarketNetwork,
+    algorithm: Algorithm,
+    rounds: usize,
+    settled: &[Vec<f64>],
+) -> Result<Option<AcCheck>, ClearingError> {
+    if crate::mutants::active(crate::mutants::Mutation::FeederAcCheckSkipped) {
+        return Ok(None);
+    }
+    let Some(fa) = net.feeder.as_ref() else { return Ok(None) };
+    let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
+    let (t, s) = PrimalDual::totals(settled);
+    let st = fa.state(&net.injections(&bm, &bn, &t, &s)).map_err(ClearingError::AcFlow)?;
+    let base = fa.state(&vec![0.0; net.bus_ids.len()]).map_err(ClearingError::AcFlow)?;
+    let check = fa.check(&st, &base, &net.labels, rounds);
+    match &check.beyond {
+        Some((what, _)) => Err(ClearingError::AcLimits { algorithm, rounds, beyond: what.clone() }),
+        None => Ok(Some(check)),
     }
 }
 
@@ -250,6 +358,10 @@ pub struct Clearing {
     pub binding: Vec<String>,
     /// Largest violation of a network row by the settled trades, kW.
     pub violation_kw: f64,
+    /// A feeder's AC flow of the settled trades ([`crate::feeder_ac`]):
+    /// the clearings the loss allowance took, the largest line loading and
+    /// the voltage range; `None` for a meshed network.
+    pub ac: Option<AcCheck>,
     /// The trades in the ledger's integers (Wh, cents), each prosumer's
     /// cleared total rounded once, Σ payments = Σ receipts exactly
     /// ([`crate::units::Settlement`]).
@@ -274,7 +386,10 @@ pub fn clear_with(
     // a PTDF model with no row (a meshed case with no rated line) would
     // clear with no network constraint at all: refused
     net.check_constrained()?;
-    let reference = central::solve(market, net)?;
+    // a feeder's rows with the loss allowance of its AC flow, and the
+    // reference on them: every algorithm clears on these rows
+    let (net, reference, ac) = with_loss_allowance(market, net)?;
+    let net = &net;
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
     let t0 = Instant::now();
     // per trade: (buyer's price, seller's price), the module docs
@@ -325,11 +440,19 @@ pub fn clear_with(
     }
     let seconds = t0.elapsed().as_secs_f64();
     let settled = trades.clone();
-    let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn)?;
+    let mut c =
+        summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn)?;
     // the stopping rules are empirical, not certificates: a distributed
     // result that stopped off the reference by more than the 0.1 %
     // is refused rather than reported as a clearing
     check_against_reference(market, net, &reference, algorithm, iterations, &settled)?;
+    // and on a feeder its own dispatch is held to the AC flow's limits too
+    // (the reference's was, by `with_loss_allowance`)
+    let rounds = ac.as_ref().map_or(0, |a| a.rounds);
+    c.ac = match algorithm {
+        Algorithm::Central => ac,
+        _ => ac_check(market, net, algorithm, rounds, &settled)?,
+    };
     Ok(c)
 }
 
@@ -428,6 +551,7 @@ fn summarise(
         trades: list,
         binding: reference.binding.iter().map(|r| net.labels[*r].clone()).collect(),
         violation_kw,
+        ac: None,
         settlement,
     })
 }

@@ -378,7 +378,7 @@ fn interval_with(
     // excluded with a record and the solves are repeated, at most
     // [`MAX_SOLVER_EXCLUSIONS`] times, so one request cannot halt it.
     let mut solver_exclusions = 0;
-    let (market, minima_scaled, reference) = loop {
+    let (market, minima_scaled, reference, rows) = loop {
         let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
         for (_, p, _) in &valid {
             match p.side {
@@ -386,10 +386,18 @@ fn interval_with(
                 Side::Seller => market.sellers.push(p.clone()),
             }
         }
-        let solved =
-            relieve_minima(&mut market, net).and_then(|scaled| Ok((scaled, crate::central::solve(&market, net)?)));
+        // on a feeder, the rows with the loss allowance of its AC flow
+        // ([`crate::clearing::with_loss_allowance`]): TEAR-DO and the
+        // reference clear on them, as `clear` does
+        let solved = relieve_minima(&mut market, net).and_then(|scaled| {
+            let (rows, reference, _) = crate::clearing::with_loss_allowance(&market, net).map_err(|e| match e {
+                crate::clearing::ClearingError::Clear(e) => FrameworkError::Infeasible(e),
+                e => FrameworkError::Refused(e),
+            })?;
+            Ok((scaled, reference, rows))
+        });
         match solved {
-            Ok((scaled, reference)) => break (market, scaled, reference),
+            Ok((scaled, reference, rows)) => break (market, scaled, reference, rows),
             Err(FrameworkError::Infeasible(crate::central::ClearError::Solver(why)))
                 if solver_exclusions < MAX_SOLVER_EXCLUSIONS =>
             {
@@ -416,6 +424,7 @@ fn interval_with(
         digest_input.extend(*ct);
     }
     let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
+    let net = &rows;
     let mut tear = deployed.start(&market, net, digest)?;
     if let Some(cap) = max_iter {
         tear.pd.params.max_iter = cap;
@@ -438,14 +447,11 @@ fn interval_with(
         // (bounds, network rows, welfare and every prosumer's total against
         // the central reference); a result `clear` would refuse (its typed
         // error in the record) is replaced by the reference, as above
-        match crate::clearing::check_against_reference(
-            &market,
-            net,
-            &reference,
-            crate::clearing::Algorithm::PrimalDual,
-            teardo.iterations,
-            &trades,
-        ) {
+        let alg = crate::clearing::Algorithm::PrimalDual;
+        let checked =
+            crate::clearing::check_against_reference(&market, net, &reference, alg, teardo.iterations, &trades)
+                .and_then(|()| crate::clearing::ac_check(&market, net, alg, 0, &trades).map(|_| ()));
+        match checked {
             Ok(()) => (trades, None),
             Err(e) => {
                 let reason = format!("TEAR-DO's result was refused ({e}); cleared at the enclaves' central reference");

@@ -37,6 +37,7 @@ pub mod clearing;
 pub mod contract;
 pub mod dc;
 pub mod distflow;
+pub mod feeder_ac;
 pub mod framework;
 pub mod linalg;
 pub mod mutants;

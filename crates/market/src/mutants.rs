@@ -156,6 +156,16 @@ pub enum Mutation {
     /// thousands of p.u., and a cancelling branch pair is solved with the
     /// voltages its rounding decided.
     PfFloorCapMwOnly,
+    /// The feeder's successive linearisation shifts no row by its AC
+    /// offsets ([`crate::feeder_ac::FeederAc::allowance`]): a rating row
+    /// binding in the lossless model stays exceeded by the feeder's losses
+    /// and the clearing is refused after its rounds.
+    FeederLossAllowanceDropped,
+    /// A feeder's clearing runs no AC flow at all (neither the loss
+    /// allowance nor the check of the reported dispatch,
+    /// [`crate::clearing::with_loss_allowance`]): the lossless rows are
+    /// cleared and reported, the substation line over its rating.
+    FeederAcCheckSkipped,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -22,11 +22,14 @@
 //!   by the loads (the market moves no reactive power), `P_ij² + Q_ij² ≤ S²`
 //!   (6.3c) is exactly `|P_ij| ≤ √(S² − Q_ij²)`, linear in `p`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::case::Case;
 use crate::dc::DcModel;
 use crate::distflow::DistFlow;
+use crate::feeder_ac::FeederAc;
 use crate::problem::{Market, MarketError};
 
 /// Absolute part of the network rows' feasibility tolerance, kW (1 mW: the
@@ -49,6 +52,11 @@ pub struct MarketNetwork {
     pub h: Vec<f64>,
     /// What each row limits (for reports).
     pub labels: Vec<String>,
+    /// A feeder's AC check and loss allowance ([`crate::feeder_ac`]): set
+    /// by [`MarketNetwork::distflow`] and kept by [`crate::clearing::clear`]
+    /// on the rows it shifts; `None` for the other models.
+    #[serde(skip)]
+    pub feeder: Option<Arc<FeederAc>>,
 }
 
 /// Why a network's market rows could not be built.
@@ -69,7 +77,7 @@ pub enum NetworkError {
 impl MarketNetwork {
     /// No network constraints on the given buses.
     pub fn unconstrained(bus_ids: Vec<u32>) -> MarketNetwork {
-        MarketNetwork { model: "none", bus_ids, g: Vec::new(), h: Vec::new(), labels: Vec::new() }
+        MarketNetwork { model: "none", bus_ids, g: Vec::new(), h: Vec::new(), labels: Vec::new(), feeder: None }
     }
 
     /// Refuses a PTDF model with no row ([`NetworkError::NoRatedLines`]):
@@ -197,9 +205,10 @@ impl MarketNetwork {
             if shunts { (base.p_in, base.q_in) } else { (df.parent_flows(&p0), df.parent_flows(&q0)) };
         // the reactive flow into j over the shunts' voltage bands below it:
         // Q_j = −Σ_{k ∈ sub(j)} (q_k + b_k v_k), each b_k v_k in its band
-        let q_band = |j: usize| -> f64 {
+        // (the band, signed: (lowest, highest))
+        let q_band = |j: usize| -> (f64, f64) {
             if !shunts {
-                return flows_q[j].abs();
+                return (flows_q[j], flows_q[j]);
             }
             let (mut lo, mut hi) = (0.0, 0.0);
             for k in (0..n).filter(|&k| df.in_subtree(k, j)) {
@@ -208,15 +217,18 @@ impl MarketNetwork {
                 lo -= q0[k] + a.max(b);
                 hi -= q0[k] + a.min(b);
             }
-            lo.abs().max(hi.abs()).max(flows_q[j].abs())
+            let f: f64 = flows_q[j];
+            (f64::min(lo, f), f64::max(hi, f))
         };
+        let mut rated_lines = Vec::new();
         for j in 0..n {
             let Some(b) = df.parent_branch[j] else { continue };
             let s = case.branches[b].rate_a / case.base_mva;
             if s <= 0.0 {
                 continue;
             }
-            let q_max = q_band(j);
+            let (q_lo, q_hi) = q_band(j);
+            let q_max = q_lo.abs().max(q_hi.abs());
             let room_sq = s * s - q_max * q_max;
             if room_sq < 0.0 {
                 return Err(NetworkError::BaseInfeasible(format!("the rating of the line into bus {}", df.bus_ids[j])));
@@ -240,7 +252,9 @@ impl MarketNetwork {
             net.g.push(sub.iter().map(|v| -v).collect());
             net.h.push(down);
             net.labels.push(format!("line into bus {} reverse", df.bus_ids[j]));
+            rated_lines.push((j, b, s, q_lo, q_hi, pmax));
         }
+        net.feeder = Some(Arc::new(FeederAc::new(case, df, rated_lines)));
         Ok(net)
     }
 

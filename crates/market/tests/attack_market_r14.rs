@@ -169,7 +169,11 @@ fn feeder_pair() -> Market {
 fn a_feeder_with_vanishing_impedance_clears() {
     let m = feeder_pair();
     for f in [1e-100, 1e-170] {
-        let net = network_for(&flat_feeder(f), 1.0).unwrap();
+        let mut net = network_for(&flat_feeder(f), 1.0).unwrap();
+        // the rows' numerics only: impedances far below a real feeder's,
+        // whose AC flow cannot be certified, so the feeder's AC check
+        // (`feeder_ac`, which refuses such a feeder) is taken off
+        net.feeder = None;
         clear_with(&m, &net, Algorithm::Central, None).expect("the reference clears");
         match clear_with(&m, &net, Algorithm::PrimalDual, None) {
             Ok(c) => assert!(c.converged && c.relative_gap.abs() <= 1e-3, "{f}: {} {}", c.converged, c.relative_gap),

@@ -45,7 +45,20 @@ fn feeder_pair() -> Market {
 // keeps primal-dual from pricing them.
 #[test]
 fn a_feeder_with_rows_just_above_the_negligible_scale_clears() {
-    let seen = common::flat_feeder_misses(&feeder_pair(), &[1e-16, 1e-20, 1e-24, 1e-26]);
+    let m = feeder_pair();
+    let mut seen = Vec::new();
+    for f in [1e-16, 1e-20, 1e-24, 1e-26] {
+        let mut net = network_for(&flat_feeder(f), 1.0).unwrap();
+        // the rows' numerics only: impedances far below a real feeder's,
+        // whose AC flow cannot be certified, so the feeder's AC check
+        // (`feeder_ac`, which refuses such a feeder) is taken off
+        net.feeder = None;
+        match clear_with(&m, &net, Algorithm::PrimalDual, Some(30_000)) {
+            Ok(c) if c.converged && c.relative_gap.abs() <= 1e-3 => {}
+            Ok(c) => seen.push(format!("f {f:e}: converged {} gap {}", c.converged, c.relative_gap)),
+            Err(e) => seen.push(format!("f {f:e}: {e}")),
+        }
+    }
     assert!(seen.is_empty(), "observed: {seen:?}");
 }
 
@@ -55,7 +68,11 @@ fn a_feeder_with_rows_just_above_the_negligible_scale_clears() {
 fn a_feeder_with_small_rows_clears_alike() {
     let m = feeder_pair();
     for f in [1e-8, 1e-12] {
-        let net = network_for(&flat_feeder(f), 1.0).unwrap();
+        let mut net = network_for(&flat_feeder(f), 1.0).unwrap();
+        // the rows' numerics only: impedances far below a real feeder's,
+        // whose AC flow cannot be certified, so the feeder's AC check
+        // (`feeder_ac`, which refuses such a feeder) is taken off
+        net.feeder = None;
         let c = clear_with(&m, &net, Algorithm::PrimalDual, Some(30_000)).expect("primal-dual clears");
         assert!(c.converged && c.relative_gap.abs() <= 1e-3, "f {f:e}: {}", c.relative_gap);
     }

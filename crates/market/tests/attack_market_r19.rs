@@ -252,7 +252,14 @@ fn hostile_feeder_numbers_are_typed_errors_or_finite_flows() {
 }
 
 fn two_bus(row: Vec<f64>, h: f64) -> MarketNetwork {
-    MarketNetwork { model: "ptdf", bus_ids: vec![1, 2], g: vec![row], h: vec![h], labels: vec!["r".into()] }
+    MarketNetwork {
+        model: "ptdf",
+        bus_ids: vec![1, 2],
+        g: vec![row],
+        h: vec![h],
+        labels: vec!["r".into()],
+        feeder: None,
+    }
 }
 
 // Held up: the reference's row check does not refuse correct answers on a

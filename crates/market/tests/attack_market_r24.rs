@@ -2,12 +2,11 @@
 //! parser's reading of case141's power-factor idiom and of the MATLAB code
 //! around it.
 //!
-//! The `#[ignore]`d test is a finding (it fails on the code as it
-//! stands): `cargo test -p gridledger-market --test attack_market_r24 -- --ignored`.
-//! Findings [1]-[3] were `#[ignore]`d until fixed: a local is read with
+//! Findings [1]-[4] were `#[ignore]`d until fixed: a local is read with
 //! its commas (`pf = 0.8, 5;` is refused), a second `function` line is
-//! refused, and locals named `sin` or `acos` are refused. The others are
-//! attacks that held up.
+//! refused, locals named `sin` or `acos` are refused, and a feeder's
+//! clearing carries the loss allowance of its AC flow and is checked
+//! against it (`feeder_ac`). The others are attacks that held up.
 //!
 //! Findings:
 //! - [1] medium (silently wrong case): a local line is squashed (commas and
@@ -296,7 +295,6 @@ fn substation_line_flow(mva: f64) -> (f64, f64, String) {
 // and 0.14 MVAr of losses on top: rated 4.6 MVA, the clearing binds the
 // row and the AC flow of line 1-2 is 4.85 MVA (5.5 % over).
 #[test]
-#[ignore = "attack r24 [4]: LinDistFlow rating rows drop the feeder's losses; case33bw's rated substation line 5.5 % over under AC"]
 fn a_cleared_substation_line_stays_within_its_rating() {
     for mva in [4.6, 5.0] {
         let (kwh, s, why) = substation_line_flow(mva);

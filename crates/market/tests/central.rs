@@ -121,6 +121,7 @@ fn a_reference_breaking_its_own_row_is_a_typed_error() {
         g: vec![vec![1e20, -1e20]],
         h: vec![5e20],
         labels: vec!["r".into()],
+        feeder: None,
     };
     match solve(&market, &net) {
         Err(ClearError::RowBroken { row, kw_beyond }) => assert!(row == "r" && kw_beyond > 0.0, "{row} {kw_beyond}"),

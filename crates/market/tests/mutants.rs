@@ -169,13 +169,19 @@ fn primal_dual_respects_line_limits() -> bool {
 /// A feeder with shunt capacitors (MATPOWER's case18) is cleared against
 /// its real voltages: a seller at the far end selling to the substation
 /// clears no further than the AC flow's V max allows (attack round 22 [1]).
+/// LinDistFlow's own rows are checked (the feeder's AC check, which would
+/// correct a model error by its allowance, taken off).
 fn a_feeder_with_capacitors_clears_within_v_max() -> bool {
     use gridledger_market::clearing::{clear, network_for, Algorithm};
     use gridledger_market::{run_pf, PfOptions};
     let case = Case::parse(include_str!("data/case18.m")).unwrap();
     let p = |side, bus, a, b| Prosumer { side, bus, a, b, e_min: 0.0, e_max: 20_000.0 };
     let m = Market { buyers: vec![p(Side::Buyer, 51, 1e-6, 0.5)], sellers: vec![p(Side::Seller, 26, 1e-6, 0.01)] };
-    let Ok(c) = network_for(&case, 1.0).and_then(|net| clear(&m, &net, Algorithm::Central)) else { return false };
+    let lindistflow = network_for(&case, 1.0).map(|mut net| {
+        net.feeder = None;
+        net
+    });
+    let Ok(c) = lindistflow.and_then(|net| clear(&m, &net, Algorithm::Central)) else { return false };
     let mut after = case.clone();
     for b in &mut after.buses {
         b.pd += match b.id {
@@ -185,6 +191,28 @@ fn a_feeder_with_capacitors_clears_within_v_max() -> bool {
         };
     }
     c.converged && c.energy_kwh > 1000.0 && run_pf(&after, PfOptions::default()).is_ok_and(|r| r.max_vm <= 1.11)
+}
+
+/// case33bw's substation line rated 4.8 MVA (its AC base flow 4.61 MVA), a
+/// buyer at bus 3 buying from the substation: the clearing keeps the
+/// line's AC flow within its rating and the stated margin, losses
+/// included (attack round 24 [4]).
+fn a_rated_substation_line_keeps_its_ac_rating() -> bool {
+    use gridledger_market::clearing::{clear, network_for, Algorithm};
+    use gridledger_market::feeder_ac::AC_RATING_MARGIN;
+    use gridledger_market::{run_pf, PfOptions};
+    let mut case = Case::parse(gridledger_market::CASE33BW).unwrap();
+    case.branches.iter_mut().find(|b| b.from == 1 && b.to == 2).unwrap().rate_a = 4.8;
+    let p = |side, bus, a, b| Prosumer { side, bus, a, b, e_min: 0.0, e_max: 20_000.0 };
+    let m = Market { buyers: vec![p(Side::Buyer, 3, 1e-6, 0.5)], sellers: vec![p(Side::Seller, 1, 1e-6, 0.01)] };
+    let Ok(c) = network_for(&case, 1.0).and_then(|net| clear(&m, &net, Algorithm::Central)) else { return false };
+    for (id, d) in [(3u32, c.energy_kwh), (1, -c.energy_kwh)] {
+        case.buses.iter_mut().find(|b| b.id == id).unwrap().pd += d / 1000.0;
+    }
+    let Ok(r) = run_pf(&case, PfOptions::default()) else { return false };
+    // bus 1's only line carries the reference's output and the seller's export
+    let s = (r.ref_p_mw + c.energy_kwh / 1000.0).hypot(r.ref_q_mvar);
+    c.energy_kwh > 10.0 && s <= 4.8 * (1.0 + AC_RATING_MARGIN)
 }
 
 /// One huge minimum behind a congested line does not erase the honest
@@ -618,7 +646,11 @@ fn a_feeder_with_vanishing_rows_clears_alike() -> bool {
         b.qd = 0.0;
         b.vmax = 1.0;
     }
-    let net = network_for(&case, 1.0).unwrap();
+    let mut net = network_for(&case, 1.0).unwrap();
+    // the scenario is about the rows' numerics: impedances of 10⁻¹² of
+    // case33bw's are below what the AC flow resolves (its rounding floor),
+    // so the feeder's AC check is taken off
+    net.feeder = None;
     let p = |side, bus, a, b, e_max| Prosumer { side, bus, a, b, e_min: 0.0, e_max };
     let m = Market {
         buyers: vec![
@@ -700,7 +732,7 @@ fn numbers_follow_matlab_grammar() -> bool {
     q("infinity").is_err() && q("Inf") == Ok(f64::INFINITY) && q(".5e2") == Ok(50.0) && q("50.") == Ok(50.0)
 }
 
-const SCENARIOS: [Scenario; 33] = [
+const SCENARIOS: [Scenario; 34] = [
     ("a % in a MATLAB string is no comment", a_percent_in_a_matlab_string_is_no_comment),
     ("code inside a cell array is refused", code_inside_a_cell_array_is_refused),
     ("numbers follow MATLAB's grammar", numbers_follow_matlab_grammar),
@@ -743,6 +775,7 @@ const SCENARIOS: [Scenario; 33] = [
     ("a market on tiny line limits clears", a_market_on_tiny_line_limits_clears),
     ("a power flow on a huge base balances in MW", a_power_flow_on_a_huge_base_balances_in_mw),
     ("a cancelling pair on a tiny base is refused", a_cancelling_pair_on_a_tiny_base_is_refused),
+    ("a rated substation line keeps its AC rating", a_rated_substation_line_keeps_its_ac_rating),
 ];
 
 gridledger_core::mutation_check! {
@@ -781,4 +814,6 @@ gridledger_core::mutation_check! {
     tiny_row_steps_ignored_is_caught: Mutation::TinyRowStepsIgnored => "a market on tiny line limits clears",
     pf_tolerance_pu_only_is_caught: Mutation::PfTolerancePuOnly => "a power flow on a huge base balances in MW",
     pf_floor_cap_mw_only_is_caught: Mutation::PfFloorCapMwOnly => "a cancelling pair on a tiny base is refused",
+    dropped_loss_allowance_is_caught: Mutation::FeederLossAllowanceDropped => "a rated substation line keeps its AC rating",
+    skipped_feeder_ac_check_is_caught: Mutation::FeederAcCheckSkipped => "a rated substation line keeps its AC rating",
 }
