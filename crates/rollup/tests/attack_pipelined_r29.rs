@@ -54,6 +54,13 @@
 //! refuses to finalize, but nothing stops the forger's own `finalize`
 //! after the window.
 //!
+//! Fixed: [1] by sealing every IOR driver call one block at a time with
+//! the bound evaluated again before each block; [2] and [3] by a
+//! congestion-aware dispute window (the primary contract holds a
+//! posting's window open, and refuses `finalize`, while any of the last
+//! `QUIET_BLOCKS` blocks was full), which also makes an `Unchecked` stop
+//! safe (see `tests/congestion_window.rs`).
+//!
 //! Held up: the bonded dispute of a forged batch of 1, 8 and 24 ATs stays
 //! under `dispute_gas_limit` with `DISPUTE_BASE_GAS` at 300,000 (a third
 //! to two thirds of it); `gridledger ior day` (cli `--test ior`) runs.
