@@ -122,6 +122,31 @@ impl BranchFlow {
     }
 }
 
+/// A branch's π model as MATPOWER builds it (series admittance `ys`,
+/// half the line charging `bc`, tap and shift at the from end): the four
+/// entries it adds to the bus admittance matrix.
+struct PiModel {
+    ys: C64,
+    bc: C64,
+    yff: C64,
+    ytt: C64,
+    yft: C64,
+    ytf: C64,
+}
+
+impl PiModel {
+    fn of(br: &crate::case::Branch) -> Self {
+        let ys = C64::new(br.r, br.x).inv();
+        let bc = C64::new(0.0, br.b / 2.0);
+        let tap = C64::polar(br.tap, br.shift_deg.to_radians());
+        let ytt = ys + bc;
+        let yff = ytt.scale(1.0 / (br.tap * br.tap));
+        let yft = -(ys * tap.conj().inv());
+        let ytf = -(ys * tap.inv());
+        PiModel { ys, bc, yff, ytt, yft, ytf }
+    }
+}
+
 /// Each branch's end flows in the solved flow `pf` of `case` (indexed as
 /// `case.branches`; `None` for a branch out of service or at a bus the flow
 /// does not cover).
@@ -135,13 +160,7 @@ pub fn branch_flows(case: &Case, pf: &PfResult) -> Vec<Option<BranchFlow>> {
                 return None;
             }
             let (vf, vt) = (*index.get(&br.from)?, *index.get(&br.to)?);
-            let ys = C64::new(br.r, br.x).inv();
-            let bc = C64::new(0.0, br.b / 2.0);
-            let tap = C64::polar(br.tap, br.shift_deg.to_radians());
-            let ytt = ys + bc;
-            let yff = ytt.scale(1.0 / (br.tap * br.tap));
-            let yft = -(ys * tap.conj().inv());
-            let ytf = -(ys * tap.inv());
+            let PiModel { yff, ytt, yft, ytf, .. } = PiModel::of(br);
             let sf = (vf * (yff * vf + yft * vt).conj()).scale(case.base_mva);
             let st = (vt * (ytf * vf + ytt * vt).conj()).scale(case.base_mva);
             Some(BranchFlow { from_mw: sf.re, from_mvar: sf.im, to_mw: st.re, to_mvar: st.im })
@@ -183,13 +202,7 @@ fn ybus(case: &Case, pos: &dyn Fn(u32) -> Option<usize>, n: usize) -> Ybus {
     };
     for br in case.live_branches() {
         let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
-        let ys = C64::new(br.r, br.x).inv();
-        let bc = C64::new(0.0, br.b / 2.0);
-        let tap = C64::polar(br.tap, br.shift_deg.to_radians());
-        let ytt = ys + bc;
-        let yff = ytt.scale(1.0 / (br.tap * br.tap));
-        let yft = -(ys * tap.conj().inv());
-        let ytf = -(ys * tap.inv());
+        let PiModel { ys, bc, yff, ytt, yft, ytf } = PiModel::of(br);
         let end = ys.abs() + bc.abs();
         add(f, f, yff, end / (br.tap * br.tap));
         add(t, t, ytt, end);
