@@ -192,7 +192,7 @@ pub fn with_loss_allowance(
         });
     }
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
-    let base = fa.state(&vec![0.0; net.bus_ids.len()]).map_err(ClearingError::AcFlow)?;
+    let base = fa.base().map_err(ClearingError::AcFlow)?;
     let mut cur = net.clone();
     let mut last = String::new();
     for round in 1..=MAX_AC_ROUNDS {
@@ -203,7 +203,7 @@ pub fn with_loss_allowance(
         // allowance is taken at the largest fraction 2⁻ᵏ of it that solves
         let st = match fa.state(&p) {
             Ok(st) => {
-                let check = fa.check(&st, &base, &cur.labels, round);
+                let check = fa.check(&st, base, &cur.labels, round);
                 match &check.beyond {
                     None => return Ok((cur, reference, Some(check))),
                     Some((what, _)) => last = what.clone(),
@@ -258,8 +258,8 @@ pub fn ac_check(
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
     let (t, s) = PrimalDual::totals(settled);
     let st = fa.state(&net.injections(&bm, &bn, &t, &s)).map_err(ClearingError::AcFlow)?;
-    let base = fa.state(&vec![0.0; net.bus_ids.len()]).map_err(ClearingError::AcFlow)?;
-    let check = fa.check(&st, &base, &net.labels, rounds);
+    let base = fa.base().map_err(ClearingError::AcFlow)?;
+    let check = fa.check(&st, base, &net.labels, rounds);
     match &check.beyond {
         Some((what, _)) => Err(ClearingError::AcLimits { algorithm, rounds, beyond: what.clone() }),
         None => Ok(Some(check)),

@@ -114,6 +114,9 @@ pub struct FeederAc {
     kw: f64,
     rows: Vec<Row>,
     lines: Vec<RatedLine>,
+    /// The AC flow of the case's own loads, no market ([`Self::base`]):
+    /// the same for every clearing on these rows, so solved once.
+    base: std::sync::OnceLock<AcState>,
 }
 
 /// The AC flow of a dispatch beside LinDistFlow's state of it.
@@ -177,7 +180,20 @@ impl FeederAc {
         let mut df = df.clone();
         df.r_path = Vec::new();
         df.x_path = Vec::new();
-        FeederAc { case: case.clone(), df, p0, q0, kw: 1.0 / (1000.0 * case.base_mva), rows, lines }
+        let kw = 1.0 / (1000.0 * case.base_mva);
+        FeederAc { case: case.clone(), df, p0, q0, kw, rows, lines, base: std::sync::OnceLock::new() }
+    }
+
+    /// The AC state of the case's own loads, no market (what
+    /// [`Self::check`] widens the limits to), solved on first use and kept:
+    /// the rows of one network share it ([`crate::clearing::with_loss_allowance`]
+    /// clones the network with this check behind an `Arc`).
+    pub fn base(&self) -> Result<&AcState, ModelError> {
+        if let Some(b) = self.base.get() {
+            return Ok(b);
+        }
+        let st = self.state(&vec![0.0; self.df.bus_ids.len()])?;
+        Ok(self.base.get_or_init(|| st))
     }
 
     /// The AC flow of the case's loads with the market's net injections `p`
