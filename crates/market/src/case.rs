@@ -287,16 +287,7 @@ fn lex(line: &str) -> Result<(Vec<(usize, Tok<'_>)>, usize), String> {
                 return Ok((toks, k + 3));
             }
             b'"' if !crate::mutants::active(crate::mutants::Mutation::QuotesPairedNaively) => {
-                k += 1;
-                loop {
-                    match b.get(k) {
-                        None => return Err("unterminated string (\"...\")".into()),
-                        Some(b'"') if b.get(k + 1) == Some(&b'"') => k += 2,
-                        Some(b'"') => break,
-                        Some(_) => k += 1,
-                    }
-                }
-                k += 1;
+                k = quoted_end(b, k).ok_or("unterminated string (\"...\")")?;
                 toks.push((start, Tok::Str(&line[start..k])));
                 after_value = false;
                 after_string = true;
@@ -316,16 +307,7 @@ fn lex(line: &str) -> Result<(Vec<(usize, Tok<'_>)>, usize), String> {
                 (Tok::Transpose, true)
             }
             b'\'' => {
-                k += 1;
-                loop {
-                    match b.get(k) {
-                        None => return Err("unterminated character array ('...')".into()),
-                        Some(b'\'') if b.get(k + 1) == Some(&b'\'') => k += 2,
-                        Some(b'\'') => break,
-                        Some(_) => k += 1,
-                    }
-                }
-                k += 1;
+                k = quoted_end(b, k).ok_or("unterminated character array ('...')")?;
                 (Tok::Str(&line[start..k]), false)
             }
             b'.' if b.get(k + 1) == Some(&b'\'') => {
@@ -373,6 +355,22 @@ fn lex(line: &str) -> Result<(Vec<(usize, Tok<'_>)>, usize), String> {
         after_string = false;
     }
     Ok((toks, b.len()))
+}
+
+/// The offset just past the string or character array that opens at
+/// `b[start]` (its quote, `"` or `'`), which a doubled quote does not
+/// close; `None` if it does not close on the line.
+fn quoted_end(b: &[u8], start: usize) -> Option<usize> {
+    let q = *b.get(start)?;
+    let mut k = start + 1;
+    loop {
+        match b.get(k) {
+            None => return None,
+            Some(&c) if c == q && b.get(k + 1) == Some(&q) => k += 2,
+            Some(&c) if c == q => return Some(k + 1),
+            Some(_) => k += 1,
+        }
+    }
 }
 
 /// `line` without its comment ([`lex`]: a `%` outside strings, or the text
