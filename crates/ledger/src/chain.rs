@@ -148,6 +148,15 @@ impl Default for ChainConfig {
 }
 
 impl ChainConfig {
+    /// What the committed block `h` left of these per-block limits
+    /// ([`BlockRoom`], what [`crate::CallContext::block_room`] reports).
+    pub fn room_left(&self, h: &BlockHeader) -> BlockRoom {
+        BlockRoom {
+            txs_left: (self.max_block_txs as u64).saturating_sub(u64::from(h.tx_count)),
+            gas_left: self.block_gas_limit.saturating_sub(h.gas_used),
+        }
+    }
+
     /// The duty lane's bound: (gas, transactions) of a block.
     pub(crate) fn lane(&self) -> Lane {
         let pct = self.duty_lane_percent.min(100);
@@ -1170,20 +1179,12 @@ fn consider(
     false
 }
 
-/// What `h` left of `config`'s per-block limits ([`BlockRoom`]).
-fn room_of(h: &BlockHeader, config: &ChainConfig) -> BlockRoom {
-    BlockRoom {
-        txs_left: (config.max_block_txs as u64).saturating_sub(u64::from(h.tx_count)),
-        gas_left: config.block_gas_limit.saturating_sub(h.gas_used),
-    }
-}
-
 /// Makes `recent` the block-hash window once the block `tip` is the tip:
 /// it joins, and heights at or below `tip.height − BLOCK_HASH_WINDOW`, or
 /// above it, leave.
 fn slide_window(recent: &mut BlockHashes, tip: &BlockHeader, config: &ChainConfig) {
     let height = tip.height;
-    recent.insert(height, RecentBlock { hash: tip.hash(), room: Some(room_of(tip, config)) });
+    recent.insert(height, RecentBlock { hash: tip.hash(), room: Some(config.room_left(tip)) });
     let keep_from = height.saturating_sub(BLOCK_HASH_WINDOW);
     recent.retain(|h, _| *h > keep_from && *h <= height);
 }
@@ -1193,14 +1194,14 @@ fn slide_window(recent: &mut BlockHashes, tip: &BlockHeader, config: &ChainConfi
 /// the room it left where the block is in the store.
 fn recent_hashes(store: &Store, tip: &BlockHeader, config: &ChainConfig) -> Result<BlockHashes, ChainError> {
     let mut out = BlockHashes::new();
-    out.insert(tip.height, RecentBlock { hash: tip.hash(), room: Some(room_of(tip, config)) });
+    out.insert(tip.height, RecentBlock { hash: tip.hash(), room: Some(config.room_left(tip)) });
     let mut parent = tip.parent;
     let lowest = tip.height.saturating_sub(BLOCK_HASH_WINDOW - 1);
     let mut h = tip.height;
     while h > lowest {
         h -= 1;
         let block = store.block(h)?;
-        out.insert(h, RecentBlock { hash: parent, room: block.as_ref().map(|b| room_of(&b.header, config)) });
+        out.insert(h, RecentBlock { hash: parent, room: block.as_ref().map(|b| config.room_left(&b.header)) });
         match block {
             Some(b) => parent = b.header.parent,
             None => break,

@@ -839,18 +839,6 @@ const BASE_GAS_PRICE: Amount = Amount(1);
 /// (safe: the contract refuses `finalize` while the blocks stay full).
 pub const MAX_HELD_OPEN_BLOCKS: u64 = 8;
 
-/// What `h` left of the per-block limits of the driver's chains (the
-/// ledger's default [`gridledger_ledger::ChainConfig`], as [`dev_chain`]
-/// opens them): the room the primary contract reads
-/// ([`gridledger_ledger::CallContext::block_room`]).
-fn room_of(h: &gridledger_ledger::BlockHeader) -> gridledger_ledger::BlockRoom {
-    let limits = gridledger_ledger::ChainConfig::default();
-    gridledger_ledger::BlockRoom {
-        txs_left: (limits.max_block_txs as u64).saturating_sub(u64::from(h.tx_count)),
-        gas_left: limits.block_gas_limit.saturating_sub(h.gas_used),
-    }
-}
-
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
         TxStatus::Success => Ok(()),
@@ -1278,16 +1266,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// ([`crate::primary::QUIET_BLOCKS`]) as it will judge it in the next
     /// block: whether one of the blocks just below it, above `batch`'s
     /// posting's block, was full.
+    /// The room is judged against the per-block limits of the driver's
+    /// chains (the ledger's default [`gridledger_ledger::ChainConfig`], as
+    /// [`dev_chain`] opens them).
     fn held_open(&self, batch: u64) -> Result<bool, DriverError> {
-        use crate::primary::{had_room, QUIET_BLOCKS};
         let Some(posted) = self.batch_header(batch)?.tcr_height else { return Ok(false) };
-        let n = self.primary.tip().height.saturating_add(1);
-        for height in n.saturating_sub(QUIET_BLOCKS).max(posted.saturating_add(1))..n {
-            if self.primary.block(height)?.is_some_and(|b| !had_room(&room_of(&b.header))) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let next = self.primary.tip().height.saturating_add(1);
+        let limits = gridledger_ledger::ChainConfig::default();
+        crate::primary::held_open_at(posted, next, |height| {
+            Ok::<_, DriverError>(self.primary.block(height)?.map(|b| limits.room_left(&b.header)))
+        })
     }
 
     /// A call of the check of `batch`'s posting, whose window ends at

@@ -981,10 +981,24 @@ fn held_open(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<bool, Con
         return Ok(false);
     }
     let Some(posted) = h.tcr_height else { return Ok(false) };
-    let n = ctx.height();
-    let from = n.saturating_sub(QUIET_BLOCKS).max(posted.saturating_add(1));
-    for height in from..n {
-        if ctx.block_room(height)?.is_some_and(|r| !had_room(&r)) {
+    let next = ctx.height();
+    held_open_at(posted, next, |height| ctx.block_room(height))
+}
+
+/// The rule of [`held_open`] for a posting recorded at height `posted`,
+/// judged in the block at height `next`: whether one of the
+/// [`QUIET_BLOCKS`] blocks just below `next`, above `posted`, was full
+/// ([`had_room`]; `room` reads a block's room, `None` counting as room).
+/// The contract reads the room from its call context, the driver (which
+/// foresees the contract's verdict) from the chain's blocks.
+pub fn held_open_at<E>(
+    posted: u64,
+    next: u64,
+    mut room: impl FnMut(u64) -> Result<Option<gridledger_ledger::BlockRoom>, E>,
+) -> Result<bool, E> {
+    let from = next.saturating_sub(QUIET_BLOCKS).max(posted.saturating_add(1));
+    for height in from..next {
+        if room(height)?.is_some_and(|r| !had_room(&r)) {
             return Ok(true);
         }
     }
