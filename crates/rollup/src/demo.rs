@@ -554,11 +554,7 @@ fn match_within(
                 continue;
             }
             let Some(p) = price(b, s) else { continue };
-            let afford = match free_b.checked_mul(1000) {
-                Some(v) if p > 0 => u64::try_from(v / p).unwrap_or(u64::MAX),
-                _ => u64::MAX,
-            };
-            let em = rem_b[x].min(rem_s[y]).min(afford);
+            let em = rem_b[x].min(rem_s[y]).min(affordable_wh(free_b, p));
             if em < MIN_TRADE_WH {
                 continue;
             }
@@ -585,11 +581,7 @@ fn match_within(
         let (b, s) = (buyers[x].0, sellers[y].0);
         let Some(p) = price(b, s) else { break };
         let Some(free_b) = free[b].checked_sub(bud.ds.0) else { break };
-        let afford = match free_b.checked_mul(1000) {
-            Some(v) if p > 0 => u64::try_from(v / p).unwrap_or(u64::MAX),
-            _ => u64::MAX,
-        };
-        let em = rem_b[x].min(rem_s[y]).min(afford);
+        let em = rem_b[x].min(rem_s[y]).min(affordable_wh(free_b, p));
         let pay = p.checked_mul(u128::from(em)).map(|v| v / 1000).filter(|v| *v <= free_b);
         let Some(pay) = pay.filter(|_| em >= MIN_TRADE_WH) else { break };
         free[b] = free_b - pay;
@@ -605,6 +597,15 @@ fn match_within(
         }
     }
     out
+}
+
+/// The most energy, Wh, that `free` minor units pay for at `price` per
+/// kWh (`free × 1000 / price`; unbounded at price 0 or past `u128`).
+fn affordable_wh(free: u128, price: u128) -> u64 {
+    match free.checked_mul(1000) {
+        Some(v) if price > 0 => u64::try_from(v / price).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
 }
 
 /// Keeps, in the auction's order, the pairs both parties can cover, and
