@@ -1351,37 +1351,15 @@ fn a_flood_at_the_drivers_price_does_not_freeze_settlement() -> bool {
 /// before the run, every validator honest. The flush's blocks stop short
 /// of the window and the run overturns the forgery.
 fn a_driver_call_behind_junk_leaves_the_ior_window() -> bool {
-    use gridledger_ledger::ChainClient as _;
     let mut e = funded_with_window(5_000);
     settle_funding(&mut e);
     let flooder = fresh_keys(78_200, 1).remove(0);
     pay_each(&mut e, &trader(2), std::slice::from_ref(&flooder), coins(5_000), 1);
-    let (b, s) = (trader(0), trader(1));
-    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    if e.d.submit_block(&txs).is_err() {
-        return false;
-    }
-    e.d.primary.seal();
-    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let Some(batch) = one_at_batch(&mut e) else { return false };
     let (_, sub, _, _) = forged_posting(&e, batch);
     forge_last_root(&mut e, batch);
-    let chain_id = e.d.primary.chain_id();
-    for _ in 0..2_400 {
-        let nonce = e.d.primary.next_nonce(&flooder.address());
-        let tx = gridledger_ledger::devnet::call(
-            &flooder,
-            chain_id,
-            nonce,
-            gridledger_rollup::IOR_PRIMARY_ID,
-            "junk",
-            vec![],
-            Amount::ZERO,
-            40_000,
-        );
-        let tx = gridledger_ledger::Transaction { gas_price: Amount(2), ..tx.tx }.sign(&flooder);
-        if e.d.primary.submit(&tx).is_err() {
-            return false;
-        }
+    if !junk_from(&mut e, &flooder, 2_400, Amount(2)) {
+        return false;
     }
     let _ = e.d.flush(&trader(3));
     // The flush's blocks stop short of the window (since attack r29 [2]
@@ -1483,6 +1461,17 @@ const SCENARIOS: [Scenario; 52] = [
     ("a seller's one lock goes to the largest fill, not a sliver", a_sellers_one_lock_goes_to_the_largest_fill),
 ];
 
+/// One block of one AT (trader 0 buys 500 Wh from trader 1, delivered at
+/// 9:00) on the secondary chain, its batch recorded on the primary
+/// chain: the batch's id, `None` if the block is refused.
+fn one_at_batch(e: &mut Env) -> Option<u64> {
+    let (b, s) = (trader(0), trader(1));
+    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).ok()?;
+    e.d.primary.seal();
+    e.d.batch_header(1).map(|h| h.id).ok()
+}
+
 /// `n` empty junk calls from `k` at gas price `price`, sent to the
 /// mempool, not sealed. False if one is refused.
 fn junk_from(e: &mut Env, k: &KeyPair, n: u64, price: Amount) -> bool {
@@ -1515,13 +1504,7 @@ fn junk_past_the_window_holds_it_open_for_the_check() -> bool {
     for i in 0..4 {
         leave_in_wallet(&mut e, &trader(i), coins(11), 78_500 + i);
     }
-    let (b, s) = (trader(0), trader(1));
-    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    if e.d.submit_block(&txs).is_err() {
-        return false;
-    }
-    e.d.primary.seal();
-    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let Some(batch) = one_at_batch(&mut e) else { return false };
     let (exec, sub, _, _) = forged_posting(&e, batch);
     forge_last_root(&mut e, batch);
     for k in &ks {
@@ -1559,13 +1542,7 @@ fn a_driver_call_stops_inside_a_postings_window() -> bool {
     use gridledger_ledger::ChainClient as _;
     let mut e = funded_with_window(5_000);
     settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    if e.d.submit_block(&txs).is_err() {
-        return false;
-    }
-    e.d.primary.seal();
-    let Ok(batch) = e.d.batch_header(1).map(|h| h.id) else { return false };
+    let Some(batch) = one_at_batch(&mut e) else { return false };
     let flooder = fresh_keys(78_600, 1).remove(0);
     pay_each(&mut e, &trader(2), std::slice::from_ref(&flooder), coins(1_000), 1);
     let (exec, sub, _, _) = forged_posting(&e, batch);
