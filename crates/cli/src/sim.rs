@@ -97,7 +97,7 @@ pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
 fn lbft(a: LbftArgs) -> anyhow::Result<()> {
     use gridledger_consensus::lbft::sim::{check, run, scenario, scenario_of_size, SchemeKind};
     let sizes = replica_counts(&a.replicas)?;
-    let seeds = seed_list(a.first, a.seeds)?;
+    let seeds = seed_range(a.first, a.seeds)?;
     let scheme = if a.bls { SchemeKind::Node } else { SchemeKind::Sim };
     // Every seed at each size named, or once at the size it draws.
     let plan: Vec<Option<usize>> =
@@ -153,7 +153,7 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
 /// value that is not a seed is refused, not ignored), otherwise `count`
 /// seeds from `first`. A sweep of no seeds, or one past `u64::MAX`, is
 /// refused: neither can pass for a sweep that ran.
-fn seed_list(first: u64, count: u64) -> anyhow::Result<std::ops::RangeInclusive<u64>> {
+fn seed_range(first: u64, count: u64) -> anyhow::Result<std::ops::RangeInclusive<u64>> {
     if let Some(v) = std::env::var_os("GRIDLEDGER_SIM_SEED") {
         let v = v.to_string_lossy();
         let seed = v
@@ -187,7 +187,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         return mutants(&a);
     }
     let started = std::time::Instant::now();
-    let list = seed_list(a.first, a.seeds)?;
+    let list = seed_range(a.first, a.seeds)?;
     let n = seed_count(&list);
     let bar = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(n) };
     let mut failures: Vec<Violation> = Vec::new();
@@ -242,7 +242,7 @@ fn mutants(a: &PbftArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut missed = 0;
     for m in Mutation::ALL {
-        let caught = seed_list(a.first, a.seeds)?.find_map(|seed| {
+        let caught = seed_range(a.first, a.seeds)?.find_map(|seed| {
             run_driver(&scenario(a, seed), &DriverSimOptions { mutation: Some(m), ..DriverSimOptions::default() }).err()
         });
         missed += usize::from(caught.is_none());
